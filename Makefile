@@ -1,0 +1,51 @@
+# systolix: `make demo` runs the main job, `make test` runs the test suite.
+# Both do all set-up themselves (idempotent `make setup`): a .venv with pinned packages and,
+# when missing, Debian's iverilog (plus make/g++ for Verilator builds).
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.systolix-installed
+PYTEST := $(PY) -m pytest
+APT    := DEBIAN_FRONTEND=noninteractive apt-get
+
+.PHONY: setup sysdeps demo test test-slow test-all lint generate clean
+
+setup: sysdeps $(STAMP)
+
+sysdeps:
+	@missing=""; \
+	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
+	command -v g++ >/dev/null || missing="$$missing g++"; \
+	command -v make >/dev/null || missing="$$missing make"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "setup: need$$missing; run as root or install them" >&2; exit 1; fi; \
+	  echo "setup: installing$$missing"; \
+	  $(APT) update -qq && $(APT) install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/systolix demo
+
+test: setup
+	$(PYTEST) -m "not slow"
+
+test-slow: setup
+	$(PYTEST) -m slow
+
+test-all: setup
+	$(PYTEST)
+
+lint: setup
+	$(PYTEST) tests/test_lint.py
+
+generate: setup
+	$(VENV)/bin/systolix generate systolic --rows 8 --cols 8 -o rtl
+
+clean:
+	rm -rf sim_out/*/ .pytest_cache

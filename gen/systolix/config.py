@@ -1,0 +1,200 @@
+"""Frozen, validated configuration of a generated engine.
+
+One :class:`SystolicConfig` describes one generator run. It is validated once, here, and the same
+object then feeds the Amaranth generator, the numpy golden model, the cycle model, the testbench
+and the manifest written beside the RTL, so those can never disagree about a parameter.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+__all__ = ["Dataflow", "Numerics", "SystolicConfig", "MAX_ARRAY_DIM"]
+
+#: Largest supported array side (TPU v1 is 256 x 256). Emitting a flattened 64 x 64 array already
+#: takes ~25 s; the cap stops a typo from starting an hour-long elaboration.
+MAX_ARRAY_DIM = 256
+
+MIN_IN_WIDTH, MAX_IN_WIDTH = 2, 16
+MAX_ACC_WIDTH = 64
+
+
+def _check_int(name, value, lo, hi=None):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        span = f"at least {lo}" if hi is None else f"in range {lo}..{hi}"
+        raise ValueError(f"{name} must be {span}, not {value}")
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {value!r}")
+
+
+class Dataflow(enum.Enum):
+    """Which operand stays in the processing elements.
+
+    Chosen at elaboration time: a generated array implements exactly one dataflow.
+    """
+
+    #: Each PE owns one output element and accumulates it over K (C stays, A and B move).
+    OUTPUT_STATIONARY = "os"
+
+
+@dataclass(frozen=True)
+class Numerics:
+    """The arithmetic contract of an engine, shared by RTL and golden model.
+
+    Operands are ``in_width``-bit two's-complement integers (or unsigned integers when
+    ``signed`` is false). Each product is exact. The accumulator is always a **signed**
+    two's-complement ``acc_width``-bit register, starting at 0 for every output tile. Products
+    are added in increasing ``k`` order; after every addition the accumulator either
+
+    * wraps: keeps the low ``acc_width`` bits (arithmetic modulo ``2**acc_width``), or
+    * saturates (``saturate=True``): is clamped to ``[-2**(acc_width-1), 2**(acc_width-1) - 1]``.
+      Saturation is sticky only in the sense that later products are added to the clamped value,
+      exactly as a hardware accumulator would.
+
+    Parameters
+    ----------
+    in_width : int
+        Operand width in bits, 2..16. Default 8 (int8).
+    acc_width : int
+        Accumulator width in bits. At least wide enough for one product (``2*in_width`` signed,
+        ``2*in_width + 1`` unsigned), at most 64. Default 32.
+    signed : bool
+        Operands are two's complement (default) or unsigned.
+    saturate : bool
+        Saturate instead of wrap on accumulator overflow. Default ``False`` (wrap).
+    """
+
+    in_width: int = 8
+    acc_width: int = 32
+    signed: bool = True
+    saturate: bool = False
+
+    def __post_init__(self):
+        _check_int("in_width", self.in_width, MIN_IN_WIDTH, MAX_IN_WIDTH)
+        _check_bool("signed", self.signed)
+        _check_bool("saturate", self.saturate)
+        _check_int("acc_width", self.acc_width, 1, MAX_ACC_WIDTH)
+        if self.acc_width < self.product_width:
+            raise ValueError(
+                f"acc_width must be at least {self.product_width} to hold one "
+                f"{'signed' if self.signed else 'unsigned'} {self.in_width}-bit product, "
+                f"not {self.acc_width}")
+
+    @property
+    def product_width(self):
+        """Bits a signed accumulator needs to hold any single product exactly."""
+        return 2 * self.in_width if self.signed else 2 * self.in_width + 1
+
+    @property
+    def in_min(self):
+        return -(1 << (self.in_width - 1)) if self.signed else 0
+
+    @property
+    def in_max(self):
+        return (1 << (self.in_width - 1)) - 1 if self.signed else (1 << self.in_width) - 1
+
+    @property
+    def acc_min(self):
+        return -(1 << (self.acc_width - 1))
+
+    @property
+    def acc_max(self):
+        return (1 << (self.acc_width - 1)) - 1
+
+    @property
+    def overflow(self):
+        """``"saturate"`` or ``"wrap"``."""
+        return "saturate" if self.saturate else "wrap"
+
+    @property
+    def operand_type(self):
+        """Short operand type name, e.g. ``int8`` or ``uint8``."""
+        return f"{'int' if self.signed else 'uint'}{self.in_width}"
+
+    @property
+    def output_dtype(self):
+        """numpy dtype name of result matrices: int32 up to 32-bit accumulators, else int64."""
+        return "int32" if self.acc_width <= 32 else "int64"
+
+    def to_dict(self):
+        return {
+            "in_width": self.in_width,
+            "acc_width": self.acc_width,
+            "signed": self.signed,
+            "saturate": self.saturate,
+            "operand_range": [self.in_min, self.in_max],
+            "accumulator_range": [self.acc_min, self.acc_max],
+            "overflow": self.overflow,
+            "output_dtype": self.output_dtype,
+            "spec": (
+                f"{self.operand_type} x {self.operand_type} products are exact; each is added in "
+                f"increasing k order to a signed {self.acc_width}-bit accumulator that starts at 0 "
+                + ("and is clamped to its range after every addition."
+                   if self.saturate else
+                   f"and wraps modulo 2^{self.acc_width} (two's complement).")),
+        }
+
+
+@dataclass(frozen=True)
+class SystolicConfig:
+    """An R x C systolic array.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array size, 1..:data:`MAX_ARRAY_DIM` each; non-square arrays are fine.
+    dataflow : Dataflow
+        Which operand is stationary. Only output-stationary exists so far.
+    numerics : Numerics
+        Operand and accumulator arithmetic.
+    """
+
+    rows: int
+    cols: int
+    dataflow: Dataflow = Dataflow.OUTPUT_STATIONARY
+    numerics: Numerics = field(default_factory=Numerics)
+
+    def __post_init__(self):
+        _check_int("rows", self.rows, 1, MAX_ARRAY_DIM)
+        _check_int("cols", self.cols, 1, MAX_ARRAY_DIM)
+        if not isinstance(self.dataflow, Dataflow):
+            raise TypeError(f"dataflow must be a Dataflow, not {self.dataflow!r}")
+        if not isinstance(self.numerics, Numerics):
+            raise TypeError(f"numerics must be a Numerics, not {self.numerics!r}")
+
+    @property
+    def macs(self):
+        """Multiply-accumulate units in the array."""
+        return self.rows * self.cols
+
+    @property
+    def name(self):
+        """Module and file name, unique per configuration, e.g.
+        ``systolic_os_8x8_int8_acc32_wrap``."""
+        n = self.numerics
+        return (f"systolic_{self.dataflow.value}_{self.rows}x{self.cols}_"
+                f"{n.operand_type}_acc{n.acc_width}_{n.overflow}")
+
+    def to_dict(self):
+        return {
+            "kind": "systolic",
+            "name": self.name,
+            "rows": self.rows,
+            "cols": self.cols,
+            "dataflow": self.dataflow.value,
+            "numerics": self.numerics.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of :meth:`to_dict` (derived fields are ignored)."""
+        n = d["numerics"]
+        return cls(rows=d["rows"], cols=d["cols"], dataflow=Dataflow(d["dataflow"]),
+                   numerics=Numerics(in_width=n["in_width"], acc_width=n["acc_width"],
+                                     signed=n["signed"], saturate=n["saturate"]))

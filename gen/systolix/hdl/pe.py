@@ -1,0 +1,114 @@
+"""Processing element of the output-stationary systolic array."""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import Numerics
+from .arith import acc_shape, accumulate, operand_shape
+
+__all__ = ["OutputStationaryPE"]
+
+
+class OutputStationaryPE(wiring.Component):
+    """One multiply-accumulate cell that owns one output element.
+
+    Every cycle the PE forwards ``a`` (with its ``valid``/``last`` flags) to its right neighbour and
+    ``b`` to the neighbour below, each through one register. On a ``valid`` beat it adds ``a * b``
+    to its accumulator (wrapping or saturating per :class:`~systolix.config.Numerics`). On a beat
+    that is both ``valid`` and ``last`` the finished sum is copied into the drain register and the
+    accumulator restarts from 0, so the next tile may follow with no gap.
+
+    The drain registers of one column form a shift chain (``drain_in`` from the PE above,
+    ``drain_out`` to the PE below) that carries finished results out of the bottom of the array.
+    The ``last`` wavefront reaches row ``r`` one cycle after row ``r - 1``, so results appear
+    staggered down the column; each PE therefore *holds* its result for ``hold_cycles`` cycles
+    (``rows - 1 - r`` in an R-row array) and otherwise shifts. All results of a column are then
+    in place in the same cycle, and the column shifts them out, bottom row first, one per cycle.
+    Nothing collides as long as consecutive ``last`` beats are at least ``rows`` cycles apart.
+
+    Parameters
+    ----------
+    numerics : Numerics
+    hold_cycles : int
+        Cycles to hold a finished result before shifting, ``>= 0``.
+
+    Attributes
+    ----------
+    a, b : In(operand)
+        Operands of this cycle's beat.
+    valid, last : In(1)
+        The beat carries data; it is the final beat (k = K - 1) of its tile.
+    a_out, b_out, valid_out, last_out : Out
+        The same values, one cycle later, for the neighbours.
+    drain_in : In(signed(acc_width))
+        Drain chain from the PE above (0 for the top row).
+    drain_out : Out(signed(acc_width))
+        Drain chain to the PE below; driven by a register.
+    """
+
+    def __init__(self, numerics: Numerics, *, hold_cycles=0):
+        if not isinstance(numerics, Numerics):
+            raise TypeError(f"numerics must be a Numerics, not {numerics!r}")
+        if not isinstance(hold_cycles, int) or isinstance(hold_cycles, bool) or hold_cycles < 0:
+            raise ValueError(f"hold_cycles must be a non-negative integer, not {hold_cycles!r}")
+        self._numerics = numerics
+        self._hold_cycles = hold_cycles
+        op, acc = operand_shape(numerics), acc_shape(numerics)
+        super().__init__({
+            "a": In(op), "b": In(op), "valid": In(1), "last": In(1),
+            "a_out": Out(op), "b_out": Out(op), "valid_out": Out(1), "last_out": Out(1),
+            "drain_in": In(acc), "drain_out": Out(acc),
+        })
+
+    @property
+    def numerics(self):
+        return self._numerics
+
+    @property
+    def hold_cycles(self):
+        return self._hold_cycles
+
+    @property
+    def forward_latency(self):
+        """Cycles from an operand at ``a``/``b`` to the same operand at ``a_out``/``b_out``."""
+        return 1
+
+    @property
+    def result_latency(self):
+        """Cycles from the ``last`` beat to its sum on ``drain_out``."""
+        return 1
+
+    def elaborate(self, platform):
+        m = Module()
+        acc = Signal(acc_shape(self._numerics))
+        total = Signal(acc_shape(self._numerics))
+        drain = Signal(acc_shape(self._numerics), reset_less=True)  # pure data: no reset needed
+        finish = self.valid & self.last
+
+        m.d.comb += total.eq(accumulate(acc, self.a * self.b, self._numerics))
+        with m.If(self.valid):
+            m.d.sync += acc.eq(Mux(self.last, 0, total))
+
+        if self._hold_cycles:
+            hold = Signal(range(self._hold_cycles + 1))
+            with m.If(finish):
+                m.d.sync += [drain.eq(total), hold.eq(self._hold_cycles)]
+            with m.Elif(hold != 0):
+                m.d.sync += hold.eq(hold - 1)
+            with m.Else():
+                m.d.sync += drain.eq(self.drain_in)
+        else:
+            m.d.sync += drain.eq(Mux(finish, total, self.drain_in))
+        m.d.comb += self.drain_out.eq(drain)
+
+        m.d.sync += [
+            self.valid_out.eq(self.valid),
+            self.last_out.eq(self.last),
+        ]
+        # Operands are pure data (only `valid` gives them meaning): no reset, fewer LUTs.
+        a_reg = Signal.like(self.a, reset_less=True)
+        b_reg = Signal.like(self.b, reset_less=True)
+        m.d.sync += [a_reg.eq(self.a), b_reg.eq(self.b)]
+        m.d.comb += [self.a_out.eq(a_reg), self.b_out.eq(b_reg)]
+        return m

@@ -1,0 +1,166 @@
+"""R x C output-stationary systolic array with built-in input skew and output de-skew."""
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import Dataflow, SystolicConfig
+from .arith import acc_shape, operand_shape
+from .pe import OutputStationaryPE
+from .skew import DelayLanes, deskew_delays, skew_delays
+
+__all__ = ["OutputStationaryArray", "input_layout", "output_layout"]
+
+
+def _row_shape(rows):
+    return unsigned(max(1, (rows - 1).bit_length()))
+
+
+def input_layout(config: SystolicConfig):
+    """Payload of the input stream: one column of an A tile, one row of a B tile, and ``last``."""
+    op = operand_shape(config.numerics)
+    return data.StructLayout({
+        "a": data.ArrayLayout(op, config.rows),
+        "b": data.ArrayLayout(op, config.cols),
+        "last": 1,
+    })
+
+
+def output_layout(config: SystolicConfig):
+    """Payload of the output stream: one row of a finished C tile and its row index."""
+    return data.StructLayout({
+        "data": data.ArrayLayout(acc_shape(config.numerics), config.cols),
+        "row": _row_shape(config.rows),
+    })
+
+
+class OutputStationaryArray(wiring.Component):
+    """An R x C grid of :class:`OutputStationaryPE` computing one R x C tile of C = A x B.
+
+    **Input** (stream ``i``, valid/ready). One beat per k: ``a[r] = A[r, k]`` for the R rows of
+    the tile and ``b[c] = B[k, c]`` for its C columns; ``last`` marks k = K - 1. A tile may have any
+    K >= 1 and the next tile may start in the very next cycle. The skew that turns each beat into a
+    diagonal wavefront is inside the array. ``ready`` is low only for a ``last`` beat that would
+    arrive fewer than ``rows`` cycles after the previous accepted ``last`` beat (the drain needs
+    ``rows`` cycles per tile), so tiles with K >= R stream with no stall at all.
+
+    **Output** (stream ``o``, always ready: the drain never stops). Each finished tile comes out
+    as R consecutive beats, one row of C per beat, **bottom row first**: ``row`` counts down from
+    R - 1 to 0. The first row is valid :attr:`result_latency` cycles after the cycle in which the
+    tile's ``last`` beat was accepted.
+
+    Parameters
+    ----------
+    config : SystolicConfig
+        Must be output-stationary.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(input_layout(config)))
+    o : Out(stream.Signature(output_layout(config), always_ready=True))
+    """
+
+    def __init__(self, config: SystolicConfig):
+        if not isinstance(config, SystolicConfig):
+            raise TypeError(f"config must be a SystolicConfig, not {config!r}")
+        if config.dataflow is not Dataflow.OUTPUT_STATIONARY:
+            raise ValueError(f"OutputStationaryArray cannot implement dataflow {config.dataflow}")
+        self._config = config
+        super().__init__({
+            "i": In(stream.Signature(input_layout(config))),
+            "o": Out(stream.Signature(output_layout(config), always_ready=True)),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def result_latency(self):
+        """Cycles from accepting a tile's ``last`` beat to its first output row (row R - 1)."""
+        return self._config.rows + self._config.cols - 1
+
+    @property
+    def drain_cycles(self):
+        """Output beats per tile (one per row), which is also the minimum spacing of ``last``."""
+        return self._config.rows
+
+    @property
+    def completion_latency(self):
+        """Cycles from accepting a tile's ``last`` beat to its final output row (row 0)."""
+        return self.result_latency + self.drain_cycles - 1
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C, num = self._config.rows, self._config.cols, self._config.numerics
+        op = operand_shape(num)
+
+        # --- input handshake: space `last` beats >= R cycles apart so drains never collide
+        since_last = Signal(range(R + 1), init=R)
+        m.d.comb += self.i.ready.eq(~self.i.payload.last | (since_last == R))
+        accept = self.i.valid & self.i.ready
+        with m.If(accept & self.i.payload.last):
+            m.d.sync += since_last.eq(1 if R > 1 else R)
+        with m.Elif(since_last != R):
+            m.d.sync += since_last.eq(since_last + 1)
+
+        # --- input skew: row r and column c enter r and c cycles late
+        m.submodules.a_skew = a_skew = DelayLanes(op, skew_delays(R))
+        m.submodules.flag_skew = flag_skew = DelayLanes(
+            data.StructLayout({"valid": 1, "last": 1}), skew_delays(R), reset_less=False)
+        m.submodules.b_skew = b_skew = DelayLanes(op, skew_delays(C))
+        m.d.comb += [
+            a_skew.i.eq(self.i.payload.a),
+            b_skew.i.eq(self.i.payload.b),
+        ]
+        for r in range(R):
+            m.d.comb += [
+                flag_skew.i[r].valid.eq(accept),
+                flag_skew.i[r].last.eq(self.i.payload.last),
+            ]
+
+        # --- the mesh: operands and flags move right, b moves down, results drain down
+        pes = [[OutputStationaryPE(num, hold_cycles=R - 1 - r) for _ in range(C)] for r in range(R)]
+        for r in range(R):
+            for c in range(C):
+                pe = pes[r][c]
+                m.submodules[f"pe_{r}_{c}"] = pe
+                if c == 0:
+                    m.d.comb += [
+                        pe.a.eq(a_skew.o[r]),
+                        pe.valid.eq(flag_skew.o[r].valid),
+                        pe.last.eq(flag_skew.o[r].last),
+                    ]
+                else:
+                    left = pes[r][c - 1]
+                    m.d.comb += [
+                        pe.a.eq(left.a_out),
+                        pe.valid.eq(left.valid_out),
+                        pe.last.eq(left.last_out),
+                    ]
+                if r == 0:
+                    m.d.comb += [pe.b.eq(b_skew.o[c]), pe.drain_in.eq(0)]
+                else:
+                    up = pes[r - 1][c]
+                    m.d.comb += [pe.b.eq(up.b_out), pe.drain_in.eq(up.drain_out)]
+
+        # --- output: column c leaves the bottom row c cycles late; re-align the columns
+        m.submodules.deskew = deskew = DelayLanes(acc_shape(num), deskew_delays(C))
+        for c in range(C):
+            m.d.comb += deskew.i[c].eq(pes[R - 1][c].drain_out)
+        m.d.comb += self.o.payload.data.eq(deskew.o)
+
+        # A tile's first row is valid result_latency cycles after its `last` beat was accepted:
+        # delay that event by result_latency - 1 cycles, then the registers below add one more.
+        m.submodules.done_delay = done_delay = DelayLanes(
+            1, [self.result_latency - 1], reset_less=False)
+        m.d.comb += done_delay.i[0].eq(accept & self.i.payload.last)
+        row = Signal(_row_shape(R))
+        with m.If(done_delay.o[0]):
+            m.d.sync += [self.o.valid.eq(1), row.eq(R - 1)]
+        with m.Elif(row != 0):
+            m.d.sync += row.eq(row - 1)
+        with m.Else():
+            m.d.sync += self.o.valid.eq(0)
+        m.d.comb += self.o.payload.row.eq(row)
+        return m

