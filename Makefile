@@ -1,6 +1,6 @@
 # systolix: `make demo` runs the main job, `make test` runs the test suite.
 # Both do all set-up themselves (idempotent `make setup`): a .venv with pinned packages and,
-# when missing, Debian's iverilog (plus make/g++ for Verilator builds).
+# when missing, Debian's iverilog (plus make/g++ for Verilator builds, python3-venv).
 
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -17,6 +17,7 @@ sysdeps:
 	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
 	command -v g++ >/dev/null || missing="$$missing g++"; \
 	command -v make >/dev/null || missing="$$missing make"; \
+	python3 -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "setup: need$$missing; run as root or install them" >&2; exit 1; fi; \
 	  echo "setup: installing$$missing"; \

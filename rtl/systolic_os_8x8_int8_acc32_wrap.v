@@ -10,13 +10,15 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
-  wire [4:0] \$15 ;
+  wire \$15 ;
   wire \$16 ;
-  wire [3:0] \$17 ;
-  reg [3:0] \$18 ;
-  reg \$19 ;
+  wire [4:0] \$17 ;
+  wire \$18 ;
+  wire [3:0] \$19 ;
   wire \$2 ;
-  reg [2:0] \$20 ;
+  reg [3:0] \$20 ;
+  reg \$21 ;
+  reg [2:0] \$22 ;
   wire \$3 ;
   wire \$4 ;
   wire \$5 ;
@@ -785,11 +787,11 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire \valid_out$70 ;
   wire \valid_out$85 ;
   wire \valid_out$95 ;
-  assign \$1  = ~ i__payload[128];
-  assign \$2  = since_last == 4'h8;
-  assign i__ready = \$1  | \$2 ;
-  assign \$3  = i__valid & i__ready;
-  assign \$4  = i__valid & i__ready;
+  assign \$1  = ~ rst;
+  assign \$2  = ~ i__payload[128];
+  assign \$3  = since_last == 4'h8;
+  assign \$4  = \$2  | \$3 ;
+  assign i__ready = \$1  & \$4 ;
   assign \$5  = i__valid & i__ready;
   assign \$6  = i__valid & i__ready;
   assign \$7  = i__valid & i__ready;
@@ -797,19 +799,21 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign \$9  = i__valid & i__ready;
   assign \$10  = i__valid & i__ready;
   assign \$11  = i__valid & i__ready;
-  assign \i$624  = \$11  & i__payload[128];
   assign \$12  = i__valid & i__ready;
-  assign \$13  = \$12  & i__payload[128];
-  assign \$14  = since_last != 4'h8;
-  assign \$15  = since_last + 1'h1;
-  assign \$16  = | row;
-  assign \$17  = row - 1'h1;
+  assign \$13  = i__valid & i__ready;
+  assign \i$624  = \$13  & i__payload[128];
+  assign \$14  = i__valid & i__ready;
+  assign \$15  = \$14  & i__payload[128];
+  assign \$16  = since_last != 4'h8;
+  assign \$17  = since_last + 1'h1;
+  assign \$18  = | row;
+  assign \$19  = row - 1'h1;
   always @(posedge clk)
-    since_last <= \$18 ;
+    since_last <= \$20 ;
   always @(posedge clk)
-    o__valid <= \$19 ;
+    o__valid <= \$21 ;
   always @(posedge clk)
-    row <= \$20 ;
+    row <= \$22 ;
   \systolic_os_8x8_int8_acc32_wrap.a_skew  a_skew (
     .clk(clk),
     .i(i__payload[63:0]),
@@ -848,7 +852,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
     .clk(clk),
     .drain_out(\drain_in$80 ),
     .last_out(\last$23 ),
-    .\port$738$0 (\o$14 [1:0]),
+    .\port$740$0 (\o$14 [1:0]),
     .rst(rst),
     .valid_out(\valid$21 )
   );
@@ -949,7 +953,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
     .drain_in(\drain_in$80 ),
     .drain_out(\drain_in$157 ),
     .last_out(\last$86 ),
-    .\port$738$2 (\o$14 [3:2]),
+    .\port$740$2 (\o$14 [3:2]),
     .rst(rst),
     .valid_out(\valid$84 )
   );
@@ -1057,7 +1061,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
     .drain_in(\drain_in$157 ),
     .drain_out(\drain_in$234 ),
     .last_out(\last$163 ),
-    .\port$738$4 (\o$14 [5:4]),
+    .\port$740$4 (\o$14 [5:4]),
     .rst(rst),
     .valid_out(\valid$161 )
   );
@@ -1165,7 +1169,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
     .drain_in(\drain_in$234 ),
     .drain_out(\drain_in$311 ),
     .last_out(\last$240 ),
-    .\port$738$6 (\o$14 [7:6]),
+    .\port$740$6 (\o$14 [7:6]),
     .rst(rst),
     .valid_out(\valid$238 )
   );
@@ -1273,7 +1277,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
     .drain_in(\drain_in$311 ),
     .drain_out(\drain_in$388 ),
     .last_out(\last$317 ),
-    .\port$738$8 (\o$14 [9:8]),
+    .\port$740$8 (\o$14 [9:8]),
     .rst(rst),
     .valid_out(\valid$315 )
   );
@@ -1381,7 +1385,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
     .drain_in(\drain_in$388 ),
     .drain_out(\drain_in$465 ),
     .last_out(\last$394 ),
-    .\port$738$10 (\o$14 [11:10]),
+    .\port$740$10 (\o$14 [11:10]),
     .rst(rst),
     .valid_out(\valid$392 )
   );
@@ -1489,7 +1493,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
     .drain_in(\drain_in$465 ),
     .drain_out(\drain_in$542 ),
     .last_out(\last$471 ),
-    .\port$738$12 (\o$14 [13:12]),
+    .\port$740$12 (\o$14 [13:12]),
     .rst(rst),
     .valid_out(\valid$469 )
   );
@@ -1596,7 +1600,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
     .drain_in(\drain_in$542 ),
     .drain_out(\drain_out$615 ),
     .last_out(\last$548 ),
-    .\port$738$14 (\o$14 [15:14]),
+    .\port$740$14 (\o$14 [15:14]),
     .rst(rst),
     .valid_out(\valid$546 )
   );
@@ -1690,40 +1694,40 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$18  = since_last;
-    if (\$13 ) begin
-      \$18  = 4'h1;
-    end else if (\$14 ) begin
-      \$18  = \$15 [3:0];
+    \$20  = since_last;
+    if (\$15 ) begin
+      \$20  = 4'h1;
+    end else if (\$16 ) begin
+      \$20  = \$17 [3:0];
     end
     if (rst) begin
-      \$18  = 4'h8;
+      \$20  = 4'h8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$19  = o__valid;
+    \$21  = o__valid;
     (* full_case = 32'd1 *)
     if (\o$626 ) begin
-      \$19  = 1'h1;
-    end else if (\$16 ) begin
+      \$21  = 1'h1;
+    end else if (\$18 ) begin
     end else begin
-      \$19  = 1'h0;
+      \$21  = 1'h0;
     end
     if (rst) begin
-      \$19  = 1'h0;
+      \$21  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$20  = row;
+    \$22  = row;
     if (\o$626 ) begin
-      \$20  = 3'h7;
-    end else if (\$16 ) begin
-      \$20  = \$17 [2:0];
+      \$22  = 3'h7;
+    end else if (\$18 ) begin
+      \$22  = \$19 [2:0];
     end
     if (rst) begin
-      \$20  = 3'h0;
+      \$22  = 3'h0;
     end
   end
   assign i = i__payload[63:0];
@@ -2186,21 +2190,21 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign \i$614 [63:32] = \drain_out$616 ;
   assign \i$614 [31:0] = \drain_out$615 ;
   assign \i$10 [15] = i__payload[128];
-  assign \i$10 [14] = \$10 ;
+  assign \i$10 [14] = \$12 ;
   assign \i$10 [13] = i__payload[128];
-  assign \i$10 [12] = \$9 ;
+  assign \i$10 [12] = \$11 ;
   assign \i$10 [11] = i__payload[128];
-  assign \i$10 [10] = \$8 ;
+  assign \i$10 [10] = \$10 ;
   assign \i$10 [9] = i__payload[128];
-  assign \i$10 [8] = \$7 ;
+  assign \i$10 [8] = \$9 ;
   assign \i$10 [7] = i__payload[128];
-  assign \i$10 [6] = \$6 ;
+  assign \i$10 [6] = \$8 ;
   assign \i$10 [5] = i__payload[128];
-  assign \i$10 [4] = \$5 ;
+  assign \i$10 [4] = \$7 ;
   assign \i$10 [3] = i__payload[128];
-  assign \i$10 [2] = \$4 ;
+  assign \i$10 [2] = \$6 ;
   assign \i$10 [1] = i__payload[128];
-  assign \i$10 [0] = \$3 ;
+  assign \i$10 [0] = \$5 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3322,7 +3326,7 @@ module \systolic_os_8x8_int8_acc32_wrap.flag_skew (rst, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_0_0 (rst, a, \port$738$0 , b, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_0_0 (rst, a, \port$740$0 , b, drain_out, valid_out, last_out, a_out, b_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [15:0] \$1 ;
   reg \$10 ;
@@ -3359,8 +3363,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_0 (rst, a, \port$738$0 , b, drain_o
   wire last;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$738$0 ;
-  wire [1:0] \port$738$0 ;
+  input [1:0] \port$740$0 ;
+  wire [1:0] \port$740$0 ;
   input rst;
   wire rst;
   wire [31:0] total;
@@ -3369,8 +3373,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_0 (rst, a, \port$738$0 , b, drain_o
   reg valid_out = 1'h0;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$738$0 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$738$0 [0] & \port$738$0 [1];
+  assign \$3  = \port$740$0 [1] ? 32'd0 : \$2 [31:0];
+  assign \$4  = \port$740$0 [0] & \port$740$0 [1];
   assign \$5  = | hold;
   assign \$6  = hold - 1'h1;
   always @(posedge clk)
@@ -3390,7 +3394,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_0 (rst, a, \port$738$0 , b, drain_o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$7  = acc;
-    if (\port$738$0 [0]) begin
+    if (\port$740$0 [0]) begin
       \$7  = \$3 ;
     end
     if (rst) begin
@@ -3422,14 +3426,14 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_0 (rst, a, \port$738$0 , b, drain_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$10  = \port$738$0 [0];
+    \$10  = \port$740$0 [0];
     if (rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$11  = \port$738$0 [1];
+    \$11  = \port$740$0 [1];
     if (rst) begin
       \$11  = 1'h0;
     end
@@ -3438,8 +3442,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_0 (rst, a, \port$738$0 , b, drain_o
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign valid = \port$738$0 [0];
-  assign last = \port$738$0 [1];
+  assign valid = \port$740$0 [0];
+  assign last = \port$740$0 [1];
   assign drain_in = 32'd0;
 endmodule
 
@@ -4281,7 +4285,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_7 (rst, b, valid, last, a, drain_ou
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_1_0 (rst, a, \port$738$2 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_1_0 (rst, a, \port$740$2 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [15:0] \$1 ;
   reg \$10 ;
@@ -4319,8 +4323,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_1_0 (rst, a, \port$738$2 , drain_in, 
   wire last;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$738$2 ;
-  wire [1:0] \port$738$2 ;
+  input [1:0] \port$740$2 ;
+  wire [1:0] \port$740$2 ;
   input rst;
   wire rst;
   wire [31:0] total;
@@ -4329,8 +4333,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_1_0 (rst, a, \port$738$2 , drain_in, 
   reg valid_out = 1'h0;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$738$2 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$738$2 [0] & \port$738$2 [1];
+  assign \$3  = \port$740$2 [1] ? 32'd0 : \$2 [31:0];
+  assign \$4  = \port$740$2 [0] & \port$740$2 [1];
   assign \$5  = | hold;
   assign \$6  = hold - 1'h1;
   always @(posedge clk)
@@ -4350,7 +4354,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_1_0 (rst, a, \port$738$2 , drain_in, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$7  = acc;
-    if (\port$738$2 [0]) begin
+    if (\port$740$2 [0]) begin
       \$7  = \$3 ;
     end
     if (rst) begin
@@ -4382,14 +4386,14 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_1_0 (rst, a, \port$738$2 , drain_in, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = \port$738$2 [0];
+    \$10  = \port$740$2 [0];
     if (rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = \port$738$2 [1];
+    \$11  = \port$740$2 [1];
     if (rst) begin
       \$11  = 1'h0;
     end
@@ -4398,8 +4402,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_1_0 (rst, a, \port$738$2 , drain_in, 
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign valid = \port$738$2 [0];
-  assign last = \port$738$2 [1];
+  assign valid = \port$740$2 [0];
+  assign last = \port$740$2 [1];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -5240,7 +5244,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_1_7 (rst, drain_in, b, valid, last, a
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_2_0 (rst, a, \port$738$4 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_2_0 (rst, a, \port$740$4 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [15:0] \$1 ;
   reg \$10 ;
@@ -5278,8 +5282,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_2_0 (rst, a, \port$738$4 , drain_in, 
   wire last;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$738$4 ;
-  wire [1:0] \port$738$4 ;
+  input [1:0] \port$740$4 ;
+  wire [1:0] \port$740$4 ;
   input rst;
   wire rst;
   wire [31:0] total;
@@ -5288,8 +5292,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_2_0 (rst, a, \port$738$4 , drain_in, 
   reg valid_out = 1'h0;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$738$4 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$738$4 [0] & \port$738$4 [1];
+  assign \$3  = \port$740$4 [1] ? 32'd0 : \$2 [31:0];
+  assign \$4  = \port$740$4 [0] & \port$740$4 [1];
   assign \$5  = | hold;
   assign \$6  = hold - 1'h1;
   always @(posedge clk)
@@ -5309,7 +5313,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_2_0 (rst, a, \port$738$4 , drain_in, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$7  = acc;
-    if (\port$738$4 [0]) begin
+    if (\port$740$4 [0]) begin
       \$7  = \$3 ;
     end
     if (rst) begin
@@ -5341,14 +5345,14 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_2_0 (rst, a, \port$738$4 , drain_in, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$10  = \port$738$4 [0];
+    \$10  = \port$740$4 [0];
     if (rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$11  = \port$738$4 [1];
+    \$11  = \port$740$4 [1];
     if (rst) begin
       \$11  = 1'h0;
     end
@@ -5357,8 +5361,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_2_0 (rst, a, \port$738$4 , drain_in, 
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign valid = \port$738$4 [0];
-  assign last = \port$738$4 [1];
+  assign valid = \port$740$4 [0];
+  assign last = \port$740$4 [1];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -6199,7 +6203,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_2_7 (rst, drain_in, b, valid, last, a
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_3_0 (rst, a, \port$738$6 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_3_0 (rst, a, \port$740$6 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [15:0] \$1 ;
   reg \$10 ;
@@ -6237,8 +6241,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_3_0 (rst, a, \port$738$6 , drain_in, 
   wire last;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$738$6 ;
-  wire [1:0] \port$738$6 ;
+  input [1:0] \port$740$6 ;
+  wire [1:0] \port$740$6 ;
   input rst;
   wire rst;
   wire [31:0] total;
@@ -6247,8 +6251,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_3_0 (rst, a, \port$738$6 , drain_in, 
   reg valid_out = 1'h0;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$738$6 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$738$6 [0] & \port$738$6 [1];
+  assign \$3  = \port$740$6 [1] ? 32'd0 : \$2 [31:0];
+  assign \$4  = \port$740$6 [0] & \port$740$6 [1];
   assign \$5  = | hold;
   assign \$6  = hold - 1'h1;
   always @(posedge clk)
@@ -6268,7 +6272,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_3_0 (rst, a, \port$738$6 , drain_in, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$7  = acc;
-    if (\port$738$6 [0]) begin
+    if (\port$740$6 [0]) begin
       \$7  = \$3 ;
     end
     if (rst) begin
@@ -6300,14 +6304,14 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_3_0 (rst, a, \port$738$6 , drain_in, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$10  = \port$738$6 [0];
+    \$10  = \port$740$6 [0];
     if (rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$11  = \port$738$6 [1];
+    \$11  = \port$740$6 [1];
     if (rst) begin
       \$11  = 1'h0;
     end
@@ -6316,8 +6320,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_3_0 (rst, a, \port$738$6 , drain_in, 
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign valid = \port$738$6 [0];
-  assign last = \port$738$6 [1];
+  assign valid = \port$740$6 [0];
+  assign last = \port$740$6 [1];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -7158,7 +7162,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_3_7 (rst, drain_in, b, valid, last, a
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_4_0 (rst, a, \port$738$8 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_4_0 (rst, a, \port$740$8 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire [15:0] \$1 ;
   reg \$10 ;
@@ -7196,8 +7200,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_4_0 (rst, a, \port$738$8 , drain_in, 
   wire last;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$738$8 ;
-  wire [1:0] \port$738$8 ;
+  input [1:0] \port$740$8 ;
+  wire [1:0] \port$740$8 ;
   input rst;
   wire rst;
   wire [31:0] total;
@@ -7206,8 +7210,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_4_0 (rst, a, \port$738$8 , drain_in, 
   reg valid_out = 1'h0;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$738$8 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$738$8 [0] & \port$738$8 [1];
+  assign \$3  = \port$740$8 [1] ? 32'd0 : \$2 [31:0];
+  assign \$4  = \port$740$8 [0] & \port$740$8 [1];
   assign \$5  = | hold;
   assign \$6  = hold - 1'h1;
   always @(posedge clk)
@@ -7227,7 +7231,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_4_0 (rst, a, \port$738$8 , drain_in, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$7  = acc;
-    if (\port$738$8 [0]) begin
+    if (\port$740$8 [0]) begin
       \$7  = \$3 ;
     end
     if (rst) begin
@@ -7259,14 +7263,14 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_4_0 (rst, a, \port$738$8 , drain_in, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$10  = \port$738$8 [0];
+    \$10  = \port$740$8 [0];
     if (rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$11  = \port$738$8 [1];
+    \$11  = \port$740$8 [1];
     if (rst) begin
       \$11  = 1'h0;
     end
@@ -7275,8 +7279,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_4_0 (rst, a, \port$738$8 , drain_in, 
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign valid = \port$738$8 [0];
-  assign last = \port$738$8 [1];
+  assign valid = \port$740$8 [0];
+  assign last = \port$740$8 [1];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8117,7 +8121,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_4_7 (rst, drain_in, b, valid, last, a
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_5_0 (rst, a, \port$738$10 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_5_0 (rst, a, \port$740$10 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire [15:0] \$1 ;
   reg \$10 ;
@@ -8155,8 +8159,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_5_0 (rst, a, \port$738$10 , drain_in,
   wire last;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$738$10 ;
-  wire [1:0] \port$738$10 ;
+  input [1:0] \port$740$10 ;
+  wire [1:0] \port$740$10 ;
   input rst;
   wire rst;
   wire [31:0] total;
@@ -8165,8 +8169,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_5_0 (rst, a, \port$738$10 , drain_in,
   reg valid_out = 1'h0;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$738$10 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$738$10 [0] & \port$738$10 [1];
+  assign \$3  = \port$740$10 [1] ? 32'd0 : \$2 [31:0];
+  assign \$4  = \port$740$10 [0] & \port$740$10 [1];
   assign \$5  = | hold;
   assign \$6  = hold - 1'h1;
   always @(posedge clk)
@@ -8186,7 +8190,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_5_0 (rst, a, \port$738$10 , drain_in,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$7  = acc;
-    if (\port$738$10 [0]) begin
+    if (\port$740$10 [0]) begin
       \$7  = \$3 ;
     end
     if (rst) begin
@@ -8218,14 +8222,14 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_5_0 (rst, a, \port$738$10 , drain_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$10  = \port$738$10 [0];
+    \$10  = \port$740$10 [0];
     if (rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$11  = \port$738$10 [1];
+    \$11  = \port$740$10 [1];
     if (rst) begin
       \$11  = 1'h0;
     end
@@ -8234,8 +8238,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_5_0 (rst, a, \port$738$10 , drain_in,
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign valid = \port$738$10 [0];
-  assign last = \port$738$10 [1];
+  assign valid = \port$740$10 [0];
+  assign last = \port$740$10 [1];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -9076,7 +9080,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_5_7 (rst, drain_in, b, valid, last, a
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_6_0 (rst, a, \port$738$12 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_6_0 (rst, a, \port$740$12 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
   wire [15:0] \$1 ;
   reg \$10 ;
@@ -9114,8 +9118,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_6_0 (rst, a, \port$738$12 , drain_in,
   wire last;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$738$12 ;
-  wire [1:0] \port$738$12 ;
+  input [1:0] \port$740$12 ;
+  wire [1:0] \port$740$12 ;
   input rst;
   wire rst;
   wire [31:0] total;
@@ -9124,8 +9128,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_6_0 (rst, a, \port$738$12 , drain_in,
   reg valid_out = 1'h0;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$738$12 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$738$12 [0] & \port$738$12 [1];
+  assign \$3  = \port$740$12 [1] ? 32'd0 : \$2 [31:0];
+  assign \$4  = \port$740$12 [0] & \port$740$12 [1];
   assign \$6  = hold - 1'h1;
   always @(posedge clk)
     acc <= \$7 ;
@@ -9144,7 +9148,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_6_0 (rst, a, \port$738$12 , drain_in,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
     \$7  = acc;
-    if (\port$738$12 [0]) begin
+    if (\port$740$12 [0]) begin
       \$7  = \$3 ;
     end
     if (rst) begin
@@ -9176,14 +9180,14 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_6_0 (rst, a, \port$738$12 , drain_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$10  = \port$738$12 [0];
+    \$10  = \port$740$12 [0];
     if (rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$11  = \port$738$12 [1];
+    \$11  = \port$740$12 [1];
     if (rst) begin
       \$11  = 1'h0;
     end
@@ -9192,8 +9196,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_6_0 (rst, a, \port$738$12 , drain_in,
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign valid = \port$738$12 [0];
-  assign last = \port$738$12 [1];
+  assign valid = \port$740$12 [0];
+  assign last = \port$740$12 [1];
   assign \$5  = hold;
 endmodule
 
@@ -10035,7 +10039,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_6_7 (rst, drain_in, b, valid, last, a
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_7_0 (rst, a, \port$738$14 , drain_in, b, drain_out, valid_out, last_out, a_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_7_0 (rst, a, \port$740$14 , drain_in, b, drain_out, valid_out, last_out, a_out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$60  = 0;
   wire [15:0] \$1 ;
   wire [32:0] \$2 ;
@@ -10068,8 +10072,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_7_0 (rst, a, \port$738$14 , drain_in,
   wire last;
   output last_out;
   reg last_out = 1'h0;
-  input [1:0] \port$738$14 ;
-  wire [1:0] \port$738$14 ;
+  input [1:0] \port$740$14 ;
+  wire [1:0] \port$740$14 ;
   input rst;
   wire rst;
   wire [31:0] total;
@@ -10077,8 +10081,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_7_0 (rst, a, \port$738$14 , drain_in,
   output valid_out;
   reg valid_out = 1'h0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$738$14 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$738$14 [0] & \port$738$14 [1];
+  assign \$3  = \port$740$14 [1] ? 32'd0 : \$2 [31:0];
+  assign \$4  = \port$740$14 [0] & \port$740$14 [1];
   assign \$5  = \$4  ? \$2 [31:0] : drain_in;
   always @(posedge clk)
     acc <= \$6 ;
@@ -10096,7 +10100,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_7_0 (rst, a, \port$738$14 , drain_in,
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
     \$6  = acc;
-    if (\port$738$14 [0]) begin
+    if (\port$740$14 [0]) begin
       \$6  = \$3 ;
     end
     if (rst) begin
@@ -10105,14 +10109,14 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_7_0 (rst, a, \port$738$14 , drain_in,
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$7  = \port$738$14 [0];
+    \$7  = \port$740$14 [0];
     if (rst) begin
       \$7  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$8  = \port$738$14 [1];
+    \$8  = \port$740$14 [1];
     if (rst) begin
       \$8  = 1'h0;
     end
@@ -10121,8 +10125,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_7_0 (rst, a, \port$738$14 , drain_in,
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign valid = \port$738$14 [0];
-  assign last = \port$738$14 [1];
+  assign valid = \port$740$14 [0];
+  assign last = \port$740$14 [1];
 endmodule
 
 (* generator = "Amaranth" *)

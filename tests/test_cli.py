@@ -107,7 +107,7 @@ def test_bad_matrices_are_one_line_errors_and_write_nothing(tmp_path):
     (["--in-width", "1"], "in_width must be in range 2..16, not 1"),
     (["--in-width", "17"], "in_width must be in range 2..16, not 17"),
     (["--acc-width", "12"], "acc_width must be at least 16"),
-    (["--acc-width", "70"], "acc_width must be in range 1..64, not 70"),
+    (["--acc-width", "70"], "acc_width must be in range 16..64, not 70"),
 ])
 def test_bad_engine_flags(tmp_path, flags, fragment):
     proc = systolix("generate", "systolic", *flags, "-o", tmp_path / "out")
@@ -159,3 +159,49 @@ def test_generate_writes_both_files(tmp_path):
     assert proc.returncode == 0, proc.stderr
     name = "systolic_os_2x3_int8_acc32_wrap"
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [name + ".json", name + ".v"]
+
+
+def test_more_bad_paths(tmp_path, mats):
+    d, _, _ = mats
+    (tmp_path / "empty.csv").write_text("# nothing here\n")
+    cases = [
+        (["--a", tmp_path / "empty.csv", "--b", d / "b.npy", "-o", d / "c.npy"], "is empty"),
+        (["--a", tmp_path, "--b", d / "b.npy", "-o", d / "c.npy"], "it is a directory"),
+        (["--a", d / ("x" * 300 + ".npy"), "--b", d / "b.npy", "-o", d / "c.npy"],
+         "File name too long"),
+        (["--a", d / "a.npy", "--b", d / "b.npy", "-o", "/proc/c.npy"], "cannot write"),
+        (["--a", d / "a.npy", "--b", d / "b.npy", "-o", d / ("y" * 300 + ".npy")],
+         "cannot write"),
+    ]
+    for args, fragment in cases:
+        proc = systolix("run", *args, "--work-dir", d / "work")
+        assert_one_line_error(proc, fragment)
+        assert not (d / "c.npy").exists() and not (d / "work").exists()
+
+
+def test_demo_rejects_bad_arguments_before_writing(tmp_path):
+    for flags, fragment in [(["--seed", "-1"], "--seed must be in range"),
+                            (["--size", "0"], "--size must be at least 1")]:
+        proc = systolix("demo", *flags, "--rtl-dir", tmp_path / "rtl",
+                        "--work-dir", tmp_path / "w")
+        assert_one_line_error(proc, fragment)
+        assert not (tmp_path / "rtl").exists() and not (tmp_path / "w").exists()
+
+
+def test_mismatch_is_an_error_and_writes_nothing(mats, monkeypatch, capsys):
+    """If the RTL ever disagreed with numpy, the user must hear it and get no C."""
+    d, _, _ = mats
+    real = simulate.run_job
+
+    def corrupted(job, *args, **kwargs):
+        runs, failures, total = real(job, *args, **kwargs)
+        runs[0].c[1, 2] += 1
+        return runs, failures, total
+
+    monkeypatch.setattr(simulate, "run_job", corrupted)
+    rc = cli.main(["run", "--a", str(d / "a.npy"), "--b", str(d / "b.npy"),
+                   "-o", str(d / "c.npy"), "--json", "--work-dir", str(d / "w")])
+    out, err = capsys.readouterr()
+    assert rc == 1 and json.loads(out)["match"] is False
+    assert err.startswith("systolix: error: RTL result does not match the numpy reference")
+    assert not (d / "c.npy").exists()

@@ -23,7 +23,7 @@ def test_name_is_unique_and_readable():
     (dict(in_width=8.0), TypeError, "in_width must be an integer"),
     (dict(acc_width=15), ValueError, "acc_width must be at least 16"),
     (dict(acc_width=16, signed=False), ValueError, "acc_width must be at least 17"),
-    (dict(acc_width=65), ValueError, "acc_width must be in range 1..64, not 65"),
+    (dict(acc_width=65), ValueError, "acc_width must be in range 16..64, not 65"),
     (dict(signed=1), TypeError, "signed must be a bool"),
     (dict(saturate="yes"), TypeError, "saturate must be a bool"),
 ])

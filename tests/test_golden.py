@@ -50,7 +50,6 @@ def test_64_bit_accumulator_edges():
     p = np.array([2**30, -2**30, -2**30], dtype=np.int64)
     got = golden._saturating_add(acc, p, n)
     assert got.tolist() == [2**63 - 1, -2**63, 100 - 2**30]
-    wrap = Numerics(in_width=16, acc_width=64)
     assert golden.wrap(np.array([2**63 - 1], dtype=np.int64) + 1, 64)[0] == -2**63
 
 

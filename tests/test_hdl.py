@@ -43,6 +43,7 @@ def test_skew_helpers():
     assert deskew_delays(3, extra=1) == (3, 2, 1)
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl._ir.UnusedElaboratable")
 @pytest.mark.parametrize("bad", [(), (-1,), (1.5,)])
 def test_delay_lanes_rejects_bad_delays(bad):
     with pytest.raises(ValueError):
@@ -135,7 +136,7 @@ def simulate_array(config, tiles, stall_prob=0.0, seed=0):
 
     async def tb(ctx):
         cycle, n = 0, 0
-        while len(out_rows) < R * len(tiles):
+        while len(out_rows) < R * len(tiles) or cycle < marks.get("end", 0) + 2 * R + C + 2:
             if n < len(beats):
                 valid = rng.random() >= stall_prob
                 a, b, last = beats[n]
@@ -156,6 +157,7 @@ def simulate_array(config, tiles, stall_prob=0.0, seed=0):
             assert cycle < 100_000
 
     run(dut, tb)
+    assert len(out_rows) == R * len(tiles), "extra output rows after the last tile"
     results = []
     for t in range(len(tiles)):
         chunk = out_rows[t * R:(t + 1) * R]

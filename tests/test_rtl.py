@@ -78,6 +78,26 @@ def test_unsigned_uint8(simulator, seed):
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("numerics", [
+    Numerics(in_width=4, acc_width=8),                              # narrowest legal int4
+    Numerics(in_width=16, acc_width=64, signed=False, saturate=True),  # widest: uint16, acc64
+    Numerics(acc_width=17, signed=False),                           # unsigned, wrapping
+], ids=lambda n: f"{n.operand_type}_acc{n.acc_width}_{n.overflow}")
+def test_numerics_extremes(simulator, numerics, seed):
+    config = SystolicConfig(3, 2, numerics=numerics)
+    rng = np.random.default_rng(seed)
+    operands = edge_cases(numerics, 3, 2, rng)
+    operands.append((np.full((3, 500), numerics.in_max, np.int64),
+                     np.full((500, 2), numerics.in_max, np.int64)))
+    runs = check_rtl(config, operands, simulator, seed=seed)
+    exact = 500 * numerics.in_max ** 2
+    if numerics.acc_width < 64:
+        assert exact > numerics.acc_max  # the last GEMM really overflowed
+        assert runs[-1].c[0, 0] == (numerics.acc_max if numerics.saturate
+                                    else golden.wrap(exact, numerics.acc_width))
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
 def test_wide_operands_int64_results(simulator, seed):
     """int16 operands into a 40-bit saturating accumulator: results come back as int64."""
     numerics = Numerics(in_width=16, acc_width=40, saturate=True)
@@ -110,7 +130,6 @@ def test_random_input_stalls(simulator, seed):
     check_rtl(config, operands, simulator, seed=seed, back_to_back=True, stall_prob=0.4)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_int32_wraps_after_131072_products(simulator, seed):
     """The default int32 accumulator, overflowed for real: K = 2**17 + 3 of (-128)^2."""
@@ -121,3 +140,14 @@ def test_int32_wraps_after_131072_products(simulator, seed):
     b[-1, 0] = 5
     runs = check_rtl(config, [(a, b)], simulator, seed=seed)
     assert runs[0].c[0, 1] == golden.wrap(k * 16384, 32) < 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_16x16_array_128_cubed(simulator, seed):
+    """A TPU-like tile size on a GEMM of real size: 64 tiles, 8,192 beats."""
+    config = SystolicConfig(16, 16)
+    rng = np.random.default_rng(seed)
+    runs = check_rtl(config, [rand_operands(rng, config.numerics, 128, 128, 128)], simulator,
+                     seed=seed)
+    assert runs[0].utilization > 0.99

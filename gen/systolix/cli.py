@@ -146,6 +146,9 @@ def _cmd_run(args):
         detail = "; ".join(summary.get("failures", [])) or "result differs from numpy"
         raise SystolixError(f"RTL result does not match the numpy reference ({detail}); "
                             f"{args.output} not written")
+    if not summary["cycles_match_model"]:  # C is right, but a model is wrong: a systolix bug
+        raise SystolixError(f"RTL took {summary['cycles']} cycles but the cycle model predicts "
+                            f"{summary['model_cycles']}; please report this")
     return 0
 
 

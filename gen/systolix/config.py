@@ -79,7 +79,10 @@ class Numerics:
         _check_int("in_width", self.in_width, MIN_IN_WIDTH, MAX_IN_WIDTH)
         _check_bool("signed", self.signed)
         _check_bool("saturate", self.saturate)
-        _check_int("acc_width", self.acc_width, 1, MAX_ACC_WIDTH)
+        _check_int("acc_width", self.acc_width, 1)
+        if self.acc_width > MAX_ACC_WIDTH:
+            raise ValueError(f"acc_width must be in range {self.product_width}..{MAX_ACC_WIDTH}, "
+                             f"not {self.acc_width}")
         if self.acc_width < self.product_width:
             raise ValueError(
                 f"acc_width must be at least {self.product_width} to hold one "

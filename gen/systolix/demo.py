@@ -22,6 +22,8 @@ def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="si
 
     if size < 1:
         raise SystolixError(f"--size must be at least 1, not {size}")
+    if seed is not None and not 0 <= seed < 2**63:
+        raise SystolixError(f"--seed must be in range 0..2^63-1, not {seed}")
     check_simulator(simulator)
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     config = SystolicConfig(8, 8)

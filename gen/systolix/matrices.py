@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +21,21 @@ TEXT_SUFFIXES = (".csv", ".txt")
 def load_matrix(path, label):
     """Read a 2-D integer matrix; ``label`` (e.g. ``"A"``) names it in error messages."""
     path = Path(path)
-    if not path.is_file():
-        raise SystolixError(f"{label}: cannot read {path}: no such file")
+    try:
+        if path.is_dir():
+            raise SystolixError(f"{label}: cannot read {path}: it is a directory")
+        if not path.is_file():
+            raise SystolixError(f"{label}: cannot read {path}: no such file")
+    except OSError as e:
+        raise SystolixError(f"{label}: cannot read {path}: {e.strerror}") from None
     try:
         if path.suffix == ".npy":
             arr = np.load(path, allow_pickle=False)
         elif path.suffix in TEXT_SUFFIXES:
-            arr = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None,
-                             dtype=np.float64, ndmin=2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "empty input" warnings: we report it ourselves
+                arr = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None,
+                                 dtype=np.float64, ndmin=2)
         else:
             raise SystolixError(f"{label}: {path} has unsupported type {path.suffix!r} "
                                 f"(use .npy, .csv or .txt)")
@@ -84,18 +92,26 @@ def check_output_path(path):
     if path.suffix not in (".npy",) + TEXT_SUFFIXES:
         raise SystolixError(f"output {path} has unsupported type {path.suffix!r} "
                             f"(use .npy, .csv or .txt)")
-    if not path.parent.is_dir():
-        raise SystolixError(f"cannot write {path}: directory {path.parent} does not exist")
-    if path.is_dir():
-        raise SystolixError(f"cannot write {path}: it is a directory")
+    try:
+        if not path.parent.is_dir():
+            raise SystolixError(f"cannot write {path}: directory {path.parent} does not exist")
+        if path.is_dir():
+            raise SystolixError(f"cannot write {path}: it is a directory")
+        # Prove the directory is writable now rather than after a long simulation.
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise SystolixError(f"cannot write {path}: {e.strerror}") from None
     return path
 
 
 def save_matrix(arr, path):
     """Write ``arr`` to ``path`` (.npy, .csv or .txt) atomically: all or nothing."""
     path = check_output_path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
         with os.fdopen(fd, "wb") as f:
             if path.suffix == ".npy":
                 np.save(f, arr)
@@ -103,5 +119,6 @@ def save_matrix(arr, path):
                 np.savetxt(f, arr, fmt="%d", delimiter="," if path.suffix == ".csv" else " ")
         os.replace(tmp, path)
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise SystolixError(f"cannot write {path}: {e.strerror}") from None

@@ -75,6 +75,15 @@ async def run_gemm_job(dut):
         cycle += 1
     if driver.accepted != sum(len(b) for b, _ in packed):
         raise AssertionError("array produced all rows before accepting all beats")
+    # Nothing more may come out: watch for longer than any tile's drain takes.
+    for _ in range(2 * R + config.cols + 2):
+        await edge
+        await read_only
+        monitor.sample(cycle)
+        cycle += 1
+    if len(monitor) != rows_before[-1]:
+        raise AssertionError(f"array produced {len(monitor) - rows_before[-1]} output rows "
+                             f"more than the {rows_before[-1]} expected")
 
     outcome = JobOutcome()
     scoreboard = GemmScoreboard(config.numerics, dut._log)

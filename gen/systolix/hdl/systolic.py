@@ -1,6 +1,6 @@
 """R x C output-stationary systolic array with built-in input skew and output de-skew."""
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, ResetSignal, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -97,7 +97,8 @@ class OutputStationaryArray(wiring.Component):
 
         # --- input handshake: space `last` beats >= R cycles apart so drains never collide
         since_last = Signal(range(R + 1), init=R)
-        m.d.comb += self.i.ready.eq(~self.i.payload.last | (since_last == R))
+        # (never ready in reset: a beat offered then would look accepted but be lost)
+        m.d.comb += self.i.ready.eq(~ResetSignal() & (~self.i.payload.last | (since_last == R)))
         accept = self.i.valid & self.i.ready
         with m.If(accept & self.i.payload.last):
             m.d.sync += since_last.eq(1 if R > 1 else R)
