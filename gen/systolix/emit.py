@@ -59,11 +59,15 @@ def ports(top):
     return result
 
 
-def verilog_text(config: SystolicConfig):
-    """Verilog for ``config``; byte-identical for equal configs (no source paths, no dates)."""
+def _convert(config: SystolicConfig):
     top = build(config)
     port_map = {k: v for k, v in ports(top).items() if v is not None}
-    return verilog.convert(top, name=config.name, ports=port_map, emit_src=False)
+    return top, verilog.convert(top, name=config.name, ports=port_map, emit_src=False)
+
+
+def verilog_text(config: SystolicConfig):
+    """Verilog for ``config``; byte-identical for equal configs (no source paths, no dates)."""
+    return _convert(config)[1]
 
 
 def tool_versions():
@@ -152,9 +156,7 @@ def write_design(config: SystolicConfig, out_dir, *, only_if_changed=False):
     ``only_if_changed`` an identical existing file is left alone (keeping simulator builds fresh).
     """
     out_dir = Path(out_dir)
-    top = build(config)
-    port_map = {k: v for k, v in ports(top).items() if v is not None}
-    v_text = verilog.convert(top, name=config.name, ports=port_map, emit_src=False)
+    top, v_text = _convert(config)
     m_text = json.dumps(manifest(config, top), indent=2, sort_keys=True) + "\n"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
