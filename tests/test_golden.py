@@ -7,13 +7,14 @@ from systolix import golden
 from systolix.config import Numerics
 
 
-def slow_gemm(a, b, n: Numerics):
+def slow_gemm(a, b, n: Numerics, chunk=1):
     out = np.zeros((a.shape[0], b.shape[1]), dtype=object)
     for i in range(a.shape[0]):
         for j in range(b.shape[1]):
             acc = 0
-            for k in range(a.shape[1]):
-                acc += int(a[i, k]) * int(b[k, j])
+            for k0 in range(0, a.shape[1], chunk):
+                acc += sum(int(a[i, k]) * int(b[k, j])
+                           for k in range(k0, min(k0 + chunk, a.shape[1])))
                 if n.saturate:
                     acc = min(max(acc, n.acc_min), n.acc_max)
                 else:
@@ -28,19 +29,35 @@ def slow_gemm(a, b, n: Numerics):
     Numerics(in_width=16, acc_width=64), Numerics(in_width=16, acc_width=64, saturate=True),
     Numerics(in_width=16, acc_width=33, saturate=True), Numerics(in_width=2, acc_width=4),
 ], ids=repr)
-def test_matches_python_integers(n, seed):
+@pytest.mark.parametrize("chunk", [1, 4, 7])
+def test_matches_python_integers(n, chunk, seed):
     rng = np.random.default_rng(seed)
     for m, k, p in [(3, 50, 4), (1, 1, 1), (2, 7, 1)]:
         a = rng.integers(n.in_min, n.in_max + 1, (m, k))
         b = rng.integers(n.in_min, n.in_max + 1, (k, p))
-        got = golden.gemm(a, b, n)
+        got = golden.gemm(a, b, n, chunk)
         assert got.dtype == np.dtype(n.output_dtype)
-        assert (got == slow_gemm(a, b, n)).all(), f"seed {seed}"
+        assert (got == slow_gemm(a, b, n, chunk)).all(), f"seed {seed}"
     # extremes over a long K, where wrap and saturate really differ
     for va, vb in [(n.in_min, n.in_min), (n.in_max, n.in_min), (n.in_max, n.in_max)]:
         a = np.full((2, 300), va)
         b = np.full((300, 2), vb)
-        assert (golden.gemm(a, b, n) == slow_gemm(a, b, n)).all()
+        assert (golden.gemm(a, b, n, chunk) == slow_gemm(a, b, n, chunk)).all()
+
+
+def test_chunk_matters_only_when_saturating():
+    """Products +P, +P, +P, -P, -P, -P (P = 127*127) into a 16-bit accumulator: one at a time
+    (chunk 1) or three at a time (chunk 3) the sum clamps at 32767 on the way up and ends at
+    32767 - 3P; in pairs (chunk 2) or all at once (chunk 6) nothing overflows and it ends at 0."""
+    a = np.full((1, 6), 127)
+    b = np.array([[127], [127], [127], [-127], [-127], [-127]])
+    sat = Numerics(acc_width=16, saturate=True)
+    got = [int(golden.gemm(a, b, sat, chunk)[0, 0]) for chunk in (1, 2, 3, 6)]
+    assert got == [32767 - 3 * 127 * 127, 0, 32767 - 3 * 127 * 127, 0]
+    wrap = Numerics(acc_width=16)
+    assert {int(golden.gemm(a, b, wrap, chunk)[0, 0]) for chunk in (1, 2, 3, 6)} == {0}
+    with pytest.raises(ValueError, match="chunk"):
+        golden.gemm(a, b, sat, 0)
 
 
 def test_64_bit_accumulator_edges():

@@ -41,6 +41,9 @@ class Dataflow(enum.Enum):
 
     #: Each PE owns one output element and accumulates it over K (C stays, A and B move).
     OUTPUT_STATIONARY = "os"
+    #: Each PE holds one weight B[k, n] (double-buffered); A moves right, partial sums move down
+    #: and leave the bottom of the array once per row of A, to be accumulated outside it.
+    WEIGHT_STATIONARY = "ws"
 
 
 @dataclass(frozen=True)
@@ -49,13 +52,20 @@ class Numerics:
 
     Operands are ``in_width``-bit two's-complement integers (or unsigned integers when
     ``signed`` is false). Each product is exact. The accumulator is always a **signed**
-    two's-complement ``acc_width``-bit register, starting at 0 for every output tile. Products
-    are added in increasing ``k`` order; after every addition the accumulator either
+    two's-complement ``acc_width``-bit register, starting at 0 for every output element.
+    Products are grouped into *chunks* of consecutive ``k`` (k = 0..g-1, g..2g-1, ...; the chunk
+    size ``g`` is a property of the architecture, see ``accumulation_chunk`` of the configs: 1 for
+    an output-stationary array, the array's rows for a weight-stationary one). Each chunk is summed
+    exactly, and the chunk sums are added to the accumulator in increasing ``k`` order; after every
+    addition the accumulator either
 
     * wraps: keeps the low ``acc_width`` bits (arithmetic modulo ``2**acc_width``), or
     * saturates (``saturate=True``): is clamped to ``[-2**(acc_width-1), 2**(acc_width-1) - 1]``.
-      Saturation is sticky only in the sense that later products are added to the clamped value,
+      Saturation is sticky only in the sense that later chunks are added to the clamped value,
       exactly as a hardware accumulator would.
+
+    With wrapping the chunk size cannot change any result (addition modulo ``2**acc_width`` is
+    associative); with saturation it can, and only when an intermediate sum overflows.
 
     Parameters
     ----------
@@ -125,7 +135,11 @@ class Numerics:
         """numpy dtype name of result matrices: int32 up to 32-bit accumulators, else int64."""
         return "int32" if self.acc_width <= 32 else "int64"
 
-    def to_dict(self):
+    def to_dict(self, chunk=1):
+        """JSON-ready description; ``chunk`` is the architecture's accumulation chunk."""
+        step = ("each product is added" if chunk == 1 else
+                f"products are summed exactly in chunks of {chunk} consecutive k and each chunk "
+                f"sum is added")
         return {
             "in_width": self.in_width,
             "acc_width": self.acc_width,
@@ -135,8 +149,9 @@ class Numerics:
             "accumulator_range": [self.acc_min, self.acc_max],
             "overflow": self.overflow,
             "output_dtype": self.output_dtype,
+            "accumulation_chunk": chunk,
             "spec": (
-                f"{self.operand_type} x {self.operand_type} products are exact; each is added in "
+                f"{self.operand_type} x {self.operand_type} products are exact; {step} in "
                 f"increasing k order to a signed {self.acc_width}-bit accumulator that starts at 0 "
                 + ("and is clamped to its range after every addition."
                    if self.saturate else
@@ -153,7 +168,7 @@ class SystolicConfig:
     rows, cols : int
         Array size, 1..:data:`MAX_ARRAY_DIM` each; non-square arrays are fine.
     dataflow : Dataflow
-        Which operand is stationary. Only output-stationary exists so far.
+        Which operand is stationary: output-stationary (default) or weight-stationary.
     numerics : Numerics
         Operand and accumulator arithmetic.
     """
@@ -177,6 +192,13 @@ class SystolicConfig:
         return self.rows * self.cols
 
     @property
+    def accumulation_chunk(self):
+        """Products summed exactly before each accumulator addition (see :class:`Numerics`):
+        1 for output-stationary (every product meets the accumulator), ``rows`` for
+        weight-stationary (a column of ``rows`` PEs sums one k-tile exactly)."""
+        return 1 if self.dataflow is Dataflow.OUTPUT_STATIONARY else self.rows
+
+    @property
     def name(self):
         """Module and file name, unique per configuration, e.g.
         ``systolic_os_8x8_int8_acc32_wrap``."""
@@ -191,7 +213,7 @@ class SystolicConfig:
             "rows": self.rows,
             "cols": self.cols,
             "dataflow": self.dataflow.value,
-            "numerics": self.numerics.to_dict(),
+            "numerics": self.numerics.to_dict(self.accumulation_chunk),
         }
 
     @classmethod

@@ -27,7 +27,7 @@ def _saturating_add(acc, p, numerics):
     return np.clip(s, numerics.acc_min, numerics.acc_max)
 
 
-def gemm(a, b, numerics: Numerics):
+def gemm(a, b, numerics: Numerics, chunk=1):
     """C = A x B exactly as the hardware computes it.
 
     Parameters
@@ -37,18 +37,25 @@ def gemm(a, b, numerics: Numerics):
         Integer operands inside ``numerics``' operand range (not checked here; see
         :func:`systolix.matrices.check_operand`).
     numerics : Numerics
+    chunk : int
+        The architecture's accumulation chunk (``config.accumulation_chunk``): products of
+        ``chunk`` consecutive k are summed exactly before each accumulator addition. Only
+        matters with saturation.
 
     Returns
     -------
     numpy.ndarray, shape (M, N), dtype ``numerics.output_dtype``
     """
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer, not {chunk!r}")
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
     if numerics.saturate:
-        # Saturation depends on the order of additions: replay them in k order, as the PE does.
+        # Saturation depends on the order of additions: replay them chunk by chunk in k order,
+        # as the hardware does. A chunk sum is exact in int64 (in_width <= 16, chunk <= 256).
         acc = np.zeros((a.shape[0], b.shape[1]), dtype=np.int64)
-        for k in range(a.shape[1]):
-            acc = _saturating_add(acc, np.outer(a[:, k], b[k, :]), numerics)
+        for k0 in range(0, a.shape[1], chunk):
+            acc = _saturating_add(acc, a[:, k0:k0 + chunk] @ b[k0:k0 + chunk, :], numerics)
     else:
         # Wrapping is order-independent; numpy's integer matmul is exact modulo 2**64.
         acc = wrap(a @ b, numerics.acc_width)
