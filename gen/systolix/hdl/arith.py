@@ -1,10 +1,10 @@
 """Shapes and accumulate logic shared by every generator, so all engines obey one numerics spec."""
 
-from amaranth.hdl import Mux, signed, unsigned
+from amaranth.hdl import Mux, Shape, signed, unsigned
 
 from ..config import Numerics
 
-__all__ = ["operand_shape", "acc_shape", "accumulate"]
+__all__ = ["operand_shape", "acc_shape", "product_range", "chunk_sum_shape", "accumulate"]
 
 
 def operand_shape(numerics: Numerics):
@@ -17,12 +17,29 @@ def acc_shape(numerics: Numerics):
     return signed(numerics.acc_width)
 
 
+def product_range(numerics: Numerics):
+    """``(lo, hi)``: the smallest and largest value of one operand product."""
+    corners = [x * y for x in (numerics.in_min, numerics.in_max)
+               for y in (numerics.in_min, numerics.in_max)]
+    return min(corners), max(corners)
+
+
+def chunk_sum_shape(numerics: Numerics, terms):
+    """Narrowest shape that holds the exact sum of any ``terms`` products (``terms >= 1``).
+
+    A column of a weight-stationary array and a dot-product tree sum their products in this
+    shape, so a chunk sum is never truncated before it meets the accumulator.
+    """
+    lo, hi = product_range(numerics)
+    return Shape.cast(range(terms * lo, terms * hi + 1))
+
+
 def accumulate(acc, addend, numerics: Numerics):
     """Expression for ``acc + addend`` reduced to the accumulator as ``numerics`` prescribes.
 
-    ``acc`` must be an accumulator-shaped value and ``addend`` must fit in the accumulator's range
-    (one product always does, by the ``acc_width`` rule), so the exact sum needs at most one
-    extra bit and saturation reduces to two comparisons against the bounds.
+    ``acc`` must be an accumulator-shaped value; ``addend`` is any exact integer (one product or
+    an exact chunk sum, possibly wider than the accumulator). Amaranth widens the sum, so it is
+    exact; wrapping keeps its low ``acc_width`` bits and saturation compares it with the bounds.
     """
     total = acc + addend  # Amaranth widens: the exact sum, never truncated
     if not numerics.saturate:

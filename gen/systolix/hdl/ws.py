@@ -1,0 +1,212 @@
+"""Weight-stationary systolic array with double-buffered (shadow) weights, TPU v1 style."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import Dataflow, Numerics, SystolicConfig
+from .arith import chunk_sum_shape, operand_shape
+from .skew import DelayLanes, deskew_delays, skew_delays
+
+__all__ = ["WeightStationaryPE", "WeightStationaryArray"]
+
+
+class WeightStationaryPE(wiring.Component):
+    """One multiply-add cell holding one weight, with a shadow register for the next one.
+
+    Every cycle the PE adds ``a * weight`` to the partial sum from the PE above and passes the
+    exact sum down (``psum_out``, one register); ``a`` and ``swap`` go right and the weight pipe
+    ``w`` goes down, each through one register. ``capture`` loads ``w`` into the shadow register;
+    a ``swap`` beat uses the active weight and then makes the shadow weight active, so the next
+    tile's weights are loaded while the current tile computes (TPU v1's double buffering).
+
+    Parameters
+    ----------
+    numerics : Numerics
+    row : int
+        Row of this PE, ``>= 0``: the partial sum it passes down covers ``row + 1`` products and
+        is exactly as wide as that needs (see :func:`~systolix.hdl.arith.chunk_sum_shape`).
+
+    Attributes
+    ----------
+    a, swap : In
+        Activation and swap flag from the left. ``a_out``/``swap_out``: the same one cycle later.
+    w : In(operand)
+        Weight pipe from above; ``w_out``: the same one cycle later.
+    capture : In(1)
+        Load ``w`` into the shadow register at the end of this cycle.
+    psum_in : In(chunk_sum_shape(numerics, row)), absent in row 0
+    psum_out : Out(chunk_sum_shape(numerics, row + 1))
+    """
+
+    def __init__(self, numerics: Numerics, *, row=0):
+        if not isinstance(numerics, Numerics):
+            raise TypeError(f"numerics must be a Numerics, not {numerics!r}")
+        if not isinstance(row, int) or isinstance(row, bool) or row < 0:
+            raise ValueError(f"row must be a non-negative integer, not {row!r}")
+        self._numerics = numerics
+        self._row = row
+        op = operand_shape(numerics)
+        members = {
+            "a": In(op), "swap": In(1), "w": In(op), "capture": In(1),
+            "a_out": Out(op), "swap_out": Out(1), "w_out": Out(op),
+            "psum_out": Out(chunk_sum_shape(numerics, row + 1)),
+        }
+        if row:
+            members["psum_in"] = In(chunk_sum_shape(numerics, row))
+        super().__init__(members)
+
+    @property
+    def numerics(self):
+        return self._numerics
+
+    @property
+    def row(self):
+        return self._row
+
+    @property
+    def latency(self):
+        """Cycles from inputs to ``a_out``/``swap_out``/``w_out``/``psum_out``."""
+        return 1
+
+    def elaborate(self, platform):
+        m = Module()
+        op = operand_shape(self._numerics)
+        # Pure data registers: meaning comes from the controller's schedule, so no reset.
+        weight = Signal(op, reset_less=True)
+        shadow = Signal(op, reset_less=True)
+        a_reg = Signal(op, reset_less=True)
+        w_reg = Signal(op, reset_less=True)
+        psum = Signal(self.psum_out.shape(), reset_less=True)
+        swap_reg = Signal()
+
+        product = self.a * weight
+        m.d.sync += psum.eq(self.psum_in + product if self._row else product)
+        with m.If(self.capture):
+            m.d.sync += shadow.eq(self.w)
+        with m.If(self.swap):
+            m.d.sync += weight.eq(shadow)
+        m.d.sync += [a_reg.eq(self.a), w_reg.eq(self.w), swap_reg.eq(self.swap)]
+        m.d.comb += [
+            self.psum_out.eq(psum),
+            self.a_out.eq(a_reg),
+            self.w_out.eq(w_reg),
+            self.swap_out.eq(swap_reg),
+        ]
+        return m
+
+
+class WeightStationaryArray(wiring.Component):
+    """An R x C grid of :class:`WeightStationaryPE`: PE (r, c) holds weight ``B[k0 + r, n0 + c]``.
+
+    The array is a fixed-latency pipeline with no handshake; the engine's controller schedules
+    it. Everything below is in cycles at the array's ports; skew and de-skew are inside.
+
+    **Activations.** A beat is one row of A restricted to the k-tile: ``a[r] = A[m, k0 + r]``,
+    with ``a_valid``. Its column sums leave the bottom, de-skewed, as ``psum[c] =
+    sum_r a[r] * weight(r, c)`` (exact) with ``psum_valid``, :attr:`result_latency` cycles later.
+
+    **Weights.** A weight tile is pushed one row per cycle on ``w``, **last row first**
+    (``w = B[k0 + R - 1, n0 ..]`` first, ``B[k0, n0 ..]`` last), with ``w_capture`` high on the
+    last push; the rows travel down the columns and all land in the shadow registers together.
+    A beat with ``swap`` high is still computed with the old weights; every later beat uses the
+    captured ones. ``swap`` may ride on a beat with ``a_valid`` low (to activate the first tile).
+
+    **Schedule rule** (what makes double buffering safe). With the capture in cycle ``Q`` and
+    swaps in cycles ``S0 < S1``: a tile's weights may be captured only once the previous tile's
+    swap has reached every row, and must be captured before their own swap::
+
+        S0 + R - 1 <= Q < S1        (hence swaps at least R cycles apart)
+
+    Parameters
+    ----------
+    config : SystolicConfig
+        Must be weight-stationary.
+
+    Attributes
+    ----------
+    a : In(ArrayLayout(operand, R)); a_valid, swap : In(1)
+    w : In(ArrayLayout(operand, C)); w_capture : In(1)
+    psum : Out(ArrayLayout(chunk_sum_shape(numerics, R), C)); psum_valid : Out(1)
+    """
+
+    def __init__(self, config: SystolicConfig):
+        if not isinstance(config, SystolicConfig):
+            raise TypeError(f"config must be a SystolicConfig, not {config!r}")
+        if config.dataflow is not Dataflow.WEIGHT_STATIONARY:
+            raise ValueError(f"WeightStationaryArray cannot implement dataflow {config.dataflow}")
+        self._config = config
+        op = operand_shape(config.numerics)
+        super().__init__({
+            "a": In(data.ArrayLayout(op, config.rows)),
+            "a_valid": In(1),
+            "swap": In(1),
+            "w": In(data.ArrayLayout(op, config.cols)),
+            "w_capture": In(1),
+            "psum": Out(data.ArrayLayout(self.psum_shape, config.cols)),
+            "psum_valid": Out(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def psum_shape(self):
+        """Shape of one column sum: exact for any R products."""
+        return chunk_sum_shape(self._config.numerics, self._config.rows)
+
+    @property
+    def result_latency(self):
+        """Cycles from a beat at ``a`` to its column sums at ``psum``."""
+        return self._config.rows + self._config.cols - 1
+
+    @property
+    def min_swap_spacing(self):
+        """Fewest cycles between two ``swap`` beats (the weight pipe is R deep)."""
+        return self._config.rows
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C, num = self._config.rows, self._config.cols, self._config.numerics
+        op = operand_shape(num)
+
+        # Row r's activations enter r cycles late (with their swap flag), column c's weights and
+        # capture strobe c cycles late: both wavefronts then sweep the array diagonally.
+        m.submodules.a_skew = a_skew = DelayLanes(op, skew_delays(R))
+        m.submodules.swap_skew = swap_skew = DelayLanes(1, skew_delays(R), reset_less=False)
+        m.submodules.w_skew = w_skew = DelayLanes(op, skew_delays(C))
+        m.submodules.capture_skew = capture_skew = DelayLanes(1, skew_delays(C), reset_less=False)
+        m.d.comb += [a_skew.i.eq(self.a), w_skew.i.eq(self.w)]
+        for r in range(R):
+            m.d.comb += swap_skew.i[r].eq(self.swap)
+        for c in range(C):
+            m.d.comb += capture_skew.i[c].eq(self.w_capture)
+
+        pes = [[WeightStationaryPE(num, row=r) for _ in range(C)] for r in range(R)]
+        for r in range(R):
+            for c in range(C):
+                pe = pes[r][c]
+                m.submodules[f"pe_{r}_{c}"] = pe
+                # Row r's pushed weight reaches it after r hops, as the capture strobe reaches
+                # the whole column: one strobe per column, shared by all rows.
+                m.d.comb += pe.capture.eq(capture_skew.o[c])
+                if c == 0:
+                    m.d.comb += [pe.a.eq(a_skew.o[r]), pe.swap.eq(swap_skew.o[r])]
+                else:
+                    m.d.comb += [pe.a.eq(pes[r][c - 1].a_out), pe.swap.eq(pes[r][c - 1].swap_out)]
+                if r == 0:
+                    m.d.comb += pe.w.eq(w_skew.o[c])
+                else:
+                    m.d.comb += [pe.w.eq(pes[r - 1][c].w_out),
+                                 pe.psum_in.eq(pes[r - 1][c].psum_out)]
+
+        # Column c's sums leave the bottom c cycles after column 0's: re-align them.
+        m.submodules.deskew = deskew = DelayLanes(self.psum_shape, deskew_delays(C))
+        for c in range(C):
+            m.d.comb += deskew.i[c].eq(pes[R - 1][c].psum_out)
+        m.d.comb += self.psum.eq(deskew.o)
+        m.submodules.valid_delay = valid_delay = DelayLanes(
+            1, [self.result_latency], reset_less=False)
+        m.d.comb += [valid_delay.i[0].eq(self.a_valid), self.psum_valid.eq(valid_delay.o[0])]
+        return m
