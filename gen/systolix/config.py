@@ -10,7 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-__all__ = ["Dataflow", "Numerics", "SystolicConfig", "MAX_ARRAY_DIM"]
+__all__ = ["Dataflow", "Numerics", "SystolicConfig", "EngineConfig", "config_from_dict", "MAX_ARRAY_DIM",
+           "DIM_WIDTH"]
 
 #: Largest supported array side (TPU v1 is 256 x 256). Emitting a flattened 64 x 64 array already
 #: takes ~25 s; the cap stops a typo from starting an hour-long elaboration.
@@ -223,3 +224,126 @@ class SystolicConfig:
         return cls(rows=d["rows"], cols=d["cols"], dataflow=Dataflow(d["dataflow"]),
                    numerics=Numerics(in_width=n["in_width"], acc_width=n["acc_width"],
                                      signed=n["signed"], saturate=n["saturate"]))
+
+
+#: Width of each dimension field of the engine's command port: dimensions up to 65535 can be
+#: *requested*, so a request beyond the buffers is representable and can be rejected.
+DIM_WIDTH = 16
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """A matrix engine: an array plus on-chip buffers for A, B and C and a tiling controller.
+
+    The engine computes C = A x B for any M x K x N with ``1 <= M <= max_m``, ``1 <= K <=
+    max_k`` and ``1 <= N <= max_n``; the buffers are sized for exactly those limits.
+
+    Parameters
+    ----------
+    array : SystolicConfig
+        The array (size, dataflow, numerics).
+    max_m, max_k, max_n : int
+        Largest GEMM dimensions the buffers hold, 1..65535 each. Default 64.
+    """
+
+    array: SystolicConfig
+    max_m: int = 64
+    max_k: int = 64
+    max_n: int = 64
+
+    def __post_init__(self):
+        if not isinstance(self.array, SystolicConfig):
+            raise TypeError(f"array must be a SystolicConfig, not {self.array!r}")
+        for name in ("max_m", "max_k", "max_n"):
+            _check_int(name, getattr(self, name), 1, (1 << DIM_WIDTH) - 1)
+
+    @property
+    def rows(self):
+        return self.array.rows
+
+    @property
+    def cols(self):
+        return self.array.cols
+
+    @property
+    def dataflow(self):
+        return self.array.dataflow
+
+    @property
+    def numerics(self):
+        return self.array.numerics
+
+    @property
+    def macs(self):
+        return self.array.macs
+
+    @property
+    def accumulation_chunk(self):
+        return self.array.accumulation_chunk
+
+    @property
+    def a_depth(self):
+        """Words in the A buffer (each word holds ``rows`` operands)."""
+        if self.dataflow is Dataflow.OUTPUT_STATIONARY:
+            return _ceil_div(self.max_m, self.rows) * self.max_k
+        return _ceil_div(self.max_k, self.rows) * self.max_m
+
+    @property
+    def b_depth(self):
+        """Words in the B buffer (each word holds ``cols`` operands)."""
+        return _ceil_div(self.max_n, self.cols) * self.max_k
+
+    @property
+    def m_stride(self):
+        """C buffer rows reserved per column tile: ``max_m`` rounded up to a power of two, so a
+        C address is just (column tile, m) side by side."""
+        return 1 << (self.max_m - 1).bit_length()
+
+    @property
+    def c_depth(self):
+        """Words in the C buffer (each word holds ``cols`` accumulators)."""
+        return _ceil_div(self.max_n, self.cols) * self.m_stride
+
+    @property
+    def buffer_bits(self):
+        """Total bits of the three buffers."""
+        n = self.numerics
+        return (self.a_depth * self.rows * n.in_width + self.b_depth * self.cols * n.in_width
+                + self.c_depth * self.cols * n.acc_width)
+
+    @property
+    def name(self):
+        """e.g. ``engine_ws_16x16_int8_acc32_wrap_256x256x256`` (max M x K x N last)."""
+        return (self.array.name.replace("systolic_", "engine_", 1)
+                + f"_{self.max_m}x{self.max_k}x{self.max_n}")
+
+    def to_dict(self):
+        return {
+            "kind": "engine",
+            "name": self.name,
+            "array": self.array.to_dict(),
+            "max_m": self.max_m, "max_k": self.max_k, "max_n": self.max_n,
+            "buffers": {
+                "a_words": self.a_depth, "b_words": self.b_depth, "c_words": self.c_depth,
+                "bits": self.buffer_bits,
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(array=SystolicConfig.from_dict(d["array"]), max_m=d["max_m"],
+                   max_k=d["max_k"], max_n=d["max_n"])
+
+
+def config_from_dict(d):
+    """Rebuild any config from its :meth:`to_dict` form (dispatching on ``kind``)."""
+    kinds = {"systolic": SystolicConfig, "engine": EngineConfig}
+    try:
+        cls = kinds[d["kind"]]
+    except KeyError:
+        raise ValueError(f"unknown config kind {d.get('kind')!r}") from None
+    return cls.from_dict(d)

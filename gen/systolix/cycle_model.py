@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import Dataflow, SystolicConfig
+from .config import Dataflow, EngineConfig, SystolicConfig
 
-__all__ = ["GemmCycles", "tile_grid", "stream_cycles", "gemm_cycles", "scalesim_cycles"]
+__all__ = ["GemmCycles", "EngineCycles", "tile_grid", "stream_cycles", "gemm_cycles",
+           "engine_cycles", "scalesim_cycles"]
 
 
 def tile_grid(config: SystolicConfig, m, n):
@@ -83,7 +84,98 @@ def gemm_cycles(config: SystolicConfig, m, k, n):
                       peak_macs=config.macs)
 
 
-def scalesim_cycles(config: SystolicConfig, m, k, n):
-    """SCALE-Sim v2's output-stationary estimate: folds x (R + C + K - 2), folds not overlapped."""
-    tm, tn = tile_grid(config, m, n)
-    return tm * tn * (config.rows + config.cols + k - 2)
+def scalesim_cycles(config, m, k, n):
+    """SCALE-Sim v2's per-fold estimate, folds not overlapped (REFERENCE.md):
+
+    * output-stationary: ceil(M/R) * ceil(N/C) folds of R + C + K - 2 cycles;
+    * weight-stationary: ceil(K/R) * ceil(N/C) folds of 2R + C + M - 2 cycles.
+    """
+    R, C = config.rows, config.cols
+    if config.dataflow is Dataflow.OUTPUT_STATIONARY:
+        return math.ceil(m / R) * math.ceil(n / C) * (R + C + k - 2)
+    return math.ceil(k / R) * math.ceil(n / C) * (2 * R + C + m - 2)
+
+
+@dataclass(frozen=True)
+class EngineCycles:
+    """Predicted cycles of one job on a :class:`~systolix.hdl.engine.MatrixEngine`, per phase,
+    with every stream at full rate (source always valid, sink always ready).
+
+    ``total`` counts from the command handshake to the ``done`` pulse:
+    ``load + compute + drain + 3`` (one cycle each to enter compute, to start the drain's
+    first read and to raise ``done``).
+    """
+
+    m: int
+    k: int
+    n: int
+    tiles: int          # (row or k) tiles x column tiles pushed through the array
+    span: int           # cycles per tile
+    a_words: int
+    b_words: int
+    c_words: int
+    compute: int        # what the engine's `cycles` output reports
+    macs: int
+    peak_macs: int
+
+    @property
+    def load(self):
+        """Cycles of the load phase: A and B words arrive concurrently."""
+        return max(self.a_words, self.b_words)
+
+    @property
+    def drain(self):
+        return self.c_words
+
+    @property
+    def total(self):
+        return self.load + self.compute + self.drain + 3
+
+    @property
+    def utilization(self):
+        """Useful MACs / (array MACs x compute cycles): how busy the array is while computing."""
+        return self.macs / (self.peak_macs * self.compute)
+
+    @property
+    def end_to_end_utilization(self):
+        """The same over the whole job, loading and draining included."""
+        return self.macs / (self.peak_macs * self.total)
+
+    def to_dict(self):
+        return {"m": self.m, "k": self.k, "n": self.n, "tiles": self.tiles, "span": self.span,
+                "a_words": self.a_words, "b_words": self.b_words, "c_words": self.c_words,
+                "load": self.load, "compute": self.compute, "drain": self.drain,
+                "total": self.total, "macs": self.macs, "utilization": self.utilization,
+                "end_to_end_utilization": self.end_to_end_utilization}
+
+
+def engine_cycles(config: EngineConfig, m, k, n):
+    """Exact cycles of C = A(M x K) x B(K x N) on a matrix engine.
+
+    Output-stationary: ``tiles = ceil(M/R) * ceil(N/C)`` output tiles, each ``span = max(K, R)``
+    cycles apart (the array's drain needs R per tile); compute =
+    ``(tiles - 1) * span + K + 2R + C - 1`` (the last tile's K beats, one cycle of buffer
+    latency, R + C - 1 through the array and R - 1 more for its last row).
+
+    Weight-stationary: ``tiles = ceil(K/R) * ceil(N/C)`` weight tiles, each ``span = max(M, R + 1)``
+    cycles (the M rows of A; the next tile's R weight rows are pushed meanwhile, and need R + 1
+    cycles between swaps); compute = ``R + 1 + (tiles - 1) * span + M + R + C`` (loading the first
+    weights, then the last tile's M beats, one cycle of buffer latency and R + C - 1 through the
+    array, whose result is accumulated into C in the same cycle).
+    """
+    for name, v, hi in (("M", m, config.max_m), ("K", k, config.max_k), ("N", n, config.max_n)):
+        if not 1 <= v <= hi:
+            raise ValueError(f"{name} must be in range 1..{hi}, not {v}")
+    R, C = config.rows, config.cols
+    col_tiles = math.ceil(n / C)
+    if config.dataflow is Dataflow.OUTPUT_STATIONARY:
+        tiles, span = math.ceil(m / R) * col_tiles, max(k, R)
+        compute = (tiles - 1) * span + k + 2 * R + C - 1
+        a_words = math.ceil(m / R) * k
+    else:
+        tiles, span = math.ceil(k / R) * col_tiles, max(m, R + 1)
+        compute = R + 1 + (tiles - 1) * span + m + R + C
+        a_words = math.ceil(k / R) * m
+    return EngineCycles(m=m, k=k, n=n, tiles=tiles, span=span, a_words=a_words,
+                        b_words=col_tiles * k, c_words=m * col_tiles, compute=compute,
+                        macs=m * k * n, peak_macs=config.macs)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import SystolicConfig
+from .config import Dataflow, EngineConfig, SystolicConfig
 from .cycle_model import tile_grid
 
-__all__ = ["Tile", "plan_tiles", "pack_input_beats", "unpack_output_rows", "assemble"]
+__all__ = ["Tile", "plan_tiles", "pack_input_beats", "unpack_output_rows", "assemble",
+           "engine_a_words", "engine_b_words", "engine_c_matrix"]
 
 
 @dataclass(frozen=True)
@@ -72,22 +73,27 @@ def pack_input_beats(config: SystolicConfig, a, b):
     return _bits_to_ints(bits.reshape(len(tiles) * k, -1)), tiles
 
 
-def unpack_output_rows(config: SystolicConfig, payloads):
-    """Output payload integers -> (row indices, (N, C) int64 data)."""
-    C, acc = config.cols, config.numerics.acc_width
-    row_bits = max(1, (config.rows - 1).bit_length())
-    nbytes = (C * acc + row_bits + 7) // 8
+def _unpack(payloads, lanes, width, extra_bits):
+    """Payload integers -> ((N, lanes) signed int64 data, (N, extra_bits) bits after it)."""
+    nbytes = (lanes * width + extra_bits + 7) // 8
     raw = np.frombuffer(b"".join(p.to_bytes(nbytes, "little") for p in payloads),
                         dtype=np.uint8).reshape(len(payloads), nbytes)
     bits = np.unpackbits(raw, axis=1, bitorder="little")
-    weights = np.left_shift(np.uint64(1), np.arange(acc, dtype=np.uint64))
-    data = (bits[:, :C * acc].reshape(-1, C, acc).astype(np.uint64) * weights).sum(axis=-1)
+    weights = np.left_shift(np.uint64(1), np.arange(width, dtype=np.uint64))
+    data = (bits[:, :lanes * width].reshape(-1, lanes, width).astype(np.uint64)
+            * weights).sum(axis=-1)
     data = data.astype(np.int64)  # reinterpret: values >= 2**63 become negative, as wanted at 64
-    if acc < 64:
-        sign = np.int64(1 << (acc - 1))
+    if width < 64:
+        sign = np.int64(1 << (width - 1))
         data = (data ^ sign) - sign
-    row_weights = 1 << np.arange(row_bits)
-    rows = (bits[:, C * acc:C * acc + row_bits] * row_weights).sum(axis=-1)
+    return data, bits[:, lanes * width:lanes * width + extra_bits]
+
+
+def unpack_output_rows(config: SystolicConfig, payloads):
+    """Output payload integers -> (row indices, (N, C) int64 data)."""
+    row_bits = max(1, (config.rows - 1).bit_length())
+    data, extra = _unpack(payloads, config.cols, config.numerics.acc_width, row_bits)
+    rows = (extra * (1 << np.arange(row_bits))).sum(axis=-1)
     return rows.astype(np.int64), data
 
 
@@ -107,3 +113,49 @@ def assemble(config: SystolicConfig, m, n, tiles, rows, data):
         h, w = min(R, m - tile.row0), min(C, n - tile.col0)
         out[tile.row0:tile.row0 + h, tile.col0:tile.col0 + w] = block[:h, :w]
     return out
+
+
+# -- the matrix engine's load and drain streams (see systolix.hdl.engine.MatrixEngine)
+
+def _padded(x, rows, cols):
+    out = np.zeros((rows, cols), dtype=np.int64)
+    out[:x.shape[0], :x.shape[1]] = x
+    return out
+
+
+def engine_a_words(config: EngineConfig, a):
+    """The ``a`` stream's words for operand A, in order, as payload integers."""
+    R, w = config.rows, config.numerics.in_width
+    a = np.asarray(a, dtype=np.int64)
+    m, k = a.shape
+    if config.dataflow is Dataflow.OUTPUT_STATIONARY:
+        tiles = -(-m // R)
+        lanes = _padded(a, tiles * R, k).reshape(tiles, R, k).transpose(0, 2, 1)  # (tile, k, r)
+    else:
+        tiles = -(-k // R)
+        lanes = _padded(a, m, tiles * R).reshape(m, tiles, R).transpose(1, 0, 2)  # (tile, m, r)
+    return _bits_to_ints(_to_bits(lanes.reshape(-1, R), w))
+
+
+def engine_b_words(config: EngineConfig, b):
+    """The ``b`` stream's words for operand B, in order, as payload integers."""
+    C, w = config.cols, config.numerics.in_width
+    b = np.asarray(b, dtype=np.int64)
+    k, n = b.shape
+    tiles = -(-n // C)
+    lanes = _padded(b, k, tiles * C).reshape(k, tiles, C).transpose(1, 0, 2)  # (tile, k, c)
+    return _bits_to_ints(_to_bits(lanes.reshape(-1, C), w))
+
+
+def engine_c_matrix(config: EngineConfig, payloads, m, n):
+    """The ``c`` stream's words -> (C as an M x N matrix, the ``last`` flags).
+
+    Raises ValueError when the number of words is not the job's ``M * ceil(N / cols)``.
+    """
+    C = config.cols
+    tiles = -(-n // C)
+    if len(payloads) != m * tiles:
+        raise ValueError(f"expected {m * tiles} C words, got {len(payloads)}")
+    data, extra = _unpack(payloads, C, config.numerics.acc_width, 1)
+    matrix = data.reshape(m, tiles * C)[:, :n].astype(config.numerics.output_dtype)
+    return matrix, extra[:, 0].astype(bool)
