@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -14,10 +12,13 @@ from amaranth.hdl._ir import PortDirection
 from amaranth.lib import data, wiring
 
 from . import __version__
-from .config import SystolicConfig
-from .cycle_model import gemm_cycles
+from .config import Dataflow, EngineConfig, SystolicConfig
+from .cycle_model import engine_cycles, gemm_cycles
 from .errors import SystolixError
+from .fileio import atomic_open
+from .hdl.engine import MatrixEngine
 from .hdl.systolic import OutputStationaryArray
+from .hdl.ws import WeightStationaryArray
 
 __all__ = ["build", "ports", "verilog_text", "manifest", "write_design", "tool_versions"]
 
@@ -29,6 +30,31 @@ _PORT_MEANING = {
     "i__ready": "array accepts the beat this cycle (low only for a too-early `last` beat)",
     "o__payload": "output beat: one row of a finished C tile and its row index (fields below)",
     "o__valid": "output beat is valid; there is no o__ready, the drain never stalls",
+    # weight-stationary array
+    "a": "one row of A over the k-tile: a[r] = A[m, k0 + r]",
+    "a_valid": "the beat on `a` is real (its column sums leave `psum` result_latency later)",
+    "swap": "after this beat, the weights captured last become active",
+    "w": "one row of the weight tile, last row (k0 + R - 1) first: w[c] = B[k, n0 + c]",
+    "w_capture": "high on the last of the R weight pushes: all rows load their shadow weight",
+    "psum": "exact column sums of the beat result_latency cycles earlier: psum[c]",
+    "psum_valid": "psum carries a beat's sums",
+    # matrix engine
+    "cmd__payload": "command: the GEMM's m, k, n (fields below)",
+    "cmd__valid": "a command is offered",
+    "cmd__ready": "the engine is idle and takes the command",
+    "a__payload": "one A buffer word (layout in the engine's timing description)",
+    "a__valid": "an A word is offered",
+    "a__ready": "the engine takes the A word (load phase, until the job's count is reached)",
+    "b__payload": "one B buffer word: b[c] = B[k, n0 + c]",
+    "b__valid": "a B word is offered",
+    "b__ready": "the engine takes the B word (load phase, until the job's count is reached)",
+    "c__payload": "one C word: data[c] = C[m, n0 + c], and last (fields below)",
+    "c__valid": "a C word is presented (drain phase)",
+    "c__ready": "the consumer takes the C word; may be low for any number of cycles",
+    "busy": "a job is in progress",
+    "done": "one-cycle pulse: the job finished or was rejected",
+    "error": "the last command was rejected (a dimension is 0 or beyond the buffers)",
+    "cycles": "compute-phase cycles of the last job",
 }
 
 _FIELD_MEANING = {
@@ -38,12 +64,21 @@ _FIELD_MEANING = {
     "data": "data[c] = C[tile_row0 + row, tile_col0 + c], element c at bits "
             "[c*acc_width, (c+1)*acc_width), two's complement",
     "row": "row of the tile this beat carries; counts down from rows - 1 to 0",
+    "m": "rows of A and C (1..max_m)",
+    "k": "columns of A, rows of B (1..max_k)",
+    "n": "columns of B and C (1..max_n)",
 }
 
 
-def build(config: SystolicConfig):
-    """Elaboratable top-level for ``config``."""
-    return OutputStationaryArray(config)
+def build(config):
+    """Elaboratable top-level for ``config`` (a :class:`SystolicConfig` or :class:`EngineConfig`)."""
+    if isinstance(config, EngineConfig):
+        return MatrixEngine(config)
+    if isinstance(config, SystolicConfig):
+        if config.dataflow is Dataflow.WEIGHT_STATIONARY:
+            return WeightStationaryArray(config)
+        return OutputStationaryArray(config)
+    raise TypeError(f"no generator for {config!r}")
 
 
 def ports(top):
@@ -59,13 +94,13 @@ def ports(top):
     return result
 
 
-def _convert(config: SystolicConfig):
+def _convert(config):
     top = build(config)
     port_map = {k: v for k, v in ports(top).items() if v is not None}
     return top, verilog.convert(top, name=config.name, ports=port_map, emit_src=False)
 
 
-def verilog_text(config: SystolicConfig):
+def verilog_text(config):
     """Verilog for ``config``; byte-identical for equal configs (no source paths, no dates)."""
     return _convert(config)[1]
 
@@ -80,21 +115,80 @@ def tool_versions():
     return versions
 
 
+def _elements(shape, entry):
+    """Add element count, width and signedness of an array-shaped value to ``entry``."""
+    if isinstance(shape, data.ArrayLayout):
+        entry["elements"] = shape.length
+        entry["element_width"] = data.Layout.cast(shape).size // shape.length
+        entry["element_signed"] = bool(getattr(shape.elem_shape, "signed", False))
+    return entry
+
+
 def _fields(layout):
-    out = []
-    for name, field in layout:
-        entry = {"name": name, "offset": field.offset, "width": field.width,
-                 "meaning": _FIELD_MEANING.get(name, "")}
-        if isinstance(field.shape, data.ArrayLayout):
-            elem = field.shape.elem_shape
-            entry["elements"] = field.shape.length
-            entry["element_width"] = data.Layout.cast(field.shape).size // field.shape.length
-            entry["element_signed"] = bool(getattr(elem, "signed", False))
-        out.append(entry)
-    return out
+    return [_elements(field.shape, {"name": name, "offset": field.offset, "width": field.width,
+                                    "meaning": _FIELD_MEANING.get(name, "")})
+            for name, field in layout]
 
 
-def manifest(config: SystolicConfig, top=None):
+def _describe(value, entry):
+    shape = value.shape() if isinstance(value, data.View) else None
+    if isinstance(shape, data.StructLayout):
+        entry["fields"] = _fields(shape)
+    elif shape is not None:
+        _elements(shape, entry)
+    return entry
+
+
+def _timing(config, top):
+    """Kind-specific latency facts and cycle formulas for the manifest."""
+    R, C = config.rows, config.cols
+    if isinstance(config, EngineConfig):
+        example = engine_cycles(config, config.max_m, config.max_k, config.max_n)
+        if config.dataflow is Dataflow.OUTPUT_STATIONARY:
+            compute = ("(tiles - 1) * max(K, R) + K + 2R + C - 1, "
+                       "tiles = ceil(M/R) * ceil(N/C)")
+        else:
+            compute = ("R + 1 + (tiles - 1) * max(M, R + 1) + M + R + C, "
+                       "tiles = ceil(K/R) * ceil(N/C)")
+        return {
+            "buffer_read_latency": top.buffer_read_latency,
+            "description": " ".join(
+                top.__doc__.split("**Command**")[1].split("Parameters\n")[0].split()),
+        }, {
+            "compute": compute,
+            "total": ("load + compute + drain + 3 (command handshake to done), "
+                      "load = max(A words, B words), drain = C words, every stream at full rate"),
+            "example": example.to_dict(),
+        }
+    if config.dataflow is Dataflow.WEIGHT_STATIONARY:
+        return {
+            "result_latency": top.result_latency,
+            "min_swap_spacing": top.min_swap_spacing,
+            "description": (
+                f"Push a weight tile's {R} rows on w, last row first, one per cycle, with "
+                f"w_capture on the last push; a beat with swap then activates them for the beats "
+                f"after it. Column sums of a beat appear on psum {top.result_latency} cycles "
+                f"later. Rule: capture cycle Q and swaps S0 < S1 need S0 + {R - 1} <= Q < S1."),
+        }, None
+    example = gemm_cycles(config, 4 * R, 4 * R, 4 * C)
+    return {
+        "result_latency": top.result_latency,
+        "completion_latency": top.completion_latency,
+        "min_last_spacing": top.drain_cycles,
+        "description": (
+            f"Send one beat per k (a = A column, b = B row), last on k = K-1; tiles may follow "
+            f"back to back. The first row of a tile (row {R - 1}) is on o__payload "
+            f"{top.result_latency} cycles after its last beat is accepted, then one row per "
+            f"cycle down to row 0. i__ready drops only for a last beat offered fewer than "
+            f"{R} cycles after the previous accepted last beat."),
+    }, {
+        "gemm": ("cycles = K + (tiles - 1) * max(K, R) + 2R + C - 2, "
+                 "tiles = ceil(M/R) * ceil(N/C)"),
+        "example": example.to_dict(),
+    }
+
+
+def manifest(config, top=None):
     """Everything a user or tool needs to drive the emitted module, as a JSON-ready dict."""
     if top is None:
         top = build(config)
@@ -108,48 +202,24 @@ def manifest(config: SystolicConfig, top=None):
         value, direction = port
         entry = {"name": name, "direction": direction.value, "width": len(value),
                  "meaning": _PORT_MEANING.get(name, "")}
-        if name.endswith("payload"):
-            stream_name = name.split("__")[0]
-            entry["fields"] = _fields(getattr(top, stream_name).payload.shape())
-        port_list.append(entry)
-    R, C = config.rows, config.cols
-    example = gemm_cycles(config, 4 * R, 4 * R, 4 * C)
-    return {
+        member = top
+        for part in name.split("__"):
+            member = getattr(member, part)
+        port_list.append(_describe(member, entry))
+    timing, cycle_model = _timing(config, top)
+    result = {
         "module": config.name,
         "config": config.to_dict(),
         "ports": port_list,
-        "timing": {
-            "result_latency": top.result_latency,
-            "completion_latency": top.completion_latency,
-            "min_last_spacing": top.drain_cycles,
-            "description": (
-                f"Send one beat per k (a = A column, b = B row), last on k = K-1; tiles may follow "
-                f"back to back. The first row of a tile (row {R - 1}) is on o__payload "
-                f"{top.result_latency} cycles after its last beat is accepted, then one row per "
-                f"cycle down to row 0. i__ready drops only for a last beat offered fewer than "
-                f"{R} cycles after the previous accepted last beat."),
-        },
-        "cycle_model": {
-            "gemm": ("cycles = K + (tiles - 1) * max(K, R) + 2R + C - 2, "
-                     "tiles = ceil(M/R) * ceil(N/C)"),
-            "example": example.to_dict(),
-        },
+        "timing": timing,
         "tools": tool_versions(),
     }
+    if cycle_model is not None:
+        result["cycle_model"] = cycle_model
+    return result
 
 
-def _atomic_write(path: Path, text: str):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_design(config: SystolicConfig, out_dir, *, only_if_changed=False):
+def write_design(config, out_dir, *, only_if_changed=False):
     """Write ``<name>.v`` and ``<name>.json`` into ``out_dir``; returns the two paths.
 
     Both texts are produced before anything is written, so a failure writes nothing. With
@@ -167,7 +237,8 @@ def write_design(config: SystolicConfig, out_dir, *, only_if_changed=False):
         if only_if_changed and path.is_file() and path.read_text() == text:
             continue
         try:
-            _atomic_write(path, text)
+            with atomic_open(path) as f:
+                f.write(text)
         except OSError as e:
             raise SystolixError(f"cannot write {path}: {e.strerror}") from None
     return paths

@@ -11,6 +11,7 @@ import numpy as np
 
 from .config import Numerics
 from .errors import SystolixError
+from .fileio import atomic_open
 
 __all__ = ["load_matrix", "check_operand", "check_gemm_shapes", "check_output_path",
            "save_matrix"]
@@ -109,16 +110,11 @@ def check_output_path(path):
 def save_matrix(arr, path):
     """Write ``arr`` to ``path`` (.npy, .csv or .txt) atomically: all or nothing."""
     path = check_output_path(path)
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path, "wb") as f:
             if path.suffix == ".npy":
                 np.save(f, arr)
             else:
                 np.savetxt(f, arr, fmt="%d", delimiter="," if path.suffix == ".csv" else " ")
-        os.replace(tmp, path)
     except OSError as e:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
         raise SystolixError(f"cannot write {path}: {e.strerror}") from None

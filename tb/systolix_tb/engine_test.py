@@ -1,0 +1,181 @@
+"""cocotb test: run the jobs of a job file through a generated matrix engine.
+
+Per job: offer the command, load A and B (concurrently, with random stalls if asked, and an
+overrun word that the engine must refuse), let the engine compute with no Python in the loop,
+drain C (with random backpressure), then check the result, the ``error`` flag, the ``done``
+pulse and the cycles against the models. Started by :func:`systolix.simulate.run_job`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+from cocotb.utils import get_sim_time
+
+from systolix import tiling
+from systolix.cycle_model import engine_cycles
+from systolix.simjob import JOB_ENV, JobOutcome, read_job, write_outcome
+from systolix_tb.scoreboard import GemmScoreboard
+from systolix_tb.streams import StreamSink, StreamSource
+
+PERIOD_NS = 10
+
+
+def now():
+    return int(get_sim_time(unit="ns")) // PERIOD_NS
+
+
+async def reset(dut):
+    for name in ("cmd__valid", "a__valid", "b__valid", "c__ready", "cmd__payload"):
+        getattr(dut, name).value = 0
+    dut.rst.value = 1
+    for _ in range(2):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+
+
+async def issue(dut, dims, clk, read_only):
+    """Offer the command until the engine takes it; returns the handshake cycle."""
+    m, k, n = dims
+    dut.cmd__payload.value = m | (k << 16) | (n << 32)
+    dut.cmd__valid.value = 1
+    while True:
+        await read_only
+        if int(dut.cmd__ready.value):
+            cycle = now()
+            await clk
+            dut.cmd__valid.value = 0
+            return cycle
+        await clk
+
+
+async def wait_done(dut, clk, read_only, limit):
+    """Wait (at most ``limit`` cycles) for the ``done`` pulse; returns its cycle.
+
+    Call in a writable phase; returns in the read-only phase of the ``done`` cycle."""
+    for _ in range(limit):
+        await read_only
+        if int(dut.done.value):
+            return now()
+        await clk
+    raise AssertionError(f"no done pulse within {limit} cycles")
+
+
+@cocotb.test()
+async def run_engine_job(dut):
+    job_path = Path(os.environ[JOB_ENV])
+    job = read_job(job_path)
+    config = job.config
+    rng = random.Random(job.seed)
+    dut._log.info("job %s: %d entries on %s, stall_prob=%s seed=%d", job_path,
+                  len(job.operands), config.name, job.stall_prob, job.seed)
+
+    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
+    await reset(dut)
+    clk, read_only = RisingEdge(dut.clk), ReadOnly()
+    await clk
+
+    outcome = JobOutcome()
+    scoreboard = GemmScoreboard(config.numerics, dut._log, config.accumulation_chunk)
+    first = None
+    for j, entry in enumerate(job.operands):
+        if len(entry) == 3:  # a command the engine must reject
+            start = await issue(dut, entry, clk, read_only)
+            first = start if first is None else first
+            end = await wait_done(dut, clk, read_only, 4)
+            await clk
+            outcome.results.append(None)
+            outcome.cycles.append(None)
+            outcome.job_cycles.append(end - start)
+            outcome.errors.append(int(dut.error.value))
+            continue
+
+        a, b = entry
+        m, k = a.shape
+        n = b.shape[1]
+        model = engine_cycles(config, m, k, n)
+        overrun = (1 << len(dut.a__payload)) - 1  # all ones: any lane taken would show
+        a_src = StreamSource(dut, "a", tiling.engine_a_words(config, a),
+                             stall_prob=job.stall_prob, rng=rng, overrun=overrun)
+        b_src = StreamSource(dut, "b", tiling.engine_b_words(config, b),
+                             stall_prob=job.stall_prob, rng=rng,
+                             overrun=(1 << len(dut.b__payload)) - 1)
+        start = await issue(dut, (m, k, n), clk, read_only)
+        first = start if first is None else first
+
+        # Load: both streams at once; a finished stream keeps offering a word nobody may take.
+        budget = (model.load + 10) * (1 + int(40 * job.stall_prob)) + 100
+        while not (a_src.done and b_src.done):
+            a_src.drive()
+            b_src.drive()
+            await read_only
+            a_src.sample()
+            b_src.sample()
+            await clk
+            budget -= 1
+            if budget < 0:
+                raise AssertionError(f"gemm {j}: load stuck at {a_src.taken} A and "
+                                     f"{b_src.taken} B words")
+        for _ in range(2):  # the overrun words stay offered into the compute phase
+            a_src.drive()
+            b_src.drive()
+            await read_only
+            a_src.sample()
+            b_src.sample()
+            await clk
+        a_src.idle()
+        b_src.idle()
+        if a_src.extra or b_src.extra:
+            outcome.failures.append(f"gemm {j}: engine took {a_src.extra} A and {b_src.extra} "
+                                    f"B words beyond the job")
+
+        # Compute: no Python per cycle; the drain starts when c__valid first rises.
+        sink = StreamSink(dut, "c", model.c_words, stall_prob=job.stall_prob, rng=rng)
+        sink.drive()
+        await read_only
+        if not int(dut.c__valid.value):
+            await with_timeout(RisingEdge(dut.c__valid), (model.compute + 200) * PERIOD_NS,
+                               "ns")
+            await read_only
+        budget = (model.drain + 10) * (1 + int(40 * job.stall_prob)) + 100
+        while True:
+            sink.sample()
+            if sink.done:
+                break
+            await clk
+            sink.drive()
+            await read_only
+            budget -= 1
+            if budget < 0:
+                raise AssertionError(f"gemm {j}: drain stuck after {len(sink.payloads)} words")
+        await clk
+        end = await wait_done(dut, clk, read_only, 1)
+        tail_valid = int(dut.c__valid.value)
+        await clk
+        if tail_valid:
+            outcome.failures.append(f"gemm {j}: c__valid still high after the last word")
+
+        try:
+            c, last = tiling.engine_c_matrix(config, sink.payloads, m, n)
+        except ValueError as e:
+            outcome.failures.append(f"gemm {j}: {e}")
+            c = None
+        else:
+            if not last[-1] or last[:-1].any():
+                outcome.failures.append(f"gemm {j}: `last` not on the final C word only")
+            scoreboard.check(f"gemm {j} ({m}x{k}x{n})", a, b, c)
+        outcome.results.append(c)
+        outcome.cycles.append(int(dut.cycles.value))
+        outcome.job_cycles.append(end - start)
+        outcome.errors.append(int(dut.error.value))
+        dut._log.info("gemm %d: %dx%dx%d compute %d cycles (model %d), job %d (model %d)", j,
+                      m, k, n, outcome.cycles[-1], model.compute, end - start, model.total)
+    outcome.total_cycles = now() - first
+    outcome.failures.extend(scoreboard.failures)
+    write_outcome(outcome, job_path.parent)
+    assert not outcome.failures, "; ".join(outcome.failures)
