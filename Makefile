@@ -45,8 +45,11 @@ test-all: setup
 lint: setup
 	$(PYTEST) tests/test_lint.py
 
+# The demo's designs, committed under rtl/ (a test checks they are current).
 generate: setup
 	$(VENV)/bin/systolix generate systolic --rows 8 --cols 8 -o rtl
+	$(VENV)/bin/systolix generate engine --rows 8 --cols 8 --dataflow os -o rtl
+	$(VENV)/bin/systolix generate engine --rows 8 --cols 8 --dataflow ws -o rtl
 
 clean:
 	rm -rf sim_out/*/ .pytest_cache

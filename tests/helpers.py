@@ -38,3 +38,29 @@ def check_rtl(config, operands, simulator, *, seed=0, back_to_back=False, stall_
               for _ in plan_tiles(config, a.shape[0], b.shape[1])]
         assert total == stream_cycles(config, ks)[0], f"{where} back-to-back total cycles"
     return runs
+
+
+def check_engine(config, entries, simulator, *, seed=0, stall_prob=0.0):
+    """Run ``entries`` ((A, B) pairs, or (m, k, n) commands that must be rejected) back to back
+    through a matrix engine; assert bit-exact results, the error flags, and exact cycles (the
+    compute phase always; the whole job too when no stream stalls)."""
+    from systolix.cycle_model import engine_cycles
+    job = SimJob(config, entries, stall_prob=stall_prob, seed=seed)
+    runs, failures, _ = run_job(job, simulator, WORK_DIR)
+    where = f"[{config.name} on {simulator}, seed {seed}, stall {stall_prob}]"
+    assert not failures, f"{where} {failures}"
+    for i, (entry, run) in enumerate(zip(entries, runs)):
+        if len(entry) == 3:
+            assert run.error and run.c is None and run.job_cycles == 1, f"{where} entry {i}"
+            continue
+        a, b = entry
+        assert not run.error, f"{where} gemm {i} flagged an error"
+        want = golden.gemm(a, b, config.numerics, config.accumulation_chunk)
+        np.testing.assert_array_equal(run.c, want, err_msg=f"{where} gemm {i} {a.shape}x{b.shape}")
+        model = engine_cycles(config, a.shape[0], a.shape[1], b.shape[1])
+        assert run.cycles == model.compute, f"{where} gemm {i}: compute {run.cycles} cycles"
+        if stall_prob:
+            assert run.job_cycles > model.total, f"{where} gemm {i}: stalls cost nothing?"
+        else:
+            assert run.job_cycles == model.total, f"{where} gemm {i}: job {run.job_cycles} cycles"
+    return runs

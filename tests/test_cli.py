@@ -51,6 +51,62 @@ def test_run_json_summary(mats):
     np.testing.assert_array_equal(c, golden.gemm(a, b, Numerics()))
 
 
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_run_through_the_engine(mats, dataflow):
+    """--engine: the hardware tiles; the summary adds whole-job cycles; buffers default to the
+    GEMM's own dimensions and the design is named after them."""
+    d, a, b = mats
+    proc = systolix("run", "--a", d / "a.npy", "--b", d / "b.npy", "-o", d / "c.npy",
+                    "--rows", 4, "--cols", 3, "--dataflow", dataflow, "--engine", "--max-n", 9,
+                    "--json", "--work-dir", d / "work")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert s["match"] is True and s["cycles_match_model"] is True
+    assert s["cycles"] == s["model_cycles"] and s["job_cycles"] == s["model_job_cycles"]
+    assert s["job_cycles"] > s["cycles"]
+    assert s["config"]["kind"] == "engine" and s["config"]["name"].endswith("_10x7x9")
+    assert s["end_to_end_utilization"] == pytest.approx(350 / (12 * s["job_cycles"]))
+    np.testing.assert_array_equal(np.load(d / "c.npy"), golden.gemm(a, b, Numerics()))
+
+
+def test_engine_flag_errors(mats):
+    d, _, _ = mats
+    base = ["run", "--a", d / "a.npy", "--b", d / "b.npy", "-o", d / "c.npy",
+            "--work-dir", d / "work"]
+    for flags, fragment in [
+        (["--dataflow", "ws"], "weight-stationary array needs the engine's controller"),
+        (["--engine", "--max-k", 6], "K = 7 exceeds the engine's buffers (max K = 6)"),
+        (["--max-m", 20], "--max-m sizes an engine's buffers: use it with --engine"),
+        (["--engine", "--max-n", 0], "max_n must be in range 1..65535, not 0"),
+    ]:
+        assert_one_line_error(systolix(*base, *flags), fragment)
+        assert not (d / "c.npy").exists() and not (d / "work").exists()
+    proc = systolix("generate", "systolic", "--max-k", 9, "-o", d / "g")
+    assert_one_line_error(proc, "--max-k sizes an engine's buffers: use it with engine")
+    assert not (d / "g").exists()
+
+
+def test_generate_engine_and_ws_array(tmp_path):
+    for kind, flags, name in [
+        ("engine", ["--dataflow", "ws", "--max-m", 5], "engine_ws_2x3_int8_acc32_wrap_5x64x64"),
+        ("systolic", ["--dataflow", "ws"], "systolic_ws_2x3_int8_acc32_wrap"),
+    ]:
+        proc = systolix("generate", kind, "--rows", 2, "--cols", 3, *flags, "-o", tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        manifest = json.loads((tmp_path / f"{name}.json").read_text())
+        assert manifest["module"] == name
+        assert f"module {name}(" in (tmp_path / f"{name}.v").read_text()
+
+
+def test_demo_small(tmp_path):
+    proc = systolix("demo", "--size", 10, "--seed", 4, "--rtl-dir", tmp_path / "rtl",
+                    "--work-dir", tmp_path / "w")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "w" / "demo" / "report.json").read_text())
+    assert [r["match"] and r["cycles_match_model"] for r in report["runs"]] == [True] * 3
+    assert len(list((tmp_path / "rtl").glob("*.v"))) == 3
+
+
 def test_run_text_summary_and_csv_io(tmp_path):
     a = np.arange(6).reshape(2, 3) - 3
     b = np.arange(12).reshape(3, 4) * 9 - 50
@@ -181,7 +237,7 @@ def test_more_bad_paths(tmp_path, mats):
 
 def test_demo_rejects_bad_arguments_before_writing(tmp_path):
     for flags, fragment in [(["--seed", "-1"], "--seed must be in range"),
-                            (["--size", "0"], "--size must be at least 1")]:
+                            (["--size", "0"], "--size must be in range 1..1024")]:
         proc = systolix("demo", *flags, "--rtl-dir", tmp_path / "rtl",
                         "--work-dir", tmp_path / "w")
         assert_one_line_error(proc, fragment)

@@ -2,7 +2,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT
+from systolix.demo import demo_designs
 from systolix import __version__
 from systolix.config import Numerics, SystolicConfig
 from systolix.emit import manifest, verilog_text, write_design
@@ -25,8 +28,8 @@ def test_same_config_gives_byte_identical_output(tmp_path):
     assert f"module {name}(" in text and str(ROOT) not in text  # no source paths leak in
 
 
-def test_committed_demo_rtl_is_current():
-    cfg = SystolicConfig(8, 8)
+@pytest.mark.parametrize("cfg", [c for _, c in demo_designs()], ids=lambda c: c.name)
+def test_committed_demo_rtl_is_current(cfg):
     assert (ROOT / "rtl" / f"{cfg.name}.v").read_text() == verilog_text(cfg), \
         "rtl/ is stale: run `make generate`"
     committed = json.loads((ROOT / "rtl" / f"{cfg.name}.json").read_text())

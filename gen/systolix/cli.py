@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from . import __version__
-from .config import Dataflow, Numerics, SystolicConfig
+from .config import Dataflow, EngineConfig, Numerics, SystolicConfig
 from .errors import SystolixError
 
 __all__ = ["main"]
@@ -31,7 +31,7 @@ def _add_engine_args(p):
     g.add_argument("--rows", type=int, default=8, help="array rows R (default 8)")
     g.add_argument("--cols", type=int, default=8, help="array columns C (default 8)")
     g.add_argument("--dataflow", choices=[d.value for d in Dataflow], default="os",
-                   help="os = output-stationary (default)")
+                   help="os = output-stationary (default), ws = weight-stationary")
     g.add_argument("--in-width", type=int, default=8, help="operand bits, 2..16 (default 8)")
     g.add_argument("--acc-width", type=int, default=32,
                    help="accumulator bits (default 32; results are int64 above 32)")
@@ -40,14 +40,47 @@ def _add_engine_args(p):
                    help="saturate the accumulator instead of wrapping")
 
 
-def _config(args):
+#: Default buffer limits of a generated engine (M, K, N up to 64 each).
+ENGINE_DEFAULT_MAX = 64
+
+
+def _add_buffer_args(p, default):
+    g = p.add_argument_group("engine buffers")
+    for dim, what in (("m", "rows of A and C"), ("k", "columns of A / rows of B"),
+                      ("n", "columns of B and C")):
+        g.add_argument(f"--max-{dim}", type=int, default=default, metavar="N",
+                       help=f"largest {dim.upper()} ({what}) the buffers hold"
+                            + (f" (default {default})" if default else
+                               " (default: this GEMM's own)"))
+    p.set_defaults(max_default=default)
+
+
+def _config(args, dims=None):
+    """The config the flags describe; ``dims`` (m, k, n) fills unset engine buffer limits."""
     try:
-        return SystolicConfig(
+        array = SystolicConfig(
             rows=args.rows, cols=args.cols, dataflow=Dataflow(args.dataflow),
             numerics=Numerics(in_width=args.in_width, acc_width=args.acc_width,
                               signed=not args.unsigned, saturate=args.saturate))
+        limits = [getattr(args, f"max_{d}") for d in "mkn"]
+        if not getattr(args, "engine", False) and getattr(args, "kind", None) != "engine":
+            given = [f"--max-{d}" for d, lim in zip("mkn", limits)
+                     if lim not in (None, args.max_default)]
+            if given:
+                raise SystolixError(f"{given[0]} sizes an engine's buffers: use it with "
+                                    f"{'--engine' if hasattr(args, 'engine') else 'engine'}")
+            return array
+        if dims is not None:
+            limits = [dim if lim is None else lim for lim, dim in zip(limits, dims)]
+        config = EngineConfig(array, *limits)
     except (TypeError, ValueError) as e:
         raise SystolixError(str(e)) from None
+    if dims is not None:
+        for d, dim, lim in zip("MKN", dims, limits):
+            if dim > lim:
+                raise SystolixError(f"{d} = {dim} exceeds the engine's buffers (max {d} = {lim});"
+                                    f" raise --max-{d.lower()}")
+    return config
 
 
 def _parser():
@@ -56,8 +89,10 @@ def _parser():
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     g = sub.add_parser("generate", help="emit Verilog and a JSON manifest")
-    g.add_argument("kind", choices=["systolic"], help="what to generate")
+    g.add_argument("kind", choices=["systolic", "engine"],
+                   help="systolic = the bare array, engine = array + buffers + controller")
     _add_engine_args(g)
+    _add_buffer_args(g, ENGINE_DEFAULT_MAX)
     g.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="directory for <name>.v and <name>.json")
 
@@ -66,6 +101,10 @@ def _parser():
     r.add_argument("--b", required=True, metavar="B.npy", help="K x N operand (.npy/.csv/.txt)")
     r.add_argument("-o", "--output", required=True, metavar="C.npy", help="where to write C")
     _add_engine_args(r)
+    r.add_argument("--engine", action="store_true",
+                   help="run through the matrix engine (buffers + controller in RTL); "
+                        "required for --dataflow ws")
+    _add_buffer_args(r, None)
     r.add_argument("--sim", choices=["icarus", "verilator"], default="icarus",
                    help="simulator (default icarus)")
     r.add_argument("--json", action="store_true", help="print one JSON object as the summary")
@@ -99,7 +138,7 @@ def run_gemm(config, a, b, simulator, work_dir):
 
     runs, failures, _ = run_job(SimJob(config, [(a, b)]), simulator, work_dir)
     run = runs[0]
-    want = golden.gemm(a, b, config.numerics)
+    want = golden.gemm(a, b, config.numerics, config.accumulation_chunk)
     match = run.c is not None and np.array_equal(run.c, want)
     m, k = a.shape
     n = b.shape[1]
@@ -113,8 +152,18 @@ def run_gemm(config, a, b, simulator, work_dir):
         "scalesim_cycles": scalesim_cycles(config, m, k, n),
         "macs": run.macs,
         "utilization": run.utilization,
-        "config": config.to_dict(),
     }
+    if isinstance(config, EngineConfig):
+        # `cycles` is the compute phase; the job adds loading A and B and draining C.
+        summary.update({
+            "job_cycles": run.job_cycles,
+            "model_job_cycles": run.model_job_cycles,
+            "cycles_match_model": (run.cycles == run.model_cycles
+                                   and run.job_cycles == run.model_job_cycles),
+            "end_to_end_utilization": (run.macs / (config.macs * run.job_cycles)
+                                       if run.job_cycles else None),
+        })
+    summary["config"] = config.to_dict()
     if failures:
         summary["failures"] = failures
     return summary, run.c
@@ -125,10 +174,13 @@ def _cmd_run(args):
     from .matrices import save_matrix
     from .simulate import check_simulator
 
-    config = _config(args)
     a = load_matrix(args.a, "A")
     b = load_matrix(args.b, "B")
     check_gemm_shapes(a, b)
+    config = _config(args, (a.shape[0], a.shape[1], b.shape[1]))
+    if isinstance(config, SystolicConfig) and config.dataflow is Dataflow.WEIGHT_STATIONARY:
+        raise SystolixError("the weight-stationary array needs the engine's controller to "
+                            "schedule its weights: add --engine")
     check_operand(a, config.numerics, "A")
     check_operand(b, config.numerics, "B")
     check_output_path(args.output)
@@ -147,20 +199,29 @@ def _cmd_run(args):
         raise SystolixError(f"RTL result does not match the numpy reference ({detail}); "
                             f"{args.output} not written")
     if not summary["cycles_match_model"]:  # C is right, but a model is wrong: a systolix bug
-        raise SystolixError(f"RTL took {summary['cycles']} cycles but the cycle model predicts "
-                            f"{summary['model_cycles']}; please report this")
+        got = (summary["cycles"], summary.get("job_cycles"))
+        want = (summary["model_cycles"], summary.get("model_job_cycles"))
+        raise SystolixError(f"RTL took {got} cycles (compute, job) but the cycle model predicts "
+                            f"{want}; please report this")
     return 0
 
 
 def _print_summary(config, s):
     print(f"C = A({s['m']}x{s['k']}) x B({s['k']}x{s['n']}) on {config.name} [{s['simulator']}]")
     print(f"  matches numpy : {'yes' if s['match'] else 'NO'}")
-    print(f"  cycles        : {s['cycles']} (model {s['model_cycles']}: "
+    label = "compute cycles" if "job_cycles" in s else "cycles        "
+    print(f"  {label}: {s['cycles']} (model {s['model_cycles']}: "
           f"{'exact' if s['cycles_match_model'] else 'DIFFERENT'}; "
           f"SCALE-Sim estimate {s['scalesim_cycles']})")
+    if "job_cycles" in s:
+        print(f"  whole job     : {s['job_cycles']} cycles with loading and draining "
+              f"(model {s['model_job_cycles']})")
     util = s["utilization"]
     print(f"  utilization   : {util:.1%} of {config.macs} MACs" if util is not None else
           "  utilization   : n/a")
+    if s.get("end_to_end_utilization") is not None:
+        print(f"  end to end    : {s['end_to_end_utilization']:.1%} (loading and draining "
+              f"included)")
     if "output" in s:
         print(f"  wrote         : {s['output']}")
 

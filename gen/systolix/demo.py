@@ -1,4 +1,5 @@
-"""``make demo``: generate an 8x8 array, run a random GEMM through its RTL, report."""
+"""``make demo``: generate an 8x8 array and two 8x8 matrix engines, run one random GEMM through
+each in RTL, and compare them with the golden model, the cycle model and SCALE-Sim."""
 
 from __future__ import annotations
 
@@ -9,60 +10,82 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import SystolicConfig
+from .config import Dataflow, EngineConfig, SystolicConfig
 from .emit import write_design
 from .errors import SystolixError
+from .fileio import atomic_open
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "demo_designs"]
+
+
+def demo_designs(size=64):
+    """The designs the demo runs: the bare 8x8 array and its two engines (buffers for
+    ``size`` in every dimension)."""
+    array = SystolicConfig(8, 8)
+    return [
+        ("array, output-stationary (testbench tiles)", array),
+        ("engine, output-stationary", EngineConfig(array, size, size, size)),
+        ("engine, weight-stationary", EngineConfig(
+            SystolicConfig(8, 8, Dataflow.WEIGHT_STATIONARY), size, size, size)),
+    ]
 
 
 def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="sim_out"):
     from .cli import run_gemm
     from .simulate import check_simulator
 
-    if size < 1:
-        raise SystolixError(f"--size must be at least 1, not {size}")
+    if not 1 <= size <= 1024:
+        raise SystolixError(f"--size must be in range 1..1024, not {size}")
     if seed is not None and not 0 <= seed < 2**63:
         raise SystolixError(f"--seed must be in range 0..2^63-1, not {seed}")
     check_simulator(simulator)
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
-    config = SystolicConfig(8, 8)
-    print(f"[1/3] generating {config.name} (8x8 int8, int32 wrap) into {rtl_dir}/")
-    v, m = write_design(config, rtl_dir, only_if_changed=True)
-    print(f"      {v} ({v.stat().st_size // 1024} KiB), {m}")
+    designs = demo_designs(size)
+    steps = len(designs) + 2
+
+    print(f"[1/{steps}] generating {len(designs)} designs (8x8 int8, int32 wrap) into {rtl_dir}/")
+    for _, config in designs:
+        v, _ = write_design(config, rtl_dir, only_if_changed=True)
+        print(f"      {v} ({v.stat().st_size // 1024} KiB) + .json")
 
     rng = np.random.default_rng(seed)
     a = rng.integers(-128, 128, (size, size), dtype=np.int64)
     b = rng.integers(-128, 128, (size, size), dtype=np.int64)
-    print(f"[2/3] C = A x B, {size}x{size}x{size} random int8 (seed {seed}), "
-          f"through the RTL on {simulator}")
-    t0 = time.monotonic()
-    summary, c = run_gemm(config, a, b, simulator, work_dir)
-    wall = time.monotonic() - t0
+    results = []
+    for i, (label, config) in enumerate(designs):
+        print(f"[{i + 2}/{steps}] C = A x B, {size}x{size}x{size} random int8 (seed {seed}), "
+              f"{label}, on {simulator}")
+        t0 = time.monotonic()
+        summary, _ = run_gemm(config, a, b, simulator, work_dir)
+        summary["wall_seconds"] = round(time.monotonic() - t0, 2)
+        summary["design"] = label
+        results.append(summary)
+        print(f"      {'bit-exact' if summary['match'] else 'MISMATCH'}, "
+              f"{summary['cycles']} cycles (model {summary['model_cycles']}), "
+              f"{summary['utilization']:.1%} utilization, {summary['wall_seconds']:.1f} s")
 
     out = Path(work_dir) / "demo"
     out.mkdir(parents=True, exist_ok=True)
-    summary.update({"seed": seed, "wall_seconds": round(wall, 2)})
-    (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
-    lines = [
-        f"# systolix demo ({config.name}, {simulator})", "",
-        "| quantity | value |", "|---|---|",
-        f"| GEMM | {size} x {size} x {size}, int8, seed {seed} |",
-        f"| matches numpy (bit-exact) | {'yes' if summary['match'] else 'NO'} |",
-        f"| cycles (RTL) | {summary['cycles']} |",
-        f"| cycles (model) | {summary['model_cycles']} |",
-        f"| SCALE-Sim OS estimate | {summary['scalesim_cycles']} |",
-        f"| utilization | {summary['utilization']:.2%} |",
-        f"| wall time | {wall:.1f} s |", "",
+    table = [
+        "| design | matches numpy | cycles (RTL) | cycles (model) | SCALE-Sim | utilization "
+        "| whole job (load + compute + drain) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    (out / "report.md").write_text("\n".join(lines))
-    print("[3/3] result")
-    print(f"      matches numpy : {'YES, bit-exact' if summary['match'] else 'NO'}")
-    print(f"      cycles        : {summary['cycles']} measured, {summary['model_cycles']} "
-          f"predicted ({'exact' if summary['cycles_match_model'] else 'MISMATCH'}); "
-          f"SCALE-Sim per-fold estimate {summary['scalesim_cycles']}")
-    print(f"      utilization   : {summary['utilization']:.1%} of 64 MACs")
-    print(f"      report        : {out / 'report.md'}, {out / 'report.json'} ({wall:.1f} s)")
-    if not (summary["match"] and summary["cycles_match_model"]):
+    for s in results:
+        job = (f"{s['job_cycles']} cycles, {s['end_to_end_utilization']:.1%}"
+               if "job_cycles" in s else "n/a (testbench streams the tiles)")
+        table.append(f"| {s['design']} | {'yes' if s['match'] else 'NO'} | {s['cycles']} | "
+                     f"{s['model_cycles']} | {s['scalesim_cycles']} | {s['utilization']:.1%} | "
+                     f"{job} |")
+    with atomic_open(out / "report.json") as f:
+        json.dump({"size": size, "seed": seed, "simulator": simulator, "runs": results}, f,
+                  indent=2)
+    with atomic_open(out / "report.md") as f:
+        f.write(f"# systolix demo: {size}x{size}x{size} int8 GEMM, seed {seed}, {simulator}\n\n"
+                + "\n".join(table) + "\n")
+    print(f"[{steps}/{steps}] result ({out / 'report.md'}, {out / 'report.json'})")
+    for line in table:
+        print("      " + line)
+    if not all(s["match"] and s["cycles_match_model"] for s in results):
         raise SystolixError("demo failed: RTL disagrees with the golden or cycle model")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 
 import cocotb
@@ -107,6 +108,7 @@ async def run_engine_job(dut):
                              overrun=(1 << len(dut.b__payload)) - 1)
         start = await issue(dut, (m, k, n), clk, read_only)
         first = start if first is None else first
+        wall = [time.perf_counter()]
 
         # Load: both streams at once; a finished stream keeps offering a word nobody may take.
         budget = (model.load + 10) * (1 + int(40 * job.stall_prob)) + 100
@@ -134,6 +136,7 @@ async def run_engine_job(dut):
             outcome.failures.append(f"gemm {j}: engine took {a_src.extra} A and {b_src.extra} "
                                     f"B words beyond the job")
 
+        wall.append(time.perf_counter())
         # Compute: no Python per cycle; the drain starts when c__valid first rises.
         sink = StreamSink(dut, "c", model.c_words, stall_prob=job.stall_prob, rng=rng)
         sink.drive()
@@ -142,6 +145,7 @@ async def run_engine_job(dut):
             await with_timeout(RisingEdge(dut.c__valid), (model.compute + 200) * PERIOD_NS,
                                "ns")
             await read_only
+        wall.append(time.perf_counter())
         budget = (model.drain + 10) * (1 + int(40 * job.stall_prob)) + 100
         while True:
             sink.sample()
@@ -160,6 +164,9 @@ async def run_engine_job(dut):
         if tail_valid:
             outcome.failures.append(f"gemm {j}: c__valid still high after the last word")
 
+        wall.append(time.perf_counter())
+        dut._log.info("gemm %d wall seconds: load %.2f, compute %.2f, drain %.2f", j,
+                      *(b - a for a, b in zip(wall, wall[1:])))
         try:
             c, last = tiling.engine_c_matrix(config, sink.payloads, m, n)
         except ValueError as e:
