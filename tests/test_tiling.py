@@ -1,6 +1,7 @@
 """Bit packing must agree with the Amaranth layouts the manifest documents."""
 
 import numpy as np
+import pytest
 
 from systolix.config import Numerics, SystolicConfig
 from systolix.emit import manifest
@@ -47,3 +48,37 @@ def test_manifest_documents_the_same_offsets():
         (0, 32, 80)
     assert ports["i__payload"]["width"] == 81
     assert ports["o__payload"]["width"] == 6 * 32 + 2
+
+
+def test_engine_words_layout():
+    """Lane order of the engine's load words, decoded by hand (lane 0 in the low bits)."""
+    from systolix.config import Dataflow, EngineConfig
+    from systolix.tiling import engine_a_words, engine_b_words, engine_c_matrix
+
+    a = np.arange(1, 16).reshape(3, 5)           # M=3, K=5
+    b = np.arange(1, 16).reshape(5, 3) - 8       # K=5, N=3
+    lane = lambda word, i: ((word >> (8 * i)) & 0xFF) - (256 if (word >> (8 * i)) & 0x80 else 0)
+    os_cfg = EngineConfig(SystolicConfig(2, 2), 3, 5, 3)
+    ws_cfg = EngineConfig(SystolicConfig(2, 2, Dataflow.WEIGHT_STATIONARY), 3, 5, 3)
+    words = engine_a_words(os_cfg, a)            # row tiles of 2, then k
+    assert len(words) == 2 * 5
+    assert [lane(words[1], 0), lane(words[1], 1)] == [a[0, 1], a[1, 1]]
+    assert [lane(words[5 + 4], 0), lane(words[5 + 4], 1)] == [a[2, 4], 0]  # padding row
+    words = engine_a_words(ws_cfg, a)            # k-tiles of 2, then m
+    assert len(words) == 3 * 3
+    assert [lane(words[3 + 2], 0), lane(words[3 + 2], 1)] == [a[2, 2], a[2, 3]]
+    assert [lane(words[6], 0), lane(words[6], 1)] == [a[0, 4], 0]           # padding column
+    words = engine_b_words(ws_cfg, b)            # column tiles of 2, then k
+    assert len(words) == 2 * 5
+    assert [lane(words[5 + 3], 0), lane(words[5 + 3], 1)] == [b[3, 2], 0]
+
+    c = np.arange(12).reshape(3, 4) - 5          # 6 words of 2 lanes for M=3, N=3
+    payloads = []
+    for i, row in enumerate(c.reshape(-1, 2)):
+        p = sum((int(v) & 0xFFFFFFFF) << (32 * j) for j, v in enumerate(row))
+        payloads.append(p | (int(i == 5) << 64))
+    got, last = engine_c_matrix(os_cfg, payloads, 3, 3)
+    np.testing.assert_array_equal(got, c.reshape(3, 4)[:, :3])
+    assert last.tolist() == [False] * 5 + [True]
+    with pytest.raises(ValueError, match="expected 6 C words, got 5"):
+        engine_c_matrix(os_cfg, payloads[:5], 3, 3)

@@ -111,25 +111,23 @@ async def run_engine_job(dut):
         wall = [time.perf_counter()]
 
         # Load: both streams at once; a finished stream keeps offering a word nobody may take.
+        async def cycle():
+            for src in (a_src, b_src):
+                src.drive()
+            await read_only
+            for src in (a_src, b_src):
+                src.sample()
+            await clk
+
         budget = (model.load + 10) * (1 + int(40 * job.stall_prob)) + 100
         while not (a_src.done and b_src.done):
-            a_src.drive()
-            b_src.drive()
-            await read_only
-            a_src.sample()
-            b_src.sample()
-            await clk
+            await cycle()
             budget -= 1
             if budget < 0:
                 raise AssertionError(f"gemm {j}: load stuck at {a_src.taken} A and "
                                      f"{b_src.taken} B words")
         for _ in range(2):  # the overrun words stay offered into the compute phase
-            a_src.drive()
-            b_src.drive()
-            await read_only
-            a_src.sample()
-            b_src.sample()
-            await clk
+            await cycle()
         a_src.idle()
         b_src.idle()
         if a_src.extra or b_src.extra:

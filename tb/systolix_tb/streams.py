@@ -8,7 +8,21 @@ next edge. Payloads are pre-packed integers, so the per-cycle Python work is a f
 from __future__ import annotations
 
 
-class StreamSource:
+class _StreamEnd:
+    """The three handles of one stream end, and the stall settings."""
+
+    def __init__(self, dut, prefix, stall_prob, rng):
+        self._valid = getattr(dut, f"{prefix}__valid")
+        self._ready = getattr(dut, f"{prefix}__ready")
+        self._payload = getattr(dut, f"{prefix}__payload")
+        self._stall_prob = stall_prob
+        self._rng = rng
+
+    def _stall(self):
+        return bool(self._stall_prob) and self._rng.random() < self._stall_prob
+
+
+class StreamSource(_StreamEnd):
     """Offers ``payloads`` in order on ``<prefix>__valid/__payload``, honouring ``__ready``.
 
     Parameters
@@ -26,12 +40,8 @@ class StreamSource:
     """
 
     def __init__(self, dut, prefix, payloads, *, stall_prob=0.0, rng=None, overrun=None):
-        self._valid = getattr(dut, f"{prefix}__valid")
-        self._ready = getattr(dut, f"{prefix}__ready")
-        self._payload = getattr(dut, f"{prefix}__payload")
+        super().__init__(dut, prefix, stall_prob, rng)
         self._payloads = payloads
-        self._stall_prob = stall_prob
-        self._rng = rng
         self._overrun = overrun
         self._offered = None  # what we offer this cycle: index, "overrun" or None
         self._valid_now = False
@@ -44,7 +54,7 @@ class StreamSource:
 
     def drive(self):
         if not self.done:
-            stall = self._stall_prob and self._rng.random() < self._stall_prob
+            stall = self._stall()
             self._offered = None if stall else self.taken
             if not stall:
                 self._payload.value = self._payloads[self.taken]
@@ -75,17 +85,13 @@ class StreamSource:
             self._valid_now = False
 
 
-class StreamSink:
+class StreamSink(_StreamEnd):
     """Takes words from ``<prefix>__valid/__payload``, driving ``__ready`` (randomly low with
     ``stall_prob``), until ``count`` words have arrived."""
 
     def __init__(self, dut, prefix, count, *, stall_prob=0.0, rng=None):
-        self._valid = getattr(dut, f"{prefix}__valid")
-        self._ready = getattr(dut, f"{prefix}__ready")
-        self._payload = getattr(dut, f"{prefix}__payload")
+        super().__init__(dut, prefix, stall_prob, rng)
         self._count = count
-        self._stall_prob = stall_prob
-        self._rng = rng
         self._ready_now = None
         self.payloads = []
 
@@ -94,7 +100,7 @@ class StreamSink:
         return len(self.payloads) >= self._count
 
     def drive(self):
-        ready = not (self._stall_prob and self._rng.random() < self._stall_prob)
+        ready = not self._stall()
         if ready != self._ready_now:
             self._ready.value = int(ready)
             self._ready_now = ready
