@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.systolix-installed
 PYTEST := $(PY) -m pytest
 APT    := DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: setup sysdeps demo test test-slow test-all lint generate clean
+.PHONY: setup sysdeps demo test test-slow test-all lint generate bench clean
 
 setup: sysdeps $(STAMP)
 
@@ -44,6 +44,10 @@ test-all: setup
 
 lint: setup
 	$(PYTEST) tests/test_lint.py
+
+# Benchmarks (minutes; results in bench/results/).
+bench: setup
+	$(PY) bench/engine_bench.py
 
 # The demo's designs, committed under rtl/ (a test checks they are current).
 generate: setup
