@@ -37,13 +37,16 @@ def simulate(config, jobs, *, stall=0.0, seed=0):
             assert cycle < 200_000, "hung"
 
         for job in jobs:
-            if len(job) == 3:
+            q_words = []
+            if isinstance(job[0], int):
                 dims, a_words, b_words = job, [], []
             else:
-                a, b = job
+                a, b = job[:2]
                 dims = (a.shape[0], a.shape[1], b.shape[1])
                 a_words = tiling.engine_a_words(config, a)
                 b_words = tiling.engine_b_words(config, b)
+                if config.requant is not None:
+                    q_words = tiling.engine_q_words(config, job[2], dims[2])
             ctx.set(dut.cmd.payload, {"m": dims[0], "k": dims[1], "n": dims[2]})
             ctx.set(dut.cmd.valid, 1)
             while not ctx.get(dut.cmd.ready):
@@ -51,9 +54,16 @@ def simulate(config, jobs, *, stall=0.0, seed=0):
             start = cycle
             await tick()
             ctx.set(dut.cmd.valid, 0)
-            ai = bi = 0
+            ai = bi = qi = 0
             words = []
             while True:
+                if config.requant is not None:
+                    offer_q = qi < len(q_words) and rng.random() >= stall
+                    ctx.set(dut.q.valid, offer_q)
+                    if offer_q:
+                        ctx.set(dut.q.payload.as_value(), q_words[qi])
+                    if offer_q and ctx.get(dut.q.ready):
+                        qi += 1
                 # offer (maybe) this cycle's words, then see what the handshake took
                 offer_a = ai < len(a_words) and rng.random() >= stall
                 offer_b = bi < len(b_words) and rng.random() >= stall
@@ -76,7 +86,7 @@ def simulate(config, jobs, *, stall=0.0, seed=0):
                 await tick()
             total = cycle - start
             err = ctx.get(dut.error)
-            if len(job) == 3:
+            if isinstance(job[0], int):
                 out.append((None, err, ctx.get(dut.cycles), total))
                 continue
             assert ai == len(a_words) and bi == len(b_words), "not all words were taken"
@@ -142,3 +152,58 @@ def test_rejected_command_leaves_the_next_job_intact(dataflow, seed):
     want = golden.gemm(*good, n)
     np.testing.assert_array_equal(results[0][0], want)
     np.testing.assert_array_equal(results[4][0], want)
+
+
+class Params:
+    """Requantization parameters, per column (arrays) or per layer (scalars)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def slow_requant(acc, bias, mult, shift, zp, lo, hi):
+    """REFERENCE.md's gemmlowp definitions in Python integers (bias add saturates)."""
+    lo32, hi32 = -2**31, 2**31 - 1
+    x = min(max(acc + bias, lo32), hi32)
+    if x == mult == lo32:
+        y = hi32
+    else:
+        p = x * mult
+        q = p + (2**30 if p >= 0 else 1 - 2**30)
+        y = q // 2**31 if q >= 0 else -((-q) // 2**31)   # C's truncating division
+    mask = (1 << shift) - 1
+    r = (y >> shift) + (1 if (y & mask) > (mask >> 1) + (1 if y < 0 else 0) else 0)
+    return min(max(r + zp, lo), hi)
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("out_signed", [True, False], ids=["int8", "uint8"])
+def test_requantized_output(dataflow, out_signed, seed):
+    """The engine's C leaves through the requantizer: per-column bias/multiplier/shift, zero
+    point and clamps, bit-exact with the integer definitions, with stalls on every stream."""
+    from systolix.config import RequantConfig
+    config = EngineConfig(SystolicConfig(2, 3, Dataflow(dataflow)), 5, 9, 7,
+                          requant=RequantConfig(3, out_signed))
+    rng = np.random.default_rng(seed)
+    n = config.numerics
+    out_lo, out_hi = (-128, 127) if out_signed else (0, 255)
+    jobs = []
+    for m, k, p in [(5, 9, 7), (3, 4, 2), (1, 1, 1)]:
+        zp = int(rng.integers(out_lo, out_hi + 1))
+        params = Params(bias=rng.integers(-2**20, 2**20, p),
+                        multiplier=rng.integers(2**30, 2**31, p),
+                        shift=rng.integers(0, 14, p), zero_point=zp,
+                        clamp_min=max(out_lo, zp - 100), clamp_max=out_hi)
+        jobs.append((rand(rng, n, (m, k)), rand(rng, n, (k, p)), params))
+    results = simulate(config, jobs, stall=0.3, seed=seed)
+    for (a, b, q), (c, err, cycles, total) in zip(jobs, results):
+        acc = golden.gemm(a, b, n, config.accumulation_chunk)
+        want = [[slow_requant(int(acc[i, j]), int(q.bias[j]), int(q.multiplier[j]),
+                              int(q.shift[j]), q.zero_point, q.clamp_min, q.clamp_max)
+                 for j in range(acc.shape[1])] for i in range(acc.shape[0])]
+        assert c.tolist() == want, f"seed {seed}"
+        assert c.dtype == (np.int8 if out_signed else np.uint8)
+        assert cycles == engine_cycles(config, *a.shape, b.shape[1]).compute
+    # without stalls the whole job is exact too (the requantizer adds its latency once)
+    for (a, b, _), (_, _, _, total) in zip(jobs, simulate(config, jobs)):
+        assert total == engine_cycles(config, *a.shape, b.shape[1]).total

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-__all__ = ["Dataflow", "Numerics", "SystolicConfig", "EngineConfig", "config_from_dict", "MAX_ARRAY_DIM",
+__all__ = ["Dataflow", "Numerics", "SystolicConfig", "RequantConfig", "EngineConfig", "config_from_dict", "MAX_ARRAY_DIM",
            "DIM_WIDTH"]
 
 #: Largest supported array side (TPU v1 is 256 x 256). Emitting a flattened 64 x 64 array already
@@ -226,6 +226,54 @@ class SystolicConfig:
                                      signed=n["signed"], saturate=n["saturate"]))
 
 
+@dataclass(frozen=True)
+class RequantConfig:
+    """A requantization unit: ``lanes`` int32 accumulators -> 8-bit outputs per beat.
+
+    Implements :func:`systolix.quant.requantize` (gemmlowp's integer-only scheme) per lane, with
+    per-lane parameters travelling beside the data.
+
+    Parameters
+    ----------
+    lanes : int
+        Values per beat, 1..:data:`MAX_ARRAY_DIM`.
+    out_signed : bool
+        int8 (default) or uint8 outputs.
+    """
+
+    lanes: int
+    out_signed: bool = True
+
+    def __post_init__(self):
+        _check_int("lanes", self.lanes, 1, MAX_ARRAY_DIM)
+        _check_bool("out_signed", self.out_signed)
+
+    @property
+    def out_type(self):
+        return "int8" if self.out_signed else "uint8"
+
+    @property
+    def latency(self):
+        """Pipeline stages of the unit: bias add, multiply, doubling high part, shift + clamp."""
+        return 4
+
+    @property
+    def name(self):
+        return f"requant_{self.lanes}x_{self.out_type}"
+
+    def to_dict(self):
+        return {"kind": "requant", "name": self.name, "lanes": self.lanes,
+                "out_signed": self.out_signed, "out_type": self.out_type}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(lanes=d["lanes"], out_signed=d["out_signed"])
+
+
+#: Bits of one lane's requantization parameters: bias 32, multiplier 32, shift 5, and the
+#: output zero point and clamp bounds, 8 each.
+REQUANT_PARAM_BITS = 32 + 32 + 5 + 3 * 8
+
 #: Width of each dimension field of the engine's command port: dimensions up to 65535 can be
 #: *requested*, so a request beyond the buffers is representable and can be rejected.
 DIM_WIDTH = 16
@@ -248,18 +296,31 @@ class EngineConfig:
         The array (size, dataflow, numerics).
     max_m, max_k, max_n : int
         Largest GEMM dimensions the buffers hold, 1..65535 each. Default 64.
+    requant : RequantConfig or None
+        Requantize C on its way out (int32 -> 8 bits, per-column parameters loaded with each
+        job); needs a 32-bit accumulator and ``requant.lanes == array.cols``. Default: off.
     """
 
     array: SystolicConfig
     max_m: int = 64
     max_k: int = 64
     max_n: int = 64
+    requant: RequantConfig | None = None
 
     def __post_init__(self):
         if not isinstance(self.array, SystolicConfig):
             raise TypeError(f"array must be a SystolicConfig, not {self.array!r}")
         for name in ("max_m", "max_k", "max_n"):
             _check_int(name, getattr(self, name), 1, (1 << DIM_WIDTH) - 1)
+        if self.requant is not None:
+            if not isinstance(self.requant, RequantConfig):
+                raise TypeError(f"requant must be a RequantConfig or None, not {self.requant!r}")
+            if self.requant.lanes != self.array.cols:
+                raise ValueError(f"requant lanes must equal the array's cols ({self.array.cols})"
+                                 f", not {self.requant.lanes}")
+            if self.numerics.acc_width != 32:
+                raise ValueError("requantization takes int32 accumulators: acc_width must be "
+                                 f"32, not {self.numerics.acc_width}")
 
     @property
     def rows(self):
@@ -309,17 +370,24 @@ class EngineConfig:
         return _ceil_div(self.max_n, self.cols) * self.m_stride
 
     @property
+    def q_depth(self):
+        """Words in the requantization parameter buffer (one per column tile), 0 without it."""
+        return _ceil_div(self.max_n, self.cols) if self.requant else 0
+
+    @property
     def buffer_bits(self):
-        """Total bits of the three buffers."""
+        """Total bits of the buffers (A, B, C and the requantization parameters)."""
         n = self.numerics
         return (self.a_depth * self.rows * n.in_width + self.b_depth * self.cols * n.in_width
-                + self.c_depth * self.cols * n.acc_width)
+                + self.c_depth * self.cols * n.acc_width
+                + self.q_depth * self.cols * REQUANT_PARAM_BITS)
 
     @property
     def name(self):
         """e.g. ``engine_ws_16x16_int8_acc32_wrap_256x256x256`` (max M x K x N last)."""
         return (self.array.name.replace("systolic_", "engine_", 1)
-                + f"_{self.max_m}x{self.max_k}x{self.max_n}")
+                + f"_{self.max_m}x{self.max_k}x{self.max_n}"
+                + (f"_rq{self.requant.out_type}" if self.requant else ""))
 
     def to_dict(self):
         return {
@@ -327,6 +395,7 @@ class EngineConfig:
             "name": self.name,
             "array": self.array.to_dict(),
             "max_m": self.max_m, "max_k": self.max_k, "max_n": self.max_n,
+            "requant": self.requant.to_dict() if self.requant else None,
             "buffers": {
                 "a_words": self.a_depth, "b_words": self.b_depth, "c_words": self.c_depth,
                 "bits": self.buffer_bits,
@@ -335,13 +404,15 @@ class EngineConfig:
 
     @classmethod
     def from_dict(cls, d):
+        rq = d.get("requant")
         return cls(array=SystolicConfig.from_dict(d["array"]), max_m=d["max_m"],
-                   max_k=d["max_k"], max_n=d["max_n"])
+                   max_k=d["max_k"], max_n=d["max_n"],
+                   requant=RequantConfig.from_dict(rq) if rq else None)
 
 
 def config_from_dict(d):
     """Rebuild any config from its :meth:`to_dict` form (dispatching on ``kind``)."""
-    kinds = {"systolic": SystolicConfig, "engine": EngineConfig}
+    kinds = {"systolic": SystolicConfig, "engine": EngineConfig, "requant": RequantConfig}
     try:
         cls = kinds[d["kind"]]
     except KeyError:

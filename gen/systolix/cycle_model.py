@@ -102,8 +102,8 @@ class EngineCycles:
     with every stream at full rate (source always valid, sink always ready).
 
     ``total`` counts from the command handshake to the ``done`` pulse:
-    ``load + compute + drain + 3`` (one cycle each to enter compute, to start the drain's
-    first read and to raise ``done``).
+    ``load + compute + drain + 3 + output_latency`` (one cycle each to enter compute, to start
+    the drain's first read and to raise ``done``, plus the requantizer's pipeline if any).
     """
 
     m: int
@@ -117,11 +117,13 @@ class EngineCycles:
     compute: int        # what the engine's `cycles` output reports
     macs: int
     peak_macs: int
+    q_words: int = 0           # requantization parameter words
+    output_latency: int = 0    # requantizer stages between the C buffer and the c stream
 
     @property
     def load(self):
-        """Cycles of the load phase: A and B words arrive concurrently."""
-        return max(self.a_words, self.b_words)
+        """Cycles of the load phase: A, B (and parameter) words arrive concurrently."""
+        return max(self.a_words, self.b_words, self.q_words)
 
     @property
     def drain(self):
@@ -129,7 +131,7 @@ class EngineCycles:
 
     @property
     def total(self):
-        return self.load + self.compute + self.drain + 3
+        return self.load + self.compute + self.drain + 3 + self.output_latency
 
     @property
     def utilization(self):
@@ -176,6 +178,9 @@ def engine_cycles(config: EngineConfig, m, k, n):
         tiles, span = math.ceil(k / R) * col_tiles, max(m, R + 1)
         compute = R + 1 + (tiles - 1) * span + m + R + C
         a_words = math.ceil(k / R) * m
+    rq = config.requant is not None
     return EngineCycles(m=m, k=k, n=n, tiles=tiles, span=span, a_words=a_words,
                         b_words=col_tiles * k, c_words=m * col_tiles, compute=compute,
-                        macs=m * k * n, peak_macs=config.macs)
+                        macs=m * k * n, peak_macs=config.macs,
+                        q_words=col_tiles if rq else 0,
+                        output_latency=config.requant.latency if rq else 0)

@@ -16,7 +16,7 @@ from .config import Dataflow, EngineConfig, SystolicConfig
 from .cycle_model import tile_grid
 
 __all__ = ["Tile", "plan_tiles", "pack_input_beats", "unpack_output_rows", "assemble",
-           "engine_a_words", "engine_b_words", "engine_c_matrix"]
+           "engine_a_words", "engine_b_words", "engine_c_matrix", "engine_q_words"]
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,8 @@ def pack_input_beats(config: SystolicConfig, a, b):
     return _bits_to_ints(bits.reshape(len(tiles) * k, -1)), tiles
 
 
-def _unpack(payloads, lanes, width, extra_bits):
-    """Payload integers -> ((N, lanes) signed int64 data, (N, extra_bits) bits after it)."""
+def _unpack(payloads, lanes, width, extra_bits, signed=True):
+    """Payload integers -> ((N, lanes) int64 data, (N, extra_bits) bits after it)."""
     nbytes = (lanes * width + extra_bits + 7) // 8
     raw = np.frombuffer(b"".join(p.to_bytes(nbytes, "little") for p in payloads),
                         dtype=np.uint8).reshape(len(payloads), nbytes)
@@ -83,7 +83,7 @@ def _unpack(payloads, lanes, width, extra_bits):
     data = (bits[:, :lanes * width].reshape(-1, lanes, width).astype(np.uint64)
             * weights).sum(axis=-1)
     data = data.astype(np.int64)  # reinterpret: values >= 2**63 become negative, as wanted at 64
-    if width < 64:
+    if signed and width < 64:
         sign = np.int64(1 << (width - 1))
         data = (data ^ sign) - sign
     return data, bits[:, lanes * width:lanes * width + extra_bits]
@@ -150,12 +150,43 @@ def engine_b_words(config: EngineConfig, b):
 def engine_c_matrix(config: EngineConfig, payloads, m, n):
     """The ``c`` stream's words -> (C as an M x N matrix, the ``last`` flags).
 
-    Raises ValueError when the number of words is not the job's ``M * ceil(N / cols)``.
+    With requantization C is int8 or uint8, else ``numerics.output_dtype``. Raises ValueError
+    when the number of words is not the job's ``M * ceil(N / cols)``.
     """
     C = config.cols
     tiles = -(-n // C)
     if len(payloads) != m * tiles:
         raise ValueError(f"expected {m * tiles} C words, got {len(payloads)}")
-    data, extra = _unpack(payloads, C, config.numerics.acc_width, 1)
-    matrix = data.reshape(m, tiles * C)[:, :n].astype(config.numerics.output_dtype)
+    if config.requant is not None:
+        signed = config.requant.out_signed
+        data, extra = _unpack(payloads, C, 8, 1, signed=signed)
+        dtype = "int8" if signed else "uint8"
+    else:
+        data, extra = _unpack(payloads, C, config.numerics.acc_width, 1)
+        dtype = config.numerics.output_dtype
+    matrix = data.reshape(m, tiles * C)[:, :n].astype(dtype)
     return matrix, extra[:, 0].astype(bool)
+
+
+#: Fields of one lane's requantization parameters, LSB first, with their widths
+#: (:func:`systolix.hdl.requant.param_layout`).
+REQUANT_FIELDS = (("bias", 32), ("multiplier", 32), ("shift", 5), ("zero_point", 8),
+                  ("clamp_min", 8), ("clamp_max", 8))
+
+
+def engine_q_words(config: EngineConfig, params, n):
+    """The ``q`` stream's words for an N-column job: per column tile, lane c holds the
+    parameters of column n0 + c (padding lanes are zero).
+
+    ``params`` has per-column ``bias``, ``multiplier``, ``shift`` and per-layer (or per-column)
+    ``zero_point``, ``clamp_min``, ``clamp_max`` (e.g. :class:`systolix.quant.RequantParams`).
+    """
+    C = config.cols
+    tiles = -(-n // C)
+    fields = []
+    for name, width in REQUANT_FIELDS:
+        col = np.zeros(tiles * C, dtype=np.int64)
+        col[:n] = np.broadcast_to(np.asarray(getattr(params, name), dtype=np.int64), (n,))
+        fields.append(_to_bits(col.reshape(-1, 1), width).reshape(tiles, C, width))
+    lane_bits = np.concatenate(fields, axis=-1)          # (tiles, C, bits per lane)
+    return _bits_to_ints(lane_bits.reshape(tiles, -1))

@@ -13,6 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import DIM_WIDTH, Dataflow, EngineConfig
 from .arith import acc_shape, accumulate, operand_shape
+from .requant import Requantizer, param_layout, requant_output_layout
 from .skew import DelayLanes
 from .systolic import OutputStationaryArray
 from .ws import WeightStationaryArray
@@ -29,7 +30,10 @@ def command_layout():
 
 
 def result_layout(config: EngineConfig):
-    """Payload of the C stream: ``cols`` accumulators of one row of C, and ``last``."""
+    """Payload of the C stream: ``cols`` accumulators of one row of C (or, with requantization,
+    ``cols`` 8-bit outputs), and ``last``."""
+    if config.requant is not None:
+        return requant_output_layout(config.requant)
     return data.StructLayout({
         "data": data.ArrayLayout(acc_shape(config.numerics), config.cols),
         "last": 1,
@@ -99,6 +103,9 @@ class MatrixEngine(wiring.Component):
     cmd : In(stream.Signature(command_layout()))
     a : In(stream.Signature(ArrayLayout(operand, rows)))
     b : In(stream.Signature(ArrayLayout(operand, cols)))
+    q : In(stream.Signature(ArrayLayout(param_layout, cols))), only with requantization
+        Per column tile n0 = 0, C, ..: lane c holds the parameters of output column n0 + c
+        (``ceil(N/C)`` words, loaded with A and B).
     c : Out(stream.Signature(result_layout(config)))
     busy : Out(1)
         A job is in progress (high from the cycle after its command is accepted until ``done``).
@@ -115,10 +122,16 @@ class MatrixEngine(wiring.Component):
             raise TypeError(f"config must be an EngineConfig, not {config!r}")
         self._config = config
         op = operand_shape(config.numerics)
-        super().__init__({
+        members = {
             "cmd": In(stream.Signature(command_layout())),
             "a": In(stream.Signature(data.ArrayLayout(op, config.rows))),
             "b": In(stream.Signature(data.ArrayLayout(op, config.cols))),
+        }
+        if config.requant is not None:
+            members["q"] = In(stream.Signature(
+                data.ArrayLayout(param_layout(config.requant), config.cols)))
+        super().__init__({
+            **members,
             "c": Out(stream.Signature(result_layout(config))),
             "busy": Out(1),
             "done": Out(1),
@@ -129,6 +142,11 @@ class MatrixEngine(wiring.Component):
     @property
     def config(self):
         return self._config
+
+    @property
+    def output_latency(self):
+        """Register stages between the C buffer and the ``c`` stream: the requantizer's."""
+        return self._config.requant.latency if self._config.requant is not None else 0
 
     @property
     def buffer_read_latency(self):
@@ -178,10 +196,28 @@ class MatrixEngine(wiring.Component):
         d_m = Signal(range(cfg.max_m + 1))
         d_n0 = Signal(range(cfg.max_n + C + 1))
         d_tile = Signal(range(cfg.c_depth // cfg.m_stride + 1))
-        c_valid = Signal()
+        c_valid = Signal()  # the C buffer's read register holds a word of this job
         c_last = Signal()
-        m.d.comb += [self.c.valid.eq(c_valid), self.c.payload.data.eq(bufs.c_rd.data),
-                     self.c.payload.last.eq(c_last)]
+        if cfg.requant is None:
+            m.d.comb += [self.c.valid.eq(c_valid), self.c.payload.data.eq(bufs.c_rd.data),
+                         self.c.payload.last.eq(c_last)]
+            drain_ready = ~c_valid | self.c.ready
+        else:
+            # The requantizer is a stalling pipeline behind the buffers' read registers.
+            q_mem = Memory(shape=data.ArrayLayout(param_layout(cfg.requant), C),
+                           depth=max(2, cfg.q_depth), init=[])
+            m.submodules.q_mem = q_mem
+            q_wr, q_rd = q_mem.write_port(), q_mem.read_port()
+            q_load = _Loader("q_load", cfg.q_depth, cfg.max_n, C, 1)
+            m.submodules.requant = rq = Requantizer(cfg.requant)
+            m.d.comb += [
+                rq.i.valid.eq(c_valid), rq.i.payload.acc.eq(bufs.c_rd.data),
+                rq.i.payload.params.eq(q_rd.data), rq.i.payload.last.eq(c_last),
+                q_rd.addr.eq(d_tile), q_rd.en.eq(rq.i.ready),
+            ]
+            wiring.connect(m, rq.o, wiring.flipped(self.c))
+            drain_ready = rq.i.ready
+        c_out_last = self.c.valid & self.c.ready & self.c.payload.last
 
         with m.FSM(name="engine"):
             with m.State("IDLE"):
@@ -197,6 +233,8 @@ class MatrixEngine(wiring.Component):
                         m.d.sync += [job.m.eq(cmd.m), job.k.eq(cmd.k), job.n.eq(cmd.n)]
                         a_load.start(m)
                         b_load.start(m)
+                        if cfg.requant is not None:
+                            q_load.start(m)
                         m.next = "LOAD"
 
             with m.State("LOAD"):
@@ -213,7 +251,17 @@ class MatrixEngine(wiring.Component):
                     a_load.take(m, *a_limits)
                 with m.If(bufs.b_wr.en):
                     b_load.take(m, job.n, job.k)
-                with m.If(a_load.done & b_load.done):
+                loaded = a_load.done & b_load.done
+                if cfg.requant is not None:
+                    m.d.comb += [
+                        self.q.ready.eq(~q_load.done & ~in_reset),
+                        q_wr.addr.eq(q_load.addr), q_wr.data.eq(self.q.payload),
+                        q_wr.en.eq(self.q.valid & self.q.ready),
+                    ]
+                    with m.If(q_wr.en):
+                        q_load.take(m, job.n, 1)
+                    loaded &= q_load.done
+                with m.If(loaded):
                     m.d.comb += seq.start.eq(1)
                     m.next = "COMPUTE"
 
@@ -234,7 +282,7 @@ class MatrixEngine(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 # The read port's data register is the output register: it only advances
                 # when the current word is taken (or there is none), so a stall holds it.
-                advance = ~c_valid | self.c.ready
+                advance = drain_ready
                 more = d_m < job.m
                 m.d.comb += [bufs.c_rd.en.eq(advance),
                              bufs.c_rd.addr.eq(_c_addr(cfg, d_m, d_tile))]
@@ -247,7 +295,7 @@ class MatrixEngine(wiring.Component):
                         with m.Else():
                             m.d.sync += [d_n0.eq(d_n0 + C), d_tile.eq(d_tile + 1),
                                          c_last.eq(0)]
-                with m.If(c_valid & self.c.ready & c_last):
+                with m.If(c_out_last):
                     m.d.sync += [done.eq(1), c_valid.eq(0)]
                     m.next = "IDLE"
         return m
