@@ -2038,7 +2038,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$100  = d_n0 + 4'h8;
   assign \$101  = d_tile + 1'h1;
   assign \$102  = c__valid & c__ready;
-  assign \$103  = \$102  & c_last;
+  assign \$103  = \$102  & c__payload[256];
   always @(posedge clk)
     done <= \$104 ;
   always @(posedge clk)

@@ -2128,7 +2128,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$134  = d_n0 + 4'h8;
   assign \$135  = d_tile + 1'h1;
   assign \$136  = c__valid & c__ready;
-  assign \$137  = \$136  & c_last;
+  assign \$137  = \$136  & c__payload[256];
   always @(posedge clk)
     done <= \$138 ;
   always @(posedge clk)

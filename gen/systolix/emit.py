@@ -12,11 +12,12 @@ from amaranth.hdl._ir import PortDirection
 from amaranth.lib import data, wiring
 
 from . import __version__
-from .config import Dataflow, EngineConfig, SystolicConfig
+from .config import Dataflow, EngineConfig, RequantConfig, SystolicConfig
 from .cycle_model import engine_cycles, gemm_cycles
 from .errors import SystolixError
 from .fileio import atomic_open
 from .hdl.engine import MatrixEngine
+from .hdl.requant import Requantizer
 from .hdl.systolic import OutputStationaryArray
 from .hdl.ws import WeightStationaryArray
 
@@ -55,6 +56,20 @@ _PORT_MEANING = {
     "done": "one-cycle pulse: the job finished or was rejected",
     "error": "the last command was rejected (a dimension is 0 or beyond the buffers)",
     "cycles": "compute-phase cycles of the last job",
+    "q__payload": "requantization parameters of one column tile, one struct per lane",
+    "q__valid": "a parameter word is offered",
+    "q__ready": "the engine takes the parameter word (load phase)",
+    # requantizer
+}
+
+#: Port meanings of the requantizer, whose stream names coincide with the array's.
+_REQUANT_PORT_MEANING = {
+    "i__payload": "one beat: int32 accumulators and per-lane parameters, and last",
+    "i__valid": "input beat is valid",
+    "i__ready": "the pipeline advances: ~o__valid | o__ready",
+    "o__payload": "requantized 8-bit outputs, one per lane, and last",
+    "o__valid": "output beat is valid",
+    "o__ready": "the consumer takes the output beat; may be low for any number of cycles",
 }
 
 _FIELD_MEANING = {
@@ -64,6 +79,8 @@ _FIELD_MEANING = {
     "data": "data[c] = C[tile_row0 + row, tile_col0 + c], element c at bits "
             "[c*acc_width, (c+1)*acc_width), two's complement",
     "row": "row of the tile this beat carries; counts down from rows - 1 to 0",
+    "acc": "int32 accumulators, one per lane",
+    "params": "per lane: bias, multiplier, shift, zero_point, clamp_min, clamp_max",
     "m": "rows of A and C (1..max_m)",
     "k": "columns of A, rows of B (1..max_k)",
     "n": "columns of B and C (1..max_n)",
@@ -74,6 +91,8 @@ def build(config):
     """Elaboratable top-level for ``config`` (a :class:`SystolicConfig` or :class:`EngineConfig`)."""
     if isinstance(config, EngineConfig):
         return MatrixEngine(config)
+    if isinstance(config, RequantConfig):
+        return Requantizer(config)
     if isinstance(config, SystolicConfig):
         if config.dataflow is Dataflow.WEIGHT_STATIONARY:
             return WeightStationaryArray(config)
@@ -124,16 +143,16 @@ def _elements(shape, entry):
     return entry
 
 
-def _fields(layout):
+def _fields(layout, meanings):
     return [_elements(field.shape, {"name": name, "offset": field.offset, "width": field.width,
-                                    "meaning": _FIELD_MEANING.get(name, "")})
+                                    "meaning": meanings.get(name, "")})
             for name, field in layout]
 
 
-def _describe(value, entry):
+def _describe(value, entry, meanings):
     shape = value.shape() if isinstance(value, data.View) else None
     if isinstance(shape, data.StructLayout):
-        entry["fields"] = _fields(shape)
+        entry["fields"] = _fields(shape, meanings)
     elif shape is not None:
         _elements(shape, entry)
     return entry
@@ -141,6 +160,18 @@ def _describe(value, entry):
 
 def _timing(config, top):
     """Kind-specific latency facts and cycle formulas for the manifest."""
+    if isinstance(config, RequantConfig):
+        return {
+            "latency": top.latency,
+            "description": (f"A beat accepted on i appears on o {top.latency} cycles later "
+                            "unless o stalls; i__ready = ~o__valid | o__ready (one global "
+                            "stall for the whole pipeline)."),
+            "spec": ("per lane: x = sat32(acc + bias); p = x * multiplier (64-bit); "
+                     "y = SaturatingRoundingDoublingHighMul(x, multiplier) (INT32_MAX if both "
+                     "are INT32_MIN, else (p + (2^30 if p >= 0 else 1 - 2^30)) / 2^31 truncated "
+                     "toward zero); z = RoundingDivideByPOT(y, shift) (ties away from zero); "
+                     "out = clamp(z + zero_point, clamp_min, clamp_max)"),
+        }, None
     R, C = config.rows, config.cols
     if isinstance(config, EngineConfig):
         example = engine_cycles(config, config.max_m, config.max_k, config.max_n)
@@ -152,6 +183,7 @@ def _timing(config, top):
                        "tiles = ceil(K/R) * ceil(N/C)")
         return {
             "buffer_read_latency": top.buffer_read_latency,
+            "output_latency": top.output_latency,
             "description": " ".join(
                 top.__doc__.split("**Command**")[1].split("Parameters\n")[0].split()),
         }, {
@@ -193,19 +225,29 @@ def manifest(config, top=None):
     if top is None:
         top = build(config)
         top._MustUse__silence = True  # only inspected for ports and latency, never elaborated
+    meanings = dict(_PORT_MEANING)
+    field_meanings = dict(_FIELD_MEANING)
+    if isinstance(config, RequantConfig):
+        meanings.update(_REQUANT_PORT_MEANING)
+        field_meanings["last"] = "marks a job's final beat; passed through with its data"
+        field_meanings["data"] = "requantized outputs, one per lane"
+    elif isinstance(config, EngineConfig):
+        field_meanings["last"] = "the job's final C word"
+        field_meanings["data"] = ("data[c] = C[m, n0 + c]" + (
+            ", requantized to 8 bits" if config.requant else ", two's complement"))
     port_list = []
     for name, port in ports(top).items():
         if port is None:
             port_list.append({"name": name, "direction": "input", "width": 1,
-                              "meaning": _PORT_MEANING[name]})
+                              "meaning": meanings[name]})
             continue
         value, direction = port
         entry = {"name": name, "direction": direction.value, "width": len(value),
-                 "meaning": _PORT_MEANING.get(name, "")}
+                 "meaning": meanings.get(name, "")}
         member = top
         for part in name.split("__"):
             member = getattr(member, part)
-        port_list.append(_describe(member, entry))
+        port_list.append(_describe(member, entry, field_meanings))
     timing, cycle_model = _timing(config, top)
     result = {
         "module": config.name,

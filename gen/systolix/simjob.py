@@ -15,11 +15,32 @@ import numpy as np
 
 from .config import config_from_dict
 
-__all__ = ["JOB_ENV", "SimJob", "JobOutcome", "write_job", "read_job", "write_outcome",
+__all__ = ["JOB_ENV", "SimJob", "JobOutcome", "StreamJob", "write_job", "read_job",
+           "write_outcome", "write_stream_job", "read_stream_job", "write_stream_outcome",
+           "read_stream_outcome",
            "read_outcome"]
 
 #: Environment variable through which the cocotb test finds its job file.
 JOB_ENV = "SYSTOLIX_JOB"
+
+
+#: Attributes of a requantization parameter set (see systolix.quant.RequantParams).
+PARAM_FIELDS = ("bias", "multiplier", "shift", "zero_point", "clamp_min", "clamp_max")
+
+
+def params_to_dict(params):
+    return {k: np.asarray(getattr(params, k)).tolist() for k in PARAM_FIELDS}
+
+
+def params_from_dict(d):
+    from .quant import RequantParams
+    return RequantParams(**{k: (np.asarray(v, dtype=np.int64) if isinstance(v, list) else v)
+                            for k, v in d.items()})
+
+
+def is_reject(entry):
+    """An operand-list entry that is a bare (m, k, n) command the engine must reject."""
+    return isinstance(entry[0], (int, np.integer))
 
 
 @dataclass
@@ -50,16 +71,19 @@ class JobOutcome:
 def write_job(job: SimJob, directory):
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    arrays, rejects = {}, {}
+    arrays, rejects, params = {}, {}, {}
     for i, entry in enumerate(job.operands):
-        if len(entry) == 3:
+        if is_reject(entry):
             rejects[str(i)] = [int(d) for d in entry]
             continue
-        a, b = entry
+        a, b = entry[:2]
         arrays[f"a{i}"] = np.asarray(a, dtype=np.int64)
         arrays[f"b{i}"] = np.asarray(b, dtype=np.int64)
+        if len(entry) == 3:  # requantization parameters for an engine with a requantizer
+            params[str(i)] = params_to_dict(entry[2])
     np.savez(directory / "operands.npz", **arrays)
     meta = {"config": job.config.to_dict(), "count": len(job.operands), "rejects": rejects,
+            "params": params,
             "back_to_back": job.back_to_back, "stall_prob": job.stall_prob, "seed": job.seed}
     (directory / "job.json").write_text(json.dumps(meta, indent=2))
     return directory / "job.json"
@@ -68,10 +92,16 @@ def write_job(job: SimJob, directory):
 def read_job(path) -> SimJob:
     path = Path(path)
     meta = json.loads(path.read_text())
-    rejects = meta.get("rejects", {})
+    rejects, params = meta.get("rejects", {}), meta.get("params", {})
+    operands = []
     with np.load(path.parent / "operands.npz") as f:
-        operands = [tuple(rejects[str(i)]) if str(i) in rejects else (f[f"a{i}"], f[f"b{i}"])
-                    for i in range(meta["count"])]
+        for i in range(meta["count"]):
+            if str(i) in rejects:
+                operands.append(tuple(rejects[str(i)]))
+            elif str(i) in params:
+                operands.append((f[f"a{i}"], f[f"b{i}"], params_from_dict(params[str(i)])))
+            else:
+                operands.append((f[f"a{i}"], f[f"b{i}"]))
     return SimJob(config=config_from_dict(meta["config"]), operands=operands,
                   back_to_back=meta["back_to_back"], stall_prob=meta["stall_prob"],
                   seed=meta["seed"])
@@ -97,3 +127,46 @@ def read_outcome(directory) -> JobOutcome | None:
     return JobOutcome(results=results, cycles=meta["cycles"], total_cycles=meta["total_cycles"],
                       job_cycles=meta["job_cycles"], errors=meta["errors"],
                       failures=meta["failures"])
+
+
+@dataclass
+class StreamJob:
+    """Feed ``inputs`` (payload integers) into a stream pipeline's ``i`` and expect exactly
+    ``expected`` on its ``o``, in order, with random stalls on both sides."""
+
+    config: object
+    inputs: list
+    expected: list
+    stall_prob: float = 0.0
+    seed: int = 0
+
+
+def write_stream_job(job: StreamJob, directory):
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "job.json").write_text(json.dumps({
+        "kind": "stream", "config": job.config.to_dict(),
+        "inputs": [hex(x) for x in job.inputs], "expected": [hex(x) for x in job.expected],
+        "stall_prob": job.stall_prob, "seed": job.seed}))
+    return directory / "job.json"
+
+
+def read_stream_job(path) -> StreamJob:
+    meta = json.loads(Path(path).read_text())
+    return StreamJob(config=config_from_dict(meta["config"]),
+                     inputs=[int(x, 16) for x in meta["inputs"]],
+                     expected=[int(x, 16) for x in meta["expected"]],
+                     stall_prob=meta["stall_prob"], seed=meta["seed"])
+
+
+def write_stream_outcome(outputs, failures, directory):
+    (Path(directory) / "result.json").write_text(json.dumps(
+        {"outputs": [hex(x) for x in outputs], "failures": failures}))
+
+
+def read_stream_outcome(directory):
+    path = Path(directory) / "result.json"
+    if not path.is_file():
+        return None
+    meta = json.loads(path.read_text())
+    return [int(x, 16) for x in meta["outputs"]], meta["failures"]

@@ -21,14 +21,17 @@ from . import emit
 from .config import EngineConfig
 from .cycle_model import engine_cycles, gemm_cycles
 from .errors import SystolixError
-from .simjob import JOB_ENV, SimJob, read_outcome, write_job
+from .simjob import (JOB_ENV, SimJob, StreamJob, is_reject, read_outcome, read_stream_outcome,
+                     write_job, write_stream_job)
 
-__all__ = ["SIMULATORS", "GemmRun", "check_simulator", "build", "run_job", "lint"]
+__all__ = ["SIMULATORS", "GemmRun", "check_simulator", "design_key", "build", "run_job",
+           "run_stream_job", "lint"]
 
 SIMULATORS = ("icarus", "verilator")
 
 TEST_MODULE = "systolix_tb.gemm_test"
 ENGINE_TEST_MODULE = "systolix_tb.engine_test"
+STREAM_TEST_MODULE = "systolix_tb.stream_test"
 
 #: Verilator warnings waived when *building* for simulation (see ``lint`` for the full list).
 VERILATOR_BUILD_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE")
@@ -158,44 +161,50 @@ class GemmRun:
         return self.macs / (self.peak_macs * self.cycles) if self.cycles else None
 
 
+def _run_cocotb(config, simulator, work_dir, test_module, write, seed, waves):
+    """Build ``config``, write a job into a fresh job directory with ``write(dir)`` (returning
+    the job file), run ``test_module`` on it; returns the job directory and its log."""
+    build_dir = build(config, simulator, work_dir)
+    jobs_dir = build_dir / "jobs"
+    jobs_dir.mkdir(exist_ok=True)
+    job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=jobs_dir))
+    job_file = write(job_dir)
+    log = job_dir / "sim.log"
+    with _tool_environment(simulator):
+        try:
+            _runner(simulator).test(
+                test_module=test_module, hdl_toplevel=config.name,
+                hdl_toplevel_lang="verilog", build_dir=build_dir / "sim", test_dir=job_dir,
+                results_xml=str(job_dir / "results.xml"),
+                extra_env={JOB_ENV: str(job_file)}, log_file=log, waves=waves, seed=seed)
+        except (RuntimeError, SystemExit):
+            pass  # a failing cocotb test still leaves its outcome; judged by the caller
+    return job_dir, log
+
+
 def run_job(job: SimJob, simulator="icarus", work_dir="sim_out", *, waves=False):
     """Simulate every GEMM in ``job``; returns ``(runs, failures, total_cycles)``.
 
     ``failures`` lists scoreboard mismatches and protocol errors as found *inside* the
     simulation; callers decide what a mismatch means to them.
     """
-    build_dir = build(job.config, simulator, work_dir)
-    jobs_dir = build_dir / "jobs"
-    jobs_dir.mkdir(exist_ok=True)
-    job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=jobs_dir))
-    job_file = write_job(job, job_dir)
-    log = job_dir / "sim.log"
-    with _tool_environment(simulator):
-        try:
-            _runner(simulator).test(
-                test_module=(ENGINE_TEST_MODULE if isinstance(job.config, EngineConfig)
-                             else TEST_MODULE),
-                hdl_toplevel=job.config.name,
-                hdl_toplevel_lang="verilog", build_dir=build_dir / "sim", test_dir=job_dir,
-                results_xml=str(job_dir / "results.xml"),
-                extra_env={JOB_ENV: str(job_file)}, log_file=log, waves=waves,
-                seed=job.seed)
-        except (RuntimeError, SystemExit):
-            pass  # a failing cocotb test still leaves its outcome; judged below
+    engine = isinstance(job.config, EngineConfig)
+    job_dir, log = _run_cocotb(job.config, simulator, work_dir,
+                               ENGINE_TEST_MODULE if engine else TEST_MODULE,
+                               lambda d: write_job(job, d), job.seed, waves)
     outcome = read_outcome(job_dir)
     if outcome is None:
         raise SystolixError(f"simulation produced no result; see {log}")
     runs = []
-    engine = isinstance(job.config, EngineConfig)
     for i, (entry, c, cycles) in enumerate(zip(job.operands, outcome.results, outcome.cycles)):
         extra = {}
         if engine:
             extra = {"job_cycles": outcome.job_cycles[i], "error": bool(outcome.errors[i])}
-        if len(entry) == 3:  # a command the engine had to reject
+        if is_reject(entry):  # a command the engine had to reject
             runs.append(GemmRun(c=None, cycles=None, model_cycles=None, macs=0,
                                 peak_macs=job.config.macs, **extra))
             continue
-        a, b = entry
+        a, b = entry[:2]
         m, k, n = a.shape[0], a.shape[1], b.shape[1]
         if engine:
             model = engine_cycles(job.config, m, k, n)
@@ -209,6 +218,18 @@ def run_job(job: SimJob, simulator="icarus", work_dir="sim_out", *, waves=False)
     if not outcome.failures and not waves:
         shutil.rmtree(job_dir, ignore_errors=True)
     return runs, outcome.failures, outcome.total_cycles
+
+
+def run_stream_job(job: StreamJob, simulator="icarus", work_dir="sim_out", *, waves=False):
+    """Push ``job.inputs`` through a stream unit; returns ``(outputs, failures)``."""
+    job_dir, log = _run_cocotb(job.config, simulator, work_dir, STREAM_TEST_MODULE,
+                               lambda d: write_stream_job(job, d), job.seed, waves)
+    outcome = read_stream_outcome(job_dir)
+    if outcome is None:
+        raise SystolixError(f"simulation produced no result; see {log}")
+    if not outcome[1] and not waves:
+        shutil.rmtree(job_dir, ignore_errors=True)
+    return outcome
 
 
 def lint(verilog_path, top, waivers=()):

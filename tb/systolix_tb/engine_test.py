@@ -20,7 +20,7 @@ from cocotb.utils import get_sim_time
 
 from systolix import tiling
 from systolix.cycle_model import engine_cycles
-from systolix.simjob import JOB_ENV, JobOutcome, read_job, write_outcome
+from systolix.simjob import JOB_ENV, JobOutcome, is_reject, read_job, write_outcome
 from systolix_tb.scoreboard import GemmScoreboard
 from systolix_tb.streams import StreamSink, StreamSource
 
@@ -85,7 +85,7 @@ async def run_engine_job(dut):
     scoreboard = GemmScoreboard(config.numerics, dut._log, config.accumulation_chunk)
     first = None
     for j, entry in enumerate(job.operands):
-        if len(entry) == 3:  # a command the engine must reject
+        if is_reject(entry):  # a command the engine must reject
             start = await issue(dut, entry, clk, read_only)
             first = start if first is None else first
             end = await wait_done(dut, clk, read_only, 4)
@@ -96,7 +96,8 @@ async def run_engine_job(dut):
             outcome.errors.append(int(dut.error.value))
             continue
 
-        a, b = entry
+        a, b = entry[:2]
+        params = entry[2] if len(entry) == 3 else None
         m, k = a.shape
         n = b.shape[1]
         model = engine_cycles(config, m, k, n)
@@ -106,33 +107,38 @@ async def run_engine_job(dut):
         b_src = StreamSource(dut, "b", tiling.engine_b_words(config, b),
                              stall_prob=job.stall_prob, rng=rng,
                              overrun=(1 << len(dut.b__payload)) - 1)
+        sources = [a_src, b_src]
+        if config.requant is not None:
+            sources.append(StreamSource(dut, "q", tiling.engine_q_words(config, params, n),
+                                        stall_prob=job.stall_prob, rng=rng,
+                                        overrun=(1 << len(dut.q__payload)) - 1))
         start = await issue(dut, (m, k, n), clk, read_only)
         first = start if first is None else first
         wall = [time.perf_counter()]
 
         # Load: both streams at once; a finished stream keeps offering a word nobody may take.
         async def cycle():
-            for src in (a_src, b_src):
+            for src in sources:
                 src.drive()
             await read_only
-            for src in (a_src, b_src):
+            for src in sources:
                 src.sample()
             await clk
 
         budget = (model.load + 10) * (1 + int(40 * job.stall_prob)) + 100
-        while not (a_src.done and b_src.done):
+        while not all(src.done for src in sources):
             await cycle()
             budget -= 1
             if budget < 0:
-                raise AssertionError(f"gemm {j}: load stuck at {a_src.taken} A and "
-                                     f"{b_src.taken} B words")
+                raise AssertionError(f"gemm {j}: load stuck at "
+                                     f"{[src.taken for src in sources]} words (A, B, params)")
         for _ in range(2):  # the overrun words stay offered into the compute phase
             await cycle()
-        a_src.idle()
-        b_src.idle()
-        if a_src.extra or b_src.extra:
-            outcome.failures.append(f"gemm {j}: engine took {a_src.extra} A and {b_src.extra} "
-                                    f"B words beyond the job")
+        for src in sources:
+            src.idle()
+        if any(src.extra for src in sources):
+            outcome.failures.append(f"gemm {j}: engine took {[src.extra for src in sources]} "
+                                    f"words beyond the job (A, B, params)")
 
         wall.append(time.perf_counter())
         # Compute: no Python per cycle; the drain starts when c__valid first rises.
@@ -173,7 +179,7 @@ async def run_engine_job(dut):
         else:
             if not last[-1] or last[:-1].any():
                 outcome.failures.append(f"gemm {j}: `last` not on the final C word only")
-            scoreboard.check(f"gemm {j} ({m}x{k}x{n})", a, b, c)
+            scoreboard.check(f"gemm {j} ({m}x{k}x{n})", a, b, c, params)
         outcome.results.append(c)
         outcome.cycles.append(int(dut.cycles.value))
         outcome.job_cycles.append(end - start)

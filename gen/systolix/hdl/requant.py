@@ -94,7 +94,6 @@ class Requantizer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         L = self._config.lanes
-        out = out_shape(self._config)
         en = Signal()
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
 
