@@ -11,6 +11,8 @@ from systolix.config import Dataflow, EngineConfig, Numerics, SystolicConfig
 from systolix.cycle_model import engine_cycles
 from systolix.hdl.engine import MatrixEngine
 
+import requant_ref
+
 
 def engine(rows, cols, dataflow, numerics=None, **limits):
     return EngineConfig(SystolicConfig(rows, cols, Dataflow(dataflow), numerics or Numerics()),
@@ -161,21 +163,6 @@ class Params:
         self.__dict__.update(kw)
 
 
-def slow_requant(acc, bias, mult, shift, zp, lo, hi):
-    """REFERENCE.md's gemmlowp definitions in Python integers (bias add saturates)."""
-    lo32, hi32 = -2**31, 2**31 - 1
-    x = min(max(acc + bias, lo32), hi32)
-    if x == mult == lo32:
-        y = hi32
-    else:
-        p = x * mult
-        q = p + (2**30 if p >= 0 else 1 - 2**30)
-        y = q // 2**31 if q >= 0 else -((-q) // 2**31)   # C's truncating division
-    mask = (1 << shift) - 1
-    r = (y >> shift) + (1 if (y & mask) > (mask >> 1) + (1 if y < 0 else 0) else 0)
-    return min(max(r + zp, lo), hi)
-
-
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
 @pytest.mark.parametrize("out_signed", [True, False], ids=["int8", "uint8"])
 def test_requantized_output(dataflow, out_signed, seed):
@@ -198,7 +185,7 @@ def test_requantized_output(dataflow, out_signed, seed):
     results = simulate(config, jobs, stall=0.3, seed=seed)
     for (a, b, q), (c, err, cycles, total) in zip(jobs, results):
         acc = golden.gemm(a, b, n, config.accumulation_chunk)
-        want = [[slow_requant(int(acc[i, j]), int(q.bias[j]), int(q.multiplier[j]),
+        want = [[requant_ref.requant(int(acc[i, j]), int(q.bias[j]), int(q.multiplier[j]),
                               int(q.shift[j]), q.zero_point, q.clamp_min, q.clamp_max)
                  for j in range(acc.shape[1])] for i in range(acc.shape[0])]
         assert c.tolist() == want, f"seed {seed}"

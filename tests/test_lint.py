@@ -6,7 +6,7 @@ Any warning class not listed here fails the test, so new lint findings cannot sl
 import pytest
 
 from helpers import WORK_DIR
-from systolix.config import Dataflow, EngineConfig, Numerics, SystolicConfig
+from systolix.config import Dataflow, EngineConfig, Numerics, RequantConfig, SystolicConfig
 from systolix.emit import write_design
 from systolix.simulate import lint
 
@@ -46,6 +46,8 @@ WS = Dataflow.WEIGHT_STATIONARY
     EngineConfig(SystolicConfig(2, 3), 5, 6, 7),
     EngineConfig(SystolicConfig(3, 2, WS, Numerics(acc_width=20, saturate=True)), 8, 8, 4),
     EngineConfig(SystolicConfig(1, 1, WS), 1, 1, 1),
+    RequantConfig(2),
+    EngineConfig(SystolicConfig(2, 3, WS), 4, 5, 7, requant=RequantConfig(3, out_signed=False)),
 ], ids=lambda c: c.name)
 def test_verilator_lint_clean(config):
     v, _ = write_design(config, WORK_DIR / "lint", only_if_changed=True)

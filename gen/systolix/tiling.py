@@ -16,7 +16,8 @@ from .config import Dataflow, EngineConfig, SystolicConfig
 from .cycle_model import tile_grid
 
 __all__ = ["Tile", "plan_tiles", "pack_input_beats", "unpack_output_rows", "assemble",
-           "engine_a_words", "engine_b_words", "engine_c_matrix", "engine_q_words"]
+           "engine_a_words", "engine_b_words", "engine_c_matrix", "engine_q_words",
+           "requant_input_words", "requant_output_words"]
 
 
 @dataclass(frozen=True)
@@ -190,3 +191,33 @@ def engine_q_words(config: EngineConfig, params, n):
         fields.append(_to_bits(col.reshape(-1, 1), width).reshape(tiles, C, width))
     lane_bits = np.concatenate(fields, axis=-1)          # (tiles, C, bits per lane)
     return _bits_to_ints(lane_bits.reshape(tiles, -1))
+
+
+# -- the standalone requantizer (systolix.hdl.requant.Requantizer)
+
+def requant_input_words(config, acc, params):
+    """Beats for a :class:`~systolix.hdl.requant.Requantizer`: ``acc`` is (beats, lanes) int32;
+    each parameter is a scalar, a per-lane (lanes,) or a per-beat (beats, lanes) array;
+    ``last`` on the final beat."""
+    acc = np.asarray(acc, dtype=np.int64)
+    beats, lanes = acc.shape
+    if lanes != config.lanes:
+        raise ValueError(f"expected {config.lanes} lanes, got {lanes}")
+    fields = []
+    for name, width in REQUANT_FIELDS:
+        value = np.broadcast_to(np.asarray(getattr(params, name), dtype=np.int64),
+                                (beats, lanes))
+        fields.append(_to_bits(value[..., None], width))
+    param_bits = np.concatenate(fields, axis=-1).reshape(beats, -1)
+    last = np.zeros((beats, 1), dtype=np.uint8)
+    last[-1, 0] = 1
+    bits = np.concatenate([_to_bits(acc, 32), param_bits, last], axis=-1)
+    return _bits_to_ints(bits)
+
+
+def requant_output_words(config, out):
+    """The output beats a Requantizer must produce for results ``out`` (beats, lanes)."""
+    out = np.asarray(out, dtype=np.int64)
+    last = np.zeros((out.shape[0], 1), dtype=np.uint8)
+    last[-1, 0] = 1
+    return _bits_to_ints(np.concatenate([_to_bits(out, 8), last], axis=-1))
