@@ -111,7 +111,24 @@ def _parser():
     r.add_argument("--work-dir", default="sim_out", metavar="DIR",
                    help="simulator builds and logs (default ./sim_out)")
 
-    d = sub.add_parser("demo", help="8x8 array, random 64x64x64 GEMM in RTL, report")
+    f = sub.add_parser("infer", help="classify held-out digits with an int8 MLP through the "
+                                     "engine RTL (GEMM + requantization per layer)")
+    f.add_argument("--images", type=int, default=None,
+                   help="how many held-out images (default: all 360)")
+    f.add_argument("--rows", type=int, default=8, help="array rows (default 8)")
+    f.add_argument("--cols", type=int, default=8, help="array columns (default 8)")
+    f.add_argument("--dataflow", choices=[d.value for d in Dataflow], default="ws",
+                   help="default ws (weight-stationary, as a TPU)")
+    f.add_argument("--batch", type=int, default=64,
+                   help="images per engine job = the engine's max M (default 64)")
+    f.add_argument("--sim", choices=["icarus", "verilator"], default="verilator",
+                   help="simulator (default verilator)")
+    f.add_argument("--seed", type=int, default=0, help="data split / training seed (default 0)")
+    f.add_argument("--json", action="store_true", help="print one JSON object as the summary")
+    f.add_argument("--work-dir", default="sim_out", metavar="DIR")
+
+    d = sub.add_parser("demo", help="8x8 array and engines, random GEMM in RTL, and the "
+                                    "quantized MLP on digits; report")
     d.add_argument("--sim", choices=["icarus", "verilator"], default="icarus")
     d.add_argument("--size", type=int, default=64, help="M = K = N (default 64)")
     d.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
@@ -226,6 +243,38 @@ def _print_summary(config, s):
         print(f"  wrote         : {s['output']}")
 
 
+def _cmd_infer(args):
+    from .infer import inference_engine, run_inference
+    from .simulate import check_simulator
+
+    try:
+        config = inference_engine(args.rows, args.cols, Dataflow(args.dataflow), args.batch)
+    except (TypeError, ValueError) as e:
+        raise SystolixError(str(e)) from None
+    check_simulator(args.sim)
+    log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    report = run_inference(config, args.sim, args.images, args.work_dir, args.seed, log)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_inference(report)
+    if not (all(report["layers_bit_exact"]) and report["predictions_identical"]):
+        raise SystolixError("the RTL's layer outputs differ from the integer reference")
+    return 0
+
+
+def print_inference(r, indent=""):
+    print(f"{indent}digits MLP {' -> '.join(r['layers'])} ({r['macs_per_inference']} MACs per "
+          f"image), {r['images']} held-out images on {r['engine']} [{r['simulator']}]")
+    print(f"{indent}  accuracy      : float {r['float_accuracy']:.1%}, int8 reference "
+          f"{r['int8_reference_accuracy']:.1%}, RTL {r['rtl_accuracy']:.1%}")
+    print(f"{indent}  bit-exact     : {'every layer' if all(r['layers_bit_exact']) else 'NO'}"
+          f" ({r['engine_jobs']} engine jobs)")
+    print(f"{indent}  cycles/image  : {r['compute_cycles_per_inference']:.1f} compute, "
+          f"{r['job_cycles_per_inference']:.1f} with loading and draining "
+          f"({r['array_utilization']:.1%} array utilization while computing)")
+
+
 def _cmd_demo(args):
     from .demo import run_demo
     return run_demo(size=args.size, simulator=args.sim, seed=args.seed, rtl_dir=args.rtl_dir,
@@ -235,7 +284,8 @@ def _cmd_demo(args):
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        return {"generate": _cmd_generate, "run": _cmd_run, "demo": _cmd_demo}[args.command](args)
+        return {"generate": _cmd_generate, "run": _cmd_run, "infer": _cmd_infer,
+                "demo": _cmd_demo}[args.command](args)
     except SystolixError as e:
         print(f"systolix: error: {e}", file=sys.stderr)
         return 1

@@ -24,18 +24,14 @@ __all__ = ["JOB_ENV", "SimJob", "JobOutcome", "StreamJob", "write_job", "read_jo
 JOB_ENV = "SYSTOLIX_JOB"
 
 
-#: Attributes of a requantization parameter set (see systolix.quant.RequantParams).
-PARAM_FIELDS = ("bias", "multiplier", "shift", "zero_point", "clamp_min", "clamp_max")
-
-
 def params_to_dict(params):
-    return {k: np.asarray(getattr(params, k)).tolist() for k in PARAM_FIELDS}
+    """A :class:`systolix.quant.RequantParams` as JSON-ready data."""
+    return params.to_dict()
 
 
 def params_from_dict(d):
     from .quant import RequantParams
-    return RequantParams(**{k: (np.asarray(v, dtype=np.int64) if isinstance(v, list) else v)
-                            for k, v in d.items()})
+    return RequantParams.from_dict(d)
 
 
 def is_reject(entry):
