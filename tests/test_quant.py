@@ -314,8 +314,14 @@ def test_requantize_rejects():
         requantize(np.zeros(2, dtype=np.int64), p)
     with pytest.raises(ValueError, match="int32"):
         requantize([[INT32_MAX + 1, 0]], p)
+    with pytest.raises(ValueError, match="beyond int64"):
+        requantize([[2**64, 0]], p)
     with pytest.raises(TypeError, match="integers"):
         requantize(np.zeros((1, 2)), p)
+    with pytest.raises(TypeError, match="integers"):
+        requantize([[True, False]], p)
+    with pytest.raises(TypeError, match="integers"):
+        requantize(np.array([[1, "a"]], dtype=object), p)
     with pytest.raises(TypeError, match="RequantParams"):
         requantize(np.zeros((1, 2), dtype=np.int64), {"bias": [0, 0]})
 

@@ -52,19 +52,22 @@ MAX_SHIFT = 31
 
 
 def _int64(name, x):
+    """``x`` as an int64 array; TypeError unless it holds integers (bools are not integers)."""
     a = np.asarray(x)
+    if a.size == 0:
+        return a.astype(np.int64)
+    if a.dtype == object:  # Python ints too large for int64, or mixed types
+        flat = a.ravel().tolist()
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                   for v in flat):
+            raise TypeError(f"{name} must hold integers")
+        if min(flat) < -(1 << 63) or max(flat) >= 1 << 63:
+            raise ValueError(f"{name} holds values beyond int64 (and int32)")
+        return a.astype(np.int64)
     if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.integer):
-        if a.dtype == object or a.size == 0:
-            try:
-                a = np.asarray(x, dtype=np.int64)
-            except (TypeError, ValueError, OverflowError):
-                raise TypeError(f"{name} must hold integers, not {a.dtype}") from None
-            if a.size == 0:
-                return a
-        else:
-            raise TypeError(f"{name} must hold integers, not {a.dtype}")
-    if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
-        raise ValueError(f"{name} holds values beyond int64")
+        raise TypeError(f"{name} must hold integers, not {a.dtype}")
+    if a.dtype == np.uint64 and a.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} holds values beyond int64 (and int32)")
     return a.astype(np.int64)
 
 
