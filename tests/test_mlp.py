@@ -81,7 +81,8 @@ def slow_layer(x_q, layer):
     for row in x_q.tolist():
         out_row = []
         for n in range(layer.weights.shape[1]):
-            acc = sum((x - layer.in_zero_point) * int(layer.weights[k, n]) for k, x in enumerate(row))
+            acc = sum((x - layer.in_zero_point) * int(layer.weights[k, n])
+                      for k, x in enumerate(row))
             acc += int(layer.bias[n])
             acc = min(max(acc, INT32_MIN), INT32_MAX)
             y = rdbpot_c(srdhm_c(acc, p.multiplier[n]), p.shift[n]) + p.zero_point

@@ -1,32 +1,18 @@
 """The requantization reference (systolix.quant) against the slow models of slow_quant.py."""
 
+import json
+
 import numpy as np
 import pytest
 
 from slow_quant import rdbpot_c, rdbpot_math, requantize_slow, srdhm_c, srdhm_math
 from systolix import quant
-from systolix.quant import (INT32_MAX, INT32_MIN, M0_MAX, M0_MIN, RequantParams, quantize_multiplier,
-                            rdbpot, relu6_clamp, relu_clamp, requantize, srdhm)
+from systolix.quant import (INT32_MAX, INT32_MIN, M0_MAX, M0_MIN, RequantParams,
+                            quantize_multiplier, rdbpot, relu6_clamp, relu_clamp, requantize, srdhm)
 
 
-def random_int32(rng, size):
-    """int32 values spread over all magnitudes (log-uniform), both signs, plus extremes."""
-    mag = np.floor(2.0 ** rng.uniform(0, 31, size)).astype(np.int64)
-    v = np.where(rng.random(size) < 0.5, -mag, mag - 1)
-    v[rng.random(size) < 0.02] = INT32_MIN
-    v[rng.random(size) < 0.02] = INT32_MAX
-    return np.clip(v, INT32_MIN, INT32_MAX)
-
-
-def random_params(rng, n):
-    signed = bool(rng.random() < 0.5)
-    lo, hi = quant.output_range(signed)
-    zp = int(rng.integers(lo, hi + 1))
-    a, b = sorted(int(v) for v in rng.integers(lo, hi + 1, 2))
-    bias = random_int32(rng, n) >> int(rng.integers(0, 20))
-    return RequantParams(bias=bias, multiplier=rng.integers(M0_MIN, M0_MAX + 1, n),
-                         shift=rng.integers(0, 32, n), zero_point=zp, clamp_min=a, clamp_max=b,
-                         out_signed=signed)
+random_int32 = quant.random_accumulators
+random_params = quant.random_params
 
 
 # ---------------------------------------------------------------------------- SRDHM
@@ -348,16 +334,38 @@ GOOD = dict(bias=[0], multiplier=[M0_MIN], shift=[0])
     (dict(bias=[], multiplier=[], shift=[]), ValueError, "at least one channel"),
     (dict(bias=[0, 0]), ValueError, "same length"),
     (dict(zero_point=128), ValueError, r"zero_point \(int8\) must be in range -128..127"),
-    (dict(zero_point=-1, out_signed=False), ValueError, r"zero_point \(uint8\) must be in range 0..255"),
+    (dict(zero_point=-1, out_signed=False), ValueError,
+     r"zero_point \(uint8\) must be in range 0..255"),
     (dict(zero_point=1.0), TypeError, "zero_point .* must be an integer"),
     (dict(clamp_min=-129), ValueError, "clamp_min"),
     (dict(clamp_max=256, out_signed=False), ValueError, "clamp_max"),
-    (dict(clamp_min=5, clamp_max=4), ValueError, r"clamp_min \(5\) must not exceed clamp_max \(4\)"),
+    (dict(clamp_min=5, clamp_max=4), ValueError,
+     r"clamp_min \(5\) must not exceed clamp_max \(4\)"),
     (dict(out_signed=1), TypeError, "out_signed must be a bool"),
 ])
 def test_params_validation(change, error, match):
     with pytest.raises(error, match=match):
         RequantParams(**{**GOOD, **change})
+
+
+def test_params_dict_round_trip(seed):
+    rng = np.random.default_rng(seed)
+    for p in quant.edge_case_params(3)[:5] + [random_params(rng, 4)]:
+        d = p.to_dict()
+        assert RequantParams.from_dict(json.loads(json.dumps(d))) == p
+    with pytest.raises(ValueError, match=r"missing \['shift'\], unknown \['shifts'\]"):
+        RequantParams.from_dict({**{k: v for k, v in d.items() if k != "shift"}, "shifts": [0]})
+    with pytest.raises(TypeError, match="dict"):
+        RequantParams.from_dict([1])
+
+
+def test_random_stimulus_spans_magnitudes(seed):
+    rng = np.random.default_rng(seed)
+    v = quant.random_accumulators(rng, 5000)
+    assert v.dtype == np.int64 and v.min() == INT32_MIN and v.max() == INT32_MAX
+    bits = np.floor(np.log2(np.abs(v[v != 0]).astype(float))).astype(int)
+    assert set(range(0, 31)) <= set(bits.tolist())  # every magnitude
+    assert (v < 0).mean() == pytest.approx(0.5, abs=0.05)
 
 
 def test_params_normalised():

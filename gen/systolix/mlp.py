@@ -212,7 +212,7 @@ class Inference(NamedTuple):
 
 
 def reference_gemm_requant(a_q, w_q, params: RequantParams):
-    """The integer reference of one layer: ``requantize(golden.gemm(a_q, w_q, Numerics()), params)``.
+    """The integer reference of a layer: ``requantize(golden.gemm(a_q, w_q, Numerics()), params)``.
 
     ``golden.gemm`` with the default ``Numerics`` (int8 operands, int32 wrapping accumulator) is
     exactly what every generated engine computes; the requantization is :func:`requantize`.
@@ -294,9 +294,10 @@ class QuantizedMLP:
                 got = gemm_requant(a[r0:r0 + step], layer.weights, layer.params)
                 want_shape = (min(step, a.shape[0] - r0), layer.params.channels)
                 if not isinstance(got, np.ndarray) or got.dtype != layer.params.out_dtype:
+                    what = (f"an array of {got.dtype}" if isinstance(got, np.ndarray)
+                            else type(got).__name__)
                     raise TypeError(f"layer {i}: gemm_requant must return a numpy "
-                                    f"{layer.params.out_dtype} array, not {type(got).__name__}"
-                                    f"{'' if not isinstance(got, np.ndarray) else ' of ' + str(got.dtype)}")
+                                    f"{layer.params.out_dtype} array, not {what}")
                 if got.shape != want_shape:
                     raise ValueError(f"layer {i}: gemm_requant returned shape {got.shape}, "
                                      f"expected {want_shape}")

@@ -40,7 +40,8 @@ import numpy as np
 
 __all__ = ["INT32_MIN", "INT32_MAX", "M0_MIN", "M0_MAX", "MAX_SHIFT", "sat32", "srdhm", "rdbpot",
            "quantize_multiplier", "RequantParams", "relu_clamp", "relu6_clamp", "requantize",
-           "output_range", "edge_case_accumulators", "edge_case_params", "edge_cases"]
+           "output_range", "random_accumulators", "random_params", "edge_case_accumulators",
+           "edge_case_params", "edge_cases"]
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -69,6 +70,11 @@ def _int64(name, x):
     if a.dtype == np.uint64 and a.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} holds values beyond int64 (and int32)")
     return a.astype(np.int64)
+
+
+def _is_real(x):
+    return (isinstance(x, (int, float, np.integer, np.floating))
+            and not isinstance(x, (bool, np.bool_)))
 
 
 def _check_int32(name, a):
@@ -206,7 +212,7 @@ def quantize_multiplier(real):
     ValueError
         ``real`` is not finite or not in ``(0, 1)``.
     """
-    if isinstance(real, (bool, np.bool_)) or not isinstance(real, (int, float, np.integer, np.floating)):
+    if not _is_real(real):
         raise TypeError(f"real must be a real number, not {real!r}")
     real = float(real)
     if not math.isfinite(real) or not 0.0 < real < 1.0:
@@ -313,9 +319,11 @@ class RequantParams:
         object.__setattr__(self, "multiplier", multiplier)
         object.__setattr__(self, "shift", shift)
         kind = "int8" if self.out_signed else "uint8"
-        object.__setattr__(self, "zero_point", _check_scalar(f"zero_point ({kind})", self.zero_point, lo, hi))
-        cmin = lo if self.clamp_min is None else _check_scalar(f"clamp_min ({kind})", self.clamp_min, lo, hi)
-        cmax = hi if self.clamp_max is None else _check_scalar(f"clamp_max ({kind})", self.clamp_max, lo, hi)
+        zp = _check_scalar(f"zero_point ({kind})", self.zero_point, lo, hi)
+        object.__setattr__(self, "zero_point", zp)
+        cmin, cmax = self.clamp_min, self.clamp_max
+        cmin = lo if cmin is None else _check_scalar(f"clamp_min ({kind})", cmin, lo, hi)
+        cmax = hi if cmax is None else _check_scalar(f"clamp_max ({kind})", cmax, lo, hi)
         if cmin > cmax:
             raise ValueError(f"clamp_min ({cmin}) must not exceed clamp_max ({cmax})")
         object.__setattr__(self, "clamp_min", cmin)
@@ -325,6 +333,33 @@ class RequantParams:
     def channels(self):
         """Number of output channels N."""
         return len(self.bias)
+
+    def to_dict(self):
+        """A JSON-ready dict of every field (e.g. for a simulation job file)."""
+        return {"bias": list(self.bias), "multiplier": list(self.multiplier),
+                "shift": list(self.shift), "zero_point": self.zero_point,
+                "clamp_min": self.clamp_min, "clamp_max": self.clamp_max,
+                "out_signed": self.out_signed}
+
+    @classmethod
+    def from_dict(cls, d):
+        """Rebuild (and re-validate) from :meth:`to_dict`'s output.
+
+        Raises
+        ------
+        TypeError
+            ``d`` is not a dict.
+        ValueError
+            ``d`` lacks a field or has an unknown one (and as the constructor).
+        """
+        if not isinstance(d, dict):
+            raise TypeError(f"expected a dict, not {type(d).__name__}")
+        fields = {"bias", "multiplier", "shift", "zero_point", "clamp_min", "clamp_max",
+                  "out_signed"}
+        if set(d) != fields:
+            raise ValueError(f"RequantParams fields: missing {sorted(fields - set(d))}, "
+                             f"unknown {sorted(set(d) - fields)}")
+        return cls(**d)
 
     @property
     def out_dtype(self):
@@ -363,7 +398,7 @@ def relu6_clamp(zero_point, scale_out, out_signed=True):
     """
     lo, hi = output_range(out_signed)
     zero_point = _check_scalar("zero_point", zero_point, lo, hi)
-    if isinstance(scale_out, (bool, np.bool_)) or not isinstance(scale_out, (int, float, np.integer, np.floating)):
+    if not _is_real(scale_out):
         raise TypeError(f"scale_out must be a real number, not {scale_out!r}")
     if not math.isfinite(scale_out) or scale_out <= 0:
         raise ValueError(f"scale_out must be finite and positive, not {scale_out!r}")
@@ -403,7 +438,8 @@ def requantize(acc, params: RequantParams):
     if acc.ndim != 2:
         raise ValueError(f"acc must be 2-D (M, N), not of shape {acc.shape}")
     if acc.shape[1] != params.channels:
-        raise ValueError(f"acc has {acc.shape[1]} columns but params has {params.channels} channels")
+        raise ValueError(f"acc has {acc.shape[1]} columns but params has {params.channels} "
+                         f"channels")
     _check_int32("acc", acc)
     bias = np.asarray(params.bias, dtype=np.int64)
     m0 = np.asarray(params.multiplier, dtype=np.int64)
@@ -415,7 +451,47 @@ def requantize(acc, params: RequantParams):
 
 
 # ----------------------------------------------------------------------------------------------
-# Edge cases, shared with the RTL tests.
+# Test stimulus, shared with the RTL tests.
+
+def random_accumulators(rng, shape):
+    """Random int32 accumulators spread over all magnitudes, with some int32 extremes.
+
+    Magnitudes are log-uniform in ``[1, 2**31]`` with random signs, so every shift sees values
+    that neither vanish nor saturate; about 2 % each are ``INT32_MIN`` and ``INT32_MAX``.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    shape : int or tuple of int
+
+    Returns
+    -------
+    numpy.ndarray of int64
+    """
+    mag = np.floor(2.0 ** rng.uniform(0, 31, shape)).astype(np.int64)
+    v = np.where(rng.random(shape) < 0.5, -mag, mag - 1)
+    v[rng.random(shape) < 0.02] = INT32_MIN
+    v[rng.random(shape) < 0.02] = INT32_MAX
+    return np.clip(v, INT32_MIN, INT32_MAX)
+
+
+def random_params(rng, channels):
+    """Random valid :class:`RequantParams` with ``channels`` channels.
+
+    int8 or uint8 output, any zero point, a random clamp interval, ``M0`` uniform in
+    ``[2**30, 2**31)``, shifts uniform in ``0..31``, biases from :func:`random_accumulators`
+    scaled down by a random ``2**0 .. 2**19``.
+    """
+    channels = _check_scalar("channels", channels, 1, 1 << 16)
+    signed = bool(rng.random() < 0.5)
+    lo, hi = output_range(signed)
+    zp = int(rng.integers(lo, hi + 1))
+    a, b = sorted(int(v) for v in rng.integers(lo, hi + 1, 2))
+    bias = random_accumulators(rng, channels) >> int(rng.integers(0, 20))
+    return RequantParams(bias=bias, multiplier=rng.integers(M0_MIN, M0_MAX + 1, channels),
+                         shift=rng.integers(0, MAX_SHIFT + 1, channels), zero_point=zp,
+                         clamp_min=a, clamp_max=b, out_signed=signed)
+
 
 def edge_case_accumulators():
     """int32 accumulator values that exercise every corner of :func:`requantize`.
