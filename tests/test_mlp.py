@@ -44,6 +44,9 @@ def test_accuracies(digits):
     assert report["float_int8_agreement"] >= 0.97
     assert report["macs_per_inference"] == 64 * 64 + 64 * 10
     assert report["layers"] == ["64x64", "64x10"]
+    _, _, q = digits
+    assert q.gemm_shapes(32) == [(32, 64, 64), (32, 64, 10)]
+    assert sum(m * k * n for m, k, n in q.gemm_shapes(7)) == 7 * q.macs_per_inference
 
 
 def test_quantized_model_structure(digits):

@@ -244,6 +244,11 @@ class QuantizedMLP:
         """Multiply-accumulates per image (sum of K * N over the layers)."""
         return sum(layer.macs for layer in self.layers)
 
+    def gemm_shapes(self, batch):
+        """The engine jobs of one batch: ``[(M, K, N), ...]`` per layer, with ``M = batch``."""
+        _check_int("batch", batch, 1)
+        return [(batch, *layer.weights.shape) for layer in self.layers]
+
     def infer(self, x_q, gemm_requant=reference_gemm_requant, max_rows=None):
         """Run int8 images through the layers with an injected GEMM + requantization.
 
