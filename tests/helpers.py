@@ -63,7 +63,7 @@ def check_engine(config, entries, simulator, *, seed=0, stall_prob=0.0):
         model = engine_cycles(config, a.shape[0], a.shape[1], b.shape[1])
         assert run.cycles == model.compute, f"{where} gemm {i}: compute {run.cycles} cycles"
         if stall_prob:
-            assert run.job_cycles > model.total, f"{where} gemm {i}: stalls cost nothing?"
+            assert run.job_cycles >= model.total, f"{where} gemm {i}: faster than unstalled?"
         else:
             assert run.job_cycles == model.total, f"{where} gemm {i}: job {run.job_cycles} cycles"
     return runs

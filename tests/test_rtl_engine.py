@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from helpers import check_engine, rand_operands
-from systolix.config import Dataflow, EngineConfig, Numerics, SystolicConfig
+from systolix.config import Dataflow, EngineConfig, Numerics, RequantConfig, SystolicConfig
 
 SIMULATORS = [
     pytest.param("icarus", id="icarus"),
@@ -85,3 +85,24 @@ def test_unsigned_narrow_accumulator(simulator, dataflow, seed):
     entries = [(np.full((7, 9), 255, np.int64), np.full((9, 8), 255, np.int64)),
                rand_operands(rng, numerics, 7, 9, 8), rand_operands(rng, numerics, 3, 2, 5)]
     check_engine(config, entries, simulator, seed=seed)
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+@pytest.mark.parametrize("out_signed", [True, False], ids=["int8", "uint8"])
+def test_requantized_engine_with_stalls(simulator, dataflow, out_signed, seed):
+    """C leaves through the requantizer: random per-column parameters (systolix.quant), awkward
+    shapes, stalls on all four streams, back to back; compared with quant.requantize."""
+    from systolix import quant
+    config = EngineConfig(SystolicConfig(3, 4, dataflow), 9, 11, 10,
+                          requant=RequantConfig(4, out_signed))
+    rng = np.random.default_rng(seed)
+    entries = []
+    for m, k, n in [(9, 11, 10), (2, 5, 3), (1, 1, 1), (7, 11, 6)]:
+        while True:
+            p = quant.random_params(rng, n)
+            if p.out_signed == out_signed:
+                break
+        entries.append((*rand_operands(rng, config.numerics, m, k, n), p))
+    check_engine(config, entries, simulator, seed=seed, stall_prob=0.3)
+    check_engine(config, entries[:2], simulator, seed=seed)  # and exact job cycles unstalled

@@ -64,3 +64,26 @@ def test_requantizer_bit_exact_with_stalls(simulator, out_signed, seed):
         StreamJob(config, inputs, expected, stall_prob=0.3, seed=seed), simulator, WORK_DIR)
     assert not failures, f"seed {seed}: {failures}"
     assert outputs == expected
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("out_signed", [True, False], ids=["int8", "uint8"])
+def test_requantizer_on_the_reference_edge_cases(simulator, out_signed, seed):
+    """systolix.quant's edge cases (every edge accumulator against every edge parameter set)
+    through the RTL, compared with systolix.quant.requantize, with stalls."""
+    from systolix import quant
+    config = RequantConfig(3, out_signed)
+    jobs = [(acc, p) for acc, p in quant.edge_cases(channels=3, max_rows=128)
+            if p.out_signed == out_signed]
+    names = ("bias", "multiplier", "shift", "zero_point", "clamp_min", "clamp_max")
+    accs = np.concatenate([acc for acc, _ in jobs])
+    params = Params(**{k: np.concatenate([np.broadcast_to(np.asarray(getattr(p, k)),
+                                                          acc.shape) for acc, p in jobs])
+                       for k in names})
+    want = np.concatenate([quant.requantize(acc, p) for acc, p in jobs])
+    inputs = tiling.requant_input_words(config, accs, params)
+    expected = tiling.requant_output_words(config, want)
+    outputs, failures = run_stream_job(
+        StreamJob(config, inputs, expected, stall_prob=0.2, seed=seed), simulator, WORK_DIR)
+    assert not failures, f"seed {seed}: {failures} ({len(inputs)} beats)"
+    assert outputs == expected
