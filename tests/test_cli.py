@@ -100,10 +100,12 @@ def test_generate_engine_and_ws_array(tmp_path):
 
 def test_demo_small(tmp_path):
     proc = systolix("demo", "--size", 10, "--seed", 4, "--rtl-dir", tmp_path / "rtl",
-                    "--work-dir", tmp_path / "w")
+                    "--work-dir", tmp_path / "w", "--infer-sim", "icarus", "--infer-images", 3)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "w" / "demo" / "report.json").read_text())
     assert [r["match"] and r["cycles_match_model"] for r in report["runs"]] == [True] * 3
+    inference = json.loads((tmp_path / "w" / "demo" / "inference.json").read_text())
+    assert inference["images"] == 3 and inference["layers_bit_exact"] == [True, True]
     assert len(list((tmp_path / "rtl").glob("*.v"))) == 3
 
 
@@ -237,7 +239,8 @@ def test_more_bad_paths(tmp_path, mats):
 
 def test_demo_rejects_bad_arguments_before_writing(tmp_path):
     for flags, fragment in [(["--seed", "-1"], "--seed must be in range"),
-                            (["--size", "0"], "--size must be in range 1..1024")]:
+                            (["--size", "0"], "--size must be in range 1..1024"),
+                            (["--infer-images", "400"], "--infer-images must be in range")]:
         proc = systolix("demo", *flags, "--rtl-dir", tmp_path / "rtl",
                         "--work-dir", tmp_path / "w")
         assert_one_line_error(proc, fragment)

@@ -133,6 +133,10 @@ def _parser():
     d.add_argument("--size", type=int, default=64, help="M = K = N (default 64)")
     d.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     d.add_argument("--rtl-dir", default="rtl", metavar="DIR", help="where the RTL goes")
+    d.add_argument("--infer-sim", choices=["icarus", "verilator"], default=None,
+                   help="simulator of the MLP step (default verilator if installed)")
+    d.add_argument("--infer-images", type=int, default=None,
+                   help="held-out images for the MLP step (default all 360)")
     d.add_argument("--work-dir", default="sim_out", metavar="DIR")
     return p
 
@@ -278,7 +282,8 @@ def print_inference(r, indent=""):
 def _cmd_demo(args):
     from .demo import run_demo
     return run_demo(size=args.size, simulator=args.sim, seed=args.seed, rtl_dir=args.rtl_dir,
-                    work_dir=args.work_dir)
+                    work_dir=args.work_dir, infer_sim=args.infer_sim,
+                    infer_images=args.infer_images)
 
 
 def main(argv=None):

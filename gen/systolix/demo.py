@@ -1,5 +1,6 @@
 """``make demo``: generate an 8x8 array and two 8x8 matrix engines, run one random GEMM through
-each in RTL, and compare them with the golden model, the cycle model and SCALE-Sim."""
+each in RTL and compare them with the golden model, the cycle model and SCALE-Sim; then classify
+the held-out digits with a quantized MLP through a requantizing engine in RTL."""
 
 from __future__ import annotations
 
@@ -30,10 +31,13 @@ def demo_designs(size=64):
     ]
 
 
-def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="sim_out"):
+def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="sim_out",
+             infer_sim=None, infer_images=None):
     from .cli import run_gemm
     from .simulate import check_simulator
 
+    if infer_images is not None and not 1 <= infer_images <= 360:
+        raise SystolixError(f"--infer-images must be in range 1..360, not {infer_images}")
     if not 1 <= size <= 1024:
         raise SystolixError(f"--size must be in range 1..1024, not {size}")
     if seed is not None and not 0 <= seed < 2**63:
@@ -41,7 +45,7 @@ def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="si
     check_simulator(simulator)
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     designs = demo_designs(size)
-    steps = len(designs) + 2
+    steps = len(designs) + 3
 
     print(f"[1/{steps}] generating {len(designs)} designs (8x8 int8, int32 wrap) into {rtl_dir}/")
     for _, config in designs:
@@ -83,9 +87,33 @@ def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="si
     with atomic_open(out / "report.md") as f:
         f.write(f"# systolix demo: {size}x{size}x{size} int8 GEMM, seed {seed}, {simulator}\n\n"
                 + "\n".join(table) + "\n")
-    print(f"[{steps}/{steps}] result ({out / 'report.md'}, {out / 'report.json'})")
+    print(f"[{steps - 1}/{steps}] GEMM results ({out / 'report.md'}, {out / 'report.json'})")
     for line in table:
         print("      " + line)
     if not all(s["match"] and s["cycles_match_model"] for s in results):
         raise SystolixError("demo failed: RTL disagrees with the golden or cycle model")
+
+    # The quantized MLP: by default all held-out images on Verilator (its first build takes a
+    # minute), or 48 on the GEMM steps' simulator when Verilator is missing.
+    from .cli import print_inference
+    from .infer import run_inference
+    images = infer_images
+    if infer_sim is None:
+        try:
+            check_simulator("verilator")
+            infer_sim = "verilator"
+        except SystolixError:
+            infer_sim, images = simulator, images or 48
+    print(f"[{steps}/{steps}] int8 MLP on {'all 360' if images is None else images} held-out "
+          f"digits: GEMM + requantization per layer on the 8x8 weight-stationary engine, "
+          f"{infer_sim}")
+    t0 = time.monotonic()
+    report = run_inference(simulator=infer_sim, images=images, work_dir=work_dir,
+                           progress=lambda msg: print("      " + msg))
+    report["wall_seconds"] = round(time.monotonic() - t0, 2)
+    print_inference(report, indent="      ")
+    with atomic_open(out / "inference.json") as f:
+        json.dump(report, f, indent=2)
+    if not (all(report["layers_bit_exact"]) and report["predictions_identical"]):
+        raise SystolixError("demo failed: the RTL's layer outputs differ from the reference")
     return 0
