@@ -48,6 +48,7 @@ lint: setup
 # Benchmarks (minutes; results in bench/results/).
 bench: setup
 	$(PY) bench/engine_bench.py
+	$(PY) bench/infer_bench.py
 
 # The demo's designs, committed under rtl/ (a test checks they are current).
 generate: setup
