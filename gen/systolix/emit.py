@@ -6,6 +6,8 @@ import importlib.metadata
 import json
 import os
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -14,10 +16,11 @@ from amaranth.hdl._ir import PortDirection
 from amaranth.lib import data, wiring
 
 from . import __version__
-from .config import SystolicConfig
+from .config import SystolicConfig, TensorCoreConfig
 from .cycle_model import gemm_cycles
 from .errors import SystolixError
 from .hdl.systolic import OutputStationaryArray
+from .hdl.tensorcore import MMAUnit
 
 __all__ = ["build", "ports", "verilog_text", "manifest", "write_design", "tool_versions"]
 
@@ -41,9 +44,9 @@ _FIELD_MEANING = {
 }
 
 
-def build(config: SystolicConfig):
-    """Elaboratable top-level for ``config``."""
-    return OutputStationaryArray(config)
+def build(config):
+    """Elaboratable top-level for ``config`` (any config type in :data:`KINDS`)."""
+    return _kind(config).build(config)
 
 
 def ports(top):
@@ -59,13 +62,13 @@ def ports(top):
     return result
 
 
-def _convert(config: SystolicConfig):
+def _convert(config):
     top = build(config)
     port_map = {k: v for k, v in ports(top).items() if v is not None}
     return top, verilog.convert(top, name=config.name, ports=port_map, emit_src=False)
 
 
-def verilog_text(config: SystolicConfig):
+def verilog_text(config):
     """Verilog for ``config``; byte-identical for equal configs (no source paths, no dates)."""
     return _convert(config)[1]
 
@@ -80,12 +83,19 @@ def tool_versions():
     return versions
 
 
-def _fields(layout):
+def _fields(layout, meanings=_FIELD_MEANING):
     out = []
     for name, field in layout:
         entry = {"name": name, "offset": field.offset, "width": field.width,
-                 "meaning": _FIELD_MEANING.get(name, "")}
-        if isinstance(field.shape, data.ArrayLayout):
+                 "meaning": meanings.get(name, "")}
+        if (isinstance(field.shape, data.ArrayLayout)
+                and isinstance(field.shape.elem_shape, data.ArrayLayout)):  # row-major matrix
+            elem = field.shape.elem_shape.elem_shape
+            entry["matrix"] = [field.shape.length, field.shape.elem_shape.length]
+            entry["elements"] = field.shape.length * field.shape.elem_shape.length
+            entry["element_width"] = field.width // entry["elements"]
+            entry["element_signed"] = bool(getattr(elem, "signed", False))
+        elif isinstance(field.shape, data.ArrayLayout):
             elem = field.shape.elem_shape
             entry["elements"] = field.shape.length
             entry["element_width"] = data.Layout.cast(field.shape).size // field.shape.length
@@ -94,8 +104,9 @@ def _fields(layout):
     return out
 
 
-def manifest(config: SystolicConfig, top=None):
+def manifest(config, top=None):
     """Everything a user or tool needs to drive the emitted module, as a JSON-ready dict."""
+    kind = _kind(config)
     if top is None:
         top = build(config)
         top._MustUse__silence = True  # only inspected for ports and latency, never elaborated
@@ -103,21 +114,29 @@ def manifest(config: SystolicConfig, top=None):
     for name, port in ports(top).items():
         if port is None:
             port_list.append({"name": name, "direction": "input", "width": 1,
-                              "meaning": _PORT_MEANING[name]})
+                              "meaning": kind.port_meaning[name]})
             continue
         value, direction = port
         entry = {"name": name, "direction": direction.value, "width": len(value),
-                 "meaning": _PORT_MEANING.get(name, "")}
+                 "meaning": kind.port_meaning.get(name, "")}
         if name.endswith("payload"):
             stream_name = name.split("__")[0]
-            entry["fields"] = _fields(getattr(top, stream_name).payload.shape())
+            entry["fields"] = _fields(getattr(top, stream_name).payload.shape(),
+                                      kind.field_meaning)
         port_list.append(entry)
-    R, C = config.rows, config.cols
-    example = gemm_cycles(config, 4 * R, 4 * R, 4 * C)
     return {
         "module": config.name,
         "config": config.to_dict(),
         "ports": port_list,
+        **kind.sections(config, top),
+        "tools": tool_versions(),
+    }
+
+
+def _systolic_sections(config: SystolicConfig, top):
+    R, C = config.rows, config.cols
+    example = gemm_cycles(config, 4 * R, 4 * R, 4 * C)
+    return {
         "timing": {
             "result_latency": top.result_latency,
             "completion_latency": top.completion_latency,
@@ -134,7 +153,6 @@ def manifest(config: SystolicConfig, top=None):
                      "tiles = ceil(M/R) * ceil(N/C)"),
             "example": example.to_dict(),
         },
-        "tools": tool_versions(),
     }
 
 
@@ -149,7 +167,7 @@ def _atomic_write(path: Path, text: str):
         raise
 
 
-def write_design(config: SystolicConfig, out_dir, *, only_if_changed=False):
+def write_design(config, out_dir, *, only_if_changed=False):
     """Write ``<name>.v`` and ``<name>.json`` into ``out_dir``; returns the two paths.
 
     Both texts are produced before anything is written, so a failure writes nothing. With
@@ -171,3 +189,76 @@ def write_design(config: SystolicConfig, out_dir, *, only_if_changed=False):
         except OSError as e:
             raise SystolixError(f"cannot write {path}: {e.strerror}") from None
     return paths
+
+
+# --- tensor-core MMA unit ------------------------------------------------------------------------
+
+_MMA_PORT_MEANING = {
+    "clk": _PORT_MEANING["clk"],
+    "rst": "synchronous reset, active high; clears the valid pipeline (beats offered during "
+           "reset are dropped)",
+    "i__payload": "input beat: A (m x k), B (k x n) and C (m x n), row-major (fields below)",
+    "i__valid": "input beat is valid; taken in that very cycle (always ready: no i__ready port)",
+    "o__payload": "output beat: D = A x B + C (m x n, row-major) of the beat issued `latency` "
+                  "cycles earlier",
+    "o__valid": "output beat is valid; there is no o__ready, results never wait",
+}
+
+_MMA_FIELD_MEANING = {
+    "a": "a[r][j] = A[r, j], element (r, j) at flat index r*k + j, bits "
+         "[(r*k + j)*in_width, (r*k + j + 1)*in_width)",
+    "b": "b[j][c] = B[j, c], element (j, c) at flat index j*n + c, bits "
+         "[(j*n + c)*in_width, ...)",
+    "c": "c[r][c] = C[r, c] (the accumulator input), flat index r*n + c, bits "
+         "[(r*n + c)*acc_width, ...), two's complement",
+    "d": "d[r][c] = D[r, c], flat index r*n + c, bits [(r*n + c)*acc_width, ...), "
+         "two's complement",
+}
+
+
+def _tensorcore_sections(config: TensorCoreConfig, top):
+    return {
+        "timing": {
+            "latency": top.latency,
+            "initiation_interval": 1,
+            "latency_formula": "latency = pipeline + 1",
+            "description": (
+                f"Offer one beat (A, B, C) per cycle with i__valid high, back to back or with "
+                f"gaps; D = A x B + C of that beat is on o__payload with o__valid high exactly "
+                f"{top.latency} cycles later. There is no backpressure in either direction."),
+        },
+        "cycle_model": {
+            "stream": "cycles = beats + latency (first accepted beat to last result, inclusive, "
+                      "beats issued back to back)",
+            "gemm": ("a GEMM over K with C chained (D of step i is C of step i+1) needs "
+                     "ceil(K/k) MMAs per m x n output tile; the MMAs of one tile depend on each "
+                     "other, so interleave `latency` independent tiles to keep the unit busy"),
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How to emit one config type: its top-level, port/field meanings, manifest sections."""
+
+    build: Callable
+    port_meaning: dict
+    field_meaning: dict
+    sections: Callable  # (config, top) -> dict of kind-specific manifest sections
+
+
+#: Config type -> how to emit it. New engines register here.
+KINDS = {
+    SystolicConfig: Kind(OutputStationaryArray, _PORT_MEANING, _FIELD_MEANING,
+                         _systolic_sections),
+    TensorCoreConfig: Kind(MMAUnit, _MMA_PORT_MEANING, _MMA_FIELD_MEANING,
+                           _tensorcore_sections),
+}
+
+
+def _kind(config):
+    try:
+        return KINDS[type(config)]
+    except KeyError:
+        raise TypeError(f"cannot emit {config!r}: not one of "
+                        f"{', '.join(t.__name__ for t in KINDS)}") from None
