@@ -273,8 +273,8 @@ class TensorCoreConfig:
         _check_int("m", self.m, 1, MAX_MMA_DIM)
         _check_int("n", self.n, 1, MAX_MMA_DIM)
         _check_int("k", self.k, 1, MAX_MMA_DIM)
-        _check_int("pipeline", self.pipeline, 0)
-        if self.pipeline > self.max_pipeline:
+        _check_int("pipeline", self.pipeline, -1 << 62)  # the type; the range depends on k
+        if not 0 <= self.pipeline <= self.max_pipeline:
             raise ValueError(f"pipeline must be in range 0..{self.max_pipeline} for k = {self.k} "
                              f"(ceil(log2 k) + 1), not {self.pipeline}")
         if not isinstance(self.numerics, Numerics):
