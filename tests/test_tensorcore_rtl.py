@@ -84,7 +84,7 @@ def test_mma_overflow_wraps_and_saturates_icarus(seed):
 @pytest.mark.parametrize("simulator", [ICARUS, VERILATOR])
 @pytest.mark.parametrize("config", [
     TensorCoreConfig(8, 8, 4, pipeline=3, numerics=Numerics(saturate=True)),
-    TensorCoreConfig(16, 16, 16, pipeline=5),
+    TensorCoreConfig(8, 8, 16, pipeline=5),
 ], ids=lambda c: c.name)
 def test_mma_large_units(simulator, config, seed):
     rng = np.random.default_rng(seed)
