@@ -81,13 +81,19 @@ def test_mma_overflow_wraps_and_saturates_icarus(seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("simulator", [ICARUS, VERILATOR])
-@pytest.mark.parametrize("config", [
-    TensorCoreConfig(8, 8, 4, pipeline=3, numerics=Numerics(saturate=True)),
-    TensorCoreConfig(8, 8, 16, pipeline=5),
-], ids=lambda c: c.name)
-def test_mma_large_units(simulator, config, seed):
+@pytest.mark.parametrize("simulator,config,beats", [
+    # Icarus slows down sharply with the unit's width (~470 cycles/s at 4x4x4, ~30 at 8x8x4):
+    # few beats there, thousands on Verilator (~10k cycles/s at 8x8x4, ~5k at 8x8x16).
+    pytest.param("icarus", TensorCoreConfig(8, 8, 4, pipeline=3, numerics=Numerics(saturate=True)),
+                 120, id="icarus-8x8x4_p3_saturate"),
+    pytest.param("verilator", TensorCoreConfig(8, 8, 4, pipeline=3,
+                                               numerics=Numerics(saturate=True)),
+                 3000, id="verilator-8x8x4_p3_saturate", marks=pytest.mark.verilator),
+    pytest.param("verilator", TensorCoreConfig(8, 8, 16, pipeline=5), 3000,
+                 id="verilator-8x8x16_p5", marks=pytest.mark.verilator),
+])
+def test_mma_large_units(simulator, config, beats, seed):
     rng = np.random.default_rng(seed)
-    a, b, c = edge_beats(config, rng, 2000)
+    a, b, c = edge_beats(config, rng, beats)
     check_rtl(config, a, b, c, simulator, seed=seed)
     check_rtl(config, a, b, c, simulator, seed=seed, stall_prob=0.5)
