@@ -262,3 +262,5 @@ def _kind(config):
     except KeyError:
         raise TypeError(f"cannot emit {config!r}: not one of "
                         f"{', '.join(t.__name__ for t in KINDS)}") from None
+
+__all__ += ["KINDS", "Kind"]
