@@ -13,7 +13,8 @@ import sys
 import numpy as np
 
 from . import __version__
-from .config import Dataflow, EngineConfig, Numerics, SystolicConfig
+from .config import (DEFAULT_MMA_PIPELINE, Dataflow, EngineConfig, Numerics, SystolicConfig,
+                     TensorCoreConfig)
 from .errors import SystolixError
 
 __all__ = ["main"]
@@ -89,10 +90,12 @@ def _parser():
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     g = sub.add_parser("generate", help="emit Verilog and a JSON manifest")
-    g.add_argument("kind", choices=["systolic", "engine"],
-                   help="systolic = the bare array, engine = array + buffers + controller")
+    g.add_argument("kind", choices=["systolic", "engine", "tensorcore"],
+                   help="systolic = the bare array, engine = array + buffers + controller, "
+                        "tensorcore = an MMA unit")
     _add_engine_args(g)
     _add_buffer_args(g, ENGINE_DEFAULT_MAX)
+    _add_tensorcore_args(g)
     g.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="directory for <name>.v and <name>.json")
 
@@ -141,9 +144,50 @@ def _parser():
     return p
 
 
+_SYSTOLIC_ONLY = {"rows": 8, "cols": 8, "dataflow": "os"}
+_TENSORCORE_ONLY = {"m": 4, "n": 4, "k": 4, "pipeline": DEFAULT_MMA_PIPELINE}
+
+
+def _add_tensorcore_args(p):
+    g = p.add_argument_group("tensorcore")
+    g.add_argument("--m", type=int, help="rows of A, C and D (default 4)")
+    g.add_argument("--n", type=int, help="columns of B, C and D (default 4)")
+    g.add_argument("--k", type=int, help="columns of A, rows of B: the dot-product length "
+                                         "(default 4)")
+    g.add_argument("--pipeline", type=int,
+                   help=f"register stages inside each dot-product unit, 0..ceil(log2 k)+1; "
+                        f"latency = pipeline + 1 (default {DEFAULT_MMA_PIPELINE})")
+    # None = not given, so flags of the other kind can be rejected instead of ignored
+    p.set_defaults(**{name: None for name in _SYSTOLIC_ONLY})
+
+
+def _generate_config(args):
+    """The config of ``generate <kind>``; flags of the other kind are an error."""
+    mine, other = ((_TENSORCORE_ONLY, _SYSTOLIC_ONLY) if args.kind == "tensorcore" else
+                   (_SYSTOLIC_ONLY, _TENSORCORE_ONLY))
+    given = [f"--{name}" for name in other if getattr(args, name) is not None]
+    if args.kind == "tensorcore":
+        given += [f"--max-{d}" for d in "mkn"
+                  if getattr(args, f"max_{d}") not in (None, args.max_default)]
+    if given:
+        raise SystolixError(f"{', '.join(given)} cannot be used with 'generate {args.kind}'")
+    for name, default in mine.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    if args.kind != "tensorcore":
+        return _config(args)
+    try:
+        return TensorCoreConfig(
+            m=args.m, n=args.n, k=args.k, pipeline=args.pipeline,
+            numerics=Numerics(in_width=args.in_width, acc_width=args.acc_width,
+                              signed=not args.unsigned, saturate=args.saturate))
+    except (TypeError, ValueError) as e:
+        raise SystolixError(str(e)) from None
+
+
 def _cmd_generate(args):
     from .emit import write_design
-    config = _config(args)
+    config = _generate_config(args)
     v, m = write_design(config, args.output)
     print(f"wrote {v}")
     print(f"wrote {m}")

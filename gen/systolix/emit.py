@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -12,16 +14,18 @@ from amaranth.hdl._ir import PortDirection
 from amaranth.lib import data, wiring
 
 from . import __version__
-from .config import Dataflow, EngineConfig, RequantConfig, SystolicConfig
+from .config import Dataflow, EngineConfig, RequantConfig, SystolicConfig, TensorCoreConfig
 from .cycle_model import engine_cycles, gemm_cycles
 from .errors import SystolixError
 from .fileio import atomic_open
 from .hdl.engine import MatrixEngine
 from .hdl.requant import Requantizer
 from .hdl.systolic import OutputStationaryArray
+from .hdl.tensorcore import MMAUnit
 from .hdl.ws import WeightStationaryArray
 
-__all__ = ["build", "ports", "verilog_text", "manifest", "write_design", "tool_versions"]
+__all__ = ["build", "ports", "verilog_text", "manifest", "write_design", "tool_versions",
+           "KINDS", "Kind"]
 
 _PORT_MEANING = {
     "clk": "clock; everything is synchronous to its rising edge",
@@ -88,16 +92,8 @@ _FIELD_MEANING = {
 
 
 def build(config):
-    """Elaboratable top-level for ``config`` (a :class:`SystolicConfig` or :class:`EngineConfig`)."""
-    if isinstance(config, EngineConfig):
-        return MatrixEngine(config)
-    if isinstance(config, RequantConfig):
-        return Requantizer(config)
-    if isinstance(config, SystolicConfig):
-        if config.dataflow is Dataflow.WEIGHT_STATIONARY:
-            return WeightStationaryArray(config)
-        return OutputStationaryArray(config)
-    raise TypeError(f"no generator for {config!r}")
+    """Elaboratable top-level for ``config`` (any config type in :data:`KINDS`)."""
+    return _kind(config).build(config)
 
 
 def ports(top):
@@ -158,42 +154,48 @@ def _describe(value, entry, meanings):
     return entry
 
 
-def _timing(config, top):
-    """Kind-specific latency facts and cycle formulas for the manifest."""
-    if isinstance(config, RequantConfig):
-        return {
-            "latency": top.latency,
-            "description": (f"A beat accepted on i appears on o {top.latency} cycles later "
-                            "unless o stalls; i__ready = ~o__valid | o__ready (one global "
-                            "stall for the whole pipeline)."),
-            "spec": ("per lane: x = sat32(acc + bias); p = x * multiplier (64-bit); "
-                     "y = SaturatingRoundingDoublingHighMul(x, multiplier) (INT32_MAX if both "
-                     "are INT32_MIN, else (p + (2^30 if p >= 0 else 1 - 2^30)) / 2^31 truncated "
-                     "toward zero); z = RoundingDivideByPOT(y, shift) (ties away from zero); "
-                     "out = clamp(z + zero_point, clamp_min, clamp_max)"),
-        }, None
-    R, C = config.rows, config.cols
-    if isinstance(config, EngineConfig):
-        example = engine_cycles(config, config.max_m, config.max_k, config.max_n)
-        if config.dataflow is Dataflow.OUTPUT_STATIONARY:
-            compute = ("(tiles - 1) * max(K, R) + K + 2R + C - 1, "
-                       "tiles = ceil(M/R) * ceil(N/C)")
-        else:
-            compute = ("R + 1 + (tiles - 1) * max(M, R + 1) + M + R + C, "
-                       "tiles = ceil(K/R) * ceil(N/C)")
-        return {
+def _requant_sections(config: RequantConfig, top):
+    return {"timing": {
+        "latency": top.latency,
+        "description": (f"A beat accepted on i appears on o {top.latency} cycles later "
+                        "unless o stalls; i__ready = ~o__valid | o__ready (one global "
+                        "stall for the whole pipeline)."),
+        "spec": ("per lane: x = sat32(acc + bias); p = x * multiplier (64-bit); "
+                 "y = SaturatingRoundingDoublingHighMul(x, multiplier) (INT32_MAX if both "
+                 "are INT32_MIN, else (p + (2^30 if p >= 0 else 1 - 2^30)) / 2^31 truncated "
+                 "toward zero); z = RoundingDivideByPOT(y, shift) (ties away from zero); "
+                 "out = clamp(z + zero_point, clamp_min, clamp_max)"),
+    }}
+
+
+def _engine_sections(config: EngineConfig, top):
+    example = engine_cycles(config, config.max_m, config.max_k, config.max_n)
+    if config.dataflow is Dataflow.OUTPUT_STATIONARY:
+        compute = "(tiles - 1) * max(K, R) + K + 2R + C - 1, tiles = ceil(M/R) * ceil(N/C)"
+    else:
+        compute = ("R + 1 + (tiles - 1) * max(M, R + 1) + M + R + C, "
+                   "tiles = ceil(K/R) * ceil(N/C)")
+    return {
+        "timing": {
             "buffer_read_latency": top.buffer_read_latency,
             "output_latency": top.output_latency,
             "description": " ".join(
                 top.__doc__.split("**Command**")[1].split("Parameters\n")[0].split()),
-        }, {
+        },
+        "cycle_model": {
             "compute": compute,
-            "total": ("load + compute + drain + 3 (command handshake to done), "
-                      "load = max(A words, B words), drain = C words, every stream at full rate"),
+            "total": ("load + compute + drain + 3 + output_latency (command handshake to done),"
+                      " load = max(A, B, parameter words), drain = C words, every stream at "
+                      "full rate"),
             "example": example.to_dict(),
-        }
+        },
+    }
+
+
+def _systolic_sections(config: SystolicConfig, top):
+    R, C = config.rows, config.cols
     if config.dataflow is Dataflow.WEIGHT_STATIONARY:
-        return {
+        return {"timing": {
             "result_latency": top.result_latency,
             "min_swap_spacing": top.min_swap_spacing,
             "description": (
@@ -201,22 +203,25 @@ def _timing(config, top):
                 f"w_capture on the last push; a beat with swap then activates them for the beats "
                 f"after it. Column sums of a beat appear on psum {top.result_latency} cycles "
                 f"later. Rule: capture cycle Q and swaps S0 < S1 need S0 + {R - 1} <= Q < S1."),
-        }, None
+        }}
     example = gemm_cycles(config, 4 * R, 4 * R, 4 * C)
     return {
-        "result_latency": top.result_latency,
-        "completion_latency": top.completion_latency,
-        "min_last_spacing": top.drain_cycles,
-        "description": (
-            f"Send one beat per k (a = A column, b = B row), last on k = K-1; tiles may follow "
-            f"back to back. The first row of a tile (row {R - 1}) is on o__payload "
-            f"{top.result_latency} cycles after its last beat is accepted, then one row per "
-            f"cycle down to row 0. i__ready drops only for a last beat offered fewer than "
-            f"{R} cycles after the previous accepted last beat."),
-    }, {
-        "gemm": ("cycles = K + (tiles - 1) * max(K, R) + 2R + C - 2, "
-                 "tiles = ceil(M/R) * ceil(N/C)"),
-        "example": example.to_dict(),
+        "timing": {
+            "result_latency": top.result_latency,
+            "completion_latency": top.completion_latency,
+            "min_last_spacing": top.drain_cycles,
+            "description": (
+                f"Send one beat per k (a = A column, b = B row), last on k = K-1; tiles may "
+                f"follow back to back. The first row of a tile (row {R - 1}) is on o__payload "
+                f"{top.result_latency} cycles after its last beat is accepted, then one row per "
+                f"cycle down to row 0. i__ready drops only for a last beat offered fewer than "
+                f"{R} cycles after the previous accepted last beat."),
+        },
+        "cycle_model": {
+            "gemm": ("cycles = K + (tiles - 1) * max(K, R) + 2R + C - 2, "
+                     "tiles = ceil(M/R) * ceil(N/C)"),
+            "example": example.to_dict(),
+        },
     }
 
 
@@ -225,16 +230,11 @@ def manifest(config, top=None):
     if top is None:
         top = build(config)
         top._MustUse__silence = True  # only inspected for ports and latency, never elaborated
-    meanings = dict(_PORT_MEANING)
-    field_meanings = dict(_FIELD_MEANING)
-    if isinstance(config, RequantConfig):
-        meanings.update(_REQUANT_PORT_MEANING)
-        field_meanings["last"] = "marks a job's final beat; passed through with its data"
-        field_meanings["data"] = "requantized outputs, one per lane"
-    elif isinstance(config, EngineConfig):
-        field_meanings["last"] = "the job's final C word"
-        field_meanings["data"] = ("data[c] = C[m, n0 + c]" + (
-            ", requantized to 8 bits" if config.requant else ", two's complement"))
+    kind = _kind(config)
+    meanings = {**_PORT_MEANING, **kind.port_meaning}
+    field_meanings = {**_FIELD_MEANING, **kind.field_meaning}
+    if isinstance(config, EngineConfig) and config.requant:
+        field_meanings["data"] = "data[c] = C[m, n0 + c], requantized to 8 bits"
     port_list = []
     for name, port in ports(top).items():
         if port is None:
@@ -248,17 +248,13 @@ def manifest(config, top=None):
         for part in name.split("__"):
             member = getattr(member, part)
         port_list.append(_describe(member, entry, field_meanings))
-    timing, cycle_model = _timing(config, top)
-    result = {
+    return {
         "module": config.name,
         "config": config.to_dict(),
         "ports": port_list,
-        "timing": timing,
+        **kind.sections(config, top),
         "tools": tool_versions(),
     }
-    if cycle_model is not None:
-        result["cycle_model"] = cycle_model
-    return result
 
 
 def write_design(config, out_dir, *, only_if_changed=False):
@@ -284,3 +280,94 @@ def write_design(config, out_dir, *, only_if_changed=False):
         except OSError as e:
             raise SystolixError(f"cannot write {path}: {e.strerror}") from None
     return paths
+
+
+# --- tensor-core MMA unit ------------------------------------------------------------------------
+
+_MMA_PORT_MEANING = {
+    "clk": _PORT_MEANING["clk"],
+    "rst": "synchronous reset, active high; clears the valid pipeline (beats offered during "
+           "reset are dropped)",
+    "i__payload": "input beat: A (m x k), B (k x n) and C (m x n), row-major (fields below)",
+    "i__valid": "input beat is valid; taken in that very cycle (always ready: no i__ready port)",
+    "o__payload": "output beat: D = A x B + C (m x n, row-major) of the beat issued `latency` "
+                  "cycles earlier",
+    "o__valid": "output beat is valid; there is no o__ready, results never wait",
+}
+
+_MMA_FIELD_MEANING = {
+    "a": "a[r][j] = A[r, j], element (r, j) at flat index r*k + j, bits "
+         "[(r*k + j)*in_width, (r*k + j + 1)*in_width)",
+    "b": "b[j][c] = B[j, c], element (j, c) at flat index j*n + c, bits "
+         "[(j*n + c)*in_width, ...)",
+    "c": "c[r][c] = C[r, c] (the accumulator input), flat index r*n + c, bits "
+         "[(r*n + c)*acc_width, ...), two's complement",
+    "d": "d[r][c] = D[r, c], flat index r*n + c, bits [(r*n + c)*acc_width, ...), "
+         "two's complement",
+}
+
+
+def _tensorcore_sections(config: TensorCoreConfig, top):
+    return {
+        "timing": {
+            "latency": top.latency,
+            "initiation_interval": 1,
+            "latency_formula": "latency = pipeline + 1",
+            "description": (
+                f"Offer one beat (A, B, C) per cycle with i__valid high, back to back or with "
+                f"gaps; D = A x B + C of that beat is on o__payload with o__valid high exactly "
+                f"{top.latency} cycles later. There is no backpressure in either direction."),
+        },
+        "cycle_model": {
+            "stream": "cycles = beats + latency (first accepted beat to last result, inclusive, "
+                      "beats issued back to back)",
+            "gemm": ("a GEMM over K with C chained (D of step i is C of step i+1) needs "
+                     "ceil(K/k) MMAs per m x n output tile; the MMAs of one tile depend on each "
+                     "other, so interleave `latency` independent tiles to keep the unit busy"),
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How to emit one config type: its top-level, port/field meanings, manifest sections."""
+
+    build: Callable
+    port_meaning: dict
+    field_meaning: dict
+    sections: Callable  # (config, top) -> dict of kind-specific manifest sections
+
+
+def _build_systolic(config: SystolicConfig):
+    if config.dataflow is Dataflow.WEIGHT_STATIONARY:
+        return WeightStationaryArray(config)
+    return OutputStationaryArray(config)
+
+
+_ENGINE_FIELD_MEANING = {
+    "last": "the job's final C word",
+    "data": "data[c] = C[m, n0 + c], two's complement",
+}
+
+_REQUANT_FIELD_MEANING = {
+    "last": "marks a job's final beat; passed through with its data",
+    "data": "requantized outputs, one per lane",
+}
+
+#: Config type -> how to emit it. New engines register here.
+KINDS = {
+    SystolicConfig: Kind(_build_systolic, {}, {}, _systolic_sections),
+    EngineConfig: Kind(MatrixEngine, {}, _ENGINE_FIELD_MEANING, _engine_sections),
+    RequantConfig: Kind(Requantizer, _REQUANT_PORT_MEANING, _REQUANT_FIELD_MEANING,
+                        _requant_sections),
+    TensorCoreConfig: Kind(MMAUnit, _MMA_PORT_MEANING, _MMA_FIELD_MEANING,
+                           _tensorcore_sections),
+}
+
+
+def _kind(config):
+    try:
+        return KINDS[type(config)]
+    except KeyError:
+        raise TypeError(f"cannot emit {config!r}: not one of "
+                        f"{', '.join(t.__name__ for t in KINDS)}") from None

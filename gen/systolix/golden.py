@@ -60,3 +60,56 @@ def gemm(a, b, numerics: Numerics, chunk=1):
         # Wrapping is order-independent; numpy's integer matmul is exact modulo 2**64.
         acc = wrap(a @ b, numerics.acc_width)
     return acc.astype(numerics.output_dtype)
+
+
+def mma(a, b, c, numerics: Numerics):
+    """D = A x B + C as a tensor-core MMA unit computes it (chunk = k, one rounding step).
+
+    The k products of each dot product are summed exactly and the sum is added to C with one
+    accumulator step: wrap modulo ``2**acc_width`` or clamp to the accumulator range.
+
+    Parameters
+    ----------
+    a : array_like, shape (..., m, k)
+    b : array_like, shape (..., k, n)
+        Operands inside ``numerics``' operand range (not checked).
+    c : array_like, shape (..., m, n)
+        Accumulator values inside the signed ``acc_width``-bit range (not checked).
+    numerics : Numerics
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., m, n), dtype ``numerics.output_dtype``
+        Leading (batch) dimensions broadcast like :func:`numpy.matmul`.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    c = np.asarray(c, dtype=np.int64)
+    s = a @ b  # exact: |s| <= 64 * 2**32 for k <= 64 and 16-bit operands
+    if numerics.saturate:
+        d = _saturating_add(c, s, numerics)
+    else:
+        d = wrap(c + s, numerics.acc_width)  # int64 addition wraps modulo 2**64: exact at 64
+    return d.astype(numerics.output_dtype)
+
+
+def chained_mma_gemm(a, b, numerics: Numerics, k):
+    """C = A x B as a chain of k-deep MMAs over K (D of step i is C of step i + 1, C_0 = 0).
+
+    K is zero-padded to a multiple of ``k``. Equals ``gemm(a, b, numerics, chunk=k)``; kept as
+    the executable statement of how a tensor core computes a GEMM.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    d = np.zeros((a.shape[0], b.shape[1]), dtype=np.int64)
+    for k0 in range(0, a.shape[1], k):
+        a_s, b_s = a[:, k0:k0 + k], b[k0:k0 + k, :]
+        pad = k - a_s.shape[1]
+        if pad:
+            a_s = np.pad(a_s, ((0, 0), (0, pad)))
+            b_s = np.pad(b_s, ((0, pad), (0, 0)))
+        d = mma(a_s, b_s, d, numerics).astype(np.int64)
+    return d.astype(numerics.output_dtype)
+
+
+__all__ += ["mma", "chained_mma_gemm"]

@@ -1,0 +1,216 @@
+"""Tensor-core-style MMA unit: m x n pipelined k-element dot-product units, D = A x B + C.
+
+Each :class:`DotProductUnit` is k multipliers, an exact pairwise adder tree and one accumulate
+adder (NVIDIA's tensor-core building block, see ``REFERENCE.md``); :class:`MMAUnit` puts m x n of
+them side by side. Both accept a new beat every cycle and deliver its result a fixed
+:attr:`~MMAUnit.latency` later: they are pipelines, with no backpressure and no state besides the
+pipeline registers.
+"""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import TensorCoreConfig
+from .arith import acc_shape, accumulate, operand_shape
+from .skew import DelayLanes
+
+__all__ = ["DotProductUnit", "MMAUnit", "dot_input_layout", "dot_output_layout",
+           "mma_input_layout", "mma_output_layout"]
+
+
+def _check_config(config):
+    if not isinstance(config, TensorCoreConfig):
+        raise TypeError(f"config must be a TensorCoreConfig, not {config!r}")
+
+
+def dot_input_layout(config: TensorCoreConfig):
+    """Input beat of one dot-product unit: ``a`` (k operands), ``b`` (k operands), ``c``."""
+    op = operand_shape(config.numerics)
+    return data.StructLayout({
+        "a": data.ArrayLayout(op, config.k),
+        "b": data.ArrayLayout(op, config.k),
+        "c": acc_shape(config.numerics),
+    })
+
+
+def dot_output_layout(config: TensorCoreConfig):
+    """Output beat of one dot-product unit: ``d``."""
+    return data.StructLayout({"d": acc_shape(config.numerics)})
+
+
+def _matrix(shape, rows, cols):
+    """Row-major matrix layout: element (r, c) is ``view[r][c]``, at flat index r * cols + c."""
+    return data.ArrayLayout(data.ArrayLayout(shape, cols), rows)
+
+
+def mma_input_layout(config: TensorCoreConfig):
+    """Input beat of the MMA unit: ``a`` (m x k), ``b`` (k x n), ``c`` (m x n), all row-major."""
+    op, acc = operand_shape(config.numerics), acc_shape(config.numerics)
+    return data.StructLayout({
+        "a": _matrix(op, config.m, config.k),
+        "b": _matrix(op, config.k, config.n),
+        "c": _matrix(acc, config.m, config.n),
+    })
+
+
+def mma_output_layout(config: TensorCoreConfig):
+    """Output beat of the MMA unit: ``d`` (m x n, row-major)."""
+    return data.StructLayout({"d": _matrix(acc_shape(config.numerics), config.m, config.n)})
+
+
+class DotProductUnit(wiring.Component):
+    """``d = accumulate(c, a[0]*b[0] + ... + a[k-1]*b[k-1])``, pipelined, one beat per cycle.
+
+    The k products are exact; they are summed pairwise in ``config.tree_levels`` levels (a level
+    adds neighbours 0+1, 2+3, ...; an odd last value passes through), every sum exact (the tree
+    result is ``config.sum_width`` bits). The tree sum is added to ``c`` with the shared rule
+    :func:`systolix.hdl.arith.accumulate` (wrap or saturate, once), and the result is registered.
+    ``config.pipeline`` further registers sit at ``config.register_cuts`` (see
+    :class:`~systolix.config.TensorCoreConfig`); ``c`` and ``valid`` travel along in step.
+
+    **Input** ``i``: an always-ready stream; a beat is taken in every cycle in which ``i.valid``
+    is high (``i.ready`` is the constant 1). **Output** ``o``: an always-ready stream; ``o.valid``
+    is high exactly :attr:`latency` cycles after ``i.valid`` was, with that beat's ``d``.
+    ``o.payload`` is meaningless while ``o.valid`` is low. Reset clears the valid pipeline only.
+
+    Parameters
+    ----------
+    config : TensorCoreConfig
+        Only ``k``, ``pipeline`` and ``numerics`` matter here.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(dot_input_layout(config), always_ready=True))
+    o : Out(stream.Signature(dot_output_layout(config), always_ready=True))
+    """
+
+    def __init__(self, config: TensorCoreConfig):
+        _check_config(config)
+        self._config = config
+        super().__init__({
+            "i": In(stream.Signature(dot_input_layout(config), always_ready=True)),
+            "o": Out(stream.Signature(dot_output_layout(config), always_ready=True)),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def latency(self):
+        """Cycles from a beat on ``i`` (``i.valid`` high) to its result on ``o``:
+        ``config.pipeline + 1`` (the pipeline registers plus the output register)."""
+        return self._config.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        cuts = set(cfg.register_cuts)
+
+        def stage(values, cut):
+            """Register ``values`` if ``cut`` holds a pipeline register."""
+            if cut not in cuts:
+                return values
+            regs = []
+            for i, v in enumerate(values):
+                reg = Signal(v.shape(), name=f"cut{cut}_{i}", reset_less=True)
+                m.d.sync += reg.eq(v)
+                regs.append(reg)
+            return regs
+
+        # level 0: the k exact products
+        values = stage([self.i.payload.a[j] * self.i.payload.b[j] for j in range(cfg.k)], 0)
+        # levels 1 .. T: exact pairwise sums (Amaranth widens every sum by one bit)
+        for level in range(1, cfg.tree_levels + 1):
+            values = [values[j] + values[j + 1] if j + 1 < len(values) else values[j]
+                      for j in range(0, len(values), 2)]
+            values = stage(values, level)
+        assert len(values) == 1
+        total = values[0]
+
+        # c and valid wait for the tree's pipeline registers
+        m.submodules.c_delay = c_delay = DelayLanes(acc_shape(cfg.numerics), [cfg.pipeline])
+        m.submodules.valid_delay = valid_delay = DelayLanes(1, [cfg.pipeline], reset_less=False)
+        m.d.comb += [
+            c_delay.i[0].eq(self.i.payload.c),
+            valid_delay.i[0].eq(self.i.valid),
+        ]
+
+        # the accumulate adder and the output register
+        d = Signal(acc_shape(cfg.numerics), reset_less=True)
+        m.d.sync += [
+            d.eq(accumulate(c_delay.o[0], total, cfg.numerics)),
+            self.o.valid.eq(valid_delay.o[0]),
+        ]
+        m.d.comb += self.o.payload.d.eq(d)
+        return m
+
+
+class MMAUnit(wiring.Component):
+    """``D = A x B + C`` per beat: m x n :class:`DotProductUnit` s, one per element of D.
+
+    Unit (r, c) takes row r of A, column c of B and ``C[r][c]``. Every unit computes its dot
+    product exactly and adds it to its C element once (wrap or saturate: the accumulation chunk
+    is k), so a GEMM over K run as a chain of MMAs (D of one step is C of the next) equals
+    ``golden.gemm(A, B, numerics, chunk=k)``.
+
+    **Input** ``i``: an always-ready stream of beats {``a`` (m x k), ``b`` (k x n), ``c``
+    (m x n)}, all matrices row-major (element (r, c) is ``payload.a[r][c]``, flat index
+    ``r * cols + c``, element 0 at the least significant bits). A beat is taken in every cycle in
+    which ``i.valid`` is high, back to back or with gaps; ``i.ready`` is the constant 1 and is not
+    a port. **Output** ``o``: an always-ready stream of beats {``d`` (m x n)}; ``o.valid`` is high
+    exactly :attr:`latency` cycles after the beat's ``i.valid``. There is no ``o.ready``: the
+    consumer must take every result. Reset clears the valid pipeline; beats offered while reset
+    is high are dropped.
+
+    Parameters
+    ----------
+    config : TensorCoreConfig
+
+    Attributes
+    ----------
+    i : In(stream.Signature(mma_input_layout(config), always_ready=True))
+    o : Out(stream.Signature(mma_output_layout(config), always_ready=True))
+    """
+
+    def __init__(self, config: TensorCoreConfig):
+        _check_config(config)
+        self._config = config
+        super().__init__({
+            "i": In(stream.Signature(mma_input_layout(config), always_ready=True)),
+            "o": Out(stream.Signature(mma_output_layout(config), always_ready=True)),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def latency(self):
+        """Cycles from a beat on ``i`` (``i.valid`` high) to its D on ``o``:
+        ``config.pipeline + 1``, independent of m, n and k."""
+        return self._config.latency
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        a, b, c = self.i.payload.a, self.i.payload.b, self.i.payload.c
+        for r in range(cfg.m):
+            for col in range(cfg.n):
+                dp = DotProductUnit(cfg)
+                m.submodules[f"dp_{r}_{col}"] = dp
+                m.d.comb += [
+                    dp.i.valid.eq(self.i.valid),
+                    dp.i.payload.c.eq(c[r][col]),
+                    self.o.payload.d[r][col].eq(dp.o.payload.d),
+                ]
+                for j in range(cfg.k):
+                    m.d.comb += [
+                        dp.i.payload.a[j].eq(a[r][j]),
+                        dp.i.payload.b[j].eq(b[j][col]),
+                    ]
+                if r == 0 and col == 0:
+                    # every unit's valid pipeline is identical; one drives the output
+                    m.d.comb += self.o.valid.eq(dp.o.valid)
+        return m
