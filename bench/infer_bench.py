@@ -48,7 +48,7 @@ def main(argv=None):
         f"{rows[0]['images']} held-out images, {args.sim}; float accuracy "
         f"{rows[0]['float_accuracy']:.2%}.", "",
         "| engine | int8 reference | RTL | bit-exact | compute cycles / image | "
-        "job cycles / image | array utilization | wall (s) |",
+        "job cycles / image | array utilization | simulation wall (s) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -100,6 +100,12 @@ def run_inference(config=None, simulator="icarus", images=None, work_dir="sim_ou
     x, y = split.x_test[:count], split.y_test[:count]
     x_q = qmodel.quantize_input(x)
     reference = qmodel.infer(x_q)
+    from .simulate import build
+    t0 = time.monotonic()
+    build(config, simulator, work_dir)  # cached; timed apart from the simulation
+    built = time.monotonic() - t0
+    if built > 1:
+        progress(f"built {config.name} for {simulator} in {built:.0f} s")
     rtl = RTLGemmRequant(config, simulator, work_dir, progress)
     t0 = time.monotonic()
     got = qmodel.infer(x_q, rtl)
@@ -125,5 +131,6 @@ def run_inference(config=None, simulator="icarus", images=None, work_dir="sim_ou
         "job_cycles_per_inference": total / count,
         "array_utilization": (macs * count) / (config.macs * compute),
         "wall_seconds": round(wall, 2),
+        "build_seconds": round(built, 1),
         "seed": seed,
     }
