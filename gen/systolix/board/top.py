@@ -1,0 +1,187 @@
+"""The board top-level: UART receiver and transmitter, the host link and its matrix engine.
+
+:class:`BoardTop` has plain ports (``uart_rx``, ``uart_tx``, ``leds``) so that it can be emitted
+and simulated as is; :class:`BoardPlatformTop` requests the ``uart`` and ``led`` resources of an
+amaranth-boards platform and wires them to a :class:`BoardTop` for ``systolix build --board``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, Elaboratable, Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import EngineConfig
+from ..hdl.hostlink import HostLink
+from ..hdl.uart import UartRx, UartTx, uart_divisor
+from . import protocol as P
+
+__all__ = ["BoardConfig", "BoardTop", "BoardPlatformTop", "BOARDS", "DEFAULT_BAUD"]
+
+DEFAULT_BAUD = 115200
+
+#: Supported boards: amaranth-boards platform, clock, default and fast baud rates.
+BOARDS = {
+    "ulx3s-85f": {"platform": "amaranth_boards.ulx3s:ULX3S_85F_Platform", "clk_hz": 25_000_000,
+                  "fast_baud": 1_000_000, "flash": "openFPGALoader -b ulx3s {bitstream}"},
+    "icebreaker": {"platform": "amaranth_boards.icebreaker:ICEBreakerPlatform",
+                   "clk_hz": 12_000_000, "fast_baud": 3_000_000,
+                   "flash": "iceprog {bitstream}"},
+}
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    """An engine behind a UART link at a given clock and baud rate.
+
+    Parameters
+    ----------
+    engine : EngineConfig
+    clk_hz : int
+        The board clock (25 MHz on the ULX3S, 12 MHz on the iCEBreaker).
+    baud : int
+        UART baud rate; ``clk_hz / baud`` must be at least 4 and within 2 % of an integer.
+    timeout_ms : float
+        Inter-byte timeout that abandons a truncated request (default 20 ms).
+    """
+
+    engine: EngineConfig
+    clk_hz: int
+    baud: int = DEFAULT_BAUD
+    timeout_ms: float = 20.0
+
+    def __post_init__(self):
+        if not isinstance(self.engine, EngineConfig):
+            raise TypeError(f"engine must be an EngineConfig, not {self.engine!r}")
+        if self.engine.requant is not None:
+            raise ValueError("the board link does not support requantized engines yet")
+        uart_divisor(self.clk_hz, self.baud)  # validates both
+        if not isinstance(self.timeout_ms, (int, float)) or isinstance(self.timeout_ms, bool):
+            raise TypeError(f"timeout_ms must be a number, not {self.timeout_ms!r}")
+        if self.timeout_cycles < 16 * self.divisor:
+            raise ValueError(f"timeout_ms {self.timeout_ms} is shorter than two bytes on the "
+                             f"line at {self.baud} baud")
+
+    @property
+    def divisor(self):
+        """Clock cycles per UART bit."""
+        return uart_divisor(self.clk_hz, self.baud)
+
+    @property
+    def timeout_cycles(self):
+        return max(1, round(self.timeout_ms * 1e-3 * self.clk_hz))
+
+    @property
+    def info(self):
+        """The INFO reply's payload."""
+        return P.info_payload(self.engine, self.clk_hz, self.baud, self.timeout_cycles)
+
+    @property
+    def name(self):
+        return (f"board_{self.engine.name}_{self.clk_hz // 1000}khz_{self.baud}bd"
+                f"_to{self.timeout_cycles}")
+
+    def to_dict(self):
+        return {"kind": "board", "name": self.name, "engine": self.engine.to_dict(),
+                "clk_hz": self.clk_hz, "baud": self.baud, "timeout_ms": self.timeout_ms,
+                "divisor": self.divisor, "timeout_cycles": self.timeout_cycles}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(EngineConfig.from_dict(d["engine"]), d["clk_hz"], d["baud"], d["timeout_ms"])
+
+
+class BoardTop(wiring.Component):
+    """UART <-> host link <-> matrix engine, with status LEDs.
+
+    Parameters
+    ----------
+    config : BoardConfig
+
+    Attributes
+    ----------
+    uart_rx : In(1)
+        Serial data from the host (idle high).
+    uart_tx : Out(1)
+        Serial data to the host (idle high).
+    leds : Out(3)
+        0: idle (waiting for a request, engine idle); 1: busy (a job is open or the engine
+        works); 2: error (the last reply was an error; cleared by the next good one).
+    """
+
+    def __init__(self, config: BoardConfig):
+        if not isinstance(config, BoardConfig):
+            raise TypeError(f"config must be a BoardConfig, not {config!r}")
+        self._config = config
+        super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1),
+                          "leds": Out(3)})
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def timeout_cycles(self):
+        return self._config.timeout_cycles
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        m.submodules.rx = rx = UartRx(cfg.divisor)
+        m.submodules.tx = tx = UartTx(cfg.divisor)
+        m.submodules.link = link = HostLink(cfg.engine, cfg.info, cfg.timeout_cycles)
+        m.d.comb += [
+            rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx),
+            link.rx_data.eq(rx.data), link.rx_valid.eq(rx.valid),
+            self.leds.eq(Cat(link.idle, link.busy, link.error)),
+        ]
+        wiring.connect(m, link.tx, tx.i)
+        return m
+
+
+
+
+class BoardPlatformTop(Elaboratable):
+    """:class:`BoardTop` on an amaranth-boards platform: requests ``uart`` 0 and ``led`` 0..2.
+
+    Parameters
+    ----------
+    config : BoardConfig
+        Its ``clk_hz`` must be the platform's default clock frequency.
+    """
+
+    def __init__(self, config: BoardConfig):
+        if not isinstance(config, BoardConfig):
+            raise TypeError(f"config must be a BoardConfig, not {config!r}")
+        self._config = config
+
+    def elaborate(self, platform):
+        m = Module()
+        clk_hz = int(platform.default_clk_frequency)
+        if clk_hz != self._config.clk_hz:
+            raise ValueError(f"the platform clock is {clk_hz} Hz, the design was configured for "
+                             f"{self._config.clk_hz} Hz")
+        m.submodules.top = top = BoardTop(self._config)
+        uart = platform.request("uart", 0)
+        m.d.comb += [top.uart_rx.eq(uart.rx.i), uart.tx.o.eq(top.uart_tx)]
+        for i in range(3):
+            try:
+                led = platform.request("led", i)
+            except Exception:  # a board with fewer LEDs: leave that status unshown
+                break
+            m.d.comb += led.o.eq(top.leds[i])
+        return m
+
+
+def platform_for(board):
+    """The amaranth-boards platform instance for ``board`` (a key of :data:`BOARDS`)."""
+    import importlib
+    if board not in BOARDS:
+        raise ValueError(f"unknown board {board!r}: choose one of {', '.join(BOARDS)}")
+    module, cls = BOARDS[board]["platform"].split(":")
+    try:
+        return getattr(importlib.import_module(module), cls)()
+    except ImportError as e:
+        raise ImportError(f"building for {board} needs amaranth-boards ({e})") from None
