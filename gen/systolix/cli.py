@@ -111,6 +111,9 @@ def _parser():
     r.add_argument("--work-dir", default="sim_out", metavar="DIR",
                    help="simulator builds and logs (default ./sim_out)")
 
+    from . import board_cli
+    board_cli.add_parsers(sub)
+
     d = sub.add_parser("demo", help="8x8 array, random 64x64x64 GEMM in RTL, report")
     d.add_argument("--sim", choices=["icarus", "verilator"], default="icarus")
     d.add_argument("--size", type=int, default=64, help="M = K = N (default 64)")
@@ -235,7 +238,9 @@ def _cmd_demo(args):
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        return {"generate": _cmd_generate, "run": _cmd_run, "demo": _cmd_demo}[args.command](args)
+        from . import board_cli
+        return {"generate": _cmd_generate, "run": _cmd_run, "demo": _cmd_demo,
+                "board": board_cli.main}[args.command](args)
     except SystolixError as e:
         print(f"systolix: error: {e}", file=sys.stderr)
         return 1

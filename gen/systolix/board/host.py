@@ -43,7 +43,7 @@ class SerialTransport:
         except ImportError:
             raise SystolixError("the board link needs pyserial: pip install pyserial") from None
         try:
-            self._serial = serial.Serial(port, baud, timeout=0.1)
+            self._serial = serial.serial_for_url(port, baudrate=baud, timeout=0.1)
         except (serial.SerialException, OSError, ValueError) as e:
             raise SystolixError(f"cannot open serial port {port}: {e}") from None
 

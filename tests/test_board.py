@@ -1,0 +1,214 @@
+"""Board link without RTL simulation: the protocol codec, the UART (Amaranth simulator, baud
+mismatch tolerance), configuration checks, the board CLI's error paths."""
+
+import binascii
+
+import numpy as np
+import pytest
+from amaranth.hdl import Fragment, Module
+from amaranth.sim import Simulator
+
+from systolix.board import protocol as P
+from systolix.board.top import BoardConfig, BoardPlatformTop, BoardTop
+from systolix.cli import main
+from systolix.config import Dataflow, EngineConfig, Numerics, RequantConfig, SystolicConfig
+from systolix.hdl.hostlink import HostLink, crc16_step
+from systolix.hdl.uart import UartRx, UartTx, uart_divisor
+
+ENGINE = EngineConfig(SystolicConfig(2, 3, Dataflow.WEIGHT_STATIONARY,
+                                     Numerics(acc_width=24, saturate=True)), 5, 6, 7)
+
+
+def test_crc16_check_value_and_request_bytes():
+    assert P.crc16(b"123456789") == 0x29B1   # CRC-16/CCITT-FALSE check value
+    frame = P.encode_request(P.Op.JOB, P.job_payload(3, 5, 4))
+    assert frame.hex(" ") == "a5 02 06 00 03 00 05 00 04 00 bf e0"   # README's example
+    assert P.encode_reply(P.Op.JOB, P.Status.OK).hex(" ") == "5a 02 00 00 00 a8 69"
+    # an independent implementation: binascii's CRC-CCITT with initial value 0xFFFF
+    rng = np.random.default_rng(1)
+    for n in (0, 1, 7, 300):
+        data = bytes(rng.integers(0, 256, n, dtype=np.uint8))
+        assert P.crc16(data) == binascii.crc_hqx(data, 0xFFFF)
+
+
+def test_hdl_crc_step_matches_the_protocol(seed):
+    m = Module()
+    from amaranth.hdl import Signal
+    crc, byte = Signal(16), Signal(8)
+    out = crc16_step(m, crc, byte)
+    rng = np.random.default_rng(seed)
+    sim = Simulator(m)
+
+    async def bench(ctx):
+        for c, b in zip(rng.integers(0, 65536, 300), rng.integers(0, 256, 300)):
+            ctx.set(crc, int(c))
+            ctx.set(byte, int(b))
+            assert ctx.get(out) == P.crc16(bytes([int(b)]), int(c))
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_reply_parser_skips_garbage_splits_and_rejects_bad_crc():
+    r1 = P.encode_reply(P.Op.STATUS, P.Status.OK, bytes(range(9)))
+    r2 = P.encode_reply(P.Op.READ_C, P.Status.ERR_NOT_READY)
+    parser = P.ReplyParser()
+    stream = b"\x00\xff\x13" + r1 + r2
+    got = []
+    for i in range(len(stream)):          # byte by byte
+        got += parser.feed(stream[i:i + 1])
+    assert [(r.op, r.status, r.payload) for r in got] == [
+        (P.Op.STATUS, 0, bytes(range(9))), (P.Op.READ_C, P.Status.ERR_NOT_READY, b"")]
+    assert parser.skipped == 3 and got[1].status_name == "ERR_NOT_READY"
+    bad = bytearray(r1)
+    bad[6] ^= 0x10
+    with pytest.raises(P.ProtocolError, match="CRC"):
+        P.ReplyParser().feed(bytes(bad))
+
+
+def test_info_and_status_round_trip():
+    info = P.parse_info(P.info_payload(ENGINE, 12_000_000, 3_000_000, 600))
+    assert info.config == ENGINE and (info.clk_hz, info.baud, info.timeout_cycles) == \
+        (12_000_000, 3_000_000, 600)
+    assert (info.a_word_bytes, info.b_word_bytes, info.c_word_bytes) == (2, 3, 9)
+    with pytest.raises(P.ProtocolError, match="magic"):
+        P.parse_info(b"XXXX" + P.info_payload(ENGINE, 1, 1, 1)[4:])
+    block = P.StatusBlock(busy=True, result_ready=False, job_open=True, job_failed=False,
+                          engine_error=True, cycles=1234, c_left=77)
+    assert P.parse_status(P.status_payload(block)) == block
+    assert P.status_payload(block)[0] == 0b10101
+
+
+def test_uart_divisor_and_board_config_checks():
+    assert uart_divisor(25_000_000, 115200) == 217
+    assert uart_divisor(12_000_000, 3_000_000) == 4
+    with pytest.raises(ValueError, match="too fast"):
+        uart_divisor(12_000_000, 4_000_000)
+    with pytest.raises(ValueError, match="off"):
+        uart_divisor(12_000_000, 2_600_000)   # divisor 5 gives 2.4 Mbaud: 7.7 % off
+    with pytest.raises(TypeError, match="baud must be an integer"):
+        uart_divisor(12_000_000, 115200.0)
+    with pytest.raises(TypeError, match="config must be a BoardConfig"):
+        BoardTop(ENGINE)
+    with pytest.raises(ValueError, match="requantized"):
+        BoardConfig(EngineConfig(SystolicConfig(2, 2), requant=RequantConfig(2)), 12_000_000)
+    with pytest.raises(ValueError, match="shorter than two bytes"):
+        BoardConfig(ENGINE, 12_000_000, 115200, timeout_ms=0.1)
+    with pytest.raises(ValueError, match="timeout_cycles must be at least 16"):
+        HostLink(ENGINE, b"x", 8)
+    cfg = BoardConfig(ENGINE, 12_000_000, 3_000_000, timeout_ms=0.05)
+    assert BoardConfig.from_dict(cfg.to_dict()) == cfg and cfg.timeout_cycles == 600
+
+
+def _uart_bench(divisor, bit_cycles, values, glitch=False):
+    """Drive a UartRx with bytes of ``bit_cycles`` per bit; returns what it received."""
+    rx = UartRx(divisor)
+    sim = Simulator(rx)
+    sim.add_clock(1e-6)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(rx.rx, 1)
+        await ctx.tick().repeat(5)
+        if glitch:
+            ctx.set(rx.rx, 0)
+            await ctx.tick()
+            ctx.set(rx.rx, 1)
+            await ctx.tick().repeat(3 * divisor)
+        t = 0.0
+        for v in values:
+            for level in [0] + [(v >> i) & 1 for i in range(8)] + [1]:
+                ctx.set(rx.rx, level)
+                t += bit_cycles
+                while t >= 1:
+                    await ctx.tick()
+                    t -= 1
+                    if ctx.get(rx.valid):
+                        got.append(ctx.get(rx.data))
+        for _ in range(3 * divisor):
+            await ctx.tick()
+            if ctx.get(rx.valid):
+                got.append(ctx.get(rx.data))
+    sim.add_testbench(bench)
+    sim.run()
+    return got
+
+
+@pytest.mark.parametrize("mismatch", [-0.035, 0.0, 0.035])
+def test_uart_rx_tolerates_documented_baud_mismatch(mismatch, seed):
+    """Divisor 16: the documented tolerance is (0.5 - 1/16) / 9.5 = 4.6 %; 3.5 % must pass."""
+    rng = np.random.default_rng(seed)
+    values = [0x00, 0xFF, 0x55, 0xAA] + [int(v) for v in rng.integers(0, 256, 8)]
+    assert _uart_bench(16, 16 * (1 + mismatch), values) == values
+
+
+def test_uart_rx_ignores_a_glitch_and_rejects_a_bad_stop_bit():
+    assert _uart_bench(8, 8, [0x5A], glitch=True) == [0x5A]
+    # far too slow a sender: the stop bit is sampled inside the data -> dropped or garbage
+    assert _uart_bench(8, 8 * 1.25, [0x00]) != [0x00]
+
+
+def test_uart_tx_frames_bytes():
+    tx = UartTx(5)
+    sim = Simulator(tx)
+    sim.add_clock(1e-6)
+    levels = []
+
+    async def bench(ctx):
+        ctx.set(tx.i.valid, 1)
+        ctx.set(tx.i.payload, 0xA5)
+        await ctx.tick()
+        ctx.set(tx.i.valid, 0)
+        for _ in range(60):
+            levels.append(ctx.get(tx.tx))
+            await ctx.tick()
+    sim.add_testbench(bench)
+    sim.run()
+    bits = levels[2:52:5]   # mid-bit samples
+    assert bits == [0] + [(0xA5 >> i) & 1 for i in range(8)] + [1]
+    assert all(levels[52:])
+
+
+class _StubPlatform:
+    """Just enough of an amaranth-boards platform for BoardPlatformTop to elaborate."""
+
+    default_clk_frequency = 12e6
+
+    def __init__(self, leds):
+        self.requested = []
+        self._leds = leds
+
+    def request(self, name, number=0):
+        from types import SimpleNamespace
+        from amaranth.hdl import Signal
+        if name == "led" and number >= self._leds:
+            raise LookupError(name)
+        self.requested.append((name, number))
+        pin = lambda: SimpleNamespace(i=Signal(), o=Signal())  # noqa: E731
+        return SimpleNamespace(rx=pin(), tx=pin(), o=Signal())
+
+
+def test_platform_adapter_requests_uart_and_leds():
+    cfg = BoardConfig(ENGINE, 12_000_000, 115200)
+    platform = _StubPlatform(leds=2)
+    Fragment.get(BoardPlatformTop(cfg), platform)
+    assert platform.requested == [("uart", 0), ("led", 0), ("led", 1)]
+    platform.default_clk_frequency = 25e6
+    with pytest.raises(ValueError, match="platform clock is 25000000 Hz"):
+        Fragment.get(BoardPlatformTop(cfg), platform)
+
+
+def test_board_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["board", "info", "--port", str(tmp_path / "ttyNONE")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("systolix: error: cannot open serial port") and err.count("\n") == 1
+    # a port that only echoes (pyserial's loopback): no reply from a board
+    assert main(["board", "info", "--port", "loop://", "--timeout", "0.02",
+                 "--retries", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "no valid INFO" in err and err.count("\n") == 1
+    np.save(tmp_path / "A.npy", np.ones((2, 3), np.int64))
+    np.save(tmp_path / "B.npy", np.ones((4, 2), np.int64))
+    assert main(["board", "run", "--port", "loop://", "--a", str(tmp_path / "A.npy"),
+                 "--b", str(tmp_path / "B.npy"), "-o", str(tmp_path / "C.npy")]) == 1
+    assert "shape mismatch" in capsys.readouterr().err
+    assert not (tmp_path / "C.npy").exists()
