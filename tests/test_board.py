@@ -78,6 +78,7 @@ def test_info_and_status_round_trip():
     assert P.status_payload(block)[0] == 0b10101
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_uart_divisor_and_board_config_checks():
     assert uart_divisor(25_000_000, 115200) == 217
     assert uart_divisor(12_000_000, 3_000_000) == 4
