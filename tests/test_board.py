@@ -192,7 +192,7 @@ def test_platform_adapter_requests_uart_and_leds():
     cfg = BoardConfig(ENGINE, 12_000_000, 115200)
     platform = _StubPlatform(leds=2)
     Fragment.get(BoardPlatformTop(cfg), platform)
-    assert platform.requested == [("uart", 0), ("led", 0), ("led", 1)]
+    assert platform.requested == [("uart", 0), ("led", 0), ("led", 1), ("led_r", 0)]
     platform.default_clk_frequency = 25e6
     with pytest.raises(ValueError, match="platform clock is 25000000 Hz"):
         Fragment.get(BoardPlatformTop(cfg), platform)

@@ -152,6 +152,10 @@ class BoardPlatformTop(Elaboratable):
         Its ``clk_hz`` must be the platform's default clock frequency.
     """
 
+    #: Resources standing in for ``led`` 0..2 where a board has fewer (the iCEBreaker's own
+    #: LEDs are ``led_g`` and ``led_r``): idle -> green, busy -> none, error -> red.
+    LED_FALLBACK = ("led_g", None, "led_r")
+
     def __init__(self, config: BoardConfig):
         if not isinstance(config, BoardConfig):
             raise TypeError(f"config must be a BoardConfig, not {config!r}")
@@ -166,13 +170,20 @@ class BoardPlatformTop(Elaboratable):
         m.submodules.top = top = BoardTop(self._config)
         uart = platform.request("uart", 0)
         m.d.comb += [top.uart_rx.eq(uart.rx.i), uart.tx.o.eq(top.uart_tx)]
-        for i in range(3):
-            try:
-                led = platform.request("led", i)
-            except Exception:  # a board with fewer LEDs: leave that status unshown
-                break
-            m.d.comb += led.o.eq(top.leds[i])
+        for i, fallback in enumerate(self.LED_FALLBACK):
+            led = _request_optional(platform, ("led", i)) or (
+                fallback and _request_optional(platform, (fallback, 0)))
+            if led:
+                m.d.comb += led.o.eq(top.leds[i])
         return m
+
+
+def _request_optional(platform, resource):
+    from amaranth.build.res import ResourceError
+    try:
+        return platform.request(*resource)
+    except (ResourceError, LookupError):
+        return None
 
 
 def platform_for(board):
