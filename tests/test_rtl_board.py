@@ -1,11 +1,17 @@
 """The whole board design (UART -> host link -> engine -> UART) on Icarus and Verilator, driven
 by the real host library through a bit-level UART model at the board's clock and baud rate."""
 
+import json
+import threading
+import time
+
+import numpy as np
 import pytest
 
 from helpers import WORK_DIR
 from systolix.board.sim import run_board
 from systolix.board.top import BoardConfig
+from systolix.cli import main
 from systolix.config import Dataflow, EngineConfig, SystolicConfig
 
 SIMULATORS = [
@@ -67,6 +73,43 @@ def test_malformed_frames_faults_and_reset_then_exact_gemms(simulator, seed):
     byte = 10 / ICEBREAKER_3M.baud
     expected = 5 * byte + ICEBREAKER_3M.timeout_ms * 1e-3 + 7 * byte
     assert expected - byte < out["timeout_reply_seconds"] < expected + 2 * byte
+
+
+def test_cli_board_run_through_a_pseudo_terminal(tmp_path, seed, capsys):
+    """`systolix board run` and `board info`, as a user types them, against the simulated board
+    (Icarus) behind a pseudo-terminal: the CLI opens the pty with pyserial like a USB port."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-128, 128, (4, 9))
+    b = rng.integers(-128, 128, (9, 6))
+    np.save(tmp_path / "A.npy", a)
+    np.save(tmp_path / "B.npy", b)
+    scenario = {"name": "pty", "pty_file": str(tmp_path / "pty"),
+                "stop_file": str(tmp_path / "stop"), "wall_limit": 300}
+    result = []
+    sim = threading.Thread(target=lambda: result.append(
+        run_board(ICEBREAKER_3M, scenario, "icarus", WORK_DIR, seed=seed)))
+    sim.start()
+    try:
+        for _ in range(1200):
+            if (tmp_path / "pty").is_file() or not sim.is_alive():
+                break
+            time.sleep(0.05)
+        port = (tmp_path / "pty").read_text()
+        link = ["--port", port, "--baud", "3000000", "--timeout", "20"]
+        assert main(["board", "info", *link]) == 0
+        assert "engine_ws_2x3_int8_acc32_wrap_5x6x7" in capsys.readouterr().out
+        assert main(["board", "run", *link, "--a", str(tmp_path / "A.npy"), "--b",
+                     str(tmp_path / "B.npy"), "-o", str(tmp_path / "C.npy"), "--check",
+                     "--json"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+    finally:
+        (tmp_path / "stop").write_text("")
+        sim.join(timeout=120)
+    assert result and result[0]["passed"], result
+    np.testing.assert_array_equal(np.load(tmp_path / "C.npy"), a @ b)
+    # 4x9x6 on 5x6x7 buffers: K is split in two (at 6, a multiple of R = 2)
+    assert summary["jobs"] == 2 and summary["checked"]
+    print(f"seed {seed}: {summary}")
 
 
 ULX3S_115200 = BoardConfig(

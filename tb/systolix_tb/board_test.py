@@ -15,6 +15,7 @@ import json
 import os
 import random
 import time
+import tty
 from pathlib import Path
 
 import cocotb
@@ -149,6 +150,42 @@ class Checks:
             self.failures.append(what)
             self._log.error("FAILED: %s", what)
         return cond
+
+
+async def serve_pty(uart, job, bit_ps, checks):
+    """Bridge a pseudo-terminal to the simulated UART until ``job["stop_file"]`` exists, so a
+    separate process (e.g. ``systolix board run --port <pty>``) talks to the simulated board.
+    The pty's path is written to ``job["pty_file"]``."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    Path(job["pty_file"]).write_text(os.ttyname(slave))
+    stop = Path(job["stop_file"])
+    deadline = time.monotonic() + job.get("wall_limit", 300)
+    idle = 0
+    try:
+        while not stop.exists():
+            if time.monotonic() > deadline:
+                checks.expect(False, "pty bridge: no stop file within the wall-time limit")
+                break
+            try:
+                data = os.read(master, 4096)
+            except (BlockingIOError, OSError):
+                data = b""
+            if data:
+                idle = 0
+                await uart.write(data)
+            if uart.received:
+                os.write(master, bytes(uart.received))
+                uart.received.clear()
+            if not data:
+                idle += 1
+                if idle > 100:       # the host is thinking: let it have the CPU
+                    time.sleep(0.002)
+                await Timer(bit_ps * 10, unit="ps")
+    finally:
+        os.close(master)
+        os.close(slave)
 
 
 @cocotb.test()
@@ -326,6 +363,8 @@ async def board_scenario(dut):
         a, b = operands(3, 5, 4)
         await gemm_checked(client, a, b, "gemm after a reset mid-frame")
         checks.expect(uart.framing_errors == 0, f"{uart.framing_errors} framing errors on TX")
+    elif job["name"] == "pty":
+        await serve_pty(uart, job, bit_ps, checks)
     else:
         checks.expect(False, f"unknown scenario {job['name']!r}")
 
