@@ -27,7 +27,7 @@ from cocotb.utils import get_sim_time
 
 from systolix import golden
 from systolix.board import protocol as P
-from systolix.board.host import BoardClient, BoardError
+from systolix.board.host import BoardClient, BoardError, job_link_bytes
 from systolix.board.top import BoardConfig
 
 SCENARIO_ENV = "SYSTOLIX_BOARD_SCENARIO"
@@ -238,6 +238,14 @@ async def board_scenario(dut):
                 "bytes_in": c_client.stats.bytes_in - before[1],
                 "macs": a.shape[0] * a.shape[1] * b.shape[1]}
         meas["macs_per_second"] = meas["macs"] / sim_s
+        cfg = config.engine
+        if (a.shape[0] <= cfg.max_m and a.shape[1] <= cfg.max_k and b.shape[1] <= cfg.max_n
+                and c_client.stats.retries == 0):
+            # one job: what crossed the line must be exactly the framing model's bytes
+            want = job_link_bytes(cfg, a.shape[0], a.shape[1], b.shape[1])
+            got = (meas["bytes_out"], meas["bytes_in"])
+            checks.expect(got == want, f"{label}: {got} bytes (out, in), model {want}")
+            meas["line_seconds"] = sum(want) * 10 / config.baud
         outcome["measurements"].append(meas)
         dut._log.info("%s: %s exact=%s, %.4f s simulated, %d+%d bytes", label,
                       meas["shape"], ok, sim_s, meas["bytes_out"], meas["bytes_in"])

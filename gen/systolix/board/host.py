@@ -16,7 +16,37 @@ from .. import golden, tiling
 from ..errors import SystolixError
 from . import protocol as P
 
-__all__ = ["SerialTransport", "BoardClient", "BoardError", "LinkStats"]
+__all__ = ["SerialTransport", "BoardClient", "BoardError", "LinkStats", "job_link_bytes"]
+
+
+def _frames(nbytes, per_frame):
+    return -(-nbytes // per_frame) if nbytes else 0
+
+
+def job_link_bytes(config, m, k, n, max_frame=1024):
+    """Bytes (to the board, from the board) of one M x K x N job as :class:`BoardClient` runs
+    it, with no retries and no ERR_NOT_READY polls.
+
+    Each request costs 6 bytes of framing and each reply 7, plus the payloads: JOB 6, the A
+    and B words, and the C words.
+    """
+    R, C, num = config.rows, config.cols, config.numerics
+    ab, bb, cb = (P.word_bytes(R * num.in_width), P.word_bytes(C * num.in_width),
+                  P.word_bytes(C * num.acc_width))
+    tiles_n = -(-n // C)
+    if config.dataflow.value == "os":
+        a_words = -(-m // R) * k
+    else:
+        a_words = -(-k // R) * m
+    b_words = tiles_n * k
+    c_words = m * tiles_n
+    frames_a = _frames(a_words, max(1, max_frame // ab))
+    frames_b = _frames(b_words, max(1, max_frame // bb))
+    frames_c = _frames(c_words, max(1, min(max_frame, P.MAX_PAYLOAD) // cb))
+    requests = 1 + frames_a + frames_b + frames_c
+    out = requests * P.REQUEST_OVERHEAD + 6 + a_words * ab + b_words * bb + 2 * frames_c
+    inn = requests * P.REPLY_OVERHEAD + c_words * cb
+    return out, inn
 
 
 class BoardError(SystolixError):
@@ -185,9 +215,10 @@ class BoardClient:
             self._expect_ok(op, chunk)
 
     def run_job(self, a, b):
-        """One engine-sized job (dimensions within the buffers), no retries.
+        """One engine-sized job (dimensions within the buffers), no retries; returns C.
 
-        Returns (C, compute cycles)."""
+        JOB, WRITE_A and WRITE_B frames of at most ``max_frame`` bytes, then READ_C frames
+        (asked again while the board answers ERR_NOT_READY)."""
         info = self.info()
         cfg = info.config
         m, k = a.shape
@@ -214,16 +245,15 @@ class BoardClient:
             nb = info.c_word_bytes
             words += [int.from_bytes(reply.payload[i:i + nb], "little")
                       for i in range(0, len(reply.payload), nb)]
-        st = self.status()
         c, _ = tiling.engine_c_matrix(cfg, words, m, n)
         self.stats.jobs += 1
-        return c, st.cycles
+        return c
 
     def _job_with_retries(self, a, b):
         last = None
         for attempt in range(self._retries + 1):
             try:
-                return self.run_job(a, b)[0]
+                return self.run_job(a, b)
             except BoardError as e:
                 last = e
                 self.stats.errors.append(str(e))
