@@ -213,3 +213,20 @@ def test_board_cli_errors_are_one_line(tmp_path, capsys):
                  "--b", str(tmp_path / "B.npy"), "-o", str(tmp_path / "C.npy")]) == 1
     assert "shape mismatch" in capsys.readouterr().err
     assert not (tmp_path / "C.npy").exists()
+
+
+@pytest.mark.verilator
+def test_board_verilog_is_lint_clean():
+    """`verilator --lint-only -Wall` on a whole board design, with the project's waivers only."""
+    from helpers import WORK_DIR
+    from systolix.board.sim import board_verilog
+    from systolix.simulate import lint
+    from test_lint import WAIVERS
+    cfg = BoardConfig(ENGINE, 12_000_000, 3_000_000, timeout_ms=0.05)
+    out_dir = WORK_DIR / "lint"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    v = out_dir / f"{cfg.name}.v"
+    v.write_text(board_verilog(cfg))
+    rc, out = lint(v, cfg.name, [f"-Wno-{w}" for w in WAIVERS])
+    assert rc == 0, out
+    assert "%Warning" not in out and "%Error" not in out, out

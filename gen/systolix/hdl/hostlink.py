@@ -80,8 +80,10 @@ class HostLink(wiring.Component):
             raise TypeError(f"config must be an EngineConfig, not {config!r}")
         if config.requant is not None:
             raise ValueError("the board link does not support requantized engines yet")
-        if not isinstance(info, (bytes, bytearray)) or not info:
-            raise TypeError(f"info must be non-empty bytes, not {info!r}")
+        if not isinstance(info, (bytes, bytearray)):
+            raise TypeError(f"info must be bytes, not {info!r}")
+        if not info:
+            raise ValueError("info must not be empty")
         if not isinstance(timeout_cycles, int) or isinstance(timeout_cycles, bool):
             raise TypeError(f"timeout_cycles must be an integer, not {timeout_cycles!r}")
         if timeout_cycles < 16:
