@@ -230,3 +230,25 @@ def test_board_verilog_is_lint_clean():
     rc, out = lint(v, cfg.name, [f"-Wno-{w}" for w in WAIVERS])
     assert rc == 0, out
     assert "%Warning" not in out and "%Error" not in out, out
+
+
+def test_readme_worked_example_bytes():
+    """The byte example in README's "Board link" section, rebuilt from the engine's packing."""
+    from systolix import tiling
+    cfg = EngineConfig(SystolicConfig(2, 2), 4, 6, 5)
+    a = np.array([[1, 2, 3], [4, 5, 6]])
+    b = np.array([[1, 0], [0, 1], [1, 1]])
+    words = lambda ws: b"".join(w.to_bytes(2, "little") for w in ws)  # noqa: E731
+    assert P.encode_request(P.Op.JOB, P.job_payload(2, 3, 2)).hex(" ") == \
+        "a5 02 06 00 02 00 03 00 02 00 20 28"
+    assert P.encode_request(P.Op.WRITE_A, words(tiling.engine_a_words(cfg, a))).hex(" ") == \
+        "a5 03 06 00 01 04 02 05 03 06 56 4a"
+    assert P.encode_request(P.Op.WRITE_B, words(tiling.engine_b_words(cfg, b))).hex(" ") == \
+        "a5 04 06 00 01 00 00 01 01 01 d6 55"
+    assert P.encode_request(P.Op.READ_C, P.read_c_payload(2)).hex(" ") == "a5 06 02 00 02 00 83 57"
+    c = b"".join(int(x).to_bytes(4, "little", signed=True) for x in (4, 5, 10, 11))
+    assert P.encode_reply(P.Op.READ_C, P.Status.OK, c).hex(" ") == (
+        "5a 06 00 10 00 04 00 00 00 05 00 00 00 0a 00 00 00 0b 00 00 00 fd b8")
+    assert P.encode_reply(P.Op.JOB, P.Status.ERR_CRC).hex(" ") == "5a 02 01 00 00 98 5e"
+    words_c = [int.from_bytes(c[i:i + 8], "little") for i in (0, 8)]
+    np.testing.assert_array_equal(tiling.engine_c_matrix(cfg, words_c, 2, 2)[0], a @ b)
