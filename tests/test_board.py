@@ -252,3 +252,19 @@ def test_readme_worked_example_bytes():
     assert P.encode_reply(P.Op.JOB, P.Status.ERR_CRC).hex(" ") == "5a 02 01 00 00 98 5e"
     words_c = [int.from_bytes(c[i:i + 8], "little") for i in (0, 8)]
     np.testing.assert_array_equal(tiling.engine_c_matrix(cfg, words_c, 2, 2)[0], a @ b)
+
+
+def test_board_generate_cli(tmp_path, capsys):
+    assert main(["board", "generate", "--board", "ulx3s-85f", "--rows", "2", "--cols", "2",
+                 "--baud", "1000000", "-o", str(tmp_path)]) == 0
+    name = "board_engine_os_2x2_int8_acc32_wrap_16x16x16_25000khz_1000000bd_to500000"
+    assert (tmp_path / f"{name}.v").read_text().count(f"module {name}(") == 1
+    import json
+    manifest = json.loads((tmp_path / f"{name}.json").read_text())
+    assert manifest["config"]["divisor"] == 25
+    info = P.parse_info(bytes.fromhex(manifest["protocol"]["info"]))
+    assert (info.clk_hz, info.baud, info.config.rows) == (25_000_000, 1_000_000, 2)
+    capsys.readouterr()
+    assert main(["board", "generate", "--board", "icebreaker", "--baud", "4000000",
+                 "-o", str(tmp_path / "x")]) == 1
+    assert "too fast" in capsys.readouterr().err and not (tmp_path / "x").exists()

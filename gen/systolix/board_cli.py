@@ -1,7 +1,8 @@
 """``systolix board``: talk to a systolix board over its USB serial port.
 
 ``systolix board info`` prints what the board is; ``systolix board run`` multiplies two matrices
-on it (any size: the host tiles the GEMM into engine-sized jobs).
+on it (any size: the host tiles the GEMM into engine-sized jobs); ``systolix board generate``
+emits the board top's Verilog for a board's clock.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 import time
 
+from .board.protocol import PROTOCOL_VERSION
+from .board.top import BOARDS, DEFAULT_BAUD, BoardConfig
 from .errors import SystolixError
 
 __all__ = ["add_parsers", "COMMANDS"]
@@ -39,6 +42,63 @@ def add_parsers(sub):
     r.add_argument("--check", action="store_true",
                    help="compare with the numpy golden model (C is written only if it matches)")
     _add_link_args(r)
+
+    from .cli import _add_buffer_args, _add_engine_args
+    g = bsub.add_parser("generate", help="emit the board top's Verilog (UART + link + engine)")
+    g.add_argument("--board", choices=list(BOARDS), required=True,
+                   help="sets the clock: ulx3s-85f 25 MHz, icebreaker 12 MHz")
+    g.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                   help=f"UART baud rate (default {DEFAULT_BAUD}; fast: "
+                        + ", ".join(f"{b} {v['fast_baud']}" for b, v in BOARDS.items()) + ")")
+    g.add_argument("--timeout-ms", type=float, default=20.0,
+                   help="inter-byte timeout abandoning a truncated request (default 20)")
+    _add_engine_args(g)
+    _add_buffer_args(g, 16)
+    g.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="directory for <name>.v and <name>.json")
+
+
+def _generate(args):
+    from .board.sim import board_verilog
+    from .cli import _config
+    from .fileio import atomic_open
+    from pathlib import Path
+    args.kind = "engine"
+    engine = _config(args)
+    try:
+        config = BoardConfig(engine, BOARDS[args.board]["clk_hz"], args.baud,
+                             timeout_ms=args.timeout_ms)
+    except (TypeError, ValueError) as e:
+        raise SystolixError(str(e)) from None
+    verilog = board_verilog(config)
+    manifest = {
+        "module": config.name, "board": args.board, "config": config.to_dict(),
+        "ports": [
+            {"name": "clk", "direction": "input", "width": 1,
+             "meaning": f"board clock, {config.clk_hz} Hz"},
+            {"name": "rst", "direction": "input", "width": 1,
+             "meaning": "synchronous reset, active high"},
+            {"name": "uart_rx", "direction": "input", "width": 1,
+             "meaning": "serial data from the host, 8N1, idle high"},
+            {"name": "uart_tx", "direction": "output", "width": 1,
+             "meaning": "serial data to the host, 8N1, idle high"},
+            {"name": "leds", "direction": "output", "width": 3,
+             "meaning": "0 idle, 1 busy (job open or engine working), 2 error (last reply)"},
+        ],
+        "protocol": {"version": PROTOCOL_VERSION, "info": config.info.hex()},
+    }
+    out = Path(args.output)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        paths = (out / f"{config.name}.v", out / f"{config.name}.json")
+        for path, text in zip(paths, (verilog, json.dumps(manifest, indent=2) + "\n")):
+            with atomic_open(path) as f:
+                f.write(text)
+    except OSError as e:
+        raise SystolixError(f"cannot write into {out}: {e.strerror}") from None
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
 
 
 def _client(args):
@@ -105,7 +165,7 @@ def _run(args):
     return 0
 
 
-COMMANDS = {"info": _info, "run": _run}
+COMMANDS = {"info": _info, "run": _run, "generate": _generate}
 
 
 def main(args):
