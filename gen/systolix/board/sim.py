@@ -33,7 +33,10 @@ def _key(config):
     h = hashlib.sha256(json.dumps([config.to_dict(), emit.tool_versions()],
                                   sort_keys=True).encode())
     package = Path(emit.__file__).parent
-    for path in sorted(package.rglob("*.py")):
+    # what the Verilog depends on: the generators, the board top, the protocol, the config
+    sources = [*sorted((package / "hdl").glob("*.py")), package / "board" / "top.py",
+               package / "board" / "protocol.py", package / "config.py"]
+    for path in sources:
         h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
