@@ -159,6 +159,7 @@ class BoardClient:
             timeout += self._info.timeout_cycles / self._info.clk_hz
         parser = P.ReplyParser()
         remaining = timeout
+        budget = reply_bytes + P.REPLY_OVERHEAD + 4096   # bytes we accept before giving up
         while True:
             want = parser.needed()
             data = self._t.read(want, remaining)
@@ -175,6 +176,10 @@ class BoardClient:
             if len(data) < want:
                 raise BoardError(f"{P.Op(op).name}: no reply within {timeout:.3g} s "
                                  f"(got {len(data)} of {want} bytes)")
+            budget -= len(data)
+            if budget < 0:
+                raise BoardError(f"{P.Op(op).name}: no well-formed reply in "
+                                 f"{reply_bytes + P.REPLY_OVERHEAD + 4096} bytes")
             remaining = timeout  # bytes keep coming: each chunk gets the full budget
 
     def _expect_ok(self, op, payload=b"", reply_bytes=0):
@@ -249,9 +254,22 @@ class BoardClient:
         self.stats.jobs += 1
         return c
 
+    def _drain(self):
+        """After an error: wait until the line has been quiet for a while (a reply may still be
+        on its way, or the board may be timing out a request), then drop what came."""
+        quiet = self._line_time(32)
+        if self._info is not None:
+            quiet += self._info.timeout_cycles / self._info.clk_hz
+        for _ in range(100):
+            if not self._t.read(1 << 16, quiet):
+                break
+        self._t.reset_input_buffer()
+
     def _job_with_retries(self, a, b):
         last = None
         for attempt in range(self._retries + 1):
+            if attempt:
+                self._drain()
             try:
                 return self.run_job(a, b)
             except BoardError as e:
