@@ -268,3 +268,52 @@ def test_board_generate_cli(tmp_path, capsys):
     assert main(["board", "generate", "--board", "icebreaker", "--baud", "4000000",
                  "-o", str(tmp_path / "x")]) == 1
     assert "too fast" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def _stub_client(config):
+    """A BoardClient whose jobs are computed by the golden model (tiling logic only)."""
+    from systolix import golden
+    from systolix.board.host import BoardClient
+    client = BoardClient(transport=None, baud=115200)
+    client._info = P.BoardInfo(config, 12_000_000, 115200, 1000)
+    jobs = []
+
+    def run_job(a, b):
+        assert a.shape[0] <= config.max_m and a.shape[1] <= config.max_k \
+            and b.shape[1] <= config.max_n, "job beyond the buffers"
+        jobs.append((a.shape[0], a.shape[1], b.shape[1]))
+        return golden.gemm(a, b, config.numerics, config.accumulation_chunk)
+    client.run_job = run_job
+    return client, jobs
+
+
+@pytest.mark.parametrize("dataflow", list(Dataflow), ids=lambda d: d.value)
+def test_host_tiling_combines_partial_sums_with_the_engines_numerics(dataflow, seed):
+    """GEMMs beyond the buffers in every dimension, into a 20-bit wrapping accumulator that
+    overflows, must equal the golden model of the whole GEMM (K split on chunk boundaries)."""
+    from systolix import golden
+    num = Numerics(acc_width=20)
+    config = EngineConfig(SystolicConfig(3, 2, dataflow, num), 4, 7, 5)
+    client, jobs = _stub_client(config)
+    rng = np.random.default_rng(seed)
+    for m, k, n in [(9, 20, 11), (1, 1, 1), (4, 7, 5), (5, 8, 6)]:
+        a = rng.integers(-128, 128, (m, k))
+        b = rng.integers(-128, 128, (k, n))
+        a[0], b[:, 0] = -128, -128             # C[0, 0] = k * 2^14 overflows 20 bits
+        jobs.clear()
+        c = client.gemm(a, b, check=True)
+        np.testing.assert_array_equal(c, golden.gemm(a, b, num, config.accumulation_chunk))
+        kstep = 7 if dataflow is Dataflow.OUTPUT_STATIONARY else 6   # WS: multiple of R = 3
+        assert len(jobs) == -(-m // 4) * -(-n // 5) * -(-k // kstep)
+        assert all(j[1] <= kstep for j in jobs)
+
+
+def test_host_refuses_to_split_k_of_a_saturating_engine():
+    from systolix.errors import SystolixError
+    config = EngineConfig(SystolicConfig(2, 2, numerics=Numerics(saturate=True)), 4, 4, 4)
+    client, _ = _stub_client(config)
+    assert client.gemm(np.ones((5, 4), np.int64), np.ones((4, 6), np.int64)).sum() == 5 * 6 * 4
+    with pytest.raises(SystolixError, match="saturating accumulator cannot be split over K"):
+        client.gemm(np.ones((2, 5), np.int64), np.ones((5, 2), np.int64))
+    with pytest.raises(SystolixError, match="outside the int8 range"):
+        client.gemm(np.full((2, 2), 128), np.ones((2, 2), np.int64))
