@@ -123,6 +123,11 @@ ULX3S_1M = BoardConfig(
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("config", [ULX3S_115200, ULX3S_1M], ids=["ulx3s-115200", "ulx3s-1M"])
 def test_ulx3s_rates(config, simulator, seed):
-    shapes = [[8, 8, 8]] if config.baud < 1_000_000 else [[16, 16, 16], [20, 33, 17]]
+    """ULX3S clock (25 MHz) at 115200 and 1 Mbaud on 4 x 4 engines; Icarus (~12 k cycles/s on
+    these designs) gets the smaller share."""
+    if config.baud < 1_000_000:
+        shapes = [[8, 8, 8]]
+    else:
+        shapes = [[16, 16, 16]] + ([[20, 33, 17]] if simulator == "verilator" else [])
     out = run_board(config, {"name": "gemm", "shapes": shapes}, simulator, WORK_DIR, seed=seed)
     _check(out, f"[{config.name} on {simulator}, seed {seed}]")
