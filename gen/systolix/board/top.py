@@ -22,13 +22,13 @@ __all__ = ["BoardConfig", "BoardTop", "BoardPlatformTop", "BOARDS", "DEFAULT_BAU
 
 DEFAULT_BAUD = 115200
 
-#: Supported boards: amaranth-boards platform, clock, default and fast baud rates.
+#: The link's rates per board: the board clock and a fast baud rate its USB-serial chip and
+#: divisor allow (FT231X on the ULX3S: up to 3 Mbaud, 25 clocks per bit at 1 Mbaud; FT2232H on
+#: the iCEBreaker: 4 clocks per bit at 3 Mbaud). The platforms themselves are the synthesis
+#: flow's (``systolix build --board``).
 BOARDS = {
-    "ulx3s-85f": {"platform": "amaranth_boards.ulx3s:ULX3S_85F_Platform", "clk_hz": 25_000_000,
-                  "fast_baud": 1_000_000, "flash": "openFPGALoader -b ulx3s {bitstream}"},
-    "icebreaker": {"platform": "amaranth_boards.icebreaker:ICEBreakerPlatform",
-                   "clk_hz": 12_000_000, "fast_baud": 3_000_000,
-                   "flash": "iceprog {bitstream}"},
+    "ulx3s-85f": {"clk_hz": 25_000_000, "fast_baud": 1_000_000},
+    "icebreaker": {"clk_hz": 12_000_000, "fast_baud": 3_000_000},
 }
 
 
@@ -184,15 +184,3 @@ def _request_optional(platform, resource):
         return platform.request(*resource)
     except (ResourceError, LookupError):
         return None
-
-
-def platform_for(board):
-    """The amaranth-boards platform instance for ``board`` (a key of :data:`BOARDS`)."""
-    import importlib
-    if board not in BOARDS:
-        raise ValueError(f"unknown board {board!r}: choose one of {', '.join(BOARDS)}")
-    module, cls = BOARDS[board]["platform"].split(":")
-    try:
-        return getattr(importlib.import_module(module), cls)()
-    except ImportError as e:
-        raise ImportError(f"building for {board} needs amaranth-boards ({e})") from None
