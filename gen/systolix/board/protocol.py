@@ -27,7 +27,7 @@ __all__ = ["REQUEST_SYNC", "REPLY_SYNC", "Op", "Status", "crc16", "encode_reques
            "encode_reply", "Reply", "ReplyParser", "ProtocolError", "BoardInfo", "info_payload",
            "parse_info", "job_payload", "read_c_payload", "StatusBlock", "parse_status",
            "word_bytes", "PROTOCOL_VERSION", "INFO_MAGIC", "MAX_PAYLOAD", "REPLY_OVERHEAD",
-           "REQUEST_OVERHEAD"]
+           "REQUEST_OVERHEAD", "FIXED_LENGTH", "STATUS_PAYLOAD_BYTES", "status_payload"]
 
 REQUEST_SYNC = 0xA5
 REPLY_SYNC = 0x5A
