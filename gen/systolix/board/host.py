@@ -7,7 +7,6 @@ plug in a simulated UART (``systolix_tb.board_test``), so the code below is what
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
