@@ -162,11 +162,11 @@ class BoardPlatformTop(Elaboratable):
         self._config = config
 
     def elaborate(self, platform):
-        m = Module()
         clk_hz = int(platform.default_clk_frequency)
         if clk_hz != self._config.clk_hz:
             raise ValueError(f"the platform clock is {clk_hz} Hz, the design was configured for "
                              f"{self._config.clk_hz} Hz")
+        m = Module()
         m.submodules.top = top = BoardTop(self._config)
         uart = platform.request("uart", 0)
         m.d.comb += [top.uart_rx.eq(uart.rx.i), uart.tx.o.eq(top.uart_tx)]
