@@ -130,6 +130,9 @@ def _parser():
     f.add_argument("--json", action="store_true", help="print one JSON object as the summary")
     f.add_argument("--work-dir", default="sim_out", metavar="DIR")
 
+    from . import board_cli
+    board_cli.add_parsers(sub)
+
     d = sub.add_parser("demo", help="8x8 array and engines, random GEMM in RTL, and the "
                                     "quantized MLP on digits; report")
     d.add_argument("--sim", choices=["icarus", "verilator"], default="icarus")
@@ -333,8 +336,9 @@ def _cmd_demo(args):
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
+        from . import board_cli
         return {"generate": _cmd_generate, "run": _cmd_run, "infer": _cmd_infer,
-                "demo": _cmd_demo}[args.command](args)
+                "demo": _cmd_demo, "board": board_cli.main}[args.command](args)
     except SystolixError as e:
         print(f"systolix: error: {e}", file=sys.stderr)
         return 1
