@@ -1,4 +1,4 @@
-"""``systolix`` command line: generate, run, demo.
+"""``systolix`` command line: generate, run, demo, synth, sweep, build.
 
 Every user error ends as one line on stderr (``systolix: error: ...``) and a non-zero exit:
 1 for a bad input or environment, 2 for a malformed command line.
@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from . import __version__
+from . import __version__, synth_cli
 from .config import Dataflow, Numerics, SystolicConfig
 from .errors import SystolixError
 
@@ -78,6 +78,7 @@ def _parser():
     d.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     d.add_argument("--rtl-dir", default="rtl", metavar="DIR", help="where the RTL goes")
     d.add_argument("--work-dir", default="sim_out", metavar="DIR")
+    synth_cli.add_parsers(sub, _add_engine_args)
     return p
 
 
@@ -174,7 +175,8 @@ def _cmd_demo(args):
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        return {"generate": _cmd_generate, "run": _cmd_run, "demo": _cmd_demo}[args.command](args)
+        return {"generate": _cmd_generate, "run": _cmd_run, "demo": _cmd_demo,
+                **synth_cli.HANDLERS}[args.command](args)
     except SystolixError as e:
         print(f"systolix: error: {e}", file=sys.stderr)
         return 1
