@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from . import __version__, synth_cli
-from .config import Dataflow, Numerics, SystolicConfig
+from .config import PIPELINES, Dataflow, Numerics, SystolicConfig
 from .errors import SystolixError
 
 __all__ = ["main"]
@@ -38,6 +38,9 @@ def _add_engine_args(p):
     g.add_argument("--unsigned", action="store_true", help="unsigned operands (default signed)")
     g.add_argument("--saturate", action="store_true",
                    help="saturate the accumulator instead of wrapping")
+    g.add_argument("--pipeline", choices=list(PIPELINES), default="none",
+                   help="PE register stages before the accumulator: none (default), product, "
+                        "full (operands and product; MULT18X18D registers on ECP5)")
 
 
 def _config(args):
@@ -45,7 +48,8 @@ def _config(args):
         return SystolicConfig(
             rows=args.rows, cols=args.cols, dataflow=Dataflow(args.dataflow),
             numerics=Numerics(in_width=args.in_width, acc_width=args.acc_width,
-                              signed=not args.unsigned, saturate=args.saturate))
+                              signed=not args.unsigned, saturate=args.saturate),
+            pipeline=args.pipeline)
     except (TypeError, ValueError) as e:
         raise SystolixError(str(e)) from None
 

@@ -10,13 +10,19 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-__all__ = ["Dataflow", "Numerics", "SystolicConfig", "MAX_ARRAY_DIM"]
+__all__ = ["Dataflow", "Numerics", "SystolicConfig", "MAX_ARRAY_DIM", "PIPELINES"]
 
 #: Largest supported array side (TPU v1 is 256 x 256). Emitting a flattened 64 x 64 array already
 #: takes ~25 s; the cap stops a typo from starting an hour-long elaboration.
 MAX_ARRAY_DIM = 256
 
 MIN_IN_WIDTH, MAX_IN_WIDTH = 2, 16
+
+#: Pipeline options of a processing element and the register stages each adds in front of the
+#: accumulator: ``none`` (today's PE), ``product`` (the product is registered) and ``full``
+#: (the multiplier's operands and its product are registered; on ECP5 these are the
+#: MULT18X18D's own input and output registers).
+PIPELINES = {"none": 0, "product": 1, "full": 2}
 MAX_ACC_WIDTH = 64
 
 
@@ -171,12 +177,18 @@ class SystolicConfig:
         Which operand is stationary: output-stationary (default) or weight-stationary.
     numerics : Numerics
         Operand and accumulator arithmetic.
+    pipeline : str
+        Register stages between the operands and the accumulator, one of :data:`PIPELINES`:
+        ``"none"`` (default), ``"product"`` or ``"full"``. More stages raise Fmax and delay every
+        result by :attr:`pipeline_stages` cycles; nothing else changes (same ports, same ``ready``
+        behaviour, same results).
     """
 
     rows: int
     cols: int
     dataflow: Dataflow = Dataflow.OUTPUT_STATIONARY
     numerics: Numerics = field(default_factory=Numerics)
+    pipeline: str = "none"
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, MAX_ARRAY_DIM)
@@ -185,6 +197,16 @@ class SystolicConfig:
             raise TypeError(f"dataflow must be a Dataflow, not {self.dataflow!r}")
         if not isinstance(self.numerics, Numerics):
             raise TypeError(f"numerics must be a Numerics, not {self.numerics!r}")
+        if not isinstance(self.pipeline, str):
+            raise TypeError(f"pipeline must be a string, not {self.pipeline!r}")
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {', '.join(PIPELINES)}, "
+                             f"not {self.pipeline!r}")
+
+    @property
+    def pipeline_stages(self):
+        """Register stages the pipeline option adds between operands and accumulator."""
+        return PIPELINES[self.pipeline]
 
     @property
     def macs(self):
@@ -204,10 +226,11 @@ class SystolicConfig:
         ``systolic_os_8x8_int8_acc32_wrap``."""
         n = self.numerics
         return (f"systolic_{self.dataflow.value}_{self.rows}x{self.cols}_"
-                f"{n.operand_type}_acc{n.acc_width}_{n.overflow}")
+                f"{n.operand_type}_acc{n.acc_width}_{n.overflow}"
+                + (f"_pipe_{self.pipeline}" if self.pipeline != "none" else ""))
 
     def to_dict(self):
-        return {
+        d = {
             "kind": "systolic",
             "name": self.name,
             "rows": self.rows,
@@ -215,6 +238,9 @@ class SystolicConfig:
             "dataflow": self.dataflow.value,
             "numerics": self.numerics.to_dict(self.accumulation_chunk),
         }
+        if self.pipeline != "none":  # absent = default, so existing manifests stay identical
+            d["pipeline"] = self.pipeline
+        return d
 
     @classmethod
     def from_dict(cls, d):
@@ -222,4 +248,5 @@ class SystolicConfig:
         n = d["numerics"]
         return cls(rows=d["rows"], cols=d["cols"], dataflow=Dataflow(d["dataflow"]),
                    numerics=Numerics(in_width=n["in_width"], acc_width=n["acc_width"],
-                                     signed=n["signed"], saturate=n["saturate"]))
+                                     signed=n["signed"], saturate=n["saturate"]),
+                   pipeline=d.get("pipeline", "none"))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .config import Dataflow, SystolicConfig
 
-__all__ = ["GemmCycles", "tile_grid", "stream_cycles", "gemm_cycles", "scalesim_cycles"]
+__all__ = ["GemmCycles", "tile_grid", "result_latency", "stream_cycles", "gemm_cycles", "scalesim_cycles"]
 
 
 def tile_grid(config: SystolicConfig, m, n):
@@ -20,12 +20,21 @@ def tile_grid(config: SystolicConfig, m, n):
     return math.ceil(m / config.rows), math.ceil(n / config.cols)
 
 
+def result_latency(config: SystolicConfig):
+    """Cycles from accepting a tile's ``last`` beat to its first output row: the skew/de-skew
+    wavefront (R + C - 1) plus the PE pipeline stages. The array's ``result_latency`` property
+    returns this same value (a test keeps them equal)."""
+    return config.rows + config.cols - 1 + config.pipeline_stages
+
+
 def stream_cycles(config: SystolicConfig, tile_ks):
     """Cycles to push tiles with the given K's back to back through an output-stationary array.
 
     Tile ``t``'s ``last`` beat is accepted ``K_t`` cycles after the previous one, but never
     sooner than ``rows`` cycles after it (the array's drain spacing, enforced by ``ready``).
-    The final output row then follows ``rows + cols - 1 + rows - 1`` cycles later.
+    The final output row then follows ``result_latency + rows - 1`` cycles later, where
+    ``result_latency = rows + cols - 1 + pipeline_stages`` (see
+    :attr:`~systolix.hdl.systolic.OutputStationaryArray.result_latency`).
 
     Returns
     -------
@@ -44,7 +53,7 @@ def stream_cycles(config: SystolicConfig, tile_ks):
         if k < 1:
             raise ValueError(f"tile K must be at least 1, not {k}")
         last_cycles.append(k - 1 if t == 0 else last_cycles[-1] + max(k, R))
-    completion = last_cycles[-1] + (R + C - 1) + (R - 1)
+    completion = last_cycles[-1] + result_latency(config) + (R - 1)
     return completion + 1, last_cycles
 
 

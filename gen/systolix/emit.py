@@ -130,8 +130,9 @@ def manifest(config: SystolicConfig, top=None):
                 f"{R} cycles after the previous accepted last beat."),
         },
         "cycle_model": {
-            "gemm": ("cycles = K + (tiles - 1) * max(K, R) + 2R + C - 2, "
-                     "tiles = ceil(M/R) * ceil(N/C)"),
+            "gemm": ("cycles = K + (tiles - 1) * max(K, R) + 2R + C - 2"
+                     + (f" + {config.pipeline_stages}" if config.pipeline_stages else "")
+                     + ", tiles = ceil(M/R) * ceil(N/C)"),
             "example": example.to_dict(),
         },
         "tools": tool_versions(),

@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import Dataflow, SystolicConfig
+from ..cycle_model import result_latency
 from .arith import acc_shape, operand_shape
 from .pe import OutputStationaryPE
 from .skew import DelayLanes, deskew_delays, skew_delays
@@ -77,8 +78,14 @@ class OutputStationaryArray(wiring.Component):
 
     @property
     def result_latency(self):
-        """Cycles from accepting a tile's ``last`` beat to its first output row (row R - 1)."""
-        return self._config.rows + self._config.cols - 1
+        """Cycles from accepting a tile's ``last`` beat to its first output row (row R - 1):
+        R + C - 1 for the skew and de-skew wavefront, plus :attr:`pipeline_stages`."""
+        return result_latency(self._config)
+
+    @property
+    def pipeline_stages(self):
+        """Register stages of each PE between operands and accumulator (``config.pipeline``)."""
+        return self._config.pipeline_stages
 
     @property
     def drain_cycles(self):
@@ -121,7 +128,9 @@ class OutputStationaryArray(wiring.Component):
             ]
 
         # --- the mesh: operands and flags move right, b moves down, results drain down
-        pes = [[OutputStationaryPE(num, hold_cycles=R - 1 - r) for _ in range(C)] for r in range(R)]
+        pes = [[OutputStationaryPE(num, hold_cycles=R - 1 - r,
+                                   pipeline_stages=self._config.pipeline_stages)
+                for _ in range(C)] for r in range(R)]
         for r in range(R):
             for c in range(C):
                 pe = pes[r][c]
