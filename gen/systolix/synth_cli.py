@@ -202,7 +202,11 @@ def _cmd_build(args):
         print(json.dumps(result))
     else:
         print(format_result(result["synth"]))
-        print(f"  bitstream : {result['bitstream']}")
+        d = result["board_design"]
+        print(f"  on board  : {result['board']} ({result['board_clock_mhz']:g} MHz board clock): "
+              f"Fmax {result['board_fmax_mhz']:.1f} MHz with the board's pins; design "
+              f"{d['lut4']} LUT4, {d['ff']} FF, {d['dsp']} DSP")
+        print(f"  bitstream : {result['bitstream']} ({result['bitstream_bytes']:,} bytes)")
     return 0
 
 

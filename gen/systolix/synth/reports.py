@@ -172,13 +172,27 @@ def parse_nextpnr_report(text):
                          critical_path=critical)
 
 
-_CAPACITY = re.compile(
-    r"Design uses (\d+) ([A-Za-z0-9_]+) (?:cells|bels)?,? but device (?:only )?has (\d+)")
+_USES = re.compile(r"Design uses (\d+) ([A-Za-z0-9_]+)[^\n]*?has (?:only )?(\d+)")
+_NO_BELS = re.compile(r"no BELs remaining to implement cell type '([A-Za-z0-9_]+)'")
+
+#: nextpnr bel/cell types and the resource they are counted as.
+RESOURCE_OF_CELL = {
+    "ICESTORM_DSP": "dsp", "SB_MAC16": "dsp", "MULT18X18D": "dsp", "ALU54B": "dsp",
+    "ICESTORM_LC": "lut4", "TRELLIS_COMB": "lut4", "TRELLIS_SLICE": "lut4",
+    "TRELLIS_FF": "ff",
+    "ICESTORM_RAM": "bram", "SB_RAM40_4K": "bram", "DP16KD": "bram",
+    "SB_IO": "io", "TRELLIS_IO": "io",
+}
 
 
 def nextpnr_capacity_error(log_text):
-    """``(cell, needed, available)`` from nextpnr's "does not fit" message, or ``None``."""
-    match = _CAPACITY.search(log_text)
-    if match is None:
-        return None
-    return match.group(2), int(match.group(1)), int(match.group(3))
+    """What nextpnr ran out of, from its log: ``(cell_type, needed, available)``, where the
+    counts are ``None`` when nextpnr does not state them; ``None`` if the log shows no such
+    failure."""
+    match = _USES.search(log_text)
+    if match:
+        return match.group(2), int(match.group(1)), int(match.group(3))
+    match = _NO_BELS.search(log_text)
+    if match:
+        return match.group(1), None, None
+    return None
