@@ -59,7 +59,7 @@ def test_pipeline_option():
     assert cfg.name == "systolic_os_8x8_int8_acc32_wrap_pipe_full"
     assert cfg.pipeline_stages == 2 and SystolicConfig(2, 2, pipeline="product").pipeline_stages == 1
     assert SystolicConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="pipeline must be one of none, product, full"):
-        SystolicConfig(2, 2, pipeline="deep")
+    with pytest.raises(ValueError, match="pipeline must be one of none, product, full, deep"):
+        SystolicConfig(2, 2, pipeline="deeper")
     with pytest.raises(TypeError, match="pipeline must be a string"):
         SystolicConfig(2, 2, pipeline=2)

@@ -172,7 +172,7 @@ def simulate_array(config, tiles, stall_prob=0.0, seed=0):
     return results, marks["end"] - marks["first"] + 1
 
 
-@pytest.mark.parametrize("pipeline", ["none", "product", "full"])
+@pytest.mark.parametrize("pipeline", ["none", "product", "full", "deep"])
 @pytest.mark.parametrize("rows,cols,ks", [
     (3, 2, [5, 1, 7, 3]), (1, 1, [1, 1, 4]), (2, 4, [2, 2, 9]), (4, 1, [6, 4, 4, 1]),
 ])
@@ -203,7 +203,7 @@ def test_array_survives_input_stalls(pipeline):
     assert results[0][0, 0] == config.numerics.acc_max  # 8 * 16384 saturates 18 bits
 
 
-@pytest.mark.parametrize("stages", [1, 2])
+@pytest.mark.parametrize("stages", [1, 2, 3])
 def test_pipelined_pe_delays_result_by_its_stages(stages):
     """A pipelined PE gives the same sum, exactly `stages` cycles later than the plain one."""
     dut = OutputStationaryPE(Numerics(), pipeline_stages=stages)
@@ -229,7 +229,7 @@ def test_pipelined_pe_delays_result_by_its_stages(stages):
     assert seen[:stages] == [0] * stages
 
 
-@pytest.mark.parametrize("bad", [3, -1, True, "full"])
+@pytest.mark.parametrize("bad", [4, -1, True, "full"])
 def test_pe_rejects_bad_pipeline_stages(bad):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -154,7 +154,7 @@ def test_16x16_array_128_cubed(simulator, seed):
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
-@pytest.mark.parametrize("pipeline", ["product", "full"])
+@pytest.mark.parametrize("pipeline", ["product", "full", "deep"])
 def test_pipelined_array(simulator, pipeline, seed):
     """The pipelined PEs: bit-exact and cycle-exact (cycle model includes the stages), also
     streamed back to back, with saturating narrow accumulators."""

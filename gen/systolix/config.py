@@ -19,10 +19,12 @@ MAX_ARRAY_DIM = 256
 MIN_IN_WIDTH, MAX_IN_WIDTH = 2, 16
 
 #: Pipeline options of a processing element and the register stages each adds in front of the
-#: accumulator: ``none`` (today's PE), ``product`` (the product is registered) and ``full``
+#: accumulator: ``none`` (today's PE), ``product`` (the product is registered), ``full``
 #: (the multiplier's operands and its product are registered; on ECP5 these are the
-#: MULT18X18D's own input and output registers).
-PIPELINES = {"none": 0, "product": 1, "full": 2}
+#: MULT18X18D's own input and output registers) and ``deep`` (``full`` plus one more product
+#: register in the fabric, so the long route from a DSP block to its accumulator gets a
+#: cycle of its own).
+PIPELINES = {"none": 0, "product": 1, "full": 2, "deep": 3}
 MAX_ACC_WIDTH = 64
 
 
@@ -179,7 +181,7 @@ class SystolicConfig:
         Operand and accumulator arithmetic.
     pipeline : str
         Register stages between the operands and the accumulator, one of :data:`PIPELINES`:
-        ``"none"`` (default), ``"product"`` or ``"full"``. More stages raise Fmax and delay every
+        ``"none"`` (default), ``"product"``, ``"full"`` or ``"deep"``. More stages raise Fmax and delay every
         result by :attr:`pipeline_stages` cycles; nothing else changes (same ports, same ``ready``
         behaviour, same results).
     """
