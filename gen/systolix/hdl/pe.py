@@ -177,6 +177,7 @@ class OutputStationaryPE(wiring.Component):
         for i in range(product_regs):
             p_valid, p_last = Signal(name=f"p_valid_{i}"), Signal(name=f"p_last_{i}")
             m.d.sync += [p_valid.eq(valid), p_last.eq(last)]
+            pre_finish = valid & last  # what `finish` will be in the next cycle
             valid, last = p_valid, p_last
         finish = valid & last
 
@@ -184,7 +185,28 @@ class OutputStationaryPE(wiring.Component):
         with m.If(valid):
             m.d.sync += acc.eq(Mux(last, 0, total))
 
-        if self._hold_cycles:
+        if self._hold_cycles and stages:
+            # Pipelined PE: the drain register's enable and select are registers themselves,
+            # computed a cycle ahead, so the enable net (fanning out to every drain bit, which
+            # sit wherever the placer put the accumulator) starts at a flip-flop, not at logic.
+            hold = Signal(range(self._hold_cycles + 1))
+            hold_next = Signal.like(hold)
+            drain_en = Signal(name="drain_en")
+            drain_load = Signal(name="drain_load")
+            with m.If(finish):
+                m.d.comb += hold_next.eq(self._hold_cycles)
+            with m.Elif(hold != 0):
+                m.d.comb += hold_next.eq(hold - 1)
+            with m.Else():
+                m.d.comb += hold_next.eq(0)
+            m.d.sync += [
+                hold.eq(hold_next),
+                drain_load.eq(pre_finish),
+                drain_en.eq(pre_finish | (hold_next == 0)),
+            ]
+            with m.If(drain_en):
+                m.d.sync += drain.eq(Mux(drain_load, total, self.drain_in))
+        elif self._hold_cycles:
             hold = Signal(range(self._hold_cycles + 1))
             with m.If(finish):
                 m.d.sync += [drain.eq(total), hold.eq(self._hold_cycles)]
