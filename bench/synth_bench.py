@@ -4,9 +4,12 @@
 Runs (all through the cached ``systolix`` flow, at most 2 tool processes, niced):
 
 * ECP5-85F: output-stationary int8 arrays 2x2, 4x4, 8x8 without pipelining, 8x8 with the
-  product register, and 2x2 .. 8x8 plus 12x13 (all 156 MULT18X18D) with the full pipeline;
-* iCE40 UP5K: 1x1, 2x2, 2x4 (all 8 SB_MAC16) and 4x4 (does not fit), plain and full pipeline;
-* with ``--boards``: bitstreams for ULX3S-85F (8x8, full pipeline) and iCEBreaker (``--fit``).
+  ``product`` and ``full`` pipelines, and 2x2 .. 8x8 plus 12x13 (all 156 MULT18X18D) with the
+  ``deep`` pipeline;
+* iCE40 UP5K: 1x1, 2x2, 2x4 (all 8 SB_MAC16) and 4x4 (does not fit) plain, and 2x2, 4x4
+  (16 MACs on 8 SB_MAC16 in MODE_8x8) with the ``full`` and ``deep`` pipelines;
+* with ``--boards``: bitstreams for ULX3S-85F (8x8, deep pipeline) and iCEBreaker (``--fit``,
+  deep pipeline).
 
 Writes ``bench/results/<target>/`` (sweep.json, sweep.md, PNG plots) and
 ``bench/results/goals.{json,md}`` with each goal, the measured value and whether it is met.
@@ -35,15 +38,16 @@ OUT = ROOT / "bench" / "results"
 
 def ecp5_points():
     pts = [SystolicConfig(n, n) for n in (2, 4, 8)]
-    pts.append(SystolicConfig(8, 8, pipeline="product"))
-    pts += [SystolicConfig(n, n, pipeline="full") for n in (2, 4, 8)]
-    pts.append(SystolicConfig(12, 13, pipeline="full"))  # 156 MACs = every MULT18X18D
+    pts += [SystolicConfig(8, 8, pipeline=p) for p in ("product", "full")]
+    pts += [SystolicConfig(n, n, pipeline="deep") for n in (2, 4, 8)]
+    pts.append(SystolicConfig(12, 13, pipeline="deep"))  # 156 MACs = every MULT18X18D
     return pts
 
 
 def up5k_points():
-    return [SystolicConfig(r, c, pipeline=p) for p in ("none", "full")
-            for r, c in ((1, 1), (2, 2), (2, 4), (4, 4))]
+    pts = [SystolicConfig(r, c) for r, c in ((1, 1), (2, 2), (2, 4), (4, 4))]
+    pts += [SystolicConfig(n, n, pipeline=p) for p in ("full", "deep") for n in (2, 4)]
+    return pts
 
 
 def _find(results, name):
@@ -52,7 +56,8 @@ def _find(results, name):
 
 def goals(ecp5, up5k):
     g = []
-    r8 = _find(ecp5, SystolicConfig(8, 8, pipeline="full").name)
+    r8 = max((r for r in ecp5 if r["fits"] and r["config"]["rows"] == r["config"]["cols"] == 8),
+             key=lambda r: r["fmax_mhz"], default=None)
     g.append({"goal": "8x8 int8 array on ECP5-85F at >= 150 MHz",
               "design": r8 and r8["name"],
               "measured": r8 and r8.get("fmax_mhz"),
@@ -88,8 +93,8 @@ def main():
         summary = run_sweep(points, TARGETS[target], opts, OUT / target, jobs=args.jobs)
         results[target] = summary["results"]
     if args.boards:
-        for board, flags in (("ulx3s-85f", ["--rows", "8", "--cols", "8", "--pipeline", "full"]),
-                             ("icebreaker", ["--fit"])):
+        for board, flags in (("ulx3s-85f", ["--rows", "8", "--cols", "8", "--pipeline", "deep"]),
+                             ("icebreaker", ["--fit", "--pipeline", "deep"])):
             print(f"== build {board} {' '.join(flags)}", file=sys.stderr)
             proc = subprocess.run([sys.executable, "-m", "systolix", "build", "systolic",
                                    *flags, "--board", board, "-o", str(OUT / "boards"),

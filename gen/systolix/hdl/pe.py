@@ -202,7 +202,7 @@ class OutputStationaryPE(wiring.Component):
             m.d.sync += [
                 hold.eq(hold_next),
                 drain_load.eq(pre_finish),
-                drain_en.eq(pre_finish | (hold_next == 0)),
+                drain_en.eq(pre_finish | ~hold_next.any()),
             ]
             with m.If(drain_en):
                 m.d.sync += drain.eq(Mux(drain_load, total, self.drain_in))
