@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import Numerics
 from .arith import acc_shape, accumulate, operand_shape
+from .family import fpga_family
 
 __all__ = ["OutputStationaryPE"]
 
@@ -164,7 +165,7 @@ class OutputStationaryPE(wiring.Component):
             m.d.comb += [self.mul_a.eq(self.a), self.mul_b.eq(self.b)]
             product = self.mul_p
             extra = product_regs - 1  # the DSP's product register is the first
-        elif stages and getattr(platform, "family", None) == "ecp5":
+        elif stages and fpga_family(platform) == "ecp5":
             product = self._ecp5_multiplier(m, self.a, self.b, stages)
             extra = product_regs - 1  # the DSP's output register is the first
         else:

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import Dataflow, SystolicConfig
 from ..cycle_model import result_latency
 from .arith import acc_shape, operand_shape
+from .family import fpga_family
 from .pe import OutputStationaryPE
 from .skew import DelayLanes, deskew_delays, skew_delays
 
@@ -162,7 +163,7 @@ class OutputStationaryArray(wiring.Component):
         # --- the mesh: operands and flags move right, b moves down, results drain down
         stages = self._config.pipeline_stages
         # iCE40: two PEs of a row share one SB_MAC16 in MODE_8x8 (two 8x8 products per DSP)
-        pair = (getattr(platform, "family", None) == "ice40" and stages >= 1
+        pair = (fpga_family(platform) == "ice40" and stages >= 1
                 and num.in_width <= 8)
         shared = [pair and c < C - C % 2 for c in range(C)]
         pes = [[OutputStationaryPE(num, hold_cycles=R - 1 - r, pipeline_stages=stages,

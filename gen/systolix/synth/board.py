@@ -21,7 +21,7 @@ from ..errors import SystolixError
 from .designs import get_kind
 from .flow import SynthOptions, synthesize
 from .harness import DUT_NAME, IOHarness
-from .reports import parse_nextpnr_report, parse_yosys_stat
+from .reports import nextpnr_capacity_error, parse_nextpnr_report, parse_yosys_stat
 from .targets import TARGETS
 from .toolchain import tool_path, toolchain_versions
 
@@ -87,10 +87,13 @@ class _BoardTop(Elaboratable):
 
 def largest_fitting(kind, base, target, options, *, cache_dir=None, progress=None):
     """The largest array (most MACs, squarest first) that synthesizes, places and routes on
-    ``target``; candidates are bounded by the device's DSP count (one DSP per MAC)."""
+    ``target``. Candidates are bounded by the device's DSP count times the int8 MACs one DSP
+    can hold (2 on iCE40 with MODE_8x8); a candidate with too many DSPs is rejected after
+    yosys, before place and route, so over-trying is cheap."""
+    bound = max(target.dsp * target.macs_per_dsp, 1)
     candidates = sorted(
         {(r, c) for r in range(1, 33) for c in range(1, 33)
-         if r * c <= max(target.dsp, 1) and abs(r - c) <= max(2, max(r, c) // 4)},
+         if r * c <= bound and abs(r - c) <= max(2, max(r, c) // 4)},
         key=lambda rc: (-rc[0] * rc[1], abs(rc[0] - rc[1])))
     for r, c in candidates:
         config = dataclasses.replace(base, rows=r, cols=c)
@@ -150,8 +153,16 @@ def build_board(args, *, progress=None):
             proc = subprocess.run(["sh", f"{plan.script}.sh"], cwd=work, env=env, stdout=log,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
+            failed = out / f"{config.name}_{board.name}.failed"
+            shutil.rmtree(failed, ignore_errors=True)
+            os.replace(work, failed)
+            logs_text = "".join(f.read_text(errors="replace") for f in failed.glob("*.tim"))
+            found = nextpnr_capacity_error(logs_text)
+            if found:
+                raise SystolixError(f"does not fit on {board.name}: nextpnr ran out of "
+                                    f"{found[0]}; see {failed}")
             raise SystolixError(f"board build failed (exit {proc.returncode}); see "
-                                f"{work / 'build.log'}")
+                                f"{failed / 'build.log'}")
         bit = work / f"{name}.{board.bitstream}"
         if not bit.is_file():
             raise SystolixError(f"board build produced no {bit.name}; see {work / 'build.log'}")
@@ -166,7 +177,7 @@ def build_board(args, *, progress=None):
             (work / big).unlink(missing_ok=True)
         os.replace(work, logs)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # (a failed tool run was moved aside above)
         raise
     result = synth.to_dict()
     return {

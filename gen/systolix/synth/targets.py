@@ -51,6 +51,12 @@ class Target:
     default_freq: float
 
     @property
+    def macs_per_dsp(self):
+        """int8 MACs one DSP block can hold: 2 for an iCE40 SB_MAC16 in MODE_8x8 (used by the
+        pipelined PEs), 1 for an ECP5 MULT18X18D (nextpnr supports no 9x9 split)."""
+        return 2 if self.family == "ice40" else 1
+
+    @property
     def synth_command(self):
         """The yosys synthesis command for this family (DSP inference enabled)."""
         return "synth_ecp5" if self.family == "ecp5" else "synth_ice40 -dsp"
