@@ -114,7 +114,15 @@ def build_board(args, *, progress=None):
     target = TARGETS[board.target]
     kind = get_kind(args.kind)
     base = _config(args)
-    options = SynthOptions(freq=args.freq, harness="on", seed=args.seed)
+    try:
+        options = SynthOptions(freq=args.freq, harness="on", seed=args.seed)
+    except (TypeError, ValueError) as e:
+        raise SystolixError(str(e)) from None
+    out = Path(args.output)
+    try:  # before the long runs: a bad output directory fails at once
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SystolixError(f"cannot create output directory {out}: {e.strerror}") from None
     if args.fit:
         config, synth = largest_fitting(kind, base, target, options, cache_dir=args.cache_dir,
                                         progress=progress)
@@ -124,11 +132,6 @@ def build_board(args, *, progress=None):
     if not synth.fits:
         raise SystolixError(synth["error"])
 
-    out = Path(args.output)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise SystolixError(f"cannot create output directory {out}: {e.strerror}") from None
     platform = board.make_platform()
     env = dict(os.environ)
     for amaranth_name, command in board.tools:
