@@ -49,3 +49,17 @@ def test_dict_round_trip_and_immutability():
     assert SystolicConfig.from_dict(c.to_dict()) == c
     with pytest.raises(AttributeError):
         c.rows = 4
+
+
+def test_pipeline_option():
+    assert SystolicConfig(8, 8).pipeline == "none"
+    assert SystolicConfig(8, 8).name == "systolic_os_8x8_int8_acc32_wrap"  # default unchanged
+    assert "pipeline" not in SystolicConfig(8, 8).to_dict()
+    cfg = SystolicConfig(8, 8, pipeline="full")
+    assert cfg.name == "systolic_os_8x8_int8_acc32_wrap_pipe_full"
+    assert cfg.pipeline_stages == 2 and SystolicConfig(2, 2, pipeline="product").pipeline_stages == 1
+    assert SystolicConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="pipeline must be one of none, product, full, deep"):
+        SystolicConfig(2, 2, pipeline="deeper")
+    with pytest.raises(TypeError, match="pipeline must be a string"):
+        SystolicConfig(2, 2, pipeline=2)

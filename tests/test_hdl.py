@@ -172,11 +172,12 @@ def simulate_array(config, tiles, stall_prob=0.0, seed=0):
     return results, marks["end"] - marks["first"] + 1
 
 
+@pytest.mark.parametrize("pipeline", ["none", "product", "full", "deep"])
 @pytest.mark.parametrize("rows,cols,ks", [
     (3, 2, [5, 1, 7, 3]), (1, 1, [1, 1, 4]), (2, 4, [2, 2, 9]), (4, 1, [6, 4, 4, 1]),
 ])
-def test_array_matches_golden_and_cycle_model(rows, cols, ks):
-    config = SystolicConfig(rows, cols)
+def test_array_matches_golden_and_cycle_model(rows, cols, ks, pipeline):
+    config = SystolicConfig(rows, cols, pipeline=pipeline)
     seed = 99
     rng = np.random.default_rng(seed)
     n = config.numerics
@@ -188,8 +189,10 @@ def test_array_matches_golden_and_cycle_model(rows, cols, ks):
     assert cycles == stream_cycles(config, ks)[0]
 
 
-def test_array_survives_input_stalls():
-    config = SystolicConfig(3, 3, numerics=Numerics(acc_width=18, saturate=True))
+@pytest.mark.parametrize("pipeline", ["none", "full"])
+def test_array_survives_input_stalls(pipeline):
+    config = SystolicConfig(3, 3, numerics=Numerics(acc_width=18, saturate=True),
+                            pipeline=pipeline)
     seed = 7
     rng = np.random.default_rng(seed)
     tiles = [(np.full((3, 8), -128), np.full((8, 3), -128)),
@@ -198,3 +201,50 @@ def test_array_survives_input_stalls():
     for (a, b), got in zip(tiles, results):
         np.testing.assert_array_equal(got, golden.gemm(a, b, config.numerics))
     assert results[0][0, 0] == config.numerics.acc_max  # 8 * 16384 saturates 18 bits
+
+
+@pytest.mark.parametrize("stages", [1, 2, 3])
+def test_pipelined_pe_delays_result_by_its_stages(stages):
+    """A pipelined PE gives the same sum, exactly `stages` cycles later than the plain one."""
+    dut = OutputStationaryPE(Numerics(), pipeline_stages=stages)
+    assert dut.result_latency == 1 + stages
+    seen = []
+
+    async def tb(ctx):
+        for k, (a, b) in enumerate([(3, 4), (-128, -128), (127, -5)]):
+            ctx.set(dut.a, a)
+            ctx.set(dut.b, b)
+            ctx.set(dut.valid, 1)
+            ctx.set(dut.last, int(k == 2))
+            await ctx.tick()
+            assert ctx.get(dut.a_out) == a  # forwarding stays one cycle
+        ctx.set(dut.valid, 0)
+        for _ in range(stages + 2):
+            seen.append(ctx.get(dut.drain_out))
+            await ctx.tick()
+
+    run(dut, tb)
+    # drain_out shows the sum result_latency cycles after the last beat, then drain_in (0)
+    assert seen[stages] == 12 + 16384 - 635
+    assert seen[:stages] == [0] * stages
+
+
+@pytest.mark.parametrize("bad", [4, -1, True, "full"])
+def test_pe_rejects_bad_pipeline_stages(bad):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError):
+            OutputStationaryPE(Numerics(), pipeline_stages=bad)
+        gc.collect()
+
+
+@pytest.mark.parametrize("pipeline,stages", [("none", 0), ("product", 1), ("full", 2)])
+def test_array_latency_properties_follow_the_pipeline(pipeline, stages):
+    from systolix.cycle_model import result_latency
+    config = SystolicConfig(3, 5, pipeline=pipeline)
+    dut = OutputStationaryArray(config)
+    dut._MustUse__silence = True
+    assert dut.pipeline_stages == stages
+    assert dut.result_latency == 3 + 5 - 1 + stages == result_latency(config)
+    assert dut.drain_cycles == 3  # the ready/drain behaviour does not change
+    assert dut.completion_latency == dut.result_latency + 3 - 1

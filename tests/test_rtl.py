@@ -151,3 +151,19 @@ def test_16x16_array_128_cubed(simulator, seed):
     runs = check_rtl(config, [rand_operands(rng, config.numerics, 128, 128, 128)], simulator,
                      seed=seed)
     assert runs[0].utilization > 0.99
+
+
+@pytest.mark.parametrize("simulator,pipeline", [
+    ("icarus", "product"), ("icarus", "full"), ("icarus", "deep"),
+    pytest.param("verilator", "deep", marks=pytest.mark.verilator),
+])
+def test_pipelined_array(simulator, pipeline, seed):
+    """The pipelined PEs: bit-exact and cycle-exact (cycle model includes the stages), also
+    streamed back to back, with saturating narrow accumulators."""
+    config = SystolicConfig(3, 4, numerics=Numerics(acc_width=20, saturate=True),
+                            pipeline=pipeline)
+    rng = np.random.default_rng(seed)
+    check_rtl(config, edge_cases(config.numerics, 3, 4, rng), simulator, seed=seed)
+    plain = SystolicConfig(4, 4, pipeline=pipeline)
+    operands = [rand_operands(rng, plain.numerics, 9, k, 6) for k in (1, 3, 4, 17)]
+    check_rtl(plain, operands, simulator, seed=seed, back_to_back=True)

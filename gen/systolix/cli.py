@@ -1,4 +1,4 @@
-"""``systolix`` command line: generate, run, demo.
+"""``systolix`` command line: generate, run, demo, synth, sweep, build.
 
 Every user error ends as one line on stderr (``systolix: error: ...``) and a non-zero exit:
 1 for a bad input or environment, 2 for a malformed command line.
@@ -12,9 +12,9 @@ import sys
 
 import numpy as np
 
-from . import __version__
-from .config import (DEFAULT_MMA_PIPELINE, Dataflow, EngineConfig, Numerics, SystolicConfig,
-                     TensorCoreConfig)
+from . import __version__, synth_cli
+from .config import (DEFAULT_MMA_PIPELINE, PIPELINES, Dataflow, EngineConfig, Numerics,
+                     SystolicConfig, TensorCoreConfig)
 from .errors import SystolixError
 
 __all__ = ["main"]
@@ -39,6 +39,11 @@ def _add_engine_args(p):
     g.add_argument("--unsigned", action="store_true", help="unsigned operands (default signed)")
     g.add_argument("--saturate", action="store_true",
                    help="saturate the accumulator instead of wrapping")
+    g.add_argument("--pipeline", default=None, metavar="P",
+                   help=f"arrays: PE register stages before the accumulator, one of "
+                        f"{', '.join(PIPELINES)} (default none); tensor cores: register stages "
+                        f"in each dot-product unit, 0..ceil(log2 k)+1 (default "
+                        f"{DEFAULT_MMA_PIPELINE})")
 
 
 #: Default buffer limits of a generated engine (M, K, N up to 64 each).
@@ -62,7 +67,8 @@ def _config(args, dims=None):
         array = SystolicConfig(
             rows=args.rows, cols=args.cols, dataflow=Dataflow(args.dataflow),
             numerics=Numerics(in_width=args.in_width, acc_width=args.acc_width,
-                              signed=not args.unsigned, saturate=args.saturate))
+                              signed=not args.unsigned, saturate=args.saturate),
+            pipeline="none" if args.pipeline is None else args.pipeline)
         limits = [getattr(args, f"max_{d}") for d in "mkn"]
         if not getattr(args, "engine", False) and getattr(args, "kind", None) != "engine":
             given = [f"--max-{d}" for d, lim in zip("mkn", limits)
@@ -144,11 +150,12 @@ def _parser():
     d.add_argument("--infer-images", type=int, default=None,
                    help="held-out images for the MLP step (default all 360)")
     d.add_argument("--work-dir", default="sim_out", metavar="DIR")
+    synth_cli.add_parsers(sub, _add_engine_args)
     return p
 
 
 _SYSTOLIC_ONLY = {"rows": 8, "cols": 8, "dataflow": "os"}
-_TENSORCORE_ONLY = {"m": 4, "n": 4, "k": 4, "pipeline": DEFAULT_MMA_PIPELINE}
+_TENSORCORE_ONLY = {"m": 4, "n": 4, "k": 4}
 
 
 def _add_tensorcore_args(p):
@@ -157,9 +164,6 @@ def _add_tensorcore_args(p):
     g.add_argument("--n", type=int, help="columns of B, C and D (default 4)")
     g.add_argument("--k", type=int, help="columns of A, rows of B: the dot-product length "
                                          "(default 4)")
-    g.add_argument("--pipeline", type=int,
-                   help=f"register stages inside each dot-product unit, 0..ceil(log2 k)+1; "
-                        f"latency = pipeline + 1 (default {DEFAULT_MMA_PIPELINE})")
     # None = not given, so flags of the other kind can be rejected instead of ignored
     p.set_defaults(**{name: None for name in _SYSTOLIC_ONLY})
 
@@ -179,9 +183,15 @@ def _generate_config(args):
             setattr(args, name, default)
     if args.kind != "tensorcore":
         return _config(args)
+    pipeline = DEFAULT_MMA_PIPELINE if args.pipeline is None else args.pipeline
+    try:
+        pipeline = int(pipeline)
+    except ValueError:
+        raise SystolixError(f"--pipeline of a tensor core is a number of register stages, not "
+                            f"{pipeline!r}") from None
     try:
         return TensorCoreConfig(
-            m=args.m, n=args.n, k=args.k, pipeline=args.pipeline,
+            m=args.m, n=args.n, k=args.k, pipeline=pipeline,
             numerics=Numerics(in_width=args.in_width, acc_width=args.acc_width,
                               signed=not args.unsigned, saturate=args.saturate))
     except (TypeError, ValueError) as e:
@@ -338,7 +348,8 @@ def main(argv=None):
     try:
         from . import board_cli
         return {"generate": _cmd_generate, "run": _cmd_run, "infer": _cmd_infer,
-                "demo": _cmd_demo, "board": board_cli.main}[args.command](args)
+                "demo": _cmd_demo, "board": board_cli.main,
+                **synth_cli.HANDLERS}[args.command](args)
     except SystolixError as e:
         print(f"systolix: error: {e}", file=sys.stderr)
         return 1

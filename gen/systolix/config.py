@@ -11,14 +11,21 @@ import enum
 from dataclasses import dataclass, field
 
 __all__ = ["Dataflow", "Numerics", "SystolicConfig", "RequantConfig", "EngineConfig",
-           "config_from_dict", "MAX_ARRAY_DIM",
-           "DIM_WIDTH"]
+           "config_from_dict", "MAX_ARRAY_DIM", "DIM_WIDTH", "PIPELINES"]
 
 #: Largest supported array side (TPU v1 is 256 x 256). Emitting a flattened 64 x 64 array already
 #: takes ~25 s; the cap stops a typo from starting an hour-long elaboration.
 MAX_ARRAY_DIM = 256
 
 MIN_IN_WIDTH, MAX_IN_WIDTH = 2, 16
+
+#: Pipeline options of a processing element and the register stages each adds in front of the
+#: accumulator: ``none`` (today's PE), ``product`` (the product is registered), ``full``
+#: (the multiplier's operands and its product are registered; on ECP5 these are the
+#: MULT18X18D's own input and output registers) and ``deep`` (``full`` plus one more product
+#: register in the fabric, so the long route from a DSP block to its accumulator gets a
+#: cycle of its own).
+PIPELINES = {"none": 0, "product": 1, "full": 2, "deep": 3}
 MAX_ACC_WIDTH = 64
 
 
@@ -173,12 +180,18 @@ class SystolicConfig:
         Which operand is stationary: output-stationary (default) or weight-stationary.
     numerics : Numerics
         Operand and accumulator arithmetic.
+    pipeline : str
+        Register stages between the operands and the accumulator, one of :data:`PIPELINES`:
+        ``"none"`` (default), ``"product"``, ``"full"`` or ``"deep"``. More stages raise Fmax and delay every
+        result by :attr:`pipeline_stages` cycles; nothing else changes (same ports, same ``ready``
+        behaviour, same results).
     """
 
     rows: int
     cols: int
     dataflow: Dataflow = Dataflow.OUTPUT_STATIONARY
     numerics: Numerics = field(default_factory=Numerics)
+    pipeline: str = "none"
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, MAX_ARRAY_DIM)
@@ -187,6 +200,19 @@ class SystolicConfig:
             raise TypeError(f"dataflow must be a Dataflow, not {self.dataflow!r}")
         if not isinstance(self.numerics, Numerics):
             raise TypeError(f"numerics must be a Numerics, not {self.numerics!r}")
+        if not isinstance(self.pipeline, str):
+            raise TypeError(f"pipeline must be a string, not {self.pipeline!r}")
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {', '.join(PIPELINES)}, "
+                             f"not {self.pipeline!r}")
+        if self.pipeline != "none" and self.dataflow is not Dataflow.OUTPUT_STATIONARY:
+            raise ValueError("pipeline options exist for the output-stationary PE only, not yet "
+                             "for the weight-stationary one")
+
+    @property
+    def pipeline_stages(self):
+        """Register stages the pipeline option adds between operands and accumulator."""
+        return PIPELINES[self.pipeline]
 
     @property
     def macs(self):
@@ -206,10 +232,11 @@ class SystolicConfig:
         ``systolic_os_8x8_int8_acc32_wrap``."""
         n = self.numerics
         return (f"systolic_{self.dataflow.value}_{self.rows}x{self.cols}_"
-                f"{n.operand_type}_acc{n.acc_width}_{n.overflow}")
+                f"{n.operand_type}_acc{n.acc_width}_{n.overflow}"
+                + (f"_pipe_{self.pipeline}" if self.pipeline != "none" else ""))
 
     def to_dict(self):
-        return {
+        d = {
             "kind": "systolic",
             "name": self.name,
             "rows": self.rows,
@@ -217,6 +244,9 @@ class SystolicConfig:
             "dataflow": self.dataflow.value,
             "numerics": self.numerics.to_dict(self.accumulation_chunk),
         }
+        if self.pipeline != "none":  # absent = default, so existing manifests stay identical
+            d["pipeline"] = self.pipeline
+        return d
 
     @classmethod
     def from_dict(cls, d):
@@ -224,7 +254,8 @@ class SystolicConfig:
         n = d["numerics"]
         return cls(rows=d["rows"], cols=d["cols"], dataflow=Dataflow(d["dataflow"]),
                    numerics=Numerics(in_width=n["in_width"], acc_width=n["acc_width"],
-                                     signed=n["signed"], saturate=n["saturate"]))
+                                     signed=n["signed"], saturate=n["saturate"]),
+                   pipeline=d.get("pipeline", "none"))
 
 
 @dataclass(frozen=True)

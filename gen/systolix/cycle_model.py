@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from .config import Dataflow, EngineConfig, SystolicConfig
 
-__all__ = ["GemmCycles", "EngineCycles", "tile_grid", "stream_cycles", "gemm_cycles",
-           "engine_cycles", "scalesim_cycles"]
+__all__ = ["GemmCycles", "EngineCycles", "tile_grid", "result_latency", "stream_cycles",
+           "gemm_cycles", "engine_cycles", "scalesim_cycles"]
 
 
 def tile_grid(config: SystolicConfig, m, n):
@@ -21,12 +21,21 @@ def tile_grid(config: SystolicConfig, m, n):
     return math.ceil(m / config.rows), math.ceil(n / config.cols)
 
 
+def result_latency(config: SystolicConfig):
+    """Cycles from accepting a tile's ``last`` beat to its first output row: the skew/de-skew
+    wavefront (R + C - 1) plus the PE pipeline stages. The array's ``result_latency`` property
+    returns this same value (a test keeps them equal)."""
+    return config.rows + config.cols - 1 + config.pipeline_stages
+
+
 def stream_cycles(config: SystolicConfig, tile_ks):
     """Cycles to push tiles with the given K's back to back through an output-stationary array.
 
     Tile ``t``'s ``last`` beat is accepted ``K_t`` cycles after the previous one, but never
     sooner than ``rows`` cycles after it (the array's drain spacing, enforced by ``ready``).
-    The final output row then follows ``rows + cols - 1 + rows - 1`` cycles later.
+    The final output row then follows ``result_latency + rows - 1`` cycles later, where
+    ``result_latency = rows + cols - 1 + pipeline_stages`` (see
+    :attr:`~systolix.hdl.systolic.OutputStationaryArray.result_latency`).
 
     Returns
     -------
@@ -39,13 +48,13 @@ def stream_cycles(config: SystolicConfig, tile_ks):
     tile_ks = list(tile_ks)
     if not tile_ks:
         raise ValueError("stream_cycles needs at least one tile")
-    R, C = config.rows, config.cols
+    R = config.rows
     last_cycles = []
     for t, k in enumerate(tile_ks):
         if k < 1:
             raise ValueError(f"tile K must be at least 1, not {k}")
         last_cycles.append(k - 1 if t == 0 else last_cycles[-1] + max(k, R))
-    completion = last_cycles[-1] + (R + C - 1) + (R - 1)
+    completion = last_cycles[-1] + result_latency(config) + (R - 1)
     return completion + 1, last_cycles
 
 
@@ -156,8 +165,9 @@ def engine_cycles(config: EngineConfig, m, k, n):
 
     Output-stationary: ``tiles = ceil(M/R) * ceil(N/C)`` output tiles, each ``span = max(K, R)``
     cycles apart (the array's drain needs R per tile); compute =
-    ``(tiles - 1) * span + K + 2R + C - 1`` (the last tile's K beats, one cycle of buffer
-    latency, R + C - 1 through the array and R - 1 more for its last row).
+    ``(tiles - 1) * span + K + R + result_latency`` (the last tile's K beats, one cycle of buffer
+    latency, the array's result latency - R + C - 1 plus any PE pipeline stages - and R - 1 more
+    for its last row). Without PE pipelining that is ``(tiles - 1) * span + K + 2R + C - 1``.
 
     Weight-stationary: ``tiles = ceil(K/R) * ceil(N/C)`` weight tiles, each ``span = max(M, R + 1)``
     cycles (the M rows of A; the next tile's R weight rows are pushed meanwhile, and need R + 1
@@ -172,7 +182,7 @@ def engine_cycles(config: EngineConfig, m, k, n):
     col_tiles = math.ceil(n / C)
     if config.dataflow is Dataflow.OUTPUT_STATIONARY:
         tiles, span = math.ceil(m / R) * col_tiles, max(k, R)
-        compute = (tiles - 1) * span + k + 2 * R + C - 1
+        compute = (tiles - 1) * span + k + R + result_latency(config.array)
         a_words = math.ceil(m / R) * k
     else:
         tiles, span = math.ceil(k / R) * col_tiles, max(m, R + 1)

@@ -180,7 +180,10 @@ def _requant_sections(config: RequantConfig, top):
 def _engine_sections(config: EngineConfig, top):
     example = engine_cycles(config, config.max_m, config.max_k, config.max_n)
     if config.dataflow is Dataflow.OUTPUT_STATIONARY:
-        compute = "(tiles - 1) * max(K, R) + K + 2R + C - 1, tiles = ceil(M/R) * ceil(N/C)"
+        stages = config.array.pipeline_stages
+        compute = (f"(tiles - 1) * max(K, R) + K + 2R + C - 1"
+                   f"{f' + {stages} (PE pipeline)' if stages else ''}, "
+                   f"tiles = ceil(M/R) * ceil(N/C)")
     else:
         compute = ("R + 1 + (tiles - 1) * max(M, R + 1) + M + R + C, "
                    "tiles = ceil(K/R) * ceil(N/C)")
@@ -227,8 +230,9 @@ def _systolic_sections(config: SystolicConfig, top):
                 f"{R} cycles after the previous accepted last beat."),
         },
         "cycle_model": {
-            "gemm": ("cycles = K + (tiles - 1) * max(K, R) + 2R + C - 2, "
-                     "tiles = ceil(M/R) * ceil(N/C)"),
+            "gemm": ("cycles = K + (tiles - 1) * max(K, R) + 2R + C - 2"
+                     + (f" + {config.pipeline_stages}" if config.pipeline_stages else "")
+                     + ", tiles = ceil(M/R) * ceil(N/C)"),
             "example": example.to_dict(),
         },
     }

@@ -1,11 +1,12 @@
 """Processing element of the output-stationary systolic array."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import ClockSignal, Instance, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import Numerics
 from .arith import acc_shape, accumulate, operand_shape
+from .family import fpga_family
 
 __all__ = ["OutputStationaryPE"]
 
@@ -32,6 +33,15 @@ class OutputStationaryPE(wiring.Component):
     numerics : Numerics
     hold_cycles : int
         Cycles to hold a finished result before shifting, ``>= 0``.
+    pipeline_stages : int
+        Register stages between the operands and the accumulator: 0 (none), 1 (the product is
+        registered), 2 (the multiplier's operands and its product are registered) or 3 (as 2,
+        plus a second product register). The
+        operand stage reuses the forwarding registers ``a_out``/``b_out``/``valid_out``/
+        ``last_out``. When elaborated for an ECP5 platform (``platform.family == "ecp5"``) with
+        1 or more stages, the multiplier is an explicit MULT18X18D whose own input/output
+        registers are these stages (yosys does not pack registers into ECP5 DSPs), which is
+        what lets the PE reach the fabric's speed; the behaviour is cycle-for-cycle the same.
 
     Attributes
     ----------
@@ -47,19 +57,33 @@ class OutputStationaryPE(wiring.Component):
         Drain chain to the PE below; driven by a register.
     """
 
-    def __init__(self, numerics: Numerics, *, hold_cycles=0):
+    def __init__(self, numerics: Numerics, *, hold_cycles=0, pipeline_stages=0,
+                 shared_multiplier=False):
         if not isinstance(numerics, Numerics):
             raise TypeError(f"numerics must be a Numerics, not {numerics!r}")
         if not isinstance(hold_cycles, int) or isinstance(hold_cycles, bool) or hold_cycles < 0:
             raise ValueError(f"hold_cycles must be a non-negative integer, not {hold_cycles!r}")
+        if pipeline_stages not in (0, 1, 2, 3) or isinstance(pipeline_stages, bool):
+            raise ValueError(f"pipeline_stages must be 0, 1, 2 or 3, not {pipeline_stages!r}")
+        if not isinstance(shared_multiplier, bool):
+            raise TypeError(f"shared_multiplier must be a bool, not {shared_multiplier!r}")
+        if shared_multiplier and not pipeline_stages:
+            raise ValueError("shared_multiplier needs pipeline_stages >= 1 (the shared DSP "
+                             "registers its product)")
         self._numerics = numerics
         self._hold_cycles = hold_cycles
+        self._pipeline_stages = pipeline_stages
+        self._shared = shared_multiplier
         op, acc = operand_shape(numerics), acc_shape(numerics)
-        super().__init__({
+        members = {
             "a": In(op), "b": In(op), "valid": In(1), "last": In(1),
             "a_out": Out(op), "b_out": Out(op), "valid_out": Out(1), "last_out": Out(1),
             "drain_in": In(acc), "drain_out": Out(acc),
-        })
+        }
+        if shared_multiplier:
+            p = (Signal(op) * Signal(op)).shape()
+            members.update({"mul_a": Out(op), "mul_b": Out(op), "mul_p": In(p)})
+        super().__init__(members)
 
     @property
     def numerics(self):
@@ -75,22 +99,115 @@ class OutputStationaryPE(wiring.Component):
         return 1
 
     @property
+    def pipeline_stages(self):
+        return self._pipeline_stages
+
+    @property
+    def shared_multiplier(self):
+        """The product comes from outside (``mul_a``/``mul_b`` out, ``mul_p`` in), e.g. from
+        one half of an iCE40 SB_MAC16 in MODE_8x8 shared with a neighbour; ``mul_p`` must be
+        :attr:`multiplier_latency` cycles behind ``mul_a``/``mul_b``."""
+        return self._shared
+
+    @property
+    def multiplier_latency(self):
+        """Cycles a registered DSP multiplier takes: 2 (input and product registers) when
+        ``pipeline_stages >= 2``, else 1 (product register)."""
+        return 2 if self._pipeline_stages >= 2 else 1
+
+    @property
     def result_latency(self):
         """Cycles from the ``last`` beat to its sum on ``drain_out``."""
-        return 1
+        return 1 + self._pipeline_stages
+
+    def _ecp5_multiplier(self, m, a, b, stages):
+        """``a * b`` through a MULT18X18D: inputs registered when ``stages >= 2``, product
+        registered always. Returns the product (1 or 2 cycles late)."""
+        num = self._numerics
+        product = Signal((a * b).shape(), name="product")
+        P = Signal(36)
+        ports = {}
+        for k in range(18):  # sign- or zero-extend the operands to 18 bits
+            ports[f"i_A{k}"] = a[min(k, num.in_width - 1)] if num.signed or k < num.in_width else 0
+            ports[f"i_B{k}"] = b[min(k, num.in_width - 1)] if num.signed or k < num.in_width else 0
+            ports[f"i_C{k}"] = 0
+        for k in range(36):
+            ports[f"o_P{k}"] = P[k]
+        reg_in = "CLK0" if stages >= 2 else "NONE"
+        m.submodules.mult = Instance(
+            "MULT18X18D",
+            p_REG_INPUTA_CLK=reg_in, p_REG_INPUTB_CLK=reg_in, p_REG_OUTPUT_CLK="CLK0",
+            p_GSR="DISABLED", p_RESETMODE="SYNC",
+            i_SIGNEDA=int(num.signed), i_SIGNEDB=int(num.signed), i_SOURCEA=0, i_SOURCEB=0,
+            i_CLK0=ClockSignal(), i_CLK1=0, i_CLK2=0, i_CLK3=0,
+            i_CE0=1, i_CE1=0, i_CE2=0, i_CE3=0, i_RST0=0, i_RST1=0, i_RST2=0, i_RST3=0,
+            **ports)
+        m.d.comb += product.eq(P[:len(product)])
+        return product
 
     def elaborate(self, platform):
+        # (Statement order matters for Amaranth's signal names: with no pipeline this is the
+        # original PE, emitted byte for byte as before.)
         m = Module()
         acc = Signal(acc_shape(self._numerics))
         total = Signal(acc_shape(self._numerics))
         drain = Signal(acc_shape(self._numerics), reset_less=True)  # pure data: no reset needed
-        finish = self.valid & self.last
 
-        m.d.comb += total.eq(accumulate(acc, self.a * self.b, self._numerics))
-        with m.If(self.valid):
-            m.d.sync += acc.eq(Mux(self.last, 0, total))
+        stages = self._pipeline_stages
+        a, b, valid, last = self.a, self.b, self.valid, self.last
+        if stages >= 2:
+            # operand stage: the forwarding registers (below) feed the multiplier
+            a_reg = Signal.like(self.a, reset_less=True)
+            b_reg = Signal.like(self.b, reset_less=True)
+            a, b, valid, last = a_reg, b_reg, self.valid_out, self.last_out
+        product_regs = stages - 1 if stages >= 2 else stages  # product stages after that
+        if self._shared:
+            m.d.comb += [self.mul_a.eq(self.a), self.mul_b.eq(self.b)]
+            product = self.mul_p
+            extra = product_regs - 1  # the DSP's product register is the first
+        elif stages and fpga_family(platform) == "ecp5":
+            product = self._ecp5_multiplier(m, self.a, self.b, stages)
+            extra = product_regs - 1  # the DSP's output register is the first
+        else:
+            product = a * b
+            extra = product_regs
+        for i in range(extra):
+            reg = Signal((self.a * self.b).shape(), name=f"product_{i}", reset_less=True)
+            m.d.sync += reg.eq(product)
+            product = reg
+        for i in range(product_regs):
+            p_valid, p_last = Signal(name=f"p_valid_{i}"), Signal(name=f"p_last_{i}")
+            m.d.sync += [p_valid.eq(valid), p_last.eq(last)]
+            pre_finish = valid & last  # what `finish` will be in the next cycle
+            valid, last = p_valid, p_last
+        finish = valid & last
 
-        if self._hold_cycles:
+        m.d.comb += total.eq(accumulate(acc, product, self._numerics))
+        with m.If(valid):
+            m.d.sync += acc.eq(Mux(last, 0, total))
+
+        if self._hold_cycles and stages:
+            # Pipelined PE: the drain register's enable and select are registers themselves,
+            # computed a cycle ahead, so the enable net (fanning out to every drain bit, which
+            # sit wherever the placer put the accumulator) starts at a flip-flop, not at logic.
+            hold = Signal(range(self._hold_cycles + 1))
+            hold_next = Signal.like(hold)
+            drain_en = Signal(name="drain_en")
+            drain_load = Signal(name="drain_load")
+            with m.If(finish):
+                m.d.comb += hold_next.eq(self._hold_cycles)
+            with m.Elif(hold != 0):
+                m.d.comb += hold_next.eq(hold - 1)
+            with m.Else():
+                m.d.comb += hold_next.eq(0)
+            m.d.sync += [
+                hold.eq(hold_next),
+                drain_load.eq(pre_finish),
+                drain_en.eq(pre_finish | ~hold_next.any()),
+            ]
+            with m.If(drain_en):
+                m.d.sync += drain.eq(Mux(drain_load, total, self.drain_in))
+        elif self._hold_cycles:
             hold = Signal(range(self._hold_cycles + 1))
             with m.If(finish):
                 m.d.sync += [drain.eq(total), hold.eq(self._hold_cycles)]
@@ -107,8 +224,9 @@ class OutputStationaryPE(wiring.Component):
             self.last_out.eq(self.last),
         ]
         # Operands are pure data (only `valid` gives them meaning): no reset, fewer LUTs.
-        a_reg = Signal.like(self.a, reset_less=True)
-        b_reg = Signal.like(self.b, reset_less=True)
+        if stages < 2:
+            a_reg = Signal.like(self.a, reset_less=True)
+            b_reg = Signal.like(self.b, reset_less=True)
         m.d.sync += [a_reg.eq(self.a), b_reg.eq(self.b)]
         m.d.comb += [self.a_out.eq(a_reg), self.b_out.eq(b_reg)]
         return m

