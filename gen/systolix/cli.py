@@ -46,6 +46,12 @@ def _add_engine_args(p):
                         f"{DEFAULT_MMA_PIPELINE})")
 
 
+def _add_synth_args(p):
+    """Flags of ``synth``/``sweep``/``build``: the array's, plus an engine's buffers."""
+    _add_engine_args(p)
+    _add_buffer_args(p, ENGINE_DEFAULT_MAX)
+
+
 #: Default buffer limits of a generated engine (M, K, N up to 64 each).
 ENGINE_DEFAULT_MAX = 64
 
@@ -150,7 +156,7 @@ def _parser():
     d.add_argument("--infer-images", type=int, default=None,
                    help="held-out images for the MLP step (default all 360)")
     d.add_argument("--work-dir", default="sim_out", metavar="DIR")
-    synth_cli.add_parsers(sub, _add_engine_args)
+    synth_cli.add_parsers(sub, _add_synth_args)
     return p
 
 

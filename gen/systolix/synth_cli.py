@@ -83,6 +83,8 @@ def add_parsers(sub, add_engine_args):
     b.add_argument("--freq", type=_positive_float, default=None, metavar="MHZ",
                    help="clock target for nextpnr (default: the target's)")
     b.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
+    b.add_argument("--baud", type=int, default=115200,
+                   help="engine: UART baud rate of the host link (default 115200)")
     b.add_argument("--cache-dir", default=None, metavar="DIR")
     b.add_argument("-o", "--output", required=True, metavar="DIR", help="bitstream directory")
     b.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -201,7 +203,11 @@ def _cmd_build(args):
     if args.json:
         print(json.dumps(result))
     else:
-        print(format_result(result["synth"]))
+        if result["synth"] is not None:
+            print(format_result(result["synth"]))
+        else:
+            print(f"{result['design']} behind the UART host link at "
+                  f"{result['host_link']['baud']} baud")
         d = result["board_design"]
         print(f"  on board  : {result['board']} ({result['board_clock_mhz']:g} MHz board clock): "
               f"Fmax {result['board_fmax_mhz']:.1f} MHz with the board's pins; design "

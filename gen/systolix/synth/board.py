@@ -123,23 +123,38 @@ def build_board(args, *, progress=None):
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SystolixError(f"cannot create output directory {out}: {e.strerror}") from None
-    if args.fit:
-        config, synth = largest_fitting(kind, base, target, options, cache_dir=args.cache_dir,
-                                        progress=progress)
-    else:
-        config = base
-        synth = synthesize(config, target, options, cache_dir=args.cache_dir, progress=progress)
-    if not synth.fits:
-        raise SystolixError(synth["error"])
-
+    name = "top"
     platform = board.make_platform()
+    link = kind.name == "engine"  # an engine goes on the board behind its UART host link
+    if link:
+        if args.fit:
+            raise SystolixError("--fit searches array sizes; give an engine's size explicitly")
+        from ..board.top import BoardConfig, BoardPlatformTop
+        config, synth = base, None
+        try:
+            link_config = BoardConfig(config, int(platform.default_clk_frequency), args.baud)
+        except (TypeError, ValueError) as e:
+            raise SystolixError(str(e)) from None
+        top = BoardPlatformTop(link_config)
+        part_path = f"{name}.top"
+    else:
+        if args.fit:
+            config, synth = largest_fitting(kind, base, target, options,
+                                            cache_dir=args.cache_dir, progress=progress)
+        else:
+            config = base
+            synth = synthesize(config, target, options, cache_dir=args.cache_dir,
+                               progress=progress)
+        if not synth.fits:
+            raise SystolixError(synth["error"])
+        top = _BoardTop(kind.build(config), board)
+        part_path = f"{name}.harness.{DUT_NAME}"
+
     env = dict(os.environ)
     for amaranth_name, command in board.tools:
         env[amaranth_name.upper().replace("-", "_")] = tool_path(command)
-    top = _BoardTop(kind.build(config), board)
-    name = "top"
     overrides = {
-        "script_after_read": f"setattr -mod -set keep_hierarchy 1 {name}.harness.{DUT_NAME}",
+        "script_after_read": f"setattr -mod -set keep_hierarchy 1 {part_path}",
         "script_after_synth": f"tee -q -o stat.json stat -json -top {name}",
         "nextpnr_opts": f"--report report.json --seed {args.seed}",
     }
@@ -170,8 +185,7 @@ def build_board(args, *, progress=None):
         if not bit.is_file():
             raise SystolixError(f"board build produced no {bit.name}; see {work / 'build.log'}")
         report = parse_nextpnr_report((work / "report.json").read_text())
-        total, part = parse_yosys_stat((work / "stat.json").read_text(),
-                                       submodule=f"{name}.harness.{DUT_NAME}")
+        total, part = parse_yosys_stat((work / "stat.json").read_text(), submodule=part_path)
         final = out / f"{config.name}_{board.name}.{board.bitstream}"
         os.replace(bit, final)
         logs = out / f"{config.name}_{board.name}.reports"
@@ -182,9 +196,12 @@ def build_board(args, *, progress=None):
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)  # (a failed tool run was moved aside above)
         raise
-    result = synth.to_dict()
+    result = synth.to_dict() if synth is not None else None
     return {
         "board": board.name,
+        "design": config.name,
+        "host_link": ({"baud": args.baud, "clk_hz": link_config.clk_hz,
+                       "protocol": "see README, Board link"} if link else None),
         "bitstream": str(final),
         "bitstream_bytes": final.stat().st_size,
         "board_clock_mhz": _board_clock(platform),

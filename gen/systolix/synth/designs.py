@@ -71,8 +71,8 @@ def kind_of(config):
 # --- the output-stationary systolic array --------------------------------------------------
 
 def _systolic_build(config):
-    from ..hdl.systolic import OutputStationaryArray
-    return OutputStationaryArray(config)
+    from ..emit import build  # output- or weight-stationary, by the config's dataflow
+    return build(config)
 
 
 def _systolic_from_dict(d):
@@ -102,3 +102,20 @@ def _systolic_from_args(args):
 
 register(DesignKind("systolic", _systolic_build, _systolic_from_dict, _systolic_from_args,
                     _systolic_sweep))
+
+
+# --- the matrix engine (array + buffers + controller) --------------------------------------
+
+def _engine_from_dict(d):
+    from ..config import EngineConfig
+    return EngineConfig.from_dict(d)
+
+
+def _engine_sweep(sizes, variants, base):
+    import dataclasses
+    arrays = _systolic_sweep(sizes, variants, base.array)
+    return [dataclasses.replace(base, array=a) for a in arrays]
+
+
+register(DesignKind("engine", _systolic_build, _engine_from_dict, _systolic_from_args,
+                    _engine_sweep))
