@@ -313,6 +313,25 @@ def test_build_icebreaker_bitstream_without_a_programmer(synth_cache, tmp_path):
     assert [f.name for f in out.iterdir() if f.name.startswith(".")] == []  # no leftovers
 
 
+def test_build_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path):
+    """`build engine --board`: the matrix engine behind the host link (UART on the board's
+    FTDI pins, LEDs), placed and routed at the board's 12 MHz, with a bitstream."""
+    out = tmp_path / "bits"
+    p = _cli("build", "engine", "--rows", "2", "--cols", "2", "--max-m", "8", "--max-k", "8",
+             "--max-n", "8", "--board", "icebreaker", "--baud", "115200", "-o", str(out),
+             "--json", cache=synth_cache)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    bit = out / "engine_os_2x2_int8_acc32_wrap_8x8x8_icebreaker.bin"
+    assert r["bitstream"] == str(bit) and bit.stat().st_size > 50_000
+    assert r["host_link"]["baud"] == 115200 and r["host_link"]["clk_hz"] == 12_000_000
+    assert r["synth"] is None and r["board_fmax_mhz"] > 12
+    assert r["board_design"]["dsp"] >= 4  # the array's multipliers are in DSPs
+    p = _cli("build", "engine", "--board", "icebreaker", "--fit", "-o", str(out),
+             cache=synth_cache)
+    assert p.returncode == 1 and "give an engine's size explicitly" in p.stderr
+
+
 def test_fpga_family_of_real_board_platforms():
     """The gateware picks DSP primitives by family: it must see it on amaranth-boards'
     platforms (iCE40 platforms say "iCE40") as well as on the synthesis flow's own."""
