@@ -170,7 +170,11 @@ def _requant_sections(config: RequantConfig, top):
 
 def _engine_sections(config: EngineConfig, top):
     example = engine_cycles(config, config.max_m, config.max_k, config.max_n)
-    if config.dataflow is Dataflow.OUTPUT_STATIONARY:
+    if config.core is not None:
+        compute = ("(groups - 1) * L * ks + (ks - 1) * L + (tiles - 1) mod L + L + 2, "
+                   "L = MMA latency, ks = ceil(K/k), tiles = ceil(M/m) * ceil(N/(n*cores)), "
+                   "groups = ceil(tiles/L)")
+    elif config.dataflow is Dataflow.OUTPUT_STATIONARY:
         compute = "(tiles - 1) * max(K, R) + K + 2R + C - 1, tiles = ceil(M/R) * ceil(N/C)"
     else:
         compute = ("R + 1 + (tiles - 1) * max(M, R + 1) + M + R + C, "

@@ -234,9 +234,9 @@ class MatrixEngine(wiring.Component):
         c_last = Signal()
         if tc:
             # row d_r of fragment row d_mt; the row select is registered with the read
-            d_r = Signal(range(R))
+            d_r = Signal(range(max(R, 2)))
             d_mt = Signal(range(cfg.m_stride + 1))
-            c_sel = Signal(range(R))
+            c_sel = Signal(range(max(R, 2)))
             c_row = bufs.c_rd.data[c_sel] if R > 1 else bufs.c_rd.data[0]
             drain_addr = _c_addr(cfg, d_mt, d_tile)
         else:
@@ -568,8 +568,8 @@ class MatrixEngine(wiring.Component):
         grp = tile("grp")   # the group's first tile (a group = W consecutive output tiles)
         cur = tile("cur")   # the tile of this slot
         cur_valid = Signal(name="cur_valid")  # else a bubble: the group ran past the last tile
-        slot = Signal(range(W), name="slot")
-        ks = Signal(range(cfg.k_steps_max), name="kstep")
+        slot = Signal(range(max(W, 2)), name="slot")  # (never 0 bits: invalid Verilog)
+        ks = Signal(range(max(cfg.k_steps_max, 2)), name="kstep")
         k0 = Signal(range(cfg.max_k + K + 1), name="k0")
         last_m, last_n = cur["m0"] + R >= job.m, cur["n0"] + C >= job.n
         last_tile = last_m & last_n
