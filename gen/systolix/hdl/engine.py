@@ -1,4 +1,5 @@
-"""A TPU-style matrix engine: on-chip A/B/C buffers, a tiling controller, and a systolic array.
+"""A TPU-style matrix engine: on-chip A/B/C buffers, a tiling controller, and a compute core
+(a systolic array, or tensor-core MMA units).
 
 The engine has three phases per job, each with its own stream: load A and B (concurrently),
 compute (the controller folds the GEMM over the array; no port activity), drain C. See
@@ -89,7 +90,8 @@ class _Loader:
 
 
 class MatrixEngine(wiring.Component):
-    """C = A x B for any M x K x N within the buffers, folded over an R x C systolic array.
+    """C = A x B for any M x K x N within the buffers, folded over an R x C systolic array or
+    over ``cores`` m x n x k tensor-core MMA units (then R = m and C = n * cores below).
 
     **Command** (stream ``cmd``): ``{m, k, n}``, accepted only when idle. A command with a zero
     dimension or one beyond ``max_m``/``max_k``/``max_n`` is rejected: ``error`` rises, ``done``
@@ -107,12 +109,25 @@ class MatrixEngine(wiring.Component):
       ``lane r = A[m0 + r, k]``. ``ceil(M/R) * K`` words.
     * ``a``, weight-stationary: for each k-tile k0 = 0, R, ..: for m in 0..M-1:
       ``lane r = A[m, k0 + r]``. ``ceil(K/R) * M`` words.
+    * ``a``, tensor core: one m x k fragment per word (row-major, element (r, j) =
+      ``A[m0 + r, k0 + j]``): for each row tile m0 = 0, m, ..: for each k-step k0 = 0, k, ...
+      ``ceil(M/m) * ceil(K/k)`` words.
+    * ``b``, tensor core: one k x C fragment per word (row-major, element (j, c) =
+      ``B[k0 + j, n0 + c]``; unit u takes columns u*n .. u*n + n - 1): for each column tile
+      n0 = 0, C, ..: for each k-step k0. ``ceil(N/C) * ceil(K/k)`` words.
 
     **Compute** (no port activity; ``busy`` high). Output-stationary: each R x C output tile
     streams its K beats through the array, tiles back to back (at least R cycles apart).
     Weight-stationary: each (column tile, k-tile) pair loads its R x C weights into the PEs'
     shadow registers while the previous pair computes, then streams the M rows of A; partial
     sums are accumulated into the C buffer (read-modify-write, the accumulation chunk is R).
+    Tensor core: the m x C output tiles go in groups of L (the MMA latency); a group issues
+    k-step 0 of its L tiles on consecutive cycles, then k-step 1, and so on, one MMA per cycle
+    on all units (the units share the A fragment, each takes its n columns of the B fragment).
+    Each tile's D leaves the pipeline exactly when its next k-step enters, and is fed straight
+    back as C: the accumulators live in the units' pipelines, with no read-modify-write. A
+    tile's final D (an m x C fragment, one C buffer word) is written to C. Lanes of A past K are
+    masked to zero (the accumulation chunk is k).
     ``cycles`` reports the length of this phase.
 
     **Drain** (stream ``c``, backpressure honoured): for m in 0..M-1: for each column tile:
