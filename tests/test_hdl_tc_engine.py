@@ -117,6 +117,22 @@ def test_stalls_change_nothing_but_time(seed):
     assert results[0][0][0, 0] == num.acc_max
 
 
+def test_unsigned_saturating_narrow_accumulator(seed):
+    """uint8 operands, a 17-bit saturating accumulator: all-max operands clamp after the first
+    k-step (one 3-deep MMA of 255 * 255 already exceeds 2^16 - 1)."""
+    num = Numerics(signed=False, acc_width=17, saturate=True)
+    config = tc(2, 2, 3, 2, 1, num, max_m=5, max_k=7, max_n=4)
+    rng = np.random.default_rng(seed)
+    jobs = [(np.full((5, 7), 255), np.full((7, 4), 255)), (rand(rng, num, (5, 7)),
+                                                           rand(rng, num, (7, 4)))]
+    results = simulate(config, jobs, fill=255)
+    for (a, b), (c, err, cycles, total) in zip(jobs, results):
+        np.testing.assert_array_equal(c, golden.gemm(a, b, num, 3), err_msg=f"seed {seed}")
+        assert (cycles, total) == (engine_cycles(config, 5, 7, 4).compute,
+                                   engine_cycles(config, 5, 7, 4).total)
+    assert (results[0][0] == num.acc_max).all()
+
+
 def test_rejected_command_leaves_the_next_job_intact(seed):
     config = tc(2, 2, 2, max_m=4, max_k=4, max_n=4)
     rng = np.random.default_rng(seed)
