@@ -109,8 +109,8 @@ class EngineCycles:
     m: int
     k: int
     n: int
-    tiles: int          # (row or k) tiles x column tiles pushed through the array
-    span: int           # cycles per tile
+    tiles: int          # (row or k) tiles x column tiles pushed through the array / MMA units
+    span: int           # cycles per tile (tensor core: per group of `latency` output tiles)
     a_words: int
     b_words: int
     c_words: int
