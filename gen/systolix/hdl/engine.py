@@ -20,7 +20,8 @@ from .systolic import OutputStationaryArray
 from .tensorcore import MMAUnit
 from .ws import WeightStationaryArray
 
-__all__ = ["MatrixEngine", "command_layout", "result_layout", "CYCLES_WIDTH"]
+__all__ = ["MatrixEngine", "command_layout", "a_word_layout", "b_word_layout", "result_layout",
+           "CYCLES_WIDTH"]
 
 #: Width of the ``cycles`` status output.
 CYCLES_WIDTH = 32
