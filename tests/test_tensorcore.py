@@ -10,7 +10,7 @@ import pytest
 from helpers import ROOT, WORK_DIR
 from systolix import golden
 from systolix.config import Numerics, SystolicConfig, TensorCoreConfig
-from systolix.emit import build, manifest, verilog_text, write_design
+from systolix.emit import build, verilog_text, write_design
 from systolix.mma import pack_input_beats, stream_cycles, unpack_output_beats
 from test_golden import slow_gemm
 from test_lint import WAIVERS

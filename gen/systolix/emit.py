@@ -131,11 +131,20 @@ def tool_versions():
 
 
 def _elements(shape, entry):
-    """Add element count, width and signedness of an array-shaped value to ``entry``."""
-    if isinstance(shape, data.ArrayLayout):
+    """Add element count, width and signedness of an array-shaped value to ``entry`` (and
+    ``matrix`` = [rows, cols] for an array of arrays, stored row-major)."""
+    if not isinstance(shape, data.ArrayLayout):
+        return entry
+    size = data.Layout.cast(shape).size
+    elem = shape.elem_shape
+    if isinstance(elem, data.ArrayLayout):
+        entry["matrix"] = [shape.length, elem.length]
+        entry["elements"] = shape.length * elem.length
+        elem = elem.elem_shape
+    else:
         entry["elements"] = shape.length
-        entry["element_width"] = data.Layout.cast(shape).size // shape.length
-        entry["element_signed"] = bool(getattr(shape.elem_shape, "signed", False))
+    entry["element_width"] = size // entry["elements"]
+    entry["element_signed"] = bool(getattr(elem, "signed", False))
     return entry
 
 
