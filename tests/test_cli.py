@@ -264,3 +264,65 @@ def test_mismatch_is_an_error_and_writes_nothing(mats, monkeypatch, capsys):
     assert rc == 1 and json.loads(out)["match"] is False
     assert err.startswith("systolix: error: RTL result does not match the numpy reference")
     assert not (d / "c.npy").exists()
+
+
+def test_run_through_the_tensorcore_engine(mats):
+    """--engine --arch tensorcore: same summary keys as the systolic engine, exact cycles."""
+    d, a, b = mats
+    proc = systolix("run", "--a", d / "a.npy", "--b", d / "b.npy", "-o", d / "c.npy",
+                    "--engine", "--arch", "tensorcore", "--m", 2, "--n", 2, "--k", 2,
+                    "--cores", 2, "--json", "--work-dir", d / "work")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    systolic = systolix("run", "--a", d / "a.npy", "--b", d / "b.npy", "-o", d / "c2.npy",
+                        "--engine", "--rows", 4, "--cols", 2, "--json", "--work-dir", d / "work")
+    assert systolic.returncode == 0, systolic.stderr
+    assert set(s) == set(json.loads(systolic.stdout))
+    assert s["match"] is True and s["cycles_match_model"] is True
+    assert s["cycles"] == s["model_cycles"] and s["job_cycles"] == s["model_job_cycles"]
+    assert s["scalesim_cycles"] is None
+    assert s["config"]["arch"] == "tensorcore" and s["config"]["cores"] == 2
+    assert s["config"]["name"] == "engine_tc_2x2x2_int8_acc32_wrap_10x7x5_2cores"
+    assert s["utilization"] == pytest.approx(350 / (16 * s["cycles"]))
+    np.testing.assert_array_equal(np.load(d / "c.npy"), golden.gemm(a, b, Numerics(), 2))
+
+
+def test_tensorcore_engine_flag_errors(mats):
+    d, _, _ = mats
+    base = ["run", "--a", d / "a.npy", "--b", d / "b.npy", "-o", d / "c.npy",
+            "--work-dir", d / "work"]
+    for flags, fragment in [
+        (["--arch", "tensorcore"], "tensor-core MMA units need the engine's controller"),
+        (["--engine", "--arch", "tensorcore", "--rows", 4],
+         "--rows cannot be used with 'run --arch tensorcore'"),
+        (["--engine", "--k", 4], "--k cannot be used with 'run --arch systolic'"),
+        (["--engine", "--cores", 2], "--cores cannot be used with 'run --arch systolic'"),
+        (["--engine", "--arch", "tensorcore", "--cores", 0], "cores must be in range 1..64"),
+        (["--engine", "--arch", "tensorcore", "--pipeline", 9], "pipeline must be in range"),
+    ]:
+        assert_one_line_error(systolix(*base, *flags), fragment)
+        assert not (d / "c.npy").exists() and not (d / "work").exists()
+    for args, fragment in [
+        (["engine", "--arch", "tensorcore", "--dataflow", "ws"],
+         "--dataflow cannot be used with 'generate engine --arch tensorcore'"),
+        (["engine", "--cores", 2], "--cores cannot be used with 'generate engine'"),
+        (["tensorcore", "--cores", 2], "--cores cannot be used with 'generate tensorcore'"),
+        (["systolic", "--arch", "tensorcore"], "--arch selects an engine's core"),
+    ]:
+        assert_one_line_error(systolix("generate", *args, "-o", d / "g"), fragment)
+        assert not (d / "g").exists()
+    assert_one_line_error(systolix("run", "--arch", "gpu"), "invalid choice", code=2)
+
+
+def test_generate_tensorcore_engine(tmp_path):
+    proc = systolix("generate", "engine", "--arch", "tensorcore", "--m", 2, "--n", 2, "--k", 2,
+                    "--pipeline", 0, "--cores", 3, "--max-m", 5, "-o", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    name = "engine_tc_2x2x2_int8_acc32_wrap_p0_5x64x64_3cores"
+    manifest = json.loads((tmp_path / f"{name}.json").read_text())
+    assert manifest["module"] == name and manifest["config"]["cores"] == 3
+    assert "ceil(N/(n*cores))" in manifest["cycle_model"]["compute"]
+    ports = {p["name"]: p["width"] for p in manifest["ports"]}
+    assert ports["a__payload"] == 2 * 2 * 8 and ports["b__payload"] == 2 * 6 * 8
+    assert ports["c__payload"] == 6 * 32 + 1
+    assert f"module {name}(" in (tmp_path / f"{name}.v").read_text()

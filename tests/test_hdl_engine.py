@@ -19,8 +19,9 @@ def engine(rows, cols, dataflow, numerics=None, **limits):
                         **limits)
 
 
-def simulate(config, jobs, *, stall=0.0, seed=0):
-    """Run ``jobs`` (list of (A, B), or (m, k, n) tuples to be rejected) back to back.
+def simulate(config, jobs, *, stall=0.0, seed=0, fill=0):
+    """Run ``jobs`` (list of (A, B), or (m, k, n) tuples to be rejected) back to back;
+    ``fill`` goes into the padding lanes of the A and B words.
 
     Returns per job: (C or None, error flag, compute cycles, total cycles from command
     handshake to ``done``).
@@ -45,8 +46,8 @@ def simulate(config, jobs, *, stall=0.0, seed=0):
             else:
                 a, b = job[:2]
                 dims = (a.shape[0], a.shape[1], b.shape[1])
-                a_words = tiling.engine_a_words(config, a)
-                b_words = tiling.engine_b_words(config, b)
+                a_words = tiling.engine_a_words(config, a, fill)
+                b_words = tiling.engine_b_words(config, b, fill)
                 if config.requant is not None:
                     q_words = tiling.engine_q_words(config, job[2], dims[2])
             ctx.set(dut.cmd.payload, {"m": dims[0], "k": dims[1], "n": dims[2]})

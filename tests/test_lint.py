@@ -6,7 +6,8 @@ Any warning class not listed here fails the test, so new lint findings cannot sl
 import pytest
 
 from helpers import WORK_DIR
-from systolix.config import Dataflow, EngineConfig, Numerics, RequantConfig, SystolicConfig
+from systolix.config import (Dataflow, EngineConfig, Numerics, RequantConfig, SystolicConfig,
+                             TensorCoreConfig)
 from systolix.emit import write_design
 from systolix.simulate import lint
 
@@ -48,6 +49,11 @@ WS = Dataflow.WEIGHT_STATIONARY
     EngineConfig(SystolicConfig(1, 1, WS), 1, 1, 1),
     RequantConfig(2),
     EngineConfig(SystolicConfig(2, 3, WS), 4, 5, 7, requant=RequantConfig(3, out_signed=False)),
+    EngineConfig(max_m=5, max_k=7, max_n=6, core=TensorCoreConfig(2, 2, 2), cores=2),
+    EngineConfig(max_m=3, max_k=3, max_n=5, core=TensorCoreConfig(3, 1, 3, pipeline=0)),
+    EngineConfig(max_m=1, max_k=1, max_n=1, core=TensorCoreConfig(1, 1, 1)),
+    EngineConfig(max_m=4, max_k=4, max_n=4, core=TensorCoreConfig(2, 2, 2, pipeline=2),
+                 requant=RequantConfig(2)),
 ], ids=lambda c: c.name)
 def test_verilator_lint_clean(config):
     v, _ = write_design(config, WORK_DIR / "lint", only_if_changed=True)

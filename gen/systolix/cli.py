@@ -67,14 +67,31 @@ def _add_buffer_args(p, default):
     p.set_defaults(max_default=default)
 
 
+def _mma_pipeline(value):
+    """A tensor core's ``--pipeline``: register stages, an integer (default 1)."""
+    if value is None:
+        return DEFAULT_MMA_PIPELINE
+    try:
+        return int(value)
+    except ValueError:
+        raise SystolixError(f"--pipeline of a tensor core is a number of register stages, not "
+                            f"{value!r}") from None
+
+
 def _config(args, dims=None):
     """The config the flags describe; ``dims`` (m, k, n) fills unset engine buffer limits."""
     try:
-        array = SystolicConfig(
-            rows=args.rows, cols=args.cols, dataflow=Dataflow(args.dataflow),
-            numerics=Numerics(in_width=args.in_width, acc_width=args.acc_width,
-                              signed=not args.unsigned, saturate=args.saturate),
-            pipeline="none" if args.pipeline is None else args.pipeline)
+        numerics = Numerics(in_width=args.in_width, acc_width=args.acc_width,
+                            signed=not args.unsigned, saturate=args.saturate)
+        tensorcore = getattr(args, "arch", None) == "tensorcore"
+        if tensorcore:
+            core = TensorCoreConfig(m=args.m, n=args.n, k=args.k,
+                                    pipeline=_mma_pipeline(args.pipeline),
+                                    numerics=numerics)
+        else:
+            array = SystolicConfig(rows=args.rows, cols=args.cols,
+                                   dataflow=Dataflow(args.dataflow), numerics=numerics,
+                                   pipeline="none" if args.pipeline is None else args.pipeline)
         limits = [getattr(args, f"max_{d}") for d in "mkn"]
         if not getattr(args, "engine", False) and getattr(args, "kind", None) != "engine":
             given = [f"--max-{d}" for d, lim in zip("mkn", limits)
@@ -85,7 +102,8 @@ def _config(args, dims=None):
             return array
         if dims is not None:
             limits = [dim if lim is None else lim for lim, dim in zip(limits, dims)]
-        config = EngineConfig(array, *limits)
+        config = (EngineConfig(None, *limits, core=core, cores=args.cores) if tensorcore else
+                  EngineConfig(array, *limits))
     except (TypeError, ValueError) as e:
         raise SystolixError(str(e)) from None
     if dims is not None:
@@ -108,6 +126,7 @@ def _parser():
     _add_engine_args(g)
     _add_buffer_args(g, ENGINE_DEFAULT_MAX)
     _add_tensorcore_args(g)
+    _add_arch_args(g)
     g.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="directory for <name>.v and <name>.json")
 
@@ -118,8 +137,10 @@ def _parser():
     _add_engine_args(r)
     r.add_argument("--engine", action="store_true",
                    help="run through the matrix engine (buffers + controller in RTL); "
-                        "required for --dataflow ws")
+                        "required for --dataflow ws and --arch tensorcore")
     _add_buffer_args(r, None)
+    _add_tensorcore_args(r)
+    _add_arch_args(r)
     r.add_argument("--sim", choices=["icarus", "verilator"], default="icarus",
                    help="simulator (default icarus)")
     r.add_argument("--json", action="store_true", help="print one JSON object as the summary")
@@ -174,27 +195,49 @@ def _add_tensorcore_args(p):
     p.set_defaults(**{name: None for name in _SYSTOLIC_ONLY})
 
 
-def _generate_config(args):
-    """The config of ``generate <kind>``; flags of the other kind are an error."""
-    mine, other = ((_TENSORCORE_ONLY, _SYSTOLIC_ONLY) if args.kind == "tensorcore" else
+def _add_arch_args(p):
+    g = p.add_argument_group("engine core")
+    g.add_argument("--arch", choices=["systolic", "tensorcore"], default=None,
+                   help="the engine's compute core: a systolic array (default; --rows, --cols, "
+                        "--dataflow) or tensor-core MMA units (--m, --n, --k, --pipeline, "
+                        "--cores)")
+    g.add_argument("--cores", type=int, default=None,
+                   help="MMA units side by side of a tensor-core engine (default 1)")
+
+
+def _resolve_arch(args, label, tensorcore, allow_cores):
+    """Reject flags of the other core kind (naming them and ``label``), fill in defaults."""
+    mine, other = ((_TENSORCORE_ONLY, _SYSTOLIC_ONLY) if tensorcore else
                    (_SYSTOLIC_ONLY, _TENSORCORE_ONLY))
-    given = [f"--{name}" for name in other if getattr(args, name) is not None]
-    if args.kind == "tensorcore":
-        given += [f"--max-{d}" for d in "mkn"
-                  if getattr(args, f"max_{d}") not in (None, args.max_default)]
+    given = [f"--{name}" for name in other if getattr(args, name, None) is not None]
+    if not allow_cores and getattr(args, "cores", None) is not None:
+        given.append("--cores")
     if given:
-        raise SystolixError(f"{', '.join(given)} cannot be used with 'generate {args.kind}'")
+        raise SystolixError(f"{', '.join(given)} cannot be used with '{label}'")
     for name, default in mine.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
+    if allow_cores and args.cores is None:
+        args.cores = 1
+
+
+def _generate_config(args):
+    """The config of ``generate <kind>``; flags of the other kind are an error."""
+    if args.kind != "engine" and args.arch is not None:
+        raise SystolixError(f"--arch selects an engine's core: it cannot be used with "
+                            f"'generate {args.kind}'")
+    tensorcore = args.kind == "tensorcore" or args.arch == "tensorcore"
+    label = "generate engine --arch tensorcore" if args.kind == "engine" and tensorcore else \
+        f"generate {args.kind}"
+    if args.kind == "tensorcore":
+        given = [f"--max-{d}" for d in "mkn"
+                 if getattr(args, f"max_{d}") not in (None, args.max_default)]
+        if given:
+            raise SystolixError(f"{', '.join(given)} cannot be used with '{label}'")
+    _resolve_arch(args, label, tensorcore, allow_cores=args.kind == "engine" and tensorcore)
     if args.kind != "tensorcore":
         return _config(args)
-    pipeline = DEFAULT_MMA_PIPELINE if args.pipeline is None else args.pipeline
-    try:
-        pipeline = int(pipeline)
-    except ValueError:
-        raise SystolixError(f"--pipeline of a tensor core is a number of register stages, not "
-                            f"{pipeline!r}") from None
+    pipeline = _mma_pipeline(args.pipeline)
     try:
         return TensorCoreConfig(
             m=args.m, n=args.n, k=args.k, pipeline=pipeline,
@@ -233,7 +276,9 @@ def run_gemm(config, a, b, simulator, work_dir):
         "cycles": run.cycles,
         "model_cycles": run.model_cycles,
         "cycles_match_model": run.cycles == run.model_cycles,
-        "scalesim_cycles": scalesim_cycles(config, m, k, n),
+        # (SCALE-Sim models systolic arrays only)
+        "scalesim_cycles": (None if getattr(config, "core", None) is not None
+                            else scalesim_cycles(config, m, k, n)),
         "macs": run.macs,
         "utilization": run.utilization,
     }
@@ -258,6 +303,12 @@ def _cmd_run(args):
     from .matrices import save_matrix
     from .simulate import check_simulator
 
+    tensorcore = args.arch == "tensorcore"
+    if tensorcore and not args.engine:
+        raise SystolixError("the tensor-core MMA units need the engine's controller to tile "
+                            "the GEMM: add --engine")
+    _resolve_arch(args, "run --arch tensorcore" if tensorcore else "run --arch systolic",
+                  tensorcore, allow_cores=tensorcore)
     a = load_matrix(args.a, "A")
     b = load_matrix(args.b, "B")
     check_gemm_shapes(a, b)
@@ -294,9 +345,10 @@ def _print_summary(config, s):
     print(f"C = A({s['m']}x{s['k']}) x B({s['k']}x{s['n']}) on {config.name} [{s['simulator']}]")
     print(f"  matches numpy : {'yes' if s['match'] else 'NO'}")
     label = "compute cycles" if "job_cycles" in s else "cycles        "
+    scalesim = ("" if s["scalesim_cycles"] is None else
+                f"; SCALE-Sim estimate {s['scalesim_cycles']}")
     print(f"  {label}: {s['cycles']} (model {s['model_cycles']}: "
-          f"{'exact' if s['cycles_match_model'] else 'DIFFERENT'}; "
-          f"SCALE-Sim estimate {s['scalesim_cycles']})")
+          f"{'exact' if s['cycles_match_model'] else 'DIFFERENT'}{scalesim})")
     if "job_cycles" in s:
         print(f"  whole job     : {s['job_cycles']} cycles with loading and draining "
               f"(model {s['model_job_cycles']})")

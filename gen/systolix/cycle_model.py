@@ -118,8 +118,8 @@ class EngineCycles:
     m: int
     k: int
     n: int
-    tiles: int          # (row or k) tiles x column tiles pushed through the array
-    span: int           # cycles per tile
+    tiles: int          # (row or k) tiles x column tiles pushed through the array / MMA units
+    span: int           # cycles per tile (tensor core: per group of `latency` output tiles)
     a_words: int
     b_words: int
     c_words: int
@@ -174,12 +174,31 @@ def engine_cycles(config: EngineConfig, m, k, n):
     cycles between swaps); compute = ``R + 1 + (tiles - 1) * span + M + R + C`` (loading the first
     weights, then the last tile's M beats, one cycle of buffer latency and R + C - 1 through the
     array, whose result is accumulated into C in the same cycle).
+
+    Tensor core (m x n x k units, ``cores`` of them side by side, latency L = pipeline + 1):
+    ``tiles = ceil(M/m) * ceil(N/(n*cores))`` output tiles, taken in groups of L; a group
+    issues its L tiles' k-step 0, then k-step 1, .. (``ks = ceil(K/k)`` k-steps), one MMA per
+    cycle, so ``span = L * ks`` cycles per group (slots past the last tile are bubbles);
+    compute = ``(groups - 1) * span + (ks - 1) * L + (tiles - 1) mod L + L + 2`` with
+    ``groups = ceil(tiles / L)`` (up to the last tile's final issue, one cycle of buffer latency,
+    L through the unit, and the cycle writing it to C).
     """
     for name, v, hi in (("M", m, config.max_m), ("K", k, config.max_k), ("N", n, config.max_n)):
         if not 1 <= v <= hi:
             raise ValueError(f"{name} must be in range 1..{hi}, not {v}")
     R, C = config.rows, config.cols
     col_tiles = math.ceil(n / C)
+    rq = config.requant is not None
+    if config.core is not None:
+        ks, lat = math.ceil(k / config.core.k), config.core.latency
+        tiles = math.ceil(m / R) * col_tiles
+        groups, span = math.ceil(tiles / lat), lat * ks
+        compute = (groups - 1) * span + (ks - 1) * lat + (tiles - 1) % lat + lat + 2
+        return EngineCycles(m=m, k=k, n=n, tiles=tiles, span=span,
+                            a_words=math.ceil(m / R) * ks, b_words=col_tiles * ks,
+                            c_words=m * col_tiles, compute=compute, macs=m * k * n,
+                            peak_macs=config.macs, q_words=col_tiles if rq else 0,
+                            output_latency=config.requant.latency if rq else 0)
     if config.dataflow is Dataflow.OUTPUT_STATIONARY:
         tiles, span = math.ceil(m / R) * col_tiles, max(k, R)
         compute = (tiles - 1) * span + k + R + result_latency(config.array)

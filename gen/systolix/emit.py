@@ -179,7 +179,11 @@ def _requant_sections(config: RequantConfig, top):
 
 def _engine_sections(config: EngineConfig, top):
     example = engine_cycles(config, config.max_m, config.max_k, config.max_n)
-    if config.dataflow is Dataflow.OUTPUT_STATIONARY:
+    if config.core is not None:
+        compute = ("(groups - 1) * L * ks + (ks - 1) * L + (tiles - 1) mod L + L + 2, "
+                   "L = MMA latency, ks = ceil(K/k), tiles = ceil(M/m) * ceil(N/(n*cores)), "
+                   "groups = ceil(tiles/L)")
+    elif config.dataflow is Dataflow.OUTPUT_STATIONARY:
         stages = config.array.pipeline_stages
         compute = (f"(tiles - 1) * max(K, R) + K + 2R + C - 1"
                    f"{f' + {stages} (PE pipeline)' if stages else ''}, "

@@ -118,17 +118,29 @@ def assemble(config: SystolicConfig, m, n, tiles, rows, data):
 
 # -- the matrix engine's load and drain streams (see systolix.hdl.engine.MatrixEngine)
 
-def _padded(x, rows, cols):
-    out = np.zeros((rows, cols), dtype=np.int64)
+def _padded(x, rows, cols, fill=0):
+    out = np.full((rows, cols), fill, dtype=np.int64)
     out[:x.shape[0], :x.shape[1]] = x
     return out
 
 
-def engine_a_words(config: EngineConfig, a):
-    """The ``a`` stream's words for operand A, in order, as payload integers."""
+def engine_a_words(config: EngineConfig, a, fill=0):
+    """The ``a`` stream's words for operand A, in order, as payload integers.
+
+    A tensor-core engine's word is one m x k fragment, row-major (element (r, j) is lane
+    ``r * k + j``), fragments in order: for each row tile (m rows), for each k-step (k
+    columns). ``fill`` goes into the padding lanes past the matrix edge (the engine ignores
+    them; tests use a nonzero fill to prove it).
+    """
     R, w = config.rows, config.numerics.in_width
     a = np.asarray(a, dtype=np.int64)
     m, k = a.shape
+    if config.core is not None:
+        fm, fk = config.core.m, config.core.k
+        mt, ks = -(-m // fm), -(-k // fk)
+        frags = (_padded(a, mt * fm, ks * fk, fill).reshape(mt, fm, ks, fk)
+                 .transpose(0, 2, 1, 3).reshape(mt * ks, fm * fk))
+        return _bits_to_ints(_to_bits(frags, w))
     if config.dataflow is Dataflow.OUTPUT_STATIONARY:
         tiles = -(-m // R)
         lanes = _padded(a, tiles * R, k).reshape(tiles, R, k).transpose(0, 2, 1)  # (tile, k, r)
@@ -138,12 +150,24 @@ def engine_a_words(config: EngineConfig, a):
     return _bits_to_ints(_to_bits(lanes.reshape(-1, R), w))
 
 
-def engine_b_words(config: EngineConfig, b):
-    """The ``b`` stream's words for operand B, in order, as payload integers."""
+def engine_b_words(config: EngineConfig, b, fill=0):
+    """The ``b`` stream's words for operand B, in order, as payload integers.
+
+    A tensor-core engine's word is one k x cols fragment (cols = n x cores), row-major
+    (element (j, c) is lane ``j * cols + c``; unit u takes columns u*n .. u*n + n - 1), in
+    order: for each column tile (cols columns), for each k-step (k rows). ``fill`` as for
+    :func:`engine_a_words`.
+    """
     C, w = config.cols, config.numerics.in_width
     b = np.asarray(b, dtype=np.int64)
     k, n = b.shape
     tiles = -(-n // C)
+    if config.core is not None:
+        fk = config.core.k
+        ks = -(-k // fk)
+        frags = (_padded(b, ks * fk, tiles * C, fill).reshape(ks, fk, tiles, C)
+                 .transpose(2, 0, 1, 3).reshape(tiles * ks, fk * C))
+        return _bits_to_ints(_to_bits(frags, w))
     lanes = _padded(b, k, tiles * C).reshape(k, tiles, C).transpose(1, 0, 2)  # (tile, k, c)
     return _bits_to_ints(_to_bits(lanes.reshape(-1, C), w))
 

@@ -1,4 +1,5 @@
-"""A TPU-style matrix engine: on-chip A/B/C buffers, a tiling controller, and a systolic array.
+"""A TPU-style matrix engine: on-chip A/B/C buffers, a tiling controller, and a compute core
+(a systolic array, or tensor-core MMA units).
 
 The engine has three phases per job, each with its own stream: load A and B (concurrently),
 compute (the controller folds the GEMM over the array; no port activity), drain C. See
@@ -16,9 +17,11 @@ from .arith import acc_shape, accumulate, operand_shape
 from .requant import Requantizer, param_layout, requant_output_layout
 from .skew import DelayLanes
 from .systolic import OutputStationaryArray
+from .tensorcore import MMAUnit
 from .ws import WeightStationaryArray
 
-__all__ = ["MatrixEngine", "command_layout", "result_layout", "CYCLES_WIDTH"]
+__all__ = ["MatrixEngine", "command_layout", "a_word_layout", "b_word_layout", "result_layout",
+           "CYCLES_WIDTH"]
 
 #: Width of the ``cycles`` status output.
 CYCLES_WIDTH = 32
@@ -27,6 +30,29 @@ CYCLES_WIDTH = 32
 def command_layout():
     """Payload of the command stream: the GEMM's dimensions."""
     return data.StructLayout({"m": DIM_WIDTH, "k": DIM_WIDTH, "n": DIM_WIDTH})
+
+
+def _matrix(shape, rows, cols):
+    """Row-major matrix layout (as the MMA unit's): element (r, c) is ``view[r][c]``."""
+    return data.ArrayLayout(data.ArrayLayout(shape, cols), rows)
+
+
+def a_word_layout(config: EngineConfig):
+    """One word of the ``a`` stream / A buffer: ``rows`` operands, or for a tensor-core engine
+    an m x k fragment (row-major)."""
+    op = operand_shape(config.numerics)
+    if config.core is not None:
+        return _matrix(op, config.core.m, config.core.k)
+    return data.ArrayLayout(op, config.rows)
+
+
+def b_word_layout(config: EngineConfig):
+    """One word of the ``b`` stream / B buffer: ``cols`` operands, or for a tensor-core engine
+    a k x cols fragment (row-major; unit u takes columns u*n .. u*n + n - 1)."""
+    op = operand_shape(config.numerics)
+    if config.core is not None:
+        return _matrix(op, config.core.k, config.cols)
+    return data.ArrayLayout(op, config.cols)
 
 
 def result_layout(config: EngineConfig):
@@ -65,7 +91,8 @@ class _Loader:
 
 
 class MatrixEngine(wiring.Component):
-    """C = A x B for any M x K x N within the buffers, folded over an R x C systolic array.
+    """C = A x B for any M x K x N within the buffers, folded over an R x C systolic array or
+    over ``cores`` m x n x k tensor-core MMA units (then R = m and C = n * cores below).
 
     **Command** (stream ``cmd``): ``{m, k, n}``, accepted only when idle. A command with a zero
     dimension or one beyond ``max_m``/``max_k``/``max_n`` is rejected: ``error`` rises, ``done``
@@ -83,12 +110,25 @@ class MatrixEngine(wiring.Component):
       ``lane r = A[m0 + r, k]``. ``ceil(M/R) * K`` words.
     * ``a``, weight-stationary: for each k-tile k0 = 0, R, ..: for m in 0..M-1:
       ``lane r = A[m, k0 + r]``. ``ceil(K/R) * M`` words.
+    * ``a``, tensor core: one m x k fragment per word (row-major, element (r, j) =
+      ``A[m0 + r, k0 + j]``): for each row tile m0 = 0, m, ..: for each k-step k0 = 0, k, ...
+      ``ceil(M/m) * ceil(K/k)`` words.
+    * ``b``, tensor core: one k x C fragment per word (row-major, element (j, c) =
+      ``B[k0 + j, n0 + c]``; unit u takes columns u*n .. u*n + n - 1): for each column tile
+      n0 = 0, C, ..: for each k-step k0. ``ceil(N/C) * ceil(K/k)`` words.
 
     **Compute** (no port activity; ``busy`` high). Output-stationary: each R x C output tile
     streams its K beats through the array, tiles back to back (at least R cycles apart).
     Weight-stationary: each (column tile, k-tile) pair loads its R x C weights into the PEs'
     shadow registers while the previous pair computes, then streams the M rows of A; partial
     sums are accumulated into the C buffer (read-modify-write, the accumulation chunk is R).
+    Tensor core: the m x C output tiles go in groups of L (the MMA latency); a group issues
+    k-step 0 of its L tiles on consecutive cycles, then k-step 1, and so on, one MMA per cycle
+    on all units (the units share the A fragment, each takes its n columns of the B fragment).
+    Each tile's D leaves the pipeline exactly when its next k-step enters, and is fed straight
+    back as C: the accumulators live in the units' pipelines, with no read-modify-write. A
+    tile's final D (an m x C fragment, one C buffer word) is written to C. Lanes of A past K are
+    masked to zero (the accumulation chunk is k).
     ``cycles`` reports the length of this phase.
 
     **Drain** (stream ``c``, backpressure honoured): for m in 0..M-1: for each column tile:
@@ -121,11 +161,10 @@ class MatrixEngine(wiring.Component):
         if not isinstance(config, EngineConfig):
             raise TypeError(f"config must be an EngineConfig, not {config!r}")
         self._config = config
-        op = operand_shape(config.numerics)
         members = {
             "cmd": In(stream.Signature(command_layout())),
-            "a": In(stream.Signature(data.ArrayLayout(op, config.rows))),
-            "b": In(stream.Signature(data.ArrayLayout(op, config.cols))),
+            "a": In(stream.Signature(a_word_layout(config))),
+            "b": In(stream.Signature(b_word_layout(config))),
         }
         if config.requant is not None:
             members["q"] = In(stream.Signature(
@@ -157,14 +196,17 @@ class MatrixEngine(wiring.Component):
         m = Module()
         cfg = self._config
         R, C, num = cfg.rows, cfg.cols, cfg.numerics
+        tc = cfg.core is not None
         os_flow = cfg.dataflow is Dataflow.OUTPUT_STATIONARY
-        op, acc = operand_shape(num), acc_shape(num)
+        acc = acc_shape(num)
+        # a tensor-core engine's C word is a whole m x cols fragment (one write per MMA)
+        c_word = _matrix(acc, R, C) if tc else data.ArrayLayout(acc, C)
 
         # ---- buffers (block RAM): one write and one read port each
         # (at least 2 words: a 1-word memory would have a 0-bit address, invalid Verilog)
-        a_mem = Memory(shape=data.ArrayLayout(op, R), depth=max(2, cfg.a_depth), init=[])
-        b_mem = Memory(shape=data.ArrayLayout(op, C), depth=max(2, cfg.b_depth), init=[])
-        c_mem = Memory(shape=data.ArrayLayout(acc, C), depth=max(2, cfg.c_depth), init=[])
+        a_mem = Memory(shape=a_word_layout(cfg), depth=max(2, cfg.a_depth), init=[])
+        b_mem = Memory(shape=b_word_layout(cfg), depth=max(2, cfg.b_depth), init=[])
+        c_mem = Memory(shape=c_word, depth=max(2, cfg.c_depth), init=[])
         m.submodules.a_mem, m.submodules.b_mem, m.submodules.c_mem = a_mem, b_mem, c_mem
         bufs = _Buffers(a_wr=a_mem.write_port(), a_rd=a_mem.read_port(),
                         b_wr=b_mem.write_port(), b_rd=b_mem.read_port(),
@@ -179,18 +221,26 @@ class MatrixEngine(wiring.Component):
         m.d.sync += done.eq(0)
         in_reset = ResetSignal()
 
-        if os_flow:
+        if tc:  # fragments: m rows x k-steps of A, cols columns x k-steps of B
+            a_load = _Loader("a_load", cfg.a_depth, cfg.max_m, R, cfg.k_steps_max)
+            a_limits = (job.m, job.ks)
+            b_limits = (job.n, job.ks)
+        elif os_flow:
             a_load = _Loader("a_load", cfg.a_depth, cfg.max_m, R, cfg.max_k)
             a_limits = (job.m, job.k)
         else:
             a_load = _Loader("a_load", cfg.a_depth, cfg.max_k, R, cfg.max_m)
             a_limits = (job.k, job.m)
-        b_load = _Loader("b_load", cfg.b_depth, cfg.max_n, C, cfg.max_k)
+        if not tc:
+            b_limits = (job.n, job.k)
+        b_load = _Loader("b_load", cfg.b_depth, cfg.max_n, C,
+                         cfg.k_steps_max if tc else cfg.max_k)
 
-        # ---- the dataflow's sequencer: issues buffer reads, drives the array, writes C
+        # ---- the core's sequencer: issues buffer reads, drives the array / MMA units, writes C
         seq = _Sequencer()
         m.d.comb += [bufs.c_rd.en.eq(1), bufs.c_rd.addr.eq(seq.c_rd_addr)]  # DRAIN overrides
-        (self._os_sequencer if os_flow else self._ws_sequencer)(m, job, bufs, seq)
+        (self._tc_sequencer if tc else self._os_sequencer if os_flow else self._ws_sequencer)(
+            m, job, bufs, seq)
 
         # ---- drain counters (m outer, column tile inner)
         d_m = Signal(range(cfg.max_m + 1))
@@ -198,8 +248,18 @@ class MatrixEngine(wiring.Component):
         d_tile = Signal(range(cfg.c_depth // cfg.m_stride + 1))
         c_valid = Signal()  # the C buffer's read register holds a word of this job
         c_last = Signal()
+        if tc:
+            # row d_r of fragment row d_mt; the row select is registered with the read
+            d_r = Signal(range(max(R, 2)))
+            d_mt = Signal(range(cfg.m_stride + 1))
+            c_sel = Signal(range(max(R, 2)))
+            c_row = bufs.c_rd.data[c_sel] if R > 1 else bufs.c_rd.data[0]
+            drain_addr = _c_addr(cfg, d_mt, d_tile)
+        else:
+            c_row = bufs.c_rd.data
+            drain_addr = _c_addr(cfg, d_m, d_tile)
         if cfg.requant is None:
-            m.d.comb += [self.c.valid.eq(c_valid), self.c.payload.data.eq(bufs.c_rd.data),
+            m.d.comb += [self.c.valid.eq(c_valid), self.c.payload.data.eq(c_row),
                          self.c.payload.last.eq(c_last)]
             drain_ready = ~c_valid | self.c.ready
         else:
@@ -211,7 +271,7 @@ class MatrixEngine(wiring.Component):
             q_load = _Loader("q_load", cfg.q_depth, cfg.max_n, C, 1)
             m.submodules.requant = rq = Requantizer(cfg.requant)
             m.d.comb += [
-                rq.i.valid.eq(c_valid), rq.i.payload.acc.eq(bufs.c_rd.data),
+                rq.i.valid.eq(c_valid), rq.i.payload.acc.eq(c_row),
                 rq.i.payload.params.eq(q_rd.data), rq.i.payload.last.eq(c_last),
                 q_rd.addr.eq(d_tile), q_rd.en.eq(rq.i.ready),
             ]
@@ -231,6 +291,11 @@ class MatrixEngine(wiring.Component):
                         m.d.sync += done.eq(1)
                     with m.Else():
                         m.d.sync += [job.m.eq(cmd.m), job.k.eq(cmd.k), job.n.eq(cmd.n)]
+                        if tc:  # k-steps: ceil(K / k)
+                            kk = cfg.core.k
+                            m.d.sync += job.ks.eq(
+                                (cmd.k + kk - 1) >> (kk.bit_length() - 1)
+                                if kk & (kk - 1) == 0 else (cmd.k + kk - 1) // kk)
                         a_load.start(m)
                         b_load.start(m)
                         if cfg.requant is not None:
@@ -250,7 +315,7 @@ class MatrixEngine(wiring.Component):
                 with m.If(bufs.a_wr.en):
                     a_load.take(m, *a_limits)
                 with m.If(bufs.b_wr.en):
-                    b_load.take(m, job.n, job.k)
+                    b_load.take(m, *b_limits)
                 loaded = a_load.done & b_load.done
                 if cfg.requant is not None:
                     m.d.comb += [
@@ -276,6 +341,8 @@ class MatrixEngine(wiring.Component):
                 m.d.sync += cycles.eq(cycles + 1)
                 with m.If(seq.final_write):
                     m.d.sync += [d_m.eq(0), d_n0.eq(0), d_tile.eq(0), c_valid.eq(0)]
+                    if tc:
+                        m.d.sync += [d_r.eq(0), d_mt.eq(0)]
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):
@@ -285,13 +352,20 @@ class MatrixEngine(wiring.Component):
                 advance = drain_ready
                 more = d_m < job.m
                 m.d.comb += [bufs.c_rd.en.eq(advance),
-                             bufs.c_rd.addr.eq(_c_addr(cfg, d_m, d_tile))]
+                             bufs.c_rd.addr.eq(drain_addr)]
                 with m.If(advance):
                     m.d.sync += c_valid.eq(more)
+                    if tc:
+                        m.d.sync += c_sel.eq(d_r)
                     with m.If(more):
                         with m.If(d_n0 + C >= job.n):
                             m.d.sync += [d_n0.eq(0), d_tile.eq(0), d_m.eq(d_m + 1),
                                          c_last.eq(d_m + 1 == job.m)]
+                            if tc:
+                                with m.If(d_r == R - 1):
+                                    m.d.sync += [d_r.eq(0), d_mt.eq(d_mt + 1)]
+                                with m.Else():
+                                    m.d.sync += d_r.eq(d_r + 1)
                         with m.Else():
                             m.d.sync += [d_n0.eq(d_n0 + C), d_tile.eq(d_tile + 1),
                                          c_last.eq(0)]
@@ -482,8 +556,131 @@ class MatrixEngine(wiring.Component):
             m.d.comb += bufs.c_wr.data[c].eq(accumulate(old, array.psum[c], num))
 
 
+    # -- tensor core: the MMA units take one (A fragment, B fragment) per cycle; L = latency
+    #    output tiles are interleaved so that each tile's D comes back as its C just in time.
+
+    def _tc_sequencer(self, m, job, bufs, seq):
+        cfg = self._config
+        core = cfg.core
+        R, C, K, n_u = core.m, cfg.cols, core.k, core.n
+        W = core.latency  # slots per k-step = tiles in flight
+        units = []
+        for u in range(cfg.cores):
+            units.append(MMAUnit(core))
+            m.submodules[f"mma_{u}"] = units[-1]
+
+        ntile_w = Signal(range(cfg.c_depth // cfg.m_stride + 1)).shape()
+
+        def tile(prefix):
+            return {
+                "m0": Signal(range(cfg.max_m + R + 1), name=f"{prefix}_m0"),
+                "mt": Signal(range(cfg.m_stride + 1), name=f"{prefix}_mt"),
+                "n0": Signal(range(cfg.max_n + C + 1), name=f"{prefix}_n0"),
+                "ntile": Signal(ntile_w, name=f"{prefix}_ntile"),
+                "abase": Signal(range(cfg.a_depth + cfg.k_steps_max + 1), name=f"{prefix}_abase"),
+                "bbase": Signal(range(cfg.b_depth + cfg.k_steps_max + 1), name=f"{prefix}_bbase"),
+            }
+
+        grp = tile("grp")   # the group's first tile (a group = W consecutive output tiles)
+        cur = tile("cur")   # the tile of this slot
+        cur_valid = Signal(name="cur_valid")  # else a bubble: the group ran past the last tile
+        slot = Signal(range(max(W, 2)), name="slot")  # (never 0 bits: invalid Verilog)
+        ks = Signal(range(max(cfg.k_steps_max, 2)), name="kstep")
+        k0 = Signal(range(cfg.max_k + K + 1), name="k0")
+        last_m, last_n = cur["m0"] + R >= job.m, cur["n0"] + C >= job.n
+        last_tile = last_m & last_n
+        last_k = ks == job.ks - 1
+
+        def goto(dst, src):
+            return [dst[key].eq(src[key]) for key in dst]
+
+        def step(dst):
+            """dst := the tile after cur (m inner, column tile outer)."""
+            with m.If(last_m):
+                m.d.sync += [dst["m0"].eq(0), dst["mt"].eq(0), dst["abase"].eq(0),
+                             dst["n0"].eq(cur["n0"] + C), dst["ntile"].eq(cur["ntile"] + 1),
+                             dst["bbase"].eq(cur["bbase"] + job.ks)]
+            with m.Else():
+                m.d.sync += [dst["m0"].eq(cur["m0"] + R), dst["mt"].eq(cur["mt"] + 1),
+                             dst["abase"].eq(cur["abase"] + job.ks),
+                             dst["n0"].eq(cur["n0"]), dst["ntile"].eq(cur["ntile"]),
+                             dst["bbase"].eq(cur["bbase"])]
+
+        with m.If(seq.start):
+            m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks, k0)]
+            m.d.sync += cur_valid.eq(1)
+
+        issue = Signal()
+        m.d.comb += [
+            issue.eq(seq.run & cur_valid),
+            bufs.a_rd.addr.eq(cur["abase"] + ks),
+            bufs.b_rd.addr.eq(cur["bbase"] + ks),
+        ]
+        with m.If(seq.run):
+            with m.If(slot == W - 1):
+                m.d.sync += slot.eq(0)
+                with m.If(last_k):  # the group is done: the next group starts after cur
+                    m.d.sync += [ks.eq(0), k0.eq(0), cur_valid.eq(1)]
+                    step(grp)
+                    step(cur)
+                    m.d.comb += seq.end.eq(~cur_valid | last_tile)
+                with m.Else():  # the group's next k-step: back to its first tile
+                    m.d.sync += [ks.eq(ks + 1), k0.eq(k0 + K), cur_valid.eq(1), *goto(cur, grp)]
+            with m.Else():
+                m.d.sync += slot.eq(slot + 1)
+                with m.If(last_tile):
+                    m.d.sync += cur_valid.eq(0)
+                with m.Else():
+                    step(cur)
+
+        # The buffers answer one cycle later: the units take the fragments then. Lanes of A past
+        # K are zeroed (padding may hold any value); the first k-step adds to 0, every later one
+        # to the unit's own D of the same tile, which leaves the pipeline exactly now.
+        valid_d, first_d = Signal(), Signal()
+        kmask_d = Signal(K)
+        m.d.sync += [valid_d.eq(issue), first_d.eq(ks == 0)]
+        m.d.sync += [kmask_d[j].eq(k0 + j < job.k) for j in range(K)]
+        a_frag, b_frag = bufs.a_rd.data, bufs.b_rd.data
+        for u, unit in enumerate(units):
+            m.d.comb += unit.i.valid.eq(valid_d)
+            for r in range(R):
+                for j in range(K):
+                    m.d.comb += unit.i.payload.a[r][j].eq(Mux(kmask_d[j], a_frag[r][j], 0))
+            for j in range(K):
+                for c in range(n_u):
+                    m.d.comb += unit.i.payload.b[j][c].eq(b_frag[j][u * n_u + c])
+            for r in range(R):
+                for c in range(n_u):
+                    m.d.comb += unit.i.payload.c[r][c].eq(
+                        Mux(first_d, 0, unit.o.payload.d[r][c]))
+
+        # A tile's final k-step leaves the units 1 + latency cycles after issue: write its D
+        # (the whole m x cols fragment, one word) to C.
+        tag = data.StructLayout({"valid": 1, "final": 1, "mt": len(cur["mt"]),
+                                 "ntile": len(cur["ntile"])})
+        m.submodules.tag_delay = tag_delay = DelayLanes(
+            tag, [self.buffer_read_latency + core.latency], reset_less=False)
+        m.d.comb += [
+            tag_delay.i[0].valid.eq(issue & last_k),
+            tag_delay.i[0].final.eq(last_tile),
+            tag_delay.i[0].mt.eq(cur["mt"]),
+            tag_delay.i[0].ntile.eq(cur["ntile"]),
+        ]
+        out = tag_delay.o[0]
+        m.d.comb += [
+            bufs.c_wr.addr.eq(_c_addr(cfg, out.mt, out.ntile)),
+            bufs.c_wr.en.eq(out.valid),
+            seq.final_write.eq(out.valid & out.final),
+        ]
+        for u, unit in enumerate(units):
+            for r in range(R):
+                for c in range(n_u):
+                    m.d.comb += bufs.c_wr.data[r][u * n_u + c].eq(unit.o.payload.d[r][c])
+
+
 def _c_addr(cfg, row, ntile):
-    """C buffer address of row ``row`` of column tile ``ntile``: the two side by side."""
+    """C buffer address of row ``row`` (a tensor-core engine: fragment row) of column tile
+    ``ntile``: the two side by side."""
     m_bits = (cfg.m_stride - 1).bit_length()
     return Cat(row[:m_bits], ntile)
 
@@ -500,6 +697,8 @@ class _Job:
         self.m = Signal(range(cfg.max_m + 1), name="job_m")
         self.k = Signal(range(cfg.max_k + 1), name="job_k")
         self.n = Signal(range(cfg.max_n + 1), name="job_n")
+        if cfg.core is not None:
+            self.ks = Signal(range(cfg.k_steps_max + 1), name="job_ks")  # ceil(K / k)
 
 
 class _Sequencer:
