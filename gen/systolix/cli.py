@@ -47,9 +47,12 @@ def _add_engine_args(p):
 
 
 def _add_synth_args(p):
-    """Flags of ``synth``/``sweep``/``build``: the array's, plus an engine's buffers."""
+    """Flags of ``synth``/``sweep``/``build``: as for ``generate`` (array, engine buffers and
+    core, tensor core)."""
     _add_engine_args(p)
     _add_buffer_args(p, ENGINE_DEFAULT_MAX)
+    _add_tensorcore_args(p)
+    _add_arch_args(p)
 
 
 #: Default buffer limits of a generated engine (M, K, N up to 64 each).
@@ -221,14 +224,15 @@ def _resolve_arch(args, label, tensorcore, allow_cores):
         args.cores = 1
 
 
-def _generate_config(args):
-    """The config of ``generate <kind>``; flags of the other kind are an error."""
+def _generate_config(args, verb="generate"):
+    """The config of ``<verb> <kind>`` (generate, synth, sweep, build); flags of the other
+    kind are an error."""
     if args.kind != "engine" and args.arch is not None:
         raise SystolixError(f"--arch selects an engine's core: it cannot be used with "
-                            f"'generate {args.kind}'")
+                            f"'{verb} {args.kind}'")
     tensorcore = args.kind == "tensorcore" or args.arch == "tensorcore"
-    label = "generate engine --arch tensorcore" if args.kind == "engine" and tensorcore else \
-        f"generate {args.kind}"
+    label = f"{verb} engine --arch tensorcore" if args.kind == "engine" and tensorcore else \
+        f"{verb} {args.kind}"
     if args.kind == "tensorcore":
         given = [f"--max-{d}" for d in "mkn"
                  if getattr(args, f"max_{d}") not in (None, args.max_default)]

@@ -184,6 +184,9 @@ def _cmd_sweep(args):
                             f"not {args.jobs}")
     base = _config(args)
     kind = get_kind(args.kind)
+    if kind.sweep_configs is None:
+        raise SystolixError(f"sweep walks array sizes; it has no design space for "
+                            f"'{args.kind}'")
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
     configs = kind.sweep_configs(_parse_sizes(args.sizes), variants, base)
     target = get_target(args.target)

@@ -96,8 +96,8 @@ def _systolic_sweep(sizes, variants, base):
 
 
 def _systolic_from_args(args):
-    from ..cli import _config
-    return _config(args)
+    from ..cli import _generate_config
+    return _generate_config(args, verb=args.command)
 
 
 register(DesignKind("systolic", _systolic_build, _systolic_from_dict, _systolic_from_args,
@@ -113,9 +113,22 @@ def _engine_from_dict(d):
 
 def _engine_sweep(sizes, variants, base):
     import dataclasses
+    if base.array is None:
+        raise SystolixError("sweep walks array sizes: it takes a systolic engine, not a "
+                            "tensor-core one")
     arrays = _systolic_sweep(sizes, variants, base.array)
     return [dataclasses.replace(base, array=a) for a in arrays]
 
 
 register(DesignKind("engine", _systolic_build, _engine_from_dict, _systolic_from_args,
                     _engine_sweep))
+
+
+# --- the tensor-core MMA unit ---------------------------------------------------------------
+
+def _tensorcore_from_dict(d):
+    from ..config import TensorCoreConfig
+    return TensorCoreConfig.from_dict(d)
+
+
+register(DesignKind("tensorcore", _systolic_build, _tensorcore_from_dict, _systolic_from_args))
