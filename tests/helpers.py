@@ -67,3 +67,26 @@ def check_engine(config, entries, simulator, *, seed=0, stall_prob=0.0):
         else:
             assert run.job_cycles == model.total, f"{where} gemm {i}: job {run.job_cycles} cycles"
     return runs
+
+
+def engine_shapes_and_edges(config, rng):
+    """Awkward shapes for an engine (not multiples of its tile, 1 in each dimension, the
+    buffers' largest), extreme operands, and rejected commands in between; all back to back."""
+    n = config.numerics
+    M, K, N = config.max_m, config.max_k, config.max_n
+    full = lambda m, k, p, va, vb: (np.full((m, k), va, np.int64), np.full((k, p), vb, np.int64))
+    return [
+        rand_operands(rng, n, M, K, N),                   # the largest the buffers allow
+        rand_operands(rng, n, 1, K, N),                   # M = 1
+        (M + 1, 1, 1),                                    # rejected: M too large
+        rand_operands(rng, n, M, 1, N - 1),               # K = 1
+        rand_operands(rng, n, M - 1, K - 2, 1),           # N = 1
+        (0, K, N),                                        # rejected: zero dimension
+        full(M, K, N, n.in_min, n.in_min),                # min x min
+        full(M - 2, K, N, n.in_max, n.in_min),            # max x min
+        rand_operands(rng, n, 1, 1, 1),
+        rand_operands(rng, n, min(M, config.rows + 1), min(K, config.rows + 1),
+                      min(N, config.cols + 1)),
+        (1, K + 1, 1),                                    # rejected: K too large
+        rand_operands(rng, n, 2, K, N),                   # right after a reject
+    ]

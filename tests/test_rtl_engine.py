@@ -4,7 +4,7 @@ shapes up to the buffer limits, stalls on every stream, back-to-back and rejecte
 import numpy as np
 import pytest
 
-from helpers import check_engine, rand_operands
+from helpers import check_engine, engine_shapes_and_edges, rand_operands
 from systolix.config import Dataflow, EngineConfig, Numerics, RequantConfig, SystolicConfig
 
 SIMULATORS = [
@@ -18,33 +18,11 @@ def engine(rows, cols, dataflow, numerics=None, limits=(13, 11, 10)):
     return EngineConfig(SystolicConfig(rows, cols, dataflow, numerics or Numerics()), *limits)
 
 
-def shapes_and_edges(config, rng):
-    """Awkward shapes (not multiples of R or C, 1 in each dimension, the buffers' largest),
-    extreme operands, and rejected commands in between; all back to back in one run."""
-    n = config.numerics
-    M, K, N = config.max_m, config.max_k, config.max_n
-    full = lambda m, k, p, va, vb: (np.full((m, k), va, np.int64), np.full((k, p), vb, np.int64))
-    return [
-        rand_operands(rng, n, M, K, N),                   # the largest the buffers allow
-        rand_operands(rng, n, 1, K, N),                   # M = 1
-        (M + 1, 1, 1),                                    # rejected: M too large
-        rand_operands(rng, n, M, 1, N - 1),               # K = 1
-        rand_operands(rng, n, M - 1, K - 2, 1),           # N = 1
-        (0, K, N),                                        # rejected: zero dimension
-        full(M, K, N, n.in_min, n.in_min),                # min x min
-        full(M - 2, K, N, n.in_max, n.in_min),            # max x min
-        rand_operands(rng, n, 1, 1, 1),
-        rand_operands(rng, n, config.rows + 1, config.rows + 1, config.cols + 1),
-        (1, K + 1, 1),                                    # rejected: K too large
-        rand_operands(rng, n, 2, K, N),                   # right after a reject
-    ]
-
-
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 def test_awkward_shapes_back_to_back_with_rejects(simulator, dataflow, seed):
     config = engine(3, 4, dataflow)
-    check_engine(config, shapes_and_edges(config, np.random.default_rng(seed)), simulator,
+    check_engine(config, engine_shapes_and_edges(config, np.random.default_rng(seed)), simulator,
                  seed=seed)
 
 

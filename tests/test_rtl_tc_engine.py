@@ -5,7 +5,7 @@ stream, back-to-back and rejected jobs, several MMA units and pipeline depths.""
 import numpy as np
 import pytest
 
-from helpers import check_engine, rand_operands
+from helpers import check_engine, engine_shapes_and_edges, rand_operands
 from systolix.config import EngineConfig, Numerics, RequantConfig, TensorCoreConfig
 
 SIMULATORS = [
@@ -25,31 +25,10 @@ def tc_engine(m, n, k, *, pipeline=1, cores=1, numerics=None, limits=(9, 11, 10)
                         core=TensorCoreConfig(m, n, k, pipeline, numerics or Numerics()))
 
 
-def shapes_and_edges(config, rng):
-    """Awkward shapes (not multiples of m, n, k; 1 in each dimension; the buffers' largest),
-    extreme operands, and rejected commands in between; all back to back in one run."""
-    n = config.numerics
-    M, K, N = config.max_m, config.max_k, config.max_n
-    full = lambda m, k, p, va, vb: (np.full((m, k), va, np.int64), np.full((k, p), vb, np.int64))
-    return [
-        rand_operands(rng, n, M, K, N),                   # the largest the buffers allow
-        rand_operands(rng, n, 1, K, N),                   # M = 1
-        (M + 1, 1, 1),                                    # rejected: M too large
-        rand_operands(rng, n, M, 1, N - 1),               # K = 1
-        rand_operands(rng, n, M - 1, K - 2, 1),           # N = 1
-        (0, K, N),                                        # rejected: zero dimension
-        full(M, K, N, n.in_min, n.in_min),                # min x min
-        full(M - 2, K, N, n.in_max, n.in_min),            # max x min
-        rand_operands(rng, n, 1, 1, 1),
-        (1, K + 1, 1),                                    # rejected: K too large
-        rand_operands(rng, n, 2, K, N),                   # right after a reject
-    ]
-
-
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_awkward_shapes_two_units(simulator, seed):
     config = tc_engine(2, 2, 2, cores=2)
-    check_engine(config, shapes_and_edges(config, np.random.default_rng(seed)), simulator,
+    check_engine(config, engine_shapes_and_edges(config, np.random.default_rng(seed)), simulator,
                  seed=seed)
 
 
@@ -57,7 +36,7 @@ def test_awkward_shapes_two_units(simulator, seed):
 @pytest.mark.parametrize("pipeline,cores", [(0, 1), (2, 1), (0, 3)], ids=["p0", "p2", "p0x3"])
 def test_awkward_shapes_back_to_back_with_rejects(simulator, pipeline, cores, seed):
     config = tc_engine(2, 2, 2, pipeline=pipeline, cores=cores)
-    check_engine(config, shapes_and_edges(config, np.random.default_rng(seed)), simulator,
+    check_engine(config, engine_shapes_and_edges(config, np.random.default_rng(seed)), simulator,
                  seed=seed)
 
 

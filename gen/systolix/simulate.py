@@ -102,6 +102,21 @@ def design_key(config):
     return h.hexdigest()
 
 
+def compile_verilog(v_path, toplevel, build_dir, simulator):
+    """Compile ``v_path`` (top module ``toplevel``) for ``simulator`` into ``build_dir/sim``,
+    logging to ``build_dir/build.log``; one-line error on failure."""
+    args = list(VERILATOR_BUILD_WAIVERS) if simulator == "verilator" else []
+    log = build_dir / "build.log"
+    with _tool_environment(simulator):
+        try:
+            _runner(simulator).build(
+                sources=[v_path], hdl_toplevel=toplevel, build_dir=build_dir / "sim",
+                build_args=args, timescale=("1ns", "1ps"), log_file=log, always=True)
+        except (RuntimeError, SystemExit) as e:
+            raise SystolixError(f"{simulator} build of {toplevel} failed ({e}); "
+                                f"see {log}") from None
+
+
 def build(config, simulator="icarus", work_dir="sim_out"):
     """Emit and compile ``config`` for ``simulator``; returns the build directory.
 
@@ -123,16 +138,7 @@ def build(config, simulator="icarus", work_dir="sim_out"):
         return build_dir
     stamp.unlink(missing_ok=True)
     key_stamp.unlink(missing_ok=True)
-    args = list(VERILATOR_BUILD_WAIVERS) if simulator == "verilator" else []
-    log = build_dir / "build.log"
-    with _tool_environment(simulator):
-        try:
-            _runner(simulator).build(
-                sources=[v_path], hdl_toplevel=config.name, build_dir=build_dir / "sim",
-                build_args=args, timescale=("1ns", "1ps"), log_file=log, always=True)
-        except (RuntimeError, SystemExit) as e:
-            raise SystolixError(f"{simulator} build of {config.name} failed ({e}); "
-                                f"see {log}") from None
+    compile_verilog(v_path, config.name, build_dir, simulator)
     stamp.write_text(digest)
     key_stamp.write_text(key)
     return build_dir

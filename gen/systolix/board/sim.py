@@ -14,7 +14,7 @@ from amaranth.back import verilog
 from .. import emit
 from ..errors import SystolixError
 from ..fileio import atomic_open
-from ..simulate import VERILATOR_BUILD_WAIVERS, _runner, _tool_environment, check_simulator
+from ..simulate import _runner, _tool_environment, check_simulator, compile_verilog
 from .top import BoardConfig, BoardTop
 
 __all__ = ["board_verilog", "build_board", "run_board", "BOARD_TEST_MODULE", "SCENARIO_ENV"]
@@ -54,16 +54,7 @@ def build_board(config: BoardConfig, simulator="icarus", work_dir="sim_out"):
     with atomic_open(v_path) as f:
         f.write(board_verilog(config))
     stamp.unlink(missing_ok=True)
-    args = list(VERILATOR_BUILD_WAIVERS) if simulator == "verilator" else []
-    log = build_dir / "build.log"
-    with _tool_environment(simulator):
-        try:
-            _runner(simulator).build(
-                sources=[v_path], hdl_toplevel=config.name, build_dir=build_dir / "sim",
-                build_args=args, timescale=("1ns", "1ps"), log_file=log, always=True)
-        except (RuntimeError, SystemExit) as e:
-            raise SystolixError(f"{simulator} build of {config.name} failed ({e}); "
-                                f"see {log}") from None
+    compile_verilog(v_path, config.name, build_dir, simulator)
     stamp.write_text(key)
     return build_dir
 
