@@ -59,7 +59,11 @@ def _tool_environment(simulator):
             if wheel:
                 extra.insert(0, str(wheel))
             # Without this the wheel's make rules fail to link __pch.h.fast on larger designs.
-            os.environ.setdefault("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
+            # Set it outright: under `make test` the outer make's MAKEFLAGS is inherited, and
+            # keeping it (setdefault) silently dropped the fix.
+            for var in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+                os.environ.pop(var, None)
+            os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
         os.environ["PATH"] = os.pathsep.join(extra + [os.environ.get("PATH", "")])
         yield
     finally:
