@@ -45,10 +45,12 @@ test-all: setup
 lint: setup
 	$(PYTEST) tests/test_lint.py
 
-# Benchmarks (minutes; results in bench/results/).
+# Benchmarks (tens of minutes; results in bench/results/). The FPGA sweeps are separate:
+# `nice .venv/bin/python bench/synth_bench.py` takes hours (the 156-DSP design alone ~40 min).
 bench: setup
 	$(PY) bench/engine_bench.py
 	$(PY) bench/infer_bench.py
+	$(PY) bench/compare_bench.py
 
 # The demo's designs, committed under rtl/ (a test checks they are current).
 generate: setup
