@@ -21,11 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from systolix import golden
 from systolix.config import Dataflow, EngineConfig, SystolicConfig, TensorCoreConfig
-from systolix.cycle_model import engine_cycles
-from systolix.simjob import SimJob
-from systolix.simulate import build, run_job
+from systolix.simulate import build
+from verified import log, verified_engine_runs  # bench/verified.py
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Square, awkward (not multiples of any tile), short-K, long-K / small-MN, one row, one tile.
@@ -44,10 +42,6 @@ def engines(limit):
                     EngineConfig(None, limit, limit, limit, core=TensorCoreConfig(4, 4, 4),
                                  cores=cores)))
     return out
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 def main(argv=None):
@@ -70,18 +64,11 @@ def main(argv=None):
         build(config, args.sim, args.work_dir)
         builds[config.name] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
-        runs, failures, _ = run_job(SimJob(config, operands, seed=args.seed), args.sim,
-                                    args.work_dir)
+        checked = verified_engine_runs(config, operands, args.sim, args.work_dir, args.seed)
         wall = time.monotonic() - t0
-        for (a, b), run in zip(operands, runs):
+        for (a, b), (run, model) in zip(operands, checked):
             m, k = a.shape
             n = b.shape[1]
-            model = engine_cycles(config, m, k, n)
-            exact = (run.c is not None and not failures and np.array_equal(
-                run.c, golden.gemm(a, b, config.numerics, config.accumulation_chunk)))
-            if not exact or run.cycles != model.compute or run.job_cycles != model.total:
-                raise SystemExit(f"{config.name} {m}x{k}x{n}: RTL disagrees with a model "
-                                 f"({failures or 'cycles'}); not a benchmark result")
             rows.append({
                 "macs_per_cycle": macs, "engine": label, "name": config.name,
                 "m": m, "k": k, "n": n, "macs": m * k * n,

@@ -20,19 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from systolix import golden
 from systolix.config import Dataflow, EngineConfig, SystolicConfig
-from systolix.cycle_model import engine_cycles, scalesim_cycles
-from systolix.simjob import SimJob
-from systolix.simulate import build, run_job
+from systolix.cycle_model import scalesim_cycles
+from systolix.simulate import build
+from verified import log, verified_engine_runs  # bench/verified.py
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = [(64, 64, 64), (128, 128, 128), (256, 256, 256), (200, 96, 250), (256, 16, 256),
           (16, 256, 16)]
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
 
 
 def main(argv=None):
@@ -65,16 +60,9 @@ def main(argv=None):
             a = rng.integers(-128, 128, (m, k), dtype=np.int64)
             b = rng.integers(-128, 128, (k, n), dtype=np.int64)
             t0 = time.monotonic()
-            runs, failures, _ = run_job(SimJob(config, [(a, b)], seed=args.seed), args.sim,
-                                        args.work_dir)
+            [(run, model)] = verified_engine_runs(config, [(a, b)], args.sim, args.work_dir,
+                                                  args.seed)
             wall = time.monotonic() - t0
-            run = runs[0]
-            model = engine_cycles(config, m, k, n)
-            exact = (run.c is not None and not failures and np.array_equal(
-                run.c, golden.gemm(a, b, config.numerics, config.accumulation_chunk)))
-            if not exact or run.cycles != model.compute or run.job_cycles != model.total:
-                raise SystemExit(f"{config.name} {m}x{k}x{n}: RTL disagrees with a model "
-                                 f"({failures or 'cycles'}); not a benchmark result")
             scalesim = scalesim_cycles(config, m, k, n)
             rows.append({
                 "dataflow": dataflow.value, "array": f"{args.rows}x{args.cols}",

@@ -42,11 +42,18 @@ def rdbpot_math(x, n):
     return mag if x >= 0 else -mag
 
 
+def requantize_one(acc, bias, multiplier, shift, zero_point, clamp_min, clamp_max,
+                   srd=srdhm_c, rdb=rdbpot_c):
+    """One value through the spec. Any int32 multiplier is allowed (the hardware also handles
+    ones RequantParams refuses, e.g. INT32_MIN, SRDHM's saturating case)."""
+    x = min(max(acc + bias, INT32_MIN), INT32_MAX)
+    return min(max(rdb(srd(x, multiplier), shift) + zero_point, clamp_min), clamp_max)
+
+
 def requantize_slow(acc, p: RequantParams, srd=srdhm_c, rdb=rdbpot_c):
     out = np.zeros(acc.shape, dtype=np.int64)
     for m in range(acc.shape[0]):
         for n in range(acc.shape[1]):
-            x = min(max(int(acc[m, n]) + p.bias[n], INT32_MIN), INT32_MAX)
-            y = rdb(srd(x, p.multiplier[n]), p.shift[n])
-            out[m, n] = min(max(y + p.zero_point, p.clamp_min), p.clamp_max)
+            out[m, n] = requantize_one(int(acc[m, n]), p.bias[n], p.multiplier[n], p.shift[n],
+                                       p.zero_point, p.clamp_min, p.clamp_max, srd, rdb)
     return out

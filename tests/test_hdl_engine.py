@@ -11,7 +11,7 @@ from systolix.config import Dataflow, EngineConfig, Numerics, SystolicConfig
 from systolix.cycle_model import engine_cycles
 from systolix.hdl.engine import MatrixEngine
 
-import requant_ref
+import slow_quant
 
 
 def engine(rows, cols, dataflow, numerics=None, **limits):
@@ -157,19 +157,13 @@ def test_rejected_command_leaves_the_next_job_intact(dataflow, seed):
     np.testing.assert_array_equal(results[4][0], want)
 
 
-class Params:
-    """Requantization parameters, per column (arrays) or per layer (scalars)."""
-
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
-
-
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
 @pytest.mark.parametrize("out_signed", [True, False], ids=["int8", "uint8"])
 def test_requantized_output(dataflow, out_signed, seed):
     """The engine's C leaves through the requantizer: per-column bias/multiplier/shift, zero
     point and clamps, bit-exact with the integer definitions, with stalls on every stream."""
     from systolix.config import RequantConfig
+    from systolix.quant import RequantParams
     config = EngineConfig(SystolicConfig(2, 3, Dataflow(dataflow)), 5, 9, 7,
                           requant=RequantConfig(3, out_signed))
     rng = np.random.default_rng(seed)
@@ -178,18 +172,16 @@ def test_requantized_output(dataflow, out_signed, seed):
     jobs = []
     for m, k, p in [(5, 9, 7), (3, 4, 2), (1, 1, 1)]:
         zp = int(rng.integers(out_lo, out_hi + 1))
-        params = Params(bias=rng.integers(-2**20, 2**20, p),
-                        multiplier=rng.integers(2**30, 2**31, p),
-                        shift=rng.integers(0, 14, p), zero_point=zp,
-                        clamp_min=max(out_lo, zp - 100), clamp_max=out_hi)
+        params = RequantParams(bias=rng.integers(-2**20, 2**20, p),
+                               multiplier=rng.integers(2**30, 2**31, p),
+                               shift=rng.integers(0, 14, p), zero_point=zp,
+                               clamp_min=max(out_lo, zp - 100), clamp_max=out_hi,
+                               out_signed=out_signed)
         jobs.append((rand(rng, n, (m, k)), rand(rng, n, (k, p)), params))
     results = simulate(config, jobs, stall=0.3, seed=seed)
     for (a, b, q), (c, err, cycles, total) in zip(jobs, results):
         acc = golden.gemm(a, b, n, config.accumulation_chunk)
-        want = [[requant_ref.requant(int(acc[i, j]), int(q.bias[j]), int(q.multiplier[j]),
-                              int(q.shift[j]), q.zero_point, q.clamp_min, q.clamp_max)
-                 for j in range(acc.shape[1])] for i in range(acc.shape[0])]
-        assert c.tolist() == want, f"seed {seed}"
+        assert c.tolist() == slow_quant.requantize_slow(acc, q).tolist(), f"seed {seed}"
         assert c.dtype == (np.int8 if out_signed else np.uint8)
         assert cycles == engine_cycles(config, *a.shape, b.shape[1]).compute
     # without stalls the whole job is exact too (the requantizer adds its latency once)

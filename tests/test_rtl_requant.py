@@ -3,11 +3,12 @@ edge cases (saturating bias, INT32 extremes, both-INT32_MIN, ties, shifts 0 and 
 random values, and random stalls on both of its streams."""
 
 import random
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-import requant_ref
+import slow_quant
 from helpers import WORK_DIR
 from systolix import tiling
 from systolix.config import RequantConfig
@@ -18,12 +19,13 @@ SIMULATORS = [
     pytest.param("icarus", id="icarus"),
     pytest.param("verilator", id="verilator", marks=pytest.mark.verilator),
 ]
-I32MIN, I32MAX = requant_ref.INT32_MIN, requant_ref.INT32_MAX
+I32MIN, I32MAX = slow_quant.INT32_MIN, slow_quant.INT32_MAX
 
 
-class Params:
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
+def Params(**fields):
+    """Per-beat, per-lane parameters (beats x lanes arrays): more than RequantParams holds,
+    e.g. multipliers the hardware must handle but RequantParams refuses."""
+    return SimpleNamespace(**fields)
 
 
 def cases(rng, lanes, out_signed, beats):
@@ -56,7 +58,7 @@ def test_requantizer_bit_exact_with_stalls(simulator, out_signed, seed):
     accs, rows = cases(rng, config.lanes, out_signed, 300)
     names = ("bias", "multiplier", "shift", "zero_point", "clamp_min", "clamp_max")
     params = Params(**{k: np.array([[p[k] for p in lane] for lane in rows]) for k in names})
-    want = np.array([[requant_ref.requant(a, *(p[k] for k in names))
+    want = np.array([[slow_quant.requantize_one(a, *(p[k] for k in names))
                       for a, p in zip(acc, lane)] for acc, lane in zip(accs, rows)])
     inputs = tiling.requant_input_words(config, np.array(accs), params)
     expected = tiling.requant_output_words(config, want)

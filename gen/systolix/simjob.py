@@ -24,16 +24,6 @@ __all__ = ["JOB_ENV", "SimJob", "JobOutcome", "StreamJob", "write_job", "read_jo
 JOB_ENV = "SYSTOLIX_JOB"
 
 
-def params_to_dict(params):
-    """A :class:`systolix.quant.RequantParams` as JSON-ready data."""
-    return params.to_dict()
-
-
-def params_from_dict(d):
-    from .quant import RequantParams
-    return RequantParams.from_dict(d)
-
-
 def is_reject(entry):
     """An operand-list entry that is a bare (m, k, n) command the engine must reject."""
     return isinstance(entry[0], (int, np.integer))
@@ -76,7 +66,7 @@ def write_job(job: SimJob, directory):
         arrays[f"a{i}"] = np.asarray(a, dtype=np.int64)
         arrays[f"b{i}"] = np.asarray(b, dtype=np.int64)
         if len(entry) == 3:  # requantization parameters for an engine with a requantizer
-            params[str(i)] = params_to_dict(entry[2])
+            params[str(i)] = entry[2].to_dict()  # a systolix.quant.RequantParams
     np.savez(directory / "operands.npz", **arrays)
     meta = {"config": job.config.to_dict(), "count": len(job.operands), "rejects": rejects,
             "params": params,
@@ -95,7 +85,9 @@ def read_job(path) -> SimJob:
             if str(i) in rejects:
                 operands.append(tuple(rejects[str(i)]))
             elif str(i) in params:
-                operands.append((f[f"a{i}"], f[f"b{i}"], params_from_dict(params[str(i)])))
+                from .quant import RequantParams
+                operands.append((f[f"a{i}"], f[f"b{i}"],
+                                 RequantParams.from_dict(params[str(i)])))
             else:
                 operands.append((f[f"a{i}"], f[f"b{i}"]))
     return SimJob(config=config_from_dict(meta["config"]), operands=operands,

@@ -208,13 +208,21 @@ def engine_q_words(config: EngineConfig, params, n):
     """
     C = config.cols
     tiles = -(-n // C)
-    fields = []
-    for name, width in REQUANT_FIELDS:
+
+    def lanes(value):  # per column, zero past N, as (tiles, C)
         col = np.zeros(tiles * C, dtype=np.int64)
-        col[:n] = np.broadcast_to(np.asarray(getattr(params, name), dtype=np.int64), (n,))
-        fields.append(_to_bits(col.reshape(-1, 1), width).reshape(tiles, C, width))
-    lane_bits = np.concatenate(fields, axis=-1)          # (tiles, C, bits per lane)
-    return _bits_to_ints(lane_bits.reshape(tiles, -1))
+        col[:n] = np.broadcast_to(value, (n,))
+        return col.reshape(tiles, C)
+
+    return _bits_to_ints(_param_bits(params, lanes).reshape(tiles, -1))
+
+
+def _param_bits(params, lanes):
+    """(..., lanes, 93) bits of requantization parameters, fields in
+    :data:`REQUANT_FIELDS` order; ``lanes(value)`` places one field's values on the lanes."""
+    return np.concatenate([_to_bits(lanes(np.asarray(getattr(params, name), dtype=np.int64))
+                                    [..., None], width)
+                           for name, width in REQUANT_FIELDS], axis=-1)
 
 
 # -- the standalone requantizer (systolix.hdl.requant.Requantizer)
@@ -227,12 +235,8 @@ def requant_input_words(config, acc, params):
     beats, lanes = acc.shape
     if lanes != config.lanes:
         raise ValueError(f"expected {config.lanes} lanes, got {lanes}")
-    fields = []
-    for name, width in REQUANT_FIELDS:
-        value = np.broadcast_to(np.asarray(getattr(params, name), dtype=np.int64),
-                                (beats, lanes))
-        fields.append(_to_bits(value[..., None], width))
-    param_bits = np.concatenate(fields, axis=-1).reshape(beats, -1)
+    param_bits = _param_bits(params, lambda v: np.broadcast_to(v, (beats, lanes)))
+    param_bits = param_bits.reshape(beats, -1)
     last = np.zeros((beats, 1), dtype=np.uint8)
     last[-1, 0] = 1
     bits = np.concatenate([_to_bits(acc, 32), param_bits, last], axis=-1)

@@ -3,7 +3,6 @@ scenarios on it (``systolix_tb.board_test``), the real host library driving a si
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -11,10 +10,10 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from .. import emit
 from ..errors import SystolixError
 from ..fileio import atomic_open
-from ..simulate import _runner, _tool_environment, check_simulator, compile_verilog
+from ..simulate import (_runner, _tool_environment, check_simulator, compile_verilog,
+                        design_key)
 from .top import BoardConfig, BoardTop
 
 __all__ = ["board_verilog", "build_board", "run_board", "BOARD_TEST_MODULE", "SCENARIO_ENV"]
@@ -29,23 +28,11 @@ def board_verilog(config: BoardConfig):
     return verilog.convert(top, name=config.name, emit_src=False)
 
 
-def _key(config):
-    h = hashlib.sha256(json.dumps([config.to_dict(), emit.tool_versions()],
-                                  sort_keys=True).encode())
-    package = Path(emit.__file__).parent
-    # what the Verilog depends on: the generators, the board top, the protocol, the config
-    sources = [*sorted((package / "hdl").glob("*.py")), package / "board" / "top.py",
-               package / "board" / "protocol.py", package / "config.py"]
-    for path in sources:
-        h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
-
-
 def build_board(config: BoardConfig, simulator="icarus", work_dir="sim_out"):
     """Emit and compile the board top; cached per (config, simulator, generator source)."""
     check_simulator(simulator)
     build_dir = Path(work_dir).resolve() / config.name / simulator
-    key = _key(config)
+    key = design_key(config)  # the config and every generator source: a superset of its deps
     stamp = build_dir / "design.key"
     if stamp.is_file() and stamp.read_text() == key:
         return build_dir

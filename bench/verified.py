@@ -1,0 +1,35 @@
+"""Shared by the benchmark scripts: RTL runs that count only when both models agree."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from systolix import golden
+from systolix.cycle_model import engine_cycles
+from systolix.simjob import SimJob
+from systolix.simulate import run_job
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def verified_engine_runs(config, operands, simulator, work_dir, seed):
+    """Run GEMMs ``operands`` through engine ``config`` in one simulation; returns
+    ``[(run, model), ...]``. Exits unless every result is bit-exact and every cycle count
+    (compute and whole job) equals :func:`systolix.cycle_model.engine_cycles`."""
+    runs, failures, _ = run_job(SimJob(config, operands, seed=seed), simulator, work_dir)
+    out = []
+    for (a, b), run in zip(operands, runs):
+        m, k = a.shape
+        n = b.shape[1]
+        model = engine_cycles(config, m, k, n)
+        exact = (run.c is not None and not failures and np.array_equal(
+            run.c, golden.gemm(a, b, config.numerics, config.accumulation_chunk)))
+        if not exact or run.cycles != model.compute or run.job_cycles != model.total:
+            raise SystemExit(f"{config.name} {m}x{k}x{n}: RTL disagrees with a model "
+                             f"({failures or 'cycles'}); not a benchmark result")
+        out.append((run, model))
+    return out
