@@ -12,6 +12,7 @@ from systolix.cycle_model import engine_cycles
 from systolix.hdl.engine import MatrixEngine
 
 import slow_quant
+from helpers import requant_entries
 
 
 def engine(rows, cols, dataflow, numerics=None, **limits):
@@ -161,29 +162,25 @@ def test_rejected_command_leaves_the_next_job_intact(dataflow, seed):
 @pytest.mark.parametrize("out_signed", [True, False], ids=["int8", "uint8"])
 def test_requantized_output(dataflow, out_signed, seed):
     """The engine's C leaves through the requantizer: per-column bias/multiplier/shift, zero
-    point and clamps, bit-exact with the integer definitions, with stalls on every stream."""
+    point and clamps, bit-exact with the integer definitions, with stalls on every stream.
+    The parameters are fitted to each job's accumulators, so most outputs are unclamped and
+    the rounding (ties included: tiny operands give shifts 0..2) shows in them."""
     from systolix.config import RequantConfig
-    from systolix.quant import RequantParams
     config = EngineConfig(SystolicConfig(2, 3, Dataflow(dataflow)), 5, 9, 7,
                           requant=RequantConfig(3, out_signed))
     rng = np.random.default_rng(seed)
-    n = config.numerics
-    out_lo, out_hi = (-128, 127) if out_signed else (0, 255)
-    jobs = []
-    for m, k, p in [(5, 9, 7), (3, 4, 2), (1, 1, 1)]:
-        zp = int(rng.integers(out_lo, out_hi + 1))
-        params = RequantParams(bias=rng.integers(-2**20, 2**20, p),
-                               multiplier=rng.integers(2**30, 2**31, p),
-                               shift=rng.integers(0, 14, p), zero_point=zp,
-                               clamp_min=max(out_lo, zp - 100), clamp_max=out_hi,
-                               out_signed=out_signed)
-        jobs.append((rand(rng, n, (m, k)), rand(rng, n, (k, p)), params))
+    shapes = [(5, 9, 7), (5, 9, 7), (3, 4, 2), (1, 1, 1), (5, 8, 6), (4, 9, 7), (2, 3, 5),
+              (5, 9, 7)]
+    jobs = requant_entries(rng, config, shapes, out_signed)
     results = simulate(config, jobs, stall=0.3, seed=seed)
+    assert len(results) == len(jobs)
     for (a, b, q), (c, err, cycles, total) in zip(jobs, results):
-        acc = golden.gemm(a, b, n, config.accumulation_chunk)
+        acc = golden.gemm(a, b, config.numerics, config.accumulation_chunk)
         assert c.tolist() == slow_quant.requantize_slow(acc, q).tolist(), f"seed {seed}"
         assert c.dtype == (np.int8 if out_signed else np.uint8)
         assert cycles == engine_cycles(config, *a.shape, b.shape[1]).compute
     # without stalls the whole job is exact too (the requantizer adds its latency once)
-    for (a, b, _), (_, _, _, total) in zip(jobs, simulate(config, jobs)):
+    results = simulate(config, jobs[:3])
+    assert len(results) == 3
+    for (a, b, _), (_, _, _, total) in zip(jobs, results):
         assert total == engine_cycles(config, *a.shape, b.shape[1]).total
