@@ -20,12 +20,21 @@ def engine(rows, cols, dataflow, numerics=None, **limits):
                         **limits)
 
 
+#: ``first c.valid cycle - last load handshake cycle (A, B or q) = compute + PORT_GAP`` (plus the
+#: requantizer's stages): the cycle after the last word, in which LOAD sees it counted and
+#: leaves (1); the compute phase; the drain's first buffer read (1); its word valid one cycle
+#: later (1). Backpressure on C cannot delay the first ``c.valid``, stalls on A/B cannot move
+#: the compute phase: the measurement is exact with stalls too.
+PORT_GAP = 3
+
+
 def simulate(config, jobs, *, stall=0.0, seed=0, fill=0):
     """Run ``jobs`` (list of (A, B), or (m, k, n) tuples to be rejected) back to back;
     ``fill`` goes into the padding lanes of the A and B words.
 
     Returns per job: (C or None, error flag, compute cycles, total cycles from command
-    handshake to ``done``).
+    handshake to ``done``). The compute cycles are measured at the ports (see
+    :data:`PORT_GAP`) and must equal the engine's own ``cycles`` output.
     """
     dut = MatrixEngine(config)
     rng = random.Random(seed)
@@ -60,7 +69,10 @@ def simulate(config, jobs, *, stall=0.0, seed=0, fill=0):
             ctx.set(dut.cmd.valid, 0)
             ai = bi = qi = 0
             words = []
+            last_load = first_c = None
             while True:
+                if first_c is None and ctx.get(dut.c.valid):
+                    first_c = cycle
                 if config.requant is not None:
                     offer_q = qi < len(q_words) and rng.random() >= stall
                     ctx.set(dut.q.valid, offer_q)
@@ -68,6 +80,7 @@ def simulate(config, jobs, *, stall=0.0, seed=0, fill=0):
                         ctx.set(dut.q.payload.as_value(), q_words[qi])
                     if offer_q and ctx.get(dut.q.ready):
                         qi += 1
+                        last_load = cycle
                 # offer (maybe) this cycle's words, then see what the handshake took
                 offer_a = ai < len(a_words) and rng.random() >= stall
                 offer_b = bi < len(b_words) and rng.random() >= stall
@@ -83,8 +96,10 @@ def simulate(config, jobs, *, stall=0.0, seed=0, fill=0):
                     break
                 if offer_a and ctx.get(dut.a.ready):
                     ai += 1
+                    last_load = cycle
                 if offer_b and ctx.get(dut.b.ready):
                     bi += 1
+                    last_load = cycle
                 if take_c and ctx.get(dut.c.valid):
                     words.append(ctx.get(dut.c.payload.as_value()))
                 await tick()
@@ -96,7 +111,11 @@ def simulate(config, jobs, *, stall=0.0, seed=0, fill=0):
             assert ai == len(a_words) and bi == len(b_words), "not all words were taken"
             c, last = tiling.engine_c_matrix(config, words, *dims[::2])
             assert last[-1] and not last[:-1].any(), "last flag misplaced"
-            out.append((c, err, ctx.get(dut.cycles), total))
+            compute = first_c - last_load - PORT_GAP - (config.requant.latency
+                                                        if config.requant is not None else 0)
+            assert compute == ctx.get(dut.cycles), \
+                f"compute phase {compute} cycles at the ports, {ctx.get(dut.cycles)} by `cycles`"
+            out.append((c, err, compute, total))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
