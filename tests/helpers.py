@@ -57,6 +57,7 @@ def check_rtl(config, operands, simulator, *, seed=0, back_to_back=False, stall_
     runs, failures, total = run_job(job, simulator, WORK_DIR)
     where = f"[{config.name} on {simulator}, seed {seed}]"
     assert not failures, f"{where} {failures}"
+    assert len(runs) == len(operands), f"{where} {len(runs)} runs for {len(operands)} GEMMs"
     for i, ((a, b), run) in enumerate(zip(operands, runs)):
         want = golden.gemm(a, b, config.numerics)
         assert run.c is not None, f"{where} gemm {i}: no result"
@@ -81,6 +82,7 @@ def check_engine(config, entries, simulator, *, seed=0, stall_prob=0.0):
     runs, failures, _ = run_job(job, simulator, WORK_DIR)
     where = f"[{config.name} on {simulator}, seed {seed}, stall {stall_prob}]"
     assert not failures, f"{where} {failures}"
+    assert len(runs) == len(entries), f"{where} {len(runs)} runs for {len(entries)} entries"
     for i, (entry, run) in enumerate(zip(entries, runs)):
         if is_reject(entry):
             assert run.error and run.c is None and run.job_cycles == 1, f"{where} entry {i}"

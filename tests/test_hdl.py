@@ -91,6 +91,7 @@ def test_pe_accumulates_per_spec(numerics):
         ctx.set(dut.valid, 0)
 
     run(dut, tb)
+    assert len(results) == len(beats)
     for (a, b), got in zip(beats, results):
         want = golden.gemm(a.reshape(1, -1), b.reshape(-1, 1), numerics)[0, 0]
         assert got == want, f"seed={seed}"

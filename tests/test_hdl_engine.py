@@ -121,6 +121,7 @@ def simulate(config, jobs, *, stall=0.0, seed=0, fill=0):
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
+    assert len(out) == len(jobs), f"{len(out)} results for {len(jobs)} jobs"
     return out
 
 
