@@ -11,10 +11,10 @@ from amaranth.sim import Simulator
 
 from systolix.board import protocol as P
 from systolix.board.top import BoardConfig, BoardPlatformTop, BoardTop
-from systolix.cli import main
+from systolix.cli.app import main
 from systolix.config import Dataflow, EngineConfig, Numerics, RequantConfig, SystolicConfig
-from systolix.hdl.hostlink import HostLink, crc16_step
-from systolix.hdl.uart import UartRx, UartTx, uart_divisor
+from systolix.hdl.link.hostlink import HostLink, crc16_step
+from systolix.hdl.link.uart import UartRx, UartTx, uart_divisor
 
 ENGINE = EngineConfig(SystolicConfig(2, 3, Dataflow.WEIGHT_STATIONARY,
                                      Numerics(acc_width=24, saturate=True)), 5, 6, 7)
@@ -222,7 +222,7 @@ def test_board_verilog_is_lint_clean():
     """`verilator --lint-only -Wall` on a whole board design, with the project's waivers only."""
     from helpers import WORK_DIR
     from systolix.board.sim import board_verilog
-    from systolix.simulate import lint
+    from systolix.sim.runner import lint
     from test_lint import WAIVERS
     cfg = BoardConfig(ENGINE, 12_000_000, 3_000_000, timeout_ms=0.05)
     out_dir = WORK_DIR / "lint"
@@ -236,7 +236,7 @@ def test_board_verilog_is_lint_clean():
 
 def test_readme_worked_example_bytes():
     """The byte example in README's "Board link" section, rebuilt from the engine's packing."""
-    from systolix import tiling
+    from systolix.model import tiling
     cfg = EngineConfig(SystolicConfig(2, 2), 4, 6, 5)
     a = np.array([[1, 2, 3], [4, 5, 6]])
     b = np.array([[1, 0], [0, 1], [1, 1]])
@@ -274,7 +274,7 @@ def test_board_generate_cli(tmp_path, capsys):
 
 def _stub_client(config):
     """A BoardClient whose jobs are computed by the golden model (tiling logic only)."""
-    from systolix import golden
+    from systolix.model import golden
     from systolix.board.host import BoardClient
     client = BoardClient(transport=None, baud=115200)
     client._info = P.BoardInfo(config, 12_000_000, 115200, 1000)
@@ -293,7 +293,7 @@ def _stub_client(config):
 def test_host_tiling_combines_partial_sums_with_the_engines_numerics(dataflow, seed):
     """GEMMs beyond the buffers in every dimension, into a 20-bit wrapping accumulator that
     overflows, must equal the golden model of the whole GEMM (K split on chunk boundaries)."""
-    from systolix import golden
+    from systolix.model import golden
     num = Numerics(acc_width=20)
     config = EngineConfig(SystolicConfig(3, 2, dataflow, num), 4, 7, 5)
     client, jobs = _stub_client(config)

@@ -8,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from systolix import cli, golden, simulate
+from systolix.cli import app as cli
+from systolix.model import golden
+from systolix.sim import runner as simulate
 from systolix.config import Numerics
 
 

@@ -1,7 +1,7 @@
 import pytest
 
 from systolix.config import SystolicConfig
-from systolix.cycle_model import gemm_cycles, scalesim_cycles, stream_cycles
+from systolix.model.cycles import gemm_cycles, scalesim_cycles, stream_cycles
 
 
 def test_single_tile_formula():
@@ -37,7 +37,7 @@ def test_engine_model_meets_the_utilization_goal_and_beats_scalesim():
     """256^3 on 16x16: >= 95 % (it is 99.9 %) in both dataflows, and fewer cycles than
     SCALE-Sim's non-overlapped folds."""
     from systolix.config import Dataflow, EngineConfig
-    from systolix.cycle_model import engine_cycles
+    from systolix.model.cycles import engine_cycles
     for dataflow in Dataflow:
         config = EngineConfig(SystolicConfig(16, 16, dataflow), 256, 256, 256)
         model = engine_cycles(config, 256, 256, 256)
@@ -48,7 +48,7 @@ def test_engine_model_meets_the_utilization_goal_and_beats_scalesim():
 
 def test_engine_model_rejects_what_the_engine_rejects():
     from systolix.config import EngineConfig
-    from systolix.cycle_model import engine_cycles
+    from systolix.model.cycles import engine_cycles
     config = EngineConfig(SystolicConfig(4, 4), 8, 8, 8)
     for dims in [(0, 1, 1), (9, 1, 1), (1, 9, 1), (1, 1, 9)]:
         with pytest.raises(ValueError, match="must be in range"):

@@ -23,7 +23,7 @@ from amaranth.back import verilog
 
 from systolix.config import Numerics, SystolicConfig
 from systolix.emit import ports
-from systolix.hdl.systolic import OutputStationaryArray
+from systolix.hdl.os_array import OutputStationaryArray
 from systolix.synth.flow import SynthPlatform
 
 pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from helpers import ROOT
-from systolix.demo import demo_designs
+from systolix.apps.demo import demo_designs
 from systolix import __version__
 from systolix.config import Numerics, SystolicConfig
 from systolix.emit import manifest, verilog_text, write_design

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from systolix import golden
+from systolix.model import golden
 from systolix.config import Numerics
 
 

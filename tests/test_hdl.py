@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from systolix import golden
+from systolix.model import golden
 from systolix.config import Numerics, SystolicConfig
-from systolix.cycle_model import stream_cycles
+from systolix.model.cycles import stream_cycles
 from systolix.hdl.pe import OutputStationaryPE
 from systolix.hdl.skew import DelayLanes, deskew_delays, skew_delays
-from systolix.hdl.systolic import OutputStationaryArray
+from systolix.hdl.os_array import OutputStationaryArray
 
 
 def run(dut, testbench):
@@ -240,7 +240,7 @@ def test_pe_rejects_bad_pipeline_stages(bad):
 
 @pytest.mark.parametrize("pipeline,stages", [("none", 0), ("product", 1), ("full", 2)])
 def test_array_latency_properties_follow_the_pipeline(pipeline, stages):
-    from systolix.cycle_model import result_latency
+    from systolix.model.cycles import result_latency
     config = SystolicConfig(3, 5, pipeline=pipeline)
     dut = OutputStationaryArray(config)
     dut._MustUse__silence = True

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from systolix import golden, tiling
+from systolix.model import golden, tiling
 from systolix.config import Dataflow, EngineConfig, Numerics, SystolicConfig
-from systolix.cycle_model import engine_cycles
+from systolix.model.cycles import engine_cycles
 from systolix.hdl.engine import MatrixEngine
 
 import slow_quant
@@ -163,7 +163,7 @@ def test_requantized_output(dataflow, out_signed, seed):
     """The engine's C leaves through the requantizer: per-column bias/multiplier/shift, zero
     point and clamps, bit-exact with the integer definitions, with stalls on every stream."""
     from systolix.config import RequantConfig
-    from systolix.quant import RequantParams
+    from systolix.model.quant import RequantParams
     config = EngineConfig(SystolicConfig(2, 3, Dataflow(dataflow)), 5, 9, 7,
                           requant=RequantConfig(3, out_signed))
     rng = np.random.default_rng(seed)

@@ -5,10 +5,10 @@ exact cycles)."""
 import numpy as np
 import pytest
 
-from systolix import golden, tiling
+from systolix.model import golden, tiling
 from systolix.config import (EngineConfig, Numerics, RequantConfig, SystolicConfig,
                              TensorCoreConfig, config_from_dict)
-from systolix.cycle_model import engine_cycles
+from systolix.model.cycles import engine_cycles
 
 from test_hdl_engine import rand, simulate
 

@@ -8,7 +8,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from systolix.config import Dataflow, Numerics, SystolicConfig
-from systolix.hdl.ws import WeightStationaryArray, WeightStationaryPE
+from systolix.hdl.ws_array import WeightStationaryArray, WeightStationaryPE
 
 
 def ws(rows, cols, numerics=None):

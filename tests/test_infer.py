@@ -9,7 +9,7 @@ import pytest
 
 from helpers import WORK_DIR
 from systolix.config import Dataflow
-from systolix.infer import inference_engine, run_inference
+from systolix.apps.infer import inference_engine, run_inference
 
 SIMULATORS = [
     pytest.param("icarus", id="icarus"),

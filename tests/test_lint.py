@@ -9,7 +9,7 @@ from helpers import WORK_DIR
 from systolix.config import (Dataflow, EngineConfig, Numerics, RequantConfig, SystolicConfig,
                              TensorCoreConfig)
 from systolix.emit import write_design
-from systolix.simulate import lint
+from systolix.sim.runner import lint
 
 pytestmark = pytest.mark.verilator
 

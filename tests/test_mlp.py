@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from slow_quant import rdbpot_c, srdhm_c
-from systolix import golden, mlp
+from systolix.model import golden
+from systolix.apps import mlp
 from systolix.config import Numerics
-from systolix.quant import INT32_MAX, INT32_MIN, RequantParams, requantize
+from systolix.model.quant import INT32_MAX, INT32_MIN, RequantParams, requantize
 
 
 @pytest.fixture(scope="module")

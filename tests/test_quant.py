@@ -1,4 +1,4 @@
-"""The requantization reference (systolix.quant) against the slow models of slow_quant.py."""
+"""The requantization reference (systolix.model.quant) against the slow models of slow_quant.py."""
 
 import json
 
@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from slow_quant import rdbpot_c, rdbpot_math, requantize_slow, srdhm_c, srdhm_math
-from systolix import quant
-from systolix.quant import (INT32_MAX, INT32_MIN, M0_MAX, M0_MIN, RequantParams,
-                            quantize_multiplier, rdbpot, relu6_clamp, relu_clamp, requantize, srdhm)
+from systolix.model import quant
+from systolix.model.quant import (INT32_MAX, INT32_MIN, M0_MAX, M0_MIN, RequantParams,
+                                  quantize_multiplier, rdbpot, relu6_clamp, relu_clamp, requantize,
+                                  srdhm)
 
 
 random_int32 = quant.random_accumulators

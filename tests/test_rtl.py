@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import check_rtl, rand_operands
-from systolix import golden
+from systolix.model import golden
 from systolix.config import Numerics, SystolicConfig
 
 SIMULATORS = [

@@ -69,9 +69,9 @@ def test_unsigned_narrow_accumulator(simulator, dataflow, seed):
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 @pytest.mark.parametrize("out_signed", [True, False], ids=["int8", "uint8"])
 def test_requantized_engine_with_stalls(simulator, dataflow, out_signed, seed):
-    """C leaves through the requantizer: random per-column parameters (systolix.quant), awkward
+    """C leaves through the requantizer: random per-column parameters (systolix.model.quant), awkward
     shapes, stalls on all four streams, back to back; compared with quant.requantize."""
-    from systolix import quant
+    from systolix.model import quant
     config = EngineConfig(SystolicConfig(3, 4, dataflow), 9, 11, 10,
                           requant=RequantConfig(4, out_signed))
     rng = np.random.default_rng(seed)

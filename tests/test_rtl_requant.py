@@ -10,10 +10,10 @@ import pytest
 
 import slow_quant
 from helpers import WORK_DIR
-from systolix import tiling
+from systolix.model import tiling
 from systolix.config import RequantConfig
-from systolix.simjob import StreamJob
-from systolix.simulate import run_stream_job
+from systolix.sim.job import StreamJob
+from systolix.sim.runner import run_stream_job
 
 SIMULATORS = [
     pytest.param("icarus", id="icarus"),
@@ -71,9 +71,9 @@ def test_requantizer_bit_exact_with_stalls(simulator, out_signed, seed):
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("out_signed", [True, False], ids=["int8", "uint8"])
 def test_requantizer_on_the_reference_edge_cases(simulator, out_signed, seed):
-    """systolix.quant's edge cases (every edge accumulator against every edge parameter set)
-    through the RTL, compared with systolix.quant.requantize, with stalls."""
-    from systolix import quant
+    """systolix.model.quant's edge cases (every edge accumulator against every edge parameter set)
+    through the RTL, compared with systolix.model.quant.requantize, with stalls."""
+    from systolix.model import quant
     config = RequantConfig(3, out_signed)
     jobs = [(acc, p) for acc, p in quant.edge_cases(channels=3, max_rows=128)
             if p.out_signed == out_signed]

@@ -75,7 +75,7 @@ def test_accumulator_overflow(simulator, saturate, seed):
 @pytest.mark.parametrize("simulator", SIMULATORS_SLOW_VERILATOR)
 def test_requantized_tensorcore_engine(simulator, seed):
     """C leaves through the requantizer (lanes = n x cores), with stalls on all four streams."""
-    from systolix import quant
+    from systolix.model import quant
     config = EngineConfig(max_m=5, max_k=7, max_n=6, core=TensorCoreConfig(2, 2, 2), cores=2,
                           requant=RequantConfig(4))
     rng = np.random.default_rng(seed)

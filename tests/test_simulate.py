@@ -2,7 +2,7 @@
 
 import os
 
-from systolix.simulate import _tool_environment
+from systolix.sim.runner import _tool_environment
 
 
 def test_verilator_pch_fix_survives_an_outer_make(monkeypatch):

@@ -338,7 +338,7 @@ def test_fpga_family_of_real_board_platforms():
     from amaranth_boards.icebreaker import ICEBreakerPlatform
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-    from systolix.hdl.family import fpga_family
+    from systolix.hdl.dsp import fpga_family
     from systolix.synth.flow import SynthPlatform
     assert fpga_family(ICEBreakerPlatform()) == "ice40"
     assert fpga_family(ULX3S_85F_Platform()) == "ecp5"

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, WORK_DIR
-from systolix import golden
+from systolix.model import golden
 from systolix.config import Numerics, SystolicConfig, TensorCoreConfig
 from systolix.emit import build, verilog_text, write_design
-from systolix.mma import pack_input_beats, stream_cycles, unpack_output_beats
+from systolix.sim.mma import pack_input_beats, stream_cycles, unpack_output_beats
 from test_golden import slow_gemm
 from test_lint import WAIVERS
 
@@ -180,7 +180,7 @@ def test_emission_is_deterministic(tmp_path):
 
 
 def test_build_dispatches_on_config_type():
-    from systolix.hdl.systolic import OutputStationaryArray
+    from systolix.hdl.os_array import OutputStationaryArray
     from systolix.hdl.tensorcore import MMAUnit
     for config, cls in ((TensorCoreConfig(), MMAUnit), (SystolicConfig(2, 2),
                                                         OutputStationaryArray)):
@@ -264,7 +264,7 @@ def test_cli_rejects_tensorcore_flags_for_systolic(tmp_path):
                                                             saturate=True)),
 ], ids=lambda c: c.name)
 def test_verilator_lint_clean(config):
-    from systolix.simulate import lint
+    from systolix.sim.runner import lint
     v, _ = write_design(config, WORK_DIR / "lint", only_if_changed=True)
     rc, out = lint(v, config.name, [f"-Wno-{w}" for w in WAIVERS])
     assert rc == 0, out

@@ -9,10 +9,10 @@ import pytest
 from amaranth.hdl import Const
 from amaranth.sim import Simulator
 
-from systolix import golden
+from systolix.model import golden
 from systolix.config import Numerics, TensorCoreConfig
 from systolix.hdl.tensorcore import DotProductUnit, MMAUnit, mma_input_layout
-from systolix.mma import pack_input_beats, unpack_output_beats
+from systolix.sim.mma import pack_input_beats, unpack_output_beats
 
 
 def run(dut, testbench):

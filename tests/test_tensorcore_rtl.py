@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from helpers import WORK_DIR
-from systolix import golden
+from systolix.model import golden
 from systolix.config import Numerics, TensorCoreConfig
-from systolix.mma import MMAJob, run_job, stream_cycles
+from systolix.sim.mma import MMAJob, run_job, stream_cycles
 from test_tensorcore_hdl import edge_beats
 
 ICARUS = pytest.param("icarus", id="icarus")

@@ -5,8 +5,8 @@ import pytest
 
 from systolix.config import Numerics, SystolicConfig
 from systolix.emit import manifest
-from systolix.hdl.systolic import input_layout, output_layout
-from systolix import tiling
+from systolix.hdl.os_array import input_layout, output_layout
+from systolix.model import tiling
 
 
 def test_input_packing_matches_layout(seed):
@@ -53,7 +53,7 @@ def test_manifest_documents_the_same_offsets():
 def test_engine_words_layout():
     """Lane order of the engine's load words, decoded by hand (lane 0 in the low bits)."""
     from systolix.config import Dataflow, EngineConfig
-    from systolix.tiling import engine_a_words, engine_b_words, engine_c_matrix
+    from systolix.model.tiling import engine_a_words, engine_b_words, engine_c_matrix
 
     a = np.arange(1, 16).reshape(3, 5)           # M=3, K=5
     b = np.arange(1, 16).reshape(5, 3) - 8       # K=5, N=3

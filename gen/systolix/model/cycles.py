@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import Dataflow, EngineConfig, SystolicConfig
+from ..config import Dataflow, EngineConfig, SystolicConfig
 
 __all__ = ["GemmCycles", "EngineCycles", "tile_grid", "result_latency", "stream_cycles",
            "gemm_cycles", "engine_cycles", "scalesim_cycles"]
@@ -35,7 +35,7 @@ def stream_cycles(config: SystolicConfig, tile_ks):
     sooner than ``rows`` cycles after it (the array's drain spacing, enforced by ``ready``).
     The final output row then follows ``result_latency + rows - 1`` cycles later, where
     ``result_latency = rows + cols - 1 + pipeline_stages`` (see
-    :attr:`~systolix.hdl.systolic.OutputStationaryArray.result_latency`).
+    :attr:`~systolix.hdl.os_array.OutputStationaryArray.result_latency`).
 
     Returns
     -------

@@ -1,6 +1,6 @@
 """How a GEMM is cut into array tiles and turned into port-level bit vectors, and back.
 
-The bit layouts here follow :func:`systolix.hdl.systolic.input_layout` / ``output_layout``
+The bit layouts here follow :func:`systolix.hdl.os_array.input_layout` / ``output_layout``
 (Amaranth puts the first struct field and array element 0 at the least significant bit); the
 tests check them against the emitted manifest. Everything is vectorised so that a testbench
 does no per-element Python work while the simulator runs.
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import Dataflow, EngineConfig, SystolicConfig
-from .cycle_model import tile_grid
+from ..config import Dataflow, EngineConfig, SystolicConfig
+from .cycles import tile_grid
 
 __all__ = ["Tile", "plan_tiles", "pack_input_beats", "unpack_output_rows", "assemble",
            "engine_a_words", "engine_b_words", "engine_c_matrix", "engine_q_words",
@@ -204,7 +204,7 @@ def engine_q_words(config: EngineConfig, params, n):
     parameters of column n0 + c (padding lanes are zero).
 
     ``params`` has per-column ``bias``, ``multiplier``, ``shift`` and per-layer (or per-column)
-    ``zero_point``, ``clamp_min``, ``clamp_max`` (e.g. :class:`systolix.quant.RequantParams`).
+    ``zero_point``, ``clamp_min``, ``clamp_max`` (e.g. :class:`systolix.model.quant.RequantParams`).
     """
     C = config.cols
     tiles = -(-n // C)

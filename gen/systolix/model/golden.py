@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import Numerics
+from ..config import Numerics
 
 __all__ = ["gemm", "wrap"]
 
@@ -35,7 +35,7 @@ def gemm(a, b, numerics: Numerics, chunk=1):
     a : array_like, shape (M, K)
     b : array_like, shape (K, N)
         Integer operands inside ``numerics``' operand range (not checked here; see
-        :func:`systolix.matrices.check_operand`).
+        :func:`systolix.model.matrices.check_operand`).
     numerics : Numerics
     chunk : int
         The architecture's accumulation chunk (``config.accumulation_chunk``): products of

@@ -6,9 +6,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import Dataflow, SystolicConfig
-from ..cycle_model import result_latency
+from ..model.cycles import result_latency
 from .arith import acc_shape, operand_shape
-from .family import fpga_family
+from .dsp import fpga_family
 from .pe import OutputStationaryPE
 from .skew import DelayLanes, deskew_delays, skew_delays
 

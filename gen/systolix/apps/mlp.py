@@ -21,13 +21,13 @@ The flow (all deterministic for a given seed):
      so the engine computes only raw int8 x int8 GEMMs: ``sum_k (x_q - zp_in) W_q + b_q
      = sum_k x_q W_q + bias'``;
    * per channel ``M0[n], shift[n] = quantize_multiplier(s_in * s_w[n] / s_out)``;
-   * hidden layer: ReLU as ``clamp_min = zp_out`` (:func:`systolix.quant.relu_clamp`);
+   * hidden layer: ReLU as ``clamp_min = zp_out`` (:func:`systolix.model.quant.relu_clamp`);
    * output layer: int8 logits at one per-tensor scale, prediction ``argmax`` (ties to the lowest
      index). A common output scale is needed: with per-channel weight scales the int32
      accumulators of different classes are at different scales and cannot be compared directly.
 4. :meth:`QuantizedMLP.infer`: layer by layer, ``out = gemm_requant(a_q, W_q, params)``, where
    ``gemm_requant`` is injected: :func:`reference_gemm_requant` (``golden.gemm`` with the default
-   int32 wrapping ``Numerics`` then :func:`systolix.quant.requantize`), or one that runs the RTL.
+   int32 wrapping ``Numerics`` then :func:`systolix.model.quant.requantize`), or one that runs the RTL.
 """
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import golden
-from .config import Numerics
-from .quant import INT32_MAX, INT32_MIN, RequantParams, quantize_multiplier, relu_clamp, requantize
+from ..model import golden
+from ..config import Numerics
+from ..model.quant import (INT32_MAX, INT32_MIN, RequantParams, quantize_multiplier, relu_clamp,
+                           requantize)
 
 __all__ = ["DigitsSplit", "FloatMLP", "QuantizedLayer", "QuantizedMLP", "Inference",
            "load_digits_split", "train_float_mlp", "quantize_mlp", "reference_gemm_requant",
@@ -330,7 +331,7 @@ def quantize_mlp(model: FloatMLP, calibration):
     ------
     ValueError
         A folded bias outside int32, or a real multiplier ``s_in * s_w / s_out`` not in (0, 1)
-        (from :func:`systolix.quant.quantize_multiplier`).
+        (from :func:`systolix.model.quant.quantize_multiplier`).
     """
     calibration = np.asarray(calibration, dtype=np.float64)
     acts = model.activations(calibration)
@@ -412,5 +413,5 @@ def _check_int(name, value, lo, hi=None):
         raise ValueError(f"{name} must be {span}, not {value}")
 
 
-if __name__ == "__main__":  # pragma: no cover - a quick look: python -m systolix.mlp
+if __name__ == "__main__":  # pragma: no cover - a quick look: python -m systolix.apps.mlp
     print(accuracy_report())

@@ -12,10 +12,11 @@ import sys
 
 import numpy as np
 
-from . import __version__, synth_cli
-from .config import (DEFAULT_MMA_PIPELINE, PIPELINES, Dataflow, EngineConfig, Numerics,
-                     SystolicConfig, TensorCoreConfig)
-from .errors import SystolixError
+from .. import __version__
+from . import synth as synth_cli
+from ..config import (DEFAULT_MMA_PIPELINE, PIPELINES, Dataflow, EngineConfig, Numerics,
+                      SystolicConfig, TensorCoreConfig)
+from ..errors import SystolixError
 
 __all__ = ["main"]
 
@@ -166,7 +167,7 @@ def _parser():
     f.add_argument("--json", action="store_true", help="print one JSON object as the summary")
     f.add_argument("--work-dir", default="sim_out", metavar="DIR")
 
-    from . import board_cli
+    from . import board as board_cli
     board_cli.add_parsers(sub)
 
     d = sub.add_parser("demo", help="8x8 array and engines, random GEMM in RTL, and the "
@@ -252,7 +253,7 @@ def _generate_config(args, verb="generate"):
 
 
 def _cmd_generate(args):
-    from .emit import write_design
+    from ..emit import write_design
     config = _generate_config(args)
     v, m = write_design(config, args.output)
     print(f"wrote {v}")
@@ -262,10 +263,10 @@ def _cmd_generate(args):
 
 def run_gemm(config, a, b, simulator, work_dir):
     """Simulate C = A x B; returns the summary dict and C (checked against numpy)."""
-    from . import golden
-    from .cycle_model import scalesim_cycles
-    from .simjob import SimJob
-    from .simulate import run_job
+    from ..model import golden
+    from ..model.cycles import scalesim_cycles
+    from ..sim.job import SimJob
+    from ..sim.runner import run_job
 
     runs, failures, _ = run_job(SimJob(config, [(a, b)]), simulator, work_dir)
     run = runs[0]
@@ -303,9 +304,9 @@ def run_gemm(config, a, b, simulator, work_dir):
 
 
 def _cmd_run(args):
-    from .matrices import check_gemm_shapes, check_operand, check_output_path, load_matrix
-    from .matrices import save_matrix
-    from .simulate import check_simulator
+    from ..model.matrices import check_gemm_shapes, check_operand, check_output_path, load_matrix
+    from ..model.matrices import save_matrix
+    from ..sim.runner import check_simulator
 
     tensorcore = args.arch == "tensorcore"
     if tensorcore and not args.engine:
@@ -367,8 +368,8 @@ def _print_summary(config, s):
 
 
 def _cmd_infer(args):
-    from .infer import inference_engine, run_inference
-    from .simulate import check_simulator
+    from ..apps.infer import inference_engine, run_inference
+    from ..sim.runner import check_simulator
 
     try:
         config = inference_engine(args.rows, args.cols, Dataflow(args.dataflow), args.batch)
@@ -399,7 +400,7 @@ def print_inference(r, indent=""):
 
 
 def _cmd_demo(args):
-    from .demo import run_demo
+    from ..apps.demo import run_demo
     return run_demo(size=args.size, simulator=args.sim, seed=args.seed, rtl_dir=args.rtl_dir,
                     work_dir=args.work_dir, infer_sim=args.infer_sim,
                     infer_images=args.infer_images)
@@ -408,7 +409,7 @@ def _cmd_demo(args):
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        from . import board_cli
+        from . import board as board_cli
         return {"generate": _cmd_generate, "run": _cmd_run, "infer": _cmd_infer,
                 "demo": _cmd_demo, "board": board_cli.main,
                 **synth_cli.HANDLERS}[args.command](args)

@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 
-from .config import Dataflow, EngineConfig, RequantConfig, SystolicConfig
-from .cycle_model import engine_cycles
-from .errors import SystolixError
+from ..config import Dataflow, EngineConfig, RequantConfig, SystolicConfig
+from ..model.cycles import engine_cycles
+from ..errors import SystolixError
 
 __all__ = ["inference_engine", "RTLGemmRequant", "run_inference"]
 
@@ -27,7 +27,7 @@ def inference_engine(rows=8, cols=8, dataflow=Dataflow.WEIGHT_STATIONARY, batch=
 
 
 class RTLGemmRequant:
-    """``gemm_requant(a_q, w_q, params)`` for :meth:`systolix.mlp.QuantizedMLP.infer`, computed
+    """``gemm_requant(a_q, w_q, params)`` for :meth:`systolix.apps.mlp.QuantizedMLP.infer`, computed
     by the engine's RTL: the rows are cut into jobs of at most ``max_m`` and run back to back
     in one simulation. Records each job's cycles in :attr:`jobs`."""
 
@@ -43,8 +43,8 @@ class RTLGemmRequant:
         self.layer = 0
 
     def __call__(self, a_q, w_q, params):
-        from .simjob import SimJob
-        from .simulate import run_job
+        from ..sim.job import SimJob
+        from ..sim.runner import run_job
 
         cfg = self.config
         m, k = a_q.shape
@@ -100,7 +100,7 @@ def run_inference(config=None, simulator="icarus", images=None, work_dir="sim_ou
     x, y = split.x_test[:count], split.y_test[:count]
     x_q = qmodel.quantize_input(x)
     reference = qmodel.infer(x_q)
-    from .simulate import build
+    from ..sim.runner import build
     t0 = time.monotonic()
     build(config, simulator, work_dir)  # cached; timed apart from the simulation
     built = time.monotonic() - t0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import config_from_dict
+from ..config import config_from_dict
 
 __all__ = ["JOB_ENV", "SimJob", "JobOutcome", "StreamJob", "write_job", "read_job",
            "write_outcome", "write_stream_job", "read_stream_job", "write_stream_outcome",
@@ -66,7 +66,7 @@ def write_job(job: SimJob, directory):
         arrays[f"a{i}"] = np.asarray(a, dtype=np.int64)
         arrays[f"b{i}"] = np.asarray(b, dtype=np.int64)
         if len(entry) == 3:  # requantization parameters for an engine with a requantizer
-            params[str(i)] = entry[2].to_dict()  # a systolix.quant.RequantParams
+            params[str(i)] = entry[2].to_dict()  # a systolix.model.quant.RequantParams
     np.savez(directory / "operands.npz", **arrays)
     meta = {"config": job.config.to_dict(), "count": len(job.operands), "rejects": rejects,
             "params": params,
@@ -85,7 +85,7 @@ def read_job(path) -> SimJob:
             if str(i) in rejects:
                 operands.append(tuple(rejects[str(i)]))
             elif str(i) in params:
-                from .quant import RequantParams
+                from ..model.quant import RequantParams
                 operands.append((f[f"a{i}"], f[f"b{i}"],
                                  RequantParams.from_dict(params[str(i)])))
             else:
