@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 
 from systolix.board import protocol as P
 from systolix.board.top import BoardConfig, BoardPlatformTop, BoardTop
-from systolix.cli.app import main
+from systolix.cli.main.app import main
 from systolix.config import Dataflow, EngineConfig, Numerics, RequantConfig, SystolicConfig
 from systolix.hdl.link.hostlink import HostLink, crc16_step
 from systolix.hdl.link.uart import UartRx, UartTx, uart_divisor

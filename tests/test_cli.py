@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from systolix.cli import app as cli
+from systolix.cli.main import app as cli
 from systolix.model import golden
 from systolix.sim import runner as simulate
 from systolix.config import Numerics

@@ -11,7 +11,7 @@ import pytest
 from helpers import WORK_DIR
 from systolix.board.sim import run_board
 from systolix.board.top import BoardConfig
-from systolix.cli.app import main
+from systolix.cli.main.app import main
 from systolix.config import Dataflow, EngineConfig, SystolicConfig
 
 SIMULATORS = [

@@ -1,5 +1,5 @@
 """The ``systolix`` command line."""
 
-from .app import main
+from .main.app import main
 
 __all__ = ["main"]
