@@ -90,3 +90,42 @@ def engine_shapes_and_edges(config, rng):
         (1, K + 1, 1),                                    # rejected: K too large
         rand_operands(rng, n, 2, K, N),                   # right after a reject
     ]
+
+
+#: Warning classes Amaranth's Verilog backend always produces, and why each is harmless.
+WAIVERS = {
+    # Amaranth writes a design and its submodules to one file as `top`, `top.a_skew`, ...
+    "DECLFILENAME": "one file per generated design is the intended packaging",
+    # Amaranth arithmetic is exact: it relies on Verilog's implicit sign/zero extension of a
+    # narrow operand (e.g. a 16-bit product) to the width of the sum it is added to.
+    "WIDTHEXPAND": "operand extension to the result width is the intended arithmetic",
+    # Amaranth declares registers as `reg x = <init>;` (their power-on / reset value) and then
+    # assigns them in always blocks; FPGAs and simulators honour the initial value.
+    "PROCASSINIT": "initial values of registers are the reset values, by design",
+    # Forwarding registers of the last column / bottom row and the unused top bits of exact
+    # intermediate sums have no reader; synthesis removes them.
+    "UNUSEDSIGNAL": "array-edge forwarding outputs and intermediate bits are unused by design",
+    # Amaranth emits `x == 0` on a multi-bit x (and its FSMs' state tests) as Verilog's logical
+    # negation `!x`, which is well defined but reported as a truncation to one bit.
+    "WIDTHTRUNC": "`!x` on a multi-bit value is Amaranth's encoding of x == 0",
+    # Amaranth's FSMs switch on the state register with one case per reachable state; the
+    # unused encodings keep the state unchanged, which is what an absent default does.
+    "CASEINCOMPLETE": "FSM case statements list only reachable states",
+}
+
+
+def slow_gemm(a, b, n, chunk=1):
+    """C = A x B by the accumulation rule of :class:`~systolix.config.Numerics`, in Python integers."""
+    out = np.zeros((a.shape[0], b.shape[1]), dtype=object)
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            acc = 0
+            for k0 in range(0, a.shape[1], chunk):
+                acc += sum(int(a[i, k]) * int(b[k, j])
+                           for k in range(k0, min(k0 + chunk, a.shape[1])))
+                if n.saturate:
+                    acc = min(max(acc, n.acc_min), n.acc_max)
+                else:
+                    acc = (acc + 2**(n.acc_width - 1)) % 2**n.acc_width - 2**(n.acc_width - 1)
+            out[i, j] = acc
+    return out

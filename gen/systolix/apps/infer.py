@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 
-from ...config import Dataflow, EngineConfig, RequantConfig, SystolicConfig
-from ...model.cycles import engine_cycles
-from ...errors import SystolixError
+from ..config import Dataflow, EngineConfig, RequantConfig, SystolicConfig
+from ..model.cycles import engine_cycles
+from ..errors import SystolixError
 
 __all__ = ["inference_engine", "RTLGemmRequant", "run_inference"]
 
@@ -43,8 +43,8 @@ class RTLGemmRequant:
         self.layer = 0
 
     def __call__(self, a_q, w_q, params):
-        from ...sim.job import SimJob
-        from ...sim.runner import run_job
+        from ..sim.job import SimJob
+        from ..sim.runner import run_job
 
         cfg = self.config
         m, k = a_q.shape
@@ -100,7 +100,7 @@ def run_inference(config=None, simulator="icarus", images=None, work_dir="sim_ou
     x, y = split.x_test[:count], split.y_test[:count]
     x_q = qmodel.quantize_input(x)
     reference = qmodel.infer(x_q)
-    from ...sim.runner import build
+    from ..sim.runner import build
     t0 = time.monotonic()
     build(config, simulator, work_dir)  # cached; timed apart from the simulation
     built = time.monotonic() - t0

@@ -39,10 +39,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ...model import golden
-from ...config import Numerics
-from ...model.quant import (INT32_MAX, INT32_MIN, RequantParams, quantize_multiplier, relu_clamp,
-                            requantize)
+from ..model import golden
+from ..config import Numerics
+from ..model.quant import (INT32_MAX, INT32_MIN, RequantParams, quantize_multiplier, relu_clamp,
+                           requantize)
 
 __all__ = ["DigitsSplit", "FloatMLP", "QuantizedLayer", "QuantizedMLP", "Inference",
            "load_digits_split", "train_float_mlp", "quantize_mlp", "reference_gemm_requant",

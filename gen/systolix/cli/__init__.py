@@ -1,5 +1,5 @@
 """The ``systolix`` command line."""
 
-from .main.app import main
+from .app import main
 
 __all__ = ["main"]

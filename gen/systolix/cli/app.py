@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from .. import __version__
-from .main import synth as synth_cli
+from . import synth as synth_cli
 from ..config import (DEFAULT_MMA_PIPELINE, PIPELINES, Dataflow, EngineConfig, Numerics,
                       SystolicConfig, TensorCoreConfig)
 from ..errors import SystolixError
@@ -167,7 +167,7 @@ def _parser():
     f.add_argument("--json", action="store_true", help="print one JSON object as the summary")
     f.add_argument("--work-dir", default="sim_out", metavar="DIR")
 
-    from .main import board as board_cli
+    from . import board as board_cli
     board_cli.add_parsers(sub)
 
     d = sub.add_parser("demo", help="8x8 array and engines, random GEMM in RTL, and the "
@@ -409,7 +409,7 @@ def _cmd_demo(args):
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        from .main import board as board_cli
+        from . import board as board_cli
         return {"generate": _cmd_generate, "run": _cmd_run, "infer": _cmd_infer,
                 "demo": _cmd_demo, "board": board_cli.main,
                 **synth_cli.HANDLERS}[args.command](args)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import time
 
-from ...board.protocol import PROTOCOL_VERSION
-from ...board.top import BOARDS, DEFAULT_BAUD, BoardConfig
-from ...errors import SystolixError
+from ..board.protocol import PROTOCOL_VERSION
+from ..board.top import BOARDS, DEFAULT_BAUD, BoardConfig
+from ..errors import SystolixError
 
 __all__ = ["add_parsers", "COMMANDS"]
 
@@ -43,7 +43,7 @@ def add_parsers(sub):
                    help="compare with the numpy golden model (C is written only if it matches)")
     _add_link_args(r)
 
-    from ..app import _add_buffer_args, _add_engine_args
+    from .app import _add_buffer_args, _add_engine_args
     g = bsub.add_parser("generate", help="emit the board top's Verilog (UART + link + engine)")
     g.add_argument("--board", choices=list(BOARDS), required=True,
                    help="sets the clock: ulx3s-85f 25 MHz, icebreaker 12 MHz")
@@ -59,9 +59,9 @@ def add_parsers(sub):
 
 
 def _generate(args):
-    from ...board.sim import board_verilog
-    from ..app import _config
-    from ...fileio import atomic_open
+    from ..board.sim import board_verilog
+    from .app import _config
+    from ..fileio import atomic_open
     from pathlib import Path
     args.kind = "engine"
     engine = _config(args)
@@ -102,7 +102,7 @@ def _generate(args):
 
 
 def _client(args):
-    from ...board.host import BoardClient, SerialTransport
+    from ..board.host import BoardClient, SerialTransport
     if args.baud <= 0:
         raise SystolixError(f"--baud must be positive, not {args.baud}")
     if args.retries < 0:
@@ -127,8 +127,8 @@ def _info(args):
 
 
 def _run(args):
-    from ...model.matrices import (check_gemm_shapes, check_operand, check_output_path,
-                                   load_matrix, save_matrix)
+    from ..model.matrices import (check_gemm_shapes, check_operand, check_output_path, load_matrix,
+                                  save_matrix)
     a = load_matrix(args.a, "A")
     b = load_matrix(args.b, "B")
     check_gemm_shapes(a, b)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ...errors import SystolixError
+from ..errors import SystolixError
 
 __all__ = ["add_parsers", "HANDLERS"]
 
@@ -31,7 +31,7 @@ def _positive_float(text):
 
 
 def _add_flow_args(p, *, harness_default="auto"):
-    from ...synth.targets import TARGETS
+    from ..synth.targets import TARGETS
     g = p.add_argument_group("flow")
     g.add_argument("--target", choices=list(TARGETS), default="ecp5-85f",
                    help="FPGA device (default ecp5-85f)")
@@ -51,8 +51,8 @@ def add_parsers(sub, add_engine_args):
 
     ``add_engine_args(parser)`` adds the engine flags shared with ``generate``.
     """
-    from ...synth.designs import KINDS
-    from ...synth.board import BOARDS
+    from ..synth.designs import KINDS
+    from ..synth.board import BOARDS
 
     s = sub.add_parser("synth", help="synthesize, place and route; report area and Fmax")
     s.add_argument("kind", choices=list(KINDS), help="what to synthesize")
@@ -91,7 +91,7 @@ def add_parsers(sub, add_engine_args):
 
 
 def _options(args):
-    from ...synth.flow import SynthOptions
+    from ..synth.flow import SynthOptions
     try:
         return SynthOptions(freq=args.freq, harness=getattr(args, "harness", "auto"),
                             seed=args.seed)
@@ -100,7 +100,7 @@ def _options(args):
 
 
 def _config(args):
-    from ...synth.designs import get_kind
+    from ..synth.designs import get_kind
     kind = get_kind(args.kind)
     if kind.from_args is None:
         raise SystolixError(f"design kind {args.kind!r} has no command-line flags")
@@ -141,8 +141,8 @@ def format_result(r):
 
 
 def _cmd_synth(args):
-    from ...synth.flow import require_fit, synthesize
-    from ...synth.targets import get_target
+    from ..synth.flow import require_fit, synthesize
+    from ..synth.targets import get_target
     config = _config(args)
     target = get_target(args.target)
     result = synthesize(config, target, _options(args), cache_dir=args.cache_dir,
@@ -176,9 +176,9 @@ def _parse_sizes(text):
 
 
 def _cmd_sweep(args):
-    from ...synth.designs import get_kind
-    from ...synth.sweep import run_sweep
-    from ...synth.targets import get_target
+    from ..synth.designs import get_kind
+    from ..synth.sweep import run_sweep
+    from ..synth.targets import get_target
     if not 1 <= args.jobs <= 2:
         raise SystolixError(f"--jobs must be 1 or 2 on this project's 2-core machines, "
                             f"not {args.jobs}")
@@ -201,7 +201,7 @@ def _cmd_sweep(args):
 
 
 def _cmd_build(args):
-    from ...synth.board import build_board
+    from ..synth.board import build_board
     result = build_board(args, progress=lambda s: _eprint(f"[build] {s}"))
     if args.json:
         print(json.dumps(result))

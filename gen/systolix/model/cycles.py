@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ...config import Dataflow, EngineConfig, SystolicConfig
+from ..config import Dataflow, EngineConfig, SystolicConfig
 
 __all__ = ["GemmCycles", "EngineCycles", "tile_grid", "result_latency", "stream_cycles",
            "gemm_cycles", "engine_cycles", "scalesim_cycles"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...config import Numerics
+from ..config import Numerics
 
 __all__ = ["gemm", "wrap"]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...config import Numerics
-from ...errors import SystolixError
-from ...fileio import atomic_open
+from ..config import Numerics
+from ..errors import SystolixError
+from ..fileio import atomic_open
 
 __all__ = ["load_matrix", "check_operand", "check_gemm_shapes", "check_output_path",
            "save_matrix"]

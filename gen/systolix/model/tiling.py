@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...config import Dataflow, EngineConfig, SystolicConfig
-from ..cycles import tile_grid
+from ..config import Dataflow, EngineConfig, SystolicConfig
+from .cycles import tile_grid
 
 __all__ = ["Tile", "plan_tiles", "pack_input_beats", "unpack_output_rows", "assemble",
            "engine_a_words", "engine_b_words", "engine_c_matrix", "engine_q_words",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...config import config_from_dict
+from ..config import config_from_dict
 
 __all__ = ["JOB_ENV", "SimJob", "JobOutcome", "StreamJob", "write_job", "read_job",
            "write_outcome", "write_stream_job", "read_stream_job", "write_stream_outcome",
@@ -85,7 +85,7 @@ def read_job(path) -> SimJob:
             if str(i) in rejects:
                 operands.append(tuple(rejects[str(i)]))
             elif str(i) in params:
-                from ...model.quant import RequantParams
+                from ..model.quant import RequantParams
                 operands.append((f[f"a{i}"], f[f"b{i}"],
                                  RequantParams.from_dict(params[str(i)])))
             else:

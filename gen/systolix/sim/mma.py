@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ...config import TensorCoreConfig
-from ...errors import SystolixError
-from ..job import JOB_ENV
-from ...model.tiling import _bits_to_ints, _to_bits
+from ..config import TensorCoreConfig
+from ..errors import SystolixError
+from .job import JOB_ENV
+from ..model.tiling import _bits_to_ints, _to_bits
 
 __all__ = ["stream_cycles", "pack_input_beats", "unpack_output_beats", "MMAJob", "MMAOutcome",
            "write_job", "read_job", "write_outcome", "read_outcome", "run_job", "TEST_MODULE"]
@@ -145,7 +145,7 @@ def run_job(job: MMAJob, simulator="icarus", work_dir="sim_out", *, waves=False)
     Builds (or reuses) the design with :func:`systolix.sim.runner.build`. Mismatches found inside
     the simulation are listed in ``outcome.failures``; callers decide what they mean.
     """
-    from .. import runner as simulate
+    from . import runner as simulate
 
     build_dir = simulate.build(job.config, simulator, work_dir)
     jobs_dir = build_dir / "jobs"

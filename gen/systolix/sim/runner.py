@@ -17,12 +17,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ... import emit
-from ...config import EngineConfig
-from ...model.cycles import engine_cycles, gemm_cycles
-from ...errors import SystolixError
-from ..job import (JOB_ENV, SimJob, StreamJob, is_reject, read_outcome, read_stream_outcome,
-                   write_job, write_stream_job)
+from .. import emit
+from ..config import EngineConfig
+from ..model.cycles import engine_cycles, gemm_cycles
+from ..errors import SystolixError
+from .job import (JOB_ENV, SimJob, StreamJob, is_reject, read_outcome, read_stream_outcome,
+                  write_job, write_stream_job)
 
 __all__ = ["SIMULATORS", "GemmRun", "check_simulator", "design_key", "build", "run_job",
            "run_stream_job", "lint"]

@@ -9,9 +9,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ....board import protocol as P
-from ....config import EngineConfig
-from ...engine import MatrixEngine
+from ...board import protocol as P
+from ...config import EngineConfig
+from ..engine import MatrixEngine
 
 __all__ = ["HostLink", "crc16_step"]
 

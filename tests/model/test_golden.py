@@ -4,23 +4,10 @@ import numpy as np
 import pytest
 
 from systolix.model import golden
+from helpers import slow_gemm
 from systolix.config import Numerics
 
-
-def slow_gemm(a, b, n: Numerics, chunk=1):
-    out = np.zeros((a.shape[0], b.shape[1]), dtype=object)
-    for i in range(a.shape[0]):
-        for j in range(b.shape[1]):
-            acc = 0
-            for k0 in range(0, a.shape[1], chunk):
-                acc += sum(int(a[i, k]) * int(b[k, j])
-                           for k in range(k0, min(k0 + chunk, a.shape[1])))
-                if n.saturate:
-                    acc = min(max(acc, n.acc_min), n.acc_max)
-                else:
-                    acc = (acc + 2**(n.acc_width - 1)) % 2**n.acc_width - 2**(n.acc_width - 1)
-            out[i, j] = acc
-    return out
+pytestmark = pytest.mark.model
 
 
 @pytest.mark.parametrize("n", [

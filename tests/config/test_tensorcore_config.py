@@ -7,13 +7,13 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import ROOT, WORK_DIR
+from helpers import ROOT, WAIVERS, WORK_DIR, slow_gemm
 from systolix.model import golden
 from systolix.config import Numerics, SystolicConfig, TensorCoreConfig
 from systolix.emit import build, verilog_text, write_design
 from systolix.sim.mma import pack_input_beats, stream_cycles, unpack_output_beats
-from test_golden import slow_gemm
-from test_lint import WAIVERS
+
+pytestmark = [pytest.mark.model, pytest.mark.amaranth, pytest.mark.rtl]
 
 
 # --- config -------------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """The simulator tool environment: what `systolix` sets up around Icarus and Verilator."""
 
+import pytest
 import os
 
 from systolix.sim.runner import _tool_environment
+
+pytestmark = pytest.mark.model
 
 
 def test_verilator_pch_fix_survives_an_outer_make(monkeypatch):

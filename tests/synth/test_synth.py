@@ -33,6 +33,8 @@ from systolix.synth.reports import (CellCounts, nextpnr_capacity_error, parse_ne
 from systolix.synth.sweep import markdown_table, pareto_front
 from systolix.synth.targets import TARGETS, get_target
 
+pytestmark = [pytest.mark.model, pytest.mark.amaranth, pytest.mark.toolchain]
+
 DATA = ROOT / "tests" / "data" / "synth"
 
 

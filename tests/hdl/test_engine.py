@@ -13,6 +13,8 @@ from systolix.hdl.engine import MatrixEngine
 
 import slow_quant
 
+pytestmark = pytest.mark.amaranth
+
 
 def engine(rows, cols, dataflow, numerics=None, **limits):
     return EngineConfig(SystolicConfig(rows, cols, Dataflow(dataflow), numerics or Numerics()),

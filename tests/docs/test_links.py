@@ -15,7 +15,9 @@ from urllib.parse import unquote
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.model
+
+ROOT = Path(__file__).resolve().parents[2]
 SKIP_DIRS = {".venv", "sim_out", "node_modules", "build", "dist", "__pycache__"}
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")

@@ -10,6 +10,8 @@ from systolix.apps import mlp
 from systolix.config import Numerics
 from systolix.model.quant import INT32_MAX, INT32_MIN, RequantParams, requantize
 
+pytestmark = pytest.mark.model
+
 
 @pytest.fixture(scope="module")
 def digits():

@@ -15,6 +15,8 @@ from systolix.config import RequantConfig
 from systolix.sim.job import StreamJob
 from systolix.sim.runner import run_stream_job
 
+pytestmark = pytest.mark.rtl
+
 SIMULATORS = [
     pytest.param("icarus", id="icarus"),
     pytest.param("verilator", id="verilator", marks=pytest.mark.verilator),

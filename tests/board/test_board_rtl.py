@@ -11,8 +11,10 @@ import pytest
 from helpers import WORK_DIR
 from systolix.board.sim import run_board
 from systolix.board.top import BoardConfig
-from systolix.cli.main.app import main
+from systolix.cli.app import main
 from systolix.config import Dataflow, EngineConfig, SystolicConfig
+
+pytestmark = pytest.mark.rtl
 
 SIMULATORS = [
     pytest.param("icarus", id="icarus"),

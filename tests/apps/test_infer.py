@@ -11,6 +11,8 @@ from helpers import WORK_DIR
 from systolix.config import Dataflow
 from systolix.apps.infer import inference_engine, run_inference
 
+pytestmark = pytest.mark.rtl
+
 SIMULATORS = [
     pytest.param("icarus", id="icarus"),
     pytest.param("verilator", id="verilator", marks=pytest.mark.verilator),

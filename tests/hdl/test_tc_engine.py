@@ -10,7 +10,9 @@ from systolix.config import (EngineConfig, Numerics, RequantConfig, SystolicConf
                              TensorCoreConfig, config_from_dict)
 from systolix.model.cycles import engine_cycles
 
-from test_hdl_engine import rand, simulate
+from test_engine import rand, simulate
+
+pytestmark = pytest.mark.amaranth
 
 
 def tc(m=2, n=2, k=2, pipeline=1, cores=1, numerics=None, **limits):

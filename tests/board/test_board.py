@@ -11,10 +11,12 @@ from amaranth.sim import Simulator
 
 from systolix.board import protocol as P
 from systolix.board.top import BoardConfig, BoardPlatformTop, BoardTop
-from systolix.cli.main.app import main
+from systolix.cli.app import main
 from systolix.config import Dataflow, EngineConfig, Numerics, RequantConfig, SystolicConfig
 from systolix.hdl.link.hostlink import HostLink, crc16_step
 from systolix.hdl.link.uart import UartRx, UartTx, uart_divisor
+
+pytestmark = [pytest.mark.model, pytest.mark.amaranth, pytest.mark.rtl]
 
 ENGINE = EngineConfig(SystolicConfig(2, 3, Dataflow.WEIGHT_STATIONARY,
                                      Numerics(acc_width=24, saturate=True)), 5, 6, 7)
@@ -223,7 +225,7 @@ def test_board_verilog_is_lint_clean():
     from helpers import WORK_DIR
     from systolix.board.sim import board_verilog
     from systolix.sim.runner import lint
-    from test_lint import WAIVERS
+    from helpers import WAIVERS
     cfg = BoardConfig(ENGINE, 12_000_000, 3_000_000, timeout_ms=0.05)
     out_dir = WORK_DIR / "lint"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,8 @@ import pytest
 
 from systolix.config import Dataflow, Numerics, SystolicConfig
 
+pytestmark = pytest.mark.model
+
 
 def test_defaults_are_int8_int32_wrap():
     n = Numerics()

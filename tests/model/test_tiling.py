@@ -8,6 +8,8 @@ from systolix.emit import manifest
 from systolix.hdl.os_array import input_layout, output_layout
 from systolix.model import tiling
 
+pytestmark = [pytest.mark.model, pytest.mark.amaranth]
+
 
 def test_input_packing_matches_layout(seed):
     cfg = SystolicConfig(3, 2, numerics=Numerics(in_width=5))

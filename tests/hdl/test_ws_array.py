@@ -10,6 +10,8 @@ from amaranth.sim import Simulator
 from systolix.config import Dataflow, Numerics, SystolicConfig
 from systolix.hdl.ws_array import WeightStationaryArray, WeightStationaryPE
 
+pytestmark = pytest.mark.amaranth
+
 
 def ws(rows, cols, numerics=None):
     return SystolicConfig(rows, cols, Dataflow.WEIGHT_STATIONARY, numerics or Numerics())

@@ -11,6 +11,8 @@ from helpers import check_rtl, rand_operands
 from systolix.model import golden
 from systolix.config import Numerics, SystolicConfig
 
+pytestmark = pytest.mark.rtl
+
 SIMULATORS = [
     pytest.param("icarus", id="icarus"),
     pytest.param("verilator", id="verilator", marks=pytest.mark.verilator),

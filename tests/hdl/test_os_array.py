@@ -14,6 +14,8 @@ from systolix.hdl.pe import OutputStationaryPE
 from systolix.hdl.skew import DelayLanes, deskew_delays, skew_delays
 from systolix.hdl.os_array import OutputStationaryArray
 
+pytestmark = pytest.mark.amaranth
+
 
 def run(dut, testbench):
     sim = Simulator(dut)

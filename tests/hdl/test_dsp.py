@@ -26,7 +26,7 @@ from systolix.emit import ports
 from systolix.hdl.os_array import OutputStationaryArray
 from systolix.synth.flow import SynthPlatform
 
-pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")
+pytestmark = [pytest.mark.rtl, pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")]
 
 MULT18X18D_MODEL = """
 module MULT18X18D(

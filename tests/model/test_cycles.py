@@ -3,6 +3,8 @@ import pytest
 from systolix.config import SystolicConfig
 from systolix.model.cycles import gemm_cycles, scalesim_cycles, stream_cycles
 
+pytestmark = pytest.mark.model
+
 
 def test_single_tile_formula():
     # K beats, then R + C - 1 to the first row and R - 1 more rows: K + 2R + C - 2

@@ -12,7 +12,9 @@ from helpers import WORK_DIR
 from systolix.model import golden
 from systolix.config import Numerics, TensorCoreConfig
 from systolix.sim.mma import MMAJob, run_job, stream_cycles
-from test_tensorcore_hdl import edge_beats
+from test_tensorcore import edge_beats
+
+pytestmark = pytest.mark.rtl
 
 ICARUS = pytest.param("icarus", id="icarus")
 VERILATOR = pytest.param("verilator", id="verilator", marks=pytest.mark.verilator)

@@ -8,6 +8,8 @@ import pytest
 from helpers import check_engine, engine_shapes_and_edges, rand_operands
 from systolix.config import EngineConfig, Numerics, RequantConfig, TensorCoreConfig
 
+pytestmark = pytest.mark.rtl
+
 SIMULATORS = [
     pytest.param("icarus", id="icarus"),
     pytest.param("verilator", id="verilator", marks=pytest.mark.verilator),

@@ -14,6 +14,8 @@ from systolix.config import Numerics, TensorCoreConfig
 from systolix.hdl.tensorcore import DotProductUnit, MMAUnit, mma_input_layout
 from systolix.sim.mma import pack_input_beats, unpack_output_beats
 
+pytestmark = pytest.mark.amaranth
+
 
 def run(dut, testbench):
     sim = Simulator(dut)

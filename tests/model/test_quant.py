@@ -11,6 +11,8 @@ from systolix.model.quant import (INT32_MAX, INT32_MIN, M0_MAX, M0_MIN, RequantP
                                   quantize_multiplier, rdbpot, relu6_clamp, relu_clamp, requantize,
                                   srdhm)
 
+pytestmark = pytest.mark.model
+
 
 random_int32 = quant.random_accumulators
 random_params = quant.random_params

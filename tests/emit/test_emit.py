@@ -10,6 +10,8 @@ from systolix import __version__
 from systolix.config import Numerics, SystolicConfig
 from systolix.emit import manifest, verilog_text, write_design
 
+pytestmark = pytest.mark.amaranth
+
 
 def _generate(out_dir, *flags):
     subprocess.run([sys.executable, "-m", "systolix", "generate", "systolic", *flags,

@@ -8,10 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from systolix.cli.main import app as cli
+from systolix.cli import app as cli
 from systolix.model import golden
 from systolix.sim import runner as simulate
 from systolix.config import Numerics
+
+pytestmark = pytest.mark.rtl
 
 
 def systolix(*args, env=None, cwd=None):
