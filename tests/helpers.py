@@ -4,11 +4,11 @@ from pathlib import Path
 
 import numpy as np
 
-from systolix import golden
-from systolix.cycle_model import gemm_cycles, stream_cycles
-from systolix.simjob import SimJob, is_reject
-from systolix.simulate import run_job
-from systolix.tiling import plan_tiles
+from systolix.model import golden
+from systolix.model.cycles import gemm_cycles, stream_cycles
+from systolix.sim.job import SimJob, is_reject
+from systolix.sim.runner import run_job
+from systolix.model.tiling import plan_tiles
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK_DIR = ROOT / "sim_out" / "tests"
@@ -23,12 +23,12 @@ def requant_entries(rng, config, shapes, out_signed=None, min_unclamped=0.6):
     """Engine jobs ``(A, B, RequantParams)`` whose requantized outputs mostly show their rounding.
 
     Job ``i`` draws its operands within +-``MAGNITUDES[i % 4]`` (then the type's range), so the
-    accumulators' spread, and with it the shifts that :func:`systolix.quant.spanning_params`
-    fits, run from 0 (tiny operands: every SRDHM and RoundingDivideByPOT tie shows in the
-    output) to the largest. Asserts that at least ``min_unclamped`` of all outputs leave the
+    accumulators' spread, and with it the shifts that
+    :func:`systolix.model.quant.spanning_params` fits, run from 0 (tiny operands: every SRDHM
+    and RoundingDivideByPOT tie shows in the output) to the largest. Asserts that at least ``min_unclamped`` of all outputs leave the
     clamp unchanged (on a clamp bound a rounding error cannot show), and prints the fraction.
     """
-    from systolix import quant
+    from systolix.model import quant
     n = config.numerics
     entries, unclamped, total = [], 0.0, 0
     for i, (m, k, p) in enumerate(shapes):
@@ -77,7 +77,7 @@ def check_engine(config, entries, simulator, *, seed=0, stall_prob=0.0):
     """Run ``entries`` ((A, B) pairs, or (m, k, n) commands that must be rejected) back to back
     through a matrix engine; assert bit-exact results, the error flags, and exact cycles (the
     compute phase always; the whole job too when no stream stalls)."""
-    from systolix.cycle_model import engine_cycles
+    from systolix.model.cycles import engine_cycles
     job = SimJob(config, entries, stall_prob=stall_prob, seed=seed)
     runs, failures, _ = run_job(job, simulator, WORK_DIR)
     where = f"[{config.name} on {simulator}, seed {seed}, stall {stall_prob}]"
@@ -91,7 +91,7 @@ def check_engine(config, entries, simulator, *, seed=0, stall_prob=0.0):
         assert not run.error, f"{where} gemm {i} flagged an error"
         want = golden.gemm(a, b, config.numerics, config.accumulation_chunk)
         if len(entry) == 3:
-            from systolix.quant import requantize
+            from systolix.model.quant import requantize
             want = requantize(want, entry[2])
         np.testing.assert_array_equal(run.c, want, err_msg=f"{where} gemm {i} {a.shape}x{b.shape}")
         model = engine_cycles(config, a.shape[0], a.shape[1], b.shape[1])
@@ -124,3 +124,42 @@ def engine_shapes_and_edges(config, rng):
         (1, K + 1, 1),                                    # rejected: K too large
         rand_operands(rng, n, 2, K, N),                   # right after a reject
     ]
+
+
+#: Warning classes Amaranth's Verilog backend always produces, and why each is harmless.
+WAIVERS = {
+    # Amaranth writes a design and its submodules to one file as `top`, `top.a_skew`, ...
+    "DECLFILENAME": "one file per generated design is the intended packaging",
+    # Amaranth arithmetic is exact: it relies on Verilog's implicit sign/zero extension of a
+    # narrow operand (e.g. a 16-bit product) to the width of the sum it is added to.
+    "WIDTHEXPAND": "operand extension to the result width is the intended arithmetic",
+    # Amaranth declares registers as `reg x = <init>;` (their power-on / reset value) and then
+    # assigns them in always blocks; FPGAs and simulators honour the initial value.
+    "PROCASSINIT": "initial values of registers are the reset values, by design",
+    # Forwarding registers of the last column / bottom row and the unused top bits of exact
+    # intermediate sums have no reader; synthesis removes them.
+    "UNUSEDSIGNAL": "array-edge forwarding outputs and intermediate bits are unused by design",
+    # Amaranth emits `x == 0` on a multi-bit x (and its FSMs' state tests) as Verilog's logical
+    # negation `!x`, which is well defined but reported as a truncation to one bit.
+    "WIDTHTRUNC": "`!x` on a multi-bit value is Amaranth's encoding of x == 0",
+    # Amaranth's FSMs switch on the state register with one case per reachable state; the
+    # unused encodings keep the state unchanged, which is what an absent default does.
+    "CASEINCOMPLETE": "FSM case statements list only reachable states",
+}
+
+
+def slow_gemm(a, b, n, chunk=1):
+    """C = A x B by the accumulation rule of :class:`~systolix.config.Numerics`, in Python integers."""
+    out = np.zeros((a.shape[0], b.shape[1]), dtype=object)
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            acc = 0
+            for k0 in range(0, a.shape[1], chunk):
+                acc += sum(int(a[i, k]) * int(b[k, j])
+                           for k in range(k0, min(k0 + chunk, a.shape[1])))
+                if n.saturate:
+                    acc = min(max(acc, n.acc_min), n.acc_max)
+                else:
+                    acc = (acc + 2**(n.acc_width - 1)) % 2**n.acc_width - 2**(n.acc_width - 1)
+            out[i, j] = acc
+    return out

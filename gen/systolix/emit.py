@@ -15,14 +15,14 @@ from amaranth.lib import data, wiring
 
 from . import __version__
 from .config import Dataflow, EngineConfig, RequantConfig, SystolicConfig, TensorCoreConfig
-from .cycle_model import engine_cycles, gemm_cycles
+from .model.cycles import engine_cycles, gemm_cycles
 from .errors import SystolixError
 from .fileio import atomic_open
 from .hdl.engine import MatrixEngine
 from .hdl.requant import Requantizer
-from .hdl.systolic import OutputStationaryArray
+from .hdl.os_array import OutputStationaryArray
 from .hdl.tensorcore import MMAUnit
-from .hdl.ws import WeightStationaryArray
+from .hdl.ws_array import WeightStationaryArray
 
 __all__ = ["build", "ports", "verilog_text", "manifest", "write_design", "tool_versions",
            "KINDS", "Kind"]

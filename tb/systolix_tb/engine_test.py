@@ -6,7 +6,7 @@ drain C (with random backpressure), then check the result, the ``error`` flag, t
 pulse and the cycles: the compute phase is measured at the ports (see :data:`PORT_GAP`) and
 must equal the engine's own ``cycles``. Outside the drains (between jobs, while loading, and
 for :data:`TAIL_CYCLES` after the last job) no C word may appear. Started by
-:func:`systolix.simulate.run_job`.
+:func:`systolix.sim.runner.run_job`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
-from systolix import tiling
-from systolix.cycle_model import engine_cycles
-from systolix.simjob import JOB_ENV, JobOutcome, is_reject, read_job, write_outcome
+from systolix.model import tiling
+from systolix.model.cycles import engine_cycles
+from systolix.sim.job import JOB_ENV, JobOutcome, is_reject, read_job, write_outcome
 from systolix_tb.scoreboard import GemmScoreboard
 from systolix_tb.streams import StreamSink, StreamSource
 

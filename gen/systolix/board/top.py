@@ -14,8 +14,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import EngineConfig
-from ..hdl.hostlink import HostLink
-from ..hdl.uart import UartRx, UartTx, uart_divisor
+from ..hdl.link.hostlink import HostLink
+from ..hdl.link.uart import UartRx, UartTx, uart_divisor
 from . import protocol as P
 
 __all__ = ["BoardConfig", "BoardTop", "BoardPlatformTop", "BOARDS", "DEFAULT_BAUD"]

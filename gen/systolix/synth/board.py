@@ -109,7 +109,7 @@ def largest_fitting(kind, base, target, options, *, cache_dir=None, progress=Non
 
 def build_board(args, *, progress=None):
     """Run ``systolix build``; returns a JSON-ready dict (``synth`` result + ``bitstream``)."""
-    from ..synth_cli import _config
+    from ..cli.synth import _config
     board = BOARDS[args.board]
     target = TARGETS[board.target]
     kind = get_kind(args.kind)

@@ -96,7 +96,7 @@ def _systolic_sweep(sizes, variants, base):
 
 
 def _systolic_from_args(args):
-    from ..cli import _generate_config
+    from ..cli.app import _generate_config
     return _generate_config(args, verb=args.command)
 
 

@@ -114,7 +114,7 @@ def _source_digest():
     """Digest of the gateware and flow sources: a change to any of them invalidates results."""
     pkg = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    files = sorted([*pkg.glob("hdl/*.py"), pkg / "config.py", pkg / "cycle_model.py",
+    files = sorted([*pkg.glob("hdl/**/*.py"), *pkg.glob("config/*.py"), pkg / "model" / "cycles.py",
                     *(pkg / "synth" / f for f in ("flow.py", "harness.py", "targets.py"))])
     for f in files:
         h.update(f.relative_to(pkg).as_posix().encode())
