@@ -15,6 +15,10 @@ from ..config import Dataflow, EngineConfig, SystolicConfig
 from ..emit import write_design
 from ..errors import SystolixError
 from ..fileio import atomic_open
+from ..sim.runner import check_simulator
+from ..sim.verify import run_gemm
+from .infer import run_inference
+from .report import print_inference
 
 __all__ = ["run_demo", "demo_designs"]
 
@@ -33,9 +37,6 @@ def demo_designs(size=64):
 
 def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="sim_out",
              infer_sim=None, infer_images=None):
-    from ..cli.app import run_gemm
-    from ..sim.runner import check_simulator
-
     if infer_images is not None and not 1 <= infer_images <= 360:
         raise SystolixError(f"--infer-images must be in range 1..360, not {infer_images}")
     if not 1 <= size <= 1024:
@@ -95,8 +96,6 @@ def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="si
 
     # The quantized MLP: by default all held-out images on Verilator (its first build takes a
     # minute), or 48 on the GEMM steps' simulator when Verilator is missing.
-    from ..cli.app import print_inference
-    from .infer import run_inference
     images = infer_images
     if infer_sim is None:
         try:
