@@ -21,7 +21,7 @@ def _add_flags(p, kind):
 def _kind_parsers():
     parsers = {}
     for kind, what in GENERATE_KINDS.items():
-        parsers[kind] = Parser(prog=f"systolix generate {kind}", add_help=False,
+        parsers[kind] = Parser(prog=f"systolix generate {kind}",
                                description=f"Emit Verilog and a JSON manifest of {what}.")
         _add_flags(parsers[kind], kind)
     return parsers

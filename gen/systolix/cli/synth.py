@@ -111,7 +111,7 @@ def add_parser(sub):
         def kind_parsers(command=command, what=what, add_flags=add_flags):
             parsers = {}
             for kind in KINDS:
-                parsers[kind] = Parser(prog=f"systolix {command} {kind}", add_help=False,
+                parsers[kind] = Parser(prog=f"systolix {command} {kind}",
                                        description=what[0].upper() + what[1:] + ".")
                 add_flags(parsers[kind], kind)
             return parsers
@@ -230,6 +230,11 @@ def _cmd_build(args):
         raise SystolixError(f"--baud sets an engine's host link: it cannot be used with "
                             f"'build {args.kind}'")
     if args.fit:
+        if args.kind == "engine":
+            raise SystolixError("--fit searches array sizes; give an engine's size explicitly")
+        if args.kind != "systolic":
+            raise SystolixError(f"--fit searches array sizes: it cannot be used with "
+                                f"'build {args.kind}'")
         given = [f"--{name}" for name in ("rows", "cols") if getattr(args, name) is not None]
         if given:
             raise SystolixError(f"{', '.join(given)} cannot be used with --fit: it searches "

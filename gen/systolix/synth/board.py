@@ -108,7 +108,7 @@ def largest_fitting(kind, base, target, options, *, cache_dir=None, progress=Non
     raise SystolixError(f"nothing fits on {target.device}")
 
 
-def build_board(config, board, options, out_dir, *, fit=False, baud=DEFAULT_BAUD,
+def build_board(config, board: str, options: SynthOptions, out_dir, *, fit=False, baud=DEFAULT_BAUD,
                 cache_dir=None, progress=None):
     """Build a bitstream of ``config`` for ``board`` (``systolix build``).
 
@@ -134,6 +134,9 @@ def build_board(config, board, options, out_dir, *, fit=False, baud=DEFAULT_BAUD
     board = BOARD_PLATFORMS[board]
     target = TARGETS[board.target]
     kind = kind_of(config)
+    link = kind.name == "engine"  # an engine goes on the board behind its UART host link
+    if link and fit:
+        raise SystolixError("--fit searches array sizes; give an engine's size explicitly")
     base = config
     options = dataclasses.replace(options, harness="on")
     out = Path(out_dir)
@@ -143,10 +146,7 @@ def build_board(config, board, options, out_dir, *, fit=False, baud=DEFAULT_BAUD
         raise SystolixError(f"cannot create output directory {out}: {e.strerror}") from None
     name = "top"
     platform = board.make_platform()
-    link = kind.name == "engine"  # an engine goes on the board behind its UART host link
     if link:
-        if fit:
-            raise SystolixError("--fit searches array sizes; give an engine's size explicitly")
         synth = None
         try:
             link_config = BoardConfig(config, int(platform.default_clk_frequency), baud)
