@@ -97,15 +97,14 @@ _FIELD_MEANING = {
 MAX_BUFFER_BITS = 1 << 22
 
 
-def check_buffer_size(config):
+def check_buffer_size(config, hint="lower --max-m/--max-k/--max-n"):
     """Raise :class:`SystolixError` if ``config`` is an engine whose buffers exceed
-    :data:`MAX_BUFFER_BITS` (before any time is spent on it)."""
+    :data:`MAX_BUFFER_BITS` (before any time is spent on it); ``hint`` ends the message."""
     if isinstance(config, EngineConfig) and config.buffer_bits > MAX_BUFFER_BITS:
         raise SystolixError(
             f"{config.name}: the buffers hold {config.buffer_bits:,} bits, more than the "
             f"{MAX_BUFFER_BITS:,} (4 Mibit) that are generated (every bit is written as an "
-            f"initial value, ~4 s per Mibit; no supported FPGA has more block RAM); "
-            f"lower --max-m/--max-k/--max-n")
+            f"initial value, ~4 s per Mibit; no supported FPGA has more block RAM); {hint}")
 
 
 def build(config):

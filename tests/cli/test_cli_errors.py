@@ -133,6 +133,8 @@ CASES = [
     (["demo", "--size", "0", "--rtl-dir", "out/r", "--work-dir", "out/w"], 1,
      "--size must be in range 1..1024, not 0"),
     (["demo", "--size", "1e3"], 2, "invalid int value: '1e3'"),
+    (["demo", "--size", "1024", "--rtl-dir", "out/r", "--work-dir", "out/w"], 1,
+     "4 Mibit) that are generated"),
     (["demo", "--seed", "-1", "--rtl-dir", "out/r", "--work-dir", "out/w"], 1,
      "--seed must be in range"),
     (["demo", "--infer-images", "0", "--rtl-dir", "out/r", "--work-dir", "out/w"], 1,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Dataflow, EngineConfig, SystolicConfig
-from ..emit import write_design
+from ..emit import check_buffer_size, write_design
 from ..errors import SystolixError
 from ..fileio import atomic_open
 from ..sim.runner import check_simulator
@@ -43,9 +43,11 @@ def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="si
         raise SystolixError(f"--size must be in range 1..1024, not {size}")
     if seed is not None and not 0 <= seed < 2**63:
         raise SystolixError(f"--seed must be in range 0..2^63-1, not {seed}")
+    designs = demo_designs(size)
+    for _, config in designs:
+        check_buffer_size(config, "lower --size")
     check_simulator(simulator)
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
-    designs = demo_designs(size)
     steps = len(designs) + 3
 
     print(f"[1/{steps}] generating {len(designs)} designs (8x8 int8, int32 wrap) into {rtl_dir}/")
