@@ -239,6 +239,7 @@ def test_generate_with_empty_output_writes_nothing_here(here, capsys):
     assert sorted(p.name for p in here.iterdir()) == ["in"]
 
 
+@pytest.mark.amaranth
 def test_generate_leaves_no_verilog_when_the_manifest_cannot_be_written(here, capsys):
     name = SystolicConfig(2, 2).name
     (here / "out").mkdir()
@@ -249,6 +250,7 @@ def test_generate_leaves_no_verilog_when_the_manifest_cannot_be_written(here, ca
     assert sorted(p.name for p in (here / "out").iterdir()) == [f"{name}.json"]
 
 
+@pytest.mark.amaranth
 def test_generate_keeps_an_existing_verilog_file_when_the_manifest_fails(here, capsys):
     """Only files this run created are removed: an earlier <name>.v (the same configuration,
     so the same text) stays."""

@@ -108,8 +108,8 @@ def largest_fitting(kind, base, target, options, *, cache_dir=None, progress=Non
     raise SystolixError(f"nothing fits on {target.device}")
 
 
-def build_board(config, board: str, options: SynthOptions, out_dir, *, fit=False, baud=DEFAULT_BAUD,
-                cache_dir=None, progress=None):
+def build_board(config, board: str, options: SynthOptions, out_dir, *, fit=False,
+                baud=DEFAULT_BAUD, cache_dir=None, progress=None):
     """Build a bitstream of ``config`` for ``board`` (``systolix build``).
 
     Parameters
