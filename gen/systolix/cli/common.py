@@ -9,7 +9,7 @@ import sys
 
 from ..board.top import DEFAULT_BAUD
 
-__all__ = ["Parser", "integer", "integer_in", "number_in", "text", "add_baud", "eprint",
+__all__ = ["Parser", "integer", "integer_in", "number_in", "text", "add_baud", "baud", "eprint",
            "SIMULATORS", "KindHelp"]
 
 #: The simulators ``run``, ``infer`` and ``demo`` accept.
