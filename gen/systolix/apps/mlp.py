@@ -85,6 +85,7 @@ def load_digits_split(seed=DEFAULT_SEED, test_size=TEST_SIZE):
     """
     _check_int("seed", seed, 0, MAX_SEED)
     _check_int("test_size", test_size, 10, 1787)
+    # scikit-learn takes ~1.5 s to import: only the commands that train pay for it
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
