@@ -1,12 +1,12 @@
 """Processing element of the output-stationary systolic array."""
 
-from amaranth.hdl import ClockSignal, Instance, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import Numerics
 from .arith import acc_shape, accumulate, operand_shape
-from .dsp import fpga_family
+from . import dsp
 
 __all__ = ["OutputStationaryPE"]
 
@@ -120,31 +120,6 @@ class OutputStationaryPE(wiring.Component):
         """Cycles from the ``last`` beat to its sum on ``drain_out``."""
         return 1 + self._pipeline_stages
 
-    def _ecp5_multiplier(self, m, a, b, stages):
-        """``a * b`` through a MULT18X18D: inputs registered when ``stages >= 2``, product
-        registered always. Returns the product (1 or 2 cycles late)."""
-        num = self._numerics
-        product = Signal((a * b).shape(), name="product")
-        P = Signal(36)
-        ports = {}
-        for k in range(18):  # sign- or zero-extend the operands to 18 bits
-            ports[f"i_A{k}"] = a[min(k, num.in_width - 1)] if num.signed or k < num.in_width else 0
-            ports[f"i_B{k}"] = b[min(k, num.in_width - 1)] if num.signed or k < num.in_width else 0
-            ports[f"i_C{k}"] = 0
-        for k in range(36):
-            ports[f"o_P{k}"] = P[k]
-        reg_in = "CLK0" if stages >= 2 else "NONE"
-        m.submodules.mult = Instance(
-            "MULT18X18D",
-            p_REG_INPUTA_CLK=reg_in, p_REG_INPUTB_CLK=reg_in, p_REG_OUTPUT_CLK="CLK0",
-            p_GSR="DISABLED", p_RESETMODE="SYNC",
-            i_SIGNEDA=int(num.signed), i_SIGNEDB=int(num.signed), i_SOURCEA=0, i_SOURCEB=0,
-            i_CLK0=ClockSignal(), i_CLK1=0, i_CLK2=0, i_CLK3=0,
-            i_CE0=1, i_CE1=0, i_CE2=0, i_CE3=0, i_RST0=0, i_RST1=0, i_RST2=0, i_RST3=0,
-            **ports)
-        m.d.comb += product.eq(P[:len(product)])
-        return product
-
     def elaborate(self, platform):
         # (Statement order matters for Amaranth's signal names: with no pipeline this is the
         # original PE, emitted byte for byte as before.)
@@ -161,13 +136,20 @@ class OutputStationaryPE(wiring.Component):
             b_reg = Signal.like(self.b, reset_less=True)
             a, b, valid, last = a_reg, b_reg, self.valid_out, self.last_out
         product_regs = stages - 1 if stages >= 2 else stages  # product stages after that
+        # the platform's registered multiplier (with its own operand registers when stages >= 2)
+        mult = None
+        if stages and not self._shared:
+            mult = dsp.multiplier(platform, self.a, self.b, input_register=stages >= 2)
         if self._shared:
             m.d.comb += [self.mul_a.eq(self.a), self.mul_b.eq(self.b)]
             product = self.mul_p
             extra = product_regs - 1  # the DSP's product register is the first
-        elif stages and fpga_family(platform) == "ecp5":
-            product = self._ecp5_multiplier(m, self.a, self.b, stages)
-            extra = product_regs - 1  # the DSP's output register is the first
+        elif mult is not None:
+            cell, value = mult
+            product = Signal((self.a * self.b).shape(), name="product")
+            m.submodules.mult = cell
+            m.d.comb += product.eq(value)
+            extra = product_regs - 1  # the primitive's product register is the first
         else:
             product = a * b
             extra = product_regs
