@@ -151,4 +151,5 @@ def with_dsp(platform_class, family):
     if not isinstance(platform_class, type):
         raise TypeError(f"platform_class must be a class, not {platform_class!r}")
     mapping = dsp_mapping(family)
-    return type(platform_class.__name__, (mapping, platform_class), {})
+    return type(platform_class.__name__, (mapping, platform_class),
+                {"__module__": platform_class.__module__})
