@@ -22,7 +22,7 @@ import pytest
 from amaranth.back import verilog
 
 from systolix.config import Numerics, SystolicConfig
-from systolix.emit import ports
+from systolix.emit import port_map
 from systolix.hdl.os_array import OutputStationaryArray
 from systolix.synth.flow import SynthPlatform
 
@@ -97,9 +97,9 @@ endmodule
 
 def _emit(config, name, platform):
     top = OutputStationaryArray(config)
-    port_map = {k: v for k, v in ports(top).items() if v is not None}
-    text = verilog.convert(top, name=name, ports=port_map, platform=platform, emit_src=False)
-    widths = {k: len(v[0]) for k, v in port_map.items()}
+    text = verilog.convert(top, name=name, ports=port_map(top), platform=platform,
+                           emit_src=False)
+    widths = {k: len(v[0]) for k, v in port_map(top).items()}
     return text, widths
 
 

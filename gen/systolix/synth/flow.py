@@ -171,9 +171,9 @@ def _elaborate(config, target, options):
         harness["output_latency"] = wrapped.tree_levels
         text = rtlil.convert(wrapped, name="top", platform=platform, emit_src=False)
         return text, harness, f"top.{DUT_NAME}"
-    from ..emit import ports
-    port_map = {k: v for k, v in ports(top).items() if v is not None}
-    text = rtlil.convert(top, name="top", platform=platform, ports=port_map, emit_src=False)
+    from ..emit import port_map
+    text = rtlil.convert(top, name="top", platform=platform, ports=port_map(top),
+                         emit_src=False)
     return text, harness, None
 
 
