@@ -174,5 +174,7 @@ def test_hooks_fall_back_to_generic_rtl():
     assert dsp.dsp_mapping("iCE40") is dsp.ICE40DSP
     with pytest.raises(TypeError, match="family must be a string, not None"):
         dsp.dsp_mapping(None)
+    with pytest.raises(TypeError, match="input_register must be a bool, not 1"):
+        dsp.multiplier(None, a, b, input_register=1)
     with pytest.raises(TypeError, match="platform_class must be a class, not 1"):
         dsp.with_dsp(1, "ecp5")

@@ -33,6 +33,7 @@ __all__ = ["multiplier", "multiplier_pair", "DSPMapping", "ECP5DSP", "ICE40DSP",
 def multiplier(platform, a, b, *, input_register):
     """The platform's registered multiplier for ``a * b``, or ``None`` (see the module's
     description of ``get_multiplier``)."""
+    _check_input_register(input_register)
     hook = getattr(platform, "get_multiplier", None)
     return None if hook is None else hook(a, b, input_register=input_register)
 
@@ -40,8 +41,14 @@ def multiplier(platform, a, b, *, input_register):
 def multiplier_pair(platform, shape, *, input_register):
     """The platform's builder of two registered multipliers in one primitive, or ``None``
     (see the module's description of ``get_multiplier_pair``)."""
+    _check_input_register(input_register)
     hook = getattr(platform, "get_multiplier_pair", None)
     return None if hook is None else hook(shape, input_register=input_register)
+
+
+def _check_input_register(input_register):
+    if not isinstance(input_register, bool):
+        raise TypeError(f"input_register must be a bool, not {input_register!r}")
 
 
 class DSPMapping:
@@ -59,8 +66,8 @@ class ECP5DSP(DSPMapping):
 
     Yosys infers MULT18X18D for a bare ``*`` but never packs registers into it, so a pipelined
     multiplier would leave its registers in the fabric; this instantiates the cell with its own
-    input and output registers (REG_INPUTA_CLK, REG_INPUTB_CLK, REG_OUTPUT_CLK on CLK0;
-    Lattice FPGA-TN-02205, "ECP5 and ECP5-5G sysDSP Usage Guide").
+    input and output registers (REG_INPUTA_CLK, REG_INPUTB_CLK, REG_OUTPUT_CLK on CLK0; Lattice,
+    "ECP5 and ECP5-5G sysDSP Usage Guide").
     """
 
     def get_multiplier(self, a, b, *, input_register):
@@ -89,8 +96,8 @@ class ECP5DSP(DSPMapping):
 
 class ICE40DSP(DSPMapping):
     """Lattice iCE40 UltraPlus: two registered multipliers of up to 8-bit operands share one
-    SB_MAC16 in MODE_8x8 (its two 8x8 multipliers, each with its own output register; Lattice
-    TN1295, "DSP Function Usage Guide for iCE40 Devices"). Yosys only infers the 16x16 mode.
+    SB_MAC16 in MODE_8x8 (its two 8x8 multipliers, each with its own output register; Lattice,
+    "DSP Function Usage Guide for iCE40 Devices"). Yosys only infers the 16x16 mode.
     """
 
     def get_multiplier_pair(self, shape, *, input_register):
