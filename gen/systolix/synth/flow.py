@@ -19,7 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from amaranth.back import rtlil
+
 from .. import __version__
+from ..emit import port_map
 from ..errors import SystolixError
 from ..hdl.dsp import dsp_mapping
 from .designs import kind_of
@@ -152,8 +155,6 @@ def cache_key(config, target: Target, options: SynthOptions):
 
 def _elaborate(config, target, options):
     """RTLIL text of the design (wrapped in the harness when needed) and the harness facts."""
-    from amaranth.back import rtlil
-
     top = kind_of(config).build(config)
     in_bits, out_bits = port_bits(top)
     pins = in_bits + out_bits + 2  # + clk, rst
@@ -171,7 +172,6 @@ def _elaborate(config, target, options):
         harness["output_latency"] = wrapped.tree_levels
         text = rtlil.convert(wrapped, name="top", platform=platform, emit_src=False)
         return text, harness, f"top.{DUT_NAME}"
-    from ..emit import port_map
     text = rtlil.convert(top, name="top", platform=platform, ports=port_map(top),
                          emit_src=False)
     return text, harness, None
