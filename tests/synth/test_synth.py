@@ -339,9 +339,9 @@ def test_board_platforms_offer_their_family_dsp_primitives():
     from amaranth.back import rtlil
 
     from systolix.hdl.os_array import OutputStationaryArray
-    from systolix.synth.board import BOARDS
+    from systolix.synth.board import BOARD_PLATFORMS
     config = SystolicConfig(2, 3, pipeline="full")
     for board, cell, count in (("ulx3s-85f", "MULT18X18D", 6), ("icebreaker", "SB_MAC16", 2)):
-        platform = BOARDS[board].make_platform()
+        platform = BOARD_PLATFORMS[board].make_platform()
         text = rtlil.convert(IOHarness(OutputStationaryArray(config)), platform=platform)
         assert text.count(f"cell \\{cell} ") == count, board
