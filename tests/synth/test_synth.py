@@ -34,7 +34,7 @@ from systolix.synth.reports import (CellCounts, nextpnr_capacity_error, parse_ne
 from systolix.synth.sweep import markdown_table, pareto_front
 from systolix.synth.targets import TARGETS, get_target
 
-pytestmark = [pytest.mark.model, pytest.mark.amaranth, pytest.mark.toolchain]
+pytestmark = [pytest.mark.model, pytest.mark.amaranth]  # + toolchain on the tests that run the tools
 
 DATA = ROOT / "tests" / "data" / "synth"
 
@@ -219,6 +219,7 @@ def synth_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("synth_cache")
 
 
+@pytest.mark.toolchain
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_tiny_array_synthesizes_and_routes(target, synth_cache):
     """2x2 int8 array in the harness on every target: real cell counts, Fmax, harness cost;
@@ -246,6 +247,7 @@ def _cli(*args, cache, env=None):
                           capture_output=True, text=True, env=env)
 
 
+@pytest.mark.toolchain
 def test_cli_synth_json_is_pure_and_progress_goes_to_stderr(synth_cache):
     p = _cli("synth", "systolic", "--rows", "2", "--cols", "2", "--target", "ice40-up5k",
              "--harness", "on", "--json", cache=synth_cache)
@@ -257,6 +259,7 @@ def test_cli_synth_json_is_pure_and_progress_goes_to_stderr(synth_cache):
     assert text.returncode == 0 and "in harness" in text.stdout and "Fmax" in text.stdout
 
 
+@pytest.mark.toolchain
 def test_cli_design_that_does_not_fit_is_one_line(synth_cache):
     p = _cli("synth", "systolic", "--rows", "4", "--cols", "4", "--target", "ice40-up5k",
              cache=synth_cache)
@@ -273,6 +276,7 @@ def test_cli_usage_errors_exit_2(synth_cache):
     assert p.returncode == 2 and "1..1000" in p.stderr
 
 
+@pytest.mark.toolchain
 def test_sweep_writes_table_json_and_plots(synth_cache, tmp_path):
     out = tmp_path / "sweep"
     p = _cli("sweep", "systolic", "--sizes", "1,2x2,4", "--target", "ice40-up5k", "-j", "2",
@@ -293,6 +297,7 @@ def test_sweep_writes_table_json_and_plots(synth_cache, tmp_path):
     assert table == md
 
 
+@pytest.mark.toolchain
 def test_build_icebreaker_bitstream_without_a_programmer(synth_cache, tmp_path):
     """amaranth-boards' iCEBreaker platform, PyPI tools only; no iceprog needed to build."""
     out = tmp_path / "bits"
@@ -313,6 +318,7 @@ def test_build_icebreaker_bitstream_without_a_programmer(synth_cache, tmp_path):
     assert [f.name for f in out.iterdir() if f.name.startswith(".")] == []  # no leftovers
 
 
+@pytest.mark.toolchain
 def test_build_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path):
     """`build engine --board`: the matrix engine behind the host link (UART on the board's
     FTDI pins, LEDs), placed and routed at the board's 12 MHz, with a bitstream."""
