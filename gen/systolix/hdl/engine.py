@@ -129,7 +129,9 @@ class MatrixEngine(wiring.Component):
     back as C: the accumulators live in the units' pipelines, with no read-modify-write. A
     tile's final D (an m x C fragment, one C buffer word) is written to C. Lanes of A past K are
     masked to zero (the accumulation chunk is k).
-    ``cycles`` reports the length of this phase.
+    ``cycles`` counts the cycles of this phase (and the flush of the last results into C); it
+    is cleared when a command is accepted, so it reads 0 after a rejected command, and holds the
+    job's count from ``done`` until the next command is accepted.
 
     **Drain** (stream ``c``, backpressure honoured): for m in 0..M-1: for each column tile:
     ``data[c] = C[m, n0 + c]``, ``last`` on the final word. ``ceil(N/C) * M`` words.
@@ -154,7 +156,7 @@ class MatrixEngine(wiring.Component):
     error : Out(1)
         The last command was rejected. Cleared when a command is accepted.
     cycles : Out(32)
-        Compute-phase cycles of the last job (0 for a rejected one).
+        Compute-phase cycles of the last job; 0 after a rejected command.
     """
 
     def __init__(self, config: EngineConfig):
@@ -253,7 +255,11 @@ class MatrixEngine(wiring.Component):
             d_r = Signal(range(max(R, 2)))
             d_mt = Signal(range(cfg.m_stride + 1))
             c_sel = Signal(range(max(R, 2)))
-            c_row = bufs.c_rd.data[c_sel] if R > 1 else bufs.c_rd.data[0]
+            # a Mux chain rather than data[c_sel]: a dynamic index is a shift of the whole
+            # word, which Verilog truncates to one row (Verilator: WIDTHTRUNC)
+            c_row = bufs.c_rd.data[0]
+            for r in range(1, R):
+                c_row = Mux(c_sel == r, bufs.c_rd.data[r].as_value(), c_row)
             drain_addr = _c_addr(cfg, d_mt, d_tile)
         else:
             c_row = bufs.c_rd.data
