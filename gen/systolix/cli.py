@@ -254,9 +254,8 @@ def _generate_config(args, verb="generate"):
 def _cmd_generate(args):
     from .emit import write_design
     config = _generate_config(args)
-    v, m = write_design(config, args.output)
-    print(f"wrote {v}")
-    print(f"wrote {m}")
+    for path in write_design(config, args.output):
+        print(f"wrote {path}")
     return 0
 
 
