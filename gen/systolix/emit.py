@@ -129,6 +129,8 @@ def ports(top):
 #   read): it starts at 0, like every other register.
 # * Yosys turns `x == 0` into `!x`, which on a multi-bit x Verilator reports as WIDTHTRUNC: it
 #   is written `x == N'h0` again.
+# * A variable part-select (`x.word_select(i, w)`) is a `$shift` cell narrower than its input,
+#   written `y = x >> i` (Verilator: WIDTHTRUNC): it shifts into a full-width wire, sliced after.
 # * A `casez` that does not list every value (an FSM's unused state encodings) gets an empty
 #   `default` (Verilator: CASEINCOMPLETE): no case matching already meant no assignment.
 
@@ -138,10 +140,27 @@ _LOGIC_NOT = re.compile(r"^  cell \$logic_not (\S+)\n((?:    parameter .*\n)*)"
                         r"    connect \\A (.*)\n", re.M)
 
 
+_NARROW_SHIFT = re.compile(r"^  cell \$(shift|shiftx) (\S+)\n((?:    parameter .*\n)*)"
+                           r"((?:    connect \\[AB] .*\n)*)    connect \\Y (.*)\n  end\n", re.M)
+
+
 def _yosys(script):
     yosys = find_yosys(lambda version: version >= (0, 40))  # as amaranth.back.verilog
     # Yosys warns that not every process maps to Verilog; Amaranth's are the ones that do.
     return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
+
+
+def _widen_shift(m):
+    params = dict(re.findall(r"    parameter \\(\S+) (\S+)\n", m.group(3)))
+    a_width, y_width = int(params["A_WIDTH"]), int(params["Y_WIDTH"])
+    if y_width >= a_width:
+        return m.group(0)
+    wide = f"{m.group(2)}$wide"
+    params = m.group(3).replace(f"    parameter \\Y_WIDTH {y_width}\n",
+                                f"    parameter \\Y_WIDTH {a_width}\n")
+    return (f"  wire width {a_width} {wide}\n"
+            f"  cell ${m.group(1)} {m.group(2)}\n{params}{m.group(4)}    connect \\Y {wide}\n"
+            f"  end\n  connect {m.group(5)} {wide} [{y_width - 1}:0]\n")
 
 
 def _logic_not_to_eq(m):
@@ -185,7 +204,7 @@ def convert(elaboratable, name, *, ports=None):
     text = _MEMRD_INIT.sub(lambda m: m.group(1) + "0" * int(m.group(2)), text)
     text = _yosys([f"read_rtlil <<rtlil\n{text}\nrtlil", "proc -nomux -norom", "memory_collect",
                    "write_rtlil"])
-    text = _LOGIC_NOT.sub(_logic_not_to_eq, text)
+    text = _NARROW_SHIFT.sub(_widen_shift, _LOGIC_NOT.sub(_logic_not_to_eq, text))
     return _fix_verilog(_yosys([f"read_rtlil <<rtlil\n{text}\nrtlil", "write_verilog -norename"]))
 
 

@@ -255,11 +255,7 @@ class MatrixEngine(wiring.Component):
             d_r = Signal(range(max(R, 2)))
             d_mt = Signal(range(cfg.m_stride + 1))
             c_sel = Signal(range(max(R, 2)))
-            # a Mux chain rather than data[c_sel]: a dynamic index is a shift of the whole
-            # word, which Verilog truncates to one row (Verilator: WIDTHTRUNC)
-            c_row = bufs.c_rd.data[0]
-            for r in range(1, R):
-                c_row = Mux(c_sel == r, bufs.c_rd.data[r].as_value(), c_row)
+            c_row = bufs.c_rd.data[c_sel] if R > 1 else bufs.c_rd.data[0]
             drain_addr = _c_addr(cfg, d_mt, d_tile)
         else:
             c_row = bufs.c_rd.data
@@ -300,8 +296,8 @@ class MatrixEngine(wiring.Component):
                         if tc:  # k-steps: ceil(K / k)
                             kk = cfg.core.k
                             m.d.sync += job.ks.eq(
-                                (cmd.k + kk - 1) >> (kk.bit_length() - 1)
-                                if kk & (kk - 1) == 0 else (cmd.k + kk - 1) // kk)
+                                (cmd.k + (kk - 1)) >> (kk.bit_length() - 1)
+                                if kk & (kk - 1) == 0 else (cmd.k + (kk - 1)) // kk)
                         a_load.start(m)
                         b_load.start(m)
                         if cfg.requant is not None:
