@@ -116,7 +116,7 @@ def ports(top):
 # --- Verilog conversion -------------------------------------------------------------------------
 #
 # Amaranth's RTLIL goes through its bundled Yosys with the passes of `amaranth.back.verilog`, with
-# four fixes, none of which changes what the logic computes:
+# these fixes, none of which changes what the logic computes:
 #
 # * Yosys writes each combinational process as `always @*` and makes it run once at time zero
 #   through a dummy `reg trigger = 0;` that the block reads. That relies on Verilog-2001, where a
@@ -138,8 +138,6 @@ _TRIGGER = re.compile(r"^  reg (\\\$auto\$verilog_backend\S*) += 0;$", re.M)
 _MEMRD_INIT = re.compile(r"(parameter \\INIT_VALUE (\d+)')(x+)$", re.M)
 _LOGIC_NOT = re.compile(r"^  cell \$logic_not (\S+)\n((?:    parameter .*\n)*)"
                         r"    connect \\A (.*)\n", re.M)
-
-
 _NARROW_SHIFT = re.compile(r"^  cell \$(shift|shiftx) (\S+)\n((?:    parameter .*\n)*)"
                            r"((?:    connect \\[AB] .*\n)*)    connect \\Y (.*)\n  end\n", re.M)
 
@@ -311,16 +309,18 @@ def _describe(value, entry, meanings):
 
 _RESET = ("Every register starts at its reset value and every buffer word at 0 from time zero "
           "(Verilog initialisers, which FPGAs load at configuration), so every output is 0 or 1 "
-          "from time zero in any simulator, Verilog-2001 or SystemVerilog semantics alike; rst "
-          "(synchronous, active high, sampled at clk's rising edge) returns the design to that "
-          "state at any time.")
+          "from time zero in any simulator, under Verilog-2001 or SystemVerilog rules alike "
+          "(e.g. iverilog -g2012), and no reset is needed after power-up. rst is synchronous "
+          "and active high: it acts at each rising edge of clk while high (see its port entry "
+          "for what it clears).")
 
 
 def _rst_meaning(config):
     if isinstance(config, EngineConfig):
-        return {"rst": "synchronous reset, active high: while high, every ready and valid output "
-                       "is low; after it the engine is idle (busy, done, error low, cycles 0); "
-                       "buffer contents are kept"}
+        return {"rst": "synchronous reset, active high: every ready output is low while rst is "
+                       "high, every valid output and busy, done, error and cycles are 0 from the "
+                       "first rising edge with rst high, and the engine is idle after it; buffer "
+                       "contents are kept"}
     if isinstance(config, SystolicConfig) and config.dataflow is Dataflow.WEIGHT_STATIONARY:
         return {"rst": "synchronous reset, active high; clears the swap, capture and valid "
                        "pipelines (weights are not cleared: 0 from time zero, then as loaded)"}
