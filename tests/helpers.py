@@ -4,11 +4,11 @@ from pathlib import Path
 
 import numpy as np
 
-from systolix import golden
-from systolix.cycle_model import gemm_cycles, stream_cycles
-from systolix.simjob import SimJob, is_reject
-from systolix.simulate import run_job
-from systolix.tiling import plan_tiles
+from systolix.model import golden
+from systolix.model.cycles import gemm_cycles, stream_cycles
+from systolix.sim.job import SimJob, is_reject
+from systolix.sim.runner import run_job
+from systolix.model.tiling import plan_tiles
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK_DIR = ROOT / "sim_out" / "tests"
@@ -44,7 +44,7 @@ def check_engine(config, entries, simulator, *, seed=0, stall_prob=0.0):
     """Run ``entries`` ((A, B) pairs, or (m, k, n) commands that must be rejected) back to back
     through a matrix engine; assert bit-exact results, the error flags, and exact cycles (the
     compute phase always; the whole job too when no stream stalls)."""
-    from systolix.cycle_model import engine_cycles
+    from systolix.model.cycles import engine_cycles
     job = SimJob(config, entries, stall_prob=stall_prob, seed=seed)
     runs, failures, _ = run_job(job, simulator, WORK_DIR)
     where = f"[{config.name} on {simulator}, seed {seed}, stall {stall_prob}]"
@@ -57,7 +57,7 @@ def check_engine(config, entries, simulator, *, seed=0, stall_prob=0.0):
         assert not run.error, f"{where} gemm {i} flagged an error"
         want = golden.gemm(a, b, config.numerics, config.accumulation_chunk)
         if len(entry) == 3:
-            from systolix.quant import requantize
+            from systolix.model.quant import requantize
             want = requantize(want, entry[2])
         np.testing.assert_array_equal(run.c, want, err_msg=f"{where} gemm {i} {a.shape}x{b.shape}")
         model = engine_cycles(config, a.shape[0], a.shape[1], b.shape[1])
@@ -90,3 +90,28 @@ def engine_shapes_and_edges(config, rng):
         (1, K + 1, 1),                                    # rejected: K too large
         rand_operands(rng, n, 2, K, N),                   # right after a reject
     ]
+
+
+def lint_with_config(v, vlt, top):
+    """``verilator --lint-only -Wall`` of ``v`` with its emitted ``.vlt``: no warning or error."""
+    from systolix.sim.runner import lint
+    rc, out = lint(v, top, [str(vlt)])
+    assert rc == 0, out
+    assert "%Warning" not in out and "%Error" not in out, out
+
+
+def slow_gemm(a, b, n, chunk=1):
+    """C = A x B by the accumulation rule of :class:`~systolix.config.Numerics`, in Python integers."""
+    out = np.zeros((a.shape[0], b.shape[1]), dtype=object)
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            acc = 0
+            for k0 in range(0, a.shape[1], chunk):
+                acc += sum(int(a[i, k]) * int(b[k, j])
+                           for k in range(k0, min(k0 + chunk, a.shape[1])))
+                if n.saturate:
+                    acc = min(max(acc, n.acc_min), n.acc_max)
+                else:
+                    acc = (acc + 2**(n.acc_width - 1)) % 2**n.acc_width - 2**(n.acc_width - 1)
+            out[i, j] = acc
+    return out

@@ -3,7 +3,7 @@
 Per job: offer the command, load A and B (concurrently, with random stalls if asked, and an
 overrun word that the engine must refuse), let the engine compute with no Python in the loop,
 drain C (with random backpressure), then check the result, the ``error`` flag, the ``done``
-pulse and the cycles against the models. Started by :func:`systolix.simulate.run_job`.
+pulse and the cycles against the models. Started by :func:`systolix.sim.runner.run_job`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
-from systolix import tiling
-from systolix.cycle_model import engine_cycles
-from systolix.simjob import JOB_ENV, JobOutcome, is_reject, read_job, write_outcome
+from systolix.model import tiling
+from systolix.model.cycles import engine_cycles
+from systolix.sim.job import JOB_ENV, JobOutcome, is_reject, read_job, write_outcome
 from systolix_tb.scoreboard import GemmScoreboard
 from systolix_tb.streams import StreamSink, StreamSource
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import golden, tiling
+from ..model import golden, tiling
 from ..errors import SystolixError
 from . import protocol as P
 

@@ -1,6 +1,6 @@
 """The board link's frame format: the one definition of opcodes, status codes, CRC and payloads.
 
-Shared by the hardware generator (:mod:`systolix.hdl.hostlink` takes its constants and the INFO
+Shared by the hardware generator (:mod:`systolix.hdl.link.hostlink` takes its constants and the INFO
 block from here), the host library (:mod:`systolix.board.host`) and the tests.
 
 Frames (all multi-byte fields little-endian)::
