@@ -8,10 +8,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from amaranth.back import verilog
-
+from ..emit import convert, lint_config
 from ..errors import SystolixError
-from ..fileio import atomic_open
+from ..fileio import atomic_write_all
 from ..sim.runner import _runner, _tool_environment, check_simulator, compile_verilog, design_key
 from .top import BoardConfig, BoardTop
 
@@ -23,8 +22,7 @@ SCENARIO_ENV = "SYSTOLIX_BOARD_SCENARIO"
 
 def board_verilog(config: BoardConfig):
     """Verilog of the board top (ports ``clk``, ``rst``, ``uart_rx``, ``uart_tx``, ``leds``)."""
-    top = BoardTop(config)
-    return verilog.convert(top, name=config.name, emit_src=False)
+    return convert(BoardTop(config), config.name)
 
 
 def build_board(config: BoardConfig, simulator="icarus", work_dir="sim_out"):
@@ -37,8 +35,8 @@ def build_board(config: BoardConfig, simulator="icarus", work_dir="sim_out"):
         return build_dir
     build_dir.mkdir(parents=True, exist_ok=True)
     v_path = build_dir / f"{config.name}.v"
-    with atomic_open(v_path) as f:
-        f.write(board_verilog(config))
+    text = board_verilog(config)
+    atomic_write_all({v_path: text, v_path.with_suffix(".vlt"): lint_config(config.name, text)})
     stamp.unlink(missing_ok=True)
     compile_verilog(v_path, config.name, build_dir, simulator)
     stamp.write_text(key)

@@ -129,7 +129,9 @@ class MatrixEngine(wiring.Component):
     back as C: the accumulators live in the units' pipelines, with no read-modify-write. A
     tile's final D (an m x C fragment, one C buffer word) is written to C. Lanes of A past K are
     masked to zero (the accumulation chunk is k).
-    ``cycles`` reports the length of this phase.
+    ``cycles`` counts the cycles of this phase (and the flush of the last results into C); it
+    is cleared when a command is accepted, so it reads 0 after a rejected command, and holds the
+    job's count from ``done`` until the next command is accepted.
 
     **Drain** (stream ``c``, backpressure honoured): for m in 0..M-1: for each column tile:
     ``data[c] = C[m, n0 + c]``, ``last`` on the final word. ``ceil(N/C) * M`` words.
@@ -154,7 +156,7 @@ class MatrixEngine(wiring.Component):
     error : Out(1)
         The last command was rejected. Cleared when a command is accepted.
     cycles : Out(32)
-        Compute-phase cycles of the last job (0 for a rejected one).
+        Compute-phase cycles of the last job; 0 after a rejected command.
     """
 
     def __init__(self, config: EngineConfig):
@@ -294,8 +296,8 @@ class MatrixEngine(wiring.Component):
                         if tc:  # k-steps: ceil(K / k)
                             kk = cfg.core.k
                             m.d.sync += job.ks.eq(
-                                (cmd.k + kk - 1) >> (kk.bit_length() - 1)
-                                if kk & (kk - 1) == 0 else (cmd.k + kk - 1) // kk)
+                                (cmd.k + (kk - 1)) >> (kk.bit_length() - 1)
+                                if kk & (kk - 1) == 0 else (cmd.k + (kk - 1)) // kk)
                         a_load.start(m)
                         b_load.start(m)
                         if cfg.requant is not None:

