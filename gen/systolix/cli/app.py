@@ -17,6 +17,7 @@ from . import synth as synth_cli
 from ..config import (DEFAULT_MMA_PIPELINE, PIPELINES, Dataflow, EngineConfig, Numerics,
                       SystolicConfig, TensorCoreConfig)
 from ..errors import SystolixError
+from ..kinds import command_line_names
 
 __all__ = ["main"]
 
@@ -124,7 +125,7 @@ def _parser():
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     g = sub.add_parser("generate", help="emit Verilog and a JSON manifest")
-    g.add_argument("kind", choices=["systolic", "engine", "tensorcore"],
+    g.add_argument("kind", choices=command_line_names(),
                    help="systolic = the bare array, engine = array + buffers + controller, "
                         "tensorcore = an MMA unit")
     _add_engine_args(g)

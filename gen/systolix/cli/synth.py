@@ -51,17 +51,17 @@ def add_parsers(sub, add_engine_args):
 
     ``add_engine_args(parser)`` adds the engine flags shared with ``generate``.
     """
-    from ..synth.designs import KINDS
+    from ..kinds import command_line_names
     from ..synth.board import BOARDS
 
     s = sub.add_parser("synth", help="synthesize, place and route; report area and Fmax")
-    s.add_argument("kind", choices=list(KINDS), help="what to synthesize")
+    s.add_argument("kind", choices=command_line_names(), help="what to synthesize")
     add_engine_args(s)
     _add_flow_args(s)
     s.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
     w = sub.add_parser("sweep", help="synthesize a design space; JSON, Markdown and plots")
-    w.add_argument("kind", choices=list(KINDS), help="what to sweep")
+    w.add_argument("kind", choices=command_line_names(), help="what to sweep")
     add_engine_args(w)
     _add_flow_args(w, harness_default="on")
     w.add_argument("--sizes", default="2x2,4x4,8x8", metavar="RxC,...",
@@ -75,7 +75,7 @@ def add_parsers(sub, add_engine_args):
     w.add_argument("--json", action="store_true", help="print the results as one JSON object")
 
     b = sub.add_parser("build", help="build a bitstream for a board (amaranth-boards)")
-    b.add_argument("kind", choices=list(KINDS), help="what to build")
+    b.add_argument("kind", choices=command_line_names(), help="what to build")
     add_engine_args(b)
     b.add_argument("--board", choices=list(BOARDS), required=True, help="target board")
     b.add_argument("--fit", action="store_true",
@@ -100,11 +100,8 @@ def _options(args):
 
 
 def _config(args):
-    from ..synth.designs import get_kind
-    kind = get_kind(args.kind)
-    if kind.from_args is None:
-        raise SystolixError(f"design kind {args.kind!r} has no command-line flags")
-    return kind.from_args(args)
+    from .app import _generate_config
+    return _generate_config(args, verb=args.command)
 
 
 def format_result(r):
@@ -176,19 +173,19 @@ def _parse_sizes(text):
 
 
 def _cmd_sweep(args):
-    from ..synth.designs import get_kind
+    from ..kinds import get
     from ..synth.sweep import run_sweep
     from ..synth.targets import get_target
     if not 1 <= args.jobs <= 2:
         raise SystolixError(f"--jobs must be 1 or 2 on this project's 2-core machines, "
                             f"not {args.jobs}")
     base = _config(args)
-    kind = get_kind(args.kind)
-    if kind.sweep_configs is None:
+    kind = get(args.kind)
+    if kind.sweep is None:
         raise SystolixError(f"sweep walks array sizes; it has no design space for "
                             f"'{args.kind}'")
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
-    configs = kind.sweep_configs(_parse_sizes(args.sizes), variants, base)
+    configs = kind.sweep(_parse_sizes(args.sizes), variants, base)
     target = get_target(args.target)
     summary = run_sweep(configs, target, _options(args), args.output, jobs=args.jobs,
                         cache_dir=args.cache_dir, use_cache=not args.no_cache)
@@ -202,7 +199,7 @@ def _cmd_sweep(args):
 
 def _cmd_build(args):
     from ..synth.board import build_board
-    result = build_board(args, progress=lambda s: _eprint(f"[build] {s}"))
+    result = build_board(args, _config(args), progress=lambda s: _eprint(f"[build] {s}"))
     if args.json:
         print(json.dumps(result))
     else:

@@ -17,11 +17,7 @@ __all__ = ["Dataflow", "Numerics", "SystolicConfig", "RequantConfig", "EngineCon
 
 
 def config_from_dict(d):
-    """Rebuild any config from its :meth:`to_dict` form (dispatching on ``kind``)."""
-    kinds = {"systolic": SystolicConfig, "engine": EngineConfig, "requant": RequantConfig,
-             "tensorcore": TensorCoreConfig}
-    try:
-        cls = kinds[d["kind"]]
-    except KeyError:
-        raise ValueError(f"unknown config kind {d.get('kind')!r}") from None
-    return cls.from_dict(d)
+    """Rebuild any config from its :meth:`to_dict` form (dispatching on ``kind``): the lookup in
+    the kind registry, :func:`systolix.kinds.config_from_dict`."""
+    from ..kinds import config_from_dict  # (the registry sits above config: imported late)
+    return config_from_dict(d)

@@ -18,7 +18,7 @@ from pathlib import Path
 from amaranth.hdl import Elaboratable
 
 from ..errors import SystolixError
-from .designs import get_kind
+from .. import kinds
 from .flow import SynthOptions, synthesize
 from .harness import DUT_NAME, IOHarness
 from .reports import nextpnr_capacity_error, parse_nextpnr_report, parse_yosys_stat
@@ -107,13 +107,12 @@ def largest_fitting(kind, base, target, options, *, cache_dir=None, progress=Non
     raise SystolixError(f"nothing fits on {target.device}")
 
 
-def build_board(args, *, progress=None):
-    """Run ``systolix build``; returns a JSON-ready dict (``synth`` result + ``bitstream``)."""
-    from ..cli.synth import _config
+def build_board(args, base, *, progress=None):
+    """Run ``systolix build`` for design ``base`` (the config the command line's flags
+    describe); returns a JSON-ready dict (``synth`` result + ``bitstream``)."""
     board = BOARDS[args.board]
     target = TARGETS[board.target]
-    kind = get_kind(args.kind)
-    base = _config(args)
+    kind = kinds.of(base)
     try:
         options = SynthOptions(freq=args.freq, harness="on", seed=args.seed)
     except (TypeError, ValueError) as e:
