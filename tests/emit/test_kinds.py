@@ -94,3 +94,11 @@ def test_there_is_one_registry():
               if p.name != "kinds.py" and re.search(r"^\s*KINDS\b.*=|\"tensorcore\":\s*\w+Config",
                                                     p.read_text(), re.M)]
     assert others == []
+
+
+def test_engine_protocol_text_matches_the_engine_docstring():
+    """The manifest's protocol text is data (kinds.ENGINE_PROTOCOL), not cut out of a docstring
+    at run time; it must still say what MatrixEngine's docstring says."""
+    from systolix.hdl.engine import MatrixEngine
+    doc = MatrixEngine.__doc__.split("**Command** ")[1].split("Parameters\n")[0]
+    assert " ".join(kinds.ENGINE_PROTOCOL) == " ".join(doc.split())
