@@ -20,11 +20,6 @@ from dataclasses import dataclass
 
 from .config import Dataflow, EngineConfig, RequantConfig, SystolicConfig, TensorCoreConfig
 from .errors import SystolixError
-from .hdl.engine import MatrixEngine
-from .hdl.os_array import OutputStationaryArray
-from .hdl.requant import Requantizer
-from .hdl.tensorcore import MMAUnit
-from .hdl.ws_array import WeightStationaryArray
 from .model.cycles import engine_cycles, gemm_cycles
 
 __all__ = ["Kind", "KINDS", "COMMON_PORT_MEANING", "ENGINE_PROTOCOL", "names",
@@ -40,6 +35,8 @@ class Kind:
     name : str
         ``config.to_dict()["kind"]``, and the kind argument of ``generate``, ``synth``,
         ``sweep`` and ``build``.
+    summary : str
+        What it is, in a few words (the command line's help).
     config : type
         The frozen config class (``name``, ``macs``, ``accumulation_chunk``, ``to_dict`` with
         ``"kind"``, ``from_dict``).
@@ -67,6 +64,7 @@ class Kind:
     """
 
     name: str
+    summary: str
     config: type
     build: Callable
     port_meaning: dict
@@ -116,9 +114,14 @@ _SYSTOLIC_FIELD_MEANING = {
 }
 
 
+# (The components are imported when built: job files are read in every simulation process,
+# which should not pay for importing the gateware.)
+
 def _build_systolic(config: SystolicConfig):
     if config.dataflow is Dataflow.WEIGHT_STATIONARY:
+        from .hdl.ws_array import WeightStationaryArray
         return WeightStationaryArray(config)
+    from .hdl.os_array import OutputStationaryArray
     return OutputStationaryArray(config)
 
 
@@ -204,6 +207,11 @@ _ENGINE_FIELD_MEANING = {
 }
 
 
+def _build_engine(config: EngineConfig):
+    from .hdl.engine import MatrixEngine
+    return MatrixEngine(config)
+
+
 def _engine_field_meaning(config: EngineConfig):
     if config.requant:
         return {**_ENGINE_FIELD_MEANING, "data": "data[c] = C[m, n0 + c], requantized to 8 bits"}
@@ -283,6 +291,11 @@ def _engine_sweep(sizes, variants, base):
 
 # --- requantizer ----------------------------------------------------------------------------
 
+def _build_requant(config: RequantConfig):
+    from .hdl.requant import Requantizer
+    return Requantizer(config)
+
+
 #: Port meanings of the requantizer, whose stream names coincide with the array's.
 _REQUANT_PORT_MEANING = {
     "i__payload": "one beat: int32 accumulators and per-lane parameters, and last",
@@ -316,6 +329,11 @@ def _requant_sections(config: RequantConfig, top):
 
 
 # --- tensor-core MMA unit -------------------------------------------------------------------
+
+def _build_mma(config: TensorCoreConfig):
+    from .hdl.tensorcore import MMAUnit
+    return MMAUnit(config)
+
 
 _MMA_PORT_MEANING = {
     "clk": COMMON_PORT_MEANING["clk"],
@@ -365,14 +383,16 @@ def _tensorcore_sections(config: TensorCoreConfig, top):
 
 #: Every design kind. New kinds go here.
 KINDS = (
-    Kind("systolic", SystolicConfig, _build_systolic, _SYSTOLIC_PORT_MEANING,
-         lambda config: _SYSTOLIC_FIELD_MEANING, _systolic_sections, cycles=gemm_cycles,
-         sweep=_systolic_sweep),
-    Kind("engine", EngineConfig, MatrixEngine, _ENGINE_PORT_MEANING, _engine_field_meaning,
-         _engine_sections, cycles=engine_cycles, sweep=_engine_sweep),
-    Kind("requant", RequantConfig, Requantizer, _REQUANT_PORT_MEANING,
-         lambda config: _REQUANT_FIELD_MEANING, _requant_sections, command_line=False),
-    Kind("tensorcore", TensorCoreConfig, MMAUnit, _MMA_PORT_MEANING,
+    Kind("systolic", "the bare array", SystolicConfig, _build_systolic,
+         _SYSTOLIC_PORT_MEANING, lambda config: _SYSTOLIC_FIELD_MEANING, _systolic_sections,
+         cycles=gemm_cycles, sweep=_systolic_sweep),
+    Kind("engine", "array (or tensor-core units) + buffers + controller", EngineConfig,
+         _build_engine, _ENGINE_PORT_MEANING, _engine_field_meaning, _engine_sections,
+         cycles=engine_cycles, sweep=_engine_sweep),
+    Kind("requant", "the requantization unit", RequantConfig, _build_requant,
+         _REQUANT_PORT_MEANING, lambda config: _REQUANT_FIELD_MEANING, _requant_sections,
+         command_line=False),
+    Kind("tensorcore", "an MMA unit", TensorCoreConfig, _build_mma, _MMA_PORT_MEANING,
          lambda config: _MMA_FIELD_MEANING, _tensorcore_sections),
 )
 

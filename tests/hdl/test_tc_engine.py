@@ -7,7 +7,8 @@ import pytest
 
 from systolix.model import golden, tiling
 from systolix.config import (EngineConfig, Numerics, RequantConfig, SystolicConfig,
-                             TensorCoreConfig, config_from_dict)
+                             TensorCoreConfig)
+from systolix.kinds import config_from_dict
 from systolix.model.cycles import engine_cycles
 
 from test_engine import rand, simulate

@@ -11,13 +11,8 @@ from .numerics import Numerics
 from .requant import REQUANT_FIELDS, REQUANT_PARAM_BITS, RequantConfig
 from .tensorcore import DEFAULT_MMA_PIPELINE, MAX_MMA_DIM, TensorCoreConfig
 
-__all__ = ["Dataflow", "PEPipeline", "Numerics", "SystolicConfig", "RequantConfig", "EngineConfig",
-           "TensorCoreConfig", "config_from_dict", "MAX_ARRAY_DIM", "MAX_CORES", "MAX_MMA_DIM",
-           "DIM_WIDTH", "PIPELINES", "DEFAULT_MMA_PIPELINE", "REQUANT_FIELDS", "REQUANT_PARAM_BITS"]
+__all__ = ["Dataflow", "PEPipeline", "Numerics", "SystolicConfig", "RequantConfig",
+           "EngineConfig", "TensorCoreConfig", "MAX_ARRAY_DIM", "MAX_CORES", "MAX_MMA_DIM",
+           "DIM_WIDTH", "PIPELINES", "DEFAULT_MMA_PIPELINE", "REQUANT_FIELDS",
+           "REQUANT_PARAM_BITS"]
 
-
-def config_from_dict(d):
-    """Rebuild any config from its :meth:`to_dict` form (dispatching on ``kind``): the lookup in
-    the kind registry, :func:`systolix.kinds.config_from_dict`."""
-    from ..kinds import config_from_dict  # (the registry sits above config: imported late)
-    return config_from_dict(d)

@@ -19,9 +19,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
+from amaranth.back import rtlil
+
+from .. import __version__, kinds
+from ..emit import ports
 from ..errors import SystolixError
-from .. import kinds
 from .harness import DUT_NAME, IOHarness, port_bits
 from .reports import (RESOURCE_OF_CELL, nextpnr_capacity_error, parse_nextpnr_report,
                       parse_yosys_stat)
@@ -141,8 +143,6 @@ def cache_key(config, target: Target, options: SynthOptions):
 
 def _elaborate(config, target, options):
     """RTLIL text of the design (wrapped in the harness when needed) and the harness facts."""
-    from amaranth.back import rtlil
-
     top = kinds.of(config).build(config)
     in_bits, out_bits = port_bits(top)
     pins = in_bits + out_bits + 2  # + clk, rst
@@ -160,7 +160,6 @@ def _elaborate(config, target, options):
         harness["output_latency"] = wrapped.tree_levels
         text = rtlil.convert(wrapped, name="top", platform=platform, emit_src=False)
         return text, harness, f"top.{DUT_NAME}"
-    from ..emit import ports
     port_map = {k: v for k, v in ports(top).items() if v is not None}
     text = rtlil.convert(top, name="top", platform=platform, ports=port_map, emit_src=False)
     return text, harness, None
