@@ -189,7 +189,7 @@ class MatrixEngine(wiring.Component):
                         b_wr=b_mem.write_port(), b_rd=b_mem.read_port(),
                         c_wr=c_mem.write_port(), c_rd=c_mem.read_port())
 
-        # ---- the core's sequencer (see the end of elaborate)
+        # ---- the compute core's sequencer (SEQUENCERS): job registers, loaders, compute phase
         seq = SEQUENCERS[type(cfg.compute)](cfg, self.buffer_read_latency)
 
         # ---- job registers
