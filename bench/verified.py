@@ -21,6 +21,9 @@ def verified_engine_runs(config, operands, simulator, work_dir, seed):
     ``[(run, model), ...]``. Exits unless every result is bit-exact and every cycle count
     (compute and whole job) equals :func:`systolix.model.cycles.engine_cycles`."""
     runs, failures, _ = run_job(SimJob(config, operands, seed=seed), simulator, work_dir)
+    if len(runs) != len(operands):
+        raise SystemExit(f"{config.name}: {len(runs)} results for {len(operands)} GEMMs; "
+                         f"not a benchmark result")
     out = []
     for (a, b), run in zip(operands, runs):
         m, k = a.shape

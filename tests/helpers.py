@@ -19,12 +19,45 @@ def rand_operands(rng, numerics, m, k, n):
             rng.integers(numerics.in_min, numerics.in_max + 1, (k, n), dtype=np.int64))
 
 
+def requant_entries(rng, config, shapes, out_signed=None, min_unclamped=0.6):
+    """Engine jobs ``(A, B, RequantParams)`` whose requantized outputs mostly show their rounding.
+
+    Job ``i`` draws its operands within +-``MAGNITUDES[i % 4]`` (then the type's range), so the
+    accumulators' spread, and with it the shifts that
+    :func:`systolix.model.quant.spanning_params` fits, run from 0 (tiny operands: every SRDHM
+    and RoundingDivideByPOT tie shows in the output) to the largest. Asserts that at least ``min_unclamped`` of all outputs leave the
+    clamp unchanged (on a clamp bound a rounding error cannot show), and prints the fraction.
+    """
+    from systolix.model import quant
+    n = config.numerics
+    entries, unclamped, total = [], 0.0, 0
+    for i, (m, k, p) in enumerate(shapes):
+        mag = MAGNITUDES[i % len(MAGNITUDES)]
+        lo, hi = max(n.in_min, -mag), min(n.in_max, mag)
+        a = rng.integers(lo, hi + 1, (m, k), dtype=np.int64)
+        b = rng.integers(lo, hi + 1, (k, p), dtype=np.int64)
+        acc = golden.gemm(a, b, n, config.accumulation_chunk)
+        params = quant.spanning_params(rng, acc, out_signed)
+        unclamped += quant.unclamped_fraction(acc, params) * acc.size
+        total += acc.size
+        entries.append((a, b, params))
+    print(f"requantization: {unclamped / total:.1%} of {total} outputs unclamped")
+    assert unclamped / total >= min_unclamped, \
+        f"only {unclamped / total:.1%} of the outputs are unclamped: the test is too weak"
+    return entries
+
+
+#: Operand bounds for :func:`requant_entries`, one per job in turn.
+MAGNITUDES = (1, 3, 20, 255)
+
+
 def check_rtl(config, operands, simulator, *, seed=0, back_to_back=False, stall_prob=0.0):
     """Run ``operands`` through the RTL; assert bit-exact results and exact cycles."""
     job = SimJob(config, operands, back_to_back=back_to_back, stall_prob=stall_prob, seed=seed)
     runs, failures, total = run_job(job, simulator, WORK_DIR)
     where = f"[{config.name} on {simulator}, seed {seed}]"
     assert not failures, f"{where} {failures}"
+    assert len(runs) == len(operands), f"{where} {len(runs)} runs for {len(operands)} GEMMs"
     for i, ((a, b), run) in enumerate(zip(operands, runs)):
         want = golden.gemm(a, b, config.numerics)
         assert run.c is not None, f"{where} gemm {i}: no result"
@@ -49,6 +82,7 @@ def check_engine(config, entries, simulator, *, seed=0, stall_prob=0.0):
     runs, failures, _ = run_job(job, simulator, WORK_DIR)
     where = f"[{config.name} on {simulator}, seed {seed}, stall {stall_prob}]"
     assert not failures, f"{where} {failures}"
+    assert len(runs) == len(entries), f"{where} {len(runs)} runs for {len(entries)} entries"
     for i, (entry, run) in enumerate(zip(entries, runs)):
         if is_reject(entry):
             assert run.error and run.c is None and run.job_cycles == 1, f"{where} entry {i}"

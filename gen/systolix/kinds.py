@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The design kinds: every top-level design systolix emits, synthesizes or simulates.
 
 One table, :data:`KINDS`, holds per kind everything the layers above need: its name (the
@@ -115,7 +116,9 @@ _SYSTOLIC_FIELD_MEANING = {
 
 
 # (The components are imported when built: job files are read in every simulation process,
-# which should not pay for importing the gateware.)
+# which should not pay for importing the gateware. The linter option on this file's first line
+# spares a component built only to be inspected, as emit.manifest does, Amaranth's warning that
+# it was never elaborated: Amaranth reads it from the file that creates the component.)
 
 def _build_systolic(config: SystolicConfig):
     if config.dataflow is Dataflow.WEIGHT_STATIONARY:

@@ -61,6 +61,9 @@ class RTLGemmRequant:
         if failures:
             raise SystolixError(f"layer {self.layer}: the RTL disagrees with the reference: "
                                 f"{failures[0]}")
+        if len(runs) != len(entries):
+            raise SystolixError(f"layer {self.layer}: {len(runs)} results for {len(entries)} "
+                                f"engine jobs; please report this")
         for (a, _, _), run in zip(entries, runs):
             model = engine_cycles(cfg, a.shape[0], k, n)
             if (run.cycles, run.job_cycles) != (model.compute, model.total):

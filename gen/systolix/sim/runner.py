@@ -152,9 +152,10 @@ def build(config, simulator="icarus", work_dir="sim_out"):
 class GemmRun:
     """One GEMM's outcome from simulation, with the cycle model's prediction beside it.
 
-    For an engine, ``cycles`` is the compute phase (the engine's own ``cycles`` output) and
-    ``job_cycles`` the whole job, command handshake to ``done``; a rejected command has
-    ``error`` set and no result.
+    For an engine, ``cycles`` is the compute phase, measured by the testbench at the ports
+    (which also checks that it equals the engine's own ``cycles`` output), and ``job_cycles``
+    the whole job, command handshake to ``done``; a rejected command has ``error`` set and no
+    result.
     """
 
     c: object          # numpy array, or None if the RTL produced no well-formed result
@@ -205,6 +206,12 @@ def run_job(job: SimJob, simulator="icarus", work_dir="sim_out", *, waves=False)
     outcome = read_outcome(job_dir)
     if outcome is None:
         raise SystolixError(f"simulation produced no result; see {log}")
+    counts = [len(outcome.results), len(outcome.cycles)]
+    if engine:
+        counts += [len(outcome.job_cycles), len(outcome.errors)]
+    if set(counts) != {len(job.operands)}:
+        raise SystolixError(f"simulation returned {counts} results for {len(job.operands)} "
+                            f"GEMMs; see {log}")
     runs = []
     for i, (entry, c, cycles) in enumerate(zip(job.operands, outcome.results, outcome.cycles)):
         extra = {}
