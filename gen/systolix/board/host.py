@@ -7,6 +7,7 @@ plug in a simulated UART (``systolix_tb.board_test``), so the code below is what
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,16 +30,12 @@ def job_link_bytes(config, m, k, n, max_frame=1024):
     Each request costs 6 bytes of framing and each reply 7, plus the payloads: JOB 6, the A
     and B words, and the C words.
     """
-    R, C, num = config.rows, config.cols, config.numerics
-    ab, bb, cb = (P.word_bytes(R * num.in_width), P.word_bytes(C * num.in_width),
-                  P.word_bytes(C * num.acc_width))
-    tiles_n = -(-n // C)
-    if config.dataflow.value == "os":
-        a_words = -(-m // R) * k
-    else:
-        a_words = -(-k // R) * m
-    b_words = tiles_n * k
-    c_words = m * tiles_n
+    cc, num = config.compute, config.numerics
+    ab, bb, cb = (P.word_bytes(math.prod(cc.a_word) * num.in_width),
+                  P.word_bytes(math.prod(cc.b_word) * num.in_width),
+                  P.word_bytes(config.cols * num.acc_width))
+    a_words, b_words = cc.a_words(m, k), cc.b_words(k, n)
+    c_words = m * -(-n // config.cols)
     frames_a = _frames(a_words, max(1, max_frame // ab))
     frames_b = _frames(b_words, max(1, max_frame // bb))
     frames_c = _frames(c_words, max(1, min(max_frame, P.MAX_PAYLOAD) // cb))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import config_from_dict
+from ..kinds import config_from_dict
 
 __all__ = ["JOB_ENV", "SimJob", "JobOutcome", "StreamJob", "write_job", "read_job",
            "write_outcome", "write_stream_job", "read_stream_job", "write_stream_outcome",

@@ -26,18 +26,10 @@ from ..errors import SystolixError
 from .job import JOB_ENV
 from ..model.tiling import _bits_to_ints, _to_bits
 
-__all__ = ["stream_cycles", "pack_input_beats", "unpack_output_beats", "MMAJob", "MMAOutcome",
+__all__ = ["pack_input_beats", "unpack_output_beats", "MMAJob", "MMAOutcome",
            "write_job", "read_job", "write_outcome", "read_outcome", "run_job", "TEST_MODULE"]
 
 TEST_MODULE = "systolix_tb.mma_test"
-
-
-def stream_cycles(config: TensorCoreConfig, beats):
-    """Cycles for ``beats`` MMAs issued back to back, first accepted beat to last result,
-    both inclusive: ``beats + latency`` (the unit's initiation interval is 1)."""
-    if not isinstance(beats, int) or beats < 1:
-        raise ValueError(f"beats must be a positive integer, not {beats!r}")
-    return beats + config.latency
 
 
 def _check_shapes(config, a, b, c):

@@ -19,9 +19,9 @@ from pathlib import Path
 from amaranth.hdl import Elaboratable, Module
 
 from ..board.top import DEFAULT_BAUD, BoardConfig, BoardPlatformTop
+from .. import kinds
 from ..errors import SystolixError
 from ..hdl.dsp import with_dsp
-from .designs import kind_of
 from .flow import SynthOptions, synthesize
 from .harness import DUT_NAME, IOHarness
 from .reports import nextpnr_capacity_error, parse_nextpnr_report, parse_yosys_stat
@@ -137,7 +137,7 @@ def build_board(config, board: str, options: SynthOptions, out_dir, *, fit=False
     """
     board = BOARD_PLATFORMS[board]
     target = TARGETS[board.target]
-    kind = kind_of(config)
+    kind = kinds.of(config)
     link = kind.name == "engine"  # an engine goes on the board behind its UART host link
     if link and fit:
         raise SystolixError("--fit searches array sizes; give an engine's size explicitly")
