@@ -21,7 +21,8 @@ def _add_link_args(p):
     p.add_argument("--port", required=True,
                    help="serial port, e.g. /dev/ttyUSB0 (or a pyserial URL such as "
                         "socket://host:port)")
-    p.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                   help=f"baud rate (default {DEFAULT_BAUD})")
     p.add_argument("--timeout", type=float, default=0.5, metavar="S",
                    help="seconds added to every reply timeout (default 0.5)")
     p.add_argument("--retries", type=int, default=3,
@@ -50,7 +51,7 @@ def add_parsers(sub):
     g.add_argument("--baud", type=int, default=DEFAULT_BAUD,
                    help=f"UART baud rate (default {DEFAULT_BAUD}; fast: "
                         + ", ".join(f"{b} {v['fast_baud']}" for b, v in BOARDS.items()) + ")")
-    g.add_argument("--timeout-ms", type=float, default=20.0,
+    g.add_argument("--timeout-ms", type=float, default=BoardConfig.timeout_ms,
                    help="inter-byte timeout abandoning a truncated request (default 20)")
     _add_engine_args(g)
     _add_buffer_args(g, 16)
@@ -101,12 +102,21 @@ def _generate(args):
     return 0
 
 
-def _client(args):
-    from .board.host import BoardClient, SerialTransport
+def _check_link_args(args):
+    """Refuse bad --baud, --timeout and --retries before anything is read or opened."""
+    from .board.host import MAX_MARGIN_S
     if args.baud <= 0:
         raise SystolixError(f"--baud must be positive, not {args.baud}")
+    if not 0 <= args.timeout <= MAX_MARGIN_S:   # (also refuses nan)
+        raise SystolixError(f"--timeout must be a finite number of seconds in "
+                            f"0..{MAX_MARGIN_S:g}, not {args.timeout}")
     if args.retries < 0:
         raise SystolixError(f"--retries must be at least 0, not {args.retries}")
+
+
+def _client(args):
+    from .board.host import BoardClient, SerialTransport
+    _check_link_args(args)
     transport = SerialTransport(args.port, args.baud)
     return BoardClient(transport, args.baud, margin=args.timeout, retries=args.retries), transport
 
@@ -129,6 +139,7 @@ def _info(args):
 def _run(args):
     from .matrices import (check_gemm_shapes, check_operand, check_output_path, load_matrix,
                            save_matrix)
+    _check_link_args(args)
     a = load_matrix(args.a, "A")
     b = load_matrix(args.b, "B")
     check_gemm_shapes(a, b)

@@ -83,8 +83,9 @@ def add_parsers(sub, add_engine_args):
     b.add_argument("--freq", type=_positive_float, default=None, metavar="MHZ",
                    help="clock target for nextpnr (default: the target's)")
     b.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
-    b.add_argument("--baud", type=int, default=115200,
-                   help="engine: UART baud rate of the host link (default 115200)")
+    from .board.top import DEFAULT_BAUD
+    b.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                   help=f"engine: UART baud rate of the host link (default {DEFAULT_BAUD})")
     b.add_argument("--cache-dir", default=None, metavar="DIR")
     b.add_argument("-o", "--output", required=True, metavar="DIR", help="bitstream directory")
     b.add_argument("--json", action="store_true", help="print the result as one JSON object")

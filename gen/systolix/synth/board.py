@@ -17,6 +17,7 @@ from pathlib import Path
 
 from amaranth.hdl import Elaboratable
 
+from ..config import SystolicConfig
 from ..errors import SystolixError
 from .designs import get_kind
 from .flow import SynthOptions, synthesize
@@ -90,6 +91,9 @@ def largest_fitting(kind, base, target, options, *, cache_dir=None, progress=Non
     ``target``. Candidates are bounded by the device's DSP count times the int8 MACs one DSP
     can hold (2 on iCE40 with MODE_8x8); a candidate with too many DSPs is rejected after
     yosys, before place and route, so over-trying is cheap."""
+    if not isinstance(base, SystolicConfig):
+        raise TypeError(f"base must be a SystolicConfig (--fit varies rows and cols), not "
+                        f"{base!r}")
     bound = max(target.dsp * target.macs_per_dsp, 1)
     candidates = sorted(
         {(r, c) for r in range(1, 33) for c in range(1, 33)
@@ -114,27 +118,31 @@ def build_board(args, *, progress=None):
     target = TARGETS[board.target]
     kind = get_kind(args.kind)
     base = _config(args)
+    link = kind.name == "engine"  # an engine goes on the board behind its UART host link
+    if args.fit and link:
+        raise SystolixError("--fit searches array sizes; give an engine's size explicitly")
+    if args.fit and not isinstance(base, SystolicConfig):
+        raise SystolixError(f"--fit searches systolic array sizes (--rows, --cols); give the "
+                            f"{kind.name}'s size explicitly")
     try:
         options = SynthOptions(freq=args.freq, harness="on", seed=args.seed)
     except (TypeError, ValueError) as e:
         raise SystolixError(str(e)) from None
+    platform = board.make_platform()
+    if link:
+        from ..board.top import BoardConfig, BoardPlatformTop
+        try:
+            link_config = BoardConfig(base, int(platform.default_clk_frequency), args.baud)
+        except (TypeError, ValueError) as e:
+            raise SystolixError(str(e)) from None
     out = Path(args.output)
     try:  # before the long runs: a bad output directory fails at once
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SystolixError(f"cannot create output directory {out}: {e.strerror}") from None
     name = "top"
-    platform = board.make_platform()
-    link = kind.name == "engine"  # an engine goes on the board behind its UART host link
     if link:
-        if args.fit:
-            raise SystolixError("--fit searches array sizes; give an engine's size explicitly")
-        from ..board.top import BoardConfig, BoardPlatformTop
         config, synth = base, None
-        try:
-            link_config = BoardConfig(config, int(platform.default_clk_frequency), args.baud)
-        except (TypeError, ValueError) as e:
-            raise SystolixError(str(e)) from None
         top = BoardPlatformTop(link_config)
         part_path = f"{name}.top"
     else:
