@@ -233,10 +233,11 @@ def c_word_bits(config: EngineConfig):
     return config.cols * config.numerics.acc_width
 
 
-def check_link_rates(clk_hz, baud, timeout_cycles):
-    """Refuse a clock, baud rate or inter-byte timeout no board design has (ValueError naming
-    the value). The same rules hold for a design being built (:class:`BoardConfig
-    <systolix.board.top.BoardConfig>`) and for what a device reports in INFO."""
+def check_link_rates(clk_hz, baud, timeout_cycles=None):
+    """Refuse a clock, baud rate or inter-byte timeout (if given) no board design has
+    (ValueError naming the value). The same rules hold for a design being built
+    (:class:`BoardConfig <systolix.board.top.BoardConfig>`) and for what a device reports in
+    INFO."""
     from ..hdl.uart import uart_divisor
     lo, hi = CLOCK_RANGE_HZ
     if not lo <= clk_hz <= hi:
@@ -244,6 +245,8 @@ def check_link_rates(clk_hz, baud, timeout_cycles):
     if baud < MIN_BAUD:
         raise ValueError(f"baud must be at least {MIN_BAUD}, not {baud}")
     divisor = uart_divisor(clk_hz, baud)
+    if timeout_cycles is None:
+        return
     if timeout_cycles < 16 * divisor:
         raise ValueError(f"timeout of {timeout_cycles} cycles is shorter than two bytes on the "
                          f"line ({16 * divisor} cycles at {baud} baud)")
