@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from systolix.config import Dataflow, EngineConfig, SystolicConfig, TensorCoreConfig
-from systolix.simulate import build
+from systolix.sim.runner import build
 from verified import log, verified_engine_runs  # bench/verified.py
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from systolix.config import Dataflow, EngineConfig, SystolicConfig
-from systolix.cycle_model import scalesim_cycles
-from systolix.simulate import build
+from systolix.model.cycles import scalesim_cycles
+from systolix.sim.runner import build
 from verified import log, verified_engine_runs  # bench/verified.py
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from systolix.config import Dataflow
-from systolix.infer import inference_engine, run_inference
+from systolix.apps.infer import inference_engine, run_inference
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINES = [(8, 8, Dataflow.WEIGHT_STATIONARY), (8, 8, Dataflow.OUTPUT_STATIONARY),

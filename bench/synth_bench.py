@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Synthesis benchmark: the design spaces shown in the README and the issue #5 goals.
+"""Synthesis benchmark: the design spaces shown in docs/benchmarks.md and the synthesis goals.
 
 Runs (all through the cached ``systolix`` flow, at most 2 tool processes, niced):
 

@@ -6,10 +6,10 @@ import sys
 
 import numpy as np
 
-from systolix import golden
-from systolix.cycle_model import engine_cycles
-from systolix.simjob import SimJob
-from systolix.simulate import run_job
+from systolix.model import golden
+from systolix.model.cycles import engine_cycles
+from systolix.sim.job import SimJob
+from systolix.sim.runner import run_job
 
 
 def log(msg):
@@ -19,8 +19,11 @@ def log(msg):
 def verified_engine_runs(config, operands, simulator, work_dir, seed):
     """Run GEMMs ``operands`` through engine ``config`` in one simulation; returns
     ``[(run, model), ...]``. Exits unless every result is bit-exact and every cycle count
-    (compute and whole job) equals :func:`systolix.cycle_model.engine_cycles`."""
+    (compute and whole job) equals :func:`systolix.model.cycles.engine_cycles`."""
     runs, failures, _ = run_job(SimJob(config, operands, seed=seed), simulator, work_dir)
+    if len(runs) != len(operands):
+        raise SystemExit(f"{config.name}: {len(runs)} results for {len(operands)} GEMMs; "
+                         f"not a benchmark result")
     out = []
     for (a, b), run in zip(operands, runs):
         m, k = a.shape

@@ -19,3 +19,15 @@ def seed(request):
     s = (BASE_SEED * 1_000_003 + sum(map(ord, request.node.nodeid))) % 2**31
     print(f"seed {s} (session SYSTOLIX_SEED={BASE_SEED})")
     return s
+
+
+#: Test levels (see pyproject.toml): every test declares at least one, by module or decorator.
+LEVELS = ("model", "amaranth", "rtl", "toolchain")
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = [item.nodeid for item in items
+               if not any(item.get_closest_marker(level) for level in LEVELS)]
+    if missing:
+        raise pytest.UsageError(f"tests without a level marker ({', '.join(LEVELS)}): "
+                                + ", ".join(missing[:5]))

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import numpy as np
 
-from systolix import golden
-from systolix.cycle_model import gemm_cycles, stream_cycles
-from systolix.simjob import SimJob, is_reject
-from systolix.simulate import run_job
-from systolix.tiling import plan_tiles
+from systolix.model import golden
+from systolix.model.cycles import gemm_cycles, stream_cycles
+from systolix.sim.job import SimJob, is_reject
+from systolix.sim.runner import run_job
+from systolix.model.tiling import plan_tiles
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK_DIR = ROOT / "sim_out" / "tests"
@@ -19,12 +19,45 @@ def rand_operands(rng, numerics, m, k, n):
             rng.integers(numerics.in_min, numerics.in_max + 1, (k, n), dtype=np.int64))
 
 
+def requant_entries(rng, config, shapes, out_signed=None, min_unclamped=0.6):
+    """Engine jobs ``(A, B, RequantParams)`` whose requantized outputs mostly show their rounding.
+
+    Job ``i`` draws its operands within +-``MAGNITUDES[i % 4]`` (then the type's range), so the
+    accumulators' spread, and with it the shifts that
+    :func:`systolix.model.quant.spanning_params` fits, run from 0 (tiny operands: every SRDHM
+    and RoundingDivideByPOT tie shows in the output) to the largest. Asserts that at least ``min_unclamped`` of all outputs leave the
+    clamp unchanged (on a clamp bound a rounding error cannot show), and prints the fraction.
+    """
+    from systolix.model import quant
+    n = config.numerics
+    entries, unclamped, total = [], 0.0, 0
+    for i, (m, k, p) in enumerate(shapes):
+        mag = MAGNITUDES[i % len(MAGNITUDES)]
+        lo, hi = max(n.in_min, -mag), min(n.in_max, mag)
+        a = rng.integers(lo, hi + 1, (m, k), dtype=np.int64)
+        b = rng.integers(lo, hi + 1, (k, p), dtype=np.int64)
+        acc = golden.gemm(a, b, n, config.accumulation_chunk)
+        params = quant.spanning_params(rng, acc, out_signed)
+        unclamped += quant.unclamped_fraction(acc, params) * acc.size
+        total += acc.size
+        entries.append((a, b, params))
+    print(f"requantization: {unclamped / total:.1%} of {total} outputs unclamped")
+    assert unclamped / total >= min_unclamped, \
+        f"only {unclamped / total:.1%} of the outputs are unclamped: the test is too weak"
+    return entries
+
+
+#: Operand bounds for :func:`requant_entries`, one per job in turn.
+MAGNITUDES = (1, 3, 20, 255)
+
+
 def check_rtl(config, operands, simulator, *, seed=0, back_to_back=False, stall_prob=0.0):
     """Run ``operands`` through the RTL; assert bit-exact results and exact cycles."""
     job = SimJob(config, operands, back_to_back=back_to_back, stall_prob=stall_prob, seed=seed)
     runs, failures, total = run_job(job, simulator, WORK_DIR)
     where = f"[{config.name} on {simulator}, seed {seed}]"
     assert not failures, f"{where} {failures}"
+    assert len(runs) == len(operands), f"{where} {len(runs)} runs for {len(operands)} GEMMs"
     for i, ((a, b), run) in enumerate(zip(operands, runs)):
         want = golden.gemm(a, b, config.numerics)
         assert run.c is not None, f"{where} gemm {i}: no result"
@@ -44,11 +77,12 @@ def check_engine(config, entries, simulator, *, seed=0, stall_prob=0.0):
     """Run ``entries`` ((A, B) pairs, or (m, k, n) commands that must be rejected) back to back
     through a matrix engine; assert bit-exact results, the error flags, and exact cycles (the
     compute phase always; the whole job too when no stream stalls)."""
-    from systolix.cycle_model import engine_cycles
+    from systolix.model.cycles import engine_cycles
     job = SimJob(config, entries, stall_prob=stall_prob, seed=seed)
     runs, failures, _ = run_job(job, simulator, WORK_DIR)
     where = f"[{config.name} on {simulator}, seed {seed}, stall {stall_prob}]"
     assert not failures, f"{where} {failures}"
+    assert len(runs) == len(entries), f"{where} {len(runs)} runs for {len(entries)} entries"
     for i, (entry, run) in enumerate(zip(entries, runs)):
         if is_reject(entry):
             assert run.error and run.c is None and run.job_cycles == 1, f"{where} entry {i}"
@@ -57,7 +91,7 @@ def check_engine(config, entries, simulator, *, seed=0, stall_prob=0.0):
         assert not run.error, f"{where} gemm {i} flagged an error"
         want = golden.gemm(a, b, config.numerics, config.accumulation_chunk)
         if len(entry) == 3:
-            from systolix.quant import requantize
+            from systolix.model.quant import requantize
             want = requantize(want, entry[2])
         np.testing.assert_array_equal(run.c, want, err_msg=f"{where} gemm {i} {a.shape}x{b.shape}")
         model = engine_cycles(config, a.shape[0], a.shape[1], b.shape[1])
@@ -90,3 +124,42 @@ def engine_shapes_and_edges(config, rng):
         (1, K + 1, 1),                                    # rejected: K too large
         rand_operands(rng, n, 2, K, N),                   # right after a reject
     ]
+
+
+#: Warning classes Amaranth's Verilog backend always produces, and why each is harmless.
+WAIVERS = {
+    # Amaranth writes a design and its submodules to one file as `top`, `top.a_skew`, ...
+    "DECLFILENAME": "one file per generated design is the intended packaging",
+    # Amaranth arithmetic is exact: it relies on Verilog's implicit sign/zero extension of a
+    # narrow operand (e.g. a 16-bit product) to the width of the sum it is added to.
+    "WIDTHEXPAND": "operand extension to the result width is the intended arithmetic",
+    # Amaranth declares registers as `reg x = <init>;` (their power-on / reset value) and then
+    # assigns them in always blocks; FPGAs and simulators honour the initial value.
+    "PROCASSINIT": "initial values of registers are the reset values, by design",
+    # Forwarding registers of the last column / bottom row and the unused top bits of exact
+    # intermediate sums have no reader; synthesis removes them.
+    "UNUSEDSIGNAL": "array-edge forwarding outputs and intermediate bits are unused by design",
+    # Amaranth emits `x == 0` on a multi-bit x (and its FSMs' state tests) as Verilog's logical
+    # negation `!x`, which is well defined but reported as a truncation to one bit.
+    "WIDTHTRUNC": "`!x` on a multi-bit value is Amaranth's encoding of x == 0",
+    # Amaranth's FSMs switch on the state register with one case per reachable state; the
+    # unused encodings keep the state unchanged, which is what an absent default does.
+    "CASEINCOMPLETE": "FSM case statements list only reachable states",
+}
+
+
+def slow_gemm(a, b, n, chunk=1):
+    """C = A x B by the accumulation rule of :class:`~systolix.config.Numerics`, in Python integers."""
+    out = np.zeros((a.shape[0], b.shape[1]), dtype=object)
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            acc = 0
+            for k0 in range(0, a.shape[1], chunk):
+                acc += sum(int(a[i, k]) * int(b[k, j])
+                           for k in range(k0, min(k0 + chunk, a.shape[1])))
+                if n.saturate:
+                    acc = min(max(acc, n.acc_min), n.acc_max)
+                else:
+                    acc = (acc + 2**(n.acc_width - 1)) % 2**n.acc_width - 2**(n.acc_width - 1)
+            out[i, j] = acc
+    return out

@@ -1,4 +1,4 @@
-"""Slow, obviously-correct Python-integer models of the requantization spec (systolix.quant).
+"""Slow, obviously-correct Python-integer models of the requantization spec (systolix.model.quant).
 
 Two families: a literal transcription of REFERENCE.md's C definitions (``*_c``), and an
 independent one from the rounding rule each function is documented to implement (``*_math``:
@@ -8,7 +8,7 @@ SRDHM rounds half towards +infinity, RoundingDivideByPOT half away from zero). U
 
 import numpy as np
 
-from systolix.quant import INT32_MAX, INT32_MIN, RequantParams
+from systolix.model.quant import INT32_MAX, INT32_MIN, RequantParams
 
 
 def c_trunc_div(a, b):

@@ -25,7 +25,7 @@ from cocotb.task import bridge, resume
 from cocotb.triggers import FallingEdge, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
-from systolix import golden
+from systolix.model import golden
 from systolix.board import protocol as P
 from systolix.board.host import BoardClient, BoardError, job_link_bytes
 from systolix.board.top import BoardConfig

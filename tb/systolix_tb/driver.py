@@ -15,7 +15,7 @@ class BeatDriver:
     ----------
     dut : cocotb handle of the array
     jobs : list of list of int
-        Input payloads per job (see :func:`systolix.tiling.pack_input_beats`).
+        Input payloads per job (see :func:`systolix.model.tiling.pack_input_beats`).
     stall_prob : float
         Probability of holding ``valid`` low in a cycle (an idle source), from ``rng``.
     rng : random.Random

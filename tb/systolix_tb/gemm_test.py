@@ -1,6 +1,6 @@
 """cocotb test: run the GEMMs of a job file through a generated systolic array.
 
-Started by :func:`systolix.simulate.run_job` (or by hand with ``SYSTOLIX_JOB`` set). All
+Started by :func:`systolix.sim.runner.run_job` (or by hand with ``SYSTOLIX_JOB`` set). All
 operands are packed into port-level integers before the clock starts, so the per-cycle work in
 Python is one write, one handshake check and one output sample.
 """
@@ -15,9 +15,9 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from systolix import tiling
-from systolix.cycle_model import gemm_cycles
-from systolix.simjob import JOB_ENV, JobOutcome, read_job, write_outcome
+from systolix.model import tiling
+from systolix.model.cycles import gemm_cycles
+from systolix.sim.job import JOB_ENV, JobOutcome, read_job, write_outcome
 from systolix_tb.driver import BeatDriver
 from systolix_tb.monitor import RowMonitor
 from systolix_tb.scoreboard import GemmScoreboard

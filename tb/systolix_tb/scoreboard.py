@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from systolix import golden
+from systolix.model import golden
 
 
 class GemmScoreboard:
-    """Checks each job's assembled C against :func:`systolix.golden.gemm`."""
+    """Checks each job's assembled C against :func:`systolix.model.golden.gemm`."""
 
     def __init__(self, numerics, log, chunk=1):
         self._numerics = numerics
@@ -20,7 +20,7 @@ class GemmScoreboard:
         """Compare ``got`` with the golden C (requantized with ``requant`` parameters if any)."""
         want = golden.gemm(a, b, self._numerics, self._chunk)
         if requant is not None:
-            from systolix.quant import requantize
+            from systolix.model.quant import requantize
             want = requantize(want, requant)
         if got.shape == want.shape and np.array_equal(got, want):
             return True

@@ -2,7 +2,7 @@
 both sides and compare what comes out, in order, with the expected payloads.
 
 Used for units with a plain stream-in / stream-out contract, such as the requantizer. Started by
-:func:`systolix.simulate.run_stream_job`.
+:func:`systolix.sim.runner.run_stream_job`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from systolix.simjob import JOB_ENV, read_stream_job, write_stream_outcome
+from systolix.sim.job import JOB_ENV, read_stream_job, write_stream_outcome
 from systolix_tb.streams import StreamSink, StreamSource
 
 

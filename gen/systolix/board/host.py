@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import golden, tiling
 from ..config import Dataflow
+from ..model import golden, tiling
 from ..errors import SystolixError
 from . import protocol as P
 

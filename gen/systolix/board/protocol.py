@@ -1,6 +1,6 @@
 """The board link's frame format: the one definition of opcodes, status codes, CRC and payloads.
 
-Shared by the hardware generator (:mod:`systolix.hdl.hostlink` takes its constants and the INFO
+Shared by the hardware generator (:mod:`systolix.hdl.link.hostlink` takes its constants and the INFO
 block from here), the host library (:mod:`systolix.board.host`) and the tests.
 
 Frames (all multi-byte fields little-endian)::
@@ -238,7 +238,7 @@ def check_link_rates(clk_hz, baud, timeout_cycles=None):
     (ValueError naming the value). The same rules hold for a design being built
     (:class:`BoardConfig <systolix.board.top.BoardConfig>`) and for what a device reports in
     INFO."""
-    from ..hdl.uart import uart_divisor
+    from ..hdl.link.uart import uart_divisor
     lo, hi = CLOCK_RANGE_HZ
     if not lo <= clk_hz <= hi:
         raise ValueError(f"clock must be in {lo}..{hi} Hz, not {clk_hz} Hz")

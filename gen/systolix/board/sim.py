@@ -12,8 +12,7 @@ from amaranth.back import verilog
 
 from ..errors import SystolixError
 from ..fileio import atomic_open
-from ..simulate import (_runner, _tool_environment, check_simulator, compile_verilog,
-                        design_key)
+from ..sim.runner import _runner, _tool_environment, check_simulator, compile_verilog, design_key
 from .top import BoardConfig, BoardTop
 
 __all__ = ["board_verilog", "build_board", "run_board", "BOARD_TEST_MODULE", "SCENARIO_ENV"]

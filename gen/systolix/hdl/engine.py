@@ -3,7 +3,7 @@
 
 The engine has three phases per job, each with its own stream: load A and B (concurrently),
 compute (the controller folds the GEMM over the array; no port activity), drain C. See
-:class:`MatrixEngine` for the protocol and ``systolix.cycle_model.engine_cycles`` for the exact
+:class:`MatrixEngine` for the protocol and ``systolix.model.cycles.engine_cycles`` for the exact
 cycle count of each phase.
 """
 
@@ -16,9 +16,9 @@ from ..config import DIM_WIDTH, Dataflow, EngineConfig
 from .arith import acc_shape, accumulate, operand_shape
 from .requant import Requantizer, param_layout, requant_output_layout
 from .skew import DelayLanes
-from .systolic import OutputStationaryArray
+from .os_array import OutputStationaryArray
 from .tensorcore import MMAUnit
-from .ws import WeightStationaryArray
+from .ws_array import WeightStationaryArray
 
 __all__ = ["MatrixEngine", "command_layout", "a_word_layout", "b_word_layout", "result_layout",
            "CYCLES_WIDTH"]

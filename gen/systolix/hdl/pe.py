@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import Numerics
 from .arith import acc_shape, accumulate, operand_shape
-from .family import fpga_family
+from .dsp import fpga_family
 
 __all__ = ["OutputStationaryPE"]
 

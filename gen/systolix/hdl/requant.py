@@ -17,7 +17,7 @@ def out_shape(config: RequantConfig):
 
 
 def param_layout(config: RequantConfig):
-    """One lane's parameters (see :func:`systolix.quant.requantize`)."""
+    """One lane's parameters (see :func:`systolix.model.quant.requantize`)."""
     out = out_shape(config)
     return data.StructLayout({
         "bias": signed(32),
@@ -47,7 +47,7 @@ def requant_output_layout(config: RequantConfig):
 class Requantizer(wiring.Component):
     """Per lane: ``clamp(zero_point + RDBPOT(SRDHM(sat32(acc + bias), multiplier), shift))``.
 
-    Bit-exact with :func:`systolix.quant.requantize`:
+    Bit-exact with :func:`systolix.model.quant.requantize`:
 
     1. ``x = acc + bias``, saturated to int32;
     2. ``p = x * multiplier`` (exact, 64 bits);

@@ -19,7 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from amaranth.back import rtlil
+
 from .. import __version__
+from ..emit import ports
 from ..errors import SystolixError
 from .designs import kind_of
 from .harness import DUT_NAME, IOHarness, port_bits
@@ -114,7 +117,7 @@ def _source_digest():
     """Digest of the gateware and flow sources: a change to any of them invalidates results."""
     pkg = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    files = sorted([*pkg.glob("hdl/*.py"), pkg / "config.py", pkg / "cycle_model.py",
+    files = sorted([*pkg.glob("hdl/**/*.py"), *pkg.glob("config/*.py"), pkg / "model" / "cycles.py",
                     *(pkg / "synth" / f for f in ("flow.py", "harness.py", "targets.py"))])
     for f in files:
         h.update(f.relative_to(pkg).as_posix().encode())
@@ -141,8 +144,6 @@ def cache_key(config, target: Target, options: SynthOptions):
 
 def _elaborate(config, target, options):
     """RTLIL text of the design (wrapped in the harness when needed) and the harness facts."""
-    from amaranth.back import rtlil
-
     top = kind_of(config).build(config)
     in_bits, out_bits = port_bits(top)
     pins = in_bits + out_bits + 2  # + clk, rst
@@ -160,7 +161,6 @@ def _elaborate(config, target, options):
         harness["output_latency"] = wrapped.tree_levels
         text = rtlil.convert(wrapped, name="top", platform=platform, emit_src=False)
         return text, harness, f"top.{DUT_NAME}"
-    from ..emit import ports
     port_map = {k: v for k, v in ports(top).items() if v is not None}
     text = rtlil.convert(top, name="top", platform=platform, ports=port_map, emit_src=False)
     return text, harness, None

@@ -1,0 +1,136 @@
+"""Quantized MLP inference on the digits data set, through a generated engine in RTL.
+
+Each layer is one batched int8 GEMM plus requantization on a :class:`~systolix.config.
+EngineConfig` with a requantizer: all row batches of a layer run back to back in one simulation,
+and every layer's int8 output must equal the numpy integer reference bit for bit.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..config import Dataflow, EngineConfig, RequantConfig, SystolicConfig
+from ..model.cycles import engine_cycles
+from ..errors import SystolixError
+from ..sim import runner
+from ..sim.job import SimJob
+from .mlp import digits_model
+
+__all__ = ["inference_engine", "RTLGemmRequant", "run_inference"]
+
+
+def inference_engine(rows=8, cols=8, dataflow=Dataflow.WEIGHT_STATIONARY, batch=64,
+                     width=64):
+    """The engine ``systolix infer`` uses: int8 x int8 -> int32 (wrap) -> requantized int8,
+    buffers for ``batch`` images and layers up to ``width`` inputs and outputs."""
+    return EngineConfig(SystolicConfig(rows, cols, dataflow), max_m=batch, max_k=width,
+                        max_n=width, requant=RequantConfig(cols))
+
+
+class RTLGemmRequant:
+    """``gemm_requant(a_q, w_q, params)`` for :meth:`systolix.apps.mlp.QuantizedMLP.infer`, computed
+    by the engine's RTL: the rows are cut into jobs of at most ``max_m`` and run back to back
+    in one simulation. Records each job's cycles in :attr:`jobs`."""
+
+    def __init__(self, config: EngineConfig, simulator="icarus", work_dir="sim_out",
+                 progress=None):
+        if config.requant is None:
+            raise ValueError("inference needs an engine with a requantizer")
+        self.config = config
+        self.simulator = simulator
+        self.work_dir = work_dir
+        self.progress = progress or (lambda msg: None)
+        self.jobs = []   # (m, k, n, compute cycles, job cycles) per engine job
+        self.layer = 0
+
+    def __call__(self, a_q, w_q, params):
+        cfg = self.config
+        m, k = a_q.shape
+        n = w_q.shape[1]
+        if k > cfg.max_k or n > cfg.max_n:
+            raise SystolixError(f"layer {self.layer} is {k}x{n}, beyond the engine's "
+                                f"{cfg.max_k}x{cfg.max_n} buffers")
+        entries = [(np.asarray(a_q[r:r + cfg.max_m], dtype=np.int64),
+                    np.asarray(w_q, dtype=np.int64), params) for r in range(0, m, cfg.max_m)]
+        self.progress(f"layer {self.layer}: {m}x{k}x{n} as {len(entries)} engine job(s) "
+                      f"on {self.simulator}")
+        t0 = time.monotonic()
+        runs, failures, _ = runner.run_job(SimJob(cfg, entries), self.simulator, self.work_dir)
+        if failures:
+            raise SystolixError(f"layer {self.layer}: the RTL disagrees with the reference: "
+                                f"{failures[0]}")
+        if len(runs) != len(entries):
+            raise SystolixError(f"layer {self.layer}: {len(runs)} results for {len(entries)} "
+                                f"engine jobs; please report this")
+        for (a, _, _), run in zip(entries, runs):
+            model = engine_cycles(cfg, a.shape[0], k, n)
+            if (run.cycles, run.job_cycles) != (model.compute, model.total):
+                raise SystolixError(f"layer {self.layer}: RTL took {run.cycles}/"
+                                    f"{run.job_cycles} cycles, the model says {model.compute}/"
+                                    f"{model.total}; please report this")
+            self.jobs.append((a.shape[0], k, n, run.cycles, run.job_cycles))
+        self.progress(f"layer {self.layer}: done in {time.monotonic() - t0:.1f} s")
+        self.layer += 1
+        return np.concatenate([run.c for run in runs]).astype(params.out_dtype)
+
+
+def run_inference(config=None, simulator="icarus", images=None, work_dir="sim_out", seed=0,
+                  progress=print):
+    """Classify held-out digits through the engine RTL and through the numpy references.
+
+    Parameters
+    ----------
+    config : EngineConfig, optional
+        Default :func:`inference_engine`.
+    images : int or None
+        How many of the held-out images (default: all 360).
+
+    Returns
+    -------
+    dict
+        Accuracies (float model, int8 reference, RTL), bit-exactness per layer, cycles per
+        inference and the MACs behind them.
+    """
+    config = config or inference_engine()
+    split, model, qmodel = digits_model(seed)
+    count = len(split.y_test) if images is None else images
+    if not 1 <= count <= len(split.y_test):
+        raise SystolixError(f"--images must be in range 1..{len(split.y_test)}, not {count}")
+    x, y = split.x_test[:count], split.y_test[:count]
+    x_q = qmodel.quantize_input(x)
+    reference = qmodel.infer(x_q)
+    t0 = time.monotonic()
+    runner.build(config, simulator, work_dir)  # cached; timed apart from the simulation
+    built = time.monotonic() - t0
+    if built > 1:
+        progress(f"built {config.name} for {simulator} in {built:.0f} s")
+    rtl = RTLGemmRequant(config, simulator, work_dir, progress)
+    t0 = time.monotonic()
+    got = qmodel.infer(x_q, rtl)
+    wall = time.monotonic() - t0
+    exact = [bool(np.array_equal(g, w)) for g, w in zip(got.layer_outputs,
+                                                       reference.layer_outputs)]
+    compute = sum(j[3] for j in rtl.jobs)
+    total = sum(j[4] for j in rtl.jobs)
+    macs = qmodel.macs_per_inference
+    return {
+        "engine": config.name,
+        "simulator": simulator,
+        "images": count,
+        "layers": [f"{l.weights.shape[0]}x{l.weights.shape[1]}" for l in qmodel.layers],
+        "macs_per_inference": macs,
+        "float_accuracy": float(np.mean(model.predict(x) == y)),
+        "int8_reference_accuracy": float(np.mean(reference.predictions == y)),
+        "rtl_accuracy": float(np.mean(got.predictions == y)),
+        "layers_bit_exact": exact,
+        "predictions_identical": bool(np.array_equal(got.predictions, reference.predictions)),
+        "engine_jobs": len(rtl.jobs),
+        "compute_cycles_per_inference": compute / count,
+        "job_cycles_per_inference": total / count,
+        "array_utilization": (macs * count) / (config.macs * compute),
+        "wall_seconds": round(wall, 2),
+        "build_seconds": round(built, 1),
+        "seed": seed,
+    }

@@ -1,0 +1,262 @@
+"""Command-line front end of the FPGA flow: ``systolix synth``, ``sweep`` and ``build``.
+
+:func:`add_parser` adds the three sub-commands to the main parser, each with its handler.
+Each handler returns an exit status and raises :class:`~systolix.errors.SystolixError` for user
+errors (the CLI prints those as one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from ..errors import SystolixError
+from ..synth.board import BOARD_PLATFORMS, build_board
+from ..synth.designs import KINDS, get_kind
+from ..synth.flow import SynthOptions, require_fit, synthesize
+from ..synth.sweep import run_sweep
+from ..synth.targets import TARGETS, get_target
+from .common import KindHelp, Parser, add_baud, baud, eprint, integer, integer_in, number_in, text
+from .config_flags import GENERATE_KINDS, add_design_flags, design_config
+
+__all__ = ["add_parser", "format_result", "default_jobs"]
+
+_freq = number_in(1, 1000, " MHz")
+#: nextpnr's placer seed is a C int
+_placer_seed = integer_in(0, 2**31 - 1)
+
+
+def default_jobs():
+    """Worker processes of a sweep: the CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _add_flow_args(p, *, harness_default="auto"):
+    g = p.add_argument_group("flow")
+    g.add_argument("--target", choices=list(TARGETS), default="ecp5-85f",
+                   help="FPGA device (default ecp5-85f)")
+    g.add_argument("--freq", type=_freq, default=None, metavar="MHZ",
+                   help="clock target for nextpnr (default 150 on ECP5, 50 on iCE40)")
+    g.add_argument("--harness", choices=["auto", "on", "off"], default=harness_default,
+                   help="I/O-light harness: auto = when the ports exceed the package pins "
+                        f"(default {harness_default})")
+    g.add_argument("--seed", type=_placer_seed, default=1, help="nextpnr placer seed (default 1)")
+    g.add_argument("--cache-dir", type=text, default=None, metavar="DIR",
+                   help="result cache (default $SYSTOLIX_CACHE_DIR or ~/.cache/systolix)")
+    g.add_argument("--no-cache", action="store_true", help="run the tools even if cached")
+
+
+def _kind_arg(p, kind, what):
+    if kind is None:
+        p.add_argument("kind", choices=list(KINDS), help=what)
+
+
+def _synth_flags(p, kind=None):
+    _kind_arg(p, kind, "what to synthesize")
+    add_design_flags(p, kind=kind)
+    _add_flow_args(p)
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def _sweep_flags(p, kind=None):
+    _kind_arg(p, kind, "what to sweep")
+    add_design_flags(p, kind=kind)
+    _add_flow_args(p, harness_default="on")
+    p.add_argument("--sizes", type=text, default="2x2,4x4,8x8", metavar="RxC,...",
+                   help="array sizes (default 2x2,4x4,8x8); N alone means NxN")
+    p.add_argument("--variants", type=text, default=None, metavar="V,...",
+                   help="architecture variants, e.g. pipeline options none,full "
+                        "(default: the --pipeline flag only)")
+    p.add_argument("-j", "--jobs", type=integer_in(1, 1024), default=None,
+                   help="parallel tool processes (default: the number of CPUs, "
+                        f"{default_jobs()} here)")
+    p.add_argument("-o", "--output", type=text, required=True, metavar="DIR",
+                   help="directory for sweep.json, sweep.md and the PNG plots")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+
+
+def _build_flags(p, kind=None):
+    _kind_arg(p, kind, "what to build")
+    add_design_flags(p, kind=kind)
+    p.add_argument("--board", choices=list(BOARD_PLATFORMS), required=True, help="target board")
+    p.add_argument("--fit", action="store_true",
+                   help="place the largest square array that fits (instead of --rows/--cols)")
+    p.add_argument("--freq", type=_freq, default=None, metavar="MHZ",
+                   help="clock target for nextpnr (default: the target's)")
+    p.add_argument("--seed", type=_placer_seed, default=1, help="nextpnr placer seed (default 1)")
+    if kind in (None, "engine"):
+        add_baud(p, "engine: UART baud rate of the host link")
+    else:
+        p.set_defaults(baud=None)
+    p.add_argument("--cache-dir", type=text, default=None, metavar="DIR")
+    p.add_argument("-o", "--output", type=text, required=True, metavar="DIR",
+                   help="bitstream directory")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+_COMMANDS = {
+    "synth": ("synthesize, place and route; report area and Fmax", _synth_flags),
+    "sweep": ("synthesize a design space; JSON, Markdown and plots", _sweep_flags),
+    "build": ("build a bitstream for a board (amaranth-boards)", _build_flags),
+}
+
+
+def add_parser(sub):
+    """Add ``synth``, ``sweep`` and ``build`` to the sub-parsers ``sub``."""
+    for command, (what, add_flags) in _COMMANDS.items():
+        def kind_parsers(command=command, what=what, add_flags=add_flags):
+            parsers = {}
+            for kind in KINDS:
+                parsers[kind] = Parser(prog=f"systolix {command} {kind}",
+                                       description=what[0].upper() + what[1:] + ".")
+                add_flags(parsers[kind], kind)
+            return parsers
+        p = sub.add_parser(command, help=what, add_help=False)
+        p.add_argument("-h", "--help", action=KindHelp, kind_parsers=kind_parsers)
+        add_flags(p)
+        p.set_defaults(handler=HANDLERS[command])
+
+
+def _options(args, harness):
+    try:
+        return SynthOptions(freq=args.freq, harness=harness, seed=args.seed)
+    except (TypeError, ValueError) as e:
+        raise SystolixError(str(e)) from None
+
+
+def _config(args):
+    if args.kind not in GENERATE_KINDS:
+        raise SystolixError(f"design kind {args.kind!r} has no command-line flags")
+    return design_config(args, args.kind, args.command)
+
+
+def format_result(r):
+    """Human-readable summary of one synthesis result (a dict from ``SynthResult.to_dict``)."""
+    t = r["target"]
+    if not r["fits"]:
+        return f"{r['name']} on {t['name']}: {r['error']}"
+    h = r["harness"]
+    lines = [f"{r['name']} on {t['name']} ({t['device']})"
+             + (", in harness" if r["in_harness"] else "")]
+    pct = lambda used, have: f"{used:,} / {have:,} ({100 * used / have:.1f} %)" if have else "-"
+    lines.append(f"  LUT4      : {pct(r['lut4'], t['lut4'])}  ({r['carry']} carry cells)")
+    lines.append(f"  FF        : {pct(r['ff'], t['ff'])}")
+    lines.append(f"  DSP       : {pct(r['dsp'], t['dsp'])} {t['dsp_cell']}")
+    lines.append(f"  block RAM : {pct(r['bram'], t['bram'])} {t['bram_cell']}")
+    if h["used"]:
+        c = h["cost"]
+        lines.append(f"  harness   : +{c['lut4']} LUT4, +{c['ff']} FF (serial-in chain of "
+                     f"{h['input_bits']} bits, XOR tree over {h['output_bits']} outputs; "
+                     f"{h['pins']} pins instead of {h['design_pins']})")
+    met = "met" if r["meets_target"] else "missed"
+    lines.append(f"  Fmax      : {r['fmax_mhz']:.1f} MHz (target {r['freq_target_mhz']:g} MHz: "
+                 f"{met})")
+    cp = r["critical_path"]
+    if cp:
+        lines.append(f"  critical  : {cp['delay_ns']:.2f} ns (logic {cp['logic_ns']:.2f}, "
+                     f"routing {cp['routing_ns']:.2f}) {cp['from']} -> {cp['to']}")
+    per_lut = f"{r['gops_per_klut']:.2f}" if r["gops_per_klut"] else "-"
+    per_dsp = f"{r['gops_per_dsp']:.3f}" if r["gops_per_dsp"] else "-"
+    lines.append(f"  peak      : {r['peak_gops']:.2f} GOPS (2 x {r['macs']} MACs x Fmax); "
+                 f"{per_lut} GOPS per 1k LUT4, {per_dsp} GOPS per DSP")
+    lines.append(f"  reports   : {r['report_dir']}" + (" (cached)" if r["cached"] else ""))
+    return "\n".join(lines)
+
+
+def _cmd_synth(args):
+    config = _config(args)
+    target = get_target(args.target)
+    result = synthesize(config, target, _options(args, args.harness), cache_dir=args.cache_dir,
+                        use_cache=not args.no_cache, progress=lambda s: eprint(f"[synth] {s}"))
+    require_fit(result)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(format_result(result.to_dict()))
+    return 0
+
+
+def _parse_sizes(value):
+    sizes = []
+    for part in value.split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        try:
+            r, c = part.split("x") if "x" in part else (part, part)
+            sizes.append((integer(r.strip()), integer(c.strip())))
+        except (ValueError, argparse.ArgumentTypeError):
+            raise SystolixError(f"bad size {part!r} in --sizes: use RxC or N, e.g. 4x4,8x8") \
+                from None
+    if not sizes:
+        raise SystolixError("--sizes lists no size")
+    return sizes
+
+
+def _cmd_sweep(args):
+    for name in ("rows", "cols"):
+        if getattr(args, name, None) is not None:
+            raise SystolixError(f"--{name} does not apply to sweep: the array sizes come from "
+                                f"--sizes")
+    if args.variants and args.pipeline is not None:
+        raise SystolixError("--pipeline does not apply with --variants: each variant is a "
+                            "pipeline option")
+    sizes = _parse_sizes(args.sizes)
+    base = _config(args)
+    kind = get_kind(args.kind)
+    if kind.sweep_configs is None:
+        raise SystolixError(f"sweep walks array sizes; it has no design space for "
+                            f"'{args.kind}'")
+    variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
+    configs = kind.sweep_configs(sizes, variants, base)
+    target = get_target(args.target)
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    summary = run_sweep(configs, target, _options(args, args.harness), args.output, jobs=jobs,
+                        cache_dir=args.cache_dir, use_cache=not args.no_cache)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for path in summary["files"]:
+            print(f"wrote {path}")
+    return 0
+
+
+def _cmd_build(args):
+    if args.kind != "engine" and args.baud is not None:
+        raise SystolixError(f"--baud sets an engine's host link: it cannot be used with "
+                            f"'build {args.kind}'")
+    if args.fit:
+        if args.kind == "engine":
+            raise SystolixError("--fit searches array sizes; give an engine's size explicitly")
+        if args.kind != "systolic":
+            raise SystolixError(f"--fit searches array sizes: it cannot be used with "
+                                f"'build {args.kind}'")
+        given = [f"--{name}" for name in ("rows", "cols") if getattr(args, name) is not None]
+        if given:
+            raise SystolixError(f"{', '.join(given)} cannot be used with --fit: it searches "
+                                f"the array size")
+    config = _config(args)
+    result = build_board(config, args.board, _options(args, "on"), args.output, fit=args.fit,
+                         baud=baud(args), cache_dir=args.cache_dir,
+                         progress=lambda s: eprint(f"[build] {s}"))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        if result["synth"] is not None:
+            print(format_result(result["synth"]))
+        else:
+            print(f"{result['design']} behind the UART host link at "
+                  f"{result['host_link']['baud']} baud")
+        d = result["board_design"]
+        print(f"  on board  : {result['board']} ({result['board_clock_mhz']:g} MHz board clock): "
+              f"Fmax {result['board_fmax_mhz']:.1f} MHz with the board's pins; design "
+              f"{d['lut4']} LUT4, {d['ff']} FF, {d['dsp']} DSP")
+        print(f"  bitstream : {result['bitstream']} ({result['bitstream_bytes']:,} bytes)")
+    return 0
+
+
+HANDLERS = {"synth": _cmd_synth, "sweep": _cmd_sweep, "build": _cmd_build}

@@ -1,0 +1,126 @@
+"""Configuration of a bare systolic array (output- or weight-stationary)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from .checks import check_int
+from .numerics import Numerics
+
+__all__ = ["Dataflow", "SystolicConfig", "MAX_ARRAY_DIM", "PIPELINES"]
+
+#: Largest supported array side (TPU v1 is 256 x 256). Emitting a flattened 64 x 64 array already
+#: takes ~25 s; the cap stops a typo from starting an hour-long elaboration.
+MAX_ARRAY_DIM = 256
+
+#: Pipeline options of a processing element and the register stages each adds in front of the
+#: accumulator: ``none`` (today's PE), ``product`` (the product is registered), ``full``
+#: (the multiplier's operands and its product are registered; on ECP5 these are the
+#: MULT18X18D's own input and output registers) and ``deep`` (``full`` plus one more product
+#: register in the fabric, so the long route from a DSP block to its accumulator gets a
+#: cycle of its own).
+PIPELINES = {"none": 0, "product": 1, "full": 2, "deep": 3}
+
+
+class Dataflow(enum.Enum):
+    """Which operand stays in the processing elements.
+
+    Chosen at elaboration time: a generated array implements exactly one dataflow.
+    """
+
+    #: Each PE owns one output element and accumulates it over K (C stays, A and B move).
+    OUTPUT_STATIONARY = "os"
+    #: Each PE holds one weight B[k, n] (double-buffered); A moves right, partial sums move down
+    #: and leave the bottom of the array once per row of A, to be accumulated outside it.
+    WEIGHT_STATIONARY = "ws"
+
+
+@dataclass(frozen=True)
+class SystolicConfig:
+    """An R x C systolic array.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array size, 1..:data:`MAX_ARRAY_DIM` each; non-square arrays are fine.
+    dataflow : Dataflow
+        Which operand is stationary: output-stationary (default) or weight-stationary.
+    numerics : Numerics
+        Operand and accumulator arithmetic.
+    pipeline : str
+        Register stages between the operands and the accumulator, one of :data:`PIPELINES`:
+        ``"none"`` (default), ``"product"``, ``"full"`` or ``"deep"``. More stages raise Fmax and delay every
+        result by :attr:`pipeline_stages` cycles; nothing else changes (same ports, same ``ready``
+        behaviour, same results).
+    """
+
+    rows: int
+    cols: int
+    dataflow: Dataflow = Dataflow.OUTPUT_STATIONARY
+    numerics: Numerics = field(default_factory=Numerics)
+    pipeline: str = "none"
+
+    def __post_init__(self):
+        check_int("rows", self.rows, 1, MAX_ARRAY_DIM)
+        check_int("cols", self.cols, 1, MAX_ARRAY_DIM)
+        if not isinstance(self.dataflow, Dataflow):
+            raise TypeError(f"dataflow must be a Dataflow, not {self.dataflow!r}")
+        if not isinstance(self.numerics, Numerics):
+            raise TypeError(f"numerics must be a Numerics, not {self.numerics!r}")
+        if not isinstance(self.pipeline, str):
+            raise TypeError(f"pipeline must be a string, not {self.pipeline!r}")
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {', '.join(PIPELINES)}, "
+                             f"not {self.pipeline!r}")
+        if self.pipeline != "none" and self.dataflow is not Dataflow.OUTPUT_STATIONARY:
+            raise ValueError("pipeline options exist for the output-stationary PE only, not yet "
+                             "for the weight-stationary one")
+
+    @property
+    def pipeline_stages(self):
+        """Register stages the pipeline option adds between operands and accumulator."""
+        return PIPELINES[self.pipeline]
+
+    @property
+    def macs(self):
+        """Multiply-accumulate units in the array."""
+        return self.rows * self.cols
+
+    @property
+    def accumulation_chunk(self):
+        """Products summed exactly before each accumulator addition (see :class:`Numerics`):
+        1 for output-stationary (every product meets the accumulator), ``rows`` for
+        weight-stationary (a column of ``rows`` PEs sums one k-tile exactly)."""
+        return 1 if self.dataflow is Dataflow.OUTPUT_STATIONARY else self.rows
+
+    @property
+    def name(self):
+        """Module and file name, unique per configuration, e.g.
+        ``systolic_os_8x8_int8_acc32_wrap``."""
+        n = self.numerics
+        return (f"systolic_{self.dataflow.value}_{self.rows}x{self.cols}_"
+                f"{n.operand_type}_acc{n.acc_width}_{n.overflow}"
+                + (f"_pipe_{self.pipeline}" if self.pipeline != "none" else ""))
+
+    def to_dict(self):
+        d = {
+            "kind": "systolic",
+            "name": self.name,
+            "rows": self.rows,
+            "cols": self.cols,
+            "dataflow": self.dataflow.value,
+            "numerics": self.numerics.to_dict(self.accumulation_chunk),
+        }
+        if self.pipeline != "none":  # absent = default, so existing manifests stay identical
+            d["pipeline"] = self.pipeline
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of :meth:`to_dict` (derived fields are ignored)."""
+        n = d["numerics"]
+        return cls(rows=d["rows"], cols=d["cols"], dataflow=Dataflow(d["dataflow"]),
+                   numerics=Numerics(in_width=n["in_width"], acc_width=n["acc_width"],
+                                     signed=n["signed"], saturate=n["saturate"]),
+                   pipeline=d.get("pipeline", "none"))

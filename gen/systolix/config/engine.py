@@ -1,0 +1,214 @@
+"""Configuration of a matrix engine: a compute core, buffers and a tiling controller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .array import Dataflow, SystolicConfig
+from .checks import check_int
+from .requant import REQUANT_PARAM_BITS, RequantConfig
+from .tensorcore import TensorCoreConfig
+
+__all__ = ["EngineConfig", "DIM_WIDTH", "MAX_CORES"]
+
+#: Width of each dimension field of the engine's command port: dimensions up to 65535 can be
+#: *requested*, so a request beyond the buffers is representable and can be rejected.
+DIM_WIDTH = 16
+
+
+#: Most MMA units a tensor-core engine may have.
+MAX_CORES = 64
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """A matrix engine: a compute core plus on-chip buffers for A, B and C and a tiling controller.
+
+    The engine computes C = A x B for any M x K x N with ``1 <= M <= max_m``, ``1 <= K <=
+    max_k`` and ``1 <= N <= max_n``; the buffers are sized for exactly those limits. The compute
+    core is either a systolic array (``array``) or ``cores`` tensor-core MMA units (``core``),
+    exactly one of the two.
+
+    Parameters
+    ----------
+    array : SystolicConfig or None
+        The systolic array (size, dataflow, numerics).
+    max_m, max_k, max_n : int
+        Largest GEMM dimensions the buffers hold, 1..65535 each. Default 64.
+    requant : RequantConfig or None
+        Requantize C on its way out (int32 -> 8 bits, per-column parameters loaded with each
+        job); needs a 32-bit accumulator and ``requant.lanes == cols``. Default: off.
+    core : TensorCoreConfig or None
+        The MMA unit of a tensor-core engine (m x n x k, pipeline, numerics).
+    cores : int
+        MMA units side by side along N (they share each A fragment), 1..:data:`MAX_CORES`.
+        Only with ``core``. Default 1.
+    """
+
+    array: SystolicConfig | None = None
+    max_m: int = 64
+    max_k: int = 64
+    max_n: int = 64
+    requant: RequantConfig | None = None
+    core: TensorCoreConfig | None = None
+    cores: int = 1
+
+    def __post_init__(self):
+        if self.array is None and self.core is None:
+            raise TypeError("EngineConfig needs a compute core: array= (SystolicConfig) or "
+                            "core= (TensorCoreConfig)")
+        if self.array is not None and self.core is not None:
+            raise ValueError("EngineConfig takes array= or core=, not both")
+        if self.array is not None and not isinstance(self.array, SystolicConfig):
+            raise TypeError(f"array must be a SystolicConfig, not {self.array!r}")
+        if self.core is not None and not isinstance(self.core, TensorCoreConfig):
+            raise TypeError(f"core must be a TensorCoreConfig, not {self.core!r}")
+        check_int("cores", self.cores, 1, MAX_CORES)
+        if self.array is not None and self.cores != 1:
+            raise ValueError(f"cores counts tensor-core MMA units: it must be 1 with a systolic "
+                             f"array, not {self.cores}")
+        for name in ("max_m", "max_k", "max_n"):
+            check_int(name, getattr(self, name), 1, (1 << DIM_WIDTH) - 1)
+        if self.requant is not None:
+            if not isinstance(self.requant, RequantConfig):
+                raise TypeError(f"requant must be a RequantConfig or None, not {self.requant!r}")
+            if self.requant.lanes != self.cols:
+                raise ValueError(f"requant lanes must equal the engine's cols ({self.cols})"
+                                 f", not {self.requant.lanes}")
+            if self.numerics.acc_width != 32:
+                raise ValueError("requantization takes int32 accumulators: acc_width must be "
+                                 f"32, not {self.numerics.acc_width}")
+
+    @property
+    def arch(self):
+        """``"systolic"`` or ``"tensorcore"``: which compute core the engine has."""
+        return "systolic" if self.core is None else "tensorcore"
+
+    @property
+    def tensorcore(self):
+        """True for a tensor-core engine."""
+        return self.core is not None
+
+    @property
+    def rows(self):
+        """Rows of C produced per tile: the array's rows, or the MMA unit's m."""
+        return self.array.rows if self.core is None else self.core.m
+
+    @property
+    def cols(self):
+        """Accumulators per C word: the array's cols, or n x cores for a tensor-core engine."""
+        return self.array.cols if self.core is None else self.core.n * self.cores
+
+    @property
+    def dataflow(self):
+        """The array's dataflow (None for a tensor-core engine)."""
+        return self.array.dataflow if self.core is None else None
+
+    @property
+    def numerics(self):
+        return self.array.numerics if self.core is None else self.core.numerics
+
+    @property
+    def macs(self):
+        return self.array.macs if self.core is None else self.core.macs * self.cores
+
+    @property
+    def accumulation_chunk(self):
+        return (self.array.accumulation_chunk if self.core is None
+                else self.core.accumulation_chunk)
+
+    @property
+    def k_steps_max(self):
+        """Tensor core: k-steps (MMAs per output tile) of the largest K, ceil(max_k / k)."""
+        return _ceil_div(self.max_k, self.core.k if self.core else 1)
+
+    @property
+    def a_depth(self):
+        """Words in the A buffer (each word holds ``rows`` operands; a tensor-core engine's
+        word is one m x k fragment)."""
+        if self.core is not None:
+            return _ceil_div(self.max_m, self.core.m) * self.k_steps_max
+        if self.dataflow is Dataflow.OUTPUT_STATIONARY:
+            return _ceil_div(self.max_m, self.rows) * self.max_k
+        return _ceil_div(self.max_k, self.rows) * self.max_m
+
+    @property
+    def b_depth(self):
+        """Words in the B buffer (each word holds ``cols`` operands; a tensor-core engine's
+        word is one k x cols fragment)."""
+        if self.core is not None:
+            return _ceil_div(self.max_n, self.cols) * self.k_steps_max
+        return _ceil_div(self.max_n, self.cols) * self.max_k
+
+    @property
+    def m_stride(self):
+        """C buffer words reserved per column tile, rounded up to a power of two so that a C
+        address is just (column tile, row) side by side: ``max_m`` rows of a systolic engine,
+        ``ceil(max_m / m)`` m x cols fragments of a tensor-core engine."""
+        rows = self.max_m if self.core is None else _ceil_div(self.max_m, self.core.m)
+        return 1 << (rows - 1).bit_length()
+
+    @property
+    def c_depth(self):
+        """Words in the C buffer (each word holds ``cols`` accumulators, or an m x cols
+        fragment of them in a tensor-core engine)."""
+        return _ceil_div(self.max_n, self.cols) * self.m_stride
+
+    @property
+    def q_depth(self):
+        """Words in the requantization parameter buffer (one per column tile), 0 without it."""
+        return _ceil_div(self.max_n, self.cols) if self.requant else 0
+
+    @property
+    def buffer_bits(self):
+        """Total bits of the buffers (A, B, C and the requantization parameters)."""
+        n = self.numerics
+        a_lanes, b_lanes, c_lanes = self.rows, self.cols, self.cols
+        if self.core is not None:
+            k = self.core.k
+            a_lanes, b_lanes, c_lanes = self.rows * k, k * self.cols, self.rows * self.cols
+        return (self.a_depth * a_lanes * n.in_width + self.b_depth * b_lanes * n.in_width
+                + self.c_depth * c_lanes * n.acc_width
+                + self.q_depth * self.cols * REQUANT_PARAM_BITS)
+
+    @property
+    def name(self):
+        """e.g. ``engine_ws_16x16_int8_acc32_wrap_256x256x256`` (max M x K x N last), or
+        ``engine_tc_4x4x4_int8_acc32_wrap_64x64x64_4cores`` for four 4x4x4 MMA units."""
+        core = self.array.name.replace("systolic_", "engine_", 1) if self.core is None else \
+            self.core.name.replace("tensorcore_", "engine_tc_", 1)
+        return (core + f"_{self.max_m}x{self.max_k}x{self.max_n}"
+                + (f"_{self.cores}cores" if self.cores > 1 else "")
+                + (f"_rq{self.requant.out_type}" if self.requant else ""))
+
+    def to_dict(self):
+        d = {
+            "kind": "engine",
+            "name": self.name,
+            "array": self.array.to_dict() if self.array is not None else None,
+        }
+        if self.core is not None:  # (a systolic engine's dict is unchanged: rtl/ manifests)
+            d.update({"arch": self.arch, "core": self.core.to_dict(), "cores": self.cores})
+        d.update({
+            "max_m": self.max_m, "max_k": self.max_k, "max_n": self.max_n,
+            "requant": self.requant.to_dict() if self.requant else None,
+            "buffers": {
+                "a_words": self.a_depth, "b_words": self.b_depth, "c_words": self.c_depth,
+                "bits": self.buffer_bits,
+            },
+        })
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        rq = d.get("requant")
+        core = d.get("core")
+        return cls(array=SystolicConfig.from_dict(d["array"]) if d.get("array") else None,
+                   max_m=d["max_m"], max_k=d["max_k"], max_n=d["max_n"],
+                   requant=RequantConfig.from_dict(rq) if rq else None,
+                   core=TensorCoreConfig.from_dict(core) if core else None,
+                   cores=d.get("cores", 1))

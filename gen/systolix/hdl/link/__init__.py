@@ -1,0 +1,1 @@
+"""The board link in gateware: a UART and the engine's host-link controller."""

@@ -1,0 +1,220 @@
+"""R x C output-stationary systolic array with built-in input skew and output de-skew."""
+
+from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Module, ResetSignal, Signal, signed,
+                          unsigned)
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import Dataflow, SystolicConfig
+from ..model.cycles import result_latency
+from .arith import acc_shape, operand_shape
+from .dsp import fpga_family
+from .pe import OutputStationaryPE
+from .skew import DelayLanes, deskew_delays, skew_delays
+
+__all__ = ["OutputStationaryArray", "input_layout", "output_layout"]
+
+
+def _row_shape(rows):
+    return unsigned(max(1, (rows - 1).bit_length()))
+
+
+def input_layout(config: SystolicConfig):
+    """Payload of the input stream: one column of an A tile, one row of a B tile, and ``last``."""
+    op = operand_shape(config.numerics)
+    return data.StructLayout({
+        "a": data.ArrayLayout(op, config.rows),
+        "b": data.ArrayLayout(op, config.cols),
+        "last": 1,
+    })
+
+
+def output_layout(config: SystolicConfig):
+    """Payload of the output stream: one row of a finished C tile and its row index."""
+    return data.StructLayout({
+        "data": data.ArrayLayout(acc_shape(config.numerics), config.cols),
+        "row": _row_shape(config.rows),
+    })
+
+
+def _ice40_mac8x8_pair(numerics, stages, low, high):
+    """One SB_MAC16 in MODE_8x8 computing the products of two PEs (``low`` in the bottom
+    8x8 multiplier, ``high`` in the top one): operands registered when ``stages >= 2``, the
+    8x8 products always (so each PE's ``mul_p`` is its ``multiplier_latency`` late)."""
+    m = Module()
+    shape = (signed if numerics.signed else unsigned)(8)
+    ext = {}
+    for name, pe in (("al", low), ("ah", high)):
+        ext[name] = Signal(shape, name=f"{name}_8")
+        ext["b" + name[1]] = Signal(shape, name=f"b{name[1]}_8")
+        m.d.comb += [ext[name].eq(pe.mul_a), ext["b" + name[1]].eq(pe.mul_b)]
+    product = Signal(32)
+    reg_in = int(stages >= 2)
+    m.submodules.mac = Instance(
+        "SB_MAC16",
+        p_MODE_8x8=1, p_A_SIGNED=int(numerics.signed), p_B_SIGNED=int(numerics.signed),
+        p_A_REG=reg_in, p_B_REG=reg_in, p_TOP_8x8_MULT_REG=1, p_BOT_8x8_MULT_REG=1,
+        p_TOPOUTPUT_SELECT=2, p_BOTOUTPUT_SELECT=2,
+        i_CLK=ClockSignal(), i_CE=1,
+        i_A=Cat(ext["al"], ext["ah"]), i_B=Cat(ext["bl"], ext["bh"]),
+        i_C=Const(0, 16), i_D=Const(0, 16),
+        i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0,
+        i_IRSTTOP=0, i_IRSTBOT=0, i_ORSTTOP=0, i_ORSTBOT=0,
+        i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
+        i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
+        o_O=product)
+    m.d.comb += [low.mul_p.eq(product[:len(low.mul_p)]),
+                 high.mul_p.eq(product[16:16 + len(high.mul_p)])]
+    return m
+
+
+class OutputStationaryArray(wiring.Component):
+    """An R x C grid of :class:`OutputStationaryPE` computing one R x C tile of C = A x B.
+
+    **Input** (stream ``i``, valid/ready). One beat per k: ``a[r] = A[r, k]`` for the R rows of
+    the tile and ``b[c] = B[k, c]`` for its C columns; ``last`` marks k = K - 1. A tile may have any
+    K >= 1 and the next tile may start in the very next cycle. The skew that turns each beat into a
+    diagonal wavefront is inside the array. ``ready`` is low only for a ``last`` beat that would
+    arrive fewer than ``rows`` cycles after the previous accepted ``last`` beat (the drain needs
+    ``rows`` cycles per tile), so tiles with K >= R stream with no stall at all.
+
+    **Output** (stream ``o``, always ready: the drain never stops). Each finished tile comes out
+    as R consecutive beats, one row of C per beat, **bottom row first**: ``row`` counts down from
+    R - 1 to 0. The first row is valid :attr:`result_latency` cycles after the cycle in which the
+    tile's ``last`` beat was accepted.
+
+    Parameters
+    ----------
+    config : SystolicConfig
+        Must be output-stationary.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(input_layout(config)))
+    o : Out(stream.Signature(output_layout(config), always_ready=True))
+    """
+
+    def __init__(self, config: SystolicConfig):
+        if not isinstance(config, SystolicConfig):
+            raise TypeError(f"config must be a SystolicConfig, not {config!r}")
+        if config.dataflow is not Dataflow.OUTPUT_STATIONARY:
+            raise ValueError(f"OutputStationaryArray cannot implement dataflow {config.dataflow}")
+        self._config = config
+        super().__init__({
+            "i": In(stream.Signature(input_layout(config))),
+            "o": Out(stream.Signature(output_layout(config), always_ready=True)),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def result_latency(self):
+        """Cycles from accepting a tile's ``last`` beat to its first output row (row R - 1):
+        R + C - 1 for the skew and de-skew wavefront, plus :attr:`pipeline_stages`."""
+        return result_latency(self._config)
+
+    @property
+    def pipeline_stages(self):
+        """Register stages of each PE between operands and accumulator (``config.pipeline``)."""
+        return self._config.pipeline_stages
+
+    @property
+    def drain_cycles(self):
+        """Output beats per tile (one per row), which is also the minimum spacing of ``last``."""
+        return self._config.rows
+
+    @property
+    def completion_latency(self):
+        """Cycles from accepting a tile's ``last`` beat to its final output row (row 0)."""
+        return self.result_latency + self.drain_cycles - 1
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C, num = self._config.rows, self._config.cols, self._config.numerics
+        op = operand_shape(num)
+
+        # --- input handshake: space `last` beats >= R cycles apart so drains never collide
+        since_last = Signal(range(R + 1), init=R)
+        # (never ready in reset: a beat offered then would look accepted but be lost)
+        m.d.comb += self.i.ready.eq(~ResetSignal() & (~self.i.payload.last | (since_last == R)))
+        accept = self.i.valid & self.i.ready
+        with m.If(accept & self.i.payload.last):
+            m.d.sync += since_last.eq(1 if R > 1 else R)
+        with m.Elif(since_last != R):
+            m.d.sync += since_last.eq(since_last + 1)
+
+        # --- input skew: row r and column c enter r and c cycles late
+        m.submodules.a_skew = a_skew = DelayLanes(op, skew_delays(R))
+        m.submodules.flag_skew = flag_skew = DelayLanes(
+            data.StructLayout({"valid": 1, "last": 1}), skew_delays(R), reset_less=False)
+        m.submodules.b_skew = b_skew = DelayLanes(op, skew_delays(C))
+        m.d.comb += [
+            a_skew.i.eq(self.i.payload.a),
+            b_skew.i.eq(self.i.payload.b),
+        ]
+        for r in range(R):
+            m.d.comb += [
+                flag_skew.i[r].valid.eq(accept),
+                flag_skew.i[r].last.eq(self.i.payload.last),
+            ]
+
+        # --- the mesh: operands and flags move right, b moves down, results drain down
+        stages = self._config.pipeline_stages
+        # iCE40: two PEs of a row share one SB_MAC16 in MODE_8x8 (two 8x8 products per DSP)
+        pair = (fpga_family(platform) == "ice40" and stages >= 1
+                and num.in_width <= 8)
+        shared = [pair and c < C - C % 2 for c in range(C)]
+        pes = [[OutputStationaryPE(num, hold_cycles=R - 1 - r, pipeline_stages=stages,
+                                   shared_multiplier=shared[c])
+                for c in range(C)] for r in range(R)]
+        for r in range(R):
+            for c in range(C):
+                pe = pes[r][c]
+                m.submodules[f"pe_{r}_{c}"] = pe
+                if c == 0:
+                    m.d.comb += [
+                        pe.a.eq(a_skew.o[r]),
+                        pe.valid.eq(flag_skew.o[r].valid),
+                        pe.last.eq(flag_skew.o[r].last),
+                    ]
+                else:
+                    left = pes[r][c - 1]
+                    m.d.comb += [
+                        pe.a.eq(left.a_out),
+                        pe.valid.eq(left.valid_out),
+                        pe.last.eq(left.last_out),
+                    ]
+                if r == 0:
+                    m.d.comb += [pe.b.eq(b_skew.o[c]), pe.drain_in.eq(0)]
+                else:
+                    up = pes[r - 1][c]
+                    m.d.comb += [pe.b.eq(up.b_out), pe.drain_in.eq(up.drain_out)]
+
+        if pair:
+            for r in range(R):
+                for c in range(0, C - 1, 2):
+                    m.submodules[f"mac_{r}_{c}"] = _ice40_mac8x8_pair(
+                        num, stages, pes[r][c], pes[r][c + 1])
+
+        # --- output: column c leaves the bottom row c cycles late; re-align the columns
+        m.submodules.deskew = deskew = DelayLanes(acc_shape(num), deskew_delays(C))
+        for c in range(C):
+            m.d.comb += deskew.i[c].eq(pes[R - 1][c].drain_out)
+        m.d.comb += self.o.payload.data.eq(deskew.o)
+
+        # A tile's first row is valid result_latency cycles after its `last` beat was accepted:
+        # delay that event by result_latency - 1 cycles, then the registers below add one more.
+        m.submodules.done_delay = done_delay = DelayLanes(
+            1, [self.result_latency - 1], reset_less=False)
+        m.d.comb += done_delay.i[0].eq(accept & self.i.payload.last)
+        row = Signal(_row_shape(R))
+        with m.If(done_delay.o[0]):
+            m.d.sync += [self.o.valid.eq(1), row.eq(R - 1)]
+        with m.Elif(row != 0):
+            m.d.sync += row.eq(row - 1)
+        with m.Else():
+            m.d.sync += self.o.valid.eq(0)
+        m.d.comb += self.o.payload.row.eq(row)
+        return m

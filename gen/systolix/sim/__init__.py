@@ -1,0 +1,1 @@
+"""Running generated designs in cocotb on Icarus or Verilator."""

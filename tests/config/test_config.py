@@ -1,0 +1,67 @@
+import pytest
+
+from systolix.config import Dataflow, Numerics, SystolicConfig
+
+pytestmark = pytest.mark.model
+
+
+def test_defaults_are_int8_int32_wrap():
+    n = Numerics()
+    assert (n.in_width, n.acc_width, n.signed, n.saturate) == (8, 32, True, False)
+    assert (n.in_min, n.in_max, n.acc_min, n.acc_max) == (-128, 127, -2**31, 2**31 - 1)
+    assert n.output_dtype == "int32"
+    assert Numerics(acc_width=33).output_dtype == "int64"
+
+
+def test_name_is_unique_and_readable():
+    assert SystolicConfig(8, 8).name == "systolic_os_8x8_int8_acc32_wrap"
+    assert SystolicConfig(3, 5, numerics=Numerics(signed=False, saturate=True)).name == \
+        "systolic_os_3x5_uint8_acc32_saturate"
+
+
+@pytest.mark.parametrize("kwargs,exc,msg", [
+    (dict(in_width=1), ValueError, "in_width must be in range 2..16, not 1"),
+    (dict(in_width=17), ValueError, "in_width must be in range 2..16, not 17"),
+    (dict(in_width=8.0), TypeError, "in_width must be an integer"),
+    (dict(acc_width=15), ValueError, "acc_width must be at least 16"),
+    (dict(acc_width=16, signed=False), ValueError, "acc_width must be at least 17"),
+    (dict(acc_width=65), ValueError, "acc_width must be in range 16..64, not 65"),
+    (dict(signed=1), TypeError, "signed must be a bool"),
+    (dict(saturate="yes"), TypeError, "saturate must be a bool"),
+])
+def test_numerics_validation(kwargs, exc, msg):
+    with pytest.raises(exc, match=msg):
+        Numerics(**kwargs)
+
+
+@pytest.mark.parametrize("rows,cols,exc,msg", [
+    (0, 4, ValueError, "rows must be in range 1..256, not 0"),
+    (4, -1, ValueError, "cols must be in range 1..256, not -1"),
+    (257, 4, ValueError, "rows must be in range 1..256, not 257"),
+    (True, 4, TypeError, "rows must be an integer"),
+    ("4", 4, TypeError, "rows must be an integer"),
+])
+def test_array_validation(rows, cols, exc, msg):
+    with pytest.raises(exc, match=msg):
+        SystolicConfig(rows, cols)
+
+
+def test_dict_round_trip_and_immutability():
+    c = SystolicConfig(3, 5, Dataflow.OUTPUT_STATIONARY, Numerics(12, 40, False, True))
+    assert SystolicConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(AttributeError):
+        c.rows = 4
+
+
+def test_pipeline_option():
+    assert SystolicConfig(8, 8).pipeline == "none"
+    assert SystolicConfig(8, 8).name == "systolic_os_8x8_int8_acc32_wrap"  # default unchanged
+    assert "pipeline" not in SystolicConfig(8, 8).to_dict()
+    cfg = SystolicConfig(8, 8, pipeline="full")
+    assert cfg.name == "systolic_os_8x8_int8_acc32_wrap_pipe_full"
+    assert cfg.pipeline_stages == 2 and SystolicConfig(2, 2, pipeline="product").pipeline_stages == 1
+    assert SystolicConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="pipeline must be one of none, product, full, deep"):
+        SystolicConfig(2, 2, pipeline="deeper")
+    with pytest.raises(TypeError, match="pipeline must be a string"):
+        SystolicConfig(2, 2, pipeline=2)

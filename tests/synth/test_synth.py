@@ -1,0 +1,363 @@
+"""The FPGA flow: report parsers on real tool output, the I/O harness in simulation, and a
+tiny array synthesized, placed and routed on every target with the real PyPI tools.
+
+The tool runs share one cache per test session (a fresh temporary directory), so each target is
+synthesized exactly once per session: about 5-10 s each plus, on a machine that has never run
+YoWASP, a one-time WebAssembly compile of 30-40 s.
+"""
+
+import gc
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from helpers import ROOT
+from systolix.config import SystolicConfig
+from systolix.errors import SystolixError
+from systolix.synth.designs import KINDS, DesignKind, get_kind, register
+from systolix.synth.flow import SynthOptions, cache_key, require_fit, synthesize
+from systolix.synth.harness import IOHarness, port_bits
+from systolix.synth.reports import (CellCounts, nextpnr_capacity_error, parse_nextpnr_report,
+                                    parse_yosys_stat)
+from systolix.synth.sweep import markdown_table, pareto_front
+from systolix.synth.targets import TARGETS, get_target
+
+pytestmark = [pytest.mark.model, pytest.mark.amaranth, pytest.mark.toolchain]
+
+DATA = ROOT / "tests" / "data" / "synth"
+
+
+# --- parsers, on files the tools wrote (2x2 array in the harness) --------------------------
+
+def test_yosys_stat_ecp5_splits_design_and_harness():
+    total, dut = parse_yosys_stat((DATA / "yosys_stat_ecp5_2x2_harness.json").read_text(),
+                                  submodule="top.dut")
+    raw = json.loads((DATA / "yosys_stat_ecp5_2x2_harness.json").read_text())
+    cells = raw["modules"]["\\top.dut"]["num_cells_by_type"]
+    assert dut.lut4 == cells["LUT4"] + 2 * cells["CCU2C"]  # a CCU2C is two LUT4 halves
+    assert (dut.ff, dut.dsp, dut.carry) == (cells["TRELLIS_FF"], 4, cells["CCU2C"])
+    assert dut.dsp == 4 and total.dsp == 4  # one MULT18X18D per PE, none in the harness
+    top = raw["modules"]["\\top"]["num_cells_by_type"]
+    assert total.lut4 - dut.lut4 == top["LUT4"] and total.ff - dut.ff == top["TRELLIS_FF"]
+    assert "top.dut" not in total.cells and "$scopeinfo" not in total.cells
+
+
+def test_yosys_stat_ice40_counts_every_dff_kind():
+    total, dut = parse_yosys_stat((DATA / "yosys_stat_ice40_2x2_harness.json").read_text(),
+                                  submodule="top.dut")
+    raw = json.loads((DATA / "yosys_stat_ice40_2x2_harness.json").read_text())
+    cells = raw["modules"]["\\top.dut"]["num_cells_by_type"]
+    assert dut.ff == sum(n for c, n in cells.items() if c.startswith("SB_DFF"))
+    assert dut.lut4 == cells["SB_LUT4"] and dut.dsp == cells["SB_MAC16"] == 4
+    assert total.lut4 > dut.lut4
+
+
+def test_yosys_stat_rejects_other_json_and_unknown_module():
+    with pytest.raises(ValueError, match="not a yosys"):
+        parse_yosys_stat('{"modules": {}}')
+    with pytest.raises(ValueError, match="not in the yosys report"):
+        parse_yosys_stat((DATA / "yosys_stat_ecp5_2x2_harness.json").read_text(),
+                         submodule="nope")
+
+
+@pytest.mark.parametrize("family,bel,dsp", [("ecp5", "TRELLIS_COMB", "MULT18X18D"),
+                                            ("ice40", "ICESTORM_LC", "ICESTORM_DSP")])
+def test_nextpnr_report(family, bel, dsp):
+    text = (DATA / f"nextpnr_report_{family}_2x2_harness.json").read_text()
+    raw = json.loads(text)
+    rep = parse_nextpnr_report(text)
+    (clock, fmax), = ((k, v["achieved"]) for k, v in raw["fmax"].items())
+    assert rep.fmax_mhz == pytest.approx(fmax) and rep.fmax[clock] == pytest.approx(fmax)
+    assert rep.used(dsp) == 4 and rep.used(bel) == raw["utilization"][bel]["used"] > 0
+    cp = rep.critical_path
+    assert cp["delay_ns"] == pytest.approx(cp["logic_ns"] + cp["routing_ns"], abs=0.01)
+    # the critical path bounds Fmax: 1000 / delay is the achieved frequency (within rounding)
+    assert 1000 / cp["delay_ns"] == pytest.approx(fmax, rel=0.02)
+    with pytest.raises(ValueError, match="not a nextpnr"):
+        parse_nextpnr_report('{"fmax": {}}')
+
+
+def test_nextpnr_capacity_error_from_a_real_log():
+    log = (DATA / "nextpnr_ice40_no_dsp_left.log").read_text()
+    assert nextpnr_capacity_error(log) == ("ICESTORM_DSP", None, None)
+    assert nextpnr_capacity_error("Design uses 200 MULT18X18D cells, but device only has 156") \
+        == ("MULT18X18D", 200, 156)
+    assert nextpnr_capacity_error("Info: Program finished normally.") is None
+
+
+def test_cell_counts_from_cells():
+    c = CellCounts.from_cells({"LUT4": 10, "CCU2C": 3, "TRELLIS_FF": 7, "DP16KD": 2,
+                               "MULT18X18D": 1, "$scopeinfo": 4})
+    assert (c.lut4, c.ff, c.bram, c.dsp, c.carry) == (16, 7, 2, 1, 3)
+
+
+# --- the harness, on an arbitrary component --------------------------------------------------
+
+class _Odd(wiring.Component):
+    """Ports with made-up names and shapes: the harness must find them by the signature."""
+
+    def __init__(self):
+        super().__init__({"x": In(3), "y": In(signed(4)), "en": In(1),
+                          "q": Out(5), "r": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.en):
+            m.d.sync += self.q.eq(self.x + self.y)
+        m.d.comb += self.r.eq(self.x[0] ^ self.y[3])
+        return m
+
+
+def test_port_bits_walks_the_signature():
+    odd = _Odd()
+    odd._MustUse__silence = True  # only inspected
+    assert port_bits(odd) == (8, 6)
+    cfg = SystolicConfig(3, 2)
+    from systolix.emit import build
+    top = build(cfg)
+    top._MustUse__silence = True
+    # in: a, b, last, i.valid; out: data, row, o.valid, i.ready (o.ready is a constant)
+    assert port_bits(top) == (3 * 8 + 2 * 8 + 1 + 1, 2 * 32 + 2 + 1 + 1)
+
+
+def test_harness_drives_inputs_from_the_chain_and_xors_every_output():
+    dut = _Odd()
+    h = IOHarness(dut, fan_in=2)
+    assert (h.input_bits, h.output_bits, h.tree_levels) == (8, 6, 3)
+    rng = np.random.default_rng(5)
+    sin = [int(b) for b in rng.integers(0, 2, 60)]
+    seen = []
+
+    async def tb(ctx):
+        ctx.set(h.reset, 0)
+        for t, bit in enumerate(sin):
+            ctx.set(h.sin, bit)
+            ctx.set(h.clk, 1)
+            await ctx.delay(1e-6)
+            ctx.set(h.clk, 0)
+            await ctx.delay(1e-6)
+            outs = [ctx.get(dut.q), ctx.get(dut.r)]
+            ins = [ctx.get(dut.x), ctx.get(dut.y), ctx.get(dut.en)]
+            seen.append((ins, outs, ctx.get(h.sout)))
+
+    sim = Simulator(h)
+    sim.add_testbench(tb)
+    sim.run()
+    for t in range(10, len(sin)):
+        chain = sum(sin[t - i] << i for i in range(8))  # newest bit at bit 0
+        ins, _, _ = seen[t]
+        y = (chain >> 3) & 0xF
+        assert ins == [chain & 7, y - 16 if y & 8 else y, chain >> 7], t
+        q, r = seen[t - 3][1]
+        parity = (bin(q).count("1") + r) % 2
+        assert seen[t][2] == parity, t  # sout: XOR of all outputs, tree_levels cycles later
+
+
+def test_harness_rejects_non_components_and_bad_fan_in():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the half-built components are "never used": expected
+        with pytest.raises(TypeError, match="wiring.Component"):
+            IOHarness(object())
+        with pytest.raises(ValueError, match="fan_in"):
+            IOHarness(_Odd(), fan_in=9)
+        gc.collect()
+
+
+# --- options, targets, registry --------------------------------------------------------------
+
+def test_options_targets_and_registry():
+    with pytest.raises(ValueError, match="harness"):
+        SynthOptions(harness="maybe")
+    with pytest.raises(ValueError, match="freq"):
+        SynthOptions(freq=0)
+    with pytest.raises(SystolixError, match="unknown target 'xc7'.*ecp5-85f"):
+        get_target("xc7")
+    assert {t.dsp for t in TARGETS.values()} == {156, 72, 28, 8}
+    array = get_kind("systolic").build(SystolicConfig(1, 1))
+    array._MustUse__silence = True
+    assert array.result_latency == 1
+    with pytest.raises(SystolixError, match="unknown design kind"):
+        get_kind("gpu")
+    # registering a kind is one call; the flow only uses build/from_dict
+    register(DesignKind("odd_test_kind", lambda c: _Odd(), lambda d: d))
+    assert "odd_test_kind" in KINDS
+    del KINDS["odd_test_kind"]
+
+
+def test_cache_key_changes_with_every_input():
+    t = TARGETS["ecp5-85f"]
+    base = cache_key(SystolicConfig(2, 2), t, SynthOptions())[0]
+    assert base == cache_key(SystolicConfig(2, 2), t, SynthOptions())[0]
+    others = [cache_key(SystolicConfig(2, 3), t, SynthOptions())[0],
+              cache_key(SystolicConfig(2, 2, pipeline="full"), t, SynthOptions())[0],
+              cache_key(SystolicConfig(2, 2), TARGETS["ecp5-25f"], SynthOptions())[0],
+              cache_key(SystolicConfig(2, 2), t, SynthOptions(freq=100))[0],
+              cache_key(SystolicConfig(2, 2), t, SynthOptions(seed=2))[0],
+              cache_key(SystolicConfig(2, 2), t, SynthOptions(harness="on"))[0]]
+    assert len({base, *others}) == 7
+
+
+def test_pareto_front_and_table():
+    pts = [{"peak_gops": 1, "lut4": 100, "dsp": 4}, {"peak_gops": 2, "lut4": 100, "dsp": 4},
+           {"peak_gops": 3, "lut4": 500, "dsp": 16}, {"peak_gops": 2, "lut4": 600, "dsp": 16}]
+    assert pareto_front(pts) == [1, 2]
+
+
+# --- the real tools: one tiny array per target ------------------------------------------------
+
+@pytest.fixture(scope="session")
+def synth_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("synth_cache")
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_tiny_array_synthesizes_and_routes(target, synth_cache):
+    """2x2 int8 array in the harness on every target: real cell counts, Fmax, harness cost;
+    then the same request again comes from the cache, instantly and identical."""
+    t = TARGETS[target]
+    cfg = SystolicConfig(2, 2)
+    opts = SynthOptions(harness="on")
+    r = require_fit(synthesize(cfg, t, opts, cache_dir=synth_cache)).to_dict()
+    assert r["fits"] and r["in_harness"] and not r["cached"]
+    assert r["dsp"] == 4 and r["placed"]["dsp"] == 4  # one DSP per MAC, all placed
+    assert r["lut4"] > 50 and r["ff"] > 4 * 32  # at least the accumulators
+    assert r["harness"]["cost"]["ff"] >= r["harness"]["input_bits"]  # the input chain
+    assert r["harness"]["cost"]["dsp"] == 0 and r["harness"]["pins"] == 4
+    assert 20 < r["fmax_mhz"] < 500
+    assert r["peak_gops"] == pytest.approx(2 * 4 * r["fmax_mhz"] / 1000)
+    assert r["gops_per_dsp"] == pytest.approx(r["peak_gops"] / 4)
+    t0 = time.monotonic()
+    again = synthesize(cfg, t, opts, cache_dir=synth_cache)
+    assert again.cached and time.monotonic() - t0 < 1.0
+    assert again.data == {k: v for k, v in r.items() if k not in ("cached", "report_dir")}
+
+
+def _cli(*args, cache, env=None):
+    return subprocess.run([sys.executable, "-m", "systolix", *args, "--cache-dir", str(cache)],
+                          capture_output=True, text=True, env=env)
+
+
+def test_cli_synth_json_is_pure_and_progress_goes_to_stderr(synth_cache):
+    p = _cli("synth", "systolic", "--rows", "2", "--cols", "2", "--target", "ice40-up5k",
+             "--harness", "on", "--json", cache=synth_cache)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert r["target"]["name"] == "ice40-up5k" and r["dsp"] == 4 and r["cached"]
+    text = _cli("synth", "systolic", "--rows", "2", "--cols", "2", "--target", "ice40-up5k",
+                "--harness", "on", cache=synth_cache)
+    assert text.returncode == 0 and "in harness" in text.stdout and "Fmax" in text.stdout
+
+
+def test_cli_design_that_does_not_fit_is_one_line(synth_cache):
+    p = _cli("synth", "systolic", "--rows", "4", "--cols", "4", "--target", "ice40-up5k",
+             cache=synth_cache)
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr.strip().splitlines()[-1] == (
+        "systolix: error: does not fit: needs 16 DSP (SB_MAC16), iCE40UP5K-SG48 has 8")
+    assert "Traceback" not in p.stderr
+
+
+def test_cli_usage_errors_exit_2(synth_cache):
+    p = _cli("synth", "systolic", "--target", "xc7a35t", cache=synth_cache)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+    p = _cli("synth", "systolic", "--freq", "0", cache=synth_cache)
+    assert p.returncode == 2 and "1..1000" in p.stderr
+
+
+def test_sweep_writes_table_json_and_plots(synth_cache, tmp_path):
+    out = tmp_path / "sweep"
+    p = _cli("sweep", "systolic", "--sizes", "1,2x2,4", "--target", "ice40-up5k", "-j", "2",
+             "-o", str(out), cache=synth_cache)
+    assert p.returncode == 0, p.stderr
+    assert "[sweep]" in p.stderr and "3/3" in p.stderr
+    data = json.loads((out / "sweep.json").read_text())
+    names = [r["name"] for r in data["results"]]
+    assert names == [SystolicConfig(1, 1).name, SystolicConfig(2, 2).name,
+                     SystolicConfig(4, 4).name]
+    fits = [r["fits"] for r in data["results"]]
+    assert fits == [True, True, False]  # 16 MACs need 16 SB_MAC16, the UP5K has 8
+    md = (out / "sweep.md").read_text()
+    assert "does not fit: needs 16 DSP" in md and md.count("| `systolic_os_") == 3
+    for png in ("area_vs_macs.png", "fmax_vs_size.png", "gops_vs_area.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = markdown_table(data["results"], TARGETS["ice40-up5k"])
+    assert table == md
+
+
+def test_build_icebreaker_bitstream_without_a_programmer(synth_cache, tmp_path):
+    """amaranth-boards' iCEBreaker platform, PyPI tools only; no iceprog needed to build."""
+    out = tmp_path / "bits"
+    # a PATH with nothing but `sh`: no iceprog / openFPGALoader can be found, whatever is
+    # installed here (the YoWASP tools are found next to this interpreter)
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "sh").symlink_to(shutil.which("sh"))
+    env = {**os.environ, "PATH": str(bare)}
+    p = _cli("build", "systolic", "--rows", "2", "--cols", "2", "--board", "icebreaker",
+             "-o", str(out), "--json", cache=synth_cache, env=env)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    bit = out / "systolic_os_2x2_int8_acc32_wrap_icebreaker.bin"
+    assert r["bitstream"] == str(bit) and bit.stat().st_size == r["bitstream_bytes"] > 50_000
+    assert r["board_clock_mhz"] == 12 and r["board_design"]["dsp"] == 4
+    assert r["board_fmax_mhz"] > 12  # the design meets the board's own clock
+    assert [f.name for f in out.iterdir() if f.name.startswith(".")] == []  # no leftovers
+
+
+def test_build_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path):
+    """`build engine --board`: the matrix engine behind the host link (UART on the board's
+    FTDI pins, LEDs), placed and routed at the board's 12 MHz, with a bitstream."""
+    out = tmp_path / "bits"
+    p = _cli("build", "engine", "--rows", "2", "--cols", "2", "--max-m", "8", "--max-k", "8",
+             "--max-n", "8", "--board", "icebreaker", "--baud", "115200", "-o", str(out),
+             "--json", cache=synth_cache)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    bit = out / "engine_os_2x2_int8_acc32_wrap_8x8x8_icebreaker.bin"
+    assert r["bitstream"] == str(bit) and bit.stat().st_size > 50_000
+    assert r["host_link"]["baud"] == 115200 and r["host_link"]["clk_hz"] == 12_000_000
+    assert r["synth"] is None and r["board_fmax_mhz"] > 12
+    assert r["board_design"]["dsp"] >= 4  # the array's multipliers are in DSPs
+    p = _cli("build", "engine", "--board", "icebreaker", "--fit", "-o", str(out),
+             cache=synth_cache)
+    assert p.returncode == 1 and "give an engine's size explicitly" in p.stderr
+
+
+@pytest.mark.slow
+def test_build_tensor_core_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path):
+    """`build engine --arch tensorcore --board`: a tensor-core engine behind the host link,
+    with the INFO block of its core (the link itself is proven in tests/test_rtl_board.py)."""
+    out = tmp_path / "bits"
+    p = _cli("build", "engine", "--arch", "tensorcore", "--m", "2", "--n", "2", "--k", "2",
+             "--max-m", "8", "--max-k", "8", "--max-n", "8", "--board", "icebreaker",
+             "-o", str(out), "--json", cache=synth_cache)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    bit = out / "engine_tc_2x2x2_int8_acc32_wrap_8x8x8_icebreaker.bin"
+    assert r["bitstream"] == str(bit) and bit.stat().st_size > 50_000
+    assert r["host_link"]["clk_hz"] == 12_000_000 and r["board_fmax_mhz"] > 12
+
+
+def test_fpga_family_of_real_board_platforms():
+    """The gateware picks DSP primitives by family: it must see it on amaranth-boards'
+    platforms (iCE40 platforms say "iCE40") as well as on the synthesis flow's own."""
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    from systolix.hdl.dsp import fpga_family
+    from systolix.synth.flow import SynthPlatform
+    assert fpga_family(ICEBreakerPlatform()) == "ice40"
+    assert fpga_family(ULX3S_85F_Platform()) == "ecp5"
+    assert fpga_family(SynthPlatform("ice40")) == "ice40"
+    assert fpga_family(None) is None
