@@ -336,8 +336,9 @@ def test_build_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path)
 
 @pytest.mark.slow
 def test_build_tensor_core_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path):
-    """`build engine --arch tensorcore --board`: a tensor-core engine behind the host link,
-    with the INFO block of its core (the link itself is proven in tests/test_rtl_board.py)."""
+    """`build engine --arch tensorcore --board`: a tensor-core engine behind the host link
+    placed and routed at the board's 12 MHz (the link itself is proven in RTL simulation,
+    tests/board/test_board_rtl.py)."""
     out = tmp_path / "bits"
     p = _cli("build", "engine", "--arch", "tensorcore", "--m", "2", "--n", "2", "--k", "2",
              "--max-m", "8", "--max-k", "8", "--max-n", "8", "--board", "icebreaker",
