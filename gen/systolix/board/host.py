@@ -24,18 +24,16 @@ __all__ = ["SerialTransport", "BoardClient", "BoardError", "LinkStats", "job_lin
 MAX_MARGIN_S = 3600.0
 
 
-def check_timeout(name, value, *, allow_zero=True, maximum=MAX_MARGIN_S):
-    """``value`` as a float if it is a finite number of seconds in [0, ``maximum``] (above 0
-    unless ``allow_zero``); ValueError/TypeError naming ``name`` otherwise. A NaN timeout would
-    make every wait endless, an infinite or negative one is refused by the serial port."""
+def check_timeout(name, value, *, maximum=MAX_MARGIN_S):
+    """``value`` as a float if it is a finite number of seconds in 0..``maximum``; TypeError or
+    ValueError naming ``name`` otherwise. A NaN timeout would make every wait endless, an
+    infinite or negative one is refused by the serial port."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {value!r}")
     value = float(value)
-    low_ok = value >= 0 if allow_zero else value > 0
-    if not (math.isfinite(value) and low_ok and value <= maximum):
-        bound = "[0" if allow_zero else "(0"
-        raise ValueError(f"{name} must be a finite number of seconds in {bound}, "
-                         f"{maximum:g}], not {value}")
+    if not (math.isfinite(value) and 0 <= value <= maximum):
+        raise ValueError(f"{name} must be a finite number of seconds in 0..{maximum:g}, "
+                         f"not {value}")
     return value
 
 

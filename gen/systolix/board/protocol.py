@@ -213,7 +213,8 @@ _INFO_V1 = "<4sBBHHBBBHHHIII"
 #: the number of units (all 0 for a systolic engine).
 _INFO_V2 = _INFO_V1 + "BBBBB"
 _INFO_FORMATS = {1: _INFO_V1, 2: _INFO_V2}
-_CORE_CODES = {Dataflow.OUTPUT_STATIONARY: 0, Dataflow.WEIGHT_STATIONARY: 1, "tensorcore": 2}
+_CORE_CODES = {Dataflow.OUTPUT_STATIONARY: 0, Dataflow.WEIGHT_STATIONARY: 1}
+_TENSORCORE_CODE = 2
 
 
 def a_word_bits(config: EngineConfig):
@@ -298,7 +299,7 @@ def info_payload(config: EngineConfig, clk_hz, baud, timeout_cycles):
     n = config.numerics
     flags = int(n.signed) | (int(n.saturate) << 1)
     t = config.core
-    core = (2, t.m, t.n, t.k, t.pipeline, config.cores) if t is not None else \
+    core = (_TENSORCORE_CODE, t.m, t.n, t.k, t.pipeline, config.cores) if t is not None else \
         (_CORE_CODES[config.dataflow], 0, 0, 0, 0, 0)
     return struct.pack(_INFO_V2, INFO_MAGIC, PROTOCOL_VERSION, core[0],
                        config.rows, config.cols, n.in_width, n.acc_width, flags,
@@ -331,14 +332,14 @@ def parse_info(payload):
     (_, _, code, rows, cols, in_w, acc_w, flags, max_m, max_k, max_n, clk_hz, baud,
      timeout) = fields[:14]
     tc_m, tc_n, tc_k, tc_pipeline, cores = fields[14:] or (0, 0, 0, 0, 0)
-    if code not in (0, 1) and not (version >= 2 and code == 2):
+    if code not in _CORE_CODES.values() and not (version >= 2 and code == _TENSORCORE_CODE):
         raise InfoError(f"INFO v{version} names an unknown engine core {code}")
     if flags >> 2:
         raise InfoError(f"INFO has unknown numerics flags 0x{flags:02x}")
     try:
         numerics = Numerics(in_width=in_w, acc_width=acc_w, signed=bool(flags & 1),
                             saturate=bool(flags & 2))
-        if code == 2:
+        if code == _TENSORCORE_CODE:
             config = EngineConfig(None, max_m, max_k, max_n,
                                   core=TensorCoreConfig(tc_m, tc_n, tc_k, tc_pipeline, numerics),
                                   cores=cores)
