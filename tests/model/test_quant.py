@@ -44,7 +44,7 @@ def test_srdhm_extremes():
 
 
 def test_srdhm_negative_ties_round_towards_plus_infinity():
-    """REFERENCE.md asks what the asymmetric nudge does to exact ties of negative products.
+    """What gemmlowp's asymmetric nudge does to exact ties of negative products.
 
     With b = 2**30, a * b / 2**31 = a / 2, a tie for every odd a: positive ties round up (away
     from zero), negative ties ALSO round up (towards zero), so SRDHM is round-half-up, not

@@ -101,7 +101,7 @@ def sat32(x):
 def srdhm(a, b):
     """SaturatingRoundingDoublingHighMul of int32 values (gemmlowp), vectorised.
 
-    Exactly REFERENCE.md's definition: if ``a == b == INT32_MIN`` the result is ``INT32_MAX``
+    Exactly gemmlowp's definition (``fixedpoint/fixedpoint.h``): if ``a == b == INT32_MIN`` the result is ``INT32_MAX``
     (the one product whose doubled high half overflows); otherwise, with the exact 64-bit product
     ``p = a * b`` and ``nudge = 2**30`` if ``p >= 0`` else ``1 - 2**30``, the result is
     ``(p + nudge) / 2**31`` with C's **truncating** division (towards zero).
@@ -111,7 +111,7 @@ def srdhm(a, b):
     ``p = -(j + 1/2) * 2**31`` gives ``(-j*2**31 - 2**31 + 1) / 2**31``, truncated to ``-j``
     (e.g. ``srdhm(-1, 2**30) == 0`` while ``srdhm(1, 2**30) == 1``, and ``srdhm(-3, 2**30) == -1``).
     The asymmetric nudge only moves negative non-ties correctly to nearest; it leaves the exact
-    negative ties one short of "away from zero". ``tests/test_quant.py`` pins this down.
+    negative ties one short of "away from zero". ``tests/model/test_quant.py`` pins this down.
 
     Parameters
     ----------
@@ -143,7 +143,7 @@ def srdhm(a, b):
 def rdbpot(x, n):
     """RoundingDivideByPOT (gemmlowp): ``x / 2**n`` rounded to nearest, ties away from zero.
 
-    Exactly REFERENCE.md's definition: ``mask = 2**n - 1``, ``rem = x & mask`` (two's
+    Exactly gemmlowp's definition (``fixedpoint/fixedpoint.h``): ``mask = 2**n - 1``, ``rem = x & mask`` (two's
     complement), ``threshold = (mask >> 1) + (1 if x < 0 else 0)``, result
     ``(x >> n) + (1 if rem > threshold else 0)`` with an arithmetic (flooring) shift. For a tie
     (``rem == 2**(n-1)``) a positive ``x`` rounds up and a negative one stays at the floor, so
