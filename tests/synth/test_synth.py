@@ -334,6 +334,23 @@ def test_build_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path)
     assert p.returncode == 1 and "give an engine's size explicitly" in p.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.toolchain
+def test_build_tensor_core_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path):
+    """`build engine --arch tensorcore --board`: a tensor-core engine behind the host link
+    placed and routed at the board's 12 MHz (the link itself is proven in RTL simulation,
+    tests/board/test_board_rtl.py)."""
+    out = tmp_path / "bits"
+    p = _cli("build", "engine", "--arch", "tensorcore", "--m", "2", "--n", "2", "--k", "2",
+             "--max-m", "8", "--max-k", "8", "--max-n", "8", "--board", "icebreaker",
+             "-o", str(out), "--json", cache=synth_cache)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    bit = out / "engine_tc_2x2x2_int8_acc32_wrap_8x8x8_icebreaker.bin"
+    assert r["bitstream"] == str(bit) and bit.stat().st_size > 50_000
+    assert r["host_link"]["clk_hz"] == 12_000_000 and r["board_fmax_mhz"] > 12
+
+
 def test_board_platforms_offer_their_family_dsp_primitives():
     """`systolix build` elaborates on amaranth-boards platforms: they must offer the same DSP
     primitives as the synthesis flow's own platform (a registered MULT18X18D per PE on ECP5,

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from ..errors import SystolixError
