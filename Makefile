@@ -43,7 +43,7 @@ test-all: setup
 	$(PYTEST)
 
 lint: setup
-	$(PYTEST) tests/test_lint.py
+	$(PYTEST) tests/emit/test_lint.py
 
 # Benchmarks (tens of minutes; results in bench/results/). The FPGA sweeps are separate:
 # `nice .venv/bin/python bench/synth_bench.py` takes hours (the 156-DSP design alone ~40 min).
