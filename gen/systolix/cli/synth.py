@@ -84,7 +84,8 @@ def _build_flags(p, kind=None):
     add_design_flags(p, kind=kind)
     p.add_argument("--board", choices=list(BOARD_PLATFORMS), required=True, help="target board")
     p.add_argument("--fit", action="store_true",
-                   help="place the largest square array that fits (instead of --rows/--cols)")
+                   help="place the near-square array with the most MACs that fits (instead of "
+                        "--rows/--cols)")
     p.add_argument("--freq", type=_freq, default=None, metavar="MHZ",
                    help="clock target for nextpnr (default: the target's)")
     p.add_argument("--seed", type=_placer_seed, default=1, help="nextpnr placer seed (default 1)")
