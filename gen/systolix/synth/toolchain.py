@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from ..cache import tool_versions
 from ..errors import SystolixError
 
 __all__ = ["tool_path", "run_tool", "toolchain_versions", "ToolFailed"]
@@ -41,13 +41,7 @@ def tool_path(name):
 @functools.lru_cache(maxsize=None)
 def toolchain_versions():
     """Versions of the synthesis tools (PyPI distributions), for reports and cache keys."""
-    versions = {}
-    for dist in _DISTRIBUTIONS:
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            versions[dist] = None
-    return versions
+    return tool_versions(_DISTRIBUTIONS)
 
 
 def run_tool(name, args, *, cwd, log_name):
