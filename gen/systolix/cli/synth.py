@@ -201,8 +201,8 @@ def _cmd_sweep(args):
 
 
 def _cmd_build(args):
-    from ..synth.board import build_board
-    result = build_board(args, progress=lambda s: _eprint(f"[build] {s}"))
+    from ..synth.board import build_bitstream
+    result = build_bitstream(args, progress=lambda s: _eprint(f"[build] {s}"))
     if args.json:
         print(json.dumps(result))
     else:

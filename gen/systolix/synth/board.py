@@ -12,12 +12,12 @@ import dataclasses
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from amaranth.hdl import Elaboratable
 
 from ..errors import SystolixError
+from ..fileio import owned_tempdir, remove_abandoned
 from .designs import get_kind
 from .flow import SynthOptions, synthesize
 from .harness import DUT_NAME, IOHarness
@@ -25,7 +25,7 @@ from .reports import nextpnr_capacity_error, parse_nextpnr_report, parse_yosys_s
 from .targets import TARGETS
 from .toolchain import tool_path, toolchain_versions
 
-__all__ = ["BOARDS", "Board", "build_board", "largest_fitting"]
+__all__ = ["BOARDS", "Board", "build_bitstream", "largest_fitting"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +107,7 @@ def largest_fitting(kind, base, target, options, *, cache_dir=None, progress=Non
     raise SystolixError(f"nothing fits on {target.device}")
 
 
-def build_board(args, *, progress=None):
+def build_bitstream(args, *, progress=None):
     """Run ``systolix build``; returns a JSON-ready dict (``synth`` result + ``bitstream``)."""
     from ..cli.synth import _config
     board = BOARDS[args.board]
@@ -161,7 +161,8 @@ def build_board(args, *, progress=None):
     if target.family == "ice40":
         overrides["synth_opts"] = "-dsp"
     plan = platform.prepare(top, name=name, **overrides)
-    work = Path(tempfile.mkdtemp(prefix=".build.", dir=out))
+    remove_abandoned(out, ".build-")  # left by a build that was killed
+    work = owned_tempdir(out, ".build-")
     try:
         plan.extract(work)
         if progress:

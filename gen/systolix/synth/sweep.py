@@ -9,14 +9,13 @@ All files are written atomically once every point is done.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from ..errors import SystolixError
+from ..fileio import atomic_open
 from .designs import kind_of
 from .flow import SynthOptions, synthesize
 from .targets import TARGETS, Target
@@ -91,17 +90,6 @@ def markdown_table(results, target: Target):
     return "\n".join(lines) + "\n"
 
 
-def _atomic_bytes(path: Path, data: bytes):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class _Progress:
     """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
 
@@ -168,7 +156,8 @@ def run_sweep(configs, target: Target, options: SynthOptions, out_dir, *, jobs=2
     from .plots import render_plots
     payloads += render_plots(results, target)
     for name, data in payloads:
-        _atomic_bytes(out / name, data)
+        with atomic_open(out / name, "wb") as f:
+            f.write(data)
         files.append(str(out / name))
     summary["files"] = files
     return summary
