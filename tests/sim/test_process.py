@@ -106,7 +106,7 @@ def test_sigkill_takes_the_simulator_along(long_run):
 def test_an_exception_kills_the_whole_process_group(tmp_path):
     """A KeyboardInterrupt (or any exception) while a command runs kills its process group,
     grandchildren included, before it propagates."""
-    from systolix.sim.process import run_command
+    from systolix.process import run_command
     pids = tmp_path / "pids"
     script = (f"sh -c 'echo $$ > {pids}; sleep 60' & "
               f"while [ ! -s {pids} ]; do sleep 0.01; done; kill -INT {os.getpid()}; wait")

@@ -7,7 +7,7 @@ changes; each run gets a job directory under its ``jobs/``, removed afterwards u
 failed (kept for replay as ``jobs/<kind>-*``: ``SYSTOLIX_JOB=<dir>/job.json``). Simulator output
 goes to log files there, so the caller's stdout stays clean (``systolix run --json`` prints only
 JSON). Simulators run in their own process group and never outlive the run
-(:mod:`systolix.sim.process`). Checking an outcome against the models is
+(:mod:`systolix.process`). Checking an outcome against the models is
 :mod:`systolix.sim.verify`.
 """
 
@@ -23,7 +23,7 @@ from .. import cache, emit
 from ..errors import SystolixError
 from ..fileio import atomic_open, owned_tempdir, remove_abandoned
 from .job import JOB_ENV, Job, read_outcome, write_job
-from .process import patch_cocotb_runner, stop_on_signals
+from ..process import patch_cocotb_runner, stop_on_signals
 
 __all__ = ["SIMULATORS", "check_simulator", "design_key", "build", "run", "write_if_changed",
            "lint"]

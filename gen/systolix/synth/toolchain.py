@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..cache import tool_versions
 from ..errors import SystolixError
+from ..process import run_command
 
 __all__ = ["tool_path", "run_tool", "toolchain_versions", "ToolFailed"]
 
@@ -45,14 +46,15 @@ def toolchain_versions():
 
 
 def run_tool(name, args, *, cwd, log_name):
-    """Run ``name args...`` in ``cwd``; stdout and stderr go to ``cwd/log_name``.
+    """Run ``name args...`` in ``cwd``; stdout and stderr go to ``cwd/log_name``. The tool
+    runs in its own process group and dies with this process (:mod:`systolix.process`).
 
     Raises :class:`ToolFailed` (a one-line :class:`SystolixError`) on a non-zero exit.
     """
     log = Path(cwd) / log_name
     with open(log, "wb") as out:
-        proc = subprocess.run([tool_path(name), *args], cwd=cwd, stdout=out,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise ToolFailed(f"{name} failed (exit {proc.returncode}); see {log}", log)
+        code = run_command([tool_path(name), *args], cwd=cwd, stdout=out,
+                           stderr=subprocess.STDOUT)
+    if code != 0:
+        raise ToolFailed(f"{name} failed (exit {code}); see {log}", log)
     return log

@@ -1,6 +1,6 @@
-"""Simulator processes that never outlive the run that started them.
+"""Tool processes (simulators, compilers, synthesis tools) that never outlive their run.
 
-Every command (compile and simulation) runs in its own process group and, on Linux, with
+Every command started through :func:`run_command` runs in its own process group and, on Linux, with
 ``PR_SET_PDEATHSIG``: if the Python process is killed outright (SIGKILL), the kernel kills the
 simulator too. Within :func:`stop_on_signals`, SIGTERM and SIGHUP raise :class:`Interrupted` in
 the main thread; every exception while a command runs (that one, ``KeyboardInterrupt``, ...)
