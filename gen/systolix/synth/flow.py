@@ -133,6 +133,7 @@ def cache_key(config, target: Target, options: SynthOptions, rtlil):
         "systolix": __version__,
         "flow": cache.source_digest(FLOW_SOURCES),
     }
+    key = json.loads(json.dumps(key))  # as stored in result.json (tuples become lists)
     return cache.digest(key)[:24], key
 
 
