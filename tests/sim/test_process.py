@@ -1,8 +1,10 @@
 """Nothing outlives an interrupted ``systolix run``: not the simulator (SIGTERM: the run kills
 its process group; SIGKILL: the kernel, through PR_SET_PDEATHSIG) and not the job directory
-(removed at once on SIGTERM, by the next run after SIGKILL)."""
+(removed at once on SIGTERM, by the next run after SIGKILL). Only a failing job's directory
+stays, for replay."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,9 +15,10 @@ import numpy as np
 import pytest
 
 from helpers import WORK_DIR
-from systolix.config import SystolicConfig
+from systolix.config import RequantConfig, SystolicConfig
 from systolix.fileio import remove_abandoned
 from systolix.sim import runner
+from systolix.sim.job import StreamJob, read_job
 
 pytestmark = pytest.mark.rtl
 
@@ -115,3 +118,19 @@ def test_an_exception_kills_the_whole_process_group(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_command(["sh", "-c", script])
     assert _gone(int(pids.read_text())), "a grandchild survived"
+
+
+def test_a_failing_job_is_kept_for_replay_and_a_passing_one_removed():
+    config = RequantConfig(3, True)
+    job = StreamJob(config, [0] * 4, [-1] * 4, seed=1)  # no payload is -1: must fail
+    failed = runner.run(job, "icarus", WORK_DIR)
+    try:
+        assert failed.failures and failed.job_dir.name.startswith("stream-")
+        assert (failed.job_dir / "sim.log").is_file()
+        assert read_job(failed.job_dir / "job.json").inputs == job.inputs  # replayable
+    finally:
+        shutil.rmtree(failed.job_dir, ignore_errors=True)
+    jobs = failed.job_dir.parent
+    before = set(jobs.iterdir())
+    passed = runner.run(StreamJob(config, [0] * 4, failed.outputs, seed=1), "icarus", WORK_DIR)
+    assert passed.passed and passed.job_dir is None and set(jobs.iterdir()) <= before
