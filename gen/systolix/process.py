@@ -92,7 +92,8 @@ def stop_on_signals():
         return
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        previous[sig] = signal.signal(sig, _raise_interrupted)
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # e.g. SIGHUP under nohup stays ignored
+            previous[sig] = signal.signal(sig, _raise_interrupted)
     try:
         yield
     except Interrupted as e:
