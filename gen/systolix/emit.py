@@ -90,8 +90,26 @@ _FIELD_MEANING = {
 }
 
 
+#: Largest total buffer size of an engine that is generated: 4 Mibit. Amaranth 0.5 writes
+#: every memory bit as an initial value, one by one (about 4 s and 100 MB per Mibit), and no
+#: supported FPGA holds more (the ECP5-85F has 3.7 Mbit of block RAM).
+MAX_BUFFER_BITS = 1 << 22
+
+
+def check_buffer_size(config, hint="lower --max-m/--max-k/--max-n"):
+    """Raise :class:`SystolixError` if ``config`` is an engine whose buffers exceed
+    :data:`MAX_BUFFER_BITS` (before any time is spent on it); ``hint`` ends the message."""
+    if isinstance(config, EngineConfig) and config.buffer_bits > MAX_BUFFER_BITS:
+        raise SystolixError(
+            f"{config.name}: the buffers hold {config.buffer_bits:,} bits, more than the "
+            f"{MAX_BUFFER_BITS:,} (4 Mibit) that are generated (every bit is written as an "
+            f"initial value, ~4 s per Mibit; no supported FPGA has more block RAM); {hint}")
+
+
 def build(config):
-    """Elaboratable top-level for ``config`` (any config type in :data:`KINDS`)."""
+    """Elaboratable top-level for ``config`` (any config type in :data:`KINDS`); an engine's
+    buffers must fit :data:`MAX_BUFFER_BITS`."""
+    check_buffer_size(config)
     return _kind(config).build(config)
 
 
@@ -282,14 +300,23 @@ def write_design(config, out_dir, *, only_if_changed=False):
     except OSError as e:
         raise SystolixError(f"cannot create output directory {out_dir}: {e.strerror}") from None
     paths = (out_dir / f"{config.name}.v", out_dir / f"{config.name}.json")
-    for path, text in zip(paths, (v_text, m_text)):
-        if only_if_changed and path.is_file() and path.read_text() == text:
-            continue
-        try:
-            with atomic_open(path) as f:
-                f.write(text)
-        except OSError as e:
-            raise SystolixError(f"cannot write {path}: {e.strerror}") from None
+    created = []  # removed again if a later file cannot be written: all files or none
+    try:
+        for path, text in zip(paths, (v_text, m_text)):
+            if only_if_changed and path.is_file() and path.read_text() == text:
+                continue
+            existed = path.exists()
+            try:
+                with atomic_open(path) as f:
+                    f.write(text)
+            except OSError as e:
+                raise SystolixError(f"cannot write {path}: {e.strerror}") from None
+            if not existed:
+                created.append(path)
+    except BaseException:
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
     return paths
 
 

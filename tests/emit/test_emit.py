@@ -56,3 +56,30 @@ def test_manifest_contents(tmp_path):
     for name, width in widths.items():  # the manifest agrees with the Verilog
         decl = f"[{width - 1}:0] {name};" if width > 1 else f" {name};"
         assert decl in text, name
+
+
+def test_engine_buffers_beyond_the_limit_are_refused_before_elaboration():
+    import time
+
+    from systolix import emit
+    from systolix.config import EngineConfig
+    from systolix.errors import SystolixError
+    fits = EngineConfig(SystolicConfig(16, 16), 256, 256, 256)
+    assert fits.buffer_bits <= emit.MAX_BUFFER_BITS
+    emit.check_buffer_size(fits)
+    for dims in [(1024, 1024, 1024), (65535, 65535, 65535)]:
+        big = EngineConfig(SystolicConfig(8, 8), *dims)
+        assert big.buffer_bits > emit.MAX_BUFFER_BITS
+        t0 = time.monotonic()
+        with pytest.raises(SystolixError, match=f"{big.buffer_bits:,} bits, more than the "
+                                                f"4,194,304"):
+            emit.build(big)
+        assert time.monotonic() - t0 < 1
+
+
+def test_write_design_writes_both_files_or_none(tmp_path):
+    config = SystolicConfig(2, 2)
+    (tmp_path / f"{config.name}.json").mkdir()  # the manifest cannot be written
+    with pytest.raises(Exception, match="cannot write"):
+        write_design(config, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [f"{config.name}.json"]

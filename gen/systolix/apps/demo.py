@@ -12,9 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Dataflow, EngineConfig, SystolicConfig
-from ..emit import write_design
+from ..emit import check_buffer_size, write_design
 from ..errors import SystolixError
 from ..fileio import atomic_open
+from ..sim.runner import check_simulator
+from ..sim.verify import run_gemm
+from .infer import run_inference
+from .report import print_inference
 
 __all__ = ["run_demo", "demo_designs"]
 
@@ -33,18 +37,17 @@ def demo_designs(size=64):
 
 def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="sim_out",
              infer_sim=None, infer_images=None):
-    from ..sim.verify import run_gemm
-    from ..sim.runner import check_simulator
-
     if infer_images is not None and not 1 <= infer_images <= 360:
         raise SystolixError(f"--infer-images must be in range 1..360, not {infer_images}")
     if not 1 <= size <= 1024:
         raise SystolixError(f"--size must be in range 1..1024, not {size}")
     if seed is not None and not 0 <= seed < 2**63:
         raise SystolixError(f"--seed must be in range 0..2^63-1, not {seed}")
+    designs = demo_designs(size)
+    for _, config in designs:
+        check_buffer_size(config, "lower --size")
     check_simulator(simulator)
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
-    designs = demo_designs(size)
     steps = len(designs) + 3
 
     print(f"[1/{steps}] generating {len(designs)} designs (8x8 int8, int32 wrap) into {rtl_dir}/")
@@ -95,8 +98,6 @@ def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="si
 
     # The quantized MLP: by default all held-out images on Verilator (its first build takes a
     # minute), or 48 on the GEMM steps' simulator when Verilator is missing.
-    from ..cli.app import print_inference
-    from .infer import run_inference
     images = infer_images
     if infer_sim is None:
         try:

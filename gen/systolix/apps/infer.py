@@ -13,6 +13,10 @@ import numpy as np
 
 from ..config import Dataflow, EngineConfig, RequantConfig, SystolicConfig
 from ..errors import SystolixError
+from ..sim import runner
+from ..sim.job import SimJob
+from ..sim.verify import check
+from .mlp import digits_model
 
 __all__ = ["inference_engine", "RTLGemmRequant", "run_inference"]
 
@@ -42,9 +46,6 @@ class RTLGemmRequant:
         self.layer = 0
 
     def __call__(self, a_q, w_q, params):
-        from ..sim.job import SimJob
-        from ..sim.verify import check
-
         cfg = self.config
         m, k = a_q.shape
         n = w_q.shape[1]
@@ -88,8 +89,6 @@ def run_inference(config=None, simulator="icarus", images=None, work_dir="sim_ou
         Accuracies (float model, int8 reference, RTL), bit-exactness per layer, cycles per
         inference and the MACs behind them.
     """
-    from .mlp import digits_model
-
     config = config or inference_engine()
     split, model, qmodel = digits_model(seed)
     count = len(split.y_test) if images is None else images
@@ -98,9 +97,8 @@ def run_inference(config=None, simulator="icarus", images=None, work_dir="sim_ou
     x, y = split.x_test[:count], split.y_test[:count]
     x_q = qmodel.quantize_input(x)
     reference = qmodel.infer(x_q)
-    from ..sim.runner import build
     t0 = time.monotonic()
-    build(config, simulator, work_dir)  # cached; timed apart from the simulation
+    runner.build(config, simulator, work_dir)  # cached; timed apart from the simulation
     built = time.monotonic() - t0
     if built > 1:
         progress(f"built {config.name} for {simulator} in {built:.0f} s")

@@ -49,6 +49,8 @@ __all__ = ["DigitsSplit", "FloatMLP", "QuantizedLayer", "QuantizedMLP", "Inferen
            "digits_model", "accuracy_report", "DEFAULT_SEED", "TEST_SIZE", "HIDDEN"]
 
 DEFAULT_SEED = 0
+#: Largest seed: scikit-learn takes random states 0..2**32 - 1.
+MAX_SEED = 2**32 - 1
 #: Held-out images (of 1,797); the other 1,437 train the model and calibrate the quantization.
 TEST_SIZE = 360
 #: Hidden layer widths of the classifier.
@@ -81,8 +83,9 @@ def load_digits_split(seed=DEFAULT_SEED, test_size=TEST_SIZE):
     -------
     DigitsSplit
     """
-    _check_int("seed", seed, 0)
+    _check_int("seed", seed, 0, MAX_SEED)
     _check_int("test_size", test_size, 10, 1787)
+    # scikit-learn takes ~1.5 s to import: only the commands that train pay for it
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -127,7 +130,7 @@ def train_float_mlp(split: DigitsSplit, hidden=HIDDEN, seed=DEFAULT_SEED, max_it
     -------
     FloatMLP
     """
-    _check_int("seed", seed, 0)
+    _check_int("seed", seed, 0, MAX_SEED)
     _check_int("max_iter", max_iter, 1)
     hidden = tuple(hidden)
     for h in hidden:

@@ -18,7 +18,7 @@ from ..hdl.link.hostlink import HostLink
 from ..hdl.link.uart import UartRx, UartTx, uart_divisor
 from . import protocol as P
 
-__all__ = ["BoardConfig", "BoardTop", "BoardPlatformTop", "BOARDS", "DEFAULT_BAUD"]
+__all__ = ["BoardConfig", "BoardTop", "BoardPlatformTop", "LINK_RATES", "DEFAULT_BAUD"]
 
 DEFAULT_BAUD = 115200
 
@@ -26,7 +26,7 @@ DEFAULT_BAUD = 115200
 #: divisor allow (FT231X on the ULX3S: up to 3 Mbaud, 25 clocks per bit at 1 Mbaud; FT2232H on
 #: the iCEBreaker: 4 clocks per bit at 3 Mbaud). The platforms themselves are the synthesis
 #: flow's (``systolix build --board``).
-BOARDS = {
+LINK_RATES = {
     "ulx3s-85f": {"clk_hz": 25_000_000, "fast_baud": 1_000_000},
     "icebreaker": {"clk_hz": 12_000_000, "fast_baud": 3_000_000},
 }

@@ -9,64 +9,69 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
+from ..board.host import BoardClient, SerialTransport
 from ..board.protocol import PROTOCOL_VERSION
-from ..board.top import BOARDS, DEFAULT_BAUD, BoardConfig
+from ..board.sim import board_verilog
+from ..board.top import LINK_RATES, BoardConfig
 from ..errors import SystolixError
+from ..fileio import atomic_open
+from ..model.matrices import (check_gemm_shapes, check_operand, check_output_path, load_matrix,
+                              save_matrix)
+from .common import add_baud, baud, integer, number_in, text
+from .config_flags import add_design_flags, design_config
 
-__all__ = ["add_parsers", "COMMANDS"]
+__all__ = ["add_parser", "COMMANDS"]
 
 
 def _add_link_args(p):
-    p.add_argument("--port", required=True,
+    p.add_argument("--port", type=text, required=True,
                    help="serial port, e.g. /dev/ttyUSB0 (or a pyserial URL such as "
                         "socket://host:port)")
-    p.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
-    p.add_argument("--timeout", type=float, default=0.5, metavar="S",
+    add_baud(p, "baud rate")
+    p.add_argument("--timeout", type=number_in(0, 3600), default=0.5, metavar="S",
                    help="seconds added to every reply timeout (default 0.5)")
-    p.add_argument("--retries", type=int, default=3,
+    p.add_argument("--retries", type=integer, default=3,
                    help="restarts of a job after a link error (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def add_parsers(sub):
-    """Register ``board info`` and ``board run`` under the top-level subparsers ``sub``."""
+def add_parser(sub):
+    """Register ``board info``, ``board run`` and ``board generate`` under the top-level
+    subparsers ``sub``."""
     b = sub.add_parser("board", help="run GEMMs on a systolix board over USB serial")
+    b.set_defaults(handler=main)
     bsub = b.add_subparsers(dest="board_command", required=True, parser_class=type(b))
     i = bsub.add_parser("info", help="print the board's engine, clock and baud rate")
     _add_link_args(i)
     r = bsub.add_parser("run", help="C = A x B on the board")
-    r.add_argument("--a", required=True, metavar="A.npy", help="M x K operand (.npy/.csv/.txt)")
-    r.add_argument("--b", required=True, metavar="B.npy", help="K x N operand (.npy/.csv/.txt)")
-    r.add_argument("-o", "--output", required=True, metavar="C.npy", help="where to write C")
+    r.add_argument("--a", type=text, required=True, metavar="A.npy",
+                   help="M x K operand (.npy/.csv/.txt)")
+    r.add_argument("--b", type=text, required=True, metavar="B.npy",
+                   help="K x N operand (.npy/.csv/.txt)")
+    r.add_argument("-o", "--output", type=text, required=True, metavar="C.npy",
+                   help="where to write C")
     r.add_argument("--check", action="store_true",
                    help="compare with the numpy golden model (C is written only if it matches)")
     _add_link_args(r)
 
-    from .app import _add_buffer_args, _add_engine_args
     g = bsub.add_parser("generate", help="emit the board top's Verilog (UART + link + engine)")
-    g.add_argument("--board", choices=list(BOARDS), required=True,
+    g.add_argument("--board", choices=list(LINK_RATES), required=True,
                    help="sets the clock: ulx3s-85f 25 MHz, icebreaker 12 MHz")
-    g.add_argument("--baud", type=int, default=DEFAULT_BAUD,
-                   help=f"UART baud rate (default {DEFAULT_BAUD}; fast: "
-                        + ", ".join(f"{b} {v['fast_baud']}" for b, v in BOARDS.items()) + ")")
-    g.add_argument("--timeout-ms", type=float, default=20.0,
+    add_baud(g, "UART baud rate; fast: "
+             + ", ".join(f"{b} {v['fast_baud']}" for b, v in LINK_RATES.items()))
+    g.add_argument("--timeout-ms", type=number_in(0, 3_600_000), default=20.0,
                    help="inter-byte timeout abandoning a truncated request (default 20)")
-    _add_engine_args(g)
-    _add_buffer_args(g, 16)
-    g.add_argument("-o", "--output", required=True, metavar="DIR",
+    add_design_flags(g, kind="engine", buffers=16, arch=False)
+    g.add_argument("-o", "--output", type=text, required=True, metavar="DIR",
                    help="directory for <name>.v and <name>.json")
 
 
 def _generate(args):
-    from ..board.sim import board_verilog
-    from .app import _config
-    from ..fileio import atomic_open
-    from pathlib import Path
-    args.kind = "engine"
-    engine = _config(args)
+    engine = design_config(args, "engine", "board generate")
     try:
-        config = BoardConfig(engine, BOARDS[args.board]["clk_hz"], args.baud,
+        config = BoardConfig(engine, LINK_RATES[args.board]["clk_hz"], baud(args),
                              timeout_ms=args.timeout_ms)
     except (TypeError, ValueError) as e:
         raise SystolixError(str(e)) from None
@@ -102,7 +107,7 @@ def _generate(args):
 
 
 def _client(args):
-    from ..board.host import BoardClient, SerialTransport
+    args.baud = baud(args)
     if args.baud <= 0:
         raise SystolixError(f"--baud must be positive, not {args.baud}")
     if args.retries < 0:
@@ -127,8 +132,6 @@ def _info(args):
 
 
 def _run(args):
-    from ..model.matrices import (check_gemm_shapes, check_operand, check_output_path, load_matrix,
-                                  save_matrix)
     a = load_matrix(args.a, "A")
     b = load_matrix(args.b, "B")
     check_gemm_shapes(a, b)

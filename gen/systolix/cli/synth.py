@@ -1,110 +1,137 @@
 """Command-line front end of the FPGA flow: ``systolix synth``, ``sweep`` and ``build``.
 
-:func:`add_parsers` adds the three sub-commands to the main parser; :data:`HANDLERS` maps
-their names to the functions that run them. Each handler returns an exit status and raises
-:class:`~systolix.errors.SystolixError` for user errors (the CLI prints those as one line).
+:func:`add_parser` adds the three sub-commands to the main parser, each with its handler.
+Each handler returns an exit status and raises :class:`~systolix.errors.SystolixError` for user
+errors (the CLI prints those as one line).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+import os
 
 from ..errors import SystolixError
+from ..synth.board import BOARD_PLATFORMS, build_bitstream
+from ..synth.designs import KINDS, get_kind
+from ..synth.flow import SynthOptions, require_fit, synthesize
+from ..synth.sweep import run_sweep
+from ..synth.targets import TARGETS, get_target
+from .common import KindHelp, Parser, add_baud, baud, eprint, integer, integer_in, number_in, text
+from .config_flags import GENERATE_KINDS, add_design_flags, design_config
 
-__all__ = ["add_parsers", "HANDLERS"]
+__all__ = ["add_parser", "format_result", "default_jobs"]
+
+_freq = number_in(1, 1000, " MHz")
+#: nextpnr's placer seed is a C int
+_placer_seed = integer_in(0, 2**31 - 1)
 
 
-def _eprint(text):
-    print(text, file=sys.stderr, flush=True)
-
-
-def _positive_float(text):
-    import argparse
+def default_jobs():
+    """Worker processes of a sweep: the CPUs this process may run on."""
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"must be in range 1..1000 MHz, not {text}")
-    return value
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _add_flow_args(p, *, harness_default="auto"):
-    from ..synth.targets import TARGETS
     g = p.add_argument_group("flow")
     g.add_argument("--target", choices=list(TARGETS), default="ecp5-85f",
                    help="FPGA device (default ecp5-85f)")
-    g.add_argument("--freq", type=_positive_float, default=None, metavar="MHZ",
+    g.add_argument("--freq", type=_freq, default=None, metavar="MHZ",
                    help="clock target for nextpnr (default 150 on ECP5, 50 on iCE40)")
     g.add_argument("--harness", choices=["auto", "on", "off"], default=harness_default,
                    help="I/O-light harness: auto = when the ports exceed the package pins "
                         f"(default {harness_default})")
-    g.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
-    g.add_argument("--cache-dir", default=None, metavar="DIR",
+    g.add_argument("--seed", type=_placer_seed, default=1, help="nextpnr placer seed (default 1)")
+    g.add_argument("--cache-dir", type=text, default=None, metavar="DIR",
                    help="result cache (default $SYSTOLIX_CACHE_DIR or ~/.cache/systolix)")
     g.add_argument("--no-cache", action="store_true", help="run the tools even if cached")
 
 
-def add_parsers(sub, add_engine_args):
-    """Add ``synth``, ``sweep`` and ``build`` to the sub-parsers ``sub``.
+def _kind_arg(p, kind, what):
+    if kind is None:
+        p.add_argument("kind", choices=list(KINDS), help=what)
 
-    ``add_engine_args(parser)`` adds the engine flags shared with ``generate``.
-    """
-    from ..synth.designs import KINDS
-    from ..synth.board import BOARDS
 
-    s = sub.add_parser("synth", help="synthesize, place and route; report area and Fmax")
-    s.add_argument("kind", choices=list(KINDS), help="what to synthesize")
-    add_engine_args(s)
-    _add_flow_args(s)
-    s.add_argument("--json", action="store_true", help="print the result as one JSON object")
+def _synth_flags(p, kind=None):
+    _kind_arg(p, kind, "what to synthesize")
+    add_design_flags(p, kind=kind)
+    _add_flow_args(p)
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
-    w = sub.add_parser("sweep", help="synthesize a design space; JSON, Markdown and plots")
-    w.add_argument("kind", choices=list(KINDS), help="what to sweep")
-    add_engine_args(w)
-    _add_flow_args(w, harness_default="on")
-    w.add_argument("--sizes", default="2x2,4x4,8x8", metavar="RxC,...",
+
+def _sweep_flags(p, kind=None):
+    _kind_arg(p, kind, "what to sweep")
+    add_design_flags(p, kind=kind)
+    _add_flow_args(p, harness_default="on")
+    p.add_argument("--sizes", type=text, default="2x2,4x4,8x8", metavar="RxC,...",
                    help="array sizes (default 2x2,4x4,8x8); N alone means NxN")
-    w.add_argument("--variants", default=None, metavar="V,...",
+    p.add_argument("--variants", type=text, default=None, metavar="V,...",
                    help="architecture variants, e.g. pipeline options none,full "
                         "(default: the --pipeline flag only)")
-    w.add_argument("-j", "--jobs", type=int, default=2, help="parallel tool processes (default 2)")
-    w.add_argument("-o", "--output", required=True, metavar="DIR",
+    p.add_argument("-j", "--jobs", type=integer_in(1, 1024), default=None,
+                   help="parallel tool processes (default: the number of CPUs, "
+                        f"{default_jobs()} here)")
+    p.add_argument("-o", "--output", type=text, required=True, metavar="DIR",
                    help="directory for sweep.json, sweep.md and the PNG plots")
-    w.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
 
-    b = sub.add_parser("build", help="build a bitstream for a board (amaranth-boards)")
-    b.add_argument("kind", choices=list(KINDS), help="what to build")
-    add_engine_args(b)
-    b.add_argument("--board", choices=list(BOARDS), required=True, help="target board")
-    b.add_argument("--fit", action="store_true",
-                   help="ignore --rows/--cols: place the largest square array that fits")
-    b.add_argument("--freq", type=_positive_float, default=None, metavar="MHZ",
+
+def _build_flags(p, kind=None):
+    _kind_arg(p, kind, "what to build")
+    add_design_flags(p, kind=kind)
+    p.add_argument("--board", choices=list(BOARD_PLATFORMS), required=True, help="target board")
+    p.add_argument("--fit", action="store_true",
+                   help="place the largest square array that fits (instead of --rows/--cols)")
+    p.add_argument("--freq", type=_freq, default=None, metavar="MHZ",
                    help="clock target for nextpnr (default: the target's)")
-    b.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
-    b.add_argument("--baud", type=int, default=115200,
-                   help="engine: UART baud rate of the host link (default 115200)")
-    b.add_argument("--cache-dir", default=None, metavar="DIR")
-    b.add_argument("-o", "--output", required=True, metavar="DIR", help="bitstream directory")
-    b.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--seed", type=_placer_seed, default=1, help="nextpnr placer seed (default 1)")
+    if kind in (None, "engine"):
+        add_baud(p, "engine: UART baud rate of the host link")
+    else:
+        p.set_defaults(baud=None)
+    p.add_argument("--cache-dir", type=text, default=None, metavar="DIR")
+    p.add_argument("-o", "--output", type=text, required=True, metavar="DIR",
+                   help="bitstream directory")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
-def _options(args):
-    from ..synth.flow import SynthOptions
+_COMMANDS = {
+    "synth": ("synthesize, place and route; report area and Fmax", _synth_flags),
+    "sweep": ("synthesize a design space; JSON, Markdown and plots", _sweep_flags),
+    "build": ("build a bitstream for a board (amaranth-boards)", _build_flags),
+}
+
+
+def add_parser(sub):
+    """Add ``synth``, ``sweep`` and ``build`` to the sub-parsers ``sub``."""
+    for command, (what, add_flags) in _COMMANDS.items():
+        def kind_parsers(command=command, what=what, add_flags=add_flags):
+            parsers = {}
+            for kind in KINDS:
+                parsers[kind] = Parser(prog=f"systolix {command} {kind}",
+                                       description=what[0].upper() + what[1:] + ".")
+                add_flags(parsers[kind], kind)
+            return parsers
+        p = sub.add_parser(command, help=what, add_help=False)
+        p.add_argument("-h", "--help", action=KindHelp, kind_parsers=kind_parsers)
+        add_flags(p)
+        p.set_defaults(handler=HANDLERS[command])
+
+
+def _options(args, harness):
     try:
-        return SynthOptions(freq=args.freq, harness=getattr(args, "harness", "auto"),
-                            seed=args.seed)
+        return SynthOptions(freq=args.freq, harness=harness, seed=args.seed)
     except (TypeError, ValueError) as e:
         raise SystolixError(str(e)) from None
 
 
 def _config(args):
-    from ..synth.designs import get_kind
-    kind = get_kind(args.kind)
-    if kind.from_args is None:
+    if args.kind not in GENERATE_KINDS:
         raise SystolixError(f"design kind {args.kind!r} has no command-line flags")
-    return kind.from_args(args)
+    return design_config(args, args.kind, args.command)
 
 
 def format_result(r):
@@ -141,12 +168,10 @@ def format_result(r):
 
 
 def _cmd_synth(args):
-    from ..synth.flow import require_fit, synthesize
-    from ..synth.targets import get_target
     config = _config(args)
     target = get_target(args.target)
-    result = synthesize(config, target, _options(args), cache_dir=args.cache_dir,
-                        use_cache=not args.no_cache, progress=lambda s: _eprint(f"[synth] {s}"))
+    result = synthesize(config, target, _options(args, args.harness), cache_dir=args.cache_dir,
+                        use_cache=not args.no_cache, progress=lambda s: eprint(f"[synth] {s}"))
     require_fit(result)
     if args.json:
         print(json.dumps(result.to_dict()))
@@ -155,19 +180,16 @@ def _cmd_synth(args):
     return 0
 
 
-def _parse_sizes(text):
+def _parse_sizes(value):
     sizes = []
-    for part in text.split(","):
+    for part in value.split(","):
         part = part.strip().lower()
         if not part:
             continue
         try:
-            if "x" in part:
-                r, c = part.split("x")
-                sizes.append((int(r), int(c)))
-            else:
-                sizes.append((int(part), int(part)))
-        except ValueError:
+            r, c = part.split("x") if "x" in part else (part, part)
+            sizes.append((integer(r.strip()), integer(c.strip())))
+        except (ValueError, argparse.ArgumentTypeError):
             raise SystolixError(f"bad size {part!r} in --sizes: use RxC or N, e.g. 4x4,8x8") \
                 from None
     if not sizes:
@@ -176,21 +198,24 @@ def _parse_sizes(text):
 
 
 def _cmd_sweep(args):
-    from ..synth.designs import get_kind
-    from ..synth.sweep import run_sweep
-    from ..synth.targets import get_target
-    if not 1 <= args.jobs <= 2:
-        raise SystolixError(f"--jobs must be 1 or 2 on this project's 2-core machines, "
-                            f"not {args.jobs}")
+    for name in ("rows", "cols"):
+        if getattr(args, name, None) is not None:
+            raise SystolixError(f"--{name} does not apply to sweep: the array sizes come from "
+                                f"--sizes")
+    if args.variants and args.pipeline is not None:
+        raise SystolixError("--pipeline does not apply with --variants: each variant is a "
+                            "pipeline option")
+    sizes = _parse_sizes(args.sizes)
     base = _config(args)
     kind = get_kind(args.kind)
     if kind.sweep_configs is None:
         raise SystolixError(f"sweep walks array sizes; it has no design space for "
                             f"'{args.kind}'")
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
-    configs = kind.sweep_configs(_parse_sizes(args.sizes), variants, base)
+    configs = kind.sweep_configs(sizes, variants, base)
     target = get_target(args.target)
-    summary = run_sweep(configs, target, _options(args), args.output, jobs=args.jobs,
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    summary = run_sweep(configs, target, _options(args, args.harness), args.output, jobs=jobs,
                         cache_dir=args.cache_dir, use_cache=not args.no_cache)
     if args.json:
         print(json.dumps(summary))
@@ -201,8 +226,23 @@ def _cmd_sweep(args):
 
 
 def _cmd_build(args):
-    from ..synth.board import build_bitstream
-    result = build_bitstream(args, progress=lambda s: _eprint(f"[build] {s}"))
+    if args.kind != "engine" and args.baud is not None:
+        raise SystolixError(f"--baud sets an engine's host link: it cannot be used with "
+                            f"'build {args.kind}'")
+    if args.fit:
+        if args.kind == "engine":
+            raise SystolixError("--fit searches array sizes; give an engine's size explicitly")
+        if args.kind != "systolic":
+            raise SystolixError(f"--fit searches array sizes: it cannot be used with "
+                                f"'build {args.kind}'")
+        given = [f"--{name}" for name in ("rows", "cols") if getattr(args, name) is not None]
+        if given:
+            raise SystolixError(f"{', '.join(given)} cannot be used with --fit: it searches "
+                                f"the array size")
+    config = _config(args)
+    result = build_bitstream(config, args.board, _options(args, "on"), args.output,
+                             fit=args.fit, baud=baud(args), cache_dir=args.cache_dir,
+                             progress=lambda s: eprint(f"[build] {s}"))
     if args.json:
         print(json.dumps(result))
     else:

@@ -17,6 +17,8 @@ __all__ = ["load_matrix", "check_operand", "check_gemm_shapes", "check_output_pa
            "save_matrix"]
 
 TEXT_SUFFIXES = (".csv", ".txt")
+#: The first bytes of every .npy file.
+NPY_MAGIC = b"\x93NUMPY"
 
 
 def load_matrix(path, label):
@@ -31,6 +33,11 @@ def load_matrix(path, label):
         raise SystolixError(f"{label}: cannot read {path}: {e.strerror}") from None
     try:
         if path.suffix == ".npy":
+            with open(path, "rb") as f:
+                if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                    # (np.load would take it for pickled data and say so)
+                    raise SystolixError(f"{label}: {path} is not a .npy file (it does not "
+                                        f"start with the NumPy header)")
             arr = np.load(path, allow_pickle=False)
         elif path.suffix in TEXT_SUFFIXES:
             with warnings.catch_warnings():

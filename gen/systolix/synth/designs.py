@@ -9,9 +9,12 @@ a new kind (a weight-stationary array, a matrix engine, a tensor core) is one
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
+from ..config import EngineConfig, SystolicConfig, TensorCoreConfig
+from ..emit import build as _emit_build
 from ..errors import SystolixError
 
 __all__ = ["DesignKind", "register", "get_kind", "KINDS"]
@@ -29,8 +32,6 @@ class DesignKind:
         ``build(config) -> wiring.Component``.
     from_dict : callable
         ``from_dict(config.to_dict()) -> config`` (sweep workers receive dicts).
-    from_args : callable or None
-        ``from_args(argparse.Namespace) -> config`` from the engine flags of the command line.
     sweep_configs : callable or None
         ``sweep_configs(sizes, variants, base) -> list of configs``: the design space a
         ``systolix sweep`` walks (``sizes`` are ``(rows, cols)`` pairs, ``variants`` are
@@ -40,7 +41,6 @@ class DesignKind:
     name: str
     build: Callable
     from_dict: Callable
-    from_args: Callable | None = None
     sweep_configs: Callable | None = None
 
 
@@ -71,17 +71,14 @@ def kind_of(config):
 # --- the output-stationary systolic array --------------------------------------------------
 
 def _systolic_build(config):
-    from ..emit import build  # output- or weight-stationary, by the config's dataflow
-    return build(config)
+    return _emit_build(config)  # output- or weight-stationary, by the config's dataflow
 
 
 def _systolic_from_dict(d):
-    from ..config import SystolicConfig
     return SystolicConfig.from_dict(d)
 
 
 def _systolic_sweep(sizes, variants, base):
-    import dataclasses
     configs = []
     for rows, cols in sizes:
         for variant in variants or [None]:
@@ -95,24 +92,16 @@ def _systolic_sweep(sizes, variants, base):
     return configs
 
 
-def _systolic_from_args(args):
-    from ..cli.app import _generate_config
-    return _generate_config(args, verb=args.command)
-
-
-register(DesignKind("systolic", _systolic_build, _systolic_from_dict, _systolic_from_args,
-                    _systolic_sweep))
+register(DesignKind("systolic", _systolic_build, _systolic_from_dict, _systolic_sweep))
 
 
 # --- the matrix engine (array + buffers + controller) --------------------------------------
 
 def _engine_from_dict(d):
-    from ..config import EngineConfig
     return EngineConfig.from_dict(d)
 
 
 def _engine_sweep(sizes, variants, base):
-    import dataclasses
     if base.array is None:
         raise SystolixError("sweep walks array sizes: it takes a systolic engine, not a "
                             "tensor-core one")
@@ -120,15 +109,13 @@ def _engine_sweep(sizes, variants, base):
     return [dataclasses.replace(base, array=a) for a in arrays]
 
 
-register(DesignKind("engine", _systolic_build, _engine_from_dict, _systolic_from_args,
-                    _engine_sweep))
+register(DesignKind("engine", _systolic_build, _engine_from_dict, _engine_sweep))
 
 
 # --- the tensor-core MMA unit ---------------------------------------------------------------
 
 def _tensorcore_from_dict(d):
-    from ..config import TensorCoreConfig
     return TensorCoreConfig.from_dict(d)
 
 
-register(DesignKind("tensorcore", _systolic_build, _tensorcore_from_dict, _systolic_from_args))
+register(DesignKind("tensorcore", _systolic_build, _tensorcore_from_dict))

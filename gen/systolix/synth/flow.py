@@ -20,7 +20,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from amaranth.back import rtlil
+
 from .. import __version__, cache
+from ..emit import ports
 from ..errors import SystolixError
 from ..fileio import atomic_open, owned_tempdir, remove_abandoned
 from .designs import kind_of
@@ -141,8 +144,6 @@ def elaborate(config, target, options):
     """RTLIL text of the design (wrapped in the harness when needed), the harness facts and
     the design's module path inside the harness (None without one). Raises
     :class:`DoesNotFit` if the design's ports do not fit the package with ``harness="off"``."""
-    from amaranth.back import rtlil
-
     top = kind_of(config).build(config)
     in_bits, out_bits = port_bits(top)
     pins = in_bits + out_bits + 2  # + clk, rst
@@ -160,7 +161,6 @@ def elaborate(config, target, options):
         harness["output_latency"] = wrapped.tree_levels
         text = rtlil.convert(wrapped, name="top", platform=platform, emit_src=False)
         return text, harness, f"top.{DUT_NAME}"
-    from ..emit import ports
     port_map = {k: v for k, v in ports(top).items() if v is not None}
     text = rtlil.convert(top, name="top", platform=platform, ports=port_map, emit_src=False)
     return text, harness, None

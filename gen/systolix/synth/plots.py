@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+from .pareto import pareto_front
+
 __all__ = ["render_plots"]
 
 
@@ -13,11 +15,10 @@ def _variant(r):
 
 def render_plots(results, target):
     """``[(file name, PNG bytes)]``: cost vs MACs, Fmax vs size, GOPS vs area (Pareto front)."""
+    # matplotlib takes ~0.5 s to import: only a sweep that writes plots pays for it
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .sweep import pareto_front
 
     ok = [r for r in results if r["fits"]]
     variants = sorted({_variant(r) for r in ok})

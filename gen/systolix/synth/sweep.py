@@ -16,15 +16,16 @@ from pathlib import Path
 
 from ..errors import SystolixError
 from ..fileio import atomic_open
-from .designs import kind_of
+from .designs import get_kind, kind_of
 from .flow import SynthOptions, synthesize
+from .pareto import pareto_front
+from .plots import render_plots
 from .targets import TARGETS, Target
 
 __all__ = ["run_sweep", "pareto_front", "markdown_table", "variant_of"]
 
 
 def _worker(kind_name, config_dict, target_name, options, cache_dir, use_cache):
-    from .designs import get_kind
     config = get_kind(kind_name).from_dict(config_dict)
     try:
         result = synthesize(config, TARGETS[target_name], options, cache_dir=cache_dir,
@@ -38,26 +39,6 @@ def _worker(kind_name, config_dict, target_name, options, cache_dir, use_cache):
 def variant_of(config_dict):
     """Architecture variant label of a config dict (its pipeline option, if any)."""
     return config_dict.get("pipeline", "none")
-
-
-def pareto_front(points):
-    """Indices of the points not dominated in (higher peak GOPS, lower LUT4, lower DSP)."""
-    front = []
-    for i, p in enumerate(points):
-        dominated = False
-        for j, q in enumerate(points):
-            if i == j:
-                continue
-            better_eq = (q["peak_gops"] >= p["peak_gops"] and q["lut4"] <= p["lut4"]
-                         and q["dsp"] <= p["dsp"])
-            strictly = (q["peak_gops"] > p["peak_gops"] or q["lut4"] < p["lut4"]
-                        or q["dsp"] < p["dsp"])
-            if better_eq and strictly:
-                dominated = True
-                break
-        if not dominated:
-            front.append(i)
-    return front
 
 
 def _fmt(x, spec):
@@ -153,7 +134,6 @@ def run_sweep(configs, target: Target, options: SynthOptions, out_dir, *, jobs=2
     files = []
     payloads = [("sweep.json", (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode()),
                 ("sweep.md", markdown_table(results, target).encode())]
-    from .plots import render_plots
     payloads += render_plots(results, target)
     for name, data in payloads:
         with atomic_open(out / name, "wb") as f:

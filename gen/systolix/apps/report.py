@@ -1,0 +1,40 @@
+"""Text summaries of a GEMM run and of an inference run, shared by the CLI and the demo."""
+
+from __future__ import annotations
+
+__all__ = ["print_gemm_summary", "print_inference"]
+
+
+def print_gemm_summary(config, s):
+    """Print the summary dict of :func:`systolix.sim.verify.run_gemm` for ``config``."""
+    print(f"C = A({s['m']}x{s['k']}) x B({s['k']}x{s['n']}) on {config.name} [{s['simulator']}]")
+    print(f"  matches numpy : {'yes' if s['match'] else 'NO'}")
+    label = "compute cycles" if "job_cycles" in s else "cycles        "
+    scalesim = ("" if s["scalesim_cycles"] is None else
+                f"; SCALE-Sim estimate {s['scalesim_cycles']}")
+    print(f"  {label}: {s['cycles']} (model {s['model_cycles']}: "
+          f"{'exact' if s['cycles_match_model'] else 'DIFFERENT'}{scalesim})")
+    if "job_cycles" in s:
+        print(f"  whole job     : {s['job_cycles']} cycles with loading and draining "
+              f"(model {s['model_job_cycles']})")
+    util = s["utilization"]
+    print(f"  utilization   : {util:.1%} of {config.macs} MACs" if util is not None else
+          "  utilization   : n/a")
+    if s.get("end_to_end_utilization") is not None:
+        print(f"  end to end    : {s['end_to_end_utilization']:.1%} (loading and draining "
+              f"included)")
+    if "output" in s:
+        print(f"  wrote         : {s['output']}")
+
+
+def print_inference(r, indent=""):
+    """Print the report dict of :func:`systolix.apps.infer.run_inference`."""
+    print(f"{indent}digits MLP {' -> '.join(r['layers'])} ({r['macs_per_inference']} MACs per "
+          f"image), {r['images']} held-out images on {r['engine']} [{r['simulator']}]")
+    print(f"{indent}  accuracy      : float {r['float_accuracy']:.1%}, int8 reference "
+          f"{r['int8_reference_accuracy']:.1%}, RTL {r['rtl_accuracy']:.1%}")
+    print(f"{indent}  bit-exact     : {'every layer' if all(r['layers_bit_exact']) else 'NO'}"
+          f" ({r['engine_jobs']} engine jobs)")
+    print(f"{indent}  cycles/image  : {r['compute_cycles_per_inference']:.1f} compute, "
+          f"{r['job_cycles_per_inference']:.1f} with loading and draining "
+          f"({r['array_utilization']:.1%} array utilization while computing)")
