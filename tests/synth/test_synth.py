@@ -228,9 +228,10 @@ def _fake_flow(monkeypatch):
 
 
 def test_cache_is_keyed_on_the_netlist_not_on_a_list_of_files(monkeypatch, tmp_path):
-    """A change anywhere that alters the RTLIL (here: the emitter's build, which no list of
-    gateware files covered) must miss the cache; the unchanged design must hit it."""
-    import systolix.emit
+    """A change anywhere that alters the RTLIL (here: the design kinds' build, in
+    synth/designs.py, which no list of gateware files covered) must miss the cache; the
+    unchanged design must hit it."""
+    from systolix.synth import designs
     calls = _fake_flow(monkeypatch)
     config, target, opts = SystolicConfig(2, 2), TARGETS["ice40-up5k"], SynthOptions()
     first = synthesize(config, target, opts, cache_dir=tmp_path)
@@ -238,13 +239,13 @@ def test_cache_is_keyed_on_the_netlist_not_on_a_list_of_files(monkeypatch, tmp_p
     again = synthesize(config, target, opts, cache_dir=tmp_path)
     assert again.cached and again.data == first.data and len(calls) == 1
 
-    real_build = systolix.emit.build
-    monkeypatch.setattr(systolix.emit, "build", lambda c: real_build(
+    real_build = designs._emit_build
+    monkeypatch.setattr(designs, "_emit_build", lambda c: real_build(
         dataclasses.replace(c, pipeline="full")))  # same config, different gateware
     changed = synthesize(config, target, opts, cache_dir=tmp_path)
     assert not changed.cached and len(calls) == 2 and calls[1] != calls[0]
     assert changed.path != first.path
-    monkeypatch.setattr(systolix.emit, "build", real_build)
+    monkeypatch.setattr(designs, "_emit_build", real_build)
     assert synthesize(config, target, opts, cache_dir=tmp_path).path == first.path
 
 
