@@ -22,8 +22,8 @@ from pathlib import Path
 from .. import cache, emit
 from ..errors import SystolixError
 from ..fileio import atomic_open, owned_tempdir, remove_abandoned
-from .job import JOB_ENV, Job, read_outcome, write_job
 from ..process import patch_cocotb_runner, stop_on_signals
+from .job import JOB_ENV, Job, read_outcome, write_job
 
 __all__ = ["SIMULATORS", "check_simulator", "design_key", "build", "run", "write_if_changed",
            "lint"]
