@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from systolix.model import golden
 from systolix.sim.job import SimJob
 from systolix.sim.verify import check
 
@@ -15,6 +16,38 @@ WORK_DIR = ROOT / "sim_out" / "tests"
 def rand_operands(rng, numerics, m, k, n):
     return (rng.integers(numerics.in_min, numerics.in_max + 1, (m, k), dtype=np.int64),
             rng.integers(numerics.in_min, numerics.in_max + 1, (k, n), dtype=np.int64))
+
+
+def requant_entries(rng, config, shapes, out_signed=None, min_unclamped=0.6):
+    """Engine jobs ``(A, B, RequantParams)`` whose requantized outputs mostly show their rounding.
+
+    Job ``i`` draws its operands within +-``MAGNITUDES[i % 4]`` (then the type's range), so the
+    accumulators' spread, and with it the shifts that
+    :func:`systolix.model.quant.spanning_params` fits, run from 0 (tiny operands: every SRDHM
+    and RoundingDivideByPOT tie shows in the output) to the largest. Asserts that at least ``min_unclamped`` of all outputs leave the
+    clamp unchanged (on a clamp bound a rounding error cannot show), and prints the fraction.
+    """
+    from systolix.model import quant
+    n = config.numerics
+    entries, unclamped, total = [], 0.0, 0
+    for i, (m, k, p) in enumerate(shapes):
+        mag = MAGNITUDES[i % len(MAGNITUDES)]
+        lo, hi = max(n.in_min, -mag), min(n.in_max, mag)
+        a = rng.integers(lo, hi + 1, (m, k), dtype=np.int64)
+        b = rng.integers(lo, hi + 1, (k, p), dtype=np.int64)
+        acc = golden.gemm(a, b, n, config.accumulation_chunk)
+        params = quant.spanning_params(rng, acc, out_signed)
+        unclamped += quant.unclamped_fraction(acc, params) * acc.size
+        total += acc.size
+        entries.append((a, b, params))
+    print(f"requantization: {unclamped / total:.1%} of {total} outputs unclamped")
+    assert unclamped / total >= min_unclamped, \
+        f"only {unclamped / total:.1%} of the outputs are unclamped: the test is too weak"
+    return entries
+
+
+#: Operand bounds for :func:`requant_entries`, one per job in turn.
+MAGNITUDES = (1, 3, 20, 255)
 
 
 def check_rtl(config, operands, simulator, *, seed=0, back_to_back=False, stall_prob=0.0):

@@ -1,9 +1,10 @@
 """Slow, obviously-correct Python-integer models of the requantization spec (systolix.model.quant).
 
-Two families: a literal transcription of REFERENCE.md's C definitions (``*_c``), and an
-independent one from the rounding rule each function is documented to implement (``*_math``:
-SRDHM rounds half towards +infinity, RoundingDivideByPOT half away from zero). Used by
-``test_quant.py`` and ``test_mlp.py``; the RTL tests can use them too.
+Two families: a literal transcription of gemmlowp's C++ definitions in
+``fixedpoint/fixedpoint.h`` (SaturatingRoundingDoublingHighMul, RoundingDivideByPOT: ``*_c``),
+and an independent one from the rounding rule each function is documented to implement
+(``*_math``: SRDHM rounds half towards +infinity, RoundingDivideByPOT half away from zero). Used
+by ``test_quant.py`` and ``test_mlp.py``; the RTL tests can use them too.
 """
 
 import numpy as np

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Turn a config into Verilog plus a JSON manifest, deterministically and atomically."""
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from pathlib import Path
 
 from amaranth.back import verilog
 from amaranth.hdl import Const, Value, ValueCastable
-from amaranth.hdl._ir import PortDirection
 from amaranth.lib import data, wiring
 
 from . import __version__
@@ -23,7 +23,7 @@ from .hdl.os_array import OutputStationaryArray
 from .hdl.tensorcore import MMAUnit
 from .hdl.ws_array import WeightStationaryArray
 
-__all__ = ["build", "ports", "verilog_text", "manifest", "write_design", "tool_versions",
+__all__ = ["build", "ports", "port_map", "verilog_text", "manifest", "write_design", "tool_versions",
            "KINDS", "Kind"]
 
 _PORT_MEANING = {
@@ -114,22 +114,31 @@ def build(config):
 
 
 def ports(top):
-    """``{verilog_name: (value, direction)}`` for every non-constant signature member."""
+    """``{verilog_name: (value, direction)}`` for every non-constant signature member, with
+    direction ``"input"`` or ``"output"``; ``clk`` and ``rst`` map to ``None``."""
     result = {"clk": None, "rst": None}  # Amaranth adds the sync domain's clock and reset
     for path, member, value in top.signature.flatten(top):
         if isinstance(value, ValueCastable):
             value = value.as_value()
         if isinstance(value, Const) or not isinstance(value, Value):
             continue  # e.g. the always-ready o.ready
-        direction = PortDirection.Input if member.flow == wiring.In else PortDirection.Output
+        direction = "input" if member.flow == wiring.In else "output"
         result["__".join(map(str, path))] = (value, direction)
     return result
 
 
+def port_map(top):
+    """The ``ports=`` argument of Amaranth's ``convert()`` for ``top``: its non-constant
+    signature members by name (Amaranth's own default rejects a component with a constant
+    member, such as an always-ready stream's ``ready``). The direction is left to Amaranth,
+    which makes a port an output exactly when the design drives it; that agrees with
+    :func:`ports` for every design (``tests/emit/test_emit.py`` checks it)."""
+    return {name: (port[0], None) for name, port in ports(top).items() if port is not None}
+
+
 def _convert(config):
     top = build(config)
-    port_map = {k: v for k, v in ports(top).items() if v is not None}
-    return top, verilog.convert(top, name=config.name, ports=port_map, emit_src=False)
+    return top, verilog.convert(top, name=config.name, ports=port_map(top), emit_src=False)
 
 
 def verilog_text(config):
@@ -257,8 +266,9 @@ def _systolic_sections(config: SystolicConfig, top):
 def manifest(config, top=None):
     """Everything a user or tool needs to drive the emitted module, as a JSON-ready dict."""
     if top is None:
+        # only inspected for ports and latencies, never elaborated: the linter option on the
+        # first line of this file keeps Amaranth from warning about it
         top = build(config)
-        top._MustUse__silence = True  # only inspected for ports and latency, never elaborated
     kind = _kind(config)
     meanings = {**_PORT_MEANING, **kind.port_meaning}
     field_meanings = {**_FIELD_MEANING, **kind.field_meaning}
@@ -271,7 +281,7 @@ def manifest(config, top=None):
                               "meaning": meanings[name]})
             continue
         value, direction = port
-        entry = {"name": name, "direction": direction.value, "width": len(value),
+        entry = {"name": name, "direction": direction, "width": len(value),
                  "meaning": meanings.get(name, "")}
         member = top
         for part in name.split("__"):

@@ -108,3 +108,10 @@ class StreamSink(_StreamEnd):
     def sample(self):
         if self._ready_now and int(self._valid.value):
             self.payloads.append(self._payload.value.to_unsigned())
+
+    def idle_ready(self):
+        """Hold ``ready`` high (call after the rising edge): outside a transfer, any word the
+        DUT offers is taken, so nothing can wait unseen."""
+        if not self._ready_now:
+            self._ready.value = 1
+            self._ready_now = True

@@ -55,7 +55,7 @@ def test_dict_round_trip_and_immutability():
 
 def test_pipeline_option():
     assert SystolicConfig(8, 8).pipeline == "none"
-    assert SystolicConfig(8, 8).name == "systolic_os_8x8_int8_acc32_wrap"  # default unchanged
+    assert SystolicConfig(8, 8).name == "systolic_os_8x8_int8_acc32_wrap"  # no suffix by default
     assert "pipeline" not in SystolicConfig(8, 8).to_dict()
     cfg = SystolicConfig(8, 8, pipeline="full")
     assert cfg.name == "systolic_os_8x8_int8_acc32_wrap_pipe_full"

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -7,7 +8,8 @@ import pytest
 from helpers import ROOT
 from systolix.apps.demo import demo_designs
 from systolix import __version__
-from systolix.config import Numerics, SystolicConfig
+from systolix.config import (Dataflow, EngineConfig, Numerics, RequantConfig, SystolicConfig,
+                             TensorCoreConfig)
 from systolix.emit import manifest, verilog_text, write_design
 
 pytestmark = pytest.mark.amaranth
@@ -83,3 +85,38 @@ def test_write_design_writes_both_files_or_none(tmp_path):
     with pytest.raises(Exception, match="cannot write"):
         write_design(config, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [f"{config.name}.json"]
+
+
+KIND_EXAMPLES = [
+    SystolicConfig(2, 3), SystolicConfig(2, 3, Dataflow.WEIGHT_STATIONARY),
+    EngineConfig(SystolicConfig(2, 2), 4, 4, 4, requant=RequantConfig(2)),
+    EngineConfig(None, 4, 4, 4, core=TensorCoreConfig(2, 2, 2)),
+    TensorCoreConfig(2, 2, 2), RequantConfig(2),
+]
+
+
+@pytest.mark.parametrize("cfg", KIND_EXAMPLES, ids=lambda c: c.name)
+def test_verilog_port_directions_are_the_manifests(cfg, tmp_path):
+    """Amaranth infers each port's direction from what drives it; it must be the direction
+    the signature (hence the manifest) gives, for every kind."""
+    v_path, m_path = write_design(cfg, tmp_path)
+    text = v_path.read_text()
+    top = text[text.index(f"module {cfg.name}("):]
+    top = top[:top.index("endmodule")]
+    declared = {name: direction for direction, name in re.findall(
+        r"^\s*(input|output)\s+(?:signed\s+)?(?:\[\d+:\d+\]\s+)?(\S+);", top, re.M)}
+    ports = json.loads(m_path.read_text())["ports"]
+    assert declared == {p["name"]: p["direction"] for p in ports}
+    assert "output" in declared.values() and "input" in declared.values()
+
+
+def test_manifest_of_a_config_warns_about_nothing():
+    """`manifest(config)` builds the component only to read its ports and latencies."""
+    code = ("from systolix.config import EngineConfig, SystolicConfig\n"
+            "from systolix.emit import manifest, verilog_text\n"
+            "import gc\n"
+            "verilog_text(SystolicConfig(2, 2))  # Amaranth warns only once it has elaborated\n"
+            "manifest(SystolicConfig(2, 2)); manifest(EngineConfig(SystolicConfig(2, 2), 4, 4, 4))\n"
+            "gc.collect()\n")
+    p = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stderr == "", p.stderr

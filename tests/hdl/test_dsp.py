@@ -22,7 +22,7 @@ import pytest
 from amaranth.back import verilog
 
 from systolix.config import Numerics, SystolicConfig
-from systolix.emit import ports
+from systolix.emit import port_map
 from systolix.hdl.os_array import OutputStationaryArray
 from systolix.synth.flow import SynthPlatform
 
@@ -97,9 +97,9 @@ endmodule
 
 def _emit(config, name, platform):
     top = OutputStationaryArray(config)
-    port_map = {k: v for k, v in ports(top).items() if v is not None}
-    text = verilog.convert(top, name=name, ports=port_map, platform=platform, emit_src=False)
-    widths = {k: len(v[0]) for k, v in port_map.items()}
+    text = verilog.convert(top, name=name, ports=port_map(top), platform=platform,
+                           emit_src=False)
+    widths = {k: len(v[0]) for k, v in port_map(top).items()}
     return text, widths
 
 
@@ -153,3 +153,28 @@ def test_dsp_mapped_array_equals_generic_rtl(family, config, tmp_path, seed):
     errors, outs = (int(x.split("=")[1]) for x in line[0].split()[1:])
     assert outs > 100, line  # the stimulus really produced results to compare
     assert errors == 0, f"{line[0]} (seed {seed})"
+
+
+def test_hooks_fall_back_to_generic_rtl():
+    """A platform without the hooks, or whose hooks decline (operands wider than the
+    primitive), gets the generic RTL: exactly the Verilog emitted with no platform."""
+    from amaranth.hdl import Signal, signed
+
+    from systolix.hdl import dsp
+    wide = SystolicConfig(2, 3, pipeline="full", numerics=Numerics(in_width=9, acc_width=24))
+    for platform, config in ((object(), SystolicConfig(2, 3, pipeline="full")),
+                             (SynthPlatform("ice40"), wide),
+                             (SynthPlatform("gowin"), SystolicConfig(2, 3, pipeline="deep"))):
+        assert _emit(config, "t", platform)[0] == _emit(config, "t", None)[0], platform
+    a, b = Signal(signed(19)), Signal(signed(8))
+    assert dsp.multiplier(SynthPlatform("ecp5"), a, b, input_register=True) is None
+    assert dsp.multiplier(SynthPlatform("ecp5"), b, b, input_register=True) is not None
+    assert dsp.multiplier_pair(SynthPlatform("ice40"), signed(9), input_register=False) is None
+    assert dsp.multiplier_pair(SynthPlatform("ecp5"), signed(8), input_register=False) is None
+    assert dsp.dsp_mapping("iCE40") is dsp.ICE40DSP
+    with pytest.raises(TypeError, match="family must be a string, not None"):
+        dsp.dsp_mapping(None)
+    with pytest.raises(TypeError, match="input_register must be a bool, not 1"):
+        dsp.multiplier(None, a, b, input_register=1)
+    with pytest.raises(TypeError, match="platform_class must be a class, not 1"):
+        dsp.with_dsp(1, "ecp5")

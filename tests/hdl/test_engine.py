@@ -12,6 +12,7 @@ from systolix.model.cycles import engine_cycles
 from systolix.hdl.engine import MatrixEngine
 
 import slow_quant
+from helpers import requant_entries
 
 pytestmark = pytest.mark.amaranth
 
@@ -21,12 +22,21 @@ def engine(rows, cols, dataflow, numerics=None, **limits):
                         **limits)
 
 
+#: ``first c.valid cycle - last load handshake cycle (A, B or q) = compute + PORT_GAP`` (plus the
+#: requantizer's stages): the cycle after the last word, in which LOAD sees it counted and
+#: leaves (1); the compute phase; the drain's first buffer read (1); its word valid one cycle
+#: later (1). Backpressure on C cannot delay the first ``c.valid``, stalls on A/B cannot move
+#: the compute phase: the measurement is exact with stalls too.
+PORT_GAP = 3
+
+
 def simulate(config, jobs, *, stall=0.0, seed=0, fill=0):
     """Run ``jobs`` (list of (A, B), or (m, k, n) tuples to be rejected) back to back;
     ``fill`` goes into the padding lanes of the A and B words.
 
     Returns per job: (C or None, error flag, compute cycles, total cycles from command
-    handshake to ``done``).
+    handshake to ``done``). The compute cycles are measured at the ports (see
+    :data:`PORT_GAP`) and must equal the engine's own ``cycles`` output.
     """
     dut = MatrixEngine(config)
     rng = random.Random(seed)
@@ -61,7 +71,10 @@ def simulate(config, jobs, *, stall=0.0, seed=0, fill=0):
             ctx.set(dut.cmd.valid, 0)
             ai = bi = qi = 0
             words = []
+            last_load = first_c = None
             while True:
+                if first_c is None and ctx.get(dut.c.valid):
+                    first_c = cycle
                 if config.requant is not None:
                     offer_q = qi < len(q_words) and rng.random() >= stall
                     ctx.set(dut.q.valid, offer_q)
@@ -69,6 +82,7 @@ def simulate(config, jobs, *, stall=0.0, seed=0, fill=0):
                         ctx.set(dut.q.payload.as_value(), q_words[qi])
                     if offer_q and ctx.get(dut.q.ready):
                         qi += 1
+                        last_load = cycle
                 # offer (maybe) this cycle's words, then see what the handshake took
                 offer_a = ai < len(a_words) and rng.random() >= stall
                 offer_b = bi < len(b_words) and rng.random() >= stall
@@ -84,8 +98,10 @@ def simulate(config, jobs, *, stall=0.0, seed=0, fill=0):
                     break
                 if offer_a and ctx.get(dut.a.ready):
                     ai += 1
+                    last_load = cycle
                 if offer_b and ctx.get(dut.b.ready):
                     bi += 1
+                    last_load = cycle
                 if take_c and ctx.get(dut.c.valid):
                     words.append(ctx.get(dut.c.payload.as_value()))
                 await tick()
@@ -97,12 +113,17 @@ def simulate(config, jobs, *, stall=0.0, seed=0, fill=0):
             assert ai == len(a_words) and bi == len(b_words), "not all words were taken"
             c, last = tiling.engine_c_matrix(config, words, *dims[::2])
             assert last[-1] and not last[:-1].any(), "last flag misplaced"
-            out.append((c, err, ctx.get(dut.cycles), total))
+            compute = first_c - last_load - PORT_GAP - (config.requant.latency
+                                                        if config.requant is not None else 0)
+            assert compute == ctx.get(dut.cycles), \
+                f"compute phase {compute} cycles at the ports, {ctx.get(dut.cycles)} by `cycles`"
+            out.append((c, err, compute, total))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
+    assert len(out) == len(jobs), f"{len(out)} results for {len(jobs)} jobs"
     return out
 
 
@@ -163,29 +184,25 @@ def test_rejected_command_leaves_the_next_job_intact(dataflow, seed):
 @pytest.mark.parametrize("out_signed", [True, False], ids=["int8", "uint8"])
 def test_requantized_output(dataflow, out_signed, seed):
     """The engine's C leaves through the requantizer: per-column bias/multiplier/shift, zero
-    point and clamps, bit-exact with the integer definitions, with stalls on every stream."""
+    point and clamps, bit-exact with the integer definitions, with stalls on every stream.
+    The parameters are fitted to each job's accumulators, so most outputs are unclamped and
+    the rounding (ties included: tiny operands give shifts 0..2) shows in them."""
     from systolix.config import RequantConfig
-    from systolix.model.quant import RequantParams
     config = EngineConfig(SystolicConfig(2, 3, Dataflow(dataflow)), 5, 9, 7,
                           requant=RequantConfig(3, out_signed))
     rng = np.random.default_rng(seed)
-    n = config.numerics
-    out_lo, out_hi = (-128, 127) if out_signed else (0, 255)
-    jobs = []
-    for m, k, p in [(5, 9, 7), (3, 4, 2), (1, 1, 1)]:
-        zp = int(rng.integers(out_lo, out_hi + 1))
-        params = RequantParams(bias=rng.integers(-2**20, 2**20, p),
-                               multiplier=rng.integers(2**30, 2**31, p),
-                               shift=rng.integers(0, 14, p), zero_point=zp,
-                               clamp_min=max(out_lo, zp - 100), clamp_max=out_hi,
-                               out_signed=out_signed)
-        jobs.append((rand(rng, n, (m, k)), rand(rng, n, (k, p)), params))
+    shapes = [(5, 9, 7), (5, 9, 7), (3, 4, 2), (1, 1, 1), (5, 8, 6), (4, 9, 7), (2, 3, 5),
+              (5, 9, 7)]
+    jobs = requant_entries(rng, config, shapes, out_signed)
     results = simulate(config, jobs, stall=0.3, seed=seed)
+    assert len(results) == len(jobs)
     for (a, b, q), (c, err, cycles, total) in zip(jobs, results):
-        acc = golden.gemm(a, b, n, config.accumulation_chunk)
+        acc = golden.gemm(a, b, config.numerics, config.accumulation_chunk)
         assert c.tolist() == slow_quant.requantize_slow(acc, q).tolist(), f"seed {seed}"
         assert c.dtype == (np.int8 if out_signed else np.uint8)
         assert cycles == engine_cycles(config, *a.shape, b.shape[1]).compute
     # without stalls the whole job is exact too (the requantizer adds its latency once)
-    for (a, b, _), (_, _, _, total) in zip(jobs, simulate(config, jobs)):
+    results = simulate(config, jobs[:3])
+    assert len(results) == 3
+    for (a, b, _), (_, _, _, total) in zip(jobs, results):
         assert total == engine_cycles(config, *a.shape, b.shape[1]).total

@@ -4,7 +4,8 @@ shapes up to the buffer limits, stalls on every stream, back-to-back and rejecte
 import numpy as np
 import pytest
 
-from helpers import check_engine, engine_shapes_and_edges, rand_operands
+from helpers import (check_engine, engine_shapes_and_edges, rand_operands,
+                     requant_entries)
 from systolix.config import Dataflow, EngineConfig, Numerics, RequantConfig, SystolicConfig
 
 pytestmark = pytest.mark.rtl
@@ -71,18 +72,13 @@ def test_unsigned_narrow_accumulator(simulator, dataflow, seed):
 @pytest.mark.parametrize("dataflow", DATAFLOWS)
 @pytest.mark.parametrize("out_signed", [True, False], ids=["int8", "uint8"])
 def test_requantized_engine_with_stalls(simulator, dataflow, out_signed, seed):
-    """C leaves through the requantizer: random per-column parameters (systolix.model.quant), awkward
-    shapes, stalls on all four streams, back to back; compared with quant.requantize."""
-    from systolix.model import quant
+    """C leaves through the requantizer: per-column parameters fitted to each job's
+    accumulators (most outputs unclamped, ties included), awkward shapes, stalls on all four
+    streams, back to back; compared with quant.requantize."""
     config = EngineConfig(SystolicConfig(3, 4, dataflow), 9, 11, 10,
                           requant=RequantConfig(4, out_signed))
     rng = np.random.default_rng(seed)
-    entries = []
-    for m, k, n in [(9, 11, 10), (2, 5, 3), (1, 1, 1), (7, 11, 6)]:
-        while True:
-            p = quant.random_params(rng, n)
-            if p.out_signed == out_signed:
-                break
-        entries.append((*rand_operands(rng, config.numerics, m, k, n), p))
+    entries = requant_entries(rng, config, [(9, 11, 10), (8, 11, 9), (1, 1, 1), (7, 11, 6),
+                                            (9, 11, 10), (4, 7, 8), (2, 5, 3)], out_signed)
     check_engine(config, entries, simulator, seed=seed, stall_prob=0.3)
     check_engine(config, entries[:2], simulator, seed=seed)  # and exact job cycles unstalled

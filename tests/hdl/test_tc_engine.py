@@ -32,7 +32,7 @@ def test_config_derived_values_and_round_trip():
     assert tc(pipeline=0).name == "engine_tc_2x2x2_int8_acc32_wrap_p0_64x64x64"
 
 
-def test_systolic_engine_config_unchanged():
+def test_systolic_engine_config_has_no_core_fields():
     e = EngineConfig(SystolicConfig(8, 8), 64, 64, 64)
     assert e.name == "engine_os_8x8_int8_acc32_wrap_64x64x64" and e.arch == "systolic"
     assert "core" not in e.to_dict() and "arch" not in e.to_dict()

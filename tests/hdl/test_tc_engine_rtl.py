@@ -5,7 +5,8 @@ stream, back-to-back and rejected jobs, several MMA units and pipeline depths.""
 import numpy as np
 import pytest
 
-from helpers import check_engine, engine_shapes_and_edges, rand_operands
+from helpers import (check_engine, engine_shapes_and_edges, rand_operands,
+                     requant_entries)
 from systolix.config import EngineConfig, Numerics, RequantConfig, TensorCoreConfig
 
 pytestmark = pytest.mark.rtl
@@ -77,15 +78,9 @@ def test_accumulator_overflow(simulator, saturate, seed):
 @pytest.mark.parametrize("simulator", SIMULATORS_SLOW_VERILATOR)
 def test_requantized_tensorcore_engine(simulator, seed):
     """C leaves through the requantizer (lanes = n x cores), with stalls on all four streams."""
-    from systolix.model import quant
     config = EngineConfig(max_m=5, max_k=7, max_n=6, core=TensorCoreConfig(2, 2, 2), cores=2,
                           requant=RequantConfig(4))
     rng = np.random.default_rng(seed)
-    entries = []
-    for m, k, n in [(5, 7, 6), (1, 1, 1), (3, 4, 5)]:
-        while True:
-            p = quant.random_params(rng, n)
-            if p.out_signed:
-                break
-        entries.append((*rand_operands(rng, config.numerics, m, k, n), p))
+    entries = requant_entries(rng, config, [(5, 7, 6), (4, 7, 5), (1, 1, 1), (3, 4, 5),
+                                            (5, 7, 6)], out_signed=True)
     check_engine(config, entries, simulator, seed=seed, stall_prob=0.3)

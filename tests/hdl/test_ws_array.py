@@ -73,16 +73,23 @@ def drive(config, tiles, *, capture_offset=None, gap=0):
     return expect, got, dut.result_latency
 
 
-@pytest.mark.parametrize("rows,cols,ms", [
-    (3, 2, [5, 1, 4, 3]), (1, 1, [2, 1, 3]), (4, 3, [4, 4, 6]), (2, 5, [1, 1, 1]),
+# Latency, counted independently of the code: a beat's row 0 meets PE (0, 0) in the cycle it
+# is offered and its partial sum is registered there; row r's activation is skewed r cycles,
+# exactly when the sum arrives from above, so column 0's sum leaves PE (R - 1, 0)'s register R
+# cycles after the beat. Activations hop one column per cycle, so column c leaves c cycles later,
+# and the de-skew holds it C - 1 - c cycles more: every column together after R + C - 1.
+@pytest.mark.parametrize("rows,cols,ms,latency", [
+    (3, 2, [5, 1, 4, 3], 4), (1, 1, [2, 1, 3], 1), (4, 3, [4, 4, 6], 6), (2, 5, [1, 1, 1], 6),
 ])
 @pytest.mark.parametrize("numerics", [Numerics(), Numerics(signed=False, acc_width=17)], ids=repr)
-def test_sums_exact_and_on_time(rows, cols, ms, numerics, seed):
+def test_sums_exact_and_on_time(rows, cols, ms, latency, numerics, seed):
     config = ws(rows, cols, numerics)
     rng = np.random.default_rng(seed)
     lo, hi = numerics.in_min, numerics.in_max + 1
     tiles = [(rng.integers(lo, hi, (m, rows)), rng.integers(lo, hi, (rows, cols))) for m in ms]
-    expect, got, latency = drive(config, tiles)
+    expect, got, dut_latency = drive(config, tiles)
+    assert dut_latency == latency
+    assert len(got) == len(expect) == sum(ms), f"seed {seed}"
     assert [t for t, _ in got] == [t + latency for t, _ in expect], f"seed {seed}"
     for (t, want), (_, row) in zip(expect, got):
         assert row == list(want), f"cycle {t}, seed {seed}"
@@ -105,6 +112,7 @@ def test_schedule_rule_is_tight(offset, ok):
     rng = np.random.default_rng(5)
     tiles = [(rng.integers(-128, 128, (6, 3)), rng.integers(-128, 128, (3, 2))) for _ in range(3)]
     expect, got, _ = drive(config, tiles, capture_offset=offset)
+    assert len(got) == len(expect) == 18
     same = all(row == list(want) for (_, want), (_, row) in zip(expect, got))
     assert same == ok
 

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from slow_quant import rdbpot_c, rdbpot_math, requantize_slow, srdhm_c, srdhm_math
+from slow_quant import (rdbpot_c, rdbpot_math, requantize_one, requantize_slow, srdhm_c,
+                        srdhm_math)
 from systolix.model import quant
 from systolix.model.quant import (INT32_MAX, INT32_MIN, M0_MAX, M0_MIN, RequantParams,
                                   quantize_multiplier, rdbpot, relu6_clamp, relu_clamp, requantize,
@@ -43,7 +44,7 @@ def test_srdhm_extremes():
 
 
 def test_srdhm_negative_ties_round_towards_plus_infinity():
-    """REFERENCE.md asks what the asymmetric nudge does to exact ties of negative products.
+    """What gemmlowp's asymmetric nudge does to exact ties of negative products.
 
     With b = 2**30, a * b / 2**31 = a / 2, a tie for every odd a: positive ties round up (away
     from zero), negative ties ALSO round up (towards zero), so SRDHM is round-half-up, not
@@ -383,3 +384,36 @@ def test_params_normalised():
                                          out_signed=False))
     with pytest.raises(AttributeError):
         p.zero_point = 1
+
+
+def test_spanning_params_fit_the_accumulators(seed):
+    """On GEMM accumulators of every spread, the fitted parameters are valid, leave most
+    outputs unclamped and spread them over the clamp interval; unclamped_fraction counts the
+    outputs that the slow model's clamp leaves alone."""
+    rng = np.random.default_rng(seed)
+    fractions, spans = [], []
+    for i in range(200):
+        m, k, n = (int(v) for v in rng.integers(1, 12, 3))
+        mag = int(rng.choice([1, 3, 20, 128]))
+        a = rng.integers(-mag, mag, (m, k))
+        b = rng.integers(-mag, mag, (k, n))
+        acc = a @ b
+        p = quant.spanning_params(rng, acc, out_signed=bool(i % 2) if i % 3 else None)
+        if i % 3:
+            assert p.out_signed == bool(i % 2)
+        out = requantize_slow(acc, p)
+        unclamped = [p.clamp_min <= requantize_one(int(acc[r, c]), p.bias[c], p.multiplier[c],
+                                                   p.shift[c], p.zero_point, -2**40, 2**40)
+                     <= p.clamp_max for r in range(m) for c in range(n)]
+        fraction = quant.unclamped_fraction(acc, p)
+        assert fraction == np.mean(unclamped)
+        fractions.append(fraction)
+        if acc.max() - acc.min() >= 16:
+            spans.append((out.max() - out.min()) / (p.clamp_max - p.clamp_min))
+    assert np.mean(fractions) >= 0.9 and min(fractions) >= 0.5, f"seed {seed}"
+    assert np.mean(spans) >= 0.4, f"seed {seed}"
+    assert quant.unclamped_fraction(np.array([[0, 10**6, -10**6]]),
+                                    RequantParams([0] * 3, [M0_MAX] * 3, [0] * 3)) == 1 / 3
+    with pytest.raises(ValueError, match="2-D"):
+        quant.spanning_params(rng, np.zeros(3, np.int64))
+

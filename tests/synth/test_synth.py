@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The FPGA flow: report parsers on real tool output, the I/O harness in simulation, and a
 tiny array synthesized, placed and routed on every target with the real PyPI tools.
 
@@ -35,7 +36,7 @@ from systolix.synth.reports import (CellCounts, nextpnr_capacity_error, parse_ne
 from systolix.synth.sweep import markdown_table, pareto_front
 from systolix.synth.targets import TARGETS, get_target
 
-pytestmark = [pytest.mark.model, pytest.mark.amaranth, pytest.mark.toolchain]
+pytestmark = [pytest.mark.model, pytest.mark.amaranth]  # + toolchain on the tests that run the tools
 
 DATA = ROOT / "tests" / "data" / "synth"
 
@@ -123,12 +124,10 @@ class _Odd(wiring.Component):
 
 def test_port_bits_walks_the_signature():
     odd = _Odd()
-    odd._MustUse__silence = True  # only inspected
     assert port_bits(odd) == (8, 6)
     cfg = SystolicConfig(3, 2)
     from systolix.emit import build
     top = build(cfg)
-    top._MustUse__silence = True
     # in: a, b, last, i.valid; out: data, row, o.valid, i.ready (o.ready is a constant)
     assert port_bits(top) == (3 * 8 + 2 * 8 + 1 + 1, 2 * 32 + 2 + 1 + 1)
 
@@ -187,7 +186,6 @@ def test_options_targets_and_registry():
         get_target("xc7")
     assert {t.dsp for t in TARGETS.values()} == {156, 72, 28, 8}
     array = get_kind("systolic").build(SystolicConfig(1, 1))
-    array._MustUse__silence = True
     assert array.result_latency == 1
     with pytest.raises(SystolixError, match="unknown design kind"):
         get_kind("gpu")
@@ -281,6 +279,7 @@ def synth_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("synth_cache")
 
 
+@pytest.mark.toolchain
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_tiny_array_synthesizes_and_routes(target, synth_cache):
     """2x2 int8 array in the harness on every target: real cell counts, Fmax, harness cost;
@@ -308,6 +307,7 @@ def _cli(*args, cache, env=None):
                           capture_output=True, text=True, env=env)
 
 
+@pytest.mark.toolchain
 def test_cli_synth_json_is_pure_and_progress_goes_to_stderr(synth_cache):
     p = _cli("synth", "systolic", "--rows", "2", "--cols", "2", "--target", "ice40-up5k",
              "--harness", "on", "--json", cache=synth_cache)
@@ -319,6 +319,7 @@ def test_cli_synth_json_is_pure_and_progress_goes_to_stderr(synth_cache):
     assert text.returncode == 0 and "in harness" in text.stdout and "Fmax" in text.stdout
 
 
+@pytest.mark.toolchain
 def test_cli_design_that_does_not_fit_is_one_line(synth_cache):
     p = _cli("synth", "systolic", "--rows", "4", "--cols", "4", "--target", "ice40-up5k",
              cache=synth_cache)
@@ -335,6 +336,7 @@ def test_cli_usage_errors_exit_2(synth_cache):
     assert p.returncode == 2 and "1..1000" in p.stderr
 
 
+@pytest.mark.toolchain
 def test_sweep_writes_table_json_and_plots(synth_cache, tmp_path):
     out = tmp_path / "sweep"
     p = _cli("sweep", "systolic", "--sizes", "1,2x2,4", "--target", "ice40-up5k", "-j", "2",
@@ -355,6 +357,7 @@ def test_sweep_writes_table_json_and_plots(synth_cache, tmp_path):
     assert table == md
 
 
+@pytest.mark.toolchain
 def test_build_icebreaker_bitstream_without_a_programmer(synth_cache, tmp_path):
     """amaranth-boards' iCEBreaker platform, PyPI tools only; no iceprog needed to build."""
     out = tmp_path / "bits"
@@ -375,6 +378,7 @@ def test_build_icebreaker_bitstream_without_a_programmer(synth_cache, tmp_path):
     assert [f.name for f in out.iterdir() if f.name.startswith(".")] == []  # no leftovers
 
 
+@pytest.mark.toolchain
 def test_build_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path):
     """`build engine --board`: the matrix engine behind the host link (UART on the board's
     FTDI pins, LEDs), placed and routed at the board's 12 MHz, with a bitstream."""
@@ -394,15 +398,16 @@ def test_build_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path)
     assert p.returncode == 1 and "give an engine's size explicitly" in p.stderr
 
 
-def test_fpga_family_of_real_board_platforms():
-    """The gateware picks DSP primitives by family: it must see it on amaranth-boards'
-    platforms (iCE40 platforms say "iCE40") as well as on the synthesis flow's own."""
-    from amaranth_boards.icebreaker import ICEBreakerPlatform
-    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+def test_board_platforms_offer_their_family_dsp_primitives():
+    """`systolix build` elaborates on amaranth-boards platforms: they must offer the same DSP
+    primitives as the synthesis flow's own platform (a registered MULT18X18D per PE on ECP5,
+    one SB_MAC16 per pair of PEs on iCE40)."""
+    from amaranth.back import rtlil
 
-    from systolix.hdl.dsp import fpga_family
-    from systolix.synth.flow import SynthPlatform
-    assert fpga_family(ICEBreakerPlatform()) == "ice40"
-    assert fpga_family(ULX3S_85F_Platform()) == "ecp5"
-    assert fpga_family(SynthPlatform("ice40")) == "ice40"
-    assert fpga_family(None) is None
+    from systolix.hdl.os_array import OutputStationaryArray
+    from systolix.synth.board import BOARD_PLATFORMS
+    config = SystolicConfig(2, 3, pipeline="full")
+    for board, cell, count in (("ulx3s-85f", "MULT18X18D", 6), ("icebreaker", "SB_MAC16", 2)):
+        platform = BOARD_PLATFORMS[board].make_platform()
+        text = rtlil.convert(IOHarness(OutputStationaryArray(config)), platform=platform)
+        assert text.count(f"cell \\{cell} ") == count, board

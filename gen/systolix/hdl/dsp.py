@@ -1,13 +1,162 @@
-"""Which FPGA family a design is being elaborated for, from Amaranth's ``platform`` argument."""
+"""FPGA DSP primitives behind platform hooks.
 
-__all__ = ["fpga_family"]
+Generic gateware does not name vendor cells. It asks the ``platform`` it is elaborated for,
+the way :class:`amaranth.lib.memory.Memory` asks ``platform.get_memory()``: a platform that
+defines a hook may return a primitive, and when it does not (``None`` in simulation and for
+plain Verilog, or a hook that returns ``None``) the caller builds its generic RTL, which
+behaves the same cycle for cycle.
+
+Platform hooks
+--------------
+``get_multiplier(a, b, *, input_register)``
+    A multiplier of the operands ``a`` and ``b`` (their shapes give widths and signedness)
+    with a product register, and operand registers too when ``input_register``; its latency
+    is ``1 + input_register`` cycles. Returns ``(elaboratable, product)``, where ``product``
+    is a value of the shape of ``a * b``, or ``None``.
+``get_multiplier_pair(shape, *, input_register)``
+    Two such multipliers of ``shape`` operands in one primitive. Returns ``None`` or a
+    callable ``pair(low, high)`` taking two ``(a, b, p)`` triples (``p`` is driven with the
+    product, ``1 + input_register`` cycles late) and returning the elaboratable. Without it,
+    every multiplier stands alone.
+
+:class:`ECP5DSP` and :class:`ICE40DSP` implement the hooks for the two FPGA families; they are
+mixins for Amaranth platforms (``class Board(ICE40DSP, ICEBreakerPlatform)``, see
+:func:`with_dsp`), and :class:`systolix.synth.flow.SynthPlatform` delegates to them.
+"""
+
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Shape, Signal, signed, unsigned
+
+__all__ = ["multiplier", "multiplier_pair", "DSPMapping", "ECP5DSP", "ICE40DSP", "dsp_mapping",
+           "with_dsp"]
 
 
-def fpga_family(platform):
-    """``"ecp5"``, ``"ice40"`` or ``None`` (simulation, plain Verilog, or another family).
+def multiplier(platform, a, b, *, input_register):
+    """The platform's registered multiplier for ``a * b``, or ``None`` (see the module's
+    description of ``get_multiplier``)."""
+    _check_input_register(input_register)
+    hook = getattr(platform, "get_multiplier", None)
+    return None if hook is None else hook(a, b, input_register=input_register)
 
-    Works with Amaranth's build platforms (``LatticeECP5Platform.family == "ecp5"``, the iCE40
-    platforms say ``"iCE40"``) and with :class:`systolix.synth.flow.SynthPlatform`.
+
+def multiplier_pair(platform, shape, *, input_register):
+    """The platform's builder of two registered multipliers in one primitive, or ``None``
+    (see the module's description of ``get_multiplier_pair``)."""
+    _check_input_register(input_register)
+    hook = getattr(platform, "get_multiplier_pair", None)
+    return None if hook is None else hook(shape, input_register=input_register)
+
+
+def _check_input_register(input_register):
+    if not isinstance(input_register, bool):
+        raise TypeError(f"input_register must be a bool, not {input_register!r}")
+
+
+class DSPMapping:
+    """Platform hooks that offer no primitive: every multiplier is generic RTL."""
+
+    def get_multiplier(self, a, b, *, input_register):
+        return None
+
+    def get_multiplier_pair(self, shape, *, input_register):
+        return None
+
+
+class ECP5DSP(DSPMapping):
+    """Lattice ECP5: every registered multiplier is a MULT18X18D (operands up to 18 bits).
+
+    Yosys infers MULT18X18D for a bare ``*`` but never packs registers into it, so a pipelined
+    multiplier would leave its registers in the fabric; this instantiates the cell with its own
+    input and output registers (REG_INPUTA_CLK, REG_INPUTB_CLK, REG_OUTPUT_CLK on CLK0; Lattice,
+    "ECP5 and ECP5-5G sysDSP Usage Guide").
     """
-    family = str(getattr(platform, "family", "") or "").lower()
-    return family if family in ("ecp5", "ice40") else None
+
+    def get_multiplier(self, a, b, *, input_register):
+        sa, sb = a.shape(), b.shape()
+        if sa.width > 18 or sb.width > 18:
+            return None
+        P = Signal(36)
+        ports = {}
+        for k in range(18):  # sign- or zero-extend the operands to 18 bits
+            ports[f"i_A{k}"] = a[min(k, sa.width - 1)] if sa.signed or k < sa.width else 0
+            ports[f"i_B{k}"] = b[min(k, sb.width - 1)] if sb.signed or k < sb.width else 0
+            ports[f"i_C{k}"] = 0
+        for k in range(36):
+            ports[f"o_P{k}"] = P[k]
+        reg_in = "CLK0" if input_register else "NONE"
+        cell = Instance(
+            "MULT18X18D",
+            p_REG_INPUTA_CLK=reg_in, p_REG_INPUTB_CLK=reg_in, p_REG_OUTPUT_CLK="CLK0",
+            p_GSR="DISABLED", p_RESETMODE="SYNC",
+            i_SIGNEDA=int(sa.signed), i_SIGNEDB=int(sb.signed), i_SOURCEA=0, i_SOURCEB=0,
+            i_CLK0=ClockSignal(), i_CLK1=0, i_CLK2=0, i_CLK3=0,
+            i_CE0=1, i_CE1=0, i_CE2=0, i_CE3=0, i_RST0=0, i_RST1=0, i_RST2=0, i_RST3=0,
+            **ports)
+        return cell, P[:len(a * b)]
+
+
+class ICE40DSP(DSPMapping):
+    """Lattice iCE40 UltraPlus: two registered multipliers of up to 8-bit operands share one
+    SB_MAC16 in MODE_8x8 (its two 8x8 multipliers, each with its own output register; Lattice,
+    "DSP Function Usage Guide for iCE40 Devices"). Yosys only infers the 16x16 mode.
+    """
+
+    def get_multiplier_pair(self, shape, *, input_register):
+        shape = Shape.cast(shape)
+        if shape.width > 8:
+            return None
+
+        def pair(low, high):
+            return _sb_mac16_8x8(shape.signed, input_register, low, high)
+        return pair
+
+
+def _sb_mac16_8x8(is_signed, input_register, low, high):
+    """One SB_MAC16 in MODE_8x8 computing ``low`` in the bottom 8x8 multiplier and ``high`` in
+    the top one (each an ``(a, b, p)`` triple): operands registered when ``input_register``,
+    the 8x8 products always."""
+    m = Module()
+    shape = (signed if is_signed else unsigned)(8)
+    ext = {}
+    for name, (a, b, _) in (("al", low), ("ah", high)):
+        ext[name] = Signal(shape, name=f"{name}_8")
+        ext["b" + name[1]] = Signal(shape, name=f"b{name[1]}_8")
+        m.d.comb += [ext[name].eq(a), ext["b" + name[1]].eq(b)]
+    product = Signal(32)
+    reg_in = int(input_register)
+    m.submodules.mac = Instance(
+        "SB_MAC16",
+        p_MODE_8x8=1, p_A_SIGNED=int(is_signed), p_B_SIGNED=int(is_signed),
+        p_A_REG=reg_in, p_B_REG=reg_in, p_TOP_8x8_MULT_REG=1, p_BOT_8x8_MULT_REG=1,
+        p_TOPOUTPUT_SELECT=2, p_BOTOUTPUT_SELECT=2,
+        i_CLK=ClockSignal(), i_CE=1,
+        i_A=Cat(ext["al"], ext["ah"]), i_B=Cat(ext["bl"], ext["bh"]),
+        i_C=Const(0, 16), i_D=Const(0, 16),
+        i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0,
+        i_IRSTTOP=0, i_IRSTBOT=0, i_ORSTTOP=0, i_ORSTBOT=0,
+        i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
+        i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
+        o_O=product)
+    low_p, high_p = low[2], high[2]
+    m.d.comb += [low_p.eq(product[:len(low_p)]),
+                 high_p.eq(product[16:16 + len(high_p)])]
+    return m
+
+
+_MAPPINGS = {"ecp5": ECP5DSP, "ice40": ICE40DSP}
+
+
+def dsp_mapping(family):
+    """The mapping class of an FPGA family (``"ecp5"``, ``"ice40"``, case-insensitive), or
+    :class:`DSPMapping` (no primitives) for any other family."""
+    if not isinstance(family, str):
+        raise TypeError(f"family must be a string, not {family!r}")
+    return _MAPPINGS.get(family.lower(), DSPMapping)
+
+
+def with_dsp(platform_class, family):
+    """``platform_class`` (an Amaranth platform) extended with the DSP mapping of ``family``."""
+    if not isinstance(platform_class, type):
+        raise TypeError(f"platform_class must be a class, not {platform_class!r}")
+    mapping = dsp_mapping(family)
+    return type(platform_class.__name__, (mapping, platform_class),
+                {"__module__": platform_class.__module__})

@@ -1,14 +1,13 @@
 """R x C output-stationary systolic array with built-in input skew and output de-skew."""
 
-from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Module, ResetSignal, Signal, signed,
-                          unsigned)
+from amaranth.hdl import Module, ResetSignal, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import Dataflow, SystolicConfig
 from ..model.cycles import result_latency
 from .arith import acc_shape, operand_shape
-from .dsp import fpga_family
+from . import dsp
 from .pe import OutputStationaryPE
 from .skew import DelayLanes, deskew_delays, skew_delays
 
@@ -35,37 +34,6 @@ def output_layout(config: SystolicConfig):
         "data": data.ArrayLayout(acc_shape(config.numerics), config.cols),
         "row": _row_shape(config.rows),
     })
-
-
-def _ice40_mac8x8_pair(numerics, stages, low, high):
-    """One SB_MAC16 in MODE_8x8 computing the products of two PEs (``low`` in the bottom
-    8x8 multiplier, ``high`` in the top one): operands registered when ``stages >= 2``, the
-    8x8 products always (so each PE's ``mul_p`` is its ``multiplier_latency`` late)."""
-    m = Module()
-    shape = (signed if numerics.signed else unsigned)(8)
-    ext = {}
-    for name, pe in (("al", low), ("ah", high)):
-        ext[name] = Signal(shape, name=f"{name}_8")
-        ext["b" + name[1]] = Signal(shape, name=f"b{name[1]}_8")
-        m.d.comb += [ext[name].eq(pe.mul_a), ext["b" + name[1]].eq(pe.mul_b)]
-    product = Signal(32)
-    reg_in = int(stages >= 2)
-    m.submodules.mac = Instance(
-        "SB_MAC16",
-        p_MODE_8x8=1, p_A_SIGNED=int(numerics.signed), p_B_SIGNED=int(numerics.signed),
-        p_A_REG=reg_in, p_B_REG=reg_in, p_TOP_8x8_MULT_REG=1, p_BOT_8x8_MULT_REG=1,
-        p_TOPOUTPUT_SELECT=2, p_BOTOUTPUT_SELECT=2,
-        i_CLK=ClockSignal(), i_CE=1,
-        i_A=Cat(ext["al"], ext["ah"]), i_B=Cat(ext["bl"], ext["bh"]),
-        i_C=Const(0, 16), i_D=Const(0, 16),
-        i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0,
-        i_IRSTTOP=0, i_IRSTBOT=0, i_ORSTTOP=0, i_ORSTBOT=0,
-        i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
-        i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
-        o_O=product)
-    m.d.comb += [low.mul_p.eq(product[:len(low.mul_p)]),
-                 high.mul_p.eq(product[16:16 + len(high.mul_p)])]
-    return m
 
 
 class OutputStationaryArray(wiring.Component):
@@ -162,10 +130,10 @@ class OutputStationaryArray(wiring.Component):
 
         # --- the mesh: operands and flags move right, b moves down, results drain down
         stages = self._config.pipeline_stages
-        # iCE40: two PEs of a row share one SB_MAC16 in MODE_8x8 (two 8x8 products per DSP)
-        pair = (fpga_family(platform) == "ice40" and stages >= 1
-                and num.in_width <= 8)
-        shared = [pair and c < C - C % 2 for c in range(C)]
+        # Neighbouring PEs of a row share one primitive when the platform offers pairs of
+        # registered multipliers; the PEs of an odd last column ask for their own.
+        pair = dsp.multiplier_pair(platform, op, input_register=stages >= 2) if stages else None
+        shared = [pair is not None and c < C - C % 2 for c in range(C)]
         pes = [[OutputStationaryPE(num, hold_cycles=R - 1 - r, pipeline_stages=stages,
                                    shared_multiplier=shared[c])
                 for c in range(C)] for r in range(R)]
@@ -192,11 +160,12 @@ class OutputStationaryArray(wiring.Component):
                     up = pes[r - 1][c]
                     m.d.comb += [pe.b.eq(up.b_out), pe.drain_in.eq(up.drain_out)]
 
-        if pair:
+        if pair is not None:
             for r in range(R):
                 for c in range(0, C - 1, 2):
-                    m.submodules[f"mac_{r}_{c}"] = _ice40_mac8x8_pair(
-                        num, stages, pes[r][c], pes[r][c + 1])
+                    low, high = pes[r][c], pes[r][c + 1]
+                    m.submodules[f"mac_{r}_{c}"] = pair((low.mul_a, low.mul_b, low.mul_p),
+                                                        (high.mul_a, high.mul_b, high.mul_p))
 
         # --- output: column c leaves the bottom row c cycles late; re-align the columns
         m.submodules.deskew = deskew = DelayLanes(acc_shape(num), deskew_delays(C))

@@ -1,12 +1,12 @@
 """Processing element of the output-stationary systolic array."""
 
-from amaranth.hdl import ClockSignal, Instance, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import Numerics
 from .arith import acc_shape, accumulate, operand_shape
-from .dsp import fpga_family
+from . import dsp
 
 __all__ = ["OutputStationaryPE"]
 
@@ -38,10 +38,12 @@ class OutputStationaryPE(wiring.Component):
         registered), 2 (the multiplier's operands and its product are registered) or 3 (as 2,
         plus a second product register). The
         operand stage reuses the forwarding registers ``a_out``/``b_out``/``valid_out``/
-        ``last_out``. When elaborated for an ECP5 platform (``platform.family == "ecp5"``) with
-        1 or more stages, the multiplier is an explicit MULT18X18D whose own input/output
-        registers are these stages (yosys does not pack registers into ECP5 DSPs), which is
-        what lets the PE reach the fabric's speed; the behaviour is cycle-for-cycle the same.
+        ``last_out``. With 1 or more stages the PE asks the platform for a registered
+        multiplier (:func:`systolix.hdl.dsp.multiplier`); a DSP primitive whose own input and
+        output registers are these stages lets the PE reach the fabric's speed. The behaviour
+        is cycle-for-cycle the same either way.
+    shared_multiplier : bool
+        Take the product from outside (see :attr:`shared_multiplier`); needs 1 or more stages.
 
     Attributes
     ----------
@@ -55,6 +57,10 @@ class OutputStationaryPE(wiring.Component):
         Drain chain from the PE above (0 for the top row).
     drain_out : Out(signed(acc_width))
         Drain chain to the PE below; driven by a register.
+    mul_a, mul_b : Out(operand)
+        Operands for the shared multiplier (only with ``shared_multiplier``).
+    mul_p : In(product)
+        Their product from the shared multiplier (only with ``shared_multiplier``).
     """
 
     def __init__(self, numerics: Numerics, *, hold_cycles=0, pipeline_stages=0,
@@ -68,8 +74,8 @@ class OutputStationaryPE(wiring.Component):
         if not isinstance(shared_multiplier, bool):
             raise TypeError(f"shared_multiplier must be a bool, not {shared_multiplier!r}")
         if shared_multiplier and not pipeline_stages:
-            raise ValueError("shared_multiplier needs pipeline_stages >= 1 (the shared DSP "
-                             "registers its product)")
+            raise ValueError("shared_multiplier needs pipeline_stages >= 1 (the shared "
+                             "multiplier registers its product)")
         self._numerics = numerics
         self._hold_cycles = hold_cycles
         self._pipeline_stages = pipeline_stages
@@ -94,18 +100,14 @@ class OutputStationaryPE(wiring.Component):
         return self._hold_cycles
 
     @property
-    def forward_latency(self):
-        """Cycles from an operand at ``a``/``b`` to the same operand at ``a_out``/``b_out``."""
-        return 1
-
-    @property
     def pipeline_stages(self):
         return self._pipeline_stages
 
     @property
     def shared_multiplier(self):
         """The product comes from outside (``mul_a``/``mul_b`` out, ``mul_p`` in), e.g. from
-        one half of an iCE40 SB_MAC16 in MODE_8x8 shared with a neighbour; ``mul_p`` must be
+        one half of a DSP primitive shared with a neighbour
+        (:func:`systolix.hdl.dsp.multiplier_pair`); ``mul_p`` must be
         :attr:`multiplier_latency` cycles behind ``mul_a``/``mul_b``."""
         return self._shared
 
@@ -120,34 +122,8 @@ class OutputStationaryPE(wiring.Component):
         """Cycles from the ``last`` beat to its sum on ``drain_out``."""
         return 1 + self._pipeline_stages
 
-    def _ecp5_multiplier(self, m, a, b, stages):
-        """``a * b`` through a MULT18X18D: inputs registered when ``stages >= 2``, product
-        registered always. Returns the product (1 or 2 cycles late)."""
-        num = self._numerics
-        product = Signal((a * b).shape(), name="product")
-        P = Signal(36)
-        ports = {}
-        for k in range(18):  # sign- or zero-extend the operands to 18 bits
-            ports[f"i_A{k}"] = a[min(k, num.in_width - 1)] if num.signed or k < num.in_width else 0
-            ports[f"i_B{k}"] = b[min(k, num.in_width - 1)] if num.signed or k < num.in_width else 0
-            ports[f"i_C{k}"] = 0
-        for k in range(36):
-            ports[f"o_P{k}"] = P[k]
-        reg_in = "CLK0" if stages >= 2 else "NONE"
-        m.submodules.mult = Instance(
-            "MULT18X18D",
-            p_REG_INPUTA_CLK=reg_in, p_REG_INPUTB_CLK=reg_in, p_REG_OUTPUT_CLK="CLK0",
-            p_GSR="DISABLED", p_RESETMODE="SYNC",
-            i_SIGNEDA=int(num.signed), i_SIGNEDB=int(num.signed), i_SOURCEA=0, i_SOURCEB=0,
-            i_CLK0=ClockSignal(), i_CLK1=0, i_CLK2=0, i_CLK3=0,
-            i_CE0=1, i_CE1=0, i_CE2=0, i_CE3=0, i_RST0=0, i_RST1=0, i_RST2=0, i_RST3=0,
-            **ports)
-        m.d.comb += product.eq(P[:len(product)])
-        return product
-
     def elaborate(self, platform):
-        # (Statement order matters for Amaranth's signal names: with no pipeline this is the
-        # original PE, emitted byte for byte as before.)
+        # (Statement order matters for Amaranth's signal names, hence for the emitted Verilog.)
         m = Module()
         acc = Signal(acc_shape(self._numerics))
         total = Signal(acc_shape(self._numerics))
@@ -161,13 +137,20 @@ class OutputStationaryPE(wiring.Component):
             b_reg = Signal.like(self.b, reset_less=True)
             a, b, valid, last = a_reg, b_reg, self.valid_out, self.last_out
         product_regs = stages - 1 if stages >= 2 else stages  # product stages after that
+        # the platform's registered multiplier (with its own operand registers when stages >= 2)
+        mult = None
+        if stages and not self._shared:
+            mult = dsp.multiplier(platform, self.a, self.b, input_register=stages >= 2)
         if self._shared:
             m.d.comb += [self.mul_a.eq(self.a), self.mul_b.eq(self.b)]
             product = self.mul_p
-            extra = product_regs - 1  # the DSP's product register is the first
-        elif stages and fpga_family(platform) == "ecp5":
-            product = self._ecp5_multiplier(m, self.a, self.b, stages)
-            extra = product_regs - 1  # the DSP's output register is the first
+            extra = product_regs - 1  # the shared multiplier's product register is the first
+        elif mult is not None:
+            cell, value = mult
+            product = Signal((self.a * self.b).shape(), name="product")
+            m.submodules.mult = cell
+            m.d.comb += product.eq(value)
+            extra = product_regs - 1  # the primitive's product register is the first
         else:
             product = a * b
             extra = product_regs

@@ -57,11 +57,6 @@ class DelayLanes(wiring.Component):
         """Delay of each lane, in cycles."""
         return self._delays
 
-    @property
-    def register_count(self):
-        """Number of ``shape``-wide registers used (for area estimates)."""
-        return sum(self._delays)
-
     def elaborate(self, platform):
         m = Module()
         for lane, delay in enumerate(self._delays):

@@ -1,7 +1,9 @@
 """Tensor-core-style MMA unit: m x n pipelined k-element dot-product units, D = A x B + C.
 
 Each :class:`DotProductUnit` is k multipliers, an exact pairwise adder tree and one accumulate
-adder (NVIDIA's tensor-core building block, see ``REFERENCE.md``); :class:`MMAUnit` puts m x n of
+adder, the building block of an NVIDIA tensor core (D = A x B + C on small matrices: "NVIDIA
+Tesla V100 GPU Architecture" white paper, 2017; as four-element dot-product units: Raihan et al.,
+"Modeling Deep Learning Accelerator Enabled GPUs", ISPASS 2019); :class:`MMAUnit` puts m x n of
 them side by side. Both accept a new beat every cycle and deliver its result a fixed
 :attr:`~MMAUnit.latency` later: they are pipelines, with no backpressure and no state besides the
 pipeline registers.

@@ -40,8 +40,8 @@ import numpy as np
 
 __all__ = ["INT32_MIN", "INT32_MAX", "M0_MIN", "M0_MAX", "MAX_SHIFT", "sat32", "srdhm", "rdbpot",
            "quantize_multiplier", "RequantParams", "relu_clamp", "relu6_clamp", "requantize",
-           "output_range", "random_accumulators", "random_params", "edge_case_accumulators",
-           "edge_case_params", "edge_cases"]
+           "output_range", "random_accumulators", "random_params", "spanning_params",
+           "unclamped_fraction", "edge_case_accumulators", "edge_case_params", "edge_cases"]
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -101,7 +101,7 @@ def sat32(x):
 def srdhm(a, b):
     """SaturatingRoundingDoublingHighMul of int32 values (gemmlowp), vectorised.
 
-    Exactly REFERENCE.md's definition: if ``a == b == INT32_MIN`` the result is ``INT32_MAX``
+    Exactly gemmlowp's definition (``fixedpoint/fixedpoint.h``): if ``a == b == INT32_MIN`` the result is ``INT32_MAX``
     (the one product whose doubled high half overflows); otherwise, with the exact 64-bit product
     ``p = a * b`` and ``nudge = 2**30`` if ``p >= 0`` else ``1 - 2**30``, the result is
     ``(p + nudge) / 2**31`` with C's **truncating** division (towards zero).
@@ -111,7 +111,7 @@ def srdhm(a, b):
     ``p = -(j + 1/2) * 2**31`` gives ``(-j*2**31 - 2**31 + 1) / 2**31``, truncated to ``-j``
     (e.g. ``srdhm(-1, 2**30) == 0`` while ``srdhm(1, 2**30) == 1``, and ``srdhm(-3, 2**30) == -1``).
     The asymmetric nudge only moves negative non-ties correctly to nearest; it leaves the exact
-    negative ties one short of "away from zero". ``tests/test_quant.py`` pins this down.
+    negative ties one short of "away from zero". ``tests/model/test_quant.py`` pins this down.
 
     Parameters
     ----------
@@ -143,7 +143,7 @@ def srdhm(a, b):
 def rdbpot(x, n):
     """RoundingDivideByPOT (gemmlowp): ``x / 2**n`` rounded to nearest, ties away from zero.
 
-    Exactly REFERENCE.md's definition: ``mask = 2**n - 1``, ``rem = x & mask`` (two's
+    Exactly gemmlowp's definition (``fixedpoint/fixedpoint.h``): ``mask = 2**n - 1``, ``rem = x & mask`` (two's
     complement), ``threshold = (mask >> 1) + (1 if x < 0 else 0)``, result
     ``(x >> n) + (1 if rem > threshold else 0)`` with an arithmetic (flooring) shift. For a tie
     (``rem == 2**(n-1)``) a positive ``x`` rounds up and a negative one stays at the floor, so
@@ -491,6 +491,91 @@ def random_params(rng, channels):
     return RequantParams(bias=bias, multiplier=rng.integers(M0_MIN, M0_MAX + 1, channels),
                          shift=rng.integers(0, MAX_SHIFT + 1, channels), zero_point=zp,
                          clamp_min=a, clamp_max=b, out_signed=signed)
+
+
+def spanning_params(rng, acc, out_signed=None):
+    """Random valid :class:`RequantParams` fitted to the accumulators ``acc``, so that most
+    outputs land strictly inside the clamp interval and span much of it.
+
+    :func:`random_params` knows nothing of the values it will meet, so on GEMM accumulators most
+    of its outputs sit on a clamp bound, where a rounding error cannot show. Here the layer's
+    clamp and zero point come first (the full range or a band of at least 64 values, with the
+    zero point in its middle half, so negative values show too; or a ReLU with the zero point
+    in the lower quarter of the type's range); then per channel the real
+    multiplier maps the column's spread onto between 0.5 and 1.2 times the clamp interval (so
+    a few outputs still clamp), and the bias puts the column's middle on the zero point (or as
+    near as keeps it inside). A third of the channels take ``M0 = 2**30`` (every odd
+    value is an SRDHM tie) and a third ``M0 = 2**31 - 1`` with one more shift (SRDHM is then
+    the identity for ``|x| < 2**30``, so RoundingDivideByPOT's ties come straight from the
+    accumulators' low bits); both only lower the multiplier, so the outputs stay inside.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    acc : array_like of int, shape (M, N)
+        The int32 accumulators the parameters will be applied to.
+    out_signed : bool, optional
+        int8 or uint8 output; random if None.
+
+    Returns
+    -------
+    RequantParams
+        With N channels; :func:`unclamped_fraction` measures how well it fits.
+    """
+    acc = _int64("acc", acc)
+    if acc.ndim != 2 or acc.size == 0:
+        raise ValueError(f"acc must be a non-empty 2-D (M, N) array, not of shape {acc.shape}")
+    _check_int32("acc", acc)
+    signed = bool(rng.random() < 0.5) if out_signed is None else bool(out_signed)
+    lo, hi = output_range(signed)
+    kind = rng.random()
+    if kind < 0.8:
+        if kind < 0.6:                  # the whole output range
+            cmin, cmax = lo, hi
+        else:                           # a band of at least 64 values
+            cmin = int(rng.integers(lo, hi - 62))
+            cmax = int(rng.integers(cmin + 63, hi + 1))
+        quarter = (cmax - cmin) // 4    # zero point in the middle half: negative values show
+        zp = int(rng.integers(cmin + quarter, cmax - quarter + 1))
+    else:                               # ReLU
+        zp = int(rng.integers(lo, lo + 64))
+        cmin, cmax = zp, hi
+    t_lo, t_hi = cmin - zp, cmax - zp   # the clamp interval as values of rdbpot(srdhm(...))
+    bias, m0s, shifts = [], [], []
+    first = int(rng.integers(3))
+    for n, col in enumerate(acc.T):
+        c_lo, c_hi = int(col.min()), int(col.max())
+        real = min((t_hi - t_lo + 1) / (c_hi - c_lo + 1) * 2.0 ** -rng.uniform(-0.25, 1),
+                   1 - 2.0 ** -20)
+        m0, s = quantize_multiplier(real)
+        pick = (first + n) % 3
+        if pick == 0:
+            m0 = M0_MIN
+        elif pick == 1 and s < MAX_SHIFT:
+            m0, s = M0_MAX, s + 1
+        real = m0 * 2.0 ** -(31 + s)
+        # the column's middle goes to 0 (negative values too, where ties differ) or as near
+        # it as keeps the column inside [t_lo, t_hi]
+        half = real * (c_hi - c_lo) / 2
+        centre = (t_lo + t_hi) / 2 if 2 * half >= t_hi - t_lo else \
+            min(max(0.0, t_lo + half), t_hi - half)
+        b = round(centre / real - (c_lo + c_hi) / 2)
+        bias.append(min(max(b, INT32_MIN), INT32_MAX))
+        m0s.append(m0)
+        shifts.append(s)
+    return RequantParams(bias=bias, multiplier=m0s, shift=shifts, zero_point=zp,
+                         clamp_min=cmin, clamp_max=cmax, out_signed=signed)
+
+
+def unclamped_fraction(acc, params: RequantParams):
+    """Fraction of :func:`requantize`'s outputs that the final clamp leaves unchanged
+    (``clamp_min <= y + zero_point <= clamp_max``): the outputs that show every bit of the
+    rounding. A test whose outputs mostly sit on a clamp bound cannot see rounding errors."""
+    acc = _int64("acc", acc)
+    x = np.clip(acc + np.asarray(params.bias, dtype=np.int64), INT32_MIN, INT32_MAX)
+    y = rdbpot(srdhm(x, np.asarray(params.multiplier, dtype=np.int64)),
+               np.asarray(params.shift, dtype=np.int64)) + params.zero_point
+    return float(((y >= params.clamp_min) & (y <= params.clamp_max)).mean())
 
 
 def edge_case_accumulators():

@@ -28,9 +28,10 @@ __all__ = ["GemmCheck", "Report", "verify", "check", "run_gemm"]
 class GemmCheck:
     """One GEMM of a job: what the RTL produced beside what the models predict.
 
-    For an engine, ``cycles`` is the compute phase (the engine's own ``cycles`` output) and
-    ``job_cycles`` the whole job, command handshake to ``done``; a command the engine had to
-    reject has ``rejected`` set, no result and no model.
+    For an engine, ``cycles`` is the compute phase, measured by the testbench at the ports
+    (which also checks that it equals the engine's own ``cycles`` output), and ``job_cycles`` the
+    whole job, command handshake to ``done``; a command the engine had to reject has
+    ``rejected`` set, no result and no model.
     """
 
     c: object                    # numpy array, or None if the RTL produced no well-formed result

@@ -20,6 +20,7 @@ from amaranth.hdl import Elaboratable, Module
 from ..board.top import DEFAULT_BAUD, BoardConfig, BoardPlatformTop
 from ..errors import SystolixError
 from ..fileio import owned_tempdir, remove_abandoned
+from ..hdl.dsp import with_dsp
 from .designs import kind_of
 from .flow import SynthOptions, synthesize
 from .harness import DUT_NAME, IOHarness
@@ -42,9 +43,12 @@ class Board:
     led: tuple
 
     def make_platform(self):
+        """The amaranth-boards platform, with the DSP primitives of its FPGA family
+        (:func:`systolix.hdl.dsp.with_dsp`)."""
         module, cls = self.platform.split(":")
         try:
-            platform = getattr(importlib.import_module(module), cls)()
+            platform_class = getattr(importlib.import_module(module), cls)
+            platform = with_dsp(platform_class, TARGETS[self.target].family)()
             if hasattr(platform, "break_off_pmod"):  # iCEBreaker: its buttons/LEDs snap-off
                 platform.add_resources(platform.break_off_pmod)
             return platform

@@ -23,9 +23,10 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from .. import __version__, cache
-from ..emit import ports
+from ..emit import port_map
 from ..errors import SystolixError
 from ..fileio import atomic_open, owned_tempdir, remove_abandoned
+from ..hdl.dsp import dsp_mapping
 from .designs import kind_of
 from .harness import DUT_NAME, IOHarness, port_bits
 from .reports import (RESOURCE_OF_CELL, nextpnr_capacity_error, parse_nextpnr_report,
@@ -51,12 +52,22 @@ class DoesNotFit(SystolixError):
 
 
 class SynthPlatform:
-    """The ``platform`` handed to ``elaborate()`` during synthesis: it only tells the gateware
-    which FPGA family it is being built for (like an Amaranth build platform's ``family``), so
-    that a component may pick a family-specific primitive (e.g. a registered MULT18X18D)."""
+    """The ``platform`` handed to ``elaborate()`` during synthesis.
+
+    It names the FPGA family being built for (``family``, as on an Amaranth build platform)
+    and offers that family's DSP primitives through the hooks of :mod:`systolix.hdl.dsp`
+    (``get_multiplier``, ``get_multiplier_pair``), e.g. a registered MULT18X18D on ECP5.
+    """
 
     def __init__(self, family):
         self.family = family
+        self._dsp = dsp_mapping(family)()
+
+    def get_multiplier(self, a, b, *, input_register):
+        return self._dsp.get_multiplier(a, b, input_register=input_register)
+
+    def get_multiplier_pair(self, shape, *, input_register):
+        return self._dsp.get_multiplier_pair(shape, input_register=input_register)
 
     def __repr__(self):
         return f"SynthPlatform({self.family!r})"
@@ -161,8 +172,8 @@ def elaborate(config, target, options):
         harness["output_latency"] = wrapped.tree_levels
         text = rtlil.convert(wrapped, name="top", platform=platform, emit_src=False)
         return text, harness, f"top.{DUT_NAME}"
-    port_map = {k: v for k, v in ports(top).items() if v is not None}
-    text = rtlil.convert(top, name="top", platform=platform, ports=port_map, emit_src=False)
+    text = rtlil.convert(top, name="top", platform=platform, ports=port_map(top),
+                         emit_src=False)
     return text, harness, None
 
 

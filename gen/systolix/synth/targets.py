@@ -1,7 +1,8 @@
 """The FPGA devices ``systolix synth`` can target, with their capacities and tool arguments.
 
-Capacities are the device data sheet figures (see ``shared/REFERENCE.md``); the placed
-utilization reported by nextpnr uses nextpnr's own per-device counts.
+Capacities are the figures of Lattice's data sheets ("ECP5 and ECP5-5G Family Data Sheet",
+FPGA-DS-02012; "iCE40 UltraPlus Family Data Sheet", FPGA-DS-02008); the placed utilization
+reported by nextpnr uses nextpnr's own per-device counts.
 """
 
 from __future__ import annotations
