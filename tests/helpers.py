@@ -93,26 +93,12 @@ def engine_shapes_and_edges(config, rng):
     ]
 
 
-#: Warning classes Amaranth's Verilog backend always produces, and why each is harmless.
-WAIVERS = {
-    # Amaranth writes a design and its submodules to one file as `top`, `top.a_skew`, ...
-    "DECLFILENAME": "one file per generated design is the intended packaging",
-    # Amaranth arithmetic is exact: it relies on Verilog's implicit sign/zero extension of a
-    # narrow operand (e.g. a 16-bit product) to the width of the sum it is added to.
-    "WIDTHEXPAND": "operand extension to the result width is the intended arithmetic",
-    # Amaranth declares registers as `reg x = <init>;` (their power-on / reset value) and then
-    # assigns them in always blocks; FPGAs and simulators honour the initial value.
-    "PROCASSINIT": "initial values of registers are the reset values, by design",
-    # Forwarding registers of the last column / bottom row and the unused top bits of exact
-    # intermediate sums have no reader; synthesis removes them.
-    "UNUSEDSIGNAL": "array-edge forwarding outputs and intermediate bits are unused by design",
-    # Amaranth emits `x == 0` on a multi-bit x (and its FSMs' state tests) as Verilog's logical
-    # negation `!x`, which is well defined but reported as a truncation to one bit.
-    "WIDTHTRUNC": "`!x` on a multi-bit value is Amaranth's encoding of x == 0",
-    # Amaranth's FSMs switch on the state register with one case per reachable state; the
-    # unused encodings keep the state unchanged, which is what an absent default does.
-    "CASEINCOMPLETE": "FSM case statements list only reachable states",
-}
+def lint_with_config(v, vlt, top):
+    """``verilator --lint-only -Wall`` of ``v`` with its emitted ``.vlt``: no warning or error."""
+    from systolix.sim.runner import lint
+    rc, out = lint(v, top, [str(vlt)])
+    assert rc == 0, out
+    assert "%Warning" not in out and "%Error" not in out, out
 
 
 def slow_gemm(a, b, n, chunk=1):

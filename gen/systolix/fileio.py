@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_open", "owned_tempdir", "remove_abandoned"]
+__all__ = ["atomic_open", "atomic_write_all", "owned_tempdir", "remove_abandoned"]
 
 
 @contextlib.contextmanager
@@ -29,6 +29,40 @@ def atomic_open(path, mode="w"):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_all(texts):
+    """Write ``{path: text}`` all or nothing: every text goes to a temporary file beside its
+    path first, and only when all are written do they replace their paths. On failure nothing
+    is replaced and a :class:`~systolix.errors.SystolixError` names the file."""
+    from .errors import SystolixError
+    pending = []
+    try:
+        for path in texts:
+            path = Path(path)
+            if path.is_dir():
+                raise SystolixError(f"cannot write {path}: is a directory")
+        for path, text in texts.items():
+            path = Path(path)
+            try:
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                           suffix=".tmp")
+                pending.append((tmp, path))
+                with os.fdopen(fd, "w") as f:
+                    f.write(text)
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)
+            except OSError as e:
+                raise SystolixError(f"cannot write {path}: {e.strerror}") from None
+        for tmp, path in pending:
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                raise SystolixError(f"cannot write {path}: {e.strerror}") from None
+    finally:
+        for tmp, _ in pending:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def owned_tempdir(parent, prefix):

@@ -12,7 +12,7 @@ from helpers import WORK_DIR
 from systolix.board.sim import run_board
 from systolix.board.top import BoardConfig
 from systolix.cli.app import main
-from systolix.config import Dataflow, EngineConfig, SystolicConfig
+from systolix.config import Dataflow, EngineConfig, Numerics, SystolicConfig, TensorCoreConfig
 
 pytestmark = pytest.mark.rtl
 
@@ -75,6 +75,34 @@ def test_malformed_frames_faults_and_reset_then_exact_gemms(simulator, seed):
     byte = 10 / ICEBREAKER_3M.baud
     expected = 5 * byte + ICEBREAKER_3M.timeout_ms * 1e-3 + 7 * byte
     assert expected - byte < out["timeout_reply_seconds"] < expected + 2 * byte
+
+
+#: A tensor-core engine on the link: two 2x2x3 MMA units (C tiles 2 x 4), 6-bit operands (A
+#: words 6 x 6 bits, B words 3 x 4 x 6 bits: fragments, not rows), 3 Mbaud at the iCEBreaker
+#: clock.
+ICEBREAKER_TC_3M = BoardConfig(
+    EngineConfig(None, 5, 6, 7, core=TensorCoreConfig(2, 2, 3, 1, Numerics(in_width=6)),
+                 cores=2), 12_000_000, 3_000_000, timeout_ms=0.05)
+
+
+@pytest.mark.parametrize("simulator", [
+    pytest.param("icarus", id="icarus"),
+    pytest.param("verilator", id="verilator", marks=[pytest.mark.verilator, pytest.mark.slow]),
+])
+@pytest.mark.parametrize("scenario", ["gemm", "errors"])
+def test_tensor_core_engine_on_the_link(scenario, simulator, seed):
+    """A tensor-core engine behind the UART: INFO (v2) describes its core, the host packs m x k
+    and k x cols fragments, tiles K at multiples of k; exact GEMMs (one job, padded edges, and
+    beyond the buffers in every dimension), the bytes on the line equal the framing model, and
+    the malformed-frame scenario. (Verilator needs a build of its own: slow.)"""
+    job = ({"name": "gemm", "shapes": [[1, 1, 1], [5, 6, 7], [3, 5, 4], [7, 15, 13]]}
+           if scenario == "gemm" else {"name": "errors"})
+    out = run_board(ICEBREAKER_TC_3M, job, simulator, WORK_DIR, seed=seed)
+    _check(out, f"[{ICEBREAKER_TC_3M.name} on {simulator}, seed {seed}]")
+    assert all(m["exact"] for m in out["measurements"])
+    # the single-job GEMMs were checked against job_link_bytes on the line
+    assert sum("line_seconds" in m for m in out["measurements"]) == (3 if scenario == "gemm"
+                                                                     else 2)
 
 
 def test_cli_board_run_through_a_pseudo_terminal(tmp_path, seed, capsys):

@@ -216,11 +216,12 @@ def test_missing_verilator(mats, monkeypatch, capsys):
     assert not (d / "c.npy").exists()
 
 
-def test_generate_writes_both_files(tmp_path):
+def test_generate_writes_all_three_files(tmp_path):
     proc = systolix("generate", "systolic", "--rows", 2, "--cols", 3, "-o", tmp_path / "g")
     assert proc.returncode == 0, proc.stderr
     name = "systolic_os_2x3_int8_acc32_wrap"
-    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [name + ".json", name + ".v"]
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == \
+        [name + ".json", name + ".v", name + ".vlt"]
 
 
 def test_more_bad_paths(tmp_path, mats):

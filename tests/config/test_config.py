@@ -1,6 +1,6 @@
 import pytest
 
-from systolix.config import Dataflow, Numerics, SystolicConfig
+from systolix.config import PIPELINES, Dataflow, Numerics, PEPipeline, SystolicConfig
 
 pytestmark = pytest.mark.model
 
@@ -65,3 +65,17 @@ def test_pipeline_option():
         SystolicConfig(2, 2, pipeline="deeper")
     with pytest.raises(TypeError, match="pipeline must be a string"):
         SystolicConfig(2, 2, pipeline=2)
+
+
+def test_pipeline_is_a_pe_pipeline_and_reads_as_its_string():
+    """The array's pipeline is a named PE register structure (PEPipeline), the tensor core's a
+    count; strings and members are interchangeable, and dicts, names and reprs use the string."""
+    cfg = SystolicConfig(2, 2, pipeline="deep")
+    assert cfg.pipeline is PEPipeline.DEEP and cfg.pipeline == "deep"
+    assert cfg == SystolicConfig(2, 2, pipeline=PEPipeline.DEEP)
+    assert hash(cfg) == hash(SystolicConfig(2, 2, pipeline=PEPipeline.DEEP))
+    assert type(cfg.to_dict()["pipeline"]) is str and "pipeline='deep'" in repr(cfg)
+    assert f"{cfg.pipeline}" == str(cfg.pipeline) == "deep"
+    assert PIPELINES == {p.value: p.stages for p in PEPipeline} == \
+        {"none": 0, "product": 1, "full": 2, "deep": 3}
+    assert SystolicConfig(2, 2).pipeline is PEPipeline.NONE

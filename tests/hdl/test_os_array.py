@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 
 from systolix.model import golden
 from systolix.config import Numerics, SystolicConfig
-from systolix.model.cycles import stream_cycles
+from systolix.model.cycles import os_stream_cycles
 from systolix.hdl.pe import OutputStationaryPE
 from systolix.hdl.skew import DelayLanes, deskew_delays, skew_delays
 from systolix.hdl.os_array import OutputStationaryArray
@@ -190,7 +190,7 @@ def test_array_matches_golden_and_cycle_model(rows, cols, ks, pipeline):
     results, cycles = simulate_array(config, tiles)
     for (a, b), got in zip(tiles, results):
         np.testing.assert_array_equal(got, golden.gemm(a, b, n), err_msg=f"seed={seed}")
-    assert cycles == stream_cycles(config, ks)[0]
+    assert cycles == os_stream_cycles(config, ks)[0]
 
 
 @pytest.mark.parametrize("pipeline", ["none", "full"])

@@ -7,7 +7,8 @@ import pytest
 
 from systolix.model import golden, tiling
 from systolix.config import (EngineConfig, Numerics, RequantConfig, SystolicConfig,
-                             TensorCoreConfig, config_from_dict)
+                             TensorCoreConfig)
+from systolix.kinds import config_from_dict
 from systolix.model.cycles import engine_cycles
 
 from test_engine import rand, simulate
@@ -25,7 +26,7 @@ def tc(m=2, n=2, k=2, pipeline=1, cores=1, numerics=None, **limits):
 def test_config_derived_values_and_round_trip():
     c = tc(4, 4, 4, cores=4, max_m=64, max_k=30, max_n=64)
     assert (c.arch, c.rows, c.cols, c.macs, c.accumulation_chunk) == ("tensorcore", 4, 16, 256, 4)
-    assert c.dataflow is None and c.tensorcore
+    assert c.dataflow is None
     assert (c.a_depth, c.b_depth, c.m_stride, c.c_depth) == (16 * 8, 4 * 8, 16, 4 * 16)
     assert c.name == "engine_tc_4x4x4_int8_acc32_wrap_64x30x64_4cores"
     assert config_from_dict(c.to_dict()) == c

@@ -11,8 +11,8 @@ import pytest
 from helpers import WORK_DIR
 from systolix.model import golden
 from systolix.config import Numerics, TensorCoreConfig
+from systolix.model.cycles import mma_stream_cycles
 from systolix.sim.job import MMAJob
-from systolix.sim.mma import stream_cycles
 from systolix.sim.verify import check
 from test_tensorcore import edge_beats
 
@@ -28,9 +28,9 @@ def check_rtl(config, a, b, c, simulator, *, seed, stall_prob=0.0):
     where = f"[{config.name} on {simulator}, seed {seed}]"
     assert report.ok, f"{where} {report}"
     if stall_prob == 0:  # one beat every cycle, no bubble anywhere
-        assert report.total_cycles == report.model_total_cycles == stream_cycles(config, len(a))
+        assert report.total_cycles == report.model_total_cycles == mma_stream_cycles(config, len(a))
     else:
-        assert report.total_cycles > stream_cycles(config, len(a)), \
+        assert report.total_cycles > mma_stream_cycles(config, len(a)), \
             f"{where} no valid gap was exercised"
     return report.outcome
 

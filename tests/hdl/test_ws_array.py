@@ -9,6 +9,7 @@ from amaranth.sim import Simulator
 
 from systolix.config import Dataflow, Numerics, SystolicConfig
 from systolix.hdl.ws_array import WeightStationaryArray, WeightStationaryPE
+from systolix.model.cycles import ws_array_cycles
 
 pytestmark = pytest.mark.amaranth
 
@@ -127,3 +128,18 @@ def test_pe_rejects_bad_arguments():
         with pytest.raises(ValueError, match="dataflow"):
             WeightStationaryArray(SystolicConfig(2, 2))
         gc.collect()
+
+
+@pytest.mark.parametrize("rows,cols,m,k,n", [(3, 2, 5, 6, 4), (3, 2, 2, 7, 2), (1, 1, 3, 2, 1),
+                                             (4, 3, 4, 4, 3)])
+def test_ws_array_cycle_model(rows, cols, m, k, n, seed):
+    """ws_array_cycles (the manifest's cycle model) counts the tightest legal schedule from the
+    first weight push to the last psum beat, inclusive."""
+    config = ws(rows, cols)
+    rng = np.random.default_rng(seed)
+    tiles_count = -(-k // rows) * -(-n // cols)
+    tiles = [(rng.integers(-128, 128, (m, rows)), rng.integers(-128, 128, (rows, cols)))
+             for _ in range(tiles_count)]
+    expect, got, _ = drive(config, tiles)
+    assert len(got) == len(expect) == m * tiles_count
+    assert got[-1][0] + 1 == ws_array_cycles(config, m, k, n).cycles, f"seed {seed}"

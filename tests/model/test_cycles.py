@@ -1,7 +1,7 @@
 import pytest
 
 from systolix.config import SystolicConfig
-from systolix.model.cycles import gemm_cycles, scalesim_cycles, stream_cycles
+from systolix.model.cycles import gemm_cycles, scalesim_cycles, os_stream_cycles
 
 pytestmark = pytest.mark.model
 
@@ -24,7 +24,7 @@ def test_tiles_overlap_when_k_covers_the_drain():
 def test_short_k_is_limited_by_drain_spacing():
     cfg = SystolicConfig(8, 2)
     # K = 2 < R = 8: each further tile costs R cycles, not K
-    assert stream_cycles(cfg, [2, 2, 2])[1] == [1, 9, 17]
+    assert os_stream_cycles(cfg, [2, 2, 2])[1] == [1, 9, 17]
     assert gemm_cycles(cfg, 16, 2, 2).cycles == 2 + 8 + 2 * 8 + 2 - 2
 
 
@@ -32,7 +32,7 @@ def test_validation():
     with pytest.raises(ValueError, match="K must be at least 1"):
         gemm_cycles(SystolicConfig(2, 2), 2, 0, 2)
     with pytest.raises(ValueError, match="at least one tile"):
-        stream_cycles(SystolicConfig(2, 2), [])
+        os_stream_cycles(SystolicConfig(2, 2), [])
 
 
 def test_engine_model_meets_the_utilization_goal_and_beats_scalesim():

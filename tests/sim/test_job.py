@@ -9,11 +9,10 @@ import pytest
 from helpers import rand_operands
 from systolix.config import EngineConfig, Numerics, SystolicConfig, TensorCoreConfig
 from systolix.model import golden
-from systolix.model.cycles import engine_cycles, gemm_cycles
+from systolix.model.cycles import engine_cycles, gemm_cycles, mma_stream_cycles
 from systolix.model.quant import RequantParams
 from systolix.sim.job import (JobOutcome, MMAJob, MMAOutcome, SimJob, StreamJob, StreamOutcome,
                               read_job, read_outcome, write_job, write_outcome)
-from systolix.sim.mma import stream_cycles as mma_stream_cycles
 from systolix.sim.verify import verify
 
 pytestmark = pytest.mark.model

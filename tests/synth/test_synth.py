@@ -27,7 +27,7 @@ from amaranth.sim import Simulator
 from helpers import ROOT
 from systolix.config import SystolicConfig
 from systolix.errors import SystolixError
-from systolix.synth.designs import KINDS, DesignKind, get_kind, register
+from systolix import kinds
 from systolix.synth import flow
 from systolix.synth.flow import SynthOptions, cache_key, elaborate, require_fit, synthesize
 from systolix.synth.harness import IOHarness, port_bits
@@ -185,14 +185,10 @@ def test_options_targets_and_registry():
     with pytest.raises(SystolixError, match="unknown target 'xc7'.*ecp5-85f"):
         get_target("xc7")
     assert {t.dsp for t in TARGETS.values()} == {156, 72, 28, 8}
-    array = get_kind("systolic").build(SystolicConfig(1, 1))
+    array = kinds.get("systolic").build(SystolicConfig(1, 1))
     assert array.result_latency == 1
     with pytest.raises(SystolixError, match="unknown design kind"):
-        get_kind("gpu")
-    # registering a kind is one call; the flow only uses build/from_dict
-    register(DesignKind("odd_test_kind", lambda c: _Odd(), lambda d: d))
-    assert "odd_test_kind" in KINDS
-    del KINDS["odd_test_kind"]
+        kinds.get("gpu")
 
 
 def _key(config, target, options):
@@ -226,10 +222,9 @@ def _fake_flow(monkeypatch):
 
 
 def test_cache_is_keyed_on_the_netlist_not_on_a_list_of_files(monkeypatch, tmp_path):
-    """A change anywhere that alters the RTLIL (here: the design kinds' build, in
-    synth/designs.py, which no list of gateware files covered) must miss the cache; the
-    unchanged design must hit it."""
-    from systolix.synth import designs
+    """A change anywhere that alters the RTLIL (here: the design kind's build in kinds.py,
+    which no list of gateware files covered) must miss the cache; the unchanged design must
+    hit it."""
     calls = _fake_flow(monkeypatch)
     config, target, opts = SystolicConfig(2, 2), TARGETS["ice40-up5k"], SynthOptions()
     first = synthesize(config, target, opts, cache_dir=tmp_path)
@@ -237,13 +232,14 @@ def test_cache_is_keyed_on_the_netlist_not_on_a_list_of_files(monkeypatch, tmp_p
     again = synthesize(config, target, opts, cache_dir=tmp_path)
     assert again.cached and again.data == first.data and len(calls) == 1
 
-    real_build = designs._emit_build
-    monkeypatch.setattr(designs, "_emit_build", lambda c: real_build(
+    kind = kinds.of(config)
+    changed_kind = dataclasses.replace(kind, build=lambda c: kind.build(
         dataclasses.replace(c, pipeline="full")))  # same config, different gateware
+    monkeypatch.setitem(kinds._BY_TYPE, SystolicConfig, changed_kind)
     changed = synthesize(config, target, opts, cache_dir=tmp_path)
     assert not changed.cached and len(calls) == 2 and calls[1] != calls[0]
     assert changed.path != first.path
-    monkeypatch.setattr(designs, "_emit_build", real_build)
+    monkeypatch.setitem(kinds._BY_TYPE, SystolicConfig, kind)
     assert synthesize(config, target, opts, cache_dir=tmp_path).path == first.path
 
 
@@ -396,6 +392,23 @@ def test_build_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path)
     p = _cli("build", "engine", "--board", "icebreaker", "--fit", "-o", str(out),
              cache=synth_cache)
     assert p.returncode == 1 and "give an engine's size explicitly" in p.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.toolchain
+def test_build_tensor_core_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path):
+    """`build engine --arch tensorcore --board`: a tensor-core engine behind the host link
+    placed and routed at the board's 12 MHz (the link itself is proven in RTL simulation,
+    tests/board/test_board_rtl.py)."""
+    out = tmp_path / "bits"
+    p = _cli("build", "engine", "--arch", "tensorcore", "--m", "2", "--n", "2", "--k", "2",
+             "--max-m", "8", "--max-k", "8", "--max-n", "8", "--board", "icebreaker",
+             "-o", str(out), "--json", cache=synth_cache)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    bit = out / "engine_tc_2x2x2_int8_acc32_wrap_8x8x8_icebreaker.bin"
+    assert r["bitstream"] == str(bit) and bit.stat().st_size > 50_000
+    assert r["host_link"]["clk_hz"] == 12_000_000 and r["board_fmax_mhz"] > 12
 
 
 def test_board_platforms_offer_their_family_dsp_primitives():

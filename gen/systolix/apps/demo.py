@@ -52,8 +52,8 @@ def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="si
 
     print(f"[1/{steps}] generating {len(designs)} designs (8x8 int8, int32 wrap) into {rtl_dir}/")
     for _, config in designs:
-        v, _ = write_design(config, rtl_dir, only_if_changed=True)
-        print(f"      {v} ({v.stat().st_size // 1024} KiB) + .json")
+        v, _, _ = write_design(config, rtl_dir, only_if_changed=True)
+        print(f"      {v} ({v.stat().st_size // 1024} KiB) + .json, .vlt")
 
     rng = np.random.default_rng(seed)
     a = rng.integers(-128, 128, (size, size), dtype=np.int64)

@@ -7,6 +7,7 @@ plug in a simulated UART (``systolix_tb.board_test``), so the code below is what
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +16,24 @@ from ..model import golden, tiling
 from ..errors import SystolixError
 from . import protocol as P
 
-__all__ = ["SerialTransport", "BoardClient", "BoardError", "LinkStats", "job_link_bytes"]
+__all__ = ["SerialTransport", "BoardClient", "BoardError", "LinkStats", "job_link_bytes",
+           "check_timeout", "MAX_MARGIN_S"]
+
+#: Longest reply-timeout margin (seconds) :class:`BoardClient` accepts.
+MAX_MARGIN_S = 3600.0
+
+
+def check_timeout(name, value, *, maximum=MAX_MARGIN_S):
+    """``value`` as a float if it is a finite number of seconds in 0..``maximum``; TypeError or
+    ValueError naming ``name`` otherwise. A NaN timeout would make every wait endless, an
+    infinite or negative one is refused by the serial port."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {value!r}")
+    value = float(value)
+    if not (math.isfinite(value) and 0 <= value <= maximum):
+        raise ValueError(f"{name} must be a finite number of seconds in 0..{maximum:g}, "
+                         f"not {value}")
+    return value
 
 
 def _frames(nbytes, per_frame):
@@ -27,18 +45,14 @@ def job_link_bytes(config, m, k, n, max_frame=1024):
     it, with no retries and no ERR_NOT_READY polls.
 
     Each request costs 6 bytes of framing and each reply 7, plus the payloads: JOB 6, the A
-    and B words, and the C words.
+    and B words, and the C words. A tensor-core engine's A and B words are m x k and k x cols
+    fragments.
     """
-    R, C, num = config.rows, config.cols, config.numerics
-    ab, bb, cb = (P.word_bytes(R * num.in_width), P.word_bytes(C * num.in_width),
-                  P.word_bytes(C * num.acc_width))
-    tiles_n = -(-n // C)
-    if config.dataflow.value == "os":
-        a_words = -(-m // R) * k
-    else:
-        a_words = -(-k // R) * m
-    b_words = tiles_n * k
-    c_words = m * tiles_n
+    cc = config.compute
+    ab, bb, cb = (P.word_bytes(P.a_word_bits(config)), P.word_bytes(P.b_word_bits(config)),
+                  P.word_bytes(P.c_word_bits(config)))
+    a_words, b_words = cc.a_words(m, k), cc.b_words(k, n)
+    c_words = m * -(-n // config.cols)
     frames_a = _frames(a_words, max(1, max_frame // ab))
     frames_b = _frames(b_words, max(1, max_frame // bb))
     frames_c = _frames(c_words, max(1, min(max_frame, P.MAX_PAYLOAD) // cb))
@@ -81,7 +95,7 @@ class SerialTransport:
         self._serial.flush()
 
     def read(self, n, timeout):
-        self._serial.timeout = timeout
+        self._serial.timeout = check_timeout("timeout", timeout, maximum=1e9)
         return self._serial.read(n)
 
     def reset_input_buffer(self):
@@ -113,8 +127,9 @@ class BoardClient:
     baud : int
         The line rate, used to size reply timeouts.
     margin : float
-        Seconds added to every reply timeout (USB latency, device processing). The timeouts are
-        in the transport's time: wall time on a serial port, simulated time in the tests.
+        Seconds added to every reply timeout (USB latency, device processing), finite, 0 ..
+        :data:`MAX_MARGIN_S`. The timeouts are in the transport's time: wall time on a serial
+        port, simulated time in the tests.
     retries : int
         How often a job is restarted after an error or a lost reply before giving up.
     max_frame : int
@@ -124,6 +139,7 @@ class BoardClient:
     def __init__(self, transport, baud, *, margin=0.5, retries=3, max_frame=1024, log=None):
         if not isinstance(baud, int) or baud <= 0:
             raise ValueError(f"baud must be a positive integer, not {baud!r}")
+        margin = check_timeout("margin", margin)
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be a non-negative integer, not {retries!r}")
         if not isinstance(max_frame, int) or not 1 <= max_frame <= P.MAX_PAYLOAD:
@@ -198,6 +214,8 @@ class BoardClient:
                     reply = self._expect_ok(P.Op.INFO, reply_bytes=64)
                     self._info = P.parse_info(reply.payload)
                     break
+                except P.InfoError as e:   # a well-formed answer: asking again will not help
+                    raise BoardError(f"refusing the board: {e}") from None
                 except (BoardError, P.ProtocolError) as e:
                     last = e
                     self.stats.retries += 1

@@ -18,20 +18,26 @@ A request that stops arriving for ``timeout_cycles`` is abandoned with ``ERR_TIM
 from __future__ import annotations
 
 import enum
+import math
 import struct
 from dataclasses import dataclass
 
-from ..config import Dataflow, EngineConfig, Numerics, SystolicConfig
+from ..config import Dataflow, EngineConfig, Numerics, SystolicConfig, TensorCoreConfig
 
 __all__ = ["REQUEST_SYNC", "REPLY_SYNC", "Op", "Status", "crc16", "encode_request",
-           "encode_reply", "Reply", "ReplyParser", "ProtocolError", "BoardInfo", "info_payload",
-           "parse_info", "job_payload", "read_c_payload", "StatusBlock", "parse_status",
-           "word_bytes", "PROTOCOL_VERSION", "INFO_MAGIC", "MAX_PAYLOAD", "REPLY_OVERHEAD",
-           "REQUEST_OVERHEAD", "FIXED_LENGTH", "STATUS_PAYLOAD_BYTES", "status_payload"]
+           "encode_reply", "Reply", "ReplyParser", "ProtocolError", "InfoError", "BoardInfo",
+           "info_payload", "parse_info", "check_link_rates", "job_payload", "read_c_payload",
+           "StatusBlock", "parse_status", "word_bytes", "a_word_bits", "b_word_bits",
+           "c_word_bits", "PROTOCOL_VERSION", "PROTOCOL_VERSIONS", "INFO_MAGIC", "MAX_PAYLOAD",
+           "REPLY_OVERHEAD", "REQUEST_OVERHEAD", "FIXED_LENGTH", "STATUS_PAYLOAD_BYTES",
+           "status_payload", "CLOCK_RANGE_HZ", "MIN_BAUD", "MAX_TIMEOUT_S"]
 
 REQUEST_SYNC = 0xA5
 REPLY_SYNC = 0x5A
-PROTOCOL_VERSION = 1
+#: The version this package's devices report. Version 2 added the engine's core (tensor-core
+#: engines) to INFO; the host still reads a version-1 INFO (systolic engines only).
+PROTOCOL_VERSION = 2
+PROTOCOL_VERSIONS = (1, 2)
 INFO_MAGIC = b"SXLB"
 #: Largest payload a length field can state.
 MAX_PAYLOAD = 0xFFFF
@@ -83,6 +89,12 @@ FIXED_LENGTH = {Op.INFO: 0, Op.JOB: 6, Op.STATUS: 0, Op.READ_C: 2, Op.ABORT: 0}
 
 class ProtocolError(Exception):
     """A reply that cannot be decoded (bad sync, CRC or length)."""
+
+
+class InfoError(ProtocolError):
+    """A well-formed INFO reply that describes no device this host can use (unknown protocol
+    version, invalid engine, implausible clock, baud rate or timeout). Asking again would give
+    the same answer."""
 
 
 def _crc_table():
@@ -188,7 +200,59 @@ def word_bytes(bits):
 
 # -- INFO: what the device is
 
-_INFO_FORMAT = "<4sBBHHBBBHHHIII"
+#: Clock frequencies a board design may run at (and an INFO reply may report).
+CLOCK_RANGE_HZ = (1_000_000, 1_000_000_000)
+#: Slowest UART rate a board design may use.
+MIN_BAUD = 1200
+#: Longest inter-byte timeout of a board design, in seconds.
+MAX_TIMEOUT_S = 60.0
+
+#: Version 1: magic, version, dataflow (0 os, 1 ws), rows, cols, in_width, acc_width, flags
+#: (bit 0 signed, bit 1 saturate), max_m, max_k, max_n, clock Hz, baud, timeout cycles.
+_INFO_V1 = "<4sBBHHBBBHHHIII"
+#: Version 2: version 1 with core 2 = tensor core, then the MMA unit's m, n, k, pipeline and
+#: the number of units (all 0 for a systolic engine).
+_INFO_V2 = _INFO_V1 + "BBBBB"
+_INFO_FORMATS = {1: _INFO_V1, 2: _INFO_V2}
+_CORE_CODES = {Dataflow.OUTPUT_STATIONARY: 0, Dataflow.WEIGHT_STATIONARY: 1}
+_TENSORCORE_CODE = 2
+
+
+def a_word_bits(config: EngineConfig):
+    """Bits of one ``a`` stream word: ``rows`` operands, or an m x k fragment."""
+    return math.prod(config.compute.a_word) * config.numerics.in_width
+
+
+def b_word_bits(config: EngineConfig):
+    """Bits of one ``b`` stream word: ``cols`` operands, or a k x cols fragment."""
+    return math.prod(config.compute.b_word) * config.numerics.in_width
+
+
+def c_word_bits(config: EngineConfig):
+    """Bits of one C word on the link: ``cols`` accumulators (one row of a C tile)."""
+    return config.cols * config.numerics.acc_width
+
+
+def check_link_rates(clk_hz, baud, timeout_cycles=None):
+    """Refuse a clock, baud rate or inter-byte timeout (if given) no board design has
+    (ValueError naming the value). The same rules hold for a design being built
+    (:class:`BoardConfig <systolix.board.top.BoardConfig>`) and for what a device reports in
+    INFO."""
+    from ..hdl.link.uart import uart_divisor
+    lo, hi = CLOCK_RANGE_HZ
+    if not lo <= clk_hz <= hi:
+        raise ValueError(f"clock must be in {lo}..{hi} Hz, not {clk_hz} Hz")
+    if baud < MIN_BAUD:
+        raise ValueError(f"baud must be at least {MIN_BAUD}, not {baud}")
+    divisor = uart_divisor(clk_hz, baud)
+    if timeout_cycles is None:
+        return
+    if timeout_cycles < 16 * divisor:
+        raise ValueError(f"timeout of {timeout_cycles} cycles is shorter than two bytes on the "
+                         f"line ({16 * divisor} cycles at {baud} baud)")
+    if timeout_cycles > MAX_TIMEOUT_S * clk_hz:
+        raise ValueError(f"timeout of {timeout_cycles} cycles is longer than {MAX_TIMEOUT_S:g} "
+                         f"s at {clk_hz} Hz")
 
 
 @dataclass(frozen=True)
@@ -203,53 +267,96 @@ class BoardInfo:
 
     @property
     def a_word_bytes(self):
-        return word_bytes(self.config.rows * self.config.numerics.in_width)
+        return word_bytes(a_word_bits(self.config))
 
     @property
     def b_word_bytes(self):
-        return word_bytes(self.config.cols * self.config.numerics.in_width)
+        return word_bytes(b_word_bits(self.config))
 
     @property
     def c_word_bytes(self):
-        return word_bytes(self.config.cols * self.config.numerics.acc_width)
+        return word_bytes(c_word_bits(self.config))
 
     def describe(self):
         c = self.config
-        return (f"{c.name}: {c.rows}x{c.cols} {c.dataflow.name.lower().replace('_', '-')} "
-                f"array, {c.numerics.operand_type} operands, {c.numerics.acc_width}-bit "
-                f"{c.numerics.overflow} accumulator, buffers up to M={c.max_m} K={c.max_k} "
-                f"N={c.max_n}; clock {self.clk_hz} Hz, {self.baud} baud, protocol v{self.version}")
+        if c.core is not None:
+            t = c.core
+            core = (f"{c.cores} x {t.m}x{t.n}x{t.k} tensor-core MMA unit"
+                    f"{'s' if c.cores > 1 else ''} (pipeline {t.pipeline}, {c.rows}x{c.cols} "
+                    f"C tiles)")
+        else:
+            core = f"{c.rows}x{c.cols} {c.dataflow.name.lower().replace('_', '-')} array"
+        return (f"{c.name}: {core}, {c.numerics.operand_type} operands, "
+                f"{c.numerics.acc_width}-bit {c.numerics.overflow} accumulator, buffers up to "
+                f"M={c.max_m} K={c.max_k} N={c.max_n}; clock {self.clk_hz} Hz, {self.baud} baud, "
+                f"protocol v{self.version}")
 
 
 def info_payload(config: EngineConfig, clk_hz, baud, timeout_cycles):
-    """The INFO reply's payload for a device built from ``config``."""
+    """The INFO reply's payload (protocol :data:`PROTOCOL_VERSION`) for a device built from
+    ``config``."""
     n = config.numerics
     flags = int(n.signed) | (int(n.saturate) << 1)
-    return struct.pack(_INFO_FORMAT, INFO_MAGIC, PROTOCOL_VERSION,
-                       0 if config.dataflow is Dataflow.OUTPUT_STATIONARY else 1,
+    t = config.core
+    core = (_TENSORCORE_CODE, t.m, t.n, t.k, t.pipeline, config.cores) if t is not None else \
+        (_CORE_CODES[config.dataflow], 0, 0, 0, 0, 0)
+    return struct.pack(_INFO_V2, INFO_MAGIC, PROTOCOL_VERSION, core[0],
                        config.rows, config.cols, n.in_width, n.acc_width, flags,
-                       config.max_m, config.max_k, config.max_n, clk_hz, baud, timeout_cycles)
+                       config.max_m, config.max_k, config.max_n, clk_hz, baud, timeout_cycles,
+                       *core[1:])
 
 
 def parse_info(payload):
-    """Inverse of :func:`info_payload`; raises ProtocolError on a malformed block."""
-    if len(payload) != struct.calcsize(_INFO_FORMAT):
-        raise ProtocolError(f"INFO payload has {len(payload)} bytes, expected "
-                            f"{struct.calcsize(_INFO_FORMAT)}")
-    (magic, version, dataflow, rows, cols, in_w, acc_w, flags, max_m, max_k, max_n, clk_hz,
-     baud, timeout) = struct.unpack(_INFO_FORMAT, payload)
-    if magic != INFO_MAGIC:
-        raise ProtocolError(f"not a systolix board (INFO magic {magic!r})")
-    if version != PROTOCOL_VERSION:
-        raise ProtocolError(f"board speaks protocol v{version}, this host v{PROTOCOL_VERSION}")
+    """Inverse of :func:`info_payload`, also for a version-1 device.
+
+    Raises :class:`ProtocolError` on a block of the wrong size or magic, and
+    :class:`InfoError` on a well-formed block that describes no usable device: an unknown
+    protocol version or core, an invalid engine (dimensions, widths, buffers), or a clock, baud
+    rate or timeout outside :func:`check_link_rates`.
+    """
+    payload = bytes(payload)
+    if len(payload) < 5:
+        raise ProtocolError(f"INFO payload has {len(payload)} bytes, too short for a header")
+    if payload[:4] != INFO_MAGIC:
+        raise ProtocolError(f"not a systolix board (INFO magic {payload[:4]!r})")
+    version = payload[4]
+    if version not in _INFO_FORMATS:
+        raise InfoError(f"board speaks protocol v{version}, this host "
+                        f"v{PROTOCOL_VERSIONS[0]}..v{PROTOCOL_VERSIONS[-1]}")
+    fmt = _INFO_FORMATS[version]
+    if len(payload) != struct.calcsize(fmt):
+        raise ProtocolError(f"INFO v{version} payload has {len(payload)} bytes, expected "
+                            f"{struct.calcsize(fmt)}")
+    fields = struct.unpack(fmt, payload)
+    (_, _, code, rows, cols, in_w, acc_w, flags, max_m, max_k, max_n, clk_hz, baud,
+     timeout) = fields[:14]
+    tc_m, tc_n, tc_k, tc_pipeline, cores = fields[14:] or (0, 0, 0, 0, 0)
+    if code not in _CORE_CODES.values() and not (version >= 2 and code == _TENSORCORE_CODE):
+        raise InfoError(f"INFO v{version} names an unknown engine core {code}")
+    if flags >> 2:
+        raise InfoError(f"INFO has unknown numerics flags 0x{flags:02x}")
     try:
         numerics = Numerics(in_width=in_w, acc_width=acc_w, signed=bool(flags & 1),
                             saturate=bool(flags & 2))
-        config = EngineConfig(SystolicConfig(rows, cols, Dataflow.WEIGHT_STATIONARY if dataflow
-                                             else Dataflow.OUTPUT_STATIONARY, numerics),
-                              max_m, max_k, max_n)
+        if code == _TENSORCORE_CODE:
+            config = EngineConfig(None, max_m, max_k, max_n,
+                                  core=TensorCoreConfig(tc_m, tc_n, tc_k, tc_pipeline, numerics),
+                                  cores=cores)
+        else:
+            if (tc_m, tc_n, tc_k, tc_pipeline, cores) != (0, 0, 0, 0, 0):
+                raise ValueError("a systolic engine has no tensor-core fields")
+            config = EngineConfig(SystolicConfig(rows, cols, Dataflow.WEIGHT_STATIONARY if code
+                                                 else Dataflow.OUTPUT_STATIONARY, numerics),
+                                  max_m, max_k, max_n)
+        if (config.rows, config.cols) != (rows, cols):
+            raise ValueError(f"C tiles of {rows}x{cols} do not match {cores} x "
+                             f"{tc_m}x{tc_n}x{tc_k} MMA units")
     except (TypeError, ValueError) as e:
-        raise ProtocolError(f"INFO describes an invalid engine: {e}") from None
+        raise InfoError(f"INFO describes an invalid engine: {e}") from None
+    try:
+        check_link_rates(clk_hz, baud, timeout)
+    except (TypeError, ValueError) as e:
+        raise InfoError(f"INFO describes an implausible device: {e}") from None
     return BoardInfo(config, clk_hz, baud, timeout, version)
 
 

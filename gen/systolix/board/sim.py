@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from amaranth.back import verilog
-
+from ..emit import convert, lint_config
+from ..fileio import atomic_write_all
 from ..sim.job import Job, Outcome
-from ..sim.runner import run, write_if_changed
+from ..sim.runner import run
 from .top import BoardConfig, BoardTop
 
 __all__ = ["board_verilog", "BoardJob", "BoardOutcome", "run_board"]
@@ -20,8 +20,7 @@ __all__ = ["board_verilog", "BoardJob", "BoardOutcome", "run_board"]
 
 def board_verilog(config: BoardConfig):
     """Verilog of the board top (ports ``clk``, ``rst``, ``uart_rx``, ``uart_tx``, ``leds``)."""
-    top = BoardTop(config)
-    return verilog.convert(top, name=config.name, emit_src=False)
+    return convert(BoardTop(config), config.name)
 
 
 @dataclass
@@ -48,7 +47,13 @@ class BoardJob(Job, kind="board", outcome=BoardOutcome):
 
     @staticmethod
     def write_verilog(config, out_dir):
-        return write_if_changed(out_dir / f"{config.name}.v", board_verilog(config))
+        v_path = out_dir / f"{config.name}.v"
+        text = board_verilog(config)
+        texts = {v_path: text, v_path.with_suffix(".vlt"): lint_config(config.name, text)}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_all({path: t for path, t in texts.items()
+                          if not (path.is_file() and path.read_text() == t)})
+        return v_path
 
 
 def run_board(config: BoardConfig, scenario: dict, simulator="icarus", work_dir="sim_out",

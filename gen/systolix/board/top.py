@@ -57,12 +57,17 @@ class BoardConfig:
             raise TypeError(f"engine must be an EngineConfig, not {self.engine!r}")
         if self.engine.requant is not None:
             raise ValueError("the board link does not support requantized engines yet")
-        uart_divisor(self.clk_hz, self.baud)  # validates both
+        uart_divisor(self.clk_hz, self.baud)  # their types and the divisor
+        P.check_link_rates(self.clk_hz, self.baud)
         if not isinstance(self.timeout_ms, (int, float)) or isinstance(self.timeout_ms, bool):
             raise TypeError(f"timeout_ms must be a number, not {self.timeout_ms!r}")
+        if not 0 < self.timeout_ms <= P.MAX_TIMEOUT_S * 1e3:  # (also refuses nan)
+            raise ValueError(f"timeout_ms must be in (0, {P.MAX_TIMEOUT_S * 1e3:g}], not "
+                             f"{self.timeout_ms}")
         if self.timeout_cycles < 16 * self.divisor:
             raise ValueError(f"timeout_ms {self.timeout_ms} is shorter than two bytes on the "
                              f"line at {self.baud} baud")
+        P.check_link_rates(self.clk_hz, self.baud, self.timeout_cycles)
 
     @property
     def divisor(self):

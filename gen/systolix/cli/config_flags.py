@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import kinds
 from ..config import (DEFAULT_MMA_PIPELINE, PIPELINES, Dataflow, EngineConfig, Numerics,
                       SystolicConfig, TensorCoreConfig)
 from ..emit import check_buffer_size
@@ -20,12 +21,9 @@ from .common import integer
 __all__ = ["GENERATE_KINDS", "ENGINE_DEFAULT_MAX", "add_design_flags", "design_config",
            "check_run_flags", "run_config"]
 
-#: The design kinds of ``generate`` (and of ``synth``/``sweep``/``build``), with their help.
-GENERATE_KINDS = {
-    "systolic": "the bare array",
-    "engine": "array (or tensor-core units) + buffers + controller",
-    "tensorcore": "an MMA unit",
-}
+#: The design kinds of ``generate`` (and of ``synth``/``sweep``/``build``), with their help:
+#: the registry's command-line kinds (:func:`systolix.kinds.command_line_names`).
+GENERATE_KINDS = {name: kinds.get(name).summary for name in kinds.command_line_names()}
 
 #: Default buffer limits of a generated engine (M, K, N up to 64 each).
 ENGINE_DEFAULT_MAX = 64

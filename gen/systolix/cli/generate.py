@@ -36,7 +36,6 @@ def add_parser(sub):
 
 def _generate(args):
     config = design_config(args, args.kind, "generate")
-    v, m = write_design(config, args.output)
-    print(f"wrote {v}")
-    print(f"wrote {m}")
+    for path in write_design(config, args.output):
+        print(f"wrote {path}")
     return 0

@@ -12,8 +12,8 @@ import json
 import os
 
 from ..errors import SystolixError
+from ..kinds import command_line_names, get
 from ..synth.board import BOARD_PLATFORMS, build_bitstream
-from ..synth.designs import KINDS, get_kind
 from ..synth.flow import SynthOptions, require_fit, synthesize
 from ..synth.sweep import run_sweep
 from ..synth.targets import TARGETS, get_target
@@ -52,7 +52,7 @@ def _add_flow_args(p, *, harness_default="auto"):
 
 def _kind_arg(p, kind, what):
     if kind is None:
-        p.add_argument("kind", choices=list(KINDS), help=what)
+        p.add_argument("kind", choices=command_line_names(), help=what)
 
 
 def _synth_flags(p, kind=None):
@@ -110,7 +110,7 @@ def add_parser(sub):
     for command, (what, add_flags) in _COMMANDS.items():
         def kind_parsers(command=command, what=what, add_flags=add_flags):
             parsers = {}
-            for kind in KINDS:
+            for kind in command_line_names():
                 parsers[kind] = Parser(prog=f"systolix {command} {kind}",
                                        description=what[0].upper() + what[1:] + ".")
                 add_flags(parsers[kind], kind)
@@ -207,12 +207,12 @@ def _cmd_sweep(args):
                             "pipeline option")
     sizes = _parse_sizes(args.sizes)
     base = _config(args)
-    kind = get_kind(args.kind)
-    if kind.sweep_configs is None:
+    kind = get(args.kind)
+    if kind.sweep is None:
         raise SystolixError(f"sweep walks array sizes; it has no design space for "
                             f"'{args.kind}'")
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
-    configs = kind.sweep_configs(sizes, variants, base)
+    configs = kind.sweep(sizes, variants, base)
     target = get_target(args.target)
     jobs = default_jobs() if args.jobs is None else args.jobs
     summary = run_sweep(configs, target, _options(args, args.harness), args.output, jobs=jobs,

@@ -5,23 +5,14 @@ then feeds the Amaranth generator, the numpy golden model, the cycle model, the 
 manifest written beside the RTL, so those can never disagree about a parameter.
 """
 
-from .array import MAX_ARRAY_DIM, PIPELINES, Dataflow, SystolicConfig
+from .array import MAX_ARRAY_DIM, PIPELINES, Dataflow, PEPipeline, SystolicConfig
 from .engine import DIM_WIDTH, MAX_CORES, EngineConfig
 from .numerics import Numerics
-from .requant import REQUANT_PARAM_BITS, RequantConfig
+from .requant import REQUANT_FIELDS, REQUANT_PARAM_BITS, RequantConfig
 from .tensorcore import DEFAULT_MMA_PIPELINE, MAX_MMA_DIM, TensorCoreConfig
 
-__all__ = ["Dataflow", "Numerics", "SystolicConfig", "RequantConfig", "EngineConfig",
-           "TensorCoreConfig", "config_from_dict", "MAX_ARRAY_DIM", "MAX_CORES", "MAX_MMA_DIM",
-           "DIM_WIDTH", "PIPELINES", "DEFAULT_MMA_PIPELINE", "REQUANT_PARAM_BITS"]
+__all__ = ["Dataflow", "PEPipeline", "Numerics", "SystolicConfig", "RequantConfig",
+           "EngineConfig", "TensorCoreConfig", "MAX_ARRAY_DIM", "MAX_CORES", "MAX_MMA_DIM",
+           "DIM_WIDTH", "PIPELINES", "DEFAULT_MMA_PIPELINE", "REQUANT_FIELDS",
+           "REQUANT_PARAM_BITS"]
 
-
-def config_from_dict(d):
-    """Rebuild any config from its :meth:`to_dict` form (dispatching on ``kind``)."""
-    kinds = {"systolic": SystolicConfig, "engine": EngineConfig, "requant": RequantConfig,
-             "tensorcore": TensorCoreConfig}
-    try:
-        cls = kinds[d["kind"]]
-    except KeyError:
-        raise ValueError(f"unknown config kind {d.get('kind')!r}") from None
-    return cls.from_dict(d)

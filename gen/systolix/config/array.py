@@ -8,19 +8,47 @@ from dataclasses import dataclass, field
 from .checks import check_int
 from .numerics import Numerics
 
-__all__ = ["Dataflow", "SystolicConfig", "MAX_ARRAY_DIM", "PIPELINES"]
+__all__ = ["Dataflow", "PEPipeline", "SystolicConfig", "MAX_ARRAY_DIM", "PIPELINES"]
 
 #: Largest supported array side (TPU v1 is 256 x 256). Emitting a flattened 64 x 64 array already
 #: takes ~25 s; the cap stops a typo from starting an hour-long elaboration.
 MAX_ARRAY_DIM = 256
 
-#: Pipeline options of a processing element and the register stages each adds in front of the
-#: accumulator: ``none`` (today's PE), ``product`` (the product is registered), ``full``
-#: (the multiplier's operands and its product are registered; on ECP5 these are the
-#: MULT18X18D's own input and output registers) and ``deep`` (``full`` plus one more product
-#: register in the fabric, so the long route from a DSP block to its accumulator gets a
-#: cycle of its own).
-PIPELINES = {"none": 0, "product": 1, "full": 2, "deep": 3}
+class PEPipeline(str, enum.Enum):
+    """Pipeline option of a processing element: which registers sit in front of its accumulator.
+
+    A *named register structure*, not a count (compare :attr:`TensorCoreConfig.pipeline
+    <systolix.config.TensorCoreConfig.pipeline>`, which counts register stages):
+    :attr:`stages` gives the count. A ``str`` enum: a member equals its value (``PEPipeline.FULL
+    == "full"``), the spelling used in config dicts, names and on the command line, so strings
+    are accepted wherever a member is.
+    """
+
+    #: no register: the product goes straight into the accumulator.
+    NONE = "none"
+    #: the product is registered.
+    PRODUCT = "product"
+    #: the multiplier's operands and its product are registered (on ECP5: the MULT18X18D's own
+    #: input and output registers).
+    FULL = "full"
+    #: ``full`` plus one more product register in the fabric, so the long route from a DSP
+    #: block to its accumulator gets a cycle of its own.
+    DEEP = "deep"
+
+    def __str__(self):
+        return self.value
+
+    def __repr__(self):  # as the string it equals: config reprs read (and eval) as before
+        return repr(self.value)
+
+    @property
+    def stages(self):
+        """Register stages the option adds between operands and accumulator (0..3)."""
+        return list(PEPipeline).index(self)
+
+
+#: PE pipeline option names and the register stages each adds (:class:`PEPipeline`).
+PIPELINES = {p.value: p.stages for p in PEPipeline}
 
 
 class Dataflow(enum.Enum):
@@ -48,18 +76,18 @@ class SystolicConfig:
         Which operand is stationary: output-stationary (default) or weight-stationary.
     numerics : Numerics
         Operand and accumulator arithmetic.
-    pipeline : str
-        Register stages between the operands and the accumulator, one of :data:`PIPELINES`:
-        ``"none"`` (default), ``"product"``, ``"full"`` or ``"deep"``. More stages raise Fmax and delay every
-        result by :attr:`pipeline_stages` cycles; nothing else changes (same ports, same ``ready``
-        behaviour, same results).
+    pipeline : PEPipeline or str
+        The PE's register structure (:class:`PEPipeline`; its value as a string is accepted and
+        converted): ``"none"`` (default), ``"product"``, ``"full"`` or ``"deep"``. More
+        stages raise Fmax and delay every result by :attr:`pipeline_stages` cycles; nothing
+        else changes (same ports, same ``ready`` behaviour, same results).
     """
 
     rows: int
     cols: int
     dataflow: Dataflow = Dataflow.OUTPUT_STATIONARY
     numerics: Numerics = field(default_factory=Numerics)
-    pipeline: str = "none"
+    pipeline: PEPipeline = PEPipeline.NONE
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, MAX_ARRAY_DIM)
@@ -73,6 +101,7 @@ class SystolicConfig:
         if self.pipeline not in PIPELINES:
             raise ValueError(f"pipeline must be one of {', '.join(PIPELINES)}, "
                              f"not {self.pipeline!r}")
+        object.__setattr__(self, "pipeline", PEPipeline(self.pipeline))
         if self.pipeline != "none" and self.dataflow is not Dataflow.OUTPUT_STATIONARY:
             raise ValueError("pipeline options exist for the output-stationary PE only, not yet "
                              "for the weight-stationary one")
@@ -80,7 +109,7 @@ class SystolicConfig:
     @property
     def pipeline_stages(self):
         """Register stages the pipeline option adds between operands and accumulator."""
-        return PIPELINES[self.pipeline]
+        return self.pipeline.stages
 
     @property
     def macs(self):
@@ -101,7 +130,7 @@ class SystolicConfig:
         n = self.numerics
         return (f"systolic_{self.dataflow.value}_{self.rows}x{self.cols}_"
                 f"{n.operand_type}_acc{n.acc_width}_{n.overflow}"
-                + (f"_pipe_{self.pipeline}" if self.pipeline != "none" else ""))
+                + (f"_pipe_{self.pipeline.value}" if self.pipeline != "none" else ""))
 
     def to_dict(self):
         d = {
@@ -113,7 +142,7 @@ class SystolicConfig:
             "numerics": self.numerics.to_dict(self.accumulation_chunk),
         }
         if self.pipeline != "none":  # absent = default, so existing manifests stay identical
-            d["pipeline"] = self.pipeline
+            d["pipeline"] = self.pipeline.value
         return d
 
     @classmethod

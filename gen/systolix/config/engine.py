@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from .array import Dataflow, SystolicConfig
+from .array import SystolicConfig
 from .checks import check_int
+from .core import SystolicCore, TensorCore
 from .requant import REQUANT_PARAM_BITS, RequantConfig
 from .tensorcore import TensorCoreConfig
 
@@ -47,6 +49,12 @@ class EngineConfig:
     cores : int
         MMA units side by side along N (they share each A fragment), 1..:data:`MAX_CORES`.
         Only with ``core``. Default 1.
+
+    Attributes
+    ----------
+    compute : ComputeCore
+        The compute core built from ``array`` or from ``core`` and ``cores``: everything the
+        buffers, controller, cycle model and packers need to know about it.
     """
 
     array: SystolicConfig | None = None
@@ -71,6 +79,10 @@ class EngineConfig:
         if self.array is not None and self.cores != 1:
             raise ValueError(f"cores counts tensor-core MMA units: it must be 1 with a systolic "
                              f"array, not {self.cores}")
+        # (a derived attribute, not a field: equality, hash, repr and the dict stay the two
+        # optional fields')
+        object.__setattr__(self, "compute", SystolicCore.of(self.array) if self.core is None
+                           else TensorCore(self.core, self.cores))
         for name in ("max_m", "max_k", "max_n"):
             check_int(name, getattr(self, name), 1, (1 << DIM_WIDTH) - 1)
         if self.requant is not None:
@@ -86,71 +98,58 @@ class EngineConfig:
     @property
     def arch(self):
         """``"systolic"`` or ``"tensorcore"``: which compute core the engine has."""
-        return "systolic" if self.core is None else "tensorcore"
-
-    @property
-    def tensorcore(self):
-        """True for a tensor-core engine."""
-        return self.core is not None
+        return self.compute.arch
 
     @property
     def rows(self):
         """Rows of C produced per tile: the array's rows, or the MMA unit's m."""
-        return self.array.rows if self.core is None else self.core.m
+        return self.compute.rows
 
     @property
     def cols(self):
         """Accumulators per C word: the array's cols, or n x cores for a tensor-core engine."""
-        return self.array.cols if self.core is None else self.core.n * self.cores
+        return self.compute.cols
 
     @property
     def dataflow(self):
         """The array's dataflow (None for a tensor-core engine)."""
-        return self.array.dataflow if self.core is None else None
+        return self.compute.dataflow
 
     @property
     def numerics(self):
-        return self.array.numerics if self.core is None else self.core.numerics
+        return self.compute.numerics
 
     @property
     def macs(self):
-        return self.array.macs if self.core is None else self.core.macs * self.cores
+        return self.compute.macs
 
     @property
     def accumulation_chunk(self):
-        return (self.array.accumulation_chunk if self.core is None
-                else self.core.accumulation_chunk)
+        return self.compute.accumulation_chunk
 
     @property
     def k_steps_max(self):
-        """Tensor core: k-steps (MMAs per output tile) of the largest K, ceil(max_k / k)."""
-        return _ceil_div(self.max_k, self.core.k if self.core else 1)
+        """B words per column tile of the largest K (tensor core: ceil(max_k / k) k-steps)."""
+        return self.compute.k_steps(self.max_k)
 
     @property
     def a_depth(self):
         """Words in the A buffer (each word holds ``rows`` operands; a tensor-core engine's
         word is one m x k fragment)."""
-        if self.core is not None:
-            return _ceil_div(self.max_m, self.core.m) * self.k_steps_max
-        if self.dataflow is Dataflow.OUTPUT_STATIONARY:
-            return _ceil_div(self.max_m, self.rows) * self.max_k
-        return _ceil_div(self.max_k, self.rows) * self.max_m
+        return self.compute.a_words(self.max_m, self.max_k)
 
     @property
     def b_depth(self):
         """Words in the B buffer (each word holds ``cols`` operands; a tensor-core engine's
         word is one k x cols fragment)."""
-        if self.core is not None:
-            return _ceil_div(self.max_n, self.cols) * self.k_steps_max
-        return _ceil_div(self.max_n, self.cols) * self.max_k
+        return self.compute.b_words(self.max_k, self.max_n)
 
     @property
     def m_stride(self):
         """C buffer words reserved per column tile, rounded up to a power of two so that a C
         address is just (column tile, row) side by side: ``max_m`` rows of a systolic engine,
         ``ceil(max_m / m)`` m x cols fragments of a tensor-core engine."""
-        rows = self.max_m if self.core is None else _ceil_div(self.max_m, self.core.m)
-        return 1 << (rows - 1).bit_length()
+        return 1 << (self.compute.c_rows(self.max_m) - 1).bit_length()
 
     @property
     def c_depth(self):
@@ -166,11 +165,9 @@ class EngineConfig:
     @property
     def buffer_bits(self):
         """Total bits of the buffers (A, B, C and the requantization parameters)."""
-        n = self.numerics
-        a_lanes, b_lanes, c_lanes = self.rows, self.cols, self.cols
-        if self.core is not None:
-            k = self.core.k
-            a_lanes, b_lanes, c_lanes = self.rows * k, k * self.cols, self.rows * self.cols
+        n, cc = self.numerics, self.compute
+        a_lanes, b_lanes, c_lanes = (math.prod(block) for block in (cc.a_block, cc.b_block,
+                                                                    cc.c_block))
         return (self.a_depth * a_lanes * n.in_width + self.b_depth * b_lanes * n.in_width
                 + self.c_depth * c_lanes * n.acc_width
                 + self.q_depth * self.cols * REQUANT_PARAM_BITS)
@@ -179,29 +176,21 @@ class EngineConfig:
     def name(self):
         """e.g. ``engine_ws_16x16_int8_acc32_wrap_256x256x256`` (max M x K x N last), or
         ``engine_tc_4x4x4_int8_acc32_wrap_64x64x64_4cores`` for four 4x4x4 MMA units."""
-        core = self.array.name.replace("systolic_", "engine_", 1) if self.core is None else \
-            self.core.name.replace("tensorcore_", "engine_tc_", 1)
-        return (core + f"_{self.max_m}x{self.max_k}x{self.max_n}"
-                + (f"_{self.cores}cores" if self.cores > 1 else "")
+        return (self.compute.engine_name(self.max_m, self.max_k, self.max_n)
                 + (f"_rq{self.requant.out_type}" if self.requant else ""))
 
     def to_dict(self):
-        d = {
+        return {
             "kind": "engine",
             "name": self.name,
-            "array": self.array.to_dict() if self.array is not None else None,
-        }
-        if self.core is not None:  # (a systolic engine's dict is unchanged: rtl/ manifests)
-            d.update({"arch": self.arch, "core": self.core.to_dict(), "cores": self.cores})
-        d.update({
+            **self.compute.to_dict(),
             "max_m": self.max_m, "max_k": self.max_k, "max_n": self.max_n,
             "requant": self.requant.to_dict() if self.requant else None,
             "buffers": {
                 "a_words": self.a_depth, "b_words": self.b_depth, "c_words": self.c_depth,
                 "bits": self.buffer_bits,
             },
-        })
-        return d
+        }
 
     @classmethod
     def from_dict(cls, d):

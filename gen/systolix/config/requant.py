@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .checks import check_bool, check_int
 from .array import MAX_ARRAY_DIM
 
-__all__ = ["RequantConfig", "REQUANT_PARAM_BITS"]
+__all__ = ["RequantConfig", "REQUANT_FIELDS", "REQUANT_PARAM_BITS"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,13 @@ class RequantConfig:
         return cls(lanes=d["lanes"], out_signed=d["out_signed"])
 
 
-#: Bits of one lane's requantization parameters: bias 32, multiplier 32, shift 5, and the
-#: output zero point and clamp bounds, 8 each.
-REQUANT_PARAM_BITS = 32 + 32 + 5 + 3 * 8
+#: One lane's requantization parameters (:func:`systolix.model.quant.requantize`), least
+#: significant first: ``(name, width, signedness)``, where the signedness is ``True``/``False``,
+#: or ``"out"`` for the output type's (the zero point and clamp bounds are output values).
+#: The hardware layout (:func:`systolix.hdl.requant.param_layout`), the host's packer
+#: (:func:`systolix.model.tiling.engine_q_words`) and the buffer size all follow it.
+REQUANT_FIELDS = (("bias", 32, True), ("multiplier", 32, True), ("shift", 5, False),
+                  ("zero_point", 8, "out"), ("clamp_min", 8, "out"), ("clamp_max", 8, "out"))
+
+#: Bits of one lane's requantization parameters.
+REQUANT_PARAM_BITS = sum(width for _, width, _ in REQUANT_FIELDS)

@@ -41,8 +41,10 @@ class TensorCoreConfig:
     m, n, k : int
         Unit shape, 1..:data:`MAX_MMA_DIM` each. Default 4 x 4 x 4 (one NVIDIA V100 tensor core).
     pipeline : int
-        Register stages before the accumulate, 0 .. ceil(log2 k) + 1. Default
-        :data:`DEFAULT_MMA_PIPELINE`. The latency is ``pipeline + 1`` cycles.
+        *Number* of register stages before the accumulate, 0 .. ceil(log2 k) + 1, placed at
+        :attr:`register_cuts` (compare :class:`~systolix.config.PEPipeline`, a systolic PE's
+        named register structure). Default :data:`DEFAULT_MMA_PIPELINE`. The latency is
+        ``pipeline + 1`` cycles.
     numerics : Numerics
         Operand and accumulator arithmetic (the accumulator is C / D).
     """

@@ -4,7 +4,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import RequantConfig
+from ..config import REQUANT_FIELDS, RequantConfig
 
 __all__ = ["Requantizer", "param_layout", "requant_input_layout", "requant_output_layout",
            "out_shape"]
@@ -20,13 +20,8 @@ def param_layout(config: RequantConfig):
     """One lane's parameters (see :func:`systolix.model.quant.requantize`)."""
     out = out_shape(config)
     return data.StructLayout({
-        "bias": signed(32),
-        "multiplier": signed(32),
-        "shift": unsigned(5),
-        "zero_point": out,
-        "clamp_min": out,
-        "clamp_max": out,
-    })
+        name: out if sign == "out" else signed(width) if sign else unsigned(width)
+        for name, width, sign in REQUANT_FIELDS})
 
 
 def requant_input_layout(config: RequantConfig):

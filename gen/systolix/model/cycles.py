@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config import Dataflow, EngineConfig, SystolicConfig
+from ..config import Dataflow, EngineConfig, SystolicConfig, TensorCoreConfig
 
-__all__ = ["GemmCycles", "EngineCycles", "tile_grid", "result_latency", "stream_cycles",
-           "gemm_cycles", "engine_cycles", "scalesim_cycles"]
+__all__ = ["GemmCycles", "EngineCycles", "tile_grid", "result_latency", "os_stream_cycles",
+           "mma_stream_cycles", "gemm_cycles", "ws_array_cycles", "engine_cycles",
+           "scalesim_cycles"]
 
 
 def tile_grid(config: SystolicConfig, m, n):
@@ -28,7 +29,7 @@ def result_latency(config: SystolicConfig):
     return config.rows + config.cols - 1 + config.pipeline_stages
 
 
-def stream_cycles(config: SystolicConfig, tile_ks):
+def os_stream_cycles(config: SystolicConfig, tile_ks):
     """Cycles to push tiles with the given K's back to back through an output-stationary array.
 
     Tile ``t``'s ``last`` beat is accepted ``K_t`` cycles after the previous one, but never
@@ -47,7 +48,7 @@ def stream_cycles(config: SystolicConfig, tile_ks):
         raise ValueError(f"no cycle model for dataflow {config.dataflow}")
     tile_ks = list(tile_ks)
     if not tile_ks:
-        raise ValueError("stream_cycles needs at least one tile")
+        raise ValueError("os_stream_cycles needs at least one tile")
     R = config.rows
     last_cycles = []
     for t, k in enumerate(tile_ks):
@@ -56,6 +57,15 @@ def stream_cycles(config: SystolicConfig, tile_ks):
         last_cycles.append(k - 1 if t == 0 else last_cycles[-1] + max(k, R))
     completion = last_cycles[-1] + result_latency(config) + (R - 1)
     return completion + 1, last_cycles
+
+
+def mma_stream_cycles(config: TensorCoreConfig, beats):
+    """Cycles for ``beats`` MMAs issued back to back into a tensor-core MMA unit, first
+    accepted beat to last result, both inclusive: ``beats + latency`` (the unit's initiation
+    interval is 1)."""
+    if not isinstance(beats, int) or beats < 1:
+        raise ValueError(f"beats must be a positive integer, not {beats!r}")
+    return beats + config.latency
 
 
 @dataclass(frozen=True)
@@ -88,7 +98,27 @@ def gemm_cycles(config: SystolicConfig, m, k, n):
             raise ValueError(f"{name} must be at least 1, not {v}")
     tm, tn = tile_grid(config, m, n)
     tiles = tm * tn
-    cycles, _ = stream_cycles(config, [k] * tiles)
+    cycles, _ = os_stream_cycles(config, [k] * tiles)
+    return GemmCycles(m=m, k=k, n=n, tiles=tiles, cycles=cycles, macs=m * k * n,
+                      peak_macs=config.macs)
+
+
+def ws_array_cycles(config: SystolicConfig, m, k, n):
+    """Exact cycles of C = A(M x K) x B(K x N) on a bare weight-stationary array at its tightest
+    legal schedule, from the first weight push to the last ``psum`` beat, both inclusive:
+    ``tiles = ceil(K/R) * ceil(N/C)`` weight tiles, each streaming the M rows of A; the first
+    tile's R pushes and its activating swap (a bubble) come first, every later tile's weights
+    are pushed during the previous tile's beats, whose last beat carries the swap, so tiles
+    are ``max(M, R)`` cycles apart: ``2R + C + M + (tiles - 1) * max(M, R)``. The partial
+    sums of the K tiles are accumulated outside the array."""
+    if config.dataflow is not Dataflow.WEIGHT_STATIONARY:
+        raise ValueError(f"ws_array_cycles needs a weight-stationary array, not {config.dataflow}")
+    for name, v in (("M", m), ("K", k), ("N", n)):
+        if v < 1:
+            raise ValueError(f"{name} must be at least 1, not {v}")
+    R, C = config.rows, config.cols
+    tiles = math.ceil(k / R) * math.ceil(n / C)
+    cycles = 2 * R + C + m + (tiles - 1) * max(m, R)
     return GemmCycles(m=m, k=k, n=n, tiles=tiles, cycles=cycles, macs=m * k * n,
                       peak_macs=config.macs)
 
@@ -163,53 +193,20 @@ class EngineCycles:
 def engine_cycles(config: EngineConfig, m, k, n):
     """Exact cycles of C = A(M x K) x B(K x N) on a matrix engine.
 
-    Output-stationary: ``tiles = ceil(M/R) * ceil(N/C)`` output tiles, each ``span = max(K, R)``
-    cycles apart (the array's drain needs R per tile); compute =
-    ``(tiles - 1) * span + K + R + result_latency`` (the last tile's K beats, one cycle of buffer
-    latency, the array's result latency - R + C - 1 plus any PE pipeline stages - and R - 1 more
-    for its last row). Without PE pipelining that is ``(tiles - 1) * span + K + 2R + C - 1``.
-
-    Weight-stationary: ``tiles = ceil(K/R) * ceil(N/C)`` weight tiles, each ``span = max(M, R + 1)``
-    cycles (the M rows of A; the next tile's R weight rows are pushed meanwhile, and need R + 1
-    cycles between swaps); compute = ``R + 1 + (tiles - 1) * span + M + R + C`` (loading the first
-    weights, then the last tile's M beats, one cycle of buffer latency and R + C - 1 through the
-    array, whose result is accumulated into C in the same cycle).
-
-    Tensor core (m x n x k units, ``cores`` of them side by side, latency L = pipeline + 1):
-    ``tiles = ceil(M/m) * ceil(N/(n*cores))`` output tiles, taken in groups of L; a group
-    issues its L tiles' k-step 0, then k-step 1, .. (``ks = ceil(K/k)`` k-steps), one MMA per
-    cycle, so ``span = L * ks`` cycles per group (slots past the last tile are bubbles);
-    compute = ``(groups - 1) * span + (ks - 1) * L + (tiles - 1) mod L + L + 2`` with
-    ``groups = ceil(tiles / L)`` (up to the last tile's final issue, one cycle of buffer latency,
-    L through the unit, and the cycle writing it to C).
+    The compute phase follows the core's schedule (:meth:`ComputeCore.schedule
+    <systolix.config.core.ComputeCore.schedule>` of ``config.compute``, which states each
+    core's formula); loading takes the core's A and B word counts (and one parameter word per
+    column tile with requantization), draining ``M * ceil(N / cols)`` C words.
     """
     for name, v, hi in (("M", m, config.max_m), ("K", k, config.max_k), ("N", n, config.max_n)):
         if not 1 <= v <= hi:
             raise ValueError(f"{name} must be in range 1..{hi}, not {v}")
-    R, C = config.rows, config.cols
-    col_tiles = math.ceil(n / C)
+    cc = config.compute
+    tiles, span, compute = cc.schedule(m, k, n)
+    col_tiles = math.ceil(n / config.cols)
     rq = config.requant is not None
-    if config.core is not None:
-        ks, lat = math.ceil(k / config.core.k), config.core.latency
-        tiles = math.ceil(m / R) * col_tiles
-        groups, span = math.ceil(tiles / lat), lat * ks
-        compute = (groups - 1) * span + (ks - 1) * lat + (tiles - 1) % lat + lat + 2
-        return EngineCycles(m=m, k=k, n=n, tiles=tiles, span=span,
-                            a_words=math.ceil(m / R) * ks, b_words=col_tiles * ks,
-                            c_words=m * col_tiles, compute=compute, macs=m * k * n,
-                            peak_macs=config.macs, q_words=col_tiles if rq else 0,
-                            output_latency=config.requant.latency if rq else 0)
-    if config.dataflow is Dataflow.OUTPUT_STATIONARY:
-        tiles, span = math.ceil(m / R) * col_tiles, max(k, R)
-        compute = (tiles - 1) * span + k + R + result_latency(config.array)
-        a_words = math.ceil(m / R) * k
-    else:
-        tiles, span = math.ceil(k / R) * col_tiles, max(m, R + 1)
-        compute = R + 1 + (tiles - 1) * span + m + R + C
-        a_words = math.ceil(k / R) * m
-    rq = config.requant is not None
-    return EngineCycles(m=m, k=k, n=n, tiles=tiles, span=span, a_words=a_words,
-                        b_words=col_tiles * k, c_words=m * col_tiles, compute=compute,
+    return EngineCycles(m=m, k=k, n=n, tiles=tiles, span=span, a_words=cc.a_words(m, k),
+                        b_words=cc.b_words(k, n), c_words=m * col_tiles, compute=compute,
                         macs=m * k * n, peak_macs=config.macs,
                         q_words=col_tiles if rq else 0,
                         output_latency=config.requant.latency if rq else 0)

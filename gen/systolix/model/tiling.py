@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import Dataflow, EngineConfig, SystolicConfig
+from ..config import REQUANT_FIELDS, EngineConfig, SystolicConfig
 from .cycles import tile_grid
 
 __all__ = ["Tile", "plan_tiles", "pack_input_beats", "unpack_output_rows", "assemble",
@@ -124,52 +124,43 @@ def _padded(x, rows, cols, fill=0):
     return out
 
 
+def _block_words(x, block, order, fill):
+    """Words of matrix ``x`` cut into ``block``-shaped pieces (padded with ``fill``), each
+    row-major; pieces in ``order``: ``"rc"`` = each block row's blocks left to right, ``"cr"``
+    = each block column's blocks top to bottom."""
+    (br, bc), (rows, cols) = block, x.shape
+    tr, tc = -(-rows // br), -(-cols // bc)
+    blocks = _padded(x, tr * br, tc * bc, fill).reshape(tr, br, tc, bc).transpose(0, 2, 1, 3)
+    if order == "cr":
+        blocks = blocks.transpose(1, 0, 2, 3)
+    return blocks.reshape(tr * tc, br * bc)
+
+
 def engine_a_words(config: EngineConfig, a, fill=0):
     """The ``a`` stream's words for operand A, in order, as payload integers.
 
-    A tensor-core engine's word is one m x k fragment, row-major (element (r, j) is lane
-    ``r * k + j``), fragments in order: for each row tile (m rows), for each k-step (k
-    columns). ``fill`` goes into the padding lanes past the matrix edge (the engine ignores
-    them; tests use a nonzero fill to prove it).
+    Each word is one :attr:`~systolix.config.core.ComputeCore.a_block` of A, row-major (a
+    tensor-core engine's m x k fragment: element (r, j) is lane ``r * k + j``), in the core's
+    ``a_order`` (see :class:`systolix.hdl.engine.MatrixEngine`). ``fill`` goes into the
+    padding lanes past the matrix edge (the engine ignores them; tests use a nonzero fill to
+    prove it).
     """
-    R, w = config.rows, config.numerics.in_width
-    a = np.asarray(a, dtype=np.int64)
-    m, k = a.shape
-    if config.core is not None:
-        fm, fk = config.core.m, config.core.k
-        mt, ks = -(-m // fm), -(-k // fk)
-        frags = (_padded(a, mt * fm, ks * fk, fill).reshape(mt, fm, ks, fk)
-                 .transpose(0, 2, 1, 3).reshape(mt * ks, fm * fk))
-        return _bits_to_ints(_to_bits(frags, w))
-    if config.dataflow is Dataflow.OUTPUT_STATIONARY:
-        tiles = -(-m // R)
-        lanes = _padded(a, tiles * R, k).reshape(tiles, R, k).transpose(0, 2, 1)  # (tile, k, r)
-    else:
-        tiles = -(-k // R)
-        lanes = _padded(a, m, tiles * R).reshape(m, tiles, R).transpose(1, 0, 2)  # (tile, m, r)
-    return _bits_to_ints(_to_bits(lanes.reshape(-1, R), w))
+    cc = config.compute
+    words = _block_words(np.asarray(a, dtype=np.int64), cc.a_block,
+                         "rc" if cc.a_order == "mk" else "cr", fill)
+    return _bits_to_ints(_to_bits(words, config.numerics.in_width))
 
 
 def engine_b_words(config: EngineConfig, b, fill=0):
     """The ``b`` stream's words for operand B, in order, as payload integers.
 
-    A tensor-core engine's word is one k x cols fragment (cols = n x cores), row-major
-    (element (j, c) is lane ``j * cols + c``; unit u takes columns u*n .. u*n + n - 1), in
-    order: for each column tile (cols columns), for each k-step (k rows). ``fill`` as for
-    :func:`engine_a_words`.
+    Each word is one :attr:`~systolix.config.core.ComputeCore.b_block` of B, row-major (a
+    tensor-core engine's k x cols fragment, cols = n x cores: element (j, c) is lane
+    ``j * cols + c``; unit u takes columns u*n .. u*n + n - 1): for each column tile, its
+    k-blocks in order. ``fill`` as for :func:`engine_a_words`.
     """
-    C, w = config.cols, config.numerics.in_width
-    b = np.asarray(b, dtype=np.int64)
-    k, n = b.shape
-    tiles = -(-n // C)
-    if config.core is not None:
-        fk = config.core.k
-        ks = -(-k // fk)
-        frags = (_padded(b, ks * fk, tiles * C, fill).reshape(ks, fk, tiles, C)
-                 .transpose(2, 0, 1, 3).reshape(tiles * ks, fk * C))
-        return _bits_to_ints(_to_bits(frags, w))
-    lanes = _padded(b, k, tiles * C).reshape(k, tiles, C).transpose(1, 0, 2)  # (tile, k, c)
-    return _bits_to_ints(_to_bits(lanes.reshape(-1, C), w))
+    words = _block_words(np.asarray(b, dtype=np.int64), config.compute.b_block, "cr", fill)
+    return _bits_to_ints(_to_bits(words, config.numerics.in_width))
 
 
 def engine_c_matrix(config: EngineConfig, payloads, m, n):
@@ -193,12 +184,6 @@ def engine_c_matrix(config: EngineConfig, payloads, m, n):
     return matrix, extra[:, 0].astype(bool)
 
 
-#: Fields of one lane's requantization parameters, LSB first, with their widths
-#: (:func:`systolix.hdl.requant.param_layout`).
-REQUANT_FIELDS = (("bias", 32), ("multiplier", 32), ("shift", 5), ("zero_point", 8),
-                  ("clamp_min", 8), ("clamp_max", 8))
-
-
 def engine_q_words(config: EngineConfig, params, n):
     """The ``q`` stream's words for an N-column job: per column tile, lane c holds the
     parameters of column n0 + c (padding lanes are zero).
@@ -219,10 +204,11 @@ def engine_q_words(config: EngineConfig, params, n):
 
 def _param_bits(params, lanes):
     """(..., lanes, 93) bits of requantization parameters, fields in
-    :data:`REQUANT_FIELDS` order; ``lanes(value)`` places one field's values on the lanes."""
+    :data:`systolix.config.REQUANT_FIELDS` order; ``lanes(value)`` places one field's values
+    on the lanes."""
     return np.concatenate([_to_bits(lanes(np.asarray(getattr(params, name), dtype=np.int64))
                                     [..., None], width)
-                           for name, width in REQUANT_FIELDS], axis=-1)
+                           for name, width, _ in REQUANT_FIELDS], axis=-1)
 
 
 # -- the standalone requantizer (systolix.hdl.requant.Requantizer)

@@ -25,8 +25,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..config import EngineConfig, TensorCoreConfig, config_from_dict
+from ..config import EngineConfig, TensorCoreConfig
 from ..fileio import atomic_open
+from ..kinds import config_from_dict
 
 __all__ = ["JOB_ENV", "Job", "Outcome", "SimJob", "JobOutcome", "StreamJob", "StreamOutcome",
            "MMAJob", "MMAOutcome", "is_reject", "write_job", "read_job", "write_outcome",

@@ -1,4 +1,4 @@
-"""Host side of the tensor-core MMA unit: cycle model and beat packing.
+"""Host side of the tensor-core MMA unit: beat packing.
 
 The bit layouts follow :func:`systolix.hdl.tensorcore.mma_input_layout` / ``mma_output_layout``:
 fields ``a``, ``b``, ``c`` (then ``d`` on the output) in that order from bit 0, each a row-major
@@ -17,15 +17,7 @@ import numpy as np
 from ..config import TensorCoreConfig
 from ..model.tiling import _bits_to_ints, _to_bits
 
-__all__ = ["stream_cycles", "pack_input_beats", "unpack_output_beats"]
-
-
-def stream_cycles(config: TensorCoreConfig, beats):
-    """Cycles for ``beats`` MMAs issued back to back, first accepted beat to last result,
-    both inclusive: ``beats + latency`` (the unit's initiation interval is 1)."""
-    if not isinstance(beats, int) or beats < 1:
-        raise ValueError(f"beats must be a positive integer, not {beats!r}")
-    return beats + config.latency
+__all__ = ["pack_input_beats", "unpack_output_beats"]
 
 
 def _check_shapes(config, a, b, c):

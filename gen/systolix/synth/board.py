@@ -18,10 +18,11 @@ from pathlib import Path
 from amaranth.hdl import Elaboratable, Module
 
 from ..board.top import DEFAULT_BAUD, BoardConfig, BoardPlatformTop
+from .. import kinds
+from ..config import SystolicConfig
 from ..errors import SystolixError
 from ..fileio import owned_tempdir, remove_abandoned
 from ..hdl.dsp import with_dsp
-from .designs import kind_of
 from .flow import SynthOptions, synthesize
 from .harness import DUT_NAME, IOHarness
 from .reports import nextpnr_capacity_error, parse_nextpnr_report, parse_yosys_stat
@@ -95,6 +96,9 @@ def largest_fitting(kind, base, target, options, *, cache_dir=None, progress=Non
     ``target``. Candidates are bounded by the device's DSP count times the int8 MACs one DSP
     can hold (2 on iCE40 with MODE_8x8); a candidate with too many DSPs is rejected after
     yosys, before place and route, so over-trying is cheap."""
+    if not isinstance(base, SystolicConfig):
+        raise TypeError(f"base must be a SystolicConfig (--fit varies rows and cols), not "
+                        f"{base!r}")
     bound = max(target.dsp * target.macs_per_dsp, 1)
     candidates = sorted(
         {(r, c) for r in range(1, 33) for c in range(1, 33)
@@ -137,25 +141,29 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
     """
     board = BOARD_PLATFORMS[board]
     target = TARGETS[board.target]
-    kind = kind_of(config)
+    kind = kinds.of(config)
     link = kind.name == "engine"  # an engine goes on the board behind its UART host link
     if link and fit:
         raise SystolixError("--fit searches array sizes; give an engine's size explicitly")
+    if fit and not isinstance(config, SystolicConfig):
+        raise SystolixError(f"--fit searches systolic array sizes (--rows, --cols); give the "
+                            f"{kind.name}'s size explicitly")
     base = config
     options = dataclasses.replace(options, harness="on")
+    platform = board.make_platform()
+    if link:  # refused before anything is written
+        try:
+            link_config = BoardConfig(config, int(platform.default_clk_frequency), baud)
+        except (TypeError, ValueError) as e:
+            raise SystolixError(str(e)) from None
     out = Path(out_dir)
     try:  # before the long runs: a bad output directory fails at once
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SystolixError(f"cannot create output directory {out}: {e.strerror}") from None
     name = "top"
-    platform = board.make_platform()
     if link:
         synth = None
-        try:
-            link_config = BoardConfig(config, int(platform.default_clk_frequency), baud)
-        except (TypeError, ValueError) as e:
-            raise SystolixError(str(e)) from None
         top = BoardPlatformTop(link_config)
         part_path = f"{name}.top"
     else:

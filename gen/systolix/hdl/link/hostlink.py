@@ -4,7 +4,7 @@ Byte-level: bytes in from a UART receiver, bytes out to a UART transmitter. The 
 opcodes and status codes are defined once, in :mod:`systolix.board.protocol`.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -54,7 +54,8 @@ class HostLink(wiring.Component):
     Parameters
     ----------
     config : EngineConfig
-        The engine (without requantization).
+        The engine (systolic or tensor-core, without requantization). A and B words are the
+        engine's ``a`` and ``b`` stream payloads (:func:`systolix.board.protocol.a_word_bits`).
     info : bytes
         The INFO reply's payload (:func:`systolix.board.protocol.info_payload`).
     timeout_cycles : int
@@ -108,15 +109,17 @@ class HostLink(wiring.Component):
 
     @property
     def a_word_bytes(self):
-        return P.word_bytes(self._config.rows * self._config.numerics.in_width)
+        """Bytes per A word: ``rows`` operands, or an m x k fragment of a tensor-core engine."""
+        return P.word_bytes(P.a_word_bits(self._config))
 
     @property
     def b_word_bytes(self):
-        return P.word_bytes(self._config.cols * self._config.numerics.in_width)
+        """Bytes per B word: ``cols`` operands, or a k x cols fragment of a tensor-core engine."""
+        return P.word_bytes(P.b_word_bits(self._config))
 
     @property
     def c_word_bytes(self):
-        return P.word_bytes(self._config.cols * self._config.numerics.acc_width)
+        return P.word_bytes(P.c_word_bits(self._config))
 
     def elaborate(self, platform):
         m = Module()
@@ -172,8 +175,9 @@ class HostLink(wiring.Component):
         cidx = Signal(range(self.c_word_bytes + 1))
 
         # engine streams
-        a_bits = cfg.rows * cfg.numerics.in_width
-        b_bits = cfg.cols * cfg.numerics.in_width
+        a_bits, b_bits = P.a_word_bits(cfg), P.b_word_bits(cfg)
+        assert (a_bits, b_bits) == (Shape.cast(engine.a.payload.shape()).width,
+                                    Shape.cast(engine.b.payload.shape()).width)
         m.d.comb += [
             engine.a.payload.eq(word[:a_bits]), engine.b.payload.eq(word[:b_bits]),
             engine.a.valid.eq(push & is_a), engine.b.valid.eq(push & ~is_a),

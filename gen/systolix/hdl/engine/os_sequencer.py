@@ -1,0 +1,93 @@
+"""The output-stationary array's sequencer: each R x C output tile takes its K beats; tiles
+are at least R cycles apart (the array's drain spacing), so its ``ready`` is never needed."""
+
+from amaranth.hdl import Mux, Signal
+from amaranth.lib import data
+
+from ..os_array import OutputStationaryArray
+from ..skew import DelayLanes
+from .sequencer import Sequencer, c_addr
+
+__all__ = ["OutputStationarySequencer"]
+
+
+class OutputStationarySequencer(Sequencer):
+    """Slots of ``max(K, R)`` cycles per output tile, row tiles inner; buffer reads one cycle
+    ahead of the array; each tile's rows written to C from a tag delayed by the array's result
+    latency."""
+
+    def elaborate(self, m, job, bufs):
+        cfg, seq = self.config, self
+        R, C = cfg.rows, cfg.cols
+        m.submodules.array = array = OutputStationaryArray(cfg.array)
+
+        span = Signal(range(max(cfg.max_k, R) + 1))  # slots per tile: max(K, R)
+        s = Signal.like(span)
+        m0 = Signal(range(cfg.max_m + R + 1))
+        n0 = Signal(range(cfg.max_n + C + 1))
+        ntile = Signal(range(cfg.c_depth // cfg.m_stride + 1))
+        a_base = Signal(range(cfg.a_depth + cfg.max_k + 1))
+        b_base = Signal(range(cfg.b_depth + cfg.max_k + 1))
+        last_m, last_n = m0 + R >= job.m, n0 + C >= job.n
+
+        with m.If(seq.start):
+            # (a constant when K can never exceed R: no always-false comparison in the RTL)
+            m.d.sync += [span.eq(Mux(job.k > R, job.k, R) if cfg.max_k > R else R),
+                         s.eq(0), m0.eq(0), n0.eq(0),
+                         ntile.eq(0), a_base.eq(0), b_base.eq(0)]
+        beat = Signal()
+        last = Signal()
+        m.d.comb += [
+            beat.eq(seq.run & (s < job.k)),
+            last.eq(beat & (s == job.k - 1)),
+            bufs.a_rd.addr.eq(a_base + s),
+            bufs.b_rd.addr.eq(b_base + s),
+        ]
+        with m.If(seq.run):
+            with m.If(s == span - 1):
+                m.d.sync += s.eq(0)
+                with m.If(last_m):
+                    m.d.sync += [m0.eq(0), a_base.eq(0), n0.eq(n0 + C), ntile.eq(ntile + 1),
+                                 b_base.eq(b_base + job.k)]
+                with m.Else():
+                    m.d.sync += [m0.eq(m0 + R), a_base.eq(a_base + job.k)]
+                m.d.comb += seq.end.eq(last_m & last_n)
+            with m.Else():
+                m.d.sync += s.eq(s + 1)
+
+        # The buffers answer one cycle later: the beat enters the array then. The schedule
+        # spaces `last` beats >= R cycles apart, so the array's `ready` is always high here.
+        beat_d, last_d = Signal(), Signal()
+        m.d.sync += [beat_d.eq(beat), last_d.eq(last)]
+        m.d.comb += [
+            array.i.valid.eq(beat_d),
+            array.i.payload.a.eq(bufs.a_rd.data),
+            array.i.payload.b.eq(bufs.b_rd.data),
+            array.i.payload.last.eq(last_d),
+        ]
+
+        # A tile's rows leave the array result_latency cycles after its last beat went in:
+        # carry the tile's coordinates alongside, then write each row to C.
+        tag = data.StructLayout({"valid": 1, "final": 1, "m0": len(m0), "ntile": len(ntile)})
+        m.submodules.tag_delay = tag_delay = DelayLanes(tag, [array.result_latency],
+                                                        reset_less=False)
+        m.d.comb += [
+            tag_delay.i[0].valid.eq(last),
+            tag_delay.i[0].final.eq(last_m & last_n),
+            tag_delay.i[0].m0.eq(m0),
+            tag_delay.i[0].ntile.eq(ntile),
+        ]
+        out_m0 = Signal.like(m0)
+        out_ntile = Signal.like(ntile)
+        out_final = Signal()
+        with m.If(tag_delay.o[0].valid):
+            m.d.sync += [out_m0.eq(tag_delay.o[0].m0), out_ntile.eq(tag_delay.o[0].ntile),
+                         out_final.eq(tag_delay.o[0].final)]
+        row_m = Signal(range(cfg.max_m + R + 1))
+        m.d.comb += [
+            row_m.eq(out_m0 + array.o.payload.row),
+            bufs.c_wr.addr.eq(c_addr(cfg, row_m, out_ntile)),
+            bufs.c_wr.data.eq(array.o.payload.data),
+            bufs.c_wr.en.eq(array.o.valid & (row_m < job.m)),  # rows past M are padding
+            seq.final_write.eq(array.o.valid & (array.o.payload.row == 0) & out_final),
+        ]

@@ -1,0 +1,147 @@
+"""The tensor-core sequencer: the MMA units take one (A fragment, B fragment) per cycle;
+L = latency output tiles are interleaved so that each tile's D comes back as its C just in
+time."""
+
+from amaranth.hdl import Mux, Signal
+from amaranth.lib import data
+
+from ..skew import DelayLanes
+from ..tensorcore import MMAUnit
+from .sequencer import Sequencer, c_addr
+
+__all__ = ["TensorCoreSequencer"]
+
+
+class TensorCoreSequencer(Sequencer):
+    """Groups of L output tiles, k-step outer inside a group; fragments of A and B are loaded
+    k-step by k-step (``job.ks = ceil(K/k)``, computed when the command is accepted)."""
+
+    def job_registers(self):
+        return {"ks": Signal(range(self.config.k_steps_max + 1), name="job_ks")}  # ceil(K / k)
+
+    def accept(self, m, cmd, job):
+        kk = self.config.core.k
+        m.d.sync += job.ks.eq(
+            (cmd.k + (kk - 1)) >> (kk.bit_length() - 1)
+            if kk & (kk - 1) == 0 else (cmd.k + (kk - 1)) // kk)
+
+    def k_steps(self, job):
+        return job.ks
+
+    def elaborate(self, m, job, bufs):
+        cfg, seq = self.config, self
+        core = cfg.core
+        R, C, K, n_u = core.m, cfg.cols, core.k, core.n
+        W = core.latency  # slots per k-step = tiles in flight
+        units = []
+        for u in range(cfg.cores):
+            units.append(MMAUnit(core))
+            m.submodules[f"mma_{u}"] = units[-1]
+
+        ntile_w = Signal(range(cfg.c_depth // cfg.m_stride + 1)).shape()
+
+        def tile(prefix):
+            return {
+                "m0": Signal(range(cfg.max_m + R + 1), name=f"{prefix}_m0"),
+                "mt": Signal(range(cfg.m_stride + 1), name=f"{prefix}_mt"),
+                "n0": Signal(range(cfg.max_n + C + 1), name=f"{prefix}_n0"),
+                "ntile": Signal(ntile_w, name=f"{prefix}_ntile"),
+                "abase": Signal(range(cfg.a_depth + cfg.k_steps_max + 1), name=f"{prefix}_abase"),
+                "bbase": Signal(range(cfg.b_depth + cfg.k_steps_max + 1), name=f"{prefix}_bbase"),
+            }
+
+        grp = tile("grp")   # the group's first tile (a group = W consecutive output tiles)
+        cur = tile("cur")   # the tile of this slot
+        cur_valid = Signal(name="cur_valid")  # else a bubble: the group ran past the last tile
+        slot = Signal(range(max(W, 2)), name="slot")  # (never 0 bits: invalid Verilog)
+        ks = Signal(range(max(cfg.k_steps_max, 2)), name="kstep")
+        k0 = Signal(range(cfg.max_k + K + 1), name="k0")
+        last_m, last_n = cur["m0"] + R >= job.m, cur["n0"] + C >= job.n
+        last_tile = last_m & last_n
+        last_k = ks == job.ks - 1
+
+        def goto(dst, src):
+            return [dst[key].eq(src[key]) for key in dst]
+
+        def step(dst):
+            """dst := the tile after cur (m inner, column tile outer)."""
+            with m.If(last_m):
+                m.d.sync += [dst["m0"].eq(0), dst["mt"].eq(0), dst["abase"].eq(0),
+                             dst["n0"].eq(cur["n0"] + C), dst["ntile"].eq(cur["ntile"] + 1),
+                             dst["bbase"].eq(cur["bbase"] + job.ks)]
+            with m.Else():
+                m.d.sync += [dst["m0"].eq(cur["m0"] + R), dst["mt"].eq(cur["mt"] + 1),
+                             dst["abase"].eq(cur["abase"] + job.ks),
+                             dst["n0"].eq(cur["n0"]), dst["ntile"].eq(cur["ntile"]),
+                             dst["bbase"].eq(cur["bbase"])]
+
+        with m.If(seq.start):
+            m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks, k0)]
+            m.d.sync += cur_valid.eq(1)
+
+        issue = Signal()
+        m.d.comb += [
+            issue.eq(seq.run & cur_valid),
+            bufs.a_rd.addr.eq(cur["abase"] + ks),
+            bufs.b_rd.addr.eq(cur["bbase"] + ks),
+        ]
+        with m.If(seq.run):
+            with m.If(slot == W - 1):
+                m.d.sync += slot.eq(0)
+                with m.If(last_k):  # the group is done: the next group starts after cur
+                    m.d.sync += [ks.eq(0), k0.eq(0), cur_valid.eq(1)]
+                    step(grp)
+                    step(cur)
+                    m.d.comb += seq.end.eq(~cur_valid | last_tile)
+                with m.Else():  # the group's next k-step: back to its first tile
+                    m.d.sync += [ks.eq(ks + 1), k0.eq(k0 + K), cur_valid.eq(1), *goto(cur, grp)]
+            with m.Else():
+                m.d.sync += slot.eq(slot + 1)
+                with m.If(last_tile):
+                    m.d.sync += cur_valid.eq(0)
+                with m.Else():
+                    step(cur)
+
+        # The buffers answer one cycle later: the units take the fragments then. Lanes of A past
+        # K are zeroed (padding may hold any value); the first k-step adds to 0, every later one
+        # to the unit's own D of the same tile, which leaves the pipeline exactly now.
+        valid_d, first_d = Signal(), Signal()
+        kmask_d = Signal(K)
+        m.d.sync += [valid_d.eq(issue), first_d.eq(ks == 0)]
+        m.d.sync += [kmask_d[j].eq(k0 + j < job.k) for j in range(K)]
+        a_frag, b_frag = bufs.a_rd.data, bufs.b_rd.data
+        for u, unit in enumerate(units):
+            m.d.comb += unit.i.valid.eq(valid_d)
+            for r in range(R):
+                for j in range(K):
+                    m.d.comb += unit.i.payload.a[r][j].eq(Mux(kmask_d[j], a_frag[r][j], 0))
+            for j in range(K):
+                for c in range(n_u):
+                    m.d.comb += unit.i.payload.b[j][c].eq(b_frag[j][u * n_u + c])
+            for r in range(R):
+                for c in range(n_u):
+                    m.d.comb += unit.i.payload.c[r][c].eq(
+                        Mux(first_d, 0, unit.o.payload.d[r][c]))
+
+        # A tile's final k-step leaves the units 1 + latency cycles after issue: write its D
+        # (the whole m x cols fragment, one word) to C.
+        tag = data.StructLayout({"valid": 1, "final": 1, "mt": len(cur["mt"]),
+                                 "ntile": len(cur["ntile"])})
+        m.submodules.tag_delay = tag_delay = DelayLanes(
+            tag, [self.buffer_read_latency + core.latency], reset_less=False)
+        m.d.comb += [
+            tag_delay.i[0].valid.eq(issue & last_k),
+            tag_delay.i[0].final.eq(last_tile),
+            tag_delay.i[0].mt.eq(cur["mt"]),
+            tag_delay.i[0].ntile.eq(cur["ntile"]),
+        ]
+        out = tag_delay.o[0]
+        m.d.comb += [
+            bufs.c_wr.addr.eq(c_addr(cfg, out.mt, out.ntile)),
+            bufs.c_wr.en.eq(out.valid),
+            seq.final_write.eq(out.valid & out.final),
+        ]
+        for u, unit in enumerate(units):
+            for r in range(R):
+                for c in range(n_u):
+                    m.d.comb += bufs.c_wr.data[r][u * n_u + c].eq(unit.o.payload.d[r][c])

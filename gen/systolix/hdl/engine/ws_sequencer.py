@@ -1,0 +1,124 @@
+"""The weight-stationary array's sequencer: per (column tile, k-tile), R x C weights go into
+the shadow registers while the previous pair computes; the M rows of A stream through; C
+accumulates (read-modify-write)."""
+
+from amaranth.hdl import Mux, Signal
+from amaranth.lib import data
+
+from ..arith import accumulate
+from ..skew import DelayLanes
+from ..ws_array import WeightStationaryArray
+from .sequencer import Loader, Sequencer, c_addr
+
+__all__ = ["WeightStationarySequencer"]
+
+
+class WeightStationarySequencer(Sequencer):
+    """Slots of ``max(M, R + 1)`` cycles per weight tile (the shadow-weight rule); A is loaded
+    k-tile by k-tile, each tile's M rows in order."""
+
+    def loaders(self, job):
+        cfg = self.config
+        a_load = Loader("a_load", cfg.a_depth, cfg.max_k, cfg.rows, cfg.max_m)
+        b_load = Loader("b_load", cfg.b_depth, cfg.max_n, cfg.cols, cfg.k_steps_max)
+        return (a_load, (job.k, job.m)), (b_load, (job.n, self.k_steps(job)))
+
+    def elaborate(self, m, job, bufs):
+        cfg, seq = self.config, self
+        R, C, num = cfg.rows, cfg.cols, cfg.numerics
+        m.submodules.array = array = WeightStationaryArray(cfg.array)
+
+        # Slots per tile: the M beats, and at least R + 1 so that the next weights' R pushes fit
+        # between two swaps (see WeightStationaryArray's schedule rule).
+        span = Signal(range(max(cfg.max_m, R + 1) + 1))
+        s = Signal.like(span)
+        prologue = Signal()  # loading the first tile's weights; no beats yet
+        ntile_w = Signal(range(cfg.c_depth // cfg.m_stride + 1)).shape()
+        # the tile being computed ...
+        cur_ntile = Signal(ntile_w)
+        cur_abase = Signal(range(cfg.a_depth + cfg.max_m + 1))
+        cur_first = Signal()
+        cur_last = Signal()
+        # ... and the one whose weights are being pushed
+        nxt_n0 = Signal(range(cfg.max_n + C + 1))
+        nxt_ntile = Signal(ntile_w)
+        nxt_k0 = Signal(range(cfg.max_k + R + 1))
+        nxt_abase = Signal.like(cur_abase)
+        nxt_bbase = Signal(range(cfg.b_depth + cfg.max_k + 1))
+        nxt_exists = Signal()
+        nxt_is_last = (nxt_n0 + C >= job.n) & (nxt_k0 + R >= job.k)
+
+        with m.If(seq.start):
+            m.d.sync += [span.eq(Mux(job.m > R, job.m, R + 1) if cfg.max_m > R else R + 1),
+                         s.eq(0), prologue.eq(1),
+                         nxt_n0.eq(0), nxt_ntile.eq(0), nxt_k0.eq(0), nxt_abase.eq(0),
+                         nxt_bbase.eq(0), nxt_exists.eq(1)]
+        end_slot = Mux(prologue, R, span - 1)
+        beat = Signal()
+        swap = Signal()
+        push = Signal()
+        w_row = Signal(range(max(R, 2)))  # weight row pushed in this slot: last row first
+        w_real = Signal()        # ... and it lies inside K (else it is pushed as 0)
+        m.d.comb += [
+            beat.eq(seq.run & ~prologue & (s < job.m)),
+            swap.eq(seq.run & (s == end_slot)),
+            push.eq(seq.run & nxt_exists & (s < R)),
+            w_row.eq(R - 1 - s),
+            w_real.eq(nxt_k0 + w_row < job.k),
+            bufs.a_rd.addr.eq(cur_abase + s),
+            bufs.b_rd.addr.eq(nxt_bbase + nxt_k0 + w_row),
+        ]
+        with m.If(seq.run):
+            with m.If(s == end_slot):
+                m.d.sync += [
+                    s.eq(0), prologue.eq(0),
+                    cur_ntile.eq(nxt_ntile), cur_abase.eq(nxt_abase), cur_first.eq(nxt_k0 == 0),
+                    cur_last.eq(nxt_is_last), nxt_exists.eq(nxt_exists & ~nxt_is_last),
+                ]
+                with m.If(nxt_k0 + R >= job.k):
+                    m.d.sync += [nxt_k0.eq(0), nxt_abase.eq(0), nxt_n0.eq(nxt_n0 + C),
+                                 nxt_ntile.eq(nxt_ntile + 1), nxt_bbase.eq(nxt_bbase + job.k)]
+                with m.Else():
+                    m.d.sync += [nxt_k0.eq(nxt_k0 + R), nxt_abase.eq(nxt_abase + job.m)]
+                m.d.comb += seq.end.eq(~prologue & cur_last)
+            with m.Else():
+                m.d.sync += s.eq(s + 1)
+
+        # Buffers answer one cycle later; the array sees beat, swap and weights then.
+        beat_d, swap_d, cap_d, w_real_d = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [beat_d.eq(beat), swap_d.eq(swap), cap_d.eq(push & (s == R - 1)),
+                     w_real_d.eq(push & w_real)]
+        m.d.comb += [
+            array.a.eq(bufs.a_rd.data),
+            array.a_valid.eq(beat_d),
+            array.swap.eq(swap_d),
+            array.w.eq(Mux(w_real_d, bufs.b_rd.data.as_value(), 0)),
+            array.w_capture.eq(cap_d),
+        ]
+
+        # Each beat's column sums reach the bottom R + C cycles after issue: read the C row one
+        # cycle before, add (wrap/saturate), write it back. The same row of the next k-tile comes
+        # >= R + 1 cycles later, long after this write.
+        tag = data.StructLayout({"valid": 1, "final": 1, "first": 1,
+                                 "m": len(s), "ntile": len(cur_ntile)})
+        m.submodules.tag_delay = tag_delay = DelayLanes(
+            tag, [self.buffer_read_latency + array.result_latency - 1], reset_less=False)
+        m.d.comb += [
+            tag_delay.i[0].valid.eq(beat),
+            tag_delay.i[0].final.eq(beat & cur_last & (s == job.m - 1)),
+            tag_delay.i[0].first.eq(cur_first),
+            tag_delay.i[0].m.eq(s),
+            tag_delay.i[0].ntile.eq(cur_ntile),
+        ]
+        rd_tag = tag_delay.o[0]
+        wr_tag = Signal(tag)
+        m.d.sync += wr_tag.eq(rd_tag)
+        m.d.comb += seq.c_rd_addr.eq(c_addr(cfg, rd_tag.m, rd_tag.ntile))
+        m.d.comb += [
+            bufs.c_wr.addr.eq(c_addr(cfg, wr_tag.m, wr_tag.ntile)),
+            bufs.c_wr.en.eq(wr_tag.valid),
+            seq.final_write.eq(wr_tag.valid & wr_tag.final),
+        ]
+        for c in range(C):
+            old = Mux(wr_tag.first, 0, bufs.c_rd.data[c])
+            m.d.comb += bufs.c_wr.data[c].eq(accumulate(old, array.psum[c], num))
