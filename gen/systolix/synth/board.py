@@ -23,6 +23,7 @@ from ..config import SystolicConfig
 from ..errors import SystolixError
 from ..fileio import owned_tempdir, remove_abandoned
 from ..hdl.dsp import with_dsp
+from ..process import run_command
 from .flow import SynthOptions, synthesize
 from .harness import DUT_NAME, IOHarness
 from .reports import nextpnr_capacity_error, parse_nextpnr_report, parse_yosys_stat
@@ -197,9 +198,10 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
             progress(f"yosys, nextpnr-{target.family}, {board.tools[2][0]} for {board.name} "
                      f"({config.name})")
         with open(work / "build.log", "wb") as log:
-            proc = subprocess.run(["sh", f"{plan.script}.sh"], cwd=work, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        if proc.returncode != 0:
+            # its own process group, killed with this process (the tools run for minutes)
+            returncode = run_command(["sh", f"{plan.script}.sh"], cwd=work, env=env, stdout=log,
+                                     stderr=subprocess.STDOUT)
+        if returncode != 0:
             failed = out / f"{config.name}_{board.name}.failed"
             shutil.rmtree(failed, ignore_errors=True)
             os.replace(work, failed)
@@ -208,7 +210,7 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
             if found:
                 raise SystolixError(f"does not fit on {board.name}: nextpnr ran out of "
                                     f"{found[0]}; see {failed}")
-            raise SystolixError(f"board build failed (exit {proc.returncode}); see "
+            raise SystolixError(f"board build failed (exit {returncode}); see "
                                 f"{failed / 'build.log'}")
         bit = work / f"{name}.{board.bitstream}"
         if not bit.is_file():
