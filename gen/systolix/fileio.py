@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_open", "atomic_write_all"]
+__all__ = ["atomic_open", "atomic_write_all", "owned_tempdir", "remove_abandoned"]
 
 
 @contextlib.contextmanager
@@ -63,3 +63,42 @@ def atomic_write_all(texts):
     finally:
         for tmp, _ in pending:
             Path(tmp).unlink(missing_ok=True)
+
+
+def owned_tempdir(parent, prefix):
+    """A new directory ``<parent>/<prefix><pid>.<random>``: the name records which process
+    owns it, so :func:`remove_abandoned` can tell a live run's directory from one left by a
+    killed process."""
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=parent))
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_abandoned(parent, prefix):
+    """Remove the :func:`owned_tempdir` directories (and files) ``<prefix><pid>.*`` in
+    ``parent`` whose owner process is gone; returns the paths removed."""
+    import shutil
+    removed = []
+    try:
+        entries = list(Path(parent).iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        rest = path.name[len(prefix):] if path.name.startswith(prefix) else ""
+        pid, dot, _ = rest.partition(".")
+        if not dot or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

@@ -4,14 +4,13 @@ board's clock and baud rate.
 
 The client is blocking code; it runs in a cocotb ``bridge`` thread and its transport calls
 ``resume``-d coroutines that drive ``uart_rx`` bit by bit and collect bytes from ``uart_tx``.
-The scenario (which checks to run) comes from the JSON file named by ``SYSTOLIX_BOARD_SCENARIO``;
-the outcome (``passed``, ``failures``, measurements) is written beside it as ``outcome.json``.
+The scenario (which checks to run) comes from a :class:`systolix.board.sim.BoardJob`; the
+outcome (``failures``, measurements) goes back as a :class:`systolix.board.sim.BoardOutcome`.
 Started by :func:`systolix.board.sim.run_board`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -28,9 +27,8 @@ from cocotb.utils import get_sim_time
 from systolix.model import golden
 from systolix.board import protocol as P
 from systolix.board.host import BoardClient, BoardError, job_link_bytes
-from systolix.board.top import BoardConfig
-
-SCENARIO_ENV = "SYSTOLIX_BOARD_SCENARIO"
+from systolix.board.sim import BoardOutcome
+from systolix.sim.job import JOB_ENV, read_job, write_outcome
 
 
 def _now_s():
@@ -190,10 +188,10 @@ async def serve_pty(uart, job, bit_ps, checks):
 
 @cocotb.test()
 async def board_scenario(dut):
-    job_path = Path(os.environ[SCENARIO_ENV])
-    job = json.loads(job_path.read_text())
-    config = BoardConfig.from_dict(job["config"])
-    seed = job["seed"]
+    job_path = Path(os.environ[JOB_ENV])
+    board_job = read_job(job_path)
+    job = dict(board_job.scenario, seed=board_job.seed)
+    config, seed = board_job.config, board_job.seed
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
     period_ps = 2 * round(1e12 / config.clk_hz / 2)
@@ -376,10 +374,8 @@ async def board_scenario(dut):
     else:
         checks.expect(False, f"unknown scenario {job['name']!r}")
 
-    outcome["failures"] = checks.failures
-    outcome["passed"] = not checks.failures
     outcome["client"] = {"bytes_out": client.stats.bytes_out, "bytes_in": client.stats.bytes_in,
                          "frames": client.stats.frames, "retries": client.stats.retries}
     outcome["sim_seconds"] = _now_s()
-    (job_path.parent / "outcome.json").write_text(json.dumps(outcome, indent=1))
+    write_outcome(BoardOutcome(failures=checks.failures, details=outcome), job_path.parent)
     assert not checks.failures, "; ".join(checks.failures)

@@ -6,7 +6,7 @@ drain C (with random backpressure), then check the result, the ``error`` flag, t
 pulse and the cycles: the compute phase is measured at the ports (see :data:`PORT_GAP`) and
 must equal the engine's own ``cycles``. Outside the drains (between jobs, while loading, and
 for :data:`TAIL_CYCLES` after the last job) no C word may appear. Started by
-:func:`systolix.sim.runner.run_job`.
+:func:`systolix.sim.runner.run`.
 """
 
 from __future__ import annotations

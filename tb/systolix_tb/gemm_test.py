@@ -1,6 +1,6 @@
 """cocotb test: run the GEMMs of a job file through a generated systolic array.
 
-Started by :func:`systolix.sim.runner.run_job` (or by hand with ``SYSTOLIX_JOB`` set). All
+Started by :func:`systolix.sim.runner.run` (or by hand with ``SYSTOLIX_JOB`` set). All
 operands are packed into port-level integers before the clock starts, so the per-cycle work in
 Python is one write, one handshake check and one output sample.
 """

@@ -1,6 +1,6 @@
 """cocotb test: issue the MMA beats of a job file into a generated tensor-core MMA unit.
 
-Started by :func:`systolix.sim.mma.run_job` (or by hand with ``SYSTOLIX_JOB`` set). The beats are
+Started by :func:`systolix.sim.runner.run` (or by hand with ``SYSTOLIX_JOB`` set). The beats are
 packed into port-level integers before the clock starts and offered one per cycle (with random
 gaps when the job asks for them) by the shared :class:`~systolix_tb.driver.BeatDriver`; the
 shared :class:`~systolix_tb.monitor.RowMonitor` records every valid output beat. Afterwards every
@@ -20,9 +20,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from systolix.model import golden
-from systolix.sim.mma import (MMAOutcome, pack_input_beats, read_job, unpack_output_beats,
-                              write_outcome)
-from systolix.sim.job import JOB_ENV
+from systolix.sim.job import JOB_ENV, MMAOutcome, read_job, write_outcome
+from systolix.sim.mma import pack_input_beats, unpack_output_beats
 from systolix_tb.driver import BeatDriver
 from systolix_tb.gemm_test import reset
 from systolix_tb.monitor import RowMonitor

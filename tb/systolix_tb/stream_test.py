@@ -2,7 +2,7 @@
 both sides and compare what comes out, in order, with the expected payloads.
 
 Used for units with a plain stream-in / stream-out contract, such as the requantizer. Started by
-:func:`systolix.sim.runner.run_stream_job`.
+:func:`systolix.sim.runner.run`.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from systolix.sim.job import JOB_ENV, read_stream_job, write_stream_outcome
+from systolix.sim.job import JOB_ENV, StreamOutcome, read_job, write_outcome
 from systolix_tb.streams import StreamSink, StreamSource
 
 
 @cocotb.test()
 async def run_stream_job(dut):
     job_path = Path(os.environ[JOB_ENV])
-    job = read_stream_job(job_path)
+    job = read_job(job_path)
     rng = random.Random(job.seed)
     dut._log.info("job %s: %d beats into %s, stall_prob=%s seed=%d", job_path,
                   len(job.inputs), job.config.name, job.stall_prob, job.seed)
@@ -63,5 +63,5 @@ async def run_stream_job(dut):
     bad = [i for i, (g, w) in enumerate(zip(sink.payloads, job.expected)) if g != w]
     if bad:
         failures.append(f"{len(bad)} beats differ; first is beat {bad[0]}")
-    write_stream_outcome(sink.payloads, failures, job_path.parent)
+    write_outcome(StreamOutcome(outputs=sink.payloads, failures=failures), job_path.parent)
     assert not failures, "; ".join(failures)

@@ -255,14 +255,14 @@ def test_demo_rejects_bad_arguments_before_writing(tmp_path):
 def test_mismatch_is_an_error_and_writes_nothing(mats, monkeypatch, capsys):
     """If the RTL ever disagreed with numpy, the user must hear it and get no C."""
     d, _, _ = mats
-    real = simulate.run_job
+    real = simulate.run
 
     def corrupted(job, *args, **kwargs):
-        runs, failures, total = real(job, *args, **kwargs)
-        runs[0].c[1, 2] += 1
-        return runs, failures, total
+        outcome = real(job, *args, **kwargs)
+        outcome.results[0][1, 2] += 1
+        return outcome
 
-    monkeypatch.setattr(simulate, "run_job", corrupted)
+    monkeypatch.setattr(simulate, "run", corrupted)
     rc = cli.main(["run", "--a", str(d / "a.npy"), "--b", str(d / "b.npy"),
                    "-o", str(d / "c.npy"), "--json", "--work-dir", str(d / "w")])
     out, err = capsys.readouterr()

@@ -45,11 +45,11 @@ def no_tools(monkeypatch):
     """Fail the test if any command gets as far as simulating or synthesizing."""
     from systolix.cli import board, run
     from systolix.sim import runner
-    monkeypatch.setattr(runner, "run_job", _must_not_run)
+    monkeypatch.setattr(runner, "run", _must_not_run)
     monkeypatch.setattr(run, "run_gemm", _must_not_run)
     monkeypatch.setattr(synth_cli, "synthesize", _must_not_run)
     monkeypatch.setattr(synth_cli, "run_sweep", _must_not_run)
-    monkeypatch.setattr(synth_cli, "build_board", _must_not_run)
+    monkeypatch.setattr(synth_cli, "build_bitstream", _must_not_run)
     monkeypatch.setattr(board, "SerialTransport", _must_not_run)
 
 

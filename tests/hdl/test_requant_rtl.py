@@ -13,7 +13,7 @@ from helpers import WORK_DIR
 from systolix.model import tiling
 from systolix.config import RequantConfig
 from systolix.sim.job import StreamJob
-from systolix.sim.runner import run_stream_job
+from systolix.sim.runner import run
 
 pytestmark = pytest.mark.rtl
 
@@ -64,10 +64,10 @@ def test_requantizer_bit_exact_with_stalls(simulator, out_signed, seed):
                       for a, p in zip(acc, lane)] for acc, lane in zip(accs, rows)])
     inputs = tiling.requant_input_words(config, np.array(accs), params)
     expected = tiling.requant_output_words(config, want)
-    outputs, failures = run_stream_job(
-        StreamJob(config, inputs, expected, stall_prob=0.3, seed=seed), simulator, WORK_DIR)
-    assert not failures, f"seed {seed}: {failures}"
-    assert outputs == expected
+    outcome = run(StreamJob(config, inputs, expected, stall_prob=0.3, seed=seed), simulator,
+                  WORK_DIR)
+    assert not outcome.failures, f"seed {seed}: {outcome.failures}"
+    assert outcome.outputs == expected
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
@@ -87,7 +87,7 @@ def test_requantizer_on_the_reference_edge_cases(simulator, out_signed, seed):
     want = np.concatenate([quant.requantize(acc, p) for acc, p in jobs])
     inputs = tiling.requant_input_words(config, accs, params)
     expected = tiling.requant_output_words(config, want)
-    outputs, failures = run_stream_job(
-        StreamJob(config, inputs, expected, stall_prob=0.2, seed=seed), simulator, WORK_DIR)
-    assert not failures, f"seed {seed}: {failures} ({len(inputs)} beats)"
-    assert outputs == expected
+    outcome = run(StreamJob(config, inputs, expected, stall_prob=0.2, seed=seed), simulator,
+                  WORK_DIR)
+    assert not outcome.failures, f"seed {seed}: {outcome.failures} ({len(inputs)} beats)"
+    assert outcome.outputs == expected

@@ -12,7 +12,8 @@ from helpers import WORK_DIR
 from systolix.model import golden
 from systolix.config import Numerics, TensorCoreConfig
 from systolix.model.cycles import mma_stream_cycles
-from systolix.sim.mma import MMAJob, run_job
+from systolix.sim.job import MMAJob
+from systolix.sim.verify import check
 from test_tensorcore import edge_beats
 
 pytestmark = pytest.mark.rtl
@@ -22,22 +23,16 @@ VERILATOR = pytest.param("verilator", id="verilator", marks=pytest.mark.verilato
 
 
 def check_rtl(config, a, b, c, simulator, *, seed, stall_prob=0.0):
-    outcome = run_job(MMAJob(config, a, b, c, stall_prob=stall_prob, seed=seed), simulator,
-                      WORK_DIR)
+    report = check(MMAJob(config, a, b, c, stall_prob=stall_prob, seed=seed), simulator,
+                   WORK_DIR)
     where = f"[{config.name} on {simulator}, seed {seed}]"
-    assert not outcome.failures, f"{where} {outcome.failures}"
-    np.testing.assert_array_equal(outcome.d, golden.mma(a, b, c, config.numerics),
-                                  err_msg=where)
-    assert len(outcome.issue_cycles) == len(outcome.result_cycles) == len(a)
-    lat = np.array(outcome.result_cycles) - np.array(outcome.issue_cycles)
-    assert (lat == config.latency).all(), where
-    span = outcome.result_cycles[-1] - outcome.issue_cycles[0] + 1
+    assert report.ok, f"{where} {report}"
     if stall_prob == 0:  # one beat every cycle, no bubble anywhere
-        assert np.diff(outcome.issue_cycles).tolist() == [1] * (len(a) - 1), where
-        assert span == mma_stream_cycles(config, len(a)), where
+        assert report.total_cycles == report.model_total_cycles == mma_stream_cycles(config, len(a))
     else:
-        assert span > mma_stream_cycles(config, len(a)), f"{where} no valid gap was exercised"
-    return outcome
+        assert report.total_cycles > mma_stream_cycles(config, len(a)), \
+            f"{where} no valid gap was exercised"
+    return report.outcome
 
 
 @pytest.mark.parametrize("simulator", [ICARUS, VERILATOR])

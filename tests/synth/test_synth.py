@@ -7,6 +7,7 @@ synthesized exactly once per session: about 5-10 s each plus, on a machine that 
 YoWASP, a one-time WebAssembly compile of 30-40 s.
 """
 
+import dataclasses
 import gc
 import json
 import os
@@ -27,7 +28,8 @@ from helpers import ROOT
 from systolix.config import SystolicConfig
 from systolix.errors import SystolixError
 from systolix import kinds
-from systolix.synth.flow import SynthOptions, cache_key, require_fit, synthesize
+from systolix.synth import flow
+from systolix.synth.flow import SynthOptions, cache_key, elaborate, require_fit, synthesize
 from systolix.synth.harness import IOHarness, port_bits
 from systolix.synth.reports import (CellCounts, nextpnr_capacity_error, parse_nextpnr_report,
                                     parse_yosys_stat)
@@ -189,17 +191,75 @@ def test_options_targets_and_registry():
         kinds.get("gpu")
 
 
+def _key(config, target, options):
+    return cache_key(config, target, options, elaborate(config, target, options)[0])[0]
+
+
 def test_cache_key_changes_with_every_input():
     t = TARGETS["ecp5-85f"]
-    base = cache_key(SystolicConfig(2, 2), t, SynthOptions())[0]
-    assert base == cache_key(SystolicConfig(2, 2), t, SynthOptions())[0]
-    others = [cache_key(SystolicConfig(2, 3), t, SynthOptions())[0],
-              cache_key(SystolicConfig(2, 2, pipeline="full"), t, SynthOptions())[0],
-              cache_key(SystolicConfig(2, 2), TARGETS["ecp5-25f"], SynthOptions())[0],
-              cache_key(SystolicConfig(2, 2), t, SynthOptions(freq=100))[0],
-              cache_key(SystolicConfig(2, 2), t, SynthOptions(seed=2))[0],
-              cache_key(SystolicConfig(2, 2), t, SynthOptions(harness="on"))[0]]
+    base = _key(SystolicConfig(2, 2), t, SynthOptions())
+    assert base == _key(SystolicConfig(2, 2), t, SynthOptions())
+    others = [_key(SystolicConfig(2, 3), t, SynthOptions()),
+              _key(SystolicConfig(2, 2, pipeline="full"), t, SynthOptions()),
+              _key(SystolicConfig(2, 2), TARGETS["ecp5-25f"], SynthOptions()),
+              _key(SystolicConfig(2, 2), t, SynthOptions(freq=100)),
+              _key(SystolicConfig(2, 2), t, SynthOptions(seed=2)),
+              _key(SystolicConfig(2, 2), t, SynthOptions(harness="on"))]
     assert len({base, *others}) == 7
+
+
+def _fake_flow(monkeypatch):
+    """Replace the tool runs of the flow by a stub that records each call (the cache logic
+    around it is real)."""
+    calls = []
+
+    def run(config, target, options, key, work, progress, elaborated, t_elab):
+        calls.append(elaborated[0])
+        return {"fits": True, "name": config.name, "rtlil_bytes": len(elaborated[0])}
+
+    monkeypatch.setattr(flow, "_run", run)
+    return calls
+
+
+def test_cache_is_keyed_on_the_netlist_not_on_a_list_of_files(monkeypatch, tmp_path):
+    """A change anywhere that alters the RTLIL (here: the design kind's build in kinds.py,
+    which no list of gateware files covered) must miss the cache; the unchanged design must
+    hit it."""
+    calls = _fake_flow(monkeypatch)
+    config, target, opts = SystolicConfig(2, 2), TARGETS["ice40-up5k"], SynthOptions()
+    first = synthesize(config, target, opts, cache_dir=tmp_path)
+    assert not first.cached and len(calls) == 1
+    again = synthesize(config, target, opts, cache_dir=tmp_path)
+    assert again.cached and again.data == first.data and len(calls) == 1
+
+    kind = kinds.of(config)
+    changed_kind = dataclasses.replace(kind, build=lambda c: kind.build(
+        dataclasses.replace(c, pipeline="full")))  # same config, different gateware
+    monkeypatch.setitem(kinds._BY_TYPE, SystolicConfig, changed_kind)
+    changed = synthesize(config, target, opts, cache_dir=tmp_path)
+    assert not changed.cached and len(calls) == 2 and calls[1] != calls[0]
+    assert changed.path != first.path
+    monkeypatch.setitem(kinds._BY_TYPE, SystolicConfig, kind)
+    assert synthesize(config, target, opts, cache_dir=tmp_path).path == first.path
+
+
+def test_runs_left_by_a_killed_synthesis_are_removed(monkeypatch, tmp_path):
+    """A run killed outright leaves its temporary directory in the cache; the next run removes
+    it, but never the directory of a run that is still going (its process is alive)."""
+    _fake_flow(monkeypatch)
+    synth_dir = tmp_path / "synth"
+    synth_dir.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = synth_dir / f"{flow.RUNNING_PREFIX}{dead.pid}.abc123"
+    (stale / "sub").mkdir(parents=True)
+    (stale / "sub" / "design.il").write_text("partial")
+    live = synth_dir / f"{flow.RUNNING_PREFIX}{os.getpid()}.def456"
+    live.mkdir()
+    result = synthesize(SystolicConfig(1, 1), TARGETS["ice40-up5k"], SynthOptions(),
+                        cache_dir=tmp_path)
+    assert not stale.exists() and live.is_dir()
+    assert sorted(p.name for p in synth_dir.iterdir()) == sorted([live.name, result.path.name])
 
 
 def test_pareto_front_and_table():

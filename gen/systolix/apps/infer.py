@@ -12,10 +12,10 @@ import time
 import numpy as np
 
 from ..config import Dataflow, EngineConfig, RequantConfig, SystolicConfig
-from ..model.cycles import engine_cycles
 from ..errors import SystolixError
 from ..sim import runner
 from ..sim.job import SimJob
+from ..sim.verify import check
 from .mlp import digits_model
 
 __all__ = ["inference_engine", "RTLGemmRequant", "run_inference"]
@@ -57,19 +57,15 @@ class RTLGemmRequant:
         self.progress(f"layer {self.layer}: {m}x{k}x{n} as {len(entries)} engine job(s) "
                       f"on {self.simulator}")
         t0 = time.monotonic()
-        runs, failures, _ = runner.run_job(SimJob(cfg, entries), self.simulator, self.work_dir)
-        if failures:
+        report = check(SimJob(cfg, entries), self.simulator, self.work_dir)
+        if not report.results_ok:
             raise SystolixError(f"layer {self.layer}: the RTL disagrees with the reference: "
-                                f"{failures[0]}")
-        if len(runs) != len(entries):
-            raise SystolixError(f"layer {self.layer}: {len(runs)} results for {len(entries)} "
-                                f"engine jobs; please report this")
+                                f"{report.problems[0]}")
+        if not report.cycles_ok:
+            raise SystolixError(f"layer {self.layer}: {report.cycle_problems[0]}; please "
+                                f"report this")
+        runs = report.gemms
         for (a, _, _), run in zip(entries, runs):
-            model = engine_cycles(cfg, a.shape[0], k, n)
-            if (run.cycles, run.job_cycles) != (model.compute, model.total):
-                raise SystolixError(f"layer {self.layer}: RTL took {run.cycles}/"
-                                    f"{run.job_cycles} cycles, the model says {model.compute}/"
-                                    f"{model.total}; please report this")
             self.jobs.append((a.shape[0], k, n, run.cycles, run.job_cycles))
         self.progress(f"layer {self.layer}: done in {time.monotonic() - t0:.1f} s")
         self.layer += 1
@@ -112,6 +108,8 @@ def run_inference(config=None, simulator="icarus", images=None, work_dir="sim_ou
     wall = time.monotonic() - t0
     exact = [bool(np.array_equal(g, w)) for g, w in zip(got.layer_outputs,
                                                        reference.layer_outputs)]
+    if len(got.layer_outputs) != len(reference.layer_outputs):
+        exact.append(False)  # a missing layer must not pass as "every layer bit-exact"
     compute = sum(j[3] for j in rtl.jobs)
     total = sum(j[4] for j in rtl.jobs)
     macs = qmodel.macs_per_inference

@@ -1,23 +1,21 @@
-"""Build a :class:`~systolix.board.top.BoardTop` for Icarus or Verilator and run cocotb board
-scenarios on it (``systolix_tb.board_test``), the real host library driving a simulated UART."""
+"""Run cocotb board scenarios (``systolix_tb.board_test``) on a simulated
+:class:`~systolix.board.top.BoardTop`: the real host library driving a simulated UART.
+
+A scenario is a :class:`BoardJob`, run like every other job by :func:`systolix.sim.runner.run`.
+"""
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ..emit import convert, lint_config
-from ..errors import SystolixError
 from ..fileio import atomic_write_all
-from ..sim.runner import _runner, _tool_environment, check_simulator, compile_verilog, design_key
+from ..sim.job import Job, Outcome
+from ..sim.runner import run
 from .top import BoardConfig, BoardTop
 
-__all__ = ["board_verilog", "build_board", "run_board", "BOARD_TEST_MODULE", "SCENARIO_ENV"]
-
-BOARD_TEST_MODULE = "systolix_tb.board_test"
-SCENARIO_ENV = "SYSTOLIX_BOARD_SCENARIO"
+__all__ = ["board_verilog", "BoardJob", "BoardOutcome", "run_board"]
 
 
 def board_verilog(config: BoardConfig):
@@ -25,49 +23,44 @@ def board_verilog(config: BoardConfig):
     return convert(BoardTop(config), config.name)
 
 
-def build_board(config: BoardConfig, simulator="icarus", work_dir="sim_out"):
-    """Emit and compile the board top; cached per (config, simulator, generator source)."""
-    check_simulator(simulator)
-    build_dir = Path(work_dir).resolve() / config.name / simulator
-    key = design_key(config)  # the config and every generator source: a superset of its deps
-    stamp = build_dir / "design.key"
-    if stamp.is_file() and stamp.read_text() == key:
-        return build_dir
-    build_dir.mkdir(parents=True, exist_ok=True)
-    v_path = build_dir / f"{config.name}.v"
-    text = board_verilog(config)
-    atomic_write_all({v_path: text, v_path.with_suffix(".vlt"): lint_config(config.name, text)})
-    stamp.unlink(missing_ok=True)
-    compile_verilog(v_path, config.name, build_dir, simulator)
-    stamp.write_text(key)
-    return build_dir
+@dataclass
+class BoardOutcome(Outcome, kind="board"):
+    """What a board scenario measured (``details``: measurements, client statistics, ...)."""
+
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class BoardJob(Job, kind="board", outcome=BoardOutcome):
+    """One scenario (``{"name": "gemm" | "errors" | "pty", ...}``, see
+    ``systolix_tb.board_test``) on the board design ``config``."""
+
+    config: BoardConfig
+    scenario: dict
+    seed: int = 0
+
+    test_module: ClassVar[str] = "systolix_tb.board_test"
+
+    @staticmethod
+    def config_from_dict(data):
+        return BoardConfig.from_dict(data)
+
+    @staticmethod
+    def write_verilog(config, out_dir):
+        v_path = out_dir / f"{config.name}.v"
+        text = board_verilog(config)
+        texts = {v_path: text, v_path.with_suffix(".vlt"): lint_config(config.name, text)}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_all({path: t for path, t in texts.items()
+                          if not (path.is_file() and path.read_text() == t)})
+        return v_path
 
 
 def run_board(config: BoardConfig, scenario: dict, simulator="icarus", work_dir="sim_out",
               *, seed=0, waves=False):
-    """Run one scenario (``{"name": ..., ...}``, see ``systolix_tb.board_test``); returns the
-    outcome dict the test wrote (``passed``, ``failures``, measurements)."""
-    build_dir = build_board(config, simulator, work_dir)
-    jobs = build_dir / "jobs"
-    jobs.mkdir(exist_ok=True)
-    job_dir = Path(tempfile.mkdtemp(prefix=f"{scenario['name']}-", dir=jobs))
-    job_file = job_dir / "scenario.json"
-    job_file.write_text(json.dumps({"config": config.to_dict(), "seed": seed, **scenario}))
-    log = job_dir / "sim.log"
-    with _tool_environment(simulator):
-        try:
-            _runner(simulator).test(
-                test_module=BOARD_TEST_MODULE, hdl_toplevel=config.name,
-                hdl_toplevel_lang="verilog", build_dir=build_dir / "sim", test_dir=job_dir,
-                results_xml=str(job_dir / "results.xml"), extra_env={SCENARIO_ENV: str(job_file)},
-                log_file=log, waves=waves, seed=seed)
-        except (RuntimeError, SystemExit):
-            pass
-    out = job_dir / "outcome.json"
-    if not out.is_file():
-        raise SystolixError(f"board simulation produced no outcome; see {log}")
-    outcome = json.loads(out.read_text())
-    outcome["log"] = str(log)
-    if outcome.get("passed") and not waves:
-        shutil.rmtree(job_dir, ignore_errors=True)
-    return outcome
+    """Run one scenario; returns the outcome as a dict: ``passed``, ``failures``, the
+    measurements the test recorded, and ``log`` (the simulator log, kept when it failed)."""
+    outcome = run(BoardJob(config, dict(scenario), seed), simulator, work_dir, waves=waves)
+    log = str(outcome.job_dir / "sim.log") if outcome.job_dir is not None else None
+    return {**outcome.details, "failures": outcome.failures, "passed": outcome.passed,
+            "log": log}

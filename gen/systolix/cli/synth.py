@@ -13,7 +13,7 @@ import os
 
 from ..errors import SystolixError
 from ..kinds import command_line_names, get
-from ..synth.board import BOARD_PLATFORMS, build_board
+from ..synth.board import BOARD_PLATFORMS, build_bitstream
 from ..synth.flow import SynthOptions, require_fit, synthesize
 from ..synth.sweep import run_sweep
 from ..synth.targets import TARGETS, get_target
@@ -241,9 +241,9 @@ def _cmd_build(args):
             raise SystolixError(f"{', '.join(given)} cannot be used with --fit: it searches "
                                 f"the array size")
     config = _config(args)
-    result = build_board(config, args.board, _options(args, "on"), args.output, fit=args.fit,
-                         baud=baud(args), cache_dir=args.cache_dir,
-                         progress=lambda s: eprint(f"[build] {s}"))
+    result = build_bitstream(config, args.board, _options(args, "on"), args.output,
+                             fit=args.fit, baud=baud(args), cache_dir=args.cache_dir,
+                             progress=lambda s: eprint(f"[build] {s}"))
     if args.json:
         print(json.dumps(result))
     else:

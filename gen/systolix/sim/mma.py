@@ -1,35 +1,23 @@
-"""Host side of the tensor-core MMA unit: cycle model, beat packing and simulation jobs.
+"""Host side of the tensor-core MMA unit: beat packing.
 
 The bit layouts follow :func:`systolix.hdl.tensorcore.mma_input_layout` / ``mma_output_layout``:
 fields ``a``, ``b``, ``c`` (then ``d`` on the output) in that order from bit 0, each a row-major
 matrix with element 0 at the least significant bits. Packing is vectorised so a testbench does
 no per-element Python work while the simulator runs.
 
-A simulation job is a directory with ``job.json`` and ``operands.npz`` (A, B, C stacked over the
-beats); the cocotb test :mod:`systolix_tb.mma_test` writes ``result.json`` and ``result.npz``
-(D per beat, issue and result cycles) back. A failing job directory is kept under
-``sim_out/<name>/<sim>/jobs/``; replay it with ``SYSTOLIX_JOB=<dir>/job.json``.
+A simulation is an :class:`~systolix.sim.job.MMAJob` (A, B, C stacked over the beats) run by
+:func:`systolix.sim.runner.run` on :mod:`systolix_tb.mma_test`, and checked by
+:func:`systolix.sim.verify.verify`.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
 
 from ..config import TensorCoreConfig
-from ..errors import SystolixError
-from .job import JOB_ENV
 from ..model.tiling import _bits_to_ints, _to_bits
 
-__all__ = ["pack_input_beats", "unpack_output_beats", "MMAJob", "MMAOutcome",
-           "write_job", "read_job", "write_outcome", "read_outcome", "run_job", "TEST_MODULE"]
-
-TEST_MODULE = "systolix_tb.mma_test"
+__all__ = ["pack_input_beats", "unpack_output_beats"]
 
 
 def _check_shapes(config, a, b, c):
@@ -67,96 +55,3 @@ def unpack_output_beats(config: TensorCoreConfig, payloads):
         sign = np.int64(1 << (acc - 1))
         d = (d ^ sign) - sign
     return d.reshape(len(payloads), m, n)
-
-
-@dataclass
-class MMAJob:
-    """What one simulation must do: issue beat i = (a[i], b[i], c[i]) in order."""
-
-    config: TensorCoreConfig
-    a: np.ndarray  # (N, m, k)
-    b: np.ndarray  # (N, k, n)
-    c: np.ndarray  # (N, m, n)
-    stall_prob: float = 0.0  # chance of holding i__valid low in a cycle
-    seed: int = 0
-
-
-@dataclass
-class MMAOutcome:
-    """What the simulation produced."""
-
-    d: np.ndarray | None = None                     # (N, m, n) results in output order
-    issue_cycles: list = field(default_factory=list)   # cycle each beat was accepted
-    result_cycles: list = field(default_factory=list)  # cycle each result was valid
-    failures: list = field(default_factory=list)
-
-
-def write_job(job: MMAJob, directory):
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    np.savez(directory / "operands.npz", a=np.asarray(job.a, np.int64),
-             b=np.asarray(job.b, np.int64), c=np.asarray(job.c, np.int64))
-    (directory / "job.json").write_text(json.dumps(
-        {"config": job.config.to_dict(), "stall_prob": job.stall_prob, "seed": job.seed},
-        indent=2))
-    return directory / "job.json"
-
-
-def read_job(path) -> MMAJob:
-    path = Path(path)
-    meta = json.loads(path.read_text())
-    with np.load(path.parent / "operands.npz") as f:
-        a, b, c = f["a"], f["b"], f["c"]
-    return MMAJob(TensorCoreConfig.from_dict(meta["config"]), a, b, c,
-                  stall_prob=meta["stall_prob"], seed=meta["seed"])
-
-
-def write_outcome(outcome: MMAOutcome, directory):
-    directory = Path(directory)
-    arrays = {} if outcome.d is None else {"d": outcome.d}
-    np.savez(directory / "result.npz", **arrays)
-    (directory / "result.json").write_text(json.dumps({
-        "issue_cycles": outcome.issue_cycles, "result_cycles": outcome.result_cycles,
-        "failures": outcome.failures}, indent=2))
-
-
-def read_outcome(directory) -> MMAOutcome | None:
-    directory = Path(directory)
-    if not (directory / "result.json").is_file():
-        return None
-    meta = json.loads((directory / "result.json").read_text())
-    with np.load(directory / "result.npz") as f:
-        d = f["d"] if "d" in f else None
-    return MMAOutcome(d=d, issue_cycles=meta["issue_cycles"],
-                      result_cycles=meta["result_cycles"], failures=meta["failures"])
-
-
-def run_job(job: MMAJob, simulator="icarus", work_dir="sim_out", *, waves=False):
-    """Simulate ``job`` on the emitted RTL; returns the :class:`MMAOutcome`.
-
-    Builds (or reuses) the design with :func:`systolix.sim.runner.build`. Mismatches found inside
-    the simulation are listed in ``outcome.failures``; callers decide what they mean.
-    """
-    from . import runner as simulate
-
-    build_dir = simulate.build(job.config, simulator, work_dir)
-    jobs_dir = build_dir / "jobs"
-    jobs_dir.mkdir(exist_ok=True)
-    job_dir = Path(tempfile.mkdtemp(prefix="mma-", dir=jobs_dir))
-    job_file = write_job(job, job_dir)
-    log = job_dir / "sim.log"
-    with simulate._tool_environment(simulator):
-        try:
-            simulate._runner(simulator).test(
-                test_module=TEST_MODULE, hdl_toplevel=job.config.name,
-                hdl_toplevel_lang="verilog", build_dir=build_dir / "sim", test_dir=job_dir,
-                results_xml=str(job_dir / "results.xml"),
-                extra_env={JOB_ENV: str(job_file)}, log_file=log, waves=waves, seed=job.seed)
-        except (RuntimeError, SystemExit):
-            pass  # a failing cocotb test still leaves its outcome; judged by the caller
-    outcome = read_outcome(job_dir)
-    if outcome is None:
-        raise SystolixError(f"simulation produced no result; see {log}")
-    if not outcome.failures and not waves:
-        shutil.rmtree(job_dir, ignore_errors=True)
-    return outcome

@@ -1,37 +1,37 @@
-"""Build generated RTL with Icarus or Verilator and run cocotb jobs on it.
+"""The one way to simulate: build (or reuse) a design, run a cocotb job on it, read the outcome.
 
-Each (config, simulator) pair gets its own build directory ``<work_dir>/<name>/<simulator>``,
-rebuilt only when the emitted Verilog changes. Simulator output goes to log files there, so the
-caller's stdout stays clean (``systolix run --json`` prints only JSON).
+:func:`run` takes any job of :mod:`systolix.sim.job` (GEMMs on an array or engine, a stream,
+tensor-core MMA beats, a board scenario). Each (config, simulator) pair gets its own build
+directory ``<work_dir>/<name>/<simulator>`` (:func:`build`), rebuilt only when the design
+changes; each run gets a job directory under its ``jobs/``, removed afterwards unless the job
+failed (kept for replay as ``jobs/<kind>-*``: ``SYSTOLIX_JOB=<dir>/job.json``). Simulator output
+goes to log files there, so the caller's stdout stays clean (``systolix run --json`` prints only
+JSON). Simulators run in their own process group and never outlive the run
+(:mod:`systolix.process`). Checking an outcome against the models is
+:mod:`systolix.sim.verify`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import shutil
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from .. import emit
-from ..config import EngineConfig
-from ..model.cycles import engine_cycles, gemm_cycles
+from .. import cache, emit
 from ..errors import SystolixError
-from .job import (JOB_ENV, SimJob, StreamJob, is_reject, read_outcome, read_stream_outcome,
-                  write_job, write_stream_job)
+from ..fileio import atomic_open, owned_tempdir, remove_abandoned
+from ..process import patch_cocotb_runner, stop_on_signals
+from .job import JOB_ENV, Job, read_outcome, write_job
 
-__all__ = ["SIMULATORS", "GemmRun", "check_simulator", "design_key", "build", "run_job",
-           "run_stream_job", "lint"]
+__all__ = ["SIMULATORS", "check_simulator", "design_key", "build", "run", "write_if_changed",
+           "lint"]
 
 SIMULATORS = ("icarus", "verilator")
 
-TEST_MODULE = "systolix_tb.gemm_test"
-ENGINE_TEST_MODULE = "systolix_tb.engine_test"
-STREAM_TEST_MODULE = "systolix_tb.stream_test"
+#: Name prefix of a job directory while its simulation runs (``.run-<pid>.<random>``).
+RUNNING_PREFIX = ".run-"
 
 
 
@@ -89,19 +89,14 @@ def check_simulator(simulator):
 
 def _runner(simulator):
     from cocotb_tools.runner import get_runner
-    return get_runner(simulator)
+    return patch_cocotb_runner(get_runner(simulator))
 
 
 def design_key(config):
     """Digest of everything the emitted Verilog depends on: the config, the tool versions and
-    the generator's own source. Equal keys mean byte-identical Verilog, so a build with this key
-    can be reused without emitting again (emitting a 16x16 engine takes ~10 s)."""
-    h = hashlib.sha256(json.dumps([config.to_dict(), emit.tool_versions()],
-                                  sort_keys=True).encode())
-    package = Path(emit.__file__).parent
-    for path in sorted(package.rglob("*.py")):
-        h.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
+    the package's source. Equal keys mean byte-identical Verilog, so a build with this key can
+    be reused without emitting again (emitting a 16x16 engine takes ~10 s)."""
+    return cache.digest(config.to_dict(), emit.tool_versions(), cache.source_digest())
 
 
 def compile_verilog(v_path, toplevel, build_dir, simulator):
@@ -122,132 +117,101 @@ def compile_verilog(v_path, toplevel, build_dir, simulator):
                                 f"see {log}") from None
 
 
-def build(config, simulator="icarus", work_dir="sim_out"):
+def write_if_changed(path, text):
+    """Write ``text`` to ``path`` atomically unless it already holds exactly that (an
+    untouched file keeps a simulator build fresh)."""
+    path = Path(path)
+    if path.is_file() and path.read_text() == text:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path) as f:
+        f.write(text)
+    return path
+
+
+def _stamp(path, text):
+    with atomic_open(path) as f:
+        f.write(text)
+
+
+def build(config, simulator="icarus", work_dir="sim_out", *, write_verilog=None):
     """Emit and compile ``config`` for ``simulator``; returns the build directory.
 
-    Skipped when a previous build of the same design (by :func:`design_key`) succeeded; else
-    the Verilog is emitted, and the compile is skipped if that Verilog (by digest) was built.
+    ``write_verilog(config, out_dir) -> path`` writes the design's Verilog (default: the
+    emitter of :mod:`systolix.emit`; a job kind may bring its own, see
+    :meth:`systolix.sim.job.Job.write_verilog`). Skipped when a previous build of the same
+    design (by :func:`design_key`) succeeded; else the Verilog is written, and the compile is
+    skipped if that Verilog (by digest) was built.
     """
     check_simulator(simulator)
     build_dir = Path(work_dir).resolve() / config.name / simulator
     key = design_key(config)
-    key_stamp = build_dir / "design.key"
-    if (key_stamp.is_file() and key_stamp.read_text() == key
-            and (build_dir / "build.sha256").is_file()):
+    key_stamp, stamp = build_dir / "design.key", build_dir / "build.sha256"
+    if key_stamp.is_file() and key_stamp.read_text() == key and stamp.is_file():
         return build_dir
-    v_path, _, vlt_path = emit.write_design(config, build_dir / "rtl", only_if_changed=True)
-    digest = hashlib.sha256(v_path.read_bytes() + vlt_path.read_bytes()).hexdigest()
-    stamp = build_dir / "build.sha256"
+    v_path = Path((write_verilog or Job.write_verilog)(config, build_dir / "rtl"))
+    vlt_path = v_path.with_suffix(".vlt")  # Verilator's lint waivers, beside the Verilog
+    digest = cache.digest(v_path.read_bytes(), vlt_path.read_bytes())
     if stamp.is_file() and stamp.read_text() == digest:
-        key_stamp.write_text(key)
+        _stamp(key_stamp, key)
         return build_dir
     stamp.unlink(missing_ok=True)
     key_stamp.unlink(missing_ok=True)
     compile_verilog(v_path, config.name, build_dir, simulator)
-    stamp.write_text(digest)
-    key_stamp.write_text(key)
+    _stamp(stamp, digest)
+    _stamp(key_stamp, key)
     return build_dir
 
 
-@dataclass
-class GemmRun:
-    """One GEMM's outcome from simulation, with the cycle model's prediction beside it.
+def _keep(job_dir, jobs_dir, kind):
+    """Rename a finished job's directory to ``jobs/<kind>-<random>`` (kept for replay)."""
+    kept = jobs_dir / f"{kind}-{job_dir.name.rpartition('.')[2]}"
+    os.rename(job_dir, kept)
+    return kept
 
-    For an engine, ``cycles`` is the compute phase, measured by the testbench at the ports
-    (which also checks that it equals the engine's own ``cycles`` output), and ``job_cycles``
-    the whole job, command handshake to ``done``; a rejected command has ``error`` set and no
-    result.
+
+def run(job: Job, simulator="icarus", work_dir="sim_out", *, waves=False):
+    """Build (or reuse) ``job.config`` for ``simulator``, run ``job`` in a fresh job directory
+    and return the outcome the cocotb test wrote (of type ``job.outcome_type``).
+
+    ``outcome.failures`` lists the mismatches and protocol errors found *inside* the
+    simulation; :func:`systolix.sim.verify.verify` checks the rest against the models. The job
+    directory is removed unless the job failed (or ``waves`` was asked for); then it is kept
+    and ``outcome.job_dir`` names it. An interrupted run (an exception, SIGTERM, SIGHUP) stops
+    the simulator and removes the directory; one of a run killed outright (SIGKILL) is removed
+    by the next run of the same design.
     """
-
-    c: object          # numpy array, or None if the RTL produced no well-formed result
-    cycles: int | None
-    model_cycles: int | None
-    macs: int
-    peak_macs: int
-    job_cycles: int | None = None
-    model_job_cycles: int | None = None
-    error: bool | None = None
-
-    @property
-    def utilization(self):
-        return self.macs / (self.peak_macs * self.cycles) if self.cycles else None
-
-
-def _run_cocotb(config, simulator, work_dir, test_module, write, seed, waves):
-    """Build ``config``, write a job into a fresh job directory with ``write(dir)`` (returning
-    the job file), run ``test_module`` on it; returns the job directory and its log."""
-    build_dir = build(config, simulator, work_dir)
-    jobs_dir = build_dir / "jobs"
-    jobs_dir.mkdir(exist_ok=True)
-    job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=jobs_dir))
-    job_file = write(job_dir)
-    log = job_dir / "sim.log"
-    with _tool_environment(simulator):
+    with stop_on_signals():
+        build_dir = build(job.config, simulator, work_dir, write_verilog=job.write_verilog)
+        jobs_dir = build_dir / "jobs"
+        jobs_dir.mkdir(exist_ok=True)
+        remove_abandoned(jobs_dir, RUNNING_PREFIX)
+        job_dir = owned_tempdir(jobs_dir, RUNNING_PREFIX)
         try:
-            _runner(simulator).test(
-                test_module=test_module, hdl_toplevel=config.name,
-                hdl_toplevel_lang="verilog", build_dir=build_dir / "sim", test_dir=job_dir,
-                results_xml=str(job_dir / "results.xml"),
-                extra_env={JOB_ENV: str(job_file)}, log_file=log, waves=waves, seed=seed)
-        except (RuntimeError, SystemExit):
-            pass  # a failing cocotb test still leaves its outcome; judged by the caller
-    return job_dir, log
-
-
-def run_job(job: SimJob, simulator="icarus", work_dir="sim_out", *, waves=False):
-    """Simulate every GEMM in ``job``; returns ``(runs, failures, total_cycles)``.
-
-    ``failures`` lists scoreboard mismatches and protocol errors as found *inside* the
-    simulation; callers decide what a mismatch means to them.
-    """
-    engine = isinstance(job.config, EngineConfig)
-    job_dir, log = _run_cocotb(job.config, simulator, work_dir,
-                               ENGINE_TEST_MODULE if engine else TEST_MODULE,
-                               lambda d: write_job(job, d), job.seed, waves)
-    outcome = read_outcome(job_dir)
-    if outcome is None:
-        raise SystolixError(f"simulation produced no result; see {log}")
-    counts = [len(outcome.results), len(outcome.cycles)]
-    if engine:
-        counts += [len(outcome.job_cycles), len(outcome.errors)]
-    if set(counts) != {len(job.operands)}:
-        raise SystolixError(f"simulation returned {counts} results for {len(job.operands)} "
-                            f"GEMMs; see {log}")
-    runs = []
-    for i, (entry, c, cycles) in enumerate(zip(job.operands, outcome.results, outcome.cycles)):
-        extra = {}
-        if engine:
-            extra = {"job_cycles": outcome.job_cycles[i], "error": bool(outcome.errors[i])}
-        if is_reject(entry):  # a command the engine had to reject
-            runs.append(GemmRun(c=None, cycles=None, model_cycles=None, macs=0,
-                                peak_macs=job.config.macs, **extra))
-            continue
-        a, b = entry[:2]
-        m, k, n = a.shape[0], a.shape[1], b.shape[1]
-        if engine:
-            model = engine_cycles(job.config, m, k, n)
-            runs.append(GemmRun(c=c, cycles=cycles, model_cycles=model.compute, macs=model.macs,
-                                peak_macs=job.config.macs, model_job_cycles=model.total,
-                                **extra))
+            job_file = write_job(job, job_dir)
+            with _tool_environment(simulator):
+                try:
+                    _runner(simulator).test(
+                        test_module=job.test_module, hdl_toplevel=job.config.name,
+                        hdl_toplevel_lang="verilog", build_dir=build_dir / "sim",
+                        test_dir=job_dir, results_xml=str(job_dir / "results.xml"),
+                        extra_env={JOB_ENV: str(job_file)}, log_file=job_dir / "sim.log",
+                        waves=waves, seed=getattr(job, "seed", 0))
+                except (RuntimeError, SystemExit):
+                    pass  # a failing cocotb test still leaves its outcome; judged below
+            outcome = read_outcome(job_dir)
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        if outcome is None or not isinstance(outcome, job.outcome_type):
+            kept = _keep(job_dir, jobs_dir, job.kind)
+            raise SystolixError(f"simulation produced no result; see {kept / 'sim.log'}")
+        if outcome.failures or waves:
+            outcome.job_dir = _keep(job_dir, jobs_dir, job.kind)
         else:
-            model = gemm_cycles(job.config, m, k, n)
-            runs.append(GemmRun(c=c, cycles=cycles, model_cycles=model.cycles, macs=model.macs,
-                                peak_macs=job.config.macs))
-    if not outcome.failures and not waves:
-        shutil.rmtree(job_dir, ignore_errors=True)
-    return runs, outcome.failures, outcome.total_cycles
-
-
-def run_stream_job(job: StreamJob, simulator="icarus", work_dir="sim_out", *, waves=False):
-    """Push ``job.inputs`` through a stream unit; returns ``(outputs, failures)``."""
-    job_dir, log = _run_cocotb(job.config, simulator, work_dir, STREAM_TEST_MODULE,
-                               lambda d: write_stream_job(job, d), job.seed, waves)
-    outcome = read_stream_outcome(job_dir)
-    if outcome is None:
-        raise SystolixError(f"simulation produced no result; see {log}")
-    if not outcome[1] and not waves:
-        shutil.rmtree(job_dir, ignore_errors=True)
-    return outcome
+            shutil.rmtree(job_dir, ignore_errors=True)
+            outcome.job_dir = None
+        return outcome
 
 
 def lint(verilog_path, top, waivers=()):

@@ -13,7 +13,6 @@ import importlib
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from amaranth.hdl import Elaboratable, Module
@@ -22,14 +21,16 @@ from ..board.top import DEFAULT_BAUD, BoardConfig, BoardPlatformTop
 from .. import kinds
 from ..config import SystolicConfig
 from ..errors import SystolixError
+from ..fileio import owned_tempdir, remove_abandoned
 from ..hdl.dsp import with_dsp
+from ..process import run_command
 from .flow import SynthOptions, synthesize
 from .harness import DUT_NAME, IOHarness
 from .reports import nextpnr_capacity_error, parse_nextpnr_report, parse_yosys_stat
 from .targets import TARGETS
 from .toolchain import tool_path, toolchain_versions
 
-__all__ = ["BOARD_PLATFORMS", "Board", "build_board", "largest_fitting"]
+__all__ = ["BOARD_PLATFORMS", "Board", "build_bitstream", "largest_fitting"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +117,8 @@ def largest_fitting(kind, base, target, options, *, cache_dir=None, progress=Non
     raise SystolixError(f"nothing fits on {target.device}")
 
 
-def build_board(config, board: str, options: SynthOptions, out_dir, *, fit=False,
-                baud=DEFAULT_BAUD, cache_dir=None, progress=None):
+def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=False,
+                    baud=DEFAULT_BAUD, cache_dir=None, progress=None):
     """Build a bitstream of ``config`` for ``board`` (``systolix build``).
 
     Parameters
@@ -189,16 +190,18 @@ def build_board(config, board: str, options: SynthOptions, out_dir, *, fit=False
     if target.family == "ice40":
         overrides["synth_opts"] = "-dsp"
     plan = platform.prepare(top, name=name, **overrides)
-    work = Path(tempfile.mkdtemp(prefix=".build.", dir=out))
+    remove_abandoned(out, ".build-")  # left by a build that was killed
+    work = owned_tempdir(out, ".build-")
     try:
         plan.extract(work)
         if progress:
             progress(f"yosys, nextpnr-{target.family}, {board.tools[2][0]} for {board.name} "
                      f"({config.name})")
         with open(work / "build.log", "wb") as log:
-            proc = subprocess.run(["sh", f"{plan.script}.sh"], cwd=work, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        if proc.returncode != 0:
+            # its own process group, killed with this process (the tools run for minutes)
+            returncode = run_command(["sh", f"{plan.script}.sh"], cwd=work, env=env, stdout=log,
+                                     stderr=subprocess.STDOUT)
+        if returncode != 0:
             failed = out / f"{config.name}_{board.name}.failed"
             shutil.rmtree(failed, ignore_errors=True)
             os.replace(work, failed)
@@ -207,7 +210,7 @@ def build_board(config, board: str, options: SynthOptions, out_dir, *, fit=False
             if found:
                 raise SystolixError(f"does not fit on {board.name}: nextpnr ran out of "
                                     f"{found[0]}; see {failed}")
-            raise SystolixError(f"board build failed (exit {proc.returncode}); see "
+            raise SystolixError(f"board build failed (exit {returncode}); see "
                                 f"{failed / 'build.log'}")
         bit = work / f"{name}.{board.bitstream}"
         if not bit.is_file():

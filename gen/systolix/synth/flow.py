@@ -4,26 +4,28 @@
 do not fit the package), run ``yosys synth_<family>`` and ``stat -json``, check the cell counts
 against the device, run ``nextpnr-<family> --report``, and return a :class:`SynthResult` built
 from those two machine-readable reports. Results are cached under a digest of everything that
-can change them (the design's config, the target, the flow options, the tool versions and the
-source of the gateware), so asking again is instant.
+can change them: the RTLIL text the tools are given (so any change to the gateware, the
+emitter, a design kind or the harness is seen, wherever it was made), the design's config, the
+target, the flow options, the tool versions and the flow's own source. Asking again costs one
+elaboration.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import rtlil
 
-from .. import __version__, kinds
+from .. import __version__, cache, kinds
 from ..emit import port_map
 from ..errors import SystolixError
+from ..fileio import atomic_open, owned_tempdir, remove_abandoned
 from ..hdl.dsp import dsp_mapping
 from .harness import DUT_NAME, IOHarness, port_bits
 from .reports import (RESOURCE_OF_CELL, nextpnr_capacity_error, parse_nextpnr_report,
@@ -32,12 +34,16 @@ from .targets import Target
 from .toolchain import ToolFailed, run_tool, toolchain_versions
 
 __all__ = ["SynthOptions", "SynthResult", "DoesNotFit", "synthesize", "default_cache_dir",
-           "SynthPlatform", "cache_key"]
+           "SynthPlatform", "elaborate", "cache_key"]
 
 HARNESS_MODES = ("auto", "on", "off")
 RESULT_FILE = "result.json"
 #: Bump when the meaning of a cached result changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+#: Sources of the flow itself (tool scripts, report parsing): part of the cache key.
+FLOW_SOURCES = ("synth/flow.py", "synth/reports.py")
+#: Name prefix of a run in progress in the cache (``.run-<pid>.<random>``).
+RUNNING_PREFIX = ".run-"
 
 
 class DoesNotFit(SystolixError):
@@ -123,37 +129,31 @@ def default_cache_dir():
     return Path(env) if env else Path.home() / ".cache" / "systolix"
 
 
-def _source_digest():
-    """Digest of the gateware and flow sources: a change to any of them invalidates results."""
-    pkg = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256()
-    files = sorted([*pkg.glob("hdl/**/*.py"), *pkg.glob("config/*.py"), pkg / "model" / "cycles.py",
-                    *(pkg / "synth" / f for f in ("flow.py", "harness.py", "targets.py"))])
-    for f in files:
-        h.update(f.relative_to(pkg).as_posix().encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
+def cache_key(config, target: Target, options: SynthOptions, rtlil):
+    """The digest naming a result in the cache, and the dict it is computed from.
 
-
-def cache_key(config, target: Target, options: SynthOptions):
-    """The digest naming a result in the cache, and the dict it is computed from."""
+    ``rtlil`` is the text :func:`elaborate` produced for this (config, target, options): it
+    stands for everything in systolix that determines the netlist."""
     key = {
         "format": CACHE_FORMAT,
         "design": config.to_dict(),
-        "target": target.name,
+        "rtlil": cache.digest(rtlil.encode()),
+        "target": dataclasses.asdict(target),
         "freq": options.freq if options.freq is not None else target.default_freq,
         "harness": options.harness,
         "seed": options.seed,
         "tools": toolchain_versions(),
         "systolix": __version__,
-        "source": _source_digest(),
+        "flow": cache.source_digest(FLOW_SOURCES),
     }
-    text = json.dumps(key, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:24], key
+    key = json.loads(json.dumps(key))  # as stored in result.json (tuples become lists)
+    return cache.digest(key)[:24], key
 
 
-def _elaborate(config, target, options):
-    """RTLIL text of the design (wrapped in the harness when needed) and the harness facts."""
+def elaborate(config, target, options):
+    """RTLIL text of the design (wrapped in the harness when needed), the harness facts and
+    the design's module path inside the harness (None without one). Raises
+    :class:`DoesNotFit` if the design's ports do not fit the package with ``harness="off"``."""
     top = kinds.of(config).build(config)
     in_bits, out_bits = port_bits(top)
     pins = in_bits + out_bits + 2  # + clk, rst
@@ -188,11 +188,9 @@ def _check_fit(total, target):
 
 
 def _write_json_atomic(path, data):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_open(path) as f:
         json.dump(data, f, indent=2, sort_keys=True)
         f.write("\n")
-    os.replace(tmp, path)
 
 
 def _say(progress, text):
@@ -228,7 +226,15 @@ def synthesize(config, target: Target, options: SynthOptions = SynthOptions(), *
     if not isinstance(options, SynthOptions):
         raise TypeError(f"options must be SynthOptions, not {options!r}")
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    digest, key = cache_key(config, target, options)
+    t0 = time.monotonic()
+    _say(progress, f"elaborating {config.name}")
+    try:
+        elaborated = elaborate(config, target, options)
+    except DoesNotFit as e:  # known before any tool runs: nothing worth caching
+        key = {"design": config.to_dict(), "target": target.name, "tools": toolchain_versions()}
+        return SynthResult(_not_fit(config, target, key, str(e), None))
+    t_elab = time.monotonic() - t0
+    digest, key = cache_key(config, target, options, elaborated[0])
     final = root / "synth" / digest
     if use_cache and (final / RESULT_FILE).is_file():
         try:
@@ -238,11 +244,12 @@ def synthesize(config, target: Target, options: SynthOptions = SynthOptions(), *
             pass  # unreadable: redo it
     try:
         (root / "synth").mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(dir=root / "synth", prefix=f".{digest}."))
+        remove_abandoned(root / "synth", RUNNING_PREFIX)  # runs whose process was killed
+        work = owned_tempdir(root / "synth", RUNNING_PREFIX)
     except OSError as e:
         raise SystolixError(f"cannot use cache directory {root}: {e.strerror}") from None
     try:
-        data = _run(config, target, options, key, work, progress)
+        data = _run(config, target, options, key, work, progress, elaborated, t_elab)
         _write_json_atomic(work / RESULT_FILE, data)
         if final.exists():
             shutil.rmtree(final, ignore_errors=True)
@@ -267,16 +274,10 @@ def require_fit(result: SynthResult):
     return result
 
 
-def _run(config, target, options, key, work, progress):
+def _run(config, target, options, key, work, progress, elaborated, t_elab):
     freq = options.freq if options.freq is not None else target.default_freq
-    t0 = time.monotonic()
-    _say(progress, f"elaborating {config.name}")
-    try:
-        rtlil_text, harness, dut_module = _elaborate(config, target, options)
-    except DoesNotFit as e:
-        return _not_fit(config, target, key, str(e), None)
+    rtlil_text, harness, dut_module = elaborated
     (work / "design.il").write_text(rtlil_text)
-    t_elab = time.monotonic() - t0
 
     script = [
         "read_rtlil design.il",

@@ -9,15 +9,14 @@ All files are written atomically once every point is done.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from .. import kinds
 from ..errors import SystolixError
+from ..fileio import atomic_open
 from .flow import SynthOptions, synthesize
 from .pareto import pareto_front
 from .plots import render_plots
@@ -70,17 +69,6 @@ def markdown_table(results, target: Target):
             f"{_fmt(r['gops_per_klut'], '.2f')} | {_fmt(r['gops_per_dsp'], '.3f')} | {hcost} | "
             f"{'*' if id(r) in front else ''} |")
     return "\n".join(lines) + "\n"
-
-
-def _atomic_bytes(path: Path, data: bytes):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class _Progress:
@@ -148,7 +136,8 @@ def run_sweep(configs, target: Target, options: SynthOptions, out_dir, *, jobs=2
                 ("sweep.md", markdown_table(results, target).encode())]
     payloads += render_plots(results, target)
     for name, data in payloads:
-        _atomic_bytes(out / name, data)
+        with atomic_open(out / name, "wb") as f:
+            f.write(data)
         files.append(str(out / name))
     summary["files"] = files
     return summary

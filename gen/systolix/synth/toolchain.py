@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import subprocess
 from pathlib import Path
 
+from ..cache import tool_versions
 from ..errors import SystolixError
+from ..process import run_command
 from ..tools import tool_path
 
 __all__ = ["tool_path", "run_tool", "toolchain_versions", "ToolFailed"]
@@ -27,24 +28,19 @@ class ToolFailed(SystolixError):
 @functools.lru_cache(maxsize=None)
 def toolchain_versions():
     """Versions of the synthesis tools (PyPI distributions), for reports and cache keys."""
-    versions = {}
-    for dist in _DISTRIBUTIONS:
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            versions[dist] = None
-    return versions
+    return tool_versions(_DISTRIBUTIONS)
 
 
 def run_tool(name, args, *, cwd, log_name):
-    """Run ``name args...`` in ``cwd``; stdout and stderr go to ``cwd/log_name``.
+    """Run ``name args...`` in ``cwd``; stdout and stderr go to ``cwd/log_name``. The tool
+    runs in its own process group and dies with this process (:mod:`systolix.process`).
 
     Raises :class:`ToolFailed` (a one-line :class:`SystolixError`) on a non-zero exit.
     """
     log = Path(cwd) / log_name
     with open(log, "wb") as out:
-        proc = subprocess.run([tool_path(name), *args], cwd=cwd, stdout=out,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise ToolFailed(f"{name} failed (exit {proc.returncode}); see {log}", log)
+        code = run_command([tool_path(name), *args], cwd=cwd, stdout=out,
+                           stderr=subprocess.STDOUT)
+    if code != 0:
+        raise ToolFailed(f"{name} failed (exit {code}); see {log}", log)
     return log
