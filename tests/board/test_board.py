@@ -265,6 +265,7 @@ def test_board_generate_cli(tmp_path, capsys):
                  "--baud", "1000000", "-o", str(tmp_path)]) == 0
     name = "board_engine_os_2x2_int8_acc32_wrap_16x16x16_25000khz_1000000bd_to500000"
     assert (tmp_path / f"{name}.v").read_text().count(f"module {name}(") == 1
+    assert f'lint_off -rule' in (tmp_path / f"{name}.vlt").read_text()
     import json
     manifest = json.loads((tmp_path / f"{name}.json").read_text())
     assert manifest["config"]["divisor"] == 25
@@ -650,14 +651,14 @@ def test_build_for_a_board_refuses_before_writing(argv, status, message, tmp_pat
     assert not (tmp_path / "bits").exists()
 
 
-def test_build_board_refuses_fit_of_a_tensor_core_as_a_library_call(tmp_path):
+def test_build_bitstream_refuses_fit_of_a_tensor_core_as_a_library_call(tmp_path):
     from systolix.errors import SystolixError
-    from systolix.synth.board import build_board
+    from systolix.synth.board import build_bitstream
     from systolix.synth.flow import SynthOptions
     with pytest.raises(SystolixError, match=re.escape(
             "--fit searches systolic array sizes (--rows, --cols); give the tensorcore's size "
             "explicitly")):
-        build_board(TensorCoreConfig(2, 2, 2), "icebreaker", SynthOptions(), tmp_path / "bits",
+        build_bitstream(TensorCoreConfig(2, 2, 2), "icebreaker", SynthOptions(), tmp_path / "bits",
                     fit=True)
     assert not (tmp_path / "bits").exists()
 

@@ -115,8 +115,13 @@ def test_an_exception_kills_the_whole_process_group(tmp_path):
     pids = tmp_path / "pids"
     script = (f"sh -c 'echo $$ > {pids}; sleep 60' & "
               f"while [ ! -s {pids} ]; do sleep 0.01; done; kill -INT {os.getpid()}; wait")
-    with pytest.raises(KeyboardInterrupt):
-        run_command(["sh", "-c", script])
+    # a shell's background job starts with SIGINT ignored: make it raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_command(["sh", "-c", script])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert _gone(int(pids.read_text())), "a grandchild survived"
 
 

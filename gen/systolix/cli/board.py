@@ -16,10 +16,11 @@ from ..board.protocol import PROTOCOL_VERSION
 from ..board.sim import board_verilog
 from ..board.top import LINK_RATES, BoardConfig
 from ..errors import SystolixError
-from ..fileio import atomic_open
+from ..emit import lint_config
+from ..fileio import atomic_write_all
 from ..model.matrices import (check_gemm_shapes, check_operand, check_output_path, load_matrix,
                               save_matrix)
-from .common import add_baud, baud, integer, number_in, text
+from .common import add_gemm_files, add_baud, baud, integer, number_in, text
 from .config_flags import add_design_flags, design_config
 
 __all__ = ["add_parser", "COMMANDS"]
@@ -46,12 +47,7 @@ def add_parser(sub):
     i = bsub.add_parser("info", help="print the board's engine, clock and baud rate")
     _add_link_args(i)
     r = bsub.add_parser("run", help="C = A x B on the board")
-    r.add_argument("--a", type=text, required=True, metavar="A.npy",
-                   help="M x K operand (.npy/.csv/.txt)")
-    r.add_argument("--b", type=text, required=True, metavar="B.npy",
-                   help="K x N operand (.npy/.csv/.txt)")
-    r.add_argument("-o", "--output", type=text, required=True, metavar="C.npy",
-                   help="where to write C")
+    add_gemm_files(r)
     r.add_argument("--check", action="store_true",
                    help="compare with the numpy golden model (C is written only if it matches)")
     _add_link_args(r)
@@ -95,12 +91,11 @@ def _generate(args):
     out = Path(args.output)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        paths = (out / f"{config.name}.v", out / f"{config.name}.json")
-        for path, text in zip(paths, (verilog, json.dumps(manifest, indent=2) + "\n")):
-            with atomic_open(path) as f:
-                f.write(text)
     except OSError as e:
         raise SystolixError(f"cannot write into {out}: {e.strerror}") from None
+    paths = tuple(out / f"{config.name}{ext}" for ext in (".v", ".json", ".vlt"))
+    atomic_write_all(dict(zip(paths, (verilog, json.dumps(manifest, indent=2) + "\n",
+                                      lint_config(config.name, verilog)))))
     for path in paths:
         print(f"wrote {path}")
     return 0

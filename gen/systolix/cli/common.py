@@ -9,7 +9,7 @@ import sys
 
 from ..board.top import DEFAULT_BAUD
 
-__all__ = ["Parser", "integer", "integer_in", "number_in", "text", "add_baud", "baud", "eprint",
+__all__ = ["Parser", "add_gemm_files", "integer", "integer_in", "number_in", "text", "add_baud", "baud", "eprint",
            "SIMULATORS", "KindHelp"]
 
 #: The simulators ``run``, ``infer`` and ``demo`` accept.
@@ -61,6 +61,16 @@ def text(value):
     if not value:
         raise argparse.ArgumentTypeError("must not be empty")
     return value
+
+
+def add_gemm_files(p):
+    """``--a``, ``--b`` and ``-o``: the operand files of C = A x B and where C goes."""
+    p.add_argument("--a", type=text, required=True, metavar="A.npy",
+                   help="M x K operand (.npy/.csv/.txt)")
+    p.add_argument("--b", type=text, required=True, metavar="B.npy",
+                   help="K x N operand (.npy/.csv/.txt)")
+    p.add_argument("-o", "--output", type=text, required=True, metavar="C.npy",
+                   help="where to write C")
 
 
 def add_baud(p, what):

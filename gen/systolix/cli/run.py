@@ -10,7 +10,7 @@ from ..model.matrices import (check_gemm_shapes, check_operand, check_output_pat
                               save_matrix)
 from ..sim.runner import check_simulator
 from ..sim.verify import run_gemm
-from .common import SIMULATORS, text
+from .common import add_gemm_files, SIMULATORS, text
 from .config_flags import add_design_flags, check_run_flags, run_config
 
 __all__ = ["add_parser"]
@@ -18,12 +18,7 @@ __all__ = ["add_parser"]
 
 def add_parser(sub):
     r = sub.add_parser("run", help="run C = A x B through the generated RTL in simulation")
-    r.add_argument("--a", type=text, required=True, metavar="A.npy",
-                   help="M x K operand (.npy/.csv/.txt)")
-    r.add_argument("--b", type=text, required=True, metavar="B.npy",
-                   help="K x N operand (.npy/.csv/.txt)")
-    r.add_argument("-o", "--output", type=text, required=True, metavar="C.npy",
-                   help="where to write C")
+    add_gemm_files(r)
     r.add_argument("--engine", action="store_true",
                    help="run through the matrix engine (buffers + controller in RTL); "
                         "required for --dataflow ws and --arch tensorcore")

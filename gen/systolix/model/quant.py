@@ -545,8 +545,10 @@ def spanning_params(rng, acc, out_signed=None):
     first = int(rng.integers(3))
     for n, col in enumerate(acc.T):
         c_lo, c_hi = int(col.min()), int(col.max())
-        real = min((t_hi - t_lo + 1) / (c_hi - c_lo + 1) * 2.0 ** -rng.uniform(-0.25, 1),
-                   1 - 2.0 ** -20)
+        # a column of fewer than 4 values spreads over at most the interval: a wider spread
+        # would clamp every one of them
+        stretch = 2.0 ** -rng.uniform(0 if col.size < 4 else -0.25, 1)
+        real = min((t_hi - t_lo + 1) / (c_hi - c_lo + 1) * stretch, 1 - 2.0 ** -20)
         m0, s = quantize_multiplier(real)
         pick = (first + n) % 3
         if pick == 0:
