@@ -534,11 +534,11 @@ def test_serial_transport_refuses_bad_read_timeouts():
 
 
 @pytest.mark.parametrize("value, status, message", [
-    ("nan", 2, "argument --timeout-ms: must be in range 0..3.6e+06, not nan "),
-    ("inf", 2, "argument --timeout-ms: must be in range 0..3.6e+06, not inf "),
-    ("-1", 2, "argument --timeout-ms: must be in range 0..3.6e+06, not -1 "),
+    ("nan", 2, "argument --timeout-ms: must be in range 0..60000, not nan "),
+    ("inf", 2, "argument --timeout-ms: must be in range 0..60000, not inf "),
+    ("-1", 2, "argument --timeout-ms: must be in range 0..60000, not -1 "),
     ("0", 1, "timeout_ms must be in (0, 60000], not 0.0\n"),
-    ("1e6", 1, "timeout_ms must be in (0, 60000], not 1000000.0\n")])
+    ("1e6", 2, "argument --timeout-ms: must be in range 0..60000, not 1e6 ")])
 def test_board_generate_refuses_bad_frame_timeouts(value, status, message, tmp_path, capsys):
     try:
         code = main(["board", "generate", "--board", "icebreaker", "--rows", "2", "--cols", "2",

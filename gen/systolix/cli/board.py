@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..board.host import BoardClient, SerialTransport
-from ..board.protocol import PROTOCOL_VERSION
+from ..board.protocol import MAX_TIMEOUT_S, PROTOCOL_VERSION
 from ..board.sim import board_verilog
 from ..board.top import LINK_RATES, BoardConfig
 from ..errors import SystolixError
@@ -57,7 +57,7 @@ def add_parser(sub):
                    help="sets the clock: ulx3s-85f 25 MHz, icebreaker 12 MHz")
     add_baud(g, "UART baud rate; fast: "
              + ", ".join(f"{b} {v['fast_baud']}" for b, v in LINK_RATES.items()))
-    g.add_argument("--timeout-ms", type=number_in(0, 3_600_000), default=20.0,
+    g.add_argument("--timeout-ms", type=number_in(0, MAX_TIMEOUT_S * 1e3), default=20.0,
                    help="inter-byte timeout abandoning a truncated request (default 20)")
     add_design_flags(g, kind="engine", buffers=16, arch=False)
     g.add_argument("-o", "--output", type=text, required=True, metavar="DIR",

@@ -133,7 +133,7 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
     out_dir : path
         Where the bitstream and its reports go.
     fit : bool
-        Ignore the array size of ``config``: place the largest square array that fits.
+        Ignore the array size of ``config``: place the largest array that fits (see :func:`largest_fitting`).
 
     Returns
     -------
