@@ -124,7 +124,9 @@ def ws_array_cycles(config: SystolicConfig, m, k, n):
 
 
 def scalesim_cycles(config, m, k, n):
-    """SCALE-Sim v2's per-fold estimate, folds not overlapped (REFERENCE.md):
+    """SCALE-Sim v2's per-fold estimate, folds not overlapped (Samajdar et al., "A Systematic
+    Methodology for Characterizing Scalability of DNN Accelerators using SCALE-Sim",
+    ISPASS 2020):
 
     * output-stationary: ceil(M/R) * ceil(N/C) folds of R + C + K - 2 cycles;
     * weight-stationary: ceil(K/R) * ceil(N/C) folds of 2R + C + M - 2 cycles.
