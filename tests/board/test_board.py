@@ -496,7 +496,7 @@ def test_board_cli_prints_a_tensor_core_board(capsys, monkeypatch):
 @pytest.mark.parametrize("value", ["nan", "-1", "inf", "-inf", "1e9"])
 @pytest.mark.parametrize("command", ["info", "run"])
 def test_board_cli_refuses_bad_timeouts_up_front(command, value, tmp_path, capsys):
-    """A NaN, negative or infinite --timeout is a usage error (never a hang or a pyserial traceback)."""
+    """A NaN, negative or infinite --timeout is a usage error, never a hang or a traceback."""
     args = ["board", command, "--port", "loop://", f"--timeout={value}"]
     if command == "run":
         np.save(tmp_path / "A.npy", np.ones((2, 3), np.int64))
