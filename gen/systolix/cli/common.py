@@ -9,8 +9,8 @@ import sys
 
 from ..board.top import DEFAULT_BAUD
 
-__all__ = ["Parser", "add_gemm_files", "integer", "integer_in", "number_in", "text", "add_baud", "baud", "eprint",
-           "SIMULATORS", "KindHelp"]
+__all__ = ["Parser", "add_gemm_files", "integer", "integer_in", "number_in", "text", "add_baud",
+           "baud", "eprint", "SIMULATORS", "KindHelp"]
 
 #: The simulators ``run``, ``infer`` and ``demo`` accept.
 SIMULATORS = ("icarus", "verilator")
