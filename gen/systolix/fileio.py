@@ -10,21 +10,25 @@ from pathlib import Path
 __all__ = ["atomic_open", "atomic_write_all", "owned_tempdir", "remove_abandoned"]
 
 
+def _temp_beside(path):
+    """``(fd, name)`` of a new temporary file beside ``path`` with the usual permissions
+    (0666 minus the umask), not ``mkstemp``'s 0600."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return fd, tmp
+
+
 @contextlib.contextmanager
 def atomic_open(path, mode="w"):
     """Open a temporary file beside ``path``; on success it replaces ``path`` in one step.
-
-    The file gets the usual permissions (0666 minus the umask), not ``mkstemp``'s 0600.
-    On any exception the temporary file is removed and ``path`` is untouched.
-    """
+    On any exception the temporary file is removed and ``path`` is untouched."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -45,14 +49,10 @@ def atomic_write_all(texts):
         for path, text in texts.items():
             path = Path(path)
             try:
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                           suffix=".tmp")
+                fd, tmp = _temp_beside(path)
                 pending.append((tmp, path))
                 with os.fdopen(fd, "w") as f:
                     f.write(text)
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(tmp, 0o666 & ~umask)
             except OSError as e:
                 raise SystolixError(f"cannot write {path}: {e.strerror}") from None
         for tmp, path in pending:
