@@ -25,7 +25,37 @@ def seed(request):
 LEVELS = ("model", "amaranth", "rtl", "toolchain")
 
 
+#: Verilator repeats of cases that stay in the default suite on Icarus, next to a sibling case
+#: on Verilator (same test, other parameters): each is a separate Verilator build of ~10 s, so
+#: they run under `make test-slow` and keep `make test` within its 10 minutes.
+SLOW_VERILATOR_REPEATS = {
+    "tests/hdl/test_os_array_rtl.py::test_signed_int8_shapes[1-1-verilator]",
+    "tests/hdl/test_os_array_rtl.py::test_signed_int8_shapes[1-8-verilator]",
+    "tests/hdl/test_os_array_rtl.py::test_signed_int8_shapes[8-1-verilator]",
+    "tests/hdl/test_os_array_rtl.py::test_signed_int8_shapes[3-5-verilator]",
+    "tests/hdl/test_os_array_rtl.py::test_numerics_extremes[uint16_acc64_saturate-verilator]",
+    "tests/hdl/test_os_array_rtl.py::test_numerics_extremes[uint8_acc17_wrap-verilator]",
+    "tests/hdl/test_os_array_rtl.py::test_accumulator_overflow[wrap-verilator]",
+    "tests/hdl/test_os_array_rtl.py::test_int32_wraps_after_131072_products[verilator]",
+    "tests/hdl/test_engine_rtl.py::test_requantized_engine_with_stalls[uint8-os-verilator]",
+    "tests/hdl/test_engine_rtl.py::test_requantized_engine_with_stalls[int8-ws-verilator]",
+    "tests/hdl/test_engine_rtl.py::test_weight_stationary_accumulator_overflow[wrap-verilator]",
+    "tests/hdl/test_engine_rtl.py::test_unsigned_narrow_accumulator[ws-verilator]",
+    "tests/hdl/test_tensorcore_rtl.py::test_mma_stream[tensorcore_2x3x5_int8_acc18_saturate_p3-verilator]",
+    "tests/hdl/test_requant_rtl.py::test_requantizer_bit_exact_with_stalls[uint8-verilator]",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects on the markers
 def pytest_collection_modifyitems(config, items):
+    ids = {item.nodeid for item in items}
+    for item in items:
+        if item.nodeid in SLOW_VERILATOR_REPEATS:
+            item.add_marker(pytest.mark.slow)
+    files = {item.nodeid.split("::")[0] for item in items}
+    stale = [i for i in SLOW_VERILATOR_REPEATS if i.split("::")[0] in files and i not in ids]
+    if stale:
+        raise pytest.UsageError(f"SLOW_VERILATOR_REPEATS names tests that do not exist: {stale}")
     missing = [item.nodeid for item in items
                if not any(item.get_closest_marker(level) for level in LEVELS)]
     if missing:
