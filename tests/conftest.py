@@ -25,8 +25,8 @@ def seed(request):
 LEVELS = ("model", "amaranth", "rtl", "toolchain")
 
 
-#: Verilator repeats of cases that stay in the default suite on Icarus, next to a sibling case
-#: on Verilator (same test, other parameters): each is a separate Verilator build of ~10 s, so
+#: Verilator variants of cases that stay in the default suite on Icarus, while other Verilator
+#: cases of the same design kind stay in it too: each is a separate Verilator build of ~10 s, so
 #: they run under `make test-slow` and keep `make test` within its 10 minutes.
 SLOW_VERILATOR_REPEATS = {
     "tests/hdl/test_os_array_rtl.py::test_signed_int8_shapes[1-1-verilator]",
@@ -43,6 +43,12 @@ SLOW_VERILATOR_REPEATS = {
     "tests/hdl/test_engine_rtl.py::test_unsigned_narrow_accumulator[ws-verilator]",
     "tests/hdl/test_tensorcore_rtl.py::test_mma_stream[tensorcore_2x3x5_int8_acc18_saturate_p3-verilator]",
     "tests/hdl/test_requant_rtl.py::test_requantizer_bit_exact_with_stalls[uint8-verilator]",
+    "tests/hdl/test_os_array_rtl.py::test_pipelined_array[verilator-deep]",
+    "tests/hdl/test_os_array_rtl.py::test_unsigned_uint8[verilator]",
+    "tests/hdl/test_os_array_rtl.py::test_wide_operands_int64_results[verilator]",
+    "tests/hdl/test_os_array_rtl.py::test_random_input_stalls[verilator]",
+    "tests/hdl/test_tc_engine_rtl.py::test_accumulator_overflow[saturate-verilator]",
+    "tests/board/test_board_rtl.py::test_tiled_gemms_at_3_mbaud[verilator]",
 }
 
 
