@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from amaranth.sim import Simulator
+
 from systolix.model import golden
 from systolix.sim.job import SimJob
 from systolix.sim.verify import check
@@ -116,3 +118,11 @@ def slow_gemm(a, b, n, chunk=1):
                     acc = (acc + 2**(n.acc_width - 1)) % 2**n.acc_width - 2**(n.acc_width - 1)
             out[i, j] = acc
     return out
+
+
+def run_amaranth(dut, testbench):
+    """Run ``testbench`` (an async Amaranth testbench) on ``dut`` with a 1 MHz clock."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()

@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from systolix.model import golden
 from systolix.config import Numerics, SystolicConfig
@@ -14,15 +13,9 @@ from systolix.model.cycles import os_stream_cycles
 from systolix.hdl.pe import OutputStationaryPE
 from systolix.hdl.skew import DelayLanes, deskew_delays, skew_delays
 from systolix.hdl.os_array import OutputStationaryArray
+from helpers import run_amaranth as run
 
 pytestmark = pytest.mark.amaranth
-
-
-def run(dut, testbench):
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
-    sim.run()
 
 
 @pytest.mark.parametrize("delays", [(0, 1, 2, 3), (3, 2, 1, 0), (1,), (2, 0, 5)])

@@ -7,21 +7,14 @@ import warnings
 import numpy as np
 import pytest
 from amaranth.hdl import Const
-from amaranth.sim import Simulator
 
 from systolix.model import golden
 from systolix.config import Numerics, TensorCoreConfig
 from systolix.hdl.tensorcore import DotProductUnit, MMAUnit, mma_input_layout
 from systolix.sim.mma import pack_input_beats, unpack_output_beats
+from helpers import run_amaranth as run
 
 pytestmark = pytest.mark.amaranth
-
-
-def run(dut, testbench):
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
-    sim.run()
 
 
 def edge_beats(config, rng, count):
