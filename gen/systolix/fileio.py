@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+from .errors import SystolixError
 
 __all__ = ["atomic_open", "atomic_write_all", "owned_tempdir", "remove_abandoned"]
 
@@ -39,7 +42,6 @@ def atomic_write_all(texts):
     """Write ``{path: text}`` all or nothing: every text goes to a temporary file beside its
     path first, and only when all are written do they replace their paths. On failure nothing
     is replaced and a :class:`~systolix.errors.SystolixError` names the file."""
-    from .errors import SystolixError
     pending = []
     try:
         for path in texts:
@@ -85,7 +87,6 @@ def _alive(pid):
 def remove_abandoned(parent, prefix):
     """Remove the :func:`owned_tempdir` directories (and files) ``<prefix><pid>.*`` in
     ``parent`` whose owner process is gone; returns the paths removed."""
-    import shutil
     removed = []
     try:
         entries = list(Path(parent).iterdir())
