@@ -160,6 +160,7 @@ def stream_cycles(config: EngineConfig, jobs):
 
     The single-buffered engine runs the jobs one after the other: it takes the next command in
     the cycle of the previous job's ``done`` pulse, so ``total`` is the sum of the jobs' totals.
+    The double-buffered one overlaps them (see :func:`_double_buffered_done`).
 
     Returns
     -------
@@ -171,11 +172,14 @@ def stream_cycles(config: EngineConfig, jobs):
     """
     jobs = stream_jobs(jobs)
     per_job = [engine_cycles(config, m, k, n, keep) for m, k, n, keep in jobs]
-    done = []
-    t = 0
-    for e in per_job:
-        t += e.total
-        done.append(t)
+    if getattr(config, "buffering", "single") == "double":
+        done = _double_buffered_done(config, per_job, [j[3] for j in jobs])
+    else:
+        done = []
+        t = 0
+        for e in per_job:
+            t += e.total
+            done.append(t)
     total = done[-1]
     compute = sum(e.compute for e in per_job)
     macs = sum(e.macs for e in per_job)
@@ -183,6 +187,56 @@ def stream_cycles(config: EngineConfig, jobs):
             "peak_macs": config.macs, "done": done,
             "utilization": macs / (config.macs * compute),
             "end_to_end_utilization": macs / (config.macs * total)}
+
+
+def _double_buffered_done(config, per_job, keeps):
+    """``done`` cycles of a double-buffered engine's unstalled stream, counted from the first
+    command handshake (cycle 0). Per job j, in cycles:
+
+    * ``h``: command handshake, the cycle after the previous job's compute started (the load
+      stage is free again);
+    * A and B words in ``h+1 ..`` (none for B with keep-weights); requantization parameters
+      from ``h+1`` too, or, if their bank still serves the drain of an earlier job, from the
+      cycle after that drain's last C word;
+    * ``r``: the cycle after the last load word;
+    * ``s = max(r, e[j-1] + 1 + tail, t[j-2] + 1)``: compute start, once the array is free
+      (``tail``: the output-stationary array writes its last tile's rows 1..R-1 after the
+      final write) and the job's C bank has been drained;
+    * ``e = s + compute``: the final write into C;
+    * drain start ``d = max(e, t[j-1] + 1)``; first C word in ``d + 2 + output latency``,
+      last ``t`` = that + C words - 1; ``done`` in ``t + 1``.
+    """
+    tail = config.rows - 1 if config.dataflow is Dataflow.OUTPUT_STATIONARY else 0
+    rq = config.requant is not None
+    h = 0
+    e_prev = None
+    t = []                 # last C word per job
+    q_user = {0: None, 1: None}  # parameter bank -> last job that used it
+    lb = 0                 # parameter bank of the last job that loaded weights (next: 1 - lb)
+    starts = []
+    for j, (e, keep) in enumerate(zip(per_job, keeps)):
+        if j:
+            h = starts[-1] + 1
+        last = h + max(e.a_words, e.b_words)
+        if not keep:
+            lb = 1 - lb
+        if rq and e.q_words:
+            u = q_user[lb]
+            q0 = h + 1 if u is None or u == j else max(h + 1, t[u] + 1)
+            last = max(last, q0 + e.q_words - 1)
+        q_user[lb] = j
+        r = last + 1
+        s = r
+        if e_prev is not None:
+            s = max(s, e_prev + 1 + tail)
+        if j >= 2:
+            s = max(s, t[j - 2] + 1)
+        starts.append(s)
+        e_prev = s + e.compute
+        d = e_prev if j == 0 else max(e_prev, t[j - 1] + 1)
+        first = d + 2 + e.output_latency
+        t.append(first + e.c_words - 1)
+    return [x + 1 for x in t]
 
 
 def scalesim_cycles(config, m, k, n):
