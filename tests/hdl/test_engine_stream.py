@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from systolix.config import Dataflow, EngineConfig, RequantConfig, SystolicConfig, TensorCoreConfig
@@ -19,13 +20,12 @@ from helpers import requant_entries
 pytestmark = pytest.mark.amaranth
 
 
-def simulate_stream(config, jobs, *, stall=0.0, seed=0, reset_at=None):
+def simulate_stream(config, jobs, *, stall=0.0, seed=0):
     """Offer every job's command, words and C sink at once, as flat streams (the engine takes
     each stream's words only for the job it is loading).
 
     ``jobs``: ``(A, B, keep)`` or ``(A, B, params, keep)`` (``keep``: reuse the weights in the
     engine, B is then not sent), or ``(m, k, n, keep)`` ints: a command the engine must reject.
-    ``reset_at``: pulse reset in that cycle and stop there (returns what was seen).
 
     Returns ``(results, done_cycles, first_handshake)``: per command ``(C or None, error,
     cycles)`` at its ``done`` pulse, in order.
@@ -57,8 +57,6 @@ def simulate_stream(config, jobs, *, stall=0.0, seed=0, reset_at=None):
         streams = [(dut.a, a_q), (dut.b, b_q)] + ([(dut.q, q_q)] if rq else [])
         idx = [0] * len(streams)
         while len(seen["done"]) < len(cmds):
-            if reset_at is not None and cycle == reset_at:
-                return
             offer_cmd = ci < len(cmds) and rng.random() >= stall
             ctx.set(dut.cmd.valid, offer_cmd)
             if offer_cmd:
@@ -96,8 +94,6 @@ def simulate_stream(config, jobs, *, stall=0.0, seed=0, reset_at=None):
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
-    if reset_at is not None:
-        return seen
     assert seen["idx"] == [len(a_q), len(b_q)] + ([len(q_q)] if rq else []), \
         "not all words were taken"
     assert len(seen["words"]) == sum(c_counts), "C words beyond the jobs'"
@@ -169,3 +165,139 @@ def test_stream_exact_results_and_cycles(index, buffering, seed):
     # the same with random stalls on every stream: results and `cycles` unchanged
     results, _, _ = simulate_stream(config, jobs, stall=0.3, seed=seed)
     _check(config, jobs, results, f"seed {seed}, stalls")
+
+
+@pytest.mark.parametrize("buffering", ["single", "double"])
+def test_requantizing_stream(buffering, seed):
+    """A WS requantizing engine: weights and parameters kept across jobs, parameters of a new
+    layer waiting for their bank while an earlier job drains; exact with and without stalls."""
+    config = EngineConfig(SystolicConfig(2, 3, Dataflow.WEIGHT_STATIONARY), 6, 9, 7,
+                          requant=RequantConfig(3, True), buffering=buffering)
+    rng = np.random.default_rng(seed)
+    shapes = [(6, 9, 7), (6, 2, 7), (6, 9, 7), (1, 1, 1), (6, 2, 7), (3, 4, 2)]
+    entries = requant_entries(rng, config, shapes, True)
+    jobs = []
+    for i, (a, b, q) in enumerate(entries):
+        jobs.append((a, b, q, False))
+        if i % 2 == 0:  # a keep-weights job with the same B and parameters
+            jobs.append((_rand(rng, config.numerics, (2, a.shape[1])), b, q, True))
+    results, done, first = simulate_stream(config, jobs)
+    _check(config, jobs, results, f"seed {seed}")
+    model = stream_cycles(config, [(j[0].shape[0], j[0].shape[1], j[1].shape[1], j[3])
+                                   for j in jobs])
+    assert [d - first for d in done] == model["done"]
+    results, _, _ = simulate_stream(config, jobs, stall=0.3, seed=seed)
+    _check(config, jobs, results, f"seed {seed}, stalls")
+
+
+@pytest.mark.parametrize("buffering", ["single", "double"])
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_rejects_inside_a_stream(dataflow, buffering, seed):
+    """Bad dimensions, keep-weights before any weights and keep-weights of another K x N: each
+    gets its ``done`` with ``error`` in command order, and the jobs around it are intact."""
+    config = EngineConfig(SystolicConfig(2, 2, Dataflow(dataflow)), 4, 4, 4,
+                          buffering=buffering)
+    rng = np.random.default_rng(seed)
+    n = config.numerics
+    b = _rand(rng, n, (4, 3))
+    jobs = [(1, 4, 3, True),                    # keep-weights: none loaded yet
+            (_rand(rng, n, (4, 4)), b, False),
+            (5, 4, 3, False),                   # M beyond the buffers
+            (_rand(rng, n, (3, 4)), b, True),
+            (2, 3, 3, True),                    # keep-weights, K differs
+            (2, 4, 4, True),                    # keep-weights, N differs
+            (0, 1, 1, False),
+            (_rand(rng, n, (2, 4)), b, True)]
+    for stall in (0.0, 0.3):
+        results, _, _ = simulate_stream(config, jobs, stall=stall, seed=seed)
+        _check(config, jobs, results, f"seed {seed}, stall {stall}")
+
+
+@pytest.mark.parametrize("buffering", ["single", "double"])
+def test_reset_mid_stream(buffering, seed):
+    """Reset cancels the jobs in flight; afterwards keep-weights is rejected (the weights
+    are no longer known) and a new stream runs exactly."""
+    config = EngineConfig(SystolicConfig(2, 2, Dataflow.OUTPUT_STATIONARY), 4, 4, 4,
+                          buffering=buffering)
+    rng = np.random.default_rng(seed)
+    n = config.numerics
+    jobs = [(_rand(rng, n, (4, 4)), _rand(rng, n, (4, 4)), False) for _ in range(3)]
+    after = [(1, 4, 4, True), jobs[0], (_rand(rng, n, (3, 4)), jobs[0][1], True)]
+    for cut in (3, 9, 17, 29):  # during load, compute, drain, and the second job
+        results = _after_reset(config, jobs, after, cut)
+        _check(config, after, results, f"seed {seed}, reset in cycle {cut}")
+
+
+def _after_reset(config, before, after, cut):
+    """Offer ``before``'s first commands and words, reset in cycle ``cut``, then run ``after``
+    job by job; returns ``after``'s results."""
+    dut = MatrixEngine(config)
+    top = Module()
+    top.domains.sync = cd = ClockDomain()
+    top.submodules.dut = dut
+    results = []
+    a_words = [w for a, b, _ in before for w in tiling.engine_a_words(config, a)]
+    b_words = [w for a, b, _ in before for w in tiling.engine_b_words(config, b)]
+
+    async def tb(ctx):
+        # the interrupted stream: command 0 and part of its load and compute
+        ctx.set(dut.cmd.payload, {"m": 4, "k": 4, "n": 4, "keep": 0})
+        ctx.set(dut.cmd.valid, 1)
+        ctx.set(dut.c.ready, 1)
+        for i in range(cut):
+            ctx.set(dut.a.valid, 1)
+            ctx.set(dut.a.payload.as_value(), a_words[i % len(a_words)])
+            ctx.set(dut.b.valid, 1)
+            ctx.set(dut.b.payload.as_value(), b_words[i % len(b_words)])
+            await ctx.tick()
+        ctx.set(dut.cmd.valid, 0)
+        ctx.set(dut.a.valid, 0)
+        ctx.set(dut.b.valid, 0)
+        ctx.set(cd.rst, 1)
+        assert not ctx.get(dut.cmd.ready) and not ctx.get(dut.a.ready)
+        await ctx.tick()
+        ctx.set(cd.rst, 0)
+        assert not ctx.get(dut.busy) and not ctx.get(dut.c.valid)
+        for job in after:
+            if isinstance(job[0], int):
+                m, k, n, keep = job
+                aw, bw = [], []
+            else:
+                a, b, keep = job
+                (m, k), n = a.shape, b.shape[1]
+                aw = tiling.engine_a_words(config, a)
+                bw = [] if keep else tiling.engine_b_words(config, b)
+            ctx.set(dut.cmd.payload, {"m": m, "k": k, "n": n, "keep": keep})
+            ctx.set(dut.cmd.valid, 1)
+            while not ctx.get(dut.cmd.ready):
+                await ctx.tick()
+            await ctx.tick()
+            ctx.set(dut.cmd.valid, 0)
+            ai = bi = 0
+            got = []
+            for _ in range(1000):
+                ctx.set(dut.a.valid, ai < len(aw))
+                if ai < len(aw):
+                    ctx.set(dut.a.payload.as_value(), aw[ai])
+                ctx.set(dut.b.valid, bi < len(bw))
+                if bi < len(bw):
+                    ctx.set(dut.b.payload.as_value(), bw[bi])
+                if ctx.get(dut.done):
+                    break
+                ai += ai < len(aw) and ctx.get(dut.a.ready)
+                bi += bi < len(bw) and ctx.get(dut.b.ready)
+                if ctx.get(dut.c.valid):
+                    got.append(ctx.get(dut.c.payload.as_value()))
+                await ctx.tick()
+            else:
+                raise AssertionError("no done after the reset")
+            c = None if isinstance(job[0], int) else \
+                tiling.engine_c_matrix(config, got, m, n)[0]
+            results.append((c, ctx.get(dut.error), ctx.get(dut.cycles)))
+            await ctx.tick()
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    return results
