@@ -86,6 +86,10 @@ def add_design_flags(p, *, kind=None, buffers=ENGINE_DEFAULT_MAX, arch=True, eng
                        help=shown(f"largest {dim.upper()} ({what}) the buffers hold"
                                   + (f" (default {buffers})" if buffers else
                                      " (default: this GEMM's own)"), "engine"))
+    b.add_argument("--buffering", choices=["single", "double"], default=None,
+                   help=shown("single (default) or double (ping-pong) buffers: double hides "
+                              "the next job's load and the previous job's drain behind "
+                              "compute, at twice the block RAM", "engine"))
     p.set_defaults(max_default=buffers)
     if not arch:
         return
@@ -152,8 +156,9 @@ def _config(args, engine, engine_hint, dims=None):
             array = SystolicConfig(rows=args.rows, cols=args.cols,
                                    dataflow=Dataflow(args.dataflow), numerics=numerics,
                                    pipeline="none" if args.pipeline is None else args.pipeline)
+        buffering = getattr(args, "buffering", None)
         if not engine:
-            given = _given_limits(args)
+            given = _given_limits(args) + (["--buffering"] if buffering else [])
             if given:
                 raise SystolixError(f"{given[0]} sizes an engine's buffers: use it with "
                                     f"{engine_hint}")
@@ -163,8 +168,9 @@ def _config(args, engine, engine_hint, dims=None):
         if dims is not None:
             limits = [dim if lim is None else lim for lim, dim in zip(limits, dims)]
         limits = [default if lim is None else lim for lim in limits]
-        config = (EngineConfig(None, *limits, core=core, cores=args.cores) if tensorcore else
-                  EngineConfig(array, *limits))
+        buffering = buffering or "single"
+        config = (EngineConfig(None, *limits, core=core, cores=args.cores, buffering=buffering)
+                  if tensorcore else EngineConfig(array, *limits, buffering=buffering))
     except (TypeError, ValueError) as e:
         raise SystolixError(str(e)) from None
     if dims is not None:
@@ -187,7 +193,8 @@ def design_config(args, kind, verb):
     label = f"{verb} engine --arch tensorcore" if kind == "engine" and tensorcore else \
         f"{verb} {kind}"
     if kind == "tensorcore":
-        given = _given_limits(args)
+        given = _given_limits(args) + (["--buffering"] if getattr(args, "buffering", None)
+                                       else [])
         if given:
             raise SystolixError(f"{', '.join(given)} cannot be used with '{label}'")
     _resolve_arch(args, label, tensorcore, allow_cores=kind == "engine" and tensorcore)
