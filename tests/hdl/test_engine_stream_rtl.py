@@ -63,7 +63,7 @@ def test_requantizing_stream_with_stalls_and_a_reject(core, seed):
     check_stream(config, entries, keep, "icarus", seed)
     entries.insert(2, (10, 1, 1))        # rejected: M beyond the buffers
     keep.insert(2, False)
-    entries.insert(4, (5, 3, 5))         # rejected: keeps weights of another K
+    entries.insert(4, (5, 2, 5))         # rejected: keeps weights of another K
     keep.insert(4, True)
     check_stream(config, entries, keep, "icarus", seed, stall_prob=0.3)
 
