@@ -47,8 +47,12 @@ def check_stream(config, entries, keep, simulator, seed, stall_prob=0.0):
     return report
 
 
-@pytest.mark.parametrize("core", ["os", "ws", "tc"])
-@pytest.mark.parametrize("buffering", ["single", "double"])
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("core", ["os", pytest.param("ws", marks=SLOW),
+                                  pytest.param("tc", marks=SLOW)])
+@pytest.mark.parametrize("buffering", [pytest.param("single", marks=SLOW), "double"])
 def test_stream_exact(core, buffering, seed):
     config = _config(core, buffering)
     entries, keep = _stream(config, np.random.default_rng(seed))
@@ -56,6 +60,7 @@ def test_stream_exact(core, buffering, seed):
     assert report.total_cycles == report.stream["total"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("core", ["os", "ws"])
 def test_requantizing_stream_with_stalls_and_a_reject(core, seed):
     config = _config(core, "double", requant=True)
