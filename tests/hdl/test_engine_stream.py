@@ -306,3 +306,23 @@ def _after_reset(config, before, after, cut):
     sim.add_testbench(tb)
     sim.run()
     return results
+
+
+def test_double_buffered_isolated_jobs_take_the_single_buffered_cycles(seed):
+    """Job by job (each command after the previous ``done``) a double-buffered engine is the
+    single-buffered one at the ports: same compute phase, same whole-job cycles, a reject's
+    ``done`` one cycle after its command."""
+    from test_engine import simulate
+    config = EngineConfig(SystolicConfig(3, 2, Dataflow.WEIGHT_STATIONARY), 9, 7, 5,
+                          buffering="double")
+    rng = np.random.default_rng(seed)
+    n = config.numerics
+    jobs = [(_rand(rng, n, (m, k)), _rand(rng, n, (k, p)))
+            for m, k, p in [(9, 7, 5), (1, 1, 1), (4, 3, 2)]] + [(10, 1, 1)]
+    for job, (c, err, cycles, total) in zip(jobs, simulate(config, jobs)):
+        if isinstance(job[0], int):
+            assert err and total == 1
+            continue
+        model = engine_cycles(config, job[0].shape[0], job[0].shape[1], job[1].shape[1])
+        assert (cycles, total, err) == (model.compute, model.total, 0), f"seed {seed}"
+        np.testing.assert_array_equal(c, golden.gemm(*job, n), err_msg=f"seed {seed}")
