@@ -98,21 +98,31 @@ def max_pool(x, kernel, strides, pads):
 
 def average_pool(x, kernel, strides, pads, count_include_pad, x_scale, x_zp, y_scale, y_zp,
                  dtype):
-    """AveragePool between quantized tensors, in float32 as onnxruntime's QLinearAveragePool:
-    the window's integer sum of ``x - x_zp``, times ``x_scale / y_scale / count``, rounded
-    half to even, plus ``y_zp``, saturated."""
-    xs = np.asarray(x, np.int64) - int(x_zp)
-    win = _pool_windows(xs, kernel, strides, pads, np.nan)
-    valid = ~np.isnan(win)
-    total = np.where(valid, win, 0).sum(axis=0)
+    """onnxruntime's QLinearAveragePool (onnxruntime also fuses a QDQ AveragePool into it):
+    each value dequantized to float32 (``x_scale * (x - x_zp)``), the window summed in float32
+    in row-major order, divided by the count, then ``nearbyint(y / y_scale + y_zp)``
+    saturated."""
+    xf = np.float32(x_scale) * (np.asarray(x, np.int32) - np.int32(x_zp)).astype(np.float32)
+    n, c, h, w = xf.shape
+    (kh, kw), (sh, sw) = kernel, strides
+    pt, pl, pb, pr = pads
+    oh = conv_output_size(h, kh, sh, pt, pb, 1)
+    ow = conv_output_size(w, kw, sw, pl, pr, 1)
+    xp = np.zeros((n, c, h + pt + pb, w + pl + pr), np.float32)
+    xp[:, :, pt:pt + h, pl:pl + w] = xf
+    valid = np.zeros((h + pt + pb, w + pl + pr), np.float32)
+    valid[pt:pt + h, pl:pl + w] = 1
+    total = np.zeros((n, c, oh, ow), np.float32)
+    count = np.zeros((oh, ow), np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            total = total + xp[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+            count = count + valid[i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
     if count_include_pad:
-        count = np.full(total.shape, kernel[0] * kernel[1], dtype=np.float64)
-    else:
-        count = valid.sum(axis=0).astype(np.float64)
-    ratio = np.float32(x_scale) / np.float32(y_scale)
-    f = total.astype(np.float32) * ratio / count.astype(np.float32)
+        count = np.full_like(count, kh * kw)
+    y = np.rint(total / count / np.float32(y_scale) + np.float32(y_zp))
     lo, hi = qrange(dtype)
-    return np.clip(np.rint(f).astype(np.int64) + int(y_zp), lo, hi).astype(dtype)
+    return np.clip(y, lo, hi).astype(dtype)
 
 
 def requantize_tensor(q, scale, zp, y_scale, y_zp, dtype):
@@ -133,3 +143,4 @@ def add(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, dtype):
     fb = (np.asarray(b, np.int32) - np.int32(b_zp)).astype(np.float32) * rb
     lo, hi = qrange(dtype)
     return np.clip(np.rint(fa + fb).astype(np.int64) + int(y_zp), lo, hi).astype(dtype)
+
