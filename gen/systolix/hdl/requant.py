@@ -4,7 +4,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import REQUANT_FIELDS, RequantConfig
+from ..config import RequantConfig
 
 __all__ = ["Requantizer", "param_layout", "requant_input_layout", "requant_output_layout",
            "out_shape"]
@@ -17,11 +17,11 @@ def out_shape(config: RequantConfig):
 
 
 def param_layout(config: RequantConfig):
-    """One lane's parameters (see :func:`systolix.model.quant.requantize`)."""
+    """One lane's parameters in the config's mode (:func:`systolix.config.requant_fields`)."""
     out = out_shape(config)
     return data.StructLayout({
         name: out if sign == "out" else signed(width) if sign else unsigned(width)
-        for name, width, sign in REQUANT_FIELDS})
+        for name, width, sign in config.fields})
 
 
 def requant_input_layout(config: RequantConfig):
@@ -71,6 +71,8 @@ class Requantizer(wiring.Component):
     def __init__(self, config: RequantConfig):
         if not isinstance(config, RequantConfig):
             raise TypeError(f"config must be a RequantConfig, not {config!r}")
+        if config.mode != "gemmlowp":
+            raise NotImplementedError(f"the {config.mode} requantizer is not built yet")
         self._config = config
         super().__init__({
             "i": In(stream.Signature(requant_input_layout(config))),
