@@ -24,7 +24,7 @@ from ..frontend.lower import load_model, lower
 from ..frontend.ort import run_onnxruntime
 from ..frontend.plan import GemmLayer, execute, layer_operands, reference_gemm
 from ..model.cycles import engine_cycles, scalesim_cycles
-from ..model.quant import INT32_MAX, INT32_MIN
+from ..model.quant import INT32_MAX, INT32_MIN, Float32RequantParams
 from ..sim import runner
 from ..sim.job import SimJob
 from ..sim.verify import check
@@ -34,8 +34,13 @@ __all__ = ["onnx_engine", "EngineGemm", "ModelGemm", "engine_operands", "run_onn
 
 
 def requant_in_hardware():
-    """Whether the engine's requantizer has onnxruntime's float32 mode."""
-    return "mode" in {f.name for f in dataclasses.fields(RequantConfig)}
+    """Whether the engine's requantizer implements onnxruntime's float32 mode."""
+    from ..hdl.requant import Requantizer
+    try:
+        Requantizer(RequantConfig(1, mode="float32"))
+    except NotImplementedError:
+        return False
+    return True
 
 
 def onnx_engine(arch="systolic", rows=8, cols=8, dataflow=Dataflow.WEIGHT_STATIONARY,
@@ -73,10 +78,9 @@ def engine_operands(layer, groups):
 
 
 def _float32_params(layer, bias, scale):
-    from ..model.quant import float32_requant_params  # from the float32 requantizer
     lo, hi = layer.clamp
-    return float32_requant_params(bias, scale, layer.y_q.zero_point, lo, hi,
-                                  layer.y_q.dtype == "int8")
+    return Float32RequantParams(tuple(int(b) for b in bias), tuple(float(s) for s in scale),
+                                layer.y_q.zero_point, lo, hi, layer.y_q.dtype == "int8")
 
 
 class _LayerRecord(dict):
@@ -136,9 +140,9 @@ class EngineGemm:
         for (g, r, mm, c, nn), run in zip(where, report.gemms):
             c_out = np.asarray(run.c, np.int64)
             if not in_hw:
-                c_out = ops.requantize_f32(c_out + biases[g][c:c + nn],
+                c_out = ops.requantize_f32(c_out, biases[g][c:c + nn],
                                            layer.scale[g][c:c + nn], layer.y_q.zero_point,
-                                           lo, hi)
+                                           lo, hi, layer.y_q.dtype == "int8")
             outs[g][r:r + mm, c:c + nn] = c_out
         shapes = [(mm, groups[g].shape[1], nn) for g, _, mm, _, nn in where]
         self.layers.append(_record(layer, cfg, groups, report.gemms, shapes, self.simulator))

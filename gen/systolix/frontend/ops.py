@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..model.quant import float32_scale, requantize_float32
+
 __all__ = ["QTYPES", "qrange", "quantize_linear", "dequantize_linear", "output_scale",
            "requantize_f32", "im2col", "conv_output_size", "max_pool", "average_pool",
            "requantize_tensor", "add"]
@@ -37,18 +39,16 @@ def dequantize_linear(q, scale, zero_point):
 
 
 def output_scale(x_scale, w_scale, y_scale):
-    """The float32 multiplier of a quantized GEMM as onnxruntime's kernels compute it:
-    ``x_scale * w_scale / y_scale`` in float32, left to right (per output channel)."""
-    prod = np.float32(x_scale) * np.asarray(w_scale, np.float32)
-    return (prod / np.float32(y_scale)).astype(np.float32)
+    """The float32 multiplier of a quantized GEMM as onnxruntime's kernels compute it
+    (:func:`systolix.model.quant.float32_scale`), per output channel."""
+    return float32_scale(x_scale, w_scale, y_scale)
 
 
-def requantize_f32(acc, scale, zero_point, lo, hi):
-    """int32 accumulators (bias included) -> 8-bit values, as onnxruntime: ``float32(acc) *
-    scale`` (both float32 roundings), rounded half to even, plus the zero point, clamped to
-    ``[lo, hi]``. ``scale`` is per column of ``acc``."""
-    f = np.asarray(acc, np.int64).astype(np.float32) * np.asarray(scale, np.float32)
-    return np.clip(np.rint(f).astype(np.int64) + int(zero_point), lo, hi)
+def requantize_f32(acc, bias, scale, zero_point, lo, hi, out_signed):
+    """int32 accumulators -> 8-bit values by onnxruntime's rule
+    (:func:`systolix.model.quant.requantize_float32`), as int64; ``bias`` and ``scale`` per
+    column of ``acc``."""
+    return requantize_float32(acc, bias, scale, zero_point, lo, hi, out_signed).astype(np.int64)
 
 
 def conv_output_size(size, kernel, stride, pad_begin, pad_end, dilation):

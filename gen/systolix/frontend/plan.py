@@ -145,13 +145,14 @@ def layer_operands(layer, x):
 
 
 def reference_gemm(layer, groups):
-    """The spec of a GEMM layer: exact int64 ``(A - x_zp) @ W + bias``, then onnxruntime's
-    float32 requantization (:func:`systolix.frontend.ops.requantize_f32`)."""
+    """The spec of a GEMM layer: the exact integer ``(A - x_zp) @ W``, then onnxruntime's
+    requantization with the bias (:func:`systolix.model.quant.requantize_float32`)."""
     lo, hi = layer.clamp
     outs = []
     for a, w, b, s in zip(groups, layer.weights, layer.bias, layer.scale):
-        acc = (a - layer.x_q.zero_point) @ w + b
-        outs.append(ops.requantize_f32(acc, s, layer.y_q.zero_point, lo, hi))
+        acc = (a - layer.x_q.zero_point) @ w
+        outs.append(ops.requantize_f32(acc, b, s, layer.y_q.zero_point, lo, hi,
+                                       layer.y_q.dtype == "int8"))
     return outs
 
 
