@@ -22,7 +22,7 @@ import numpy as np
 from .mlp import DEFAULT_SEED, load_digits_split
 
 __all__ = ["MODELS_DIR", "MODEL_FILES", "model_path", "digits_images", "train_cnn",
-           "cnn_onnx", "quantize_cnn", "write_models"]
+           "cnn_onnx", "quantize_cnn", "write_models", "write_test_input"]
 
 #: Where the shipped models live (package data).
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -218,5 +218,18 @@ def write_models(out_dir=MODELS_DIR, seed=DEFAULT_SEED):
     return accuracy
 
 
+def write_test_input(path, seed=DEFAULT_SEED):
+    """Write the held-out images as the CNN's float32 input (``.npy``); returns the labels."""
+    split = load_digits_split(seed)
+    np.save(path, digits_images(split.x_test))
+    return split.y_test
+
+
 if __name__ == "__main__":
-    print(f"float accuracy on the held-out images: {write_models():.4f}")
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "--test-input":
+        write_test_input(sys.argv[2])
+    elif len(sys.argv) == 1:
+        print(f"float accuracy on the held-out images: {write_models():.4f}")
+    else:
+        sys.exit("usage: python -m systolix.apps.cnn [--test-input X.npy]")

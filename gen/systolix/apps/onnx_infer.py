@@ -11,6 +11,7 @@ it lacks is folded into the bias (``(128 - x_zp) * sum_k W[k, n]``), which is ex
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
 from pathlib import Path
@@ -162,6 +163,8 @@ def _record(layer, cfg, groups, runs, shapes, simulator):
         "model_cycles": model,
         "model_job_cycles": sum(r.model_job_cycles for r in runs),
         "requant": "engine (float32)" if cfg.requant is not None else "host (float32)",
+        "job_shapes": [[*shape, count] for shape, count in
+                       sorted(collections.Counter(map(tuple, shapes)).items())],
     }
     if simulator is not None:
         rec["rtl_cycles"] = compute
