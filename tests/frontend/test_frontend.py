@@ -6,7 +6,6 @@ errors naming the node."""
 import logging
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -16,8 +15,8 @@ from systolix.apps.onnx_infer import ModelGemm, _explain, onnx_engine, saturatio
 from systolix.errors import SystolixError
 from systolix.frontend.lower import load_model, load_plan, lower
 from systolix.frontend.ort import run_onnxruntime
-from systolix.frontend.plan import GemmLayer, execute
-from systolix.frontend.random_model import (calibration_input, float_model, quantized_model,
+from systolix.frontend.plan import execute
+from systolix.frontend.random_model import (calibration_input, quantized_model,
                                             random_spec)
 
 pytestmark = pytest.mark.model

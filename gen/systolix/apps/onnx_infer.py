@@ -26,7 +26,6 @@ from ..frontend.ort import run_onnxruntime
 from ..frontend.plan import GemmLayer, execute, layer_operands, reference_gemm
 from ..model.cycles import engine_cycles, scalesim_cycles
 from ..model.quant import INT32_MAX, INT32_MIN, Float32RequantParams
-from ..sim import runner
 from ..sim.job import SimJob
 from ..sim.verify import check
 
@@ -240,14 +239,16 @@ def run_onnx(model_path, x, config=None, simulator="icarus", work_dir="sim_out",
         plan.check_input(x)
     except ValueError as e:
         raise SystolixError(f"{model_path}: {e}") from None
-    reference, ref_env = execute(plan, x, keep=True)
+    # the reference run with the cycle model also refuses a layer the engine cannot take
+    # (K beyond its buffers) before any simulation starts
+    modelled = ModelGemm(config)
+    reference, ref_env = execute(plan, x, gemm=modelled, keep=True)
     t0 = time.monotonic()
     if simulator is not None:
-        runner.build(layer_engine(config, "int8"), simulator, work_dir)
         gemm = EngineGemm(config, simulator, work_dir, progress)
+        got, _ = execute(plan, x, gemm=gemm)
     else:
-        gemm = ModelGemm(config)
-    got, _ = execute(plan, x, gemm=gemm)
+        gemm, got = modelled, reference
     wall = time.monotonic() - t0
     out = got[0]
     summary = {

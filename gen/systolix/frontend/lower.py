@@ -173,7 +173,7 @@ class _Lowering:
                             f"[{centred.min()}, {centred.max()}]; the engine multiplies int8")
         return centred, np.broadcast_to(scale, (channels,)).astype(np.float32)
 
-    def bias(self, node, b, channels, expect_scale=None):
+    def bias(self, node, b, channels):
         if b is None:
             return np.zeros(channels, np.int64)
         b = np.asarray(b)
@@ -211,7 +211,7 @@ class _Lowering:
         self.steps.append(layer)
         self.new_q(y, y_q)
 
-    def conv_geometry(self, node, w_shape, x_name):
+    def conv_geometry(self, node, w_shape):
         a = self.attrs(node)
         if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             self.fail(node, "auto_pad is not supported; give explicit pads")
@@ -230,7 +230,7 @@ class _Lowering:
     # --- node handlers --------------------------------------------------------------------
 
     def conv(self, node, x, x_q, w, w_scale, w_zp, b, y, y_q, relu):
-        geo = self.conv_geometry(node, w.shape, x)
+        geo = self.conv_geometry(node, w.shape)
         centred, scale_w = self.weights(node, w, w_scale, w_zp, 0)
         cout = w.shape[0]
         w_kn = centred.reshape(cout, -1).T          # K = (cin/group) * kh * kw
