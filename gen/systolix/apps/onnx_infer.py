@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import time
 from pathlib import Path
 
@@ -33,14 +34,22 @@ __all__ = ["onnx_engine", "EngineGemm", "ModelGemm", "engine_operands", "run_onn
            "saturation_mask", "requant_in_hardware"]
 
 
+@functools.cache
 def requant_in_hardware():
     """Whether the engine's requantizer implements onnxruntime's float32 mode."""
+    import gc
+    import warnings
+
     from ..hdl.requant import Requantizer
-    try:
-        Requantizer(RequantConfig(1, mode="float32"))
-    except NotImplementedError:
-        return False
-    return True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the unit is built only to ask: never elaborated
+        try:
+            Requantizer(RequantConfig(1, mode="float32"))
+            found = True
+        except NotImplementedError:
+            found = False
+        gc.collect()
+    return found
 
 
 def onnx_engine(arch="systolic", rows=8, cols=8, dataflow=Dataflow.WEIGHT_STATIONARY,
