@@ -95,13 +95,23 @@ class RequantConfig:
 
     @property
     def latency(self):
-        """Register stages from an accepted input beat to its output beat (with no stall).
+        """Cycles from an accepted input beat to its output beat (with no stall): the
+        requantizer's pipeline stages plus its output FIFO's one.
 
-        gemmlowp: bias add, multiply, doubling high part, shift + clamp. float32: bias add,
-        int -> float32 normalisation, mantissa product, product rounding, integer rounding +
-        clamp.
+        gemmlowp: 11 stages (bias add; the 32 x 32-bit product as four DSP partial products,
+        two stages, and two adder stages; the doubling high part; the rounding shift; the
+        rounding bit; the rounded value; + zero point; clamp). float32: 18 stages (bias add;
+        absolute value; leading zeros; normalising shift; rounding bit; 24-bit mantissa; the
+        24 x 24-bit product, four stages; its top bits; the rounded product and the shift; the
+        shift's range; the integer rounding shift; the rounded value; its sign; + zero point;
+        clamp).
         """
-        return 4 if self.mode == "gemmlowp" else 5
+        return 12 if self.mode == "gemmlowp" else 19
+
+    @property
+    def macs(self):
+        """Multiply-accumulates of a GEMM per cycle: none (for the synthesis reports)."""
+        return 0
 
     @property
     def name(self):

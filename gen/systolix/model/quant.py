@@ -44,7 +44,7 @@ __all__ = ["INT32_MIN", "INT32_MAX", "M0_MIN", "M0_MAX", "MAX_SHIFT", "sat32", "
            "unclamped_fraction", "edge_case_accumulators", "edge_case_params", "edge_cases",
            "wrap32", "float32_scale", "Float32RequantParams", "requantize_float32",
            "requantize_float32_int", "params_from_dict", "PARAM_TYPES",
-           "float32_edge_accumulators", "float32_edge_scales"]
+           "float32_edge_accumulators", "float32_edge_scales", "float32_params_like"]
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -1028,3 +1028,19 @@ def edge_cases(channels=8, max_rows=256):
             col = values[r0:r0 + max_rows]
             jobs.append((np.repeat(col[:, None], params.channels, axis=1), params))
     return jobs
+
+
+def float32_params_like(params: RequantParams):
+    """The :class:`Float32RequantParams` nearest to gemmlowp ``params``: the same bias, zero
+    point and clamps, and per channel the float32 scale nearest ``M0 * 2**-(31 + shift)``.
+
+    With :func:`spanning_params` this fits float32 parameters to a job's accumulators; its
+    ``M0 = 2**30`` channels become power-of-two scales, where small sums give exact ties.
+    """
+    if not isinstance(params, RequantParams):
+        raise TypeError(f"params must be a RequantParams, not {type(params).__name__}")
+    scale = np.float32([m * 2.0 ** -(31 + s) for m, s in zip(params.multiplier, params.shift)])
+    scale = np.where(scale < FLOAT32_MIN_NORMAL, np.float32(0), scale)
+    return Float32RequantParams(bias=params.bias, scale=scale, zero_point=params.zero_point,
+                                clamp_min=params.clamp_min, clamp_max=params.clamp_max,
+                                out_signed=params.out_signed)
