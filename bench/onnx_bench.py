@@ -74,7 +74,7 @@ def main(argv=None):
                            f"infer --model gen/systolix/apps/models/{model_path(fmt).name} "
                            f"--input {INPUT} -o sim_out/bench/y.npy {flags} --sim {args.sim}"
                            f" --json",
-                "format": fmt, "engine": config.name, "simulator": args.sim,
+                "format": fmt, "engine": s["layers"][0]["engine"], "simulator": args.sim,
                 "images": len(x), "float_accuracy": float_acc,
                 "onnxruntime_int8_accuracy": float(np.mean(ort_out.argmax(axis=1) == y)),
                 "rtl_accuracy": float(np.mean(out.argmax(axis=1) == y)),

@@ -166,7 +166,8 @@ def _record(layer, cfg, groups, runs, shapes, simulator):
     compute = sum(r.cycles for r in runs) if runs and runs[0].cycles is not None else None
     model = sum(r.model_cycles for r in runs)
     rec = {
-        "node": layer.node, "op": layer.op, "gemm": [m, k, n], "groups": len(groups),
+        "node": layer.node, "op": layer.op, "engine": cfg.name, "gemm": [m, k, n],
+        "groups": len(groups),
         "jobs": len(runs), "macs": macs,
         "model_cycles": model,
         "model_job_cycles": sum(r.model_job_cycles for r in runs),
