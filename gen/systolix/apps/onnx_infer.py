@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 import time
 from pathlib import Path
 
@@ -21,7 +20,6 @@ import numpy as np
 
 from ..config import Dataflow, EngineConfig, RequantConfig, SystolicConfig, TensorCoreConfig
 from ..errors import SystolixError
-from ..frontend import ops
 from ..frontend.lower import load_model, lower
 from ..frontend.ort import run_onnxruntime
 from ..frontend.plan import GemmLayer, execute, layer_operands, reference_gemm
@@ -30,32 +28,14 @@ from ..model.quant import INT32_MAX, INT32_MIN, Float32RequantParams
 from ..sim.job import SimJob
 from ..sim.verify import check
 
-__all__ = ["onnx_engine", "EngineGemm", "ModelGemm", "engine_operands", "run_onnx",
-           "saturation_mask", "requant_in_hardware"]
-
-
-@functools.cache
-def requant_in_hardware():
-    """Whether the engine's requantizer implements onnxruntime's float32 mode."""
-    import gc
-    import warnings
-
-    from ..hdl.requant import Requantizer
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the unit is built only to ask: never elaborated
-        try:
-            Requantizer(RequantConfig(1, mode="float32"))
-            found = True
-        except NotImplementedError:
-            found = False
-        gc.collect()
-    return found
+__all__ = ["onnx_engine", "layer_engine", "EngineGemm", "ModelGemm", "engine_operands",
+           "run_onnx", "saturation_mask"]
 
 
 def onnx_engine(arch="systolic", rows=8, cols=8, dataflow=Dataflow.WEIGHT_STATIONARY,
                 mma=(4, 4, 4), cores=1, max_m=64, max_k=256, max_n=64):
-    """The engine ``systolix infer --model`` uses (without its requantizer, which is chosen
-    per layer by :func:`layer_engine`)."""
+    """The engine ``systolix infer --model`` uses, without its requantizer: each layer runs
+    with the one for its output type (:func:`layer_engine`)."""
     if arch == "tensorcore":
         m, n, k = mma
         return EngineConfig(None, max_m, max_k, max_n, core=TensorCoreConfig(m=m, n=n, k=k),
@@ -64,11 +44,8 @@ def onnx_engine(arch="systolic", rows=8, cols=8, dataflow=Dataflow.WEIGHT_STATIO
 
 
 def layer_engine(config, out_dtype):
-    """``config`` with the requantizer of a layer with ``out_dtype`` outputs (float32 mode),
-    or without a requantizer when the engine has no float32 mode (then the host requantizes
-    the int32 results with the same rule)."""
-    if not requant_in_hardware():
-        return dataclasses.replace(config, requant=None)
+    """``config`` with the float32-mode requantizer (onnxruntime's rule) of a layer with
+    ``out_dtype`` (``"int8"`` or ``"uint8"``) outputs."""
     return dataclasses.replace(config, requant=RequantConfig(
         config.cols, out_signed=out_dtype == "int8", mode="float32"))
 
@@ -118,18 +95,14 @@ class EngineGemm:
 
     def __call__(self, layer, groups):
         cfg = layer_engine(self.config, layer.y_q.dtype)
-        in_hw = cfg.requant is not None
-        lo, hi = layer.clamp
         entries, where = [], []
         for g, (a, w, bias) in enumerate(engine_operands(layer, groups)):
             m, k = a.shape
             n = w.shape[1]
             for r, mm, c, nn in _tiles(cfg, layer, m, k, n):
-                entry = (a[r:r + mm], w[:, c:c + nn])
-                if in_hw:
-                    entry += (_float32_params(layer, bias[c:c + nn],
-                                              layer.scale[g][c:c + nn]),)
-                entries.append(entry)
+                entries.append((a[r:r + mm], w[:, c:c + nn],
+                                _float32_params(layer, bias[c:c + nn],
+                                                layer.scale[g][c:c + nn])))
                 where.append((g, r, mm, c, nn))
         self.progress(f"layer '{layer.node}' ({layer.op}): {len(groups)} x GEMM "
                       f"{groups[0].shape[0]}x{layer.weights[0].shape[0]}x"
@@ -145,14 +118,8 @@ class EngineGemm:
                                 f"report this")
         outs = [np.zeros((a.shape[0], w.shape[1]), np.int64)
                 for a, w in zip(groups, layer.weights)]
-        biases = [b for _, _, b in engine_operands(layer, groups)]
         for (g, r, mm, c, nn), run in zip(where, report.gemms):
-            c_out = np.asarray(run.c, np.int64)
-            if not in_hw:
-                c_out = ops.requantize_f32(c_out, biases[g][c:c + nn],
-                                           layer.scale[g][c:c + nn], layer.y_q.zero_point,
-                                           lo, hi, layer.y_q.dtype == "int8")
-            outs[g][r:r + mm, c:c + nn] = c_out
+            outs[g][r:r + mm, c:c + nn] = np.asarray(run.c, np.int64)
         shapes = [(mm, groups[g].shape[1], nn) for g, _, mm, _, nn in where]
         self.layers.append(_record(layer, cfg, groups, report.gemms, shapes, self.simulator))
         self.progress(f"layer '{layer.node}': done in {time.monotonic() - t0:.1f} s")
@@ -171,7 +138,7 @@ def _record(layer, cfg, groups, runs, shapes, simulator):
         "jobs": len(runs), "macs": macs,
         "model_cycles": model,
         "model_job_cycles": sum(r.model_job_cycles for r in runs),
-        "requant": "engine (float32)" if cfg.requant is not None else "host (float32)",
+        "requant": "engine (float32)",
         "job_shapes": [[*shape, count] for shape, count in
                        sorted(collections.Counter(map(tuple, shapes)).items())],
     }
