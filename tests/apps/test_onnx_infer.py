@@ -15,7 +15,8 @@ from systolix.apps.cnn import digits_images, model_path
 from systolix.apps.mlp import load_digits_split
 from systolix.apps.onnx_infer import onnx_engine, run_onnx
 from systolix.config import Dataflow
-from systolix.frontend.random_model import calibration_input, quantized_model, random_spec
+from systolix.frontend.random_model import (calibration_input, grouped_conv_model,
+                                            quantized_model, random_spec)
 
 pytestmark = pytest.mark.rtl
 
@@ -83,6 +84,16 @@ def test_random_model_through_rtl(tmp_path, seed):
                           onnx_engine(rows=4, cols=4, max_m=16, max_n=8), "icarus", WORK_DIR,
                           progress=lambda msg: None)
     _check(summary, len(summary["layers"]))
+
+
+@pytest.mark.slow
+def test_grouped_conv_through_rtl(tmp_path, seed):
+    """Two groups: two GEMMs per layer, int8 outputs (the int8 requantizer)."""
+    path, x = grouped_conv_model(seed, "qdq", tmp_path / "g.onnx")
+    _, summary = run_onnx(path, x, onnx_engine(rows=4, cols=4, max_m=32), "icarus", WORK_DIR,
+                          progress=lambda msg: None)
+    _check(summary, 1)
+    assert summary["layers"][0]["groups"] == 2 and summary["layers"][0]["jobs"] == 6
 
 
 @pytest.mark.slow

@@ -16,8 +16,8 @@ from systolix.errors import SystolixError
 from systolix.frontend.lower import load_model, load_plan, lower
 from systolix.frontend.ort import run_onnxruntime
 from systolix.frontend.plan import execute
-from systolix.frontend.random_model import (calibration_input, quantized_model,
-                                            random_spec)
+from systolix.frontend.random_model import (calibration_input, grouped_conv_model,
+                                            quantized_model, random_spec)
 
 pytestmark = pytest.mark.model
 
@@ -157,3 +157,12 @@ def test_onnxruntime_int16_saturation_is_named():
     assert "saturation" not in _explain(plan, env, ort)[0]
     # 7-bit weights (reduce_range) never saturate
     assert not saturation_mask(lower(_matmul_model(w // 2)).layers[0], env[layer.x]).any()
+
+
+@pytest.mark.parametrize("fmt", ["qop", "qdq"])
+def test_grouped_dilated_asymmetric_conv_equals_onnxruntime(tmp_path, seed, fmt):
+    """A grouped (2 groups), dilated, strided convolution with asymmetric padding."""
+    path, data = grouped_conv_model(seed, fmt, tmp_path / "q.onnx")
+    plan, outs = _every_tensor_equal(path, data)
+    assert plan.layers[0].conv.group == 2 and len(plan.layers[0].weights) == 2
+    assert outs[0].shape == (3, 6, 5, 6)  # H: (9 + 3 - 3) // 2 + 1, W: 9 + 1 - 4

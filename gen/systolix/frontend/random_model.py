@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RandomModelSpec", "random_spec", "float_model", "quantized_model"]
+__all__ = ["RandomModelSpec", "random_spec", "float_model", "quantized_model",
+           "calibration_input", "grouped_conv_model"]
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,44 @@ def quantized_model(spec, out_path):
                         per_channel=spec.per_channel, reduce_range=True,
                         activation_type=act, weight_type=QuantType.QInt8)
     return Path(out_path)
+
+
+def grouped_conv_model(seed, fmt, out_path):
+    """One grouped (2 groups), dilated (1, 2), strided (2, 1) convolution with asymmetric
+    padding (1, 0, 2, 1), input (N, 4, 9, 9), quantized per channel with int8 activations in
+    ``fmt``; returns ``(path, input of 3 images)``."""
+    import logging
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    logging.getLogger().setLevel(logging.ERROR)
+    rng = np.random.default_rng(seed)
+    conv = helper.make_node("Conv", ["x", "w", "b"], ["c"], name="gconv", group=2,
+                            kernel_shape=[3, 3], strides=[2, 1], dilations=[1, 2],
+                            pads=[1, 0, 2, 1])
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (6, 2, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.normal(0, 0.1, 6).astype(np.float32), "b")]
+    graph = helper.make_graph(
+        [conv], "grouped", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                          ["N", 4, 9, 9])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    data = rng.normal(0, 1, (16, 4, 9, 9)).astype(np.float32)
+
+    class Reader:
+        def __init__(self):
+            self.it = iter([{"x": data[i:i + 4]} for i in range(0, 16, 4)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp = Path(tmp) / "float.onnx"
+        onnx.save(model, fp)
+        quantize_static(str(fp), str(out_path), Reader(),
+                        quant_format=QuantFormat.QOperator if fmt == "qop" else QuantFormat.QDQ,
+                        per_channel=True, reduce_range=True, activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8)
+    return Path(out_path), data[:3]
