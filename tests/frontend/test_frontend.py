@@ -17,7 +17,7 @@ from systolix.frontend.lower import load_model, load_plan, lower
 from systolix.frontend.ort import run_onnxruntime
 from systolix.frontend.plan import execute
 from systolix.frontend.random_model import (calibration_input, grouped_conv_model,
-                                            quantized_model, random_spec)
+                                            quantized_model, random_spec, shape_ops_model)
 
 pytestmark = pytest.mark.model
 
@@ -166,3 +166,12 @@ def test_grouped_dilated_asymmetric_conv_equals_onnxruntime(tmp_path, seed, fmt)
     plan, outs = _every_tensor_equal(path, data)
     assert plan.layers[0].conv.group == 2 and len(plan.layers[0].weights) == 2
     assert outs[0].shape == (3, 6, 5, 6)  # H: (9 + 3 - 3) // 2 + 1, W: 9 + 1 - 4
+
+
+@pytest.mark.parametrize("fmt,act", [("qop", "int8"), ("qdq", "uint8")])
+def test_concat_reshape_transpose_add_equal_onnxruntime(tmp_path, seed, fmt, act):
+    path, x = shape_ops_model(seed, fmt, act, tmp_path / "s.onnx")
+    plan, _ = _every_tensor_equal(path, x)
+    ops = [s.op for s in plan.steps]
+    assert {"Concat", "Reshape", "Transpose", "Flatten", "Add"} <= set(ops), ops
+    assert len(plan.layers) == 4

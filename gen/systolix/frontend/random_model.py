@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["RandomModelSpec", "random_spec", "float_model", "quantized_model",
-           "calibration_input", "grouped_conv_model"]
+           "calibration_input", "grouped_conv_model", "shape_ops_model"]
 
 
 @dataclass(frozen=True)
@@ -180,3 +180,53 @@ def grouped_conv_model(seed, fmt, out_path):
                         per_channel=True, reduce_range=True, activation_type=QuantType.QInt8,
                         weight_type=QuantType.QInt8)
     return Path(out_path), data[:3]
+
+
+def shape_ops_model(seed, fmt, activations, out_path):
+    """Two MatMuls of one input, ``Concat`` -> ``Reshape`` -> ``Transpose`` -> ``Flatten`` ->
+    ``Add`` of a third MatMul's output -> ``MatMul``: the host ops between GEMM layers,
+    quantized in ``fmt`` with ``activations``; returns ``(path, input of 4 rows)``."""
+    import logging
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    logging.getLogger().setLevel(logging.ERROR)
+    rng = np.random.default_rng(seed)
+
+    def w(name, *shape):
+        return numpy_helper.from_array(rng.normal(0, 0.5, shape).astype(np.float32), name)
+    inits = [w("wa", 5, 6), w("wb", 5, 6), w("wc", 5, 12), w("wd", 12, 3),
+             numpy_helper.from_array(np.array([0, 2, 6], np.int64), "shape")]
+    nodes = [helper.make_node("MatMul", ["x", "wa"], ["a"], name="mm_a"),
+             helper.make_node("MatMul", ["x", "wb"], ["b"], name="mm_b"),
+             helper.make_node("MatMul", ["x", "wc"], ["c"], name="mm_c"),
+             helper.make_node("Concat", ["a", "b"], ["ab"], name="concat", axis=1),
+             helper.make_node("Reshape", ["ab", "shape"], ["r"], name="reshape"),
+             helper.make_node("Transpose", ["r"], ["t"], name="transpose", perm=[0, 2, 1]),
+             helper.make_node("Flatten", ["t"], ["f"], name="flatten", axis=1),
+             helper.make_node("Add", ["f", "c"], ["s"], name="add"),
+             helper.make_node("MatMul", ["s", "wd"], ["y"], name="mm_d")]
+    graph = helper.make_graph(
+        nodes, "shapes", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    data = rng.normal(0, 1, (32, 5)).astype(np.float32)
+
+    class Reader:
+        def __init__(self):
+            self.it = iter([{"x": data[i:i + 8]} for i in range(0, 32, 8)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp = Path(tmp) / "float.onnx"
+        onnx.save(model, fp)
+        quantize_static(str(fp), str(out_path), Reader(),
+                        quant_format=QuantFormat.QOperator if fmt == "qop" else QuantFormat.QDQ,
+                        per_channel=False, reduce_range=True,
+                        activation_type=QuantType.QInt8 if activations == "int8"
+                        else QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return Path(out_path), data[:4]
