@@ -229,7 +229,9 @@ def run_onnx(model_path, x, config=None, simulator="icarus", work_dir="sim_out",
     wall = time.monotonic() - t0
     out = got[0]
     summary = {
-        "model": str(model_path), "engine": config.name, "simulator": simulator,
+        "model": str(model_path),
+        "engine": ", ".join(dict.fromkeys(r["engine"] for r in gemm.layers)),
+        "simulator": simulator,
         "input_shape": list(x.shape), "output": plan.outputs[0],
         "output_dtype": out.dtype.name, "output_shape": list(out.shape),
         "matches_reference": bool(out.dtype == reference[0].dtype
