@@ -147,4 +147,5 @@ def run_cnn(images, simulator, work_dir, fmt="qop", progress=print):
     ort = next(iter(run_onnxruntime(model_path(fmt), x).values()))
     summary["onnxruntime_accuracy"] = float((ort.argmax(axis=1) == y).mean())
     summary["rtl_accuracy"] = float((out.argmax(axis=1) == y).mean())
+    summary["model"] = model_path(fmt).name
     return summary
