@@ -24,13 +24,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 from .errors import SystolixError
 from .process import die_with_parent
 
-__all__ = ["CONNECT_TIMEOUT", "connect", "run_tasks", "check_scheduler_address"]
+__all__ = ["CONNECT_TIMEOUT", "connect", "run_tasks", "check_scheduler_address",
+           "Progress"]
 
 #: Seconds to wait for a scheduler to answer before giving up.
 CONNECT_TIMEOUT = 10.0
@@ -208,3 +211,29 @@ def _worker_error(e, label):
         return SystolixError(f"{label}: a Dask worker cannot import systolix ({_one_line(e)}): "
                              f"install the same systolix on every worker")
     return SystolixError(f"{label} failed on a Dask worker: {name}: {_one_line(e)}")
+
+
+class Progress:
+    """A one-line progress bar on stderr (plain lines when stderr is not a terminal), for
+    ``total`` tasks, each line starting with ``[name]``."""
+
+    def __init__(self, total, name, stream=None):
+        self.total, self.done, self.name = total, 0, name
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = self.stream.isatty()
+        self.t0 = time.monotonic()
+
+    def step(self, text):
+        self.done += 1
+        width = 24
+        filled = width * self.done // self.total
+        bar = "#" * filled + "." * (width - filled)
+        line = (f"[{self.name}] [{bar}] {self.done}/{self.total} "
+                f"{time.monotonic() - self.t0:6.0f} s {text}")
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()

@@ -19,12 +19,10 @@ import dataclasses
 import json
 import os
 import shutil
-import sys
-import time
 from pathlib import Path
 
 from .. import cache, kinds
-from ..cluster import run_tasks
+from ..cluster import Progress, run_tasks
 from ..errors import SystolixError
 from ..fileio import atomic_open, owned_tempdir, remove_abandoned
 from ..tools import tool_path
@@ -156,31 +154,6 @@ def markdown_table(results, target: Target):
     return "\n".join(lines) + "\n"
 
 
-class _Progress:
-    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
-
-    def __init__(self, total, stream=None):
-        self.total, self.done = total, 0
-        self.stream = sys.stderr if stream is None else stream
-        self.tty = self.stream.isatty()
-        self.t0 = time.monotonic()
-
-    def step(self, text):
-        self.done += 1
-        width = 24
-        filled = width * self.done // self.total
-        bar = "#" * filled + "." * (width - filled)
-        line = (f"[sweep] [{bar}] {self.done}/{self.total} {time.monotonic() - self.t0:6.0f} s "
-                f"{text}")
-        if self.tty:
-            self.stream.write("\r\033[K" + line)
-            if self.done == self.total:
-                self.stream.write("\n")
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-
 def run_sweep(configs, target: Target, options: SynthOptions, out_dir, *, jobs=2,
               cache_dir=None, use_cache=True, progress=True, scheduler=None,
               point=synth_point, plots=True, connect_timeout=None):
@@ -217,7 +190,7 @@ def run_sweep(configs, target: Target, options: SynthOptions, out_dir, *, jobs=2
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SystolixError(f"cannot create output directory {out}: {e.strerror}") from None
-    bar = _Progress(len(configs)) if progress else None
+    bar = Progress(len(configs), "sweep") if progress else None
     results = [None] * len(configs)
     expected = [None] * len(configs)
     todo = list(range(len(configs)))
