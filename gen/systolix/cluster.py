@@ -210,6 +210,13 @@ def _worker_error(e, label):
     if isinstance(e, ImportError):
         return SystolixError(f"{label}: a Dask worker cannot import systolix ({_one_line(e)}): "
                              f"install the same systolix on every worker")
+    cause = e.__cause__ or e.__context__
+    if cause is not None:  # e.g. the task could not be unpacked: say why
+        e, name = cause, type(cause).__name__
+        if isinstance(e, ImportError):
+            return SystolixError(f"{label}: the Dask cluster cannot import what the task needs "
+                                 f"({_one_line(e)}): install the same systolix on the "
+                                 f"scheduler and every worker")
     return SystolixError(f"{label} failed on a Dask worker: {name}: {_one_line(e)}")
 
 

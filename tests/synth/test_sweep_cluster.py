@@ -238,3 +238,82 @@ def test_cli_jobs_do_not_apply_with_a_scheduler(tmp_path, capsys):
     code = main(["sweep", "systolic", "--sizes", "1", "--scheduler", "tcp://127.0.0.1:8786",
                  "-j", "2", "-o", str(tmp_path / "out")])
     assert code == 1 and "does not apply with --scheduler" in capsys.readouterr().err
+
+
+def _wait_for_port(port, timeout=30):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+@pytest.mark.slow
+def test_scheduler_going_away_mid_sweep_is_one_line_and_a_rerun_resumes(tmp_path):
+    """A scheduler and a worker started as `dask scheduler` / `dask worker` processes; the
+    scheduler is killed after the first point: one error line, no result files, and the rerun
+    (here on local processes, same cache) computes only what was not finished."""
+    import subprocess
+    bindir = Path(sys.executable).parent
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    root = _cache(tmp_path, "gone", delay=1.0)
+    out = tmp_path / "out"
+    # this module is imported by name where the task graph is unpacked (the scheduler too)
+    here = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), str(here.parent)])}
+    procs = [subprocess.Popen([bindir / "dask", "scheduler", "--host", "127.0.0.1", "--port",
+                               str(port), "--no-dashboard"], stderr=subprocess.DEVNULL, env=env)]
+    try:
+        _wait_for_port(port)
+        procs.append(subprocess.Popen([bindir / "dask", "worker", address, "--nthreads", "1",
+                                       "--no-dashboard", "--host", "127.0.0.1"],
+                                      stderr=subprocess.DEVNULL, env=env))
+
+        def kill_scheduler_after_first_point():
+            end = time.monotonic() + 60
+            while time.monotonic() < end and not _runs(root):
+                time.sleep(0.05)
+            procs[0].kill()
+
+        thread = threading.Thread(target=kill_scheduler_after_first_point)
+        thread.start()
+        with pytest.raises(SystolixError, match=rf"^lost the Dask scheduler at {address} "
+                                                r"after \d of 3 tasks; rerun to resume$"):
+            _sweep(out, root, scheduler=address, progress=False)
+        thread.join()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert not out.exists() or list(out.iterdir()) == []
+    done = _runs(root)
+    assert 1 <= len(done) < 3
+    (root / "control.json").write_text("{}")
+    result = _sweep(out, root, jobs=1, progress=False)
+    assert _runs(root) == sorted(c.name for c in CONFIGS)
+    assert [r["cached"] for r in result["results"]] == [c.name in done for c in CONFIGS]
+
+
+@pytest.mark.slow
+@pytest.mark.toolchain
+def test_cli_sweep_through_the_cluster_with_the_real_tools(scheduler, tmp_path):
+    """`systolix sweep --scheduler` with yosys and nextpnr on the workers gives the local
+    sweep's table; the local run then takes every point from the shared cache."""
+    import subprocess
+    env = {**os.environ, "SYSTOLIX_CACHE_DIR": str(tmp_path / "cache")}
+    common = [sys.executable, "-m", "systolix", "sweep", "systolic", "--sizes", "1,2x1",
+              "--target", "ice40-up5k", "--json"]
+    dist = subprocess.run(common + ["--scheduler", scheduler, "-o", str(tmp_path / "d")],
+                          capture_output=True, text=True, env=env)
+    assert dist.returncode == 0, dist.stderr
+    local = subprocess.run(common + ["-j", "1", "-o", str(tmp_path / "l")],
+                           capture_output=True, text=True, env=env)
+    assert local.returncode == 0, local.stderr
+    d, l = json.loads(dist.stdout), json.loads(local.stdout)
+    assert [r["fits"] for r in d["results"]] == [True, True]
+    assert all(r["cached"] for r in l["results"])
+    assert _comparable(d["results"]) == _comparable(l["results"])
+    assert (tmp_path / "d" / "sweep.md").read_text() == (tmp_path / "l" / "sweep.md").read_text()
