@@ -72,7 +72,7 @@ def test_seed_runs_through_the_rtl_and_a_failure_names_its_replay(monkeypatch, c
     monkeypatch.setattr(regress, "verify", spoiled)
     assert main(args[:-1]) == 1
     out, err = capsys.readouterr()
-    assert err.strip().splitlines()[-1] == "systolix: error: 1 of 1 seeds failed (seeds 1)"
+    assert err.strip().splitlines()[-1] == "systolix: error: 1 of 1 seeds failed: 1"
     assert "Traceback" not in err
     assert "elements differ from the reference" in out
     assert "  replay: systolix regress --seeds 1 --first-seed 1 --sim icarus\n" in out

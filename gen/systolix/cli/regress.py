@@ -48,8 +48,11 @@ def _regress(args):
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"{summary['seeds']} seeds ({args.first_seed}..{args.first_seed + args.seeds - 1}) "
-              f"on {args.sim}: {summary['passed']} passed, {len(summary['failed'])} failed")
+        last = args.first_seed + args.seeds - 1
+        which = (f"seed {last}" if args.seeds == 1 else
+                 f"{args.seeds} seeds ({args.first_seed}..{last})")
+        print(f"{which} on {args.sim}: {summary['passed']} passed, "
+              f"{len(summary['failed'])} failed")
         for r in summary["failed"]:
             print(f"seed {r['seed']}: {r['design']}, GEMMs {', '.join(r['gemms'])}, "
                   f"stalls {r['stall_prob']:g}")
@@ -60,6 +63,6 @@ def _regress(args):
             print(f"  replay: {r['command']}")
     if summary["failed"]:
         seeds = ", ".join(str(r["seed"]) for r in summary["failed"])
-        raise SystolixError(f"{len(summary['failed'])} of {summary['seeds']} seeds failed "
-                            f"(seeds {seeds})")
+        raise SystolixError(f"{len(summary['failed'])} of {summary['seeds']} seeds failed: "
+                            f"{seeds}")
     return 0
