@@ -54,28 +54,49 @@ def test_a_seed_draws_one_job_and_the_draws_cover_the_space():
 
 @pytest.mark.rtl
 def test_seed_runs_through_the_rtl_and_a_failure_names_its_replay(monkeypatch, capsys):
-    """Seed 1 passes; with its result spoiled on the way to the check, the command fails
-    with one line and prints the exact command that replays the seed."""
-    args = ["regress", "--seeds", "1", "--first-seed", "1", "-j", "1",
-            "--work-dir", str(REGRESS_DIR), "--json"]
-    assert main(args) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["passed"] == 1 and summary["failed"] == []
-    record = summary["results"][0]
-    assert record["ok"] and record["seed"] == 1
-    assert record["design"] == regress.draw_job(1).config.name
+    """Seed 1 runs through the runner and passes the real check; with its result then spoiled
+    on the way to the command, the command fails with one line and prints the exact command
+    that replays the seed (one simulation for both)."""
+    verdicts = []
 
     def spoiled(job, outcome):
+        verdicts.append(real_verify(job, outcome))
         outcome.results[0] = outcome.results[0] + 1
         return real_verify(job, outcome)
 
     monkeypatch.setattr(regress, "verify", spoiled)
-    assert main(args[:-1]) == 1
+    assert main(["regress", "--seeds", "1", "--first-seed", "1", "-j", "1",
+                 "--work-dir", str(REGRESS_DIR)]) == 1
+    [real] = verdicts
+    assert real.ok, str(real)
+    assert real.job.config.name == regress.draw_job(1).config.name
+    assert len(real.gemms) == len(regress.draw_job(1).operands) > 0
     out, err = capsys.readouterr()
     assert err.strip().splitlines()[-1] == "systolix: error: 1 of 1 seeds failed: 1"
     assert "Traceback" not in err
-    assert "elements differ from the reference" in out
+    assert "gemm 0 " in out and "elements differ from the reference" in out
     assert "  replay: systolix regress --seeds 1 --first-seed 1 --sim icarus\n" in out
+
+
+def test_summary_json_and_record_of_a_seed(monkeypatch, capsys):
+    """The --json summary, with the simulation replaced by a recorded verdict."""
+    from systolix.sim.verify import Report
+    monkeypatch.setattr(regress, "build", lambda *a, **k: None)
+    monkeypatch.setattr(regress, "run", lambda job, sim, work_dir: type(
+        "O", (), {"job_dir": None})())
+    monkeypatch.setattr(regress, "verify", lambda job, outcome: Report(
+        job, outcome, result_problems=["gemm 0: wrong"] if job.seed == 4 else []))
+    assert main(["regress", "--seeds", "3", "--first-seed", "3", "-j", "1", "--json",
+                 "--work-dir", str(REGRESS_DIR)]) == 1
+    out, err = capsys.readouterr()
+    summary = json.loads(out)
+    assert (summary["seeds"], summary["first_seed"], summary["passed"]) == (3, 3, 2)
+    assert [r["seed"] for r in summary["results"]] == [3, 4, 5]
+    [bad] = summary["failed"]
+    assert bad["seed"] == 4 and bad["problems"] == ["gemm 0: wrong"] and not bad["ok"]
+    assert bad["command"] == "systolix regress --seeds 1 --first-seed 4 --sim icarus"
+    assert bad["design"] == regress.draw_job(4).config.name
+    assert err.strip().splitlines()[-1] == "systolix: error: 1 of 3 seeds failed: 4"
 
 
 def test_regress_bad_input_is_one_line(capsys):

@@ -317,3 +317,19 @@ def test_cli_sweep_through_the_cluster_with_the_real_tools(scheduler, tmp_path):
     assert all(r["cached"] for r in l["results"])
     assert _comparable(d["results"]) == _comparable(l["results"])
     assert (tmp_path / "d" / "sweep.md").read_text() == (tmp_path / "l" / "sweep.md").read_text()
+
+
+def test_a_shared_cache_keeps_the_runs_of_other_machines(tmp_path):
+    """In a cache shared by several machines a run directory whose pid is not alive here may
+    belong to a live run on another machine: only this machine's abandoned runs are removed."""
+    from systolix.fileio import _host, owned_tempdir, remove_abandoned
+    mine = owned_tempdir(tmp_path, flow.RUNNING_PREFIX)
+    assert mine.name.startswith(f"{flow.RUNNING_PREFIX}{os.getpid()}.{_host()}~")
+    dead = 2**22 + 12345  # above Linux's pid_max default: no such process here
+    here = tmp_path / f"{flow.RUNNING_PREFIX}{dead}.{_host()}~abc"
+    elsewhere = tmp_path / f"{flow.RUNNING_PREFIX}{dead}.other-machine~abc"
+    old_style = tmp_path / f"{flow.RUNNING_PREFIX}{dead}.abc"
+    for d in (here, elsewhere, old_style):
+        d.mkdir()
+    assert sorted(remove_abandoned(tmp_path, flow.RUNNING_PREFIX)) == sorted([here, old_style])
+    assert elsewhere.is_dir() and mine.is_dir()
