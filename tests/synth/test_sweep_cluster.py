@@ -333,3 +333,34 @@ def test_a_shared_cache_keeps_the_runs_of_other_machines(tmp_path):
         d.mkdir()
     assert sorted(remove_abandoned(tmp_path, flow.RUNNING_PREFIX)) == sorted([here, old_style])
     assert elsewhere.is_dir() and mine.is_dir()
+
+
+@pytest.mark.slow
+def test_local_workers_die_with_the_sweep(tmp_path):
+    """A sweep's local worker processes (and so the tools they run) do not outlive a sweep
+    killed outright (SIGKILL)."""
+    import subprocess
+    here = Path(__file__).parent
+    root = _cache(tmp_path, "orphans", delay=60)
+    script = (f"import sys; sys.path[:0] = [{str(here)!r}, {str(here.parent)!r}]\n"
+              f"import test_sweep_cluster as t\n"
+              f"t._sweep({str(tmp_path / 'out')!r}, {str(root)!r}, jobs=2, progress=False)\n")
+    sweep_process = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        end = time.monotonic() + 60
+        started = root / "started"
+        while time.monotonic() < end and len(list(started.glob("*")) if started.is_dir()
+                                             else []) < 2:
+            time.sleep(0.1)
+        workers = [int(p.suffix[1:]) for p in started.iterdir()]
+        assert len(workers) == 2
+    finally:
+        sweep_process.kill()
+        sweep_process.wait()
+    end = time.monotonic() + 10
+    alive = workers
+    while alive and time.monotonic() < end:
+        alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                 and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+        time.sleep(0.1)
+    assert alive == []
