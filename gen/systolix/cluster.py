@@ -118,6 +118,8 @@ def run_tasks(function, arguments, *, labels, scheduler=None, jobs=1, keys=None,
     """
     if len(labels) != len(arguments):
         raise ValueError(f"{len(arguments)} tasks but {len(labels)} labels")
+    if not arguments:
+        return
     if scheduler is not None:
         yield from _run_distributed(function, arguments, labels, scheduler, keys,
                                     connect_timeout)

@@ -8,16 +8,17 @@ stub that takes a fixed time and logs each completed run in the cache directory,
 count what was computed. One cluster serves the whole module (it takes seconds to start).
 """
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
 from unittest import mock
 
-import cloudpickle
 import pytest
 
 from systolix import cluster as cluster_mod
@@ -28,11 +29,10 @@ from systolix.synth import flow, sweep
 from systolix.synth.flow import SynthOptions
 from systolix.synth.targets import TARGETS
 
-import sys
-
 pytestmark = pytest.mark.model
 
 distributed = pytest.importorskip("distributed")
+cloudpickle = pytest.importorskip("cloudpickle")
 
 TARGET = TARGETS["ice40-up5k"]
 OPTIONS = SynthOptions(harness="on")
@@ -64,16 +64,12 @@ def stub_point(kind_name, config_dict, target_name, options, cache_dir, use_cach
                 "dsp": macs, "bram": 0, "fmax_mhz": fmax, "peak_gops": 2 * macs * fmax / 1000,
                 "gops_per_klut": 1.0, "gops_per_dsp": 0.5, "cache_key": key}
 
-    config_name = kinds_name(kind_name, config_dict)
-    patches = [mock.patch.object(flow, "_run", run)]
-    if config_name in ctl.get("no_tools", []):  # a worker without the YoWASP tools
-        patches += [mock.patch.object(sys, "executable", "/nonexistent/python"),
-                    mock.patch.dict(os.environ, {"PATH": "/nonexistent"})]
-    with patches[0]:
-        if len(patches) > 1:
-            with patches[1], patches[2]:
-                return sweep.synth_point(kind_name, config_dict, target_name, options,
-                                         cache_dir, use_cache)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(flow, "_run", run))
+        if kinds_name(kind_name, config_dict) in ctl.get("no_tools", []):
+            # a worker without the YoWASP tools: none next to Python, none on PATH
+            stack.enter_context(mock.patch.object(sys, "executable", "/nonexistent/python"))
+            stack.enter_context(mock.patch.dict(os.environ, {"PATH": "/nonexistent"}))
         return sweep.synth_point(kind_name, config_dict, target_name, options, cache_dir,
                                  use_cache)
 
