@@ -254,13 +254,14 @@ class Requantizer(wiring.Component):
         zero_e = pipe.align(_named(pipe, e == 0, "zero_e", born=1))
         # int -> float32: normalise to 24 bits, round to nearest even
         n, zero = pipe.stage(n=(pipe.align(a) << lz)[:32], zero=zero_e | (lz == 32))
-        n, up, lz = pipe.stage(n=n, up=n[7] & (n[8] | (n[:7] != 0)), lz=pipe.align(lz))
+        # k = 150 - lead - e - P[47] with lead = 31 - lz + carry: the product's shift to an
+        # integer, one term per stage
+        n, up, pre = pipe.stage(n=n, up=n[7] & (n[8] | (n[:7] != 0)),
+                                pre=119 + pipe.align(lz) - pipe.align(e))
         mf25 = n[8:32] + up
         carry = mf25[24]
         mf, carry = pipe.stage(mf=Mux(carry, 1 << 23, mf25[:24]), carry=carry)
-        # k = 150 - lead - e - P[47] with lead = 31 - lz + carry: the product's shift to an
-        # integer
-        base = _named(pipe, 119 + pipe.align(lz) - carry - pipe.align(e), "base")
+        base = _named(pipe, pipe.align(pre) - carry, "base")
         prod = pipe.multiply(mf, pipe.align(ms), "prod")
         base = pipe.align(base)
         # float32 product: the top 24 bits of the 48-bit mantissa product, rounded half to even
