@@ -214,10 +214,17 @@ class Requantizer(wiring.Component):
         return m
 
     def _clamp(self, pipe, y, p):
-        """Two stages: ``y + zero_point``, then the clamp."""
+        """``clamp(y + zero_point, clamp_min, clamp_max)`` in three stages (four for a ``y``
+        wider than 12 bits, first saturated to 12 bits, which changes no result: the clamp
+        bounds and the zero point lie in -128..255)."""
+        if len(y) > 12:
+            fits = y[11:].all() | ~y[11:].any()
+            y = pipe.stage(ys=Mux(fits, y[:12].as_signed(), Mux(y[-1], -2048, 2047)))
         y = pipe.stage(yz=y + pipe.align(p.zero_point))
         lo, hi = pipe.align(p.clamp_min), pipe.align(p.clamp_max)
-        return pipe.stage(out=Mux(y < lo, lo, Mux(y > hi, hi, y))[:8])
+        lt, gt, y = pipe.stage(lt=y < lo, gt=y > hi, y=y[:8])
+        lo, hi = pipe.align(p.clamp_min), pipe.align(p.clamp_max)
+        return pipe.stage(out=Mux(lt, lo, Mux(gt, hi, y))[:8])
 
     def _gemmlowp_lane(self, pipe, acc, p):
         total = acc + p.bias                       # 33 bits; overflow iff its top bits differ
@@ -247,13 +254,14 @@ class Requantizer(wiring.Component):
         zero_e = pipe.align(_named(pipe, e == 0, "zero_e", born=1))
         # int -> float32: normalise to 24 bits, round to nearest even
         n, zero = pipe.stage(n=(pipe.align(a) << lz)[:32], zero=zero_e | (lz == 32))
-        n, up = pipe.stage(n=n, up=n[7] & (n[8] | (n[:7] != 0)))
+        # k = 150 - lead - e - P[47] with lead = 31 - lz + carry: the product's shift to an
+        # integer, one term per stage
+        n, up, pre = pipe.stage(n=n, up=n[7] & (n[8] | (n[:7] != 0)),
+                                pre=119 + pipe.align(lz) - pipe.align(e))
         mf25 = n[8:32] + up
         carry = mf25[24]
-        lead = 31 - pipe.align(lz) + carry
-        mf, lead = pipe.stage(mf=Mux(carry, 1 << 23, mf25[:24]), lead=lead[:6])
-        # k = 150 - lead - e - P[47]: the product's shift to an integer
-        base = _named(pipe, 150 - lead - pipe.align(e), "base")
+        mf, carry = pipe.stage(mf=Mux(carry, 1 << 23, mf25[:24]), carry=carry)
+        base = _named(pipe, pipe.align(pre) - carry, "base")
         prod = pipe.multiply(mf, pipe.align(ms), "prod")
         base = pipe.align(base)
         # float32 product: the top 24 bits of the 48-bit mantissa product, rounded half to even
@@ -265,9 +273,9 @@ class Requantizer(wiring.Component):
         # integer rounding of mq / 2**k: k <= 13 is beyond every clamp, k >= 25 rounds to 0
         kk, big = pipe.stage(kk=Mux(k >= 25, 11, Mux(k <= 13, 0, (k - 14)[:4])), big=k <= 13)
         v = pipe.stage(v=Cat(Const(0, 11), pipe.align(mq)) >> kk)
-        keep, rbit, sticky = v[25:36], v[24], v[:24] != 0
+        keep, rbit, sticky = pipe.stage(keep=v[25:36], rbit=v[24], sticky=v[:24] != 0)
         r = pipe.stage(r=keep + (rbit & (sticky | keep[0])))
-        mag = Mux(pipe.align(big), 1 << 11, r)
+        mag = Mux(pipe.align(big), 1 << 10, r[:11])  # r <= 2**10; 2**10 is beyond any clamp
         neg, zero = pipe.align(neg), pipe.align(zero)
         y = pipe.stage(y=Mux(zero, 0, Mux(neg, -mag, mag)))
         return self._clamp(pipe, y, p)
