@@ -56,10 +56,13 @@ class SynthPlatform:
     It names the FPGA family being built for (``family``, as on an Amaranth build platform)
     and offers that family's DSP primitives through the hooks of :mod:`systolix.hdl.dsp`
     (``get_multiplier``, ``get_multiplier_pair``), e.g. a registered MULT18X18D on ECP5.
+    ``dsp_blocks`` is the device's DSP block count (``None``: unknown), which an array with
+    ``mult="auto"`` fills before it builds multipliers from LUTs.
     """
 
-    def __init__(self, family):
+    def __init__(self, family, *, dsp_blocks=None):
         self.family = family
+        self.dsp_blocks = dsp_blocks
         self._dsp = dsp_mapping(family)()
 
     def get_multiplier(self, a, b, *, input_register):
@@ -164,7 +167,7 @@ def elaborate(config, target, options):
                          f"{target.io} (use --harness auto)")
     harness = {"used": use_harness, "design_pins": pins, "input_bits": in_bits,
                "output_bits": out_bits}
-    platform = SynthPlatform(target.family)
+    platform = SynthPlatform(target.family, dsp_blocks=target.dsp)
     if use_harness:
         wrapped = IOHarness(top)
         harness["pins"] = 4
