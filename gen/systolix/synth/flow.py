@@ -27,6 +27,7 @@ from ..emit import port_map
 from ..errors import SystolixError
 from ..fileio import atomic_open, owned_tempdir, remove_abandoned
 from ..hdl.dsp import dsp_mapping
+from .fit import precheck
 from .harness import DUT_NAME, IOHarness, port_bits
 from .reports import (RESOURCE_OF_CELL, nextpnr_capacity_error, parse_nextpnr_report,
                       parse_yosys_stat)
@@ -230,6 +231,10 @@ def synthesize(config, target: Target, options: SynthOptions = SynthOptions(), *
         raise TypeError(f"options must be SynthOptions, not {options!r}")
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     t0 = time.monotonic()
+    problem = precheck(config, target)  # DSP blocks or LUT4s, known from the config
+    if problem:
+        key = {"design": config.to_dict(), "target": target.name, "tools": toolchain_versions()}
+        return SynthResult(_not_fit(config, target, key, problem, None))
     _say(progress, f"elaborating {config.name}")
     try:
         elaborated = elaborate(config, target, options)
