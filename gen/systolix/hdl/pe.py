@@ -140,7 +140,8 @@ class OutputStationaryPE(wiring.Component):
     def elaborate(self, platform):
         # (Statement order matters for Amaranth's signal names, hence for the emitted Verilog.)
         m = Module()
-        acc = Signal(acc_shape(self._numerics))
+        # (a pipelined PE clears its accumulator itself after a reset: see below)
+        acc = Signal(acc_shape(self._numerics), reset_less=self._pipeline_stages > 0)
         total = Signal(acc_shape(self._numerics))
         drain = Signal(acc_shape(self._numerics), reset_less=True)  # pure data: no reset needed
 
@@ -188,8 +189,22 @@ class OutputStationaryPE(wiring.Component):
         finish = valid & last
 
         m.d.comb += total.eq(accumulate(acc, product, self._numerics))
-        with m.If(valid):
-            m.d.sync += acc.eq(Mux(last, 0, total))
+        if stages:
+            # Pipelined PE: the accumulator restarts from 0 through a synchronous reset, which
+            # the flip-flops implement (no LUT per bit): after a tile's last beat, and in the
+            # first cycle after any reset of this domain (also one a ResetInserter adds), in
+            # which `valid`, a register reset with it, is still low.
+            after_reset = Signal(init=1, name="after_reset")
+            clear = Signal(name="acc_clear")
+            m.d.sync += after_reset.eq(0)
+            m.d.comb += clear.eq(after_reset | (valid & last))
+            with m.If(clear):
+                m.d.sync += acc.eq(0)
+            with m.Elif(valid):
+                m.d.sync += acc.eq(total)
+        else:
+            with m.If(valid):
+                m.d.sync += acc.eq(Mux(last, 0, total))
 
         if self._hold_cycles and stages:
             # Pipelined PE: the drain register's enable and select are registers themselves,
