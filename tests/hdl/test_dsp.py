@@ -67,7 +67,7 @@ def _testbench(w_in, w_out, cycles, seed):
     return f"""
 `timescale 1ns/1ps
 module tb;
-  reg clk = 0, rst = 1, valid = 0;
+  reg clk = 0, rst, valid = 0;
   reg [{w_in - 1}:0] pay = 0;
   wire rg, rt, vg, vt;
   wire [{w_out - 1}:0] og, ot;
@@ -78,6 +78,7 @@ module tb;
   integer i, k, errors = 0, outs = 0, seed = {seed};
   always #5 clk = ~clk;
   initial begin
+    rst = 0; #1 rst = 1;  // an event at time 0: every `always @*` block runs once
     repeat (3) @(posedge clk);
     @(negedge clk) rst = 0;
     for (i = 0; i < {cycles}; i = i + 1) begin
