@@ -38,15 +38,18 @@ def _run(tmp_path, dut, tb):
     return dict(kv.split("=") for kv in line[0].split()[1:])
 
 
-SHAPES = [(signed(8), signed(8)), (unsigned(8), unsigned(8)), (signed(5), signed(3)),
+#: int8 x int8 in full, and smaller or mixed shapes (odd widths, 1-bit operands)
+SHAPES = [(signed(8), signed(8)), (unsigned(8), unsigned(4)), (signed(5), signed(3)),
           (unsigned(4), unsigned(7)), (signed(2), signed(1)), (unsigned(1), unsigned(2))]
+#: under the slow marker: also uint8 x uint8 in full
+SLOW_SHAPES = SHAPES + [(unsigned(8), unsigned(8))]
 
 
 class _All(Elaboratable):
     """Every shape's multiplier side by side: one Verilog emission for all of them."""
 
-    def __init__(self, algorithm):
-        self.mults = [LUTMultiplier(sa, sb, latency=0, algorithm=algorithm) for sa, sb in SHAPES]
+    def __init__(self, algorithm, shapes):
+        self.mults = [LUTMultiplier(sa, sb, latency=0, algorithm=algorithm) for sa, sb in shapes]
 
     def elaborate(self, platform):
         m = Module()
@@ -59,14 +62,16 @@ class _All(Elaboratable):
                 for name in "abp"}
 
 
-@pytest.mark.parametrize("algorithm", [
-    "booth", pytest.param("array", marks=pytest.mark.slow)])
-def test_every_operand_pair(algorithm, tmp_path):
+@pytest.mark.parametrize("algorithm,shapes", [
+    ("booth", SHAPES),
+    pytest.param("booth", SLOW_SHAPES, marks=pytest.mark.slow, id="booth-uint8"),
+    pytest.param("array", SLOW_SHAPES, marks=pytest.mark.slow, id="array-uint8")])
+def test_every_operand_pair(algorithm, shapes, tmp_path):
     """Exhaustive, combinational (latency 0), every shape in one module."""
-    top = _All(algorithm)
+    top = _All(algorithm, shapes)
     dut = verilog.convert(top, name="all", ports=top.ports(), emit_src=False)
     checks = []
-    for i, (sa, sb) in enumerate(SHAPES):
+    for i, (sa, sb) in enumerate(shapes):
         wp = len(top.mults[i].p)
         checks.append(f"""
     for (i = 0; i < {2 ** sa.width}; i = i + 1) for (j = 0; j < {2 ** sb.width}; j = j + 1)
@@ -74,8 +79,8 @@ def test_every_operand_pair(algorithm, tmp_path):
         n = n + 1; if (p{i} !== want[{wp - 1}:0]) e = e + 1; end""")
     decls = "\n".join(
         f"  reg [{sa.width - 1}:0] a{i}; reg [{sb.width - 1}:0] b{i}; "
-        f"wire [{len(top.mults[i].p) - 1}:0] p{i};" for i, (sa, sb) in enumerate(SHAPES))
-    conns = ", ".join(f".{n}{i}({n}{i})" for i in range(len(SHAPES)) for n in "abp")
+        f"wire [{len(top.mults[i].p) - 1}:0] p{i};" for i, (sa, sb) in enumerate(shapes))
+    conns = ", ".join(f".{n}{i}({n}{i})" for i in range(len(shapes)) for n in "abp")
     tb = f"""module tb;
 {decls}
   all u({conns});
@@ -85,7 +90,7 @@ def test_every_operand_pair(algorithm, tmp_path):
 endmodule
 """
     got = _run(tmp_path, dut, tb)
-    assert got["checked"] == str(sum(2 ** (sa.width + sb.width) for sa, sb in SHAPES))
+    assert got["checked"] == str(sum(2 ** (sa.width + sb.width) for sa, sb in shapes))
     assert got["errors"] == "0", got
 
 
