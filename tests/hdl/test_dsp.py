@@ -133,6 +133,7 @@ LUT_CASES = [
     ("ecp5", SystolicConfig(3, 4, pipeline="none", mult="lut"), None, 0, 12),
     ("ecp5", SystolicConfig(3, 4, pipeline="full", mult="lut"), None, 0, 12),
     ("ecp5", SystolicConfig(3, 5, pipeline="deep", mult="auto"), 7, 7, 8),
+    ("ecp5", SystolicConfig(2, 3, pipeline="deep", mult="auto"), 4, 4, 2),
     ("ecp5", SystolicConfig(2, 3, pipeline="product", mult="lut",
                             numerics=Numerics(in_width=5, acc_width=12, saturate=True)),
      None, 0, 6),
@@ -160,7 +161,7 @@ def _gate_check(family, config, gold, gate, instances, luts):
 
 _LUT = {(f, c): (blocks, prims, luts) for f, c, blocks, prims, luts in LUT_CASES}
 #: One mixed DSP + LUT array stays in the default suite; the other LUT cases run under slow.
-_LUT_DEFAULT = LUT_CASES[2][:2]
+_LUT_DEFAULT = LUT_CASES[3][:2]
 PARAMS = [pytest.param(f, c, id=f"{f}-{c.name}") for f, c in CASES] + [
     pytest.param(f, c, id=f"{f}-{c.name}",
                  marks=() if (f, c) == _LUT_DEFAULT else pytest.mark.slow)
