@@ -324,7 +324,8 @@ def _build_requant(config: RequantConfig):
 _REQUANT_PORT_MEANING = {
     "i__payload": "one beat: int32 accumulators and per-lane parameters, and last",
     "i__valid": "input beat is valid",
-    "i__ready": "the pipeline advances: ~o__valid | o__ready",
+    "i__ready": "an input beat can be taken: fewer beats in flight than the output FIFO "
+                "holds (a registered credit count, no path from o__ready)",
     "o__payload": "requantized 8-bit outputs, one per lane, and last",
     "o__valid": "output beat is valid",
     "o__ready": "the consumer takes the output beat; may be low for any number of cycles",
@@ -332,9 +333,24 @@ _REQUANT_PORT_MEANING = {
 
 _REQUANT_FIELD_MEANING = {
     "acc": "int32 accumulators, one per lane",
-    "params": "per lane: bias, multiplier, shift, zero_point, clamp_min, clamp_max",
+    "params": "per lane: bias, multiplier, shift, zero_point, clamp_min, clamp_max "
+              "(gemmlowp) or bias, scale_bits, zero_point, clamp_min, clamp_max (float32)",
     "last": "marks a job's final beat; passed through with its data",
     "data": "requantized outputs, one per lane",
+}
+
+
+_REQUANT_SPEC = {
+    "gemmlowp": ("per lane: x = sat32(acc + bias); p = x * multiplier (64-bit); "
+                 "y = SaturatingRoundingDoublingHighMul(x, multiplier) (INT32_MAX if both "
+                 "are INT32_MIN, else (p + (2^30 if p >= 0 else 1 - 2^30)) / 2^31 truncated "
+                 "toward zero); z = RoundingDivideByPOT(y, shift) (ties away from zero); "
+                 "out = clamp(z + zero_point, clamp_min, clamp_max)"),
+    "float32": ("per lane (onnxruntime's CPU rule, computed exactly in integers): "
+                "x = wrap32(acc + bias); f = float32(x) (round to nearest even); "
+                "p = f * scale in float32 (scale = the binary32 pattern scale_bits, one "
+                "rounding to nearest even); out = clamp(round_half_even(p) + zero_point, "
+                "clamp_min, clamp_max)"),
 }
 
 
@@ -342,13 +358,11 @@ def _requant_sections(config: RequantConfig, top):
     return {"timing": {
         "latency": top.latency,
         "description": (f"A beat accepted on i appears on o {top.latency} cycles later "
-                        "unless o stalls; i__ready = ~o__valid | o__ready (one global "
-                        "stall for the whole pipeline)."),
-        "spec": ("per lane: x = sat32(acc + bias); p = x * multiplier (64-bit); "
-                 "y = SaturatingRoundingDoublingHighMul(x, multiplier) (INT32_MAX if both "
-                 "are INT32_MIN, else (p + (2^30 if p >= 0 else 1 - 2^30)) / 2^31 truncated "
-                 "toward zero); z = RoundingDivideByPOT(y, shift) (ties away from zero); "
-                 "out = clamp(z + zero_point, clamp_min, clamp_max)"),
+                        "unless o stalls. The datapath never stalls; an output FIFO holds "
+                        "its results, and i__ready is high while the beats in flight fit in "
+                        "it, so unstalled it stays high and backpressure on o loses nothing."),
+        "mode": config.mode,
+        "spec": _REQUANT_SPEC[config.mode],
     }}
 
 

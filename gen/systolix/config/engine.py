@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from .array import SystolicConfig
 from .checks import check_int
 from .core import SystolicCore, TensorCore
-from .requant import REQUANT_PARAM_BITS, RequantConfig
+from .requant import RequantConfig
 from .tensorcore import TensorCoreConfig
 
 __all__ = ["EngineConfig", "DIM_WIDTH", "MAX_CORES", "BUFFERING"]
@@ -188,16 +188,17 @@ class EngineConfig:
         n, cc = self.numerics, self.compute
         a_lanes, b_lanes, c_lanes = (math.prod(block) for block in (cc.a_block, cc.b_block,
                                                                     cc.c_block))
-        return self.banks * (self.a_depth * a_lanes * n.in_width + self.b_depth * b_lanes * n.in_width
+        return self.banks * (
+                self.a_depth * a_lanes * n.in_width + self.b_depth * b_lanes * n.in_width
                 + self.c_depth * c_lanes * n.acc_width
-                + self.q_depth * self.cols * REQUANT_PARAM_BITS)
+                + (self.q_depth * self.cols * self.requant.param_bits if self.requant else 0))
 
     @property
     def name(self):
         """e.g. ``engine_ws_16x16_int8_acc32_wrap_256x256x256`` (max M x K x N last), or
         ``engine_tc_4x4x4_int8_acc32_wrap_64x64x64_4cores`` for four 4x4x4 MMA units."""
         return (self.compute.engine_name(self.max_m, self.max_k, self.max_n)
-                + (f"_rq{self.requant.out_type}" if self.requant else "")
+                + (f"_rq{self.requant.tag}" if self.requant else "")
                 + ("_db" if self.buffering == "double" else ""))
 
     def to_dict(self):

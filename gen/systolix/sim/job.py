@@ -103,8 +103,8 @@ class Job:
 # --- the one encoding -----------------------------------------------------------------------
 
 def _requant_params():
-    from ..model.quant import RequantParams
-    return RequantParams
+    from ..model.quant import PARAM_TYPES
+    return PARAM_TYPES
 
 
 def _encode(value, arrays, name, cast):
@@ -144,7 +144,8 @@ def _decode(data, arrays):
         if "$tuple" in data:
             return tuple(_decode(v, arrays) for v in data["$tuple"])
         if "$requant" in data:
-            return _requant_params().from_dict(data["$requant"])
+            from ..model.quant import params_from_dict
+            return params_from_dict(data["$requant"])
         return {k: _decode(v, arrays) for k, v in data.items()}
     return data
 
