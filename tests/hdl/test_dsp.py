@@ -22,8 +22,10 @@ import pytest
 from amaranth.back import verilog
 
 from systolix.config import Numerics, SystolicConfig
-from systolix.emit import port_map
+from systolix.config import Dataflow
+from systolix.emit import port_map, ports
 from systolix.hdl.os_array import OutputStationaryArray
+from systolix.hdl.ws_array import WeightStationaryArray
 from systolix.synth.flow import SynthPlatform
 
 pytestmark = [pytest.mark.rtl, pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")]
@@ -95,12 +97,51 @@ endmodule
 """
 
 
+def _ws_testbench(ins, psum, cycles, seed):
+    """Random a, w, a_valid, swap and w_capture every cycle (any schedule: both versions must
+    agree on whatever it does); psum compared whenever psum_valid."""
+    width = sum(w for _, w in ins)
+    conns, pos = [], 0
+    for n, w in ins:
+        conns.append(f".{n}(pay[{pos + w - 1}:{pos}])")
+        pos += w
+    conns = ", ".join(conns)
+    return f"""
+`timescale 1ns/1ps
+module tb;
+  reg clk = 0, rst = 1;
+  reg [{width - 1}:0] pay = 0;
+  wire vg, vt;
+  wire [{psum - 1}:0] og, ot;
+  gold g(.clk(clk), .rst(rst), {conns}, .psum(og), .psum_valid(vg));
+  gate t(.clk(clk), .rst(rst), {conns}, .psum(ot), .psum_valid(vt));
+  integer i, k, errors = 0, outs = 0, seed = {seed};
+  always #5 clk = ~clk;
+  initial begin
+    repeat (3) @(posedge clk);
+    @(negedge clk) rst = 0;
+    for (i = 0; i < {cycles}; i = i + 1) begin
+      @(negedge clk);
+      for (k = 0; k < {width}; k = k + 1) pay[k] = $random(seed);
+      #1;
+      if (vg !== vt || (vg && og !== ot)) errors = errors + 1;
+      if (vg) outs = outs + 1;
+    end
+    $display("RESULT errors=%0d outs=%0d", errors, outs);
+    $finish;
+  end
+endmodule
+"""
+
+
 def _emit(config, name, platform):
-    top = OutputStationaryArray(config)
+    top = (WeightStationaryArray(config) if config.dataflow is Dataflow.WEIGHT_STATIONARY
+           else OutputStationaryArray(config))
     text = verilog.convert(top, name=name, ports=port_map(top), platform=platform,
                            emit_src=False)
     widths = {k: len(v[0]) for k, v in port_map(top).items()}
-    return text, widths
+    inputs = [(k, len(v[0])) for k, v in ports(top).items() if v and v[1] == "input"]
+    return text, widths, inputs
 
 
 def _ice40_cells():
@@ -122,20 +163,42 @@ CASES = [
     ("ice40", SystolicConfig(2, 2, pipeline="full",
                              numerics=Numerics(signed=False, acc_width=20))),
 ]
+WS = Dataflow.WEIGHT_STATIONARY
+# (weight-stationary: one case per family in the default suite, the rest under `slow`)
+WS_CASES = [
+    pytest.param("ecp5", SystolicConfig(3, 4, WS, pipeline="product"), marks=pytest.mark.slow),
+    ("ecp5", SystolicConfig(3, 3, WS, pipeline="full")),
+    pytest.param("ecp5", SystolicConfig(2, 3, WS, pipeline="deep", numerics=Numerics(
+        in_width=16, acc_width=40, signed=False)), marks=pytest.mark.slow),
+    ("ice40", SystolicConfig(3, 4, WS, pipeline="product")),
+    pytest.param("ice40", SystolicConfig(3, 3, WS, pipeline="full", numerics=Numerics(
+        in_width=5, acc_width=12)), marks=pytest.mark.slow),
+    pytest.param("ice40", SystolicConfig(2, 2, WS, pipeline="deep",
+                                         numerics=Numerics(signed=False)),
+                 marks=pytest.mark.slow),
+]
 
 
-@pytest.mark.parametrize("family,config", CASES, ids=[f"{f}-{c.name}" for f, c in CASES])
+def _case_id(case):
+    family, config = case.values if hasattr(case, "values") else case
+    return f"{family}-{config.name}"
+
+
+@pytest.mark.parametrize("family,config", CASES + WS_CASES, ids=map(_case_id, CASES + WS_CASES))
 def test_dsp_mapped_array_equals_generic_rtl(family, config, tmp_path, seed):
-    gold, widths = _emit(config, "gold", None)
-    gate, _ = _emit(config, "gate", SynthPlatform(family))
+    gold, widths, inputs = _emit(config, "gold", None)
+    gate, _, _ = _emit(config, "gate", SynthPlatform(family))
     primitive = "MULT18X18D" if family == "ecp5" else "SB_MAC16"
     assert primitive not in gold
     expected = (config.macs if family == "ecp5" else config.rows * (config.cols // 2))
     assert gate.count(f"  {primitive} ") == expected  # the mapping really is in use
     (tmp_path / "gold.v").write_text(gold)
     (tmp_path / "gate.v").write_text(gate)
-    (tmp_path / "tb.v").write_text(_testbench(widths["i__payload"], widths["o__payload"],
-                                              3000, seed % 2**31))
+    if config.dataflow is WS:
+        bench = _ws_testbench(inputs, widths["psum"], 3000, seed % 2**31)
+    else:
+        bench = _testbench(widths["i__payload"], widths["o__payload"], 3000, seed % 2**31)
+    (tmp_path / "tb.v").write_text(bench)
     sources = ["tb.v", "gold.v", "gate.v"]
     if family == "ecp5":
         (tmp_path / "mult.v").write_text(MULT18X18D_MODEL)

@@ -71,8 +71,8 @@ def add_design_flags(p, *, kind=None, buffers=ENGINE_DEFAULT_MAX, arch=True, eng
     g.add_argument("--unsigned", action="store_true", help="unsigned operands (default signed)")
     g.add_argument("--saturate", action="store_true",
                    help="saturate the accumulator instead of wrapping")
-    array_pipe = f"PE register stages before the accumulator, one of {', '.join(PIPELINES)} " \
-                 f"(default none)"
+    array_pipe = f"PE register stages before the adder (either dataflow), one of " \
+                 f"{', '.join(PIPELINES)} (default none)"
     mma_pipe = f"register stages in each dot-product unit, 0..ceil(log2 k)+1 (default " \
                f"{DEFAULT_MMA_PIPELINE})"
     g.add_argument("--pipeline", default=None, metavar="P",
