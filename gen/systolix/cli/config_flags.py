@@ -13,7 +13,8 @@ import argparse
 
 from .. import kinds
 from ..config import (DEFAULT_MMA_PIPELINE, PIPELINES, Dataflow, EngineConfig, Numerics,
-                      SystolicConfig, TensorCoreConfig)
+                      RequantConfig, SystolicConfig, TensorCoreConfig)
+from ..config.engine import BUFFERING
 from ..emit import check_buffer_size
 from ..errors import SystolixError
 from .common import integer
@@ -87,6 +88,14 @@ def add_design_flags(p, *, kind=None, buffers=ENGINE_DEFAULT_MAX, arch=True, eng
                                   + (f" (default {buffers})" if buffers else
                                      " (default: this GEMM's own)"), "engine"))
     p.set_defaults(max_default=buffers)
+    b.add_argument("--buffering", choices=list(BUFFERING), default=None,
+                   help=shown("single = one bank per buffer (default, smaller); double = "
+                              "ping-pong banks: the next job loads and the previous one "
+                              "drains while a job computes", "engine"))
+    b.add_argument("--requant", nargs="?", const="int8", choices=["int8", "uint8"],
+                   default=None, metavar="TYPE",
+                   help=shown("requantize C on its way out to int8 (default) or uint8, with "
+                              "per-column parameters loaded with each job", "engine"))
     if not arch:
         return
 
@@ -138,6 +147,11 @@ def _given_limits(args):
     return [f"--max-{d}" for d in "mkn" if getattr(args, f"max_{d}") is not None]
 
 
+def _given_engine_options(args):
+    return [f"--{name}" for name in ("buffering", "requant")
+            if getattr(args, name, None) is not None]
+
+
 def _config(args, engine, engine_hint, dims=None):
     """The array or engine config of the (resolved) flags; ``dims`` (m, k, n) fills unset
     engine buffer limits."""
@@ -157,14 +171,24 @@ def _config(args, engine, engine_hint, dims=None):
             if given:
                 raise SystolixError(f"{given[0]} sizes an engine's buffers: use it with "
                                     f"{engine_hint}")
+            given = _given_engine_options(args)
+            if given:
+                raise SystolixError(f"{given[0]} configures an engine: use it with "
+                                    f"{engine_hint}")
             return array
         default = args.max_default
         limits = [getattr(args, f"max_{d}") for d in "mkn"]
         if dims is not None:
             limits = [dim if lim is None else lim for lim, dim in zip(limits, dims)]
         limits = [default if lim is None else lim for lim in limits]
-        config = (EngineConfig(None, *limits, core=core, cores=args.cores) if tensorcore else
-                  EngineConfig(array, *limits))
+        extra = {}
+        if getattr(args, "buffering", None) is not None:
+            extra["buffering"] = args.buffering
+        if getattr(args, "requant", None) is not None:
+            cols = core.n * args.cores if tensorcore else array.cols
+            extra["requant"] = RequantConfig(cols, out_signed=args.requant == "int8")
+        config = (EngineConfig(None, *limits, core=core, cores=args.cores, **extra)
+                  if tensorcore else EngineConfig(array, *limits, **extra))
     except (TypeError, ValueError) as e:
         raise SystolixError(str(e)) from None
     if dims is not None:
@@ -186,8 +210,14 @@ def design_config(args, kind, verb):
     tensorcore = kind == "tensorcore" or arch == "tensorcore"
     label = f"{verb} engine --arch tensorcore" if kind == "engine" and tensorcore else \
         f"{verb} {kind}"
+    if kind == "engine" and verb not in ("generate", "synth"):
+        # (a sweep changes the array's cols, which the requantizer's lanes must follow; the
+        # board's host link drives a single-buffered engine without requantization parameters)
+        given = _given_engine_options(args)
+        if given:
+            raise SystolixError(f"{', '.join(given)} cannot be used with '{verb} engine'")
     if kind == "tensorcore":
-        given = _given_limits(args)
+        given = _given_limits(args) + _given_engine_options(args)
         if given:
             raise SystolixError(f"{', '.join(given)} cannot be used with '{label}'")
     _resolve_arch(args, label, tensorcore, allow_cores=kind == "engine" and tensorcore)
@@ -216,6 +246,9 @@ def run_config(args, dims):
     """The config of ``run``: the bare array, or with ``--engine`` an engine whose unset buffer
     limits are the GEMM's dimensions ``dims`` (m, k, n)."""
     check_run_flags(args)
+    if getattr(args, "requant", None) is not None:
+        raise SystolixError("--requant needs requantization parameters per job: 'run' takes "
+                            "none (use 'systolix infer')")
     config = _config(args, args.engine, "--engine", dims)
     if isinstance(config, SystolicConfig) and config.dataflow is Dataflow.WEIGHT_STATIONARY:
         raise SystolixError("the weight-stationary array needs the engine's controller to "
