@@ -74,7 +74,7 @@ def add_design_flags(p, *, kind=None, buffers=ENGINE_DEFAULT_MAX, arch=True, eng
                    help="saturate the accumulator instead of wrapping")
     array_pipe = f"PE register stages before the adder (either dataflow), one of " \
                  f"{', '.join(PIPELINES)} (default none)"
-    mma_pipe = f"register stages in each dot-product unit, 0..ceil(log2 k)+1 (default " \
+    mma_pipe = f"register stages in each dot-product unit, 0..ceil(log2 k)+2 (default " \
                f"{DEFAULT_MMA_PIPELINE})"
     g.add_argument("--pipeline", default=None, metavar="P",
                    help={"systolic": array_pipe, "tensorcore": mma_pipe}.get(
