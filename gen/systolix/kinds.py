@@ -189,7 +189,7 @@ def _systolic_sweep(sizes, variants, base):
 # --- matrix engine (compute core + buffers + controller) -----------------------------------
 
 _ENGINE_PORT_MEANING = {
-    "cmd__payload": "command: the GEMM's m, k, n (fields below)",
+    "cmd__payload": "command: the GEMM's m, k, n and the keep-weights flag (fields below)",
     "cmd__valid": "a command is offered",
     "cmd__ready": "the engine is idle and takes the command",
     "a__payload": "one A buffer word (layout in the engine's timing description)",
@@ -215,6 +215,8 @@ _ENGINE_FIELD_MEANING = {
     "m": "rows of A and C (1..max_m)",
     "k": "columns of A, rows of B (1..max_k)",
     "n": "columns of B and C (1..max_n)",
+    "keep": "keep-weights: reuse the B (and parameter) words of the last job that loaded "
+            "them, send only A (rejected without such weights of this K and N)",
     "last": "the job's final C word",
     "data": "data[c] = C[m, n0 + c], two's complement (bit positions below)",
 }

@@ -138,8 +138,13 @@ def _configs():
     yield EngineConfig(core=TensorCoreConfig(2, 2, 2, 1), max_m=5, max_k=7, max_n=7, cores=2)
 
 
-@pytest.mark.parametrize("buffering", ["single", "double"])
-@pytest.mark.parametrize("index", [0, 1, 2], ids=["os", "ws", "tc"])
+SLOW = pytest.mark.slow
+BUFFERINGS = [pytest.param("single", marks=SLOW), "double"]
+
+
+@pytest.mark.parametrize("buffering", BUFFERINGS)
+@pytest.mark.parametrize("index", [pytest.param(0, id="os", marks=SLOW), pytest.param(1, id="ws"),
+                                   pytest.param(2, id="tc", marks=SLOW)])
 def test_stream_exact_results_and_cycles(index, buffering, seed):
     """Jobs back to back, keep-weights among them: bit-exact, and with no stalls every
     ``done`` in the cycle :func:`stream_cycles` says."""
@@ -167,7 +172,7 @@ def test_stream_exact_results_and_cycles(index, buffering, seed):
     _check(config, jobs, results, f"seed {seed}, stalls")
 
 
-@pytest.mark.parametrize("buffering", ["single", "double"])
+@pytest.mark.parametrize("buffering", BUFFERINGS)
 def test_requantizing_stream(buffering, seed):
     """A WS requantizing engine: weights and parameters kept across jobs, parameters of a new
     layer waiting for their bank while an earlier job drains; exact with and without stalls."""
@@ -190,8 +195,8 @@ def test_requantizing_stream(buffering, seed):
     _check(config, jobs, results, f"seed {seed}, stalls")
 
 
-@pytest.mark.parametrize("buffering", ["single", "double"])
-@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("buffering", BUFFERINGS)
+@pytest.mark.parametrize("dataflow", [pytest.param("os", marks=SLOW), "ws"])
 def test_rejects_inside_a_stream(dataflow, buffering, seed):
     """Bad dimensions, keep-weights before any weights and keep-weights of another K x N: each
     gets its ``done`` with ``error`` in command order, and the jobs around it are intact."""
@@ -213,7 +218,7 @@ def test_rejects_inside_a_stream(dataflow, buffering, seed):
         _check(config, jobs, results, f"seed {seed}, stall {stall}")
 
 
-@pytest.mark.parametrize("buffering", ["single", "double"])
+@pytest.mark.parametrize("buffering", BUFFERINGS)
 def test_reset_mid_stream(buffering, seed):
     """Reset cancels the jobs in flight; afterwards keep-weights is rejected (the weights
     are no longer known) and a new stream runs exactly."""
@@ -301,3 +306,23 @@ def _after_reset(config, before, after, cut):
     sim.add_testbench(tb)
     sim.run()
     return results
+
+
+def test_double_buffered_isolated_jobs_take_the_single_buffered_cycles(seed):
+    """Job by job (each command after the previous ``done``) a double-buffered engine is the
+    single-buffered one at the ports: same compute phase, same whole-job cycles, a reject's
+    ``done`` one cycle after its command."""
+    from test_engine import simulate
+    config = EngineConfig(SystolicConfig(3, 2, Dataflow.WEIGHT_STATIONARY), 9, 7, 5,
+                          buffering="double")
+    rng = np.random.default_rng(seed)
+    n = config.numerics
+    jobs = [(_rand(rng, n, (m, k)), _rand(rng, n, (k, p)))
+            for m, k, p in [(9, 7, 5), (1, 1, 1), (4, 3, 2)]] + [(10, 1, 1)]
+    for job, (c, err, cycles, total) in zip(jobs, simulate(config, jobs)):
+        if isinstance(job[0], int):
+            assert err and total == 1
+            continue
+        model = engine_cycles(config, job[0].shape[0], job[0].shape[1], job[1].shape[1])
+        assert (cycles, total, err) == (model.compute, model.total, 0), f"seed {seed}"
+        np.testing.assert_array_equal(c, golden.gemm(*job, n), err_msg=f"seed {seed}")

@@ -38,3 +38,6 @@ def print_inference(r, indent=""):
     print(f"{indent}  cycles/image  : {r['compute_cycles_per_inference']:.1f} compute, "
           f"{r['job_cycles_per_inference']:.1f} with loading and draining "
           f"({r['array_utilization']:.1%} array utilization while computing)")
+    if r.get("images_per_second"):
+        print(f"{indent}  throughput    : {r['images_per_second']:,.0f} images/s at "
+              f"{r['fmax_mhz']:g} MHz")

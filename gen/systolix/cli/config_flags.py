@@ -14,7 +14,6 @@ import argparse
 from .. import kinds
 from ..config import (DEFAULT_MMA_PIPELINE, PIPELINES, Dataflow, EngineConfig, Numerics,
                       RequantConfig, SystolicConfig, TensorCoreConfig)
-from ..config.engine import BUFFERING
 from ..emit import check_buffer_size
 from ..errors import SystolixError
 from .common import integer
@@ -87,11 +86,11 @@ def add_design_flags(p, *, kind=None, buffers=ENGINE_DEFAULT_MAX, arch=True, eng
                        help=shown(f"largest {dim.upper()} ({what}) the buffers hold"
                                   + (f" (default {buffers})" if buffers else
                                      " (default: this GEMM's own)"), "engine"))
+    b.add_argument("--buffering", choices=["single", "double"], default=None,
+                   help=shown("single (default) or double (ping-pong) buffers: double hides "
+                              "the next job's load and the previous job's drain behind "
+                              "compute, at twice the block RAM", "engine"))
     p.set_defaults(max_default=buffers)
-    b.add_argument("--buffering", choices=list(BUFFERING), default=None,
-                   help=shown("single = one bank per buffer (default, smaller); double = "
-                              "ping-pong banks: the next job loads and the previous one "
-                              "drains while a job computes", "engine"))
     b.add_argument("--requant", nargs="?", const="int8", choices=["int8", "uint8"],
                    default=None, metavar="TYPE",
                    help=shown("requantize C on its way out to int8 (default) or uint8, with "
@@ -166,8 +165,9 @@ def _config(args, engine, engine_hint, dims=None):
             array = SystolicConfig(rows=args.rows, cols=args.cols,
                                    dataflow=Dataflow(args.dataflow), numerics=numerics,
                                    pipeline="none" if args.pipeline is None else args.pipeline)
+        buffering = getattr(args, "buffering", None)
         if not engine:
-            given = _given_limits(args)
+            given = _given_limits(args) + (["--buffering"] if buffering else [])
             if given:
                 raise SystolixError(f"{given[0]} sizes an engine's buffers: use it with "
                                     f"{engine_hint}")

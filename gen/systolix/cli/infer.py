@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -12,6 +13,16 @@ from ..config import Dataflow
 from ..errors import SystolixError
 from ..sim.runner import check_simulator
 from .common import SIMULATORS, integer, integer_in, text
+
+
+def positive_float(value):
+    try:
+        f = float(value)
+    except ValueError:
+        f = float("nan")
+    if not f > 0 or f == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {value!r}")
+    return f
 
 __all__ = ["add_parser"]
 
@@ -27,6 +38,12 @@ def add_parser(sub):
                    help="default ws (weight-stationary, as a TPU)")
     f.add_argument("--batch", type=integer, default=64,
                    help="images per engine job = the engine's max M (default 64)")
+    f.add_argument("--buffering", choices=["single", "double"], default="double",
+                   help="the engine's buffers (default double: loads and drains overlap "
+                        "compute)")
+    f.add_argument("--fmax", type=positive_float, default=None, metavar="MHZ",
+                   help="report images per second at this clock, e.g. the engine's Fmax from "
+                        "'systolix synth engine --requant ...'")
     f.add_argument("--sim", choices=SIMULATORS, default="verilator",
                    help="simulator (default verilator)")
     f.add_argument("--seed", type=integer_in(0, MAX_SEED), default=0,
@@ -38,12 +55,14 @@ def add_parser(sub):
 
 def _infer(args):
     try:
-        config = inference_engine(args.rows, args.cols, Dataflow(args.dataflow), args.batch)
+        config = inference_engine(args.rows, args.cols, Dataflow(args.dataflow), args.batch,
+                                  buffering=args.buffering)
     except (TypeError, ValueError) as e:
         raise SystolixError(str(e)) from None
     check_simulator(args.sim)
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
-    report = run_inference(config, args.sim, args.images, args.work_dir, args.seed, log)
+    report = run_inference(config, args.sim, args.images, args.work_dir, args.seed, log,
+                           fmax_mhz=args.fmax)
     if args.json:
         print(json.dumps(report))
     else:

@@ -225,6 +225,8 @@ class JobOutcome(Outcome, kind="gemm"):
     total_cycles: int = 0                           # first accepted beat to last output row
     job_cycles: list = field(default_factory=list)  # engine: command handshake to `done`
     errors: list = field(default_factory=list)      # engine: the `error` flag after each job
+    #: engine stream: each ``done`` pulse's cycle counted from the first command handshake
+    done_cycles: list = field(default_factory=list)
 
 
 @dataclass
@@ -240,6 +242,16 @@ class SimJob(Job, kind="gemm", outcome=JobOutcome):
     back_to_back: bool = True
     stall_prob: float = 0.0
     seed: int = 0
+    #: engine: run the entries as one stream (each command offered as soon as the previous one
+    #: is taken, every stream's words offered continuously) instead of job by job
+    stream: bool = False
+    #: engine: per entry, reuse the weights (B and parameters) already in the engine; such an
+    #: entry's B is not sent (empty: no entry keeps weights)
+    keep: list = field(default_factory=list)
+
+    def keeps(self, i):
+        """Whether entry ``i`` keeps the weights in the engine."""
+        return bool(self.keep[i]) if i < len(self.keep) else False
 
     @property
     def test_module(self):
