@@ -48,8 +48,9 @@ OUT = ROOT / "bench" / "results"
 STREAMS = (cube_stream(64), cube_stream(256), mlp_stream())
 SIZES = (4, 8, 16)
 CORES = ("os", "ws", "tc")
-#: Largest MMA pipeline of a k = 4 dot-product unit (ceil(log2 4) + 1).
-_TC_DEEPEST = 3
+#: Deepest MMA pipeline of a k = 4 dot-product unit (ceil(log2 4) + 2: every cut and the
+#: multipliers' operands registered).
+_TC_DEEPEST = 4
 VARIANTS = {
     "old": {"systolic": [], "tc": []},
     "new": {"systolic": ["--pipeline", "deep", "--buffering", "double"],
@@ -165,7 +166,8 @@ def markdown(rows):
             return " / ".join("-" if p is None else f(p) for p in pair)
 
         def stat(key, spec=","):
-            return both(lambda p: _fmt(p.get(key), spec) if p.get("fits") else "does not fit")
+            return both(lambda p: _fmt(p.get(key), spec) if p.get("fits") else
+                        "does not fit" if key == "fmax_mhz" else "-")
 
         def stream(name, key, spec):
             return both(lambda p: _fmt(p["streams"][name].get(key), spec)

@@ -210,12 +210,11 @@ def design_config(args, kind, verb):
     tensorcore = kind == "tensorcore" or arch == "tensorcore"
     label = f"{verb} engine --arch tensorcore" if kind == "engine" and tensorcore else \
         f"{verb} {kind}"
-    if kind == "engine" and verb not in ("generate", "synth"):
+    if kind == "engine" and verb not in ("generate", "synth") \
+            and getattr(args, "requant", None) is not None:
         # (a sweep changes the array's cols, which the requantizer's lanes must follow; the
-        # board's host link drives a single-buffered engine without requantization parameters)
-        given = _given_engine_options(args)
-        if given:
-            raise SystolixError(f"{', '.join(given)} cannot be used with '{verb} engine'")
+        # board's host link has no requantization parameters)
+        raise SystolixError(f"--requant cannot be used with '{verb} engine'")
     if kind == "tensorcore":
         given = _given_limits(args) + _given_engine_options(args)
         if given:
