@@ -181,3 +181,26 @@ def test_ws_array_cycle_model(rows, cols, m, k, n, seed):
     expect, got, _ = drive(config, tiles)
     assert len(got) == len(expect) == m * tiles_count
     assert got[-1][0] + 1 == ws_array_cycles(config, m, k, n).cycles, f"seed {seed}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pipeline", ["product", "deep"])
+def test_pipelined_array_in_a_double_buffered_stream(pipeline, seed):
+    """The pipelined array inside a double-buffered engine: jobs back to back with kept
+    weights, every result exact and every ``done`` where stream_cycles puts it."""
+    from systolix.config import EngineConfig
+    from systolix.model.cycles import stream_cycles
+    from test_engine_stream import _check, _rand, simulate_stream
+    config = EngineConfig(ws(3, 2, pipeline=pipeline), 5, 7, 7, buffering="double")
+    rng = np.random.default_rng(seed)
+    n = config.numerics
+    jobs, b = [], None
+    for m, k, p, keep in [(5, 7, 5, False), (4, 7, 5, True), (1, 2, 7, False), (5, 7, 7, False)]:
+        if not keep:
+            b = _rand(rng, n, (k, p))
+        jobs.append((_rand(rng, n, (m, k)), b, keep))
+    results, done, first = simulate_stream(config, jobs)
+    _check(config, jobs, results, f"seed {seed}")
+    model = stream_cycles(config, [(a.shape[0], a.shape[1], bb.shape[1], keep)
+                                   for a, bb, keep in jobs])
+    assert [d - first for d in done] == model["done"], f"seed {seed}"
