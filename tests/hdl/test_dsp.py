@@ -196,7 +196,7 @@ def test_dsp_mapped_array_equals_generic_rtl(family, config, tmp_path, seed):
     (tmp_path / "gold.v").write_text(gold)
     (tmp_path / "gate.v").write_text(gate)
     if config.dataflow is WS:
-        bench = _ws_testbench(inputs, widths["psum"], 3000, seed % 2**31)
+        bench = _ws_testbench(inputs, widths["psum"], 1500, seed % 2**31)
     else:
         bench = _testbench(widths["i__payload"], widths["o__payload"], 3000, seed % 2**31)
     (tmp_path / "tb.v").write_text(bench)

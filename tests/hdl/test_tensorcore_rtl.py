@@ -55,7 +55,8 @@ def test_mma_stream(simulator, config, seed):
     TensorCoreConfig(1, 4, 2, pipeline=2, numerics=Numerics(in_width=16, acc_width=64,
                                                             saturate=True)),
     TensorCoreConfig(2, 2, 3, pipeline=0, numerics=Numerics(in_width=4, acc_width=8)),
-    TensorCoreConfig(2, 3, 2, pipeline=3),   # the deepest: operands registered too
+    pytest.param(TensorCoreConfig(2, 3, 2, pipeline=3),  # the deepest: operands registered
+                 marks=pytest.mark.slow),
 ], ids=lambda c: c.name)
 def test_mma_awkward_shapes_and_numerics_icarus(config, seed):
     rng = np.random.default_rng(seed)
