@@ -198,3 +198,23 @@ def test_stream_cycles_rejects_bad_streams():
         stream_cycles(config, [])
     with pytest.raises(ValueError, match="must be in range"):
         stream_cycles(config, [(9, 2, 2)])
+
+
+def test_stream_cycles_double_buffered():
+    """The documented three-job stream (done cycles as simulated on the RTL, docs/engine.md),
+    and the end-to-end goal: 8 back-to-back 64^3 jobs on 8 x 8 at >= 95 %."""
+    from systolix.config import Dataflow, EngineConfig
+    from systolix.model.cycles import stream_cycles
+    jobs = [(4, 4, 4), (2, 4, 4, True), (4, 4, 2)]
+    double = EngineConfig(SystolicConfig(2, 2), 4, 4, 4, buffering="double")
+    assert stream_cycles(double, jobs)["done"] == [40, 51, 66]
+    assert stream_cycles(EngineConfig(SystolicConfig(2, 2), 4, 4, 4), jobs)["done"] == \
+        [40, 64, 92]
+    for dataflow in Dataflow:
+        config = EngineConfig(SystolicConfig(8, 8, dataflow), buffering="double")
+        s = stream_cycles(config, [(64, 64, 64)] * 8)
+        assert s["end_to_end_utilization"] >= 0.95
+        # one job alone: the single-buffered job's cycles
+        one = stream_cycles(config, [(64, 64, 64)])
+        assert one["total"] == stream_cycles(EngineConfig(SystolicConfig(8, 8, dataflow)),
+                                             [(64, 64, 64)])["total"]
