@@ -10,14 +10,14 @@ import sys
 
 from .. import __version__
 from ..errors import SystolixError
-from . import board, demo, generate, infer, run, synth
+from . import board, demo, generate, infer, regress, run, synth
 from .common import Parser
 
 __all__ = ["main"]
 
 #: The command modules, in the order of ``systolix --help``; each has ``add_parser(sub)``,
 #: which adds its command(s) with a ``handler`` default.
-COMMANDS = [generate, run, infer, board, demo, synth]
+COMMANDS = [generate, run, infer, board, demo, synth, regress]
 
 
 def _parser():

@@ -11,11 +11,13 @@ import argparse
 import json
 import os
 
+from ..cluster import check_scheduler_address
 from ..config import EngineConfig
 from ..errors import SystolixError
 from ..kinds import command_line_names, get
 from ..synth.board import BOARD_PLATFORMS, build_bitstream
-from ..synth.flow import SynthOptions, require_fit, synthesize
+from ..synth.fit import precheck
+from ..synth.flow import DoesNotFit, SynthOptions, require_fit, synthesize
 from ..synth.sweep import run_sweep
 from ..synth.targets import TARGETS, get_target
 from ..synth.throughput import (STREAM_JOBS, STREAM_SYNTAX, default_stream, parse_stream,
@@ -81,6 +83,10 @@ def _sweep_flags(p, kind=None):
     p.add_argument("-j", "--jobs", type=integer_in(1, 1024), default=None,
                    help="parallel tool processes (default: the number of CPUs, "
                         f"{default_jobs()} here)")
+    p.add_argument("--scheduler", type=text, default=None, metavar="tcp://HOST:PORT",
+                   help="run every design point as a task on this Dask cluster's workers "
+                        "(started with `dask scheduler` and `dask worker`) instead of -j local "
+                        "processes")
     p.add_argument("-o", "--output", type=text, required=True, metavar="DIR",
                    help="directory for sweep.json, sweep.md and the PNG plots")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -199,10 +205,18 @@ def _stream(args, config):
     return stream
 
 
+def _refuse_unfit(config, target):
+    """Refuse an array the device cannot hold (DSP blocks, LUT4s) before any tool runs."""
+    problem = precheck(config, target)
+    if problem:
+        raise DoesNotFit(problem)
+
+
 def _cmd_synth(args):
     config = _config(args)
     stream = _stream(args, config)
     target = get_target(args.target)
+    _refuse_unfit(config, target)
     result = synthesize(config, target, _options(args, args.harness), cache_dir=args.cache_dir,
                         use_cache=not args.no_cache, progress=lambda s: eprint(f"[synth] {s}"))
     require_fit(result)
@@ -250,9 +264,15 @@ def _cmd_sweep(args):
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
     configs = kind.sweep(sizes, variants, base)
     target = get_target(args.target)
+    if args.scheduler is not None:
+        if args.jobs is not None:
+            raise SystolixError("-j/--jobs sets local processes: it does not apply with "
+                                "--scheduler (the cluster's workers run the points)")
+        check_scheduler_address(args.scheduler)
     jobs = default_jobs() if args.jobs is None else args.jobs
     summary = run_sweep(configs, target, _options(args, args.harness), args.output, jobs=jobs,
-                        cache_dir=args.cache_dir, use_cache=not args.no_cache)
+                        cache_dir=args.cache_dir, use_cache=not args.no_cache,
+                        scheduler=args.scheduler)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -276,6 +296,8 @@ def _cmd_build(args):
             raise SystolixError(f"{', '.join(given)} cannot be used with --fit: it searches "
                                 f"the array size")
     config = _config(args)
+    if not args.fit:
+        _refuse_unfit(config, TARGETS[BOARD_PLATFORMS[args.board].target])
     result = build_bitstream(config, args.board, _options(args, "on"), args.output,
                              fit=args.fit, baud=baud(args), cache_dir=args.cache_dir,
                              progress=lambda s: eprint(f"[build] {s}"))
