@@ -49,6 +49,7 @@ lint: setup
 # `nice .venv/bin/python bench/synth_bench.py` takes hours (the 156-DSP design alone ~40 min).
 bench: setup
 	$(PY) bench/engine_bench.py
+	$(PY) bench/engine_stream_bench.py
 	$(PY) bench/infer_bench.py
 	$(PY) bench/compare_bench.py
 

@@ -75,6 +75,10 @@ def main(argv=None):
         print(f"  {results[-1]['end_to_end_utilization']:.2%} end to end, "
               f"{s['stream_cycles']} cycles (model {s['model_stream_cycles']}), "
               f"{wall:.0f} s", file=sys.stderr, flush=True)
+        write(results, args)  # after every row: a long run keeps what it measured
+
+
+def write(results, args):
     out_dir = Path(args.out)
     (out_dir / "engine_streams.json").write_text(json.dumps(results, indent=1) + "\n")
     lines = [f"Job streams through engine RTL ({args.sim}), seed {args.seed}: J jobs back to "
@@ -88,7 +92,6 @@ def main(argv=None):
                      f"({r['model_stream_cycles']:,}) | {r['end_to_end_utilization']:.2%} | "
                      f"{r['wall_seconds_with_build']} |")
     (out_dir / "engine_streams.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":
