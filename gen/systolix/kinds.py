@@ -141,9 +141,11 @@ def _systolic_sections(config: SystolicConfig, top):
                 f"after it. Column sums of a beat appear on psum {top.result_latency} cycles "
                 f"later. Rule: capture cycle Q and swaps S0 < S1 need S0 + {R - 1} <= Q < S1."),
         }, "cycle_model": {
-            "gemm": ("cycles = 2R + C + M + (tiles - 1) * max(M, R), tiles = ceil(K/R) * "
-                     "ceil(N/C): first weight push to last psum beat, inclusive, at the tightest "
-                     "legal schedule (next weights pushed during the current tile's M beats, "
+            "gemm": ("cycles = 2R + C + M + (tiles - 1) * max(M, R)"
+                     + (f" + {config.pipeline_stages} (PE pipeline)"
+                        if config.pipeline_stages else "")
+                     + ", tiles = ceil(K/R) * ceil(N/C): first weight push to last psum beat, "
+                     "inclusive, at the tightest legal schedule (next weights pushed during the current tile's M beats, "
                      "swap on its last beat); the k-tiles' partial sums are added outside"),
             "example": ws_array_cycles(config, 4 * R, 4 * R, 4 * C).to_dict(),
         }}

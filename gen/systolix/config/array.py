@@ -16,7 +16,8 @@ __all__ = ["Dataflow", "PEPipeline", "SystolicConfig", "MAX_ARRAY_DIM", "PIPELIN
 MAX_ARRAY_DIM = 256
 
 class PEPipeline(str, enum.Enum):
-    """Pipeline option of a processing element: which registers sit in front of its accumulator.
+    """Pipeline option of a processing element: which registers sit in front of its accumulator
+    (output-stationary) or of the adder that passes its partial sum down (weight-stationary).
 
     A *named register structure*, not a count (compare :attr:`TensorCoreConfig.pipeline
     <systolix.config.TensorCoreConfig.pipeline>`, which counts register stages):
@@ -30,7 +31,8 @@ class PEPipeline(str, enum.Enum):
     #: the product is registered.
     PRODUCT = "product"
     #: the multiplier's operands and its product are registered (on ECP5: the MULT18X18D's own
-    #: input and output registers).
+    #: input and output registers; a weight-stationary PE's weight operand is a copy of its
+    #: active weight).
     FULL = "full"
     #: ``full`` plus one more product register in the fabric, so the long route from a DSP
     #: block to its accumulator gets a cycle of its own.
@@ -115,7 +117,8 @@ class SystolicConfig:
         The PE's register structure (:class:`PEPipeline`; its value as a string is accepted and
         converted): ``"none"`` (default), ``"product"``, ``"full"`` or ``"deep"``. More
         stages raise Fmax and delay every result by :attr:`pipeline_stages` cycles; nothing
-        else changes (same ports, same ``ready`` behaviour, same results).
+        else changes (same ports, same ``ready`` behaviour, same weight schedule, same results).
+        Both dataflows.
     mult : str
         The PEs' multipliers (:data:`MULTIPLIERS`, see :func:`multiplier_plan`): ``"dsp"``
         (default: the FPGA's DSP blocks), ``"lut"`` (built from LUTs and carry chains) or
@@ -143,9 +146,6 @@ class SystolicConfig:
             raise ValueError(f"pipeline must be one of {', '.join(PIPELINES)}, "
                              f"not {self.pipeline!r}")
         object.__setattr__(self, "pipeline", PEPipeline(self.pipeline))
-        if self.pipeline != "none" and self.dataflow is not Dataflow.OUTPUT_STATIONARY:
-            raise ValueError("pipeline options exist for the output-stationary PE only, not yet "
-                             "for the weight-stationary one")
         if not isinstance(self.mult, str):
             raise TypeError(f"mult must be a string, not {self.mult!r}")
         if self.mult not in MULTIPLIERS:

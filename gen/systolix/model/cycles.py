@@ -109,8 +109,9 @@ def ws_array_cycles(config: SystolicConfig, m, k, n):
     ``tiles = ceil(K/R) * ceil(N/C)`` weight tiles, each streaming the M rows of A; the first
     tile's R pushes and its activating swap (a bubble) come first, every later tile's weights
     are pushed during the previous tile's beats, whose last beat carries the swap, so tiles
-    are ``max(M, R)`` cycles apart: ``2R + C + M + (tiles - 1) * max(M, R)``. The partial
-    sums of the K tiles are accumulated outside the array."""
+    are ``max(M, R)`` cycles apart: ``2R + C + M + (tiles - 1) * max(M, R) + P``, where P
+    is the PE pipeline's stages (``config.pipeline_stages``, part of :func:`result_latency`).
+    The partial sums of the K tiles are accumulated outside the array."""
     if config.dataflow is not Dataflow.WEIGHT_STATIONARY:
         raise ValueError(f"ws_array_cycles needs a weight-stationary array, not {config.dataflow}")
     for name, v in (("M", m), ("K", k), ("N", n)):
@@ -118,7 +119,7 @@ def ws_array_cycles(config: SystolicConfig, m, k, n):
             raise ValueError(f"{name} must be at least 1, not {v}")
     R, C = config.rows, config.cols
     tiles = math.ceil(k / R) * math.ceil(n / C)
-    cycles = 2 * R + C + m + (tiles - 1) * max(m, R)
+    cycles = 2 * R + C + m + (tiles - 1) * max(m, R) + config.pipeline_stages
     return GemmCycles(m=m, k=k, n=n, tiles=tiles, cycles=cycles, macs=m * k * n,
                       peak_macs=config.macs)
 
