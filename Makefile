@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.systolix-installed
 PYTEST := $(PY) -m pytest
 APT    := DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: setup sysdeps demo test test-slow test-all lint generate bench clean
+.PHONY: setup sysdeps demo test test-slow test-all lint generate models bench clean
 
 setup: sysdeps $(STAMP)
 
@@ -51,6 +51,11 @@ bench: setup
 	$(PY) bench/engine_bench.py
 	$(PY) bench/infer_bench.py
 	$(PY) bench/compare_bench.py
+	$(PY) bench/onnx_bench.py
+
+# The shipped digits CNN (gen/systolix/apps/models/): trained in numpy, quantized by onnxruntime.
+models: setup
+	$(PY) -m systolix.apps.cnn
 
 # The demo's designs, committed under rtl/ (a test checks they are current).
 generate: setup

@@ -110,6 +110,9 @@ def test_demo_small(tmp_path):
     assert [r["match"] and r["cycles_match_model"] for r in report["runs"]] == [True] * 3
     inference = json.loads((tmp_path / "w" / "demo" / "inference.json").read_text())
     assert inference["images"] == 3 and inference["layers_bit_exact"] == [True, True]
+    cnn = json.loads((tmp_path / "w" / "demo" / "cnn.json").read_text())
+    assert cnn["matches_onnxruntime"] and cnn["matches_reference"]
+    assert [l["rtl_cycles"] == l["model_cycles"] for l in cnn["layers"]] == [True] * 3
     assert len(list((tmp_path / "rtl").glob("*.v"))) == 3
 
 

@@ -14,6 +14,7 @@ SIGNEDA/SIGNEDB, optional input and output registers on CLK0 with CE0); it check
 (operand extension, product slice, register stages), not Lattice's silicon.
 """
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -66,7 +67,7 @@ def _testbench(w_in, w_out, cycles, seed):
     return f"""
 `timescale 1ns/1ps
 module tb;
-  reg clk = 0, rst = 1, valid = 0;
+  reg clk = 0, rst, valid = 0;
   reg [{w_in - 1}:0] pay = 0;
   wire rg, rt, vg, vt;
   wire [{w_out - 1}:0] og, ot;
@@ -77,6 +78,7 @@ module tb;
   integer i, k, errors = 0, outs = 0, seed = {seed};
   always #5 clk = ~clk;
   initial begin
+    rst = 0; #1 rst = 1;  // an event at time 0: every `always @*` block runs once
     repeat (3) @(posedge clk);
     @(negedge clk) rst = 0;
     for (i = 0; i < {cycles}; i = i + 1) begin
@@ -124,14 +126,54 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("family,config", CASES, ids=[f"{f}-{c.name}" for f, c in CASES])
-def test_dsp_mapped_array_equals_generic_rtl(family, config, tmp_path, seed):
-    gold, widths = _emit(config, "gold", None)
-    gate, _ = _emit(config, "gate", SynthPlatform(family))
+#: LUT multipliers (all PEs, or the PEs left over by `dsp_blocks` DSP blocks with "auto"):
+#: (family, config, dsp_blocks, primitive instances, LUT multipliers). On iCE40 the PE of an
+#: odd last column takes a block of its own through yosys' inference of `a * b`, not an instance.
+LUT_CASES = [
+    ("ecp5", SystolicConfig(3, 4, pipeline="none", mult="lut"), None, 0, 12),
+    ("ecp5", SystolicConfig(3, 4, pipeline="full", mult="lut"), None, 0, 12),
+    ("ecp5", SystolicConfig(3, 5, pipeline="deep", mult="auto"), 7, 7, 8),
+    ("ecp5", SystolicConfig(2, 3, pipeline="deep", mult="auto"), 4, 4, 2),
+    ("ecp5", SystolicConfig(2, 3, pipeline="product", mult="lut",
+                            numerics=Numerics(in_width=5, acc_width=12, saturate=True)),
+     None, 0, 6),
+    ("ice40", SystolicConfig(3, 5, pipeline="full", mult="auto"), 5, 4, 6),
+    ("ice40", SystolicConfig(2, 3, pipeline="deep", mult="lut",
+                             numerics=Numerics(signed=False, in_width=7, acc_width=20)),
+     None, 0, 6),
+]
+
+#: A name that only the LUT multiplier's Verilog carries.
+LUT_MARK = "product_value"
+
+
+def _gate_check(family, config, gold, gate, instances, luts):
     primitive = "MULT18X18D" if family == "ecp5" else "SB_MAC16"
     assert primitive not in gold
-    expected = (config.macs if family == "ecp5" else config.rows * (config.cols // 2))
+    if config.mult == "dsp":
+        expected = (config.macs if family == "ecp5" else config.rows * (config.cols // 2))
+    else:
+        expected = instances
     assert gate.count(f"  {primitive} ") == expected  # the mapping really is in use
+    assert gate.count(f"reg [{2 * config.numerics.in_width - 1}:0] {LUT_MARK}") + \
+        gate.count(f"wire [{2 * config.numerics.in_width - 1}:0] {LUT_MARK}") == luts
+
+
+_LUT = {(f, c): (blocks, prims, luts) for f, c, blocks, prims, luts in LUT_CASES}
+#: One mixed DSP + LUT array stays in the default suite; the other LUT cases run under slow.
+_LUT_DEFAULT = LUT_CASES[3][:2]
+PARAMS = [pytest.param(f, c, id=f"{f}-{c.name}") for f, c in CASES] + [
+    pytest.param(f, c, id=f"{f}-{c.name}",
+                 marks=() if (f, c) == _LUT_DEFAULT else pytest.mark.slow)
+    for f, c, *_ in LUT_CASES]
+
+
+@pytest.mark.parametrize("family,config", PARAMS)
+def test_dsp_mapped_array_equals_generic_rtl(family, config, tmp_path, seed):
+    blocks, prims, luts = _LUT.get((family, config), (None, None, 0))
+    gold, widths = _emit(dataclasses.replace(config, mult="dsp"), "gold", None)
+    gate, _ = _emit(config, "gate", SynthPlatform(family, dsp_blocks=blocks))
+    _gate_check(family, config, gold, gate, prims, luts)
     (tmp_path / "gold.v").write_text(gold)
     (tmp_path / "gate.v").write_text(gate)
     (tmp_path / "tb.v").write_text(_testbench(widths["i__payload"], widths["o__payload"],

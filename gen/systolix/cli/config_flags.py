@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 
 from .. import kinds
-from ..config import (DEFAULT_MMA_PIPELINE, PIPELINES, Dataflow, EngineConfig, Numerics,
-                      SystolicConfig, TensorCoreConfig)
+from ..config import (DEFAULT_MMA_PIPELINE, MULTIPLIERS, PIPELINES, Dataflow, EngineConfig,
+                      Numerics, SystolicConfig, TensorCoreConfig)
 from ..emit import check_buffer_size
 from ..errors import SystolixError
 from .common import integer
@@ -30,7 +30,7 @@ ENGINE_DEFAULT_MAX = 64
 
 #: Flags of one core kind only, with their defaults: None on the parser means "not given", so
 #: the flags of the other kind are refused instead of ignored.
-_SYSTOLIC_ONLY = {"rows": 8, "cols": 8, "dataflow": "os"}
+_SYSTOLIC_ONLY = {"rows": 8, "cols": 8, "dataflow": "os", "mult": "dsp"}
 _TENSORCORE_ONLY = {"m": 4, "n": 4, "k": 4}
 
 
@@ -78,6 +78,12 @@ def add_design_flags(p, *, kind=None, buffers=ENGINE_DEFAULT_MAX, arch=True, eng
     g.add_argument("--pipeline", default=None, metavar="P",
                    help={"systolic": array_pipe, "tensorcore": mma_pipe}.get(
                        kind, f"arrays: {array_pipe}; tensor cores: {mma_pipe}"))
+
+    g.add_argument("--mult", choices=list(MULTIPLIERS), default=None,
+                   help=shown("the PEs' multipliers: dsp = DSP blocks (default), lut = built "
+                              "from LUTs, auto = every DSP block of the target first, LUTs for "
+                              "the remaining PEs (output-stationary arrays)",
+                              "systolic", "engine"))
 
     b = p.add_argument_group("engine buffers")
     for dim, what in (("m", "rows of A and C"), ("k", "columns of A / rows of B"),
@@ -151,7 +157,8 @@ def _config(args, engine, engine_hint, dims=None):
         else:
             array = SystolicConfig(rows=args.rows, cols=args.cols,
                                    dataflow=Dataflow(args.dataflow), numerics=numerics,
-                                   pipeline="none" if args.pipeline is None else args.pipeline)
+                                   pipeline="none" if args.pipeline is None else args.pipeline,
+                                   mult=args.mult)
         if not engine:
             given = _given_limits(args)
             if given:

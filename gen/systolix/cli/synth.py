@@ -15,7 +15,8 @@ from ..cluster import check_scheduler_address
 from ..errors import SystolixError
 from ..kinds import command_line_names, get
 from ..synth.board import BOARD_PLATFORMS, build_bitstream
-from ..synth.flow import SynthOptions, require_fit, synthesize
+from ..synth.fit import precheck
+from ..synth.flow import DoesNotFit, SynthOptions, require_fit, synthesize
 from ..synth.sweep import run_sweep
 from ..synth.targets import TARGETS, get_target
 from .common import KindHelp, Parser, add_baud, baud, eprint, integer, integer_in, number_in, text
@@ -173,9 +174,17 @@ def format_result(r):
     return "\n".join(lines)
 
 
+def _refuse_unfit(config, target):
+    """Refuse an array the device cannot hold (DSP blocks, LUT4s) before any tool runs."""
+    problem = precheck(config, target)
+    if problem:
+        raise DoesNotFit(problem)
+
+
 def _cmd_synth(args):
     config = _config(args)
     target = get_target(args.target)
+    _refuse_unfit(config, target)
     result = synthesize(config, target, _options(args, args.harness), cache_dir=args.cache_dir,
                         use_cache=not args.no_cache, progress=lambda s: eprint(f"[synth] {s}"))
     require_fit(result)
@@ -252,6 +261,8 @@ def _cmd_build(args):
             raise SystolixError(f"{', '.join(given)} cannot be used with --fit: it searches "
                                 f"the array size")
     config = _config(args)
+    if not args.fit:
+        _refuse_unfit(config, TARGETS[BOARD_PLATFORMS[args.board].target])
     result = build_bitstream(config, args.board, _options(args, "on"), args.output,
                              fit=args.fit, baud=baud(args), cache_dir=args.cache_dir,
                              progress=lambda s: eprint(f"[build] {s}"))

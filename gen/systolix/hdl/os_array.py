@@ -4,7 +4,7 @@ from amaranth.hdl import Module, ResetSignal, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import Dataflow, SystolicConfig
+from ..config import Dataflow, SystolicConfig, multiplier_plan
 from ..model.cycles import result_latency
 from .arith import acc_shape, operand_shape
 from . import dsp
@@ -133,9 +133,12 @@ class OutputStationaryArray(wiring.Component):
         # Neighbouring PEs of a row share one primitive when the platform offers pairs of
         # registered multipliers; the PEs of an odd last column ask for their own.
         pair = dsp.multiplier_pair(platform, op, input_register=stages >= 2) if stages else None
-        shared = [pair is not None and c < C - C % 2 for c in range(C)]
+        # which PEs get a DSP multiplier and which one built from LUTs (config.mult)
+        plan = multiplier_plan(self._config, dsp.dsp_blocks(platform), pairs=pair is not None)
+        shared = [[pair is not None and c < C - C % 2 and plan[r][c] == "dsp" for c in range(C)]
+                  for r in range(R)]
         pes = [[OutputStationaryPE(num, hold_cycles=R - 1 - r, pipeline_stages=stages,
-                                   shared_multiplier=shared[c])
+                                   shared_multiplier=shared[r][c], multiplier=plan[r][c])
                 for c in range(C)] for r in range(R)]
         for r in range(R):
             for c in range(C):
@@ -164,6 +167,8 @@ class OutputStationaryArray(wiring.Component):
             for r in range(R):
                 for c in range(0, C - 1, 2):
                     low, high = pes[r][c], pes[r][c + 1]
+                    if not low.shared_multiplier:
+                        continue
                     m.submodules[f"mac_{r}_{c}"] = pair((low.mul_a, low.mul_b, low.mul_p),
                                                         (high.mul_a, high.mul_b, high.mul_p))
 
