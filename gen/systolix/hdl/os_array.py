@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """R x C output-stationary systolic array with built-in input skew and output de-skew."""
 
 from amaranth.hdl import Module, ResetSignal, Signal, unsigned
@@ -10,6 +11,7 @@ from .arith import acc_shape, operand_shape
 from . import dsp
 from .pe import OutputStationaryPE
 from .skew import DelayLanes, deskew_delays, skew_delays
+from .units import add_unit
 
 __all__ = ["OutputStationaryArray", "input_layout", "output_layout"]
 
@@ -134,43 +136,30 @@ class OutputStationaryArray(wiring.Component):
         # registered multipliers; the PEs of an odd last column ask for their own.
         pair = dsp.multiplier_pair(platform, op, input_register=stages >= 2) if stages else None
         shared = [pair is not None and c < C - C % 2 for c in range(C)]
-        pes = [[OutputStationaryPE(num, hold_cycles=R - 1 - r, pipeline_stages=stages,
-                                   shared_multiplier=shared[c])
-                for c in range(C)] for r in range(R)]
-        for r in range(R):
-            for c in range(C):
-                pe = pes[r][c]
-                m.submodules[f"pe_{r}_{c}"] = pe
-                if c == 0:
-                    m.d.comb += [
-                        pe.a.eq(a_skew.o[r]),
-                        pe.valid.eq(flag_skew.o[r].valid),
-                        pe.last.eq(flag_skew.o[r].last),
-                    ]
-                else:
-                    left = pes[r][c - 1]
-                    m.d.comb += [
-                        pe.a.eq(left.a_out),
-                        pe.valid.eq(left.valid_out),
-                        pe.last.eq(left.last_out),
-                    ]
-                if r == 0:
-                    m.d.comb += [pe.b.eq(b_skew.o[c]), pe.drain_in.eq(0)]
-                else:
-                    up = pes[r - 1][c]
-                    m.d.comb += [pe.b.eq(up.b_out), pe.drain_in.eq(up.drain_out)]
+        cols = [_Column(self._config, shared_multiplier=shared[c]) for c in range(C)]
+        for c, col in enumerate(cols):
+            add_unit(m, f"col_{c}", col, ("column", self._config, shared[c]), platform)
+            if c == 0:
+                m.d.comb += col.a.eq(a_skew.o)
+                for r in range(R):
+                    m.d.comb += [col.valid[r].eq(flag_skew.o[r].valid),
+                                 col.last[r].eq(flag_skew.o[r].last)]
+            else:
+                m.d.comb += [col.a.eq(cols[c - 1].a_out), col.valid.eq(cols[c - 1].valid_out),
+                             col.last.eq(cols[c - 1].last_out)]
+            m.d.comb += col.b.eq(b_skew.o[c])
 
         if pair is not None:
             for r in range(R):
                 for c in range(0, C - 1, 2):
-                    low, high = pes[r][c], pes[r][c + 1]
+                    low, high = cols[c].pes[r], cols[c + 1].pes[r]
                     m.submodules[f"mac_{r}_{c}"] = pair((low.mul_a, low.mul_b, low.mul_p),
                                                         (high.mul_a, high.mul_b, high.mul_p))
 
         # --- output: column c leaves the bottom row c cycles late; re-align the columns
         m.submodules.deskew = deskew = DelayLanes(acc_shape(num), deskew_delays(C))
         for c in range(C):
-            m.d.comb += deskew.i[c].eq(pes[R - 1][c].drain_out)
+            m.d.comb += deskew.i[c].eq(cols[c].drain_out)
         m.d.comb += self.o.payload.data.eq(deskew.o)
 
         # A tile's first row is valid result_latency cycles after its `last` beat was accepted:
@@ -186,4 +175,55 @@ class OutputStationaryArray(wiring.Component):
         with m.Else():
             m.d.sync += self.o.valid.eq(0)
         m.d.comb += self.o.payload.row.eq(row)
+        return m
+
+
+class _Column(wiring.Component):
+    """Column c of an :class:`OutputStationaryArray`: its R PEs, top to bottom.
+
+    ``a``/``valid``/``last`` enter each row from the left and leave one cycle later on
+    ``a_out``/``valid_out``/``last_out``; ``b`` enters the top PE and moves down; the drain
+    chain leaves the bottom PE on ``drain_out``. Every column of an array is alike (except for
+    a shared multiplier), so emission writes one column module and one module per row's PE.
+    """
+
+    def __init__(self, config, *, shared_multiplier):
+        R, num = config.rows, config.numerics
+        op = operand_shape(num)
+        self._config = config
+        self._shared = shared_multiplier
+        self._pes = None
+        super().__init__({
+            "a": In(data.ArrayLayout(op, R)), "valid": In(R), "last": In(R),
+            "a_out": Out(data.ArrayLayout(op, R)), "valid_out": Out(R), "last_out": Out(R),
+            "b": In(op), "drain_out": Out(acc_shape(num)),
+        })
+
+    @property
+    def pes(self):
+        """The column's PEs, top row first (made on first use: an emitted column that is an
+        instance of another's module never makes them)."""
+        if self._pes is None:
+            cfg = self._config
+            self._pes = [OutputStationaryPE(cfg.numerics, hold_cycles=cfg.rows - 1 - r,
+                                            pipeline_stages=cfg.pipeline_stages,
+                                            shared_multiplier=self._shared)
+                         for r in range(cfg.rows)]
+        return self._pes
+
+    def elaborate(self, platform):
+        m = Module()
+        pes = self.pes
+        for r, pe in enumerate(pes):
+            add_unit(m, f"pe_{r}", pe, ("pe", self._config, r, self._shared), platform)
+            m.d.comb += [
+                pe.a.eq(self.a[r]), pe.valid.eq(self.valid[r]), pe.last.eq(self.last[r]),
+                self.a_out[r].eq(pe.a_out), self.valid_out[r].eq(pe.valid_out),
+                self.last_out[r].eq(pe.last_out),
+            ]
+            if r == 0:
+                m.d.comb += [pe.b.eq(self.b), pe.drain_in.eq(0)]
+            else:
+                m.d.comb += [pe.b.eq(pes[r - 1].b_out), pe.drain_in.eq(pes[r - 1].drain_out)]
+        m.d.comb += self.drain_out.eq(pes[-1].drain_out)
         return m

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Weight-stationary systolic array with double-buffered (shadow) weights, TPU v1 style."""
 
 from amaranth.hdl import Module, Signal
@@ -7,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import Dataflow, Numerics, SystolicConfig
 from .arith import chunk_sum_shape, operand_shape
 from .skew import DelayLanes, deskew_delays, skew_delays
+from .units import add_unit
 
 __all__ = ["WeightStationaryPE", "WeightStationaryArray"]
 
@@ -183,30 +185,61 @@ class WeightStationaryArray(wiring.Component):
         for c in range(C):
             m.d.comb += capture_skew.i[c].eq(self.w_capture)
 
-        pes = [[WeightStationaryPE(num, row=r) for _ in range(C)] for r in range(R)]
-        for r in range(R):
-            for c in range(C):
-                pe = pes[r][c]
-                m.submodules[f"pe_{r}_{c}"] = pe
-                # Row r's pushed weight reaches it after r hops, as the capture strobe reaches
-                # the whole column: one strobe per column, shared by all rows.
-                m.d.comb += pe.capture.eq(capture_skew.o[c])
-                if c == 0:
-                    m.d.comb += [pe.a.eq(a_skew.o[r]), pe.swap.eq(swap_skew.o[r])]
-                else:
-                    m.d.comb += [pe.a.eq(pes[r][c - 1].a_out), pe.swap.eq(pes[r][c - 1].swap_out)]
-                if r == 0:
-                    m.d.comb += pe.w.eq(w_skew.o[c])
-                else:
-                    m.d.comb += [pe.w.eq(pes[r - 1][c].w_out),
-                                 pe.psum_in.eq(pes[r - 1][c].psum_out)]
+        cols = [_Column(self._config) for _ in range(C)]
+        for c, col in enumerate(cols):
+            add_unit(m, f"col_{c}", col, ("column", self._config), platform)
+            m.d.comb += [col.capture.eq(capture_skew.o[c]), col.w.eq(w_skew.o[c])]
+            if c == 0:
+                m.d.comb += [col.a.eq(a_skew.o), col.swap.eq(swap_skew.o)]
+            else:
+                m.d.comb += [col.a.eq(cols[c - 1].a_out), col.swap.eq(cols[c - 1].swap_out)]
 
         # Column c's sums leave the bottom c cycles after column 0's: re-align them.
         m.submodules.deskew = deskew = DelayLanes(self.psum_shape, deskew_delays(C))
         for c in range(C):
-            m.d.comb += deskew.i[c].eq(pes[R - 1][c].psum_out)
+            m.d.comb += deskew.i[c].eq(cols[c].psum_out)
         m.d.comb += self.psum.eq(deskew.o)
         m.submodules.valid_delay = valid_delay = DelayLanes(
             1, [self.result_latency], reset_less=False)
         m.d.comb += [valid_delay.i[0].eq(self.a_valid), self.psum_valid.eq(valid_delay.o[0])]
+        return m
+
+
+class _Column(wiring.Component):
+    """Column c of a :class:`WeightStationaryArray`: its R PEs, top to bottom.
+
+    ``a``/``swap`` enter each row from the left and leave one cycle later on ``a_out``/
+    ``swap_out``; the weight pipe ``w`` and the partial sums move down, ``capture`` reaches
+    every row at once, and the column's sum leaves the bottom PE on ``psum_out``. Every column
+    of an array is alike, so emission writes one column module and one module per row's PE.
+    """
+
+    def __init__(self, config):
+        R, num = config.rows, config.numerics
+        op = operand_shape(num)
+        self._config = config
+        super().__init__({
+            "a": In(data.ArrayLayout(op, R)), "swap": In(R),
+            "a_out": Out(data.ArrayLayout(op, R)), "swap_out": Out(R),
+            "w": In(op), "capture": In(1), "psum_out": Out(chunk_sum_shape(num, R)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        # PE r's partial sum covers r + 1 products: the rows differ, the columns do not
+        pes = [WeightStationaryPE(cfg.numerics, row=r) for r in range(cfg.rows)]
+        for r, pe in enumerate(pes):
+            add_unit(m, f"pe_{r}", pe, ("pe", cfg, r), platform)
+            # Row r's pushed weight reaches it after r hops, as the capture strobe reaches
+            # the whole column: one strobe per column, shared by all rows.
+            m.d.comb += [
+                pe.capture.eq(self.capture), pe.a.eq(self.a[r]), pe.swap.eq(self.swap[r]),
+                self.a_out[r].eq(pe.a_out), self.swap_out[r].eq(pe.swap_out),
+            ]
+            if r == 0:
+                m.d.comb += pe.w.eq(self.w)
+            else:
+                m.d.comb += [pe.w.eq(pes[r - 1].w_out), pe.psum_in.eq(pes[r - 1].psum_out)]
+        m.d.comb += self.psum_out.eq(pes[-1].psum_out)
         return m
