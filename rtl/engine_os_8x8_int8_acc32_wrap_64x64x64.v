@@ -3175,69 +3175,24 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
   wire \$8 ;
   wire \$9 ;
   wire [63:0] a;
-  wire [63:0] \a$15 ;
-  wire signed [7:0] \a$15[0] ;
-  wire signed [7:0] \a$15[1] ;
-  wire signed [7:0] \a$15[2] ;
-  wire signed [7:0] \a$15[3] ;
-  wire signed [7:0] \a$15[4] ;
-  wire signed [7:0] \a$15[5] ;
-  wire signed [7:0] \a$15[6] ;
-  wire signed [7:0] \a$15[7] ;
-  wire [63:0] \a$22 ;
-  wire signed [7:0] \a$22[0] ;
-  wire signed [7:0] \a$22[1] ;
-  wire signed [7:0] \a$22[2] ;
-  wire signed [7:0] \a$22[3] ;
-  wire signed [7:0] \a$22[4] ;
-  wire signed [7:0] \a$22[5] ;
-  wire signed [7:0] \a$22[6] ;
-  wire signed [7:0] \a$22[7] ;
-  wire [63:0] \a$29 ;
-  wire signed [7:0] \a$29[0] ;
-  wire signed [7:0] \a$29[1] ;
-  wire signed [7:0] \a$29[2] ;
-  wire signed [7:0] \a$29[3] ;
-  wire signed [7:0] \a$29[4] ;
-  wire signed [7:0] \a$29[5] ;
-  wire signed [7:0] \a$29[6] ;
-  wire signed [7:0] \a$29[7] ;
-  wire [63:0] \a$36 ;
-  wire signed [7:0] \a$36[0] ;
-  wire signed [7:0] \a$36[1] ;
-  wire signed [7:0] \a$36[2] ;
-  wire signed [7:0] \a$36[3] ;
-  wire signed [7:0] \a$36[4] ;
-  wire signed [7:0] \a$36[5] ;
-  wire signed [7:0] \a$36[6] ;
-  wire signed [7:0] \a$36[7] ;
-  wire [63:0] \a$43 ;
-  wire signed [7:0] \a$43[0] ;
-  wire signed [7:0] \a$43[1] ;
-  wire signed [7:0] \a$43[2] ;
-  wire signed [7:0] \a$43[3] ;
-  wire signed [7:0] \a$43[4] ;
-  wire signed [7:0] \a$43[5] ;
-  wire signed [7:0] \a$43[6] ;
-  wire signed [7:0] \a$43[7] ;
-  wire [63:0] \a$50 ;
-  wire signed [7:0] \a$50[0] ;
-  wire signed [7:0] \a$50[1] ;
-  wire signed [7:0] \a$50[2] ;
-  wire signed [7:0] \a$50[3] ;
-  wire signed [7:0] \a$50[4] ;
-  wire signed [7:0] \a$50[5] ;
-  wire signed [7:0] \a$50[6] ;
-  wire signed [7:0] \a$50[7] ;
-  wire [63:0] \a$57 ;
-  wire signed [7:0] \a$57[0] ;
-  wire signed [7:0] \a$57[1] ;
-  wire signed [7:0] \a$57[2] ;
-  wire signed [7:0] \a$57[3] ;
-  wire signed [7:0] \a$57[4] ;
-  wire signed [7:0] \a$57[5] ;
-  wire signed [7:0] \a$57[6] ;
-  wire signed [7:0] \a$57[7] ;
+  wire [63:0] \a$13 ;
+  wire signed [7:0] \a$13[0] ;
+  wire signed [7:0] \a$13[1] ;
+  wire signed [7:0] \a$13[2] ;
+  wire signed [7:0] \a$13[3] ;
+  wire signed [7:0] \a$13[4] ;
+  wire signed [7:0] \a$13[5] ;
+  wire signed [7:0] \a$13[6] ;
+  wire signed [7:0] \a$13[7] ;
+  wire [63:0] \a$19 ;
+  wire signed [7:0] \a$19[0] ;
+  wire signed [7:0] \a$19[1] ;
+  wire signed [7:0] \a$19[2] ;
+  wire signed [7:0] \a$19[3] ;
+  wire signed [7:0] \a$19[4] ;
+  wire signed [7:0] \a$19[5] ;
+  wire signed [7:0] \a$19[6] ;
+  wire signed [7:0] \a$19[7] ;
   wire signed [7:0] \a[0] ;
   wire signed [7:0] \a[1] ;
   wire signed [7:0] \a[2] ;
@@ -3247,60 +3202,15 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
   wire signed [7:0] \a[6] ;
   wire signed [7:0] \a[7] ;
   wire [63:0] a_out;
-  wire [63:0] \a_out$23 ;
-  wire signed [7:0] \a_out$23[0] ;
-  wire signed [7:0] \a_out$23[1] ;
-  wire signed [7:0] \a_out$23[2] ;
-  wire signed [7:0] \a_out$23[3] ;
-  wire signed [7:0] \a_out$23[4] ;
-  wire signed [7:0] \a_out$23[5] ;
-  wire signed [7:0] \a_out$23[6] ;
-  wire signed [7:0] \a_out$23[7] ;
-  wire [63:0] \a_out$30 ;
-  wire signed [7:0] \a_out$30[0] ;
-  wire signed [7:0] \a_out$30[1] ;
-  wire signed [7:0] \a_out$30[2] ;
-  wire signed [7:0] \a_out$30[3] ;
-  wire signed [7:0] \a_out$30[4] ;
-  wire signed [7:0] \a_out$30[5] ;
-  wire signed [7:0] \a_out$30[6] ;
-  wire signed [7:0] \a_out$30[7] ;
-  wire [63:0] \a_out$37 ;
-  wire signed [7:0] \a_out$37[0] ;
-  wire signed [7:0] \a_out$37[1] ;
-  wire signed [7:0] \a_out$37[2] ;
-  wire signed [7:0] \a_out$37[3] ;
-  wire signed [7:0] \a_out$37[4] ;
-  wire signed [7:0] \a_out$37[5] ;
-  wire signed [7:0] \a_out$37[6] ;
-  wire signed [7:0] \a_out$37[7] ;
-  wire [63:0] \a_out$44 ;
-  wire signed [7:0] \a_out$44[0] ;
-  wire signed [7:0] \a_out$44[1] ;
-  wire signed [7:0] \a_out$44[2] ;
-  wire signed [7:0] \a_out$44[3] ;
-  wire signed [7:0] \a_out$44[4] ;
-  wire signed [7:0] \a_out$44[5] ;
-  wire signed [7:0] \a_out$44[6] ;
-  wire signed [7:0] \a_out$44[7] ;
-  wire [63:0] \a_out$51 ;
-  wire signed [7:0] \a_out$51[0] ;
-  wire signed [7:0] \a_out$51[1] ;
-  wire signed [7:0] \a_out$51[2] ;
-  wire signed [7:0] \a_out$51[3] ;
-  wire signed [7:0] \a_out$51[4] ;
-  wire signed [7:0] \a_out$51[5] ;
-  wire signed [7:0] \a_out$51[6] ;
-  wire signed [7:0] \a_out$51[7] ;
-  wire [63:0] \a_out$58 ;
-  wire signed [7:0] \a_out$58[0] ;
-  wire signed [7:0] \a_out$58[1] ;
-  wire signed [7:0] \a_out$58[2] ;
-  wire signed [7:0] \a_out$58[3] ;
-  wire signed [7:0] \a_out$58[4] ;
-  wire signed [7:0] \a_out$58[5] ;
-  wire signed [7:0] \a_out$58[6] ;
-  wire signed [7:0] \a_out$58[7] ;
+  wire [63:0] \a_out$20 ;
+  wire signed [7:0] \a_out$20[0] ;
+  wire signed [7:0] \a_out$20[1] ;
+  wire signed [7:0] \a_out$20[2] ;
+  wire signed [7:0] \a_out$20[3] ;
+  wire signed [7:0] \a_out$20[4] ;
+  wire signed [7:0] \a_out$20[5] ;
+  wire signed [7:0] \a_out$20[6] ;
+  wire signed [7:0] \a_out$20[7] ;
   wire signed [7:0] \a_out[0] ;
   wire signed [7:0] \a_out[1] ;
   wire signed [7:0] \a_out[2] ;
@@ -3309,23 +3219,40 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
   wire signed [7:0] \a_out[5] ;
   wire signed [7:0] \a_out[6] ;
   wire signed [7:0] \a_out[7] ;
-  wire signed [7:0] b;
-  wire signed [7:0] \b$21 ;
-  wire signed [7:0] \b$28 ;
-  wire signed [7:0] \b$35 ;
-  wire signed [7:0] \b$42 ;
-  wire signed [7:0] \b$49 ;
-  wire signed [7:0] \b$56 ;
-  wire signed [7:0] \b$63 ;
-  wire signed [31:0] drain_out;
-  wire signed [31:0] \drain_out$66 ;
-  wire signed [31:0] \drain_out$67 ;
-  wire signed [31:0] \drain_out$68 ;
-  wire signed [31:0] \drain_out$69 ;
-  wire signed [31:0] \drain_out$70 ;
-  wire signed [31:0] \drain_out$71 ;
-  wire signed [31:0] \drain_out$72 ;
+  wire [23:0] b;
+  wire [23:0] \b$27 ;
+  wire signed [7:0] \b$27[0] ;
+  wire signed [7:0] \b$27[1] ;
+  wire signed [7:0] \b$27[2] ;
+  wire [15:0] \b$28 ;
+  wire signed [7:0] \b$28[0] ;
+  wire signed [7:0] \b$28[1] ;
+  wire signed [7:0] \b[0] ;
+  wire signed [7:0] \b[1] ;
+  wire signed [7:0] \b[2] ;
+  wire [95:0] drain_out;
+  wire [95:0] \drain_out$31 ;
+  wire signed [31:0] \drain_out$31[0] ;
+  wire signed [31:0] \drain_out$31[1] ;
+  wire signed [31:0] \drain_out$31[2] ;
+  wire [63:0] \drain_out$32 ;
+  wire signed [31:0] \drain_out$32[0] ;
+  wire signed [31:0] \drain_out$32[1] ;
+  wire signed [31:0] \drain_out[0] ;
+  wire signed [31:0] \drain_out[1] ;
+  wire signed [31:0] \drain_out[2] ;
   wire [63:0] i;
+  wire [255:0] \i$29 ;
+  wire signed [31:0] \i$29[0] ;
+  wire signed [31:0] \i$29[1] ;
+  wire signed [31:0] \i$29[2] ;
+  wire signed [31:0] \i$29[3] ;
+  wire signed [31:0] \i$29[4] ;
+  wire signed [31:0] \i$29[5] ;
+  wire signed [31:0] \i$29[6] ;
+  wire signed [31:0] \i$29[7] ;
+  wire \i$35 ;
+  wire \i$35[0] ;
   wire [63:0] \i$5 ;
   wire signed [7:0] \i$5[0] ;
   wire signed [7:0] \i$5[1] ;
@@ -3336,15 +3263,6 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
   wire signed [7:0] \i$5[6] ;
   wire signed [7:0] \i$5[7] ;
   wire [15:0] \i$6 ;
-  wire [255:0] \i$64 ;
-  wire signed [31:0] \i$64[0] ;
-  wire signed [31:0] \i$64[1] ;
-  wire signed [31:0] \i$64[2] ;
-  wire signed [31:0] \i$64[3] ;
-  wire signed [31:0] \i$64[4] ;
-  wire signed [31:0] \i$64[5] ;
-  wire signed [31:0] \i$64[6] ;
-  wire signed [31:0] \i$64[7] ;
   wire [1:0] \i$6[0] ;
   wire \i$6[0].last ;
   wire \i$6[0].valid ;
@@ -3369,8 +3287,6 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
   wire [1:0] \i$6[7] ;
   wire \i$6[7].last ;
   wire \i$6[7].valid ;
-  wire \i$75 ;
-  wire \i$75[0] ;
   wire signed [7:0] \i[0] ;
   wire signed [7:0] \i[1] ;
   wire signed [7:0] \i[2] ;
@@ -3400,20 +3316,10 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
   wire \i__payload.last ;
   wire i__ready;
   wire [7:0] last;
-  wire [7:0] \last$19 ;
-  wire [7:0] \last$26 ;
-  wire [7:0] \last$33 ;
-  wire [7:0] \last$40 ;
-  wire [7:0] \last$47 ;
-  wire [7:0] \last$54 ;
-  wire [7:0] \last$61 ;
+  wire [7:0] \last$17 ;
+  wire [7:0] \last$23 ;
   wire [7:0] last_out;
-  wire [7:0] \last_out$27 ;
-  wire [7:0] \last_out$34 ;
-  wire [7:0] \last_out$41 ;
-  wire [7:0] \last_out$48 ;
-  wire [7:0] \last_out$55 ;
-  wire [7:0] \last_out$62 ;
+  wire [7:0] \last_out$24 ;
   wire [63:0] o;
   wire [15:0] \o$11 ;
   wire [1:0] \o$11[0] ;
@@ -3440,26 +3346,26 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
   wire [1:0] \o$11[7] ;
   wire \o$11[7].last ;
   wire \o$11[7].valid ;
-  wire [63:0] \o$14 ;
-  wire signed [7:0] \o$14[0] ;
-  wire signed [7:0] \o$14[1] ;
-  wire signed [7:0] \o$14[2] ;
-  wire signed [7:0] \o$14[3] ;
-  wire signed [7:0] \o$14[4] ;
-  wire signed [7:0] \o$14[5] ;
-  wire signed [7:0] \o$14[6] ;
-  wire signed [7:0] \o$14[7] ;
-  wire [255:0] \o$74 ;
-  wire signed [31:0] \o$74[0] ;
-  wire signed [31:0] \o$74[1] ;
-  wire signed [31:0] \o$74[2] ;
-  wire signed [31:0] \o$74[3] ;
-  wire signed [31:0] \o$74[4] ;
-  wire signed [31:0] \o$74[5] ;
-  wire signed [31:0] \o$74[6] ;
-  wire signed [31:0] \o$74[7] ;
-  wire \o$78 ;
-  wire \o$78[0] ;
+  wire [63:0] \o$26 ;
+  wire signed [7:0] \o$26[0] ;
+  wire signed [7:0] \o$26[1] ;
+  wire signed [7:0] \o$26[2] ;
+  wire signed [7:0] \o$26[3] ;
+  wire signed [7:0] \o$26[4] ;
+  wire signed [7:0] \o$26[5] ;
+  wire signed [7:0] \o$26[6] ;
+  wire signed [7:0] \o$26[7] ;
+  wire [255:0] \o$34 ;
+  wire signed [31:0] \o$34[0] ;
+  wire signed [31:0] \o$34[1] ;
+  wire signed [31:0] \o$34[2] ;
+  wire signed [31:0] \o$34[3] ;
+  wire signed [31:0] \o$34[4] ;
+  wire signed [31:0] \o$34[5] ;
+  wire signed [31:0] \o$34[6] ;
+  wire signed [31:0] \o$34[7] ;
+  wire \o$38 ;
+  wire \o$38[0] ;
   wire signed [7:0] \o[0] ;
   wire signed [7:0] \o[1] ;
   wire signed [7:0] \o[2] ;
@@ -3481,20 +3387,10 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
   reg [2:0] row = 3'h0;
   reg [3:0] since_last = 4'h8;
   wire [7:0] valid;
-  wire [7:0] \valid$17 ;
-  wire [7:0] \valid$24 ;
-  wire [7:0] \valid$31 ;
-  wire [7:0] \valid$38 ;
-  wire [7:0] \valid$45 ;
-  wire [7:0] \valid$52 ;
-  wire [7:0] \valid$59 ;
+  wire [7:0] \valid$15 ;
+  wire [7:0] \valid$21 ;
   wire [7:0] valid_out;
-  wire [7:0] \valid_out$25 ;
-  wire [7:0] \valid_out$32 ;
-  wire [7:0] \valid_out$39 ;
-  wire [7:0] \valid_out$46 ;
-  wire [7:0] \valid_out$53 ;
-  wire [7:0] \valid_out$60 ;
+  wire [7:0] \valid_out$22 ;
   assign \$1  = ~ rst;
   assign \$2  = ~ i__payload[128];
   assign \$3  = since_last == 4'h8;
@@ -3509,7 +3405,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
   assign \$11  = i__valid & i__ready;
   assign \$12  = i__valid & i__ready;
   assign \$13  = i__valid & i__ready;
-  assign \i$75  = \$13  & i__payload[128];
+  assign \i$35  = \$13  & i__payload[128];
   assign \$14  = i__valid & i__ready;
   assign \$15  = \$14  & i__payload[128];
   assign \$16  = since_last != 4'h8;
@@ -3531,115 +3427,19 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array.b_skew  b_skew (
     .clk(clk),
     .i(i__payload[127:64]),
-    .o(\o$14 ),
+    .o(\o$26 ),
     .rst(rst)
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_0 (
-    .a(a),
-    .a_out(\a$15 ),
-    .b(\o$14 [7:0]),
-    .clk(clk),
-    .drain_out(drain_out),
-    .last(last),
-    .last_out(\last$19 ),
-    .rst(rst),
-    .valid(valid),
-    .valid_out(\valid$17 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_1 (
-    .a(\a$15 ),
-    .a_out(\a$22 ),
-    .b(\o$14 [15:8]),
-    .clk(clk),
-    .drain_out(\drain_out$66 ),
-    .last(\last$19 ),
-    .last_out(\last$26 ),
-    .rst(rst),
-    .valid(\valid$17 ),
-    .valid_out(\valid$24 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_2 (
-    .a(\a$22 ),
-    .a_out(\a$29 ),
-    .b(\o$14 [23:16]),
-    .clk(clk),
-    .drain_out(\drain_out$67 ),
-    .last(\last$26 ),
-    .last_out(\last$33 ),
-    .rst(rst),
-    .valid(\valid$24 ),
-    .valid_out(\valid$31 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_3 (
-    .a(\a$29 ),
-    .a_out(\a$36 ),
-    .b(\o$14 [31:24]),
-    .clk(clk),
-    .drain_out(\drain_out$68 ),
-    .last(\last$33 ),
-    .last_out(\last$40 ),
-    .rst(rst),
-    .valid(\valid$31 ),
-    .valid_out(\valid$38 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_4 (
-    .a(\a$36 ),
-    .a_out(\a$43 ),
-    .b(\o$14 [39:32]),
-    .clk(clk),
-    .drain_out(\drain_out$69 ),
-    .last(\last$40 ),
-    .last_out(\last$47 ),
-    .rst(rst),
-    .valid(\valid$38 ),
-    .valid_out(\valid$45 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_5 (
-    .a(\a$43 ),
-    .a_out(\a$50 ),
-    .b(\o$14 [47:40]),
-    .clk(clk),
-    .drain_out(\drain_out$70 ),
-    .last(\last$47 ),
-    .last_out(\last$54 ),
-    .rst(rst),
-    .valid(\valid$45 ),
-    .valid_out(\valid$52 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_6 (
-    .a(\a$50 ),
-    .a_out(\a$57 ),
-    .b(\o$14 [55:48]),
-    .clk(clk),
-    .drain_out(\drain_out$71 ),
-    .last(\last$54 ),
-    .last_out(\last$61 ),
-    .rst(rst),
-    .valid(\valid$52 ),
-    .valid_out(\valid$59 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_7 (
-    .a(\a$57 ),
-    .a_out(\$20 ),
-    .b(\o$14 [63:56]),
-    .clk(clk),
-    .drain_out(\drain_out$72 ),
-    .last(\last$61 ),
-    .last_out(\$22 ),
-    .rst(rst),
-    .valid(\valid$59 ),
-    .valid_out(\$21 )
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array.deskew  deskew (
     .clk(clk),
-    .i(\i$64 ),
-    .o(\o$74 ),
+    .i(\i$29 ),
+    .o(\o$34 ),
     .rst(rst)
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array.done_delay  done_delay (
     .clk(clk),
-    .i(\i$75 ),
-    .o(\o$78 ),
+    .i(\i$35 ),
+    .o(\o$38 ),
     .rst(rst)
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array.flag_skew  flag_skew (
@@ -3647,6 +3447,42 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
     .i(\i$6 ),
     .o(\o$11 ),
     .rst(rst)
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.group_0  group_0 (
+    .a(a),
+    .a_out(\a$13 ),
+    .b(b),
+    .clk(clk),
+    .drain_out(drain_out),
+    .last(last),
+    .last_out(\last$17 ),
+    .rst(rst),
+    .valid(valid),
+    .valid_out(\valid$15 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.group_0  group_1 (
+    .a(\a$13 ),
+    .a_out(\a$19 ),
+    .b(\b$27 ),
+    .clk(clk),
+    .drain_out(\drain_out$31 ),
+    .last(\last$17 ),
+    .last_out(\last$23 ),
+    .rst(rst),
+    .valid(\valid$15 ),
+    .valid_out(\valid$21 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.group_1  group_2 (
+    .a(\a$19 ),
+    .a_out(\$20 ),
+    .b(\b$28 ),
+    .clk(clk),
+    .drain_out(\drain_out$32 ),
+    .last(\last$23 ),
+    .last_out(\$22 ),
+    .rst(rst),
+    .valid(\valid$21 ),
+    .valid_out(\$21 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
@@ -3664,7 +3500,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
     if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
     \$24  = o__valid;
     (* full_case = 32'd1 *)
-    if (\o$78 ) begin
+    if (\o$38 ) begin
       \$24  = 1'h1;
     end else if (\$18 ) begin
     end else begin
@@ -3677,7 +3513,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
     \$25  = row;
-    if (\o$78 ) begin
+    if (\o$38 ) begin
       \$25  = 3'h7;
     end else if (\$18 ) begin
       \$25  = \$19 [2:0];
@@ -3689,35 +3525,12 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
   assign i = i__payload[63:0];
   assign \i$5  = i__payload[127:64];
   assign o = a;
-  assign b = \o$14 [7:0];
-  assign a_out = \a$15 ;
-  assign valid_out = \valid$17 ;
-  assign last_out = \last$19 ;
-  assign \b$21  = \o$14 [15:8];
-  assign \a_out$23  = \a$22 ;
-  assign \valid_out$25  = \valid$24 ;
-  assign \last_out$27  = \last$26 ;
-  assign \b$28  = \o$14 [23:16];
-  assign \a_out$30  = \a$29 ;
-  assign \valid_out$32  = \valid$31 ;
-  assign \last_out$34  = \last$33 ;
-  assign \b$35  = \o$14 [31:24];
-  assign \a_out$37  = \a$36 ;
-  assign \valid_out$39  = \valid$38 ;
-  assign \last_out$41  = \last$40 ;
-  assign \b$42  = \o$14 [39:32];
-  assign \a_out$44  = \a$43 ;
-  assign \valid_out$46  = \valid$45 ;
-  assign \last_out$48  = \last$47 ;
-  assign \b$49  = \o$14 [47:40];
-  assign \a_out$51  = \a$50 ;
-  assign \valid_out$53  = \valid$52 ;
-  assign \last_out$55  = \last$54 ;
-  assign \b$56  = \o$14 [55:48];
-  assign \a_out$58  = \a$57 ;
-  assign \valid_out$60  = \valid$59 ;
-  assign \last_out$62  = \last$61 ;
-  assign \b$63  = \o$14 [63:56];
+  assign a_out = \a$13 ;
+  assign valid_out = \valid$15 ;
+  assign last_out = \last$17 ;
+  assign \a_out$20  = \a$19 ;
+  assign \valid_out$22  = \valid$21 ;
+  assign \last_out$24  = \last$23 ;
   assign \i__payload.a  = i__payload[63:0];
   assign \i__payload.a[0]  = i__payload[7:0];
   assign \i__payload.a[1]  = i__payload[15:8];
@@ -3817,134 +3630,70 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
   assign \o$11[7]  = \o$11 [15:14];
   assign \o$11[7].valid  = \o$11 [14];
   assign \o$11[7].last  = \o$11 [15];
-  assign \o$14[0]  = \o$14 [7:0];
-  assign \o$14[1]  = \o$14 [15:8];
-  assign \o$14[2]  = \o$14 [23:16];
-  assign \o$14[3]  = \o$14 [31:24];
-  assign \o$14[4]  = \o$14 [39:32];
-  assign \o$14[5]  = \o$14 [47:40];
-  assign \o$14[6]  = \o$14 [55:48];
-  assign \o$14[7]  = \o$14 [63:56];
-  assign \a$15[0]  = \a$15 [7:0];
-  assign \a$15[1]  = \a$15 [15:8];
-  assign \a$15[2]  = \a$15 [23:16];
-  assign \a$15[3]  = \a$15 [31:24];
-  assign \a$15[4]  = \a$15 [39:32];
-  assign \a$15[5]  = \a$15 [47:40];
-  assign \a$15[6]  = \a$15 [55:48];
-  assign \a$15[7]  = \a$15 [63:56];
-  assign \a_out[0]  = \a$15 [7:0];
-  assign \a_out[1]  = \a$15 [15:8];
-  assign \a_out[2]  = \a$15 [23:16];
-  assign \a_out[3]  = \a$15 [31:24];
-  assign \a_out[4]  = \a$15 [39:32];
-  assign \a_out[5]  = \a$15 [47:40];
-  assign \a_out[6]  = \a$15 [55:48];
-  assign \a_out[7]  = \a$15 [63:56];
-  assign \a$22[0]  = \a$22 [7:0];
-  assign \a$22[1]  = \a$22 [15:8];
-  assign \a$22[2]  = \a$22 [23:16];
-  assign \a$22[3]  = \a$22 [31:24];
-  assign \a$22[4]  = \a$22 [39:32];
-  assign \a$22[5]  = \a$22 [47:40];
-  assign \a$22[6]  = \a$22 [55:48];
-  assign \a$22[7]  = \a$22 [63:56];
-  assign \a_out$23[0]  = \a$22 [7:0];
-  assign \a_out$23[1]  = \a$22 [15:8];
-  assign \a_out$23[2]  = \a$22 [23:16];
-  assign \a_out$23[3]  = \a$22 [31:24];
-  assign \a_out$23[4]  = \a$22 [39:32];
-  assign \a_out$23[5]  = \a$22 [47:40];
-  assign \a_out$23[6]  = \a$22 [55:48];
-  assign \a_out$23[7]  = \a$22 [63:56];
-  assign \a$29[0]  = \a$29 [7:0];
-  assign \a$29[1]  = \a$29 [15:8];
-  assign \a$29[2]  = \a$29 [23:16];
-  assign \a$29[3]  = \a$29 [31:24];
-  assign \a$29[4]  = \a$29 [39:32];
-  assign \a$29[5]  = \a$29 [47:40];
-  assign \a$29[6]  = \a$29 [55:48];
-  assign \a$29[7]  = \a$29 [63:56];
-  assign \a_out$30[0]  = \a$29 [7:0];
-  assign \a_out$30[1]  = \a$29 [15:8];
-  assign \a_out$30[2]  = \a$29 [23:16];
-  assign \a_out$30[3]  = \a$29 [31:24];
-  assign \a_out$30[4]  = \a$29 [39:32];
-  assign \a_out$30[5]  = \a$29 [47:40];
-  assign \a_out$30[6]  = \a$29 [55:48];
-  assign \a_out$30[7]  = \a$29 [63:56];
-  assign \a$36[0]  = \a$36 [7:0];
-  assign \a$36[1]  = \a$36 [15:8];
-  assign \a$36[2]  = \a$36 [23:16];
-  assign \a$36[3]  = \a$36 [31:24];
-  assign \a$36[4]  = \a$36 [39:32];
-  assign \a$36[5]  = \a$36 [47:40];
-  assign \a$36[6]  = \a$36 [55:48];
-  assign \a$36[7]  = \a$36 [63:56];
-  assign \a_out$37[0]  = \a$36 [7:0];
-  assign \a_out$37[1]  = \a$36 [15:8];
-  assign \a_out$37[2]  = \a$36 [23:16];
-  assign \a_out$37[3]  = \a$36 [31:24];
-  assign \a_out$37[4]  = \a$36 [39:32];
-  assign \a_out$37[5]  = \a$36 [47:40];
-  assign \a_out$37[6]  = \a$36 [55:48];
-  assign \a_out$37[7]  = \a$36 [63:56];
-  assign \a$43[0]  = \a$43 [7:0];
-  assign \a$43[1]  = \a$43 [15:8];
-  assign \a$43[2]  = \a$43 [23:16];
-  assign \a$43[3]  = \a$43 [31:24];
-  assign \a$43[4]  = \a$43 [39:32];
-  assign \a$43[5]  = \a$43 [47:40];
-  assign \a$43[6]  = \a$43 [55:48];
-  assign \a$43[7]  = \a$43 [63:56];
-  assign \a_out$44[0]  = \a$43 [7:0];
-  assign \a_out$44[1]  = \a$43 [15:8];
-  assign \a_out$44[2]  = \a$43 [23:16];
-  assign \a_out$44[3]  = \a$43 [31:24];
-  assign \a_out$44[4]  = \a$43 [39:32];
-  assign \a_out$44[5]  = \a$43 [47:40];
-  assign \a_out$44[6]  = \a$43 [55:48];
-  assign \a_out$44[7]  = \a$43 [63:56];
-  assign \a$50[0]  = \a$50 [7:0];
-  assign \a$50[1]  = \a$50 [15:8];
-  assign \a$50[2]  = \a$50 [23:16];
-  assign \a$50[3]  = \a$50 [31:24];
-  assign \a$50[4]  = \a$50 [39:32];
-  assign \a$50[5]  = \a$50 [47:40];
-  assign \a$50[6]  = \a$50 [55:48];
-  assign \a$50[7]  = \a$50 [63:56];
-  assign \a_out$51[0]  = \a$50 [7:0];
-  assign \a_out$51[1]  = \a$50 [15:8];
-  assign \a_out$51[2]  = \a$50 [23:16];
-  assign \a_out$51[3]  = \a$50 [31:24];
-  assign \a_out$51[4]  = \a$50 [39:32];
-  assign \a_out$51[5]  = \a$50 [47:40];
-  assign \a_out$51[6]  = \a$50 [55:48];
-  assign \a_out$51[7]  = \a$50 [63:56];
-  assign \a$57[0]  = \a$57 [7:0];
-  assign \a$57[1]  = \a$57 [15:8];
-  assign \a$57[2]  = \a$57 [23:16];
-  assign \a$57[3]  = \a$57 [31:24];
-  assign \a$57[4]  = \a$57 [39:32];
-  assign \a$57[5]  = \a$57 [47:40];
-  assign \a$57[6]  = \a$57 [55:48];
-  assign \a$57[7]  = \a$57 [63:56];
-  assign \a_out$58[0]  = \a$57 [7:0];
-  assign \a_out$58[1]  = \a$57 [15:8];
-  assign \a_out$58[2]  = \a$57 [23:16];
-  assign \a_out$58[3]  = \a$57 [31:24];
-  assign \a_out$58[4]  = \a$57 [39:32];
-  assign \a_out$58[5]  = \a$57 [47:40];
-  assign \a_out$58[6]  = \a$57 [55:48];
-  assign \a_out$58[7]  = \a$57 [63:56];
-  assign \i$64[0]  = \i$64 [31:0];
-  assign \i$64[1]  = \i$64 [63:32];
-  assign \i$64[2]  = \i$64 [95:64];
-  assign \i$64[3]  = \i$64 [127:96];
-  assign \i$64[4]  = \i$64 [159:128];
-  assign \i$64[5]  = \i$64 [191:160];
-  assign \i$64[6]  = \i$64 [223:192];
-  assign \i$64[7]  = \i$64 [255:224];
+  assign \a$13[0]  = \a$13 [7:0];
+  assign \a$13[1]  = \a$13 [15:8];
+  assign \a$13[2]  = \a$13 [23:16];
+  assign \a$13[3]  = \a$13 [31:24];
+  assign \a$13[4]  = \a$13 [39:32];
+  assign \a$13[5]  = \a$13 [47:40];
+  assign \a$13[6]  = \a$13 [55:48];
+  assign \a$13[7]  = \a$13 [63:56];
+  assign \a_out[0]  = \a$13 [7:0];
+  assign \a_out[1]  = \a$13 [15:8];
+  assign \a_out[2]  = \a$13 [23:16];
+  assign \a_out[3]  = \a$13 [31:24];
+  assign \a_out[4]  = \a$13 [39:32];
+  assign \a_out[5]  = \a$13 [47:40];
+  assign \a_out[6]  = \a$13 [55:48];
+  assign \a_out[7]  = \a$13 [63:56];
+  assign \a$19[0]  = \a$19 [7:0];
+  assign \a$19[1]  = \a$19 [15:8];
+  assign \a$19[2]  = \a$19 [23:16];
+  assign \a$19[3]  = \a$19 [31:24];
+  assign \a$19[4]  = \a$19 [39:32];
+  assign \a$19[5]  = \a$19 [47:40];
+  assign \a$19[6]  = \a$19 [55:48];
+  assign \a$19[7]  = \a$19 [63:56];
+  assign \a_out$20[0]  = \a$19 [7:0];
+  assign \a_out$20[1]  = \a$19 [15:8];
+  assign \a_out$20[2]  = \a$19 [23:16];
+  assign \a_out$20[3]  = \a$19 [31:24];
+  assign \a_out$20[4]  = \a$19 [39:32];
+  assign \a_out$20[5]  = \a$19 [47:40];
+  assign \a_out$20[6]  = \a$19 [55:48];
+  assign \a_out$20[7]  = \a$19 [63:56];
+  assign \b[0]  = b[7:0];
+  assign \b[1]  = b[15:8];
+  assign \b[2]  = b[23:16];
+  assign \o$26[0]  = \o$26 [7:0];
+  assign \o$26[1]  = \o$26 [15:8];
+  assign \o$26[2]  = \o$26 [23:16];
+  assign \o$26[3]  = \o$26 [31:24];
+  assign \o$26[4]  = \o$26 [39:32];
+  assign \o$26[5]  = \o$26 [47:40];
+  assign \o$26[6]  = \o$26 [55:48];
+  assign \o$26[7]  = \o$26 [63:56];
+  assign \b$27[0]  = \b$27 [7:0];
+  assign \b$27[1]  = \b$27 [15:8];
+  assign \b$27[2]  = \b$27 [23:16];
+  assign \b$28[0]  = \b$28 [7:0];
+  assign \b$28[1]  = \b$28 [15:8];
+  assign \i$29[0]  = \i$29 [31:0];
+  assign \i$29[1]  = \i$29 [63:32];
+  assign \i$29[2]  = \i$29 [95:64];
+  assign \i$29[3]  = \i$29 [127:96];
+  assign \i$29[4]  = \i$29 [159:128];
+  assign \i$29[5]  = \i$29 [191:160];
+  assign \i$29[6]  = \i$29 [223:192];
+  assign \i$29[7]  = \i$29 [255:224];
+  assign \drain_out[0]  = drain_out[31:0];
+  assign \drain_out[1]  = drain_out[63:32];
+  assign \drain_out[2]  = drain_out[95:64];
+  assign \drain_out$31[0]  = \drain_out$31 [31:0];
+  assign \drain_out$31[1]  = \drain_out$31 [63:32];
+  assign \drain_out$31[2]  = \drain_out$31 [95:64];
+  assign \drain_out$32[0]  = \drain_out$32 [31:0];
+  assign \drain_out$32[1]  = \drain_out$32 [63:32];
   assign \o__payload.data  = o__payload[255:0];
   assign \o__payload.data[0]  = o__payload[31:0];
   assign \o__payload.data[1]  = o__payload[63:32];
@@ -3955,26 +3704,34 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid,
   assign \o__payload.data[6]  = o__payload[223:192];
   assign \o__payload.data[7]  = o__payload[255:224];
   assign \o__payload.row  = o__payload[258:256];
-  assign \o$74[0]  = \o$74 [31:0];
-  assign \o$74[1]  = \o$74 [63:32];
-  assign \o$74[2]  = \o$74 [95:64];
-  assign \o$74[3]  = \o$74 [127:96];
-  assign \o$74[4]  = \o$74 [159:128];
-  assign \o$74[5]  = \o$74 [191:160];
-  assign \o$74[6]  = \o$74 [223:192];
-  assign \o$74[7]  = \o$74 [255:224];
-  assign \i$75[0]  = \i$75 ;
-  assign \o$78[0]  = \o$78 ;
+  assign \o$34[0]  = \o$34 [31:0];
+  assign \o$34[1]  = \o$34 [63:32];
+  assign \o$34[2]  = \o$34 [95:64];
+  assign \o$34[3]  = \o$34 [127:96];
+  assign \o$34[4]  = \o$34 [159:128];
+  assign \o$34[5]  = \o$34 [191:160];
+  assign \o$34[6]  = \o$34 [223:192];
+  assign \o$34[7]  = \o$34 [255:224];
+  assign \i$35[0]  = \i$35 ;
+  assign \o$38[0]  = \o$38 ;
   assign o__payload[258:256] = row;
-  assign o__payload[255:0] = \o$74 ;
-  assign \i$64 [255:224] = \drain_out$72 ;
-  assign \i$64 [223:192] = \drain_out$71 ;
-  assign \i$64 [191:160] = \drain_out$70 ;
-  assign \i$64 [159:128] = \drain_out$69 ;
-  assign \i$64 [127:96] = \drain_out$68 ;
-  assign \i$64 [95:64] = \drain_out$67 ;
-  assign \i$64 [63:32] = \drain_out$66 ;
-  assign \i$64 [31:0] = drain_out;
+  assign o__payload[255:0] = \o$34 ;
+  assign \i$29 [255:224] = \drain_out$32 [63:32];
+  assign \i$29 [223:192] = \drain_out$32 [31:0];
+  assign \i$29 [191:160] = \drain_out$31 [95:64];
+  assign \i$29 [159:128] = \drain_out$31 [63:32];
+  assign \i$29 [127:96] = \drain_out$31 [31:0];
+  assign \i$29 [95:64] = drain_out[95:64];
+  assign \i$29 [63:32] = drain_out[63:32];
+  assign \i$29 [31:0] = drain_out[31:0];
+  assign \b$28 [15:8] = \o$26 [63:56];
+  assign \b$28 [7:0] = \o$26 [55:48];
+  assign \b$27 [23:16] = \o$26 [47:40];
+  assign \b$27 [15:8] = \o$26 [39:32];
+  assign \b$27 [7:0] = \o$26 [31:24];
+  assign b[23:16] = \o$26 [23:16];
+  assign b[15:8] = \o$26 [15:8];
+  assign b[7:0] = \o$26 [7:0];
   assign last[7] = \o$11 [15];
   assign last[6] = \o$11 [13];
   assign last[5] = \o$11 [11];
@@ -4764,6 +4521,429 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0 (valid, last, b, clk, rs
   assign a_out[23:16] = \a_out$31 ;
   assign a_out[15:8] = \a_out$21 ;
   assign a_out[7:0] = \a_out$13 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.group_0 (valid, last, b, clk, rst, a_out, valid_out, last_out, drain_out, a);
+  input [7:0] valid;
+  wire [7:0] valid;
+  input [7:0] last;
+  wire [7:0] last;
+  input [23:0] b;
+  wire [23:0] b;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] valid_out;
+  wire [7:0] valid_out;
+  output [7:0] last_out;
+  wire [7:0] last_out;
+  output [95:0] drain_out;
+  wire [95:0] drain_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [63:0] \a$10 ;
+  wire signed [7:0] \a$10[0] ;
+  wire signed [7:0] \a$10[1] ;
+  wire signed [7:0] \a$10[2] ;
+  wire signed [7:0] \a$10[3] ;
+  wire signed [7:0] \a$10[4] ;
+  wire signed [7:0] \a$10[5] ;
+  wire signed [7:0] \a$10[6] ;
+  wire signed [7:0] \a$10[7] ;
+  wire [63:0] \a$15 ;
+  wire signed [7:0] \a$15[0] ;
+  wire signed [7:0] \a$15[1] ;
+  wire signed [7:0] \a$15[2] ;
+  wire signed [7:0] \a$15[3] ;
+  wire signed [7:0] \a$15[4] ;
+  wire signed [7:0] \a$15[5] ;
+  wire signed [7:0] \a$15[6] ;
+  wire signed [7:0] \a$15[7] ;
+  wire [63:0] \a$23 ;
+  wire signed [7:0] \a$23[0] ;
+  wire signed [7:0] \a$23[1] ;
+  wire signed [7:0] \a$23[2] ;
+  wire signed [7:0] \a$23[3] ;
+  wire signed [7:0] \a$23[4] ;
+  wire signed [7:0] \a$23[5] ;
+  wire signed [7:0] \a$23[6] ;
+  wire signed [7:0] \a$23[7] ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire [63:0] \a_out$16 ;
+  wire signed [7:0] \a_out$16[0] ;
+  wire signed [7:0] \a_out$16[1] ;
+  wire signed [7:0] \a_out$16[2] ;
+  wire signed [7:0] \a_out$16[3] ;
+  wire signed [7:0] \a_out$16[4] ;
+  wire signed [7:0] \a_out$16[5] ;
+  wire signed [7:0] \a_out$16[6] ;
+  wire signed [7:0] \a_out$16[7] ;
+  wire [63:0] \a_out$24 ;
+  wire signed [7:0] \a_out$24[0] ;
+  wire signed [7:0] \a_out$24[1] ;
+  wire signed [7:0] \a_out$24[2] ;
+  wire signed [7:0] \a_out$24[3] ;
+  wire signed [7:0] \a_out$24[4] ;
+  wire signed [7:0] \a_out$24[5] ;
+  wire signed [7:0] \a_out$24[6] ;
+  wire signed [7:0] \a_out$24[7] ;
+  wire [63:0] \a_out$31 ;
+  wire signed [7:0] \a_out$31[0] ;
+  wire signed [7:0] \a_out$31[1] ;
+  wire signed [7:0] \a_out$31[2] ;
+  wire signed [7:0] \a_out$31[3] ;
+  wire signed [7:0] \a_out$31[4] ;
+  wire signed [7:0] \a_out$31[5] ;
+  wire signed [7:0] \a_out$31[6] ;
+  wire signed [7:0] \a_out$31[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire signed [7:0] \b$13 ;
+  wire signed [7:0] \b$21 ;
+  wire signed [7:0] \b$29 ;
+  wire signed [7:0] \b[0] ;
+  wire signed [7:0] \b[1] ;
+  wire signed [7:0] \b[2] ;
+  wire signed [31:0] \drain_out$14 ;
+  wire signed [31:0] \drain_out$22 ;
+  wire signed [31:0] \drain_out$30 ;
+  wire signed [31:0] \drain_out[0] ;
+  wire signed [31:0] \drain_out[1] ;
+  wire signed [31:0] \drain_out[2] ;
+  wire [7:0] \last$12 ;
+  wire [7:0] \last$19 ;
+  wire [7:0] \last$27 ;
+  wire [7:0] \last_out$20 ;
+  wire [7:0] \last_out$28 ;
+  wire [7:0] \last_out$33 ;
+  wire [7:0] \valid$11 ;
+  wire [7:0] \valid$17 ;
+  wire [7:0] \valid$25 ;
+  wire [7:0] \valid_out$18 ;
+  wire [7:0] \valid_out$26 ;
+  wire [7:0] \valid_out$32 ;
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_0 (
+    .a(a),
+    .a_out(\a$15 ),
+    .b(b[7:0]),
+    .clk(clk),
+    .drain_out(\drain_out$14 ),
+    .last(last),
+    .last_out(\last$19 ),
+    .rst(rst),
+    .valid(valid),
+    .valid_out(\valid$17 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_1 (
+    .a(\a$15 ),
+    .a_out(\a$23 ),
+    .b(b[15:8]),
+    .clk(clk),
+    .drain_out(\drain_out$22 ),
+    .last(\last$19 ),
+    .last_out(\last$27 ),
+    .rst(rst),
+    .valid(\valid$17 ),
+    .valid_out(\valid$25 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_2 (
+    .a(\a$23 ),
+    .a_out(a_out),
+    .b(b[23:16]),
+    .clk(clk),
+    .drain_out(\drain_out$30 ),
+    .last(\last$27 ),
+    .last_out(last_out),
+    .rst(rst),
+    .valid(\valid$25 ),
+    .valid_out(valid_out)
+  );
+  assign \a$10  = a;
+  assign \valid$11  = valid;
+  assign \last$12  = last;
+  assign \b$13  = b[7:0];
+  assign \a_out$16  = \a$15 ;
+  assign \valid_out$18  = \valid$17 ;
+  assign \last_out$20  = \last$19 ;
+  assign \b$21  = b[15:8];
+  assign \a_out$24  = \a$23 ;
+  assign \valid_out$26  = \valid$25 ;
+  assign \last_out$28  = \last$27 ;
+  assign \b$29  = b[23:16];
+  assign \a_out$31  = a_out;
+  assign \valid_out$32  = valid_out;
+  assign \last_out$33  = last_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign \b[0]  = b[7:0];
+  assign \b[1]  = b[15:8];
+  assign \b[2]  = b[23:16];
+  assign \drain_out[0]  = drain_out[31:0];
+  assign \drain_out[1]  = drain_out[63:32];
+  assign \drain_out[2]  = drain_out[95:64];
+  assign \a$10[0]  = a[7:0];
+  assign \a$10[1]  = a[15:8];
+  assign \a$10[2]  = a[23:16];
+  assign \a$10[3]  = a[31:24];
+  assign \a$10[4]  = a[39:32];
+  assign \a$10[5]  = a[47:40];
+  assign \a$10[6]  = a[55:48];
+  assign \a$10[7]  = a[63:56];
+  assign \a$15[0]  = \a$15 [7:0];
+  assign \a$15[1]  = \a$15 [15:8];
+  assign \a$15[2]  = \a$15 [23:16];
+  assign \a$15[3]  = \a$15 [31:24];
+  assign \a$15[4]  = \a$15 [39:32];
+  assign \a$15[5]  = \a$15 [47:40];
+  assign \a$15[6]  = \a$15 [55:48];
+  assign \a$15[7]  = \a$15 [63:56];
+  assign \a_out$16[0]  = \a$15 [7:0];
+  assign \a_out$16[1]  = \a$15 [15:8];
+  assign \a_out$16[2]  = \a$15 [23:16];
+  assign \a_out$16[3]  = \a$15 [31:24];
+  assign \a_out$16[4]  = \a$15 [39:32];
+  assign \a_out$16[5]  = \a$15 [47:40];
+  assign \a_out$16[6]  = \a$15 [55:48];
+  assign \a_out$16[7]  = \a$15 [63:56];
+  assign \a$23[0]  = \a$23 [7:0];
+  assign \a$23[1]  = \a$23 [15:8];
+  assign \a$23[2]  = \a$23 [23:16];
+  assign \a$23[3]  = \a$23 [31:24];
+  assign \a$23[4]  = \a$23 [39:32];
+  assign \a$23[5]  = \a$23 [47:40];
+  assign \a$23[6]  = \a$23 [55:48];
+  assign \a$23[7]  = \a$23 [63:56];
+  assign \a_out$24[0]  = \a$23 [7:0];
+  assign \a_out$24[1]  = \a$23 [15:8];
+  assign \a_out$24[2]  = \a$23 [23:16];
+  assign \a_out$24[3]  = \a$23 [31:24];
+  assign \a_out$24[4]  = \a$23 [39:32];
+  assign \a_out$24[5]  = \a$23 [47:40];
+  assign \a_out$24[6]  = \a$23 [55:48];
+  assign \a_out$24[7]  = \a$23 [63:56];
+  assign \a_out$31[0]  = a_out[7:0];
+  assign \a_out$31[1]  = a_out[15:8];
+  assign \a_out$31[2]  = a_out[23:16];
+  assign \a_out$31[3]  = a_out[31:24];
+  assign \a_out$31[4]  = a_out[39:32];
+  assign \a_out$31[5]  = a_out[47:40];
+  assign \a_out$31[6]  = a_out[55:48];
+  assign \a_out$31[7]  = a_out[63:56];
+  assign drain_out[95:64] = \drain_out$30 ;
+  assign drain_out[63:32] = \drain_out$22 ;
+  assign drain_out[31:0] = \drain_out$14 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.group_1 (valid, last, b, clk, rst, a_out, valid_out, last_out, drain_out, a);
+  input [7:0] valid;
+  wire [7:0] valid;
+  input [7:0] last;
+  wire [7:0] last;
+  input [15:0] b;
+  wire [15:0] b;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] valid_out;
+  wire [7:0] valid_out;
+  output [7:0] last_out;
+  wire [7:0] last_out;
+  output [63:0] drain_out;
+  wire [63:0] drain_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [63:0] \a$10 ;
+  wire signed [7:0] \a$10[0] ;
+  wire signed [7:0] \a$10[1] ;
+  wire signed [7:0] \a$10[2] ;
+  wire signed [7:0] \a$10[3] ;
+  wire signed [7:0] \a$10[4] ;
+  wire signed [7:0] \a$10[5] ;
+  wire signed [7:0] \a$10[6] ;
+  wire signed [7:0] \a$10[7] ;
+  wire [63:0] \a$15 ;
+  wire signed [7:0] \a$15[0] ;
+  wire signed [7:0] \a$15[1] ;
+  wire signed [7:0] \a$15[2] ;
+  wire signed [7:0] \a$15[3] ;
+  wire signed [7:0] \a$15[4] ;
+  wire signed [7:0] \a$15[5] ;
+  wire signed [7:0] \a$15[6] ;
+  wire signed [7:0] \a$15[7] ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire [63:0] \a_out$16 ;
+  wire signed [7:0] \a_out$16[0] ;
+  wire signed [7:0] \a_out$16[1] ;
+  wire signed [7:0] \a_out$16[2] ;
+  wire signed [7:0] \a_out$16[3] ;
+  wire signed [7:0] \a_out$16[4] ;
+  wire signed [7:0] \a_out$16[5] ;
+  wire signed [7:0] \a_out$16[6] ;
+  wire signed [7:0] \a_out$16[7] ;
+  wire [63:0] \a_out$23 ;
+  wire signed [7:0] \a_out$23[0] ;
+  wire signed [7:0] \a_out$23[1] ;
+  wire signed [7:0] \a_out$23[2] ;
+  wire signed [7:0] \a_out$23[3] ;
+  wire signed [7:0] \a_out$23[4] ;
+  wire signed [7:0] \a_out$23[5] ;
+  wire signed [7:0] \a_out$23[6] ;
+  wire signed [7:0] \a_out$23[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire signed [7:0] \b$13 ;
+  wire signed [7:0] \b$21 ;
+  wire signed [7:0] \b[0] ;
+  wire signed [7:0] \b[1] ;
+  wire signed [31:0] \drain_out$14 ;
+  wire signed [31:0] \drain_out$22 ;
+  wire signed [31:0] \drain_out[0] ;
+  wire signed [31:0] \drain_out[1] ;
+  wire [7:0] \last$12 ;
+  wire [7:0] \last$19 ;
+  wire [7:0] \last_out$20 ;
+  wire [7:0] \last_out$25 ;
+  wire [7:0] \valid$11 ;
+  wire [7:0] \valid$17 ;
+  wire [7:0] \valid_out$18 ;
+  wire [7:0] \valid_out$24 ;
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_0 (
+    .a(a),
+    .a_out(\a$15 ),
+    .b(b[7:0]),
+    .clk(clk),
+    .drain_out(\drain_out$14 ),
+    .last(last),
+    .last_out(\last$19 ),
+    .rst(rst),
+    .valid(valid),
+    .valid_out(\valid$17 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_1 (
+    .a(\a$15 ),
+    .a_out(a_out),
+    .b(b[15:8]),
+    .clk(clk),
+    .drain_out(\drain_out$22 ),
+    .last(\last$19 ),
+    .last_out(last_out),
+    .rst(rst),
+    .valid(\valid$17 ),
+    .valid_out(valid_out)
+  );
+  assign \a$10  = a;
+  assign \valid$11  = valid;
+  assign \last$12  = last;
+  assign \b$13  = b[7:0];
+  assign \a_out$16  = \a$15 ;
+  assign \valid_out$18  = \valid$17 ;
+  assign \last_out$20  = \last$19 ;
+  assign \b$21  = b[15:8];
+  assign \a_out$23  = a_out;
+  assign \valid_out$24  = valid_out;
+  assign \last_out$25  = last_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign \b[0]  = b[7:0];
+  assign \b[1]  = b[15:8];
+  assign \drain_out[0]  = drain_out[31:0];
+  assign \drain_out[1]  = drain_out[63:32];
+  assign \a$10[0]  = a[7:0];
+  assign \a$10[1]  = a[15:8];
+  assign \a$10[2]  = a[23:16];
+  assign \a$10[3]  = a[31:24];
+  assign \a$10[4]  = a[39:32];
+  assign \a$10[5]  = a[47:40];
+  assign \a$10[6]  = a[55:48];
+  assign \a$10[7]  = a[63:56];
+  assign \a$15[0]  = \a$15 [7:0];
+  assign \a$15[1]  = \a$15 [15:8];
+  assign \a$15[2]  = \a$15 [23:16];
+  assign \a$15[3]  = \a$15 [31:24];
+  assign \a$15[4]  = \a$15 [39:32];
+  assign \a$15[5]  = \a$15 [47:40];
+  assign \a$15[6]  = \a$15 [55:48];
+  assign \a$15[7]  = \a$15 [63:56];
+  assign \a_out$16[0]  = \a$15 [7:0];
+  assign \a_out$16[1]  = \a$15 [15:8];
+  assign \a_out$16[2]  = \a$15 [23:16];
+  assign \a_out$16[3]  = \a$15 [31:24];
+  assign \a_out$16[4]  = \a$15 [39:32];
+  assign \a_out$16[5]  = \a$15 [47:40];
+  assign \a_out$16[6]  = \a$15 [55:48];
+  assign \a_out$16[7]  = \a$15 [63:56];
+  assign \a_out$23[0]  = a_out[7:0];
+  assign \a_out$23[1]  = a_out[15:8];
+  assign \a_out$23[2]  = a_out[23:16];
+  assign \a_out$23[3]  = a_out[31:24];
+  assign \a_out$23[4]  = a_out[39:32];
+  assign \a_out$23[5]  = a_out[47:40];
+  assign \a_out$23[6]  = a_out[55:48];
+  assign \a_out$23[7]  = a_out[63:56];
+  assign drain_out[63:32] = \drain_out$22 ;
+  assign drain_out[31:0] = \drain_out$14 ;
 endmodule
 
 (* generator = "Amaranth" *)

@@ -2213,7 +2213,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     .clk(clk),
     .i(a),
     .\i$2 (w),
-    .\i$69 (a_valid),
+    .\i$34 (a_valid),
     .psum(psum),
     .rst(rst),
     .swap(\swap$47 ),
@@ -3318,15 +3318,15 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$69 , swap, w_capture, psum, clk);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$34 , swap, w_capture, psum, clk);
   input rst;
   wire rst;
   input [63:0] \i$2 ;
   wire [63:0] \i$2 ;
   input [63:0] i;
   wire [63:0] i;
-  input \i$69 ;
-  wire \i$69 ;
+  input \i$34 ;
+  wire \i$34 ;
   input swap;
   wire swap;
   input w_capture;
@@ -3347,69 +3347,24 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$69 , swa
   wire signed [7:0] \a$12[5] ;
   wire signed [7:0] \a$12[6] ;
   wire signed [7:0] \a$12[7] ;
-  wire [63:0] \a$18 ;
-  wire signed [7:0] \a$18[0] ;
-  wire signed [7:0] \a$18[1] ;
-  wire signed [7:0] \a$18[2] ;
-  wire signed [7:0] \a$18[3] ;
-  wire signed [7:0] \a$18[4] ;
-  wire signed [7:0] \a$18[5] ;
-  wire signed [7:0] \a$18[6] ;
-  wire signed [7:0] \a$18[7] ;
-  wire [63:0] \a$24 ;
-  wire signed [7:0] \a$24[0] ;
-  wire signed [7:0] \a$24[1] ;
-  wire signed [7:0] \a$24[2] ;
-  wire signed [7:0] \a$24[3] ;
-  wire signed [7:0] \a$24[4] ;
-  wire signed [7:0] \a$24[5] ;
-  wire signed [7:0] \a$24[6] ;
-  wire signed [7:0] \a$24[7] ;
-  wire [63:0] \a$30 ;
-  wire signed [7:0] \a$30[0] ;
-  wire signed [7:0] \a$30[1] ;
-  wire signed [7:0] \a$30[2] ;
-  wire signed [7:0] \a$30[3] ;
-  wire signed [7:0] \a$30[4] ;
-  wire signed [7:0] \a$30[5] ;
-  wire signed [7:0] \a$30[6] ;
-  wire signed [7:0] \a$30[7] ;
-  wire [63:0] \a$36 ;
-  wire signed [7:0] \a$36[0] ;
-  wire signed [7:0] \a$36[1] ;
-  wire signed [7:0] \a$36[2] ;
-  wire signed [7:0] \a$36[3] ;
-  wire signed [7:0] \a$36[4] ;
-  wire signed [7:0] \a$36[5] ;
-  wire signed [7:0] \a$36[6] ;
-  wire signed [7:0] \a$36[7] ;
-  wire [63:0] \a$42 ;
-  wire signed [7:0] \a$42[0] ;
-  wire signed [7:0] \a$42[1] ;
-  wire signed [7:0] \a$42[2] ;
-  wire signed [7:0] \a$42[3] ;
-  wire signed [7:0] \a$42[4] ;
-  wire signed [7:0] \a$42[5] ;
-  wire signed [7:0] \a$42[6] ;
-  wire signed [7:0] \a$42[7] ;
-  wire [63:0] \a$48 ;
-  wire signed [7:0] \a$48[0] ;
-  wire signed [7:0] \a$48[1] ;
-  wire signed [7:0] \a$48[2] ;
-  wire signed [7:0] \a$48[3] ;
-  wire signed [7:0] \a$48[4] ;
-  wire signed [7:0] \a$48[5] ;
-  wire signed [7:0] \a$48[6] ;
-  wire signed [7:0] \a$48[7] ;
-  wire [63:0] \a$54 ;
-  wire signed [7:0] \a$54[0] ;
-  wire signed [7:0] \a$54[1] ;
-  wire signed [7:0] \a$54[2] ;
-  wire signed [7:0] \a$54[3] ;
-  wire signed [7:0] \a$54[4] ;
-  wire signed [7:0] \a$54[5] ;
-  wire signed [7:0] \a$54[6] ;
-  wire signed [7:0] \a$54[7] ;
+  wire [63:0] \a$16 ;
+  wire signed [7:0] \a$16[0] ;
+  wire signed [7:0] \a$16[1] ;
+  wire signed [7:0] \a$16[2] ;
+  wire signed [7:0] \a$16[3] ;
+  wire signed [7:0] \a$16[4] ;
+  wire signed [7:0] \a$16[5] ;
+  wire signed [7:0] \a$16[6] ;
+  wire signed [7:0] \a$16[7] ;
+  wire [63:0] \a$8 ;
+  wire signed [7:0] \a$8[0] ;
+  wire signed [7:0] \a$8[1] ;
+  wire signed [7:0] \a$8[2] ;
+  wire signed [7:0] \a$8[3] ;
+  wire signed [7:0] \a$8[4] ;
+  wire signed [7:0] \a$8[5] ;
+  wire signed [7:0] \a$8[6] ;
+  wire signed [7:0] \a$8[7] ;
   wire signed [7:0] \a[0] ;
   wire signed [7:0] \a[1] ;
   wire signed [7:0] \a[2] ;
@@ -3419,60 +3374,15 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$69 , swa
   wire signed [7:0] \a[6] ;
   wire signed [7:0] \a[7] ;
   wire [63:0] a_out;
-  wire [63:0] \a_out$25 ;
-  wire signed [7:0] \a_out$25[0] ;
-  wire signed [7:0] \a_out$25[1] ;
-  wire signed [7:0] \a_out$25[2] ;
-  wire signed [7:0] \a_out$25[3] ;
-  wire signed [7:0] \a_out$25[4] ;
-  wire signed [7:0] \a_out$25[5] ;
-  wire signed [7:0] \a_out$25[6] ;
-  wire signed [7:0] \a_out$25[7] ;
-  wire [63:0] \a_out$31 ;
-  wire signed [7:0] \a_out$31[0] ;
-  wire signed [7:0] \a_out$31[1] ;
-  wire signed [7:0] \a_out$31[2] ;
-  wire signed [7:0] \a_out$31[3] ;
-  wire signed [7:0] \a_out$31[4] ;
-  wire signed [7:0] \a_out$31[5] ;
-  wire signed [7:0] \a_out$31[6] ;
-  wire signed [7:0] \a_out$31[7] ;
-  wire [63:0] \a_out$37 ;
-  wire signed [7:0] \a_out$37[0] ;
-  wire signed [7:0] \a_out$37[1] ;
-  wire signed [7:0] \a_out$37[2] ;
-  wire signed [7:0] \a_out$37[3] ;
-  wire signed [7:0] \a_out$37[4] ;
-  wire signed [7:0] \a_out$37[5] ;
-  wire signed [7:0] \a_out$37[6] ;
-  wire signed [7:0] \a_out$37[7] ;
-  wire [63:0] \a_out$43 ;
-  wire signed [7:0] \a_out$43[0] ;
-  wire signed [7:0] \a_out$43[1] ;
-  wire signed [7:0] \a_out$43[2] ;
-  wire signed [7:0] \a_out$43[3] ;
-  wire signed [7:0] \a_out$43[4] ;
-  wire signed [7:0] \a_out$43[5] ;
-  wire signed [7:0] \a_out$43[6] ;
-  wire signed [7:0] \a_out$43[7] ;
-  wire [63:0] \a_out$49 ;
-  wire signed [7:0] \a_out$49[0] ;
-  wire signed [7:0] \a_out$49[1] ;
-  wire signed [7:0] \a_out$49[2] ;
-  wire signed [7:0] \a_out$49[3] ;
-  wire signed [7:0] \a_out$49[4] ;
-  wire signed [7:0] \a_out$49[5] ;
-  wire signed [7:0] \a_out$49[6] ;
-  wire signed [7:0] \a_out$49[7] ;
-  wire [63:0] \a_out$55 ;
-  wire signed [7:0] \a_out$55[0] ;
-  wire signed [7:0] \a_out$55[1] ;
-  wire signed [7:0] \a_out$55[2] ;
-  wire signed [7:0] \a_out$55[3] ;
-  wire signed [7:0] \a_out$55[4] ;
-  wire signed [7:0] \a_out$55[5] ;
-  wire signed [7:0] \a_out$55[6] ;
-  wire signed [7:0] \a_out$55[7] ;
+  wire [63:0] \a_out$17 ;
+  wire signed [7:0] \a_out$17[0] ;
+  wire signed [7:0] \a_out$17[1] ;
+  wire signed [7:0] \a_out$17[2] ;
+  wire signed [7:0] \a_out$17[3] ;
+  wire signed [7:0] \a_out$17[4] ;
+  wire signed [7:0] \a_out$17[5] ;
+  wire signed [7:0] \a_out$17[6] ;
+  wire signed [7:0] \a_out$17[7] ;
   wire signed [7:0] \a_out[0] ;
   wire signed [7:0] \a_out[1] ;
   wire signed [7:0] \a_out[2] ;
@@ -3482,14 +3392,18 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$69 , swa
   wire signed [7:0] \a_out[6] ;
   wire signed [7:0] \a_out[7] ;
   wire a_valid;
-  wire capture;
-  wire \capture$16 ;
-  wire \capture$22 ;
-  wire \capture$28 ;
-  wire \capture$34 ;
-  wire \capture$40 ;
-  wire \capture$46 ;
-  wire \capture$52 ;
+  wire [2:0] capture;
+  wire [2:0] \capture$24 ;
+  wire [1:0] \capture$26 ;
+  wire [151:0] \i$28 ;
+  wire signed [18:0] \i$28[0] ;
+  wire signed [18:0] \i$28[1] ;
+  wire signed [18:0] \i$28[2] ;
+  wire signed [18:0] \i$28[3] ;
+  wire signed [18:0] \i$28[4] ;
+  wire signed [18:0] \i$28[5] ;
+  wire signed [18:0] \i$28[6] ;
+  wire signed [18:0] \i$28[7] ;
   wire signed [7:0] \i$2[0] ;
   wire signed [7:0] \i$2[1] ;
   wire signed [7:0] \i$2[2] ;
@@ -3498,6 +3412,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$69 , swa
   wire signed [7:0] \i$2[5] ;
   wire signed [7:0] \i$2[6] ;
   wire signed [7:0] \i$2[7] ;
+  wire \i$34[0] ;
   wire [7:0] \i$4 ;
   wire \i$4[0] ;
   wire \i$4[1] ;
@@ -3507,17 +3422,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$69 , swa
   wire \i$4[5] ;
   wire \i$4[6] ;
   wire \i$4[7] ;
-  wire [151:0] \i$58 ;
-  wire signed [18:0] \i$58[0] ;
-  wire signed [18:0] \i$58[1] ;
-  wire signed [18:0] \i$58[2] ;
-  wire signed [18:0] \i$58[3] ;
-  wire signed [18:0] \i$58[4] ;
-  wire signed [18:0] \i$58[5] ;
-  wire signed [18:0] \i$58[6] ;
-  wire signed [18:0] \i$58[7] ;
   wire [7:0] \i$6 ;
-  wire \i$69[0] ;
   wire \i$6[0] ;
   wire \i$6[1] ;
   wire \i$6[2] ;
@@ -3534,53 +3439,53 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$69 , swa
   wire signed [7:0] \i[5] ;
   wire signed [7:0] \i[6] ;
   wire signed [7:0] \i[7] ;
-  wire [7:0] o;
-  wire [63:0] \o$11 ;
-  wire signed [7:0] \o$11[0] ;
-  wire signed [7:0] \o$11[1] ;
-  wire signed [7:0] \o$11[2] ;
-  wire signed [7:0] \o$11[3] ;
-  wire signed [7:0] \o$11[4] ;
-  wire signed [7:0] \o$11[5] ;
-  wire signed [7:0] \o$11[6] ;
-  wire signed [7:0] \o$11[7] ;
-  wire [63:0] \o$13 ;
-  wire signed [7:0] \o$13[0] ;
-  wire signed [7:0] \o$13[1] ;
-  wire signed [7:0] \o$13[2] ;
-  wire signed [7:0] \o$13[3] ;
-  wire signed [7:0] \o$13[4] ;
-  wire signed [7:0] \o$13[5] ;
-  wire signed [7:0] \o$13[6] ;
-  wire signed [7:0] \o$13[7] ;
-  wire [7:0] \o$15 ;
-  wire \o$15[0] ;
-  wire \o$15[1] ;
-  wire \o$15[2] ;
-  wire \o$15[3] ;
-  wire \o$15[4] ;
-  wire \o$15[5] ;
-  wire \o$15[6] ;
-  wire \o$15[7] ;
-  wire [151:0] \o$68 ;
-  wire signed [18:0] \o$68[0] ;
-  wire signed [18:0] \o$68[1] ;
-  wire signed [18:0] \o$68[2] ;
-  wire signed [18:0] \o$68[3] ;
-  wire signed [18:0] \o$68[4] ;
-  wire signed [18:0] \o$68[5] ;
-  wire signed [18:0] \o$68[6] ;
-  wire signed [18:0] \o$68[7] ;
-  wire \o$72 ;
-  wire \o$72[0] ;
-  wire \o[0] ;
-  wire \o[1] ;
-  wire \o[2] ;
-  wire \o[3] ;
-  wire \o[4] ;
-  wire \o[5] ;
-  wire \o[6] ;
-  wire \o[7] ;
+  wire [63:0] o;
+  wire [7:0] \o$11 ;
+  wire \o$11[0] ;
+  wire \o$11[1] ;
+  wire \o$11[2] ;
+  wire \o$11[3] ;
+  wire \o$11[4] ;
+  wire \o$11[5] ;
+  wire \o$11[6] ;
+  wire \o$11[7] ;
+  wire [7:0] \o$21 ;
+  wire \o$21[0] ;
+  wire \o$21[1] ;
+  wire \o$21[2] ;
+  wire \o$21[3] ;
+  wire \o$21[4] ;
+  wire \o$21[5] ;
+  wire \o$21[6] ;
+  wire \o$21[7] ;
+  wire [63:0] \o$23 ;
+  wire signed [7:0] \o$23[0] ;
+  wire signed [7:0] \o$23[1] ;
+  wire signed [7:0] \o$23[2] ;
+  wire signed [7:0] \o$23[3] ;
+  wire signed [7:0] \o$23[4] ;
+  wire signed [7:0] \o$23[5] ;
+  wire signed [7:0] \o$23[6] ;
+  wire signed [7:0] \o$23[7] ;
+  wire [151:0] \o$33 ;
+  wire signed [18:0] \o$33[0] ;
+  wire signed [18:0] \o$33[1] ;
+  wire signed [18:0] \o$33[2] ;
+  wire signed [18:0] \o$33[3] ;
+  wire signed [18:0] \o$33[4] ;
+  wire signed [18:0] \o$33[5] ;
+  wire signed [18:0] \o$33[6] ;
+  wire signed [18:0] \o$33[7] ;
+  wire \o$37 ;
+  wire \o$37[0] ;
+  wire signed [7:0] \o[0] ;
+  wire signed [7:0] \o[1] ;
+  wire signed [7:0] \o[2] ;
+  wire signed [7:0] \o[3] ;
+  wire signed [7:0] \o[4] ;
+  wire signed [7:0] \o[5] ;
+  wire signed [7:0] \o[6] ;
+  wire signed [7:0] \o[7] ;
   wire signed [18:0] \psum[0] ;
   wire signed [18:0] \psum[1] ;
   wire signed [18:0] \psum[2] ;
@@ -3589,39 +3494,35 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$69 , swa
   wire signed [18:0] \psum[5] ;
   wire signed [18:0] \psum[6] ;
   wire signed [18:0] \psum[7] ;
-  wire signed [18:0] psum_out;
-  wire signed [18:0] \psum_out$60 ;
-  wire signed [18:0] \psum_out$61 ;
-  wire signed [18:0] \psum_out$62 ;
-  wire signed [18:0] \psum_out$63 ;
-  wire signed [18:0] \psum_out$64 ;
-  wire signed [18:0] \psum_out$65 ;
-  wire signed [18:0] \psum_out$66 ;
+  wire [56:0] psum_out;
+  wire [56:0] \psum_out$30 ;
+  wire signed [18:0] \psum_out$30[0] ;
+  wire signed [18:0] \psum_out$30[1] ;
+  wire signed [18:0] \psum_out$30[2] ;
+  wire [37:0] \psum_out$31 ;
+  wire signed [18:0] \psum_out$31[0] ;
+  wire signed [18:0] \psum_out$31[1] ;
+  wire signed [18:0] \psum_out[0] ;
+  wire signed [18:0] \psum_out[1] ;
+  wire signed [18:0] \psum_out[2] ;
   wire psum_valid;
+  wire [7:0] \swap$10 ;
   wire [7:0] \swap$14 ;
-  wire [7:0] \swap$20 ;
-  wire [7:0] \swap$26 ;
-  wire [7:0] \swap$32 ;
-  wire [7:0] \swap$38 ;
-  wire [7:0] \swap$44 ;
-  wire [7:0] \swap$50 ;
-  wire [7:0] \swap$56 ;
+  wire [7:0] \swap$18 ;
   wire [7:0] swap_out;
-  wire [7:0] \swap_out$27 ;
-  wire [7:0] \swap_out$33 ;
-  wire [7:0] \swap_out$39 ;
-  wire [7:0] \swap_out$45 ;
-  wire [7:0] \swap_out$51 ;
-  wire [7:0] \swap_out$57 ;
+  wire [7:0] \swap_out$19 ;
   wire [63:0] w;
-  wire signed [7:0] \w$10 ;
-  wire signed [7:0] \w$17 ;
-  wire signed [7:0] \w$23 ;
-  wire signed [7:0] \w$29 ;
-  wire signed [7:0] \w$35 ;
-  wire signed [7:0] \w$41 ;
-  wire signed [7:0] \w$47 ;
-  wire signed [7:0] \w$53 ;
+  wire [23:0] \w$22 ;
+  wire signed [7:0] \w$22[0] ;
+  wire signed [7:0] \w$22[1] ;
+  wire signed [7:0] \w$22[2] ;
+  wire [23:0] \w$25 ;
+  wire signed [7:0] \w$25[0] ;
+  wire signed [7:0] \w$25[1] ;
+  wire signed [7:0] \w$25[2] ;
+  wire [15:0] \w$27 ;
+  wire signed [7:0] \w$27[0] ;
+  wire signed [7:0] \w$27[1] ;
   wire signed [7:0] \w[0] ;
   wire signed [7:0] \w[1] ;
   wire signed [7:0] \w[2] ;
@@ -3633,164 +3534,83 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$69 , swa
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.a_skew  a_skew (
     .clk(clk),
     .i(i),
-    .o(\a$12 ),
+    .o(\a$8 ),
     .rst(rst)
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.capture_skew  capture_skew (
     .clk(clk),
     .i(\i$6 ),
-    .o(o),
+    .o(\o$21 ),
     .rst(rst)
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_0 (
-    .a(\a$12 ),
-    .a_out(\a$18 ),
-    .capture(o[0]),
-    .clk(clk),
-    .psum_out(psum_out),
-    .rst(rst),
-    .swap(\swap$14 ),
-    .swap_out(\swap$20 ),
-    .w(\o$11 [7:0])
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_1 (
-    .a(\a$18 ),
-    .a_out(\a$24 ),
-    .capture(o[1]),
-    .clk(clk),
-    .psum_out(\psum_out$60 ),
-    .rst(rst),
-    .swap(\swap$20 ),
-    .swap_out(\swap$26 ),
-    .w(\o$11 [15:8])
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_2 (
-    .a(\a$24 ),
-    .a_out(\a$30 ),
-    .capture(o[2]),
-    .clk(clk),
-    .psum_out(\psum_out$61 ),
-    .rst(rst),
-    .swap(\swap$26 ),
-    .swap_out(\swap$32 ),
-    .w(\o$11 [23:16])
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_3 (
-    .a(\a$30 ),
-    .a_out(\a$36 ),
-    .capture(o[3]),
-    .clk(clk),
-    .psum_out(\psum_out$62 ),
-    .rst(rst),
-    .swap(\swap$32 ),
-    .swap_out(\swap$38 ),
-    .w(\o$11 [31:24])
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_4 (
-    .a(\a$36 ),
-    .a_out(\a$42 ),
-    .capture(o[4]),
-    .clk(clk),
-    .psum_out(\psum_out$63 ),
-    .rst(rst),
-    .swap(\swap$38 ),
-    .swap_out(\swap$44 ),
-    .w(\o$11 [39:32])
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_5 (
-    .a(\a$42 ),
-    .a_out(\a$48 ),
-    .capture(o[5]),
-    .clk(clk),
-    .psum_out(\psum_out$64 ),
-    .rst(rst),
-    .swap(\swap$44 ),
-    .swap_out(\swap$50 ),
-    .w(\o$11 [47:40])
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_6 (
-    .a(\a$48 ),
-    .a_out(\a$54 ),
-    .capture(o[6]),
-    .clk(clk),
-    .psum_out(\psum_out$65 ),
-    .rst(rst),
-    .swap(\swap$50 ),
-    .swap_out(\swap$56 ),
-    .w(\o$11 [55:48])
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_7 (
-    .a(\a$54 ),
-    .a_out(\$1 ),
-    .capture(o[7]),
-    .clk(clk),
-    .psum_out(\psum_out$66 ),
-    .rst(rst),
-    .swap(\swap$56 ),
-    .swap_out(\$2 ),
-    .w(\o$11 [63:56])
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.deskew  deskew (
     .clk(clk),
-    .i(\i$58 ),
+    .i(\i$28 ),
     .o(psum),
     .rst(rst)
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.group_0  group_0 (
+    .a(\a$8 ),
+    .a_out(\a$12 ),
+    .capture(capture),
+    .clk(clk),
+    .psum_out(psum_out),
+    .rst(rst),
+    .swap(\swap$10 ),
+    .swap_out(\swap$14 ),
+    .w(\w$22 )
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.group_0  group_1 (
+    .a(\a$12 ),
+    .a_out(\a$16 ),
+    .capture(\capture$24 ),
+    .clk(clk),
+    .psum_out(\psum_out$30 ),
+    .rst(rst),
+    .swap(\swap$14 ),
+    .swap_out(\swap$18 ),
+    .w(\w$25 )
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.group_1  group_2 (
+    .a(\a$16 ),
+    .a_out(\$1 ),
+    .capture(\capture$26 ),
+    .clk(clk),
+    .psum_out(\psum_out$31 ),
+    .rst(rst),
+    .swap(\swap$18 ),
+    .swap_out(\$2 ),
+    .w(\w$27 )
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.swap_skew  swap_skew (
     .clk(clk),
     .i(\i$4 ),
-    .o(\swap$14 ),
+    .o(\swap$10 ),
     .rst(rst)
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay  valid_delay (
     .clk(clk),
-    .i(\i$69 ),
+    .i(\i$34 ),
     .o(psum_valid),
     .rst(rst)
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.w_skew  w_skew (
     .clk(clk),
     .i(\i$2 ),
-    .o(\o$11 ),
+    .o(\o$23 ),
     .rst(rst)
   );
   assign a = i;
   assign w = \i$2 ;
-  assign capture = o[0];
-  assign \w$10  = \o$11 [7:0];
-  assign \o$13  = \a$12 ;
-  assign \o$15  = \swap$14 ;
-  assign \capture$16  = o[1];
-  assign \w$17  = \o$11 [15:8];
-  assign a_out = \a$18 ;
-  assign swap_out = \swap$20 ;
-  assign \capture$22  = o[2];
-  assign \w$23  = \o$11 [23:16];
-  assign \a_out$25  = \a$24 ;
-  assign \swap_out$27  = \swap$26 ;
-  assign \capture$28  = o[3];
-  assign \w$29  = \o$11 [31:24];
-  assign \a_out$31  = \a$30 ;
-  assign \swap_out$33  = \swap$32 ;
-  assign \capture$34  = o[4];
-  assign \w$35  = \o$11 [39:32];
-  assign \a_out$37  = \a$36 ;
-  assign \swap_out$39  = \swap$38 ;
-  assign \capture$40  = o[5];
-  assign \w$41  = \o$11 [47:40];
-  assign \a_out$43  = \a$42 ;
-  assign \swap_out$45  = \swap$44 ;
-  assign \capture$46  = o[6];
-  assign \w$47  = \o$11 [55:48];
-  assign \a_out$49  = \a$48 ;
-  assign \swap_out$51  = \swap$50 ;
-  assign \capture$52  = o[7];
-  assign \w$53  = \o$11 [63:56];
-  assign \a_out$55  = \a$54 ;
-  assign \swap_out$57  = \swap$56 ;
-  assign \o$68  = psum;
-  assign a_valid = \i$69 ;
-  assign \o$72  = psum_valid;
+  assign o = \a$8 ;
+  assign \o$11  = \swap$10 ;
+  assign a_out = \a$12 ;
+  assign swap_out = \swap$14 ;
+  assign \a_out$17  = \a$16 ;
+  assign \swap_out$19  = \swap$18 ;
+  assign \o$33  = psum;
+  assign a_valid = \i$34 ;
+  assign \o$37  = psum_valid;
   assign \i[0]  = i[7:0];
   assign \i[1]  = i[15:8];
   assign \i[2]  = i[23:16];
@@ -3839,22 +3659,30 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$69 , swa
   assign \i$6[5]  = \i$6 [5];
   assign \i$6[6]  = \i$6 [6];
   assign \i$6[7]  = \i$6 [7];
-  assign \o[0]  = o[0];
-  assign \o[1]  = o[1];
-  assign \o[2]  = o[2];
-  assign \o[3]  = o[3];
-  assign \o[4]  = o[4];
-  assign \o[5]  = o[5];
-  assign \o[6]  = o[6];
-  assign \o[7]  = o[7];
-  assign \o$11[0]  = \o$11 [7:0];
-  assign \o$11[1]  = \o$11 [15:8];
-  assign \o$11[2]  = \o$11 [23:16];
-  assign \o$11[3]  = \o$11 [31:24];
-  assign \o$11[4]  = \o$11 [39:32];
-  assign \o$11[5]  = \o$11 [47:40];
-  assign \o$11[6]  = \o$11 [55:48];
-  assign \o$11[7]  = \o$11 [63:56];
+  assign \a$8[0]  = \a$8 [7:0];
+  assign \a$8[1]  = \a$8 [15:8];
+  assign \a$8[2]  = \a$8 [23:16];
+  assign \a$8[3]  = \a$8 [31:24];
+  assign \a$8[4]  = \a$8 [39:32];
+  assign \a$8[5]  = \a$8 [47:40];
+  assign \a$8[6]  = \a$8 [55:48];
+  assign \a$8[7]  = \a$8 [63:56];
+  assign \o[0]  = \a$8 [7:0];
+  assign \o[1]  = \a$8 [15:8];
+  assign \o[2]  = \a$8 [23:16];
+  assign \o[3]  = \a$8 [31:24];
+  assign \o[4]  = \a$8 [39:32];
+  assign \o[5]  = \a$8 [47:40];
+  assign \o[6]  = \a$8 [55:48];
+  assign \o[7]  = \a$8 [63:56];
+  assign \o$11[0]  = \swap$10 [0];
+  assign \o$11[1]  = \swap$10 [1];
+  assign \o$11[2]  = \swap$10 [2];
+  assign \o$11[3]  = \swap$10 [3];
+  assign \o$11[4]  = \swap$10 [4];
+  assign \o$11[5]  = \swap$10 [5];
+  assign \o$11[6]  = \swap$10 [6];
+  assign \o$11[7]  = \swap$10 [7];
   assign \a$12[0]  = \a$12 [7:0];
   assign \a$12[1]  = \a$12 [15:8];
   assign \a$12[2]  = \a$12 [23:16];
@@ -3863,142 +3691,70 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$69 , swa
   assign \a$12[5]  = \a$12 [47:40];
   assign \a$12[6]  = \a$12 [55:48];
   assign \a$12[7]  = \a$12 [63:56];
-  assign \o$13[0]  = \a$12 [7:0];
-  assign \o$13[1]  = \a$12 [15:8];
-  assign \o$13[2]  = \a$12 [23:16];
-  assign \o$13[3]  = \a$12 [31:24];
-  assign \o$13[4]  = \a$12 [39:32];
-  assign \o$13[5]  = \a$12 [47:40];
-  assign \o$13[6]  = \a$12 [55:48];
-  assign \o$13[7]  = \a$12 [63:56];
-  assign \o$15[0]  = \swap$14 [0];
-  assign \o$15[1]  = \swap$14 [1];
-  assign \o$15[2]  = \swap$14 [2];
-  assign \o$15[3]  = \swap$14 [3];
-  assign \o$15[4]  = \swap$14 [4];
-  assign \o$15[5]  = \swap$14 [5];
-  assign \o$15[6]  = \swap$14 [6];
-  assign \o$15[7]  = \swap$14 [7];
-  assign \a$18[0]  = \a$18 [7:0];
-  assign \a$18[1]  = \a$18 [15:8];
-  assign \a$18[2]  = \a$18 [23:16];
-  assign \a$18[3]  = \a$18 [31:24];
-  assign \a$18[4]  = \a$18 [39:32];
-  assign \a$18[5]  = \a$18 [47:40];
-  assign \a$18[6]  = \a$18 [55:48];
-  assign \a$18[7]  = \a$18 [63:56];
-  assign \a_out[0]  = \a$18 [7:0];
-  assign \a_out[1]  = \a$18 [15:8];
-  assign \a_out[2]  = \a$18 [23:16];
-  assign \a_out[3]  = \a$18 [31:24];
-  assign \a_out[4]  = \a$18 [39:32];
-  assign \a_out[5]  = \a$18 [47:40];
-  assign \a_out[6]  = \a$18 [55:48];
-  assign \a_out[7]  = \a$18 [63:56];
-  assign \a$24[0]  = \a$24 [7:0];
-  assign \a$24[1]  = \a$24 [15:8];
-  assign \a$24[2]  = \a$24 [23:16];
-  assign \a$24[3]  = \a$24 [31:24];
-  assign \a$24[4]  = \a$24 [39:32];
-  assign \a$24[5]  = \a$24 [47:40];
-  assign \a$24[6]  = \a$24 [55:48];
-  assign \a$24[7]  = \a$24 [63:56];
-  assign \a_out$25[0]  = \a$24 [7:0];
-  assign \a_out$25[1]  = \a$24 [15:8];
-  assign \a_out$25[2]  = \a$24 [23:16];
-  assign \a_out$25[3]  = \a$24 [31:24];
-  assign \a_out$25[4]  = \a$24 [39:32];
-  assign \a_out$25[5]  = \a$24 [47:40];
-  assign \a_out$25[6]  = \a$24 [55:48];
-  assign \a_out$25[7]  = \a$24 [63:56];
-  assign \a$30[0]  = \a$30 [7:0];
-  assign \a$30[1]  = \a$30 [15:8];
-  assign \a$30[2]  = \a$30 [23:16];
-  assign \a$30[3]  = \a$30 [31:24];
-  assign \a$30[4]  = \a$30 [39:32];
-  assign \a$30[5]  = \a$30 [47:40];
-  assign \a$30[6]  = \a$30 [55:48];
-  assign \a$30[7]  = \a$30 [63:56];
-  assign \a_out$31[0]  = \a$30 [7:0];
-  assign \a_out$31[1]  = \a$30 [15:8];
-  assign \a_out$31[2]  = \a$30 [23:16];
-  assign \a_out$31[3]  = \a$30 [31:24];
-  assign \a_out$31[4]  = \a$30 [39:32];
-  assign \a_out$31[5]  = \a$30 [47:40];
-  assign \a_out$31[6]  = \a$30 [55:48];
-  assign \a_out$31[7]  = \a$30 [63:56];
-  assign \a$36[0]  = \a$36 [7:0];
-  assign \a$36[1]  = \a$36 [15:8];
-  assign \a$36[2]  = \a$36 [23:16];
-  assign \a$36[3]  = \a$36 [31:24];
-  assign \a$36[4]  = \a$36 [39:32];
-  assign \a$36[5]  = \a$36 [47:40];
-  assign \a$36[6]  = \a$36 [55:48];
-  assign \a$36[7]  = \a$36 [63:56];
-  assign \a_out$37[0]  = \a$36 [7:0];
-  assign \a_out$37[1]  = \a$36 [15:8];
-  assign \a_out$37[2]  = \a$36 [23:16];
-  assign \a_out$37[3]  = \a$36 [31:24];
-  assign \a_out$37[4]  = \a$36 [39:32];
-  assign \a_out$37[5]  = \a$36 [47:40];
-  assign \a_out$37[6]  = \a$36 [55:48];
-  assign \a_out$37[7]  = \a$36 [63:56];
-  assign \a$42[0]  = \a$42 [7:0];
-  assign \a$42[1]  = \a$42 [15:8];
-  assign \a$42[2]  = \a$42 [23:16];
-  assign \a$42[3]  = \a$42 [31:24];
-  assign \a$42[4]  = \a$42 [39:32];
-  assign \a$42[5]  = \a$42 [47:40];
-  assign \a$42[6]  = \a$42 [55:48];
-  assign \a$42[7]  = \a$42 [63:56];
-  assign \a_out$43[0]  = \a$42 [7:0];
-  assign \a_out$43[1]  = \a$42 [15:8];
-  assign \a_out$43[2]  = \a$42 [23:16];
-  assign \a_out$43[3]  = \a$42 [31:24];
-  assign \a_out$43[4]  = \a$42 [39:32];
-  assign \a_out$43[5]  = \a$42 [47:40];
-  assign \a_out$43[6]  = \a$42 [55:48];
-  assign \a_out$43[7]  = \a$42 [63:56];
-  assign \a$48[0]  = \a$48 [7:0];
-  assign \a$48[1]  = \a$48 [15:8];
-  assign \a$48[2]  = \a$48 [23:16];
-  assign \a$48[3]  = \a$48 [31:24];
-  assign \a$48[4]  = \a$48 [39:32];
-  assign \a$48[5]  = \a$48 [47:40];
-  assign \a$48[6]  = \a$48 [55:48];
-  assign \a$48[7]  = \a$48 [63:56];
-  assign \a_out$49[0]  = \a$48 [7:0];
-  assign \a_out$49[1]  = \a$48 [15:8];
-  assign \a_out$49[2]  = \a$48 [23:16];
-  assign \a_out$49[3]  = \a$48 [31:24];
-  assign \a_out$49[4]  = \a$48 [39:32];
-  assign \a_out$49[5]  = \a$48 [47:40];
-  assign \a_out$49[6]  = \a$48 [55:48];
-  assign \a_out$49[7]  = \a$48 [63:56];
-  assign \a$54[0]  = \a$54 [7:0];
-  assign \a$54[1]  = \a$54 [15:8];
-  assign \a$54[2]  = \a$54 [23:16];
-  assign \a$54[3]  = \a$54 [31:24];
-  assign \a$54[4]  = \a$54 [39:32];
-  assign \a$54[5]  = \a$54 [47:40];
-  assign \a$54[6]  = \a$54 [55:48];
-  assign \a$54[7]  = \a$54 [63:56];
-  assign \a_out$55[0]  = \a$54 [7:0];
-  assign \a_out$55[1]  = \a$54 [15:8];
-  assign \a_out$55[2]  = \a$54 [23:16];
-  assign \a_out$55[3]  = \a$54 [31:24];
-  assign \a_out$55[4]  = \a$54 [39:32];
-  assign \a_out$55[5]  = \a$54 [47:40];
-  assign \a_out$55[6]  = \a$54 [55:48];
-  assign \a_out$55[7]  = \a$54 [63:56];
-  assign \i$58[0]  = \i$58 [18:0];
-  assign \i$58[1]  = \i$58 [37:19];
-  assign \i$58[2]  = \i$58 [56:38];
-  assign \i$58[3]  = \i$58 [75:57];
-  assign \i$58[4]  = \i$58 [94:76];
-  assign \i$58[5]  = \i$58 [113:95];
-  assign \i$58[6]  = \i$58 [132:114];
-  assign \i$58[7]  = \i$58 [151:133];
+  assign \a_out[0]  = \a$12 [7:0];
+  assign \a_out[1]  = \a$12 [15:8];
+  assign \a_out[2]  = \a$12 [23:16];
+  assign \a_out[3]  = \a$12 [31:24];
+  assign \a_out[4]  = \a$12 [39:32];
+  assign \a_out[5]  = \a$12 [47:40];
+  assign \a_out[6]  = \a$12 [55:48];
+  assign \a_out[7]  = \a$12 [63:56];
+  assign \a$16[0]  = \a$16 [7:0];
+  assign \a$16[1]  = \a$16 [15:8];
+  assign \a$16[2]  = \a$16 [23:16];
+  assign \a$16[3]  = \a$16 [31:24];
+  assign \a$16[4]  = \a$16 [39:32];
+  assign \a$16[5]  = \a$16 [47:40];
+  assign \a$16[6]  = \a$16 [55:48];
+  assign \a$16[7]  = \a$16 [63:56];
+  assign \a_out$17[0]  = \a$16 [7:0];
+  assign \a_out$17[1]  = \a$16 [15:8];
+  assign \a_out$17[2]  = \a$16 [23:16];
+  assign \a_out$17[3]  = \a$16 [31:24];
+  assign \a_out$17[4]  = \a$16 [39:32];
+  assign \a_out$17[5]  = \a$16 [47:40];
+  assign \a_out$17[6]  = \a$16 [55:48];
+  assign \a_out$17[7]  = \a$16 [63:56];
+  assign \o$21[0]  = \o$21 [0];
+  assign \o$21[1]  = \o$21 [1];
+  assign \o$21[2]  = \o$21 [2];
+  assign \o$21[3]  = \o$21 [3];
+  assign \o$21[4]  = \o$21 [4];
+  assign \o$21[5]  = \o$21 [5];
+  assign \o$21[6]  = \o$21 [6];
+  assign \o$21[7]  = \o$21 [7];
+  assign \w$22[0]  = \w$22 [7:0];
+  assign \w$22[1]  = \w$22 [15:8];
+  assign \w$22[2]  = \w$22 [23:16];
+  assign \o$23[0]  = \o$23 [7:0];
+  assign \o$23[1]  = \o$23 [15:8];
+  assign \o$23[2]  = \o$23 [23:16];
+  assign \o$23[3]  = \o$23 [31:24];
+  assign \o$23[4]  = \o$23 [39:32];
+  assign \o$23[5]  = \o$23 [47:40];
+  assign \o$23[6]  = \o$23 [55:48];
+  assign \o$23[7]  = \o$23 [63:56];
+  assign \w$25[0]  = \w$25 [7:0];
+  assign \w$25[1]  = \w$25 [15:8];
+  assign \w$25[2]  = \w$25 [23:16];
+  assign \w$27[0]  = \w$27 [7:0];
+  assign \w$27[1]  = \w$27 [15:8];
+  assign \i$28[0]  = \i$28 [18:0];
+  assign \i$28[1]  = \i$28 [37:19];
+  assign \i$28[2]  = \i$28 [56:38];
+  assign \i$28[3]  = \i$28 [75:57];
+  assign \i$28[4]  = \i$28 [94:76];
+  assign \i$28[5]  = \i$28 [113:95];
+  assign \i$28[6]  = \i$28 [132:114];
+  assign \i$28[7]  = \i$28 [151:133];
+  assign \psum_out[0]  = psum_out[18:0];
+  assign \psum_out[1]  = psum_out[37:19];
+  assign \psum_out[2]  = psum_out[56:38];
+  assign \psum_out$30[0]  = \psum_out$30 [18:0];
+  assign \psum_out$30[1]  = \psum_out$30 [37:19];
+  assign \psum_out$30[2]  = \psum_out$30 [56:38];
+  assign \psum_out$31[0]  = \psum_out$31 [18:0];
+  assign \psum_out$31[1]  = \psum_out$31 [37:19];
   assign \psum[0]  = psum[18:0];
   assign \psum[1]  = psum[37:19];
   assign \psum[2]  = psum[56:38];
@@ -4007,24 +3763,40 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$69 , swa
   assign \psum[5]  = psum[113:95];
   assign \psum[6]  = psum[132:114];
   assign \psum[7]  = psum[151:133];
-  assign \o$68[0]  = psum[18:0];
-  assign \o$68[1]  = psum[37:19];
-  assign \o$68[2]  = psum[56:38];
-  assign \o$68[3]  = psum[75:57];
-  assign \o$68[4]  = psum[94:76];
-  assign \o$68[5]  = psum[113:95];
-  assign \o$68[6]  = psum[132:114];
-  assign \o$68[7]  = psum[151:133];
-  assign \i$69[0]  = \i$69 ;
-  assign \o$72[0]  = psum_valid;
-  assign \i$58 [151:133] = \psum_out$66 ;
-  assign \i$58 [132:114] = \psum_out$65 ;
-  assign \i$58 [113:95] = \psum_out$64 ;
-  assign \i$58 [94:76] = \psum_out$63 ;
-  assign \i$58 [75:57] = \psum_out$62 ;
-  assign \i$58 [56:38] = \psum_out$61 ;
-  assign \i$58 [37:19] = \psum_out$60 ;
-  assign \i$58 [18:0] = psum_out;
+  assign \o$33[0]  = psum[18:0];
+  assign \o$33[1]  = psum[37:19];
+  assign \o$33[2]  = psum[56:38];
+  assign \o$33[3]  = psum[75:57];
+  assign \o$33[4]  = psum[94:76];
+  assign \o$33[5]  = psum[113:95];
+  assign \o$33[6]  = psum[132:114];
+  assign \o$33[7]  = psum[151:133];
+  assign \i$34[0]  = \i$34 ;
+  assign \o$37[0]  = psum_valid;
+  assign \i$28 [151:133] = \psum_out$31 [37:19];
+  assign \i$28 [132:114] = \psum_out$31 [18:0];
+  assign \i$28 [113:95] = \psum_out$30 [56:38];
+  assign \i$28 [94:76] = \psum_out$30 [37:19];
+  assign \i$28 [75:57] = \psum_out$30 [18:0];
+  assign \i$28 [56:38] = psum_out[56:38];
+  assign \i$28 [37:19] = psum_out[37:19];
+  assign \i$28 [18:0] = psum_out[18:0];
+  assign \w$27 [15:8] = \o$23 [63:56];
+  assign \w$27 [7:0] = \o$23 [55:48];
+  assign \capture$26 [1] = \o$21 [7];
+  assign \capture$26 [0] = \o$21 [6];
+  assign \w$25 [23:16] = \o$23 [47:40];
+  assign \w$25 [15:8] = \o$23 [39:32];
+  assign \w$25 [7:0] = \o$23 [31:24];
+  assign \capture$24 [2] = \o$21 [5];
+  assign \capture$24 [1] = \o$21 [4];
+  assign \capture$24 [0] = \o$21 [3];
+  assign \w$22 [23:16] = \o$23 [23:16];
+  assign \w$22 [15:8] = \o$23 [15:8];
+  assign \w$22 [7:0] = \o$23 [7:0];
+  assign capture[2] = \o$21 [2];
+  assign capture[1] = \o$21 [1];
+  assign capture[0] = \o$21 [0];
   assign \i$6 [7] = w_capture;
   assign \i$6 [6] = w_capture;
   assign \i$6 [5] = w_capture;
@@ -4836,6 +4608,413 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0 (swap, w, capture, clk, 
   assign a_out[23:16] = \a_out$27 ;
   assign a_out[15:8] = \a_out$18 ;
   assign a_out[7:0] = \a_out$12 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.group_0 (swap, w, capture, clk, rst, a_out, swap_out, psum_out, a);
+  input [7:0] swap;
+  wire [7:0] swap;
+  input [23:0] w;
+  wire [23:0] w;
+  input [2:0] capture;
+  wire [2:0] capture;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] swap_out;
+  wire [7:0] swap_out;
+  output [56:0] psum_out;
+  wire [56:0] psum_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [63:0] \a$14 ;
+  wire signed [7:0] \a$14[0] ;
+  wire signed [7:0] \a$14[1] ;
+  wire signed [7:0] \a$14[2] ;
+  wire signed [7:0] \a$14[3] ;
+  wire signed [7:0] \a$14[4] ;
+  wire signed [7:0] \a$14[5] ;
+  wire signed [7:0] \a$14[6] ;
+  wire signed [7:0] \a$14[7] ;
+  wire [63:0] \a$21 ;
+  wire signed [7:0] \a$21[0] ;
+  wire signed [7:0] \a$21[1] ;
+  wire signed [7:0] \a$21[2] ;
+  wire signed [7:0] \a$21[3] ;
+  wire signed [7:0] \a$21[4] ;
+  wire signed [7:0] \a$21[5] ;
+  wire signed [7:0] \a$21[6] ;
+  wire signed [7:0] \a$21[7] ;
+  wire [63:0] \a$9 ;
+  wire signed [7:0] \a$9[0] ;
+  wire signed [7:0] \a$9[1] ;
+  wire signed [7:0] \a$9[2] ;
+  wire signed [7:0] \a$9[3] ;
+  wire signed [7:0] \a$9[4] ;
+  wire signed [7:0] \a$9[5] ;
+  wire signed [7:0] \a$9[6] ;
+  wire signed [7:0] \a$9[7] ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire [63:0] \a_out$15 ;
+  wire signed [7:0] \a_out$15[0] ;
+  wire signed [7:0] \a_out$15[1] ;
+  wire signed [7:0] \a_out$15[2] ;
+  wire signed [7:0] \a_out$15[3] ;
+  wire signed [7:0] \a_out$15[4] ;
+  wire signed [7:0] \a_out$15[5] ;
+  wire signed [7:0] \a_out$15[6] ;
+  wire signed [7:0] \a_out$15[7] ;
+  wire [63:0] \a_out$22 ;
+  wire signed [7:0] \a_out$22[0] ;
+  wire signed [7:0] \a_out$22[1] ;
+  wire signed [7:0] \a_out$22[2] ;
+  wire signed [7:0] \a_out$22[3] ;
+  wire signed [7:0] \a_out$22[4] ;
+  wire signed [7:0] \a_out$22[5] ;
+  wire signed [7:0] \a_out$22[6] ;
+  wire signed [7:0] \a_out$22[7] ;
+  wire [63:0] \a_out$28 ;
+  wire signed [7:0] \a_out$28[0] ;
+  wire signed [7:0] \a_out$28[1] ;
+  wire signed [7:0] \a_out$28[2] ;
+  wire signed [7:0] \a_out$28[3] ;
+  wire signed [7:0] \a_out$28[4] ;
+  wire signed [7:0] \a_out$28[5] ;
+  wire signed [7:0] \a_out$28[6] ;
+  wire signed [7:0] \a_out$28[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire \capture$12 ;
+  wire \capture$19 ;
+  wire \capture$26 ;
+  wire signed [18:0] \psum_out$13 ;
+  wire signed [18:0] \psum_out$20 ;
+  wire signed [18:0] \psum_out$27 ;
+  wire signed [18:0] \psum_out[0] ;
+  wire signed [18:0] \psum_out[1] ;
+  wire signed [18:0] \psum_out[2] ;
+  wire [7:0] \swap$10 ;
+  wire [7:0] \swap$16 ;
+  wire [7:0] \swap$23 ;
+  wire [7:0] \swap_out$17 ;
+  wire [7:0] \swap_out$24 ;
+  wire [7:0] \swap_out$29 ;
+  wire signed [7:0] \w$11 ;
+  wire signed [7:0] \w$18 ;
+  wire signed [7:0] \w$25 ;
+  wire signed [7:0] \w[0] ;
+  wire signed [7:0] \w[1] ;
+  wire signed [7:0] \w[2] ;
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_0 (
+    .a(a),
+    .a_out(\a$14 ),
+    .capture(capture[0]),
+    .clk(clk),
+    .psum_out(\psum_out$13 ),
+    .rst(rst),
+    .swap(swap),
+    .swap_out(\swap$16 ),
+    .w(w[7:0])
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_1 (
+    .a(\a$14 ),
+    .a_out(\a$21 ),
+    .capture(capture[1]),
+    .clk(clk),
+    .psum_out(\psum_out$20 ),
+    .rst(rst),
+    .swap(\swap$16 ),
+    .swap_out(\swap$23 ),
+    .w(w[15:8])
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_2 (
+    .a(\a$21 ),
+    .a_out(a_out),
+    .capture(capture[2]),
+    .clk(clk),
+    .psum_out(\psum_out$27 ),
+    .rst(rst),
+    .swap(\swap$23 ),
+    .swap_out(swap_out),
+    .w(w[23:16])
+  );
+  assign \a$9  = a;
+  assign \swap$10  = swap;
+  assign \w$11  = w[7:0];
+  assign \capture$12  = capture[0];
+  assign \a_out$15  = \a$14 ;
+  assign \swap_out$17  = \swap$16 ;
+  assign \w$18  = w[15:8];
+  assign \capture$19  = capture[1];
+  assign \a_out$22  = \a$21 ;
+  assign \swap_out$24  = \swap$23 ;
+  assign \w$25  = w[23:16];
+  assign \capture$26  = capture[2];
+  assign \a_out$28  = a_out;
+  assign \swap_out$29  = swap_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign \w[0]  = w[7:0];
+  assign \w[1]  = w[15:8];
+  assign \w[2]  = w[23:16];
+  assign \psum_out[0]  = psum_out[18:0];
+  assign \psum_out[1]  = psum_out[37:19];
+  assign \psum_out[2]  = psum_out[56:38];
+  assign \a$9[0]  = a[7:0];
+  assign \a$9[1]  = a[15:8];
+  assign \a$9[2]  = a[23:16];
+  assign \a$9[3]  = a[31:24];
+  assign \a$9[4]  = a[39:32];
+  assign \a$9[5]  = a[47:40];
+  assign \a$9[6]  = a[55:48];
+  assign \a$9[7]  = a[63:56];
+  assign \a$14[0]  = \a$14 [7:0];
+  assign \a$14[1]  = \a$14 [15:8];
+  assign \a$14[2]  = \a$14 [23:16];
+  assign \a$14[3]  = \a$14 [31:24];
+  assign \a$14[4]  = \a$14 [39:32];
+  assign \a$14[5]  = \a$14 [47:40];
+  assign \a$14[6]  = \a$14 [55:48];
+  assign \a$14[7]  = \a$14 [63:56];
+  assign \a_out$15[0]  = \a$14 [7:0];
+  assign \a_out$15[1]  = \a$14 [15:8];
+  assign \a_out$15[2]  = \a$14 [23:16];
+  assign \a_out$15[3]  = \a$14 [31:24];
+  assign \a_out$15[4]  = \a$14 [39:32];
+  assign \a_out$15[5]  = \a$14 [47:40];
+  assign \a_out$15[6]  = \a$14 [55:48];
+  assign \a_out$15[7]  = \a$14 [63:56];
+  assign \a$21[0]  = \a$21 [7:0];
+  assign \a$21[1]  = \a$21 [15:8];
+  assign \a$21[2]  = \a$21 [23:16];
+  assign \a$21[3]  = \a$21 [31:24];
+  assign \a$21[4]  = \a$21 [39:32];
+  assign \a$21[5]  = \a$21 [47:40];
+  assign \a$21[6]  = \a$21 [55:48];
+  assign \a$21[7]  = \a$21 [63:56];
+  assign \a_out$22[0]  = \a$21 [7:0];
+  assign \a_out$22[1]  = \a$21 [15:8];
+  assign \a_out$22[2]  = \a$21 [23:16];
+  assign \a_out$22[3]  = \a$21 [31:24];
+  assign \a_out$22[4]  = \a$21 [39:32];
+  assign \a_out$22[5]  = \a$21 [47:40];
+  assign \a_out$22[6]  = \a$21 [55:48];
+  assign \a_out$22[7]  = \a$21 [63:56];
+  assign \a_out$28[0]  = a_out[7:0];
+  assign \a_out$28[1]  = a_out[15:8];
+  assign \a_out$28[2]  = a_out[23:16];
+  assign \a_out$28[3]  = a_out[31:24];
+  assign \a_out$28[4]  = a_out[39:32];
+  assign \a_out$28[5]  = a_out[47:40];
+  assign \a_out$28[6]  = a_out[55:48];
+  assign \a_out$28[7]  = a_out[63:56];
+  assign psum_out[56:38] = \psum_out$27 ;
+  assign psum_out[37:19] = \psum_out$20 ;
+  assign psum_out[18:0] = \psum_out$13 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.group_1 (swap, w, capture, clk, rst, a_out, swap_out, psum_out, a);
+  input [7:0] swap;
+  wire [7:0] swap;
+  input [15:0] w;
+  wire [15:0] w;
+  input [1:0] capture;
+  wire [1:0] capture;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] swap_out;
+  wire [7:0] swap_out;
+  output [37:0] psum_out;
+  wire [37:0] psum_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [63:0] \a$14 ;
+  wire signed [7:0] \a$14[0] ;
+  wire signed [7:0] \a$14[1] ;
+  wire signed [7:0] \a$14[2] ;
+  wire signed [7:0] \a$14[3] ;
+  wire signed [7:0] \a$14[4] ;
+  wire signed [7:0] \a$14[5] ;
+  wire signed [7:0] \a$14[6] ;
+  wire signed [7:0] \a$14[7] ;
+  wire [63:0] \a$9 ;
+  wire signed [7:0] \a$9[0] ;
+  wire signed [7:0] \a$9[1] ;
+  wire signed [7:0] \a$9[2] ;
+  wire signed [7:0] \a$9[3] ;
+  wire signed [7:0] \a$9[4] ;
+  wire signed [7:0] \a$9[5] ;
+  wire signed [7:0] \a$9[6] ;
+  wire signed [7:0] \a$9[7] ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire [63:0] \a_out$15 ;
+  wire signed [7:0] \a_out$15[0] ;
+  wire signed [7:0] \a_out$15[1] ;
+  wire signed [7:0] \a_out$15[2] ;
+  wire signed [7:0] \a_out$15[3] ;
+  wire signed [7:0] \a_out$15[4] ;
+  wire signed [7:0] \a_out$15[5] ;
+  wire signed [7:0] \a_out$15[6] ;
+  wire signed [7:0] \a_out$15[7] ;
+  wire [63:0] \a_out$21 ;
+  wire signed [7:0] \a_out$21[0] ;
+  wire signed [7:0] \a_out$21[1] ;
+  wire signed [7:0] \a_out$21[2] ;
+  wire signed [7:0] \a_out$21[3] ;
+  wire signed [7:0] \a_out$21[4] ;
+  wire signed [7:0] \a_out$21[5] ;
+  wire signed [7:0] \a_out$21[6] ;
+  wire signed [7:0] \a_out$21[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire \capture$12 ;
+  wire \capture$19 ;
+  wire signed [18:0] \psum_out$13 ;
+  wire signed [18:0] \psum_out$20 ;
+  wire signed [18:0] \psum_out[0] ;
+  wire signed [18:0] \psum_out[1] ;
+  wire [7:0] \swap$10 ;
+  wire [7:0] \swap$16 ;
+  wire [7:0] \swap_out$17 ;
+  wire [7:0] \swap_out$22 ;
+  wire signed [7:0] \w$11 ;
+  wire signed [7:0] \w$18 ;
+  wire signed [7:0] \w[0] ;
+  wire signed [7:0] \w[1] ;
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_0 (
+    .a(a),
+    .a_out(\a$14 ),
+    .capture(capture[0]),
+    .clk(clk),
+    .psum_out(\psum_out$13 ),
+    .rst(rst),
+    .swap(swap),
+    .swap_out(\swap$16 ),
+    .w(w[7:0])
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_1 (
+    .a(\a$14 ),
+    .a_out(a_out),
+    .capture(capture[1]),
+    .clk(clk),
+    .psum_out(\psum_out$20 ),
+    .rst(rst),
+    .swap(\swap$16 ),
+    .swap_out(swap_out),
+    .w(w[15:8])
+  );
+  assign \a$9  = a;
+  assign \swap$10  = swap;
+  assign \w$11  = w[7:0];
+  assign \capture$12  = capture[0];
+  assign \a_out$15  = \a$14 ;
+  assign \swap_out$17  = \swap$16 ;
+  assign \w$18  = w[15:8];
+  assign \capture$19  = capture[1];
+  assign \a_out$21  = a_out;
+  assign \swap_out$22  = swap_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign \w[0]  = w[7:0];
+  assign \w[1]  = w[15:8];
+  assign \psum_out[0]  = psum_out[18:0];
+  assign \psum_out[1]  = psum_out[37:19];
+  assign \a$9[0]  = a[7:0];
+  assign \a$9[1]  = a[15:8];
+  assign \a$9[2]  = a[23:16];
+  assign \a$9[3]  = a[31:24];
+  assign \a$9[4]  = a[39:32];
+  assign \a$9[5]  = a[47:40];
+  assign \a$9[6]  = a[55:48];
+  assign \a$9[7]  = a[63:56];
+  assign \a$14[0]  = \a$14 [7:0];
+  assign \a$14[1]  = \a$14 [15:8];
+  assign \a$14[2]  = \a$14 [23:16];
+  assign \a$14[3]  = \a$14 [31:24];
+  assign \a$14[4]  = \a$14 [39:32];
+  assign \a$14[5]  = \a$14 [47:40];
+  assign \a$14[6]  = \a$14 [55:48];
+  assign \a$14[7]  = \a$14 [63:56];
+  assign \a_out$15[0]  = \a$14 [7:0];
+  assign \a_out$15[1]  = \a$14 [15:8];
+  assign \a_out$15[2]  = \a$14 [23:16];
+  assign \a_out$15[3]  = \a$14 [31:24];
+  assign \a_out$15[4]  = \a$14 [39:32];
+  assign \a_out$15[5]  = \a$14 [47:40];
+  assign \a_out$15[6]  = \a$14 [55:48];
+  assign \a_out$15[7]  = \a$14 [63:56];
+  assign \a_out$21[0]  = a_out[7:0];
+  assign \a_out$21[1]  = a_out[15:8];
+  assign \a_out$21[2]  = a_out[23:16];
+  assign \a_out$21[3]  = a_out[31:24];
+  assign \a_out$21[4]  = a_out[39:32];
+  assign \a_out$21[5]  = a_out[47:40];
+  assign \a_out$21[6]  = a_out[55:48];
+  assign \a_out$21[7]  = a_out[63:56];
+  assign psum_out[37:19] = \psum_out$20 ;
+  assign psum_out[18:0] = \psum_out$13 ;
 endmodule
 
 (* generator = "Amaranth" *)

@@ -45,69 +45,24 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire \$8 ;
   wire \$9 ;
   wire [63:0] a;
-  wire [63:0] \a$18 ;
-  wire signed [7:0] \a$18[0] ;
-  wire signed [7:0] \a$18[1] ;
-  wire signed [7:0] \a$18[2] ;
-  wire signed [7:0] \a$18[3] ;
-  wire signed [7:0] \a$18[4] ;
-  wire signed [7:0] \a$18[5] ;
-  wire signed [7:0] \a$18[6] ;
-  wire signed [7:0] \a$18[7] ;
-  wire [63:0] \a$25 ;
-  wire signed [7:0] \a$25[0] ;
-  wire signed [7:0] \a$25[1] ;
-  wire signed [7:0] \a$25[2] ;
-  wire signed [7:0] \a$25[3] ;
-  wire signed [7:0] \a$25[4] ;
-  wire signed [7:0] \a$25[5] ;
-  wire signed [7:0] \a$25[6] ;
-  wire signed [7:0] \a$25[7] ;
-  wire [63:0] \a$32 ;
-  wire signed [7:0] \a$32[0] ;
-  wire signed [7:0] \a$32[1] ;
-  wire signed [7:0] \a$32[2] ;
-  wire signed [7:0] \a$32[3] ;
-  wire signed [7:0] \a$32[4] ;
-  wire signed [7:0] \a$32[5] ;
-  wire signed [7:0] \a$32[6] ;
-  wire signed [7:0] \a$32[7] ;
-  wire [63:0] \a$39 ;
-  wire signed [7:0] \a$39[0] ;
-  wire signed [7:0] \a$39[1] ;
-  wire signed [7:0] \a$39[2] ;
-  wire signed [7:0] \a$39[3] ;
-  wire signed [7:0] \a$39[4] ;
-  wire signed [7:0] \a$39[5] ;
-  wire signed [7:0] \a$39[6] ;
-  wire signed [7:0] \a$39[7] ;
-  wire [63:0] \a$46 ;
-  wire signed [7:0] \a$46[0] ;
-  wire signed [7:0] \a$46[1] ;
-  wire signed [7:0] \a$46[2] ;
-  wire signed [7:0] \a$46[3] ;
-  wire signed [7:0] \a$46[4] ;
-  wire signed [7:0] \a$46[5] ;
-  wire signed [7:0] \a$46[6] ;
-  wire signed [7:0] \a$46[7] ;
-  wire [63:0] \a$53 ;
-  wire signed [7:0] \a$53[0] ;
-  wire signed [7:0] \a$53[1] ;
-  wire signed [7:0] \a$53[2] ;
-  wire signed [7:0] \a$53[3] ;
-  wire signed [7:0] \a$53[4] ;
-  wire signed [7:0] \a$53[5] ;
-  wire signed [7:0] \a$53[6] ;
-  wire signed [7:0] \a$53[7] ;
-  wire [63:0] \a$60 ;
-  wire signed [7:0] \a$60[0] ;
-  wire signed [7:0] \a$60[1] ;
-  wire signed [7:0] \a$60[2] ;
-  wire signed [7:0] \a$60[3] ;
-  wire signed [7:0] \a$60[4] ;
-  wire signed [7:0] \a$60[5] ;
-  wire signed [7:0] \a$60[6] ;
-  wire signed [7:0] \a$60[7] ;
+  wire [63:0] \a$16 ;
+  wire signed [7:0] \a$16[0] ;
+  wire signed [7:0] \a$16[1] ;
+  wire signed [7:0] \a$16[2] ;
+  wire signed [7:0] \a$16[3] ;
+  wire signed [7:0] \a$16[4] ;
+  wire signed [7:0] \a$16[5] ;
+  wire signed [7:0] \a$16[6] ;
+  wire signed [7:0] \a$16[7] ;
+  wire [63:0] \a$22 ;
+  wire signed [7:0] \a$22[0] ;
+  wire signed [7:0] \a$22[1] ;
+  wire signed [7:0] \a$22[2] ;
+  wire signed [7:0] \a$22[3] ;
+  wire signed [7:0] \a$22[4] ;
+  wire signed [7:0] \a$22[5] ;
+  wire signed [7:0] \a$22[6] ;
+  wire signed [7:0] \a$22[7] ;
   wire signed [7:0] \a[0] ;
   wire signed [7:0] \a[1] ;
   wire signed [7:0] \a[2] ;
@@ -117,60 +72,15 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire signed [7:0] \a[6] ;
   wire signed [7:0] \a[7] ;
   wire [63:0] a_out;
-  wire [63:0] \a_out$26 ;
-  wire signed [7:0] \a_out$26[0] ;
-  wire signed [7:0] \a_out$26[1] ;
-  wire signed [7:0] \a_out$26[2] ;
-  wire signed [7:0] \a_out$26[3] ;
-  wire signed [7:0] \a_out$26[4] ;
-  wire signed [7:0] \a_out$26[5] ;
-  wire signed [7:0] \a_out$26[6] ;
-  wire signed [7:0] \a_out$26[7] ;
-  wire [63:0] \a_out$33 ;
-  wire signed [7:0] \a_out$33[0] ;
-  wire signed [7:0] \a_out$33[1] ;
-  wire signed [7:0] \a_out$33[2] ;
-  wire signed [7:0] \a_out$33[3] ;
-  wire signed [7:0] \a_out$33[4] ;
-  wire signed [7:0] \a_out$33[5] ;
-  wire signed [7:0] \a_out$33[6] ;
-  wire signed [7:0] \a_out$33[7] ;
-  wire [63:0] \a_out$40 ;
-  wire signed [7:0] \a_out$40[0] ;
-  wire signed [7:0] \a_out$40[1] ;
-  wire signed [7:0] \a_out$40[2] ;
-  wire signed [7:0] \a_out$40[3] ;
-  wire signed [7:0] \a_out$40[4] ;
-  wire signed [7:0] \a_out$40[5] ;
-  wire signed [7:0] \a_out$40[6] ;
-  wire signed [7:0] \a_out$40[7] ;
-  wire [63:0] \a_out$47 ;
-  wire signed [7:0] \a_out$47[0] ;
-  wire signed [7:0] \a_out$47[1] ;
-  wire signed [7:0] \a_out$47[2] ;
-  wire signed [7:0] \a_out$47[3] ;
-  wire signed [7:0] \a_out$47[4] ;
-  wire signed [7:0] \a_out$47[5] ;
-  wire signed [7:0] \a_out$47[6] ;
-  wire signed [7:0] \a_out$47[7] ;
-  wire [63:0] \a_out$54 ;
-  wire signed [7:0] \a_out$54[0] ;
-  wire signed [7:0] \a_out$54[1] ;
-  wire signed [7:0] \a_out$54[2] ;
-  wire signed [7:0] \a_out$54[3] ;
-  wire signed [7:0] \a_out$54[4] ;
-  wire signed [7:0] \a_out$54[5] ;
-  wire signed [7:0] \a_out$54[6] ;
-  wire signed [7:0] \a_out$54[7] ;
-  wire [63:0] \a_out$61 ;
-  wire signed [7:0] \a_out$61[0] ;
-  wire signed [7:0] \a_out$61[1] ;
-  wire signed [7:0] \a_out$61[2] ;
-  wire signed [7:0] \a_out$61[3] ;
-  wire signed [7:0] \a_out$61[4] ;
-  wire signed [7:0] \a_out$61[5] ;
-  wire signed [7:0] \a_out$61[6] ;
-  wire signed [7:0] \a_out$61[7] ;
+  wire [63:0] \a_out$23 ;
+  wire signed [7:0] \a_out$23[0] ;
+  wire signed [7:0] \a_out$23[1] ;
+  wire signed [7:0] \a_out$23[2] ;
+  wire signed [7:0] \a_out$23[3] ;
+  wire signed [7:0] \a_out$23[4] ;
+  wire signed [7:0] \a_out$23[5] ;
+  wire signed [7:0] \a_out$23[6] ;
+  wire signed [7:0] \a_out$23[7] ;
   wire signed [7:0] \a_out[0] ;
   wire signed [7:0] \a_out[1] ;
   wire signed [7:0] \a_out[2] ;
@@ -179,22 +89,28 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire signed [7:0] \a_out[5] ;
   wire signed [7:0] \a_out[6] ;
   wire signed [7:0] \a_out[7] ;
-  wire signed [7:0] b;
-  wire signed [7:0] \b$24 ;
-  wire signed [7:0] \b$31 ;
-  wire signed [7:0] \b$38 ;
-  wire signed [7:0] \b$45 ;
-  wire signed [7:0] \b$52 ;
-  wire signed [7:0] \b$59 ;
-  wire signed [7:0] \b$66 ;
-  wire signed [31:0] drain_out;
-  wire signed [31:0] \drain_out$69 ;
-  wire signed [31:0] \drain_out$70 ;
-  wire signed [31:0] \drain_out$71 ;
-  wire signed [31:0] \drain_out$72 ;
-  wire signed [31:0] \drain_out$73 ;
-  wire signed [31:0] \drain_out$74 ;
-  wire signed [31:0] \drain_out$75 ;
+  wire [23:0] b;
+  wire [23:0] \b$30 ;
+  wire signed [7:0] \b$30[0] ;
+  wire signed [7:0] \b$30[1] ;
+  wire signed [7:0] \b$30[2] ;
+  wire [15:0] \b$31 ;
+  wire signed [7:0] \b$31[0] ;
+  wire signed [7:0] \b$31[1] ;
+  wire signed [7:0] \b[0] ;
+  wire signed [7:0] \b[1] ;
+  wire signed [7:0] \b[2] ;
+  wire [95:0] drain_out;
+  wire [95:0] \drain_out$34 ;
+  wire signed [31:0] \drain_out$34[0] ;
+  wire signed [31:0] \drain_out$34[1] ;
+  wire signed [31:0] \drain_out$34[2] ;
+  wire [63:0] \drain_out$35 ;
+  wire signed [31:0] \drain_out$35[0] ;
+  wire signed [31:0] \drain_out$35[1] ;
+  wire signed [31:0] \drain_out[0] ;
+  wire signed [31:0] \drain_out[1] ;
+  wire signed [31:0] \drain_out[2] ;
   wire [63:0] i;
   wire [15:0] \i$10 ;
   wire [1:0] \i$10[0] ;
@@ -221,17 +137,17 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire [1:0] \i$10[7] ;
   wire \i$10[7].last ;
   wire \i$10[7].valid ;
-  wire [255:0] \i$67 ;
-  wire signed [31:0] \i$67[0] ;
-  wire signed [31:0] \i$67[1] ;
-  wire signed [31:0] \i$67[2] ;
-  wire signed [31:0] \i$67[3] ;
-  wire signed [31:0] \i$67[4] ;
-  wire signed [31:0] \i$67[5] ;
-  wire signed [31:0] \i$67[6] ;
-  wire signed [31:0] \i$67[7] ;
-  wire \i$77 ;
-  wire \i$77[0] ;
+  wire [255:0] \i$32 ;
+  wire signed [31:0] \i$32[0] ;
+  wire signed [31:0] \i$32[1] ;
+  wire signed [31:0] \i$32[2] ;
+  wire signed [31:0] \i$32[3] ;
+  wire signed [31:0] \i$32[4] ;
+  wire signed [31:0] \i$32[5] ;
+  wire signed [31:0] \i$32[6] ;
+  wire signed [31:0] \i$32[7] ;
+  wire \i$37 ;
+  wire \i$37[0] ;
   wire [63:0] \i$9 ;
   wire signed [7:0] \i$9[0] ;
   wire signed [7:0] \i$9[1] ;
@@ -269,20 +185,10 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire signed [7:0] \i__payload.b[7] ;
   wire \i__payload.last ;
   wire [7:0] last;
-  wire [7:0] \last$22 ;
-  wire [7:0] \last$29 ;
-  wire [7:0] \last$36 ;
-  wire [7:0] \last$43 ;
-  wire [7:0] \last$50 ;
-  wire [7:0] \last$57 ;
-  wire [7:0] \last$64 ;
+  wire [7:0] \last$20 ;
+  wire [7:0] \last$26 ;
   wire [7:0] last_out;
-  wire [7:0] \last_out$30 ;
-  wire [7:0] \last_out$37 ;
-  wire [7:0] \last_out$44 ;
-  wire [7:0] \last_out$51 ;
-  wire [7:0] \last_out$58 ;
-  wire [7:0] \last_out$65 ;
+  wire [7:0] \last_out$27 ;
   wire [63:0] o;
   wire [15:0] \o$14 ;
   wire [1:0] \o$14[0] ;
@@ -309,26 +215,26 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire [1:0] \o$14[7] ;
   wire \o$14[7].last ;
   wire \o$14[7].valid ;
-  wire [63:0] \o$17 ;
-  wire signed [7:0] \o$17[0] ;
-  wire signed [7:0] \o$17[1] ;
-  wire signed [7:0] \o$17[2] ;
-  wire signed [7:0] \o$17[3] ;
-  wire signed [7:0] \o$17[4] ;
-  wire signed [7:0] \o$17[5] ;
-  wire signed [7:0] \o$17[6] ;
-  wire signed [7:0] \o$17[7] ;
-  wire [255:0] \o$76 ;
-  wire signed [31:0] \o$76[0] ;
-  wire signed [31:0] \o$76[1] ;
-  wire signed [31:0] \o$76[2] ;
-  wire signed [31:0] \o$76[3] ;
-  wire signed [31:0] \o$76[4] ;
-  wire signed [31:0] \o$76[5] ;
-  wire signed [31:0] \o$76[6] ;
-  wire signed [31:0] \o$76[7] ;
-  wire \o$79 ;
-  wire \o$79[0] ;
+  wire [63:0] \o$29 ;
+  wire signed [7:0] \o$29[0] ;
+  wire signed [7:0] \o$29[1] ;
+  wire signed [7:0] \o$29[2] ;
+  wire signed [7:0] \o$29[3] ;
+  wire signed [7:0] \o$29[4] ;
+  wire signed [7:0] \o$29[5] ;
+  wire signed [7:0] \o$29[6] ;
+  wire signed [7:0] \o$29[7] ;
+  wire [255:0] \o$36 ;
+  wire signed [31:0] \o$36[0] ;
+  wire signed [31:0] \o$36[1] ;
+  wire signed [31:0] \o$36[2] ;
+  wire signed [31:0] \o$36[3] ;
+  wire signed [31:0] \o$36[4] ;
+  wire signed [31:0] \o$36[5] ;
+  wire signed [31:0] \o$36[6] ;
+  wire signed [31:0] \o$36[7] ;
+  wire \o$39 ;
+  wire \o$39[0] ;
   wire signed [7:0] \o[0] ;
   wire signed [7:0] \o[1] ;
   wire signed [7:0] \o[2] ;
@@ -350,20 +256,10 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   reg [2:0] row = 3'h0;
   reg [3:0] since_last = 4'h8;
   wire [7:0] valid;
-  wire [7:0] \valid$20 ;
-  wire [7:0] \valid$27 ;
-  wire [7:0] \valid$34 ;
-  wire [7:0] \valid$41 ;
-  wire [7:0] \valid$48 ;
-  wire [7:0] \valid$55 ;
-  wire [7:0] \valid$62 ;
+  wire [7:0] \valid$18 ;
+  wire [7:0] \valid$24 ;
   wire [7:0] valid_out;
-  wire [7:0] \valid_out$28 ;
-  wire [7:0] \valid_out$35 ;
-  wire [7:0] \valid_out$42 ;
-  wire [7:0] \valid_out$49 ;
-  wire [7:0] \valid_out$56 ;
-  wire [7:0] \valid_out$63 ;
+  wire [7:0] \valid_out$25 ;
   assign \$1  = ~ rst;
   assign \$2  = ~ i__payload[128];
   assign \$3  = since_last == 4'h8;
@@ -378,7 +274,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign \$11  = i__valid & i__ready;
   assign \$12  = i__valid & i__ready;
   assign \$13  = i__valid & i__ready;
-  assign \i$77  = \$13  & i__payload[128];
+  assign \i$37  = \$13  & i__payload[128];
   assign \$14  = i__valid & i__ready;
   assign \$15  = \$14  & i__payload[128];
   assign \$16  = since_last != 4'h8;
@@ -400,115 +296,19 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   \systolic_os_8x8_int8_acc32_wrap.b_skew  b_skew (
     .clk(clk),
     .i(i__payload[127:64]),
-    .o(\o$17 ),
+    .o(\o$29 ),
     .rst(rst)
-  );
-  \systolic_os_8x8_int8_acc32_wrap.column_0  col_0 (
-    .a(a),
-    .a_out(\a$18 ),
-    .b(\o$17 [7:0]),
-    .clk(clk),
-    .drain_out(drain_out),
-    .last(last),
-    .last_out(\last$22 ),
-    .rst(rst),
-    .valid(valid),
-    .valid_out(\valid$20 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.column_0  col_1 (
-    .a(\a$18 ),
-    .a_out(\a$25 ),
-    .b(\o$17 [15:8]),
-    .clk(clk),
-    .drain_out(\drain_out$69 ),
-    .last(\last$22 ),
-    .last_out(\last$29 ),
-    .rst(rst),
-    .valid(\valid$20 ),
-    .valid_out(\valid$27 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.column_0  col_2 (
-    .a(\a$25 ),
-    .a_out(\a$32 ),
-    .b(\o$17 [23:16]),
-    .clk(clk),
-    .drain_out(\drain_out$70 ),
-    .last(\last$29 ),
-    .last_out(\last$36 ),
-    .rst(rst),
-    .valid(\valid$27 ),
-    .valid_out(\valid$34 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.column_0  col_3 (
-    .a(\a$32 ),
-    .a_out(\a$39 ),
-    .b(\o$17 [31:24]),
-    .clk(clk),
-    .drain_out(\drain_out$71 ),
-    .last(\last$36 ),
-    .last_out(\last$43 ),
-    .rst(rst),
-    .valid(\valid$34 ),
-    .valid_out(\valid$41 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.column_0  col_4 (
-    .a(\a$39 ),
-    .a_out(\a$46 ),
-    .b(\o$17 [39:32]),
-    .clk(clk),
-    .drain_out(\drain_out$72 ),
-    .last(\last$43 ),
-    .last_out(\last$50 ),
-    .rst(rst),
-    .valid(\valid$41 ),
-    .valid_out(\valid$48 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.column_0  col_5 (
-    .a(\a$46 ),
-    .a_out(\a$53 ),
-    .b(\o$17 [47:40]),
-    .clk(clk),
-    .drain_out(\drain_out$73 ),
-    .last(\last$50 ),
-    .last_out(\last$57 ),
-    .rst(rst),
-    .valid(\valid$48 ),
-    .valid_out(\valid$55 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.column_0  col_6 (
-    .a(\a$53 ),
-    .a_out(\a$60 ),
-    .b(\o$17 [55:48]),
-    .clk(clk),
-    .drain_out(\drain_out$74 ),
-    .last(\last$57 ),
-    .last_out(\last$64 ),
-    .rst(rst),
-    .valid(\valid$55 ),
-    .valid_out(\valid$62 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.column_0  col_7 (
-    .a(\a$60 ),
-    .a_out(\$20 ),
-    .b(\o$17 [63:56]),
-    .clk(clk),
-    .drain_out(\drain_out$75 ),
-    .last(\last$64 ),
-    .last_out(\$22 ),
-    .rst(rst),
-    .valid(\valid$62 ),
-    .valid_out(\$21 )
   );
   \systolic_os_8x8_int8_acc32_wrap.deskew  deskew (
     .clk(clk),
-    .i(\i$67 ),
-    .o(\o$76 ),
+    .i(\i$32 ),
+    .o(\o$36 ),
     .rst(rst)
   );
   \systolic_os_8x8_int8_acc32_wrap.done_delay  done_delay (
     .clk(clk),
-    .i(\i$77 ),
-    .o(\o$79 ),
+    .i(\i$37 ),
+    .o(\o$39 ),
     .rst(rst)
   );
   \systolic_os_8x8_int8_acc32_wrap.flag_skew  flag_skew (
@@ -516,6 +316,42 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
     .i(\i$10 ),
     .o(\o$14 ),
     .rst(rst)
+  );
+  \systolic_os_8x8_int8_acc32_wrap.group_0  group_0 (
+    .a(a),
+    .a_out(\a$16 ),
+    .b(b),
+    .clk(clk),
+    .drain_out(drain_out),
+    .last(last),
+    .last_out(\last$20 ),
+    .rst(rst),
+    .valid(valid),
+    .valid_out(\valid$18 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.group_0  group_1 (
+    .a(\a$16 ),
+    .a_out(\a$22 ),
+    .b(\b$30 ),
+    .clk(clk),
+    .drain_out(\drain_out$34 ),
+    .last(\last$20 ),
+    .last_out(\last$26 ),
+    .rst(rst),
+    .valid(\valid$18 ),
+    .valid_out(\valid$24 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.group_1  group_2 (
+    .a(\a$22 ),
+    .a_out(\$20 ),
+    .b(\b$31 ),
+    .clk(clk),
+    .drain_out(\drain_out$35 ),
+    .last(\last$26 ),
+    .last_out(\$22 ),
+    .rst(rst),
+    .valid(\valid$24 ),
+    .valid_out(\$21 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
@@ -533,7 +369,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$24  = o__valid;
     (* full_case = 32'd1 *)
-    if (\o$79 ) begin
+    if (\o$39 ) begin
       \$24  = 1'h1;
     end else if (\$18 ) begin
     end else begin
@@ -546,7 +382,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$25  = row;
-    if (\o$79 ) begin
+    if (\o$39 ) begin
       \$25  = 3'h7;
     end else if (\$18 ) begin
       \$25  = \$19 [2:0];
@@ -558,35 +394,12 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign i = i__payload[63:0];
   assign \i$9  = i__payload[127:64];
   assign o = a;
-  assign b = \o$17 [7:0];
-  assign a_out = \a$18 ;
-  assign valid_out = \valid$20 ;
-  assign last_out = \last$22 ;
-  assign \b$24  = \o$17 [15:8];
-  assign \a_out$26  = \a$25 ;
-  assign \valid_out$28  = \valid$27 ;
-  assign \last_out$30  = \last$29 ;
-  assign \b$31  = \o$17 [23:16];
-  assign \a_out$33  = \a$32 ;
-  assign \valid_out$35  = \valid$34 ;
-  assign \last_out$37  = \last$36 ;
-  assign \b$38  = \o$17 [31:24];
-  assign \a_out$40  = \a$39 ;
-  assign \valid_out$42  = \valid$41 ;
-  assign \last_out$44  = \last$43 ;
-  assign \b$45  = \o$17 [39:32];
-  assign \a_out$47  = \a$46 ;
-  assign \valid_out$49  = \valid$48 ;
-  assign \last_out$51  = \last$50 ;
-  assign \b$52  = \o$17 [47:40];
-  assign \a_out$54  = \a$53 ;
-  assign \valid_out$56  = \valid$55 ;
-  assign \last_out$58  = \last$57 ;
-  assign \b$59  = \o$17 [55:48];
-  assign \a_out$61  = \a$60 ;
-  assign \valid_out$63  = \valid$62 ;
-  assign \last_out$65  = \last$64 ;
-  assign \b$66  = \o$17 [63:56];
+  assign a_out = \a$16 ;
+  assign valid_out = \valid$18 ;
+  assign last_out = \last$20 ;
+  assign \a_out$23  = \a$22 ;
+  assign \valid_out$25  = \valid$24 ;
+  assign \last_out$27  = \last$26 ;
   assign \i__payload.a  = i__payload[63:0];
   assign \i__payload.a[0]  = i__payload[7:0];
   assign \i__payload.a[1]  = i__payload[15:8];
@@ -696,154 +509,98 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign \o$14[7]  = \o$14 [15:14];
   assign \o$14[7].valid  = \o$14 [14];
   assign \o$14[7].last  = \o$14 [15];
-  assign \o$17[0]  = \o$17 [7:0];
-  assign \o$17[1]  = \o$17 [15:8];
-  assign \o$17[2]  = \o$17 [23:16];
-  assign \o$17[3]  = \o$17 [31:24];
-  assign \o$17[4]  = \o$17 [39:32];
-  assign \o$17[5]  = \o$17 [47:40];
-  assign \o$17[6]  = \o$17 [55:48];
-  assign \o$17[7]  = \o$17 [63:56];
-  assign \a$18[0]  = \a$18 [7:0];
-  assign \a$18[1]  = \a$18 [15:8];
-  assign \a$18[2]  = \a$18 [23:16];
-  assign \a$18[3]  = \a$18 [31:24];
-  assign \a$18[4]  = \a$18 [39:32];
-  assign \a$18[5]  = \a$18 [47:40];
-  assign \a$18[6]  = \a$18 [55:48];
-  assign \a$18[7]  = \a$18 [63:56];
-  assign \a_out[0]  = \a$18 [7:0];
-  assign \a_out[1]  = \a$18 [15:8];
-  assign \a_out[2]  = \a$18 [23:16];
-  assign \a_out[3]  = \a$18 [31:24];
-  assign \a_out[4]  = \a$18 [39:32];
-  assign \a_out[5]  = \a$18 [47:40];
-  assign \a_out[6]  = \a$18 [55:48];
-  assign \a_out[7]  = \a$18 [63:56];
-  assign \a$25[0]  = \a$25 [7:0];
-  assign \a$25[1]  = \a$25 [15:8];
-  assign \a$25[2]  = \a$25 [23:16];
-  assign \a$25[3]  = \a$25 [31:24];
-  assign \a$25[4]  = \a$25 [39:32];
-  assign \a$25[5]  = \a$25 [47:40];
-  assign \a$25[6]  = \a$25 [55:48];
-  assign \a$25[7]  = \a$25 [63:56];
-  assign \a_out$26[0]  = \a$25 [7:0];
-  assign \a_out$26[1]  = \a$25 [15:8];
-  assign \a_out$26[2]  = \a$25 [23:16];
-  assign \a_out$26[3]  = \a$25 [31:24];
-  assign \a_out$26[4]  = \a$25 [39:32];
-  assign \a_out$26[5]  = \a$25 [47:40];
-  assign \a_out$26[6]  = \a$25 [55:48];
-  assign \a_out$26[7]  = \a$25 [63:56];
-  assign \a$32[0]  = \a$32 [7:0];
-  assign \a$32[1]  = \a$32 [15:8];
-  assign \a$32[2]  = \a$32 [23:16];
-  assign \a$32[3]  = \a$32 [31:24];
-  assign \a$32[4]  = \a$32 [39:32];
-  assign \a$32[5]  = \a$32 [47:40];
-  assign \a$32[6]  = \a$32 [55:48];
-  assign \a$32[7]  = \a$32 [63:56];
-  assign \a_out$33[0]  = \a$32 [7:0];
-  assign \a_out$33[1]  = \a$32 [15:8];
-  assign \a_out$33[2]  = \a$32 [23:16];
-  assign \a_out$33[3]  = \a$32 [31:24];
-  assign \a_out$33[4]  = \a$32 [39:32];
-  assign \a_out$33[5]  = \a$32 [47:40];
-  assign \a_out$33[6]  = \a$32 [55:48];
-  assign \a_out$33[7]  = \a$32 [63:56];
-  assign \a$39[0]  = \a$39 [7:0];
-  assign \a$39[1]  = \a$39 [15:8];
-  assign \a$39[2]  = \a$39 [23:16];
-  assign \a$39[3]  = \a$39 [31:24];
-  assign \a$39[4]  = \a$39 [39:32];
-  assign \a$39[5]  = \a$39 [47:40];
-  assign \a$39[6]  = \a$39 [55:48];
-  assign \a$39[7]  = \a$39 [63:56];
-  assign \a_out$40[0]  = \a$39 [7:0];
-  assign \a_out$40[1]  = \a$39 [15:8];
-  assign \a_out$40[2]  = \a$39 [23:16];
-  assign \a_out$40[3]  = \a$39 [31:24];
-  assign \a_out$40[4]  = \a$39 [39:32];
-  assign \a_out$40[5]  = \a$39 [47:40];
-  assign \a_out$40[6]  = \a$39 [55:48];
-  assign \a_out$40[7]  = \a$39 [63:56];
-  assign \a$46[0]  = \a$46 [7:0];
-  assign \a$46[1]  = \a$46 [15:8];
-  assign \a$46[2]  = \a$46 [23:16];
-  assign \a$46[3]  = \a$46 [31:24];
-  assign \a$46[4]  = \a$46 [39:32];
-  assign \a$46[5]  = \a$46 [47:40];
-  assign \a$46[6]  = \a$46 [55:48];
-  assign \a$46[7]  = \a$46 [63:56];
-  assign \a_out$47[0]  = \a$46 [7:0];
-  assign \a_out$47[1]  = \a$46 [15:8];
-  assign \a_out$47[2]  = \a$46 [23:16];
-  assign \a_out$47[3]  = \a$46 [31:24];
-  assign \a_out$47[4]  = \a$46 [39:32];
-  assign \a_out$47[5]  = \a$46 [47:40];
-  assign \a_out$47[6]  = \a$46 [55:48];
-  assign \a_out$47[7]  = \a$46 [63:56];
-  assign \a$53[0]  = \a$53 [7:0];
-  assign \a$53[1]  = \a$53 [15:8];
-  assign \a$53[2]  = \a$53 [23:16];
-  assign \a$53[3]  = \a$53 [31:24];
-  assign \a$53[4]  = \a$53 [39:32];
-  assign \a$53[5]  = \a$53 [47:40];
-  assign \a$53[6]  = \a$53 [55:48];
-  assign \a$53[7]  = \a$53 [63:56];
-  assign \a_out$54[0]  = \a$53 [7:0];
-  assign \a_out$54[1]  = \a$53 [15:8];
-  assign \a_out$54[2]  = \a$53 [23:16];
-  assign \a_out$54[3]  = \a$53 [31:24];
-  assign \a_out$54[4]  = \a$53 [39:32];
-  assign \a_out$54[5]  = \a$53 [47:40];
-  assign \a_out$54[6]  = \a$53 [55:48];
-  assign \a_out$54[7]  = \a$53 [63:56];
-  assign \a$60[0]  = \a$60 [7:0];
-  assign \a$60[1]  = \a$60 [15:8];
-  assign \a$60[2]  = \a$60 [23:16];
-  assign \a$60[3]  = \a$60 [31:24];
-  assign \a$60[4]  = \a$60 [39:32];
-  assign \a$60[5]  = \a$60 [47:40];
-  assign \a$60[6]  = \a$60 [55:48];
-  assign \a$60[7]  = \a$60 [63:56];
-  assign \a_out$61[0]  = \a$60 [7:0];
-  assign \a_out$61[1]  = \a$60 [15:8];
-  assign \a_out$61[2]  = \a$60 [23:16];
-  assign \a_out$61[3]  = \a$60 [31:24];
-  assign \a_out$61[4]  = \a$60 [39:32];
-  assign \a_out$61[5]  = \a$60 [47:40];
-  assign \a_out$61[6]  = \a$60 [55:48];
-  assign \a_out$61[7]  = \a$60 [63:56];
-  assign \i$67[0]  = \i$67 [31:0];
-  assign \i$67[1]  = \i$67 [63:32];
-  assign \i$67[2]  = \i$67 [95:64];
-  assign \i$67[3]  = \i$67 [127:96];
-  assign \i$67[4]  = \i$67 [159:128];
-  assign \i$67[5]  = \i$67 [191:160];
-  assign \i$67[6]  = \i$67 [223:192];
-  assign \i$67[7]  = \i$67 [255:224];
-  assign \o$76[0]  = \o$76 [31:0];
-  assign \o$76[1]  = \o$76 [63:32];
-  assign \o$76[2]  = \o$76 [95:64];
-  assign \o$76[3]  = \o$76 [127:96];
-  assign \o$76[4]  = \o$76 [159:128];
-  assign \o$76[5]  = \o$76 [191:160];
-  assign \o$76[6]  = \o$76 [223:192];
-  assign \o$76[7]  = \o$76 [255:224];
-  assign \i$77[0]  = \i$77 ;
-  assign \o$79[0]  = \o$79 ;
+  assign \a$16[0]  = \a$16 [7:0];
+  assign \a$16[1]  = \a$16 [15:8];
+  assign \a$16[2]  = \a$16 [23:16];
+  assign \a$16[3]  = \a$16 [31:24];
+  assign \a$16[4]  = \a$16 [39:32];
+  assign \a$16[5]  = \a$16 [47:40];
+  assign \a$16[6]  = \a$16 [55:48];
+  assign \a$16[7]  = \a$16 [63:56];
+  assign \a_out[0]  = \a$16 [7:0];
+  assign \a_out[1]  = \a$16 [15:8];
+  assign \a_out[2]  = \a$16 [23:16];
+  assign \a_out[3]  = \a$16 [31:24];
+  assign \a_out[4]  = \a$16 [39:32];
+  assign \a_out[5]  = \a$16 [47:40];
+  assign \a_out[6]  = \a$16 [55:48];
+  assign \a_out[7]  = \a$16 [63:56];
+  assign \a$22[0]  = \a$22 [7:0];
+  assign \a$22[1]  = \a$22 [15:8];
+  assign \a$22[2]  = \a$22 [23:16];
+  assign \a$22[3]  = \a$22 [31:24];
+  assign \a$22[4]  = \a$22 [39:32];
+  assign \a$22[5]  = \a$22 [47:40];
+  assign \a$22[6]  = \a$22 [55:48];
+  assign \a$22[7]  = \a$22 [63:56];
+  assign \a_out$23[0]  = \a$22 [7:0];
+  assign \a_out$23[1]  = \a$22 [15:8];
+  assign \a_out$23[2]  = \a$22 [23:16];
+  assign \a_out$23[3]  = \a$22 [31:24];
+  assign \a_out$23[4]  = \a$22 [39:32];
+  assign \a_out$23[5]  = \a$22 [47:40];
+  assign \a_out$23[6]  = \a$22 [55:48];
+  assign \a_out$23[7]  = \a$22 [63:56];
+  assign \b[0]  = b[7:0];
+  assign \b[1]  = b[15:8];
+  assign \b[2]  = b[23:16];
+  assign \o$29[0]  = \o$29 [7:0];
+  assign \o$29[1]  = \o$29 [15:8];
+  assign \o$29[2]  = \o$29 [23:16];
+  assign \o$29[3]  = \o$29 [31:24];
+  assign \o$29[4]  = \o$29 [39:32];
+  assign \o$29[5]  = \o$29 [47:40];
+  assign \o$29[6]  = \o$29 [55:48];
+  assign \o$29[7]  = \o$29 [63:56];
+  assign \b$30[0]  = \b$30 [7:0];
+  assign \b$30[1]  = \b$30 [15:8];
+  assign \b$30[2]  = \b$30 [23:16];
+  assign \b$31[0]  = \b$31 [7:0];
+  assign \b$31[1]  = \b$31 [15:8];
+  assign \i$32[0]  = \i$32 [31:0];
+  assign \i$32[1]  = \i$32 [63:32];
+  assign \i$32[2]  = \i$32 [95:64];
+  assign \i$32[3]  = \i$32 [127:96];
+  assign \i$32[4]  = \i$32 [159:128];
+  assign \i$32[5]  = \i$32 [191:160];
+  assign \i$32[6]  = \i$32 [223:192];
+  assign \i$32[7]  = \i$32 [255:224];
+  assign \drain_out[0]  = drain_out[31:0];
+  assign \drain_out[1]  = drain_out[63:32];
+  assign \drain_out[2]  = drain_out[95:64];
+  assign \drain_out$34[0]  = \drain_out$34 [31:0];
+  assign \drain_out$34[1]  = \drain_out$34 [63:32];
+  assign \drain_out$34[2]  = \drain_out$34 [95:64];
+  assign \drain_out$35[0]  = \drain_out$35 [31:0];
+  assign \drain_out$35[1]  = \drain_out$35 [63:32];
+  assign \o$36[0]  = \o$36 [31:0];
+  assign \o$36[1]  = \o$36 [63:32];
+  assign \o$36[2]  = \o$36 [95:64];
+  assign \o$36[3]  = \o$36 [127:96];
+  assign \o$36[4]  = \o$36 [159:128];
+  assign \o$36[5]  = \o$36 [191:160];
+  assign \o$36[6]  = \o$36 [223:192];
+  assign \o$36[7]  = \o$36 [255:224];
+  assign \i$37[0]  = \i$37 ;
+  assign \o$39[0]  = \o$39 ;
   assign o__payload[258:256] = row;
-  assign o__payload[255:0] = \o$76 ;
-  assign \i$67 [255:224] = \drain_out$75 ;
-  assign \i$67 [223:192] = \drain_out$74 ;
-  assign \i$67 [191:160] = \drain_out$73 ;
-  assign \i$67 [159:128] = \drain_out$72 ;
-  assign \i$67 [127:96] = \drain_out$71 ;
-  assign \i$67 [95:64] = \drain_out$70 ;
-  assign \i$67 [63:32] = \drain_out$69 ;
-  assign \i$67 [31:0] = drain_out;
+  assign o__payload[255:0] = \o$36 ;
+  assign \i$32 [255:224] = \drain_out$35 [63:32];
+  assign \i$32 [223:192] = \drain_out$35 [31:0];
+  assign \i$32 [191:160] = \drain_out$34 [95:64];
+  assign \i$32 [159:128] = \drain_out$34 [63:32];
+  assign \i$32 [127:96] = \drain_out$34 [31:0];
+  assign \i$32 [95:64] = drain_out[95:64];
+  assign \i$32 [63:32] = drain_out[63:32];
+  assign \i$32 [31:0] = drain_out[31:0];
+  assign \b$31 [15:8] = \o$29 [63:56];
+  assign \b$31 [7:0] = \o$29 [55:48];
+  assign \b$30 [23:16] = \o$29 [47:40];
+  assign \b$30 [15:8] = \o$29 [39:32];
+  assign \b$30 [7:0] = \o$29 [31:24];
+  assign b[23:16] = \o$29 [23:16];
+  assign b[15:8] = \o$29 [15:8];
+  assign b[7:0] = \o$29 [7:0];
   assign last[7] = \o$14 [15];
   assign last[6] = \o$14 [13];
   assign last[5] = \o$14 [11];
@@ -1633,6 +1390,429 @@ module \systolic_os_8x8_int8_acc32_wrap.flag_skew (rst, i, o, clk);
   assign o[5:4] = lane2[3:2];
   assign o[3:2] = lane1;
   assign o[1:0] = i[1:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \systolic_os_8x8_int8_acc32_wrap.group_0 (valid, last, b, clk, rst, a_out, valid_out, last_out, drain_out, a);
+  input [7:0] valid;
+  wire [7:0] valid;
+  input [7:0] last;
+  wire [7:0] last;
+  input [23:0] b;
+  wire [23:0] b;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] valid_out;
+  wire [7:0] valid_out;
+  output [7:0] last_out;
+  wire [7:0] last_out;
+  output [95:0] drain_out;
+  wire [95:0] drain_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [63:0] \a$10 ;
+  wire signed [7:0] \a$10[0] ;
+  wire signed [7:0] \a$10[1] ;
+  wire signed [7:0] \a$10[2] ;
+  wire signed [7:0] \a$10[3] ;
+  wire signed [7:0] \a$10[4] ;
+  wire signed [7:0] \a$10[5] ;
+  wire signed [7:0] \a$10[6] ;
+  wire signed [7:0] \a$10[7] ;
+  wire [63:0] \a$15 ;
+  wire signed [7:0] \a$15[0] ;
+  wire signed [7:0] \a$15[1] ;
+  wire signed [7:0] \a$15[2] ;
+  wire signed [7:0] \a$15[3] ;
+  wire signed [7:0] \a$15[4] ;
+  wire signed [7:0] \a$15[5] ;
+  wire signed [7:0] \a$15[6] ;
+  wire signed [7:0] \a$15[7] ;
+  wire [63:0] \a$23 ;
+  wire signed [7:0] \a$23[0] ;
+  wire signed [7:0] \a$23[1] ;
+  wire signed [7:0] \a$23[2] ;
+  wire signed [7:0] \a$23[3] ;
+  wire signed [7:0] \a$23[4] ;
+  wire signed [7:0] \a$23[5] ;
+  wire signed [7:0] \a$23[6] ;
+  wire signed [7:0] \a$23[7] ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire [63:0] \a_out$16 ;
+  wire signed [7:0] \a_out$16[0] ;
+  wire signed [7:0] \a_out$16[1] ;
+  wire signed [7:0] \a_out$16[2] ;
+  wire signed [7:0] \a_out$16[3] ;
+  wire signed [7:0] \a_out$16[4] ;
+  wire signed [7:0] \a_out$16[5] ;
+  wire signed [7:0] \a_out$16[6] ;
+  wire signed [7:0] \a_out$16[7] ;
+  wire [63:0] \a_out$24 ;
+  wire signed [7:0] \a_out$24[0] ;
+  wire signed [7:0] \a_out$24[1] ;
+  wire signed [7:0] \a_out$24[2] ;
+  wire signed [7:0] \a_out$24[3] ;
+  wire signed [7:0] \a_out$24[4] ;
+  wire signed [7:0] \a_out$24[5] ;
+  wire signed [7:0] \a_out$24[6] ;
+  wire signed [7:0] \a_out$24[7] ;
+  wire [63:0] \a_out$31 ;
+  wire signed [7:0] \a_out$31[0] ;
+  wire signed [7:0] \a_out$31[1] ;
+  wire signed [7:0] \a_out$31[2] ;
+  wire signed [7:0] \a_out$31[3] ;
+  wire signed [7:0] \a_out$31[4] ;
+  wire signed [7:0] \a_out$31[5] ;
+  wire signed [7:0] \a_out$31[6] ;
+  wire signed [7:0] \a_out$31[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire signed [7:0] \b$13 ;
+  wire signed [7:0] \b$21 ;
+  wire signed [7:0] \b$29 ;
+  wire signed [7:0] \b[0] ;
+  wire signed [7:0] \b[1] ;
+  wire signed [7:0] \b[2] ;
+  wire signed [31:0] \drain_out$14 ;
+  wire signed [31:0] \drain_out$22 ;
+  wire signed [31:0] \drain_out$30 ;
+  wire signed [31:0] \drain_out[0] ;
+  wire signed [31:0] \drain_out[1] ;
+  wire signed [31:0] \drain_out[2] ;
+  wire [7:0] \last$12 ;
+  wire [7:0] \last$19 ;
+  wire [7:0] \last$27 ;
+  wire [7:0] \last_out$20 ;
+  wire [7:0] \last_out$28 ;
+  wire [7:0] \last_out$33 ;
+  wire [7:0] \valid$11 ;
+  wire [7:0] \valid$17 ;
+  wire [7:0] \valid$25 ;
+  wire [7:0] \valid_out$18 ;
+  wire [7:0] \valid_out$26 ;
+  wire [7:0] \valid_out$32 ;
+  \systolic_os_8x8_int8_acc32_wrap.column_0  col_0 (
+    .a(a),
+    .a_out(\a$15 ),
+    .b(b[7:0]),
+    .clk(clk),
+    .drain_out(\drain_out$14 ),
+    .last(last),
+    .last_out(\last$19 ),
+    .rst(rst),
+    .valid(valid),
+    .valid_out(\valid$17 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.column_0  col_1 (
+    .a(\a$15 ),
+    .a_out(\a$23 ),
+    .b(b[15:8]),
+    .clk(clk),
+    .drain_out(\drain_out$22 ),
+    .last(\last$19 ),
+    .last_out(\last$27 ),
+    .rst(rst),
+    .valid(\valid$17 ),
+    .valid_out(\valid$25 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.column_0  col_2 (
+    .a(\a$23 ),
+    .a_out(a_out),
+    .b(b[23:16]),
+    .clk(clk),
+    .drain_out(\drain_out$30 ),
+    .last(\last$27 ),
+    .last_out(last_out),
+    .rst(rst),
+    .valid(\valid$25 ),
+    .valid_out(valid_out)
+  );
+  assign \a$10  = a;
+  assign \valid$11  = valid;
+  assign \last$12  = last;
+  assign \b$13  = b[7:0];
+  assign \a_out$16  = \a$15 ;
+  assign \valid_out$18  = \valid$17 ;
+  assign \last_out$20  = \last$19 ;
+  assign \b$21  = b[15:8];
+  assign \a_out$24  = \a$23 ;
+  assign \valid_out$26  = \valid$25 ;
+  assign \last_out$28  = \last$27 ;
+  assign \b$29  = b[23:16];
+  assign \a_out$31  = a_out;
+  assign \valid_out$32  = valid_out;
+  assign \last_out$33  = last_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign \b[0]  = b[7:0];
+  assign \b[1]  = b[15:8];
+  assign \b[2]  = b[23:16];
+  assign \drain_out[0]  = drain_out[31:0];
+  assign \drain_out[1]  = drain_out[63:32];
+  assign \drain_out[2]  = drain_out[95:64];
+  assign \a$10[0]  = a[7:0];
+  assign \a$10[1]  = a[15:8];
+  assign \a$10[2]  = a[23:16];
+  assign \a$10[3]  = a[31:24];
+  assign \a$10[4]  = a[39:32];
+  assign \a$10[5]  = a[47:40];
+  assign \a$10[6]  = a[55:48];
+  assign \a$10[7]  = a[63:56];
+  assign \a$15[0]  = \a$15 [7:0];
+  assign \a$15[1]  = \a$15 [15:8];
+  assign \a$15[2]  = \a$15 [23:16];
+  assign \a$15[3]  = \a$15 [31:24];
+  assign \a$15[4]  = \a$15 [39:32];
+  assign \a$15[5]  = \a$15 [47:40];
+  assign \a$15[6]  = \a$15 [55:48];
+  assign \a$15[7]  = \a$15 [63:56];
+  assign \a_out$16[0]  = \a$15 [7:0];
+  assign \a_out$16[1]  = \a$15 [15:8];
+  assign \a_out$16[2]  = \a$15 [23:16];
+  assign \a_out$16[3]  = \a$15 [31:24];
+  assign \a_out$16[4]  = \a$15 [39:32];
+  assign \a_out$16[5]  = \a$15 [47:40];
+  assign \a_out$16[6]  = \a$15 [55:48];
+  assign \a_out$16[7]  = \a$15 [63:56];
+  assign \a$23[0]  = \a$23 [7:0];
+  assign \a$23[1]  = \a$23 [15:8];
+  assign \a$23[2]  = \a$23 [23:16];
+  assign \a$23[3]  = \a$23 [31:24];
+  assign \a$23[4]  = \a$23 [39:32];
+  assign \a$23[5]  = \a$23 [47:40];
+  assign \a$23[6]  = \a$23 [55:48];
+  assign \a$23[7]  = \a$23 [63:56];
+  assign \a_out$24[0]  = \a$23 [7:0];
+  assign \a_out$24[1]  = \a$23 [15:8];
+  assign \a_out$24[2]  = \a$23 [23:16];
+  assign \a_out$24[3]  = \a$23 [31:24];
+  assign \a_out$24[4]  = \a$23 [39:32];
+  assign \a_out$24[5]  = \a$23 [47:40];
+  assign \a_out$24[6]  = \a$23 [55:48];
+  assign \a_out$24[7]  = \a$23 [63:56];
+  assign \a_out$31[0]  = a_out[7:0];
+  assign \a_out$31[1]  = a_out[15:8];
+  assign \a_out$31[2]  = a_out[23:16];
+  assign \a_out$31[3]  = a_out[31:24];
+  assign \a_out$31[4]  = a_out[39:32];
+  assign \a_out$31[5]  = a_out[47:40];
+  assign \a_out$31[6]  = a_out[55:48];
+  assign \a_out$31[7]  = a_out[63:56];
+  assign drain_out[95:64] = \drain_out$30 ;
+  assign drain_out[63:32] = \drain_out$22 ;
+  assign drain_out[31:0] = \drain_out$14 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \systolic_os_8x8_int8_acc32_wrap.group_1 (valid, last, b, clk, rst, a_out, valid_out, last_out, drain_out, a);
+  input [7:0] valid;
+  wire [7:0] valid;
+  input [7:0] last;
+  wire [7:0] last;
+  input [15:0] b;
+  wire [15:0] b;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] valid_out;
+  wire [7:0] valid_out;
+  output [7:0] last_out;
+  wire [7:0] last_out;
+  output [63:0] drain_out;
+  wire [63:0] drain_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [63:0] \a$10 ;
+  wire signed [7:0] \a$10[0] ;
+  wire signed [7:0] \a$10[1] ;
+  wire signed [7:0] \a$10[2] ;
+  wire signed [7:0] \a$10[3] ;
+  wire signed [7:0] \a$10[4] ;
+  wire signed [7:0] \a$10[5] ;
+  wire signed [7:0] \a$10[6] ;
+  wire signed [7:0] \a$10[7] ;
+  wire [63:0] \a$15 ;
+  wire signed [7:0] \a$15[0] ;
+  wire signed [7:0] \a$15[1] ;
+  wire signed [7:0] \a$15[2] ;
+  wire signed [7:0] \a$15[3] ;
+  wire signed [7:0] \a$15[4] ;
+  wire signed [7:0] \a$15[5] ;
+  wire signed [7:0] \a$15[6] ;
+  wire signed [7:0] \a$15[7] ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire [63:0] \a_out$16 ;
+  wire signed [7:0] \a_out$16[0] ;
+  wire signed [7:0] \a_out$16[1] ;
+  wire signed [7:0] \a_out$16[2] ;
+  wire signed [7:0] \a_out$16[3] ;
+  wire signed [7:0] \a_out$16[4] ;
+  wire signed [7:0] \a_out$16[5] ;
+  wire signed [7:0] \a_out$16[6] ;
+  wire signed [7:0] \a_out$16[7] ;
+  wire [63:0] \a_out$23 ;
+  wire signed [7:0] \a_out$23[0] ;
+  wire signed [7:0] \a_out$23[1] ;
+  wire signed [7:0] \a_out$23[2] ;
+  wire signed [7:0] \a_out$23[3] ;
+  wire signed [7:0] \a_out$23[4] ;
+  wire signed [7:0] \a_out$23[5] ;
+  wire signed [7:0] \a_out$23[6] ;
+  wire signed [7:0] \a_out$23[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire signed [7:0] \b$13 ;
+  wire signed [7:0] \b$21 ;
+  wire signed [7:0] \b[0] ;
+  wire signed [7:0] \b[1] ;
+  wire signed [31:0] \drain_out$14 ;
+  wire signed [31:0] \drain_out$22 ;
+  wire signed [31:0] \drain_out[0] ;
+  wire signed [31:0] \drain_out[1] ;
+  wire [7:0] \last$12 ;
+  wire [7:0] \last$19 ;
+  wire [7:0] \last_out$20 ;
+  wire [7:0] \last_out$25 ;
+  wire [7:0] \valid$11 ;
+  wire [7:0] \valid$17 ;
+  wire [7:0] \valid_out$18 ;
+  wire [7:0] \valid_out$24 ;
+  \systolic_os_8x8_int8_acc32_wrap.column_0  col_0 (
+    .a(a),
+    .a_out(\a$15 ),
+    .b(b[7:0]),
+    .clk(clk),
+    .drain_out(\drain_out$14 ),
+    .last(last),
+    .last_out(\last$19 ),
+    .rst(rst),
+    .valid(valid),
+    .valid_out(\valid$17 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.column_0  col_1 (
+    .a(\a$15 ),
+    .a_out(a_out),
+    .b(b[15:8]),
+    .clk(clk),
+    .drain_out(\drain_out$22 ),
+    .last(\last$19 ),
+    .last_out(last_out),
+    .rst(rst),
+    .valid(\valid$17 ),
+    .valid_out(valid_out)
+  );
+  assign \a$10  = a;
+  assign \valid$11  = valid;
+  assign \last$12  = last;
+  assign \b$13  = b[7:0];
+  assign \a_out$16  = \a$15 ;
+  assign \valid_out$18  = \valid$17 ;
+  assign \last_out$20  = \last$19 ;
+  assign \b$21  = b[15:8];
+  assign \a_out$23  = a_out;
+  assign \valid_out$24  = valid_out;
+  assign \last_out$25  = last_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign \b[0]  = b[7:0];
+  assign \b[1]  = b[15:8];
+  assign \drain_out[0]  = drain_out[31:0];
+  assign \drain_out[1]  = drain_out[63:32];
+  assign \a$10[0]  = a[7:0];
+  assign \a$10[1]  = a[15:8];
+  assign \a$10[2]  = a[23:16];
+  assign \a$10[3]  = a[31:24];
+  assign \a$10[4]  = a[39:32];
+  assign \a$10[5]  = a[47:40];
+  assign \a$10[6]  = a[55:48];
+  assign \a$10[7]  = a[63:56];
+  assign \a$15[0]  = \a$15 [7:0];
+  assign \a$15[1]  = \a$15 [15:8];
+  assign \a$15[2]  = \a$15 [23:16];
+  assign \a$15[3]  = \a$15 [31:24];
+  assign \a$15[4]  = \a$15 [39:32];
+  assign \a$15[5]  = \a$15 [47:40];
+  assign \a$15[6]  = \a$15 [55:48];
+  assign \a$15[7]  = \a$15 [63:56];
+  assign \a_out$16[0]  = \a$15 [7:0];
+  assign \a_out$16[1]  = \a$15 [15:8];
+  assign \a_out$16[2]  = \a$15 [23:16];
+  assign \a_out$16[3]  = \a$15 [31:24];
+  assign \a_out$16[4]  = \a$15 [39:32];
+  assign \a_out$16[5]  = \a$15 [47:40];
+  assign \a_out$16[6]  = \a$15 [55:48];
+  assign \a_out$16[7]  = \a$15 [63:56];
+  assign \a_out$23[0]  = a_out[7:0];
+  assign \a_out$23[1]  = a_out[15:8];
+  assign \a_out$23[2]  = a_out[23:16];
+  assign \a_out$23[3]  = a_out[31:24];
+  assign \a_out$23[4]  = a_out[39:32];
+  assign \a_out$23[5]  = a_out[47:40];
+  assign \a_out$23[6]  = a_out[55:48];
+  assign \a_out$23[7]  = a_out[63:56];
+  assign drain_out[63:32] = \drain_out$22 ;
+  assign drain_out[31:0] = \drain_out$14 ;
 endmodule
 
 (* generator = "Amaranth" *)

@@ -20,18 +20,21 @@ def _modules(verilog):
 
 
 @pytest.mark.parametrize("dataflow", list(Dataflow))
-def test_array_is_one_column_module_and_one_pe_module_per_row(dataflow):
-    cfg = SystolicConfig(3, 4, dataflow)
+def test_array_is_groups_of_one_column_module_with_one_pe_module_per_row(dataflow):
+    cfg = SystolicConfig(3, 5, dataflow)  # columns in groups of round(sqrt(5)) = 2: 2, 2, 1
     mods = _modules(verilog_text(cfg))
     top = cfg.name
-    column = f"{top}.column_0"
     pes = {f"{top}.pe_{r}" for r in range(3)}
-    assert pes | {column, top} <= set(mods)
+    assert set(mods) >= pes | {top, f"{top}.column_0", f"{top}.group_0", f"{top}.group_1"}
     assert not any(re.search(r"\.pe_\d+_\d+$", name) for name in mods)
-    assert sorted(i for m, i in mods[top] if m == column) == [f"col_{c}" for c in range(4)]
-    assert sorted(mods[column]) == sorted((f"{top}.pe_{r}", f"pe_{r}") for r in range(3))
-    for pe in pes:  # every PE port is connected (Verilator: PINMISSING otherwise)
-        assert not any(m == pe for m, _ in mods[top])
+    groups = sorted(i for i in mods[top] if ".group_" in i[0])
+    assert groups == [(f"{top}.group_0", "group_0"), (f"{top}.group_0", "group_1"),
+                      (f"{top}.group_1", "group_2")]
+    assert sorted(mods[f"{top}.group_0"]) == [(f"{top}.column_0", "col_0"),
+                                              (f"{top}.column_0", "col_1")]
+    assert mods[f"{top}.group_1"] == [(f"{top}.column_0", "col_0")]
+    assert sorted(mods[f"{top}.column_0"]) == sorted((f"{top}.pe_{r}", f"pe_{r}")
+                                                     for r in range(3))
 
 
 def test_tensorcore_units_share_one_module():

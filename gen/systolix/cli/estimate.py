@@ -14,9 +14,9 @@ from ..config.tensorcore import DEFAULT_MMA_PIPELINE
 from ..errors import SystolixError
 from ..model.estimate import estimate, estimate_stream, verified_sizes
 
-__all__ = ["add_parser", "KINDS"]
+__all__ = ["add_parser", "TARGETS"]
 
-KINDS = {"systolic": "a bare systolic array (--rows, --cols, --dataflow)",
+TARGETS = {"systolic": "a bare systolic array (--rows, --cols, --dataflow)",
          "engine": "a matrix engine: one job per GEMM, load + compute + drain",
          "tensorcore": "tensor-core MMA units (--m, --n, --k, --cores), compute phase"}
 
@@ -31,8 +31,8 @@ def _positive(value):
 def add_parser(sub):
     p = sub.add_parser("estimate", help="cycles of a GEMM or job stream from the cycle model "
                                         "(no RTL, any size up to 256x256)")
-    p.add_argument("kind", choices=list(KINDS), help="; ".join(f"{k}: {v}"
-                                                               for k, v in KINDS.items()))
+    p.add_argument("kind", choices=list(TARGETS), help="; ".join(f"{k}: {v}"
+                                                               for k, v in TARGETS.items()))
     p.add_argument("--gemm", nargs=3, type=_positive, action="append", metavar=("M", "K", "N"),
                    help="a GEMM C = A(M x K) x B(K x N); repeat for a stream of jobs")
     p.add_argument("--jobs", metavar="FILE",

@@ -136,20 +136,27 @@ class OutputStationaryArray(wiring.Component):
         # registered multipliers; the PEs of an odd last column ask for their own.
         pair = dsp.multiplier_pair(platform, op, input_register=stages >= 2) if stages else None
         shared = [pair is not None and c < C - C % 2 for c in range(C)]
-        cols = [_Column(self._config, shared_multiplier=shared[c]) for c in range(C)]
-        for c, col in enumerate(cols):
-            add_unit(m, f"col_{c}", col, ("column", self._config, shared[c]), platform)
-            if c == 0:
-                m.d.comb += col.a.eq(a_skew.o)
+        # Columns come in groups of about sqrt(C): emitted, the array is then sqrt(C) group
+        # instances of sqrt(C) column instances each, which keeps the wiring that Amaranth
+        # elaborates (bit by bit) near R * 2 sqrt(C) nets instead of R * C.
+        groups = [_Group(self._config, shared[c:c + size]) for c, size in _group_sizes(C)]
+        for g, group in enumerate(groups):
+            add_unit(m, f"group_{g}", group, ("group", self._config, group.shared), platform)
+            if g == 0:
+                m.d.comb += group.a.eq(a_skew.o)
                 for r in range(R):
-                    m.d.comb += [col.valid[r].eq(flag_skew.o[r].valid),
-                                 col.last[r].eq(flag_skew.o[r].last)]
+                    m.d.comb += [group.valid[r].eq(flag_skew.o[r].valid),
+                                 group.last[r].eq(flag_skew.o[r].last)]
             else:
-                m.d.comb += [col.a.eq(cols[c - 1].a_out), col.valid.eq(cols[c - 1].valid_out),
-                             col.last.eq(cols[c - 1].last_out)]
-            m.d.comb += col.b.eq(b_skew.o[c])
+                prev = groups[g - 1]
+                m.d.comb += [group.a.eq(prev.a_out), group.valid.eq(prev.valid_out),
+                             group.last.eq(prev.last_out)]
+        width = groups[0].width  # columns per group (the last group may have fewer)
+        for c in range(C):
+            m.d.comb += groups[c // width].b[c % width].eq(b_skew.o[c])
 
         if pair is not None:
+            cols = [col for group in groups for col in group.columns]
             for r in range(R):
                 for c in range(0, C - 1, 2):
                     low, high = cols[c].pes[r], cols[c + 1].pes[r]
@@ -159,7 +166,7 @@ class OutputStationaryArray(wiring.Component):
         # --- output: column c leaves the bottom row c cycles late; re-align the columns
         m.submodules.deskew = deskew = DelayLanes(acc_shape(num), deskew_delays(C))
         for c in range(C):
-            m.d.comb += deskew.i[c].eq(cols[c].drain_out)
+            m.d.comb += deskew.i[c].eq(groups[c // width].drain_out[c % width])
         m.d.comb += self.o.payload.data.eq(deskew.o)
 
         # A tile's first row is valid result_latency cycles after its `last` beat was accepted:
@@ -226,4 +233,52 @@ class _Column(wiring.Component):
             else:
                 m.d.comb += [pe.b.eq(pes[r - 1].b_out), pe.drain_in.eq(pes[r - 1].drain_out)]
         m.d.comb += self.drain_out.eq(pes[-1].drain_out)
+        return m
+
+
+def _group_sizes(cols):
+    """``[(first column, columns), ...]``: the array's columns in groups of ceil(sqrt(C))."""
+    size = max(1, round(cols ** 0.5))
+    return [(c, min(size, cols - c)) for c in range(0, cols, size)]
+
+
+class _Group(wiring.Component):
+    """Adjacent columns of an :class:`OutputStationaryArray` (``len(shared)`` of them, each
+    with the given ``shared_multiplier``): rows pass through from left to right, each column
+    has its own ``b`` input and ``drain_out`` output."""
+
+    def __init__(self, config, shared):
+        R, num = config.rows, config.numerics
+        op = operand_shape(num)
+        self._config = config
+        self.shared = tuple(shared)
+        self.width = len(self.shared)
+        self._columns = None
+        super().__init__({
+            "a": In(data.ArrayLayout(op, R)), "valid": In(R), "last": In(R),
+            "a_out": Out(data.ArrayLayout(op, R)), "valid_out": Out(R), "last_out": Out(R),
+            "b": In(data.ArrayLayout(op, self.width)),
+            "drain_out": Out(data.ArrayLayout(acc_shape(num), self.width)),
+        })
+
+    @property
+    def columns(self):
+        """The group's columns, left first (made on first use, see :attr:`_Column.pes`)."""
+        if self._columns is None:
+            self._columns = [_Column(self._config, shared_multiplier=s) for s in self.shared]
+        return self._columns
+
+    def elaborate(self, platform):
+        m = Module()
+        cols = self.columns
+        for j, col in enumerate(cols):
+            add_unit(m, f"col_{j}", col, ("column", self._config, self.shared[j]), platform)
+            if j == 0:
+                m.d.comb += [col.a.eq(self.a), col.valid.eq(self.valid), col.last.eq(self.last)]
+            else:
+                m.d.comb += [col.a.eq(cols[j - 1].a_out), col.valid.eq(cols[j - 1].valid_out),
+                             col.last.eq(cols[j - 1].last_out)]
+            m.d.comb += [col.b.eq(self.b[j]), self.drain_out[j].eq(col.drain_out)]
+        m.d.comb += [self.a_out.eq(cols[-1].a_out), self.valid_out.eq(cols[-1].valid_out),
+                     self.last_out.eq(cols[-1].last_out)]
         return m

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import Dataflow, Numerics, SystolicConfig
 from .arith import chunk_sum_shape, operand_shape
 from .skew import DelayLanes, deskew_delays, skew_delays
+from .os_array import _group_sizes
 from .units import add_unit
 
 __all__ = ["WeightStationaryPE", "WeightStationaryArray"]
@@ -185,19 +186,24 @@ class WeightStationaryArray(wiring.Component):
         for c in range(C):
             m.d.comb += capture_skew.i[c].eq(self.w_capture)
 
-        cols = [_Column(self._config) for _ in range(C)]
-        for c, col in enumerate(cols):
-            add_unit(m, f"col_{c}", col, ("column", self._config), platform)
-            m.d.comb += [col.capture.eq(capture_skew.o[c]), col.w.eq(w_skew.o[c])]
-            if c == 0:
-                m.d.comb += [col.a.eq(a_skew.o), col.swap.eq(swap_skew.o)]
+        # Columns come in groups of about sqrt(C) (see OutputStationaryArray)
+        groups = [_Group(self._config, size) for _, size in _group_sizes(C)]
+        for g, group in enumerate(groups):
+            add_unit(m, f"group_{g}", group, ("group", self._config, group.width), platform)
+            if g == 0:
+                m.d.comb += [group.a.eq(a_skew.o), group.swap.eq(swap_skew.o)]
             else:
-                m.d.comb += [col.a.eq(cols[c - 1].a_out), col.swap.eq(cols[c - 1].swap_out)]
+                m.d.comb += [group.a.eq(groups[g - 1].a_out),
+                             group.swap.eq(groups[g - 1].swap_out)]
+        width = groups[0].width  # columns per group (the last group may have fewer)
+        for c in range(C):
+            group, j = groups[c // width], c % width
+            m.d.comb += [group.capture[j].eq(capture_skew.o[c]), group.w[j].eq(w_skew.o[c])]
 
         # Column c's sums leave the bottom c cycles after column 0's: re-align them.
         m.submodules.deskew = deskew = DelayLanes(self.psum_shape, deskew_delays(C))
         for c in range(C):
-            m.d.comb += deskew.i[c].eq(cols[c].psum_out)
+            m.d.comb += deskew.i[c].eq(groups[c // width].psum_out[c % width])
         m.d.comb += self.psum.eq(deskew.o)
         m.submodules.valid_delay = valid_delay = DelayLanes(
             1, [self.result_latency], reset_less=False)
@@ -242,4 +248,33 @@ class _Column(wiring.Component):
             else:
                 m.d.comb += [pe.w.eq(pes[r - 1].w_out), pe.psum_in.eq(pes[r - 1].psum_out)]
         m.d.comb += self.psum_out.eq(pes[-1].psum_out)
+        return m
+
+
+class _Group(wiring.Component):
+    """``width`` adjacent columns of a :class:`WeightStationaryArray`: rows pass through from
+    left to right, each column has its own ``w``, ``capture`` and ``psum_out``."""
+
+    def __init__(self, config, width):
+        R, num = config.rows, config.numerics
+        op = operand_shape(num)
+        self._config = config
+        self.width = width
+        super().__init__({
+            "a": In(data.ArrayLayout(op, R)), "swap": In(R),
+            "a_out": Out(data.ArrayLayout(op, R)), "swap_out": Out(R),
+            "w": In(data.ArrayLayout(op, width)), "capture": In(width),
+            "psum_out": Out(data.ArrayLayout(chunk_sum_shape(num, R), width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cols = [_Column(self._config) for _ in range(self.width)]
+        for j, col in enumerate(cols):
+            add_unit(m, f"col_{j}", col, ("column", self._config), platform)
+            m.d.comb += [col.a.eq(self.a if j == 0 else cols[j - 1].a_out),
+                         col.swap.eq(self.swap if j == 0 else cols[j - 1].swap_out),
+                         col.w.eq(self.w[j]), col.capture.eq(self.capture[j]),
+                         self.psum_out[j].eq(col.psum_out)]
+        m.d.comb += [self.a_out.eq(cols[-1].a_out), self.swap_out.eq(cols[-1].swap_out)]
         return m
