@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -67,11 +68,17 @@ def atomic_write_all(texts):
             Path(tmp).unlink(missing_ok=True)
 
 
+def _host():
+    """This machine's name as it appears in :func:`owned_tempdir` names."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
+
+
 def owned_tempdir(parent, prefix):
-    """A new directory ``<parent>/<prefix><pid>.<random>``: the name records which process
-    owns it, so :func:`remove_abandoned` can tell a live run's directory from one left by a
-    killed process."""
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=parent))
+    """A new directory ``<parent>/<prefix><pid>.<host>~<random>``: the name records which
+    process on which machine owns it, so :func:`remove_abandoned` can tell a live run's
+    directory from one left by a killed process, also in a directory that several machines
+    share (a cache on a network file system)."""
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.{_host()}~", dir=parent))
 
 
 def _alive(pid):
@@ -86,7 +93,8 @@ def _alive(pid):
 
 def remove_abandoned(parent, prefix):
     """Remove the :func:`owned_tempdir` directories (and files) ``<prefix><pid>.*`` in
-    ``parent`` whose owner process is gone; returns the paths removed."""
+    ``parent`` whose owner process is gone; returns the paths removed. Those of another
+    machine are left alone: whether their process lives cannot be known here."""
     removed = []
     try:
         entries = list(Path(parent).iterdir())
@@ -94,8 +102,11 @@ def remove_abandoned(parent, prefix):
         return removed
     for path in entries:
         rest = path.name[len(prefix):] if path.name.startswith(prefix) else ""
-        pid, dot, _ = rest.partition(".")
+        pid, dot, tail = rest.partition(".")
         if not dot or not pid.isdigit() or _alive(int(pid)):
+            continue
+        host, tilde, _ = tail.partition("~")
+        if tilde and host != _host():
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)

@@ -19,7 +19,8 @@ import subprocess
 import sys
 import threading
 
-__all__ = ["Interrupted", "run_command", "stop_on_signals", "patch_cocotb_runner"]
+__all__ = ["Interrupted", "die_with_parent", "run_command", "stop_on_signals",
+           "patch_cocotb_runner"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -46,8 +47,9 @@ def _load_prctl():
 _prctl = _load_prctl()  # loaded before any fork: the child must not import or allocate much
 
 
-def _child_setup(parent):
-    """Runs in the child between fork and exec: die with the parent."""
+def die_with_parent(parent):
+    """Make this process die (SIGKILL) when ``parent`` does; call it first thing in a child
+    (between fork and exec, or in a worker process's initializer)."""
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before prctl took effect
@@ -69,7 +71,7 @@ def run_command(cmd, *, cwd=None, env=None, stdout=None, stderr=None):
     exception while waiting (an interrupt), the whole group is killed first."""
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=stdout, stderr=stderr,
                             stdin=subprocess.DEVNULL, start_new_session=True,
-                            preexec_fn=lambda parent=os.getpid(): _child_setup(parent))
+                            preexec_fn=lambda parent=os.getpid(): die_with_parent(parent))
     try:
         return proc.wait()
     except BaseException:

@@ -275,8 +275,13 @@ def synth_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("synth_cache")
 
 
+# The ECP5 parts share one flow: the 85F runs by default, the smaller ones under -m slow.
+_SLOW_TARGETS = {"ecp5-45f", "ecp5-25f"}
+
+
 @pytest.mark.toolchain
-@pytest.mark.parametrize("target", list(TARGETS))
+@pytest.mark.parametrize("target", [
+    pytest.param(t, marks=pytest.mark.slow) if t in _SLOW_TARGETS else t for t in TARGETS])
 def test_tiny_array_synthesizes_and_routes(target, synth_cache):
     """2x2 int8 array in the harness on every target: real cell counts, Fmax, harness cost;
     then the same request again comes from the cache, instantly and identical."""
@@ -374,6 +379,7 @@ def test_build_icebreaker_bitstream_without_a_programmer(synth_cache, tmp_path):
     assert [f.name for f in out.iterdir() if f.name.startswith(".")] == []  # no leftovers
 
 
+@pytest.mark.slow
 @pytest.mark.toolchain
 def test_build_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path):
     """`build engine --board`: the matrix engine behind the host link (UART on the board's
@@ -389,9 +395,14 @@ def test_build_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path)
     assert r["host_link"]["baud"] == 115200 and r["host_link"]["clk_hz"] == 12_000_000
     assert r["synth"] is None and r["board_fmax_mhz"] > 12
     assert r["board_design"]["dsp"] >= 4  # the array's multipliers are in DSPs
-    p = _cli("build", "engine", "--board", "icebreaker", "--fit", "-o", str(out),
+
+
+@pytest.mark.toolchain
+def test_build_engine_fit_needs_an_explicit_size(synth_cache, tmp_path):
+    p = _cli("build", "engine", "--board", "icebreaker", "--fit", "-o", str(tmp_path / "bits"),
              cache=synth_cache)
     assert p.returncode == 1 and "give an engine's size explicitly" in p.stderr
+    assert not (tmp_path / "bits").exists()
 
 
 @pytest.mark.slow

@@ -19,8 +19,8 @@ def _commands():
     """The command modules, in the order of ``systolix --help``; each has ``add_parser(sub)``,
     which adds its command(s) with a ``handler`` default. ``estimate`` alone is imported when
     it is the command: the others import the generator (Amaranth), which it must not wait for."""
-    from . import board, demo, generate, infer, run, synth
-    return [generate, run, estimate, infer, board, demo, synth]
+    from . import board, demo, generate, infer, regress, run, synth
+    return [generate, run, estimate, infer, board, demo, synth, regress]
 
 
 def _parser(commands):

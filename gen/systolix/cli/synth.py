@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 
+from ..cluster import check_scheduler_address
 from ..errors import SystolixError
 from ..kinds import command_line_names, get
 from ..synth.board import BOARD_PLATFORMS, build_bitstream
@@ -74,6 +75,10 @@ def _sweep_flags(p, kind=None):
     p.add_argument("-j", "--jobs", type=integer_in(1, 1024), default=None,
                    help="parallel tool processes (default: the number of CPUs, "
                         f"{default_jobs()} here)")
+    p.add_argument("--scheduler", type=text, default=None, metavar="tcp://HOST:PORT",
+                   help="run every design point as a task on this Dask cluster's workers "
+                        "(started with `dask scheduler` and `dask worker`) instead of -j local "
+                        "processes")
     p.add_argument("-o", "--output", type=text, required=True, metavar="DIR",
                    help="directory for sweep.json, sweep.md and the PNG plots")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -215,9 +220,15 @@ def _cmd_sweep(args):
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
     configs = kind.sweep(sizes, variants, base)
     target = get_target(args.target)
+    if args.scheduler is not None:
+        if args.jobs is not None:
+            raise SystolixError("-j/--jobs sets local processes: it does not apply with "
+                                "--scheduler (the cluster's workers run the points)")
+        check_scheduler_address(args.scheduler)
     jobs = default_jobs() if args.jobs is None else args.jobs
     summary = run_sweep(configs, target, _options(args, args.harness), args.output, jobs=jobs,
-                        cache_dir=args.cache_dir, use_cache=not args.no_cache)
+                        cache_dir=args.cache_dir, use_cache=not args.no_cache,
+                        scheduler=args.scheduler)
     if args.json:
         print(json.dumps(summary))
     else:
