@@ -5,8 +5,9 @@ time and simulated cycles per second, and a 512^3 GEMM through a 64x64 engine.
 * Emission: ``systolix generate systolic --rows N --cols N [--dataflow ws]`` in a fresh process
   for each size (wall and CPU seconds, Verilog bytes).
 * Verilator (sizes up to ``--verilator-max``): the output-stationary array is built
-  (``sim.runner.build``: emission + compile, timed) and runs one N x K x N GEMM (K = 16384: a rate, not a start-up time), checked bit for
-  bit against numpy and cycle for cycle against the model; simulated cycles / wall second.
+  (``sim.runner.build``: emission + compile, timed) and runs one N x 16384 x N GEMM (long
+  enough for a rate, not a start-up time), checked bit for bit against numpy and cycle for
+  cycle against the model; simulated cycles / wall second.
 * Engine (``--engine``): a 64x64 output-stationary engine whose buffers hold 256 x 256 x 256
   (3 Mibit; 512 x 512 x 512 would be 12 Mibit, over the 4 Mibit generated), built with
   Verilator; a 512^3 GEMM is run as the host tiles it, 2 x 2 x 2 jobs of 256^3 in one
@@ -158,7 +159,7 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in map(int, args.sizes.split(",")):
+        for n in [int(s) for s in args.sizes.split(",") if s]:
             for dataflow in Dataflow:
                 log(f"emitting {dataflow.value} {n}x{n} ...")
                 row = emit_row(n, dataflow, tmp)

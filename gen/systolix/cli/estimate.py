@@ -7,7 +7,6 @@ a config here, with the same meanings and defaults as ``generate``'s.
 from __future__ import annotations
 
 import json
-import sys
 
 from ..config import Dataflow, EngineConfig, Numerics, SystolicConfig, TensorCoreConfig
 from ..config.tensorcore import DEFAULT_MMA_PIPELINE
@@ -144,6 +143,5 @@ def _estimate(args):
         print(f"verified in RTL ({verified['record']}): emitted {', '.join(verified['emitted'])}"
               f"; GEMMs bit- and cycle-exact: {', '.join(verified['gemm']) or 'none'}")
     else:
-        print("verified in RTL: no benchmark record found (bench/results/scale.json)",
-              file=sys.stderr)
+        print("verified in RTL: no benchmark record found (bench/results/scale.json)")
     return 0
