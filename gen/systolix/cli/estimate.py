@@ -140,8 +140,19 @@ def _estimate(args):
     if len(result["gemms"]) > 1:
         print(f"  total: {result['cycles']:,} cycles, utilization {result['utilization']:.1%}")
     if verified["record"]:
-        print(f"verified in RTL ({verified['record']}): emitted {', '.join(verified['emitted'])}"
-              f"; GEMMs bit- and cycle-exact: {', '.join(verified['gemm']) or 'none'}")
+        print(f"verified in RTL ({verified['record']}): bit- and cycle-exact GEMMs on "
+              f"{', '.join(verified['gemm']) or 'none'}; emitted "
+              f"{'; '.join(_sizes(verified['emitted']))}")
     else:
         print("verified in RTL: no benchmark record found (bench/results/scale.json)")
     return 0
+
+
+def _sizes(tags):
+    """``["systolic os 8x8", "systolic os 16x16", ...]`` -> ``["systolic os 8x8 .. 16x16"]``
+    (the sizes of each design, in the record's order)."""
+    by_design = {}
+    for tag in tags:
+        design, size = tag.rsplit(" ", 1)
+        by_design.setdefault(design, []).append(size)
+    return [f"{design} {', '.join(sizes)}" for design, sizes in by_design.items()]

@@ -86,5 +86,5 @@ def verified_sizes(record=VERIFIED_RECORD):
         if row.get("verilator_build_s"):
             out["verilator"].append(tag)
         if row.get("gemm_verified"):
-            out["gemm"].append(f"{tag} {row['gemm']}")
+            out["gemm"].append(f"{tag} ({row['gemm']})")
     return out
