@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.systolix-installed
 PYTEST := $(PY) -m pytest
 APT    := DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: setup sysdeps demo test test-slow test-all lint generate bench clean
+.PHONY: setup sysdeps demo test test-slow test-all lint generate models bench bench-engine-synth clean
 
 setup: sysdeps $(STAMP)
 
@@ -49,8 +49,19 @@ lint: setup
 # `nice .venv/bin/python bench/synth_bench.py` takes hours (the 156-DSP design alone ~40 min).
 bench: setup
 	$(PY) bench/engine_bench.py
+	$(PY) bench/engine_stream_bench.py
 	$(PY) bench/infer_bench.py
 	$(PY) bench/compare_bench.py
+	$(PY) bench/onnx_bench.py
+
+# The shipped digits CNN (gen/systolix/apps/models/): trained in numpy, quantized by onnxruntime.
+models: setup
+	$(PY) -m systolix.apps.cnn
+
+# Engines on the FPGAs, old options against new (hours: 48 place-and-route runs, 2 at a time;
+# results in bench/results/engine_synth.{json,md}; ONLY="ecp5-85f os 8x8" selects rows).
+bench-engine-synth: setup
+	nice $(PY) bench/engine_synth_bench.py $(if $(ONLY),--only "$(ONLY)")
 
 # The demo's designs, committed under rtl/ (a test checks they are current).
 generate: setup

@@ -39,51 +39,68 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg error = 1'h0;
   output [31:0] cycles;
   reg [31:0] cycles = 32'd0;
-  input [47:0] cmd__payload;
-  wire [47:0] cmd__payload;
+  input [48:0] cmd__payload;
+  wire [48:0] cmd__payload;
   wire \$1 ;
   wire [7:0] \$10 ;
-  wire [7:0] \$100 ;
-  wire [4:0] \$101 ;
+  wire \$100 ;
+  wire [7:0] \$101 ;
   wire \$102 ;
-  wire \$103 ;
-  reg \$104 ;
-  reg [6:0] \$105 ;
-  reg [6:0] \$106 ;
-  reg [6:0] \$107 ;
-  reg [6:0] \$108 ;
-  reg [3:0] \$109 ;
+  wire [32:0] \$103 ;
+  wire [32:0] \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire [7:0] \$109 ;
   wire \$11 ;
-  reg [9:0] \$110 ;
-  reg [9:0] \$111 ;
-  reg \$112 ;
-  reg \$113 ;
-  reg [6:0] \$114 ;
-  reg [3:0] \$115 ;
-  reg \$116 ;
-  reg \$117 ;
-  reg [31:0] \$118 ;
+  wire \$110 ;
+  wire [7:0] \$111 ;
+  wire [7:0] \$112 ;
+  wire \$113 ;
+  wire [7:0] \$114 ;
+  wire [4:0] \$115 ;
+  wire \$116 ;
+  wire \$117 ;
+  reg \$118 ;
   reg [6:0] \$119 ;
   wire \$12 ;
   reg [6:0] \$120 ;
   reg [6:0] \$121 ;
-  reg [9:0] \$122 ;
-  reg [6:0] \$123 ;
-  reg [6:0] \$124 ;
-  reg \$125 ;
-  reg [9:0] \$126 ;
-  reg [6:0] \$127 ;
+  reg [6:0] \$122 ;
+  reg [3:0] \$123 ;
+  reg [9:0] \$124 ;
+  reg [9:0] \$125 ;
+  reg \$126 ;
+  reg \$127 ;
   reg [6:0] \$128 ;
-  reg \$129 ;
+  reg [3:0] \$129 ;
   wire [7:0] \$13 ;
-  reg [2:0] \$130 ;
-  reg [6:0] \$131 ;
-  reg [6:0] \$132 ;
-  reg [3:0] \$133 ;
-  reg \$134 ;
-  reg \$135 ;
+  reg \$130 ;
+  reg \$131 ;
+  reg [31:0] \$132 ;
+  reg [6:0] \$133 ;
+  reg [6:0] \$134 ;
+  reg [6:0] \$135 ;
+  reg [9:0] \$136 ;
+  reg [6:0] \$137 ;
+  reg [6:0] \$138 ;
+  reg \$139 ;
   wire \$14 ;
+  reg [9:0] \$140 ;
+  reg [6:0] \$141 ;
+  reg [6:0] \$142 ;
+  reg \$143 ;
+  reg \$144 ;
+  reg [6:0] \$145 ;
+  reg [6:0] \$146 ;
+  reg [2:0] \$147 ;
+  reg [6:0] \$148 ;
+  reg [6:0] \$149 ;
   wire [7:0] \$15 ;
+  reg [3:0] \$150 ;
+  reg \$151 ;
+  reg \$152 ;
   wire \$16 ;
   wire \$17 ;
   wire [7:0] \$18 ;
@@ -148,34 +165,34 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
-  wire [10:0] \$74 ;
-  wire [7:0] \$75 ;
+  wire \$74 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [7:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire [7:0] \$8 ;
-  wire [7:0] \$80 ;
-  wire [10:0] \$81 ;
-  wire [7:0] \$82 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
   wire \$83 ;
-  wire [7:0] \$84 ;
-  wire [7:0] \$85 ;
+  wire \$84 ;
+  wire \$85 ;
   wire \$86 ;
-  wire [7:0] \$87 ;
-  wire \$88 ;
-  wire [32:0] \$89 ;
+  wire \$87 ;
+  wire [10:0] \$88 ;
+  wire [7:0] \$89 ;
   wire \$9 ;
-  wire [32:0] \$90 ;
-  wire \$91 ;
-  wire \$92 ;
+  wire \$90 ;
+  wire [7:0] \$91 ;
+  wire [7:0] \$92 ;
   wire \$93 ;
-  wire \$94 ;
-  wire [7:0] \$95 ;
-  wire \$96 ;
-  wire [7:0] \$97 ;
+  wire [7:0] \$94 ;
+  wire [10:0] \$95 ;
+  wire [7:0] \$96 ;
+  wire \$97 ;
   wire [7:0] \$98 ;
-  wire \$99 ;
+  wire [7:0] \$99 ;
   (* init = 1'h0 *)
   wire \$signal ;
   reg [8:0] \$signature__addr ;
@@ -283,6 +300,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   (* init = 1'h0 *)
   wire c_valid;
   wire [15:0] \cmd__payload.k ;
+  wire \cmd__payload.keep ;
   wire [15:0] \cmd__payload.m ;
   wire [15:0] \cmd__payload.n ;
   (* init = 32'd0 *)
@@ -359,6 +377,9 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg seq_run;
   reg seq_start;
   reg [6:0] span = 7'h00;
+  reg [6:0] weights_k = 7'h00;
+  reg [6:0] weights_n = 7'h00;
+  reg weights_valid = 1'h0;
   reg [63:0] a_mem [511:0];
   initial begin
     a_mem[0] = 64'h0000000000000000;
@@ -2002,111 +2023,131 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$60  = \$58  | \$59 ;
   assign \$61  = cmd__payload[47:32] > 7'h40;
   assign \$62  = \$60  | \$61 ;
-  assign \$63  = cmd__payload[15:0] == 16'h0000;
-  assign \$64  = cmd__payload[31:16] == 16'h0000;
+  assign \$63  = ~ weights_valid;
+  assign \$64  = cmd__payload[31:16] != weights_k;
   assign \$65  = \$63  | \$64 ;
-  assign \$66  = cmd__payload[47:32] == 16'h0000;
+  assign \$66  = cmd__payload[47:32] != weights_n;
   assign \$67  = \$65  | \$66 ;
-  assign \$68  = cmd__payload[15:0] > 7'h40;
-  assign \$69  = \$67  | \$68 ;
-  assign \$70  = cmd__payload[31:16] > 7'h40;
-  assign \$71  = \$69  | \$70 ;
-  assign \$72  = cmd__payload[47:32] > 7'h40;
-  assign \$73  = \$71  | \$72 ;
-  assign \$74  = a_load_addr + 1'h1;
-  assign \$75  = job_k - 1'h1;
-  assign \$76  = a_load_inner == \$75 ;
-  assign \$77  = a_load_outer + 4'h8;
-  assign \$78  = a_load_outer + 4'h8;
-  assign \$79  = \$78  >= job_m;
-  assign \$80  = a_load_inner + 1'h1;
-  assign \$81  = b_load_addr + 1'h1;
-  assign \$82  = job_k - 1'h1;
-  assign \$83  = b_load_inner == \$82 ;
-  assign \$84  = b_load_outer + 4'h8;
-  assign \$85  = b_load_outer + 4'h8;
-  assign \$86  = \$85  >= job_n;
-  assign \$87  = b_load_inner + 1'h1;
-  assign \$88  = a_load_done & b_load_done;
-  assign \$89  = cycles + 1'h1;
-  assign \$90  = cycles + 1'h1;
-  assign \$91  = ~ c__valid;
-  assign \$92  = \$91  | c__ready;
-  assign \$93  = d_m < job_m;
-  assign \$94  = d_m < job_m;
-  assign \$95  = d_n0 + 4'h8;
-  assign \$96  = \$95  >= job_n;
-  assign \$97  = d_m + 1'h1;
-  assign \$98  = d_m + 1'h1;
-  assign \$99  = \$98  == job_m;
-  assign \$100  = d_n0 + 4'h8;
-  assign \$101  = d_tile + 1'h1;
-  assign \$102  = c__valid & c__ready;
-  assign \$103  = \$102  & c__payload[256];
+  assign \$68  = cmd__payload[48] & \$67 ;
+  assign \$69  = \$62  | \$68 ;
+  assign \$70  = cmd__payload[15:0] == 16'h0000;
+  assign \$71  = cmd__payload[31:16] == 16'h0000;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = cmd__payload[47:32] == 16'h0000;
+  assign \$74  = \$72  | \$73 ;
+  assign \$75  = cmd__payload[15:0] > 7'h40;
+  assign \$76  = \$74  | \$75 ;
+  assign \$77  = cmd__payload[31:16] > 7'h40;
+  assign \$78  = \$76  | \$77 ;
+  assign \$79  = cmd__payload[47:32] > 7'h40;
+  assign \$80  = \$78  | \$79 ;
+  assign \$81  = ~ weights_valid;
+  assign \$82  = cmd__payload[31:16] != weights_k;
+  assign \$83  = \$81  | \$82 ;
+  assign \$84  = cmd__payload[47:32] != weights_n;
+  assign \$85  = \$83  | \$84 ;
+  assign \$86  = cmd__payload[48] & \$85 ;
+  assign \$87  = \$80  | \$86 ;
+  assign \$88  = a_load_addr + 1'h1;
+  assign \$89  = job_k - 1'h1;
+  assign \$90  = a_load_inner == \$89 ;
+  assign \$91  = a_load_outer + 4'h8;
+  assign \$92  = a_load_outer + 4'h8;
+  assign \$93  = \$92  >= job_m;
+  assign \$94  = a_load_inner + 1'h1;
+  assign \$95  = b_load_addr + 1'h1;
+  assign \$96  = job_k - 1'h1;
+  assign \$97  = b_load_inner == \$96 ;
+  assign \$98  = b_load_outer + 4'h8;
+  assign \$99  = b_load_outer + 4'h8;
+  assign \$100  = \$99  >= job_n;
+  assign \$101  = b_load_inner + 1'h1;
+  assign \$102  = a_load_done & b_load_done;
+  assign \$103  = cycles + 1'h1;
+  assign \$104  = cycles + 1'h1;
+  assign \$105  = ~ c__valid;
+  assign \$106  = \$105  | c__ready;
+  assign \$107  = d_m < job_m;
+  assign \$108  = d_m < job_m;
+  assign \$109  = d_n0 + 4'h8;
+  assign \$110  = \$109  >= job_n;
+  assign \$111  = d_m + 1'h1;
+  assign \$112  = d_m + 1'h1;
+  assign \$113  = \$112  == job_m;
+  assign \$114  = d_n0 + 4'h8;
+  assign \$115  = d_tile + 1'h1;
+  assign \$116  = c__valid & c__ready;
+  assign \$117  = \$116  & c__payload[256];
   always @(posedge clk)
-    done <= \$104 ;
+    done <= \$118 ;
   always @(posedge clk)
-    span <= \$105 ;
+    span <= \$119 ;
   always @(posedge clk)
-    s <= \$106 ;
+    s <= \$120 ;
   always @(posedge clk)
-    m0 <= \$107 ;
+    m0 <= \$121 ;
   always @(posedge clk)
-    n0 <= \$108 ;
+    n0 <= \$122 ;
   always @(posedge clk)
-    ntile <= \$109 ;
+    ntile <= \$123 ;
   always @(posedge clk)
-    a_base <= \$110 ;
+    a_base <= \$124 ;
   always @(posedge clk)
-    b_base <= \$111 ;
+    b_base <= \$125 ;
   always @(posedge clk)
-    i__valid <= \$112 ;
+    i__valid <= \$126 ;
   always @(posedge clk)
-    last_d <= \$113 ;
+    last_d <= \$127 ;
   always @(posedge clk)
-    out_m0 <= \$114 ;
+    out_m0 <= \$128 ;
   always @(posedge clk)
-    out_ntile <= \$115 ;
+    out_ntile <= \$129 ;
   always @(posedge clk)
-    out_final <= \$116 ;
+    out_final <= \$130 ;
   always @(posedge clk)
-    error <= \$117 ;
+    error <= \$131 ;
   always @(posedge clk)
-    cycles <= \$118 ;
+    cycles <= \$132 ;
   always @(posedge clk)
-    job_m <= \$119 ;
+    job_m <= \$133 ;
   always @(posedge clk)
-    job_k <= \$120 ;
+    job_k <= \$134 ;
   always @(posedge clk)
-    job_n <= \$121 ;
+    job_n <= \$135 ;
   always @(posedge clk)
-    a_load_addr <= \$122 ;
+    a_load_addr <= \$136 ;
   always @(posedge clk)
-    a_load_outer <= \$123 ;
+    a_load_outer <= \$137 ;
   always @(posedge clk)
-    a_load_inner <= \$124 ;
+    a_load_inner <= \$138 ;
   always @(posedge clk)
-    a_load_done <= \$125 ;
+    a_load_done <= \$139 ;
   always @(posedge clk)
-    b_load_addr <= \$126 ;
+    b_load_addr <= \$140 ;
   always @(posedge clk)
-    b_load_outer <= \$127 ;
+    b_load_outer <= \$141 ;
   always @(posedge clk)
-    b_load_inner <= \$128 ;
+    b_load_inner <= \$142 ;
   always @(posedge clk)
-    b_load_done <= \$129 ;
+    b_load_done <= \$143 ;
   always @(posedge clk)
-    engine_state <= \$130 ;
+    weights_valid <= \$144 ;
   always @(posedge clk)
-    d_m <= \$131 ;
+    weights_k <= \$145 ;
   always @(posedge clk)
-    d_n0 <= \$132 ;
+    weights_n <= \$146 ;
   always @(posedge clk)
-    d_tile <= \$133 ;
+    engine_state <= \$147 ;
   always @(posedge clk)
-    c__valid <= \$134 ;
+    d_m <= \$148 ;
   always @(posedge clk)
-    c_last <= \$135 ;
+    d_n0 <= \$149 ;
+  always @(posedge clk)
+    d_tile <= \$150 ;
+  always @(posedge clk)
+    c__valid <= \$151 ;
+  always @(posedge clk)
+    c_last <= \$152 ;
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i__payload(i__payload),
@@ -2320,12 +2361,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$104  = 1'h0;
+    \$118  = 1'h0;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
-            if (\$73 ) begin
-              \$104  = 1'h1;
+            if (\$87 ) begin
+              \$118  = 1'h1;
             end
           end
       3'h1:
@@ -2335,516 +2376,588 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$103 ) begin
-            \$104  = 1'h1;
+          if (\$117 ) begin
+            \$118  = 1'h1;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$104  = 1'h0;
+      \$118  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$105  = span;
+    \$119  = span;
     if (seq_start) begin
-      \$105  = \$40 ;
+      \$119  = \$40 ;
     end
-    if (rst) begin
-      \$105  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$106  = s;
-    if (seq_start) begin
-      \$106  = 7'h00;
-    end
-    if (seq_run) begin
-      (* full_case = 32'd1 *)
-      if (\$42 ) begin
-        \$106  = 7'h00;
-      end else begin
-        \$106  = \$50 [6:0];
-      end
-    end
-    if (rst) begin
-      \$106  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$107  = m0;
-    if (seq_start) begin
-      \$107  = 7'h00;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
-        (* full_case = 32'd1 *)
-        if (\$44 ) begin
-          \$107  = 7'h00;
-        end else begin
-          \$107  = \$48 [6:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$107  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$108  = n0;
-    if (seq_start) begin
-      \$108  = 7'h00;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
-        if (\$44 ) begin
-          \$108  = \$45 [6:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$108  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$109  = ntile;
-    if (seq_start) begin
-      \$109  = 4'h0;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
-        if (\$44 ) begin
-          \$109  = \$46 [3:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$109  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$110  = a_base;
-    if (seq_start) begin
-      \$110  = 10'h000;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
-        (* full_case = 32'd1 *)
-        if (\$44 ) begin
-          \$110  = 10'h000;
-        end else begin
-          \$110  = \$49 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$110  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$111  = b_base;
-    if (seq_start) begin
-      \$111  = 10'h000;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
-        if (\$44 ) begin
-          \$111  = \$47 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$111  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$112  = beat;
-    if (rst) begin
-      \$112  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$113  = last;
-    if (rst) begin
-      \$113  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$114  = out_m0;
-    if (o[0]) begin
-      \$114  = o[8:2];
-    end
-    if (rst) begin
-      \$114  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$115  = out_ntile;
-    if (o[0]) begin
-      \$115  = o[12:9];
-    end
-    if (rst) begin
-      \$115  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$116  = out_final;
-    if (o[0]) begin
-      \$116  = o[1];
-    end
-    if (rst) begin
-      \$116  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$117  = error;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            \$117  = \$62 ;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$117  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$118  = cycles;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            \$118  = 32'd0;
-          end
-      3'h1:
-          /* empty */;
-      3'h2:
-          \$118  = \$89 [31:0];
-      3'h3:
-          \$118  = \$90 [31:0];
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$118  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$119  = job_m;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$73 ) begin
-            end else begin
-              \$119  = cmd__payload[6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
     if (rst) begin
       \$119  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$120  = job_k;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$73 ) begin
-            end else begin
-              \$120  = cmd__payload[22:16];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$120  = s;
+    if (seq_start) begin
+      \$120  = 7'h00;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (\$42 ) begin
+        \$120  = 7'h00;
+      end else begin
+        \$120  = \$50 [6:0];
+      end
+    end
     if (rst) begin
       \$120  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$121  = job_n;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$73 ) begin
-            end else begin
-              \$121  = cmd__payload[38:32];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$121  = m0;
+    if (seq_start) begin
+      \$121  = 7'h00;
+    end
+    if (seq_run) begin
+      if (\$42 ) begin
+        (* full_case = 32'd1 *)
+        if (\$44 ) begin
+          \$121  = 7'h00;
+        end else begin
+          \$121  = \$48 [6:0];
+        end
+      end
+    end
     if (rst) begin
       \$121  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$122  = a_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$73 ) begin
-            end else begin
-              \$122  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$66 ) begin
-            \$122  = \$74 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
+    \$122  = n0;
+    if (seq_start) begin
+      \$122  = 7'h00;
+    end
+    if (seq_run) begin
+      if (\$42 ) begin
+        if (\$44 ) begin
+          \$122  = \$45 [6:0];
+        end
+      end
+    end
     if (rst) begin
-      \$122  = 10'h000;
+      \$122  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$123  = a_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$73 ) begin
-            end else begin
-              \$123  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$66 ) begin
-            if (\$76 ) begin
-              \$123  = \$77 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$123  = ntile;
+    if (seq_start) begin
+      \$123  = 4'h0;
+    end
+    if (seq_run) begin
+      if (\$42 ) begin
+        if (\$44 ) begin
+          \$123  = \$46 [3:0];
+        end
+      end
+    end
     if (rst) begin
-      \$123  = 7'h00;
+      \$123  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$124  = a_load_inner;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$73 ) begin
-            end else begin
-              \$124  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$66 ) begin
-            (* full_case = 32'd1 *)
-            if (\$76 ) begin
-              \$124  = 7'h00;
-            end else begin
-              \$124  = \$80 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$124  = a_base;
+    if (seq_start) begin
+      \$124  = 10'h000;
+    end
+    if (seq_run) begin
+      if (\$42 ) begin
+        (* full_case = 32'd1 *)
+        if (\$44 ) begin
+          \$124  = 10'h000;
+        end else begin
+          \$124  = \$49 [9:0];
+        end
+      end
+    end
     if (rst) begin
-      \$124  = 7'h00;
+      \$124  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$125  = a_load_done;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$73 ) begin
-            end else begin
-              \$125  = 1'h0;
-            end
-          end
-      3'h1:
-          if (\$signature__en$66 ) begin
-            if (\$76 ) begin
-              if (\$79 ) begin
-                \$125  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$125  = b_base;
+    if (seq_start) begin
+      \$125  = 10'h000;
+    end
+    if (seq_run) begin
+      if (\$42 ) begin
+        if (\$44 ) begin
+          \$125  = \$47 [9:0];
+        end
+      end
+    end
     if (rst) begin
-      \$125  = 1'h0;
+      \$125  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$126  = b_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$73 ) begin
-            end else begin
-              \$126  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$70 ) begin
-            \$126  = \$81 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
+    \$126  = beat;
     if (rst) begin
-      \$126  = 10'h000;
+      \$126  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$127  = b_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$73 ) begin
-            end else begin
-              \$127  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$70 ) begin
-            if (\$83 ) begin
-              \$127  = \$84 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$127  = last;
     if (rst) begin
-      \$127  = 7'h00;
+      \$127  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$128  = b_load_inner;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$73 ) begin
-            end else begin
-              \$128  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$70 ) begin
-            (* full_case = 32'd1 *)
-            if (\$83 ) begin
-              \$128  = 7'h00;
-            end else begin
-              \$128  = \$87 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$128  = out_m0;
+    if (o[0]) begin
+      \$128  = o[8:2];
+    end
     if (rst) begin
       \$128  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$129  = b_load_done;
+    \$129  = out_ntile;
+    if (o[0]) begin
+      \$129  = o[12:9];
+    end
+    if (rst) begin
+      \$129  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$130  = out_final;
+    if (o[0]) begin
+      \$130  = o[1];
+    end
+    if (rst) begin
+      \$130  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$131  = error;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            \$131  = \$69 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$131  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$132  = cycles;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            \$132  = 32'd0;
+          end
+      3'h1:
+          /* empty */;
+      3'h2:
+          \$132  = \$103 [31:0];
+      3'h3:
+          \$132  = \$104 [31:0];
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$132  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$133  = job_m;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
             (* full_case = 32'd1 *)
-            if (\$73 ) begin
+            if (\$87 ) begin
             end else begin
-              \$129  = 1'h0;
+              \$133  = cmd__payload[6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$133  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$134  = job_k;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              \$134  = cmd__payload[22:16];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$134  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$135  = job_n;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              \$135  = cmd__payload[38:32];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$135  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$136  = a_load_addr;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              \$136  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$66 ) begin
+            \$136  = \$88 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$136  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$137  = a_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              \$137  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$66 ) begin
+            if (\$90 ) begin
+              \$137  = \$91 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$137  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$138  = a_load_inner;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              \$138  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$66 ) begin
+            (* full_case = 32'd1 *)
+            if (\$90 ) begin
+              \$138  = 7'h00;
+            end else begin
+              \$138  = \$94 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$138  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$139  = a_load_done;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              \$139  = 1'h0;
+            end
+          end
+      3'h1:
+          if (\$signature__en$66 ) begin
+            if (\$90 ) begin
+              if (\$93 ) begin
+                \$139  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$139  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$140  = b_load_addr;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              \$140  = 10'h000;
             end
           end
       3'h1:
           if (\$signature__en$70 ) begin
-            if (\$83 ) begin
-              if (\$86 ) begin
-                \$129  = 1'h1;
-              end
-            end
+            \$140  = \$95 [9:0];
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$129  = 1'h0;
+      \$140  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$130  = engine_state;
+    \$141  = b_load_outer;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
             (* full_case = 32'd1 *)
-            if (\$73 ) begin
+            if (\$87 ) begin
             end else begin
-              \$130  = 3'h1;
+              \$141  = 7'h00;
             end
           end
       3'h1:
-          if (\$88 ) begin
-            \$130  = 3'h2;
+          if (\$signature__en$70 ) begin
+            if (\$97 ) begin
+              \$141  = \$98 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$141  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$142  = b_load_inner;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              \$142  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$70 ) begin
+            (* full_case = 32'd1 *)
+            if (\$97 ) begin
+              \$142  = 7'h00;
+            end else begin
+              \$142  = \$101 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$142  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$143  = b_load_done;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              \$143  = 1'h0;
+              if (cmd__payload[48]) begin
+                \$143  = 1'h1;
+              end
+            end
+          end
+      3'h1:
+          if (\$signature__en$70 ) begin
+            if (\$97 ) begin
+              if (\$100 ) begin
+                \$143  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$143  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$144  = weights_valid;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$144  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$144  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$145  = weights_k;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$145  = cmd__payload[22:16];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$145  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$146  = weights_n;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$146  = cmd__payload[38:32];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$146  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$147  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              \$147  = 3'h1;
+            end
+          end
+      3'h1:
+          if (\$102 ) begin
+            \$147  = 3'h2;
           end
       3'h2:
           if (seq_end) begin
-            \$130  = 3'h3;
+            \$147  = 3'h3;
           end
       3'h3:
           if (seq_final_write) begin
-            \$130  = 3'h4;
+            \$147  = 3'h4;
           end
       3'h4:
-          if (\$103 ) begin
-            \$130  = 3'h0;
+          if (\$117 ) begin
+            \$147  = 3'h0;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$130  = 3'h0;
+      \$147  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$131  = d_m;
+    \$148  = d_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -2854,13 +2967,13 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$131  = 7'h00;
+            \$148  = 7'h00;
           end
       3'h4:
-          if (\$92 ) begin
-            if (\$94 ) begin
-              if (\$96 ) begin
-                \$131  = \$97 [6:0];
+          if (\$106 ) begin
+            if (\$108 ) begin
+              if (\$110 ) begin
+                \$148  = \$111 [6:0];
               end
             end
           end
@@ -2868,12 +2981,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$131  = 7'h00;
+      \$148  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$132  = d_n0;
+    \$149  = d_n0;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -2883,16 +2996,16 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$132  = 7'h00;
+            \$149  = 7'h00;
           end
       3'h4:
-          if (\$92 ) begin
-            if (\$94 ) begin
+          if (\$106 ) begin
+            if (\$108 ) begin
               (* full_case = 32'd1 *)
-              if (\$96 ) begin
-                \$132  = 7'h00;
+              if (\$110 ) begin
+                \$149  = 7'h00;
               end else begin
-                \$132  = \$100 [6:0];
+                \$149  = \$114 [6:0];
               end
             end
           end
@@ -2900,12 +3013,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$132  = 7'h00;
+      \$149  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$133  = d_tile;
+    \$150  = d_tile;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -2915,16 +3028,16 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$133  = 4'h0;
+            \$150  = 4'h0;
           end
       3'h4:
-          if (\$92 ) begin
-            if (\$94 ) begin
+          if (\$106 ) begin
+            if (\$108 ) begin
               (* full_case = 32'd1 *)
-              if (\$96 ) begin
-                \$133  = 4'h0;
+              if (\$110 ) begin
+                \$150  = 4'h0;
               end else begin
-                \$133  = \$101 [3:0];
+                \$150  = \$115 [3:0];
               end
             end
           end
@@ -2932,12 +3045,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$133  = 4'h0;
+      \$150  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$134  = c__valid;
+    \$151  = c__valid;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -2947,27 +3060,27 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$134  = 1'h0;
+            \$151  = 1'h0;
           end
       3'h4:
         begin
-          if (\$92 ) begin
-            \$134  = \$93 ;
+          if (\$106 ) begin
+            \$151  = \$107 ;
           end
-          if (\$103 ) begin
-            \$134  = 1'h0;
+          if (\$117 ) begin
+            \$151  = 1'h0;
           end
         end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$134  = 1'h0;
+      \$151  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$135  = c_last;
+    \$152  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -2978,13 +3091,13 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$92 ) begin
-            if (\$94 ) begin
+          if (\$106 ) begin
+            if (\$108 ) begin
               (* full_case = 32'd1 *)
-              if (\$96 ) begin
-                \$135  = \$99 ;
+              if (\$110 ) begin
+                \$152  = \$113 ;
               end else begin
-                \$135  = 1'h0;
+                \$152  = 1'h0;
               end
             end
           end
@@ -2992,7 +3105,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$135  = 1'h0;
+      \$152  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
@@ -3009,6 +3122,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \cmd__payload.m  = cmd__payload[15:0];
   assign \cmd__payload.k  = cmd__payload[31:16];
   assign \cmd__payload.n  = cmd__payload[47:32];
+  assign \cmd__payload.keep  = cmd__payload[48];
   assign \a__payload[0]  = a__payload[7:0];
   assign \a__payload[1]  = a__payload[15:8];
   assign \a__payload[2]  = a__payload[23:16];

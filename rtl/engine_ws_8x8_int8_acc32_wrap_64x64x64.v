@@ -39,8 +39,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg error = 1'h0;
   output [31:0] cycles;
   reg [31:0] cycles = 32'd0;
-  input [47:0] cmd__payload;
-  wire [47:0] cmd__payload;
+  input [48:0] cmd__payload;
+  wire [48:0] cmd__payload;
   wire \$1 ;
   wire [7:0] \$10 ;
   wire \$100 ;
@@ -51,83 +51,100 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$105 ;
   wire \$106 ;
   wire \$107 ;
-  wire [10:0] \$108 ;
-  wire [7:0] \$109 ;
+  wire \$108 ;
+  wire \$109 ;
   wire [10:0] \$11 ;
   wire \$110 ;
-  wire [7:0] \$111 ;
-  wire [7:0] \$112 ;
+  wire \$111 ;
+  wire \$112 ;
   wire \$113 ;
-  wire [7:0] \$114 ;
-  wire [10:0] \$115 ;
-  wire [7:0] \$116 ;
+  wire \$114 ;
+  wire \$115 ;
+  wire \$116 ;
   wire \$117 ;
-  wire [7:0] \$118 ;
-  wire [7:0] \$119 ;
+  wire \$118 ;
+  wire \$119 ;
   wire [10:0] \$12 ;
   wire \$120 ;
-  wire [7:0] \$121 ;
-  wire \$122 ;
-  wire [32:0] \$123 ;
-  wire [32:0] \$124 ;
-  wire \$125 ;
-  wire \$126 ;
+  wire \$121 ;
+  wire [10:0] \$122 ;
+  wire [7:0] \$123 ;
+  wire \$124 ;
+  wire [7:0] \$125 ;
+  wire [7:0] \$126 ;
   wire \$127 ;
-  wire \$128 ;
-  wire [7:0] \$129 ;
+  wire [7:0] \$128 ;
+  wire [10:0] \$129 ;
   wire [11:0] \$13 ;
-  wire \$130 ;
-  wire [7:0] \$131 ;
+  wire [7:0] \$130 ;
+  wire \$131 ;
   wire [7:0] \$132 ;
-  wire \$133 ;
-  wire [7:0] \$134 ;
-  wire [4:0] \$135 ;
+  wire [7:0] \$133 ;
+  wire \$134 ;
+  wire [7:0] \$135 ;
   wire \$136 ;
-  wire \$137 ;
-  reg \$138 ;
-  reg [6:0] \$139 ;
+  wire [32:0] \$137 ;
+  wire [32:0] \$138 ;
+  wire \$139 ;
   wire [7:0] \$14 ;
-  reg [6:0] \$140 ;
-  reg \$141 ;
-  reg [6:0] \$142 ;
-  reg [3:0] \$143 ;
-  reg [6:0] \$144 ;
-  reg [9:0] \$145 ;
-  reg [9:0] \$146 ;
-  reg \$147 ;
-  reg [3:0] \$148 ;
-  reg [9:0] \$149 ;
+  wire \$140 ;
+  wire \$141 ;
+  wire \$142 ;
+  wire [7:0] \$143 ;
+  wire \$144 ;
+  wire [7:0] \$145 ;
+  wire [7:0] \$146 ;
+  wire \$147 ;
+  wire [7:0] \$148 ;
+  wire [4:0] \$149 ;
   wire [7:0] \$15 ;
-  reg \$150 ;
-  reg \$151 ;
+  wire \$150 ;
+  wire \$151 ;
   reg \$152 ;
-  reg \$153 ;
-  reg \$154 ;
+  reg [6:0] \$153 ;
+  reg [6:0] \$154 ;
   reg \$155 ;
-  reg [13:0] \$156 ;
-  reg \$157 ;
-  reg [31:0] \$158 ;
-  reg [6:0] \$159 ;
+  reg [6:0] \$156 ;
+  reg [3:0] \$157 ;
+  reg [6:0] \$158 ;
+  reg [9:0] \$159 ;
   wire \$16 ;
-  reg [6:0] \$160 ;
-  reg [6:0] \$161 ;
-  reg [9:0] \$162 ;
-  reg [6:0] \$163 ;
-  reg [6:0] \$164 ;
+  reg [9:0] \$160 ;
+  reg \$161 ;
+  reg [3:0] \$162 ;
+  reg [9:0] \$163 ;
+  reg \$164 ;
   reg \$165 ;
-  reg [9:0] \$166 ;
-  reg [6:0] \$167 ;
-  reg [6:0] \$168 ;
+  reg \$166 ;
+  reg \$167 ;
+  reg \$168 ;
   reg \$169 ;
   wire \$17 ;
-  reg [2:0] \$170 ;
-  reg [6:0] \$171 ;
-  reg [6:0] \$172 ;
-  reg [3:0] \$173 ;
-  reg \$174 ;
-  reg \$175 ;
+  reg [13:0] \$170 ;
+  reg \$171 ;
+  reg [31:0] \$172 ;
+  reg [6:0] \$173 ;
+  reg [6:0] \$174 ;
+  reg [6:0] \$175 ;
+  reg [9:0] \$176 ;
+  reg [6:0] \$177 ;
+  reg [6:0] \$178 ;
+  reg \$179 ;
   wire \$18 ;
+  reg [9:0] \$180 ;
+  reg [6:0] \$181 ;
+  reg [6:0] \$182 ;
+  reg \$183 ;
+  reg \$184 ;
+  reg [6:0] \$185 ;
+  reg [6:0] \$186 ;
+  reg [2:0] \$187 ;
+  reg [6:0] \$188 ;
+  reg [6:0] \$189 ;
   wire \$19 ;
+  reg [3:0] \$190 ;
+  reg \$191 ;
+  reg \$192 ;
   wire \$2 ;
   wire [7:0] \$20 ;
   wire \$21 ;
@@ -336,6 +353,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   (* init = 1'h0 *)
   wire c_valid;
   wire [15:0] \cmd__payload.k ;
+  wire \cmd__payload.keep ;
   wire [15:0] \cmd__payload.m ;
   wire [15:0] \cmd__payload.n ;
   reg [9:0] cur_abase = 10'h000;
@@ -407,6 +425,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg w_capture = 1'h0;
   wire w_real;
   wire [2:0] w_row;
+  reg [6:0] weights_k = 7'h00;
+  reg [6:0] weights_n = 7'h00;
+  reg weights_valid = 1'h0;
   reg [13:0] wr_tag = 14'h0000;
   wire \wr_tag.final ;
   wire \wr_tag.first ;
@@ -2092,123 +2113,143 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$94  = \$92  | \$93 ;
   assign \$95  = cmd__payload[47:32] > 7'h40;
   assign \$96  = \$94  | \$95 ;
-  assign \$97  = cmd__payload[15:0] == 16'h0000;
-  assign \$98  = cmd__payload[31:16] == 16'h0000;
+  assign \$97  = ~ weights_valid;
+  assign \$98  = cmd__payload[31:16] != weights_k;
   assign \$99  = \$97  | \$98 ;
-  assign \$100  = cmd__payload[47:32] == 16'h0000;
+  assign \$100  = cmd__payload[47:32] != weights_n;
   assign \$101  = \$99  | \$100 ;
-  assign \$102  = cmd__payload[15:0] > 7'h40;
-  assign \$103  = \$101  | \$102 ;
-  assign \$104  = cmd__payload[31:16] > 7'h40;
-  assign \$105  = \$103  | \$104 ;
-  assign \$106  = cmd__payload[47:32] > 7'h40;
-  assign \$107  = \$105  | \$106 ;
-  assign \$108  = a_load_addr + 1'h1;
-  assign \$109  = job_m - 1'h1;
-  assign \$110  = a_load_inner == \$109 ;
-  assign \$111  = a_load_outer + 4'h8;
-  assign \$112  = a_load_outer + 4'h8;
-  assign \$113  = \$112  >= job_k;
-  assign \$114  = a_load_inner + 1'h1;
-  assign \$115  = b_load_addr + 1'h1;
-  assign \$116  = job_k - 1'h1;
-  assign \$117  = b_load_inner == \$116 ;
-  assign \$118  = b_load_outer + 4'h8;
-  assign \$119  = b_load_outer + 4'h8;
-  assign \$120  = \$119  >= job_n;
-  assign \$121  = b_load_inner + 1'h1;
-  assign \$122  = a_load_done & b_load_done;
-  assign \$123  = cycles + 1'h1;
-  assign \$124  = cycles + 1'h1;
-  assign \$125  = ~ c__valid;
-  assign \$126  = \$125  | c__ready;
-  assign \$127  = d_m < job_m;
-  assign \$128  = d_m < job_m;
-  assign \$129  = d_n0 + 4'h8;
-  assign \$130  = \$129  >= job_n;
-  assign \$131  = d_m + 1'h1;
-  assign \$132  = d_m + 1'h1;
-  assign \$133  = \$132  == job_m;
-  assign \$134  = d_n0 + 4'h8;
-  assign \$135  = d_tile + 1'h1;
-  assign \$136  = c__valid & c__ready;
-  assign \$137  = \$136  & c__payload[256];
+  assign \$102  = cmd__payload[48] & \$101 ;
+  assign \$103  = \$96  | \$102 ;
+  assign \$104  = cmd__payload[15:0] == 16'h0000;
+  assign \$105  = cmd__payload[31:16] == 16'h0000;
+  assign \$106  = \$104  | \$105 ;
+  assign \$107  = cmd__payload[47:32] == 16'h0000;
+  assign \$108  = \$106  | \$107 ;
+  assign \$109  = cmd__payload[15:0] > 7'h40;
+  assign \$110  = \$108  | \$109 ;
+  assign \$111  = cmd__payload[31:16] > 7'h40;
+  assign \$112  = \$110  | \$111 ;
+  assign \$113  = cmd__payload[47:32] > 7'h40;
+  assign \$114  = \$112  | \$113 ;
+  assign \$115  = ~ weights_valid;
+  assign \$116  = cmd__payload[31:16] != weights_k;
+  assign \$117  = \$115  | \$116 ;
+  assign \$118  = cmd__payload[47:32] != weights_n;
+  assign \$119  = \$117  | \$118 ;
+  assign \$120  = cmd__payload[48] & \$119 ;
+  assign \$121  = \$114  | \$120 ;
+  assign \$122  = a_load_addr + 1'h1;
+  assign \$123  = job_m - 1'h1;
+  assign \$124  = a_load_inner == \$123 ;
+  assign \$125  = a_load_outer + 4'h8;
+  assign \$126  = a_load_outer + 4'h8;
+  assign \$127  = \$126  >= job_k;
+  assign \$128  = a_load_inner + 1'h1;
+  assign \$129  = b_load_addr + 1'h1;
+  assign \$130  = job_k - 1'h1;
+  assign \$131  = b_load_inner == \$130 ;
+  assign \$132  = b_load_outer + 4'h8;
+  assign \$133  = b_load_outer + 4'h8;
+  assign \$134  = \$133  >= job_n;
+  assign \$135  = b_load_inner + 1'h1;
+  assign \$136  = a_load_done & b_load_done;
+  assign \$137  = cycles + 1'h1;
+  assign \$138  = cycles + 1'h1;
+  assign \$139  = ~ c__valid;
+  assign \$140  = \$139  | c__ready;
+  assign \$141  = d_m < job_m;
+  assign \$142  = d_m < job_m;
+  assign \$143  = d_n0 + 4'h8;
+  assign \$144  = \$143  >= job_n;
+  assign \$145  = d_m + 1'h1;
+  assign \$146  = d_m + 1'h1;
+  assign \$147  = \$146  == job_m;
+  assign \$148  = d_n0 + 4'h8;
+  assign \$149  = d_tile + 1'h1;
+  assign \$150  = c__valid & c__ready;
+  assign \$151  = \$150  & c__payload[256];
   always @(posedge clk)
-    done <= \$138 ;
+    done <= \$152 ;
   always @(posedge clk)
-    span <= \$139 ;
+    span <= \$153 ;
   always @(posedge clk)
-    s <= \$140 ;
+    s <= \$154 ;
   always @(posedge clk)
-    prologue <= \$141 ;
+    prologue <= \$155 ;
   always @(posedge clk)
-    nxt_n0 <= \$142 ;
+    nxt_n0 <= \$156 ;
   always @(posedge clk)
-    nxt_ntile <= \$143 ;
+    nxt_ntile <= \$157 ;
   always @(posedge clk)
-    nxt_k0 <= \$144 ;
+    nxt_k0 <= \$158 ;
   always @(posedge clk)
-    nxt_abase <= \$145 ;
+    nxt_abase <= \$159 ;
   always @(posedge clk)
-    nxt_bbase <= \$146 ;
+    nxt_bbase <= \$160 ;
   always @(posedge clk)
-    nxt_exists <= \$147 ;
+    nxt_exists <= \$161 ;
   always @(posedge clk)
-    cur_ntile <= \$148 ;
+    cur_ntile <= \$162 ;
   always @(posedge clk)
-    cur_abase <= \$149 ;
+    cur_abase <= \$163 ;
   always @(posedge clk)
-    cur_first <= \$150 ;
+    cur_first <= \$164 ;
   always @(posedge clk)
-    cur_last <= \$151 ;
+    cur_last <= \$165 ;
   always @(posedge clk)
-    a_valid <= \$152 ;
+    a_valid <= \$166 ;
   always @(posedge clk)
-    \swap$47  <= \$153 ;
+    \swap$47  <= \$167 ;
   always @(posedge clk)
-    w_capture <= \$154 ;
+    w_capture <= \$168 ;
   always @(posedge clk)
-    \$signal$50  <= \$155 ;
+    \$signal$50  <= \$169 ;
   always @(posedge clk)
-    wr_tag <= \$156 ;
+    wr_tag <= \$170 ;
   always @(posedge clk)
-    error <= \$157 ;
+    error <= \$171 ;
   always @(posedge clk)
-    cycles <= \$158 ;
+    cycles <= \$172 ;
   always @(posedge clk)
-    job_m <= \$159 ;
+    job_m <= \$173 ;
   always @(posedge clk)
-    job_k <= \$160 ;
+    job_k <= \$174 ;
   always @(posedge clk)
-    job_n <= \$161 ;
+    job_n <= \$175 ;
   always @(posedge clk)
-    a_load_addr <= \$162 ;
+    a_load_addr <= \$176 ;
   always @(posedge clk)
-    a_load_outer <= \$163 ;
+    a_load_outer <= \$177 ;
   always @(posedge clk)
-    a_load_inner <= \$164 ;
+    a_load_inner <= \$178 ;
   always @(posedge clk)
-    a_load_done <= \$165 ;
+    a_load_done <= \$179 ;
   always @(posedge clk)
-    b_load_addr <= \$166 ;
+    b_load_addr <= \$180 ;
   always @(posedge clk)
-    b_load_outer <= \$167 ;
+    b_load_outer <= \$181 ;
   always @(posedge clk)
-    b_load_inner <= \$168 ;
+    b_load_inner <= \$182 ;
   always @(posedge clk)
-    b_load_done <= \$169 ;
+    b_load_done <= \$183 ;
   always @(posedge clk)
-    engine_state <= \$170 ;
+    weights_valid <= \$184 ;
   always @(posedge clk)
-    d_m <= \$171 ;
+    weights_k <= \$185 ;
   always @(posedge clk)
-    d_n0 <= \$172 ;
+    weights_n <= \$186 ;
   always @(posedge clk)
-    d_tile <= \$173 ;
+    engine_state <= \$187 ;
   always @(posedge clk)
-    c__valid <= \$174 ;
+    d_m <= \$188 ;
   always @(posedge clk)
-    c_last <= \$175 ;
+    d_n0 <= \$189 ;
+  always @(posedge clk)
+    d_tile <= \$190 ;
+  always @(posedge clk)
+    c__valid <= \$191 ;
+  always @(posedge clk)
+    c_last <= \$192 ;
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i(a),
@@ -2424,12 +2465,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$138  = 1'h0;
+    \$152  = 1'h0;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
-            if (\$107 ) begin
-              \$138  = 1'h1;
+            if (\$121 ) begin
+              \$152  = 1'h1;
             end
           end
       3'h1:
@@ -2439,585 +2480,657 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$137 ) begin
-            \$138  = 1'h1;
+          if (\$151 ) begin
+            \$152  = 1'h1;
           end
       default:
           /* empty */;
     endcase
-    if (rst) begin
-      \$138  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$139  = span;
-    if (seq_start) begin
-      \$139  = \$57 ;
-    end
-    if (rst) begin
-      \$139  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$140  = s;
-    if (seq_start) begin
-      \$140  = 7'h00;
-    end
-    if (seq_run) begin
-      (* full_case = 32'd1 *)
-      if (\$60 ) begin
-        \$140  = 7'h00;
-      end else begin
-        \$140  = \$81 [6:0];
-      end
-    end
-    if (rst) begin
-      \$140  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$141  = prologue;
-    if (seq_start) begin
-      \$141  = 1'h1;
-    end
-    if (seq_run) begin
-      if (\$60 ) begin
-        \$141  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$141  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$142  = nxt_n0;
-    if (seq_start) begin
-      \$142  = 7'h00;
-    end
-    if (seq_run) begin
-      if (\$60 ) begin
-        if (\$75 ) begin
-          \$142  = \$76 [6:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$142  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$143  = nxt_ntile;
-    if (seq_start) begin
-      \$143  = 4'h0;
-    end
-    if (seq_run) begin
-      if (\$60 ) begin
-        if (\$75 ) begin
-          \$143  = \$77 [3:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$143  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$144  = nxt_k0;
-    if (seq_start) begin
-      \$144  = 7'h00;
-    end
-    if (seq_run) begin
-      if (\$60 ) begin
-        (* full_case = 32'd1 *)
-        if (\$75 ) begin
-          \$144  = 7'h00;
-        end else begin
-          \$144  = \$79 [6:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$144  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$145  = nxt_abase;
-    if (seq_start) begin
-      \$145  = 10'h000;
-    end
-    if (seq_run) begin
-      if (\$60 ) begin
-        (* full_case = 32'd1 *)
-        if (\$75 ) begin
-          \$145  = 10'h000;
-        end else begin
-          \$145  = \$80 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$145  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$146  = nxt_bbase;
-    if (seq_start) begin
-      \$146  = 10'h000;
-    end
-    if (seq_run) begin
-      if (\$60 ) begin
-        if (\$75 ) begin
-          \$146  = \$78 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$146  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$147  = nxt_exists;
-    if (seq_start) begin
-      \$147  = 1'h1;
-    end
-    if (seq_run) begin
-      if (\$60 ) begin
-        \$147  = \$73 ;
-      end
-    end
-    if (rst) begin
-      \$147  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$148  = cur_ntile;
-    if (seq_run) begin
-      if (\$60 ) begin
-        \$148  = nxt_ntile;
-      end
-    end
-    if (rst) begin
-      \$148  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$149  = cur_abase;
-    if (seq_run) begin
-      if (\$60 ) begin
-        \$149  = nxt_abase;
-      end
-    end
-    if (rst) begin
-      \$149  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$150  = cur_first;
-    if (seq_run) begin
-      if (\$60 ) begin
-        \$150  = \$61 ;
-      end
-    end
-    if (rst) begin
-      \$150  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$151  = cur_last;
-    if (seq_run) begin
-      if (\$60 ) begin
-        \$151  = \$66 ;
-      end
-    end
-    if (rst) begin
-      \$151  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$152  = beat;
     if (rst) begin
       \$152  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$153  = swap;
+    \$153  = span;
+    if (seq_start) begin
+      \$153  = \$57 ;
+    end
     if (rst) begin
-      \$153  = 1'h0;
+      \$153  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$154  = \$83 ;
+    \$154  = s;
+    if (seq_start) begin
+      \$154  = 7'h00;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (\$60 ) begin
+        \$154  = 7'h00;
+      end else begin
+        \$154  = \$81 [6:0];
+      end
+    end
     if (rst) begin
-      \$154  = 1'h0;
+      \$154  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$155  = \$84 ;
+    \$155  = prologue;
+    if (seq_start) begin
+      \$155  = 1'h1;
+    end
+    if (seq_run) begin
+      if (\$60 ) begin
+        \$155  = 1'h0;
+      end
+    end
     if (rst) begin
       \$155  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$156  = o;
+    \$156  = nxt_n0;
+    if (seq_start) begin
+      \$156  = 7'h00;
+    end
+    if (seq_run) begin
+      if (\$60 ) begin
+        if (\$75 ) begin
+          \$156  = \$76 [6:0];
+        end
+      end
+    end
     if (rst) begin
-      \$156  = 14'h0000;
+      \$156  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$157  = error;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            \$157  = \$96 ;
-          end
-      default:
-          /* empty */;
-    endcase
+    \$157  = nxt_ntile;
+    if (seq_start) begin
+      \$157  = 4'h0;
+    end
+    if (seq_run) begin
+      if (\$60 ) begin
+        if (\$75 ) begin
+          \$157  = \$77 [3:0];
+        end
+      end
+    end
     if (rst) begin
-      \$157  = 1'h0;
+      \$157  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$158  = cycles;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            \$158  = 32'd0;
-          end
-      3'h1:
-          /* empty */;
-      3'h2:
-          \$158  = \$123 [31:0];
-      3'h3:
-          \$158  = \$124 [31:0];
-      default:
-          /* empty */;
-    endcase
+    \$158  = nxt_k0;
+    if (seq_start) begin
+      \$158  = 7'h00;
+    end
+    if (seq_run) begin
+      if (\$60 ) begin
+        (* full_case = 32'd1 *)
+        if (\$75 ) begin
+          \$158  = 7'h00;
+        end else begin
+          \$158  = \$79 [6:0];
+        end
+      end
+    end
     if (rst) begin
-      \$158  = 32'd0;
+      \$158  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$159  = job_m;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$107 ) begin
-            end else begin
-              \$159  = cmd__payload[6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$159  = nxt_abase;
+    if (seq_start) begin
+      \$159  = 10'h000;
+    end
+    if (seq_run) begin
+      if (\$60 ) begin
+        (* full_case = 32'd1 *)
+        if (\$75 ) begin
+          \$159  = 10'h000;
+        end else begin
+          \$159  = \$80 [9:0];
+        end
+      end
+    end
     if (rst) begin
-      \$159  = 7'h00;
+      \$159  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$160  = job_k;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$107 ) begin
-            end else begin
-              \$160  = cmd__payload[22:16];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$160  = nxt_bbase;
+    if (seq_start) begin
+      \$160  = 10'h000;
+    end
+    if (seq_run) begin
+      if (\$60 ) begin
+        if (\$75 ) begin
+          \$160  = \$78 [9:0];
+        end
+      end
+    end
     if (rst) begin
-      \$160  = 7'h00;
+      \$160  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$161  = job_n;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$107 ) begin
-            end else begin
-              \$161  = cmd__payload[38:32];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$161  = nxt_exists;
+    if (seq_start) begin
+      \$161  = 1'h1;
+    end
+    if (seq_run) begin
+      if (\$60 ) begin
+        \$161  = \$73 ;
+      end
+    end
     if (rst) begin
-      \$161  = 7'h00;
+      \$161  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$162  = a_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$107 ) begin
-            end else begin
-              \$162  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            \$162  = \$108 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
+    \$162  = cur_ntile;
+    if (seq_run) begin
+      if (\$60 ) begin
+        \$162  = nxt_ntile;
+      end
+    end
     if (rst) begin
-      \$162  = 10'h000;
+      \$162  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$163  = a_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$107 ) begin
-            end else begin
-              \$163  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            if (\$110 ) begin
-              \$163  = \$111 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$163  = cur_abase;
+    if (seq_run) begin
+      if (\$60 ) begin
+        \$163  = nxt_abase;
+      end
+    end
     if (rst) begin
-      \$163  = 7'h00;
+      \$163  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$164  = a_load_inner;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$107 ) begin
-            end else begin
-              \$164  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            (* full_case = 32'd1 *)
-            if (\$110 ) begin
-              \$164  = 7'h00;
-            end else begin
-              \$164  = \$114 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$164  = cur_first;
+    if (seq_run) begin
+      if (\$60 ) begin
+        \$164  = \$61 ;
+      end
+    end
     if (rst) begin
-      \$164  = 7'h00;
+      \$164  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$165  = a_load_done;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$107 ) begin
-            end else begin
-              \$165  = 1'h0;
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            if (\$110 ) begin
-              if (\$113 ) begin
-                \$165  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$165  = cur_last;
+    if (seq_run) begin
+      if (\$60 ) begin
+        \$165  = \$66 ;
+      end
+    end
     if (rst) begin
       \$165  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$166  = b_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$107 ) begin
-            end else begin
-              \$166  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$77 ) begin
-            \$166  = \$115 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
+    \$166  = beat;
     if (rst) begin
-      \$166  = 10'h000;
+      \$166  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$167  = b_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$107 ) begin
-            end else begin
-              \$167  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$77 ) begin
-            if (\$117 ) begin
-              \$167  = \$118 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$167  = swap;
     if (rst) begin
-      \$167  = 7'h00;
+      \$167  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$168  = b_load_inner;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$107 ) begin
-            end else begin
-              \$168  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$77 ) begin
-            (* full_case = 32'd1 *)
-            if (\$117 ) begin
-              \$168  = 7'h00;
-            end else begin
-              \$168  = \$121 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$168  = \$83 ;
     if (rst) begin
-      \$168  = 7'h00;
+      \$168  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$169  = b_load_done;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$107 ) begin
-            end else begin
-              \$169  = 1'h0;
-            end
-          end
-      3'h1:
-          if (\$signature__en$77 ) begin
-            if (\$117 ) begin
-              if (\$120 ) begin
-                \$169  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$169  = \$84 ;
     if (rst) begin
       \$169  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$170  = engine_state;
+    \$170  = o;
+    if (rst) begin
+      \$170  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$171  = error;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            \$171  = \$103 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$171  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$172  = cycles;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            \$172  = 32'd0;
+          end
+      3'h1:
+          /* empty */;
+      3'h2:
+          \$172  = \$137 [31:0];
+      3'h3:
+          \$172  = \$138 [31:0];
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$172  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$173  = job_m;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             (* full_case = 32'd1 *)
-            if (\$107 ) begin
+            if (\$121 ) begin
             end else begin
-              \$170  = 3'h1;
+              \$173  = cmd__payload[6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$173  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$174  = job_k;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$174  = cmd__payload[22:16];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$174  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$175  = job_n;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$175  = cmd__payload[38:32];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$175  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$176  = a_load_addr;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$176  = 10'h000;
             end
           end
       3'h1:
-          if (\$122 ) begin
-            \$170  = 3'h2;
+          if (\$signature__en$73 ) begin
+            \$176  = \$122 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$176  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$177  = a_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$177  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            if (\$124 ) begin
+              \$177  = \$125 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$177  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$178  = a_load_inner;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$178  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            (* full_case = 32'd1 *)
+            if (\$124 ) begin
+              \$178  = 7'h00;
+            end else begin
+              \$178  = \$128 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$178  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$179  = a_load_done;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$179  = 1'h0;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            if (\$124 ) begin
+              if (\$127 ) begin
+                \$179  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$179  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$180  = b_load_addr;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$180  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$77 ) begin
+            \$180  = \$129 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$180  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$181  = b_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$181  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$77 ) begin
+            if (\$131 ) begin
+              \$181  = \$132 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$181  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$182  = b_load_inner;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$182  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$77 ) begin
+            (* full_case = 32'd1 *)
+            if (\$131 ) begin
+              \$182  = 7'h00;
+            end else begin
+              \$182  = \$135 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$182  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$183  = b_load_done;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$183  = 1'h0;
+              if (cmd__payload[48]) begin
+                \$183  = 1'h1;
+              end
+            end
+          end
+      3'h1:
+          if (\$signature__en$77 ) begin
+            if (\$131 ) begin
+              if (\$134 ) begin
+                \$183  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$183  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$184  = weights_valid;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$184  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$184  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$185  = weights_k;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$185  = cmd__payload[22:16];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$185  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$186  = weights_n;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$186  = cmd__payload[38:32];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$186  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$187  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$187  = 3'h1;
+            end
+          end
+      3'h1:
+          if (\$136 ) begin
+            \$187  = 3'h2;
           end
       3'h2:
           if (seq_end) begin
-            \$170  = 3'h3;
+            \$187  = 3'h3;
           end
       3'h3:
           if (seq_final_write) begin
-            \$170  = 3'h4;
+            \$187  = 3'h4;
           end
       3'h4:
-          if (\$137 ) begin
-            \$170  = 3'h0;
+          if (\$151 ) begin
+            \$187  = 3'h0;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$170  = 3'h0;
+      \$187  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$171  = d_m;
+    \$188  = d_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3027,13 +3140,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$171  = 7'h00;
+            \$188  = 7'h00;
           end
       3'h4:
-          if (\$126 ) begin
-            if (\$128 ) begin
-              if (\$130 ) begin
-                \$171  = \$131 [6:0];
+          if (\$140 ) begin
+            if (\$142 ) begin
+              if (\$144 ) begin
+                \$188  = \$145 [6:0];
               end
             end
           end
@@ -3041,12 +3154,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$171  = 7'h00;
+      \$188  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$172  = d_n0;
+    \$189  = d_n0;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3056,16 +3169,16 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$172  = 7'h00;
+            \$189  = 7'h00;
           end
       3'h4:
-          if (\$126 ) begin
-            if (\$128 ) begin
+          if (\$140 ) begin
+            if (\$142 ) begin
               (* full_case = 32'd1 *)
-              if (\$130 ) begin
-                \$172  = 7'h00;
+              if (\$144 ) begin
+                \$189  = 7'h00;
               end else begin
-                \$172  = \$134 [6:0];
+                \$189  = \$148 [6:0];
               end
             end
           end
@@ -3073,12 +3186,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$172  = 7'h00;
+      \$189  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$173  = d_tile;
+    \$190  = d_tile;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3088,16 +3201,16 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$173  = 4'h0;
+            \$190  = 4'h0;
           end
       3'h4:
-          if (\$126 ) begin
-            if (\$128 ) begin
+          if (\$140 ) begin
+            if (\$142 ) begin
               (* full_case = 32'd1 *)
-              if (\$130 ) begin
-                \$173  = 4'h0;
+              if (\$144 ) begin
+                \$190  = 4'h0;
               end else begin
-                \$173  = \$135 [3:0];
+                \$190  = \$149 [3:0];
               end
             end
           end
@@ -3105,12 +3218,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$173  = 4'h0;
+      \$190  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$174  = c__valid;
+    \$191  = c__valid;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3120,27 +3233,27 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$174  = 1'h0;
+            \$191  = 1'h0;
           end
       3'h4:
         begin
-          if (\$126 ) begin
-            \$174  = \$127 ;
+          if (\$140 ) begin
+            \$191  = \$141 ;
           end
-          if (\$137 ) begin
-            \$174  = 1'h0;
+          if (\$151 ) begin
+            \$191  = 1'h0;
           end
         end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$174  = 1'h0;
+      \$191  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$175  = c_last;
+    \$192  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3151,13 +3264,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$126 ) begin
-            if (\$128 ) begin
+          if (\$140 ) begin
+            if (\$142 ) begin
               (* full_case = 32'd1 *)
-              if (\$130 ) begin
-                \$175  = \$133 ;
+              if (\$144 ) begin
+                \$192  = \$147 ;
               end else begin
-                \$175  = 1'h0;
+                \$192  = 1'h0;
               end
             end
           end
@@ -3165,7 +3278,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$175  = 1'h0;
+      \$192  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
@@ -3185,6 +3298,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \cmd__payload.m  = cmd__payload[15:0];
   assign \cmd__payload.k  = cmd__payload[31:16];
   assign \cmd__payload.n  = cmd__payload[47:32];
+  assign \cmd__payload.keep  = cmd__payload[48];
   assign \a__payload[0]  = a__payload[7:0];
   assign \a__payload[1]  = a__payload[15:8];
   assign \a__payload[2]  = a__payload[23:16];

@@ -141,9 +141,11 @@ def _systolic_sections(config: SystolicConfig, top):
                 f"after it. Column sums of a beat appear on psum {top.result_latency} cycles "
                 f"later. Rule: capture cycle Q and swaps S0 < S1 need S0 + {R - 1} <= Q < S1."),
         }, "cycle_model": {
-            "gemm": ("cycles = 2R + C + M + (tiles - 1) * max(M, R), tiles = ceil(K/R) * "
-                     "ceil(N/C): first weight push to last psum beat, inclusive, at the tightest "
-                     "legal schedule (next weights pushed during the current tile's M beats, "
+            "gemm": ("cycles = 2R + C + M + (tiles - 1) * max(M, R)"
+                     + (f" + {config.pipeline_stages} (PE pipeline)"
+                        if config.pipeline_stages else "")
+                     + ", tiles = ceil(K/R) * ceil(N/C): first weight push to last psum beat, "
+                     "inclusive, at the tightest legal schedule (next weights pushed during the current tile's M beats, "
                      "swap on its last beat); the k-tiles' partial sums are added outside"),
             "example": ws_array_cycles(config, 4 * R, 4 * R, 4 * C).to_dict(),
         }}
@@ -187,7 +189,7 @@ def _systolic_sweep(sizes, variants, base):
 # --- matrix engine (compute core + buffers + controller) -----------------------------------
 
 _ENGINE_PORT_MEANING = {
-    "cmd__payload": "command: the GEMM's m, k, n (fields below)",
+    "cmd__payload": "command: the GEMM's m, k, n and the keep-weights flag (fields below)",
     "cmd__valid": "a command is offered",
     "cmd__ready": "the engine is idle and takes the command",
     "a__payload": "one A buffer word (layout in the engine's timing description)",
@@ -213,6 +215,8 @@ _ENGINE_FIELD_MEANING = {
     "m": "rows of A and C (1..max_m)",
     "k": "columns of A, rows of B (1..max_k)",
     "n": "columns of B and C (1..max_n)",
+    "keep": "keep-weights: reuse the B (and parameter) words of the last job that loaded "
+            "them, send only A (rejected without such weights of this K and N)",
     "last": "the job's final C word",
     "data": "data[c] = C[m, n0 + c], two's complement (bit positions below)",
 }
@@ -322,7 +326,8 @@ def _build_requant(config: RequantConfig):
 _REQUANT_PORT_MEANING = {
     "i__payload": "one beat: int32 accumulators and per-lane parameters, and last",
     "i__valid": "input beat is valid",
-    "i__ready": "the pipeline advances: ~o__valid | o__ready",
+    "i__ready": "an input beat can be taken: fewer beats in flight than the output FIFO "
+                "holds (a registered credit count, no path from o__ready)",
     "o__payload": "requantized 8-bit outputs, one per lane, and last",
     "o__valid": "output beat is valid",
     "o__ready": "the consumer takes the output beat; may be low for any number of cycles",
@@ -330,9 +335,24 @@ _REQUANT_PORT_MEANING = {
 
 _REQUANT_FIELD_MEANING = {
     "acc": "int32 accumulators, one per lane",
-    "params": "per lane: bias, multiplier, shift, zero_point, clamp_min, clamp_max",
+    "params": "per lane: bias, multiplier, shift, zero_point, clamp_min, clamp_max "
+              "(gemmlowp) or bias, scale_bits, zero_point, clamp_min, clamp_max (float32)",
     "last": "marks a job's final beat; passed through with its data",
     "data": "requantized outputs, one per lane",
+}
+
+
+_REQUANT_SPEC = {
+    "gemmlowp": ("per lane: x = sat32(acc + bias); p = x * multiplier (64-bit); "
+                 "y = SaturatingRoundingDoublingHighMul(x, multiplier) (INT32_MAX if both "
+                 "are INT32_MIN, else (p + (2^30 if p >= 0 else 1 - 2^30)) / 2^31 truncated "
+                 "toward zero); z = RoundingDivideByPOT(y, shift) (ties away from zero); "
+                 "out = clamp(z + zero_point, clamp_min, clamp_max)"),
+    "float32": ("per lane (onnxruntime's CPU rule, computed exactly in integers): "
+                "x = wrap32(acc + bias); f = float32(x) (round to nearest even); "
+                "p = f * scale in float32 (scale = the binary32 pattern scale_bits, one "
+                "rounding to nearest even); out = clamp(round_half_even(p) + zero_point, "
+                "clamp_min, clamp_max)"),
 }
 
 
@@ -340,13 +360,11 @@ def _requant_sections(config: RequantConfig, top):
     return {"timing": {
         "latency": top.latency,
         "description": (f"A beat accepted on i appears on o {top.latency} cycles later "
-                        "unless o stalls; i__ready = ~o__valid | o__ready (one global "
-                        "stall for the whole pipeline)."),
-        "spec": ("per lane: x = sat32(acc + bias); p = x * multiplier (64-bit); "
-                 "y = SaturatingRoundingDoublingHighMul(x, multiplier) (INT32_MAX if both "
-                 "are INT32_MIN, else (p + (2^30 if p >= 0 else 1 - 2^30)) / 2^31 truncated "
-                 "toward zero); z = RoundingDivideByPOT(y, shift) (ties away from zero); "
-                 "out = clamp(z + zero_point, clamp_min, clamp_max)"),
+                        "unless o stalls. The datapath never stalls; an output FIFO holds "
+                        "its results, and i__ready is high while the beats in flight fit in "
+                        "it, so unstalled it stays high and backpressure on o loses nothing."),
+        "mode": config.mode,
+        "spec": _REQUANT_SPEC[config.mode],
     }}
 
 

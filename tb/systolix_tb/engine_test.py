@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import Event, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 from cocotb.utils import get_sim_time
 
 from systolix.model import tiling
@@ -112,6 +112,14 @@ async def run_engine_job(dut):
 
     outcome = JobOutcome()
     scoreboard = GemmScoreboard(config.numerics, dut._log, config.accumulation_chunk)
+    if job.keep and not job.stream:
+        raise AssertionError("keep-weights entries need a stream job (stream=True)")
+    if job.stream:
+        await run_stream(dut, job, rng, outcome, scoreboard, clk, read_only)
+        outcome.failures.extend(scoreboard.failures)
+        write_outcome(outcome, job_path.parent)
+        assert not outcome.failures, "; ".join(outcome.failures)
+        return
     quiet = Quiet(dut, outcome.failures)
     dut.c__ready.value = 1  # outside a drain: a stray C word would be taken, and is reported
     first = None
@@ -255,3 +263,151 @@ async def run_engine_job(dut):
     outcome.failures.extend(scoreboard.failures)
     write_outcome(outcome, job_path.parent)
     assert not outcome.failures, "; ".join(outcome.failures)
+
+
+def _command(entry, keep):
+    if is_reject(entry):
+        m, k, n = (int(v) for v in entry[:3])
+    else:
+        (m, k), n = entry[0].shape, entry[1].shape[1]
+    return m | (k << 16) | (n << 32) | (int(keep) << 48)
+
+
+async def _source(dut, prefix, words, stall, rng, clk, read_only, log):
+    """Offer ``words`` in order on stream ``prefix``; sleeps while ``ready`` is low. ``log``
+    gets the cycle of each handshake."""
+    valid = getattr(dut, f"{prefix}__valid")
+    ready = getattr(dut, f"{prefix}__ready")
+    payload = getattr(dut, f"{prefix}__payload")
+    i = 0
+    while i < len(words):
+        if stall and rng.random() < stall:
+            valid.value = 0
+            await clk
+            continue
+        payload.value = words[i]
+        valid.value = 1
+        await read_only
+        if not int(ready.value):
+            await RisingEdge(ready)
+            await read_only
+        log.append(now())
+        i += 1
+        await clk
+    valid.value = 0
+
+
+async def run_stream(dut, job, rng, outcome, scoreboard, clk, read_only):
+    """All of the job's commands and words offered at once as flat streams (the engine takes
+    each stream's words only for the job it is loading), the C sink always there (randomly not
+    ready with stalls), every ``done`` recorded with ``error`` and ``cycles``."""
+    config = job.config
+    stall = job.stall_prob
+    rq = config.requant is not None
+    cmds, a_q, b_q, q_q, counts = [], [], [], [], []
+    for i, entry in enumerate(job.operands):
+        keep = job.keeps(i)
+        cmds.append(_command(entry, keep))
+        if is_reject(entry):
+            continue
+        a, b = entry[:2]
+        a_q.extend(tiling.engine_a_words(config, a))
+        if not keep:
+            b_q.extend(tiling.engine_b_words(config, b))
+            if rq:
+                q_q.extend(tiling.engine_q_words(config, entry[2], b.shape[1]))
+        counts.append(engine_cycles(config, a.shape[0], a.shape[1], b.shape[1]).c_words)
+    handshakes, dones, loads = [], [], []
+    words = []
+    all_done = Event()
+
+    async def commands():
+        for word in cmds:
+            while stall and rng.random() < stall:
+                dut.cmd__valid.value = 0
+                await clk
+            dut.cmd__payload.value = word
+            dut.cmd__valid.value = 1
+            await read_only
+            if not int(dut.cmd__ready.value):
+                await RisingEdge(dut.cmd__ready)
+                await read_only
+            handshakes.append(now())
+            await clk
+        dut.cmd__valid.value = 0
+
+    async def sink():
+        while True:
+            ready = not (stall and rng.random() < stall)
+            dut.c__ready.value = int(ready)
+            await read_only
+            if not int(dut.c__valid.value) and ready:
+                await RisingEdge(dut.c__valid)
+                await read_only
+            if ready and int(dut.c__valid.value):
+                words.append(dut.c__payload.value.to_unsigned())
+            await clk
+
+    async def done_monitor():
+        while True:
+            await read_only
+            if not int(dut.done.value):
+                await RisingEdge(dut.done)
+                await read_only
+            dones.append((now(), int(dut.error.value), int(dut.cycles.value)))
+            if len(dones) == len(cmds):
+                all_done.set()
+            await clk
+
+    tasks = [cocotb.start_soon(commands()), cocotb.start_soon(sink()),
+             cocotb.start_soon(done_monitor())]
+    for prefix, q in (("a", a_q), ("b", b_q)) + ((("q", q_q),) if rq else ()):
+        tasks.append(cocotb.start_soon(_source(dut, prefix, q, stall, rng, clk, read_only,
+                                               loads)))
+    bound = sum(engine_cycles(config, *(e[0].shape), e[1].shape[1]).total
+                for e in job.operands if not is_reject(e))
+    bound = (bound + 20 * len(cmds) + 100) * (1 + int(40 * stall))
+    try:
+        await with_timeout(all_done.wait(), bound * PERIOD_NS, "ns")
+    except SimTimeoutError:
+        outcome.failures.append(f"stream stuck: {len(dones)} of {len(cmds)} done pulses, "
+                                f"{len(words)} C words")
+    for _ in range(TAIL_CYCLES):  # nothing after the last done
+        await clk
+    for t in tasks:
+        t.cancel()
+    dut.c__ready.value = 1
+    if len(dones) > len(cmds):
+        outcome.failures.append(f"{len(dones)} done pulses for {len(cmds)} commands")
+    if len(words) != sum(counts):
+        outcome.failures.append(f"{len(words)} C words, the jobs have {sum(counts)}")
+    first = handshakes[0] if handshakes else 0
+    w = 0
+    for i, entry in enumerate(job.operands):
+        t, err, cyc = dones[i] if i < len(dones) else (None, None, None)
+        outcome.errors.append(err)
+        outcome.cycles.append(None if is_reject(entry) else cyc)
+        outcome.job_cycles.append(None if t is None or i >= len(handshakes)
+                                  else t - handshakes[i])
+        outcome.done_cycles.append(None if t is None else t - first)
+        if is_reject(entry):
+            outcome.results.append(None)
+            continue
+        a, b = entry[:2]
+        (m, k), n = a.shape, b.shape[1]
+        count = counts.pop(0)
+        chunk = words[w:w + count]
+        w += count
+        try:
+            c, last = tiling.engine_c_matrix(config, chunk, m, n)
+        except ValueError as e:
+            outcome.failures.append(f"gemm {i}: {e}")
+            outcome.results.append(None)
+            continue
+        if not last[-1] or last[:-1].any():
+            outcome.failures.append(f"gemm {i}: `last` not on the final C word only")
+        scoreboard.check(f"gemm {i} ({m}x{k}x{n})", a, b, c, entry[2] if rq else None)
+        outcome.results.append(c)
+    outcome.total_cycles = dones[-1][0] - first if dones else 0
+    dut._log.info("stream of %d commands: %d cycles from the first handshake to the last done",
+                  len(cmds), outcome.total_cycles)

@@ -110,6 +110,9 @@ def test_demo_small(tmp_path):
     assert [r["match"] and r["cycles_match_model"] for r in report["runs"]] == [True] * 3
     inference = json.loads((tmp_path / "w" / "demo" / "inference.json").read_text())
     assert inference["images"] == 3 and inference["layers_bit_exact"] == [True, True]
+    cnn = json.loads((tmp_path / "w" / "demo" / "cnn.json").read_text())
+    assert cnn["matches_onnxruntime"] and cnn["matches_reference"]
+    assert [l["rtl_cycles"] == l["model_cycles"] for l in cnn["layers"]] == [True] * 3
     assert len(list((tmp_path / "rtl").glob("*.v"))) == 3
 
 
@@ -132,6 +135,7 @@ def _bad_inputs(tmp_path):
     np.save(tmp_path / "ok_b.npy", np.ones((4, 2), dtype=np.int8))
     np.save(tmp_path / "b_mismatch.npy", np.ones((5, 2), dtype=np.int8))
     np.save(tmp_path / "cube.npy", np.ones((2, 2, 2)))
+    np.save(tmp_path / "tesseract.npy", np.ones((2, 2, 2, 2)))
     np.save(tmp_path / "empty.npy", np.ones((0, 4)))
     np.save(tmp_path / "frac.npy", np.array([[1.5, 2.0]]))
     big = np.ones((3, 4), dtype=np.int64)
@@ -145,7 +149,9 @@ def _bad_inputs(tmp_path):
         ((tmp_path / "missing.npy", ok_b), "no such file"),
         ((tmp_path / "garbage.npy", ok_b), "is not a valid matrix file"),
         ((tmp_path / "ragged.csv", ok_b), "is not a valid matrix file"),
-        ((tmp_path / "cube.npy", ok_b), "3-D array, expected 2-D"),
+        ((tmp_path / "cube.npy", ok_b), "A holds a batch of 2 matrices: batches run on the "
+                                        "engine, add --engine"),
+        ((tmp_path / "tesseract.npy", ok_b), "4-D array, expected 2-D or 3-D"),
         ((tmp_path / "empty.npy", ok_b), "is empty"),
         ((ok_a, tmp_path / "frac.npy"), "non-integer value 1.5 at [0, 0]"),
         ((tmp_path / "big.npy", ok_b), "A[0, 1] = 200 is outside the int8 range -128..127"),
@@ -331,3 +337,28 @@ def test_generate_tensorcore_engine(tmp_path):
     assert ports["a__payload"] == 2 * 2 * 8 and ports["b__payload"] == 2 * 6 * 8
     assert ports["c__payload"] == 6 * 32 + 1
     assert f"module {name}(" in (tmp_path / f"{name}.v").read_text()
+
+
+def test_engine_batch_shape_errors_are_one_line(tmp_path):
+    """A batch whose shapes disagree is refused before any simulation, in one line."""
+    np.save(tmp_path / "a.npy", np.ones((3, 4, 5), np.int64))
+    np.save(tmp_path / "b5.npy", np.ones((2, 5, 6), np.int64))
+    np.save(tmp_path / "b4.npy", np.ones((4, 6), np.int64))
+    np.save(tmp_path / "b.npy", np.ones((5, 6), np.int64))
+    np.save(tmp_path / "a2.npy", np.ones((4, 5), np.int64))
+    cases = [
+        (["--a", "a.npy", "--b", "b5.npy", "-o", "c.npy", "--engine"],
+         "A is a batch of 3 matrices but B of 2"),
+        (["--a", "a.npy", "--b", "b4.npy", "-o", "c.npy", "--engine"],
+         "A's matrices are 4x5 but B's are 4x6"),
+        (["--a", "a.npy", "--b", "b.npy", "-o", "c.csv", "--engine"],
+         "write it to a .npy file, not c.csv"),
+        (["--a", "a2.npy", "--b", "b5.npy", "-o", "c.npy", "--engine"],
+         "B holds a batch of 2 matrices but A is one matrix"),
+    ]
+    for argv, message in cases:
+        r = subprocess.run([sys.executable, "-m", "systolix", "run", *argv], cwd=tmp_path,
+                           capture_output=True, text=True)
+        assert r.returncode != 0 and r.stderr.count("\n") == 1, r.stderr
+        assert r.stderr.startswith("systolix: error: ") and message in r.stderr, r.stderr
+        assert not (tmp_path / "c.npy").exists()

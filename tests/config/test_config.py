@@ -79,3 +79,35 @@ def test_pipeline_is_a_pe_pipeline_and_reads_as_its_string():
     assert PIPELINES == {p.value: p.stages for p in PEPipeline} == \
         {"none": 0, "product": 1, "full": 2, "deep": 3}
     assert SystolicConfig(2, 2).pipeline is PEPipeline.NONE
+
+
+def test_mult_option():
+    from systolix.config import MULTIPLIERS
+    assert MULTIPLIERS == ("dsp", "lut", "auto")
+    c = SystolicConfig(4, 6, pipeline="full", mult="auto")
+    assert c.name == "systolic_os_4x6_int8_acc32_wrap_pipe_full_mult_auto"
+    assert c.to_dict()["mult"] == "auto" and SystolicConfig.from_dict(c.to_dict()) == c
+    assert "mult" not in SystolicConfig(4, 6).to_dict()  # the default leaves manifests as they were
+    with pytest.raises(ValueError, match="mult must be one of dsp, lut, auto, not 'fpga'"):
+        SystolicConfig(2, 2, mult="fpga")
+    with pytest.raises(TypeError, match="mult must be a string, not None"):
+        SystolicConfig(2, 2, mult=None)
+    with pytest.raises(ValueError, match="mult='lut' exists for the output-stationary PE only"):
+        SystolicConfig(2, 2, dataflow=Dataflow.WEIGHT_STATIONARY, mult="lut")
+
+
+def test_multiplier_plan_fills_dsp_blocks_first():
+    from systolix.config import multiplier_plan
+    D, L = "dsp", "lut"
+    auto = SystolicConfig(3, 5, pipeline="full", mult="auto")
+    assert multiplier_plan(auto, None) == ((D,) * 5,) * 3  # no device known: DSP everywhere
+    assert multiplier_plan(auto, 0) == ((L,) * 5,) * 3
+    assert multiplier_plan(auto, 7) == ((D,) * 5, (D, D, L, L, L), (L,) * 5)
+    assert multiplier_plan(auto, 99) == ((D,) * 5,) * 3
+    # two PEs per block (iCE40 SB_MAC16): columns 0+1 and 2+3 in pairs, column 4 alone
+    assert multiplier_plan(auto, 4, pairs=True) == ((D,) * 5, (D, D, L, L, L), (L,) * 5)
+    assert multiplier_plan(auto, 5, pairs=True) == ((D,) * 5, (D, D, D, D, L), (L,) * 5)
+    assert multiplier_plan(SystolicConfig(2, 2, mult="lut"), 8) == ((L, L), (L, L))
+    assert multiplier_plan(SystolicConfig(2, 2), 0) == ((D, D), (D, D))
+    with pytest.raises(ValueError, match="dsp_blocks must be a non-negative integer, not -1"):
+        multiplier_plan(auto, -1)

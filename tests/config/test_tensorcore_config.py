@@ -31,20 +31,21 @@ def test_defaults_and_name():
 
 
 @pytest.mark.parametrize("k,levels,cuts", [
-    (1, 0, [(), (0,)]),
-    (2, 1, [(), (0,), (0, 1)]),
-    (4, 2, [(), (1,), (0, 1), (0, 1, 2)]),
-    (5, 3, [(), (1,), (0, 2), (0, 1, 2), (0, 1, 2, 3)]),
+    (1, 0, [(), (0,), (-1, 0)]),
+    (2, 1, [(), (0,), (0, 1), (-1, 0, 1)]),
+    (4, 2, [(), (1,), (0, 1), (0, 1, 2), (-1, 0, 1, 2)]),
+    (5, 3, [(), (1,), (0, 2), (0, 1, 2), (0, 1, 2, 3), (-1, 0, 1, 2, 3)]),
     (64, 6, None),
 ])
 def test_register_cuts(k, levels, cuts):
     c = TensorCoreConfig(k=k)
-    assert c.tree_levels == levels and c.max_pipeline == levels + 1
-    got = [TensorCoreConfig(k=k, pipeline=p).register_cuts for p in range(levels + 2)]
+    assert c.tree_levels == levels and c.max_pipeline == levels + 2
+    got = [TensorCoreConfig(k=k, pipeline=p).register_cuts for p in range(levels + 3)]
     if cuts is not None:
         assert got == cuts
-    for p, cut in enumerate(got):  # always p distinct, increasing cuts in 0..T
-        assert len(cut) == p and list(cut) == sorted(set(cut)) and all(0 <= x <= levels
+    for p, cut in enumerate(got):  # always p distinct, increasing cuts in 0..T (-1 .. T last)
+        low = -1 if p == levels + 2 else 0
+        assert len(cut) == p and list(cut) == sorted(set(cut)) and all(low <= x <= levels
                                                                         for x in cut)
 
 
@@ -52,8 +53,8 @@ def test_register_cuts(k, levels, cuts):
     (dict(m=0), ValueError, "m must be in range 1..64, not 0"),
     (dict(n=65), ValueError, "n must be in range 1..64, not 65"),
     (dict(k=2.0), TypeError, "k must be an integer"),
-    (dict(k=4, pipeline=4), ValueError, r"pipeline must be in range 0..3 for k = 4"),
-    (dict(k=1, pipeline=-1), ValueError, r"pipeline must be in range 0..1 for k = 1"),
+    (dict(k=4, pipeline=5), ValueError, r"pipeline must be in range 0..4 for k = 4"),
+    (dict(k=1, pipeline=-1), ValueError, r"pipeline must be in range 0..2 for k = 1"),
     (dict(pipeline=True), TypeError, "pipeline must be an integer"),
     (dict(numerics="int8"), TypeError, "numerics must be a Numerics"),
 ])
@@ -231,7 +232,7 @@ def test_verilog_has_one_multiplier_per_mac():
 # --- CLI ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,fragment,code", [
-    (["--k", 4, "--pipeline", 4], "pipeline must be in range 0..3 for k = 4", 1),
+    (["--k", 4, "--pipeline", 5], "pipeline must be in range 0..4 for k = 4", 1),
     (["--m", 0], "m must be in range 1..64, not 0", 1),
     (["--rows", 4], "--rows cannot be used with 'generate tensorcore'", 1),
     (["--acc-width", 15], "acc_width must be at least 16", 1),

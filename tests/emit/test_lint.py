@@ -30,6 +30,7 @@ CONFIGS = [
     EngineConfig(SystolicConfig(3, 2, WS, Numerics(acc_width=20, saturate=True)), 8, 8, 4),
     EngineConfig(SystolicConfig(1, 1, WS), 1, 1, 1),
     RequantConfig(2),
+    pytest.param(RequantConfig(2, mode="float32"), marks=pytest.mark.slow),
     EngineConfig(SystolicConfig(2, 3, WS), 4, 5, 7, requant=RequantConfig(3, out_signed=False)),
     EngineConfig(max_m=5, max_k=7, max_n=6, core=TensorCoreConfig(2, 2, 2), cores=2),
     EngineConfig(max_m=3, max_k=3, max_n=5, core=TensorCoreConfig(3, 1, 3, pipeline=0)),

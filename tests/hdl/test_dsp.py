@@ -14,6 +14,7 @@ SIGNEDA/SIGNEDB, optional input and output registers on CLK0 with CE0); it check
 (operand extension, product slice, register stages), not Lattice's silicon.
 """
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,9 +22,11 @@ from pathlib import Path
 import pytest
 from amaranth.back import verilog
 
-from systolix.config import Numerics, SystolicConfig
-from systolix.emit import port_map
+from systolix.config import Dataflow, Numerics, SystolicConfig, TensorCoreConfig
+from systolix.emit import port_map, ports
 from systolix.hdl.os_array import OutputStationaryArray
+from systolix.hdl.tensorcore import MMAUnit
+from systolix.hdl.ws_array import WeightStationaryArray
 from systolix.synth.flow import SynthPlatform
 
 pytestmark = [pytest.mark.rtl, pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")]
@@ -66,7 +69,7 @@ def _testbench(w_in, w_out, cycles, seed):
     return f"""
 `timescale 1ns/1ps
 module tb;
-  reg clk = 0, rst = 1, valid = 0;
+  reg clk = 0, rst, valid = 0;
   reg [{w_in - 1}:0] pay = 0;
   wire rg, rt, vg, vt;
   wire [{w_out - 1}:0] og, ot;
@@ -77,6 +80,7 @@ module tb;
   integer i, k, errors = 0, outs = 0, seed = {seed};
   always #5 clk = ~clk;
   initial begin
+    rst = 0; #1 rst = 1;  // an event at time 0: every `always @*` block runs once
     repeat (3) @(posedge clk);
     @(negedge clk) rst = 0;
     for (i = 0; i < {cycles}; i = i + 1) begin
@@ -95,11 +99,52 @@ endmodule
 """
 
 
-def _emit(config, name, platform):
-    top = OutputStationaryArray(config)
+def _ws_testbench(ins, psum, cycles, seed):
+    """Random a, w, a_valid, swap and w_capture every cycle (any schedule: both versions must
+    agree on whatever it does); psum compared whenever psum_valid."""
+    width = sum(w for _, w in ins)
+    conns, pos = [], 0
+    for n, w in ins:
+        conns.append(f".{n}(pay[{pos + w - 1}:{pos}])")
+        pos += w
+    conns = ", ".join(conns)
+    return f"""
+`timescale 1ns/1ps
+module tb;
+  reg clk = 0, rst = 1;
+  reg [{width - 1}:0] pay = 0;
+  wire vg, vt;
+  wire [{psum - 1}:0] og, ot;
+  gold g(.clk(clk), .rst(rst), {conns}, .psum(og), .psum_valid(vg));
+  gate t(.clk(clk), .rst(rst), {conns}, .psum(ot), .psum_valid(vt));
+  integer i, k, errors = 0, outs = 0, seed = {seed};
+  always #5 clk = ~clk;
+  initial begin
+    repeat (3) @(posedge clk);
+    @(negedge clk) rst = 0;
+    for (i = 0; i < {cycles}; i = i + 1) begin
+      @(negedge clk);
+      for (k = 0; k < {width}; k = k + 1) pay[k] = $random(seed);
+      #1;
+      if (vg !== vt || (vg && og !== ot)) errors = errors + 1;
+      if (vg) outs = outs + 1;
+    end
+    $display("RESULT errors=%0d outs=%0d", errors, outs);
+    $finish;
+  end
+endmodule
+"""
+
+
+def _emit(config, name, platform, inputs=None):
+    """Verilog and port widths of the array; ``inputs`` (a list) gets its input ports."""
+    top = (WeightStationaryArray(config) if config.dataflow is Dataflow.WEIGHT_STATIONARY
+           else OutputStationaryArray(config))
     text = verilog.convert(top, name=name, ports=port_map(top), platform=platform,
                            emit_src=False)
     widths = {k: len(v[0]) for k, v in port_map(top).items()}
+    if inputs is not None:
+        inputs.extend((k, len(v[0])) for k, v in ports(top).items() if v and v[1] == "input")
     return text, widths
 
 
@@ -124,18 +169,79 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("family,config", CASES, ids=[f"{f}-{c.name}" for f, c in CASES])
-def test_dsp_mapped_array_equals_generic_rtl(family, config, tmp_path, seed):
-    gold, widths = _emit(config, "gold", None)
-    gate, _ = _emit(config, "gate", SynthPlatform(family))
+WS = Dataflow.WEIGHT_STATIONARY
+# (weight-stationary: one case per family in the default suite, the rest under `slow`)
+WS_CASES = [
+    pytest.param("ecp5", SystolicConfig(3, 4, WS, pipeline="product"), marks=pytest.mark.slow),
+    ("ecp5", SystolicConfig(3, 3, WS, pipeline="full")),
+    pytest.param("ecp5", SystolicConfig(2, 3, WS, pipeline="deep", numerics=Numerics(
+        in_width=16, acc_width=40, signed=False)), marks=pytest.mark.slow),
+    ("ice40", SystolicConfig(3, 4, WS, pipeline="product")),
+    pytest.param("ice40", SystolicConfig(3, 3, WS, pipeline="full", numerics=Numerics(
+        in_width=5, acc_width=12)), marks=pytest.mark.slow),
+    pytest.param("ice40", SystolicConfig(2, 2, WS, pipeline="deep",
+                                         numerics=Numerics(signed=False)),
+                 marks=pytest.mark.slow),
+]
+
+#: LUT multipliers (all PEs, or the PEs left over by `dsp_blocks` DSP blocks with "auto"):
+#: (family, config, dsp_blocks, primitive instances, LUT multipliers). On iCE40 the PE of an
+#: odd last column takes a block of its own through yosys' inference of `a * b`, not an instance.
+LUT_CASES = [
+    ("ecp5", SystolicConfig(3, 4, pipeline="none", mult="lut"), None, 0, 12),
+    ("ecp5", SystolicConfig(3, 4, pipeline="full", mult="lut"), None, 0, 12),
+    ("ecp5", SystolicConfig(3, 5, pipeline="deep", mult="auto"), 7, 7, 8),
+    ("ecp5", SystolicConfig(2, 3, pipeline="deep", mult="auto"), 4, 4, 2),
+    ("ecp5", SystolicConfig(2, 3, pipeline="product", mult="lut",
+                            numerics=Numerics(in_width=5, acc_width=12, saturate=True)),
+     None, 0, 6),
+    ("ice40", SystolicConfig(3, 5, pipeline="full", mult="auto"), 5, 4, 6),
+    ("ice40", SystolicConfig(2, 3, pipeline="deep", mult="lut",
+                             numerics=Numerics(signed=False, in_width=7, acc_width=20)),
+     None, 0, 6),
+]
+
+#: A name that only the LUT multiplier's Verilog carries.
+LUT_MARK = "product_value"
+
+
+def _gate_check(family, config, gold, gate, instances, luts):
     primitive = "MULT18X18D" if family == "ecp5" else "SB_MAC16"
     assert primitive not in gold
-    expected = (config.macs if family == "ecp5" else config.rows * (config.cols // 2))
+    if config.mult == "dsp":
+        expected = (config.macs if family == "ecp5" else config.rows * (config.cols // 2))
+    else:
+        expected = instances
     assert gate.count(f"  {primitive} ") == expected  # the mapping really is in use
+    assert gate.count(f"reg [{2 * config.numerics.in_width - 1}:0] {LUT_MARK}") + \
+        gate.count(f"wire [{2 * config.numerics.in_width - 1}:0] {LUT_MARK}") == luts
+
+
+_LUT = {(f, c): (blocks, prims, luts) for f, c, blocks, prims, luts in LUT_CASES}
+#: One mixed DSP + LUT array stays in the default suite; the other LUT cases run under slow.
+_LUT_DEFAULT = LUT_CASES[3][:2]
+PARAMS = [pytest.param(f, c, id=f"{f}-{c.name}") for f, c in CASES] + [
+    pytest.param(f, c, id=f"{f}-{c.name}",
+                 marks=() if (f, c) == _LUT_DEFAULT else pytest.mark.slow)
+    for f, c, *_ in LUT_CASES] + [
+    pytest.param(*v, id=f"{v[0]}-{v[1].name}", marks=getattr(c, "marks", ()))
+    for c in WS_CASES for v in [getattr(c, "values", c)]]
+
+
+@pytest.mark.parametrize("family,config", PARAMS)
+def test_dsp_mapped_array_equals_generic_rtl(family, config, tmp_path, seed):
+    blocks, prims, luts = _LUT.get((family, config), (None, None, 0))
+    inputs = []
+    gold, widths = _emit(dataclasses.replace(config, mult="dsp"), "gold", None, inputs)
+    gate, _ = _emit(config, "gate", SynthPlatform(family, dsp_blocks=blocks))
+    _gate_check(family, config, gold, gate, prims, luts)
     (tmp_path / "gold.v").write_text(gold)
     (tmp_path / "gate.v").write_text(gate)
-    (tmp_path / "tb.v").write_text(_testbench(widths["i__payload"], widths["o__payload"],
-                                              3000, seed % 2**31))
+    if config.dataflow is WS:
+        bench = _ws_testbench(inputs, widths["psum"], 1500, seed % 2**31)
+    else:
+        bench = _testbench(widths["i__payload"], widths["o__payload"], 3000, seed % 2**31)
+    (tmp_path / "tb.v").write_text(bench)
     sources = ["tb.v", "gold.v", "gate.v"]
     if family == "ecp5":
         (tmp_path / "mult.v").write_text(MULT18X18D_MODEL)
@@ -153,6 +259,71 @@ def test_dsp_mapped_array_equals_generic_rtl(family, config, tmp_path, seed):
     errors, outs = (int(x.split("=")[1]) for x in line[0].split()[1:])
     assert outs > 100, line  # the stimulus really produced results to compare
     assert errors == 0, f"{line[0]} (seed {seed})"
+
+
+def _mma_testbench(w_in, w_out, cycles, seed):
+    return f"""
+`timescale 1ns/1ps
+module tb;
+  reg clk = 0, rst = 1, valid = 0;
+  reg [{w_in - 1}:0] pay = 0;
+  wire vg, vt;
+  wire [{w_out - 1}:0] og, ot;
+  gold g(.clk(clk), .rst(rst), .i__payload(pay), .i__valid(valid), .o__payload(og),
+         .o__valid(vg));
+  gate t(.clk(clk), .rst(rst), .i__payload(pay), .i__valid(valid), .o__payload(ot),
+         .o__valid(vt));
+  integer i, k, errors = 0, outs = 0, seed = {seed};
+  always #5 clk = ~clk;
+  initial begin
+    repeat (3) @(posedge clk);
+    @(negedge clk) rst = 0;
+    for (i = 0; i < {cycles}; i = i + 1) begin
+      @(negedge clk);
+      for (k = 0; k < {w_in}; k = k + 1) pay[k] = $random(seed);
+      valid = ($random(seed) % 4) != 0;
+      #1;
+      if (vg !== vt || (vg && og !== ot)) errors = errors + 1;
+      if (vg) outs = outs + 1;
+    end
+    $display("RESULT errors=%0d outs=%0d", errors, outs);
+    $finish;
+  end
+endmodule
+"""
+
+
+@pytest.mark.parametrize("config", [
+    TensorCoreConfig(1, 2, 2, pipeline=3),
+    pytest.param(TensorCoreConfig(2, 3, 4, pipeline=3), marks=pytest.mark.slow),
+    pytest.param(TensorCoreConfig(2, 2, 4, pipeline=4), marks=pytest.mark.slow),
+    pytest.param(TensorCoreConfig(3, 2, 5, pipeline=4, numerics=Numerics(
+        in_width=16, acc_width=40, signed=False, saturate=True)), marks=pytest.mark.slow),
+], ids=lambda c: c.name)
+def test_dsp_mapped_mma_unit_equals_generic_rtl(config, tmp_path, seed):
+    """The MMA unit's registered products (cut 0) as MULT18X18D output registers on ECP5, and
+    at the deepest pipeline its operand registers (cut -1) as the input registers."""
+    def emit(name, platform):
+        top = MMAUnit(config)
+        return verilog.convert(top, name=name, ports=port_map(top), platform=platform,
+                               emit_src=False), {k: len(v[0]) for k, v in port_map(top).items()}
+    gold, widths = emit("gold", None)
+    gate, _ = emit("gate", SynthPlatform("ecp5"))
+    assert "MULT18X18D" not in gold and gate.count("  MULT18X18D ") == config.macs
+    (tmp_path / "gold.v").write_text(gold)
+    (tmp_path / "gate.v").write_text(gate)
+    (tmp_path / "mult.v").write_text(MULT18X18D_MODEL)
+    (tmp_path / "tb.v").write_text(_mma_testbench(widths["i__payload"], widths["o__payload"],
+                                                  1000, seed % 2**31))
+    build = subprocess.run(["iverilog", "-g2012", "-s", "tb", "-o", "sim.vvp", "tb.v", "gold.v",
+                            "gate.v", "mult.v"], cwd=tmp_path, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    line = [x for x in run.stdout.splitlines() if x.startswith("RESULT")]
+    assert line, run.stdout + run.stderr
+    errors, outs = (int(x.split("=")[1]) for x in line[0].split()[1:])
+    assert outs > 500 and errors == 0, f"{line[0]} (seed {seed})"
 
 
 def test_hooks_fall_back_to_generic_rtl():

@@ -226,6 +226,56 @@ def test_pipelined_pe_delays_result_by_its_stages(stages):
     assert seen[:stages] == [0] * stages
 
 
+@pytest.mark.parametrize("pipeline", ["none", "deep"])
+def test_lut_multiplier_array_matches_golden_and_cycle_model(pipeline):
+    config = SystolicConfig(3, 2, pipeline=pipeline, mult="lut")
+    rng = np.random.default_rng(5)
+    ks = [5, 1, 7, 3]
+    tiles = [(rng.integers(-128, 128, (3, k)), rng.integers(-128, 128, (k, 2))) for k in ks]
+    tiles[0] = (np.full((3, 5), -128), np.full((5, 2), -128))
+    results, cycles = simulate_array(config, tiles)
+    for (a, b), got in zip(tiles, results):
+        np.testing.assert_array_equal(got, golden.gemm(a, b, config.numerics))
+    assert cycles == os_stream_cycles(config, ks)[0]
+
+
+@pytest.mark.parametrize("stages,multiplier", [(1, "dsp"), (2, "lut"), (3, "dsp")])
+def test_pipelined_pe_restarts_from_zero_after_any_reset(stages, multiplier):
+    """The pipelined PE clears its accumulator in the cycle after a reset, also after one that
+    a ResetInserter adds (as the board link's JOB and ABORT do), although the accumulator
+    register itself has no reset."""
+    from amaranth.hdl import Module, ResetInserter, Signal
+    pe = OutputStationaryPE(Numerics(), pipeline_stages=stages, multiplier=multiplier)
+    abort = Signal()
+    top = Module()
+    top.submodules.pe = ResetInserter(abort)(pe)
+    seen = []
+
+    async def tb(ctx):
+        for a, b in [(100, 100), (-7, 9), (5, 5), (1, 2), (9, 9)]:  # a tile, abandoned
+            ctx.set(pe.a, a)
+            ctx.set(pe.b, b)
+            ctx.set(pe.valid, 1)
+            await ctx.tick()
+        ctx.set(pe.valid, 0)
+        ctx.set(abort, 1)
+        await ctx.tick()
+        ctx.set(abort, 0)
+        for k, (a, b) in enumerate([(3, 4), (-128, -128), (127, -5)]):
+            ctx.set(pe.a, a)
+            ctx.set(pe.b, b)
+            ctx.set(pe.valid, 1)
+            ctx.set(pe.last, int(k == 2))
+            await ctx.tick()
+        ctx.set(pe.valid, 0)
+        for _ in range(stages + 2):
+            seen.append(ctx.get(pe.drain_out))
+            await ctx.tick()
+
+    run(top, tb)
+    assert seen[stages] == 12 + 16384 - 635
+
+
 @pytest.mark.parametrize("bad", [4, -1, True, "full"])
 def test_pe_rejects_bad_pipeline_stages(bad):
     with warnings.catch_warnings():

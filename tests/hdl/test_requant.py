@@ -11,6 +11,8 @@ from systolix.model import quant, tiling
 from systolix.config import RequantConfig
 from systolix.hdl.requant import Requantizer
 
+from requant_cases import float32_pairs
+
 FIELDS = ("bias", "multiplier", "shift", "zero_point", "clamp_min", "clamp_max")
 LANES = 16
 
@@ -97,3 +99,88 @@ def test_requantizer_on_edge_case_ties(out_signed, seed):
     words = tiling.requant_input_words(config, shape(acc), params)
     got = run(config, words, rng, stall=0.2)
     assert got == tiling.requant_output_words(config, shape(want)), f"seed {seed}"
+
+
+@pytest.mark.parametrize("out_signed", [
+    True, pytest.param(False, marks=pytest.mark.slow)], ids=["int8", "uint8"])
+def test_float32_requantizer_on_edge_cases(out_signed, seed):
+    """The float32 mode against quant.requantize_float32 (numpy's float32 arithmetic, the
+    spec), with stalls on both streams; the inputs reach ties, rounded int -> float32
+    conversions and saturation, unclamped."""
+    rng = np.random.default_rng(seed)
+    acc, scale, f = float32_pairs(out_signed, rng, 400, n_scales=5)
+    want = quant.requantize_float32(acc, f["bias"], scale, f["zero_point"], f["clamp_min"],
+                                    f["clamp_max"], out_signed)
+    x = quant.wrap32(acc + f["bias"])
+    fx = x.astype(np.int32).astype(np.float32)
+    p = (fx * scale).astype(np.float64)
+    y = np.rint(p) + f["zero_point"]
+    shows = (y >= f["clamp_min"]) & (y <= f["clamp_max"])
+    assert (shows & (p - np.floor(p) == 0.5)).sum() >= 20                     # ties
+    assert (shows & (fx.astype(np.int64) != x)).sum() >= 20                   # > 2**24
+    assert (want == f["clamp_min"]).sum() >= 50 and (want == f["clamp_max"]).sum() >= 50
+    config = RequantConfig(8, out_signed, "float32")
+    L = config.lanes
+    beats = -(-len(acc) // L)
+    pad = beats * L - len(acc)
+    shape = lambda v: np.concatenate([v, np.zeros(pad, np.int64)]).reshape(beats, L)
+    params = SimpleNamespace(**{k: shape(v) for k, v in f.items()})
+    words = tiling.requant_input_words(config, shape(acc), params)
+    got = run(config, words, rng, stall=0.2)
+    assert got == tiling.requant_output_words(config, shape(want.astype(np.int64))), \
+        f"seed {seed}"
+
+
+@pytest.mark.parametrize("mode", ["gemmlowp", "float32"])
+def test_latency_and_full_rate(mode, seed):
+    """Unstalled, i.ready never drops and every beat comes out exactly config.latency cycles
+    after it went in; with a stalled output the credits hold the input before anything is
+    lost (checked by the stall tests' exact outputs)."""
+    config = RequantConfig(2, True, mode)
+    dut = Requantizer(config)
+    rng = np.random.default_rng(seed)
+    beats = 3 * config.latency
+    words = [int(w) for w in rng.integers(0, 1 << 62, beats)]
+    times_in, times_out = [], []
+
+    async def tb(ctx):
+        ctx.set(dut.o.ready, 1)
+        for cycle in range(beats + config.latency + 4):
+            offer = cycle < beats
+            ctx.set(dut.i.valid, offer)
+            if offer:
+                ctx.set(dut.i.payload.as_value(), words[cycle])
+                assert ctx.get(dut.i.ready), f"i.ready low at cycle {cycle}"
+                times_in.append(cycle)
+            if ctx.get(dut.o.valid):
+                times_out.append(cycle)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert [t - config.latency for t in times_out] == times_in
+
+
+def test_float32_requantizing_engine(seed):
+    """An engine with a float32-mode requantizer in Amaranth's simulator (the engine tests'
+    driver), fed by the ordinary packer: float32 parameters fitted to each job's accumulators,
+    stalls on every stream; C equals golden.gemm + quant.requantize_float32."""
+    from helpers import requant_entries
+    from test_engine import simulate
+    from systolix.config import Dataflow, EngineConfig, SystolicConfig
+    from systolix.model import golden
+    config = EngineConfig(SystolicConfig(2, 3, Dataflow("os")), 4, 6, 5,
+                          requant=RequantConfig(3, True, "float32"))
+    rng = np.random.default_rng(seed)
+    jobs = [(a, b, quant.float32_params_like(q)) for a, b, q in
+            requant_entries(rng, config, [(4, 6, 5), (3, 2, 4), (4, 5, 5)], True)]
+    results = simulate(config, jobs, stall=0.3, seed=seed)
+    assert len(results) == len(jobs)
+    for (a, b, q), (c, err, _, _) in zip(jobs, results):
+        acc = golden.gemm(a, b, config.numerics, config.accumulation_chunk)
+        assert not err
+        assert c.tolist() == quant.requantize_float32(
+            acc, q.bias, q.scale, q.zero_point, q.clamp_min, q.clamp_max, True).tolist(), \
+            f"seed {seed}"

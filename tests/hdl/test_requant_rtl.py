@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 import slow_quant
-from helpers import WORK_DIR
+from helpers import WORK_DIR, check_engine, requant_entries
+from requant_cases import float32_pairs
 from systolix.model import tiling
-from systolix.config import RequantConfig
+from systolix.config import Dataflow, EngineConfig, RequantConfig, SystolicConfig
 from systolix.sim.job import StreamJob
 from systolix.sim.runner import run
 
@@ -91,3 +92,52 @@ def test_requantizer_on_the_reference_edge_cases(simulator, out_signed, seed):
                   WORK_DIR)
     assert not outcome.failures, f"seed {seed}: {outcome.failures} ({len(inputs)} beats)"
     assert outcome.outputs == expected
+
+
+#: the float32 cases beyond one Icarus run are under `make test-slow` (test-time budget)
+SLOW_SIMULATORS = [pytest.param("icarus", id="icarus"),
+                   pytest.param("verilator", id="verilator",
+                                marks=[pytest.mark.verilator, pytest.mark.slow])]
+
+
+@pytest.mark.parametrize("simulator", SLOW_SIMULATORS)
+@pytest.mark.parametrize("out_signed", [True, pytest.param(False, marks=pytest.mark.slow)],
+                         ids=["int8", "uint8"])
+def test_float32_requantizer_on_edge_cases(simulator, out_signed, seed):
+    """The float32 mode's Verilog against quant.requantize_float32 (numpy's float32
+    arithmetic): edge accumulators x edge scales (ties, sums above 2**24, saturation, scale 0,
+    the smallest normal scale), random values with wrapping biases, stalls on both streams."""
+    from systolix.model import quant
+    config = RequantConfig(3, out_signed, "float32")
+    rng = np.random.default_rng(seed)
+    acc, scale, f = float32_pairs(out_signed, rng, 200, n_scales=4)
+    want = quant.requantize_float32(acc, f["bias"], scale, f["zero_point"], f["clamp_min"],
+                                    f["clamp_max"], out_signed).astype(np.int64)
+    L = config.lanes
+    beats = -(-len(acc) // L)
+    pad = beats * L - len(acc)
+    shape = lambda v: np.concatenate([v, np.zeros(pad, np.int64)]).reshape(beats, L)
+    params = Params(**{k: shape(v) for k, v in f.items()})
+    inputs = tiling.requant_input_words(config, shape(acc), params)
+    expected = tiling.requant_output_words(config, shape(want))
+    outcome = run(StreamJob(config, inputs, expected, stall_prob=0.2, seed=seed), simulator,
+                  WORK_DIR)
+    assert not outcome.failures, f"seed {seed}: {outcome.failures} ({len(inputs)} beats)"
+    assert outcome.outputs == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_float32_requantizing_engine(simulator, seed):
+    """An engine with a float32-mode requantizer through the ordinary engine path (packer, job
+    file, testbench, verify against golden + quant.requantize): float32 parameters fitted to
+    each job's accumulators, stalls on all four streams, then exact cycles unstalled."""
+    from systolix.model import quant
+    config = EngineConfig(SystolicConfig(2, 3, Dataflow("ws")), 5, 9, 7,
+                          requant=RequantConfig(3, False, "float32"))
+    rng = np.random.default_rng(seed)
+    entries = [(a, b, quant.float32_params_like(q)) for a, b, q in
+               requant_entries(rng, config, [(5, 9, 7), (3, 4, 2), (1, 1, 1), (5, 8, 6)],
+                               False)]
+    check_engine(config, entries, simulator, seed=seed, stall_prob=0.3)
+    check_engine(config, entries[:2], simulator, seed=seed)

@@ -55,6 +55,8 @@ def test_mma_stream(simulator, config, seed):
     TensorCoreConfig(1, 4, 2, pipeline=2, numerics=Numerics(in_width=16, acc_width=64,
                                                             saturate=True)),
     TensorCoreConfig(2, 2, 3, pipeline=0, numerics=Numerics(in_width=4, acc_width=8)),
+    pytest.param(TensorCoreConfig(2, 3, 2, pipeline=3),  # the deepest: operands registered
+                 marks=pytest.mark.slow),
 ], ids=lambda c: c.name)
 def test_mma_awkward_shapes_and_numerics_icarus(config, seed):
     rng = np.random.default_rng(seed)
@@ -95,3 +97,14 @@ def test_mma_large_units(simulator, config, beats, seed):
     a, b, c = edge_beats(config, rng, beats)
     check_rtl(config, a, b, c, simulator, seed=seed)
     check_rtl(config, a, b, c, simulator, seed=seed, stall_prob=0.5)
+
+
+@pytest.mark.slow
+def test_deepest_pipeline_in_engine(seed):
+    """The engine's tensor-core schedule with the deepest MMA pipeline (operand registers
+    included, latency T + 3): exact results and cycles, back to back with rejects."""
+    from helpers import check_engine, engine_shapes_and_edges
+    from systolix.config import EngineConfig
+    config = EngineConfig(None, 9, 11, 10, core=TensorCoreConfig(2, 2, 4, pipeline=4))
+    check_engine(config, engine_shapes_and_edges(config, np.random.default_rng(seed)), "icarus",
+                 seed=seed)

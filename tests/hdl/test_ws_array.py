@@ -9,13 +9,14 @@ from amaranth.sim import Simulator
 
 from systolix.config import Dataflow, Numerics, SystolicConfig
 from systolix.hdl.ws_array import WeightStationaryArray, WeightStationaryPE
-from systolix.model.cycles import ws_array_cycles
+from systolix.model.cycles import result_latency, ws_array_cycles
 
 pytestmark = pytest.mark.amaranth
 
 
-def ws(rows, cols, numerics=None):
-    return SystolicConfig(rows, cols, Dataflow.WEIGHT_STATIONARY, numerics or Numerics())
+def ws(rows, cols, numerics=None, pipeline="none"):
+    return SystolicConfig(rows, cols, Dataflow.WEIGHT_STATIONARY, numerics or Numerics(),
+                          pipeline=pipeline)
 
 
 def drive(config, tiles, *, capture_offset=None, gap=0):
@@ -50,7 +51,7 @@ def drive(config, tiles, *, capture_offset=None, gap=0):
             expect.append((swap_t + 1 + mi, row @ tiles[j][1]))
         swap_t += span
         put(swap_t, swap=1)
-    end = max(sched) + R + C + 2
+    end = max(sched) + R + C + 2 + config.pipeline_stages
 
     dut = WeightStationaryArray(config)
     got = []
@@ -118,6 +119,37 @@ def test_schedule_rule_is_tight(offset, ok):
     assert same == ok
 
 
+@pytest.mark.parametrize("pipeline,stages", [("product", 1), ("full", 2), ("deep", 3)])
+def test_pipelined_pe(pipeline, stages, seed):
+    """Each pipeline stage delays the column sums by one cycle and changes nothing else: exact
+    sums of tiles back to back, the same schedule rule (capture R - 1 after the previous swap
+    is fine, one earlier is not), and the cycle model."""
+    numerics = Numerics(in_width=5, acc_width=12, saturate=True)
+    config = ws(3, 4, numerics, pipeline)
+    rng = np.random.default_rng(seed)
+    lo, hi = numerics.in_min, numerics.in_max + 1
+    tiles = [(rng.integers(lo, hi, (m, 3)), rng.integers(lo, hi, (3, 4))) for m in (5, 1, 4, 3)]
+    expect, got, dut_latency = drive(config, tiles)
+    assert dut_latency == 3 + 4 - 1 + stages == result_latency(config)
+    assert [t for t, _ in got] == [t + 6 + stages for t, _ in expect], f"seed {seed}"
+    assert [row for _, row in got] == [list(want) for _, want in expect], f"seed {seed}"
+    tiles = [(rng.integers(lo, hi, (6, 3)), rng.integers(lo, hi, (3, 4))) for _ in range(3)]
+    for offset, ok in ((2, True), (1, False)):
+        expect, got, _ = drive(config, tiles, capture_offset=offset)
+        same = all(row == list(want) for (_, want), (_, row) in zip(expect, got))
+        assert same == ok, f"capture offset {offset}, seed {seed}"
+
+
+@pytest.mark.parametrize("pipeline", ["full", "deep"])
+def test_pipelined_cycle_model(pipeline, seed):
+    config = ws(3, 2, pipeline=pipeline)
+    rng = np.random.default_rng(seed)
+    tiles = [(rng.integers(-128, 128, (5, 3)), rng.integers(-128, 128, (3, 2)))
+             for _ in range(3 * 2)]
+    _, got, _ = drive(config, tiles)
+    assert got[-1][0] + 1 == ws_array_cycles(config, 5, 7, 4).cycles, f"seed {seed}"
+
+
 def test_pe_rejects_bad_arguments():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # half-built components are reported "never used"
@@ -127,6 +159,12 @@ def test_pe_rejects_bad_arguments():
             WeightStationaryPE(Numerics(), row=-1)
         with pytest.raises(ValueError, match="dataflow"):
             WeightStationaryArray(SystolicConfig(2, 2))
+        with pytest.raises(ValueError, match="pipeline_stages must be 0, 1, 2 or 3, not 4"):
+            WeightStationaryPE(Numerics(), pipeline_stages=4)
+        with pytest.raises(TypeError, match="shared_multiplier must be a bool, not 1"):
+            WeightStationaryPE(Numerics(), pipeline_stages=1, shared_multiplier=1)
+        with pytest.raises(ValueError, match="shared_multiplier needs pipeline_stages >= 1"):
+            WeightStationaryPE(Numerics(), shared_multiplier=True)
         gc.collect()
 
 
@@ -143,3 +181,26 @@ def test_ws_array_cycle_model(rows, cols, m, k, n, seed):
     expect, got, _ = drive(config, tiles)
     assert len(got) == len(expect) == m * tiles_count
     assert got[-1][0] + 1 == ws_array_cycles(config, m, k, n).cycles, f"seed {seed}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pipeline", ["product", "deep"])
+def test_pipelined_array_in_a_double_buffered_stream(pipeline, seed):
+    """The pipelined array inside a double-buffered engine: jobs back to back with kept
+    weights, every result exact and every ``done`` where stream_cycles puts it."""
+    from systolix.config import EngineConfig
+    from systolix.model.cycles import stream_cycles
+    from test_engine_stream import _check, _rand, simulate_stream
+    config = EngineConfig(ws(3, 2, pipeline=pipeline), 5, 7, 7, buffering="double")
+    rng = np.random.default_rng(seed)
+    n = config.numerics
+    jobs, b = [], None
+    for m, k, p, keep in [(5, 7, 5, False), (4, 7, 5, True), (1, 2, 7, False), (5, 7, 7, False)]:
+        if not keep:
+            b = _rand(rng, n, (k, p))
+        jobs.append((_rand(rng, n, (m, k)), b, keep))
+    results, done, first = simulate_stream(config, jobs)
+    _check(config, jobs, results, f"seed {seed}")
+    model = stream_cycles(config, [(a.shape[0], a.shape[1], bb.shape[1], keep)
+                                   for a, bb, keep in jobs])
+    assert [d - first for d in done] == model["done"], f"seed {seed}"

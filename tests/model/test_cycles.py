@@ -168,3 +168,53 @@ def test_engine_cycles_match_cycles_measured_on_the_engines():
 if __name__ == "__main__":
     for name, rows in _measure().items():
         print(f"    {name!r}:\n        {rows!r},")
+
+
+def test_stream_cycles_single_buffered_is_the_serial_sum():
+    from systolix.config import Dataflow, EngineConfig
+    from systolix.model.cycles import engine_cycles, stream_cycles
+    config = EngineConfig(SystolicConfig(8, 8, Dataflow.WEIGHT_STATIONARY), 64, 64, 64)
+    one = engine_cycles(config, 64, 64, 64)
+    s = stream_cycles(config, [(64, 64, 64)])
+    assert (s["total"], s["compute"], s["macs"]) == (one.total, one.compute, one.macs)
+    assert s["end_to_end_utilization"] == pytest.approx(one.end_to_end_utilization)
+    s = stream_cycles(config, [(64, 64, 64), (3, 64, 64, True), (5, 7, 9)])
+    keep = engine_cycles(config, 3, 64, 64, keep_weights=True)
+    assert keep.load == keep.a_words and keep.b_words == 0
+    assert s["done"] == [one.total, one.total + keep.total,
+                         one.total + keep.total + engine_cycles(config, 5, 7, 9).total]
+    assert s["total"] == s["done"][-1]
+
+
+def test_stream_cycles_rejects_bad_streams():
+    from systolix.config import EngineConfig
+    from systolix.model.cycles import stream_cycles
+    config = EngineConfig(SystolicConfig(4, 4), 8, 8, 8)
+    with pytest.raises(ValueError, match="no earlier job loaded any"):
+        stream_cycles(config, [(2, 2, 2, True)])
+    with pytest.raises(ValueError, match="K x N = 2 x 2, not 2 x 3"):
+        stream_cycles(config, [(2, 2, 2), (2, 2, 3, True)])
+    with pytest.raises(ValueError, match="at least one job"):
+        stream_cycles(config, [])
+    with pytest.raises(ValueError, match="must be in range"):
+        stream_cycles(config, [(9, 2, 2)])
+
+
+def test_stream_cycles_double_buffered():
+    """The documented three-job stream (done cycles as simulated on the RTL, docs/engine.md),
+    and the end-to-end goal: 8 back-to-back 64^3 jobs on 8 x 8 at >= 95 %."""
+    from systolix.config import Dataflow, EngineConfig
+    from systolix.model.cycles import stream_cycles
+    jobs = [(4, 4, 4), (2, 4, 4, True), (4, 4, 2)]
+    double = EngineConfig(SystolicConfig(2, 2), 4, 4, 4, buffering="double")
+    assert stream_cycles(double, jobs)["done"] == [40, 51, 66]
+    assert stream_cycles(EngineConfig(SystolicConfig(2, 2), 4, 4, 4), jobs)["done"] == \
+        [40, 64, 92]
+    for dataflow in Dataflow:
+        config = EngineConfig(SystolicConfig(8, 8, dataflow), buffering="double")
+        s = stream_cycles(config, [(64, 64, 64)] * 8)
+        assert s["end_to_end_utilization"] >= 0.95
+        # one job alone: the single-buffered job's cycles
+        one = stream_cycles(config, [(64, 64, 64)])
+        assert one["total"] == stream_cycles(EngineConfig(SystolicConfig(8, 8, dataflow)),
+                                             [(64, 64, 64)])["total"]

@@ -418,3 +418,87 @@ def test_spanning_params_fit_the_accumulators(seed):
     with pytest.raises(ValueError, match="2-D"):
         quant.spanning_params(rng, np.zeros(3, np.int64))
 
+
+
+# -- the float32 rule (onnxruntime's) ------------------------------------------------------------
+
+def _f32_grid(rng, n_random):
+    acc = np.concatenate([quant.float32_edge_accumulators(),
+                          rng.integers(quant.INT32_MIN, quant.INT32_MAX + 1, n_random)])
+    scales = np.concatenate([quant.float32_edge_scales(),
+                             (2.0 ** rng.uniform(-36, 2, 24)).astype(np.float32)])
+    return np.repeat(acc[:, None], len(scales), axis=1), scales
+
+
+@pytest.mark.parametrize("out_signed", [True, False], ids=["int8", "uint8"])
+def test_float32_integer_model_equals_the_float_rule(out_signed, seed):
+    """The hardware's integer decomposition equals numpy's float32 arithmetic on every edge
+    accumulator x edge scale and on random values, with biases that wrap."""
+    rng = np.random.default_rng(seed)
+    acc, scales = _f32_grid(rng, 3000)
+    lo, hi = quant.output_range(out_signed)
+    bits = scales.view(np.uint32).astype(np.int64)
+    for zp, bias in ((0, 0), (lo, 1), (hi, -7), ((lo + hi) // 2, quant.INT32_MAX)):
+        want = quant.requantize_float32(acc, bias, scales, zp, out_signed=out_signed)
+        got = quant.requantize_float32_int(acc, bias, bits, zp, out_signed=out_signed)
+        assert np.array_equal(want, got), f"seed {seed}: zp {zp} bias {bias}"
+    # the grid reaches the corners: ties (scale 0.5, odd sums) and rounded conversions
+    half = quant.requantize_float32(np.array([[1, 3, -1, -3, 5]]), 0, np.float32(0.5),
+                                    out_signed=True)
+    assert half.tolist() == [[0, 2, 0, -2, 2]]
+    big = np.int64((1 << 25) + 3)          # float32: 2**25 + 4 (ties to even: 2**25 + 4)
+    assert quant.requantize_float32([[big]], 0, np.float32(2.0 ** -19)).tolist() == [[64]]
+
+
+def test_float32_rule_corners():
+    r = quant.requantize_float32
+    # int -> float32 rounds above 2**24, ties to even: 2**24 + 1 -> 2**24, 2**24 + 3 -> 2**24 + 4
+    assert r([[(1 << 24) + 1]], 0, np.float32(2.0 ** -24) * 3).tolist() == [[3]]
+    assert r([[(1 << 24) + 3]], 0, np.float32(2.0 ** -2)).tolist() == [[127]]
+    assert r([[(1 << 24) + 3]], 0, np.float32(2.0 ** -18), out_signed=False).tolist() == [[64]]
+    # the bias add wraps
+    assert r([[1]], quant.INT32_MAX, np.float32(2.0 ** -31)).tolist() == [[-1]]
+    # the product is rounded to float32 before the integer rounding: 2.5 - 2**-23 (not
+    # representable next to 2.5 at that scale) becomes 2.5, then 2
+    s = np.float32(0.5) * np.float32(1 - 2.0 ** -24)  # 0.49999997
+    assert r([[5]], 0, s).tolist() == [[2]]
+    # saturation at both ends, overflow to infinity, scale 0
+    assert r([[quant.INT32_MAX, quant.INT32_MIN]], 0, np.float32(3e38)).tolist() == [[127, -128]]
+    assert r([[12345]], 0, np.float32(0), zero_point=9).tolist() == [[9]]
+    # ReLU folds in as clamp_min = zero point
+    assert r([[-400, 400]], 0, np.float32(0.25), 10, *quant.relu_clamp(10)).tolist() == \
+        [[10, 110]]
+
+
+def test_float32_scale_order():
+    """(x * w) / y with two float32 roundings, in that order (onnxruntime's)."""
+    rng = np.random.default_rng(7)
+    x, y = np.float32(0.0123), np.float32(0.0456)
+    w = rng.uniform(1e-4, 1e-2, 2000).astype(np.float32)
+    got = quant.float32_scale(x, w, y)
+    assert got.dtype == np.float32
+    assert np.array_equal(got, (x * w) / y)
+    other = x * (w / y)
+    assert (got != other).any()        # the order shows in the last bit
+    assert np.array_equal(quant.float32_scale(x, w, y, alpha=1.0), got)
+    assert np.array_equal(quant.float32_scale(x, w, y, alpha=2.0),
+                          ((np.float32(2.0) * x) * w) / y)
+
+
+def test_float32_params_and_dispatch():
+    p = quant.Float32RequantParams(bias=[1, -2], scale=np.float32([0.5, 2.0 ** -20]),
+                                   zero_point=3, out_signed=False)
+    assert p.scale_bits == (0x3F000000, 0x35800000)
+    assert quant.params_from_dict(p.to_dict()) == p
+    assert quant.params_from_dict(quant.RequantParams([0], [1 << 30], [0]).to_dict()).mode == \
+        "gemmlowp"
+    acc = np.array([[5, 1 << 22]])
+    assert np.array_equal(quant.requantize(acc, p),
+                          quant.requantize_float32(acc, p.bias, p.scale, 3, out_signed=False))
+    for bad in ([0.1], [-1.0], [float("inf")], [1e-40]):
+        with pytest.raises(ValueError, match="scale"):
+            quant.Float32RequantParams(bias=[0], scale=bad)
+    with pytest.raises(ValueError, match="same length"):
+        quant.Float32RequantParams(bias=[0, 1], scale=[0.5])
+    with pytest.raises(ValueError, match="output range"):
+        quant.requantize_float32([[1]], 0, np.float32(1), zero_point=200)

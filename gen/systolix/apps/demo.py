@@ -1,6 +1,7 @@
 """``make demo``: generate an 8x8 array and two 8x8 matrix engines, run one random GEMM through
 each in RTL and compare them with the golden model, the cycle model and SCALE-Sim; then classify
-the held-out digits with a quantized MLP through a requantizing engine in RTL."""
+the held-out digits with a quantized MLP through a requantizing engine in RTL, and with the
+shipped quantized CNN (ONNX) whose convolutions run as GEMMs on the engine."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ..fileio import atomic_open
 from ..sim.runner import check_simulator
 from ..sim.verify import run_gemm
 from .infer import run_inference
-from .report import print_inference
+from .report import print_inference, print_onnx
 
 __all__ = ["run_demo", "demo_designs"]
 
@@ -48,7 +49,7 @@ def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="si
         check_buffer_size(config, "lower --size")
     check_simulator(simulator)
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
-    steps = len(designs) + 3
+    steps = len(designs) + 4
 
     print(f"[1/{steps}] generating {len(designs)} designs (8x8 int8, int32 wrap) into {rtl_dir}/")
     for _, config in designs:
@@ -90,7 +91,7 @@ def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="si
     with atomic_open(out / "report.md") as f:
         f.write(f"# systolix demo: {size}x{size}x{size} int8 GEMM, seed {seed}, {simulator}\n\n"
                 + "\n".join(table) + "\n")
-    print(f"[{steps - 1}/{steps}] GEMM results ({out / 'report.md'}, {out / 'report.json'})")
+    print(f"[{steps - 2}/{steps}] GEMM results ({out / 'report.md'}, {out / 'report.json'})")
     for line in table:
         print("      " + line)
     if not all(s["match"] and s["cycles_match_model"] for s in results):
@@ -105,7 +106,7 @@ def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="si
             infer_sim = "verilator"
         except SystolixError:
             infer_sim, images = simulator, images or 48
-    print(f"[{steps}/{steps}] int8 MLP on {'all 360' if images is None else images} held-out "
+    print(f"[{steps - 1}/{steps}] int8 MLP on {'all 360' if images is None else images} held-out "
           f"digits: GEMM + requantization per layer on the 8x8 weight-stationary engine, "
           f"{infer_sim}")
     t0 = time.monotonic()
@@ -117,4 +118,34 @@ def run_demo(size=64, simulator="icarus", seed=None, rtl_dir="rtl", work_dir="si
         json.dump(report, f, indent=2)
     if not (all(report["layers_bit_exact"]) and report["predictions_identical"]):
         raise SystolixError("demo failed: the RTL's layer outputs differ from the reference")
+
+    count = 360 if images is None else images
+    print(f"[{steps}/{steps}] quantized CNN (ONNX, onnxruntime's QOperator format) on {count} "
+          f"held-out digits: convolutions as GEMMs on the 8x8 weight-stationary engine, "
+          f"{infer_sim}, checked against onnxruntime")
+    cnn = run_cnn(count, infer_sim, work_dir, progress=lambda msg: print("      " + msg))
+    print_onnx(cnn, indent="      ")
+    print(f"      accuracy      : onnxruntime int8 {cnn['onnxruntime_accuracy']:.1%}, RTL "
+          f"{cnn['rtl_accuracy']:.1%}")
+    with atomic_open(out / "cnn.json") as f:
+        json.dump(cnn, f, indent=2)
+    if not (cnn["matches_reference"] and cnn["matches_onnxruntime"]):
+        raise SystolixError(f"demo failed: the CNN's output differs: {cnn['problems'][0]}")
     return 0
+
+
+def run_cnn(images, simulator, work_dir, fmt="qop", progress=print):
+    """The shipped digits CNN on ``images`` held-out images through the default ONNX engine;
+    the :func:`~systolix.apps.onnx_infer.run_onnx` summary plus accuracies."""
+    from ..frontend.ort import run_onnxruntime
+    from .cnn import digits_images, model_path
+    from .mlp import load_digits_split
+    from .onnx_infer import onnx_engine, run_onnx
+    split = load_digits_split()
+    x, y = digits_images(split.x_test[:images]), split.y_test[:images]
+    out, summary = run_onnx(model_path(fmt), x, onnx_engine(), simulator, work_dir, progress)
+    ort = next(iter(run_onnxruntime(model_path(fmt), x).values()))
+    summary["onnxruntime_accuracy"] = float((ort.argmax(axis=1) == y).mean())
+    summary["rtl_accuracy"] = float((out.argmax(axis=1) == y).mean())
+    summary["model"] = model_path(fmt).name
+    return summary

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["print_gemm_summary", "print_inference"]
+__all__ = ["print_gemm_summary", "print_inference", "print_onnx"]
 
 
 def print_gemm_summary(config, s):
@@ -38,3 +38,27 @@ def print_inference(r, indent=""):
     print(f"{indent}  cycles/image  : {r['compute_cycles_per_inference']:.1f} compute, "
           f"{r['job_cycles_per_inference']:.1f} with loading and draining "
           f"({r['array_utilization']:.1%} array utilization while computing)")
+    if r.get("images_per_second"):
+        print(f"{indent}  throughput    : {r['images_per_second']:,.0f} images/s at "
+              f"{r['fmax_mhz']:g} MHz")
+
+
+def print_onnx(s, indent=""):
+    """Print the summary dict of :func:`systolix.apps.onnx_infer.run_onnx`."""
+    print(f"{indent}{s['model']}: input {'x'.join(map(str, s['input_shape']))} on "
+          f"{s['engine']} [{s['simulator'] or 'model only'}]")
+    for r in s["layers"]:
+        m, k, n = r["gemm"]
+        groups = f"{r['groups']} x " if r["groups"] > 1 else ""
+        rtl = r.get("rtl_cycles")
+        cycles = f"{rtl} RTL / {r['model_cycles']} model" if rtl is not None else \
+            f"{r['model_cycles']} model"
+        util = "n/a" if r["utilization"] is None else f"{r['utilization']:.1%}"
+        print(f"{indent}  {r['node']:<16} {r['op']:<12} GEMM {groups}{m}x{k}x{n}: "
+              f"{r['jobs']} job(s), {cycles} compute cycles, utilization {util}")
+    print(f"{indent}  output '{s['output']}' {s['output_dtype']} "
+          f"{'x'.join(map(str, s['output_shape']))}: integer reference "
+          f"{'equal' if s['matches_reference'] else 'DIFFERENT'}, onnxruntime "
+          f"{'equal' if s.get('matches_onnxruntime') else 'DIFFERENT'}")
+    for p in s["problems"]:
+        print(f"{indent}  problem: {p}")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 
 from .. import kinds
-from ..config import (DEFAULT_MMA_PIPELINE, PIPELINES, Dataflow, EngineConfig, Numerics,
-                      SystolicConfig, TensorCoreConfig)
+from ..config import (DEFAULT_MMA_PIPELINE, MULTIPLIERS, PIPELINES, Dataflow, EngineConfig,
+                      Numerics, RequantConfig, SystolicConfig, TensorCoreConfig)
 from ..emit import check_buffer_size
 from ..errors import SystolixError
 from .common import integer
@@ -30,7 +30,7 @@ ENGINE_DEFAULT_MAX = 64
 
 #: Flags of one core kind only, with their defaults: None on the parser means "not given", so
 #: the flags of the other kind are refused instead of ignored.
-_SYSTOLIC_ONLY = {"rows": 8, "cols": 8, "dataflow": "os"}
+_SYSTOLIC_ONLY = {"rows": 8, "cols": 8, "dataflow": "os", "mult": "dsp"}
 _TENSORCORE_ONLY = {"m": 4, "n": 4, "k": 4}
 
 
@@ -71,13 +71,19 @@ def add_design_flags(p, *, kind=None, buffers=ENGINE_DEFAULT_MAX, arch=True, eng
     g.add_argument("--unsigned", action="store_true", help="unsigned operands (default signed)")
     g.add_argument("--saturate", action="store_true",
                    help="saturate the accumulator instead of wrapping")
-    array_pipe = f"PE register stages before the accumulator, one of {', '.join(PIPELINES)} " \
-                 f"(default none)"
-    mma_pipe = f"register stages in each dot-product unit, 0..ceil(log2 k)+1 (default " \
+    array_pipe = f"PE register stages before the adder (either dataflow), one of " \
+                 f"{', '.join(PIPELINES)} (default none)"
+    mma_pipe = f"register stages in each dot-product unit, 0..ceil(log2 k)+2 (default " \
                f"{DEFAULT_MMA_PIPELINE})"
     g.add_argument("--pipeline", default=None, metavar="P",
                    help={"systolic": array_pipe, "tensorcore": mma_pipe}.get(
                        kind, f"arrays: {array_pipe}; tensor cores: {mma_pipe}"))
+
+    g.add_argument("--mult", choices=list(MULTIPLIERS), default=None,
+                   help=shown("the PEs' multipliers: dsp = DSP blocks (default), lut = built "
+                              "from LUTs, auto = every DSP block of the target first, LUTs for "
+                              "the remaining PEs (output-stationary arrays)",
+                              "systolic", "engine"))
 
     b = p.add_argument_group("engine buffers")
     for dim, what in (("m", "rows of A and C"), ("k", "columns of A / rows of B"),
@@ -86,7 +92,15 @@ def add_design_flags(p, *, kind=None, buffers=ENGINE_DEFAULT_MAX, arch=True, eng
                        help=shown(f"largest {dim.upper()} ({what}) the buffers hold"
                                   + (f" (default {buffers})" if buffers else
                                      " (default: this GEMM's own)"), "engine"))
+    b.add_argument("--buffering", choices=["single", "double"], default=None,
+                   help=shown("single (default) or double (ping-pong) buffers: double hides "
+                              "the next job's load and the previous job's drain behind "
+                              "compute, at twice the block RAM", "engine"))
     p.set_defaults(max_default=buffers)
+    b.add_argument("--requant", nargs="?", const="int8", choices=["int8", "uint8"],
+                   default=None, metavar="TYPE",
+                   help=shown("requantize C on its way out to int8 (default) or uint8, with "
+                              "per-column parameters loaded with each job", "engine"))
     if not arch:
         return
 
@@ -138,6 +152,11 @@ def _given_limits(args):
     return [f"--max-{d}" for d in "mkn" if getattr(args, f"max_{d}") is not None]
 
 
+def _given_engine_options(args):
+    return [f"--{name}" for name in ("buffering", "requant")
+            if getattr(args, name, None) is not None]
+
+
 def _config(args, engine, engine_hint, dims=None):
     """The array or engine config of the (resolved) flags; ``dims`` (m, k, n) fills unset
     engine buffer limits."""
@@ -151,11 +170,17 @@ def _config(args, engine, engine_hint, dims=None):
         else:
             array = SystolicConfig(rows=args.rows, cols=args.cols,
                                    dataflow=Dataflow(args.dataflow), numerics=numerics,
-                                   pipeline="none" if args.pipeline is None else args.pipeline)
+                                   pipeline="none" if args.pipeline is None else args.pipeline,
+                                   mult=args.mult)
+        buffering = getattr(args, "buffering", None)
         if not engine:
-            given = _given_limits(args)
+            given = _given_limits(args) + (["--buffering"] if buffering else [])
             if given:
                 raise SystolixError(f"{given[0]} sizes an engine's buffers: use it with "
+                                    f"{engine_hint}")
+            given = _given_engine_options(args)
+            if given:
+                raise SystolixError(f"{given[0]} configures an engine: use it with "
                                     f"{engine_hint}")
             return array
         default = args.max_default
@@ -163,8 +188,14 @@ def _config(args, engine, engine_hint, dims=None):
         if dims is not None:
             limits = [dim if lim is None else lim for lim, dim in zip(limits, dims)]
         limits = [default if lim is None else lim for lim in limits]
-        config = (EngineConfig(None, *limits, core=core, cores=args.cores) if tensorcore else
-                  EngineConfig(array, *limits))
+        extra = {}
+        if getattr(args, "buffering", None) is not None:
+            extra["buffering"] = args.buffering
+        if getattr(args, "requant", None) is not None:
+            cols = core.n * args.cores if tensorcore else array.cols
+            extra["requant"] = RequantConfig(cols, out_signed=args.requant == "int8")
+        config = (EngineConfig(None, *limits, core=core, cores=args.cores, **extra)
+                  if tensorcore else EngineConfig(array, *limits, **extra))
     except (TypeError, ValueError) as e:
         raise SystolixError(str(e)) from None
     if dims is not None:
@@ -186,8 +217,13 @@ def design_config(args, kind, verb):
     tensorcore = kind == "tensorcore" or arch == "tensorcore"
     label = f"{verb} engine --arch tensorcore" if kind == "engine" and tensorcore else \
         f"{verb} {kind}"
+    if kind == "engine" and verb not in ("generate", "synth") \
+            and getattr(args, "requant", None) is not None:
+        # (a sweep changes the array's cols, which the requantizer's lanes must follow; the
+        # board's host link has no requantization parameters)
+        raise SystolixError(f"--requant cannot be used with '{verb} engine'")
     if kind == "tensorcore":
-        given = _given_limits(args)
+        given = _given_limits(args) + _given_engine_options(args)
         if given:
             raise SystolixError(f"{', '.join(given)} cannot be used with '{label}'")
     _resolve_arch(args, label, tensorcore, allow_cores=kind == "engine" and tensorcore)
@@ -216,6 +252,9 @@ def run_config(args, dims):
     """The config of ``run``: the bare array, or with ``--engine`` an engine whose unset buffer
     limits are the GEMM's dimensions ``dims`` (m, k, n)."""
     check_run_flags(args)
+    if getattr(args, "requant", None) is not None:
+        raise SystolixError("--requant needs requantization parameters per job: 'run' takes "
+                            "none (use 'systolix infer')")
     config = _config(args, args.engine, "--engine", dims)
     if isinstance(config, SystolicConfig) and config.dataflow is Dataflow.WEIGHT_STATIONARY:
         raise SystolixError("the weight-stationary array needs the engine's controller to "

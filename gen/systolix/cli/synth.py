@@ -12,12 +12,16 @@ import json
 import os
 
 from ..cluster import check_scheduler_address
+from ..config import EngineConfig
 from ..errors import SystolixError
 from ..kinds import command_line_names, get
 from ..synth.board import BOARD_PLATFORMS, build_bitstream
-from ..synth.flow import SynthOptions, require_fit, synthesize
+from ..synth.fit import precheck
+from ..synth.flow import DoesNotFit, SynthOptions, require_fit, synthesize
 from ..synth.sweep import run_sweep
 from ..synth.targets import TARGETS, get_target
+from ..synth.throughput import (STREAM_JOBS, STREAM_SYNTAX, default_stream, parse_stream,
+                                sustained)
 from .common import KindHelp, Parser, add_baud, baud, eprint, integer, integer_in, number_in, text
 from .config_flags import GENERATE_KINDS, add_design_flags, design_config
 
@@ -60,6 +64,10 @@ def _synth_flags(p, kind=None):
     _kind_arg(p, kind, "what to synthesize")
     add_design_flags(p, kind=kind)
     _add_flow_args(p)
+    p.add_argument("--stream", type=text, default=None, metavar="S",
+                   help=f"engine: the job stream of the sustained-GOPS figure, {STREAM_SYNTAX} "
+                        f"(default {STREAM_JOBS} jobs of the largest cube the buffers hold, at "
+                        f"most 256^3)" if kind in (None, "engine") else argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
@@ -169,20 +177,56 @@ def format_result(r):
     per_dsp = f"{r['gops_per_dsp']:.3f}" if r["gops_per_dsp"] else "-"
     lines.append(f"  peak      : {r['peak_gops']:.2f} GOPS (2 x {r['macs']} MACs x Fmax); "
                  f"{per_lut} GOPS per 1k LUT4, {per_dsp} GOPS per DSP")
+    st = r.get("sustained")
+    if st is not None:
+        line = (f"  sustained : {st['sustained_gops']:.2f} GOPS on {st['stream']} "
+                f"({st['end_to_end_utilization']:.1%} end to end: {st['macs']:,} MACs in "
+                f"{st['total_cycles']:,} cycles")
+        if "cycles_per_item" in st:
+            line += f", {st['cycles_per_item']:.1f} per image, {st['items_per_second']:,.0f}/s"
+        lines.append(line + ")")
     lines.append(f"  reports   : {r['report_dir']}" + (" (cached)" if r["cached"] else ""))
     return "\n".join(lines)
 
 
+def _stream(args, config):
+    """The job stream of an engine's sustained figure (None for other kinds), checked
+    against the engine's buffers before any tool runs."""
+    if not isinstance(config, EngineConfig):
+        if args.stream is not None:
+            raise SystolixError(f"--stream rates an engine: it cannot be used with "
+                                f"'synth {args.kind}'")
+        return None
+    try:
+        stream = default_stream(config) if args.stream is None else parse_stream(args.stream)
+        sustained(config, stream, None)
+    except ValueError as e:
+        raise SystolixError(str(e)) from None
+    return stream
+
+
+def _refuse_unfit(config, target):
+    """Refuse an array the device cannot hold (DSP blocks, LUT4s) before any tool runs."""
+    problem = precheck(config, target)
+    if problem:
+        raise DoesNotFit(problem)
+
+
 def _cmd_synth(args):
     config = _config(args)
+    stream = _stream(args, config)
     target = get_target(args.target)
+    _refuse_unfit(config, target)
     result = synthesize(config, target, _options(args, args.harness), cache_dir=args.cache_dir,
                         use_cache=not args.no_cache, progress=lambda s: eprint(f"[synth] {s}"))
     require_fit(result)
+    out = result.to_dict()
+    if stream is not None:
+        out["sustained"] = sustained(config, stream, out["fmax_mhz"])
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps(out))
     else:
-        print(format_result(result.to_dict()))
+        print(format_result(out))
     return 0
 
 
@@ -252,6 +296,8 @@ def _cmd_build(args):
             raise SystolixError(f"{', '.join(given)} cannot be used with --fit: it searches "
                                 f"the array size")
     config = _config(args)
+    if not args.fit:
+        _refuse_unfit(config, TARGETS[BOARD_PLATFORMS[args.board].target])
     result = build_bitstream(config, args.board, _options(args, "on"), args.output,
                              fit=args.fit, baud=baud(args), cache_dir=args.cache_dir,
                              progress=lambda s: eprint(f"[build] {s}"))

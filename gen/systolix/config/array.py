@@ -8,14 +8,16 @@ from dataclasses import dataclass, field
 from .checks import check_int
 from .numerics import Numerics
 
-__all__ = ["Dataflow", "PEPipeline", "SystolicConfig", "MAX_ARRAY_DIM", "PIPELINES"]
+__all__ = ["Dataflow", "PEPipeline", "SystolicConfig", "MAX_ARRAY_DIM", "PIPELINES",
+           "MULTIPLIERS", "multiplier_plan"]
 
 #: Largest supported array side (TPU v1 is 256 x 256). Emitting a flattened 64 x 64 array already
 #: takes ~25 s; the cap stops a typo from starting an hour-long elaboration.
 MAX_ARRAY_DIM = 256
 
 class PEPipeline(str, enum.Enum):
-    """Pipeline option of a processing element: which registers sit in front of its accumulator.
+    """Pipeline option of a processing element: which registers sit in front of its accumulator
+    (output-stationary) or of the adder that passes its partial sum down (weight-stationary).
 
     A *named register structure*, not a count (compare :attr:`TensorCoreConfig.pipeline
     <systolix.config.TensorCoreConfig.pipeline>`, which counts register stages):
@@ -29,7 +31,8 @@ class PEPipeline(str, enum.Enum):
     #: the product is registered.
     PRODUCT = "product"
     #: the multiplier's operands and its product are registered (on ECP5: the MULT18X18D's own
-    #: input and output registers).
+    #: input and output registers; a weight-stationary PE's weight operand is a copy of its
+    #: active weight).
     FULL = "full"
     #: ``full`` plus one more product register in the fabric, so the long route from a DSP
     #: block to its accumulator gets a cycle of its own.
@@ -49,6 +52,40 @@ class PEPipeline(str, enum.Enum):
 
 #: PE pipeline option names and the register stages each adds (:class:`PEPipeline`).
 PIPELINES = {p.value: p.stages for p in PEPipeline}
+
+
+#: Multiplier options of an array (:attr:`SystolicConfig.mult`).
+MULTIPLIERS = ("dsp", "lut", "auto")
+
+
+def multiplier_plan(config, dsp_blocks, *, pairs=False):
+    """Which multiplier each PE of ``config`` gets: an R x C tuple of ``"dsp"`` / ``"lut"``.
+
+    ``mult="dsp"`` gives every PE a DSP multiplier (a vendor primitive where the platform
+    offers one, else ``a * b``), ``"lut"`` every PE a :class:`~systolix.hdl.lutmult.LUTMultiplier`.
+    ``"auto"`` fills ``dsp_blocks`` DSP blocks first, in row-major order, and gives the
+    remaining PEs LUT multipliers; ``dsp_blocks=None`` (no device known, e.g. plain Verilog)
+    means DSP multipliers everywhere. With ``pairs`` (iCE40's SB_MAC16 holds two multipliers)
+    the PEs of columns ``2j`` and ``2j + 1`` share one block and are assigned together; the PE of
+    an odd last column takes a block of its own.
+    """
+    R, C = config.rows, config.cols
+    if config.mult != "auto" or dsp_blocks is None:
+        kind = "lut" if config.mult == "lut" else "dsp"
+        return tuple((kind,) * C for _ in range(R))
+    if isinstance(dsp_blocks, bool) or not isinstance(dsp_blocks, int) or dsp_blocks < 0:
+        raise ValueError(f"dsp_blocks must be a non-negative integer, not {dsp_blocks!r}")
+    plan = [["lut"] * C for _ in range(R)]
+    left = dsp_blocks
+    for r in range(R):
+        c = 0
+        while c < C and left:
+            width = 2 if pairs and c < C - C % 2 else 1
+            for i in range(width):
+                plan[r][c + i] = "dsp"
+            left -= 1
+            c += width
+    return tuple(tuple(row) for row in plan)
 
 
 class Dataflow(enum.Enum):
@@ -80,7 +117,13 @@ class SystolicConfig:
         The PE's register structure (:class:`PEPipeline`; its value as a string is accepted and
         converted): ``"none"`` (default), ``"product"``, ``"full"`` or ``"deep"``. More
         stages raise Fmax and delay every result by :attr:`pipeline_stages` cycles; nothing
-        else changes (same ports, same ``ready`` behaviour, same results).
+        else changes (same ports, same ``ready`` behaviour, same weight schedule, same results).
+        Both dataflows.
+    mult : str
+        The PEs' multipliers (:data:`MULTIPLIERS`, see :func:`multiplier_plan`): ``"dsp"``
+        (default: the FPGA's DSP blocks), ``"lut"`` (built from LUTs and carry chains) or
+        ``"auto"`` (every DSP block of the target first, LUTs for the remaining PEs).
+        Output-stationary only; the results and cycles are the same for all three.
     """
 
     rows: int
@@ -88,6 +131,7 @@ class SystolicConfig:
     dataflow: Dataflow = Dataflow.OUTPUT_STATIONARY
     numerics: Numerics = field(default_factory=Numerics)
     pipeline: PEPipeline = PEPipeline.NONE
+    mult: str = "dsp"
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, MAX_ARRAY_DIM)
@@ -102,9 +146,13 @@ class SystolicConfig:
             raise ValueError(f"pipeline must be one of {', '.join(PIPELINES)}, "
                              f"not {self.pipeline!r}")
         object.__setattr__(self, "pipeline", PEPipeline(self.pipeline))
-        if self.pipeline != "none" and self.dataflow is not Dataflow.OUTPUT_STATIONARY:
-            raise ValueError("pipeline options exist for the output-stationary PE only, not yet "
-                             "for the weight-stationary one")
+        if not isinstance(self.mult, str):
+            raise TypeError(f"mult must be a string, not {self.mult!r}")
+        if self.mult not in MULTIPLIERS:
+            raise ValueError(f"mult must be one of {', '.join(MULTIPLIERS)}, not {self.mult!r}")
+        if self.mult != "dsp" and self.dataflow is not Dataflow.OUTPUT_STATIONARY:
+            raise ValueError(f"mult={self.mult!r} exists for the output-stationary PE only, not "
+                             f"yet for the weight-stationary one")
 
     @property
     def pipeline_stages(self):
@@ -130,7 +178,8 @@ class SystolicConfig:
         n = self.numerics
         return (f"systolic_{self.dataflow.value}_{self.rows}x{self.cols}_"
                 f"{n.operand_type}_acc{n.acc_width}_{n.overflow}"
-                + (f"_pipe_{self.pipeline.value}" if self.pipeline != "none" else ""))
+                + (f"_pipe_{self.pipeline.value}" if self.pipeline != "none" else "")
+                + (f"_mult_{self.mult}" if self.mult != "dsp" else ""))
 
     def to_dict(self):
         d = {
@@ -143,6 +192,8 @@ class SystolicConfig:
         }
         if self.pipeline != "none":  # absent = default, so existing manifests stay identical
             d["pipeline"] = self.pipeline.value
+        if self.mult != "dsp":  # likewise
+            d["mult"] = self.mult
         return d
 
     @classmethod
@@ -152,4 +203,4 @@ class SystolicConfig:
         return cls(rows=d["rows"], cols=d["cols"], dataflow=Dataflow(d["dataflow"]),
                    numerics=Numerics(in_width=n["in_width"], acc_width=n["acc_width"],
                                      signed=n["signed"], saturate=n["saturate"]),
-                   pipeline=d.get("pipeline", "none"))
+                   pipeline=d.get("pipeline", "none"), mult=d.get("mult", "dsp"))

@@ -229,15 +229,21 @@ class WeightStationaryCore(SystolicCore):
     def schedule(self, m, k, n):
         """``tiles = ceil(K/R) * ceil(N/C)`` weight tiles, each ``span = max(M, R + 1)`` cycles
         (the M rows of A; the next tile's R weight rows are pushed meanwhile, and need R + 1
-        cycles between swaps); compute = ``R + 1 + (tiles - 1) * span + M + R + C`` (loading
-        the first weights, then the last tile's M beats, one cycle of buffer latency and
-        R + C - 1 through the array, whose result is accumulated into C in the same cycle)."""
+        cycles between swaps); compute = ``R + 1 + (tiles - 1) * span + M + R + C + P`` (loading
+        the first weights, then the last tile's M beats, one cycle of buffer latency and the
+        array's result latency R + C - 1 + P, P its PE pipeline stages, as
+        :func:`systolix.model.cycles.result_latency`, whose result is accumulated into C in the
+        same cycle)."""
         R, C = self.rows, self.cols
         tiles, span = math.ceil(k / R) * math.ceil(n / C), max(m, R + 1)
-        return tiles, span, R + 1 + (tiles - 1) * span + m + R + C
+        return tiles, span, R + 1 + (tiles - 1) * span + m + R + C + self.array.pipeline_stages
 
-    compute_formula = ("R + 1 + (tiles - 1) * max(M, R + 1) + M + R + C, "
-                       "tiles = ceil(K/R) * ceil(N/C)")
+    @property
+    def compute_formula(self):
+        stages = self.array.pipeline_stages
+        return (f"R + 1 + (tiles - 1) * max(M, R + 1) + M + R + C"
+                f"{f' + {stages} (PE pipeline)' if stages else ''}, "
+                f"tiles = ceil(K/R) * ceil(N/C)")
 
 
 class TensorCore(ComputeCore):

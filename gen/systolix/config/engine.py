@@ -8,15 +8,20 @@ from dataclasses import dataclass
 from .array import SystolicConfig
 from .checks import check_int
 from .core import SystolicCore, TensorCore
-from .requant import REQUANT_PARAM_BITS, RequantConfig
+from .requant import RequantConfig
 from .tensorcore import TensorCoreConfig
 
-__all__ = ["EngineConfig", "DIM_WIDTH", "MAX_CORES"]
+__all__ = ["EngineConfig", "DIM_WIDTH", "MAX_CORES", "BUFFERING"]
 
 #: Width of each dimension field of the engine's command port: dimensions up to 65535 can be
 #: *requested*, so a request beyond the buffers is representable and can be rejected.
 DIM_WIDTH = 16
 
+
+#: Buffering schemes of an engine: ``"single"`` (one bank per buffer: load, compute and drain
+#: of a job one after the other) or ``"double"`` (two banks per buffer, ping-pong: the load of
+#: the next job and the drain of the previous one run during a job's compute).
+BUFFERING = ("single", "double")
 
 #: Most MMA units a tensor-core engine may have.
 MAX_CORES = 64
@@ -49,6 +54,12 @@ class EngineConfig:
     cores : int
         MMA units side by side along N (they share each A fragment), 1..:data:`MAX_CORES`.
         Only with ``core``. Default 1.
+    buffering : str
+        ``"single"`` (default) or ``"double"`` (:data:`BUFFERING`). Double buffering hides a
+        job's load and drain behind its neighbours' compute but doubles every buffer; single is
+        the default because it fits twice the matrix sizes in the same block RAM (a 256^3 16x16
+        engine's double buffers exceed the 4 Mibit limit and the ECP5-85F) and an isolated job
+        takes the same cycles on both.
 
     Attributes
     ----------
@@ -64,8 +75,12 @@ class EngineConfig:
     requant: RequantConfig | None = None
     core: TensorCoreConfig | None = None
     cores: int = 1
+    buffering: str = "single"
 
     def __post_init__(self):
+        if self.buffering not in BUFFERING:
+            raise ValueError(f"buffering must be one of {', '.join(map(repr, BUFFERING))}, "
+                             f"not {self.buffering!r}")
         if self.array is None and self.core is None:
             raise TypeError("EngineConfig needs a compute core: array= (SystolicConfig) or "
                             "core= (TensorCoreConfig)")
@@ -163,21 +178,28 @@ class EngineConfig:
         return _ceil_div(self.max_n, self.cols) if self.requant else 0
 
     @property
+    def banks(self):
+        """Banks per buffer: 1 single-buffered, 2 double-buffered."""
+        return 2 if self.buffering == "double" else 1
+
+    @property
     def buffer_bits(self):
-        """Total bits of the buffers (A, B, C and the requantization parameters)."""
+        """Total bits of the buffers (A, B, C and the requantization parameters, every bank)."""
         n, cc = self.numerics, self.compute
         a_lanes, b_lanes, c_lanes = (math.prod(block) for block in (cc.a_block, cc.b_block,
                                                                     cc.c_block))
-        return (self.a_depth * a_lanes * n.in_width + self.b_depth * b_lanes * n.in_width
+        return self.banks * (
+                self.a_depth * a_lanes * n.in_width + self.b_depth * b_lanes * n.in_width
                 + self.c_depth * c_lanes * n.acc_width
-                + self.q_depth * self.cols * REQUANT_PARAM_BITS)
+                + (self.q_depth * self.cols * self.requant.param_bits if self.requant else 0))
 
     @property
     def name(self):
         """e.g. ``engine_ws_16x16_int8_acc32_wrap_256x256x256`` (max M x K x N last), or
         ``engine_tc_4x4x4_int8_acc32_wrap_64x64x64_4cores`` for four 4x4x4 MMA units."""
         return (self.compute.engine_name(self.max_m, self.max_k, self.max_n)
-                + (f"_rq{self.requant.out_type}" if self.requant else ""))
+                + (f"_rq{self.requant.tag}" if self.requant else "")
+                + ("_db" if self.buffering == "double" else ""))
 
     def to_dict(self):
         return {
@@ -186,6 +208,7 @@ class EngineConfig:
             **self.compute.to_dict(),
             "max_m": self.max_m, "max_k": self.max_k, "max_n": self.max_n,
             "requant": self.requant.to_dict() if self.requant else None,
+            "buffering": self.buffering,
             "buffers": {
                 "a_words": self.a_depth, "b_words": self.b_depth, "c_words": self.c_depth,
                 "bits": self.buffer_bits,
@@ -200,4 +223,4 @@ class EngineConfig:
                    max_m=d["max_m"], max_k=d["max_k"], max_n=d["max_n"],
                    requant=RequantConfig.from_dict(rq) if rq else None,
                    core=TensorCoreConfig.from_dict(core) if core else None,
-                   cores=d.get("cores", 1))
+                   cores=d.get("cores", 1), buffering=d.get("buffering", "single"))

@@ -34,14 +34,17 @@ class TensorCoreConfig:
     (registering the products), cut t between tree levels t and t + 1, and cut T between the last
     tree level and the accumulate. ``pipeline`` registers are placed at the cuts listed in
     :attr:`register_cuts`, spread evenly over the T + 2 levels: register j (j = 0 .. P - 1) sits at
-    cut ``floor((j + 1) * (T + 2) / (P + 1)) - 1``. C is delayed by the same P cycles.
+    cut ``floor((j + 1) * (T + 2) / (P + 1)) - 1``. C is delayed by the same P cycles. The
+    deepest option, P = T + 2, registers every cut and also the multipliers' operands
+    (cut -1, which the same formula gives): on ECP5 the MULT18X18D's own input and output
+    registers, so no path runs from the fabric through a multiplier.
 
     Parameters
     ----------
     m, n, k : int
         Unit shape, 1..:data:`MAX_MMA_DIM` each. Default 4 x 4 x 4 (one NVIDIA V100 tensor core).
     pipeline : int
-        *Number* of register stages before the accumulate, 0 .. ceil(log2 k) + 1, placed at
+        *Number* of register stages before the accumulate, 0 .. ceil(log2 k) + 2, placed at
         :attr:`register_cuts` (compare :class:`~systolix.config.PEPipeline`, a systolic PE's
         named register structure). Default :data:`DEFAULT_MMA_PIPELINE`. The latency is
         ``pipeline + 1`` cycles.
@@ -62,7 +65,7 @@ class TensorCoreConfig:
         check_int("pipeline", self.pipeline, -1 << 62)  # the type; the range depends on k
         if not 0 <= self.pipeline <= self.max_pipeline:
             raise ValueError(f"pipeline must be in range 0..{self.max_pipeline} for k = {self.k} "
-                             f"(ceil(log2 k) + 1), not {self.pipeline}")
+                             f"(ceil(log2 k) + 2), not {self.pipeline}")
         if not isinstance(self.numerics, Numerics):
             raise TypeError(f"numerics must be a Numerics, not {self.numerics!r}")
 
@@ -73,8 +76,8 @@ class TensorCoreConfig:
 
     @property
     def max_pipeline(self):
-        """Most register stages there are cut points for: T + 1."""
-        return self.tree_levels + 1
+        """Most register stages there are cut points for: T + 2 (cuts -1 .. T)."""
+        return self.tree_levels + 2
 
     @property
     def register_cuts(self):

@@ -18,16 +18,27 @@ Platform hooks
     callable ``pair(low, high)`` taking two ``(a, b, p)`` triples (``p`` is driven with the
     product, ``1 + input_register`` cycles late) and returning the elaboratable. Without it,
     every multiplier stands alone.
+``get_lut_multiplier(a, b, *, latency)``
+    A multiplier of ``a`` and ``b`` built from logic, not from a DSP block, with ``latency``
+    (0, 1 or 2) register stages. Returns ``(elaboratable, product)`` or ``None``; without it
+    (or with ``None``) the portable :class:`~systolix.hdl.lutmult.LUTMultiplier` is used.
+``dsp_blocks``
+    An attribute: DSP blocks the design may use (the device's count), or ``None`` when
+    unknown. An array with ``mult="auto"`` fills that many with multipliers and builds the
+    rest from LUTs (:func:`systolix.config.multiplier_plan`).
 
 :class:`ECP5DSP` and :class:`ICE40DSP` implement the hooks for the two FPGA families; they are
 mixins for Amaranth platforms (``class Board(ICE40DSP, ICEBreakerPlatform)``, see
 :func:`with_dsp`), and :class:`systolix.synth.flow.SynthPlatform` delegates to them.
 """
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Shape, Signal, signed, unsigned
+from amaranth.hdl import (Cat, ClockSignal, Const, Elaboratable, Instance, Module, Shape, Signal,
+                          signed, unsigned)
 
-__all__ = ["multiplier", "multiplier_pair", "DSPMapping", "ECP5DSP", "ICE40DSP", "dsp_mapping",
-           "with_dsp"]
+from .lutmult import LUTMultiplier
+
+__all__ = ["multiplier", "multiplier_pair", "lut_multiplier", "dsp_blocks", "DSPMapping",
+           "ECP5DSP", "ICE40DSP", "dsp_mapping", "with_dsp"]
 
 
 def multiplier(platform, a, b, *, input_register):
@@ -44,6 +55,42 @@ def multiplier_pair(platform, shape, *, input_register):
     _check_input_register(input_register)
     hook = getattr(platform, "get_multiplier_pair", None)
     return None if hook is None else hook(shape, input_register=input_register)
+
+
+def lut_multiplier(platform, a, b, *, latency):
+    """A multiplier of ``a * b`` built from logic with ``latency`` register stages:
+    ``(elaboratable, product)``, from the platform's ``get_lut_multiplier`` hook if it offers
+    one, else a portable :class:`~systolix.hdl.lutmult.LUTMultiplier` (never ``None``)."""
+    hook = getattr(platform, "get_lut_multiplier", None)
+    found = None if hook is None else hook(a, b, latency=latency)
+    if found is not None:
+        return found
+    mult = LUTMultiplier(a.shape(), b.shape(), latency=latency)
+    return _Wired(mult, a, b), mult.p
+
+
+class _Wired(Elaboratable):
+    """An elaboratable that connects a multiplier's operand ports to the given values."""
+
+    def __init__(self, mult, a, b):
+        self._mult, self._a, self._b = mult, a, b
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mult = self._mult
+        m.d.comb += [self._mult.a.eq(self._a), self._mult.b.eq(self._b)]
+        return m
+
+
+def dsp_blocks(platform):
+    """DSP blocks the design may use on ``platform`` (its ``dsp_blocks`` attribute), or
+    ``None`` when unknown."""
+    blocks = getattr(platform, "dsp_blocks", None)
+    if blocks is not None and (isinstance(blocks, bool) or not isinstance(blocks, int)
+                               or blocks < 0):
+        raise TypeError(f"platform.dsp_blocks must be a non-negative integer or None, "
+                        f"not {blocks!r}")
+    return blocks
 
 
 def _check_input_register(input_register):

@@ -5,7 +5,7 @@ from amaranth.hdl import Module, ResetSignal, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import Dataflow, SystolicConfig
+from ..config import Dataflow, SystolicConfig, multiplier_plan
 from ..model.cycles import result_latency
 from .arith import acc_shape, operand_shape
 from . import dsp
@@ -135,13 +135,21 @@ class OutputStationaryArray(wiring.Component):
         # Neighbouring PEs of a row share one primitive when the platform offers pairs of
         # registered multipliers; the PEs of an odd last column ask for their own.
         pair = dsp.multiplier_pair(platform, op, input_register=stages >= 2) if stages else None
-        shared = [pair is not None and c < C - C % 2 for c in range(C)]
+        # which PEs get a DSP multiplier and which one built from LUTs (config.mult)
+        plan = multiplier_plan(self._config, dsp.dsp_blocks(platform), pairs=pair is not None)
+        shared = [[pair is not None and c < C - C % 2 and plan[r][c] == "dsp" for c in range(C)]
+                  for r in range(R)]
+        # column c's (shared, multiplier) per row, top first
+        col_units = [(tuple(shared[r][c] for r in range(R)), tuple(plan[r][c] for r in range(R)))
+                     for c in range(C)]
         # Columns come in groups of about sqrt(C): emitted, the array is then sqrt(C) group
         # instances of sqrt(C) column instances each, which keeps the wiring that Amaranth
         # elaborates (bit by bit) near R * 2 sqrt(C) nets instead of R * C.
-        groups = [_Group(self._config, shared[c:c + size]) for c, size in _group_sizes(C)]
+        groups = [_Group(self._config, col_units[c:c + size]) for c, size in _group_sizes(C)]
+        # A shared primitive is wired to PEs inside the columns: those stay plain submodules.
+        units = None if any(map(any, shared)) else platform
         for g, group in enumerate(groups):
-            add_unit(m, f"group_{g}", group, ("group", self._config, group.shared), platform)
+            add_unit(m, f"group_{g}", group, ("group", self._config, group.units), units)
             if g == 0:
                 m.d.comb += group.a.eq(a_skew.o)
                 for r in range(R):
@@ -160,6 +168,8 @@ class OutputStationaryArray(wiring.Component):
             for r in range(R):
                 for c in range(0, C - 1, 2):
                     low, high = cols[c].pes[r], cols[c + 1].pes[r]
+                    if not low.shared_multiplier:
+                        continue
                     m.submodules[f"mac_{r}_{c}"] = pair((low.mul_a, low.mul_b, low.mul_p),
                                                         (high.mul_a, high.mul_b, high.mul_p))
 
@@ -190,15 +200,18 @@ class _Column(wiring.Component):
 
     ``a``/``valid``/``last`` enter each row from the left and leave one cycle later on
     ``a_out``/``valid_out``/``last_out``; ``b`` enters the top PE and moves down; the drain
-    chain leaves the bottom PE on ``drain_out``. Every column of an array is alike (except for
-    a shared multiplier), so emission writes one column module and one module per row's PE.
+    chain leaves the bottom PE on ``drain_out``. ``shared`` and ``plan`` give each row's PE
+    its ``shared_multiplier`` and ``multiplier``. Columns with equal ones are alike (with the
+    default plan, every column), so emission writes one module per distinct column and per
+    distinct (row, shared, multiplier) PE.
     """
 
-    def __init__(self, config, *, shared_multiplier):
+    def __init__(self, config, shared, plan):
         R, num = config.rows, config.numerics
         op = operand_shape(num)
         self._config = config
-        self._shared = shared_multiplier
+        self._shared = tuple(shared)
+        self._plan = tuple(plan)
         self._pes = None
         super().__init__({
             "a": In(data.ArrayLayout(op, R)), "valid": In(R), "last": In(R),
@@ -214,7 +227,8 @@ class _Column(wiring.Component):
             cfg = self._config
             self._pes = [OutputStationaryPE(cfg.numerics, hold_cycles=cfg.rows - 1 - r,
                                             pipeline_stages=cfg.pipeline_stages,
-                                            shared_multiplier=self._shared)
+                                            shared_multiplier=self._shared[r],
+                                            multiplier=self._plan[r])
                          for r in range(cfg.rows)]
         return self._pes
 
@@ -222,7 +236,9 @@ class _Column(wiring.Component):
         m = Module()
         pes = self.pes
         for r, pe in enumerate(pes):
-            add_unit(m, f"pe_{r}", pe, ("pe", self._config, r, self._shared), platform)
+            # (a shared multiplier outside the column is wired to the PE: keep it plain)
+            add_unit(m, f"pe_{r}", pe, ("pe", self._config, r, self._shared[r], self._plan[r]),
+                     None if self._shared[r] else platform)
             m.d.comb += [
                 pe.a.eq(self.a[r]), pe.valid.eq(self.valid[r]), pe.last.eq(self.last[r]),
                 self.a_out[r].eq(pe.a_out), self.valid_out[r].eq(pe.valid_out),
@@ -243,16 +259,16 @@ def _group_sizes(cols):
 
 
 class _Group(wiring.Component):
-    """Adjacent columns of an :class:`OutputStationaryArray` (``len(shared)`` of them, each
-    with the given ``shared_multiplier``): rows pass through from left to right, each column
-    has its own ``b`` input and ``drain_out`` output."""
+    """Adjacent columns of an :class:`OutputStationaryArray` (``len(units)`` of them, each a
+    ``(shared, plan)`` pair of per-row tuples, see :class:`_Column`): rows pass through from
+    left to right, each column has its own ``b`` input and ``drain_out`` output."""
 
-    def __init__(self, config, shared):
+    def __init__(self, config, units):
         R, num = config.rows, config.numerics
         op = operand_shape(num)
         self._config = config
-        self.shared = tuple(shared)
-        self.width = len(self.shared)
+        self.units = tuple((tuple(shared), tuple(plan)) for shared, plan in units)
+        self.width = len(self.units)
         self._columns = None
         super().__init__({
             "a": In(data.ArrayLayout(op, R)), "valid": In(R), "last": In(R),
@@ -265,14 +281,15 @@ class _Group(wiring.Component):
     def columns(self):
         """The group's columns, left first (made on first use, see :attr:`_Column.pes`)."""
         if self._columns is None:
-            self._columns = [_Column(self._config, shared_multiplier=s) for s in self.shared]
+            self._columns = [_Column(self._config, shared, plan) for shared, plan in self.units]
         return self._columns
 
     def elaborate(self, platform):
         m = Module()
         cols = self.columns
         for j, col in enumerate(cols):
-            add_unit(m, f"col_{j}", col, ("column", self._config, self.shared[j]), platform)
+            add_unit(m, f"col_{j}", col, ("column", self._config) + self.units[j],
+                     None if any(self.units[j][0]) else platform)
             if j == 0:
                 m.d.comb += [col.a.eq(self.a), col.valid.eq(self.valid), col.last.eq(self.last)]
             else:

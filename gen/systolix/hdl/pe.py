@@ -44,6 +44,10 @@ class OutputStationaryPE(wiring.Component):
         is cycle-for-cycle the same either way.
     shared_multiplier : bool
         Take the product from outside (see :attr:`shared_multiplier`); needs 1 or more stages.
+    multiplier : str
+        ``"dsp"`` (default): the platform's DSP multiplier as above, or ``a * b``; ``"lut"``: a
+        multiplier built from logic (:func:`systolix.hdl.dsp.lut_multiplier`) whose register
+        stages are the PE's, so the PE behaves the same cycle for cycle.
 
     Attributes
     ----------
@@ -64,7 +68,7 @@ class OutputStationaryPE(wiring.Component):
     """
 
     def __init__(self, numerics: Numerics, *, hold_cycles=0, pipeline_stages=0,
-                 shared_multiplier=False):
+                 shared_multiplier=False, multiplier="dsp"):
         if not isinstance(numerics, Numerics):
             raise TypeError(f"numerics must be a Numerics, not {numerics!r}")
         if not isinstance(hold_cycles, int) or isinstance(hold_cycles, bool) or hold_cycles < 0:
@@ -76,6 +80,12 @@ class OutputStationaryPE(wiring.Component):
         if shared_multiplier and not pipeline_stages:
             raise ValueError("shared_multiplier needs pipeline_stages >= 1 (the shared "
                              "multiplier registers its product)")
+        if multiplier not in ("dsp", "lut"):
+            raise ValueError(f"multiplier must be 'dsp' or 'lut', not {multiplier!r}")
+        if shared_multiplier and multiplier == "lut":
+            raise ValueError("shared_multiplier takes the product of a DSP primitive: it cannot "
+                             "be used with multiplier='lut'")
+        self._multiplier = multiplier
         self._numerics = numerics
         self._hold_cycles = hold_cycles
         self._pipeline_stages = pipeline_stages
@@ -112,6 +122,11 @@ class OutputStationaryPE(wiring.Component):
         return self._shared
 
     @property
+    def multiplier(self):
+        """``"dsp"`` or ``"lut"``: the kind of multiplier."""
+        return self._multiplier
+
+    @property
     def multiplier_latency(self):
         """Cycles a registered DSP multiplier takes: 2 (input and product registers) when
         ``pipeline_stages >= 2``, else 1 (product register)."""
@@ -125,7 +140,8 @@ class OutputStationaryPE(wiring.Component):
     def elaborate(self, platform):
         # (Statement order matters for Amaranth's signal names, hence for the emitted Verilog.)
         m = Module()
-        acc = Signal(acc_shape(self._numerics))
+        # (a pipelined PE clears its accumulator itself after a reset: see below)
+        acc = Signal(acc_shape(self._numerics), reset_less=self._pipeline_stages > 0)
         total = Signal(acc_shape(self._numerics))
         drain = Signal(acc_shape(self._numerics), reset_less=True)  # pure data: no reset needed
 
@@ -139,7 +155,13 @@ class OutputStationaryPE(wiring.Component):
         product_regs = stages - 1 if stages >= 2 else stages  # product stages after that
         # the platform's registered multiplier (with its own operand registers when stages >= 2)
         mult = None
-        if stages and not self._shared:
+        if self._multiplier == "lut":
+            if stages:
+                mult = dsp.lut_multiplier(platform, self.a, self.b,
+                                          latency=self.multiplier_latency)
+            else:
+                mult = dsp.lut_multiplier(platform, a, b, latency=0)
+        elif stages and not self._shared:
             mult = dsp.multiplier(platform, self.a, self.b, input_register=stages >= 2)
         if self._shared:
             m.d.comb += [self.mul_a.eq(self.a), self.mul_b.eq(self.b)]
@@ -150,7 +172,8 @@ class OutputStationaryPE(wiring.Component):
             product = Signal((self.a * self.b).shape(), name="product")
             m.submodules.mult = cell
             m.d.comb += product.eq(value)
-            extra = product_regs - 1  # the primitive's product register is the first
+            # the primitive's product register is the first
+            extra = product_regs - 1 if stages else 0
         else:
             product = a * b
             extra = product_regs
@@ -166,8 +189,22 @@ class OutputStationaryPE(wiring.Component):
         finish = valid & last
 
         m.d.comb += total.eq(accumulate(acc, product, self._numerics))
-        with m.If(valid):
-            m.d.sync += acc.eq(Mux(last, 0, total))
+        if stages:
+            # Pipelined PE: the accumulator restarts from 0 through a synchronous reset, which
+            # the flip-flops implement (no LUT per bit): after a tile's last beat, and in the
+            # first cycle after any reset of this domain (also one a ResetInserter adds), in
+            # which `valid`, a register reset with it, is still low.
+            after_reset = Signal(init=1, name="after_reset")
+            clear = Signal(name="acc_clear")
+            m.d.sync += after_reset.eq(0)
+            m.d.comb += clear.eq(after_reset | (valid & last))
+            with m.If(clear):
+                m.d.sync += acc.eq(0)
+            with m.Elif(valid):
+                m.d.sync += acc.eq(total)
+        else:
+            with m.If(valid):
+                m.d.sync += acc.eq(Mux(last, 0, total))
 
         if self._hold_cycles and stages:
             # Pipelined PE: the drain register's enable and select are registers themselves,

@@ -1,10 +1,13 @@
-"""Requantization unit: int32 accumulators -> int8/uint8, gemmlowp's integer-only arithmetic."""
+"""Requantization unit: int32 accumulators -> int8/uint8, in one of two exact integer rules:
+gemmlowp's fixed-point arithmetic or onnxruntime's float32 arithmetic."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from ..config import REQUANT_FIELDS, RequantConfig
+from ..config import RequantConfig
+from . import dsp
 
 __all__ = ["Requantizer", "param_layout", "requant_input_layout", "requant_output_layout",
            "out_shape"]
@@ -17,11 +20,11 @@ def out_shape(config: RequantConfig):
 
 
 def param_layout(config: RequantConfig):
-    """One lane's parameters (see :func:`systolix.model.quant.requantize`)."""
+    """One lane's parameters in the config's mode (:func:`systolix.config.requant_fields`)."""
     out = out_shape(config)
     return data.StructLayout({
         name: out if sign == "out" else signed(width) if sign else unsigned(width)
-        for name, width, sign in REQUANT_FIELDS})
+        for name, width, sign in config.fields})
 
 
 def requant_input_layout(config: RequantConfig):
@@ -39,24 +42,111 @@ def requant_output_layout(config: RequantConfig):
     })
 
 
-class Requantizer(wiring.Component):
-    """Per lane: ``clamp(zero_point + RDBPOT(SRDHM(sat32(acc + bias), multiplier), shift))``.
+class _Pipe:
+    """Register stages of one lane: every stage is a plain register (the pipe never stalls);
+    ``at`` counts the stages so far, and :meth:`align` delays a value to the current stage."""
 
-    Bit-exact with :func:`systolix.model.quant.requantize`:
+    def __init__(self, m, platform, prefix):
+        self.m, self.platform, self.prefix, self.at = m, platform, prefix, 0
+        self._born = {}
+
+    def reg(self, value, name):
+        value = Value.cast(value)
+        r = Signal(value.shape(), name=f"{self.prefix}{name}", reset_less=True)
+        self.m.d.sync += r.eq(value)
+        return r
+
+    def stage(self, **values):
+        """Register every value of this stage; returns them in order (one value: itself)."""
+        self.at += 1
+        out = []
+        for name, value in values.items():
+            r = self.reg(value, f"{name}_s{self.at}")
+            self._born[id(r)] = self.at
+            out.append(r)
+        return out[0] if len(out) == 1 else out
+
+    def align(self, sig):
+        """``sig`` (from an earlier stage, or an input) delayed to the current stage."""
+        born = self._born.get(id(sig), 0)
+        for s in range(born, self.at):
+            sig = self.reg(sig, f"{sig.name.removeprefix(self.prefix)}_d{s + 1}"
+                           if isinstance(sig, Signal) else f"in_d{s + 1}")
+        self._born[id(sig)] = self.at
+        return sig
+
+    def mul_parts(self, a, b, name):
+        """The four partial products of ``a * b`` (operands split at bit 17, so that each
+        fits an 18 x 18 DSP multiplier), two stages later: ``(ll, lh, hl, hh)``."""
+        parts = []
+        al, bl = a[:17], b[:17]
+        ah = a[17:].as_signed() if a.shape().signed else a[17:]
+        bh = b[17:].as_signed() if b.shape().signed else b[17:]
+        for tag, x, y in (("ll", al, bl), ("lh", al, bh), ("hl", ah, bl), ("hh", ah, bh)):
+            hook = dsp.multiplier(self.platform, x, y, input_register=True)
+            if hook is not None:
+                cell, p = hook
+                self.m.submodules[f"{self.prefix}{name}_{tag}"] = cell
+                p = p.as_signed() if (x * y).shape().signed else p
+            else:  # the same two registers in the fabric
+                p = self.reg(self.reg(x, f"{name}_{tag}_a") * self.reg(y, f"{name}_{tag}_b"),
+                             f"{name}_{tag}")
+            parts.append(p)
+        self.at += 2
+        for p in parts:
+            self._born[id(p)] = self.at
+        return parts
+
+    def multiply(self, a, b, name):
+        """``a * b`` exactly (operands up to 34 bits), four stages later."""
+        ll, lh, hl, hh = self.mul_parts(a, b, name)
+        signed_ = a.shape().signed or b.shape().signed
+        top = Cat(ll[:34], hh)
+        low, mid = self.stage(**{f"{name}_low": top.as_signed() if signed_ else top,
+                                 f"{name}_mid": lh + hl})
+        return self.stage(**{name: low + (mid << 17)})
+
+
+def _clz32(a):
+    """Leading zeros of the 32-bit ``a`` (32 for 0), as a tree of five levels."""
+    def count(v):  # (all zero, leading zeros below len(v)) for a power-of-two width
+        if len(v) == 2:
+            return ~v[1] & ~v[0], ~v[1]
+        half = len(v) // 2
+        zh, ch = count(v[half:])
+        zl, cl = count(v[:half])
+        return zh & zl, Mux(zh, Cat(cl, Const(1, 1)), Cat(ch, Const(0, 1)))
+    zero, n = count(a)
+    return Mux(zero, 32, n)
+
+
+class Requantizer(wiring.Component):
+    """int32 accumulators -> int8/uint8, ``lanes`` per beat, each lane with its own parameters.
+
+    ``mode="gemmlowp"``: bit-exact with :func:`systolix.model.quant.requantize`:
 
     1. ``x = acc + bias``, saturated to int32;
-    2. ``p = x * multiplier`` (exact, 64 bits);
+    2. ``p = x * multiplier`` (exact, 64 bits, from four 17/15-bit partial products);
     3. SaturatingRoundingDoublingHighMul: ``INT32_MAX`` if both were ``INT32_MIN``, else
-       ``(p + nudge) / 2**31`` truncated toward zero, ``nudge = 2**30`` for ``p >= 0`` and
-       ``1 - 2**30`` otherwise;
+       ``floor((p + 2**30) / 2**31)``, which is gemmlowp's nudge-and-truncate (ties towards
+       +infinity);
     4. RoundingDivideByPOT by ``shift``: arithmetic shift, plus one when the remainder exceeds
        ``(mask >> 1) + (x < 0)`` (ties away from zero);
-    5. ``+ zero_point`` exactly, then clamped to ``[clamp_min, clamp_max]`` (which lie inside the
-       output type, so the result is saturated to it).
+    5. ``+ zero_point`` exactly, then clamped to ``[clamp_min, clamp_max]``.
 
-    A pipeline of :attr:`latency` register stages with one global stall: every stage advances
-    when the output is taken or empty (``i.ready = ~o.valid | o.ready``), so backpressure holds
-    the whole pipe and nothing is dropped or duplicated.
+    ``mode="float32"``: bit-exact with :func:`systolix.model.quant.requantize_float32`
+    (onnxruntime's rule), in integers as :func:`systolix.model.quant.requantize_float32_int`
+    describes: wrapping bias add; ``|x|`` normalised (leading-zero count, left shift) and
+    rounded to a 24-bit mantissa (int -> float32); the 24 x 24-bit mantissa product rounded to
+    24 bits (float32 product); the shift by the combined exponent, rounding half to even; the
+    sign, the zero point and the clamp.
+
+    The datapath is a pipeline of plain registers that never stalls (so the multipliers can use
+    the DSP blocks' own registers) followed by an output FIFO; ``i.ready`` grants an input beat
+    only while the FIFO has room for every beat in flight (a credit counter), so backpressure on
+    ``o`` never drops or duplicates a beat, and ``i.ready`` depends on no combinational path from
+    ``o.ready``. Unstalled, ``i.ready`` stays high and every beat comes out :attr:`latency` cycles
+    after it went in.
 
     Parameters
     ----------
@@ -83,61 +173,118 @@ class Requantizer(wiring.Component):
 
     @property
     def latency(self):
-        """Register stages from an accepted input beat to its output beat (with no stall)."""
+        """Cycles from an accepted input beat to its output beat (with no stall)."""
         return self._config.latency
 
     def elaborate(self, platform):
         m = Module()
-        L = self._config.lanes
-        en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+        cfg = self._config
+        stages = cfg.latency - 1  # the FIFO adds one
+        depth = stages + 2        # room for every beat in flight at full rate
+        fifo = m.submodules.fifo = SyncFIFO(width=8 * cfg.lanes + 1, depth=depth)
 
-        def stage(value, name, *, reset_less=True):
-            reg = Signal.like(value, name=name, reset_less=reset_less) \
-                if isinstance(value, Signal) else Signal(value.shape(), name=name,
-                                                         reset_less=reset_less)
-            with m.If(en):
-                m.d.sync += reg.eq(value)
-            return reg
+        # credits: beats accepted and not yet delivered
+        outstanding = Signal(range(depth + 1))
+        take = self.i.valid & self.i.ready
+        give = fifo.r_en & fifo.r_rdy
+        m.d.comb += self.i.ready.eq(outstanding < depth)
+        m.d.sync += outstanding.eq(outstanding + take - give)
 
-        valid = self.i.valid
-        last = self.i.payload.last
-        for s in range(self.latency):
-            valid = stage(valid, f"valid_s{s + 1}", reset_less=False)
-            last = stage(last, f"last_s{s + 1}")
-        m.d.comb += [self.o.valid.eq(valid), self.o.payload.last.eq(last)]
+        valid, last = take, self.i.payload.last
+        for s in range(stages):
+            v, l = Signal(name=f"valid_s{s + 1}"), Signal(name=f"last_s{s + 1}", reset_less=True)
+            m.d.sync += [v.eq(valid), l.eq(last)]
+            valid, last = v, l
 
-        for lane in range(L):
-            acc = self.i.payload.acc[lane]
-            p = self.i.payload.params[lane]
-            # 1: bias add, saturated to int32
-            total = acc + p.bias
-            x = stage(Mux(total > INT32_MAX, INT32_MAX,
-                          Mux(total < INT32_MIN, INT32_MIN, total[:32].as_signed())),
-                      f"x{lane}")
-            mult = stage(p.multiplier, f"mult{lane}")
-            shift1 = stage(p.shift, f"shift{lane}_s1")
-            zp1, lo1, hi1 = (stage(p.zero_point, f"zp{lane}_s1"),
-                             stage(p.clamp_min, f"lo{lane}_s1"), stage(p.clamp_max, f"hi{lane}_s1"))
-            # 2: the 64-bit product
-            prod = stage(x * mult, f"prod{lane}")
-            both_min = stage((x == INT32_MIN) & (mult == INT32_MIN), f"both_min{lane}")
-            shift2, zp2, lo2, hi2 = (stage(v, f"{n}{lane}_s2") for v, n in
-                                     ((shift1, "shift"), (zp1, "zp"), (lo1, "lo"), (hi1, "hi")))
-            # 3: SaturatingRoundingDoublingHighMul (truncating division by 2^31)
-            nudged = prod + Mux(prod >= 0, 1 << 30, 1 - (1 << 30))
-            high = (nudged + Mux(nudged < 0, (1 << 31) - 1, 0)) >> 31
-            srdhm = stage(Mux(both_min, INT32_MAX, high[:32].as_signed()), f"srdhm{lane}")
-            shift3, zp3, lo3, hi3 = (stage(v, f"{n}{lane}_s3") for v, n in
-                                     ((shift2, "shift"), (zp2, "zp"), (lo2, "lo"), (hi2, "hi")))
-            # 4: RoundingDivideByPOT, zero point, clamp
-            mask = (Const(1, 33) << shift3) - 1
-            rem = (srdhm & mask)[:32]
-            threshold = (mask >> 1) + (srdhm < 0)
-            rounded = (srdhm >> shift3) + (rem > threshold)
-            y = rounded + zp3
-            clamped = Mux(y < lo3, lo3, Mux(y > hi3, hi3, y))
-            result = stage(clamped[:8].as_signed() if self._config.out_signed else clamped[:8],
-                           f"out{lane}")
-            m.d.comb += self.o.payload.data[lane].eq(result)
+        lane_rule = self._gemmlowp_lane if cfg.mode == "gemmlowp" else self._float32_lane
+        results = []
+        for lane in range(cfg.lanes):
+            pipe = _Pipe(m, platform, f"l{lane}_")
+            out = lane_rule(pipe, self.i.payload.acc[lane], self.i.payload.params[lane])
+            assert pipe.at == stages, (pipe.at, stages)
+            results.append(out)
+
+        m.d.comb += [
+            fifo.w_en.eq(valid),
+            fifo.w_data.eq(Cat(*results, last)),
+            self.o.valid.eq(fifo.r_rdy),
+            self.o.payload.as_value().eq(fifo.r_data),
+            fifo.r_en.eq(self.o.ready),
+        ]
         return m
+
+    def _clamp(self, pipe, y, p):
+        """``clamp(y + zero_point, clamp_min, clamp_max)`` in three stages (four for a ``y``
+        wider than 12 bits, first saturated to 12 bits, which changes no result: the clamp
+        bounds and the zero point lie in -128..255)."""
+        if len(y) > 12:
+            fits = y[11:].all() | ~y[11:].any()
+            y = pipe.stage(ys=Mux(fits, y[:12].as_signed(), Mux(y[-1], -2048, 2047)))
+        y = pipe.stage(yz=y + pipe.align(p.zero_point))
+        lo, hi = pipe.align(p.clamp_min), pipe.align(p.clamp_max)
+        lt, gt, y = pipe.stage(lt=y < lo, gt=y > hi, y=y[:8])
+        lo, hi = pipe.align(p.clamp_min), pipe.align(p.clamp_max)
+        return pipe.stage(out=Mux(lt, lo, Mux(gt, hi, y))[:8])
+
+    def _gemmlowp_lane(self, pipe, acc, p):
+        total = acc + p.bias                       # 33 bits; overflow iff its top bits differ
+        x = pipe.stage(x=Mux(total[32] == total[31], total[:32].as_signed(),
+                             Mux(total[32], INT32_MIN, INT32_MAX)))
+        mult = pipe.align(p.multiplier)
+        both_min = _named(pipe, (x == INT32_MIN) & (mult == INT32_MIN), "both_min")
+        prod = pipe.multiply(x, mult, "prod")
+        both_min = pipe.align(both_min)
+        # SRDHM: floor((p + 2**30) / 2**31) == (floor(p / 2**30) + 1) >> 1
+        high = ((prod[30:64].as_signed() + 1) >> 1)[:32].as_signed()
+        h = pipe.stage(srdhm=Mux(both_min, INT32_MAX, high))
+        shift = pipe.align(p.shift)
+        # RoundingDivideByPOT: the kept part, and the shifted-out bits at the top of a word
+        frac = (Cat(Const(0, 32), h[:32]) >> shift)[:32]
+        keep, frac = pipe.stage(keep=h >> shift, frac=frac)
+        keep, up = pipe.stage(keep=keep, up=frac[31] & ((keep >= 0) | (frac[:31] != 0)))
+        y = pipe.stage(y=keep + up)
+        return self._clamp(pipe, y, p)
+
+    def _float32_lane(self, pipe, acc, p):
+        bits = p.scale_bits
+        x, e, ms = pipe.stage(x=(acc + p.bias)[:32].as_signed(),    # wraps, as onnxruntime
+                              e=bits[23:31], ms=Cat(bits[:23], Const(1, 1)))
+        neg, a = pipe.stage(neg=x < 0, a=Mux(x < 0, -x, x)[:32])
+        lz = pipe.stage(lz=_clz32(a))
+        zero_e = pipe.align(_named(pipe, e == 0, "zero_e", born=1))
+        # int -> float32: normalise to 24 bits, round to nearest even
+        n, zero = pipe.stage(n=(pipe.align(a) << lz)[:32], zero=zero_e | (lz == 32))
+        # k = 150 - lead - e - P[47] with lead = 31 - lz + carry: the product's shift to an
+        # integer, one term per stage
+        n, up, pre = pipe.stage(n=n, up=n[7] & (n[8] | (n[:7] != 0)),
+                                pre=119 + pipe.align(lz) - pipe.align(e))
+        mf25 = n[8:32] + up
+        carry = mf25[24]
+        mf, carry = pipe.stage(mf=Mux(carry, 1 << 23, mf25[:24]), carry=carry)
+        base = _named(pipe, pipe.align(pre) - carry, "base")
+        prod = pipe.multiply(mf, pipe.align(ms), "prod")
+        base = pipe.align(base)
+        # float32 product: the top 24 bits of the 48-bit mantissa product, rounded half to even
+        t = prod[47]
+        keep24, rbit, sticky, t = pipe.stage(
+            keep24=Mux(t, prod[24:48], prod[23:47]), rbit=Mux(t, prod[23], prod[22]),
+            sticky=Mux(t, prod[:23] != 0, prod[:22] != 0), t=t)
+        mq, k = pipe.stage(mq=keep24 + (rbit & (sticky | keep24[0])), k=pipe.align(base) - t)
+        # integer rounding of mq / 2**k: k <= 13 is beyond every clamp, k >= 25 rounds to 0
+        kk, big = pipe.stage(kk=Mux(k >= 25, 11, Mux(k <= 13, 0, (k - 14)[:4])), big=k <= 13)
+        v = pipe.stage(v=Cat(Const(0, 11), pipe.align(mq)) >> kk)
+        keep, rbit, sticky = pipe.stage(keep=v[25:36], rbit=v[24], sticky=v[:24] != 0)
+        r = pipe.stage(r=keep + (rbit & (sticky | keep[0])))
+        mag = Mux(pipe.align(big), 1 << 10, r[:11])  # r <= 2**10; 2**10 is beyond any clamp
+        neg, zero = pipe.align(neg), pipe.align(zero)
+        y = pipe.stage(y=Mux(zero, 0, Mux(neg, -mag, mag)))
+        return self._clamp(pipe, y, p)
+
+
+def _named(pipe, value, name, born=None):
+    """A comb signal for ``value`` (so it can be aligned), counted as born at stage ``born``
+    (default: the current one)."""
+    s = Signal(Value.cast(value).shape(), name=f"{pipe.prefix}{name}")
+    pipe.m.d.comb += s.eq(value)
+    pipe._born[id(s)] = pipe.at if born is None else born
+    return s

@@ -17,6 +17,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import TensorCoreConfig
 from .arith import acc_shape, accumulate, operand_shape
 from .skew import DelayLanes
+from . import dsp
 from .units import add_unit
 
 __all__ = ["DotProductUnit", "MMAUnit", "dot_input_layout", "dot_output_layout",
@@ -112,19 +113,35 @@ class DotProductUnit(wiring.Component):
         cfg = self._config
         cuts = set(cfg.register_cuts)
 
-        def stage(values, cut):
+        def stage(values, cut, name=None):
             """Register ``values`` if ``cut`` holds a pipeline register."""
             if cut not in cuts:
                 return values
             regs = []
             for i, v in enumerate(values):
-                reg = Signal(v.shape(), name=f"cut{cut}_{i}", reset_less=True)
+                reg = Signal(v.shape(), name=f"{name or f'cut{cut}'}_{i}", reset_less=True)
                 m.d.sync += reg.eq(v)
                 regs.append(reg)
             return regs
 
-        # level 0: the k exact products
-        values = stage([self.i.payload.a[j] * self.i.payload.b[j] for j in range(cfg.k)], 0)
+        # level 0: the k exact products; registered ones come from the platform's registered
+        # multipliers when it has them (on ECP5 a MULT18X18D's own output register is cut 0,
+        # which yosys would leave in the fabric), else generic RTL, the same cycle for cycle
+        # (and cut -1, the deepest option's operand registers, its input registers)
+        a, b = self.i.payload.a, self.i.payload.b
+        mults = ([dsp.multiplier(platform, a[j], b[j], input_register=-1 in cuts)
+                  for j in range(cfg.k)] if 0 in cuts else [None] * cfg.k)
+        if all(mult is not None for mult in mults):
+            values = []
+            for j, (cell, value) in enumerate(mults):
+                m.submodules[f"mult_{j}"] = cell
+                product = Signal((a[j] * b[j]).shape(), name=f"cut0_{j}")
+                m.d.comb += product.eq(value)
+                values.append(product)
+        else:
+            a = stage([a[j] for j in range(cfg.k)], -1, "a_reg")
+            b = stage([b[j] for j in range(cfg.k)], -1, "b_reg")
+            values = stage([a[j] * b[j] for j in range(cfg.k)], 0)
         # levels 1 .. T: exact pairwise sums (Amaranth widens every sum by one bit)
         for level in range(1, cfg.tree_levels + 1):
             values = [values[j] + values[j + 1] if j + 1 < len(values) else values[j]

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import Dataflow, Numerics, SystolicConfig
 from .arith import chunk_sum_shape, operand_shape
 from .skew import DelayLanes, deskew_delays, skew_delays
+from . import dsp
 from .os_array import _group_sizes
 from .units import add_unit
 
@@ -23,12 +24,29 @@ class WeightStationaryPE(wiring.Component):
     a ``swap`` beat uses the active weight and then makes the shadow weight active, so the next
     tile's weights are loaded while the current tile computes (TPU v1's double buffering).
 
+    With ``pipeline_stages`` the product passes through that many registers before the adder,
+    so ``psum_out`` is :attr:`psum_latency` cycles behind ``a``. Every PE of a column has the
+    same stages, so the partial sum from above arrives exactly with this PE's product: the
+    column's sums are merely late by the stages, and the weight schedule does not change.
+
     Parameters
     ----------
     numerics : Numerics
     row : int
         Row of this PE, ``>= 0``: the partial sum it passes down covers ``row + 1`` products and
         is exactly as wide as that needs (see :func:`~systolix.hdl.arith.chunk_sum_shape`).
+    pipeline_stages : int
+        Register stages between the operands and the adder, as the output-stationary PE's
+        (:class:`~systolix.config.PEPipeline`): 0, 1 (the product is registered), 2 (the
+        multiplier's operands, i.e. ``a`` and a copy of the active weight, and its product) or
+        3 (as 2, plus a second product register). With 1 or more stages the PE asks the
+        platform for a registered multiplier (:func:`systolix.hdl.dsp.multiplier`), whose own
+        registers are these stages; the behaviour is cycle-for-cycle the same either way.
+    shared_multiplier : bool
+        Take the product from outside (``mul_a``/``mul_b`` out, ``mul_p`` in, ``mul_p``
+        :attr:`multiplier_latency` cycles behind), e.g. from one half of a DSP primitive
+        shared with a neighbour (:func:`systolix.hdl.dsp.multiplier_pair`); needs 1 or more
+        stages.
 
     Attributes
     ----------
@@ -40,15 +58,26 @@ class WeightStationaryPE(wiring.Component):
         Load ``w`` into the shadow register at the end of this cycle.
     psum_in : In(chunk_sum_shape(numerics, row)), absent in row 0
     psum_out : Out(chunk_sum_shape(numerics, row + 1))
+    mul_a, mul_b : Out(operand); mul_p : In(product)
+        Only with ``shared_multiplier``.
     """
 
-    def __init__(self, numerics: Numerics, *, row=0):
+    def __init__(self, numerics: Numerics, *, row=0, pipeline_stages=0, shared_multiplier=False):
         if not isinstance(numerics, Numerics):
             raise TypeError(f"numerics must be a Numerics, not {numerics!r}")
         if not isinstance(row, int) or isinstance(row, bool) or row < 0:
             raise ValueError(f"row must be a non-negative integer, not {row!r}")
+        if pipeline_stages not in (0, 1, 2, 3) or isinstance(pipeline_stages, bool):
+            raise ValueError(f"pipeline_stages must be 0, 1, 2 or 3, not {pipeline_stages!r}")
+        if not isinstance(shared_multiplier, bool):
+            raise TypeError(f"shared_multiplier must be a bool, not {shared_multiplier!r}")
+        if shared_multiplier and not pipeline_stages:
+            raise ValueError("shared_multiplier needs pipeline_stages >= 1 (the shared "
+                             "multiplier registers its product)")
         self._numerics = numerics
         self._row = row
+        self._pipeline_stages = pipeline_stages
+        self._shared = shared_multiplier
         op = operand_shape(numerics)
         members = {
             "a": In(op), "swap": In(1), "w": In(op), "capture": In(1),
@@ -57,6 +86,9 @@ class WeightStationaryPE(wiring.Component):
         }
         if row:
             members["psum_in"] = In(chunk_sum_shape(numerics, row))
+        if shared_multiplier:
+            members.update({"mul_a": Out(op), "mul_b": Out(op),
+                            "mul_p": In((Signal(op) * Signal(op)).shape())})
         super().__init__(members)
 
     @property
@@ -68,13 +100,34 @@ class WeightStationaryPE(wiring.Component):
         return self._row
 
     @property
+    def pipeline_stages(self):
+        return self._pipeline_stages
+
+    @property
+    def shared_multiplier(self):
+        return self._shared
+
+    @property
+    def multiplier_latency(self):
+        """Cycles a registered DSP multiplier takes: 2 (input and product registers) when
+        ``pipeline_stages >= 2``, else 1 (product register)."""
+        return 2 if self._pipeline_stages >= 2 else 1
+
+    @property
     def latency(self):
-        """Cycles from inputs to ``a_out``/``swap_out``/``w_out``/``psum_out``."""
+        """Cycles from inputs to ``a_out``/``swap_out``/``w_out``."""
         return 1
+
+    @property
+    def psum_latency(self):
+        """Cycles from ``a`` (and ``psum_in``'s partner ``a`` of the row above, one cycle
+        earlier) to ``psum_out``: 1 + :attr:`pipeline_stages`."""
+        return 1 + self._pipeline_stages
 
     def elaborate(self, platform):
         m = Module()
         op = operand_shape(self._numerics)
+        stages = self._pipeline_stages
         # Pure data registers: meaning comes from the controller's schedule, so no reset.
         weight = Signal(op, reset_less=True)
         shadow = Signal(op, reset_less=True)
@@ -82,8 +135,33 @@ class WeightStationaryPE(wiring.Component):
         w_reg = Signal(op, reset_less=True)
         psum = Signal(self.psum_out.shape(), reset_less=True)
         swap_reg = Signal()
+        p_shape = (self.a * weight).shape()
 
-        product = self.a * weight
+        mult = None
+        if stages and not self._shared:
+            mult = dsp.multiplier(platform, self.a, weight, input_register=stages >= 2)
+        if self._shared:
+            m.d.comb += [self.mul_a.eq(self.a), self.mul_b.eq(weight)]
+            product, extra = self.mul_p, stages - self.multiplier_latency
+        elif mult is not None:
+            cell, value = mult
+            product = Signal(p_shape, name="product")
+            m.submodules.mult = cell
+            m.d.comb += product.eq(value)
+            extra = stages - self.multiplier_latency
+        elif stages >= 2:
+            # operand stage: the forwarding register for `a`, a copy of the active weight
+            # (a beat's product uses the weight of the cycle it arrived in)
+            w_op = Signal(op, name="w_op", reset_less=True)
+            m.d.sync += w_op.eq(weight)
+            product, extra = a_reg * w_op, stages - 1
+        else:
+            product, extra = self.a * weight, stages
+        for i in range(extra):
+            reg = Signal(p_shape, name=f"product_{i}", reset_less=True)
+            m.d.sync += reg.eq(product)
+            product = reg
+
         m.d.sync += psum.eq(self.psum_in + product if self._row else product)
         with m.If(self.capture):
             m.d.sync += shadow.eq(self.w)
@@ -160,9 +238,17 @@ class WeightStationaryArray(wiring.Component):
         return chunk_sum_shape(self._config.numerics, self._config.rows)
 
     @property
+    def pipeline_stages(self):
+        """Register stages of each PE between its multiplier's operands and its adder
+        (``config.pipeline``)."""
+        return self._config.pipeline_stages
+
+    @property
     def result_latency(self):
-        """Cycles from a beat at ``a`` to its column sums at ``psum``."""
-        return self._config.rows + self._config.cols - 1
+        """Cycles from a beat at ``a`` to its column sums at ``psum``: R + C - 1 for the skew
+        and de-skew wavefront, plus :attr:`pipeline_stages` (the same value as
+        :func:`systolix.model.cycles.result_latency`)."""
+        return self._config.rows + self._config.cols - 1 + self.pipeline_stages
 
     @property
     def min_swap_spacing(self):
@@ -186,10 +272,17 @@ class WeightStationaryArray(wiring.Component):
         for c in range(C):
             m.d.comb += capture_skew.i[c].eq(self.w_capture)
 
+        stages = self.pipeline_stages
+        # Neighbouring PEs of a row share one primitive when the platform offers pairs of
+        # registered multipliers; the PEs of an odd last column ask for their own.
+        pair = dsp.multiplier_pair(platform, op, input_register=stages >= 2) if stages else None
+        shared = [pair is not None and c < C - C % 2 for c in range(C)]
         # Columns come in groups of about sqrt(C) (see OutputStationaryArray)
-        groups = [_Group(self._config, size) for _, size in _group_sizes(C)]
+        groups = [_Group(self._config, shared[c:c + size]) for c, size in _group_sizes(C)]
+        # A shared primitive is wired to PEs inside the columns: those stay plain submodules.
+        units = None if any(shared) else platform
         for g, group in enumerate(groups):
-            add_unit(m, f"group_{g}", group, ("group", self._config, group.width), platform)
+            add_unit(m, f"group_{g}", group, ("group", self._config, group.shared), units)
             if g == 0:
                 m.d.comb += [group.a.eq(a_skew.o), group.swap.eq(swap_skew.o)]
             else:
@@ -199,6 +292,14 @@ class WeightStationaryArray(wiring.Component):
         for c in range(C):
             group, j = groups[c // width], c % width
             m.d.comb += [group.capture[j].eq(capture_skew.o[c]), group.w[j].eq(w_skew.o[c])]
+
+        if pair is not None:
+            cols = [col for group in groups for col in group.columns]
+            for r in range(R):
+                for c in range(0, C - 1, 2):
+                    low, high = cols[c].pes[r], cols[c + 1].pes[r]
+                    m.submodules[f"mac_{r}_{c}"] = pair((low.mul_a, low.mul_b, low.mul_p),
+                                                        (high.mul_a, high.mul_b, high.mul_p))
 
         # Column c's sums leave the bottom c cycles after column 0's: re-align them.
         m.submodules.deskew = deskew = DelayLanes(self.psum_shape, deskew_delays(C))
@@ -216,27 +317,44 @@ class _Column(wiring.Component):
 
     ``a``/``swap`` enter each row from the left and leave one cycle later on ``a_out``/
     ``swap_out``; the weight pipe ``w`` and the partial sums move down, ``capture`` reaches
-    every row at once, and the column's sum leaves the bottom PE on ``psum_out``. Every column
-    of an array is alike, so emission writes one column module and one module per row's PE.
+    every row at once, and the column's sum leaves the bottom PE on ``psum_out``. Columns with
+    the same ``shared_multiplier`` are alike, so emission writes one module per such column
+    and one per row's PE.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, shared_multiplier):
         R, num = config.rows, config.numerics
         op = operand_shape(num)
         self._config = config
+        self._shared = shared_multiplier
+        self._pes = None
         super().__init__({
             "a": In(data.ArrayLayout(op, R)), "swap": In(R),
             "a_out": Out(data.ArrayLayout(op, R)), "swap_out": Out(R),
             "w": In(op), "capture": In(1), "psum_out": Out(chunk_sum_shape(num, R)),
         })
 
+    @property
+    def pes(self):
+        """The column's PEs, top row first (made on first use: an emitted column that is an
+        instance of another's module never makes them)."""
+        if self._pes is None:
+            cfg = self._config
+            # PE r's partial sum covers r + 1 products: the rows differ, the columns do not
+            self._pes = [WeightStationaryPE(cfg.numerics, row=r,
+                                            pipeline_stages=cfg.pipeline_stages,
+                                            shared_multiplier=self._shared)
+                         for r in range(cfg.rows)]
+        return self._pes
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
-        # PE r's partial sum covers r + 1 products: the rows differ, the columns do not
-        pes = [WeightStationaryPE(cfg.numerics, row=r) for r in range(cfg.rows)]
+        pes = self.pes
         for r, pe in enumerate(pes):
-            add_unit(m, f"pe_{r}", pe, ("pe", cfg, r), platform)
+            # (a shared multiplier outside the column is wired to the PE: keep it plain)
+            add_unit(m, f"pe_{r}", pe, ("pe", cfg, r, self._shared),
+                     None if self._shared else platform)
             # Row r's pushed weight reaches it after r hops, as the capture strobe reaches
             # the whole column: one strobe per column, shared by all rows.
             m.d.comb += [
@@ -252,14 +370,17 @@ class _Column(wiring.Component):
 
 
 class _Group(wiring.Component):
-    """``width`` adjacent columns of a :class:`WeightStationaryArray`: rows pass through from
-    left to right, each column has its own ``w``, ``capture`` and ``psum_out``."""
+    """Adjacent columns of a :class:`WeightStationaryArray` (``len(shared)`` of them, each
+    with the given ``shared_multiplier``): rows pass through from left to right, each column
+    has its own ``w``, ``capture`` and ``psum_out``."""
 
-    def __init__(self, config, width):
+    def __init__(self, config, shared):
         R, num = config.rows, config.numerics
         op = operand_shape(num)
         self._config = config
-        self.width = width
+        self.shared = tuple(shared)
+        self.width = width = len(self.shared)
+        self._columns = None
         super().__init__({
             "a": In(data.ArrayLayout(op, R)), "swap": In(R),
             "a_out": Out(data.ArrayLayout(op, R)), "swap_out": Out(R),
@@ -267,11 +388,19 @@ class _Group(wiring.Component):
             "psum_out": Out(data.ArrayLayout(chunk_sum_shape(num, R), width)),
         })
 
+    @property
+    def columns(self):
+        """The group's columns, left first (made on first use, see :attr:`_Column.pes`)."""
+        if self._columns is None:
+            self._columns = [_Column(self._config, shared_multiplier=s) for s in self.shared]
+        return self._columns
+
     def elaborate(self, platform):
         m = Module()
-        cols = [_Column(self._config) for _ in range(self.width)]
+        cols = self.columns
         for j, col in enumerate(cols):
-            add_unit(m, f"col_{j}", col, ("column", self._config), platform)
+            add_unit(m, f"col_{j}", col, ("column", self._config, self.shared[j]),
+                     None if self.shared[j] else platform)
             m.d.comb += [col.a.eq(self.a if j == 0 else cols[j - 1].a_out),
                          col.swap.eq(self.swap if j == 0 else cols[j - 1].swap_out),
                          col.w.eq(self.w[j]), col.capture.eq(self.capture[j]),

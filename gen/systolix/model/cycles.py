@@ -14,7 +14,7 @@ from ..config import Dataflow, EngineConfig, SystolicConfig, TensorCoreConfig
 
 __all__ = ["GemmCycles", "EngineCycles", "tile_grid", "result_latency", "os_stream_cycles",
            "mma_stream_cycles", "gemm_cycles", "ws_array_cycles", "engine_cycles",
-           "scalesim_cycles"]
+           "stream_cycles", "stream_jobs", "scalesim_cycles"]
 
 
 def tile_grid(config: SystolicConfig, m, n):
@@ -109,8 +109,9 @@ def ws_array_cycles(config: SystolicConfig, m, k, n):
     ``tiles = ceil(K/R) * ceil(N/C)`` weight tiles, each streaming the M rows of A; the first
     tile's R pushes and its activating swap (a bubble) come first, every later tile's weights
     are pushed during the previous tile's beats, whose last beat carries the swap, so tiles
-    are ``max(M, R)`` cycles apart: ``2R + C + M + (tiles - 1) * max(M, R)``. The partial
-    sums of the K tiles are accumulated outside the array."""
+    are ``max(M, R)`` cycles apart: ``2R + C + M + (tiles - 1) * max(M, R) + P``, where P
+    is the PE pipeline's stages (``config.pipeline_stages``, part of :func:`result_latency`).
+    The partial sums of the K tiles are accumulated outside the array."""
     if config.dataflow is not Dataflow.WEIGHT_STATIONARY:
         raise ValueError(f"ws_array_cycles needs a weight-stationary array, not {config.dataflow}")
     for name, v in (("M", m), ("K", k), ("N", n)):
@@ -118,9 +119,125 @@ def ws_array_cycles(config: SystolicConfig, m, k, n):
             raise ValueError(f"{name} must be at least 1, not {v}")
     R, C = config.rows, config.cols
     tiles = math.ceil(k / R) * math.ceil(n / C)
-    cycles = 2 * R + C + m + (tiles - 1) * max(m, R)
+    cycles = 2 * R + C + m + (tiles - 1) * max(m, R) + config.pipeline_stages
     return GemmCycles(m=m, k=k, n=n, tiles=tiles, cycles=cycles, macs=m * k * n,
                       peak_macs=config.macs)
+
+
+def stream_jobs(jobs):
+    """Normalize a job stream: each job ``(M, K, N)`` or ``(M, K, N, keep_weights)`` becomes
+    ``(M, K, N, bool)``. A keep-weights job needs an earlier job's weights of the same K and N
+    (the last job that loaded B); anything else raises ``ValueError`` naming the job."""
+    out = []
+    weights = None
+    for j, job in enumerate(jobs):
+        job = tuple(job)
+        if len(job) not in (3, 4):
+            raise ValueError(f"job {j} must be (M, K, N) or (M, K, N, keep_weights), not {job!r}")
+        m, k, n = (int(v) for v in job[:3])
+        keep = bool(job[3]) if len(job) == 4 else False
+        if keep and weights is None:
+            raise ValueError(f"job {j} keeps weights, but no earlier job loaded any")
+        if keep and weights != (k, n):
+            raise ValueError(f"job {j} keeps weights of K x N = {weights[0]} x {weights[1]}, "
+                             f"not {k} x {n}")
+        if not keep:
+            weights = (k, n)
+        out.append((m, k, n, keep))
+    if not out:
+        raise ValueError("a job stream needs at least one job")
+    return out
+
+
+def stream_cycles(config: EngineConfig, jobs):
+    """Exact cycles of a stream of jobs run back to back on a matrix engine.
+
+    ``jobs`` is a sequence of ``(M, K, N)`` or ``(M, K, N, keep_weights)``. The stream is
+    unstalled: every command is offered from the first cycle on until it is taken, the load
+    streams are always valid and the C sink always ready. ``total`` counts from the first
+    command handshake to the last job's last C word, both inclusive, which is also the cycle of
+    the last ``done`` pulse minus the cycle of the first handshake; for one job it is
+    :func:`engine_cycles`' ``total``.
+
+    The single-buffered engine runs the jobs one after the other: it takes the next command in
+    the cycle of the previous job's ``done`` pulse, so ``total`` is the sum of the jobs' totals.
+    The double-buffered one overlaps them (see :func:`_double_buffered_done`).
+
+    Returns
+    -------
+    dict
+        ``total``, ``compute`` (the jobs' compute phases summed), ``macs`` (useful MACs),
+        ``peak_macs`` (MACs per cycle), ``jobs`` (number of jobs), ``done`` (per job, the cycle
+        of its ``done`` pulse counted from the first handshake), ``utilization`` (MACs over the
+        compute phases) and ``end_to_end_utilization`` (``macs / (peak_macs * total)``).
+    """
+    jobs = stream_jobs(jobs)
+    per_job = [engine_cycles(config, m, k, n, keep) for m, k, n, keep in jobs]
+    if getattr(config, "buffering", "single") == "double":
+        done = _double_buffered_done(config, per_job, [j[3] for j in jobs])
+    else:
+        done = []
+        t = 0
+        for e in per_job:
+            t += e.total
+            done.append(t)
+    total = done[-1]
+    compute = sum(e.compute for e in per_job)
+    macs = sum(e.macs for e in per_job)
+    return {"jobs": len(jobs), "total": total, "compute": compute, "macs": macs,
+            "peak_macs": config.macs, "done": done,
+            "utilization": macs / (config.macs * compute),
+            "end_to_end_utilization": macs / (config.macs * total)}
+
+
+def _double_buffered_done(config, per_job, keeps):
+    """``done`` cycles of a double-buffered engine's unstalled stream, counted from the first
+    command handshake (cycle 0). Per job j, in cycles:
+
+    * ``h``: command handshake, the cycle after the previous job's compute started (the load
+      stage is free again);
+    * A and B words in ``h+1 ..`` (none for B with keep-weights); requantization parameters
+      from ``h+1`` too, or, if their bank still serves the drain of an earlier job, from the
+      cycle after that drain's last C word;
+    * ``r``: the cycle after the last load word;
+    * ``s = max(r, e[j-1] + 1 + tail, t[j-2] + 1)``: compute start, once the array is free
+      (``tail``: the output-stationary array writes its last tile's rows 1..R-1 after the
+      final write) and the job's C bank has been drained;
+    * ``e = s + compute``: the final write into C;
+    * drain start ``d = max(e, t[j-1] + 1)``; first C word in ``d + 2 + output latency``,
+      last ``t`` = that + C words - 1; ``done`` in ``t + 1``.
+    """
+    tail = config.rows - 1 if config.dataflow is Dataflow.OUTPUT_STATIONARY else 0
+    rq = config.requant is not None
+    h = 0
+    e_prev = None
+    t = []                 # last C word per job
+    q_user = {0: None, 1: None}  # parameter bank -> last job that used it
+    lb = 0                 # parameter bank of the last job that loaded weights (next: 1 - lb)
+    starts = []
+    for j, (e, keep) in enumerate(zip(per_job, keeps)):
+        if j:
+            h = starts[-1] + 1
+        last = h + max(e.a_words, e.b_words)
+        if not keep:
+            lb = 1 - lb
+        if rq and e.q_words:
+            u = q_user[lb]
+            q0 = h + 1 if u is None or u == j else max(h + 1, t[u] + 1)
+            last = max(last, q0 + e.q_words - 1)
+        q_user[lb] = j
+        r = last + 1
+        s = r
+        if e_prev is not None:
+            s = max(s, e_prev + 1 + tail)
+        if j >= 2:
+            s = max(s, t[j - 2] + 1)
+        starts.append(s)
+        e_prev = s + e.compute
+        d = e_prev if j == 0 else max(e_prev, t[j - 1] + 1)
+        first = d + 2 + e.output_latency
+        t.append(first + e.c_words - 1)
+    return [x + 1 for x in t]
 
 
 def scalesim_cycles(config, m, k, n):
@@ -192,13 +309,15 @@ class EngineCycles:
                 "end_to_end_utilization": self.end_to_end_utilization}
 
 
-def engine_cycles(config: EngineConfig, m, k, n):
+def engine_cycles(config: EngineConfig, m, k, n, keep_weights=False):
     """Exact cycles of C = A(M x K) x B(K x N) on a matrix engine.
 
     The compute phase follows the core's schedule (:meth:`ComputeCore.schedule
     <systolix.config.core.ComputeCore.schedule>` of ``config.compute``, which states each
     core's formula); loading takes the core's A and B word counts (and one parameter word per
-    column tile with requantization), draining ``M * ceil(N / cols)`` C words.
+    column tile with requantization), draining ``M * ceil(N / cols)`` C words. A
+    ``keep_weights`` job reuses the B (and parameter) words already in the engine: it loads
+    only A.
     """
     for name, v, hi in (("M", m, config.max_m), ("K", k, config.max_k), ("N", n, config.max_n)):
         if not 1 <= v <= hi:
@@ -208,7 +327,8 @@ def engine_cycles(config: EngineConfig, m, k, n):
     col_tiles = math.ceil(n / config.cols)
     rq = config.requant is not None
     return EngineCycles(m=m, k=k, n=n, tiles=tiles, span=span, a_words=cc.a_words(m, k),
-                        b_words=cc.b_words(k, n), c_words=m * col_tiles, compute=compute,
+                        b_words=0 if keep_weights else cc.b_words(k, n),
+                        c_words=m * col_tiles, compute=compute,
                         macs=m * k * n, peak_macs=config.macs,
-                        q_words=col_tiles if rq else 0,
+                        q_words=col_tiles if rq and not keep_weights else 0,
                         output_latency=config.requant.latency if rq else 0)

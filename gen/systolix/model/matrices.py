@@ -21,8 +21,9 @@ TEXT_SUFFIXES = (".csv", ".txt")
 NPY_MAGIC = b"\x93NUMPY"
 
 
-def load_matrix(path, label):
-    """Read a 2-D integer matrix; ``label`` (e.g. ``"A"``) names it in error messages."""
+def load_matrix(path, label, ndims=(2,)):
+    """Read an integer matrix (or, with ``ndims=(2, 3)``, a stack of them, ``.npy`` only);
+    ``label`` (e.g. ``"A"``) names it in error messages."""
     path = Path(path)
     try:
         if path.is_dir():
@@ -52,14 +53,15 @@ def load_matrix(path, label):
     except (OSError, ValueError, EOFError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise SystolixError(f"{label}: {path} is not a valid matrix file ({reason})") from None
-    return _as_int_matrix(arr, label, path)
+    return _as_int_matrix(arr, label, path, ndims)
 
 
-def _as_int_matrix(arr, label, path):
+def _as_int_matrix(arr, label, path, ndims=(2,)):
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
         raise SystolixError(f"{label}: {path} does not hold a numeric matrix")
-    if arr.ndim != 2:
-        raise SystolixError(f"{label}: {path} holds a {arr.ndim}-D array, expected 2-D")
+    if arr.ndim not in ndims:
+        raise SystolixError(f"{label}: {path} holds a {arr.ndim}-D array, expected "
+                            + " or ".join(f"{d}-D" for d in ndims))
     if arr.size == 0:
         raise SystolixError(f"{label}: {path} is empty (shape {arr.shape})")
     if arr.dtype.kind == "b":

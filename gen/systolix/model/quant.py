@@ -41,7 +41,10 @@ import numpy as np
 __all__ = ["INT32_MIN", "INT32_MAX", "M0_MIN", "M0_MAX", "MAX_SHIFT", "sat32", "srdhm", "rdbpot",
            "quantize_multiplier", "RequantParams", "relu_clamp", "relu6_clamp", "requantize",
            "output_range", "random_accumulators", "random_params", "spanning_params",
-           "unclamped_fraction", "edge_case_accumulators", "edge_case_params", "edge_cases"]
+           "unclamped_fraction", "edge_case_accumulators", "edge_case_params", "edge_cases",
+           "wrap32", "float32_scale", "Float32RequantParams", "requantize_float32",
+           "requantize_float32_int", "params_from_dict", "PARAM_TYPES",
+           "float32_edge_accumulators", "float32_edge_scales", "float32_params_like"]
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
@@ -290,6 +293,9 @@ class RequantParams:
         A value out of range, sequences of different lengths or empty, ``clamp_min > clamp_max``.
     """
 
+    #: The requantizer mode these parameters are for (:data:`systolix.config.REQUANT_MODES`).
+    mode = "gemmlowp"
+
     bias: tuple
     multiplier: tuple
     shift: tuple
@@ -418,8 +424,9 @@ def requantize(acc, params: RequantParams):
     acc : array_like of int, shape (M, N)
         int32 accumulator values (e.g. ``golden.gemm`` with the default ``Numerics``), column
         ``n`` being output channel ``n``.
-    params : RequantParams
-        With ``params.channels == N``.
+    params : RequantParams or Float32RequantParams
+        With ``params.channels == N``; a :class:`Float32RequantParams` selects
+        :func:`requantize_float32` (onnxruntime's rule).
 
     Returns
     -------
@@ -432,8 +439,12 @@ def requantize(acc, params: RequantParams):
     ValueError
         ``acc`` is not 2-D, has the wrong number of columns, or holds a value outside int32.
     """
+    if isinstance(params, Float32RequantParams):
+        return requantize_float32(acc, params.bias, params.scale, params.zero_point,
+                                  params.clamp_min, params.clamp_max, params.out_signed)
     if not isinstance(params, RequantParams):
-        raise TypeError(f"params must be a RequantParams, not {type(params).__name__}")
+        raise TypeError(f"params must be a RequantParams or Float32RequantParams, not "
+                        f"{type(params).__name__}")
     acc = _int64("acc", acc)
     if acc.ndim != 2:
         raise ValueError(f"acc must be 2-D (M, N), not of shape {acc.shape}")
@@ -448,6 +459,347 @@ def requantize(acc, params: RequantParams):
     y = rdbpot(srdhm(x, m0), shift)
     out = np.clip(y + params.zero_point, params.clamp_min, params.clamp_max)
     return out.astype(params.out_dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# onnxruntime's float32 rule (mode "float32")
+
+#: Smallest normal float32 (a scale is 0 or at least this).
+FLOAT32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
+
+
+def wrap32(x):
+    """Wrap integers to int32 (two's complement, arithmetic modulo ``2**32``).
+
+    Parameters
+    ----------
+    x : array_like of int
+        Values inside int64.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+    """
+    x = _int64("x", x)
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def _float32_array(name, x):
+    a = np.asarray(x)
+    if a.dtype == np.bool_ or a.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers, not {a.dtype}")
+    return a.astype(np.float32)
+
+
+def float32_scale(x_scale, w_scale, y_scale, alpha=None):
+    """The float32 requantization scale exactly as onnxruntime's CPU kernels compute it.
+
+    ``QLinearConv``, ``QLinearMatMul`` (and the QDQ ``Conv``/``MatMul``/``Gemm`` it fuses into
+    them) compute ``(x_scale * w_scale) / y_scale`` in float32, each operation rounded to nearest
+    even: ``x_scale * w_scale`` first, then the division. ``QGemm`` (com.microsoft) computes
+    ``((alpha * x_scale) * w_scale) / y_scale`` (pass ``alpha``; with ``alpha = 1`` it is the same).
+    The order matters: ``x_scale * (w_scale / y_scale)`` can differ in the last bit.
+
+    Parameters
+    ----------
+    x_scale, y_scale : float
+        The input's and the output's scale (rounded to float32, as a model stores them).
+    w_scale : float or array_like of float
+        The weights' scale: one (per tensor) or one per output channel.
+    alpha : float, optional
+        ``QGemm``'s ``alpha``.
+
+    Returns
+    -------
+    numpy.ndarray of float32, 1-D
+        One scale per entry of ``w_scale``.
+    """
+    x = _float32_array("x_scale", x_scale)
+    y = _float32_array("y_scale", y_scale)
+    if x.ndim or y.ndim:
+        raise ValueError("x_scale and y_scale must be scalars")
+    w = np.atleast_1d(_float32_array("w_scale", w_scale))
+    if w.ndim != 1:
+        raise ValueError(f"w_scale must be a scalar or 1-D, not of shape {w.shape}")
+    with np.errstate(all="ignore"):
+        if alpha is not None:
+            x = _float32_array("alpha", alpha) * x
+        return ((x * w) / y).astype(np.float32)
+
+
+def _check_scale(scale):
+    """float32 scales: finite, 0 or positive normal; TypeError/ValueError otherwise."""
+    a = np.asarray(scale)
+    if a.dtype == np.bool_ or a.dtype.kind not in "iuf":
+        raise TypeError(f"scale must hold float32 values, not {a.dtype}")
+    s = a.astype(np.float32)
+    if a.dtype.kind == "f" and a.dtype.itemsize > 4 and not np.array_equal(s, a):
+        raise ValueError("scale must hold float32 values (round with numpy.float32, as "
+                         "float32_scale does)")
+    bad = ~np.isfinite(s) | (s < 0) | ((s != 0) & (s < FLOAT32_MIN_NORMAL))
+    if bad.any():
+        raise ValueError(f"scale must be 0 or a positive normal float32, not "
+                         f"{s[bad].ravel()[0]!r}")
+    return s
+
+
+@dataclass(frozen=True)
+class Float32RequantParams:
+    """Requantization parameters of one layer for onnxruntime's float32 rule
+    (:func:`requantize_float32`, the requantizer's ``"float32"`` mode).
+
+    Parameters
+    ----------
+    bias : sequence of int, length N
+        Per-channel int32 bias added (wrapping, as onnxruntime) to the accumulator.
+    scale : sequence of float, length N
+        Per-channel float32 scale (e.g. :func:`float32_scale`): 0 or a positive normal float32;
+        values that are not exactly float32 are refused (the rule rounds nothing here).
+    zero_point, clamp_min, clamp_max, out_signed
+        As :class:`RequantParams`. ReLU: ``clamp_min = zero_point`` (:func:`relu_clamp`).
+
+    The sequences are stored as tuples (ints; floats that are exactly float32).
+    """
+
+    #: The requantizer mode these parameters are for (:data:`systolix.config.REQUANT_MODES`).
+    mode = "float32"
+
+    bias: tuple
+    scale: tuple
+    zero_point: int = 0
+    clamp_min: int = None
+    clamp_max: int = None
+    out_signed: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.out_signed, (bool, np.bool_)):
+            raise TypeError(f"out_signed must be a bool, not {self.out_signed!r}")
+        object.__setattr__(self, "out_signed", bool(self.out_signed))
+        lo, hi = output_range(self.out_signed)
+        bias = _int_tuple("bias", self.bias, INT32_MIN, INT32_MAX)
+        if isinstance(self.scale, (str, bytes)) or np.ndim(self.scale) != 1:
+            raise TypeError(f"scale must be a 1-D sequence of float32 values, not "
+                            f"{self.scale!r}")
+        scale = tuple(float(v) for v in _check_scale(self.scale))
+        if not bias:
+            raise ValueError("bias and scale must not be empty")
+        if len(scale) != len(bias):
+            raise ValueError(f"bias and scale must have the same length, not {len(bias)} and "
+                             f"{len(scale)}")
+        object.__setattr__(self, "bias", bias)
+        object.__setattr__(self, "scale", scale)
+        kind = "int8" if self.out_signed else "uint8"
+        zp = _check_scalar(f"zero_point ({kind})", self.zero_point, lo, hi)
+        object.__setattr__(self, "zero_point", zp)
+        cmin, cmax = self.clamp_min, self.clamp_max
+        cmin = lo if cmin is None else _check_scalar(f"clamp_min ({kind})", cmin, lo, hi)
+        cmax = hi if cmax is None else _check_scalar(f"clamp_max ({kind})", cmax, lo, hi)
+        if cmin > cmax:
+            raise ValueError(f"clamp_min ({cmin}) must not exceed clamp_max ({cmax})")
+        object.__setattr__(self, "clamp_min", cmin)
+        object.__setattr__(self, "clamp_max", cmax)
+
+    @property
+    def channels(self):
+        """Number of output channels N."""
+        return len(self.bias)
+
+    @property
+    def scale_bits(self):
+        """The scales' IEEE 754 binary32 bit patterns (the hardware's ``scale_bits`` field)."""
+        return tuple(int(v) for v in np.asarray(self.scale, dtype=np.float32).view(np.uint32))
+
+    @property
+    def out_dtype(self):
+        """``numpy.int8`` or ``numpy.uint8``."""
+        return np.dtype(np.int8 if self.out_signed else np.uint8)
+
+    def to_dict(self):
+        """A JSON-ready dict of every field (with ``"mode": "float32"``)."""
+        return {"mode": "float32", "bias": list(self.bias), "scale": list(self.scale),
+                "zero_point": self.zero_point, "clamp_min": self.clamp_min,
+                "clamp_max": self.clamp_max, "out_signed": self.out_signed}
+
+    @classmethod
+    def from_dict(cls, d):
+        """Rebuild (and re-validate) from :meth:`to_dict`'s output."""
+        if not isinstance(d, dict):
+            raise TypeError(f"expected a dict, not {type(d).__name__}")
+        fields = {"mode", "bias", "scale", "zero_point", "clamp_min", "clamp_max", "out_signed"}
+        if set(d) != fields or d["mode"] != "float32":
+            raise ValueError(f"Float32RequantParams fields: missing {sorted(fields - set(d))}, "
+                             f"unknown {sorted(set(d) - fields)}")
+        return cls(**{k: v for k, v in d.items() if k != "mode"})
+
+
+#: The parameter classes, one per requantizer mode.
+PARAM_TYPES = (RequantParams, Float32RequantParams)
+
+
+def params_from_dict(d):
+    """:class:`RequantParams` or :class:`Float32RequantParams` from either's ``to_dict()``."""
+    if isinstance(d, dict) and d.get("mode") == "float32":
+        return Float32RequantParams.from_dict(d)
+    return RequantParams.from_dict(d)
+
+
+def _out_args(zero_point, clamp_min, clamp_max, out_signed):
+    lo, hi = output_range(bool(out_signed))
+    zp = _int64("zero_point", zero_point)
+    cmin = np.int64(lo) if clamp_min is None else _int64("clamp_min", clamp_min)
+    cmax = np.int64(hi) if clamp_max is None else _int64("clamp_max", clamp_max)
+    for name, v in (("zero_point", zp), ("clamp_min", cmin), ("clamp_max", cmax)):
+        if v.size and (v.min() < lo or v.max() > hi):
+            raise ValueError(f"{name} must lie in the output range [{lo}, {hi}]")
+    if np.any(cmin > cmax):
+        raise ValueError("clamp_min must not exceed clamp_max")
+    return zp, cmin, cmax
+
+
+def requantize_float32(acc, bias, scale, zero_point=0, clamp_min=None, clamp_max=None,
+                       out_signed=True):
+    """onnxruntime's CPU requantization, exactly (the spec of the ``"float32"`` mode).
+
+    What ``MlasRequantizeOutput`` (``QLinearConv``, ``QLinearMatMul``, ``QGemm``) does with an
+    int32 accumulator, per element:
+
+    1. ``x = wrap32(acc + bias)``: int32 addition that **wraps** (onnxruntime adds with
+       ``_mm_add_epi32`` / C ``int32_t``);
+    2. ``f = float32(x)``: exact below ``2**24`` in magnitude, above rounded to 24 significant
+       bits, to nearest, ties to even;
+    3. ``p = f * scale``: the float32 product, one rounding to nearest even (overflow to
+       infinity only saturates below);
+    4. ``r = round_half_even(p)`` (what ``cvtps2dq`` / the ``1.5 * 2**23`` magic-number add give
+       for the clamped value), then ``out = clamp(r + zero_point, clamp_min, clamp_max)``;
+       onnxruntime clamps ``p`` to ``[clamp_min - zero_point, clamp_max - zero_point]`` before
+       rounding, which is the same since the bounds are integers. ReLU folds in as
+       ``clamp_min = zero_point``.
+
+    Parameters
+    ----------
+    acc : array_like of int, shape (..., N)
+        int32 accumulators, the last axis the output channel.
+    bias : array_like of int
+        int32 biases, broadcast against ``acc`` (one per channel, or per element).
+    scale : array_like of float32
+        Scales (0 or positive normal float32), broadcast like ``bias``.
+    zero_point, clamp_min, clamp_max : int or array_like of int
+        Output zero point and clamp (inside the output type; clamps default to its range).
+    out_signed : bool
+        int8 or uint8 output.
+
+    Returns
+    -------
+    numpy.ndarray, int8 or uint8, of the broadcast shape
+    """
+    acc = _int64("acc", acc)
+    bias = _int64("bias", bias)
+    _check_int32("acc", acc)
+    _check_int32("bias", bias)
+    s = _check_scale(scale)
+    zp, cmin, cmax = _out_args(zero_point, clamp_min, clamp_max, out_signed)
+    f = wrap32(acc + bias).astype(np.int32).astype(np.float32)
+    with np.errstate(over="ignore"):
+        p = f * s
+    r = np.clip(np.rint(p), (cmin - zp).astype(np.float32), (cmax - zp).astype(np.float32))
+    out = r.astype(np.int64) + zp
+    return out.astype(np.int8 if out_signed else np.uint8)
+
+
+def _bit_length(a):
+    """Position of the leading one of non-negative int64 values below 2**40 (0 for 0)."""
+    n = np.zeros(a.shape, dtype=np.int64)
+    for b in range(40):
+        n = np.where((a >> b) != 0, b, n)
+    return n
+
+
+def _round_shift(v, k):
+    """``v / 2**k`` rounded to nearest, ties to even (``v >= 0``, ``k >= 1``), int64."""
+    keep = v >> k
+    rem = v & ((np.int64(1) << k) - 1)
+    half = np.int64(1) << (k - 1)
+    return keep + ((rem > half) | ((rem == half) & ((keep & 1) == 1)))
+
+
+def requantize_float32_int(acc, bias, scale_bits, zero_point=0, clamp_min=None, clamp_max=None,
+                           out_signed=True):
+    """:func:`requantize_float32` computed with integers only, as the hardware does.
+
+    With ``x = wrap32(acc + bias)``, ``a = |x|`` whose leading one is bit ``L``, and the scale
+    ``ms * 2**(E - 150)`` (``ms`` the 24-bit mantissa with its hidden bit, ``E`` the biased
+    exponent; ``E = 0`` is the scale 0):
+
+    1. int -> float32: ``mf``, ``a`` normalised to 24 bits (shifted left by ``23 - L``, or right
+       by ``L - 23`` rounding to nearest even; a carry to ``2**24`` halves it and increments
+       ``L``), so ``float32(x) = +-mf * 2**(L - 23)``;
+    2. ``P = mf * ms`` lies in ``[2**46, 2**48)``: the product rounded to float32 keeps
+       its top 24 bits, ``Mq = round_half_even(P / 2**d)`` with ``d = 23 + P[47]``
+       (``Mq`` may carry to ``2**24``, exactly), value ``Mq * 2**-k``, ``k = 173 - d - L - E``;
+    3. integer rounding: ``round_half_even(Mq / 2**k)`` for ``k >= 1``; ``k <= 0`` means
+       ``|p| >= 2**23``, beyond any clamp (float32 overflow to infinity, and results that
+       float32 would make subnormal, land on the same side);
+    4. the sign, the zero point and the clamp.
+
+    ``scale_bits`` are the scales' binary32 patterns; the other arguments as
+    :func:`requantize_float32`, whose results this equals for every input.
+    """
+    acc = _int64("acc", acc)
+    bias = _int64("bias", bias)
+    bits = _int64("scale_bits", scale_bits)
+    zp, cmin, cmax = _out_args(zero_point, clamp_min, clamp_max, out_signed)
+    x = wrap32(acc + bias)
+    x, bits = np.broadcast_arrays(x, bits)
+    neg, a = x < 0, np.abs(x)
+    e = (bits >> 23) & 0xFF
+    ms = (bits & 0x7FFFFF) | (1 << 23)
+    lead = _bit_length(a)
+    left, right = np.maximum(23 - lead, 0), np.maximum(lead - 23, 0)
+    mf = np.where(right > 0, _round_shift(a, np.maximum(right, 1)), a << left)
+    carry = mf >> 24
+    mf, lead = mf >> carry, lead + carry
+    p = mf * ms
+    d = 23 + (p >> 47)
+    mq = _round_shift(p, d)
+    k = 173 - d - lead - e
+    r = np.where(k <= 0, np.int64(1 << 24), _round_shift(mq, np.clip(k, 1, 40)))
+    y = np.where((a == 0) | (e == 0), 0, np.where(neg, -r, r))
+    out = np.clip(y + zp, cmin, cmax)
+    return out.astype(np.int8 if out_signed else np.uint8)
+
+
+def float32_edge_accumulators():
+    """int32 values that reach every corner of the float32 rule's int -> float32 conversion.
+
+    Sorted, unique int64: 0, +-1, the int32 extremes and neighbours, and around every power of
+    two from ``2**20`` to ``2**31`` the values ``+-(2**j + i * 2**(j - 23) + h)`` for small ``i``
+    and ``h`` in ``{-1, 0, 1}`` offsets of the half step (ties to even both ways, values just
+    inside and outside ``2**24``), plus small odd values (with the scale 0.5 every one is a
+    rounding tie).
+    """
+    v = {0, 1, -1, INT32_MIN, INT32_MIN + 1, INT32_MAX, INT32_MAX - 1}
+    for j in range(20, 32):
+        step = 1 << max(j - 23, 0)
+        half = step >> 1
+        for i in range(4):
+            base = (1 << j) + i * step
+            for h in (-1, 0, 1):
+                for t in (base + half + h, base + h):
+                    v.update((t, -t))
+    v.update(range(-41, 42, 2))
+    return np.array(sorted(x for x in v if INT32_MIN <= x <= INT32_MAX), dtype=np.int64)
+
+
+def float32_edge_scales():
+    """float32 scales (as a float32 array) for the corners: 0.5 and ``2**-j`` (integer ties),
+    the smallest and largest mantissas at several exponents, 1.0 and above (saturation), the
+    smallest normal and 0, and a few ordinary values."""
+    f = np.float32
+    one_minus = np.nextafter(f(1), f(0))
+    vals = [0.0, 0.5, 0.25, 2.0 ** -8, 2.0 ** -20, 2.0 ** -24, 2.0 ** -30, 1.0, 3.0, 300.0,
+            FLOAT32_MIN_NORMAL, float(one_minus), float(one_minus) * 2.0 ** -10,
+            float(np.nextafter(f(2.0 ** -12), f(1))), 0.1, 1 / 3, 7.4505806e-09, 0.0123]
+    return np.array(vals, dtype=np.float32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -676,3 +1028,19 @@ def edge_cases(channels=8, max_rows=256):
             col = values[r0:r0 + max_rows]
             jobs.append((np.repeat(col[:, None], params.channels, axis=1), params))
     return jobs
+
+
+def float32_params_like(params: RequantParams):
+    """The :class:`Float32RequantParams` nearest to gemmlowp ``params``: the same bias, zero
+    point and clamps, and per channel the float32 scale nearest ``M0 * 2**-(31 + shift)``.
+
+    With :func:`spanning_params` this fits float32 parameters to a job's accumulators; its
+    ``M0 = 2**30`` channels become power-of-two scales, where small sums give exact ties.
+    """
+    if not isinstance(params, RequantParams):
+        raise TypeError(f"params must be a RequantParams, not {type(params).__name__}")
+    scale = np.float32([m * 2.0 ** -(31 + s) for m, s in zip(params.multiplier, params.shift)])
+    scale = np.where(scale < FLOAT32_MIN_NORMAL, np.float32(0), scale)
+    return Float32RequantParams(bias=params.bias, scale=scale, zero_point=params.zero_point,
+                                clamp_min=params.clamp_min, clamp_max=params.clamp_max,
+                                out_signed=params.out_signed)

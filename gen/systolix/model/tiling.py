@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import REQUANT_FIELDS, EngineConfig, SystolicConfig
+from ..config import EngineConfig, SystolicConfig
 from .cycles import tile_grid
 
 __all__ = ["Tile", "plan_tiles", "pack_input_beats", "unpack_output_rows", "assemble",
@@ -188,8 +188,11 @@ def engine_q_words(config: EngineConfig, params, n):
     """The ``q`` stream's words for an N-column job: per column tile, lane c holds the
     parameters of column n0 + c (padding lanes are zero).
 
-    ``params`` has per-column ``bias``, ``multiplier``, ``shift`` and per-layer (or per-column)
-    ``zero_point``, ``clamp_min``, ``clamp_max`` (e.g. :class:`systolix.model.quant.RequantParams`).
+    ``params`` has the fields of the engine's requantizer mode
+    (:func:`systolix.config.requant_fields`): per-column ``bias``, ``multiplier``, ``shift``
+    (gemmlowp) or ``bias``, ``scale_bits`` (float32), and per-layer (or per-column)
+    ``zero_point``, ``clamp_min``, ``clamp_max`` (e.g. :class:`systolix.model.quant.RequantParams`
+    or :class:`~systolix.model.quant.Float32RequantParams`).
     """
     C = config.cols
     tiles = -(-n // C)
@@ -199,16 +202,19 @@ def engine_q_words(config: EngineConfig, params, n):
         col[:n] = np.broadcast_to(value, (n,))
         return col.reshape(tiles, C)
 
-    return _bits_to_ints(_param_bits(params, lanes).reshape(tiles, -1))
+    return _bits_to_ints(_param_bits(config.requant, params, lanes).reshape(tiles, -1))
 
 
-def _param_bits(params, lanes):
-    """(..., lanes, 93) bits of requantization parameters, fields in
-    :data:`systolix.config.REQUANT_FIELDS` order; ``lanes(value)`` places one field's values
-    on the lanes."""
+def _param_bits(rq, params, lanes):
+    """(..., lanes, rq.param_bits) bits of requantization parameters, fields in
+    ``rq.fields`` order (:func:`systolix.config.requant_fields`); ``lanes(value)`` places one
+    field's values on the lanes."""
+    mode = getattr(params, "mode", rq.mode)
+    if mode != rq.mode:
+        raise ValueError(f"parameters for the {mode} rule given to a {rq.mode} requantizer")
     return np.concatenate([_to_bits(lanes(np.asarray(getattr(params, name), dtype=np.int64))
                                     [..., None], width)
-                           for name, width, _ in REQUANT_FIELDS], axis=-1)
+                           for name, width, _ in rq.fields], axis=-1)
 
 
 # -- the standalone requantizer (systolix.hdl.requant.Requantizer)
@@ -221,7 +227,7 @@ def requant_input_words(config, acc, params):
     beats, lanes = acc.shape
     if lanes != config.lanes:
         raise ValueError(f"expected {config.lanes} lanes, got {lanes}")
-    param_bits = _param_bits(params, lambda v: np.broadcast_to(v, (beats, lanes)))
+    param_bits = _param_bits(config, params, lambda v: np.broadcast_to(v, (beats, lanes)))
     param_bits = param_bits.reshape(beats, -1)
     last = np.zeros((beats, 1), dtype=np.uint8)
     last[-1, 0] = 1

@@ -103,8 +103,8 @@ class Job:
 # --- the one encoding -----------------------------------------------------------------------
 
 def _requant_params():
-    from ..model.quant import RequantParams
-    return RequantParams
+    from ..model.quant import PARAM_TYPES
+    return PARAM_TYPES
 
 
 def _encode(value, arrays, name, cast):
@@ -144,7 +144,8 @@ def _decode(data, arrays):
         if "$tuple" in data:
             return tuple(_decode(v, arrays) for v in data["$tuple"])
         if "$requant" in data:
-            return _requant_params().from_dict(data["$requant"])
+            from ..model.quant import params_from_dict
+            return params_from_dict(data["$requant"])
         return {k: _decode(v, arrays) for k, v in data.items()}
     return data
 
@@ -225,6 +226,8 @@ class JobOutcome(Outcome, kind="gemm"):
     total_cycles: int = 0                           # first accepted beat to last output row
     job_cycles: list = field(default_factory=list)  # engine: command handshake to `done`
     errors: list = field(default_factory=list)      # engine: the `error` flag after each job
+    #: engine stream: each ``done`` pulse's cycle counted from the first command handshake
+    done_cycles: list = field(default_factory=list)
 
 
 @dataclass
@@ -240,6 +243,16 @@ class SimJob(Job, kind="gemm", outcome=JobOutcome):
     back_to_back: bool = True
     stall_prob: float = 0.0
     seed: int = 0
+    #: engine: run the entries as one stream (each command offered as soon as the previous one
+    #: is taken, every stream's words offered continuously) instead of job by job
+    stream: bool = False
+    #: engine: per entry, reuse the weights (B and parameters) already in the engine; such an
+    #: entry's B is not sent (empty: no entry keeps weights)
+    keep: list = field(default_factory=list)
+
+    def keeps(self, i):
+        """Whether entry ``i`` keeps the weights in the engine."""
+        return bool(self.keep[i]) if i < len(self.keep) else False
 
     @property
     def test_module(self):

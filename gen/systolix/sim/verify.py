@@ -17,11 +17,11 @@ import numpy as np
 from ..config import EngineConfig
 from ..model import golden
 from ..model.cycles import (engine_cycles, gemm_cycles, mma_stream_cycles, os_stream_cycles,
-                            scalesim_cycles)
+                            scalesim_cycles, stream_cycles)
 from ..model.tiling import plan_tiles
 from .job import MMAJob, SimJob, is_reject
 
-__all__ = ["GemmCheck", "Report", "verify", "check", "run_gemm"]
+__all__ = ["GemmCheck", "Report", "verify", "check", "run_gemm", "run_batch"]
 
 
 @dataclass
@@ -68,6 +68,7 @@ class Report:
     gemms: list = field(default_factory=list)   # GemmCheck per entry of a SimJob
     total_cycles: int | None = None
     model_total_cycles: int | None = None       # when the job makes the total exact
+    stream: dict | None = None                  # engine stream: stream_cycles' prediction
 
     @property
     def results_ok(self):
@@ -134,6 +135,7 @@ def _verify_gemms(job, outcome):
             + ", ".join(f"{n} {k}" for k, n in short.items()))
         return report
     stalled = job.stall_prob > 0
+    streamed = engine and job.stream
     for i, entry in enumerate(job.operands):
         c, cycles = outcome.results[i], outcome.cycles[i]
         extra = ({"job_cycles": outcome.job_cycles[i], "error": bool(outcome.errors[i])}
@@ -141,7 +143,8 @@ def _verify_gemms(job, outcome):
         if is_reject(entry):
             run = GemmCheck(c=c, want=None, cycles=cycles, model_cycles=None, macs=0,
                             peak_macs=config.macs, rejected=True, **extra)
-            run.exact = bool(engine and run.error and c is None and run.job_cycles == 1)
+            run.exact = bool(engine and run.error and c is None
+                             and (streamed or run.job_cycles == 1))
             if not run.exact:
                 report.result_problems.append(
                     f"gemm {i}: command {tuple(int(d) for d in entry)} not rejected "
@@ -176,7 +179,9 @@ def _verify_gemms(job, outcome):
             if run.cycles != run.model_cycles:
                 report.cycle_problems.append(f"{label}: compute took {run.cycles} cycles, "
                                              f"the model says {run.model_cycles}")
-            if stalled:
+            if streamed:
+                pass  # the jobs overlap: the stream's done cycles are checked below
+            elif stalled:
                 if run.job_cycles is None or run.job_cycles < run.model_job_cycles:
                     report.cycle_problems.append(
                         f"{label}: job took {run.job_cycles} cycles with stalls, fewer than "
@@ -189,6 +194,19 @@ def _verify_gemms(job, outcome):
             report.cycle_problems.append(f"{label}: took {run.cycles} cycles, the model says "
                                          f"{run.model_cycles}")
         report.gemms.append(run)
+    if streamed and count and not any(is_reject(e) for e in job.operands):
+        report.stream = stream_cycles(config, [(e[0].shape[0], e[0].shape[1], e[1].shape[1],
+                                                job.keeps(i))
+                                               for i, e in enumerate(job.operands)])
+        report.model_total_cycles = report.stream["total"]
+        if not stalled and list(outcome.done_cycles) != report.stream["done"]:
+            report.cycle_problems.append(
+                f"the stream's done pulses came in cycles {_head(outcome.done_cycles)}, the "
+                f"model says {_head(report.stream['done'])}")
+        elif stalled and (outcome.total_cycles or 0) < report.model_total_cycles:
+            report.cycle_problems.append(
+                f"the stream took {outcome.total_cycles} cycles with stalls, fewer than the "
+                f"unstalled model's {report.model_total_cycles}")
     if not engine and job.back_to_back and not stalled and count:
         ks = [a.shape[1] for a, b in job.operands
               for _ in plan_tiles(config, a.shape[0], b.shape[1])]
@@ -198,6 +216,11 @@ def _verify_gemms(job, outcome):
                 f"back to back the job took {outcome.total_cycles} cycles, the model says "
                 f"{report.model_total_cycles}")
     return report
+
+
+def _head(values, n=6):
+    values = list(values)
+    return ", ".join(map(str, values[:n])) + (", .." if len(values) > n else "")
 
 
 def _difference(label, c, want):
@@ -289,3 +312,50 @@ def run_gemm(config, a, b, simulator, work_dir):
     if not report.results_ok:
         summary["failures"] = report.failures + report.result_problems
     return summary, (run.c if run is not None else None)
+
+
+def run_batch(config, a, b, simulator, work_dir):
+    """``systolix run --engine`` with a batch: the J GEMMs ``a[j] x b`` (``b`` of shape (K, N),
+    shared: every job after the first keeps the weights) or ``a[j] x b[j]`` (``b`` of shape
+    (J, K, N)) as one stream of jobs back to back; returns the summary dict and C (J, M, N).
+
+    The summary has the per-job fields of :func:`run_gemm` for the whole batch (``cycles``:
+    the compute phases summed) and the stream's: ``jobs``, ``stream_cycles`` (first command
+    handshake to the last C word), ``model_stream_cycles`` and ``end_to_end_utilization``
+    (useful MACs over MACs per cycle x ``stream_cycles``).
+    """
+    jobs = a.shape[0]
+    shared = b.ndim == 2
+    entries = [(a[j], b if shared else b[j]) for j in range(jobs)]
+    keep = [shared and j > 0 for j in range(jobs)]
+    job = SimJob(config, entries, stream=True, keep=keep)
+    report = check(job, simulator, work_dir)
+    m, k = a.shape[1:]
+    n = b.shape[-1]
+    runs = report.gemms
+    results = [r.c for r in runs]
+    complete = len(runs) == jobs and all(c is not None for c in results)
+    total = report.total_cycles if complete else None
+    macs = m * k * n * jobs
+    cycles = sum(r.cycles for r in runs) if complete and all(r.cycles for r in runs) else None
+    model = report.stream
+    summary = {
+        "m": m, "k": k, "n": n, "jobs": jobs, "shared_b": shared,
+        "simulator": simulator,
+        "match": report.results_ok and complete,
+        "cycles": cycles,
+        "model_cycles": model["compute"] if model else None,
+        "cycles_match_model": report.cycles_ok and complete,
+        "macs": macs,
+        "utilization": macs / (config.macs * cycles) if cycles else None,
+        "stream_cycles": total,
+        "model_stream_cycles": model["total"] if model else None,
+        "end_to_end_utilization": macs / (config.macs * total) if total else None,
+        "config": config.to_dict(),
+    }
+    if not report.results_ok:
+        summary["failures"] = report.failures + report.result_problems
+    elif not report.cycles_ok:
+        summary["failures"] = report.cycle_problems
+    c = np.stack(results) if complete else None
+    return summary, c

@@ -46,11 +46,12 @@ class Board:
 
     def make_platform(self):
         """The amaranth-boards platform, with the DSP primitives of its FPGA family
-        (:func:`systolix.hdl.dsp.with_dsp`)."""
+        (:func:`systolix.hdl.dsp.with_dsp`) and its device's DSP block count."""
         module, cls = self.platform.split(":")
         try:
             platform_class = getattr(importlib.import_module(module), cls)
             platform = with_dsp(platform_class, TARGETS[self.target].family)()
+            platform.dsp_blocks = TARGETS[self.target].dsp  # what mult="auto" fills
             if hasattr(platform, "break_off_pmod"):  # iCEBreaker: its buttons/LEDs snap-off
                 platform.add_resources(platform.break_off_pmod)
             return platform

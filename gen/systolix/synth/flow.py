@@ -27,6 +27,7 @@ from ..emit import port_map
 from ..errors import SystolixError
 from ..fileio import atomic_open, owned_tempdir, remove_abandoned
 from ..hdl.dsp import dsp_mapping
+from .fit import precheck
 from .harness import DUT_NAME, IOHarness, port_bits
 from .reports import (RESOURCE_OF_CELL, nextpnr_capacity_error, parse_nextpnr_report,
                       parse_yosys_stat)
@@ -56,10 +57,13 @@ class SynthPlatform:
     It names the FPGA family being built for (``family``, as on an Amaranth build platform)
     and offers that family's DSP primitives through the hooks of :mod:`systolix.hdl.dsp`
     (``get_multiplier``, ``get_multiplier_pair``), e.g. a registered MULT18X18D on ECP5.
+    ``dsp_blocks`` is the device's DSP block count (``None``: unknown), which an array with
+    ``mult="auto"`` fills before it builds multipliers from LUTs.
     """
 
-    def __init__(self, family):
+    def __init__(self, family, *, dsp_blocks=None):
         self.family = family
+        self.dsp_blocks = dsp_blocks
         self._dsp = dsp_mapping(family)()
 
     def get_multiplier(self, a, b, *, input_register):
@@ -164,7 +168,7 @@ def elaborate(config, target, options):
                          f"{target.io} (use --harness auto)")
     harness = {"used": use_harness, "design_pins": pins, "input_bits": in_bits,
                "output_bits": out_bits}
-    platform = SynthPlatform(target.family)
+    platform = SynthPlatform(target.family, dsp_blocks=target.dsp)
     if use_harness:
         wrapped = IOHarness(top)
         harness["pins"] = 4
@@ -227,6 +231,10 @@ def synthesize(config, target: Target, options: SynthOptions = SynthOptions(), *
         raise TypeError(f"options must be SynthOptions, not {options!r}")
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     t0 = time.monotonic()
+    problem = precheck(config, target)  # DSP blocks or LUT4s, known from the config
+    if problem:
+        key = {"design": config.to_dict(), "target": target.name, "tools": toolchain_versions()}
+        return SynthResult(_not_fit(config, target, key, problem, None))
     _say(progress, f"elaborating {config.name}")
     try:
         elaborated = elaborate(config, target, options)

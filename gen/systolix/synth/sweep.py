@@ -33,7 +33,7 @@ from .plots import render_plots
 from .targets import TARGETS, Target
 
 __all__ = ["run_sweep", "synth_point", "cached_result", "pareto_front", "markdown_table",
-           "variant_of"]
+           "variant_of", "per_mac"]
 
 
 def synth_point(kind_name, config_dict, target_name, options, cache_dir, use_cache):
@@ -120,8 +120,18 @@ def _store(result, cache_dir, expected):
 
 
 def variant_of(config_dict):
-    """Architecture variant label of a config dict (its pipeline option, if any)."""
-    return config_dict.get("pipeline", "none")
+    """Architecture variant label of a config dict: its pipeline option, and its multiplier
+    option unless ``dsp`` (e.g. ``full/lut``)."""
+    array = config_dict.get("array", config_dict)  # an engine's array
+    mult = array.get("mult", "dsp")
+    return array.get("pipeline", "none") + ("" if mult == "dsp" else f"/{mult}")
+
+
+def per_mac(result, what):
+    """``result[what] / macs`` (LUT4 or FF per MAC of a fitting result), or None."""
+    if not result.get("fits") or not result.get("macs"):
+        return None
+    return result[what] / result["macs"]
 
 
 def _fmt(x, spec):
@@ -132,23 +142,24 @@ def markdown_table(results, target: Target):
     """A Markdown table of sweep results; Pareto-optimal rows are marked with ``*``."""
     ok = [r for r in results if r["fits"]]
     front = {id(ok[i]) for i in pareto_front(ok)}
-    head = ("| design | variant | MACs | LUT4 | FF | DSP | BRAM | Fmax MHz | GOPS "
-            "| GOPS/kLUT | GOPS/DSP | harness LUT4/FF | Pareto |")
+    head = ("| design | variant | MACs | LUT4 | FF | LUT4/MAC | FF/MAC | DSP | BRAM | Fmax MHz "
+            "| GOPS | GOPS/kLUT | GOPS/DSP | harness LUT4/FF | Pareto |")
     lines = [f"Target **{target.name}** ({target.device}: {target.lut4:,} LUT4, {target.dsp} "
              f"{target.dsp_cell}, {target.bram} {target.bram_cell}). Costs are of the design "
              f"alone; \"in harness\" rows were placed inside the I/O harness, whose cost is "
-             f"the harness column.", "", head, "|" + "---|" * 13]
+             f"the harness column.", "", head, "|" + "---|" * 15]
     for r in results:
         variant = variant_of(r["config"])
         if not r["fits"]:
-            lines.append(f"| `{r['name']}` | {variant} | {r['macs']} | | | | | | | | | | "
+            lines.append(f"| `{r['name']}` | {variant} | {r['macs']} | | | | | | | | | | | | "
                          f"{r['error']} |")
             continue
         h = r["harness"]
         hcost = f"{h['cost']['lut4']}/{h['cost']['ff']}" if h["used"] else "not used"
         lines.append(
             f"| `{r['name']}` | {variant} | {r['macs']} | {r['lut4']:,} | {r['ff']:,} | "
-            f"{r['dsp']} | {r['bram']} | {r['fmax_mhz']:.1f} | {r['peak_gops']:.2f} | "
+            f"{per_mac(r, 'lut4'):.1f} | {per_mac(r, 'ff'):.1f} | {r['dsp']} | {r['bram']} | "
+            f"{r['fmax_mhz']:.1f} | {r['peak_gops']:.2f} | "
             f"{_fmt(r['gops_per_klut'], '.2f')} | {_fmt(r['gops_per_dsp'], '.3f')} | {hcost} | "
             f"{'*' if id(r) in front else ''} |")
     return "\n".join(lines) + "\n"

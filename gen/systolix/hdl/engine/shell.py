@@ -2,7 +2,7 @@
 DRAIN) and the drain; the compute phase belongs to the core's sequencer (:data:`SEQUENCERS`).
 """
 
-from amaranth.hdl import Module, ResetSignal, Signal
+from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -32,8 +32,9 @@ CYCLES_WIDTH = 32
 
 
 def command_layout():
-    """Payload of the command stream: the GEMM's dimensions."""
-    return data.StructLayout({"m": DIM_WIDTH, "k": DIM_WIDTH, "n": DIM_WIDTH})
+    """Payload of the command stream: the GEMM's dimensions and the keep-weights flag (reuse
+    the B and parameter words of the last job that loaded them)."""
+    return data.StructLayout({"m": DIM_WIDTH, "k": DIM_WIDTH, "n": DIM_WIDTH, "keep": 1})
 
 
 def _word_layout(shape, lanes):
@@ -174,6 +175,8 @@ class MatrixEngine(wiring.Component):
         return 1
 
     def elaborate(self, platform):
+        if self._config.buffering == "double":
+            return _elaborate_double(self)
         m = Module()
         cfg = self._config
         R, C, num = cfg.rows, cfg.cols, cfg.numerics
@@ -196,6 +199,7 @@ class MatrixEngine(wiring.Component):
 
         # ---- job registers
         job = _Job(cfg, seq.job_registers())
+        weights = _Weights(cfg)
         cycles = Signal(CYCLES_WIDTH)
         error = Signal()
         done = Signal()
@@ -250,8 +254,7 @@ class MatrixEngine(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(~in_reset)
                 cmd = self.cmd.payload
-                bad = ((cmd.m == 0) | (cmd.k == 0) | (cmd.n == 0) | (cmd.m > cfg.max_m)
-                       | (cmd.k > cfg.max_k) | (cmd.n > cfg.max_n))
+                bad = _bad_command(cfg, cmd, weights)
                 with m.If(self.cmd.valid & self.cmd.ready):
                     m.d.sync += [error.eq(bad), cycles.eq(0)]
                     with m.If(bad):
@@ -263,6 +266,12 @@ class MatrixEngine(wiring.Component):
                         b_load.start(m)
                         if cfg.requant is not None:
                             q_load.start(m)
+                        with m.If(cmd.keep):  # B (and q) stay: their loads are done
+                            m.d.sync += b_load.done.eq(1)
+                            if cfg.requant is not None:
+                                m.d.sync += q_load.done.eq(1)
+                        with m.Else():
+                            weights.take(m, cmd)
                         m.next = "LOAD"
 
             with m.State("LOAD"):
@@ -338,6 +347,27 @@ class MatrixEngine(wiring.Component):
         return m
 
 
+def _bad_command(cfg, cmd, weights):
+    """A command the engine rejects: a zero dimension, one beyond the buffers, or keep-weights
+    without weights of this K and N."""
+    return ((cmd.m == 0) | (cmd.k == 0) | (cmd.n == 0) | (cmd.m > cfg.max_m)
+            | (cmd.k > cfg.max_k) | (cmd.n > cfg.max_n)
+            | (cmd.keep & (~weights.valid | (cmd.k != weights.k) | (cmd.n != weights.n))))
+
+
+class _Weights:
+    """K and N of the weights (B and parameters) in the engine, ``valid`` once a job loads
+    them (cleared by reset: a keep-weights job after a reset is rejected)."""
+
+    def __init__(self, cfg):
+        self.valid = Signal(name="weights_valid")
+        self.k = Signal(range(cfg.max_k + 1), name="weights_k")
+        self.n = Signal(range(cfg.max_n + 1), name="weights_n")
+
+    def take(self, m, cmd):
+        m.d.sync += [self.valid.eq(1), self.k.eq(cmd.k), self.n.eq(cmd.n)]
+
+
 class _Buffers:
     def __init__(self, **ports):
         self.__dict__.update(ports)
@@ -351,3 +381,290 @@ class _Job:
         self.k = Signal(range(cfg.max_k + 1), name="job_k")
         self.n = Signal(range(cfg.max_n + 1), name="job_n")
         self.__dict__.update(extra)
+
+
+class _ReadProxy:
+    """A bank's view of a read port for a sequencer or the drain: its own ``addr`` (one bank's
+    address), ``en`` and ``data``."""
+
+    def __init__(self, name, depth, shape):
+        self.addr = Signal(range(max(2, depth)), name=f"{name}_addr")
+        self.en = Signal(init=1, name=f"{name}_en")
+        self.data = Signal(shape, name=f"{name}_data")
+
+
+class _WriteProxy:
+    def __init__(self, name, depth, shape):
+        self.addr = Signal(range(max(2, depth)), name=f"{name}_addr")
+        self.en = Signal(name=f"{name}_en")
+        self.data = Signal(shape, name=f"{name}_data")
+
+
+def _banked(m, mem_port, proxy, bank, read):
+    """Connect a proxy to a two-bank memory's port: the bank is the address's low bit, so two
+    banks of any depth take exactly twice the words."""
+    m.d.comb += [mem_port.addr.eq(Cat(bank, proxy.addr)), mem_port.en.eq(proxy.en)]
+    if read:
+        m.d.comb += proxy.data.eq(mem_port.data)
+    else:
+        m.d.comb += mem_port.data.eq(proxy.data)
+
+
+def _elaborate_double(engine):
+    """The double-buffered engine: three stages that run at the same time on different jobs.
+
+    * load: a command is taken when the load stage is free; its A words go to A bank ``la``
+      (alternating per job), its B and parameter words to the bank after the last loaded one
+      (a keep-weights job uses that bank as it is);
+    * compute: takes the loaded job when the array is free and its C bank (alternating per
+      job) has been drained; the sequencer sees the job's registers, the banks are invisible
+      to it;
+    * drain: C banks in order; ``done`` pulses after each job's last C word, ``cycles`` and
+      ``error`` then describe that job.
+
+    A rejected command waits until every earlier job is done, then gets its ``done`` with
+    ``error``."""
+    m = Module()
+    cfg = engine.config
+    R, C = cfg.rows, cfg.cols
+    frag = len(cfg.compute.c_word) == 2
+    c_word = _word_layout(acc_shape(cfg.numerics), cfg.compute.c_word)
+    ws = isinstance(cfg.compute, WeightStationaryCore)
+
+    a_mem = Memory(shape=a_word_layout(cfg), depth=2 * max(2, cfg.a_depth), init=[])
+    b_mem = Memory(shape=b_word_layout(cfg), depth=2 * max(2, cfg.b_depth), init=[])
+    c_mem = Memory(shape=c_word, depth=2 * max(2, cfg.c_depth), init=[])
+    m.submodules.a_mem, m.submodules.b_mem, m.submodules.c_mem = a_mem, b_mem, c_mem
+    a_wr = _WriteProxy("a_wr", cfg.a_depth, a_word_layout(cfg))
+    b_wr = _WriteProxy("b_wr", cfg.b_depth, b_word_layout(cfg))
+    bufs = _Buffers(a_rd=_ReadProxy("a_rd", cfg.a_depth, a_word_layout(cfg)),
+                    b_rd=_ReadProxy("b_rd", cfg.b_depth, b_word_layout(cfg)),
+                    c_wr=_WriteProxy("c_wr", cfg.c_depth, c_word),
+                    c_rd=_ReadProxy("c_rd", cfg.c_depth, c_word))
+    d_rd = _ReadProxy("d_rd", cfg.c_depth, c_word)  # the drain's C read port
+
+    seq = SEQUENCERS[type(cfg.compute)](cfg, engine.buffer_read_latency)
+    in_reset = ResetSignal()
+    weights = _Weights(cfg)
+
+    # ---- load stage: the accepted job, its banks and word counters
+    ljob = _Job(cfg, seq.job_registers())
+    l_busy = Signal()
+    la = Signal()            # A bank of the next job
+    lb = Signal()            # B / parameter bank of the last job that loaded weights
+    ljob_a, ljob_b = Signal(), Signal()
+    (a_load, a_limits), (b_load, b_limits) = seq.loaders(ljob)
+    rq = cfg.requant is not None
+
+    # ---- compute stage: the running job (the sequencer reads ``xjob``'s registers; in the
+    # start cycle they are still being copied, so it sees the load stage's then)
+    xreg = _Job(cfg, {f"{k}": Signal.like(v, name=f"x_{v.name}")
+                      for k, v in seq.job_registers().items()})
+    xa, xb, xc = Signal(), Signal(), Signal()   # its A, B banks and C bank
+    c_next = Signal()                           # C bank of the next compute
+    x_run, x_flush = Signal(), Signal()
+    x_tail = Signal(range(_tail(cfg) + 2))      # C writes still to come after final_write
+    x_count = Signal(CYCLES_WIDTH)
+    x_busy = x_run | x_flush | (x_tail != 0)
+    names = ["m", "k", "n", *seq.job_registers()]
+    view = _Job(cfg, {k: Signal.like(getattr(xreg, k), name=f"v_{k}")
+                      for k in seq.job_registers()})
+    for k in names:
+        m.d.comb += getattr(view, k).eq(Mux(seq.start, getattr(ljob, k), getattr(xreg, k)))
+    va, vb = Mux(seq.start, ljob_a, xa), Mux(seq.start, ljob_b, xb)
+
+    # ---- per C bank: owned by a job (computing or not yet drained), computed, its dims
+    c_owned = Signal(2)
+    c_done = Signal(2)
+    c_m = [Signal(range(cfg.max_m + 1), name=f"c{i}_m") for i in range(2)]
+    c_n = [Signal(range(cfg.max_n + 1), name=f"c{i}_n") for i in range(2)]
+    c_q = [Signal(name=f"c{i}_q") for i in range(2)]  # the job's parameter bank
+    c_cyc = [Signal(CYCLES_WIDTH, name=f"c{i}_cycles") for i in range(2)]
+
+    # ---- status
+    cycles, error, done = Signal(CYCLES_WIDTH), Signal(), Signal()
+    rej = Signal()  # a rejected command waits for the earlier jobs
+    m.d.comb += [engine.cycles.eq(cycles), engine.error.eq(error), engine.done.eq(done)]
+    m.d.sync += done.eq(0)
+
+    # ---- buffer ports: loads write the load stage's banks, the sequencer reads the compute
+    # stage's, writes and (read-modify-write) reads its C bank; the drain reads its own
+    _banked(m, a_mem.write_port(), a_wr, ljob_a, read=False)
+    _banked(m, b_mem.write_port(), b_wr, ljob_b, read=False)
+    _banked(m, a_mem.read_port(), bufs.a_rd, va, read=True)
+    _banked(m, b_mem.read_port(), bufs.b_rd, vb, read=True)
+    _banked(m, c_mem.write_port(), bufs.c_wr, xc, read=False)
+    if ws:
+        _banked(m, c_mem.read_port(), bufs.c_rd, xc, read=True)
+        m.d.comb += bufs.c_rd.addr.eq(seq.c_rd_addr)
+    d_bank = Signal()
+    _banked(m, c_mem.read_port(), d_rd, d_bank, read=True)
+
+    seq.elaborate(m, view, bufs)
+
+    # ---- drain stage
+    d_busy = Signal()
+    d_jm = Signal(range(cfg.max_m + 1))
+    d_jn = Signal(range(cfg.max_n + 1))
+    d_m = Signal(range(cfg.max_m + 1))
+    d_n0 = Signal(range(cfg.max_n + C + 1))
+    d_tile = Signal(range(cfg.c_depth // cfg.m_stride + 1))
+    c_valid = Signal()
+    c_last = Signal()
+    if frag:
+        d_r = Signal(range(max(R, 2)))
+        d_mt = Signal(range(cfg.m_stride + 1))
+        c_sel = Signal(range(max(R, 2)))
+        c_row = d_rd.data[c_sel] if R > 1 else d_rd.data[0]
+        drain_addr = c_addr(cfg, d_mt, d_tile)
+    else:
+        c_row = d_rd.data
+        drain_addr = c_addr(cfg, d_m, d_tile)
+    if not rq:
+        m.d.comb += [engine.c.valid.eq(c_valid), engine.c.payload.data.eq(c_row),
+                     engine.c.payload.last.eq(c_last)]
+        drain_ready = ~c_valid | engine.c.ready
+    else:
+        q_mem = Memory(shape=data.ArrayLayout(param_layout(cfg.requant), C),
+                       depth=2 * max(2, cfg.q_depth), init=[])
+        m.submodules.q_mem = q_mem
+        q_wr = _WriteProxy("q_wr", cfg.q_depth, data.ArrayLayout(param_layout(cfg.requant), C))
+        q_rd = _ReadProxy("q_rd", cfg.q_depth, data.ArrayLayout(param_layout(cfg.requant), C))
+        _banked(m, q_mem.write_port(), q_wr, ljob_b, read=False)
+        d_q = Signal()
+        _banked(m, q_mem.read_port(), q_rd, d_q, read=True)
+        q_load = Loader("q_load", cfg.q_depth, cfg.max_n, C, 1)
+        m.submodules.requant = rqu = Requantizer(cfg.requant)
+        m.d.comb += [
+            rqu.i.valid.eq(c_valid), rqu.i.payload.acc.eq(c_row),
+            rqu.i.payload.params.eq(q_rd.data), rqu.i.payload.last.eq(c_last),
+            q_rd.addr.eq(d_tile), q_rd.en.eq(rqu.i.ready),
+        ]
+        wiring.connect(m, rqu.o, wiring.flipped(engine.c))
+        drain_ready = rqu.i.ready
+    c_out_last = engine.c.valid & engine.c.ready & engine.c.payload.last
+
+    # ---- command
+    cmd = engine.cmd.payload
+    empty = ~l_busy & ~x_busy & (c_owned == 0)
+    m.d.comb += [engine.cmd.ready.eq(~l_busy & ~rej & ~in_reset),
+                 engine.busy.eq(l_busy | x_busy | (c_owned != 0) | rej)]
+    bad = _bad_command(cfg, cmd, weights)
+    with m.If(engine.cmd.valid & engine.cmd.ready):
+        with m.If(bad):
+            with m.If(empty):
+                m.d.sync += [done.eq(1), error.eq(1), cycles.eq(0)]
+            with m.Else():
+                m.d.sync += rej.eq(1)
+        with m.Else():
+            m.d.sync += [ljob.m.eq(cmd.m), ljob.k.eq(cmd.k), ljob.n.eq(cmd.n),
+                         l_busy.eq(1), la.eq(~la), ljob_a.eq(la)]
+            seq.accept(m, cmd, ljob)
+            a_load.start(m)
+            b_load.start(m)
+            if rq:
+                q_load.start(m)
+            with m.If(cmd.keep):
+                m.d.sync += [b_load.done.eq(1), ljob_b.eq(lb)]
+                if rq:
+                    m.d.sync += q_load.done.eq(1)
+            with m.Else():
+                weights.take(m, cmd)
+                m.d.sync += [lb.eq(~lb), ljob_b.eq(~lb)]
+    with m.If(rej & empty):
+        m.d.sync += [rej.eq(0), done.eq(1), error.eq(1), cycles.eq(0)]
+
+    # ---- load
+    with m.If(l_busy):
+        m.d.comb += [
+            engine.a.ready.eq(~a_load.done & ~in_reset),
+            engine.b.ready.eq(~b_load.done & ~in_reset),
+            a_wr.addr.eq(a_load.addr), a_wr.data.eq(engine.a.payload),
+            a_wr.en.eq(engine.a.valid & engine.a.ready),
+            b_wr.addr.eq(b_load.addr), b_wr.data.eq(engine.b.payload),
+            b_wr.en.eq(engine.b.valid & engine.b.ready),
+        ]
+    with m.If(a_wr.en):
+        a_load.take(m, *a_limits)
+    with m.If(b_wr.en):
+        b_load.take(m, *b_limits)
+    loaded = l_busy & a_load.done & b_load.done
+    if rq:
+        # the parameter bank may still feed the drain of the job before the computing one
+        q_free = ~((c_owned[0] & (c_q[0] == ljob_b)) | (c_owned[1] & (c_q[1] == ljob_b)))
+        with m.If(l_busy):
+            m.d.comb += [
+                engine.q.ready.eq(~q_load.done & q_free & ~in_reset),
+                q_wr.addr.eq(q_load.addr), q_wr.data.eq(engine.q.payload),
+                q_wr.en.eq(engine.q.valid & engine.q.ready),
+            ]
+        with m.If(q_wr.en):
+            q_load.take(m, ljob.n, 1)
+        loaded &= q_load.done
+
+    # ---- compute
+    c_free = ~Mux(c_next, c_owned[1], c_owned[0])
+    with m.If(loaded & ~x_busy & c_free):
+        m.d.comb += seq.start.eq(1)
+        m.d.sync += [l_busy.eq(0), x_run.eq(1), x_count.eq(0), xa.eq(ljob_a), xb.eq(ljob_b),
+                     xc.eq(c_next), c_next.eq(~c_next)]
+        m.d.sync += [getattr(xreg, k).eq(getattr(ljob, k)) for k in names]
+        for i in range(2):
+            with m.If(c_next == i):
+                m.d.sync += [c_owned[i].eq(1), c_m[i].eq(ljob.m), c_n[i].eq(ljob.n),
+                             c_q[i].eq(ljob_b)]
+    with m.If(x_run):
+        m.d.comb += seq.run.eq(1)
+        m.d.sync += x_count.eq(x_count + 1)
+        with m.If(seq.end):
+            m.d.sync += [x_run.eq(0), x_flush.eq(1)]
+    with m.If(x_flush):
+        m.d.sync += x_count.eq(x_count + 1)
+        with m.If(seq.final_write):
+            m.d.sync += [x_flush.eq(0), x_tail.eq(_tail(cfg))]
+            for i in range(2):
+                with m.If(xc == i):
+                    m.d.sync += [c_done[i].eq(1), c_cyc[i].eq(x_count + 1)]
+    with m.If(x_tail != 0):
+        m.d.sync += x_tail.eq(x_tail - 1)
+
+    # ---- drain: bank d_bank once computed (from the final write on: the rows still being
+    # written are read later)
+    computed = Mux(d_bank, c_done[1], c_done[0]) | (seq.final_write & x_flush & (xc == d_bank))
+    with m.If(~d_busy & computed):
+        m.d.sync += [d_busy.eq(1), d_m.eq(0), d_n0.eq(0), d_tile.eq(0), c_valid.eq(0),
+                     d_jm.eq(Mux(d_bank, c_m[1], c_m[0])), d_jn.eq(Mux(d_bank, c_n[1], c_n[0]))]
+        if rq:
+            m.d.sync += d_q.eq(Mux(d_bank, c_q[1], c_q[0]))
+        if frag:
+            m.d.sync += [d_r.eq(0), d_mt.eq(0)]
+    more = d_m < d_jm
+    m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(d_busy & drain_ready)]
+    with m.If(d_busy & drain_ready):
+        m.d.sync += c_valid.eq(more)
+        if frag:
+            m.d.sync += c_sel.eq(d_r)
+        with m.If(more):
+            with m.If(d_n0 + C >= d_jn):
+                m.d.sync += [d_n0.eq(0), d_tile.eq(0), d_m.eq(d_m + 1),
+                             c_last.eq(d_m + 1 == d_jm)]
+                if frag:
+                    with m.If(d_r == R - 1):
+                        m.d.sync += [d_r.eq(0), d_mt.eq(d_mt + 1)]
+                    with m.Else():
+                        m.d.sync += d_r.eq(d_r + 1)
+            with m.Else():
+                m.d.sync += [d_n0.eq(d_n0 + C), d_tile.eq(d_tile + 1), c_last.eq(0)]
+    with m.If(c_out_last):
+        m.d.sync += [done.eq(1), error.eq(0), c_valid.eq(0), d_busy.eq(0), d_bank.eq(~d_bank),
+                     cycles.eq(Mux(d_bank, c_cyc[1], c_cyc[0]))]
+        for i in range(2):
+            with m.If(d_bank == i):
+                m.d.sync += [c_owned[i].eq(0), c_done[i].eq(0)]
+    return m
+
+
+def _tail(cfg):
+    """Cycles in which a sequencer still writes C after ``final_write``: the output-stationary
+    array's last tile writes its rows 1 .. R-1 after row 0."""
+    return cfg.rows - 1 if isinstance(cfg.compute, OutputStationaryCore) else 0

@@ -1,0 +1,146 @@
+"""The host side of a quantized model in numpy: quantize, dequantize, im2col, pooling, shape
+ops and the exact integer reference of a GEMM layer (onnxruntime's float32 requantization).
+
+Every function here reproduces what onnxruntime's CPU kernels compute, bit for bit, on the
+integer tensors; ``tests/frontend`` compares them with onnxruntime itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..model.quant import float32_scale, requantize_float32
+
+__all__ = ["QTYPES", "qrange", "quantize_linear", "dequantize_linear", "output_scale",
+           "requantize_f32", "im2col", "conv_output_size", "max_pool", "average_pool",
+           "requantize_tensor", "add"]
+
+#: The 8-bit tensor types of a quantized model, by numpy dtype name.
+QTYPES = {"int8": (-128, 127), "uint8": (0, 255)}
+
+
+def qrange(dtype):
+    """``(min, max)`` of an 8-bit type (numpy dtype or its name)."""
+    return QTYPES[np.dtype(dtype).name]
+
+
+def quantize_linear(x, scale, zero_point, dtype):
+    """onnxruntime's QuantizeLinear (per tensor): ``x / scale`` in float32, rounded half to
+    even, plus the zero point, saturated."""
+    lo, hi = qrange(dtype)
+    q = np.rint(np.asarray(x, np.float32) / np.float32(scale)).astype(np.float64)
+    return np.clip(q + int(zero_point), lo, hi).astype(dtype)
+
+
+def dequantize_linear(q, scale, zero_point):
+    """onnxruntime's DequantizeLinear (per tensor): ``float32(q - zp) * scale``."""
+    return ((np.asarray(q, np.int32) - np.int32(zero_point)).astype(np.float32)
+            * np.float32(scale))
+
+
+def output_scale(x_scale, w_scale, y_scale):
+    """The float32 multiplier of a quantized GEMM as onnxruntime's kernels compute it
+    (:func:`systolix.model.quant.float32_scale`), per output channel."""
+    return float32_scale(x_scale, w_scale, y_scale)
+
+
+def requantize_f32(acc, bias, scale, zero_point, lo, hi, out_signed):
+    """int32 accumulators -> 8-bit values by onnxruntime's rule
+    (:func:`systolix.model.quant.requantize_float32`), as int64; ``bias`` and ``scale`` per
+    column of ``acc``."""
+    return requantize_float32(acc, bias, scale, zero_point, lo, hi, out_signed).astype(np.int64)
+
+
+def conv_output_size(size, kernel, stride, pad_begin, pad_end, dilation):
+    return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def im2col(x, kernel, strides, pads, dilations, pad_value):
+    """(N, C, H, W) -> (N * OH * OW, C * KH * KW) rows, K in the order of a weight tensor
+    ``W.reshape(M, -1)`` (channel, then kernel row, then kernel column); padding takes
+    ``pad_value`` (the input's zero point: a real zero)."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilations
+    pt, pl, pb, pr = pads
+    oh = conv_output_size(h, kh, sh, pt, pb, dh)
+    ow = conv_output_size(w, kw, sw, pl, pr, dw)
+    xp = np.full((n, c, h + pt + pb, w + pl + pr), pad_value, dtype=np.int64)
+    xp[:, :, pt:pt + h, pl:pl + w] = x
+    cols = np.empty((n, oh, ow, c, kh, kw), dtype=np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
+                       j * dw:j * dw + sw * (ow - 1) + 1:sw]
+            cols[:, :, :, :, i, j] = patch.transpose(0, 2, 3, 1)
+    return cols.reshape(n * oh * ow, c * kh * kw), (n, oh, ow)
+
+
+def _pool_windows(x, kernel, strides, pads, fill):
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw) = kernel, strides
+    pt, pl, pb, pr = pads
+    oh = conv_output_size(h, kh, sh, pt, pb, 1)
+    ow = conv_output_size(w, kw, sw, pl, pr, 1)
+    xp = np.full((n, c, h + pt + pb, w + pl + pr), fill, dtype=np.float64)
+    xp[:, :, pt:pt + h, pl:pl + w] = x
+    win = np.empty((kh * kw, n, c, oh, ow), dtype=np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            win[i * kw + j] = xp[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+    return win
+
+
+def max_pool(x, kernel, strides, pads):
+    """MaxPool on an 8-bit tensor (exact: max commutes with a monotone dequantization)."""
+    win = _pool_windows(x, kernel, strides, pads, -np.inf)
+    return win.max(axis=0).astype(x.dtype)
+
+
+def average_pool(x, kernel, strides, pads, count_include_pad, x_scale, x_zp, y_scale, y_zp,
+                 dtype):
+    """onnxruntime's QLinearAveragePool (onnxruntime also fuses a QDQ AveragePool into it):
+    each value dequantized to float32 (``x_scale * (x - x_zp)``), the window summed in float32
+    in row-major order, divided by the count, then ``nearbyint(y / y_scale + y_zp)``
+    saturated."""
+    xf = np.float32(x_scale) * (np.asarray(x, np.int32) - np.int32(x_zp)).astype(np.float32)
+    n, c, h, w = xf.shape
+    (kh, kw), (sh, sw) = kernel, strides
+    pt, pl, pb, pr = pads
+    oh = conv_output_size(h, kh, sh, pt, pb, 1)
+    ow = conv_output_size(w, kw, sw, pl, pr, 1)
+    xp = np.zeros((n, c, h + pt + pb, w + pl + pr), np.float32)
+    xp[:, :, pt:pt + h, pl:pl + w] = xf
+    valid = np.zeros((h + pt + pb, w + pl + pr), np.float32)
+    valid[pt:pt + h, pl:pl + w] = 1
+    total = np.zeros((n, c, oh, ow), np.float32)
+    count = np.zeros((oh, ow), np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            total = total + xp[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+            count = count + valid[i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+    if count_include_pad:
+        count = np.full_like(count, kh * kw)
+    y = np.rint(total / count / np.float32(y_scale) + np.float32(y_zp))
+    lo, hi = qrange(dtype)
+    return np.clip(y, lo, hi).astype(dtype)
+
+
+def requantize_tensor(q, scale, zp, y_scale, y_zp, dtype):
+    """An 8-bit tensor moved to other quantization parameters: dequantize, then quantize (the
+    lookup table onnxruntime builds for such moves)."""
+    if float(np.float32(scale)) == float(np.float32(y_scale)) and int(zp) == int(y_zp) \
+            and np.dtype(dtype) == q.dtype:
+        return q
+    return quantize_linear(dequantize_linear(q, scale, zp), y_scale, y_zp, dtype)
+
+
+def add(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, dtype):
+    """QLinearAdd: ``(a - a_zp) * (a_scale / y_scale) + (b - b_zp) * (b_scale / y_scale)`` in
+    float32, rounded half to even, plus ``y_zp``, saturated (numpy broadcasting)."""
+    ra = np.float32(a_scale) / np.float32(y_scale)
+    rb = np.float32(b_scale) / np.float32(y_scale)
+    fa = (np.asarray(a, np.int32) - np.int32(a_zp)).astype(np.float32) * ra
+    fb = (np.asarray(b, np.int32) - np.int32(b_zp)).astype(np.float32) * rb
+    lo, hi = qrange(dtype)
+    return np.clip(np.rint(fa + fb).astype(np.int64) + int(y_zp), lo, hi).astype(dtype)
+

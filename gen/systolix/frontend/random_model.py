@@ -1,0 +1,232 @@
+"""Random quantized models with fresh weights: other shapes, strides, paddings, per-channel
+or per-tensor weights, int8 or uint8 activations, both of onnxruntime's formats.
+
+Used by the tests to show that models the project has never seen give onnxruntime's exact
+output too.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["RandomModelSpec", "random_spec", "float_model", "quantized_model",
+           "calibration_input", "grouped_conv_model", "shape_ops_model"]
+
+
+@dataclass(frozen=True)
+class RandomModelSpec:
+    seed: int
+    channels: int
+    size: int
+    convs: tuple          # (out_channels, kernel, stride, pad, relu) per conv
+    pool: str             # "max", "avg" or "none"
+    residual: bool        # an Add of the last conv's output with a second conv of it
+    dense: int            # outputs of the final Gemm / MatMul
+    matmul: bool          # MatMul instead of Gemm
+    fmt: str              # "qop" or "qdq"
+    per_channel: bool
+    activations: str      # "int8" or "uint8"
+
+
+def random_spec(seed, fmt=None, activations=None, per_channel=None):
+    rng = np.random.default_rng(seed)
+    convs = []
+    size = int(rng.integers(6, 11))
+    s = size
+    for _ in range(int(rng.integers(1, 3))):
+        k = int(rng.choice([1, 2, 3, 5]))
+        stride = int(rng.choice([1, 1, 2]))
+        pad = int(rng.integers(0, k // 2 + 2))
+        if (s + 2 * pad - k) // stride + 1 < 2:
+            k, stride, pad = 1, 1, 0
+        convs.append((int(rng.integers(2, 13)), k, stride, pad, bool(rng.integers(0, 2))))
+        s = (s + 2 * pad - k) // stride + 1
+    pool = str(rng.choice(["max", "avg", "none"])) if s >= 2 else "none"
+    return RandomModelSpec(
+        seed, int(rng.integers(1, 4)), size, tuple(convs), pool, bool(rng.integers(0, 2)),
+        int(rng.integers(2, 20)), bool(rng.integers(0, 2)),
+        fmt or str(rng.choice(["qop", "qdq"])),
+        bool(rng.integers(0, 2)) if per_channel is None else per_channel,
+        activations or str(rng.choice(["int8", "uint8"])))
+
+
+def float_model(spec):
+    """The float32 ONNX model of ``spec`` (random weights from its seed)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(spec.seed + 1)
+    inits, nodes = [], []
+
+    def init(name, arr):
+        inits.append(numpy_helper.from_array(np.asarray(arr, np.float32), name))
+        return name
+
+    x, c, s = "input", spec.channels, spec.size
+    for i, (oc, k, stride, pad, relu) in enumerate(spec.convs):
+        w = init(f"w{i}", rng.normal(0, 1 / np.sqrt(c * k * k), (oc, c, k, k)))
+        b = init(f"b{i}", rng.normal(0, 0.1, oc))
+        nodes.append(helper.make_node("Conv", [x, w, b], [f"c{i}"], name=f"conv{i}",
+                                      kernel_shape=[k, k], strides=[stride, stride],
+                                      pads=[pad] * 4))
+        x, c, s = f"c{i}", oc, (s + 2 * pad - k) // stride + 1
+        if relu:
+            nodes.append(helper.make_node("Relu", [x], [f"r{i}"], name=f"relu{i}"))
+            x = f"r{i}"
+    if spec.residual:
+        w = init("wres", rng.normal(0, 1 / np.sqrt(c * 9), (c, c, 3, 3)))
+        nodes.append(helper.make_node("Conv", [x, w], ["res"], name="conv_res",
+                                      kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Add", [x, "res"], ["sum"], name="add"))
+        x = "sum"
+    if spec.pool != "none":
+        op = "MaxPool" if spec.pool == "max" else "AveragePool"
+        nodes.append(helper.make_node(op, [x], ["pool"], name="pool", kernel_shape=[2, 2],
+                                      strides=[2, 2]))
+        x, s = "pool", s // 2
+    nodes.append(helper.make_node("Flatten", [x], ["flat"], name="flatten", axis=1))
+    features = c * s * s
+    if spec.matmul:
+        w = init("wd", rng.normal(0, 1 / np.sqrt(features), (features, spec.dense)))
+        nodes.append(helper.make_node("MatMul", ["flat", w], ["out"], name="dense"))
+    else:
+        w = init("wd", rng.normal(0, 1 / np.sqrt(features), (spec.dense, features)))
+        b = init("bd", rng.normal(0, 0.1, spec.dense))
+        nodes.append(helper.make_node("Gemm", ["flat", w, b], ["out"], name="dense", transB=1))
+    graph = helper.make_graph(
+        nodes, "random",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                       ["N", spec.channels, spec.size, spec.size])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", spec.dense])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def calibration_input(spec, count=32, seed=None):
+    rng = np.random.default_rng(spec.seed + 2 if seed is None else seed)
+    return rng.normal(0, 1, (count, spec.channels, spec.size, spec.size)).astype(np.float32)
+
+
+def quantized_model(spec, out_path):
+    """Quantize ``float_model(spec)`` with onnxruntime's ``quantize_static``
+    (``reduce_range=True``) into ``out_path``; returns the path."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    logging.getLogger().setLevel(logging.ERROR)
+    data = calibration_input(spec)
+
+    class Reader:
+        def __init__(self):
+            self.it = iter([{"input": data[i:i + 8]} for i in range(0, len(data), 8)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp = Path(tmp) / "float.onnx"
+        onnx.save(float_model(spec), fp)
+        act = QuantType.QInt8 if spec.activations == "int8" else QuantType.QUInt8
+        quantize_static(str(fp), str(out_path), Reader(),
+                        quant_format=QuantFormat.QOperator if spec.fmt == "qop"
+                        else QuantFormat.QDQ,
+                        per_channel=spec.per_channel, reduce_range=True,
+                        activation_type=act, weight_type=QuantType.QInt8)
+    return Path(out_path)
+
+
+def grouped_conv_model(seed, fmt, out_path):
+    """One grouped (2 groups), dilated (1, 2), strided (2, 1) convolution with asymmetric
+    padding (1, 0, 2, 1), input (N, 4, 9, 9), quantized per channel with int8 activations in
+    ``fmt``; returns ``(path, input of 3 images)``."""
+    import logging
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    logging.getLogger().setLevel(logging.ERROR)
+    rng = np.random.default_rng(seed)
+    conv = helper.make_node("Conv", ["x", "w", "b"], ["c"], name="gconv", group=2,
+                            kernel_shape=[3, 3], strides=[2, 1], dilations=[1, 2],
+                            pads=[1, 0, 2, 1])
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (6, 2, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.normal(0, 0.1, 6).astype(np.float32), "b")]
+    graph = helper.make_graph(
+        [conv], "grouped", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                          ["N", 4, 9, 9])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    data = rng.normal(0, 1, (16, 4, 9, 9)).astype(np.float32)
+
+    class Reader:
+        def __init__(self):
+            self.it = iter([{"x": data[i:i + 4]} for i in range(0, 16, 4)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp = Path(tmp) / "float.onnx"
+        onnx.save(model, fp)
+        quantize_static(str(fp), str(out_path), Reader(),
+                        quant_format=QuantFormat.QOperator if fmt == "qop" else QuantFormat.QDQ,
+                        per_channel=True, reduce_range=True, activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8)
+    return Path(out_path), data[:3]
+
+
+def shape_ops_model(seed, fmt, activations, out_path):
+    """Two MatMuls of one input, ``Concat`` -> ``Reshape`` -> ``Transpose`` -> ``Flatten`` ->
+    ``Add`` of a third MatMul's output -> ``MatMul``: the host ops between GEMM layers,
+    quantized in ``fmt`` with ``activations``; returns ``(path, input of 4 rows)``."""
+    import logging
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    logging.getLogger().setLevel(logging.ERROR)
+    rng = np.random.default_rng(seed)
+
+    def w(name, *shape):
+        return numpy_helper.from_array(rng.normal(0, 0.5, shape).astype(np.float32), name)
+    inits = [w("wa", 5, 6), w("wb", 5, 6), w("wc", 5, 12), w("wd", 12, 3),
+             numpy_helper.from_array(np.array([0, 2, 6], np.int64), "shape")]
+    nodes = [helper.make_node("MatMul", ["x", "wa"], ["a"], name="mm_a"),
+             helper.make_node("MatMul", ["x", "wb"], ["b"], name="mm_b"),
+             helper.make_node("MatMul", ["x", "wc"], ["c"], name="mm_c"),
+             helper.make_node("Concat", ["a", "b"], ["ab"], name="concat", axis=1),
+             helper.make_node("Reshape", ["ab", "shape"], ["r"], name="reshape"),
+             helper.make_node("Transpose", ["r"], ["t"], name="transpose", perm=[0, 2, 1]),
+             helper.make_node("Flatten", ["t"], ["f"], name="flatten", axis=1),
+             helper.make_node("Add", ["f", "c"], ["s"], name="add"),
+             helper.make_node("MatMul", ["s", "wd"], ["y"], name="mm_d")]
+    graph = helper.make_graph(
+        nodes, "shapes", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    data = rng.normal(0, 1, (32, 5)).astype(np.float32)
+
+    class Reader:
+        def __init__(self):
+            self.it = iter([{"x": data[i:i + 8]} for i in range(0, 32, 8)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp = Path(tmp) / "float.onnx"
+        onnx.save(model, fp)
+        quantize_static(str(fp), str(out_path), Reader(),
+                        quant_format=QuantFormat.QOperator if fmt == "qop" else QuantFormat.QDQ,
+                        per_channel=False, reduce_range=True,
+                        activation_type=QuantType.QInt8 if activations == "int8"
+                        else QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return Path(out_path), data[:4]

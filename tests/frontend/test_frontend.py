@@ -1,0 +1,177 @@
+"""The ONNX front end in numpy: the shipped digits CNN and freshly generated random models
+(both of onnxruntime's formats, per-tensor and per-channel weights, int8 and uint8
+activations) give onnxruntime's exact outputs, tensor by tensor; bad models are one-line
+errors naming the node."""
+
+import logging
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from systolix.apps.cnn import digits_images, model_path
+from systolix.apps.mlp import load_digits_split
+from systolix.apps.onnx_infer import ModelGemm, _explain, onnx_engine, saturation_mask
+from systolix.errors import SystolixError
+from systolix.frontend.lower import load_model, load_plan, lower
+from systolix.frontend.ort import run_onnxruntime
+from systolix.frontend.plan import execute
+from systolix.frontend.random_model import (calibration_input, grouped_conv_model,
+                                            quantized_model, random_spec, shape_ops_model)
+
+pytestmark = pytest.mark.model
+
+logging.getLogger().setLevel(logging.ERROR)  # the quantizer's pre-processing advice
+
+
+@pytest.fixture(scope="module")
+def digits():
+    split = load_digits_split(0)
+    return digits_images(split.x_test), split.y_test
+
+
+def _every_tensor_equal(path, x):
+    plan = load_plan(path)
+    outs, env = execute(plan, x, keep=True)
+    names = [s.y for s in plan.steps]
+    ort = run_onnxruntime(path, x, names)
+    for name in names:
+        assert env[name].dtype == ort[name].dtype and env[name].shape == ort[name].shape, name
+        bad = np.argwhere(env[name] != ort[name])
+        assert bad.size == 0, f"{name}: {len(bad)} values differ from onnxruntime"
+    return plan, outs
+
+
+@pytest.mark.parametrize("fmt", ["qop", "qdq"])
+def test_shipped_cnn_equals_onnxruntime_on_every_held_out_image(digits, fmt):
+    x, y = digits
+    plan, outs = _every_tensor_equal(model_path(fmt), x)
+    assert [l.op for l in plan.layers] == (["QLinearConv", "QLinearConv", "QGemm"]
+                                           if fmt == "qop" else ["Conv", "Conv", "Gemm"])
+    assert outs[0].dtype == np.float32 and outs[0].shape == (360, 10)
+    assert np.mean(outs[0].argmax(axis=1) == y) > 0.93
+
+
+@pytest.mark.parametrize("fmt,act,per_channel", [("qop", "uint8", False),
+                                                 ("qdq", "int8", True),
+                                                 ("qop", "int8", True),
+                                                 ("qdq", "uint8", False)])
+def test_random_models_equal_onnxruntime(tmp_path, seed, fmt, act, per_channel):
+    spec = random_spec(seed, fmt, act, per_channel)
+    print(spec)
+    path = quantized_model(spec, tmp_path / "m.onnx")
+    plan, _ = _every_tensor_equal(path, calibration_input(spec, 6, seed=seed + 7))
+    assert plan.layers
+
+
+def test_layers_beyond_the_buffers_are_tiled(digits):
+    """M (and N) beyond the engine's buffers: more jobs, same results."""
+    x = digits[0][:5]
+    plan = load_plan(model_path("qop"))
+    small = ModelGemm(onnx_engine(rows=4, cols=4, max_m=7, max_k=72, max_n=3))
+    got, _ = execute(plan, x, gemm=small)
+    want, _ = execute(plan, x)
+    assert np.array_equal(got[0], want[0])
+    # conv1: M = 5*64 = 320 rows in jobs of 7, N = 8 in jobs of 3
+    assert small.layers[0]["jobs"] == 46 * 3
+    small_k = ModelGemm(onnx_engine(max_k=64))
+    with pytest.raises(SystolixError, match=r"layer 'conv2_quant': K = 72 exceeds the "
+                                            r"engine's buffers \(max K = 64\)"):
+        execute(plan, x, gemm=small_k)
+
+
+def _model(nodes, inits, inputs=None, outputs=None, opset=13):
+    graph = helper.make_graph(
+        nodes, "g", inputs or [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        outputs or [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset),
+                                                helper.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 8
+    return m
+
+
+def _matmul_model(w, x_zp=0, tail=None):
+    inits = {"xs": np.float32(0.02), "xz": np.uint8(x_zp), "w": w, "ws": np.float32(0.01),
+             "wz": np.int8(0), "ys": np.float32(0.5), "yz": np.uint8(128)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="q"),
+             helper.make_node("QLinearMatMul", ["xq", "xs", "xz", "w", "ws", "wz", "ys", "yz"],
+                              ["yq"], name="mm"),
+             helper.make_node("DequantizeLinear", ["yq", "ys", "yz"],
+                              ["y" if tail is None else "d"], name="dq")]
+    if tail:
+        nodes.append(helper.make_node(tail, ["d"], ["y"], name="last"))
+    return _model(nodes, inits, [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                               ["N", w.shape[0]])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", w.shape[1]])])
+
+
+def test_bad_models_are_one_line_errors(tmp_path):
+    with pytest.raises(SystolixError, match=r"nope.onnx: no such model file$"):
+        load_model(tmp_path / "nope.onnx")
+    (tmp_path / "bad.onnx").write_bytes(b"\x08\x07garbage")
+    with pytest.raises(SystolixError, match=r"bad.onnx: not a valid ONNX model \(") as e:
+        load_model(tmp_path / "bad.onnx")
+    assert "\n" not in str(e.value)
+    with pytest.raises(SystolixError, match=r"node 'conv1' \(Conv\): input 'input' is a float "
+                                            r"tensor: the model is not quantized"):
+        load_plan(model_path("float"))
+    w = np.ones((4, 3), np.int8)
+    with pytest.raises(SystolixError, match=r"node 'last' \(Softmax\): unsupported op$"):
+        lower(_matmul_model(w, tail="Softmax"))
+    wide = _matmul_model(np.full((4, 3), 100, np.int8))
+    wz = next(i for i in wide.graph.initializer if i.name == "wz")
+    wz.CopyFrom(numpy_helper.from_array(np.int8(-100), "wz"))
+    with pytest.raises(SystolixError, match=r"node 'mm' \(QLinearMatMul\): weights minus their "
+                                            r"zero point leave the int8 range"):
+        lower(wide)
+
+
+def test_bad_inputs_are_refused():
+    plan = load_plan(model_path("qop"))
+    for x, msg in ((np.zeros((2, 1, 8, 8)), "the input must be float32, not float64"),
+                   (np.zeros((2, 64), np.float32), "the input must have shape Nx1x8x8, not 2x64"),
+                   (np.zeros((2, 1, 8, 7), np.float32), "shape Nx1x8x8, not 2x1x8x7"),
+                   (np.zeros((0, 1, 8, 8), np.float32), "the input is empty")):
+        with pytest.raises(ValueError, match=msg):
+            execute(plan, x)
+
+
+def test_onnxruntime_int16_saturation_is_named():
+    """onnxruntime's u8s8 kernels without VNNI saturate pairs of products in int16; a
+    difference there is reported as onnxruntime's, and only there."""
+    w = np.full((6, 3), 127, np.int8)
+    w[:, 1] = 30                      # 2 * 255 * 30 fits int16: never saturates
+    plan = lower(_matmul_model(w))
+    layer = plan.layers[0]
+    x = np.full((2, 6), 5.0, np.float32)        # quantized to 250
+    outs, env = execute(plan, x, keep=True)
+    mask = saturation_mask(layer, env[layer.x])
+    assert mask[:, 0].all() and not mask[:, 1].any()
+    # what an AVX2 onnxruntime gives: the saturated sums in column 0
+    ort = dict(env)
+    ort[layer.y] = env[layer.y].copy()
+    ort[layer.y][:, 0] -= 1
+    assert "onnxruntime's own int16 saturation" in _explain(plan, env, ort)[0]
+    ort[layer.y][:, 1] -= 1           # a difference where nothing saturates: not excused
+    assert "saturation" not in _explain(plan, env, ort)[0]
+    # 7-bit weights (reduce_range) never saturate
+    assert not saturation_mask(lower(_matmul_model(w // 2)).layers[0], env[layer.x]).any()
+
+
+@pytest.mark.parametrize("fmt", ["qop", "qdq"])
+def test_grouped_dilated_asymmetric_conv_equals_onnxruntime(tmp_path, seed, fmt):
+    """A grouped (2 groups), dilated, strided convolution with asymmetric padding."""
+    path, data = grouped_conv_model(seed, fmt, tmp_path / "q.onnx")
+    plan, outs = _every_tensor_equal(path, data)
+    assert plan.layers[0].conv.group == 2 and len(plan.layers[0].weights) == 2
+    assert outs[0].shape == (3, 6, 5, 6)  # H: (9 + 3 - 3) // 2 + 1, W: 9 + 1 - 4
+
+
+@pytest.mark.parametrize("fmt,act", [("qop", "int8"), ("qdq", "uint8")])
+def test_concat_reshape_transpose_add_equal_onnxruntime(tmp_path, seed, fmt, act):
+    path, x = shape_ops_model(seed, fmt, act, tmp_path / "s.onnx")
+    plan, _ = _every_tensor_equal(path, x)
+    ops = [s.op for s in plan.steps]
+    assert {"Concat", "Reshape", "Transpose", "Flatten", "Add"} <= set(ops), ops
+    assert len(plan.layers) == 4

@@ -1,0 +1,84 @@
+"""Job streams through the matrix engine's Verilog under cocotb: every command offered as soon
+as the previous one is taken, keep-weights jobs, rejects inside the stream, random stalls on
+every stream; both bufferings, every core, and every ``done`` exactly where
+:func:`systolix.model.cycles.stream_cycles` puts it."""
+
+import numpy as np
+import pytest
+
+from helpers import WORK_DIR, rand_operands, requant_entries
+from systolix.config import Dataflow, EngineConfig, RequantConfig, SystolicConfig, TensorCoreConfig
+from systolix.sim.job import SimJob
+from systolix.sim.verify import check
+
+pytestmark = pytest.mark.rtl
+
+
+def _config(core, buffering, requant=False):
+    limits = dict(max_m=9, max_k=11, max_n=10, buffering=buffering)
+    if core == "tc":
+        return EngineConfig(core=TensorCoreConfig(2, 2, 4, 1), cores=2, **limits)
+    return EngineConfig(SystolicConfig(3, 4, Dataflow(core)), **limits,
+                        requant=RequantConfig(4, True) if requant else None)
+
+
+def _stream(config, rng, requant=False):
+    """Entries and keep flags: new weights, kept weights, other shapes, a reject."""
+    n = config.numerics
+    if requant:
+        base = requant_entries(rng, config, [(9, 11, 10), (4, 3, 5), (9, 11, 10)], True)
+    else:
+        base = [rand_operands(rng, n, 9, 11, 10), rand_operands(rng, n, 4, 3, 5),
+                rand_operands(rng, n, 9, 11, 10)]
+    entries, keep = [], []
+    for e in base:
+        entries.append(e)
+        keep.append(False)
+        a2 = rng.integers(n.in_min, n.in_max + 1, (5, e[0].shape[1]))
+        entries.append((a2, *e[1:]))
+        keep.append(True)
+    return entries, keep
+
+
+def check_stream(config, entries, keep, simulator, seed, stall_prob=0.0):
+    job = SimJob(config, entries, stall_prob=stall_prob, seed=seed, stream=True, keep=keep)
+    report = check(job, simulator, WORK_DIR)
+    assert report.ok, f"[{config.name} on {simulator}, seed {seed}, stall {stall_prob}] {report}"
+    return report
+
+
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("core", ["os", pytest.param("ws", marks=SLOW),
+                                  pytest.param("tc", marks=SLOW)])
+@pytest.mark.parametrize("buffering", [pytest.param("single", marks=SLOW), "double"])
+def test_stream_exact(core, buffering, seed):
+    config = _config(core, buffering)
+    entries, keep = _stream(config, np.random.default_rng(seed))
+    report = check_stream(config, entries, keep, "icarus", seed)
+    assert report.total_cycles == report.stream["total"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("core", ["os", "ws"])
+def test_requantizing_stream_with_stalls_and_a_reject(core, seed):
+    config = _config(core, "double", requant=True)
+    entries, keep = _stream(config, np.random.default_rng(seed), requant=True)
+    check_stream(config, entries, keep, "icarus", seed)
+    entries.insert(2, (10, 1, 1))        # rejected: M beyond the buffers
+    keep.insert(2, False)
+    entries.insert(4, (5, 2, 5))         # rejected: keeps weights of another K
+    keep.insert(4, True)
+    check_stream(config, entries, keep, "icarus", seed, stall_prob=0.3)
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+@pytest.mark.parametrize("core", ["os", "ws", "tc"])
+@pytest.mark.parametrize("buffering", ["single", "double"])
+def test_stream_exact_verilator(core, buffering, seed):
+    config = _config(core, buffering)
+    entries, keep = _stream(config, np.random.default_rng(seed))
+    check_stream(config, entries, keep, "verilator", seed)
+    check_stream(config, entries, keep, "verilator", seed, stall_prob=0.3)

@@ -1,0 +1,72 @@
+"""The fit check from the config alone: DSP blocks and a LUT4 lower bound, before any tool."""
+
+import dataclasses
+
+import pytest
+
+from systolix.config import EngineConfig, Numerics, SystolicConfig, TensorCoreConfig
+from systolix.synth.fit import estimate, precheck
+from systolix.synth.sweep import markdown_table, per_mac, variant_of
+from systolix.synth.targets import TARGETS
+
+pytestmark = pytest.mark.model
+
+ECP5, UP5K = TARGETS["ecp5-85f"], TARGETS["ice40-up5k"]
+
+
+def test_dsp_blocks_beyond_the_device_are_refused():
+    assert precheck(SystolicConfig(16, 16), ECP5) == \
+        "does not fit: needs 256 DSP (MULT18X18D), LFE5U-85F-6BG381C has 156"
+    assert precheck(SystolicConfig(12, 13, pipeline="deep"), ECP5) is None  # exactly 156
+    # UP5K: pipelined int8 PEs share an SB_MAC16 in pairs, unpipelined ones take one each
+    assert precheck(SystolicConfig(4, 4, pipeline="full"), UP5K) is None
+    assert precheck(SystolicConfig(4, 4), UP5K) == \
+        "does not fit: needs 16 DSP (SB_MAC16), iCE40UP5K-SG48 has 8"
+    assert precheck(SystolicConfig(3, 5, pipeline="full"), UP5K) == \
+        "does not fit: needs 9 DSP (SB_MAC16), iCE40UP5K-SG48 has 8"
+    engine = EngineConfig(SystolicConfig(16, 16), 16, 16, 16)
+    assert "needs 256 DSP" in precheck(engine, ECP5)
+
+
+def test_auto_never_needs_more_dsp_blocks_than_the_device():
+    for rows, cols in ((12, 13), (13, 13), (16, 16)):
+        found = estimate(SystolicConfig(rows, cols, pipeline="deep", mult="auto"), ECP5)
+        assert found["dsp_blocks"] == 156 and found["dsp_multipliers"] == 156
+        assert found["lut_multipliers"] == rows * cols - 156
+    found = estimate(SystolicConfig(4, 6, pipeline="full", mult="auto"), UP5K)
+    assert (found["dsp_blocks"], found["dsp_multipliers"], found["lut_multipliers"]) == (8, 16, 8)
+    assert precheck(SystolicConfig(16, 16, pipeline="deep", mult="auto"), ECP5) is None
+
+
+def test_lut_multipliers_beyond_the_device_are_refused():
+    msg = precheck(SystolicConfig(32, 32, pipeline="full", mult="auto"), ECP5)
+    assert msg.startswith("does not fit: needs at least ") and msg.endswith(
+        " LUT4 (868 LUT multipliers of ~107 LUT4 and 1024 accumulators), "
+        "LFE5U-85F-6BG381C has 83640")
+    assert precheck(SystolicConfig(8, 8, pipeline="full", mult="lut"), UP5K).startswith(
+        "does not fit: needs at least ")
+    assert precheck(SystolicConfig(4, 4, pipeline="full", mult="lut"), UP5K) is None
+    # the estimate is a lower bound: narrower operands and accumulators cost less
+    small = SystolicConfig(8, 8, mult="lut", numerics=Numerics(in_width=4, acc_width=16))
+    assert estimate(small, UP5K)["lut4_min"] < estimate(
+        dataclasses.replace(small, numerics=Numerics()), UP5K)["lut4_min"]
+
+
+def test_designs_without_an_array_are_not_estimated():
+    assert precheck(TensorCoreConfig(), ECP5) is None and estimate(TensorCoreConfig(), ECP5) is None
+
+
+def test_sweep_table_has_per_mac_columns():
+    config = SystolicConfig(2, 2, pipeline="full", mult="lut")
+    ok = {"fits": True, "name": config.name, "config": config.to_dict(), "macs": 4,
+          "lut4": 700, "ff": 500, "dsp": 0, "bram": 0, "fmax_mhz": 150.0, "peak_gops": 1.2,
+          "gops_per_klut": 1.7, "gops_per_dsp": None, "harness": {"used": False}}
+    bad = {"fits": False, "name": "x", "config": SystolicConfig(4, 4).to_dict(), "macs": 16,
+           "error": "does not fit: needs 16 DSP (SB_MAC16), iCE40UP5K-SG48 has 8"}
+    assert per_mac(ok, "lut4") == 175 and per_mac(ok, "ff") == 125 and per_mac(bad, "ff") is None
+    assert variant_of(ok["config"]) == "full/lut" and variant_of(bad["config"]) == "none"
+    lines = markdown_table([ok, bad], UP5K).splitlines()
+    head = [c.strip() for c in lines[2].split("|")]
+    row = [c.strip() for c in lines[4].split("|")]
+    assert head[6:8] == ["LUT4/MAC", "FF/MAC"] and row[6:8] == ["175.0", "125.0"]
+    assert len(lines[5].split("|")) == len(lines[2].split("|"))
