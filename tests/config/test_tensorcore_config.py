@@ -1,6 +1,7 @@
 """Tensor-core MMA unit: config, golden and cycle model, emission, manifest, CLI, lint."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -225,8 +226,18 @@ def test_manifest_contents(config, tmp_path):
 
 
 def test_verilog_has_one_multiplier_per_mac():
+    """Each dot-product unit is one module with k multipliers, instantiated m x n times."""
     config = TensorCoreConfig(2, 3, 5)
-    assert verilog_text(config).count(" * ") == config.macs
+    text = verilog_text(config)
+    bodies = {body.split("(")[0].strip(): body
+              for body in re.split(r"^module ", text, flags=re.M)[1:]}
+    instances = {name: len(re.findall(rf"^\s*{re.escape(name)}\s", text, re.M))
+                 for name in bodies}
+    top = config.name
+    assert instances[top] == 0 and bodies[top].count(" * ") == 0
+    multipliers = sum(body.count(" * ") * instances[name] for name, body in bodies.items())
+    assert multipliers == config.macs
+    assert sorted(body.count(" * ") for body in bodies.values() if " * " in body) == [config.k]
 
 
 # --- CLI ----------------------------------------------------------------------------------------
