@@ -55,10 +55,14 @@ class OutputStationarySequencer(Sequencer):
             with m.Else():
                 m.d.sync += s.eq(s + 1)
 
-        # The buffers answer one cycle later: the beat enters the array then. The schedule
-        # spaces `last` beats >= R cycles apart, so the array's `ready` is always high here.
-        beat_d, last_d = Signal(), Signal()
-        m.d.sync += [beat_d.eq(beat), last_d.eq(last)]
+        # The buffers answer buffer_read_latency cycles later: the beat enters the array then.
+        # The schedule spaces `last` beats >= R cycles apart, so the array's `ready` is always
+        # high here.
+        m.submodules.beat_delay = beat_delay = DelayLanes(
+            data.StructLayout({"beat": 1, "last": 1}), [self.buffer_read_latency],
+            reset_less=False)
+        m.d.comb += [beat_delay.i[0].beat.eq(beat), beat_delay.i[0].last.eq(last)]
+        beat_d, last_d = beat_delay.o[0].beat, beat_delay.o[0].last
         m.d.comb += [
             array.i.valid.eq(beat_d),
             array.i.payload.a.eq(bufs.a_rd.data),
@@ -69,8 +73,8 @@ class OutputStationarySequencer(Sequencer):
         # A tile's rows leave the array result_latency cycles after its last beat went in:
         # carry the tile's coordinates alongside, then write each row to C.
         tag = data.StructLayout({"valid": 1, "final": 1, "m0": len(m0), "ntile": len(ntile)})
-        m.submodules.tag_delay = tag_delay = DelayLanes(tag, [array.result_latency],
-                                                        reset_less=False)
+        m.submodules.tag_delay = tag_delay = DelayLanes(
+            tag, [self.buffer_read_latency - 1 + array.result_latency], reset_less=False)
         m.d.comb += [
             tag_delay.i[0].valid.eq(last),
             tag_delay.i[0].final.eq(last_m & last_n),

@@ -171,8 +171,10 @@ class MatrixEngine(wiring.Component):
 
     @property
     def buffer_read_latency(self):
-        """Cycles from a buffer address to its word (synchronous block RAM)."""
-        return 1
+        """Cycles from an A or B buffer address to its word at the core: the synchronous block
+        RAM's read, and a register on the read data with a pipelined core
+        (:attr:`ComputeCore.buffer_read_latency <systolix.config.core.ComputeCore>`)."""
+        return self._config.compute.buffer_read_latency
 
     def elaborate(self, platform):
         if self._config.buffering == "double":
@@ -190,8 +192,12 @@ class MatrixEngine(wiring.Component):
         b_mem = Memory(shape=b_word_layout(cfg), depth=max(2, cfg.b_depth), init=[])
         c_mem = Memory(shape=c_word, depth=max(2, cfg.c_depth), init=[])
         m.submodules.a_mem, m.submodules.b_mem, m.submodules.c_mem = a_mem, b_mem, c_mem
-        bufs = _Buffers(a_wr=a_mem.write_port(), a_rd=a_mem.read_port(),
-                        b_wr=b_mem.write_port(), b_rd=b_mem.read_port(),
+        bufs = _Buffers(a_wr=a_mem.write_port(),
+                        a_rd=_registered_read(m, a_mem.read_port(), "a_rd", cfg.a_depth,
+                                              a_word_layout(cfg), self.buffer_read_latency),
+                        b_wr=b_mem.write_port(),
+                        b_rd=_registered_read(m, b_mem.read_port(), "b_rd", cfg.b_depth,
+                                              b_word_layout(cfg), self.buffer_read_latency),
                         c_wr=c_mem.write_port(), c_rd=c_mem.read_port())
 
         # ---- the compute core's sequencer (SEQUENCERS): job registers, loaders, compute phase
@@ -400,6 +406,26 @@ class _WriteProxy:
         self.data = Signal(shape, name=f"{name}_data")
 
 
+def _delayed(m, value, shape, stages, name):
+    """``value`` (of ``shape``) through ``stages`` registers (reset-less: data words only)."""
+    for i in range(stages):
+        reg = Signal(shape, name=f"{name}_reg{i}", reset_less=True)
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+def _registered_read(m, port, name, depth, shape, latency):
+    """A read port as the sequencer sees it, its data ``latency - 1`` registers behind the
+    block RAM's."""
+    if latency == 1:
+        return port
+    proxy = _ReadProxy(name, depth, shape)
+    m.d.comb += [port.addr.eq(proxy.addr), port.en.eq(proxy.en),
+                 proxy.data.eq(_delayed(m, port.data, shape, latency - 1, name))]
+    return proxy
+
+
 def _banked(m, mem_port, proxy, bank, read):
     """Connect a proxy to a two-bank memory's port: the bank is the address's low bit, so two
     banks of any depth take exactly twice the words."""
@@ -491,8 +517,15 @@ def _elaborate_double(engine):
     # stage's, writes and (read-modify-write) reads its C bank; the drain reads its own
     _banked(m, a_mem.write_port(), a_wr, ljob_a, read=False)
     _banked(m, b_mem.write_port(), b_wr, ljob_b, read=False)
-    _banked(m, a_mem.read_port(), bufs.a_rd, va, read=True)
-    _banked(m, b_mem.read_port(), bufs.b_rd, vb, read=True)
+    a_rd = _ReadProxy("a_rd_ram", cfg.a_depth, a_word_layout(cfg))
+    b_rd = _ReadProxy("b_rd_ram", cfg.b_depth, b_word_layout(cfg))
+    _banked(m, a_mem.read_port(), a_rd, va, read=True)
+    _banked(m, b_mem.read_port(), b_rd, vb, read=True)
+    for name, ram, proxy, shape in (("a_rd", a_rd, bufs.a_rd, a_word_layout(cfg)),
+                                    ("b_rd", b_rd, bufs.b_rd, b_word_layout(cfg))):
+        m.d.comb += [ram.addr.eq(proxy.addr), ram.en.eq(proxy.en),
+                     proxy.data.eq(_delayed(m, ram.data, shape, engine.buffer_read_latency - 1,
+                                            name))]
     _banked(m, c_mem.write_port(), bufs.c_wr, xc, read=False)
     if ws:
         _banked(m, c_mem.read_port(), bufs.c_rd, xc, read=True)

@@ -84,10 +84,16 @@ class WeightStationarySequencer(Sequencer):
             with m.Else():
                 m.d.sync += s.eq(s + 1)
 
-        # Buffers answer one cycle later; the array sees beat, swap and weights then.
-        beat_d, swap_d, cap_d, w_real_d = Signal(), Signal(), Signal(), Signal()
-        m.d.sync += [beat_d.eq(beat), swap_d.eq(swap), cap_d.eq(push & (s == R - 1)),
-                     w_real_d.eq(push & w_real)]
+        # Buffers answer buffer_read_latency cycles later; the array sees beat, swap and
+        # weights then.
+        m.submodules.ctl_delay = ctl_delay = DelayLanes(
+            data.StructLayout({"beat": 1, "swap": 1, "cap": 1, "w_real": 1}),
+            [self.buffer_read_latency], reset_less=False)
+        m.d.comb += [ctl_delay.i[0].beat.eq(beat), ctl_delay.i[0].swap.eq(swap),
+                     ctl_delay.i[0].cap.eq(push & (s == R - 1)),
+                     ctl_delay.i[0].w_real.eq(push & w_real)]
+        ctl_d = ctl_delay.o[0]
+        beat_d, swap_d, cap_d, w_real_d = ctl_d.beat, ctl_d.swap, ctl_d.cap, ctl_d.w_real
         m.d.comb += [
             array.a.eq(bufs.a_rd.data),
             array.a_valid.eq(beat_d),
