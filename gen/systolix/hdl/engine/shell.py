@@ -583,6 +583,19 @@ def _elaborate_double(engine):
     m.d.comb += [engine.cmd.ready.eq(~l_busy & ~rej & ~in_reset),
                  engine.busy.eq(l_busy | x_busy | (c_owned != 0) | rej)]
     bad = _bad_command(cfg, cmd, weights)
+    # While the load stage is free its registers follow the command port, whatever is offered:
+    # they are read only once a command is accepted (l_busy), and so their enables do not
+    # depend on the command checks.
+    with m.If(~l_busy):
+        m.d.sync += [ljob.m.eq(cmd.m), ljob.k.eq(cmd.k), ljob.n.eq(cmd.n), ljob_a.eq(la),
+                     ljob_b.eq(Mux(cmd.keep, lb, ~lb))]
+        seq.accept(m, cmd, ljob)
+        a_load.start(m)
+        b_load.start(m)
+        m.d.sync += b_load.done.eq(cmd.keep)  # B (and q) of a keep-weights job are there
+        if rq:
+            q_load.start(m)
+            m.d.sync += q_load.done.eq(cmd.keep)
     with m.If(engine.cmd.valid & engine.cmd.ready):
         with m.If(bad):
             with m.If(empty):
@@ -590,20 +603,10 @@ def _elaborate_double(engine):
             with m.Else():
                 m.d.sync += rej.eq(1)
         with m.Else():
-            m.d.sync += [ljob.m.eq(cmd.m), ljob.k.eq(cmd.k), ljob.n.eq(cmd.n),
-                         l_busy.eq(1), la.eq(~la), ljob_a.eq(la)]
-            seq.accept(m, cmd, ljob)
-            a_load.start(m)
-            b_load.start(m)
-            if rq:
-                q_load.start(m)
-            with m.If(cmd.keep):
-                m.d.sync += [b_load.done.eq(1), ljob_b.eq(lb)]
-                if rq:
-                    m.d.sync += q_load.done.eq(1)
-            with m.Else():
+            m.d.sync += [l_busy.eq(1), la.eq(~la)]
+            with m.If(~cmd.keep):
                 weights.take(m, cmd)
-                m.d.sync += [lb.eq(~lb), ljob_b.eq(~lb)]
+                m.d.sync += lb.eq(~lb)
     with m.If(rej & empty):
         m.d.sync += [rej.eq(0), done.eq(1), error.eq(1), cycles.eq(0)]
 
