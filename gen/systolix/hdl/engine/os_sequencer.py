@@ -16,8 +16,9 @@ class OutputStationarySequencer(Sequencer):
     ahead of the array; each tile's rows written to C from a tag delayed by the array's result
     latency."""
 
-    def elaborate(self, m, job, bufs):
+    def elaborate(self, m, job, bufs, start_job=None):
         cfg, seq = self.config, self
+        start_job = job if start_job is None else start_job
         R, C = cfg.rows, cfg.cols
         m.submodules.array = array = OutputStationaryArray(cfg.array)
 
@@ -32,7 +33,8 @@ class OutputStationarySequencer(Sequencer):
 
         with m.If(seq.start):
             # (a constant when K can never exceed R: no always-false comparison in the RTL)
-            m.d.sync += [span.eq(Mux(job.k > R, job.k, R) if cfg.max_k > R else R),
+            m.d.sync += [span.eq(Mux(start_job.k > R, start_job.k, R)
+                                 if cfg.max_k > R else R),
                          s.eq(0), m0.eq(0), n0.eq(0),
                          ntile.eq(0), a_base.eq(0), b_base.eq(0)]
         beat = Signal()

@@ -482,8 +482,8 @@ def _elaborate_double(engine):
     (a_load, a_limits), (b_load, b_limits) = seq.loaders(ljob)
     rq = cfg.requant is not None
 
-    # ---- compute stage: the running job (the sequencer reads ``xjob``'s registers; in the
-    # start cycle they are still being copied, so it sees the load stage's then)
+    # ---- compute stage: the running job (the sequencer reads ``xreg``; in the start cycle
+    # they are still being copied, and the sequencer takes what it needs then from ``ljob``)
     xreg = _Job(cfg, {f"{k}": Signal.like(v, name=f"x_{v.name}")
                       for k, v in seq.job_registers().items()})
     xa, xb, xc = Signal(), Signal(), Signal()   # its A, B banks and C bank
@@ -493,11 +493,6 @@ def _elaborate_double(engine):
     x_count = Signal(CYCLES_WIDTH)
     x_busy = x_run | x_flush | (x_tail != 0)
     names = ["m", "k", "n", *seq.job_registers()]
-    view = _Job(cfg, {k: Signal.like(getattr(xreg, k), name=f"v_{k}")
-                      for k in seq.job_registers()})
-    for k in names:
-        m.d.comb += getattr(view, k).eq(Mux(seq.start, getattr(ljob, k), getattr(xreg, k)))
-    va, vb = Mux(seq.start, ljob_a, xa), Mux(seq.start, ljob_b, xb)
 
     # ---- per C bank: owned by a job (computing or not yet drained), computed, its dims
     c_owned = Signal(2)
@@ -519,8 +514,9 @@ def _elaborate_double(engine):
     _banked(m, b_mem.write_port(), b_wr, ljob_b, read=False)
     a_rd = _ReadProxy("a_rd_ram", cfg.a_depth, a_word_layout(cfg))
     b_rd = _ReadProxy("b_rd_ram", cfg.b_depth, b_word_layout(cfg))
-    _banked(m, a_mem.read_port(), a_rd, va, read=True)
-    _banked(m, b_mem.read_port(), b_rd, vb, read=True)
+    # (the sequencer uses no read issued in the start cycle, while xa and xb are being set)
+    _banked(m, a_mem.read_port(), a_rd, xa, read=True)
+    _banked(m, b_mem.read_port(), b_rd, xb, read=True)
     for name, ram, proxy, shape in (("a_rd", a_rd, bufs.a_rd, a_word_layout(cfg)),
                                     ("b_rd", b_rd, bufs.b_rd, b_word_layout(cfg))):
         m.d.comb += [ram.addr.eq(proxy.addr), ram.en.eq(proxy.en),
@@ -533,7 +529,7 @@ def _elaborate_double(engine):
     d_bank = Signal()
     _banked(m, c_mem.read_port(), d_rd, d_bank, read=True)
 
-    seq.elaborate(m, view, bufs)
+    seq.elaborate(m, xreg, bufs, start_job=ljob)
 
     # ---- drain stage
     d_busy = Signal()

@@ -23,8 +23,9 @@ class WeightStationarySequencer(Sequencer):
         b_load = Loader("b_load", cfg.b_depth, cfg.max_n, cfg.cols, cfg.k_steps_max)
         return (a_load, (job.k, job.m)), (b_load, (job.n, self.k_steps(job)))
 
-    def elaborate(self, m, job, bufs):
+    def elaborate(self, m, job, bufs, start_job=None):
         cfg, seq = self.config, self
+        start_job = job if start_job is None else start_job
         R, C, num = cfg.rows, cfg.cols, cfg.numerics
         m.submodules.array = array = WeightStationaryArray(cfg.array)
 
@@ -49,7 +50,8 @@ class WeightStationarySequencer(Sequencer):
         nxt_is_last = (nxt_n0 + C >= job.n) & (nxt_k0 + R >= job.k)
 
         with m.If(seq.start):
-            m.d.sync += [span.eq(Mux(job.m > R, job.m, R + 1) if cfg.max_m > R else R + 1),
+            m.d.sync += [span.eq(Mux(start_job.m > R, start_job.m, R + 1)
+                                 if cfg.max_m > R else R + 1),
                          s.eq(0), prologue.eq(1),
                          nxt_n0.eq(0), nxt_ntile.eq(0), nxt_k0.eq(0), nxt_abase.eq(0),
                          nxt_bbase.eq(0), nxt_exists.eq(1)]
