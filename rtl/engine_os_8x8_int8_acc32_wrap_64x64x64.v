@@ -216,15 +216,15 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [31:0] \$signature__data$52[5] ;
   wire signed [31:0] \$signature__data$52[6] ;
   wire signed [31:0] \$signature__data$52[7] ;
-  wire [255:0] \$signature__data$58 ;
-  wire signed [31:0] \$signature__data$58[0] ;
-  wire signed [31:0] \$signature__data$58[1] ;
-  wire signed [31:0] \$signature__data$58[2] ;
-  wire signed [31:0] \$signature__data$58[3] ;
-  wire signed [31:0] \$signature__data$58[4] ;
-  wire signed [31:0] \$signature__data$58[5] ;
-  wire signed [31:0] \$signature__data$58[6] ;
-  wire signed [31:0] \$signature__data$58[7] ;
+  wire [255:0] \$signature__data$59 ;
+  wire signed [31:0] \$signature__data$59[0] ;
+  wire signed [31:0] \$signature__data$59[1] ;
+  wire signed [31:0] \$signature__data$59[2] ;
+  wire signed [31:0] \$signature__data$59[3] ;
+  wire signed [31:0] \$signature__data$59[4] ;
+  wire signed [31:0] \$signature__data$59[5] ;
+  wire signed [31:0] \$signature__data$59[6] ;
+  wire signed [31:0] \$signature__data$59[7] ;
   reg [63:0] \$signature__data$65 ;
   wire signed [7:0] \$signature__data$65[0] ;
   wire signed [7:0] \$signature__data$65[1] ;
@@ -1959,7 +1959,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     end
   end
   initial _2_ = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$signature__data$58  = _2_;
+  assign \$signature__data$59  = _2_;
   assign \$1  = s < job_k;
   assign beat = seq_run & \$1 ;
   assign \$2  = job_k - 1'h1;
@@ -3204,14 +3204,14 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data$52[5]  = o__payload[191:160];
   assign \$signature__data$52[6]  = o__payload[223:192];
   assign \$signature__data$52[7]  = o__payload[255:224];
-  assign \$signature__data$58[0]  = \$signature__data$58 [31:0];
-  assign \$signature__data$58[1]  = \$signature__data$58 [63:32];
-  assign \$signature__data$58[2]  = \$signature__data$58 [95:64];
-  assign \$signature__data$58[3]  = \$signature__data$58 [127:96];
-  assign \$signature__data$58[4]  = \$signature__data$58 [159:128];
-  assign \$signature__data$58[5]  = \$signature__data$58 [191:160];
-  assign \$signature__data$58[6]  = \$signature__data$58 [223:192];
-  assign \$signature__data$58[7]  = \$signature__data$58 [255:224];
+  assign \$signature__data$59[0]  = \$signature__data$59 [31:0];
+  assign \$signature__data$59[1]  = \$signature__data$59 [63:32];
+  assign \$signature__data$59[2]  = \$signature__data$59 [95:64];
+  assign \$signature__data$59[3]  = \$signature__data$59 [127:96];
+  assign \$signature__data$59[4]  = \$signature__data$59 [159:128];
+  assign \$signature__data$59[5]  = \$signature__data$59 [191:160];
+  assign \$signature__data$59[6]  = \$signature__data$59 [223:192];
+  assign \$signature__data$59[7]  = \$signature__data$59 [255:224];
   assign \$signature__data$65[0]  = \$signature__data$65 [7:0];
   assign \$signature__data$65[1]  = \$signature__data$65 [15:8];
   assign \$signature__data$65[2]  = \$signature__data$65 [23:16];
@@ -3233,8 +3233,8 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \o$74[0].final  = \o$74 [1];
   assign \o$74[0].m0  = \o$74 [8:2];
   assign \o$74[0].ntile  = \o$74 [12:9];
+  assign c__payload[255:0] = \$signature__data$59 ;
   assign c__payload[256] = c_last;
-  assign c__payload[255:0] = \$signature__data$58 ;
   assign \i$45 [12:9] = ntile;
   assign \i$45 [8:2] = m0;
   assign \i$45 [1] = \$17 ;

@@ -3393,8 +3393,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data$74[5]  = \$signature__data$74 [47:40];
   assign \$signature__data$74[6]  = \$signature__data$74 [55:48];
   assign \$signature__data$74[7]  = \$signature__data$74 [63:56];
-  assign c__payload[256] = c_last;
   assign c__payload[255:0] = \$signature__data$61 ;
+  assign c__payload[256] = c_last;
   assign \$signature__data$60 [255:224] = \$41 [31:0];
   assign \$signature__data$60 [223:192] = \$39 [31:0];
   assign \$signature__data$60 [191:160] = \$37 [31:0];

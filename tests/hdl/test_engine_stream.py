@@ -177,12 +177,14 @@ def test_stream_exact_results_and_cycles(index, buffering, seed):
     _check(config, jobs, results, f"seed {seed}, stalls")
 
 
+@pytest.mark.parametrize("pipeline", ["none", pytest.param("full", marks=SLOW)])
 @pytest.mark.parametrize("buffering", BUFFERINGS)
-def test_requantizing_stream(buffering, seed):
+def test_requantizing_stream(buffering, pipeline, seed):
     """A WS requantizing engine: weights and parameters kept across jobs, parameters of a new
-    layer waiting for their bank while an earlier job drains; exact with and without stalls."""
-    config = EngineConfig(SystolicConfig(2, 3, Dataflow.WEIGHT_STATIONARY), 6, 9, 7,
-                          requant=RequantConfig(3, True), buffering=buffering)
+    layer waiting for their bank while an earlier job drains; exact with and without stalls.
+    A pipelined one also registers each C word and its parameters before the requantizer."""
+    config = EngineConfig(SystolicConfig(2, 3, Dataflow.WEIGHT_STATIONARY, pipeline=pipeline),
+                          6, 9, 7, requant=RequantConfig(3, True), buffering=buffering)
     rng = np.random.default_rng(seed)
     shapes = [(6, 9, 7), (6, 2, 7), (6, 9, 7), (1, 1, 1), (6, 2, 7), (3, 4, 2)]
     entries = requant_entries(rng, config, shapes, True)

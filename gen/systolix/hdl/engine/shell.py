@@ -166,8 +166,9 @@ class MatrixEngine(wiring.Component):
 
     @property
     def output_latency(self):
-        """Register stages between the C buffer and the ``c`` stream: the requantizer's."""
-        return self._config.requant.latency if self._config.requant is not None else 0
+        """Register stages between the C buffer and the ``c`` stream
+        (:attr:`EngineConfig.output_latency <systolix.config.EngineConfig.output_latency>`)."""
+        return self._config.output_latency
 
     @property
     def buffer_read_latency(self):
@@ -236,9 +237,7 @@ class MatrixEngine(wiring.Component):
             c_row = bufs.c_rd.data
             drain_addr = c_addr(cfg, d_m, d_tile)
         if cfg.requant is None:
-            m.d.comb += [self.c.valid.eq(c_valid), self.c.payload.data.eq(c_row),
-                         self.c.payload.last.eq(c_last)]
-            drain_ready = ~c_valid | self.c.ready
+            drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, self.c)
         else:
             # The requantizer is a stalling pipeline behind the buffers' read registers.
             q_mem = Memory(shape=data.ArrayLayout(param_layout(cfg.requant), C),
@@ -247,13 +246,9 @@ class MatrixEngine(wiring.Component):
             q_wr, q_rd = q_mem.write_port(), q_mem.read_port()
             q_load = Loader("q_load", cfg.q_depth, cfg.max_n, C, 1)
             m.submodules.requant = rq = Requantizer(cfg.requant)
-            m.d.comb += [
-                rq.i.valid.eq(c_valid), rq.i.payload.acc.eq(c_row),
-                rq.i.payload.params.eq(q_rd.data), rq.i.payload.last.eq(c_last),
-                q_rd.addr.eq(d_tile), q_rd.en.eq(rq.i.ready),
-            ]
+            m.d.comb += q_rd.addr.eq(d_tile)
+            drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, rq.i, q_rd)
             wiring.connect(m, rq.o, wiring.flipped(self.c))
-            drain_ready = rq.i.ready
         c_out_last = self.c.valid & self.c.ready & self.c.payload.last
 
         with m.FSM(name="engine"):
@@ -351,6 +346,42 @@ class MatrixEngine(wiring.Component):
                     m.d.sync += [done.eq(1), c_valid.eq(0)]
                     m.next = "IDLE"
         return m
+
+
+def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None):
+    """Connect the drain's C word (in the C buffer's read register: ``c_valid``, ``c_row``,
+    ``c_last``) to stream ``out``: the ``c`` port, or the requantizer's input, which also takes
+    the parameter word read alongside from ``q_rd``. With a pipelined core
+    (``config.compute.buffer_read_latency`` 2) the word goes through one more register stage
+    first, so that nothing but a register follows the block RAM. Returns the drain's ready: the
+    C buffer's read register may take the next word."""
+    rq = q_rd is not None
+    if cfg.compute.buffer_read_latency == 1:
+        m.d.comb += [out.valid.eq(c_valid), out.payload.last.eq(c_last)]
+        if rq:
+            m.d.comb += [out.payload.acc.eq(c_row), out.payload.params.eq(q_rd.data),
+                         q_rd.en.eq(out.ready)]
+            return out.ready
+        m.d.comb += out.payload.data.eq(c_row)
+        return ~c_valid | out.ready
+    o_valid, o_last = Signal(name="c_out_valid"), Signal(name="c_out_last")
+    o_row = Signal(data.ArrayLayout(acc_shape(cfg.numerics), cfg.cols), name="c_out_row",
+                   reset_less=True)
+    stage_ready = ~o_valid | out.ready
+    with m.If(stage_ready):
+        m.d.sync += [o_valid.eq(c_valid), o_last.eq(c_last), o_row.eq(c_row)]
+    m.d.comb += [out.valid.eq(o_valid), out.payload.last.eq(o_last)]
+    drain_ready = ~c_valid | stage_ready
+    if rq:
+        o_params = Signal(data.ArrayLayout(param_layout(cfg.requant), cfg.cols),
+                          name="c_out_params", reset_less=True)
+        with m.If(stage_ready):
+            m.d.sync += o_params.eq(q_rd.data)
+        m.d.comb += [out.payload.acc.eq(o_row), out.payload.params.eq(o_params),
+                     q_rd.en.eq(drain_ready)]
+    else:
+        m.d.comb += out.payload.data.eq(o_row)
+    return drain_ready
 
 
 def _bad_command(cfg, cmd, weights):
@@ -550,9 +581,7 @@ def _elaborate_double(engine):
         c_row = d_rd.data
         drain_addr = c_addr(cfg, d_m, d_tile)
     if not rq:
-        m.d.comb += [engine.c.valid.eq(c_valid), engine.c.payload.data.eq(c_row),
-                     engine.c.payload.last.eq(c_last)]
-        drain_ready = ~c_valid | engine.c.ready
+        drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, engine.c)
     else:
         q_mem = Memory(shape=data.ArrayLayout(param_layout(cfg.requant), C),
                        depth=2 * max(2, cfg.q_depth), init=[])
@@ -564,13 +593,9 @@ def _elaborate_double(engine):
         _banked(m, q_mem.read_port(), q_rd, d_q, read=True)
         q_load = Loader("q_load", cfg.q_depth, cfg.max_n, C, 1)
         m.submodules.requant = rqu = Requantizer(cfg.requant)
-        m.d.comb += [
-            rqu.i.valid.eq(c_valid), rqu.i.payload.acc.eq(c_row),
-            rqu.i.payload.params.eq(q_rd.data), rqu.i.payload.last.eq(c_last),
-            q_rd.addr.eq(d_tile), q_rd.en.eq(rqu.i.ready),
-        ]
+        m.d.comb += q_rd.addr.eq(d_tile)
+        drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, rqu.i, q_rd)
         wiring.connect(m, rqu.o, wiring.flipped(engine.c))
-        drain_ready = rqu.i.ready
     c_out_last = engine.c.valid & engine.c.ready & engine.c.payload.last
 
     # ---- command
