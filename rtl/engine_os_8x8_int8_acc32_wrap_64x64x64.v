@@ -2158,13 +2158,13 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   \engine_os_8x8_int8_acc32_wrap_64x64x64.beat_delay  beat_delay (
     .clk(clk),
     .i(i),
-    .lane0_d1(o),
+    .lane0(o),
     .rst(rst)
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.tag_delay  tag_delay (
     .clk(clk),
     .i(\i$45 ),
-    .lane0_d15(\o$74 ),
+    .o(\o$74 ),
     .rst(rst)
   );
   always @* begin
@@ -3274,9 +3274,12 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   wire \$18 ;
   wire [3:0] \$19 ;
   wire \$2 ;
-  reg [3:0] \$20 ;
-  reg \$21 ;
-  reg [2:0] \$22 ;
+  wire [63:0] \$20 ;
+  wire [7:0] \$21 ;
+  wire [7:0] \$22 ;
+  reg [3:0] \$23 ;
+  reg \$24 ;
+  reg [2:0] \$25 ;
   wire \$3 ;
   wire \$4 ;
   wire \$5 ;
@@ -3284,375 +3287,85 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
-  wire signed [7:0] a;
-  wire signed [7:0] \a$109 ;
-  wire signed [7:0] \a$119 ;
-  wire signed [7:0] \a$129 ;
-  wire signed [7:0] \a$139 ;
-  wire signed [7:0] \a$149 ;
-  wire signed [7:0] \a$156 ;
-  wire signed [7:0] \a$16 ;
-  wire signed [7:0] \a$166 ;
-  wire signed [7:0] \a$176 ;
-  wire signed [7:0] \a$186 ;
-  wire signed [7:0] \a$196 ;
-  wire signed [7:0] \a$206 ;
-  wire signed [7:0] \a$216 ;
-  wire signed [7:0] \a$226 ;
-  wire signed [7:0] \a$233 ;
-  wire signed [7:0] \a$24 ;
-  wire signed [7:0] \a$243 ;
-  wire signed [7:0] \a$253 ;
-  wire signed [7:0] \a$263 ;
-  wire signed [7:0] \a$273 ;
-  wire signed [7:0] \a$283 ;
-  wire signed [7:0] \a$293 ;
-  wire signed [7:0] \a$303 ;
-  wire signed [7:0] \a$310 ;
-  wire signed [7:0] \a$32 ;
-  wire signed [7:0] \a$320 ;
-  wire signed [7:0] \a$330 ;
-  wire signed [7:0] \a$340 ;
-  wire signed [7:0] \a$350 ;
-  wire signed [7:0] \a$360 ;
-  wire signed [7:0] \a$370 ;
-  wire signed [7:0] \a$380 ;
-  wire signed [7:0] \a$387 ;
-  wire signed [7:0] \a$397 ;
-  wire signed [7:0] \a$40 ;
-  wire signed [7:0] \a$407 ;
-  wire signed [7:0] \a$417 ;
-  wire signed [7:0] \a$427 ;
-  wire signed [7:0] \a$437 ;
-  wire signed [7:0] \a$447 ;
-  wire signed [7:0] \a$457 ;
-  wire signed [7:0] \a$464 ;
-  wire signed [7:0] \a$474 ;
-  wire signed [7:0] \a$48 ;
-  wire signed [7:0] \a$484 ;
-  wire signed [7:0] \a$494 ;
-  wire signed [7:0] \a$504 ;
-  wire signed [7:0] \a$514 ;
-  wire signed [7:0] \a$524 ;
-  wire signed [7:0] \a$534 ;
-  wire signed [7:0] \a$541 ;
-  wire signed [7:0] \a$551 ;
-  wire signed [7:0] \a$56 ;
-  wire signed [7:0] \a$561 ;
-  wire signed [7:0] \a$571 ;
-  wire signed [7:0] \a$581 ;
-  wire signed [7:0] \a$591 ;
-  wire signed [7:0] \a$601 ;
-  wire signed [7:0] \a$64 ;
-  wire signed [7:0] \a$72 ;
-  wire signed [7:0] \a$79 ;
-  wire signed [7:0] \a$89 ;
-  wire signed [7:0] \a$99 ;
-  wire signed [7:0] a_out;
-  wire signed [7:0] \a_out$100 ;
-  wire signed [7:0] \a_out$110 ;
-  wire signed [7:0] \a_out$120 ;
-  wire signed [7:0] \a_out$130 ;
-  wire signed [7:0] \a_out$140 ;
-  wire signed [7:0] \a_out$157 ;
-  wire signed [7:0] \a_out$167 ;
-  wire signed [7:0] \a_out$177 ;
-  wire signed [7:0] \a_out$187 ;
-  wire signed [7:0] \a_out$197 ;
-  wire signed [7:0] \a_out$207 ;
-  wire signed [7:0] \a_out$217 ;
-  wire signed [7:0] \a_out$234 ;
-  wire signed [7:0] \a_out$244 ;
-  wire signed [7:0] \a_out$25 ;
-  wire signed [7:0] \a_out$254 ;
-  wire signed [7:0] \a_out$264 ;
-  wire signed [7:0] \a_out$274 ;
-  wire signed [7:0] \a_out$284 ;
-  wire signed [7:0] \a_out$294 ;
-  wire signed [7:0] \a_out$311 ;
-  wire signed [7:0] \a_out$321 ;
-  wire signed [7:0] \a_out$33 ;
-  wire signed [7:0] \a_out$331 ;
-  wire signed [7:0] \a_out$341 ;
-  wire signed [7:0] \a_out$351 ;
-  wire signed [7:0] \a_out$361 ;
-  wire signed [7:0] \a_out$371 ;
-  wire signed [7:0] \a_out$388 ;
-  wire signed [7:0] \a_out$398 ;
-  wire signed [7:0] \a_out$408 ;
-  wire signed [7:0] \a_out$41 ;
-  wire signed [7:0] \a_out$418 ;
-  wire signed [7:0] \a_out$428 ;
-  wire signed [7:0] \a_out$438 ;
-  wire signed [7:0] \a_out$448 ;
-  wire signed [7:0] \a_out$465 ;
-  wire signed [7:0] \a_out$475 ;
-  wire signed [7:0] \a_out$485 ;
-  wire signed [7:0] \a_out$49 ;
-  wire signed [7:0] \a_out$495 ;
-  wire signed [7:0] \a_out$505 ;
-  wire signed [7:0] \a_out$515 ;
-  wire signed [7:0] \a_out$525 ;
-  wire signed [7:0] \a_out$542 ;
-  wire signed [7:0] \a_out$552 ;
-  wire signed [7:0] \a_out$562 ;
-  wire signed [7:0] \a_out$57 ;
-  wire signed [7:0] \a_out$572 ;
-  wire signed [7:0] \a_out$582 ;
-  wire signed [7:0] \a_out$592 ;
-  wire signed [7:0] \a_out$602 ;
-  wire signed [7:0] \a_out$65 ;
-  wire signed [7:0] \a_out$80 ;
-  wire signed [7:0] \a_out$90 ;
-  wire signed [7:0] b;
-  wire signed [7:0] \b$105 ;
-  wire signed [7:0] \b$115 ;
-  wire signed [7:0] \b$125 ;
-  wire signed [7:0] \b$135 ;
-  wire signed [7:0] \b$145 ;
-  wire signed [7:0] \b$152 ;
-  wire signed [7:0] \b$162 ;
-  wire signed [7:0] \b$172 ;
-  wire signed [7:0] \b$182 ;
-  wire signed [7:0] \b$192 ;
-  wire signed [7:0] \b$202 ;
-  wire signed [7:0] \b$212 ;
-  wire signed [7:0] \b$22 ;
-  wire signed [7:0] \b$222 ;
-  wire signed [7:0] \b$229 ;
-  wire signed [7:0] \b$239 ;
-  wire signed [7:0] \b$249 ;
-  wire signed [7:0] \b$259 ;
-  wire signed [7:0] \b$269 ;
-  wire signed [7:0] \b$279 ;
-  wire signed [7:0] \b$289 ;
-  wire signed [7:0] \b$299 ;
-  wire signed [7:0] \b$30 ;
-  wire signed [7:0] \b$306 ;
-  wire signed [7:0] \b$316 ;
-  wire signed [7:0] \b$326 ;
-  wire signed [7:0] \b$336 ;
-  wire signed [7:0] \b$346 ;
-  wire signed [7:0] \b$356 ;
-  wire signed [7:0] \b$366 ;
-  wire signed [7:0] \b$376 ;
-  wire signed [7:0] \b$38 ;
-  wire signed [7:0] \b$383 ;
-  wire signed [7:0] \b$393 ;
-  wire signed [7:0] \b$403 ;
-  wire signed [7:0] \b$413 ;
-  wire signed [7:0] \b$423 ;
-  wire signed [7:0] \b$433 ;
-  wire signed [7:0] \b$443 ;
-  wire signed [7:0] \b$453 ;
-  wire signed [7:0] \b$46 ;
-  wire signed [7:0] \b$460 ;
-  wire signed [7:0] \b$470 ;
-  wire signed [7:0] \b$480 ;
-  wire signed [7:0] \b$490 ;
-  wire signed [7:0] \b$500 ;
-  wire signed [7:0] \b$510 ;
-  wire signed [7:0] \b$520 ;
-  wire signed [7:0] \b$530 ;
-  wire signed [7:0] \b$537 ;
-  wire signed [7:0] \b$54 ;
-  wire signed [7:0] \b$547 ;
-  wire signed [7:0] \b$557 ;
-  wire signed [7:0] \b$567 ;
-  wire signed [7:0] \b$577 ;
-  wire signed [7:0] \b$587 ;
-  wire signed [7:0] \b$597 ;
-  wire signed [7:0] \b$607 ;
-  wire signed [7:0] \b$62 ;
-  wire signed [7:0] \b$70 ;
-  wire signed [7:0] \b$75 ;
-  wire signed [7:0] \b$85 ;
-  wire signed [7:0] \b$95 ;
-  wire signed [7:0] b_out;
-  wire signed [7:0] \b_out$106 ;
-  wire signed [7:0] \b_out$116 ;
-  wire signed [7:0] \b_out$126 ;
-  wire signed [7:0] \b_out$136 ;
-  wire signed [7:0] \b_out$146 ;
-  wire signed [7:0] \b_out$153 ;
-  wire signed [7:0] \b_out$163 ;
-  wire signed [7:0] \b_out$173 ;
-  wire signed [7:0] \b_out$183 ;
-  wire signed [7:0] \b_out$193 ;
-  wire signed [7:0] \b_out$203 ;
-  wire signed [7:0] \b_out$213 ;
-  wire signed [7:0] \b_out$223 ;
-  wire signed [7:0] \b_out$230 ;
-  wire signed [7:0] \b_out$240 ;
-  wire signed [7:0] \b_out$250 ;
-  wire signed [7:0] \b_out$260 ;
-  wire signed [7:0] \b_out$270 ;
-  wire signed [7:0] \b_out$280 ;
-  wire signed [7:0] \b_out$290 ;
-  wire signed [7:0] \b_out$300 ;
-  wire signed [7:0] \b_out$307 ;
-  wire signed [7:0] \b_out$317 ;
-  wire signed [7:0] \b_out$327 ;
-  wire signed [7:0] \b_out$337 ;
-  wire signed [7:0] \b_out$347 ;
-  wire signed [7:0] \b_out$357 ;
-  wire signed [7:0] \b_out$367 ;
-  wire signed [7:0] \b_out$377 ;
-  wire signed [7:0] \b_out$384 ;
-  wire signed [7:0] \b_out$394 ;
-  wire signed [7:0] \b_out$404 ;
-  wire signed [7:0] \b_out$414 ;
-  wire signed [7:0] \b_out$424 ;
-  wire signed [7:0] \b_out$434 ;
-  wire signed [7:0] \b_out$444 ;
-  wire signed [7:0] \b_out$454 ;
-  wire signed [7:0] \b_out$461 ;
-  wire signed [7:0] \b_out$471 ;
-  wire signed [7:0] \b_out$481 ;
-  wire signed [7:0] \b_out$491 ;
-  wire signed [7:0] \b_out$501 ;
-  wire signed [7:0] \b_out$511 ;
-  wire signed [7:0] \b_out$521 ;
-  wire signed [7:0] \b_out$531 ;
-  wire signed [7:0] \b_out$538 ;
-  wire signed [7:0] \b_out$548 ;
-  wire signed [7:0] \b_out$558 ;
-  wire signed [7:0] \b_out$568 ;
-  wire signed [7:0] \b_out$578 ;
-  wire signed [7:0] \b_out$588 ;
-  wire signed [7:0] \b_out$598 ;
-  wire signed [7:0] \b_out$608 ;
-  wire signed [7:0] \b_out$86 ;
-  wire signed [7:0] \b_out$96 ;
-  wire signed [31:0] drain_in;
-  wire signed [31:0] \drain_in$107 ;
-  wire signed [31:0] \drain_in$117 ;
-  wire signed [31:0] \drain_in$127 ;
-  wire signed [31:0] \drain_in$137 ;
-  wire signed [31:0] \drain_in$147 ;
-  wire signed [31:0] \drain_in$154 ;
-  wire signed [31:0] \drain_in$164 ;
-  wire signed [31:0] \drain_in$174 ;
-  wire signed [31:0] \drain_in$184 ;
-  wire signed [31:0] \drain_in$194 ;
-  wire signed [31:0] \drain_in$204 ;
-  wire signed [31:0] \drain_in$214 ;
-  wire signed [31:0] \drain_in$224 ;
-  wire signed [31:0] \drain_in$23 ;
-  wire signed [31:0] \drain_in$231 ;
-  wire signed [31:0] \drain_in$241 ;
-  wire signed [31:0] \drain_in$251 ;
-  wire signed [31:0] \drain_in$261 ;
-  wire signed [31:0] \drain_in$271 ;
-  wire signed [31:0] \drain_in$281 ;
-  wire signed [31:0] \drain_in$291 ;
-  wire signed [31:0] \drain_in$301 ;
-  wire signed [31:0] \drain_in$308 ;
-  wire signed [31:0] \drain_in$31 ;
-  wire signed [31:0] \drain_in$318 ;
-  wire signed [31:0] \drain_in$328 ;
-  wire signed [31:0] \drain_in$338 ;
-  wire signed [31:0] \drain_in$348 ;
-  wire signed [31:0] \drain_in$358 ;
-  wire signed [31:0] \drain_in$368 ;
-  wire signed [31:0] \drain_in$378 ;
-  wire signed [31:0] \drain_in$385 ;
-  wire signed [31:0] \drain_in$39 ;
-  wire signed [31:0] \drain_in$395 ;
-  wire signed [31:0] \drain_in$405 ;
-  wire signed [31:0] \drain_in$415 ;
-  wire signed [31:0] \drain_in$425 ;
-  wire signed [31:0] \drain_in$435 ;
-  wire signed [31:0] \drain_in$445 ;
-  wire signed [31:0] \drain_in$455 ;
-  wire signed [31:0] \drain_in$462 ;
-  wire signed [31:0] \drain_in$47 ;
-  wire signed [31:0] \drain_in$472 ;
-  wire signed [31:0] \drain_in$482 ;
-  wire signed [31:0] \drain_in$492 ;
-  wire signed [31:0] \drain_in$502 ;
-  wire signed [31:0] \drain_in$512 ;
-  wire signed [31:0] \drain_in$522 ;
-  wire signed [31:0] \drain_in$532 ;
-  wire signed [31:0] \drain_in$539 ;
-  wire signed [31:0] \drain_in$549 ;
-  wire signed [31:0] \drain_in$55 ;
-  wire signed [31:0] \drain_in$559 ;
-  wire signed [31:0] \drain_in$569 ;
-  wire signed [31:0] \drain_in$579 ;
-  wire signed [31:0] \drain_in$589 ;
-  wire signed [31:0] \drain_in$599 ;
-  wire signed [31:0] \drain_in$609 ;
-  wire signed [31:0] \drain_in$63 ;
-  wire signed [31:0] \drain_in$71 ;
-  wire signed [31:0] \drain_in$77 ;
-  wire signed [31:0] \drain_in$87 ;
-  wire signed [31:0] \drain_in$97 ;
-  wire signed [31:0] drain_out;
-  wire signed [31:0] \drain_out$108 ;
-  wire signed [31:0] \drain_out$118 ;
-  wire signed [31:0] \drain_out$128 ;
-  wire signed [31:0] \drain_out$138 ;
-  wire signed [31:0] \drain_out$148 ;
-  wire signed [31:0] \drain_out$155 ;
-  wire signed [31:0] \drain_out$165 ;
-  wire signed [31:0] \drain_out$175 ;
-  wire signed [31:0] \drain_out$185 ;
-  wire signed [31:0] \drain_out$195 ;
-  wire signed [31:0] \drain_out$205 ;
-  wire signed [31:0] \drain_out$215 ;
-  wire signed [31:0] \drain_out$225 ;
-  wire signed [31:0] \drain_out$232 ;
-  wire signed [31:0] \drain_out$242 ;
-  wire signed [31:0] \drain_out$252 ;
-  wire signed [31:0] \drain_out$262 ;
-  wire signed [31:0] \drain_out$272 ;
-  wire signed [31:0] \drain_out$282 ;
-  wire signed [31:0] \drain_out$292 ;
-  wire signed [31:0] \drain_out$302 ;
-  wire signed [31:0] \drain_out$309 ;
-  wire signed [31:0] \drain_out$319 ;
-  wire signed [31:0] \drain_out$329 ;
-  wire signed [31:0] \drain_out$339 ;
-  wire signed [31:0] \drain_out$349 ;
-  wire signed [31:0] \drain_out$359 ;
-  wire signed [31:0] \drain_out$369 ;
-  wire signed [31:0] \drain_out$379 ;
-  wire signed [31:0] \drain_out$386 ;
-  wire signed [31:0] \drain_out$396 ;
-  wire signed [31:0] \drain_out$406 ;
-  wire signed [31:0] \drain_out$416 ;
-  wire signed [31:0] \drain_out$426 ;
-  wire signed [31:0] \drain_out$436 ;
-  wire signed [31:0] \drain_out$446 ;
-  wire signed [31:0] \drain_out$456 ;
-  wire signed [31:0] \drain_out$463 ;
-  wire signed [31:0] \drain_out$473 ;
-  wire signed [31:0] \drain_out$483 ;
-  wire signed [31:0] \drain_out$493 ;
-  wire signed [31:0] \drain_out$503 ;
-  wire signed [31:0] \drain_out$513 ;
-  wire signed [31:0] \drain_out$523 ;
-  wire signed [31:0] \drain_out$533 ;
-  wire signed [31:0] \drain_out$540 ;
-  wire signed [31:0] \drain_out$550 ;
-  wire signed [31:0] \drain_out$560 ;
-  wire signed [31:0] \drain_out$570 ;
-  wire signed [31:0] \drain_out$580 ;
-  wire signed [31:0] \drain_out$590 ;
-  wire signed [31:0] \drain_out$600 ;
-  wire signed [31:0] \drain_out$610 ;
-  wire signed [31:0] \drain_out$612 ;
-  wire signed [31:0] \drain_out$613 ;
-  wire signed [31:0] \drain_out$614 ;
-  wire signed [31:0] \drain_out$615 ;
-  wire signed [31:0] \drain_out$616 ;
-  wire signed [31:0] \drain_out$617 ;
-  wire signed [31:0] \drain_out$618 ;
-  wire signed [31:0] \drain_out$619 ;
-  wire signed [31:0] \drain_out$88 ;
-  wire signed [31:0] \drain_out$98 ;
+  wire [63:0] a;
+  wire [63:0] \a$13 ;
+  wire signed [7:0] \a$13[0] ;
+  wire signed [7:0] \a$13[1] ;
+  wire signed [7:0] \a$13[2] ;
+  wire signed [7:0] \a$13[3] ;
+  wire signed [7:0] \a$13[4] ;
+  wire signed [7:0] \a$13[5] ;
+  wire signed [7:0] \a$13[6] ;
+  wire signed [7:0] \a$13[7] ;
+  wire [63:0] \a$19 ;
+  wire signed [7:0] \a$19[0] ;
+  wire signed [7:0] \a$19[1] ;
+  wire signed [7:0] \a$19[2] ;
+  wire signed [7:0] \a$19[3] ;
+  wire signed [7:0] \a$19[4] ;
+  wire signed [7:0] \a$19[5] ;
+  wire signed [7:0] \a$19[6] ;
+  wire signed [7:0] \a$19[7] ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire [63:0] a_out;
+  wire [63:0] \a_out$20 ;
+  wire signed [7:0] \a_out$20[0] ;
+  wire signed [7:0] \a_out$20[1] ;
+  wire signed [7:0] \a_out$20[2] ;
+  wire signed [7:0] \a_out$20[3] ;
+  wire signed [7:0] \a_out$20[4] ;
+  wire signed [7:0] \a_out$20[5] ;
+  wire signed [7:0] \a_out$20[6] ;
+  wire signed [7:0] \a_out$20[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire [23:0] b;
+  wire [23:0] \b$27 ;
+  wire signed [7:0] \b$27[0] ;
+  wire signed [7:0] \b$27[1] ;
+  wire signed [7:0] \b$27[2] ;
+  wire [15:0] \b$28 ;
+  wire signed [7:0] \b$28[0] ;
+  wire signed [7:0] \b$28[1] ;
+  wire signed [7:0] \b[0] ;
+  wire signed [7:0] \b[1] ;
+  wire signed [7:0] \b[2] ;
+  wire [95:0] drain_out;
+  wire [95:0] \drain_out$31 ;
+  wire signed [31:0] \drain_out$31[0] ;
+  wire signed [31:0] \drain_out$31[1] ;
+  wire signed [31:0] \drain_out$31[2] ;
+  wire [63:0] \drain_out$32 ;
+  wire signed [31:0] \drain_out$32[0] ;
+  wire signed [31:0] \drain_out$32[1] ;
+  wire signed [31:0] \drain_out[0] ;
+  wire signed [31:0] \drain_out[1] ;
+  wire signed [31:0] \drain_out[2] ;
   wire [63:0] i;
+  wire [255:0] \i$29 ;
+  wire signed [31:0] \i$29[0] ;
+  wire signed [31:0] \i$29[1] ;
+  wire signed [31:0] \i$29[2] ;
+  wire signed [31:0] \i$29[3] ;
+  wire signed [31:0] \i$29[4] ;
+  wire signed [31:0] \i$29[5] ;
+  wire signed [31:0] \i$29[6] ;
+  wire signed [31:0] \i$29[7] ;
+  wire \i$35 ;
+  wire \i$35[0] ;
   wire [63:0] \i$5 ;
   wire signed [7:0] \i$5[0] ;
   wire signed [7:0] \i$5[1] ;
@@ -3663,17 +3376,6 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   wire signed [7:0] \i$5[6] ;
   wire signed [7:0] \i$5[7] ;
   wire [15:0] \i$6 ;
-  wire [255:0] \i$611 ;
-  wire signed [31:0] \i$611[0] ;
-  wire signed [31:0] \i$611[1] ;
-  wire signed [31:0] \i$611[2] ;
-  wire signed [31:0] \i$611[3] ;
-  wire signed [31:0] \i$611[4] ;
-  wire signed [31:0] \i$611[5] ;
-  wire signed [31:0] \i$611[6] ;
-  wire signed [31:0] \i$611[7] ;
-  wire \i$622 ;
-  wire \i$622[0] ;
   wire [1:0] \i$6[0] ;
   wire \i$6[0].last ;
   wire \i$6[0].valid ;
@@ -3726,126 +3428,11 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   wire signed [7:0] \i__payload.b[7] ;
   wire \i__payload.last ;
   wire i__ready;
-  wire last;
-  wire \last$103 ;
-  wire \last$113 ;
-  wire \last$123 ;
-  wire \last$133 ;
-  wire \last$143 ;
-  wire \last$151 ;
-  wire \last$160 ;
-  wire \last$170 ;
-  wire \last$180 ;
-  wire \last$190 ;
-  wire \last$20 ;
-  wire \last$200 ;
-  wire \last$210 ;
-  wire \last$220 ;
-  wire \last$228 ;
-  wire \last$237 ;
-  wire \last$247 ;
-  wire \last$257 ;
-  wire \last$267 ;
-  wire \last$277 ;
-  wire \last$28 ;
-  wire \last$287 ;
-  wire \last$297 ;
-  wire \last$305 ;
-  wire \last$314 ;
-  wire \last$324 ;
-  wire \last$334 ;
-  wire \last$344 ;
-  wire \last$354 ;
-  wire \last$36 ;
-  wire \last$364 ;
-  wire \last$374 ;
-  wire \last$382 ;
-  wire \last$391 ;
-  wire \last$401 ;
-  wire \last$411 ;
-  wire \last$421 ;
-  wire \last$431 ;
-  wire \last$44 ;
-  wire \last$441 ;
-  wire \last$451 ;
-  wire \last$459 ;
-  wire \last$468 ;
-  wire \last$478 ;
-  wire \last$488 ;
-  wire \last$498 ;
-  wire \last$508 ;
-  wire \last$518 ;
-  wire \last$52 ;
-  wire \last$528 ;
-  wire \last$536 ;
-  wire \last$545 ;
-  wire \last$555 ;
-  wire \last$565 ;
-  wire \last$575 ;
-  wire \last$585 ;
-  wire \last$595 ;
-  wire \last$60 ;
-  wire \last$605 ;
-  wire \last$68 ;
-  wire \last$74 ;
-  wire \last$83 ;
-  wire \last$93 ;
-  wire last_out;
-  wire \last_out$104 ;
-  wire \last_out$114 ;
-  wire \last_out$124 ;
-  wire \last_out$134 ;
-  wire \last_out$144 ;
-  wire \last_out$161 ;
-  wire \last_out$171 ;
-  wire \last_out$181 ;
-  wire \last_out$191 ;
-  wire \last_out$201 ;
-  wire \last_out$211 ;
-  wire \last_out$221 ;
-  wire \last_out$238 ;
-  wire \last_out$248 ;
-  wire \last_out$258 ;
-  wire \last_out$268 ;
-  wire \last_out$278 ;
-  wire \last_out$288 ;
-  wire \last_out$29 ;
-  wire \last_out$298 ;
-  wire \last_out$315 ;
-  wire \last_out$325 ;
-  wire \last_out$335 ;
-  wire \last_out$345 ;
-  wire \last_out$355 ;
-  wire \last_out$365 ;
-  wire \last_out$37 ;
-  wire \last_out$375 ;
-  wire \last_out$392 ;
-  wire \last_out$402 ;
-  wire \last_out$412 ;
-  wire \last_out$422 ;
-  wire \last_out$432 ;
-  wire \last_out$442 ;
-  wire \last_out$45 ;
-  wire \last_out$452 ;
-  wire \last_out$469 ;
-  wire \last_out$479 ;
-  wire \last_out$489 ;
-  wire \last_out$499 ;
-  wire \last_out$509 ;
-  wire \last_out$519 ;
-  wire \last_out$529 ;
-  wire \last_out$53 ;
-  wire \last_out$546 ;
-  wire \last_out$556 ;
-  wire \last_out$566 ;
-  wire \last_out$576 ;
-  wire \last_out$586 ;
-  wire \last_out$596 ;
-  wire \last_out$606 ;
-  wire \last_out$61 ;
-  wire \last_out$69 ;
-  wire \last_out$84 ;
-  wire \last_out$94 ;
+  wire [7:0] last;
+  wire [7:0] \last$17 ;
+  wire [7:0] \last$23 ;
+  wire [7:0] last_out;
+  wire [7:0] \last_out$24 ;
   wire [63:0] o;
   wire [15:0] \o$11 ;
   wire [1:0] \o$11[0] ;
@@ -3872,26 +3459,26 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   wire [1:0] \o$11[7] ;
   wire \o$11[7].last ;
   wire \o$11[7].valid ;
-  wire [63:0] \o$14 ;
-  wire signed [7:0] \o$14[0] ;
-  wire signed [7:0] \o$14[1] ;
-  wire signed [7:0] \o$14[2] ;
-  wire signed [7:0] \o$14[3] ;
-  wire signed [7:0] \o$14[4] ;
-  wire signed [7:0] \o$14[5] ;
-  wire signed [7:0] \o$14[6] ;
-  wire signed [7:0] \o$14[7] ;
-  wire [255:0] \o$621 ;
-  wire signed [31:0] \o$621[0] ;
-  wire signed [31:0] \o$621[1] ;
-  wire signed [31:0] \o$621[2] ;
-  wire signed [31:0] \o$621[3] ;
-  wire signed [31:0] \o$621[4] ;
-  wire signed [31:0] \o$621[5] ;
-  wire signed [31:0] \o$621[6] ;
-  wire signed [31:0] \o$621[7] ;
-  wire \o$625 ;
-  wire \o$625[0] ;
+  wire [63:0] \o$26 ;
+  wire signed [7:0] \o$26[0] ;
+  wire signed [7:0] \o$26[1] ;
+  wire signed [7:0] \o$26[2] ;
+  wire signed [7:0] \o$26[3] ;
+  wire signed [7:0] \o$26[4] ;
+  wire signed [7:0] \o$26[5] ;
+  wire signed [7:0] \o$26[6] ;
+  wire signed [7:0] \o$26[7] ;
+  wire [255:0] \o$34 ;
+  wire signed [31:0] \o$34[0] ;
+  wire signed [31:0] \o$34[1] ;
+  wire signed [31:0] \o$34[2] ;
+  wire signed [31:0] \o$34[3] ;
+  wire signed [31:0] \o$34[4] ;
+  wire signed [31:0] \o$34[5] ;
+  wire signed [31:0] \o$34[6] ;
+  wire signed [31:0] \o$34[7] ;
+  wire \o$38 ;
+  wire \o$38[0] ;
   wire signed [7:0] \o[0] ;
   wire signed [7:0] \o[1] ;
   wire signed [7:0] \o[2] ;
@@ -3912,126 +3499,11 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   wire [2:0] \o__payload.row ;
   reg [2:0] row = 3'h0;
   reg [3:0] since_last = 4'h8;
-  wire valid;
-  wire \valid$101 ;
-  wire \valid$111 ;
-  wire \valid$121 ;
-  wire \valid$131 ;
-  wire \valid$141 ;
-  wire \valid$150 ;
-  wire \valid$158 ;
-  wire \valid$168 ;
-  wire \valid$178 ;
-  wire \valid$18 ;
-  wire \valid$188 ;
-  wire \valid$198 ;
-  wire \valid$208 ;
-  wire \valid$218 ;
-  wire \valid$227 ;
-  wire \valid$235 ;
-  wire \valid$245 ;
-  wire \valid$255 ;
-  wire \valid$26 ;
-  wire \valid$265 ;
-  wire \valid$275 ;
-  wire \valid$285 ;
-  wire \valid$295 ;
-  wire \valid$304 ;
-  wire \valid$312 ;
-  wire \valid$322 ;
-  wire \valid$332 ;
-  wire \valid$34 ;
-  wire \valid$342 ;
-  wire \valid$352 ;
-  wire \valid$362 ;
-  wire \valid$372 ;
-  wire \valid$381 ;
-  wire \valid$389 ;
-  wire \valid$399 ;
-  wire \valid$409 ;
-  wire \valid$419 ;
-  wire \valid$42 ;
-  wire \valid$429 ;
-  wire \valid$439 ;
-  wire \valid$449 ;
-  wire \valid$458 ;
-  wire \valid$466 ;
-  wire \valid$476 ;
-  wire \valid$486 ;
-  wire \valid$496 ;
-  wire \valid$50 ;
-  wire \valid$506 ;
-  wire \valid$516 ;
-  wire \valid$526 ;
-  wire \valid$535 ;
-  wire \valid$543 ;
-  wire \valid$553 ;
-  wire \valid$563 ;
-  wire \valid$573 ;
-  wire \valid$58 ;
-  wire \valid$583 ;
-  wire \valid$593 ;
-  wire \valid$603 ;
-  wire \valid$66 ;
-  wire \valid$73 ;
-  wire \valid$81 ;
-  wire \valid$91 ;
-  wire valid_out;
-  wire \valid_out$102 ;
-  wire \valid_out$112 ;
-  wire \valid_out$122 ;
-  wire \valid_out$132 ;
-  wire \valid_out$142 ;
-  wire \valid_out$159 ;
-  wire \valid_out$169 ;
-  wire \valid_out$179 ;
-  wire \valid_out$189 ;
-  wire \valid_out$199 ;
-  wire \valid_out$209 ;
-  wire \valid_out$219 ;
-  wire \valid_out$236 ;
-  wire \valid_out$246 ;
-  wire \valid_out$256 ;
-  wire \valid_out$266 ;
-  wire \valid_out$27 ;
-  wire \valid_out$276 ;
-  wire \valid_out$286 ;
-  wire \valid_out$296 ;
-  wire \valid_out$313 ;
-  wire \valid_out$323 ;
-  wire \valid_out$333 ;
-  wire \valid_out$343 ;
-  wire \valid_out$35 ;
-  wire \valid_out$353 ;
-  wire \valid_out$363 ;
-  wire \valid_out$373 ;
-  wire \valid_out$390 ;
-  wire \valid_out$400 ;
-  wire \valid_out$410 ;
-  wire \valid_out$420 ;
-  wire \valid_out$43 ;
-  wire \valid_out$430 ;
-  wire \valid_out$440 ;
-  wire \valid_out$450 ;
-  wire \valid_out$467 ;
-  wire \valid_out$477 ;
-  wire \valid_out$487 ;
-  wire \valid_out$497 ;
-  wire \valid_out$507 ;
-  wire \valid_out$51 ;
-  wire \valid_out$517 ;
-  wire \valid_out$527 ;
-  wire \valid_out$544 ;
-  wire \valid_out$554 ;
-  wire \valid_out$564 ;
-  wire \valid_out$574 ;
-  wire \valid_out$584 ;
-  wire \valid_out$59 ;
-  wire \valid_out$594 ;
-  wire \valid_out$604 ;
-  wire \valid_out$67 ;
-  wire \valid_out$82 ;
-  wire \valid_out$92 ;
+  wire [7:0] valid;
+  wire [7:0] \valid$15 ;
+  wire [7:0] \valid$21 ;
+  wire [7:0] valid_out;
+  wire [7:0] \valid_out$22 ;
   assign \$1  = ~ rst;
   assign \$2  = ~ i__payload[128];
   assign \$3  = since_last == 4'h8;
@@ -4046,7 +3518,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   assign \$11  = i__valid & i__ready;
   assign \$12  = i__valid & i__ready;
   assign \$13  = i__valid & i__ready;
-  assign \i$622  = \$13  & i__payload[128];
+  assign \i$35  = \$13  & i__payload[128];
   assign \$14  = i__valid & i__ready;
   assign \$15  = \$14  & i__payload[128];
   assign \$16  = since_last != 4'h8;
@@ -4054,33 +3526,33 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   assign \$18  = | row;
   assign \$19  = row - 1'h1;
   always @(posedge clk)
-    since_last <= \$20 ;
+    since_last <= \$23 ;
   always @(posedge clk)
-    o__valid <= \$21 ;
+    o__valid <= \$24 ;
   always @(posedge clk)
-    row <= \$22 ;
+    row <= \$25 ;
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array.a_skew  a_skew (
     .clk(clk),
     .i(i__payload[63:0]),
-    .o(o),
+    .o(a),
     .rst(rst)
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array.b_skew  b_skew (
     .clk(clk),
     .i(i__payload[127:64]),
-    .o(\o$14 ),
+    .o(\o$26 ),
     .rst(rst)
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array.deskew  deskew (
     .clk(clk),
-    .i(\i$611 ),
-    .o(\o$621 ),
+    .i(\i$29 ),
+    .o(\o$34 ),
     .rst(rst)
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array.done_delay  done_delay (
     .clk(clk),
-    .i(\i$622 ),
-    .lane0_d14(\o$625 ),
+    .i(\i$35 ),
+    .o(\o$38 ),
     .rst(rst)
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array.flag_skew  flag_skew (
@@ -4089,1214 +3561,89 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
     .o(\o$11 ),
     .rst(rst)
   );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_0  pe_0_0 (
-    .a(o[7:0]),
-    .a_out(\a$16 ),
-    .b(\o$14 [7:0]),
-    .b_out(\b$75 ),
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.group_0  group_0 (
+    .a(a),
+    .a_out(\a$13 ),
+    .b(b),
     .clk(clk),
-    .drain_out(\drain_in$77 ),
-    .last_out(\last$20 ),
-    .\port$1009$0 (\o$11 [1:0]),
+    .drain_out(drain_out),
+    .last(last),
+    .last_out(\last$17 ),
     .rst(rst),
-    .valid_out(\valid$18 )
+    .valid(valid),
+    .valid_out(\valid$15 )
   );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_1  pe_0_1 (
-    .a(\a$16 ),
-    .a_out(\a$24 ),
-    .b(\o$14 [15:8]),
-    .b_out(\b$85 ),
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.group_0  group_1 (
+    .a(\a$13 ),
+    .a_out(\a$19 ),
+    .b(\b$27 ),
     .clk(clk),
-    .drain_out(\drain_in$87 ),
-    .last(\last$20 ),
-    .last_out(\last$28 ),
+    .drain_out(\drain_out$31 ),
+    .last(\last$17 ),
+    .last_out(\last$23 ),
     .rst(rst),
-    .valid(\valid$18 ),
-    .valid_out(\valid$26 )
+    .valid(\valid$15 ),
+    .valid_out(\valid$21 )
   );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_2  pe_0_2 (
-    .a(\a$24 ),
-    .a_out(\a$32 ),
-    .b(\o$14 [23:16]),
-    .b_out(\b$95 ),
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.group_1  group_2 (
+    .a(\a$19 ),
+    .a_out(\$20 ),
+    .b(\b$28 ),
     .clk(clk),
-    .drain_out(\drain_in$97 ),
-    .last(\last$28 ),
-    .last_out(\last$36 ),
+    .drain_out(\drain_out$32 ),
+    .last(\last$23 ),
+    .last_out(\$22 ),
     .rst(rst),
-    .valid(\valid$26 ),
-    .valid_out(\valid$34 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_3  pe_0_3 (
-    .a(\a$32 ),
-    .a_out(\a$40 ),
-    .b(\o$14 [31:24]),
-    .b_out(\b$105 ),
-    .clk(clk),
-    .drain_out(\drain_in$107 ),
-    .last(\last$36 ),
-    .last_out(\last$44 ),
-    .rst(rst),
-    .valid(\valid$34 ),
-    .valid_out(\valid$42 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_4  pe_0_4 (
-    .a(\a$40 ),
-    .a_out(\a$48 ),
-    .b(\o$14 [39:32]),
-    .b_out(\b$115 ),
-    .clk(clk),
-    .drain_out(\drain_in$117 ),
-    .last(\last$44 ),
-    .last_out(\last$52 ),
-    .rst(rst),
-    .valid(\valid$42 ),
-    .valid_out(\valid$50 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_5  pe_0_5 (
-    .a(\a$48 ),
-    .a_out(\a$56 ),
-    .b(\o$14 [47:40]),
-    .b_out(\b$125 ),
-    .clk(clk),
-    .drain_out(\drain_in$127 ),
-    .last(\last$52 ),
-    .last_out(\last$60 ),
-    .rst(rst),
-    .valid(\valid$50 ),
-    .valid_out(\valid$58 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_6  pe_0_6 (
-    .a(\a$56 ),
-    .a_out(\a$64 ),
-    .b(\o$14 [55:48]),
-    .b_out(\b$135 ),
-    .clk(clk),
-    .drain_out(\drain_in$137 ),
-    .last(\last$60 ),
-    .last_out(\last$68 ),
-    .rst(rst),
-    .valid(\valid$58 ),
-    .valid_out(\valid$66 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_7  pe_0_7 (
-    .a(\a$64 ),
-    .b(\o$14 [63:56]),
-    .b_out(\b$145 ),
-    .clk(clk),
-    .drain_out(\drain_in$147 ),
-    .last(\last$68 ),
-    .rst(rst),
-    .valid(\valid$66 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_0  pe_1_0 (
-    .a(o[15:8]),
-    .a_out(\a$79 ),
-    .b(\b$75 ),
-    .b_out(\b$152 ),
-    .clk(clk),
-    .drain_in(\drain_in$77 ),
-    .drain_out(\drain_in$154 ),
-    .last_out(\last$83 ),
-    .\port$1009$2 (\o$11 [3:2]),
-    .rst(rst),
-    .valid_out(\valid$81 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_1  pe_1_1 (
-    .a(\a$79 ),
-    .a_out(\a$89 ),
-    .b(\b$85 ),
-    .b_out(\b$162 ),
-    .clk(clk),
-    .drain_in(\drain_in$87 ),
-    .drain_out(\drain_in$164 ),
-    .last(\last$83 ),
-    .last_out(\last$93 ),
-    .rst(rst),
-    .valid(\valid$81 ),
-    .valid_out(\valid$91 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_2  pe_1_2 (
-    .a(\a$89 ),
-    .a_out(\a$99 ),
-    .b(\b$95 ),
-    .b_out(\b$172 ),
-    .clk(clk),
-    .drain_in(\drain_in$97 ),
-    .drain_out(\drain_in$174 ),
-    .last(\last$93 ),
-    .last_out(\last$103 ),
-    .rst(rst),
-    .valid(\valid$91 ),
-    .valid_out(\valid$101 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_3  pe_1_3 (
-    .a(\a$99 ),
-    .a_out(\a$109 ),
-    .b(\b$105 ),
-    .b_out(\b$182 ),
-    .clk(clk),
-    .drain_in(\drain_in$107 ),
-    .drain_out(\drain_in$184 ),
-    .last(\last$103 ),
-    .last_out(\last$113 ),
-    .rst(rst),
-    .valid(\valid$101 ),
-    .valid_out(\valid$111 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_4  pe_1_4 (
-    .a(\a$109 ),
-    .a_out(\a$119 ),
-    .b(\b$115 ),
-    .b_out(\b$192 ),
-    .clk(clk),
-    .drain_in(\drain_in$117 ),
-    .drain_out(\drain_in$194 ),
-    .last(\last$113 ),
-    .last_out(\last$123 ),
-    .rst(rst),
-    .valid(\valid$111 ),
-    .valid_out(\valid$121 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_5  pe_1_5 (
-    .a(\a$119 ),
-    .a_out(\a$129 ),
-    .b(\b$125 ),
-    .b_out(\b$202 ),
-    .clk(clk),
-    .drain_in(\drain_in$127 ),
-    .drain_out(\drain_in$204 ),
-    .last(\last$123 ),
-    .last_out(\last$133 ),
-    .rst(rst),
-    .valid(\valid$121 ),
-    .valid_out(\valid$131 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_6  pe_1_6 (
-    .a(\a$129 ),
-    .a_out(\a$139 ),
-    .b(\b$135 ),
-    .b_out(\b$212 ),
-    .clk(clk),
-    .drain_in(\drain_in$137 ),
-    .drain_out(\drain_in$214 ),
-    .last(\last$133 ),
-    .last_out(\last$143 ),
-    .rst(rst),
-    .valid(\valid$131 ),
-    .valid_out(\valid$141 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_7  pe_1_7 (
-    .a(\a$139 ),
-    .b(\b$145 ),
-    .b_out(\b$222 ),
-    .clk(clk),
-    .drain_in(\drain_in$147 ),
-    .drain_out(\drain_in$224 ),
-    .last(\last$143 ),
-    .rst(rst),
-    .valid(\valid$141 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_0  pe_2_0 (
-    .a(o[23:16]),
-    .a_out(\a$156 ),
-    .b(\b$152 ),
-    .b_out(\b$229 ),
-    .clk(clk),
-    .drain_in(\drain_in$154 ),
-    .drain_out(\drain_in$231 ),
-    .last_out(\last$160 ),
-    .\port$1009$4 (\o$11 [5:4]),
-    .rst(rst),
-    .valid_out(\valid$158 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_1  pe_2_1 (
-    .a(\a$156 ),
-    .a_out(\a$166 ),
-    .b(\b$162 ),
-    .b_out(\b$239 ),
-    .clk(clk),
-    .drain_in(\drain_in$164 ),
-    .drain_out(\drain_in$241 ),
-    .last(\last$160 ),
-    .last_out(\last$170 ),
-    .rst(rst),
-    .valid(\valid$158 ),
-    .valid_out(\valid$168 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_2  pe_2_2 (
-    .a(\a$166 ),
-    .a_out(\a$176 ),
-    .b(\b$172 ),
-    .b_out(\b$249 ),
-    .clk(clk),
-    .drain_in(\drain_in$174 ),
-    .drain_out(\drain_in$251 ),
-    .last(\last$170 ),
-    .last_out(\last$180 ),
-    .rst(rst),
-    .valid(\valid$168 ),
-    .valid_out(\valid$178 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_3  pe_2_3 (
-    .a(\a$176 ),
-    .a_out(\a$186 ),
-    .b(\b$182 ),
-    .b_out(\b$259 ),
-    .clk(clk),
-    .drain_in(\drain_in$184 ),
-    .drain_out(\drain_in$261 ),
-    .last(\last$180 ),
-    .last_out(\last$190 ),
-    .rst(rst),
-    .valid(\valid$178 ),
-    .valid_out(\valid$188 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_4  pe_2_4 (
-    .a(\a$186 ),
-    .a_out(\a$196 ),
-    .b(\b$192 ),
-    .b_out(\b$269 ),
-    .clk(clk),
-    .drain_in(\drain_in$194 ),
-    .drain_out(\drain_in$271 ),
-    .last(\last$190 ),
-    .last_out(\last$200 ),
-    .rst(rst),
-    .valid(\valid$188 ),
-    .valid_out(\valid$198 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_5  pe_2_5 (
-    .a(\a$196 ),
-    .a_out(\a$206 ),
-    .b(\b$202 ),
-    .b_out(\b$279 ),
-    .clk(clk),
-    .drain_in(\drain_in$204 ),
-    .drain_out(\drain_in$281 ),
-    .last(\last$200 ),
-    .last_out(\last$210 ),
-    .rst(rst),
-    .valid(\valid$198 ),
-    .valid_out(\valid$208 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_6  pe_2_6 (
-    .a(\a$206 ),
-    .a_out(\a$216 ),
-    .b(\b$212 ),
-    .b_out(\b$289 ),
-    .clk(clk),
-    .drain_in(\drain_in$214 ),
-    .drain_out(\drain_in$291 ),
-    .last(\last$210 ),
-    .last_out(\last$220 ),
-    .rst(rst),
-    .valid(\valid$208 ),
-    .valid_out(\valid$218 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_7  pe_2_7 (
-    .a(\a$216 ),
-    .b(\b$222 ),
-    .b_out(\b$299 ),
-    .clk(clk),
-    .drain_in(\drain_in$224 ),
-    .drain_out(\drain_in$301 ),
-    .last(\last$220 ),
-    .rst(rst),
-    .valid(\valid$218 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_0  pe_3_0 (
-    .a(o[31:24]),
-    .a_out(\a$233 ),
-    .b(\b$229 ),
-    .b_out(\b$306 ),
-    .clk(clk),
-    .drain_in(\drain_in$231 ),
-    .drain_out(\drain_in$308 ),
-    .last_out(\last$237 ),
-    .\port$1009$6 (\o$11 [7:6]),
-    .rst(rst),
-    .valid_out(\valid$235 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_1  pe_3_1 (
-    .a(\a$233 ),
-    .a_out(\a$243 ),
-    .b(\b$239 ),
-    .b_out(\b$316 ),
-    .clk(clk),
-    .drain_in(\drain_in$241 ),
-    .drain_out(\drain_in$318 ),
-    .last(\last$237 ),
-    .last_out(\last$247 ),
-    .rst(rst),
-    .valid(\valid$235 ),
-    .valid_out(\valid$245 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_2  pe_3_2 (
-    .a(\a$243 ),
-    .a_out(\a$253 ),
-    .b(\b$249 ),
-    .b_out(\b$326 ),
-    .clk(clk),
-    .drain_in(\drain_in$251 ),
-    .drain_out(\drain_in$328 ),
-    .last(\last$247 ),
-    .last_out(\last$257 ),
-    .rst(rst),
-    .valid(\valid$245 ),
-    .valid_out(\valid$255 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_3  pe_3_3 (
-    .a(\a$253 ),
-    .a_out(\a$263 ),
-    .b(\b$259 ),
-    .b_out(\b$336 ),
-    .clk(clk),
-    .drain_in(\drain_in$261 ),
-    .drain_out(\drain_in$338 ),
-    .last(\last$257 ),
-    .last_out(\last$267 ),
-    .rst(rst),
-    .valid(\valid$255 ),
-    .valid_out(\valid$265 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_4  pe_3_4 (
-    .a(\a$263 ),
-    .a_out(\a$273 ),
-    .b(\b$269 ),
-    .b_out(\b$346 ),
-    .clk(clk),
-    .drain_in(\drain_in$271 ),
-    .drain_out(\drain_in$348 ),
-    .last(\last$267 ),
-    .last_out(\last$277 ),
-    .rst(rst),
-    .valid(\valid$265 ),
-    .valid_out(\valid$275 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_5  pe_3_5 (
-    .a(\a$273 ),
-    .a_out(\a$283 ),
-    .b(\b$279 ),
-    .b_out(\b$356 ),
-    .clk(clk),
-    .drain_in(\drain_in$281 ),
-    .drain_out(\drain_in$358 ),
-    .last(\last$277 ),
-    .last_out(\last$287 ),
-    .rst(rst),
-    .valid(\valid$275 ),
-    .valid_out(\valid$285 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_6  pe_3_6 (
-    .a(\a$283 ),
-    .a_out(\a$293 ),
-    .b(\b$289 ),
-    .b_out(\b$366 ),
-    .clk(clk),
-    .drain_in(\drain_in$291 ),
-    .drain_out(\drain_in$368 ),
-    .last(\last$287 ),
-    .last_out(\last$297 ),
-    .rst(rst),
-    .valid(\valid$285 ),
-    .valid_out(\valid$295 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_7  pe_3_7 (
-    .a(\a$293 ),
-    .b(\b$299 ),
-    .b_out(\b$376 ),
-    .clk(clk),
-    .drain_in(\drain_in$301 ),
-    .drain_out(\drain_in$378 ),
-    .last(\last$297 ),
-    .rst(rst),
-    .valid(\valid$295 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_0  pe_4_0 (
-    .a(o[39:32]),
-    .a_out(\a$310 ),
-    .b(\b$306 ),
-    .b_out(\b$383 ),
-    .clk(clk),
-    .drain_in(\drain_in$308 ),
-    .drain_out(\drain_in$385 ),
-    .last_out(\last$314 ),
-    .\port$1009$8 (\o$11 [9:8]),
-    .rst(rst),
-    .valid_out(\valid$312 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_1  pe_4_1 (
-    .a(\a$310 ),
-    .a_out(\a$320 ),
-    .b(\b$316 ),
-    .b_out(\b$393 ),
-    .clk(clk),
-    .drain_in(\drain_in$318 ),
-    .drain_out(\drain_in$395 ),
-    .last(\last$314 ),
-    .last_out(\last$324 ),
-    .rst(rst),
-    .valid(\valid$312 ),
-    .valid_out(\valid$322 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_2  pe_4_2 (
-    .a(\a$320 ),
-    .a_out(\a$330 ),
-    .b(\b$326 ),
-    .b_out(\b$403 ),
-    .clk(clk),
-    .drain_in(\drain_in$328 ),
-    .drain_out(\drain_in$405 ),
-    .last(\last$324 ),
-    .last_out(\last$334 ),
-    .rst(rst),
-    .valid(\valid$322 ),
-    .valid_out(\valid$332 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_3  pe_4_3 (
-    .a(\a$330 ),
-    .a_out(\a$340 ),
-    .b(\b$336 ),
-    .b_out(\b$413 ),
-    .clk(clk),
-    .drain_in(\drain_in$338 ),
-    .drain_out(\drain_in$415 ),
-    .last(\last$334 ),
-    .last_out(\last$344 ),
-    .rst(rst),
-    .valid(\valid$332 ),
-    .valid_out(\valid$342 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_4  pe_4_4 (
-    .a(\a$340 ),
-    .a_out(\a$350 ),
-    .b(\b$346 ),
-    .b_out(\b$423 ),
-    .clk(clk),
-    .drain_in(\drain_in$348 ),
-    .drain_out(\drain_in$425 ),
-    .last(\last$344 ),
-    .last_out(\last$354 ),
-    .rst(rst),
-    .valid(\valid$342 ),
-    .valid_out(\valid$352 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_5  pe_4_5 (
-    .a(\a$350 ),
-    .a_out(\a$360 ),
-    .b(\b$356 ),
-    .b_out(\b$433 ),
-    .clk(clk),
-    .drain_in(\drain_in$358 ),
-    .drain_out(\drain_in$435 ),
-    .last(\last$354 ),
-    .last_out(\last$364 ),
-    .rst(rst),
-    .valid(\valid$352 ),
-    .valid_out(\valid$362 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_6  pe_4_6 (
-    .a(\a$360 ),
-    .a_out(\a$370 ),
-    .b(\b$366 ),
-    .b_out(\b$443 ),
-    .clk(clk),
-    .drain_in(\drain_in$368 ),
-    .drain_out(\drain_in$445 ),
-    .last(\last$364 ),
-    .last_out(\last$374 ),
-    .rst(rst),
-    .valid(\valid$362 ),
-    .valid_out(\valid$372 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_7  pe_4_7 (
-    .a(\a$370 ),
-    .b(\b$376 ),
-    .b_out(\b$453 ),
-    .clk(clk),
-    .drain_in(\drain_in$378 ),
-    .drain_out(\drain_in$455 ),
-    .last(\last$374 ),
-    .rst(rst),
-    .valid(\valid$372 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_0  pe_5_0 (
-    .a(o[47:40]),
-    .a_out(\a$387 ),
-    .b(\b$383 ),
-    .b_out(\b$460 ),
-    .clk(clk),
-    .drain_in(\drain_in$385 ),
-    .drain_out(\drain_in$462 ),
-    .last_out(\last$391 ),
-    .\port$1009$10 (\o$11 [11:10]),
-    .rst(rst),
-    .valid_out(\valid$389 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_1  pe_5_1 (
-    .a(\a$387 ),
-    .a_out(\a$397 ),
-    .b(\b$393 ),
-    .b_out(\b$470 ),
-    .clk(clk),
-    .drain_in(\drain_in$395 ),
-    .drain_out(\drain_in$472 ),
-    .last(\last$391 ),
-    .last_out(\last$401 ),
-    .rst(rst),
-    .valid(\valid$389 ),
-    .valid_out(\valid$399 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_2  pe_5_2 (
-    .a(\a$397 ),
-    .a_out(\a$407 ),
-    .b(\b$403 ),
-    .b_out(\b$480 ),
-    .clk(clk),
-    .drain_in(\drain_in$405 ),
-    .drain_out(\drain_in$482 ),
-    .last(\last$401 ),
-    .last_out(\last$411 ),
-    .rst(rst),
-    .valid(\valid$399 ),
-    .valid_out(\valid$409 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_3  pe_5_3 (
-    .a(\a$407 ),
-    .a_out(\a$417 ),
-    .b(\b$413 ),
-    .b_out(\b$490 ),
-    .clk(clk),
-    .drain_in(\drain_in$415 ),
-    .drain_out(\drain_in$492 ),
-    .last(\last$411 ),
-    .last_out(\last$421 ),
-    .rst(rst),
-    .valid(\valid$409 ),
-    .valid_out(\valid$419 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_4  pe_5_4 (
-    .a(\a$417 ),
-    .a_out(\a$427 ),
-    .b(\b$423 ),
-    .b_out(\b$500 ),
-    .clk(clk),
-    .drain_in(\drain_in$425 ),
-    .drain_out(\drain_in$502 ),
-    .last(\last$421 ),
-    .last_out(\last$431 ),
-    .rst(rst),
-    .valid(\valid$419 ),
-    .valid_out(\valid$429 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_5  pe_5_5 (
-    .a(\a$427 ),
-    .a_out(\a$437 ),
-    .b(\b$433 ),
-    .b_out(\b$510 ),
-    .clk(clk),
-    .drain_in(\drain_in$435 ),
-    .drain_out(\drain_in$512 ),
-    .last(\last$431 ),
-    .last_out(\last$441 ),
-    .rst(rst),
-    .valid(\valid$429 ),
-    .valid_out(\valid$439 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_6  pe_5_6 (
-    .a(\a$437 ),
-    .a_out(\a$447 ),
-    .b(\b$443 ),
-    .b_out(\b$520 ),
-    .clk(clk),
-    .drain_in(\drain_in$445 ),
-    .drain_out(\drain_in$522 ),
-    .last(\last$441 ),
-    .last_out(\last$451 ),
-    .rst(rst),
-    .valid(\valid$439 ),
-    .valid_out(\valid$449 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_7  pe_5_7 (
-    .a(\a$447 ),
-    .b(\b$453 ),
-    .b_out(\b$530 ),
-    .clk(clk),
-    .drain_in(\drain_in$455 ),
-    .drain_out(\drain_in$532 ),
-    .last(\last$451 ),
-    .rst(rst),
-    .valid(\valid$449 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_0  pe_6_0 (
-    .a(o[55:48]),
-    .a_out(\a$464 ),
-    .b(\b$460 ),
-    .b_out(\b$537 ),
-    .clk(clk),
-    .drain_in(\drain_in$462 ),
-    .drain_out(\drain_in$539 ),
-    .last_out(\last$468 ),
-    .\port$1009$12 (\o$11 [13:12]),
-    .rst(rst),
-    .valid_out(\valid$466 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_1  pe_6_1 (
-    .a(\a$464 ),
-    .a_out(\a$474 ),
-    .b(\b$470 ),
-    .b_out(\b$547 ),
-    .clk(clk),
-    .drain_in(\drain_in$472 ),
-    .drain_out(\drain_in$549 ),
-    .last(\last$468 ),
-    .last_out(\last$478 ),
-    .rst(rst),
-    .valid(\valid$466 ),
-    .valid_out(\valid$476 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_2  pe_6_2 (
-    .a(\a$474 ),
-    .a_out(\a$484 ),
-    .b(\b$480 ),
-    .b_out(\b$557 ),
-    .clk(clk),
-    .drain_in(\drain_in$482 ),
-    .drain_out(\drain_in$559 ),
-    .last(\last$478 ),
-    .last_out(\last$488 ),
-    .rst(rst),
-    .valid(\valid$476 ),
-    .valid_out(\valid$486 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_3  pe_6_3 (
-    .a(\a$484 ),
-    .a_out(\a$494 ),
-    .b(\b$490 ),
-    .b_out(\b$567 ),
-    .clk(clk),
-    .drain_in(\drain_in$492 ),
-    .drain_out(\drain_in$569 ),
-    .last(\last$488 ),
-    .last_out(\last$498 ),
-    .rst(rst),
-    .valid(\valid$486 ),
-    .valid_out(\valid$496 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_4  pe_6_4 (
-    .a(\a$494 ),
-    .a_out(\a$504 ),
-    .b(\b$500 ),
-    .b_out(\b$577 ),
-    .clk(clk),
-    .drain_in(\drain_in$502 ),
-    .drain_out(\drain_in$579 ),
-    .last(\last$498 ),
-    .last_out(\last$508 ),
-    .rst(rst),
-    .valid(\valid$496 ),
-    .valid_out(\valid$506 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_5  pe_6_5 (
-    .a(\a$504 ),
-    .a_out(\a$514 ),
-    .b(\b$510 ),
-    .b_out(\b$587 ),
-    .clk(clk),
-    .drain_in(\drain_in$512 ),
-    .drain_out(\drain_in$589 ),
-    .last(\last$508 ),
-    .last_out(\last$518 ),
-    .rst(rst),
-    .valid(\valid$506 ),
-    .valid_out(\valid$516 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_6  pe_6_6 (
-    .a(\a$514 ),
-    .a_out(\a$524 ),
-    .b(\b$520 ),
-    .b_out(\b$597 ),
-    .clk(clk),
-    .drain_in(\drain_in$522 ),
-    .drain_out(\drain_in$599 ),
-    .last(\last$518 ),
-    .last_out(\last$528 ),
-    .rst(rst),
-    .valid(\valid$516 ),
-    .valid_out(\valid$526 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_7  pe_6_7 (
-    .a(\a$524 ),
-    .b(\b$530 ),
-    .b_out(\b$607 ),
-    .clk(clk),
-    .drain_in(\drain_in$532 ),
-    .drain_out(\drain_in$609 ),
-    .last(\last$528 ),
-    .rst(rst),
-    .valid(\valid$526 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_0  pe_7_0 (
-    .a(o[63:56]),
-    .a_out(\a$541 ),
-    .b(\b$537 ),
-    .clk(clk),
-    .drain_in(\drain_in$539 ),
-    .drain_out(\drain_out$612 ),
-    .last_out(\last$545 ),
-    .\port$1009$14 (\o$11 [15:14]),
-    .rst(rst),
-    .valid_out(\valid$543 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_1  pe_7_1 (
-    .a(\a$541 ),
-    .a_out(\a$551 ),
-    .b(\b$547 ),
-    .clk(clk),
-    .drain_in(\drain_in$549 ),
-    .drain_out(\drain_out$613 ),
-    .last(\last$545 ),
-    .last_out(\last$555 ),
-    .rst(rst),
-    .valid(\valid$543 ),
-    .valid_out(\valid$553 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_2  pe_7_2 (
-    .a(\a$551 ),
-    .a_out(\a$561 ),
-    .b(\b$557 ),
-    .clk(clk),
-    .drain_in(\drain_in$559 ),
-    .drain_out(\drain_out$614 ),
-    .last(\last$555 ),
-    .last_out(\last$565 ),
-    .rst(rst),
-    .valid(\valid$553 ),
-    .valid_out(\valid$563 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_3  pe_7_3 (
-    .a(\a$561 ),
-    .a_out(\a$571 ),
-    .b(\b$567 ),
-    .clk(clk),
-    .drain_in(\drain_in$569 ),
-    .drain_out(\drain_out$615 ),
-    .last(\last$565 ),
-    .last_out(\last$575 ),
-    .rst(rst),
-    .valid(\valid$563 ),
-    .valid_out(\valid$573 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_4  pe_7_4 (
-    .a(\a$571 ),
-    .a_out(\a$581 ),
-    .b(\b$577 ),
-    .clk(clk),
-    .drain_in(\drain_in$579 ),
-    .drain_out(\drain_out$616 ),
-    .last(\last$575 ),
-    .last_out(\last$585 ),
-    .rst(rst),
-    .valid(\valid$573 ),
-    .valid_out(\valid$583 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_5  pe_7_5 (
-    .a(\a$581 ),
-    .a_out(\a$591 ),
-    .b(\b$587 ),
-    .clk(clk),
-    .drain_in(\drain_in$589 ),
-    .drain_out(\drain_out$617 ),
-    .last(\last$585 ),
-    .last_out(\last$595 ),
-    .rst(rst),
-    .valid(\valid$583 ),
-    .valid_out(\valid$593 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_6  pe_7_6 (
-    .a(\a$591 ),
-    .a_out(\a$601 ),
-    .b(\b$597 ),
-    .clk(clk),
-    .drain_in(\drain_in$599 ),
-    .drain_out(\drain_out$618 ),
-    .last(\last$595 ),
-    .last_out(\last$605 ),
-    .rst(rst),
-    .valid(\valid$593 ),
-    .valid_out(\valid$603 )
-  );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_7  pe_7_7 (
-    .a(\a$601 ),
-    .b(\b$607 ),
-    .clk(clk),
-    .drain_in(\drain_in$609 ),
-    .drain_out(\drain_out$619 ),
-    .last(\last$605 ),
-    .rst(rst),
-    .valid(\valid$603 )
+    .valid(\valid$21 ),
+    .valid_out(\$21 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$20  = since_last;
+    \$23  = since_last;
     if (\$15 ) begin
-      \$20  = 4'h1;
+      \$23  = 4'h1;
     end else if (\$16 ) begin
-      \$20  = \$17 [3:0];
+      \$23  = \$17 [3:0];
     end
     if (rst) begin
-      \$20  = 4'h8;
+      \$23  = 4'h8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$21  = o__valid;
+    \$24  = o__valid;
     (* full_case = 32'd1 *)
-    if (\o$625 ) begin
-      \$21  = 1'h1;
+    if (\o$38 ) begin
+      \$24  = 1'h1;
     end else if (\$18 ) begin
     end else begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$22  = row;
-    if (\o$625 ) begin
-      \$22  = 3'h7;
+    \$25  = row;
+    if (\o$38 ) begin
+      \$25  = 3'h7;
     end else if (\$18 ) begin
-      \$22  = \$19 [2:0];
+      \$25  = \$19 [2:0];
     end
     if (rst) begin
-      \$22  = 3'h0;
+      \$25  = 3'h0;
     end
   end
   assign i = i__payload[63:0];
   assign \i$5  = i__payload[127:64];
-  assign a = o[7:0];
-  assign valid = \o$11 [0];
-  assign last = \o$11 [1];
-  assign b = \o$14 [7:0];
-  assign drain_in = 32'd0;
-  assign a_out = \a$16 ;
-  assign valid_out = \valid$18 ;
-  assign last_out = \last$20 ;
-  assign \b$22  = \o$14 [15:8];
-  assign \drain_in$23  = 32'd0;
-  assign \a_out$25  = \a$24 ;
-  assign \valid_out$27  = \valid$26 ;
-  assign \last_out$29  = \last$28 ;
-  assign \b$30  = \o$14 [23:16];
-  assign \drain_in$31  = 32'd0;
-  assign \a_out$33  = \a$32 ;
-  assign \valid_out$35  = \valid$34 ;
-  assign \last_out$37  = \last$36 ;
-  assign \b$38  = \o$14 [31:24];
-  assign \drain_in$39  = 32'd0;
-  assign \a_out$41  = \a$40 ;
-  assign \valid_out$43  = \valid$42 ;
-  assign \last_out$45  = \last$44 ;
-  assign \b$46  = \o$14 [39:32];
-  assign \drain_in$47  = 32'd0;
-  assign \a_out$49  = \a$48 ;
-  assign \valid_out$51  = \valid$50 ;
-  assign \last_out$53  = \last$52 ;
-  assign \b$54  = \o$14 [47:40];
-  assign \drain_in$55  = 32'd0;
-  assign \a_out$57  = \a$56 ;
-  assign \valid_out$59  = \valid$58 ;
-  assign \last_out$61  = \last$60 ;
-  assign \b$62  = \o$14 [55:48];
-  assign \drain_in$63  = 32'd0;
-  assign \a_out$65  = \a$64 ;
-  assign \valid_out$67  = \valid$66 ;
-  assign \last_out$69  = \last$68 ;
-  assign \b$70  = \o$14 [63:56];
-  assign \drain_in$71  = 32'd0;
-  assign \a$72  = o[15:8];
-  assign \valid$73  = \o$11 [2];
-  assign \last$74  = \o$11 [3];
-  assign b_out = \b$75 ;
-  assign drain_out = \drain_in$77 ;
-  assign \a_out$80  = \a$79 ;
-  assign \valid_out$82  = \valid$81 ;
-  assign \last_out$84  = \last$83 ;
-  assign \b_out$86  = \b$85 ;
-  assign \drain_out$88  = \drain_in$87 ;
-  assign \a_out$90  = \a$89 ;
-  assign \valid_out$92  = \valid$91 ;
-  assign \last_out$94  = \last$93 ;
-  assign \b_out$96  = \b$95 ;
-  assign \drain_out$98  = \drain_in$97 ;
-  assign \a_out$100  = \a$99 ;
-  assign \valid_out$102  = \valid$101 ;
-  assign \last_out$104  = \last$103 ;
-  assign \b_out$106  = \b$105 ;
-  assign \drain_out$108  = \drain_in$107 ;
-  assign \a_out$110  = \a$109 ;
-  assign \valid_out$112  = \valid$111 ;
-  assign \last_out$114  = \last$113 ;
-  assign \b_out$116  = \b$115 ;
-  assign \drain_out$118  = \drain_in$117 ;
-  assign \a_out$120  = \a$119 ;
-  assign \valid_out$122  = \valid$121 ;
-  assign \last_out$124  = \last$123 ;
-  assign \b_out$126  = \b$125 ;
-  assign \drain_out$128  = \drain_in$127 ;
-  assign \a_out$130  = \a$129 ;
-  assign \valid_out$132  = \valid$131 ;
-  assign \last_out$134  = \last$133 ;
-  assign \b_out$136  = \b$135 ;
-  assign \drain_out$138  = \drain_in$137 ;
-  assign \a_out$140  = \a$139 ;
-  assign \valid_out$142  = \valid$141 ;
-  assign \last_out$144  = \last$143 ;
-  assign \b_out$146  = \b$145 ;
-  assign \drain_out$148  = \drain_in$147 ;
-  assign \a$149  = o[23:16];
-  assign \valid$150  = \o$11 [4];
-  assign \last$151  = \o$11 [5];
-  assign \b_out$153  = \b$152 ;
-  assign \drain_out$155  = \drain_in$154 ;
-  assign \a_out$157  = \a$156 ;
-  assign \valid_out$159  = \valid$158 ;
-  assign \last_out$161  = \last$160 ;
-  assign \b_out$163  = \b$162 ;
-  assign \drain_out$165  = \drain_in$164 ;
-  assign \a_out$167  = \a$166 ;
-  assign \valid_out$169  = \valid$168 ;
-  assign \last_out$171  = \last$170 ;
-  assign \b_out$173  = \b$172 ;
-  assign \drain_out$175  = \drain_in$174 ;
-  assign \a_out$177  = \a$176 ;
-  assign \valid_out$179  = \valid$178 ;
-  assign \last_out$181  = \last$180 ;
-  assign \b_out$183  = \b$182 ;
-  assign \drain_out$185  = \drain_in$184 ;
-  assign \a_out$187  = \a$186 ;
-  assign \valid_out$189  = \valid$188 ;
-  assign \last_out$191  = \last$190 ;
-  assign \b_out$193  = \b$192 ;
-  assign \drain_out$195  = \drain_in$194 ;
-  assign \a_out$197  = \a$196 ;
-  assign \valid_out$199  = \valid$198 ;
-  assign \last_out$201  = \last$200 ;
-  assign \b_out$203  = \b$202 ;
-  assign \drain_out$205  = \drain_in$204 ;
-  assign \a_out$207  = \a$206 ;
-  assign \valid_out$209  = \valid$208 ;
-  assign \last_out$211  = \last$210 ;
-  assign \b_out$213  = \b$212 ;
-  assign \drain_out$215  = \drain_in$214 ;
-  assign \a_out$217  = \a$216 ;
-  assign \valid_out$219  = \valid$218 ;
-  assign \last_out$221  = \last$220 ;
-  assign \b_out$223  = \b$222 ;
-  assign \drain_out$225  = \drain_in$224 ;
-  assign \a$226  = o[31:24];
-  assign \valid$227  = \o$11 [6];
-  assign \last$228  = \o$11 [7];
-  assign \b_out$230  = \b$229 ;
-  assign \drain_out$232  = \drain_in$231 ;
-  assign \a_out$234  = \a$233 ;
-  assign \valid_out$236  = \valid$235 ;
-  assign \last_out$238  = \last$237 ;
-  assign \b_out$240  = \b$239 ;
-  assign \drain_out$242  = \drain_in$241 ;
-  assign \a_out$244  = \a$243 ;
-  assign \valid_out$246  = \valid$245 ;
-  assign \last_out$248  = \last$247 ;
-  assign \b_out$250  = \b$249 ;
-  assign \drain_out$252  = \drain_in$251 ;
-  assign \a_out$254  = \a$253 ;
-  assign \valid_out$256  = \valid$255 ;
-  assign \last_out$258  = \last$257 ;
-  assign \b_out$260  = \b$259 ;
-  assign \drain_out$262  = \drain_in$261 ;
-  assign \a_out$264  = \a$263 ;
-  assign \valid_out$266  = \valid$265 ;
-  assign \last_out$268  = \last$267 ;
-  assign \b_out$270  = \b$269 ;
-  assign \drain_out$272  = \drain_in$271 ;
-  assign \a_out$274  = \a$273 ;
-  assign \valid_out$276  = \valid$275 ;
-  assign \last_out$278  = \last$277 ;
-  assign \b_out$280  = \b$279 ;
-  assign \drain_out$282  = \drain_in$281 ;
-  assign \a_out$284  = \a$283 ;
-  assign \valid_out$286  = \valid$285 ;
-  assign \last_out$288  = \last$287 ;
-  assign \b_out$290  = \b$289 ;
-  assign \drain_out$292  = \drain_in$291 ;
-  assign \a_out$294  = \a$293 ;
-  assign \valid_out$296  = \valid$295 ;
-  assign \last_out$298  = \last$297 ;
-  assign \b_out$300  = \b$299 ;
-  assign \drain_out$302  = \drain_in$301 ;
-  assign \a$303  = o[39:32];
-  assign \valid$304  = \o$11 [8];
-  assign \last$305  = \o$11 [9];
-  assign \b_out$307  = \b$306 ;
-  assign \drain_out$309  = \drain_in$308 ;
-  assign \a_out$311  = \a$310 ;
-  assign \valid_out$313  = \valid$312 ;
-  assign \last_out$315  = \last$314 ;
-  assign \b_out$317  = \b$316 ;
-  assign \drain_out$319  = \drain_in$318 ;
-  assign \a_out$321  = \a$320 ;
-  assign \valid_out$323  = \valid$322 ;
-  assign \last_out$325  = \last$324 ;
-  assign \b_out$327  = \b$326 ;
-  assign \drain_out$329  = \drain_in$328 ;
-  assign \a_out$331  = \a$330 ;
-  assign \valid_out$333  = \valid$332 ;
-  assign \last_out$335  = \last$334 ;
-  assign \b_out$337  = \b$336 ;
-  assign \drain_out$339  = \drain_in$338 ;
-  assign \a_out$341  = \a$340 ;
-  assign \valid_out$343  = \valid$342 ;
-  assign \last_out$345  = \last$344 ;
-  assign \b_out$347  = \b$346 ;
-  assign \drain_out$349  = \drain_in$348 ;
-  assign \a_out$351  = \a$350 ;
-  assign \valid_out$353  = \valid$352 ;
-  assign \last_out$355  = \last$354 ;
-  assign \b_out$357  = \b$356 ;
-  assign \drain_out$359  = \drain_in$358 ;
-  assign \a_out$361  = \a$360 ;
-  assign \valid_out$363  = \valid$362 ;
-  assign \last_out$365  = \last$364 ;
-  assign \b_out$367  = \b$366 ;
-  assign \drain_out$369  = \drain_in$368 ;
-  assign \a_out$371  = \a$370 ;
-  assign \valid_out$373  = \valid$372 ;
-  assign \last_out$375  = \last$374 ;
-  assign \b_out$377  = \b$376 ;
-  assign \drain_out$379  = \drain_in$378 ;
-  assign \a$380  = o[47:40];
-  assign \valid$381  = \o$11 [10];
-  assign \last$382  = \o$11 [11];
-  assign \b_out$384  = \b$383 ;
-  assign \drain_out$386  = \drain_in$385 ;
-  assign \a_out$388  = \a$387 ;
-  assign \valid_out$390  = \valid$389 ;
-  assign \last_out$392  = \last$391 ;
-  assign \b_out$394  = \b$393 ;
-  assign \drain_out$396  = \drain_in$395 ;
-  assign \a_out$398  = \a$397 ;
-  assign \valid_out$400  = \valid$399 ;
-  assign \last_out$402  = \last$401 ;
-  assign \b_out$404  = \b$403 ;
-  assign \drain_out$406  = \drain_in$405 ;
-  assign \a_out$408  = \a$407 ;
-  assign \valid_out$410  = \valid$409 ;
-  assign \last_out$412  = \last$411 ;
-  assign \b_out$414  = \b$413 ;
-  assign \drain_out$416  = \drain_in$415 ;
-  assign \a_out$418  = \a$417 ;
-  assign \valid_out$420  = \valid$419 ;
-  assign \last_out$422  = \last$421 ;
-  assign \b_out$424  = \b$423 ;
-  assign \drain_out$426  = \drain_in$425 ;
-  assign \a_out$428  = \a$427 ;
-  assign \valid_out$430  = \valid$429 ;
-  assign \last_out$432  = \last$431 ;
-  assign \b_out$434  = \b$433 ;
-  assign \drain_out$436  = \drain_in$435 ;
-  assign \a_out$438  = \a$437 ;
-  assign \valid_out$440  = \valid$439 ;
-  assign \last_out$442  = \last$441 ;
-  assign \b_out$444  = \b$443 ;
-  assign \drain_out$446  = \drain_in$445 ;
-  assign \a_out$448  = \a$447 ;
-  assign \valid_out$450  = \valid$449 ;
-  assign \last_out$452  = \last$451 ;
-  assign \b_out$454  = \b$453 ;
-  assign \drain_out$456  = \drain_in$455 ;
-  assign \a$457  = o[55:48];
-  assign \valid$458  = \o$11 [12];
-  assign \last$459  = \o$11 [13];
-  assign \b_out$461  = \b$460 ;
-  assign \drain_out$463  = \drain_in$462 ;
-  assign \a_out$465  = \a$464 ;
-  assign \valid_out$467  = \valid$466 ;
-  assign \last_out$469  = \last$468 ;
-  assign \b_out$471  = \b$470 ;
-  assign \drain_out$473  = \drain_in$472 ;
-  assign \a_out$475  = \a$474 ;
-  assign \valid_out$477  = \valid$476 ;
-  assign \last_out$479  = \last$478 ;
-  assign \b_out$481  = \b$480 ;
-  assign \drain_out$483  = \drain_in$482 ;
-  assign \a_out$485  = \a$484 ;
-  assign \valid_out$487  = \valid$486 ;
-  assign \last_out$489  = \last$488 ;
-  assign \b_out$491  = \b$490 ;
-  assign \drain_out$493  = \drain_in$492 ;
-  assign \a_out$495  = \a$494 ;
-  assign \valid_out$497  = \valid$496 ;
-  assign \last_out$499  = \last$498 ;
-  assign \b_out$501  = \b$500 ;
-  assign \drain_out$503  = \drain_in$502 ;
-  assign \a_out$505  = \a$504 ;
-  assign \valid_out$507  = \valid$506 ;
-  assign \last_out$509  = \last$508 ;
-  assign \b_out$511  = \b$510 ;
-  assign \drain_out$513  = \drain_in$512 ;
-  assign \a_out$515  = \a$514 ;
-  assign \valid_out$517  = \valid$516 ;
-  assign \last_out$519  = \last$518 ;
-  assign \b_out$521  = \b$520 ;
-  assign \drain_out$523  = \drain_in$522 ;
-  assign \a_out$525  = \a$524 ;
-  assign \valid_out$527  = \valid$526 ;
-  assign \last_out$529  = \last$528 ;
-  assign \b_out$531  = \b$530 ;
-  assign \drain_out$533  = \drain_in$532 ;
-  assign \a$534  = o[63:56];
-  assign \valid$535  = \o$11 [14];
-  assign \last$536  = \o$11 [15];
-  assign \b_out$538  = \b$537 ;
-  assign \drain_out$540  = \drain_in$539 ;
-  assign \a_out$542  = \a$541 ;
-  assign \valid_out$544  = \valid$543 ;
-  assign \last_out$546  = \last$545 ;
-  assign \b_out$548  = \b$547 ;
-  assign \drain_out$550  = \drain_in$549 ;
-  assign \a_out$552  = \a$551 ;
-  assign \valid_out$554  = \valid$553 ;
-  assign \last_out$556  = \last$555 ;
-  assign \b_out$558  = \b$557 ;
-  assign \drain_out$560  = \drain_in$559 ;
-  assign \a_out$562  = \a$561 ;
-  assign \valid_out$564  = \valid$563 ;
-  assign \last_out$566  = \last$565 ;
-  assign \b_out$568  = \b$567 ;
-  assign \drain_out$570  = \drain_in$569 ;
-  assign \a_out$572  = \a$571 ;
-  assign \valid_out$574  = \valid$573 ;
-  assign \last_out$576  = \last$575 ;
-  assign \b_out$578  = \b$577 ;
-  assign \drain_out$580  = \drain_in$579 ;
-  assign \a_out$582  = \a$581 ;
-  assign \valid_out$584  = \valid$583 ;
-  assign \last_out$586  = \last$585 ;
-  assign \b_out$588  = \b$587 ;
-  assign \drain_out$590  = \drain_in$589 ;
-  assign \a_out$592  = \a$591 ;
-  assign \valid_out$594  = \valid$593 ;
-  assign \last_out$596  = \last$595 ;
-  assign \b_out$598  = \b$597 ;
-  assign \drain_out$600  = \drain_in$599 ;
-  assign \a_out$602  = \a$601 ;
-  assign \valid_out$604  = \valid$603 ;
-  assign \last_out$606  = \last$605 ;
-  assign \b_out$608  = \b$607 ;
-  assign \drain_out$610  = \drain_in$609 ;
+  assign o = a;
+  assign a_out = \a$13 ;
+  assign valid_out = \valid$15 ;
+  assign last_out = \last$17 ;
+  assign \a_out$20  = \a$19 ;
+  assign \valid_out$22  = \valid$21 ;
+  assign \last_out$24  = \last$23 ;
   assign \i__payload.a  = i__payload[63:0];
   assign \i__payload.a[0]  = i__payload[7:0];
   assign \i__payload.a[1]  = i__payload[15:8];
@@ -5356,14 +3703,22 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   assign \i$6[7]  = \i$6 [15:14];
   assign \i$6[7].valid  = \i$6 [14];
   assign \i$6[7].last  = \i$6 [15];
-  assign \o[0]  = o[7:0];
-  assign \o[1]  = o[15:8];
-  assign \o[2]  = o[23:16];
-  assign \o[3]  = o[31:24];
-  assign \o[4]  = o[39:32];
-  assign \o[5]  = o[47:40];
-  assign \o[6]  = o[55:48];
-  assign \o[7]  = o[63:56];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \o[0]  = a[7:0];
+  assign \o[1]  = a[15:8];
+  assign \o[2]  = a[23:16];
+  assign \o[3]  = a[31:24];
+  assign \o[4]  = a[39:32];
+  assign \o[5]  = a[47:40];
+  assign \o[6]  = a[55:48];
+  assign \o[7]  = a[63:56];
   assign \o$11[0]  = \o$11 [1:0];
   assign \o$11[0].valid  = \o$11 [0];
   assign \o$11[0].last  = \o$11 [1];
@@ -5388,22 +3743,70 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   assign \o$11[7]  = \o$11 [15:14];
   assign \o$11[7].valid  = \o$11 [14];
   assign \o$11[7].last  = \o$11 [15];
-  assign \o$14[0]  = \o$14 [7:0];
-  assign \o$14[1]  = \o$14 [15:8];
-  assign \o$14[2]  = \o$14 [23:16];
-  assign \o$14[3]  = \o$14 [31:24];
-  assign \o$14[4]  = \o$14 [39:32];
-  assign \o$14[5]  = \o$14 [47:40];
-  assign \o$14[6]  = \o$14 [55:48];
-  assign \o$14[7]  = \o$14 [63:56];
-  assign \i$611[0]  = \i$611 [31:0];
-  assign \i$611[1]  = \i$611 [63:32];
-  assign \i$611[2]  = \i$611 [95:64];
-  assign \i$611[3]  = \i$611 [127:96];
-  assign \i$611[4]  = \i$611 [159:128];
-  assign \i$611[5]  = \i$611 [191:160];
-  assign \i$611[6]  = \i$611 [223:192];
-  assign \i$611[7]  = \i$611 [255:224];
+  assign \a$13[0]  = \a$13 [7:0];
+  assign \a$13[1]  = \a$13 [15:8];
+  assign \a$13[2]  = \a$13 [23:16];
+  assign \a$13[3]  = \a$13 [31:24];
+  assign \a$13[4]  = \a$13 [39:32];
+  assign \a$13[5]  = \a$13 [47:40];
+  assign \a$13[6]  = \a$13 [55:48];
+  assign \a$13[7]  = \a$13 [63:56];
+  assign \a_out[0]  = \a$13 [7:0];
+  assign \a_out[1]  = \a$13 [15:8];
+  assign \a_out[2]  = \a$13 [23:16];
+  assign \a_out[3]  = \a$13 [31:24];
+  assign \a_out[4]  = \a$13 [39:32];
+  assign \a_out[5]  = \a$13 [47:40];
+  assign \a_out[6]  = \a$13 [55:48];
+  assign \a_out[7]  = \a$13 [63:56];
+  assign \a$19[0]  = \a$19 [7:0];
+  assign \a$19[1]  = \a$19 [15:8];
+  assign \a$19[2]  = \a$19 [23:16];
+  assign \a$19[3]  = \a$19 [31:24];
+  assign \a$19[4]  = \a$19 [39:32];
+  assign \a$19[5]  = \a$19 [47:40];
+  assign \a$19[6]  = \a$19 [55:48];
+  assign \a$19[7]  = \a$19 [63:56];
+  assign \a_out$20[0]  = \a$19 [7:0];
+  assign \a_out$20[1]  = \a$19 [15:8];
+  assign \a_out$20[2]  = \a$19 [23:16];
+  assign \a_out$20[3]  = \a$19 [31:24];
+  assign \a_out$20[4]  = \a$19 [39:32];
+  assign \a_out$20[5]  = \a$19 [47:40];
+  assign \a_out$20[6]  = \a$19 [55:48];
+  assign \a_out$20[7]  = \a$19 [63:56];
+  assign \b[0]  = b[7:0];
+  assign \b[1]  = b[15:8];
+  assign \b[2]  = b[23:16];
+  assign \o$26[0]  = \o$26 [7:0];
+  assign \o$26[1]  = \o$26 [15:8];
+  assign \o$26[2]  = \o$26 [23:16];
+  assign \o$26[3]  = \o$26 [31:24];
+  assign \o$26[4]  = \o$26 [39:32];
+  assign \o$26[5]  = \o$26 [47:40];
+  assign \o$26[6]  = \o$26 [55:48];
+  assign \o$26[7]  = \o$26 [63:56];
+  assign \b$27[0]  = \b$27 [7:0];
+  assign \b$27[1]  = \b$27 [15:8];
+  assign \b$27[2]  = \b$27 [23:16];
+  assign \b$28[0]  = \b$28 [7:0];
+  assign \b$28[1]  = \b$28 [15:8];
+  assign \i$29[0]  = \i$29 [31:0];
+  assign \i$29[1]  = \i$29 [63:32];
+  assign \i$29[2]  = \i$29 [95:64];
+  assign \i$29[3]  = \i$29 [127:96];
+  assign \i$29[4]  = \i$29 [159:128];
+  assign \i$29[5]  = \i$29 [191:160];
+  assign \i$29[6]  = \i$29 [223:192];
+  assign \i$29[7]  = \i$29 [255:224];
+  assign \drain_out[0]  = drain_out[31:0];
+  assign \drain_out[1]  = drain_out[63:32];
+  assign \drain_out[2]  = drain_out[95:64];
+  assign \drain_out$31[0]  = \drain_out$31 [31:0];
+  assign \drain_out$31[1]  = \drain_out$31 [63:32];
+  assign \drain_out$31[2]  = \drain_out$31 [95:64];
+  assign \drain_out$32[0]  = \drain_out$32 [31:0];
+  assign \drain_out$32[1]  = \drain_out$32 [63:32];
   assign \o__payload.data  = o__payload[255:0];
   assign \o__payload.data[0]  = o__payload[31:0];
   assign \o__payload.data[1]  = o__payload[63:32];
@@ -5414,26 +3817,50 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   assign \o__payload.data[6]  = o__payload[223:192];
   assign \o__payload.data[7]  = o__payload[255:224];
   assign \o__payload.row  = o__payload[258:256];
-  assign \o$621[0]  = \o$621 [31:0];
-  assign \o$621[1]  = \o$621 [63:32];
-  assign \o$621[2]  = \o$621 [95:64];
-  assign \o$621[3]  = \o$621 [127:96];
-  assign \o$621[4]  = \o$621 [159:128];
-  assign \o$621[5]  = \o$621 [191:160];
-  assign \o$621[6]  = \o$621 [223:192];
-  assign \o$621[7]  = \o$621 [255:224];
-  assign \i$622[0]  = \i$622 ;
-  assign \o$625[0]  = \o$625 ;
+  assign \o$34[0]  = \o$34 [31:0];
+  assign \o$34[1]  = \o$34 [63:32];
+  assign \o$34[2]  = \o$34 [95:64];
+  assign \o$34[3]  = \o$34 [127:96];
+  assign \o$34[4]  = \o$34 [159:128];
+  assign \o$34[5]  = \o$34 [191:160];
+  assign \o$34[6]  = \o$34 [223:192];
+  assign \o$34[7]  = \o$34 [255:224];
+  assign \i$35[0]  = \i$35 ;
+  assign \o$38[0]  = \o$38 ;
   assign o__payload[258:256] = row;
-  assign o__payload[255:0] = \o$621 ;
-  assign \i$611 [255:224] = \drain_out$619 ;
-  assign \i$611 [223:192] = \drain_out$618 ;
-  assign \i$611 [191:160] = \drain_out$617 ;
-  assign \i$611 [159:128] = \drain_out$616 ;
-  assign \i$611 [127:96] = \drain_out$615 ;
-  assign \i$611 [95:64] = \drain_out$614 ;
-  assign \i$611 [63:32] = \drain_out$613 ;
-  assign \i$611 [31:0] = \drain_out$612 ;
+  assign o__payload[255:0] = \o$34 ;
+  assign \i$29 [255:224] = \drain_out$32 [63:32];
+  assign \i$29 [223:192] = \drain_out$32 [31:0];
+  assign \i$29 [191:160] = \drain_out$31 [95:64];
+  assign \i$29 [159:128] = \drain_out$31 [63:32];
+  assign \i$29 [127:96] = \drain_out$31 [31:0];
+  assign \i$29 [95:64] = drain_out[95:64];
+  assign \i$29 [63:32] = drain_out[63:32];
+  assign \i$29 [31:0] = drain_out[31:0];
+  assign \b$28 [15:8] = \o$26 [63:56];
+  assign \b$28 [7:0] = \o$26 [55:48];
+  assign \b$27 [23:16] = \o$26 [47:40];
+  assign \b$27 [15:8] = \o$26 [39:32];
+  assign \b$27 [7:0] = \o$26 [31:24];
+  assign b[23:16] = \o$26 [23:16];
+  assign b[15:8] = \o$26 [15:8];
+  assign b[7:0] = \o$26 [7:0];
+  assign last[7] = \o$11 [15];
+  assign last[6] = \o$11 [13];
+  assign last[5] = \o$11 [11];
+  assign last[4] = \o$11 [9];
+  assign last[3] = \o$11 [7];
+  assign last[2] = \o$11 [5];
+  assign last[1] = \o$11 [3];
+  assign last[0] = \o$11 [1];
+  assign valid[7] = \o$11 [14];
+  assign valid[6] = \o$11 [12];
+  assign valid[5] = \o$11 [10];
+  assign valid[4] = \o$11 [8];
+  assign valid[3] = \o$11 [6];
+  assign valid[2] = \o$11 [4];
+  assign valid[1] = \o$11 [2];
+  assign valid[0] = \o$11 [0];
   assign \i$6 [15] = i__payload[128];
   assign \i$6 [14] = \$12 ;
   assign \i$6 [13] = i__payload[128];
@@ -5470,34 +3897,13 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.a_skew (rst, i, o, clk);
   wire signed [7:0] \i[5] ;
   wire signed [7:0] \i[6] ;
   wire signed [7:0] \i[7] ;
-  reg signed [7:0] lane1_d1 = 8'h00;
-  reg signed [7:0] lane2_d1 = 8'h00;
-  reg signed [7:0] lane2_d2 = 8'h00;
-  reg signed [7:0] lane3_d1 = 8'h00;
-  reg signed [7:0] lane3_d2 = 8'h00;
-  reg signed [7:0] lane3_d3 = 8'h00;
-  reg signed [7:0] lane4_d1 = 8'h00;
-  reg signed [7:0] lane4_d2 = 8'h00;
-  reg signed [7:0] lane4_d3 = 8'h00;
-  reg signed [7:0] lane4_d4 = 8'h00;
-  reg signed [7:0] lane5_d1 = 8'h00;
-  reg signed [7:0] lane5_d2 = 8'h00;
-  reg signed [7:0] lane5_d3 = 8'h00;
-  reg signed [7:0] lane5_d4 = 8'h00;
-  reg signed [7:0] lane5_d5 = 8'h00;
-  reg signed [7:0] lane6_d1 = 8'h00;
-  reg signed [7:0] lane6_d2 = 8'h00;
-  reg signed [7:0] lane6_d3 = 8'h00;
-  reg signed [7:0] lane6_d4 = 8'h00;
-  reg signed [7:0] lane6_d5 = 8'h00;
-  reg signed [7:0] lane6_d6 = 8'h00;
-  reg signed [7:0] lane7_d1 = 8'h00;
-  reg signed [7:0] lane7_d2 = 8'h00;
-  reg signed [7:0] lane7_d3 = 8'h00;
-  reg signed [7:0] lane7_d4 = 8'h00;
-  reg signed [7:0] lane7_d5 = 8'h00;
-  reg signed [7:0] lane7_d6 = 8'h00;
-  reg signed [7:0] lane7_d7 = 8'h00;
+  reg [7:0] lane1 = 8'h00;
+  reg [15:0] lane2 = 16'h0000;
+  reg [23:0] lane3 = 24'h000000;
+  reg [31:0] lane4 = 32'd0;
+  reg [39:0] lane5 = 40'h0000000000;
+  reg [47:0] lane6 = 48'h000000000000;
+  reg [55:0] lane7 = 56'h00000000000000;
   wire signed [7:0] \o[0] ;
   wire signed [7:0] \o[1] ;
   wire signed [7:0] \o[2] ;
@@ -5507,61 +3913,19 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.a_skew (rst, i, o, clk);
   wire signed [7:0] \o[6] ;
   wire signed [7:0] \o[7] ;
   always @(posedge clk)
-    lane4_d3 <= lane4_d2;
+    lane1 <= i[15:8];
   always @(posedge clk)
-    lane4_d4 <= lane4_d3;
+    lane2 <= { lane2[7:0], i[23:16] };
   always @(posedge clk)
-    lane5_d1 <= i[47:40];
+    lane3 <= { lane3[15:0], i[31:24] };
   always @(posedge clk)
-    lane5_d2 <= lane5_d1;
+    lane4 <= { lane4[23:0], i[39:32] };
   always @(posedge clk)
-    lane5_d3 <= lane5_d2;
+    lane5 <= { lane5[31:0], i[47:40] };
   always @(posedge clk)
-    lane5_d4 <= lane5_d3;
+    lane6 <= { lane6[39:0], i[55:48] };
   always @(posedge clk)
-    lane5_d5 <= lane5_d4;
-  always @(posedge clk)
-    lane6_d1 <= i[55:48];
-  always @(posedge clk)
-    lane6_d2 <= lane6_d1;
-  always @(posedge clk)
-    lane6_d3 <= lane6_d2;
-  always @(posedge clk)
-    lane1_d1 <= i[15:8];
-  always @(posedge clk)
-    lane6_d4 <= lane6_d3;
-  always @(posedge clk)
-    lane6_d5 <= lane6_d4;
-  always @(posedge clk)
-    lane6_d6 <= lane6_d5;
-  always @(posedge clk)
-    lane7_d1 <= i[63:56];
-  always @(posedge clk)
-    lane7_d2 <= lane7_d1;
-  always @(posedge clk)
-    lane7_d3 <= lane7_d2;
-  always @(posedge clk)
-    lane7_d4 <= lane7_d3;
-  always @(posedge clk)
-    lane7_d5 <= lane7_d4;
-  always @(posedge clk)
-    lane7_d6 <= lane7_d5;
-  always @(posedge clk)
-    lane7_d7 <= lane7_d6;
-  always @(posedge clk)
-    lane2_d1 <= i[23:16];
-  always @(posedge clk)
-    lane2_d2 <= lane2_d1;
-  always @(posedge clk)
-    lane3_d1 <= i[31:24];
-  always @(posedge clk)
-    lane3_d2 <= lane3_d1;
-  always @(posedge clk)
-    lane3_d3 <= lane3_d2;
-  always @(posedge clk)
-    lane4_d1 <= i[39:32];
-  always @(posedge clk)
-    lane4_d2 <= lane4_d1;
+    lane7 <= { lane7[47:0], i[63:56] };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -5578,13 +3942,13 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.a_skew (rst, i, o, clk);
   assign \i[5]  = i[47:40];
   assign \i[6]  = i[55:48];
   assign \i[7]  = i[63:56];
-  assign o[63:56] = lane7_d7;
-  assign o[55:48] = lane6_d6;
-  assign o[47:40] = lane5_d5;
-  assign o[39:32] = lane4_d4;
-  assign o[31:24] = lane3_d3;
-  assign o[23:16] = lane2_d2;
-  assign o[15:8] = lane1_d1;
+  assign o[63:56] = lane7[55:48];
+  assign o[55:48] = lane6[47:40];
+  assign o[47:40] = lane5[39:32];
+  assign o[39:32] = lane4[31:24];
+  assign o[31:24] = lane3[23:16];
+  assign o[23:16] = lane2[15:8];
+  assign o[15:8] = lane1;
   assign o[7:0] = i[7:0];
 endmodule
 
@@ -5606,34 +3970,13 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.b_skew (rst, i, o, clk);
   wire signed [7:0] \i[5] ;
   wire signed [7:0] \i[6] ;
   wire signed [7:0] \i[7] ;
-  reg signed [7:0] lane1_d1 = 8'h00;
-  reg signed [7:0] lane2_d1 = 8'h00;
-  reg signed [7:0] lane2_d2 = 8'h00;
-  reg signed [7:0] lane3_d1 = 8'h00;
-  reg signed [7:0] lane3_d2 = 8'h00;
-  reg signed [7:0] lane3_d3 = 8'h00;
-  reg signed [7:0] lane4_d1 = 8'h00;
-  reg signed [7:0] lane4_d2 = 8'h00;
-  reg signed [7:0] lane4_d3 = 8'h00;
-  reg signed [7:0] lane4_d4 = 8'h00;
-  reg signed [7:0] lane5_d1 = 8'h00;
-  reg signed [7:0] lane5_d2 = 8'h00;
-  reg signed [7:0] lane5_d3 = 8'h00;
-  reg signed [7:0] lane5_d4 = 8'h00;
-  reg signed [7:0] lane5_d5 = 8'h00;
-  reg signed [7:0] lane6_d1 = 8'h00;
-  reg signed [7:0] lane6_d2 = 8'h00;
-  reg signed [7:0] lane6_d3 = 8'h00;
-  reg signed [7:0] lane6_d4 = 8'h00;
-  reg signed [7:0] lane6_d5 = 8'h00;
-  reg signed [7:0] lane6_d6 = 8'h00;
-  reg signed [7:0] lane7_d1 = 8'h00;
-  reg signed [7:0] lane7_d2 = 8'h00;
-  reg signed [7:0] lane7_d3 = 8'h00;
-  reg signed [7:0] lane7_d4 = 8'h00;
-  reg signed [7:0] lane7_d5 = 8'h00;
-  reg signed [7:0] lane7_d6 = 8'h00;
-  reg signed [7:0] lane7_d7 = 8'h00;
+  reg [7:0] lane1 = 8'h00;
+  reg [15:0] lane2 = 16'h0000;
+  reg [23:0] lane3 = 24'h000000;
+  reg [31:0] lane4 = 32'd0;
+  reg [39:0] lane5 = 40'h0000000000;
+  reg [47:0] lane6 = 48'h000000000000;
+  reg [55:0] lane7 = 56'h00000000000000;
   wire signed [7:0] \o[0] ;
   wire signed [7:0] \o[1] ;
   wire signed [7:0] \o[2] ;
@@ -5643,61 +3986,19 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.b_skew (rst, i, o, clk);
   wire signed [7:0] \o[6] ;
   wire signed [7:0] \o[7] ;
   always @(posedge clk)
-    lane4_d3 <= lane4_d2;
+    lane1 <= i[15:8];
   always @(posedge clk)
-    lane4_d4 <= lane4_d3;
+    lane2 <= { lane2[7:0], i[23:16] };
   always @(posedge clk)
-    lane5_d1 <= i[47:40];
+    lane3 <= { lane3[15:0], i[31:24] };
   always @(posedge clk)
-    lane5_d2 <= lane5_d1;
+    lane4 <= { lane4[23:0], i[39:32] };
   always @(posedge clk)
-    lane5_d3 <= lane5_d2;
+    lane5 <= { lane5[31:0], i[47:40] };
   always @(posedge clk)
-    lane5_d4 <= lane5_d3;
+    lane6 <= { lane6[39:0], i[55:48] };
   always @(posedge clk)
-    lane5_d5 <= lane5_d4;
-  always @(posedge clk)
-    lane6_d1 <= i[55:48];
-  always @(posedge clk)
-    lane6_d2 <= lane6_d1;
-  always @(posedge clk)
-    lane6_d3 <= lane6_d2;
-  always @(posedge clk)
-    lane1_d1 <= i[15:8];
-  always @(posedge clk)
-    lane6_d4 <= lane6_d3;
-  always @(posedge clk)
-    lane6_d5 <= lane6_d4;
-  always @(posedge clk)
-    lane6_d6 <= lane6_d5;
-  always @(posedge clk)
-    lane7_d1 <= i[63:56];
-  always @(posedge clk)
-    lane7_d2 <= lane7_d1;
-  always @(posedge clk)
-    lane7_d3 <= lane7_d2;
-  always @(posedge clk)
-    lane7_d4 <= lane7_d3;
-  always @(posedge clk)
-    lane7_d5 <= lane7_d4;
-  always @(posedge clk)
-    lane7_d6 <= lane7_d5;
-  always @(posedge clk)
-    lane7_d7 <= lane7_d6;
-  always @(posedge clk)
-    lane2_d1 <= i[23:16];
-  always @(posedge clk)
-    lane2_d2 <= lane2_d1;
-  always @(posedge clk)
-    lane3_d1 <= i[31:24];
-  always @(posedge clk)
-    lane3_d2 <= lane3_d1;
-  always @(posedge clk)
-    lane3_d3 <= lane3_d2;
-  always @(posedge clk)
-    lane4_d1 <= i[39:32];
-  always @(posedge clk)
-    lane4_d2 <= lane4_d1;
+    lane7 <= { lane7[47:0], i[63:56] };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -5714,13 +4015,13 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.b_skew (rst, i, o, clk);
   assign \i[5]  = i[47:40];
   assign \i[6]  = i[55:48];
   assign \i[7]  = i[63:56];
-  assign o[63:56] = lane7_d7;
-  assign o[55:48] = lane6_d6;
-  assign o[47:40] = lane5_d5;
-  assign o[39:32] = lane4_d4;
-  assign o[31:24] = lane3_d3;
-  assign o[23:16] = lane2_d2;
-  assign o[15:8] = lane1_d1;
+  assign o[63:56] = lane7[55:48];
+  assign o[55:48] = lane6[47:40];
+  assign o[47:40] = lane5[39:32];
+  assign o[39:32] = lane4[31:24];
+  assign o[31:24] = lane3[23:16];
+  assign o[23:16] = lane2[15:8];
+  assign o[15:8] = lane1;
   assign o[7:0] = i[7:0];
 endmodule
 
@@ -5742,34 +4043,13 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.deskew (rst, i, o, clk);
   wire signed [31:0] \i[5] ;
   wire signed [31:0] \i[6] ;
   wire signed [31:0] \i[7] ;
-  reg signed [31:0] lane0_d1 = 32'd0;
-  reg signed [31:0] lane0_d2 = 32'd0;
-  reg signed [31:0] lane0_d3 = 32'd0;
-  reg signed [31:0] lane0_d4 = 32'd0;
-  reg signed [31:0] lane0_d5 = 32'd0;
-  reg signed [31:0] lane0_d6 = 32'd0;
-  reg signed [31:0] lane0_d7 = 32'd0;
-  reg signed [31:0] lane1_d1 = 32'd0;
-  reg signed [31:0] lane1_d2 = 32'd0;
-  reg signed [31:0] lane1_d3 = 32'd0;
-  reg signed [31:0] lane1_d4 = 32'd0;
-  reg signed [31:0] lane1_d5 = 32'd0;
-  reg signed [31:0] lane1_d6 = 32'd0;
-  reg signed [31:0] lane2_d1 = 32'd0;
-  reg signed [31:0] lane2_d2 = 32'd0;
-  reg signed [31:0] lane2_d3 = 32'd0;
-  reg signed [31:0] lane2_d4 = 32'd0;
-  reg signed [31:0] lane2_d5 = 32'd0;
-  reg signed [31:0] lane3_d1 = 32'd0;
-  reg signed [31:0] lane3_d2 = 32'd0;
-  reg signed [31:0] lane3_d3 = 32'd0;
-  reg signed [31:0] lane3_d4 = 32'd0;
-  reg signed [31:0] lane4_d1 = 32'd0;
-  reg signed [31:0] lane4_d2 = 32'd0;
-  reg signed [31:0] lane4_d3 = 32'd0;
-  reg signed [31:0] lane5_d1 = 32'd0;
-  reg signed [31:0] lane5_d2 = 32'd0;
-  reg signed [31:0] lane6_d1 = 32'd0;
+  reg [223:0] lane0 = 224'h00000000000000000000000000000000000000000000000000000000;
+  reg [191:0] lane1 = 192'h000000000000000000000000000000000000000000000000;
+  reg [159:0] lane2 = 160'h0000000000000000000000000000000000000000;
+  reg [127:0] lane3 = 128'h00000000000000000000000000000000;
+  reg [95:0] lane4 = 96'h000000000000000000000000;
+  reg [63:0] lane5 = 64'h0000000000000000;
+  reg [31:0] lane6 = 32'd0;
   wire signed [31:0] \o[0] ;
   wire signed [31:0] \o[1] ;
   wire signed [31:0] \o[2] ;
@@ -5779,61 +4059,19 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.deskew (rst, i, o, clk);
   wire signed [31:0] \o[6] ;
   wire signed [31:0] \o[7] ;
   always @(posedge clk)
-    lane0_d1 <= i[31:0];
+    lane0 <= { lane0[191:0], i[31:0] };
   always @(posedge clk)
-    lane1_d3 <= lane1_d2;
+    lane1 <= { lane1[159:0], i[63:32] };
   always @(posedge clk)
-    lane1_d4 <= lane1_d3;
+    lane2 <= { lane2[127:0], i[95:64] };
   always @(posedge clk)
-    lane1_d5 <= lane1_d4;
+    lane3 <= { lane3[95:0], i[127:96] };
   always @(posedge clk)
-    lane1_d6 <= lane1_d5;
+    lane4 <= { lane4[63:0], i[159:128] };
   always @(posedge clk)
-    lane2_d1 <= i[95:64];
+    lane5 <= { lane5[31:0], i[191:160] };
   always @(posedge clk)
-    lane2_d2 <= lane2_d1;
-  always @(posedge clk)
-    lane2_d3 <= lane2_d2;
-  always @(posedge clk)
-    lane2_d4 <= lane2_d3;
-  always @(posedge clk)
-    lane2_d5 <= lane2_d4;
-  always @(posedge clk)
-    lane3_d1 <= i[127:96];
-  always @(posedge clk)
-    lane0_d2 <= lane0_d1;
-  always @(posedge clk)
-    lane3_d2 <= lane3_d1;
-  always @(posedge clk)
-    lane3_d3 <= lane3_d2;
-  always @(posedge clk)
-    lane3_d4 <= lane3_d3;
-  always @(posedge clk)
-    lane4_d1 <= i[159:128];
-  always @(posedge clk)
-    lane4_d2 <= lane4_d1;
-  always @(posedge clk)
-    lane4_d3 <= lane4_d2;
-  always @(posedge clk)
-    lane5_d1 <= i[191:160];
-  always @(posedge clk)
-    lane5_d2 <= lane5_d1;
-  always @(posedge clk)
-    lane6_d1 <= i[223:192];
-  always @(posedge clk)
-    lane0_d3 <= lane0_d2;
-  always @(posedge clk)
-    lane0_d4 <= lane0_d3;
-  always @(posedge clk)
-    lane0_d5 <= lane0_d4;
-  always @(posedge clk)
-    lane0_d6 <= lane0_d5;
-  always @(posedge clk)
-    lane0_d7 <= lane0_d6;
-  always @(posedge clk)
-    lane1_d1 <= i[63:32];
-  always @(posedge clk)
-    lane1_d2 <= lane1_d1;
+    lane6 <= i[223:192];
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -5851,187 +4089,43 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.deskew (rst, i, o, clk);
   assign \o[6]  = o[223:192];
   assign \o[7]  = o[255:224];
   assign o[255:224] = i[255:224];
-  assign o[223:192] = lane6_d1;
-  assign o[191:160] = lane5_d2;
-  assign o[159:128] = lane4_d3;
-  assign o[127:96] = lane3_d4;
-  assign o[95:64] = lane2_d5;
-  assign o[63:32] = lane1_d6;
-  assign o[31:0] = lane0_d7;
+  assign o[223:192] = lane6;
+  assign o[191:160] = lane5[63:32];
+  assign o[159:128] = lane4[95:64];
+  assign o[127:96] = lane3[127:96];
+  assign o[95:64] = lane2[159:128];
+  assign o[63:32] = lane1[191:160];
+  assign o[31:0] = lane0[223:192];
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.done_delay (rst, i, lane0_d14, clk);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.done_delay (rst, i, o, clk);
   reg \$auto$verilog_backend.cc:2505:dump_module$3 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$3  <= 1'h0;
   input rst;
   wire rst;
   input i;
   wire i;
-  output lane0_d14;
-  reg lane0_d14 = 1'h0;
+  output o;
+  wire o;
   input clk;
   wire clk;
-  reg \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg \$13 ;
-  reg \$14 ;
-  reg \$2 ;
-  reg \$3 ;
-  reg \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  reg \$9 ;
+  reg [13:0] \$1 ;
   wire \i[0] ;
-  reg lane0_d1 = 1'h0;
-  reg lane0_d10 = 1'h0;
-  reg lane0_d11 = 1'h0;
-  reg lane0_d12 = 1'h0;
-  reg lane0_d13 = 1'h0;
-  reg lane0_d2 = 1'h0;
-  reg lane0_d3 = 1'h0;
-  reg lane0_d4 = 1'h0;
-  reg lane0_d5 = 1'h0;
-  reg lane0_d6 = 1'h0;
-  reg lane0_d7 = 1'h0;
-  reg lane0_d8 = 1'h0;
-  reg lane0_d9 = 1'h0;
-  (* init = 1'h0 *)
-  wire o;
+  reg [13:0] lane0 = 14'h0000;
   wire \o[0] ;
   always @(posedge clk)
-    lane0_d1 <= \$1 ;
-  always @(posedge clk)
-    lane0_d2 <= \$2 ;
-  always @(posedge clk)
-    lane0_d3 <= \$3 ;
-  always @(posedge clk)
-    lane0_d4 <= \$4 ;
-  always @(posedge clk)
-    lane0_d5 <= \$5 ;
-  always @(posedge clk)
-    lane0_d6 <= \$6 ;
-  always @(posedge clk)
-    lane0_d7 <= \$7 ;
-  always @(posedge clk)
-    lane0_d8 <= \$8 ;
-  always @(posedge clk)
-    lane0_d9 <= \$9 ;
-  always @(posedge clk)
-    lane0_d10 <= \$10 ;
-  always @(posedge clk)
-    lane0_d11 <= \$11 ;
-  always @(posedge clk)
-    lane0_d12 <= \$12 ;
-  always @(posedge clk)
-    lane0_d13 <= \$13 ;
-  always @(posedge clk)
-    lane0_d14 <= \$14 ;
+    lane0 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$1  = i;
+    \$1  = { lane0[12:0], i };
     if (rst) begin
-      \$1  = 1'h0;
+      \$1  = 14'h0000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$2  = lane0_d1;
-    if (rst) begin
-      \$2  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$3  = lane0_d2;
-    if (rst) begin
-      \$3  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$4  = lane0_d3;
-    if (rst) begin
-      \$4  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$5  = lane0_d4;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$6  = lane0_d5;
-    if (rst) begin
-      \$6  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$7  = lane0_d6;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$8  = lane0_d7;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$9  = lane0_d8;
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$10  = lane0_d9;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$11  = lane0_d10;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$12  = lane0_d11;
-    if (rst) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$13  = lane0_d12;
-    if (rst) begin
-      \$13  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$14  = lane0_d13;
-    if (rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  assign o = lane0_d14;
+  assign o = lane0[13];
   assign \i[0]  = i;
-  assign \o[0]  = lane0_d14;
+  assign \o[0]  = lane0[13];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -6047,33 +4141,12 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.flag_skew (rst, i, o, clk);
   input clk;
   wire clk;
   reg [1:0] \$1 ;
-  reg [1:0] \$10 ;
-  reg [1:0] \$11 ;
-  reg [1:0] \$12 ;
-  reg [1:0] \$13 ;
-  reg [1:0] \$14 ;
-  reg [1:0] \$15 ;
-  reg [1:0] \$16 ;
-  reg [1:0] \$17 ;
-  reg [1:0] \$18 ;
-  reg [1:0] \$19 ;
-  reg [1:0] \$2 ;
-  reg [1:0] \$20 ;
-  reg [1:0] \$21 ;
-  reg [1:0] \$22 ;
-  reg [1:0] \$23 ;
-  reg [1:0] \$24 ;
-  reg [1:0] \$25 ;
-  reg [1:0] \$26 ;
-  reg [1:0] \$27 ;
-  reg [1:0] \$28 ;
-  reg [1:0] \$3 ;
-  reg [1:0] \$4 ;
-  reg [1:0] \$5 ;
-  reg [1:0] \$6 ;
-  reg [1:0] \$7 ;
-  reg [1:0] \$8 ;
-  reg [1:0] \$9 ;
+  reg [3:0] \$2 ;
+  reg [5:0] \$3 ;
+  reg [7:0] \$4 ;
+  reg [9:0] \$5 ;
+  reg [11:0] \$6 ;
+  reg [13:0] \$7 ;
   wire [1:0] \i[0] ;
   wire \i[0].last ;
   wire \i[0].valid ;
@@ -6098,90 +4171,13 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.flag_skew (rst, i, o, clk);
   wire [1:0] \i[7] ;
   wire \i[7].last ;
   wire \i[7].valid ;
-  reg [1:0] lane1_d1 = 2'h0;
-  wire \lane1_d1.last ;
-  wire \lane1_d1.valid ;
-  reg [1:0] lane2_d1 = 2'h0;
-  wire \lane2_d1.last ;
-  wire \lane2_d1.valid ;
-  reg [1:0] lane2_d2 = 2'h0;
-  wire \lane2_d2.last ;
-  wire \lane2_d2.valid ;
-  reg [1:0] lane3_d1 = 2'h0;
-  wire \lane3_d1.last ;
-  wire \lane3_d1.valid ;
-  reg [1:0] lane3_d2 = 2'h0;
-  wire \lane3_d2.last ;
-  wire \lane3_d2.valid ;
-  reg [1:0] lane3_d3 = 2'h0;
-  wire \lane3_d3.last ;
-  wire \lane3_d3.valid ;
-  reg [1:0] lane4_d1 = 2'h0;
-  wire \lane4_d1.last ;
-  wire \lane4_d1.valid ;
-  reg [1:0] lane4_d2 = 2'h0;
-  wire \lane4_d2.last ;
-  wire \lane4_d2.valid ;
-  reg [1:0] lane4_d3 = 2'h0;
-  wire \lane4_d3.last ;
-  wire \lane4_d3.valid ;
-  reg [1:0] lane4_d4 = 2'h0;
-  wire \lane4_d4.last ;
-  wire \lane4_d4.valid ;
-  reg [1:0] lane5_d1 = 2'h0;
-  wire \lane5_d1.last ;
-  wire \lane5_d1.valid ;
-  reg [1:0] lane5_d2 = 2'h0;
-  wire \lane5_d2.last ;
-  wire \lane5_d2.valid ;
-  reg [1:0] lane5_d3 = 2'h0;
-  wire \lane5_d3.last ;
-  wire \lane5_d3.valid ;
-  reg [1:0] lane5_d4 = 2'h0;
-  wire \lane5_d4.last ;
-  wire \lane5_d4.valid ;
-  reg [1:0] lane5_d5 = 2'h0;
-  wire \lane5_d5.last ;
-  wire \lane5_d5.valid ;
-  reg [1:0] lane6_d1 = 2'h0;
-  wire \lane6_d1.last ;
-  wire \lane6_d1.valid ;
-  reg [1:0] lane6_d2 = 2'h0;
-  wire \lane6_d2.last ;
-  wire \lane6_d2.valid ;
-  reg [1:0] lane6_d3 = 2'h0;
-  wire \lane6_d3.last ;
-  wire \lane6_d3.valid ;
-  reg [1:0] lane6_d4 = 2'h0;
-  wire \lane6_d4.last ;
-  wire \lane6_d4.valid ;
-  reg [1:0] lane6_d5 = 2'h0;
-  wire \lane6_d5.last ;
-  wire \lane6_d5.valid ;
-  reg [1:0] lane6_d6 = 2'h0;
-  wire \lane6_d6.last ;
-  wire \lane6_d6.valid ;
-  reg [1:0] lane7_d1 = 2'h0;
-  wire \lane7_d1.last ;
-  wire \lane7_d1.valid ;
-  reg [1:0] lane7_d2 = 2'h0;
-  wire \lane7_d2.last ;
-  wire \lane7_d2.valid ;
-  reg [1:0] lane7_d3 = 2'h0;
-  wire \lane7_d3.last ;
-  wire \lane7_d3.valid ;
-  reg [1:0] lane7_d4 = 2'h0;
-  wire \lane7_d4.last ;
-  wire \lane7_d4.valid ;
-  reg [1:0] lane7_d5 = 2'h0;
-  wire \lane7_d5.last ;
-  wire \lane7_d5.valid ;
-  reg [1:0] lane7_d6 = 2'h0;
-  wire \lane7_d6.last ;
-  wire \lane7_d6.valid ;
-  reg [1:0] lane7_d7 = 2'h0;
-  wire \lane7_d7.last ;
-  wire \lane7_d7.valid ;
+  reg [1:0] lane1 = 2'h0;
+  reg [3:0] lane2 = 4'h0;
+  reg [5:0] lane3 = 6'h00;
+  reg [7:0] lane4 = 8'h00;
+  reg [9:0] lane5 = 10'h000;
+  reg [11:0] lane6 = 12'h000;
+  reg [13:0] lane7 = 14'h0000;
   wire [1:0] \o[0] ;
   wire \o[0].last ;
   wire \o[0].valid ;
@@ -6207,255 +4203,66 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.flag_skew (rst, i, o, clk);
   wire \o[7].last ;
   wire \o[7].valid ;
   always @(posedge clk)
-    lane1_d1 <= \$1 ;
+    lane1 <= \$1 ;
   always @(posedge clk)
-    lane2_d1 <= \$2 ;
+    lane2 <= \$2 ;
   always @(posedge clk)
-    lane2_d2 <= \$3 ;
+    lane3 <= \$3 ;
   always @(posedge clk)
-    lane3_d1 <= \$4 ;
+    lane4 <= \$4 ;
   always @(posedge clk)
-    lane3_d2 <= \$5 ;
+    lane5 <= \$5 ;
   always @(posedge clk)
-    lane3_d3 <= \$6 ;
+    lane6 <= \$6 ;
   always @(posedge clk)
-    lane4_d1 <= \$7 ;
-  always @(posedge clk)
-    lane4_d2 <= \$8 ;
-  always @(posedge clk)
-    lane4_d3 <= \$9 ;
-  always @(posedge clk)
-    lane4_d4 <= \$10 ;
-  always @(posedge clk)
-    lane5_d1 <= \$11 ;
-  always @(posedge clk)
-    lane5_d2 <= \$12 ;
-  always @(posedge clk)
-    lane5_d3 <= \$13 ;
-  always @(posedge clk)
-    lane5_d4 <= \$14 ;
-  always @(posedge clk)
-    lane5_d5 <= \$15 ;
-  always @(posedge clk)
-    lane6_d1 <= \$16 ;
-  always @(posedge clk)
-    lane6_d2 <= \$17 ;
-  always @(posedge clk)
-    lane6_d3 <= \$18 ;
-  always @(posedge clk)
-    lane6_d4 <= \$19 ;
-  always @(posedge clk)
-    lane6_d5 <= \$20 ;
-  always @(posedge clk)
-    lane6_d6 <= \$21 ;
-  always @(posedge clk)
-    lane7_d1 <= \$22 ;
-  always @(posedge clk)
-    lane7_d2 <= \$23 ;
-  always @(posedge clk)
-    lane7_d3 <= \$24 ;
-  always @(posedge clk)
-    lane7_d4 <= \$25 ;
-  always @(posedge clk)
-    lane7_d5 <= \$26 ;
-  always @(posedge clk)
-    lane7_d6 <= \$27 ;
-  always @(posedge clk)
-    lane7_d7 <= \$28 ;
+    lane7 <= \$7 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
+    \$2  = { lane2[1:0], i[5:4] };
+    if (rst) begin
+      \$2  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
+    \$3  = { lane3[3:0], i[7:6] };
+    if (rst) begin
+      \$3  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
+    \$4  = { lane4[5:0], i[9:8] };
+    if (rst) begin
+      \$4  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
+    \$5  = { lane5[7:0], i[11:10] };
+    if (rst) begin
+      \$5  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
+    \$6  = { lane6[9:0], i[13:12] };
+    if (rst) begin
+      \$6  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
+    \$7  = { lane7[11:0], i[15:14] };
+    if (rst) begin
+      \$7  = 14'h0000;
+    end
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
     \$1  = i[3:2];
     if (rst) begin
       \$1  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$2  = i[5:4];
-    if (rst) begin
-      \$2  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$3  = lane2_d1;
-    if (rst) begin
-      \$3  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$4  = i[7:6];
-    if (rst) begin
-      \$4  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$5  = lane3_d1;
-    if (rst) begin
-      \$5  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$6  = lane3_d2;
-    if (rst) begin
-      \$6  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$7  = i[9:8];
-    if (rst) begin
-      \$7  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$8  = lane4_d1;
-    if (rst) begin
-      \$8  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$9  = lane4_d2;
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$10  = lane4_d3;
-    if (rst) begin
-      \$10  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$11  = i[11:10];
-    if (rst) begin
-      \$11  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$12  = lane5_d1;
-    if (rst) begin
-      \$12  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$13  = lane5_d2;
-    if (rst) begin
-      \$13  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$14  = lane5_d3;
-    if (rst) begin
-      \$14  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$15  = lane5_d4;
-    if (rst) begin
-      \$15  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$16  = i[13:12];
-    if (rst) begin
-      \$16  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$17  = lane6_d1;
-    if (rst) begin
-      \$17  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$18  = lane6_d2;
-    if (rst) begin
-      \$18  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$19  = lane6_d3;
-    if (rst) begin
-      \$19  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$20  = lane6_d4;
-    if (rst) begin
-      \$20  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$21  = lane6_d5;
-    if (rst) begin
-      \$21  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$22  = i[15:14];
-    if (rst) begin
-      \$22  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$23  = lane7_d1;
-    if (rst) begin
-      \$23  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$24  = lane7_d2;
-    if (rst) begin
-      \$24  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$25  = lane7_d3;
-    if (rst) begin
-      \$25  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$26  = lane7_d4;
-    if (rst) begin
-      \$26  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$27  = lane7_d5;
-    if (rst) begin
-      \$27  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$28  = lane7_d6;
-    if (rst) begin
-      \$28  = 2'h0;
     end
   end
   assign \o[0]  = o[1:0];
@@ -6506,7920 +4313,1771 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.flag_skew (rst, i, o, clk);
   assign \i[7]  = i[15:14];
   assign \i[7].valid  = i[14];
   assign \i[7].last  = i[15];
-  assign \lane1_d1.valid  = lane1_d1[0];
-  assign \lane1_d1.last  = lane1_d1[1];
-  assign \lane2_d2.valid  = lane2_d2[0];
-  assign \lane2_d2.last  = lane2_d2[1];
-  assign \lane3_d3.valid  = lane3_d3[0];
-  assign \lane3_d3.last  = lane3_d3[1];
-  assign \lane4_d4.valid  = lane4_d4[0];
-  assign \lane4_d4.last  = lane4_d4[1];
-  assign \lane5_d5.valid  = lane5_d5[0];
-  assign \lane5_d5.last  = lane5_d5[1];
-  assign \lane6_d6.valid  = lane6_d6[0];
-  assign \lane6_d6.last  = lane6_d6[1];
-  assign \lane7_d7.valid  = lane7_d7[0];
-  assign \lane7_d7.last  = lane7_d7[1];
-  assign \lane2_d1.valid  = lane2_d1[0];
-  assign \lane2_d1.last  = lane2_d1[1];
-  assign \lane3_d1.valid  = lane3_d1[0];
-  assign \lane3_d1.last  = lane3_d1[1];
-  assign \lane3_d2.valid  = lane3_d2[0];
-  assign \lane3_d2.last  = lane3_d2[1];
-  assign \lane4_d1.valid  = lane4_d1[0];
-  assign \lane4_d1.last  = lane4_d1[1];
-  assign \lane4_d2.valid  = lane4_d2[0];
-  assign \lane4_d2.last  = lane4_d2[1];
-  assign \lane4_d3.valid  = lane4_d3[0];
-  assign \lane4_d3.last  = lane4_d3[1];
-  assign \lane5_d1.valid  = lane5_d1[0];
-  assign \lane5_d1.last  = lane5_d1[1];
-  assign \lane5_d2.valid  = lane5_d2[0];
-  assign \lane5_d2.last  = lane5_d2[1];
-  assign \lane5_d3.valid  = lane5_d3[0];
-  assign \lane5_d3.last  = lane5_d3[1];
-  assign \lane5_d4.valid  = lane5_d4[0];
-  assign \lane5_d4.last  = lane5_d4[1];
-  assign \lane6_d1.valid  = lane6_d1[0];
-  assign \lane6_d1.last  = lane6_d1[1];
-  assign \lane6_d2.valid  = lane6_d2[0];
-  assign \lane6_d2.last  = lane6_d2[1];
-  assign \lane6_d3.valid  = lane6_d3[0];
-  assign \lane6_d3.last  = lane6_d3[1];
-  assign \lane6_d4.valid  = lane6_d4[0];
-  assign \lane6_d4.last  = lane6_d4[1];
-  assign \lane6_d5.valid  = lane6_d5[0];
-  assign \lane6_d5.last  = lane6_d5[1];
-  assign \lane7_d1.valid  = lane7_d1[0];
-  assign \lane7_d1.last  = lane7_d1[1];
-  assign \lane7_d2.valid  = lane7_d2[0];
-  assign \lane7_d2.last  = lane7_d2[1];
-  assign \lane7_d3.valid  = lane7_d3[0];
-  assign \lane7_d3.last  = lane7_d3[1];
-  assign \lane7_d4.valid  = lane7_d4[0];
-  assign \lane7_d4.last  = lane7_d4[1];
-  assign \lane7_d5.valid  = lane7_d5[0];
-  assign \lane7_d5.last  = lane7_d5[1];
-  assign \lane7_d6.valid  = lane7_d6[0];
-  assign \lane7_d6.last  = lane7_d6[1];
-  assign o[15:14] = lane7_d7;
-  assign o[13:12] = lane6_d6;
-  assign o[11:10] = lane5_d5;
-  assign o[9:8] = lane4_d4;
-  assign o[7:6] = lane3_d3;
-  assign o[5:4] = lane2_d2;
-  assign o[3:2] = lane1_d1;
+  assign o[15:14] = lane7[13:12];
+  assign o[13:12] = lane6[11:10];
+  assign o[11:10] = lane5[9:8];
+  assign o[9:8] = lane4[7:6];
+  assign o[7:6] = lane3[5:4];
+  assign o[5:4] = lane2[3:2];
+  assign o[3:2] = lane1;
   assign o[1:0] = i[1:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_0 (rst, a, \port$1009$0 , b, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.beat_delay (rst, i, lane0, clk);
   reg \$auto$verilog_backend.cc:2505:dump_module$5 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$5  <= 1'h0;
   input rst;
   wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$1009$0 ;
-  wire [1:0] \port$1009$0 ;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
-  reg [2:0] hold = 3'h0;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$1009$0 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$1009$0 [0] & \port$1009$0 [1];
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$7  = acc;
-    if (\port$1009$0 [0]) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h7;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$10  = \port$1009$0 [0];
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$11  = \port$1009$0 [1];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$1009$0 [0];
-  assign last = \port$1009$0 [1];
-  assign drain_in = 32'd0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_1 (rst, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$6 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$6  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h7;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign drain_in = 32'd0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_2 (rst, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$7 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$7  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h7;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign drain_in = 32'd0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_3 (rst, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$8 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$8  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h7;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign drain_in = 32'd0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_4 (rst, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$9 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$9  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h7;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign drain_in = 32'd0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_5 (rst, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$10 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$10  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h7;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign drain_in = 32'd0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_6 (rst, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$11 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$11  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h7;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign drain_in = 32'd0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_0_7 (rst, b, valid, last, a, drain_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$12 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$12  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
-  reg [2:0] hold = 3'h0;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h7;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign drain_in = 32'd0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_0 (rst, a, \port$1009$2 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$13 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$13  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$1009$2 ;
-  wire [1:0] \port$1009$2 ;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$1009$2 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$1009$2 [0] & \port$1009$2 [1];
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
-    \$7  = acc;
-    if (\port$1009$2 [0]) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
-    \$10  = \port$1009$2 [0];
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
-    \$11  = \port$1009$2 [1];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$1009$2 [0];
-  assign last = \port$1009$2 [1];
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_1 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$14 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$14  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_2 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$15 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$15  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_3 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$16 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$16  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$16 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$16 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$16 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$16 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$16 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_4 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$17 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$17  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$17 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$17 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$17 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$17 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$17 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_5 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$18 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$18  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$18 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$18 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$18 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$18 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$18 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_6 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$19 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$19  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$19 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$19 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$19 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$19 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$19 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_1_7 (rst, drain_in, b, valid, last, a, drain_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$20 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$20  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$20 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$20 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$20 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$20 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$20 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_0 (rst, a, \port$1009$4 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$21 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$21  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$1009$4 ;
-  wire [1:0] \port$1009$4 ;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$1009$4 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$1009$4 [0] & \port$1009$4 [1];
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$21 ) begin end
-    \$7  = acc;
-    if (\port$1009$4 [0]) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$21 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$21 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$21 ) begin end
-    \$10  = \port$1009$4 [0];
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$21 ) begin end
-    \$11  = \port$1009$4 [1];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$1009$4 [0];
-  assign last = \port$1009$4 [1];
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_1 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$22 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$22  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$22 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$22 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$22 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$22 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$22 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_2 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$23 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$23  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$23 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$23 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$23 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$23 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$23 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_3 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$24 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$24  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$24 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$24 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$24 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$24 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$24 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_4 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$25 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$25  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$25 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$25 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$25 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$25 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$25 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_5 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$26 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$26  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$26 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$26 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$26 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$26 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$26 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_6 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$27 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$27  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$27 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$27 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$27 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$27 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$27 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_2_7 (rst, drain_in, b, valid, last, a, drain_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$28 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$28  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$28 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$28 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$28 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$28 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$28 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_0 (rst, a, \port$1009$6 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$29 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$29  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$1009$6 ;
-  wire [1:0] \port$1009$6 ;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$1009$6 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$1009$6 [0] & \port$1009$6 [1];
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$29 ) begin end
-    \$7  = acc;
-    if (\port$1009$6 [0]) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$29 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$29 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$29 ) begin end
-    \$10  = \port$1009$6 [0];
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$29 ) begin end
-    \$11  = \port$1009$6 [1];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$1009$6 [0];
-  assign last = \port$1009$6 [1];
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_1 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$30 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$30  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$30 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$30 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$30 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$30 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$30 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_2 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$31 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$31  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$31 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$31 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$31 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$31 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$31 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_3 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$32 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$32  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$32 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$32 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$32 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$32 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$32 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_4 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$33 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$33  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$33 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$33 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$33 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$33 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$33 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_5 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$34 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$34  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$34 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$34 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$34 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$34 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$34 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_6 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$35 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$35  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$35 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$35 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$35 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$35 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$35 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_3_7 (rst, drain_in, b, valid, last, a, drain_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$36 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$36  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$36 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$36 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$36 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$36 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$36 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_0 (rst, a, \port$1009$8 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$37 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$37  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$1009$8 ;
-  wire [1:0] \port$1009$8 ;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$1009$8 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$1009$8 [0] & \port$1009$8 [1];
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$37 ) begin end
-    \$7  = acc;
-    if (\port$1009$8 [0]) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$37 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$37 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$37 ) begin end
-    \$10  = \port$1009$8 [0];
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$37 ) begin end
-    \$11  = \port$1009$8 [1];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$1009$8 [0];
-  assign last = \port$1009$8 [1];
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_1 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$38 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$38  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$38 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$38 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$38 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$38 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$38 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_2 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$39 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$39  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$39 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$39 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$39 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$39 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$39 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_3 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$40 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$40  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$40 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$40 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$40 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$40 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$40 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_4 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$41 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$41  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$41 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$41 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$41 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$41 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$41 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_5 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$42 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$42  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$42 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$42 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$42 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$42 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$42 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_6 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$43 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$43  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_4_7 (rst, drain_in, b, valid, last, a, drain_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$44 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$44  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_0 (rst, a, \port$1009$10 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$45 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$45  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$1009$10 ;
-  wire [1:0] \port$1009$10 ;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$1009$10 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$1009$10 [0] & \port$1009$10 [1];
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$45 ) begin end
-    \$7  = acc;
-    if (\port$1009$10 [0]) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$45 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$45 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$45 ) begin end
-    \$10  = \port$1009$10 [0];
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$45 ) begin end
-    \$11  = \port$1009$10 [1];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$1009$10 [0];
-  assign last = \port$1009$10 [1];
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_1 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$46 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$46  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$46 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$46 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$46 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$46 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$46 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_2 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$47 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$47  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$47 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$47 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$47 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$47 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$47 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_3 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$48 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$48  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$48 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$48 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$48 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$48 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$48 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_4 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$49 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$49  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$49 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$49 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$49 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$49 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$49 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_5 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$50 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$50  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$50 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$50 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$50 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$50 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$50 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_6 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$51 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$51  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$51 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$51 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$51 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$51 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$51 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_5_7 (rst, drain_in, b, valid, last, a, drain_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$52 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$52  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$52 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$52 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$52 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$52 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$52 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_0 (rst, a, \port$1009$12 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$53 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$53  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$1009$12 ;
-  wire [1:0] \port$1009$12 ;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$1009$12 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$1009$12 [0] & \port$1009$12 [1];
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$53 ) begin end
-    \$7  = acc;
-    if (\port$1009$12 [0]) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$53 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$53 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$53 ) begin end
-    \$10  = \port$1009$12 [0];
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$53 ) begin end
-    \$11  = \port$1009$12 [1];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$1009$12 [0];
-  assign last = \port$1009$12 [1];
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_1 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$54 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$54  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$54 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$54 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$54 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$54 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$54 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_2 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$55 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$55  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$55 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$55 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$55 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$55 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$55 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_3 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$56 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$56  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$56 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$56 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$56 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$56 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$56 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_4 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$57 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$57  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$57 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$57 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$57 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$57 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$57 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_5 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$58 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$58  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$58 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$58 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$58 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$58 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$58 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_6 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$59 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$59  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$59 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$59 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$59 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$59 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$59 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_6_7 (rst, drain_in, b, valid, last, a, drain_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$60 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$60  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$60 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$60 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$60 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$60 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$60 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_0 (rst, a, \port$1009$14 , drain_in, b, drain_out, valid_out, last_out, a_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$61 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$61  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$1009$14 ;
-  wire [1:0] \port$1009$14 ;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$1009$14 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$1009$14 [0] & \port$1009$14 [1];
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$61 ) begin end
-    \$6  = acc;
-    if (\port$1009$14 [0]) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$61 ) begin end
-    \$7  = \port$1009$14 [0];
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$61 ) begin end
-    \$8  = \port$1009$14 [1];
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$1009$14 [0];
-  assign last = \port$1009$14 [1];
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_1 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$62 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$62  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] total;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$62 ) begin end
-    \$6  = acc;
-    if (valid) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$62 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$62 ) begin end
-    \$8  = last;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_2 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$63 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$63  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] total;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$63 ) begin end
-    \$6  = acc;
-    if (valid) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$63 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$63 ) begin end
-    \$8  = last;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_3 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$64 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$64  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] total;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$64 ) begin end
-    \$6  = acc;
-    if (valid) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$64 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$64 ) begin end
-    \$8  = last;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_4 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$65 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$65  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] total;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$65 ) begin end
-    \$6  = acc;
-    if (valid) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$65 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$65 ) begin end
-    \$8  = last;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_5 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$66 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$66  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] total;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$66 ) begin end
-    \$6  = acc;
-    if (valid) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$66 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$66 ) begin end
-    \$8  = last;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_6 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$67 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$67  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] total;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$6  = acc;
-    if (valid) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$8  = last;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.pe_7_7 (rst, drain_in, b, valid, last, a, drain_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$68 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$68  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$6  = acc;
-    if (valid) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$8  = last;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.beat_delay (rst, i, lane0_d1, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$69 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$69  <= 1'h0;
-  input rst;
-  wire rst;
   input [1:0] i;
   wire [1:0] i;
-  output [1:0] lane0_d1;
-  reg [1:0] lane0_d1 = 2'h0;
+  output [1:0] lane0;
+  reg [1:0] lane0 = 2'h0;
   input clk;
   wire clk;
   reg [1:0] \$1 ;
   wire [1:0] \i[0] ;
   wire \i[0].beat ;
   wire \i[0].last ;
-  wire \lane0_d1.beat ;
-  wire \lane0_d1.last ;
   (* init = 2'h0 *)
   wire [1:0] o;
   wire [1:0] \o[0] ;
   wire \o[0].beat ;
   wire \o[0].last ;
   always @(posedge clk)
-    lane0_d1 <= \$1 ;
+    lane0 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$69 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
     \$1  = i;
     if (rst) begin
       \$1  = 2'h0;
     end
   end
-  assign o = lane0_d1;
-  assign \lane0_d1.beat  = lane0_d1[0];
-  assign \lane0_d1.last  = lane0_d1[1];
+  assign o = lane0;
   assign \i[0]  = i;
   assign \i[0].beat  = i[0];
   assign \i[0].last  = i[1];
-  assign \o[0]  = lane0_d1;
-  assign \o[0].beat  = lane0_d1[0];
-  assign \o[0].last  = lane0_d1[1];
+  assign \o[0]  = lane0;
+  assign \o[0].beat  = lane0[0];
+  assign \o[0].last  = lane0[1];
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.tag_delay (rst, i, lane0_d15, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$70 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$70  <= 1'h0;
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0 (valid, last, b, clk, rst, a_out, valid_out, last_out, drain_out, a);
+  input [7:0] valid;
+  wire [7:0] valid;
+  input [7:0] last;
+  wire [7:0] last;
+  input signed [7:0] b;
+  wire signed [7:0] b;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] valid_out;
+  wire [7:0] valid_out;
+  output [7:0] last_out;
+  wire [7:0] last_out;
+  output signed [31:0] drain_out;
+  wire signed [31:0] drain_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [7:0] \$1 ;
+  wire signed [7:0] \a$10 ;
+  wire signed [7:0] \a$18 ;
+  wire signed [7:0] \a$28 ;
+  wire signed [7:0] \a$38 ;
+  wire signed [7:0] \a$48 ;
+  wire signed [7:0] \a$58 ;
+  wire signed [7:0] \a$68 ;
+  wire signed [7:0] \a$78 ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire signed [7:0] \a_out$13 ;
+  wire signed [7:0] \a_out$21 ;
+  wire signed [7:0] \a_out$31 ;
+  wire signed [7:0] \a_out$41 ;
+  wire signed [7:0] \a_out$51 ;
+  wire signed [7:0] \a_out$61 ;
+  wire signed [7:0] \a_out$71 ;
+  wire signed [7:0] \a_out$81 ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire signed [7:0] \b$16 ;
+  wire signed [7:0] \b$24 ;
+  wire signed [7:0] \b$34 ;
+  wire signed [7:0] \b$44 ;
+  wire signed [7:0] \b$54 ;
+  wire signed [7:0] \b$64 ;
+  wire signed [7:0] \b$74 ;
+  wire signed [7:0] \b$84 ;
+  wire signed [7:0] b_out;
+  wire signed [7:0] \b_out$35 ;
+  wire signed [7:0] \b_out$45 ;
+  wire signed [7:0] \b_out$55 ;
+  wire signed [7:0] \b_out$65 ;
+  wire signed [7:0] \b_out$75 ;
+  wire signed [7:0] \b_out$85 ;
+  wire signed [31:0] drain_in;
+  wire signed [31:0] \drain_in$26 ;
+  wire signed [31:0] \drain_in$36 ;
+  wire signed [31:0] \drain_in$46 ;
+  wire signed [31:0] \drain_in$56 ;
+  wire signed [31:0] \drain_in$66 ;
+  wire signed [31:0] \drain_in$76 ;
+  wire signed [31:0] \drain_in$86 ;
+  wire signed [31:0] \drain_out$27 ;
+  wire signed [31:0] \drain_out$37 ;
+  wire signed [31:0] \drain_out$47 ;
+  wire signed [31:0] \drain_out$57 ;
+  wire signed [31:0] \drain_out$67 ;
+  wire signed [31:0] \drain_out$77 ;
+  wire signed [31:0] \drain_out$87 ;
+  wire signed [31:0] \drain_out$88 ;
+  wire \last$12 ;
+  wire \last$20 ;
+  wire \last$30 ;
+  wire \last$40 ;
+  wire \last$50 ;
+  wire \last$60 ;
+  wire \last$70 ;
+  wire \last$80 ;
+  wire \last_out$15 ;
+  wire \last_out$23 ;
+  wire \last_out$33 ;
+  wire \last_out$43 ;
+  wire \last_out$53 ;
+  wire \last_out$63 ;
+  wire \last_out$73 ;
+  wire \last_out$83 ;
+  wire \valid$11 ;
+  wire \valid$19 ;
+  wire \valid$29 ;
+  wire \valid$39 ;
+  wire \valid$49 ;
+  wire \valid$59 ;
+  wire \valid$69 ;
+  wire \valid$79 ;
+  wire \valid_out$14 ;
+  wire \valid_out$22 ;
+  wire \valid_out$32 ;
+  wire \valid_out$42 ;
+  wire \valid_out$52 ;
+  wire \valid_out$62 ;
+  wire \valid_out$72 ;
+  wire \valid_out$82 ;
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_0  pe_0 (
+    .a(a[7:0]),
+    .a_out(\a_out$13 ),
+    .b(b),
+    .b_out(\b$24 ),
+    .clk(clk),
+    .drain_in(32'd0),
+    .drain_out(\drain_in$26 ),
+    .last(last[0]),
+    .last_out(\last_out$15 ),
+    .rst(rst),
+    .valid(valid[0]),
+    .valid_out(\valid_out$14 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1  pe_1 (
+    .a(a[15:8]),
+    .a_out(\a_out$21 ),
+    .b(\b$24 ),
+    .b_out(\b$34 ),
+    .clk(clk),
+    .drain_in(\drain_in$26 ),
+    .drain_out(\drain_in$36 ),
+    .last(last[1]),
+    .last_out(\last_out$23 ),
+    .rst(rst),
+    .valid(valid[1]),
+    .valid_out(\valid_out$22 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2  pe_2 (
+    .a(a[23:16]),
+    .a_out(\a_out$31 ),
+    .b(\b$34 ),
+    .b_out(\b$44 ),
+    .clk(clk),
+    .drain_in(\drain_in$36 ),
+    .drain_out(\drain_in$46 ),
+    .last(last[2]),
+    .last_out(\last_out$33 ),
+    .rst(rst),
+    .valid(valid[2]),
+    .valid_out(\valid_out$32 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3  pe_3 (
+    .a(a[31:24]),
+    .a_out(\a_out$41 ),
+    .b(\b$44 ),
+    .b_out(\b$54 ),
+    .clk(clk),
+    .drain_in(\drain_in$46 ),
+    .drain_out(\drain_in$56 ),
+    .last(last[3]),
+    .last_out(\last_out$43 ),
+    .rst(rst),
+    .valid(valid[3]),
+    .valid_out(\valid_out$42 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4  pe_4 (
+    .a(a[39:32]),
+    .a_out(\a_out$51 ),
+    .b(\b$54 ),
+    .b_out(\b$64 ),
+    .clk(clk),
+    .drain_in(\drain_in$56 ),
+    .drain_out(\drain_in$66 ),
+    .last(last[4]),
+    .last_out(\last_out$53 ),
+    .rst(rst),
+    .valid(valid[4]),
+    .valid_out(\valid_out$52 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5  pe_5 (
+    .a(a[47:40]),
+    .a_out(\a_out$61 ),
+    .b(\b$64 ),
+    .b_out(\b$74 ),
+    .clk(clk),
+    .drain_in(\drain_in$66 ),
+    .drain_out(\drain_in$76 ),
+    .last(last[5]),
+    .last_out(\last_out$63 ),
+    .rst(rst),
+    .valid(valid[5]),
+    .valid_out(\valid_out$62 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6  pe_6 (
+    .a(a[55:48]),
+    .a_out(\a_out$71 ),
+    .b(\b$74 ),
+    .b_out(\b$84 ),
+    .clk(clk),
+    .drain_in(\drain_in$76 ),
+    .drain_out(\drain_in$86 ),
+    .last(last[6]),
+    .last_out(\last_out$73 ),
+    .rst(rst),
+    .valid(valid[6]),
+    .valid_out(\valid_out$72 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7  pe_7 (
+    .a(a[63:56]),
+    .a_out(\a_out$81 ),
+    .b(\b$84 ),
+    .b_out(\$1 ),
+    .clk(clk),
+    .drain_in(\drain_in$86 ),
+    .drain_out(drain_out),
+    .last(last[7]),
+    .last_out(\last_out$83 ),
+    .rst(rst),
+    .valid(valid[7]),
+    .valid_out(\valid_out$82 )
+  );
+  assign \a$10  = a[7:0];
+  assign \valid$11  = valid[0];
+  assign \last$12  = last[0];
+  assign \b$16  = b;
+  assign drain_in = 32'd0;
+  assign \a$18  = a[15:8];
+  assign \valid$19  = valid[1];
+  assign \last$20  = last[1];
+  assign b_out = \b$24 ;
+  assign \drain_out$27  = \drain_in$26 ;
+  assign \a$28  = a[23:16];
+  assign \valid$29  = valid[2];
+  assign \last$30  = last[2];
+  assign \b_out$35  = \b$34 ;
+  assign \drain_out$37  = \drain_in$36 ;
+  assign \a$38  = a[31:24];
+  assign \valid$39  = valid[3];
+  assign \last$40  = last[3];
+  assign \b_out$45  = \b$44 ;
+  assign \drain_out$47  = \drain_in$46 ;
+  assign \a$48  = a[39:32];
+  assign \valid$49  = valid[4];
+  assign \last$50  = last[4];
+  assign \b_out$55  = \b$54 ;
+  assign \drain_out$57  = \drain_in$56 ;
+  assign \a$58  = a[47:40];
+  assign \valid$59  = valid[5];
+  assign \last$60  = last[5];
+  assign \b_out$65  = \b$64 ;
+  assign \drain_out$67  = \drain_in$66 ;
+  assign \a$68  = a[55:48];
+  assign \valid$69  = valid[6];
+  assign \last$70  = last[6];
+  assign \b_out$75  = \b$74 ;
+  assign \drain_out$77  = \drain_in$76 ;
+  assign \a$78  = a[63:56];
+  assign \valid$79  = valid[7];
+  assign \last$80  = last[7];
+  assign \b_out$85  = \b$84 ;
+  assign \drain_out$87  = \drain_in$86 ;
+  assign \drain_out$88  = drain_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign last_out[7] = \last_out$83 ;
+  assign last_out[6] = \last_out$73 ;
+  assign last_out[5] = \last_out$63 ;
+  assign last_out[4] = \last_out$53 ;
+  assign last_out[3] = \last_out$43 ;
+  assign last_out[2] = \last_out$33 ;
+  assign last_out[1] = \last_out$23 ;
+  assign last_out[0] = \last_out$15 ;
+  assign valid_out[7] = \valid_out$82 ;
+  assign valid_out[6] = \valid_out$72 ;
+  assign valid_out[5] = \valid_out$62 ;
+  assign valid_out[4] = \valid_out$52 ;
+  assign valid_out[3] = \valid_out$42 ;
+  assign valid_out[2] = \valid_out$32 ;
+  assign valid_out[1] = \valid_out$22 ;
+  assign valid_out[0] = \valid_out$14 ;
+  assign a_out[63:56] = \a_out$81 ;
+  assign a_out[55:48] = \a_out$71 ;
+  assign a_out[47:40] = \a_out$61 ;
+  assign a_out[39:32] = \a_out$51 ;
+  assign a_out[31:24] = \a_out$41 ;
+  assign a_out[23:16] = \a_out$31 ;
+  assign a_out[15:8] = \a_out$21 ;
+  assign a_out[7:0] = \a_out$13 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.group_0 (valid, last, b, clk, rst, a_out, valid_out, last_out, drain_out, a);
+  input [7:0] valid;
+  wire [7:0] valid;
+  input [7:0] last;
+  wire [7:0] last;
+  input [23:0] b;
+  wire [23:0] b;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] valid_out;
+  wire [7:0] valid_out;
+  output [7:0] last_out;
+  wire [7:0] last_out;
+  output [95:0] drain_out;
+  wire [95:0] drain_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [63:0] \a$10 ;
+  wire signed [7:0] \a$10[0] ;
+  wire signed [7:0] \a$10[1] ;
+  wire signed [7:0] \a$10[2] ;
+  wire signed [7:0] \a$10[3] ;
+  wire signed [7:0] \a$10[4] ;
+  wire signed [7:0] \a$10[5] ;
+  wire signed [7:0] \a$10[6] ;
+  wire signed [7:0] \a$10[7] ;
+  wire [63:0] \a$15 ;
+  wire signed [7:0] \a$15[0] ;
+  wire signed [7:0] \a$15[1] ;
+  wire signed [7:0] \a$15[2] ;
+  wire signed [7:0] \a$15[3] ;
+  wire signed [7:0] \a$15[4] ;
+  wire signed [7:0] \a$15[5] ;
+  wire signed [7:0] \a$15[6] ;
+  wire signed [7:0] \a$15[7] ;
+  wire [63:0] \a$23 ;
+  wire signed [7:0] \a$23[0] ;
+  wire signed [7:0] \a$23[1] ;
+  wire signed [7:0] \a$23[2] ;
+  wire signed [7:0] \a$23[3] ;
+  wire signed [7:0] \a$23[4] ;
+  wire signed [7:0] \a$23[5] ;
+  wire signed [7:0] \a$23[6] ;
+  wire signed [7:0] \a$23[7] ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire [63:0] \a_out$16 ;
+  wire signed [7:0] \a_out$16[0] ;
+  wire signed [7:0] \a_out$16[1] ;
+  wire signed [7:0] \a_out$16[2] ;
+  wire signed [7:0] \a_out$16[3] ;
+  wire signed [7:0] \a_out$16[4] ;
+  wire signed [7:0] \a_out$16[5] ;
+  wire signed [7:0] \a_out$16[6] ;
+  wire signed [7:0] \a_out$16[7] ;
+  wire [63:0] \a_out$24 ;
+  wire signed [7:0] \a_out$24[0] ;
+  wire signed [7:0] \a_out$24[1] ;
+  wire signed [7:0] \a_out$24[2] ;
+  wire signed [7:0] \a_out$24[3] ;
+  wire signed [7:0] \a_out$24[4] ;
+  wire signed [7:0] \a_out$24[5] ;
+  wire signed [7:0] \a_out$24[6] ;
+  wire signed [7:0] \a_out$24[7] ;
+  wire [63:0] \a_out$31 ;
+  wire signed [7:0] \a_out$31[0] ;
+  wire signed [7:0] \a_out$31[1] ;
+  wire signed [7:0] \a_out$31[2] ;
+  wire signed [7:0] \a_out$31[3] ;
+  wire signed [7:0] \a_out$31[4] ;
+  wire signed [7:0] \a_out$31[5] ;
+  wire signed [7:0] \a_out$31[6] ;
+  wire signed [7:0] \a_out$31[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire signed [7:0] \b$13 ;
+  wire signed [7:0] \b$21 ;
+  wire signed [7:0] \b$29 ;
+  wire signed [7:0] \b[0] ;
+  wire signed [7:0] \b[1] ;
+  wire signed [7:0] \b[2] ;
+  wire signed [31:0] \drain_out$14 ;
+  wire signed [31:0] \drain_out$22 ;
+  wire signed [31:0] \drain_out$30 ;
+  wire signed [31:0] \drain_out[0] ;
+  wire signed [31:0] \drain_out[1] ;
+  wire signed [31:0] \drain_out[2] ;
+  wire [7:0] \last$12 ;
+  wire [7:0] \last$19 ;
+  wire [7:0] \last$27 ;
+  wire [7:0] \last_out$20 ;
+  wire [7:0] \last_out$28 ;
+  wire [7:0] \last_out$33 ;
+  wire [7:0] \valid$11 ;
+  wire [7:0] \valid$17 ;
+  wire [7:0] \valid$25 ;
+  wire [7:0] \valid_out$18 ;
+  wire [7:0] \valid_out$26 ;
+  wire [7:0] \valid_out$32 ;
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_0 (
+    .a(a),
+    .a_out(\a$15 ),
+    .b(b[7:0]),
+    .clk(clk),
+    .drain_out(\drain_out$14 ),
+    .last(last),
+    .last_out(\last$19 ),
+    .rst(rst),
+    .valid(valid),
+    .valid_out(\valid$17 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_1 (
+    .a(\a$15 ),
+    .a_out(\a$23 ),
+    .b(b[15:8]),
+    .clk(clk),
+    .drain_out(\drain_out$22 ),
+    .last(\last$19 ),
+    .last_out(\last$27 ),
+    .rst(rst),
+    .valid(\valid$17 ),
+    .valid_out(\valid$25 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_2 (
+    .a(\a$23 ),
+    .a_out(a_out),
+    .b(b[23:16]),
+    .clk(clk),
+    .drain_out(\drain_out$30 ),
+    .last(\last$27 ),
+    .last_out(last_out),
+    .rst(rst),
+    .valid(\valid$25 ),
+    .valid_out(valid_out)
+  );
+  assign \a$10  = a;
+  assign \valid$11  = valid;
+  assign \last$12  = last;
+  assign \b$13  = b[7:0];
+  assign \a_out$16  = \a$15 ;
+  assign \valid_out$18  = \valid$17 ;
+  assign \last_out$20  = \last$19 ;
+  assign \b$21  = b[15:8];
+  assign \a_out$24  = \a$23 ;
+  assign \valid_out$26  = \valid$25 ;
+  assign \last_out$28  = \last$27 ;
+  assign \b$29  = b[23:16];
+  assign \a_out$31  = a_out;
+  assign \valid_out$32  = valid_out;
+  assign \last_out$33  = last_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign \b[0]  = b[7:0];
+  assign \b[1]  = b[15:8];
+  assign \b[2]  = b[23:16];
+  assign \drain_out[0]  = drain_out[31:0];
+  assign \drain_out[1]  = drain_out[63:32];
+  assign \drain_out[2]  = drain_out[95:64];
+  assign \a$10[0]  = a[7:0];
+  assign \a$10[1]  = a[15:8];
+  assign \a$10[2]  = a[23:16];
+  assign \a$10[3]  = a[31:24];
+  assign \a$10[4]  = a[39:32];
+  assign \a$10[5]  = a[47:40];
+  assign \a$10[6]  = a[55:48];
+  assign \a$10[7]  = a[63:56];
+  assign \a$15[0]  = \a$15 [7:0];
+  assign \a$15[1]  = \a$15 [15:8];
+  assign \a$15[2]  = \a$15 [23:16];
+  assign \a$15[3]  = \a$15 [31:24];
+  assign \a$15[4]  = \a$15 [39:32];
+  assign \a$15[5]  = \a$15 [47:40];
+  assign \a$15[6]  = \a$15 [55:48];
+  assign \a$15[7]  = \a$15 [63:56];
+  assign \a_out$16[0]  = \a$15 [7:0];
+  assign \a_out$16[1]  = \a$15 [15:8];
+  assign \a_out$16[2]  = \a$15 [23:16];
+  assign \a_out$16[3]  = \a$15 [31:24];
+  assign \a_out$16[4]  = \a$15 [39:32];
+  assign \a_out$16[5]  = \a$15 [47:40];
+  assign \a_out$16[6]  = \a$15 [55:48];
+  assign \a_out$16[7]  = \a$15 [63:56];
+  assign \a$23[0]  = \a$23 [7:0];
+  assign \a$23[1]  = \a$23 [15:8];
+  assign \a$23[2]  = \a$23 [23:16];
+  assign \a$23[3]  = \a$23 [31:24];
+  assign \a$23[4]  = \a$23 [39:32];
+  assign \a$23[5]  = \a$23 [47:40];
+  assign \a$23[6]  = \a$23 [55:48];
+  assign \a$23[7]  = \a$23 [63:56];
+  assign \a_out$24[0]  = \a$23 [7:0];
+  assign \a_out$24[1]  = \a$23 [15:8];
+  assign \a_out$24[2]  = \a$23 [23:16];
+  assign \a_out$24[3]  = \a$23 [31:24];
+  assign \a_out$24[4]  = \a$23 [39:32];
+  assign \a_out$24[5]  = \a$23 [47:40];
+  assign \a_out$24[6]  = \a$23 [55:48];
+  assign \a_out$24[7]  = \a$23 [63:56];
+  assign \a_out$31[0]  = a_out[7:0];
+  assign \a_out$31[1]  = a_out[15:8];
+  assign \a_out$31[2]  = a_out[23:16];
+  assign \a_out$31[3]  = a_out[31:24];
+  assign \a_out$31[4]  = a_out[39:32];
+  assign \a_out$31[5]  = a_out[47:40];
+  assign \a_out$31[6]  = a_out[55:48];
+  assign \a_out$31[7]  = a_out[63:56];
+  assign drain_out[95:64] = \drain_out$30 ;
+  assign drain_out[63:32] = \drain_out$22 ;
+  assign drain_out[31:0] = \drain_out$14 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.group_1 (valid, last, b, clk, rst, a_out, valid_out, last_out, drain_out, a);
+  input [7:0] valid;
+  wire [7:0] valid;
+  input [7:0] last;
+  wire [7:0] last;
+  input [15:0] b;
+  wire [15:0] b;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] valid_out;
+  wire [7:0] valid_out;
+  output [7:0] last_out;
+  wire [7:0] last_out;
+  output [63:0] drain_out;
+  wire [63:0] drain_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [63:0] \a$10 ;
+  wire signed [7:0] \a$10[0] ;
+  wire signed [7:0] \a$10[1] ;
+  wire signed [7:0] \a$10[2] ;
+  wire signed [7:0] \a$10[3] ;
+  wire signed [7:0] \a$10[4] ;
+  wire signed [7:0] \a$10[5] ;
+  wire signed [7:0] \a$10[6] ;
+  wire signed [7:0] \a$10[7] ;
+  wire [63:0] \a$15 ;
+  wire signed [7:0] \a$15[0] ;
+  wire signed [7:0] \a$15[1] ;
+  wire signed [7:0] \a$15[2] ;
+  wire signed [7:0] \a$15[3] ;
+  wire signed [7:0] \a$15[4] ;
+  wire signed [7:0] \a$15[5] ;
+  wire signed [7:0] \a$15[6] ;
+  wire signed [7:0] \a$15[7] ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire [63:0] \a_out$16 ;
+  wire signed [7:0] \a_out$16[0] ;
+  wire signed [7:0] \a_out$16[1] ;
+  wire signed [7:0] \a_out$16[2] ;
+  wire signed [7:0] \a_out$16[3] ;
+  wire signed [7:0] \a_out$16[4] ;
+  wire signed [7:0] \a_out$16[5] ;
+  wire signed [7:0] \a_out$16[6] ;
+  wire signed [7:0] \a_out$16[7] ;
+  wire [63:0] \a_out$23 ;
+  wire signed [7:0] \a_out$23[0] ;
+  wire signed [7:0] \a_out$23[1] ;
+  wire signed [7:0] \a_out$23[2] ;
+  wire signed [7:0] \a_out$23[3] ;
+  wire signed [7:0] \a_out$23[4] ;
+  wire signed [7:0] \a_out$23[5] ;
+  wire signed [7:0] \a_out$23[6] ;
+  wire signed [7:0] \a_out$23[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire signed [7:0] \b$13 ;
+  wire signed [7:0] \b$21 ;
+  wire signed [7:0] \b[0] ;
+  wire signed [7:0] \b[1] ;
+  wire signed [31:0] \drain_out$14 ;
+  wire signed [31:0] \drain_out$22 ;
+  wire signed [31:0] \drain_out[0] ;
+  wire signed [31:0] \drain_out[1] ;
+  wire [7:0] \last$12 ;
+  wire [7:0] \last$19 ;
+  wire [7:0] \last_out$20 ;
+  wire [7:0] \last_out$25 ;
+  wire [7:0] \valid$11 ;
+  wire [7:0] \valid$17 ;
+  wire [7:0] \valid_out$18 ;
+  wire [7:0] \valid_out$24 ;
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_0 (
+    .a(a),
+    .a_out(\a$15 ),
+    .b(b[7:0]),
+    .clk(clk),
+    .drain_out(\drain_out$14 ),
+    .last(last),
+    .last_out(\last$19 ),
+    .rst(rst),
+    .valid(valid),
+    .valid_out(\valid$17 )
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0  col_1 (
+    .a(\a$15 ),
+    .a_out(a_out),
+    .b(b[15:8]),
+    .clk(clk),
+    .drain_out(\drain_out$22 ),
+    .last(\last$19 ),
+    .last_out(last_out),
+    .rst(rst),
+    .valid(\valid$17 ),
+    .valid_out(valid_out)
+  );
+  assign \a$10  = a;
+  assign \valid$11  = valid;
+  assign \last$12  = last;
+  assign \b$13  = b[7:0];
+  assign \a_out$16  = \a$15 ;
+  assign \valid_out$18  = \valid$17 ;
+  assign \last_out$20  = \last$19 ;
+  assign \b$21  = b[15:8];
+  assign \a_out$23  = a_out;
+  assign \valid_out$24  = valid_out;
+  assign \last_out$25  = last_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign \b[0]  = b[7:0];
+  assign \b[1]  = b[15:8];
+  assign \drain_out[0]  = drain_out[31:0];
+  assign \drain_out[1]  = drain_out[63:32];
+  assign \a$10[0]  = a[7:0];
+  assign \a$10[1]  = a[15:8];
+  assign \a$10[2]  = a[23:16];
+  assign \a$10[3]  = a[31:24];
+  assign \a$10[4]  = a[39:32];
+  assign \a$10[5]  = a[47:40];
+  assign \a$10[6]  = a[55:48];
+  assign \a$10[7]  = a[63:56];
+  assign \a$15[0]  = \a$15 [7:0];
+  assign \a$15[1]  = \a$15 [15:8];
+  assign \a$15[2]  = \a$15 [23:16];
+  assign \a$15[3]  = \a$15 [31:24];
+  assign \a$15[4]  = \a$15 [39:32];
+  assign \a$15[5]  = \a$15 [47:40];
+  assign \a$15[6]  = \a$15 [55:48];
+  assign \a$15[7]  = \a$15 [63:56];
+  assign \a_out$16[0]  = \a$15 [7:0];
+  assign \a_out$16[1]  = \a$15 [15:8];
+  assign \a_out$16[2]  = \a$15 [23:16];
+  assign \a_out$16[3]  = \a$15 [31:24];
+  assign \a_out$16[4]  = \a$15 [39:32];
+  assign \a_out$16[5]  = \a$15 [47:40];
+  assign \a_out$16[6]  = \a$15 [55:48];
+  assign \a_out$16[7]  = \a$15 [63:56];
+  assign \a_out$23[0]  = a_out[7:0];
+  assign \a_out$23[1]  = a_out[15:8];
+  assign \a_out$23[2]  = a_out[23:16];
+  assign \a_out$23[3]  = a_out[31:24];
+  assign \a_out$23[4]  = a_out[39:32];
+  assign \a_out$23[5]  = a_out[47:40];
+  assign \a_out$23[6]  = a_out[55:48];
+  assign \a_out$23[7]  = a_out[63:56];
+  assign drain_out[63:32] = \drain_out$22 ;
+  assign drain_out[31:0] = \drain_out$14 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_0 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$6 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$6  <= 1'h0;
+  input signed [7:0] b;
+  wire signed [7:0] b;
+  input valid;
+  wire valid;
+  input last;
+  wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output signed [7:0] b_out;
+  reg signed [7:0] b_out = 8'h00;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  wire [32:0] \$2 ;
+  wire [31:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [2:0] \$9 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  reg signed [31:0] acc = 32'd0;
+  (* init = 8'h00 *)
+  wire signed [7:0] b_reg;
+  (* init = 32'd0 *)
+  wire signed [31:0] drain;
+  reg [2:0] hold = 3'h0;
+  wire signed [31:0] total;
+  assign \$1  = $signed(a) * $signed(b);
+  assign \$2  = $signed(acc) + $signed(\$1 );
+  assign \$3  = last ? 32'd0 : \$2 [31:0];
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
+  always @(posedge clk)
+    acc <= \$7 ;
+  always @(posedge clk)
+    drain_out <= \$8 ;
+  always @(posedge clk)
+    hold <= \$9 ;
+  always @(posedge clk)
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    b_out <= b;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$7  = acc;
+    if (valid) begin
+      \$7  = \$3 ;
+    end
+    if (rst) begin
+      \$7  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 3'h7;
+    end else if (\$5 ) begin
+      \$9  = \$6 [2:0];
+    end
+    if (rst) begin
+      \$9  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  assign total = \$2 [31:0];
+  assign drain = drain_out;
+  assign a_reg = a_out;
+  assign b_reg = b_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$7 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$7  <= 1'h0;
+  input signed [7:0] b;
+  wire signed [7:0] b;
+  input valid;
+  wire valid;
+  input last;
+  wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output signed [7:0] b_out;
+  reg signed [7:0] b_out = 8'h00;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  wire [32:0] \$2 ;
+  wire [31:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [2:0] \$9 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  reg signed [31:0] acc = 32'd0;
+  (* init = 8'h00 *)
+  wire signed [7:0] b_reg;
+  (* init = 32'd0 *)
+  wire signed [31:0] drain;
+  reg [2:0] hold = 3'h0;
+  wire signed [31:0] total;
+  assign \$1  = $signed(a) * $signed(b);
+  assign \$2  = $signed(acc) + $signed(\$1 );
+  assign \$3  = last ? 32'd0 : \$2 [31:0];
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
+  always @(posedge clk)
+    acc <= \$7 ;
+  always @(posedge clk)
+    drain_out <= \$8 ;
+  always @(posedge clk)
+    hold <= \$9 ;
+  always @(posedge clk)
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    b_out <= b;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
+    \$7  = acc;
+    if (valid) begin
+      \$7  = \$3 ;
+    end
+    if (rst) begin
+      \$7  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 3'h6;
+    end else if (\$5 ) begin
+      \$9  = \$6 [2:0];
+    end
+    if (rst) begin
+      \$9  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  assign total = \$2 [31:0];
+  assign drain = drain_out;
+  assign a_reg = a_out;
+  assign b_reg = b_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$8 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$8  <= 1'h0;
+  input signed [7:0] b;
+  wire signed [7:0] b;
+  input valid;
+  wire valid;
+  input last;
+  wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output signed [7:0] b_out;
+  reg signed [7:0] b_out = 8'h00;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  wire [32:0] \$2 ;
+  wire [31:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [2:0] \$9 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  reg signed [31:0] acc = 32'd0;
+  (* init = 8'h00 *)
+  wire signed [7:0] b_reg;
+  (* init = 32'd0 *)
+  wire signed [31:0] drain;
+  reg [2:0] hold = 3'h0;
+  wire signed [31:0] total;
+  assign \$1  = $signed(a) * $signed(b);
+  assign \$2  = $signed(acc) + $signed(\$1 );
+  assign \$3  = last ? 32'd0 : \$2 [31:0];
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
+  always @(posedge clk)
+    acc <= \$7 ;
+  always @(posedge clk)
+    drain_out <= \$8 ;
+  always @(posedge clk)
+    hold <= \$9 ;
+  always @(posedge clk)
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    b_out <= b;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
+    \$7  = acc;
+    if (valid) begin
+      \$7  = \$3 ;
+    end
+    if (rst) begin
+      \$7  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 3'h5;
+    end else if (\$5 ) begin
+      \$9  = \$6 [2:0];
+    end
+    if (rst) begin
+      \$9  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  assign total = \$2 [31:0];
+  assign drain = drain_out;
+  assign a_reg = a_out;
+  assign b_reg = b_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$9 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$9  <= 1'h0;
+  input signed [7:0] b;
+  wire signed [7:0] b;
+  input valid;
+  wire valid;
+  input last;
+  wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output signed [7:0] b_out;
+  reg signed [7:0] b_out = 8'h00;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  wire [32:0] \$2 ;
+  wire [31:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [2:0] \$9 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  reg signed [31:0] acc = 32'd0;
+  (* init = 8'h00 *)
+  wire signed [7:0] b_reg;
+  (* init = 32'd0 *)
+  wire signed [31:0] drain;
+  reg [2:0] hold = 3'h0;
+  wire signed [31:0] total;
+  assign \$1  = $signed(a) * $signed(b);
+  assign \$2  = $signed(acc) + $signed(\$1 );
+  assign \$3  = last ? 32'd0 : \$2 [31:0];
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
+  always @(posedge clk)
+    acc <= \$7 ;
+  always @(posedge clk)
+    drain_out <= \$8 ;
+  always @(posedge clk)
+    hold <= \$9 ;
+  always @(posedge clk)
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    b_out <= b;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
+    \$7  = acc;
+    if (valid) begin
+      \$7  = \$3 ;
+    end
+    if (rst) begin
+      \$7  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 3'h4;
+    end else if (\$5 ) begin
+      \$9  = \$6 [2:0];
+    end
+    if (rst) begin
+      \$9  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  assign total = \$2 [31:0];
+  assign drain = drain_out;
+  assign a_reg = a_out;
+  assign b_reg = b_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$10 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$10  <= 1'h0;
+  input signed [7:0] b;
+  wire signed [7:0] b;
+  input valid;
+  wire valid;
+  input last;
+  wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output signed [7:0] b_out;
+  reg signed [7:0] b_out = 8'h00;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  wire [32:0] \$2 ;
+  wire [31:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [2:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [1:0] \$9 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  reg signed [31:0] acc = 32'd0;
+  (* init = 8'h00 *)
+  wire signed [7:0] b_reg;
+  (* init = 32'd0 *)
+  wire signed [31:0] drain;
+  reg [1:0] hold = 2'h0;
+  wire signed [31:0] total;
+  assign \$1  = $signed(a) * $signed(b);
+  assign \$2  = $signed(acc) + $signed(\$1 );
+  assign \$3  = last ? 32'd0 : \$2 [31:0];
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
+  always @(posedge clk)
+    acc <= \$7 ;
+  always @(posedge clk)
+    drain_out <= \$8 ;
+  always @(posedge clk)
+    hold <= \$9 ;
+  always @(posedge clk)
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    b_out <= b;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
+    \$7  = acc;
+    if (valid) begin
+      \$7  = \$3 ;
+    end
+    if (rst) begin
+      \$7  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 2'h3;
+    end else if (\$5 ) begin
+      \$9  = \$6 [1:0];
+    end
+    if (rst) begin
+      \$9  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  assign total = \$2 [31:0];
+  assign drain = drain_out;
+  assign a_reg = a_out;
+  assign b_reg = b_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$11 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$11  <= 1'h0;
+  input signed [7:0] b;
+  wire signed [7:0] b;
+  input valid;
+  wire valid;
+  input last;
+  wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output signed [7:0] b_out;
+  reg signed [7:0] b_out = 8'h00;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  wire [32:0] \$2 ;
+  wire [31:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [2:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [1:0] \$9 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  reg signed [31:0] acc = 32'd0;
+  (* init = 8'h00 *)
+  wire signed [7:0] b_reg;
+  (* init = 32'd0 *)
+  wire signed [31:0] drain;
+  reg [1:0] hold = 2'h0;
+  wire signed [31:0] total;
+  assign \$1  = $signed(a) * $signed(b);
+  assign \$2  = $signed(acc) + $signed(\$1 );
+  assign \$3  = last ? 32'd0 : \$2 [31:0];
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
+  always @(posedge clk)
+    acc <= \$7 ;
+  always @(posedge clk)
+    drain_out <= \$8 ;
+  always @(posedge clk)
+    hold <= \$9 ;
+  always @(posedge clk)
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    b_out <= b;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    \$7  = acc;
+    if (valid) begin
+      \$7  = \$3 ;
+    end
+    if (rst) begin
+      \$7  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 2'h2;
+    end else if (\$5 ) begin
+      \$9  = \$6 [1:0];
+    end
+    if (rst) begin
+      \$9  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  assign total = \$2 [31:0];
+  assign drain = drain_out;
+  assign a_reg = a_out;
+  assign b_reg = b_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$12 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$12  <= 1'h0;
+  input signed [7:0] b;
+  wire signed [7:0] b;
+  input valid;
+  wire valid;
+  input last;
+  wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output signed [7:0] b_out;
+  reg signed [7:0] b_out = 8'h00;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  wire [32:0] \$2 ;
+  wire [31:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [1:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg \$9 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  reg signed [31:0] acc = 32'd0;
+  (* init = 8'h00 *)
+  wire signed [7:0] b_reg;
+  (* init = 32'd0 *)
+  wire signed [31:0] drain;
+  reg hold = 1'h0;
+  wire signed [31:0] total;
+  assign \$1  = $signed(a) * $signed(b);
+  assign \$2  = $signed(acc) + $signed(\$1 );
+  assign \$3  = last ? 32'd0 : \$2 [31:0];
+  assign \$4  = valid & last;
+  assign \$6  = hold - 1'h1;
+  always @(posedge clk)
+    acc <= \$7 ;
+  always @(posedge clk)
+    drain_out <= \$8 ;
+  always @(posedge clk)
+    hold <= \$9 ;
+  always @(posedge clk)
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    b_out <= b;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$7  = acc;
+    if (valid) begin
+      \$7  = \$3 ;
+    end
+    if (rst) begin
+      \$7  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 1'h1;
+    end else if (\$5 ) begin
+      \$9  = \$6 [0];
+    end
+    if (rst) begin
+      \$9  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  assign total = \$2 [31:0];
+  assign drain = drain_out;
+  assign a_reg = a_out;
+  assign b_reg = b_out;
+  assign \$5  = hold;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$13 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$13  <= 1'h0;
+  input signed [7:0] b;
+  wire signed [7:0] b;
+  input valid;
+  wire valid;
+  input last;
+  wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output signed [7:0] b_out;
+  reg signed [7:0] b_out = 8'h00;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  wire [32:0] \$2 ;
+  wire [31:0] \$3 ;
+  wire \$4 ;
+  wire [31:0] \$5 ;
+  reg [31:0] \$6 ;
+  reg \$7 ;
+  reg \$8 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  reg signed [31:0] acc = 32'd0;
+  (* init = 8'h00 *)
+  wire signed [7:0] b_reg;
+  (* init = 32'd0 *)
+  wire signed [31:0] drain;
+  wire signed [31:0] total;
+  assign \$2  = $signed(acc) + $signed(\$1 );
+  assign \$3  = last ? 32'd0 : \$2 [31:0];
+  assign \$4  = valid & last;
+  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
+  always @(posedge clk)
+    acc <= \$6 ;
+  always @(posedge clk)
+    drain_out <= \$5 ;
+  always @(posedge clk)
+    valid_out <= \$7 ;
+  always @(posedge clk)
+    last_out <= \$8 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    b_out <= b;
+  assign \$1  = $signed(a) * $signed(b);
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
+    \$6  = acc;
+    if (valid) begin
+      \$6  = \$3 ;
+    end
+    if (rst) begin
+      \$6  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
+    \$7  = valid;
+    if (rst) begin
+      \$7  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
+    \$8  = last;
+    if (rst) begin
+      \$8  = 1'h0;
+    end
+  end
+  assign total = \$2 [31:0];
+  assign drain = drain_out;
+  assign a_reg = a_out;
+  assign b_reg = b_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.tag_delay (rst, i, o, clk);
+  reg \$auto$verilog_backend.cc:2505:dump_module$14 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$14  <= 1'h0;
   input rst;
   wire rst;
   input [12:0] i;
   wire [12:0] i;
-  output [12:0] lane0_d15;
-  reg [12:0] lane0_d15 = 13'h0000;
+  output [12:0] o;
+  wire [12:0] o;
   input clk;
   wire clk;
-  reg [12:0] \$1 ;
-  reg [12:0] \$10 ;
-  reg [12:0] \$11 ;
-  reg [12:0] \$12 ;
-  reg [12:0] \$13 ;
-  reg [12:0] \$14 ;
-  reg [12:0] \$15 ;
-  reg [12:0] \$2 ;
-  reg [12:0] \$3 ;
-  reg [12:0] \$4 ;
-  reg [12:0] \$5 ;
-  reg [12:0] \$6 ;
-  reg [12:0] \$7 ;
-  reg [12:0] \$8 ;
-  reg [12:0] \$9 ;
+  reg [194:0] \$1 ;
   wire [12:0] \i[0] ;
   wire \i[0].final ;
   wire [6:0] \i[0].m0 ;
   wire [3:0] \i[0].ntile ;
   wire \i[0].valid ;
-  reg [12:0] lane0_d1 = 13'h0000;
-  wire \lane0_d1.final ;
-  wire [6:0] \lane0_d1.m0 ;
-  wire [3:0] \lane0_d1.ntile ;
-  wire \lane0_d1.valid ;
-  reg [12:0] lane0_d10 = 13'h0000;
-  wire \lane0_d10.final ;
-  wire [6:0] \lane0_d10.m0 ;
-  wire [3:0] \lane0_d10.ntile ;
-  wire \lane0_d10.valid ;
-  reg [12:0] lane0_d11 = 13'h0000;
-  wire \lane0_d11.final ;
-  wire [6:0] \lane0_d11.m0 ;
-  wire [3:0] \lane0_d11.ntile ;
-  wire \lane0_d11.valid ;
-  reg [12:0] lane0_d12 = 13'h0000;
-  wire \lane0_d12.final ;
-  wire [6:0] \lane0_d12.m0 ;
-  wire [3:0] \lane0_d12.ntile ;
-  wire \lane0_d12.valid ;
-  reg [12:0] lane0_d13 = 13'h0000;
-  wire \lane0_d13.final ;
-  wire [6:0] \lane0_d13.m0 ;
-  wire [3:0] \lane0_d13.ntile ;
-  wire \lane0_d13.valid ;
-  reg [12:0] lane0_d14 = 13'h0000;
-  wire \lane0_d14.final ;
-  wire [6:0] \lane0_d14.m0 ;
-  wire [3:0] \lane0_d14.ntile ;
-  wire \lane0_d14.valid ;
-  wire \lane0_d15.final ;
-  wire [6:0] \lane0_d15.m0 ;
-  wire [3:0] \lane0_d15.ntile ;
-  wire \lane0_d15.valid ;
-  reg [12:0] lane0_d2 = 13'h0000;
-  wire \lane0_d2.final ;
-  wire [6:0] \lane0_d2.m0 ;
-  wire [3:0] \lane0_d2.ntile ;
-  wire \lane0_d2.valid ;
-  reg [12:0] lane0_d3 = 13'h0000;
-  wire \lane0_d3.final ;
-  wire [6:0] \lane0_d3.m0 ;
-  wire [3:0] \lane0_d3.ntile ;
-  wire \lane0_d3.valid ;
-  reg [12:0] lane0_d4 = 13'h0000;
-  wire \lane0_d4.final ;
-  wire [6:0] \lane0_d4.m0 ;
-  wire [3:0] \lane0_d4.ntile ;
-  wire \lane0_d4.valid ;
-  reg [12:0] lane0_d5 = 13'h0000;
-  wire \lane0_d5.final ;
-  wire [6:0] \lane0_d5.m0 ;
-  wire [3:0] \lane0_d5.ntile ;
-  wire \lane0_d5.valid ;
-  reg [12:0] lane0_d6 = 13'h0000;
-  wire \lane0_d6.final ;
-  wire [6:0] \lane0_d6.m0 ;
-  wire [3:0] \lane0_d6.ntile ;
-  wire \lane0_d6.valid ;
-  reg [12:0] lane0_d7 = 13'h0000;
-  wire \lane0_d7.final ;
-  wire [6:0] \lane0_d7.m0 ;
-  wire [3:0] \lane0_d7.ntile ;
-  wire \lane0_d7.valid ;
-  reg [12:0] lane0_d8 = 13'h0000;
-  wire \lane0_d8.final ;
-  wire [6:0] \lane0_d8.m0 ;
-  wire [3:0] \lane0_d8.ntile ;
-  wire \lane0_d8.valid ;
-  reg [12:0] lane0_d9 = 13'h0000;
-  wire \lane0_d9.final ;
-  wire [6:0] \lane0_d9.m0 ;
-  wire [3:0] \lane0_d9.ntile ;
-  wire \lane0_d9.valid ;
-  (* init = 13'h0000 *)
-  wire [12:0] o;
+  reg [194:0] lane0 = 195'h0000000000000000000000000000000000000000000000000;
   wire [12:0] \o[0] ;
   wire \o[0].final ;
   wire [6:0] \o[0].m0 ;
   wire [3:0] \o[0].ntile ;
   wire \o[0].valid ;
   always @(posedge clk)
-    lane0_d1 <= \$1 ;
-  always @(posedge clk)
-    lane0_d2 <= \$2 ;
-  always @(posedge clk)
-    lane0_d3 <= \$3 ;
-  always @(posedge clk)
-    lane0_d4 <= \$4 ;
-  always @(posedge clk)
-    lane0_d5 <= \$5 ;
-  always @(posedge clk)
-    lane0_d6 <= \$6 ;
-  always @(posedge clk)
-    lane0_d7 <= \$7 ;
-  always @(posedge clk)
-    lane0_d8 <= \$8 ;
-  always @(posedge clk)
-    lane0_d9 <= \$9 ;
-  always @(posedge clk)
-    lane0_d10 <= \$10 ;
-  always @(posedge clk)
-    lane0_d11 <= \$11 ;
-  always @(posedge clk)
-    lane0_d12 <= \$12 ;
-  always @(posedge clk)
-    lane0_d13 <= \$13 ;
-  always @(posedge clk)
-    lane0_d14 <= \$14 ;
-  always @(posedge clk)
-    lane0_d15 <= \$15 ;
+    lane0 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$1  = i;
+    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
+    \$1  = { lane0[181:0], i };
     if (rst) begin
-      \$1  = 13'h0000;
+      \$1  = 195'h0000000000000000000000000000000000000000000000000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$2  = lane0_d1;
-    if (rst) begin
-      \$2  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$3  = lane0_d2;
-    if (rst) begin
-      \$3  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$4  = lane0_d3;
-    if (rst) begin
-      \$4  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$5  = lane0_d4;
-    if (rst) begin
-      \$5  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$6  = lane0_d5;
-    if (rst) begin
-      \$6  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$7  = lane0_d6;
-    if (rst) begin
-      \$7  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$8  = lane0_d7;
-    if (rst) begin
-      \$8  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$9  = lane0_d8;
-    if (rst) begin
-      \$9  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$10  = lane0_d9;
-    if (rst) begin
-      \$10  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$11  = lane0_d10;
-    if (rst) begin
-      \$11  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$12  = lane0_d11;
-    if (rst) begin
-      \$12  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$13  = lane0_d12;
-    if (rst) begin
-      \$13  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$14  = lane0_d13;
-    if (rst) begin
-      \$14  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$15  = lane0_d14;
-    if (rst) begin
-      \$15  = 13'h0000;
-    end
-  end
-  assign o = lane0_d15;
-  assign \lane0_d1.valid  = lane0_d1[0];
-  assign \lane0_d1.final  = lane0_d1[1];
-  assign \lane0_d1.m0  = lane0_d1[8:2];
-  assign \lane0_d1.ntile  = lane0_d1[12:9];
+  assign o = lane0[194:182];
   assign \i[0]  = i;
   assign \i[0].valid  = i[0];
   assign \i[0].final  = i[1];
   assign \i[0].m0  = i[8:2];
   assign \i[0].ntile  = i[12:9];
-  assign \lane0_d2.valid  = lane0_d2[0];
-  assign \lane0_d2.final  = lane0_d2[1];
-  assign \lane0_d2.m0  = lane0_d2[8:2];
-  assign \lane0_d2.ntile  = lane0_d2[12:9];
-  assign \lane0_d3.valid  = lane0_d3[0];
-  assign \lane0_d3.final  = lane0_d3[1];
-  assign \lane0_d3.m0  = lane0_d3[8:2];
-  assign \lane0_d3.ntile  = lane0_d3[12:9];
-  assign \lane0_d4.valid  = lane0_d4[0];
-  assign \lane0_d4.final  = lane0_d4[1];
-  assign \lane0_d4.m0  = lane0_d4[8:2];
-  assign \lane0_d4.ntile  = lane0_d4[12:9];
-  assign \lane0_d5.valid  = lane0_d5[0];
-  assign \lane0_d5.final  = lane0_d5[1];
-  assign \lane0_d5.m0  = lane0_d5[8:2];
-  assign \lane0_d5.ntile  = lane0_d5[12:9];
-  assign \lane0_d6.valid  = lane0_d6[0];
-  assign \lane0_d6.final  = lane0_d6[1];
-  assign \lane0_d6.m0  = lane0_d6[8:2];
-  assign \lane0_d6.ntile  = lane0_d6[12:9];
-  assign \lane0_d7.valid  = lane0_d7[0];
-  assign \lane0_d7.final  = lane0_d7[1];
-  assign \lane0_d7.m0  = lane0_d7[8:2];
-  assign \lane0_d7.ntile  = lane0_d7[12:9];
-  assign \lane0_d8.valid  = lane0_d8[0];
-  assign \lane0_d8.final  = lane0_d8[1];
-  assign \lane0_d8.m0  = lane0_d8[8:2];
-  assign \lane0_d8.ntile  = lane0_d8[12:9];
-  assign \lane0_d9.valid  = lane0_d9[0];
-  assign \lane0_d9.final  = lane0_d9[1];
-  assign \lane0_d9.m0  = lane0_d9[8:2];
-  assign \lane0_d9.ntile  = lane0_d9[12:9];
-  assign \lane0_d10.valid  = lane0_d10[0];
-  assign \lane0_d10.final  = lane0_d10[1];
-  assign \lane0_d10.m0  = lane0_d10[8:2];
-  assign \lane0_d10.ntile  = lane0_d10[12:9];
-  assign \lane0_d11.valid  = lane0_d11[0];
-  assign \lane0_d11.final  = lane0_d11[1];
-  assign \lane0_d11.m0  = lane0_d11[8:2];
-  assign \lane0_d11.ntile  = lane0_d11[12:9];
-  assign \lane0_d12.valid  = lane0_d12[0];
-  assign \lane0_d12.final  = lane0_d12[1];
-  assign \lane0_d12.m0  = lane0_d12[8:2];
-  assign \lane0_d12.ntile  = lane0_d12[12:9];
-  assign \lane0_d13.valid  = lane0_d13[0];
-  assign \lane0_d13.final  = lane0_d13[1];
-  assign \lane0_d13.m0  = lane0_d13[8:2];
-  assign \lane0_d13.ntile  = lane0_d13[12:9];
-  assign \lane0_d14.valid  = lane0_d14[0];
-  assign \lane0_d14.final  = lane0_d14[1];
-  assign \lane0_d14.m0  = lane0_d14[8:2];
-  assign \lane0_d14.ntile  = lane0_d14[12:9];
-  assign \lane0_d15.valid  = lane0_d15[0];
-  assign \lane0_d15.final  = lane0_d15[1];
-  assign \lane0_d15.m0  = lane0_d15[8:2];
-  assign \lane0_d15.ntile  = lane0_d15[12:9];
-  assign \o[0]  = lane0_d15;
-  assign \o[0].valid  = lane0_d15[0];
-  assign \o[0].final  = lane0_d15[1];
-  assign \o[0].m0  = lane0_d15[8:2];
-  assign \o[0].ntile  = lane0_d15[12:9];
+  assign \o[0]  = lane0[194:182];
+  assign \o[0].valid  = lane0[182];
+  assign \o[0].final  = lane0[183];
+  assign \o[0].m0  = lane0[190:184];
+  assign \o[0].ntile  = lane0[194:191];
 endmodule

@@ -2247,20 +2247,20 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     .clk(clk),
     .i(a),
     .\i$2 (w),
-    .\port$1635$0 (o[2:0]),
+    .\port$389$0 (o[2:0]),
     .psum(psum),
     .rst(rst)
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.ctl_delay  ctl_delay (
     .clk(clk),
     .i(i),
-    .lane0_d1(o),
+    .lane0(o),
     .rst(rst)
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.tag_delay  tag_delay (
     .clk(clk),
     .i(\i$52 ),
-    .lane0_d15(\o$55 ),
+    .o(\o$55 ),
     .rst(rst)
   );
   always @* begin
@@ -3415,7 +3415,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$1635$0 , clk);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$389$0 , clk);
   input rst;
   wire rst;
   input [63:0] \i$2 ;
@@ -3424,75 +3424,40 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire [63:0] i;
   output [151:0] psum;
   wire [151:0] psum;
-  input [2:0] \port$1635$0 ;
-  wire [2:0] \port$1635$0 ;
+  input [2:0] \port$389$0 ;
+  wire [2:0] \port$389$0 ;
   input clk;
   wire clk;
+  wire [63:0] \$1 ;
+  wire [7:0] \$2 ;
   wire [63:0] a;
-  wire signed [7:0] \a$10 ;
-  wire signed [7:0] \a$102 ;
-  wire signed [7:0] \a$111 ;
-  wire signed [7:0] \a$120 ;
-  wire signed [7:0] \a$129 ;
-  wire signed [7:0] \a$136 ;
-  wire signed [7:0] \a$145 ;
-  wire signed [7:0] \a$154 ;
-  wire signed [7:0] \a$163 ;
-  wire signed [7:0] \a$17 ;
-  wire signed [7:0] \a$172 ;
-  wire signed [7:0] \a$181 ;
-  wire signed [7:0] \a$190 ;
-  wire signed [7:0] \a$199 ;
-  wire signed [7:0] \a$206 ;
-  wire signed [7:0] \a$215 ;
-  wire signed [7:0] \a$224 ;
-  wire signed [7:0] \a$23 ;
-  wire signed [7:0] \a$233 ;
-  wire signed [7:0] \a$242 ;
-  wire signed [7:0] \a$251 ;
-  wire signed [7:0] \a$260 ;
-  wire signed [7:0] \a$269 ;
-  wire signed [7:0] \a$276 ;
-  wire signed [7:0] \a$285 ;
-  wire signed [7:0] \a$29 ;
-  wire signed [7:0] \a$294 ;
-  wire signed [7:0] \a$303 ;
-  wire signed [7:0] \a$312 ;
-  wire signed [7:0] \a$321 ;
-  wire signed [7:0] \a$330 ;
-  wire signed [7:0] \a$339 ;
-  wire signed [7:0] \a$346 ;
-  wire signed [7:0] \a$35 ;
-  wire signed [7:0] \a$355 ;
-  wire signed [7:0] \a$364 ;
-  wire signed [7:0] \a$373 ;
-  wire signed [7:0] \a$382 ;
-  wire signed [7:0] \a$391 ;
-  wire signed [7:0] \a$400 ;
-  wire signed [7:0] \a$409 ;
-  wire signed [7:0] \a$41 ;
-  wire signed [7:0] \a$416 ;
-  wire signed [7:0] \a$425 ;
-  wire signed [7:0] \a$434 ;
-  wire signed [7:0] \a$443 ;
-  wire signed [7:0] \a$452 ;
-  wire signed [7:0] \a$461 ;
-  wire signed [7:0] \a$47 ;
-  wire signed [7:0] \a$470 ;
-  wire signed [7:0] \a$479 ;
-  wire signed [7:0] \a$486 ;
-  wire signed [7:0] \a$495 ;
-  wire signed [7:0] \a$504 ;
-  wire signed [7:0] \a$513 ;
-  wire signed [7:0] \a$522 ;
-  wire signed [7:0] \a$53 ;
-  wire signed [7:0] \a$531 ;
-  wire signed [7:0] \a$540 ;
-  wire signed [7:0] \a$59 ;
-  wire signed [7:0] \a$66 ;
-  wire signed [7:0] \a$75 ;
-  wire signed [7:0] \a$84 ;
-  wire signed [7:0] \a$93 ;
+  wire [63:0] \a$12 ;
+  wire signed [7:0] \a$12[0] ;
+  wire signed [7:0] \a$12[1] ;
+  wire signed [7:0] \a$12[2] ;
+  wire signed [7:0] \a$12[3] ;
+  wire signed [7:0] \a$12[4] ;
+  wire signed [7:0] \a$12[5] ;
+  wire signed [7:0] \a$12[6] ;
+  wire signed [7:0] \a$12[7] ;
+  wire [63:0] \a$16 ;
+  wire signed [7:0] \a$16[0] ;
+  wire signed [7:0] \a$16[1] ;
+  wire signed [7:0] \a$16[2] ;
+  wire signed [7:0] \a$16[3] ;
+  wire signed [7:0] \a$16[4] ;
+  wire signed [7:0] \a$16[5] ;
+  wire signed [7:0] \a$16[6] ;
+  wire signed [7:0] \a$16[7] ;
+  wire [63:0] \a$8 ;
+  wire signed [7:0] \a$8[0] ;
+  wire signed [7:0] \a$8[1] ;
+  wire signed [7:0] \a$8[2] ;
+  wire signed [7:0] \a$8[3] ;
+  wire signed [7:0] \a$8[4] ;
+  wire signed [7:0] \a$8[5] ;
+  wire signed [7:0] \a$8[6] ;
+  wire signed [7:0] \a$8[7] ;
   wire signed [7:0] \a[0] ;
   wire signed [7:0] \a[1] ;
   wire signed [7:0] \a[2] ;
@@ -3501,127 +3466,37 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire signed [7:0] \a[5] ;
   wire signed [7:0] \a[6] ;
   wire signed [7:0] \a[7] ;
-  wire signed [7:0] a_out;
-  wire signed [7:0] \a_out$103 ;
-  wire signed [7:0] \a_out$112 ;
-  wire signed [7:0] \a_out$121 ;
-  wire signed [7:0] \a_out$137 ;
-  wire signed [7:0] \a_out$146 ;
-  wire signed [7:0] \a_out$155 ;
-  wire signed [7:0] \a_out$164 ;
-  wire signed [7:0] \a_out$173 ;
-  wire signed [7:0] \a_out$182 ;
-  wire signed [7:0] \a_out$191 ;
-  wire signed [7:0] \a_out$207 ;
-  wire signed [7:0] \a_out$216 ;
-  wire signed [7:0] \a_out$225 ;
-  wire signed [7:0] \a_out$234 ;
-  wire signed [7:0] \a_out$24 ;
-  wire signed [7:0] \a_out$243 ;
-  wire signed [7:0] \a_out$252 ;
-  wire signed [7:0] \a_out$261 ;
-  wire signed [7:0] \a_out$277 ;
-  wire signed [7:0] \a_out$286 ;
-  wire signed [7:0] \a_out$295 ;
-  wire signed [7:0] \a_out$30 ;
-  wire signed [7:0] \a_out$304 ;
-  wire signed [7:0] \a_out$313 ;
-  wire signed [7:0] \a_out$322 ;
-  wire signed [7:0] \a_out$331 ;
-  wire signed [7:0] \a_out$347 ;
-  wire signed [7:0] \a_out$356 ;
-  wire signed [7:0] \a_out$36 ;
-  wire signed [7:0] \a_out$365 ;
-  wire signed [7:0] \a_out$374 ;
-  wire signed [7:0] \a_out$383 ;
-  wire signed [7:0] \a_out$392 ;
-  wire signed [7:0] \a_out$401 ;
-  wire signed [7:0] \a_out$417 ;
-  wire signed [7:0] \a_out$42 ;
-  wire signed [7:0] \a_out$426 ;
-  wire signed [7:0] \a_out$435 ;
-  wire signed [7:0] \a_out$444 ;
-  wire signed [7:0] \a_out$453 ;
-  wire signed [7:0] \a_out$462 ;
-  wire signed [7:0] \a_out$471 ;
-  wire signed [7:0] \a_out$48 ;
-  wire signed [7:0] \a_out$487 ;
-  wire signed [7:0] \a_out$496 ;
-  wire signed [7:0] \a_out$505 ;
-  wire signed [7:0] \a_out$514 ;
-  wire signed [7:0] \a_out$523 ;
-  wire signed [7:0] \a_out$532 ;
-  wire signed [7:0] \a_out$54 ;
-  wire signed [7:0] \a_out$541 ;
-  wire signed [7:0] \a_out$67 ;
-  wire signed [7:0] \a_out$76 ;
-  wire signed [7:0] \a_out$85 ;
-  wire signed [7:0] \a_out$94 ;
+  wire [63:0] a_out;
+  wire [63:0] \a_out$17 ;
+  wire signed [7:0] \a_out$17[0] ;
+  wire signed [7:0] \a_out$17[1] ;
+  wire signed [7:0] \a_out$17[2] ;
+  wire signed [7:0] \a_out$17[3] ;
+  wire signed [7:0] \a_out$17[4] ;
+  wire signed [7:0] \a_out$17[5] ;
+  wire signed [7:0] \a_out$17[6] ;
+  wire signed [7:0] \a_out$17[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
   wire a_valid;
-  wire capture;
-  wire \capture$101 ;
-  wire \capture$110 ;
-  wire \capture$119 ;
-  wire \capture$128 ;
-  wire \capture$135 ;
-  wire \capture$144 ;
-  wire \capture$153 ;
-  wire \capture$16 ;
-  wire \capture$162 ;
-  wire \capture$171 ;
-  wire \capture$180 ;
-  wire \capture$189 ;
-  wire \capture$198 ;
-  wire \capture$205 ;
-  wire \capture$214 ;
-  wire \capture$22 ;
-  wire \capture$223 ;
-  wire \capture$232 ;
-  wire \capture$241 ;
-  wire \capture$250 ;
-  wire \capture$259 ;
-  wire \capture$268 ;
-  wire \capture$275 ;
-  wire \capture$28 ;
-  wire \capture$284 ;
-  wire \capture$293 ;
-  wire \capture$302 ;
-  wire \capture$311 ;
-  wire \capture$320 ;
-  wire \capture$329 ;
-  wire \capture$338 ;
-  wire \capture$34 ;
-  wire \capture$345 ;
-  wire \capture$354 ;
-  wire \capture$363 ;
-  wire \capture$372 ;
-  wire \capture$381 ;
-  wire \capture$390 ;
-  wire \capture$399 ;
-  wire \capture$40 ;
-  wire \capture$408 ;
-  wire \capture$415 ;
-  wire \capture$424 ;
-  wire \capture$433 ;
-  wire \capture$442 ;
-  wire \capture$451 ;
-  wire \capture$46 ;
-  wire \capture$460 ;
-  wire \capture$469 ;
-  wire \capture$478 ;
-  wire \capture$485 ;
-  wire \capture$494 ;
-  wire \capture$503 ;
-  wire \capture$512 ;
-  wire \capture$52 ;
-  wire \capture$521 ;
-  wire \capture$530 ;
-  wire \capture$539 ;
-  wire \capture$58 ;
-  wire \capture$65 ;
-  wire \capture$74 ;
-  wire \capture$83 ;
-  wire \capture$92 ;
+  wire [2:0] capture;
+  wire [2:0] \capture$24 ;
+  wire [1:0] \capture$26 ;
+  wire [151:0] \i$28 ;
+  wire signed [18:0] \i$28[0] ;
+  wire signed [18:0] \i$28[1] ;
+  wire signed [18:0] \i$28[2] ;
+  wire signed [18:0] \i$28[3] ;
+  wire signed [18:0] \i$28[4] ;
+  wire signed [18:0] \i$28[5] ;
+  wire signed [18:0] \i$28[6] ;
+  wire signed [18:0] \i$28[7] ;
   wire signed [7:0] \i$2[0] ;
   wire signed [7:0] \i$2[1] ;
   wire signed [7:0] \i$2[2] ;
@@ -3630,6 +3505,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire signed [7:0] \i$2[5] ;
   wire signed [7:0] \i$2[6] ;
   wire signed [7:0] \i$2[7] ;
+  wire \i$34 ;
+  wire \i$34[0] ;
   wire [7:0] \i$4 ;
   wire \i$4[0] ;
   wire \i$4[1] ;
@@ -3639,17 +3516,6 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire \i$4[5] ;
   wire \i$4[6] ;
   wire \i$4[7] ;
-  wire [151:0] \i$548 ;
-  wire signed [18:0] \i$548[0] ;
-  wire signed [18:0] \i$548[1] ;
-  wire signed [18:0] \i$548[2] ;
-  wire signed [18:0] \i$548[3] ;
-  wire signed [18:0] \i$548[4] ;
-  wire signed [18:0] \i$548[5] ;
-  wire signed [18:0] \i$548[6] ;
-  wire signed [18:0] \i$548[7] ;
-  wire \i$559 ;
-  wire \i$559[0] ;
   wire [7:0] \i$6 ;
   wire \i$6[0] ;
   wire \i$6[1] ;
@@ -3667,53 +3533,53 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire signed [7:0] \i[5] ;
   wire signed [7:0] \i[6] ;
   wire signed [7:0] \i[7] ;
-  wire [7:0] o;
-  wire [63:0] \o$11 ;
-  wire signed [7:0] \o$11[0] ;
-  wire signed [7:0] \o$11[1] ;
-  wire signed [7:0] \o$11[2] ;
-  wire signed [7:0] \o$11[3] ;
-  wire signed [7:0] \o$11[4] ;
-  wire signed [7:0] \o$11[5] ;
-  wire signed [7:0] \o$11[6] ;
-  wire signed [7:0] \o$11[7] ;
-  wire [7:0] \o$13 ;
-  wire \o$13[0] ;
-  wire \o$13[1] ;
-  wire \o$13[2] ;
-  wire \o$13[3] ;
-  wire \o$13[4] ;
-  wire \o$13[5] ;
-  wire \o$13[6] ;
-  wire \o$13[7] ;
-  wire [63:0] \o$15 ;
-  wire signed [7:0] \o$15[0] ;
-  wire signed [7:0] \o$15[1] ;
-  wire signed [7:0] \o$15[2] ;
-  wire signed [7:0] \o$15[3] ;
-  wire signed [7:0] \o$15[4] ;
-  wire signed [7:0] \o$15[5] ;
-  wire signed [7:0] \o$15[6] ;
-  wire signed [7:0] \o$15[7] ;
-  wire [151:0] \o$558 ;
-  wire signed [18:0] \o$558[0] ;
-  wire signed [18:0] \o$558[1] ;
-  wire signed [18:0] \o$558[2] ;
-  wire signed [18:0] \o$558[3] ;
-  wire signed [18:0] \o$558[4] ;
-  wire signed [18:0] \o$558[5] ;
-  wire signed [18:0] \o$558[6] ;
-  wire signed [18:0] \o$558[7] ;
-  wire \o$562 ;
-  wire \o$562[0] ;
-  wire \o[0] ;
-  wire \o[1] ;
-  wire \o[2] ;
-  wire \o[3] ;
-  wire \o[4] ;
-  wire \o[5] ;
-  wire \o[6] ;
-  wire \o[7] ;
+  wire [63:0] o;
+  wire [7:0] \o$11 ;
+  wire \o$11[0] ;
+  wire \o$11[1] ;
+  wire \o$11[2] ;
+  wire \o$11[3] ;
+  wire \o$11[4] ;
+  wire \o$11[5] ;
+  wire \o$11[6] ;
+  wire \o$11[7] ;
+  wire [7:0] \o$21 ;
+  wire \o$21[0] ;
+  wire \o$21[1] ;
+  wire \o$21[2] ;
+  wire \o$21[3] ;
+  wire \o$21[4] ;
+  wire \o$21[5] ;
+  wire \o$21[6] ;
+  wire \o$21[7] ;
+  wire [63:0] \o$23 ;
+  wire signed [7:0] \o$23[0] ;
+  wire signed [7:0] \o$23[1] ;
+  wire signed [7:0] \o$23[2] ;
+  wire signed [7:0] \o$23[3] ;
+  wire signed [7:0] \o$23[4] ;
+  wire signed [7:0] \o$23[5] ;
+  wire signed [7:0] \o$23[6] ;
+  wire signed [7:0] \o$23[7] ;
+  wire [151:0] \o$33 ;
+  wire signed [18:0] \o$33[0] ;
+  wire signed [18:0] \o$33[1] ;
+  wire signed [18:0] \o$33[2] ;
+  wire signed [18:0] \o$33[3] ;
+  wire signed [18:0] \o$33[4] ;
+  wire signed [18:0] \o$33[5] ;
+  wire signed [18:0] \o$33[6] ;
+  wire signed [18:0] \o$33[7] ;
+  wire \o$37 ;
+  wire \o$37[0] ;
+  wire signed [7:0] \o[0] ;
+  wire signed [7:0] \o[1] ;
+  wire signed [7:0] \o[2] ;
+  wire signed [7:0] \o[3] ;
+  wire signed [7:0] \o[4] ;
+  wire signed [7:0] \o[5] ;
+  wire signed [7:0] \o[6] ;
+  wire signed [7:0] \o[7] ;
   wire signed [18:0] \psum[0] ;
   wire signed [18:0] \psum[1] ;
   wire signed [18:0] \psum[2] ;
@@ -3722,313 +3588,36 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire signed [18:0] \psum[5] ;
   wire signed [18:0] \psum[6] ;
   wire signed [18:0] \psum[7] ;
-  wire signed [15:0] psum_in;
-  wire signed [15:0] \psum_in$108 ;
-  wire signed [15:0] \psum_in$117 ;
-  wire signed [15:0] \psum_in$126 ;
-  wire signed [16:0] \psum_in$133 ;
-  wire signed [16:0] \psum_in$142 ;
-  wire signed [16:0] \psum_in$151 ;
-  wire signed [16:0] \psum_in$160 ;
-  wire signed [16:0] \psum_in$169 ;
-  wire signed [16:0] \psum_in$178 ;
-  wire signed [16:0] \psum_in$187 ;
-  wire signed [16:0] \psum_in$196 ;
-  wire signed [16:0] \psum_in$203 ;
-  wire signed [16:0] \psum_in$212 ;
-  wire signed [16:0] \psum_in$221 ;
-  wire signed [16:0] \psum_in$230 ;
-  wire signed [16:0] \psum_in$239 ;
-  wire signed [16:0] \psum_in$248 ;
-  wire signed [16:0] \psum_in$257 ;
-  wire signed [16:0] \psum_in$266 ;
-  wire signed [17:0] \psum_in$273 ;
-  wire signed [17:0] \psum_in$282 ;
-  wire signed [17:0] \psum_in$291 ;
-  wire signed [17:0] \psum_in$300 ;
-  wire signed [17:0] \psum_in$309 ;
-  wire signed [17:0] \psum_in$318 ;
-  wire signed [17:0] \psum_in$327 ;
-  wire signed [17:0] \psum_in$336 ;
-  wire signed [17:0] \psum_in$343 ;
-  wire signed [17:0] \psum_in$352 ;
-  wire signed [17:0] \psum_in$361 ;
-  wire signed [17:0] \psum_in$370 ;
-  wire signed [17:0] \psum_in$379 ;
-  wire signed [17:0] \psum_in$388 ;
-  wire signed [17:0] \psum_in$397 ;
-  wire signed [17:0] \psum_in$406 ;
-  wire signed [17:0] \psum_in$413 ;
-  wire signed [17:0] \psum_in$422 ;
-  wire signed [17:0] \psum_in$431 ;
-  wire signed [17:0] \psum_in$440 ;
-  wire signed [17:0] \psum_in$449 ;
-  wire signed [17:0] \psum_in$458 ;
-  wire signed [17:0] \psum_in$467 ;
-  wire signed [17:0] \psum_in$476 ;
-  wire signed [17:0] \psum_in$483 ;
-  wire signed [17:0] \psum_in$492 ;
-  wire signed [17:0] \psum_in$501 ;
-  wire signed [17:0] \psum_in$510 ;
-  wire signed [17:0] \psum_in$519 ;
-  wire signed [17:0] \psum_in$528 ;
-  wire signed [17:0] \psum_in$537 ;
-  wire signed [17:0] \psum_in$546 ;
-  wire signed [15:0] \psum_in$72 ;
-  wire signed [15:0] \psum_in$81 ;
-  wire signed [15:0] \psum_in$90 ;
-  wire signed [15:0] \psum_in$99 ;
-  wire signed [15:0] psum_out;
-  wire signed [15:0] \psum_out$100 ;
-  wire signed [15:0] \psum_out$109 ;
-  wire signed [15:0] \psum_out$118 ;
-  wire signed [15:0] \psum_out$127 ;
-  wire signed [16:0] \psum_out$134 ;
-  wire signed [16:0] \psum_out$143 ;
-  wire signed [16:0] \psum_out$152 ;
-  wire signed [16:0] \psum_out$161 ;
-  wire signed [16:0] \psum_out$170 ;
-  wire signed [16:0] \psum_out$179 ;
-  wire signed [16:0] \psum_out$188 ;
-  wire signed [16:0] \psum_out$197 ;
-  wire signed [16:0] \psum_out$204 ;
-  wire signed [16:0] \psum_out$213 ;
-  wire signed [16:0] \psum_out$222 ;
-  wire signed [16:0] \psum_out$231 ;
-  wire signed [16:0] \psum_out$240 ;
-  wire signed [16:0] \psum_out$249 ;
-  wire signed [16:0] \psum_out$258 ;
-  wire signed [16:0] \psum_out$267 ;
-  wire signed [17:0] \psum_out$274 ;
-  wire signed [17:0] \psum_out$283 ;
-  wire signed [17:0] \psum_out$292 ;
-  wire signed [17:0] \psum_out$301 ;
-  wire signed [17:0] \psum_out$310 ;
-  wire signed [17:0] \psum_out$319 ;
-  wire signed [17:0] \psum_out$328 ;
-  wire signed [17:0] \psum_out$337 ;
-  wire signed [17:0] \psum_out$344 ;
-  wire signed [17:0] \psum_out$353 ;
-  wire signed [17:0] \psum_out$362 ;
-  wire signed [17:0] \psum_out$371 ;
-  wire signed [17:0] \psum_out$380 ;
-  wire signed [17:0] \psum_out$389 ;
-  wire signed [17:0] \psum_out$398 ;
-  wire signed [17:0] \psum_out$407 ;
-  wire signed [17:0] \psum_out$414 ;
-  wire signed [17:0] \psum_out$423 ;
-  wire signed [17:0] \psum_out$432 ;
-  wire signed [17:0] \psum_out$441 ;
-  wire signed [17:0] \psum_out$450 ;
-  wire signed [17:0] \psum_out$459 ;
-  wire signed [17:0] \psum_out$468 ;
-  wire signed [17:0] \psum_out$477 ;
-  wire signed [17:0] \psum_out$484 ;
-  wire signed [17:0] \psum_out$493 ;
-  wire signed [17:0] \psum_out$502 ;
-  wire signed [17:0] \psum_out$511 ;
-  wire signed [17:0] \psum_out$520 ;
-  wire signed [17:0] \psum_out$529 ;
-  wire signed [17:0] \psum_out$538 ;
-  wire signed [17:0] \psum_out$547 ;
-  wire signed [18:0] \psum_out$549 ;
-  wire signed [18:0] \psum_out$550 ;
-  wire signed [18:0] \psum_out$551 ;
-  wire signed [18:0] \psum_out$552 ;
-  wire signed [18:0] \psum_out$553 ;
-  wire signed [18:0] \psum_out$554 ;
-  wire signed [18:0] \psum_out$555 ;
-  wire signed [18:0] \psum_out$556 ;
-  wire signed [15:0] \psum_out$73 ;
-  wire signed [15:0] \psum_out$82 ;
-  wire signed [15:0] \psum_out$91 ;
+  wire [56:0] psum_out;
+  wire [56:0] \psum_out$30 ;
+  wire signed [18:0] \psum_out$30[0] ;
+  wire signed [18:0] \psum_out$30[1] ;
+  wire signed [18:0] \psum_out$30[2] ;
+  wire [37:0] \psum_out$31 ;
+  wire signed [18:0] \psum_out$31[0] ;
+  wire signed [18:0] \psum_out$31[1] ;
+  wire signed [18:0] \psum_out[0] ;
+  wire signed [18:0] \psum_out[1] ;
+  wire signed [18:0] \psum_out[2] ;
   wire psum_valid;
   wire swap;
-  wire \swap$104 ;
-  wire \swap$113 ;
-  wire \swap$12 ;
-  wire \swap$122 ;
-  wire \swap$130 ;
-  wire \swap$138 ;
-  wire \swap$147 ;
-  wire \swap$156 ;
-  wire \swap$165 ;
-  wire \swap$174 ;
-  wire \swap$183 ;
-  wire \swap$19 ;
-  wire \swap$192 ;
-  wire \swap$200 ;
-  wire \swap$208 ;
-  wire \swap$217 ;
-  wire \swap$226 ;
-  wire \swap$235 ;
-  wire \swap$244 ;
-  wire \swap$25 ;
-  wire \swap$253 ;
-  wire \swap$262 ;
-  wire \swap$270 ;
-  wire \swap$278 ;
-  wire \swap$287 ;
-  wire \swap$296 ;
-  wire \swap$305 ;
-  wire \swap$31 ;
-  wire \swap$314 ;
-  wire \swap$323 ;
-  wire \swap$332 ;
-  wire \swap$340 ;
-  wire \swap$348 ;
-  wire \swap$357 ;
-  wire \swap$366 ;
-  wire \swap$37 ;
-  wire \swap$375 ;
-  wire \swap$384 ;
-  wire \swap$393 ;
-  wire \swap$402 ;
-  wire \swap$410 ;
-  wire \swap$418 ;
-  wire \swap$427 ;
-  wire \swap$43 ;
-  wire \swap$436 ;
-  wire \swap$445 ;
-  wire \swap$454 ;
-  wire \swap$463 ;
-  wire \swap$472 ;
-  wire \swap$480 ;
-  wire \swap$488 ;
-  wire \swap$49 ;
-  wire \swap$497 ;
-  wire \swap$506 ;
-  wire \swap$515 ;
-  wire \swap$524 ;
-  wire \swap$533 ;
-  wire \swap$542 ;
-  wire \swap$55 ;
-  wire \swap$60 ;
-  wire \swap$68 ;
-  wire \swap$77 ;
-  wire \swap$86 ;
-  wire \swap$95 ;
-  wire swap_out;
-  wire \swap_out$105 ;
-  wire \swap_out$114 ;
-  wire \swap_out$123 ;
-  wire \swap_out$139 ;
-  wire \swap_out$148 ;
-  wire \swap_out$157 ;
-  wire \swap_out$166 ;
-  wire \swap_out$175 ;
-  wire \swap_out$184 ;
-  wire \swap_out$193 ;
-  wire \swap_out$209 ;
-  wire \swap_out$218 ;
-  wire \swap_out$227 ;
-  wire \swap_out$236 ;
-  wire \swap_out$245 ;
-  wire \swap_out$254 ;
-  wire \swap_out$26 ;
-  wire \swap_out$263 ;
-  wire \swap_out$279 ;
-  wire \swap_out$288 ;
-  wire \swap_out$297 ;
-  wire \swap_out$306 ;
-  wire \swap_out$315 ;
-  wire \swap_out$32 ;
-  wire \swap_out$324 ;
-  wire \swap_out$333 ;
-  wire \swap_out$349 ;
-  wire \swap_out$358 ;
-  wire \swap_out$367 ;
-  wire \swap_out$376 ;
-  wire \swap_out$38 ;
-  wire \swap_out$385 ;
-  wire \swap_out$394 ;
-  wire \swap_out$403 ;
-  wire \swap_out$419 ;
-  wire \swap_out$428 ;
-  wire \swap_out$437 ;
-  wire \swap_out$44 ;
-  wire \swap_out$446 ;
-  wire \swap_out$455 ;
-  wire \swap_out$464 ;
-  wire \swap_out$473 ;
-  wire \swap_out$489 ;
-  wire \swap_out$498 ;
-  wire \swap_out$50 ;
-  wire \swap_out$507 ;
-  wire \swap_out$516 ;
-  wire \swap_out$525 ;
-  wire \swap_out$534 ;
-  wire \swap_out$543 ;
-  wire \swap_out$56 ;
-  wire \swap_out$69 ;
-  wire \swap_out$78 ;
-  wire \swap_out$87 ;
-  wire \swap_out$96 ;
+  wire [7:0] \swap$10 ;
+  wire [7:0] \swap$14 ;
+  wire [7:0] \swap$18 ;
+  wire [7:0] swap_out;
+  wire [7:0] \swap_out$19 ;
   wire [63:0] w;
-  wire signed [7:0] \w$106 ;
-  wire signed [7:0] \w$115 ;
-  wire signed [7:0] \w$124 ;
-  wire signed [7:0] \w$131 ;
-  wire signed [7:0] \w$14 ;
-  wire signed [7:0] \w$140 ;
-  wire signed [7:0] \w$149 ;
-  wire signed [7:0] \w$158 ;
-  wire signed [7:0] \w$167 ;
-  wire signed [7:0] \w$176 ;
-  wire signed [7:0] \w$185 ;
-  wire signed [7:0] \w$194 ;
-  wire signed [7:0] \w$201 ;
-  wire signed [7:0] \w$21 ;
-  wire signed [7:0] \w$210 ;
-  wire signed [7:0] \w$219 ;
-  wire signed [7:0] \w$228 ;
-  wire signed [7:0] \w$237 ;
-  wire signed [7:0] \w$246 ;
-  wire signed [7:0] \w$255 ;
-  wire signed [7:0] \w$264 ;
-  wire signed [7:0] \w$27 ;
-  wire signed [7:0] \w$271 ;
-  wire signed [7:0] \w$280 ;
-  wire signed [7:0] \w$289 ;
-  wire signed [7:0] \w$298 ;
-  wire signed [7:0] \w$307 ;
-  wire signed [7:0] \w$316 ;
-  wire signed [7:0] \w$325 ;
-  wire signed [7:0] \w$33 ;
-  wire signed [7:0] \w$334 ;
-  wire signed [7:0] \w$341 ;
-  wire signed [7:0] \w$350 ;
-  wire signed [7:0] \w$359 ;
-  wire signed [7:0] \w$368 ;
-  wire signed [7:0] \w$377 ;
-  wire signed [7:0] \w$386 ;
-  wire signed [7:0] \w$39 ;
-  wire signed [7:0] \w$395 ;
-  wire signed [7:0] \w$404 ;
-  wire signed [7:0] \w$411 ;
-  wire signed [7:0] \w$420 ;
-  wire signed [7:0] \w$429 ;
-  wire signed [7:0] \w$438 ;
-  wire signed [7:0] \w$447 ;
-  wire signed [7:0] \w$45 ;
-  wire signed [7:0] \w$456 ;
-  wire signed [7:0] \w$465 ;
-  wire signed [7:0] \w$474 ;
-  wire signed [7:0] \w$481 ;
-  wire signed [7:0] \w$490 ;
-  wire signed [7:0] \w$499 ;
-  wire signed [7:0] \w$508 ;
-  wire signed [7:0] \w$51 ;
-  wire signed [7:0] \w$517 ;
-  wire signed [7:0] \w$526 ;
-  wire signed [7:0] \w$535 ;
-  wire signed [7:0] \w$544 ;
-  wire signed [7:0] \w$57 ;
-  wire signed [7:0] \w$61 ;
-  wire signed [7:0] \w$70 ;
-  wire signed [7:0] \w$79 ;
-  wire signed [7:0] \w$88 ;
-  wire signed [7:0] \w$97 ;
+  wire [23:0] \w$22 ;
+  wire signed [7:0] \w$22[0] ;
+  wire signed [7:0] \w$22[1] ;
+  wire signed [7:0] \w$22[2] ;
+  wire [23:0] \w$25 ;
+  wire signed [7:0] \w$25[0] ;
+  wire signed [7:0] \w$25[1] ;
+  wire signed [7:0] \w$25[2] ;
+  wire [15:0] \w$27 ;
+  wire signed [7:0] \w$27[0] ;
+  wire signed [7:0] \w$27[1] ;
   wire signed [7:0] \w[0] ;
   wire signed [7:0] \w[1] ;
   wire signed [7:0] \w[2] ;
@@ -4038,1218 +3627,89 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire signed [7:0] \w[6] ;
   wire signed [7:0] \w[7] ;
   wire w_capture;
-  wire signed [7:0] w_out;
-  wire signed [7:0] \w_out$107 ;
-  wire signed [7:0] \w_out$116 ;
-  wire signed [7:0] \w_out$125 ;
-  wire signed [7:0] \w_out$132 ;
-  wire signed [7:0] \w_out$141 ;
-  wire signed [7:0] \w_out$150 ;
-  wire signed [7:0] \w_out$159 ;
-  wire signed [7:0] \w_out$168 ;
-  wire signed [7:0] \w_out$177 ;
-  wire signed [7:0] \w_out$186 ;
-  wire signed [7:0] \w_out$195 ;
-  wire signed [7:0] \w_out$202 ;
-  wire signed [7:0] \w_out$211 ;
-  wire signed [7:0] \w_out$220 ;
-  wire signed [7:0] \w_out$229 ;
-  wire signed [7:0] \w_out$238 ;
-  wire signed [7:0] \w_out$247 ;
-  wire signed [7:0] \w_out$256 ;
-  wire signed [7:0] \w_out$265 ;
-  wire signed [7:0] \w_out$272 ;
-  wire signed [7:0] \w_out$281 ;
-  wire signed [7:0] \w_out$290 ;
-  wire signed [7:0] \w_out$299 ;
-  wire signed [7:0] \w_out$308 ;
-  wire signed [7:0] \w_out$317 ;
-  wire signed [7:0] \w_out$326 ;
-  wire signed [7:0] \w_out$335 ;
-  wire signed [7:0] \w_out$342 ;
-  wire signed [7:0] \w_out$351 ;
-  wire signed [7:0] \w_out$360 ;
-  wire signed [7:0] \w_out$369 ;
-  wire signed [7:0] \w_out$378 ;
-  wire signed [7:0] \w_out$387 ;
-  wire signed [7:0] \w_out$396 ;
-  wire signed [7:0] \w_out$405 ;
-  wire signed [7:0] \w_out$412 ;
-  wire signed [7:0] \w_out$421 ;
-  wire signed [7:0] \w_out$430 ;
-  wire signed [7:0] \w_out$439 ;
-  wire signed [7:0] \w_out$448 ;
-  wire signed [7:0] \w_out$457 ;
-  wire signed [7:0] \w_out$466 ;
-  wire signed [7:0] \w_out$475 ;
-  wire signed [7:0] \w_out$482 ;
-  wire signed [7:0] \w_out$491 ;
-  wire signed [7:0] \w_out$500 ;
-  wire signed [7:0] \w_out$509 ;
-  wire signed [7:0] \w_out$518 ;
-  wire signed [7:0] \w_out$527 ;
-  wire signed [7:0] \w_out$536 ;
-  wire signed [7:0] \w_out$545 ;
-  wire signed [7:0] \w_out$71 ;
-  wire signed [7:0] \w_out$80 ;
-  wire signed [7:0] \w_out$89 ;
-  wire signed [7:0] \w_out$98 ;
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.a_skew  a_skew (
     .clk(clk),
     .i(i),
-    .o(\o$11 ),
+    .o(\a$8 ),
     .rst(rst)
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.capture_skew  capture_skew (
     .clk(clk),
     .i(\i$6 ),
-    .o(o),
+    .o(\o$21 ),
     .rst(rst)
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.deskew  deskew (
     .clk(clk),
-    .i(\i$548 ),
+    .i(\i$28 ),
     .o(psum),
     .rst(rst)
   );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_0  pe_0_0 (
-    .a(\o$11 [7:0]),
-    .a_reg(\a$17 ),
-    .capture(o[0]),
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.group_0  group_0 (
+    .a(\a$8 ),
+    .a_out(\a$12 ),
+    .capture(capture),
     .clk(clk),
-    .psum(psum_in),
+    .psum_out(psum_out),
     .rst(rst),
-    .swap(\o$13 [0]),
-    .swap_reg(\swap$19 ),
-    .w(\o$15 [7:0]),
-    .w_reg(\w$61 )
+    .swap(\swap$10 ),
+    .swap_out(\swap$14 ),
+    .w(\w$22 )
   );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_1  pe_0_1 (
-    .a(\a$17 ),
-    .a_reg(\a$23 ),
-    .capture(o[1]),
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.group_0  group_1 (
+    .a(\a$12 ),
+    .a_out(\a$16 ),
+    .capture(\capture$24 ),
     .clk(clk),
-    .psum(\psum_in$72 ),
+    .psum_out(\psum_out$30 ),
     .rst(rst),
-    .swap(\swap$19 ),
-    .swap_reg(\swap$25 ),
-    .w(\o$15 [15:8]),
-    .w_reg(\w$70 )
+    .swap(\swap$14 ),
+    .swap_out(\swap$18 ),
+    .w(\w$25 )
   );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_2  pe_0_2 (
-    .a(\a$23 ),
-    .a_reg(\a$29 ),
-    .capture(o[2]),
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.group_1  group_2 (
+    .a(\a$16 ),
+    .a_out(\$1 ),
+    .capture(\capture$26 ),
     .clk(clk),
-    .psum(\psum_in$81 ),
+    .psum_out(\psum_out$31 ),
     .rst(rst),
-    .swap(\swap$25 ),
-    .swap_reg(\swap$31 ),
-    .w(\o$15 [23:16]),
-    .w_reg(\w$79 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_3  pe_0_3 (
-    .a(\a$29 ),
-    .a_reg(\a$35 ),
-    .capture(o[3]),
-    .clk(clk),
-    .psum(\psum_in$90 ),
-    .rst(rst),
-    .swap(\swap$31 ),
-    .swap_reg(\swap$37 ),
-    .w(\o$15 [31:24]),
-    .w_reg(\w$88 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_4  pe_0_4 (
-    .a(\a$35 ),
-    .a_reg(\a$41 ),
-    .capture(o[4]),
-    .clk(clk),
-    .psum(\psum_in$99 ),
-    .rst(rst),
-    .swap(\swap$37 ),
-    .swap_reg(\swap$43 ),
-    .w(\o$15 [39:32]),
-    .w_reg(\w$97 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_5  pe_0_5 (
-    .a(\a$41 ),
-    .a_reg(\a$47 ),
-    .capture(o[5]),
-    .clk(clk),
-    .psum(\psum_in$108 ),
-    .rst(rst),
-    .swap(\swap$43 ),
-    .swap_reg(\swap$49 ),
-    .w(\o$15 [47:40]),
-    .w_reg(\w$106 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_6  pe_0_6 (
-    .a(\a$47 ),
-    .a_reg(\a$53 ),
-    .capture(o[6]),
-    .clk(clk),
-    .psum(\psum_in$117 ),
-    .rst(rst),
-    .swap(\swap$49 ),
-    .swap_reg(\swap$55 ),
-    .w(\o$15 [55:48]),
-    .w_reg(\w$115 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_7  pe_0_7 (
-    .a(\a$53 ),
-    .capture(o[7]),
-    .clk(clk),
-    .psum(\psum_in$126 ),
-    .rst(rst),
-    .swap(\swap$55 ),
-    .w(\o$15 [63:56]),
-    .w_reg(\w$124 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_0  pe_1_0 (
-    .a(\o$11 [15:8]),
-    .a_reg(\a$66 ),
-    .capture(o[0]),
-    .clk(clk),
-    .psum(\psum_in$133 ),
-    .psum_in(psum_in),
-    .rst(rst),
-    .swap(\o$13 [1]),
-    .swap_reg(\swap$68 ),
-    .w(\w$61 ),
-    .w_reg(\w$131 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_1  pe_1_1 (
-    .a(\a$66 ),
-    .a_reg(\a$75 ),
-    .capture(o[1]),
-    .clk(clk),
-    .psum(\psum_in$142 ),
-    .psum_in(\psum_in$72 ),
-    .rst(rst),
-    .swap(\swap$68 ),
-    .swap_reg(\swap$77 ),
-    .w(\w$70 ),
-    .w_reg(\w$140 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_2  pe_1_2 (
-    .a(\a$75 ),
-    .a_reg(\a$84 ),
-    .capture(o[2]),
-    .clk(clk),
-    .psum(\psum_in$151 ),
-    .psum_in(\psum_in$81 ),
-    .rst(rst),
-    .swap(\swap$77 ),
-    .swap_reg(\swap$86 ),
-    .w(\w$79 ),
-    .w_reg(\w$149 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_3  pe_1_3 (
-    .a(\a$84 ),
-    .a_reg(\a$93 ),
-    .capture(o[3]),
-    .clk(clk),
-    .psum(\psum_in$160 ),
-    .psum_in(\psum_in$90 ),
-    .rst(rst),
-    .swap(\swap$86 ),
-    .swap_reg(\swap$95 ),
-    .w(\w$88 ),
-    .w_reg(\w$158 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_4  pe_1_4 (
-    .a(\a$93 ),
-    .a_reg(\a$102 ),
-    .capture(o[4]),
-    .clk(clk),
-    .psum(\psum_in$169 ),
-    .psum_in(\psum_in$99 ),
-    .rst(rst),
-    .swap(\swap$95 ),
-    .swap_reg(\swap$104 ),
-    .w(\w$97 ),
-    .w_reg(\w$167 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_5  pe_1_5 (
-    .a(\a$102 ),
-    .a_reg(\a$111 ),
-    .capture(o[5]),
-    .clk(clk),
-    .psum(\psum_in$178 ),
-    .psum_in(\psum_in$108 ),
-    .rst(rst),
-    .swap(\swap$104 ),
-    .swap_reg(\swap$113 ),
-    .w(\w$106 ),
-    .w_reg(\w$176 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_6  pe_1_6 (
-    .a(\a$111 ),
-    .a_reg(\a$120 ),
-    .capture(o[6]),
-    .clk(clk),
-    .psum(\psum_in$187 ),
-    .psum_in(\psum_in$117 ),
-    .rst(rst),
-    .swap(\swap$113 ),
-    .swap_reg(\swap$122 ),
-    .w(\w$115 ),
-    .w_reg(\w$185 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_7  pe_1_7 (
-    .a(\a$120 ),
-    .capture(o[7]),
-    .clk(clk),
-    .psum(\psum_in$196 ),
-    .psum_in(\psum_in$126 ),
-    .rst(rst),
-    .swap(\swap$122 ),
-    .w(\w$124 ),
-    .w_reg(\w$194 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_0  pe_2_0 (
-    .a(\o$11 [23:16]),
-    .a_reg(\a$136 ),
-    .capture(o[0]),
-    .clk(clk),
-    .psum(\psum_in$203 ),
-    .psum_in(\psum_in$133 ),
-    .rst(rst),
-    .swap(\o$13 [2]),
-    .swap_reg(\swap$138 ),
-    .w(\w$131 ),
-    .w_reg(\w$201 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_1  pe_2_1 (
-    .a(\a$136 ),
-    .a_reg(\a$145 ),
-    .capture(o[1]),
-    .clk(clk),
-    .psum(\psum_in$212 ),
-    .psum_in(\psum_in$142 ),
-    .rst(rst),
-    .swap(\swap$138 ),
-    .swap_reg(\swap$147 ),
-    .w(\w$140 ),
-    .w_reg(\w$210 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_2  pe_2_2 (
-    .a(\a$145 ),
-    .a_reg(\a$154 ),
-    .capture(o[2]),
-    .clk(clk),
-    .psum(\psum_in$221 ),
-    .psum_in(\psum_in$151 ),
-    .rst(rst),
-    .swap(\swap$147 ),
-    .swap_reg(\swap$156 ),
-    .w(\w$149 ),
-    .w_reg(\w$219 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_3  pe_2_3 (
-    .a(\a$154 ),
-    .a_reg(\a$163 ),
-    .capture(o[3]),
-    .clk(clk),
-    .psum(\psum_in$230 ),
-    .psum_in(\psum_in$160 ),
-    .rst(rst),
-    .swap(\swap$156 ),
-    .swap_reg(\swap$165 ),
-    .w(\w$158 ),
-    .w_reg(\w$228 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_4  pe_2_4 (
-    .a(\a$163 ),
-    .a_reg(\a$172 ),
-    .capture(o[4]),
-    .clk(clk),
-    .psum(\psum_in$239 ),
-    .psum_in(\psum_in$169 ),
-    .rst(rst),
-    .swap(\swap$165 ),
-    .swap_reg(\swap$174 ),
-    .w(\w$167 ),
-    .w_reg(\w$237 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_5  pe_2_5 (
-    .a(\a$172 ),
-    .a_reg(\a$181 ),
-    .capture(o[5]),
-    .clk(clk),
-    .psum(\psum_in$248 ),
-    .psum_in(\psum_in$178 ),
-    .rst(rst),
-    .swap(\swap$174 ),
-    .swap_reg(\swap$183 ),
-    .w(\w$176 ),
-    .w_reg(\w$246 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_6  pe_2_6 (
-    .a(\a$181 ),
-    .a_reg(\a$190 ),
-    .capture(o[6]),
-    .clk(clk),
-    .psum(\psum_in$257 ),
-    .psum_in(\psum_in$187 ),
-    .rst(rst),
-    .swap(\swap$183 ),
-    .swap_reg(\swap$192 ),
-    .w(\w$185 ),
-    .w_reg(\w$255 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_7  pe_2_7 (
-    .a(\a$190 ),
-    .capture(o[7]),
-    .clk(clk),
-    .psum(\psum_in$266 ),
-    .psum_in(\psum_in$196 ),
-    .rst(rst),
-    .swap(\swap$192 ),
-    .w(\w$194 ),
-    .w_reg(\w$264 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_0  pe_3_0 (
-    .a(\o$11 [31:24]),
-    .a_reg(\a$206 ),
-    .capture(o[0]),
-    .clk(clk),
-    .psum(\psum_in$273 ),
-    .psum_in(\psum_in$203 ),
-    .rst(rst),
-    .swap(\o$13 [3]),
-    .swap_reg(\swap$208 ),
-    .w(\w$201 ),
-    .w_reg(\w$271 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_1  pe_3_1 (
-    .a(\a$206 ),
-    .a_reg(\a$215 ),
-    .capture(o[1]),
-    .clk(clk),
-    .psum(\psum_in$282 ),
-    .psum_in(\psum_in$212 ),
-    .rst(rst),
-    .swap(\swap$208 ),
-    .swap_reg(\swap$217 ),
-    .w(\w$210 ),
-    .w_reg(\w$280 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_2  pe_3_2 (
-    .a(\a$215 ),
-    .a_reg(\a$224 ),
-    .capture(o[2]),
-    .clk(clk),
-    .psum(\psum_in$291 ),
-    .psum_in(\psum_in$221 ),
-    .rst(rst),
-    .swap(\swap$217 ),
-    .swap_reg(\swap$226 ),
-    .w(\w$219 ),
-    .w_reg(\w$289 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_3  pe_3_3 (
-    .a(\a$224 ),
-    .a_reg(\a$233 ),
-    .capture(o[3]),
-    .clk(clk),
-    .psum(\psum_in$300 ),
-    .psum_in(\psum_in$230 ),
-    .rst(rst),
-    .swap(\swap$226 ),
-    .swap_reg(\swap$235 ),
-    .w(\w$228 ),
-    .w_reg(\w$298 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_4  pe_3_4 (
-    .a(\a$233 ),
-    .a_reg(\a$242 ),
-    .capture(o[4]),
-    .clk(clk),
-    .psum(\psum_in$309 ),
-    .psum_in(\psum_in$239 ),
-    .rst(rst),
-    .swap(\swap$235 ),
-    .swap_reg(\swap$244 ),
-    .w(\w$237 ),
-    .w_reg(\w$307 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_5  pe_3_5 (
-    .a(\a$242 ),
-    .a_reg(\a$251 ),
-    .capture(o[5]),
-    .clk(clk),
-    .psum(\psum_in$318 ),
-    .psum_in(\psum_in$248 ),
-    .rst(rst),
-    .swap(\swap$244 ),
-    .swap_reg(\swap$253 ),
-    .w(\w$246 ),
-    .w_reg(\w$316 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_6  pe_3_6 (
-    .a(\a$251 ),
-    .a_reg(\a$260 ),
-    .capture(o[6]),
-    .clk(clk),
-    .psum(\psum_in$327 ),
-    .psum_in(\psum_in$257 ),
-    .rst(rst),
-    .swap(\swap$253 ),
-    .swap_reg(\swap$262 ),
-    .w(\w$255 ),
-    .w_reg(\w$325 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_7  pe_3_7 (
-    .a(\a$260 ),
-    .capture(o[7]),
-    .clk(clk),
-    .psum(\psum_in$336 ),
-    .psum_in(\psum_in$266 ),
-    .rst(rst),
-    .swap(\swap$262 ),
-    .w(\w$264 ),
-    .w_reg(\w$334 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_0  pe_4_0 (
-    .a(\o$11 [39:32]),
-    .a_reg(\a$276 ),
-    .capture(o[0]),
-    .clk(clk),
-    .psum(\psum_in$343 ),
-    .psum_in(\psum_in$273 ),
-    .rst(rst),
-    .swap(\o$13 [4]),
-    .swap_reg(\swap$278 ),
-    .w(\w$271 ),
-    .w_reg(\w$341 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_1  pe_4_1 (
-    .a(\a$276 ),
-    .a_reg(\a$285 ),
-    .capture(o[1]),
-    .clk(clk),
-    .psum(\psum_in$352 ),
-    .psum_in(\psum_in$282 ),
-    .rst(rst),
-    .swap(\swap$278 ),
-    .swap_reg(\swap$287 ),
-    .w(\w$280 ),
-    .w_reg(\w$350 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_2  pe_4_2 (
-    .a(\a$285 ),
-    .a_reg(\a$294 ),
-    .capture(o[2]),
-    .clk(clk),
-    .psum(\psum_in$361 ),
-    .psum_in(\psum_in$291 ),
-    .rst(rst),
-    .swap(\swap$287 ),
-    .swap_reg(\swap$296 ),
-    .w(\w$289 ),
-    .w_reg(\w$359 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_3  pe_4_3 (
-    .a(\a$294 ),
-    .a_reg(\a$303 ),
-    .capture(o[3]),
-    .clk(clk),
-    .psum(\psum_in$370 ),
-    .psum_in(\psum_in$300 ),
-    .rst(rst),
-    .swap(\swap$296 ),
-    .swap_reg(\swap$305 ),
-    .w(\w$298 ),
-    .w_reg(\w$368 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_4  pe_4_4 (
-    .a(\a$303 ),
-    .a_reg(\a$312 ),
-    .capture(o[4]),
-    .clk(clk),
-    .psum(\psum_in$379 ),
-    .psum_in(\psum_in$309 ),
-    .rst(rst),
-    .swap(\swap$305 ),
-    .swap_reg(\swap$314 ),
-    .w(\w$307 ),
-    .w_reg(\w$377 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_5  pe_4_5 (
-    .a(\a$312 ),
-    .a_reg(\a$321 ),
-    .capture(o[5]),
-    .clk(clk),
-    .psum(\psum_in$388 ),
-    .psum_in(\psum_in$318 ),
-    .rst(rst),
-    .swap(\swap$314 ),
-    .swap_reg(\swap$323 ),
-    .w(\w$316 ),
-    .w_reg(\w$386 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_6  pe_4_6 (
-    .a(\a$321 ),
-    .a_reg(\a$330 ),
-    .capture(o[6]),
-    .clk(clk),
-    .psum(\psum_in$397 ),
-    .psum_in(\psum_in$327 ),
-    .rst(rst),
-    .swap(\swap$323 ),
-    .swap_reg(\swap$332 ),
-    .w(\w$325 ),
-    .w_reg(\w$395 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_7  pe_4_7 (
-    .a(\a$330 ),
-    .capture(o[7]),
-    .clk(clk),
-    .psum(\psum_in$406 ),
-    .psum_in(\psum_in$336 ),
-    .rst(rst),
-    .swap(\swap$332 ),
-    .w(\w$334 ),
-    .w_reg(\w$404 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_0  pe_5_0 (
-    .a(\o$11 [47:40]),
-    .a_reg(\a$346 ),
-    .capture(o[0]),
-    .clk(clk),
-    .psum(\psum_in$413 ),
-    .psum_in(\psum_in$343 ),
-    .rst(rst),
-    .swap(\o$13 [5]),
-    .swap_reg(\swap$348 ),
-    .w(\w$341 ),
-    .w_reg(\w$411 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_1  pe_5_1 (
-    .a(\a$346 ),
-    .a_reg(\a$355 ),
-    .capture(o[1]),
-    .clk(clk),
-    .psum(\psum_in$422 ),
-    .psum_in(\psum_in$352 ),
-    .rst(rst),
-    .swap(\swap$348 ),
-    .swap_reg(\swap$357 ),
-    .w(\w$350 ),
-    .w_reg(\w$420 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_2  pe_5_2 (
-    .a(\a$355 ),
-    .a_reg(\a$364 ),
-    .capture(o[2]),
-    .clk(clk),
-    .psum(\psum_in$431 ),
-    .psum_in(\psum_in$361 ),
-    .rst(rst),
-    .swap(\swap$357 ),
-    .swap_reg(\swap$366 ),
-    .w(\w$359 ),
-    .w_reg(\w$429 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_3  pe_5_3 (
-    .a(\a$364 ),
-    .a_reg(\a$373 ),
-    .capture(o[3]),
-    .clk(clk),
-    .psum(\psum_in$440 ),
-    .psum_in(\psum_in$370 ),
-    .rst(rst),
-    .swap(\swap$366 ),
-    .swap_reg(\swap$375 ),
-    .w(\w$368 ),
-    .w_reg(\w$438 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_4  pe_5_4 (
-    .a(\a$373 ),
-    .a_reg(\a$382 ),
-    .capture(o[4]),
-    .clk(clk),
-    .psum(\psum_in$449 ),
-    .psum_in(\psum_in$379 ),
-    .rst(rst),
-    .swap(\swap$375 ),
-    .swap_reg(\swap$384 ),
-    .w(\w$377 ),
-    .w_reg(\w$447 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_5  pe_5_5 (
-    .a(\a$382 ),
-    .a_reg(\a$391 ),
-    .capture(o[5]),
-    .clk(clk),
-    .psum(\psum_in$458 ),
-    .psum_in(\psum_in$388 ),
-    .rst(rst),
-    .swap(\swap$384 ),
-    .swap_reg(\swap$393 ),
-    .w(\w$386 ),
-    .w_reg(\w$456 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_6  pe_5_6 (
-    .a(\a$391 ),
-    .a_reg(\a$400 ),
-    .capture(o[6]),
-    .clk(clk),
-    .psum(\psum_in$467 ),
-    .psum_in(\psum_in$397 ),
-    .rst(rst),
-    .swap(\swap$393 ),
-    .swap_reg(\swap$402 ),
-    .w(\w$395 ),
-    .w_reg(\w$465 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_7  pe_5_7 (
-    .a(\a$400 ),
-    .capture(o[7]),
-    .clk(clk),
-    .psum(\psum_in$476 ),
-    .psum_in(\psum_in$406 ),
-    .rst(rst),
-    .swap(\swap$402 ),
-    .w(\w$404 ),
-    .w_reg(\w$474 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_0  pe_6_0 (
-    .a(\o$11 [55:48]),
-    .a_reg(\a$416 ),
-    .capture(o[0]),
-    .clk(clk),
-    .psum(\psum_in$483 ),
-    .psum_in(\psum_in$413 ),
-    .rst(rst),
-    .swap(\o$13 [6]),
-    .swap_reg(\swap$418 ),
-    .w(\w$411 ),
-    .w_reg(\w$481 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_1  pe_6_1 (
-    .a(\a$416 ),
-    .a_reg(\a$425 ),
-    .capture(o[1]),
-    .clk(clk),
-    .psum(\psum_in$492 ),
-    .psum_in(\psum_in$422 ),
-    .rst(rst),
-    .swap(\swap$418 ),
-    .swap_reg(\swap$427 ),
-    .w(\w$420 ),
-    .w_reg(\w$490 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_2  pe_6_2 (
-    .a(\a$425 ),
-    .a_reg(\a$434 ),
-    .capture(o[2]),
-    .clk(clk),
-    .psum(\psum_in$501 ),
-    .psum_in(\psum_in$431 ),
-    .rst(rst),
-    .swap(\swap$427 ),
-    .swap_reg(\swap$436 ),
-    .w(\w$429 ),
-    .w_reg(\w$499 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_3  pe_6_3 (
-    .a(\a$434 ),
-    .a_reg(\a$443 ),
-    .capture(o[3]),
-    .clk(clk),
-    .psum(\psum_in$510 ),
-    .psum_in(\psum_in$440 ),
-    .rst(rst),
-    .swap(\swap$436 ),
-    .swap_reg(\swap$445 ),
-    .w(\w$438 ),
-    .w_reg(\w$508 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_4  pe_6_4 (
-    .a(\a$443 ),
-    .a_reg(\a$452 ),
-    .capture(o[4]),
-    .clk(clk),
-    .psum(\psum_in$519 ),
-    .psum_in(\psum_in$449 ),
-    .rst(rst),
-    .swap(\swap$445 ),
-    .swap_reg(\swap$454 ),
-    .w(\w$447 ),
-    .w_reg(\w$517 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_5  pe_6_5 (
-    .a(\a$452 ),
-    .a_reg(\a$461 ),
-    .capture(o[5]),
-    .clk(clk),
-    .psum(\psum_in$528 ),
-    .psum_in(\psum_in$458 ),
-    .rst(rst),
-    .swap(\swap$454 ),
-    .swap_reg(\swap$463 ),
-    .w(\w$456 ),
-    .w_reg(\w$526 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_6  pe_6_6 (
-    .a(\a$461 ),
-    .a_reg(\a$470 ),
-    .capture(o[6]),
-    .clk(clk),
-    .psum(\psum_in$537 ),
-    .psum_in(\psum_in$467 ),
-    .rst(rst),
-    .swap(\swap$463 ),
-    .swap_reg(\swap$472 ),
-    .w(\w$465 ),
-    .w_reg(\w$535 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_7  pe_6_7 (
-    .a(\a$470 ),
-    .capture(o[7]),
-    .clk(clk),
-    .psum(\psum_in$546 ),
-    .psum_in(\psum_in$476 ),
-    .rst(rst),
-    .swap(\swap$472 ),
-    .w(\w$474 ),
-    .w_reg(\w$544 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_0  pe_7_0 (
-    .a(\o$11 [63:56]),
-    .a_reg(\a$486 ),
-    .capture(o[0]),
-    .clk(clk),
-    .psum(\psum_out$549 ),
-    .psum_in(\psum_in$483 ),
-    .rst(rst),
-    .swap(\o$13 [7]),
-    .swap_reg(\swap$488 ),
-    .w(\w$481 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_1  pe_7_1 (
-    .a(\a$486 ),
-    .a_reg(\a$495 ),
-    .capture(o[1]),
-    .clk(clk),
-    .psum(\psum_out$550 ),
-    .psum_in(\psum_in$492 ),
-    .rst(rst),
-    .swap(\swap$488 ),
-    .swap_reg(\swap$497 ),
-    .w(\w$490 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_2  pe_7_2 (
-    .a(\a$495 ),
-    .a_reg(\a$504 ),
-    .capture(o[2]),
-    .clk(clk),
-    .psum(\psum_out$551 ),
-    .psum_in(\psum_in$501 ),
-    .rst(rst),
-    .swap(\swap$497 ),
-    .swap_reg(\swap$506 ),
-    .w(\w$499 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_3  pe_7_3 (
-    .a(\a$504 ),
-    .a_reg(\a$513 ),
-    .capture(o[3]),
-    .clk(clk),
-    .psum(\psum_out$552 ),
-    .psum_in(\psum_in$510 ),
-    .rst(rst),
-    .swap(\swap$506 ),
-    .swap_reg(\swap$515 ),
-    .w(\w$508 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_4  pe_7_4 (
-    .a(\a$513 ),
-    .a_reg(\a$522 ),
-    .capture(o[4]),
-    .clk(clk),
-    .psum(\psum_out$553 ),
-    .psum_in(\psum_in$519 ),
-    .rst(rst),
-    .swap(\swap$515 ),
-    .swap_reg(\swap$524 ),
-    .w(\w$517 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_5  pe_7_5 (
-    .a(\a$522 ),
-    .a_reg(\a$531 ),
-    .capture(o[5]),
-    .clk(clk),
-    .psum(\psum_out$554 ),
-    .psum_in(\psum_in$528 ),
-    .rst(rst),
-    .swap(\swap$524 ),
-    .swap_reg(\swap$533 ),
-    .w(\w$526 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_6  pe_7_6 (
-    .a(\a$531 ),
-    .a_reg(\a$540 ),
-    .capture(o[6]),
-    .clk(clk),
-    .psum(\psum_out$555 ),
-    .psum_in(\psum_in$537 ),
-    .rst(rst),
-    .swap(\swap$533 ),
-    .swap_reg(\swap$542 ),
-    .w(\w$535 )
-  );
-  \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_7  pe_7_7 (
-    .a(\a$540 ),
-    .capture(o[7]),
-    .clk(clk),
-    .psum(\psum_out$556 ),
-    .psum_in(\psum_in$546 ),
-    .rst(rst),
-    .swap(\swap$542 ),
-    .w(\w$544 )
+    .swap(\swap$18 ),
+    .swap_out(\$2 ),
+    .w(\w$27 )
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.swap_skew  swap_skew (
     .clk(clk),
     .i(\i$4 ),
-    .o(\o$13 ),
+    .o(\swap$10 ),
     .rst(rst)
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay  valid_delay (
     .clk(clk),
-    .i(\port$1635$0 [0]),
-    .lane0_d15(psum_valid),
+    .i(\port$389$0 [0]),
+    .o(psum_valid),
     .rst(rst)
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.w_skew  w_skew (
     .clk(clk),
     .i(\i$2 ),
-    .o(\o$15 ),
+    .o(\o$23 ),
     .rst(rst)
   );
   assign a = i;
   assign w = \i$2 ;
-  assign swap = \port$1635$0 [1];
-  assign w_capture = \port$1635$0 [2];
-  assign capture = o[0];
-  assign \a$10  = \o$11 [7:0];
-  assign \swap$12  = \o$13 [0];
-  assign \w$14  = \o$15 [7:0];
-  assign \capture$16  = o[1];
-  assign a_out = \a$17 ;
-  assign swap_out = \swap$19 ;
-  assign \w$21  = \o$15 [15:8];
-  assign \capture$22  = o[2];
-  assign \a_out$24  = \a$23 ;
-  assign \swap_out$26  = \swap$25 ;
-  assign \w$27  = \o$15 [23:16];
-  assign \capture$28  = o[3];
-  assign \a_out$30  = \a$29 ;
-  assign \swap_out$32  = \swap$31 ;
-  assign \w$33  = \o$15 [31:24];
-  assign \capture$34  = o[4];
-  assign \a_out$36  = \a$35 ;
-  assign \swap_out$38  = \swap$37 ;
-  assign \w$39  = \o$15 [39:32];
-  assign \capture$40  = o[5];
-  assign \a_out$42  = \a$41 ;
-  assign \swap_out$44  = \swap$43 ;
-  assign \w$45  = \o$15 [47:40];
-  assign \capture$46  = o[6];
-  assign \a_out$48  = \a$47 ;
-  assign \swap_out$50  = \swap$49 ;
-  assign \w$51  = \o$15 [55:48];
-  assign \capture$52  = o[7];
-  assign \a_out$54  = \a$53 ;
-  assign \swap_out$56  = \swap$55 ;
-  assign \w$57  = \o$15 [63:56];
-  assign \capture$58  = o[0];
-  assign \a$59  = \o$11 [15:8];
-  assign \swap$60  = \o$13 [1];
-  assign w_out = \w$61 ;
-  assign psum_out = psum_in;
-  assign \capture$65  = o[1];
-  assign \a_out$67  = \a$66 ;
-  assign \swap_out$69  = \swap$68 ;
-  assign \w_out$71  = \w$70 ;
-  assign \psum_out$73  = \psum_in$72 ;
-  assign \capture$74  = o[2];
-  assign \a_out$76  = \a$75 ;
-  assign \swap_out$78  = \swap$77 ;
-  assign \w_out$80  = \w$79 ;
-  assign \psum_out$82  = \psum_in$81 ;
-  assign \capture$83  = o[3];
-  assign \a_out$85  = \a$84 ;
-  assign \swap_out$87  = \swap$86 ;
-  assign \w_out$89  = \w$88 ;
-  assign \psum_out$91  = \psum_in$90 ;
-  assign \capture$92  = o[4];
-  assign \a_out$94  = \a$93 ;
-  assign \swap_out$96  = \swap$95 ;
-  assign \w_out$98  = \w$97 ;
-  assign \psum_out$100  = \psum_in$99 ;
-  assign \capture$101  = o[5];
-  assign \a_out$103  = \a$102 ;
-  assign \swap_out$105  = \swap$104 ;
-  assign \w_out$107  = \w$106 ;
-  assign \psum_out$109  = \psum_in$108 ;
-  assign \capture$110  = o[6];
-  assign \a_out$112  = \a$111 ;
-  assign \swap_out$114  = \swap$113 ;
-  assign \w_out$116  = \w$115 ;
-  assign \psum_out$118  = \psum_in$117 ;
-  assign \capture$119  = o[7];
-  assign \a_out$121  = \a$120 ;
-  assign \swap_out$123  = \swap$122 ;
-  assign \w_out$125  = \w$124 ;
-  assign \psum_out$127  = \psum_in$126 ;
-  assign \capture$128  = o[0];
-  assign \a$129  = \o$11 [23:16];
-  assign \swap$130  = \o$13 [2];
-  assign \w_out$132  = \w$131 ;
-  assign \psum_out$134  = \psum_in$133 ;
-  assign \capture$135  = o[1];
-  assign \a_out$137  = \a$136 ;
-  assign \swap_out$139  = \swap$138 ;
-  assign \w_out$141  = \w$140 ;
-  assign \psum_out$143  = \psum_in$142 ;
-  assign \capture$144  = o[2];
-  assign \a_out$146  = \a$145 ;
-  assign \swap_out$148  = \swap$147 ;
-  assign \w_out$150  = \w$149 ;
-  assign \psum_out$152  = \psum_in$151 ;
-  assign \capture$153  = o[3];
-  assign \a_out$155  = \a$154 ;
-  assign \swap_out$157  = \swap$156 ;
-  assign \w_out$159  = \w$158 ;
-  assign \psum_out$161  = \psum_in$160 ;
-  assign \capture$162  = o[4];
-  assign \a_out$164  = \a$163 ;
-  assign \swap_out$166  = \swap$165 ;
-  assign \w_out$168  = \w$167 ;
-  assign \psum_out$170  = \psum_in$169 ;
-  assign \capture$171  = o[5];
-  assign \a_out$173  = \a$172 ;
-  assign \swap_out$175  = \swap$174 ;
-  assign \w_out$177  = \w$176 ;
-  assign \psum_out$179  = \psum_in$178 ;
-  assign \capture$180  = o[6];
-  assign \a_out$182  = \a$181 ;
-  assign \swap_out$184  = \swap$183 ;
-  assign \w_out$186  = \w$185 ;
-  assign \psum_out$188  = \psum_in$187 ;
-  assign \capture$189  = o[7];
-  assign \a_out$191  = \a$190 ;
-  assign \swap_out$193  = \swap$192 ;
-  assign \w_out$195  = \w$194 ;
-  assign \psum_out$197  = \psum_in$196 ;
-  assign \capture$198  = o[0];
-  assign \a$199  = \o$11 [31:24];
-  assign \swap$200  = \o$13 [3];
-  assign \w_out$202  = \w$201 ;
-  assign \psum_out$204  = \psum_in$203 ;
-  assign \capture$205  = o[1];
-  assign \a_out$207  = \a$206 ;
-  assign \swap_out$209  = \swap$208 ;
-  assign \w_out$211  = \w$210 ;
-  assign \psum_out$213  = \psum_in$212 ;
-  assign \capture$214  = o[2];
-  assign \a_out$216  = \a$215 ;
-  assign \swap_out$218  = \swap$217 ;
-  assign \w_out$220  = \w$219 ;
-  assign \psum_out$222  = \psum_in$221 ;
-  assign \capture$223  = o[3];
-  assign \a_out$225  = \a$224 ;
-  assign \swap_out$227  = \swap$226 ;
-  assign \w_out$229  = \w$228 ;
-  assign \psum_out$231  = \psum_in$230 ;
-  assign \capture$232  = o[4];
-  assign \a_out$234  = \a$233 ;
-  assign \swap_out$236  = \swap$235 ;
-  assign \w_out$238  = \w$237 ;
-  assign \psum_out$240  = \psum_in$239 ;
-  assign \capture$241  = o[5];
-  assign \a_out$243  = \a$242 ;
-  assign \swap_out$245  = \swap$244 ;
-  assign \w_out$247  = \w$246 ;
-  assign \psum_out$249  = \psum_in$248 ;
-  assign \capture$250  = o[6];
-  assign \a_out$252  = \a$251 ;
-  assign \swap_out$254  = \swap$253 ;
-  assign \w_out$256  = \w$255 ;
-  assign \psum_out$258  = \psum_in$257 ;
-  assign \capture$259  = o[7];
-  assign \a_out$261  = \a$260 ;
-  assign \swap_out$263  = \swap$262 ;
-  assign \w_out$265  = \w$264 ;
-  assign \psum_out$267  = \psum_in$266 ;
-  assign \capture$268  = o[0];
-  assign \a$269  = \o$11 [39:32];
-  assign \swap$270  = \o$13 [4];
-  assign \w_out$272  = \w$271 ;
-  assign \psum_out$274  = \psum_in$273 ;
-  assign \capture$275  = o[1];
-  assign \a_out$277  = \a$276 ;
-  assign \swap_out$279  = \swap$278 ;
-  assign \w_out$281  = \w$280 ;
-  assign \psum_out$283  = \psum_in$282 ;
-  assign \capture$284  = o[2];
-  assign \a_out$286  = \a$285 ;
-  assign \swap_out$288  = \swap$287 ;
-  assign \w_out$290  = \w$289 ;
-  assign \psum_out$292  = \psum_in$291 ;
-  assign \capture$293  = o[3];
-  assign \a_out$295  = \a$294 ;
-  assign \swap_out$297  = \swap$296 ;
-  assign \w_out$299  = \w$298 ;
-  assign \psum_out$301  = \psum_in$300 ;
-  assign \capture$302  = o[4];
-  assign \a_out$304  = \a$303 ;
-  assign \swap_out$306  = \swap$305 ;
-  assign \w_out$308  = \w$307 ;
-  assign \psum_out$310  = \psum_in$309 ;
-  assign \capture$311  = o[5];
-  assign \a_out$313  = \a$312 ;
-  assign \swap_out$315  = \swap$314 ;
-  assign \w_out$317  = \w$316 ;
-  assign \psum_out$319  = \psum_in$318 ;
-  assign \capture$320  = o[6];
-  assign \a_out$322  = \a$321 ;
-  assign \swap_out$324  = \swap$323 ;
-  assign \w_out$326  = \w$325 ;
-  assign \psum_out$328  = \psum_in$327 ;
-  assign \capture$329  = o[7];
-  assign \a_out$331  = \a$330 ;
-  assign \swap_out$333  = \swap$332 ;
-  assign \w_out$335  = \w$334 ;
-  assign \psum_out$337  = \psum_in$336 ;
-  assign \capture$338  = o[0];
-  assign \a$339  = \o$11 [47:40];
-  assign \swap$340  = \o$13 [5];
-  assign \w_out$342  = \w$341 ;
-  assign \psum_out$344  = \psum_in$343 ;
-  assign \capture$345  = o[1];
-  assign \a_out$347  = \a$346 ;
-  assign \swap_out$349  = \swap$348 ;
-  assign \w_out$351  = \w$350 ;
-  assign \psum_out$353  = \psum_in$352 ;
-  assign \capture$354  = o[2];
-  assign \a_out$356  = \a$355 ;
-  assign \swap_out$358  = \swap$357 ;
-  assign \w_out$360  = \w$359 ;
-  assign \psum_out$362  = \psum_in$361 ;
-  assign \capture$363  = o[3];
-  assign \a_out$365  = \a$364 ;
-  assign \swap_out$367  = \swap$366 ;
-  assign \w_out$369  = \w$368 ;
-  assign \psum_out$371  = \psum_in$370 ;
-  assign \capture$372  = o[4];
-  assign \a_out$374  = \a$373 ;
-  assign \swap_out$376  = \swap$375 ;
-  assign \w_out$378  = \w$377 ;
-  assign \psum_out$380  = \psum_in$379 ;
-  assign \capture$381  = o[5];
-  assign \a_out$383  = \a$382 ;
-  assign \swap_out$385  = \swap$384 ;
-  assign \w_out$387  = \w$386 ;
-  assign \psum_out$389  = \psum_in$388 ;
-  assign \capture$390  = o[6];
-  assign \a_out$392  = \a$391 ;
-  assign \swap_out$394  = \swap$393 ;
-  assign \w_out$396  = \w$395 ;
-  assign \psum_out$398  = \psum_in$397 ;
-  assign \capture$399  = o[7];
-  assign \a_out$401  = \a$400 ;
-  assign \swap_out$403  = \swap$402 ;
-  assign \w_out$405  = \w$404 ;
-  assign \psum_out$407  = \psum_in$406 ;
-  assign \capture$408  = o[0];
-  assign \a$409  = \o$11 [55:48];
-  assign \swap$410  = \o$13 [6];
-  assign \w_out$412  = \w$411 ;
-  assign \psum_out$414  = \psum_in$413 ;
-  assign \capture$415  = o[1];
-  assign \a_out$417  = \a$416 ;
-  assign \swap_out$419  = \swap$418 ;
-  assign \w_out$421  = \w$420 ;
-  assign \psum_out$423  = \psum_in$422 ;
-  assign \capture$424  = o[2];
-  assign \a_out$426  = \a$425 ;
-  assign \swap_out$428  = \swap$427 ;
-  assign \w_out$430  = \w$429 ;
-  assign \psum_out$432  = \psum_in$431 ;
-  assign \capture$433  = o[3];
-  assign \a_out$435  = \a$434 ;
-  assign \swap_out$437  = \swap$436 ;
-  assign \w_out$439  = \w$438 ;
-  assign \psum_out$441  = \psum_in$440 ;
-  assign \capture$442  = o[4];
-  assign \a_out$444  = \a$443 ;
-  assign \swap_out$446  = \swap$445 ;
-  assign \w_out$448  = \w$447 ;
-  assign \psum_out$450  = \psum_in$449 ;
-  assign \capture$451  = o[5];
-  assign \a_out$453  = \a$452 ;
-  assign \swap_out$455  = \swap$454 ;
-  assign \w_out$457  = \w$456 ;
-  assign \psum_out$459  = \psum_in$458 ;
-  assign \capture$460  = o[6];
-  assign \a_out$462  = \a$461 ;
-  assign \swap_out$464  = \swap$463 ;
-  assign \w_out$466  = \w$465 ;
-  assign \psum_out$468  = \psum_in$467 ;
-  assign \capture$469  = o[7];
-  assign \a_out$471  = \a$470 ;
-  assign \swap_out$473  = \swap$472 ;
-  assign \w_out$475  = \w$474 ;
-  assign \psum_out$477  = \psum_in$476 ;
-  assign \capture$478  = o[0];
-  assign \a$479  = \o$11 [63:56];
-  assign \swap$480  = \o$13 [7];
-  assign \w_out$482  = \w$481 ;
-  assign \psum_out$484  = \psum_in$483 ;
-  assign \capture$485  = o[1];
-  assign \a_out$487  = \a$486 ;
-  assign \swap_out$489  = \swap$488 ;
-  assign \w_out$491  = \w$490 ;
-  assign \psum_out$493  = \psum_in$492 ;
-  assign \capture$494  = o[2];
-  assign \a_out$496  = \a$495 ;
-  assign \swap_out$498  = \swap$497 ;
-  assign \w_out$500  = \w$499 ;
-  assign \psum_out$502  = \psum_in$501 ;
-  assign \capture$503  = o[3];
-  assign \a_out$505  = \a$504 ;
-  assign \swap_out$507  = \swap$506 ;
-  assign \w_out$509  = \w$508 ;
-  assign \psum_out$511  = \psum_in$510 ;
-  assign \capture$512  = o[4];
-  assign \a_out$514  = \a$513 ;
-  assign \swap_out$516  = \swap$515 ;
-  assign \w_out$518  = \w$517 ;
-  assign \psum_out$520  = \psum_in$519 ;
-  assign \capture$521  = o[5];
-  assign \a_out$523  = \a$522 ;
-  assign \swap_out$525  = \swap$524 ;
-  assign \w_out$527  = \w$526 ;
-  assign \psum_out$529  = \psum_in$528 ;
-  assign \capture$530  = o[6];
-  assign \a_out$532  = \a$531 ;
-  assign \swap_out$534  = \swap$533 ;
-  assign \w_out$536  = \w$535 ;
-  assign \psum_out$538  = \psum_in$537 ;
-  assign \capture$539  = o[7];
-  assign \a_out$541  = \a$540 ;
-  assign \swap_out$543  = \swap$542 ;
-  assign \w_out$545  = \w$544 ;
-  assign \psum_out$547  = \psum_in$546 ;
-  assign \o$558  = psum;
-  assign \i$559  = \port$1635$0 [0];
-  assign a_valid = \port$1635$0 [0];
-  assign \o$562  = psum_valid;
+  assign swap = \port$389$0 [1];
+  assign w_capture = \port$389$0 [2];
+  assign o = \a$8 ;
+  assign \o$11  = \swap$10 ;
+  assign a_out = \a$12 ;
+  assign swap_out = \swap$14 ;
+  assign \a_out$17  = \a$16 ;
+  assign \swap_out$19  = \swap$18 ;
+  assign \o$33  = psum;
+  assign \i$34  = \port$389$0 [0];
+  assign a_valid = \port$389$0 [0];
+  assign \o$37  = psum_valid;
   assign \i[0]  = i[7:0];
   assign \i[1]  = i[15:8];
   assign \i[2]  = i[23:16];
@@ -5298,46 +3758,102 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \i$6[5]  = \i$6 [5];
   assign \i$6[6]  = \i$6 [6];
   assign \i$6[7]  = \i$6 [7];
-  assign \o[0]  = o[0];
-  assign \o[1]  = o[1];
-  assign \o[2]  = o[2];
-  assign \o[3]  = o[3];
-  assign \o[4]  = o[4];
-  assign \o[5]  = o[5];
-  assign \o[6]  = o[6];
-  assign \o[7]  = o[7];
-  assign \o$11[0]  = \o$11 [7:0];
-  assign \o$11[1]  = \o$11 [15:8];
-  assign \o$11[2]  = \o$11 [23:16];
-  assign \o$11[3]  = \o$11 [31:24];
-  assign \o$11[4]  = \o$11 [39:32];
-  assign \o$11[5]  = \o$11 [47:40];
-  assign \o$11[6]  = \o$11 [55:48];
-  assign \o$11[7]  = \o$11 [63:56];
-  assign \o$13[0]  = \o$13 [0];
-  assign \o$13[1]  = \o$13 [1];
-  assign \o$13[2]  = \o$13 [2];
-  assign \o$13[3]  = \o$13 [3];
-  assign \o$13[4]  = \o$13 [4];
-  assign \o$13[5]  = \o$13 [5];
-  assign \o$13[6]  = \o$13 [6];
-  assign \o$13[7]  = \o$13 [7];
-  assign \o$15[0]  = \o$15 [7:0];
-  assign \o$15[1]  = \o$15 [15:8];
-  assign \o$15[2]  = \o$15 [23:16];
-  assign \o$15[3]  = \o$15 [31:24];
-  assign \o$15[4]  = \o$15 [39:32];
-  assign \o$15[5]  = \o$15 [47:40];
-  assign \o$15[6]  = \o$15 [55:48];
-  assign \o$15[7]  = \o$15 [63:56];
-  assign \i$548[0]  = \i$548 [18:0];
-  assign \i$548[1]  = \i$548 [37:19];
-  assign \i$548[2]  = \i$548 [56:38];
-  assign \i$548[3]  = \i$548 [75:57];
-  assign \i$548[4]  = \i$548 [94:76];
-  assign \i$548[5]  = \i$548 [113:95];
-  assign \i$548[6]  = \i$548 [132:114];
-  assign \i$548[7]  = \i$548 [151:133];
+  assign \a$8[0]  = \a$8 [7:0];
+  assign \a$8[1]  = \a$8 [15:8];
+  assign \a$8[2]  = \a$8 [23:16];
+  assign \a$8[3]  = \a$8 [31:24];
+  assign \a$8[4]  = \a$8 [39:32];
+  assign \a$8[5]  = \a$8 [47:40];
+  assign \a$8[6]  = \a$8 [55:48];
+  assign \a$8[7]  = \a$8 [63:56];
+  assign \o[0]  = \a$8 [7:0];
+  assign \o[1]  = \a$8 [15:8];
+  assign \o[2]  = \a$8 [23:16];
+  assign \o[3]  = \a$8 [31:24];
+  assign \o[4]  = \a$8 [39:32];
+  assign \o[5]  = \a$8 [47:40];
+  assign \o[6]  = \a$8 [55:48];
+  assign \o[7]  = \a$8 [63:56];
+  assign \o$11[0]  = \swap$10 [0];
+  assign \o$11[1]  = \swap$10 [1];
+  assign \o$11[2]  = \swap$10 [2];
+  assign \o$11[3]  = \swap$10 [3];
+  assign \o$11[4]  = \swap$10 [4];
+  assign \o$11[5]  = \swap$10 [5];
+  assign \o$11[6]  = \swap$10 [6];
+  assign \o$11[7]  = \swap$10 [7];
+  assign \a$12[0]  = \a$12 [7:0];
+  assign \a$12[1]  = \a$12 [15:8];
+  assign \a$12[2]  = \a$12 [23:16];
+  assign \a$12[3]  = \a$12 [31:24];
+  assign \a$12[4]  = \a$12 [39:32];
+  assign \a$12[5]  = \a$12 [47:40];
+  assign \a$12[6]  = \a$12 [55:48];
+  assign \a$12[7]  = \a$12 [63:56];
+  assign \a_out[0]  = \a$12 [7:0];
+  assign \a_out[1]  = \a$12 [15:8];
+  assign \a_out[2]  = \a$12 [23:16];
+  assign \a_out[3]  = \a$12 [31:24];
+  assign \a_out[4]  = \a$12 [39:32];
+  assign \a_out[5]  = \a$12 [47:40];
+  assign \a_out[6]  = \a$12 [55:48];
+  assign \a_out[7]  = \a$12 [63:56];
+  assign \a$16[0]  = \a$16 [7:0];
+  assign \a$16[1]  = \a$16 [15:8];
+  assign \a$16[2]  = \a$16 [23:16];
+  assign \a$16[3]  = \a$16 [31:24];
+  assign \a$16[4]  = \a$16 [39:32];
+  assign \a$16[5]  = \a$16 [47:40];
+  assign \a$16[6]  = \a$16 [55:48];
+  assign \a$16[7]  = \a$16 [63:56];
+  assign \a_out$17[0]  = \a$16 [7:0];
+  assign \a_out$17[1]  = \a$16 [15:8];
+  assign \a_out$17[2]  = \a$16 [23:16];
+  assign \a_out$17[3]  = \a$16 [31:24];
+  assign \a_out$17[4]  = \a$16 [39:32];
+  assign \a_out$17[5]  = \a$16 [47:40];
+  assign \a_out$17[6]  = \a$16 [55:48];
+  assign \a_out$17[7]  = \a$16 [63:56];
+  assign \o$21[0]  = \o$21 [0];
+  assign \o$21[1]  = \o$21 [1];
+  assign \o$21[2]  = \o$21 [2];
+  assign \o$21[3]  = \o$21 [3];
+  assign \o$21[4]  = \o$21 [4];
+  assign \o$21[5]  = \o$21 [5];
+  assign \o$21[6]  = \o$21 [6];
+  assign \o$21[7]  = \o$21 [7];
+  assign \w$22[0]  = \w$22 [7:0];
+  assign \w$22[1]  = \w$22 [15:8];
+  assign \w$22[2]  = \w$22 [23:16];
+  assign \o$23[0]  = \o$23 [7:0];
+  assign \o$23[1]  = \o$23 [15:8];
+  assign \o$23[2]  = \o$23 [23:16];
+  assign \o$23[3]  = \o$23 [31:24];
+  assign \o$23[4]  = \o$23 [39:32];
+  assign \o$23[5]  = \o$23 [47:40];
+  assign \o$23[6]  = \o$23 [55:48];
+  assign \o$23[7]  = \o$23 [63:56];
+  assign \w$25[0]  = \w$25 [7:0];
+  assign \w$25[1]  = \w$25 [15:8];
+  assign \w$25[2]  = \w$25 [23:16];
+  assign \w$27[0]  = \w$27 [7:0];
+  assign \w$27[1]  = \w$27 [15:8];
+  assign \i$28[0]  = \i$28 [18:0];
+  assign \i$28[1]  = \i$28 [37:19];
+  assign \i$28[2]  = \i$28 [56:38];
+  assign \i$28[3]  = \i$28 [75:57];
+  assign \i$28[4]  = \i$28 [94:76];
+  assign \i$28[5]  = \i$28 [113:95];
+  assign \i$28[6]  = \i$28 [132:114];
+  assign \i$28[7]  = \i$28 [151:133];
+  assign \psum_out[0]  = psum_out[18:0];
+  assign \psum_out[1]  = psum_out[37:19];
+  assign \psum_out[2]  = psum_out[56:38];
+  assign \psum_out$30[0]  = \psum_out$30 [18:0];
+  assign \psum_out$30[1]  = \psum_out$30 [37:19];
+  assign \psum_out$30[2]  = \psum_out$30 [56:38];
+  assign \psum_out$31[0]  = \psum_out$31 [18:0];
+  assign \psum_out$31[1]  = \psum_out$31 [37:19];
   assign \psum[0]  = psum[18:0];
   assign \psum[1]  = psum[37:19];
   assign \psum[2]  = psum[56:38];
@@ -5346,40 +3862,56 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \psum[5]  = psum[113:95];
   assign \psum[6]  = psum[132:114];
   assign \psum[7]  = psum[151:133];
-  assign \o$558[0]  = psum[18:0];
-  assign \o$558[1]  = psum[37:19];
-  assign \o$558[2]  = psum[56:38];
-  assign \o$558[3]  = psum[75:57];
-  assign \o$558[4]  = psum[94:76];
-  assign \o$558[5]  = psum[113:95];
-  assign \o$558[6]  = psum[132:114];
-  assign \o$558[7]  = psum[151:133];
-  assign \i$559[0]  = \port$1635$0 [0];
-  assign \o$562[0]  = psum_valid;
-  assign \i$548 [151:133] = \psum_out$556 ;
-  assign \i$548 [132:114] = \psum_out$555 ;
-  assign \i$548 [113:95] = \psum_out$554 ;
-  assign \i$548 [94:76] = \psum_out$553 ;
-  assign \i$548 [75:57] = \psum_out$552 ;
-  assign \i$548 [56:38] = \psum_out$551 ;
-  assign \i$548 [37:19] = \psum_out$550 ;
-  assign \i$548 [18:0] = \psum_out$549 ;
-  assign \i$6 [7] = \port$1635$0 [2];
-  assign \i$6 [6] = \port$1635$0 [2];
-  assign \i$6 [5] = \port$1635$0 [2];
-  assign \i$6 [4] = \port$1635$0 [2];
-  assign \i$6 [3] = \port$1635$0 [2];
-  assign \i$6 [2] = \port$1635$0 [2];
-  assign \i$6 [1] = \port$1635$0 [2];
-  assign \i$6 [0] = \port$1635$0 [2];
-  assign \i$4 [7] = \port$1635$0 [1];
-  assign \i$4 [6] = \port$1635$0 [1];
-  assign \i$4 [5] = \port$1635$0 [1];
-  assign \i$4 [4] = \port$1635$0 [1];
-  assign \i$4 [3] = \port$1635$0 [1];
-  assign \i$4 [2] = \port$1635$0 [1];
-  assign \i$4 [1] = \port$1635$0 [1];
-  assign \i$4 [0] = \port$1635$0 [1];
+  assign \o$33[0]  = psum[18:0];
+  assign \o$33[1]  = psum[37:19];
+  assign \o$33[2]  = psum[56:38];
+  assign \o$33[3]  = psum[75:57];
+  assign \o$33[4]  = psum[94:76];
+  assign \o$33[5]  = psum[113:95];
+  assign \o$33[6]  = psum[132:114];
+  assign \o$33[7]  = psum[151:133];
+  assign \i$34[0]  = \port$389$0 [0];
+  assign \o$37[0]  = psum_valid;
+  assign \i$28 [151:133] = \psum_out$31 [37:19];
+  assign \i$28 [132:114] = \psum_out$31 [18:0];
+  assign \i$28 [113:95] = \psum_out$30 [56:38];
+  assign \i$28 [94:76] = \psum_out$30 [37:19];
+  assign \i$28 [75:57] = \psum_out$30 [18:0];
+  assign \i$28 [56:38] = psum_out[56:38];
+  assign \i$28 [37:19] = psum_out[37:19];
+  assign \i$28 [18:0] = psum_out[18:0];
+  assign \w$27 [15:8] = \o$23 [63:56];
+  assign \w$27 [7:0] = \o$23 [55:48];
+  assign \capture$26 [1] = \o$21 [7];
+  assign \capture$26 [0] = \o$21 [6];
+  assign \w$25 [23:16] = \o$23 [47:40];
+  assign \w$25 [15:8] = \o$23 [39:32];
+  assign \w$25 [7:0] = \o$23 [31:24];
+  assign \capture$24 [2] = \o$21 [5];
+  assign \capture$24 [1] = \o$21 [4];
+  assign \capture$24 [0] = \o$21 [3];
+  assign \w$22 [23:16] = \o$23 [23:16];
+  assign \w$22 [15:8] = \o$23 [15:8];
+  assign \w$22 [7:0] = \o$23 [7:0];
+  assign capture[2] = \o$21 [2];
+  assign capture[1] = \o$21 [1];
+  assign capture[0] = \o$21 [0];
+  assign \i$6 [7] = \port$389$0 [2];
+  assign \i$6 [6] = \port$389$0 [2];
+  assign \i$6 [5] = \port$389$0 [2];
+  assign \i$6 [4] = \port$389$0 [2];
+  assign \i$6 [3] = \port$389$0 [2];
+  assign \i$6 [2] = \port$389$0 [2];
+  assign \i$6 [1] = \port$389$0 [2];
+  assign \i$6 [0] = \port$389$0 [2];
+  assign \i$4 [7] = \port$389$0 [1];
+  assign \i$4 [6] = \port$389$0 [1];
+  assign \i$4 [5] = \port$389$0 [1];
+  assign \i$4 [4] = \port$389$0 [1];
+  assign \i$4 [3] = \port$389$0 [1];
+  assign \i$4 [2] = \port$389$0 [1];
+  assign \i$4 [1] = \port$389$0 [1];
+  assign \i$4 [0] = \port$389$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -5400,34 +3932,13 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.a_skew (rst, i, o, clk);
   wire signed [7:0] \i[5] ;
   wire signed [7:0] \i[6] ;
   wire signed [7:0] \i[7] ;
-  reg signed [7:0] lane1_d1 = 8'h00;
-  reg signed [7:0] lane2_d1 = 8'h00;
-  reg signed [7:0] lane2_d2 = 8'h00;
-  reg signed [7:0] lane3_d1 = 8'h00;
-  reg signed [7:0] lane3_d2 = 8'h00;
-  reg signed [7:0] lane3_d3 = 8'h00;
-  reg signed [7:0] lane4_d1 = 8'h00;
-  reg signed [7:0] lane4_d2 = 8'h00;
-  reg signed [7:0] lane4_d3 = 8'h00;
-  reg signed [7:0] lane4_d4 = 8'h00;
-  reg signed [7:0] lane5_d1 = 8'h00;
-  reg signed [7:0] lane5_d2 = 8'h00;
-  reg signed [7:0] lane5_d3 = 8'h00;
-  reg signed [7:0] lane5_d4 = 8'h00;
-  reg signed [7:0] lane5_d5 = 8'h00;
-  reg signed [7:0] lane6_d1 = 8'h00;
-  reg signed [7:0] lane6_d2 = 8'h00;
-  reg signed [7:0] lane6_d3 = 8'h00;
-  reg signed [7:0] lane6_d4 = 8'h00;
-  reg signed [7:0] lane6_d5 = 8'h00;
-  reg signed [7:0] lane6_d6 = 8'h00;
-  reg signed [7:0] lane7_d1 = 8'h00;
-  reg signed [7:0] lane7_d2 = 8'h00;
-  reg signed [7:0] lane7_d3 = 8'h00;
-  reg signed [7:0] lane7_d4 = 8'h00;
-  reg signed [7:0] lane7_d5 = 8'h00;
-  reg signed [7:0] lane7_d6 = 8'h00;
-  reg signed [7:0] lane7_d7 = 8'h00;
+  reg [7:0] lane1 = 8'h00;
+  reg [15:0] lane2 = 16'h0000;
+  reg [23:0] lane3 = 24'h000000;
+  reg [31:0] lane4 = 32'd0;
+  reg [39:0] lane5 = 40'h0000000000;
+  reg [47:0] lane6 = 48'h000000000000;
+  reg [55:0] lane7 = 56'h00000000000000;
   wire signed [7:0] \o[0] ;
   wire signed [7:0] \o[1] ;
   wire signed [7:0] \o[2] ;
@@ -5437,61 +3948,19 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.a_skew (rst, i, o, clk);
   wire signed [7:0] \o[6] ;
   wire signed [7:0] \o[7] ;
   always @(posedge clk)
-    lane4_d3 <= lane4_d2;
+    lane1 <= i[15:8];
   always @(posedge clk)
-    lane4_d4 <= lane4_d3;
+    lane2 <= { lane2[7:0], i[23:16] };
   always @(posedge clk)
-    lane5_d1 <= i[47:40];
+    lane3 <= { lane3[15:0], i[31:24] };
   always @(posedge clk)
-    lane5_d2 <= lane5_d1;
+    lane4 <= { lane4[23:0], i[39:32] };
   always @(posedge clk)
-    lane5_d3 <= lane5_d2;
+    lane5 <= { lane5[31:0], i[47:40] };
   always @(posedge clk)
-    lane5_d4 <= lane5_d3;
+    lane6 <= { lane6[39:0], i[55:48] };
   always @(posedge clk)
-    lane5_d5 <= lane5_d4;
-  always @(posedge clk)
-    lane6_d1 <= i[55:48];
-  always @(posedge clk)
-    lane6_d2 <= lane6_d1;
-  always @(posedge clk)
-    lane6_d3 <= lane6_d2;
-  always @(posedge clk)
-    lane1_d1 <= i[15:8];
-  always @(posedge clk)
-    lane6_d4 <= lane6_d3;
-  always @(posedge clk)
-    lane6_d5 <= lane6_d4;
-  always @(posedge clk)
-    lane6_d6 <= lane6_d5;
-  always @(posedge clk)
-    lane7_d1 <= i[63:56];
-  always @(posedge clk)
-    lane7_d2 <= lane7_d1;
-  always @(posedge clk)
-    lane7_d3 <= lane7_d2;
-  always @(posedge clk)
-    lane7_d4 <= lane7_d3;
-  always @(posedge clk)
-    lane7_d5 <= lane7_d4;
-  always @(posedge clk)
-    lane7_d6 <= lane7_d5;
-  always @(posedge clk)
-    lane7_d7 <= lane7_d6;
-  always @(posedge clk)
-    lane2_d1 <= i[23:16];
-  always @(posedge clk)
-    lane2_d2 <= lane2_d1;
-  always @(posedge clk)
-    lane3_d1 <= i[31:24];
-  always @(posedge clk)
-    lane3_d2 <= lane3_d1;
-  always @(posedge clk)
-    lane3_d3 <= lane3_d2;
-  always @(posedge clk)
-    lane4_d1 <= i[39:32];
-  always @(posedge clk)
-    lane4_d2 <= lane4_d1;
+    lane7 <= { lane7[47:0], i[63:56] };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -5508,13 +3977,13 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.a_skew (rst, i, o, clk);
   assign \i[5]  = i[47:40];
   assign \i[6]  = i[55:48];
   assign \i[7]  = i[63:56];
-  assign o[63:56] = lane7_d7;
-  assign o[55:48] = lane6_d6;
-  assign o[47:40] = lane5_d5;
-  assign o[39:32] = lane4_d4;
-  assign o[31:24] = lane3_d3;
-  assign o[23:16] = lane2_d2;
-  assign o[15:8] = lane1_d1;
+  assign o[63:56] = lane7[55:48];
+  assign o[55:48] = lane6[47:40];
+  assign o[47:40] = lane5[39:32];
+  assign o[39:32] = lane4[31:24];
+  assign o[31:24] = lane3[23:16];
+  assign o[23:16] = lane2[15:8];
+  assign o[15:8] = lane1;
   assign o[7:0] = i[7:0];
 endmodule
 
@@ -5531,33 +4000,12 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.capture_skew (rst, i, o, cl
   input clk;
   wire clk;
   reg \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg \$13 ;
-  reg \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg \$18 ;
-  reg \$19 ;
-  reg \$2 ;
-  reg \$20 ;
-  reg \$21 ;
-  reg \$22 ;
-  reg \$23 ;
-  reg \$24 ;
-  reg \$25 ;
-  reg \$26 ;
-  reg \$27 ;
-  reg \$28 ;
-  reg \$3 ;
-  reg \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  reg \$9 ;
+  reg [1:0] \$2 ;
+  reg [2:0] \$3 ;
+  reg [3:0] \$4 ;
+  reg [4:0] \$5 ;
+  reg [5:0] \$6 ;
+  reg [6:0] \$7 ;
   wire \i[0] ;
   wire \i[1] ;
   wire \i[2] ;
@@ -5566,34 +4014,13 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.capture_skew (rst, i, o, cl
   wire \i[5] ;
   wire \i[6] ;
   wire \i[7] ;
-  reg lane1_d1 = 1'h0;
-  reg lane2_d1 = 1'h0;
-  reg lane2_d2 = 1'h0;
-  reg lane3_d1 = 1'h0;
-  reg lane3_d2 = 1'h0;
-  reg lane3_d3 = 1'h0;
-  reg lane4_d1 = 1'h0;
-  reg lane4_d2 = 1'h0;
-  reg lane4_d3 = 1'h0;
-  reg lane4_d4 = 1'h0;
-  reg lane5_d1 = 1'h0;
-  reg lane5_d2 = 1'h0;
-  reg lane5_d3 = 1'h0;
-  reg lane5_d4 = 1'h0;
-  reg lane5_d5 = 1'h0;
-  reg lane6_d1 = 1'h0;
-  reg lane6_d2 = 1'h0;
-  reg lane6_d3 = 1'h0;
-  reg lane6_d4 = 1'h0;
-  reg lane6_d5 = 1'h0;
-  reg lane6_d6 = 1'h0;
-  reg lane7_d1 = 1'h0;
-  reg lane7_d2 = 1'h0;
-  reg lane7_d3 = 1'h0;
-  reg lane7_d4 = 1'h0;
-  reg lane7_d5 = 1'h0;
-  reg lane7_d6 = 1'h0;
-  reg lane7_d7 = 1'h0;
+  reg lane1 = 1'h0;
+  reg [1:0] lane2 = 2'h0;
+  reg [2:0] lane3 = 3'h0;
+  reg [3:0] lane4 = 4'h0;
+  reg [4:0] lane5 = 5'h00;
+  reg [5:0] lane6 = 6'h00;
+  reg [6:0] lane7 = 7'h00;
   wire \o[0] ;
   wire \o[1] ;
   wire \o[2] ;
@@ -5603,255 +4030,66 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.capture_skew (rst, i, o, cl
   wire \o[6] ;
   wire \o[7] ;
   always @(posedge clk)
-    lane1_d1 <= \$1 ;
+    lane1 <= \$1 ;
   always @(posedge clk)
-    lane2_d1 <= \$2 ;
+    lane2 <= \$2 ;
   always @(posedge clk)
-    lane2_d2 <= \$3 ;
+    lane3 <= \$3 ;
   always @(posedge clk)
-    lane3_d1 <= \$4 ;
+    lane4 <= \$4 ;
   always @(posedge clk)
-    lane3_d2 <= \$5 ;
+    lane5 <= \$5 ;
   always @(posedge clk)
-    lane3_d3 <= \$6 ;
+    lane6 <= \$6 ;
   always @(posedge clk)
-    lane4_d1 <= \$7 ;
-  always @(posedge clk)
-    lane4_d2 <= \$8 ;
-  always @(posedge clk)
-    lane4_d3 <= \$9 ;
-  always @(posedge clk)
-    lane4_d4 <= \$10 ;
-  always @(posedge clk)
-    lane5_d1 <= \$11 ;
-  always @(posedge clk)
-    lane5_d2 <= \$12 ;
-  always @(posedge clk)
-    lane5_d3 <= \$13 ;
-  always @(posedge clk)
-    lane5_d4 <= \$14 ;
-  always @(posedge clk)
-    lane5_d5 <= \$15 ;
-  always @(posedge clk)
-    lane6_d1 <= \$16 ;
-  always @(posedge clk)
-    lane6_d2 <= \$17 ;
-  always @(posedge clk)
-    lane6_d3 <= \$18 ;
-  always @(posedge clk)
-    lane6_d4 <= \$19 ;
-  always @(posedge clk)
-    lane6_d5 <= \$20 ;
-  always @(posedge clk)
-    lane6_d6 <= \$21 ;
-  always @(posedge clk)
-    lane7_d1 <= \$22 ;
-  always @(posedge clk)
-    lane7_d2 <= \$23 ;
-  always @(posedge clk)
-    lane7_d3 <= \$24 ;
-  always @(posedge clk)
-    lane7_d4 <= \$25 ;
-  always @(posedge clk)
-    lane7_d5 <= \$26 ;
-  always @(posedge clk)
-    lane7_d6 <= \$27 ;
-  always @(posedge clk)
-    lane7_d7 <= \$28 ;
+    lane7 <= \$7 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
+    \$2  = { lane2[0], i[2] };
+    if (rst) begin
+      \$2  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
+    \$3  = { lane3[1:0], i[3] };
+    if (rst) begin
+      \$3  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
+    \$4  = { lane4[2:0], i[4] };
+    if (rst) begin
+      \$4  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
+    \$5  = { lane5[3:0], i[5] };
+    if (rst) begin
+      \$5  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
+    \$6  = { lane6[4:0], i[6] };
+    if (rst) begin
+      \$6  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
+    \$7  = { lane7[5:0], i[7] };
+    if (rst) begin
+      \$7  = 7'h00;
+    end
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
     \$1  = i[1];
     if (rst) begin
       \$1  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$2  = i[2];
-    if (rst) begin
-      \$2  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$3  = lane2_d1;
-    if (rst) begin
-      \$3  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$4  = i[3];
-    if (rst) begin
-      \$4  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$5  = lane3_d1;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$6  = lane3_d2;
-    if (rst) begin
-      \$6  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$7  = i[4];
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$8  = lane4_d1;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$9  = lane4_d2;
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$10  = lane4_d3;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$11  = i[5];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$12  = lane5_d1;
-    if (rst) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$13  = lane5_d2;
-    if (rst) begin
-      \$13  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$14  = lane5_d3;
-    if (rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$15  = lane5_d4;
-    if (rst) begin
-      \$15  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$16  = i[6];
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$17  = lane6_d1;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$18  = lane6_d2;
-    if (rst) begin
-      \$18  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$19  = lane6_d3;
-    if (rst) begin
-      \$19  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$20  = lane6_d4;
-    if (rst) begin
-      \$20  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$21  = lane6_d5;
-    if (rst) begin
-      \$21  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$22  = i[7];
-    if (rst) begin
-      \$22  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$23  = lane7_d1;
-    if (rst) begin
-      \$23  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$24  = lane7_d2;
-    if (rst) begin
-      \$24  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$25  = lane7_d3;
-    if (rst) begin
-      \$25  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$26  = lane7_d4;
-    if (rst) begin
-      \$26  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$27  = lane7_d5;
-    if (rst) begin
-      \$27  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$28  = lane7_d6;
-    if (rst) begin
-      \$28  = 1'h0;
     end
   end
   assign \o[0]  = o[0];
@@ -5870,13 +4108,13 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.capture_skew (rst, i, o, cl
   assign \i[5]  = i[5];
   assign \i[6]  = i[6];
   assign \i[7]  = i[7];
-  assign o[7] = lane7_d7;
-  assign o[6] = lane6_d6;
-  assign o[5] = lane5_d5;
-  assign o[4] = lane4_d4;
-  assign o[3] = lane3_d3;
-  assign o[2] = lane2_d2;
-  assign o[1] = lane1_d1;
+  assign o[7] = lane7[6];
+  assign o[6] = lane6[5];
+  assign o[5] = lane5[4];
+  assign o[4] = lane4[3];
+  assign o[3] = lane3[2];
+  assign o[2] = lane2[1];
+  assign o[1] = lane1;
   assign o[0] = i[0];
 endmodule
 
@@ -5898,34 +4136,13 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.deskew (rst, i, o, clk);
   wire signed [18:0] \i[5] ;
   wire signed [18:0] \i[6] ;
   wire signed [18:0] \i[7] ;
-  reg signed [18:0] lane0_d1 = 19'h00000;
-  reg signed [18:0] lane0_d2 = 19'h00000;
-  reg signed [18:0] lane0_d3 = 19'h00000;
-  reg signed [18:0] lane0_d4 = 19'h00000;
-  reg signed [18:0] lane0_d5 = 19'h00000;
-  reg signed [18:0] lane0_d6 = 19'h00000;
-  reg signed [18:0] lane0_d7 = 19'h00000;
-  reg signed [18:0] lane1_d1 = 19'h00000;
-  reg signed [18:0] lane1_d2 = 19'h00000;
-  reg signed [18:0] lane1_d3 = 19'h00000;
-  reg signed [18:0] lane1_d4 = 19'h00000;
-  reg signed [18:0] lane1_d5 = 19'h00000;
-  reg signed [18:0] lane1_d6 = 19'h00000;
-  reg signed [18:0] lane2_d1 = 19'h00000;
-  reg signed [18:0] lane2_d2 = 19'h00000;
-  reg signed [18:0] lane2_d3 = 19'h00000;
-  reg signed [18:0] lane2_d4 = 19'h00000;
-  reg signed [18:0] lane2_d5 = 19'h00000;
-  reg signed [18:0] lane3_d1 = 19'h00000;
-  reg signed [18:0] lane3_d2 = 19'h00000;
-  reg signed [18:0] lane3_d3 = 19'h00000;
-  reg signed [18:0] lane3_d4 = 19'h00000;
-  reg signed [18:0] lane4_d1 = 19'h00000;
-  reg signed [18:0] lane4_d2 = 19'h00000;
-  reg signed [18:0] lane4_d3 = 19'h00000;
-  reg signed [18:0] lane5_d1 = 19'h00000;
-  reg signed [18:0] lane5_d2 = 19'h00000;
-  reg signed [18:0] lane6_d1 = 19'h00000;
+  reg [132:0] lane0 = 133'h0000000000000000000000000000000000;
+  reg [113:0] lane1 = 114'h00000000000000000000000000000;
+  reg [94:0] lane2 = 95'h000000000000000000000000;
+  reg [75:0] lane3 = 76'h0000000000000000000;
+  reg [56:0] lane4 = 57'h000000000000000;
+  reg [37:0] lane5 = 38'h0000000000;
+  reg [18:0] lane6 = 19'h00000;
   wire signed [18:0] \o[0] ;
   wire signed [18:0] \o[1] ;
   wire signed [18:0] \o[2] ;
@@ -5935,61 +4152,19 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.deskew (rst, i, o, clk);
   wire signed [18:0] \o[6] ;
   wire signed [18:0] \o[7] ;
   always @(posedge clk)
-    lane0_d1 <= i[18:0];
+    lane0 <= { lane0[113:0], i[18:0] };
   always @(posedge clk)
-    lane1_d3 <= lane1_d2;
+    lane1 <= { lane1[94:0], i[37:19] };
   always @(posedge clk)
-    lane1_d4 <= lane1_d3;
+    lane2 <= { lane2[75:0], i[56:38] };
   always @(posedge clk)
-    lane1_d5 <= lane1_d4;
+    lane3 <= { lane3[56:0], i[75:57] };
   always @(posedge clk)
-    lane1_d6 <= lane1_d5;
+    lane4 <= { lane4[37:0], i[94:76] };
   always @(posedge clk)
-    lane2_d1 <= i[56:38];
+    lane5 <= { lane5[18:0], i[113:95] };
   always @(posedge clk)
-    lane2_d2 <= lane2_d1;
-  always @(posedge clk)
-    lane2_d3 <= lane2_d2;
-  always @(posedge clk)
-    lane2_d4 <= lane2_d3;
-  always @(posedge clk)
-    lane2_d5 <= lane2_d4;
-  always @(posedge clk)
-    lane3_d1 <= i[75:57];
-  always @(posedge clk)
-    lane0_d2 <= lane0_d1;
-  always @(posedge clk)
-    lane3_d2 <= lane3_d1;
-  always @(posedge clk)
-    lane3_d3 <= lane3_d2;
-  always @(posedge clk)
-    lane3_d4 <= lane3_d3;
-  always @(posedge clk)
-    lane4_d1 <= i[94:76];
-  always @(posedge clk)
-    lane4_d2 <= lane4_d1;
-  always @(posedge clk)
-    lane4_d3 <= lane4_d2;
-  always @(posedge clk)
-    lane5_d1 <= i[113:95];
-  always @(posedge clk)
-    lane5_d2 <= lane5_d1;
-  always @(posedge clk)
-    lane6_d1 <= i[132:114];
-  always @(posedge clk)
-    lane0_d3 <= lane0_d2;
-  always @(posedge clk)
-    lane0_d4 <= lane0_d3;
-  always @(posedge clk)
-    lane0_d5 <= lane0_d4;
-  always @(posedge clk)
-    lane0_d6 <= lane0_d5;
-  always @(posedge clk)
-    lane0_d7 <= lane0_d6;
-  always @(posedge clk)
-    lane1_d1 <= i[37:19];
-  always @(posedge clk)
-    lane1_d2 <= lane1_d1;
+    lane6 <= i[132:114];
   assign \i[0]  = i[18:0];
   assign \i[1]  = i[37:19];
   assign \i[2]  = i[56:38];
@@ -6007,5211 +4182,19 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.deskew (rst, i, o, clk);
   assign \o[6]  = o[132:114];
   assign \o[7]  = o[151:133];
   assign o[151:133] = i[151:133];
-  assign o[132:114] = lane6_d1;
-  assign o[113:95] = lane5_d2;
-  assign o[94:76] = lane4_d3;
-  assign o[75:57] = lane3_d4;
-  assign o[56:38] = lane2_d5;
-  assign o[37:19] = lane1_d6;
-  assign o[18:0] = lane0_d7;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_0 (rst, a, swap, w, capture, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$3 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$3  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input capture;
-  wire capture;
-  output signed [15:0] psum;
-  reg signed [15:0] psum = 16'h0000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg \$4 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 16'h0000 *)
-  wire signed [15:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    weight <= \$3 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$4 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  always @(posedge clk)
-    psum <= \$1 ;
-  always @(posedge clk)
-    shadow <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$4  = swap;
-    if (rst) begin
-      \$4  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$2  = shadow;
-    if (capture) begin
-      \$2  = w;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$3  = weight;
-    if (swap) begin
-      \$3  = shadow;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_1 (rst, w, capture, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$4 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$4  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input capture;
-  wire capture;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [15:0] psum;
-  reg signed [15:0] psum = 16'h0000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg \$4 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 16'h0000 *)
-  wire signed [15:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    weight <= \$3 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$4 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  always @(posedge clk)
-    psum <= \$1 ;
-  always @(posedge clk)
-    shadow <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$4  = swap;
-    if (rst) begin
-      \$4  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$2  = shadow;
-    if (capture) begin
-      \$2  = w;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$3  = weight;
-    if (swap) begin
-      \$3  = shadow;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_2 (rst, w, capture, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$5 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$5  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input capture;
-  wire capture;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [15:0] psum;
-  reg signed [15:0] psum = 16'h0000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg \$4 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 16'h0000 *)
-  wire signed [15:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    weight <= \$3 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$4 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  always @(posedge clk)
-    psum <= \$1 ;
-  always @(posedge clk)
-    shadow <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$4  = swap;
-    if (rst) begin
-      \$4  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$2  = shadow;
-    if (capture) begin
-      \$2  = w;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$3  = weight;
-    if (swap) begin
-      \$3  = shadow;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_3 (rst, w, capture, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$6 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$6  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input capture;
-  wire capture;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [15:0] psum;
-  reg signed [15:0] psum = 16'h0000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg \$4 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 16'h0000 *)
-  wire signed [15:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    weight <= \$3 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$4 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  always @(posedge clk)
-    psum <= \$1 ;
-  always @(posedge clk)
-    shadow <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$4  = swap;
-    if (rst) begin
-      \$4  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$2  = shadow;
-    if (capture) begin
-      \$2  = w;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$3  = weight;
-    if (swap) begin
-      \$3  = shadow;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_4 (rst, w, capture, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$7 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$7  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input capture;
-  wire capture;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [15:0] psum;
-  reg signed [15:0] psum = 16'h0000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg \$4 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 16'h0000 *)
-  wire signed [15:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    weight <= \$3 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$4 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  always @(posedge clk)
-    psum <= \$1 ;
-  always @(posedge clk)
-    shadow <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
-    \$4  = swap;
-    if (rst) begin
-      \$4  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
-    \$2  = shadow;
-    if (capture) begin
-      \$2  = w;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
-    \$3  = weight;
-    if (swap) begin
-      \$3  = shadow;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_5 (rst, w, capture, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$8 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$8  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input capture;
-  wire capture;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [15:0] psum;
-  reg signed [15:0] psum = 16'h0000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg \$4 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 16'h0000 *)
-  wire signed [15:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    weight <= \$3 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$4 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  always @(posedge clk)
-    psum <= \$1 ;
-  always @(posedge clk)
-    shadow <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
-    \$4  = swap;
-    if (rst) begin
-      \$4  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
-    \$2  = shadow;
-    if (capture) begin
-      \$2  = w;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
-    \$3  = weight;
-    if (swap) begin
-      \$3  = shadow;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_6 (rst, w, capture, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$9 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$9  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input capture;
-  wire capture;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [15:0] psum;
-  reg signed [15:0] psum = 16'h0000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg \$4 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 16'h0000 *)
-  wire signed [15:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    weight <= \$3 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$4 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  always @(posedge clk)
-    psum <= \$1 ;
-  always @(posedge clk)
-    shadow <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
-    \$4  = swap;
-    if (rst) begin
-      \$4  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
-    \$2  = shadow;
-    if (capture) begin
-      \$2  = w;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
-    \$3  = weight;
-    if (swap) begin
-      \$3  = shadow;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_0_7 (rst, w, capture, a, swap, psum, w_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$10 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$10  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input capture;
-  wire capture;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [15:0] psum;
-  reg signed [15:0] psum = 16'h0000;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg \$4 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  reg signed [7:0] a_reg = 8'h00;
-  (* init = 16'h0000 *)
-  wire signed [15:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  reg swap_reg = 1'h0;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    weight <= \$3 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$4 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  always @(posedge clk)
-    psum <= \$1 ;
-  always @(posedge clk)
-    shadow <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
-    \$4  = swap;
-    if (rst) begin
-      \$4  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
-    \$2  = shadow;
-    if (capture) begin
-      \$2  = w;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
-    \$3  = weight;
-    if (swap) begin
-      \$3  = shadow;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_0 (rst, a, swap, capture, psum_in, w, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$11 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$11  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  input capture;
-  wire capture;
-  input signed [15:0] psum_in;
-  wire signed [15:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [16:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_1 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$12 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$12  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [15:0] psum_in;
-  wire signed [15:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [16:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_2 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$13 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$13  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [15:0] psum_in;
-  wire signed [15:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [16:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_3 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$14 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$14  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [15:0] psum_in;
-  wire signed [15:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [16:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_4 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$15 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$15  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [15:0] psum_in;
-  wire signed [15:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [16:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_5 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$16 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$16  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [15:0] psum_in;
-  wire signed [15:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [16:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$16 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$16 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$16 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_6 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$17 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$17  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [15:0] psum_in;
-  wire signed [15:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [16:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$17 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$17 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$17 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_1_7 (rst, capture, psum_in, w, a, swap, psum, w_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$18 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$18  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [15:0] psum_in;
-  wire signed [15:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [16:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  reg signed [7:0] a_reg = 8'h00;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  reg swap_reg = 1'h0;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$18 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$18 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$18 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_0 (rst, a, swap, capture, psum_in, w, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$19 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$19  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [16:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$19 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$19 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$19 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_1 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$20 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$20  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [16:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$20 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$20 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$20 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_2 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$21 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$21  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [16:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$21 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$21 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$21 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_3 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$22 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$22  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [16:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$22 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$22 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$22 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_4 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$23 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$23  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [16:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$23 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$23 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$23 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_5 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$24 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$24  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [16:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$24 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$24 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$24 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_6 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$25 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$25  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [16:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$25 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$25 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$25 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_2_7 (rst, capture, psum_in, w, a, swap, psum, w_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$26 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$26  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [16:0] psum;
-  reg signed [16:0] psum = 17'h00000;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  reg signed [7:0] a_reg = 8'h00;
-  (* init = 17'h00000 *)
-  wire signed [16:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  reg swap_reg = 1'h0;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [16:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$26 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$26 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$26 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_0 (rst, a, swap, capture, psum_in, w, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$27 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$27  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$27 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$27 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$27 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_1 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$28 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$28  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$28 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$28 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$28 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_2 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$29 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$29  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$29 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$29 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$29 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_3 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$30 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$30  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$30 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$30 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$30 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_4 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$31 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$31  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$31 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$31 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$31 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_5 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$32 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$32  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$32 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$32 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$32 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_6 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$33 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$33  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$33 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$33 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$33 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_3_7 (rst, capture, psum_in, w, a, swap, psum, w_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$34 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$34  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [16:0] psum_in;
-  wire signed [16:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [17:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  reg signed [7:0] a_reg = 8'h00;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  reg swap_reg = 1'h0;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$34 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$34 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$34 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_0 (rst, a, swap, capture, psum_in, w, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$35 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$35  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$35 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$35 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$35 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_1 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$36 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$36  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$36 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$36 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$36 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_2 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$37 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$37  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$37 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$37 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$37 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_3 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$38 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$38  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$38 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$38 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$38 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_4 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$39 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$39  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$39 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$39 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$39 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_5 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$40 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$40  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$40 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$40 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$40 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_6 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$41 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$41  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$41 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$41 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$41 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_4_7 (rst, capture, psum_in, w, a, swap, psum, w_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$42 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$42  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  reg signed [7:0] a_reg = 8'h00;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  reg swap_reg = 1'h0;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$42 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$42 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$42 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_0 (rst, a, swap, capture, psum_in, w, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$43 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$43  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_1 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$44 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$44  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_2 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$45 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$45  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$45 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$45 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$45 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_3 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$46 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$46  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$46 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$46 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$46 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_4 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$47 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$47  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$47 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$47 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$47 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_5 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$48 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$48  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$48 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$48 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$48 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_6 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$49 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$49  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$49 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$49 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$49 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_5_7 (rst, capture, psum_in, w, a, swap, psum, w_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$50 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$50  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  reg signed [7:0] a_reg = 8'h00;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  reg swap_reg = 1'h0;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$50 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$50 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$50 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_0 (rst, a, swap, capture, psum_in, w, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$51 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$51  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$51 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$51 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$51 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_1 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$52 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$52  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$52 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$52 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$52 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_2 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$53 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$53  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$53 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$53 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$53 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_3 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$54 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$54  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$54 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$54 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$54 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_4 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$55 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$55  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$55 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$55 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$55 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_5 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$56 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$56  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$56 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$56 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$56 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_6 (rst, capture, psum_in, w, a, swap, psum, a_reg, w_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$57 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$57  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$57 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$57 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$57 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_6_7 (rst, capture, psum_in, w, a, swap, psum, w_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$58 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$58  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [17:0] psum;
-  reg signed [17:0] psum = 18'h00000;
-  output signed [7:0] w_reg;
-  reg signed [7:0] w_reg = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  reg signed [7:0] a_reg = 8'h00;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  reg swap_reg = 1'h0;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$58 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$58 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$58 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_0 (rst, a, swap, capture, psum_in, w, psum, a_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$59 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$59  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  output signed [18:0] psum;
-  reg signed [18:0] psum = 19'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 19'h00000 *)
-  wire signed [18:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] w_reg = 8'h00;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$59 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$59 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$59 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_1 (rst, capture, psum_in, w, a, swap, psum, a_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$60 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$60  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [18:0] psum;
-  reg signed [18:0] psum = 19'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 19'h00000 *)
-  wire signed [18:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] w_reg = 8'h00;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$60 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$60 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$60 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_2 (rst, capture, psum_in, w, a, swap, psum, a_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$61 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$61  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [18:0] psum;
-  reg signed [18:0] psum = 19'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 19'h00000 *)
-  wire signed [18:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] w_reg = 8'h00;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$61 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$61 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$61 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_3 (rst, capture, psum_in, w, a, swap, psum, a_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$62 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$62  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [18:0] psum;
-  reg signed [18:0] psum = 19'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 19'h00000 *)
-  wire signed [18:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] w_reg = 8'h00;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$62 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$62 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$62 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_4 (rst, capture, psum_in, w, a, swap, psum, a_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$63 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$63  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [18:0] psum;
-  reg signed [18:0] psum = 19'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 19'h00000 *)
-  wire signed [18:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] w_reg = 8'h00;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$63 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$63 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$63 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_5 (rst, capture, psum_in, w, a, swap, psum, a_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$64 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$64  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [18:0] psum;
-  reg signed [18:0] psum = 19'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 19'h00000 *)
-  wire signed [18:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] w_reg = 8'h00;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$64 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$64 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$64 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_6 (rst, capture, psum_in, w, a, swap, psum, a_reg, swap_reg, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$65 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$65  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [18:0] psum;
-  reg signed [18:0] psum = 19'h00000;
-  output signed [7:0] a_reg;
-  reg signed [7:0] a_reg = 8'h00;
-  output swap_reg;
-  reg swap_reg = 1'h0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  (* init = 19'h00000 *)
-  wire signed [18:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] w_reg = 8'h00;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$65 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$65 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$65 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.pe_7_7 (rst, capture, psum_in, w, a, swap, psum, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$66 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$66  <= 1'h0;
-  input rst;
-  wire rst;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input swap;
-  wire swap;
-  output signed [18:0] psum;
-  reg signed [18:0] psum = 19'h00000;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_out;
-  reg signed [7:0] a_reg = 8'h00;
-  (* init = 19'h00000 *)
-  wire signed [18:0] psum_out;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_out;
-  reg swap_reg = 1'h0;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_out;
-  reg signed [7:0] w_reg = 8'h00;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_reg <= a;
-  always @(posedge clk)
-    w_reg <= w;
-  always @(posedge clk)
-    swap_reg <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum <= \$2 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$66 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$66 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$66 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum_out = psum;
-  assign a_out = a_reg;
-  assign w_out = w_reg;
-  assign swap_out = swap_reg;
+  assign o[132:114] = lane6;
+  assign o[113:95] = lane5[37:19];
+  assign o[94:76] = lane4[56:38];
+  assign o[75:57] = lane3[75:57];
+  assign o[56:38] = lane2[94:76];
+  assign o[37:19] = lane1[113:95];
+  assign o[18:0] = lane0[132:114];
 endmodule
 
 (* generator = "Amaranth" *)
 module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.swap_skew (rst, i, o, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$67 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$67  <= 1'h0;
+  reg \$auto$verilog_backend.cc:2505:dump_module$3 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$3  <= 1'h0;
   input rst;
   wire rst;
   input [7:0] i;
@@ -11221,33 +4204,12 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.swap_skew (rst, i, o, clk);
   input clk;
   wire clk;
   reg \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg \$13 ;
-  reg \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  reg \$17 ;
-  reg \$18 ;
-  reg \$19 ;
-  reg \$2 ;
-  reg \$20 ;
-  reg \$21 ;
-  reg \$22 ;
-  reg \$23 ;
-  reg \$24 ;
-  reg \$25 ;
-  reg \$26 ;
-  reg \$27 ;
-  reg \$28 ;
-  reg \$3 ;
-  reg \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  reg \$9 ;
+  reg [1:0] \$2 ;
+  reg [2:0] \$3 ;
+  reg [3:0] \$4 ;
+  reg [4:0] \$5 ;
+  reg [5:0] \$6 ;
+  reg [6:0] \$7 ;
   wire \i[0] ;
   wire \i[1] ;
   wire \i[2] ;
@@ -11256,34 +4218,13 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.swap_skew (rst, i, o, clk);
   wire \i[5] ;
   wire \i[6] ;
   wire \i[7] ;
-  reg lane1_d1 = 1'h0;
-  reg lane2_d1 = 1'h0;
-  reg lane2_d2 = 1'h0;
-  reg lane3_d1 = 1'h0;
-  reg lane3_d2 = 1'h0;
-  reg lane3_d3 = 1'h0;
-  reg lane4_d1 = 1'h0;
-  reg lane4_d2 = 1'h0;
-  reg lane4_d3 = 1'h0;
-  reg lane4_d4 = 1'h0;
-  reg lane5_d1 = 1'h0;
-  reg lane5_d2 = 1'h0;
-  reg lane5_d3 = 1'h0;
-  reg lane5_d4 = 1'h0;
-  reg lane5_d5 = 1'h0;
-  reg lane6_d1 = 1'h0;
-  reg lane6_d2 = 1'h0;
-  reg lane6_d3 = 1'h0;
-  reg lane6_d4 = 1'h0;
-  reg lane6_d5 = 1'h0;
-  reg lane6_d6 = 1'h0;
-  reg lane7_d1 = 1'h0;
-  reg lane7_d2 = 1'h0;
-  reg lane7_d3 = 1'h0;
-  reg lane7_d4 = 1'h0;
-  reg lane7_d5 = 1'h0;
-  reg lane7_d6 = 1'h0;
-  reg lane7_d7 = 1'h0;
+  reg lane1 = 1'h0;
+  reg [1:0] lane2 = 2'h0;
+  reg [2:0] lane3 = 3'h0;
+  reg [3:0] lane4 = 4'h0;
+  reg [4:0] lane5 = 5'h00;
+  reg [5:0] lane6 = 6'h00;
+  reg [6:0] lane7 = 7'h00;
   wire \o[0] ;
   wire \o[1] ;
   wire \o[2] ;
@@ -11293,255 +4234,66 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.swap_skew (rst, i, o, clk);
   wire \o[6] ;
   wire \o[7] ;
   always @(posedge clk)
-    lane1_d1 <= \$1 ;
+    lane1 <= \$1 ;
   always @(posedge clk)
-    lane2_d1 <= \$2 ;
+    lane2 <= \$2 ;
   always @(posedge clk)
-    lane2_d2 <= \$3 ;
+    lane3 <= \$3 ;
   always @(posedge clk)
-    lane3_d1 <= \$4 ;
+    lane4 <= \$4 ;
   always @(posedge clk)
-    lane3_d2 <= \$5 ;
+    lane5 <= \$5 ;
   always @(posedge clk)
-    lane3_d3 <= \$6 ;
+    lane6 <= \$6 ;
   always @(posedge clk)
-    lane4_d1 <= \$7 ;
-  always @(posedge clk)
-    lane4_d2 <= \$8 ;
-  always @(posedge clk)
-    lane4_d3 <= \$9 ;
-  always @(posedge clk)
-    lane4_d4 <= \$10 ;
-  always @(posedge clk)
-    lane5_d1 <= \$11 ;
-  always @(posedge clk)
-    lane5_d2 <= \$12 ;
-  always @(posedge clk)
-    lane5_d3 <= \$13 ;
-  always @(posedge clk)
-    lane5_d4 <= \$14 ;
-  always @(posedge clk)
-    lane5_d5 <= \$15 ;
-  always @(posedge clk)
-    lane6_d1 <= \$16 ;
-  always @(posedge clk)
-    lane6_d2 <= \$17 ;
-  always @(posedge clk)
-    lane6_d3 <= \$18 ;
-  always @(posedge clk)
-    lane6_d4 <= \$19 ;
-  always @(posedge clk)
-    lane6_d5 <= \$20 ;
-  always @(posedge clk)
-    lane6_d6 <= \$21 ;
-  always @(posedge clk)
-    lane7_d1 <= \$22 ;
-  always @(posedge clk)
-    lane7_d2 <= \$23 ;
-  always @(posedge clk)
-    lane7_d3 <= \$24 ;
-  always @(posedge clk)
-    lane7_d4 <= \$25 ;
-  always @(posedge clk)
-    lane7_d5 <= \$26 ;
-  always @(posedge clk)
-    lane7_d6 <= \$27 ;
-  always @(posedge clk)
-    lane7_d7 <= \$28 ;
+    lane7 <= \$7 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
+    \$2  = { lane2[0], i[2] };
+    if (rst) begin
+      \$2  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
+    \$3  = { lane3[1:0], i[3] };
+    if (rst) begin
+      \$3  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
+    \$4  = { lane4[2:0], i[4] };
+    if (rst) begin
+      \$4  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
+    \$5  = { lane5[3:0], i[5] };
+    if (rst) begin
+      \$5  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
+    \$6  = { lane6[4:0], i[6] };
+    if (rst) begin
+      \$6  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
+    \$7  = { lane7[5:0], i[7] };
+    if (rst) begin
+      \$7  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
     \$1  = i[1];
     if (rst) begin
       \$1  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$2  = i[2];
-    if (rst) begin
-      \$2  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$3  = lane2_d1;
-    if (rst) begin
-      \$3  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$4  = i[3];
-    if (rst) begin
-      \$4  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$5  = lane3_d1;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$6  = lane3_d2;
-    if (rst) begin
-      \$6  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$7  = i[4];
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$8  = lane4_d1;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$9  = lane4_d2;
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$10  = lane4_d3;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$11  = i[5];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$12  = lane5_d1;
-    if (rst) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$13  = lane5_d2;
-    if (rst) begin
-      \$13  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$14  = lane5_d3;
-    if (rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$15  = lane5_d4;
-    if (rst) begin
-      \$15  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$16  = i[6];
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$17  = lane6_d1;
-    if (rst) begin
-      \$17  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$18  = lane6_d2;
-    if (rst) begin
-      \$18  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$19  = lane6_d3;
-    if (rst) begin
-      \$19  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$20  = lane6_d4;
-    if (rst) begin
-      \$20  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$21  = lane6_d5;
-    if (rst) begin
-      \$21  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$22  = i[7];
-    if (rst) begin
-      \$22  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$23  = lane7_d1;
-    if (rst) begin
-      \$23  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$24  = lane7_d2;
-    if (rst) begin
-      \$24  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$25  = lane7_d3;
-    if (rst) begin
-      \$25  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$26  = lane7_d4;
-    if (rst) begin
-      \$26  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$27  = lane7_d5;
-    if (rst) begin
-      \$27  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$28  = lane7_d6;
-    if (rst) begin
-      \$28  = 1'h0;
     end
   end
   assign \o[0]  = o[0];
@@ -11560,199 +4312,44 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.swap_skew (rst, i, o, clk);
   assign \i[5]  = i[5];
   assign \i[6]  = i[6];
   assign \i[7]  = i[7];
-  assign o[7] = lane7_d7;
-  assign o[6] = lane6_d6;
-  assign o[5] = lane5_d5;
-  assign o[4] = lane4_d4;
-  assign o[3] = lane3_d3;
-  assign o[2] = lane2_d2;
-  assign o[1] = lane1_d1;
+  assign o[7] = lane7[6];
+  assign o[6] = lane6[5];
+  assign o[5] = lane5[4];
+  assign o[4] = lane4[3];
+  assign o[3] = lane3[2];
+  assign o[2] = lane2[1];
+  assign o[1] = lane1;
   assign o[0] = i[0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay (rst, lane0_d15, i, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$68 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$68  <= 1'h0;
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay (rst, o, i, clk);
+  reg \$auto$verilog_backend.cc:2505:dump_module$4 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$4  <= 1'h0;
   input rst;
   wire rst;
-  output lane0_d15;
-  reg lane0_d15 = 1'h0;
+  output o;
+  wire o;
   input i;
   wire i;
   input clk;
   wire clk;
-  reg \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg \$13 ;
-  reg \$14 ;
-  reg \$15 ;
-  reg \$2 ;
-  reg \$3 ;
-  reg \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  reg \$9 ;
+  reg [14:0] \$1 ;
   wire \i[0] ;
-  reg lane0_d1 = 1'h0;
-  reg lane0_d10 = 1'h0;
-  reg lane0_d11 = 1'h0;
-  reg lane0_d12 = 1'h0;
-  reg lane0_d13 = 1'h0;
-  reg lane0_d14 = 1'h0;
-  reg lane0_d2 = 1'h0;
-  reg lane0_d3 = 1'h0;
-  reg lane0_d4 = 1'h0;
-  reg lane0_d5 = 1'h0;
-  reg lane0_d6 = 1'h0;
-  reg lane0_d7 = 1'h0;
-  reg lane0_d8 = 1'h0;
-  reg lane0_d9 = 1'h0;
-  (* init = 1'h0 *)
-  wire o;
+  reg [14:0] lane0 = 15'h0000;
   wire \o[0] ;
   always @(posedge clk)
-    lane0_d1 <= \$1 ;
-  always @(posedge clk)
-    lane0_d2 <= \$2 ;
-  always @(posedge clk)
-    lane0_d3 <= \$3 ;
-  always @(posedge clk)
-    lane0_d4 <= \$4 ;
-  always @(posedge clk)
-    lane0_d5 <= \$5 ;
-  always @(posedge clk)
-    lane0_d6 <= \$6 ;
-  always @(posedge clk)
-    lane0_d7 <= \$7 ;
-  always @(posedge clk)
-    lane0_d8 <= \$8 ;
-  always @(posedge clk)
-    lane0_d9 <= \$9 ;
-  always @(posedge clk)
-    lane0_d10 <= \$10 ;
-  always @(posedge clk)
-    lane0_d11 <= \$11 ;
-  always @(posedge clk)
-    lane0_d12 <= \$12 ;
-  always @(posedge clk)
-    lane0_d13 <= \$13 ;
-  always @(posedge clk)
-    lane0_d14 <= \$14 ;
-  always @(posedge clk)
-    lane0_d15 <= \$15 ;
+    lane0 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$1  = i;
+    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
+    \$1  = { lane0[13:0], i };
     if (rst) begin
-      \$1  = 1'h0;
+      \$1  = 15'h0000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$2  = lane0_d1;
-    if (rst) begin
-      \$2  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$3  = lane0_d2;
-    if (rst) begin
-      \$3  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$4  = lane0_d3;
-    if (rst) begin
-      \$4  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$5  = lane0_d4;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$6  = lane0_d5;
-    if (rst) begin
-      \$6  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$7  = lane0_d6;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$8  = lane0_d7;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$9  = lane0_d8;
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$10  = lane0_d9;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$11  = lane0_d10;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$12  = lane0_d11;
-    if (rst) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$13  = lane0_d12;
-    if (rst) begin
-      \$13  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$14  = lane0_d13;
-    if (rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$68 ) begin end
-    \$15  = lane0_d14;
-    if (rst) begin
-      \$15  = 1'h0;
-    end
-  end
-  assign o = lane0_d15;
+  assign o = lane0[14];
   assign \i[0]  = i;
-  assign \o[0]  = lane0_d15;
+  assign \o[0]  = lane0[14];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11773,34 +4370,13 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.w_skew (rst, i, o, clk);
   wire signed [7:0] \i[5] ;
   wire signed [7:0] \i[6] ;
   wire signed [7:0] \i[7] ;
-  reg signed [7:0] lane1_d1 = 8'h00;
-  reg signed [7:0] lane2_d1 = 8'h00;
-  reg signed [7:0] lane2_d2 = 8'h00;
-  reg signed [7:0] lane3_d1 = 8'h00;
-  reg signed [7:0] lane3_d2 = 8'h00;
-  reg signed [7:0] lane3_d3 = 8'h00;
-  reg signed [7:0] lane4_d1 = 8'h00;
-  reg signed [7:0] lane4_d2 = 8'h00;
-  reg signed [7:0] lane4_d3 = 8'h00;
-  reg signed [7:0] lane4_d4 = 8'h00;
-  reg signed [7:0] lane5_d1 = 8'h00;
-  reg signed [7:0] lane5_d2 = 8'h00;
-  reg signed [7:0] lane5_d3 = 8'h00;
-  reg signed [7:0] lane5_d4 = 8'h00;
-  reg signed [7:0] lane5_d5 = 8'h00;
-  reg signed [7:0] lane6_d1 = 8'h00;
-  reg signed [7:0] lane6_d2 = 8'h00;
-  reg signed [7:0] lane6_d3 = 8'h00;
-  reg signed [7:0] lane6_d4 = 8'h00;
-  reg signed [7:0] lane6_d5 = 8'h00;
-  reg signed [7:0] lane6_d6 = 8'h00;
-  reg signed [7:0] lane7_d1 = 8'h00;
-  reg signed [7:0] lane7_d2 = 8'h00;
-  reg signed [7:0] lane7_d3 = 8'h00;
-  reg signed [7:0] lane7_d4 = 8'h00;
-  reg signed [7:0] lane7_d5 = 8'h00;
-  reg signed [7:0] lane7_d6 = 8'h00;
-  reg signed [7:0] lane7_d7 = 8'h00;
+  reg [7:0] lane1 = 8'h00;
+  reg [15:0] lane2 = 16'h0000;
+  reg [23:0] lane3 = 24'h000000;
+  reg [31:0] lane4 = 32'd0;
+  reg [39:0] lane5 = 40'h0000000000;
+  reg [47:0] lane6 = 48'h000000000000;
+  reg [55:0] lane7 = 56'h00000000000000;
   wire signed [7:0] \o[0] ;
   wire signed [7:0] \o[1] ;
   wire signed [7:0] \o[2] ;
@@ -11810,61 +4386,19 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.w_skew (rst, i, o, clk);
   wire signed [7:0] \o[6] ;
   wire signed [7:0] \o[7] ;
   always @(posedge clk)
-    lane4_d3 <= lane4_d2;
+    lane1 <= i[15:8];
   always @(posedge clk)
-    lane4_d4 <= lane4_d3;
+    lane2 <= { lane2[7:0], i[23:16] };
   always @(posedge clk)
-    lane5_d1 <= i[47:40];
+    lane3 <= { lane3[15:0], i[31:24] };
   always @(posedge clk)
-    lane5_d2 <= lane5_d1;
+    lane4 <= { lane4[23:0], i[39:32] };
   always @(posedge clk)
-    lane5_d3 <= lane5_d2;
+    lane5 <= { lane5[31:0], i[47:40] };
   always @(posedge clk)
-    lane5_d4 <= lane5_d3;
+    lane6 <= { lane6[39:0], i[55:48] };
   always @(posedge clk)
-    lane5_d5 <= lane5_d4;
-  always @(posedge clk)
-    lane6_d1 <= i[55:48];
-  always @(posedge clk)
-    lane6_d2 <= lane6_d1;
-  always @(posedge clk)
-    lane6_d3 <= lane6_d2;
-  always @(posedge clk)
-    lane1_d1 <= i[15:8];
-  always @(posedge clk)
-    lane6_d4 <= lane6_d3;
-  always @(posedge clk)
-    lane6_d5 <= lane6_d4;
-  always @(posedge clk)
-    lane6_d6 <= lane6_d5;
-  always @(posedge clk)
-    lane7_d1 <= i[63:56];
-  always @(posedge clk)
-    lane7_d2 <= lane7_d1;
-  always @(posedge clk)
-    lane7_d3 <= lane7_d2;
-  always @(posedge clk)
-    lane7_d4 <= lane7_d3;
-  always @(posedge clk)
-    lane7_d5 <= lane7_d4;
-  always @(posedge clk)
-    lane7_d6 <= lane7_d5;
-  always @(posedge clk)
-    lane7_d7 <= lane7_d6;
-  always @(posedge clk)
-    lane2_d1 <= i[23:16];
-  always @(posedge clk)
-    lane2_d2 <= lane2_d1;
-  always @(posedge clk)
-    lane3_d1 <= i[31:24];
-  always @(posedge clk)
-    lane3_d2 <= lane3_d1;
-  always @(posedge clk)
-    lane3_d3 <= lane3_d2;
-  always @(posedge clk)
-    lane4_d1 <= i[39:32];
-  always @(posedge clk)
-    lane4_d2 <= lane4_d1;
+    lane7 <= { lane7[47:0], i[63:56] };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -11881,26 +4415,310 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.w_skew (rst, i, o, clk);
   assign \i[5]  = i[47:40];
   assign \i[6]  = i[55:48];
   assign \i[7]  = i[63:56];
-  assign o[63:56] = lane7_d7;
-  assign o[55:48] = lane6_d6;
-  assign o[47:40] = lane5_d5;
-  assign o[39:32] = lane4_d4;
-  assign o[31:24] = lane3_d3;
-  assign o[23:16] = lane2_d2;
-  assign o[15:8] = lane1_d1;
+  assign o[63:56] = lane7[55:48];
+  assign o[55:48] = lane6[47:40];
+  assign o[47:40] = lane5[39:32];
+  assign o[39:32] = lane4[31:24];
+  assign o[31:24] = lane3[23:16];
+  assign o[23:16] = lane2[15:8];
+  assign o[15:8] = lane1;
   assign o[7:0] = i[7:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.ctl_delay (rst, i, lane0_d1, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$69 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$69  <= 1'h0;
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0 (swap, w, capture, clk, rst, a_out, swap_out, psum_out, a);
+  input [7:0] swap;
+  wire [7:0] swap;
+  input signed [7:0] w;
+  wire signed [7:0] w;
+  input capture;
+  wire capture;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] swap_out;
+  wire [7:0] swap_out;
+  output signed [18:0] psum_out;
+  wire signed [18:0] psum_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [7:0] \$1 ;
+  wire signed [7:0] \a$10 ;
+  wire signed [7:0] \a$16 ;
+  wire signed [7:0] \a$25 ;
+  wire signed [7:0] \a$34 ;
+  wire signed [7:0] \a$43 ;
+  wire signed [7:0] \a$52 ;
+  wire signed [7:0] \a$61 ;
+  wire signed [7:0] \a$70 ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire signed [7:0] \a_out$12 ;
+  wire signed [7:0] \a_out$18 ;
+  wire signed [7:0] \a_out$27 ;
+  wire signed [7:0] \a_out$36 ;
+  wire signed [7:0] \a_out$45 ;
+  wire signed [7:0] \a_out$54 ;
+  wire signed [7:0] \a_out$63 ;
+  wire signed [7:0] \a_out$72 ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire \capture$15 ;
+  wire \capture$24 ;
+  wire \capture$33 ;
+  wire \capture$42 ;
+  wire \capture$51 ;
+  wire \capture$60 ;
+  wire \capture$69 ;
+  wire \capture$9 ;
+  wire signed [15:0] psum_in;
+  wire signed [16:0] \psum_in$31 ;
+  wire signed [16:0] \psum_in$40 ;
+  wire signed [17:0] \psum_in$49 ;
+  wire signed [17:0] \psum_in$58 ;
+  wire signed [17:0] \psum_in$67 ;
+  wire signed [17:0] \psum_in$76 ;
+  wire signed [15:0] \psum_out$23 ;
+  wire signed [16:0] \psum_out$32 ;
+  wire signed [16:0] \psum_out$41 ;
+  wire signed [17:0] \psum_out$50 ;
+  wire signed [17:0] \psum_out$59 ;
+  wire signed [17:0] \psum_out$68 ;
+  wire signed [17:0] \psum_out$77 ;
+  wire signed [18:0] \psum_out$78 ;
+  wire \swap$11 ;
+  wire \swap$17 ;
+  wire \swap$26 ;
+  wire \swap$35 ;
+  wire \swap$44 ;
+  wire \swap$53 ;
+  wire \swap$62 ;
+  wire \swap$71 ;
+  wire \swap_out$13 ;
+  wire \swap_out$19 ;
+  wire \swap_out$28 ;
+  wire \swap_out$37 ;
+  wire \swap_out$46 ;
+  wire \swap_out$55 ;
+  wire \swap_out$64 ;
+  wire \swap_out$73 ;
+  wire signed [7:0] \w$14 ;
+  wire signed [7:0] \w$20 ;
+  wire signed [7:0] \w$29 ;
+  wire signed [7:0] \w$38 ;
+  wire signed [7:0] \w$47 ;
+  wire signed [7:0] \w$56 ;
+  wire signed [7:0] \w$65 ;
+  wire signed [7:0] \w$74 ;
+  wire signed [7:0] w_out;
+  wire signed [7:0] \w_out$30 ;
+  wire signed [7:0] \w_out$39 ;
+  wire signed [7:0] \w_out$48 ;
+  wire signed [7:0] \w_out$57 ;
+  wire signed [7:0] \w_out$66 ;
+  wire signed [7:0] \w_out$75 ;
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_0  pe_0 (
+    .a(a[7:0]),
+    .a_out(\a_out$12 ),
+    .capture(capture),
+    .clk(clk),
+    .psum_out(psum_in),
+    .rst(rst),
+    .swap(swap[0]),
+    .swap_out(\swap_out$13 ),
+    .w(w),
+    .w_out(\w$20 )
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_1  pe_1 (
+    .a(a[15:8]),
+    .a_out(\a_out$18 ),
+    .capture(capture),
+    .clk(clk),
+    .psum_in(psum_in),
+    .psum_out(\psum_in$31 ),
+    .rst(rst),
+    .swap(swap[1]),
+    .swap_out(\swap_out$19 ),
+    .w(\w$20 ),
+    .w_out(\w$29 )
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_2  pe_2 (
+    .a(a[23:16]),
+    .a_out(\a_out$27 ),
+    .capture(capture),
+    .clk(clk),
+    .psum_in(\psum_in$31 ),
+    .psum_out(\psum_in$40 ),
+    .rst(rst),
+    .swap(swap[2]),
+    .swap_out(\swap_out$28 ),
+    .w(\w$29 ),
+    .w_out(\w$38 )
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_3  pe_3 (
+    .a(a[31:24]),
+    .a_out(\a_out$36 ),
+    .capture(capture),
+    .clk(clk),
+    .psum_in(\psum_in$40 ),
+    .psum_out(\psum_in$49 ),
+    .rst(rst),
+    .swap(swap[3]),
+    .swap_out(\swap_out$37 ),
+    .w(\w$38 ),
+    .w_out(\w$47 )
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_4  pe_4 (
+    .a(a[39:32]),
+    .a_out(\a_out$45 ),
+    .capture(capture),
+    .clk(clk),
+    .psum_in(\psum_in$49 ),
+    .psum_out(\psum_in$58 ),
+    .rst(rst),
+    .swap(swap[4]),
+    .swap_out(\swap_out$46 ),
+    .w(\w$47 ),
+    .w_out(\w$56 )
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_5  pe_5 (
+    .a(a[47:40]),
+    .a_out(\a_out$54 ),
+    .capture(capture),
+    .clk(clk),
+    .psum_in(\psum_in$58 ),
+    .psum_out(\psum_in$67 ),
+    .rst(rst),
+    .swap(swap[5]),
+    .swap_out(\swap_out$55 ),
+    .w(\w$56 ),
+    .w_out(\w$65 )
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_6  pe_6 (
+    .a(a[55:48]),
+    .a_out(\a_out$63 ),
+    .capture(capture),
+    .clk(clk),
+    .psum_in(\psum_in$67 ),
+    .psum_out(\psum_in$76 ),
+    .rst(rst),
+    .swap(swap[6]),
+    .swap_out(\swap_out$64 ),
+    .w(\w$65 ),
+    .w_out(\w$74 )
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_7  pe_7 (
+    .a(a[63:56]),
+    .a_out(\a_out$72 ),
+    .capture(capture),
+    .clk(clk),
+    .psum_in(\psum_in$76 ),
+    .psum_out(psum_out),
+    .rst(rst),
+    .swap(swap[7]),
+    .swap_out(\swap_out$73 ),
+    .w(\w$74 ),
+    .w_out(\$1 )
+  );
+  assign \capture$9  = capture;
+  assign \a$10  = a[7:0];
+  assign \swap$11  = swap[0];
+  assign \w$14  = w;
+  assign \capture$15  = capture;
+  assign \a$16  = a[15:8];
+  assign \swap$17  = swap[1];
+  assign w_out = \w$20 ;
+  assign \psum_out$23  = psum_in;
+  assign \capture$24  = capture;
+  assign \a$25  = a[23:16];
+  assign \swap$26  = swap[2];
+  assign \w_out$30  = \w$29 ;
+  assign \psum_out$32  = \psum_in$31 ;
+  assign \capture$33  = capture;
+  assign \a$34  = a[31:24];
+  assign \swap$35  = swap[3];
+  assign \w_out$39  = \w$38 ;
+  assign \psum_out$41  = \psum_in$40 ;
+  assign \capture$42  = capture;
+  assign \a$43  = a[39:32];
+  assign \swap$44  = swap[4];
+  assign \w_out$48  = \w$47 ;
+  assign \psum_out$50  = \psum_in$49 ;
+  assign \capture$51  = capture;
+  assign \a$52  = a[47:40];
+  assign \swap$53  = swap[5];
+  assign \w_out$57  = \w$56 ;
+  assign \psum_out$59  = \psum_in$58 ;
+  assign \capture$60  = capture;
+  assign \a$61  = a[55:48];
+  assign \swap$62  = swap[6];
+  assign \w_out$66  = \w$65 ;
+  assign \psum_out$68  = \psum_in$67 ;
+  assign \capture$69  = capture;
+  assign \a$70  = a[63:56];
+  assign \swap$71  = swap[7];
+  assign \w_out$75  = \w$74 ;
+  assign \psum_out$77  = \psum_in$76 ;
+  assign \psum_out$78  = psum_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign swap_out[7] = \swap_out$73 ;
+  assign swap_out[6] = \swap_out$64 ;
+  assign swap_out[5] = \swap_out$55 ;
+  assign swap_out[4] = \swap_out$46 ;
+  assign swap_out[3] = \swap_out$37 ;
+  assign swap_out[2] = \swap_out$28 ;
+  assign swap_out[1] = \swap_out$19 ;
+  assign swap_out[0] = \swap_out$13 ;
+  assign a_out[63:56] = \a_out$72 ;
+  assign a_out[55:48] = \a_out$63 ;
+  assign a_out[47:40] = \a_out$54 ;
+  assign a_out[39:32] = \a_out$45 ;
+  assign a_out[31:24] = \a_out$36 ;
+  assign a_out[23:16] = \a_out$27 ;
+  assign a_out[15:8] = \a_out$18 ;
+  assign a_out[7:0] = \a_out$12 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.ctl_delay (rst, i, lane0, clk);
+  reg \$auto$verilog_backend.cc:2505:dump_module$5 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$5  <= 1'h0;
   input rst;
   wire rst;
   input [3:0] i;
   wire [3:0] i;
-  output [3:0] lane0_d1;
-  reg [3:0] lane0_d1 = 4'h0;
+  output [3:0] lane0;
+  reg [3:0] lane0 = 4'h0;
   input clk;
   wire clk;
   reg [3:0] \$1 ;
@@ -11909,10 +4727,6 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.ctl_delay (rst, i, lane0_d1, clk)
   wire \i[0].cap ;
   wire \i[0].swap ;
   wire \i[0].w_real ;
-  wire \lane0_d1.beat ;
-  wire \lane0_d1.cap ;
-  wire \lane0_d1.swap ;
-  wire \lane0_d1.w_real ;
   (* init = 4'h0 *)
   wire [3:0] o;
   wire [3:0] \o[0] ;
@@ -11921,155 +4735,1106 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.ctl_delay (rst, i, lane0_d1, clk)
   wire \o[0].swap ;
   wire \o[0].w_real ;
   always @(posedge clk)
-    lane0_d1 <= \$1 ;
+    lane0 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$69 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
     \$1  = i;
     if (rst) begin
       \$1  = 4'h0;
     end
   end
-  assign o = lane0_d1;
-  assign \lane0_d1.beat  = lane0_d1[0];
-  assign \lane0_d1.swap  = lane0_d1[1];
-  assign \lane0_d1.cap  = lane0_d1[2];
-  assign \lane0_d1.w_real  = lane0_d1[3];
+  assign o = lane0;
   assign \i[0]  = i;
   assign \i[0].beat  = i[0];
   assign \i[0].swap  = i[1];
   assign \i[0].cap  = i[2];
   assign \i[0].w_real  = i[3];
-  assign \o[0]  = lane0_d1;
-  assign \o[0].beat  = lane0_d1[0];
-  assign \o[0].swap  = lane0_d1[1];
-  assign \o[0].cap  = lane0_d1[2];
-  assign \o[0].w_real  = lane0_d1[3];
+  assign \o[0]  = lane0;
+  assign \o[0].beat  = lane0[0];
+  assign \o[0].swap  = lane0[1];
+  assign \o[0].cap  = lane0[2];
+  assign \o[0].w_real  = lane0[3];
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.tag_delay (rst, i, lane0_d15, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$70 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$70  <= 1'h0;
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.group_0 (swap, w, capture, clk, rst, a_out, swap_out, psum_out, a);
+  input [7:0] swap;
+  wire [7:0] swap;
+  input [23:0] w;
+  wire [23:0] w;
+  input [2:0] capture;
+  wire [2:0] capture;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] swap_out;
+  wire [7:0] swap_out;
+  output [56:0] psum_out;
+  wire [56:0] psum_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [63:0] \a$14 ;
+  wire signed [7:0] \a$14[0] ;
+  wire signed [7:0] \a$14[1] ;
+  wire signed [7:0] \a$14[2] ;
+  wire signed [7:0] \a$14[3] ;
+  wire signed [7:0] \a$14[4] ;
+  wire signed [7:0] \a$14[5] ;
+  wire signed [7:0] \a$14[6] ;
+  wire signed [7:0] \a$14[7] ;
+  wire [63:0] \a$21 ;
+  wire signed [7:0] \a$21[0] ;
+  wire signed [7:0] \a$21[1] ;
+  wire signed [7:0] \a$21[2] ;
+  wire signed [7:0] \a$21[3] ;
+  wire signed [7:0] \a$21[4] ;
+  wire signed [7:0] \a$21[5] ;
+  wire signed [7:0] \a$21[6] ;
+  wire signed [7:0] \a$21[7] ;
+  wire [63:0] \a$9 ;
+  wire signed [7:0] \a$9[0] ;
+  wire signed [7:0] \a$9[1] ;
+  wire signed [7:0] \a$9[2] ;
+  wire signed [7:0] \a$9[3] ;
+  wire signed [7:0] \a$9[4] ;
+  wire signed [7:0] \a$9[5] ;
+  wire signed [7:0] \a$9[6] ;
+  wire signed [7:0] \a$9[7] ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire [63:0] \a_out$15 ;
+  wire signed [7:0] \a_out$15[0] ;
+  wire signed [7:0] \a_out$15[1] ;
+  wire signed [7:0] \a_out$15[2] ;
+  wire signed [7:0] \a_out$15[3] ;
+  wire signed [7:0] \a_out$15[4] ;
+  wire signed [7:0] \a_out$15[5] ;
+  wire signed [7:0] \a_out$15[6] ;
+  wire signed [7:0] \a_out$15[7] ;
+  wire [63:0] \a_out$22 ;
+  wire signed [7:0] \a_out$22[0] ;
+  wire signed [7:0] \a_out$22[1] ;
+  wire signed [7:0] \a_out$22[2] ;
+  wire signed [7:0] \a_out$22[3] ;
+  wire signed [7:0] \a_out$22[4] ;
+  wire signed [7:0] \a_out$22[5] ;
+  wire signed [7:0] \a_out$22[6] ;
+  wire signed [7:0] \a_out$22[7] ;
+  wire [63:0] \a_out$28 ;
+  wire signed [7:0] \a_out$28[0] ;
+  wire signed [7:0] \a_out$28[1] ;
+  wire signed [7:0] \a_out$28[2] ;
+  wire signed [7:0] \a_out$28[3] ;
+  wire signed [7:0] \a_out$28[4] ;
+  wire signed [7:0] \a_out$28[5] ;
+  wire signed [7:0] \a_out$28[6] ;
+  wire signed [7:0] \a_out$28[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire \capture$12 ;
+  wire \capture$19 ;
+  wire \capture$26 ;
+  wire signed [18:0] \psum_out$13 ;
+  wire signed [18:0] \psum_out$20 ;
+  wire signed [18:0] \psum_out$27 ;
+  wire signed [18:0] \psum_out[0] ;
+  wire signed [18:0] \psum_out[1] ;
+  wire signed [18:0] \psum_out[2] ;
+  wire [7:0] \swap$10 ;
+  wire [7:0] \swap$16 ;
+  wire [7:0] \swap$23 ;
+  wire [7:0] \swap_out$17 ;
+  wire [7:0] \swap_out$24 ;
+  wire [7:0] \swap_out$29 ;
+  wire signed [7:0] \w$11 ;
+  wire signed [7:0] \w$18 ;
+  wire signed [7:0] \w$25 ;
+  wire signed [7:0] \w[0] ;
+  wire signed [7:0] \w[1] ;
+  wire signed [7:0] \w[2] ;
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_0 (
+    .a(a),
+    .a_out(\a$14 ),
+    .capture(capture[0]),
+    .clk(clk),
+    .psum_out(\psum_out$13 ),
+    .rst(rst),
+    .swap(swap),
+    .swap_out(\swap$16 ),
+    .w(w[7:0])
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_1 (
+    .a(\a$14 ),
+    .a_out(\a$21 ),
+    .capture(capture[1]),
+    .clk(clk),
+    .psum_out(\psum_out$20 ),
+    .rst(rst),
+    .swap(\swap$16 ),
+    .swap_out(\swap$23 ),
+    .w(w[15:8])
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_2 (
+    .a(\a$21 ),
+    .a_out(a_out),
+    .capture(capture[2]),
+    .clk(clk),
+    .psum_out(\psum_out$27 ),
+    .rst(rst),
+    .swap(\swap$23 ),
+    .swap_out(swap_out),
+    .w(w[23:16])
+  );
+  assign \a$9  = a;
+  assign \swap$10  = swap;
+  assign \w$11  = w[7:0];
+  assign \capture$12  = capture[0];
+  assign \a_out$15  = \a$14 ;
+  assign \swap_out$17  = \swap$16 ;
+  assign \w$18  = w[15:8];
+  assign \capture$19  = capture[1];
+  assign \a_out$22  = \a$21 ;
+  assign \swap_out$24  = \swap$23 ;
+  assign \w$25  = w[23:16];
+  assign \capture$26  = capture[2];
+  assign \a_out$28  = a_out;
+  assign \swap_out$29  = swap_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign \w[0]  = w[7:0];
+  assign \w[1]  = w[15:8];
+  assign \w[2]  = w[23:16];
+  assign \psum_out[0]  = psum_out[18:0];
+  assign \psum_out[1]  = psum_out[37:19];
+  assign \psum_out[2]  = psum_out[56:38];
+  assign \a$9[0]  = a[7:0];
+  assign \a$9[1]  = a[15:8];
+  assign \a$9[2]  = a[23:16];
+  assign \a$9[3]  = a[31:24];
+  assign \a$9[4]  = a[39:32];
+  assign \a$9[5]  = a[47:40];
+  assign \a$9[6]  = a[55:48];
+  assign \a$9[7]  = a[63:56];
+  assign \a$14[0]  = \a$14 [7:0];
+  assign \a$14[1]  = \a$14 [15:8];
+  assign \a$14[2]  = \a$14 [23:16];
+  assign \a$14[3]  = \a$14 [31:24];
+  assign \a$14[4]  = \a$14 [39:32];
+  assign \a$14[5]  = \a$14 [47:40];
+  assign \a$14[6]  = \a$14 [55:48];
+  assign \a$14[7]  = \a$14 [63:56];
+  assign \a_out$15[0]  = \a$14 [7:0];
+  assign \a_out$15[1]  = \a$14 [15:8];
+  assign \a_out$15[2]  = \a$14 [23:16];
+  assign \a_out$15[3]  = \a$14 [31:24];
+  assign \a_out$15[4]  = \a$14 [39:32];
+  assign \a_out$15[5]  = \a$14 [47:40];
+  assign \a_out$15[6]  = \a$14 [55:48];
+  assign \a_out$15[7]  = \a$14 [63:56];
+  assign \a$21[0]  = \a$21 [7:0];
+  assign \a$21[1]  = \a$21 [15:8];
+  assign \a$21[2]  = \a$21 [23:16];
+  assign \a$21[3]  = \a$21 [31:24];
+  assign \a$21[4]  = \a$21 [39:32];
+  assign \a$21[5]  = \a$21 [47:40];
+  assign \a$21[6]  = \a$21 [55:48];
+  assign \a$21[7]  = \a$21 [63:56];
+  assign \a_out$22[0]  = \a$21 [7:0];
+  assign \a_out$22[1]  = \a$21 [15:8];
+  assign \a_out$22[2]  = \a$21 [23:16];
+  assign \a_out$22[3]  = \a$21 [31:24];
+  assign \a_out$22[4]  = \a$21 [39:32];
+  assign \a_out$22[5]  = \a$21 [47:40];
+  assign \a_out$22[6]  = \a$21 [55:48];
+  assign \a_out$22[7]  = \a$21 [63:56];
+  assign \a_out$28[0]  = a_out[7:0];
+  assign \a_out$28[1]  = a_out[15:8];
+  assign \a_out$28[2]  = a_out[23:16];
+  assign \a_out$28[3]  = a_out[31:24];
+  assign \a_out$28[4]  = a_out[39:32];
+  assign \a_out$28[5]  = a_out[47:40];
+  assign \a_out$28[6]  = a_out[55:48];
+  assign \a_out$28[7]  = a_out[63:56];
+  assign psum_out[56:38] = \psum_out$27 ;
+  assign psum_out[37:19] = \psum_out$20 ;
+  assign psum_out[18:0] = \psum_out$13 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.group_1 (swap, w, capture, clk, rst, a_out, swap_out, psum_out, a);
+  input [7:0] swap;
+  wire [7:0] swap;
+  input [15:0] w;
+  wire [15:0] w;
+  input [1:0] capture;
+  wire [1:0] capture;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] swap_out;
+  wire [7:0] swap_out;
+  output [37:0] psum_out;
+  wire [37:0] psum_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [63:0] \a$14 ;
+  wire signed [7:0] \a$14[0] ;
+  wire signed [7:0] \a$14[1] ;
+  wire signed [7:0] \a$14[2] ;
+  wire signed [7:0] \a$14[3] ;
+  wire signed [7:0] \a$14[4] ;
+  wire signed [7:0] \a$14[5] ;
+  wire signed [7:0] \a$14[6] ;
+  wire signed [7:0] \a$14[7] ;
+  wire [63:0] \a$9 ;
+  wire signed [7:0] \a$9[0] ;
+  wire signed [7:0] \a$9[1] ;
+  wire signed [7:0] \a$9[2] ;
+  wire signed [7:0] \a$9[3] ;
+  wire signed [7:0] \a$9[4] ;
+  wire signed [7:0] \a$9[5] ;
+  wire signed [7:0] \a$9[6] ;
+  wire signed [7:0] \a$9[7] ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire [63:0] \a_out$15 ;
+  wire signed [7:0] \a_out$15[0] ;
+  wire signed [7:0] \a_out$15[1] ;
+  wire signed [7:0] \a_out$15[2] ;
+  wire signed [7:0] \a_out$15[3] ;
+  wire signed [7:0] \a_out$15[4] ;
+  wire signed [7:0] \a_out$15[5] ;
+  wire signed [7:0] \a_out$15[6] ;
+  wire signed [7:0] \a_out$15[7] ;
+  wire [63:0] \a_out$21 ;
+  wire signed [7:0] \a_out$21[0] ;
+  wire signed [7:0] \a_out$21[1] ;
+  wire signed [7:0] \a_out$21[2] ;
+  wire signed [7:0] \a_out$21[3] ;
+  wire signed [7:0] \a_out$21[4] ;
+  wire signed [7:0] \a_out$21[5] ;
+  wire signed [7:0] \a_out$21[6] ;
+  wire signed [7:0] \a_out$21[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire \capture$12 ;
+  wire \capture$19 ;
+  wire signed [18:0] \psum_out$13 ;
+  wire signed [18:0] \psum_out$20 ;
+  wire signed [18:0] \psum_out[0] ;
+  wire signed [18:0] \psum_out[1] ;
+  wire [7:0] \swap$10 ;
+  wire [7:0] \swap$16 ;
+  wire [7:0] \swap_out$17 ;
+  wire [7:0] \swap_out$22 ;
+  wire signed [7:0] \w$11 ;
+  wire signed [7:0] \w$18 ;
+  wire signed [7:0] \w[0] ;
+  wire signed [7:0] \w[1] ;
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_0 (
+    .a(a),
+    .a_out(\a$14 ),
+    .capture(capture[0]),
+    .clk(clk),
+    .psum_out(\psum_out$13 ),
+    .rst(rst),
+    .swap(swap),
+    .swap_out(\swap$16 ),
+    .w(w[7:0])
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0  col_1 (
+    .a(\a$14 ),
+    .a_out(a_out),
+    .capture(capture[1]),
+    .clk(clk),
+    .psum_out(\psum_out$20 ),
+    .rst(rst),
+    .swap(\swap$16 ),
+    .swap_out(swap_out),
+    .w(w[15:8])
+  );
+  assign \a$9  = a;
+  assign \swap$10  = swap;
+  assign \w$11  = w[7:0];
+  assign \capture$12  = capture[0];
+  assign \a_out$15  = \a$14 ;
+  assign \swap_out$17  = \swap$16 ;
+  assign \w$18  = w[15:8];
+  assign \capture$19  = capture[1];
+  assign \a_out$21  = a_out;
+  assign \swap_out$22  = swap_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign \w[0]  = w[7:0];
+  assign \w[1]  = w[15:8];
+  assign \psum_out[0]  = psum_out[18:0];
+  assign \psum_out[1]  = psum_out[37:19];
+  assign \a$9[0]  = a[7:0];
+  assign \a$9[1]  = a[15:8];
+  assign \a$9[2]  = a[23:16];
+  assign \a$9[3]  = a[31:24];
+  assign \a$9[4]  = a[39:32];
+  assign \a$9[5]  = a[47:40];
+  assign \a$9[6]  = a[55:48];
+  assign \a$9[7]  = a[63:56];
+  assign \a$14[0]  = \a$14 [7:0];
+  assign \a$14[1]  = \a$14 [15:8];
+  assign \a$14[2]  = \a$14 [23:16];
+  assign \a$14[3]  = \a$14 [31:24];
+  assign \a$14[4]  = \a$14 [39:32];
+  assign \a$14[5]  = \a$14 [47:40];
+  assign \a$14[6]  = \a$14 [55:48];
+  assign \a$14[7]  = \a$14 [63:56];
+  assign \a_out$15[0]  = \a$14 [7:0];
+  assign \a_out$15[1]  = \a$14 [15:8];
+  assign \a_out$15[2]  = \a$14 [23:16];
+  assign \a_out$15[3]  = \a$14 [31:24];
+  assign \a_out$15[4]  = \a$14 [39:32];
+  assign \a_out$15[5]  = \a$14 [47:40];
+  assign \a_out$15[6]  = \a$14 [55:48];
+  assign \a_out$15[7]  = \a$14 [63:56];
+  assign \a_out$21[0]  = a_out[7:0];
+  assign \a_out$21[1]  = a_out[15:8];
+  assign \a_out$21[2]  = a_out[23:16];
+  assign \a_out$21[3]  = a_out[31:24];
+  assign \a_out$21[4]  = a_out[39:32];
+  assign \a_out$21[5]  = a_out[47:40];
+  assign \a_out$21[6]  = a_out[55:48];
+  assign \a_out$21[7]  = a_out[63:56];
+  assign psum_out[37:19] = \psum_out$20 ;
+  assign psum_out[18:0] = \psum_out$13 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_0 (swap, w, capture, clk, rst, a_out, swap_out, w_out, psum_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$6 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$6  <= 1'h0;
+  input swap;
+  wire swap;
+  input signed [7:0] w;
+  wire signed [7:0] w;
+  input capture;
+  wire capture;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output swap_out;
+  reg swap_out = 1'h0;
+  output signed [7:0] w_out;
+  reg signed [7:0] w_out = 8'h00;
+  output signed [15:0] psum_out;
+  reg signed [15:0] psum_out = 16'h0000;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg \$4 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  (* init = 16'h0000 *)
+  wire signed [15:0] psum;
+  reg signed [7:0] shadow = 8'h00;
+  (* init = 1'h0 *)
+  wire swap_reg;
+  (* init = 8'h00 *)
+  wire signed [7:0] w_reg;
+  reg signed [7:0] weight = 8'h00;
+  always @(posedge clk)
+    weight <= \$3 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    w_out <= w;
+  always @(posedge clk)
+    swap_out <= \$4 ;
+  assign \$1  = $signed(a) * $signed(weight);
+  always @(posedge clk)
+    psum_out <= \$1 ;
+  always @(posedge clk)
+    shadow <= \$2 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$4  = swap;
+    if (rst) begin
+      \$4  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$2  = shadow;
+    if (capture) begin
+      \$2  = w;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$3  = weight;
+    if (swap) begin
+      \$3  = shadow;
+    end
+  end
+  assign psum = psum_out;
+  assign a_reg = a_out;
+  assign w_reg = w_out;
+  assign swap_reg = swap_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_1 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$7 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$7  <= 1'h0;
+  input swap;
+  wire swap;
+  input signed [7:0] w;
+  wire signed [7:0] w;
+  input capture;
+  wire capture;
+  input signed [15:0] psum_in;
+  wire signed [15:0] psum_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output swap_out;
+  reg swap_out = 1'h0;
+  output signed [7:0] w_out;
+  reg signed [7:0] w_out = 8'h00;
+  output signed [16:0] psum_out;
+  reg signed [16:0] psum_out = 17'h00000;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  wire [16:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [7:0] \$4 ;
+  reg \$5 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  (* init = 17'h00000 *)
+  wire signed [16:0] psum;
+  reg signed [7:0] shadow = 8'h00;
+  (* init = 1'h0 *)
+  wire swap_reg;
+  (* init = 8'h00 *)
+  wire signed [7:0] w_reg;
+  reg signed [7:0] weight = 8'h00;
+  always @(posedge clk)
+    shadow <= \$3 ;
+  always @(posedge clk)
+    weight <= \$4 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    w_out <= w;
+  always @(posedge clk)
+    swap_out <= \$5 ;
+  assign \$1  = $signed(a) * $signed(weight);
+  assign \$2  = $signed(psum_in) + $signed(\$1 );
+  always @(posedge clk)
+    psum_out <= \$2 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
+    \$4  = weight;
+    if (swap) begin
+      \$4  = shadow;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
+    \$5  = swap;
+    if (rst) begin
+      \$5  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
+    \$3  = shadow;
+    if (capture) begin
+      \$3  = w;
+    end
+  end
+  assign psum = psum_out;
+  assign a_reg = a_out;
+  assign w_reg = w_out;
+  assign swap_reg = swap_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_2 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$8 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$8  <= 1'h0;
+  input swap;
+  wire swap;
+  input signed [7:0] w;
+  wire signed [7:0] w;
+  input capture;
+  wire capture;
+  input signed [16:0] psum_in;
+  wire signed [16:0] psum_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output swap_out;
+  reg swap_out = 1'h0;
+  output signed [7:0] w_out;
+  reg signed [7:0] w_out = 8'h00;
+  output signed [16:0] psum_out;
+  reg signed [16:0] psum_out = 17'h00000;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  wire [17:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [7:0] \$4 ;
+  reg \$5 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  (* init = 17'h00000 *)
+  wire signed [16:0] psum;
+  reg signed [7:0] shadow = 8'h00;
+  (* init = 1'h0 *)
+  wire swap_reg;
+  (* init = 8'h00 *)
+  wire signed [7:0] w_reg;
+  reg signed [7:0] weight = 8'h00;
+  always @(posedge clk)
+    shadow <= \$3 ;
+  always @(posedge clk)
+    weight <= \$4 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    w_out <= w;
+  always @(posedge clk)
+    swap_out <= \$5 ;
+  assign \$1  = $signed(a) * $signed(weight);
+  assign \$2  = $signed(psum_in) + $signed(\$1 );
+  always @(posedge clk)
+    psum_out <= \$2 [16:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
+    \$4  = weight;
+    if (swap) begin
+      \$4  = shadow;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
+    \$5  = swap;
+    if (rst) begin
+      \$5  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
+    \$3  = shadow;
+    if (capture) begin
+      \$3  = w;
+    end
+  end
+  assign psum = psum_out;
+  assign a_reg = a_out;
+  assign w_reg = w_out;
+  assign swap_reg = swap_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_3 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$9 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$9  <= 1'h0;
+  input swap;
+  wire swap;
+  input signed [7:0] w;
+  wire signed [7:0] w;
+  input capture;
+  wire capture;
+  input signed [16:0] psum_in;
+  wire signed [16:0] psum_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output swap_out;
+  reg swap_out = 1'h0;
+  output signed [7:0] w_out;
+  reg signed [7:0] w_out = 8'h00;
+  output signed [17:0] psum_out;
+  reg signed [17:0] psum_out = 18'h00000;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  wire [17:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [7:0] \$4 ;
+  reg \$5 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  (* init = 18'h00000 *)
+  wire signed [17:0] psum;
+  reg signed [7:0] shadow = 8'h00;
+  (* init = 1'h0 *)
+  wire swap_reg;
+  (* init = 8'h00 *)
+  wire signed [7:0] w_reg;
+  reg signed [7:0] weight = 8'h00;
+  always @(posedge clk)
+    shadow <= \$3 ;
+  always @(posedge clk)
+    weight <= \$4 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    w_out <= w;
+  always @(posedge clk)
+    swap_out <= \$5 ;
+  assign \$1  = $signed(a) * $signed(weight);
+  assign \$2  = $signed(psum_in) + $signed(\$1 );
+  always @(posedge clk)
+    psum_out <= \$2 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
+    \$4  = weight;
+    if (swap) begin
+      \$4  = shadow;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
+    \$5  = swap;
+    if (rst) begin
+      \$5  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
+    \$3  = shadow;
+    if (capture) begin
+      \$3  = w;
+    end
+  end
+  assign psum = psum_out;
+  assign a_reg = a_out;
+  assign w_reg = w_out;
+  assign swap_reg = swap_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_4 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$10 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$10  <= 1'h0;
+  input swap;
+  wire swap;
+  input signed [7:0] w;
+  wire signed [7:0] w;
+  input capture;
+  wire capture;
+  input signed [17:0] psum_in;
+  wire signed [17:0] psum_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output swap_out;
+  reg swap_out = 1'h0;
+  output signed [7:0] w_out;
+  reg signed [7:0] w_out = 8'h00;
+  output signed [17:0] psum_out;
+  reg signed [17:0] psum_out = 18'h00000;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  wire [18:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [7:0] \$4 ;
+  reg \$5 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  (* init = 18'h00000 *)
+  wire signed [17:0] psum;
+  reg signed [7:0] shadow = 8'h00;
+  (* init = 1'h0 *)
+  wire swap_reg;
+  (* init = 8'h00 *)
+  wire signed [7:0] w_reg;
+  reg signed [7:0] weight = 8'h00;
+  always @(posedge clk)
+    shadow <= \$3 ;
+  always @(posedge clk)
+    weight <= \$4 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    w_out <= w;
+  always @(posedge clk)
+    swap_out <= \$5 ;
+  assign \$1  = $signed(a) * $signed(weight);
+  assign \$2  = $signed(psum_in) + $signed(\$1 );
+  always @(posedge clk)
+    psum_out <= \$2 [17:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
+    \$4  = weight;
+    if (swap) begin
+      \$4  = shadow;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
+    \$5  = swap;
+    if (rst) begin
+      \$5  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
+    \$3  = shadow;
+    if (capture) begin
+      \$3  = w;
+    end
+  end
+  assign psum = psum_out;
+  assign a_reg = a_out;
+  assign w_reg = w_out;
+  assign swap_reg = swap_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_5 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$11 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$11  <= 1'h0;
+  input swap;
+  wire swap;
+  input signed [7:0] w;
+  wire signed [7:0] w;
+  input capture;
+  wire capture;
+  input signed [17:0] psum_in;
+  wire signed [17:0] psum_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output swap_out;
+  reg swap_out = 1'h0;
+  output signed [7:0] w_out;
+  reg signed [7:0] w_out = 8'h00;
+  output signed [17:0] psum_out;
+  reg signed [17:0] psum_out = 18'h00000;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  wire [18:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [7:0] \$4 ;
+  reg \$5 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  (* init = 18'h00000 *)
+  wire signed [17:0] psum;
+  reg signed [7:0] shadow = 8'h00;
+  (* init = 1'h0 *)
+  wire swap_reg;
+  (* init = 8'h00 *)
+  wire signed [7:0] w_reg;
+  reg signed [7:0] weight = 8'h00;
+  always @(posedge clk)
+    shadow <= \$3 ;
+  always @(posedge clk)
+    weight <= \$4 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    w_out <= w;
+  always @(posedge clk)
+    swap_out <= \$5 ;
+  assign \$1  = $signed(a) * $signed(weight);
+  assign \$2  = $signed(psum_in) + $signed(\$1 );
+  always @(posedge clk)
+    psum_out <= \$2 [17:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    \$4  = weight;
+    if (swap) begin
+      \$4  = shadow;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    \$5  = swap;
+    if (rst) begin
+      \$5  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    \$3  = shadow;
+    if (capture) begin
+      \$3  = w;
+    end
+  end
+  assign psum = psum_out;
+  assign a_reg = a_out;
+  assign w_reg = w_out;
+  assign swap_reg = swap_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_6 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$12 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$12  <= 1'h0;
+  input swap;
+  wire swap;
+  input signed [7:0] w;
+  wire signed [7:0] w;
+  input capture;
+  wire capture;
+  input signed [17:0] psum_in;
+  wire signed [17:0] psum_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output swap_out;
+  reg swap_out = 1'h0;
+  output signed [7:0] w_out;
+  reg signed [7:0] w_out = 8'h00;
+  output signed [17:0] psum_out;
+  reg signed [17:0] psum_out = 18'h00000;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  wire [18:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [7:0] \$4 ;
+  reg \$5 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  (* init = 18'h00000 *)
+  wire signed [17:0] psum;
+  reg signed [7:0] shadow = 8'h00;
+  (* init = 1'h0 *)
+  wire swap_reg;
+  (* init = 8'h00 *)
+  wire signed [7:0] w_reg;
+  reg signed [7:0] weight = 8'h00;
+  always @(posedge clk)
+    shadow <= \$3 ;
+  always @(posedge clk)
+    weight <= \$4 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    w_out <= w;
+  always @(posedge clk)
+    swap_out <= \$5 ;
+  assign \$1  = $signed(a) * $signed(weight);
+  assign \$2  = $signed(psum_in) + $signed(\$1 );
+  always @(posedge clk)
+    psum_out <= \$2 [17:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$4  = weight;
+    if (swap) begin
+      \$4  = shadow;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$5  = swap;
+    if (rst) begin
+      \$5  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$3  = shadow;
+    if (capture) begin
+      \$3  = w;
+    end
+  end
+  assign psum = psum_out;
+  assign a_reg = a_out;
+  assign w_reg = w_out;
+  assign swap_reg = swap_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_7 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$13 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$13  <= 1'h0;
+  input swap;
+  wire swap;
+  input signed [7:0] w;
+  wire signed [7:0] w;
+  input capture;
+  wire capture;
+  input signed [17:0] psum_in;
+  wire signed [17:0] psum_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output swap_out;
+  reg swap_out = 1'h0;
+  output signed [7:0] w_out;
+  reg signed [7:0] w_out = 8'h00;
+  output signed [18:0] psum_out;
+  reg signed [18:0] psum_out = 19'h00000;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  wire [18:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [7:0] \$4 ;
+  reg \$5 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  (* init = 19'h00000 *)
+  wire signed [18:0] psum;
+  reg signed [7:0] shadow = 8'h00;
+  (* init = 1'h0 *)
+  wire swap_reg;
+  (* init = 8'h00 *)
+  wire signed [7:0] w_reg;
+  reg signed [7:0] weight = 8'h00;
+  always @(posedge clk)
+    shadow <= \$3 ;
+  always @(posedge clk)
+    weight <= \$4 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    w_out <= w;
+  always @(posedge clk)
+    swap_out <= \$5 ;
+  assign \$1  = $signed(a) * $signed(weight);
+  assign \$2  = $signed(psum_in) + $signed(\$1 );
+  always @(posedge clk)
+    psum_out <= \$2 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
+    \$4  = weight;
+    if (swap) begin
+      \$4  = shadow;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
+    \$5  = swap;
+    if (rst) begin
+      \$5  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
+    \$3  = shadow;
+    if (capture) begin
+      \$3  = w;
+    end
+  end
+  assign psum = psum_out;
+  assign a_reg = a_out;
+  assign w_reg = w_out;
+  assign swap_reg = swap_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.tag_delay (rst, i, o, clk);
+  reg \$auto$verilog_backend.cc:2505:dump_module$14 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$14  <= 1'h0;
   input rst;
   wire rst;
   input [13:0] i;
   wire [13:0] i;
-  output [13:0] lane0_d15;
-  reg [13:0] lane0_d15 = 14'h0000;
+  output [13:0] o;
+  wire [13:0] o;
   input clk;
   wire clk;
-  reg [13:0] \$1 ;
-  reg [13:0] \$10 ;
-  reg [13:0] \$11 ;
-  reg [13:0] \$12 ;
-  reg [13:0] \$13 ;
-  reg [13:0] \$14 ;
-  reg [13:0] \$15 ;
-  reg [13:0] \$2 ;
-  reg [13:0] \$3 ;
-  reg [13:0] \$4 ;
-  reg [13:0] \$5 ;
-  reg [13:0] \$6 ;
-  reg [13:0] \$7 ;
-  reg [13:0] \$8 ;
-  reg [13:0] \$9 ;
+  reg [209:0] \$1 ;
   wire [13:0] \i[0] ;
   wire \i[0].final ;
   wire \i[0].first ;
   wire [6:0] \i[0].m ;
   wire [3:0] \i[0].ntile ;
   wire \i[0].valid ;
-  reg [13:0] lane0_d1 = 14'h0000;
-  wire \lane0_d1.final ;
-  wire \lane0_d1.first ;
-  wire [6:0] \lane0_d1.m ;
-  wire [3:0] \lane0_d1.ntile ;
-  wire \lane0_d1.valid ;
-  reg [13:0] lane0_d10 = 14'h0000;
-  wire \lane0_d10.final ;
-  wire \lane0_d10.first ;
-  wire [6:0] \lane0_d10.m ;
-  wire [3:0] \lane0_d10.ntile ;
-  wire \lane0_d10.valid ;
-  reg [13:0] lane0_d11 = 14'h0000;
-  wire \lane0_d11.final ;
-  wire \lane0_d11.first ;
-  wire [6:0] \lane0_d11.m ;
-  wire [3:0] \lane0_d11.ntile ;
-  wire \lane0_d11.valid ;
-  reg [13:0] lane0_d12 = 14'h0000;
-  wire \lane0_d12.final ;
-  wire \lane0_d12.first ;
-  wire [6:0] \lane0_d12.m ;
-  wire [3:0] \lane0_d12.ntile ;
-  wire \lane0_d12.valid ;
-  reg [13:0] lane0_d13 = 14'h0000;
-  wire \lane0_d13.final ;
-  wire \lane0_d13.first ;
-  wire [6:0] \lane0_d13.m ;
-  wire [3:0] \lane0_d13.ntile ;
-  wire \lane0_d13.valid ;
-  reg [13:0] lane0_d14 = 14'h0000;
-  wire \lane0_d14.final ;
-  wire \lane0_d14.first ;
-  wire [6:0] \lane0_d14.m ;
-  wire [3:0] \lane0_d14.ntile ;
-  wire \lane0_d14.valid ;
-  wire \lane0_d15.final ;
-  wire \lane0_d15.first ;
-  wire [6:0] \lane0_d15.m ;
-  wire [3:0] \lane0_d15.ntile ;
-  wire \lane0_d15.valid ;
-  reg [13:0] lane0_d2 = 14'h0000;
-  wire \lane0_d2.final ;
-  wire \lane0_d2.first ;
-  wire [6:0] \lane0_d2.m ;
-  wire [3:0] \lane0_d2.ntile ;
-  wire \lane0_d2.valid ;
-  reg [13:0] lane0_d3 = 14'h0000;
-  wire \lane0_d3.final ;
-  wire \lane0_d3.first ;
-  wire [6:0] \lane0_d3.m ;
-  wire [3:0] \lane0_d3.ntile ;
-  wire \lane0_d3.valid ;
-  reg [13:0] lane0_d4 = 14'h0000;
-  wire \lane0_d4.final ;
-  wire \lane0_d4.first ;
-  wire [6:0] \lane0_d4.m ;
-  wire [3:0] \lane0_d4.ntile ;
-  wire \lane0_d4.valid ;
-  reg [13:0] lane0_d5 = 14'h0000;
-  wire \lane0_d5.final ;
-  wire \lane0_d5.first ;
-  wire [6:0] \lane0_d5.m ;
-  wire [3:0] \lane0_d5.ntile ;
-  wire \lane0_d5.valid ;
-  reg [13:0] lane0_d6 = 14'h0000;
-  wire \lane0_d6.final ;
-  wire \lane0_d6.first ;
-  wire [6:0] \lane0_d6.m ;
-  wire [3:0] \lane0_d6.ntile ;
-  wire \lane0_d6.valid ;
-  reg [13:0] lane0_d7 = 14'h0000;
-  wire \lane0_d7.final ;
-  wire \lane0_d7.first ;
-  wire [6:0] \lane0_d7.m ;
-  wire [3:0] \lane0_d7.ntile ;
-  wire \lane0_d7.valid ;
-  reg [13:0] lane0_d8 = 14'h0000;
-  wire \lane0_d8.final ;
-  wire \lane0_d8.first ;
-  wire [6:0] \lane0_d8.m ;
-  wire [3:0] \lane0_d8.ntile ;
-  wire \lane0_d8.valid ;
-  reg [13:0] lane0_d9 = 14'h0000;
-  wire \lane0_d9.final ;
-  wire \lane0_d9.first ;
-  wire [6:0] \lane0_d9.m ;
-  wire [3:0] \lane0_d9.ntile ;
-  wire \lane0_d9.valid ;
-  (* init = 14'h0000 *)
-  wire [13:0] o;
+  reg [209:0] lane0 = 210'h00000000000000000000000000000000000000000000000000000;
   wire [13:0] \o[0] ;
   wire \o[0].final ;
   wire \o[0].first ;
@@ -12077,226 +5842,25 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.tag_delay (rst, i, lane0_d15, clk
   wire [3:0] \o[0].ntile ;
   wire \o[0].valid ;
   always @(posedge clk)
-    lane0_d1 <= \$1 ;
-  always @(posedge clk)
-    lane0_d2 <= \$2 ;
-  always @(posedge clk)
-    lane0_d3 <= \$3 ;
-  always @(posedge clk)
-    lane0_d4 <= \$4 ;
-  always @(posedge clk)
-    lane0_d5 <= \$5 ;
-  always @(posedge clk)
-    lane0_d6 <= \$6 ;
-  always @(posedge clk)
-    lane0_d7 <= \$7 ;
-  always @(posedge clk)
-    lane0_d8 <= \$8 ;
-  always @(posedge clk)
-    lane0_d9 <= \$9 ;
-  always @(posedge clk)
-    lane0_d10 <= \$10 ;
-  always @(posedge clk)
-    lane0_d11 <= \$11 ;
-  always @(posedge clk)
-    lane0_d12 <= \$12 ;
-  always @(posedge clk)
-    lane0_d13 <= \$13 ;
-  always @(posedge clk)
-    lane0_d14 <= \$14 ;
-  always @(posedge clk)
-    lane0_d15 <= \$15 ;
+    lane0 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$1  = i;
+    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
+    \$1  = { lane0[195:0], i };
     if (rst) begin
-      \$1  = 14'h0000;
+      \$1  = 210'h00000000000000000000000000000000000000000000000000000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$2  = lane0_d1;
-    if (rst) begin
-      \$2  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$3  = lane0_d2;
-    if (rst) begin
-      \$3  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$4  = lane0_d3;
-    if (rst) begin
-      \$4  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$5  = lane0_d4;
-    if (rst) begin
-      \$5  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$6  = lane0_d5;
-    if (rst) begin
-      \$6  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$7  = lane0_d6;
-    if (rst) begin
-      \$7  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$8  = lane0_d7;
-    if (rst) begin
-      \$8  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$9  = lane0_d8;
-    if (rst) begin
-      \$9  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$10  = lane0_d9;
-    if (rst) begin
-      \$10  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$11  = lane0_d10;
-    if (rst) begin
-      \$11  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$12  = lane0_d11;
-    if (rst) begin
-      \$12  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$13  = lane0_d12;
-    if (rst) begin
-      \$13  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$14  = lane0_d13;
-    if (rst) begin
-      \$14  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$70 ) begin end
-    \$15  = lane0_d14;
-    if (rst) begin
-      \$15  = 14'h0000;
-    end
-  end
-  assign o = lane0_d15;
-  assign \lane0_d1.valid  = lane0_d1[0];
-  assign \lane0_d1.final  = lane0_d1[1];
-  assign \lane0_d1.first  = lane0_d1[2];
-  assign \lane0_d1.m  = lane0_d1[9:3];
-  assign \lane0_d1.ntile  = lane0_d1[13:10];
+  assign o = lane0[209:196];
   assign \i[0]  = i;
   assign \i[0].valid  = i[0];
   assign \i[0].final  = i[1];
   assign \i[0].first  = i[2];
   assign \i[0].m  = i[9:3];
   assign \i[0].ntile  = i[13:10];
-  assign \lane0_d2.valid  = lane0_d2[0];
-  assign \lane0_d2.final  = lane0_d2[1];
-  assign \lane0_d2.first  = lane0_d2[2];
-  assign \lane0_d2.m  = lane0_d2[9:3];
-  assign \lane0_d2.ntile  = lane0_d2[13:10];
-  assign \lane0_d3.valid  = lane0_d3[0];
-  assign \lane0_d3.final  = lane0_d3[1];
-  assign \lane0_d3.first  = lane0_d3[2];
-  assign \lane0_d3.m  = lane0_d3[9:3];
-  assign \lane0_d3.ntile  = lane0_d3[13:10];
-  assign \lane0_d4.valid  = lane0_d4[0];
-  assign \lane0_d4.final  = lane0_d4[1];
-  assign \lane0_d4.first  = lane0_d4[2];
-  assign \lane0_d4.m  = lane0_d4[9:3];
-  assign \lane0_d4.ntile  = lane0_d4[13:10];
-  assign \lane0_d5.valid  = lane0_d5[0];
-  assign \lane0_d5.final  = lane0_d5[1];
-  assign \lane0_d5.first  = lane0_d5[2];
-  assign \lane0_d5.m  = lane0_d5[9:3];
-  assign \lane0_d5.ntile  = lane0_d5[13:10];
-  assign \lane0_d6.valid  = lane0_d6[0];
-  assign \lane0_d6.final  = lane0_d6[1];
-  assign \lane0_d6.first  = lane0_d6[2];
-  assign \lane0_d6.m  = lane0_d6[9:3];
-  assign \lane0_d6.ntile  = lane0_d6[13:10];
-  assign \lane0_d7.valid  = lane0_d7[0];
-  assign \lane0_d7.final  = lane0_d7[1];
-  assign \lane0_d7.first  = lane0_d7[2];
-  assign \lane0_d7.m  = lane0_d7[9:3];
-  assign \lane0_d7.ntile  = lane0_d7[13:10];
-  assign \lane0_d8.valid  = lane0_d8[0];
-  assign \lane0_d8.final  = lane0_d8[1];
-  assign \lane0_d8.first  = lane0_d8[2];
-  assign \lane0_d8.m  = lane0_d8[9:3];
-  assign \lane0_d8.ntile  = lane0_d8[13:10];
-  assign \lane0_d9.valid  = lane0_d9[0];
-  assign \lane0_d9.final  = lane0_d9[1];
-  assign \lane0_d9.first  = lane0_d9[2];
-  assign \lane0_d9.m  = lane0_d9[9:3];
-  assign \lane0_d9.ntile  = lane0_d9[13:10];
-  assign \lane0_d10.valid  = lane0_d10[0];
-  assign \lane0_d10.final  = lane0_d10[1];
-  assign \lane0_d10.first  = lane0_d10[2];
-  assign \lane0_d10.m  = lane0_d10[9:3];
-  assign \lane0_d10.ntile  = lane0_d10[13:10];
-  assign \lane0_d11.valid  = lane0_d11[0];
-  assign \lane0_d11.final  = lane0_d11[1];
-  assign \lane0_d11.first  = lane0_d11[2];
-  assign \lane0_d11.m  = lane0_d11[9:3];
-  assign \lane0_d11.ntile  = lane0_d11[13:10];
-  assign \lane0_d12.valid  = lane0_d12[0];
-  assign \lane0_d12.final  = lane0_d12[1];
-  assign \lane0_d12.first  = lane0_d12[2];
-  assign \lane0_d12.m  = lane0_d12[9:3];
-  assign \lane0_d12.ntile  = lane0_d12[13:10];
-  assign \lane0_d13.valid  = lane0_d13[0];
-  assign \lane0_d13.final  = lane0_d13[1];
-  assign \lane0_d13.first  = lane0_d13[2];
-  assign \lane0_d13.m  = lane0_d13[9:3];
-  assign \lane0_d13.ntile  = lane0_d13[13:10];
-  assign \lane0_d14.valid  = lane0_d14[0];
-  assign \lane0_d14.final  = lane0_d14[1];
-  assign \lane0_d14.first  = lane0_d14[2];
-  assign \lane0_d14.m  = lane0_d14[9:3];
-  assign \lane0_d14.ntile  = lane0_d14[13:10];
-  assign \lane0_d15.valid  = lane0_d15[0];
-  assign \lane0_d15.final  = lane0_d15[1];
-  assign \lane0_d15.first  = lane0_d15[2];
-  assign \lane0_d15.m  = lane0_d15[9:3];
-  assign \lane0_d15.ntile  = lane0_d15[13:10];
-  assign \o[0]  = lane0_d15;
-  assign \o[0].valid  = lane0_d15[0];
-  assign \o[0].final  = lane0_d15[1];
-  assign \o[0].first  = lane0_d15[2];
-  assign \o[0].m  = lane0_d15[9:3];
-  assign \o[0].ntile  = lane0_d15[13:10];
+  assign \o[0]  = lane0[209:196];
+  assign \o[0].valid  = lane0[196];
+  assign \o[0].final  = lane0[197];
+  assign \o[0].first  = lane0[198];
+  assign \o[0].m  = lane0[205:199];
+  assign \o[0].ntile  = lane0[209:206];
 endmodule

@@ -31,9 +31,12 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire \$18 ;
   wire [3:0] \$19 ;
   wire \$2 ;
-  reg [3:0] \$20 ;
-  reg \$21 ;
-  reg [2:0] \$22 ;
+  wire [63:0] \$20 ;
+  wire [7:0] \$21 ;
+  wire [7:0] \$22 ;
+  reg [3:0] \$23 ;
+  reg \$24 ;
+  reg [2:0] \$25 ;
   wire \$3 ;
   wire \$4 ;
   wire \$5 ;
@@ -41,374 +44,73 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
-  wire signed [7:0] a;
-  wire signed [7:0] \a$102 ;
-  wire signed [7:0] \a$112 ;
-  wire signed [7:0] \a$122 ;
-  wire signed [7:0] \a$132 ;
-  wire signed [7:0] \a$142 ;
-  wire signed [7:0] \a$152 ;
-  wire signed [7:0] \a$159 ;
-  wire signed [7:0] \a$169 ;
-  wire signed [7:0] \a$179 ;
-  wire signed [7:0] \a$189 ;
-  wire signed [7:0] \a$19 ;
-  wire signed [7:0] \a$199 ;
-  wire signed [7:0] \a$209 ;
-  wire signed [7:0] \a$219 ;
-  wire signed [7:0] \a$229 ;
-  wire signed [7:0] \a$236 ;
-  wire signed [7:0] \a$246 ;
-  wire signed [7:0] \a$256 ;
-  wire signed [7:0] \a$266 ;
-  wire signed [7:0] \a$27 ;
-  wire signed [7:0] \a$276 ;
-  wire signed [7:0] \a$286 ;
-  wire signed [7:0] \a$296 ;
-  wire signed [7:0] \a$306 ;
-  wire signed [7:0] \a$313 ;
-  wire signed [7:0] \a$323 ;
-  wire signed [7:0] \a$333 ;
-  wire signed [7:0] \a$343 ;
-  wire signed [7:0] \a$35 ;
-  wire signed [7:0] \a$353 ;
-  wire signed [7:0] \a$363 ;
-  wire signed [7:0] \a$373 ;
-  wire signed [7:0] \a$383 ;
-  wire signed [7:0] \a$390 ;
-  wire signed [7:0] \a$400 ;
-  wire signed [7:0] \a$410 ;
-  wire signed [7:0] \a$420 ;
-  wire signed [7:0] \a$43 ;
-  wire signed [7:0] \a$430 ;
-  wire signed [7:0] \a$440 ;
-  wire signed [7:0] \a$450 ;
-  wire signed [7:0] \a$460 ;
-  wire signed [7:0] \a$467 ;
-  wire signed [7:0] \a$477 ;
-  wire signed [7:0] \a$487 ;
-  wire signed [7:0] \a$497 ;
-  wire signed [7:0] \a$507 ;
-  wire signed [7:0] \a$51 ;
-  wire signed [7:0] \a$517 ;
-  wire signed [7:0] \a$527 ;
-  wire signed [7:0] \a$537 ;
-  wire signed [7:0] \a$544 ;
-  wire signed [7:0] \a$554 ;
-  wire signed [7:0] \a$564 ;
-  wire signed [7:0] \a$574 ;
-  wire signed [7:0] \a$584 ;
-  wire signed [7:0] \a$59 ;
-  wire signed [7:0] \a$594 ;
-  wire signed [7:0] \a$604 ;
-  wire signed [7:0] \a$67 ;
-  wire signed [7:0] \a$75 ;
-  wire signed [7:0] \a$82 ;
-  wire signed [7:0] \a$92 ;
-  wire signed [7:0] a_out;
-  wire signed [7:0] \a_out$103 ;
-  wire signed [7:0] \a_out$113 ;
-  wire signed [7:0] \a_out$123 ;
-  wire signed [7:0] \a_out$133 ;
-  wire signed [7:0] \a_out$143 ;
-  wire signed [7:0] \a_out$160 ;
-  wire signed [7:0] \a_out$170 ;
-  wire signed [7:0] \a_out$180 ;
-  wire signed [7:0] \a_out$190 ;
-  wire signed [7:0] \a_out$200 ;
-  wire signed [7:0] \a_out$210 ;
-  wire signed [7:0] \a_out$220 ;
-  wire signed [7:0] \a_out$237 ;
-  wire signed [7:0] \a_out$247 ;
-  wire signed [7:0] \a_out$257 ;
-  wire signed [7:0] \a_out$267 ;
-  wire signed [7:0] \a_out$277 ;
-  wire signed [7:0] \a_out$28 ;
-  wire signed [7:0] \a_out$287 ;
-  wire signed [7:0] \a_out$297 ;
-  wire signed [7:0] \a_out$314 ;
-  wire signed [7:0] \a_out$324 ;
-  wire signed [7:0] \a_out$334 ;
-  wire signed [7:0] \a_out$344 ;
-  wire signed [7:0] \a_out$354 ;
-  wire signed [7:0] \a_out$36 ;
-  wire signed [7:0] \a_out$364 ;
-  wire signed [7:0] \a_out$374 ;
-  wire signed [7:0] \a_out$391 ;
-  wire signed [7:0] \a_out$401 ;
-  wire signed [7:0] \a_out$411 ;
-  wire signed [7:0] \a_out$421 ;
-  wire signed [7:0] \a_out$431 ;
-  wire signed [7:0] \a_out$44 ;
-  wire signed [7:0] \a_out$441 ;
-  wire signed [7:0] \a_out$451 ;
-  wire signed [7:0] \a_out$468 ;
-  wire signed [7:0] \a_out$478 ;
-  wire signed [7:0] \a_out$488 ;
-  wire signed [7:0] \a_out$498 ;
-  wire signed [7:0] \a_out$508 ;
-  wire signed [7:0] \a_out$518 ;
-  wire signed [7:0] \a_out$52 ;
-  wire signed [7:0] \a_out$528 ;
-  wire signed [7:0] \a_out$545 ;
-  wire signed [7:0] \a_out$555 ;
-  wire signed [7:0] \a_out$565 ;
-  wire signed [7:0] \a_out$575 ;
-  wire signed [7:0] \a_out$585 ;
-  wire signed [7:0] \a_out$595 ;
-  wire signed [7:0] \a_out$60 ;
-  wire signed [7:0] \a_out$605 ;
-  wire signed [7:0] \a_out$68 ;
-  wire signed [7:0] \a_out$83 ;
-  wire signed [7:0] \a_out$93 ;
-  wire signed [7:0] b;
-  wire signed [7:0] \b$108 ;
-  wire signed [7:0] \b$118 ;
-  wire signed [7:0] \b$128 ;
-  wire signed [7:0] \b$138 ;
-  wire signed [7:0] \b$148 ;
-  wire signed [7:0] \b$155 ;
-  wire signed [7:0] \b$165 ;
-  wire signed [7:0] \b$175 ;
-  wire signed [7:0] \b$185 ;
-  wire signed [7:0] \b$195 ;
-  wire signed [7:0] \b$205 ;
-  wire signed [7:0] \b$215 ;
-  wire signed [7:0] \b$225 ;
-  wire signed [7:0] \b$232 ;
-  wire signed [7:0] \b$242 ;
-  wire signed [7:0] \b$25 ;
-  wire signed [7:0] \b$252 ;
-  wire signed [7:0] \b$262 ;
-  wire signed [7:0] \b$272 ;
-  wire signed [7:0] \b$282 ;
-  wire signed [7:0] \b$292 ;
-  wire signed [7:0] \b$302 ;
-  wire signed [7:0] \b$309 ;
-  wire signed [7:0] \b$319 ;
-  wire signed [7:0] \b$329 ;
-  wire signed [7:0] \b$33 ;
-  wire signed [7:0] \b$339 ;
-  wire signed [7:0] \b$349 ;
-  wire signed [7:0] \b$359 ;
-  wire signed [7:0] \b$369 ;
-  wire signed [7:0] \b$379 ;
-  wire signed [7:0] \b$386 ;
-  wire signed [7:0] \b$396 ;
-  wire signed [7:0] \b$406 ;
-  wire signed [7:0] \b$41 ;
-  wire signed [7:0] \b$416 ;
-  wire signed [7:0] \b$426 ;
-  wire signed [7:0] \b$436 ;
-  wire signed [7:0] \b$446 ;
-  wire signed [7:0] \b$456 ;
-  wire signed [7:0] \b$463 ;
-  wire signed [7:0] \b$473 ;
-  wire signed [7:0] \b$483 ;
-  wire signed [7:0] \b$49 ;
-  wire signed [7:0] \b$493 ;
-  wire signed [7:0] \b$503 ;
-  wire signed [7:0] \b$513 ;
-  wire signed [7:0] \b$523 ;
-  wire signed [7:0] \b$533 ;
-  wire signed [7:0] \b$540 ;
-  wire signed [7:0] \b$550 ;
-  wire signed [7:0] \b$560 ;
-  wire signed [7:0] \b$57 ;
-  wire signed [7:0] \b$570 ;
-  wire signed [7:0] \b$580 ;
-  wire signed [7:0] \b$590 ;
-  wire signed [7:0] \b$600 ;
-  wire signed [7:0] \b$610 ;
-  wire signed [7:0] \b$65 ;
-  wire signed [7:0] \b$73 ;
-  wire signed [7:0] \b$78 ;
-  wire signed [7:0] \b$88 ;
-  wire signed [7:0] \b$98 ;
-  wire signed [7:0] b_out;
-  wire signed [7:0] \b_out$109 ;
-  wire signed [7:0] \b_out$119 ;
-  wire signed [7:0] \b_out$129 ;
-  wire signed [7:0] \b_out$139 ;
-  wire signed [7:0] \b_out$149 ;
-  wire signed [7:0] \b_out$156 ;
-  wire signed [7:0] \b_out$166 ;
-  wire signed [7:0] \b_out$176 ;
-  wire signed [7:0] \b_out$186 ;
-  wire signed [7:0] \b_out$196 ;
-  wire signed [7:0] \b_out$206 ;
-  wire signed [7:0] \b_out$216 ;
-  wire signed [7:0] \b_out$226 ;
-  wire signed [7:0] \b_out$233 ;
-  wire signed [7:0] \b_out$243 ;
-  wire signed [7:0] \b_out$253 ;
-  wire signed [7:0] \b_out$263 ;
-  wire signed [7:0] \b_out$273 ;
-  wire signed [7:0] \b_out$283 ;
-  wire signed [7:0] \b_out$293 ;
-  wire signed [7:0] \b_out$303 ;
-  wire signed [7:0] \b_out$310 ;
-  wire signed [7:0] \b_out$320 ;
-  wire signed [7:0] \b_out$330 ;
-  wire signed [7:0] \b_out$340 ;
-  wire signed [7:0] \b_out$350 ;
-  wire signed [7:0] \b_out$360 ;
-  wire signed [7:0] \b_out$370 ;
-  wire signed [7:0] \b_out$380 ;
-  wire signed [7:0] \b_out$387 ;
-  wire signed [7:0] \b_out$397 ;
-  wire signed [7:0] \b_out$407 ;
-  wire signed [7:0] \b_out$417 ;
-  wire signed [7:0] \b_out$427 ;
-  wire signed [7:0] \b_out$437 ;
-  wire signed [7:0] \b_out$447 ;
-  wire signed [7:0] \b_out$457 ;
-  wire signed [7:0] \b_out$464 ;
-  wire signed [7:0] \b_out$474 ;
-  wire signed [7:0] \b_out$484 ;
-  wire signed [7:0] \b_out$494 ;
-  wire signed [7:0] \b_out$504 ;
-  wire signed [7:0] \b_out$514 ;
-  wire signed [7:0] \b_out$524 ;
-  wire signed [7:0] \b_out$534 ;
-  wire signed [7:0] \b_out$541 ;
-  wire signed [7:0] \b_out$551 ;
-  wire signed [7:0] \b_out$561 ;
-  wire signed [7:0] \b_out$571 ;
-  wire signed [7:0] \b_out$581 ;
-  wire signed [7:0] \b_out$591 ;
-  wire signed [7:0] \b_out$601 ;
-  wire signed [7:0] \b_out$611 ;
-  wire signed [7:0] \b_out$89 ;
-  wire signed [7:0] \b_out$99 ;
-  wire signed [31:0] drain_in;
-  wire signed [31:0] \drain_in$100 ;
-  wire signed [31:0] \drain_in$110 ;
-  wire signed [31:0] \drain_in$120 ;
-  wire signed [31:0] \drain_in$130 ;
-  wire signed [31:0] \drain_in$140 ;
-  wire signed [31:0] \drain_in$150 ;
-  wire signed [31:0] \drain_in$157 ;
-  wire signed [31:0] \drain_in$167 ;
-  wire signed [31:0] \drain_in$177 ;
-  wire signed [31:0] \drain_in$187 ;
-  wire signed [31:0] \drain_in$197 ;
-  wire signed [31:0] \drain_in$207 ;
-  wire signed [31:0] \drain_in$217 ;
-  wire signed [31:0] \drain_in$227 ;
-  wire signed [31:0] \drain_in$234 ;
-  wire signed [31:0] \drain_in$244 ;
-  wire signed [31:0] \drain_in$254 ;
-  wire signed [31:0] \drain_in$26 ;
-  wire signed [31:0] \drain_in$264 ;
-  wire signed [31:0] \drain_in$274 ;
-  wire signed [31:0] \drain_in$284 ;
-  wire signed [31:0] \drain_in$294 ;
-  wire signed [31:0] \drain_in$304 ;
-  wire signed [31:0] \drain_in$311 ;
-  wire signed [31:0] \drain_in$321 ;
-  wire signed [31:0] \drain_in$331 ;
-  wire signed [31:0] \drain_in$34 ;
-  wire signed [31:0] \drain_in$341 ;
-  wire signed [31:0] \drain_in$351 ;
-  wire signed [31:0] \drain_in$361 ;
-  wire signed [31:0] \drain_in$371 ;
-  wire signed [31:0] \drain_in$381 ;
-  wire signed [31:0] \drain_in$388 ;
-  wire signed [31:0] \drain_in$398 ;
-  wire signed [31:0] \drain_in$408 ;
-  wire signed [31:0] \drain_in$418 ;
-  wire signed [31:0] \drain_in$42 ;
-  wire signed [31:0] \drain_in$428 ;
-  wire signed [31:0] \drain_in$438 ;
-  wire signed [31:0] \drain_in$448 ;
-  wire signed [31:0] \drain_in$458 ;
-  wire signed [31:0] \drain_in$465 ;
-  wire signed [31:0] \drain_in$475 ;
-  wire signed [31:0] \drain_in$485 ;
-  wire signed [31:0] \drain_in$495 ;
-  wire signed [31:0] \drain_in$50 ;
-  wire signed [31:0] \drain_in$505 ;
-  wire signed [31:0] \drain_in$515 ;
-  wire signed [31:0] \drain_in$525 ;
-  wire signed [31:0] \drain_in$535 ;
-  wire signed [31:0] \drain_in$542 ;
-  wire signed [31:0] \drain_in$552 ;
-  wire signed [31:0] \drain_in$562 ;
-  wire signed [31:0] \drain_in$572 ;
-  wire signed [31:0] \drain_in$58 ;
-  wire signed [31:0] \drain_in$582 ;
-  wire signed [31:0] \drain_in$592 ;
-  wire signed [31:0] \drain_in$602 ;
-  wire signed [31:0] \drain_in$612 ;
-  wire signed [31:0] \drain_in$66 ;
-  wire signed [31:0] \drain_in$74 ;
-  wire signed [31:0] \drain_in$80 ;
-  wire signed [31:0] \drain_in$90 ;
-  wire signed [31:0] drain_out;
-  wire signed [31:0] \drain_out$101 ;
-  wire signed [31:0] \drain_out$111 ;
-  wire signed [31:0] \drain_out$121 ;
-  wire signed [31:0] \drain_out$131 ;
-  wire signed [31:0] \drain_out$141 ;
-  wire signed [31:0] \drain_out$151 ;
-  wire signed [31:0] \drain_out$158 ;
-  wire signed [31:0] \drain_out$168 ;
-  wire signed [31:0] \drain_out$178 ;
-  wire signed [31:0] \drain_out$188 ;
-  wire signed [31:0] \drain_out$198 ;
-  wire signed [31:0] \drain_out$208 ;
-  wire signed [31:0] \drain_out$218 ;
-  wire signed [31:0] \drain_out$228 ;
-  wire signed [31:0] \drain_out$235 ;
-  wire signed [31:0] \drain_out$245 ;
-  wire signed [31:0] \drain_out$255 ;
-  wire signed [31:0] \drain_out$265 ;
-  wire signed [31:0] \drain_out$275 ;
-  wire signed [31:0] \drain_out$285 ;
-  wire signed [31:0] \drain_out$295 ;
-  wire signed [31:0] \drain_out$305 ;
-  wire signed [31:0] \drain_out$312 ;
-  wire signed [31:0] \drain_out$322 ;
-  wire signed [31:0] \drain_out$332 ;
-  wire signed [31:0] \drain_out$342 ;
-  wire signed [31:0] \drain_out$352 ;
-  wire signed [31:0] \drain_out$362 ;
-  wire signed [31:0] \drain_out$372 ;
-  wire signed [31:0] \drain_out$382 ;
-  wire signed [31:0] \drain_out$389 ;
-  wire signed [31:0] \drain_out$399 ;
-  wire signed [31:0] \drain_out$409 ;
-  wire signed [31:0] \drain_out$419 ;
-  wire signed [31:0] \drain_out$429 ;
-  wire signed [31:0] \drain_out$439 ;
-  wire signed [31:0] \drain_out$449 ;
-  wire signed [31:0] \drain_out$459 ;
-  wire signed [31:0] \drain_out$466 ;
-  wire signed [31:0] \drain_out$476 ;
-  wire signed [31:0] \drain_out$486 ;
-  wire signed [31:0] \drain_out$496 ;
-  wire signed [31:0] \drain_out$506 ;
-  wire signed [31:0] \drain_out$516 ;
-  wire signed [31:0] \drain_out$526 ;
-  wire signed [31:0] \drain_out$536 ;
-  wire signed [31:0] \drain_out$543 ;
-  wire signed [31:0] \drain_out$553 ;
-  wire signed [31:0] \drain_out$563 ;
-  wire signed [31:0] \drain_out$573 ;
-  wire signed [31:0] \drain_out$583 ;
-  wire signed [31:0] \drain_out$593 ;
-  wire signed [31:0] \drain_out$603 ;
-  wire signed [31:0] \drain_out$613 ;
-  wire signed [31:0] \drain_out$615 ;
-  wire signed [31:0] \drain_out$616 ;
-  wire signed [31:0] \drain_out$617 ;
-  wire signed [31:0] \drain_out$618 ;
-  wire signed [31:0] \drain_out$619 ;
-  wire signed [31:0] \drain_out$620 ;
-  wire signed [31:0] \drain_out$621 ;
-  wire signed [31:0] \drain_out$622 ;
-  wire signed [31:0] \drain_out$91 ;
+  wire [63:0] a;
+  wire [63:0] \a$16 ;
+  wire signed [7:0] \a$16[0] ;
+  wire signed [7:0] \a$16[1] ;
+  wire signed [7:0] \a$16[2] ;
+  wire signed [7:0] \a$16[3] ;
+  wire signed [7:0] \a$16[4] ;
+  wire signed [7:0] \a$16[5] ;
+  wire signed [7:0] \a$16[6] ;
+  wire signed [7:0] \a$16[7] ;
+  wire [63:0] \a$22 ;
+  wire signed [7:0] \a$22[0] ;
+  wire signed [7:0] \a$22[1] ;
+  wire signed [7:0] \a$22[2] ;
+  wire signed [7:0] \a$22[3] ;
+  wire signed [7:0] \a$22[4] ;
+  wire signed [7:0] \a$22[5] ;
+  wire signed [7:0] \a$22[6] ;
+  wire signed [7:0] \a$22[7] ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire [63:0] a_out;
+  wire [63:0] \a_out$23 ;
+  wire signed [7:0] \a_out$23[0] ;
+  wire signed [7:0] \a_out$23[1] ;
+  wire signed [7:0] \a_out$23[2] ;
+  wire signed [7:0] \a_out$23[3] ;
+  wire signed [7:0] \a_out$23[4] ;
+  wire signed [7:0] \a_out$23[5] ;
+  wire signed [7:0] \a_out$23[6] ;
+  wire signed [7:0] \a_out$23[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire [23:0] b;
+  wire [23:0] \b$30 ;
+  wire signed [7:0] \b$30[0] ;
+  wire signed [7:0] \b$30[1] ;
+  wire signed [7:0] \b$30[2] ;
+  wire [15:0] \b$31 ;
+  wire signed [7:0] \b$31[0] ;
+  wire signed [7:0] \b$31[1] ;
+  wire signed [7:0] \b[0] ;
+  wire signed [7:0] \b[1] ;
+  wire signed [7:0] \b[2] ;
+  wire [95:0] drain_out;
+  wire [95:0] \drain_out$34 ;
+  wire signed [31:0] \drain_out$34[0] ;
+  wire signed [31:0] \drain_out$34[1] ;
+  wire signed [31:0] \drain_out$34[2] ;
+  wire [63:0] \drain_out$35 ;
+  wire signed [31:0] \drain_out$35[0] ;
+  wire signed [31:0] \drain_out$35[1] ;
+  wire signed [31:0] \drain_out[0] ;
+  wire signed [31:0] \drain_out[1] ;
+  wire signed [31:0] \drain_out[2] ;
   wire [63:0] i;
   wire [15:0] \i$10 ;
   wire [1:0] \i$10[0] ;
@@ -435,17 +137,17 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire [1:0] \i$10[7] ;
   wire \i$10[7].last ;
   wire \i$10[7].valid ;
-  wire [255:0] \i$614 ;
-  wire signed [31:0] \i$614[0] ;
-  wire signed [31:0] \i$614[1] ;
-  wire signed [31:0] \i$614[2] ;
-  wire signed [31:0] \i$614[3] ;
-  wire signed [31:0] \i$614[4] ;
-  wire signed [31:0] \i$614[5] ;
-  wire signed [31:0] \i$614[6] ;
-  wire signed [31:0] \i$614[7] ;
-  wire \i$624 ;
-  wire \i$624[0] ;
+  wire [255:0] \i$32 ;
+  wire signed [31:0] \i$32[0] ;
+  wire signed [31:0] \i$32[1] ;
+  wire signed [31:0] \i$32[2] ;
+  wire signed [31:0] \i$32[3] ;
+  wire signed [31:0] \i$32[4] ;
+  wire signed [31:0] \i$32[5] ;
+  wire signed [31:0] \i$32[6] ;
+  wire signed [31:0] \i$32[7] ;
+  wire \i$37 ;
+  wire \i$37[0] ;
   wire [63:0] \i$9 ;
   wire signed [7:0] \i$9[0] ;
   wire signed [7:0] \i$9[1] ;
@@ -482,126 +184,11 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire signed [7:0] \i__payload.b[6] ;
   wire signed [7:0] \i__payload.b[7] ;
   wire \i__payload.last ;
-  wire last;
-  wire \last$106 ;
-  wire \last$116 ;
-  wire \last$126 ;
-  wire \last$136 ;
-  wire \last$146 ;
-  wire \last$154 ;
-  wire \last$163 ;
-  wire \last$173 ;
-  wire \last$183 ;
-  wire \last$193 ;
-  wire \last$203 ;
-  wire \last$213 ;
-  wire \last$223 ;
-  wire \last$23 ;
-  wire \last$231 ;
-  wire \last$240 ;
-  wire \last$250 ;
-  wire \last$260 ;
-  wire \last$270 ;
-  wire \last$280 ;
-  wire \last$290 ;
-  wire \last$300 ;
-  wire \last$308 ;
-  wire \last$31 ;
-  wire \last$317 ;
-  wire \last$327 ;
-  wire \last$337 ;
-  wire \last$347 ;
-  wire \last$357 ;
-  wire \last$367 ;
-  wire \last$377 ;
-  wire \last$385 ;
-  wire \last$39 ;
-  wire \last$394 ;
-  wire \last$404 ;
-  wire \last$414 ;
-  wire \last$424 ;
-  wire \last$434 ;
-  wire \last$444 ;
-  wire \last$454 ;
-  wire \last$462 ;
-  wire \last$47 ;
-  wire \last$471 ;
-  wire \last$481 ;
-  wire \last$491 ;
-  wire \last$501 ;
-  wire \last$511 ;
-  wire \last$521 ;
-  wire \last$531 ;
-  wire \last$539 ;
-  wire \last$548 ;
-  wire \last$55 ;
-  wire \last$558 ;
-  wire \last$568 ;
-  wire \last$578 ;
-  wire \last$588 ;
-  wire \last$598 ;
-  wire \last$608 ;
-  wire \last$63 ;
-  wire \last$71 ;
-  wire \last$77 ;
-  wire \last$86 ;
-  wire \last$96 ;
-  wire last_out;
-  wire \last_out$107 ;
-  wire \last_out$117 ;
-  wire \last_out$127 ;
-  wire \last_out$137 ;
-  wire \last_out$147 ;
-  wire \last_out$164 ;
-  wire \last_out$174 ;
-  wire \last_out$184 ;
-  wire \last_out$194 ;
-  wire \last_out$204 ;
-  wire \last_out$214 ;
-  wire \last_out$224 ;
-  wire \last_out$241 ;
-  wire \last_out$251 ;
-  wire \last_out$261 ;
-  wire \last_out$271 ;
-  wire \last_out$281 ;
-  wire \last_out$291 ;
-  wire \last_out$301 ;
-  wire \last_out$318 ;
-  wire \last_out$32 ;
-  wire \last_out$328 ;
-  wire \last_out$338 ;
-  wire \last_out$348 ;
-  wire \last_out$358 ;
-  wire \last_out$368 ;
-  wire \last_out$378 ;
-  wire \last_out$395 ;
-  wire \last_out$40 ;
-  wire \last_out$405 ;
-  wire \last_out$415 ;
-  wire \last_out$425 ;
-  wire \last_out$435 ;
-  wire \last_out$445 ;
-  wire \last_out$455 ;
-  wire \last_out$472 ;
-  wire \last_out$48 ;
-  wire \last_out$482 ;
-  wire \last_out$492 ;
-  wire \last_out$502 ;
-  wire \last_out$512 ;
-  wire \last_out$522 ;
-  wire \last_out$532 ;
-  wire \last_out$549 ;
-  wire \last_out$559 ;
-  wire \last_out$56 ;
-  wire \last_out$569 ;
-  wire \last_out$579 ;
-  wire \last_out$589 ;
-  wire \last_out$599 ;
-  wire \last_out$609 ;
-  wire \last_out$64 ;
-  wire \last_out$72 ;
-  wire \last_out$87 ;
-  wire \last_out$97 ;
+  wire [7:0] last;
+  wire [7:0] \last$20 ;
+  wire [7:0] \last$26 ;
+  wire [7:0] last_out;
+  wire [7:0] \last_out$27 ;
   wire [63:0] o;
   wire [15:0] \o$14 ;
   wire [1:0] \o$14[0] ;
@@ -628,26 +215,26 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire [1:0] \o$14[7] ;
   wire \o$14[7].last ;
   wire \o$14[7].valid ;
-  wire [63:0] \o$17 ;
-  wire signed [7:0] \o$17[0] ;
-  wire signed [7:0] \o$17[1] ;
-  wire signed [7:0] \o$17[2] ;
-  wire signed [7:0] \o$17[3] ;
-  wire signed [7:0] \o$17[4] ;
-  wire signed [7:0] \o$17[5] ;
-  wire signed [7:0] \o$17[6] ;
-  wire signed [7:0] \o$17[7] ;
-  wire [255:0] \o$623 ;
-  wire signed [31:0] \o$623[0] ;
-  wire signed [31:0] \o$623[1] ;
-  wire signed [31:0] \o$623[2] ;
-  wire signed [31:0] \o$623[3] ;
-  wire signed [31:0] \o$623[4] ;
-  wire signed [31:0] \o$623[5] ;
-  wire signed [31:0] \o$623[6] ;
-  wire signed [31:0] \o$623[7] ;
-  wire \o$626 ;
-  wire \o$626[0] ;
+  wire [63:0] \o$29 ;
+  wire signed [7:0] \o$29[0] ;
+  wire signed [7:0] \o$29[1] ;
+  wire signed [7:0] \o$29[2] ;
+  wire signed [7:0] \o$29[3] ;
+  wire signed [7:0] \o$29[4] ;
+  wire signed [7:0] \o$29[5] ;
+  wire signed [7:0] \o$29[6] ;
+  wire signed [7:0] \o$29[7] ;
+  wire [255:0] \o$36 ;
+  wire signed [31:0] \o$36[0] ;
+  wire signed [31:0] \o$36[1] ;
+  wire signed [31:0] \o$36[2] ;
+  wire signed [31:0] \o$36[3] ;
+  wire signed [31:0] \o$36[4] ;
+  wire signed [31:0] \o$36[5] ;
+  wire signed [31:0] \o$36[6] ;
+  wire signed [31:0] \o$36[7] ;
+  wire \o$39 ;
+  wire \o$39[0] ;
   wire signed [7:0] \o[0] ;
   wire signed [7:0] \o[1] ;
   wire signed [7:0] \o[2] ;
@@ -668,126 +255,11 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire [2:0] \o__payload.row ;
   reg [2:0] row = 3'h0;
   reg [3:0] since_last = 4'h8;
-  wire valid;
-  wire \valid$104 ;
-  wire \valid$114 ;
-  wire \valid$124 ;
-  wire \valid$134 ;
-  wire \valid$144 ;
-  wire \valid$153 ;
-  wire \valid$161 ;
-  wire \valid$171 ;
-  wire \valid$181 ;
-  wire \valid$191 ;
-  wire \valid$201 ;
-  wire \valid$21 ;
-  wire \valid$211 ;
-  wire \valid$221 ;
-  wire \valid$230 ;
-  wire \valid$238 ;
-  wire \valid$248 ;
-  wire \valid$258 ;
-  wire \valid$268 ;
-  wire \valid$278 ;
-  wire \valid$288 ;
-  wire \valid$29 ;
-  wire \valid$298 ;
-  wire \valid$307 ;
-  wire \valid$315 ;
-  wire \valid$325 ;
-  wire \valid$335 ;
-  wire \valid$345 ;
-  wire \valid$355 ;
-  wire \valid$365 ;
-  wire \valid$37 ;
-  wire \valid$375 ;
-  wire \valid$384 ;
-  wire \valid$392 ;
-  wire \valid$402 ;
-  wire \valid$412 ;
-  wire \valid$422 ;
-  wire \valid$432 ;
-  wire \valid$442 ;
-  wire \valid$45 ;
-  wire \valid$452 ;
-  wire \valid$461 ;
-  wire \valid$469 ;
-  wire \valid$479 ;
-  wire \valid$489 ;
-  wire \valid$499 ;
-  wire \valid$509 ;
-  wire \valid$519 ;
-  wire \valid$529 ;
-  wire \valid$53 ;
-  wire \valid$538 ;
-  wire \valid$546 ;
-  wire \valid$556 ;
-  wire \valid$566 ;
-  wire \valid$576 ;
-  wire \valid$586 ;
-  wire \valid$596 ;
-  wire \valid$606 ;
-  wire \valid$61 ;
-  wire \valid$69 ;
-  wire \valid$76 ;
-  wire \valid$84 ;
-  wire \valid$94 ;
-  wire valid_out;
-  wire \valid_out$105 ;
-  wire \valid_out$115 ;
-  wire \valid_out$125 ;
-  wire \valid_out$135 ;
-  wire \valid_out$145 ;
-  wire \valid_out$162 ;
-  wire \valid_out$172 ;
-  wire \valid_out$182 ;
-  wire \valid_out$192 ;
-  wire \valid_out$202 ;
-  wire \valid_out$212 ;
-  wire \valid_out$222 ;
-  wire \valid_out$239 ;
-  wire \valid_out$249 ;
-  wire \valid_out$259 ;
-  wire \valid_out$269 ;
-  wire \valid_out$279 ;
-  wire \valid_out$289 ;
-  wire \valid_out$299 ;
-  wire \valid_out$30 ;
-  wire \valid_out$316 ;
-  wire \valid_out$326 ;
-  wire \valid_out$336 ;
-  wire \valid_out$346 ;
-  wire \valid_out$356 ;
-  wire \valid_out$366 ;
-  wire \valid_out$376 ;
-  wire \valid_out$38 ;
-  wire \valid_out$393 ;
-  wire \valid_out$403 ;
-  wire \valid_out$413 ;
-  wire \valid_out$423 ;
-  wire \valid_out$433 ;
-  wire \valid_out$443 ;
-  wire \valid_out$453 ;
-  wire \valid_out$46 ;
-  wire \valid_out$470 ;
-  wire \valid_out$480 ;
-  wire \valid_out$490 ;
-  wire \valid_out$500 ;
-  wire \valid_out$510 ;
-  wire \valid_out$520 ;
-  wire \valid_out$530 ;
-  wire \valid_out$54 ;
-  wire \valid_out$547 ;
-  wire \valid_out$557 ;
-  wire \valid_out$567 ;
-  wire \valid_out$577 ;
-  wire \valid_out$587 ;
-  wire \valid_out$597 ;
-  wire \valid_out$607 ;
-  wire \valid_out$62 ;
-  wire \valid_out$70 ;
-  wire \valid_out$85 ;
-  wire \valid_out$95 ;
+  wire [7:0] valid;
+  wire [7:0] \valid$18 ;
+  wire [7:0] \valid$24 ;
+  wire [7:0] valid_out;
+  wire [7:0] \valid_out$25 ;
   assign \$1  = ~ rst;
   assign \$2  = ~ i__payload[128];
   assign \$3  = since_last == 4'h8;
@@ -802,7 +274,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign \$11  = i__valid & i__ready;
   assign \$12  = i__valid & i__ready;
   assign \$13  = i__valid & i__ready;
-  assign \i$624  = \$13  & i__payload[128];
+  assign \i$37  = \$13  & i__payload[128];
   assign \$14  = i__valid & i__ready;
   assign \$15  = \$14  & i__payload[128];
   assign \$16  = since_last != 4'h8;
@@ -810,33 +282,33 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign \$18  = | row;
   assign \$19  = row - 1'h1;
   always @(posedge clk)
-    since_last <= \$20 ;
+    since_last <= \$23 ;
   always @(posedge clk)
-    o__valid <= \$21 ;
+    o__valid <= \$24 ;
   always @(posedge clk)
-    row <= \$22 ;
+    row <= \$25 ;
   \systolic_os_8x8_int8_acc32_wrap.a_skew  a_skew (
     .clk(clk),
     .i(i__payload[63:0]),
-    .o(o),
+    .o(a),
     .rst(rst)
   );
   \systolic_os_8x8_int8_acc32_wrap.b_skew  b_skew (
     .clk(clk),
     .i(i__payload[127:64]),
-    .o(\o$17 ),
+    .o(\o$29 ),
     .rst(rst)
   );
   \systolic_os_8x8_int8_acc32_wrap.deskew  deskew (
     .clk(clk),
-    .i(\i$614 ),
-    .o(\o$623 ),
+    .i(\i$32 ),
+    .o(\o$36 ),
     .rst(rst)
   );
   \systolic_os_8x8_int8_acc32_wrap.done_delay  done_delay (
     .clk(clk),
-    .i(\i$624 ),
-    .lane0_d14(\o$626 ),
+    .i(\i$37 ),
+    .o(\o$39 ),
     .rst(rst)
   );
   \systolic_os_8x8_int8_acc32_wrap.flag_skew  flag_skew (
@@ -845,1214 +317,89 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
     .o(\o$14 ),
     .rst(rst)
   );
-  \systolic_os_8x8_int8_acc32_wrap.pe_0_0  pe_0_0 (
-    .a(o[7:0]),
-    .a_out(\a$19 ),
-    .b(\o$17 [7:0]),
-    .b_out(\b$78 ),
+  \systolic_os_8x8_int8_acc32_wrap.group_0  group_0 (
+    .a(a),
+    .a_out(\a$16 ),
+    .b(b),
     .clk(clk),
-    .drain_out(\drain_in$80 ),
-    .last_out(\last$23 ),
-    .\port$740$0 (\o$14 [1:0]),
+    .drain_out(drain_out),
+    .last(last),
+    .last_out(\last$20 ),
     .rst(rst),
-    .valid_out(\valid$21 )
+    .valid(valid),
+    .valid_out(\valid$18 )
   );
-  \systolic_os_8x8_int8_acc32_wrap.pe_0_1  pe_0_1 (
-    .a(\a$19 ),
-    .a_out(\a$27 ),
-    .b(\o$17 [15:8]),
-    .b_out(\b$88 ),
+  \systolic_os_8x8_int8_acc32_wrap.group_0  group_1 (
+    .a(\a$16 ),
+    .a_out(\a$22 ),
+    .b(\b$30 ),
     .clk(clk),
-    .drain_out(\drain_in$90 ),
-    .last(\last$23 ),
-    .last_out(\last$31 ),
+    .drain_out(\drain_out$34 ),
+    .last(\last$20 ),
+    .last_out(\last$26 ),
     .rst(rst),
-    .valid(\valid$21 ),
-    .valid_out(\valid$29 )
+    .valid(\valid$18 ),
+    .valid_out(\valid$24 )
   );
-  \systolic_os_8x8_int8_acc32_wrap.pe_0_2  pe_0_2 (
-    .a(\a$27 ),
-    .a_out(\a$35 ),
-    .b(\o$17 [23:16]),
-    .b_out(\b$98 ),
+  \systolic_os_8x8_int8_acc32_wrap.group_1  group_2 (
+    .a(\a$22 ),
+    .a_out(\$20 ),
+    .b(\b$31 ),
     .clk(clk),
-    .drain_out(\drain_in$100 ),
-    .last(\last$31 ),
-    .last_out(\last$39 ),
+    .drain_out(\drain_out$35 ),
+    .last(\last$26 ),
+    .last_out(\$22 ),
     .rst(rst),
-    .valid(\valid$29 ),
-    .valid_out(\valid$37 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_0_3  pe_0_3 (
-    .a(\a$35 ),
-    .a_out(\a$43 ),
-    .b(\o$17 [31:24]),
-    .b_out(\b$108 ),
-    .clk(clk),
-    .drain_out(\drain_in$110 ),
-    .last(\last$39 ),
-    .last_out(\last$47 ),
-    .rst(rst),
-    .valid(\valid$37 ),
-    .valid_out(\valid$45 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_0_4  pe_0_4 (
-    .a(\a$43 ),
-    .a_out(\a$51 ),
-    .b(\o$17 [39:32]),
-    .b_out(\b$118 ),
-    .clk(clk),
-    .drain_out(\drain_in$120 ),
-    .last(\last$47 ),
-    .last_out(\last$55 ),
-    .rst(rst),
-    .valid(\valid$45 ),
-    .valid_out(\valid$53 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_0_5  pe_0_5 (
-    .a(\a$51 ),
-    .a_out(\a$59 ),
-    .b(\o$17 [47:40]),
-    .b_out(\b$128 ),
-    .clk(clk),
-    .drain_out(\drain_in$130 ),
-    .last(\last$55 ),
-    .last_out(\last$63 ),
-    .rst(rst),
-    .valid(\valid$53 ),
-    .valid_out(\valid$61 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_0_6  pe_0_6 (
-    .a(\a$59 ),
-    .a_out(\a$67 ),
-    .b(\o$17 [55:48]),
-    .b_out(\b$138 ),
-    .clk(clk),
-    .drain_out(\drain_in$140 ),
-    .last(\last$63 ),
-    .last_out(\last$71 ),
-    .rst(rst),
-    .valid(\valid$61 ),
-    .valid_out(\valid$69 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_0_7  pe_0_7 (
-    .a(\a$67 ),
-    .b(\o$17 [63:56]),
-    .b_out(\b$148 ),
-    .clk(clk),
-    .drain_out(\drain_in$150 ),
-    .last(\last$71 ),
-    .rst(rst),
-    .valid(\valid$69 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_1_0  pe_1_0 (
-    .a(o[15:8]),
-    .a_out(\a$82 ),
-    .b(\b$78 ),
-    .b_out(\b$155 ),
-    .clk(clk),
-    .drain_in(\drain_in$80 ),
-    .drain_out(\drain_in$157 ),
-    .last_out(\last$86 ),
-    .\port$740$2 (\o$14 [3:2]),
-    .rst(rst),
-    .valid_out(\valid$84 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_1_1  pe_1_1 (
-    .a(\a$82 ),
-    .a_out(\a$92 ),
-    .b(\b$88 ),
-    .b_out(\b$165 ),
-    .clk(clk),
-    .drain_in(\drain_in$90 ),
-    .drain_out(\drain_in$167 ),
-    .last(\last$86 ),
-    .last_out(\last$96 ),
-    .rst(rst),
-    .valid(\valid$84 ),
-    .valid_out(\valid$94 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_1_2  pe_1_2 (
-    .a(\a$92 ),
-    .a_out(\a$102 ),
-    .b(\b$98 ),
-    .b_out(\b$175 ),
-    .clk(clk),
-    .drain_in(\drain_in$100 ),
-    .drain_out(\drain_in$177 ),
-    .last(\last$96 ),
-    .last_out(\last$106 ),
-    .rst(rst),
-    .valid(\valid$94 ),
-    .valid_out(\valid$104 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_1_3  pe_1_3 (
-    .a(\a$102 ),
-    .a_out(\a$112 ),
-    .b(\b$108 ),
-    .b_out(\b$185 ),
-    .clk(clk),
-    .drain_in(\drain_in$110 ),
-    .drain_out(\drain_in$187 ),
-    .last(\last$106 ),
-    .last_out(\last$116 ),
-    .rst(rst),
-    .valid(\valid$104 ),
-    .valid_out(\valid$114 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_1_4  pe_1_4 (
-    .a(\a$112 ),
-    .a_out(\a$122 ),
-    .b(\b$118 ),
-    .b_out(\b$195 ),
-    .clk(clk),
-    .drain_in(\drain_in$120 ),
-    .drain_out(\drain_in$197 ),
-    .last(\last$116 ),
-    .last_out(\last$126 ),
-    .rst(rst),
-    .valid(\valid$114 ),
-    .valid_out(\valid$124 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_1_5  pe_1_5 (
-    .a(\a$122 ),
-    .a_out(\a$132 ),
-    .b(\b$128 ),
-    .b_out(\b$205 ),
-    .clk(clk),
-    .drain_in(\drain_in$130 ),
-    .drain_out(\drain_in$207 ),
-    .last(\last$126 ),
-    .last_out(\last$136 ),
-    .rst(rst),
-    .valid(\valid$124 ),
-    .valid_out(\valid$134 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_1_6  pe_1_6 (
-    .a(\a$132 ),
-    .a_out(\a$142 ),
-    .b(\b$138 ),
-    .b_out(\b$215 ),
-    .clk(clk),
-    .drain_in(\drain_in$140 ),
-    .drain_out(\drain_in$217 ),
-    .last(\last$136 ),
-    .last_out(\last$146 ),
-    .rst(rst),
-    .valid(\valid$134 ),
-    .valid_out(\valid$144 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_1_7  pe_1_7 (
-    .a(\a$142 ),
-    .b(\b$148 ),
-    .b_out(\b$225 ),
-    .clk(clk),
-    .drain_in(\drain_in$150 ),
-    .drain_out(\drain_in$227 ),
-    .last(\last$146 ),
-    .rst(rst),
-    .valid(\valid$144 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_2_0  pe_2_0 (
-    .a(o[23:16]),
-    .a_out(\a$159 ),
-    .b(\b$155 ),
-    .b_out(\b$232 ),
-    .clk(clk),
-    .drain_in(\drain_in$157 ),
-    .drain_out(\drain_in$234 ),
-    .last_out(\last$163 ),
-    .\port$740$4 (\o$14 [5:4]),
-    .rst(rst),
-    .valid_out(\valid$161 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_2_1  pe_2_1 (
-    .a(\a$159 ),
-    .a_out(\a$169 ),
-    .b(\b$165 ),
-    .b_out(\b$242 ),
-    .clk(clk),
-    .drain_in(\drain_in$167 ),
-    .drain_out(\drain_in$244 ),
-    .last(\last$163 ),
-    .last_out(\last$173 ),
-    .rst(rst),
-    .valid(\valid$161 ),
-    .valid_out(\valid$171 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_2_2  pe_2_2 (
-    .a(\a$169 ),
-    .a_out(\a$179 ),
-    .b(\b$175 ),
-    .b_out(\b$252 ),
-    .clk(clk),
-    .drain_in(\drain_in$177 ),
-    .drain_out(\drain_in$254 ),
-    .last(\last$173 ),
-    .last_out(\last$183 ),
-    .rst(rst),
-    .valid(\valid$171 ),
-    .valid_out(\valid$181 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_2_3  pe_2_3 (
-    .a(\a$179 ),
-    .a_out(\a$189 ),
-    .b(\b$185 ),
-    .b_out(\b$262 ),
-    .clk(clk),
-    .drain_in(\drain_in$187 ),
-    .drain_out(\drain_in$264 ),
-    .last(\last$183 ),
-    .last_out(\last$193 ),
-    .rst(rst),
-    .valid(\valid$181 ),
-    .valid_out(\valid$191 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_2_4  pe_2_4 (
-    .a(\a$189 ),
-    .a_out(\a$199 ),
-    .b(\b$195 ),
-    .b_out(\b$272 ),
-    .clk(clk),
-    .drain_in(\drain_in$197 ),
-    .drain_out(\drain_in$274 ),
-    .last(\last$193 ),
-    .last_out(\last$203 ),
-    .rst(rst),
-    .valid(\valid$191 ),
-    .valid_out(\valid$201 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_2_5  pe_2_5 (
-    .a(\a$199 ),
-    .a_out(\a$209 ),
-    .b(\b$205 ),
-    .b_out(\b$282 ),
-    .clk(clk),
-    .drain_in(\drain_in$207 ),
-    .drain_out(\drain_in$284 ),
-    .last(\last$203 ),
-    .last_out(\last$213 ),
-    .rst(rst),
-    .valid(\valid$201 ),
-    .valid_out(\valid$211 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_2_6  pe_2_6 (
-    .a(\a$209 ),
-    .a_out(\a$219 ),
-    .b(\b$215 ),
-    .b_out(\b$292 ),
-    .clk(clk),
-    .drain_in(\drain_in$217 ),
-    .drain_out(\drain_in$294 ),
-    .last(\last$213 ),
-    .last_out(\last$223 ),
-    .rst(rst),
-    .valid(\valid$211 ),
-    .valid_out(\valid$221 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_2_7  pe_2_7 (
-    .a(\a$219 ),
-    .b(\b$225 ),
-    .b_out(\b$302 ),
-    .clk(clk),
-    .drain_in(\drain_in$227 ),
-    .drain_out(\drain_in$304 ),
-    .last(\last$223 ),
-    .rst(rst),
-    .valid(\valid$221 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_3_0  pe_3_0 (
-    .a(o[31:24]),
-    .a_out(\a$236 ),
-    .b(\b$232 ),
-    .b_out(\b$309 ),
-    .clk(clk),
-    .drain_in(\drain_in$234 ),
-    .drain_out(\drain_in$311 ),
-    .last_out(\last$240 ),
-    .\port$740$6 (\o$14 [7:6]),
-    .rst(rst),
-    .valid_out(\valid$238 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_3_1  pe_3_1 (
-    .a(\a$236 ),
-    .a_out(\a$246 ),
-    .b(\b$242 ),
-    .b_out(\b$319 ),
-    .clk(clk),
-    .drain_in(\drain_in$244 ),
-    .drain_out(\drain_in$321 ),
-    .last(\last$240 ),
-    .last_out(\last$250 ),
-    .rst(rst),
-    .valid(\valid$238 ),
-    .valid_out(\valid$248 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_3_2  pe_3_2 (
-    .a(\a$246 ),
-    .a_out(\a$256 ),
-    .b(\b$252 ),
-    .b_out(\b$329 ),
-    .clk(clk),
-    .drain_in(\drain_in$254 ),
-    .drain_out(\drain_in$331 ),
-    .last(\last$250 ),
-    .last_out(\last$260 ),
-    .rst(rst),
-    .valid(\valid$248 ),
-    .valid_out(\valid$258 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_3_3  pe_3_3 (
-    .a(\a$256 ),
-    .a_out(\a$266 ),
-    .b(\b$262 ),
-    .b_out(\b$339 ),
-    .clk(clk),
-    .drain_in(\drain_in$264 ),
-    .drain_out(\drain_in$341 ),
-    .last(\last$260 ),
-    .last_out(\last$270 ),
-    .rst(rst),
-    .valid(\valid$258 ),
-    .valid_out(\valid$268 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_3_4  pe_3_4 (
-    .a(\a$266 ),
-    .a_out(\a$276 ),
-    .b(\b$272 ),
-    .b_out(\b$349 ),
-    .clk(clk),
-    .drain_in(\drain_in$274 ),
-    .drain_out(\drain_in$351 ),
-    .last(\last$270 ),
-    .last_out(\last$280 ),
-    .rst(rst),
-    .valid(\valid$268 ),
-    .valid_out(\valid$278 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_3_5  pe_3_5 (
-    .a(\a$276 ),
-    .a_out(\a$286 ),
-    .b(\b$282 ),
-    .b_out(\b$359 ),
-    .clk(clk),
-    .drain_in(\drain_in$284 ),
-    .drain_out(\drain_in$361 ),
-    .last(\last$280 ),
-    .last_out(\last$290 ),
-    .rst(rst),
-    .valid(\valid$278 ),
-    .valid_out(\valid$288 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_3_6  pe_3_6 (
-    .a(\a$286 ),
-    .a_out(\a$296 ),
-    .b(\b$292 ),
-    .b_out(\b$369 ),
-    .clk(clk),
-    .drain_in(\drain_in$294 ),
-    .drain_out(\drain_in$371 ),
-    .last(\last$290 ),
-    .last_out(\last$300 ),
-    .rst(rst),
-    .valid(\valid$288 ),
-    .valid_out(\valid$298 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_3_7  pe_3_7 (
-    .a(\a$296 ),
-    .b(\b$302 ),
-    .b_out(\b$379 ),
-    .clk(clk),
-    .drain_in(\drain_in$304 ),
-    .drain_out(\drain_in$381 ),
-    .last(\last$300 ),
-    .rst(rst),
-    .valid(\valid$298 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_4_0  pe_4_0 (
-    .a(o[39:32]),
-    .a_out(\a$313 ),
-    .b(\b$309 ),
-    .b_out(\b$386 ),
-    .clk(clk),
-    .drain_in(\drain_in$311 ),
-    .drain_out(\drain_in$388 ),
-    .last_out(\last$317 ),
-    .\port$740$8 (\o$14 [9:8]),
-    .rst(rst),
-    .valid_out(\valid$315 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_4_1  pe_4_1 (
-    .a(\a$313 ),
-    .a_out(\a$323 ),
-    .b(\b$319 ),
-    .b_out(\b$396 ),
-    .clk(clk),
-    .drain_in(\drain_in$321 ),
-    .drain_out(\drain_in$398 ),
-    .last(\last$317 ),
-    .last_out(\last$327 ),
-    .rst(rst),
-    .valid(\valid$315 ),
-    .valid_out(\valid$325 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_4_2  pe_4_2 (
-    .a(\a$323 ),
-    .a_out(\a$333 ),
-    .b(\b$329 ),
-    .b_out(\b$406 ),
-    .clk(clk),
-    .drain_in(\drain_in$331 ),
-    .drain_out(\drain_in$408 ),
-    .last(\last$327 ),
-    .last_out(\last$337 ),
-    .rst(rst),
-    .valid(\valid$325 ),
-    .valid_out(\valid$335 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_4_3  pe_4_3 (
-    .a(\a$333 ),
-    .a_out(\a$343 ),
-    .b(\b$339 ),
-    .b_out(\b$416 ),
-    .clk(clk),
-    .drain_in(\drain_in$341 ),
-    .drain_out(\drain_in$418 ),
-    .last(\last$337 ),
-    .last_out(\last$347 ),
-    .rst(rst),
-    .valid(\valid$335 ),
-    .valid_out(\valid$345 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_4_4  pe_4_4 (
-    .a(\a$343 ),
-    .a_out(\a$353 ),
-    .b(\b$349 ),
-    .b_out(\b$426 ),
-    .clk(clk),
-    .drain_in(\drain_in$351 ),
-    .drain_out(\drain_in$428 ),
-    .last(\last$347 ),
-    .last_out(\last$357 ),
-    .rst(rst),
-    .valid(\valid$345 ),
-    .valid_out(\valid$355 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_4_5  pe_4_5 (
-    .a(\a$353 ),
-    .a_out(\a$363 ),
-    .b(\b$359 ),
-    .b_out(\b$436 ),
-    .clk(clk),
-    .drain_in(\drain_in$361 ),
-    .drain_out(\drain_in$438 ),
-    .last(\last$357 ),
-    .last_out(\last$367 ),
-    .rst(rst),
-    .valid(\valid$355 ),
-    .valid_out(\valid$365 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_4_6  pe_4_6 (
-    .a(\a$363 ),
-    .a_out(\a$373 ),
-    .b(\b$369 ),
-    .b_out(\b$446 ),
-    .clk(clk),
-    .drain_in(\drain_in$371 ),
-    .drain_out(\drain_in$448 ),
-    .last(\last$367 ),
-    .last_out(\last$377 ),
-    .rst(rst),
-    .valid(\valid$365 ),
-    .valid_out(\valid$375 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_4_7  pe_4_7 (
-    .a(\a$373 ),
-    .b(\b$379 ),
-    .b_out(\b$456 ),
-    .clk(clk),
-    .drain_in(\drain_in$381 ),
-    .drain_out(\drain_in$458 ),
-    .last(\last$377 ),
-    .rst(rst),
-    .valid(\valid$375 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_5_0  pe_5_0 (
-    .a(o[47:40]),
-    .a_out(\a$390 ),
-    .b(\b$386 ),
-    .b_out(\b$463 ),
-    .clk(clk),
-    .drain_in(\drain_in$388 ),
-    .drain_out(\drain_in$465 ),
-    .last_out(\last$394 ),
-    .\port$740$10 (\o$14 [11:10]),
-    .rst(rst),
-    .valid_out(\valid$392 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_5_1  pe_5_1 (
-    .a(\a$390 ),
-    .a_out(\a$400 ),
-    .b(\b$396 ),
-    .b_out(\b$473 ),
-    .clk(clk),
-    .drain_in(\drain_in$398 ),
-    .drain_out(\drain_in$475 ),
-    .last(\last$394 ),
-    .last_out(\last$404 ),
-    .rst(rst),
-    .valid(\valid$392 ),
-    .valid_out(\valid$402 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_5_2  pe_5_2 (
-    .a(\a$400 ),
-    .a_out(\a$410 ),
-    .b(\b$406 ),
-    .b_out(\b$483 ),
-    .clk(clk),
-    .drain_in(\drain_in$408 ),
-    .drain_out(\drain_in$485 ),
-    .last(\last$404 ),
-    .last_out(\last$414 ),
-    .rst(rst),
-    .valid(\valid$402 ),
-    .valid_out(\valid$412 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_5_3  pe_5_3 (
-    .a(\a$410 ),
-    .a_out(\a$420 ),
-    .b(\b$416 ),
-    .b_out(\b$493 ),
-    .clk(clk),
-    .drain_in(\drain_in$418 ),
-    .drain_out(\drain_in$495 ),
-    .last(\last$414 ),
-    .last_out(\last$424 ),
-    .rst(rst),
-    .valid(\valid$412 ),
-    .valid_out(\valid$422 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_5_4  pe_5_4 (
-    .a(\a$420 ),
-    .a_out(\a$430 ),
-    .b(\b$426 ),
-    .b_out(\b$503 ),
-    .clk(clk),
-    .drain_in(\drain_in$428 ),
-    .drain_out(\drain_in$505 ),
-    .last(\last$424 ),
-    .last_out(\last$434 ),
-    .rst(rst),
-    .valid(\valid$422 ),
-    .valid_out(\valid$432 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_5_5  pe_5_5 (
-    .a(\a$430 ),
-    .a_out(\a$440 ),
-    .b(\b$436 ),
-    .b_out(\b$513 ),
-    .clk(clk),
-    .drain_in(\drain_in$438 ),
-    .drain_out(\drain_in$515 ),
-    .last(\last$434 ),
-    .last_out(\last$444 ),
-    .rst(rst),
-    .valid(\valid$432 ),
-    .valid_out(\valid$442 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_5_6  pe_5_6 (
-    .a(\a$440 ),
-    .a_out(\a$450 ),
-    .b(\b$446 ),
-    .b_out(\b$523 ),
-    .clk(clk),
-    .drain_in(\drain_in$448 ),
-    .drain_out(\drain_in$525 ),
-    .last(\last$444 ),
-    .last_out(\last$454 ),
-    .rst(rst),
-    .valid(\valid$442 ),
-    .valid_out(\valid$452 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_5_7  pe_5_7 (
-    .a(\a$450 ),
-    .b(\b$456 ),
-    .b_out(\b$533 ),
-    .clk(clk),
-    .drain_in(\drain_in$458 ),
-    .drain_out(\drain_in$535 ),
-    .last(\last$454 ),
-    .rst(rst),
-    .valid(\valid$452 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_6_0  pe_6_0 (
-    .a(o[55:48]),
-    .a_out(\a$467 ),
-    .b(\b$463 ),
-    .b_out(\b$540 ),
-    .clk(clk),
-    .drain_in(\drain_in$465 ),
-    .drain_out(\drain_in$542 ),
-    .last_out(\last$471 ),
-    .\port$740$12 (\o$14 [13:12]),
-    .rst(rst),
-    .valid_out(\valid$469 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_6_1  pe_6_1 (
-    .a(\a$467 ),
-    .a_out(\a$477 ),
-    .b(\b$473 ),
-    .b_out(\b$550 ),
-    .clk(clk),
-    .drain_in(\drain_in$475 ),
-    .drain_out(\drain_in$552 ),
-    .last(\last$471 ),
-    .last_out(\last$481 ),
-    .rst(rst),
-    .valid(\valid$469 ),
-    .valid_out(\valid$479 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_6_2  pe_6_2 (
-    .a(\a$477 ),
-    .a_out(\a$487 ),
-    .b(\b$483 ),
-    .b_out(\b$560 ),
-    .clk(clk),
-    .drain_in(\drain_in$485 ),
-    .drain_out(\drain_in$562 ),
-    .last(\last$481 ),
-    .last_out(\last$491 ),
-    .rst(rst),
-    .valid(\valid$479 ),
-    .valid_out(\valid$489 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_6_3  pe_6_3 (
-    .a(\a$487 ),
-    .a_out(\a$497 ),
-    .b(\b$493 ),
-    .b_out(\b$570 ),
-    .clk(clk),
-    .drain_in(\drain_in$495 ),
-    .drain_out(\drain_in$572 ),
-    .last(\last$491 ),
-    .last_out(\last$501 ),
-    .rst(rst),
-    .valid(\valid$489 ),
-    .valid_out(\valid$499 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_6_4  pe_6_4 (
-    .a(\a$497 ),
-    .a_out(\a$507 ),
-    .b(\b$503 ),
-    .b_out(\b$580 ),
-    .clk(clk),
-    .drain_in(\drain_in$505 ),
-    .drain_out(\drain_in$582 ),
-    .last(\last$501 ),
-    .last_out(\last$511 ),
-    .rst(rst),
-    .valid(\valid$499 ),
-    .valid_out(\valid$509 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_6_5  pe_6_5 (
-    .a(\a$507 ),
-    .a_out(\a$517 ),
-    .b(\b$513 ),
-    .b_out(\b$590 ),
-    .clk(clk),
-    .drain_in(\drain_in$515 ),
-    .drain_out(\drain_in$592 ),
-    .last(\last$511 ),
-    .last_out(\last$521 ),
-    .rst(rst),
-    .valid(\valid$509 ),
-    .valid_out(\valid$519 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_6_6  pe_6_6 (
-    .a(\a$517 ),
-    .a_out(\a$527 ),
-    .b(\b$523 ),
-    .b_out(\b$600 ),
-    .clk(clk),
-    .drain_in(\drain_in$525 ),
-    .drain_out(\drain_in$602 ),
-    .last(\last$521 ),
-    .last_out(\last$531 ),
-    .rst(rst),
-    .valid(\valid$519 ),
-    .valid_out(\valid$529 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_6_7  pe_6_7 (
-    .a(\a$527 ),
-    .b(\b$533 ),
-    .b_out(\b$610 ),
-    .clk(clk),
-    .drain_in(\drain_in$535 ),
-    .drain_out(\drain_in$612 ),
-    .last(\last$531 ),
-    .rst(rst),
-    .valid(\valid$529 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_7_0  pe_7_0 (
-    .a(o[63:56]),
-    .a_out(\a$544 ),
-    .b(\b$540 ),
-    .clk(clk),
-    .drain_in(\drain_in$542 ),
-    .drain_out(\drain_out$615 ),
-    .last_out(\last$548 ),
-    .\port$740$14 (\o$14 [15:14]),
-    .rst(rst),
-    .valid_out(\valid$546 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_7_1  pe_7_1 (
-    .a(\a$544 ),
-    .a_out(\a$554 ),
-    .b(\b$550 ),
-    .clk(clk),
-    .drain_in(\drain_in$552 ),
-    .drain_out(\drain_out$616 ),
-    .last(\last$548 ),
-    .last_out(\last$558 ),
-    .rst(rst),
-    .valid(\valid$546 ),
-    .valid_out(\valid$556 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_7_2  pe_7_2 (
-    .a(\a$554 ),
-    .a_out(\a$564 ),
-    .b(\b$560 ),
-    .clk(clk),
-    .drain_in(\drain_in$562 ),
-    .drain_out(\drain_out$617 ),
-    .last(\last$558 ),
-    .last_out(\last$568 ),
-    .rst(rst),
-    .valid(\valid$556 ),
-    .valid_out(\valid$566 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_7_3  pe_7_3 (
-    .a(\a$564 ),
-    .a_out(\a$574 ),
-    .b(\b$570 ),
-    .clk(clk),
-    .drain_in(\drain_in$572 ),
-    .drain_out(\drain_out$618 ),
-    .last(\last$568 ),
-    .last_out(\last$578 ),
-    .rst(rst),
-    .valid(\valid$566 ),
-    .valid_out(\valid$576 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_7_4  pe_7_4 (
-    .a(\a$574 ),
-    .a_out(\a$584 ),
-    .b(\b$580 ),
-    .clk(clk),
-    .drain_in(\drain_in$582 ),
-    .drain_out(\drain_out$619 ),
-    .last(\last$578 ),
-    .last_out(\last$588 ),
-    .rst(rst),
-    .valid(\valid$576 ),
-    .valid_out(\valid$586 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_7_5  pe_7_5 (
-    .a(\a$584 ),
-    .a_out(\a$594 ),
-    .b(\b$590 ),
-    .clk(clk),
-    .drain_in(\drain_in$592 ),
-    .drain_out(\drain_out$620 ),
-    .last(\last$588 ),
-    .last_out(\last$598 ),
-    .rst(rst),
-    .valid(\valid$586 ),
-    .valid_out(\valid$596 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_7_6  pe_7_6 (
-    .a(\a$594 ),
-    .a_out(\a$604 ),
-    .b(\b$600 ),
-    .clk(clk),
-    .drain_in(\drain_in$602 ),
-    .drain_out(\drain_out$621 ),
-    .last(\last$598 ),
-    .last_out(\last$608 ),
-    .rst(rst),
-    .valid(\valid$596 ),
-    .valid_out(\valid$606 )
-  );
-  \systolic_os_8x8_int8_acc32_wrap.pe_7_7  pe_7_7 (
-    .a(\a$604 ),
-    .b(\b$610 ),
-    .clk(clk),
-    .drain_in(\drain_in$612 ),
-    .drain_out(\drain_out$622 ),
-    .last(\last$608 ),
-    .rst(rst),
-    .valid(\valid$606 )
+    .valid(\valid$24 ),
+    .valid_out(\$21 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$20  = since_last;
+    \$23  = since_last;
     if (\$15 ) begin
-      \$20  = 4'h1;
+      \$23  = 4'h1;
     end else if (\$16 ) begin
-      \$20  = \$17 [3:0];
+      \$23  = \$17 [3:0];
     end
     if (rst) begin
-      \$20  = 4'h8;
+      \$23  = 4'h8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$21  = o__valid;
+    \$24  = o__valid;
     (* full_case = 32'd1 *)
-    if (\o$626 ) begin
-      \$21  = 1'h1;
+    if (\o$39 ) begin
+      \$24  = 1'h1;
     end else if (\$18 ) begin
     end else begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
     if (rst) begin
-      \$21  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$22  = row;
-    if (\o$626 ) begin
-      \$22  = 3'h7;
+    \$25  = row;
+    if (\o$39 ) begin
+      \$25  = 3'h7;
     end else if (\$18 ) begin
-      \$22  = \$19 [2:0];
+      \$25  = \$19 [2:0];
     end
     if (rst) begin
-      \$22  = 3'h0;
+      \$25  = 3'h0;
     end
   end
   assign i = i__payload[63:0];
   assign \i$9  = i__payload[127:64];
-  assign a = o[7:0];
-  assign valid = \o$14 [0];
-  assign last = \o$14 [1];
-  assign b = \o$17 [7:0];
-  assign drain_in = 32'd0;
-  assign a_out = \a$19 ;
-  assign valid_out = \valid$21 ;
-  assign last_out = \last$23 ;
-  assign \b$25  = \o$17 [15:8];
-  assign \drain_in$26  = 32'd0;
-  assign \a_out$28  = \a$27 ;
-  assign \valid_out$30  = \valid$29 ;
-  assign \last_out$32  = \last$31 ;
-  assign \b$33  = \o$17 [23:16];
-  assign \drain_in$34  = 32'd0;
-  assign \a_out$36  = \a$35 ;
-  assign \valid_out$38  = \valid$37 ;
-  assign \last_out$40  = \last$39 ;
-  assign \b$41  = \o$17 [31:24];
-  assign \drain_in$42  = 32'd0;
-  assign \a_out$44  = \a$43 ;
-  assign \valid_out$46  = \valid$45 ;
-  assign \last_out$48  = \last$47 ;
-  assign \b$49  = \o$17 [39:32];
-  assign \drain_in$50  = 32'd0;
-  assign \a_out$52  = \a$51 ;
-  assign \valid_out$54  = \valid$53 ;
-  assign \last_out$56  = \last$55 ;
-  assign \b$57  = \o$17 [47:40];
-  assign \drain_in$58  = 32'd0;
-  assign \a_out$60  = \a$59 ;
-  assign \valid_out$62  = \valid$61 ;
-  assign \last_out$64  = \last$63 ;
-  assign \b$65  = \o$17 [55:48];
-  assign \drain_in$66  = 32'd0;
-  assign \a_out$68  = \a$67 ;
-  assign \valid_out$70  = \valid$69 ;
-  assign \last_out$72  = \last$71 ;
-  assign \b$73  = \o$17 [63:56];
-  assign \drain_in$74  = 32'd0;
-  assign \a$75  = o[15:8];
-  assign \valid$76  = \o$14 [2];
-  assign \last$77  = \o$14 [3];
-  assign b_out = \b$78 ;
-  assign drain_out = \drain_in$80 ;
-  assign \a_out$83  = \a$82 ;
-  assign \valid_out$85  = \valid$84 ;
-  assign \last_out$87  = \last$86 ;
-  assign \b_out$89  = \b$88 ;
-  assign \drain_out$91  = \drain_in$90 ;
-  assign \a_out$93  = \a$92 ;
-  assign \valid_out$95  = \valid$94 ;
-  assign \last_out$97  = \last$96 ;
-  assign \b_out$99  = \b$98 ;
-  assign \drain_out$101  = \drain_in$100 ;
-  assign \a_out$103  = \a$102 ;
-  assign \valid_out$105  = \valid$104 ;
-  assign \last_out$107  = \last$106 ;
-  assign \b_out$109  = \b$108 ;
-  assign \drain_out$111  = \drain_in$110 ;
-  assign \a_out$113  = \a$112 ;
-  assign \valid_out$115  = \valid$114 ;
-  assign \last_out$117  = \last$116 ;
-  assign \b_out$119  = \b$118 ;
-  assign \drain_out$121  = \drain_in$120 ;
-  assign \a_out$123  = \a$122 ;
-  assign \valid_out$125  = \valid$124 ;
-  assign \last_out$127  = \last$126 ;
-  assign \b_out$129  = \b$128 ;
-  assign \drain_out$131  = \drain_in$130 ;
-  assign \a_out$133  = \a$132 ;
-  assign \valid_out$135  = \valid$134 ;
-  assign \last_out$137  = \last$136 ;
-  assign \b_out$139  = \b$138 ;
-  assign \drain_out$141  = \drain_in$140 ;
-  assign \a_out$143  = \a$142 ;
-  assign \valid_out$145  = \valid$144 ;
-  assign \last_out$147  = \last$146 ;
-  assign \b_out$149  = \b$148 ;
-  assign \drain_out$151  = \drain_in$150 ;
-  assign \a$152  = o[23:16];
-  assign \valid$153  = \o$14 [4];
-  assign \last$154  = \o$14 [5];
-  assign \b_out$156  = \b$155 ;
-  assign \drain_out$158  = \drain_in$157 ;
-  assign \a_out$160  = \a$159 ;
-  assign \valid_out$162  = \valid$161 ;
-  assign \last_out$164  = \last$163 ;
-  assign \b_out$166  = \b$165 ;
-  assign \drain_out$168  = \drain_in$167 ;
-  assign \a_out$170  = \a$169 ;
-  assign \valid_out$172  = \valid$171 ;
-  assign \last_out$174  = \last$173 ;
-  assign \b_out$176  = \b$175 ;
-  assign \drain_out$178  = \drain_in$177 ;
-  assign \a_out$180  = \a$179 ;
-  assign \valid_out$182  = \valid$181 ;
-  assign \last_out$184  = \last$183 ;
-  assign \b_out$186  = \b$185 ;
-  assign \drain_out$188  = \drain_in$187 ;
-  assign \a_out$190  = \a$189 ;
-  assign \valid_out$192  = \valid$191 ;
-  assign \last_out$194  = \last$193 ;
-  assign \b_out$196  = \b$195 ;
-  assign \drain_out$198  = \drain_in$197 ;
-  assign \a_out$200  = \a$199 ;
-  assign \valid_out$202  = \valid$201 ;
-  assign \last_out$204  = \last$203 ;
-  assign \b_out$206  = \b$205 ;
-  assign \drain_out$208  = \drain_in$207 ;
-  assign \a_out$210  = \a$209 ;
-  assign \valid_out$212  = \valid$211 ;
-  assign \last_out$214  = \last$213 ;
-  assign \b_out$216  = \b$215 ;
-  assign \drain_out$218  = \drain_in$217 ;
-  assign \a_out$220  = \a$219 ;
-  assign \valid_out$222  = \valid$221 ;
-  assign \last_out$224  = \last$223 ;
-  assign \b_out$226  = \b$225 ;
-  assign \drain_out$228  = \drain_in$227 ;
-  assign \a$229  = o[31:24];
-  assign \valid$230  = \o$14 [6];
-  assign \last$231  = \o$14 [7];
-  assign \b_out$233  = \b$232 ;
-  assign \drain_out$235  = \drain_in$234 ;
-  assign \a_out$237  = \a$236 ;
-  assign \valid_out$239  = \valid$238 ;
-  assign \last_out$241  = \last$240 ;
-  assign \b_out$243  = \b$242 ;
-  assign \drain_out$245  = \drain_in$244 ;
-  assign \a_out$247  = \a$246 ;
-  assign \valid_out$249  = \valid$248 ;
-  assign \last_out$251  = \last$250 ;
-  assign \b_out$253  = \b$252 ;
-  assign \drain_out$255  = \drain_in$254 ;
-  assign \a_out$257  = \a$256 ;
-  assign \valid_out$259  = \valid$258 ;
-  assign \last_out$261  = \last$260 ;
-  assign \b_out$263  = \b$262 ;
-  assign \drain_out$265  = \drain_in$264 ;
-  assign \a_out$267  = \a$266 ;
-  assign \valid_out$269  = \valid$268 ;
-  assign \last_out$271  = \last$270 ;
-  assign \b_out$273  = \b$272 ;
-  assign \drain_out$275  = \drain_in$274 ;
-  assign \a_out$277  = \a$276 ;
-  assign \valid_out$279  = \valid$278 ;
-  assign \last_out$281  = \last$280 ;
-  assign \b_out$283  = \b$282 ;
-  assign \drain_out$285  = \drain_in$284 ;
-  assign \a_out$287  = \a$286 ;
-  assign \valid_out$289  = \valid$288 ;
-  assign \last_out$291  = \last$290 ;
-  assign \b_out$293  = \b$292 ;
-  assign \drain_out$295  = \drain_in$294 ;
-  assign \a_out$297  = \a$296 ;
-  assign \valid_out$299  = \valid$298 ;
-  assign \last_out$301  = \last$300 ;
-  assign \b_out$303  = \b$302 ;
-  assign \drain_out$305  = \drain_in$304 ;
-  assign \a$306  = o[39:32];
-  assign \valid$307  = \o$14 [8];
-  assign \last$308  = \o$14 [9];
-  assign \b_out$310  = \b$309 ;
-  assign \drain_out$312  = \drain_in$311 ;
-  assign \a_out$314  = \a$313 ;
-  assign \valid_out$316  = \valid$315 ;
-  assign \last_out$318  = \last$317 ;
-  assign \b_out$320  = \b$319 ;
-  assign \drain_out$322  = \drain_in$321 ;
-  assign \a_out$324  = \a$323 ;
-  assign \valid_out$326  = \valid$325 ;
-  assign \last_out$328  = \last$327 ;
-  assign \b_out$330  = \b$329 ;
-  assign \drain_out$332  = \drain_in$331 ;
-  assign \a_out$334  = \a$333 ;
-  assign \valid_out$336  = \valid$335 ;
-  assign \last_out$338  = \last$337 ;
-  assign \b_out$340  = \b$339 ;
-  assign \drain_out$342  = \drain_in$341 ;
-  assign \a_out$344  = \a$343 ;
-  assign \valid_out$346  = \valid$345 ;
-  assign \last_out$348  = \last$347 ;
-  assign \b_out$350  = \b$349 ;
-  assign \drain_out$352  = \drain_in$351 ;
-  assign \a_out$354  = \a$353 ;
-  assign \valid_out$356  = \valid$355 ;
-  assign \last_out$358  = \last$357 ;
-  assign \b_out$360  = \b$359 ;
-  assign \drain_out$362  = \drain_in$361 ;
-  assign \a_out$364  = \a$363 ;
-  assign \valid_out$366  = \valid$365 ;
-  assign \last_out$368  = \last$367 ;
-  assign \b_out$370  = \b$369 ;
-  assign \drain_out$372  = \drain_in$371 ;
-  assign \a_out$374  = \a$373 ;
-  assign \valid_out$376  = \valid$375 ;
-  assign \last_out$378  = \last$377 ;
-  assign \b_out$380  = \b$379 ;
-  assign \drain_out$382  = \drain_in$381 ;
-  assign \a$383  = o[47:40];
-  assign \valid$384  = \o$14 [10];
-  assign \last$385  = \o$14 [11];
-  assign \b_out$387  = \b$386 ;
-  assign \drain_out$389  = \drain_in$388 ;
-  assign \a_out$391  = \a$390 ;
-  assign \valid_out$393  = \valid$392 ;
-  assign \last_out$395  = \last$394 ;
-  assign \b_out$397  = \b$396 ;
-  assign \drain_out$399  = \drain_in$398 ;
-  assign \a_out$401  = \a$400 ;
-  assign \valid_out$403  = \valid$402 ;
-  assign \last_out$405  = \last$404 ;
-  assign \b_out$407  = \b$406 ;
-  assign \drain_out$409  = \drain_in$408 ;
-  assign \a_out$411  = \a$410 ;
-  assign \valid_out$413  = \valid$412 ;
-  assign \last_out$415  = \last$414 ;
-  assign \b_out$417  = \b$416 ;
-  assign \drain_out$419  = \drain_in$418 ;
-  assign \a_out$421  = \a$420 ;
-  assign \valid_out$423  = \valid$422 ;
-  assign \last_out$425  = \last$424 ;
-  assign \b_out$427  = \b$426 ;
-  assign \drain_out$429  = \drain_in$428 ;
-  assign \a_out$431  = \a$430 ;
-  assign \valid_out$433  = \valid$432 ;
-  assign \last_out$435  = \last$434 ;
-  assign \b_out$437  = \b$436 ;
-  assign \drain_out$439  = \drain_in$438 ;
-  assign \a_out$441  = \a$440 ;
-  assign \valid_out$443  = \valid$442 ;
-  assign \last_out$445  = \last$444 ;
-  assign \b_out$447  = \b$446 ;
-  assign \drain_out$449  = \drain_in$448 ;
-  assign \a_out$451  = \a$450 ;
-  assign \valid_out$453  = \valid$452 ;
-  assign \last_out$455  = \last$454 ;
-  assign \b_out$457  = \b$456 ;
-  assign \drain_out$459  = \drain_in$458 ;
-  assign \a$460  = o[55:48];
-  assign \valid$461  = \o$14 [12];
-  assign \last$462  = \o$14 [13];
-  assign \b_out$464  = \b$463 ;
-  assign \drain_out$466  = \drain_in$465 ;
-  assign \a_out$468  = \a$467 ;
-  assign \valid_out$470  = \valid$469 ;
-  assign \last_out$472  = \last$471 ;
-  assign \b_out$474  = \b$473 ;
-  assign \drain_out$476  = \drain_in$475 ;
-  assign \a_out$478  = \a$477 ;
-  assign \valid_out$480  = \valid$479 ;
-  assign \last_out$482  = \last$481 ;
-  assign \b_out$484  = \b$483 ;
-  assign \drain_out$486  = \drain_in$485 ;
-  assign \a_out$488  = \a$487 ;
-  assign \valid_out$490  = \valid$489 ;
-  assign \last_out$492  = \last$491 ;
-  assign \b_out$494  = \b$493 ;
-  assign \drain_out$496  = \drain_in$495 ;
-  assign \a_out$498  = \a$497 ;
-  assign \valid_out$500  = \valid$499 ;
-  assign \last_out$502  = \last$501 ;
-  assign \b_out$504  = \b$503 ;
-  assign \drain_out$506  = \drain_in$505 ;
-  assign \a_out$508  = \a$507 ;
-  assign \valid_out$510  = \valid$509 ;
-  assign \last_out$512  = \last$511 ;
-  assign \b_out$514  = \b$513 ;
-  assign \drain_out$516  = \drain_in$515 ;
-  assign \a_out$518  = \a$517 ;
-  assign \valid_out$520  = \valid$519 ;
-  assign \last_out$522  = \last$521 ;
-  assign \b_out$524  = \b$523 ;
-  assign \drain_out$526  = \drain_in$525 ;
-  assign \a_out$528  = \a$527 ;
-  assign \valid_out$530  = \valid$529 ;
-  assign \last_out$532  = \last$531 ;
-  assign \b_out$534  = \b$533 ;
-  assign \drain_out$536  = \drain_in$535 ;
-  assign \a$537  = o[63:56];
-  assign \valid$538  = \o$14 [14];
-  assign \last$539  = \o$14 [15];
-  assign \b_out$541  = \b$540 ;
-  assign \drain_out$543  = \drain_in$542 ;
-  assign \a_out$545  = \a$544 ;
-  assign \valid_out$547  = \valid$546 ;
-  assign \last_out$549  = \last$548 ;
-  assign \b_out$551  = \b$550 ;
-  assign \drain_out$553  = \drain_in$552 ;
-  assign \a_out$555  = \a$554 ;
-  assign \valid_out$557  = \valid$556 ;
-  assign \last_out$559  = \last$558 ;
-  assign \b_out$561  = \b$560 ;
-  assign \drain_out$563  = \drain_in$562 ;
-  assign \a_out$565  = \a$564 ;
-  assign \valid_out$567  = \valid$566 ;
-  assign \last_out$569  = \last$568 ;
-  assign \b_out$571  = \b$570 ;
-  assign \drain_out$573  = \drain_in$572 ;
-  assign \a_out$575  = \a$574 ;
-  assign \valid_out$577  = \valid$576 ;
-  assign \last_out$579  = \last$578 ;
-  assign \b_out$581  = \b$580 ;
-  assign \drain_out$583  = \drain_in$582 ;
-  assign \a_out$585  = \a$584 ;
-  assign \valid_out$587  = \valid$586 ;
-  assign \last_out$589  = \last$588 ;
-  assign \b_out$591  = \b$590 ;
-  assign \drain_out$593  = \drain_in$592 ;
-  assign \a_out$595  = \a$594 ;
-  assign \valid_out$597  = \valid$596 ;
-  assign \last_out$599  = \last$598 ;
-  assign \b_out$601  = \b$600 ;
-  assign \drain_out$603  = \drain_in$602 ;
-  assign \a_out$605  = \a$604 ;
-  assign \valid_out$607  = \valid$606 ;
-  assign \last_out$609  = \last$608 ;
-  assign \b_out$611  = \b$610 ;
-  assign \drain_out$613  = \drain_in$612 ;
+  assign o = a;
+  assign a_out = \a$16 ;
+  assign valid_out = \valid$18 ;
+  assign last_out = \last$20 ;
+  assign \a_out$23  = \a$22 ;
+  assign \valid_out$25  = \valid$24 ;
+  assign \last_out$27  = \last$26 ;
   assign \i__payload.a  = i__payload[63:0];
   assign \i__payload.a[0]  = i__payload[7:0];
   assign \i__payload.a[1]  = i__payload[15:8];
@@ -2122,14 +469,22 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign \i$10[7]  = \i$10 [15:14];
   assign \i$10[7].valid  = \i$10 [14];
   assign \i$10[7].last  = \i$10 [15];
-  assign \o[0]  = o[7:0];
-  assign \o[1]  = o[15:8];
-  assign \o[2]  = o[23:16];
-  assign \o[3]  = o[31:24];
-  assign \o[4]  = o[39:32];
-  assign \o[5]  = o[47:40];
-  assign \o[6]  = o[55:48];
-  assign \o[7]  = o[63:56];
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \o[0]  = a[7:0];
+  assign \o[1]  = a[15:8];
+  assign \o[2]  = a[23:16];
+  assign \o[3]  = a[31:24];
+  assign \o[4]  = a[39:32];
+  assign \o[5]  = a[47:40];
+  assign \o[6]  = a[55:48];
+  assign \o[7]  = a[63:56];
   assign \o$14[0]  = \o$14 [1:0];
   assign \o$14[0].valid  = \o$14 [0];
   assign \o$14[0].last  = \o$14 [1];
@@ -2154,42 +509,114 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign \o$14[7]  = \o$14 [15:14];
   assign \o$14[7].valid  = \o$14 [14];
   assign \o$14[7].last  = \o$14 [15];
-  assign \o$17[0]  = \o$17 [7:0];
-  assign \o$17[1]  = \o$17 [15:8];
-  assign \o$17[2]  = \o$17 [23:16];
-  assign \o$17[3]  = \o$17 [31:24];
-  assign \o$17[4]  = \o$17 [39:32];
-  assign \o$17[5]  = \o$17 [47:40];
-  assign \o$17[6]  = \o$17 [55:48];
-  assign \o$17[7]  = \o$17 [63:56];
-  assign \i$614[0]  = \i$614 [31:0];
-  assign \i$614[1]  = \i$614 [63:32];
-  assign \i$614[2]  = \i$614 [95:64];
-  assign \i$614[3]  = \i$614 [127:96];
-  assign \i$614[4]  = \i$614 [159:128];
-  assign \i$614[5]  = \i$614 [191:160];
-  assign \i$614[6]  = \i$614 [223:192];
-  assign \i$614[7]  = \i$614 [255:224];
-  assign \o$623[0]  = \o$623 [31:0];
-  assign \o$623[1]  = \o$623 [63:32];
-  assign \o$623[2]  = \o$623 [95:64];
-  assign \o$623[3]  = \o$623 [127:96];
-  assign \o$623[4]  = \o$623 [159:128];
-  assign \o$623[5]  = \o$623 [191:160];
-  assign \o$623[6]  = \o$623 [223:192];
-  assign \o$623[7]  = \o$623 [255:224];
-  assign \i$624[0]  = \i$624 ;
-  assign \o$626[0]  = \o$626 ;
+  assign \a$16[0]  = \a$16 [7:0];
+  assign \a$16[1]  = \a$16 [15:8];
+  assign \a$16[2]  = \a$16 [23:16];
+  assign \a$16[3]  = \a$16 [31:24];
+  assign \a$16[4]  = \a$16 [39:32];
+  assign \a$16[5]  = \a$16 [47:40];
+  assign \a$16[6]  = \a$16 [55:48];
+  assign \a$16[7]  = \a$16 [63:56];
+  assign \a_out[0]  = \a$16 [7:0];
+  assign \a_out[1]  = \a$16 [15:8];
+  assign \a_out[2]  = \a$16 [23:16];
+  assign \a_out[3]  = \a$16 [31:24];
+  assign \a_out[4]  = \a$16 [39:32];
+  assign \a_out[5]  = \a$16 [47:40];
+  assign \a_out[6]  = \a$16 [55:48];
+  assign \a_out[7]  = \a$16 [63:56];
+  assign \a$22[0]  = \a$22 [7:0];
+  assign \a$22[1]  = \a$22 [15:8];
+  assign \a$22[2]  = \a$22 [23:16];
+  assign \a$22[3]  = \a$22 [31:24];
+  assign \a$22[4]  = \a$22 [39:32];
+  assign \a$22[5]  = \a$22 [47:40];
+  assign \a$22[6]  = \a$22 [55:48];
+  assign \a$22[7]  = \a$22 [63:56];
+  assign \a_out$23[0]  = \a$22 [7:0];
+  assign \a_out$23[1]  = \a$22 [15:8];
+  assign \a_out$23[2]  = \a$22 [23:16];
+  assign \a_out$23[3]  = \a$22 [31:24];
+  assign \a_out$23[4]  = \a$22 [39:32];
+  assign \a_out$23[5]  = \a$22 [47:40];
+  assign \a_out$23[6]  = \a$22 [55:48];
+  assign \a_out$23[7]  = \a$22 [63:56];
+  assign \b[0]  = b[7:0];
+  assign \b[1]  = b[15:8];
+  assign \b[2]  = b[23:16];
+  assign \o$29[0]  = \o$29 [7:0];
+  assign \o$29[1]  = \o$29 [15:8];
+  assign \o$29[2]  = \o$29 [23:16];
+  assign \o$29[3]  = \o$29 [31:24];
+  assign \o$29[4]  = \o$29 [39:32];
+  assign \o$29[5]  = \o$29 [47:40];
+  assign \o$29[6]  = \o$29 [55:48];
+  assign \o$29[7]  = \o$29 [63:56];
+  assign \b$30[0]  = \b$30 [7:0];
+  assign \b$30[1]  = \b$30 [15:8];
+  assign \b$30[2]  = \b$30 [23:16];
+  assign \b$31[0]  = \b$31 [7:0];
+  assign \b$31[1]  = \b$31 [15:8];
+  assign \i$32[0]  = \i$32 [31:0];
+  assign \i$32[1]  = \i$32 [63:32];
+  assign \i$32[2]  = \i$32 [95:64];
+  assign \i$32[3]  = \i$32 [127:96];
+  assign \i$32[4]  = \i$32 [159:128];
+  assign \i$32[5]  = \i$32 [191:160];
+  assign \i$32[6]  = \i$32 [223:192];
+  assign \i$32[7]  = \i$32 [255:224];
+  assign \drain_out[0]  = drain_out[31:0];
+  assign \drain_out[1]  = drain_out[63:32];
+  assign \drain_out[2]  = drain_out[95:64];
+  assign \drain_out$34[0]  = \drain_out$34 [31:0];
+  assign \drain_out$34[1]  = \drain_out$34 [63:32];
+  assign \drain_out$34[2]  = \drain_out$34 [95:64];
+  assign \drain_out$35[0]  = \drain_out$35 [31:0];
+  assign \drain_out$35[1]  = \drain_out$35 [63:32];
+  assign \o$36[0]  = \o$36 [31:0];
+  assign \o$36[1]  = \o$36 [63:32];
+  assign \o$36[2]  = \o$36 [95:64];
+  assign \o$36[3]  = \o$36 [127:96];
+  assign \o$36[4]  = \o$36 [159:128];
+  assign \o$36[5]  = \o$36 [191:160];
+  assign \o$36[6]  = \o$36 [223:192];
+  assign \o$36[7]  = \o$36 [255:224];
+  assign \i$37[0]  = \i$37 ;
+  assign \o$39[0]  = \o$39 ;
   assign o__payload[258:256] = row;
-  assign o__payload[255:0] = \o$623 ;
-  assign \i$614 [255:224] = \drain_out$622 ;
-  assign \i$614 [223:192] = \drain_out$621 ;
-  assign \i$614 [191:160] = \drain_out$620 ;
-  assign \i$614 [159:128] = \drain_out$619 ;
-  assign \i$614 [127:96] = \drain_out$618 ;
-  assign \i$614 [95:64] = \drain_out$617 ;
-  assign \i$614 [63:32] = \drain_out$616 ;
-  assign \i$614 [31:0] = \drain_out$615 ;
+  assign o__payload[255:0] = \o$36 ;
+  assign \i$32 [255:224] = \drain_out$35 [63:32];
+  assign \i$32 [223:192] = \drain_out$35 [31:0];
+  assign \i$32 [191:160] = \drain_out$34 [95:64];
+  assign \i$32 [159:128] = \drain_out$34 [63:32];
+  assign \i$32 [127:96] = \drain_out$34 [31:0];
+  assign \i$32 [95:64] = drain_out[95:64];
+  assign \i$32 [63:32] = drain_out[63:32];
+  assign \i$32 [31:0] = drain_out[31:0];
+  assign \b$31 [15:8] = \o$29 [63:56];
+  assign \b$31 [7:0] = \o$29 [55:48];
+  assign \b$30 [23:16] = \o$29 [47:40];
+  assign \b$30 [15:8] = \o$29 [39:32];
+  assign \b$30 [7:0] = \o$29 [31:24];
+  assign b[23:16] = \o$29 [23:16];
+  assign b[15:8] = \o$29 [15:8];
+  assign b[7:0] = \o$29 [7:0];
+  assign last[7] = \o$14 [15];
+  assign last[6] = \o$14 [13];
+  assign last[5] = \o$14 [11];
+  assign last[4] = \o$14 [9];
+  assign last[3] = \o$14 [7];
+  assign last[2] = \o$14 [5];
+  assign last[1] = \o$14 [3];
+  assign last[0] = \o$14 [1];
+  assign valid[7] = \o$14 [14];
+  assign valid[6] = \o$14 [12];
+  assign valid[5] = \o$14 [10];
+  assign valid[4] = \o$14 [8];
+  assign valid[3] = \o$14 [6];
+  assign valid[2] = \o$14 [4];
+  assign valid[1] = \o$14 [2];
+  assign valid[0] = \o$14 [0];
   assign \i$10 [15] = i__payload[128];
   assign \i$10 [14] = \$12 ;
   assign \i$10 [13] = i__payload[128];
@@ -2226,34 +653,13 @@ module \systolic_os_8x8_int8_acc32_wrap.a_skew (clk, rst, o, i);
   wire signed [7:0] \i[5] ;
   wire signed [7:0] \i[6] ;
   wire signed [7:0] \i[7] ;
-  reg signed [7:0] lane1_d1 = 8'h00;
-  reg signed [7:0] lane2_d1 = 8'h00;
-  reg signed [7:0] lane2_d2 = 8'h00;
-  reg signed [7:0] lane3_d1 = 8'h00;
-  reg signed [7:0] lane3_d2 = 8'h00;
-  reg signed [7:0] lane3_d3 = 8'h00;
-  reg signed [7:0] lane4_d1 = 8'h00;
-  reg signed [7:0] lane4_d2 = 8'h00;
-  reg signed [7:0] lane4_d3 = 8'h00;
-  reg signed [7:0] lane4_d4 = 8'h00;
-  reg signed [7:0] lane5_d1 = 8'h00;
-  reg signed [7:0] lane5_d2 = 8'h00;
-  reg signed [7:0] lane5_d3 = 8'h00;
-  reg signed [7:0] lane5_d4 = 8'h00;
-  reg signed [7:0] lane5_d5 = 8'h00;
-  reg signed [7:0] lane6_d1 = 8'h00;
-  reg signed [7:0] lane6_d2 = 8'h00;
-  reg signed [7:0] lane6_d3 = 8'h00;
-  reg signed [7:0] lane6_d4 = 8'h00;
-  reg signed [7:0] lane6_d5 = 8'h00;
-  reg signed [7:0] lane6_d6 = 8'h00;
-  reg signed [7:0] lane7_d1 = 8'h00;
-  reg signed [7:0] lane7_d2 = 8'h00;
-  reg signed [7:0] lane7_d3 = 8'h00;
-  reg signed [7:0] lane7_d4 = 8'h00;
-  reg signed [7:0] lane7_d5 = 8'h00;
-  reg signed [7:0] lane7_d6 = 8'h00;
-  reg signed [7:0] lane7_d7 = 8'h00;
+  reg [7:0] lane1 = 8'h00;
+  reg [15:0] lane2 = 16'h0000;
+  reg [23:0] lane3 = 24'h000000;
+  reg [31:0] lane4 = 32'd0;
+  reg [39:0] lane5 = 40'h0000000000;
+  reg [47:0] lane6 = 48'h000000000000;
+  reg [55:0] lane7 = 56'h00000000000000;
   wire signed [7:0] \o[0] ;
   wire signed [7:0] \o[1] ;
   wire signed [7:0] \o[2] ;
@@ -2263,61 +669,19 @@ module \systolic_os_8x8_int8_acc32_wrap.a_skew (clk, rst, o, i);
   wire signed [7:0] \o[6] ;
   wire signed [7:0] \o[7] ;
   always @(posedge clk)
-    lane4_d3 <= lane4_d2;
+    lane1 <= i[15:8];
   always @(posedge clk)
-    lane4_d4 <= lane4_d3;
+    lane2 <= { lane2[7:0], i[23:16] };
   always @(posedge clk)
-    lane5_d1 <= i[47:40];
+    lane3 <= { lane3[15:0], i[31:24] };
   always @(posedge clk)
-    lane5_d2 <= lane5_d1;
+    lane4 <= { lane4[23:0], i[39:32] };
   always @(posedge clk)
-    lane5_d3 <= lane5_d2;
+    lane5 <= { lane5[31:0], i[47:40] };
   always @(posedge clk)
-    lane5_d4 <= lane5_d3;
+    lane6 <= { lane6[39:0], i[55:48] };
   always @(posedge clk)
-    lane5_d5 <= lane5_d4;
-  always @(posedge clk)
-    lane6_d1 <= i[55:48];
-  always @(posedge clk)
-    lane6_d2 <= lane6_d1;
-  always @(posedge clk)
-    lane6_d3 <= lane6_d2;
-  always @(posedge clk)
-    lane1_d1 <= i[15:8];
-  always @(posedge clk)
-    lane6_d4 <= lane6_d3;
-  always @(posedge clk)
-    lane6_d5 <= lane6_d4;
-  always @(posedge clk)
-    lane6_d6 <= lane6_d5;
-  always @(posedge clk)
-    lane7_d1 <= i[63:56];
-  always @(posedge clk)
-    lane7_d2 <= lane7_d1;
-  always @(posedge clk)
-    lane7_d3 <= lane7_d2;
-  always @(posedge clk)
-    lane7_d4 <= lane7_d3;
-  always @(posedge clk)
-    lane7_d5 <= lane7_d4;
-  always @(posedge clk)
-    lane7_d6 <= lane7_d5;
-  always @(posedge clk)
-    lane7_d7 <= lane7_d6;
-  always @(posedge clk)
-    lane2_d1 <= i[23:16];
-  always @(posedge clk)
-    lane2_d2 <= lane2_d1;
-  always @(posedge clk)
-    lane3_d1 <= i[31:24];
-  always @(posedge clk)
-    lane3_d2 <= lane3_d1;
-  always @(posedge clk)
-    lane3_d3 <= lane3_d2;
-  always @(posedge clk)
-    lane4_d1 <= i[39:32];
-  always @(posedge clk)
-    lane4_d2 <= lane4_d1;
+    lane7 <= { lane7[47:0], i[63:56] };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -2334,13 +698,13 @@ module \systolic_os_8x8_int8_acc32_wrap.a_skew (clk, rst, o, i);
   assign \i[5]  = i[47:40];
   assign \i[6]  = i[55:48];
   assign \i[7]  = i[63:56];
-  assign o[63:56] = lane7_d7;
-  assign o[55:48] = lane6_d6;
-  assign o[47:40] = lane5_d5;
-  assign o[39:32] = lane4_d4;
-  assign o[31:24] = lane3_d3;
-  assign o[23:16] = lane2_d2;
-  assign o[15:8] = lane1_d1;
+  assign o[63:56] = lane7[55:48];
+  assign o[55:48] = lane6[47:40];
+  assign o[47:40] = lane5[39:32];
+  assign o[39:32] = lane4[31:24];
+  assign o[31:24] = lane3[23:16];
+  assign o[23:16] = lane2[15:8];
+  assign o[15:8] = lane1;
   assign o[7:0] = i[7:0];
 endmodule
 
@@ -2362,34 +726,13 @@ module \systolic_os_8x8_int8_acc32_wrap.b_skew (clk, rst, o, i);
   wire signed [7:0] \i[5] ;
   wire signed [7:0] \i[6] ;
   wire signed [7:0] \i[7] ;
-  reg signed [7:0] lane1_d1 = 8'h00;
-  reg signed [7:0] lane2_d1 = 8'h00;
-  reg signed [7:0] lane2_d2 = 8'h00;
-  reg signed [7:0] lane3_d1 = 8'h00;
-  reg signed [7:0] lane3_d2 = 8'h00;
-  reg signed [7:0] lane3_d3 = 8'h00;
-  reg signed [7:0] lane4_d1 = 8'h00;
-  reg signed [7:0] lane4_d2 = 8'h00;
-  reg signed [7:0] lane4_d3 = 8'h00;
-  reg signed [7:0] lane4_d4 = 8'h00;
-  reg signed [7:0] lane5_d1 = 8'h00;
-  reg signed [7:0] lane5_d2 = 8'h00;
-  reg signed [7:0] lane5_d3 = 8'h00;
-  reg signed [7:0] lane5_d4 = 8'h00;
-  reg signed [7:0] lane5_d5 = 8'h00;
-  reg signed [7:0] lane6_d1 = 8'h00;
-  reg signed [7:0] lane6_d2 = 8'h00;
-  reg signed [7:0] lane6_d3 = 8'h00;
-  reg signed [7:0] lane6_d4 = 8'h00;
-  reg signed [7:0] lane6_d5 = 8'h00;
-  reg signed [7:0] lane6_d6 = 8'h00;
-  reg signed [7:0] lane7_d1 = 8'h00;
-  reg signed [7:0] lane7_d2 = 8'h00;
-  reg signed [7:0] lane7_d3 = 8'h00;
-  reg signed [7:0] lane7_d4 = 8'h00;
-  reg signed [7:0] lane7_d5 = 8'h00;
-  reg signed [7:0] lane7_d6 = 8'h00;
-  reg signed [7:0] lane7_d7 = 8'h00;
+  reg [7:0] lane1 = 8'h00;
+  reg [15:0] lane2 = 16'h0000;
+  reg [23:0] lane3 = 24'h000000;
+  reg [31:0] lane4 = 32'd0;
+  reg [39:0] lane5 = 40'h0000000000;
+  reg [47:0] lane6 = 48'h000000000000;
+  reg [55:0] lane7 = 56'h00000000000000;
   wire signed [7:0] \o[0] ;
   wire signed [7:0] \o[1] ;
   wire signed [7:0] \o[2] ;
@@ -2399,61 +742,19 @@ module \systolic_os_8x8_int8_acc32_wrap.b_skew (clk, rst, o, i);
   wire signed [7:0] \o[6] ;
   wire signed [7:0] \o[7] ;
   always @(posedge clk)
-    lane4_d3 <= lane4_d2;
+    lane1 <= i[15:8];
   always @(posedge clk)
-    lane4_d4 <= lane4_d3;
+    lane2 <= { lane2[7:0], i[23:16] };
   always @(posedge clk)
-    lane5_d1 <= i[47:40];
+    lane3 <= { lane3[15:0], i[31:24] };
   always @(posedge clk)
-    lane5_d2 <= lane5_d1;
+    lane4 <= { lane4[23:0], i[39:32] };
   always @(posedge clk)
-    lane5_d3 <= lane5_d2;
+    lane5 <= { lane5[31:0], i[47:40] };
   always @(posedge clk)
-    lane5_d4 <= lane5_d3;
+    lane6 <= { lane6[39:0], i[55:48] };
   always @(posedge clk)
-    lane5_d5 <= lane5_d4;
-  always @(posedge clk)
-    lane6_d1 <= i[55:48];
-  always @(posedge clk)
-    lane6_d2 <= lane6_d1;
-  always @(posedge clk)
-    lane6_d3 <= lane6_d2;
-  always @(posedge clk)
-    lane1_d1 <= i[15:8];
-  always @(posedge clk)
-    lane6_d4 <= lane6_d3;
-  always @(posedge clk)
-    lane6_d5 <= lane6_d4;
-  always @(posedge clk)
-    lane6_d6 <= lane6_d5;
-  always @(posedge clk)
-    lane7_d1 <= i[63:56];
-  always @(posedge clk)
-    lane7_d2 <= lane7_d1;
-  always @(posedge clk)
-    lane7_d3 <= lane7_d2;
-  always @(posedge clk)
-    lane7_d4 <= lane7_d3;
-  always @(posedge clk)
-    lane7_d5 <= lane7_d4;
-  always @(posedge clk)
-    lane7_d6 <= lane7_d5;
-  always @(posedge clk)
-    lane7_d7 <= lane7_d6;
-  always @(posedge clk)
-    lane2_d1 <= i[23:16];
-  always @(posedge clk)
-    lane2_d2 <= lane2_d1;
-  always @(posedge clk)
-    lane3_d1 <= i[31:24];
-  always @(posedge clk)
-    lane3_d2 <= lane3_d1;
-  always @(posedge clk)
-    lane3_d3 <= lane3_d2;
-  always @(posedge clk)
-    lane4_d1 <= i[39:32];
-  always @(posedge clk)
-    lane4_d2 <= lane4_d1;
+    lane7 <= { lane7[47:0], i[63:56] };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -2470,14 +771,327 @@ module \systolic_os_8x8_int8_acc32_wrap.b_skew (clk, rst, o, i);
   assign \i[5]  = i[47:40];
   assign \i[6]  = i[55:48];
   assign \i[7]  = i[63:56];
-  assign o[63:56] = lane7_d7;
-  assign o[55:48] = lane6_d6;
-  assign o[47:40] = lane5_d5;
-  assign o[39:32] = lane4_d4;
-  assign o[31:24] = lane3_d3;
-  assign o[23:16] = lane2_d2;
-  assign o[15:8] = lane1_d1;
+  assign o[63:56] = lane7[55:48];
+  assign o[55:48] = lane6[47:40];
+  assign o[47:40] = lane5[39:32];
+  assign o[39:32] = lane4[31:24];
+  assign o[31:24] = lane3[23:16];
+  assign o[23:16] = lane2[15:8];
+  assign o[15:8] = lane1;
   assign o[7:0] = i[7:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \systolic_os_8x8_int8_acc32_wrap.column_0 (valid, last, b, clk, rst, a_out, valid_out, last_out, drain_out, a);
+  input [7:0] valid;
+  wire [7:0] valid;
+  input [7:0] last;
+  wire [7:0] last;
+  input signed [7:0] b;
+  wire signed [7:0] b;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] valid_out;
+  wire [7:0] valid_out;
+  output [7:0] last_out;
+  wire [7:0] last_out;
+  output signed [31:0] drain_out;
+  wire signed [31:0] drain_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [7:0] \$1 ;
+  wire signed [7:0] \a$10 ;
+  wire signed [7:0] \a$18 ;
+  wire signed [7:0] \a$28 ;
+  wire signed [7:0] \a$38 ;
+  wire signed [7:0] \a$48 ;
+  wire signed [7:0] \a$58 ;
+  wire signed [7:0] \a$68 ;
+  wire signed [7:0] \a$78 ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire signed [7:0] \a_out$13 ;
+  wire signed [7:0] \a_out$21 ;
+  wire signed [7:0] \a_out$31 ;
+  wire signed [7:0] \a_out$41 ;
+  wire signed [7:0] \a_out$51 ;
+  wire signed [7:0] \a_out$61 ;
+  wire signed [7:0] \a_out$71 ;
+  wire signed [7:0] \a_out$81 ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire signed [7:0] \b$16 ;
+  wire signed [7:0] \b$24 ;
+  wire signed [7:0] \b$34 ;
+  wire signed [7:0] \b$44 ;
+  wire signed [7:0] \b$54 ;
+  wire signed [7:0] \b$64 ;
+  wire signed [7:0] \b$74 ;
+  wire signed [7:0] \b$84 ;
+  wire signed [7:0] b_out;
+  wire signed [7:0] \b_out$35 ;
+  wire signed [7:0] \b_out$45 ;
+  wire signed [7:0] \b_out$55 ;
+  wire signed [7:0] \b_out$65 ;
+  wire signed [7:0] \b_out$75 ;
+  wire signed [7:0] \b_out$85 ;
+  wire signed [31:0] drain_in;
+  wire signed [31:0] \drain_in$26 ;
+  wire signed [31:0] \drain_in$36 ;
+  wire signed [31:0] \drain_in$46 ;
+  wire signed [31:0] \drain_in$56 ;
+  wire signed [31:0] \drain_in$66 ;
+  wire signed [31:0] \drain_in$76 ;
+  wire signed [31:0] \drain_in$86 ;
+  wire signed [31:0] \drain_out$27 ;
+  wire signed [31:0] \drain_out$37 ;
+  wire signed [31:0] \drain_out$47 ;
+  wire signed [31:0] \drain_out$57 ;
+  wire signed [31:0] \drain_out$67 ;
+  wire signed [31:0] \drain_out$77 ;
+  wire signed [31:0] \drain_out$87 ;
+  wire signed [31:0] \drain_out$88 ;
+  wire \last$12 ;
+  wire \last$20 ;
+  wire \last$30 ;
+  wire \last$40 ;
+  wire \last$50 ;
+  wire \last$60 ;
+  wire \last$70 ;
+  wire \last$80 ;
+  wire \last_out$15 ;
+  wire \last_out$23 ;
+  wire \last_out$33 ;
+  wire \last_out$43 ;
+  wire \last_out$53 ;
+  wire \last_out$63 ;
+  wire \last_out$73 ;
+  wire \last_out$83 ;
+  wire \valid$11 ;
+  wire \valid$19 ;
+  wire \valid$29 ;
+  wire \valid$39 ;
+  wire \valid$49 ;
+  wire \valid$59 ;
+  wire \valid$69 ;
+  wire \valid$79 ;
+  wire \valid_out$14 ;
+  wire \valid_out$22 ;
+  wire \valid_out$32 ;
+  wire \valid_out$42 ;
+  wire \valid_out$52 ;
+  wire \valid_out$62 ;
+  wire \valid_out$72 ;
+  wire \valid_out$82 ;
+  \systolic_os_8x8_int8_acc32_wrap.pe_0  pe_0 (
+    .a(a[7:0]),
+    .a_out(\a_out$13 ),
+    .b(b),
+    .b_out(\b$24 ),
+    .clk(clk),
+    .drain_in(32'd0),
+    .drain_out(\drain_in$26 ),
+    .last(last[0]),
+    .last_out(\last_out$15 ),
+    .rst(rst),
+    .valid(valid[0]),
+    .valid_out(\valid_out$14 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.pe_1  pe_1 (
+    .a(a[15:8]),
+    .a_out(\a_out$21 ),
+    .b(\b$24 ),
+    .b_out(\b$34 ),
+    .clk(clk),
+    .drain_in(\drain_in$26 ),
+    .drain_out(\drain_in$36 ),
+    .last(last[1]),
+    .last_out(\last_out$23 ),
+    .rst(rst),
+    .valid(valid[1]),
+    .valid_out(\valid_out$22 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.pe_2  pe_2 (
+    .a(a[23:16]),
+    .a_out(\a_out$31 ),
+    .b(\b$34 ),
+    .b_out(\b$44 ),
+    .clk(clk),
+    .drain_in(\drain_in$36 ),
+    .drain_out(\drain_in$46 ),
+    .last(last[2]),
+    .last_out(\last_out$33 ),
+    .rst(rst),
+    .valid(valid[2]),
+    .valid_out(\valid_out$32 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.pe_3  pe_3 (
+    .a(a[31:24]),
+    .a_out(\a_out$41 ),
+    .b(\b$44 ),
+    .b_out(\b$54 ),
+    .clk(clk),
+    .drain_in(\drain_in$46 ),
+    .drain_out(\drain_in$56 ),
+    .last(last[3]),
+    .last_out(\last_out$43 ),
+    .rst(rst),
+    .valid(valid[3]),
+    .valid_out(\valid_out$42 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.pe_4  pe_4 (
+    .a(a[39:32]),
+    .a_out(\a_out$51 ),
+    .b(\b$54 ),
+    .b_out(\b$64 ),
+    .clk(clk),
+    .drain_in(\drain_in$56 ),
+    .drain_out(\drain_in$66 ),
+    .last(last[4]),
+    .last_out(\last_out$53 ),
+    .rst(rst),
+    .valid(valid[4]),
+    .valid_out(\valid_out$52 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.pe_5  pe_5 (
+    .a(a[47:40]),
+    .a_out(\a_out$61 ),
+    .b(\b$64 ),
+    .b_out(\b$74 ),
+    .clk(clk),
+    .drain_in(\drain_in$66 ),
+    .drain_out(\drain_in$76 ),
+    .last(last[5]),
+    .last_out(\last_out$63 ),
+    .rst(rst),
+    .valid(valid[5]),
+    .valid_out(\valid_out$62 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.pe_6  pe_6 (
+    .a(a[55:48]),
+    .a_out(\a_out$71 ),
+    .b(\b$74 ),
+    .b_out(\b$84 ),
+    .clk(clk),
+    .drain_in(\drain_in$76 ),
+    .drain_out(\drain_in$86 ),
+    .last(last[6]),
+    .last_out(\last_out$73 ),
+    .rst(rst),
+    .valid(valid[6]),
+    .valid_out(\valid_out$72 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.pe_7  pe_7 (
+    .a(a[63:56]),
+    .a_out(\a_out$81 ),
+    .b(\b$84 ),
+    .b_out(\$1 ),
+    .clk(clk),
+    .drain_in(\drain_in$86 ),
+    .drain_out(drain_out),
+    .last(last[7]),
+    .last_out(\last_out$83 ),
+    .rst(rst),
+    .valid(valid[7]),
+    .valid_out(\valid_out$82 )
+  );
+  assign \a$10  = a[7:0];
+  assign \valid$11  = valid[0];
+  assign \last$12  = last[0];
+  assign \b$16  = b;
+  assign drain_in = 32'd0;
+  assign \a$18  = a[15:8];
+  assign \valid$19  = valid[1];
+  assign \last$20  = last[1];
+  assign b_out = \b$24 ;
+  assign \drain_out$27  = \drain_in$26 ;
+  assign \a$28  = a[23:16];
+  assign \valid$29  = valid[2];
+  assign \last$30  = last[2];
+  assign \b_out$35  = \b$34 ;
+  assign \drain_out$37  = \drain_in$36 ;
+  assign \a$38  = a[31:24];
+  assign \valid$39  = valid[3];
+  assign \last$40  = last[3];
+  assign \b_out$45  = \b$44 ;
+  assign \drain_out$47  = \drain_in$46 ;
+  assign \a$48  = a[39:32];
+  assign \valid$49  = valid[4];
+  assign \last$50  = last[4];
+  assign \b_out$55  = \b$54 ;
+  assign \drain_out$57  = \drain_in$56 ;
+  assign \a$58  = a[47:40];
+  assign \valid$59  = valid[5];
+  assign \last$60  = last[5];
+  assign \b_out$65  = \b$64 ;
+  assign \drain_out$67  = \drain_in$66 ;
+  assign \a$68  = a[55:48];
+  assign \valid$69  = valid[6];
+  assign \last$70  = last[6];
+  assign \b_out$75  = \b$74 ;
+  assign \drain_out$77  = \drain_in$76 ;
+  assign \a$78  = a[63:56];
+  assign \valid$79  = valid[7];
+  assign \last$80  = last[7];
+  assign \b_out$85  = \b$84 ;
+  assign \drain_out$87  = \drain_in$86 ;
+  assign \drain_out$88  = drain_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign last_out[7] = \last_out$83 ;
+  assign last_out[6] = \last_out$73 ;
+  assign last_out[5] = \last_out$63 ;
+  assign last_out[4] = \last_out$53 ;
+  assign last_out[3] = \last_out$43 ;
+  assign last_out[2] = \last_out$33 ;
+  assign last_out[1] = \last_out$23 ;
+  assign last_out[0] = \last_out$15 ;
+  assign valid_out[7] = \valid_out$82 ;
+  assign valid_out[6] = \valid_out$72 ;
+  assign valid_out[5] = \valid_out$62 ;
+  assign valid_out[4] = \valid_out$52 ;
+  assign valid_out[3] = \valid_out$42 ;
+  assign valid_out[2] = \valid_out$32 ;
+  assign valid_out[1] = \valid_out$22 ;
+  assign valid_out[0] = \valid_out$14 ;
+  assign a_out[63:56] = \a_out$81 ;
+  assign a_out[55:48] = \a_out$71 ;
+  assign a_out[47:40] = \a_out$61 ;
+  assign a_out[39:32] = \a_out$51 ;
+  assign a_out[31:24] = \a_out$41 ;
+  assign a_out[23:16] = \a_out$31 ;
+  assign a_out[15:8] = \a_out$21 ;
+  assign a_out[7:0] = \a_out$13 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2498,34 +1112,13 @@ module \systolic_os_8x8_int8_acc32_wrap.deskew (rst, i, o, clk);
   wire signed [31:0] \i[5] ;
   wire signed [31:0] \i[6] ;
   wire signed [31:0] \i[7] ;
-  reg signed [31:0] lane0_d1 = 32'd0;
-  reg signed [31:0] lane0_d2 = 32'd0;
-  reg signed [31:0] lane0_d3 = 32'd0;
-  reg signed [31:0] lane0_d4 = 32'd0;
-  reg signed [31:0] lane0_d5 = 32'd0;
-  reg signed [31:0] lane0_d6 = 32'd0;
-  reg signed [31:0] lane0_d7 = 32'd0;
-  reg signed [31:0] lane1_d1 = 32'd0;
-  reg signed [31:0] lane1_d2 = 32'd0;
-  reg signed [31:0] lane1_d3 = 32'd0;
-  reg signed [31:0] lane1_d4 = 32'd0;
-  reg signed [31:0] lane1_d5 = 32'd0;
-  reg signed [31:0] lane1_d6 = 32'd0;
-  reg signed [31:0] lane2_d1 = 32'd0;
-  reg signed [31:0] lane2_d2 = 32'd0;
-  reg signed [31:0] lane2_d3 = 32'd0;
-  reg signed [31:0] lane2_d4 = 32'd0;
-  reg signed [31:0] lane2_d5 = 32'd0;
-  reg signed [31:0] lane3_d1 = 32'd0;
-  reg signed [31:0] lane3_d2 = 32'd0;
-  reg signed [31:0] lane3_d3 = 32'd0;
-  reg signed [31:0] lane3_d4 = 32'd0;
-  reg signed [31:0] lane4_d1 = 32'd0;
-  reg signed [31:0] lane4_d2 = 32'd0;
-  reg signed [31:0] lane4_d3 = 32'd0;
-  reg signed [31:0] lane5_d1 = 32'd0;
-  reg signed [31:0] lane5_d2 = 32'd0;
-  reg signed [31:0] lane6_d1 = 32'd0;
+  reg [223:0] lane0 = 224'h00000000000000000000000000000000000000000000000000000000;
+  reg [191:0] lane1 = 192'h000000000000000000000000000000000000000000000000;
+  reg [159:0] lane2 = 160'h0000000000000000000000000000000000000000;
+  reg [127:0] lane3 = 128'h00000000000000000000000000000000;
+  reg [95:0] lane4 = 96'h000000000000000000000000;
+  reg [63:0] lane5 = 64'h0000000000000000;
+  reg [31:0] lane6 = 32'd0;
   wire signed [31:0] \o[0] ;
   wire signed [31:0] \o[1] ;
   wire signed [31:0] \o[2] ;
@@ -2535,61 +1128,19 @@ module \systolic_os_8x8_int8_acc32_wrap.deskew (rst, i, o, clk);
   wire signed [31:0] \o[6] ;
   wire signed [31:0] \o[7] ;
   always @(posedge clk)
-    lane0_d1 <= i[31:0];
+    lane0 <= { lane0[191:0], i[31:0] };
   always @(posedge clk)
-    lane1_d3 <= lane1_d2;
+    lane1 <= { lane1[159:0], i[63:32] };
   always @(posedge clk)
-    lane1_d4 <= lane1_d3;
+    lane2 <= { lane2[127:0], i[95:64] };
   always @(posedge clk)
-    lane1_d5 <= lane1_d4;
+    lane3 <= { lane3[95:0], i[127:96] };
   always @(posedge clk)
-    lane1_d6 <= lane1_d5;
+    lane4 <= { lane4[63:0], i[159:128] };
   always @(posedge clk)
-    lane2_d1 <= i[95:64];
+    lane5 <= { lane5[31:0], i[191:160] };
   always @(posedge clk)
-    lane2_d2 <= lane2_d1;
-  always @(posedge clk)
-    lane2_d3 <= lane2_d2;
-  always @(posedge clk)
-    lane2_d4 <= lane2_d3;
-  always @(posedge clk)
-    lane2_d5 <= lane2_d4;
-  always @(posedge clk)
-    lane3_d1 <= i[127:96];
-  always @(posedge clk)
-    lane0_d2 <= lane0_d1;
-  always @(posedge clk)
-    lane3_d2 <= lane3_d1;
-  always @(posedge clk)
-    lane3_d3 <= lane3_d2;
-  always @(posedge clk)
-    lane3_d4 <= lane3_d3;
-  always @(posedge clk)
-    lane4_d1 <= i[159:128];
-  always @(posedge clk)
-    lane4_d2 <= lane4_d1;
-  always @(posedge clk)
-    lane4_d3 <= lane4_d2;
-  always @(posedge clk)
-    lane5_d1 <= i[191:160];
-  always @(posedge clk)
-    lane5_d2 <= lane5_d1;
-  always @(posedge clk)
-    lane6_d1 <= i[223:192];
-  always @(posedge clk)
-    lane0_d3 <= lane0_d2;
-  always @(posedge clk)
-    lane0_d4 <= lane0_d3;
-  always @(posedge clk)
-    lane0_d5 <= lane0_d4;
-  always @(posedge clk)
-    lane0_d6 <= lane0_d5;
-  always @(posedge clk)
-    lane0_d7 <= lane0_d6;
-  always @(posedge clk)
-    lane1_d1 <= i[63:32];
-  always @(posedge clk)
-    lane1_d2 <= lane1_d1;
+    lane6 <= i[223:192];
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -2607,187 +1158,43 @@ module \systolic_os_8x8_int8_acc32_wrap.deskew (rst, i, o, clk);
   assign \o[6]  = o[223:192];
   assign \o[7]  = o[255:224];
   assign o[255:224] = i[255:224];
-  assign o[223:192] = lane6_d1;
-  assign o[191:160] = lane5_d2;
-  assign o[159:128] = lane4_d3;
-  assign o[127:96] = lane3_d4;
-  assign o[95:64] = lane2_d5;
-  assign o[63:32] = lane1_d6;
-  assign o[31:0] = lane0_d7;
+  assign o[223:192] = lane6;
+  assign o[191:160] = lane5[63:32];
+  assign o[159:128] = lane4[95:64];
+  assign o[127:96] = lane3[127:96];
+  assign o[95:64] = lane2[159:128];
+  assign o[63:32] = lane1[191:160];
+  assign o[31:0] = lane0[223:192];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.done_delay (rst, i, lane0_d14, clk);
+module \systolic_os_8x8_int8_acc32_wrap.done_delay (rst, i, o, clk);
   reg \$auto$verilog_backend.cc:2505:dump_module$2 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$2  <= 1'h0;
   input rst;
   wire rst;
   input i;
   wire i;
-  output lane0_d14;
-  reg lane0_d14 = 1'h0;
+  output o;
+  wire o;
   input clk;
   wire clk;
-  reg \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg \$13 ;
-  reg \$14 ;
-  reg \$2 ;
-  reg \$3 ;
-  reg \$4 ;
-  reg \$5 ;
-  reg \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  reg \$9 ;
+  reg [13:0] \$1 ;
   wire \i[0] ;
-  reg lane0_d1 = 1'h0;
-  reg lane0_d10 = 1'h0;
-  reg lane0_d11 = 1'h0;
-  reg lane0_d12 = 1'h0;
-  reg lane0_d13 = 1'h0;
-  reg lane0_d2 = 1'h0;
-  reg lane0_d3 = 1'h0;
-  reg lane0_d4 = 1'h0;
-  reg lane0_d5 = 1'h0;
-  reg lane0_d6 = 1'h0;
-  reg lane0_d7 = 1'h0;
-  reg lane0_d8 = 1'h0;
-  reg lane0_d9 = 1'h0;
-  (* init = 1'h0 *)
-  wire o;
+  reg [13:0] lane0 = 14'h0000;
   wire \o[0] ;
   always @(posedge clk)
-    lane0_d1 <= \$1 ;
-  always @(posedge clk)
-    lane0_d2 <= \$2 ;
-  always @(posedge clk)
-    lane0_d3 <= \$3 ;
-  always @(posedge clk)
-    lane0_d4 <= \$4 ;
-  always @(posedge clk)
-    lane0_d5 <= \$5 ;
-  always @(posedge clk)
-    lane0_d6 <= \$6 ;
-  always @(posedge clk)
-    lane0_d7 <= \$7 ;
-  always @(posedge clk)
-    lane0_d8 <= \$8 ;
-  always @(posedge clk)
-    lane0_d9 <= \$9 ;
-  always @(posedge clk)
-    lane0_d10 <= \$10 ;
-  always @(posedge clk)
-    lane0_d11 <= \$11 ;
-  always @(posedge clk)
-    lane0_d12 <= \$12 ;
-  always @(posedge clk)
-    lane0_d13 <= \$13 ;
-  always @(posedge clk)
-    lane0_d14 <= \$14 ;
+    lane0 <= \$1 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$1  = i;
+    \$1  = { lane0[12:0], i };
     if (rst) begin
-      \$1  = 1'h0;
+      \$1  = 14'h0000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$2  = lane0_d1;
-    if (rst) begin
-      \$2  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$3  = lane0_d2;
-    if (rst) begin
-      \$3  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$4  = lane0_d3;
-    if (rst) begin
-      \$4  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$5  = lane0_d4;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$6  = lane0_d5;
-    if (rst) begin
-      \$6  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$7  = lane0_d6;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$8  = lane0_d7;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$9  = lane0_d8;
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$10  = lane0_d9;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$11  = lane0_d10;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$12  = lane0_d11;
-    if (rst) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$13  = lane0_d12;
-    if (rst) begin
-      \$13  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$14  = lane0_d13;
-    if (rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  assign o = lane0_d14;
+  assign o = lane0[13];
   assign \i[0]  = i;
-  assign \o[0]  = lane0_d14;
+  assign \o[0]  = lane0[13];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2803,33 +1210,12 @@ module \systolic_os_8x8_int8_acc32_wrap.flag_skew (rst, i, o, clk);
   input clk;
   wire clk;
   reg [1:0] \$1 ;
-  reg [1:0] \$10 ;
-  reg [1:0] \$11 ;
-  reg [1:0] \$12 ;
-  reg [1:0] \$13 ;
-  reg [1:0] \$14 ;
-  reg [1:0] \$15 ;
-  reg [1:0] \$16 ;
-  reg [1:0] \$17 ;
-  reg [1:0] \$18 ;
-  reg [1:0] \$19 ;
-  reg [1:0] \$2 ;
-  reg [1:0] \$20 ;
-  reg [1:0] \$21 ;
-  reg [1:0] \$22 ;
-  reg [1:0] \$23 ;
-  reg [1:0] \$24 ;
-  reg [1:0] \$25 ;
-  reg [1:0] \$26 ;
-  reg [1:0] \$27 ;
-  reg [1:0] \$28 ;
-  reg [1:0] \$3 ;
-  reg [1:0] \$4 ;
-  reg [1:0] \$5 ;
-  reg [1:0] \$6 ;
-  reg [1:0] \$7 ;
-  reg [1:0] \$8 ;
-  reg [1:0] \$9 ;
+  reg [3:0] \$2 ;
+  reg [5:0] \$3 ;
+  reg [7:0] \$4 ;
+  reg [9:0] \$5 ;
+  reg [11:0] \$6 ;
+  reg [13:0] \$7 ;
   wire [1:0] \i[0] ;
   wire \i[0].last ;
   wire \i[0].valid ;
@@ -2854,90 +1240,13 @@ module \systolic_os_8x8_int8_acc32_wrap.flag_skew (rst, i, o, clk);
   wire [1:0] \i[7] ;
   wire \i[7].last ;
   wire \i[7].valid ;
-  reg [1:0] lane1_d1 = 2'h0;
-  wire \lane1_d1.last ;
-  wire \lane1_d1.valid ;
-  reg [1:0] lane2_d1 = 2'h0;
-  wire \lane2_d1.last ;
-  wire \lane2_d1.valid ;
-  reg [1:0] lane2_d2 = 2'h0;
-  wire \lane2_d2.last ;
-  wire \lane2_d2.valid ;
-  reg [1:0] lane3_d1 = 2'h0;
-  wire \lane3_d1.last ;
-  wire \lane3_d1.valid ;
-  reg [1:0] lane3_d2 = 2'h0;
-  wire \lane3_d2.last ;
-  wire \lane3_d2.valid ;
-  reg [1:0] lane3_d3 = 2'h0;
-  wire \lane3_d3.last ;
-  wire \lane3_d3.valid ;
-  reg [1:0] lane4_d1 = 2'h0;
-  wire \lane4_d1.last ;
-  wire \lane4_d1.valid ;
-  reg [1:0] lane4_d2 = 2'h0;
-  wire \lane4_d2.last ;
-  wire \lane4_d2.valid ;
-  reg [1:0] lane4_d3 = 2'h0;
-  wire \lane4_d3.last ;
-  wire \lane4_d3.valid ;
-  reg [1:0] lane4_d4 = 2'h0;
-  wire \lane4_d4.last ;
-  wire \lane4_d4.valid ;
-  reg [1:0] lane5_d1 = 2'h0;
-  wire \lane5_d1.last ;
-  wire \lane5_d1.valid ;
-  reg [1:0] lane5_d2 = 2'h0;
-  wire \lane5_d2.last ;
-  wire \lane5_d2.valid ;
-  reg [1:0] lane5_d3 = 2'h0;
-  wire \lane5_d3.last ;
-  wire \lane5_d3.valid ;
-  reg [1:0] lane5_d4 = 2'h0;
-  wire \lane5_d4.last ;
-  wire \lane5_d4.valid ;
-  reg [1:0] lane5_d5 = 2'h0;
-  wire \lane5_d5.last ;
-  wire \lane5_d5.valid ;
-  reg [1:0] lane6_d1 = 2'h0;
-  wire \lane6_d1.last ;
-  wire \lane6_d1.valid ;
-  reg [1:0] lane6_d2 = 2'h0;
-  wire \lane6_d2.last ;
-  wire \lane6_d2.valid ;
-  reg [1:0] lane6_d3 = 2'h0;
-  wire \lane6_d3.last ;
-  wire \lane6_d3.valid ;
-  reg [1:0] lane6_d4 = 2'h0;
-  wire \lane6_d4.last ;
-  wire \lane6_d4.valid ;
-  reg [1:0] lane6_d5 = 2'h0;
-  wire \lane6_d5.last ;
-  wire \lane6_d5.valid ;
-  reg [1:0] lane6_d6 = 2'h0;
-  wire \lane6_d6.last ;
-  wire \lane6_d6.valid ;
-  reg [1:0] lane7_d1 = 2'h0;
-  wire \lane7_d1.last ;
-  wire \lane7_d1.valid ;
-  reg [1:0] lane7_d2 = 2'h0;
-  wire \lane7_d2.last ;
-  wire \lane7_d2.valid ;
-  reg [1:0] lane7_d3 = 2'h0;
-  wire \lane7_d3.last ;
-  wire \lane7_d3.valid ;
-  reg [1:0] lane7_d4 = 2'h0;
-  wire \lane7_d4.last ;
-  wire \lane7_d4.valid ;
-  reg [1:0] lane7_d5 = 2'h0;
-  wire \lane7_d5.last ;
-  wire \lane7_d5.valid ;
-  reg [1:0] lane7_d6 = 2'h0;
-  wire \lane7_d6.last ;
-  wire \lane7_d6.valid ;
-  reg [1:0] lane7_d7 = 2'h0;
-  wire \lane7_d7.last ;
-  wire \lane7_d7.valid ;
+  reg [1:0] lane1 = 2'h0;
+  reg [3:0] lane2 = 4'h0;
+  reg [5:0] lane3 = 6'h00;
+  reg [7:0] lane4 = 8'h00;
+  reg [9:0] lane5 = 10'h000;
+  reg [11:0] lane6 = 12'h000;
+  reg [13:0] lane7 = 14'h0000;
   wire [1:0] \o[0] ;
   wire \o[0].last ;
   wire \o[0].valid ;
@@ -2963,255 +1272,66 @@ module \systolic_os_8x8_int8_acc32_wrap.flag_skew (rst, i, o, clk);
   wire \o[7].last ;
   wire \o[7].valid ;
   always @(posedge clk)
-    lane1_d1 <= \$1 ;
+    lane1 <= \$1 ;
   always @(posedge clk)
-    lane2_d1 <= \$2 ;
+    lane2 <= \$2 ;
   always @(posedge clk)
-    lane2_d2 <= \$3 ;
+    lane3 <= \$3 ;
   always @(posedge clk)
-    lane3_d1 <= \$4 ;
+    lane4 <= \$4 ;
   always @(posedge clk)
-    lane3_d2 <= \$5 ;
+    lane5 <= \$5 ;
   always @(posedge clk)
-    lane3_d3 <= \$6 ;
+    lane6 <= \$6 ;
   always @(posedge clk)
-    lane4_d1 <= \$7 ;
-  always @(posedge clk)
-    lane4_d2 <= \$8 ;
-  always @(posedge clk)
-    lane4_d3 <= \$9 ;
-  always @(posedge clk)
-    lane4_d4 <= \$10 ;
-  always @(posedge clk)
-    lane5_d1 <= \$11 ;
-  always @(posedge clk)
-    lane5_d2 <= \$12 ;
-  always @(posedge clk)
-    lane5_d3 <= \$13 ;
-  always @(posedge clk)
-    lane5_d4 <= \$14 ;
-  always @(posedge clk)
-    lane5_d5 <= \$15 ;
-  always @(posedge clk)
-    lane6_d1 <= \$16 ;
-  always @(posedge clk)
-    lane6_d2 <= \$17 ;
-  always @(posedge clk)
-    lane6_d3 <= \$18 ;
-  always @(posedge clk)
-    lane6_d4 <= \$19 ;
-  always @(posedge clk)
-    lane6_d5 <= \$20 ;
-  always @(posedge clk)
-    lane6_d6 <= \$21 ;
-  always @(posedge clk)
-    lane7_d1 <= \$22 ;
-  always @(posedge clk)
-    lane7_d2 <= \$23 ;
-  always @(posedge clk)
-    lane7_d3 <= \$24 ;
-  always @(posedge clk)
-    lane7_d4 <= \$25 ;
-  always @(posedge clk)
-    lane7_d5 <= \$26 ;
-  always @(posedge clk)
-    lane7_d6 <= \$27 ;
-  always @(posedge clk)
-    lane7_d7 <= \$28 ;
+    lane7 <= \$7 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
+    \$2  = { lane2[1:0], i[5:4] };
+    if (rst) begin
+      \$2  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
+    \$3  = { lane3[3:0], i[7:6] };
+    if (rst) begin
+      \$3  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
+    \$4  = { lane4[5:0], i[9:8] };
+    if (rst) begin
+      \$4  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
+    \$5  = { lane5[7:0], i[11:10] };
+    if (rst) begin
+      \$5  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
+    \$6  = { lane6[9:0], i[13:12] };
+    if (rst) begin
+      \$6  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
+    \$7  = { lane7[11:0], i[15:14] };
+    if (rst) begin
+      \$7  = 14'h0000;
+    end
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
     \$1  = i[3:2];
     if (rst) begin
       \$1  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$2  = i[5:4];
-    if (rst) begin
-      \$2  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$3  = lane2_d1;
-    if (rst) begin
-      \$3  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$4  = i[7:6];
-    if (rst) begin
-      \$4  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$5  = lane3_d1;
-    if (rst) begin
-      \$5  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$6  = lane3_d2;
-    if (rst) begin
-      \$6  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$7  = i[9:8];
-    if (rst) begin
-      \$7  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$8  = lane4_d1;
-    if (rst) begin
-      \$8  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$9  = lane4_d2;
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$10  = lane4_d3;
-    if (rst) begin
-      \$10  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$11  = i[11:10];
-    if (rst) begin
-      \$11  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$12  = lane5_d1;
-    if (rst) begin
-      \$12  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$13  = lane5_d2;
-    if (rst) begin
-      \$13  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$14  = lane5_d3;
-    if (rst) begin
-      \$14  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$15  = lane5_d4;
-    if (rst) begin
-      \$15  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$16  = i[13:12];
-    if (rst) begin
-      \$16  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$17  = lane6_d1;
-    if (rst) begin
-      \$17  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$18  = lane6_d2;
-    if (rst) begin
-      \$18  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$19  = lane6_d3;
-    if (rst) begin
-      \$19  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$20  = lane6_d4;
-    if (rst) begin
-      \$20  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$21  = lane6_d5;
-    if (rst) begin
-      \$21  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$22  = i[15:14];
-    if (rst) begin
-      \$22  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$23  = lane7_d1;
-    if (rst) begin
-      \$23  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$24  = lane7_d2;
-    if (rst) begin
-      \$24  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$25  = lane7_d3;
-    if (rst) begin
-      \$25  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$26  = lane7_d4;
-    if (rst) begin
-      \$26  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$27  = lane7_d5;
-    if (rst) begin
-      \$27  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$3 ) begin end
-    \$28  = lane7_d6;
-    if (rst) begin
-      \$28  = 2'h0;
     end
   end
   assign \o[0]  = o[1:0];
@@ -3262,96 +1382,467 @@ module \systolic_os_8x8_int8_acc32_wrap.flag_skew (rst, i, o, clk);
   assign \i[7]  = i[15:14];
   assign \i[7].valid  = i[14];
   assign \i[7].last  = i[15];
-  assign \lane1_d1.valid  = lane1_d1[0];
-  assign \lane1_d1.last  = lane1_d1[1];
-  assign \lane2_d2.valid  = lane2_d2[0];
-  assign \lane2_d2.last  = lane2_d2[1];
-  assign \lane3_d3.valid  = lane3_d3[0];
-  assign \lane3_d3.last  = lane3_d3[1];
-  assign \lane4_d4.valid  = lane4_d4[0];
-  assign \lane4_d4.last  = lane4_d4[1];
-  assign \lane5_d5.valid  = lane5_d5[0];
-  assign \lane5_d5.last  = lane5_d5[1];
-  assign \lane6_d6.valid  = lane6_d6[0];
-  assign \lane6_d6.last  = lane6_d6[1];
-  assign \lane7_d7.valid  = lane7_d7[0];
-  assign \lane7_d7.last  = lane7_d7[1];
-  assign \lane2_d1.valid  = lane2_d1[0];
-  assign \lane2_d1.last  = lane2_d1[1];
-  assign \lane3_d1.valid  = lane3_d1[0];
-  assign \lane3_d1.last  = lane3_d1[1];
-  assign \lane3_d2.valid  = lane3_d2[0];
-  assign \lane3_d2.last  = lane3_d2[1];
-  assign \lane4_d1.valid  = lane4_d1[0];
-  assign \lane4_d1.last  = lane4_d1[1];
-  assign \lane4_d2.valid  = lane4_d2[0];
-  assign \lane4_d2.last  = lane4_d2[1];
-  assign \lane4_d3.valid  = lane4_d3[0];
-  assign \lane4_d3.last  = lane4_d3[1];
-  assign \lane5_d1.valid  = lane5_d1[0];
-  assign \lane5_d1.last  = lane5_d1[1];
-  assign \lane5_d2.valid  = lane5_d2[0];
-  assign \lane5_d2.last  = lane5_d2[1];
-  assign \lane5_d3.valid  = lane5_d3[0];
-  assign \lane5_d3.last  = lane5_d3[1];
-  assign \lane5_d4.valid  = lane5_d4[0];
-  assign \lane5_d4.last  = lane5_d4[1];
-  assign \lane6_d1.valid  = lane6_d1[0];
-  assign \lane6_d1.last  = lane6_d1[1];
-  assign \lane6_d2.valid  = lane6_d2[0];
-  assign \lane6_d2.last  = lane6_d2[1];
-  assign \lane6_d3.valid  = lane6_d3[0];
-  assign \lane6_d3.last  = lane6_d3[1];
-  assign \lane6_d4.valid  = lane6_d4[0];
-  assign \lane6_d4.last  = lane6_d4[1];
-  assign \lane6_d5.valid  = lane6_d5[0];
-  assign \lane6_d5.last  = lane6_d5[1];
-  assign \lane7_d1.valid  = lane7_d1[0];
-  assign \lane7_d1.last  = lane7_d1[1];
-  assign \lane7_d2.valid  = lane7_d2[0];
-  assign \lane7_d2.last  = lane7_d2[1];
-  assign \lane7_d3.valid  = lane7_d3[0];
-  assign \lane7_d3.last  = lane7_d3[1];
-  assign \lane7_d4.valid  = lane7_d4[0];
-  assign \lane7_d4.last  = lane7_d4[1];
-  assign \lane7_d5.valid  = lane7_d5[0];
-  assign \lane7_d5.last  = lane7_d5[1];
-  assign \lane7_d6.valid  = lane7_d6[0];
-  assign \lane7_d6.last  = lane7_d6[1];
-  assign o[15:14] = lane7_d7;
-  assign o[13:12] = lane6_d6;
-  assign o[11:10] = lane5_d5;
-  assign o[9:8] = lane4_d4;
-  assign o[7:6] = lane3_d3;
-  assign o[5:4] = lane2_d2;
-  assign o[3:2] = lane1_d1;
+  assign o[15:14] = lane7[13:12];
+  assign o[13:12] = lane6[11:10];
+  assign o[11:10] = lane5[9:8];
+  assign o[9:8] = lane4[7:6];
+  assign o[7:6] = lane3[5:4];
+  assign o[5:4] = lane2[3:2];
+  assign o[3:2] = lane1;
   assign o[1:0] = i[1:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_0_0 (rst, a, \port$740$0 , b, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.group_0 (valid, last, b, clk, rst, a_out, valid_out, last_out, drain_out, a);
+  input [7:0] valid;
+  wire [7:0] valid;
+  input [7:0] last;
+  wire [7:0] last;
+  input [23:0] b;
+  wire [23:0] b;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] valid_out;
+  wire [7:0] valid_out;
+  output [7:0] last_out;
+  wire [7:0] last_out;
+  output [95:0] drain_out;
+  wire [95:0] drain_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [63:0] \a$10 ;
+  wire signed [7:0] \a$10[0] ;
+  wire signed [7:0] \a$10[1] ;
+  wire signed [7:0] \a$10[2] ;
+  wire signed [7:0] \a$10[3] ;
+  wire signed [7:0] \a$10[4] ;
+  wire signed [7:0] \a$10[5] ;
+  wire signed [7:0] \a$10[6] ;
+  wire signed [7:0] \a$10[7] ;
+  wire [63:0] \a$15 ;
+  wire signed [7:0] \a$15[0] ;
+  wire signed [7:0] \a$15[1] ;
+  wire signed [7:0] \a$15[2] ;
+  wire signed [7:0] \a$15[3] ;
+  wire signed [7:0] \a$15[4] ;
+  wire signed [7:0] \a$15[5] ;
+  wire signed [7:0] \a$15[6] ;
+  wire signed [7:0] \a$15[7] ;
+  wire [63:0] \a$23 ;
+  wire signed [7:0] \a$23[0] ;
+  wire signed [7:0] \a$23[1] ;
+  wire signed [7:0] \a$23[2] ;
+  wire signed [7:0] \a$23[3] ;
+  wire signed [7:0] \a$23[4] ;
+  wire signed [7:0] \a$23[5] ;
+  wire signed [7:0] \a$23[6] ;
+  wire signed [7:0] \a$23[7] ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire [63:0] \a_out$16 ;
+  wire signed [7:0] \a_out$16[0] ;
+  wire signed [7:0] \a_out$16[1] ;
+  wire signed [7:0] \a_out$16[2] ;
+  wire signed [7:0] \a_out$16[3] ;
+  wire signed [7:0] \a_out$16[4] ;
+  wire signed [7:0] \a_out$16[5] ;
+  wire signed [7:0] \a_out$16[6] ;
+  wire signed [7:0] \a_out$16[7] ;
+  wire [63:0] \a_out$24 ;
+  wire signed [7:0] \a_out$24[0] ;
+  wire signed [7:0] \a_out$24[1] ;
+  wire signed [7:0] \a_out$24[2] ;
+  wire signed [7:0] \a_out$24[3] ;
+  wire signed [7:0] \a_out$24[4] ;
+  wire signed [7:0] \a_out$24[5] ;
+  wire signed [7:0] \a_out$24[6] ;
+  wire signed [7:0] \a_out$24[7] ;
+  wire [63:0] \a_out$31 ;
+  wire signed [7:0] \a_out$31[0] ;
+  wire signed [7:0] \a_out$31[1] ;
+  wire signed [7:0] \a_out$31[2] ;
+  wire signed [7:0] \a_out$31[3] ;
+  wire signed [7:0] \a_out$31[4] ;
+  wire signed [7:0] \a_out$31[5] ;
+  wire signed [7:0] \a_out$31[6] ;
+  wire signed [7:0] \a_out$31[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire signed [7:0] \b$13 ;
+  wire signed [7:0] \b$21 ;
+  wire signed [7:0] \b$29 ;
+  wire signed [7:0] \b[0] ;
+  wire signed [7:0] \b[1] ;
+  wire signed [7:0] \b[2] ;
+  wire signed [31:0] \drain_out$14 ;
+  wire signed [31:0] \drain_out$22 ;
+  wire signed [31:0] \drain_out$30 ;
+  wire signed [31:0] \drain_out[0] ;
+  wire signed [31:0] \drain_out[1] ;
+  wire signed [31:0] \drain_out[2] ;
+  wire [7:0] \last$12 ;
+  wire [7:0] \last$19 ;
+  wire [7:0] \last$27 ;
+  wire [7:0] \last_out$20 ;
+  wire [7:0] \last_out$28 ;
+  wire [7:0] \last_out$33 ;
+  wire [7:0] \valid$11 ;
+  wire [7:0] \valid$17 ;
+  wire [7:0] \valid$25 ;
+  wire [7:0] \valid_out$18 ;
+  wire [7:0] \valid_out$26 ;
+  wire [7:0] \valid_out$32 ;
+  \systolic_os_8x8_int8_acc32_wrap.column_0  col_0 (
+    .a(a),
+    .a_out(\a$15 ),
+    .b(b[7:0]),
+    .clk(clk),
+    .drain_out(\drain_out$14 ),
+    .last(last),
+    .last_out(\last$19 ),
+    .rst(rst),
+    .valid(valid),
+    .valid_out(\valid$17 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.column_0  col_1 (
+    .a(\a$15 ),
+    .a_out(\a$23 ),
+    .b(b[15:8]),
+    .clk(clk),
+    .drain_out(\drain_out$22 ),
+    .last(\last$19 ),
+    .last_out(\last$27 ),
+    .rst(rst),
+    .valid(\valid$17 ),
+    .valid_out(\valid$25 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.column_0  col_2 (
+    .a(\a$23 ),
+    .a_out(a_out),
+    .b(b[23:16]),
+    .clk(clk),
+    .drain_out(\drain_out$30 ),
+    .last(\last$27 ),
+    .last_out(last_out),
+    .rst(rst),
+    .valid(\valid$25 ),
+    .valid_out(valid_out)
+  );
+  assign \a$10  = a;
+  assign \valid$11  = valid;
+  assign \last$12  = last;
+  assign \b$13  = b[7:0];
+  assign \a_out$16  = \a$15 ;
+  assign \valid_out$18  = \valid$17 ;
+  assign \last_out$20  = \last$19 ;
+  assign \b$21  = b[15:8];
+  assign \a_out$24  = \a$23 ;
+  assign \valid_out$26  = \valid$25 ;
+  assign \last_out$28  = \last$27 ;
+  assign \b$29  = b[23:16];
+  assign \a_out$31  = a_out;
+  assign \valid_out$32  = valid_out;
+  assign \last_out$33  = last_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign \b[0]  = b[7:0];
+  assign \b[1]  = b[15:8];
+  assign \b[2]  = b[23:16];
+  assign \drain_out[0]  = drain_out[31:0];
+  assign \drain_out[1]  = drain_out[63:32];
+  assign \drain_out[2]  = drain_out[95:64];
+  assign \a$10[0]  = a[7:0];
+  assign \a$10[1]  = a[15:8];
+  assign \a$10[2]  = a[23:16];
+  assign \a$10[3]  = a[31:24];
+  assign \a$10[4]  = a[39:32];
+  assign \a$10[5]  = a[47:40];
+  assign \a$10[6]  = a[55:48];
+  assign \a$10[7]  = a[63:56];
+  assign \a$15[0]  = \a$15 [7:0];
+  assign \a$15[1]  = \a$15 [15:8];
+  assign \a$15[2]  = \a$15 [23:16];
+  assign \a$15[3]  = \a$15 [31:24];
+  assign \a$15[4]  = \a$15 [39:32];
+  assign \a$15[5]  = \a$15 [47:40];
+  assign \a$15[6]  = \a$15 [55:48];
+  assign \a$15[7]  = \a$15 [63:56];
+  assign \a_out$16[0]  = \a$15 [7:0];
+  assign \a_out$16[1]  = \a$15 [15:8];
+  assign \a_out$16[2]  = \a$15 [23:16];
+  assign \a_out$16[3]  = \a$15 [31:24];
+  assign \a_out$16[4]  = \a$15 [39:32];
+  assign \a_out$16[5]  = \a$15 [47:40];
+  assign \a_out$16[6]  = \a$15 [55:48];
+  assign \a_out$16[7]  = \a$15 [63:56];
+  assign \a$23[0]  = \a$23 [7:0];
+  assign \a$23[1]  = \a$23 [15:8];
+  assign \a$23[2]  = \a$23 [23:16];
+  assign \a$23[3]  = \a$23 [31:24];
+  assign \a$23[4]  = \a$23 [39:32];
+  assign \a$23[5]  = \a$23 [47:40];
+  assign \a$23[6]  = \a$23 [55:48];
+  assign \a$23[7]  = \a$23 [63:56];
+  assign \a_out$24[0]  = \a$23 [7:0];
+  assign \a_out$24[1]  = \a$23 [15:8];
+  assign \a_out$24[2]  = \a$23 [23:16];
+  assign \a_out$24[3]  = \a$23 [31:24];
+  assign \a_out$24[4]  = \a$23 [39:32];
+  assign \a_out$24[5]  = \a$23 [47:40];
+  assign \a_out$24[6]  = \a$23 [55:48];
+  assign \a_out$24[7]  = \a$23 [63:56];
+  assign \a_out$31[0]  = a_out[7:0];
+  assign \a_out$31[1]  = a_out[15:8];
+  assign \a_out$31[2]  = a_out[23:16];
+  assign \a_out$31[3]  = a_out[31:24];
+  assign \a_out$31[4]  = a_out[39:32];
+  assign \a_out$31[5]  = a_out[47:40];
+  assign \a_out$31[6]  = a_out[55:48];
+  assign \a_out$31[7]  = a_out[63:56];
+  assign drain_out[95:64] = \drain_out$30 ;
+  assign drain_out[63:32] = \drain_out$22 ;
+  assign drain_out[31:0] = \drain_out$14 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \systolic_os_8x8_int8_acc32_wrap.group_1 (valid, last, b, clk, rst, a_out, valid_out, last_out, drain_out, a);
+  input [7:0] valid;
+  wire [7:0] valid;
+  input [7:0] last;
+  wire [7:0] last;
+  input [15:0] b;
+  wire [15:0] b;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output [63:0] a_out;
+  wire [63:0] a_out;
+  output [7:0] valid_out;
+  wire [7:0] valid_out;
+  output [7:0] last_out;
+  wire [7:0] last_out;
+  output [63:0] drain_out;
+  wire [63:0] drain_out;
+  input [63:0] a;
+  wire [63:0] a;
+  wire [63:0] \a$10 ;
+  wire signed [7:0] \a$10[0] ;
+  wire signed [7:0] \a$10[1] ;
+  wire signed [7:0] \a$10[2] ;
+  wire signed [7:0] \a$10[3] ;
+  wire signed [7:0] \a$10[4] ;
+  wire signed [7:0] \a$10[5] ;
+  wire signed [7:0] \a$10[6] ;
+  wire signed [7:0] \a$10[7] ;
+  wire [63:0] \a$15 ;
+  wire signed [7:0] \a$15[0] ;
+  wire signed [7:0] \a$15[1] ;
+  wire signed [7:0] \a$15[2] ;
+  wire signed [7:0] \a$15[3] ;
+  wire signed [7:0] \a$15[4] ;
+  wire signed [7:0] \a$15[5] ;
+  wire signed [7:0] \a$15[6] ;
+  wire signed [7:0] \a$15[7] ;
+  wire signed [7:0] \a[0] ;
+  wire signed [7:0] \a[1] ;
+  wire signed [7:0] \a[2] ;
+  wire signed [7:0] \a[3] ;
+  wire signed [7:0] \a[4] ;
+  wire signed [7:0] \a[5] ;
+  wire signed [7:0] \a[6] ;
+  wire signed [7:0] \a[7] ;
+  wire [63:0] \a_out$16 ;
+  wire signed [7:0] \a_out$16[0] ;
+  wire signed [7:0] \a_out$16[1] ;
+  wire signed [7:0] \a_out$16[2] ;
+  wire signed [7:0] \a_out$16[3] ;
+  wire signed [7:0] \a_out$16[4] ;
+  wire signed [7:0] \a_out$16[5] ;
+  wire signed [7:0] \a_out$16[6] ;
+  wire signed [7:0] \a_out$16[7] ;
+  wire [63:0] \a_out$23 ;
+  wire signed [7:0] \a_out$23[0] ;
+  wire signed [7:0] \a_out$23[1] ;
+  wire signed [7:0] \a_out$23[2] ;
+  wire signed [7:0] \a_out$23[3] ;
+  wire signed [7:0] \a_out$23[4] ;
+  wire signed [7:0] \a_out$23[5] ;
+  wire signed [7:0] \a_out$23[6] ;
+  wire signed [7:0] \a_out$23[7] ;
+  wire signed [7:0] \a_out[0] ;
+  wire signed [7:0] \a_out[1] ;
+  wire signed [7:0] \a_out[2] ;
+  wire signed [7:0] \a_out[3] ;
+  wire signed [7:0] \a_out[4] ;
+  wire signed [7:0] \a_out[5] ;
+  wire signed [7:0] \a_out[6] ;
+  wire signed [7:0] \a_out[7] ;
+  wire signed [7:0] \b$13 ;
+  wire signed [7:0] \b$21 ;
+  wire signed [7:0] \b[0] ;
+  wire signed [7:0] \b[1] ;
+  wire signed [31:0] \drain_out$14 ;
+  wire signed [31:0] \drain_out$22 ;
+  wire signed [31:0] \drain_out[0] ;
+  wire signed [31:0] \drain_out[1] ;
+  wire [7:0] \last$12 ;
+  wire [7:0] \last$19 ;
+  wire [7:0] \last_out$20 ;
+  wire [7:0] \last_out$25 ;
+  wire [7:0] \valid$11 ;
+  wire [7:0] \valid$17 ;
+  wire [7:0] \valid_out$18 ;
+  wire [7:0] \valid_out$24 ;
+  \systolic_os_8x8_int8_acc32_wrap.column_0  col_0 (
+    .a(a),
+    .a_out(\a$15 ),
+    .b(b[7:0]),
+    .clk(clk),
+    .drain_out(\drain_out$14 ),
+    .last(last),
+    .last_out(\last$19 ),
+    .rst(rst),
+    .valid(valid),
+    .valid_out(\valid$17 )
+  );
+  \systolic_os_8x8_int8_acc32_wrap.column_0  col_1 (
+    .a(\a$15 ),
+    .a_out(a_out),
+    .b(b[15:8]),
+    .clk(clk),
+    .drain_out(\drain_out$22 ),
+    .last(\last$19 ),
+    .last_out(last_out),
+    .rst(rst),
+    .valid(\valid$17 ),
+    .valid_out(valid_out)
+  );
+  assign \a$10  = a;
+  assign \valid$11  = valid;
+  assign \last$12  = last;
+  assign \b$13  = b[7:0];
+  assign \a_out$16  = \a$15 ;
+  assign \valid_out$18  = \valid$17 ;
+  assign \last_out$20  = \last$19 ;
+  assign \b$21  = b[15:8];
+  assign \a_out$23  = a_out;
+  assign \valid_out$24  = valid_out;
+  assign \last_out$25  = last_out;
+  assign \a[0]  = a[7:0];
+  assign \a[1]  = a[15:8];
+  assign \a[2]  = a[23:16];
+  assign \a[3]  = a[31:24];
+  assign \a[4]  = a[39:32];
+  assign \a[5]  = a[47:40];
+  assign \a[6]  = a[55:48];
+  assign \a[7]  = a[63:56];
+  assign \a_out[0]  = a_out[7:0];
+  assign \a_out[1]  = a_out[15:8];
+  assign \a_out[2]  = a_out[23:16];
+  assign \a_out[3]  = a_out[31:24];
+  assign \a_out[4]  = a_out[39:32];
+  assign \a_out[5]  = a_out[47:40];
+  assign \a_out[6]  = a_out[55:48];
+  assign \a_out[7]  = a_out[63:56];
+  assign \b[0]  = b[7:0];
+  assign \b[1]  = b[15:8];
+  assign \drain_out[0]  = drain_out[31:0];
+  assign \drain_out[1]  = drain_out[63:32];
+  assign \a$10[0]  = a[7:0];
+  assign \a$10[1]  = a[15:8];
+  assign \a$10[2]  = a[23:16];
+  assign \a$10[3]  = a[31:24];
+  assign \a$10[4]  = a[39:32];
+  assign \a$10[5]  = a[47:40];
+  assign \a$10[6]  = a[55:48];
+  assign \a$10[7]  = a[63:56];
+  assign \a$15[0]  = \a$15 [7:0];
+  assign \a$15[1]  = \a$15 [15:8];
+  assign \a$15[2]  = \a$15 [23:16];
+  assign \a$15[3]  = \a$15 [31:24];
+  assign \a$15[4]  = \a$15 [39:32];
+  assign \a$15[5]  = \a$15 [47:40];
+  assign \a$15[6]  = \a$15 [55:48];
+  assign \a$15[7]  = \a$15 [63:56];
+  assign \a_out$16[0]  = \a$15 [7:0];
+  assign \a_out$16[1]  = \a$15 [15:8];
+  assign \a_out$16[2]  = \a$15 [23:16];
+  assign \a_out$16[3]  = \a$15 [31:24];
+  assign \a_out$16[4]  = \a$15 [39:32];
+  assign \a_out$16[5]  = \a$15 [47:40];
+  assign \a_out$16[6]  = \a$15 [55:48];
+  assign \a_out$16[7]  = \a$15 [63:56];
+  assign \a_out$23[0]  = a_out[7:0];
+  assign \a_out$23[1]  = a_out[15:8];
+  assign \a_out$23[2]  = a_out[23:16];
+  assign \a_out$23[3]  = a_out[31:24];
+  assign \a_out$23[4]  = a_out[39:32];
+  assign \a_out$23[5]  = a_out[47:40];
+  assign \a_out$23[6]  = a_out[55:48];
+  assign \a_out$23[7]  = a_out[63:56];
+  assign drain_out[63:32] = \drain_out$22 ;
+  assign drain_out[31:0] = \drain_out$14 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \systolic_os_8x8_int8_acc32_wrap.pe_0 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$4 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$4  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$740$0 ;
-  wire [1:0] \port$740$0 ;
   input signed [7:0] b;
   wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
+  input valid;
+  wire valid;
+  input last;
+  wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
   output signed [7:0] a_out;
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
   wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -3370,15 +1861,12 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_0 (rst, a, \port$740$0 , b, drain_o
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
   reg [2:0] hold = 3'h0;
-  wire last;
   wire signed [31:0] total;
-  wire valid;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$740$0 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$740$0 [0] & \port$740$0 [1];
+  assign \$3  = last ? 32'd0 : \$2 [31:0];
+  assign \$4  = valid & last;
   assign \$5  = | hold;
   assign \$6  = hold - 1'h1;
   always @(posedge clk)
@@ -3398,7 +1886,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_0 (rst, a, \port$740$0 , b, drain_o
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
     \$7  = acc;
-    if (\port$740$0 [0]) begin
+    if (valid) begin
       \$7  = \$3 ;
     end
     if (rst) begin
@@ -3413,7 +1901,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_0 (rst, a, \port$740$0 , b, drain_o
       \$8  = \$2 [31:0];
     end else if (\$5 ) begin
     end else begin
-      \$8  = 32'd0;
+      \$8  = drain_in;
     end
   end
   always @* begin
@@ -3430,14 +1918,14 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_0 (rst, a, \port$740$0 , b, drain_o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$10  = \port$740$0 [0];
+    \$10  = valid;
     if (rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$11  = \port$740$0 [1];
+    \$11  = last;
     if (rst) begin
       \$11  = 1'h0;
     end
@@ -3446,37 +1934,36 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_0 (rst, a, \port$740$0 , b, drain_o
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign valid = \port$740$0 [0];
-  assign last = \port$740$0 [1];
-  assign drain_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_0_1 (rst, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_1 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$5 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$5  <= 1'h0;
-  input rst;
-  wire rst;
   input signed [7:0] b;
   wire signed [7:0] b;
   input valid;
   wire valid;
   input last;
   wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
   output signed [7:0] a_out;
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
   wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -3495,7 +1982,6 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_1 (rst, b, valid, last, a, drain_ou
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
   reg [2:0] hold = 3'h0;
   wire signed [31:0] total;
   assign \$1  = $signed(a) * $signed(b);
@@ -3536,14 +2022,14 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_1 (rst, b, valid, last, a, drain_ou
       \$8  = \$2 [31:0];
     end else if (\$5 ) begin
     end else begin
-      \$8  = 32'd0;
+      \$8  = drain_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h7;
+      \$9  = 3'h6;
     end else if (\$5 ) begin
       \$9  = \$6 [2:0];
     end
@@ -3569,35 +2055,36 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_1 (rst, b, valid, last, a, drain_ou
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign drain_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_0_2 (rst, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_2 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$6 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$6  <= 1'h0;
-  input rst;
-  wire rst;
   input signed [7:0] b;
   wire signed [7:0] b;
   input valid;
   wire valid;
   input last;
   wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
   output signed [7:0] a_out;
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
   wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -3616,7 +2103,6 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_2 (rst, b, valid, last, a, drain_ou
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
   reg [2:0] hold = 3'h0;
   wire signed [31:0] total;
   assign \$1  = $signed(a) * $signed(b);
@@ -3657,14 +2143,14 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_2 (rst, b, valid, last, a, drain_ou
       \$8  = \$2 [31:0];
     end else if (\$5 ) begin
     end else begin
-      \$8  = 32'd0;
+      \$8  = drain_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h7;
+      \$9  = 3'h5;
     end else if (\$5 ) begin
       \$9  = \$6 [2:0];
     end
@@ -3690,35 +2176,36 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_2 (rst, b, valid, last, a, drain_ou
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign drain_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_0_3 (rst, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_3 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$7 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$7  <= 1'h0;
-  input rst;
-  wire rst;
   input signed [7:0] b;
   wire signed [7:0] b;
   input valid;
   wire valid;
   input last;
   wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
   output signed [7:0] a_out;
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
   wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -3737,7 +2224,6 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_3 (rst, b, valid, last, a, drain_ou
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
   reg [2:0] hold = 3'h0;
   wire signed [31:0] total;
   assign \$1  = $signed(a) * $signed(b);
@@ -3778,14 +2264,14 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_3 (rst, b, valid, last, a, drain_ou
       \$8  = \$2 [31:0];
     end else if (\$5 ) begin
     end else begin
-      \$8  = 32'd0;
+      \$8  = drain_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h7;
+      \$9  = 3'h4;
     end else if (\$5 ) begin
       \$9  = \$6 [2:0];
     end
@@ -3811,35 +2297,36 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_3 (rst, b, valid, last, a, drain_ou
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign drain_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_0_4 (rst, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_4 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$8 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$8  <= 1'h0;
-  input rst;
-  wire rst;
   input signed [7:0] b;
   wire signed [7:0] b;
   input valid;
   wire valid;
   input last;
   wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
   output signed [7:0] a_out;
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
   wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -3847,10 +2334,10 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_4 (rst, b, valid, last, a, drain_ou
   wire [31:0] \$3 ;
   wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire [2:0] \$6 ;
   reg [31:0] \$7 ;
   reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
+  reg [1:0] \$9 ;
   (* init = 8'h00 *)
   wire signed [7:0] a_reg;
   reg signed [31:0] acc = 32'd0;
@@ -3858,8 +2345,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_4 (rst, b, valid, last, a, drain_ou
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
-  reg [2:0] hold = 3'h0;
+  reg [1:0] hold = 2'h0;
   wire signed [31:0] total;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
@@ -3899,19 +2385,19 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_4 (rst, b, valid, last, a, drain_ou
       \$8  = \$2 [31:0];
     end else if (\$5 ) begin
     end else begin
-      \$8  = 32'd0;
+      \$8  = drain_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h7;
+      \$9  = 2'h3;
     end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
+      \$9  = \$6 [1:0];
     end
     if (rst) begin
-      \$9  = 3'h0;
+      \$9  = 2'h0;
     end
   end
   always @* begin
@@ -3932,35 +2418,36 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_4 (rst, b, valid, last, a, drain_ou
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign drain_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_0_5 (rst, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_5 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$9 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$9  <= 1'h0;
-  input rst;
-  wire rst;
   input signed [7:0] b;
   wire signed [7:0] b;
   input valid;
   wire valid;
   input last;
   wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
   output signed [7:0] a_out;
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
   wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -3968,10 +2455,10 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_5 (rst, b, valid, last, a, drain_ou
   wire [31:0] \$3 ;
   wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire [2:0] \$6 ;
   reg [31:0] \$7 ;
   reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
+  reg [1:0] \$9 ;
   (* init = 8'h00 *)
   wire signed [7:0] a_reg;
   reg signed [31:0] acc = 32'd0;
@@ -3979,8 +2466,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_5 (rst, b, valid, last, a, drain_ou
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
-  reg [2:0] hold = 3'h0;
+  reg [1:0] hold = 2'h0;
   wire signed [31:0] total;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
@@ -4020,19 +2506,19 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_5 (rst, b, valid, last, a, drain_ou
       \$8  = \$2 [31:0];
     end else if (\$5 ) begin
     end else begin
-      \$8  = 32'd0;
+      \$8  = drain_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h7;
+      \$9  = 2'h2;
     end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
+      \$9  = \$6 [1:0];
     end
     if (rst) begin
-      \$9  = 3'h0;
+      \$9  = 2'h0;
     end
   end
   always @* begin
@@ -4053,35 +2539,36 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_5 (rst, b, valid, last, a, drain_ou
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign drain_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_0_6 (rst, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_6 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$10 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$10  <= 1'h0;
-  input rst;
-  wire rst;
   input signed [7:0] b;
   wire signed [7:0] b;
   input valid;
   wire valid;
   input last;
   wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
   output signed [7:0] a_out;
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
   wire [15:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -4089,10 +2576,10 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_6 (rst, b, valid, last, a, drain_ou
   wire [31:0] \$3 ;
   wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire [1:0] \$6 ;
   reg [31:0] \$7 ;
   reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
+  reg \$9 ;
   (* init = 8'h00 *)
   wire signed [7:0] a_reg;
   reg signed [31:0] acc = 32'd0;
@@ -4100,14 +2587,12 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_6 (rst, b, valid, last, a, drain_ou
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
-  reg [2:0] hold = 3'h0;
+  reg hold = 1'h0;
   wire signed [31:0] total;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
   assign \$4  = valid & last;
-  assign \$5  = | hold;
   assign \$6  = hold - 1'h1;
   always @(posedge clk)
     acc <= \$7 ;
@@ -4141,19 +2626,19 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_6 (rst, b, valid, last, a, drain_ou
       \$8  = \$2 [31:0];
     end else if (\$5 ) begin
     end else begin
-      \$8  = 32'd0;
+      \$8  = drain_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h7;
+      \$9  = 1'h1;
     end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
+      \$9  = \$6 [0];
     end
     if (rst) begin
-      \$9  = 3'h0;
+      \$9  = 1'h0;
     end
   end
   always @* begin
@@ -4174,41 +2659,45 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_6 (rst, b, valid, last, a, drain_ou
   assign drain = drain_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
-  assign drain_in = 32'd0;
+  assign \$5  = hold;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_0_7 (rst, b, valid, last, a, drain_out, b_out, clk);
+module \systolic_os_8x8_int8_acc32_wrap.pe_7 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$11 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$11  <= 1'h0;
-  input rst;
-  wire rst;
   input signed [7:0] b;
   wire signed [7:0] b;
   input valid;
   wire valid;
   input last;
   wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
   input clk;
   wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output signed [7:0] b_out;
+  reg signed [7:0] b_out = 8'h00;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
   wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
   wire [32:0] \$2 ;
   wire [31:0] \$3 ;
   wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  reg signed [7:0] a_out = 8'h00;
+  wire [31:0] \$5 ;
+  reg [31:0] \$6 ;
+  reg \$7 ;
+  reg \$8 ;
   (* init = 8'h00 *)
   wire signed [7:0] a_reg;
   reg signed [31:0] acc = 32'd0;
@@ -4216,6595 +2705,43 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0_7 (rst, b, valid, last, a, drain_ou
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
-  wire signed [31:0] drain_in;
-  reg [2:0] hold = 3'h0;
-  reg last_out = 1'h0;
   wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
   assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
+  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
   always @(posedge clk)
-    acc <= \$7 ;
+    acc <= \$6 ;
   always @(posedge clk)
-    drain_out <= \$8 ;
+    drain_out <= \$5 ;
   always @(posedge clk)
-    hold <= \$9 ;
+    valid_out <= \$7 ;
   always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
+    last_out <= \$8 ;
   always @(posedge clk)
     a_out <= a;
   always @(posedge clk)
     b_out <= b;
+  assign \$1  = $signed(a) * $signed(b);
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
-    \$7  = acc;
+    \$6  = acc;
     if (valid) begin
-      \$7  = \$3 ;
+      \$6  = \$3 ;
     end
     if (rst) begin
-      \$7  = 32'd0;
+      \$6  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = 32'd0;
+    \$7  = valid;
+    if (rst) begin
+      \$7  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h7;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign drain_in = 32'd0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_1_0 (rst, a, \port$740$2 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$12 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$12  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$740$2 ;
-  wire [1:0] \port$740$2 ;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$740$2 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$740$2 [0] & \port$740$2 [1];
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
-    \$7  = acc;
-    if (\port$740$2 [0]) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
-    \$10  = \port$740$2 [0];
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
-    \$11  = \port$740$2 [1];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$740$2 [0];
-  assign last = \port$740$2 [1];
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_1_1 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$13 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$13  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_1_2 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$14 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$14  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_1_3 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$15 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$15  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_1_4 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$16 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$16  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$16 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$16 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$16 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$16 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$16 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_1_5 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$17 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$17  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$17 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$17 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$17 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$17 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$17 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_1_6 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$18 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$18  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$18 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$18 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$18 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$18 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$18 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_1_7 (rst, drain_in, b, valid, last, a, drain_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$19 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$19  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$19 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$19 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$19 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h6;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$19 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$19 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_2_0 (rst, a, \port$740$4 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$20 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$20  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$740$4 ;
-  wire [1:0] \port$740$4 ;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$740$4 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$740$4 [0] & \port$740$4 [1];
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$20 ) begin end
-    \$7  = acc;
-    if (\port$740$4 [0]) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$20 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$20 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$20 ) begin end
-    \$10  = \port$740$4 [0];
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$20 ) begin end
-    \$11  = \port$740$4 [1];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$740$4 [0];
-  assign last = \port$740$4 [1];
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_2_1 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$21 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$21  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$21 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$21 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$21 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$21 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$21 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_2_2 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$22 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$22  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$22 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$22 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$22 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$22 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$22 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_2_3 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$23 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$23  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$23 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$23 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$23 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$23 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$23 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_2_4 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$24 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$24  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$24 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$24 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$24 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$24 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$24 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_2_5 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$25 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$25  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$25 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$25 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$25 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$25 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$25 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_2_6 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$26 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$26  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$26 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$26 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$26 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$26 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$26 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_2_7 (rst, drain_in, b, valid, last, a, drain_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$27 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$27  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$27 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$27 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$27 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h5;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$27 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$27 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_3_0 (rst, a, \port$740$6 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$28 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$28  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$740$6 ;
-  wire [1:0] \port$740$6 ;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$740$6 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$740$6 [0] & \port$740$6 [1];
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$28 ) begin end
-    \$7  = acc;
-    if (\port$740$6 [0]) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$28 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$28 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$28 ) begin end
-    \$10  = \port$740$6 [0];
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$28 ) begin end
-    \$11  = \port$740$6 [1];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$740$6 [0];
-  assign last = \port$740$6 [1];
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_3_1 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$29 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$29  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$29 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$29 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$29 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$29 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$29 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_3_2 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$30 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$30  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$30 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$30 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$30 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$30 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$30 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_3_3 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$31 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$31  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$31 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$31 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$31 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$31 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$31 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_3_4 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$32 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$32  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$32 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$32 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$32 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$32 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$32 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_3_5 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$33 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$33  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$33 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$33 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$33 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$33 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$33 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_3_6 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$34 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$34  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$34 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$34 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$34 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$34 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$34 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_3_7 (rst, drain_in, b, valid, last, a, drain_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$35 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$35  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$35 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$35 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$35 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h4;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$35 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$35 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_4_0 (rst, a, \port$740$8 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$36 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$36  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$740$8 ;
-  wire [1:0] \port$740$8 ;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$740$8 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$740$8 [0] & \port$740$8 [1];
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$36 ) begin end
-    \$7  = acc;
-    if (\port$740$8 [0]) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$36 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$36 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$36 ) begin end
-    \$10  = \port$740$8 [0];
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$36 ) begin end
-    \$11  = \port$740$8 [1];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$740$8 [0];
-  assign last = \port$740$8 [1];
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_4_1 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$37 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$37  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$37 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$37 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$37 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$37 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$37 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_4_2 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$38 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$38  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$38 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$38 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$38 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$38 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$38 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_4_3 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$39 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$39  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$39 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$39 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$39 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$39 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$39 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_4_4 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$40 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$40  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$40 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$40 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$40 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$40 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$40 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_4_5 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$41 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$41  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$41 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$41 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$41 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$41 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$41 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_4_6 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$42 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$42  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$42 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$42 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$42 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$42 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$42 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_4_7 (rst, drain_in, b, valid, last, a, drain_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$43 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$43  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h3;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_5_0 (rst, a, \port$740$10 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$44 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$44  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$740$10 ;
-  wire [1:0] \port$740$10 ;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$740$10 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$740$10 [0] & \port$740$10 [1];
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$7  = acc;
-    if (\port$740$10 [0]) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$10  = \port$740$10 [0];
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$11  = \port$740$10 [1];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$740$10 [0];
-  assign last = \port$740$10 [1];
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_5_1 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$45 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$45  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$45 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$45 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$45 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$45 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$45 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_5_2 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$46 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$46  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$46 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$46 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$46 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$46 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$46 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_5_3 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$47 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$47  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$47 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$47 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$47 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$47 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$47 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_5_4 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$48 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$48  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$48 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$48 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$48 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$48 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$48 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_5_5 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$49 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$49  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$49 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$49 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$49 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$49 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$49 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_5_6 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$50 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$50  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$50 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$50 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$50 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$50 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$50 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_5_7 (rst, drain_in, b, valid, last, a, drain_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$51 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$51  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [2:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$51 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$51 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$51 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 2'h2;
-    end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
-    end
-    if (rst) begin
-      \$9  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$51 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$51 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_6_0 (rst, a, \port$740$12 , drain_in, b, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$52 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$52  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$740$12 ;
-  wire [1:0] \port$740$12 ;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$740$12 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$740$12 [0] & \port$740$12 [1];
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$52 ) begin end
-    \$7  = acc;
-    if (\port$740$12 [0]) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$52 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$52 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$52 ) begin end
-    \$10  = \port$740$12 [0];
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$52 ) begin end
-    \$11  = \port$740$12 [1];
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$740$12 [0];
-  assign last = \port$740$12 [1];
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_6_1 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$53 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$53  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$53 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$53 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$53 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$53 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$53 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_6_2 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$54 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$54  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$54 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$54 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$54 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$54 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$54 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_6_3 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$55 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$55  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$55 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$55 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$55 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$55 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$55 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_6_4 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$56 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$56  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$56 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$56 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$56 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$56 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$56 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_6_5 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$57 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$57  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$57 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$57 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$57 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$57 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$57 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_6_6 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$58 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$58  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$58 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$58 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$58 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$58 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$58 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_6_7 (rst, drain_in, b, valid, last, a, drain_out, b_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$59 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$59  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [1:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg \$9 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg hold = 1'h0;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$59 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$59 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$59 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 1'h1;
-    end else if (\$5 ) begin
-      \$9  = \$6 [0];
-    end
-    if (rst) begin
-      \$9  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$59 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$59 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign \$5  = hold;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_7_0 (rst, a, \port$740$14 , drain_in, b, drain_out, valid_out, last_out, a_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$60 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$60  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  input [1:0] \port$740$14 ;
-  wire [1:0] \port$740$14 ;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire last;
-  wire signed [31:0] total;
-  wire valid;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = \port$740$14 [1] ? 32'd0 : \$2 [31:0];
-  assign \$4  = \port$740$14 [0] & \port$740$14 [1];
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$60 ) begin end
-    \$6  = acc;
-    if (\port$740$14 [0]) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$60 ) begin end
-    \$7  = \port$740$14 [0];
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$60 ) begin end
-    \$8  = \port$740$14 [1];
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-  assign valid = \port$740$14 [0];
-  assign last = \port$740$14 [1];
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_7_1 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$61 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$61  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] total;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$61 ) begin end
-    \$6  = acc;
-    if (valid) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$61 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$61 ) begin end
-    \$8  = last;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_7_2 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$62 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$62  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] total;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$62 ) begin end
-    \$6  = acc;
-    if (valid) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$62 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$62 ) begin end
-    \$8  = last;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_7_3 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$63 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$63  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] total;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$63 ) begin end
-    \$6  = acc;
-    if (valid) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$63 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$63 ) begin end
-    \$8  = last;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_7_4 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$64 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$64  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] total;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$64 ) begin end
-    \$6  = acc;
-    if (valid) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$64 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$64 ) begin end
-    \$8  = last;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_7_5 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$65 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$65  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] total;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$65 ) begin end
-    \$6  = acc;
-    if (valid) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$65 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$65 ) begin end
-    \$8  = last;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_7_6 (rst, drain_in, b, valid, last, a, drain_out, valid_out, last_out, a_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$66 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$66  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  wire signed [31:0] total;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$66 ) begin end
-    \$6  = acc;
-    if (valid) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$66 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$66 ) begin end
-    \$8  = last;
-    if (rst) begin
-      \$8  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_7_7 (rst, drain_in, b, valid, last, a, drain_out, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$67 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$67  <= 1'h0;
-  input rst;
-  wire rst;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  input clk;
-  wire clk;
-  wire [15:0] \$1 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
-  reg signed [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  reg signed [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg last_out = 1'h0;
-  wire signed [31:0] total;
-  reg valid_out = 1'h0;
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
-  always @(posedge clk)
-    acc <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$5 ;
-  always @(posedge clk)
-    valid_out <= \$7 ;
-  always @(posedge clk)
-    last_out <= \$8 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$6  = acc;
-    if (valid) begin
-      \$6  = \$3 ;
-    end
-    if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$67 ) begin end
     \$8  = last;
     if (rst) begin
       \$8  = 1'h0;

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from amaranth.back import rtlil
-from amaranth.hdl import Const, Value, ValueCastable
+from amaranth.hdl import ClockSignal, Const, Instance, ResetSignal, Value, ValueCastable
 from amaranth.lib import data, wiring
 
 from . import __version__, cache, kinds
@@ -159,12 +159,62 @@ def _fix_verilog(text):
     return "\n".join(lines)
 
 
+class _UnitModules:
+    """The platform a design is elaborated for at emission: it writes one module per distinct
+    unit (the ``instantiate_unit`` hook of :mod:`systolix.hdl.units`) and puts an ``Instance``
+    of it in each unit's place, so an R x C array costs a handful of modules, not R x C."""
+
+    def __init__(self, top):
+        self._top = top
+        self._modules = {}  # key -> (module name, [(port, direction)])
+        self._labels = {}   # label -> modules so far
+        self.texts = []     # RTLIL of each module (and its own plain submodules)
+
+    def instantiate_unit(self, unit, key):
+        if key not in self._modules:
+            label = key[0]
+            name = f"{self._top}.{label}_{self._labels.get(label, 0)}"
+            self._labels[label] = self._labels.get(label, 0) + 1
+            text = rtlil.convert(unit, name=name, ports=port_map(unit), emit_src=False,
+                                 platform=self)
+            self.texts.append(text.replace("attribute \\top 1\n", ""))
+            self._modules[key] = (name, _rtlil_ports(text, name))
+        name, port_dirs = self._modules[key]
+        values = ports(unit)
+        kwargs = {}
+        for port, direction in port_dirs:
+            if port == "clk":
+                value = ClockSignal()
+            elif port == "rst":
+                value = ResetSignal()
+            else:
+                value = values[port][0]
+            kwargs[f"{'i' if direction == 'input' else 'o'}_{port}"] = value
+        return Instance(name, **kwargs)
+
+
+_PORT_WIRE = re.compile(r"^  wire (?:width \d+ +)?(input|output|inout) \d+ +(?:signed +)?\\(\S+)$",
+                        re.M)
+
+
+def _rtlil_ports(text, name):
+    """``[(port, direction)]`` of module ``name`` in RTLIL ``text``, in port order."""
+    start = text.index(f"\nmodule \\{name}\n")
+    body = text[start:text.index("\nend\n", start)]
+    found = [(m.group(2), m.group(1)) for m in _PORT_WIRE.finditer(body)]
+    assert len(found) == len(re.findall(r"^  wire .* (?:input|output|inout) \d+ ", body, re.M))
+    return found
+
+
 def convert(elaboratable, name, *, ports=None):
     """Verilog of ``elaboratable`` as module ``name`` (ports as for
     :func:`amaranth.back.verilog.convert`), with no source paths: every signal is 0 or 1 from
     time zero in any simulator, and ``verilator --lint-only -Wall`` reports only the classes in
-    :func:`lint_rules`."""
-    text = rtlil.convert(elaboratable, name=name, ports=ports, emit_src=False)
+    :func:`lint_rules`. Repeated units (:mod:`systolix.hdl.units`) are one module each,
+    instantiated where they are used."""
+    units = _UnitModules(name)
+    text = rtlil.convert(elaboratable, name=name, ports=ports, emit_src=False, platform=units)
+    text = "\n".join(units.texts + [text])
     text = _MEMRD_INIT.sub(lambda m: m.group(1) + "0" * int(m.group(2)), text)
     text = _yosys([f"read_rtlil <<rtlil\n{text}\nrtlil", "proc -nomux -norom", "memory_collect",
                    "write_rtlil"])

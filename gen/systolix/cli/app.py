@@ -10,30 +10,35 @@ import sys
 
 from .. import __version__
 from ..errors import SystolixError
-from . import board, demo, generate, infer, regress, run, synth
-from .common import Parser
+from . import estimate
 
 __all__ = ["main"]
 
-#: The command modules, in the order of ``systolix --help``; each has ``add_parser(sub)``,
-#: which adds its command(s) with a ``handler`` default.
-COMMANDS = [generate, run, infer, board, demo, synth, regress]
+
+def _commands():
+    """The command modules, in the order of ``systolix --help``; each has ``add_parser(sub)``,
+    which adds its command(s) with a ``handler`` default. ``estimate`` alone is imported when
+    it is the command: the others import the generator (Amaranth), which it must not wait for."""
+    from . import board, demo, generate, infer, regress, run, synth
+    return [generate, run, estimate, infer, board, demo, synth, regress]
 
 
-def _parser():
+def _parser(commands):
+    from .common import Parser
     p = Parser(prog="systolix",
                description="Generate int8 matrix engines as hardware (Verilog), run GEMMs and an "
                            "MLP on them in simulation, synthesize them for FPGAs and talk to a "
                            "board.")
     p.add_argument("--version", action="version", version=f"systolix {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="command")
-    for module in COMMANDS:
+    for module in commands:
         module.add_parser(sub)
     return p
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser([estimate] if argv[:1] == ["estimate"] else _commands()).parse_args(argv)
     try:
         return args.handler(args)
     except SystolixError as e:

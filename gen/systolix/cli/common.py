@@ -7,7 +7,6 @@ import math
 import re
 import sys
 
-from ..board.top import DEFAULT_BAUD
 
 __all__ = ["Parser", "add_gemm_files", "integer", "integer_in", "number_in", "text", "add_baud",
            "baud", "eprint", "SIMULATORS", "KindHelp"]
@@ -76,12 +75,14 @@ def add_gemm_files(p):
 def add_baud(p, what):
     """The one ``--baud`` flag (default :data:`systolix.board.top.DEFAULT_BAUD`); it stays
     ``None`` when not given, so a command can refuse it where it does not apply."""
+    from ..board.top import DEFAULT_BAUD  # (the board's gateware: not for every command)
     p.add_argument("--baud", type=integer_in(1, 100_000_000), default=None, metavar="BAUD",
                    help=f"{what} (default {DEFAULT_BAUD})")
 
 
 def baud(args):
     """``--baud`` or its default."""
+    from ..board.top import DEFAULT_BAUD
     return DEFAULT_BAUD if args.baud is None else args.baud
 
 

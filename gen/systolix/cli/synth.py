@@ -296,7 +296,7 @@ def _cmd_build(args):
             raise SystolixError(f"{', '.join(given)} cannot be used with --fit: it searches "
                                 f"the array size")
     config = _config(args)
-    if not args.fit:
+    if not args.fit and args.kind != "engine":  # (an engine's host link is checked first)
         _refuse_unfit(config, TARGETS[BOARD_PLATFORMS[args.board].target])
     result = build_bitstream(config, args.board, _options(args, "on"), args.output,
                              fit=args.fit, baud=baud(args), cache_dir=args.cache_dir,

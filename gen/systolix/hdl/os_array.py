@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """R x C output-stationary systolic array with built-in input skew and output de-skew."""
 
 from amaranth.hdl import Module, ResetSignal, Signal, unsigned
@@ -10,6 +11,7 @@ from .arith import acc_shape, operand_shape
 from . import dsp
 from .pe import OutputStationaryPE
 from .skew import DelayLanes, deskew_delays, skew_delays
+from .units import add_unit
 
 __all__ = ["OutputStationaryArray", "input_layout", "output_layout"]
 
@@ -137,36 +139,35 @@ class OutputStationaryArray(wiring.Component):
         plan = multiplier_plan(self._config, dsp.dsp_blocks(platform), pairs=pair is not None)
         shared = [[pair is not None and c < C - C % 2 and plan[r][c] == "dsp" for c in range(C)]
                   for r in range(R)]
-        pes = [[OutputStationaryPE(num, hold_cycles=R - 1 - r, pipeline_stages=stages,
-                                   shared_multiplier=shared[r][c], multiplier=plan[r][c])
-                for c in range(C)] for r in range(R)]
-        for r in range(R):
-            for c in range(C):
-                pe = pes[r][c]
-                m.submodules[f"pe_{r}_{c}"] = pe
-                if c == 0:
-                    m.d.comb += [
-                        pe.a.eq(a_skew.o[r]),
-                        pe.valid.eq(flag_skew.o[r].valid),
-                        pe.last.eq(flag_skew.o[r].last),
-                    ]
-                else:
-                    left = pes[r][c - 1]
-                    m.d.comb += [
-                        pe.a.eq(left.a_out),
-                        pe.valid.eq(left.valid_out),
-                        pe.last.eq(left.last_out),
-                    ]
-                if r == 0:
-                    m.d.comb += [pe.b.eq(b_skew.o[c]), pe.drain_in.eq(0)]
-                else:
-                    up = pes[r - 1][c]
-                    m.d.comb += [pe.b.eq(up.b_out), pe.drain_in.eq(up.drain_out)]
+        # column c's (shared, multiplier) per row, top first
+        col_units = [(tuple(shared[r][c] for r in range(R)), tuple(plan[r][c] for r in range(R)))
+                     for c in range(C)]
+        # Columns come in groups of about sqrt(C): emitted, the array is then sqrt(C) group
+        # instances of sqrt(C) column instances each, which keeps the wiring that Amaranth
+        # elaborates (bit by bit) near R * 2 sqrt(C) nets instead of R * C.
+        groups = [_Group(self._config, col_units[c:c + size]) for c, size in _group_sizes(C)]
+        # A shared primitive is wired to PEs inside the columns: those stay plain submodules.
+        units = None if any(map(any, shared)) else platform
+        for g, group in enumerate(groups):
+            add_unit(m, f"group_{g}", group, ("group", self._config, group.units), units)
+            if g == 0:
+                m.d.comb += group.a.eq(a_skew.o)
+                for r in range(R):
+                    m.d.comb += [group.valid[r].eq(flag_skew.o[r].valid),
+                                 group.last[r].eq(flag_skew.o[r].last)]
+            else:
+                prev = groups[g - 1]
+                m.d.comb += [group.a.eq(prev.a_out), group.valid.eq(prev.valid_out),
+                             group.last.eq(prev.last_out)]
+        width = groups[0].width  # columns per group (the last group may have fewer)
+        for c in range(C):
+            m.d.comb += groups[c // width].b[c % width].eq(b_skew.o[c])
 
         if pair is not None:
+            cols = [col for group in groups for col in group.columns]
             for r in range(R):
                 for c in range(0, C - 1, 2):
-                    low, high = pes[r][c], pes[r][c + 1]
+                    low, high = cols[c].pes[r], cols[c + 1].pes[r]
                     if not low.shared_multiplier:
                         continue
                     m.submodules[f"mac_{r}_{c}"] = pair((low.mul_a, low.mul_b, low.mul_p),
@@ -175,7 +176,7 @@ class OutputStationaryArray(wiring.Component):
         # --- output: column c leaves the bottom row c cycles late; re-align the columns
         m.submodules.deskew = deskew = DelayLanes(acc_shape(num), deskew_delays(C))
         for c in range(C):
-            m.d.comb += deskew.i[c].eq(pes[R - 1][c].drain_out)
+            m.d.comb += deskew.i[c].eq(groups[c // width].drain_out[c % width])
         m.d.comb += self.o.payload.data.eq(deskew.o)
 
         # A tile's first row is valid result_latency cycles after its `last` beat was accepted:
@@ -191,4 +192,110 @@ class OutputStationaryArray(wiring.Component):
         with m.Else():
             m.d.sync += self.o.valid.eq(0)
         m.d.comb += self.o.payload.row.eq(row)
+        return m
+
+
+class _Column(wiring.Component):
+    """Column c of an :class:`OutputStationaryArray`: its R PEs, top to bottom.
+
+    ``a``/``valid``/``last`` enter each row from the left and leave one cycle later on
+    ``a_out``/``valid_out``/``last_out``; ``b`` enters the top PE and moves down; the drain
+    chain leaves the bottom PE on ``drain_out``. ``shared`` and ``plan`` give each row's PE
+    its ``shared_multiplier`` and ``multiplier``. Columns with equal ones are alike (with the
+    default plan, every column), so emission writes one module per distinct column and per
+    distinct (row, shared, multiplier) PE.
+    """
+
+    def __init__(self, config, shared, plan):
+        R, num = config.rows, config.numerics
+        op = operand_shape(num)
+        self._config = config
+        self._shared = tuple(shared)
+        self._plan = tuple(plan)
+        self._pes = None
+        super().__init__({
+            "a": In(data.ArrayLayout(op, R)), "valid": In(R), "last": In(R),
+            "a_out": Out(data.ArrayLayout(op, R)), "valid_out": Out(R), "last_out": Out(R),
+            "b": In(op), "drain_out": Out(acc_shape(num)),
+        })
+
+    @property
+    def pes(self):
+        """The column's PEs, top row first (made on first use: an emitted column that is an
+        instance of another's module never makes them)."""
+        if self._pes is None:
+            cfg = self._config
+            self._pes = [OutputStationaryPE(cfg.numerics, hold_cycles=cfg.rows - 1 - r,
+                                            pipeline_stages=cfg.pipeline_stages,
+                                            shared_multiplier=self._shared[r],
+                                            multiplier=self._plan[r])
+                         for r in range(cfg.rows)]
+        return self._pes
+
+    def elaborate(self, platform):
+        m = Module()
+        pes = self.pes
+        for r, pe in enumerate(pes):
+            # (a shared multiplier outside the column is wired to the PE: keep it plain)
+            add_unit(m, f"pe_{r}", pe, ("pe", self._config, r, self._shared[r], self._plan[r]),
+                     None if self._shared[r] else platform)
+            m.d.comb += [
+                pe.a.eq(self.a[r]), pe.valid.eq(self.valid[r]), pe.last.eq(self.last[r]),
+                self.a_out[r].eq(pe.a_out), self.valid_out[r].eq(pe.valid_out),
+                self.last_out[r].eq(pe.last_out),
+            ]
+            if r == 0:
+                m.d.comb += [pe.b.eq(self.b), pe.drain_in.eq(0)]
+            else:
+                m.d.comb += [pe.b.eq(pes[r - 1].b_out), pe.drain_in.eq(pes[r - 1].drain_out)]
+        m.d.comb += self.drain_out.eq(pes[-1].drain_out)
+        return m
+
+
+def _group_sizes(cols):
+    """``[(first column, columns), ...]``: the array's columns in groups of ceil(sqrt(C))."""
+    size = max(1, round(cols ** 0.5))
+    return [(c, min(size, cols - c)) for c in range(0, cols, size)]
+
+
+class _Group(wiring.Component):
+    """Adjacent columns of an :class:`OutputStationaryArray` (``len(units)`` of them, each a
+    ``(shared, plan)`` pair of per-row tuples, see :class:`_Column`): rows pass through from
+    left to right, each column has its own ``b`` input and ``drain_out`` output."""
+
+    def __init__(self, config, units):
+        R, num = config.rows, config.numerics
+        op = operand_shape(num)
+        self._config = config
+        self.units = tuple((tuple(shared), tuple(plan)) for shared, plan in units)
+        self.width = len(self.units)
+        self._columns = None
+        super().__init__({
+            "a": In(data.ArrayLayout(op, R)), "valid": In(R), "last": In(R),
+            "a_out": Out(data.ArrayLayout(op, R)), "valid_out": Out(R), "last_out": Out(R),
+            "b": In(data.ArrayLayout(op, self.width)),
+            "drain_out": Out(data.ArrayLayout(acc_shape(num), self.width)),
+        })
+
+    @property
+    def columns(self):
+        """The group's columns, left first (made on first use, see :attr:`_Column.pes`)."""
+        if self._columns is None:
+            self._columns = [_Column(self._config, shared, plan) for shared, plan in self.units]
+        return self._columns
+
+    def elaborate(self, platform):
+        m = Module()
+        cols = self.columns
+        for j, col in enumerate(cols):
+            add_unit(m, f"col_{j}", col, ("column", self._config) + self.units[j],
+                     None if any(self.units[j][0]) else platform)
+            if j == 0:
+                m.d.comb += [col.a.eq(self.a), col.valid.eq(self.valid), col.last.eq(self.last)]
+            else:
+                m.d.comb += [col.a.eq(cols[j - 1].a_out), col.valid.eq(cols[j - 1].valid_out),
+                             col.last.eq(cols[j - 1].last_out)]
+            m.d.comb += [col.b.eq(self.b[j]), self.drain_out[j].eq(col.drain_out)]
+        m.d.comb += [self.a_out.eq(cols[-1].a_out), self.valid_out.eq(cols[-1].valid_out),
+                     self.last_out.eq(cols[-1].last_out)]
         return m

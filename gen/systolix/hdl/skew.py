@@ -1,6 +1,6 @@
 """Per-lane delay lines: the skew in front of a systolic array and the de-skew behind it."""
 
-from amaranth.hdl import Module, Shape, Signal
+from amaranth.hdl import Cat, Module, Shape, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -59,12 +59,17 @@ class DelayLanes(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        width = Shape.cast(self._shape).width
         for lane, delay in enumerate(self._delays):
-            value = self.i[lane]
-            for stage in range(delay):
-                reg = Signal(self._shape, name=f"lane{lane}_d{stage + 1}",
-                             reset_less=self._reset_less)
-                m.d.sync += reg.eq(value)
-                value = reg
-            m.d.comb += self.o[lane].eq(value)
+            if delay == 0:
+                m.d.comb += self.o[lane].eq(self.i[lane])
+                continue
+            # one shift register per lane (newest value in the low bits): the same registers
+            # as `delay` separate ones, in one statement, so a 256-lane skew stays small
+            reg = Signal(delay * width, name=f"lane{lane}", reset_less=self._reset_less)
+            if delay == 1:
+                m.d.sync += reg.eq(self.i[lane])
+            else:
+                m.d.sync += reg.eq(Cat(self.i[lane], reg[:(delay - 1) * width]))
+            m.d.comb += self.o[lane].eq(reg[(delay - 1) * width:])
         return m

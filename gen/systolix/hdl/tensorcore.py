@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Tensor-core-style MMA unit: m x n pipelined k-element dot-product units, D = A x B + C.
 
 Each :class:`DotProductUnit` is k multipliers, an exact pairwise adder tree and one accumulate
@@ -17,6 +18,7 @@ from ..config import TensorCoreConfig
 from .arith import acc_shape, accumulate, operand_shape
 from .skew import DelayLanes
 from . import dsp
+from .units import add_unit
 
 __all__ = ["DotProductUnit", "MMAUnit", "dot_input_layout", "dot_output_layout",
            "mma_input_layout", "mma_output_layout"]
@@ -218,7 +220,7 @@ class MMAUnit(wiring.Component):
         for r in range(cfg.m):
             for col in range(cfg.n):
                 dp = DotProductUnit(cfg)
-                m.submodules[f"dp_{r}_{col}"] = dp
+                add_unit(m, f"dp_{r}_{col}", dp, ("dp", cfg), platform)
                 m.d.comb += [
                     dp.i.valid.eq(self.i.valid),
                     dp.i.payload.c.eq(c[r][col]),

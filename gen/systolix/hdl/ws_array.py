@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Weight-stationary systolic array with double-buffered (shadow) weights, TPU v1 style."""
 
 from amaranth.hdl import Module, Signal
@@ -8,6 +9,8 @@ from ..config import Dataflow, Numerics, SystolicConfig
 from .arith import chunk_sum_shape, operand_shape
 from .skew import DelayLanes, deskew_delays, skew_delays
 from . import dsp
+from .os_array import _group_sizes
+from .units import add_unit
 
 __all__ = ["WeightStationaryPE", "WeightStationaryArray"]
 
@@ -274,38 +277,133 @@ class WeightStationaryArray(wiring.Component):
         # registered multipliers; the PEs of an odd last column ask for their own.
         pair = dsp.multiplier_pair(platform, op, input_register=stages >= 2) if stages else None
         shared = [pair is not None and c < C - C % 2 for c in range(C)]
-        pes = [[WeightStationaryPE(num, row=r, pipeline_stages=stages, shared_multiplier=shared[c])
-                for c in range(C)] for r in range(R)]
-        for r in range(R):
-            for c in range(C):
-                pe = pes[r][c]
-                m.submodules[f"pe_{r}_{c}"] = pe
-                # Row r's pushed weight reaches it after r hops, as the capture strobe reaches
-                # the whole column: one strobe per column, shared by all rows.
-                m.d.comb += pe.capture.eq(capture_skew.o[c])
-                if c == 0:
-                    m.d.comb += [pe.a.eq(a_skew.o[r]), pe.swap.eq(swap_skew.o[r])]
-                else:
-                    m.d.comb += [pe.a.eq(pes[r][c - 1].a_out), pe.swap.eq(pes[r][c - 1].swap_out)]
-                if r == 0:
-                    m.d.comb += pe.w.eq(w_skew.o[c])
-                else:
-                    m.d.comb += [pe.w.eq(pes[r - 1][c].w_out),
-                                 pe.psum_in.eq(pes[r - 1][c].psum_out)]
+        # Columns come in groups of about sqrt(C) (see OutputStationaryArray)
+        groups = [_Group(self._config, shared[c:c + size]) for c, size in _group_sizes(C)]
+        # A shared primitive is wired to PEs inside the columns: those stay plain submodules.
+        units = None if any(shared) else platform
+        for g, group in enumerate(groups):
+            add_unit(m, f"group_{g}", group, ("group", self._config, group.shared), units)
+            if g == 0:
+                m.d.comb += [group.a.eq(a_skew.o), group.swap.eq(swap_skew.o)]
+            else:
+                m.d.comb += [group.a.eq(groups[g - 1].a_out),
+                             group.swap.eq(groups[g - 1].swap_out)]
+        width = groups[0].width  # columns per group (the last group may have fewer)
+        for c in range(C):
+            group, j = groups[c // width], c % width
+            m.d.comb += [group.capture[j].eq(capture_skew.o[c]), group.w[j].eq(w_skew.o[c])]
 
         if pair is not None:
+            cols = [col for group in groups for col in group.columns]
             for r in range(R):
                 for c in range(0, C - 1, 2):
-                    low, high = pes[r][c], pes[r][c + 1]
+                    low, high = cols[c].pes[r], cols[c + 1].pes[r]
                     m.submodules[f"mac_{r}_{c}"] = pair((low.mul_a, low.mul_b, low.mul_p),
                                                         (high.mul_a, high.mul_b, high.mul_p))
 
         # Column c's sums leave the bottom c cycles after column 0's: re-align them.
         m.submodules.deskew = deskew = DelayLanes(self.psum_shape, deskew_delays(C))
         for c in range(C):
-            m.d.comb += deskew.i[c].eq(pes[R - 1][c].psum_out)
+            m.d.comb += deskew.i[c].eq(groups[c // width].psum_out[c % width])
         m.d.comb += self.psum.eq(deskew.o)
         m.submodules.valid_delay = valid_delay = DelayLanes(
             1, [self.result_latency], reset_less=False)
         m.d.comb += [valid_delay.i[0].eq(self.a_valid), self.psum_valid.eq(valid_delay.o[0])]
+        return m
+
+
+class _Column(wiring.Component):
+    """Column c of a :class:`WeightStationaryArray`: its R PEs, top to bottom.
+
+    ``a``/``swap`` enter each row from the left and leave one cycle later on ``a_out``/
+    ``swap_out``; the weight pipe ``w`` and the partial sums move down, ``capture`` reaches
+    every row at once, and the column's sum leaves the bottom PE on ``psum_out``. Columns with
+    the same ``shared_multiplier`` are alike, so emission writes one module per such column
+    and one per row's PE.
+    """
+
+    def __init__(self, config, *, shared_multiplier):
+        R, num = config.rows, config.numerics
+        op = operand_shape(num)
+        self._config = config
+        self._shared = shared_multiplier
+        self._pes = None
+        super().__init__({
+            "a": In(data.ArrayLayout(op, R)), "swap": In(R),
+            "a_out": Out(data.ArrayLayout(op, R)), "swap_out": Out(R),
+            "w": In(op), "capture": In(1), "psum_out": Out(chunk_sum_shape(num, R)),
+        })
+
+    @property
+    def pes(self):
+        """The column's PEs, top row first (made on first use: an emitted column that is an
+        instance of another's module never makes them)."""
+        if self._pes is None:
+            cfg = self._config
+            # PE r's partial sum covers r + 1 products: the rows differ, the columns do not
+            self._pes = [WeightStationaryPE(cfg.numerics, row=r,
+                                            pipeline_stages=cfg.pipeline_stages,
+                                            shared_multiplier=self._shared)
+                         for r in range(cfg.rows)]
+        return self._pes
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        pes = self.pes
+        for r, pe in enumerate(pes):
+            # (a shared multiplier outside the column is wired to the PE: keep it plain)
+            add_unit(m, f"pe_{r}", pe, ("pe", cfg, r, self._shared),
+                     None if self._shared else platform)
+            # Row r's pushed weight reaches it after r hops, as the capture strobe reaches
+            # the whole column: one strobe per column, shared by all rows.
+            m.d.comb += [
+                pe.capture.eq(self.capture), pe.a.eq(self.a[r]), pe.swap.eq(self.swap[r]),
+                self.a_out[r].eq(pe.a_out), self.swap_out[r].eq(pe.swap_out),
+            ]
+            if r == 0:
+                m.d.comb += pe.w.eq(self.w)
+            else:
+                m.d.comb += [pe.w.eq(pes[r - 1].w_out), pe.psum_in.eq(pes[r - 1].psum_out)]
+        m.d.comb += self.psum_out.eq(pes[-1].psum_out)
+        return m
+
+
+class _Group(wiring.Component):
+    """Adjacent columns of a :class:`WeightStationaryArray` (``len(shared)`` of them, each
+    with the given ``shared_multiplier``): rows pass through from left to right, each column
+    has its own ``w``, ``capture`` and ``psum_out``."""
+
+    def __init__(self, config, shared):
+        R, num = config.rows, config.numerics
+        op = operand_shape(num)
+        self._config = config
+        self.shared = tuple(shared)
+        self.width = width = len(self.shared)
+        self._columns = None
+        super().__init__({
+            "a": In(data.ArrayLayout(op, R)), "swap": In(R),
+            "a_out": Out(data.ArrayLayout(op, R)), "swap_out": Out(R),
+            "w": In(data.ArrayLayout(op, width)), "capture": In(width),
+            "psum_out": Out(data.ArrayLayout(chunk_sum_shape(num, R), width)),
+        })
+
+    @property
+    def columns(self):
+        """The group's columns, left first (made on first use, see :attr:`_Column.pes`)."""
+        if self._columns is None:
+            self._columns = [_Column(self._config, shared_multiplier=s) for s in self.shared]
+        return self._columns
+
+    def elaborate(self, platform):
+        m = Module()
+        cols = self.columns
+        for j, col in enumerate(cols):
+            add_unit(m, f"col_{j}", col, ("column", self._config, self.shared[j]),
+                     None if self.shared[j] else platform)
+            m.d.comb += [col.a.eq(self.a if j == 0 else cols[j - 1].a_out),
+                         col.swap.eq(self.swap if j == 0 else cols[j - 1].swap_out),
+                         col.w.eq(self.w[j]), col.capture.eq(self.capture[j]),
+                         self.psum_out[j].eq(col.psum_out)]
+        m.d.comb += [self.a_out.eq(cols[-1].a_out), self.swap_out.eq(cols[-1].swap_out)]
         return m

@@ -24,7 +24,8 @@ from ..errors import SystolixError
 from ..fileio import owned_tempdir, remove_abandoned
 from ..hdl.dsp import with_dsp
 from ..process import run_command
-from .flow import SynthOptions, synthesize
+from .fit import precheck
+from .flow import DoesNotFit, SynthOptions, synthesize
 from .harness import DUT_NAME, IOHarness
 from .reports import nextpnr_capacity_error, parse_nextpnr_report, parse_yosys_stat
 from .targets import TARGETS
@@ -158,6 +159,10 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
             link_config = BoardConfig(config, int(platform.default_clk_frequency), baud)
         except (TypeError, ValueError) as e:
             raise SystolixError(str(e)) from None
+    if not fit:  # an array the device cannot hold is refused before any tool runs
+        problem = precheck(config, target)
+        if problem:
+            raise DoesNotFit(problem)
     out = Path(out_dir)
     try:  # before the long runs: a bad output directory fails at once
         out.mkdir(parents=True, exist_ok=True)
