@@ -71,36 +71,34 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [3:0] \$123 ;
   reg [9:0] \$124 ;
   reg [9:0] \$125 ;
-  reg \$126 ;
-  reg \$127 ;
-  reg [6:0] \$128 ;
-  reg [3:0] \$129 ;
+  reg [6:0] \$126 ;
+  reg [3:0] \$127 ;
+  reg \$128 ;
+  reg \$129 ;
   wire [7:0] \$13 ;
-  reg \$130 ;
-  reg \$131 ;
-  reg [31:0] \$132 ;
+  reg [31:0] \$130 ;
+  reg [6:0] \$131 ;
+  reg [6:0] \$132 ;
   reg [6:0] \$133 ;
-  reg [6:0] \$134 ;
+  reg [9:0] \$134 ;
   reg [6:0] \$135 ;
-  reg [9:0] \$136 ;
-  reg [6:0] \$137 ;
-  reg [6:0] \$138 ;
-  reg \$139 ;
+  reg [6:0] \$136 ;
+  reg \$137 ;
+  reg [9:0] \$138 ;
+  reg [6:0] \$139 ;
   wire \$14 ;
-  reg [9:0] \$140 ;
-  reg [6:0] \$141 ;
-  reg [6:0] \$142 ;
-  reg \$143 ;
-  reg \$144 ;
-  reg [6:0] \$145 ;
+  reg [6:0] \$140 ;
+  reg \$141 ;
+  reg \$142 ;
+  reg [6:0] \$143 ;
+  reg [6:0] \$144 ;
+  reg [2:0] \$145 ;
   reg [6:0] \$146 ;
-  reg [2:0] \$147 ;
-  reg [6:0] \$148 ;
-  reg [6:0] \$149 ;
+  reg [6:0] \$147 ;
+  reg [3:0] \$148 ;
+  reg \$149 ;
   wire [7:0] \$15 ;
-  reg [3:0] \$150 ;
-  reg \$151 ;
-  reg \$152 ;
+  reg \$150 ;
   wire \$16 ;
   wire \$17 ;
   wire [7:0] \$18 ;
@@ -193,8 +191,6 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$97 ;
   wire [7:0] \$98 ;
   wire [7:0] \$99 ;
-  (* init = 1'h0 *)
-  wire \$signal ;
   reg [8:0] \$signature__addr ;
   wire [8:0] \$signature__addr$29 ;
   wire [8:0] \$signature__addr$31 ;
@@ -202,15 +198,15 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [8:0] \$signature__addr$63 ;
   reg [8:0] \$signature__addr$67 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$43 ;
-  wire signed [7:0] \$signature__data$43[0] ;
-  wire signed [7:0] \$signature__data$43[1] ;
-  wire signed [7:0] \$signature__data$43[2] ;
-  wire signed [7:0] \$signature__data$43[3] ;
-  wire signed [7:0] \$signature__data$43[4] ;
-  wire signed [7:0] \$signature__data$43[5] ;
-  wire signed [7:0] \$signature__data$43[6] ;
-  wire signed [7:0] \$signature__data$43[7] ;
+  wire [63:0] \$signature__data$44 ;
+  wire signed [7:0] \$signature__data$44[0] ;
+  wire signed [7:0] \$signature__data$44[1] ;
+  wire signed [7:0] \$signature__data$44[2] ;
+  wire signed [7:0] \$signature__data$44[3] ;
+  wire signed [7:0] \$signature__data$44[4] ;
+  wire signed [7:0] \$signature__data$44[5] ;
+  wire signed [7:0] \$signature__data$44[6] ;
+  wire signed [7:0] \$signature__data$44[7] ;
   wire [255:0] \$signature__data$52 ;
   wire signed [31:0] \$signature__data$52[0] ;
   wire signed [31:0] \$signature__data$52[1] ;
@@ -220,15 +216,15 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [31:0] \$signature__data$52[5] ;
   wire signed [31:0] \$signature__data$52[6] ;
   wire signed [31:0] \$signature__data$52[7] ;
-  wire [255:0] \$signature__data$58 ;
-  wire signed [31:0] \$signature__data$58[0] ;
-  wire signed [31:0] \$signature__data$58[1] ;
-  wire signed [31:0] \$signature__data$58[2] ;
-  wire signed [31:0] \$signature__data$58[3] ;
-  wire signed [31:0] \$signature__data$58[4] ;
-  wire signed [31:0] \$signature__data$58[5] ;
-  wire signed [31:0] \$signature__data$58[6] ;
-  wire signed [31:0] \$signature__data$58[7] ;
+  wire [255:0] \$signature__data$59 ;
+  wire signed [31:0] \$signature__data$59[0] ;
+  wire signed [31:0] \$signature__data$59[1] ;
+  wire signed [31:0] \$signature__data$59[2] ;
+  wire signed [31:0] \$signature__data$59[3] ;
+  wire signed [31:0] \$signature__data$59[4] ;
+  wire signed [31:0] \$signature__data$59[5] ;
+  wire signed [31:0] \$signature__data$59[6] ;
+  wire signed [31:0] \$signature__data$59[7] ;
   reg [63:0] \$signature__data$65 ;
   wire signed [7:0] \$signature__data$65[0] ;
   wire signed [7:0] \$signature__data$65[1] ;
@@ -313,12 +309,16 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [2:0] engine_state = 3'h0;
   (* init = 1'h0 *)
   wire \error$19 ;
-  wire [12:0] i;
-  wire [12:0] \i[0] ;
-  wire \i[0].final ;
-  wire [6:0] \i[0].m0 ;
-  wire [3:0] \i[0].ntile ;
-  wire \i[0].valid ;
+  wire [1:0] i;
+  wire [12:0] \i$45 ;
+  wire [12:0] \i$45[0] ;
+  wire \i$45[0].final ;
+  wire [6:0] \i$45[0].m0 ;
+  wire [3:0] \i$45[0].ntile ;
+  wire \i$45[0].valid ;
+  wire [1:0] \i[0] ;
+  wire \i[0].beat ;
+  wire \i[0].last ;
   wire [128:0] i__payload;
   wire [63:0] \i__payload.a ;
   wire signed [7:0] \i__payload.a[0] ;
@@ -339,21 +339,24 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \i__payload.b[6] ;
   wire signed [7:0] \i__payload.b[7] ;
   wire \i__payload.last ;
-  reg i__valid = 1'h0;
+  wire i__valid;
   reg [6:0] job_k = 7'h00;
   reg [6:0] job_m = 7'h00;
   reg [6:0] job_n = 7'h00;
   wire last;
-  reg last_d = 1'h0;
   reg [6:0] m0 = 7'h00;
   reg [6:0] n0 = 7'h00;
   reg [3:0] ntile = 4'h0;
-  wire [12:0] o;
-  wire [12:0] \o[0] ;
-  wire \o[0].final ;
-  wire [6:0] \o[0].m0 ;
-  wire [3:0] \o[0].ntile ;
-  wire \o[0].valid ;
+  wire [1:0] o;
+  wire [12:0] \o$74 ;
+  wire [12:0] \o$74[0] ;
+  wire \o$74[0].final ;
+  wire [6:0] \o$74[0].m0 ;
+  wire [3:0] \o$74[0].ntile ;
+  wire \o$74[0].valid ;
+  wire [1:0] \o[0] ;
+  wire \o[0].beat ;
+  wire \o[0].last ;
   wire [258:0] o__payload;
   wire [255:0] \o__payload.data ;
   wire signed [31:0] \o__payload.data[0] ;
@@ -1429,7 +1432,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     _1_ <= b_mem[\$5 [8:0]];
   end
   initial _1_ = 64'h0000000000000000;
-  assign \$signature__data$43  = _1_;
+  assign \$signature__data$44  = _1_;
   reg [255:0] c_mem [511:0];
   initial begin
     c_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -1956,7 +1959,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     end
   end
   initial _2_ = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$signature__data$58  = _2_;
+  assign \$signature__data$59  = _2_;
   assign \$1  = s < job_k;
   assign beat = seq_run & \$1 ;
   assign \$2  = job_k - 1'h1;
@@ -2095,71 +2098,73 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @(posedge clk)
     b_base <= \$125 ;
   always @(posedge clk)
-    i__valid <= \$126 ;
+    out_m0 <= \$126 ;
   always @(posedge clk)
-    last_d <= \$127 ;
+    out_ntile <= \$127 ;
   always @(posedge clk)
-    out_m0 <= \$128 ;
+    out_final <= \$128 ;
   always @(posedge clk)
-    out_ntile <= \$129 ;
+    error <= \$129 ;
   always @(posedge clk)
-    out_final <= \$130 ;
+    cycles <= \$130 ;
   always @(posedge clk)
-    error <= \$131 ;
+    job_m <= \$131 ;
   always @(posedge clk)
-    cycles <= \$132 ;
+    job_k <= \$132 ;
   always @(posedge clk)
-    job_m <= \$133 ;
+    job_n <= \$133 ;
   always @(posedge clk)
-    job_k <= \$134 ;
+    a_load_addr <= \$134 ;
   always @(posedge clk)
-    job_n <= \$135 ;
+    a_load_outer <= \$135 ;
   always @(posedge clk)
-    a_load_addr <= \$136 ;
+    a_load_inner <= \$136 ;
   always @(posedge clk)
-    a_load_outer <= \$137 ;
+    a_load_done <= \$137 ;
   always @(posedge clk)
-    a_load_inner <= \$138 ;
+    b_load_addr <= \$138 ;
   always @(posedge clk)
-    a_load_done <= \$139 ;
+    b_load_outer <= \$139 ;
   always @(posedge clk)
-    b_load_addr <= \$140 ;
+    b_load_inner <= \$140 ;
   always @(posedge clk)
-    b_load_outer <= \$141 ;
+    b_load_done <= \$141 ;
   always @(posedge clk)
-    b_load_inner <= \$142 ;
+    weights_valid <= \$142 ;
   always @(posedge clk)
-    b_load_done <= \$143 ;
+    weights_k <= \$143 ;
   always @(posedge clk)
-    weights_valid <= \$144 ;
+    weights_n <= \$144 ;
   always @(posedge clk)
-    weights_k <= \$145 ;
+    engine_state <= \$145 ;
   always @(posedge clk)
-    weights_n <= \$146 ;
+    d_m <= \$146 ;
   always @(posedge clk)
-    engine_state <= \$147 ;
+    d_n0 <= \$147 ;
   always @(posedge clk)
-    d_m <= \$148 ;
+    d_tile <= \$148 ;
   always @(posedge clk)
-    d_n0 <= \$149 ;
+    c__valid <= \$149 ;
   always @(posedge clk)
-    d_tile <= \$150 ;
-  always @(posedge clk)
-    c__valid <= \$151 ;
-  always @(posedge clk)
-    c_last <= \$152 ;
+    c_last <= \$150 ;
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i__payload(i__payload),
-    .i__valid(i__valid),
+    .i__valid(o[0]),
     .o__payload(o__payload),
     .o__valid(o__valid),
     .rst(rst)
   );
-  \engine_os_8x8_int8_acc32_wrap_64x64x64.tag_delay  tag_delay (
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.beat_delay  beat_delay (
     .clk(clk),
     .i(i),
-    .o(o),
+    .lane0(o),
+    .rst(rst)
+  );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.tag_delay  tag_delay (
+    .clk(clk),
+    .i(\i$45 ),
+    .o(\o$74 ),
     .rst(rst)
   );
   always @* begin
@@ -2507,94 +2512,118 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$126  = beat;
+    \$126  = out_m0;
+    if (\o$74 [0]) begin
+      \$126  = \o$74 [8:2];
+    end
     if (rst) begin
-      \$126  = 1'h0;
+      \$126  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$127  = last;
+    \$127  = out_ntile;
+    if (\o$74 [0]) begin
+      \$127  = \o$74 [12:9];
+    end
     if (rst) begin
-      \$127  = 1'h0;
+      \$127  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$128  = out_m0;
-    if (o[0]) begin
-      \$128  = o[8:2];
+    \$128  = out_final;
+    if (\o$74 [0]) begin
+      \$128  = \o$74 [1];
     end
     if (rst) begin
-      \$128  = 7'h00;
+      \$128  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$129  = out_ntile;
-    if (o[0]) begin
-      \$129  = o[12:9];
-    end
-    if (rst) begin
-      \$129  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$130  = out_final;
-    if (o[0]) begin
-      \$130  = o[1];
-    end
-    if (rst) begin
-      \$130  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$131  = error;
+    \$129  = error;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
-            \$131  = \$69 ;
+            \$129  = \$69 ;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$131  = 1'h0;
+      \$129  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$132  = cycles;
+    \$130  = cycles;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
-            \$132  = 32'd0;
+            \$130  = 32'd0;
           end
       3'h1:
           /* empty */;
       3'h2:
-          \$132  = \$103 [31:0];
+          \$130  = \$103 [31:0];
       3'h3:
-          \$132  = \$104 [31:0];
+          \$130  = \$104 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$132  = 32'd0;
+      \$130  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$133  = job_m;
+    \$131  = job_m;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
             (* full_case = 32'd1 *)
             if (\$87 ) begin
             end else begin
-              \$133  = cmd__payload[6:0];
+              \$131  = cmd__payload[6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$131  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$132  = job_k;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              \$132  = cmd__payload[22:16];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$132  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$133  = job_n;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              \$133  = cmd__payload[38:32];
             end
           end
       default:
@@ -2606,33 +2635,43 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$134  = job_k;
+    \$134  = a_load_addr;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
             (* full_case = 32'd1 *)
             if (\$87 ) begin
             end else begin
-              \$134  = cmd__payload[22:16];
+              \$134  = 10'h000;
             end
+          end
+      3'h1:
+          if (\$signature__en$66 ) begin
+            \$134  = \$88 [9:0];
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$134  = 7'h00;
+      \$134  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$135  = job_n;
+    \$135  = a_load_outer;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
             (* full_case = 32'd1 *)
             if (\$87 ) begin
             end else begin
-              \$135  = cmd__payload[38:32];
+              \$135  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$66 ) begin
+            if (\$90 ) begin
+              \$135  = \$91 [6:0];
             end
           end
       default:
@@ -2644,97 +2683,49 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$136  = a_load_addr;
+    \$136  = a_load_inner;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
             (* full_case = 32'd1 *)
             if (\$87 ) begin
             end else begin
-              \$136  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$66 ) begin
-            \$136  = \$88 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$136  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$137  = a_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$87 ) begin
-            end else begin
-              \$137  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$66 ) begin
-            if (\$90 ) begin
-              \$137  = \$91 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$137  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$138  = a_load_inner;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$87 ) begin
-            end else begin
-              \$138  = 7'h00;
+              \$136  = 7'h00;
             end
           end
       3'h1:
           if (\$signature__en$66 ) begin
             (* full_case = 32'd1 *)
             if (\$90 ) begin
-              \$138  = 7'h00;
+              \$136  = 7'h00;
             end else begin
-              \$138  = \$94 [6:0];
+              \$136  = \$94 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$138  = 7'h00;
+      \$136  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$139  = a_load_done;
+    \$137  = a_load_done;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
             (* full_case = 32'd1 *)
             if (\$87 ) begin
             end else begin
-              \$139  = 1'h0;
+              \$137  = 1'h0;
             end
           end
       3'h1:
           if (\$signature__en$66 ) begin
             if (\$90 ) begin
               if (\$93 ) begin
-                \$139  = 1'h1;
+                \$137  = 1'h1;
               end
             end
           end
@@ -2742,97 +2733,97 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$139  = 1'h0;
+      \$137  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$140  = b_load_addr;
+    \$138  = b_load_addr;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
             (* full_case = 32'd1 *)
             if (\$87 ) begin
             end else begin
-              \$140  = 10'h000;
+              \$138  = 10'h000;
             end
           end
       3'h1:
           if (\$signature__en$70 ) begin
-            \$140  = \$95 [9:0];
+            \$138  = \$95 [9:0];
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$140  = 10'h000;
+      \$138  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$141  = b_load_outer;
+    \$139  = b_load_outer;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
             (* full_case = 32'd1 *)
             if (\$87 ) begin
             end else begin
-              \$141  = 7'h00;
+              \$139  = 7'h00;
             end
           end
       3'h1:
           if (\$signature__en$70 ) begin
             if (\$97 ) begin
-              \$141  = \$98 [6:0];
+              \$139  = \$98 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$141  = 7'h00;
+      \$139  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$142  = b_load_inner;
+    \$140  = b_load_inner;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
             (* full_case = 32'd1 *)
             if (\$87 ) begin
             end else begin
-              \$142  = 7'h00;
+              \$140  = 7'h00;
             end
           end
       3'h1:
           if (\$signature__en$70 ) begin
             (* full_case = 32'd1 *)
             if (\$97 ) begin
-              \$142  = 7'h00;
+              \$140  = 7'h00;
             end else begin
-              \$142  = \$101 [6:0];
+              \$140  = \$101 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$142  = 7'h00;
+      \$140  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$143  = b_load_done;
+    \$141  = b_load_done;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
             (* full_case = 32'd1 *)
             if (\$87 ) begin
             end else begin
-              \$143  = 1'h0;
+              \$141  = 1'h0;
               if (cmd__payload[48]) begin
-                \$143  = 1'h1;
+                \$141  = 1'h1;
               end
             end
           end
@@ -2840,7 +2831,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           if (\$signature__en$70 ) begin
             if (\$97 ) begin
               if (\$100 ) begin
-                \$143  = 1'h1;
+                \$141  = 1'h1;
               end
             end
           end
@@ -2848,12 +2839,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$143  = 1'h0;
+      \$141  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$144  = weights_valid;
+    \$142  = weights_valid;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
@@ -2863,7 +2854,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$144  = 1'h1;
+                \$142  = 1'h1;
               end
             end
           end
@@ -2871,12 +2862,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$144  = 1'h0;
+      \$142  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$145  = weights_k;
+    \$143  = weights_k;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
@@ -2886,7 +2877,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$145  = cmd__payload[22:16];
+                \$143  = cmd__payload[22:16];
               end
             end
           end
@@ -2894,12 +2885,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$145  = 7'h00;
+      \$143  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$146  = weights_n;
+    \$144  = weights_n;
     casez (engine_state)
       3'h0:
           if (\$51 ) begin
@@ -2909,7 +2900,71 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$146  = cmd__payload[38:32];
+                \$144  = cmd__payload[38:32];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$144  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$145  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$51 ) begin
+            (* full_case = 32'd1 *)
+            if (\$87 ) begin
+            end else begin
+              \$145  = 3'h1;
+            end
+          end
+      3'h1:
+          if (\$102 ) begin
+            \$145  = 3'h2;
+          end
+      3'h2:
+          if (seq_end) begin
+            \$145  = 3'h3;
+          end
+      3'h3:
+          if (seq_final_write) begin
+            \$145  = 3'h4;
+          end
+      3'h4:
+          if (\$117 ) begin
+            \$145  = 3'h0;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$145  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$146  = d_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$146  = 7'h00;
+          end
+      3'h4:
+          if (\$106 ) begin
+            if (\$108 ) begin
+              if (\$110 ) begin
+                \$146  = \$111 [6:0];
               end
             end
           end
@@ -2922,42 +2977,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$147  = engine_state;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$87 ) begin
-            end else begin
-              \$147  = 3'h1;
-            end
-          end
-      3'h1:
-          if (\$102 ) begin
-            \$147  = 3'h2;
-          end
-      3'h2:
-          if (seq_end) begin
-            \$147  = 3'h3;
-          end
-      3'h3:
-          if (seq_final_write) begin
-            \$147  = 3'h4;
-          end
-      3'h4:
-          if (\$117 ) begin
-            \$147  = 3'h0;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$147  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$148  = d_m;
+    \$147  = d_n0;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -2967,45 +2987,16 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$148  = 7'h00;
-          end
-      3'h4:
-          if (\$106 ) begin
-            if (\$108 ) begin
-              if (\$110 ) begin
-                \$148  = \$111 [6:0];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$148  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$149  = d_n0;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$149  = 7'h00;
+            \$147  = 7'h00;
           end
       3'h4:
           if (\$106 ) begin
             if (\$108 ) begin
               (* full_case = 32'd1 *)
               if (\$110 ) begin
-                \$149  = 7'h00;
+                \$147  = 7'h00;
               end else begin
-                \$149  = \$114 [6:0];
+                \$147  = \$114 [6:0];
               end
             end
           end
@@ -3013,12 +3004,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$149  = 7'h00;
+      \$147  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$150  = d_tile;
+    \$148  = d_tile;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3028,16 +3019,16 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$150  = 4'h0;
+            \$148  = 4'h0;
           end
       3'h4:
           if (\$106 ) begin
             if (\$108 ) begin
               (* full_case = 32'd1 *)
               if (\$110 ) begin
-                \$150  = 4'h0;
+                \$148  = 4'h0;
               end else begin
-                \$150  = \$115 [3:0];
+                \$148  = \$115 [3:0];
               end
             end
           end
@@ -3045,12 +3036,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$150  = 4'h0;
+      \$148  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$151  = c__valid;
+    \$149  = c__valid;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3060,27 +3051,27 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$151  = 1'h0;
+            \$149  = 1'h0;
           end
       3'h4:
         begin
           if (\$106 ) begin
-            \$151  = \$107 ;
+            \$149  = \$107 ;
           end
           if (\$117 ) begin
-            \$151  = 1'h0;
+            \$149  = 1'h0;
           end
         end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$151  = 1'h0;
+      \$149  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$152  = c_last;
+    \$150  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3095,9 +3086,9 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
             if (\$108 ) begin
               (* full_case = 32'd1 *)
               if (\$110 ) begin
-                \$152  = \$113 ;
+                \$150  = \$113 ;
               end else begin
-                \$152  = 1'h0;
+                \$150  = 1'h0;
               end
             end
           end
@@ -3105,7 +3096,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$152  = 1'h0;
+      \$150  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
@@ -3114,7 +3105,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign seq_c_rd_addr = 32'd0;
   assign \$signature__addr$29  = \$4 [8:0];
   assign \$signature__addr$31  = \$5 [8:0];
-  assign \$signal  = i__valid;
+  assign i__valid = o[0];
   assign row_m = \$18 [6:0];
   assign \$signature__addr$50  = { out_ntile[2:0], \$18 [5:0] };
   assign \$signature__data$52  = o__payload[255:0];
@@ -3149,6 +3140,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \c__payload.data[6]  = c__payload[223:192];
   assign \c__payload.data[7]  = c__payload[255:224];
   assign \c__payload.last  = c__payload[256];
+  assign \i[0]  = i;
+  assign \i[0].beat  = i[0];
+  assign \i[0].last  = i[1];
+  assign \o[0]  = o;
+  assign \o[0].beat  = o[0];
+  assign \o[0].last  = o[1];
   assign \i__payload.a  = i__payload[63:0];
   assign \i__payload.a[0]  = i__payload[7:0];
   assign \i__payload.a[1]  = i__payload[15:8];
@@ -3176,19 +3173,19 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data[5]  = \$signature__data [47:40];
   assign \$signature__data[6]  = \$signature__data [55:48];
   assign \$signature__data[7]  = \$signature__data [63:56];
-  assign \$signature__data$43[0]  = \$signature__data$43 [7:0];
-  assign \$signature__data$43[1]  = \$signature__data$43 [15:8];
-  assign \$signature__data$43[2]  = \$signature__data$43 [23:16];
-  assign \$signature__data$43[3]  = \$signature__data$43 [31:24];
-  assign \$signature__data$43[4]  = \$signature__data$43 [39:32];
-  assign \$signature__data$43[5]  = \$signature__data$43 [47:40];
-  assign \$signature__data$43[6]  = \$signature__data$43 [55:48];
-  assign \$signature__data$43[7]  = \$signature__data$43 [63:56];
-  assign \i[0]  = i;
-  assign \i[0].valid  = i[0];
-  assign \i[0].final  = i[1];
-  assign \i[0].m0  = i[8:2];
-  assign \i[0].ntile  = i[12:9];
+  assign \$signature__data$44[0]  = \$signature__data$44 [7:0];
+  assign \$signature__data$44[1]  = \$signature__data$44 [15:8];
+  assign \$signature__data$44[2]  = \$signature__data$44 [23:16];
+  assign \$signature__data$44[3]  = \$signature__data$44 [31:24];
+  assign \$signature__data$44[4]  = \$signature__data$44 [39:32];
+  assign \$signature__data$44[5]  = \$signature__data$44 [47:40];
+  assign \$signature__data$44[6]  = \$signature__data$44 [55:48];
+  assign \$signature__data$44[7]  = \$signature__data$44 [63:56];
+  assign \i$45[0]  = \i$45 ;
+  assign \i$45[0].valid  = \i$45 [0];
+  assign \i$45[0].final  = \i$45 [1];
+  assign \i$45[0].m0  = \i$45 [8:2];
+  assign \i$45[0].ntile  = \i$45 [12:9];
   assign \o__payload.data  = o__payload[255:0];
   assign \o__payload.data[0]  = o__payload[31:0];
   assign \o__payload.data[1]  = o__payload[63:32];
@@ -3207,14 +3204,14 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data$52[5]  = o__payload[191:160];
   assign \$signature__data$52[6]  = o__payload[223:192];
   assign \$signature__data$52[7]  = o__payload[255:224];
-  assign \$signature__data$58[0]  = \$signature__data$58 [31:0];
-  assign \$signature__data$58[1]  = \$signature__data$58 [63:32];
-  assign \$signature__data$58[2]  = \$signature__data$58 [95:64];
-  assign \$signature__data$58[3]  = \$signature__data$58 [127:96];
-  assign \$signature__data$58[4]  = \$signature__data$58 [159:128];
-  assign \$signature__data$58[5]  = \$signature__data$58 [191:160];
-  assign \$signature__data$58[6]  = \$signature__data$58 [223:192];
-  assign \$signature__data$58[7]  = \$signature__data$58 [255:224];
+  assign \$signature__data$59[0]  = \$signature__data$59 [31:0];
+  assign \$signature__data$59[1]  = \$signature__data$59 [63:32];
+  assign \$signature__data$59[2]  = \$signature__data$59 [95:64];
+  assign \$signature__data$59[3]  = \$signature__data$59 [127:96];
+  assign \$signature__data$59[4]  = \$signature__data$59 [159:128];
+  assign \$signature__data$59[5]  = \$signature__data$59 [191:160];
+  assign \$signature__data$59[6]  = \$signature__data$59 [223:192];
+  assign \$signature__data$59[7]  = \$signature__data$59 [255:224];
   assign \$signature__data$65[0]  = \$signature__data$65 [7:0];
   assign \$signature__data$65[1]  = \$signature__data$65 [15:8];
   assign \$signature__data$65[2]  = \$signature__data$65 [23:16];
@@ -3231,36 +3228,38 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data$69[5]  = \$signature__data$69 [47:40];
   assign \$signature__data$69[6]  = \$signature__data$69 [55:48];
   assign \$signature__data$69[7]  = \$signature__data$69 [63:56];
-  assign \o[0]  = o;
-  assign \o[0].valid  = o[0];
-  assign \o[0].final  = o[1];
-  assign \o[0].m0  = o[8:2];
-  assign \o[0].ntile  = o[12:9];
+  assign \o$74[0]  = \o$74 ;
+  assign \o$74[0].valid  = \o$74 [0];
+  assign \o$74[0].final  = \o$74 [1];
+  assign \o$74[0].m0  = \o$74 [8:2];
+  assign \o$74[0].ntile  = \o$74 [12:9];
+  assign c__payload[255:0] = \$signature__data$59 ;
   assign c__payload[256] = c_last;
-  assign c__payload[255:0] = \$signature__data$58 ;
-  assign i[12:9] = ntile;
-  assign i[8:2] = m0;
-  assign i[1] = \$17 ;
-  assign i[0] = last;
-  assign i__payload[128] = last_d;
-  assign i__payload[127:64] = \$signature__data$43 ;
+  assign \i$45 [12:9] = ntile;
+  assign \i$45 [8:2] = m0;
+  assign \i$45 [1] = \$17 ;
+  assign \i$45 [0] = last;
+  assign i__payload[128] = o[1];
+  assign i__payload[127:64] = \$signature__data$44 ;
   assign i__payload[63:0] = \$signature__data ;
+  assign i[1] = last;
+  assign i[0] = beat;
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, i__valid, o__payload, o__valid, clk);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payload, o__valid, i__valid, clk);
   reg \$auto$verilog_backend.cc:2505:dump_module$2 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$2  <= 1'h0;
   input rst;
   wire rst;
   input [128:0] i__payload;
   wire [128:0] i__payload;
-  input i__valid;
-  wire i__valid;
   output [258:0] o__payload;
   wire [258:0] o__payload;
   output o__valid;
   reg o__valid = 1'h0;
+  input i__valid;
+  wire i__valid;
   input clk;
   wire clk;
   wire \$1 ;
@@ -4325,6 +4324,45 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array.flag_skew (rst, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.beat_delay (rst, i, lane0, clk);
+  reg \$auto$verilog_backend.cc:2505:dump_module$5 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$5  <= 1'h0;
+  input rst;
+  wire rst;
+  input [1:0] i;
+  wire [1:0] i;
+  output [1:0] lane0;
+  reg [1:0] lane0 = 2'h0;
+  input clk;
+  wire clk;
+  reg [1:0] \$1 ;
+  wire [1:0] \i[0] ;
+  wire \i[0].beat ;
+  wire \i[0].last ;
+  (* init = 2'h0 *)
+  wire [1:0] o;
+  wire [1:0] \o[0] ;
+  wire \o[0].beat ;
+  wire \o[0].last ;
+  always @(posedge clk)
+    lane0 <= \$1 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
+    \$1  = i;
+    if (rst) begin
+      \$1  = 2'h0;
+    end
+  end
+  assign o = lane0;
+  assign \i[0]  = i;
+  assign \i[0].beat  = i[0];
+  assign \i[0].last  = i[1];
+  assign \o[0]  = lane0;
+  assign \o[0].beat  = lane0[0];
+  assign \o[0].last  = lane0[1];
+endmodule
+
+(* generator = "Amaranth" *)
 module \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0 (valid, last, b, clk, rst, a_out, valid_out, last_out, drain_out, a);
   input [7:0] valid;
   wire [7:0] valid;
@@ -5062,127 +5100,6 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_0 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
-  reg \$auto$verilog_backend.cc:2505:dump_module$5 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$5  <= 1'h0;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input clk;
-  wire clk;
-  input rst;
-  wire rst;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h7;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$6 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$6  <= 1'h0;
   input signed [7:0] b;
@@ -5274,7 +5191,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h6;
+      \$9  = 3'h7;
     end else if (\$5 ) begin
       \$9  = \$6 [2:0];
     end
@@ -5303,7 +5220,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$7 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$7  <= 1'h0;
   input signed [7:0] b;
@@ -5395,7 +5312,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h5;
+      \$9  = 3'h6;
     end else if (\$5 ) begin
       \$9  = \$6 [2:0];
     end
@@ -5424,7 +5341,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$8 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$8  <= 1'h0;
   input signed [7:0] b;
@@ -5516,7 +5433,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h4;
+      \$9  = 3'h5;
     end else if (\$5 ) begin
       \$9  = \$6 [2:0];
     end
@@ -5545,7 +5462,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$9 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$9  <= 1'h0;
   input signed [7:0] b;
@@ -5579,10 +5496,10 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
   wire [31:0] \$3 ;
   wire \$4 ;
   wire \$5 ;
-  wire [2:0] \$6 ;
+  wire [3:0] \$6 ;
   reg [31:0] \$7 ;
   reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
+  reg [2:0] \$9 ;
   (* init = 8'h00 *)
   wire signed [7:0] a_reg;
   reg signed [31:0] acc = 32'd0;
@@ -5590,7 +5507,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
+  reg [2:0] hold = 3'h0;
   wire signed [31:0] total;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
@@ -5637,12 +5554,12 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 2'h3;
+      \$9  = 3'h4;
     end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
+      \$9  = \$6 [2:0];
     end
     if (rst) begin
-      \$9  = 2'h0;
+      \$9  = 3'h0;
     end
   end
   always @* begin
@@ -5666,7 +5583,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$10 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$10  <= 1'h0;
   input signed [7:0] b;
@@ -5758,7 +5675,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 2'h2;
+      \$9  = 2'h3;
     end else if (\$5 ) begin
       \$9  = \$6 [1:0];
     end
@@ -5787,9 +5704,130 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$11 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$11  <= 1'h0;
+  input signed [7:0] b;
+  wire signed [7:0] b;
+  input valid;
+  wire valid;
+  input last;
+  wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output signed [7:0] b_out;
+  reg signed [7:0] b_out = 8'h00;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  wire [32:0] \$2 ;
+  wire [31:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [2:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [1:0] \$9 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  reg signed [31:0] acc = 32'd0;
+  (* init = 8'h00 *)
+  wire signed [7:0] b_reg;
+  (* init = 32'd0 *)
+  wire signed [31:0] drain;
+  reg [1:0] hold = 2'h0;
+  wire signed [31:0] total;
+  assign \$1  = $signed(a) * $signed(b);
+  assign \$2  = $signed(acc) + $signed(\$1 );
+  assign \$3  = last ? 32'd0 : \$2 [31:0];
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
+  always @(posedge clk)
+    acc <= \$7 ;
+  always @(posedge clk)
+    drain_out <= \$8 ;
+  always @(posedge clk)
+    hold <= \$9 ;
+  always @(posedge clk)
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    b_out <= b;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    \$7  = acc;
+    if (valid) begin
+      \$7  = \$3 ;
+    end
+    if (rst) begin
+      \$7  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 2'h2;
+    end else if (\$5 ) begin
+      \$9  = \$6 [1:0];
+    end
+    if (rst) begin
+      \$9  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  assign total = \$2 [31:0];
+  assign drain = drain_out;
+  assign a_reg = a_out;
+  assign b_reg = b_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$12 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$12  <= 1'h0;
   input signed [7:0] b;
   wire signed [7:0] b;
   input valid;
@@ -5854,7 +5892,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
   always @(posedge clk)
     b_out <= b;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
     \$7  = acc;
     if (valid) begin
       \$7  = \$3 ;
@@ -5864,7 +5902,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
     \$8  = drain_out;
     (* full_case = 32'd1 *)
     if (\$4 ) begin
@@ -5875,7 +5913,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
     \$9  = hold;
     if (\$4 ) begin
       \$9  = 1'h1;
@@ -5887,14 +5925,14 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
     \$10  = valid;
     if (rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
     \$11  = last;
     if (rst) begin
       \$11  = 1'h0;
@@ -5909,8 +5947,8 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
-  reg \$auto$verilog_backend.cc:2505:dump_module$12 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$12  <= 1'h0;
+  reg \$auto$verilog_backend.cc:2505:dump_module$13 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$13  <= 1'h0;
   input signed [7:0] b;
   wire signed [7:0] b;
   input valid;
@@ -5969,7 +6007,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7 (b, valid, last, drain_in, c
     b_out <= b;
   assign \$1  = $signed(a) * $signed(b);
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$6  = acc;
     if (valid) begin
       \$6  = \$3 ;
@@ -5979,14 +6017,14 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7 (b, valid, last, drain_in, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$7  = valid;
     if (rst) begin
       \$7  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$8  = last;
     if (rst) begin
       \$8  = 1'h0;
@@ -6000,8 +6038,8 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_os_8x8_int8_acc32_wrap_64x64x64.tag_delay (rst, i, o, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$13 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$13  <= 1'h0;
+  reg \$auto$verilog_backend.cc:2505:dump_module$14 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$14  <= 1'h0;
   input rst;
   wire rst;
   input [12:0] i;
@@ -6025,7 +6063,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.tag_delay (rst, i, o, clk);
   always @(posedge clk)
     lane0 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
     \$1  = { lane0[181:0], i };
     if (rst) begin
       \$1  = 195'h0000000000000000000000000000000000000000000000000;

@@ -115,61 +115,57 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [9:0] \$163 ;
   reg \$164 ;
   reg \$165 ;
-  reg \$166 ;
+  reg [13:0] \$166 ;
   reg \$167 ;
-  reg \$168 ;
-  reg \$169 ;
+  reg [31:0] \$168 ;
+  reg [6:0] \$169 ;
   wire \$17 ;
-  reg [13:0] \$170 ;
-  reg \$171 ;
-  reg [31:0] \$172 ;
+  reg [6:0] \$170 ;
+  reg [6:0] \$171 ;
+  reg [9:0] \$172 ;
   reg [6:0] \$173 ;
   reg [6:0] \$174 ;
-  reg [6:0] \$175 ;
+  reg \$175 ;
   reg [9:0] \$176 ;
   reg [6:0] \$177 ;
   reg [6:0] \$178 ;
   reg \$179 ;
   wire \$18 ;
-  reg [9:0] \$180 ;
+  reg \$180 ;
   reg [6:0] \$181 ;
   reg [6:0] \$182 ;
-  reg \$183 ;
-  reg \$184 ;
+  reg [2:0] \$183 ;
+  reg [6:0] \$184 ;
   reg [6:0] \$185 ;
-  reg [6:0] \$186 ;
-  reg [2:0] \$187 ;
-  reg [6:0] \$188 ;
-  reg [6:0] \$189 ;
+  reg [3:0] \$186 ;
+  reg \$187 ;
+  reg \$188 ;
   wire \$19 ;
-  reg [3:0] \$190 ;
-  reg \$191 ;
-  reg \$192 ;
   wire \$2 ;
-  wire [7:0] \$20 ;
+  wire \$20 ;
   wire \$21 ;
   wire \$22 ;
-  wire [31:0] \$23 ;
-  wire [32:0] \$24 ;
-  wire [31:0] \$25 ;
-  wire [32:0] \$26 ;
-  wire [31:0] \$27 ;
-  wire [32:0] \$28 ;
-  wire [31:0] \$29 ;
+  wire [7:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire [31:0] \$26 ;
+  wire [32:0] \$27 ;
+  wire [31:0] \$28 ;
+  wire [32:0] \$29 ;
   wire \$3 ;
-  wire [32:0] \$30 ;
-  wire [31:0] \$31 ;
-  wire [32:0] \$32 ;
-  wire [31:0] \$33 ;
-  wire [32:0] \$34 ;
-  wire [31:0] \$35 ;
-  wire [32:0] \$36 ;
-  wire [31:0] \$37 ;
-  wire [32:0] \$38 ;
-  wire \$39 ;
+  wire [31:0] \$30 ;
+  wire [32:0] \$31 ;
+  wire [31:0] \$32 ;
+  wire [32:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [32:0] \$35 ;
+  wire [31:0] \$36 ;
+  wire [32:0] \$37 ;
+  wire [31:0] \$38 ;
+  wire [32:0] \$39 ;
   wire [7:0] \$4 ;
-  wire \$40 ;
-  wire \$41 ;
+  wire [31:0] \$40 ;
+  wire [32:0] \$41 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
@@ -186,37 +182,37 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$54 ;
   wire \$55 ;
   wire \$56 ;
-  wire [6:0] \$57 ;
-  wire [7:0] \$58 ;
-  wire [7:0] \$59 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
+  wire [6:0] \$60 ;
+  wire [7:0] \$61 ;
   wire [7:0] \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
-  wire \$65 ;
+  wire \$64 ;
+  wire [7:0] \$65 ;
   wire \$66 ;
   wire [7:0] \$67 ;
   wire \$68 ;
-  wire [7:0] \$69 ;
+  wire \$69 ;
   wire \$7 ;
-  wire \$70 ;
+  wire [7:0] \$70 ;
   wire \$71 ;
-  wire \$72 ;
+  wire [7:0] \$72 ;
   wire \$73 ;
-  wire [7:0] \$74 ;
+  wire \$74 ;
   wire \$75 ;
-  wire [7:0] \$76 ;
-  wire [4:0] \$77 ;
-  wire [10:0] \$78 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire \$78 ;
   wire [7:0] \$79 ;
   wire \$8 ;
-  wire [10:0] \$80 ;
-  wire [7:0] \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire \$84 ;
+  wire [4:0] \$80 ;
+  wire [10:0] \$81 ;
+  wire [7:0] \$82 ;
+  wire [10:0] \$83 ;
+  wire [7:0] \$84 ;
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
@@ -233,65 +229,58 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$97 ;
   wire \$98 ;
   wire \$99 ;
-  (* init = 1'h0 *)
-  wire \$signal ;
-  (* init = 1'h0 *)
-  wire \$signal$48 ;
-  reg \$signal$50  = 1'h0;
-  (* init = 1'h0 *)
-  wire \$signal$53 ;
   reg [8:0] \$signature__addr ;
   wire [8:0] \$signature__addr$37 ;
   wire [8:0] \$signature__addr$39 ;
-  wire [8:0] \$signature__addr$58 ;
-  reg [8:0] \$signature__addr$70 ;
-  reg [8:0] \$signature__addr$74 ;
+  wire [8:0] \$signature__addr$56 ;
+  reg [8:0] \$signature__addr$68 ;
+  reg [8:0] \$signature__addr$72 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$51 ;
-  wire signed [7:0] \$signature__data$51[0] ;
-  wire signed [7:0] \$signature__data$51[1] ;
-  wire signed [7:0] \$signature__data$51[2] ;
-  wire signed [7:0] \$signature__data$51[3] ;
-  wire signed [7:0] \$signature__data$51[4] ;
-  wire signed [7:0] \$signature__data$51[5] ;
-  wire signed [7:0] \$signature__data$51[6] ;
-  wire signed [7:0] \$signature__data$51[7] ;
-  wire [255:0] \$signature__data$62 ;
-  wire signed [31:0] \$signature__data$62[0] ;
-  wire signed [31:0] \$signature__data$62[1] ;
-  wire signed [31:0] \$signature__data$62[2] ;
-  wire signed [31:0] \$signature__data$62[3] ;
-  wire signed [31:0] \$signature__data$62[4] ;
-  wire signed [31:0] \$signature__data$62[5] ;
-  wire signed [31:0] \$signature__data$62[6] ;
-  wire signed [31:0] \$signature__data$62[7] ;
-  wire [255:0] \$signature__data$63 ;
-  wire signed [31:0] \$signature__data$63[0] ;
-  wire signed [31:0] \$signature__data$63[1] ;
-  wire signed [31:0] \$signature__data$63[2] ;
-  wire signed [31:0] \$signature__data$63[3] ;
-  wire signed [31:0] \$signature__data$63[4] ;
-  wire signed [31:0] \$signature__data$63[5] ;
-  wire signed [31:0] \$signature__data$63[6] ;
-  wire signed [31:0] \$signature__data$63[7] ;
-  reg [63:0] \$signature__data$72 ;
-  wire signed [7:0] \$signature__data$72[0] ;
-  wire signed [7:0] \$signature__data$72[1] ;
-  wire signed [7:0] \$signature__data$72[2] ;
-  wire signed [7:0] \$signature__data$72[3] ;
-  wire signed [7:0] \$signature__data$72[4] ;
-  wire signed [7:0] \$signature__data$72[5] ;
-  wire signed [7:0] \$signature__data$72[6] ;
-  wire signed [7:0] \$signature__data$72[7] ;
-  reg [63:0] \$signature__data$76 ;
-  wire signed [7:0] \$signature__data$76[0] ;
-  wire signed [7:0] \$signature__data$76[1] ;
-  wire signed [7:0] \$signature__data$76[2] ;
-  wire signed [7:0] \$signature__data$76[3] ;
-  wire signed [7:0] \$signature__data$76[4] ;
-  wire signed [7:0] \$signature__data$76[5] ;
-  wire signed [7:0] \$signature__data$76[6] ;
-  wire signed [7:0] \$signature__data$76[7] ;
+  wire [63:0] \$signature__data$50 ;
+  wire signed [7:0] \$signature__data$50[0] ;
+  wire signed [7:0] \$signature__data$50[1] ;
+  wire signed [7:0] \$signature__data$50[2] ;
+  wire signed [7:0] \$signature__data$50[3] ;
+  wire signed [7:0] \$signature__data$50[4] ;
+  wire signed [7:0] \$signature__data$50[5] ;
+  wire signed [7:0] \$signature__data$50[6] ;
+  wire signed [7:0] \$signature__data$50[7] ;
+  wire [255:0] \$signature__data$60 ;
+  wire signed [31:0] \$signature__data$60[0] ;
+  wire signed [31:0] \$signature__data$60[1] ;
+  wire signed [31:0] \$signature__data$60[2] ;
+  wire signed [31:0] \$signature__data$60[3] ;
+  wire signed [31:0] \$signature__data$60[4] ;
+  wire signed [31:0] \$signature__data$60[5] ;
+  wire signed [31:0] \$signature__data$60[6] ;
+  wire signed [31:0] \$signature__data$60[7] ;
+  wire [255:0] \$signature__data$61 ;
+  wire signed [31:0] \$signature__data$61[0] ;
+  wire signed [31:0] \$signature__data$61[1] ;
+  wire signed [31:0] \$signature__data$61[2] ;
+  wire signed [31:0] \$signature__data$61[3] ;
+  wire signed [31:0] \$signature__data$61[4] ;
+  wire signed [31:0] \$signature__data$61[5] ;
+  wire signed [31:0] \$signature__data$61[6] ;
+  wire signed [31:0] \$signature__data$61[7] ;
+  reg [63:0] \$signature__data$70 ;
+  wire signed [7:0] \$signature__data$70[0] ;
+  wire signed [7:0] \$signature__data$70[1] ;
+  wire signed [7:0] \$signature__data$70[2] ;
+  wire signed [7:0] \$signature__data$70[3] ;
+  wire signed [7:0] \$signature__data$70[4] ;
+  wire signed [7:0] \$signature__data$70[5] ;
+  wire signed [7:0] \$signature__data$70[6] ;
+  wire signed [7:0] \$signature__data$70[7] ;
+  reg [63:0] \$signature__data$74 ;
+  wire signed [7:0] \$signature__data$74[0] ;
+  wire signed [7:0] \$signature__data$74[1] ;
+  wire signed [7:0] \$signature__data$74[2] ;
+  wire signed [7:0] \$signature__data$74[3] ;
+  wire signed [7:0] \$signature__data$74[4] ;
+  wire signed [7:0] \$signature__data$74[5] ;
+  wire signed [7:0] \$signature__data$74[6] ;
+  wire signed [7:0] \$signature__data$74[7] ;
   wire signed [7:0] \$signature__data[0] ;
   wire signed [7:0] \$signature__data[1] ;
   wire signed [7:0] \$signature__data[2] ;
@@ -301,9 +290,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \$signature__data[6] ;
   wire signed [7:0] \$signature__data[7] ;
   reg \$signature__en ;
-  wire \$signature__en$60 ;
-  reg \$signature__en$73 ;
-  reg \$signature__en$77 ;
+  wire \$signature__en$58 ;
+  reg \$signature__en$71 ;
+  reg \$signature__en$75 ;
   wire [63:0] a;
   wire signed [7:0] \a[0] ;
   wire signed [7:0] \a[1] ;
@@ -325,7 +314,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg a_load_done = 1'h0;
   reg [6:0] a_load_inner = 7'h00;
   reg [6:0] a_load_outer = 7'h00;
-  reg a_valid = 1'h0;
+  wire a_valid;
   wire signed [7:0] \b__payload[0] ;
   wire signed [7:0] \b__payload[1] ;
   wire signed [7:0] \b__payload[2] ;
@@ -370,13 +359,19 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [2:0] engine_state = 3'h0;
   (* init = 1'h0 *)
   wire \error$19 ;
-  wire [13:0] i;
-  wire [13:0] \i[0] ;
-  wire \i[0].final ;
-  wire \i[0].first ;
-  wire [6:0] \i[0].m ;
-  wire [3:0] \i[0].ntile ;
-  wire \i[0].valid ;
+  wire [3:0] i;
+  wire [13:0] \i$52 ;
+  wire [13:0] \i$52[0] ;
+  wire \i$52[0].final ;
+  wire \i$52[0].first ;
+  wire [6:0] \i$52[0].m ;
+  wire [3:0] \i$52[0].ntile ;
+  wire \i$52[0].valid ;
+  wire [3:0] \i[0] ;
+  wire \i[0].beat ;
+  wire \i[0].cap ;
+  wire \i[0].swap ;
+  wire \i[0].w_real ;
   reg [6:0] job_k = 7'h00;
   reg [6:0] job_m = 7'h00;
   reg [6:0] job_n = 7'h00;
@@ -386,13 +381,19 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [6:0] nxt_k0 = 7'h00;
   reg [6:0] nxt_n0 = 7'h00;
   reg [3:0] nxt_ntile = 4'h0;
-  wire [13:0] o;
-  wire [13:0] \o[0] ;
-  wire \o[0].final ;
-  wire \o[0].first ;
-  wire [6:0] \o[0].m ;
-  wire [3:0] \o[0].ntile ;
-  wire \o[0].valid ;
+  wire [3:0] o;
+  wire [13:0] \o$55 ;
+  wire [13:0] \o$55[0] ;
+  wire \o$55[0].final ;
+  wire \o$55[0].first ;
+  wire [6:0] \o$55[0].m ;
+  wire [3:0] \o$55[0].ntile ;
+  wire \o$55[0].valid ;
+  wire [3:0] \o[0] ;
+  wire \o[0].beat ;
+  wire \o[0].cap ;
+  wire \o[0].swap ;
+  wire \o[0].w_real ;
   reg prologue = 1'h0;
   wire [151:0] psum;
   wire signed [18:0] \psum[0] ;
@@ -412,7 +413,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg seq_start;
   reg [6:0] span = 7'h00;
   wire swap;
-  reg \swap$47  = 1'h0;
+  wire \swap$48 ;
   wire [63:0] w;
   wire signed [7:0] \w[0] ;
   wire signed [7:0] \w[1] ;
@@ -422,7 +423,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \w[5] ;
   wire signed [7:0] \w[6] ;
   wire signed [7:0] \w[7] ;
-  reg w_capture = 1'h0;
+  wire w_capture;
   wire w_real;
   wire [2:0] w_row;
   reg [6:0] weights_k = 7'h00;
@@ -950,8 +951,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     a_mem[511] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$73 )
-      a_mem[\$signature__addr$70 ] <= \$signature__data$72 ;
+    if (\$signature__en$71 )
+      a_mem[\$signature__addr$68 ] <= \$signature__data$70 ;
   end
   reg [63:0] _0_;
   always @(posedge clk) begin
@@ -1475,15 +1476,15 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     b_mem[511] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$77 )
-      b_mem[\$signature__addr$74 ] <= \$signature__data$76 ;
+    if (\$signature__en$75 )
+      b_mem[\$signature__addr$72 ] <= \$signature__data$74 ;
   end
   reg [63:0] _1_;
   always @(posedge clk) begin
     _1_ <= b_mem[\$13 [8:0]];
   end
   initial _1_ = 64'h0000000000000000;
-  assign \$signature__data$51  = _1_;
+  assign \$signature__data$50  = _1_;
   reg [255:0] c_mem [511:0];
   initial begin
     c_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -2001,7 +2002,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @(posedge clk) begin
     if (wr_tag[0])
-      c_mem[{ wr_tag[12:10], wr_tag[8:3] }] <= \$signature__data$62 ;
+      c_mem[{ wr_tag[12:10], wr_tag[8:3] }] <= \$signature__data$60 ;
   end
   reg [255:0] _2_;
   always @(posedge clk) begin
@@ -2010,7 +2011,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     end
   end
   initial _2_ = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$signature__data$63  = _2_;
+  assign \$signature__data$61  = _2_;
   assign \$1  = ~ prologue;
   assign \$2  = seq_run & \$1 ;
   assign \$3  = s < job_m;
@@ -2033,74 +2034,74 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$16  = s == \$15 ;
   assign \$17  = ~ prologue;
   assign \$18  = \$17  & cur_last;
-  assign w = \$signal$50  ? \$signature__data$51  : 64'h0000000000000000;
-  assign \$19  = beat & cur_last;
-  assign \$20  = job_m - 1'h1;
-  assign \$21  = s == \$20 ;
-  assign \$22  = \$19  & \$21 ;
+  assign \$19  = s == 3'h7;
+  assign \$20  = push & \$19 ;
+  assign \$21  = push & w_real;
+  assign w = o[3] ? \$signature__data$50  : 64'h0000000000000000;
+  assign \$22  = beat & cur_last;
+  assign \$23  = job_m - 1'h1;
+  assign \$24  = s == \$23 ;
+  assign \$25  = \$22  & \$24 ;
   assign seq_final_write = wr_tag[0] & wr_tag[1];
-  assign \$23  = wr_tag[2] ? 32'd0 : \$signature__data$63 [31:0];
-  assign \$24  = $signed(\$23 ) + $signed(psum[18:0]);
-  assign \$25  = wr_tag[2] ? 32'd0 : \$signature__data$63 [63:32];
-  assign \$26  = $signed(\$25 ) + $signed(psum[37:19]);
-  assign \$27  = wr_tag[2] ? 32'd0 : \$signature__data$63 [95:64];
-  assign \$28  = $signed(\$27 ) + $signed(psum[56:38]);
-  assign \$29  = wr_tag[2] ? 32'd0 : \$signature__data$63 [127:96];
-  assign \$30  = $signed(\$29 ) + $signed(psum[75:57]);
-  assign \$31  = wr_tag[2] ? 32'd0 : \$signature__data$63 [159:128];
-  assign \$32  = $signed(\$31 ) + $signed(psum[94:76]);
-  assign \$33  = wr_tag[2] ? 32'd0 : \$signature__data$63 [191:160];
-  assign \$34  = $signed(\$33 ) + $signed(psum[113:95]);
-  assign \$35  = wr_tag[2] ? 32'd0 : \$signature__data$63 [223:192];
-  assign \$36  = $signed(\$35 ) + $signed(psum[132:114]);
-  assign \$37  = wr_tag[2] ? 32'd0 : \$signature__data$63 [255:224];
-  assign \$38  = $signed(\$37 ) + $signed(psum[151:133]);
-  assign \$39  = ~ rst;
-  assign \$40  = ~ a_load_done;
-  assign \$41  = ~ rst;
-  assign \$42  = \$40  & \$41 ;
-  assign \$43  = ~ b_load_done;
+  assign \$26  = wr_tag[2] ? 32'd0 : \$signature__data$61 [31:0];
+  assign \$27  = $signed(\$26 ) + $signed(psum[18:0]);
+  assign \$28  = wr_tag[2] ? 32'd0 : \$signature__data$61 [63:32];
+  assign \$29  = $signed(\$28 ) + $signed(psum[37:19]);
+  assign \$30  = wr_tag[2] ? 32'd0 : \$signature__data$61 [95:64];
+  assign \$31  = $signed(\$30 ) + $signed(psum[56:38]);
+  assign \$32  = wr_tag[2] ? 32'd0 : \$signature__data$61 [127:96];
+  assign \$33  = $signed(\$32 ) + $signed(psum[75:57]);
+  assign \$34  = wr_tag[2] ? 32'd0 : \$signature__data$61 [159:128];
+  assign \$35  = $signed(\$34 ) + $signed(psum[94:76]);
+  assign \$36  = wr_tag[2] ? 32'd0 : \$signature__data$61 [191:160];
+  assign \$37  = $signed(\$36 ) + $signed(psum[113:95]);
+  assign \$38  = wr_tag[2] ? 32'd0 : \$signature__data$61 [223:192];
+  assign \$39  = $signed(\$38 ) + $signed(psum[132:114]);
+  assign \$40  = wr_tag[2] ? 32'd0 : \$signature__data$61 [255:224];
+  assign \$41  = $signed(\$40 ) + $signed(psum[151:133]);
+  assign \$42  = ~ rst;
+  assign \$43  = ~ a_load_done;
   assign \$44  = ~ rst;
   assign \$45  = \$43  & \$44 ;
-  assign \$46  = a__valid & a__ready;
-  assign \$47  = b__valid & b__ready;
-  assign \$48  = a_load_done & b_load_done;
-  assign \$49  = ~ c__valid;
-  assign \$50  = \$49  | c__ready;
-  assign \$51  = engine_state == 3'h0;
-  assign \$52  = engine_state == 1'h1;
-  assign \$53  = engine_state == 2'h2;
-  assign \$54  = engine_state == 2'h3;
-  assign \$55  = engine_state == 3'h4;
-  assign \$56  = job_m > 4'h8;
-  assign \$57  = \$56  ? job_m : 7'h09;
-  assign \$58  = span - 1'h1;
-  assign \$59  = prologue ? 8'h08 : \$58 ;
-  assign \$60  = s == \$59 ;
-  assign \$61  = nxt_k0 == 7'h00;
-  assign \$62  = nxt_n0 + 4'h8;
-  assign \$63  = \$62  >= job_n;
-  assign \$64  = nxt_k0 + 4'h8;
-  assign \$65  = \$64  >= job_k;
-  assign \$66  = \$63  & \$65 ;
-  assign \$67  = nxt_n0 + 4'h8;
-  assign \$68  = \$67  >= job_n;
-  assign \$69  = nxt_k0 + 4'h8;
-  assign \$70  = \$69  >= job_k;
-  assign \$71  = \$68  & \$70 ;
-  assign \$72  = ~ \$71 ;
-  assign \$73  = nxt_exists & \$72 ;
-  assign \$74  = nxt_k0 + 4'h8;
-  assign \$75  = \$74  >= job_k;
-  assign \$76  = nxt_n0 + 4'h8;
-  assign \$77  = nxt_ntile + 1'h1;
-  assign \$78  = nxt_bbase + job_k;
-  assign \$79  = nxt_k0 + 4'h8;
-  assign \$80  = nxt_abase + job_m;
-  assign \$81  = s + 1'h1;
-  assign \$82  = s == 3'h7;
-  assign \$83  = push & \$82 ;
-  assign \$84  = push & w_real;
+  assign \$46  = ~ b_load_done;
+  assign \$47  = ~ rst;
+  assign \$48  = \$46  & \$47 ;
+  assign \$49  = a__valid & a__ready;
+  assign \$50  = b__valid & b__ready;
+  assign \$51  = a_load_done & b_load_done;
+  assign \$52  = ~ c__valid;
+  assign \$53  = \$52  | c__ready;
+  assign \$54  = engine_state == 3'h0;
+  assign \$55  = engine_state == 1'h1;
+  assign \$56  = engine_state == 2'h2;
+  assign \$57  = engine_state == 2'h3;
+  assign \$58  = engine_state == 3'h4;
+  assign \$59  = job_m > 4'h8;
+  assign \$60  = \$59  ? job_m : 7'h09;
+  assign \$61  = span - 1'h1;
+  assign \$62  = prologue ? 8'h08 : \$61 ;
+  assign \$63  = s == \$62 ;
+  assign \$64  = nxt_k0 == 7'h00;
+  assign \$65  = nxt_n0 + 4'h8;
+  assign \$66  = \$65  >= job_n;
+  assign \$67  = nxt_k0 + 4'h8;
+  assign \$68  = \$67  >= job_k;
+  assign \$69  = \$66  & \$68 ;
+  assign \$70  = nxt_n0 + 4'h8;
+  assign \$71  = \$70  >= job_n;
+  assign \$72  = nxt_k0 + 4'h8;
+  assign \$73  = \$72  >= job_k;
+  assign \$74  = \$71  & \$73 ;
+  assign \$75  = ~ \$74 ;
+  assign \$76  = nxt_exists & \$75 ;
+  assign \$77  = nxt_k0 + 4'h8;
+  assign \$78  = \$77  >= job_k;
+  assign \$79  = nxt_n0 + 4'h8;
+  assign \$80  = nxt_ntile + 1'h1;
+  assign \$81  = nxt_bbase + job_k;
+  assign \$82  = nxt_k0 + 4'h8;
+  assign \$83  = nxt_abase + job_m;
+  assign \$84  = s + 1'h1;
   assign \$85  = cmd__valid & cmd__ready;
   assign \$86  = cmd__payload[15:0] == 16'h0000;
   assign \$87  = cmd__payload[31:16] == 16'h0000;
@@ -2197,73 +2198,69 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @(posedge clk)
     cur_last <= \$165 ;
   always @(posedge clk)
-    a_valid <= \$166 ;
+    wr_tag <= \$166 ;
   always @(posedge clk)
-    \swap$47  <= \$167 ;
+    error <= \$167 ;
   always @(posedge clk)
-    w_capture <= \$168 ;
+    cycles <= \$168 ;
   always @(posedge clk)
-    \$signal$50  <= \$169 ;
+    job_m <= \$169 ;
   always @(posedge clk)
-    wr_tag <= \$170 ;
+    job_k <= \$170 ;
   always @(posedge clk)
-    error <= \$171 ;
+    job_n <= \$171 ;
   always @(posedge clk)
-    cycles <= \$172 ;
+    a_load_addr <= \$172 ;
   always @(posedge clk)
-    job_m <= \$173 ;
+    a_load_outer <= \$173 ;
   always @(posedge clk)
-    job_k <= \$174 ;
+    a_load_inner <= \$174 ;
   always @(posedge clk)
-    job_n <= \$175 ;
+    a_load_done <= \$175 ;
   always @(posedge clk)
-    a_load_addr <= \$176 ;
+    b_load_addr <= \$176 ;
   always @(posedge clk)
-    a_load_outer <= \$177 ;
+    b_load_outer <= \$177 ;
   always @(posedge clk)
-    a_load_inner <= \$178 ;
+    b_load_inner <= \$178 ;
   always @(posedge clk)
-    a_load_done <= \$179 ;
+    b_load_done <= \$179 ;
   always @(posedge clk)
-    b_load_addr <= \$180 ;
+    weights_valid <= \$180 ;
   always @(posedge clk)
-    b_load_outer <= \$181 ;
+    weights_k <= \$181 ;
   always @(posedge clk)
-    b_load_inner <= \$182 ;
+    weights_n <= \$182 ;
   always @(posedge clk)
-    b_load_done <= \$183 ;
+    engine_state <= \$183 ;
   always @(posedge clk)
-    weights_valid <= \$184 ;
+    d_m <= \$184 ;
   always @(posedge clk)
-    weights_k <= \$185 ;
+    d_n0 <= \$185 ;
   always @(posedge clk)
-    weights_n <= \$186 ;
+    d_tile <= \$186 ;
   always @(posedge clk)
-    engine_state <= \$187 ;
+    c__valid <= \$187 ;
   always @(posedge clk)
-    d_m <= \$188 ;
-  always @(posedge clk)
-    d_n0 <= \$189 ;
-  always @(posedge clk)
-    d_tile <= \$190 ;
-  always @(posedge clk)
-    c__valid <= \$191 ;
-  always @(posedge clk)
-    c_last <= \$192 ;
+    c_last <= \$188 ;
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i(a),
     .\i$2 (w),
-    .\i$34 (a_valid),
+    .\port$389$0 (o[2:0]),
     .psum(psum),
-    .rst(rst),
-    .swap(\swap$47 ),
-    .w_capture(w_capture)
+    .rst(rst)
+  );
+  \engine_ws_8x8_int8_acc32_wrap_64x64x64.ctl_delay  ctl_delay (
+    .clk(clk),
+    .i(i),
+    .lane0(o),
+    .rst(rst)
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.tag_delay  tag_delay (
     .clk(clk),
-    .i(i),
-    .o(o),
+    .i(\i$52 ),
+    .o(\o$55 ),
     .rst(rst)
   );
   always @* begin
@@ -2279,14 +2276,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          \$signature__en  = \$50 ;
+          \$signature__en  = \$53 ;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__addr  = { o[12:10], o[8:3] };
+    \$signature__addr  = { \o$55 [12:10], \o$55 [8:3] };
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -2316,7 +2313,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     cmd__ready = 1'h0;
     casez (engine_state)
       3'h0:
-          cmd__ready = \$39 ;
+          cmd__ready = \$42 ;
       default:
           /* empty */;
     endcase
@@ -2346,7 +2343,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          a__ready = \$42 ;
+          a__ready = \$45 ;
       default:
           /* empty */;
     endcase
@@ -2358,79 +2355,79 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          b__ready = \$45 ;
+          b__ready = \$48 ;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__addr$70  = 9'h000;
+    \$signature__addr$68  = 9'h000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__addr$70  = a_load_addr[8:0];
+          \$signature__addr$68  = a_load_addr[8:0];
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__data$72  = 64'h0000000000000000;
+    \$signature__data$70  = 64'h0000000000000000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__data$72  = a__payload;
+          \$signature__data$70  = a__payload;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__en$73  = 1'h0;
+    \$signature__en$71  = 1'h0;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$73  = \$46 ;
+          \$signature__en$71  = \$49 ;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__addr$74  = 9'h000;
+    \$signature__addr$72  = 9'h000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__addr$74  = b_load_addr[8:0];
+          \$signature__addr$72  = b_load_addr[8:0];
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__data$76  = 64'h0000000000000000;
+    \$signature__data$74  = 64'h0000000000000000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__data$76  = b__payload;
+          \$signature__data$74  = b__payload;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__en$77  = 1'h0;
+    \$signature__en$75  = 1'h0;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$77  = \$47 ;
+          \$signature__en$75  = \$50 ;
       default:
           /* empty */;
     endcase
@@ -2442,7 +2439,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          if (\$48 ) begin
+          if (\$51 ) begin
             seq_start = 1'h1;
           end
       default:
@@ -2494,7 +2491,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$153  = span;
     if (seq_start) begin
-      \$153  = \$57 ;
+      \$153  = \$60 ;
     end
     if (rst) begin
       \$153  = 7'h00;
@@ -2508,10 +2505,10 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
-      if (\$60 ) begin
+      if (\$63 ) begin
         \$154  = 7'h00;
       end else begin
-        \$154  = \$81 [6:0];
+        \$154  = \$84 [6:0];
       end
     end
     if (rst) begin
@@ -2525,7 +2522,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       \$155  = 1'h1;
     end
     if (seq_run) begin
-      if (\$60 ) begin
+      if (\$63 ) begin
         \$155  = 1'h0;
       end
     end
@@ -2540,9 +2537,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       \$156  = 7'h00;
     end
     if (seq_run) begin
-      if (\$60 ) begin
-        if (\$75 ) begin
-          \$156  = \$76 [6:0];
+      if (\$63 ) begin
+        if (\$78 ) begin
+          \$156  = \$79 [6:0];
         end
       end
     end
@@ -2557,9 +2554,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       \$157  = 4'h0;
     end
     if (seq_run) begin
-      if (\$60 ) begin
-        if (\$75 ) begin
-          \$157  = \$77 [3:0];
+      if (\$63 ) begin
+        if (\$78 ) begin
+          \$157  = \$80 [3:0];
         end
       end
     end
@@ -2574,12 +2571,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       \$158  = 7'h00;
     end
     if (seq_run) begin
-      if (\$60 ) begin
+      if (\$63 ) begin
         (* full_case = 32'd1 *)
-        if (\$75 ) begin
+        if (\$78 ) begin
           \$158  = 7'h00;
         end else begin
-          \$158  = \$79 [6:0];
+          \$158  = \$82 [6:0];
         end
       end
     end
@@ -2594,12 +2591,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       \$159  = 10'h000;
     end
     if (seq_run) begin
-      if (\$60 ) begin
+      if (\$63 ) begin
         (* full_case = 32'd1 *)
-        if (\$75 ) begin
+        if (\$78 ) begin
           \$159  = 10'h000;
         end else begin
-          \$159  = \$80 [9:0];
+          \$159  = \$83 [9:0];
         end
       end
     end
@@ -2614,9 +2611,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       \$160  = 10'h000;
     end
     if (seq_run) begin
-      if (\$60 ) begin
-        if (\$75 ) begin
-          \$160  = \$78 [9:0];
+      if (\$63 ) begin
+        if (\$78 ) begin
+          \$160  = \$81 [9:0];
         end
       end
     end
@@ -2631,8 +2628,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       \$161  = 1'h1;
     end
     if (seq_run) begin
-      if (\$60 ) begin
-        \$161  = \$73 ;
+      if (\$63 ) begin
+        \$161  = \$76 ;
       end
     end
     if (rst) begin
@@ -2643,7 +2640,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$162  = cur_ntile;
     if (seq_run) begin
-      if (\$60 ) begin
+      if (\$63 ) begin
         \$162  = nxt_ntile;
       end
     end
@@ -2655,7 +2652,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$163  = cur_abase;
     if (seq_run) begin
-      if (\$60 ) begin
+      if (\$63 ) begin
         \$163  = nxt_abase;
       end
     end
@@ -2667,8 +2664,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$164  = cur_first;
     if (seq_run) begin
-      if (\$60 ) begin
-        \$164  = \$61 ;
+      if (\$63 ) begin
+        \$164  = \$64 ;
       end
     end
     if (rst) begin
@@ -2679,8 +2676,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$165  = cur_last;
     if (seq_run) begin
-      if (\$60 ) begin
-        \$165  = \$66 ;
+      if (\$63 ) begin
+        \$165  = \$69 ;
       end
     end
     if (rst) begin
@@ -2689,85 +2686,143 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$166  = beat;
+    \$166  = \o$55 ;
     if (rst) begin
-      \$166  = 1'h0;
+      \$166  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$167  = swap;
+    \$167  = error;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            \$167  = \$103 ;
+          end
+      default:
+          /* empty */;
+    endcase
     if (rst) begin
       \$167  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$168  = \$83 ;
-    if (rst) begin
-      \$168  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$169  = \$84 ;
-    if (rst) begin
-      \$169  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$170  = o;
-    if (rst) begin
-      \$170  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$171  = error;
+    \$168  = cycles;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
-            \$171  = \$103 ;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$171  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$172  = cycles;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            \$172  = 32'd0;
+            \$168  = 32'd0;
           end
       3'h1:
           /* empty */;
       3'h2:
-          \$172  = \$137 [31:0];
+          \$168  = \$137 [31:0];
       3'h3:
-          \$172  = \$138 [31:0];
+          \$168  = \$138 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$172  = 32'd0;
+      \$168  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$173  = job_m;
+    \$169  = job_m;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             (* full_case = 32'd1 *)
             if (\$121 ) begin
             end else begin
-              \$173  = cmd__payload[6:0];
+              \$169  = cmd__payload[6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$169  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$170  = job_k;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$170  = cmd__payload[22:16];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$170  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$171  = job_n;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$171  = cmd__payload[38:32];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$171  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$172  = a_load_addr;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$172  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$71 ) begin
+            \$172  = \$122 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$172  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$173  = a_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$173  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$71 ) begin
+            if (\$124 ) begin
+              \$173  = \$125 [6:0];
             end
           end
       default:
@@ -2779,14 +2834,23 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$174  = job_k;
+    \$174  = a_load_inner;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             (* full_case = 32'd1 *)
             if (\$121 ) begin
             end else begin
-              \$174  = cmd__payload[22:16];
+              \$174  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$71 ) begin
+            (* full_case = 32'd1 *)
+            if (\$124 ) begin
+              \$174  = 7'h00;
+            end else begin
+              \$174  = \$128 [6:0];
             end
           end
       default:
@@ -2798,26 +2862,34 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$175  = job_n;
+    \$175  = a_load_done;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             (* full_case = 32'd1 *)
             if (\$121 ) begin
             end else begin
-              \$175  = cmd__payload[38:32];
+              \$175  = 1'h0;
+            end
+          end
+      3'h1:
+          if (\$signature__en$71 ) begin
+            if (\$124 ) begin
+              if (\$127 ) begin
+                \$175  = 1'h1;
+              end
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$175  = 7'h00;
+      \$175  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$176  = a_load_addr;
+    \$176  = b_load_addr;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
@@ -2828,8 +2900,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
             end
           end
       3'h1:
-          if (\$signature__en$73 ) begin
-            \$176  = \$122 [9:0];
+          if (\$signature__en$75 ) begin
+            \$176  = \$129 [9:0];
           end
       default:
           /* empty */;
@@ -2840,7 +2912,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$177  = a_load_outer;
+    \$177  = b_load_outer;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
@@ -2851,9 +2923,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
             end
           end
       3'h1:
-          if (\$signature__en$73 ) begin
-            if (\$124 ) begin
-              \$177  = \$125 [6:0];
+          if (\$signature__en$75 ) begin
+            if (\$131 ) begin
+              \$177  = \$132 [6:0];
             end
           end
       default:
@@ -2865,7 +2937,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$178  = a_load_inner;
+    \$178  = b_load_inner;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
@@ -2876,12 +2948,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
             end
           end
       3'h1:
-          if (\$signature__en$73 ) begin
+          if (\$signature__en$75 ) begin
             (* full_case = 32'd1 *)
-            if (\$124 ) begin
+            if (\$131 ) begin
               \$178  = 7'h00;
             end else begin
-              \$178  = \$128 [6:0];
+              \$178  = \$135 [6:0];
             end
           end
       default:
@@ -2893,7 +2965,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$179  = a_load_done;
+    \$179  = b_load_done;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
@@ -2901,12 +2973,15 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
             if (\$121 ) begin
             end else begin
               \$179  = 1'h0;
+              if (cmd__payload[48]) begin
+                \$179  = 1'h1;
+              end
             end
           end
       3'h1:
-          if (\$signature__en$73 ) begin
-            if (\$124 ) begin
-              if (\$127 ) begin
+          if (\$signature__en$75 ) begin
+            if (\$131 ) begin
+              if (\$134 ) begin
                 \$179  = 1'h1;
               end
             end
@@ -2920,43 +2995,41 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$180  = b_load_addr;
+    \$180  = weights_valid;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             (* full_case = 32'd1 *)
             if (\$121 ) begin
             end else begin
-              \$180  = 10'h000;
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$180  = 1'h1;
+              end
             end
-          end
-      3'h1:
-          if (\$signature__en$77 ) begin
-            \$180  = \$129 [9:0];
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$180  = 10'h000;
+      \$180  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$181  = b_load_outer;
+    \$181  = weights_k;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             (* full_case = 32'd1 *)
             if (\$121 ) begin
             end else begin
-              \$181  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$77 ) begin
-            if (\$131 ) begin
-              \$181  = \$132 [6:0];
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$181  = cmd__payload[22:16];
+              end
             end
           end
       default:
@@ -2968,23 +3041,18 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$182  = b_load_inner;
+    \$182  = weights_n;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             (* full_case = 32'd1 *)
             if (\$121 ) begin
             end else begin
-              \$182  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$77 ) begin
-            (* full_case = 32'd1 *)
-            if (\$131 ) begin
-              \$182  = 7'h00;
-            end else begin
-              \$182  = \$135 [6:0];
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$182  = cmd__payload[38:32];
+              end
             end
           end
       default:
@@ -2996,24 +3064,58 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$183  = b_load_done;
+    \$183  = engine_state;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             (* full_case = 32'd1 *)
             if (\$121 ) begin
             end else begin
-              \$183  = 1'h0;
-              if (cmd__payload[48]) begin
-                \$183  = 1'h1;
-              end
+              \$183  = 3'h1;
             end
           end
       3'h1:
-          if (\$signature__en$77 ) begin
-            if (\$131 ) begin
-              if (\$134 ) begin
-                \$183  = 1'h1;
+          if (\$136 ) begin
+            \$183  = 3'h2;
+          end
+      3'h2:
+          if (seq_end) begin
+            \$183  = 3'h3;
+          end
+      3'h3:
+          if (seq_final_write) begin
+            \$183  = 3'h4;
+          end
+      3'h4:
+          if (\$151 ) begin
+            \$183  = 3'h0;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$183  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$184  = d_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$184  = 7'h00;
+          end
+      3'h4:
+          if (\$140 ) begin
+            if (\$142 ) begin
+              if (\$144 ) begin
+                \$184  = \$145 [6:0];
               end
             end
           end
@@ -3021,45 +3123,31 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$183  = 1'h0;
+      \$184  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$184  = weights_valid;
+    \$185  = d_n0;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$184  = 1'h1;
-              end
-            end
-          end
-      default:
           /* empty */;
-    endcase
-    if (rst) begin
-      \$184  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$185  = weights_k;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$185  = 7'h00;
+          end
+      3'h4:
+          if (\$140 ) begin
+            if (\$142 ) begin
               (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
+              if (\$144 ) begin
+                \$185  = 7'h00;
               end else begin
-                \$185  = cmd__payload[22:16];
+                \$185  = \$148 [6:0];
               end
             end
           end
@@ -3072,65 +3160,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$186  = weights_n;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$186  = cmd__payload[38:32];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$186  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$187  = engine_state;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$187  = 3'h1;
-            end
-          end
-      3'h1:
-          if (\$136 ) begin
-            \$187  = 3'h2;
-          end
-      3'h2:
-          if (seq_end) begin
-            \$187  = 3'h3;
-          end
-      3'h3:
-          if (seq_final_write) begin
-            \$187  = 3'h4;
-          end
-      3'h4:
-          if (\$151 ) begin
-            \$187  = 3'h0;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$187  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$188  = d_m;
+    \$186  = d_tile;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3140,45 +3170,16 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$188  = 7'h00;
-          end
-      3'h4:
-          if (\$140 ) begin
-            if (\$142 ) begin
-              if (\$144 ) begin
-                \$188  = \$145 [6:0];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$188  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$189  = d_n0;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$189  = 7'h00;
+            \$186  = 4'h0;
           end
       3'h4:
           if (\$140 ) begin
             if (\$142 ) begin
               (* full_case = 32'd1 *)
               if (\$144 ) begin
-                \$189  = 7'h00;
+                \$186  = 4'h0;
               end else begin
-                \$189  = \$148 [6:0];
+                \$186  = \$149 [3:0];
               end
             end
           end
@@ -3186,12 +3187,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$189  = 7'h00;
+      \$186  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$190  = d_tile;
+    \$187  = c__valid;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3201,59 +3202,27 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$190  = 4'h0;
-          end
-      3'h4:
-          if (\$140 ) begin
-            if (\$142 ) begin
-              (* full_case = 32'd1 *)
-              if (\$144 ) begin
-                \$190  = 4'h0;
-              end else begin
-                \$190  = \$149 [3:0];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$190  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$191  = c__valid;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$191  = 1'h0;
+            \$187  = 1'h0;
           end
       3'h4:
         begin
           if (\$140 ) begin
-            \$191  = \$141 ;
+            \$187  = \$141 ;
           end
           if (\$151 ) begin
-            \$191  = 1'h0;
+            \$187  = 1'h0;
           end
         end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$191  = 1'h0;
+      \$187  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$192  = c_last;
+    \$188  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3268,9 +3237,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
             if (\$142 ) begin
               (* full_case = 32'd1 *)
               if (\$144 ) begin
-                \$192  = \$147 ;
+                \$188  = \$147 ;
               end else begin
-                \$192  = 1'h0;
+                \$188  = 1'h0;
               end
             end
           end
@@ -3278,22 +3247,22 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$192  = 1'h0;
+      \$188  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
   assign \error$19  = error;
   assign \done$20  = done;
-  assign seq_c_rd_addr = { 22'h000000, o[13:10], o[8:3] };
+  assign seq_c_rd_addr = { 22'h000000, \o$55 [13:10], \o$55 [8:3] };
   assign w_row = \$9 [2:0];
   assign \$signature__addr$37  = \$11 [8:0];
   assign \$signature__addr$39  = \$13 [8:0];
   assign \$signature__data  = a;
-  assign \$signal  = a_valid;
-  assign \$signal$48  = \swap$47 ;
-  assign \$signal$53  = w_capture;
-  assign \$signature__addr$58  = { wr_tag[12:10], wr_tag[8:3] };
-  assign \$signature__en$60  = wr_tag[0];
+  assign a_valid = o[0];
+  assign \swap$48  = o[1];
+  assign w_capture = o[2];
+  assign \$signature__addr$56  = { wr_tag[12:10], wr_tag[8:3] };
+  assign \$signature__en$58  = wr_tag[0];
   assign c_valid = c__valid;
   assign \cmd__payload.m  = cmd__payload[15:0];
   assign \cmd__payload.k  = cmd__payload[31:16];
@@ -3325,6 +3294,11 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \c__payload.data[6]  = c__payload[223:192];
   assign \c__payload.data[7]  = c__payload[255:224];
   assign \c__payload.last  = c__payload[256];
+  assign \i[0]  = i;
+  assign \i[0].beat  = i[0];
+  assign \i[0].swap  = i[1];
+  assign \i[0].cap  = i[2];
+  assign \i[0].w_real  = i[3];
   assign \a[0]  = a[7:0];
   assign \a[1]  = a[15:8];
   assign \a[2]  = a[23:16];
@@ -3341,6 +3315,11 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data[5]  = a[47:40];
   assign \$signature__data[6]  = a[55:48];
   assign \$signature__data[7]  = a[63:56];
+  assign \o[0]  = o;
+  assign \o[0].beat  = o[0];
+  assign \o[0].swap  = o[1];
+  assign \o[0].cap  = o[2];
+  assign \o[0].w_real  = o[3];
   assign \w[0]  = w[7:0];
   assign \w[1]  = w[15:8];
   assign \w[2]  = w[23:16];
@@ -3349,47 +3328,47 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \w[5]  = w[47:40];
   assign \w[6]  = w[55:48];
   assign \w[7]  = w[63:56];
-  assign \$signature__data$51[0]  = \$signature__data$51 [7:0];
-  assign \$signature__data$51[1]  = \$signature__data$51 [15:8];
-  assign \$signature__data$51[2]  = \$signature__data$51 [23:16];
-  assign \$signature__data$51[3]  = \$signature__data$51 [31:24];
-  assign \$signature__data$51[4]  = \$signature__data$51 [39:32];
-  assign \$signature__data$51[5]  = \$signature__data$51 [47:40];
-  assign \$signature__data$51[6]  = \$signature__data$51 [55:48];
-  assign \$signature__data$51[7]  = \$signature__data$51 [63:56];
-  assign \i[0]  = i;
-  assign \i[0].valid  = i[0];
-  assign \i[0].final  = i[1];
-  assign \i[0].first  = i[2];
-  assign \i[0].m  = i[9:3];
-  assign \i[0].ntile  = i[13:10];
-  assign \o[0]  = o;
-  assign \o[0].valid  = o[0];
-  assign \o[0].final  = o[1];
-  assign \o[0].first  = o[2];
-  assign \o[0].m  = o[9:3];
-  assign \o[0].ntile  = o[13:10];
+  assign \$signature__data$50[0]  = \$signature__data$50 [7:0];
+  assign \$signature__data$50[1]  = \$signature__data$50 [15:8];
+  assign \$signature__data$50[2]  = \$signature__data$50 [23:16];
+  assign \$signature__data$50[3]  = \$signature__data$50 [31:24];
+  assign \$signature__data$50[4]  = \$signature__data$50 [39:32];
+  assign \$signature__data$50[5]  = \$signature__data$50 [47:40];
+  assign \$signature__data$50[6]  = \$signature__data$50 [55:48];
+  assign \$signature__data$50[7]  = \$signature__data$50 [63:56];
+  assign \i$52[0]  = \i$52 ;
+  assign \i$52[0].valid  = \i$52 [0];
+  assign \i$52[0].final  = \i$52 [1];
+  assign \i$52[0].first  = \i$52 [2];
+  assign \i$52[0].m  = \i$52 [9:3];
+  assign \i$52[0].ntile  = \i$52 [13:10];
+  assign \o$55[0]  = \o$55 ;
+  assign \o$55[0].valid  = \o$55 [0];
+  assign \o$55[0].final  = \o$55 [1];
+  assign \o$55[0].first  = \o$55 [2];
+  assign \o$55[0].m  = \o$55 [9:3];
+  assign \o$55[0].ntile  = \o$55 [13:10];
   assign \wr_tag.valid  = wr_tag[0];
   assign \wr_tag.final  = wr_tag[1];
   assign \wr_tag.first  = wr_tag[2];
   assign \wr_tag.m  = wr_tag[9:3];
   assign \wr_tag.ntile  = wr_tag[13:10];
-  assign \$signature__data$62[0]  = \$signature__data$62 [31:0];
-  assign \$signature__data$62[1]  = \$signature__data$62 [63:32];
-  assign \$signature__data$62[2]  = \$signature__data$62 [95:64];
-  assign \$signature__data$62[3]  = \$signature__data$62 [127:96];
-  assign \$signature__data$62[4]  = \$signature__data$62 [159:128];
-  assign \$signature__data$62[5]  = \$signature__data$62 [191:160];
-  assign \$signature__data$62[6]  = \$signature__data$62 [223:192];
-  assign \$signature__data$62[7]  = \$signature__data$62 [255:224];
-  assign \$signature__data$63[0]  = \$signature__data$63 [31:0];
-  assign \$signature__data$63[1]  = \$signature__data$63 [63:32];
-  assign \$signature__data$63[2]  = \$signature__data$63 [95:64];
-  assign \$signature__data$63[3]  = \$signature__data$63 [127:96];
-  assign \$signature__data$63[4]  = \$signature__data$63 [159:128];
-  assign \$signature__data$63[5]  = \$signature__data$63 [191:160];
-  assign \$signature__data$63[6]  = \$signature__data$63 [223:192];
-  assign \$signature__data$63[7]  = \$signature__data$63 [255:224];
+  assign \$signature__data$60[0]  = \$signature__data$60 [31:0];
+  assign \$signature__data$60[1]  = \$signature__data$60 [63:32];
+  assign \$signature__data$60[2]  = \$signature__data$60 [95:64];
+  assign \$signature__data$60[3]  = \$signature__data$60 [127:96];
+  assign \$signature__data$60[4]  = \$signature__data$60 [159:128];
+  assign \$signature__data$60[5]  = \$signature__data$60 [191:160];
+  assign \$signature__data$60[6]  = \$signature__data$60 [223:192];
+  assign \$signature__data$60[7]  = \$signature__data$60 [255:224];
+  assign \$signature__data$61[0]  = \$signature__data$61 [31:0];
+  assign \$signature__data$61[1]  = \$signature__data$61 [63:32];
+  assign \$signature__data$61[2]  = \$signature__data$61 [95:64];
+  assign \$signature__data$61[3]  = \$signature__data$61 [127:96];
+  assign \$signature__data$61[4]  = \$signature__data$61 [159:128];
+  assign \$signature__data$61[5]  = \$signature__data$61 [191:160];
+  assign \$signature__data$61[6]  = \$signature__data$61 [223:192];
+  assign \$signature__data$61[7]  = \$signature__data$61 [255:224];
   assign \psum[0]  = psum[18:0];
   assign \psum[1]  = psum[37:19];
   assign \psum[2]  = psum[56:38];
@@ -3398,55 +3377,55 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \psum[5]  = psum[113:95];
   assign \psum[6]  = psum[132:114];
   assign \psum[7]  = psum[151:133];
-  assign \$signature__data$72[0]  = \$signature__data$72 [7:0];
-  assign \$signature__data$72[1]  = \$signature__data$72 [15:8];
-  assign \$signature__data$72[2]  = \$signature__data$72 [23:16];
-  assign \$signature__data$72[3]  = \$signature__data$72 [31:24];
-  assign \$signature__data$72[4]  = \$signature__data$72 [39:32];
-  assign \$signature__data$72[5]  = \$signature__data$72 [47:40];
-  assign \$signature__data$72[6]  = \$signature__data$72 [55:48];
-  assign \$signature__data$72[7]  = \$signature__data$72 [63:56];
-  assign \$signature__data$76[0]  = \$signature__data$76 [7:0];
-  assign \$signature__data$76[1]  = \$signature__data$76 [15:8];
-  assign \$signature__data$76[2]  = \$signature__data$76 [23:16];
-  assign \$signature__data$76[3]  = \$signature__data$76 [31:24];
-  assign \$signature__data$76[4]  = \$signature__data$76 [39:32];
-  assign \$signature__data$76[5]  = \$signature__data$76 [47:40];
-  assign \$signature__data$76[6]  = \$signature__data$76 [55:48];
-  assign \$signature__data$76[7]  = \$signature__data$76 [63:56];
+  assign \$signature__data$70[0]  = \$signature__data$70 [7:0];
+  assign \$signature__data$70[1]  = \$signature__data$70 [15:8];
+  assign \$signature__data$70[2]  = \$signature__data$70 [23:16];
+  assign \$signature__data$70[3]  = \$signature__data$70 [31:24];
+  assign \$signature__data$70[4]  = \$signature__data$70 [39:32];
+  assign \$signature__data$70[5]  = \$signature__data$70 [47:40];
+  assign \$signature__data$70[6]  = \$signature__data$70 [55:48];
+  assign \$signature__data$70[7]  = \$signature__data$70 [63:56];
+  assign \$signature__data$74[0]  = \$signature__data$74 [7:0];
+  assign \$signature__data$74[1]  = \$signature__data$74 [15:8];
+  assign \$signature__data$74[2]  = \$signature__data$74 [23:16];
+  assign \$signature__data$74[3]  = \$signature__data$74 [31:24];
+  assign \$signature__data$74[4]  = \$signature__data$74 [39:32];
+  assign \$signature__data$74[5]  = \$signature__data$74 [47:40];
+  assign \$signature__data$74[6]  = \$signature__data$74 [55:48];
+  assign \$signature__data$74[7]  = \$signature__data$74 [63:56];
+  assign c__payload[255:0] = \$signature__data$61 ;
   assign c__payload[256] = c_last;
-  assign c__payload[255:0] = \$signature__data$63 ;
-  assign \$signature__data$62 [255:224] = \$38 [31:0];
-  assign \$signature__data$62 [223:192] = \$36 [31:0];
-  assign \$signature__data$62 [191:160] = \$34 [31:0];
-  assign \$signature__data$62 [159:128] = \$32 [31:0];
-  assign \$signature__data$62 [127:96] = \$30 [31:0];
-  assign \$signature__data$62 [95:64] = \$28 [31:0];
-  assign \$signature__data$62 [63:32] = \$26 [31:0];
-  assign \$signature__data$62 [31:0] = \$24 [31:0];
-  assign i[13:10] = cur_ntile;
-  assign i[9:3] = s;
-  assign i[2] = cur_first;
-  assign i[1] = \$22 ;
+  assign \$signature__data$60 [255:224] = \$41 [31:0];
+  assign \$signature__data$60 [223:192] = \$39 [31:0];
+  assign \$signature__data$60 [191:160] = \$37 [31:0];
+  assign \$signature__data$60 [159:128] = \$35 [31:0];
+  assign \$signature__data$60 [127:96] = \$33 [31:0];
+  assign \$signature__data$60 [95:64] = \$31 [31:0];
+  assign \$signature__data$60 [63:32] = \$29 [31:0];
+  assign \$signature__data$60 [31:0] = \$27 [31:0];
+  assign \i$52 [13:10] = cur_ntile;
+  assign \i$52 [9:3] = s;
+  assign \i$52 [2] = cur_first;
+  assign \i$52 [1] = \$25 ;
+  assign \i$52 [0] = beat;
+  assign i[3] = \$21 ;
+  assign i[2] = \$20 ;
+  assign i[1] = swap;
   assign i[0] = beat;
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$34 , swap, w_capture, psum, clk);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$389$0 , clk);
   input rst;
   wire rst;
   input [63:0] \i$2 ;
   wire [63:0] \i$2 ;
   input [63:0] i;
   wire [63:0] i;
-  input \i$34 ;
-  wire \i$34 ;
-  input swap;
-  wire swap;
-  input w_capture;
-  wire w_capture;
   output [151:0] psum;
   wire [151:0] psum;
+  input [2:0] \port$389$0 ;
+  wire [2:0] \port$389$0 ;
   input clk;
   wire clk;
   wire [63:0] \$1 ;
@@ -3526,6 +3505,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$34 , swa
   wire signed [7:0] \i$2[5] ;
   wire signed [7:0] \i$2[6] ;
   wire signed [7:0] \i$2[7] ;
+  wire \i$34 ;
   wire \i$34[0] ;
   wire [7:0] \i$4 ;
   wire \i$4[0] ;
@@ -3620,6 +3600,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$34 , swa
   wire signed [18:0] \psum_out[1] ;
   wire signed [18:0] \psum_out[2] ;
   wire psum_valid;
+  wire swap;
   wire [7:0] \swap$10 ;
   wire [7:0] \swap$14 ;
   wire [7:0] \swap$18 ;
@@ -3645,6 +3626,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$34 , swa
   wire signed [7:0] \w[5] ;
   wire signed [7:0] \w[6] ;
   wire signed [7:0] \w[7] ;
+  wire w_capture;
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.a_skew  a_skew (
     .clk(clk),
     .i(i),
@@ -3704,7 +3686,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$34 , swa
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay  valid_delay (
     .clk(clk),
-    .i(\i$34 ),
+    .i(\port$389$0 [0]),
     .o(psum_valid),
     .rst(rst)
   );
@@ -3716,6 +3698,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$34 , swa
   );
   assign a = i;
   assign w = \i$2 ;
+  assign swap = \port$389$0 [1];
+  assign w_capture = \port$389$0 [2];
   assign o = \a$8 ;
   assign \o$11  = \swap$10 ;
   assign a_out = \a$12 ;
@@ -3723,7 +3707,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$34 , swa
   assign \a_out$17  = \a$16 ;
   assign \swap_out$19  = \swap$18 ;
   assign \o$33  = psum;
-  assign a_valid = \i$34 ;
+  assign \i$34  = \port$389$0 [0];
+  assign a_valid = \port$389$0 [0];
   assign \o$37  = psum_valid;
   assign \i[0]  = i[7:0];
   assign \i[1]  = i[15:8];
@@ -3885,7 +3870,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$34 , swa
   assign \o$33[5]  = psum[113:95];
   assign \o$33[6]  = psum[132:114];
   assign \o$33[7]  = psum[151:133];
-  assign \i$34[0]  = \i$34 ;
+  assign \i$34[0]  = \port$389$0 [0];
   assign \o$37[0]  = psum_valid;
   assign \i$28 [151:133] = \psum_out$31 [37:19];
   assign \i$28 [132:114] = \psum_out$31 [18:0];
@@ -3911,22 +3896,22 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, \i$34 , swa
   assign capture[2] = \o$21 [2];
   assign capture[1] = \o$21 [1];
   assign capture[0] = \o$21 [0];
-  assign \i$6 [7] = w_capture;
-  assign \i$6 [6] = w_capture;
-  assign \i$6 [5] = w_capture;
-  assign \i$6 [4] = w_capture;
-  assign \i$6 [3] = w_capture;
-  assign \i$6 [2] = w_capture;
-  assign \i$6 [1] = w_capture;
-  assign \i$6 [0] = w_capture;
-  assign \i$4 [7] = swap;
-  assign \i$4 [6] = swap;
-  assign \i$4 [5] = swap;
-  assign \i$4 [4] = swap;
-  assign \i$4 [3] = swap;
-  assign \i$4 [2] = swap;
-  assign \i$4 [1] = swap;
-  assign \i$4 [0] = swap;
+  assign \i$6 [7] = \port$389$0 [2];
+  assign \i$6 [6] = \port$389$0 [2];
+  assign \i$6 [5] = \port$389$0 [2];
+  assign \i$6 [4] = \port$389$0 [2];
+  assign \i$6 [3] = \port$389$0 [2];
+  assign \i$6 [2] = \port$389$0 [2];
+  assign \i$6 [1] = \port$389$0 [2];
+  assign \i$6 [0] = \port$389$0 [2];
+  assign \i$4 [7] = \port$389$0 [1];
+  assign \i$4 [6] = \port$389$0 [1];
+  assign \i$4 [5] = \port$389$0 [1];
+  assign \i$4 [4] = \port$389$0 [1];
+  assign \i$4 [3] = \port$389$0 [1];
+  assign \i$4 [2] = \port$389$0 [1];
+  assign \i$4 [1] = \port$389$0 [1];
+  assign \i$4 [0] = \port$389$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4338,15 +4323,15 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.swap_skew (rst, i, o, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay (rst, i, o, clk);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay (rst, o, i, clk);
   reg \$auto$verilog_backend.cc:2505:dump_module$4 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$4  <= 1'h0;
   input rst;
   wire rst;
-  input i;
-  wire i;
   output o;
   wire o;
+  input i;
+  wire i;
   input clk;
   wire clk;
   reg [14:0] \$1 ;
@@ -4722,6 +4707,53 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.column_0 (swap, w, capture, clk, 
   assign a_out[23:16] = \a_out$27 ;
   assign a_out[15:8] = \a_out$18 ;
   assign a_out[7:0] = \a_out$12 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.ctl_delay (rst, i, lane0, clk);
+  reg \$auto$verilog_backend.cc:2505:dump_module$5 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$5  <= 1'h0;
+  input rst;
+  wire rst;
+  input [3:0] i;
+  wire [3:0] i;
+  output [3:0] lane0;
+  reg [3:0] lane0 = 4'h0;
+  input clk;
+  wire clk;
+  reg [3:0] \$1 ;
+  wire [3:0] \i[0] ;
+  wire \i[0].beat ;
+  wire \i[0].cap ;
+  wire \i[0].swap ;
+  wire \i[0].w_real ;
+  (* init = 4'h0 *)
+  wire [3:0] o;
+  wire [3:0] \o[0] ;
+  wire \o[0].beat ;
+  wire \o[0].cap ;
+  wire \o[0].swap ;
+  wire \o[0].w_real ;
+  always @(posedge clk)
+    lane0 <= \$1 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
+    \$1  = i;
+    if (rst) begin
+      \$1  = 4'h0;
+    end
+  end
+  assign o = lane0;
+  assign \i[0]  = i;
+  assign \i[0].beat  = i[0];
+  assign \i[0].swap  = i[1];
+  assign \i[0].cap  = i[2];
+  assign \i[0].w_real  = i[3];
+  assign \o[0]  = lane0;
+  assign \o[0].beat  = lane0[0];
+  assign \o[0].swap  = lane0[1];
+  assign \o[0].cap  = lane0[2];
+  assign \o[0].w_real  = lane0[3];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -5133,8 +5165,8 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_0 (swap, w, capture, clk, rst, a_out, swap_out, w_out, psum_out, a);
-  reg \$auto$verilog_backend.cc:2505:dump_module$5 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$5  <= 1'h0;
+  reg \$auto$verilog_backend.cc:2505:dump_module$6 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$6  <= 1'h0;
   input swap;
   wire swap;
   input signed [7:0] w;
@@ -5183,21 +5215,21 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_0 (swap, w, capture, clk, rst,
   always @(posedge clk)
     shadow <= \$2 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
     \$4  = swap;
     if (rst) begin
       \$4  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
     \$2  = shadow;
     if (capture) begin
       \$2  = w;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
     \$3  = weight;
     if (swap) begin
       \$3  = shadow;
@@ -5211,8 +5243,8 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_1 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
-  reg \$auto$verilog_backend.cc:2505:dump_module$6 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$6  <= 1'h0;
+  reg \$auto$verilog_backend.cc:2505:dump_module$7 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$7  <= 1'h0;
   input swap;
   wire swap;
   input signed [7:0] w;
@@ -5265,21 +5297,21 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_1 (swap, w, capture, psum_in, 
   always @(posedge clk)
     psum_out <= \$2 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
     \$4  = weight;
     if (swap) begin
       \$4  = shadow;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
     \$5  = swap;
     if (rst) begin
       \$5  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
     \$3  = shadow;
     if (capture) begin
       \$3  = w;
@@ -5293,8 +5325,8 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_2 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
-  reg \$auto$verilog_backend.cc:2505:dump_module$7 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$7  <= 1'h0;
+  reg \$auto$verilog_backend.cc:2505:dump_module$8 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$8  <= 1'h0;
   input swap;
   wire swap;
   input signed [7:0] w;
@@ -5347,21 +5379,21 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_2 (swap, w, capture, psum_in, 
   always @(posedge clk)
     psum_out <= \$2 [16:0];
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
     \$4  = weight;
     if (swap) begin
       \$4  = shadow;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
     \$5  = swap;
     if (rst) begin
       \$5  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
     \$3  = shadow;
     if (capture) begin
       \$3  = w;
@@ -5375,8 +5407,8 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_3 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
-  reg \$auto$verilog_backend.cc:2505:dump_module$8 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$8  <= 1'h0;
+  reg \$auto$verilog_backend.cc:2505:dump_module$9 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$9  <= 1'h0;
   input swap;
   wire swap;
   input signed [7:0] w;
@@ -5429,21 +5461,21 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_3 (swap, w, capture, psum_in, 
   always @(posedge clk)
     psum_out <= \$2 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
     \$4  = weight;
     if (swap) begin
       \$4  = shadow;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
     \$5  = swap;
     if (rst) begin
       \$5  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
     \$3  = shadow;
     if (capture) begin
       \$3  = w;
@@ -5457,88 +5489,6 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_4 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
-  reg \$auto$verilog_backend.cc:2505:dump_module$9 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$9  <= 1'h0;
-  input swap;
-  wire swap;
-  input signed [7:0] w;
-  wire signed [7:0] w;
-  input capture;
-  wire capture;
-  input signed [17:0] psum_in;
-  wire signed [17:0] psum_in;
-  input clk;
-  wire clk;
-  input rst;
-  wire rst;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output swap_out;
-  reg swap_out = 1'h0;
-  output signed [7:0] w_out;
-  reg signed [7:0] w_out = 8'h00;
-  output signed [17:0] psum_out;
-  reg signed [17:0] psum_out = 18'h00000;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  wire [15:0] \$1 ;
-  wire [18:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg \$5 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  (* init = 18'h00000 *)
-  wire signed [17:0] psum;
-  reg signed [7:0] shadow = 8'h00;
-  (* init = 1'h0 *)
-  wire swap_reg;
-  (* init = 8'h00 *)
-  wire signed [7:0] w_reg;
-  reg signed [7:0] weight = 8'h00;
-  always @(posedge clk)
-    shadow <= \$3 ;
-  always @(posedge clk)
-    weight <= \$4 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    w_out <= w;
-  always @(posedge clk)
-    swap_out <= \$5 ;
-  assign \$1  = $signed(a) * $signed(weight);
-  assign \$2  = $signed(psum_in) + $signed(\$1 );
-  always @(posedge clk)
-    psum_out <= \$2 [17:0];
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
-    \$4  = weight;
-    if (swap) begin
-      \$4  = shadow;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
-    \$5  = swap;
-    if (rst) begin
-      \$5  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
-    \$3  = shadow;
-    if (capture) begin
-      \$3  = w;
-    end
-  end
-  assign psum = psum_out;
-  assign a_reg = a_out;
-  assign w_reg = w_out;
-  assign swap_reg = swap_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_5 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$10 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$10  <= 1'h0;
   input swap;
@@ -5620,7 +5570,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_5 (swap, w, capture, psum_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_6 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_5 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$11 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$11  <= 1'h0;
   input swap;
@@ -5702,9 +5652,91 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_6 (swap, w, capture, psum_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_7 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_6 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$12 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$12  <= 1'h0;
+  input swap;
+  wire swap;
+  input signed [7:0] w;
+  wire signed [7:0] w;
+  input capture;
+  wire capture;
+  input signed [17:0] psum_in;
+  wire signed [17:0] psum_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output swap_out;
+  reg swap_out = 1'h0;
+  output signed [7:0] w_out;
+  reg signed [7:0] w_out = 8'h00;
+  output signed [17:0] psum_out;
+  reg signed [17:0] psum_out = 18'h00000;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  wire [18:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [7:0] \$4 ;
+  reg \$5 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  (* init = 18'h00000 *)
+  wire signed [17:0] psum;
+  reg signed [7:0] shadow = 8'h00;
+  (* init = 1'h0 *)
+  wire swap_reg;
+  (* init = 8'h00 *)
+  wire signed [7:0] w_reg;
+  reg signed [7:0] weight = 8'h00;
+  always @(posedge clk)
+    shadow <= \$3 ;
+  always @(posedge clk)
+    weight <= \$4 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    w_out <= w;
+  always @(posedge clk)
+    swap_out <= \$5 ;
+  assign \$1  = $signed(a) * $signed(weight);
+  assign \$2  = $signed(psum_in) + $signed(\$1 );
+  always @(posedge clk)
+    psum_out <= \$2 [17:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$4  = weight;
+    if (swap) begin
+      \$4  = shadow;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$5  = swap;
+    if (rst) begin
+      \$5  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$3  = shadow;
+    if (capture) begin
+      \$3  = w;
+    end
+  end
+  assign psum = psum_out;
+  assign a_reg = a_out;
+  assign w_reg = w_out;
+  assign swap_reg = swap_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_7 (swap, w, capture, psum_in, clk, rst, a_out, swap_out, w_out, psum_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$13 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$13  <= 1'h0;
   input swap;
   wire swap;
   input signed [7:0] w;
@@ -5757,21 +5789,21 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.pe_7 (swap, w, capture, psum_in, 
   always @(posedge clk)
     psum_out <= \$2 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$4  = weight;
     if (swap) begin
       \$4  = shadow;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$5  = swap;
     if (rst) begin
       \$5  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$3  = shadow;
     if (capture) begin
       \$3  = w;
@@ -5785,8 +5817,8 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_ws_8x8_int8_acc32_wrap_64x64x64.tag_delay (rst, i, o, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$13 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$13  <= 1'h0;
+  reg \$auto$verilog_backend.cc:2505:dump_module$14 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$14  <= 1'h0;
   input rst;
   wire rst;
   input [13:0] i;
@@ -5812,7 +5844,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.tag_delay (rst, i, o, clk);
   always @(posedge clk)
     lane0 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
     \$1  = { lane0[195:0], i };
     if (rst) begin
       \$1  = 210'h00000000000000000000000000000000000000000000000000000;

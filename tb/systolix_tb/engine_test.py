@@ -222,7 +222,7 @@ async def run_engine_job(dut):
         # The compute phase as the ports show it, against the engine's own counter; with no
         # stalls the load and drain phases against the model too (check_engine compares the
         # compute phase with the model in every case).
-        out_lat = config.requant.latency if config.requant is not None else 0
+        out_lat = config.output_latency
         compute = first_c - last_load - PORT_GAP - out_lat
         if compute != int(dut.cycles.value):
             outcome.failures.append(f"gemm {j}: compute phase {compute} cycles at the ports, "

@@ -113,8 +113,7 @@ def simulate(config, jobs, *, stall=0.0, seed=0, fill=0):
             assert ai == len(a_words) and bi == len(b_words), "not all words were taken"
             c, last = tiling.engine_c_matrix(config, words, *dims[::2])
             assert last[-1] and not last[:-1].any(), "last flag misplaced"
-            compute = first_c - last_load - PORT_GAP - (config.requant.latency
-                                                        if config.requant is not None else 0)
+            compute = first_c - last_load - PORT_GAP - config.output_latency
             assert compute == ctx.get(dut.cycles), \
                 f"compute phase {compute} cycles at the ports, {ctx.get(dut.cycles)} by `cycles`"
             out.append((c, err, compute, total))

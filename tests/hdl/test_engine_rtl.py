@@ -82,3 +82,19 @@ def test_requantized_engine_with_stalls(simulator, dataflow, out_signed, seed):
                                             (9, 11, 10), (4, 7, 8), (2, 5, 3)], out_signed)
     check_engine(config, entries, simulator, seed=seed, stall_prob=0.3)
     check_engine(config, entries[:2], simulator, seed=seed)  # and exact job cycles unstalled
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("dataflow", [pytest.param(Dataflow.OUTPUT_STATIONARY, id="os"),
+                                      pytest.param(Dataflow.WEIGHT_STATIONARY, id="ws",
+                                                   marks=pytest.mark.slow)])
+def test_pipelined_double_buffered_engine(simulator, dataflow, seed):
+    """``--pipeline deep``: the A and B words are registered between the buffers and the
+    array; results and compute cycles exact, with stalls on every stream."""
+    config = EngineConfig(SystolicConfig(3, 4, dataflow, pipeline="deep"), 13, 11, 10,
+                          buffering="double")
+    rng = np.random.default_rng(seed)
+    entries = [rand_operands(rng, config.numerics, 13, 11, 10), (14, 1, 1),
+               rand_operands(rng, config.numerics, 5, 7, 9),
+               rand_operands(rng, config.numerics, 1, 11, 3)]
+    check_engine(config, entries, simulator, seed=seed, stall_prob=0.3)

@@ -136,6 +136,9 @@ def _configs():
     yield EngineConfig(SystolicConfig(2, 3, Dataflow.OUTPUT_STATIONARY), 5, 7, 7)
     yield EngineConfig(SystolicConfig(3, 2, Dataflow.WEIGHT_STATIONARY), 5, 7, 7)
     yield EngineConfig(core=TensorCoreConfig(2, 2, 2, 1), max_m=5, max_k=7, max_n=7, cores=2)
+    # pipelined PEs: the A and B words are registered on their way to the array
+    yield EngineConfig(SystolicConfig(2, 3, Dataflow.OUTPUT_STATIONARY, pipeline="deep"), 5, 7, 7)
+    yield EngineConfig(SystolicConfig(3, 2, Dataflow.WEIGHT_STATIONARY, pipeline="full"), 5, 7, 7)
 
 
 SLOW = pytest.mark.slow
@@ -144,7 +147,9 @@ BUFFERINGS = [pytest.param("single", marks=SLOW), "double"]
 
 @pytest.mark.parametrize("buffering", BUFFERINGS)
 @pytest.mark.parametrize("index", [pytest.param(0, id="os", marks=SLOW), pytest.param(1, id="ws"),
-                                   pytest.param(2, id="tc", marks=SLOW)])
+                                   pytest.param(2, id="tc", marks=SLOW),
+                                   pytest.param(3, id="os-deep"),
+                                   pytest.param(4, id="ws-full", marks=SLOW)])
 def test_stream_exact_results_and_cycles(index, buffering, seed):
     """Jobs back to back, keep-weights among them: bit-exact, and with no stalls every
     ``done`` in the cycle :func:`stream_cycles` says."""
@@ -172,12 +177,14 @@ def test_stream_exact_results_and_cycles(index, buffering, seed):
     _check(config, jobs, results, f"seed {seed}, stalls")
 
 
+@pytest.mark.parametrize("pipeline", ["none", pytest.param("full", marks=SLOW)])
 @pytest.mark.parametrize("buffering", BUFFERINGS)
-def test_requantizing_stream(buffering, seed):
+def test_requantizing_stream(buffering, pipeline, seed):
     """A WS requantizing engine: weights and parameters kept across jobs, parameters of a new
-    layer waiting for their bank while an earlier job drains; exact with and without stalls."""
-    config = EngineConfig(SystolicConfig(2, 3, Dataflow.WEIGHT_STATIONARY), 6, 9, 7,
-                          requant=RequantConfig(3, True), buffering=buffering)
+    layer waiting for their bank while an earlier job drains; exact with and without stalls.
+    A pipelined one also registers each C word and its parameters before the requantizer."""
+    config = EngineConfig(SystolicConfig(2, 3, Dataflow.WEIGHT_STATIONARY, pipeline=pipeline),
+                          6, 9, 7, requant=RequantConfig(3, True), buffering=buffering)
     rng = np.random.default_rng(seed)
     shapes = [(6, 9, 7), (6, 2, 7), (6, 9, 7), (1, 1, 1), (6, 2, 7), (3, 4, 2)]
     entries = requant_entries(rng, config, shapes, True)

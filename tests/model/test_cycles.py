@@ -108,7 +108,9 @@ MEASURED = {
     'engine_ws_2x3_int8_acc32_wrap_5x7x5':
         [(9, 14), (10, 17), (26, 45), (13, 26), (40, 67), (18, 36)],
     'engine_os_2x2_int8_acc32_wrap_pipe_full_5x7x5':
-        [(8, 13), (9, 16), (27, 46), (19, 38), (49, 85), (24, 45)],
+        [(9, 15), (10, 18), (28, 48), (20, 40), (50, 87), (25, 47)],
+    'engine_ws_2x3_int8_acc32_wrap_pipe_deep_5x7x5':
+        [(13, 19), (14, 22), (30, 50), (17, 31), (44, 72), (22, 41)],
     'engine_tc_2x2x2_int8_acc32_wrap_5x7x5':
         [(4, 9), (4, 10), (15, 30), (9, 25), (27, 54), (12, 33)],
     'engine_tc_2x2x2_int8_acc32_wrap_p0_5x7x5':
@@ -129,6 +131,8 @@ def _measured_configs():
         out.append(EngineConfig(SystolicConfig(rows, cols, Dataflow.WEIGHT_STATIONARY),
                                 **limits))
     out.append(EngineConfig(SystolicConfig(2, 2, pipeline="full"), **limits))
+    out.append(EngineConfig(SystolicConfig(2, 3, Dataflow.WEIGHT_STATIONARY, pipeline="deep"),
+                            **limits))
     for m, n, k, p, cores in [(2, 2, 2, 1, 1), (2, 2, 2, 0, 1), (2, 3, 3, 3, 1), (3, 1, 2, 2, 2)]:
         out.append(EngineConfig(core=TensorCoreConfig(m, n, k, p), cores=cores, **limits))
     return out

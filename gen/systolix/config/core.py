@@ -67,6 +67,14 @@ class ComputeCore:
     def dataflow(self):
         return None
 
+    @property
+    def buffer_read_latency(self):
+        """Cycles from an A or B buffer address to the word at the core's inputs: the block
+        RAM's own read (1), plus a register on its read data when the core is pipelined
+        (:attr:`SystolicCore.buffer_read_latency`). The one place the engine's controller and
+        the cycle models take it from."""
+        return 1
+
     # -- word geometry
 
     @property
@@ -184,6 +192,13 @@ class SystolicCore(ComputeCore):
     def to_dict(self):
         return {"array": self.array.to_dict()}
 
+    @property
+    def buffer_read_latency(self):
+        """2 with a pipelined PE (``--pipeline`` other than ``none``): the A and B words are
+        registered between the block RAMs and the array, so that the RAM's clock-to-out and the
+        route to the array's edge are not one path; 1 otherwise."""
+        return 2 if self.array.pipeline_stages else 1
+
 
 class OutputStationaryCore(SystolicCore):
     """An output-stationary array: each R x C output tile takes its K beats (an A column and
@@ -198,20 +213,23 @@ class OutputStationaryCore(SystolicCore):
 
     def schedule(self, m, k, n):
         """``tiles = ceil(M/R) * ceil(N/C)`` output tiles, each ``span = max(K, R)`` cycles
-        apart (the array's drain needs R per tile); compute = ``(tiles - 1) * span + K + R +
-        result_latency`` (the last tile's K beats, one cycle of buffer latency, the array's
-        result latency - R + C - 1 plus any PE pipeline stages, as
-        :func:`systolix.model.cycles.result_latency` - and R - 1 more for its last row)."""
+        apart (the array's drain needs R per tile); compute = ``(tiles - 1) * span + K + B +
+        result_latency + R - 1`` (the last tile's K beats, B = :attr:`buffer_read_latency`
+        cycles of buffer latency, the array's result latency - R + C - 1 plus any PE pipeline
+        stages, as :func:`systolix.model.cycles.result_latency` - and R - 1 more for its last
+        row)."""
         R, C = self.rows, self.cols
         tiles, span = math.ceil(m / R) * math.ceil(n / C), max(k, R)
         result_latency = R + C - 1 + self.array.pipeline_stages
-        return tiles, span, (tiles - 1) * span + k + R + result_latency
+        return tiles, span, ((tiles - 1) * span + k + self.buffer_read_latency + result_latency
+                             + R - 1)
 
     @property
     def compute_formula(self):
-        stages = self.array.pipeline_stages
+        stages, extra = self.array.pipeline_stages, self.buffer_read_latency - 1
         return (f"(tiles - 1) * max(K, R) + K + 2R + C - 1"
-                f"{f' + {stages} (PE pipeline)' if stages else ''}, "
+                f"{f' + {stages} (PE pipeline)' if stages else ''}"
+                f"{f' + {extra} (buffer read register)' if extra else ''}, "
                 f"tiles = ceil(M/R) * ceil(N/C)")
 
 
@@ -229,20 +247,23 @@ class WeightStationaryCore(SystolicCore):
     def schedule(self, m, k, n):
         """``tiles = ceil(K/R) * ceil(N/C)`` weight tiles, each ``span = max(M, R + 1)`` cycles
         (the M rows of A; the next tile's R weight rows are pushed meanwhile, and need R + 1
-        cycles between swaps); compute = ``R + 1 + (tiles - 1) * span + M + R + C + P`` (loading
-        the first weights, then the last tile's M beats, one cycle of buffer latency and the
-        array's result latency R + C - 1 + P, P its PE pipeline stages, as
+        cycles between swaps); compute = ``R + 1 + (tiles - 1) * span + M + B + R + C - 1 + P``
+        (loading the first weights, then the last tile's M beats, B =
+        :attr:`buffer_read_latency` cycles of buffer latency and the array's result latency
+        R + C - 1 + P, P its PE pipeline stages, as
         :func:`systolix.model.cycles.result_latency`, whose result is accumulated into C in the
         same cycle)."""
         R, C = self.rows, self.cols
         tiles, span = math.ceil(k / R) * math.ceil(n / C), max(m, R + 1)
-        return tiles, span, R + 1 + (tiles - 1) * span + m + R + C + self.array.pipeline_stages
+        return tiles, span, (R + 1 + (tiles - 1) * span + m + self.buffer_read_latency + R + C - 1
+                             + self.array.pipeline_stages)
 
     @property
     def compute_formula(self):
-        stages = self.array.pipeline_stages
+        stages, extra = self.array.pipeline_stages, self.buffer_read_latency - 1
         return (f"R + 1 + (tiles - 1) * max(M, R + 1) + M + R + C"
-                f"{f' + {stages} (PE pipeline)' if stages else ''}, "
+                f"{f' + {stages} (PE pipeline)' if stages else ''}"
+                f"{f' + {extra} (buffer read register)' if extra else ''}, "
                 f"tiles = ceil(K/R) * ceil(N/C)")
 
 

@@ -143,6 +143,14 @@ class EngineConfig:
         return self.compute.accumulation_chunk
 
     @property
+    def output_latency(self):
+        """Register stages between the C buffer's read register and the ``c`` stream: one with
+        a pipelined core (``compute.buffer_read_latency`` 2: nothing but a register follows a
+        block RAM), and the requantizer's."""
+        return (self.compute.buffer_read_latency - 1
+                + (self.requant.latency if self.requant is not None else 0))
+
+    @property
     def k_steps_max(self):
         """B words per column tile of the largest K (tensor core: ceil(max_k / k) k-steps)."""
         return self.compute.k_steps(self.max_k)

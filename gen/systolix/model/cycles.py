@@ -276,7 +276,7 @@ class EngineCycles:
     macs: int
     peak_macs: int
     q_words: int = 0           # requantization parameter words
-    output_latency: int = 0    # requantizer stages between the C buffer and the c stream
+    output_latency: int = 0    # register stages between the C buffer and the c stream
 
     @property
     def load(self):
@@ -331,4 +331,4 @@ def engine_cycles(config: EngineConfig, m, k, n, keep_weights=False):
                         c_words=m * col_tiles, compute=compute,
                         macs=m * k * n, peak_macs=config.macs,
                         q_words=col_tiles if rq and not keep_weights else 0,
-                        output_latency=config.requant.latency if rq else 0)
+                        output_latency=config.output_latency)

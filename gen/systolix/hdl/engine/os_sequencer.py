@@ -16,8 +16,9 @@ class OutputStationarySequencer(Sequencer):
     ahead of the array; each tile's rows written to C from a tag delayed by the array's result
     latency."""
 
-    def elaborate(self, m, job, bufs):
+    def elaborate(self, m, job, bufs, start_job=None):
         cfg, seq = self.config, self
+        start_job = job if start_job is None else start_job
         R, C = cfg.rows, cfg.cols
         m.submodules.array = array = OutputStationaryArray(cfg.array)
 
@@ -32,7 +33,8 @@ class OutputStationarySequencer(Sequencer):
 
         with m.If(seq.start):
             # (a constant when K can never exceed R: no always-false comparison in the RTL)
-            m.d.sync += [span.eq(Mux(job.k > R, job.k, R) if cfg.max_k > R else R),
+            m.d.sync += [span.eq(Mux(start_job.k > R, start_job.k, R)
+                                 if cfg.max_k > R else R),
                          s.eq(0), m0.eq(0), n0.eq(0),
                          ntile.eq(0), a_base.eq(0), b_base.eq(0)]
         beat = Signal()
@@ -55,10 +57,14 @@ class OutputStationarySequencer(Sequencer):
             with m.Else():
                 m.d.sync += s.eq(s + 1)
 
-        # The buffers answer one cycle later: the beat enters the array then. The schedule
-        # spaces `last` beats >= R cycles apart, so the array's `ready` is always high here.
-        beat_d, last_d = Signal(), Signal()
-        m.d.sync += [beat_d.eq(beat), last_d.eq(last)]
+        # The buffers answer buffer_read_latency cycles later: the beat enters the array then.
+        # The schedule spaces `last` beats >= R cycles apart, so the array's `ready` is always
+        # high here.
+        m.submodules.beat_delay = beat_delay = DelayLanes(
+            data.StructLayout({"beat": 1, "last": 1}), [self.buffer_read_latency],
+            reset_less=False)
+        m.d.comb += [beat_delay.i[0].beat.eq(beat), beat_delay.i[0].last.eq(last)]
+        beat_d, last_d = beat_delay.o[0].beat, beat_delay.o[0].last
         m.d.comb += [
             array.i.valid.eq(beat_d),
             array.i.payload.a.eq(bufs.a_rd.data),
@@ -69,8 +75,8 @@ class OutputStationarySequencer(Sequencer):
         # A tile's rows leave the array result_latency cycles after its last beat went in:
         # carry the tile's coordinates alongside, then write each row to C.
         tag = data.StructLayout({"valid": 1, "final": 1, "m0": len(m0), "ntile": len(ntile)})
-        m.submodules.tag_delay = tag_delay = DelayLanes(tag, [array.result_latency],
-                                                        reset_less=False)
+        m.submodules.tag_delay = tag_delay = DelayLanes(
+            tag, [self.buffer_read_latency - 1 + array.result_latency], reset_less=False)
         m.d.comb += [
             tag_delay.i[0].valid.eq(last),
             tag_delay.i[0].final.eq(last_m & last_n),

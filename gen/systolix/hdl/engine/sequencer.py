@@ -84,6 +84,10 @@ class Sequencer:
         b_load = Loader("b_load", cfg.b_depth, cfg.max_n, cfg.cols, cfg.k_steps_max)
         return (a_load, (job.m, self.k_steps(job))), (b_load, (job.n, self.k_steps(job)))
 
-    def elaborate(self, m, job, bufs):
-        """The compute phase: buffer reads, the core, C writes and the hand-shake."""
+    def elaborate(self, m, job, bufs, start_job=None):
+        """The compute phase: buffer reads, the core, C writes and the hand-shake.
+
+        ``job`` holds the running job's registers from the cycle after ``start`` on;
+        ``start_job`` (default ``job``) holds them in the ``start`` cycle, where they may still
+        be on their way into ``job``."""
         raise NotImplementedError

@@ -166,13 +166,16 @@ class MatrixEngine(wiring.Component):
 
     @property
     def output_latency(self):
-        """Register stages between the C buffer and the ``c`` stream: the requantizer's."""
-        return self._config.requant.latency if self._config.requant is not None else 0
+        """Register stages between the C buffer and the ``c`` stream
+        (:attr:`EngineConfig.output_latency <systolix.config.EngineConfig.output_latency>`)."""
+        return self._config.output_latency
 
     @property
     def buffer_read_latency(self):
-        """Cycles from a buffer address to its word (synchronous block RAM)."""
-        return 1
+        """Cycles from an A or B buffer address to its word at the core: the synchronous block
+        RAM's read, and a register on the read data with a pipelined core
+        (:attr:`ComputeCore.buffer_read_latency <systolix.config.core.ComputeCore>`)."""
+        return self._config.compute.buffer_read_latency
 
     def elaborate(self, platform):
         if self._config.buffering == "double":
@@ -190,8 +193,12 @@ class MatrixEngine(wiring.Component):
         b_mem = Memory(shape=b_word_layout(cfg), depth=max(2, cfg.b_depth), init=[])
         c_mem = Memory(shape=c_word, depth=max(2, cfg.c_depth), init=[])
         m.submodules.a_mem, m.submodules.b_mem, m.submodules.c_mem = a_mem, b_mem, c_mem
-        bufs = _Buffers(a_wr=a_mem.write_port(), a_rd=a_mem.read_port(),
-                        b_wr=b_mem.write_port(), b_rd=b_mem.read_port(),
+        bufs = _Buffers(a_wr=a_mem.write_port(),
+                        a_rd=_registered_read(m, a_mem.read_port(), "a_rd", cfg.a_depth,
+                                              a_word_layout(cfg), self.buffer_read_latency),
+                        b_wr=b_mem.write_port(),
+                        b_rd=_registered_read(m, b_mem.read_port(), "b_rd", cfg.b_depth,
+                                              b_word_layout(cfg), self.buffer_read_latency),
                         c_wr=c_mem.write_port(), c_rd=c_mem.read_port())
 
         # ---- the compute core's sequencer (SEQUENCERS): job registers, loaders, compute phase
@@ -230,9 +237,7 @@ class MatrixEngine(wiring.Component):
             c_row = bufs.c_rd.data
             drain_addr = c_addr(cfg, d_m, d_tile)
         if cfg.requant is None:
-            m.d.comb += [self.c.valid.eq(c_valid), self.c.payload.data.eq(c_row),
-                         self.c.payload.last.eq(c_last)]
-            drain_ready = ~c_valid | self.c.ready
+            drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, self.c)
         else:
             # The requantizer is a stalling pipeline behind the buffers' read registers.
             q_mem = Memory(shape=data.ArrayLayout(param_layout(cfg.requant), C),
@@ -241,13 +246,9 @@ class MatrixEngine(wiring.Component):
             q_wr, q_rd = q_mem.write_port(), q_mem.read_port()
             q_load = Loader("q_load", cfg.q_depth, cfg.max_n, C, 1)
             m.submodules.requant = rq = Requantizer(cfg.requant)
-            m.d.comb += [
-                rq.i.valid.eq(c_valid), rq.i.payload.acc.eq(c_row),
-                rq.i.payload.params.eq(q_rd.data), rq.i.payload.last.eq(c_last),
-                q_rd.addr.eq(d_tile), q_rd.en.eq(rq.i.ready),
-            ]
+            m.d.comb += q_rd.addr.eq(d_tile)
+            drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, rq.i, q_rd)
             wiring.connect(m, rq.o, wiring.flipped(self.c))
-            drain_ready = rq.i.ready
         c_out_last = self.c.valid & self.c.ready & self.c.payload.last
 
         with m.FSM(name="engine"):
@@ -347,6 +348,42 @@ class MatrixEngine(wiring.Component):
         return m
 
 
+def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None):
+    """Connect the drain's C word (in the C buffer's read register: ``c_valid``, ``c_row``,
+    ``c_last``) to stream ``out``: the ``c`` port, or the requantizer's input, which also takes
+    the parameter word read alongside from ``q_rd``. With a pipelined core
+    (``config.compute.buffer_read_latency`` 2) the word goes through one more register stage
+    first, so that nothing but a register follows the block RAM. Returns the drain's ready: the
+    C buffer's read register may take the next word."""
+    rq = q_rd is not None
+    if cfg.compute.buffer_read_latency == 1:
+        m.d.comb += [out.valid.eq(c_valid), out.payload.last.eq(c_last)]
+        if rq:
+            m.d.comb += [out.payload.acc.eq(c_row), out.payload.params.eq(q_rd.data),
+                         q_rd.en.eq(out.ready)]
+            return out.ready
+        m.d.comb += out.payload.data.eq(c_row)
+        return ~c_valid | out.ready
+    o_valid, o_last = Signal(name="c_out_valid"), Signal(name="c_out_last")
+    o_row = Signal(data.ArrayLayout(acc_shape(cfg.numerics), cfg.cols), name="c_out_row",
+                   reset_less=True)
+    stage_ready = ~o_valid | out.ready
+    with m.If(stage_ready):
+        m.d.sync += [o_valid.eq(c_valid), o_last.eq(c_last), o_row.eq(c_row)]
+    m.d.comb += [out.valid.eq(o_valid), out.payload.last.eq(o_last)]
+    drain_ready = ~c_valid | stage_ready
+    if rq:
+        o_params = Signal(data.ArrayLayout(param_layout(cfg.requant), cfg.cols),
+                          name="c_out_params", reset_less=True)
+        with m.If(stage_ready):
+            m.d.sync += o_params.eq(q_rd.data)
+        m.d.comb += [out.payload.acc.eq(o_row), out.payload.params.eq(o_params),
+                     q_rd.en.eq(drain_ready)]
+    else:
+        m.d.comb += out.payload.data.eq(o_row)
+    return drain_ready
+
+
 def _bad_command(cfg, cmd, weights):
     """A command the engine rejects: a zero dimension, one beyond the buffers, or keep-weights
     without weights of this K and N."""
@@ -398,6 +435,26 @@ class _WriteProxy:
         self.addr = Signal(range(max(2, depth)), name=f"{name}_addr")
         self.en = Signal(name=f"{name}_en")
         self.data = Signal(shape, name=f"{name}_data")
+
+
+def _delayed(m, value, shape, stages, name):
+    """``value`` (of ``shape``) through ``stages`` registers (reset-less: data words only)."""
+    for i in range(stages):
+        reg = Signal(shape, name=f"{name}_reg{i}", reset_less=True)
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+def _registered_read(m, port, name, depth, shape, latency):
+    """A read port as the sequencer sees it, its data ``latency - 1`` registers behind the
+    block RAM's."""
+    if latency == 1:
+        return port
+    proxy = _ReadProxy(name, depth, shape)
+    m.d.comb += [port.addr.eq(proxy.addr), port.en.eq(proxy.en),
+                 proxy.data.eq(_delayed(m, port.data, shape, latency - 1, name))]
+    return proxy
 
 
 def _banked(m, mem_port, proxy, bank, read):
@@ -456,8 +513,8 @@ def _elaborate_double(engine):
     (a_load, a_limits), (b_load, b_limits) = seq.loaders(ljob)
     rq = cfg.requant is not None
 
-    # ---- compute stage: the running job (the sequencer reads ``xjob``'s registers; in the
-    # start cycle they are still being copied, so it sees the load stage's then)
+    # ---- compute stage: the running job (the sequencer reads ``xreg``; in the start cycle
+    # they are still being copied, and the sequencer takes what it needs then from ``ljob``)
     xreg = _Job(cfg, {f"{k}": Signal.like(v, name=f"x_{v.name}")
                       for k, v in seq.job_registers().items()})
     xa, xb, xc = Signal(), Signal(), Signal()   # its A, B banks and C bank
@@ -467,11 +524,6 @@ def _elaborate_double(engine):
     x_count = Signal(CYCLES_WIDTH)
     x_busy = x_run | x_flush | (x_tail != 0)
     names = ["m", "k", "n", *seq.job_registers()]
-    view = _Job(cfg, {k: Signal.like(getattr(xreg, k), name=f"v_{k}")
-                      for k in seq.job_registers()})
-    for k in names:
-        m.d.comb += getattr(view, k).eq(Mux(seq.start, getattr(ljob, k), getattr(xreg, k)))
-    va, vb = Mux(seq.start, ljob_a, xa), Mux(seq.start, ljob_b, xb)
 
     # ---- per C bank: owned by a job (computing or not yet drained), computed, its dims
     c_owned = Signal(2)
@@ -491,8 +543,16 @@ def _elaborate_double(engine):
     # stage's, writes and (read-modify-write) reads its C bank; the drain reads its own
     _banked(m, a_mem.write_port(), a_wr, ljob_a, read=False)
     _banked(m, b_mem.write_port(), b_wr, ljob_b, read=False)
-    _banked(m, a_mem.read_port(), bufs.a_rd, va, read=True)
-    _banked(m, b_mem.read_port(), bufs.b_rd, vb, read=True)
+    a_rd = _ReadProxy("a_rd_ram", cfg.a_depth, a_word_layout(cfg))
+    b_rd = _ReadProxy("b_rd_ram", cfg.b_depth, b_word_layout(cfg))
+    # (the sequencer uses no read issued in the start cycle, while xa and xb are being set)
+    _banked(m, a_mem.read_port(), a_rd, xa, read=True)
+    _banked(m, b_mem.read_port(), b_rd, xb, read=True)
+    for name, ram, proxy, shape in (("a_rd", a_rd, bufs.a_rd, a_word_layout(cfg)),
+                                    ("b_rd", b_rd, bufs.b_rd, b_word_layout(cfg))):
+        m.d.comb += [ram.addr.eq(proxy.addr), ram.en.eq(proxy.en),
+                     proxy.data.eq(_delayed(m, ram.data, shape, engine.buffer_read_latency - 1,
+                                            name))]
     _banked(m, c_mem.write_port(), bufs.c_wr, xc, read=False)
     if ws:
         _banked(m, c_mem.read_port(), bufs.c_rd, xc, read=True)
@@ -500,7 +560,7 @@ def _elaborate_double(engine):
     d_bank = Signal()
     _banked(m, c_mem.read_port(), d_rd, d_bank, read=True)
 
-    seq.elaborate(m, view, bufs)
+    seq.elaborate(m, xreg, bufs, start_job=ljob)
 
     # ---- drain stage
     d_busy = Signal()
@@ -521,9 +581,7 @@ def _elaborate_double(engine):
         c_row = d_rd.data
         drain_addr = c_addr(cfg, d_m, d_tile)
     if not rq:
-        m.d.comb += [engine.c.valid.eq(c_valid), engine.c.payload.data.eq(c_row),
-                     engine.c.payload.last.eq(c_last)]
-        drain_ready = ~c_valid | engine.c.ready
+        drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, engine.c)
     else:
         q_mem = Memory(shape=data.ArrayLayout(param_layout(cfg.requant), C),
                        depth=2 * max(2, cfg.q_depth), init=[])
@@ -535,13 +593,9 @@ def _elaborate_double(engine):
         _banked(m, q_mem.read_port(), q_rd, d_q, read=True)
         q_load = Loader("q_load", cfg.q_depth, cfg.max_n, C, 1)
         m.submodules.requant = rqu = Requantizer(cfg.requant)
-        m.d.comb += [
-            rqu.i.valid.eq(c_valid), rqu.i.payload.acc.eq(c_row),
-            rqu.i.payload.params.eq(q_rd.data), rqu.i.payload.last.eq(c_last),
-            q_rd.addr.eq(d_tile), q_rd.en.eq(rqu.i.ready),
-        ]
+        m.d.comb += q_rd.addr.eq(d_tile)
+        drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, rqu.i, q_rd)
         wiring.connect(m, rqu.o, wiring.flipped(engine.c))
-        drain_ready = rqu.i.ready
     c_out_last = engine.c.valid & engine.c.ready & engine.c.payload.last
 
     # ---- command
@@ -550,6 +604,19 @@ def _elaborate_double(engine):
     m.d.comb += [engine.cmd.ready.eq(~l_busy & ~rej & ~in_reset),
                  engine.busy.eq(l_busy | x_busy | (c_owned != 0) | rej)]
     bad = _bad_command(cfg, cmd, weights)
+    # While the load stage is free its registers follow the command port, whatever is offered:
+    # they are read only once a command is accepted (l_busy), and so their enables do not
+    # depend on the command checks.
+    with m.If(~l_busy):
+        m.d.sync += [ljob.m.eq(cmd.m), ljob.k.eq(cmd.k), ljob.n.eq(cmd.n), ljob_a.eq(la),
+                     ljob_b.eq(Mux(cmd.keep, lb, ~lb))]
+        seq.accept(m, cmd, ljob)
+        a_load.start(m)
+        b_load.start(m)
+        m.d.sync += b_load.done.eq(cmd.keep)  # B (and q) of a keep-weights job are there
+        if rq:
+            q_load.start(m)
+            m.d.sync += q_load.done.eq(cmd.keep)
     with m.If(engine.cmd.valid & engine.cmd.ready):
         with m.If(bad):
             with m.If(empty):
@@ -557,20 +624,10 @@ def _elaborate_double(engine):
             with m.Else():
                 m.d.sync += rej.eq(1)
         with m.Else():
-            m.d.sync += [ljob.m.eq(cmd.m), ljob.k.eq(cmd.k), ljob.n.eq(cmd.n),
-                         l_busy.eq(1), la.eq(~la), ljob_a.eq(la)]
-            seq.accept(m, cmd, ljob)
-            a_load.start(m)
-            b_load.start(m)
-            if rq:
-                q_load.start(m)
-            with m.If(cmd.keep):
-                m.d.sync += [b_load.done.eq(1), ljob_b.eq(lb)]
-                if rq:
-                    m.d.sync += q_load.done.eq(1)
-            with m.Else():
+            m.d.sync += [l_busy.eq(1), la.eq(~la)]
+            with m.If(~cmd.keep):
                 weights.take(m, cmd)
-                m.d.sync += [lb.eq(~lb), ljob_b.eq(~lb)]
+                m.d.sync += lb.eq(~lb)
     with m.If(rej & empty):
         m.d.sync += [rej.eq(0), done.eq(1), error.eq(1), cycles.eq(0)]
 

@@ -28,7 +28,7 @@ class TensorCoreSequencer(Sequencer):
     def k_steps(self, job):
         return job.ks
 
-    def elaborate(self, m, job, bufs):
+    def elaborate(self, m, job, bufs, start_job=None):
         cfg, seq = self.config, self
         core = cfg.core
         R, C, K, n_u = core.m, cfg.cols, core.k, core.n

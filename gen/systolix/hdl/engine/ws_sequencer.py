@@ -23,8 +23,9 @@ class WeightStationarySequencer(Sequencer):
         b_load = Loader("b_load", cfg.b_depth, cfg.max_n, cfg.cols, cfg.k_steps_max)
         return (a_load, (job.k, job.m)), (b_load, (job.n, self.k_steps(job)))
 
-    def elaborate(self, m, job, bufs):
+    def elaborate(self, m, job, bufs, start_job=None):
         cfg, seq = self.config, self
+        start_job = job if start_job is None else start_job
         R, C, num = cfg.rows, cfg.cols, cfg.numerics
         m.submodules.array = array = WeightStationaryArray(cfg.array)
 
@@ -49,7 +50,8 @@ class WeightStationarySequencer(Sequencer):
         nxt_is_last = (nxt_n0 + C >= job.n) & (nxt_k0 + R >= job.k)
 
         with m.If(seq.start):
-            m.d.sync += [span.eq(Mux(job.m > R, job.m, R + 1) if cfg.max_m > R else R + 1),
+            m.d.sync += [span.eq(Mux(start_job.m > R, start_job.m, R + 1)
+                                 if cfg.max_m > R else R + 1),
                          s.eq(0), prologue.eq(1),
                          nxt_n0.eq(0), nxt_ntile.eq(0), nxt_k0.eq(0), nxt_abase.eq(0),
                          nxt_bbase.eq(0), nxt_exists.eq(1)]
@@ -84,10 +86,16 @@ class WeightStationarySequencer(Sequencer):
             with m.Else():
                 m.d.sync += s.eq(s + 1)
 
-        # Buffers answer one cycle later; the array sees beat, swap and weights then.
-        beat_d, swap_d, cap_d, w_real_d = Signal(), Signal(), Signal(), Signal()
-        m.d.sync += [beat_d.eq(beat), swap_d.eq(swap), cap_d.eq(push & (s == R - 1)),
-                     w_real_d.eq(push & w_real)]
+        # Buffers answer buffer_read_latency cycles later; the array sees beat, swap and
+        # weights then.
+        m.submodules.ctl_delay = ctl_delay = DelayLanes(
+            data.StructLayout({"beat": 1, "swap": 1, "cap": 1, "w_real": 1}),
+            [self.buffer_read_latency], reset_less=False)
+        m.d.comb += [ctl_delay.i[0].beat.eq(beat), ctl_delay.i[0].swap.eq(swap),
+                     ctl_delay.i[0].cap.eq(push & (s == R - 1)),
+                     ctl_delay.i[0].w_real.eq(push & w_real)]
+        ctl_d = ctl_delay.o[0]
+        beat_d, swap_d, cap_d, w_real_d = ctl_d.beat, ctl_d.swap, ctl_d.cap, ctl_d.w_real
         m.d.comb += [
             array.a.eq(bufs.a_rd.data),
             array.a_valid.eq(beat_d),
