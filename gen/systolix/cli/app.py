@@ -23,8 +23,10 @@ def _commands():
     return [generate, run, estimate, infer, board, demo, synth, regress]
 
 
-def _parser(commands):
+def _parser(commands=None):
+    """The parser of ``commands`` (default: every command)."""
     from .common import Parser
+    commands = _commands() if commands is None else commands
     p = Parser(prog="systolix",
                description="Generate int8 matrix engines as hardware (Verilog), run GEMMs and an "
                            "MLP on them in simulation, synthesize them for FPGAs and talk to a "
