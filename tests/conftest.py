@@ -49,6 +49,15 @@ SLOW_VERILATOR_REPEATS = {
     "tests/hdl/test_os_array_rtl.py::test_random_input_stalls[verilator]",
     "tests/hdl/test_tc_engine_rtl.py::test_accumulator_overflow[saturate-verilator]",
     "tests/board/test_board_rtl.py::test_tiled_gemms_at_3_mbaud[verilator]",
+    "tests/hdl/test_engine_rtl.py::test_requantized_engine_with_stalls[int8-os-verilator]",
+    "tests/hdl/test_engine_rtl.py::test_requantized_engine_with_stalls[uint8-ws-verilator]",
+    "tests/hdl/test_engine_rtl.py::test_awkward_shapes_back_to_back_with_rejects[ws-verilator]",
+    "tests/hdl/test_engine_rtl.py::test_weight_stationary_accumulator_overflow[saturate-verilator]",
+    "tests/hdl/test_engine_rtl.py::test_unsigned_narrow_accumulator[os-verilator]",
+    "tests/hdl/test_engine_rtl.py::test_pipelined_double_buffered_engine[os-verilator]",
+    "tests/hdl/test_requant_rtl.py::test_requantizer_on_the_reference_edge_cases[uint8-verilator]",
+    "tests/hdl/test_os_array_rtl.py::test_accumulator_overflow[saturate-verilator]",
+    "tests/hdl/test_os_array_rtl.py::test_numerics_extremes[int4_acc8_wrap-verilator]",
 }
 
 
