@@ -260,6 +260,21 @@ def _check_scalar(name, value, lo, hi):
     return value
 
 
+def _check_output_range(params, lo, hi):
+    """Validate and normalize a frozen parameter set's ``zero_point`` and clamp bounds (absent
+    bounds become the output type's ``lo``/``hi``), shared by both requantization rules."""
+    kind = "int8" if params.out_signed else "uint8"
+    zp = _check_scalar(f"zero_point ({kind})", params.zero_point, lo, hi)
+    object.__setattr__(params, "zero_point", zp)
+    cmin, cmax = params.clamp_min, params.clamp_max
+    cmin = lo if cmin is None else _check_scalar(f"clamp_min ({kind})", cmin, lo, hi)
+    cmax = hi if cmax is None else _check_scalar(f"clamp_max ({kind})", cmax, lo, hi)
+    if cmin > cmax:
+        raise ValueError(f"clamp_min ({cmin}) must not exceed clamp_max ({cmax})")
+    object.__setattr__(params, "clamp_min", cmin)
+    object.__setattr__(params, "clamp_max", cmax)
+
+
 @dataclass(frozen=True)
 class RequantParams:
     """Requantization parameters of one layer: per output channel and per layer.
@@ -324,16 +339,7 @@ class RequantParams:
         object.__setattr__(self, "bias", bias)
         object.__setattr__(self, "multiplier", multiplier)
         object.__setattr__(self, "shift", shift)
-        kind = "int8" if self.out_signed else "uint8"
-        zp = _check_scalar(f"zero_point ({kind})", self.zero_point, lo, hi)
-        object.__setattr__(self, "zero_point", zp)
-        cmin, cmax = self.clamp_min, self.clamp_max
-        cmin = lo if cmin is None else _check_scalar(f"clamp_min ({kind})", cmin, lo, hi)
-        cmax = hi if cmax is None else _check_scalar(f"clamp_max ({kind})", cmax, lo, hi)
-        if cmin > cmax:
-            raise ValueError(f"clamp_min ({cmin}) must not exceed clamp_max ({cmax})")
-        object.__setattr__(self, "clamp_min", cmin)
-        object.__setattr__(self, "clamp_max", cmax)
+        _check_output_range(self, lo, hi)
 
     @property
     def channels(self):
@@ -588,16 +594,7 @@ class Float32RequantParams:
                              f"{len(scale)}")
         object.__setattr__(self, "bias", bias)
         object.__setattr__(self, "scale", scale)
-        kind = "int8" if self.out_signed else "uint8"
-        zp = _check_scalar(f"zero_point ({kind})", self.zero_point, lo, hi)
-        object.__setattr__(self, "zero_point", zp)
-        cmin, cmax = self.clamp_min, self.clamp_max
-        cmin = lo if cmin is None else _check_scalar(f"clamp_min ({kind})", cmin, lo, hi)
-        cmax = hi if cmax is None else _check_scalar(f"clamp_max ({kind})", cmax, lo, hi)
-        if cmin > cmax:
-            raise ValueError(f"clamp_min ({cmin}) must not exceed clamp_max ({cmax})")
-        object.__setattr__(self, "clamp_min", cmin)
-        object.__setattr__(self, "clamp_max", cmax)
+        _check_output_range(self, lo, hi)
 
     @property
     def channels(self):
