@@ -640,14 +640,29 @@ def _cli(*args):
     (["engine", "--arch", "tensorcore", "--baud", "4000000"], 1,
      "baud 4000000 is too fast for a 12000000 Hz clock"),
     (["engine", "--baud", "600"], 1, "baud must be at least 1200, not 600"),
+    (["engine", "--freq", "15"], 1,
+     "--freq 15: an iCE40 PLL fed 12 MHz makes 16..275 MHz, not 15 MHz"),
+    # the UART divides the PLL's clock, not the oscillator's
+    (["engine", "--freq", "45", "--baud", "20000000"], 1,
+     "baud 20000000 is too fast for a 45000000 Hz clock"),
 ], ids=["tensorcore-fit", "engine-fit", "tc-engine-fit", "baud-0", "tc-baud-too-fast",
-        "baud-600"])
+        "baud-600", "freq-below-the-pll", "baud-too-fast-for-the-pll"])
 def test_build_for_a_board_refuses_before_writing(argv, status, message, tmp_path):
     """Refusals come before the tools and before the output directory is made."""
     p = _cli("build", *argv, "--board", "icebreaker", "-o", str(tmp_path / "bits"))
     assert p.returncode == status and p.stdout == ""
     assert p.stderr.startswith(f"systolix: error: {message}") and p.stderr.count("\n") == 1, \
         p.stderr
+    assert not (tmp_path / "bits").exists()
+
+
+def test_build_engine_refuses_a_clock_the_board_cannot_make(tmp_path):
+    p = _cli("build", "engine", "--freq", "50", "--board", "ulx3s-85f", "-o",
+             str(tmp_path / "bits"))
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr == ("systolix: error: --freq 50 needs a PLL, which systolix sets up on "
+                        "icebreaker only: an engine on ulx3s-85f runs at its 25 MHz "
+                        "oscillator\n")
     assert not (tmp_path / "bits").exists()
 
 

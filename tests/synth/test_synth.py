@@ -97,6 +97,10 @@ def test_nextpnr_capacity_error_from_a_real_log():
     assert nextpnr_capacity_error("Design uses 200 MULT18X18D cells, but device only has 156") \
         == ("MULT18X18D", 200, 156)
     assert nextpnr_capacity_error("Info: Program finished normally.") is None
+    # the placer gives up without naming the count: the utilisation table has it
+    log = (DATA / "nextpnr_ice40_lc_overflow.tim").read_text()
+    assert nextpnr_capacity_error(log) == ("ICESTORM_LC", 5847, 5280)
+    assert nextpnr_capacity_error(log.replace("5847/", "5000/")) is None
 
 
 def test_cell_counts_from_cells():

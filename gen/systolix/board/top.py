@@ -154,24 +154,40 @@ class BoardPlatformTop(Elaboratable):
     Parameters
     ----------
     config : BoardConfig
-        Its ``clk_hz`` must be the platform's default clock frequency.
+        Its ``clk_hz`` must be the frequency of ``clock``, or without one the platform's
+        default clock frequency.
+    clock : Elaboratable or None
+        What makes the ``sync`` domain and its ``frequency`` in Hz, e.g. a
+        :class:`~systolix.board.clock.PLLClock`; ``None`` (default): the platform's default
+        clock as is.
     """
 
     #: Resources standing in for ``led`` 0..2 where a board has fewer (the iCEBreaker's own
     #: LEDs are ``led_g`` and ``led_r``): idle -> green, busy -> none, error -> red.
     LED_FALLBACK = ("led_g", None, "led_r")
 
-    def __init__(self, config: BoardConfig):
+    def __init__(self, config: BoardConfig, clock=None):
         if not isinstance(config, BoardConfig):
             raise TypeError(f"config must be a BoardConfig, not {config!r}")
+        if clock is not None and not (isinstance(clock, Elaboratable)
+                                      and hasattr(clock, "frequency")):
+            raise TypeError(f"clock must be an Elaboratable with a frequency, or None, not "
+                            f"{clock!r}")
+        if clock is not None and round(clock.frequency) != config.clk_hz:
+            raise ValueError(f"the clock runs at {clock.frequency:g} Hz, the design was "
+                             f"configured for {config.clk_hz} Hz")
         self._config = config
+        self._clock = clock
 
     def elaborate(self, platform):
-        clk_hz = int(platform.default_clk_frequency)
-        if clk_hz != self._config.clk_hz:
-            raise ValueError(f"the platform clock is {clk_hz} Hz, the design was configured for "
-                             f"{self._config.clk_hz} Hz")
+        if self._clock is None:
+            clk_hz = int(platform.default_clk_frequency)
+            if clk_hz != self._config.clk_hz:
+                raise ValueError(f"the platform clock is {clk_hz} Hz, the design was "
+                                 f"configured for {self._config.clk_hz} Hz")
         m = Module()
+        if self._clock is not None:
+            m.submodules.clock = self._clock
         m.submodules.top = top = BoardTop(self._config)
         uart = platform.request("uart", 0)
         m.d.comb += [top.uart_rx.eq(uart.rx.i), uart.tx.o.eq(top.uart_tx)]

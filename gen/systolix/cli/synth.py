@@ -100,7 +100,11 @@ def _build_flags(p, kind=None):
                    help="place the near-square array with the most MACs that fits (instead of "
                         "--rows/--cols)")
     p.add_argument("--freq", type=_freq, default=None, metavar="MHZ",
-                   help="clock target for nextpnr (default: the target's)")
+                   help="clock target for nextpnr (default: the target's); engine: the clock "
+                        "it runs at, from the board's PLL (the highest the PLL makes at or "
+                        "below MHZ; default: the board's oscillator)"
+                        if kind in (None, "engine") else
+                        "clock target for nextpnr (default: the target's)")
     p.add_argument("--seed", type=_placer_seed, default=1, help="nextpnr placer seed (default 1)")
     if kind in (None, "engine"):
         add_baud(p, "engine: UART baud rate of the host link")
@@ -310,9 +314,14 @@ def _cmd_build(args):
             print(f"{result['design']} behind the UART host link at "
                   f"{result['host_link']['baud']} baud")
         d = result["board_design"]
-        print(f"  on board  : {result['board']} ({result['board_clock_mhz']:g} MHz board clock): "
+        clock = (f"{result['board_clock_mhz']:g} MHz from the PLL" if result.get("pll")
+                 else f"{result['board_clock_mhz']:g} MHz board clock")
+        print(f"  on board  : {result['board']} ({clock}): "
               f"Fmax {result['board_fmax_mhz']:.1f} MHz with the board's pins; design "
-              f"{d['lut4']} LUT4, {d['ff']} FF, {d['dsp']} DSP")
+              f"{d['lut4']} LUT4, {d['ff']} FF, {d['dsp']} DSP, {d['bram']} block RAM")
+        if result.get("peak_gops") is not None:
+            print(f"  peak      : {result['peak_gops']:.2f} GOPS (2 x {result['macs']} MACs x "
+                  f"{result['board_clock_mhz']:g} MHz)")
         print(f"  bitstream : {result['bitstream']} ({result['bitstream_bytes']:,} bytes)")
     return 0
 

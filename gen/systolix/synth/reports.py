@@ -173,6 +173,7 @@ def parse_nextpnr_report(text):
 
 
 _USES = re.compile(r"Design uses (\d+) ([A-Za-z0-9_]+)[^\n]*?has (?:only )?(\d+)")
+_UTILISATION = re.compile(r"^Info:\s+([A-Za-z0-9_]+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
 _NO_BELS = re.compile(r"no BELs remaining to implement cell type '([A-Za-z0-9_]+)'")
 
 #: nextpnr bel/cell types and the resource they are counted as.
@@ -195,4 +196,7 @@ def nextpnr_capacity_error(log_text):
     match = _NO_BELS.search(log_text)
     if match:
         return match.group(1), None, None
+    for cell, used, available in _UTILISATION.findall(log_text):  # e.g. "Failed to expand
+        if int(used) > int(available):                            # region" after it
+            return cell, int(used), int(available)
     return None

@@ -155,7 +155,6 @@ class HostLink(wiring.Component):
         job_failed = Signal()
         job_m = Signal(16)
         job_n = Signal(16)
-        tiles = Signal(16)
         tile_acc = Signal(17)
         c_left = Signal(32)
 
@@ -315,10 +314,11 @@ class HostLink(wiring.Component):
                         reply(P.Status.OK)
                 with m.Else():  # READ_C
                     count = param[:16]
-                    nbytes = count * self.c_word_bytes
+                    nbytes = _times_constant(count, self.c_word_bytes)
                     with m.If(~job_open | job_failed):
                         reply(P.Status.ERR_STATE)
-                    with m.Elif((count == 0) | (count > c_left) | (nbytes > P.MAX_PAYLOAD)):
+                    with m.Elif((count == 0) | (count > c_left)
+                                | (count > P.MAX_PAYLOAD // self.c_word_bytes)):
                         reply(P.Status.ERR_RANGE)
                     with m.Elif(~engine.c.valid):
                         reply(P.Status.ERR_NOT_READY)
@@ -329,7 +329,7 @@ class HostLink(wiring.Component):
             with m.State("JOB_CMD"):     # the engine is out of reset: offer the command
                 m.d.comb += engine.cmd.valid.eq(1)
                 with m.If(engine.cmd.ready):
-                    m.d.sync += [job_m.eq(param[0:16]), job_n.eq(param[32:48]), tiles.eq(0),
+                    m.d.sync += [job_m.eq(param[0:16]), job_n.eq(param[32:48]), c_left.eq(0),
                                  tile_acc.eq(0)]
                     m.next = "JOB_CHECK"
             with m.State("JOB_CHECK"):   # error is valid one cycle after the handshake
@@ -337,11 +337,13 @@ class HostLink(wiring.Component):
                     reply(P.Status.ERR_DIMS)
                 with m.Else():
                     m.next = "JOB_TILES"
-            with m.State("JOB_TILES"):   # tiles = ceil(N / C) by repeated addition
+            # C words = M x ceil(N / C), by repeated addition: no multiplier, so that every
+            # DSP block of the device is left to the array
+            with m.State("JOB_TILES"):
                 with m.If(tile_acc < job_n):
-                    m.d.sync += [tile_acc.eq(tile_acc + C), tiles.eq(tiles + 1)]
+                    m.d.sync += [tile_acc.eq(tile_acc + C), c_left.eq(c_left + job_m)]
                 with m.Else():
-                    m.d.sync += [c_left.eq(job_m * tiles), job_open.eq(1)]
+                    m.d.sync += job_open.eq(1)
                     reply(P.Status.OK)
 
             # ---- reply: 5A op status len_lo len_hi payload crc_lo crc_hi
@@ -397,3 +399,10 @@ class HostLink(wiring.Component):
                 send(tx_crc[8:], "HUNT", crc_it=False)
 
         return m
+
+
+def _times_constant(value, k):
+    """``value * k`` for a constant ``k`` as a sum of shifted copies of ``value``: yosys maps
+    a ``*`` to a DSP block (``synth_ice40 -dsp``), which the array needs."""
+    terms = [value << i for i in range(k.bit_length()) if k >> i & 1]
+    return sum(terms[1:], terms[0]) if terms else Const(0)

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Engine bitstreams: whole engines behind the UART host link, built for a board and clocked
+from its PLL.
+
+Builds each engine of ``ENGINES`` with ``systolix build engine ... --board B --freq F --json``
+(niced) and writes ``bench/results/board_engine.{json,md}``. Each row carries the exact
+``command``, the clock the design runs at on the board (the PLL's output, which nextpnr times),
+nextpnr's Fmax, ``peak_gops`` = 2 x MACs x that clock, the design's LUT4 / FF / DSP / block RAM
+(yosys), the logic cells placed (nextpnr: LUT4 and FF packed together), and the wall time of
+the build (yosys + nextpnr + icepack; the machine may be shared, so times are pessimistic).
+Bitstreams go to ``bench/results/boards/`` (not committed).
+
+Usage: ``.venv/bin/python bench/board_engine_bench.py``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "results"
+
+#: (board, goal in peak GOPS, engine flags)
+ENGINES = [
+    ("icebreaker", 2.0, ["--rows", "5", "--cols", "4", "--mult", "auto", "--pipeline", "product",
+                         "--acc-width", "19", "--max-m", "8", "--max-k", "8", "--max-n", "8",
+                         "--freq", "50.25"]),
+]
+
+
+def build(board, flags):
+    argv = ["build", "engine", *flags, "--board", board, "-o", "bits"]
+    command = "systolix " + " ".join(argv)
+    real = [sys.executable, "-m", "systolix", *argv[:-1], str(OUT / "boards"), "--json"]
+    start = time.monotonic()
+    proc = subprocess.run(real, capture_output=True, text=True, cwd=ROOT)
+    wall = time.monotonic() - start
+    if proc.returncode:
+        return {"command": command, "error": proc.stderr.strip(), "build_wall_s": round(wall, 1)}
+    r = json.loads(proc.stdout)
+    d = r["board_design"]
+    placed = r["placed"]
+    lc = next((v for k, v in placed.items() if k in ("ICESTORM_LC", "TRELLIS_COMB")), None)
+    return {
+        "command": command,
+        "board": r["board"],
+        "design": r["design"],
+        "macs": r["macs"],
+        "clock_mhz": r["board_clock_mhz"],
+        "pll": r["pll"],
+        "board_fmax_mhz": round(r["board_fmax_mhz"], 2),
+        "peak_gops": round(r["peak_gops"], 3),
+        "lut4": d["lut4"], "ff": d["ff"], "dsp": d["dsp"], "bram": d["bram"],
+        "total": r["board_total"],
+        "logic_cells": lc,
+        "placed": placed,
+        "baud": r["host_link"]["baud"],
+        "bitstream_bytes": r["bitstream_bytes"],
+        "build_wall_s": round(wall, 1),
+        "tools": r["tools"],
+    }
+
+
+def main():
+    os.nice(10)
+    rows = []
+    for board, goal, flags in ENGINES:
+        print(f"== {board}: {' '.join(flags)}", file=sys.stderr)
+        row = build(board, flags)
+        row["goal_gops"] = goal
+        row["met"] = "error" not in row and row["peak_gops"] >= goal \
+            and row["board_fmax_mhz"] >= row["clock_mhz"]
+        rows.append(row)
+    (OUT / "board_engine.json").write_text(json.dumps(rows, indent=2) + "\n")
+    lines = ["| board | design | clock (PLL) | Fmax | peak | LUT4 / FF / DSP / BRAM | logic cells "
+             "| build wall | goal |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| | `{r['command']}` | | | | | | {r['build_wall_s']} s | "
+                         f"failed: {r['error']} |")
+            continue
+        lc = r["logic_cells"]
+        lines.append(
+            f"| {r['board']} | `{r['design']}` | {r['clock_mhz']:g} MHz | "
+            f"{r['board_fmax_mhz']:.1f} MHz | {r['peak_gops']:.2f} GOPS | "
+            f"{r['lut4']:,} / {r['ff']:,} / {r['dsp']} / {r['bram']} | "
+            f"{lc['used']:,} / {lc['available']:,} | {r['build_wall_s']:.0f} s | "
+            f">= {r['goal_gops']:g} GOPS: {'met' if r['met'] else 'missed'} |")
+    lines.append("")
+    lines += [f"- `{r['command']}`" for r in rows]
+    (OUT / "board_engine.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
