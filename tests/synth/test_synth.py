@@ -31,8 +31,8 @@ from systolix import kinds
 from systolix.synth import flow
 from systolix.synth.flow import SynthOptions, cache_key, elaborate, require_fit, synthesize
 from systolix.synth.harness import IOHarness, port_bits
-from systolix.synth.reports import (CellCounts, nextpnr_capacity_error, parse_nextpnr_report,
-                                    parse_yosys_stat)
+from systolix.synth.reports import (CellCounts, nextpnr_capacity_error, nextpnr_timing_failure,
+                                    parse_nextpnr_report, parse_yosys_stat)
 from systolix.synth.sweep import markdown_table, pareto_front
 from systolix.synth.targets import TARGETS, get_target
 
@@ -101,6 +101,14 @@ def test_nextpnr_capacity_error_from_a_real_log():
     log = (DATA / "nextpnr_ice40_lc_overflow.tim").read_text()
     assert nextpnr_capacity_error(log) == ("ICESTORM_LC", 5847, 5280)
     assert nextpnr_capacity_error(log.replace("5847/", "5000/")) is None
+
+
+def test_nextpnr_timing_failure_is_the_routed_figure():
+    # placement's estimate first, then the routed design's: the second is the result
+    log = (DATA / "nextpnr_ice40_timing_fail.tim").read_text()
+    assert nextpnr_timing_failure(log) == (28.02, 50.28)
+    assert nextpnr_timing_failure("Info: Max frequency for clock 'clk': 51.02 MHz "
+                                  "(PASS at 50.28 MHz)") is None
 
 
 def test_cell_counts_from_cells():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -30,7 +29,8 @@ from ..process import run_command
 from .fit import precheck
 from .flow import DoesNotFit, SynthOptions, synthesize
 from .harness import DUT_NAME, IOHarness
-from .reports import nextpnr_capacity_error, parse_nextpnr_report, parse_yosys_stat
+from .reports import (nextpnr_capacity_error, nextpnr_timing_failure, parse_nextpnr_report,
+                      parse_yosys_stat)
 from .targets import TARGETS
 from .toolchain import tool_path, toolchain_versions
 
@@ -253,11 +253,10 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
                           if found[1] is not None else "")
                 raise SystolixError(f"does not fit on {board.name}: nextpnr ran out of "
                                     f"{found[0]}{counts}; see {failed}")
-            missed = _TIMING_FAIL.search(logs_text)
+            missed = nextpnr_timing_failure(logs_text)
             if missed:
-                raise SystolixError(f"misses timing on {board.name}: Fmax "
-                                    f"{float(missed.group(1)):.1f} MHz, the clock is "
-                                    f"{float(missed.group(2)):g} MHz; see {failed}")
+                raise SystolixError(f"misses timing on {board.name}: Fmax {missed[0]:.1f} MHz, "
+                                    f"the clock is {missed[1]:g} MHz; see {failed}")
             raise SystolixError(f"board build failed (exit {returncode}); see "
                                 f"{failed / 'build.log'}")
         bit = work / f"{name}.{board.bitstream}"
@@ -303,9 +302,6 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
         "synth": result,
         "tools": toolchain_versions(),
     }
-
-
-_TIMING_FAIL = re.compile(r"Max frequency for clock[^\n]*?: ([0-9.]+) MHz \(FAIL at ([0-9.]+) MHz\)")
 
 
 def _board_clock(platform):

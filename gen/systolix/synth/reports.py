@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 __all__ = ["CellCounts", "parse_yosys_stat", "NextpnrReport", "parse_nextpnr_report",
-           "nextpnr_capacity_error"]
+           "nextpnr_capacity_error", "nextpnr_timing_failure"]
 
 # Cells that are 1 LUT4-equivalent each, or 2 (an ECP5 CCU2C carry cell is two LUT4 halves).
 _LUT_WEIGHTS = {"LUT4": 1, "CCU2C": 2, "SB_LUT4": 1, "DPR16X4C": 2}
@@ -184,6 +184,16 @@ RESOURCE_OF_CELL = {
     "ICESTORM_RAM": "bram", "SB_RAM40_4K": "bram", "DP16KD": "bram",
     "SB_IO": "io", "TRELLIS_IO": "io",
 }
+
+
+_TIMING_FAIL = re.compile(r"Max frequency for clock[^\n]*?: ([0-9.]+) MHz \(FAIL at ([0-9.]+) MHz\)")
+
+
+def nextpnr_timing_failure(log_text):
+    """``(fmax_mhz, clock_mhz)`` of the clock nextpnr's log says failed timing last (after
+    routing; placement reports an estimate first), or ``None``."""
+    found = _TIMING_FAIL.findall(log_text)
+    return (float(found[-1][0]), float(found[-1][1])) if found else None
 
 
 def nextpnr_capacity_error(log_text):

@@ -125,7 +125,10 @@ class HostLink(wiring.Component):
         m = Module()
         cfg = self._config
         C = cfg.cols
+        # a register, so that the request decoding does not reach every engine flip-flop's
+        # enable through the reset (an iCE40 SB_DFFESR resets only when enabled)
         eng_rst = Signal()
+        m.d.sync += eng_rst.eq(0)
         engine = MatrixEngine(cfg)
         m.submodules.engine = ResetInserter(eng_rst)(engine)
 
@@ -298,10 +301,10 @@ class HostLink(wiring.Component):
                                                     c_left))
                     reply(P.Status.OK, P.STATUS_PAYLOAD_BYTES)
                 with m.Elif((op == P.Op.JOB) | (op == P.Op.ABORT)):
-                    m.d.comb += eng_rst.eq(1)
-                    m.d.sync += [job_open.eq(0), job_failed.eq(0), c_left.eq(0)]
+                    m.d.sync += [eng_rst.eq(1), job_open.eq(0), job_failed.eq(0),
+                                 c_left.eq(0)]
                     with m.If(op == P.Op.JOB):
-                        m.next = "JOB_CMD"
+                        m.next = "JOB_RESET"
                     with m.Else():
                         reply(P.Status.OK)
                 with m.Elif((op == P.Op.WRITE_A) | (op == P.Op.WRITE_B)):
@@ -326,6 +329,8 @@ class HostLink(wiring.Component):
                         m.d.sync += [c_left.eq(c_left - count), cidx.eq(0)]
                         reply(P.Status.OK, nbytes[:16])
 
+            with m.State("JOB_RESET"):   # the engine is in reset
+                m.next = "JOB_CMD"
             with m.State("JOB_CMD"):     # the engine is out of reset: offer the command
                 m.d.comb += engine.cmd.valid.eq(1)
                 with m.If(engine.cmd.ready):
