@@ -27,9 +27,9 @@ OUT = ROOT / "bench" / "results"
 
 #: (board, goal in peak GOPS, engine flags)
 ENGINES = [
-    ("icebreaker", 2.0, ["--rows", "5", "--cols", "4", "--mult", "auto", "--pipeline", "product",
+    ("icebreaker", 2.0, ["--rows", "5", "--cols", "4", "--mult", "auto", "--pipeline", "full",
                          "--acc-width", "19", "--max-m", "8", "--max-k", "8", "--max-n", "8",
-                         "--freq", "50.25"]),
+                         "--freq", "25.125"]),
 ]
 
 

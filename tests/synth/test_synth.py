@@ -11,6 +11,7 @@ import dataclasses
 import gc
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -407,6 +408,29 @@ def test_build_engine_behind_the_uart_link_for_icebreaker(synth_cache, tmp_path)
     assert r["host_link"]["baud"] == 115200 and r["host_link"]["clk_hz"] == 12_000_000
     assert r["synth"] is None and r["board_fmax_mhz"] > 12
     assert r["board_design"]["dsp"] >= 4  # the array's multipliers are in DSPs
+
+
+@pytest.mark.slow
+@pytest.mark.toolchain
+def test_build_engine_clocked_from_the_icebreaker_pll(synth_cache, tmp_path):
+    """`build engine --freq`: the iCE40 PLL makes the clock, nextpnr times the design at it
+    (derived through the PLL), and the UART divides it; a clock the design cannot meet is
+    refused with the routed Fmax, and no bitstream."""
+    out = tmp_path / "bits"
+    flags = ["build", "engine", "--rows", "2", "--cols", "2", "--max-m", "4", "--max-k", "4",
+             "--max-n", "4", "--board", "icebreaker", "-o", str(out)]
+    p = _cli(*flags, "--freq", "20", "--json", cache=synth_cache)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert r["board_clock_mhz"] == 19.875 and r["host_link"]["clk_hz"] == 19_875_000
+    assert (r["pll"]["divr"], r["pll"]["divf"], r["pll"]["divq"]) == (0, 52, 5)
+    assert r["board_fmax_mhz"] >= 19.875 and r["placed"]["ICESTORM_PLL"]["used"] == 1
+    assert r["peak_gops"] == pytest.approx(2 * 4 * 19.875e6 / 1e9)
+    p = _cli(*flags, "--freq", "200", cache=synth_cache)
+    assert p.returncode == 1 and p.stderr.startswith(
+        "systolix: error: misses timing on icebreaker: Fmax "), p.stderr
+    assert re.search(r"the clock is 19[78][.0-9]* MHz; see ", p.stderr), p.stderr  # 198 MHz
+    assert (out / "engine_os_2x2_int8_acc32_wrap_4x4x4_icebreaker.failed").is_dir()
 
 
 @pytest.mark.toolchain
