@@ -175,3 +175,59 @@ def test_concat_reshape_transpose_add_equal_onnxruntime(tmp_path, seed, fmt, act
     ops = [s.op for s in plan.steps]
     assert {"Concat", "Reshape", "Transpose", "Flatten", "Add"} <= set(ops), ops
     assert len(plan.layers) == 4
+
+
+@pytest.mark.parametrize("act", ["int8", "uint8"])
+def test_qdq_relu_that_is_not_redundant_between_two_quantizations(tmp_path, seed, act):
+    """Conv -> Q -> DQ -> Relu -> Q with other parameters, the Relu's output zero point above
+    the type's minimum: the host Relu clamps at the input's zero point, then requantizes;
+    every tensor equals onnxruntime's."""
+    from systolix.frontend.random_model import relu_model
+    path, x = relu_model(seed, act, "requantized", tmp_path / "m.onnx")
+    plan, _ = _every_tensor_equal(path, x)
+    conv, relu = plan.steps[1], plan.steps[2]
+    assert (conv.op, relu.op, conv.relu) == ("Conv", "Relu", False)
+    _, env = execute(plan, x, keep=True)
+    before, after = env[relu.inputs[0]], env[relu.y]
+    assert (before < _zero_point(path, "c_zp")).mean() > 0.2  # values the Relu clamps...
+    assert after.min() == _zero_point(path, "y_zp") > np.iinfo(act).min  # ...not the type
+
+
+@pytest.mark.parametrize("act", ["int8", "uint8"])
+def test_qdq_relu_that_is_not_redundant_folds_into_the_clamp(tmp_path, seed, act):
+    """Conv -> Relu -> Q whose zero point is above the type's minimum: the Relu is folded into
+    the layer's clamp, whose low end becomes the zero point. onnxruntime runs such a layer in
+    float32 (no quantized kernel takes it): its outputs equal the quantized arithmetic except,
+    rarely, by one step, and a difference is explained as that."""
+    from systolix.apps.onnx_infer import run_onnx
+    from systolix.frontend.random_model import relu_model
+    path, x = relu_model(seed, act, "fused", tmp_path / "m.onnx")
+    plan = load_plan(path)
+    layer = plan.layers[0]
+    y_zp, qmin = _zero_point(path, "y_zp"), np.iinfo(act).min
+    assert layer.relu and layer.relu_clamps and layer.clamp[0] == y_zp > qmin
+    out, env = execute(plan, x, keep=True)
+    y = env[layer.y]
+    assert (y == y_zp).mean() > 0.2 and y.min() == y_zp  # the clamp is at work
+    ort = run_onnxruntime(path, x, [s.y for s in plan.steps])
+    steps = np.abs(y.astype(int) - ort[layer.y].astype(int))
+    assert steps.max() <= 1 and steps.mean() < 1e-3, f"seed {seed}"
+    _, summary = run_onnx(path, x, simulator=None, progress=None)
+    assert summary["matches_reference"]
+    if not summary["matches_onnxruntime"]:
+        assert summary["problems"] == [_explain(plan, env, ort)[0]]
+        assert "onnxruntime computes this layer in float32" in summary["problems"][0]
+    # a difference of one step in that layer is explained as onnxruntime's float rounding
+    spoiled = dict(ort, **{layer.y: y.copy()})
+    spoiled[layer.y].flat[0] += 1 if spoiled[layer.y].flat[0] < np.iinfo(act).max else -1
+    (message,) = _explain(plan, env, spoiled)
+    assert message.startswith(f"'{layer.node}' (Conv): 1 values differ from onnxruntime: "
+                              f"onnxruntime computes this layer in float32")
+
+
+def _zero_point(path, name):
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(str(path))
+    (init,) = [i for i in model.graph.initializer if i.name == name]
+    return int(numpy_helper.to_array(init))
