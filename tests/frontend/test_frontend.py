@@ -231,3 +231,90 @@ def _zero_point(path, name):
     model = onnx.load(str(path))
     (init,) = [i for i in model.graph.initializer if i.name == name]
     return int(numpy_helper.to_array(init))
+
+
+@pytest.mark.parametrize("act", ["int8", "uint8"])
+@pytest.mark.parametrize("op", ["AveragePool", "GlobalAveragePool"])
+def test_average_pool_over_the_whole_image_rounds_as_onnxruntime(tmp_path, seed, act, op):
+    """onnxruntime runs an average pool whose window is the whole image (and a global one)
+    in integers: the zero point is added after rounding, so ties (averages ending in .5 with
+    equal scales) round otherwise than a windowed pool's. Every output equals onnxruntime's."""
+    import onnx
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(act)
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    # a power-of-two scale keeps the float arithmetic exact: the ties are exact, and an odd
+    # output zero point makes the two roundings differ on every one
+    init = [numpy_helper.from_array(np.float32(1 / 16), "s"),
+            numpy_helper.from_array(np.array(rng.integers(lo + 60, hi - 60), dtype), "zx"),
+            numpy_helper.from_array(np.array(rng.integers(lo + 30, hi - 30) | 1, dtype), "zy")]
+    attrs = {"kernel_shape": [2, 2]} if op == "AveragePool" else {}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zx"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "zx"], ["xd"]),
+             helper.make_node(op, ["xd"], ["p"], name="pool", **attrs),
+             helper.make_node("QuantizeLinear", ["p", "s", "zy"], ["pq"]),
+             helper.make_node("DequantizeLinear", ["pq", "s", "zy"], ["pd"]),
+             # a 1x1 identity convolution: a quantized model has a GEMM layer
+             helper.make_node("DequantizeLinear", ["w", "ws"], ["wd"]),
+             helper.make_node("Conv", ["pd", "wd"], ["c"], name="conv", kernel_shape=[1, 1]),
+             helper.make_node("QuantizeLinear", ["c", "s", "zy"], ["cq"]),
+             helper.make_node("DequantizeLinear", ["cq", "s", "zy"], ["y"])]
+    init += [numpy_helper.from_array(np.eye(6, dtype=np.int8).reshape(6, 6, 1, 1), "w"),
+             numpy_helper.from_array(np.float32(1), "ws")]
+    graph = helper.make_graph(
+        nodes, "pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 6, 1, 1])], init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "pool.onnx"
+    onnx.save(model, str(path))
+    x = (rng.integers(-40, 41, (8, 6, 2, 2)) / 16).astype(np.float32)
+    plan, _ = _every_tensor_equal(path, x)
+    _, env = execute(plan, x, keep=True)
+    xq = env[plan.steps[1].inputs[0]].astype(np.int64)
+    ties = (xq.reshape(8, 6, 4).sum(axis=2) % 4 == 2).sum()
+    assert ties > 0  # averages ending in .5: where the two roundings differ
+
+
+def _qlinear_add_session(dtype, sa, za, sb, zb, sc, zc, n):
+    import onnxruntime as ort
+    t = TensorProto.UINT8 if dtype == np.uint8 else TensorProto.INT8
+    inits = [numpy_helper.from_array(np.float32(v), name)
+             for v, name in ((sa, "sa"), (sb, "sb"), (sc, "sc"))]
+    inits += [numpy_helper.from_array(np.array(v, dtype), name)
+              for v, name in ((za, "za"), (zb, "zb"), (zc, "zc"))]
+    node = helper.make_node("QLinearAdd", ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"], ["c"],
+                            domain="com.microsoft")
+    graph = helper.make_graph([node], "add", [helper.make_tensor_value_info("a", t, [n]),
+                                              helper.make_tensor_value_info("b", t, [n])],
+                              [helper.make_tensor_value_info("c", t, [n])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("act", ["int8", "uint8"])
+def test_add_equals_onnxruntime_on_every_pair_of_inputs(seed, act):
+    """ops.add against onnxruntime's QLinearAdd on all 65,536 input pairs: for random
+    parameters, and for ones (from a random model) where a sum lands within float32 rounding
+    of a tie, so the kernel's order of operations decides."""
+    from systolix.frontend import ops
+    dtype = np.dtype(act)
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(seed)
+    cases = [(*rng.uniform(0.005, 0.08, 3).astype(np.float32),
+              *(int(v) for v in rng.integers(info.min, info.max + 1, 3)))]
+    if act == "uint8":
+        cases.append((0.031048068776726723, 0.03013898804783821, 0.04276805743575096,
+                      131, 119, 129))
+    a, b = (g.ravel().astype(dtype) for g in np.meshgrid(np.arange(info.min, info.max + 1),
+                                                         np.arange(info.min, info.max + 1)))
+    for sa, sb, sc, za, zb, zc in cases:
+        session = _qlinear_add_session(dtype, sa, za, sb, zb, sc, zc, a.size)
+        want = session.run(None, {"a": a, "b": b})[0]
+        got = ops.add(a, sa, za, b, sb, zb, sc, zc, act)
+        assert np.array_equal(got, want), (sa, sb, sc, za, zb, zc, int((got != want).sum()))
