@@ -267,7 +267,7 @@ def test_two_workers_finishing_one_key_at_once_publish_one_result(monkeypatch, t
     """Workers sharing a cache may finish the same design point at the same moment: both
     succeed and return the one result that stays in the cache, and a reader never sees an
     entry without its complete result."""
-    rounds, finishers = 6, 2
+    rounds, finishers = 4, 2
     barrier = threading.Barrier(finishers)
 
     def run(config, target, options, key, work, progress, elaborated, t_elab):
