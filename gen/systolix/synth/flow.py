@@ -72,6 +72,9 @@ class SynthPlatform:
     def get_multiplier_pair(self, shape, *, input_register):
         return self._dsp.get_multiplier_pair(shape, input_register=input_register)
 
+    def get_lut_multiplier(self, a, b, *, latency):
+        return self._dsp.get_lut_multiplier(a, b, latency=latency)
+
     def __repr__(self):
         return f"SynthPlatform({self.family!r})"
 
