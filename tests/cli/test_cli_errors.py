@@ -167,6 +167,10 @@ CASES = [
     (["synth", "tensorcore", "--buffering", "double"], 1,
      "--buffering cannot be used with 'synth tensorcore'"),
     # arrays the device cannot hold: refused before synthesis
+    (["synth", "engine", "--rows", "12", "--cols", "13", "--pipeline", "deep", "--requant",
+      "--target", "ecp5-85f"], 1,
+     "does not fit: needs 208 DSP (MULT18X18D; 156 for the array, 52 for the requantizer), "
+     "LFE5U-85F-6BG381C has 156"),
     (SYN + ["--rows", "16", "--cols", "16", "--target", "ecp5-85f"], 1,
      "does not fit: needs 256 DSP (MULT18X18D), LFE5U-85F-6BG381C has 156"),
     (SYN + ["--rows", "16", "--cols", "16", "--mult", "dsp", "--target", "ecp5-85f"], 1,

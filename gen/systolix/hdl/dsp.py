@@ -23,9 +23,10 @@ Platform hooks
     (0, 1 or 2) register stages. Returns ``(elaboratable, product)`` or ``None``; without it
     (or with ``None``) the portable :class:`~systolix.hdl.lutmult.LUTMultiplier` is used.
 ``dsp_blocks``
-    An attribute: DSP blocks the design may use (the device's count), or ``None`` when
-    unknown. An array with ``mult="auto"`` fills that many with multipliers and builds the
-    rest from LUTs (:func:`systolix.config.multiplier_plan`).
+    An attribute: DSP blocks the systolic array may use (the device's count less those of the
+    design's other parts, such as an engine's requantizer), or ``None`` when unknown. An array
+    with ``mult="auto"`` fills that many with multipliers and builds the rest from LUTs
+    (:func:`systolix.config.multiplier_plan`).
 
 :class:`ECP5DSP` and :class:`ICE40DSP` implement the hooks for the two FPGA families; they are
 mixins for Amaranth platforms (``class Board(ICE40DSP, ICEBreakerPlatform)``, see
