@@ -202,6 +202,17 @@ LUT_CASES = [
     ("ice40", SystolicConfig(2, 3, pipeline="deep", mult="lut",
                              numerics=Numerics(signed=False, in_width=7, acc_width=20)),
      None, 0, 6),
+    # weight-stationary
+    ("ecp5", SystolicConfig(2, 3, WS, pipeline="deep", mult="auto"), 4, 4, 2),
+    ("ecp5", SystolicConfig(3, 3, WS, pipeline="none", mult="lut"), None, 0, 9),
+    ("ecp5", SystolicConfig(2, 3, WS, pipeline="product", mult="lut",
+                            numerics=Numerics(in_width=5, acc_width=12, saturate=True)),
+     None, 0, 6),
+    ("ecp5", SystolicConfig(3, 3, WS, pipeline="full", mult="lut"), None, 0, 9),
+    ("ice40", SystolicConfig(3, 5, WS, pipeline="full", mult="auto"), 5, 4, 6),
+    ("ice40", SystolicConfig(2, 3, WS, pipeline="deep", mult="lut",
+                             numerics=Numerics(signed=False, in_width=7, acc_width=20)),
+     None, 0, 6),
 ]
 
 #: A name that only the LUT multiplier's Verilog carries.
@@ -221,11 +232,12 @@ def _gate_check(family, config, gold, gate, instances, luts):
 
 
 _LUT = {(f, c): (blocks, prims, luts) for f, c, blocks, prims, luts in LUT_CASES}
-#: One mixed DSP + LUT array stays in the default suite; the other LUT cases run under slow.
-_LUT_DEFAULT = LUT_CASES[3][:2]
+#: One mixed DSP + LUT array per dataflow stays in the default suite; the other LUT cases run
+#: under slow.
+_LUT_DEFAULT = (LUT_CASES[3][:2], LUT_CASES[7][:2])
 PARAMS = [pytest.param(f, c, id=f"{f}-{c.name}") for f, c in CASES] + [
     pytest.param(f, c, id=f"{f}-{c.name}",
-                 marks=() if (f, c) == _LUT_DEFAULT else pytest.mark.slow)
+                 marks=() if (f, c) in _LUT_DEFAULT else pytest.mark.slow)
     for f, c, *_ in LUT_CASES] + [
     pytest.param(*v, id=f"{v[0]}-{v[1].name}", marks=getattr(c, "marks", ()))
     for c in WS_CASES for v in [getattr(c, "values", c)]]
