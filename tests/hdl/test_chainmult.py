@@ -71,9 +71,11 @@ def test_every_operand_pair(shapes, tmp_path):
     """Exhaustive, combinational (latency 0), every shape in one module."""
     top = _All(shapes)
     dut = verilog.convert(top, name="all", ports=top.ports(), emit_src=False)
-    # one chain of ceil((width(a) + 1 + 2) / 2) cells per pair of b's bits (a unsigned: + 1)
+    # one chain per pair of b's bits at offset i, of ceil(min(width(a) + 1 + 2, product width
+    # - i) / 2) cells (a unsigned: + 1)
     assert dut.count("CCU2C #(") == sum(
-        (sb.width // 2) * -(-(sa.width + (not sa.signed) + 2) // 2) for sa, sb in shapes)
+        -(-min(sa.width + (not sa.signed) + 2, len(mult.p) - i) // 2)
+        for (sa, sb), mult in zip(shapes, top.mults) for i in range(0, sb.width - 1, 2))
     checks = []
     for i, (sa, sb) in enumerate(shapes):
         wp = len(top.mults[i].p)

@@ -12,8 +12,9 @@ MULT_AND, here through the CCU2C's own LUTs).
 :class:`CarryChainMultiplier` sums the rows ``a * b[i]`` of a plain array multiplier in pairs
 this way (``a * b[i] + 2 * a * b[i + 1]``; for a signed ``b`` the top row is subtracted:
 its bits inverted, on the A/B side, and a carry-in of 1), then adds the pair sums with a
-balanced tree of ordinary adders (which yosys maps to CCU2C chains). For int8 x int8: four
-10-bit chains, then 10-, 10- and 12-bit adders: 36 CCU2C, no other LUT.
+balanced tree of ordinary adders (which yosys maps to CCU2C chains), each only as wide as its
+sum's range and the product's width need. For int8 x int8: four 10-bit chains, then 10-, 10-
+and 12-bit adders: 36 CCU2C, no other LUT.
 
 Same ports, latencies and pipeline registers as :class:`~systolix.hdl.lutmult.LUTMultiplier`
 (latency 2: registers after the pair chains and on the product), so the two are
@@ -25,7 +26,7 @@ from amaranth.hdl import Cat, Const, Instance, Module, Mux, Shape, Signal, signe
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .lutmult import _add_level, _register
+from .lutmult import _register
 
 __all__ = ["CarryChainMultiplier", "ccu2c_init"]
 
@@ -90,6 +91,45 @@ def _chain(m, name, bits, carry_in):
     return total
 
 
+def _signed_width(lo, hi):
+    """Bits of the narrowest signed number holding every integer in ``lo..hi``."""
+    width = 1
+    while not -(1 << (width - 1)) <= lo <= hi < 1 << (width - 1):
+        width += 1
+    return width
+
+
+def _sum_tree(m, terms, width):
+    """``sum(value << shift)`` of ``(value, shift, lo, hi)`` terms (``lo..hi``: the value's
+    range), modulo ``2 ** width``: a balanced tree of two-input adders, each exactly as wide as
+    its sum's range or the bits below ``width`` need; bits below the larger shift of two
+    terms come from the other one alone, without an adder."""
+    level = 0
+    while len(terms) > 1:
+        out = []
+        for i in range(0, len(terms) - 1, 2):
+            (xv, xs, xlo, xhi), (yv, ys, ylo, yhi) = sorted(terms[i:i + 2], key=lambda t: t[1])
+            gap = ys - xs
+            lo, hi = xlo + (ylo << gap), xhi + (yhi << gap)
+            keep = min(_signed_width(lo, hi), width - xs)
+            total = Signal(signed(keep), name=f"sum_{level}_{i // 2}")
+            if gap:
+                if len(xv) <= gap:  # x lies below y's shift: sign-extend it past the gap
+                    ext = Signal(signed(gap + 1), name=f"ext_{level}_{i // 2}")
+                    m.d.comb += ext.eq(xv)
+                    xv = ext
+                # (x >> gap is arithmetic: it keeps x's sign above its own width)
+                m.d.comb += total.eq(Cat(xv[:gap], (xv >> gap) + yv).as_signed())
+            else:
+                m.d.comb += total.eq(xv + yv)
+            out.append((total, xs, lo, hi))
+        if len(terms) % 2:
+            out.append(terms[-1])
+        terms = out
+        level += 1
+    return terms[0]
+
+
 class CarryChainMultiplier(wiring.Component):
     """Pipelined multiplier of two integers in ECP5 carry chains (see the module's description).
 
@@ -134,11 +174,18 @@ class CarryChainMultiplier(wiring.Component):
             return a_ext[min(j, wa - 1)]
 
         n = len(b)
+        p_width = len(self.p)
         negative = [b.shape().signed and i == n - 1 for i in range(n)]
-        terms = []
+        a_lo = -(1 << (wa - 1)) if a.shape().signed else 0
+        a_hi = (1 << (wa - 1)) - 1 if a.shape().signed else (1 << len(a)) - 1
+        terms = []  # (value, shift, lo, hi): value << shift, value in lo..hi
         for i in range(0, n - 1, 2):
-            # a * b[i] + 2 * a * b[i + 1] (minus, for the sign bit of a signed b): wa + 2 bits
-            width = wa + 2
+            # a * b[i] + 2 * a * b[i + 1] (minus, for the sign bit of a signed b): wa + 2 bits,
+            # or fewer where they reach beyond the product (the sum is exact modulo its width)
+            digits = (-2, 1) if negative[i + 1] else (0, 3)
+            lo, hi = (min(d * x for d in digits for x in (a_lo, a_hi)),
+                      max(d * x for d in digits for x in (a_lo, a_hi)))
+            width = min(wa + 2, p_width - i)
             if negative[i + 1]:
                 # the subtracted row inverted on the A/B side, +1 as the carry-in
                 bits = [_ChainBit(_one, (0, 0), _and, (abit(0), b[i]))] + [
@@ -153,17 +200,18 @@ class CarryChainMultiplier(wiring.Component):
             total = _chain(m, f"pp_{i}", bits, carry_in)
             value = Signal(signed(width), name=f"pair_{i}")
             m.d.comb += value.eq(total[:width])
-            terms.append((value, i))
+            terms.append((value, i, lo, hi))
         if n % 2:  # an odd row left over: a plain partial product
             i = n - 1
             row = Signal(signed(wa + 1), name=f"row_{i}")
             m.d.comb += row.eq(Mux(b[i], -a_ext if negative[i] else a_ext, 0))
-            terms.append((row, i))
+            digits = (-1, 0) if negative[i] else (0, 1)
+            terms.append((row, i, min(d * x for d in digits for x in (a_lo, a_hi)),
+                          max(d * x for d in digits for x in (a_lo, a_hi))))
         if self._latency == 2:
-            terms = _register(m, terms, "pp_sum")
-        while len(terms) > 1:
-            terms = _add_level(terms)
-        value, shift = terms[0]
+            regs = _register(m, [(v, s) for v, s, _, _ in terms], "pp_sum")
+            terms = [(v, s, lo, hi) for (v, s), (_, _, lo, hi) in zip(regs, terms)]
+        value, shift, _, _ = _sum_tree(m, terms, p_width)
         product = Signal(self.p.shape(), name="product_value")
         m.d.comb += product.eq(value << shift if shift else value)
         if self._latency >= 1:
