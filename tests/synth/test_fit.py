@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from systolix.config import (EngineConfig, Numerics, RequantConfig, SystolicConfig,
+from systolix.config import (Dataflow, EngineConfig, Numerics, RequantConfig, SystolicConfig,
                               TensorCoreConfig)
 from systolix.synth.fit import array_dsp_budget, estimate, plan_for, precheck
 from systolix.synth.sweep import markdown_table, per_mac, variant_of
@@ -82,6 +82,22 @@ def test_lut_multipliers_beyond_the_device_are_refused():
     small = SystolicConfig(8, 8, mult="lut", numerics=Numerics(in_width=4, acc_width=16))
     assert estimate(small, UP5K)["lut4_min"] < estimate(
         dataclasses.replace(small, numerics=Numerics()), UP5K)["lut4_min"]
+
+
+def test_weight_stationary_lut_estimate_is_a_lower_bound():
+    """A WS PE has no accumulator or drain register, only the adder of its partial sum: the
+    LUT4 bound stays below the measured 4x4 array (1,368 LUT4, ``bench/results/mult.md``) and
+    lets a WS array fill the device where an OS one of the same size cannot."""
+    ws = SystolicConfig(4, 4, Dataflow.WEIGHT_STATIONARY, pipeline="full", mult="lut")
+    found = estimate(ws, ECP5)
+    assert found["adders"] == 12 and found["lut4_min"] <= 1368
+    big = SystolicConfig(28, 28, Dataflow.WEIGHT_STATIONARY, pipeline="full", mult="auto")
+    assert precheck(big, ECP5) is None
+    assert precheck(dataclasses.replace(big, dataflow=Dataflow.OUTPUT_STATIONARY), ECP5) \
+        .startswith("does not fit: needs at least ")
+    assert precheck(dataclasses.replace(big, rows=40, cols=40), ECP5).endswith(
+        " LUT4 (1444 LUT multipliers of ~72 LUT4 and 1560 partial-sum adders), "
+        "LFE5U-85F-6BG381C has 83640")
 
 
 def test_designs_without_an_array_are_not_estimated():

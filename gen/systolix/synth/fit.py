@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 
-from ..config import EngineConfig, SystolicConfig, multiplier_plan
+from ..config import Dataflow, EngineConfig, SystolicConfig, multiplier_plan
+from ..hdl.arith import chunk_sum_shape
 from .targets import Target
 
-__all__ = ["LUT_MULT_LUT4", "PE_LUT4_PER_ACC_BIT", "REQUANT_DSP_PER_LANE", "array_of",
+__all__ = ["LUT_MULT_LUT4", "PE_LUT4_PER_ACC_BIT", "WS_PE_LUT4_PER_PSUM_BIT",
+           "REQUANT_DSP_PER_LANE", "array_of",
            "dsp_pairs", "other_dsp_blocks", "array_dsp_budget", "plan_for", "estimate",
            "precheck"]
 
@@ -26,10 +28,16 @@ __all__ = ["LUT_MULT_LUT4", "PE_LUT4_PER_ACC_BIT", "REQUANT_DSP_PER_LANE", "arra
 #: Scaled by (in_width / 8)^2 for other widths.
 LUT_MULT_LUT4 = {"ecp5": 72, "ice40": 105}
 
-#: A lower bound of the LUT4s a PE spends per accumulator bit besides its multiplier (the
-#: accumulator's adder, 1 per bit, and the drain register's load-or-shift choice, 1 per bit;
-#: measured 2.0-2.2), so that the estimate never refuses a design that would fit.
+#: A lower bound of the LUT4s an output-stationary PE spends per accumulator bit besides its
+#: multiplier (the accumulator's adder, 1 per bit, and the drain register's load-or-shift
+#: choice, 1 per bit; measured 2.0-2.2), so that the estimate never refuses a design that would
+#: fit.
 PE_LUT4_PER_ACC_BIT = 1.8
+
+#: The same for a weight-stationary PE below the top row, per bit of the partial sum it passes
+#: down: its adder, 1 per bit (the top row adds nothing; the sum over K tiles is accumulated
+#: outside the array).
+WS_PE_LUT4_PER_PSUM_BIT = 0.9
 
 
 #: DSP blocks one lane of the requantizer (:class:`~systolix.hdl.requant.Requantizer`) takes,
@@ -108,13 +116,20 @@ def estimate(config, target: Target):
     num = array.numerics
     mult_lut4 = LUT_MULT_LUT4.get(target.family, LUT_MULT_LUT4["ecp5"])
     per_mult = math.ceil(mult_lut4 * (num.in_width / 8) ** 2)
-    lut4_min = int(luts * per_mult + array.macs * PE_LUT4_PER_ACC_BIT * num.acc_width)
+    if array.dataflow is Dataflow.WEIGHT_STATIONARY:
+        adders = (array.rows - 1) * array.cols
+        adder_lut4 = WS_PE_LUT4_PER_PSUM_BIT * array.cols * sum(
+            chunk_sum_shape(num, r + 1).width for r in range(1, array.rows))
+    else:
+        adders = array.macs
+        adder_lut4 = array.macs * PE_LUT4_PER_ACC_BIT * num.acc_width
+    lut4_min = int(luts * per_mult + adder_lut4)
     array_blocks = _blocks(array, target, plan)
     other = other_dsp_blocks(config, target)
     return {"dsp_multipliers": array.macs - luts, "lut_multipliers": luts,
             "dsp_blocks": array_blocks + other, "array_dsp_blocks": array_blocks,
             "other_dsp_blocks": other, "lut4_per_lut_multiplier": per_mult,
-            "lut4_min": lut4_min}
+            "adders": adders, "lut4_min": lut4_min}
 
 
 def precheck(config, target: Target):
@@ -134,7 +149,9 @@ def precheck(config, target: Target):
                 f"{target.device} has {target.dsp}")
     if found["lut4_min"] > target.lut4:
         lut = found["lut_multipliers"]
+        adders = ("partial-sum adders" if array_of(config).dataflow is Dataflow.WEIGHT_STATIONARY
+                  else "accumulators")
         return (f"does not fit: needs at least {found['lut4_min']} LUT4 ({lut} LUT "
                 f"multipliers of ~{found['lut4_per_lut_multiplier']} LUT4 and "
-                f"{array_of(config).macs} accumulators), {target.device} has {target.lut4}")
+                f"{found['adders']} {adders}), {target.device} has {target.lut4}")
     return None
