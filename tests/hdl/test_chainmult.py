@@ -100,6 +100,7 @@ endmodule
     assert got["errors"] == "0", got
 
 
+@pytest.mark.slow
 def test_pipelined_product_is_two_cycles_late(tmp_path, seed):
     sa, sb = signed(8), signed(8)
     mult = CarryChainMultiplier(sa, sb, latency=2)
