@@ -201,6 +201,9 @@ def main():
     p.add_argument("--keep-dsp-rows", action="store_true",
                    help="place and route only the arrays with LUT multipliers; take the rows of "
                         "all-DSP arrays (same command) from the existing mult.json")
+    p.add_argument("--max-macs", type=int, default=None,
+                   help="place and route only arrays of at most this many MACs (the others are "
+                        "left out of the results)")
     args = p.parse_args()
     previous = {}
     if args.keep_dsp_rows and (OUT / "mult.json").is_file():
@@ -208,6 +211,8 @@ def main():
                     json.loads((OUT / "mult.json").read_text()).get("rows", [])}
     arrays = [a for a in ARRAYS if not (args.keep_dsp_rows and a[4] == "dsp"
                                         and _command(*a) in previous)]
+    if args.max_macs is not None:
+        arrays = [a for a in arrays if a[1] * a[2] <= args.max_macs]
     mults = [(f, a, lat) for f in ("ecp5", "ice40") for a in ALGORITHMS for lat in (0, 2)]
     pes = [(f, m, acc, 2, "os") for f in ("ecp5", "ice40") for m in ("dsp", "lut")
            for acc in (32, 24, 20, 16)]
@@ -221,7 +226,9 @@ def main():
                 "rows": [] if args.quick else list(pool.map(array_row, arrays))}
     ran = {r["command"]: r for r in data["rows"]}
     data["rows"] = [ran[c] if c in ran else dict(previous[c], rerun=False)
-                    for c in (_command(*a) for a in ARRAYS) if c in ran or c in previous]
+                    for c in (_command(*a) for a in ARRAYS)
+                    if c in ran or (c in previous and args.keep_dsp_rows
+                                    and previous[c]["mult"] == "dsp")]
     # The yosys-only rows have no placed clock (peak_gops None); their LUT4 and FF are those
     # of one multiplier or one PE, i.e. per MAC. They are reproduced by this script.
     for row in data["multipliers"] + data["pes"]:
