@@ -125,9 +125,9 @@ class WeightStationaryPE(wiring.Component):
 
     @property
     def multiplier_latency(self):
-        """Cycles a registered DSP multiplier takes: 2 (input and product registers) when
-        ``pipeline_stages >= 2``, else 1 (product register)."""
-        return 2 if self._pipeline_stages >= 2 else 1
+        """Cycles the registered multiplier takes (:func:`systolix.hdl.dsp.multiplier_latency`):
+        2 (input and product registers) when ``pipeline_stages >= 2``, else 1."""
+        return dsp.multiplier_latency(self._pipeline_stages)
 
     @property
     def latency(self):
@@ -159,7 +159,8 @@ class WeightStationaryPE(wiring.Component):
             mult = dsp.lut_multiplier(platform, self.a, weight,
                                       latency=self.multiplier_latency if stages else 0)
         elif stages and not self._shared:
-            mult = dsp.multiplier(platform, self.a, weight, input_register=stages >= 2)
+            mult = dsp.multiplier(platform, self.a, weight,
+                                  input_register=dsp.pe_input_register(stages))
         if self._shared:
             m.d.comb += [self.mul_a.eq(self.a), self.mul_b.eq(weight)]
             product, extra = self.mul_p, stages - self.multiplier_latency
@@ -295,7 +296,8 @@ class WeightStationaryArray(wiring.Component):
         stages = self.pipeline_stages
         # Neighbouring PEs of a row share one primitive when the platform offers pairs of
         # registered multipliers; the PEs of an odd last column ask for their own.
-        pair = dsp.multiplier_pair(platform, op, input_register=stages >= 2) if stages else None
+        pair = (dsp.multiplier_pair(platform, op, input_register=dsp.pe_input_register(stages))
+                if stages else None)
         # which PEs get a DSP multiplier and which one built from LUTs (config.mult)
         plan = multiplier_plan(self._config, dsp.dsp_blocks(platform), pairs=pair is not None)
         shared = [[pair is not None and c < C - C % 2 and plan[r][c] == "dsp" for c in range(C)]
