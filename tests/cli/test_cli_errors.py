@@ -167,6 +167,10 @@ CASES = [
     (["synth", "tensorcore", "--buffering", "double"], 1,
      "--buffering cannot be used with 'synth tensorcore'"),
     # arrays the device cannot hold: refused before synthesis
+    (["synth", "engine", "--rows", "12", "--cols", "13", "--pipeline", "deep", "--requant",
+      "--target", "ecp5-85f"], 1,
+     "does not fit: needs 208 DSP (MULT18X18D; 156 for the array, 52 for the requantizer), "
+     "LFE5U-85F-6BG381C has 156"),
     (SYN + ["--rows", "16", "--cols", "16", "--target", "ecp5-85f"], 1,
      "does not fit: needs 256 DSP (MULT18X18D), LFE5U-85F-6BG381C has 156"),
     (SYN + ["--rows", "16", "--cols", "16", "--mult", "dsp", "--target", "ecp5-85f"], 1,
@@ -177,8 +181,6 @@ CASES = [
      "LUT4 (64 LUT multipliers of ~105 LUT4 and 64 accumulators), iCE40UP5K-SG48 has 5280"),
     (BUILD + ["--rows", "4", "--cols", "4"], 1, "needs 16 DSP (SB_MAC16), iCE40UP5K-SG48 has 8"),
     (GEN + ["--mult", "fpga"] + O, 2, "invalid choice: 'fpga'"),
-    (GEN + ["--dataflow", "ws", "--mult", "lut"] + O, 1,
-     "mult='lut' exists for the output-stationary PE only"),
     (TC + ["--mult", "lut"] + O, 1, "--mult cannot be used with 'generate tensorcore'"),
     # sweep
     (SWEEP + ["-j", "0"], 2, "argument -j/--jobs: must be in range 1..1024, not 0"),

@@ -92,8 +92,9 @@ def test_mult_option():
         SystolicConfig(2, 2, mult="fpga")
     with pytest.raises(TypeError, match="mult must be a string, not None"):
         SystolicConfig(2, 2, mult=None)
-    with pytest.raises(ValueError, match="mult='lut' exists for the output-stationary PE only"):
-        SystolicConfig(2, 2, dataflow=Dataflow.WEIGHT_STATIONARY, mult="lut")
+    ws = SystolicConfig(2, 3, dataflow=Dataflow.WEIGHT_STATIONARY, mult="lut")
+    assert ws.name == "systolic_ws_2x3_int8_acc32_wrap_mult_lut"
+    assert SystolicConfig.from_dict(ws.to_dict()) == ws
 
 
 def test_multiplier_plan_fills_dsp_blocks_first():

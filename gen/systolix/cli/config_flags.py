@@ -82,7 +82,7 @@ def add_design_flags(p, *, kind=None, buffers=ENGINE_DEFAULT_MAX, arch=True, eng
     g.add_argument("--mult", choices=list(MULTIPLIERS), default=None,
                    help=shown("the PEs' multipliers: dsp = DSP blocks (default), lut = built "
                               "from LUTs, auto = every DSP block of the target first, LUTs for "
-                              "the remaining PEs (output-stationary arrays)",
+                              "the remaining PEs",
                               "systolic", "engine"))
 
     b = p.add_argument_group("engine buffers")

@@ -123,7 +123,7 @@ class SystolicConfig:
         The PEs' multipliers (:data:`MULTIPLIERS`, see :func:`multiplier_plan`): ``"dsp"``
         (default: the FPGA's DSP blocks), ``"lut"`` (built from LUTs and carry chains) or
         ``"auto"`` (every DSP block of the target first, LUTs for the remaining PEs).
-        Output-stationary only; the results and cycles are the same for all three.
+        Both dataflows; the results and cycles are the same for all three.
     """
 
     rows: int
@@ -150,9 +150,6 @@ class SystolicConfig:
             raise TypeError(f"mult must be a string, not {self.mult!r}")
         if self.mult not in MULTIPLIERS:
             raise ValueError(f"mult must be one of {', '.join(MULTIPLIERS)}, not {self.mult!r}")
-        if self.mult != "dsp" and self.dataflow is not Dataflow.OUTPUT_STATIONARY:
-            raise ValueError(f"mult={self.mult!r} exists for the output-stationary PE only, not "
-                             f"yet for the weight-stationary one")
 
     @property
     def pipeline_stages(self):

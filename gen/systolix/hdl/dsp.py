@@ -23,9 +23,10 @@ Platform hooks
     (0, 1 or 2) register stages. Returns ``(elaboratable, product)`` or ``None``; without it
     (or with ``None``) the portable :class:`~systolix.hdl.lutmult.LUTMultiplier` is used.
 ``dsp_blocks``
-    An attribute: DSP blocks the design may use (the device's count), or ``None`` when
-    unknown. An array with ``mult="auto"`` fills that many with multipliers and builds the
-    rest from LUTs (:func:`systolix.config.multiplier_plan`).
+    An attribute: DSP blocks the systolic array may use (the device's count less those of the
+    design's other parts, such as an engine's requantizer), or ``None`` when unknown. An array
+    with ``mult="auto"`` fills that many with multipliers and builds the rest from LUTs
+    (:func:`systolix.config.multiplier_plan`).
 
 :class:`ECP5DSP` and :class:`ICE40DSP` implement the hooks for the two FPGA families; they are
 mixins for Amaranth platforms (``class Board(ICE40DSP, ICEBreakerPlatform)``, see
@@ -35,6 +36,7 @@ mixins for Amaranth platforms (``class Board(ICE40DSP, ICEBreakerPlatform)``, se
 from amaranth.hdl import (Cat, ClockSignal, Const, Elaboratable, Instance, Module, Shape, Signal,
                           signed, unsigned)
 
+from .chainmult import CarryChainMultiplier
 from .lutmult import LUTMultiplier
 
 __all__ = ["multiplier", "multiplier_pair", "lut_multiplier", "dsp_blocks", "DSPMapping",
@@ -123,9 +125,14 @@ class DSPMapping:
     def get_multiplier_pair(self, shape, *, input_register):
         return None
 
+    def get_lut_multiplier(self, a, b, *, latency):
+        return None
+
 
 class ECP5DSP(DSPMapping):
-    """Lattice ECP5: every registered multiplier is a MULT18X18D (operands up to 18 bits).
+    """Lattice ECP5: every registered multiplier is a MULT18X18D (operands up to 18 bits), and
+    every LUT multiplier a :class:`~systolix.hdl.chainmult.CarryChainMultiplier` (partial
+    products inside CCU2C carry chains).
 
     Yosys infers MULT18X18D for a bare ``*`` but never packs registers into it, so a pipelined
     multiplier would leave its registers in the fabric; this instantiates the cell with its own
@@ -155,6 +162,10 @@ class ECP5DSP(DSPMapping):
             i_CE0=1, i_CE1=0, i_CE2=0, i_CE3=0, i_RST0=0, i_RST1=0, i_RST2=0, i_RST3=0,
             **ports)
         return cell, P[:len(a * b)]
+
+    def get_lut_multiplier(self, a, b, *, latency):
+        mult = CarryChainMultiplier(a.shape(), b.shape(), latency=latency)
+        return _Wired(mult, a, b), mult.p
 
 
 class ICE40DSP(DSPMapping):

@@ -5,7 +5,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import Dataflow, Numerics, SystolicConfig
+from ..config import Dataflow, Numerics, SystolicConfig, multiplier_plan
 from .arith import chunk_sum_shape, operand_shape
 from .skew import DelayLanes, deskew_delays, skew_delays
 from . import dsp
@@ -47,6 +47,10 @@ class WeightStationaryPE(wiring.Component):
         :attr:`multiplier_latency` cycles behind), e.g. from one half of a DSP primitive
         shared with a neighbour (:func:`systolix.hdl.dsp.multiplier_pair`); needs 1 or more
         stages.
+    multiplier : str
+        ``"dsp"`` (default): the platform's DSP multiplier as above, or ``a * weight``;
+        ``"lut"``: a multiplier built from logic (:func:`systolix.hdl.dsp.lut_multiplier`)
+        whose register stages are the PE's, so the PE behaves the same cycle for cycle.
 
     Attributes
     ----------
@@ -62,7 +66,8 @@ class WeightStationaryPE(wiring.Component):
         Only with ``shared_multiplier``.
     """
 
-    def __init__(self, numerics: Numerics, *, row=0, pipeline_stages=0, shared_multiplier=False):
+    def __init__(self, numerics: Numerics, *, row=0, pipeline_stages=0, shared_multiplier=False,
+                 multiplier="dsp"):
         if not isinstance(numerics, Numerics):
             raise TypeError(f"numerics must be a Numerics, not {numerics!r}")
         if not isinstance(row, int) or isinstance(row, bool) or row < 0:
@@ -74,6 +79,12 @@ class WeightStationaryPE(wiring.Component):
         if shared_multiplier and not pipeline_stages:
             raise ValueError("shared_multiplier needs pipeline_stages >= 1 (the shared "
                              "multiplier registers its product)")
+        if multiplier not in ("dsp", "lut"):
+            raise ValueError(f"multiplier must be 'dsp' or 'lut', not {multiplier!r}")
+        if shared_multiplier and multiplier == "lut":
+            raise ValueError("shared_multiplier takes the product of a DSP primitive: it cannot "
+                             "be used with multiplier='lut'")
+        self._multiplier = multiplier
         self._numerics = numerics
         self._row = row
         self._pipeline_stages = pipeline_stages
@@ -108,6 +119,11 @@ class WeightStationaryPE(wiring.Component):
         return self._shared
 
     @property
+    def multiplier(self):
+        """``"dsp"`` or ``"lut"``: the kind of multiplier."""
+        return self._multiplier
+
+    @property
     def multiplier_latency(self):
         """Cycles the registered multiplier takes (:func:`systolix.hdl.dsp.multiplier_latency`):
         2 (input and product registers) when ``pipeline_stages >= 2``, else 1."""
@@ -138,7 +154,11 @@ class WeightStationaryPE(wiring.Component):
         p_shape = (self.a * weight).shape()
 
         mult = None
-        if stages and not self._shared:
+        if self._multiplier == "lut":
+            # (its registers are the PE's stages: latency 0 without any)
+            mult = dsp.lut_multiplier(platform, self.a, weight,
+                                      latency=self.multiplier_latency if stages else 0)
+        elif stages and not self._shared:
             mult = dsp.multiplier(platform, self.a, weight,
                                   input_register=dsp.pe_input_register(stages))
         if self._shared:
@@ -149,7 +169,7 @@ class WeightStationaryPE(wiring.Component):
             product = Signal(p_shape, name="product")
             m.submodules.mult = cell
             m.d.comb += product.eq(value)
-            extra = stages - self.multiplier_latency
+            extra = stages - self.multiplier_latency if stages else 0
         elif stages >= 2:
             # operand stage: the forwarding register for `a`, a copy of the active weight
             # (a beat's product uses the weight of the cycle it arrived in)
@@ -278,13 +298,19 @@ class WeightStationaryArray(wiring.Component):
         # registered multipliers; the PEs of an odd last column ask for their own.
         pair = (dsp.multiplier_pair(platform, op, input_register=dsp.pe_input_register(stages))
                 if stages else None)
-        shared = [pair is not None and c < C - C % 2 for c in range(C)]
+        # which PEs get a DSP multiplier and which one built from LUTs (config.mult)
+        plan = multiplier_plan(self._config, dsp.dsp_blocks(platform), pairs=pair is not None)
+        shared = [[pair is not None and c < C - C % 2 and plan[r][c] == "dsp" for c in range(C)]
+                  for r in range(R)]
+        # column c's (shared, multiplier) per row, top first
+        col_units = [(tuple(shared[r][c] for r in range(R)), tuple(plan[r][c] for r in range(R)))
+                     for c in range(C)]
         # Columns come in groups of about sqrt(C) (see OutputStationaryArray)
-        groups = [_Group(self._config, shared[c:c + size]) for c, size in _group_sizes(C)]
+        groups = [_Group(self._config, col_units[c:c + size]) for c, size in _group_sizes(C)]
         # A shared primitive is wired to PEs inside the columns: those stay plain submodules.
-        units = None if any(shared) else platform
+        units = None if any(map(any, shared)) else platform
         for g, group in enumerate(groups):
-            add_unit(m, f"group_{g}", group, ("group", self._config, group.shared), units)
+            add_unit(m, f"group_{g}", group, ("group", self._config, group.units), units)
             if g == 0:
                 m.d.comb += [group.a.eq(a_skew.o), group.swap.eq(swap_skew.o)]
             else:
@@ -300,6 +326,8 @@ class WeightStationaryArray(wiring.Component):
             for r in range(R):
                 for c in range(0, C - 1, 2):
                     low, high = cols[c].pes[r], cols[c + 1].pes[r]
+                    if not low.shared_multiplier:
+                        continue
                     m.submodules[f"mac_{r}_{c}"] = pair((low.mul_a, low.mul_b, low.mul_p),
                                                         (high.mul_a, high.mul_b, high.mul_p))
 
@@ -319,16 +347,18 @@ class _Column(wiring.Component):
 
     ``a``/``swap`` enter each row from the left and leave one cycle later on ``a_out``/
     ``swap_out``; the weight pipe ``w`` and the partial sums move down, ``capture`` reaches
-    every row at once, and the column's sum leaves the bottom PE on ``psum_out``. Columns with
-    the same ``shared_multiplier`` are alike, so emission writes one module per such column
-    and one per row's PE.
+    every row at once, and the column's sum leaves the bottom PE on ``psum_out``. ``shared``
+    and ``plan`` give each row's PE its ``shared_multiplier`` and ``multiplier``. Columns with
+    equal ones are alike, so emission writes one module per such column and one per distinct
+    (row, shared, multiplier) PE.
     """
 
-    def __init__(self, config, *, shared_multiplier):
+    def __init__(self, config, shared, plan):
         R, num = config.rows, config.numerics
         op = operand_shape(num)
         self._config = config
-        self._shared = shared_multiplier
+        self._shared = tuple(shared)
+        self._plan = tuple(plan)
         self._pes = None
         super().__init__({
             "a": In(data.ArrayLayout(op, R)), "swap": In(R),
@@ -345,7 +375,8 @@ class _Column(wiring.Component):
             # PE r's partial sum covers r + 1 products: the rows differ, the columns do not
             self._pes = [WeightStationaryPE(cfg.numerics, row=r,
                                             pipeline_stages=cfg.pipeline_stages,
-                                            shared_multiplier=self._shared)
+                                            shared_multiplier=self._shared[r],
+                                            multiplier=self._plan[r])
                          for r in range(cfg.rows)]
         return self._pes
 
@@ -355,8 +386,8 @@ class _Column(wiring.Component):
         pes = self.pes
         for r, pe in enumerate(pes):
             # (a shared multiplier outside the column is wired to the PE: keep it plain)
-            add_unit(m, f"pe_{r}", pe, ("pe", cfg, r, self._shared),
-                     None if self._shared else platform)
+            add_unit(m, f"pe_{r}", pe, ("pe", cfg, r, self._shared[r], self._plan[r]),
+                     None if self._shared[r] else platform)
             # Row r's pushed weight reaches it after r hops, as the capture strobe reaches
             # the whole column: one strobe per column, shared by all rows.
             m.d.comb += [
@@ -372,16 +403,16 @@ class _Column(wiring.Component):
 
 
 class _Group(wiring.Component):
-    """Adjacent columns of a :class:`WeightStationaryArray` (``len(shared)`` of them, each
-    with the given ``shared_multiplier``): rows pass through from left to right, each column
-    has its own ``w``, ``capture`` and ``psum_out``."""
+    """Adjacent columns of a :class:`WeightStationaryArray` (``len(units)`` of them, each a
+    ``(shared, plan)`` pair of per-row tuples, see :class:`_Column`): rows pass through from
+    left to right, each column has its own ``w``, ``capture`` and ``psum_out``."""
 
-    def __init__(self, config, shared):
+    def __init__(self, config, units):
         R, num = config.rows, config.numerics
         op = operand_shape(num)
         self._config = config
-        self.shared = tuple(shared)
-        self.width = width = len(self.shared)
+        self.units = tuple((tuple(shared), tuple(plan)) for shared, plan in units)
+        self.width = width = len(self.units)
         self._columns = None
         super().__init__({
             "a": In(data.ArrayLayout(op, R)), "swap": In(R),
@@ -394,15 +425,15 @@ class _Group(wiring.Component):
     def columns(self):
         """The group's columns, left first (made on first use, see :attr:`_Column.pes`)."""
         if self._columns is None:
-            self._columns = [_Column(self._config, shared_multiplier=s) for s in self.shared]
+            self._columns = [_Column(self._config, shared, plan) for shared, plan in self.units]
         return self._columns
 
     def elaborate(self, platform):
         m = Module()
         cols = self.columns
         for j, col in enumerate(cols):
-            add_unit(m, f"col_{j}", col, ("column", self._config, self.shared[j]),
-                     None if self.shared[j] else platform)
+            add_unit(m, f"col_{j}", col, ("column", self._config) + self.units[j],
+                     None if any(self.units[j][0]) else platform)
             m.d.comb += [col.a.eq(self.a if j == 0 else cols[j - 1].a_out),
                          col.swap.eq(self.swap if j == 0 else cols[j - 1].swap_out),
                          col.w.eq(self.w[j]), col.capture.eq(self.capture[j]),

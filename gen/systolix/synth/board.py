@@ -26,7 +26,7 @@ from ..errors import SystolixError
 from ..fileio import owned_tempdir, remove_abandoned
 from ..hdl.dsp import with_dsp
 from ..process import run_command
-from .fit import precheck
+from .fit import array_dsp_budget, precheck
 from .flow import DoesNotFit, SynthOptions, synthesize
 from .harness import DUT_NAME, IOHarness
 from .reports import (nextpnr_capacity_error, nextpnr_timing_failure, parse_nextpnr_report,
@@ -230,6 +230,7 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
     }
     if target.family == "ice40":
         overrides["synth_opts"] = "-dsp"
+    platform.dsp_blocks = array_dsp_budget(config, target)  # what mult="auto" fills
     plan = platform.prepare(top, name=name, **overrides)
     remove_abandoned(out, ".build-")  # left by a build that was killed
     work = owned_tempdir(out, ".build-")

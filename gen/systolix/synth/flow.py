@@ -27,7 +27,7 @@ from ..emit import port_map
 from ..errors import SystolixError
 from ..fileio import atomic_open, owned_tempdir, publish_dir, remove_abandoned
 from ..hdl.dsp import dsp_mapping
-from .fit import precheck
+from .fit import array_dsp_budget, precheck
 from .harness import DUT_NAME, IOHarness, port_bits
 from .reports import (RESOURCE_OF_CELL, nextpnr_capacity_error, parse_nextpnr_report,
                       parse_yosys_stat)
@@ -57,8 +57,10 @@ class SynthPlatform:
     It names the FPGA family being built for (``family``, as on an Amaranth build platform)
     and offers that family's DSP primitives through the hooks of :mod:`systolix.hdl.dsp`
     (``get_multiplier``, ``get_multiplier_pair``), e.g. a registered MULT18X18D on ECP5.
-    ``dsp_blocks`` is the device's DSP block count (``None``: unknown), which an array with
-    ``mult="auto"`` fills before it builds multipliers from LUTs.
+    ``dsp_blocks`` is the DSP blocks the design's systolic array may take (``None``: unknown;
+    the flow gives :func:`~systolix.synth.fit.array_dsp_budget`, the device's count less an
+    engine requantizer's), which an array with ``mult="auto"`` fills before it builds
+    multipliers from LUTs.
     """
 
     def __init__(self, family, *, dsp_blocks=None):
@@ -71,6 +73,9 @@ class SynthPlatform:
 
     def get_multiplier_pair(self, shape, *, input_register):
         return self._dsp.get_multiplier_pair(shape, input_register=input_register)
+
+    def get_lut_multiplier(self, a, b, *, latency):
+        return self._dsp.get_lut_multiplier(a, b, latency=latency)
 
     def __repr__(self):
         return f"SynthPlatform({self.family!r})"
@@ -168,7 +173,8 @@ def elaborate(config, target, options):
                          f"{target.io} (use --harness auto)")
     harness = {"used": use_harness, "design_pins": pins, "input_bits": in_bits,
                "output_bits": out_bits}
-    platform = SynthPlatform(target.family, dsp_blocks=target.dsp)
+    # (the array's share of the DSP blocks: the requantizer's are not its to fill)
+    platform = SynthPlatform(target.family, dsp_blocks=array_dsp_budget(config, target))
     if use_harness:
         wrapped = IOHarness(top)
         harness["pins"] = 4
