@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,6 +50,30 @@ def _cpu_children():
     return r.ru_utime + r.ru_stime
 
 
+def _cpu_all():
+    """CPU seconds of this process and its finished children (emission runs in-process,
+    Yosys, Verilator, make and the C++ compiler as children)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime + _cpu_children()
+
+
+def _load():
+    return round(os.getloadavg()[0], 1)
+
+
+def _timed_build(cfg, work_dir):
+    """Emit and build ``cfg`` for Verilator from scratch; wall and CPU seconds, and the load
+    average (1 min) before and after (the machine is shared)."""
+    build_dir = Path(work_dir) / cfg.name / "verilator"
+    if build_dir.exists():
+        shutil.rmtree(build_dir)  # a cold build: emission, verilation, C++ compile
+    load0, cpu0, t0 = _load(), _cpu_all(), time.monotonic()
+    build(cfg, "verilator", work_dir)
+    return {"verilator_build_s": round(time.monotonic() - t0, 1),
+            "verilator_build_cpu_s": round(_cpu_all() - cpu0, 1),
+            "load_avg": [load0, _load()]}
+
+
 def emit_row(n, dataflow, out_dir):
     cmd = ["systolix", "generate", "systolic", "--rows", str(n), "--cols", str(n)]
     if dataflow is Dataflow.WEIGHT_STATIONARY:
@@ -68,10 +94,7 @@ def emit_row(n, dataflow, out_dir):
 
 def verilator_row(row, n, work_dir, rng, sim_k):
     cfg = SystolicConfig(n, n)
-    cpu0, t0 = _cpu_children(), time.monotonic()
-    build(cfg, "verilator", work_dir)
-    row["verilator_build_s"] = round(time.monotonic() - t0, 1)
-    row["verilator_build_cpu_s"] = round(_cpu_children() - cpu0, 1)
+    row.update(_timed_build(cfg, work_dir))
     # one tile with a long K: the simulation runs long enough for a rate, not a start-up time
     a = rng.integers(-128, 128, (n, sim_k), dtype=np.int64)
     b = rng.integers(-128, 128, (sim_k, n), dtype=np.int64)
@@ -92,9 +115,8 @@ def verilator_row(row, n, work_dir, rng, sim_k):
 def engine_row(work_dir, rng, rows=64, block=256, full=512):
     cfg = EngineConfig(SystolicConfig(rows, rows), block, block, block)
     log(f"building {cfg.name} ({cfg.buffer_bits:,} buffer bits) for verilator ...")
-    cpu0, t0 = _cpu_children(), time.monotonic()
-    build(cfg, "verilator", work_dir)
-    build_s, build_cpu = time.monotonic() - t0, _cpu_children() - cpu0
+    timing = _timed_build(cfg, work_dir)
+    log(f"   {timing}")
     a = rng.integers(-128, 128, (full, full), dtype=np.int64)
     b = rng.integers(-128, 128, (full, full), dtype=np.int64)
     parts = [(i, j, kk) for i in range(full // block) for j in range(full // block)
@@ -118,8 +140,7 @@ def engine_row(work_dir, rng, rows=64, block=256, full=512):
         raise SystemExit("the host-tiled 512^3 product differs from numpy")
     cycles = sum(run.job_cycles for run in report.gemms)
     return {"design": "engine os", "rows": rows, "cols": rows, "buffers": f"{block}x{block}x"
-            f"{block} ({cfg.buffer_bits:,} bits)", "verilator_build_s": round(build_s, 1),
-            "verilator_build_cpu_s": round(build_cpu, 1),
+            f"{block} ({cfg.buffer_bits:,} bits)", **timing,
             "gemm": f"{full}x{full}x{full} as {len(parts)} jobs of {block}^3",
             "gemm_verified": True, "sim_cycles": cycles, "sim_wall_s": round(wall, 1),
             "sim_cycles_per_s": round(cycles / wall, 1),
@@ -131,16 +152,35 @@ def engine_row(work_dir, rng, rows=64, block=256, full=512):
 
 def markdown(rows, note):
     lines = ["# Scale benchmark", "", note, "",
-             "| design | size | emit wall s | emit CPU s | Verilog MB | Verilator build s | "
-             "GEMM (bit- and cycle-exact) | simulated cycles/s | command |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| design | size | emit wall s | emit CPU s | Verilog MB | Verilator build wall s "
+             "| build CPU s | load during build | GEMM (bit- and cycle-exact) | simulated cycles/s "
+             "| command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mb = f"{r['verilog_bytes'] / 1e6:.2f}" if "verilog_bytes" in r else ""
+        load = "-".join(map(str, r["load_avg"])) if "load_avg" in r else ""
+        build_s = r.get("verilator_build_s", "")
+        if "verilator_note" in r:
+            build_s = f"{build_s} ({r['verilator_note']})" if build_s != "" else r["verilator_note"]
         lines.append(f"| {r['design']} | {r['rows']}x{r['cols']} | {r.get('emit_wall_s', '')} | "
-                     f"{r.get('emit_cpu_s', '')} | {mb} | {r.get('verilator_build_s', '')} | "
+                     f"{r.get('emit_cpu_s', '')} | {mb} | {build_s} | "
+                     f"{r.get('verilator_build_cpu_s', '')} | {load} | "
                      f"{r.get('gemm', '')} | {r.get('sim_cycles_per_s', '')} | "
                      f"`{r['command']}` |")
     return "\n".join(lines) + "\n"
+
+
+def _key(row):
+    return row["design"], row["rows"], row["cols"]
+
+
+def merge(old_rows, new_rows):
+    """``old_rows`` with each row of the same design and size replaced by the new one (a run
+    of some sizes keeps the others' results), in design then size order."""
+    merged = {_key(r): r for r in old_rows}
+    merged.update({_key(r): r for r in new_rows})
+    return sorted(merged.values(), key=lambda r: (r["design"].startswith("engine"), r["rows"],
+                                                   r["design"]))
 
 
 def main(argv=None):
@@ -152,34 +192,56 @@ def main(argv=None):
                    help="K of the N x K x N GEMM run on each built array (default 16384)")
     p.add_argument("--engine", action="store_true", help="also the 64x64 engine, 512^3 GEMM")
     p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--note", default="", help="measurement conditions, for the Markdown")
+    p.add_argument("--note", default=None, help="measurement conditions, for the Markdown "
+                   "(default: keep the results file's note)")
+    p.add_argument("--no-emit", action="store_true",
+                   help="only the Verilator builds and runs of --sizes (keep the emission rows)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"), metavar="DIR")
     p.add_argument("--work-dir", default=str(ROOT / "sim_out" / "bench"), metavar="DIR")
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    rows = []
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    old = {"note": "", "rows": []}
+    if (out / "scale.json").is_file():
+        old = json.loads((out / "scale.json").read_text())
+    note = old["note"] if args.note is None else args.note
+    results = list(old["rows"])
+
+    def save(row):  # after every row: a long run stopped half-way keeps what it measured
+        nonlocal results
+        if (out / "scale.json").is_file():  # another run of this script may have added rows
+            results = json.loads((out / "scale.json").read_text())["rows"]
+        results = merge(results, [row])
+        (out / "scale.json").write_text(json.dumps({"note": note, "rows": results}, indent=2)
+                                        + "\n")
+        (out / "scale.md").write_text(markdown(results, note))
+
     with tempfile.TemporaryDirectory() as tmp:
         for n in [int(s) for s in args.sizes.split(",") if s]:
             for dataflow in Dataflow:
-                log(f"emitting {dataflow.value} {n}x{n} ...")
-                row = emit_row(n, dataflow, tmp)
-                log(f"   {row['emit_wall_s']} s wall, {row['emit_cpu_s']} s CPU, "
-                    f"{row['verilog_bytes']:,} bytes")
-                if dataflow is Dataflow.OUTPUT_STATIONARY and n <= args.verilator_max:
+                build_it = dataflow is Dataflow.OUTPUT_STATIONARY and n <= args.verilator_max
+                if args.no_emit:
+                    if not build_it:
+                        continue
+                    row = next((dict(r) for r in results
+                                if _key(r) == (f"systolic {dataflow.value}", n, n)), None)
+                    row = row or emit_row(n, dataflow, tmp)
+                else:
+                    log(f"emitting {dataflow.value} {n}x{n} ...")
+                    row = emit_row(n, dataflow, tmp)
+                    log(f"   {row['emit_wall_s']} s wall, {row['emit_cpu_s']} s CPU, "
+                        f"{row['verilog_bytes']:,} bytes")
+                if build_it:
                     log(f"   Verilator build and {n}x{args.sim_k}x{n} GEMM ...")
                     verilator_row(row, n, args.work_dir, rng, args.sim_k)
-                    log(f"   build {row['verilator_build_s']} s, "
+                    log(f"   build {row['verilator_build_s']} s "
+                        f"({row['verilator_build_cpu_s']} CPU s), "
                         f"{row['sim_cycles_per_s']} cycles/s")
-                rows.append(row)
+                save(row)
     if args.engine:
-        rows.append(engine_row(args.work_dir, rng))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "scale.json").write_text(json.dumps({"note": args.note, "rows": rows}, indent=2)
-                                    + "\n")
-    (out / "scale.md").write_text(markdown(rows, args.note))
+        save(engine_row(args.work_dir, rng))
     log(f"wrote {out / 'scale.json'} and scale.md")
-
 
 if __name__ == "__main__":
     main()
