@@ -56,7 +56,8 @@ class SynthPlatform:
 
     It names the FPGA family being built for (``family``, as on an Amaranth build platform)
     and offers that family's DSP primitives through the hooks of :mod:`systolix.hdl.dsp`
-    (``get_multiplier``, ``get_multiplier_pair``), e.g. a registered MULT18X18D on ECP5.
+    (``get_multiplier``, ``get_multiplier_pair``), e.g. a registered MULT18X18D on ECP5, and
+    its block RAM with the output register (``get_buffer_memory``: DP16KD with OUTREG).
     ``dsp_blocks`` is the device's DSP block count (``None``: unknown), which an array with
     ``mult="auto"`` fills before it builds multipliers from LUTs.
     """
@@ -71,6 +72,9 @@ class SynthPlatform:
 
     def get_multiplier_pair(self, shape, *, input_register):
         return self._dsp.get_multiplier_pair(shape, input_register=input_register)
+
+    def get_buffer_memory(self, memory):
+        return self._dsp.get_buffer_memory(memory)
 
     def __repr__(self):
         return f"SynthPlatform({self.family!r})"

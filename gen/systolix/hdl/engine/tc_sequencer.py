@@ -2,7 +2,7 @@
 L = latency output tiles are interleaved so that each tile's D comes back as its C just in
 time."""
 
-from amaranth.hdl import Mux, Signal
+from amaranth.hdl import Cat, Mux, Signal
 from amaranth.lib import data
 
 from ..skew import DelayLanes
@@ -102,13 +102,19 @@ class TensorCoreSequencer(Sequencer):
                 with m.Else():
                     step(cur)
 
-        # The buffers answer one cycle later: the units take the fragments then. Lanes of A past
-        # K are zeroed (padding may hold any value); the first k-step adds to 0, every later one
-        # to the unit's own D of the same tile, which leaves the pipeline exactly now.
+        # The buffers answer buffer_read_latency cycles later: the units take the fragments
+        # then. Lanes of A past K are zeroed (padding may hold any value); the first k-step adds
+        # to 0, every later one to the unit's own D of the same tile, which leaves the pipeline
+        # exactly now (the read latency shifts every k-step alike, so they stay L apart).
         valid_d, first_d = Signal(), Signal()
         kmask_d = Signal(K)
-        m.d.sync += [valid_d.eq(issue), first_d.eq(ks == 0)]
-        m.d.sync += [kmask_d[j].eq(k0 + j < job.k) for j in range(K)]
+        valid_i, first_i, kmask_i = issue, ks == 0, Cat(k0 + j < job.k for j in range(K))
+        for i in range(self.buffer_read_latency - 1):
+            v, f, k_ = (Signal(name=f"valid_r{i}"), Signal(name=f"first_r{i}"),
+                        Signal(K, name=f"kmask_r{i}"))
+            m.d.sync += [v.eq(valid_i), f.eq(first_i), k_.eq(kmask_i)]
+            valid_i, first_i, kmask_i = v, f, k_
+        m.d.sync += [valid_d.eq(valid_i), first_d.eq(first_i), kmask_d.eq(kmask_i)]
         a_frag, b_frag = bufs.a_rd.data, bufs.b_rd.data
         for u, unit in enumerate(units):
             m.d.comb += unit.i.valid.eq(valid_d)
