@@ -508,13 +508,20 @@ def _elaborate_double(engine):
     # read-modify-write port (weight-stationary) reads a plain block RAM, which the drain's
     # copy then shares the writes of.
     lat = engine.buffer_read_latency
+    seq = SEQUENCERS[type(cfg.compute)](cfg, lat)
     a_wr_port, a_rd_port = _buffer(m, "a_mem", a_word_layout(cfg), 2 * max(2, cfg.a_depth), lat)
     b_wr_port, b_rd_port = _buffer(m, "b_mem", b_word_layout(cfg), 2 * max(2, cfg.b_depth), lat)
     c_mem = (Memory(shape=c_word, depth=2 * max(2, cfg.c_depth), init=[])
-             if lat == 1 or ws else None)
+             if lat == 1 else None)
+    if ws and lat == 2:  # the read-modify-write's copy of C
+        c_wr_port, c_rd_port = _buffer(m, "c_mem", c_word, 2 * max(2, cfg.c_depth),
+                                       seq.c_read_latency)
     d_mem = BufferMemory(c_word, 2 * max(2, cfg.c_depth)) if lat == 2 else None
     if c_mem is not None:
         m.submodules.c_mem = c_mem
+        c_wr_port = c_mem.write_port()
+        if ws:
+            c_rd_port = c_mem.read_port()
     if d_mem is not None:
         m.submodules.d_mem = d_mem
     a_wr = _WriteProxy("a_wr", cfg.a_depth, a_word_layout(cfg))
@@ -525,7 +532,6 @@ def _elaborate_double(engine):
                     c_rd=_ReadProxy("c_rd", cfg.c_depth, c_word))
     d_rd = _ReadProxy("d_rd", cfg.c_depth, c_word)  # the drain's C read port
 
-    seq = SEQUENCERS[type(cfg.compute)](cfg, engine.buffer_read_latency)
     in_reset = ResetSignal()
     weights = _Weights(cfg)
 
@@ -560,8 +566,12 @@ def _elaborate_double(engine):
 
     # ---- status
     cycles, error, done = Signal(CYCLES_WIDTH), Signal(), Signal()
+    # the last done was a reject: cycles reads 0 (a flag, so that the command checks do not
+    # reach the enables of all of cycles' bits)
+    cycles_zero = Signal()
     rej = Signal()  # a rejected command waits for the earlier jobs
-    m.d.comb += [engine.cycles.eq(cycles), engine.error.eq(error), engine.done.eq(done)]
+    m.d.comb += [engine.cycles.eq(Mux(cycles_zero, 0, cycles)), engine.error.eq(error),
+                 engine.done.eq(done)]
     m.d.sync += done.eq(0)
 
     # ---- buffer ports: loads write the load stage's banks, the sequencer reads the compute
@@ -571,12 +581,12 @@ def _elaborate_double(engine):
     # (the sequencer uses no read issued in the start cycle, while xa and xb are being set)
     _banked(m, a_rd_port, bufs.a_rd, xa, read=True)
     _banked(m, b_rd_port, bufs.b_rd, xb, read=True)
-    if c_mem is not None:
-        _banked(m, c_mem.write_port(), bufs.c_wr, xc, read=False)
+    if c_mem is not None or ws:
+        _banked(m, c_wr_port, bufs.c_wr, xc, read=False)
     if d_mem is not None:
         _banked(m, _write_view(d_mem), bufs.c_wr, xc, read=False)
     if ws:
-        _banked(m, c_mem.read_port(), bufs.c_rd, xc, read=True)
+        _banked(m, c_rd_port, bufs.c_rd, xc, read=True)
         m.d.comb += bufs.c_rd.addr.eq(seq.c_rd_addr)
     d_bank = Signal()
     _banked(m, c_mem.read_port() if d_mem is None else _read_view(d_mem), d_rd, d_bank,
@@ -657,7 +667,7 @@ def _elaborate_double(engine):
     with m.If(engine.cmd.valid & engine.cmd.ready):
         with m.If(bad):
             with m.If(empty):
-                m.d.sync += [done.eq(1), error.eq(1), cycles.eq(0)]
+                m.d.sync += [done.eq(1), error.eq(1), cycles_zero.eq(1)]
             with m.Else():
                 m.d.sync += rej.eq(1)
         with m.Else():
@@ -666,7 +676,7 @@ def _elaborate_double(engine):
                 weights.take(m, cmd)
                 m.d.sync += lb.eq(~lb)
     with m.If(rej & empty):
-        m.d.sync += [rej.eq(0), done.eq(1), error.eq(1), cycles.eq(0)]
+        m.d.sync += [rej.eq(0), done.eq(1), error.eq(1), cycles_zero.eq(1)]
 
     # ---- load
     with m.If(l_busy):
@@ -751,7 +761,7 @@ def _elaborate_double(engine):
                 m.d.sync += [d_n0.eq(d_n0 + C), d_tile.eq(d_tile + 1), c_last.eq(0)]
     with m.If(c_out_last):
         m.d.sync += [done.eq(1), error.eq(0), c_valid.eq(0), d_busy.eq(0), d_bank.eq(~d_bank),
-                     cycles.eq(Mux(d_bank, c_cyc[1], c_cyc[0]))]
+                     cycles.eq(Mux(d_bank, c_cyc[1], c_cyc[0])), cycles_zero.eq(0)]
         for i in range(2):
             with m.If(d_bank == i):
                 m.d.sync += [c_owned[i].eq(0), c_done[i].eq(0)]

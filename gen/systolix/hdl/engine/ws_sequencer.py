@@ -17,6 +17,18 @@ class WeightStationarySequencer(Sequencer):
     """Slots of ``max(M, R + 1)`` cycles per weight tile (the shadow-weight rule); A is loaded
     k-tile by k-tile, each tile's M rows in order."""
 
+    @property
+    def c_read_latency(self):
+        """Cycles from the read-modify-write's C read address to its word: 2 (through the block
+        RAM's output register, :class:`~systolix.hdl.buffer.BufferMemory`) in a pipelined,
+        double-buffered engine of at least 2 rows, where a C row's next read-modify-write comes
+        at least R + 1 >= 3 cycles after this one, so the earlier read never meets this write;
+        1 otherwise. The read is issued that much before the write, so no cycle count
+        depends on it."""
+        cfg = self.config
+        return (2 if self.buffer_read_latency == 2 and cfg.rows >= 2
+                and cfg.buffering == "double" else 1)
+
     def loaders(self, job):
         cfg = self.config
         a_load = Loader("a_load", cfg.a_depth, cfg.max_k, cfg.rows, cfg.max_m)
@@ -104,13 +116,14 @@ class WeightStationarySequencer(Sequencer):
             array.w_capture.eq(cap_d),
         ]
 
-        # Each beat's column sums reach the bottom R + C cycles after issue: read the C row one
-        # cycle before, add (wrap/saturate), write it back. The same row of the next k-tile comes
-        # >= R + 1 cycles later, long after this write.
+        # Each beat's column sums reach the bottom R + C cycles after issue: read the C row
+        # c_read_latency cycles before, add (wrap/saturate), write it back. The same row of the
+        # next k-tile comes >= R + 1 cycles later, long after this write.
         tag = data.StructLayout({"valid": 1, "final": 1, "first": 1,
                                  "m": len(s), "ntile": len(cur_ntile)})
         m.submodules.tag_delay = tag_delay = DelayLanes(
-            tag, [self.buffer_read_latency + array.result_latency - 1], reset_less=False)
+            tag, [self.buffer_read_latency + array.result_latency - self.c_read_latency],
+            reset_less=False)
         m.d.comb += [
             tag_delay.i[0].valid.eq(beat),
             tag_delay.i[0].final.eq(beat & cur_last & (s == job.m - 1)),
@@ -118,9 +131,11 @@ class WeightStationarySequencer(Sequencer):
             tag_delay.i[0].m.eq(s),
             tag_delay.i[0].ntile.eq(cur_ntile),
         ]
-        rd_tag = tag_delay.o[0]
-        wr_tag = Signal(tag)
-        m.d.sync += wr_tag.eq(rd_tag)
+        rd_tag = wr_tag = tag_delay.o[0]
+        for i in range(self.c_read_latency):
+            reg = Signal(tag, name=f"wr_tag{i}")
+            m.d.sync += reg.eq(wr_tag)
+            wr_tag = reg
         m.d.comb += seq.c_rd_addr.eq(c_addr(cfg, rd_tag.m, rd_tag.ntile))
         m.d.comb += [
             bufs.c_wr.addr.eq(c_addr(cfg, wr_tag.m, wr_tag.ntile)),
