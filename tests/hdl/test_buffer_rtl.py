@@ -119,7 +119,7 @@ def _emit(shape, depth, name, platform):
 #: that is no power of two, x1, and a word layout.
 CASES = [
     (64, 1024, 4),
-    (13, 2048, 2),
+    pytest.param(13, 2048, 2, marks=pytest.mark.slow),
     pytest.param(5, 3000, 2, marks=pytest.mark.slow),
     pytest.param(3, 16384, 3, marks=pytest.mark.slow),
     pytest.param(data.ArrayLayout(8, 3), 200, 2, marks=pytest.mark.slow),
