@@ -2,7 +2,7 @@
 DRAIN) and the drain; the compute phase belongs to the core's sequencer (:data:`SEQUENCERS`).
 """
 
-from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal
+from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -365,18 +365,26 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
         m.d.comb += out.payload.data.eq(c_row)
         return ~c_valid | out.ready
     o_valid, o_last = Signal(name="c_out_valid"), Signal(name="c_out_last")
+    row_layout = data.ArrayLayout(acc_shape(cfg.numerics), cfg.cols)
+    # The c port's ready reaches a skid register only (the requantizer's input ready is
+    # registered already): the drain and the block RAMs' enables follow its flag.
+    skid = not rq
+    if skid:
+        s_valid, s_last = Signal(name="c_skid_valid"), Signal(name="c_skid_last")
+        s_row = Signal(row_layout, name="c_skid_row", reset_less=True)
+        o_ready = ~s_valid
+    else:
+        o_ready = out.ready
     stage_ready = Signal(name="c_out_stage_ready")
-    m.d.comb += stage_ready.eq(~o_valid | out.ready)
+    m.d.comb += stage_ready.eq(~o_valid | o_ready)
     with m.If(stage_ready):
         m.d.sync += [o_valid.eq(c_valid), o_last.eq(c_last)]
     if c_out is None:
-        o_row = Signal(data.ArrayLayout(acc_shape(cfg.numerics), cfg.cols), name="c_out_row",
-                       reset_less=True)
+        o_row = Signal(row_layout, name="c_out_row", reset_less=True)
         with m.If(stage_ready):
             m.d.sync += o_row.eq(c_row)
     else:
         o_row = c_out(stage_ready)
-    m.d.comb += [out.valid.eq(o_valid), out.payload.last.eq(o_last)]
     drain_ready = ~c_valid | stage_ready
     if rq:
         if q_out is None:
@@ -386,10 +394,19 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
                 m.d.sync += o_params.eq(q_rd.data)
         else:
             o_params = q_out(stage_ready)
-        m.d.comb += [out.payload.acc.eq(o_row), out.payload.params.eq(o_params),
+        m.d.comb += [out.valid.eq(o_valid), out.payload.last.eq(o_last),
+                     out.payload.acc.eq(o_row), out.payload.params.eq(o_params),
                      q_rd.en.eq(drain_ready)]
     else:
-        m.d.comb += out.payload.data.eq(o_row)
+        # unstalled the skid register stays empty: the stage's word is on the port
+        m.d.comb += [out.valid.eq(o_valid | s_valid),
+                     out.payload.last.eq(Mux(s_valid, s_last, o_last)),
+                     out.payload.data.eq(Mux(s_valid, Value.cast(s_row), Value.cast(o_row)))]
+        with m.If(s_valid):
+            with m.If(out.ready):
+                m.d.sync += s_valid.eq(0)
+        with m.Elif(o_valid & ~out.ready):
+            m.d.sync += [s_valid.eq(1), s_last.eq(o_last), s_row.eq(o_row)]
     return drain_ready
 
 
