@@ -256,14 +256,25 @@ class WeightStationaryCore(SystolicCore):
         R, C = self.rows, self.cols
         tiles, span = math.ceil(k / R) * math.ceil(n / C), max(m, R + 1)
         return tiles, span, (R + 1 + (tiles - 1) * span + m + self.buffer_read_latency + R + C - 1
-                             + self.array.pipeline_stages)
+                             + self.array.pipeline_stages + self.accumulate_latency)
+
+    @property
+    def accumulate_latency(self):
+        """Register stages of the C read-modify-write between the array's column sums and the
+        C write: 1 with a pipelined PE and R >= 4 (the old C row is registered after the block
+        RAM, the sum before the write, so that neither route from and to the block RAM shares
+        a cycle with the adder; the row's next read-modify-write, R + 1 or more cycles later,
+        still reads after this write), 0 otherwise."""
+        return 1 if self.array.pipeline_stages and self.rows >= 4 else 0
 
     @property
     def compute_formula(self):
         stages, extra = self.array.pipeline_stages, self.buffer_read_latency - 1
+        acc = self.accumulate_latency
         return (f"R + 1 + (tiles - 1) * max(M, R + 1) + M + R + C"
                 f"{f' + {stages} (PE pipeline)' if stages else ''}"
-                f"{f' + {extra} (buffer read register)' if extra else ''}, "
+                f"{f' + {extra} (buffer read register)' if extra else ''}"
+                f"{f' + {acc} (accumulate register)' if acc else ''}, "
                 f"tiles = ceil(K/R) * ceil(N/C)")
 
 
