@@ -316,10 +316,11 @@ class TensorCore(ComputeCore):
 
     @property
     def buffer_read_latency(self):
-        """2 when the MMA unit is pipelined beyond the default (``pipeline`` >= 2): the A and
-        B fragments pass a second register (the block RAM's output register) on their way to
-        the units, and so does each C word on its way out; 1 otherwise."""
-        return 2 if self.core.pipeline >= 2 else 1
+        """3 when the MMA unit is pipelined beyond the default (``pipeline`` >= 2): the A and
+        B fragments pass the block RAM's output register, then (A masked past K) one more
+        register on their way to the units, and each C word passes the output register on its
+        way out; 1 otherwise."""
+        return 3 if self.core.pipeline >= 2 else 1
 
     def schedule(self, m, k, n):
         """Latency L = pipeline + 1: ``tiles = ceil(M/m) * ceil(N/(n*cores))`` output tiles,

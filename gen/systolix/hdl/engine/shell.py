@@ -191,9 +191,9 @@ class MatrixEngine(wiring.Component):
         # ---- buffers (block RAM): one write and one read port each
         # (at least 2 words: a 1-word memory would have a 0-bit address, invalid Verilog)
         a_wr, a_rd = _buffer(m, "a_mem", a_word_layout(cfg), max(2, cfg.a_depth),
-                             self.buffer_read_latency)
+                             _memory_latency(cfg))
         b_wr, b_rd = _buffer(m, "b_mem", b_word_layout(cfg), max(2, cfg.b_depth),
-                             self.buffer_read_latency)
+                             _memory_latency(cfg))
         c_mem = Memory(shape=c_word, depth=max(2, cfg.c_depth), init=[])
         m.submodules.c_mem = c_mem
         bufs = _Buffers(a_wr=a_wr, a_rd=a_rd, b_wr=b_wr, b_rd=b_rd,
@@ -463,6 +463,13 @@ class _WriteProxy:
         self.data = Signal(shape, name=f"{name}_data")
 
 
+def _memory_latency(cfg):
+    """The buffers' read latency: 1 (the block RAM's read), or 2 with a pipelined core (and
+    its output register); a core's further buffer read latency is registers of its
+    sequencer."""
+    return min(cfg.compute.buffer_read_latency, 2)
+
+
 def _buffer(m, name, shape, depth, latency):
     """A buffer's ``(write, read)`` ports, its read data ``latency`` cycles behind the address:
     a block RAM's synchronous read (1), or a :class:`~systolix.hdl.buffer.BufferMemory` (2: the
@@ -524,8 +531,8 @@ def _elaborate_double(engine):
     # stream comes from a BufferMemory (the block RAM's output register); the C buffer's
     # read-modify-write port (weight-stationary) reads a plain block RAM, which the drain's
     # copy then shares the writes of.
-    lat = engine.buffer_read_latency
-    seq = SEQUENCERS[type(cfg.compute)](cfg, lat)
+    lat = _memory_latency(cfg)
+    seq = SEQUENCERS[type(cfg.compute)](cfg, engine.buffer_read_latency)
     a_wr_port, a_rd_port = _buffer(m, "a_mem", a_word_layout(cfg), 2 * max(2, cfg.a_depth), lat)
     b_wr_port, b_rd_port = _buffer(m, "b_mem", b_word_layout(cfg), 2 * max(2, cfg.b_depth), lat)
     c_mem = (Memory(shape=c_word, depth=2 * max(2, cfg.c_depth), init=[])
@@ -643,14 +650,13 @@ def _elaborate_double(engine):
         drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, engine.c, c_out=c_out)
     else:
         q_shape = data.ArrayLayout(param_layout(cfg.requant), C)
-        q_wr_port, q_rd_port = _buffer(m, "q_mem", q_shape, 2 * max(2, cfg.q_depth),
-                                       engine.buffer_read_latency)
+        q_wr_port, q_rd_port = _buffer(m, "q_mem", q_shape, 2 * max(2, cfg.q_depth), lat)
         q_wr = _WriteProxy("q_wr", cfg.q_depth, q_shape)
         q_rd = _ReadProxy("q_rd", cfg.q_depth, q_shape)
         _banked(m, q_wr_port, q_wr, ljob_b, read=False)
         d_q = Signal()
         _banked(m, q_rd_port, q_rd, d_q, read=True)
-        if engine.buffer_read_latency == 2:
+        if lat == 2:
             def q_out(stage_ready):
                 m.d.comb += q_rd_port.oe.eq(stage_ready)
                 return q_rd.data
