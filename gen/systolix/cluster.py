@@ -189,6 +189,12 @@ def _run_distributed(function, arguments, labels, scheduler, keys, connect_timeo
                 except FutureCancelledError:
                     raise SystolixError(f"lost the Dask scheduler at {scheduler} after {done} "
                                         f"of {total} tasks; rerun to resume") from None
+                except OSError as e:
+                    if fut.status == "error":  # the task itself raised it
+                        raise _worker_error(e, label) from None
+                    # the task finished, but fetching its value failed: the connection went
+                    raise SystolixError(f"lost the Dask scheduler at {scheduler} after {done} "
+                                        f"of {total} tasks; rerun to resume") from None
                 except SystolixError as e:
                     raise SystolixError(f"{label} failed on a Dask worker: {e}") from None
                 except Exception as e:  # noqa: BLE001: whatever a worker raised, as one line

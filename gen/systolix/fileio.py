@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import socket
 import tempfile
+import uuid
 from pathlib import Path
 
 from .errors import SystolixError
 
-__all__ = ["atomic_open", "atomic_write_all", "owned_tempdir", "remove_abandoned"]
+__all__ = ["atomic_open", "atomic_write_all", "owned_tempdir", "remove_abandoned",
+           "publish_dir"]
 
 
 def _temp_beside(path):
@@ -114,3 +117,47 @@ def remove_abandoned(parent, prefix):
             path.unlink(missing_ok=True)
         removed.append(path)
     return removed
+
+
+#: How often :func:`publish_dir` moves an unusable entry aside before it gives up.
+_PUBLISH_TRIES = 8
+
+
+def publish_dir(work, final, *, complete, prefix, replace=False):
+    """Publish the finished directory ``work`` as ``final`` (a content-addressed cache entry)
+    in one ``rename``, so a reader sees either no entry or a complete one.
+
+    Several processes (cluster workers sharing a cache directory) may finish the same entry at
+    once; the entry's name is the digest of what it holds, so any complete one will do. When
+    ``final`` already exists and ``complete(final)`` says it is complete, that one is kept and
+    ``work`` removed. Otherwise (an unusable entry, or any existing entry when ``replace``) the
+    existing entry is first renamed aside, to a name of :func:`owned_tempdir`'s form with
+    ``prefix`` (so :func:`remove_abandoned` clears it should this process die), then removed.
+    With ``replace`` only the entry found first is displaced: one another process publishes
+    meanwhile is as fresh as ours and is kept.
+
+    Returns
+    -------
+    bool
+        True if ``work`` became ``final``, False if an existing complete entry was kept.
+    """
+    work, final = Path(work), Path(final)
+    displaced = False
+    for _ in range(_PUBLISH_TRIES):
+        try:
+            os.rename(work, final)
+            return True
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+        if (displaced or not replace) and complete(final):
+            shutil.rmtree(work, ignore_errors=True)
+            return False
+        aside = final.parent / f"{prefix}{os.getpid()}.{_host()}~{uuid.uuid4().hex}"
+        try:
+            os.rename(final, aside)
+        except FileNotFoundError:  # another process moved it first
+            continue
+        displaced = True
+        shutil.rmtree(aside, ignore_errors=True)
+    raise OSError(errno.EEXIST, f"{final} keeps being replaced by unusable entries")

@@ -114,7 +114,11 @@ async def run_engine_job(dut):
     scoreboard = GemmScoreboard(config.numerics, dut._log, config.accumulation_chunk)
     if job.keep and not job.stream:
         raise AssertionError("keep-weights entries need a stream job (stream=True)")
+    if job.resets and not job.stream:
+        raise AssertionError("streams cut by a reset need a stream job (stream=True)")
     if job.stream:
+        for spec in job.resets:
+            await run_cut_by_reset(dut, config, spec, rng, outcome, scoreboard, clk, read_only)
         await run_stream(dut, job, rng, outcome, scoreboard, clk, read_only)
         outcome.failures.extend(scoreboard.failures)
         write_outcome(outcome, job_path.parent)
@@ -297,102 +301,91 @@ async def _source(dut, prefix, words, stall, rng, clk, read_only, log):
     valid.value = 0
 
 
-async def run_stream(dut, job, rng, outcome, scoreboard, clk, read_only):
-    """All of the job's commands and words offered at once as flat streams (the engine takes
-    each stream's words only for the job it is loading), the C sink always there (randomly not
-    ready with stalls), every ``done`` recorded with ``error`` and ``cycles``."""
-    config = job.config
-    stall = job.stall_prob
-    rq = config.requant is not None
-    cmds, a_q, b_q, q_q, counts = [], [], [], [], []
-    for i, entry in enumerate(job.operands):
-        keep = job.keeps(i)
-        cmds.append(_command(entry, keep))
-        if is_reject(entry):
-            continue
-        a, b = entry[:2]
-        a_q.extend(tiling.engine_a_words(config, a))
-        if not keep:
-            b_q.extend(tiling.engine_b_words(config, b))
-            if rq:
-                q_q.extend(tiling.engine_q_words(config, entry[2], b.shape[1]))
-        counts.append(engine_cycles(config, a.shape[0], a.shape[1], b.shape[1]).c_words)
-    handshakes, dones, loads = [], [], []
-    words = []
-    all_done = Event()
+class _Stream:
+    """A job stream in flight: the commands, the load streams and the C sink as cocotb tasks
+    (see :func:`run_stream`), and what they have seen so far."""
 
-    async def commands():
-        for word in cmds:
-            while stall and rng.random() < stall:
-                dut.cmd__valid.value = 0
+    def __init__(self, dut, config, entries, keeps, stall, rng, clk, read_only):
+        rq = config.requant is not None
+        cmds, a_q, b_q, q_q, self.counts = [], [], [], [], []
+        for i, entry in enumerate(entries):
+            keep = keeps[i] if i < len(keeps) else False
+            cmds.append(_command(entry, keep))
+            if is_reject(entry):
+                continue
+            a, b = entry[:2]
+            a_q.extend(tiling.engine_a_words(config, a))
+            if not keep:
+                b_q.extend(tiling.engine_b_words(config, b))
+                if rq:
+                    q_q.extend(tiling.engine_q_words(config, entry[2], b.shape[1]))
+            self.counts.append(engine_cycles(config, a.shape[0], a.shape[1],
+                                             b.shape[1]).c_words)
+        self.commands = len(cmds)
+        self.handshakes, self.dones, self.loads, self.words = [], [], [], []
+        self.all_done = Event()
+
+        async def commands():
+            for word in cmds:
+                while stall and rng.random() < stall:
+                    dut.cmd__valid.value = 0
+                    await clk
+                dut.cmd__payload.value = word
+                dut.cmd__valid.value = 1
+                await read_only
+                if not int(dut.cmd__ready.value):
+                    await RisingEdge(dut.cmd__ready)
+                    await read_only
+                self.handshakes.append(now())
                 await clk
-            dut.cmd__payload.value = word
-            dut.cmd__valid.value = 1
-            await read_only
-            if not int(dut.cmd__ready.value):
-                await RisingEdge(dut.cmd__ready)
-                await read_only
-            handshakes.append(now())
-            await clk
-        dut.cmd__valid.value = 0
+            dut.cmd__valid.value = 0
 
-    async def sink():
-        while True:
-            ready = not (stall and rng.random() < stall)
-            dut.c__ready.value = int(ready)
-            await read_only
-            if not int(dut.c__valid.value) and ready:
-                await RisingEdge(dut.c__valid)
+        async def sink():
+            while True:
+                ready = not (stall and rng.random() < stall)
+                dut.c__ready.value = int(ready)
                 await read_only
-            if ready and int(dut.c__valid.value):
-                words.append(dut.c__payload.value.to_unsigned())
-            await clk
+                if not int(dut.c__valid.value) and ready:
+                    await RisingEdge(dut.c__valid)
+                    await read_only
+                if ready and int(dut.c__valid.value):
+                    self.words.append(dut.c__payload.value.to_unsigned())
+                await clk
 
-    async def done_monitor():
-        while True:
-            await read_only
-            if not int(dut.done.value):
-                await RisingEdge(dut.done)
+        async def done_monitor():
+            while True:
                 await read_only
-            dones.append((now(), int(dut.error.value), int(dut.cycles.value)))
-            if len(dones) == len(cmds):
-                all_done.set()
-            await clk
+                if not int(dut.done.value):
+                    await RisingEdge(dut.done)
+                    await read_only
+                self.dones.append((now(), int(dut.error.value), int(dut.cycles.value)))
+                if len(self.dones) == len(cmds):
+                    self.all_done.set()
+                await clk
 
-    tasks = [cocotb.start_soon(commands()), cocotb.start_soon(sink()),
-             cocotb.start_soon(done_monitor())]
-    for prefix, q in (("a", a_q), ("b", b_q)) + ((("q", q_q),) if rq else ()):
-        tasks.append(cocotb.start_soon(_source(dut, prefix, q, stall, rng, clk, read_only,
-                                               loads)))
-    bound = sum(engine_cycles(config, *(e[0].shape), e[1].shape[1]).total
-                for e in job.operands if not is_reject(e))
-    bound = (bound + 20 * len(cmds) + 100) * (1 + int(40 * stall))
-    try:
-        await with_timeout(all_done.wait(), bound * PERIOD_NS, "ns")
-    except SimTimeoutError:
-        outcome.failures.append(f"stream stuck: {len(dones)} of {len(cmds)} done pulses, "
-                                f"{len(words)} C words")
-    for _ in range(TAIL_CYCLES):  # nothing after the last done
-        await clk
-    for t in tasks:
-        t.cancel()
-    dut.c__ready.value = 1
-    if len(dones) > len(cmds):
-        outcome.failures.append(f"{len(dones)} done pulses for {len(cmds)} commands")
-    if len(words) != sum(counts):
-        outcome.failures.append(f"{len(words)} C words, the jobs have {sum(counts)}")
-    first = handshakes[0] if handshakes else 0
-    w = 0
-    for i, entry in enumerate(job.operands):
-        t, err, cyc = dones[i] if i < len(dones) else (None, None, None)
-        outcome.errors.append(err)
-        outcome.cycles.append(None if is_reject(entry) else cyc)
-        outcome.job_cycles.append(None if t is None or i >= len(handshakes)
-                                  else t - handshakes[i])
-        outcome.done_cycles.append(None if t is None else t - first)
+        self.tasks = [cocotb.start_soon(commands()), cocotb.start_soon(sink()),
+                      cocotb.start_soon(done_monitor())]
+        for prefix, q in (("a", a_q), ("b", b_q)) + ((("q", q_q),) if rq else ()):
+            self.tasks.append(cocotb.start_soon(_source(dut, prefix, q, stall, rng, clk,
+                                                        read_only, self.loads)))
+
+    def stop(self):
+        for t in self.tasks:
+            t.cancel()
+
+
+def _check_results(config, entries, words, counts, scoreboard, failures, label=""):
+    """Split ``words`` into the C matrices of ``entries`` (as many as ``counts`` covers),
+    check each against the golden model; returns the C matrices (None for rejects)."""
+    rq = config.requant is not None
+    counts = list(counts)
+    results, w = [], 0
+    for i, entry in enumerate(entries):
         if is_reject(entry):
-            outcome.results.append(None)
+            results.append(None)
             continue
+        if not counts:
+            break
         a, b = entry[:2]
         (m, k), n = a.shape, b.shape[1]
         count = counts.pop(0)
@@ -401,13 +394,156 @@ async def run_stream(dut, job, rng, outcome, scoreboard, clk, read_only):
         try:
             c, last = tiling.engine_c_matrix(config, chunk, m, n)
         except ValueError as e:
-            outcome.failures.append(f"gemm {i}: {e}")
-            outcome.results.append(None)
+            failures.append(f"{label}gemm {i}: {e}")
+            results.append(None)
             continue
         if not last[-1] or last[:-1].any():
-            outcome.failures.append(f"gemm {i}: `last` not on the final C word only")
-        scoreboard.check(f"gemm {i} ({m}x{k}x{n})", a, b, c, entry[2] if rq else None)
-        outcome.results.append(c)
+            failures.append(f"{label}gemm {i}: `last` not on the final C word only")
+        scoreboard.check(f"{label}gemm {i} ({m}x{k}x{n})", a, b, c, entry[2] if rq else None)
+        results.append(c)
+    return results
+
+
+#: Cycles ``rst`` is held high when a stream is cut by a reset.
+RESET_CYCLES = 2
+#: Idle cycles after such a reset in which no C word and no ``done`` may appear.
+AFTER_RESET_CYCLES = 16
+
+
+def _defined(signal):
+    return all(ch in "01" for ch in str(signal.value))
+
+
+async def run_cut_by_reset(dut, config, spec, rng, outcome, scoreboard, clk, read_only):
+    """Run the stream ``spec`` (``entries``, ``keep``, ``stall_prob``) and assert ``rst``
+    ``spec["cycle"]`` cycles after its first command handshake. Checks the reset's documented
+    reaction: every ``ready`` low while ``rst`` is high; every valid output, ``busy``, ``done``,
+    ``error`` and ``cycles`` defined and 0 from the first rising edge with ``rst`` high and
+    while idle after it; no C word and no ``done`` of the cancelled jobs afterwards; a
+    keep-weights command is rejected (no weights are known) with ``done`` in the next cycle.
+    The jobs done before the reset are checked against the golden model. Appends
+    ``{"cycle", "done", "words"}`` (jobs done and C words taken before the reset) to
+    ``outcome.resets``."""
+    failures = outcome.failures
+    entries, keeps, stall = spec["entries"], spec.get("keep", []), spec.get("stall_prob", 0.0)
+    cut = int(spec["cycle"])
+    label = f"reset in cycle {cut}: "
+    stream = _Stream(dut, config, entries, keeps, stall, rng, clk, read_only)
+    limit = (cut + 100) * (1 + int(40 * stall))
+    while not stream.handshakes:
+        await clk
+        limit -= 1
+        if limit < 0:
+            raise AssertionError(f"{label}the stream's first command was never taken")
+    while now() - stream.handshakes[0] < cut:
+        await clk
+    stream.stop()
+    done, words = len(stream.dones), len(stream.words)
+    outcome.resets.append({"cycle": cut, "done": done, "words": words})
+    if done >= stream.commands:
+        failures.append(f"{label}the stream had ended ({done} done pulses): nothing was cut")
+    _check_results(config, entries[:done], stream.words, stream.counts[:done], scoreboard,
+                   failures, label)
+
+    inputs = ("cmd", "a", "b") + (("q",) if config.requant is not None else ())
+    readies = [getattr(dut, f"{p}__ready") for p in inputs]
+    outputs = [dut.c__valid, dut.busy, dut.done, dut.error, dut.cycles]
+    for p in inputs:
+        getattr(dut, f"{p}__valid").value = 0
+    dut.c__ready.value = 1  # a C word of a cancelled job would be taken, and is reported
+    dut.rst.value = 1
+    for i in range(RESET_CYCLES + 1):
+        await read_only
+        high = [r._name for r in readies if not _defined(r) or int(r.value)]
+        if high:
+            failures.append(f"{label}{', '.join(high)} not low while rst is high")
+        if i:  # from the first rising edge with rst high
+            bad = [o._name for o in outputs if not _defined(o) or int(o.value)]
+            if bad:
+                failures.append(f"{label}{', '.join(bad)} not 0 during reset "
+                                f"(cycle {now()})")
+        await clk
+    dut.rst.value = 0
+    for _ in range(AFTER_RESET_CYCLES):
+        await read_only
+        bad = [o._name for o in outputs if not _defined(o) or int(o.value)]
+        if bad:
+            failures.append(f"{label}{', '.join(bad)} not 0 after the reset (cycle {now()})")
+            break
+        await clk
+
+    # keep-weights with no weights known since the reset: rejected, no word taken or given;
+    # K and N are those of the last weights the engine took, so only the reset can refuse it
+    loading = [e for i, e in enumerate(entries[:len(stream.handshakes)])
+               if not is_reject(e) and not (keeps[i] if i < len(keeps) else False)]
+    probe = (loading or entries)[-1 if loading else 0]
+    (m, k), n = probe[0].shape, probe[1].shape[1]
+    dut.cmd__payload.value = _command(probe, True)
+    dut.cmd__valid.value = 1
+    await read_only
+    if not int(dut.cmd__ready.value):
+        failures.append(f"{label}the engine does not take a command after the reset")
+        await RisingEdge(dut.cmd__ready)
+        await read_only
+    taken = now()
+    await clk
+    dut.cmd__valid.value = 0
+    for _ in range(8):
+        await read_only
+        if int(dut.c__valid.value):
+            failures.append(f"{label}a C word after the keep-weights command")
+            break
+        if int(dut.done.value):
+            if not int(dut.error.value) or now() - taken != 1:
+                failures.append(f"{label}keep-weights {m}x{k}x{n} after the reset: done "
+                                f"{now() - taken} cycles after the command with error "
+                                f"{int(dut.error.value)}, expected 1 cycle with error 1")
+            break
+        await clk
+    else:
+        failures.append(f"{label}no done for keep-weights {m}x{k}x{n} after the reset")
+    await clk
+    dut._log.info("%sstream cut after %d of %d done pulses, %d C words", label, done,
+                  stream.commands, words)
+
+
+async def run_stream(dut, job, rng, outcome, scoreboard, clk, read_only):
+    """All of the job's commands and words offered at once as flat streams (the engine takes
+    each stream's words only for the job it is loading), the C sink always there (randomly not
+    ready with stalls), every ``done`` recorded with ``error`` and ``cycles``."""
+    config = job.config
+    stall = job.stall_prob
+    stream = _Stream(dut, config, job.operands, [job.keeps(i) for i in range(len(job.operands))],
+                     stall, rng, clk, read_only)
+    handshakes, dones, words = stream.handshakes, stream.dones, stream.words
+    commands = stream.commands
+    bound = sum(engine_cycles(config, *(e[0].shape), e[1].shape[1]).total
+                for e in job.operands if not is_reject(e))
+    bound = (bound + 20 * commands + 100) * (1 + int(40 * stall))
+    try:
+        await with_timeout(stream.all_done.wait(), bound * PERIOD_NS, "ns")
+    except SimTimeoutError:
+        outcome.failures.append(f"stream stuck: {len(dones)} of {commands} done pulses, "
+                                f"{len(words)} C words")
+    for _ in range(TAIL_CYCLES):  # nothing after the last done
+        await clk
+    stream.stop()
+    dut.c__ready.value = 1
+    if len(dones) > commands:
+        outcome.failures.append(f"{len(dones)} done pulses for {commands} commands")
+    if len(words) != sum(stream.counts):
+        outcome.failures.append(f"{len(words)} C words, the jobs have {sum(stream.counts)}")
+    first = handshakes[0] if handshakes else 0
+    for i, entry in enumerate(job.operands):
+        t, err, cyc = dones[i] if i < len(dones) else (None, None, None)
+        outcome.errors.append(err)
+        outcome.cycles.append(None if is_reject(entry) else cyc)
+        outcome.job_cycles.append(None if t is None or i >= len(handshakes)
+                                  else t - handshakes[i])
+        outcome.done_cycles.append(None if t is None else t - first)
+    results = _check_results(config, job.operands, words, stream.counts, scoreboard,
+                             outcome.failures)
+    outcome.results.extend(results + [None] * (len(job.operands) - len(results)))
     outcome.total_cycles = dones[-1][0] - first if dones else 0
     dut._log.info("stream of %d commands: %d cycles from the first handshake to the last done",
-                  len(cmds), outcome.total_cycles)
+                  commands, outcome.total_cycles)

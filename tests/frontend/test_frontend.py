@@ -31,9 +31,20 @@ def digits():
 
 
 def _every_tensor_equal(path, x):
+    """The model's outputs equal onnxruntime's session of the model as it is; in a QOperator
+    model every intermediate tensor too. (Exposing a QDQ model's intermediate tensors as graph
+    outputs stops onnxruntime fusing its layers into quantized kernels: they would be compared
+    with a float32 computation.)"""
     plan = load_plan(path)
     outs, env = execute(plan, x, keep=True)
-    names = [s.y for s in plan.steps]
+    plain = run_onnxruntime(path, x)
+    for name, mine in zip(plan.outputs, outs):
+        theirs = plain[name]
+        assert mine.dtype == theirs.dtype and mine.shape == theirs.shape, name
+        assert np.array_equal(mine, theirs), \
+            f"{name}: {int(np.sum(mine != theirs))} values differ from onnxruntime"
+    qoperator = all(layer.op.startswith("Q") for layer in plan.layers)
+    names = [s.y for s in plan.steps] if qoperator else []
     ort = run_onnxruntime(path, x, names)
     for name in names:
         assert env[name].dtype == ort[name].dtype and env[name].shape == ort[name].shape, name
@@ -175,3 +186,146 @@ def test_concat_reshape_transpose_add_equal_onnxruntime(tmp_path, seed, fmt, act
     ops = [s.op for s in plan.steps]
     assert {"Concat", "Reshape", "Transpose", "Flatten", "Add"} <= set(ops), ops
     assert len(plan.layers) == 4
+
+
+@pytest.mark.parametrize("act", ["int8", "uint8"])
+def test_qdq_relu_that_is_not_redundant_between_two_quantizations(tmp_path, seed, act):
+    """Conv -> Q -> DQ -> Relu -> Q with other parameters, the Relu's output zero point above
+    the type's minimum: the host Relu clamps at the input's zero point, then requantizes;
+    every tensor equals onnxruntime's."""
+    from systolix.frontend.random_model import relu_model
+    path, x = relu_model(seed, act, "requantized", tmp_path / "m.onnx")
+    plan, _ = _every_tensor_equal(path, x)
+    conv, relu = plan.steps[1], plan.steps[2]
+    assert (conv.op, relu.op, conv.relu) == ("Conv", "Relu", False)
+    _, env = execute(plan, x, keep=True)
+    before, after = env[relu.inputs[0]], env[relu.y]
+    assert (before < _zero_point(path, "c_zp")).mean() > 0.2  # values the Relu clamps...
+    assert after.min() == _zero_point(path, "y_zp") > np.iinfo(act).min  # ...not the type
+
+
+@pytest.mark.parametrize("act", ["int8", "uint8"])
+def test_qdq_relu_that_is_not_redundant_folds_into_the_clamp(tmp_path, seed, act):
+    """Conv -> Relu -> Q whose zero point is above the type's minimum: the Relu is folded into
+    the layer's clamp, whose low end becomes the zero point. onnxruntime runs such a layer in
+    float32 (no quantized kernel takes it): its outputs equal the quantized arithmetic except,
+    rarely, by one step, and a difference is explained as that."""
+    from systolix.apps.onnx_infer import run_onnx
+    from systolix.frontend.random_model import relu_model
+    path, x = relu_model(seed, act, "fused", tmp_path / "m.onnx")
+    plan = load_plan(path)
+    layer = plan.layers[0]
+    y_zp, qmin = _zero_point(path, "y_zp"), np.iinfo(act).min
+    assert layer.relu and layer.relu_clamps and layer.clamp[0] == y_zp > qmin
+    out, env = execute(plan, x, keep=True)
+    y = env[layer.y]
+    assert (y == y_zp).mean() > 0.2 and y.min() == y_zp  # the clamp is at work
+    ort = run_onnxruntime(path, x, [s.y for s in plan.steps])
+    steps = np.abs(y.astype(int) - ort[layer.y].astype(int))
+    assert steps.max() <= 1 and steps.mean() < 1e-3, f"seed {seed}"
+    _, summary = run_onnx(path, x, simulator=None, progress=None)
+    assert summary["matches_reference"]
+    if not summary["matches_onnxruntime"]:
+        assert summary["problems"] == [_explain(plan, env, ort)[0]]
+        assert "onnxruntime computes this layer in float32" in summary["problems"][0]
+    # a difference of one step in that layer is explained as onnxruntime's float rounding
+    spoiled = dict(ort, **{layer.y: y.copy()})
+    spoiled[layer.y].flat[0] += 1 if spoiled[layer.y].flat[0] < np.iinfo(act).max else -1
+    (message,) = _explain(plan, env, spoiled)
+    assert message.startswith(f"'{layer.node}' (Conv): 1 values differ from onnxruntime: "
+                              f"onnxruntime computes this layer in float32")
+
+
+def _zero_point(path, name):
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(str(path))
+    (init,) = [i for i in model.graph.initializer if i.name == name]
+    return int(numpy_helper.to_array(init))
+
+
+@pytest.mark.parametrize("act", ["int8", "uint8"])
+@pytest.mark.parametrize("op", ["AveragePool", "GlobalAveragePool"])
+def test_average_pool_over_the_whole_image_rounds_as_onnxruntime(tmp_path, seed, act, op):
+    """onnxruntime runs an average pool whose window is the whole image (and a global one)
+    in integers: the zero point is added after rounding, so ties (averages ending in .5 with
+    equal scales) round otherwise than a windowed pool's. Every output equals onnxruntime's."""
+    import onnx
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(act)
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    # a power-of-two scale keeps the float arithmetic exact: the ties are exact, and an odd
+    # output zero point makes the two roundings differ on every one
+    init = [numpy_helper.from_array(np.float32(1 / 16), "s"),
+            numpy_helper.from_array(np.array(rng.integers(lo + 60, hi - 60), dtype), "zx"),
+            numpy_helper.from_array(np.array(rng.integers(lo + 30, hi - 30) | 1, dtype), "zy")]
+    attrs = {"kernel_shape": [2, 2]} if op == "AveragePool" else {}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zx"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "zx"], ["xd"]),
+             helper.make_node(op, ["xd"], ["p"], name="pool", **attrs),
+             helper.make_node("QuantizeLinear", ["p", "s", "zy"], ["pq"]),
+             helper.make_node("DequantizeLinear", ["pq", "s", "zy"], ["pd"]),
+             # a 1x1 identity convolution: a quantized model has a GEMM layer
+             helper.make_node("DequantizeLinear", ["w", "ws"], ["wd"]),
+             helper.make_node("Conv", ["pd", "wd"], ["c"], name="conv", kernel_shape=[1, 1]),
+             helper.make_node("QuantizeLinear", ["c", "s", "zy"], ["cq"]),
+             helper.make_node("DequantizeLinear", ["cq", "s", "zy"], ["y"])]
+    init += [numpy_helper.from_array(np.eye(6, dtype=np.int8).reshape(6, 6, 1, 1), "w"),
+             numpy_helper.from_array(np.float32(1), "ws")]
+    graph = helper.make_graph(
+        nodes, "pool", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 6, 1, 1])], init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "pool.onnx"
+    onnx.save(model, str(path))
+    x = (rng.integers(-40, 41, (8, 6, 2, 2)) / 16).astype(np.float32)
+    plan, _ = _every_tensor_equal(path, x)
+    _, env = execute(plan, x, keep=True)
+    xq = env[plan.steps[1].inputs[0]].astype(np.int64)
+    ties = (xq.reshape(8, 6, 4).sum(axis=2) % 4 == 2).sum()
+    assert ties > 0  # averages ending in .5: where the two roundings differ
+
+
+def _qlinear_add_session(dtype, sa, za, sb, zb, sc, zc, n):
+    import onnxruntime as ort
+    t = TensorProto.UINT8 if dtype == np.uint8 else TensorProto.INT8
+    inits = [numpy_helper.from_array(np.float32(v), name)
+             for v, name in ((sa, "sa"), (sb, "sb"), (sc, "sc"))]
+    inits += [numpy_helper.from_array(np.array(v, dtype), name)
+              for v, name in ((za, "za"), (zb, "zb"), (zc, "zc"))]
+    node = helper.make_node("QLinearAdd", ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"], ["c"],
+                            domain="com.microsoft")
+    graph = helper.make_graph([node], "add", [helper.make_tensor_value_info("a", t, [n]),
+                                              helper.make_tensor_value_info("b", t, [n])],
+                              [helper.make_tensor_value_info("c", t, [n])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("act", ["int8", "uint8"])
+def test_add_equals_onnxruntime_on_every_pair_of_inputs(seed, act):
+    """ops.add against onnxruntime's QLinearAdd on all 65,536 input pairs: for random
+    parameters, and for ones (from a random model) where a sum lands within float32 rounding
+    of a tie, so the kernel's order of operations decides."""
+    from systolix.frontend import ops
+    dtype = np.dtype(act)
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(seed)
+    cases = [(*rng.uniform(0.005, 0.08, 3).astype(np.float32),
+              *(int(v) for v in rng.integers(info.min, info.max + 1, 3)))]
+    if act == "uint8":
+        cases.append((0.031048068776726723, 0.03013898804783821, 0.04276805743575096,
+                      131, 119, 129))
+    a, b = (g.ravel().astype(dtype) for g in np.meshgrid(np.arange(info.min, info.max + 1),
+                                                         np.arange(info.min, info.max + 1)))
+    for sa, sb, sc, za, zb, zc in cases:
+        session = _qlinear_add_session(dtype, sa, za, sb, zb, sc, zc, a.size)
+        want = session.run(None, {"a": a, "b": b})[0]
+        got = ops.add(a, sa, za, b, sb, zb, sc, zc, act)
+        assert np.array_equal(got, want), (sa, sb, sc, za, zb, zc, int((got != want).sum()))

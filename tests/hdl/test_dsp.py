@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The family-specific DSP mappings of the pipelined PE behave exactly like the generic RTL.
 
 ``systolix synth`` elaborates the array for its FPGA family: on ECP5 a pipelined PE's
@@ -349,3 +350,24 @@ def test_hooks_fall_back_to_generic_rtl():
         dsp.multiplier(None, a, b, input_register=1)
     with pytest.raises(TypeError, match="platform_class must be a class, not 1"):
         dsp.with_dsp(1, "ecp5")
+
+
+def test_both_pes_take_the_one_multiplier_latency_rule():
+    """Output- and weight-stationary PEs register their multiplier's operands and count its
+    latency by one rule (:func:`dsp.pe_input_register`, :func:`dsp.multiplier_latency`): the
+    product register alone up to one stage, operand and product registers from two on."""
+    from systolix.config import PEPipeline
+    from systolix.hdl import dsp
+    from systolix.hdl.pe import OutputStationaryPE
+    from systolix.hdl.ws_array import WeightStationaryPE
+    n = Numerics()
+    got = {}
+    for pipeline in PEPipeline:
+        s = pipeline.stages
+        latency = dsp.multiplier_latency(s)
+        assert latency == 1 + dsp.pe_input_register(s)
+        assert OutputStationaryPE(n, pipeline_stages=s).multiplier_latency == latency
+        assert WeightStationaryPE(n, pipeline_stages=s).multiplier_latency == latency
+        got[str(pipeline)] = (s, dsp.pe_input_register(s), latency)
+    assert got == {"none": (0, False, 1), "product": (1, False, 1), "full": (2, True, 2),
+                   "deep": (3, True, 2)}

@@ -8,6 +8,7 @@ import pytest
 
 from helpers import WORK_DIR, rand_operands, requant_entries
 from systolix.config import Dataflow, EngineConfig, RequantConfig, SystolicConfig, TensorCoreConfig
+from systolix.model.cycles import stream_cycles
 from systolix.sim.job import SimJob
 from systolix.sim.verify import check
 
@@ -99,3 +100,47 @@ def test_stream_exact_verilator(core, buffering, seed):
     entries, keep = _stream(config, np.random.default_rng(seed))
     check_stream(config, entries, keep, "verilator", seed)
     check_stream(config, entries, keep, "verilator", seed, stall_prob=0.3)
+
+
+def _stream_model(config, entries, keep):
+    return stream_cycles(config, [(e[0].shape[0], e[0].shape[1], e[1].shape[1], k)
+                                  for e, k in zip(entries, keep)])
+
+
+def check_reset_mid_stream(simulator, seed, stall_prob=0.0, cuts=(0.01, 0.4, 0.8)):
+    """Streams cut by a reset (random stalls on every stream) at ``cuts`` of their unstalled
+    length (0.01: while the first job loads; later: with jobs in every stage), each followed
+    by a keep-weights command that must be rejected; then a new stream, bit-exact and,
+    unstalled, every ``done`` where the model puts it. The testbench checks the reset's
+    reaction itself (see :func:`systolix_tb.engine_test.run_cut_by_reset`)."""
+    config = _config("os", "double")
+    rng = np.random.default_rng(seed)
+    resets = []
+    for fraction in cuts:
+        entries, keep = _stream(config, rng)
+        # stalls only make a stream longer: a cut before the unstalled end is mid-stream
+        cut = int(fraction * _stream_model(config, entries, keep)["total"])
+        resets.append({"entries": entries, "keep": keep, "cycle": cut, "stall_prob": 0.3})
+    entries, keep = _stream(config, rng)
+    job = SimJob(config, entries, stall_prob=stall_prob, seed=seed, stream=True, keep=keep,
+                 resets=resets)
+    report = check(job, simulator, WORK_DIR)
+    assert report.ok, f"[{config.name} on {simulator}, seed {seed}] {report}"
+    cut = report.outcome.resets
+    assert [r["cycle"] for r in cut] == [r["cycle"] for r in resets]
+    assert cut[0]["done"] == 0 and cut[0]["words"] == 0  # during the first load
+    # the last cut: stalls cannot bring job 0's done (unstalled: 35 % of the stream) past it
+    assert 0 < cut[-1]["done"] < len(resets[-1]["entries"])
+    if not stall_prob:
+        assert report.total_cycles == report.stream["total"]
+
+
+def test_reset_mid_stream(seed):
+    check_reset_mid_stream("icarus", seed, cuts=(0.01, 0.8))
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+def test_reset_mid_stream_verilator(seed):
+    check_reset_mid_stream("verilator", seed)
+    check_reset_mid_stream("verilator", seed, stall_prob=0.3)

@@ -9,6 +9,7 @@ count what was computed. One cluster serves the whole module (it takes seconds t
 """
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -43,7 +44,7 @@ def stub_point(kind_name, config_dict, target_name, options, cache_dir, use_cach
     """:func:`sweep.synth_point` with the tools replaced by a stub; behaviour set by
     ``<cache_dir>/control.json``: ``delay`` (seconds per run), ``interrupt`` (the name of a
     design whose run raises KeyboardInterrupt), ``no_tools`` (names of designs whose worker
-    finds no tools)."""
+    finds no tools), ``suicide`` (names of designs whose run kills its own worker process)."""
     root = Path(cache_dir)
     control = root / "control.json"
     ctl = json.loads(control.read_text()) if control.is_file() else {}
@@ -51,6 +52,8 @@ def stub_point(kind_name, config_dict, target_name, options, cache_dir, use_cach
     def run(config, target, options, key, work, progress, elaborated, t_elab):
         (root / "started").mkdir(exist_ok=True)
         (root / "started" / f"{config.name}.{os.getpid()}").touch()
+        if config.name in ctl.get("suicide", []):
+            os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(ctl.get("delay", 0))
         if config.name == ctl.get("interrupt"):
             raise KeyboardInterrupt
@@ -164,6 +167,61 @@ def test_cluster_sweep_with_a_worker_killed_equals_the_local_sweep(scheduler, tm
     assert _runs(dist_cache) == names  # nothing recomputed
     assert all(r["cached"] for r in again["results"])
     assert _comparable(again["results"]) == _comparable(local["results"])
+
+
+def test_killed_worker_is_one_line_naming_the_task():
+    """What Dask raises when it gives up on a task whose workers died (``KilledWorker``)
+    becomes one line naming the point; the real thing runs in the slow test below."""
+    from distributed.scheduler import KilledWorker
+    error = cluster_mod._worker_error(KilledWorker("systolix-sweep-x", None, 3),
+                                      "point systolic_os_2x1")
+    assert isinstance(error, SystolixError)
+    assert str(error) == ("point systolic_os_2x1: every worker that ran it died (Dask gave up "
+                          "after 3 retries); rerun to resume")
+
+
+@pytest.mark.slow
+def test_a_point_that_kills_every_worker_is_one_line_and_a_rerun_resumes(
+        scheduler, tmp_path, monkeypatch, capsys):
+    """A point whose run kills its worker process (SIGKILL) every time: Dask retries it on
+    another worker ``allowed-failures`` times (3), then gives up (``KilledWorker``). The sweep
+    stops with one error line naming the point, exit 1, no report files, no cache entry for
+    the point; the rerun computes only what is not in the cache."""
+    from systolix.cli import synth as cli_synth
+    victim = CONFIGS[2].name
+    root = _cache(tmp_path, "killer", suicide=[victim])
+    out = tmp_path / "out"
+    monkeypatch.setattr(cli_synth, "run_sweep", functools.partial(
+        sweep.run_sweep, point=stub_point, plots=False))
+    command = ["sweep", "systolic", "--sizes", ",".join(f"{c.rows}x{c.cols}" for c in CONFIGS),
+               "--target", TARGET.name, "--harness", OPTIONS.harness, "--cache-dir", str(root),
+               "-o", str(out)]
+    code = main(command + ["--scheduler", scheduler])
+    err = capsys.readouterr().err
+    assert code == 1
+    *progress, last = err.splitlines()
+    assert last == (f"systolix: error: point {victim}: every worker that ran it died (Dask "
+                    f"gave up after 3 retries); rerun to resume")
+    assert all(line.startswith("[sweep] ") and victim not in line for line in progress)
+    started = [p.name.rsplit(".", 1)[0] for p in (root / "started").iterdir()]
+    assert started.count(victim) == 4  # the first run and Dask's three retries
+    assert not out.exists() or list(out.iterdir()) == []  # nothing looks like a result
+    entries = [flow.read_result(p) for p in (root / "synth").iterdir()
+               if not p.name.startswith(".")]
+    assert victim not in [e["name"] for e in entries]
+    assert all(e is not None for e in entries)
+    done = _runs(root)
+    assert victim not in done
+
+    (root / "control.json").write_text("{}")
+    assert main(command + ["-j", "1"]) == 0  # the rerun, here on local processes
+    capsys.readouterr()
+    assert sorted(_runs(root)) == sorted(done + [victim])  # only the rest was computed
+    summary = json.loads((out / "sweep.json").read_text())
+    assert [r["name"] for r in summary["results"]] == [c.name for c in CONFIGS]
+    assert [r["cached"] for r in summary["results"]] == [c.name in done for c in CONFIGS]
+    # the runs the killed workers left in the cache are gone
+    assert not [p for p in (root / "synth").iterdir() if p.name.startswith(".")]
 
 
 def test_interrupted_sweep_resumes_where_it_stopped(tmp_path):

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -260,6 +261,81 @@ def test_runs_left_by_a_killed_synthesis_are_removed(monkeypatch, tmp_path):
                         cache_dir=tmp_path)
     assert not stale.exists() and live.is_dir()
     assert sorted(p.name for p in synth_dir.iterdir()) == sorted([live.name, result.path.name])
+
+
+def test_two_workers_finishing_one_key_at_once_publish_one_result(monkeypatch, tmp_path):
+    """Workers sharing a cache may finish the same design point at the same moment: both
+    succeed and return the one result that stays in the cache, and a reader never sees an
+    entry without its complete result."""
+    rounds, finishers = 4, 2
+    barrier = threading.Barrier(finishers)
+
+    def run(config, target, options, key, work, progress, elaborated, t_elab):
+        (work / "design.il").write_text(elaborated[0])
+        barrier.wait(timeout=30)  # every finisher publishes at once
+        return {"fits": True, "name": config.name, "by": threading.current_thread().name,
+                "cache_key": key}
+
+    monkeypatch.setattr(flow, "_run", run)
+    config, target = SystolicConfig(1, 1), TARGETS["ice40-up5k"]
+    synth_dir = tmp_path / "synth"
+    partial, stop = [], threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            for entry in synth_dir.iterdir() if synth_dir.is_dir() else ():
+                if not entry.name.startswith(".") and flow.read_result(entry) is None:
+                    partial.append(entry.name)
+
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    try:
+        for seed in range(rounds):  # the seed is part of the key: a new key each round
+            results, errors = [None] * finishers, []
+
+            def finish(i, seed=seed, results=results, errors=errors):
+                try:
+                    results[i] = synthesize(config, target, SynthOptions(seed=seed),
+                                            cache_dir=tmp_path)
+                except Exception as e:  # noqa: BLE001: reported below
+                    errors.append(e)
+
+            threads = [threading.Thread(target=finish, args=(i,), name=f"w{i}")
+                       for i in range(finishers)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert errors == []
+            assert results[0].path == results[1].path
+            assert results[0].data == results[1].data == flow.read_result(results[0].path)
+            assert results[0].data["by"] in ("w0", "w1")
+    finally:
+        stop.set()
+        watcher.join()
+    assert partial == []
+    # one entry per key, no run directories or entries moved aside left behind
+    assert len(list(synth_dir.iterdir())) == rounds
+    assert all(flow.read_result(e) is not None for e in synth_dir.iterdir())
+
+
+def test_publish_keeps_a_complete_entry_and_replaces_an_unusable_one(tmp_path):
+    def run_dir(by):
+        work = tmp_path / f"{flow.RUNNING_PREFIX}{os.getpid()}.x~{by}"
+        work.mkdir()
+        (work / flow.RESULT_FILE).write_text(json.dumps({"by": by}))
+        return work
+
+    final = tmp_path / "key"
+    assert flow.publish_result(run_dir("a"), final)
+    assert not flow.publish_result(run_dir("b"), final)  # a second finisher keeps the first
+    assert flow.read_result(final) == {"by": "a"}
+    assert flow.publish_result(run_dir("c"), final, replace=True)  # use_cache=False
+    assert flow.read_result(final) == {"by": "c"}
+    (final / flow.RESULT_FILE).write_text("{trunc")  # an unusable entry is replaced
+    assert flow.publish_result(run_dir("d"), final)
+    assert flow.read_result(final) == {"by": "d"}
+    assert [p.name for p in tmp_path.iterdir()] == ["key"]
 
 
 def test_pareto_front_and_table():

@@ -435,9 +435,8 @@ class _Lowering:
             y, yq = q.output[0], self.q_of(q)
         if "Global" in op:
             def fn(v):
-                h, w = v.shape[2:]
-                return ops.average_pool(v, (h, w), (1, 1), (0, 0, 0, 0), True, xq.scale,
-                                        xq.zero_point, yq.scale, yq.zero_point, yq.dtype)
+                return ops.global_average_pool(v, xq.scale, xq.zero_point, yq.scale,
+                                               yq.zero_point, yq.dtype)
         else:
             if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or a.get("ceil_mode", 0):
                 self.fail(node, "only auto_pad=NOTSET and ceil_mode=0 are supported")

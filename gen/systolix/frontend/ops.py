@@ -13,7 +13,7 @@ from ..model.quant import float32_scale, requantize_float32
 
 __all__ = ["QTYPES", "qrange", "quantize_linear", "dequantize_linear", "output_scale",
            "requantize_f32", "im2col", "conv_output_size", "max_pool", "average_pool",
-           "requantize_tensor", "add"]
+           "requantize_tensor", "add", "global_average_pool"]
 
 #: The 8-bit tensor types of a quantized model, by numpy dtype name.
 QTYPES = {"int8": (-128, 127), "uint8": (0, 255)}
@@ -96,12 +96,31 @@ def max_pool(x, kernel, strides, pads):
     return win.max(axis=0).astype(x.dtype)
 
 
+def global_average_pool(x, x_scale, x_zp, y_scale, y_zp, dtype):
+    """onnxruntime's QLinearGlobalAveragePool (its MLAS kernel), which its QLinearAveragePool
+    also runs when the window is the whole image and there is no padding: per image and
+    channel the integer sum minus ``x_zp * size``, converted to float32, times the float32
+    scale ``x_scale / (y_scale * size)``, rounded half to even, plus ``y_zp``, saturated. The
+    zero point is added after the rounding, so a tie rounds otherwise than in
+    :func:`average_pool`."""
+    n, c = x.shape[:2]
+    size = int(np.prod(x.shape[2:]))
+    scale = np.float32(x_scale) / (np.float32(y_scale) * np.float32(size))
+    acc = np.asarray(x, np.int64).reshape(n, c, size).sum(axis=2) - int(x_zp) * size
+    y = np.rint(acc.astype(np.float32) * scale).astype(np.float64) + int(y_zp)
+    lo, hi = qrange(dtype)
+    return np.clip(y, lo, hi).astype(dtype).reshape(n, c, *[1] * (x.ndim - 2))
+
+
 def average_pool(x, kernel, strides, pads, count_include_pad, x_scale, x_zp, y_scale, y_zp,
                  dtype):
     """onnxruntime's QLinearAveragePool (onnxruntime also fuses a QDQ AveragePool into it):
     each value dequantized to float32 (``x_scale * (x - x_zp)``), the window summed in float32
     in row-major order, divided by the count, then ``nearbyint(y / y_scale + y_zp)``
-    saturated."""
+    saturated. A window that is the whole image, without padding, is
+    :func:`global_average_pool`, as in onnxruntime."""
+    if tuple(kernel) == tuple(x.shape[2:]) and not any(pads):
+        return global_average_pool(x, x_scale, x_zp, y_scale, y_zp, dtype)
     xf = np.float32(x_scale) * (np.asarray(x, np.int32) - np.int32(x_zp)).astype(np.float32)
     n, c, h, w = xf.shape
     (kh, kw), (sh, sw) = kernel, strides
@@ -134,13 +153,33 @@ def requantize_tensor(q, scale, zp, y_scale, y_zp, dtype):
     return quantize_linear(dequantize_linear(q, scale, zp), y_scale, y_zp, dtype)
 
 
+def _fma32(x, y, z):
+    """float32 ``x * y + z`` rounded once (a fused multiply-add), for ``x`` 8-bit integers and
+    float32 ``y``, ``z`` of the sizes requantization meets: the product (at most 32 significant
+    bits) and the sum are exact in float64, so one rounding to float32 remains."""
+    return (np.asarray(x, np.float64) * np.float64(y) + np.asarray(z, np.float64)).astype(
+        np.float32)
+
+
 def add(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, dtype):
-    """QLinearAdd: ``(a - a_zp) * (a_scale / y_scale) + (b - b_zp) * (b_scale / y_scale)`` in
-    float32, rounded half to even, plus ``y_zp``, saturated (numpy broadcasting)."""
-    ra = np.float32(a_scale) / np.float32(y_scale)
-    rb = np.float32(b_scale) / np.float32(y_scale)
-    fa = (np.asarray(a, np.int32) - np.int32(a_zp)).astype(np.float32) * ra
-    fb = (np.asarray(b, np.int32) - np.int32(b_zp)).astype(np.float32) * rb
+    """QLinearAdd as onnxruntime's AVX2 kernel computes it (a QDQ Add is fused into it): the
+    ratios ``ra = a_scale / y_scale``, ``rb = b_scale / y_scale`` and the fixed part
+    ``y_zp - fma(ra, a_zp, rb * b_zp)`` in float32, then per element
+    ``fma(a, ra, fma(b, rb, fixed))``, rounded half to even, saturated. An input of one
+    element is folded into the fixed part first (``fixed + x * r``, two roundings), as the
+    kernel does (numpy broadcasting otherwise)."""
+    f32 = np.float32
+    ra, rb = f32(a_scale) / f32(y_scale), f32(b_scale) / f32(y_scale)
+    fixed = f32(y_zp) - _fma32(a_zp, ra, f32(rb * f32(b_zp)))
+    a, b = np.asarray(a), np.asarray(b)
+    if a.size == 1:
+        fixed = f32(fixed + f32(f32(a.reshape(-1)[0]) * ra))
+        t = _fma32(b, rb, fixed) + np.zeros(np.broadcast_shapes(a.shape, b.shape), np.float32)
+    elif b.size == 1:
+        fixed = f32(fixed + f32(f32(b.reshape(-1)[0]) * rb))
+        t = _fma32(a, ra, fixed) + np.zeros(np.broadcast_shapes(a.shape, b.shape), np.float32)
+    else:
+        t = _fma32(a, ra, _fma32(b, rb, fixed))
     lo, hi = qrange(dtype)
-    return np.clip(np.rint(fa + fb).astype(np.int64) + int(y_zp), lo, hi).astype(dtype)
+    return np.clip(np.rint(t), lo, hi).astype(dtype)
 

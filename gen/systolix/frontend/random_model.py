@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["RandomModelSpec", "random_spec", "float_model", "quantized_model",
-           "calibration_input", "grouped_conv_model", "shape_ops_model"]
+           "calibration_input", "grouped_conv_model", "shape_ops_model", "relu_model"]
 
 
 @dataclass(frozen=True)
@@ -230,3 +230,80 @@ def shape_ops_model(seed, fmt, activations, out_path):
                         activation_type=QuantType.QInt8 if activations == "int8"
                         else QuantType.QUInt8, weight_type=QuantType.QInt8)
     return Path(out_path), data[:4]
+
+
+def relu_model(seed, activations, placement, out_path, channels=3):
+    """A QDQ convolution followed by a Relu that is not redundant: the Relu's output is
+    quantized with a zero point above the type's minimum, so quantizing alone does not clamp
+    at zero. Written by hand (onnxruntime's quantizer calibrates a Relu's output to start at
+    zero, making it redundant), with random 7-bit weights, per-channel scales and an int32
+    bias.
+
+    ``placement``: ``"requantized"``: Conv -> QuantizeLinear -> DequantizeLinear -> Relu ->
+    QuantizeLinear with other parameters (a host Relu between two quantizations; what
+    ``quantize_static`` writes with symmetric activations); ``"fused"``: Conv -> Relu ->
+    QuantizeLinear (the Relu folded into the layer's clamp). Returns ``(path, input of 6
+    images (N, channels, 7, 7))``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    if placement not in ("requantized", "fused"):
+        raise ValueError(f"placement must be 'requantized' or 'fused', not {placement!r}")
+    if activations not in ("int8", "uint8"):
+        raise ValueError(f"activations must be 'int8' or 'uint8', not {activations!r}")
+    rng = np.random.default_rng(seed)
+    dtype = np.int8 if activations == "int8" else np.uint8
+    qmin = int(np.iinfo(dtype).min)
+    out_channels, size = 5, 7
+    inits = []
+
+    def init(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def zero_point(offset):
+        return np.array(qmin + offset, dtype)
+
+    x_scale = np.float32(rng.uniform(0.01, 0.03))
+    w_scale = rng.uniform(0.002, 0.01, out_channels).astype(np.float32)
+    init("x_scale", x_scale)
+    init("x_zp", zero_point(int(rng.integers(100, 156))))
+    init("w", rng.integers(-63, 64, (out_channels, channels, 3, 3)).astype(np.int8))
+    init("w_scale", w_scale)
+    init("w_zp", np.zeros(out_channels, np.int8))
+    init("b", rng.integers(-2000, 2000, out_channels).astype(np.int32))
+    init("b_scale", (x_scale * w_scale).astype(np.float32))
+    init("b_zp", np.zeros(out_channels, np.int32))
+    # the Relu's output: zero point well above the minimum, so negative values are clamped
+    # by the Relu, not by the quantization
+    init("y_scale", np.float32(rng.uniform(0.03, 0.06)))
+    init("y_zp", zero_point(int(rng.integers(40, 90))))
+    nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zp"], ["xq"], name="qx"),
+             helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zp"], ["xd"], name="dqx"),
+             helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zp"], ["wd"], name="dqw",
+                              axis=0),
+             helper.make_node("DequantizeLinear", ["b", "b_scale", "b_zp"], ["bd"], name="dqb",
+                              axis=0),
+             helper.make_node("Conv", ["xd", "wd", "bd"], ["conv"], name="conv",
+                              kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    relu_in = "conv"
+    if placement == "requantized":
+        init("c_scale", np.float32(rng.uniform(0.02, 0.04)))
+        init("c_zp", zero_point(int(rng.integers(110, 146))))
+        nodes += [helper.make_node("QuantizeLinear", ["conv", "c_scale", "c_zp"], ["cq"],
+                                   name="qc"),
+                  helper.make_node("DequantizeLinear", ["cq", "c_scale", "c_zp"], ["cd"],
+                                   name="dqc")]
+        relu_in = "cd"
+    nodes += [helper.make_node("Relu", [relu_in], ["relu"], name="relu"),
+              helper.make_node("QuantizeLinear", ["relu", "y_scale", "y_zp"], ["yq"], name="qy"),
+              helper.make_node("DequantizeLinear", ["yq", "y_scale", "y_zp"], ["y"], name="dqy")]
+    graph = helper.make_graph(
+        nodes, "relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                      ["N", channels, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                       ["N", out_channels, size, size])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out_path))
+    return Path(out_path), rng.normal(0, 1.5, (6, channels, size, size)).astype(np.float32)

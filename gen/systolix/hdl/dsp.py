@@ -42,7 +42,23 @@ from amaranth.hdl import (Cat, ClockSignal, Const, Elaboratable, Instance, Modul
 from .lutmult import LUTMultiplier
 
 __all__ = ["multiplier", "multiplier_pair", "lut_multiplier", "dsp_blocks", "DSPMapping",
-           "ECP5DSP", "ICE40DSP", "dsp_mapping", "with_dsp"]
+           "ECP5DSP", "ICE40DSP", "dsp_mapping", "with_dsp", "pe_input_register",
+           "multiplier_latency"]
+
+
+def pe_input_register(pipeline_stages):
+    """Whether a PE with ``pipeline_stages`` register stages before its adder (output- or
+    weight-stationary) asks for a multiplier with operand registers (``input_register``): from
+    two stages on, the first stage is the multiplier's operand register, the next its product
+    register."""
+    return pipeline_stages >= 2
+
+
+def multiplier_latency(pipeline_stages):
+    """Cycles the registered multiplier of a PE with ``pipeline_stages`` register stages takes:
+    2 (operand and product registers, see :func:`pe_input_register`) from two stages on, else
+    1 (product register)."""
+    return 1 + pe_input_register(pipeline_stages)
 
 
 def multiplier(platform, a, b, *, input_register):

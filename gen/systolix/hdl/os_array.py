@@ -134,7 +134,8 @@ class OutputStationaryArray(wiring.Component):
         stages = self._config.pipeline_stages
         # Neighbouring PEs of a row share one primitive when the platform offers pairs of
         # registered multipliers; the PEs of an odd last column ask for their own.
-        pair = dsp.multiplier_pair(platform, op, input_register=stages >= 2) if stages else None
+        pair = (dsp.multiplier_pair(platform, op, input_register=dsp.pe_input_register(stages))
+                if stages else None)
         # which PEs get a DSP multiplier and which one built from LUTs (config.mult)
         plan = multiplier_plan(self._config, dsp.dsp_blocks(platform), pairs=pair is not None)
         shared = [[pair is not None and c < C - C % 2 and plan[r][c] == "dsp" for c in range(C)]

@@ -128,9 +128,9 @@ class OutputStationaryPE(wiring.Component):
 
     @property
     def multiplier_latency(self):
-        """Cycles a registered DSP multiplier takes: 2 (input and product registers) when
-        ``pipeline_stages >= 2``, else 1 (product register)."""
-        return 2 if self._pipeline_stages >= 2 else 1
+        """Cycles the registered multiplier takes (:func:`systolix.hdl.dsp.multiplier_latency`):
+        2 (input and product registers) when ``pipeline_stages >= 2``, else 1."""
+        return dsp.multiplier_latency(self._pipeline_stages)
 
     @property
     def result_latency(self):
@@ -162,7 +162,8 @@ class OutputStationaryPE(wiring.Component):
             else:
                 mult = dsp.lut_multiplier(platform, a, b, latency=0)
         elif stages and not self._shared:
-            mult = dsp.multiplier(platform, self.a, self.b, input_register=stages >= 2)
+            mult = dsp.multiplier(platform, self.a, self.b,
+                                  input_register=dsp.pe_input_register(stages))
         if self._shared:
             m.d.comb += [self.mul_a.eq(self.a), self.mul_b.eq(self.b)]
             product = self.mul_p

@@ -109,9 +109,9 @@ class WeightStationaryPE(wiring.Component):
 
     @property
     def multiplier_latency(self):
-        """Cycles a registered DSP multiplier takes: 2 (input and product registers) when
-        ``pipeline_stages >= 2``, else 1 (product register)."""
-        return 2 if self._pipeline_stages >= 2 else 1
+        """Cycles the registered multiplier takes (:func:`systolix.hdl.dsp.multiplier_latency`):
+        2 (input and product registers) when ``pipeline_stages >= 2``, else 1."""
+        return dsp.multiplier_latency(self._pipeline_stages)
 
     @property
     def latency(self):
@@ -139,7 +139,8 @@ class WeightStationaryPE(wiring.Component):
 
         mult = None
         if stages and not self._shared:
-            mult = dsp.multiplier(platform, self.a, weight, input_register=stages >= 2)
+            mult = dsp.multiplier(platform, self.a, weight,
+                                  input_register=dsp.pe_input_register(stages))
         if self._shared:
             m.d.comb += [self.mul_a.eq(self.a), self.mul_b.eq(weight)]
             product, extra = self.mul_p, stages - self.multiplier_latency
@@ -275,7 +276,8 @@ class WeightStationaryArray(wiring.Component):
         stages = self.pipeline_stages
         # Neighbouring PEs of a row share one primitive when the platform offers pairs of
         # registered multipliers; the PEs of an odd last column ask for their own.
-        pair = dsp.multiplier_pair(platform, op, input_register=stages >= 2) if stages else None
+        pair = (dsp.multiplier_pair(platform, op, input_register=dsp.pe_input_register(stages))
+                if stages else None)
         shared = [pair is not None and c < C - C % 2 for c in range(C)]
         # Columns come in groups of about sqrt(C) (see OutputStationaryArray)
         groups = [_Group(self._config, shared[c:c + size]) for c, size in _group_sizes(C)]

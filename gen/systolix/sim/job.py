@@ -228,6 +228,9 @@ class JobOutcome(Outcome, kind="gemm"):
     errors: list = field(default_factory=list)      # engine: the `error` flag after each job
     #: engine stream: each ``done`` pulse's cycle counted from the first command handshake
     done_cycles: list = field(default_factory=list)
+    #: engine stream: per stream cut by a reset (:attr:`SimJob.resets`), ``{"cycle", "done",
+    #: "words"}``: the reset's cycle, the jobs done and the C words taken before it
+    resets: list = field(default_factory=list)
 
 
 @dataclass
@@ -249,6 +252,13 @@ class SimJob(Job, kind="gemm", outcome=JobOutcome):
     #: engine: per entry, reuse the weights (B and parameters) already in the engine; such an
     #: entry's B is not sent (empty: no entry keeps weights)
     keep: list = field(default_factory=list)
+    #: engine stream: streams cut short by a reset before this job's own stream, in order; each
+    #: a dict with ``entries`` and ``keep`` (as :attr:`operands` and :attr:`keep`),
+    #: ``stall_prob`` (on every stream) and ``cycle``: ``rst`` rises that many cycles after the
+    #: stream's first command handshake. The testbench checks the reset's documented reaction
+    #: (no C word of a cancelled job, outputs 0, a keep-weights command rejected) and the jobs
+    #: done before it; the stream that follows is checked as any stream.
+    resets: list = field(default_factory=list)
 
     def keeps(self, i):
         """Whether entry ``i`` keeps the weights in the engine."""

@@ -25,7 +25,7 @@ from amaranth.back import rtlil
 from .. import __version__, cache, kinds
 from ..emit import port_map
 from ..errors import SystolixError
-from ..fileio import atomic_open, owned_tempdir, remove_abandoned
+from ..fileio import atomic_open, owned_tempdir, publish_dir, remove_abandoned
 from ..hdl.dsp import dsp_mapping
 from .fit import precheck
 from .harness import DUT_NAME, IOHarness, port_bits
@@ -35,7 +35,7 @@ from .targets import Target
 from .toolchain import ToolFailed, run_tool, toolchain_versions
 
 __all__ = ["SynthOptions", "SynthResult", "DoesNotFit", "synthesize", "default_cache_dir",
-           "SynthPlatform", "elaborate", "cache_key"]
+           "SynthPlatform", "elaborate", "cache_key", "read_result", "publish_result"]
 
 HARNESS_MODES = ("auto", "on", "off")
 RESULT_FILE = "result.json"
@@ -195,6 +195,25 @@ def _check_fit(total, target):
     return None
 
 
+def read_result(entry):
+    """The result dict of the cache entry directory ``entry``, or None if it has none or it
+    cannot be read."""
+    try:
+        data = json.loads((Path(entry) / RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def publish_result(work, final, *, replace=False):
+    """Make the finished run directory ``work`` (holding its ``result.json``) the cache entry
+    ``final`` in one rename: readers never see a partial entry, and when another process
+    sharing the cache published the same key first, its complete entry is kept (returns False)
+    and ``work`` removed. ``replace``: displace an existing entry (``use_cache=False``)."""
+    return publish_dir(work, final, complete=lambda p: read_result(p) is not None,
+                       prefix=RUNNING_PREFIX, replace=replace)
+
+
 def _write_json_atomic(path, data):
     with atomic_open(path) as f:
         json.dump(data, f, indent=2, sort_keys=True)
@@ -248,12 +267,10 @@ def synthesize(config, target: Target, options: SynthOptions = SynthOptions(), *
     t_elab = time.monotonic() - t0
     digest, key = cache_key(config, target, options, elaborated[0])
     final = root / "synth" / digest
-    if use_cache and (final / RESULT_FILE).is_file():
-        try:
-            data = json.loads((final / RESULT_FILE).read_text())
+    if use_cache:
+        data = read_result(final)
+        if data is not None:
             return SynthResult(data, final, cached=True)
-        except (OSError, ValueError):
-            pass  # unreadable: redo it
     try:
         (root / "synth").mkdir(parents=True, exist_ok=True)
         remove_abandoned(root / "synth", RUNNING_PREFIX)  # runs whose process was killed
@@ -263,9 +280,10 @@ def synthesize(config, target: Target, options: SynthOptions = SynthOptions(), *
     try:
         data = _run(config, target, options, key, work, progress, elaborated, t_elab)
         _write_json_atomic(work / RESULT_FILE, data)
-        if final.exists():
-            shutil.rmtree(final, ignore_errors=True)
-        os.replace(work, final)
+        if not publish_result(work, final, replace=not use_cache):
+            # another worker sharing this cache finished the same key first: its result
+            # stands for both, so every caller of this key sees one result
+            data = read_result(final) or data
         return SynthResult(data, final)
     except BaseException as e:
         failed = root / "synth" / f"{digest}.failed"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -27,7 +26,8 @@ from ..errors import SystolixError
 from ..fileio import atomic_open, owned_tempdir, remove_abandoned
 from ..tools import tool_path
 from .flow import (RESULT_FILE, RUNNING_PREFIX, DoesNotFit, SynthOptions, SynthResult,
-                   cache_key, default_cache_dir, elaborate, synthesize)
+                   cache_key, default_cache_dir, elaborate, publish_result, read_result,
+                   synthesize)
 from .pareto import pareto_front
 from .plots import render_plots
 from .targets import TARGETS, Target
@@ -79,9 +79,8 @@ def cached_result(config, target: Target, options: SynthOptions, cache_dir=None)
         return None, None
     digest = cache_key(config, target, options, text)[0]
     path = root / "synth" / digest
-    try:
-        data = json.loads((path / RESULT_FILE).read_text())
-    except (OSError, ValueError):
+    data = read_result(path)
+    if data is None:
         return digest, None
     return digest, SynthResult(data, path, cached=True).to_dict()
 
@@ -98,7 +97,7 @@ def _store(result, cache_dir, expected):
             f"the workers run another systolix or toolchain version than this machine")
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     final = root / "synth" / digest
-    if (final / RESULT_FILE).is_file():
+    if read_result(final) is not None:
         return  # a shared cache: the worker stored it already
     data = {k: v for k, v in result.items() if k not in ("cached", "report_dir")}
     try:
@@ -109,9 +108,7 @@ def _store(result, cache_dir, expected):
             with atomic_open(work / RESULT_FILE) as f:
                 json.dump(data, f, indent=2, sort_keys=True)
                 f.write("\n")
-            if final.exists():
-                shutil.rmtree(final, ignore_errors=True)
-            os.replace(work, final)
+            publish_result(work, final)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
