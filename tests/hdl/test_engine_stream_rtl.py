@@ -63,7 +63,7 @@ def test_stream_exact(core, buffering, seed):
 
 
 @pytest.mark.parametrize("core,pipeline,requant", [
-    ("os", "deep", False),
+    pytest.param("os", "deep", False, marks=SLOW),
     pytest.param("ws", "deep", True, marks=SLOW),
     pytest.param("tc", 3, False, marks=SLOW),
 ])
