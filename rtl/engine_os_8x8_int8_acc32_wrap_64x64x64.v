@@ -43,62 +43,65 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire [48:0] cmd__payload;
   wire \$1 ;
   wire [7:0] \$10 ;
-  wire \$100 ;
+  wire [7:0] \$100 ;
   wire [7:0] \$101 ;
   wire \$102 ;
-  wire [32:0] \$103 ;
-  wire [32:0] \$104 ;
-  wire \$105 ;
-  wire \$106 ;
+  wire [7:0] \$103 ;
+  wire \$104 ;
+  wire [32:0] \$105 ;
+  wire [32:0] \$106 ;
   wire \$107 ;
   wire \$108 ;
-  wire [7:0] \$109 ;
+  wire \$109 ;
   wire \$11 ;
   wire \$110 ;
   wire [7:0] \$111 ;
-  wire [7:0] \$112 ;
-  wire \$113 ;
+  wire \$112 ;
+  wire [7:0] \$113 ;
   wire [7:0] \$114 ;
-  wire [4:0] \$115 ;
-  wire \$116 ;
-  wire \$117 ;
-  reg \$118 ;
-  reg [6:0] \$119 ;
+  wire \$115 ;
+  wire [7:0] \$116 ;
+  wire [4:0] \$117 ;
+  wire \$118 ;
+  wire \$119 ;
   wire \$12 ;
-  reg [6:0] \$120 ;
+  reg \$120 ;
   reg [6:0] \$121 ;
   reg [6:0] \$122 ;
-  reg [3:0] \$123 ;
-  reg [9:0] \$124 ;
-  reg [9:0] \$125 ;
-  reg [6:0] \$126 ;
-  reg [3:0] \$127 ;
-  reg \$128 ;
-  reg \$129 ;
+  reg [6:0] \$123 ;
+  reg [6:0] \$124 ;
+  reg [3:0] \$125 ;
+  reg [9:0] \$126 ;
+  reg [9:0] \$127 ;
+  reg [6:0] \$128 ;
+  reg [3:0] \$129 ;
   wire [7:0] \$13 ;
-  reg [31:0] \$130 ;
-  reg [6:0] \$131 ;
-  reg [6:0] \$132 ;
-  reg [6:0] \$133 ;
-  reg [9:0] \$134 ;
+  reg \$130 ;
+  reg [3:0] \$131 ;
+  reg \$132 ;
+  reg [31:0] \$133 ;
+  reg [6:0] \$134 ;
   reg [6:0] \$135 ;
   reg [6:0] \$136 ;
-  reg \$137 ;
-  reg [9:0] \$138 ;
+  reg [9:0] \$137 ;
+  reg [6:0] \$138 ;
   reg [6:0] \$139 ;
   wire \$14 ;
-  reg [6:0] \$140 ;
-  reg \$141 ;
-  reg \$142 ;
+  reg \$140 ;
+  reg [9:0] \$141 ;
+  reg [6:0] \$142 ;
   reg [6:0] \$143 ;
-  reg [6:0] \$144 ;
-  reg [2:0] \$145 ;
+  reg \$144 ;
+  reg \$145 ;
   reg [6:0] \$146 ;
   reg [6:0] \$147 ;
-  reg [3:0] \$148 ;
-  reg \$149 ;
+  reg [2:0] \$148 ;
+  reg [6:0] \$149 ;
   wire [7:0] \$15 ;
-  reg \$150 ;
+  reg [6:0] \$150 ;
+  reg [3:0] \$151 ;
+  reg \$152 ;
+  reg \$153 ;
   wire \$16 ;
   wire \$17 ;
   wire [7:0] \$18 ;
@@ -139,7 +142,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire [10:0] \$5 ;
   wire [7:0] \$50 ;
   wire \$51 ;
-  wire \$52 ;
+  wire [6:0] \$52 ;
   wire \$53 ;
   wire \$54 ;
   wire \$55 ;
@@ -178,25 +181,25 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [10:0] \$88 ;
-  wire [7:0] \$89 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
+  wire [10:0] \$90 ;
   wire [7:0] \$91 ;
-  wire [7:0] \$92 ;
-  wire \$93 ;
+  wire \$92 ;
+  wire [7:0] \$93 ;
   wire [7:0] \$94 ;
-  wire [10:0] \$95 ;
+  wire \$95 ;
   wire [7:0] \$96 ;
-  wire \$97 ;
+  wire [10:0] \$97 ;
   wire [7:0] \$98 ;
-  wire [7:0] \$99 ;
+  wire \$99 ;
   reg [8:0] \$signature__addr ;
   wire [8:0] \$signature__addr$29 ;
   wire [8:0] \$signature__addr$31 ;
-  wire [8:0] \$signature__addr$50 ;
-  reg [8:0] \$signature__addr$63 ;
-  reg [8:0] \$signature__addr$67 ;
+  wire [8:0] \$signature__addr$52 ;
+  reg [8:0] \$signature__addr$66 ;
+  reg [8:0] \$signature__addr$70 ;
   wire [63:0] \$signature__data ;
   wire [63:0] \$signature__data$44 ;
   wire signed [7:0] \$signature__data$44[0] ;
@@ -207,42 +210,42 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \$signature__data$44[5] ;
   wire signed [7:0] \$signature__data$44[6] ;
   wire signed [7:0] \$signature__data$44[7] ;
-  wire [255:0] \$signature__data$52 ;
-  wire signed [31:0] \$signature__data$52[0] ;
-  wire signed [31:0] \$signature__data$52[1] ;
-  wire signed [31:0] \$signature__data$52[2] ;
-  wire signed [31:0] \$signature__data$52[3] ;
-  wire signed [31:0] \$signature__data$52[4] ;
-  wire signed [31:0] \$signature__data$52[5] ;
-  wire signed [31:0] \$signature__data$52[6] ;
-  wire signed [31:0] \$signature__data$52[7] ;
-  wire [255:0] \$signature__data$59 ;
-  wire signed [31:0] \$signature__data$59[0] ;
-  wire signed [31:0] \$signature__data$59[1] ;
-  wire signed [31:0] \$signature__data$59[2] ;
-  wire signed [31:0] \$signature__data$59[3] ;
-  wire signed [31:0] \$signature__data$59[4] ;
-  wire signed [31:0] \$signature__data$59[5] ;
-  wire signed [31:0] \$signature__data$59[6] ;
-  wire signed [31:0] \$signature__data$59[7] ;
-  reg [63:0] \$signature__data$65 ;
-  wire signed [7:0] \$signature__data$65[0] ;
-  wire signed [7:0] \$signature__data$65[1] ;
-  wire signed [7:0] \$signature__data$65[2] ;
-  wire signed [7:0] \$signature__data$65[3] ;
-  wire signed [7:0] \$signature__data$65[4] ;
-  wire signed [7:0] \$signature__data$65[5] ;
-  wire signed [7:0] \$signature__data$65[6] ;
-  wire signed [7:0] \$signature__data$65[7] ;
-  reg [63:0] \$signature__data$69 ;
-  wire signed [7:0] \$signature__data$69[0] ;
-  wire signed [7:0] \$signature__data$69[1] ;
-  wire signed [7:0] \$signature__data$69[2] ;
-  wire signed [7:0] \$signature__data$69[3] ;
-  wire signed [7:0] \$signature__data$69[4] ;
-  wire signed [7:0] \$signature__data$69[5] ;
-  wire signed [7:0] \$signature__data$69[6] ;
-  wire signed [7:0] \$signature__data$69[7] ;
+  wire [255:0] \$signature__data$54 ;
+  wire signed [31:0] \$signature__data$54[0] ;
+  wire signed [31:0] \$signature__data$54[1] ;
+  wire signed [31:0] \$signature__data$54[2] ;
+  wire signed [31:0] \$signature__data$54[3] ;
+  wire signed [31:0] \$signature__data$54[4] ;
+  wire signed [31:0] \$signature__data$54[5] ;
+  wire signed [31:0] \$signature__data$54[6] ;
+  wire signed [31:0] \$signature__data$54[7] ;
+  wire [255:0] \$signature__data$62 ;
+  wire signed [31:0] \$signature__data$62[0] ;
+  wire signed [31:0] \$signature__data$62[1] ;
+  wire signed [31:0] \$signature__data$62[2] ;
+  wire signed [31:0] \$signature__data$62[3] ;
+  wire signed [31:0] \$signature__data$62[4] ;
+  wire signed [31:0] \$signature__data$62[5] ;
+  wire signed [31:0] \$signature__data$62[6] ;
+  wire signed [31:0] \$signature__data$62[7] ;
+  reg [63:0] \$signature__data$68 ;
+  wire signed [7:0] \$signature__data$68[0] ;
+  wire signed [7:0] \$signature__data$68[1] ;
+  wire signed [7:0] \$signature__data$68[2] ;
+  wire signed [7:0] \$signature__data$68[3] ;
+  wire signed [7:0] \$signature__data$68[4] ;
+  wire signed [7:0] \$signature__data$68[5] ;
+  wire signed [7:0] \$signature__data$68[6] ;
+  wire signed [7:0] \$signature__data$68[7] ;
+  reg [63:0] \$signature__data$72 ;
+  wire signed [7:0] \$signature__data$72[0] ;
+  wire signed [7:0] \$signature__data$72[1] ;
+  wire signed [7:0] \$signature__data$72[2] ;
+  wire signed [7:0] \$signature__data$72[3] ;
+  wire signed [7:0] \$signature__data$72[4] ;
+  wire signed [7:0] \$signature__data$72[5] ;
+  wire signed [7:0] \$signature__data$72[6] ;
+  wire signed [7:0] \$signature__data$72[7] ;
   wire signed [7:0] \$signature__data[0] ;
   wire signed [7:0] \$signature__data[1] ;
   wire signed [7:0] \$signature__data[2] ;
@@ -252,9 +255,9 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \$signature__data[6] ;
   wire signed [7:0] \$signature__data[7] ;
   reg \$signature__en ;
-  wire \$signature__en$53 ;
-  reg \$signature__en$66 ;
-  reg \$signature__en$70 ;
+  wire \$signature__en$55 ;
+  reg \$signature__en$69 ;
+  reg \$signature__en$73 ;
   wire signed [7:0] \a__payload[0] ;
   wire signed [7:0] \a__payload[1] ;
   wire signed [7:0] \a__payload[2] ;
@@ -344,16 +347,17 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [6:0] job_m = 7'h00;
   reg [6:0] job_n = 7'h00;
   wire last;
+  wire [6:0] left;
   reg [6:0] m0 = 7'h00;
   reg [6:0] n0 = 7'h00;
   reg [3:0] ntile = 4'h0;
   wire [1:0] o;
-  wire [12:0] \o$74 ;
-  wire [12:0] \o$74[0] ;
-  wire \o$74[0].final ;
-  wire [6:0] \o$74[0].m0 ;
-  wire [3:0] \o$74[0].ntile ;
-  wire \o$74[0].valid ;
+  wire [12:0] \o$48 ;
+  wire [12:0] \o$48[0] ;
+  wire \o$48[0].final ;
+  wire [6:0] \o$48[0].m0 ;
+  wire [3:0] \o$48[0].ntile ;
+  wire \o$48[0].valid ;
   wire [1:0] \o[0] ;
   wire \o[0].beat ;
   wire \o[0].last ;
@@ -372,6 +376,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg out_final = 1'h0;
   reg [6:0] out_m0 = 7'h00;
   reg [3:0] out_ntile = 4'h0;
+  reg [3:0] out_rows = 4'h0;
   wire [6:0] row_m;
   reg [6:0] s = 7'h00;
   wire [31:0] seq_c_rd_addr;
@@ -899,8 +904,8 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     a_mem[511] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$66 )
-      a_mem[\$signature__addr$63 ] <= \$signature__data$65 ;
+    if (\$signature__en$69 )
+      a_mem[\$signature__addr$66 ] <= \$signature__data$68 ;
   end
   reg [63:0] _0_;
   always @(posedge clk) begin
@@ -1424,8 +1429,8 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     b_mem[511] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$70 )
-      b_mem[\$signature__addr$67 ] <= \$signature__data$69 ;
+    if (\$signature__en$73 )
+      b_mem[\$signature__addr$70 ] <= \$signature__data$72 ;
   end
   reg [63:0] _1_;
   always @(posedge clk) begin
@@ -1949,8 +1954,8 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     c_mem[511] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$53 )
-      c_mem[{ out_ntile[2:0], \$18 [5:0] }] <= o__payload[255:0];
+    if (\$signature__en$55 )
+      c_mem[{ out_ntile[2:0], out_m0[5:3], o__payload[258:256] }] <= o__payload[255:0];
   end
   reg [255:0] _2_;
   always @(posedge clk) begin
@@ -1959,7 +1964,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     end
   end
   initial _2_ = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$signature__data$59  = _2_;
+  assign \$signature__data$62  = _2_;
   assign \$1  = s < job_k;
   assign beat = seq_run & \$1 ;
   assign \$2  = job_k - 1'h1;
@@ -1979,9 +1984,9 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$15  = n0 + 4'h8;
   assign \$16  = \$15  >= job_n;
   assign \$17  = \$14  & \$16 ;
-  assign \$18  = out_m0 + o__payload[258:256];
-  assign \$19  = \$18 [6:0] < job_m;
-  assign \$signature__en$53  = o__valid & \$19 ;
+  assign \$18  = job_m - \o$48 [8:2];
+  assign \$19  = o__payload[258:256] < out_rows;
+  assign \$signature__en$55  = o__valid & \$19 ;
   assign \$20  = o__payload[258:256] == 3'h0;
   assign \$21  = o__valid & \$20 ;
   assign seq_final_write = \$21  & out_final;
@@ -2014,139 +2019,143 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$48  = m0 + 4'h8;
   assign \$49  = a_base + job_k;
   assign \$50  = s + 1'h1;
-  assign \$51  = cmd__valid & cmd__ready;
-  assign \$52  = cmd__payload[15:0] == 16'h0000;
-  assign \$53  = cmd__payload[31:16] == 16'h0000;
-  assign \$54  = \$52  | \$53 ;
-  assign \$55  = cmd__payload[47:32] == 16'h0000;
+  assign \$51  = \$18 [6:0] >= 4'h8;
+  assign \$52  = \$51  ? 7'h08 : \$18 [6:0];
+  assign \$53  = cmd__valid & cmd__ready;
+  assign \$54  = cmd__payload[15:0] == 16'h0000;
+  assign \$55  = cmd__payload[31:16] == 16'h0000;
   assign \$56  = \$54  | \$55 ;
-  assign \$57  = cmd__payload[15:0] > 7'h40;
+  assign \$57  = cmd__payload[47:32] == 16'h0000;
   assign \$58  = \$56  | \$57 ;
-  assign \$59  = cmd__payload[31:16] > 7'h40;
+  assign \$59  = cmd__payload[15:0] > 7'h40;
   assign \$60  = \$58  | \$59 ;
-  assign \$61  = cmd__payload[47:32] > 7'h40;
+  assign \$61  = cmd__payload[31:16] > 7'h40;
   assign \$62  = \$60  | \$61 ;
-  assign \$63  = ~ weights_valid;
-  assign \$64  = cmd__payload[31:16] != weights_k;
-  assign \$65  = \$63  | \$64 ;
-  assign \$66  = cmd__payload[47:32] != weights_n;
+  assign \$63  = cmd__payload[47:32] > 7'h40;
+  assign \$64  = \$62  | \$63 ;
+  assign \$65  = ~ weights_valid;
+  assign \$66  = cmd__payload[31:16] != weights_k;
   assign \$67  = \$65  | \$66 ;
-  assign \$68  = cmd__payload[48] & \$67 ;
-  assign \$69  = \$62  | \$68 ;
-  assign \$70  = cmd__payload[15:0] == 16'h0000;
-  assign \$71  = cmd__payload[31:16] == 16'h0000;
-  assign \$72  = \$70  | \$71 ;
-  assign \$73  = cmd__payload[47:32] == 16'h0000;
+  assign \$68  = cmd__payload[47:32] != weights_n;
+  assign \$69  = \$67  | \$68 ;
+  assign \$70  = cmd__payload[48] & \$69 ;
+  assign \$71  = \$64  | \$70 ;
+  assign \$72  = cmd__payload[15:0] == 16'h0000;
+  assign \$73  = cmd__payload[31:16] == 16'h0000;
   assign \$74  = \$72  | \$73 ;
-  assign \$75  = cmd__payload[15:0] > 7'h40;
+  assign \$75  = cmd__payload[47:32] == 16'h0000;
   assign \$76  = \$74  | \$75 ;
-  assign \$77  = cmd__payload[31:16] > 7'h40;
+  assign \$77  = cmd__payload[15:0] > 7'h40;
   assign \$78  = \$76  | \$77 ;
-  assign \$79  = cmd__payload[47:32] > 7'h40;
+  assign \$79  = cmd__payload[31:16] > 7'h40;
   assign \$80  = \$78  | \$79 ;
-  assign \$81  = ~ weights_valid;
-  assign \$82  = cmd__payload[31:16] != weights_k;
-  assign \$83  = \$81  | \$82 ;
-  assign \$84  = cmd__payload[47:32] != weights_n;
+  assign \$81  = cmd__payload[47:32] > 7'h40;
+  assign \$82  = \$80  | \$81 ;
+  assign \$83  = ~ weights_valid;
+  assign \$84  = cmd__payload[31:16] != weights_k;
   assign \$85  = \$83  | \$84 ;
-  assign \$86  = cmd__payload[48] & \$85 ;
-  assign \$87  = \$80  | \$86 ;
-  assign \$88  = a_load_addr + 1'h1;
-  assign \$89  = job_k - 1'h1;
-  assign \$90  = a_load_inner == \$89 ;
-  assign \$91  = a_load_outer + 4'h8;
-  assign \$92  = a_load_outer + 4'h8;
-  assign \$93  = \$92  >= job_m;
-  assign \$94  = a_load_inner + 1'h1;
-  assign \$95  = b_load_addr + 1'h1;
-  assign \$96  = job_k - 1'h1;
-  assign \$97  = b_load_inner == \$96 ;
-  assign \$98  = b_load_outer + 4'h8;
-  assign \$99  = b_load_outer + 4'h8;
-  assign \$100  = \$99  >= job_n;
-  assign \$101  = b_load_inner + 1'h1;
-  assign \$102  = a_load_done & b_load_done;
-  assign \$103  = cycles + 1'h1;
-  assign \$104  = cycles + 1'h1;
-  assign \$105  = ~ c__valid;
-  assign \$106  = \$105  | c__ready;
-  assign \$107  = d_m < job_m;
-  assign \$108  = d_m < job_m;
-  assign \$109  = d_n0 + 4'h8;
-  assign \$110  = \$109  >= job_n;
-  assign \$111  = d_m + 1'h1;
-  assign \$112  = d_m + 1'h1;
-  assign \$113  = \$112  == job_m;
-  assign \$114  = d_n0 + 4'h8;
-  assign \$115  = d_tile + 1'h1;
-  assign \$116  = c__valid & c__ready;
-  assign \$117  = \$116  & c__payload[256];
+  assign \$86  = cmd__payload[47:32] != weights_n;
+  assign \$87  = \$85  | \$86 ;
+  assign \$88  = cmd__payload[48] & \$87 ;
+  assign \$89  = \$82  | \$88 ;
+  assign \$90  = a_load_addr + 1'h1;
+  assign \$91  = job_k - 1'h1;
+  assign \$92  = a_load_inner == \$91 ;
+  assign \$93  = a_load_outer + 4'h8;
+  assign \$94  = a_load_outer + 4'h8;
+  assign \$95  = \$94  >= job_m;
+  assign \$96  = a_load_inner + 1'h1;
+  assign \$97  = b_load_addr + 1'h1;
+  assign \$98  = job_k - 1'h1;
+  assign \$99  = b_load_inner == \$98 ;
+  assign \$100  = b_load_outer + 4'h8;
+  assign \$101  = b_load_outer + 4'h8;
+  assign \$102  = \$101  >= job_n;
+  assign \$103  = b_load_inner + 1'h1;
+  assign \$104  = a_load_done & b_load_done;
+  assign \$105  = cycles + 1'h1;
+  assign \$106  = cycles + 1'h1;
+  assign \$107  = ~ c__valid;
+  assign \$108  = \$107  | c__ready;
+  assign \$109  = d_m < job_m;
+  assign \$110  = d_m < job_m;
+  assign \$111  = d_n0 + 4'h8;
+  assign \$112  = \$111  >= job_n;
+  assign \$113  = d_m + 1'h1;
+  assign \$114  = d_m + 1'h1;
+  assign \$115  = \$114  == job_m;
+  assign \$116  = d_n0 + 4'h8;
+  assign \$117  = d_tile + 1'h1;
+  assign \$118  = c__valid & c__ready;
+  assign \$119  = \$118  & c__payload[256];
   always @(posedge clk)
-    done <= \$118 ;
+    done <= \$120 ;
   always @(posedge clk)
-    span <= \$119 ;
+    span <= \$121 ;
   always @(posedge clk)
-    s <= \$120 ;
+    s <= \$122 ;
   always @(posedge clk)
-    m0 <= \$121 ;
+    m0 <= \$123 ;
   always @(posedge clk)
-    n0 <= \$122 ;
+    n0 <= \$124 ;
   always @(posedge clk)
-    ntile <= \$123 ;
+    ntile <= \$125 ;
   always @(posedge clk)
-    a_base <= \$124 ;
+    a_base <= \$126 ;
   always @(posedge clk)
-    b_base <= \$125 ;
+    b_base <= \$127 ;
   always @(posedge clk)
-    out_m0 <= \$126 ;
+    out_m0 <= \$128 ;
   always @(posedge clk)
-    out_ntile <= \$127 ;
+    out_ntile <= \$129 ;
   always @(posedge clk)
-    out_final <= \$128 ;
+    out_final <= \$130 ;
   always @(posedge clk)
-    error <= \$129 ;
+    out_rows <= \$131 ;
   always @(posedge clk)
-    cycles <= \$130 ;
+    error <= \$132 ;
   always @(posedge clk)
-    job_m <= \$131 ;
+    cycles <= \$133 ;
   always @(posedge clk)
-    job_k <= \$132 ;
+    job_m <= \$134 ;
   always @(posedge clk)
-    job_n <= \$133 ;
+    job_k <= \$135 ;
   always @(posedge clk)
-    a_load_addr <= \$134 ;
+    job_n <= \$136 ;
   always @(posedge clk)
-    a_load_outer <= \$135 ;
+    a_load_addr <= \$137 ;
   always @(posedge clk)
-    a_load_inner <= \$136 ;
+    a_load_outer <= \$138 ;
   always @(posedge clk)
-    a_load_done <= \$137 ;
+    a_load_inner <= \$139 ;
   always @(posedge clk)
-    b_load_addr <= \$138 ;
+    a_load_done <= \$140 ;
   always @(posedge clk)
-    b_load_outer <= \$139 ;
+    b_load_addr <= \$141 ;
   always @(posedge clk)
-    b_load_inner <= \$140 ;
+    b_load_outer <= \$142 ;
   always @(posedge clk)
-    b_load_done <= \$141 ;
+    b_load_inner <= \$143 ;
   always @(posedge clk)
-    weights_valid <= \$142 ;
+    b_load_done <= \$144 ;
   always @(posedge clk)
-    weights_k <= \$143 ;
+    weights_valid <= \$145 ;
   always @(posedge clk)
-    weights_n <= \$144 ;
+    weights_k <= \$146 ;
   always @(posedge clk)
-    engine_state <= \$145 ;
+    weights_n <= \$147 ;
   always @(posedge clk)
-    d_m <= \$146 ;
+    engine_state <= \$148 ;
   always @(posedge clk)
-    d_n0 <= \$147 ;
+    d_m <= \$149 ;
   always @(posedge clk)
-    d_tile <= \$148 ;
+    d_n0 <= \$150 ;
   always @(posedge clk)
-    c__valid <= \$149 ;
+    d_tile <= \$151 ;
   always @(posedge clk)
-    c_last <= \$150 ;
+    c__valid <= \$152 ;
+  always @(posedge clk)
+    c_last <= \$153 ;
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i__payload(i__payload),
@@ -2164,7 +2173,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   \engine_os_8x8_int8_acc32_wrap_64x64x64.tag_delay  tag_delay (
     .clk(clk),
     .i(\i$45 ),
-    .o(\o$74 ),
+    .o(\o$48 ),
     .rst(rst)
   );
   always @* begin
@@ -2266,72 +2275,72 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__addr$63  = 9'h000;
+    \$signature__addr$66  = 9'h000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__addr$63  = a_load_addr[8:0];
+          \$signature__addr$66  = a_load_addr[8:0];
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__data$65  = 64'h0000000000000000;
+    \$signature__data$68  = 64'h0000000000000000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__data$65  = a__payload;
+          \$signature__data$68  = a__payload;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__en$66  = 1'h0;
+    \$signature__en$69  = 1'h0;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$66  = \$29 ;
+          \$signature__en$69  = \$29 ;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__addr$67  = 9'h000;
+    \$signature__addr$70  = 9'h000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__addr$67  = b_load_addr[8:0];
+          \$signature__addr$70  = b_load_addr[8:0];
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__data$69  = 64'h0000000000000000;
+    \$signature__data$72  = 64'h0000000000000000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__data$69  = b__payload;
+          \$signature__data$72  = b__payload;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__en$70  = 1'h0;
+    \$signature__en$73  = 1'h0;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$70  = \$30 ;
+          \$signature__en$73  = \$30 ;
       default:
           /* empty */;
     endcase
@@ -2366,12 +2375,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$118  = 1'h0;
+    \$120  = 1'h0;
     casez (engine_state)
       3'h0:
-          if (\$51 ) begin
-            if (\$87 ) begin
-              \$118  = 1'h1;
+          if (\$53 ) begin
+            if (\$89 ) begin
+              \$120  = 1'h1;
             end
           end
       3'h1:
@@ -2381,75 +2390,38 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$117 ) begin
-            \$118  = 1'h1;
+          if (\$119 ) begin
+            \$120  = 1'h1;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$118  = 1'h0;
+      \$120  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$119  = span;
+    \$121  = span;
     if (seq_start) begin
-      \$119  = \$40 ;
+      \$121  = \$40 ;
     end
     if (rst) begin
-      \$119  = 7'h00;
+      \$121  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$120  = s;
+    \$122  = s;
     if (seq_start) begin
-      \$120  = 7'h00;
+      \$122  = 7'h00;
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
       if (\$42 ) begin
-        \$120  = 7'h00;
+        \$122  = 7'h00;
       end else begin
-        \$120  = \$50 [6:0];
-      end
-    end
-    if (rst) begin
-      \$120  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$121  = m0;
-    if (seq_start) begin
-      \$121  = 7'h00;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
-        (* full_case = 32'd1 *)
-        if (\$44 ) begin
-          \$121  = 7'h00;
-        end else begin
-          \$121  = \$48 [6:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$121  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$122  = n0;
-    if (seq_start) begin
-      \$122  = 7'h00;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
-        if (\$44 ) begin
-          \$122  = \$45 [6:0];
-        end
+        \$122  = \$50 [6:0];
       end
     end
     if (rst) begin
@@ -2458,220 +2430,200 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$123  = ntile;
+    \$123  = m0;
     if (seq_start) begin
-      \$123  = 4'h0;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
-        if (\$44 ) begin
-          \$123  = \$46 [3:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$123  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$124  = a_base;
-    if (seq_start) begin
-      \$124  = 10'h000;
+      \$123  = 7'h00;
     end
     if (seq_run) begin
       if (\$42 ) begin
         (* full_case = 32'd1 *)
         if (\$44 ) begin
-          \$124  = 10'h000;
+          \$123  = 7'h00;
         end else begin
-          \$124  = \$49 [9:0];
+          \$123  = \$48 [6:0];
         end
       end
     end
     if (rst) begin
-      \$124  = 10'h000;
+      \$123  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$125  = b_base;
+    \$124  = n0;
     if (seq_start) begin
-      \$125  = 10'h000;
+      \$124  = 7'h00;
     end
     if (seq_run) begin
       if (\$42 ) begin
         if (\$44 ) begin
-          \$125  = \$47 [9:0];
+          \$124  = \$45 [6:0];
         end
       end
     end
     if (rst) begin
-      \$125  = 10'h000;
+      \$124  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$126  = out_m0;
-    if (\o$74 [0]) begin
-      \$126  = \o$74 [8:2];
+    \$125  = ntile;
+    if (seq_start) begin
+      \$125  = 4'h0;
+    end
+    if (seq_run) begin
+      if (\$42 ) begin
+        if (\$44 ) begin
+          \$125  = \$46 [3:0];
+        end
+      end
     end
     if (rst) begin
-      \$126  = 7'h00;
+      \$125  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$127  = out_ntile;
-    if (\o$74 [0]) begin
-      \$127  = \o$74 [12:9];
+    \$126  = a_base;
+    if (seq_start) begin
+      \$126  = 10'h000;
+    end
+    if (seq_run) begin
+      if (\$42 ) begin
+        (* full_case = 32'd1 *)
+        if (\$44 ) begin
+          \$126  = 10'h000;
+        end else begin
+          \$126  = \$49 [9:0];
+        end
+      end
     end
     if (rst) begin
-      \$127  = 4'h0;
+      \$126  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$128  = out_final;
-    if (\o$74 [0]) begin
-      \$128  = \o$74 [1];
+    \$127  = b_base;
+    if (seq_start) begin
+      \$127  = 10'h000;
+    end
+    if (seq_run) begin
+      if (\$42 ) begin
+        if (\$44 ) begin
+          \$127  = \$47 [9:0];
+        end
+      end
     end
     if (rst) begin
-      \$128  = 1'h0;
+      \$127  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$129  = error;
+    \$128  = out_m0;
+    if (\o$48 [0]) begin
+      \$128  = \o$48 [8:2];
+    end
+    if (rst) begin
+      \$128  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$129  = out_ntile;
+    if (\o$48 [0]) begin
+      \$129  = \o$48 [12:9];
+    end
+    if (rst) begin
+      \$129  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$130  = out_final;
+    if (\o$48 [0]) begin
+      \$130  = \o$48 [1];
+    end
+    if (rst) begin
+      \$130  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$131  = out_rows;
+    if (\o$48 [0]) begin
+      \$131  = \$52 [3:0];
+    end
+    if (rst) begin
+      \$131  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$132  = error;
     casez (engine_state)
       3'h0:
-          if (\$51 ) begin
-            \$129  = \$69 ;
+          if (\$53 ) begin
+            \$132  = \$71 ;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$129  = 1'h0;
+      \$132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$130  = cycles;
+    \$133  = cycles;
     casez (engine_state)
       3'h0:
-          if (\$51 ) begin
-            \$130  = 32'd0;
+          if (\$53 ) begin
+            \$133  = 32'd0;
           end
       3'h1:
           /* empty */;
       3'h2:
-          \$130  = \$103 [31:0];
+          \$133  = \$105 [31:0];
       3'h3:
-          \$130  = \$104 [31:0];
+          \$133  = \$106 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$130  = 32'd0;
+      \$133  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$131  = job_m;
+    \$134  = job_m;
     casez (engine_state)
       3'h0:
-          if (\$51 ) begin
+          if (\$53 ) begin
             (* full_case = 32'd1 *)
-            if (\$87 ) begin
+            if (\$89 ) begin
             end else begin
-              \$131  = cmd__payload[6:0];
+              \$134  = cmd__payload[6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$131  = 7'h00;
+      \$134  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$132  = job_k;
+    \$135  = job_k;
     casez (engine_state)
       3'h0:
-          if (\$51 ) begin
+          if (\$53 ) begin
             (* full_case = 32'd1 *)
-            if (\$87 ) begin
+            if (\$89 ) begin
             end else begin
-              \$132  = cmd__payload[22:16];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$132  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$133  = job_n;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$87 ) begin
-            end else begin
-              \$133  = cmd__payload[38:32];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$133  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$134  = a_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$87 ) begin
-            end else begin
-              \$134  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$66 ) begin
-            \$134  = \$88 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$134  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$135  = a_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$87 ) begin
-            end else begin
-              \$135  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$66 ) begin
-            if (\$90 ) begin
-              \$135  = \$91 [6:0];
+              \$135  = cmd__payload[22:16];
             end
           end
       default:
@@ -2683,23 +2635,14 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$136  = a_load_inner;
+    \$136  = job_n;
     casez (engine_state)
       3'h0:
-          if (\$51 ) begin
+          if (\$53 ) begin
             (* full_case = 32'd1 *)
-            if (\$87 ) begin
+            if (\$89 ) begin
             end else begin
-              \$136  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$66 ) begin
-            (* full_case = 32'd1 *)
-            if (\$90 ) begin
-              \$136  = 7'h00;
-            end else begin
-              \$136  = \$94 [6:0];
+              \$136  = cmd__payload[38:32];
             end
           end
       default:
@@ -2711,70 +2654,71 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$137  = a_load_done;
+    \$137  = a_load_addr;
     casez (engine_state)
       3'h0:
-          if (\$51 ) begin
+          if (\$53 ) begin
             (* full_case = 32'd1 *)
-            if (\$87 ) begin
+            if (\$89 ) begin
             end else begin
-              \$137  = 1'h0;
+              \$137  = 10'h000;
             end
           end
       3'h1:
-          if (\$signature__en$66 ) begin
-            if (\$90 ) begin
-              if (\$93 ) begin
-                \$137  = 1'h1;
-              end
+          if (\$signature__en$69 ) begin
+            \$137  = \$90 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$137  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$138  = a_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$53 ) begin
+            (* full_case = 32'd1 *)
+            if (\$89 ) begin
+            end else begin
+              \$138  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            if (\$92 ) begin
+              \$138  = \$93 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$137  = 1'h0;
+      \$138  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$138  = b_load_addr;
+    \$139  = a_load_inner;
     casez (engine_state)
       3'h0:
-          if (\$51 ) begin
+          if (\$53 ) begin
             (* full_case = 32'd1 *)
-            if (\$87 ) begin
-            end else begin
-              \$138  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$70 ) begin
-            \$138  = \$95 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$138  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$139  = b_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
-            (* full_case = 32'd1 *)
-            if (\$87 ) begin
+            if (\$89 ) begin
             end else begin
               \$139  = 7'h00;
             end
           end
       3'h1:
-          if (\$signature__en$70 ) begin
-            if (\$97 ) begin
-              \$139  = \$98 [6:0];
+          if (\$signature__en$69 ) begin
+            (* full_case = 32'd1 *)
+            if (\$92 ) begin
+              \$139  = 7'h00;
+            end else begin
+              \$139  = \$96 [6:0];
             end
           end
       default:
@@ -2786,99 +2730,98 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$140  = b_load_inner;
+    \$140  = a_load_done;
     casez (engine_state)
       3'h0:
-          if (\$51 ) begin
+          if (\$53 ) begin
             (* full_case = 32'd1 *)
-            if (\$87 ) begin
+            if (\$89 ) begin
             end else begin
-              \$140  = 7'h00;
+              \$140  = 1'h0;
             end
           end
       3'h1:
-          if (\$signature__en$70 ) begin
-            (* full_case = 32'd1 *)
-            if (\$97 ) begin
-              \$140  = 7'h00;
-            end else begin
-              \$140  = \$101 [6:0];
+          if (\$signature__en$69 ) begin
+            if (\$92 ) begin
+              if (\$95 ) begin
+                \$140  = 1'h1;
+              end
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$140  = 7'h00;
+      \$140  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$141  = b_load_done;
+    \$141  = b_load_addr;
     casez (engine_state)
       3'h0:
-          if (\$51 ) begin
+          if (\$53 ) begin
             (* full_case = 32'd1 *)
-            if (\$87 ) begin
+            if (\$89 ) begin
             end else begin
-              \$141  = 1'h0;
-              if (cmd__payload[48]) begin
-                \$141  = 1'h1;
-              end
+              \$141  = 10'h000;
             end
           end
       3'h1:
-          if (\$signature__en$70 ) begin
-            if (\$97 ) begin
-              if (\$100 ) begin
-                \$141  = 1'h1;
-              end
+          if (\$signature__en$73 ) begin
+            \$141  = \$97 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$141  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$142  = b_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$53 ) begin
+            (* full_case = 32'd1 *)
+            if (\$89 ) begin
+            end else begin
+              \$142  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            if (\$99 ) begin
+              \$142  = \$100 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$141  = 1'h0;
+      \$142  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$142  = weights_valid;
+    \$143  = b_load_inner;
     casez (engine_state)
       3'h0:
-          if (\$51 ) begin
+          if (\$53 ) begin
             (* full_case = 32'd1 *)
-            if (\$87 ) begin
+            if (\$89 ) begin
             end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$142  = 1'h1;
-              end
+              \$143  = 7'h00;
             end
           end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$142  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$143  = weights_k;
-    casez (engine_state)
-      3'h0:
-          if (\$51 ) begin
+      3'h1:
+          if (\$signature__en$73 ) begin
             (* full_case = 32'd1 *)
-            if (\$87 ) begin
+            if (\$99 ) begin
+              \$143  = 7'h00;
             end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$143  = cmd__payload[22:16];
-              end
+              \$143  = \$103 [6:0];
             end
           end
       default:
@@ -2890,17 +2833,24 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$144  = weights_n;
+    \$144  = b_load_done;
     casez (engine_state)
       3'h0:
-          if (\$51 ) begin
+          if (\$53 ) begin
             (* full_case = 32'd1 *)
-            if (\$87 ) begin
+            if (\$89 ) begin
             end else begin
-              (* full_case = 32'd1 *)
+              \$144  = 1'h0;
               if (cmd__payload[48]) begin
-              end else begin
-                \$144  = cmd__payload[38:32];
+                \$144  = 1'h1;
+              end
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            if (\$99 ) begin
+              if (\$102 ) begin
+                \$144  = 1'h1;
               end
             end
           end
@@ -2908,63 +2858,45 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$144  = 7'h00;
+      \$144  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$145  = engine_state;
+    \$145  = weights_valid;
     casez (engine_state)
       3'h0:
-          if (\$51 ) begin
+          if (\$53 ) begin
             (* full_case = 32'd1 *)
-            if (\$87 ) begin
+            if (\$89 ) begin
             end else begin
-              \$145  = 3'h1;
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$145  = 1'h1;
+              end
             end
-          end
-      3'h1:
-          if (\$102 ) begin
-            \$145  = 3'h2;
-          end
-      3'h2:
-          if (seq_end) begin
-            \$145  = 3'h3;
-          end
-      3'h3:
-          if (seq_final_write) begin
-            \$145  = 3'h4;
-          end
-      3'h4:
-          if (\$117 ) begin
-            \$145  = 3'h0;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$145  = 3'h0;
+      \$145  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$146  = d_m;
+    \$146  = weights_k;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$146  = 7'h00;
-          end
-      3'h4:
-          if (\$106 ) begin
-            if (\$108 ) begin
-              if (\$110 ) begin
-                \$146  = \$111 [6:0];
+          if (\$53 ) begin
+            (* full_case = 32'd1 *)
+            if (\$89 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$146  = cmd__payload[22:16];
               end
             end
           end
@@ -2977,26 +2909,17 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$147  = d_n0;
+    \$147  = weights_n;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$147  = 7'h00;
-          end
-      3'h4:
-          if (\$106 ) begin
-            if (\$108 ) begin
+          if (\$53 ) begin
+            (* full_case = 32'd1 *)
+            if (\$89 ) begin
+            end else begin
               (* full_case = 32'd1 *)
-              if (\$110 ) begin
-                \$147  = 7'h00;
+              if (cmd__payload[48]) begin
               end else begin
-                \$147  = \$114 [6:0];
+                \$147  = cmd__payload[38:32];
               end
             end
           end
@@ -3009,7 +2932,42 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$148  = d_tile;
+    \$148  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$53 ) begin
+            (* full_case = 32'd1 *)
+            if (\$89 ) begin
+            end else begin
+              \$148  = 3'h1;
+            end
+          end
+      3'h1:
+          if (\$104 ) begin
+            \$148  = 3'h2;
+          end
+      3'h2:
+          if (seq_end) begin
+            \$148  = 3'h3;
+          end
+      3'h3:
+          if (seq_final_write) begin
+            \$148  = 3'h4;
+          end
+      3'h4:
+          if (\$119 ) begin
+            \$148  = 3'h0;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$148  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$149  = d_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3019,16 +2977,13 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$148  = 4'h0;
+            \$149  = 7'h00;
           end
       3'h4:
-          if (\$106 ) begin
-            if (\$108 ) begin
-              (* full_case = 32'd1 *)
-              if (\$110 ) begin
-                \$148  = 4'h0;
-              end else begin
-                \$148  = \$115 [3:0];
+          if (\$108 ) begin
+            if (\$110 ) begin
+              if (\$112 ) begin
+                \$149  = \$113 [6:0];
               end
             end
           end
@@ -3036,12 +2991,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$148  = 4'h0;
+      \$149  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$149  = c__valid;
+    \$150  = d_n0;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3051,27 +3006,91 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$149  = 1'h0;
+            \$150  = 7'h00;
+          end
+      3'h4:
+          if (\$108 ) begin
+            if (\$110 ) begin
+              (* full_case = 32'd1 *)
+              if (\$112 ) begin
+                \$150  = 7'h00;
+              end else begin
+                \$150  = \$116 [6:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$150  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$151  = d_tile;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$151  = 4'h0;
+          end
+      3'h4:
+          if (\$108 ) begin
+            if (\$110 ) begin
+              (* full_case = 32'd1 *)
+              if (\$112 ) begin
+                \$151  = 4'h0;
+              end else begin
+                \$151  = \$117 [3:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$151  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$152  = c__valid;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$152  = 1'h0;
           end
       3'h4:
         begin
-          if (\$106 ) begin
-            \$149  = \$107 ;
+          if (\$108 ) begin
+            \$152  = \$109 ;
           end
-          if (\$117 ) begin
-            \$149  = 1'h0;
+          if (\$119 ) begin
+            \$152  = 1'h0;
           end
         end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$149  = 1'h0;
+      \$152  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$150  = c_last;
+    \$153  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3082,13 +3101,13 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$106 ) begin
-            if (\$108 ) begin
+          if (\$108 ) begin
+            if (\$110 ) begin
               (* full_case = 32'd1 *)
-              if (\$110 ) begin
-                \$150  = \$113 ;
+              if (\$112 ) begin
+                \$153  = \$115 ;
               end else begin
-                \$150  = 1'h0;
+                \$153  = 1'h0;
               end
             end
           end
@@ -3096,7 +3115,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$150  = 1'h0;
+      \$153  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
@@ -3106,9 +3125,10 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__addr$29  = \$4 [8:0];
   assign \$signature__addr$31  = \$5 [8:0];
   assign i__valid = o[0];
-  assign row_m = \$18 [6:0];
-  assign \$signature__addr$50  = { out_ntile[2:0], \$18 [5:0] };
-  assign \$signature__data$52  = o__payload[255:0];
+  assign left = \$18 [6:0];
+  assign row_m = { out_m0[6:3], o__payload[258:256] };
+  assign \$signature__addr$52  = { out_ntile[2:0], out_m0[5:3], o__payload[258:256] };
+  assign \$signature__data$54  = o__payload[255:0];
   assign c_valid = c__valid;
   assign \cmd__payload.m  = cmd__payload[15:0];
   assign \cmd__payload.k  = cmd__payload[31:16];
@@ -3186,6 +3206,11 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \i$45[0].final  = \i$45 [1];
   assign \i$45[0].m0  = \i$45 [8:2];
   assign \i$45[0].ntile  = \i$45 [12:9];
+  assign \o$48[0]  = \o$48 ;
+  assign \o$48[0].valid  = \o$48 [0];
+  assign \o$48[0].final  = \o$48 [1];
+  assign \o$48[0].m0  = \o$48 [8:2];
+  assign \o$48[0].ntile  = \o$48 [12:9];
   assign \o__payload.data  = o__payload[255:0];
   assign \o__payload.data[0]  = o__payload[31:0];
   assign \o__payload.data[1]  = o__payload[63:32];
@@ -3196,44 +3221,39 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \o__payload.data[6]  = o__payload[223:192];
   assign \o__payload.data[7]  = o__payload[255:224];
   assign \o__payload.row  = o__payload[258:256];
-  assign \$signature__data$52[0]  = o__payload[31:0];
-  assign \$signature__data$52[1]  = o__payload[63:32];
-  assign \$signature__data$52[2]  = o__payload[95:64];
-  assign \$signature__data$52[3]  = o__payload[127:96];
-  assign \$signature__data$52[4]  = o__payload[159:128];
-  assign \$signature__data$52[5]  = o__payload[191:160];
-  assign \$signature__data$52[6]  = o__payload[223:192];
-  assign \$signature__data$52[7]  = o__payload[255:224];
-  assign \$signature__data$59[0]  = \$signature__data$59 [31:0];
-  assign \$signature__data$59[1]  = \$signature__data$59 [63:32];
-  assign \$signature__data$59[2]  = \$signature__data$59 [95:64];
-  assign \$signature__data$59[3]  = \$signature__data$59 [127:96];
-  assign \$signature__data$59[4]  = \$signature__data$59 [159:128];
-  assign \$signature__data$59[5]  = \$signature__data$59 [191:160];
-  assign \$signature__data$59[6]  = \$signature__data$59 [223:192];
-  assign \$signature__data$59[7]  = \$signature__data$59 [255:224];
-  assign \$signature__data$65[0]  = \$signature__data$65 [7:0];
-  assign \$signature__data$65[1]  = \$signature__data$65 [15:8];
-  assign \$signature__data$65[2]  = \$signature__data$65 [23:16];
-  assign \$signature__data$65[3]  = \$signature__data$65 [31:24];
-  assign \$signature__data$65[4]  = \$signature__data$65 [39:32];
-  assign \$signature__data$65[5]  = \$signature__data$65 [47:40];
-  assign \$signature__data$65[6]  = \$signature__data$65 [55:48];
-  assign \$signature__data$65[7]  = \$signature__data$65 [63:56];
-  assign \$signature__data$69[0]  = \$signature__data$69 [7:0];
-  assign \$signature__data$69[1]  = \$signature__data$69 [15:8];
-  assign \$signature__data$69[2]  = \$signature__data$69 [23:16];
-  assign \$signature__data$69[3]  = \$signature__data$69 [31:24];
-  assign \$signature__data$69[4]  = \$signature__data$69 [39:32];
-  assign \$signature__data$69[5]  = \$signature__data$69 [47:40];
-  assign \$signature__data$69[6]  = \$signature__data$69 [55:48];
-  assign \$signature__data$69[7]  = \$signature__data$69 [63:56];
-  assign \o$74[0]  = \o$74 ;
-  assign \o$74[0].valid  = \o$74 [0];
-  assign \o$74[0].final  = \o$74 [1];
-  assign \o$74[0].m0  = \o$74 [8:2];
-  assign \o$74[0].ntile  = \o$74 [12:9];
-  assign c__payload[255:0] = \$signature__data$59 ;
+  assign \$signature__data$54[0]  = o__payload[31:0];
+  assign \$signature__data$54[1]  = o__payload[63:32];
+  assign \$signature__data$54[2]  = o__payload[95:64];
+  assign \$signature__data$54[3]  = o__payload[127:96];
+  assign \$signature__data$54[4]  = o__payload[159:128];
+  assign \$signature__data$54[5]  = o__payload[191:160];
+  assign \$signature__data$54[6]  = o__payload[223:192];
+  assign \$signature__data$54[7]  = o__payload[255:224];
+  assign \$signature__data$62[0]  = \$signature__data$62 [31:0];
+  assign \$signature__data$62[1]  = \$signature__data$62 [63:32];
+  assign \$signature__data$62[2]  = \$signature__data$62 [95:64];
+  assign \$signature__data$62[3]  = \$signature__data$62 [127:96];
+  assign \$signature__data$62[4]  = \$signature__data$62 [159:128];
+  assign \$signature__data$62[5]  = \$signature__data$62 [191:160];
+  assign \$signature__data$62[6]  = \$signature__data$62 [223:192];
+  assign \$signature__data$62[7]  = \$signature__data$62 [255:224];
+  assign \$signature__data$68[0]  = \$signature__data$68 [7:0];
+  assign \$signature__data$68[1]  = \$signature__data$68 [15:8];
+  assign \$signature__data$68[2]  = \$signature__data$68 [23:16];
+  assign \$signature__data$68[3]  = \$signature__data$68 [31:24];
+  assign \$signature__data$68[4]  = \$signature__data$68 [39:32];
+  assign \$signature__data$68[5]  = \$signature__data$68 [47:40];
+  assign \$signature__data$68[6]  = \$signature__data$68 [55:48];
+  assign \$signature__data$68[7]  = \$signature__data$68 [63:56];
+  assign \$signature__data$72[0]  = \$signature__data$72 [7:0];
+  assign \$signature__data$72[1]  = \$signature__data$72 [15:8];
+  assign \$signature__data$72[2]  = \$signature__data$72 [23:16];
+  assign \$signature__data$72[3]  = \$signature__data$72 [31:24];
+  assign \$signature__data$72[4]  = \$signature__data$72 [39:32];
+  assign \$signature__data$72[5]  = \$signature__data$72 [47:40];
+  assign \$signature__data$72[6]  = \$signature__data$72 [55:48];
+  assign \$signature__data$72[7]  = \$signature__data$72 [63:56];
+  assign c__payload[255:0] = \$signature__data$62 ;
   assign c__payload[256] = c_last;
   assign \i$45 [12:9] = ntile;
   assign \i$45 [8:2] = m0;

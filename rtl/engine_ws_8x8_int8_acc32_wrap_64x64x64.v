@@ -429,12 +429,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [6:0] weights_k = 7'h00;
   reg [6:0] weights_n = 7'h00;
   reg weights_valid = 1'h0;
-  reg [13:0] wr_tag = 14'h0000;
-  wire \wr_tag.final ;
-  wire \wr_tag.first ;
-  wire [6:0] \wr_tag.m ;
-  wire [3:0] \wr_tag.ntile ;
-  wire \wr_tag.valid ;
+  reg [13:0] wr_tag0 = 14'h0000;
+  wire \wr_tag0.final ;
+  wire \wr_tag0.first ;
+  wire [6:0] \wr_tag0.m ;
+  wire [3:0] \wr_tag0.ntile ;
+  wire \wr_tag0.valid ;
   reg [63:0] a_mem [511:0];
   initial begin
     a_mem[0] = 64'h0000000000000000;
@@ -2001,8 +2001,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     c_mem[511] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (wr_tag[0])
-      c_mem[{ wr_tag[12:10], wr_tag[8:3] }] <= \$signature__data$60 ;
+    if (wr_tag0[0])
+      c_mem[{ wr_tag0[12:10], wr_tag0[8:3] }] <= \$signature__data$60 ;
   end
   reg [255:0] _2_;
   always @(posedge clk) begin
@@ -2042,22 +2042,22 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$23  = job_m - 1'h1;
   assign \$24  = s == \$23 ;
   assign \$25  = \$22  & \$24 ;
-  assign seq_final_write = wr_tag[0] & wr_tag[1];
-  assign \$26  = wr_tag[2] ? 32'd0 : \$signature__data$61 [31:0];
+  assign seq_final_write = wr_tag0[0] & wr_tag0[1];
+  assign \$26  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [31:0];
   assign \$27  = $signed(\$26 ) + $signed(psum[18:0]);
-  assign \$28  = wr_tag[2] ? 32'd0 : \$signature__data$61 [63:32];
+  assign \$28  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [63:32];
   assign \$29  = $signed(\$28 ) + $signed(psum[37:19]);
-  assign \$30  = wr_tag[2] ? 32'd0 : \$signature__data$61 [95:64];
+  assign \$30  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [95:64];
   assign \$31  = $signed(\$30 ) + $signed(psum[56:38]);
-  assign \$32  = wr_tag[2] ? 32'd0 : \$signature__data$61 [127:96];
+  assign \$32  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [127:96];
   assign \$33  = $signed(\$32 ) + $signed(psum[75:57]);
-  assign \$34  = wr_tag[2] ? 32'd0 : \$signature__data$61 [159:128];
+  assign \$34  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [159:128];
   assign \$35  = $signed(\$34 ) + $signed(psum[94:76]);
-  assign \$36  = wr_tag[2] ? 32'd0 : \$signature__data$61 [191:160];
+  assign \$36  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [191:160];
   assign \$37  = $signed(\$36 ) + $signed(psum[113:95]);
-  assign \$38  = wr_tag[2] ? 32'd0 : \$signature__data$61 [223:192];
+  assign \$38  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [223:192];
   assign \$39  = $signed(\$38 ) + $signed(psum[132:114]);
-  assign \$40  = wr_tag[2] ? 32'd0 : \$signature__data$61 [255:224];
+  assign \$40  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [255:224];
   assign \$41  = $signed(\$40 ) + $signed(psum[151:133]);
   assign \$42  = ~ rst;
   assign \$43  = ~ a_load_done;
@@ -2198,7 +2198,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @(posedge clk)
     cur_last <= \$165 ;
   always @(posedge clk)
-    wr_tag <= \$166 ;
+    wr_tag0 <= \$166 ;
   always @(posedge clk)
     error <= \$167 ;
   always @(posedge clk)
@@ -3261,8 +3261,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign a_valid = o[0];
   assign \swap$48  = o[1];
   assign w_capture = o[2];
-  assign \$signature__addr$56  = { wr_tag[12:10], wr_tag[8:3] };
-  assign \$signature__en$58  = wr_tag[0];
+  assign \$signature__addr$56  = { wr_tag0[12:10], wr_tag0[8:3] };
+  assign \$signature__en$58  = wr_tag0[0];
   assign c_valid = c__valid;
   assign \cmd__payload.m  = cmd__payload[15:0];
   assign \cmd__payload.k  = cmd__payload[31:16];
@@ -3348,11 +3348,11 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \o$55[0].first  = \o$55 [2];
   assign \o$55[0].m  = \o$55 [9:3];
   assign \o$55[0].ntile  = \o$55 [13:10];
-  assign \wr_tag.valid  = wr_tag[0];
-  assign \wr_tag.final  = wr_tag[1];
-  assign \wr_tag.first  = wr_tag[2];
-  assign \wr_tag.m  = wr_tag[9:3];
-  assign \wr_tag.ntile  = wr_tag[13:10];
+  assign \wr_tag0.valid  = wr_tag0[0];
+  assign \wr_tag0.final  = wr_tag0[1];
+  assign \wr_tag0.first  = wr_tag0[2];
+  assign \wr_tag0.m  = wr_tag0[9:3];
+  assign \wr_tag0.ntile  = wr_tag0[13:10];
   assign \$signature__data$60[0]  = \$signature__data$60 [31:0];
   assign \$signature__data$60[1]  = \$signature__data$60 [63:32];
   assign \$signature__data$60[2]  = \$signature__data$60 [95:64];

@@ -139,6 +139,8 @@ def _configs():
     # pipelined PEs: the A and B words are registered on their way to the array
     yield EngineConfig(SystolicConfig(2, 3, Dataflow.OUTPUT_STATIONARY, pipeline="deep"), 5, 7, 7)
     yield EngineConfig(SystolicConfig(3, 2, Dataflow.WEIGHT_STATIONARY, pipeline="full"), 5, 7, 7)
+    # R >= 4: the read-modify-write's accumulate registers (one more compute cycle)
+    yield EngineConfig(SystolicConfig(4, 2, Dataflow.WEIGHT_STATIONARY, pipeline="deep"), 5, 7, 7)
 
 
 SLOW = pytest.mark.slow
@@ -149,7 +151,8 @@ BUFFERINGS = [pytest.param("single", marks=SLOW), "double"]
 @pytest.mark.parametrize("index", [pytest.param(0, id="os", marks=SLOW), pytest.param(1, id="ws"),
                                    pytest.param(2, id="tc", marks=SLOW),
                                    pytest.param(3, id="os-deep"),
-                                   pytest.param(4, id="ws-full", marks=SLOW)])
+                                   pytest.param(4, id="ws-full", marks=SLOW),
+                                   pytest.param(5, id="ws-deep-r4")])
 def test_stream_exact_results_and_cycles(index, buffering, seed):
     """Jobs back to back, keep-weights among them: bit-exact, and with no stalls every
     ``done`` in the cycle :func:`stream_cycles` says."""

@@ -15,12 +15,13 @@ from systolix.sim.verify import check
 pytestmark = pytest.mark.rtl
 
 
-def _config(core, buffering, requant=False):
+def _config(core, buffering, requant=False, pipeline=None):
     limits = dict(max_m=9, max_k=11, max_n=10, buffering=buffering)
     if core == "tc":
-        return EngineConfig(core=TensorCoreConfig(2, 2, 4, 1), cores=2, **limits)
-    return EngineConfig(SystolicConfig(3, 4, Dataflow(core)), **limits,
-                        requant=RequantConfig(4, True) if requant else None)
+        return EngineConfig(core=TensorCoreConfig(2, 2, 4, 1 if pipeline is None else pipeline),
+                            cores=2, **limits)
+    return EngineConfig(SystolicConfig(3, 4, Dataflow(core), pipeline=pipeline or "none"),
+                        **limits, requant=RequantConfig(4, True) if requant else None)
 
 
 def _stream(config, rng, requant=False):
@@ -59,6 +60,22 @@ def test_stream_exact(core, buffering, seed):
     entries, keep = _stream(config, np.random.default_rng(seed))
     report = check_stream(config, entries, keep, "icarus", seed)
     assert report.total_cycles == report.stream["total"]
+
+
+@pytest.mark.parametrize("core,pipeline,requant", [
+    pytest.param("os", "deep", False, marks=SLOW),
+    pytest.param("ws", "deep", True, marks=SLOW),
+    pytest.param("tc", 3, False, marks=SLOW),
+])
+def test_pipelined_double_buffered_stream_with_stalls(core, pipeline, requant, seed):
+    """The deepest pipelines: every read that feeds the core or the c stream passes the
+    buffer's second read register (generic RTL here, the block RAM's output register on
+    ECP5)."""
+    config = _config(core, "double", requant=requant, pipeline=pipeline)
+    entries, keep = _stream(config, np.random.default_rng(seed), requant=requant)
+    report = check_stream(config, entries, keep, "icarus", seed)
+    assert report.total_cycles == report.stream["total"]
+    check_stream(config, entries, keep, "icarus", seed, stall_prob=0.3)
 
 
 @pytest.mark.slow

@@ -82,6 +82,14 @@ def test_cycle_model_formula():
     assert e.utilization > 0.998
     one = engine_cycles(c, 1, 1, 1)                     # one tile: half the slots are bubbles
     assert one.compute == 0 + 0 + 0 + 2 + 2
+    # pipelined beyond the default: two more cycles of buffer read latency (the block RAM's
+    # output register and the masked fragments' register), one more of output
+    deep = tc(4, 4, 4, pipeline=4, cores=1, max_m=128, max_k=128, max_n=128)  # latency 5
+    assert (c.compute.buffer_read_latency, c.output_latency) == (1, 0)
+    assert (deep.compute.buffer_read_latency, deep.output_latency) == (3, 1)
+    d = engine_cycles(deep, 64, 64, 64)                 # 256 tiles, 16 k-steps, 52 groups
+    assert d.compute == 51 * 80 + 15 * 5 + 0 + 5 + 3 + 1
+    assert d.total == d.load + d.compute + d.drain + 3 + 1
 
 
 # -- the engine in Amaranth's simulator

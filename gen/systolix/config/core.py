@@ -256,14 +256,25 @@ class WeightStationaryCore(SystolicCore):
         R, C = self.rows, self.cols
         tiles, span = math.ceil(k / R) * math.ceil(n / C), max(m, R + 1)
         return tiles, span, (R + 1 + (tiles - 1) * span + m + self.buffer_read_latency + R + C - 1
-                             + self.array.pipeline_stages)
+                             + self.array.pipeline_stages + self.accumulate_latency)
+
+    @property
+    def accumulate_latency(self):
+        """Register stages of the C read-modify-write between the array's column sums and the
+        C write: 1 with a pipelined PE and R >= 4 (the old C row is registered after the block
+        RAM, the sum before the write, so that neither route from and to the block RAM shares
+        a cycle with the adder; the row's next read-modify-write, R + 1 or more cycles later,
+        still reads after this write), 0 otherwise."""
+        return 1 if self.array.pipeline_stages and self.rows >= 4 else 0
 
     @property
     def compute_formula(self):
         stages, extra = self.array.pipeline_stages, self.buffer_read_latency - 1
+        acc = self.accumulate_latency
         return (f"R + 1 + (tiles - 1) * max(M, R + 1) + M + R + C"
                 f"{f' + {stages} (PE pipeline)' if stages else ''}"
-                f"{f' + {extra} (buffer read register)' if extra else ''}, "
+                f"{f' + {extra} (buffer read register)' if extra else ''}"
+                f"{f' + {acc} (accumulate register)' if acc else ''}, "
                 f"tiles = ceil(K/R) * ceil(N/C)")
 
 
@@ -303,22 +314,35 @@ class TensorCore(ComputeCore):
     b_word = property(lambda self: self.b_block)
     c_word = property(lambda self: self.c_block)
 
+    @property
+    def buffer_read_latency(self):
+        """3 when the MMA unit is pipelined beyond the default (``pipeline`` >= 2): the A and
+        B fragments pass the block RAM's output register, then (A masked past K) one more
+        register on their way to the units, and each C word passes the output register on its
+        way out; 1 otherwise."""
+        return 3 if self.core.pipeline >= 2 else 1
+
     def schedule(self, m, k, n):
         """Latency L = pipeline + 1: ``tiles = ceil(M/m) * ceil(N/(n*cores))`` output tiles,
         taken in groups of L; a group issues its L tiles' k-step 0, then k-step 1, ..
         (``ks = ceil(K/k)`` k-steps), one MMA per cycle, so ``span = L * ks`` cycles per group
         (slots past the last tile are bubbles); compute = ``(groups - 1) * span + (ks - 1) * L
-        + (tiles - 1) mod L + L + 2`` with ``groups = ceil(tiles / L)`` (up to the last tile's
-        final issue, one cycle of buffer latency, L through the unit, and the cycle writing it
-        to C)."""
+        + (tiles - 1) mod L + L + B + 1`` with ``groups = ceil(tiles / L)`` (up to the last
+        tile's final issue, B = :attr:`buffer_read_latency` cycles of buffer latency, L
+        through the unit, and the cycle writing it to C)."""
         ks, lat = math.ceil(k / self.core.k), self.core.latency
         tiles = math.ceil(m / self.rows) * math.ceil(n / self.cols)
         groups, span = math.ceil(tiles / lat), lat * ks
-        return tiles, span, (groups - 1) * span + (ks - 1) * lat + (tiles - 1) % lat + lat + 2
+        return tiles, span, ((groups - 1) * span + (ks - 1) * lat + (tiles - 1) % lat + lat
+                             + self.buffer_read_latency + 1)
 
-    compute_formula = ("(groups - 1) * L * ks + (ks - 1) * L + (tiles - 1) mod L + L + 2, "
-                       "L = MMA latency, ks = ceil(K/k), tiles = ceil(M/m) * ceil(N/(n*cores)), "
-                       "groups = ceil(tiles/L)")
+    @property
+    def compute_formula(self):
+        extra = self.buffer_read_latency - 1
+        return ("(groups - 1) * L * ks + (ks - 1) * L + (tiles - 1) mod L + L + 2"
+                f"{f' + {extra} (buffer read register)' if extra else ''}, "
+                "L = MMA latency, ks = ceil(K/k), tiles = ceil(M/m) * ceil(N/(n*cores)), "
+                "groups = ceil(tiles/L)")
 
     def engine_name(self, max_m, max_k, max_n):
         return (self.core.name.replace("tensorcore_", "engine_tc_", 1)

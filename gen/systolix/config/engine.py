@@ -145,9 +145,9 @@ class EngineConfig:
     @property
     def output_latency(self):
         """Register stages between the C buffer's read register and the ``c`` stream: one with
-        a pipelined core (``compute.buffer_read_latency`` 2: nothing but a register follows a
-        block RAM), and the requantizer's."""
-        return (self.compute.buffer_read_latency - 1
+        a pipelined core (``compute.buffer_read_latency`` 2 or more: the C word passes the
+        block RAM's output register), and the requantizer's."""
+        return (min(self.compute.buffer_read_latency, 2) - 1
                 + (self.requant.latency if self.requant is not None else 0))
 
     @property

@@ -22,6 +22,10 @@ Platform hooks
     A multiplier of ``a`` and ``b`` built from logic, not from a DSP block, with ``latency``
     (0, 1 or 2) register stages. Returns ``(elaboratable, product)`` or ``None``; without it
     (or with ``None``) the portable :class:`~systolix.hdl.lutmult.LUTMultiplier` is used.
+``get_buffer_memory(memory)``
+    An elaboratable implementing the ports of ``memory``, a
+    :class:`~systolix.hdl.buffer.BufferMemory` (a block RAM whose read data passes the RAM's
+    own output register), or ``None``.
 ``dsp_blocks``
     An attribute: DSP blocks the systolic array may use (the device's count less those of the
     design's other parts, such as an engine's requantizer), or ``None`` when unknown. An array
@@ -34,7 +38,7 @@ mixins for Amaranth platforms (``class Board(ICE40DSP, ICEBreakerPlatform)``, se
 """
 
 from amaranth.hdl import (Cat, ClockSignal, Const, Elaboratable, Instance, Module, Shape, Signal,
-                          signed, unsigned)
+                          Value, signed, unsigned)
 
 from .chainmult import CarryChainMultiplier
 from .lutmult import LUTMultiplier
@@ -128,6 +132,9 @@ class DSPMapping:
     def get_lut_multiplier(self, a, b, *, latency):
         return None
 
+    def get_buffer_memory(self, memory):
+        return None
+
 
 class ECP5DSP(DSPMapping):
     """Lattice ECP5: every registered multiplier is a MULT18X18D (operands up to 18 bits), and
@@ -166,6 +173,58 @@ class ECP5DSP(DSPMapping):
     def get_lut_multiplier(self, a, b, *, latency):
         mult = CarryChainMultiplier(a.shape(), b.shape(), latency=latency)
         return _Wired(mult, a, b), mult.p
+
+    def get_buffer_memory(self, memory):
+        """DP16KD blocks side by side, port A writing, port B reading through its output
+        register (``REGMODE_B = "OUTREG"``: CEB loads the read register, OCEB the output
+        register). Each block is as wide as the depth allows (18 bits up to 1024 words, 9 up to
+        2048, ..., 1 up to 16384); deeper memories are left to the generic RTL (a cascade
+        would put a multiplexer behind the output registers)."""
+        return _dp16kd_buffer(memory)
+
+
+#: DP16KD data width -> (words, lowest address bit).
+_DP16KD_MODES = ((18, 1024, 4), (9, 2048, 3), (4, 4096, 2), (2, 8192, 1), (1, 16384, 0))
+
+
+def _dp16kd_buffer(memory):
+    """A :class:`~systolix.hdl.buffer.BufferMemory` as DP16KD blocks (Lattice, "ECP5 and
+    ECP5-5G Memory Usage Guide", TN1264), or ``None`` when it is deeper than one block."""
+    for width, words, low in _DP16KD_MODES:
+        if memory.depth <= words:
+            break
+    else:
+        return None
+    m = Module()
+    bits = memory.width
+    w_data, r_data = Signal(bits), Signal(bits)
+    m.d.comb += [w_data.eq(Value.cast(memory.w_data)), memory.r_data.eq(r_data)]
+    abits = max(1, (memory.depth - 1).bit_length())
+    for n, lo in enumerate(range(0, bits, width)):
+        ports = {}
+        for k in range(14):  # x18: AD[1:0] are the write port's byte enables
+            i = k - low
+            ports[f"i_ADA{k}"] = (memory.w_addr[i] if 0 <= i < abits
+                                  else (1 if width == 18 and k < 2 else 0))
+            ports[f"i_ADB{k}"] = memory.r_addr[i] if 0 <= i < abits else 0
+        for k in range(18):
+            ports[f"i_DIA{k}"] = w_data[lo + k] if k < width and lo + k < bits else 0
+            ports[f"i_DIB{k}"] = 0
+            if k < width and lo + k < bits:
+                ports[f"o_DOB{k}"] = r_data[lo + k]
+        m.submodules[f"bram_{n}"] = Instance(
+            "DP16KD",
+            p_DATA_WIDTH_A=width, p_DATA_WIDTH_B=width,
+            p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
+            p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
+            p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
+            p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
+            i_CLKA=ClockSignal(), i_CEA=1, i_OCEA=1, i_WEA=memory.w_en, i_RSTA=0,
+            i_CSA0=0, i_CSA1=0, i_CSA2=0,
+            i_CLKB=ClockSignal(), i_CEB=memory.r_en, i_OCEB=memory.r_oe, i_WEB=0, i_RSTB=0,
+            i_CSB0=0, i_CSB1=0, i_CSB2=0,
+            **ports)
+    return m
 
 
 class ICE40DSP(DSPMapping):

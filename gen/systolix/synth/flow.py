@@ -56,11 +56,12 @@ class SynthPlatform:
 
     It names the FPGA family being built for (``family``, as on an Amaranth build platform)
     and offers that family's DSP primitives through the hooks of :mod:`systolix.hdl.dsp`
-    (``get_multiplier``, ``get_multiplier_pair``), e.g. a registered MULT18X18D on ECP5.
-    ``dsp_blocks`` is the DSP blocks the design's systolic array may take (``None``: unknown;
-    the flow gives :func:`~systolix.synth.fit.array_dsp_budget`, the device's count less an
-    engine requantizer's), which an array with ``mult="auto"`` fills before it builds
-    multipliers from LUTs.
+    (``get_multiplier``, ``get_multiplier_pair``, ``get_lut_multiplier``), e.g. a registered
+    MULT18X18D on ECP5, and its block RAM with the output register (``get_buffer_memory``:
+    DP16KD with OUTREG). ``dsp_blocks`` is the DSP blocks the design's systolic array may take
+    (``None``: unknown; the flow gives :func:`~systolix.synth.fit.array_dsp_budget`, the
+    device's count less an engine requantizer's), which an array with ``mult="auto"`` fills
+    before it builds multipliers from LUTs.
     """
 
     def __init__(self, family, *, dsp_blocks=None):
@@ -76,6 +77,9 @@ class SynthPlatform:
 
     def get_lut_multiplier(self, a, b, *, latency):
         return self._dsp.get_lut_multiplier(a, b, latency=latency)
+
+    def get_buffer_memory(self, memory):
+        return self._dsp.get_buffer_memory(memory)
 
     def __repr__(self):
         return f"SynthPlatform({self.family!r})"

@@ -1,7 +1,7 @@
 """The output-stationary array's sequencer: each R x C output tile takes its K beats; tiles
 are at least R cycles apart (the array's drain spacing), so its ``ready`` is never needed."""
 
-from amaranth.hdl import Mux, Signal
+from amaranth.hdl import Cat, Mux, Signal
 from amaranth.lib import data
 
 from ..os_array import OutputStationaryArray
@@ -83,17 +83,27 @@ class OutputStationarySequencer(Sequencer):
             tag_delay.i[0].m0.eq(m0),
             tag_delay.i[0].ntile.eq(ntile),
         ]
+        # Per tile, registered with its coordinates: the rows inside M (rows past M are
+        # padding), so that the write enable is a small comparison, not an add and compare.
         out_m0 = Signal.like(m0)
         out_ntile = Signal.like(ntile)
         out_final = Signal()
+        out_rows = Signal(range(R + 1))
+        left = Signal(range(cfg.max_m + 1))
+        m.d.comb += left.eq(job.m - tag_delay.o[0].m0)
         with m.If(tag_delay.o[0].valid):
             m.d.sync += [out_m0.eq(tag_delay.o[0].m0), out_ntile.eq(tag_delay.o[0].ntile),
-                         out_final.eq(tag_delay.o[0].final)]
+                         out_final.eq(tag_delay.o[0].final),
+                         out_rows.eq(Mux(left >= R, R, left))]
         row_m = Signal(range(cfg.max_m + R + 1))
+        shift = R.bit_length() - 1
+        if R == 1 << shift:  # m0 is a multiple of R: the row is its low bits
+            m.d.comb += row_m.eq(Cat(array.o.payload.row[:shift], out_m0[shift:]))
+        else:
+            m.d.comb += row_m.eq(out_m0 + array.o.payload.row)
         m.d.comb += [
-            row_m.eq(out_m0 + array.o.payload.row),
             bufs.c_wr.addr.eq(c_addr(cfg, row_m, out_ntile)),
             bufs.c_wr.data.eq(array.o.payload.data),
-            bufs.c_wr.en.eq(array.o.valid & (row_m < job.m)),  # rows past M are padding
+            bufs.c_wr.en.eq(array.o.valid & (array.o.payload.row < out_rows)),
             seq.final_write.eq(array.o.valid & (array.o.payload.row == 0) & out_final),
         ]

@@ -2,7 +2,7 @@
 DRAIN) and the drain; the compute phase belongs to the core's sequencer (:data:`SEQUENCERS`).
 """
 
-from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal
+from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 from ...config import DIM_WIDTH, EngineConfig
 from ...config.core import OutputStationaryCore, TensorCore, WeightStationaryCore
 from ..arith import acc_shape, operand_shape
+from ..buffer import BufferMemory
 from ..requant import Requantizer, param_layout, requant_output_layout
 from .os_sequencer import OutputStationarySequencer
 from .sequencer import Loader, c_addr
@@ -189,16 +190,13 @@ class MatrixEngine(wiring.Component):
 
         # ---- buffers (block RAM): one write and one read port each
         # (at least 2 words: a 1-word memory would have a 0-bit address, invalid Verilog)
-        a_mem = Memory(shape=a_word_layout(cfg), depth=max(2, cfg.a_depth), init=[])
-        b_mem = Memory(shape=b_word_layout(cfg), depth=max(2, cfg.b_depth), init=[])
+        a_wr, a_rd = _buffer(m, "a_mem", a_word_layout(cfg), max(2, cfg.a_depth),
+                             _memory_latency(cfg))
+        b_wr, b_rd = _buffer(m, "b_mem", b_word_layout(cfg), max(2, cfg.b_depth),
+                             _memory_latency(cfg))
         c_mem = Memory(shape=c_word, depth=max(2, cfg.c_depth), init=[])
-        m.submodules.a_mem, m.submodules.b_mem, m.submodules.c_mem = a_mem, b_mem, c_mem
-        bufs = _Buffers(a_wr=a_mem.write_port(),
-                        a_rd=_registered_read(m, a_mem.read_port(), "a_rd", cfg.a_depth,
-                                              a_word_layout(cfg), self.buffer_read_latency),
-                        b_wr=b_mem.write_port(),
-                        b_rd=_registered_read(m, b_mem.read_port(), "b_rd", cfg.b_depth,
-                                              b_word_layout(cfg), self.buffer_read_latency),
+        m.submodules.c_mem = c_mem
+        bufs = _Buffers(a_wr=a_wr, a_rd=a_rd, b_wr=b_wr, b_rd=b_rd,
                         c_wr=c_mem.write_port(), c_rd=c_mem.read_port())
 
         # ---- the compute core's sequencer (SEQUENCERS): job registers, loaders, compute phase
@@ -348,13 +346,15 @@ class MatrixEngine(wiring.Component):
         return m
 
 
-def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None):
+def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_out=None):
     """Connect the drain's C word (in the C buffer's read register: ``c_valid``, ``c_row``,
     ``c_last``) to stream ``out``: the ``c`` port, or the requantizer's input, which also takes
     the parameter word read alongside from ``q_rd``. With a pipelined core
     (``config.compute.buffer_read_latency`` 2) the word goes through one more register stage
-    first, so that nothing but a register follows the block RAM. Returns the drain's ready: the
-    C buffer's read register may take the next word."""
+    first, so that nothing but a register follows the block RAM: the block RAM's own output
+    register when the buffer is a :class:`~systolix.hdl.buffer.BufferMemory` (``c_out`` /
+    ``q_out``: called with the stage's enable, they return the word after that register).
+    Returns the drain's ready: the C buffer's read register may take the next word."""
     rq = q_rd is not None
     if cfg.compute.buffer_read_latency == 1:
         m.d.comb += [out.valid.eq(c_valid), out.payload.last.eq(c_last)]
@@ -365,22 +365,48 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None):
         m.d.comb += out.payload.data.eq(c_row)
         return ~c_valid | out.ready
     o_valid, o_last = Signal(name="c_out_valid"), Signal(name="c_out_last")
-    o_row = Signal(data.ArrayLayout(acc_shape(cfg.numerics), cfg.cols), name="c_out_row",
-                   reset_less=True)
-    stage_ready = ~o_valid | out.ready
+    row_layout = data.ArrayLayout(acc_shape(cfg.numerics), cfg.cols)
+    # The c port's ready reaches a skid register only (the requantizer's input ready is
+    # registered already): the drain and the block RAMs' enables follow its flag.
+    skid = not rq
+    if skid:
+        s_valid, s_last = Signal(name="c_skid_valid"), Signal(name="c_skid_last")
+        s_row = Signal(row_layout, name="c_skid_row", reset_less=True)
+        o_ready = ~s_valid
+    else:
+        o_ready = out.ready
+    stage_ready = Signal(name="c_out_stage_ready")
+    m.d.comb += stage_ready.eq(~o_valid | o_ready)
     with m.If(stage_ready):
-        m.d.sync += [o_valid.eq(c_valid), o_last.eq(c_last), o_row.eq(c_row)]
-    m.d.comb += [out.valid.eq(o_valid), out.payload.last.eq(o_last)]
+        m.d.sync += [o_valid.eq(c_valid), o_last.eq(c_last)]
+    if c_out is None:
+        o_row = Signal(row_layout, name="c_out_row", reset_less=True)
+        with m.If(stage_ready):
+            m.d.sync += o_row.eq(c_row)
+    else:
+        o_row = c_out(stage_ready)
     drain_ready = ~c_valid | stage_ready
     if rq:
-        o_params = Signal(data.ArrayLayout(param_layout(cfg.requant), cfg.cols),
-                          name="c_out_params", reset_less=True)
-        with m.If(stage_ready):
-            m.d.sync += o_params.eq(q_rd.data)
-        m.d.comb += [out.payload.acc.eq(o_row), out.payload.params.eq(o_params),
+        if q_out is None:
+            o_params = Signal(data.ArrayLayout(param_layout(cfg.requant), cfg.cols),
+                              name="c_out_params", reset_less=True)
+            with m.If(stage_ready):
+                m.d.sync += o_params.eq(q_rd.data)
+        else:
+            o_params = q_out(stage_ready)
+        m.d.comb += [out.valid.eq(o_valid), out.payload.last.eq(o_last),
+                     out.payload.acc.eq(o_row), out.payload.params.eq(o_params),
                      q_rd.en.eq(drain_ready)]
     else:
-        m.d.comb += out.payload.data.eq(o_row)
+        # unstalled the skid register stays empty: the stage's word is on the port
+        m.d.comb += [out.valid.eq(o_valid | s_valid),
+                     out.payload.last.eq(Mux(s_valid, s_last, o_last)),
+                     out.payload.data.eq(Mux(s_valid, Value.cast(s_row), Value.cast(o_row)))]
+        with m.If(s_valid):
+            with m.If(out.ready):
+                m.d.sync += s_valid.eq(0)
+        with m.Elif(o_valid & ~out.ready):
+            m.d.sync += [s_valid.eq(1), s_last.eq(o_last), s_row.eq(o_row)]
     return drain_ready
 
 
@@ -437,24 +463,37 @@ class _WriteProxy:
         self.data = Signal(shape, name=f"{name}_data")
 
 
-def _delayed(m, value, shape, stages, name):
-    """``value`` (of ``shape``) through ``stages`` registers (reset-less: data words only)."""
-    for i in range(stages):
-        reg = Signal(shape, name=f"{name}_reg{i}", reset_less=True)
-        m.d.sync += reg.eq(value)
-        value = reg
-    return value
+def _memory_latency(cfg):
+    """The buffers' read latency: 1 (the block RAM's read), or 2 with a pipelined core (and
+    its output register); a core's further buffer read latency is registers of its
+    sequencer."""
+    return min(cfg.compute.buffer_read_latency, 2)
 
 
-def _registered_read(m, port, name, depth, shape, latency):
-    """A read port as the sequencer sees it, its data ``latency - 1`` registers behind the
-    block RAM's."""
+def _buffer(m, name, shape, depth, latency):
+    """A buffer's ``(write, read)`` ports, its read data ``latency`` cycles behind the address:
+    a block RAM's synchronous read (1), or a :class:`~systolix.hdl.buffer.BufferMemory` (2: the
+    block RAM's output register where the platform offers it)."""
     if latency == 1:
-        return port
-    proxy = _ReadProxy(name, depth, shape)
-    m.d.comb += [port.addr.eq(proxy.addr), port.en.eq(proxy.en),
-                 proxy.data.eq(_delayed(m, port.data, shape, latency - 1, name))]
-    return proxy
+        mem = Memory(shape=shape, depth=depth, init=[])
+        m.submodules[name] = mem
+        return mem.write_port(), mem.read_port()
+    assert latency == 2, latency
+    mem = BufferMemory(shape, depth)
+    m.submodules[name] = mem
+    return _write_view(mem), _read_view(mem)
+
+
+def _write_view(mem):
+    """A :class:`~systolix.hdl.buffer.BufferMemory`'s write port as ``addr``, ``data``,
+    ``en``."""
+    return _Buffers(addr=mem.w_addr, data=mem.w_data, en=mem.w_en)
+
+
+def _read_view(mem):
+    """A :class:`~systolix.hdl.buffer.BufferMemory`'s read port as ``addr``, ``en`` (the read
+    register's enable; the output register follows ``r_oe``), ``data``."""
+    return _Buffers(addr=mem.r_addr, en=mem.r_en, data=mem.r_data, oe=mem.r_oe)
 
 
 def _banked(m, mem_port, proxy, bank, read):
@@ -488,10 +527,27 @@ def _elaborate_double(engine):
     c_word = _word_layout(acc_shape(cfg.numerics), cfg.compute.c_word)
     ws = isinstance(cfg.compute, WeightStationaryCore)
 
-    a_mem = Memory(shape=a_word_layout(cfg), depth=2 * max(2, cfg.a_depth), init=[])
-    b_mem = Memory(shape=b_word_layout(cfg), depth=2 * max(2, cfg.b_depth), init=[])
-    c_mem = Memory(shape=c_word, depth=2 * max(2, cfg.c_depth), init=[])
-    m.submodules.a_mem, m.submodules.b_mem, m.submodules.c_mem = a_mem, b_mem, c_mem
+    # With a pipelined core (buffer read latency 2) every read that feeds the array or the c
+    # stream comes from a BufferMemory (the block RAM's output register); the C buffer's
+    # read-modify-write port (weight-stationary) reads a plain block RAM, which the drain's
+    # copy then shares the writes of.
+    lat = _memory_latency(cfg)
+    seq = SEQUENCERS[type(cfg.compute)](cfg, engine.buffer_read_latency)
+    a_wr_port, a_rd_port = _buffer(m, "a_mem", a_word_layout(cfg), 2 * max(2, cfg.a_depth), lat)
+    b_wr_port, b_rd_port = _buffer(m, "b_mem", b_word_layout(cfg), 2 * max(2, cfg.b_depth), lat)
+    c_mem = (Memory(shape=c_word, depth=2 * max(2, cfg.c_depth), init=[])
+             if lat == 1 else None)
+    if ws and lat == 2:  # the read-modify-write's copy of C
+        c_wr_port, c_rd_port = _buffer(m, "c_mem", c_word, 2 * max(2, cfg.c_depth),
+                                       seq.c_read_latency)
+    d_mem = BufferMemory(c_word, 2 * max(2, cfg.c_depth)) if lat == 2 else None
+    if c_mem is not None:
+        m.submodules.c_mem = c_mem
+        c_wr_port = c_mem.write_port()
+        if ws:
+            c_rd_port = c_mem.read_port()
+    if d_mem is not None:
+        m.submodules.d_mem = d_mem
     a_wr = _WriteProxy("a_wr", cfg.a_depth, a_word_layout(cfg))
     b_wr = _WriteProxy("b_wr", cfg.b_depth, b_word_layout(cfg))
     bufs = _Buffers(a_rd=_ReadProxy("a_rd", cfg.a_depth, a_word_layout(cfg)),
@@ -500,7 +556,6 @@ def _elaborate_double(engine):
                     c_rd=_ReadProxy("c_rd", cfg.c_depth, c_word))
     d_rd = _ReadProxy("d_rd", cfg.c_depth, c_word)  # the drain's C read port
 
-    seq = SEQUENCERS[type(cfg.compute)](cfg, engine.buffer_read_latency)
     in_reset = ResetSignal()
     weights = _Weights(cfg)
 
@@ -535,30 +590,31 @@ def _elaborate_double(engine):
 
     # ---- status
     cycles, error, done = Signal(CYCLES_WIDTH), Signal(), Signal()
+    # the last done was a reject: cycles reads 0 (a flag, so that the command checks do not
+    # reach the enables of all of cycles' bits)
+    cycles_zero = Signal()
     rej = Signal()  # a rejected command waits for the earlier jobs
-    m.d.comb += [engine.cycles.eq(cycles), engine.error.eq(error), engine.done.eq(done)]
+    m.d.comb += [engine.cycles.eq(Mux(cycles_zero, 0, cycles)), engine.error.eq(error),
+                 engine.done.eq(done)]
     m.d.sync += done.eq(0)
 
     # ---- buffer ports: loads write the load stage's banks, the sequencer reads the compute
     # stage's, writes and (read-modify-write) reads its C bank; the drain reads its own
-    _banked(m, a_mem.write_port(), a_wr, ljob_a, read=False)
-    _banked(m, b_mem.write_port(), b_wr, ljob_b, read=False)
-    a_rd = _ReadProxy("a_rd_ram", cfg.a_depth, a_word_layout(cfg))
-    b_rd = _ReadProxy("b_rd_ram", cfg.b_depth, b_word_layout(cfg))
+    _banked(m, a_wr_port, a_wr, ljob_a, read=False)
+    _banked(m, b_wr_port, b_wr, ljob_b, read=False)
     # (the sequencer uses no read issued in the start cycle, while xa and xb are being set)
-    _banked(m, a_mem.read_port(), a_rd, xa, read=True)
-    _banked(m, b_mem.read_port(), b_rd, xb, read=True)
-    for name, ram, proxy, shape in (("a_rd", a_rd, bufs.a_rd, a_word_layout(cfg)),
-                                    ("b_rd", b_rd, bufs.b_rd, b_word_layout(cfg))):
-        m.d.comb += [ram.addr.eq(proxy.addr), ram.en.eq(proxy.en),
-                     proxy.data.eq(_delayed(m, ram.data, shape, engine.buffer_read_latency - 1,
-                                            name))]
-    _banked(m, c_mem.write_port(), bufs.c_wr, xc, read=False)
+    _banked(m, a_rd_port, bufs.a_rd, xa, read=True)
+    _banked(m, b_rd_port, bufs.b_rd, xb, read=True)
+    if c_mem is not None or ws:
+        _banked(m, c_wr_port, bufs.c_wr, xc, read=False)
+    if d_mem is not None:
+        _banked(m, _write_view(d_mem), bufs.c_wr, xc, read=False)
     if ws:
-        _banked(m, c_mem.read_port(), bufs.c_rd, xc, read=True)
+        _banked(m, c_rd_port, bufs.c_rd, xc, read=True)
         m.d.comb += bufs.c_rd.addr.eq(seq.c_rd_addr)
     d_bank = Signal()
-    _banked(m, c_mem.read_port(), d_rd, d_bank, read=True)
+    _banked(m, c_mem.read_port() if d_mem is None else _read_view(d_mem), d_rd, d_bank,
+            read=True)
 
     seq.elaborate(m, xreg, bufs, start_job=ljob)
 
@@ -580,21 +636,35 @@ def _elaborate_double(engine):
     else:
         c_row = d_rd.data
         drain_addr = c_addr(cfg, d_m, d_tile)
+    c_out = q_out = None
+    if d_mem is not None:
+        def c_out(stage_ready):
+            m.d.comb += d_mem.r_oe.eq(stage_ready)
+            if not frag:
+                return d_rd.data
+            o_sel = Signal.like(c_sel, name="c_out_sel")  # the row select, one stage on
+            with m.If(stage_ready):
+                m.d.sync += o_sel.eq(c_sel)
+            return d_rd.data[o_sel] if R > 1 else d_rd.data[0]
     if not rq:
-        drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, engine.c)
+        drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, engine.c, c_out=c_out)
     else:
-        q_mem = Memory(shape=data.ArrayLayout(param_layout(cfg.requant), C),
-                       depth=2 * max(2, cfg.q_depth), init=[])
-        m.submodules.q_mem = q_mem
-        q_wr = _WriteProxy("q_wr", cfg.q_depth, data.ArrayLayout(param_layout(cfg.requant), C))
-        q_rd = _ReadProxy("q_rd", cfg.q_depth, data.ArrayLayout(param_layout(cfg.requant), C))
-        _banked(m, q_mem.write_port(), q_wr, ljob_b, read=False)
+        q_shape = data.ArrayLayout(param_layout(cfg.requant), C)
+        q_wr_port, q_rd_port = _buffer(m, "q_mem", q_shape, 2 * max(2, cfg.q_depth), lat)
+        q_wr = _WriteProxy("q_wr", cfg.q_depth, q_shape)
+        q_rd = _ReadProxy("q_rd", cfg.q_depth, q_shape)
+        _banked(m, q_wr_port, q_wr, ljob_b, read=False)
         d_q = Signal()
-        _banked(m, q_mem.read_port(), q_rd, d_q, read=True)
+        _banked(m, q_rd_port, q_rd, d_q, read=True)
+        if lat == 2:
+            def q_out(stage_ready):
+                m.d.comb += q_rd_port.oe.eq(stage_ready)
+                return q_rd.data
         q_load = Loader("q_load", cfg.q_depth, cfg.max_n, C, 1)
         m.submodules.requant = rqu = Requantizer(cfg.requant)
         m.d.comb += q_rd.addr.eq(d_tile)
-        drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, rqu.i, q_rd)
+        drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, rqu.i, q_rd, c_out=c_out,
+                                    q_out=q_out)
         wiring.connect(m, rqu.o, wiring.flipped(engine.c))
     c_out_last = engine.c.valid & engine.c.ready & engine.c.payload.last
 
@@ -620,7 +690,7 @@ def _elaborate_double(engine):
     with m.If(engine.cmd.valid & engine.cmd.ready):
         with m.If(bad):
             with m.If(empty):
-                m.d.sync += [done.eq(1), error.eq(1), cycles.eq(0)]
+                m.d.sync += [done.eq(1), error.eq(1), cycles_zero.eq(1)]
             with m.Else():
                 m.d.sync += rej.eq(1)
         with m.Else():
@@ -629,7 +699,7 @@ def _elaborate_double(engine):
                 weights.take(m, cmd)
                 m.d.sync += lb.eq(~lb)
     with m.If(rej & empty):
-        m.d.sync += [rej.eq(0), done.eq(1), error.eq(1), cycles.eq(0)]
+        m.d.sync += [rej.eq(0), done.eq(1), error.eq(1), cycles_zero.eq(1)]
 
     # ---- load
     with m.If(l_busy):
@@ -714,7 +784,7 @@ def _elaborate_double(engine):
                 m.d.sync += [d_n0.eq(d_n0 + C), d_tile.eq(d_tile + 1), c_last.eq(0)]
     with m.If(c_out_last):
         m.d.sync += [done.eq(1), error.eq(0), c_valid.eq(0), d_busy.eq(0), d_bank.eq(~d_bank),
-                     cycles.eq(Mux(d_bank, c_cyc[1], c_cyc[0]))]
+                     cycles.eq(Mux(d_bank, c_cyc[1], c_cyc[0])), cycles_zero.eq(0)]
         for i in range(2):
             with m.If(d_bank == i):
                 m.d.sync += [c_owned[i].eq(0), c_done[i].eq(0)]

@@ -2,7 +2,7 @@
 L = latency output tiles are interleaved so that each tile's D comes back as its C just in
 time."""
 
-from amaranth.hdl import Mux, Signal
+from amaranth.hdl import Cat, Mux, Signal
 from amaranth.lib import data
 
 from ..skew import DelayLanes
@@ -102,19 +102,39 @@ class TensorCoreSequencer(Sequencer):
                 with m.Else():
                     step(cur)
 
-        # The buffers answer one cycle later: the units take the fragments then. Lanes of A past
-        # K are zeroed (padding may hold any value); the first k-step adds to 0, every later one
-        # to the unit's own D of the same tile, which leaves the pipeline exactly now.
+        # The buffers answer buffer_read_latency cycles later: the units take the fragments
+        # then. Lanes of A past K are zeroed (padding may hold any value); the first k-step adds
+        # to 0, every later one to the unit's own D of the same tile, which leaves the pipeline
+        # exactly now (the read latency shifts every k-step alike, so they stay L apart).
         valid_d, first_d = Signal(), Signal()
         kmask_d = Signal(K)
-        m.d.sync += [valid_d.eq(issue), first_d.eq(ks == 0)]
-        m.d.sync += [kmask_d[j].eq(k0 + j < job.k) for j in range(K)]
+        # With a buffer read latency of 3 the block RAM's word (latency 2) is masked, then
+        # registered once more (``frag_reg``), so that neither the route from the block RAM nor
+        # the one to the units' multipliers shares a cycle with the mask.
+        frag_reg = self.buffer_read_latency - 2 if self.buffer_read_latency > 2 else 0
+        valid_i, first_i, kmask_i = issue, ks == 0, Cat(k0 + j < job.k for j in range(K))
+        for i in range(self.buffer_read_latency - 1):
+            v, f, k_ = (Signal(name=f"valid_r{i}"), Signal(name=f"first_r{i}"),
+                        Signal(K, name=f"kmask_r{i}"))
+            m.d.sync += [v.eq(valid_i), f.eq(first_i), k_.eq(kmask_i)]
+            valid_i, first_i, kmask_i = v, f, k_
+            if i == self.buffer_read_latency - frag_reg - 1:
+                kmask_mem = kmask_i  # aligned with the block RAM's word
+        m.d.sync += [valid_d.eq(valid_i), first_d.eq(first_i), kmask_d.eq(kmask_i)]
         a_frag, b_frag = bufs.a_rd.data, bufs.b_rd.data
+        if frag_reg:
+            a_masked = Signal(a_frag.shape(), name="a_frag_masked")
+            for r in range(R):
+                for j in range(K):
+                    m.d.comb += a_masked[r][j].eq(Mux(kmask_mem[j], a_frag[r][j], 0))
+            a_frag, b_frag = (_delayed(m, a_masked, frag_reg, "a_frag"),
+                              _delayed(m, b_frag, frag_reg, "b_frag"))
         for u, unit in enumerate(units):
             m.d.comb += unit.i.valid.eq(valid_d)
             for r in range(R):
                 for j in range(K):
-                    m.d.comb += unit.i.payload.a[r][j].eq(Mux(kmask_d[j], a_frag[r][j], 0))
+                    m.d.comb += unit.i.payload.a[r][j].eq(
+                        a_frag[r][j] if frag_reg else Mux(kmask_d[j], a_frag[r][j], 0))
             for j in range(K):
                 for c in range(n_u):
                     m.d.comb += unit.i.payload.b[j][c].eq(b_frag[j][u * n_u + c])
@@ -145,3 +165,12 @@ class TensorCoreSequencer(Sequencer):
             for r in range(R):
                 for c in range(n_u):
                     m.d.comb += bufs.c_wr.data[r][u * n_u + c].eq(unit.o.payload.d[r][c])
+
+
+def _delayed(m, value, stages, name):
+    """``value`` (a view) through ``stages`` reset-less registers."""
+    for i in range(stages):
+        reg = Signal(value.shape(), name=f"{name}_r{i}", reset_less=True)
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value

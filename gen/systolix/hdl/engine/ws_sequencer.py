@@ -5,7 +5,7 @@ accumulates (read-modify-write)."""
 from amaranth.hdl import Mux, Signal
 from amaranth.lib import data
 
-from ..arith import accumulate
+from ..arith import acc_shape, accumulate
 from ..skew import DelayLanes
 from ..ws_array import WeightStationaryArray
 from .sequencer import Loader, Sequencer, c_addr
@@ -17,6 +17,18 @@ class WeightStationarySequencer(Sequencer):
     """Slots of ``max(M, R + 1)`` cycles per weight tile (the shadow-weight rule); A is loaded
     k-tile by k-tile, each tile's M rows in order."""
 
+    @property
+    def c_read_latency(self):
+        """Cycles from the read-modify-write's C read address to its word: 2 (through the block
+        RAM's output register, :class:`~systolix.hdl.buffer.BufferMemory`) in a pipelined,
+        double-buffered engine of at least 2 rows, where a C row's next read-modify-write comes
+        at least R + 1 >= 3 cycles after this one, so the earlier read never meets this write;
+        1 otherwise. The read is issued that much before the write, so no cycle count
+        depends on it."""
+        cfg = self.config
+        return (2 if self.buffer_read_latency == 2 and cfg.rows >= 2
+                and cfg.buffering == "double" else 1)
+
     def loaders(self, job):
         cfg = self.config
         a_load = Loader("a_load", cfg.a_depth, cfg.max_k, cfg.rows, cfg.max_m)
@@ -27,6 +39,7 @@ class WeightStationarySequencer(Sequencer):
         cfg, seq = self.config, self
         start_job = job if start_job is None else start_job
         R, C, num = cfg.rows, cfg.cols, cfg.numerics
+        acc = cfg.compute.accumulate_latency
         m.submodules.array = array = WeightStationaryArray(cfg.array)
 
         # Slots per tile: the M beats, and at least R + 1 so that the next weights' R pushes fit
@@ -104,13 +117,15 @@ class WeightStationarySequencer(Sequencer):
             array.w_capture.eq(cap_d),
         ]
 
-        # Each beat's column sums reach the bottom R + C cycles after issue: read the C row one
-        # cycle before, add (wrap/saturate), write it back. The same row of the next k-tile comes
-        # >= R + 1 cycles later, long after this write.
+        # Each beat's column sums reach the bottom R + C cycles after issue: read the C row
+        # c_read_latency (+ accumulate_latency: the old row's register) cycles before, add
+        # (wrap/saturate), write it back (accumulate_latency: through the sum's register). The
+        # same row of the next k-tile comes >= R + 1 cycles later, after this write.
         tag = data.StructLayout({"valid": 1, "final": 1, "first": 1,
                                  "m": len(s), "ntile": len(cur_ntile)})
         m.submodules.tag_delay = tag_delay = DelayLanes(
-            tag, [self.buffer_read_latency + array.result_latency - 1], reset_less=False)
+            tag, [self.buffer_read_latency + array.result_latency - self.c_read_latency - acc],
+            reset_less=False)
         m.d.comb += [
             tag_delay.i[0].valid.eq(beat),
             tag_delay.i[0].final.eq(beat & cur_last & (s == job.m - 1)),
@@ -118,15 +133,29 @@ class WeightStationarySequencer(Sequencer):
             tag_delay.i[0].m.eq(s),
             tag_delay.i[0].ntile.eq(cur_ntile),
         ]
-        rd_tag = tag_delay.o[0]
-        wr_tag = Signal(tag)
-        m.d.sync += wr_tag.eq(rd_tag)
+        # The tag at the read (rd_tag), when the column sums arrive (sum_tag) and at the write.
+        taps = [tag_delay.o[0]]
+        for i in range(self.c_read_latency + 2 * acc):
+            reg = Signal(tag, name=f"wr_tag{i}")
+            m.d.sync += reg.eq(taps[-1])
+            taps.append(reg)
+        rd_tag, sum_tag, wr_tag = taps[0], taps[self.c_read_latency + acc], taps[-1]
         m.d.comb += seq.c_rd_addr.eq(c_addr(cfg, rd_tag.m, rd_tag.ntile))
         m.d.comb += [
             bufs.c_wr.addr.eq(c_addr(cfg, wr_tag.m, wr_tag.ntile)),
             bufs.c_wr.en.eq(wr_tag.valid),
             seq.final_write.eq(wr_tag.valid & wr_tag.final),
         ]
-        for c in range(C):
-            old = Mux(wr_tag.first, 0, bufs.c_rd.data[c])
-            m.d.comb += bufs.c_wr.data[c].eq(accumulate(old, array.psum[c], num))
+        if acc:
+            row = data.ArrayLayout(acc_shape(num), C)
+            old_r = Signal(row, name="c_old", reset_less=True)
+            sum_r = Signal(row, name="c_sum", reset_less=True)
+            m.d.sync += old_r.eq(bufs.c_rd.data)
+            for c in range(C):
+                m.d.sync += sum_r[c].eq(accumulate(Mux(sum_tag.first, 0, old_r[c]),
+                                                   array.psum[c], num))
+            m.d.comb += bufs.c_wr.data.eq(sum_r)
+        else:
+            for c in range(C):
+                old = Mux(sum_tag.first, 0, bufs.c_rd.data[c])
+                m.d.comb += bufs.c_wr.data[c].eq(accumulate(old, array.psum[c], num))
