@@ -44,6 +44,9 @@ def test_cnn_on_icarus():
                             progress=lambda msg: None)
     _check(summary)
     assert out.dtype == np.float32 and out.shape == (2, 10)
+    # onnxruntime runs every layer of the shipped CNN as a quantized kernel
+    assert [l["onnxruntime_kernel"] for l in summary["layers"]] == ["quantized"] * 3
+    assert summary["onnxruntime_float32"] == []
 
 
 ENGINES = {
@@ -105,9 +108,10 @@ def test_relu_that_is_not_redundant_through_rtl(tmp_path, seed, act):
     _, summary = run_onnx(path, x[:2], onnx_engine(rows=4, cols=4, max_m=49, max_n=8),
                           "icarus", WORK_DIR, progress=lambda msg: None)
     assert summary["matches_reference"], summary["problems"]
-    # onnxruntime runs this layer in float32: a rare one-step difference is explained as such
-    assert summary["matches_onnxruntime"] or "in float32" in summary["problems"][0]
+    # onnxruntime runs this layer in float32: a rare one-step difference names it
     (layer,) = summary["layers"]
+    assert layer["onnxruntime_kernel"] == "float32"
+    assert summary["matches_onnxruntime"] or "in float32" in summary["problems"][1]
     assert layer["rtl_cycles"] == layer["model_cycles"] > 0
 
 
