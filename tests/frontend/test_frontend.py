@@ -96,7 +96,7 @@ def test_random_model_with_float32_layers_names_them(tmp_path, seed, per_channel
     plan = load_plan(path)
     assert {s.node for s in plan.steps} >= set(floats)
     x = calibration_input(spec, 6, seed=seed + 7)
-    out, summary = run_onnx(path, x, simulator=None, progress=None)
+    out, summary = run_onnx(path, x, onnx_engine(max_k=4096), simulator=None, progress=None)
     assert summary["matches_reference"]
     assert {r["node"]: r["onnxruntime_kernel"] for r in summary["layers"]} == {
         l.node: "float32" if l.node in floats else "quantized" for l in plan.layers}
