@@ -215,6 +215,25 @@ def test_grouped_dilated_asymmetric_conv_equals_onnxruntime(tmp_path, seed, fmt)
     assert outs[0].shape == (3, 6, 5, 6)  # H: (9 + 3 - 3) // 2 + 1, W: 9 + 1 - 4
 
 
+def test_int8_qdq_models_run_in_uint8_where_the_host_ops_say_so(tmp_path, seed):
+    """onnxruntime on x86 rewrites a QDQ model's int8 activations as uint8 before fusing;
+    ``ops.QDQ_INT8_AS_UINT8`` (which the host Add and AveragePool follow) says whether it does
+    here: the fused QLinearConv's zero points are uint8 exactly then."""
+    import onnx
+    import onnxruntime as ort
+    from systolix.frontend import ops
+    path, _ = grouped_conv_model(seed, "qdq", tmp_path / "g.onnx")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    model = onnx.load(str(tmp_path / "opt.onnx"))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    (conv,) = [n for n in model.graph.node if n.op_type == "QLinearConv"]
+    assert inits[conv.input[2]].dtype == (np.uint8 if ops.QDQ_INT8_AS_UINT8 else np.int8)
+    assert inits[conv.input[7]].dtype == inits[conv.input[2]].dtype
+
+
 @pytest.mark.parametrize("fmt,act", [("qop", "int8"), ("qdq", "uint8")])
 def test_concat_reshape_transpose_add_equal_onnxruntime(tmp_path, seed, fmt, act):
     path, x = shape_ops_model(seed, fmt, act, tmp_path / "s.onnx")
