@@ -80,7 +80,7 @@ def test_cnn_every_held_out_image_on_verilator(fmt, engine):
 
 @pytest.mark.slow
 def test_random_model_through_rtl(tmp_path, seed):
-    spec = random_spec(seed)
+    spec = random_spec(seed, fully_quantized=True)  # onnxruntime runs every layer quantized
     print(spec)
     path = quantized_model(spec, tmp_path / "m.onnx")
     _, summary = run_onnx(path, calibration_input(spec, 3, seed=seed + 1),
