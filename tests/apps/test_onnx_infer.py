@@ -15,6 +15,7 @@ from systolix.apps.cnn import digits_images, model_path
 from systolix.apps.mlp import load_digits_split
 from systolix.apps.onnx_infer import onnx_engine, run_onnx
 from systolix.config import Dataflow
+from systolix.frontend.lower import load_plan
 from systolix.frontend.random_model import (calibration_input, grouped_conv_model,
                                             quantized_model, random_spec, relu_model)
 
@@ -83,9 +84,11 @@ def test_random_model_through_rtl(tmp_path, seed):
     spec = random_spec(seed, fully_quantized=True)  # onnxruntime runs every layer quantized
     print(spec)
     path = quantized_model(spec, tmp_path / "m.onnx")
+    # K must fit the buffers (the requantizer needs whole sums): room for the largest layer
+    max_k = max(layer.weights[0].shape[0] for layer in load_plan(path).layers)
     _, summary = run_onnx(path, calibration_input(spec, 3, seed=seed + 1),
-                          onnx_engine(rows=4, cols=4, max_m=16, max_n=8), "icarus", WORK_DIR,
-                          progress=lambda msg: None)
+                          onnx_engine(rows=4, cols=4, max_m=16, max_k=max(max_k, 16), max_n=8),
+                          "icarus", WORK_DIR, progress=lambda msg: None)
     _check(summary, len(summary["layers"]))
 
 
