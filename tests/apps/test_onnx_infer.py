@@ -15,6 +15,7 @@ from systolix.apps.cnn import digits_images, model_path
 from systolix.apps.mlp import load_digits_split
 from systolix.apps.onnx_infer import onnx_engine, run_onnx
 from systolix.config import Dataflow
+from systolix.frontend.lower import load_plan
 from systolix.frontend.random_model import (calibration_input, grouped_conv_model,
                                             quantized_model, random_spec, relu_model)
 
@@ -44,6 +45,9 @@ def test_cnn_on_icarus():
                             progress=lambda msg: None)
     _check(summary)
     assert out.dtype == np.float32 and out.shape == (2, 10)
+    # onnxruntime runs every layer of the shipped CNN as a quantized kernel
+    assert [l["onnxruntime_kernel"] for l in summary["layers"]] == ["quantized"] * 3
+    assert summary["onnxruntime_float32"] == []
 
 
 ENGINES = {
@@ -77,12 +81,14 @@ def test_cnn_every_held_out_image_on_verilator(fmt, engine):
 
 @pytest.mark.slow
 def test_random_model_through_rtl(tmp_path, seed):
-    spec = random_spec(seed)
+    spec = random_spec(seed, fully_quantized=True)  # onnxruntime runs every layer quantized
     print(spec)
     path = quantized_model(spec, tmp_path / "m.onnx")
+    # K must fit the buffers (the requantizer needs whole sums): room for the largest layer
+    max_k = max(layer.weights[0].shape[0] for layer in load_plan(path).layers)
     _, summary = run_onnx(path, calibration_input(spec, 3, seed=seed + 1),
-                          onnx_engine(rows=4, cols=4, max_m=16, max_n=8), "icarus", WORK_DIR,
-                          progress=lambda msg: None)
+                          onnx_engine(rows=4, cols=4, max_m=16, max_k=max(max_k, 16), max_n=8),
+                          "icarus", WORK_DIR, progress=lambda msg: None)
     _check(summary, len(summary["layers"]))
 
 
@@ -105,9 +111,10 @@ def test_relu_that_is_not_redundant_through_rtl(tmp_path, seed, act):
     _, summary = run_onnx(path, x[:2], onnx_engine(rows=4, cols=4, max_m=49, max_n=8),
                           "icarus", WORK_DIR, progress=lambda msg: None)
     assert summary["matches_reference"], summary["problems"]
-    # onnxruntime runs this layer in float32: a rare one-step difference is explained as such
-    assert summary["matches_onnxruntime"] or "in float32" in summary["problems"][0]
+    # onnxruntime runs this layer in float32: a rare one-step difference names it
     (layer,) = summary["layers"]
+    assert layer["onnxruntime_kernel"] == "float32"
+    assert summary["matches_onnxruntime"] or "in float32" in summary["problems"][1]
     assert layer["rtl_cycles"] == layer["model_cycles"] > 0
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from ..config import Dataflow, EngineConfig, RequantConfig, SystolicConfig, TensorCoreConfig
 from ..errors import SystolixError
 from ..frontend.lower import load_model, lower
-from ..frontend.ort import run_onnxruntime
+from ..frontend.ort import float_nodes, run_onnxruntime
 from ..frontend.plan import GemmLayer, execute, layer_operands, reference_gemm
 from ..model.cycles import engine_cycles, scalesim_cycles
 from ..model.quant import INT32_MAX, INT32_MIN, Float32RequantParams
@@ -29,7 +29,7 @@ from ..sim.job import SimJob
 from ..sim.verify import check
 
 __all__ = ["onnx_engine", "layer_engine", "EngineGemm", "ModelGemm", "engine_operands",
-           "run_onnx", "saturation_mask"]
+           "run_onnx", "saturation_mask", "float32_message"]
 
 
 def onnx_engine(arch="systolic", rows=8, cols=8, dataflow=Dataflow.WEIGHT_STATIONARY,
@@ -207,7 +207,9 @@ def run_onnx(model_path, x, config=None, simulator="icarus", work_dir="sim_out",
     -------
     (numpy.ndarray, dict)
         The model's first output (onnxruntime's dtype and shape) and the summary:
-        ``matches_onnxruntime``, ``matches_reference``, per-layer records, problems.
+        ``matches_onnxruntime``, ``matches_reference``, per-layer records (with
+        ``onnxruntime_kernel``: ``"quantized"`` or ``"float32"``, how onnxruntime runs the
+        layer), ``onnxruntime_float32`` (every step onnxruntime runs in float32), problems.
     """
     config = config or onnx_engine()
     model = load_model(model_path)
@@ -243,6 +245,14 @@ def run_onnx(model_path, x, config=None, simulator="icarus", work_dir="sim_out",
     if not summary["matches_reference"]:
         summary["problems"].append("the engine's output differs from the integer reference")
     if ort_check:
+        # Which steps onnxruntime runs as float32 (QDQ node units it did not fuse into a
+        # quantized kernel): systolix computes every step's quantized arithmetic, so those
+        # may differ from onnxruntime's output; they are reported, never excused.
+        floats = float_nodes(model)
+        float_steps = {s.node: floats[s.node] for s in plan.steps if s.node in floats}
+        for rec in gemm.layers:
+            rec["onnxruntime_kernel"] = "float32" if rec["node"] in float_steps else "quantized"
+        summary["onnxruntime_float32"] = [{"node": n, "op": op} for n, op in float_steps.items()]
         # The verdict comes from the model as it is: exposing intermediate tensors as graph
         # outputs stops onnxruntime fusing a QDQ model's node units into its quantized kernels
         # (they run in float32), so the intermediates serve only to explain a difference.
@@ -250,19 +260,37 @@ def run_onnx(model_path, x, config=None, simulator="icarus", work_dir="sim_out",
         summary["matches_onnxruntime"] = bool(
             out.dtype == want.dtype and out.shape == want.shape and np.array_equal(out, want))
         if not summary["matches_onnxruntime"]:
-            ort = run_onnxruntime(model, x, [s.y for s in plan.steps])
-            ort[plan.outputs[0]] = want
-            summary["problems"].extend(_explain(plan, ref_env, ort))
+            ort = {plan.outputs[0]: want}
+            if not float_steps:
+                ort = run_onnxruntime(model, x, [s.y for s in plan.steps])
+                ort[plan.outputs[0]] = want
+            summary["problems"].extend(_explain(plan, ref_env, ort, float_steps))
     return out, summary
 
 
-def _explain(plan, env, ort):
-    """Name the first step whose output differs from onnxruntime's, and whether it is
+def float32_message(node, op):
+    """The problem reported for a step onnxruntime computes in float32."""
+    return (f"onnxruntime runs '{node}' ({op}) in float32: it did not fuse this QDQ node unit "
+            f"into a quantized kernel; systolix computes the quantized arithmetic")
+
+
+def _explain(plan, env, ort, float_steps=None):
+    """Explain a difference from onnxruntime: name the steps onnxruntime computes in float32
+    (``float_steps``, ``{node: op}`` from :func:`systolix.frontend.ort.float_nodes`) as its
+    cause; without such steps, name the first step whose output differs and whether it is
     onnxruntime's own int16 saturation.
 
     ``ort`` holds onnxruntime's tensors by name. Intermediate tensors come from a session that
     exposes them as outputs; in a QDQ model that session runs the layers in float32, so an
     intermediate named here can differ from what the fused kernels computed."""
+    if float_steps:
+        out = plan.outputs[0]
+        theirs = ort.get(out)
+        wrong = None if theirs is None or theirs.shape != env[out].shape else \
+            int(np.sum(env[out] != theirs))
+        head = [] if wrong is None else [f"{wrong} values of '{out}' differ from onnxruntime"]
+        return head + [float32_message(s.node, float_steps[s.node]) for s in plan.steps
+                       if s.node in float_steps]
     for step in plan.steps:
         mine, theirs = env[step.y], ort.get(step.y)
         if theirs is None or np.array_equal(mine, theirs):
@@ -271,14 +299,7 @@ def _explain(plan, env, ort):
         msg = f"'{step.node}' ({step.op}): {wrong} values differ from onnxruntime"
         if isinstance(step, GemmLayer) and np.array_equal(env[step.x], ort.get(step.x)):
             mask = saturation_mask(step, env[step.x])
-            steps = np.abs(mine.astype(np.int64) - theirs.astype(np.int64))
-            if step.relu_clamps and steps.max() == 1:
-                msg += (": onnxruntime computes this layer in float32 (its Relu is not "
-                        "redundant: the output zero point is above the type's minimum, so no "
-                        "quantized kernel takes the layer), and its float rounding differs "
-                        "by one step; the systolix result is the quantized arithmetic of "
-                        "onnxruntime's fused kernels")
-            elif mask[mine != theirs].all():
+            if mask[mine != theirs].all():
                 msg += (": onnxruntime's own int16 saturation (its u8s8 kernel sums pairs of "
                         "products in int16; every differing output has a pair beyond int16: "
                         "weights not quantized with reduce_range); the systolix result is the "

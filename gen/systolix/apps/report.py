@@ -54,11 +54,15 @@ def print_onnx(s, indent=""):
         cycles = f"{rtl} RTL / {r['model_cycles']} model" if rtl is not None else \
             f"{r['model_cycles']} model"
         util = "n/a" if r["utilization"] is None else f"{r['utilization']:.1%}"
+        ort = ", onnxruntime float32" if r.get("onnxruntime_kernel") == "float32" else ""
         print(f"{indent}  {r['node']:<16} {r['op']:<12} GEMM {groups}{m}x{k}x{n}: "
-              f"{r['jobs']} job(s), {cycles} compute cycles, utilization {util}")
+              f"{r['jobs']} job(s), {cycles} compute cycles, utilization {util}{ort}")
     print(f"{indent}  output '{s['output']}' {s['output_dtype']} "
           f"{'x'.join(map(str, s['output_shape']))}: integer reference "
           f"{'equal' if s['matches_reference'] else 'DIFFERENT'}, onnxruntime "
           f"{'equal' if s.get('matches_onnxruntime') else 'DIFFERENT'}")
+    if s.get("onnxruntime_float32"):
+        print(f"{indent}  onnxruntime runs in float32 (unfused QDQ node units): "
+              + ", ".join(f"{f['node']} ({f['op']})" for f in s["onnxruntime_float32"]))
     for p in s["problems"]:
         print(f"{indent}  problem: {p}")

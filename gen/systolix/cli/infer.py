@@ -154,5 +154,5 @@ def _infer_onnx(args, log):
         if ok:
             print(f"  wrote         : {args.output}")
     if not ok:
-        raise SystolixError(f"{args.model}: {summary['problems'][0]}; nothing written")
+        raise SystolixError(f"{args.model}: {'; '.join(summary['problems'])}; nothing written")
     return 0

@@ -416,9 +416,19 @@ class _Lowering:
             aq, bq = self.qinfo[a], self.qinfo[b]
             q, _ = self.quantized_output(node)
             y, yq = q.output[0], self.q_of(q)
-        self.host(node, "Add", [a, b], y,
-                  lambda u, v: ops.add(u, aq.scale, aq.zero_point, v, bq.scale, bq.zero_point,
-                                       yq.scale, yq.zero_point, yq.dtype), yq)
+        fn = lambda u, v: ops.add(u, aq.scale, aq.zero_point, v, bq.scale, bq.zero_point,
+                                  yq.scale, yq.zero_point, yq.dtype)
+        if node.op_type == "Add" and self.int8_as_uint8(aq, bq, yq):
+            fn = ops.in_uint8(lambda u, v, zero_points, dtype: ops.add(
+                u, aq.scale, zero_points[0], v, bq.scale, zero_points[1], yq.scale,
+                zero_points[2], dtype), aq.zero_point, bq.zero_point, yq.zero_point)
+        self.host(node, "Add", [a, b], y, fn, yq)
+
+    @staticmethod
+    def int8_as_uint8(*qparams):
+        """Whether onnxruntime computes a fused QDQ node unit with these int8 activations in
+        uint8 (:data:`systolix.frontend.ops.QDQ_INT8_AS_UINT8`)."""
+        return ops.QDQ_INT8_AS_UINT8 and all(q.dtype == "int8" for q in qparams)
 
     def avg_pool(self, node, inp):
         a = self.attrs(node)
@@ -446,6 +456,10 @@ class _Lowering:
             cip = bool(a.get("count_include_pad", 0))
             fn = lambda v: ops.average_pool(v, k, s, p, cip, xq.scale, xq.zero_point,
                                             yq.scale, yq.zero_point, yq.dtype)
+            if not op.startswith("QLinear") and self.int8_as_uint8(xq, yq):
+                fn = ops.in_uint8(lambda v, zero_points, dtype: ops.average_pool(
+                    v, k, s, p, cip, xq.scale, zero_points[0], yq.scale, zero_points[1],
+                    dtype), xq.zero_point, yq.zero_point)
         self.host(node, "AveragePool", [x], y, fn, yq)
 
     def concat(self, node, inp):

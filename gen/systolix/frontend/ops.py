@@ -7,16 +7,41 @@ integer tensors; ``tests/frontend`` compares them with onnxruntime itself.
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 
 from ..model.quant import float32_scale, requantize_float32
 
 __all__ = ["QTYPES", "qrange", "quantize_linear", "dequantize_linear", "output_scale",
            "requantize_f32", "im2col", "conv_output_size", "max_pool", "average_pool",
-           "requantize_tensor", "add", "global_average_pool"]
+           "requantize_tensor", "add", "global_average_pool", "QDQ_INT8_AS_UINT8",
+           "in_uint8"]
 
 #: The 8-bit tensor types of a quantized model, by numpy dtype name.
 QTYPES = {"int8": (-128, 127), "uint8": (0, 255)}
+
+
+#: onnxruntime on x86 CPUs rewrites a QDQ model's int8 activations as uint8 (its
+#: ``QDQS8ToU8Transformer``: every int8 QuantizeLinear / DequantizeLinear pair gets the value
+#: and zero point plus 128) before fusing node units into quantized kernels; on Arm it keeps
+#: int8. The GEMM kernels and QuantizeLinear add the zero point after rounding, so the shift
+#: changes nothing there; QLinearAdd and QLinearAveragePool add it in float32 before rounding,
+#: so their results depend on it (:func:`in_uint8`).
+QDQ_INT8_AS_UINT8 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+def in_uint8(fn, *zero_points):
+    """``fn`` (a host kernel on int8 tensors) computed as onnxruntime runs it after rewriting
+    int8 as uint8: the returned function shifts the int8 inputs by +128, calls
+    ``fn(*inputs, zero_points=shifted, dtype="uint8")`` and shifts the uint8 result back."""
+    shifted = [int(z) + 128 for z in zero_points]
+
+    def run(*vs):
+        u = [(np.asarray(v, np.int16) + 128).astype(np.uint8) for v in vs]
+        return (fn(*u, zero_points=shifted, dtype="uint8").astype(np.int16) - 128).astype(
+            np.int8)
+    return run
 
 
 def qrange(dtype):

@@ -64,14 +64,6 @@ class GemmLayer:
     relu: bool = False
 
     @property
-    def relu_clamps(self):
-        """A folded Relu that is not redundant: it raises the clamp above the output type's
-        minimum (the output zero point is not it). onnxruntime fuses such a QDQ layer into
-        none of its quantized kernels: it runs it in float32 on the dequantized operands, whose
-        rounding may differ from the quantized arithmetic in rare outputs by one step."""
-        return self.relu and self.clamp[0] > self.y_q.range[0]
-
-    @property
     def out_channels(self):
         return sum(w.shape[1] for w in self.weights)
 

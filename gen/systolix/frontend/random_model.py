@@ -7,6 +7,7 @@ output too.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,23 @@ class RandomModelSpec:
     per_channel: bool
     activations: str      # "int8" or "uint8"
 
+    @property
+    def onnxruntime_float32(self):
+        """The nodes onnxruntime leaves in float32 (QDQ node units it does not fuse into
+        quantized kernels): with int8 activations in QDQ, the node units around a tensor that
+        two nodes consume, i.e. the residual block's last convolution, its second convolution
+        and the Add. Empty for every other spec: onnxruntime runs the model fully quantized."""
+        if self.fmt == "qdq" and self.activations == "int8" and self.residual:
+            return {f"conv{len(self.convs) - 1}", "conv_res", "add"}
+        return set()
 
-def random_spec(seed, fmt=None, activations=None, per_channel=None):
+
+def random_spec(seed, fmt=None, activations=None, per_channel=None, residual=None,
+                fully_quantized=False):
+    """A random spec from ``seed``; ``fmt``, ``activations``, ``per_channel`` and ``residual``
+    fix those choices. ``fully_quantized``: no residual block where onnxruntime would leave
+    node units in float32 (:attr:`RandomModelSpec.onnxruntime_float32`), so its output is the
+    quantized arithmetic."""
     rng = np.random.default_rng(seed)
     convs = []
     size = int(rng.integers(6, 11))
@@ -46,12 +62,17 @@ def random_spec(seed, fmt=None, activations=None, per_channel=None):
         convs.append((int(rng.integers(2, 13)), k, stride, pad, bool(rng.integers(0, 2))))
         s = (s + 2 * pad - k) // stride + 1
     pool = str(rng.choice(["max", "avg", "none"])) if s >= 2 else "none"
-    return RandomModelSpec(
-        seed, int(rng.integers(1, 4)), size, tuple(convs), pool, bool(rng.integers(0, 2)),
+    channels, drawn_residual = int(rng.integers(1, 4)), bool(rng.integers(0, 2))
+    spec = RandomModelSpec(
+        seed, channels, size, tuple(convs), pool,
+        drawn_residual if residual is None else residual,
         int(rng.integers(2, 20)), bool(rng.integers(0, 2)),
         fmt or str(rng.choice(["qop", "qdq"])),
         bool(rng.integers(0, 2)) if per_channel is None else per_channel,
         activations or str(rng.choice(["int8", "uint8"])))
+    if fully_quantized and spec.onnxruntime_float32:
+        spec = dataclasses.replace(spec, residual=False)
+    return spec
 
 
 def float_model(spec):
