@@ -132,23 +132,7 @@ class OutputStationaryArray(wiring.Component):
 
         # --- the mesh: operands and flags move right, b moves down, results drain down
         stages = self._config.pipeline_stages
-        # Neighbouring PEs of a row share one primitive when the platform offers pairs of
-        # registered multipliers; the PEs of an odd last column ask for their own.
-        pair = (dsp.multiplier_pair(platform, op, input_register=dsp.pe_input_register(stages))
-                if stages else None)
-        # which PEs get a DSP multiplier and which one built from LUTs (config.mult)
-        plan = multiplier_plan(self._config, dsp.dsp_blocks(platform), pairs=pair is not None)
-        shared = [[pair is not None and c < C - C % 2 and plan[r][c] == "dsp" for c in range(C)]
-                  for r in range(R)]
-        # column c's (shared, multiplier) per row, top first
-        col_units = [(tuple(shared[r][c] for r in range(R)), tuple(plan[r][c] for r in range(R)))
-                     for c in range(C)]
-        # Columns come in groups of about sqrt(C): emitted, the array is then sqrt(C) group
-        # instances of sqrt(C) column instances each, which keeps the wiring that Amaranth
-        # elaborates (bit by bit) near R * 2 sqrt(C) nets instead of R * C.
-        groups = [_Group(self._config, col_units[c:c + size]) for c, size in _group_sizes(C)]
-        # A shared primitive is wired to PEs inside the columns: those stay plain submodules.
-        units = None if any(map(any, shared)) else platform
+        pair, groups, units = _column_groups(platform, self._config, op, stages, _Group)
         for g, group in enumerate(groups):
             add_unit(m, f"group_{g}", group, ("group", self._config, group.units), units)
             if g == 0:
@@ -164,15 +148,7 @@ class OutputStationaryArray(wiring.Component):
         for c in range(C):
             m.d.comb += groups[c // width].b[c % width].eq(b_skew.o[c])
 
-        if pair is not None:
-            cols = [col for group in groups for col in group.columns]
-            for r in range(R):
-                for c in range(0, C - 1, 2):
-                    low, high = cols[c].pes[r], cols[c + 1].pes[r]
-                    if not low.shared_multiplier:
-                        continue
-                    m.submodules[f"mac_{r}_{c}"] = pair((low.mul_a, low.mul_b, low.mul_p),
-                                                        (high.mul_a, high.mul_b, high.mul_p))
+        _wire_pairs(m, pair, groups, R, C)
 
         # --- output: column c leaves the bottom row c cycles late; re-align the columns
         m.submodules.deskew = deskew = DelayLanes(acc_shape(num), deskew_delays(C))
@@ -257,6 +233,45 @@ def _group_sizes(cols):
     """``[(first column, columns), ...]``: the array's columns in groups of ceil(sqrt(C))."""
     size = max(1, round(cols ** 0.5))
     return [(c, min(size, cols - c)) for c in range(0, cols, size)]
+
+def _column_groups(platform, config, op, stages, group):
+    """An array's columns, planned and grouped; returns ``(pair, groups, units)``.
+
+    ``pair`` is the platform's shared multiplier pair (or ``None``), ``groups`` the column
+    groups built by ``group(config, units)`` and ``units`` the platform to emit them as one
+    module per distinct unit (``None``: plain submodules)."""
+    R, C = config.rows, config.cols
+    # Neighbouring PEs of a row share one primitive when the platform offers pairs of
+    # registered multipliers; the PEs of an odd last column ask for their own.
+    pair = (dsp.multiplier_pair(platform, op, input_register=dsp.pe_input_register(stages))
+            if stages else None)
+    # which PEs get a DSP multiplier and which one built from LUTs (config.mult)
+    plan = multiplier_plan(config, dsp.dsp_blocks(platform), pairs=pair is not None)
+    shared = [[pair is not None and c < C - C % 2 and plan[r][c] == "dsp" for c in range(C)]
+              for r in range(R)]
+    # column c's (shared, multiplier) per row, top first
+    col_units = [(tuple(shared[r][c] for r in range(R)), tuple(plan[r][c] for r in range(R)))
+                 for c in range(C)]
+    # Columns come in groups of about sqrt(C): emitted, the array is then sqrt(C) group
+    # instances of sqrt(C) column instances each, which keeps the wiring that Amaranth
+    # elaborates (bit by bit) near R * 2 sqrt(C) nets instead of R * C.
+    groups = [group(config, col_units[c:c + size]) for c, size in _group_sizes(C)]
+    # A shared primitive is wired to PEs inside the columns: those stay plain submodules.
+    units = None if any(map(any, shared)) else platform
+    return pair, groups, units
+
+
+def _wire_pairs(m, pair, groups, rows, cols):
+    """Wire each shared multiplier pair to the two PEs of a row that share it."""
+    if pair is None:
+        return
+    columns = [col for group in groups for col in group.columns]
+    for r in range(rows):
+        for c in range(0, cols - 1, 2):
+            low, high = columns[c].pes[r], columns[c + 1].pes[r]
+            if low.shared_multiplier:
+                m.submodules[f"mac_{r}_{c}"] = pair((low.mul_a, low.mul_b, low.mul_p),
+                                                    (high.mul_a, high.mul_b, high.mul_p))
 
 
 class _Group(wiring.Component):

@@ -5,11 +5,11 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import Dataflow, Numerics, SystolicConfig, multiplier_plan
+from ..config import Dataflow, Numerics, SystolicConfig
 from .arith import chunk_sum_shape, operand_shape
 from .skew import DelayLanes, deskew_delays, skew_delays
 from . import dsp
-from .os_array import _group_sizes
+from .os_array import _column_groups, _wire_pairs
 from .units import add_unit
 
 __all__ = ["WeightStationaryPE", "WeightStationaryArray"]
@@ -294,21 +294,7 @@ class WeightStationaryArray(wiring.Component):
             m.d.comb += capture_skew.i[c].eq(self.w_capture)
 
         stages = self.pipeline_stages
-        # Neighbouring PEs of a row share one primitive when the platform offers pairs of
-        # registered multipliers; the PEs of an odd last column ask for their own.
-        pair = (dsp.multiplier_pair(platform, op, input_register=dsp.pe_input_register(stages))
-                if stages else None)
-        # which PEs get a DSP multiplier and which one built from LUTs (config.mult)
-        plan = multiplier_plan(self._config, dsp.dsp_blocks(platform), pairs=pair is not None)
-        shared = [[pair is not None and c < C - C % 2 and plan[r][c] == "dsp" for c in range(C)]
-                  for r in range(R)]
-        # column c's (shared, multiplier) per row, top first
-        col_units = [(tuple(shared[r][c] for r in range(R)), tuple(plan[r][c] for r in range(R)))
-                     for c in range(C)]
-        # Columns come in groups of about sqrt(C) (see OutputStationaryArray)
-        groups = [_Group(self._config, col_units[c:c + size]) for c, size in _group_sizes(C)]
-        # A shared primitive is wired to PEs inside the columns: those stay plain submodules.
-        units = None if any(map(any, shared)) else platform
+        pair, groups, units = _column_groups(platform, self._config, op, stages, _Group)
         for g, group in enumerate(groups):
             add_unit(m, f"group_{g}", group, ("group", self._config, group.units), units)
             if g == 0:
@@ -321,15 +307,7 @@ class WeightStationaryArray(wiring.Component):
             group, j = groups[c // width], c % width
             m.d.comb += [group.capture[j].eq(capture_skew.o[c]), group.w[j].eq(w_skew.o[c])]
 
-        if pair is not None:
-            cols = [col for group in groups for col in group.columns]
-            for r in range(R):
-                for c in range(0, C - 1, 2):
-                    low, high = cols[c].pes[r], cols[c + 1].pes[r]
-                    if not low.shared_multiplier:
-                        continue
-                    m.submodules[f"mac_{r}_{c}"] = pair((low.mul_a, low.mul_b, low.mul_p),
-                                                        (high.mul_a, high.mul_b, high.mul_p))
+        _wire_pairs(m, pair, groups, R, C)
 
         # Column c's sums leave the bottom c cycles after column 0's: re-align them.
         m.submodules.deskew = deskew = DelayLanes(self.psum_shape, deskew_delays(C))
