@@ -58,6 +58,11 @@ SLOW_VERILATOR_REPEATS = {
     "tests/hdl/test_requant_rtl.py::test_requantizer_on_the_reference_edge_cases[uint8-verilator]",
     "tests/hdl/test_os_array_rtl.py::test_accumulator_overflow[saturate-verilator]",
     "tests/hdl/test_os_array_rtl.py::test_numerics_extremes[int4_acc8_wrap-verilator]",
+    "tests/hdl/test_engine_rtl.py::test_random_stalls_on_every_stream[ws-verilator]",
+    "tests/hdl/test_engine_rtl.py::test_awkward_shapes_back_to_back_with_rejects[os-verilator]",
+    "tests/hdl/test_os_array_rtl.py::test_back_to_back_no_idle_cycles[verilator]",
+    "tests/hdl/test_requant_rtl.py::test_requantizer_on_the_reference_edge_cases[int8-verilator]",
+    "tests/hdl/test_tc_engine_rtl.py::test_awkward_shapes_two_units[verilator]",
 }
 
 
