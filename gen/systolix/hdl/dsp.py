@@ -45,7 +45,7 @@ from .lutmult import LUTMultiplier
 
 __all__ = ["multiplier", "multiplier_pair", "lut_multiplier", "dsp_blocks", "DSPMapping",
            "ECP5DSP", "ICE40DSP", "dsp_mapping", "with_dsp", "pe_input_register",
-           "multiplier_latency"]
+           "multiplier_latency", "check_multiplier_choice"]
 
 
 def pe_input_register(pipeline_stages):
@@ -54,6 +54,21 @@ def pe_input_register(pipeline_stages):
     two stages on, the first stage is the multiplier's operand register, the next its product
     register."""
     return pipeline_stages >= 2
+
+
+def check_multiplier_choice(multiplier, shared_multiplier, pipeline_stages):
+    """Validate a PE's multiplier arguments (both dataflows): ``multiplier`` ``"dsp"`` or
+    ``"lut"``, ``shared_multiplier`` a bool that needs a registered DSP product."""
+    if not isinstance(shared_multiplier, bool):
+        raise TypeError(f"shared_multiplier must be a bool, not {shared_multiplier!r}")
+    if shared_multiplier and not pipeline_stages:
+        raise ValueError("shared_multiplier needs pipeline_stages >= 1 (the shared "
+                         "multiplier registers its product)")
+    if multiplier not in ("dsp", "lut"):
+        raise ValueError(f"multiplier must be 'dsp' or 'lut', not {multiplier!r}")
+    if shared_multiplier and multiplier == "lut":
+        raise ValueError("shared_multiplier takes the product of a DSP primitive: it cannot "
+                         "be used with multiplier='lut'")
 
 
 def multiplier_latency(pipeline_stages):

@@ -75,16 +75,7 @@ class OutputStationaryPE(wiring.Component):
             raise ValueError(f"hold_cycles must be a non-negative integer, not {hold_cycles!r}")
         if pipeline_stages not in (0, 1, 2, 3) or isinstance(pipeline_stages, bool):
             raise ValueError(f"pipeline_stages must be 0, 1, 2 or 3, not {pipeline_stages!r}")
-        if not isinstance(shared_multiplier, bool):
-            raise TypeError(f"shared_multiplier must be a bool, not {shared_multiplier!r}")
-        if shared_multiplier and not pipeline_stages:
-            raise ValueError("shared_multiplier needs pipeline_stages >= 1 (the shared "
-                             "multiplier registers its product)")
-        if multiplier not in ("dsp", "lut"):
-            raise ValueError(f"multiplier must be 'dsp' or 'lut', not {multiplier!r}")
-        if shared_multiplier and multiplier == "lut":
-            raise ValueError("shared_multiplier takes the product of a DSP primitive: it cannot "
-                             "be used with multiplier='lut'")
+        dsp.check_multiplier_choice(multiplier, shared_multiplier, pipeline_stages)
         self._multiplier = multiplier
         self._numerics = numerics
         self._hold_cycles = hold_cycles
