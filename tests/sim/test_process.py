@@ -139,3 +139,40 @@ def test_a_failing_job_is_kept_for_replay_and_a_passing_one_removed():
     before = set(jobs.iterdir())
     passed = runner.run(StreamJob(config, [0] * 4, failed.outputs, seed=1), "icarus", WORK_DIR)
     assert passed.passed and passed.job_dir is None and set(jobs.iterdir()) <= before
+
+
+def _descendants(pid):
+    """``{pid: comm}`` of every live process below ``pid``."""
+    found, todo = {}, [pid]
+    while todo:
+        for child, comm in _children(todo.pop()).items():
+            found[child] = comm
+            todo.append(child)
+    return found
+
+
+@pytest.mark.toolchain
+def test_sigterm_stops_a_board_builds_tools(tmp_path):
+    """``systolix build`` runs yosys and nextpnr from a shell script: grandchildren, which the
+    kernel's parent-death signal does not reach. SIGTERM must still take them all along, and
+    leave no bitstream and no half-built directory."""
+    out = tmp_path / "bits"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "systolix", "build", "engine", "--rows", "2", "--cols", "2",
+         "--max-m", "4", "--max-k", "4", "--max-n", "4", "--board", "icebreaker",
+         "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while len(tools := _descendants(proc.pid)) < 2:  # the script's shell and a tool under it
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the build script never started a tool"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    left = {pid: comm for pid, comm in tools.items() if not _gone(pid)}
+    assert not left, f"still running after SIGTERM: {left}"
+    assert not out.exists() or list(out.iterdir()) == []

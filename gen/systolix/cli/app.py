@@ -10,6 +10,7 @@ import sys
 
 from .. import __version__
 from ..errors import SystolixError
+from ..process import stop_on_signals
 from . import estimate
 
 __all__ = ["main"]
@@ -42,7 +43,11 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser([estimate] if argv[:1] == ["estimate"] else _commands()).parse_args(argv)
     try:
-        return args.handler(args)
+        # SIGTERM/SIGHUP unwind like an exception: every tool started through
+        # systolix.process.run_command dies with its whole process group (a build script's
+        # yosys and nextpnr included), and partial outputs are removed
+        with stop_on_signals():
+            return args.handler(args)
     except SystolixError as e:
         print(f"systolix: error: {e}", file=sys.stderr)
         return 1

@@ -220,6 +220,9 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
         top = _BoardTop(kind.build(config), board)
         part_path = f"{name}.harness.{DUT_NAME}"
 
+    # builds of one design at two clocks must not overwrite each other
+    mhz = clk_hz / 1e6 if link and clock is not None else (None if link else options.freq)
+    stem = f"{config.name}_{board.name}" + (f"_{mhz:g}mhz" if mhz is not None else "")
     env = dict(os.environ)
     for amaranth_name, command in board.tools:
         env[amaranth_name.upper().replace("-", "_")] = tool_path(command)
@@ -244,7 +247,7 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
             returncode = run_command(["sh", f"{plan.script}.sh"], cwd=work, env=env, stdout=log,
                                      stderr=subprocess.STDOUT)
         if returncode != 0:
-            failed = out / f"{config.name}_{board.name}.failed"
+            failed = out / f"{stem}.failed"
             shutil.rmtree(failed, ignore_errors=True)
             os.replace(work, failed)
             logs_text = "".join(f.read_text(errors="replace") for f in failed.glob("*.tim"))
@@ -265,15 +268,15 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
             raise SystolixError(f"board build produced no {bit.name}; see {work / 'build.log'}")
         report = parse_nextpnr_report((work / "report.json").read_text())
         if link and report.fmax_mhz is not None and report.fmax_mhz * 1e6 < clk_hz:
-            failed = out / f"{config.name}_{board.name}.failed"  # (nextpnr let it pass)
+            failed = out / f"{stem}.failed"  # (nextpnr let it pass)
             shutil.rmtree(failed, ignore_errors=True)
             os.replace(work, failed)
             raise SystolixError(f"misses timing on {board.name}: Fmax {report.fmax_mhz:.1f} MHz, "
                                 f"the clock is {clk_hz / 1e6:g} MHz; see {failed}")
         total, part = parse_yosys_stat((work / "stat.json").read_text(), submodule=part_path)
-        final = out / f"{config.name}_{board.name}.{board.bitstream}"
+        final = out / f"{stem}.{board.bitstream}"
         os.replace(bit, final)
-        logs = out / f"{config.name}_{board.name}.reports"
+        logs = out / f"{stem}.reports"
         shutil.rmtree(logs, ignore_errors=True)
         for big in (f"{name}.json", f"{name}.asc", f"{name}.config"):  # netlist, text configs
             (work / big).unlink(missing_ok=True)
