@@ -140,3 +140,72 @@ def ecp5_carry_models():
     luts = [re.search(rf"^module {name}\(.*?^endmodule", common, re.S | re.M).group(0)
             for name in ("LUT4", "LUT2")]
     return "\n".join(luts + [(share / "ccu2c_sim.vh").read_text()])
+
+
+def icarus_result(tmp_path, files, *, defines=(), timeout=300):
+    """Write ``files`` (``{name: Verilog text or a Path to read}``) to ``tmp_path``, build
+    them with Icarus (top module ``tb``) and run them; returns the ``key=value`` pairs of the
+    ``RESULT ...`` line the testbench prints, as ints."""
+    import subprocess
+    names = []
+    for name, text in files.items():
+        (tmp_path / name).write_text(text.read_text() if isinstance(text, Path) else text)
+        names.append(name)
+    build = subprocess.run(["iverilog", "-g2012", *(f"-D{d}" for d in defines), "-s", "tb",
+                            "-o", "sim.vvp", *names], cwd=tmp_path, capture_output=True,
+                           text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=timeout)
+    line = [x for x in run.stdout.splitlines() if x.startswith("RESULT")]
+    assert line, run.stdout + run.stderr
+    return {k: int(v) for k, v in (kv.split("=") for kv in line[0].split()[1:])}
+
+
+def verilog_signed(name, shape):
+    """Verilog of signal ``name`` as a signed value of ``shape``'s meaning."""
+    top = f"{name}[{shape.width - 1}]" if shape.signed else "1'b0"
+    return f"$signed({{{top}, {name}}})"
+
+
+def check_every_product(tmp_path, mults, cells=""):
+    """Emit the combinational multipliers ``mults`` (components with ports ``a``, ``b``, ``p``)
+    side by side in one module and check, in Icarus, every operand pair of each against the
+    product; ``cells`` is the Verilog of the primitives they instantiate. Returns the emitted
+    Verilog."""
+    from amaranth.back import verilog
+    from amaranth.hdl import Elaboratable, Module
+
+    class All(Elaboratable):
+        def elaborate(self, platform):
+            m = Module()
+            for i, mult in enumerate(mults):
+                m.submodules[f"m{i}"] = mult
+            return m
+
+    ports = {f"{name}{i}": (getattr(mult, name), None) for i, mult in enumerate(mults)
+             for name in "abp"}
+    dut = verilog.convert(All(), name="all", ports=ports, emit_src=False)
+    shapes = [(mult.a.shape(), mult.b.shape()) for mult in mults]
+    checks = "".join(f"""
+    for (i = 0; i < {2 ** sa.width}; i = i + 1) for (j = 0; j < {2 ** sb.width}; j = j + 1)
+      begin a{i} = i; b{i} = j; #1;
+        want = {verilog_signed(f'a{i}', sa)} * {verilog_signed(f'b{i}', sb)};
+        n = n + 1; if (p{i} !== want[{len(mults[i].p) - 1}:0]) e = e + 1; end"""
+                     for i, (sa, sb) in enumerate(shapes))
+    decls = "\n".join(
+        f"  reg [{sa.width - 1}:0] a{i}; reg [{sb.width - 1}:0] b{i}; "
+        f"wire [{len(mults[i].p) - 1}:0] p{i};" for i, (sa, sb) in enumerate(shapes))
+    conns = ", ".join(f".{n}{i}({n}{i})" for i in range(len(mults)) for n in "abp")
+    tb = f"""module tb;
+{decls}
+  all u({conns});
+  integer i, j, e = 0, n = 0; reg signed [63:0] want;
+  initial begin {checks}
+    $display("RESULT errors=%0d checked=%0d", e, n); $finish; end
+endmodule
+"""
+    got = icarus_result(tmp_path, {"tb.v": tb, "dut.v": dut, "cells.v": cells}, timeout=120)
+    assert got["checked"] == sum(2 ** (sa.width + sb.width) for sa, sb in shapes)
+    assert got["errors"] == 0, got
+    return dut

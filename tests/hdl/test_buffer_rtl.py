@@ -10,7 +10,6 @@ bits, data slices, enables, register stages), not Lattice's silicon.
 """
 
 import shutil
-import subprocess
 
 import pytest
 from amaranth.back import verilog
@@ -19,6 +18,8 @@ from amaranth.lib import data
 
 from systolix.hdl.buffer import BufferMemory
 from systolix.synth.flow import SynthPlatform
+
+from helpers import icarus_result
 
 pytestmark = [pytest.mark.rtl,
               pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")]
@@ -134,20 +135,11 @@ def test_dp16kd_buffer_equals_generic_rtl(shape, depth, blocks, tmp_path, seed):
     assert gate.count("  DP16KD ") == blocks
     assert gate.count('.REGMODE_B("OUTREG")') == blocks
     width = Shape.cast(shape).width
-    for name, text in (("gold.v", gold), ("gate.v", gate), ("dp16kd.v", _dp16kd_model()),
-                       ("tb.v", _testbench(max(1, (depth - 1).bit_length()), width, depth,
-                                           3000, seed % 2**31))):
-        (tmp_path / name).write_text(text)
-    build = subprocess.run(["iverilog", "-g2012", "-s", "tb", "-o", "sim.vvp", "tb.v", "gold.v",
-                            "gate.v", "dp16kd.v"], cwd=tmp_path, capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
-    run = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)
-    line = [x for x in run.stdout.splitlines() if x.startswith("RESULT")]
-    assert line, run.stdout + run.stderr
-    errors, reads = (int(x.split("=")[1]) for x in line[0].split()[1:])
-    assert reads > 500, line  # the reads really returned written words
-    assert errors == 0, f"{line[0]} (seed {seed})"
+    bench = _testbench(max(1, (depth - 1).bit_length()), width, depth, 3000, seed % 2**31)
+    got = icarus_result(tmp_path, {"tb.v": bench, "gold.v": gold, "gate.v": gate,
+                                   "dp16kd.v": _dp16kd_model()})
+    assert got["reads"] > 500, got  # the reads really returned written words
+    assert got["errors"] == 0, f"{got} (seed {seed})"
 
 
 def test_deeper_than_one_block_falls_back_to_generic_rtl():

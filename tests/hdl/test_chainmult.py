@@ -8,37 +8,17 @@ version.
 """
 
 import shutil
-import subprocess
 
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Elaboratable, Module, signed, unsigned
+from amaranth.hdl import signed, unsigned
 
 from systolix.hdl.chainmult import CarryChainMultiplier, ccu2c_init
 
-from helpers import ecp5_carry_models
+from helpers import check_every_product, ecp5_carry_models, icarus_result, verilog_signed
 
 pytestmark = [pytest.mark.rtl,
               pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")]
-
-
-def _ext(name, shape):
-    top = f"{name}[{shape.width - 1}]" if shape.signed else "1'b0"
-    return f"$signed({{{top}, {name}}})"
-
-
-def _run(tmp_path, dut, tb):
-    (tmp_path / "dut.v").write_text(dut)
-    (tmp_path / "tb.v").write_text(tb)
-    (tmp_path / "cells.v").write_text(ecp5_carry_models())
-    build = subprocess.run(["iverilog", "-g2012", "-s", "tb", "-o", "sim.vvp", "tb.v", "dut.v",
-                            "cells.v"], cwd=tmp_path, capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
-    run = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120)
-    line = [x for x in run.stdout.splitlines() if x.startswith("RESULT")]
-    assert line, run.stdout + run.stderr
-    return dict(kv.split("=") for kv in line[0].split()[1:])
 
 
 #: int8 x int8 in full, and smaller or mixed shapes (odd widths, 1 bit)
@@ -49,55 +29,18 @@ SHAPES = [(signed(8), signed(8)), (unsigned(8), unsigned(4)), (signed(5), signed
 SLOW_SHAPES = SHAPES + [(unsigned(8), unsigned(8))]
 
 
-class _All(Elaboratable):
-    def __init__(self, shapes):
-        self.mults = [CarryChainMultiplier(sa, sb, latency=0) for sa, sb in shapes]
-
-    def elaborate(self, platform):
-        m = Module()
-        for i, mult in enumerate(self.mults):
-            m.submodules[f"m{i}"] = mult
-        return m
-
-    def ports(self):
-        return {f"{name}{i}": (getattr(mult, name), None) for i, mult in enumerate(self.mults)
-                for name in "abp"}
-
-
 @pytest.mark.parametrize("shapes", [
     pytest.param(SHAPES, id="int8"),
     pytest.param(SLOW_SHAPES, id="uint8", marks=pytest.mark.slow)])
 def test_every_operand_pair(shapes, tmp_path):
     """Exhaustive, combinational (latency 0), every shape in one module."""
-    top = _All(shapes)
-    dut = verilog.convert(top, name="all", ports=top.ports(), emit_src=False)
+    mults = [CarryChainMultiplier(sa, sb, latency=0) for sa, sb in shapes]
+    dut = check_every_product(tmp_path, mults, ecp5_carry_models())
     # one chain per pair of b's bits at offset i, of ceil(min(width(a) + 1 + 2, product width
     # - i) / 2) cells (a unsigned: + 1)
     assert dut.count("CCU2C #(") == sum(
         -(-min(sa.width + (not sa.signed) + 2, len(mult.p) - i) // 2)
-        for (sa, sb), mult in zip(shapes, top.mults) for i in range(0, sb.width - 1, 2))
-    checks = []
-    for i, (sa, sb) in enumerate(shapes):
-        wp = len(top.mults[i].p)
-        checks.append(f"""
-    for (i = 0; i < {2 ** sa.width}; i = i + 1) for (j = 0; j < {2 ** sb.width}; j = j + 1)
-      begin a{i} = i; b{i} = j; #1; want = {_ext(f'a{i}', sa)} * {_ext(f'b{i}', sb)};
-        n = n + 1; if (p{i} !== want[{wp - 1}:0]) e = e + 1; end""")
-    decls = "\n".join(
-        f"  reg [{sa.width - 1}:0] a{i}; reg [{sb.width - 1}:0] b{i}; "
-        f"wire [{len(top.mults[i].p) - 1}:0] p{i};" for i, (sa, sb) in enumerate(shapes))
-    conns = ", ".join(f".{n}{i}({n}{i})" for i in range(len(shapes)) for n in "abp")
-    tb = f"""module tb;
-{decls}
-  all u({conns});
-  integer i, j, e = 0, n = 0; reg signed [63:0] want;
-  initial begin {''.join(checks)}
-    $display("RESULT errors=%0d checked=%0d", e, n); $finish; end
-endmodule
-"""
-    got = _run(tmp_path, dut, tb)
-    assert got["checked"] == str(sum(2 ** (sa.width + sb.width) for sa, sb in shapes))
-    assert got["errors"] == "0", got
+        for (sa, sb), mult in zip(shapes, mults) for i in range(0, sb.width - 1, 2))
 
 
 @pytest.mark.slow
@@ -119,14 +62,14 @@ def test_pipelined_product_is_two_cycles_late(tmp_path, seed):
       a = $random(seed); b = $random(seed);
       if (t % 7 == 3) a = 8'h80;
       if (t % 5 == 2) b = 8'h80;
-      hist[0] = {_ext('a', sa)} * {_ext('b', sb)};
+      hist[0] = {verilog_signed('a', sa)} * {verilog_signed('b', sb)};
     end
     $display("RESULT errors=%0d checked=%0d", e, n); $finish;
   end
 endmodule
 """
-    got = _run(tmp_path, dut, tb)
-    assert int(got["checked"]) > 1900 and got["errors"] == "0", (got, seed)
+    got = icarus_result(tmp_path, {"tb.v": tb, "dut.v": dut, "cells.v": ecp5_carry_models()}, timeout=120)
+    assert got["checked"] > 1900 and got["errors"] == 0, (got, seed)
 
 
 def test_chain_bit_tables():

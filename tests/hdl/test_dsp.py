@@ -18,7 +18,6 @@ SIGNEDA/SIGNEDB, optional input and output registers on CLK0 with CE0); it check
 
 import dataclasses
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,7 @@ from systolix.hdl.tensorcore import MMAUnit
 from systolix.hdl.ws_array import WeightStationaryArray
 from systolix.synth.flow import SynthPlatform
 
-from helpers import ecp5_carry_models
+from helpers import ecp5_carry_models, icarus_result
 
 pytestmark = [pytest.mark.rtl, pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")]
 
@@ -252,30 +251,15 @@ def test_dsp_mapped_array_equals_generic_rtl(family, config, tmp_path, seed):
     gold, widths = _emit(dataclasses.replace(config, mult="dsp"), "gold", None, inputs)
     gate, _ = _emit(config, "gate", SynthPlatform(family, dsp_blocks=blocks))
     _gate_check(family, config, gold, gate, prims, luts)
-    (tmp_path / "gold.v").write_text(gold)
-    (tmp_path / "gate.v").write_text(gate)
     if config.dataflow is WS:
         bench = _ws_testbench(inputs, widths["psum"], 1500, seed % 2**31)
     else:
         bench = _testbench(widths["i__payload"], widths["o__payload"], 3000, seed % 2**31)
-    (tmp_path / "tb.v").write_text(bench)
-    sources = ["tb.v", "gold.v", "gate.v"]
-    if family == "ecp5":
-        (tmp_path / "mult.v").write_text(MULT18X18D_MODEL + ecp5_carry_models())
-        sources.append("mult.v")
-    else:
-        sources.append(str(_ice40_cells()))
-    build = subprocess.run(["iverilog", "-g2012", "-DNO_ICE40_DEFAULT_ASSIGNMENTS", "-s", "tb",
-                            "-o", "sim.vvp", *sources], cwd=tmp_path, capture_output=True,
-                           text=True)
-    assert build.returncode == 0, build.stderr
-    run = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)
-    line = [x for x in run.stdout.splitlines() if x.startswith("RESULT")]
-    assert line, run.stdout + run.stderr
-    errors, outs = (int(x.split("=")[1]) for x in line[0].split()[1:])
-    assert outs > 100, line  # the stimulus really produced results to compare
-    assert errors == 0, f"{line[0]} (seed {seed})"
+    cells = MULT18X18D_MODEL + ecp5_carry_models() if family == "ecp5" else _ice40_cells()
+    got = icarus_result(tmp_path, {"tb.v": bench, "gold.v": gold, "gate.v": gate,
+                                   "cells.v": cells}, defines=["NO_ICE40_DEFAULT_ASSIGNMENTS"])
+    assert got["outs"] > 100, got  # the stimulus really produced results to compare
+    assert got["errors"] == 0, f"{got} (seed {seed})"
 
 
 def _mma_testbench(w_in, w_out, cycles, seed):
@@ -327,20 +311,10 @@ def test_dsp_mapped_mma_unit_equals_generic_rtl(config, tmp_path, seed):
     gold, widths = emit("gold", None)
     gate, _ = emit("gate", SynthPlatform("ecp5"))
     assert "MULT18X18D" not in gold and gate.count("  MULT18X18D ") == config.macs
-    (tmp_path / "gold.v").write_text(gold)
-    (tmp_path / "gate.v").write_text(gate)
-    (tmp_path / "mult.v").write_text(MULT18X18D_MODEL)
-    (tmp_path / "tb.v").write_text(_mma_testbench(widths["i__payload"], widths["o__payload"],
-                                                  1000, seed % 2**31))
-    build = subprocess.run(["iverilog", "-g2012", "-s", "tb", "-o", "sim.vvp", "tb.v", "gold.v",
-                            "gate.v", "mult.v"], cwd=tmp_path, capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
-    run = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)
-    line = [x for x in run.stdout.splitlines() if x.startswith("RESULT")]
-    assert line, run.stdout + run.stderr
-    errors, outs = (int(x.split("=")[1]) for x in line[0].split()[1:])
-    assert outs > 500 and errors == 0, f"{line[0]} (seed {seed})"
+    bench = _mma_testbench(widths["i__payload"], widths["o__payload"], 1000, seed % 2**31)
+    got = icarus_result(tmp_path, {"tb.v": bench, "gold.v": gold, "gate.v": gate,
+                                   "mult.v": MULT18X18D_MODEL})
+    assert got["outs"] > 500 and got["errors"] == 0, f"{got} (seed {seed})"
 
 
 def test_hooks_fall_back_to_generic_rtl():

@@ -7,35 +7,17 @@ compared with the product of the operands ``latency`` cycles earlier.
 """
 
 import shutil
-import subprocess
 
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Elaboratable, Module, Signal, signed, unsigned
+from amaranth.hdl import Signal, signed, unsigned
 
-from systolix.hdl.lutmult import ALGORITHMS, LUTMultiplier
+from systolix.hdl.lutmult import LUTMultiplier
+
+from helpers import check_every_product, icarus_result, verilog_signed
 
 pytestmark = [pytest.mark.rtl,
               pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")]
-
-
-def _ext(name, shape):
-    """Verilog of ``name`` as a 64-bit signed value of ``shape``'s meaning."""
-    top = f"{name}[{shape.width - 1}]" if shape.signed else "1'b0"
-    return f"$signed({{{top}, {name}}})"
-
-
-def _run(tmp_path, dut, tb):
-    (tmp_path / "dut.v").write_text(dut)
-    (tmp_path / "tb.v").write_text(tb)
-    build = subprocess.run(["iverilog", "-g2012", "-s", "tb", "-o", "sim.vvp", "tb.v", "dut.v"],
-                           cwd=tmp_path, capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
-    run = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120)
-    line = [x for x in run.stdout.splitlines() if x.startswith("RESULT")]
-    assert line, run.stdout + run.stderr
-    return dict(kv.split("=") for kv in line[0].split()[1:])
 
 
 #: int8 x int8 in full, and smaller or mixed shapes (odd widths, 1-bit operands)
@@ -45,53 +27,14 @@ SHAPES = [(signed(8), signed(8)), (unsigned(8), unsigned(4)), (signed(5), signed
 SLOW_SHAPES = SHAPES + [(unsigned(8), unsigned(8))]
 
 
-class _All(Elaboratable):
-    """Every shape's multiplier side by side: one Verilog emission for all of them."""
-
-    def __init__(self, algorithm, shapes):
-        self.mults = [LUTMultiplier(sa, sb, latency=0, algorithm=algorithm) for sa, sb in shapes]
-
-    def elaborate(self, platform):
-        m = Module()
-        for i, mult in enumerate(self.mults):
-            m.submodules[f"m{i}"] = mult
-        return m
-
-    def ports(self):
-        return {f"{name}{i}": (getattr(mult, name), None) for i, mult in enumerate(self.mults)
-                for name in "abp"}
-
-
 @pytest.mark.parametrize("algorithm,shapes", [
     ("booth", SHAPES),
     pytest.param("booth", SLOW_SHAPES, marks=pytest.mark.slow, id="booth-uint8"),
     pytest.param("array", SLOW_SHAPES, marks=pytest.mark.slow, id="array-uint8")])
 def test_every_operand_pair(algorithm, shapes, tmp_path):
     """Exhaustive, combinational (latency 0), every shape in one module."""
-    top = _All(algorithm, shapes)
-    dut = verilog.convert(top, name="all", ports=top.ports(), emit_src=False)
-    checks = []
-    for i, (sa, sb) in enumerate(shapes):
-        wp = len(top.mults[i].p)
-        checks.append(f"""
-    for (i = 0; i < {2 ** sa.width}; i = i + 1) for (j = 0; j < {2 ** sb.width}; j = j + 1)
-      begin a{i} = i; b{i} = j; #1; want = {_ext(f'a{i}', sa)} * {_ext(f'b{i}', sb)};
-        n = n + 1; if (p{i} !== want[{wp - 1}:0]) e = e + 1; end""")
-    decls = "\n".join(
-        f"  reg [{sa.width - 1}:0] a{i}; reg [{sb.width - 1}:0] b{i}; "
-        f"wire [{len(top.mults[i].p) - 1}:0] p{i};" for i, (sa, sb) in enumerate(shapes))
-    conns = ", ".join(f".{n}{i}({n}{i})" for i in range(len(shapes)) for n in "abp")
-    tb = f"""module tb;
-{decls}
-  all u({conns});
-  integer i, j, e = 0, n = 0; reg signed [63:0] want;
-  initial begin {''.join(checks)}
-    $display("RESULT errors=%0d checked=%0d", e, n); $finish; end
-endmodule
-"""
-    got = _run(tmp_path, dut, tb)
-    assert got["checked"] == str(sum(2 ** (sa.width + sb.width) for sa, sb in shapes))
-    assert got["errors"] == "0", got
+    check_every_product(tmp_path, [LUTMultiplier(sa, sb, latency=0, algorithm=algorithm)
+                                   for sa, sb in shapes])
 
 
 @pytest.mark.parametrize("latency", [pytest.param(1, marks=pytest.mark.slow), 2])
@@ -112,16 +55,16 @@ def test_pipelined_product_is_latency_cycles_late(latency, tmp_path, seed):
       for (k = {latency}; k > 0; k = k - 1) hist[k] = hist[k - 1];
       if (t > {latency}) begin n = n + 1; if (p !== hist[{latency}][{wp - 1}:0]) e = e + 1; end
       a = $random(seed); b = $random(seed);
-      hist[0] = {_ext('a', sa)} * {_ext('b', sb)};
+      hist[0] = {verilog_signed('a', sa)} * {verilog_signed('b', sb)};
       if (t % 7 == 3) a = 8'h80;  // the most negative operand, often
-      if (t % 7 == 3) hist[0] = -128 * {_ext('b', sb)};
+      if (t % 7 == 3) hist[0] = -128 * {verilog_signed('b', sb)};
     end
     $display("RESULT errors=%0d checked=%0d", e, n); $finish;
   end
 endmodule
 """
-    got = _run(tmp_path, dut, tb)
-    assert int(got["checked"]) > 1900 and got["errors"] == "0", (got, seed)
+    got = icarus_result(tmp_path, {"tb.v": tb, "dut.v": dut}, timeout=120)
+    assert got["checked"] > 1900 and got["errors"] == 0, (got, seed)
 
 
 def test_bad_arguments():

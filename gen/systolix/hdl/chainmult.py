@@ -22,11 +22,9 @@ interchangeable cycle for cycle; ``tests/hdl/test_chainmult.py`` runs this one o
 CCU2C simulation model in Icarus for every int8 operand pair.
 """
 
-from amaranth.hdl import Cat, Const, Instance, Module, Mux, Shape, Signal, signed
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Cat, Const, Instance, Module, Mux, Signal, signed
 
-from .lutmult import _register
+from .lutmult import FabricMultiplier, _register
 
 __all__ = ["CarryChainMultiplier", "ccu2c_init"]
 
@@ -130,7 +128,7 @@ def _sum_tree(m, terms, width):
     return terms[0]
 
 
-class CarryChainMultiplier(wiring.Component):
+class CarryChainMultiplier(FabricMultiplier):
     """Pipelined multiplier of two integers in ECP5 carry chains (see the module's description).
 
     Parameters
@@ -142,27 +140,8 @@ class CarryChainMultiplier(wiring.Component):
 
     Attributes
     ----------
-    a : In(a_shape)
-    b : In(b_shape)
-    p : Out(shape of a * b)
-        The product, ``latency`` cycles after its operands.
+    a, b, p : as :class:`~systolix.hdl.lutmult.FabricMultiplier`
     """
-
-    def __init__(self, a_shape, b_shape, *, latency=1):
-        a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
-        for name, s in (("a_shape", a_shape), ("b_shape", b_shape)):
-            if not 1 <= s.width <= 32:
-                raise ValueError(f"{name} must be 1..32 bits wide, not {s.width}")
-        if latency not in (0, 1, 2) or isinstance(latency, bool):
-            raise ValueError(f"latency must be 0, 1 or 2, not {latency!r}")
-        self._latency = latency
-        p_shape = (Signal(a_shape) * Signal(b_shape)).shape()
-        super().__init__({"a": In(a_shape), "b": In(b_shape), "p": Out(p_shape)})
-
-    @property
-    def latency(self):
-        """Cycles from operands to product."""
-        return self._latency
 
     def elaborate(self, platform):
         m = Module()

@@ -28,13 +28,49 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["LUTMultiplier", "ALGORITHMS"]
+__all__ = ["FabricMultiplier", "LUTMultiplier", "ALGORITHMS"]
 
 #: The partial-product schemes of :class:`LUTMultiplier`.
 ALGORITHMS = ("booth", "array")
 
 
-class LUTMultiplier(wiring.Component):
+class FabricMultiplier(wiring.Component):
+    """What the fabric multipliers share: operand shapes, latency and ports (``elaborate`` is
+    each one's own).
+
+    Parameters
+    ----------
+    a_shape, b_shape : ShapeLike
+        Operand shapes (signed or unsigned, 1..32 bits).
+    latency : int
+        0, 1 or 2 register stages (see the module's description).
+
+    Attributes
+    ----------
+    a : In(a_shape)
+    b : In(b_shape)
+    p : Out(shape of a * b)
+        The product, ``latency`` cycles after its operands.
+    """
+
+    def __init__(self, a_shape, b_shape, *, latency=1):
+        a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
+        for name, s in (("a_shape", a_shape), ("b_shape", b_shape)):
+            if not 1 <= s.width <= 32:
+                raise ValueError(f"{name} must be 1..32 bits wide, not {s.width}")
+        if latency not in (0, 1, 2) or isinstance(latency, bool):
+            raise ValueError(f"latency must be 0, 1 or 2, not {latency!r}")
+        self._latency = latency
+        p_shape = (Signal(a_shape) * Signal(b_shape)).shape()
+        super().__init__({"a": In(a_shape), "b": In(b_shape), "p": Out(p_shape)})
+
+    @property
+    def latency(self):
+        """Cycles from operands to product."""
+        return self._latency
+
+
+class LUTMultiplier(FabricMultiplier):
     """Pipelined multiplier of two integers made of fabric logic.
 
     Parameters
@@ -48,31 +84,15 @@ class LUTMultiplier(wiring.Component):
 
     Attributes
     ----------
-    a : In(a_shape)
-    b : In(b_shape)
-    p : Out(shape of a * b)
-        The product, ``latency`` cycles after its operands.
+    a, b, p : as :class:`FabricMultiplier`
     """
 
     def __init__(self, a_shape, b_shape, *, latency=1, algorithm="booth"):
-        a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
-        for name, s in (("a_shape", a_shape), ("b_shape", b_shape)):
-            if not 1 <= s.width <= 32:
-                raise ValueError(f"{name} must be 1..32 bits wide, not {s.width}")
-        if latency not in (0, 1, 2) or isinstance(latency, bool):
-            raise ValueError(f"latency must be 0, 1 or 2, not {latency!r}")
+        super().__init__(a_shape, b_shape, latency=latency)
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, "
                              f"not {algorithm!r}")
-        self._latency = latency
         self._algorithm = algorithm
-        p_shape = (Signal(a_shape) * Signal(b_shape)).shape()
-        super().__init__({"a": In(a_shape), "b": In(b_shape), "p": Out(p_shape)})
-
-    @property
-    def latency(self):
-        """Cycles from operands to product."""
-        return self._latency
 
     @property
     def algorithm(self):
