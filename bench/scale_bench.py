@@ -94,6 +94,8 @@ def emit_row(n, dataflow, out_dir):
 
 def verilator_row(row, n, work_dir, rng, sim_k):
     cfg = SystolicConfig(n, n)
+    for stale in ("verilator_note", "verilator_build_cpu_s_partial"):  # of an unfinished build
+        row.pop(stale, None)
     row.update(_timed_build(cfg, work_dir))
     # one tile with a long K: the simulation runs long enough for a rate, not a start-up time
     a = rng.integers(-128, 128, (n, sim_k), dtype=np.int64)
@@ -229,7 +231,10 @@ def main(argv=None):
                     row = row or emit_row(n, dataflow, tmp)
                 else:
                     log(f"emitting {dataflow.value} {n}x{n} ...")
-                    row = emit_row(n, dataflow, tmp)
+                    old_row = next((r for r in results
+                                    if _key(r) == (f"systolic {dataflow.value}", n, n)), {})
+                    # an emission-only rerun keeps the row's Verilator results
+                    row = {**({} if build_it else old_row), **emit_row(n, dataflow, tmp)}
                     log(f"   {row['emit_wall_s']} s wall, {row['emit_cpu_s']} s CPU, "
                         f"{row['verilog_bytes']:,} bytes")
                 if build_it:
