@@ -29,14 +29,21 @@ class OutputStationarySequencer(Sequencer):
         ntile = Signal(range(cfg.c_depth // cfg.m_stride + 1))
         a_base = Signal(range(cfg.a_depth + cfg.max_k + 1))
         b_base = Signal(range(cfg.b_depth + cfg.max_k + 1))
-        last_m, last_n = m0 + R >= job.m, n0 + C >= job.n
+        # Flags registered with the counters they describe (set one step ahead), so that the
+        # tile step's multiplexers follow a flip-flop, not a comparison:
+        last_m = Signal(name="last_m")      # m0 + R >= M: the column tile's last row tile
+        last_n = Signal(name="last_n")      # n0 + C >= N: the last column tile
+        first_lm = Signal(name="first_last_m")  # R >= M: last_m of a column tile's first tile
+        s_end = Signal(name="slot_end")     # s == span - 1: the tile's last slot
 
         with m.If(seq.start):
             # (a constant when K can never exceed R: no always-false comparison in the RTL)
-            m.d.sync += [span.eq(Mux(start_job.k > R, start_job.k, R)
-                                 if cfg.max_k > R else R),
+            start_span = Mux(start_job.k > R, start_job.k, R) if cfg.max_k > R else R
+            m.d.sync += [span.eq(start_span),
                          s.eq(0), m0.eq(0), n0.eq(0),
-                         ntile.eq(0), a_base.eq(0), b_base.eq(0)]
+                         ntile.eq(0), a_base.eq(0), b_base.eq(0),
+                         s_end.eq(start_span == 1), first_lm.eq(R >= start_job.m),
+                         last_m.eq(R >= start_job.m), last_n.eq(C >= start_job.n)]
         beat = Signal()
         last = Signal()
         m.d.comb += [
@@ -46,16 +53,18 @@ class OutputStationarySequencer(Sequencer):
             bufs.b_rd.addr.eq(b_base + s),
         ]
         with m.If(seq.run):
-            with m.If(s == span - 1):
-                m.d.sync += s.eq(0)
+            with m.If(s_end):
+                m.d.sync += [s.eq(0), s_end.eq(span == 1)]
                 with m.If(last_m):
                     m.d.sync += [m0.eq(0), a_base.eq(0), n0.eq(n0 + C), ntile.eq(ntile + 1),
-                                 b_base.eq(b_base + job.k)]
+                                 b_base.eq(b_base + job.k),
+                                 last_m.eq(first_lm), last_n.eq(n0 + 2 * C >= job.n)]
                 with m.Else():
-                    m.d.sync += [m0.eq(m0 + R), a_base.eq(a_base + job.k)]
+                    m.d.sync += [m0.eq(m0 + R), a_base.eq(a_base + job.k),
+                                 last_m.eq(m0 + 2 * R >= job.m)]
                 m.d.comb += seq.end.eq(last_m & last_n)
             with m.Else():
-                m.d.sync += s.eq(s + 1)
+                m.d.sync += [s.eq(s + 1), s_end.eq(s + 2 == span)]
 
         # The buffers answer buffer_read_latency cycles later: the beat enters the array then.
         # The schedule spaces `last` beats >= R cycles apart, so the array's `ready` is always

@@ -219,21 +219,16 @@ class MatrixEngine(wiring.Component):
         seq.elaborate(m, job, bufs)
 
         # ---- drain counters (m outer, column tile inner)
-        d_m = Signal(range(cfg.max_m + 1))
-        d_n0 = Signal(range(cfg.max_n + C + 1))
-        d_tile = Signal(range(cfg.c_depth // cfg.m_stride + 1))
+        dc = _DrainCounters(cfg, frag)
         c_valid = Signal()  # the C buffer's read register holds a word of this job
         c_last = Signal()
         if frag:
-            # row d_r of fragment row d_mt; the row select is registered with the read
-            d_r = Signal(range(max(R, 2)))
-            d_mt = Signal(range(cfg.m_stride + 1))
+            # the row select is registered with the read
             c_sel = Signal(range(max(R, 2)))
             c_row = bufs.c_rd.data[c_sel] if R > 1 else bufs.c_rd.data[0]
-            drain_addr = c_addr(cfg, d_mt, d_tile)
         else:
             c_row = bufs.c_rd.data
-            drain_addr = c_addr(cfg, d_m, d_tile)
+        drain_addr = dc.addr
         if cfg.requant is None:
             drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, self.c)
         else:
@@ -244,7 +239,7 @@ class MatrixEngine(wiring.Component):
             q_wr, q_rd = q_mem.write_port(), q_mem.read_port()
             q_load = Loader("q_load", cfg.q_depth, cfg.max_n, C, 1)
             m.submodules.requant = rq = Requantizer(cfg.requant)
-            m.d.comb += q_rd.addr.eq(d_tile)
+            m.d.comb += q_rd.addr.eq(dc.tile)
             drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, rq.i, q_rd)
             wiring.connect(m, rq.o, wiring.flipped(self.c))
         c_out_last = self.c.valid & self.c.ready & self.c.payload.last
@@ -311,9 +306,8 @@ class MatrixEngine(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += cycles.eq(cycles + 1)
                 with m.If(seq.final_write):
-                    m.d.sync += [d_m.eq(0), d_n0.eq(0), d_tile.eq(0), c_valid.eq(0)]
-                    if frag:
-                        m.d.sync += [d_r.eq(0), d_mt.eq(0)]
+                    dc.start(m, job.m, job.n)
+                    m.d.sync += c_valid.eq(0)
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):
@@ -321,25 +315,14 @@ class MatrixEngine(wiring.Component):
                 # The read port's data register is the output register: it only advances
                 # when the current word is taken (or there is none), so a stall holds it.
                 advance = drain_ready
-                more = d_m < job.m
                 m.d.comb += [bufs.c_rd.en.eq(advance),
                              bufs.c_rd.addr.eq(drain_addr)]
                 with m.If(advance):
-                    m.d.sync += c_valid.eq(more)
+                    m.d.sync += c_valid.eq(dc.more)
                     if frag:
-                        m.d.sync += c_sel.eq(d_r)
-                    with m.If(more):
-                        with m.If(d_n0 + C >= job.n):
-                            m.d.sync += [d_n0.eq(0), d_tile.eq(0), d_m.eq(d_m + 1),
-                                         c_last.eq(d_m + 1 == job.m)]
-                            if frag:
-                                with m.If(d_r == R - 1):
-                                    m.d.sync += [d_r.eq(0), d_mt.eq(d_mt + 1)]
-                                with m.Else():
-                                    m.d.sync += d_r.eq(d_r + 1)
-                        with m.Else():
-                            m.d.sync += [d_n0.eq(d_n0 + C), d_tile.eq(d_tile + 1),
-                                         c_last.eq(0)]
+                        m.d.sync += c_sel.eq(dc.r)
+                    with m.If(dc.more):
+                        dc.step(m, job.m, job.n, c_last)
                 with m.If(c_out_last):
                     m.d.sync += [done.eq(1), c_valid.eq(0)]
                     m.next = "IDLE"
@@ -429,6 +412,56 @@ class _Weights:
 
     def take(self, m, cmd):
         m.d.sync += [self.valid.eq(1), self.k.eq(cmd.k), self.n.eq(cmd.n)]
+
+
+class _DrainCounters:
+    """The drain's position: row ``m`` of C (fragment row ``r`` of ``mt`` in a tensor-core
+    engine), column tile ``n0`` (``tile``), m outer. The comparisons that end a row or the job
+    are flags registered one step ahead (``more``: m < M, ``last_m``: m + 1 == M, ``last_n``:
+    n0 + C >= N), so that the counters' and ``last``'s inputs follow flip-flops, not
+    comparisons."""
+
+    def __init__(self, cfg, frag):
+        R, C = cfg.rows, cfg.cols
+        self._R, self._C, self._frag = R, C, frag
+        self.m = Signal(range(cfg.max_m + 1), name="d_m")
+        self.n0 = Signal(range(cfg.max_n + C + 1), name="d_n0")
+        self.tile = Signal(range(cfg.c_depth // cfg.m_stride + 1), name="d_tile")
+        self.more = Signal(name="d_more")
+        self.last_m = Signal(name="d_last_m")
+        self.last_n = Signal(name="d_last_n")
+        self.first_ln = Signal(name="d_first_last_n")  # C >= N: last_n of a row's first tile
+        if frag:
+            self.r = Signal(range(max(R, 2)), name="d_r")
+            self.mt = Signal(range(cfg.m_stride + 1), name="d_mt")
+            self.addr = c_addr(cfg, self.mt, self.tile)
+        else:
+            self.addr = c_addr(cfg, self.m, self.tile)
+
+    def start(self, m, jm, jn):
+        """To the first word of a job of ``jm`` rows and ``jn`` columns."""
+        ln = self._C >= jn
+        m.d.sync += [self.m.eq(0), self.n0.eq(0), self.tile.eq(0), self.more.eq(jm != 0),
+                     self.last_m.eq(jm == 1), self.last_n.eq(ln), self.first_ln.eq(ln)]
+        if self._frag:
+            m.d.sync += [self.r.eq(0), self.mt.eq(0)]
+
+    def step(self, m, jm, jn, c_last):
+        """To the next word (while ``more``); ``c_last`` := the word read now is the job's
+        last."""
+        R, C = self._R, self._C
+        with m.If(self.last_n):
+            m.d.sync += [self.n0.eq(0), self.tile.eq(0), self.m.eq(self.m + 1),
+                         c_last.eq(self.last_m), self.more.eq(~self.last_m),
+                         self.last_m.eq(self.m + 2 == jm), self.last_n.eq(self.first_ln)]
+            if self._frag:
+                with m.If(self.r == R - 1):
+                    m.d.sync += [self.r.eq(0), self.mt.eq(self.mt + 1)]
+                with m.Else():
+                    m.d.sync += self.r.eq(self.r + 1)
+        with m.Else():
+            m.d.sync += [self.n0.eq(self.n0 + C), self.tile.eq(self.tile + 1), c_last.eq(0),
+                         self.last_n.eq(self.n0 + 2 * C >= jn)]
 
 
 class _Buffers:
@@ -622,20 +655,15 @@ def _elaborate_double(engine):
     d_busy = Signal()
     d_jm = Signal(range(cfg.max_m + 1))
     d_jn = Signal(range(cfg.max_n + 1))
-    d_m = Signal(range(cfg.max_m + 1))
-    d_n0 = Signal(range(cfg.max_n + C + 1))
-    d_tile = Signal(range(cfg.c_depth // cfg.m_stride + 1))
+    dc = _DrainCounters(cfg, frag)
     c_valid = Signal()
     c_last = Signal()
     if frag:
-        d_r = Signal(range(max(R, 2)))
-        d_mt = Signal(range(cfg.m_stride + 1))
         c_sel = Signal(range(max(R, 2)))
         c_row = d_rd.data[c_sel] if R > 1 else d_rd.data[0]
-        drain_addr = c_addr(cfg, d_mt, d_tile)
     else:
         c_row = d_rd.data
-        drain_addr = c_addr(cfg, d_m, d_tile)
+    drain_addr = dc.addr
     c_out = q_out = None
     if d_mem is not None:
         def c_out(stage_ready):
@@ -662,7 +690,7 @@ def _elaborate_double(engine):
                 return q_rd.data
         q_load = Loader("q_load", cfg.q_depth, cfg.max_n, C, 1)
         m.submodules.requant = rqu = Requantizer(cfg.requant)
-        m.d.comb += q_rd.addr.eq(d_tile)
+        m.d.comb += q_rd.addr.eq(dc.tile)
         drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, rqu.i, q_rd, c_out=c_out,
                                     q_out=q_out)
         wiring.connect(m, rqu.o, wiring.flipped(engine.c))
@@ -759,29 +787,18 @@ def _elaborate_double(engine):
     # written are read later)
     computed = Mux(d_bank, c_done[1], c_done[0]) | (seq.final_write & x_flush & (xc == d_bank))
     with m.If(~d_busy & computed):
-        m.d.sync += [d_busy.eq(1), d_m.eq(0), d_n0.eq(0), d_tile.eq(0), c_valid.eq(0),
-                     d_jm.eq(Mux(d_bank, c_m[1], c_m[0])), d_jn.eq(Mux(d_bank, c_n[1], c_n[0]))]
+        jm, jn = Mux(d_bank, c_m[1], c_m[0]), Mux(d_bank, c_n[1], c_n[0])
+        m.d.sync += [d_busy.eq(1), c_valid.eq(0), d_jm.eq(jm), d_jn.eq(jn)]
+        dc.start(m, jm, jn)
         if rq:
             m.d.sync += d_q.eq(Mux(d_bank, c_q[1], c_q[0]))
-        if frag:
-            m.d.sync += [d_r.eq(0), d_mt.eq(0)]
-    more = d_m < d_jm
     m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(d_busy & drain_ready)]
     with m.If(d_busy & drain_ready):
-        m.d.sync += c_valid.eq(more)
+        m.d.sync += c_valid.eq(dc.more)
         if frag:
-            m.d.sync += c_sel.eq(d_r)
-        with m.If(more):
-            with m.If(d_n0 + C >= d_jn):
-                m.d.sync += [d_n0.eq(0), d_tile.eq(0), d_m.eq(d_m + 1),
-                             c_last.eq(d_m + 1 == d_jm)]
-                if frag:
-                    with m.If(d_r == R - 1):
-                        m.d.sync += [d_r.eq(0), d_mt.eq(d_mt + 1)]
-                    with m.Else():
-                        m.d.sync += d_r.eq(d_r + 1)
-            with m.Else():
-                m.d.sync += [d_n0.eq(d_n0 + C), d_tile.eq(d_tile + 1), c_last.eq(0)]
+            m.d.sync += c_sel.eq(dc.r)
+        with m.If(dc.more):
+            dc.step(m, d_jm, d_jn, c_last)
     with m.If(c_out_last):
         m.d.sync += [done.eq(1), error.eq(0), c_valid.eq(0), d_busy.eq(0), d_bank.eq(~d_bank),
                      cycles.eq(Mux(d_bank, c_cyc[1], c_cyc[0])), cycles_zero.eq(0)]
