@@ -42,69 +42,79 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   input [48:0] cmd__payload;
   wire [48:0] cmd__payload;
   wire \$1 ;
-  wire [7:0] \$10 ;
+  wire \$10 ;
   wire [7:0] \$100 ;
-  wire [7:0] \$101 ;
-  wire \$102 ;
-  wire [7:0] \$103 ;
-  wire \$104 ;
+  wire \$101 ;
+  wire [7:0] \$102 ;
+  wire \$103 ;
+  wire [32:0] \$104 ;
   wire [32:0] \$105 ;
-  wire [32:0] \$106 ;
+  wire \$106 ;
   wire \$107 ;
   wire \$108 ;
   wire \$109 ;
   wire \$11 ;
   wire \$110 ;
-  wire [7:0] \$111 ;
-  wire \$112 ;
-  wire [7:0] \$113 ;
+  wire \$111 ;
+  wire [7:0] \$112 ;
+  wire \$113 ;
   wire [7:0] \$114 ;
   wire \$115 ;
   wire [7:0] \$116 ;
   wire [4:0] \$117 ;
-  wire \$118 ;
+  wire [7:0] \$118 ;
   wire \$119 ;
   wire \$12 ;
-  reg \$120 ;
-  reg [6:0] \$121 ;
-  reg [6:0] \$122 ;
+  wire \$120 ;
+  wire \$121 ;
+  reg \$122 ;
   reg [6:0] \$123 ;
   reg [6:0] \$124 ;
-  reg [3:0] \$125 ;
-  reg [9:0] \$126 ;
-  reg [9:0] \$127 ;
-  reg [6:0] \$128 ;
-  reg [3:0] \$129 ;
-  wire [7:0] \$13 ;
+  reg [6:0] \$125 ;
+  reg [6:0] \$126 ;
+  reg [3:0] \$127 ;
+  reg [9:0] \$128 ;
+  reg [9:0] \$129 ;
+  wire \$13 ;
   reg \$130 ;
-  reg [3:0] \$131 ;
+  reg \$131 ;
   reg \$132 ;
-  reg [31:0] \$133 ;
+  reg \$133 ;
   reg [6:0] \$134 ;
-  reg [6:0] \$135 ;
-  reg [6:0] \$136 ;
-  reg [9:0] \$137 ;
-  reg [6:0] \$138 ;
-  reg [6:0] \$139 ;
+  reg [3:0] \$135 ;
+  reg \$136 ;
+  reg [3:0] \$137 ;
+  reg \$138 ;
+  reg [31:0] \$139 ;
   wire \$14 ;
-  reg \$140 ;
-  reg [9:0] \$141 ;
+  reg [6:0] \$140 ;
+  reg [6:0] \$141 ;
   reg [6:0] \$142 ;
-  reg [6:0] \$143 ;
-  reg \$144 ;
-  reg \$145 ;
-  reg [6:0] \$146 ;
-  reg [6:0] \$147 ;
-  reg [2:0] \$148 ;
+  reg [9:0] \$143 ;
+  reg [6:0] \$144 ;
+  reg [6:0] \$145 ;
+  reg \$146 ;
+  reg [9:0] \$147 ;
+  reg [6:0] \$148 ;
   reg [6:0] \$149 ;
-  wire [7:0] \$15 ;
-  reg [6:0] \$150 ;
-  reg [3:0] \$151 ;
-  reg \$152 ;
-  reg \$153 ;
+  wire \$15 ;
+  reg \$150 ;
+  reg \$151 ;
+  reg [6:0] \$152 ;
+  reg [6:0] \$153 ;
+  reg [2:0] \$154 ;
+  reg [6:0] \$155 ;
+  reg [6:0] \$156 ;
+  reg [3:0] \$157 ;
+  reg \$158 ;
+  reg \$159 ;
   wire \$16 ;
+  reg \$160 ;
+  reg \$161 ;
+  reg \$162 ;
+  reg \$163 ;
   wire \$17 ;
-  wire [7:0] \$18 ;
+  wire \$18 ;
   wire \$19 ;
   wire [7:0] \$2 ;
   wire \$20 ;
@@ -118,31 +128,31 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire \$30 ;
+  wire [6:0] \$30 ;
   wire \$31 ;
-  wire \$32 ;
+  wire [6:0] \$32 ;
   wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
   wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
+  wire [7:0] \$38 ;
+  wire [4:0] \$39 ;
   wire [10:0] \$4 ;
-  wire [6:0] \$40 ;
+  wire [10:0] \$40 ;
   wire [7:0] \$41 ;
   wire \$42 ;
   wire [7:0] \$43 ;
-  wire \$44 ;
+  wire [10:0] \$44 ;
   wire [7:0] \$45 ;
-  wire [4:0] \$46 ;
-  wire [10:0] \$47 ;
+  wire \$46 ;
+  wire [7:0] \$47 ;
   wire [7:0] \$48 ;
-  wire [10:0] \$49 ;
+  wire \$49 ;
   wire [10:0] \$5 ;
-  wire [7:0] \$50 ;
-  wire \$51 ;
-  wire [6:0] \$52 ;
+  wire \$50 ;
+  wire [6:0] \$51 ;
+  wire \$52 ;
   wire \$53 ;
   wire \$54 ;
   wire \$55 ;
@@ -150,7 +160,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [7:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -182,18 +192,18 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$86 ;
   wire \$87 ;
   wire \$88 ;
-  wire \$89 ;
+  wire [10:0] \$89 ;
   wire \$9 ;
-  wire [10:0] \$90 ;
-  wire [7:0] \$91 ;
-  wire \$92 ;
+  wire [7:0] \$90 ;
+  wire \$91 ;
+  wire [7:0] \$92 ;
   wire [7:0] \$93 ;
-  wire [7:0] \$94 ;
-  wire \$95 ;
-  wire [7:0] \$96 ;
-  wire [10:0] \$97 ;
-  wire [7:0] \$98 ;
-  wire \$99 ;
+  wire \$94 ;
+  wire [7:0] \$95 ;
+  wire [10:0] \$96 ;
+  wire [7:0] \$97 ;
+  wire \$98 ;
+  wire [7:0] \$99 ;
   reg [8:0] \$signature__addr ;
   wire [8:0] \$signature__addr$29 ;
   wire [8:0] \$signature__addr$31 ;
@@ -201,15 +211,15 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [8:0] \$signature__addr$66 ;
   reg [8:0] \$signature__addr$70 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$44 ;
-  wire signed [7:0] \$signature__data$44[0] ;
-  wire signed [7:0] \$signature__data$44[1] ;
-  wire signed [7:0] \$signature__data$44[2] ;
-  wire signed [7:0] \$signature__data$44[3] ;
-  wire signed [7:0] \$signature__data$44[4] ;
-  wire signed [7:0] \$signature__data$44[5] ;
-  wire signed [7:0] \$signature__data$44[6] ;
-  wire signed [7:0] \$signature__data$44[7] ;
+  wire [63:0] \$signature__data$42 ;
+  wire signed [7:0] \$signature__data$42[0] ;
+  wire signed [7:0] \$signature__data$42[1] ;
+  wire signed [7:0] \$signature__data$42[2] ;
+  wire signed [7:0] \$signature__data$42[3] ;
+  wire signed [7:0] \$signature__data$42[4] ;
+  wire signed [7:0] \$signature__data$42[5] ;
+  wire signed [7:0] \$signature__data$42[6] ;
+  wire signed [7:0] \$signature__data$42[7] ;
   wire [255:0] \$signature__data$54 ;
   wire signed [31:0] \$signature__data$54[0] ;
   wire signed [31:0] \$signature__data$54[1] ;
@@ -304,7 +314,11 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire [15:0] \cmd__payload.n ;
   (* init = 32'd0 *)
   wire [31:0] \cycles$18 ;
+  reg d_first_last_n = 1'h0;
+  reg d_last_m = 1'h0;
+  reg d_last_n = 1'h0;
   reg [6:0] d_m = 7'h00;
+  reg d_more = 1'h0;
   reg [6:0] d_n0 = 7'h00;
   reg [3:0] d_tile = 4'h0;
   (* init = 1'h0 *)
@@ -312,13 +326,14 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [2:0] engine_state = 3'h0;
   (* init = 1'h0 *)
   wire \error$19 ;
+  reg first_last_m = 1'h0;
   wire [1:0] i;
-  wire [12:0] \i$45 ;
-  wire [12:0] \i$45[0] ;
-  wire \i$45[0].final ;
-  wire [6:0] \i$45[0].m0 ;
-  wire [3:0] \i$45[0].ntile ;
-  wire \i$45[0].valid ;
+  wire [12:0] \i$43 ;
+  wire [12:0] \i$43[0] ;
+  wire \i$43[0].final ;
+  wire [6:0] \i$43[0].m0 ;
+  wire [3:0] \i$43[0].ntile ;
+  wire \i$43[0].valid ;
   wire [1:0] \i[0] ;
   wire \i[0].beat ;
   wire \i[0].last ;
@@ -347,6 +362,8 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [6:0] job_m = 7'h00;
   reg [6:0] job_n = 7'h00;
   wire last;
+  reg last_m = 1'h0;
+  reg last_n = 1'h0;
   wire [6:0] left;
   reg [6:0] m0 = 7'h00;
   reg [6:0] n0 = 7'h00;
@@ -384,6 +401,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire seq_final_write;
   reg seq_run;
   reg seq_start;
+  reg slot_end = 1'h0;
   reg [6:0] span = 7'h00;
   reg [6:0] weights_k = 7'h00;
   reg [6:0] weights_n = 7'h00;
@@ -1437,7 +1455,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     _1_ <= b_mem[\$5 [8:0]];
   end
   initial _1_ = 64'h0000000000000000;
-  assign \$signature__data$44  = _1_;
+  assign \$signature__data$42  = _1_;
   reg [255:0] c_mem [511:0];
   initial begin
     c_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -1972,190 +1990,208 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign last = beat & \$3 ;
   assign \$4  = a_base + s;
   assign \$5  = b_base + s;
-  assign \$6  = span - 1'h1;
-  assign \$7  = s == \$6 ;
-  assign \$8  = m0 + 4'h8;
-  assign \$9  = \$8  >= job_m;
-  assign \$10  = n0 + 4'h8;
-  assign \$11  = \$10  >= job_n;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = m0 + 4'h8;
-  assign \$14  = \$13  >= job_m;
-  assign \$15  = n0 + 4'h8;
-  assign \$16  = \$15  >= job_n;
-  assign \$17  = \$14  & \$16 ;
-  assign \$18  = job_m - \o$48 [8:2];
-  assign \$19  = o__payload[258:256] < out_rows;
-  assign \$signature__en$55  = o__valid & \$19 ;
-  assign \$20  = o__payload[258:256] == 3'h0;
-  assign \$21  = o__valid & \$20 ;
-  assign seq_final_write = \$21  & out_final;
-  assign \$22  = ~ rst;
-  assign \$23  = ~ a_load_done;
-  assign \$24  = ~ rst;
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = ~ b_load_done;
-  assign \$27  = ~ rst;
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = a__valid & a__ready;
-  assign \$30  = b__valid & b__ready;
-  assign \$31  = a_load_done & b_load_done;
-  assign \$32  = ~ c__valid;
-  assign \$33  = \$32  | c__ready;
-  assign \$34  = engine_state == 3'h0;
-  assign \$35  = engine_state == 1'h1;
-  assign \$36  = engine_state == 2'h2;
-  assign \$37  = engine_state == 2'h3;
-  assign \$38  = engine_state == 3'h4;
-  assign \$39  = job_k > 4'h8;
-  assign \$40  = \$39  ? job_k : 7'h08;
-  assign \$41  = span - 1'h1;
-  assign \$42  = s == \$41 ;
+  assign \$6  = last_m & last_n;
+  assign \$7  = last_m & last_n;
+  assign \$8  = job_m - \o$48 [8:2];
+  assign \$9  = o__payload[258:256] < out_rows;
+  assign \$signature__en$55  = o__valid & \$9 ;
+  assign \$10  = o__payload[258:256] == 3'h0;
+  assign \$11  = o__valid & \$10 ;
+  assign seq_final_write = \$11  & out_final;
+  assign \$12  = ~ rst;
+  assign \$13  = ~ a_load_done;
+  assign \$14  = ~ rst;
+  assign \$15  = \$13  & \$14 ;
+  assign \$16  = ~ b_load_done;
+  assign \$17  = ~ rst;
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = a__valid & a__ready;
+  assign \$20  = b__valid & b__ready;
+  assign \$21  = a_load_done & b_load_done;
+  assign \$22  = ~ c__valid;
+  assign \$23  = \$22  | c__ready;
+  assign \$24  = engine_state == 3'h0;
+  assign \$25  = engine_state == 1'h1;
+  assign \$26  = engine_state == 2'h2;
+  assign \$27  = engine_state == 2'h3;
+  assign \$28  = engine_state == 3'h4;
+  assign \$29  = job_k > 4'h8;
+  assign \$30  = \$29  ? job_k : 7'h08;
+  assign \$31  = job_k > 4'h8;
+  assign \$32  = \$31  ? job_k : 7'h08;
+  assign \$33  = \$32  == 1'h1;
+  assign \$34  = job_m <= 4'h8;
+  assign \$35  = job_m <= 4'h8;
+  assign \$36  = job_n <= 4'h8;
+  assign \$37  = span == 1'h1;
+  assign \$38  = n0 + 4'h8;
+  assign \$39  = ntile + 1'h1;
+  assign \$40  = b_base + job_k;
+  assign \$41  = n0 + 5'h10;
+  assign \$42  = \$41  >= job_n;
   assign \$43  = m0 + 4'h8;
-  assign \$44  = \$43  >= job_m;
-  assign \$45  = n0 + 4'h8;
-  assign \$46  = ntile + 1'h1;
-  assign \$47  = b_base + job_k;
-  assign \$48  = m0 + 4'h8;
-  assign \$49  = a_base + job_k;
-  assign \$50  = s + 1'h1;
-  assign \$51  = \$18 [6:0] >= 4'h8;
-  assign \$52  = \$51  ? 7'h08 : \$18 [6:0];
-  assign \$53  = cmd__valid & cmd__ready;
-  assign \$54  = cmd__payload[15:0] == 16'h0000;
-  assign \$55  = cmd__payload[31:16] == 16'h0000;
-  assign \$56  = \$54  | \$55 ;
-  assign \$57  = cmd__payload[47:32] == 16'h0000;
-  assign \$58  = \$56  | \$57 ;
-  assign \$59  = cmd__payload[15:0] > 7'h40;
-  assign \$60  = \$58  | \$59 ;
-  assign \$61  = cmd__payload[31:16] > 7'h40;
-  assign \$62  = \$60  | \$61 ;
-  assign \$63  = cmd__payload[47:32] > 7'h40;
-  assign \$64  = \$62  | \$63 ;
-  assign \$65  = ~ weights_valid;
-  assign \$66  = cmd__payload[31:16] != weights_k;
-  assign \$67  = \$65  | \$66 ;
-  assign \$68  = cmd__payload[47:32] != weights_n;
-  assign \$69  = \$67  | \$68 ;
-  assign \$70  = cmd__payload[48] & \$69 ;
-  assign \$71  = \$64  | \$70 ;
-  assign \$72  = cmd__payload[15:0] == 16'h0000;
-  assign \$73  = cmd__payload[31:16] == 16'h0000;
-  assign \$74  = \$72  | \$73 ;
-  assign \$75  = cmd__payload[47:32] == 16'h0000;
-  assign \$76  = \$74  | \$75 ;
-  assign \$77  = cmd__payload[15:0] > 7'h40;
-  assign \$78  = \$76  | \$77 ;
-  assign \$79  = cmd__payload[31:16] > 7'h40;
-  assign \$80  = \$78  | \$79 ;
-  assign \$81  = cmd__payload[47:32] > 7'h40;
-  assign \$82  = \$80  | \$81 ;
-  assign \$83  = ~ weights_valid;
-  assign \$84  = cmd__payload[31:16] != weights_k;
-  assign \$85  = \$83  | \$84 ;
-  assign \$86  = cmd__payload[47:32] != weights_n;
-  assign \$87  = \$85  | \$86 ;
-  assign \$88  = cmd__payload[48] & \$87 ;
-  assign \$89  = \$82  | \$88 ;
-  assign \$90  = a_load_addr + 1'h1;
-  assign \$91  = job_k - 1'h1;
-  assign \$92  = a_load_inner == \$91 ;
+  assign \$44  = a_base + job_k;
+  assign \$45  = m0 + 5'h10;
+  assign \$46  = \$45  >= job_m;
+  assign \$47  = s + 1'h1;
+  assign \$48  = s + 2'h2;
+  assign \$49  = \$48  == span;
+  assign \$50  = \$8 [6:0] >= 4'h8;
+  assign \$51  = \$50  ? 7'h08 : \$8 [6:0];
+  assign \$52  = cmd__valid & cmd__ready;
+  assign \$53  = cmd__payload[15:0] == 16'h0000;
+  assign \$54  = cmd__payload[31:16] == 16'h0000;
+  assign \$55  = \$53  | \$54 ;
+  assign \$56  = cmd__payload[47:32] == 16'h0000;
+  assign \$57  = \$55  | \$56 ;
+  assign \$58  = cmd__payload[15:0] > 7'h40;
+  assign \$59  = \$57  | \$58 ;
+  assign \$60  = cmd__payload[31:16] > 7'h40;
+  assign \$61  = \$59  | \$60 ;
+  assign \$62  = cmd__payload[47:32] > 7'h40;
+  assign \$63  = \$61  | \$62 ;
+  assign \$64  = ~ weights_valid;
+  assign \$65  = cmd__payload[31:16] != weights_k;
+  assign \$66  = \$64  | \$65 ;
+  assign \$67  = cmd__payload[47:32] != weights_n;
+  assign \$68  = \$66  | \$67 ;
+  assign \$69  = cmd__payload[48] & \$68 ;
+  assign \$70  = \$63  | \$69 ;
+  assign \$71  = cmd__payload[15:0] == 16'h0000;
+  assign \$72  = cmd__payload[31:16] == 16'h0000;
+  assign \$73  = \$71  | \$72 ;
+  assign \$74  = cmd__payload[47:32] == 16'h0000;
+  assign \$75  = \$73  | \$74 ;
+  assign \$76  = cmd__payload[15:0] > 7'h40;
+  assign \$77  = \$75  | \$76 ;
+  assign \$78  = cmd__payload[31:16] > 7'h40;
+  assign \$79  = \$77  | \$78 ;
+  assign \$80  = cmd__payload[47:32] > 7'h40;
+  assign \$81  = \$79  | \$80 ;
+  assign \$82  = ~ weights_valid;
+  assign \$83  = cmd__payload[31:16] != weights_k;
+  assign \$84  = \$82  | \$83 ;
+  assign \$85  = cmd__payload[47:32] != weights_n;
+  assign \$86  = \$84  | \$85 ;
+  assign \$87  = cmd__payload[48] & \$86 ;
+  assign \$88  = \$81  | \$87 ;
+  assign \$89  = a_load_addr + 1'h1;
+  assign \$90  = job_k - 1'h1;
+  assign \$91  = a_load_inner == \$90 ;
+  assign \$92  = a_load_outer + 4'h8;
   assign \$93  = a_load_outer + 4'h8;
-  assign \$94  = a_load_outer + 4'h8;
-  assign \$95  = \$94  >= job_m;
-  assign \$96  = a_load_inner + 1'h1;
-  assign \$97  = b_load_addr + 1'h1;
-  assign \$98  = job_k - 1'h1;
-  assign \$99  = b_load_inner == \$98 ;
+  assign \$94  = \$93  >= job_m;
+  assign \$95  = a_load_inner + 1'h1;
+  assign \$96  = b_load_addr + 1'h1;
+  assign \$97  = job_k - 1'h1;
+  assign \$98  = b_load_inner == \$97 ;
+  assign \$99  = b_load_outer + 4'h8;
   assign \$100  = b_load_outer + 4'h8;
-  assign \$101  = b_load_outer + 4'h8;
-  assign \$102  = \$101  >= job_n;
-  assign \$103  = b_load_inner + 1'h1;
-  assign \$104  = a_load_done & b_load_done;
+  assign \$101  = \$100  >= job_n;
+  assign \$102  = b_load_inner + 1'h1;
+  assign \$103  = a_load_done & b_load_done;
+  assign \$104  = cycles + 1'h1;
   assign \$105  = cycles + 1'h1;
-  assign \$106  = cycles + 1'h1;
-  assign \$107  = ~ c__valid;
-  assign \$108  = \$107  | c__ready;
-  assign \$109  = d_m < job_m;
-  assign \$110  = d_m < job_m;
-  assign \$111  = d_n0 + 4'h8;
-  assign \$112  = \$111  >= job_n;
-  assign \$113  = d_m + 1'h1;
-  assign \$114  = d_m + 1'h1;
+  assign \$106  = | job_m;
+  assign \$107  = job_m == 1'h1;
+  assign \$108  = job_n <= 4'h8;
+  assign \$109  = job_n <= 4'h8;
+  assign \$110  = ~ c__valid;
+  assign \$111  = \$110  | c__ready;
+  assign \$112  = d_m + 1'h1;
+  assign \$113  = ~ d_last_m;
+  assign \$114  = d_m + 2'h2;
   assign \$115  = \$114  == job_m;
   assign \$116  = d_n0 + 4'h8;
   assign \$117  = d_tile + 1'h1;
-  assign \$118  = c__valid & c__ready;
-  assign \$119  = \$118  & c__payload[256];
+  assign \$118  = d_n0 + 5'h10;
+  assign \$119  = \$118  >= job_n;
+  assign \$120  = c__valid & c__ready;
+  assign \$121  = \$120  & c__payload[256];
   always @(posedge clk)
-    done <= \$120 ;
+    done <= \$122 ;
   always @(posedge clk)
-    span <= \$121 ;
+    span <= \$123 ;
   always @(posedge clk)
-    s <= \$122 ;
+    s <= \$124 ;
   always @(posedge clk)
-    m0 <= \$123 ;
+    m0 <= \$125 ;
   always @(posedge clk)
-    n0 <= \$124 ;
+    n0 <= \$126 ;
   always @(posedge clk)
-    ntile <= \$125 ;
+    ntile <= \$127 ;
   always @(posedge clk)
-    a_base <= \$126 ;
+    a_base <= \$128 ;
   always @(posedge clk)
-    b_base <= \$127 ;
+    b_base <= \$129 ;
   always @(posedge clk)
-    out_m0 <= \$128 ;
+    slot_end <= \$130 ;
   always @(posedge clk)
-    out_ntile <= \$129 ;
+    first_last_m <= \$131 ;
   always @(posedge clk)
-    out_final <= \$130 ;
+    last_m <= \$132 ;
   always @(posedge clk)
-    out_rows <= \$131 ;
+    last_n <= \$133 ;
   always @(posedge clk)
-    error <= \$132 ;
+    out_m0 <= \$134 ;
   always @(posedge clk)
-    cycles <= \$133 ;
+    out_ntile <= \$135 ;
   always @(posedge clk)
-    job_m <= \$134 ;
+    out_final <= \$136 ;
   always @(posedge clk)
-    job_k <= \$135 ;
+    out_rows <= \$137 ;
   always @(posedge clk)
-    job_n <= \$136 ;
+    error <= \$138 ;
   always @(posedge clk)
-    a_load_addr <= \$137 ;
+    cycles <= \$139 ;
   always @(posedge clk)
-    a_load_outer <= \$138 ;
+    job_m <= \$140 ;
   always @(posedge clk)
-    a_load_inner <= \$139 ;
+    job_k <= \$141 ;
   always @(posedge clk)
-    a_load_done <= \$140 ;
+    job_n <= \$142 ;
   always @(posedge clk)
-    b_load_addr <= \$141 ;
+    a_load_addr <= \$143 ;
   always @(posedge clk)
-    b_load_outer <= \$142 ;
+    a_load_outer <= \$144 ;
   always @(posedge clk)
-    b_load_inner <= \$143 ;
+    a_load_inner <= \$145 ;
   always @(posedge clk)
-    b_load_done <= \$144 ;
+    a_load_done <= \$146 ;
   always @(posedge clk)
-    weights_valid <= \$145 ;
+    b_load_addr <= \$147 ;
   always @(posedge clk)
-    weights_k <= \$146 ;
+    b_load_outer <= \$148 ;
   always @(posedge clk)
-    weights_n <= \$147 ;
+    b_load_inner <= \$149 ;
   always @(posedge clk)
-    engine_state <= \$148 ;
+    b_load_done <= \$150 ;
   always @(posedge clk)
-    d_m <= \$149 ;
+    weights_valid <= \$151 ;
   always @(posedge clk)
-    d_n0 <= \$150 ;
+    weights_k <= \$152 ;
   always @(posedge clk)
-    d_tile <= \$151 ;
+    weights_n <= \$153 ;
   always @(posedge clk)
-    c__valid <= \$152 ;
+    engine_state <= \$154 ;
   always @(posedge clk)
-    c_last <= \$153 ;
+    d_m <= \$155 ;
+  always @(posedge clk)
+    d_n0 <= \$156 ;
+  always @(posedge clk)
+    d_tile <= \$157 ;
+  always @(posedge clk)
+    d_more <= \$158 ;
+  always @(posedge clk)
+    d_last_m <= \$159 ;
+  always @(posedge clk)
+    d_last_n <= \$160 ;
+  always @(posedge clk)
+    d_first_last_n <= \$161 ;
+  always @(posedge clk)
+    c__valid <= \$162 ;
+  always @(posedge clk)
+    c_last <= \$163 ;
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i__payload(i__payload),
@@ -2172,7 +2208,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.tag_delay  tag_delay (
     .clk(clk),
-    .i(\i$45 ),
+    .i(\i$43 ),
     .o(\o$48 ),
     .rst(rst)
   );
@@ -2189,7 +2225,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          \$signature__en  = \$33 ;
+          \$signature__en  = \$23 ;
       default:
           /* empty */;
     endcase
@@ -2216,8 +2252,8 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     seq_end = 1'h0;
     if (seq_run) begin
-      if (\$7 ) begin
-        seq_end = \$12 ;
+      if (slot_end) begin
+        seq_end = \$6 ;
       end
     end
   end
@@ -2226,7 +2262,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     cmd__ready = 1'h0;
     casez (engine_state)
       3'h0:
-          cmd__ready = \$22 ;
+          cmd__ready = \$12 ;
       default:
           /* empty */;
     endcase
@@ -2256,7 +2292,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          a__ready = \$25 ;
+          a__ready = \$15 ;
       default:
           /* empty */;
     endcase
@@ -2268,7 +2304,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          b__ready = \$28 ;
+          b__ready = \$18 ;
       default:
           /* empty */;
     endcase
@@ -2304,7 +2340,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$69  = \$29 ;
+          \$signature__en$69  = \$19 ;
       default:
           /* empty */;
     endcase
@@ -2340,7 +2376,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$73  = \$30 ;
+          \$signature__en$73  = \$20 ;
       default:
           /* empty */;
     endcase
@@ -2352,7 +2388,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          if (\$31 ) begin
+          if (\$21 ) begin
             seq_start = 1'h1;
           end
       default:
@@ -2375,12 +2411,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$120  = 1'h0;
+    \$122  = 1'h0;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
-            if (\$89 ) begin
-              \$120  = 1'h1;
+          if (\$52 ) begin
+            if (\$88 ) begin
+              \$122  = 1'h1;
             end
           end
       3'h1:
@@ -2390,75 +2426,38 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$119 ) begin
-            \$120  = 1'h1;
+          if (\$121 ) begin
+            \$122  = 1'h1;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$120  = 1'h0;
+      \$122  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$121  = span;
+    \$123  = span;
     if (seq_start) begin
-      \$121  = \$40 ;
+      \$123  = \$30 ;
     end
     if (rst) begin
-      \$121  = 7'h00;
+      \$123  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$122  = s;
+    \$124  = s;
     if (seq_start) begin
-      \$122  = 7'h00;
+      \$124  = 7'h00;
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
-      if (\$42 ) begin
-        \$122  = 7'h00;
+      if (slot_end) begin
+        \$124  = 7'h00;
       end else begin
-        \$122  = \$50 [6:0];
-      end
-    end
-    if (rst) begin
-      \$122  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$123  = m0;
-    if (seq_start) begin
-      \$123  = 7'h00;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
-        (* full_case = 32'd1 *)
-        if (\$44 ) begin
-          \$123  = 7'h00;
-        end else begin
-          \$123  = \$48 [6:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$123  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$124  = n0;
-    if (seq_start) begin
-      \$124  = 7'h00;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
-        if (\$44 ) begin
-          \$124  = \$45 [6:0];
-        end
+        \$124  = \$47 [6:0];
       end
     end
     if (rst) begin
@@ -2467,83 +2466,108 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$125  = ntile;
+    \$125  = m0;
     if (seq_start) begin
-      \$125  = 4'h0;
+      \$125  = 7'h00;
     end
     if (seq_run) begin
-      if (\$42 ) begin
-        if (\$44 ) begin
-          \$125  = \$46 [3:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$125  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$126  = a_base;
-    if (seq_start) begin
-      \$126  = 10'h000;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
+      if (slot_end) begin
         (* full_case = 32'd1 *)
-        if (\$44 ) begin
-          \$126  = 10'h000;
+        if (last_m) begin
+          \$125  = 7'h00;
         end else begin
-          \$126  = \$49 [9:0];
+          \$125  = \$43 [6:0];
         end
       end
     end
     if (rst) begin
-      \$126  = 10'h000;
+      \$125  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$127  = b_base;
+    \$126  = n0;
     if (seq_start) begin
-      \$127  = 10'h000;
+      \$126  = 7'h00;
     end
     if (seq_run) begin
-      if (\$42 ) begin
-        if (\$44 ) begin
-          \$127  = \$47 [9:0];
+      if (slot_end) begin
+        if (last_m) begin
+          \$126  = \$38 [6:0];
         end
       end
     end
     if (rst) begin
-      \$127  = 10'h000;
+      \$126  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$128  = out_m0;
-    if (\o$48 [0]) begin
-      \$128  = \o$48 [8:2];
+    \$127  = ntile;
+    if (seq_start) begin
+      \$127  = 4'h0;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (last_m) begin
+          \$127  = \$39 [3:0];
+        end
+      end
     end
     if (rst) begin
-      \$128  = 7'h00;
+      \$127  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$129  = out_ntile;
-    if (\o$48 [0]) begin
-      \$129  = \o$48 [12:9];
+    \$128  = a_base;
+    if (seq_start) begin
+      \$128  = 10'h000;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (last_m) begin
+          \$128  = 10'h000;
+        end else begin
+          \$128  = \$44 [9:0];
+        end
+      end
     end
     if (rst) begin
-      \$129  = 4'h0;
+      \$128  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$130  = out_final;
-    if (\o$48 [0]) begin
-      \$130  = \o$48 [1];
+    \$129  = b_base;
+    if (seq_start) begin
+      \$129  = 10'h000;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (last_m) begin
+          \$129  = \$40 [9:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$129  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$130  = slot_end;
+    if (seq_start) begin
+      \$130  = \$33 ;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$130  = \$37 ;
+      end else begin
+        \$130  = \$49 ;
+      end
     end
     if (rst) begin
       \$130  = 1'h0;
@@ -2551,249 +2575,175 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$131  = out_rows;
-    if (\o$48 [0]) begin
-      \$131  = \$52 [3:0];
+    \$131  = first_last_m;
+    if (seq_start) begin
+      \$131  = \$34 ;
     end
     if (rst) begin
-      \$131  = 4'h0;
+      \$131  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$132  = error;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            \$132  = \$71 ;
-          end
-      default:
-          /* empty */;
-    endcase
+    \$132  = last_m;
+    if (seq_start) begin
+      \$132  = \$35 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (last_m) begin
+          \$132  = first_last_m;
+        end else begin
+          \$132  = \$46 ;
+        end
+      end
+    end
     if (rst) begin
       \$132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$133  = cycles;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            \$133  = 32'd0;
-          end
-      3'h1:
-          /* empty */;
-      3'h2:
-          \$133  = \$105 [31:0];
-      3'h3:
-          \$133  = \$106 [31:0];
-      default:
-          /* empty */;
-    endcase
+    \$133  = last_n;
+    if (seq_start) begin
+      \$133  = \$36 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (last_m) begin
+          \$133  = \$42 ;
+        end
+      end
+    end
     if (rst) begin
-      \$133  = 32'd0;
+      \$133  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$134  = job_m;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$134  = cmd__payload[6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$134  = out_m0;
+    if (\o$48 [0]) begin
+      \$134  = \o$48 [8:2];
+    end
     if (rst) begin
       \$134  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$135  = job_k;
+    \$135  = out_ntile;
+    if (\o$48 [0]) begin
+      \$135  = \o$48 [12:9];
+    end
+    if (rst) begin
+      \$135  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$136  = out_final;
+    if (\o$48 [0]) begin
+      \$136  = \o$48 [1];
+    end
+    if (rst) begin
+      \$136  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$137  = out_rows;
+    if (\o$48 [0]) begin
+      \$137  = \$51 [3:0];
+    end
+    if (rst) begin
+      \$137  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$138  = error;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$135  = cmd__payload[22:16];
-            end
+          if (\$52 ) begin
+            \$138  = \$70 ;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$135  = 7'h00;
+      \$138  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$136  = job_n;
+    \$139  = cycles;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$136  = cmd__payload[38:32];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$136  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$137  = a_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$137  = 10'h000;
-            end
+          if (\$52 ) begin
+            \$139  = 32'd0;
           end
       3'h1:
-          if (\$signature__en$69 ) begin
-            \$137  = \$90 [9:0];
-          end
+          /* empty */;
+      3'h2:
+          \$139  = \$104 [31:0];
+      3'h3:
+          \$139  = \$105 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$137  = 10'h000;
+      \$139  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$138  = a_load_outer;
+    \$140  = job_m;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
+          if (\$52 ) begin
             (* full_case = 32'd1 *)
-            if (\$89 ) begin
+            if (\$88 ) begin
             end else begin
-              \$138  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$69 ) begin
-            if (\$92 ) begin
-              \$138  = \$93 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$138  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$139  = a_load_inner;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$139  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$69 ) begin
-            (* full_case = 32'd1 *)
-            if (\$92 ) begin
-              \$139  = 7'h00;
-            end else begin
-              \$139  = \$96 [6:0];
+              \$140  = cmd__payload[6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$139  = 7'h00;
+      \$140  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$140  = a_load_done;
+    \$141  = job_k;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
+          if (\$52 ) begin
             (* full_case = 32'd1 *)
-            if (\$89 ) begin
+            if (\$88 ) begin
             end else begin
-              \$140  = 1'h0;
-            end
-          end
-      3'h1:
-          if (\$signature__en$69 ) begin
-            if (\$92 ) begin
-              if (\$95 ) begin
-                \$140  = 1'h1;
-              end
+              \$141  = cmd__payload[22:16];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$140  = 1'h0;
+      \$141  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$141  = b_load_addr;
+    \$142  = job_n;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
+          if (\$52 ) begin
             (* full_case = 32'd1 *)
-            if (\$89 ) begin
+            if (\$88 ) begin
             end else begin
-              \$141  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            \$141  = \$97 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$141  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$142  = b_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$142  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            if (\$99 ) begin
-              \$142  = \$100 [6:0];
+              \$142  = cmd__payload[38:32];
             end
           end
       default:
@@ -2805,186 +2755,174 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$143  = b_load_inner;
+    \$143  = a_load_addr;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
+          if (\$52 ) begin
             (* full_case = 32'd1 *)
-            if (\$89 ) begin
+            if (\$88 ) begin
             end else begin
-              \$143  = 7'h00;
+              \$143  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            \$143  = \$89 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$143  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$144  = a_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$144  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            if (\$91 ) begin
+              \$144  = \$92 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$144  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$145  = a_load_inner;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$145  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            (* full_case = 32'd1 *)
+            if (\$91 ) begin
+              \$145  = 7'h00;
+            end else begin
+              \$145  = \$95 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$145  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$146  = a_load_done;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$146  = 1'h0;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            if (\$91 ) begin
+              if (\$94 ) begin
+                \$146  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$146  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$147  = b_load_addr;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$147  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            \$147  = \$96 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$147  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$148  = b_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$148  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            if (\$98 ) begin
+              \$148  = \$99 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$148  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$149  = b_load_inner;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$149  = 7'h00;
             end
           end
       3'h1:
           if (\$signature__en$73 ) begin
             (* full_case = 32'd1 *)
-            if (\$99 ) begin
-              \$143  = 7'h00;
+            if (\$98 ) begin
+              \$149  = 7'h00;
             end else begin
-              \$143  = \$103 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$143  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$144  = b_load_done;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$144  = 1'h0;
-              if (cmd__payload[48]) begin
-                \$144  = 1'h1;
-              end
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            if (\$99 ) begin
-              if (\$102 ) begin
-                \$144  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$144  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$145  = weights_valid;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$145  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$145  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$146  = weights_k;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$146  = cmd__payload[22:16];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$146  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$147  = weights_n;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$147  = cmd__payload[38:32];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$147  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$148  = engine_state;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$148  = 3'h1;
-            end
-          end
-      3'h1:
-          if (\$104 ) begin
-            \$148  = 3'h2;
-          end
-      3'h2:
-          if (seq_end) begin
-            \$148  = 3'h3;
-          end
-      3'h3:
-          if (seq_final_write) begin
-            \$148  = 3'h4;
-          end
-      3'h4:
-          if (\$119 ) begin
-            \$148  = 3'h0;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$148  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$149  = d_m;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$149  = 7'h00;
-          end
-      3'h4:
-          if (\$108 ) begin
-            if (\$110 ) begin
-              if (\$112 ) begin
-                \$149  = \$113 [6:0];
-              end
+              \$149  = \$102 [6:0];
             end
           end
       default:
@@ -2996,26 +2934,24 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$150  = d_n0;
+    \$150  = b_load_done;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$150  = 7'h00;
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$150  = 1'h0;
+              if (cmd__payload[48]) begin
+                \$150  = 1'h1;
+              end
+            end
           end
-      3'h4:
-          if (\$108 ) begin
-            if (\$110 ) begin
-              (* full_case = 32'd1 *)
-              if (\$112 ) begin
-                \$150  = 7'h00;
-              end else begin
-                \$150  = \$116 [6:0];
+      3'h1:
+          if (\$signature__en$73 ) begin
+            if (\$98 ) begin
+              if (\$101 ) begin
+                \$150  = 1'h1;
               end
             end
           end
@@ -3023,31 +2959,22 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$150  = 7'h00;
+      \$150  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$151  = d_tile;
+    \$151  = weights_valid;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$151  = 4'h0;
-          end
-      3'h4:
-          if (\$108 ) begin
-            if (\$110 ) begin
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
               (* full_case = 32'd1 *)
-              if (\$112 ) begin
-                \$151  = 4'h0;
+              if (cmd__payload[48]) begin
               end else begin
-                \$151  = \$117 [3:0];
+                \$151  = 1'h1;
               end
             end
           end
@@ -3055,12 +2982,93 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$151  = 4'h0;
+      \$151  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$152  = c__valid;
+    \$152  = weights_k;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$152  = cmd__payload[22:16];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$152  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$153  = weights_n;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$153  = cmd__payload[38:32];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$153  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$154  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$154  = 3'h1;
+            end
+          end
+      3'h1:
+          if (\$103 ) begin
+            \$154  = 3'h2;
+          end
+      3'h2:
+          if (seq_end) begin
+            \$154  = 3'h3;
+          end
+      3'h3:
+          if (seq_final_write) begin
+            \$154  = 3'h4;
+          end
+      3'h4:
+          if (\$121 ) begin
+            \$154  = 3'h0;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$154  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$155  = d_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3070,27 +3078,231 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$152  = 1'h0;
+            \$155  = 7'h00;
+          end
+      3'h4:
+          if (\$111 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$155  = \$112 [6:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$155  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$156  = d_n0;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$156  = 7'h00;
+          end
+      3'h4:
+          if (\$111 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$156  = 7'h00;
+              end else begin
+                \$156  = \$116 [6:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$156  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$157  = d_tile;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$157  = 4'h0;
+          end
+      3'h4:
+          if (\$111 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$157  = 4'h0;
+              end else begin
+                \$157  = \$117 [3:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$157  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$158  = d_more;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$158  = \$106 ;
+          end
+      3'h4:
+          if (\$111 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$158  = \$113 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$158  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$159  = d_last_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$159  = \$107 ;
+          end
+      3'h4:
+          if (\$111 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$159  = \$115 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$159  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$160  = d_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$160  = \$108 ;
+          end
+      3'h4:
+          if (\$111 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$160  = d_first_last_n;
+              end else begin
+                \$160  = \$119 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$160  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$161  = d_first_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$161  = \$109 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$161  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$162  = c__valid;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$162  = 1'h0;
           end
       3'h4:
         begin
-          if (\$108 ) begin
-            \$152  = \$109 ;
+          if (\$111 ) begin
+            \$162  = d_more;
           end
-          if (\$119 ) begin
-            \$152  = 1'h0;
+          if (\$121 ) begin
+            \$162  = 1'h0;
           end
         end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$152  = 1'h0;
+      \$162  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$153  = c_last;
+    \$163  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3101,13 +3313,13 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$108 ) begin
-            if (\$110 ) begin
+          if (\$111 ) begin
+            if (d_more) begin
               (* full_case = 32'd1 *)
-              if (\$112 ) begin
-                \$153  = \$115 ;
+              if (d_last_n) begin
+                \$163  = d_last_m;
               end else begin
-                \$153  = 1'h0;
+                \$163  = 1'h0;
               end
             end
           end
@@ -3115,7 +3327,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$153  = 1'h0;
+      \$163  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
@@ -3125,7 +3337,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__addr$29  = \$4 [8:0];
   assign \$signature__addr$31  = \$5 [8:0];
   assign i__valid = o[0];
-  assign left = \$18 [6:0];
+  assign left = \$8 [6:0];
   assign row_m = { out_m0[6:3], o__payload[258:256] };
   assign \$signature__addr$52  = { out_ntile[2:0], out_m0[5:3], o__payload[258:256] };
   assign \$signature__data$54  = o__payload[255:0];
@@ -3193,19 +3405,19 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data[5]  = \$signature__data [47:40];
   assign \$signature__data[6]  = \$signature__data [55:48];
   assign \$signature__data[7]  = \$signature__data [63:56];
-  assign \$signature__data$44[0]  = \$signature__data$44 [7:0];
-  assign \$signature__data$44[1]  = \$signature__data$44 [15:8];
-  assign \$signature__data$44[2]  = \$signature__data$44 [23:16];
-  assign \$signature__data$44[3]  = \$signature__data$44 [31:24];
-  assign \$signature__data$44[4]  = \$signature__data$44 [39:32];
-  assign \$signature__data$44[5]  = \$signature__data$44 [47:40];
-  assign \$signature__data$44[6]  = \$signature__data$44 [55:48];
-  assign \$signature__data$44[7]  = \$signature__data$44 [63:56];
-  assign \i$45[0]  = \i$45 ;
-  assign \i$45[0].valid  = \i$45 [0];
-  assign \i$45[0].final  = \i$45 [1];
-  assign \i$45[0].m0  = \i$45 [8:2];
-  assign \i$45[0].ntile  = \i$45 [12:9];
+  assign \$signature__data$42[0]  = \$signature__data$42 [7:0];
+  assign \$signature__data$42[1]  = \$signature__data$42 [15:8];
+  assign \$signature__data$42[2]  = \$signature__data$42 [23:16];
+  assign \$signature__data$42[3]  = \$signature__data$42 [31:24];
+  assign \$signature__data$42[4]  = \$signature__data$42 [39:32];
+  assign \$signature__data$42[5]  = \$signature__data$42 [47:40];
+  assign \$signature__data$42[6]  = \$signature__data$42 [55:48];
+  assign \$signature__data$42[7]  = \$signature__data$42 [63:56];
+  assign \i$43[0]  = \i$43 ;
+  assign \i$43[0].valid  = \i$43 [0];
+  assign \i$43[0].final  = \i$43 [1];
+  assign \i$43[0].m0  = \i$43 [8:2];
+  assign \i$43[0].ntile  = \i$43 [12:9];
   assign \o$48[0]  = \o$48 ;
   assign \o$48[0].valid  = \o$48 [0];
   assign \o$48[0].final  = \o$48 [1];
@@ -3255,12 +3467,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data$72[7]  = \$signature__data$72 [63:56];
   assign c__payload[255:0] = \$signature__data$62 ;
   assign c__payload[256] = c_last;
-  assign \i$45 [12:9] = ntile;
-  assign \i$45 [8:2] = m0;
-  assign \i$45 [1] = \$17 ;
-  assign \i$45 [0] = last;
+  assign \i$43 [12:9] = ntile;
+  assign \i$43 [8:2] = m0;
+  assign \i$43 [1] = \$7 ;
+  assign \i$43 [0] = last;
   assign i__payload[128] = o[1];
-  assign i__payload[127:64] = \$signature__data$44 ;
+  assign i__payload[127:64] = \$signature__data$42 ;
   assign i__payload[63:0] = \$signature__data ;
   assign i[1] = last;
   assign i[0] = beat;

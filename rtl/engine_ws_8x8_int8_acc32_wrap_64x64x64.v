@@ -90,57 +90,64 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$140 ;
   wire \$141 ;
   wire \$142 ;
-  wire [7:0] \$143 ;
+  wire \$143 ;
   wire \$144 ;
   wire [7:0] \$145 ;
-  wire [7:0] \$146 ;
-  wire \$147 ;
-  wire [7:0] \$148 ;
-  wire [4:0] \$149 ;
+  wire \$146 ;
+  wire [7:0] \$147 ;
+  wire \$148 ;
+  wire [7:0] \$149 ;
   wire [7:0] \$15 ;
-  wire \$150 ;
-  wire \$151 ;
-  reg \$152 ;
-  reg [6:0] \$153 ;
-  reg [6:0] \$154 ;
+  wire [4:0] \$150 ;
+  wire [7:0] \$151 ;
+  wire \$152 ;
+  wire \$153 ;
+  wire \$154 ;
   reg \$155 ;
   reg [6:0] \$156 ;
-  reg [3:0] \$157 ;
-  reg [6:0] \$158 ;
-  reg [9:0] \$159 ;
+  reg [6:0] \$157 ;
+  reg \$158 ;
+  reg [6:0] \$159 ;
   wire \$16 ;
-  reg [9:0] \$160 ;
-  reg \$161 ;
-  reg [3:0] \$162 ;
+  reg [3:0] \$160 ;
+  reg [6:0] \$161 ;
+  reg [9:0] \$162 ;
   reg [9:0] \$163 ;
   reg \$164 ;
-  reg \$165 ;
-  reg [13:0] \$166 ;
+  reg [3:0] \$165 ;
+  reg [9:0] \$166 ;
   reg \$167 ;
-  reg [31:0] \$168 ;
-  reg [6:0] \$169 ;
+  reg \$168 ;
+  reg [13:0] \$169 ;
   wire \$17 ;
-  reg [6:0] \$170 ;
-  reg [6:0] \$171 ;
-  reg [9:0] \$172 ;
+  reg \$170 ;
+  reg [31:0] \$171 ;
+  reg [6:0] \$172 ;
   reg [6:0] \$173 ;
   reg [6:0] \$174 ;
-  reg \$175 ;
-  reg [9:0] \$176 ;
+  reg [9:0] \$175 ;
+  reg [6:0] \$176 ;
   reg [6:0] \$177 ;
-  reg [6:0] \$178 ;
-  reg \$179 ;
+  reg \$178 ;
+  reg [9:0] \$179 ;
   wire \$18 ;
-  reg \$180 ;
+  reg [6:0] \$180 ;
   reg [6:0] \$181 ;
-  reg [6:0] \$182 ;
-  reg [2:0] \$183 ;
+  reg \$182 ;
+  reg \$183 ;
   reg [6:0] \$184 ;
   reg [6:0] \$185 ;
-  reg [3:0] \$186 ;
-  reg \$187 ;
-  reg \$188 ;
+  reg [2:0] \$186 ;
+  reg [6:0] \$187 ;
+  reg [6:0] \$188 ;
+  reg [3:0] \$189 ;
   wire \$19 ;
+  reg \$190 ;
+  reg \$191 ;
+  reg \$192 ;
+  reg \$193 ;
+  reg \$194 ;
+  reg \$195 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
@@ -351,7 +358,11 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [3:0] cur_ntile = 4'h0;
   (* init = 32'd0 *)
   wire [31:0] \cycles$18 ;
+  reg d_first_last_n = 1'h0;
+  reg d_last_m = 1'h0;
+  reg d_last_n = 1'h0;
   reg [6:0] d_m = 7'h00;
+  reg d_more = 1'h0;
   reg [6:0] d_n0 = 7'h00;
   reg [3:0] d_tile = 4'h0;
   (* init = 1'h0 *)
@@ -2156,98 +2167,109 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$136  = a_load_done & b_load_done;
   assign \$137  = cycles + 1'h1;
   assign \$138  = cycles + 1'h1;
-  assign \$139  = ~ c__valid;
-  assign \$140  = \$139  | c__ready;
-  assign \$141  = d_m < job_m;
-  assign \$142  = d_m < job_m;
-  assign \$143  = d_n0 + 4'h8;
-  assign \$144  = \$143  >= job_n;
+  assign \$139  = | job_m;
+  assign \$140  = job_m == 1'h1;
+  assign \$141  = job_n <= 4'h8;
+  assign \$142  = job_n <= 4'h8;
+  assign \$143  = ~ c__valid;
+  assign \$144  = \$143  | c__ready;
   assign \$145  = d_m + 1'h1;
-  assign \$146  = d_m + 1'h1;
-  assign \$147  = \$146  == job_m;
-  assign \$148  = d_n0 + 4'h8;
-  assign \$149  = d_tile + 1'h1;
-  assign \$150  = c__valid & c__ready;
-  assign \$151  = \$150  & c__payload[256];
+  assign \$146  = ~ d_last_m;
+  assign \$147  = d_m + 2'h2;
+  assign \$148  = \$147  == job_m;
+  assign \$149  = d_n0 + 4'h8;
+  assign \$150  = d_tile + 1'h1;
+  assign \$151  = d_n0 + 5'h10;
+  assign \$152  = \$151  >= job_n;
+  assign \$153  = c__valid & c__ready;
+  assign \$154  = \$153  & c__payload[256];
   always @(posedge clk)
-    done <= \$152 ;
+    done <= \$155 ;
   always @(posedge clk)
-    span <= \$153 ;
+    span <= \$156 ;
   always @(posedge clk)
-    s <= \$154 ;
+    s <= \$157 ;
   always @(posedge clk)
-    prologue <= \$155 ;
+    prologue <= \$158 ;
   always @(posedge clk)
-    nxt_n0 <= \$156 ;
+    nxt_n0 <= \$159 ;
   always @(posedge clk)
-    nxt_ntile <= \$157 ;
+    nxt_ntile <= \$160 ;
   always @(posedge clk)
-    nxt_k0 <= \$158 ;
+    nxt_k0 <= \$161 ;
   always @(posedge clk)
-    nxt_abase <= \$159 ;
+    nxt_abase <= \$162 ;
   always @(posedge clk)
-    nxt_bbase <= \$160 ;
+    nxt_bbase <= \$163 ;
   always @(posedge clk)
-    nxt_exists <= \$161 ;
+    nxt_exists <= \$164 ;
   always @(posedge clk)
-    cur_ntile <= \$162 ;
+    cur_ntile <= \$165 ;
   always @(posedge clk)
-    cur_abase <= \$163 ;
+    cur_abase <= \$166 ;
   always @(posedge clk)
-    cur_first <= \$164 ;
+    cur_first <= \$167 ;
   always @(posedge clk)
-    cur_last <= \$165 ;
+    cur_last <= \$168 ;
   always @(posedge clk)
-    wr_tag0 <= \$166 ;
+    wr_tag0 <= \$169 ;
   always @(posedge clk)
-    error <= \$167 ;
+    error <= \$170 ;
   always @(posedge clk)
-    cycles <= \$168 ;
+    cycles <= \$171 ;
   always @(posedge clk)
-    job_m <= \$169 ;
+    job_m <= \$172 ;
   always @(posedge clk)
-    job_k <= \$170 ;
+    job_k <= \$173 ;
   always @(posedge clk)
-    job_n <= \$171 ;
+    job_n <= \$174 ;
   always @(posedge clk)
-    a_load_addr <= \$172 ;
+    a_load_addr <= \$175 ;
   always @(posedge clk)
-    a_load_outer <= \$173 ;
+    a_load_outer <= \$176 ;
   always @(posedge clk)
-    a_load_inner <= \$174 ;
+    a_load_inner <= \$177 ;
   always @(posedge clk)
-    a_load_done <= \$175 ;
+    a_load_done <= \$178 ;
   always @(posedge clk)
-    b_load_addr <= \$176 ;
+    b_load_addr <= \$179 ;
   always @(posedge clk)
-    b_load_outer <= \$177 ;
+    b_load_outer <= \$180 ;
   always @(posedge clk)
-    b_load_inner <= \$178 ;
+    b_load_inner <= \$181 ;
   always @(posedge clk)
-    b_load_done <= \$179 ;
+    b_load_done <= \$182 ;
   always @(posedge clk)
-    weights_valid <= \$180 ;
+    weights_valid <= \$183 ;
   always @(posedge clk)
-    weights_k <= \$181 ;
+    weights_k <= \$184 ;
   always @(posedge clk)
-    weights_n <= \$182 ;
+    weights_n <= \$185 ;
   always @(posedge clk)
-    engine_state <= \$183 ;
+    engine_state <= \$186 ;
   always @(posedge clk)
-    d_m <= \$184 ;
+    d_m <= \$187 ;
   always @(posedge clk)
-    d_n0 <= \$185 ;
+    d_n0 <= \$188 ;
   always @(posedge clk)
-    d_tile <= \$186 ;
+    d_tile <= \$189 ;
   always @(posedge clk)
-    c__valid <= \$187 ;
+    d_more <= \$190 ;
   always @(posedge clk)
-    c_last <= \$188 ;
+    d_last_m <= \$191 ;
+  always @(posedge clk)
+    d_last_n <= \$192 ;
+  always @(posedge clk)
+    d_first_last_n <= \$193 ;
+  always @(posedge clk)
+    c__valid <= \$194 ;
+  always @(posedge clk)
+    c_last <= \$195 ;
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i(a),
     .\i$2 (w),
-    .\port$389$0 (o[2:0]),
+    .\port$400$0 (o[2:0]),
     .psum(psum),
     .rst(rst)
   );
@@ -2462,12 +2484,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$152  = 1'h0;
+    \$155  = 1'h0;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             if (\$121 ) begin
-              \$152  = 1'h1;
+              \$155  = 1'h1;
             end
           end
       3'h1:
@@ -2477,71 +2499,21 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$151 ) begin
-            \$152  = 1'h1;
+          if (\$154 ) begin
+            \$155  = 1'h1;
           end
       default:
           /* empty */;
     endcase
-    if (rst) begin
-      \$152  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$153  = span;
-    if (seq_start) begin
-      \$153  = \$60 ;
-    end
-    if (rst) begin
-      \$153  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$154  = s;
-    if (seq_start) begin
-      \$154  = 7'h00;
-    end
-    if (seq_run) begin
-      (* full_case = 32'd1 *)
-      if (\$63 ) begin
-        \$154  = 7'h00;
-      end else begin
-        \$154  = \$84 [6:0];
-      end
-    end
-    if (rst) begin
-      \$154  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$155  = prologue;
-    if (seq_start) begin
-      \$155  = 1'h1;
-    end
-    if (seq_run) begin
-      if (\$63 ) begin
-        \$155  = 1'h0;
-      end
-    end
     if (rst) begin
       \$155  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$156  = nxt_n0;
+    \$156  = span;
     if (seq_start) begin
-      \$156  = 7'h00;
-    end
-    if (seq_run) begin
-      if (\$63 ) begin
-        if (\$78 ) begin
-          \$156  = \$79 [6:0];
-        end
-      end
+      \$156  = \$60 ;
     end
     if (rst) begin
       \$156  = 7'h00;
@@ -2549,111 +2521,122 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$157  = nxt_ntile;
+    \$157  = s;
     if (seq_start) begin
-      \$157  = 4'h0;
+      \$157  = 7'h00;
     end
     if (seq_run) begin
+      (* full_case = 32'd1 *)
       if (\$63 ) begin
-        if (\$78 ) begin
-          \$157  = \$80 [3:0];
-        end
+        \$157  = 7'h00;
+      end else begin
+        \$157  = \$84 [6:0];
       end
     end
     if (rst) begin
-      \$157  = 4'h0;
+      \$157  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$158  = nxt_k0;
+    \$158  = prologue;
     if (seq_start) begin
-      \$158  = 7'h00;
+      \$158  = 1'h1;
+    end
+    if (seq_run) begin
+      if (\$63 ) begin
+        \$158  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$158  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$159  = nxt_n0;
+    if (seq_start) begin
+      \$159  = 7'h00;
+    end
+    if (seq_run) begin
+      if (\$63 ) begin
+        if (\$78 ) begin
+          \$159  = \$79 [6:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$159  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$160  = nxt_ntile;
+    if (seq_start) begin
+      \$160  = 4'h0;
+    end
+    if (seq_run) begin
+      if (\$63 ) begin
+        if (\$78 ) begin
+          \$160  = \$80 [3:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$160  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$161  = nxt_k0;
+    if (seq_start) begin
+      \$161  = 7'h00;
     end
     if (seq_run) begin
       if (\$63 ) begin
         (* full_case = 32'd1 *)
         if (\$78 ) begin
-          \$158  = 7'h00;
+          \$161  = 7'h00;
         end else begin
-          \$158  = \$82 [6:0];
+          \$161  = \$82 [6:0];
         end
       end
     end
     if (rst) begin
-      \$158  = 7'h00;
+      \$161  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$159  = nxt_abase;
+    \$162  = nxt_abase;
     if (seq_start) begin
-      \$159  = 10'h000;
+      \$162  = 10'h000;
     end
     if (seq_run) begin
       if (\$63 ) begin
         (* full_case = 32'd1 *)
         if (\$78 ) begin
-          \$159  = 10'h000;
+          \$162  = 10'h000;
         end else begin
-          \$159  = \$83 [9:0];
+          \$162  = \$83 [9:0];
         end
       end
     end
     if (rst) begin
-      \$159  = 10'h000;
+      \$162  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$160  = nxt_bbase;
+    \$163  = nxt_bbase;
     if (seq_start) begin
-      \$160  = 10'h000;
+      \$163  = 10'h000;
     end
     if (seq_run) begin
       if (\$63 ) begin
         if (\$78 ) begin
-          \$160  = \$81 [9:0];
+          \$163  = \$81 [9:0];
         end
-      end
-    end
-    if (rst) begin
-      \$160  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$161  = nxt_exists;
-    if (seq_start) begin
-      \$161  = 1'h1;
-    end
-    if (seq_run) begin
-      if (\$63 ) begin
-        \$161  = \$76 ;
-      end
-    end
-    if (rst) begin
-      \$161  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$162  = cur_ntile;
-    if (seq_run) begin
-      if (\$63 ) begin
-        \$162  = nxt_ntile;
-      end
-    end
-    if (rst) begin
-      \$162  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$163  = cur_abase;
-    if (seq_run) begin
-      if (\$63 ) begin
-        \$163  = nxt_abase;
       end
     end
     if (rst) begin
@@ -2662,10 +2645,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$164  = cur_first;
+    \$164  = nxt_exists;
+    if (seq_start) begin
+      \$164  = 1'h1;
+    end
     if (seq_run) begin
       if (\$63 ) begin
-        \$164  = \$64 ;
+        \$164  = \$76 ;
       end
     end
     if (rst) begin
@@ -2674,155 +2660,124 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$165  = cur_last;
+    \$165  = cur_ntile;
     if (seq_run) begin
       if (\$63 ) begin
-        \$165  = \$69 ;
+        \$165  = nxt_ntile;
       end
     end
     if (rst) begin
-      \$165  = 1'h0;
+      \$165  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$166  = \o$55 ;
+    \$166  = cur_abase;
+    if (seq_run) begin
+      if (\$63 ) begin
+        \$166  = nxt_abase;
+      end
+    end
     if (rst) begin
-      \$166  = 14'h0000;
+      \$166  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$167  = error;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            \$167  = \$103 ;
-          end
-      default:
-          /* empty */;
-    endcase
+    \$167  = cur_first;
+    if (seq_run) begin
+      if (\$63 ) begin
+        \$167  = \$64 ;
+      end
+    end
     if (rst) begin
       \$167  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$168  = cycles;
+    \$168  = cur_last;
+    if (seq_run) begin
+      if (\$63 ) begin
+        \$168  = \$69 ;
+      end
+    end
+    if (rst) begin
+      \$168  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$169  = \o$55 ;
+    if (rst) begin
+      \$169  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$170  = error;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
-            \$168  = 32'd0;
+            \$170  = \$103 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$170  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$171  = cycles;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            \$171  = 32'd0;
           end
       3'h1:
           /* empty */;
       3'h2:
-          \$168  = \$137 [31:0];
+          \$171  = \$137 [31:0];
       3'h3:
-          \$168  = \$138 [31:0];
+          \$171  = \$138 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$168  = 32'd0;
+      \$171  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$169  = job_m;
+    \$172  = job_m;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             (* full_case = 32'd1 *)
             if (\$121 ) begin
             end else begin
-              \$169  = cmd__payload[6:0];
+              \$172  = cmd__payload[6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$169  = 7'h00;
+      \$172  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$170  = job_k;
+    \$173  = job_k;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             (* full_case = 32'd1 *)
             if (\$121 ) begin
             end else begin
-              \$170  = cmd__payload[22:16];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$170  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$171  = job_n;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$171  = cmd__payload[38:32];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$171  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$172  = a_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$172  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            \$172  = \$122 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$172  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$173  = a_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$173  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            if (\$124 ) begin
-              \$173  = \$125 [6:0];
+              \$173  = cmd__payload[22:16];
             end
           end
       default:
@@ -2834,23 +2789,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$174  = a_load_inner;
+    \$174  = job_n;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             (* full_case = 32'd1 *)
             if (\$121 ) begin
             end else begin
-              \$174  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            (* full_case = 32'd1 *)
-            if (\$124 ) begin
-              \$174  = 7'h00;
-            end else begin
-              \$174  = \$128 [6:0];
+              \$174  = cmd__payload[38:32];
             end
           end
       default:
@@ -2862,57 +2808,55 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$175  = a_load_done;
+    \$175  = a_load_addr;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             (* full_case = 32'd1 *)
             if (\$121 ) begin
             end else begin
-              \$175  = 1'h0;
+              \$175  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$71 ) begin
+            \$175  = \$122 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$175  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$176  = a_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$176  = 7'h00;
             end
           end
       3'h1:
           if (\$signature__en$71 ) begin
             if (\$124 ) begin
-              if (\$127 ) begin
-                \$175  = 1'h1;
-              end
+              \$176  = \$125 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$175  = 1'h0;
+      \$176  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$176  = b_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$176  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$75 ) begin
-            \$176  = \$129 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$176  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$177  = b_load_outer;
+    \$177  = a_load_inner;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
@@ -2923,9 +2867,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
             end
           end
       3'h1:
-          if (\$signature__en$75 ) begin
-            if (\$131 ) begin
-              \$177  = \$132 [6:0];
+          if (\$signature__en$71 ) begin
+            (* full_case = 32'd1 *)
+            if (\$124 ) begin
+              \$177  = 7'h00;
+            end else begin
+              \$177  = \$128 [6:0];
             end
           end
       default:
@@ -2937,99 +2884,98 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$178  = b_load_inner;
+    \$178  = a_load_done;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             (* full_case = 32'd1 *)
             if (\$121 ) begin
             end else begin
-              \$178  = 7'h00;
+              \$178  = 1'h0;
+            end
+          end
+      3'h1:
+          if (\$signature__en$71 ) begin
+            if (\$124 ) begin
+              if (\$127 ) begin
+                \$178  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$178  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$179  = b_load_addr;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$179  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            \$179  = \$129 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$179  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$180  = b_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$180  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            if (\$131 ) begin
+              \$180  = \$132 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$180  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$181  = b_load_inner;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$181  = 7'h00;
             end
           end
       3'h1:
           if (\$signature__en$75 ) begin
             (* full_case = 32'd1 *)
             if (\$131 ) begin
-              \$178  = 7'h00;
+              \$181  = 7'h00;
             end else begin
-              \$178  = \$135 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$178  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$179  = b_load_done;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$179  = 1'h0;
-              if (cmd__payload[48]) begin
-                \$179  = 1'h1;
-              end
-            end
-          end
-      3'h1:
-          if (\$signature__en$75 ) begin
-            if (\$131 ) begin
-              if (\$134 ) begin
-                \$179  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$179  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$180  = weights_valid;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$180  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$180  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$181  = weights_k;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$181  = cmd__payload[22:16];
-              end
+              \$181  = \$135 [6:0];
             end
           end
       default:
@@ -3041,7 +2987,37 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$182  = weights_n;
+    \$182  = b_load_done;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$182  = 1'h0;
+              if (cmd__payload[48]) begin
+                \$182  = 1'h1;
+              end
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            if (\$131 ) begin
+              if (\$134 ) begin
+                \$182  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$182  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$183  = weights_valid;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
@@ -3051,7 +3027,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$182  = cmd__payload[38:32];
+                \$183  = 1'h1;
               end
             end
           end
@@ -3059,63 +3035,22 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$182  = 7'h00;
+      \$183  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$183  = engine_state;
+    \$184  = weights_k;
     casez (engine_state)
       3'h0:
           if (\$85 ) begin
             (* full_case = 32'd1 *)
             if (\$121 ) begin
             end else begin
-              \$183  = 3'h1;
-            end
-          end
-      3'h1:
-          if (\$136 ) begin
-            \$183  = 3'h2;
-          end
-      3'h2:
-          if (seq_end) begin
-            \$183  = 3'h3;
-          end
-      3'h3:
-          if (seq_final_write) begin
-            \$183  = 3'h4;
-          end
-      3'h4:
-          if (\$151 ) begin
-            \$183  = 3'h0;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$183  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$184  = d_m;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$184  = 7'h00;
-          end
-      3'h4:
-          if (\$140 ) begin
-            if (\$142 ) begin
-              if (\$144 ) begin
-                \$184  = \$145 [6:0];
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$184  = cmd__payload[22:16];
               end
             end
           end
@@ -3128,26 +3063,17 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$185  = d_n0;
+    \$185  = weights_n;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$185  = 7'h00;
-          end
-      3'h4:
-          if (\$140 ) begin
-            if (\$142 ) begin
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
               (* full_case = 32'd1 *)
-              if (\$144 ) begin
-                \$185  = 7'h00;
+              if (cmd__payload[48]) begin
               end else begin
-                \$185  = \$148 [6:0];
+                \$185  = cmd__payload[38:32];
               end
             end
           end
@@ -3160,7 +3086,42 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$186  = d_tile;
+    \$186  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$85 ) begin
+            (* full_case = 32'd1 *)
+            if (\$121 ) begin
+            end else begin
+              \$186  = 3'h1;
+            end
+          end
+      3'h1:
+          if (\$136 ) begin
+            \$186  = 3'h2;
+          end
+      3'h2:
+          if (seq_end) begin
+            \$186  = 3'h3;
+          end
+      3'h3:
+          if (seq_final_write) begin
+            \$186  = 3'h4;
+          end
+      3'h4:
+          if (\$154 ) begin
+            \$186  = 3'h0;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$186  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$187  = d_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3170,16 +3131,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$186  = 4'h0;
+            \$187  = 7'h00;
           end
       3'h4:
-          if (\$140 ) begin
-            if (\$142 ) begin
-              (* full_case = 32'd1 *)
-              if (\$144 ) begin
-                \$186  = 4'h0;
-              end else begin
-                \$186  = \$149 [3:0];
+          if (\$144 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$187  = \$145 [6:0];
               end
             end
           end
@@ -3187,12 +3145,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$186  = 4'h0;
+      \$187  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$187  = c__valid;
+    \$188  = d_n0;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3202,27 +3160,202 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$187  = 1'h0;
+            \$188  = 7'h00;
+          end
+      3'h4:
+          if (\$144 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$188  = 7'h00;
+              end else begin
+                \$188  = \$149 [6:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$188  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$189  = d_tile;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$189  = 4'h0;
+          end
+      3'h4:
+          if (\$144 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$189  = 4'h0;
+              end else begin
+                \$189  = \$150 [3:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$189  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$190  = d_more;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$190  = \$139 ;
+          end
+      3'h4:
+          if (\$144 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$190  = \$146 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$190  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$191  = d_last_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$191  = \$140 ;
+          end
+      3'h4:
+          if (\$144 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$191  = \$148 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$191  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$192  = d_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$192  = \$141 ;
+          end
+      3'h4:
+          if (\$144 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$192  = d_first_last_n;
+              end else begin
+                \$192  = \$152 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$192  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$193  = d_first_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$193  = \$142 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$193  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$194  = c__valid;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$194  = 1'h0;
           end
       3'h4:
         begin
-          if (\$140 ) begin
-            \$187  = \$141 ;
+          if (\$144 ) begin
+            \$194  = d_more;
           end
-          if (\$151 ) begin
-            \$187  = 1'h0;
+          if (\$154 ) begin
+            \$194  = 1'h0;
           end
         end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$187  = 1'h0;
+      \$194  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$188  = c_last;
+    \$195  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3233,13 +3366,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$140 ) begin
-            if (\$142 ) begin
+          if (\$144 ) begin
+            if (d_more) begin
               (* full_case = 32'd1 *)
-              if (\$144 ) begin
-                \$188  = \$147 ;
+              if (d_last_n) begin
+                \$195  = d_last_m;
               end else begin
-                \$188  = 1'h0;
+                \$195  = 1'h0;
               end
             end
           end
@@ -3247,7 +3380,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$188  = 1'h0;
+      \$195  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
@@ -3415,7 +3548,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$389$0 , clk);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$400$0 , clk);
   input rst;
   wire rst;
   input [63:0] \i$2 ;
@@ -3424,8 +3557,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire [63:0] i;
   output [151:0] psum;
   wire [151:0] psum;
-  input [2:0] \port$389$0 ;
-  wire [2:0] \port$389$0 ;
+  input [2:0] \port$400$0 ;
+  wire [2:0] \port$400$0 ;
   input clk;
   wire clk;
   wire [63:0] \$1 ;
@@ -3686,7 +3819,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay  valid_delay (
     .clk(clk),
-    .i(\port$389$0 [0]),
+    .i(\port$400$0 [0]),
     .o(psum_valid),
     .rst(rst)
   );
@@ -3698,8 +3831,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   assign a = i;
   assign w = \i$2 ;
-  assign swap = \port$389$0 [1];
-  assign w_capture = \port$389$0 [2];
+  assign swap = \port$400$0 [1];
+  assign w_capture = \port$400$0 [2];
   assign o = \a$8 ;
   assign \o$11  = \swap$10 ;
   assign a_out = \a$12 ;
@@ -3707,8 +3840,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \a_out$17  = \a$16 ;
   assign \swap_out$19  = \swap$18 ;
   assign \o$33  = psum;
-  assign \i$34  = \port$389$0 [0];
-  assign a_valid = \port$389$0 [0];
+  assign \i$34  = \port$400$0 [0];
+  assign a_valid = \port$400$0 [0];
   assign \o$37  = psum_valid;
   assign \i[0]  = i[7:0];
   assign \i[1]  = i[15:8];
@@ -3870,7 +4003,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \o$33[5]  = psum[113:95];
   assign \o$33[6]  = psum[132:114];
   assign \o$33[7]  = psum[151:133];
-  assign \i$34[0]  = \port$389$0 [0];
+  assign \i$34[0]  = \port$400$0 [0];
   assign \o$37[0]  = psum_valid;
   assign \i$28 [151:133] = \psum_out$31 [37:19];
   assign \i$28 [132:114] = \psum_out$31 [18:0];
@@ -3896,22 +4029,22 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign capture[2] = \o$21 [2];
   assign capture[1] = \o$21 [1];
   assign capture[0] = \o$21 [0];
-  assign \i$6 [7] = \port$389$0 [2];
-  assign \i$6 [6] = \port$389$0 [2];
-  assign \i$6 [5] = \port$389$0 [2];
-  assign \i$6 [4] = \port$389$0 [2];
-  assign \i$6 [3] = \port$389$0 [2];
-  assign \i$6 [2] = \port$389$0 [2];
-  assign \i$6 [1] = \port$389$0 [2];
-  assign \i$6 [0] = \port$389$0 [2];
-  assign \i$4 [7] = \port$389$0 [1];
-  assign \i$4 [6] = \port$389$0 [1];
-  assign \i$4 [5] = \port$389$0 [1];
-  assign \i$4 [4] = \port$389$0 [1];
-  assign \i$4 [3] = \port$389$0 [1];
-  assign \i$4 [2] = \port$389$0 [1];
-  assign \i$4 [1] = \port$389$0 [1];
-  assign \i$4 [0] = \port$389$0 [1];
+  assign \i$6 [7] = \port$400$0 [2];
+  assign \i$6 [6] = \port$400$0 [2];
+  assign \i$6 [5] = \port$400$0 [2];
+  assign \i$6 [4] = \port$400$0 [2];
+  assign \i$6 [3] = \port$400$0 [2];
+  assign \i$6 [2] = \port$400$0 [2];
+  assign \i$6 [1] = \port$400$0 [2];
+  assign \i$6 [0] = \port$400$0 [2];
+  assign \i$4 [7] = \port$400$0 [1];
+  assign \i$4 [6] = \port$400$0 [1];
+  assign \i$4 [5] = \port$400$0 [1];
+  assign \i$4 [4] = \port$400$0 [1];
+  assign \i$4 [3] = \port$400$0 [1];
+  assign \i$4 [2] = \port$400$0 [1];
+  assign \i$4 [1] = \port$400$0 [1];
+  assign \i$4 [0] = \port$400$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)

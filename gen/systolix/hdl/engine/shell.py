@@ -745,8 +745,16 @@ def _elaborate_double(engine):
         b_load.take(m, *b_limits)
     loaded = l_busy & a_load.done & b_load.done
     if rq:
-        # the parameter bank may still feed the drain of the job before the computing one
-        q_free = ~((c_owned[0] & (c_q[0] == ljob_b)) | (c_owned[1] & (c_q[1] == ljob_b)))
+        # The parameter bank may still feed the drain of the job before the computing one.
+        # ``q_free`` matters only while the load stage is busy, and a compute start (which
+        # frees the load stage) never precedes such a cycle: so it is registered from the next
+        # cycle's bank owners (a drain ending now releases its bank) and load bank, and
+        # ``q.ready`` follows flip-flops only.
+        q_free = Signal(init=1, name="q_free")
+        ljob_b_next = Mux(l_busy, ljob_b, Mux(cmd.keep, lb, ~lb))
+        m.d.sync += q_free.eq(~Cat(
+            c_owned[i] & ~(c_out_last & (d_bank == i)) & (c_q[i] == ljob_b_next)
+            for i in range(2)).any())
         with m.If(l_busy):
             m.d.comb += [
                 engine.q.ready.eq(~q_load.done & q_free & ~in_reset),
