@@ -6,7 +6,7 @@ from amaranth.lib import data
 
 from ..os_array import OutputStationaryArray
 from ..skew import DelayLanes
-from .sequencer import Sequencer, c_addr
+from .sequencer import Sequencer, at_least, c_addr
 
 __all__ = ["OutputStationarySequencer"]
 
@@ -42,8 +42,10 @@ class OutputStationarySequencer(Sequencer):
             m.d.sync += [span.eq(start_span),
                          s.eq(0), m0.eq(0), n0.eq(0),
                          ntile.eq(0), a_base.eq(0), b_base.eq(0),
-                         s_end.eq(start_span == 1), first_lm.eq(R >= start_job.m),
-                         last_m.eq(R >= start_job.m), last_n.eq(C >= start_job.n)]
+                         s_end.eq(start_span == 1),
+                         first_lm.eq(at_least(R, start_job.m, cfg.max_m)),
+                         last_m.eq(at_least(R, start_job.m, cfg.max_m)),
+                         last_n.eq(at_least(C, start_job.n, cfg.max_n))]
         beat = Signal()
         last = Signal()
         m.d.comb += [

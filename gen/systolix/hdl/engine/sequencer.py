@@ -3,7 +3,7 @@ loaders, and C buffer addressing."""
 
 from amaranth.hdl import Cat, Signal
 
-__all__ = ["Sequencer", "Loader", "c_addr"]
+__all__ = ["Sequencer", "Loader", "c_addr", "at_least"]
 
 
 class Loader:
@@ -28,6 +28,12 @@ class Loader:
                 m.d.sync += self.done.eq(1)
         with m.Else():
             m.d.sync += self.inner.eq(self.inner + 1)
+
+
+def at_least(const, value, value_max):
+    """``const >= value`` for a ``value`` of at most ``value_max``: a plain 1 when that always
+    holds (no constant comparison in the RTL)."""
+    return 1 if const >= value_max else const >= value
 
 
 def c_addr(cfg, row, ntile):

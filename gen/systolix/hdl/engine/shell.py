@@ -13,7 +13,7 @@ from ..arith import acc_shape, operand_shape
 from ..buffer import BufferMemory
 from ..requant import Requantizer, param_layout, requant_output_layout
 from .os_sequencer import OutputStationarySequencer
-from .sequencer import Loader, c_addr
+from .sequencer import Loader, at_least, c_addr
 from .tc_sequencer import TensorCoreSequencer
 from .ws_sequencer import WeightStationarySequencer
 
@@ -423,7 +423,7 @@ class _DrainCounters:
 
     def __init__(self, cfg, frag):
         R, C = cfg.rows, cfg.cols
-        self._R, self._C, self._frag = R, C, frag
+        self._R, self._C, self._frag, self._max_n = R, C, frag, cfg.max_n
         self.m = Signal(range(cfg.max_m + 1), name="d_m")
         self.n0 = Signal(range(cfg.max_n + C + 1), name="d_n0")
         self.tile = Signal(range(cfg.c_depth // cfg.m_stride + 1), name="d_tile")
@@ -440,7 +440,7 @@ class _DrainCounters:
 
     def start(self, m, jm, jn):
         """To the first word of a job of ``jm`` rows and ``jn`` columns."""
-        ln = self._C >= jn
+        ln = at_least(self._C, jn, self._max_n)
         m.d.sync += [self.m.eq(0), self.n0.eq(0), self.tile.eq(0), self.more.eq(jm != 0),
                      self.last_m.eq(jm == 1), self.last_n.eq(ln), self.first_ln.eq(ln)]
         if self._frag:

@@ -7,7 +7,7 @@ from amaranth.lib import data
 
 from ..skew import DelayLanes
 from ..tensorcore import MMAUnit
-from .sequencer import Sequencer, c_addr
+from .sequencer import Sequencer, at_least, c_addr
 
 __all__ = ["TensorCoreSequencer"]
 
@@ -86,7 +86,8 @@ class TensorCoreSequencer(Sequencer):
 
         with m.If(seq.start):
             m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks, k0)]
-            lm0, ln0 = R >= start_job.m, C >= start_job.n
+            lm0 = at_least(R, start_job.m, cfg.max_m)
+            ln0 = at_least(C, start_job.n, cfg.max_n)
             m.d.sync += [cur_valid.eq(1), first_lm.eq(lm0), last_k.eq(start_job.ks == 1),
                          *(t[key].eq(v) for t in (grp, cur) for key, v in
                            (("lm", lm0), ("ln", ln0)))]
