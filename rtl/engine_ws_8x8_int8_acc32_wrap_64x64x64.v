@@ -62,99 +62,100 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$115 ;
   wire \$116 ;
   wire \$117 ;
-  wire \$118 ;
-  wire \$119 ;
+  wire [10:0] \$118 ;
+  wire [7:0] \$119 ;
   wire [10:0] \$12 ;
   wire \$120 ;
-  wire \$121 ;
-  wire [10:0] \$122 ;
-  wire [7:0] \$123 ;
-  wire \$124 ;
-  wire [7:0] \$125 ;
+  wire [7:0] \$121 ;
+  wire [7:0] \$122 ;
+  wire \$123 ;
+  wire [7:0] \$124 ;
+  wire [10:0] \$125 ;
   wire [7:0] \$126 ;
   wire \$127 ;
   wire [7:0] \$128 ;
-  wire [10:0] \$129 ;
-  wire [11:0] \$13 ;
-  wire [7:0] \$130 ;
-  wire \$131 ;
-  wire [7:0] \$132 ;
-  wire [7:0] \$133 ;
-  wire \$134 ;
-  wire [7:0] \$135 ;
+  wire [7:0] \$129 ;
+  wire \$13 ;
+  wire \$130 ;
+  wire [7:0] \$131 ;
+  wire \$132 ;
+  wire [32:0] \$133 ;
+  wire [32:0] \$134 ;
+  wire \$135 ;
   wire \$136 ;
-  wire [32:0] \$137 ;
-  wire [32:0] \$138 ;
+  wire \$137 ;
+  wire \$138 ;
   wire \$139 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$140 ;
-  wire \$141 ;
+  wire [7:0] \$141 ;
   wire \$142 ;
-  wire \$143 ;
+  wire [7:0] \$143 ;
   wire \$144 ;
   wire [7:0] \$145 ;
-  wire \$146 ;
+  wire [4:0] \$146 ;
   wire [7:0] \$147 ;
   wire \$148 ;
-  wire [7:0] \$149 ;
-  wire [7:0] \$15 ;
-  wire [4:0] \$150 ;
-  wire [7:0] \$151 ;
-  wire \$152 ;
-  wire \$153 ;
-  wire \$154 ;
+  wire \$149 ;
+  wire \$15 ;
+  wire \$150 ;
+  reg \$151 ;
+  reg [6:0] \$152 ;
+  reg [6:0] \$153 ;
+  reg \$154 ;
   reg \$155 ;
   reg [6:0] \$156 ;
-  reg [6:0] \$157 ;
-  reg \$158 ;
-  reg [6:0] \$159 ;
+  reg [3:0] \$157 ;
+  reg [6:0] \$158 ;
+  reg [9:0] \$159 ;
   wire \$16 ;
-  reg [3:0] \$160 ;
-  reg [6:0] \$161 ;
-  reg [9:0] \$162 ;
-  reg [9:0] \$163 ;
+  reg [9:0] \$160 ;
+  reg [9:0] \$161 ;
+  reg \$162 ;
+  reg \$163 ;
   reg \$164 ;
-  reg [3:0] \$165 ;
-  reg [9:0] \$166 ;
-  reg \$167 ;
+  reg \$165 ;
+  reg [3:0] \$166 ;
+  reg [9:0] \$167 ;
   reg \$168 ;
-  reg [13:0] \$169 ;
+  reg \$169 ;
   wire \$17 ;
-  reg \$170 ;
-  reg [31:0] \$171 ;
-  reg [6:0] \$172 ;
+  reg [13:0] \$170 ;
+  reg \$171 ;
+  reg [31:0] \$172 ;
   reg [6:0] \$173 ;
   reg [6:0] \$174 ;
-  reg [9:0] \$175 ;
-  reg [6:0] \$176 ;
+  reg [6:0] \$175 ;
+  reg [9:0] \$176 ;
   reg [6:0] \$177 ;
-  reg \$178 ;
-  reg [9:0] \$179 ;
+  reg [6:0] \$178 ;
+  reg \$179 ;
   wire \$18 ;
-  reg [6:0] \$180 ;
+  reg [9:0] \$180 ;
   reg [6:0] \$181 ;
-  reg \$182 ;
+  reg [6:0] \$182 ;
   reg \$183 ;
-  reg [6:0] \$184 ;
+  reg \$184 ;
   reg [6:0] \$185 ;
-  reg [2:0] \$186 ;
-  reg [6:0] \$187 ;
+  reg [6:0] \$186 ;
+  reg [2:0] \$187 ;
   reg [6:0] \$188 ;
-  reg [3:0] \$189 ;
-  wire \$19 ;
-  reg \$190 ;
+  reg [6:0] \$189 ;
+  wire [7:0] \$19 ;
+  reg [3:0] \$190 ;
   reg \$191 ;
   reg \$192 ;
   reg \$193 ;
   reg \$194 ;
   reg \$195 ;
+  reg \$196 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire [7:0] \$23 ;
-  wire \$24 ;
-  wire \$25 ;
+  wire [31:0] \$22 ;
+  wire [32:0] \$23 ;
+  wire [31:0] \$24 ;
+  wire [32:0] \$25 ;
   wire [31:0] \$26 ;
   wire [32:0] \$27 ;
   wire [31:0] \$28 ;
@@ -168,11 +169,11 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire [32:0] \$35 ;
   wire [31:0] \$36 ;
   wire [32:0] \$37 ;
-  wire [31:0] \$38 ;
-  wire [32:0] \$39 ;
+  wire \$38 ;
+  wire \$39 ;
   wire [7:0] \$4 ;
-  wire [31:0] \$40 ;
-  wire [32:0] \$41 ;
+  wire \$40 ;
+  wire \$41 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
@@ -188,38 +189,38 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$53 ;
   wire \$54 ;
   wire \$55 ;
-  wire \$56 ;
+  wire [6:0] \$56 ;
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
   wire \$6 ;
-  wire [6:0] \$60 ;
-  wire [7:0] \$61 ;
-  wire [7:0] \$62 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire [7:0] \$65 ;
-  wire \$66 ;
-  wire [7:0] \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  wire [4:0] \$66 ;
+  wire [10:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [7:0] \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
-  wire \$71 ;
-  wire [7:0] \$72 ;
-  wire \$73 ;
-  wire \$74 ;
+  wire \$70 ;
+  wire [7:0] \$71 ;
+  wire [10:0] \$72 ;
+  wire [10:0] \$73 ;
+  wire [7:0] \$74 ;
   wire \$75 ;
-  wire \$76 ;
+  wire [7:0] \$76 ;
   wire [7:0] \$77 ;
-  wire \$78 ;
+  wire [7:0] \$78 ;
   wire [7:0] \$79 ;
   wire \$8 ;
-  wire [4:0] \$80 ;
-  wire [10:0] \$81 ;
-  wire [7:0] \$82 ;
-  wire [10:0] \$83 ;
-  wire [7:0] \$84 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
@@ -239,28 +240,19 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [8:0] \$signature__addr ;
   wire [8:0] \$signature__addr$37 ;
   wire [8:0] \$signature__addr$39 ;
-  wire [8:0] \$signature__addr$56 ;
-  reg [8:0] \$signature__addr$68 ;
-  reg [8:0] \$signature__addr$72 ;
+  wire [8:0] \$signature__addr$57 ;
+  reg [8:0] \$signature__addr$69 ;
+  reg [8:0] \$signature__addr$73 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$50 ;
-  wire signed [7:0] \$signature__data$50[0] ;
-  wire signed [7:0] \$signature__data$50[1] ;
-  wire signed [7:0] \$signature__data$50[2] ;
-  wire signed [7:0] \$signature__data$50[3] ;
-  wire signed [7:0] \$signature__data$50[4] ;
-  wire signed [7:0] \$signature__data$50[5] ;
-  wire signed [7:0] \$signature__data$50[6] ;
-  wire signed [7:0] \$signature__data$50[7] ;
-  wire [255:0] \$signature__data$60 ;
-  wire signed [31:0] \$signature__data$60[0] ;
-  wire signed [31:0] \$signature__data$60[1] ;
-  wire signed [31:0] \$signature__data$60[2] ;
-  wire signed [31:0] \$signature__data$60[3] ;
-  wire signed [31:0] \$signature__data$60[4] ;
-  wire signed [31:0] \$signature__data$60[5] ;
-  wire signed [31:0] \$signature__data$60[6] ;
-  wire signed [31:0] \$signature__data$60[7] ;
+  wire [63:0] \$signature__data$51 ;
+  wire signed [7:0] \$signature__data$51[0] ;
+  wire signed [7:0] \$signature__data$51[1] ;
+  wire signed [7:0] \$signature__data$51[2] ;
+  wire signed [7:0] \$signature__data$51[3] ;
+  wire signed [7:0] \$signature__data$51[4] ;
+  wire signed [7:0] \$signature__data$51[5] ;
+  wire signed [7:0] \$signature__data$51[6] ;
+  wire signed [7:0] \$signature__data$51[7] ;
   wire [255:0] \$signature__data$61 ;
   wire signed [31:0] \$signature__data$61[0] ;
   wire signed [31:0] \$signature__data$61[1] ;
@@ -270,24 +262,33 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [31:0] \$signature__data$61[5] ;
   wire signed [31:0] \$signature__data$61[6] ;
   wire signed [31:0] \$signature__data$61[7] ;
-  reg [63:0] \$signature__data$70 ;
-  wire signed [7:0] \$signature__data$70[0] ;
-  wire signed [7:0] \$signature__data$70[1] ;
-  wire signed [7:0] \$signature__data$70[2] ;
-  wire signed [7:0] \$signature__data$70[3] ;
-  wire signed [7:0] \$signature__data$70[4] ;
-  wire signed [7:0] \$signature__data$70[5] ;
-  wire signed [7:0] \$signature__data$70[6] ;
-  wire signed [7:0] \$signature__data$70[7] ;
-  reg [63:0] \$signature__data$74 ;
-  wire signed [7:0] \$signature__data$74[0] ;
-  wire signed [7:0] \$signature__data$74[1] ;
-  wire signed [7:0] \$signature__data$74[2] ;
-  wire signed [7:0] \$signature__data$74[3] ;
-  wire signed [7:0] \$signature__data$74[4] ;
-  wire signed [7:0] \$signature__data$74[5] ;
-  wire signed [7:0] \$signature__data$74[6] ;
-  wire signed [7:0] \$signature__data$74[7] ;
+  wire [255:0] \$signature__data$62 ;
+  wire signed [31:0] \$signature__data$62[0] ;
+  wire signed [31:0] \$signature__data$62[1] ;
+  wire signed [31:0] \$signature__data$62[2] ;
+  wire signed [31:0] \$signature__data$62[3] ;
+  wire signed [31:0] \$signature__data$62[4] ;
+  wire signed [31:0] \$signature__data$62[5] ;
+  wire signed [31:0] \$signature__data$62[6] ;
+  wire signed [31:0] \$signature__data$62[7] ;
+  reg [63:0] \$signature__data$71 ;
+  wire signed [7:0] \$signature__data$71[0] ;
+  wire signed [7:0] \$signature__data$71[1] ;
+  wire signed [7:0] \$signature__data$71[2] ;
+  wire signed [7:0] \$signature__data$71[3] ;
+  wire signed [7:0] \$signature__data$71[4] ;
+  wire signed [7:0] \$signature__data$71[5] ;
+  wire signed [7:0] \$signature__data$71[6] ;
+  wire signed [7:0] \$signature__data$71[7] ;
+  reg [63:0] \$signature__data$75 ;
+  wire signed [7:0] \$signature__data$75[0] ;
+  wire signed [7:0] \$signature__data$75[1] ;
+  wire signed [7:0] \$signature__data$75[2] ;
+  wire signed [7:0] \$signature__data$75[3] ;
+  wire signed [7:0] \$signature__data$75[4] ;
+  wire signed [7:0] \$signature__data$75[5] ;
+  wire signed [7:0] \$signature__data$75[6] ;
+  wire signed [7:0] \$signature__data$75[7] ;
   wire signed [7:0] \$signature__data[0] ;
   wire signed [7:0] \$signature__data[1] ;
   wire signed [7:0] \$signature__data[2] ;
@@ -297,9 +298,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \$signature__data[6] ;
   wire signed [7:0] \$signature__data[7] ;
   reg \$signature__en ;
-  wire \$signature__en$58 ;
-  reg \$signature__en$71 ;
-  reg \$signature__en$75 ;
+  wire \$signature__en$59 ;
+  reg \$signature__en$72 ;
+  reg \$signature__en$76 ;
   wire [63:0] a;
   wire signed [7:0] \a[0] ;
   wire signed [7:0] \a[1] ;
@@ -370,14 +371,15 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [2:0] engine_state = 3'h0;
   (* init = 1'h0 *)
   wire \error$19 ;
+  reg first_last_k = 1'h0;
   wire [3:0] i;
-  wire [13:0] \i$52 ;
-  wire [13:0] \i$52[0] ;
-  wire \i$52[0].final ;
-  wire \i$52[0].first ;
-  wire [6:0] \i$52[0].m ;
-  wire [3:0] \i$52[0].ntile ;
-  wire \i$52[0].valid ;
+  wire [13:0] \i$53 ;
+  wire [13:0] \i$53[0] ;
+  wire \i$53[0].final ;
+  wire \i$53[0].first ;
+  wire [6:0] \i$53[0].m ;
+  wire [3:0] \i$53[0].ntile ;
+  wire \i$53[0].valid ;
   wire [3:0] \i[0] ;
   wire \i[0].beat ;
   wire \i[0].cap ;
@@ -388,18 +390,21 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [6:0] job_n = 7'h00;
   reg [9:0] nxt_abase = 10'h000;
   reg [9:0] nxt_bbase = 10'h000;
+  reg [9:0] nxt_bk = 10'h000;
   reg nxt_exists = 1'h0;
   reg [6:0] nxt_k0 = 7'h00;
+  reg nxt_last_k = 1'h0;
+  reg nxt_last_n = 1'h0;
   reg [6:0] nxt_n0 = 7'h00;
   reg [3:0] nxt_ntile = 4'h0;
   wire [3:0] o;
-  wire [13:0] \o$55 ;
-  wire [13:0] \o$55[0] ;
-  wire \o$55[0].final ;
-  wire \o$55[0].first ;
-  wire [6:0] \o$55[0].m ;
-  wire [3:0] \o$55[0].ntile ;
-  wire \o$55[0].valid ;
+  wire [13:0] \o$56 ;
+  wire [13:0] \o$56[0] ;
+  wire \o$56[0].final ;
+  wire \o$56[0].first ;
+  wire [6:0] \o$56[0].m ;
+  wire [3:0] \o$56[0].ntile ;
+  wire \o$56[0].valid ;
   wire [3:0] \o[0] ;
   wire \o[0].beat ;
   wire \o[0].cap ;
@@ -422,9 +427,10 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire seq_final_write;
   reg seq_run;
   reg seq_start;
+  reg slot_end = 1'h0;
   reg [6:0] span = 7'h00;
   wire swap;
-  wire \swap$48 ;
+  wire \swap$49 ;
   wire [63:0] w;
   wire signed [7:0] \w[0] ;
   wire signed [7:0] \w[1] ;
@@ -962,8 +968,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     a_mem[511] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$71 )
-      a_mem[\$signature__addr$68 ] <= \$signature__data$70 ;
+    if (\$signature__en$72 )
+      a_mem[\$signature__addr$69 ] <= \$signature__data$71 ;
   end
   reg [63:0] _0_;
   always @(posedge clk) begin
@@ -1487,15 +1493,15 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     b_mem[511] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$75 )
-      b_mem[\$signature__addr$72 ] <= \$signature__data$74 ;
+    if (\$signature__en$76 )
+      b_mem[\$signature__addr$73 ] <= \$signature__data$75 ;
   end
   reg [63:0] _1_;
   always @(posedge clk) begin
-    _1_ <= b_mem[\$13 [8:0]];
+    _1_ <= b_mem[\$12 [8:0]];
   end
   initial _1_ = 64'h0000000000000000;
-  assign \$signature__data$50  = _1_;
+  assign \$signature__data$51  = _1_;
   reg [255:0] c_mem [511:0];
   initial begin
     c_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -2013,7 +2019,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @(posedge clk) begin
     if (wr_tag0[0])
-      c_mem[{ wr_tag0[12:10], wr_tag0[8:3] }] <= \$signature__data$60 ;
+      c_mem[{ wr_tag0[12:10], wr_tag0[8:3] }] <= \$signature__data$61 ;
   end
   reg [255:0] _2_;
   always @(posedge clk) begin
@@ -2022,7 +2028,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     end
   end
   initial _2_ = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$signature__data$61  = _2_;
+  assign \$signature__data$62  = _2_;
   assign \$1  = ~ prologue;
   assign \$2  = seq_run & \$1 ;
   assign \$3  = s < job_m;
@@ -2038,238 +2044,244 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$10  = nxt_k0 + \$9 [2:0];
   assign w_real = \$10  < job_k;
   assign \$11  = cur_abase + s;
-  assign \$12  = nxt_bbase + nxt_k0;
-  assign \$13  = \$12  + \$9 [2:0];
-  assign \$14  = span - 1'h1;
-  assign \$15  = prologue ? 8'h08 : \$14 ;
-  assign \$16  = s == \$15 ;
-  assign \$17  = ~ prologue;
-  assign \$18  = \$17  & cur_last;
-  assign \$19  = s == 3'h7;
-  assign \$20  = push & \$19 ;
-  assign \$21  = push & w_real;
-  assign w = o[3] ? \$signature__data$50  : 64'h0000000000000000;
-  assign \$22  = beat & cur_last;
-  assign \$23  = job_m - 1'h1;
-  assign \$24  = s == \$23 ;
-  assign \$25  = \$22  & \$24 ;
+  assign \$12  = nxt_bk + \$9 [2:0];
+  assign \$13  = ~ prologue;
+  assign \$14  = \$13  & cur_last;
+  assign \$15  = s == 3'h7;
+  assign \$16  = push & \$15 ;
+  assign \$17  = push & w_real;
+  assign w = o[3] ? \$signature__data$51  : 64'h0000000000000000;
+  assign \$18  = beat & cur_last;
+  assign \$19  = job_m - 1'h1;
+  assign \$20  = s == \$19 ;
+  assign \$21  = \$18  & \$20 ;
   assign seq_final_write = wr_tag0[0] & wr_tag0[1];
-  assign \$26  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [31:0];
-  assign \$27  = $signed(\$26 ) + $signed(psum[18:0]);
-  assign \$28  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [63:32];
-  assign \$29  = $signed(\$28 ) + $signed(psum[37:19]);
-  assign \$30  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [95:64];
-  assign \$31  = $signed(\$30 ) + $signed(psum[56:38]);
-  assign \$32  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [127:96];
-  assign \$33  = $signed(\$32 ) + $signed(psum[75:57]);
-  assign \$34  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [159:128];
-  assign \$35  = $signed(\$34 ) + $signed(psum[94:76]);
-  assign \$36  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [191:160];
-  assign \$37  = $signed(\$36 ) + $signed(psum[113:95]);
-  assign \$38  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [223:192];
-  assign \$39  = $signed(\$38 ) + $signed(psum[132:114]);
-  assign \$40  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [255:224];
-  assign \$41  = $signed(\$40 ) + $signed(psum[151:133]);
-  assign \$42  = ~ rst;
-  assign \$43  = ~ a_load_done;
-  assign \$44  = ~ rst;
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = ~ b_load_done;
-  assign \$47  = ~ rst;
-  assign \$48  = \$46  & \$47 ;
-  assign \$49  = a__valid & a__ready;
-  assign \$50  = b__valid & b__ready;
-  assign \$51  = a_load_done & b_load_done;
-  assign \$52  = ~ c__valid;
-  assign \$53  = \$52  | c__ready;
-  assign \$54  = engine_state == 3'h0;
-  assign \$55  = engine_state == 1'h1;
-  assign \$56  = engine_state == 2'h2;
-  assign \$57  = engine_state == 2'h3;
-  assign \$58  = engine_state == 3'h4;
-  assign \$59  = job_m > 4'h8;
-  assign \$60  = \$59  ? job_m : 7'h09;
-  assign \$61  = span - 1'h1;
-  assign \$62  = prologue ? 8'h08 : \$61 ;
-  assign \$63  = s == \$62 ;
-  assign \$64  = nxt_k0 == 7'h00;
+  assign \$22  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [31:0];
+  assign \$23  = $signed(\$22 ) + $signed(psum[18:0]);
+  assign \$24  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [63:32];
+  assign \$25  = $signed(\$24 ) + $signed(psum[37:19]);
+  assign \$26  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [95:64];
+  assign \$27  = $signed(\$26 ) + $signed(psum[56:38]);
+  assign \$28  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [127:96];
+  assign \$29  = $signed(\$28 ) + $signed(psum[75:57]);
+  assign \$30  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [159:128];
+  assign \$31  = $signed(\$30 ) + $signed(psum[94:76]);
+  assign \$32  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [191:160];
+  assign \$33  = $signed(\$32 ) + $signed(psum[113:95]);
+  assign \$34  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [223:192];
+  assign \$35  = $signed(\$34 ) + $signed(psum[132:114]);
+  assign \$36  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [255:224];
+  assign \$37  = $signed(\$36 ) + $signed(psum[151:133]);
+  assign \$38  = ~ rst;
+  assign \$39  = ~ a_load_done;
+  assign \$40  = ~ rst;
+  assign \$41  = \$39  & \$40 ;
+  assign \$42  = ~ b_load_done;
+  assign \$43  = ~ rst;
+  assign \$44  = \$42  & \$43 ;
+  assign \$45  = a__valid & a__ready;
+  assign \$46  = b__valid & b__ready;
+  assign \$47  = a_load_done & b_load_done;
+  assign \$48  = ~ c__valid;
+  assign \$49  = \$48  | c__ready;
+  assign \$50  = engine_state == 3'h0;
+  assign \$51  = engine_state == 1'h1;
+  assign \$52  = engine_state == 2'h2;
+  assign \$53  = engine_state == 2'h3;
+  assign \$54  = engine_state == 3'h4;
+  assign \$55  = job_m > 4'h8;
+  assign \$56  = \$55  ? job_m : 7'h09;
+  assign \$57  = job_k <= 4'h8;
+  assign \$58  = job_k <= 4'h8;
+  assign \$59  = job_n <= 4'h8;
+  assign \$60  = nxt_k0 == 7'h00;
+  assign \$61  = nxt_last_n & nxt_last_k;
+  assign \$62  = nxt_last_n & nxt_last_k;
+  assign \$63  = ~ \$62 ;
+  assign \$64  = nxt_exists & \$63 ;
   assign \$65  = nxt_n0 + 4'h8;
-  assign \$66  = \$65  >= job_n;
-  assign \$67  = nxt_k0 + 4'h8;
-  assign \$68  = \$67  >= job_k;
-  assign \$69  = \$66  & \$68 ;
-  assign \$70  = nxt_n0 + 4'h8;
-  assign \$71  = \$70  >= job_n;
-  assign \$72  = nxt_k0 + 4'h8;
-  assign \$73  = \$72  >= job_k;
-  assign \$74  = \$71  & \$73 ;
-  assign \$75  = ~ \$74 ;
-  assign \$76  = nxt_exists & \$75 ;
-  assign \$77  = nxt_k0 + 4'h8;
-  assign \$78  = \$77  >= job_k;
-  assign \$79  = nxt_n0 + 4'h8;
-  assign \$80  = nxt_ntile + 1'h1;
-  assign \$81  = nxt_bbase + job_k;
-  assign \$82  = nxt_k0 + 4'h8;
-  assign \$83  = nxt_abase + job_m;
-  assign \$84  = s + 1'h1;
-  assign \$85  = cmd__valid & cmd__ready;
-  assign \$86  = cmd__payload[15:0] == 16'h0000;
-  assign \$87  = cmd__payload[31:16] == 16'h0000;
+  assign \$66  = nxt_ntile + 1'h1;
+  assign \$67  = nxt_bbase + job_k;
+  assign \$68  = nxt_bbase + job_k;
+  assign \$69  = nxt_n0 + 5'h10;
+  assign \$70  = \$69  >= job_n;
+  assign \$71  = nxt_k0 + 4'h8;
+  assign \$72  = nxt_abase + job_m;
+  assign \$73  = nxt_bk + 4'h8;
+  assign \$74  = nxt_k0 + 5'h10;
+  assign \$75  = \$74  >= job_k;
+  assign \$76  = s + 1'h1;
+  assign \$77  = s + 1'h1;
+  assign \$78  = span - 1'h1;
+  assign \$79  = prologue ? 8'h08 : \$78 ;
+  assign \$80  = $signed({ 1'h0, \$77  }) == $signed(\$79 );
+  assign \$81  = cmd__valid & cmd__ready;
+  assign \$82  = cmd__payload[15:0] == 16'h0000;
+  assign \$83  = cmd__payload[31:16] == 16'h0000;
+  assign \$84  = \$82  | \$83 ;
+  assign \$85  = cmd__payload[47:32] == 16'h0000;
+  assign \$86  = \$84  | \$85 ;
+  assign \$87  = cmd__payload[15:0] > 7'h40;
   assign \$88  = \$86  | \$87 ;
-  assign \$89  = cmd__payload[47:32] == 16'h0000;
+  assign \$89  = cmd__payload[31:16] > 7'h40;
   assign \$90  = \$88  | \$89 ;
-  assign \$91  = cmd__payload[15:0] > 7'h40;
+  assign \$91  = cmd__payload[47:32] > 7'h40;
   assign \$92  = \$90  | \$91 ;
-  assign \$93  = cmd__payload[31:16] > 7'h40;
-  assign \$94  = \$92  | \$93 ;
-  assign \$95  = cmd__payload[47:32] > 7'h40;
-  assign \$96  = \$94  | \$95 ;
-  assign \$97  = ~ weights_valid;
-  assign \$98  = cmd__payload[31:16] != weights_k;
-  assign \$99  = \$97  | \$98 ;
-  assign \$100  = cmd__payload[47:32] != weights_n;
-  assign \$101  = \$99  | \$100 ;
-  assign \$102  = cmd__payload[48] & \$101 ;
-  assign \$103  = \$96  | \$102 ;
-  assign \$104  = cmd__payload[15:0] == 16'h0000;
-  assign \$105  = cmd__payload[31:16] == 16'h0000;
+  assign \$93  = ~ weights_valid;
+  assign \$94  = cmd__payload[31:16] != weights_k;
+  assign \$95  = \$93  | \$94 ;
+  assign \$96  = cmd__payload[47:32] != weights_n;
+  assign \$97  = \$95  | \$96 ;
+  assign \$98  = cmd__payload[48] & \$97 ;
+  assign \$99  = \$92  | \$98 ;
+  assign \$100  = cmd__payload[15:0] == 16'h0000;
+  assign \$101  = cmd__payload[31:16] == 16'h0000;
+  assign \$102  = \$100  | \$101 ;
+  assign \$103  = cmd__payload[47:32] == 16'h0000;
+  assign \$104  = \$102  | \$103 ;
+  assign \$105  = cmd__payload[15:0] > 7'h40;
   assign \$106  = \$104  | \$105 ;
-  assign \$107  = cmd__payload[47:32] == 16'h0000;
+  assign \$107  = cmd__payload[31:16] > 7'h40;
   assign \$108  = \$106  | \$107 ;
-  assign \$109  = cmd__payload[15:0] > 7'h40;
+  assign \$109  = cmd__payload[47:32] > 7'h40;
   assign \$110  = \$108  | \$109 ;
-  assign \$111  = cmd__payload[31:16] > 7'h40;
-  assign \$112  = \$110  | \$111 ;
-  assign \$113  = cmd__payload[47:32] > 7'h40;
-  assign \$114  = \$112  | \$113 ;
-  assign \$115  = ~ weights_valid;
-  assign \$116  = cmd__payload[31:16] != weights_k;
-  assign \$117  = \$115  | \$116 ;
-  assign \$118  = cmd__payload[47:32] != weights_n;
-  assign \$119  = \$117  | \$118 ;
-  assign \$120  = cmd__payload[48] & \$119 ;
-  assign \$121  = \$114  | \$120 ;
-  assign \$122  = a_load_addr + 1'h1;
-  assign \$123  = job_m - 1'h1;
-  assign \$124  = a_load_inner == \$123 ;
-  assign \$125  = a_load_outer + 4'h8;
-  assign \$126  = a_load_outer + 4'h8;
-  assign \$127  = \$126  >= job_k;
-  assign \$128  = a_load_inner + 1'h1;
-  assign \$129  = b_load_addr + 1'h1;
-  assign \$130  = job_k - 1'h1;
-  assign \$131  = b_load_inner == \$130 ;
-  assign \$132  = b_load_outer + 4'h8;
-  assign \$133  = b_load_outer + 4'h8;
-  assign \$134  = \$133  >= job_n;
-  assign \$135  = b_load_inner + 1'h1;
-  assign \$136  = a_load_done & b_load_done;
-  assign \$137  = cycles + 1'h1;
-  assign \$138  = cycles + 1'h1;
-  assign \$139  = | job_m;
-  assign \$140  = job_m == 1'h1;
-  assign \$141  = job_n <= 4'h8;
-  assign \$142  = job_n <= 4'h8;
-  assign \$143  = ~ c__valid;
-  assign \$144  = \$143  | c__ready;
-  assign \$145  = d_m + 1'h1;
-  assign \$146  = ~ d_last_m;
-  assign \$147  = d_m + 2'h2;
-  assign \$148  = \$147  == job_m;
-  assign \$149  = d_n0 + 4'h8;
-  assign \$150  = d_tile + 1'h1;
-  assign \$151  = d_n0 + 5'h10;
-  assign \$152  = \$151  >= job_n;
-  assign \$153  = c__valid & c__ready;
-  assign \$154  = \$153  & c__payload[256];
+  assign \$111  = ~ weights_valid;
+  assign \$112  = cmd__payload[31:16] != weights_k;
+  assign \$113  = \$111  | \$112 ;
+  assign \$114  = cmd__payload[47:32] != weights_n;
+  assign \$115  = \$113  | \$114 ;
+  assign \$116  = cmd__payload[48] & \$115 ;
+  assign \$117  = \$110  | \$116 ;
+  assign \$118  = a_load_addr + 1'h1;
+  assign \$119  = job_m - 1'h1;
+  assign \$120  = a_load_inner == \$119 ;
+  assign \$121  = a_load_outer + 4'h8;
+  assign \$122  = a_load_outer + 4'h8;
+  assign \$123  = \$122  >= job_k;
+  assign \$124  = a_load_inner + 1'h1;
+  assign \$125  = b_load_addr + 1'h1;
+  assign \$126  = job_k - 1'h1;
+  assign \$127  = b_load_inner == \$126 ;
+  assign \$128  = b_load_outer + 4'h8;
+  assign \$129  = b_load_outer + 4'h8;
+  assign \$130  = \$129  >= job_n;
+  assign \$131  = b_load_inner + 1'h1;
+  assign \$132  = a_load_done & b_load_done;
+  assign \$133  = cycles + 1'h1;
+  assign \$134  = cycles + 1'h1;
+  assign \$135  = | job_m;
+  assign \$136  = job_m == 1'h1;
+  assign \$137  = job_n <= 4'h8;
+  assign \$138  = job_n <= 4'h8;
+  assign \$139  = ~ c__valid;
+  assign \$140  = \$139  | c__ready;
+  assign \$141  = d_m + 1'h1;
+  assign \$142  = ~ d_last_m;
+  assign \$143  = d_m + 2'h2;
+  assign \$144  = \$143  == job_m;
+  assign \$145  = d_n0 + 4'h8;
+  assign \$146  = d_tile + 1'h1;
+  assign \$147  = d_n0 + 5'h10;
+  assign \$148  = \$147  >= job_n;
+  assign \$149  = c__valid & c__ready;
+  assign \$150  = \$149  & c__payload[256];
   always @(posedge clk)
-    done <= \$155 ;
+    done <= \$151 ;
   always @(posedge clk)
-    span <= \$156 ;
+    span <= \$152 ;
   always @(posedge clk)
-    s <= \$157 ;
+    s <= \$153 ;
   always @(posedge clk)
-    prologue <= \$158 ;
+    prologue <= \$154 ;
   always @(posedge clk)
-    nxt_n0 <= \$159 ;
+    slot_end <= \$155 ;
   always @(posedge clk)
-    nxt_ntile <= \$160 ;
+    nxt_n0 <= \$156 ;
   always @(posedge clk)
-    nxt_k0 <= \$161 ;
+    nxt_ntile <= \$157 ;
   always @(posedge clk)
-    nxt_abase <= \$162 ;
+    nxt_k0 <= \$158 ;
   always @(posedge clk)
-    nxt_bbase <= \$163 ;
+    nxt_abase <= \$159 ;
   always @(posedge clk)
-    nxt_exists <= \$164 ;
+    nxt_bbase <= \$160 ;
   always @(posedge clk)
-    cur_ntile <= \$165 ;
+    nxt_bk <= \$161 ;
   always @(posedge clk)
-    cur_abase <= \$166 ;
+    nxt_exists <= \$162 ;
   always @(posedge clk)
-    cur_first <= \$167 ;
+    nxt_last_k <= \$163 ;
   always @(posedge clk)
-    cur_last <= \$168 ;
+    first_last_k <= \$164 ;
   always @(posedge clk)
-    wr_tag0 <= \$169 ;
+    nxt_last_n <= \$165 ;
   always @(posedge clk)
-    error <= \$170 ;
+    cur_ntile <= \$166 ;
   always @(posedge clk)
-    cycles <= \$171 ;
+    cur_abase <= \$167 ;
   always @(posedge clk)
-    job_m <= \$172 ;
+    cur_first <= \$168 ;
   always @(posedge clk)
-    job_k <= \$173 ;
+    cur_last <= \$169 ;
   always @(posedge clk)
-    job_n <= \$174 ;
+    wr_tag0 <= \$170 ;
   always @(posedge clk)
-    a_load_addr <= \$175 ;
+    error <= \$171 ;
   always @(posedge clk)
-    a_load_outer <= \$176 ;
+    cycles <= \$172 ;
   always @(posedge clk)
-    a_load_inner <= \$177 ;
+    job_m <= \$173 ;
   always @(posedge clk)
-    a_load_done <= \$178 ;
+    job_k <= \$174 ;
   always @(posedge clk)
-    b_load_addr <= \$179 ;
+    job_n <= \$175 ;
   always @(posedge clk)
-    b_load_outer <= \$180 ;
+    a_load_addr <= \$176 ;
   always @(posedge clk)
-    b_load_inner <= \$181 ;
+    a_load_outer <= \$177 ;
   always @(posedge clk)
-    b_load_done <= \$182 ;
+    a_load_inner <= \$178 ;
   always @(posedge clk)
-    weights_valid <= \$183 ;
+    a_load_done <= \$179 ;
   always @(posedge clk)
-    weights_k <= \$184 ;
+    b_load_addr <= \$180 ;
   always @(posedge clk)
-    weights_n <= \$185 ;
+    b_load_outer <= \$181 ;
   always @(posedge clk)
-    engine_state <= \$186 ;
+    b_load_inner <= \$182 ;
   always @(posedge clk)
-    d_m <= \$187 ;
+    b_load_done <= \$183 ;
   always @(posedge clk)
-    d_n0 <= \$188 ;
+    weights_valid <= \$184 ;
   always @(posedge clk)
-    d_tile <= \$189 ;
+    weights_k <= \$185 ;
   always @(posedge clk)
-    d_more <= \$190 ;
+    weights_n <= \$186 ;
   always @(posedge clk)
-    d_last_m <= \$191 ;
+    engine_state <= \$187 ;
   always @(posedge clk)
-    d_last_n <= \$192 ;
+    d_m <= \$188 ;
   always @(posedge clk)
-    d_first_last_n <= \$193 ;
+    d_n0 <= \$189 ;
   always @(posedge clk)
-    c__valid <= \$194 ;
+    d_tile <= \$190 ;
   always @(posedge clk)
-    c_last <= \$195 ;
+    d_more <= \$191 ;
+  always @(posedge clk)
+    d_last_m <= \$192 ;
+  always @(posedge clk)
+    d_last_n <= \$193 ;
+  always @(posedge clk)
+    d_first_last_n <= \$194 ;
+  always @(posedge clk)
+    c__valid <= \$195 ;
+  always @(posedge clk)
+    c_last <= \$196 ;
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i(a),
     .\i$2 (w),
-    .\port$400$0 (o[2:0]),
+    .\port$404$0 (o[2:0]),
     .psum(psum),
     .rst(rst)
   );
@@ -2281,8 +2293,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.tag_delay  tag_delay (
     .clk(clk),
-    .i(\i$52 ),
-    .o(\o$55 ),
+    .i(\i$53 ),
+    .o(\o$56 ),
     .rst(rst)
   );
   always @* begin
@@ -2298,14 +2310,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          \$signature__en  = \$53 ;
+          \$signature__en  = \$49 ;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__addr  = { \o$55 [12:10], \o$55 [8:3] };
+    \$signature__addr  = { \o$56 [12:10], \o$56 [8:3] };
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -2325,8 +2337,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     seq_end = 1'h0;
     if (seq_run) begin
-      if (\$16 ) begin
-        seq_end = \$18 ;
+      if (slot_end) begin
+        seq_end = \$14 ;
       end
     end
   end
@@ -2335,7 +2347,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     cmd__ready = 1'h0;
     casez (engine_state)
       3'h0:
-          cmd__ready = \$42 ;
+          cmd__ready = \$38 ;
       default:
           /* empty */;
     endcase
@@ -2365,7 +2377,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          a__ready = \$45 ;
+          a__ready = \$41 ;
       default:
           /* empty */;
     endcase
@@ -2377,79 +2389,79 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          b__ready = \$48 ;
+          b__ready = \$44 ;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__addr$68  = 9'h000;
+    \$signature__addr$69  = 9'h000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__addr$68  = a_load_addr[8:0];
+          \$signature__addr$69  = a_load_addr[8:0];
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__data$70  = 64'h0000000000000000;
+    \$signature__data$71  = 64'h0000000000000000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__data$70  = a__payload;
+          \$signature__data$71  = a__payload;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__en$71  = 1'h0;
+    \$signature__en$72  = 1'h0;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$71  = \$49 ;
+          \$signature__en$72  = \$45 ;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__addr$72  = 9'h000;
+    \$signature__addr$73  = 9'h000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__addr$72  = b_load_addr[8:0];
+          \$signature__addr$73  = b_load_addr[8:0];
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__data$74  = 64'h0000000000000000;
+    \$signature__data$75  = 64'h0000000000000000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__data$74  = b__payload;
+          \$signature__data$75  = b__payload;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__en$75  = 1'h0;
+    \$signature__en$76  = 1'h0;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$75  = \$50 ;
+          \$signature__en$76  = \$46 ;
       default:
           /* empty */;
     endcase
@@ -2461,7 +2473,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          if (\$51 ) begin
+          if (\$47 ) begin
             seq_start = 1'h1;
           end
       default:
@@ -2484,12 +2496,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$155  = 1'h0;
+    \$151  = 1'h0;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
-            if (\$121 ) begin
-              \$155  = 1'h1;
+          if (\$81 ) begin
+            if (\$117 ) begin
+              \$151  = 1'h1;
             end
           end
       3'h1:
@@ -2499,21 +2511,89 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$154 ) begin
-            \$155  = 1'h1;
+          if (\$150 ) begin
+            \$151  = 1'h1;
           end
       default:
           /* empty */;
     endcase
+    if (rst) begin
+      \$151  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$152  = span;
+    if (seq_start) begin
+      \$152  = \$56 ;
+    end
+    if (rst) begin
+      \$152  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$153  = s;
+    if (seq_start) begin
+      \$153  = 7'h00;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$153  = 7'h00;
+      end else begin
+        \$153  = \$76 [6:0];
+      end
+    end
+    if (rst) begin
+      \$153  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$154  = prologue;
+    if (seq_start) begin
+      \$154  = 1'h1;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        \$154  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$154  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$155  = slot_end;
+    if (seq_start) begin
+      \$155  = 1'h0;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$155  = 1'h0;
+      end else begin
+        \$155  = \$80 ;
+      end
+    end
     if (rst) begin
       \$155  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$156  = span;
+    \$156  = nxt_n0;
     if (seq_start) begin
-      \$156  = \$60 ;
+      \$156  = 7'h00;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (nxt_last_k) begin
+          \$156  = \$65 [6:0];
+        end
+      end
     end
     if (rst) begin
       \$156  = 7'h00;
@@ -2521,138 +2601,138 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$157  = s;
+    \$157  = nxt_ntile;
     if (seq_start) begin
-      \$157  = 7'h00;
+      \$157  = 4'h0;
     end
     if (seq_run) begin
-      (* full_case = 32'd1 *)
-      if (\$63 ) begin
-        \$157  = 7'h00;
-      end else begin
-        \$157  = \$84 [6:0];
-      end
-    end
-    if (rst) begin
-      \$157  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$158  = prologue;
-    if (seq_start) begin
-      \$158  = 1'h1;
-    end
-    if (seq_run) begin
-      if (\$63 ) begin
-        \$158  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$158  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$159  = nxt_n0;
-    if (seq_start) begin
-      \$159  = 7'h00;
-    end
-    if (seq_run) begin
-      if (\$63 ) begin
-        if (\$78 ) begin
-          \$159  = \$79 [6:0];
+      if (slot_end) begin
+        if (nxt_last_k) begin
+          \$157  = \$66 [3:0];
         end
       end
     end
     if (rst) begin
-      \$159  = 7'h00;
+      \$157  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$160  = nxt_ntile;
+    \$158  = nxt_k0;
     if (seq_start) begin
-      \$160  = 4'h0;
+      \$158  = 7'h00;
     end
     if (seq_run) begin
-      if (\$63 ) begin
-        if (\$78 ) begin
-          \$160  = \$80 [3:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$160  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$161  = nxt_k0;
-    if (seq_start) begin
-      \$161  = 7'h00;
-    end
-    if (seq_run) begin
-      if (\$63 ) begin
+      if (slot_end) begin
         (* full_case = 32'd1 *)
-        if (\$78 ) begin
-          \$161  = 7'h00;
+        if (nxt_last_k) begin
+          \$158  = 7'h00;
         end else begin
-          \$161  = \$82 [6:0];
+          \$158  = \$71 [6:0];
         end
       end
     end
     if (rst) begin
-      \$161  = 7'h00;
+      \$158  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$162  = nxt_abase;
+    \$159  = nxt_abase;
     if (seq_start) begin
-      \$162  = 10'h000;
+      \$159  = 10'h000;
     end
     if (seq_run) begin
-      if (\$63 ) begin
+      if (slot_end) begin
         (* full_case = 32'd1 *)
-        if (\$78 ) begin
-          \$162  = 10'h000;
+        if (nxt_last_k) begin
+          \$159  = 10'h000;
         end else begin
-          \$162  = \$83 [9:0];
+          \$159  = \$72 [9:0];
         end
       end
     end
     if (rst) begin
-      \$162  = 10'h000;
+      \$159  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$163  = nxt_bbase;
+    \$160  = nxt_bbase;
     if (seq_start) begin
-      \$163  = 10'h000;
+      \$160  = 10'h000;
     end
     if (seq_run) begin
-      if (\$63 ) begin
-        if (\$78 ) begin
-          \$163  = \$81 [9:0];
+      if (slot_end) begin
+        if (nxt_last_k) begin
+          \$160  = \$67 [9:0];
         end
       end
     end
     if (rst) begin
-      \$163  = 10'h000;
+      \$160  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$164  = nxt_exists;
+    \$161  = nxt_bk;
     if (seq_start) begin
-      \$164  = 1'h1;
+      \$161  = 10'h000;
     end
     if (seq_run) begin
-      if (\$63 ) begin
-        \$164  = \$76 ;
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$161  = \$68 [9:0];
+        end else begin
+          \$161  = \$73 [9:0];
+        end
       end
+    end
+    if (rst) begin
+      \$161  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$162  = nxt_exists;
+    if (seq_start) begin
+      \$162  = 1'h1;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        \$162  = \$64 ;
+      end
+    end
+    if (rst) begin
+      \$162  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$163  = nxt_last_k;
+    if (seq_start) begin
+      \$163  = \$57 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$163  = first_last_k;
+        end else begin
+          \$163  = \$75 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$163  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$164  = first_last_k;
+    if (seq_start) begin
+      \$164  = \$58 ;
     end
     if (rst) begin
       \$164  = 1'h0;
@@ -2660,46 +2740,51 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$165  = cur_ntile;
+    \$165  = nxt_last_n;
+    if (seq_start) begin
+      \$165  = \$59 ;
+    end
     if (seq_run) begin
-      if (\$63 ) begin
-        \$165  = nxt_ntile;
+      if (slot_end) begin
+        if (nxt_last_k) begin
+          \$165  = \$70 ;
+        end
       end
     end
     if (rst) begin
-      \$165  = 4'h0;
+      \$165  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$166  = cur_abase;
+    \$166  = cur_ntile;
     if (seq_run) begin
-      if (\$63 ) begin
-        \$166  = nxt_abase;
+      if (slot_end) begin
+        \$166  = nxt_ntile;
       end
     end
     if (rst) begin
-      \$166  = 10'h000;
+      \$166  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$167  = cur_first;
+    \$167  = cur_abase;
     if (seq_run) begin
-      if (\$63 ) begin
-        \$167  = \$64 ;
+      if (slot_end) begin
+        \$167  = nxt_abase;
       end
     end
     if (rst) begin
-      \$167  = 1'h0;
+      \$167  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$168  = cur_last;
+    \$168  = cur_first;
     if (seq_run) begin
-      if (\$63 ) begin
-        \$168  = \$69 ;
+      if (slot_end) begin
+        \$168  = \$60 ;
       end
     end
     if (rst) begin
@@ -2708,76 +2793,69 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$169  = \o$55 ;
+    \$169  = cur_last;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$169  = \$61 ;
+      end
+    end
     if (rst) begin
-      \$169  = 14'h0000;
+      \$169  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$170  = error;
+    \$170  = \o$56 ;
+    if (rst) begin
+      \$170  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$171  = error;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
-            \$170  = \$103 ;
+          if (\$81 ) begin
+            \$171  = \$99 ;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$170  = 1'h0;
+      \$171  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$171  = cycles;
+    \$172  = cycles;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
-            \$171  = 32'd0;
+          if (\$81 ) begin
+            \$172  = 32'd0;
           end
       3'h1:
           /* empty */;
       3'h2:
-          \$171  = \$137 [31:0];
+          \$172  = \$133 [31:0];
       3'h3:
-          \$171  = \$138 [31:0];
+          \$172  = \$134 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$171  = 32'd0;
+      \$172  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$172  = job_m;
+    \$173  = job_m;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
-              \$172  = cmd__payload[6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$172  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$173  = job_k;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$173  = cmd__payload[22:16];
+              \$173  = cmd__payload[6:0];
             end
           end
       default:
@@ -2789,14 +2867,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$174  = job_n;
+    \$174  = job_k;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
-              \$174  = cmd__payload[38:32];
+              \$174  = cmd__payload[22:16];
             end
           end
       default:
@@ -2808,71 +2886,62 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$175  = a_load_addr;
+    \$175  = job_n;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
-              \$175  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            \$175  = \$122 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$175  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$176  = a_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$176  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            if (\$124 ) begin
-              \$176  = \$125 [6:0];
+              \$175  = cmd__payload[38:32];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$176  = 7'h00;
+      \$175  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$177  = a_load_inner;
+    \$176  = a_load_addr;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
+            end else begin
+              \$176  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$72 ) begin
+            \$176  = \$118 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$176  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$177  = a_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
             end else begin
               \$177  = 7'h00;
             end
           end
       3'h1:
-          if (\$signature__en$71 ) begin
-            (* full_case = 32'd1 *)
-            if (\$124 ) begin
-              \$177  = 7'h00;
-            end else begin
-              \$177  = \$128 [6:0];
+          if (\$signature__en$72 ) begin
+            if (\$120 ) begin
+              \$177  = \$121 [6:0];
             end
           end
       default:
@@ -2884,21 +2953,49 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$178  = a_load_done;
+    \$178  = a_load_inner;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
-              \$178  = 1'h0;
+              \$178  = 7'h00;
             end
           end
       3'h1:
-          if (\$signature__en$71 ) begin
-            if (\$124 ) begin
-              if (\$127 ) begin
-                \$178  = 1'h1;
+          if (\$signature__en$72 ) begin
+            (* full_case = 32'd1 *)
+            if (\$120 ) begin
+              \$178  = 7'h00;
+            end else begin
+              \$178  = \$124 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$178  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$179  = a_load_done;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$179  = 1'h0;
+            end
+          end
+      3'h1:
+          if (\$signature__en$72 ) begin
+            if (\$120 ) begin
+              if (\$123 ) begin
+                \$179  = 1'h1;
               end
             end
           end
@@ -2906,76 +3003,48 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$178  = 1'h0;
+      \$179  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$179  = b_load_addr;
+    \$180  = b_load_addr;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
-              \$179  = 10'h000;
+              \$180  = 10'h000;
             end
           end
       3'h1:
-          if (\$signature__en$75 ) begin
-            \$179  = \$129 [9:0];
+          if (\$signature__en$76 ) begin
+            \$180  = \$125 [9:0];
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$179  = 10'h000;
+      \$180  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$180  = b_load_outer;
+    \$181  = b_load_outer;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$180  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$75 ) begin
-            if (\$131 ) begin
-              \$180  = \$132 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$180  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$181  = b_load_inner;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
               \$181  = 7'h00;
             end
           end
       3'h1:
-          if (\$signature__en$75 ) begin
-            (* full_case = 32'd1 *)
-            if (\$131 ) begin
-              \$181  = 7'h00;
-            end else begin
-              \$181  = \$135 [6:0];
+          if (\$signature__en$76 ) begin
+            if (\$127 ) begin
+              \$181  = \$128 [6:0];
             end
           end
       default:
@@ -2987,46 +3056,51 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$182  = b_load_done;
+    \$182  = b_load_inner;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
-              \$182  = 1'h0;
-              if (cmd__payload[48]) begin
-                \$182  = 1'h1;
-              end
+              \$182  = 7'h00;
             end
           end
       3'h1:
-          if (\$signature__en$75 ) begin
-            if (\$131 ) begin
-              if (\$134 ) begin
-                \$182  = 1'h1;
-              end
+          if (\$signature__en$76 ) begin
+            (* full_case = 32'd1 *)
+            if (\$127 ) begin
+              \$182  = 7'h00;
+            end else begin
+              \$182  = \$131 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$182  = 1'h0;
+      \$182  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$183  = weights_valid;
+    \$183  = b_load_done;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
-              (* full_case = 32'd1 *)
+              \$183  = 1'h0;
               if (cmd__payload[48]) begin
-              end else begin
+                \$183  = 1'h1;
+              end
+            end
+          end
+      3'h1:
+          if (\$signature__en$76 ) begin
+            if (\$127 ) begin
+              if (\$130 ) begin
                 \$183  = 1'h1;
               end
             end
@@ -3040,17 +3114,17 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$184  = weights_k;
+    \$184  = weights_valid;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$184  = cmd__payload[22:16];
+                \$184  = 1'h1;
               end
             end
           end
@@ -3058,22 +3132,22 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$184  = 7'h00;
+      \$184  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$185  = weights_n;
+    \$185  = weights_k;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$185  = cmd__payload[38:32];
+                \$185  = cmd__payload[22:16];
               end
             end
           end
@@ -3086,58 +3160,17 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$186  = engine_state;
+    \$186  = weights_n;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
-              \$186  = 3'h1;
-            end
-          end
-      3'h1:
-          if (\$136 ) begin
-            \$186  = 3'h2;
-          end
-      3'h2:
-          if (seq_end) begin
-            \$186  = 3'h3;
-          end
-      3'h3:
-          if (seq_final_write) begin
-            \$186  = 3'h4;
-          end
-      3'h4:
-          if (\$154 ) begin
-            \$186  = 3'h0;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$186  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$187  = d_m;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$187  = 7'h00;
-          end
-      3'h4:
-          if (\$144 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$187  = \$145 [6:0];
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$186  = cmd__payload[38:32];
               end
             end
           end
@@ -3145,12 +3178,47 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$187  = 7'h00;
+      \$186  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$188  = d_n0;
+    \$187  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$187  = 3'h1;
+            end
+          end
+      3'h1:
+          if (\$132 ) begin
+            \$187  = 3'h2;
+          end
+      3'h2:
+          if (seq_end) begin
+            \$187  = 3'h3;
+          end
+      3'h3:
+          if (seq_final_write) begin
+            \$187  = 3'h4;
+          end
+      3'h4:
+          if (\$150 ) begin
+            \$187  = 3'h0;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$187  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$188  = d_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3163,13 +3231,10 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
             \$188  = 7'h00;
           end
       3'h4:
-          if (\$144 ) begin
+          if (\$140 ) begin
             if (d_more) begin
-              (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$188  = 7'h00;
-              end else begin
-                \$188  = \$149 [6:0];
+                \$188  = \$141 [6:0];
               end
             end
           end
@@ -3182,7 +3247,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$189  = d_tile;
+    \$189  = d_n0;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3192,16 +3257,16 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$189  = 4'h0;
+            \$189  = 7'h00;
           end
       3'h4:
-          if (\$144 ) begin
+          if (\$140 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$189  = 4'h0;
+                \$189  = 7'h00;
               end else begin
-                \$189  = \$150 [3:0];
+                \$189  = \$145 [6:0];
               end
             end
           end
@@ -3209,12 +3274,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$189  = 4'h0;
+      \$189  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$190  = d_more;
+    \$190  = d_tile;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3224,13 +3289,16 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$190  = \$139 ;
+            \$190  = 4'h0;
           end
       3'h4:
-          if (\$144 ) begin
+          if (\$140 ) begin
             if (d_more) begin
+              (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$190  = \$146 ;
+                \$190  = 4'h0;
+              end else begin
+                \$190  = \$146 [3:0];
               end
             end
           end
@@ -3238,12 +3306,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$190  = 1'h0;
+      \$190  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$191  = d_last_m;
+    \$191  = d_more;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3253,13 +3321,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$191  = \$140 ;
+            \$191  = \$135 ;
           end
       3'h4:
-          if (\$144 ) begin
+          if (\$140 ) begin
             if (d_more) begin
               if (d_last_n) begin
-                \$191  = \$148 ;
+                \$191  = \$142 ;
               end
             end
           end
@@ -3272,7 +3340,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$192  = d_last_n;
+    \$192  = d_last_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3282,16 +3350,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$192  = \$141 ;
+            \$192  = \$136 ;
           end
       3'h4:
-          if (\$144 ) begin
+          if (\$140 ) begin
             if (d_more) begin
-              (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$192  = d_first_last_n;
-              end else begin
-                \$192  = \$152 ;
+                \$192  = \$144 ;
               end
             end
           end
@@ -3304,7 +3369,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$193  = d_first_last_n;
+    \$193  = d_last_n;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3314,7 +3379,18 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$193  = \$142 ;
+            \$193  = \$137 ;
+          end
+      3'h4:
+          if (\$140 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$193  = d_first_last_n;
+              end else begin
+                \$193  = \$148 ;
+              end
+            end
           end
       default:
           /* empty */;
@@ -3325,7 +3401,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$194  = c__valid;
+    \$194  = d_first_last_n;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3335,17 +3411,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$194  = 1'h0;
+            \$194  = \$138 ;
           end
-      3'h4:
-        begin
-          if (\$144 ) begin
-            \$194  = d_more;
-          end
-          if (\$154 ) begin
-            \$194  = 1'h0;
-          end
-        end
       default:
           /* empty */;
     endcase
@@ -3355,7 +3422,37 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$195  = c_last;
+    \$195  = c__valid;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$195  = 1'h0;
+          end
+      3'h4:
+        begin
+          if (\$140 ) begin
+            \$195  = d_more;
+          end
+          if (\$150 ) begin
+            \$195  = 1'h0;
+          end
+        end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$195  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$196  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3366,13 +3463,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$144 ) begin
+          if (\$140 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$195  = d_last_m;
+                \$196  = d_last_m;
               end else begin
-                \$195  = 1'h0;
+                \$196  = 1'h0;
               end
             end
           end
@@ -3380,22 +3477,22 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$195  = 1'h0;
+      \$196  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
   assign \error$19  = error;
   assign \done$20  = done;
-  assign seq_c_rd_addr = { 22'h000000, \o$55 [13:10], \o$55 [8:3] };
+  assign seq_c_rd_addr = { 22'h000000, \o$56 [13:10], \o$56 [8:3] };
   assign w_row = \$9 [2:0];
   assign \$signature__addr$37  = \$11 [8:0];
-  assign \$signature__addr$39  = \$13 [8:0];
+  assign \$signature__addr$39  = \$12 [8:0];
   assign \$signature__data  = a;
   assign a_valid = o[0];
-  assign \swap$48  = o[1];
+  assign \swap$49  = o[1];
   assign w_capture = o[2];
-  assign \$signature__addr$56  = { wr_tag0[12:10], wr_tag0[8:3] };
-  assign \$signature__en$58  = wr_tag0[0];
+  assign \$signature__addr$57  = { wr_tag0[12:10], wr_tag0[8:3] };
+  assign \$signature__en$59  = wr_tag0[0];
   assign c_valid = c__valid;
   assign \cmd__payload.m  = cmd__payload[15:0];
   assign \cmd__payload.k  = cmd__payload[31:16];
@@ -3461,39 +3558,31 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \w[5]  = w[47:40];
   assign \w[6]  = w[55:48];
   assign \w[7]  = w[63:56];
-  assign \$signature__data$50[0]  = \$signature__data$50 [7:0];
-  assign \$signature__data$50[1]  = \$signature__data$50 [15:8];
-  assign \$signature__data$50[2]  = \$signature__data$50 [23:16];
-  assign \$signature__data$50[3]  = \$signature__data$50 [31:24];
-  assign \$signature__data$50[4]  = \$signature__data$50 [39:32];
-  assign \$signature__data$50[5]  = \$signature__data$50 [47:40];
-  assign \$signature__data$50[6]  = \$signature__data$50 [55:48];
-  assign \$signature__data$50[7]  = \$signature__data$50 [63:56];
-  assign \i$52[0]  = \i$52 ;
-  assign \i$52[0].valid  = \i$52 [0];
-  assign \i$52[0].final  = \i$52 [1];
-  assign \i$52[0].first  = \i$52 [2];
-  assign \i$52[0].m  = \i$52 [9:3];
-  assign \i$52[0].ntile  = \i$52 [13:10];
-  assign \o$55[0]  = \o$55 ;
-  assign \o$55[0].valid  = \o$55 [0];
-  assign \o$55[0].final  = \o$55 [1];
-  assign \o$55[0].first  = \o$55 [2];
-  assign \o$55[0].m  = \o$55 [9:3];
-  assign \o$55[0].ntile  = \o$55 [13:10];
+  assign \$signature__data$51[0]  = \$signature__data$51 [7:0];
+  assign \$signature__data$51[1]  = \$signature__data$51 [15:8];
+  assign \$signature__data$51[2]  = \$signature__data$51 [23:16];
+  assign \$signature__data$51[3]  = \$signature__data$51 [31:24];
+  assign \$signature__data$51[4]  = \$signature__data$51 [39:32];
+  assign \$signature__data$51[5]  = \$signature__data$51 [47:40];
+  assign \$signature__data$51[6]  = \$signature__data$51 [55:48];
+  assign \$signature__data$51[7]  = \$signature__data$51 [63:56];
+  assign \i$53[0]  = \i$53 ;
+  assign \i$53[0].valid  = \i$53 [0];
+  assign \i$53[0].final  = \i$53 [1];
+  assign \i$53[0].first  = \i$53 [2];
+  assign \i$53[0].m  = \i$53 [9:3];
+  assign \i$53[0].ntile  = \i$53 [13:10];
+  assign \o$56[0]  = \o$56 ;
+  assign \o$56[0].valid  = \o$56 [0];
+  assign \o$56[0].final  = \o$56 [1];
+  assign \o$56[0].first  = \o$56 [2];
+  assign \o$56[0].m  = \o$56 [9:3];
+  assign \o$56[0].ntile  = \o$56 [13:10];
   assign \wr_tag0.valid  = wr_tag0[0];
   assign \wr_tag0.final  = wr_tag0[1];
   assign \wr_tag0.first  = wr_tag0[2];
   assign \wr_tag0.m  = wr_tag0[9:3];
   assign \wr_tag0.ntile  = wr_tag0[13:10];
-  assign \$signature__data$60[0]  = \$signature__data$60 [31:0];
-  assign \$signature__data$60[1]  = \$signature__data$60 [63:32];
-  assign \$signature__data$60[2]  = \$signature__data$60 [95:64];
-  assign \$signature__data$60[3]  = \$signature__data$60 [127:96];
-  assign \$signature__data$60[4]  = \$signature__data$60 [159:128];
-  assign \$signature__data$60[5]  = \$signature__data$60 [191:160];
-  assign \$signature__data$60[6]  = \$signature__data$60 [223:192];
-  assign \$signature__data$60[7]  = \$signature__data$60 [255:224];
   assign \$signature__data$61[0]  = \$signature__data$61 [31:0];
   assign \$signature__data$61[1]  = \$signature__data$61 [63:32];
   assign \$signature__data$61[2]  = \$signature__data$61 [95:64];
@@ -3502,6 +3591,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data$61[5]  = \$signature__data$61 [191:160];
   assign \$signature__data$61[6]  = \$signature__data$61 [223:192];
   assign \$signature__data$61[7]  = \$signature__data$61 [255:224];
+  assign \$signature__data$62[0]  = \$signature__data$62 [31:0];
+  assign \$signature__data$62[1]  = \$signature__data$62 [63:32];
+  assign \$signature__data$62[2]  = \$signature__data$62 [95:64];
+  assign \$signature__data$62[3]  = \$signature__data$62 [127:96];
+  assign \$signature__data$62[4]  = \$signature__data$62 [159:128];
+  assign \$signature__data$62[5]  = \$signature__data$62 [191:160];
+  assign \$signature__data$62[6]  = \$signature__data$62 [223:192];
+  assign \$signature__data$62[7]  = \$signature__data$62 [255:224];
   assign \psum[0]  = psum[18:0];
   assign \psum[1]  = psum[37:19];
   assign \psum[2]  = psum[56:38];
@@ -3510,45 +3607,45 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \psum[5]  = psum[113:95];
   assign \psum[6]  = psum[132:114];
   assign \psum[7]  = psum[151:133];
-  assign \$signature__data$70[0]  = \$signature__data$70 [7:0];
-  assign \$signature__data$70[1]  = \$signature__data$70 [15:8];
-  assign \$signature__data$70[2]  = \$signature__data$70 [23:16];
-  assign \$signature__data$70[3]  = \$signature__data$70 [31:24];
-  assign \$signature__data$70[4]  = \$signature__data$70 [39:32];
-  assign \$signature__data$70[5]  = \$signature__data$70 [47:40];
-  assign \$signature__data$70[6]  = \$signature__data$70 [55:48];
-  assign \$signature__data$70[7]  = \$signature__data$70 [63:56];
-  assign \$signature__data$74[0]  = \$signature__data$74 [7:0];
-  assign \$signature__data$74[1]  = \$signature__data$74 [15:8];
-  assign \$signature__data$74[2]  = \$signature__data$74 [23:16];
-  assign \$signature__data$74[3]  = \$signature__data$74 [31:24];
-  assign \$signature__data$74[4]  = \$signature__data$74 [39:32];
-  assign \$signature__data$74[5]  = \$signature__data$74 [47:40];
-  assign \$signature__data$74[6]  = \$signature__data$74 [55:48];
-  assign \$signature__data$74[7]  = \$signature__data$74 [63:56];
-  assign c__payload[255:0] = \$signature__data$61 ;
+  assign \$signature__data$71[0]  = \$signature__data$71 [7:0];
+  assign \$signature__data$71[1]  = \$signature__data$71 [15:8];
+  assign \$signature__data$71[2]  = \$signature__data$71 [23:16];
+  assign \$signature__data$71[3]  = \$signature__data$71 [31:24];
+  assign \$signature__data$71[4]  = \$signature__data$71 [39:32];
+  assign \$signature__data$71[5]  = \$signature__data$71 [47:40];
+  assign \$signature__data$71[6]  = \$signature__data$71 [55:48];
+  assign \$signature__data$71[7]  = \$signature__data$71 [63:56];
+  assign \$signature__data$75[0]  = \$signature__data$75 [7:0];
+  assign \$signature__data$75[1]  = \$signature__data$75 [15:8];
+  assign \$signature__data$75[2]  = \$signature__data$75 [23:16];
+  assign \$signature__data$75[3]  = \$signature__data$75 [31:24];
+  assign \$signature__data$75[4]  = \$signature__data$75 [39:32];
+  assign \$signature__data$75[5]  = \$signature__data$75 [47:40];
+  assign \$signature__data$75[6]  = \$signature__data$75 [55:48];
+  assign \$signature__data$75[7]  = \$signature__data$75 [63:56];
+  assign c__payload[255:0] = \$signature__data$62 ;
   assign c__payload[256] = c_last;
-  assign \$signature__data$60 [255:224] = \$41 [31:0];
-  assign \$signature__data$60 [223:192] = \$39 [31:0];
-  assign \$signature__data$60 [191:160] = \$37 [31:0];
-  assign \$signature__data$60 [159:128] = \$35 [31:0];
-  assign \$signature__data$60 [127:96] = \$33 [31:0];
-  assign \$signature__data$60 [95:64] = \$31 [31:0];
-  assign \$signature__data$60 [63:32] = \$29 [31:0];
-  assign \$signature__data$60 [31:0] = \$27 [31:0];
-  assign \i$52 [13:10] = cur_ntile;
-  assign \i$52 [9:3] = s;
-  assign \i$52 [2] = cur_first;
-  assign \i$52 [1] = \$25 ;
-  assign \i$52 [0] = beat;
-  assign i[3] = \$21 ;
-  assign i[2] = \$20 ;
+  assign \$signature__data$61 [255:224] = \$37 [31:0];
+  assign \$signature__data$61 [223:192] = \$35 [31:0];
+  assign \$signature__data$61 [191:160] = \$33 [31:0];
+  assign \$signature__data$61 [159:128] = \$31 [31:0];
+  assign \$signature__data$61 [127:96] = \$29 [31:0];
+  assign \$signature__data$61 [95:64] = \$27 [31:0];
+  assign \$signature__data$61 [63:32] = \$25 [31:0];
+  assign \$signature__data$61 [31:0] = \$23 [31:0];
+  assign \i$53 [13:10] = cur_ntile;
+  assign \i$53 [9:3] = s;
+  assign \i$53 [2] = cur_first;
+  assign \i$53 [1] = \$21 ;
+  assign \i$53 [0] = beat;
+  assign i[3] = \$17 ;
+  assign i[2] = \$16 ;
   assign i[1] = swap;
   assign i[0] = beat;
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$400$0 , clk);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$404$0 , clk);
   input rst;
   wire rst;
   input [63:0] \i$2 ;
@@ -3557,8 +3654,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire [63:0] i;
   output [151:0] psum;
   wire [151:0] psum;
-  input [2:0] \port$400$0 ;
-  wire [2:0] \port$400$0 ;
+  input [2:0] \port$404$0 ;
+  wire [2:0] \port$404$0 ;
   input clk;
   wire clk;
   wire [63:0] \$1 ;
@@ -3819,7 +3916,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay  valid_delay (
     .clk(clk),
-    .i(\port$400$0 [0]),
+    .i(\port$404$0 [0]),
     .o(psum_valid),
     .rst(rst)
   );
@@ -3831,8 +3928,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   assign a = i;
   assign w = \i$2 ;
-  assign swap = \port$400$0 [1];
-  assign w_capture = \port$400$0 [2];
+  assign swap = \port$404$0 [1];
+  assign w_capture = \port$404$0 [2];
   assign o = \a$8 ;
   assign \o$11  = \swap$10 ;
   assign a_out = \a$12 ;
@@ -3840,8 +3937,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \a_out$17  = \a$16 ;
   assign \swap_out$19  = \swap$18 ;
   assign \o$33  = psum;
-  assign \i$34  = \port$400$0 [0];
-  assign a_valid = \port$400$0 [0];
+  assign \i$34  = \port$404$0 [0];
+  assign a_valid = \port$404$0 [0];
   assign \o$37  = psum_valid;
   assign \i[0]  = i[7:0];
   assign \i[1]  = i[15:8];
@@ -4003,7 +4100,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \o$33[5]  = psum[113:95];
   assign \o$33[6]  = psum[132:114];
   assign \o$33[7]  = psum[151:133];
-  assign \i$34[0]  = \port$400$0 [0];
+  assign \i$34[0]  = \port$404$0 [0];
   assign \o$37[0]  = psum_valid;
   assign \i$28 [151:133] = \psum_out$31 [37:19];
   assign \i$28 [132:114] = \psum_out$31 [18:0];
@@ -4029,22 +4126,22 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign capture[2] = \o$21 [2];
   assign capture[1] = \o$21 [1];
   assign capture[0] = \o$21 [0];
-  assign \i$6 [7] = \port$400$0 [2];
-  assign \i$6 [6] = \port$400$0 [2];
-  assign \i$6 [5] = \port$400$0 [2];
-  assign \i$6 [4] = \port$400$0 [2];
-  assign \i$6 [3] = \port$400$0 [2];
-  assign \i$6 [2] = \port$400$0 [2];
-  assign \i$6 [1] = \port$400$0 [2];
-  assign \i$6 [0] = \port$400$0 [2];
-  assign \i$4 [7] = \port$400$0 [1];
-  assign \i$4 [6] = \port$400$0 [1];
-  assign \i$4 [5] = \port$400$0 [1];
-  assign \i$4 [4] = \port$400$0 [1];
-  assign \i$4 [3] = \port$400$0 [1];
-  assign \i$4 [2] = \port$400$0 [1];
-  assign \i$4 [1] = \port$400$0 [1];
-  assign \i$4 [0] = \port$400$0 [1];
+  assign \i$6 [7] = \port$404$0 [2];
+  assign \i$6 [6] = \port$404$0 [2];
+  assign \i$6 [5] = \port$404$0 [2];
+  assign \i$6 [4] = \port$404$0 [2];
+  assign \i$6 [3] = \port$404$0 [2];
+  assign \i$6 [2] = \port$404$0 [2];
+  assign \i$6 [1] = \port$404$0 [2];
+  assign \i$6 [0] = \port$404$0 [2];
+  assign \i$4 [7] = \port$404$0 [1];
+  assign \i$4 [6] = \port$404$0 [1];
+  assign \i$4 [5] = \port$404$0 [1];
+  assign \i$4 [4] = \port$404$0 [1];
+  assign \i$4 [3] = \port$404$0 [1];
+  assign \i$4 [2] = \port$404$0 [1];
+  assign \i$4 [1] = \port$404$0 [1];
+  assign \i$4 [0] = \port$404$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)
