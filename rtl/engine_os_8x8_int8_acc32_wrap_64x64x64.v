@@ -400,7 +400,6 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg seq_end;
   wire seq_final_write;
   reg seq_run;
-  reg seq_start;
   reg slot_end = 1'h0;
   reg [6:0] span = 7'h00;
   reg [6:0] weights_k = 7'h00;
@@ -2007,14 +2006,14 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$18  = \$16  & \$17 ;
   assign \$19  = a__valid & a__ready;
   assign \$20  = b__valid & b__ready;
-  assign \$21  = a_load_done & b_load_done;
-  assign \$22  = ~ c__valid;
-  assign \$23  = \$22  | c__ready;
-  assign \$24  = engine_state == 3'h0;
-  assign \$25  = engine_state == 1'h1;
-  assign \$26  = engine_state == 2'h2;
-  assign \$27  = engine_state == 2'h3;
-  assign \$28  = engine_state == 3'h4;
+  assign \$21  = ~ c__valid;
+  assign \$22  = \$21  | c__ready;
+  assign \$23  = engine_state == 3'h0;
+  assign \$24  = engine_state == 1'h1;
+  assign \$25  = engine_state == 2'h2;
+  assign \$26  = engine_state == 2'h3;
+  assign \$27  = engine_state == 3'h4;
+  assign \$28  = ~ seq_run;
   assign \$29  = job_k > 4'h8;
   assign \$30  = \$29  ? job_k : 7'h08;
   assign \$31  = job_k > 4'h8;
@@ -2225,7 +2224,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          \$signature__en  = \$23 ;
+          \$signature__en  = \$22 ;
       default:
           /* empty */;
     endcase
@@ -2383,20 +2382,6 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    seq_start = 1'h0;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          if (\$21 ) begin
-            seq_start = 1'h1;
-          end
-      default:
-          /* empty */;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     seq_run = 1'h0;
     casez (engine_state)
       3'h0:
@@ -2439,7 +2424,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$123  = span;
-    if (seq_start) begin
+    if (\$28 ) begin
       \$123  = \$30 ;
     end
     if (rst) begin
@@ -2449,7 +2434,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$124  = s;
-    if (seq_start) begin
+    if (\$28 ) begin
       \$124  = 7'h00;
     end
     if (seq_run) begin
@@ -2467,7 +2452,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$125  = m0;
-    if (seq_start) begin
+    if (\$28 ) begin
       \$125  = 7'h00;
     end
     if (seq_run) begin
@@ -2487,7 +2472,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$126  = n0;
-    if (seq_start) begin
+    if (\$28 ) begin
       \$126  = 7'h00;
     end
     if (seq_run) begin
@@ -2504,7 +2489,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$127  = ntile;
-    if (seq_start) begin
+    if (\$28 ) begin
       \$127  = 4'h0;
     end
     if (seq_run) begin
@@ -2521,7 +2506,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$128  = a_base;
-    if (seq_start) begin
+    if (\$28 ) begin
       \$128  = 10'h000;
     end
     if (seq_run) begin
@@ -2541,7 +2526,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$129  = b_base;
-    if (seq_start) begin
+    if (\$28 ) begin
       \$129  = 10'h000;
     end
     if (seq_run) begin
@@ -2558,7 +2543,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$130  = slot_end;
-    if (seq_start) begin
+    if (\$28 ) begin
       \$130  = \$33 ;
     end
     if (seq_run) begin
@@ -2576,7 +2561,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$131  = first_last_m;
-    if (seq_start) begin
+    if (\$28 ) begin
       \$131  = \$34 ;
     end
     if (rst) begin
@@ -2586,7 +2571,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$132  = last_m;
-    if (seq_start) begin
+    if (\$28 ) begin
       \$132  = \$35 ;
     end
     if (seq_run) begin
@@ -2606,7 +2591,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$133  = last_n;
-    if (seq_start) begin
+    if (\$28 ) begin
       \$133  = \$36 ;
     end
     if (seq_run) begin

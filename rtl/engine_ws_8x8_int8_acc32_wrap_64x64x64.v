@@ -426,7 +426,6 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg seq_end;
   wire seq_final_write;
   reg seq_run;
-  reg seq_start;
   reg slot_end = 1'h0;
   reg [6:0] span = 7'h00;
   wire swap;
@@ -2081,14 +2080,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$44  = \$42  & \$43 ;
   assign \$45  = a__valid & a__ready;
   assign \$46  = b__valid & b__ready;
-  assign \$47  = a_load_done & b_load_done;
-  assign \$48  = ~ c__valid;
-  assign \$49  = \$48  | c__ready;
-  assign \$50  = engine_state == 3'h0;
-  assign \$51  = engine_state == 1'h1;
-  assign \$52  = engine_state == 2'h2;
-  assign \$53  = engine_state == 2'h3;
-  assign \$54  = engine_state == 3'h4;
+  assign \$47  = ~ c__valid;
+  assign \$48  = \$47  | c__ready;
+  assign \$49  = engine_state == 3'h0;
+  assign \$50  = engine_state == 1'h1;
+  assign \$51  = engine_state == 2'h2;
+  assign \$52  = engine_state == 2'h3;
+  assign \$53  = engine_state == 3'h4;
+  assign \$54  = ~ seq_run;
   assign \$55  = job_m > 4'h8;
   assign \$56  = \$55  ? job_m : 7'h09;
   assign \$57  = job_k <= 4'h8;
@@ -2281,7 +2280,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     .clk(clk),
     .i(a),
     .\i$2 (w),
-    .\port$404$0 (o[2:0]),
+    .\port$401$0 (o[2:0]),
     .psum(psum),
     .rst(rst)
   );
@@ -2310,7 +2309,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          \$signature__en  = \$49 ;
+          \$signature__en  = \$48 ;
       default:
           /* empty */;
     endcase
@@ -2468,20 +2467,6 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    seq_start = 1'h0;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          if (\$47 ) begin
-            seq_start = 1'h1;
-          end
-      default:
-          /* empty */;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     seq_run = 1'h0;
     casez (engine_state)
       3'h0:
@@ -2524,7 +2509,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$152  = span;
-    if (seq_start) begin
+    if (\$54 ) begin
       \$152  = \$56 ;
     end
     if (rst) begin
@@ -2534,7 +2519,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$153  = s;
-    if (seq_start) begin
+    if (\$54 ) begin
       \$153  = 7'h00;
     end
     if (seq_run) begin
@@ -2552,7 +2537,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$154  = prologue;
-    if (seq_start) begin
+    if (\$54 ) begin
       \$154  = 1'h1;
     end
     if (seq_run) begin
@@ -2567,7 +2552,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$155  = slot_end;
-    if (seq_start) begin
+    if (\$54 ) begin
       \$155  = 1'h0;
     end
     if (seq_run) begin
@@ -2585,7 +2570,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$156  = nxt_n0;
-    if (seq_start) begin
+    if (\$54 ) begin
       \$156  = 7'h00;
     end
     if (seq_run) begin
@@ -2602,7 +2587,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$157  = nxt_ntile;
-    if (seq_start) begin
+    if (\$54 ) begin
       \$157  = 4'h0;
     end
     if (seq_run) begin
@@ -2619,7 +2604,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$158  = nxt_k0;
-    if (seq_start) begin
+    if (\$54 ) begin
       \$158  = 7'h00;
     end
     if (seq_run) begin
@@ -2639,7 +2624,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$159  = nxt_abase;
-    if (seq_start) begin
+    if (\$54 ) begin
       \$159  = 10'h000;
     end
     if (seq_run) begin
@@ -2659,7 +2644,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$160  = nxt_bbase;
-    if (seq_start) begin
+    if (\$54 ) begin
       \$160  = 10'h000;
     end
     if (seq_run) begin
@@ -2676,7 +2661,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$161  = nxt_bk;
-    if (seq_start) begin
+    if (\$54 ) begin
       \$161  = 10'h000;
     end
     if (seq_run) begin
@@ -2696,7 +2681,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$162  = nxt_exists;
-    if (seq_start) begin
+    if (\$54 ) begin
       \$162  = 1'h1;
     end
     if (seq_run) begin
@@ -2711,7 +2696,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$163  = nxt_last_k;
-    if (seq_start) begin
+    if (\$54 ) begin
       \$163  = \$57 ;
     end
     if (seq_run) begin
@@ -2731,7 +2716,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$164  = first_last_k;
-    if (seq_start) begin
+    if (\$54 ) begin
       \$164  = \$58 ;
     end
     if (rst) begin
@@ -2741,7 +2726,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     \$165  = nxt_last_n;
-    if (seq_start) begin
+    if (\$54 ) begin
       \$165  = \$59 ;
     end
     if (seq_run) begin
@@ -3645,7 +3630,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$404$0 , clk);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$401$0 , clk);
   input rst;
   wire rst;
   input [63:0] \i$2 ;
@@ -3654,8 +3639,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire [63:0] i;
   output [151:0] psum;
   wire [151:0] psum;
-  input [2:0] \port$404$0 ;
-  wire [2:0] \port$404$0 ;
+  input [2:0] \port$401$0 ;
+  wire [2:0] \port$401$0 ;
   input clk;
   wire clk;
   wire [63:0] \$1 ;
@@ -3916,7 +3901,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay  valid_delay (
     .clk(clk),
-    .i(\port$404$0 [0]),
+    .i(\port$401$0 [0]),
     .o(psum_valid),
     .rst(rst)
   );
@@ -3928,8 +3913,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   assign a = i;
   assign w = \i$2 ;
-  assign swap = \port$404$0 [1];
-  assign w_capture = \port$404$0 [2];
+  assign swap = \port$401$0 [1];
+  assign w_capture = \port$401$0 [2];
   assign o = \a$8 ;
   assign \o$11  = \swap$10 ;
   assign a_out = \a$12 ;
@@ -3937,8 +3922,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \a_out$17  = \a$16 ;
   assign \swap_out$19  = \swap$18 ;
   assign \o$33  = psum;
-  assign \i$34  = \port$404$0 [0];
-  assign a_valid = \port$404$0 [0];
+  assign \i$34  = \port$401$0 [0];
+  assign a_valid = \port$401$0 [0];
   assign \o$37  = psum_valid;
   assign \i[0]  = i[7:0];
   assign \i[1]  = i[15:8];
@@ -4100,7 +4085,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \o$33[5]  = psum[113:95];
   assign \o$33[6]  = psum[132:114];
   assign \o$33[7]  = psum[151:133];
-  assign \i$34[0]  = \port$404$0 [0];
+  assign \i$34[0]  = \port$401$0 [0];
   assign \o$37[0]  = psum_valid;
   assign \i$28 [151:133] = \psum_out$31 [37:19];
   assign \i$28 [132:114] = \psum_out$31 [18:0];
@@ -4126,22 +4111,22 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign capture[2] = \o$21 [2];
   assign capture[1] = \o$21 [1];
   assign capture[0] = \o$21 [0];
-  assign \i$6 [7] = \port$404$0 [2];
-  assign \i$6 [6] = \port$404$0 [2];
-  assign \i$6 [5] = \port$404$0 [2];
-  assign \i$6 [4] = \port$404$0 [2];
-  assign \i$6 [3] = \port$404$0 [2];
-  assign \i$6 [2] = \port$404$0 [2];
-  assign \i$6 [1] = \port$404$0 [2];
-  assign \i$6 [0] = \port$404$0 [2];
-  assign \i$4 [7] = \port$404$0 [1];
-  assign \i$4 [6] = \port$404$0 [1];
-  assign \i$4 [5] = \port$404$0 [1];
-  assign \i$4 [4] = \port$404$0 [1];
-  assign \i$4 [3] = \port$404$0 [1];
-  assign \i$4 [2] = \port$404$0 [1];
-  assign \i$4 [1] = \port$404$0 [1];
-  assign \i$4 [0] = \port$404$0 [1];
+  assign \i$6 [7] = \port$401$0 [2];
+  assign \i$6 [6] = \port$401$0 [2];
+  assign \i$6 [5] = \port$401$0 [2];
+  assign \i$6 [4] = \port$401$0 [2];
+  assign \i$6 [3] = \port$401$0 [2];
+  assign \i$6 [2] = \port$401$0 [2];
+  assign \i$6 [1] = \port$401$0 [2];
+  assign \i$6 [0] = \port$401$0 [2];
+  assign \i$4 [7] = \port$401$0 [1];
+  assign \i$4 [6] = \port$401$0 [1];
+  assign \i$4 [5] = \port$401$0 [1];
+  assign \i$4 [4] = \port$401$0 [1];
+  assign \i$4 [3] = \port$401$0 [1];
+  assign \i$4 [2] = \port$401$0 [1];
+  assign \i$4 [1] = \port$401$0 [1];
+  assign \i$4 [0] = \port$401$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)

@@ -36,7 +36,7 @@ class OutputStationarySequencer(Sequencer):
         first_lm = Signal(name="first_last_m")  # R >= M: last_m of a column tile's first tile
         s_end = Signal(name="slot_end")     # s == span - 1: the tile's last slot
 
-        with m.If(seq.start):
+        with m.If(~seq.run):  # held at the start until the compute phase
             # (a constant when K can never exceed R: no always-false comparison in the RTL)
             start_span = Mux(start_job.k > R, start_job.k, R) if cfg.max_k > R else R
             m.d.sync += [span.eq(start_span),

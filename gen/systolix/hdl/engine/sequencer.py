@@ -48,10 +48,11 @@ class Sequencer:
     loading, then issues buffer reads slot by slot during the compute phase, drives the core
     and writes its results to C.
 
-    It talks to the engine's phase FSM through hand-shake signals: ``start`` (pulse: counters
-    to their start), ``run`` (issue one slot this cycle), ``end`` (this is the last slot),
-    ``final_write`` (the last result is written to C now) and ``c_rd_addr`` (the C read
-    address for a read-modify-write, overridden by the drain).
+    It talks to the engine's phase FSM through hand-shake signals: ``run`` (issue one slot
+    this cycle; while it is low the counters are held at their start, so a compute phase
+    begins in the cycle after its job's registers are set, with no start pulse to fan out),
+    ``end`` (this is the last slot), ``final_write`` (the last result is written to C now)
+    and ``c_rd_addr`` (the C read address for a read-modify-write, overridden by the drain).
 
     Parameters
     ----------
@@ -63,7 +64,6 @@ class Sequencer:
     def __init__(self, config, buffer_read_latency):
         self.config = config
         self.buffer_read_latency = buffer_read_latency
-        self.start = Signal(name="seq_start")
         self.run = Signal(name="seq_run")
         self.end = Signal(name="seq_end")
         self.final_write = Signal(name="seq_final_write")
@@ -93,7 +93,7 @@ class Sequencer:
     def elaborate(self, m, job, bufs, start_job=None):
         """The compute phase: buffer reads, the core, C writes and the hand-shake.
 
-        ``job`` holds the running job's registers from the cycle after ``start`` on;
-        ``start_job`` (default ``job``) holds them in the ``start`` cycle, where they may still
-        be on their way into ``job``."""
+        ``job`` holds the running job's registers while ``run`` is high; ``start_job``
+        (default ``job``) holds them in the cycle before the compute phase, where they may
+        still be on their way into ``job``."""
         raise NotImplementedError

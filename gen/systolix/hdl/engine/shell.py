@@ -293,7 +293,6 @@ class MatrixEngine(wiring.Component):
                         q_load.take(m, job.n, 1)
                     loaded &= q_load.done
                 with m.If(loaded):
-                    m.d.comb += seq.start.eq(1)
                     m.next = "COMPUTE"
 
             with m.State("COMPUTE"):
@@ -767,22 +766,24 @@ def _elaborate_double(engine):
 
     # ---- compute
     c_free = ~Mux(c_next, c_owned[1], c_owned[0])
-    with m.If(loaded & ~x_busy & c_free):
-        m.d.comb += seq.start.eq(1)
-        m.d.sync += [l_busy.eq(0), x_run.eq(1), x_count.eq(0), xa.eq(ljob_a), xb.eq(ljob_b),
-                     xc.eq(c_next), c_next.eq(~c_next)]
+    # While the compute stage is free its registers follow the load stage's (and x_count
+    # stays 0): only the few registers that change state take the start as their enable.
+    with m.If(~x_busy):
+        m.d.sync += [xa.eq(ljob_a), xb.eq(ljob_b), xc.eq(c_next), x_count.eq(0)]
         m.d.sync += [getattr(xreg, k).eq(getattr(ljob, k)) for k in names]
+    with m.Else():
+        m.d.sync += x_count.eq(x_count + 1)
+    with m.If(loaded & ~x_busy & c_free):
+        m.d.sync += [l_busy.eq(0), x_run.eq(1), c_next.eq(~c_next)]
         for i in range(2):
             with m.If(c_next == i):
                 m.d.sync += [c_owned[i].eq(1), c_m[i].eq(ljob.m), c_n[i].eq(ljob.n),
                              c_q[i].eq(ljob_b)]
     with m.If(x_run):
         m.d.comb += seq.run.eq(1)
-        m.d.sync += x_count.eq(x_count + 1)
         with m.If(seq.end):
             m.d.sync += [x_run.eq(0), x_flush.eq(1)]
     with m.If(x_flush):
-        m.d.sync += x_count.eq(x_count + 1)
         with m.If(seq.final_write):
             m.d.sync += [x_flush.eq(0), x_tail.eq(_tail(cfg))]
             for i in range(2):

@@ -84,7 +84,7 @@ class TensorCoreSequencer(Sequencer):
                              dst["bbase"].eq(cur["bbase"]),
                              dst["lm"].eq(cur["m0"] + 2 * R >= job.m), dst["ln"].eq(cur["ln"])]
 
-        with m.If(seq.start):
+        with m.If(~seq.run):  # held at the start until the compute phase
             m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks, k0)]
             lm0 = at_least(R, start_job.m, cfg.max_m)
             ln0 = at_least(C, start_job.n, cfg.max_n)

@@ -70,7 +70,7 @@ class WeightStationarySequencer(Sequencer):
         s_end = Signal(name="slot_end")         # s == end_slot
         nxt_is_last = nxt_ln & nxt_lk
 
-        with m.If(seq.start):
+        with m.If(~seq.run):  # held at the start until the compute phase
             lk0 = at_least(R, start_job.k, cfg.max_k)
             # (s_end: the prologue's R + 1 slots are at least 2)
             m.d.sync += [span.eq(Mux(start_job.m > R, start_job.m, R + 1)
