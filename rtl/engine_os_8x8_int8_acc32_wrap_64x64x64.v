@@ -45,75 +45,87 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$10 ;
   wire [7:0] \$100 ;
   wire \$101 ;
-  wire [7:0] \$102 ;
-  wire \$103 ;
-  wire [32:0] \$104 ;
-  wire [32:0] \$105 ;
-  wire \$106 ;
-  wire \$107 ;
+  wire [10:0] \$102 ;
+  wire [7:0] \$103 ;
+  wire [7:0] \$104 ;
+  wire \$105 ;
+  wire [7:0] \$106 ;
+  wire [7:0] \$107 ;
   wire \$108 ;
   wire \$109 ;
   wire \$11 ;
-  wire \$110 ;
-  wire \$111 ;
-  wire [7:0] \$112 ;
+  wire [32:0] \$110 ;
+  wire [32:0] \$111 ;
+  wire \$112 ;
   wire \$113 ;
-  wire [7:0] \$114 ;
+  wire \$114 ;
   wire \$115 ;
-  wire [7:0] \$116 ;
-  wire [4:0] \$117 ;
+  wire \$116 ;
+  wire \$117 ;
   wire [7:0] \$118 ;
   wire \$119 ;
   wire \$12 ;
-  wire \$120 ;
+  wire [7:0] \$120 ;
   wire \$121 ;
-  reg \$122 ;
-  reg [6:0] \$123 ;
-  reg [6:0] \$124 ;
-  reg [6:0] \$125 ;
-  reg [6:0] \$126 ;
-  reg [3:0] \$127 ;
-  reg [9:0] \$128 ;
-  reg [9:0] \$129 ;
+  wire [7:0] \$122 ;
+  wire [4:0] \$123 ;
+  wire [7:0] \$124 ;
+  wire \$125 ;
+  wire \$126 ;
+  wire \$127 ;
+  reg \$128 ;
+  reg [6:0] \$129 ;
   wire \$13 ;
-  reg \$130 ;
-  reg \$131 ;
-  reg \$132 ;
-  reg \$133 ;
-  reg [6:0] \$134 ;
-  reg [3:0] \$135 ;
+  reg [6:0] \$130 ;
+  reg [6:0] \$131 ;
+  reg [6:0] \$132 ;
+  reg [3:0] \$133 ;
+  reg [9:0] \$134 ;
+  reg [9:0] \$135 ;
   reg \$136 ;
-  reg [3:0] \$137 ;
+  reg \$137 ;
   reg \$138 ;
-  reg [31:0] \$139 ;
+  reg \$139 ;
   wire \$14 ;
   reg [6:0] \$140 ;
-  reg [6:0] \$141 ;
-  reg [6:0] \$142 ;
-  reg [9:0] \$143 ;
-  reg [6:0] \$144 ;
-  reg [6:0] \$145 ;
-  reg \$146 ;
-  reg [9:0] \$147 ;
+  reg [3:0] \$141 ;
+  reg \$142 ;
+  reg [3:0] \$143 ;
+  reg \$144 ;
+  reg [31:0] \$145 ;
+  reg [6:0] \$146 ;
+  reg [6:0] \$147 ;
   reg [6:0] \$148 ;
-  reg [6:0] \$149 ;
+  reg [9:0] \$149 ;
   wire \$15 ;
-  reg \$150 ;
-  reg \$151 ;
-  reg [6:0] \$152 ;
-  reg [6:0] \$153 ;
-  reg [2:0] \$154 ;
-  reg [6:0] \$155 ;
-  reg [6:0] \$156 ;
-  reg [3:0] \$157 ;
-  reg \$158 ;
+  reg [6:0] \$150 ;
+  reg [6:0] \$151 ;
+  reg \$152 ;
+  reg \$153 ;
+  reg \$154 ;
+  reg \$155 ;
+  reg [9:0] \$156 ;
+  reg [6:0] \$157 ;
+  reg [6:0] \$158 ;
   reg \$159 ;
   wire \$16 ;
   reg \$160 ;
   reg \$161 ;
   reg \$162 ;
   reg \$163 ;
+  reg [6:0] \$164 ;
+  reg [6:0] \$165 ;
+  reg [2:0] \$166 ;
+  reg [6:0] \$167 ;
+  reg [6:0] \$168 ;
+  reg [3:0] \$169 ;
   wire \$17 ;
+  reg \$170 ;
+  reg \$171 ;
+  reg \$172 ;
+  reg \$173 ;
+  reg \$174 ;
+  reg \$175 ;
   wire \$18 ;
   wire \$19 ;
   wire [7:0] \$2 ;
@@ -192,15 +204,15 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$86 ;
   wire \$87 ;
   wire \$88 ;
-  wire [10:0] \$89 ;
+  wire \$89 ;
   wire \$9 ;
-  wire [7:0] \$90 ;
+  wire \$90 ;
   wire \$91 ;
-  wire [7:0] \$92 ;
-  wire [7:0] \$93 ;
+  wire \$92 ;
+  wire \$93 ;
   wire \$94 ;
-  wire [7:0] \$95 ;
-  wire [10:0] \$96 ;
+  wire [10:0] \$95 ;
+  wire [7:0] \$96 ;
   wire [7:0] \$97 ;
   wire \$98 ;
   wire [7:0] \$99 ;
@@ -280,7 +292,10 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [9:0] a_load_addr = 10'h000;
   reg a_load_done = 1'h0;
   reg [6:0] a_load_inner = 7'h00;
+  reg a_load_inner_last = 1'h0;
+  reg a_load_inner_last0 = 1'h0;
   reg [6:0] a_load_outer = 7'h00;
+  reg a_load_outer_last = 1'h0;
   wire signed [7:0] \b__payload[0] ;
   wire signed [7:0] \b__payload[1] ;
   wire signed [7:0] \b__payload[2] ;
@@ -293,7 +308,10 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [9:0] b_load_addr = 10'h000;
   reg b_load_done = 1'h0;
   reg [6:0] b_load_inner = 7'h00;
+  reg b_load_inner_last = 1'h0;
+  reg b_load_inner_last0 = 1'h0;
   reg [6:0] b_load_outer = 7'h00;
+  reg b_load_outer_last = 1'h0;
   wire beat;
   wire [255:0] \c__payload.data ;
   wire signed [31:0] \c__payload.data[0] ;
@@ -2074,123 +2092,141 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$86  = \$84  | \$85 ;
   assign \$87  = cmd__payload[48] & \$86 ;
   assign \$88  = \$81  | \$87 ;
-  assign \$89  = a_load_addr + 1'h1;
-  assign \$90  = job_k - 1'h1;
-  assign \$91  = a_load_inner == \$90 ;
-  assign \$92  = a_load_outer + 4'h8;
-  assign \$93  = a_load_outer + 4'h8;
-  assign \$94  = \$93  >= job_m;
-  assign \$95  = a_load_inner + 1'h1;
-  assign \$96  = b_load_addr + 1'h1;
-  assign \$97  = job_k - 1'h1;
-  assign \$98  = b_load_inner == \$97 ;
-  assign \$99  = b_load_outer + 4'h8;
-  assign \$100  = b_load_outer + 4'h8;
-  assign \$101  = \$100  >= job_n;
-  assign \$102  = b_load_inner + 1'h1;
-  assign \$103  = a_load_done & b_load_done;
-  assign \$104  = cycles + 1'h1;
-  assign \$105  = cycles + 1'h1;
-  assign \$106  = | job_m;
-  assign \$107  = job_m == 1'h1;
-  assign \$108  = job_n <= 4'h8;
-  assign \$109  = job_n <= 4'h8;
-  assign \$110  = ~ c__valid;
-  assign \$111  = \$110  | c__ready;
-  assign \$112  = d_m + 1'h1;
-  assign \$113  = ~ d_last_m;
-  assign \$114  = d_m + 2'h2;
-  assign \$115  = \$114  == job_m;
-  assign \$116  = d_n0 + 4'h8;
-  assign \$117  = d_tile + 1'h1;
-  assign \$118  = d_n0 + 5'h10;
-  assign \$119  = \$118  >= job_n;
-  assign \$120  = c__valid & c__ready;
-  assign \$121  = \$120  & c__payload[256];
+  assign \$89  = cmd__payload[31:16] == 1'h1;
+  assign \$90  = cmd__payload[31:16] == 1'h1;
+  assign \$91  = cmd__payload[15:0] <= 4'h8;
+  assign \$92  = cmd__payload[31:16] == 1'h1;
+  assign \$93  = cmd__payload[31:16] == 1'h1;
+  assign \$94  = cmd__payload[47:32] <= 4'h8;
+  assign \$95  = a_load_addr + 1'h1;
+  assign \$96  = a_load_outer + 4'h8;
+  assign \$97  = a_load_outer + 5'h10;
+  assign \$98  = \$97  >= job_m;
+  assign \$99  = a_load_inner + 1'h1;
+  assign \$100  = a_load_inner + 2'h2;
+  assign \$101  = \$100  == job_k;
+  assign \$102  = b_load_addr + 1'h1;
+  assign \$103  = b_load_outer + 4'h8;
+  assign \$104  = b_load_outer + 5'h10;
+  assign \$105  = \$104  >= job_n;
+  assign \$106  = b_load_inner + 1'h1;
+  assign \$107  = b_load_inner + 2'h2;
+  assign \$108  = \$107  == job_k;
+  assign \$109  = a_load_done & b_load_done;
+  assign \$110  = cycles + 1'h1;
+  assign \$111  = cycles + 1'h1;
+  assign \$112  = | job_m;
+  assign \$113  = job_m == 1'h1;
+  assign \$114  = job_n <= 4'h8;
+  assign \$115  = job_n <= 4'h8;
+  assign \$116  = ~ c__valid;
+  assign \$117  = \$116  | c__ready;
+  assign \$118  = d_m + 1'h1;
+  assign \$119  = ~ d_last_m;
+  assign \$120  = d_m + 2'h2;
+  assign \$121  = \$120  == job_m;
+  assign \$122  = d_n0 + 4'h8;
+  assign \$123  = d_tile + 1'h1;
+  assign \$124  = d_n0 + 5'h10;
+  assign \$125  = \$124  >= job_n;
+  assign \$126  = c__valid & c__ready;
+  assign \$127  = \$126  & c__payload[256];
   always @(posedge clk)
-    done <= \$122 ;
+    done <= \$128 ;
   always @(posedge clk)
-    span <= \$123 ;
+    span <= \$129 ;
   always @(posedge clk)
-    s <= \$124 ;
+    s <= \$130 ;
   always @(posedge clk)
-    m0 <= \$125 ;
+    m0 <= \$131 ;
   always @(posedge clk)
-    n0 <= \$126 ;
+    n0 <= \$132 ;
   always @(posedge clk)
-    ntile <= \$127 ;
+    ntile <= \$133 ;
   always @(posedge clk)
-    a_base <= \$128 ;
+    a_base <= \$134 ;
   always @(posedge clk)
-    b_base <= \$129 ;
+    b_base <= \$135 ;
   always @(posedge clk)
-    slot_end <= \$130 ;
+    slot_end <= \$136 ;
   always @(posedge clk)
-    first_last_m <= \$131 ;
+    first_last_m <= \$137 ;
   always @(posedge clk)
-    last_m <= \$132 ;
+    last_m <= \$138 ;
   always @(posedge clk)
-    last_n <= \$133 ;
+    last_n <= \$139 ;
   always @(posedge clk)
-    out_m0 <= \$134 ;
+    out_m0 <= \$140 ;
   always @(posedge clk)
-    out_ntile <= \$135 ;
+    out_ntile <= \$141 ;
   always @(posedge clk)
-    out_final <= \$136 ;
+    out_final <= \$142 ;
   always @(posedge clk)
-    out_rows <= \$137 ;
+    out_rows <= \$143 ;
   always @(posedge clk)
-    error <= \$138 ;
+    error <= \$144 ;
   always @(posedge clk)
-    cycles <= \$139 ;
+    cycles <= \$145 ;
   always @(posedge clk)
-    job_m <= \$140 ;
+    job_m <= \$146 ;
   always @(posedge clk)
-    job_k <= \$141 ;
+    job_k <= \$147 ;
   always @(posedge clk)
-    job_n <= \$142 ;
+    job_n <= \$148 ;
   always @(posedge clk)
-    a_load_addr <= \$143 ;
+    a_load_addr <= \$149 ;
   always @(posedge clk)
-    a_load_outer <= \$144 ;
+    a_load_outer <= \$150 ;
   always @(posedge clk)
-    a_load_inner <= \$145 ;
+    a_load_inner <= \$151 ;
   always @(posedge clk)
-    a_load_done <= \$146 ;
+    a_load_done <= \$152 ;
   always @(posedge clk)
-    b_load_addr <= \$147 ;
+    a_load_inner_last <= \$153 ;
   always @(posedge clk)
-    b_load_outer <= \$148 ;
+    a_load_inner_last0 <= \$154 ;
   always @(posedge clk)
-    b_load_inner <= \$149 ;
+    a_load_outer_last <= \$155 ;
   always @(posedge clk)
-    b_load_done <= \$150 ;
+    b_load_addr <= \$156 ;
   always @(posedge clk)
-    weights_valid <= \$151 ;
+    b_load_outer <= \$157 ;
   always @(posedge clk)
-    weights_k <= \$152 ;
+    b_load_inner <= \$158 ;
   always @(posedge clk)
-    weights_n <= \$153 ;
+    b_load_done <= \$159 ;
   always @(posedge clk)
-    engine_state <= \$154 ;
+    b_load_inner_last <= \$160 ;
   always @(posedge clk)
-    d_m <= \$155 ;
+    b_load_inner_last0 <= \$161 ;
   always @(posedge clk)
-    d_n0 <= \$156 ;
+    b_load_outer_last <= \$162 ;
   always @(posedge clk)
-    d_tile <= \$157 ;
+    weights_valid <= \$163 ;
   always @(posedge clk)
-    d_more <= \$158 ;
+    weights_k <= \$164 ;
   always @(posedge clk)
-    d_last_m <= \$159 ;
+    weights_n <= \$165 ;
   always @(posedge clk)
-    d_last_n <= \$160 ;
+    engine_state <= \$166 ;
   always @(posedge clk)
-    d_first_last_n <= \$161 ;
+    d_m <= \$167 ;
   always @(posedge clk)
-    c__valid <= \$162 ;
+    d_n0 <= \$168 ;
   always @(posedge clk)
-    c_last <= \$163 ;
+    d_tile <= \$169 ;
+  always @(posedge clk)
+    d_more <= \$170 ;
+  always @(posedge clk)
+    d_last_m <= \$171 ;
+  always @(posedge clk)
+    d_last_n <= \$172 ;
+  always @(posedge clk)
+    d_first_last_n <= \$173 ;
+  always @(posedge clk)
+    c__valid <= \$174 ;
+  always @(posedge clk)
+    c_last <= \$175 ;
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i__payload(i__payload),
@@ -2396,12 +2432,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$122  = 1'h0;
+    \$128  = 1'h0;
     casez (engine_state)
       3'h0:
           if (\$52 ) begin
             if (\$88 ) begin
-              \$122  = 1'h1;
+              \$128  = 1'h1;
             end
           end
       3'h1:
@@ -2411,225 +2447,148 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$121 ) begin
-            \$122  = 1'h1;
+          if (\$127 ) begin
+            \$128  = 1'h1;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$122  = 1'h0;
+      \$128  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$123  = span;
+    \$129  = span;
     if (\$28 ) begin
-      \$123  = \$30 ;
+      \$129  = \$30 ;
     end
     if (rst) begin
-      \$123  = 7'h00;
+      \$129  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$124  = s;
+    \$130  = s;
     if (\$28 ) begin
-      \$124  = 7'h00;
+      \$130  = 7'h00;
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
       if (slot_end) begin
-        \$124  = 7'h00;
+        \$130  = 7'h00;
       end else begin
-        \$124  = \$47 [6:0];
+        \$130  = \$47 [6:0];
       end
     end
     if (rst) begin
-      \$124  = 7'h00;
+      \$130  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$125  = m0;
+    \$131  = m0;
     if (\$28 ) begin
-      \$125  = 7'h00;
+      \$131  = 7'h00;
     end
     if (seq_run) begin
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (last_m) begin
-          \$125  = 7'h00;
+          \$131  = 7'h00;
         end else begin
-          \$125  = \$43 [6:0];
+          \$131  = \$43 [6:0];
         end
       end
     end
     if (rst) begin
-      \$125  = 7'h00;
+      \$131  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$126  = n0;
+    \$132  = n0;
     if (\$28 ) begin
-      \$126  = 7'h00;
+      \$132  = 7'h00;
     end
     if (seq_run) begin
       if (slot_end) begin
         if (last_m) begin
-          \$126  = \$38 [6:0];
+          \$132  = \$38 [6:0];
         end
       end
     end
     if (rst) begin
-      \$126  = 7'h00;
+      \$132  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$127  = ntile;
+    \$133  = ntile;
     if (\$28 ) begin
-      \$127  = 4'h0;
+      \$133  = 4'h0;
     end
     if (seq_run) begin
       if (slot_end) begin
         if (last_m) begin
-          \$127  = \$39 [3:0];
+          \$133  = \$39 [3:0];
         end
       end
     end
     if (rst) begin
-      \$127  = 4'h0;
+      \$133  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$128  = a_base;
+    \$134  = a_base;
     if (\$28 ) begin
-      \$128  = 10'h000;
+      \$134  = 10'h000;
     end
     if (seq_run) begin
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (last_m) begin
-          \$128  = 10'h000;
+          \$134  = 10'h000;
         end else begin
-          \$128  = \$44 [9:0];
+          \$134  = \$44 [9:0];
         end
       end
     end
     if (rst) begin
-      \$128  = 10'h000;
+      \$134  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$129  = b_base;
+    \$135  = b_base;
     if (\$28 ) begin
-      \$129  = 10'h000;
+      \$135  = 10'h000;
     end
     if (seq_run) begin
       if (slot_end) begin
         if (last_m) begin
-          \$129  = \$40 [9:0];
+          \$135  = \$40 [9:0];
         end
       end
     end
     if (rst) begin
-      \$129  = 10'h000;
+      \$135  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$130  = slot_end;
+    \$136  = slot_end;
     if (\$28 ) begin
-      \$130  = \$33 ;
+      \$136  = \$33 ;
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
       if (slot_end) begin
-        \$130  = \$37 ;
+        \$136  = \$37 ;
       end else begin
-        \$130  = \$49 ;
+        \$136  = \$49 ;
       end
-    end
-    if (rst) begin
-      \$130  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$131  = first_last_m;
-    if (\$28 ) begin
-      \$131  = \$34 ;
-    end
-    if (rst) begin
-      \$131  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$132  = last_m;
-    if (\$28 ) begin
-      \$132  = \$35 ;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        (* full_case = 32'd1 *)
-        if (last_m) begin
-          \$132  = first_last_m;
-        end else begin
-          \$132  = \$46 ;
-        end
-      end
-    end
-    if (rst) begin
-      \$132  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$133  = last_n;
-    if (\$28 ) begin
-      \$133  = \$36 ;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        if (last_m) begin
-          \$133  = \$42 ;
-        end
-      end
-    end
-    if (rst) begin
-      \$133  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$134  = out_m0;
-    if (\o$48 [0]) begin
-      \$134  = \o$48 [8:2];
-    end
-    if (rst) begin
-      \$134  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$135  = out_ntile;
-    if (\o$48 [0]) begin
-      \$135  = \o$48 [12:9];
-    end
-    if (rst) begin
-      \$135  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$136  = out_final;
-    if (\o$48 [0]) begin
-      \$136  = \o$48 [1];
     end
     if (rst) begin
       \$136  = 1'h0;
@@ -2637,249 +2596,175 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$137  = out_rows;
-    if (\o$48 [0]) begin
-      \$137  = \$51 [3:0];
+    \$137  = first_last_m;
+    if (\$28 ) begin
+      \$137  = \$34 ;
     end
     if (rst) begin
-      \$137  = 4'h0;
+      \$137  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$138  = error;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            \$138  = \$70 ;
-          end
-      default:
-          /* empty */;
-    endcase
+    \$138  = last_m;
+    if (\$28 ) begin
+      \$138  = \$35 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (last_m) begin
+          \$138  = first_last_m;
+        end else begin
+          \$138  = \$46 ;
+        end
+      end
+    end
     if (rst) begin
       \$138  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$139  = cycles;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            \$139  = 32'd0;
-          end
-      3'h1:
-          /* empty */;
-      3'h2:
-          \$139  = \$104 [31:0];
-      3'h3:
-          \$139  = \$105 [31:0];
-      default:
-          /* empty */;
-    endcase
+    \$139  = last_n;
+    if (\$28 ) begin
+      \$139  = \$36 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (last_m) begin
+          \$139  = \$42 ;
+        end
+      end
+    end
     if (rst) begin
-      \$139  = 32'd0;
+      \$139  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$140  = job_m;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$140  = cmd__payload[6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$140  = out_m0;
+    if (\o$48 [0]) begin
+      \$140  = \o$48 [8:2];
+    end
     if (rst) begin
       \$140  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$141  = job_k;
+    \$141  = out_ntile;
+    if (\o$48 [0]) begin
+      \$141  = \o$48 [12:9];
+    end
+    if (rst) begin
+      \$141  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$142  = out_final;
+    if (\o$48 [0]) begin
+      \$142  = \o$48 [1];
+    end
+    if (rst) begin
+      \$142  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$143  = out_rows;
+    if (\o$48 [0]) begin
+      \$143  = \$51 [3:0];
+    end
+    if (rst) begin
+      \$143  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$144  = error;
     casez (engine_state)
       3'h0:
           if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$141  = cmd__payload[22:16];
-            end
+            \$144  = \$70 ;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$141  = 7'h00;
+      \$144  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$142  = job_n;
+    \$145  = cycles;
     casez (engine_state)
       3'h0:
           if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$142  = cmd__payload[38:32];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$142  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$143  = a_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$143  = 10'h000;
-            end
+            \$145  = 32'd0;
           end
       3'h1:
-          if (\$signature__en$69 ) begin
-            \$143  = \$89 [9:0];
-          end
+          /* empty */;
+      3'h2:
+          \$145  = \$110 [31:0];
+      3'h3:
+          \$145  = \$111 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$143  = 10'h000;
+      \$145  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$144  = a_load_outer;
+    \$146  = job_m;
     casez (engine_state)
       3'h0:
           if (\$52 ) begin
             (* full_case = 32'd1 *)
             if (\$88 ) begin
             end else begin
-              \$144  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$69 ) begin
-            if (\$91 ) begin
-              \$144  = \$92 [6:0];
+              \$146  = cmd__payload[6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$144  = 7'h00;
+      \$146  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$145  = a_load_inner;
+    \$147  = job_k;
     casez (engine_state)
       3'h0:
           if (\$52 ) begin
             (* full_case = 32'd1 *)
             if (\$88 ) begin
             end else begin
-              \$145  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$69 ) begin
-            (* full_case = 32'd1 *)
-            if (\$91 ) begin
-              \$145  = 7'h00;
-            end else begin
-              \$145  = \$95 [6:0];
+              \$147  = cmd__payload[22:16];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$145  = 7'h00;
+      \$147  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$146  = a_load_done;
+    \$148  = job_n;
     casez (engine_state)
       3'h0:
           if (\$52 ) begin
             (* full_case = 32'd1 *)
             if (\$88 ) begin
             end else begin
-              \$146  = 1'h0;
-            end
-          end
-      3'h1:
-          if (\$signature__en$69 ) begin
-            if (\$91 ) begin
-              if (\$94 ) begin
-                \$146  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$146  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$147  = b_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$147  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            \$147  = \$96 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$147  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$148  = b_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$148  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            if (\$98 ) begin
-              \$148  = \$99 [6:0];
+              \$148  = cmd__payload[38:32];
             end
           end
       default:
@@ -2891,307 +2776,275 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$149  = b_load_inner;
+    \$149  = a_load_addr;
     casez (engine_state)
       3'h0:
           if (\$52 ) begin
             (* full_case = 32'd1 *)
             if (\$88 ) begin
             end else begin
-              \$149  = 7'h00;
+              \$149  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            \$149  = \$95 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$149  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$150  = a_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$150  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            if (a_load_inner_last) begin
+              \$150  = \$96 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$150  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$151  = a_load_inner;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$151  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            (* full_case = 32'd1 *)
+            if (a_load_inner_last) begin
+              \$151  = 7'h00;
+            end else begin
+              \$151  = \$99 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$151  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$152  = a_load_done;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$152  = 1'h0;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            if (a_load_inner_last) begin
+              if (a_load_outer_last) begin
+                \$152  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$152  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$153  = a_load_inner_last;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$153  = \$89 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            (* full_case = 32'd1 *)
+            if (a_load_inner_last) begin
+              \$153  = a_load_inner_last0;
+            end else begin
+              \$153  = \$101 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$153  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$154  = a_load_inner_last0;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$154  = \$90 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$154  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$155  = a_load_outer_last;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$155  = \$91 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            if (a_load_inner_last) begin
+              \$155  = \$98 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$155  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$156  = b_load_addr;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$156  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            \$156  = \$102 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$156  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$157  = b_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$157  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            if (b_load_inner_last) begin
+              \$157  = \$103 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$157  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$158  = b_load_inner;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$158  = 7'h00;
             end
           end
       3'h1:
           if (\$signature__en$73 ) begin
             (* full_case = 32'd1 *)
-            if (\$98 ) begin
-              \$149  = 7'h00;
+            if (b_load_inner_last) begin
+              \$158  = 7'h00;
             end else begin
-              \$149  = \$102 [6:0];
+              \$158  = \$106 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$149  = 7'h00;
+      \$158  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$150  = b_load_done;
+    \$159  = b_load_done;
     casez (engine_state)
       3'h0:
           if (\$52 ) begin
             (* full_case = 32'd1 *)
             if (\$88 ) begin
             end else begin
-              \$150  = 1'h0;
+              \$159  = 1'h0;
               if (cmd__payload[48]) begin
-                \$150  = 1'h1;
+                \$159  = 1'h1;
               end
             end
           end
       3'h1:
           if (\$signature__en$73 ) begin
-            if (\$98 ) begin
-              if (\$101 ) begin
-                \$150  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$150  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$151  = weights_valid;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$151  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$151  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$152  = weights_k;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$152  = cmd__payload[22:16];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$152  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$153  = weights_n;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$153  = cmd__payload[38:32];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$153  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$154  = engine_state;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$154  = 3'h1;
-            end
-          end
-      3'h1:
-          if (\$103 ) begin
-            \$154  = 3'h2;
-          end
-      3'h2:
-          if (seq_end) begin
-            \$154  = 3'h3;
-          end
-      3'h3:
-          if (seq_final_write) begin
-            \$154  = 3'h4;
-          end
-      3'h4:
-          if (\$121 ) begin
-            \$154  = 3'h0;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$154  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$155  = d_m;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$155  = 7'h00;
-          end
-      3'h4:
-          if (\$111 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$155  = \$112 [6:0];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$155  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$156  = d_n0;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$156  = 7'h00;
-          end
-      3'h4:
-          if (\$111 ) begin
-            if (d_more) begin
-              (* full_case = 32'd1 *)
-              if (d_last_n) begin
-                \$156  = 7'h00;
-              end else begin
-                \$156  = \$116 [6:0];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$156  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$157  = d_tile;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$157  = 4'h0;
-          end
-      3'h4:
-          if (\$111 ) begin
-            if (d_more) begin
-              (* full_case = 32'd1 *)
-              if (d_last_n) begin
-                \$157  = 4'h0;
-              end else begin
-                \$157  = \$117 [3:0];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$157  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$158  = d_more;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$158  = \$106 ;
-          end
-      3'h4:
-          if (\$111 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$158  = \$113 ;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$158  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$159  = d_last_m;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$159  = \$107 ;
-          end
-      3'h4:
-          if (\$111 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$159  = \$115 ;
+            if (b_load_inner_last) begin
+              if (b_load_outer_last) begin
+                \$159  = 1'h1;
               end
             end
           end
@@ -3204,27 +3057,23 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$160  = d_last_n;
+    \$160  = b_load_inner_last;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$160  = \$108 ;
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$160  = \$92 ;
+            end
           end
-      3'h4:
-          if (\$111 ) begin
-            if (d_more) begin
-              (* full_case = 32'd1 *)
-              if (d_last_n) begin
-                \$160  = d_first_last_n;
-              end else begin
-                \$160  = \$119 ;
-              end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            (* full_case = 32'd1 *)
+            if (b_load_inner_last) begin
+              \$160  = b_load_inner_last0;
+            end else begin
+              \$160  = \$108 ;
             end
           end
       default:
@@ -3236,17 +3085,15 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$161  = d_first_last_n;
+    \$161  = b_load_inner_last0;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$161  = \$109 ;
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$161  = \$93 ;
+            end
           end
       default:
           /* empty */;
@@ -3257,27 +3104,22 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$162  = c__valid;
+    \$162  = b_load_outer_last;
     casez (engine_state)
       3'h0:
-          /* empty */;
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$162  = \$94 ;
+            end
+          end
       3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$162  = 1'h0;
+          if (\$signature__en$73 ) begin
+            if (b_load_inner_last) begin
+              \$162  = \$105 ;
+            end
           end
-      3'h4:
-        begin
-          if (\$111 ) begin
-            \$162  = d_more;
-          end
-          if (\$121 ) begin
-            \$162  = 1'h0;
-          end
-        end
       default:
           /* empty */;
     endcase
@@ -3287,7 +3129,345 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$163  = c_last;
+    \$163  = weights_valid;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$163  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$163  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$164  = weights_k;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$164  = cmd__payload[22:16];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$164  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$165  = weights_n;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$165  = cmd__payload[38:32];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$165  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$166  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$52 ) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+            end else begin
+              \$166  = 3'h1;
+            end
+          end
+      3'h1:
+          if (\$109 ) begin
+            \$166  = 3'h2;
+          end
+      3'h2:
+          if (seq_end) begin
+            \$166  = 3'h3;
+          end
+      3'h3:
+          if (seq_final_write) begin
+            \$166  = 3'h4;
+          end
+      3'h4:
+          if (\$127 ) begin
+            \$166  = 3'h0;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$166  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$167  = d_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$167  = 7'h00;
+          end
+      3'h4:
+          if (\$117 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$167  = \$118 [6:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$167  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$168  = d_n0;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$168  = 7'h00;
+          end
+      3'h4:
+          if (\$117 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$168  = 7'h00;
+              end else begin
+                \$168  = \$122 [6:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$168  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$169  = d_tile;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$169  = 4'h0;
+          end
+      3'h4:
+          if (\$117 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$169  = 4'h0;
+              end else begin
+                \$169  = \$123 [3:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$169  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$170  = d_more;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$170  = \$112 ;
+          end
+      3'h4:
+          if (\$117 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$170  = \$119 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$170  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$171  = d_last_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$171  = \$113 ;
+          end
+      3'h4:
+          if (\$117 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$171  = \$121 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$171  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$172  = d_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$172  = \$114 ;
+          end
+      3'h4:
+          if (\$117 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$172  = d_first_last_n;
+              end else begin
+                \$172  = \$125 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$172  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$173  = d_first_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$173  = \$115 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$173  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$174  = c__valid;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$174  = 1'h0;
+          end
+      3'h4:
+        begin
+          if (\$117 ) begin
+            \$174  = d_more;
+          end
+          if (\$127 ) begin
+            \$174  = 1'h0;
+          end
+        end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$174  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$175  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3298,13 +3478,13 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$111 ) begin
+          if (\$117 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$163  = d_last_m;
+                \$175  = d_last_m;
               end else begin
-                \$163  = 1'h0;
+                \$175  = 1'h0;
               end
             end
           end
@@ -3312,7 +3492,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$163  = 1'h0;
+      \$175  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;

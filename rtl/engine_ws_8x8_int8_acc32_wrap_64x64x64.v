@@ -62,95 +62,107 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$115 ;
   wire \$116 ;
   wire \$117 ;
-  wire [10:0] \$118 ;
-  wire [7:0] \$119 ;
+  wire \$118 ;
+  wire \$119 ;
   wire [10:0] \$12 ;
   wire \$120 ;
-  wire [7:0] \$121 ;
-  wire [7:0] \$122 ;
+  wire \$121 ;
+  wire \$122 ;
   wire \$123 ;
-  wire [7:0] \$124 ;
-  wire [10:0] \$125 ;
+  wire [10:0] \$124 ;
+  wire [7:0] \$125 ;
   wire [7:0] \$126 ;
   wire \$127 ;
   wire [7:0] \$128 ;
   wire [7:0] \$129 ;
   wire \$13 ;
   wire \$130 ;
-  wire [7:0] \$131 ;
-  wire \$132 ;
-  wire [32:0] \$133 ;
-  wire [32:0] \$134 ;
-  wire \$135 ;
-  wire \$136 ;
+  wire [10:0] \$131 ;
+  wire [7:0] \$132 ;
+  wire [7:0] \$133 ;
+  wire \$134 ;
+  wire [7:0] \$135 ;
+  wire [7:0] \$136 ;
   wire \$137 ;
   wire \$138 ;
-  wire \$139 ;
+  wire [32:0] \$139 ;
   wire \$14 ;
-  wire \$140 ;
-  wire [7:0] \$141 ;
+  wire [32:0] \$140 ;
+  wire \$141 ;
   wire \$142 ;
-  wire [7:0] \$143 ;
+  wire \$143 ;
   wire \$144 ;
-  wire [7:0] \$145 ;
-  wire [4:0] \$146 ;
+  wire \$145 ;
+  wire \$146 ;
   wire [7:0] \$147 ;
   wire \$148 ;
-  wire \$149 ;
+  wire [7:0] \$149 ;
   wire \$15 ;
   wire \$150 ;
-  reg \$151 ;
-  reg [6:0] \$152 ;
-  reg [6:0] \$153 ;
-  reg \$154 ;
-  reg \$155 ;
-  reg [6:0] \$156 ;
-  reg [3:0] \$157 ;
+  wire [7:0] \$151 ;
+  wire [4:0] \$152 ;
+  wire [7:0] \$153 ;
+  wire \$154 ;
+  wire \$155 ;
+  wire \$156 ;
+  reg \$157 ;
   reg [6:0] \$158 ;
-  reg [9:0] \$159 ;
+  reg [6:0] \$159 ;
   wire \$16 ;
-  reg [9:0] \$160 ;
-  reg [9:0] \$161 ;
-  reg \$162 ;
-  reg \$163 ;
-  reg \$164 ;
-  reg \$165 ;
-  reg [3:0] \$166 ;
+  reg \$160 ;
+  reg \$161 ;
+  reg [6:0] \$162 ;
+  reg [3:0] \$163 ;
+  reg [6:0] \$164 ;
+  reg [9:0] \$165 ;
+  reg [9:0] \$166 ;
   reg [9:0] \$167 ;
   reg \$168 ;
   reg \$169 ;
   wire \$17 ;
-  reg [13:0] \$170 ;
+  reg \$170 ;
   reg \$171 ;
-  reg [31:0] \$172 ;
-  reg [6:0] \$173 ;
-  reg [6:0] \$174 ;
-  reg [6:0] \$175 ;
-  reg [9:0] \$176 ;
-  reg [6:0] \$177 ;
-  reg [6:0] \$178 ;
-  reg \$179 ;
+  reg [3:0] \$172 ;
+  reg [9:0] \$173 ;
+  reg \$174 ;
+  reg \$175 ;
+  reg [13:0] \$176 ;
+  reg \$177 ;
+  reg [31:0] \$178 ;
+  reg [6:0] \$179 ;
   wire \$18 ;
-  reg [9:0] \$180 ;
+  reg [6:0] \$180 ;
   reg [6:0] \$181 ;
-  reg [6:0] \$182 ;
-  reg \$183 ;
-  reg \$184 ;
-  reg [6:0] \$185 ;
-  reg [6:0] \$186 ;
-  reg [2:0] \$187 ;
-  reg [6:0] \$188 ;
-  reg [6:0] \$189 ;
+  reg [9:0] \$182 ;
+  reg [6:0] \$183 ;
+  reg [6:0] \$184 ;
+  reg \$185 ;
+  reg \$186 ;
+  reg \$187 ;
+  reg \$188 ;
+  reg [9:0] \$189 ;
   wire [7:0] \$19 ;
-  reg [3:0] \$190 ;
-  reg \$191 ;
+  reg [6:0] \$190 ;
+  reg [6:0] \$191 ;
   reg \$192 ;
   reg \$193 ;
   reg \$194 ;
   reg \$195 ;
   reg \$196 ;
+  reg [6:0] \$197 ;
+  reg [6:0] \$198 ;
+  reg [2:0] \$199 ;
   wire \$2 ;
   wire \$20 ;
+  reg [6:0] \$200 ;
+  reg [6:0] \$201 ;
+  reg [3:0] \$202 ;
+  reg \$203 ;
+  reg \$204 ;
+  reg \$205 ;
+  reg \$206 ;
+  reg \$207 ;
+  reg \$208 ;
   wire \$21 ;
   wire [31:0] \$22 ;
   wire [32:0] \$23 ;
@@ -321,7 +333,10 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [9:0] a_load_addr = 10'h000;
   reg a_load_done = 1'h0;
   reg [6:0] a_load_inner = 7'h00;
+  reg a_load_inner_last = 1'h0;
+  reg a_load_inner_last0 = 1'h0;
   reg [6:0] a_load_outer = 7'h00;
+  reg a_load_outer_last = 1'h0;
   wire a_valid;
   wire signed [7:0] \b__payload[0] ;
   wire signed [7:0] \b__payload[1] ;
@@ -334,7 +349,10 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [9:0] b_load_addr = 10'h000;
   reg b_load_done = 1'h0;
   reg [6:0] b_load_inner = 7'h00;
+  reg b_load_inner_last = 1'h0;
+  reg b_load_inner_last0 = 1'h0;
   reg [6:0] b_load_outer = 7'h00;
+  reg b_load_outer_last = 1'h0;
   wire beat;
   wire [255:0] \c__payload.data ;
   wire signed [31:0] \c__payload.data[0] ;
@@ -2151,136 +2169,154 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$115  = \$113  | \$114 ;
   assign \$116  = cmd__payload[48] & \$115 ;
   assign \$117  = \$110  | \$116 ;
-  assign \$118  = a_load_addr + 1'h1;
-  assign \$119  = job_m - 1'h1;
-  assign \$120  = a_load_inner == \$119 ;
-  assign \$121  = a_load_outer + 4'h8;
-  assign \$122  = a_load_outer + 4'h8;
-  assign \$123  = \$122  >= job_k;
-  assign \$124  = a_load_inner + 1'h1;
-  assign \$125  = b_load_addr + 1'h1;
-  assign \$126  = job_k - 1'h1;
-  assign \$127  = b_load_inner == \$126 ;
-  assign \$128  = b_load_outer + 4'h8;
-  assign \$129  = b_load_outer + 4'h8;
-  assign \$130  = \$129  >= job_n;
-  assign \$131  = b_load_inner + 1'h1;
-  assign \$132  = a_load_done & b_load_done;
-  assign \$133  = cycles + 1'h1;
-  assign \$134  = cycles + 1'h1;
-  assign \$135  = | job_m;
-  assign \$136  = job_m == 1'h1;
-  assign \$137  = job_n <= 4'h8;
-  assign \$138  = job_n <= 4'h8;
-  assign \$139  = ~ c__valid;
-  assign \$140  = \$139  | c__ready;
-  assign \$141  = d_m + 1'h1;
-  assign \$142  = ~ d_last_m;
-  assign \$143  = d_m + 2'h2;
-  assign \$144  = \$143  == job_m;
-  assign \$145  = d_n0 + 4'h8;
-  assign \$146  = d_tile + 1'h1;
-  assign \$147  = d_n0 + 5'h10;
-  assign \$148  = \$147  >= job_n;
-  assign \$149  = c__valid & c__ready;
-  assign \$150  = \$149  & c__payload[256];
+  assign \$118  = cmd__payload[15:0] == 1'h1;
+  assign \$119  = cmd__payload[15:0] == 1'h1;
+  assign \$120  = cmd__payload[31:16] <= 4'h8;
+  assign \$121  = cmd__payload[31:16] == 1'h1;
+  assign \$122  = cmd__payload[31:16] == 1'h1;
+  assign \$123  = cmd__payload[47:32] <= 4'h8;
+  assign \$124  = a_load_addr + 1'h1;
+  assign \$125  = a_load_outer + 4'h8;
+  assign \$126  = a_load_outer + 5'h10;
+  assign \$127  = \$126  >= job_k;
+  assign \$128  = a_load_inner + 1'h1;
+  assign \$129  = a_load_inner + 2'h2;
+  assign \$130  = \$129  == job_m;
+  assign \$131  = b_load_addr + 1'h1;
+  assign \$132  = b_load_outer + 4'h8;
+  assign \$133  = b_load_outer + 5'h10;
+  assign \$134  = \$133  >= job_n;
+  assign \$135  = b_load_inner + 1'h1;
+  assign \$136  = b_load_inner + 2'h2;
+  assign \$137  = \$136  == job_k;
+  assign \$138  = a_load_done & b_load_done;
+  assign \$139  = cycles + 1'h1;
+  assign \$140  = cycles + 1'h1;
+  assign \$141  = | job_m;
+  assign \$142  = job_m == 1'h1;
+  assign \$143  = job_n <= 4'h8;
+  assign \$144  = job_n <= 4'h8;
+  assign \$145  = ~ c__valid;
+  assign \$146  = \$145  | c__ready;
+  assign \$147  = d_m + 1'h1;
+  assign \$148  = ~ d_last_m;
+  assign \$149  = d_m + 2'h2;
+  assign \$150  = \$149  == job_m;
+  assign \$151  = d_n0 + 4'h8;
+  assign \$152  = d_tile + 1'h1;
+  assign \$153  = d_n0 + 5'h10;
+  assign \$154  = \$153  >= job_n;
+  assign \$155  = c__valid & c__ready;
+  assign \$156  = \$155  & c__payload[256];
   always @(posedge clk)
-    done <= \$151 ;
+    done <= \$157 ;
   always @(posedge clk)
-    span <= \$152 ;
+    span <= \$158 ;
   always @(posedge clk)
-    s <= \$153 ;
+    s <= \$159 ;
   always @(posedge clk)
-    prologue <= \$154 ;
+    prologue <= \$160 ;
   always @(posedge clk)
-    slot_end <= \$155 ;
+    slot_end <= \$161 ;
   always @(posedge clk)
-    nxt_n0 <= \$156 ;
+    nxt_n0 <= \$162 ;
   always @(posedge clk)
-    nxt_ntile <= \$157 ;
+    nxt_ntile <= \$163 ;
   always @(posedge clk)
-    nxt_k0 <= \$158 ;
+    nxt_k0 <= \$164 ;
   always @(posedge clk)
-    nxt_abase <= \$159 ;
+    nxt_abase <= \$165 ;
   always @(posedge clk)
-    nxt_bbase <= \$160 ;
+    nxt_bbase <= \$166 ;
   always @(posedge clk)
-    nxt_bk <= \$161 ;
+    nxt_bk <= \$167 ;
   always @(posedge clk)
-    nxt_exists <= \$162 ;
+    nxt_exists <= \$168 ;
   always @(posedge clk)
-    nxt_last_k <= \$163 ;
+    nxt_last_k <= \$169 ;
   always @(posedge clk)
-    first_last_k <= \$164 ;
+    first_last_k <= \$170 ;
   always @(posedge clk)
-    nxt_last_n <= \$165 ;
+    nxt_last_n <= \$171 ;
   always @(posedge clk)
-    cur_ntile <= \$166 ;
+    cur_ntile <= \$172 ;
   always @(posedge clk)
-    cur_abase <= \$167 ;
+    cur_abase <= \$173 ;
   always @(posedge clk)
-    cur_first <= \$168 ;
+    cur_first <= \$174 ;
   always @(posedge clk)
-    cur_last <= \$169 ;
+    cur_last <= \$175 ;
   always @(posedge clk)
-    wr_tag0 <= \$170 ;
+    wr_tag0 <= \$176 ;
   always @(posedge clk)
-    error <= \$171 ;
+    error <= \$177 ;
   always @(posedge clk)
-    cycles <= \$172 ;
+    cycles <= \$178 ;
   always @(posedge clk)
-    job_m <= \$173 ;
+    job_m <= \$179 ;
   always @(posedge clk)
-    job_k <= \$174 ;
+    job_k <= \$180 ;
   always @(posedge clk)
-    job_n <= \$175 ;
+    job_n <= \$181 ;
   always @(posedge clk)
-    a_load_addr <= \$176 ;
+    a_load_addr <= \$182 ;
   always @(posedge clk)
-    a_load_outer <= \$177 ;
+    a_load_outer <= \$183 ;
   always @(posedge clk)
-    a_load_inner <= \$178 ;
+    a_load_inner <= \$184 ;
   always @(posedge clk)
-    a_load_done <= \$179 ;
+    a_load_done <= \$185 ;
   always @(posedge clk)
-    b_load_addr <= \$180 ;
+    a_load_inner_last <= \$186 ;
   always @(posedge clk)
-    b_load_outer <= \$181 ;
+    a_load_inner_last0 <= \$187 ;
   always @(posedge clk)
-    b_load_inner <= \$182 ;
+    a_load_outer_last <= \$188 ;
   always @(posedge clk)
-    b_load_done <= \$183 ;
+    b_load_addr <= \$189 ;
   always @(posedge clk)
-    weights_valid <= \$184 ;
+    b_load_outer <= \$190 ;
   always @(posedge clk)
-    weights_k <= \$185 ;
+    b_load_inner <= \$191 ;
   always @(posedge clk)
-    weights_n <= \$186 ;
+    b_load_done <= \$192 ;
   always @(posedge clk)
-    engine_state <= \$187 ;
+    b_load_inner_last <= \$193 ;
   always @(posedge clk)
-    d_m <= \$188 ;
+    b_load_inner_last0 <= \$194 ;
   always @(posedge clk)
-    d_n0 <= \$189 ;
+    b_load_outer_last <= \$195 ;
   always @(posedge clk)
-    d_tile <= \$190 ;
+    weights_valid <= \$196 ;
   always @(posedge clk)
-    d_more <= \$191 ;
+    weights_k <= \$197 ;
   always @(posedge clk)
-    d_last_m <= \$192 ;
+    weights_n <= \$198 ;
   always @(posedge clk)
-    d_last_n <= \$193 ;
+    engine_state <= \$199 ;
   always @(posedge clk)
-    d_first_last_n <= \$194 ;
+    d_m <= \$200 ;
   always @(posedge clk)
-    c__valid <= \$195 ;
+    d_n0 <= \$201 ;
   always @(posedge clk)
-    c_last <= \$196 ;
+    d_tile <= \$202 ;
+  always @(posedge clk)
+    d_more <= \$203 ;
+  always @(posedge clk)
+    d_last_m <= \$204 ;
+  always @(posedge clk)
+    d_last_n <= \$205 ;
+  always @(posedge clk)
+    d_first_last_n <= \$206 ;
+  always @(posedge clk)
+    c__valid <= \$207 ;
+  always @(posedge clk)
+    c_last <= \$208 ;
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i(a),
     .\i$2 (w),
-    .\port$401$0 (o[2:0]),
+    .\port$419$0 (o[2:0]),
     .psum(psum),
     .rst(rst)
   );
@@ -2481,12 +2517,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$151  = 1'h0;
+    \$157  = 1'h0;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             if (\$117 ) begin
-              \$151  = 1'h1;
+              \$157  = 1'h1;
             end
           end
       3'h1:
@@ -2496,126 +2532,21 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$150 ) begin
-            \$151  = 1'h1;
+          if (\$156 ) begin
+            \$157  = 1'h1;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$151  = 1'h0;
+      \$157  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$152  = span;
+    \$158  = span;
     if (\$54 ) begin
-      \$152  = \$56 ;
-    end
-    if (rst) begin
-      \$152  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$153  = s;
-    if (\$54 ) begin
-      \$153  = 7'h00;
-    end
-    if (seq_run) begin
-      (* full_case = 32'd1 *)
-      if (slot_end) begin
-        \$153  = 7'h00;
-      end else begin
-        \$153  = \$76 [6:0];
-      end
-    end
-    if (rst) begin
-      \$153  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$154  = prologue;
-    if (\$54 ) begin
-      \$154  = 1'h1;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        \$154  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$154  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$155  = slot_end;
-    if (\$54 ) begin
-      \$155  = 1'h0;
-    end
-    if (seq_run) begin
-      (* full_case = 32'd1 *)
-      if (slot_end) begin
-        \$155  = 1'h0;
-      end else begin
-        \$155  = \$80 ;
-      end
-    end
-    if (rst) begin
-      \$155  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$156  = nxt_n0;
-    if (\$54 ) begin
-      \$156  = 7'h00;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        if (nxt_last_k) begin
-          \$156  = \$65 [6:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$156  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$157  = nxt_ntile;
-    if (\$54 ) begin
-      \$157  = 4'h0;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        if (nxt_last_k) begin
-          \$157  = \$66 [3:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$157  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$158  = nxt_k0;
-    if (\$54 ) begin
-      \$158  = 7'h00;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        (* full_case = 32'd1 *)
-        if (nxt_last_k) begin
-          \$158  = 7'h00;
-        end else begin
-          \$158  = \$71 [6:0];
-        end
-      end
+      \$158  = \$56 ;
     end
     if (rst) begin
       \$158  = 7'h00;
@@ -2623,141 +2554,160 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$159  = nxt_abase;
+    \$159  = s;
     if (\$54 ) begin
-      \$159  = 10'h000;
+      \$159  = 7'h00;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$159  = 7'h00;
+      end else begin
+        \$159  = \$76 [6:0];
+      end
+    end
+    if (rst) begin
+      \$159  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$160  = prologue;
+    if (\$54 ) begin
+      \$160  = 1'h1;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        \$160  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$160  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$161  = slot_end;
+    if (\$54 ) begin
+      \$161  = 1'h0;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$161  = 1'h0;
+      end else begin
+        \$161  = \$80 ;
+      end
+    end
+    if (rst) begin
+      \$161  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$162  = nxt_n0;
+    if (\$54 ) begin
+      \$162  = 7'h00;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (nxt_last_k) begin
+          \$162  = \$65 [6:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$162  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$163  = nxt_ntile;
+    if (\$54 ) begin
+      \$163  = 4'h0;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (nxt_last_k) begin
+          \$163  = \$66 [3:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$163  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$164  = nxt_k0;
+    if (\$54 ) begin
+      \$164  = 7'h00;
     end
     if (seq_run) begin
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (nxt_last_k) begin
-          \$159  = 10'h000;
+          \$164  = 7'h00;
         end else begin
-          \$159  = \$72 [9:0];
+          \$164  = \$71 [6:0];
         end
       end
     end
     if (rst) begin
-      \$159  = 10'h000;
+      \$164  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$160  = nxt_bbase;
+    \$165  = nxt_abase;
     if (\$54 ) begin
-      \$160  = 10'h000;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        if (nxt_last_k) begin
-          \$160  = \$67 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$160  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$161  = nxt_bk;
-    if (\$54 ) begin
-      \$161  = 10'h000;
+      \$165  = 10'h000;
     end
     if (seq_run) begin
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (nxt_last_k) begin
-          \$161  = \$68 [9:0];
+          \$165  = 10'h000;
         end else begin
-          \$161  = \$73 [9:0];
+          \$165  = \$72 [9:0];
         end
       end
     end
     if (rst) begin
-      \$161  = 10'h000;
+      \$165  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$162  = nxt_exists;
+    \$166  = nxt_bbase;
     if (\$54 ) begin
-      \$162  = 1'h1;
+      \$166  = 10'h000;
     end
     if (seq_run) begin
       if (slot_end) begin
-        \$162  = \$64 ;
+        if (nxt_last_k) begin
+          \$166  = \$67 [9:0];
+        end
       end
     end
     if (rst) begin
-      \$162  = 1'h0;
+      \$166  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$163  = nxt_last_k;
+    \$167  = nxt_bk;
     if (\$54 ) begin
-      \$163  = \$57 ;
+      \$167  = 10'h000;
     end
     if (seq_run) begin
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (nxt_last_k) begin
-          \$163  = first_last_k;
+          \$167  = \$68 [9:0];
         end else begin
-          \$163  = \$75 ;
+          \$167  = \$73 [9:0];
         end
-      end
-    end
-    if (rst) begin
-      \$163  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$164  = first_last_k;
-    if (\$54 ) begin
-      \$164  = \$58 ;
-    end
-    if (rst) begin
-      \$164  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$165  = nxt_last_n;
-    if (\$54 ) begin
-      \$165  = \$59 ;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        if (nxt_last_k) begin
-          \$165  = \$70 ;
-        end
-      end
-    end
-    if (rst) begin
-      \$165  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$166  = cur_ntile;
-    if (seq_run) begin
-      if (slot_end) begin
-        \$166  = nxt_ntile;
-      end
-    end
-    if (rst) begin
-      \$166  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$167  = cur_abase;
-    if (seq_run) begin
-      if (slot_end) begin
-        \$167  = nxt_abase;
       end
     end
     if (rst) begin
@@ -2766,10 +2716,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$168  = cur_first;
+    \$168  = nxt_exists;
+    if (\$54 ) begin
+      \$168  = 1'h1;
+    end
     if (seq_run) begin
       if (slot_end) begin
-        \$168  = \$60 ;
+        \$168  = \$64 ;
       end
     end
     if (rst) begin
@@ -2778,10 +2731,18 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$169  = cur_last;
+    \$169  = nxt_last_k;
+    if (\$54 ) begin
+      \$169  = \$57 ;
+    end
     if (seq_run) begin
       if (slot_end) begin
-        \$169  = \$61 ;
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$169  = first_last_k;
+        end else begin
+          \$169  = \$75 ;
+        end
       end
     end
     if (rst) begin
@@ -2790,246 +2751,170 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$170  = \o$56 ;
+    \$170  = first_last_k;
+    if (\$54 ) begin
+      \$170  = \$58 ;
+    end
     if (rst) begin
-      \$170  = 14'h0000;
+      \$170  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$171  = error;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            \$171  = \$99 ;
-          end
-      default:
-          /* empty */;
-    endcase
+    \$171  = nxt_last_n;
+    if (\$54 ) begin
+      \$171  = \$59 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (nxt_last_k) begin
+          \$171  = \$70 ;
+        end
+      end
+    end
     if (rst) begin
       \$171  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$172  = cycles;
+    \$172  = cur_ntile;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$172  = nxt_ntile;
+      end
+    end
+    if (rst) begin
+      \$172  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$173  = cur_abase;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$173  = nxt_abase;
+      end
+    end
+    if (rst) begin
+      \$173  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$174  = cur_first;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$174  = \$60 ;
+      end
+    end
+    if (rst) begin
+      \$174  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$175  = cur_last;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$175  = \$61 ;
+      end
+    end
+    if (rst) begin
+      \$175  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$176  = \o$56 ;
+    if (rst) begin
+      \$176  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$177  = error;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
-            \$172  = 32'd0;
+            \$177  = \$99 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$177  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$178  = cycles;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            \$178  = 32'd0;
           end
       3'h1:
           /* empty */;
       3'h2:
-          \$172  = \$133 [31:0];
+          \$178  = \$139 [31:0];
       3'h3:
-          \$172  = \$134 [31:0];
+          \$178  = \$140 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$172  = 32'd0;
+      \$178  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$173  = job_m;
+    \$179  = job_m;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
             if (\$117 ) begin
             end else begin
-              \$173  = cmd__payload[6:0];
+              \$179  = cmd__payload[6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$173  = 7'h00;
+      \$179  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$174  = job_k;
+    \$180  = job_k;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
             if (\$117 ) begin
             end else begin
-              \$174  = cmd__payload[22:16];
+              \$180  = cmd__payload[22:16];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$174  = 7'h00;
+      \$180  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$175  = job_n;
+    \$181  = job_n;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
             if (\$117 ) begin
             end else begin
-              \$175  = cmd__payload[38:32];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$175  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$176  = a_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$117 ) begin
-            end else begin
-              \$176  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$72 ) begin
-            \$176  = \$118 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$176  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$177  = a_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$117 ) begin
-            end else begin
-              \$177  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$72 ) begin
-            if (\$120 ) begin
-              \$177  = \$121 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$177  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$178  = a_load_inner;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$117 ) begin
-            end else begin
-              \$178  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$72 ) begin
-            (* full_case = 32'd1 *)
-            if (\$120 ) begin
-              \$178  = 7'h00;
-            end else begin
-              \$178  = \$124 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$178  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$179  = a_load_done;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$117 ) begin
-            end else begin
-              \$179  = 1'h0;
-            end
-          end
-      3'h1:
-          if (\$signature__en$72 ) begin
-            if (\$120 ) begin
-              if (\$123 ) begin
-                \$179  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$179  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$180  = b_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$117 ) begin
-            end else begin
-              \$180  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$76 ) begin
-            \$180  = \$125 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$180  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$181  = b_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$117 ) begin
-            end else begin
-              \$181  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$76 ) begin
-            if (\$127 ) begin
-              \$181  = \$128 [6:0];
+              \$181  = cmd__payload[38:32];
             end
           end
       default:
@@ -3041,307 +2926,275 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$182  = b_load_inner;
+    \$182  = a_load_addr;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
             if (\$117 ) begin
             end else begin
-              \$182  = 7'h00;
+              \$182  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$72 ) begin
+            \$182  = \$124 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$182  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$183  = a_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$183  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$72 ) begin
+            if (a_load_inner_last) begin
+              \$183  = \$125 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$183  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$184  = a_load_inner;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$184  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$72 ) begin
+            (* full_case = 32'd1 *)
+            if (a_load_inner_last) begin
+              \$184  = 7'h00;
+            end else begin
+              \$184  = \$128 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$184  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$185  = a_load_done;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$185  = 1'h0;
+            end
+          end
+      3'h1:
+          if (\$signature__en$72 ) begin
+            if (a_load_inner_last) begin
+              if (a_load_outer_last) begin
+                \$185  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$185  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$186  = a_load_inner_last;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$186  = \$118 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$72 ) begin
+            (* full_case = 32'd1 *)
+            if (a_load_inner_last) begin
+              \$186  = a_load_inner_last0;
+            end else begin
+              \$186  = \$130 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$186  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$187  = a_load_inner_last0;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$187  = \$119 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$187  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$188  = a_load_outer_last;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$188  = \$120 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$72 ) begin
+            if (a_load_inner_last) begin
+              \$188  = \$127 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$188  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$189  = b_load_addr;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$189  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$76 ) begin
+            \$189  = \$131 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$189  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$190  = b_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$190  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$76 ) begin
+            if (b_load_inner_last) begin
+              \$190  = \$132 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$190  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$191  = b_load_inner;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$191  = 7'h00;
             end
           end
       3'h1:
           if (\$signature__en$76 ) begin
             (* full_case = 32'd1 *)
-            if (\$127 ) begin
-              \$182  = 7'h00;
+            if (b_load_inner_last) begin
+              \$191  = 7'h00;
             end else begin
-              \$182  = \$131 [6:0];
+              \$191  = \$135 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$182  = 7'h00;
+      \$191  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$183  = b_load_done;
+    \$192  = b_load_done;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
             if (\$117 ) begin
             end else begin
-              \$183  = 1'h0;
+              \$192  = 1'h0;
               if (cmd__payload[48]) begin
-                \$183  = 1'h1;
+                \$192  = 1'h1;
               end
             end
           end
       3'h1:
           if (\$signature__en$76 ) begin
-            if (\$127 ) begin
-              if (\$130 ) begin
-                \$183  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$183  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$184  = weights_valid;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$117 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$184  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$184  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$185  = weights_k;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$117 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$185  = cmd__payload[22:16];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$185  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$186  = weights_n;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$117 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$186  = cmd__payload[38:32];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$186  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$187  = engine_state;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$117 ) begin
-            end else begin
-              \$187  = 3'h1;
-            end
-          end
-      3'h1:
-          if (\$132 ) begin
-            \$187  = 3'h2;
-          end
-      3'h2:
-          if (seq_end) begin
-            \$187  = 3'h3;
-          end
-      3'h3:
-          if (seq_final_write) begin
-            \$187  = 3'h4;
-          end
-      3'h4:
-          if (\$150 ) begin
-            \$187  = 3'h0;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$187  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$188  = d_m;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$188  = 7'h00;
-          end
-      3'h4:
-          if (\$140 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$188  = \$141 [6:0];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$188  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$189  = d_n0;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$189  = 7'h00;
-          end
-      3'h4:
-          if (\$140 ) begin
-            if (d_more) begin
-              (* full_case = 32'd1 *)
-              if (d_last_n) begin
-                \$189  = 7'h00;
-              end else begin
-                \$189  = \$145 [6:0];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$189  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$190  = d_tile;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$190  = 4'h0;
-          end
-      3'h4:
-          if (\$140 ) begin
-            if (d_more) begin
-              (* full_case = 32'd1 *)
-              if (d_last_n) begin
-                \$190  = 4'h0;
-              end else begin
-                \$190  = \$146 [3:0];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$190  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$191  = d_more;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$191  = \$135 ;
-          end
-      3'h4:
-          if (\$140 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$191  = \$142 ;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$191  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$192  = d_last_m;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$192  = \$136 ;
-          end
-      3'h4:
-          if (\$140 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$192  = \$144 ;
+            if (b_load_inner_last) begin
+              if (b_load_outer_last) begin
+                \$192  = 1'h1;
               end
             end
           end
@@ -3354,27 +3207,23 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$193  = d_last_n;
+    \$193  = b_load_inner_last;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$193  = \$137 ;
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$193  = \$121 ;
+            end
           end
-      3'h4:
-          if (\$140 ) begin
-            if (d_more) begin
-              (* full_case = 32'd1 *)
-              if (d_last_n) begin
-                \$193  = d_first_last_n;
-              end else begin
-                \$193  = \$148 ;
-              end
+      3'h1:
+          if (\$signature__en$76 ) begin
+            (* full_case = 32'd1 *)
+            if (b_load_inner_last) begin
+              \$193  = b_load_inner_last0;
+            end else begin
+              \$193  = \$137 ;
             end
           end
       default:
@@ -3386,17 +3235,15 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$194  = d_first_last_n;
+    \$194  = b_load_inner_last0;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$194  = \$138 ;
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$194  = \$122 ;
+            end
           end
       default:
           /* empty */;
@@ -3407,27 +3254,22 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$195  = c__valid;
+    \$195  = b_load_outer_last;
     casez (engine_state)
       3'h0:
-          /* empty */;
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$195  = \$123 ;
+            end
+          end
       3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$195  = 1'h0;
+          if (\$signature__en$76 ) begin
+            if (b_load_inner_last) begin
+              \$195  = \$134 ;
+            end
           end
-      3'h4:
-        begin
-          if (\$140 ) begin
-            \$195  = d_more;
-          end
-          if (\$150 ) begin
-            \$195  = 1'h0;
-          end
-        end
       default:
           /* empty */;
     endcase
@@ -3437,7 +3279,345 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$196  = c_last;
+    \$196  = weights_valid;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$196  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$196  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$197  = weights_k;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$197  = cmd__payload[22:16];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$197  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$198  = weights_n;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$198  = cmd__payload[38:32];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$198  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$199  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$199  = 3'h1;
+            end
+          end
+      3'h1:
+          if (\$138 ) begin
+            \$199  = 3'h2;
+          end
+      3'h2:
+          if (seq_end) begin
+            \$199  = 3'h3;
+          end
+      3'h3:
+          if (seq_final_write) begin
+            \$199  = 3'h4;
+          end
+      3'h4:
+          if (\$156 ) begin
+            \$199  = 3'h0;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$199  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$200  = d_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$200  = 7'h00;
+          end
+      3'h4:
+          if (\$146 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$200  = \$147 [6:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$200  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$201  = d_n0;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$201  = 7'h00;
+          end
+      3'h4:
+          if (\$146 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$201  = 7'h00;
+              end else begin
+                \$201  = \$151 [6:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$201  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$202  = d_tile;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$202  = 4'h0;
+          end
+      3'h4:
+          if (\$146 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$202  = 4'h0;
+              end else begin
+                \$202  = \$152 [3:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$202  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$203  = d_more;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$203  = \$141 ;
+          end
+      3'h4:
+          if (\$146 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$203  = \$148 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$203  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$204  = d_last_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$204  = \$142 ;
+          end
+      3'h4:
+          if (\$146 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$204  = \$150 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$204  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$205  = d_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$205  = \$143 ;
+          end
+      3'h4:
+          if (\$146 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$205  = d_first_last_n;
+              end else begin
+                \$205  = \$154 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$205  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$206  = d_first_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$206  = \$144 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$206  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$207  = c__valid;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$207  = 1'h0;
+          end
+      3'h4:
+        begin
+          if (\$146 ) begin
+            \$207  = d_more;
+          end
+          if (\$156 ) begin
+            \$207  = 1'h0;
+          end
+        end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$207  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$208  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3448,13 +3628,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$140 ) begin
+          if (\$146 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$196  = d_last_m;
+                \$208  = d_last_m;
               end else begin
-                \$196  = 1'h0;
+                \$208  = 1'h0;
               end
             end
           end
@@ -3462,7 +3642,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$196  = 1'h0;
+      \$208  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
@@ -3630,7 +3810,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$401$0 , clk);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$419$0 , clk);
   input rst;
   wire rst;
   input [63:0] \i$2 ;
@@ -3639,8 +3819,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire [63:0] i;
   output [151:0] psum;
   wire [151:0] psum;
-  input [2:0] \port$401$0 ;
-  wire [2:0] \port$401$0 ;
+  input [2:0] \port$419$0 ;
+  wire [2:0] \port$419$0 ;
   input clk;
   wire clk;
   wire [63:0] \$1 ;
@@ -3901,7 +4081,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay  valid_delay (
     .clk(clk),
-    .i(\port$401$0 [0]),
+    .i(\port$419$0 [0]),
     .o(psum_valid),
     .rst(rst)
   );
@@ -3913,8 +4093,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   assign a = i;
   assign w = \i$2 ;
-  assign swap = \port$401$0 [1];
-  assign w_capture = \port$401$0 [2];
+  assign swap = \port$419$0 [1];
+  assign w_capture = \port$419$0 [2];
   assign o = \a$8 ;
   assign \o$11  = \swap$10 ;
   assign a_out = \a$12 ;
@@ -3922,8 +4102,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \a_out$17  = \a$16 ;
   assign \swap_out$19  = \swap$18 ;
   assign \o$33  = psum;
-  assign \i$34  = \port$401$0 [0];
-  assign a_valid = \port$401$0 [0];
+  assign \i$34  = \port$419$0 [0];
+  assign a_valid = \port$419$0 [0];
   assign \o$37  = psum_valid;
   assign \i[0]  = i[7:0];
   assign \i[1]  = i[15:8];
@@ -4085,7 +4265,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \o$33[5]  = psum[113:95];
   assign \o$33[6]  = psum[132:114];
   assign \o$33[7]  = psum[151:133];
-  assign \i$34[0]  = \port$401$0 [0];
+  assign \i$34[0]  = \port$419$0 [0];
   assign \o$37[0]  = psum_valid;
   assign \i$28 [151:133] = \psum_out$31 [37:19];
   assign \i$28 [132:114] = \psum_out$31 [18:0];
@@ -4111,22 +4291,22 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign capture[2] = \o$21 [2];
   assign capture[1] = \o$21 [1];
   assign capture[0] = \o$21 [0];
-  assign \i$6 [7] = \port$401$0 [2];
-  assign \i$6 [6] = \port$401$0 [2];
-  assign \i$6 [5] = \port$401$0 [2];
-  assign \i$6 [4] = \port$401$0 [2];
-  assign \i$6 [3] = \port$401$0 [2];
-  assign \i$6 [2] = \port$401$0 [2];
-  assign \i$6 [1] = \port$401$0 [2];
-  assign \i$6 [0] = \port$401$0 [2];
-  assign \i$4 [7] = \port$401$0 [1];
-  assign \i$4 [6] = \port$401$0 [1];
-  assign \i$4 [5] = \port$401$0 [1];
-  assign \i$4 [4] = \port$401$0 [1];
-  assign \i$4 [3] = \port$401$0 [1];
-  assign \i$4 [2] = \port$401$0 [1];
-  assign \i$4 [1] = \port$401$0 [1];
-  assign \i$4 [0] = \port$401$0 [1];
+  assign \i$6 [7] = \port$419$0 [2];
+  assign \i$6 [6] = \port$419$0 [2];
+  assign \i$6 [5] = \port$419$0 [2];
+  assign \i$6 [4] = \port$419$0 [2];
+  assign \i$6 [3] = \port$419$0 [2];
+  assign \i$6 [2] = \port$419$0 [2];
+  assign \i$6 [1] = \port$419$0 [2];
+  assign \i$6 [0] = \port$419$0 [2];
+  assign \i$4 [7] = \port$419$0 [1];
+  assign \i$4 [6] = \port$419$0 [1];
+  assign \i$4 [5] = \port$419$0 [1];
+  assign \i$4 [4] = \port$419$0 [1];
+  assign \i$4 [3] = \port$419$0 [1];
+  assign \i$4 [2] = \port$419$0 [1];
+  assign \i$4 [1] = \port$419$0 [1];
+  assign \i$4 [0] = \port$419$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)

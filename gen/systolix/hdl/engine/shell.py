@@ -212,7 +212,9 @@ class MatrixEngine(wiring.Component):
         m.d.sync += done.eq(0)
         in_reset = ResetSignal()
 
-        (a_load, a_limits), (b_load, b_limits) = seq.loaders(job)
+        a_load, b_load = seq.loaders()
+        a_limits, b_limits = seq.load_limits(job)
+        a_limits0, b_limits0 = seq.load_limits(_command_view(seq, self.cmd.payload))
 
         # ---- the sequencer issues buffer reads, drives the array / MMA units, writes C
         m.d.comb += [bufs.c_rd.en.eq(1), bufs.c_rd.addr.eq(seq.c_rd_addr)]  # DRAIN overrides
@@ -256,10 +258,10 @@ class MatrixEngine(wiring.Component):
                     with m.Else():
                         m.d.sync += [job.m.eq(cmd.m), job.k.eq(cmd.k), job.n.eq(cmd.n)]
                         seq.accept(m, cmd, job)
-                        a_load.start(m)
-                        b_load.start(m)
+                        a_load.start(m, *a_limits0)
+                        b_load.start(m, *b_limits0)
                         if cfg.requant is not None:
-                            q_load.start(m)
+                            q_load.start(m, cmd.n, 1)
                         with m.If(cmd.keep):  # B (and q) stay: their loads are done
                             m.d.sync += b_load.done.eq(1)
                             if cfg.requant is not None:
@@ -468,6 +470,12 @@ class _Buffers:
         self.__dict__.update(ports)
 
 
+def _command_view(seq, cmd):
+    """The job that command ``cmd`` makes (m, k, n and the sequencer's registers) as
+    expressions of the command: what the job registers will hold once it is accepted."""
+    return _Buffers(m=cmd.m, k=cmd.k, n=cmd.n, **seq.job_values(cmd))
+
+
 class _Job:
     """The accepted command's dimensions (and any registers the core's sequencer adds)."""
 
@@ -597,7 +605,9 @@ def _elaborate_double(engine):
     la = Signal()            # A bank of the next job
     lb = Signal()            # B / parameter bank of the last job that loaded weights
     ljob_a, ljob_b = Signal(), Signal()
-    (a_load, a_limits), (b_load, b_limits) = seq.loaders(ljob)
+    a_load, b_load = seq.loaders()
+    a_limits, b_limits = seq.load_limits(ljob)
+    a_limits0, b_limits0 = seq.load_limits(_command_view(seq, engine.cmd.payload))
     rq = cfg.requant is not None
 
     # ---- compute stage: the running job (the sequencer reads ``xreg``; in the start cycle
@@ -708,11 +718,11 @@ def _elaborate_double(engine):
         m.d.sync += [ljob.m.eq(cmd.m), ljob.k.eq(cmd.k), ljob.n.eq(cmd.n), ljob_a.eq(la),
                      ljob_b.eq(Mux(cmd.keep, lb, ~lb))]
         seq.accept(m, cmd, ljob)
-        a_load.start(m)
-        b_load.start(m)
+        a_load.start(m, *a_limits0)
+        b_load.start(m, *b_limits0)
         m.d.sync += b_load.done.eq(cmd.keep)  # B (and q) of a keep-weights job are there
         if rq:
-            q_load.start(m)
+            q_load.start(m, cmd.n, 1)
             m.d.sync += q_load.done.eq(cmd.keep)
     with m.If(engine.cmd.valid & engine.cmd.ready):
         with m.If(bad):

@@ -19,11 +19,10 @@ class TensorCoreSequencer(Sequencer):
     def job_registers(self):
         return {"ks": Signal(range(self.config.k_steps_max + 1), name="job_ks")}  # ceil(K / k)
 
-    def accept(self, m, cmd, job):
+    def job_values(self, cmd):
         kk = self.config.core.k
-        m.d.sync += job.ks.eq(
-            (cmd.k + (kk - 1)) >> (kk.bit_length() - 1)
-            if kk & (kk - 1) == 0 else (cmd.k + (kk - 1)) // kk)
+        return {"ks": (cmd.k + (kk - 1)) >> (kk.bit_length() - 1)
+                if kk & (kk - 1) == 0 else (cmd.k + (kk - 1)) // kk}
 
     def k_steps(self, job):
         return job.ks

@@ -29,11 +29,13 @@ class WeightStationarySequencer(Sequencer):
         return (2 if self.buffer_read_latency == 2 and cfg.rows >= 2
                 and cfg.buffering == "double" else 1)
 
-    def loaders(self, job):
+    def loaders(self):
         cfg = self.config
-        a_load = Loader("a_load", cfg.a_depth, cfg.max_k, cfg.rows, cfg.max_m)
-        b_load = Loader("b_load", cfg.b_depth, cfg.max_n, cfg.cols, cfg.k_steps_max)
-        return (a_load, (job.k, job.m)), (b_load, (job.n, self.k_steps(job)))
+        return (Loader("a_load", cfg.a_depth, cfg.max_k, cfg.rows, cfg.max_m),
+                Loader("b_load", cfg.b_depth, cfg.max_n, cfg.cols, cfg.k_steps_max))
+
+    def load_limits(self, job):
+        return (job.k, job.m), (job.n, self.k_steps(job))
 
     def elaborate(self, m, job, bufs, start_job=None):
         cfg, seq = self.config, self
