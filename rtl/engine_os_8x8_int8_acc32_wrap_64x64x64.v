@@ -44,88 +44,84 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$1 ;
   wire \$10 ;
   wire [7:0] \$100 ;
-  wire \$101 ;
-  wire [10:0] \$102 ;
+  wire [7:0] \$101 ;
+  wire \$102 ;
   wire [7:0] \$103 ;
   wire [7:0] \$104 ;
   wire \$105 ;
-  wire [7:0] \$106 ;
-  wire [7:0] \$107 ;
-  wire \$108 ;
+  wire \$106 ;
+  wire [32:0] \$107 ;
+  wire [32:0] \$108 ;
   wire \$109 ;
   wire \$11 ;
-  wire [32:0] \$110 ;
-  wire [32:0] \$111 ;
+  wire \$110 ;
+  wire \$111 ;
   wire \$112 ;
   wire \$113 ;
   wire \$114 ;
-  wire \$115 ;
+  wire [7:0] \$115 ;
   wire \$116 ;
-  wire \$117 ;
-  wire [7:0] \$118 ;
-  wire \$119 ;
+  wire [7:0] \$117 ;
+  wire \$118 ;
+  wire [7:0] \$119 ;
   wire \$12 ;
-  wire [7:0] \$120 ;
-  wire \$121 ;
-  wire [7:0] \$122 ;
-  wire [4:0] \$123 ;
-  wire [7:0] \$124 ;
-  wire \$125 ;
-  wire \$126 ;
-  wire \$127 ;
-  reg \$128 ;
+  wire [4:0] \$120 ;
+  wire [7:0] \$121 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire \$124 ;
+  reg \$125 ;
+  reg [6:0] \$126 ;
+  reg [6:0] \$127 ;
+  reg [6:0] \$128 ;
   reg [6:0] \$129 ;
   wire \$13 ;
-  reg [6:0] \$130 ;
-  reg [6:0] \$131 ;
-  reg [6:0] \$132 ;
-  reg [3:0] \$133 ;
-  reg [9:0] \$134 ;
-  reg [9:0] \$135 ;
+  reg [3:0] \$130 ;
+  reg [9:0] \$131 ;
+  reg [9:0] \$132 ;
+  reg \$133 ;
+  reg \$134 ;
+  reg \$135 ;
   reg \$136 ;
-  reg \$137 ;
-  reg \$138 ;
-  reg \$139 ;
+  reg [6:0] \$137 ;
+  reg [3:0] \$138 ;
+  reg [3:0] \$139 ;
   wire \$14 ;
-  reg [6:0] \$140 ;
-  reg [3:0] \$141 ;
-  reg \$142 ;
-  reg [3:0] \$143 ;
-  reg \$144 ;
-  reg [31:0] \$145 ;
+  reg \$140 ;
+  reg [31:0] \$141 ;
+  reg [6:0] \$142 ;
+  reg [6:0] \$143 ;
+  reg [6:0] \$144 ;
+  reg [9:0] \$145 ;
   reg [6:0] \$146 ;
   reg [6:0] \$147 ;
-  reg [6:0] \$148 ;
-  reg [9:0] \$149 ;
+  reg \$148 ;
+  reg \$149 ;
   wire \$15 ;
-  reg [6:0] \$150 ;
-  reg [6:0] \$151 ;
-  reg \$152 ;
-  reg \$153 ;
-  reg \$154 ;
+  reg \$150 ;
+  reg \$151 ;
+  reg [9:0] \$152 ;
+  reg [6:0] \$153 ;
+  reg [6:0] \$154 ;
   reg \$155 ;
-  reg [9:0] \$156 ;
-  reg [6:0] \$157 ;
-  reg [6:0] \$158 ;
+  reg \$156 ;
+  reg \$157 ;
+  reg \$158 ;
   reg \$159 ;
   wire \$16 ;
-  reg \$160 ;
-  reg \$161 ;
-  reg \$162 ;
-  reg \$163 ;
+  reg [6:0] \$160 ;
+  reg [6:0] \$161 ;
+  reg [2:0] \$162 ;
+  reg [6:0] \$163 ;
   reg [6:0] \$164 ;
-  reg [6:0] \$165 ;
-  reg [2:0] \$166 ;
-  reg [6:0] \$167 ;
-  reg [6:0] \$168 ;
-  reg [3:0] \$169 ;
+  reg [3:0] \$165 ;
+  reg \$166 ;
+  reg \$167 ;
+  reg \$168 ;
+  reg \$169 ;
   wire \$17 ;
   reg \$170 ;
   reg \$171 ;
-  reg \$172 ;
-  reg \$173 ;
-  reg \$174 ;
-  reg \$175 ;
   wire \$18 ;
   wire \$19 ;
   wire [7:0] \$2 ;
@@ -138,32 +134,32 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
-  wire \$29 ;
+  wire [6:0] \$29 ;
   wire \$3 ;
-  wire [6:0] \$30 ;
-  wire \$31 ;
-  wire [6:0] \$32 ;
+  wire \$30 ;
+  wire [6:0] \$31 ;
+  wire \$32 ;
   wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire [7:0] \$38 ;
-  wire [4:0] \$39 ;
+  wire [7:0] \$37 ;
+  wire [4:0] \$38 ;
+  wire [10:0] \$39 ;
   wire [10:0] \$4 ;
-  wire [10:0] \$40 ;
-  wire [7:0] \$41 ;
-  wire \$42 ;
-  wire [7:0] \$43 ;
-  wire [10:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
+  wire [7:0] \$40 ;
+  wire \$41 ;
+  wire [7:0] \$42 ;
+  wire [10:0] \$43 ;
+  wire [7:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
   wire [7:0] \$47 ;
-  wire [7:0] \$48 ;
+  wire \$48 ;
   wire \$49 ;
   wire [10:0] \$5 ;
   wire \$50 ;
-  wire [6:0] \$51 ;
+  wire \$51 ;
   wire \$52 ;
   wire \$53 ;
   wire \$54 ;
@@ -205,21 +201,21 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$87 ;
   wire \$88 ;
   wire \$89 ;
-  wire \$9 ;
+  wire [7:0] \$9 ;
   wire \$90 ;
   wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  wire [10:0] \$95 ;
+  wire [10:0] \$92 ;
+  wire [7:0] \$93 ;
+  wire [7:0] \$94 ;
+  wire \$95 ;
   wire [7:0] \$96 ;
   wire [7:0] \$97 ;
   wire \$98 ;
-  wire [7:0] \$99 ;
+  wire [10:0] \$99 ;
   reg [8:0] \$signature__addr ;
   wire [8:0] \$signature__addr$29 ;
   wire [8:0] \$signature__addr$31 ;
-  wire [8:0] \$signature__addr$52 ;
+  wire [8:0] \$signature__addr$50 ;
   reg [8:0] \$signature__addr$66 ;
   reg [8:0] \$signature__addr$70 ;
   wire [63:0] \$signature__data ;
@@ -232,15 +228,15 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \$signature__data$42[5] ;
   wire signed [7:0] \$signature__data$42[6] ;
   wire signed [7:0] \$signature__data$42[7] ;
-  wire [255:0] \$signature__data$54 ;
-  wire signed [31:0] \$signature__data$54[0] ;
-  wire signed [31:0] \$signature__data$54[1] ;
-  wire signed [31:0] \$signature__data$54[2] ;
-  wire signed [31:0] \$signature__data$54[3] ;
-  wire signed [31:0] \$signature__data$54[4] ;
-  wire signed [31:0] \$signature__data$54[5] ;
-  wire signed [31:0] \$signature__data$54[6] ;
-  wire signed [31:0] \$signature__data$54[7] ;
+  wire [255:0] \$signature__data$52 ;
+  wire signed [31:0] \$signature__data$52[0] ;
+  wire signed [31:0] \$signature__data$52[1] ;
+  wire signed [31:0] \$signature__data$52[2] ;
+  wire signed [31:0] \$signature__data$52[3] ;
+  wire signed [31:0] \$signature__data$52[4] ;
+  wire signed [31:0] \$signature__data$52[5] ;
+  wire signed [31:0] \$signature__data$52[6] ;
+  wire signed [31:0] \$signature__data$52[7] ;
   wire [255:0] \$signature__data$62 ;
   wire signed [31:0] \$signature__data$62[0] ;
   wire signed [31:0] \$signature__data$62[1] ;
@@ -277,7 +273,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \$signature__data[6] ;
   wire signed [7:0] \$signature__data[7] ;
   reg \$signature__en ;
-  wire \$signature__en$55 ;
+  wire \$signature__en$53 ;
   reg \$signature__en$69 ;
   reg \$signature__en$73 ;
   wire signed [7:0] \a__payload[0] ;
@@ -346,12 +342,15 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \error$19 ;
   reg first_last_m = 1'h0;
   wire [1:0] i;
-  wire [12:0] \i$43 ;
-  wire [12:0] \i$43[0] ;
+  wire [16:0] \i$43 ;
+  wire [16:0] \i$43[0] ;
   wire \i$43[0].final ;
   wire [6:0] \i$43[0].m0 ;
   wire [3:0] \i$43[0].ntile ;
+  wire [3:0] \i$43[0].rows ;
   wire \i$43[0].valid ;
+  wire \i$56 ;
+  wire \i$56[0] ;
   wire [1:0] \i[0] ;
   wire \i[0].beat ;
   wire \i[0].last ;
@@ -382,17 +381,19 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire last;
   reg last_m = 1'h0;
   reg last_n = 1'h0;
-  wire [6:0] left;
   reg [6:0] m0 = 7'h00;
   reg [6:0] n0 = 7'h00;
   reg [3:0] ntile = 4'h0;
   wire [1:0] o;
-  wire [12:0] \o$48 ;
-  wire [12:0] \o$48[0] ;
-  wire \o$48[0].final ;
-  wire [6:0] \o$48[0].m0 ;
-  wire [3:0] \o$48[0].ntile ;
-  wire \o$48[0].valid ;
+  wire [16:0] \o$57 ;
+  wire [16:0] \o$57[0] ;
+  wire \o$57[0].final ;
+  wire [6:0] \o$57[0].m0 ;
+  wire [3:0] \o$57[0].ntile ;
+  wire [3:0] \o$57[0].rows ;
+  wire \o$57[0].valid ;
+  wire \o$59 ;
+  wire \o$59[0] ;
   wire [1:0] \o[0] ;
   wire \o[0].beat ;
   wire \o[0].last ;
@@ -408,7 +409,6 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [31:0] \o__payload.data[7] ;
   wire [2:0] \o__payload.row ;
   wire o__valid;
-  reg out_final = 1'h0;
   reg [6:0] out_m0 = 7'h00;
   reg [3:0] out_ntile = 4'h0;
   reg [3:0] out_rows = 4'h0;
@@ -1989,7 +1989,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     c_mem[511] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$55 )
+    if (\$signature__en$53 )
       c_mem[{ out_ntile[2:0], out_m0[5:3], o__payload[258:256] }] <= o__payload[255:0];
   end
   reg [255:0] _2_;
@@ -2009,224 +2009,219 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$5  = b_base + s;
   assign \$6  = last_m & last_n;
   assign \$7  = last_m & last_n;
-  assign \$8  = job_m - \o$48 [8:2];
-  assign \$9  = o__payload[258:256] < out_rows;
-  assign \$signature__en$55  = o__valid & \$9 ;
-  assign \$10  = o__payload[258:256] == 3'h0;
-  assign \$11  = o__valid & \$10 ;
-  assign seq_final_write = \$11  & out_final;
-  assign \$12  = ~ rst;
-  assign \$13  = ~ a_load_done;
-  assign \$14  = ~ rst;
-  assign \$15  = \$13  & \$14 ;
-  assign \$16  = ~ b_load_done;
-  assign \$17  = ~ rst;
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = a__valid & a__ready;
-  assign \$20  = b__valid & b__ready;
-  assign \$21  = ~ c__valid;
-  assign \$22  = \$21  | c__ready;
-  assign \$23  = engine_state == 3'h0;
-  assign \$24  = engine_state == 1'h1;
-  assign \$25  = engine_state == 2'h2;
-  assign \$26  = engine_state == 2'h3;
-  assign \$27  = engine_state == 3'h4;
-  assign \$28  = ~ seq_run;
-  assign \$29  = job_k > 4'h8;
-  assign \$30  = \$29  ? job_k : 7'h08;
-  assign \$31  = job_k > 4'h8;
-  assign \$32  = \$31  ? job_k : 7'h08;
-  assign \$33  = \$32  == 1'h1;
+  assign \$8  = job_m - m0;
+  assign \$9  = last_m ? \$8  : 8'h08;
+  assign \$10  = o__payload[258:256] < out_rows;
+  assign \$signature__en$53  = o__valid & \$10 ;
+  assign \i$56  = \o$57 [0] & \o$57 [1];
+  assign \$11  = ~ rst;
+  assign \$12  = ~ a_load_done;
+  assign \$13  = ~ rst;
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = ~ b_load_done;
+  assign \$16  = ~ rst;
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = a__valid & a__ready;
+  assign \$19  = b__valid & b__ready;
+  assign \$20  = ~ c__valid;
+  assign \$21  = \$20  | c__ready;
+  assign \$22  = engine_state == 3'h0;
+  assign \$23  = engine_state == 1'h1;
+  assign \$24  = engine_state == 2'h2;
+  assign \$25  = engine_state == 2'h3;
+  assign \$26  = engine_state == 3'h4;
+  assign \$27  = ~ seq_run;
+  assign \$28  = job_k > 4'h8;
+  assign \$29  = \$28  ? job_k : 7'h08;
+  assign \$30  = job_k > 4'h8;
+  assign \$31  = \$30  ? job_k : 7'h08;
+  assign \$32  = \$31  == 1'h1;
+  assign \$33  = job_m <= 4'h8;
   assign \$34  = job_m <= 4'h8;
-  assign \$35  = job_m <= 4'h8;
-  assign \$36  = job_n <= 4'h8;
-  assign \$37  = span == 1'h1;
-  assign \$38  = n0 + 4'h8;
-  assign \$39  = ntile + 1'h1;
-  assign \$40  = b_base + job_k;
-  assign \$41  = n0 + 5'h10;
-  assign \$42  = \$41  >= job_n;
-  assign \$43  = m0 + 4'h8;
-  assign \$44  = a_base + job_k;
-  assign \$45  = m0 + 5'h10;
-  assign \$46  = \$45  >= job_m;
-  assign \$47  = s + 1'h1;
-  assign \$48  = s + 2'h2;
-  assign \$49  = \$48  == span;
-  assign \$50  = \$8 [6:0] >= 4'h8;
-  assign \$51  = \$50  ? 7'h08 : \$8 [6:0];
-  assign \$52  = cmd__valid & cmd__ready;
-  assign \$53  = cmd__payload[15:0] == 16'h0000;
-  assign \$54  = cmd__payload[31:16] == 16'h0000;
-  assign \$55  = \$53  | \$54 ;
-  assign \$56  = cmd__payload[47:32] == 16'h0000;
-  assign \$57  = \$55  | \$56 ;
-  assign \$58  = cmd__payload[15:0] > 7'h40;
-  assign \$59  = \$57  | \$58 ;
-  assign \$60  = cmd__payload[31:16] > 7'h40;
-  assign \$61  = \$59  | \$60 ;
-  assign \$62  = cmd__payload[47:32] > 7'h40;
+  assign \$35  = job_n <= 4'h8;
+  assign \$36  = span == 1'h1;
+  assign \$37  = n0 + 4'h8;
+  assign \$38  = ntile + 1'h1;
+  assign \$39  = b_base + job_k;
+  assign \$40  = n0 + 5'h10;
+  assign \$41  = \$40  >= job_n;
+  assign \$42  = m0 + 4'h8;
+  assign \$43  = a_base + job_k;
+  assign \$44  = m0 + 5'h10;
+  assign \$45  = \$44  >= job_m;
+  assign \$46  = s + 1'h1;
+  assign \$47  = s + 2'h2;
+  assign \$48  = \$47  == span;
+  assign \$49  = cmd__valid & cmd__ready;
+  assign \$50  = cmd__payload[15:0] == 16'h0000;
+  assign \$51  = cmd__payload[31:16] == 16'h0000;
+  assign \$52  = \$50  | \$51 ;
+  assign \$53  = cmd__payload[47:32] == 16'h0000;
+  assign \$54  = \$52  | \$53 ;
+  assign \$55  = cmd__payload[15:0] > 7'h40;
+  assign \$56  = \$54  | \$55 ;
+  assign \$57  = cmd__payload[31:16] > 7'h40;
+  assign \$58  = \$56  | \$57 ;
+  assign \$59  = cmd__payload[47:32] > 7'h40;
+  assign \$60  = \$58  | \$59 ;
+  assign \$61  = ~ weights_valid;
+  assign \$62  = cmd__payload[31:16] != weights_k;
   assign \$63  = \$61  | \$62 ;
-  assign \$64  = ~ weights_valid;
-  assign \$65  = cmd__payload[31:16] != weights_k;
-  assign \$66  = \$64  | \$65 ;
-  assign \$67  = cmd__payload[47:32] != weights_n;
-  assign \$68  = \$66  | \$67 ;
-  assign \$69  = cmd__payload[48] & \$68 ;
-  assign \$70  = \$63  | \$69 ;
-  assign \$71  = cmd__payload[15:0] == 16'h0000;
-  assign \$72  = cmd__payload[31:16] == 16'h0000;
-  assign \$73  = \$71  | \$72 ;
-  assign \$74  = cmd__payload[47:32] == 16'h0000;
-  assign \$75  = \$73  | \$74 ;
-  assign \$76  = cmd__payload[15:0] > 7'h40;
-  assign \$77  = \$75  | \$76 ;
-  assign \$78  = cmd__payload[31:16] > 7'h40;
-  assign \$79  = \$77  | \$78 ;
-  assign \$80  = cmd__payload[47:32] > 7'h40;
+  assign \$64  = cmd__payload[47:32] != weights_n;
+  assign \$65  = \$63  | \$64 ;
+  assign \$66  = cmd__payload[48] & \$65 ;
+  assign \$67  = \$60  | \$66 ;
+  assign \$68  = cmd__payload[15:0] == 16'h0000;
+  assign \$69  = cmd__payload[31:16] == 16'h0000;
+  assign \$70  = \$68  | \$69 ;
+  assign \$71  = cmd__payload[47:32] == 16'h0000;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = cmd__payload[15:0] > 7'h40;
+  assign \$74  = \$72  | \$73 ;
+  assign \$75  = cmd__payload[31:16] > 7'h40;
+  assign \$76  = \$74  | \$75 ;
+  assign \$77  = cmd__payload[47:32] > 7'h40;
+  assign \$78  = \$76  | \$77 ;
+  assign \$79  = ~ weights_valid;
+  assign \$80  = cmd__payload[31:16] != weights_k;
   assign \$81  = \$79  | \$80 ;
-  assign \$82  = ~ weights_valid;
-  assign \$83  = cmd__payload[31:16] != weights_k;
-  assign \$84  = \$82  | \$83 ;
-  assign \$85  = cmd__payload[47:32] != weights_n;
-  assign \$86  = \$84  | \$85 ;
-  assign \$87  = cmd__payload[48] & \$86 ;
-  assign \$88  = \$81  | \$87 ;
+  assign \$82  = cmd__payload[47:32] != weights_n;
+  assign \$83  = \$81  | \$82 ;
+  assign \$84  = cmd__payload[48] & \$83 ;
+  assign \$85  = \$78  | \$84 ;
+  assign \$86  = cmd__payload[31:16] == 1'h1;
+  assign \$87  = cmd__payload[31:16] == 1'h1;
+  assign \$88  = cmd__payload[15:0] <= 4'h8;
   assign \$89  = cmd__payload[31:16] == 1'h1;
   assign \$90  = cmd__payload[31:16] == 1'h1;
-  assign \$91  = cmd__payload[15:0] <= 4'h8;
-  assign \$92  = cmd__payload[31:16] == 1'h1;
-  assign \$93  = cmd__payload[31:16] == 1'h1;
-  assign \$94  = cmd__payload[47:32] <= 4'h8;
-  assign \$95  = a_load_addr + 1'h1;
-  assign \$96  = a_load_outer + 4'h8;
-  assign \$97  = a_load_outer + 5'h10;
-  assign \$98  = \$97  >= job_m;
-  assign \$99  = a_load_inner + 1'h1;
-  assign \$100  = a_load_inner + 2'h2;
-  assign \$101  = \$100  == job_k;
-  assign \$102  = b_load_addr + 1'h1;
-  assign \$103  = b_load_outer + 4'h8;
-  assign \$104  = b_load_outer + 5'h10;
-  assign \$105  = \$104  >= job_n;
-  assign \$106  = b_load_inner + 1'h1;
-  assign \$107  = b_load_inner + 2'h2;
-  assign \$108  = \$107  == job_k;
-  assign \$109  = a_load_done & b_load_done;
-  assign \$110  = cycles + 1'h1;
-  assign \$111  = cycles + 1'h1;
-  assign \$112  = | job_m;
-  assign \$113  = job_m == 1'h1;
-  assign \$114  = job_n <= 4'h8;
-  assign \$115  = job_n <= 4'h8;
-  assign \$116  = ~ c__valid;
-  assign \$117  = \$116  | c__ready;
-  assign \$118  = d_m + 1'h1;
-  assign \$119  = ~ d_last_m;
-  assign \$120  = d_m + 2'h2;
-  assign \$121  = \$120  == job_m;
-  assign \$122  = d_n0 + 4'h8;
-  assign \$123  = d_tile + 1'h1;
-  assign \$124  = d_n0 + 5'h10;
-  assign \$125  = \$124  >= job_n;
-  assign \$126  = c__valid & c__ready;
-  assign \$127  = \$126  & c__payload[256];
+  assign \$91  = cmd__payload[47:32] <= 4'h8;
+  assign \$92  = a_load_addr + 1'h1;
+  assign \$93  = a_load_outer + 4'h8;
+  assign \$94  = a_load_outer + 5'h10;
+  assign \$95  = \$94  >= job_m;
+  assign \$96  = a_load_inner + 1'h1;
+  assign \$97  = a_load_inner + 2'h2;
+  assign \$98  = \$97  == job_k;
+  assign \$99  = b_load_addr + 1'h1;
+  assign \$100  = b_load_outer + 4'h8;
+  assign \$101  = b_load_outer + 5'h10;
+  assign \$102  = \$101  >= job_n;
+  assign \$103  = b_load_inner + 1'h1;
+  assign \$104  = b_load_inner + 2'h2;
+  assign \$105  = \$104  == job_k;
+  assign \$106  = a_load_done & b_load_done;
+  assign \$107  = cycles + 1'h1;
+  assign \$108  = cycles + 1'h1;
+  assign \$109  = | job_m;
+  assign \$110  = job_m == 1'h1;
+  assign \$111  = job_n <= 4'h8;
+  assign \$112  = job_n <= 4'h8;
+  assign \$113  = ~ c__valid;
+  assign \$114  = \$113  | c__ready;
+  assign \$115  = d_m + 1'h1;
+  assign \$116  = ~ d_last_m;
+  assign \$117  = d_m + 2'h2;
+  assign \$118  = \$117  == job_m;
+  assign \$119  = d_n0 + 4'h8;
+  assign \$120  = d_tile + 1'h1;
+  assign \$121  = d_n0 + 5'h10;
+  assign \$122  = \$121  >= job_n;
+  assign \$123  = c__valid & c__ready;
+  assign \$124  = \$123  & c__payload[256];
   always @(posedge clk)
-    done <= \$128 ;
+    done <= \$125 ;
   always @(posedge clk)
-    span <= \$129 ;
+    span <= \$126 ;
   always @(posedge clk)
-    s <= \$130 ;
+    s <= \$127 ;
   always @(posedge clk)
-    m0 <= \$131 ;
+    m0 <= \$128 ;
   always @(posedge clk)
-    n0 <= \$132 ;
+    n0 <= \$129 ;
   always @(posedge clk)
-    ntile <= \$133 ;
+    ntile <= \$130 ;
   always @(posedge clk)
-    a_base <= \$134 ;
+    a_base <= \$131 ;
   always @(posedge clk)
-    b_base <= \$135 ;
+    b_base <= \$132 ;
   always @(posedge clk)
-    slot_end <= \$136 ;
+    slot_end <= \$133 ;
   always @(posedge clk)
-    first_last_m <= \$137 ;
+    first_last_m <= \$134 ;
   always @(posedge clk)
-    last_m <= \$138 ;
+    last_m <= \$135 ;
   always @(posedge clk)
-    last_n <= \$139 ;
+    last_n <= \$136 ;
   always @(posedge clk)
-    out_m0 <= \$140 ;
+    out_m0 <= \$137 ;
   always @(posedge clk)
-    out_ntile <= \$141 ;
+    out_ntile <= \$138 ;
   always @(posedge clk)
-    out_final <= \$142 ;
+    out_rows <= \$139 ;
   always @(posedge clk)
-    out_rows <= \$143 ;
+    error <= \$140 ;
   always @(posedge clk)
-    error <= \$144 ;
+    cycles <= \$141 ;
   always @(posedge clk)
-    cycles <= \$145 ;
+    job_m <= \$142 ;
   always @(posedge clk)
-    job_m <= \$146 ;
+    job_k <= \$143 ;
   always @(posedge clk)
-    job_k <= \$147 ;
+    job_n <= \$144 ;
   always @(posedge clk)
-    job_n <= \$148 ;
+    a_load_addr <= \$145 ;
   always @(posedge clk)
-    a_load_addr <= \$149 ;
+    a_load_outer <= \$146 ;
   always @(posedge clk)
-    a_load_outer <= \$150 ;
+    a_load_inner <= \$147 ;
   always @(posedge clk)
-    a_load_inner <= \$151 ;
+    a_load_done <= \$148 ;
   always @(posedge clk)
-    a_load_done <= \$152 ;
+    a_load_inner_last <= \$149 ;
   always @(posedge clk)
-    a_load_inner_last <= \$153 ;
+    a_load_inner_last0 <= \$150 ;
   always @(posedge clk)
-    a_load_inner_last0 <= \$154 ;
+    a_load_outer_last <= \$151 ;
   always @(posedge clk)
-    a_load_outer_last <= \$155 ;
+    b_load_addr <= \$152 ;
   always @(posedge clk)
-    b_load_addr <= \$156 ;
+    b_load_outer <= \$153 ;
   always @(posedge clk)
-    b_load_outer <= \$157 ;
+    b_load_inner <= \$154 ;
   always @(posedge clk)
-    b_load_inner <= \$158 ;
+    b_load_done <= \$155 ;
   always @(posedge clk)
-    b_load_done <= \$159 ;
+    b_load_inner_last <= \$156 ;
   always @(posedge clk)
-    b_load_inner_last <= \$160 ;
+    b_load_inner_last0 <= \$157 ;
   always @(posedge clk)
-    b_load_inner_last0 <= \$161 ;
+    b_load_outer_last <= \$158 ;
   always @(posedge clk)
-    b_load_outer_last <= \$162 ;
+    weights_valid <= \$159 ;
   always @(posedge clk)
-    weights_valid <= \$163 ;
+    weights_k <= \$160 ;
   always @(posedge clk)
-    weights_k <= \$164 ;
+    weights_n <= \$161 ;
   always @(posedge clk)
-    weights_n <= \$165 ;
+    engine_state <= \$162 ;
   always @(posedge clk)
-    engine_state <= \$166 ;
+    d_m <= \$163 ;
   always @(posedge clk)
-    d_m <= \$167 ;
+    d_n0 <= \$164 ;
   always @(posedge clk)
-    d_n0 <= \$168 ;
+    d_tile <= \$165 ;
   always @(posedge clk)
-    d_tile <= \$169 ;
+    d_more <= \$166 ;
   always @(posedge clk)
-    d_more <= \$170 ;
+    d_last_m <= \$167 ;
   always @(posedge clk)
-    d_last_m <= \$171 ;
+    d_last_n <= \$168 ;
   always @(posedge clk)
-    d_last_n <= \$172 ;
+    d_first_last_n <= \$169 ;
   always @(posedge clk)
-    d_first_last_n <= \$173 ;
+    c__valid <= \$170 ;
   always @(posedge clk)
-    c__valid <= \$174 ;
-  always @(posedge clk)
-    c_last <= \$175 ;
+    c_last <= \$171 ;
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i__payload(i__payload),
@@ -2241,10 +2236,16 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     .lane0(o),
     .rst(rst)
   );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.final_delay  final_delay (
+    .clk(clk),
+    .i(\i$56 ),
+    .o(seq_final_write),
+    .rst(rst)
+  );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.tag_delay  tag_delay (
     .clk(clk),
     .i(\i$43 ),
-    .o(\o$48 ),
+    .o(\o$57 ),
     .rst(rst)
   );
   always @* begin
@@ -2260,7 +2261,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          \$signature__en  = \$22 ;
+          \$signature__en  = \$21 ;
       default:
           /* empty */;
     endcase
@@ -2297,7 +2298,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     cmd__ready = 1'h0;
     casez (engine_state)
       3'h0:
-          cmd__ready = \$12 ;
+          cmd__ready = \$11 ;
       default:
           /* empty */;
     endcase
@@ -2327,7 +2328,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          a__ready = \$15 ;
+          a__ready = \$14 ;
       default:
           /* empty */;
     endcase
@@ -2339,7 +2340,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          b__ready = \$18 ;
+          b__ready = \$17 ;
       default:
           /* empty */;
     endcase
@@ -2375,7 +2376,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$69  = \$19 ;
+          \$signature__en$69  = \$18 ;
       default:
           /* empty */;
     endcase
@@ -2411,7 +2412,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$73  = \$20 ;
+          \$signature__en$73  = \$19 ;
       default:
           /* empty */;
     endcase
@@ -2432,12 +2433,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$128  = 1'h0;
+    \$125  = 1'h0;
     casez (engine_state)
       3'h0:
-          if (\$52 ) begin
-            if (\$88 ) begin
-              \$128  = 1'h1;
+          if (\$49 ) begin
+            if (\$85 ) begin
+              \$125  = 1'h1;
             end
           end
       3'h1:
@@ -2447,21 +2448,76 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$127 ) begin
-            \$128  = 1'h1;
+          if (\$124 ) begin
+            \$125  = 1'h1;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$128  = 1'h0;
+      \$125  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$129  = span;
-    if (\$28 ) begin
-      \$129  = \$30 ;
+    \$126  = span;
+    if (\$27 ) begin
+      \$126  = \$29 ;
+    end
+    if (rst) begin
+      \$126  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$127  = s;
+    if (\$27 ) begin
+      \$127  = 7'h00;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$127  = 7'h00;
+      end else begin
+        \$127  = \$46 [6:0];
+      end
+    end
+    if (rst) begin
+      \$127  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$128  = m0;
+    if (\$27 ) begin
+      \$128  = 7'h00;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (last_m) begin
+          \$128  = 7'h00;
+        end else begin
+          \$128  = \$42 [6:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$128  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$129  = n0;
+    if (\$27 ) begin
+      \$129  = 7'h00;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (last_m) begin
+          \$129  = \$37 [6:0];
+        end
+      end
     end
     if (rst) begin
       \$129  = 7'h00;
@@ -2469,125 +2525,117 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$130  = s;
-    if (\$28 ) begin
-      \$130  = 7'h00;
+    \$130  = ntile;
+    if (\$27 ) begin
+      \$130  = 4'h0;
     end
     if (seq_run) begin
-      (* full_case = 32'd1 *)
       if (slot_end) begin
-        \$130  = 7'h00;
-      end else begin
-        \$130  = \$47 [6:0];
+        if (last_m) begin
+          \$130  = \$38 [3:0];
+        end
       end
     end
     if (rst) begin
-      \$130  = 7'h00;
+      \$130  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$131  = m0;
-    if (\$28 ) begin
-      \$131  = 7'h00;
+    \$131  = a_base;
+    if (\$27 ) begin
+      \$131  = 10'h000;
     end
     if (seq_run) begin
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (last_m) begin
-          \$131  = 7'h00;
+          \$131  = 10'h000;
         end else begin
-          \$131  = \$43 [6:0];
+          \$131  = \$43 [9:0];
         end
       end
     end
     if (rst) begin
-      \$131  = 7'h00;
+      \$131  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$132  = n0;
-    if (\$28 ) begin
-      \$132  = 7'h00;
+    \$132  = b_base;
+    if (\$27 ) begin
+      \$132  = 10'h000;
     end
     if (seq_run) begin
       if (slot_end) begin
         if (last_m) begin
-          \$132  = \$38 [6:0];
+          \$132  = \$39 [9:0];
         end
       end
     end
     if (rst) begin
-      \$132  = 7'h00;
+      \$132  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$133  = ntile;
-    if (\$28 ) begin
-      \$133  = 4'h0;
+    \$133  = slot_end;
+    if (\$27 ) begin
+      \$133  = \$32 ;
     end
     if (seq_run) begin
+      (* full_case = 32'd1 *)
       if (slot_end) begin
-        if (last_m) begin
-          \$133  = \$39 [3:0];
-        end
+        \$133  = \$36 ;
+      end else begin
+        \$133  = \$48 ;
       end
     end
     if (rst) begin
-      \$133  = 4'h0;
+      \$133  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$134  = a_base;
-    if (\$28 ) begin
-      \$134  = 10'h000;
+    \$134  = first_last_m;
+    if (\$27 ) begin
+      \$134  = \$33 ;
+    end
+    if (rst) begin
+      \$134  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$135  = last_m;
+    if (\$27 ) begin
+      \$135  = \$34 ;
     end
     if (seq_run) begin
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (last_m) begin
-          \$134  = 10'h000;
+          \$135  = first_last_m;
         end else begin
-          \$134  = \$44 [9:0];
+          \$135  = \$45 ;
         end
       end
     end
     if (rst) begin
-      \$134  = 10'h000;
+      \$135  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$135  = b_base;
-    if (\$28 ) begin
-      \$135  = 10'h000;
+    \$136  = last_n;
+    if (\$27 ) begin
+      \$136  = \$35 ;
     end
     if (seq_run) begin
       if (slot_end) begin
         if (last_m) begin
-          \$135  = \$40 [9:0];
+          \$136  = \$41 ;
         end
-      end
-    end
-    if (rst) begin
-      \$135  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$136  = slot_end;
-    if (\$28 ) begin
-      \$136  = \$33 ;
-    end
-    if (seq_run) begin
-      (* full_case = 32'd1 *)
-      if (slot_end) begin
-        \$136  = \$37 ;
-      end else begin
-        \$136  = \$49 ;
       end
     end
     if (rst) begin
@@ -2596,137 +2644,166 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$137  = first_last_m;
-    if (\$28 ) begin
-      \$137  = \$34 ;
+    \$137  = out_m0;
+    if (\o$57 [0]) begin
+      \$137  = \o$57 [8:2];
     end
     if (rst) begin
-      \$137  = 1'h0;
+      \$137  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$138  = last_m;
-    if (\$28 ) begin
-      \$138  = \$35 ;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        (* full_case = 32'd1 *)
-        if (last_m) begin
-          \$138  = first_last_m;
-        end else begin
-          \$138  = \$46 ;
-        end
-      end
+    \$138  = out_ntile;
+    if (\o$57 [0]) begin
+      \$138  = \o$57 [12:9];
     end
     if (rst) begin
-      \$138  = 1'h0;
+      \$138  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$139  = last_n;
-    if (\$28 ) begin
-      \$139  = \$36 ;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        if (last_m) begin
-          \$139  = \$42 ;
-        end
-      end
+    \$139  = out_rows;
+    if (\o$57 [0]) begin
+      \$139  = \o$57 [16:13];
     end
     if (rst) begin
-      \$139  = 1'h0;
+      \$139  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$140  = out_m0;
-    if (\o$48 [0]) begin
-      \$140  = \o$48 [8:2];
-    end
-    if (rst) begin
-      \$140  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$141  = out_ntile;
-    if (\o$48 [0]) begin
-      \$141  = \o$48 [12:9];
-    end
-    if (rst) begin
-      \$141  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$142  = out_final;
-    if (\o$48 [0]) begin
-      \$142  = \o$48 [1];
-    end
-    if (rst) begin
-      \$142  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$143  = out_rows;
-    if (\o$48 [0]) begin
-      \$143  = \$51 [3:0];
-    end
-    if (rst) begin
-      \$143  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$144  = error;
+    \$140  = error;
     casez (engine_state)
       3'h0:
-          if (\$52 ) begin
-            \$144  = \$70 ;
+          if (\$49 ) begin
+            \$140  = \$67 ;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$144  = 1'h0;
+      \$140  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$145  = cycles;
+    \$141  = cycles;
     casez (engine_state)
       3'h0:
-          if (\$52 ) begin
-            \$145  = 32'd0;
+          if (\$49 ) begin
+            \$141  = 32'd0;
           end
       3'h1:
           /* empty */;
       3'h2:
-          \$145  = \$110 [31:0];
+          \$141  = \$107 [31:0];
       3'h3:
-          \$145  = \$111 [31:0];
+          \$141  = \$108 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$145  = 32'd0;
+      \$141  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$146  = job_m;
+    \$142  = job_m;
     casez (engine_state)
       3'h0:
-          if (\$52 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$88 ) begin
+            if (\$85 ) begin
             end else begin
-              \$146  = cmd__payload[6:0];
+              \$142  = cmd__payload[6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$142  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$143  = job_k;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$143  = cmd__payload[22:16];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$143  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$144  = job_n;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$144  = cmd__payload[38:32];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$144  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$145  = a_load_addr;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$145  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            \$145  = \$92 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$145  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$146  = a_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$146  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            if (a_load_inner_last) begin
+              \$146  = \$93 [6:0];
             end
           end
       default:
@@ -2738,14 +2815,23 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$147  = job_k;
+    \$147  = a_load_inner;
     casez (engine_state)
       3'h0:
-          if (\$52 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$88 ) begin
+            if (\$85 ) begin
             end else begin
-              \$147  = cmd__payload[22:16];
+              \$147  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            (* full_case = 32'd1 *)
+            if (a_load_inner_last) begin
+              \$147  = 7'h00;
+            end else begin
+              \$147  = \$96 [6:0];
             end
           end
       default:
@@ -2757,116 +2843,21 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$148  = job_n;
+    \$148  = a_load_done;
     casez (engine_state)
       3'h0:
-          if (\$52 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$88 ) begin
+            if (\$85 ) begin
             end else begin
-              \$148  = cmd__payload[38:32];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$148  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$149  = a_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$149  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$69 ) begin
-            \$149  = \$95 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$149  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$150  = a_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$150  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$69 ) begin
-            if (a_load_inner_last) begin
-              \$150  = \$96 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$150  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$151  = a_load_inner;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$151  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$69 ) begin
-            (* full_case = 32'd1 *)
-            if (a_load_inner_last) begin
-              \$151  = 7'h00;
-            end else begin
-              \$151  = \$99 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$151  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$152  = a_load_done;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$152  = 1'h0;
+              \$148  = 1'h0;
             end
           end
       3'h1:
           if (\$signature__en$69 ) begin
             if (a_load_inner_last) begin
               if (a_load_outer_last) begin
-                \$152  = 1'h1;
+                \$148  = 1'h1;
               end
             end
           end
@@ -2874,72 +2865,178 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$152  = 1'h0;
+      \$148  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$153  = a_load_inner_last;
+    \$149  = a_load_inner_last;
     casez (engine_state)
       3'h0:
-          if (\$52 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$88 ) begin
+            if (\$85 ) begin
             end else begin
-              \$153  = \$89 ;
+              \$149  = \$86 ;
             end
           end
       3'h1:
           if (\$signature__en$69 ) begin
             (* full_case = 32'd1 *)
             if (a_load_inner_last) begin
-              \$153  = a_load_inner_last0;
+              \$149  = a_load_inner_last0;
             end else begin
-              \$153  = \$101 ;
+              \$149  = \$98 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$153  = 1'h0;
+      \$149  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$154  = a_load_inner_last0;
+    \$150  = a_load_inner_last0;
     casez (engine_state)
       3'h0:
-          if (\$52 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$88 ) begin
+            if (\$85 ) begin
             end else begin
-              \$154  = \$90 ;
+              \$150  = \$87 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$154  = 1'h0;
+      \$150  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$155  = a_load_outer_last;
+    \$151  = a_load_outer_last;
     casez (engine_state)
       3'h0:
-          if (\$52 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$88 ) begin
+            if (\$85 ) begin
             end else begin
-              \$155  = \$91 ;
+              \$151  = \$88 ;
             end
           end
       3'h1:
           if (\$signature__en$69 ) begin
             if (a_load_inner_last) begin
-              \$155  = \$98 ;
+              \$151  = \$95 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$151  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$152  = b_load_addr;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$152  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            \$152  = \$99 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$152  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$153  = b_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$153  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            if (b_load_inner_last) begin
+              \$153  = \$100 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$153  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$154  = b_load_inner;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$154  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            (* full_case = 32'd1 *)
+            if (b_load_inner_last) begin
+              \$154  = 7'h00;
+            end else begin
+              \$154  = \$103 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$154  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$155  = b_load_done;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$155  = 1'h0;
+              if (cmd__payload[48]) begin
+                \$155  = 1'h1;
+              end
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            if (b_load_inner_last) begin
+              if (b_load_outer_last) begin
+                \$155  = 1'h1;
+              end
             end
           end
       default:
@@ -2951,99 +3048,88 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$156  = b_load_addr;
+    \$156  = b_load_inner_last;
     casez (engine_state)
       3'h0:
-          if (\$52 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$88 ) begin
+            if (\$85 ) begin
             end else begin
-              \$156  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            \$156  = \$102 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$156  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$157  = b_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$157  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            if (b_load_inner_last) begin
-              \$157  = \$103 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$157  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$158  = b_load_inner;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$158  = 7'h00;
+              \$156  = \$89 ;
             end
           end
       3'h1:
           if (\$signature__en$73 ) begin
             (* full_case = 32'd1 *)
             if (b_load_inner_last) begin
-              \$158  = 7'h00;
+              \$156  = b_load_inner_last0;
             end else begin
-              \$158  = \$106 [6:0];
+              \$156  = \$105 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$158  = 7'h00;
+      \$156  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$159  = b_load_done;
+    \$157  = b_load_inner_last0;
     casez (engine_state)
       3'h0:
-          if (\$52 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$88 ) begin
+            if (\$85 ) begin
             end else begin
-              \$159  = 1'h0;
+              \$157  = \$90 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$157  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$158  = b_load_outer_last;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$158  = \$91 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            if (b_load_inner_last) begin
+              \$158  = \$102 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$158  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$159  = weights_valid;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
-                \$159  = 1'h1;
-              end
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            if (b_load_inner_last) begin
-              if (b_load_outer_last) begin
+              end else begin
                 \$159  = 1'h1;
               end
             end
@@ -3057,89 +3143,17 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$160  = b_load_inner_last;
+    \$160  = weights_k;
     casez (engine_state)
       3'h0:
-          if (\$52 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$160  = \$92 ;
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            (* full_case = 32'd1 *)
-            if (b_load_inner_last) begin
-              \$160  = b_load_inner_last0;
-            end else begin
-              \$160  = \$108 ;
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$160  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$161  = b_load_inner_last0;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$161  = \$93 ;
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$161  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$162  = b_load_outer_last;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$162  = \$94 ;
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            if (b_load_inner_last) begin
-              \$162  = \$105 ;
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$162  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$163  = weights_valid;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
+            if (\$85 ) begin
             end else begin
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$163  = 1'h1;
+                \$160  = cmd__payload[22:16];
               end
             end
           end
@@ -3147,22 +3161,118 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$163  = 1'h0;
+      \$160  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$164  = weights_k;
+    \$161  = weights_n;
     casez (engine_state)
       3'h0:
-          if (\$52 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$88 ) begin
+            if (\$85 ) begin
             end else begin
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$164  = cmd__payload[22:16];
+                \$161  = cmd__payload[38:32];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$161  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$162  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$162  = 3'h1;
+            end
+          end
+      3'h1:
+          if (\$106 ) begin
+            \$162  = 3'h2;
+          end
+      3'h2:
+          if (seq_end) begin
+            \$162  = 3'h3;
+          end
+      3'h3:
+          if (seq_final_write) begin
+            \$162  = 3'h4;
+          end
+      3'h4:
+          if (\$124 ) begin
+            \$162  = 3'h0;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$162  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$163  = d_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$163  = 7'h00;
+          end
+      3'h4:
+          if (\$114 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$163  = \$115 [6:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$163  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$164  = d_n0;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$164  = 7'h00;
+          end
+      3'h4:
+          if (\$114 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$164  = 7'h00;
+              end else begin
+                \$164  = \$119 [6:0];
               end
             end
           end
@@ -3175,65 +3285,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$165  = weights_n;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$165  = cmd__payload[38:32];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$165  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$166  = engine_state;
-    casez (engine_state)
-      3'h0:
-          if (\$52 ) begin
-            (* full_case = 32'd1 *)
-            if (\$88 ) begin
-            end else begin
-              \$166  = 3'h1;
-            end
-          end
-      3'h1:
-          if (\$109 ) begin
-            \$166  = 3'h2;
-          end
-      3'h2:
-          if (seq_end) begin
-            \$166  = 3'h3;
-          end
-      3'h3:
-          if (seq_final_write) begin
-            \$166  = 3'h4;
-          end
-      3'h4:
-          if (\$127 ) begin
-            \$166  = 3'h0;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$166  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$167  = d_m;
+    \$165  = d_tile;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3243,45 +3295,16 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$167  = 7'h00;
+            \$165  = 4'h0;
           end
       3'h4:
-          if (\$117 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$167  = \$118 [6:0];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$167  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$168  = d_n0;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$168  = 7'h00;
-          end
-      3'h4:
-          if (\$117 ) begin
+          if (\$114 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$168  = 7'h00;
+                \$165  = 4'h0;
               end else begin
-                \$168  = \$122 [6:0];
+                \$165  = \$120 [3:0];
               end
             end
           end
@@ -3289,12 +3312,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$168  = 7'h00;
+      \$165  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$169  = d_tile;
+    \$166  = d_more;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3304,16 +3327,74 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$169  = 4'h0;
+            \$166  = \$109 ;
           end
       3'h4:
-          if (\$117 ) begin
+          if (\$114 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$166  = \$116 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$166  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$167  = d_last_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$167  = \$110 ;
+          end
+      3'h4:
+          if (\$114 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$167  = \$118 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$167  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$168  = d_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$168  = \$111 ;
+          end
+      3'h4:
+          if (\$114 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$169  = 4'h0;
+                \$168  = d_first_last_n;
               end else begin
-                \$169  = \$123 [3:0];
+                \$168  = \$122 ;
               end
             end
           end
@@ -3321,12 +3402,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$169  = 4'h0;
+      \$168  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$170  = d_more;
+    \$169  = d_first_last_n;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3336,16 +3417,38 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$170  = \$112 ;
+            \$169  = \$112 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$169  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$170  = c__valid;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$170  = 1'h0;
           end
       3'h4:
-          if (\$117 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$170  = \$119 ;
-              end
-            end
+        begin
+          if (\$114 ) begin
+            \$170  = d_more;
           end
+          if (\$124 ) begin
+            \$170  = 1'h0;
+          end
+        end
       default:
           /* empty */;
     endcase
@@ -3355,7 +3458,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$171  = d_last_m;
+    \$171  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3364,14 +3467,15 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h2:
           /* empty */;
       3'h3:
-          if (seq_final_write) begin
-            \$171  = \$113 ;
-          end
+          /* empty */;
       3'h4:
-          if (\$117 ) begin
+          if (\$114 ) begin
             if (d_more) begin
+              (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$171  = \$121 ;
+                \$171  = d_last_m;
+              end else begin
+                \$171  = 1'h0;
               end
             end
           end
@@ -3382,119 +3486,6 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       \$171  = 1'h0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$172  = d_last_n;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$172  = \$114 ;
-          end
-      3'h4:
-          if (\$117 ) begin
-            if (d_more) begin
-              (* full_case = 32'd1 *)
-              if (d_last_n) begin
-                \$172  = d_first_last_n;
-              end else begin
-                \$172  = \$125 ;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$172  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$173  = d_first_last_n;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$173  = \$115 ;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$173  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$174  = c__valid;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$174  = 1'h0;
-          end
-      3'h4:
-        begin
-          if (\$117 ) begin
-            \$174  = d_more;
-          end
-          if (\$127 ) begin
-            \$174  = 1'h0;
-          end
-        end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$174  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$175  = c_last;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          /* empty */;
-      3'h4:
-          if (\$117 ) begin
-            if (d_more) begin
-              (* full_case = 32'd1 *)
-              if (d_last_n) begin
-                \$175  = d_last_m;
-              end else begin
-                \$175  = 1'h0;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$175  = 1'h0;
-    end
-  end
   assign \cycles$18  = cycles;
   assign \error$19  = error;
   assign \done$20  = done;
@@ -3502,10 +3493,10 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__addr$29  = \$4 [8:0];
   assign \$signature__addr$31  = \$5 [8:0];
   assign i__valid = o[0];
-  assign left = \$8 [6:0];
   assign row_m = { out_m0[6:3], o__payload[258:256] };
-  assign \$signature__addr$52  = { out_ntile[2:0], out_m0[5:3], o__payload[258:256] };
-  assign \$signature__data$54  = o__payload[255:0];
+  assign \$signature__addr$50  = { out_ntile[2:0], out_m0[5:3], o__payload[258:256] };
+  assign \$signature__data$52  = o__payload[255:0];
+  assign \o$59  = seq_final_write;
   assign c_valid = c__valid;
   assign \cmd__payload.m  = cmd__payload[15:0];
   assign \cmd__payload.k  = cmd__payload[31:16];
@@ -3583,11 +3574,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \i$43[0].final  = \i$43 [1];
   assign \i$43[0].m0  = \i$43 [8:2];
   assign \i$43[0].ntile  = \i$43 [12:9];
-  assign \o$48[0]  = \o$48 ;
-  assign \o$48[0].valid  = \o$48 [0];
-  assign \o$48[0].final  = \o$48 [1];
-  assign \o$48[0].m0  = \o$48 [8:2];
-  assign \o$48[0].ntile  = \o$48 [12:9];
+  assign \i$43[0].rows  = \i$43 [16:13];
   assign \o__payload.data  = o__payload[255:0];
   assign \o__payload.data[0]  = o__payload[31:0];
   assign \o__payload.data[1]  = o__payload[63:32];
@@ -3598,14 +3585,22 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \o__payload.data[6]  = o__payload[223:192];
   assign \o__payload.data[7]  = o__payload[255:224];
   assign \o__payload.row  = o__payload[258:256];
-  assign \$signature__data$54[0]  = o__payload[31:0];
-  assign \$signature__data$54[1]  = o__payload[63:32];
-  assign \$signature__data$54[2]  = o__payload[95:64];
-  assign \$signature__data$54[3]  = o__payload[127:96];
-  assign \$signature__data$54[4]  = o__payload[159:128];
-  assign \$signature__data$54[5]  = o__payload[191:160];
-  assign \$signature__data$54[6]  = o__payload[223:192];
-  assign \$signature__data$54[7]  = o__payload[255:224];
+  assign \$signature__data$52[0]  = o__payload[31:0];
+  assign \$signature__data$52[1]  = o__payload[63:32];
+  assign \$signature__data$52[2]  = o__payload[95:64];
+  assign \$signature__data$52[3]  = o__payload[127:96];
+  assign \$signature__data$52[4]  = o__payload[159:128];
+  assign \$signature__data$52[5]  = o__payload[191:160];
+  assign \$signature__data$52[6]  = o__payload[223:192];
+  assign \$signature__data$52[7]  = o__payload[255:224];
+  assign \i$56[0]  = \i$56 ;
+  assign \o$57[0]  = \o$57 ;
+  assign \o$57[0].valid  = \o$57 [0];
+  assign \o$57[0].final  = \o$57 [1];
+  assign \o$57[0].m0  = \o$57 [8:2];
+  assign \o$57[0].ntile  = \o$57 [12:9];
+  assign \o$57[0].rows  = \o$57 [16:13];
+  assign \o$59[0]  = seq_final_write;
   assign \$signature__data$62[0]  = \$signature__data$62 [31:0];
   assign \$signature__data$62[1]  = \$signature__data$62 [63:32];
   assign \$signature__data$62[2]  = \$signature__data$62 [95:64];
@@ -3632,6 +3627,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data$72[7]  = \$signature__data$72 [63:56];
   assign c__payload[255:0] = \$signature__data$62 ;
   assign c__payload[256] = c_last;
+  assign \i$43 [16:13] = \$9 [3:0];
   assign \i$43 [12:9] = ntile;
   assign \i$43 [8:2] = m0;
   assign \i$43 [1] = \$7 ;
@@ -5073,6 +5069,36 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0 (valid, last, b, clk, rs
 endmodule
 
 (* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.final_delay (rst, i, o, clk);
+  reg \$auto$verilog_backend.cc:2505:dump_module$6 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$6  <= 1'h0;
+  input rst;
+  wire rst;
+  input i;
+  wire i;
+  output o;
+  wire o;
+  input clk;
+  wire clk;
+  reg [7:0] \$1 ;
+  wire \i[0] ;
+  reg [7:0] lane0 = 8'h00;
+  wire \o[0] ;
+  always @(posedge clk)
+    lane0 <= \$1 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$1  = { lane0[6:0], i };
+    if (rst) begin
+      \$1  = 8'h00;
+    end
+  end
+  assign o = lane0[7];
+  assign \i[0]  = i;
+  assign \o[0]  = lane0[7];
+endmodule
+
+(* generator = "Amaranth" *)
 module \engine_os_8x8_int8_acc32_wrap_64x64x64.group_0 (valid, last, b, clk, rst, a_out, valid_out, last_out, drain_out, a);
   input [7:0] valid;
   wire [7:0] valid;
@@ -5497,127 +5523,6 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_0 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
-  reg \$auto$verilog_backend.cc:2505:dump_module$6 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$6  <= 1'h0;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input clk;
-  wire clk;
-  input rst;
-  wire rst;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h7;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$7 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$7  <= 1'h0;
   input signed [7:0] b;
@@ -5709,7 +5614,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h6;
+      \$9  = 3'h7;
     end else if (\$5 ) begin
       \$9  = \$6 [2:0];
     end
@@ -5738,7 +5643,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$8 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$8  <= 1'h0;
   input signed [7:0] b;
@@ -5830,7 +5735,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h5;
+      \$9  = 3'h6;
     end else if (\$5 ) begin
       \$9  = \$6 [2:0];
     end
@@ -5859,7 +5764,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$9 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$9  <= 1'h0;
   input signed [7:0] b;
@@ -5951,7 +5856,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h4;
+      \$9  = 3'h5;
     end else if (\$5 ) begin
       \$9  = \$6 [2:0];
     end
@@ -5980,7 +5885,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$10 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$10  <= 1'h0;
   input signed [7:0] b;
@@ -6014,10 +5919,10 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
   wire [31:0] \$3 ;
   wire \$4 ;
   wire \$5 ;
-  wire [2:0] \$6 ;
+  wire [3:0] \$6 ;
   reg [31:0] \$7 ;
   reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
+  reg [2:0] \$9 ;
   (* init = 8'h00 *)
   wire signed [7:0] a_reg;
   reg signed [31:0] acc = 32'd0;
@@ -6025,7 +5930,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
+  reg [2:0] hold = 3'h0;
   wire signed [31:0] total;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
@@ -6072,12 +5977,12 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 2'h3;
+      \$9  = 3'h4;
     end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
+      \$9  = \$6 [2:0];
     end
     if (rst) begin
-      \$9  = 2'h0;
+      \$9  = 3'h0;
     end
   end
   always @* begin
@@ -6101,7 +6006,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$11 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$11  <= 1'h0;
   input signed [7:0] b;
@@ -6193,7 +6098,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 2'h2;
+      \$9  = 2'h3;
     end else if (\$5 ) begin
       \$9  = \$6 [1:0];
     end
@@ -6222,9 +6127,130 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$12 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$12  <= 1'h0;
+  input signed [7:0] b;
+  wire signed [7:0] b;
+  input valid;
+  wire valid;
+  input last;
+  wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output signed [7:0] b_out;
+  reg signed [7:0] b_out = 8'h00;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  wire [32:0] \$2 ;
+  wire [31:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [2:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [1:0] \$9 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  reg signed [31:0] acc = 32'd0;
+  (* init = 8'h00 *)
+  wire signed [7:0] b_reg;
+  (* init = 32'd0 *)
+  wire signed [31:0] drain;
+  reg [1:0] hold = 2'h0;
+  wire signed [31:0] total;
+  assign \$1  = $signed(a) * $signed(b);
+  assign \$2  = $signed(acc) + $signed(\$1 );
+  assign \$3  = last ? 32'd0 : \$2 [31:0];
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
+  always @(posedge clk)
+    acc <= \$7 ;
+  always @(posedge clk)
+    drain_out <= \$8 ;
+  always @(posedge clk)
+    hold <= \$9 ;
+  always @(posedge clk)
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    b_out <= b;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$7  = acc;
+    if (valid) begin
+      \$7  = \$3 ;
+    end
+    if (rst) begin
+      \$7  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 2'h2;
+    end else if (\$5 ) begin
+      \$9  = \$6 [1:0];
+    end
+    if (rst) begin
+      \$9  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  assign total = \$2 [31:0];
+  assign drain = drain_out;
+  assign a_reg = a_out;
+  assign b_reg = b_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$13 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$13  <= 1'h0;
   input signed [7:0] b;
   wire signed [7:0] b;
   input valid;
@@ -6289,7 +6315,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
   always @(posedge clk)
     b_out <= b;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$7  = acc;
     if (valid) begin
       \$7  = \$3 ;
@@ -6299,7 +6325,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$8  = drain_out;
     (* full_case = 32'd1 *)
     if (\$4 ) begin
@@ -6310,7 +6336,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$9  = hold;
     if (\$4 ) begin
       \$9  = 1'h1;
@@ -6322,14 +6348,14 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$10  = valid;
     if (rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$11  = last;
     if (rst) begin
       \$11  = 1'h0;
@@ -6344,8 +6370,8 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
-  reg \$auto$verilog_backend.cc:2505:dump_module$13 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$13  <= 1'h0;
+  reg \$auto$verilog_backend.cc:2505:dump_module$14 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$14  <= 1'h0;
   input signed [7:0] b;
   wire signed [7:0] b;
   input valid;
@@ -6404,7 +6430,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7 (b, valid, last, drain_in, c
     b_out <= b;
   assign \$1  = $signed(a) * $signed(b);
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
     \$6  = acc;
     if (valid) begin
       \$6  = \$3 ;
@@ -6414,14 +6440,14 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7 (b, valid, last, drain_in, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
     \$7  = valid;
     if (rst) begin
       \$7  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
     \$8  = last;
     if (rst) begin
       \$8  = 1'h0;
@@ -6435,46 +6461,50 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_os_8x8_int8_acc32_wrap_64x64x64.tag_delay (rst, i, o, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$14 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$14  <= 1'h0;
+  reg \$auto$verilog_backend.cc:2505:dump_module$15 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$15  <= 1'h0;
   input rst;
   wire rst;
-  input [12:0] i;
-  wire [12:0] i;
-  output [12:0] o;
-  wire [12:0] o;
+  input [16:0] i;
+  wire [16:0] i;
+  output [16:0] o;
+  wire [16:0] o;
   input clk;
   wire clk;
-  reg [194:0] \$1 ;
-  wire [12:0] \i[0] ;
+  reg [254:0] \$1 ;
+  wire [16:0] \i[0] ;
   wire \i[0].final ;
   wire [6:0] \i[0].m0 ;
   wire [3:0] \i[0].ntile ;
+  wire [3:0] \i[0].rows ;
   wire \i[0].valid ;
-  reg [194:0] lane0 = 195'h0000000000000000000000000000000000000000000000000;
-  wire [12:0] \o[0] ;
+  reg [254:0] lane0 = 255'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [16:0] \o[0] ;
   wire \o[0].final ;
   wire [6:0] \o[0].m0 ;
   wire [3:0] \o[0].ntile ;
+  wire [3:0] \o[0].rows ;
   wire \o[0].valid ;
   always @(posedge clk)
     lane0 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$1  = { lane0[181:0], i };
+    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
+    \$1  = { lane0[237:0], i };
     if (rst) begin
-      \$1  = 195'h0000000000000000000000000000000000000000000000000;
+      \$1  = 255'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
-  assign o = lane0[194:182];
+  assign o = lane0[254:238];
   assign \i[0]  = i;
   assign \i[0].valid  = i[0];
   assign \i[0].final  = i[1];
   assign \i[0].m0  = i[8:2];
   assign \i[0].ntile  = i[12:9];
-  assign \o[0]  = lane0[194:182];
-  assign \o[0].valid  = lane0[182];
-  assign \o[0].final  = lane0[183];
-  assign \o[0].m0  = lane0[190:184];
-  assign \o[0].ntile  = lane0[194:191];
+  assign \i[0].rows  = i[16:13];
+  assign \o[0]  = lane0[254:238];
+  assign \o[0].valid  = lane0[238];
+  assign \o[0].final  = lane0[239];
+  assign \o[0].m0  = lane0[246:240];
+  assign \o[0].ntile  = lane0[250:247];
+  assign \o[0].rows  = lane0[254:251];
 endmodule

@@ -85,7 +85,8 @@ class OutputStationarySequencer(Sequencer):
 
         # A tile's rows leave the array result_latency cycles after its last beat went in:
         # carry the tile's coordinates alongside, then write each row to C.
-        tag = data.StructLayout({"valid": 1, "final": 1, "m0": len(m0), "ntile": len(ntile)})
+        tag = data.StructLayout({"valid": 1, "final": 1, "m0": len(m0), "ntile": len(ntile),
+                                 "rows": range(R + 1)})
         m.submodules.tag_delay = tag_delay = DelayLanes(
             tag, [self.buffer_read_latency - 1 + array.result_latency], reset_less=False)
         m.d.comb += [
@@ -93,19 +94,18 @@ class OutputStationarySequencer(Sequencer):
             tag_delay.i[0].final.eq(last_m & last_n),
             tag_delay.i[0].m0.eq(m0),
             tag_delay.i[0].ntile.eq(ntile),
+            # the tile's rows inside M: M - m0 <= R exactly in the last row tile
+            tag_delay.i[0].rows.eq(Mux(last_m, job.m - m0, R)),
         ]
         # Per tile, registered with its coordinates: the rows inside M (rows past M are
-        # padding), so that the write enable is a small comparison, not an add and compare.
+        # padding, the count travels with the tag), so that the write enable is a small
+        # comparison.
         out_m0 = Signal.like(m0)
         out_ntile = Signal.like(ntile)
-        out_final = Signal()
         out_rows = Signal(range(R + 1))
-        left = Signal(range(cfg.max_m + 1))
-        m.d.comb += left.eq(job.m - tag_delay.o[0].m0)
         with m.If(tag_delay.o[0].valid):
             m.d.sync += [out_m0.eq(tag_delay.o[0].m0), out_ntile.eq(tag_delay.o[0].ntile),
-                         out_final.eq(tag_delay.o[0].final),
-                         out_rows.eq(Mux(left >= R, R, left))]
+                         out_rows.eq(tag_delay.o[0].rows)]
         row_m = Signal(range(cfg.max_m + R + 1))
         shift = R.bit_length() - 1
         if R == 1 << shift:  # m0 is a multiple of R: the row is its low bits
@@ -116,5 +116,10 @@ class OutputStationarySequencer(Sequencer):
             bufs.c_wr.addr.eq(c_addr(cfg, row_m, out_ntile)),
             bufs.c_wr.data.eq(array.o.payload.data),
             bufs.c_wr.en.eq(array.o.valid & (array.o.payload.row < out_rows)),
-            seq.final_write.eq(array.o.valid & (array.o.payload.row == 0) & out_final),
         ]
+        # The final tile's row 0 (its last row out) leaves the array R cycles after its tag:
+        # final_write from the tag through R registers, not from the array's output (far from
+        # the shell's control).
+        m.submodules.final_delay = final_delay = DelayLanes(1, [R], reset_less=False)
+        m.d.comb += [final_delay.i[0].eq(tag_delay.o[0].valid & tag_delay.o[0].final),
+                     seq.final_write.eq(final_delay.o[0])]
