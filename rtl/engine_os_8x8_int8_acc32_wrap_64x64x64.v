@@ -42,69 +42,87 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   input [48:0] cmd__payload;
   wire [48:0] cmd__payload;
   wire \$1 ;
-  wire [7:0] \$10 ;
+  wire \$10 ;
   wire [7:0] \$100 ;
   wire [7:0] \$101 ;
   wire \$102 ;
   wire [7:0] \$103 ;
-  wire \$104 ;
-  wire [32:0] \$105 ;
-  wire [32:0] \$106 ;
-  wire \$107 ;
-  wire \$108 ;
+  wire [7:0] \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire [32:0] \$107 ;
+  wire [32:0] \$108 ;
   wire \$109 ;
   wire \$11 ;
   wire \$110 ;
-  wire [7:0] \$111 ;
+  wire \$111 ;
   wire \$112 ;
-  wire [7:0] \$113 ;
-  wire [7:0] \$114 ;
-  wire \$115 ;
-  wire [7:0] \$116 ;
-  wire [4:0] \$117 ;
+  wire \$113 ;
+  wire \$114 ;
+  wire [7:0] \$115 ;
+  wire \$116 ;
+  wire [7:0] \$117 ;
   wire \$118 ;
-  wire \$119 ;
+  wire [7:0] \$119 ;
   wire \$12 ;
-  reg \$120 ;
-  reg [6:0] \$121 ;
-  reg [6:0] \$122 ;
-  reg [6:0] \$123 ;
-  reg [6:0] \$124 ;
-  reg [3:0] \$125 ;
-  reg [9:0] \$126 ;
-  reg [9:0] \$127 ;
+  wire [4:0] \$120 ;
+  wire [7:0] \$121 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire \$124 ;
+  reg \$125 ;
+  reg [6:0] \$126 ;
+  reg [6:0] \$127 ;
   reg [6:0] \$128 ;
-  reg [3:0] \$129 ;
-  wire [7:0] \$13 ;
-  reg \$130 ;
-  reg [3:0] \$131 ;
-  reg \$132 ;
-  reg [31:0] \$133 ;
-  reg [6:0] \$134 ;
-  reg [6:0] \$135 ;
-  reg [6:0] \$136 ;
-  reg [9:0] \$137 ;
-  reg [6:0] \$138 ;
-  reg [6:0] \$139 ;
+  reg [6:0] \$129 ;
+  wire \$13 ;
+  reg [3:0] \$130 ;
+  reg [9:0] \$131 ;
+  reg [9:0] \$132 ;
+  reg \$133 ;
+  reg \$134 ;
+  reg \$135 ;
+  reg \$136 ;
+  reg [6:0] \$137 ;
+  reg [3:0] \$138 ;
+  reg [3:0] \$139 ;
   wire \$14 ;
   reg \$140 ;
-  reg [9:0] \$141 ;
+  reg [31:0] \$141 ;
   reg [6:0] \$142 ;
   reg [6:0] \$143 ;
-  reg \$144 ;
-  reg \$145 ;
+  reg [6:0] \$144 ;
+  reg [9:0] \$145 ;
   reg [6:0] \$146 ;
   reg [6:0] \$147 ;
-  reg [2:0] \$148 ;
-  reg [6:0] \$149 ;
-  wire [7:0] \$15 ;
-  reg [6:0] \$150 ;
-  reg [3:0] \$151 ;
-  reg \$152 ;
-  reg \$153 ;
+  reg \$148 ;
+  reg \$149 ;
+  wire \$15 ;
+  reg \$150 ;
+  reg \$151 ;
+  reg [9:0] \$152 ;
+  reg [6:0] \$153 ;
+  reg [6:0] \$154 ;
+  reg \$155 ;
+  reg \$156 ;
+  reg \$157 ;
+  reg \$158 ;
+  reg \$159 ;
   wire \$16 ;
+  reg [6:0] \$160 ;
+  reg [6:0] \$161 ;
+  reg [2:0] \$162 ;
+  reg [6:0] \$163 ;
+  reg [6:0] \$164 ;
+  reg [3:0] \$165 ;
+  reg \$166 ;
+  reg \$167 ;
+  reg \$168 ;
+  reg \$169 ;
   wire \$17 ;
-  wire [7:0] \$18 ;
+  reg \$170 ;
+  reg \$171 ;
+  wire \$18 ;
   wire \$19 ;
   wire [7:0] \$2 ;
   wire \$20 ;
@@ -116,33 +134,33 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
-  wire \$29 ;
+  wire [6:0] \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire \$31 ;
+  wire [6:0] \$31 ;
   wire \$32 ;
   wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
+  wire [7:0] \$37 ;
+  wire [4:0] \$38 ;
+  wire [10:0] \$39 ;
   wire [10:0] \$4 ;
-  wire [6:0] \$40 ;
-  wire [7:0] \$41 ;
-  wire \$42 ;
-  wire [7:0] \$43 ;
-  wire \$44 ;
-  wire [7:0] \$45 ;
-  wire [4:0] \$46 ;
-  wire [10:0] \$47 ;
-  wire [7:0] \$48 ;
-  wire [10:0] \$49 ;
+  wire [7:0] \$40 ;
+  wire \$41 ;
+  wire [7:0] \$42 ;
+  wire [10:0] \$43 ;
+  wire [7:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire [7:0] \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire [10:0] \$5 ;
-  wire [7:0] \$50 ;
+  wire \$50 ;
   wire \$51 ;
-  wire [6:0] \$52 ;
+  wire \$52 ;
   wire \$53 ;
   wire \$54 ;
   wire \$55 ;
@@ -150,7 +168,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [7:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -183,42 +201,42 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$87 ;
   wire \$88 ;
   wire \$89 ;
-  wire \$9 ;
-  wire [10:0] \$90 ;
-  wire [7:0] \$91 ;
-  wire \$92 ;
+  wire [7:0] \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire [10:0] \$92 ;
   wire [7:0] \$93 ;
   wire [7:0] \$94 ;
   wire \$95 ;
   wire [7:0] \$96 ;
-  wire [10:0] \$97 ;
-  wire [7:0] \$98 ;
-  wire \$99 ;
+  wire [7:0] \$97 ;
+  wire \$98 ;
+  wire [10:0] \$99 ;
   reg [8:0] \$signature__addr ;
   wire [8:0] \$signature__addr$29 ;
   wire [8:0] \$signature__addr$31 ;
-  wire [8:0] \$signature__addr$52 ;
+  wire [8:0] \$signature__addr$50 ;
   reg [8:0] \$signature__addr$66 ;
   reg [8:0] \$signature__addr$70 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$44 ;
-  wire signed [7:0] \$signature__data$44[0] ;
-  wire signed [7:0] \$signature__data$44[1] ;
-  wire signed [7:0] \$signature__data$44[2] ;
-  wire signed [7:0] \$signature__data$44[3] ;
-  wire signed [7:0] \$signature__data$44[4] ;
-  wire signed [7:0] \$signature__data$44[5] ;
-  wire signed [7:0] \$signature__data$44[6] ;
-  wire signed [7:0] \$signature__data$44[7] ;
-  wire [255:0] \$signature__data$54 ;
-  wire signed [31:0] \$signature__data$54[0] ;
-  wire signed [31:0] \$signature__data$54[1] ;
-  wire signed [31:0] \$signature__data$54[2] ;
-  wire signed [31:0] \$signature__data$54[3] ;
-  wire signed [31:0] \$signature__data$54[4] ;
-  wire signed [31:0] \$signature__data$54[5] ;
-  wire signed [31:0] \$signature__data$54[6] ;
-  wire signed [31:0] \$signature__data$54[7] ;
+  wire [63:0] \$signature__data$42 ;
+  wire signed [7:0] \$signature__data$42[0] ;
+  wire signed [7:0] \$signature__data$42[1] ;
+  wire signed [7:0] \$signature__data$42[2] ;
+  wire signed [7:0] \$signature__data$42[3] ;
+  wire signed [7:0] \$signature__data$42[4] ;
+  wire signed [7:0] \$signature__data$42[5] ;
+  wire signed [7:0] \$signature__data$42[6] ;
+  wire signed [7:0] \$signature__data$42[7] ;
+  wire [255:0] \$signature__data$52 ;
+  wire signed [31:0] \$signature__data$52[0] ;
+  wire signed [31:0] \$signature__data$52[1] ;
+  wire signed [31:0] \$signature__data$52[2] ;
+  wire signed [31:0] \$signature__data$52[3] ;
+  wire signed [31:0] \$signature__data$52[4] ;
+  wire signed [31:0] \$signature__data$52[5] ;
+  wire signed [31:0] \$signature__data$52[6] ;
+  wire signed [31:0] \$signature__data$52[7] ;
   wire [255:0] \$signature__data$62 ;
   wire signed [31:0] \$signature__data$62[0] ;
   wire signed [31:0] \$signature__data$62[1] ;
@@ -255,7 +273,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \$signature__data[6] ;
   wire signed [7:0] \$signature__data[7] ;
   reg \$signature__en ;
-  wire \$signature__en$55 ;
+  wire \$signature__en$53 ;
   reg \$signature__en$69 ;
   reg \$signature__en$73 ;
   wire signed [7:0] \a__payload[0] ;
@@ -270,7 +288,10 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [9:0] a_load_addr = 10'h000;
   reg a_load_done = 1'h0;
   reg [6:0] a_load_inner = 7'h00;
+  reg a_load_inner_last = 1'h0;
+  reg a_load_inner_last0 = 1'h0;
   reg [6:0] a_load_outer = 7'h00;
+  reg a_load_outer_last = 1'h0;
   wire signed [7:0] \b__payload[0] ;
   wire signed [7:0] \b__payload[1] ;
   wire signed [7:0] \b__payload[2] ;
@@ -283,7 +304,10 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [9:0] b_load_addr = 10'h000;
   reg b_load_done = 1'h0;
   reg [6:0] b_load_inner = 7'h00;
+  reg b_load_inner_last = 1'h0;
+  reg b_load_inner_last0 = 1'h0;
   reg [6:0] b_load_outer = 7'h00;
+  reg b_load_outer_last = 1'h0;
   wire beat;
   wire [255:0] \c__payload.data ;
   wire signed [31:0] \c__payload.data[0] ;
@@ -304,7 +328,11 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire [15:0] \cmd__payload.n ;
   (* init = 32'd0 *)
   wire [31:0] \cycles$18 ;
+  reg d_first_last_n = 1'h0;
+  reg d_last_m = 1'h0;
+  reg d_last_n = 1'h0;
   reg [6:0] d_m = 7'h00;
+  reg d_more = 1'h0;
   reg [6:0] d_n0 = 7'h00;
   reg [3:0] d_tile = 4'h0;
   (* init = 1'h0 *)
@@ -312,13 +340,17 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [2:0] engine_state = 3'h0;
   (* init = 1'h0 *)
   wire \error$19 ;
+  reg first_last_m = 1'h0;
   wire [1:0] i;
-  wire [12:0] \i$45 ;
-  wire [12:0] \i$45[0] ;
-  wire \i$45[0].final ;
-  wire [6:0] \i$45[0].m0 ;
-  wire [3:0] \i$45[0].ntile ;
-  wire \i$45[0].valid ;
+  wire [16:0] \i$43 ;
+  wire [16:0] \i$43[0] ;
+  wire \i$43[0].final ;
+  wire [6:0] \i$43[0].m0 ;
+  wire [3:0] \i$43[0].ntile ;
+  wire [3:0] \i$43[0].rows ;
+  wire \i$43[0].valid ;
+  wire \i$56 ;
+  wire \i$56[0] ;
   wire [1:0] \i[0] ;
   wire \i[0].beat ;
   wire \i[0].last ;
@@ -347,17 +379,21 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [6:0] job_m = 7'h00;
   reg [6:0] job_n = 7'h00;
   wire last;
-  wire [6:0] left;
+  reg last_m = 1'h0;
+  reg last_n = 1'h0;
   reg [6:0] m0 = 7'h00;
   reg [6:0] n0 = 7'h00;
   reg [3:0] ntile = 4'h0;
   wire [1:0] o;
-  wire [12:0] \o$48 ;
-  wire [12:0] \o$48[0] ;
-  wire \o$48[0].final ;
-  wire [6:0] \o$48[0].m0 ;
-  wire [3:0] \o$48[0].ntile ;
-  wire \o$48[0].valid ;
+  wire [16:0] \o$57 ;
+  wire [16:0] \o$57[0] ;
+  wire \o$57[0].final ;
+  wire [6:0] \o$57[0].m0 ;
+  wire [3:0] \o$57[0].ntile ;
+  wire [3:0] \o$57[0].rows ;
+  wire \o$57[0].valid ;
+  wire \o$59 ;
+  wire \o$59[0] ;
   wire [1:0] \o[0] ;
   wire \o[0].beat ;
   wire \o[0].last ;
@@ -373,7 +409,6 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [31:0] \o__payload.data[7] ;
   wire [2:0] \o__payload.row ;
   wire o__valid;
-  reg out_final = 1'h0;
   reg [6:0] out_m0 = 7'h00;
   reg [3:0] out_ntile = 4'h0;
   reg [3:0] out_rows = 4'h0;
@@ -383,7 +418,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg seq_end;
   wire seq_final_write;
   reg seq_run;
-  reg seq_start;
+  reg slot_end = 1'h0;
   reg [6:0] span = 7'h00;
   reg [6:0] weights_k = 7'h00;
   reg [6:0] weights_n = 7'h00;
@@ -1437,7 +1472,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     _1_ <= b_mem[\$5 [8:0]];
   end
   initial _1_ = 64'h0000000000000000;
-  assign \$signature__data$44  = _1_;
+  assign \$signature__data$42  = _1_;
   reg [255:0] c_mem [511:0];
   initial begin
     c_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -1954,7 +1989,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     c_mem[511] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$55 )
+    if (\$signature__en$53 )
       c_mem[{ out_ntile[2:0], out_m0[5:3], o__payload[258:256] }] <= o__payload[255:0];
   end
   reg [255:0] _2_;
@@ -1972,190 +2007,221 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign last = beat & \$3 ;
   assign \$4  = a_base + s;
   assign \$5  = b_base + s;
-  assign \$6  = span - 1'h1;
-  assign \$7  = s == \$6 ;
-  assign \$8  = m0 + 4'h8;
-  assign \$9  = \$8  >= job_m;
-  assign \$10  = n0 + 4'h8;
-  assign \$11  = \$10  >= job_n;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = m0 + 4'h8;
-  assign \$14  = \$13  >= job_m;
-  assign \$15  = n0 + 4'h8;
-  assign \$16  = \$15  >= job_n;
-  assign \$17  = \$14  & \$16 ;
-  assign \$18  = job_m - \o$48 [8:2];
-  assign \$19  = o__payload[258:256] < out_rows;
-  assign \$signature__en$55  = o__valid & \$19 ;
-  assign \$20  = o__payload[258:256] == 3'h0;
-  assign \$21  = o__valid & \$20 ;
-  assign seq_final_write = \$21  & out_final;
-  assign \$22  = ~ rst;
-  assign \$23  = ~ a_load_done;
-  assign \$24  = ~ rst;
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = ~ b_load_done;
-  assign \$27  = ~ rst;
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = a__valid & a__ready;
-  assign \$30  = b__valid & b__ready;
-  assign \$31  = a_load_done & b_load_done;
-  assign \$32  = ~ c__valid;
-  assign \$33  = \$32  | c__ready;
-  assign \$34  = engine_state == 3'h0;
-  assign \$35  = engine_state == 1'h1;
-  assign \$36  = engine_state == 2'h2;
-  assign \$37  = engine_state == 2'h3;
-  assign \$38  = engine_state == 3'h4;
-  assign \$39  = job_k > 4'h8;
-  assign \$40  = \$39  ? job_k : 7'h08;
-  assign \$41  = span - 1'h1;
-  assign \$42  = s == \$41 ;
-  assign \$43  = m0 + 4'h8;
-  assign \$44  = \$43  >= job_m;
-  assign \$45  = n0 + 4'h8;
-  assign \$46  = ntile + 1'h1;
-  assign \$47  = b_base + job_k;
-  assign \$48  = m0 + 4'h8;
-  assign \$49  = a_base + job_k;
-  assign \$50  = s + 1'h1;
-  assign \$51  = \$18 [6:0] >= 4'h8;
-  assign \$52  = \$51  ? 7'h08 : \$18 [6:0];
-  assign \$53  = cmd__valid & cmd__ready;
-  assign \$54  = cmd__payload[15:0] == 16'h0000;
-  assign \$55  = cmd__payload[31:16] == 16'h0000;
+  assign \$6  = last_m & last_n;
+  assign \$7  = last_m & last_n;
+  assign \$8  = job_m - m0;
+  assign \$9  = last_m ? \$8  : 8'h08;
+  assign \$10  = o__payload[258:256] < out_rows;
+  assign \$signature__en$53  = o__valid & \$10 ;
+  assign \i$56  = \o$57 [0] & \o$57 [1];
+  assign \$11  = ~ rst;
+  assign \$12  = ~ a_load_done;
+  assign \$13  = ~ rst;
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = ~ b_load_done;
+  assign \$16  = ~ rst;
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = a__valid & a__ready;
+  assign \$19  = b__valid & b__ready;
+  assign \$20  = ~ c__valid;
+  assign \$21  = \$20  | c__ready;
+  assign \$22  = engine_state == 3'h0;
+  assign \$23  = engine_state == 1'h1;
+  assign \$24  = engine_state == 2'h2;
+  assign \$25  = engine_state == 2'h3;
+  assign \$26  = engine_state == 3'h4;
+  assign \$27  = ~ seq_run;
+  assign \$28  = job_k > 4'h8;
+  assign \$29  = \$28  ? job_k : 7'h08;
+  assign \$30  = job_k > 4'h8;
+  assign \$31  = \$30  ? job_k : 7'h08;
+  assign \$32  = \$31  == 1'h1;
+  assign \$33  = job_m <= 4'h8;
+  assign \$34  = job_m <= 4'h8;
+  assign \$35  = job_n <= 4'h8;
+  assign \$36  = span == 1'h1;
+  assign \$37  = n0 + 4'h8;
+  assign \$38  = ntile + 1'h1;
+  assign \$39  = b_base + job_k;
+  assign \$40  = n0 + 5'h10;
+  assign \$41  = \$40  >= job_n;
+  assign \$42  = m0 + 4'h8;
+  assign \$43  = a_base + job_k;
+  assign \$44  = m0 + 5'h10;
+  assign \$45  = \$44  >= job_m;
+  assign \$46  = s + 1'h1;
+  assign \$47  = s + 2'h2;
+  assign \$48  = \$47  == span;
+  assign \$49  = cmd__valid & cmd__ready;
+  assign \$50  = cmd__payload[15:0] == 16'h0000;
+  assign \$51  = cmd__payload[31:16] == 16'h0000;
+  assign \$52  = \$50  | \$51 ;
+  assign \$53  = cmd__payload[47:32] == 16'h0000;
+  assign \$54  = \$52  | \$53 ;
+  assign \$55  = cmd__payload[15:0] > 7'h40;
   assign \$56  = \$54  | \$55 ;
-  assign \$57  = cmd__payload[47:32] == 16'h0000;
+  assign \$57  = cmd__payload[31:16] > 7'h40;
   assign \$58  = \$56  | \$57 ;
-  assign \$59  = cmd__payload[15:0] > 7'h40;
+  assign \$59  = cmd__payload[47:32] > 7'h40;
   assign \$60  = \$58  | \$59 ;
-  assign \$61  = cmd__payload[31:16] > 7'h40;
-  assign \$62  = \$60  | \$61 ;
-  assign \$63  = cmd__payload[47:32] > 7'h40;
-  assign \$64  = \$62  | \$63 ;
-  assign \$65  = ~ weights_valid;
-  assign \$66  = cmd__payload[31:16] != weights_k;
-  assign \$67  = \$65  | \$66 ;
-  assign \$68  = cmd__payload[47:32] != weights_n;
-  assign \$69  = \$67  | \$68 ;
-  assign \$70  = cmd__payload[48] & \$69 ;
-  assign \$71  = \$64  | \$70 ;
-  assign \$72  = cmd__payload[15:0] == 16'h0000;
-  assign \$73  = cmd__payload[31:16] == 16'h0000;
+  assign \$61  = ~ weights_valid;
+  assign \$62  = cmd__payload[31:16] != weights_k;
+  assign \$63  = \$61  | \$62 ;
+  assign \$64  = cmd__payload[47:32] != weights_n;
+  assign \$65  = \$63  | \$64 ;
+  assign \$66  = cmd__payload[48] & \$65 ;
+  assign \$67  = \$60  | \$66 ;
+  assign \$68  = cmd__payload[15:0] == 16'h0000;
+  assign \$69  = cmd__payload[31:16] == 16'h0000;
+  assign \$70  = \$68  | \$69 ;
+  assign \$71  = cmd__payload[47:32] == 16'h0000;
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = cmd__payload[15:0] > 7'h40;
   assign \$74  = \$72  | \$73 ;
-  assign \$75  = cmd__payload[47:32] == 16'h0000;
+  assign \$75  = cmd__payload[31:16] > 7'h40;
   assign \$76  = \$74  | \$75 ;
-  assign \$77  = cmd__payload[15:0] > 7'h40;
+  assign \$77  = cmd__payload[47:32] > 7'h40;
   assign \$78  = \$76  | \$77 ;
-  assign \$79  = cmd__payload[31:16] > 7'h40;
-  assign \$80  = \$78  | \$79 ;
-  assign \$81  = cmd__payload[47:32] > 7'h40;
-  assign \$82  = \$80  | \$81 ;
-  assign \$83  = ~ weights_valid;
-  assign \$84  = cmd__payload[31:16] != weights_k;
-  assign \$85  = \$83  | \$84 ;
-  assign \$86  = cmd__payload[47:32] != weights_n;
-  assign \$87  = \$85  | \$86 ;
-  assign \$88  = cmd__payload[48] & \$87 ;
-  assign \$89  = \$82  | \$88 ;
-  assign \$90  = a_load_addr + 1'h1;
-  assign \$91  = job_k - 1'h1;
-  assign \$92  = a_load_inner == \$91 ;
+  assign \$79  = ~ weights_valid;
+  assign \$80  = cmd__payload[31:16] != weights_k;
+  assign \$81  = \$79  | \$80 ;
+  assign \$82  = cmd__payload[47:32] != weights_n;
+  assign \$83  = \$81  | \$82 ;
+  assign \$84  = cmd__payload[48] & \$83 ;
+  assign \$85  = \$78  | \$84 ;
+  assign \$86  = cmd__payload[31:16] == 1'h1;
+  assign \$87  = cmd__payload[31:16] == 1'h1;
+  assign \$88  = cmd__payload[15:0] <= 4'h8;
+  assign \$89  = cmd__payload[31:16] == 1'h1;
+  assign \$90  = cmd__payload[31:16] == 1'h1;
+  assign \$91  = cmd__payload[47:32] <= 4'h8;
+  assign \$92  = a_load_addr + 1'h1;
   assign \$93  = a_load_outer + 4'h8;
-  assign \$94  = a_load_outer + 4'h8;
+  assign \$94  = a_load_outer + 5'h10;
   assign \$95  = \$94  >= job_m;
   assign \$96  = a_load_inner + 1'h1;
-  assign \$97  = b_load_addr + 1'h1;
-  assign \$98  = job_k - 1'h1;
-  assign \$99  = b_load_inner == \$98 ;
+  assign \$97  = a_load_inner + 2'h2;
+  assign \$98  = \$97  == job_k;
+  assign \$99  = b_load_addr + 1'h1;
   assign \$100  = b_load_outer + 4'h8;
-  assign \$101  = b_load_outer + 4'h8;
+  assign \$101  = b_load_outer + 5'h10;
   assign \$102  = \$101  >= job_n;
   assign \$103  = b_load_inner + 1'h1;
-  assign \$104  = a_load_done & b_load_done;
-  assign \$105  = cycles + 1'h1;
-  assign \$106  = cycles + 1'h1;
-  assign \$107  = ~ c__valid;
-  assign \$108  = \$107  | c__ready;
-  assign \$109  = d_m < job_m;
-  assign \$110  = d_m < job_m;
-  assign \$111  = d_n0 + 4'h8;
-  assign \$112  = \$111  >= job_n;
-  assign \$113  = d_m + 1'h1;
-  assign \$114  = d_m + 1'h1;
-  assign \$115  = \$114  == job_m;
-  assign \$116  = d_n0 + 4'h8;
-  assign \$117  = d_tile + 1'h1;
-  assign \$118  = c__valid & c__ready;
-  assign \$119  = \$118  & c__payload[256];
+  assign \$104  = b_load_inner + 2'h2;
+  assign \$105  = \$104  == job_k;
+  assign \$106  = a_load_done & b_load_done;
+  assign \$107  = cycles + 1'h1;
+  assign \$108  = cycles + 1'h1;
+  assign \$109  = | job_m;
+  assign \$110  = job_m == 1'h1;
+  assign \$111  = job_n <= 4'h8;
+  assign \$112  = job_n <= 4'h8;
+  assign \$113  = ~ c__valid;
+  assign \$114  = \$113  | c__ready;
+  assign \$115  = d_m + 1'h1;
+  assign \$116  = ~ d_last_m;
+  assign \$117  = d_m + 2'h2;
+  assign \$118  = \$117  == job_m;
+  assign \$119  = d_n0 + 4'h8;
+  assign \$120  = d_tile + 1'h1;
+  assign \$121  = d_n0 + 5'h10;
+  assign \$122  = \$121  >= job_n;
+  assign \$123  = c__valid & c__ready;
+  assign \$124  = \$123  & c__payload[256];
   always @(posedge clk)
-    done <= \$120 ;
+    done <= \$125 ;
   always @(posedge clk)
-    span <= \$121 ;
+    span <= \$126 ;
   always @(posedge clk)
-    s <= \$122 ;
+    s <= \$127 ;
   always @(posedge clk)
-    m0 <= \$123 ;
+    m0 <= \$128 ;
   always @(posedge clk)
-    n0 <= \$124 ;
+    n0 <= \$129 ;
   always @(posedge clk)
-    ntile <= \$125 ;
+    ntile <= \$130 ;
   always @(posedge clk)
-    a_base <= \$126 ;
+    a_base <= \$131 ;
   always @(posedge clk)
-    b_base <= \$127 ;
+    b_base <= \$132 ;
   always @(posedge clk)
-    out_m0 <= \$128 ;
+    slot_end <= \$133 ;
   always @(posedge clk)
-    out_ntile <= \$129 ;
+    first_last_m <= \$134 ;
   always @(posedge clk)
-    out_final <= \$130 ;
+    last_m <= \$135 ;
   always @(posedge clk)
-    out_rows <= \$131 ;
+    last_n <= \$136 ;
   always @(posedge clk)
-    error <= \$132 ;
+    out_m0 <= \$137 ;
   always @(posedge clk)
-    cycles <= \$133 ;
+    out_ntile <= \$138 ;
   always @(posedge clk)
-    job_m <= \$134 ;
+    out_rows <= \$139 ;
   always @(posedge clk)
-    job_k <= \$135 ;
+    error <= \$140 ;
   always @(posedge clk)
-    job_n <= \$136 ;
+    cycles <= \$141 ;
   always @(posedge clk)
-    a_load_addr <= \$137 ;
+    job_m <= \$142 ;
   always @(posedge clk)
-    a_load_outer <= \$138 ;
+    job_k <= \$143 ;
   always @(posedge clk)
-    a_load_inner <= \$139 ;
+    job_n <= \$144 ;
   always @(posedge clk)
-    a_load_done <= \$140 ;
+    a_load_addr <= \$145 ;
   always @(posedge clk)
-    b_load_addr <= \$141 ;
+    a_load_outer <= \$146 ;
   always @(posedge clk)
-    b_load_outer <= \$142 ;
+    a_load_inner <= \$147 ;
   always @(posedge clk)
-    b_load_inner <= \$143 ;
+    a_load_done <= \$148 ;
   always @(posedge clk)
-    b_load_done <= \$144 ;
+    a_load_inner_last <= \$149 ;
   always @(posedge clk)
-    weights_valid <= \$145 ;
+    a_load_inner_last0 <= \$150 ;
   always @(posedge clk)
-    weights_k <= \$146 ;
+    a_load_outer_last <= \$151 ;
   always @(posedge clk)
-    weights_n <= \$147 ;
+    b_load_addr <= \$152 ;
   always @(posedge clk)
-    engine_state <= \$148 ;
+    b_load_outer <= \$153 ;
   always @(posedge clk)
-    d_m <= \$149 ;
+    b_load_inner <= \$154 ;
   always @(posedge clk)
-    d_n0 <= \$150 ;
+    b_load_done <= \$155 ;
   always @(posedge clk)
-    d_tile <= \$151 ;
+    b_load_inner_last <= \$156 ;
   always @(posedge clk)
-    c__valid <= \$152 ;
+    b_load_inner_last0 <= \$157 ;
   always @(posedge clk)
-    c_last <= \$153 ;
+    b_load_outer_last <= \$158 ;
+  always @(posedge clk)
+    weights_valid <= \$159 ;
+  always @(posedge clk)
+    weights_k <= \$160 ;
+  always @(posedge clk)
+    weights_n <= \$161 ;
+  always @(posedge clk)
+    engine_state <= \$162 ;
+  always @(posedge clk)
+    d_m <= \$163 ;
+  always @(posedge clk)
+    d_n0 <= \$164 ;
+  always @(posedge clk)
+    d_tile <= \$165 ;
+  always @(posedge clk)
+    d_more <= \$166 ;
+  always @(posedge clk)
+    d_last_m <= \$167 ;
+  always @(posedge clk)
+    d_last_n <= \$168 ;
+  always @(posedge clk)
+    d_first_last_n <= \$169 ;
+  always @(posedge clk)
+    c__valid <= \$170 ;
+  always @(posedge clk)
+    c_last <= \$171 ;
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i__payload(i__payload),
@@ -2170,10 +2236,16 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     .lane0(o),
     .rst(rst)
   );
+  \engine_os_8x8_int8_acc32_wrap_64x64x64.final_delay  final_delay (
+    .clk(clk),
+    .i(\i$56 ),
+    .o(seq_final_write),
+    .rst(rst)
+  );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.tag_delay  tag_delay (
     .clk(clk),
-    .i(\i$45 ),
-    .o(\o$48 ),
+    .i(\i$43 ),
+    .o(\o$57 ),
     .rst(rst)
   );
   always @* begin
@@ -2189,7 +2261,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          \$signature__en  = \$33 ;
+          \$signature__en  = \$21 ;
       default:
           /* empty */;
     endcase
@@ -2216,8 +2288,8 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     seq_end = 1'h0;
     if (seq_run) begin
-      if (\$7 ) begin
-        seq_end = \$12 ;
+      if (slot_end) begin
+        seq_end = \$6 ;
       end
     end
   end
@@ -2226,7 +2298,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     cmd__ready = 1'h0;
     casez (engine_state)
       3'h0:
-          cmd__ready = \$22 ;
+          cmd__ready = \$11 ;
       default:
           /* empty */;
     endcase
@@ -2256,7 +2328,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          a__ready = \$25 ;
+          a__ready = \$14 ;
       default:
           /* empty */;
     endcase
@@ -2268,7 +2340,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          b__ready = \$28 ;
+          b__ready = \$17 ;
       default:
           /* empty */;
     endcase
@@ -2304,7 +2376,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$69  = \$29 ;
+          \$signature__en$69  = \$18 ;
       default:
           /* empty */;
     endcase
@@ -2340,21 +2412,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$73  = \$30 ;
-      default:
-          /* empty */;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    seq_start = 1'h0;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          if (\$31 ) begin
-            seq_start = 1'h1;
-          end
+          \$signature__en$73  = \$19 ;
       default:
           /* empty */;
     endcase
@@ -2375,12 +2433,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$120  = 1'h0;
+    \$125  = 1'h0;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
-            if (\$89 ) begin
-              \$120  = 1'h1;
+          if (\$49 ) begin
+            if (\$85 ) begin
+              \$125  = 1'h1;
             end
           end
       3'h1:
@@ -2390,140 +2448,59 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$119 ) begin
-            \$120  = 1'h1;
+          if (\$124 ) begin
+            \$125  = 1'h1;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$120  = 1'h0;
+      \$125  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$121  = span;
-    if (seq_start) begin
-      \$121  = \$40 ;
+    \$126  = span;
+    if (\$27 ) begin
+      \$126  = \$29 ;
     end
     if (rst) begin
-      \$121  = 7'h00;
+      \$126  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$122  = s;
-    if (seq_start) begin
-      \$122  = 7'h00;
+    \$127  = s;
+    if (\$27 ) begin
+      \$127  = 7'h00;
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
-      if (\$42 ) begin
-        \$122  = 7'h00;
+      if (slot_end) begin
+        \$127  = 7'h00;
       end else begin
-        \$122  = \$50 [6:0];
+        \$127  = \$46 [6:0];
       end
     end
     if (rst) begin
-      \$122  = 7'h00;
+      \$127  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$123  = m0;
-    if (seq_start) begin
-      \$123  = 7'h00;
+    \$128  = m0;
+    if (\$27 ) begin
+      \$128  = 7'h00;
     end
     if (seq_run) begin
-      if (\$42 ) begin
+      if (slot_end) begin
         (* full_case = 32'd1 *)
-        if (\$44 ) begin
-          \$123  = 7'h00;
+        if (last_m) begin
+          \$128  = 7'h00;
         end else begin
-          \$123  = \$48 [6:0];
+          \$128  = \$42 [6:0];
         end
       end
-    end
-    if (rst) begin
-      \$123  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$124  = n0;
-    if (seq_start) begin
-      \$124  = 7'h00;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
-        if (\$44 ) begin
-          \$124  = \$45 [6:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$124  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$125  = ntile;
-    if (seq_start) begin
-      \$125  = 4'h0;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
-        if (\$44 ) begin
-          \$125  = \$46 [3:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$125  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$126  = a_base;
-    if (seq_start) begin
-      \$126  = 10'h000;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
-        (* full_case = 32'd1 *)
-        if (\$44 ) begin
-          \$126  = 10'h000;
-        end else begin
-          \$126  = \$49 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$126  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$127  = b_base;
-    if (seq_start) begin
-      \$127  = 10'h000;
-    end
-    if (seq_run) begin
-      if (\$42 ) begin
-        if (\$44 ) begin
-          \$127  = \$47 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$127  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$128  = out_m0;
-    if (\o$48 [0]) begin
-      \$128  = \o$48 [8:2];
     end
     if (rst) begin
       \$128  = 7'h00;
@@ -2531,222 +2508,177 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$129  = out_ntile;
-    if (\o$48 [0]) begin
-      \$129  = \o$48 [12:9];
+    \$129  = n0;
+    if (\$27 ) begin
+      \$129  = 7'h00;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (last_m) begin
+          \$129  = \$37 [6:0];
+        end
+      end
     end
     if (rst) begin
-      \$129  = 4'h0;
+      \$129  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$130  = out_final;
-    if (\o$48 [0]) begin
-      \$130  = \o$48 [1];
+    \$130  = ntile;
+    if (\$27 ) begin
+      \$130  = 4'h0;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (last_m) begin
+          \$130  = \$38 [3:0];
+        end
+      end
     end
     if (rst) begin
-      \$130  = 1'h0;
+      \$130  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$131  = out_rows;
-    if (\o$48 [0]) begin
-      \$131  = \$52 [3:0];
+    \$131  = a_base;
+    if (\$27 ) begin
+      \$131  = 10'h000;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (last_m) begin
+          \$131  = 10'h000;
+        end else begin
+          \$131  = \$43 [9:0];
+        end
+      end
     end
     if (rst) begin
-      \$131  = 4'h0;
+      \$131  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$132  = error;
+    \$132  = b_base;
+    if (\$27 ) begin
+      \$132  = 10'h000;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (last_m) begin
+          \$132  = \$39 [9:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$132  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$133  = slot_end;
+    if (\$27 ) begin
+      \$133  = \$32 ;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$133  = \$36 ;
+      end else begin
+        \$133  = \$48 ;
+      end
+    end
+    if (rst) begin
+      \$133  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$134  = first_last_m;
+    if (\$27 ) begin
+      \$134  = \$33 ;
+    end
+    if (rst) begin
+      \$134  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$135  = last_m;
+    if (\$27 ) begin
+      \$135  = \$34 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (last_m) begin
+          \$135  = first_last_m;
+        end else begin
+          \$135  = \$45 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$135  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$136  = last_n;
+    if (\$27 ) begin
+      \$136  = \$35 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (last_m) begin
+          \$136  = \$41 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$136  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$137  = out_m0;
+    if (\o$57 [0]) begin
+      \$137  = \o$57 [8:2];
+    end
+    if (rst) begin
+      \$137  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$138  = out_ntile;
+    if (\o$57 [0]) begin
+      \$138  = \o$57 [12:9];
+    end
+    if (rst) begin
+      \$138  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$139  = out_rows;
+    if (\o$57 [0]) begin
+      \$139  = \o$57 [16:13];
+    end
+    if (rst) begin
+      \$139  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$140  = error;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
-            \$132  = \$71 ;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$132  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$133  = cycles;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            \$133  = 32'd0;
-          end
-      3'h1:
-          /* empty */;
-      3'h2:
-          \$133  = \$105 [31:0];
-      3'h3:
-          \$133  = \$106 [31:0];
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$133  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$134  = job_m;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$134  = cmd__payload[6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$134  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$135  = job_k;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$135  = cmd__payload[22:16];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$135  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$136  = job_n;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$136  = cmd__payload[38:32];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$136  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$137  = a_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$137  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$69 ) begin
-            \$137  = \$90 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$137  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$138  = a_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$138  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$69 ) begin
-            if (\$92 ) begin
-              \$138  = \$93 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$138  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$139  = a_load_inner;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$139  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$69 ) begin
-            (* full_case = 32'd1 *)
-            if (\$92 ) begin
-              \$139  = 7'h00;
-            end else begin
-              \$139  = \$96 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$139  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$140  = a_load_done;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$140  = 1'h0;
-            end
-          end
-      3'h1:
-          if (\$signature__en$69 ) begin
-            if (\$92 ) begin
-              if (\$95 ) begin
-                \$140  = 1'h1;
-              end
-            end
+          if (\$49 ) begin
+            \$140  = \$67 ;
           end
       default:
           /* empty */;
@@ -2757,43 +2689,35 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$141  = b_load_addr;
+    \$141  = cycles;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              \$141  = 10'h000;
-            end
+          if (\$49 ) begin
+            \$141  = 32'd0;
           end
       3'h1:
-          if (\$signature__en$73 ) begin
-            \$141  = \$97 [9:0];
-          end
+          /* empty */;
+      3'h2:
+          \$141  = \$107 [31:0];
+      3'h3:
+          \$141  = \$108 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$141  = 10'h000;
+      \$141  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$142  = b_load_outer;
+    \$142  = job_m;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$89 ) begin
+            if (\$85 ) begin
             end else begin
-              \$142  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            if (\$99 ) begin
-              \$142  = \$100 [6:0];
+              \$142  = cmd__payload[6:0];
             end
           end
       default:
@@ -2805,23 +2729,14 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$143  = b_load_inner;
+    \$143  = job_k;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$89 ) begin
+            if (\$85 ) begin
             end else begin
-              \$143  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$73 ) begin
-            (* full_case = 32'd1 *)
-            if (\$99 ) begin
-              \$143  = 7'h00;
-            end else begin
-              \$143  = \$103 [6:0];
+              \$143  = cmd__payload[22:16];
             end
           end
       default:
@@ -2833,71 +2748,62 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$144  = b_load_done;
+    \$144  = job_n;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$89 ) begin
+            if (\$85 ) begin
             end else begin
-              \$144  = 1'h0;
-              if (cmd__payload[48]) begin
-                \$144  = 1'h1;
-              end
+              \$144  = cmd__payload[38:32];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$144  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$145  = a_load_addr;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$145  = 10'h000;
             end
           end
       3'h1:
-          if (\$signature__en$73 ) begin
-            if (\$99 ) begin
-              if (\$102 ) begin
-                \$144  = 1'h1;
-              end
-            end
+          if (\$signature__en$69 ) begin
+            \$145  = \$92 [9:0];
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$144  = 1'h0;
+      \$145  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$145  = weights_valid;
+    \$146  = a_load_outer;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$89 ) begin
+            if (\$85 ) begin
             end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$145  = 1'h1;
-              end
+              \$146  = 7'h00;
             end
           end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$145  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$146  = weights_k;
-    casez (engine_state)
-      3'h0:
-          if (\$53 ) begin
-            (* full_case = 32'd1 *)
-            if (\$89 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$146  = cmd__payload[22:16];
-              end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            if (a_load_inner_last) begin
+              \$146  = \$93 [6:0];
             end
           end
       default:
@@ -2909,18 +2815,23 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$147  = weights_n;
+    \$147  = a_load_inner;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$89 ) begin
+            if (\$85 ) begin
             end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$147  = cmd__payload[38:32];
-              end
+              \$147  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            (* full_case = 32'd1 *)
+            if (a_load_inner_last) begin
+              \$147  = 7'h00;
+            end else begin
+              \$147  = \$96 [6:0];
             end
           end
       default:
@@ -2932,42 +2843,388 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$148  = engine_state;
+    \$148  = a_load_done;
     casez (engine_state)
       3'h0:
-          if (\$53 ) begin
+          if (\$49 ) begin
             (* full_case = 32'd1 *)
-            if (\$89 ) begin
+            if (\$85 ) begin
             end else begin
-              \$148  = 3'h1;
+              \$148  = 1'h0;
             end
           end
       3'h1:
-          if (\$104 ) begin
-            \$148  = 3'h2;
+          if (\$signature__en$69 ) begin
+            if (a_load_inner_last) begin
+              if (a_load_outer_last) begin
+                \$148  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$148  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$149  = a_load_inner_last;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$149  = \$86 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            (* full_case = 32'd1 *)
+            if (a_load_inner_last) begin
+              \$149  = a_load_inner_last0;
+            end else begin
+              \$149  = \$98 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$149  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$150  = a_load_inner_last0;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$150  = \$87 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$150  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$151  = a_load_outer_last;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$151  = \$88 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$69 ) begin
+            if (a_load_inner_last) begin
+              \$151  = \$95 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$151  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$152  = b_load_addr;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$152  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            \$152  = \$99 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$152  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$153  = b_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$153  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            if (b_load_inner_last) begin
+              \$153  = \$100 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$153  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$154  = b_load_inner;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$154  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            (* full_case = 32'd1 *)
+            if (b_load_inner_last) begin
+              \$154  = 7'h00;
+            end else begin
+              \$154  = \$103 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$154  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$155  = b_load_done;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$155  = 1'h0;
+              if (cmd__payload[48]) begin
+                \$155  = 1'h1;
+              end
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            if (b_load_inner_last) begin
+              if (b_load_outer_last) begin
+                \$155  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$155  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$156  = b_load_inner_last;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$156  = \$89 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            (* full_case = 32'd1 *)
+            if (b_load_inner_last) begin
+              \$156  = b_load_inner_last0;
+            end else begin
+              \$156  = \$105 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$156  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$157  = b_load_inner_last0;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$157  = \$90 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$157  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$158  = b_load_outer_last;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$158  = \$91 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$73 ) begin
+            if (b_load_inner_last) begin
+              \$158  = \$102 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$158  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$159  = weights_valid;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$159  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$159  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$160  = weights_k;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$160  = cmd__payload[22:16];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$160  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$161  = weights_n;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$161  = cmd__payload[38:32];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$161  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$162  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$49 ) begin
+            (* full_case = 32'd1 *)
+            if (\$85 ) begin
+            end else begin
+              \$162  = 3'h1;
+            end
+          end
+      3'h1:
+          if (\$106 ) begin
+            \$162  = 3'h2;
           end
       3'h2:
           if (seq_end) begin
-            \$148  = 3'h3;
+            \$162  = 3'h3;
           end
       3'h3:
           if (seq_final_write) begin
-            \$148  = 3'h4;
+            \$162  = 3'h4;
           end
       3'h4:
-          if (\$119 ) begin
-            \$148  = 3'h0;
+          if (\$124 ) begin
+            \$162  = 3'h0;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$148  = 3'h0;
+      \$162  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$149  = d_m;
+    \$163  = d_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -2977,13 +3234,13 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$149  = 7'h00;
+            \$163  = 7'h00;
           end
       3'h4:
-          if (\$108 ) begin
-            if (\$110 ) begin
-              if (\$112 ) begin
-                \$149  = \$113 [6:0];
+          if (\$114 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$163  = \$115 [6:0];
               end
             end
           end
@@ -2991,12 +3248,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$149  = 7'h00;
+      \$163  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$150  = d_n0;
+    \$164  = d_n0;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3006,16 +3263,16 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$150  = 7'h00;
+            \$164  = 7'h00;
           end
       3'h4:
-          if (\$108 ) begin
-            if (\$110 ) begin
+          if (\$114 ) begin
+            if (d_more) begin
               (* full_case = 32'd1 *)
-              if (\$112 ) begin
-                \$150  = 7'h00;
+              if (d_last_n) begin
+                \$164  = 7'h00;
               end else begin
-                \$150  = \$116 [6:0];
+                \$164  = \$119 [6:0];
               end
             end
           end
@@ -3023,12 +3280,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$150  = 7'h00;
+      \$164  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$151  = d_tile;
+    \$165  = d_tile;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3038,16 +3295,16 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$151  = 4'h0;
+            \$165  = 4'h0;
           end
       3'h4:
-          if (\$108 ) begin
-            if (\$110 ) begin
+          if (\$114 ) begin
+            if (d_more) begin
               (* full_case = 32'd1 *)
-              if (\$112 ) begin
-                \$151  = 4'h0;
+              if (d_last_n) begin
+                \$165  = 4'h0;
               end else begin
-                \$151  = \$117 [3:0];
+                \$165  = \$120 [3:0];
               end
             end
           end
@@ -3055,12 +3312,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$151  = 4'h0;
+      \$165  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$152  = c__valid;
+    \$166  = d_more;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3070,27 +3327,138 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$152  = 1'h0;
+            \$166  = \$109 ;
+          end
+      3'h4:
+          if (\$114 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$166  = \$116 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$166  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$167  = d_last_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$167  = \$110 ;
+          end
+      3'h4:
+          if (\$114 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$167  = \$118 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$167  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$168  = d_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$168  = \$111 ;
+          end
+      3'h4:
+          if (\$114 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$168  = d_first_last_n;
+              end else begin
+                \$168  = \$122 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$168  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$169  = d_first_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$169  = \$112 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$169  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$170  = c__valid;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$170  = 1'h0;
           end
       3'h4:
         begin
-          if (\$108 ) begin
-            \$152  = \$109 ;
+          if (\$114 ) begin
+            \$170  = d_more;
           end
-          if (\$119 ) begin
-            \$152  = 1'h0;
+          if (\$124 ) begin
+            \$170  = 1'h0;
           end
         end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$152  = 1'h0;
+      \$170  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$153  = c_last;
+    \$171  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3101,13 +3469,13 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$108 ) begin
-            if (\$110 ) begin
+          if (\$114 ) begin
+            if (d_more) begin
               (* full_case = 32'd1 *)
-              if (\$112 ) begin
-                \$153  = \$115 ;
+              if (d_last_n) begin
+                \$171  = d_last_m;
               end else begin
-                \$153  = 1'h0;
+                \$171  = 1'h0;
               end
             end
           end
@@ -3115,7 +3483,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$153  = 1'h0;
+      \$171  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
@@ -3125,10 +3493,10 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__addr$29  = \$4 [8:0];
   assign \$signature__addr$31  = \$5 [8:0];
   assign i__valid = o[0];
-  assign left = \$18 [6:0];
   assign row_m = { out_m0[6:3], o__payload[258:256] };
-  assign \$signature__addr$52  = { out_ntile[2:0], out_m0[5:3], o__payload[258:256] };
-  assign \$signature__data$54  = o__payload[255:0];
+  assign \$signature__addr$50  = { out_ntile[2:0], out_m0[5:3], o__payload[258:256] };
+  assign \$signature__data$52  = o__payload[255:0];
+  assign \o$59  = seq_final_write;
   assign c_valid = c__valid;
   assign \cmd__payload.m  = cmd__payload[15:0];
   assign \cmd__payload.k  = cmd__payload[31:16];
@@ -3193,24 +3561,20 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data[5]  = \$signature__data [47:40];
   assign \$signature__data[6]  = \$signature__data [55:48];
   assign \$signature__data[7]  = \$signature__data [63:56];
-  assign \$signature__data$44[0]  = \$signature__data$44 [7:0];
-  assign \$signature__data$44[1]  = \$signature__data$44 [15:8];
-  assign \$signature__data$44[2]  = \$signature__data$44 [23:16];
-  assign \$signature__data$44[3]  = \$signature__data$44 [31:24];
-  assign \$signature__data$44[4]  = \$signature__data$44 [39:32];
-  assign \$signature__data$44[5]  = \$signature__data$44 [47:40];
-  assign \$signature__data$44[6]  = \$signature__data$44 [55:48];
-  assign \$signature__data$44[7]  = \$signature__data$44 [63:56];
-  assign \i$45[0]  = \i$45 ;
-  assign \i$45[0].valid  = \i$45 [0];
-  assign \i$45[0].final  = \i$45 [1];
-  assign \i$45[0].m0  = \i$45 [8:2];
-  assign \i$45[0].ntile  = \i$45 [12:9];
-  assign \o$48[0]  = \o$48 ;
-  assign \o$48[0].valid  = \o$48 [0];
-  assign \o$48[0].final  = \o$48 [1];
-  assign \o$48[0].m0  = \o$48 [8:2];
-  assign \o$48[0].ntile  = \o$48 [12:9];
+  assign \$signature__data$42[0]  = \$signature__data$42 [7:0];
+  assign \$signature__data$42[1]  = \$signature__data$42 [15:8];
+  assign \$signature__data$42[2]  = \$signature__data$42 [23:16];
+  assign \$signature__data$42[3]  = \$signature__data$42 [31:24];
+  assign \$signature__data$42[4]  = \$signature__data$42 [39:32];
+  assign \$signature__data$42[5]  = \$signature__data$42 [47:40];
+  assign \$signature__data$42[6]  = \$signature__data$42 [55:48];
+  assign \$signature__data$42[7]  = \$signature__data$42 [63:56];
+  assign \i$43[0]  = \i$43 ;
+  assign \i$43[0].valid  = \i$43 [0];
+  assign \i$43[0].final  = \i$43 [1];
+  assign \i$43[0].m0  = \i$43 [8:2];
+  assign \i$43[0].ntile  = \i$43 [12:9];
+  assign \i$43[0].rows  = \i$43 [16:13];
   assign \o__payload.data  = o__payload[255:0];
   assign \o__payload.data[0]  = o__payload[31:0];
   assign \o__payload.data[1]  = o__payload[63:32];
@@ -3221,14 +3585,22 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \o__payload.data[6]  = o__payload[223:192];
   assign \o__payload.data[7]  = o__payload[255:224];
   assign \o__payload.row  = o__payload[258:256];
-  assign \$signature__data$54[0]  = o__payload[31:0];
-  assign \$signature__data$54[1]  = o__payload[63:32];
-  assign \$signature__data$54[2]  = o__payload[95:64];
-  assign \$signature__data$54[3]  = o__payload[127:96];
-  assign \$signature__data$54[4]  = o__payload[159:128];
-  assign \$signature__data$54[5]  = o__payload[191:160];
-  assign \$signature__data$54[6]  = o__payload[223:192];
-  assign \$signature__data$54[7]  = o__payload[255:224];
+  assign \$signature__data$52[0]  = o__payload[31:0];
+  assign \$signature__data$52[1]  = o__payload[63:32];
+  assign \$signature__data$52[2]  = o__payload[95:64];
+  assign \$signature__data$52[3]  = o__payload[127:96];
+  assign \$signature__data$52[4]  = o__payload[159:128];
+  assign \$signature__data$52[5]  = o__payload[191:160];
+  assign \$signature__data$52[6]  = o__payload[223:192];
+  assign \$signature__data$52[7]  = o__payload[255:224];
+  assign \i$56[0]  = \i$56 ;
+  assign \o$57[0]  = \o$57 ;
+  assign \o$57[0].valid  = \o$57 [0];
+  assign \o$57[0].final  = \o$57 [1];
+  assign \o$57[0].m0  = \o$57 [8:2];
+  assign \o$57[0].ntile  = \o$57 [12:9];
+  assign \o$57[0].rows  = \o$57 [16:13];
+  assign \o$59[0]  = seq_final_write;
   assign \$signature__data$62[0]  = \$signature__data$62 [31:0];
   assign \$signature__data$62[1]  = \$signature__data$62 [63:32];
   assign \$signature__data$62[2]  = \$signature__data$62 [95:64];
@@ -3255,12 +3627,13 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data$72[7]  = \$signature__data$72 [63:56];
   assign c__payload[255:0] = \$signature__data$62 ;
   assign c__payload[256] = c_last;
-  assign \i$45 [12:9] = ntile;
-  assign \i$45 [8:2] = m0;
-  assign \i$45 [1] = \$17 ;
-  assign \i$45 [0] = last;
+  assign \i$43 [16:13] = \$9 [3:0];
+  assign \i$43 [12:9] = ntile;
+  assign \i$43 [8:2] = m0;
+  assign \i$43 [1] = \$7 ;
+  assign \i$43 [0] = last;
   assign i__payload[128] = o[1];
-  assign i__payload[127:64] = \$signature__data$44 ;
+  assign i__payload[127:64] = \$signature__data$42 ;
   assign i__payload[63:0] = \$signature__data ;
   assign i[1] = last;
   assign i[0] = beat;
@@ -4696,6 +5069,36 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0 (valid, last, b, clk, rs
 endmodule
 
 (* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.final_delay (rst, i, o, clk);
+  reg \$auto$verilog_backend.cc:2505:dump_module$6 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$6  <= 1'h0;
+  input rst;
+  wire rst;
+  input i;
+  wire i;
+  output o;
+  wire o;
+  input clk;
+  wire clk;
+  reg [7:0] \$1 ;
+  wire \i[0] ;
+  reg [7:0] lane0 = 8'h00;
+  wire \o[0] ;
+  always @(posedge clk)
+    lane0 <= \$1 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$1  = { lane0[6:0], i };
+    if (rst) begin
+      \$1  = 8'h00;
+    end
+  end
+  assign o = lane0[7];
+  assign \i[0]  = i;
+  assign \o[0]  = lane0[7];
+endmodule
+
+(* generator = "Amaranth" *)
 module \engine_os_8x8_int8_acc32_wrap_64x64x64.group_0 (valid, last, b, clk, rst, a_out, valid_out, last_out, drain_out, a);
   input [7:0] valid;
   wire [7:0] valid;
@@ -5120,127 +5523,6 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_0 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
-  reg \$auto$verilog_backend.cc:2505:dump_module$6 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$6  <= 1'h0;
-  input signed [7:0] b;
-  wire signed [7:0] b;
-  input valid;
-  wire valid;
-  input last;
-  wire last;
-  input signed [31:0] drain_in;
-  wire signed [31:0] drain_in;
-  input clk;
-  wire clk;
-  input rst;
-  wire rst;
-  output signed [7:0] a_out;
-  reg signed [7:0] a_out = 8'h00;
-  output signed [7:0] b_out;
-  reg signed [7:0] b_out = 8'h00;
-  output valid_out;
-  reg valid_out = 1'h0;
-  output last_out;
-  reg last_out = 1'h0;
-  output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
-  input signed [7:0] a;
-  wire signed [7:0] a;
-  wire [15:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  wire [32:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [3:0] \$6 ;
-  reg [31:0] \$7 ;
-  reg [31:0] \$8 ;
-  reg [2:0] \$9 ;
-  (* init = 8'h00 *)
-  wire signed [7:0] a_reg;
-  reg signed [31:0] acc = 32'd0;
-  (* init = 8'h00 *)
-  wire signed [7:0] b_reg;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain;
-  reg [2:0] hold = 3'h0;
-  wire signed [31:0] total;
-  assign \$1  = $signed(a) * $signed(b);
-  assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = valid & last;
-  assign \$5  = | hold;
-  assign \$6  = hold - 1'h1;
-  always @(posedge clk)
-    acc <= \$7 ;
-  always @(posedge clk)
-    drain_out <= \$8 ;
-  always @(posedge clk)
-    hold <= \$9 ;
-  always @(posedge clk)
-    valid_out <= \$10 ;
-  always @(posedge clk)
-    last_out <= \$11 ;
-  always @(posedge clk)
-    a_out <= a;
-  always @(posedge clk)
-    b_out <= b;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$7  = acc;
-    if (valid) begin
-      \$7  = \$3 ;
-    end
-    if (rst) begin
-      \$7  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$8  = drain_out;
-    (* full_case = 32'd1 *)
-    if (\$4 ) begin
-      \$8  = \$2 [31:0];
-    end else if (\$5 ) begin
-    end else begin
-      \$8  = drain_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$9  = hold;
-    if (\$4 ) begin
-      \$9  = 3'h7;
-    end else if (\$5 ) begin
-      \$9  = \$6 [2:0];
-    end
-    if (rst) begin
-      \$9  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$10  = valid;
-    if (rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$11  = last;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign total = \$2 [31:0];
-  assign drain = drain_out;
-  assign a_reg = a_out;
-  assign b_reg = b_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$7 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$7  <= 1'h0;
   input signed [7:0] b;
@@ -5332,7 +5614,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h6;
+      \$9  = 3'h7;
     end else if (\$5 ) begin
       \$9  = \$6 [2:0];
     end
@@ -5361,7 +5643,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$8 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$8  <= 1'h0;
   input signed [7:0] b;
@@ -5453,7 +5735,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h5;
+      \$9  = 3'h6;
     end else if (\$5 ) begin
       \$9  = \$6 [2:0];
     end
@@ -5482,7 +5764,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$9 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$9  <= 1'h0;
   input signed [7:0] b;
@@ -5574,7 +5856,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 3'h4;
+      \$9  = 3'h5;
     end else if (\$5 ) begin
       \$9  = \$6 [2:0];
     end
@@ -5603,7 +5885,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$10 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$10  <= 1'h0;
   input signed [7:0] b;
@@ -5637,10 +5919,10 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
   wire [31:0] \$3 ;
   wire \$4 ;
   wire \$5 ;
-  wire [2:0] \$6 ;
+  wire [3:0] \$6 ;
   reg [31:0] \$7 ;
   reg [31:0] \$8 ;
-  reg [1:0] \$9 ;
+  reg [2:0] \$9 ;
   (* init = 8'h00 *)
   wire signed [7:0] a_reg;
   reg signed [31:0] acc = 32'd0;
@@ -5648,7 +5930,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
-  reg [1:0] hold = 2'h0;
+  reg [2:0] hold = 3'h0;
   wire signed [31:0] total;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
@@ -5695,12 +5977,12 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 2'h3;
+      \$9  = 3'h4;
     end else if (\$5 ) begin
-      \$9  = \$6 [1:0];
+      \$9  = \$6 [2:0];
     end
     if (rst) begin
-      \$9  = 2'h0;
+      \$9  = 3'h0;
     end
   end
   always @* begin
@@ -5724,7 +6006,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$11 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$11  <= 1'h0;
   input signed [7:0] b;
@@ -5816,7 +6098,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, c
     if (\$auto$verilog_backend.cc:2505:dump_module$11 ) begin end
     \$9  = hold;
     if (\$4 ) begin
-      \$9  = 2'h2;
+      \$9  = 2'h3;
     end else if (\$5 ) begin
       \$9  = \$6 [1:0];
     end
@@ -5845,9 +6127,130 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$12 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$12  <= 1'h0;
+  input signed [7:0] b;
+  wire signed [7:0] b;
+  input valid;
+  wire valid;
+  input last;
+  wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
+  input clk;
+  wire clk;
+  input rst;
+  wire rst;
+  output signed [7:0] a_out;
+  reg signed [7:0] a_out = 8'h00;
+  output signed [7:0] b_out;
+  reg signed [7:0] b_out = 8'h00;
+  output valid_out;
+  reg valid_out = 1'h0;
+  output last_out;
+  reg last_out = 1'h0;
+  output signed [31:0] drain_out;
+  reg signed [31:0] drain_out = 32'd0;
+  input signed [7:0] a;
+  wire signed [7:0] a;
+  wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  wire [32:0] \$2 ;
+  wire [31:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [2:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [1:0] \$9 ;
+  (* init = 8'h00 *)
+  wire signed [7:0] a_reg;
+  reg signed [31:0] acc = 32'd0;
+  (* init = 8'h00 *)
+  wire signed [7:0] b_reg;
+  (* init = 32'd0 *)
+  wire signed [31:0] drain;
+  reg [1:0] hold = 2'h0;
+  wire signed [31:0] total;
+  assign \$1  = $signed(a) * $signed(b);
+  assign \$2  = $signed(acc) + $signed(\$1 );
+  assign \$3  = last ? 32'd0 : \$2 [31:0];
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
+  always @(posedge clk)
+    acc <= \$7 ;
+  always @(posedge clk)
+    drain_out <= \$8 ;
+  always @(posedge clk)
+    hold <= \$9 ;
+  always @(posedge clk)
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
+  always @(posedge clk)
+    a_out <= a;
+  always @(posedge clk)
+    b_out <= b;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$7  = acc;
+    if (valid) begin
+      \$7  = \$3 ;
+    end
+    if (rst) begin
+      \$7  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 2'h2;
+    end else if (\$5 ) begin
+      \$9  = \$6 [1:0];
+    end
+    if (rst) begin
+      \$9  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  assign total = \$2 [31:0];
+  assign drain = drain_out;
+  assign a_reg = a_out;
+  assign b_reg = b_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+  reg \$auto$verilog_backend.cc:2505:dump_module$13 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$13  <= 1'h0;
   input signed [7:0] b;
   wire signed [7:0] b;
   input valid;
@@ -5912,7 +6315,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
   always @(posedge clk)
     b_out <= b;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$7  = acc;
     if (valid) begin
       \$7  = \$3 ;
@@ -5922,7 +6325,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$8  = drain_out;
     (* full_case = 32'd1 *)
     if (\$4 ) begin
@@ -5933,7 +6336,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$9  = hold;
     if (\$4 ) begin
       \$9  = 1'h1;
@@ -5945,14 +6348,14 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$10  = valid;
     if (rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
     \$11  = last;
     if (rst) begin
       \$11  = 1'h0;
@@ -5967,8 +6370,8 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
-  reg \$auto$verilog_backend.cc:2505:dump_module$13 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$13  <= 1'h0;
+  reg \$auto$verilog_backend.cc:2505:dump_module$14 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$14  <= 1'h0;
   input signed [7:0] b;
   wire signed [7:0] b;
   input valid;
@@ -6027,7 +6430,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7 (b, valid, last, drain_in, c
     b_out <= b;
   assign \$1  = $signed(a) * $signed(b);
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
     \$6  = acc;
     if (valid) begin
       \$6  = \$3 ;
@@ -6037,14 +6440,14 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7 (b, valid, last, drain_in, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
     \$7  = valid;
     if (rst) begin
       \$7  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
     \$8  = last;
     if (rst) begin
       \$8  = 1'h0;
@@ -6058,46 +6461,50 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \engine_os_8x8_int8_acc32_wrap_64x64x64.tag_delay (rst, i, o, clk);
-  reg \$auto$verilog_backend.cc:2505:dump_module$14 ;
-  initial \$auto$verilog_backend.cc:2505:dump_module$14  <= 1'h0;
+  reg \$auto$verilog_backend.cc:2505:dump_module$15 ;
+  initial \$auto$verilog_backend.cc:2505:dump_module$15  <= 1'h0;
   input rst;
   wire rst;
-  input [12:0] i;
-  wire [12:0] i;
-  output [12:0] o;
-  wire [12:0] o;
+  input [16:0] i;
+  wire [16:0] i;
+  output [16:0] o;
+  wire [16:0] o;
   input clk;
   wire clk;
-  reg [194:0] \$1 ;
-  wire [12:0] \i[0] ;
+  reg [254:0] \$1 ;
+  wire [16:0] \i[0] ;
   wire \i[0].final ;
   wire [6:0] \i[0].m0 ;
   wire [3:0] \i[0].ntile ;
+  wire [3:0] \i[0].rows ;
   wire \i[0].valid ;
-  reg [194:0] lane0 = 195'h0000000000000000000000000000000000000000000000000;
-  wire [12:0] \o[0] ;
+  reg [254:0] lane0 = 255'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [16:0] \o[0] ;
   wire \o[0].final ;
   wire [6:0] \o[0].m0 ;
   wire [3:0] \o[0].ntile ;
+  wire [3:0] \o[0].rows ;
   wire \o[0].valid ;
   always @(posedge clk)
     lane0 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$14 ) begin end
-    \$1  = { lane0[181:0], i };
+    if (\$auto$verilog_backend.cc:2505:dump_module$15 ) begin end
+    \$1  = { lane0[237:0], i };
     if (rst) begin
-      \$1  = 195'h0000000000000000000000000000000000000000000000000;
+      \$1  = 255'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
-  assign o = lane0[194:182];
+  assign o = lane0[254:238];
   assign \i[0]  = i;
   assign \i[0].valid  = i[0];
   assign \i[0].final  = i[1];
   assign \i[0].m0  = i[8:2];
   assign \i[0].ntile  = i[12:9];
-  assign \o[0]  = lane0[194:182];
-  assign \o[0].valid  = lane0[182];
-  assign \o[0].final  = lane0[183];
-  assign \o[0].m0  = lane0[190:184];
-  assign \o[0].ntile  = lane0[194:191];
+  assign \i[0].rows  = i[16:13];
+  assign \o[0]  = lane0[254:238];
+  assign \o[0].valid  = lane0[238];
+  assign \o[0].final  = lane0[239];
+  assign \o[0].m0  = lane0[246:240];
+  assign \o[0].ntile  = lane0[250:247];
+  assign \o[0].rows  = lane0[254:251];
 endmodule

@@ -67,87 +67,107 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire [10:0] \$12 ;
   wire \$120 ;
   wire \$121 ;
-  wire [10:0] \$122 ;
-  wire [7:0] \$123 ;
-  wire \$124 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire [10:0] \$124 ;
   wire [7:0] \$125 ;
   wire [7:0] \$126 ;
   wire \$127 ;
   wire [7:0] \$128 ;
-  wire [10:0] \$129 ;
-  wire [11:0] \$13 ;
-  wire [7:0] \$130 ;
-  wire \$131 ;
+  wire [7:0] \$129 ;
+  wire \$13 ;
+  wire \$130 ;
+  wire [10:0] \$131 ;
   wire [7:0] \$132 ;
   wire [7:0] \$133 ;
   wire \$134 ;
   wire [7:0] \$135 ;
-  wire \$136 ;
-  wire [32:0] \$137 ;
-  wire [32:0] \$138 ;
-  wire \$139 ;
-  wire [7:0] \$14 ;
-  wire \$140 ;
+  wire [7:0] \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire [32:0] \$139 ;
+  wire \$14 ;
+  wire [32:0] \$140 ;
   wire \$141 ;
   wire \$142 ;
-  wire [7:0] \$143 ;
+  wire \$143 ;
   wire \$144 ;
-  wire [7:0] \$145 ;
-  wire [7:0] \$146 ;
-  wire \$147 ;
-  wire [7:0] \$148 ;
-  wire [4:0] \$149 ;
-  wire [7:0] \$15 ;
+  wire \$145 ;
+  wire \$146 ;
+  wire [7:0] \$147 ;
+  wire \$148 ;
+  wire [7:0] \$149 ;
+  wire \$15 ;
   wire \$150 ;
-  wire \$151 ;
-  reg \$152 ;
-  reg [6:0] \$153 ;
-  reg [6:0] \$154 ;
-  reg \$155 ;
-  reg [6:0] \$156 ;
-  reg [3:0] \$157 ;
+  wire [7:0] \$151 ;
+  wire [4:0] \$152 ;
+  wire [7:0] \$153 ;
+  wire \$154 ;
+  wire \$155 ;
+  wire \$156 ;
+  reg \$157 ;
   reg [6:0] \$158 ;
-  reg [9:0] \$159 ;
+  reg [6:0] \$159 ;
   wire \$16 ;
-  reg [9:0] \$160 ;
+  reg \$160 ;
   reg \$161 ;
-  reg [3:0] \$162 ;
-  reg [9:0] \$163 ;
-  reg \$164 ;
-  reg \$165 ;
-  reg [13:0] \$166 ;
-  reg \$167 ;
-  reg [31:0] \$168 ;
-  reg [6:0] \$169 ;
+  reg [6:0] \$162 ;
+  reg [3:0] \$163 ;
+  reg [6:0] \$164 ;
+  reg [9:0] \$165 ;
+  reg [9:0] \$166 ;
+  reg [9:0] \$167 ;
+  reg \$168 ;
+  reg \$169 ;
   wire \$17 ;
-  reg [6:0] \$170 ;
-  reg [6:0] \$171 ;
-  reg [9:0] \$172 ;
-  reg [6:0] \$173 ;
-  reg [6:0] \$174 ;
+  reg \$170 ;
+  reg \$171 ;
+  reg [3:0] \$172 ;
+  reg [9:0] \$173 ;
+  reg \$174 ;
   reg \$175 ;
-  reg [9:0] \$176 ;
-  reg [6:0] \$177 ;
-  reg [6:0] \$178 ;
-  reg \$179 ;
+  reg [13:0] \$176 ;
+  reg \$177 ;
+  reg [31:0] \$178 ;
+  reg [6:0] \$179 ;
   wire \$18 ;
-  reg \$180 ;
+  reg [6:0] \$180 ;
   reg [6:0] \$181 ;
-  reg [6:0] \$182 ;
-  reg [2:0] \$183 ;
+  reg [9:0] \$182 ;
+  reg [6:0] \$183 ;
   reg [6:0] \$184 ;
-  reg [6:0] \$185 ;
-  reg [3:0] \$186 ;
+  reg \$185 ;
+  reg \$186 ;
   reg \$187 ;
   reg \$188 ;
-  wire \$19 ;
+  reg [9:0] \$189 ;
+  wire [7:0] \$19 ;
+  reg [6:0] \$190 ;
+  reg [6:0] \$191 ;
+  reg \$192 ;
+  reg \$193 ;
+  reg \$194 ;
+  reg \$195 ;
+  reg \$196 ;
+  reg [6:0] \$197 ;
+  reg [6:0] \$198 ;
+  reg [2:0] \$199 ;
   wire \$2 ;
   wire \$20 ;
+  reg [6:0] \$200 ;
+  reg [6:0] \$201 ;
+  reg [3:0] \$202 ;
+  reg \$203 ;
+  reg \$204 ;
+  reg \$205 ;
+  reg \$206 ;
+  reg \$207 ;
+  reg \$208 ;
   wire \$21 ;
-  wire \$22 ;
-  wire [7:0] \$23 ;
-  wire \$24 ;
-  wire \$25 ;
+  wire [31:0] \$22 ;
+  wire [32:0] \$23 ;
+  wire [31:0] \$24 ;
+  wire [32:0] \$25 ;
   wire [31:0] \$26 ;
   wire [32:0] \$27 ;
   wire [31:0] \$28 ;
@@ -161,11 +181,11 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire [32:0] \$35 ;
   wire [31:0] \$36 ;
   wire [32:0] \$37 ;
-  wire [31:0] \$38 ;
-  wire [32:0] \$39 ;
+  wire \$38 ;
+  wire \$39 ;
   wire [7:0] \$4 ;
-  wire [31:0] \$40 ;
-  wire [32:0] \$41 ;
+  wire \$40 ;
+  wire \$41 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
@@ -181,38 +201,38 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$53 ;
   wire \$54 ;
   wire \$55 ;
-  wire \$56 ;
+  wire [6:0] \$56 ;
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
   wire \$6 ;
-  wire [6:0] \$60 ;
-  wire [7:0] \$61 ;
-  wire [7:0] \$62 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire [7:0] \$65 ;
-  wire \$66 ;
-  wire [7:0] \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  wire [4:0] \$66 ;
+  wire [10:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [7:0] \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
-  wire \$71 ;
-  wire [7:0] \$72 ;
-  wire \$73 ;
-  wire \$74 ;
+  wire \$70 ;
+  wire [7:0] \$71 ;
+  wire [10:0] \$72 ;
+  wire [10:0] \$73 ;
+  wire [7:0] \$74 ;
   wire \$75 ;
-  wire \$76 ;
+  wire [7:0] \$76 ;
   wire [7:0] \$77 ;
-  wire \$78 ;
+  wire [7:0] \$78 ;
   wire [7:0] \$79 ;
   wire \$8 ;
-  wire [4:0] \$80 ;
-  wire [10:0] \$81 ;
-  wire [7:0] \$82 ;
-  wire [10:0] \$83 ;
-  wire [7:0] \$84 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
@@ -232,28 +252,19 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [8:0] \$signature__addr ;
   wire [8:0] \$signature__addr$37 ;
   wire [8:0] \$signature__addr$39 ;
-  wire [8:0] \$signature__addr$56 ;
-  reg [8:0] \$signature__addr$68 ;
-  reg [8:0] \$signature__addr$72 ;
+  wire [8:0] \$signature__addr$57 ;
+  reg [8:0] \$signature__addr$69 ;
+  reg [8:0] \$signature__addr$73 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$50 ;
-  wire signed [7:0] \$signature__data$50[0] ;
-  wire signed [7:0] \$signature__data$50[1] ;
-  wire signed [7:0] \$signature__data$50[2] ;
-  wire signed [7:0] \$signature__data$50[3] ;
-  wire signed [7:0] \$signature__data$50[4] ;
-  wire signed [7:0] \$signature__data$50[5] ;
-  wire signed [7:0] \$signature__data$50[6] ;
-  wire signed [7:0] \$signature__data$50[7] ;
-  wire [255:0] \$signature__data$60 ;
-  wire signed [31:0] \$signature__data$60[0] ;
-  wire signed [31:0] \$signature__data$60[1] ;
-  wire signed [31:0] \$signature__data$60[2] ;
-  wire signed [31:0] \$signature__data$60[3] ;
-  wire signed [31:0] \$signature__data$60[4] ;
-  wire signed [31:0] \$signature__data$60[5] ;
-  wire signed [31:0] \$signature__data$60[6] ;
-  wire signed [31:0] \$signature__data$60[7] ;
+  wire [63:0] \$signature__data$51 ;
+  wire signed [7:0] \$signature__data$51[0] ;
+  wire signed [7:0] \$signature__data$51[1] ;
+  wire signed [7:0] \$signature__data$51[2] ;
+  wire signed [7:0] \$signature__data$51[3] ;
+  wire signed [7:0] \$signature__data$51[4] ;
+  wire signed [7:0] \$signature__data$51[5] ;
+  wire signed [7:0] \$signature__data$51[6] ;
+  wire signed [7:0] \$signature__data$51[7] ;
   wire [255:0] \$signature__data$61 ;
   wire signed [31:0] \$signature__data$61[0] ;
   wire signed [31:0] \$signature__data$61[1] ;
@@ -263,24 +274,33 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [31:0] \$signature__data$61[5] ;
   wire signed [31:0] \$signature__data$61[6] ;
   wire signed [31:0] \$signature__data$61[7] ;
-  reg [63:0] \$signature__data$70 ;
-  wire signed [7:0] \$signature__data$70[0] ;
-  wire signed [7:0] \$signature__data$70[1] ;
-  wire signed [7:0] \$signature__data$70[2] ;
-  wire signed [7:0] \$signature__data$70[3] ;
-  wire signed [7:0] \$signature__data$70[4] ;
-  wire signed [7:0] \$signature__data$70[5] ;
-  wire signed [7:0] \$signature__data$70[6] ;
-  wire signed [7:0] \$signature__data$70[7] ;
-  reg [63:0] \$signature__data$74 ;
-  wire signed [7:0] \$signature__data$74[0] ;
-  wire signed [7:0] \$signature__data$74[1] ;
-  wire signed [7:0] \$signature__data$74[2] ;
-  wire signed [7:0] \$signature__data$74[3] ;
-  wire signed [7:0] \$signature__data$74[4] ;
-  wire signed [7:0] \$signature__data$74[5] ;
-  wire signed [7:0] \$signature__data$74[6] ;
-  wire signed [7:0] \$signature__data$74[7] ;
+  wire [255:0] \$signature__data$62 ;
+  wire signed [31:0] \$signature__data$62[0] ;
+  wire signed [31:0] \$signature__data$62[1] ;
+  wire signed [31:0] \$signature__data$62[2] ;
+  wire signed [31:0] \$signature__data$62[3] ;
+  wire signed [31:0] \$signature__data$62[4] ;
+  wire signed [31:0] \$signature__data$62[5] ;
+  wire signed [31:0] \$signature__data$62[6] ;
+  wire signed [31:0] \$signature__data$62[7] ;
+  reg [63:0] \$signature__data$71 ;
+  wire signed [7:0] \$signature__data$71[0] ;
+  wire signed [7:0] \$signature__data$71[1] ;
+  wire signed [7:0] \$signature__data$71[2] ;
+  wire signed [7:0] \$signature__data$71[3] ;
+  wire signed [7:0] \$signature__data$71[4] ;
+  wire signed [7:0] \$signature__data$71[5] ;
+  wire signed [7:0] \$signature__data$71[6] ;
+  wire signed [7:0] \$signature__data$71[7] ;
+  reg [63:0] \$signature__data$75 ;
+  wire signed [7:0] \$signature__data$75[0] ;
+  wire signed [7:0] \$signature__data$75[1] ;
+  wire signed [7:0] \$signature__data$75[2] ;
+  wire signed [7:0] \$signature__data$75[3] ;
+  wire signed [7:0] \$signature__data$75[4] ;
+  wire signed [7:0] \$signature__data$75[5] ;
+  wire signed [7:0] \$signature__data$75[6] ;
+  wire signed [7:0] \$signature__data$75[7] ;
   wire signed [7:0] \$signature__data[0] ;
   wire signed [7:0] \$signature__data[1] ;
   wire signed [7:0] \$signature__data[2] ;
@@ -290,9 +310,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \$signature__data[6] ;
   wire signed [7:0] \$signature__data[7] ;
   reg \$signature__en ;
-  wire \$signature__en$58 ;
-  reg \$signature__en$71 ;
-  reg \$signature__en$75 ;
+  wire \$signature__en$59 ;
+  reg \$signature__en$72 ;
+  reg \$signature__en$76 ;
   wire [63:0] a;
   wire signed [7:0] \a[0] ;
   wire signed [7:0] \a[1] ;
@@ -313,7 +333,10 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [9:0] a_load_addr = 10'h000;
   reg a_load_done = 1'h0;
   reg [6:0] a_load_inner = 7'h00;
+  reg a_load_inner_last = 1'h0;
+  reg a_load_inner_last0 = 1'h0;
   reg [6:0] a_load_outer = 7'h00;
+  reg a_load_outer_last = 1'h0;
   wire a_valid;
   wire signed [7:0] \b__payload[0] ;
   wire signed [7:0] \b__payload[1] ;
@@ -326,7 +349,10 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [9:0] b_load_addr = 10'h000;
   reg b_load_done = 1'h0;
   reg [6:0] b_load_inner = 7'h00;
+  reg b_load_inner_last = 1'h0;
+  reg b_load_inner_last0 = 1'h0;
   reg [6:0] b_load_outer = 7'h00;
+  reg b_load_outer_last = 1'h0;
   wire beat;
   wire [255:0] \c__payload.data ;
   wire signed [31:0] \c__payload.data[0] ;
@@ -351,7 +377,11 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [3:0] cur_ntile = 4'h0;
   (* init = 32'd0 *)
   wire [31:0] \cycles$18 ;
+  reg d_first_last_n = 1'h0;
+  reg d_last_m = 1'h0;
+  reg d_last_n = 1'h0;
   reg [6:0] d_m = 7'h00;
+  reg d_more = 1'h0;
   reg [6:0] d_n0 = 7'h00;
   reg [3:0] d_tile = 4'h0;
   (* init = 1'h0 *)
@@ -359,14 +389,15 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [2:0] engine_state = 3'h0;
   (* init = 1'h0 *)
   wire \error$19 ;
+  reg first_last_k = 1'h0;
   wire [3:0] i;
-  wire [13:0] \i$52 ;
-  wire [13:0] \i$52[0] ;
-  wire \i$52[0].final ;
-  wire \i$52[0].first ;
-  wire [6:0] \i$52[0].m ;
-  wire [3:0] \i$52[0].ntile ;
-  wire \i$52[0].valid ;
+  wire [13:0] \i$53 ;
+  wire [13:0] \i$53[0] ;
+  wire \i$53[0].final ;
+  wire \i$53[0].first ;
+  wire [6:0] \i$53[0].m ;
+  wire [3:0] \i$53[0].ntile ;
+  wire \i$53[0].valid ;
   wire [3:0] \i[0] ;
   wire \i[0].beat ;
   wire \i[0].cap ;
@@ -377,18 +408,21 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [6:0] job_n = 7'h00;
   reg [9:0] nxt_abase = 10'h000;
   reg [9:0] nxt_bbase = 10'h000;
+  reg [9:0] nxt_bk = 10'h000;
   reg nxt_exists = 1'h0;
   reg [6:0] nxt_k0 = 7'h00;
+  reg nxt_last_k = 1'h0;
+  reg nxt_last_n = 1'h0;
   reg [6:0] nxt_n0 = 7'h00;
   reg [3:0] nxt_ntile = 4'h0;
   wire [3:0] o;
-  wire [13:0] \o$55 ;
-  wire [13:0] \o$55[0] ;
-  wire \o$55[0].final ;
-  wire \o$55[0].first ;
-  wire [6:0] \o$55[0].m ;
-  wire [3:0] \o$55[0].ntile ;
-  wire \o$55[0].valid ;
+  wire [13:0] \o$56 ;
+  wire [13:0] \o$56[0] ;
+  wire \o$56[0].final ;
+  wire \o$56[0].first ;
+  wire [6:0] \o$56[0].m ;
+  wire [3:0] \o$56[0].ntile ;
+  wire \o$56[0].valid ;
   wire [3:0] \o[0] ;
   wire \o[0].beat ;
   wire \o[0].cap ;
@@ -410,10 +444,10 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg seq_end;
   wire seq_final_write;
   reg seq_run;
-  reg seq_start;
+  reg slot_end = 1'h0;
   reg [6:0] span = 7'h00;
   wire swap;
-  wire \swap$48 ;
+  wire \swap$49 ;
   wire [63:0] w;
   wire signed [7:0] \w[0] ;
   wire signed [7:0] \w[1] ;
@@ -951,8 +985,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     a_mem[511] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$71 )
-      a_mem[\$signature__addr$68 ] <= \$signature__data$70 ;
+    if (\$signature__en$72 )
+      a_mem[\$signature__addr$69 ] <= \$signature__data$71 ;
   end
   reg [63:0] _0_;
   always @(posedge clk) begin
@@ -1476,15 +1510,15 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     b_mem[511] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$75 )
-      b_mem[\$signature__addr$72 ] <= \$signature__data$74 ;
+    if (\$signature__en$76 )
+      b_mem[\$signature__addr$73 ] <= \$signature__data$75 ;
   end
   reg [63:0] _1_;
   always @(posedge clk) begin
-    _1_ <= b_mem[\$13 [8:0]];
+    _1_ <= b_mem[\$12 [8:0]];
   end
   initial _1_ = 64'h0000000000000000;
-  assign \$signature__data$50  = _1_;
+  assign \$signature__data$51  = _1_;
   reg [255:0] c_mem [511:0];
   initial begin
     c_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -2002,7 +2036,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @(posedge clk) begin
     if (wr_tag0[0])
-      c_mem[{ wr_tag0[12:10], wr_tag0[8:3] }] <= \$signature__data$60 ;
+      c_mem[{ wr_tag0[12:10], wr_tag0[8:3] }] <= \$signature__data$61 ;
   end
   reg [255:0] _2_;
   always @(posedge clk) begin
@@ -2011,7 +2045,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     end
   end
   initial _2_ = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$signature__data$61  = _2_;
+  assign \$signature__data$62  = _2_;
   assign \$1  = ~ prologue;
   assign \$2  = seq_run & \$1 ;
   assign \$3  = s < job_m;
@@ -2027,227 +2061,262 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$10  = nxt_k0 + \$9 [2:0];
   assign w_real = \$10  < job_k;
   assign \$11  = cur_abase + s;
-  assign \$12  = nxt_bbase + nxt_k0;
-  assign \$13  = \$12  + \$9 [2:0];
-  assign \$14  = span - 1'h1;
-  assign \$15  = prologue ? 8'h08 : \$14 ;
-  assign \$16  = s == \$15 ;
-  assign \$17  = ~ prologue;
-  assign \$18  = \$17  & cur_last;
-  assign \$19  = s == 3'h7;
-  assign \$20  = push & \$19 ;
-  assign \$21  = push & w_real;
-  assign w = o[3] ? \$signature__data$50  : 64'h0000000000000000;
-  assign \$22  = beat & cur_last;
-  assign \$23  = job_m - 1'h1;
-  assign \$24  = s == \$23 ;
-  assign \$25  = \$22  & \$24 ;
+  assign \$12  = nxt_bk + \$9 [2:0];
+  assign \$13  = ~ prologue;
+  assign \$14  = \$13  & cur_last;
+  assign \$15  = s == 3'h7;
+  assign \$16  = push & \$15 ;
+  assign \$17  = push & w_real;
+  assign w = o[3] ? \$signature__data$51  : 64'h0000000000000000;
+  assign \$18  = beat & cur_last;
+  assign \$19  = job_m - 1'h1;
+  assign \$20  = s == \$19 ;
+  assign \$21  = \$18  & \$20 ;
   assign seq_final_write = wr_tag0[0] & wr_tag0[1];
-  assign \$26  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [31:0];
-  assign \$27  = $signed(\$26 ) + $signed(psum[18:0]);
-  assign \$28  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [63:32];
-  assign \$29  = $signed(\$28 ) + $signed(psum[37:19]);
-  assign \$30  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [95:64];
-  assign \$31  = $signed(\$30 ) + $signed(psum[56:38]);
-  assign \$32  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [127:96];
-  assign \$33  = $signed(\$32 ) + $signed(psum[75:57]);
-  assign \$34  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [159:128];
-  assign \$35  = $signed(\$34 ) + $signed(psum[94:76]);
-  assign \$36  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [191:160];
-  assign \$37  = $signed(\$36 ) + $signed(psum[113:95]);
-  assign \$38  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [223:192];
-  assign \$39  = $signed(\$38 ) + $signed(psum[132:114]);
-  assign \$40  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [255:224];
-  assign \$41  = $signed(\$40 ) + $signed(psum[151:133]);
-  assign \$42  = ~ rst;
-  assign \$43  = ~ a_load_done;
-  assign \$44  = ~ rst;
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = ~ b_load_done;
-  assign \$47  = ~ rst;
-  assign \$48  = \$46  & \$47 ;
-  assign \$49  = a__valid & a__ready;
-  assign \$50  = b__valid & b__ready;
-  assign \$51  = a_load_done & b_load_done;
-  assign \$52  = ~ c__valid;
-  assign \$53  = \$52  | c__ready;
-  assign \$54  = engine_state == 3'h0;
-  assign \$55  = engine_state == 1'h1;
-  assign \$56  = engine_state == 2'h2;
-  assign \$57  = engine_state == 2'h3;
-  assign \$58  = engine_state == 3'h4;
-  assign \$59  = job_m > 4'h8;
-  assign \$60  = \$59  ? job_m : 7'h09;
-  assign \$61  = span - 1'h1;
-  assign \$62  = prologue ? 8'h08 : \$61 ;
-  assign \$63  = s == \$62 ;
-  assign \$64  = nxt_k0 == 7'h00;
+  assign \$22  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [31:0];
+  assign \$23  = $signed(\$22 ) + $signed(psum[18:0]);
+  assign \$24  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [63:32];
+  assign \$25  = $signed(\$24 ) + $signed(psum[37:19]);
+  assign \$26  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [95:64];
+  assign \$27  = $signed(\$26 ) + $signed(psum[56:38]);
+  assign \$28  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [127:96];
+  assign \$29  = $signed(\$28 ) + $signed(psum[75:57]);
+  assign \$30  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [159:128];
+  assign \$31  = $signed(\$30 ) + $signed(psum[94:76]);
+  assign \$32  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [191:160];
+  assign \$33  = $signed(\$32 ) + $signed(psum[113:95]);
+  assign \$34  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [223:192];
+  assign \$35  = $signed(\$34 ) + $signed(psum[132:114]);
+  assign \$36  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [255:224];
+  assign \$37  = $signed(\$36 ) + $signed(psum[151:133]);
+  assign \$38  = ~ rst;
+  assign \$39  = ~ a_load_done;
+  assign \$40  = ~ rst;
+  assign \$41  = \$39  & \$40 ;
+  assign \$42  = ~ b_load_done;
+  assign \$43  = ~ rst;
+  assign \$44  = \$42  & \$43 ;
+  assign \$45  = a__valid & a__ready;
+  assign \$46  = b__valid & b__ready;
+  assign \$47  = ~ c__valid;
+  assign \$48  = \$47  | c__ready;
+  assign \$49  = engine_state == 3'h0;
+  assign \$50  = engine_state == 1'h1;
+  assign \$51  = engine_state == 2'h2;
+  assign \$52  = engine_state == 2'h3;
+  assign \$53  = engine_state == 3'h4;
+  assign \$54  = ~ seq_run;
+  assign \$55  = job_m > 4'h8;
+  assign \$56  = \$55  ? job_m : 7'h09;
+  assign \$57  = job_k <= 4'h8;
+  assign \$58  = job_k <= 4'h8;
+  assign \$59  = job_n <= 4'h8;
+  assign \$60  = nxt_k0 == 7'h00;
+  assign \$61  = nxt_last_n & nxt_last_k;
+  assign \$62  = nxt_last_n & nxt_last_k;
+  assign \$63  = ~ \$62 ;
+  assign \$64  = nxt_exists & \$63 ;
   assign \$65  = nxt_n0 + 4'h8;
-  assign \$66  = \$65  >= job_n;
-  assign \$67  = nxt_k0 + 4'h8;
-  assign \$68  = \$67  >= job_k;
-  assign \$69  = \$66  & \$68 ;
-  assign \$70  = nxt_n0 + 4'h8;
-  assign \$71  = \$70  >= job_n;
-  assign \$72  = nxt_k0 + 4'h8;
-  assign \$73  = \$72  >= job_k;
-  assign \$74  = \$71  & \$73 ;
-  assign \$75  = ~ \$74 ;
-  assign \$76  = nxt_exists & \$75 ;
-  assign \$77  = nxt_k0 + 4'h8;
-  assign \$78  = \$77  >= job_k;
-  assign \$79  = nxt_n0 + 4'h8;
-  assign \$80  = nxt_ntile + 1'h1;
-  assign \$81  = nxt_bbase + job_k;
-  assign \$82  = nxt_k0 + 4'h8;
-  assign \$83  = nxt_abase + job_m;
-  assign \$84  = s + 1'h1;
-  assign \$85  = cmd__valid & cmd__ready;
-  assign \$86  = cmd__payload[15:0] == 16'h0000;
-  assign \$87  = cmd__payload[31:16] == 16'h0000;
+  assign \$66  = nxt_ntile + 1'h1;
+  assign \$67  = nxt_bbase + job_k;
+  assign \$68  = nxt_bbase + job_k;
+  assign \$69  = nxt_n0 + 5'h10;
+  assign \$70  = \$69  >= job_n;
+  assign \$71  = nxt_k0 + 4'h8;
+  assign \$72  = nxt_abase + job_m;
+  assign \$73  = nxt_bk + 4'h8;
+  assign \$74  = nxt_k0 + 5'h10;
+  assign \$75  = \$74  >= job_k;
+  assign \$76  = s + 1'h1;
+  assign \$77  = s + 1'h1;
+  assign \$78  = span - 1'h1;
+  assign \$79  = prologue ? 8'h08 : \$78 ;
+  assign \$80  = $signed({ 1'h0, \$77  }) == $signed(\$79 );
+  assign \$81  = cmd__valid & cmd__ready;
+  assign \$82  = cmd__payload[15:0] == 16'h0000;
+  assign \$83  = cmd__payload[31:16] == 16'h0000;
+  assign \$84  = \$82  | \$83 ;
+  assign \$85  = cmd__payload[47:32] == 16'h0000;
+  assign \$86  = \$84  | \$85 ;
+  assign \$87  = cmd__payload[15:0] > 7'h40;
   assign \$88  = \$86  | \$87 ;
-  assign \$89  = cmd__payload[47:32] == 16'h0000;
+  assign \$89  = cmd__payload[31:16] > 7'h40;
   assign \$90  = \$88  | \$89 ;
-  assign \$91  = cmd__payload[15:0] > 7'h40;
+  assign \$91  = cmd__payload[47:32] > 7'h40;
   assign \$92  = \$90  | \$91 ;
-  assign \$93  = cmd__payload[31:16] > 7'h40;
-  assign \$94  = \$92  | \$93 ;
-  assign \$95  = cmd__payload[47:32] > 7'h40;
-  assign \$96  = \$94  | \$95 ;
-  assign \$97  = ~ weights_valid;
-  assign \$98  = cmd__payload[31:16] != weights_k;
-  assign \$99  = \$97  | \$98 ;
-  assign \$100  = cmd__payload[47:32] != weights_n;
-  assign \$101  = \$99  | \$100 ;
-  assign \$102  = cmd__payload[48] & \$101 ;
-  assign \$103  = \$96  | \$102 ;
-  assign \$104  = cmd__payload[15:0] == 16'h0000;
-  assign \$105  = cmd__payload[31:16] == 16'h0000;
+  assign \$93  = ~ weights_valid;
+  assign \$94  = cmd__payload[31:16] != weights_k;
+  assign \$95  = \$93  | \$94 ;
+  assign \$96  = cmd__payload[47:32] != weights_n;
+  assign \$97  = \$95  | \$96 ;
+  assign \$98  = cmd__payload[48] & \$97 ;
+  assign \$99  = \$92  | \$98 ;
+  assign \$100  = cmd__payload[15:0] == 16'h0000;
+  assign \$101  = cmd__payload[31:16] == 16'h0000;
+  assign \$102  = \$100  | \$101 ;
+  assign \$103  = cmd__payload[47:32] == 16'h0000;
+  assign \$104  = \$102  | \$103 ;
+  assign \$105  = cmd__payload[15:0] > 7'h40;
   assign \$106  = \$104  | \$105 ;
-  assign \$107  = cmd__payload[47:32] == 16'h0000;
+  assign \$107  = cmd__payload[31:16] > 7'h40;
   assign \$108  = \$106  | \$107 ;
-  assign \$109  = cmd__payload[15:0] > 7'h40;
+  assign \$109  = cmd__payload[47:32] > 7'h40;
   assign \$110  = \$108  | \$109 ;
-  assign \$111  = cmd__payload[31:16] > 7'h40;
-  assign \$112  = \$110  | \$111 ;
-  assign \$113  = cmd__payload[47:32] > 7'h40;
-  assign \$114  = \$112  | \$113 ;
-  assign \$115  = ~ weights_valid;
-  assign \$116  = cmd__payload[31:16] != weights_k;
-  assign \$117  = \$115  | \$116 ;
-  assign \$118  = cmd__payload[47:32] != weights_n;
-  assign \$119  = \$117  | \$118 ;
-  assign \$120  = cmd__payload[48] & \$119 ;
-  assign \$121  = \$114  | \$120 ;
-  assign \$122  = a_load_addr + 1'h1;
-  assign \$123  = job_m - 1'h1;
-  assign \$124  = a_load_inner == \$123 ;
+  assign \$111  = ~ weights_valid;
+  assign \$112  = cmd__payload[31:16] != weights_k;
+  assign \$113  = \$111  | \$112 ;
+  assign \$114  = cmd__payload[47:32] != weights_n;
+  assign \$115  = \$113  | \$114 ;
+  assign \$116  = cmd__payload[48] & \$115 ;
+  assign \$117  = \$110  | \$116 ;
+  assign \$118  = cmd__payload[15:0] == 1'h1;
+  assign \$119  = cmd__payload[15:0] == 1'h1;
+  assign \$120  = cmd__payload[31:16] <= 4'h8;
+  assign \$121  = cmd__payload[31:16] == 1'h1;
+  assign \$122  = cmd__payload[31:16] == 1'h1;
+  assign \$123  = cmd__payload[47:32] <= 4'h8;
+  assign \$124  = a_load_addr + 1'h1;
   assign \$125  = a_load_outer + 4'h8;
-  assign \$126  = a_load_outer + 4'h8;
+  assign \$126  = a_load_outer + 5'h10;
   assign \$127  = \$126  >= job_k;
   assign \$128  = a_load_inner + 1'h1;
-  assign \$129  = b_load_addr + 1'h1;
-  assign \$130  = job_k - 1'h1;
-  assign \$131  = b_load_inner == \$130 ;
+  assign \$129  = a_load_inner + 2'h2;
+  assign \$130  = \$129  == job_m;
+  assign \$131  = b_load_addr + 1'h1;
   assign \$132  = b_load_outer + 4'h8;
-  assign \$133  = b_load_outer + 4'h8;
+  assign \$133  = b_load_outer + 5'h10;
   assign \$134  = \$133  >= job_n;
   assign \$135  = b_load_inner + 1'h1;
-  assign \$136  = a_load_done & b_load_done;
-  assign \$137  = cycles + 1'h1;
-  assign \$138  = cycles + 1'h1;
-  assign \$139  = ~ c__valid;
-  assign \$140  = \$139  | c__ready;
-  assign \$141  = d_m < job_m;
-  assign \$142  = d_m < job_m;
-  assign \$143  = d_n0 + 4'h8;
-  assign \$144  = \$143  >= job_n;
-  assign \$145  = d_m + 1'h1;
-  assign \$146  = d_m + 1'h1;
-  assign \$147  = \$146  == job_m;
-  assign \$148  = d_n0 + 4'h8;
-  assign \$149  = d_tile + 1'h1;
-  assign \$150  = c__valid & c__ready;
-  assign \$151  = \$150  & c__payload[256];
+  assign \$136  = b_load_inner + 2'h2;
+  assign \$137  = \$136  == job_k;
+  assign \$138  = a_load_done & b_load_done;
+  assign \$139  = cycles + 1'h1;
+  assign \$140  = cycles + 1'h1;
+  assign \$141  = | job_m;
+  assign \$142  = job_m == 1'h1;
+  assign \$143  = job_n <= 4'h8;
+  assign \$144  = job_n <= 4'h8;
+  assign \$145  = ~ c__valid;
+  assign \$146  = \$145  | c__ready;
+  assign \$147  = d_m + 1'h1;
+  assign \$148  = ~ d_last_m;
+  assign \$149  = d_m + 2'h2;
+  assign \$150  = \$149  == job_m;
+  assign \$151  = d_n0 + 4'h8;
+  assign \$152  = d_tile + 1'h1;
+  assign \$153  = d_n0 + 5'h10;
+  assign \$154  = \$153  >= job_n;
+  assign \$155  = c__valid & c__ready;
+  assign \$156  = \$155  & c__payload[256];
   always @(posedge clk)
-    done <= \$152 ;
+    done <= \$157 ;
   always @(posedge clk)
-    span <= \$153 ;
+    span <= \$158 ;
   always @(posedge clk)
-    s <= \$154 ;
+    s <= \$159 ;
   always @(posedge clk)
-    prologue <= \$155 ;
+    prologue <= \$160 ;
   always @(posedge clk)
-    nxt_n0 <= \$156 ;
+    slot_end <= \$161 ;
   always @(posedge clk)
-    nxt_ntile <= \$157 ;
+    nxt_n0 <= \$162 ;
   always @(posedge clk)
-    nxt_k0 <= \$158 ;
+    nxt_ntile <= \$163 ;
   always @(posedge clk)
-    nxt_abase <= \$159 ;
+    nxt_k0 <= \$164 ;
   always @(posedge clk)
-    nxt_bbase <= \$160 ;
+    nxt_abase <= \$165 ;
   always @(posedge clk)
-    nxt_exists <= \$161 ;
+    nxt_bbase <= \$166 ;
   always @(posedge clk)
-    cur_ntile <= \$162 ;
+    nxt_bk <= \$167 ;
   always @(posedge clk)
-    cur_abase <= \$163 ;
+    nxt_exists <= \$168 ;
   always @(posedge clk)
-    cur_first <= \$164 ;
+    nxt_last_k <= \$169 ;
   always @(posedge clk)
-    cur_last <= \$165 ;
+    first_last_k <= \$170 ;
   always @(posedge clk)
-    wr_tag0 <= \$166 ;
+    nxt_last_n <= \$171 ;
   always @(posedge clk)
-    error <= \$167 ;
+    cur_ntile <= \$172 ;
   always @(posedge clk)
-    cycles <= \$168 ;
+    cur_abase <= \$173 ;
   always @(posedge clk)
-    job_m <= \$169 ;
+    cur_first <= \$174 ;
   always @(posedge clk)
-    job_k <= \$170 ;
+    cur_last <= \$175 ;
   always @(posedge clk)
-    job_n <= \$171 ;
+    wr_tag0 <= \$176 ;
   always @(posedge clk)
-    a_load_addr <= \$172 ;
+    error <= \$177 ;
   always @(posedge clk)
-    a_load_outer <= \$173 ;
+    cycles <= \$178 ;
   always @(posedge clk)
-    a_load_inner <= \$174 ;
+    job_m <= \$179 ;
   always @(posedge clk)
-    a_load_done <= \$175 ;
+    job_k <= \$180 ;
   always @(posedge clk)
-    b_load_addr <= \$176 ;
+    job_n <= \$181 ;
   always @(posedge clk)
-    b_load_outer <= \$177 ;
+    a_load_addr <= \$182 ;
   always @(posedge clk)
-    b_load_inner <= \$178 ;
+    a_load_outer <= \$183 ;
   always @(posedge clk)
-    b_load_done <= \$179 ;
+    a_load_inner <= \$184 ;
   always @(posedge clk)
-    weights_valid <= \$180 ;
+    a_load_done <= \$185 ;
   always @(posedge clk)
-    weights_k <= \$181 ;
+    a_load_inner_last <= \$186 ;
   always @(posedge clk)
-    weights_n <= \$182 ;
+    a_load_inner_last0 <= \$187 ;
   always @(posedge clk)
-    engine_state <= \$183 ;
+    a_load_outer_last <= \$188 ;
   always @(posedge clk)
-    d_m <= \$184 ;
+    b_load_addr <= \$189 ;
   always @(posedge clk)
-    d_n0 <= \$185 ;
+    b_load_outer <= \$190 ;
   always @(posedge clk)
-    d_tile <= \$186 ;
+    b_load_inner <= \$191 ;
   always @(posedge clk)
-    c__valid <= \$187 ;
+    b_load_done <= \$192 ;
   always @(posedge clk)
-    c_last <= \$188 ;
+    b_load_inner_last <= \$193 ;
+  always @(posedge clk)
+    b_load_inner_last0 <= \$194 ;
+  always @(posedge clk)
+    b_load_outer_last <= \$195 ;
+  always @(posedge clk)
+    weights_valid <= \$196 ;
+  always @(posedge clk)
+    weights_k <= \$197 ;
+  always @(posedge clk)
+    weights_n <= \$198 ;
+  always @(posedge clk)
+    engine_state <= \$199 ;
+  always @(posedge clk)
+    d_m <= \$200 ;
+  always @(posedge clk)
+    d_n0 <= \$201 ;
+  always @(posedge clk)
+    d_tile <= \$202 ;
+  always @(posedge clk)
+    d_more <= \$203 ;
+  always @(posedge clk)
+    d_last_m <= \$204 ;
+  always @(posedge clk)
+    d_last_n <= \$205 ;
+  always @(posedge clk)
+    d_first_last_n <= \$206 ;
+  always @(posedge clk)
+    c__valid <= \$207 ;
+  always @(posedge clk)
+    c_last <= \$208 ;
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i(a),
     .\i$2 (w),
-    .\port$389$0 (o[2:0]),
+    .\port$419$0 (o[2:0]),
     .psum(psum),
     .rst(rst)
   );
@@ -2259,8 +2328,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.tag_delay  tag_delay (
     .clk(clk),
-    .i(\i$52 ),
-    .o(\o$55 ),
+    .i(\i$53 ),
+    .o(\o$56 ),
     .rst(rst)
   );
   always @* begin
@@ -2276,14 +2345,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          \$signature__en  = \$53 ;
+          \$signature__en  = \$48 ;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__addr  = { \o$55 [12:10], \o$55 [8:3] };
+    \$signature__addr  = { \o$56 [12:10], \o$56 [8:3] };
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -2303,8 +2372,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     seq_end = 1'h0;
     if (seq_run) begin
-      if (\$16 ) begin
-        seq_end = \$18 ;
+      if (slot_end) begin
+        seq_end = \$14 ;
       end
     end
   end
@@ -2313,7 +2382,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     cmd__ready = 1'h0;
     casez (engine_state)
       3'h0:
-          cmd__ready = \$42 ;
+          cmd__ready = \$38 ;
       default:
           /* empty */;
     endcase
@@ -2343,7 +2412,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          a__ready = \$45 ;
+          a__ready = \$41 ;
       default:
           /* empty */;
     endcase
@@ -2355,93 +2424,79 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          b__ready = \$48 ;
+          b__ready = \$44 ;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__addr$68  = 9'h000;
+    \$signature__addr$69  = 9'h000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__addr$68  = a_load_addr[8:0];
+          \$signature__addr$69  = a_load_addr[8:0];
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__data$70  = 64'h0000000000000000;
+    \$signature__data$71  = 64'h0000000000000000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__data$70  = a__payload;
+          \$signature__data$71  = a__payload;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__en$71  = 1'h0;
+    \$signature__en$72  = 1'h0;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$71  = \$49 ;
+          \$signature__en$72  = \$45 ;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__addr$72  = 9'h000;
+    \$signature__addr$73  = 9'h000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__addr$72  = b_load_addr[8:0];
+          \$signature__addr$73  = b_load_addr[8:0];
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__data$74  = 64'h0000000000000000;
+    \$signature__data$75  = 64'h0000000000000000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__data$74  = b__payload;
+          \$signature__data$75  = b__payload;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__en$75  = 1'h0;
+    \$signature__en$76  = 1'h0;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$75  = \$50 ;
-      default:
-          /* empty */;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    seq_start = 1'h0;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          if (\$51 ) begin
-            seq_start = 1'h1;
-          end
+          \$signature__en$76  = \$46 ;
       default:
           /* empty */;
     endcase
@@ -2462,12 +2517,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$152  = 1'h0;
+    \$157  = 1'h0;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
-            if (\$121 ) begin
-              \$152  = 1'h1;
+          if (\$81 ) begin
+            if (\$117 ) begin
+              \$157  = 1'h1;
             end
           end
       3'h1:
@@ -2477,159 +2532,71 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$151 ) begin
-            \$152  = 1'h1;
+          if (\$156 ) begin
+            \$157  = 1'h1;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$152  = 1'h0;
+      \$157  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$153  = span;
-    if (seq_start) begin
-      \$153  = \$60 ;
+    \$158  = span;
+    if (\$54 ) begin
+      \$158  = \$56 ;
     end
     if (rst) begin
-      \$153  = 7'h00;
+      \$158  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$154  = s;
-    if (seq_start) begin
-      \$154  = 7'h00;
+    \$159  = s;
+    if (\$54 ) begin
+      \$159  = 7'h00;
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
-      if (\$63 ) begin
-        \$154  = 7'h00;
+      if (slot_end) begin
+        \$159  = 7'h00;
       end else begin
-        \$154  = \$84 [6:0];
+        \$159  = \$76 [6:0];
       end
     end
     if (rst) begin
-      \$154  = 7'h00;
+      \$159  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$155  = prologue;
-    if (seq_start) begin
-      \$155  = 1'h1;
+    \$160  = prologue;
+    if (\$54 ) begin
+      \$160  = 1'h1;
     end
     if (seq_run) begin
-      if (\$63 ) begin
-        \$155  = 1'h0;
+      if (slot_end) begin
+        \$160  = 1'h0;
       end
     end
     if (rst) begin
-      \$155  = 1'h0;
+      \$160  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$156  = nxt_n0;
-    if (seq_start) begin
-      \$156  = 7'h00;
+    \$161  = slot_end;
+    if (\$54 ) begin
+      \$161  = 1'h0;
     end
     if (seq_run) begin
-      if (\$63 ) begin
-        if (\$78 ) begin
-          \$156  = \$79 [6:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$156  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$157  = nxt_ntile;
-    if (seq_start) begin
-      \$157  = 4'h0;
-    end
-    if (seq_run) begin
-      if (\$63 ) begin
-        if (\$78 ) begin
-          \$157  = \$80 [3:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$157  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$158  = nxt_k0;
-    if (seq_start) begin
-      \$158  = 7'h00;
-    end
-    if (seq_run) begin
-      if (\$63 ) begin
-        (* full_case = 32'd1 *)
-        if (\$78 ) begin
-          \$158  = 7'h00;
-        end else begin
-          \$158  = \$82 [6:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$158  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$159  = nxt_abase;
-    if (seq_start) begin
-      \$159  = 10'h000;
-    end
-    if (seq_run) begin
-      if (\$63 ) begin
-        (* full_case = 32'd1 *)
-        if (\$78 ) begin
-          \$159  = 10'h000;
-        end else begin
-          \$159  = \$83 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$159  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$160  = nxt_bbase;
-    if (seq_start) begin
-      \$160  = 10'h000;
-    end
-    if (seq_run) begin
-      if (\$63 ) begin
-        if (\$78 ) begin
-          \$160  = \$81 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$160  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$161  = nxt_exists;
-    if (seq_start) begin
-      \$161  = 1'h1;
-    end
-    if (seq_run) begin
-      if (\$63 ) begin
-        \$161  = \$76 ;
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$161  = 1'h0;
+      end else begin
+        \$161  = \$80 ;
       end
     end
     if (rst) begin
@@ -2638,398 +2605,316 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$162  = cur_ntile;
+    \$162  = nxt_n0;
+    if (\$54 ) begin
+      \$162  = 7'h00;
+    end
     if (seq_run) begin
-      if (\$63 ) begin
-        \$162  = nxt_ntile;
+      if (slot_end) begin
+        if (nxt_last_k) begin
+          \$162  = \$65 [6:0];
+        end
       end
     end
     if (rst) begin
-      \$162  = 4'h0;
+      \$162  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$163  = cur_abase;
+    \$163  = nxt_ntile;
+    if (\$54 ) begin
+      \$163  = 4'h0;
+    end
     if (seq_run) begin
-      if (\$63 ) begin
-        \$163  = nxt_abase;
+      if (slot_end) begin
+        if (nxt_last_k) begin
+          \$163  = \$66 [3:0];
+        end
       end
     end
     if (rst) begin
-      \$163  = 10'h000;
+      \$163  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$164  = cur_first;
+    \$164  = nxt_k0;
+    if (\$54 ) begin
+      \$164  = 7'h00;
+    end
     if (seq_run) begin
-      if (\$63 ) begin
-        \$164  = \$64 ;
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$164  = 7'h00;
+        end else begin
+          \$164  = \$71 [6:0];
+        end
       end
     end
     if (rst) begin
-      \$164  = 1'h0;
+      \$164  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$165  = cur_last;
+    \$165  = nxt_abase;
+    if (\$54 ) begin
+      \$165  = 10'h000;
+    end
     if (seq_run) begin
-      if (\$63 ) begin
-        \$165  = \$69 ;
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$165  = 10'h000;
+        end else begin
+          \$165  = \$72 [9:0];
+        end
       end
     end
     if (rst) begin
-      \$165  = 1'h0;
+      \$165  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$166  = \o$55 ;
+    \$166  = nxt_bbase;
+    if (\$54 ) begin
+      \$166  = 10'h000;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (nxt_last_k) begin
+          \$166  = \$67 [9:0];
+        end
+      end
+    end
     if (rst) begin
-      \$166  = 14'h0000;
+      \$166  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$167  = error;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            \$167  = \$103 ;
-          end
-      default:
-          /* empty */;
-    endcase
+    \$167  = nxt_bk;
+    if (\$54 ) begin
+      \$167  = 10'h000;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$167  = \$68 [9:0];
+        end else begin
+          \$167  = \$73 [9:0];
+        end
+      end
+    end
     if (rst) begin
-      \$167  = 1'h0;
+      \$167  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$168  = cycles;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            \$168  = 32'd0;
-          end
-      3'h1:
-          /* empty */;
-      3'h2:
-          \$168  = \$137 [31:0];
-      3'h3:
-          \$168  = \$138 [31:0];
-      default:
-          /* empty */;
-    endcase
+    \$168  = nxt_exists;
+    if (\$54 ) begin
+      \$168  = 1'h1;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        \$168  = \$64 ;
+      end
+    end
     if (rst) begin
-      \$168  = 32'd0;
+      \$168  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$169  = job_m;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$169  = cmd__payload[6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$169  = nxt_last_k;
+    if (\$54 ) begin
+      \$169  = \$57 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$169  = first_last_k;
+        end else begin
+          \$169  = \$75 ;
+        end
+      end
+    end
     if (rst) begin
-      \$169  = 7'h00;
+      \$169  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$170  = job_k;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$170  = cmd__payload[22:16];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$170  = first_last_k;
+    if (\$54 ) begin
+      \$170  = \$58 ;
+    end
     if (rst) begin
-      \$170  = 7'h00;
+      \$170  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$171  = job_n;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$171  = cmd__payload[38:32];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$171  = nxt_last_n;
+    if (\$54 ) begin
+      \$171  = \$59 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (nxt_last_k) begin
+          \$171  = \$70 ;
+        end
+      end
+    end
     if (rst) begin
-      \$171  = 7'h00;
+      \$171  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$172  = a_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$172  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            \$172  = \$122 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
+    \$172  = cur_ntile;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$172  = nxt_ntile;
+      end
+    end
     if (rst) begin
-      \$172  = 10'h000;
+      \$172  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$173  = a_load_outer;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$173  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            if (\$124 ) begin
-              \$173  = \$125 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$173  = cur_abase;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$173  = nxt_abase;
+      end
+    end
     if (rst) begin
-      \$173  = 7'h00;
+      \$173  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$174  = a_load_inner;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$174  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            (* full_case = 32'd1 *)
-            if (\$124 ) begin
-              \$174  = 7'h00;
-            end else begin
-              \$174  = \$128 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$174  = cur_first;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$174  = \$60 ;
+      end
+    end
     if (rst) begin
-      \$174  = 7'h00;
+      \$174  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$175  = a_load_done;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$175  = 1'h0;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            if (\$124 ) begin
-              if (\$127 ) begin
-                \$175  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$175  = cur_last;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$175  = \$61 ;
+      end
+    end
     if (rst) begin
       \$175  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$176  = b_load_addr;
+    \$176  = \o$56 ;
+    if (rst) begin
+      \$176  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$177  = error;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$176  = 10'h000;
-            end
+          if (\$81 ) begin
+            \$177  = \$99 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$177  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$178  = cycles;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            \$178  = 32'd0;
           end
       3'h1:
-          if (\$signature__en$75 ) begin
-            \$176  = \$129 [9:0];
-          end
+          /* empty */;
+      3'h2:
+          \$178  = \$139 [31:0];
+      3'h3:
+          \$178  = \$140 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$176  = 10'h000;
+      \$178  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$177  = b_load_outer;
+    \$179  = job_m;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
-              \$177  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$75 ) begin
-            if (\$131 ) begin
-              \$177  = \$132 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$177  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$178  = b_load_inner;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              \$178  = 7'h00;
-            end
-          end
-      3'h1:
-          if (\$signature__en$75 ) begin
-            (* full_case = 32'd1 *)
-            if (\$131 ) begin
-              \$178  = 7'h00;
-            end else begin
-              \$178  = \$135 [6:0];
+              \$179  = cmd__payload[6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$178  = 7'h00;
+      \$179  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$179  = b_load_done;
+    \$180  = job_k;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
-              \$179  = 1'h0;
-              if (cmd__payload[48]) begin
-                \$179  = 1'h1;
-              end
-            end
-          end
-      3'h1:
-          if (\$signature__en$75 ) begin
-            if (\$131 ) begin
-              if (\$134 ) begin
-                \$179  = 1'h1;
-              end
+              \$180  = cmd__payload[22:16];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$179  = 1'h0;
+      \$180  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$180  = weights_valid;
+    \$181  = job_n;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$180  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$180  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$181  = weights_k;
-    casez (engine_state)
-      3'h0:
-          if (\$85 ) begin
-            (* full_case = 32'd1 *)
-            if (\$121 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$181  = cmd__payload[22:16];
-              end
+              \$181  = cmd__payload[38:32];
             end
           end
       default:
@@ -3041,82 +2926,71 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$182  = weights_n;
+    \$182  = a_load_addr;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$182  = cmd__payload[38:32];
-              end
+              \$182  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$72 ) begin
+            \$182  = \$124 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$182  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$183  = a_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$183  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$72 ) begin
+            if (a_load_inner_last) begin
+              \$183  = \$125 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$182  = 7'h00;
+      \$183  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$183  = engine_state;
+    \$184  = a_load_inner;
     casez (engine_state)
       3'h0:
-          if (\$85 ) begin
+          if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$121 ) begin
+            if (\$117 ) begin
             end else begin
-              \$183  = 3'h1;
+              \$184  = 7'h00;
             end
           end
       3'h1:
-          if (\$136 ) begin
-            \$183  = 3'h2;
-          end
-      3'h2:
-          if (seq_end) begin
-            \$183  = 3'h3;
-          end
-      3'h3:
-          if (seq_final_write) begin
-            \$183  = 3'h4;
-          end
-      3'h4:
-          if (\$151 ) begin
-            \$183  = 3'h0;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$183  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$184  = d_m;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$184  = 7'h00;
-          end
-      3'h4:
-          if (\$140 ) begin
-            if (\$142 ) begin
-              if (\$144 ) begin
-                \$184  = \$145 [6:0];
-              end
+          if (\$signature__en$72 ) begin
+            (* full_case = 32'd1 *)
+            if (a_load_inner_last) begin
+              \$184  = 7'h00;
+            end else begin
+              \$184  = \$128 [6:0];
             end
           end
       default:
@@ -3128,26 +3002,21 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$185  = d_n0;
+    \$185  = a_load_done;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$185  = 7'h00;
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$185  = 1'h0;
+            end
           end
-      3'h4:
-          if (\$140 ) begin
-            if (\$142 ) begin
-              (* full_case = 32'd1 *)
-              if (\$144 ) begin
-                \$185  = 7'h00;
-              end else begin
-                \$185  = \$148 [6:0];
+      3'h1:
+          if (\$signature__en$72 ) begin
+            if (a_load_inner_last) begin
+              if (a_load_outer_last) begin
+                \$185  = 1'h1;
               end
             end
           end
@@ -3155,64 +3024,49 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$185  = 7'h00;
+      \$185  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$186  = d_tile;
+    \$186  = a_load_inner_last;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$186  = 4'h0;
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$186  = \$118 ;
+            end
           end
-      3'h4:
-          if (\$140 ) begin
-            if (\$142 ) begin
-              (* full_case = 32'd1 *)
-              if (\$144 ) begin
-                \$186  = 4'h0;
-              end else begin
-                \$186  = \$149 [3:0];
-              end
+      3'h1:
+          if (\$signature__en$72 ) begin
+            (* full_case = 32'd1 *)
+            if (a_load_inner_last) begin
+              \$186  = a_load_inner_last0;
+            end else begin
+              \$186  = \$130 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$186  = 4'h0;
+      \$186  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$187  = c__valid;
+    \$187  = a_load_inner_last0;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$187  = 1'h0;
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$187  = \$119 ;
+            end
           end
-      3'h4:
-        begin
-          if (\$140 ) begin
-            \$187  = \$141 ;
-          end
-          if (\$151 ) begin
-            \$187  = 1'h0;
-          end
-        end
       default:
           /* empty */;
     endcase
@@ -3222,7 +3076,548 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$188  = c_last;
+    \$188  = a_load_outer_last;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$188  = \$120 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$72 ) begin
+            if (a_load_inner_last) begin
+              \$188  = \$127 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$188  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$189  = b_load_addr;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$189  = 10'h000;
+            end
+          end
+      3'h1:
+          if (\$signature__en$76 ) begin
+            \$189  = \$131 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$189  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$190  = b_load_outer;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$190  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$76 ) begin
+            if (b_load_inner_last) begin
+              \$190  = \$132 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$190  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$191  = b_load_inner;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$191  = 7'h00;
+            end
+          end
+      3'h1:
+          if (\$signature__en$76 ) begin
+            (* full_case = 32'd1 *)
+            if (b_load_inner_last) begin
+              \$191  = 7'h00;
+            end else begin
+              \$191  = \$135 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$191  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$192  = b_load_done;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$192  = 1'h0;
+              if (cmd__payload[48]) begin
+                \$192  = 1'h1;
+              end
+            end
+          end
+      3'h1:
+          if (\$signature__en$76 ) begin
+            if (b_load_inner_last) begin
+              if (b_load_outer_last) begin
+                \$192  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$192  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$193  = b_load_inner_last;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$193  = \$121 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$76 ) begin
+            (* full_case = 32'd1 *)
+            if (b_load_inner_last) begin
+              \$193  = b_load_inner_last0;
+            end else begin
+              \$193  = \$137 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$193  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$194  = b_load_inner_last0;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$194  = \$122 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$194  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$195  = b_load_outer_last;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$195  = \$123 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$76 ) begin
+            if (b_load_inner_last) begin
+              \$195  = \$134 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$195  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$196  = weights_valid;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$196  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$196  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$197  = weights_k;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$197  = cmd__payload[22:16];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$197  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$198  = weights_n;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$198  = cmd__payload[38:32];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$198  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$199  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$81 ) begin
+            (* full_case = 32'd1 *)
+            if (\$117 ) begin
+            end else begin
+              \$199  = 3'h1;
+            end
+          end
+      3'h1:
+          if (\$138 ) begin
+            \$199  = 3'h2;
+          end
+      3'h2:
+          if (seq_end) begin
+            \$199  = 3'h3;
+          end
+      3'h3:
+          if (seq_final_write) begin
+            \$199  = 3'h4;
+          end
+      3'h4:
+          if (\$156 ) begin
+            \$199  = 3'h0;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$199  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$200  = d_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$200  = 7'h00;
+          end
+      3'h4:
+          if (\$146 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$200  = \$147 [6:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$200  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$201  = d_n0;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$201  = 7'h00;
+          end
+      3'h4:
+          if (\$146 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$201  = 7'h00;
+              end else begin
+                \$201  = \$151 [6:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$201  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$202  = d_tile;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$202  = 4'h0;
+          end
+      3'h4:
+          if (\$146 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$202  = 4'h0;
+              end else begin
+                \$202  = \$152 [3:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$202  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$203  = d_more;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$203  = \$141 ;
+          end
+      3'h4:
+          if (\$146 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$203  = \$148 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$203  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$204  = d_last_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$204  = \$142 ;
+          end
+      3'h4:
+          if (\$146 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$204  = \$150 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$204  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$205  = d_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$205  = \$143 ;
+          end
+      3'h4:
+          if (\$146 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$205  = d_first_last_n;
+              end else begin
+                \$205  = \$154 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$205  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$206  = d_first_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$206  = \$144 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$206  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$207  = c__valid;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$207  = 1'h0;
+          end
+      3'h4:
+        begin
+          if (\$146 ) begin
+            \$207  = d_more;
+          end
+          if (\$156 ) begin
+            \$207  = 1'h0;
+          end
+        end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$207  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$208  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3233,13 +3628,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$140 ) begin
-            if (\$142 ) begin
+          if (\$146 ) begin
+            if (d_more) begin
               (* full_case = 32'd1 *)
-              if (\$144 ) begin
-                \$188  = \$147 ;
+              if (d_last_n) begin
+                \$208  = d_last_m;
               end else begin
-                \$188  = 1'h0;
+                \$208  = 1'h0;
               end
             end
           end
@@ -3247,22 +3642,22 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$188  = 1'h0;
+      \$208  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
   assign \error$19  = error;
   assign \done$20  = done;
-  assign seq_c_rd_addr = { 22'h000000, \o$55 [13:10], \o$55 [8:3] };
+  assign seq_c_rd_addr = { 22'h000000, \o$56 [13:10], \o$56 [8:3] };
   assign w_row = \$9 [2:0];
   assign \$signature__addr$37  = \$11 [8:0];
-  assign \$signature__addr$39  = \$13 [8:0];
+  assign \$signature__addr$39  = \$12 [8:0];
   assign \$signature__data  = a;
   assign a_valid = o[0];
-  assign \swap$48  = o[1];
+  assign \swap$49  = o[1];
   assign w_capture = o[2];
-  assign \$signature__addr$56  = { wr_tag0[12:10], wr_tag0[8:3] };
-  assign \$signature__en$58  = wr_tag0[0];
+  assign \$signature__addr$57  = { wr_tag0[12:10], wr_tag0[8:3] };
+  assign \$signature__en$59  = wr_tag0[0];
   assign c_valid = c__valid;
   assign \cmd__payload.m  = cmd__payload[15:0];
   assign \cmd__payload.k  = cmd__payload[31:16];
@@ -3328,39 +3723,31 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \w[5]  = w[47:40];
   assign \w[6]  = w[55:48];
   assign \w[7]  = w[63:56];
-  assign \$signature__data$50[0]  = \$signature__data$50 [7:0];
-  assign \$signature__data$50[1]  = \$signature__data$50 [15:8];
-  assign \$signature__data$50[2]  = \$signature__data$50 [23:16];
-  assign \$signature__data$50[3]  = \$signature__data$50 [31:24];
-  assign \$signature__data$50[4]  = \$signature__data$50 [39:32];
-  assign \$signature__data$50[5]  = \$signature__data$50 [47:40];
-  assign \$signature__data$50[6]  = \$signature__data$50 [55:48];
-  assign \$signature__data$50[7]  = \$signature__data$50 [63:56];
-  assign \i$52[0]  = \i$52 ;
-  assign \i$52[0].valid  = \i$52 [0];
-  assign \i$52[0].final  = \i$52 [1];
-  assign \i$52[0].first  = \i$52 [2];
-  assign \i$52[0].m  = \i$52 [9:3];
-  assign \i$52[0].ntile  = \i$52 [13:10];
-  assign \o$55[0]  = \o$55 ;
-  assign \o$55[0].valid  = \o$55 [0];
-  assign \o$55[0].final  = \o$55 [1];
-  assign \o$55[0].first  = \o$55 [2];
-  assign \o$55[0].m  = \o$55 [9:3];
-  assign \o$55[0].ntile  = \o$55 [13:10];
+  assign \$signature__data$51[0]  = \$signature__data$51 [7:0];
+  assign \$signature__data$51[1]  = \$signature__data$51 [15:8];
+  assign \$signature__data$51[2]  = \$signature__data$51 [23:16];
+  assign \$signature__data$51[3]  = \$signature__data$51 [31:24];
+  assign \$signature__data$51[4]  = \$signature__data$51 [39:32];
+  assign \$signature__data$51[5]  = \$signature__data$51 [47:40];
+  assign \$signature__data$51[6]  = \$signature__data$51 [55:48];
+  assign \$signature__data$51[7]  = \$signature__data$51 [63:56];
+  assign \i$53[0]  = \i$53 ;
+  assign \i$53[0].valid  = \i$53 [0];
+  assign \i$53[0].final  = \i$53 [1];
+  assign \i$53[0].first  = \i$53 [2];
+  assign \i$53[0].m  = \i$53 [9:3];
+  assign \i$53[0].ntile  = \i$53 [13:10];
+  assign \o$56[0]  = \o$56 ;
+  assign \o$56[0].valid  = \o$56 [0];
+  assign \o$56[0].final  = \o$56 [1];
+  assign \o$56[0].first  = \o$56 [2];
+  assign \o$56[0].m  = \o$56 [9:3];
+  assign \o$56[0].ntile  = \o$56 [13:10];
   assign \wr_tag0.valid  = wr_tag0[0];
   assign \wr_tag0.final  = wr_tag0[1];
   assign \wr_tag0.first  = wr_tag0[2];
   assign \wr_tag0.m  = wr_tag0[9:3];
   assign \wr_tag0.ntile  = wr_tag0[13:10];
-  assign \$signature__data$60[0]  = \$signature__data$60 [31:0];
-  assign \$signature__data$60[1]  = \$signature__data$60 [63:32];
-  assign \$signature__data$60[2]  = \$signature__data$60 [95:64];
-  assign \$signature__data$60[3]  = \$signature__data$60 [127:96];
-  assign \$signature__data$60[4]  = \$signature__data$60 [159:128];
-  assign \$signature__data$60[5]  = \$signature__data$60 [191:160];
-  assign \$signature__data$60[6]  = \$signature__data$60 [223:192];
-  assign \$signature__data$60[7]  = \$signature__data$60 [255:224];
   assign \$signature__data$61[0]  = \$signature__data$61 [31:0];
   assign \$signature__data$61[1]  = \$signature__data$61 [63:32];
   assign \$signature__data$61[2]  = \$signature__data$61 [95:64];
@@ -3369,6 +3756,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data$61[5]  = \$signature__data$61 [191:160];
   assign \$signature__data$61[6]  = \$signature__data$61 [223:192];
   assign \$signature__data$61[7]  = \$signature__data$61 [255:224];
+  assign \$signature__data$62[0]  = \$signature__data$62 [31:0];
+  assign \$signature__data$62[1]  = \$signature__data$62 [63:32];
+  assign \$signature__data$62[2]  = \$signature__data$62 [95:64];
+  assign \$signature__data$62[3]  = \$signature__data$62 [127:96];
+  assign \$signature__data$62[4]  = \$signature__data$62 [159:128];
+  assign \$signature__data$62[5]  = \$signature__data$62 [191:160];
+  assign \$signature__data$62[6]  = \$signature__data$62 [223:192];
+  assign \$signature__data$62[7]  = \$signature__data$62 [255:224];
   assign \psum[0]  = psum[18:0];
   assign \psum[1]  = psum[37:19];
   assign \psum[2]  = psum[56:38];
@@ -3377,45 +3772,45 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \psum[5]  = psum[113:95];
   assign \psum[6]  = psum[132:114];
   assign \psum[7]  = psum[151:133];
-  assign \$signature__data$70[0]  = \$signature__data$70 [7:0];
-  assign \$signature__data$70[1]  = \$signature__data$70 [15:8];
-  assign \$signature__data$70[2]  = \$signature__data$70 [23:16];
-  assign \$signature__data$70[3]  = \$signature__data$70 [31:24];
-  assign \$signature__data$70[4]  = \$signature__data$70 [39:32];
-  assign \$signature__data$70[5]  = \$signature__data$70 [47:40];
-  assign \$signature__data$70[6]  = \$signature__data$70 [55:48];
-  assign \$signature__data$70[7]  = \$signature__data$70 [63:56];
-  assign \$signature__data$74[0]  = \$signature__data$74 [7:0];
-  assign \$signature__data$74[1]  = \$signature__data$74 [15:8];
-  assign \$signature__data$74[2]  = \$signature__data$74 [23:16];
-  assign \$signature__data$74[3]  = \$signature__data$74 [31:24];
-  assign \$signature__data$74[4]  = \$signature__data$74 [39:32];
-  assign \$signature__data$74[5]  = \$signature__data$74 [47:40];
-  assign \$signature__data$74[6]  = \$signature__data$74 [55:48];
-  assign \$signature__data$74[7]  = \$signature__data$74 [63:56];
-  assign c__payload[255:0] = \$signature__data$61 ;
+  assign \$signature__data$71[0]  = \$signature__data$71 [7:0];
+  assign \$signature__data$71[1]  = \$signature__data$71 [15:8];
+  assign \$signature__data$71[2]  = \$signature__data$71 [23:16];
+  assign \$signature__data$71[3]  = \$signature__data$71 [31:24];
+  assign \$signature__data$71[4]  = \$signature__data$71 [39:32];
+  assign \$signature__data$71[5]  = \$signature__data$71 [47:40];
+  assign \$signature__data$71[6]  = \$signature__data$71 [55:48];
+  assign \$signature__data$71[7]  = \$signature__data$71 [63:56];
+  assign \$signature__data$75[0]  = \$signature__data$75 [7:0];
+  assign \$signature__data$75[1]  = \$signature__data$75 [15:8];
+  assign \$signature__data$75[2]  = \$signature__data$75 [23:16];
+  assign \$signature__data$75[3]  = \$signature__data$75 [31:24];
+  assign \$signature__data$75[4]  = \$signature__data$75 [39:32];
+  assign \$signature__data$75[5]  = \$signature__data$75 [47:40];
+  assign \$signature__data$75[6]  = \$signature__data$75 [55:48];
+  assign \$signature__data$75[7]  = \$signature__data$75 [63:56];
+  assign c__payload[255:0] = \$signature__data$62 ;
   assign c__payload[256] = c_last;
-  assign \$signature__data$60 [255:224] = \$41 [31:0];
-  assign \$signature__data$60 [223:192] = \$39 [31:0];
-  assign \$signature__data$60 [191:160] = \$37 [31:0];
-  assign \$signature__data$60 [159:128] = \$35 [31:0];
-  assign \$signature__data$60 [127:96] = \$33 [31:0];
-  assign \$signature__data$60 [95:64] = \$31 [31:0];
-  assign \$signature__data$60 [63:32] = \$29 [31:0];
-  assign \$signature__data$60 [31:0] = \$27 [31:0];
-  assign \i$52 [13:10] = cur_ntile;
-  assign \i$52 [9:3] = s;
-  assign \i$52 [2] = cur_first;
-  assign \i$52 [1] = \$25 ;
-  assign \i$52 [0] = beat;
-  assign i[3] = \$21 ;
-  assign i[2] = \$20 ;
+  assign \$signature__data$61 [255:224] = \$37 [31:0];
+  assign \$signature__data$61 [223:192] = \$35 [31:0];
+  assign \$signature__data$61 [191:160] = \$33 [31:0];
+  assign \$signature__data$61 [159:128] = \$31 [31:0];
+  assign \$signature__data$61 [127:96] = \$29 [31:0];
+  assign \$signature__data$61 [95:64] = \$27 [31:0];
+  assign \$signature__data$61 [63:32] = \$25 [31:0];
+  assign \$signature__data$61 [31:0] = \$23 [31:0];
+  assign \i$53 [13:10] = cur_ntile;
+  assign \i$53 [9:3] = s;
+  assign \i$53 [2] = cur_first;
+  assign \i$53 [1] = \$21 ;
+  assign \i$53 [0] = beat;
+  assign i[3] = \$17 ;
+  assign i[2] = \$16 ;
   assign i[1] = swap;
   assign i[0] = beat;
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$389$0 , clk);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$419$0 , clk);
   input rst;
   wire rst;
   input [63:0] \i$2 ;
@@ -3424,8 +3819,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire [63:0] i;
   output [151:0] psum;
   wire [151:0] psum;
-  input [2:0] \port$389$0 ;
-  wire [2:0] \port$389$0 ;
+  input [2:0] \port$419$0 ;
+  wire [2:0] \port$419$0 ;
   input clk;
   wire clk;
   wire [63:0] \$1 ;
@@ -3686,7 +4081,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay  valid_delay (
     .clk(clk),
-    .i(\port$389$0 [0]),
+    .i(\port$419$0 [0]),
     .o(psum_valid),
     .rst(rst)
   );
@@ -3698,8 +4093,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   assign a = i;
   assign w = \i$2 ;
-  assign swap = \port$389$0 [1];
-  assign w_capture = \port$389$0 [2];
+  assign swap = \port$419$0 [1];
+  assign w_capture = \port$419$0 [2];
   assign o = \a$8 ;
   assign \o$11  = \swap$10 ;
   assign a_out = \a$12 ;
@@ -3707,8 +4102,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \a_out$17  = \a$16 ;
   assign \swap_out$19  = \swap$18 ;
   assign \o$33  = psum;
-  assign \i$34  = \port$389$0 [0];
-  assign a_valid = \port$389$0 [0];
+  assign \i$34  = \port$419$0 [0];
+  assign a_valid = \port$419$0 [0];
   assign \o$37  = psum_valid;
   assign \i[0]  = i[7:0];
   assign \i[1]  = i[15:8];
@@ -3870,7 +4265,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \o$33[5]  = psum[113:95];
   assign \o$33[6]  = psum[132:114];
   assign \o$33[7]  = psum[151:133];
-  assign \i$34[0]  = \port$389$0 [0];
+  assign \i$34[0]  = \port$419$0 [0];
   assign \o$37[0]  = psum_valid;
   assign \i$28 [151:133] = \psum_out$31 [37:19];
   assign \i$28 [132:114] = \psum_out$31 [18:0];
@@ -3896,22 +4291,22 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign capture[2] = \o$21 [2];
   assign capture[1] = \o$21 [1];
   assign capture[0] = \o$21 [0];
-  assign \i$6 [7] = \port$389$0 [2];
-  assign \i$6 [6] = \port$389$0 [2];
-  assign \i$6 [5] = \port$389$0 [2];
-  assign \i$6 [4] = \port$389$0 [2];
-  assign \i$6 [3] = \port$389$0 [2];
-  assign \i$6 [2] = \port$389$0 [2];
-  assign \i$6 [1] = \port$389$0 [2];
-  assign \i$6 [0] = \port$389$0 [2];
-  assign \i$4 [7] = \port$389$0 [1];
-  assign \i$4 [6] = \port$389$0 [1];
-  assign \i$4 [5] = \port$389$0 [1];
-  assign \i$4 [4] = \port$389$0 [1];
-  assign \i$4 [3] = \port$389$0 [1];
-  assign \i$4 [2] = \port$389$0 [1];
-  assign \i$4 [1] = \port$389$0 [1];
-  assign \i$4 [0] = \port$389$0 [1];
+  assign \i$6 [7] = \port$419$0 [2];
+  assign \i$6 [6] = \port$419$0 [2];
+  assign \i$6 [5] = \port$419$0 [2];
+  assign \i$6 [4] = \port$419$0 [2];
+  assign \i$6 [3] = \port$419$0 [2];
+  assign \i$6 [2] = \port$419$0 [2];
+  assign \i$6 [1] = \port$419$0 [2];
+  assign \i$6 [0] = \port$419$0 [2];
+  assign \i$4 [7] = \port$419$0 [1];
+  assign \i$4 [6] = \port$419$0 [1];
+  assign \i$4 [5] = \port$419$0 [1];
+  assign \i$4 [4] = \port$419$0 [1];
+  assign \i$4 [3] = \port$419$0 [1];
+  assign \i$4 [2] = \port$419$0 [1];
+  assign \i$4 [1] = \port$419$0 [1];
+  assign \i$4 [0] = \port$419$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)

@@ -6,7 +6,7 @@ from amaranth.lib import data
 
 from ..os_array import OutputStationaryArray
 from ..skew import DelayLanes
-from .sequencer import Sequencer, c_addr
+from .sequencer import Sequencer, at_least, c_addr
 
 __all__ = ["OutputStationarySequencer"]
 
@@ -29,14 +29,23 @@ class OutputStationarySequencer(Sequencer):
         ntile = Signal(range(cfg.c_depth // cfg.m_stride + 1))
         a_base = Signal(range(cfg.a_depth + cfg.max_k + 1))
         b_base = Signal(range(cfg.b_depth + cfg.max_k + 1))
-        last_m, last_n = m0 + R >= job.m, n0 + C >= job.n
+        # Flags registered with the counters they describe (set one step ahead), so that the
+        # tile step's multiplexers follow a flip-flop, not a comparison:
+        last_m = Signal(name="last_m")      # m0 + R >= M: the column tile's last row tile
+        last_n = Signal(name="last_n")      # n0 + C >= N: the last column tile
+        first_lm = Signal(name="first_last_m")  # R >= M: last_m of a column tile's first tile
+        s_end = Signal(name="slot_end")     # s == span - 1: the tile's last slot
 
-        with m.If(seq.start):
+        with m.If(~seq.run):  # held at the start until the compute phase
             # (a constant when K can never exceed R: no always-false comparison in the RTL)
-            m.d.sync += [span.eq(Mux(start_job.k > R, start_job.k, R)
-                                 if cfg.max_k > R else R),
+            start_span = Mux(start_job.k > R, start_job.k, R) if cfg.max_k > R else R
+            m.d.sync += [span.eq(start_span),
                          s.eq(0), m0.eq(0), n0.eq(0),
-                         ntile.eq(0), a_base.eq(0), b_base.eq(0)]
+                         ntile.eq(0), a_base.eq(0), b_base.eq(0),
+                         s_end.eq(start_span == 1),
+                         first_lm.eq(at_least(R, start_job.m, cfg.max_m)),
+                         last_m.eq(at_least(R, start_job.m, cfg.max_m)),
+                         last_n.eq(at_least(C, start_job.n, cfg.max_n))]
         beat = Signal()
         last = Signal()
         m.d.comb += [
@@ -46,16 +55,18 @@ class OutputStationarySequencer(Sequencer):
             bufs.b_rd.addr.eq(b_base + s),
         ]
         with m.If(seq.run):
-            with m.If(s == span - 1):
-                m.d.sync += s.eq(0)
+            with m.If(s_end):
+                m.d.sync += [s.eq(0), s_end.eq(span == 1)]
                 with m.If(last_m):
                     m.d.sync += [m0.eq(0), a_base.eq(0), n0.eq(n0 + C), ntile.eq(ntile + 1),
-                                 b_base.eq(b_base + job.k)]
+                                 b_base.eq(b_base + job.k),
+                                 last_m.eq(first_lm), last_n.eq(n0 + 2 * C >= job.n)]
                 with m.Else():
-                    m.d.sync += [m0.eq(m0 + R), a_base.eq(a_base + job.k)]
+                    m.d.sync += [m0.eq(m0 + R), a_base.eq(a_base + job.k),
+                                 last_m.eq(m0 + 2 * R >= job.m)]
                 m.d.comb += seq.end.eq(last_m & last_n)
             with m.Else():
-                m.d.sync += s.eq(s + 1)
+                m.d.sync += [s.eq(s + 1), s_end.eq(s + 2 == span)]
 
         # The buffers answer buffer_read_latency cycles later: the beat enters the array then.
         # The schedule spaces `last` beats >= R cycles apart, so the array's `ready` is always
@@ -74,7 +85,8 @@ class OutputStationarySequencer(Sequencer):
 
         # A tile's rows leave the array result_latency cycles after its last beat went in:
         # carry the tile's coordinates alongside, then write each row to C.
-        tag = data.StructLayout({"valid": 1, "final": 1, "m0": len(m0), "ntile": len(ntile)})
+        tag = data.StructLayout({"valid": 1, "final": 1, "m0": len(m0), "ntile": len(ntile),
+                                 "rows": range(R + 1)})
         m.submodules.tag_delay = tag_delay = DelayLanes(
             tag, [self.buffer_read_latency - 1 + array.result_latency], reset_less=False)
         m.d.comb += [
@@ -82,19 +94,18 @@ class OutputStationarySequencer(Sequencer):
             tag_delay.i[0].final.eq(last_m & last_n),
             tag_delay.i[0].m0.eq(m0),
             tag_delay.i[0].ntile.eq(ntile),
+            # the tile's rows inside M: M - m0 <= R exactly in the last row tile
+            tag_delay.i[0].rows.eq(Mux(last_m, job.m - m0, R)),
         ]
         # Per tile, registered with its coordinates: the rows inside M (rows past M are
-        # padding), so that the write enable is a small comparison, not an add and compare.
+        # padding, the count travels with the tag), so that the write enable is a small
+        # comparison.
         out_m0 = Signal.like(m0)
         out_ntile = Signal.like(ntile)
-        out_final = Signal()
         out_rows = Signal(range(R + 1))
-        left = Signal(range(cfg.max_m + 1))
-        m.d.comb += left.eq(job.m - tag_delay.o[0].m0)
         with m.If(tag_delay.o[0].valid):
             m.d.sync += [out_m0.eq(tag_delay.o[0].m0), out_ntile.eq(tag_delay.o[0].ntile),
-                         out_final.eq(tag_delay.o[0].final),
-                         out_rows.eq(Mux(left >= R, R, left))]
+                         out_rows.eq(tag_delay.o[0].rows)]
         row_m = Signal(range(cfg.max_m + R + 1))
         shift = R.bit_length() - 1
         if R == 1 << shift:  # m0 is a multiple of R: the row is its low bits
@@ -105,5 +116,10 @@ class OutputStationarySequencer(Sequencer):
             bufs.c_wr.addr.eq(c_addr(cfg, row_m, out_ntile)),
             bufs.c_wr.data.eq(array.o.payload.data),
             bufs.c_wr.en.eq(array.o.valid & (array.o.payload.row < out_rows)),
-            seq.final_write.eq(array.o.valid & (array.o.payload.row == 0) & out_final),
         ]
+        # The final tile's row 0 (its last row out) leaves the array R cycles after its tag:
+        # final_write from the tag through R registers, not from the array's output (far from
+        # the shell's control).
+        m.submodules.final_delay = final_delay = DelayLanes(1, [R], reset_less=False)
+        m.d.comb += [final_delay.i[0].eq(tag_delay.o[0].valid & tag_delay.o[0].final),
+                     seq.final_write.eq(final_delay.o[0])]

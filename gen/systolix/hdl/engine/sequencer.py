@@ -3,31 +3,55 @@ loaders, and C buffer addressing."""
 
 from amaranth.hdl import Cat, Signal
 
-__all__ = ["Sequencer", "Loader", "c_addr"]
+__all__ = ["Sequencer", "Loader", "c_addr", "at_least"]
 
 
 class Loader:
     """Counts words of a two-level loop (outer index steps by ``step`` below ``outer_limit``,
-    inner index runs below ``inner_limit``) into consecutive buffer addresses."""
+    inner index runs below ``inner_limit``) into consecutive buffer addresses.
+
+    The loop-end comparisons are flags registered one word ahead (``inner_last``: this word
+    ends the inner loop, ``outer_last``: ... and the outer one), so that a word taken from a
+    stream reaches the counters through a flip-flop, not a comparison: :meth:`start` takes
+    the limits the job will have (e.g. the command's), :meth:`take` the job's."""
 
     def __init__(self, name, depth, outer_max, step, inner_max):
         self.addr = Signal(range(depth + 1), name=f"{name}_addr")
         self.outer = Signal(range(outer_max + step + 1), name=f"{name}_outer")
         self.inner = Signal(range(inner_max + 1), name=f"{name}_inner")
         self.done = Signal(name=f"{name}_done")
-        self._step = step
+        self.inner_last = Signal(name=f"{name}_inner_last")
+        self.outer_last = Signal(name=f"{name}_outer_last")
+        self._inner_last0 = Signal(name=f"{name}_inner_last0")  # inner_limit == 1
+        self._step, self._outer_max = step, outer_max
 
-    def start(self, m):
-        m.d.sync += [self.addr.eq(0), self.outer.eq(0), self.inner.eq(0), self.done.eq(0)]
+    def start(self, m, outer_limit, inner_limit):
+        """To the first word of a loop with these limits."""
+        m.d.sync += [self.addr.eq(0), self.outer.eq(0), self.inner.eq(0), self.done.eq(0),
+                     self.inner_last.eq(inner_limit == 1),
+                     self._inner_last0.eq(inner_limit == 1),
+                     self.outer_last.eq(at_least(self._step, outer_limit, self._outer_max))]
 
     def take(self, m, outer_limit, inner_limit):
+        """Count the word taken now (the limits are the job's, as at :meth:`start`)."""
         m.d.sync += self.addr.eq(self.addr + 1)
-        with m.If(self.inner == inner_limit - 1):
-            m.d.sync += [self.inner.eq(0), self.outer.eq(self.outer + self._step)]
-            with m.If(self.outer + self._step >= outer_limit):
+        with m.If(self.inner_last):
+            m.d.sync += [self.inner.eq(0), self.outer.eq(self.outer + self._step),
+                         self.inner_last.eq(self._inner_last0),
+                         self.outer_last.eq(self.outer + 2 * self._step >= outer_limit)]
+            with m.If(self.outer_last):
                 m.d.sync += self.done.eq(1)
         with m.Else():
-            m.d.sync += self.inner.eq(self.inner + 1)
+            # (never reached with a constant inner limit of 1: no constant comparison)
+            last = (0 if isinstance(inner_limit, int) and inner_limit == 1
+                    else self.inner + 2 == inner_limit)
+            m.d.sync += [self.inner.eq(self.inner + 1), self.inner_last.eq(last)]
+
+
+def at_least(const, value, value_max):
+    """``const >= value`` for a ``value`` of at most ``value_max``: a plain 1 when that always
+    holds (no constant comparison in the RTL)."""
+    return 1 if const >= value_max else const >= value
 
 
 def c_addr(cfg, row, ntile):
@@ -42,10 +66,11 @@ class Sequencer:
     loading, then issues buffer reads slot by slot during the compute phase, drives the core
     and writes its results to C.
 
-    It talks to the engine's phase FSM through hand-shake signals: ``start`` (pulse: counters
-    to their start), ``run`` (issue one slot this cycle), ``end`` (this is the last slot),
-    ``final_write`` (the last result is written to C now) and ``c_rd_addr`` (the C read
-    address for a read-modify-write, overridden by the drain).
+    It talks to the engine's phase FSM through hand-shake signals: ``run`` (issue one slot
+    this cycle; while it is low the counters are held at their start, so a compute phase
+    begins in the cycle after its job's registers are set, with no start pulse to fan out),
+    ``end`` (this is the last slot), ``final_write`` (the last result is written to C now)
+    and ``c_rd_addr`` (the C read address for a read-modify-write, overridden by the drain).
 
     Parameters
     ----------
@@ -57,7 +82,6 @@ class Sequencer:
     def __init__(self, config, buffer_read_latency):
         self.config = config
         self.buffer_read_latency = buffer_read_latency
-        self.start = Signal(name="seq_start")
         self.run = Signal(name="seq_run")
         self.end = Signal(name="seq_end")
         self.final_write = Signal(name="seq_final_write")
@@ -65,29 +89,38 @@ class Sequencer:
 
     def job_registers(self):
         """Registers the core adds to the accepted job (``{name: Signal}``), set by
-        :meth:`accept`."""
+        :meth:`accept` to :meth:`job_values`."""
+        return {}
+
+    def job_values(self, cmd):
+        """The values of :meth:`job_registers` for command ``cmd`` (``{name: value}``)."""
         return {}
 
     def accept(self, m, cmd, job):
         """Statements when command ``cmd`` is accepted (``job`` already holds m, k, n)."""
+        m.d.sync += [getattr(job, k).eq(v) for k, v in self.job_values(cmd).items()]
 
     def k_steps(self, job):
         """The job's B words per column tile (K for a systolic array)."""
         return job.k
 
-    def loaders(self, job):
-        """``(a_loader, a_limits), (b_loader, b_limits)``: the load phase's word counters and
-        the (outer, inner) limits of their loops. The default: A row tile by row tile, each
-        tile's k-steps in order; B column tile by column tile, each tile's k-steps in order."""
+    def loaders(self):
+        """``a_loader, b_loader``: the load phase's word counters. The default: A row tile by
+        row tile, each tile's k-steps in order; B column tile by column tile, each tile's
+        k-steps in order."""
         cfg = self.config
-        a_load = Loader("a_load", cfg.a_depth, cfg.max_m, cfg.rows, cfg.k_steps_max)
-        b_load = Loader("b_load", cfg.b_depth, cfg.max_n, cfg.cols, cfg.k_steps_max)
-        return (a_load, (job.m, self.k_steps(job))), (b_load, (job.n, self.k_steps(job)))
+        return (Loader("a_load", cfg.a_depth, cfg.max_m, cfg.rows, cfg.k_steps_max),
+                Loader("b_load", cfg.b_depth, cfg.max_n, cfg.cols, cfg.k_steps_max))
+
+    def load_limits(self, job):
+        """``a_limits, b_limits``: the (outer, inner) limits of the loaders' loops for
+        ``job`` (anything with the job's fields, e.g. a command's view)."""
+        return (job.m, self.k_steps(job)), (job.n, self.k_steps(job))
 
     def elaborate(self, m, job, bufs, start_job=None):
         """The compute phase: buffer reads, the core, C writes and the hand-shake.
 
-        ``job`` holds the running job's registers from the cycle after ``start`` on;
-        ``start_job`` (default ``job``) holds them in the ``start`` cycle, where they may still
-        be on their way into ``job``."""
+        ``job`` holds the running job's registers while ``run`` is high; ``start_job``
+        (default ``job``) holds them in the cycle before the compute phase, where they may
+        still be on their way into ``job``."""
         raise NotImplementedError

@@ -13,7 +13,7 @@ from ..arith import acc_shape, operand_shape
 from ..buffer import BufferMemory
 from ..requant import Requantizer, param_layout, requant_output_layout
 from .os_sequencer import OutputStationarySequencer
-from .sequencer import Loader, c_addr
+from .sequencer import Loader, at_least, c_addr
 from .tc_sequencer import TensorCoreSequencer
 from .ws_sequencer import WeightStationarySequencer
 
@@ -212,28 +212,25 @@ class MatrixEngine(wiring.Component):
         m.d.sync += done.eq(0)
         in_reset = ResetSignal()
 
-        (a_load, a_limits), (b_load, b_limits) = seq.loaders(job)
+        a_load, b_load = seq.loaders()
+        a_limits, b_limits = seq.load_limits(job)
+        a_limits0, b_limits0 = seq.load_limits(_command_view(seq, self.cmd.payload))
 
         # ---- the sequencer issues buffer reads, drives the array / MMA units, writes C
         m.d.comb += [bufs.c_rd.en.eq(1), bufs.c_rd.addr.eq(seq.c_rd_addr)]  # DRAIN overrides
         seq.elaborate(m, job, bufs)
 
         # ---- drain counters (m outer, column tile inner)
-        d_m = Signal(range(cfg.max_m + 1))
-        d_n0 = Signal(range(cfg.max_n + C + 1))
-        d_tile = Signal(range(cfg.c_depth // cfg.m_stride + 1))
+        dc = _DrainCounters(cfg, frag)
         c_valid = Signal()  # the C buffer's read register holds a word of this job
         c_last = Signal()
         if frag:
-            # row d_r of fragment row d_mt; the row select is registered with the read
-            d_r = Signal(range(max(R, 2)))
-            d_mt = Signal(range(cfg.m_stride + 1))
+            # the row select is registered with the read
             c_sel = Signal(range(max(R, 2)))
             c_row = bufs.c_rd.data[c_sel] if R > 1 else bufs.c_rd.data[0]
-            drain_addr = c_addr(cfg, d_mt, d_tile)
         else:
             c_row = bufs.c_rd.data
-            drain_addr = c_addr(cfg, d_m, d_tile)
+        drain_addr = dc.addr
         if cfg.requant is None:
             drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, self.c)
         else:
@@ -244,7 +241,7 @@ class MatrixEngine(wiring.Component):
             q_wr, q_rd = q_mem.write_port(), q_mem.read_port()
             q_load = Loader("q_load", cfg.q_depth, cfg.max_n, C, 1)
             m.submodules.requant = rq = Requantizer(cfg.requant)
-            m.d.comb += q_rd.addr.eq(d_tile)
+            m.d.comb += q_rd.addr.eq(dc.tile)
             drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, rq.i, q_rd)
             wiring.connect(m, rq.o, wiring.flipped(self.c))
         c_out_last = self.c.valid & self.c.ready & self.c.payload.last
@@ -261,10 +258,10 @@ class MatrixEngine(wiring.Component):
                     with m.Else():
                         m.d.sync += [job.m.eq(cmd.m), job.k.eq(cmd.k), job.n.eq(cmd.n)]
                         seq.accept(m, cmd, job)
-                        a_load.start(m)
-                        b_load.start(m)
+                        a_load.start(m, *a_limits0)
+                        b_load.start(m, *b_limits0)
                         if cfg.requant is not None:
-                            q_load.start(m)
+                            q_load.start(m, cmd.n, 1)
                         with m.If(cmd.keep):  # B (and q) stay: their loads are done
                             m.d.sync += b_load.done.eq(1)
                             if cfg.requant is not None:
@@ -298,7 +295,6 @@ class MatrixEngine(wiring.Component):
                         q_load.take(m, job.n, 1)
                     loaded &= q_load.done
                 with m.If(loaded):
-                    m.d.comb += seq.start.eq(1)
                     m.next = "COMPUTE"
 
             with m.State("COMPUTE"):
@@ -311,9 +307,8 @@ class MatrixEngine(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += cycles.eq(cycles + 1)
                 with m.If(seq.final_write):
-                    m.d.sync += [d_m.eq(0), d_n0.eq(0), d_tile.eq(0), c_valid.eq(0)]
-                    if frag:
-                        m.d.sync += [d_r.eq(0), d_mt.eq(0)]
+                    dc.start(m, job.m, job.n)
+                    m.d.sync += c_valid.eq(0)
                     m.next = "DRAIN"
 
             with m.State("DRAIN"):
@@ -321,25 +316,14 @@ class MatrixEngine(wiring.Component):
                 # The read port's data register is the output register: it only advances
                 # when the current word is taken (or there is none), so a stall holds it.
                 advance = drain_ready
-                more = d_m < job.m
                 m.d.comb += [bufs.c_rd.en.eq(advance),
                              bufs.c_rd.addr.eq(drain_addr)]
                 with m.If(advance):
-                    m.d.sync += c_valid.eq(more)
+                    m.d.sync += c_valid.eq(dc.more)
                     if frag:
-                        m.d.sync += c_sel.eq(d_r)
-                    with m.If(more):
-                        with m.If(d_n0 + C >= job.n):
-                            m.d.sync += [d_n0.eq(0), d_tile.eq(0), d_m.eq(d_m + 1),
-                                         c_last.eq(d_m + 1 == job.m)]
-                            if frag:
-                                with m.If(d_r == R - 1):
-                                    m.d.sync += [d_r.eq(0), d_mt.eq(d_mt + 1)]
-                                with m.Else():
-                                    m.d.sync += d_r.eq(d_r + 1)
-                        with m.Else():
-                            m.d.sync += [d_n0.eq(d_n0 + C), d_tile.eq(d_tile + 1),
-                                         c_last.eq(0)]
+                        m.d.sync += c_sel.eq(dc.r)
+                    with m.If(dc.more):
+                        dc.step(m, job.m, job.n, c_last)
                 with m.If(c_out_last):
                     m.d.sync += [done.eq(1), c_valid.eq(0)]
                     m.next = "IDLE"
@@ -431,9 +415,65 @@ class _Weights:
         m.d.sync += [self.valid.eq(1), self.k.eq(cmd.k), self.n.eq(cmd.n)]
 
 
+class _DrainCounters:
+    """The drain's position: row ``m`` of C (fragment row ``r`` of ``mt`` in a tensor-core
+    engine), column tile ``n0`` (``tile``), m outer. The comparisons that end a row or the job
+    are flags registered one step ahead (``more``: m < M, ``last_m``: m + 1 == M, ``last_n``:
+    n0 + C >= N), so that the counters' and ``last``'s inputs follow flip-flops, not
+    comparisons."""
+
+    def __init__(self, cfg, frag):
+        R, C = cfg.rows, cfg.cols
+        self._R, self._C, self._frag, self._max_n = R, C, frag, cfg.max_n
+        self.m = Signal(range(cfg.max_m + 1), name="d_m")
+        self.n0 = Signal(range(cfg.max_n + C + 1), name="d_n0")
+        self.tile = Signal(range(cfg.c_depth // cfg.m_stride + 1), name="d_tile")
+        self.more = Signal(name="d_more")
+        self.last_m = Signal(name="d_last_m")
+        self.last_n = Signal(name="d_last_n")
+        self.first_ln = Signal(name="d_first_last_n")  # C >= N: last_n of a row's first tile
+        if frag:
+            self.r = Signal(range(max(R, 2)), name="d_r")
+            self.mt = Signal(range(cfg.m_stride + 1), name="d_mt")
+            self.addr = c_addr(cfg, self.mt, self.tile)
+        else:
+            self.addr = c_addr(cfg, self.m, self.tile)
+
+    def start(self, m, jm, jn):
+        """To the first word of a job of ``jm`` rows and ``jn`` columns."""
+        ln = at_least(self._C, jn, self._max_n)
+        m.d.sync += [self.m.eq(0), self.n0.eq(0), self.tile.eq(0), self.more.eq(jm != 0),
+                     self.last_m.eq(jm == 1), self.last_n.eq(ln), self.first_ln.eq(ln)]
+        if self._frag:
+            m.d.sync += [self.r.eq(0), self.mt.eq(0)]
+
+    def step(self, m, jm, jn, c_last):
+        """To the next word (while ``more``); ``c_last`` := the word read now is the job's
+        last."""
+        R, C = self._R, self._C
+        with m.If(self.last_n):
+            m.d.sync += [self.n0.eq(0), self.tile.eq(0), self.m.eq(self.m + 1),
+                         c_last.eq(self.last_m), self.more.eq(~self.last_m),
+                         self.last_m.eq(self.m + 2 == jm), self.last_n.eq(self.first_ln)]
+            if self._frag:
+                with m.If(self.r == R - 1):
+                    m.d.sync += [self.r.eq(0), self.mt.eq(self.mt + 1)]
+                with m.Else():
+                    m.d.sync += self.r.eq(self.r + 1)
+        with m.Else():
+            m.d.sync += [self.n0.eq(self.n0 + C), self.tile.eq(self.tile + 1), c_last.eq(0),
+                         self.last_n.eq(self.n0 + 2 * C >= jn)]
+
+
 class _Buffers:
     def __init__(self, **ports):
         self.__dict__.update(ports)
+
+
+def _command_view(seq, cmd):
+    """The job that command ``cmd`` makes (m, k, n and the sequencer's registers) as
+    expressions of the command: what the job registers will hold once it is accepted."""
+    return _Buffers(m=cmd.m, k=cmd.k, n=cmd.n, **seq.job_values(cmd))
 
 
 class _Job:
@@ -565,7 +605,9 @@ def _elaborate_double(engine):
     la = Signal()            # A bank of the next job
     lb = Signal()            # B / parameter bank of the last job that loaded weights
     ljob_a, ljob_b = Signal(), Signal()
-    (a_load, a_limits), (b_load, b_limits) = seq.loaders(ljob)
+    a_load, b_load = seq.loaders()
+    a_limits, b_limits = seq.load_limits(ljob)
+    a_limits0, b_limits0 = seq.load_limits(_command_view(seq, engine.cmd.payload))
     rq = cfg.requant is not None
 
     # ---- compute stage: the running job (the sequencer reads ``xreg``; in the start cycle
@@ -622,20 +664,15 @@ def _elaborate_double(engine):
     d_busy = Signal()
     d_jm = Signal(range(cfg.max_m + 1))
     d_jn = Signal(range(cfg.max_n + 1))
-    d_m = Signal(range(cfg.max_m + 1))
-    d_n0 = Signal(range(cfg.max_n + C + 1))
-    d_tile = Signal(range(cfg.c_depth // cfg.m_stride + 1))
+    dc = _DrainCounters(cfg, frag)
     c_valid = Signal()
     c_last = Signal()
     if frag:
-        d_r = Signal(range(max(R, 2)))
-        d_mt = Signal(range(cfg.m_stride + 1))
         c_sel = Signal(range(max(R, 2)))
         c_row = d_rd.data[c_sel] if R > 1 else d_rd.data[0]
-        drain_addr = c_addr(cfg, d_mt, d_tile)
     else:
         c_row = d_rd.data
-        drain_addr = c_addr(cfg, d_m, d_tile)
+    drain_addr = dc.addr
     c_out = q_out = None
     if d_mem is not None:
         def c_out(stage_ready):
@@ -662,7 +699,7 @@ def _elaborate_double(engine):
                 return q_rd.data
         q_load = Loader("q_load", cfg.q_depth, cfg.max_n, C, 1)
         m.submodules.requant = rqu = Requantizer(cfg.requant)
-        m.d.comb += q_rd.addr.eq(d_tile)
+        m.d.comb += q_rd.addr.eq(dc.tile)
         drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, rqu.i, q_rd, c_out=c_out,
                                     q_out=q_out)
         wiring.connect(m, rqu.o, wiring.flipped(engine.c))
@@ -681,11 +718,11 @@ def _elaborate_double(engine):
         m.d.sync += [ljob.m.eq(cmd.m), ljob.k.eq(cmd.k), ljob.n.eq(cmd.n), ljob_a.eq(la),
                      ljob_b.eq(Mux(cmd.keep, lb, ~lb))]
         seq.accept(m, cmd, ljob)
-        a_load.start(m)
-        b_load.start(m)
+        a_load.start(m, *a_limits0)
+        b_load.start(m, *b_limits0)
         m.d.sync += b_load.done.eq(cmd.keep)  # B (and q) of a keep-weights job are there
         if rq:
-            q_load.start(m)
+            q_load.start(m, cmd.n, 1)
             m.d.sync += q_load.done.eq(cmd.keep)
     with m.If(engine.cmd.valid & engine.cmd.ready):
         with m.If(bad):
@@ -717,8 +754,16 @@ def _elaborate_double(engine):
         b_load.take(m, *b_limits)
     loaded = l_busy & a_load.done & b_load.done
     if rq:
-        # the parameter bank may still feed the drain of the job before the computing one
-        q_free = ~((c_owned[0] & (c_q[0] == ljob_b)) | (c_owned[1] & (c_q[1] == ljob_b)))
+        # The parameter bank may still feed the drain of the job before the computing one.
+        # ``q_free`` matters only while the load stage is busy, and a compute start (which
+        # frees the load stage) never precedes such a cycle: so it is registered from the next
+        # cycle's bank owners (a drain ending now releases its bank) and load bank, and
+        # ``q.ready`` follows flip-flops only.
+        q_free = Signal(init=1, name="q_free")
+        ljob_b_next = Mux(l_busy, ljob_b, Mux(cmd.keep, lb, ~lb))
+        m.d.sync += q_free.eq(~Cat(
+            c_owned[i] & ~(c_out_last & (d_bank == i)) & (c_q[i] == ljob_b_next)
+            for i in range(2)).any())
         with m.If(l_busy):
             m.d.comb += [
                 engine.q.ready.eq(~q_load.done & q_free & ~in_reset),
@@ -731,22 +776,24 @@ def _elaborate_double(engine):
 
     # ---- compute
     c_free = ~Mux(c_next, c_owned[1], c_owned[0])
-    with m.If(loaded & ~x_busy & c_free):
-        m.d.comb += seq.start.eq(1)
-        m.d.sync += [l_busy.eq(0), x_run.eq(1), x_count.eq(0), xa.eq(ljob_a), xb.eq(ljob_b),
-                     xc.eq(c_next), c_next.eq(~c_next)]
+    # While the compute stage is free its registers follow the load stage's (and x_count
+    # stays 0): only the few registers that change state take the start as their enable.
+    with m.If(~x_busy):
+        m.d.sync += [xa.eq(ljob_a), xb.eq(ljob_b), xc.eq(c_next), x_count.eq(0)]
         m.d.sync += [getattr(xreg, k).eq(getattr(ljob, k)) for k in names]
+    with m.Else():
+        m.d.sync += x_count.eq(x_count + 1)
+    with m.If(loaded & ~x_busy & c_free):
+        m.d.sync += [l_busy.eq(0), x_run.eq(1), c_next.eq(~c_next)]
         for i in range(2):
             with m.If(c_next == i):
                 m.d.sync += [c_owned[i].eq(1), c_m[i].eq(ljob.m), c_n[i].eq(ljob.n),
                              c_q[i].eq(ljob_b)]
     with m.If(x_run):
         m.d.comb += seq.run.eq(1)
-        m.d.sync += x_count.eq(x_count + 1)
         with m.If(seq.end):
             m.d.sync += [x_run.eq(0), x_flush.eq(1)]
     with m.If(x_flush):
-        m.d.sync += x_count.eq(x_count + 1)
         with m.If(seq.final_write):
             m.d.sync += [x_flush.eq(0), x_tail.eq(_tail(cfg))]
             for i in range(2):
@@ -759,29 +806,18 @@ def _elaborate_double(engine):
     # written are read later)
     computed = Mux(d_bank, c_done[1], c_done[0]) | (seq.final_write & x_flush & (xc == d_bank))
     with m.If(~d_busy & computed):
-        m.d.sync += [d_busy.eq(1), d_m.eq(0), d_n0.eq(0), d_tile.eq(0), c_valid.eq(0),
-                     d_jm.eq(Mux(d_bank, c_m[1], c_m[0])), d_jn.eq(Mux(d_bank, c_n[1], c_n[0]))]
+        jm, jn = Mux(d_bank, c_m[1], c_m[0]), Mux(d_bank, c_n[1], c_n[0])
+        m.d.sync += [d_busy.eq(1), c_valid.eq(0), d_jm.eq(jm), d_jn.eq(jn)]
+        dc.start(m, jm, jn)
         if rq:
             m.d.sync += d_q.eq(Mux(d_bank, c_q[1], c_q[0]))
-        if frag:
-            m.d.sync += [d_r.eq(0), d_mt.eq(0)]
-    more = d_m < d_jm
     m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(d_busy & drain_ready)]
     with m.If(d_busy & drain_ready):
-        m.d.sync += c_valid.eq(more)
+        m.d.sync += c_valid.eq(dc.more)
         if frag:
-            m.d.sync += c_sel.eq(d_r)
-        with m.If(more):
-            with m.If(d_n0 + C >= d_jn):
-                m.d.sync += [d_n0.eq(0), d_tile.eq(0), d_m.eq(d_m + 1),
-                             c_last.eq(d_m + 1 == d_jm)]
-                if frag:
-                    with m.If(d_r == R - 1):
-                        m.d.sync += [d_r.eq(0), d_mt.eq(d_mt + 1)]
-                    with m.Else():
-                        m.d.sync += d_r.eq(d_r + 1)
-            with m.Else():
-                m.d.sync += [d_n0.eq(d_n0 + C), d_tile.eq(d_tile + 1), c_last.eq(0)]
+            m.d.sync += c_sel.eq(dc.r)
+        with m.If(dc.more):
+            dc.step(m, d_jm, d_jn, c_last)
     with m.If(c_out_last):
         m.d.sync += [done.eq(1), error.eq(0), c_valid.eq(0), d_busy.eq(0), d_bank.eq(~d_bank),
                      cycles.eq(Mux(d_bank, c_cyc[1], c_cyc[0])), cycles_zero.eq(0)]

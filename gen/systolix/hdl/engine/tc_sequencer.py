@@ -7,7 +7,7 @@ from amaranth.lib import data
 
 from ..skew import DelayLanes
 from ..tensorcore import MMAUnit
-from .sequencer import Sequencer, c_addr
+from .sequencer import Sequencer, at_least, c_addr
 
 __all__ = ["TensorCoreSequencer"]
 
@@ -19,11 +19,10 @@ class TensorCoreSequencer(Sequencer):
     def job_registers(self):
         return {"ks": Signal(range(self.config.k_steps_max + 1), name="job_ks")}  # ceil(K / k)
 
-    def accept(self, m, cmd, job):
+    def job_values(self, cmd):
         kk = self.config.core.k
-        m.d.sync += job.ks.eq(
-            (cmd.k + (kk - 1)) >> (kk.bit_length() - 1)
-            if kk & (kk - 1) == 0 else (cmd.k + (kk - 1)) // kk)
+        return {"ks": (cmd.k + (kk - 1)) >> (kk.bit_length() - 1)
+                if kk & (kk - 1) == 0 else (cmd.k + (kk - 1)) // kk}
 
     def k_steps(self, job):
         return job.ks
@@ -48,6 +47,11 @@ class TensorCoreSequencer(Sequencer):
                 "ntile": Signal(ntile_w, name=f"{prefix}_ntile"),
                 "abase": Signal(range(cfg.a_depth + cfg.k_steps_max + 1), name=f"{prefix}_abase"),
                 "bbase": Signal(range(cfg.b_depth + cfg.k_steps_max + 1), name=f"{prefix}_bbase"),
+                # the tile is the last of its column tile (m0 + R >= M) / in the last column
+                # tile (n0 + C >= N): flags registered with the tile, so that the tile step's
+                # many multiplexers follow a flip-flop, not a comparison
+                "lm": Signal(name=f"{prefix}_last_m"),
+                "ln": Signal(name=f"{prefix}_last_n"),
             }
 
         grp = tile("grp")   # the group's first tile (a group = W consecutive output tiles)
@@ -56,9 +60,11 @@ class TensorCoreSequencer(Sequencer):
         slot = Signal(range(max(W, 2)), name="slot")  # (never 0 bits: invalid Verilog)
         ks = Signal(range(max(cfg.k_steps_max, 2)), name="kstep")
         k0 = Signal(range(cfg.max_k + K + 1), name="k0")
-        last_m, last_n = cur["m0"] + R >= job.m, cur["n0"] + C >= job.n
+        start_job = job if start_job is None else start_job
+        last_m, last_n = cur["lm"], cur["ln"]
         last_tile = last_m & last_n
-        last_k = ks == job.ks - 1
+        last_k = Signal(name="last_kstep")  # ks == job.ks - 1, registered with ks
+        first_lm = Signal(name="first_last_m")  # R >= M: the flag of a column tile's first tile
 
         def goto(dst, src):
             return [dst[key].eq(src[key]) for key in dst]
@@ -68,16 +74,22 @@ class TensorCoreSequencer(Sequencer):
             with m.If(last_m):
                 m.d.sync += [dst["m0"].eq(0), dst["mt"].eq(0), dst["abase"].eq(0),
                              dst["n0"].eq(cur["n0"] + C), dst["ntile"].eq(cur["ntile"] + 1),
-                             dst["bbase"].eq(cur["bbase"] + job.ks)]
+                             dst["bbase"].eq(cur["bbase"] + job.ks),
+                             dst["lm"].eq(first_lm), dst["ln"].eq(cur["n0"] + 2 * C >= job.n)]
             with m.Else():
                 m.d.sync += [dst["m0"].eq(cur["m0"] + R), dst["mt"].eq(cur["mt"] + 1),
                              dst["abase"].eq(cur["abase"] + job.ks),
                              dst["n0"].eq(cur["n0"]), dst["ntile"].eq(cur["ntile"]),
-                             dst["bbase"].eq(cur["bbase"])]
+                             dst["bbase"].eq(cur["bbase"]),
+                             dst["lm"].eq(cur["m0"] + 2 * R >= job.m), dst["ln"].eq(cur["ln"])]
 
-        with m.If(seq.start):
+        with m.If(~seq.run):  # held at the start until the compute phase
             m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks, k0)]
-            m.d.sync += cur_valid.eq(1)
+            lm0 = at_least(R, start_job.m, cfg.max_m)
+            ln0 = at_least(C, start_job.n, cfg.max_n)
+            m.d.sync += [cur_valid.eq(1), first_lm.eq(lm0), last_k.eq(start_job.ks == 1),
+                         *(t[key].eq(v) for t in (grp, cur) for key, v in
+                           (("lm", lm0), ("ln", ln0)))]
 
         issue = Signal()
         m.d.comb += [
@@ -89,12 +101,14 @@ class TensorCoreSequencer(Sequencer):
             with m.If(slot == W - 1):
                 m.d.sync += slot.eq(0)
                 with m.If(last_k):  # the group is done: the next group starts after cur
-                    m.d.sync += [ks.eq(0), k0.eq(0), cur_valid.eq(1)]
+                    m.d.sync += [ks.eq(0), k0.eq(0), cur_valid.eq(1),
+                                 last_k.eq(job.ks == 1)]
                     step(grp)
                     step(cur)
                     m.d.comb += seq.end.eq(~cur_valid | last_tile)
                 with m.Else():  # the group's next k-step: back to its first tile
-                    m.d.sync += [ks.eq(ks + 1), k0.eq(k0 + K), cur_valid.eq(1), *goto(cur, grp)]
+                    m.d.sync += [ks.eq(ks + 1), k0.eq(k0 + K), cur_valid.eq(1),
+                                 last_k.eq(ks + 2 == job.ks), *goto(cur, grp)]
             with m.Else():
                 m.d.sync += slot.eq(slot + 1)
                 with m.If(last_tile):

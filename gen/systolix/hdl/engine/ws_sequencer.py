@@ -8,7 +8,7 @@ from amaranth.lib import data
 from ..arith import acc_shape, accumulate
 from ..skew import DelayLanes
 from ..ws_array import WeightStationaryArray
-from .sequencer import Loader, Sequencer, c_addr
+from .sequencer import Loader, Sequencer, at_least, c_addr
 
 __all__ = ["WeightStationarySequencer"]
 
@@ -29,11 +29,13 @@ class WeightStationarySequencer(Sequencer):
         return (2 if self.buffer_read_latency == 2 and cfg.rows >= 2
                 and cfg.buffering == "double" else 1)
 
-    def loaders(self, job):
+    def loaders(self):
         cfg = self.config
-        a_load = Loader("a_load", cfg.a_depth, cfg.max_k, cfg.rows, cfg.max_m)
-        b_load = Loader("b_load", cfg.b_depth, cfg.max_n, cfg.cols, cfg.k_steps_max)
-        return (a_load, (job.k, job.m)), (b_load, (job.n, self.k_steps(job)))
+        return (Loader("a_load", cfg.a_depth, cfg.max_k, cfg.rows, cfg.max_m),
+                Loader("b_load", cfg.b_depth, cfg.max_n, cfg.cols, cfg.k_steps_max))
+
+    def load_limits(self, job):
+        return (job.k, job.m), (job.n, self.k_steps(job))
 
     def elaborate(self, m, job, bufs, start_job=None):
         cfg, seq = self.config, self
@@ -60,14 +62,26 @@ class WeightStationarySequencer(Sequencer):
         nxt_abase = Signal.like(cur_abase)
         nxt_bbase = Signal(range(cfg.b_depth + cfg.max_k + 1))
         nxt_exists = Signal()
-        nxt_is_last = (nxt_n0 + C >= job.n) & (nxt_k0 + R >= job.k)
+        # Registered one step ahead with the counters they describe, so that the slot and
+        # tile steps' multiplexers and the B read address follow flip-flops, not comparisons
+        # and adders:
+        nxt_bk = Signal(range(cfg.b_depth + cfg.max_k + 1))  # nxt_bbase + nxt_k0
+        nxt_lk = Signal(name="nxt_last_k")      # nxt_k0 + R >= K: the column tile's last k-tile
+        nxt_ln = Signal(name="nxt_last_n")      # nxt_n0 + C >= N: the last column tile
+        first_lk = Signal(name="first_last_k")  # R >= K: nxt_lk of a column tile's first k-tile
+        s_end = Signal(name="slot_end")         # s == end_slot
+        nxt_is_last = nxt_ln & nxt_lk
 
-        with m.If(seq.start):
+        with m.If(~seq.run):  # held at the start until the compute phase
+            lk0 = at_least(R, start_job.k, cfg.max_k)
+            # (s_end: the prologue's R + 1 slots are at least 2)
             m.d.sync += [span.eq(Mux(start_job.m > R, start_job.m, R + 1)
                                  if cfg.max_m > R else R + 1),
-                         s.eq(0), prologue.eq(1),
+                         s.eq(0), prologue.eq(1), s_end.eq(0),
                          nxt_n0.eq(0), nxt_ntile.eq(0), nxt_k0.eq(0), nxt_abase.eq(0),
-                         nxt_bbase.eq(0), nxt_exists.eq(1)]
+                         nxt_bbase.eq(0), nxt_bk.eq(0), nxt_exists.eq(1),
+                         nxt_lk.eq(lk0), first_lk.eq(lk0),
+                         nxt_ln.eq(at_least(C, start_job.n, cfg.max_n))]
         end_slot = Mux(prologue, R, span - 1)
         beat = Signal()
         swap = Signal()
@@ -81,23 +95,27 @@ class WeightStationarySequencer(Sequencer):
             w_row.eq(R - 1 - s),
             w_real.eq(nxt_k0 + w_row < job.k),
             bufs.a_rd.addr.eq(cur_abase + s),
-            bufs.b_rd.addr.eq(nxt_bbase + nxt_k0 + w_row),
+            bufs.b_rd.addr.eq(nxt_bk + w_row),
         ]
         with m.If(seq.run):
-            with m.If(s == end_slot):
+            with m.If(s_end):
+                # the next end slot is span - 1 >= R >= 1 (no prologue after this): not s = 0
                 m.d.sync += [
-                    s.eq(0), prologue.eq(0),
+                    s.eq(0), prologue.eq(0), s_end.eq(0),
                     cur_ntile.eq(nxt_ntile), cur_abase.eq(nxt_abase), cur_first.eq(nxt_k0 == 0),
                     cur_last.eq(nxt_is_last), nxt_exists.eq(nxt_exists & ~nxt_is_last),
                 ]
-                with m.If(nxt_k0 + R >= job.k):
+                with m.If(nxt_lk):
                     m.d.sync += [nxt_k0.eq(0), nxt_abase.eq(0), nxt_n0.eq(nxt_n0 + C),
-                                 nxt_ntile.eq(nxt_ntile + 1), nxt_bbase.eq(nxt_bbase + job.k)]
+                                 nxt_ntile.eq(nxt_ntile + 1), nxt_bbase.eq(nxt_bbase + job.k),
+                                 nxt_bk.eq(nxt_bbase + job.k),
+                                 nxt_lk.eq(first_lk), nxt_ln.eq(nxt_n0 + 2 * C >= job.n)]
                 with m.Else():
-                    m.d.sync += [nxt_k0.eq(nxt_k0 + R), nxt_abase.eq(nxt_abase + job.m)]
+                    m.d.sync += [nxt_k0.eq(nxt_k0 + R), nxt_abase.eq(nxt_abase + job.m),
+                                 nxt_bk.eq(nxt_bk + R), nxt_lk.eq(nxt_k0 + 2 * R >= job.k)]
                 m.d.comb += seq.end.eq(~prologue & cur_last)
             with m.Else():
-                m.d.sync += s.eq(s + 1)
+                m.d.sync += [s.eq(s + 1), s_end.eq(s + 1 == end_slot)]
 
         # Buffers answer buffer_read_latency cycles later; the array sees beat, swap and
         # weights then.
