@@ -10,12 +10,11 @@ version.
 import shutil
 
 import pytest
-from amaranth.back import verilog
 from amaranth.hdl import signed, unsigned
 
 from systolix.hdl.chainmult import CarryChainMultiplier, ccu2c_init
 
-from helpers import check_every_product, ecp5_carry_models, icarus_result, verilog_signed
+from helpers import check_every_product, check_pipelined_product, ecp5_carry_models
 
 pytestmark = [pytest.mark.rtl,
               pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")]
@@ -45,31 +44,8 @@ def test_every_operand_pair(shapes, tmp_path):
 
 @pytest.mark.slow
 def test_pipelined_product_is_two_cycles_late(tmp_path, seed):
-    sa, sb = signed(8), signed(8)
-    mult = CarryChainMultiplier(sa, sb, latency=2)
-    dut = verilog.convert(mult, name="m", emit_src=False)
-    tb = f"""module tb;
-  reg clk = 0, rst = 0; reg [7:0] a = 0; reg [7:0] b = 0; wire [15:0] p;
-  reg signed [63:0] hist [0:2];
-  integer t, k, e = 0, n = 0, seed = {seed % 2 ** 31};
-  m u(.clk(clk), .rst(rst), .a(a), .b(b), .p(p));
-  always #5 clk = ~clk;
-  initial begin
-    for (t = 0; t < 2000; t = t + 1) begin
-      @(negedge clk);
-      for (k = 2; k > 0; k = k - 1) hist[k] = hist[k - 1];
-      if (t > 2) begin n = n + 1; if (p !== hist[2][15:0]) e = e + 1; end
-      a = $random(seed); b = $random(seed);
-      if (t % 7 == 3) a = 8'h80;
-      if (t % 5 == 2) b = 8'h80;
-      hist[0] = {verilog_signed('a', sa)} * {verilog_signed('b', sb)};
-    end
-    $display("RESULT errors=%0d checked=%0d", e, n); $finish;
-  end
-endmodule
-"""
-    got = icarus_result(tmp_path, {"tb.v": tb, "dut.v": dut, "cells.v": ecp5_carry_models()}, timeout=120)
-    assert got["checked"] > 1900 and got["errors"] == 0, (got, seed)
+    check_pipelined_product(tmp_path, CarryChainMultiplier(signed(8), signed(8), latency=2),
+                            seed, ecp5_carry_models())
 
 
 def test_chain_bit_tables():

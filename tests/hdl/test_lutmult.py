@@ -9,12 +9,11 @@ compared with the product of the operands ``latency`` cycles earlier.
 import shutil
 
 import pytest
-from amaranth.back import verilog
 from amaranth.hdl import Signal, signed, unsigned
 
 from systolix.hdl.lutmult import LUTMultiplier
 
-from helpers import check_every_product, icarus_result, verilog_signed
+from helpers import check_every_product, check_pipelined_product
 
 pytestmark = [pytest.mark.rtl,
               pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus")]
@@ -39,32 +38,8 @@ def test_every_operand_pair(algorithm, shapes, tmp_path):
 
 @pytest.mark.parametrize("latency", [pytest.param(1, marks=pytest.mark.slow), 2])
 def test_pipelined_product_is_latency_cycles_late(latency, tmp_path, seed):
-    sa, sb = signed(8), unsigned(7)
-    mult = LUTMultiplier(sa, sb, latency=latency)
-    wp = len(mult.p)
-    dut = verilog.convert(mult, name="m", emit_src=False)
-    tb = f"""module tb;
-  reg clk = 0, rst = 0; reg [7:0] a = 0; reg [6:0] b = 0; wire [{wp - 1}:0] p;
-  reg signed [63:0] hist [0:{latency}];
-  integer t, k, e = 0, n = 0, seed = {seed % 2 ** 31};
-  m u(.clk(clk), .rst(rst), .a(a), .b(b), .p(p));
-  always #5 clk = ~clk;
-  initial begin
-    for (t = 0; t < 2000; t = t + 1) begin
-      @(negedge clk);
-      for (k = {latency}; k > 0; k = k - 1) hist[k] = hist[k - 1];
-      if (t > {latency}) begin n = n + 1; if (p !== hist[{latency}][{wp - 1}:0]) e = e + 1; end
-      a = $random(seed); b = $random(seed);
-      hist[0] = {verilog_signed('a', sa)} * {verilog_signed('b', sb)};
-      if (t % 7 == 3) a = 8'h80;  // the most negative operand, often
-      if (t % 7 == 3) hist[0] = -128 * {verilog_signed('b', sb)};
-    end
-    $display("RESULT errors=%0d checked=%0d", e, n); $finish;
-  end
-endmodule
-"""
-    got = icarus_result(tmp_path, {"tb.v": tb, "dut.v": dut}, timeout=120)
-    assert got["checked"] > 1900 and got["errors"] == 0, (got, seed)
+    check_pipelined_product(tmp_path, LUTMultiplier(signed(8), unsigned(7), latency=latency),
+                            seed)
 
 
 def test_bad_arguments():
