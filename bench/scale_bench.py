@@ -223,18 +223,17 @@ def main(argv=None):
         for n in [int(s) for s in args.sizes.split(",") if s]:
             for dataflow in Dataflow:
                 build_it = dataflow is Dataflow.OUTPUT_STATIONARY and n <= args.verilator_max
-                if args.no_emit:
-                    if not build_it:
-                        continue
-                    row = next((dict(r) for r in results
+                if args.no_emit and not build_it:
+                    continue
+                old_row = next((dict(r) for r in results
                                 if _key(r) == (f"systolic {dataflow.value}", n, n)), None)
-                    row = row or emit_row(n, dataflow, tmp)
+                if args.no_emit:
+                    row = old_row or emit_row(n, dataflow, tmp)
                 else:
                     log(f"emitting {dataflow.value} {n}x{n} ...")
-                    old_row = next((r for r in results
-                                    if _key(r) == (f"systolic {dataflow.value}", n, n)), {})
                     # an emission-only rerun keeps the row's Verilator results
-                    row = {**({} if build_it else old_row), **emit_row(n, dataflow, tmp)}
+                    kept = old_row if old_row and not build_it else {}
+                    row = {**kept, **emit_row(n, dataflow, tmp)}
                     log(f"   {row['emit_wall_s']} s wall, {row['emit_cpu_s']} s CPU, "
                         f"{row['verilog_bytes']:,} bytes")
                 if build_it:

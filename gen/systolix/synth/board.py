@@ -221,7 +221,10 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
         part_path = f"{name}.harness.{DUT_NAME}"
 
     # builds of one design at two clocks must not overwrite each other
-    mhz = clk_hz / 1e6 if link and clock is not None else (None if link else options.freq)
+    if link:  # an engine's clock when it is not the oscillator's
+        mhz = clk_hz / 1e6 if clock is not None else None
+    else:     # the clock nextpnr targets when one is asked for
+        mhz = options.freq
     stem = f"{config.name}_{board.name}" + (f"_{mhz:g}mhz" if mhz is not None else "")
     env = dict(os.environ)
     for amaranth_name, command in board.tools:
