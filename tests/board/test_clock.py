@@ -258,3 +258,36 @@ def test_engine_clock_per_board():
                                             "runs at its 25 MHz oscillator"):
         engine_clock(without_pll, 50)
 
+
+
+@pytest.mark.slow
+@pytest.mark.toolchain
+def test_build_engine_clocked_from_the_ulx3s_pll(tmp_path):
+    """`build engine --board ulx3s-85f --freq 100`: the ECP5 PLL makes the clock from the 25 MHz
+    oscillator, nextpnr times the design at it (derived through the PLL) and reports the PLL
+    clock's Fmax, and the bitstream's name carries the clock. (The pipelined, double-buffered
+    engine: the default PE's multiply-accumulate in one cycle stays below 100 MHz.)"""
+    out = tmp_path / "bits"
+    start = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "systolix", "build", "engine", "--rows", "4",
+                        "--cols", "4", "--max-m", "8", "--max-k", "8", "--max-n", "8",
+                        "--pipeline", "deep", "--buffering", "double", "--board", "ulx3s-85f",
+                        "--freq", "100", "-o", str(out), "--json"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    bit = Path(r["bitstream"])
+    assert bit == out / "engine_os_4x4_int8_acc32_wrap_pipe_deep_8x8x8_db_ulx3s-85f_100mhz.bit"
+    assert bit.stat().st_size > 100_000
+    assert r["board_clock_mhz"] == 100 and r["host_link"]["clk_hz"] == 100_000_000
+    assert (r["pll"]["clki_div"], r["pll"]["clkfb_div"], r["pll"]["clkop_div"]) == (1, 4, 6)
+    assert r["placed"]["EHXPLLL"]["used"] == 1 and r["board_design"]["dsp"] == 16
+    assert r["peak_gops"] == pytest.approx(2 * 16 * 100e6 / 1e9)
+    # nextpnr's report: one clock, the PLL's output, constrained at 100 MHz (the oscillator's
+    # 25 MHz x 4) and met
+    report = json.loads((Path(r["reports"]) / "report.json").read_text())
+    (fmax,) = report["fmax"].values()
+    assert fmax["constraint"] == pytest.approx(100)
+    assert fmax["achieved"] == r["board_fmax_mhz"] >= 100
+    print(f"ulx3s-85f 4x4 engine at 100 MHz: Fmax {fmax['achieved']:.1f} MHz, "
+          f"{time.monotonic() - start:.0f} s")
