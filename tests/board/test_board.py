@@ -265,7 +265,7 @@ def test_board_generate_cli(tmp_path, capsys):
                  "--baud", "1000000", "-o", str(tmp_path)]) == 0
     name = "board_engine_os_2x2_int8_acc32_wrap_16x16x16_25000khz_1000000bd_to500000"
     assert (tmp_path / f"{name}.v").read_text().count(f"module {name}(") == 1
-    assert f'lint_off -rule' in (tmp_path / f"{name}.vlt").read_text()
+    assert 'lint_off -rule' in (tmp_path / f"{name}.vlt").read_text()
     import json
     manifest = json.loads((tmp_path / f"{name}.json").read_text())
     assert manifest["config"]["divisor"] == 25
