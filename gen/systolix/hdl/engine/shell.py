@@ -397,9 +397,19 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
 def _bad_command(cfg, cmd, weights):
     """A command the engine rejects: a zero dimension, one beyond the buffers, or keep-weights
     without weights of this K and N."""
-    return ((cmd.m == 0) | (cmd.k == 0) | (cmd.n == 0) | (cmd.m > cfg.max_m)
-            | (cmd.k > cfg.max_k) | (cmd.n > cfg.max_n)
+    return ((cmd.m == 0) | (cmd.k == 0) | (cmd.n == 0) | _above(cmd.m, cfg.max_m)
+            | _above(cmd.k, cfg.max_k) | _above(cmd.n, cfg.max_n)
             | (cmd.keep & (~weights.valid | (cmd.k != weights.k) | (cmd.n != weights.n))))
+
+
+def _above(value, const):
+    """``value > const`` (unsigned) as a bitwise and/or chain: the comparison with a constant
+    maps to a shallow tree of LUTs, not to a carry chain (the command checks are on the
+    path from the command port to the stages' enables)."""
+    above = Value.cast(0)
+    for i, bit in enumerate(value):
+        above = bit & above if (const >> i) & 1 else bit | above
+    return above
 
 
 class _Weights:
@@ -546,6 +556,16 @@ def _banked(m, mem_port, proxy, bank, read):
         m.d.comb += mem_port.data.eq(proxy.data)
 
 
+def _banked_registered(m, mem_port, proxy, bank, name):
+    """:func:`_banked` for a write port, through one register (the write lands a cycle
+    later)."""
+    addr = Signal(len(Cat(bank, proxy.addr)), name=f"{name}_addr_r")
+    en = Signal(name=f"{name}_en_r")
+    wdata = Signal(proxy.data.shape(), name=f"{name}_data_r", reset_less=True)
+    m.d.sync += [addr.eq(Cat(bank, proxy.addr)), en.eq(proxy.en), wdata.eq(proxy.data)]
+    m.d.comb += [mem_port.addr.eq(addr), mem_port.en.eq(en), mem_port.data.eq(wdata)]
+
+
 def _elaborate_double(engine):
     """The double-buffered engine: three stages that run at the same time on different jobs.
 
@@ -619,7 +639,9 @@ def _elaborate_double(engine):
     x_run, x_flush = Signal(), Signal()
     x_tail = Signal(range(_tail(cfg) + 2))      # C writes still to come after final_write
     x_count = Signal(CYCLES_WIDTH)
-    x_busy = x_run | x_flush | (x_tail != 0)
+    # x_run | x_flush | (x_tail != 0) as one flip-flop (it gates the command checks, the
+    # start and the stage's registers)
+    x_busy = Signal(name="x_busy")
     names = ["m", "k", "n", *seq.job_registers()]
 
     # ---- per C bank: owned by a job (computing or not yet drained), computed, its dims
@@ -642,8 +664,11 @@ def _elaborate_double(engine):
 
     # ---- buffer ports: loads write the load stage's banks, the sequencer reads the compute
     # stage's, writes and (read-modify-write) reads its C bank; the drain reads its own
-    _banked(m, a_wr_port, a_wr, ljob_a, read=False)
-    _banked(m, b_wr_port, b_wr, ljob_b, read=False)
+    # (the load's writes pass one register: the stream's hand-shake reaches the loaders only,
+    # not the block RAMs' write enables too; a bank is read from the cycle after its compute
+    # starts, when its last word has been written)
+    _banked_registered(m, a_wr_port, a_wr, ljob_a, "a_wr")
+    _banked_registered(m, b_wr_port, b_wr, ljob_b, "b_wr")
     # (the sequencer uses no read issued in the start cycle, while xa and xb are being set)
     _banked(m, a_rd_port, bufs.a_rd, xa, read=True)
     _banked(m, b_rd_port, bufs.b_rd, xb, read=True)
@@ -784,7 +809,7 @@ def _elaborate_double(engine):
     with m.Else():
         m.d.sync += x_count.eq(x_count + 1)
     with m.If(loaded & ~x_busy & c_free):
-        m.d.sync += [l_busy.eq(0), x_run.eq(1), c_next.eq(~c_next)]
+        m.d.sync += [l_busy.eq(0), x_run.eq(1), x_busy.eq(1), c_next.eq(~c_next)]
         for i in range(2):
             with m.If(c_next == i):
                 m.d.sync += [c_owned[i].eq(1), c_m[i].eq(ljob.m), c_n[i].eq(ljob.n),
@@ -796,11 +821,15 @@ def _elaborate_double(engine):
     with m.If(x_flush):
         with m.If(seq.final_write):
             m.d.sync += [x_flush.eq(0), x_tail.eq(_tail(cfg))]
+            if _tail(cfg) == 0:
+                m.d.sync += x_busy.eq(0)
             for i in range(2):
                 with m.If(xc == i):
                     m.d.sync += [c_done[i].eq(1), c_cyc[i].eq(x_count + 1)]
     with m.If(x_tail != 0):
         m.d.sync += x_tail.eq(x_tail - 1)
+        with m.If(x_tail == 1):
+            m.d.sync += x_busy.eq(0)
 
     # ---- drain: bank d_bank once computed (from the final write on: the rows still being
     # written are read later)

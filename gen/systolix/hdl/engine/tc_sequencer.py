@@ -17,12 +17,21 @@ class TensorCoreSequencer(Sequencer):
     k-step by k-step (``job.ks = ceil(K/k)``, computed when the command is accepted)."""
 
     def job_registers(self):
-        return {"ks": Signal(range(self.config.k_steps_max + 1), name="job_ks")}  # ceil(K / k)
+        cfg = self.config
+        return {
+            "ks": Signal(range(cfg.k_steps_max + 1), name="job_ks"),  # ceil(K / k)
+            # the row / column tiles after the first: ceil(M / m) - 1, ceil(N / C) - 1
+            "mtl": Signal(range(max(2, cfg.m_stride)), name="job_mtl"),
+            "ntl": Signal(range(max(2, _ceil_div(cfg.max_n, cfg.cols))), name="job_ntl"),
+        }
 
     def job_values(self, cmd):
-        kk = self.config.core.k
-        return {"ks": (cmd.k + (kk - 1)) >> (kk.bit_length() - 1)
-                if kk & (kk - 1) == 0 else (cmd.k + (kk - 1)) // kk}
+        cfg = self.config
+        kk = cfg.core.k
+        return {"ks": _div(cmd.k + (kk - 1), kk),
+                # (a rejected command's zero dimension wraps: its values are never used)
+                "mtl": _div((cmd.m - 1).as_unsigned(), cfg.core.m),
+                "ntl": _div((cmd.n - 1).as_unsigned(), cfg.cols)}
 
     def k_steps(self, job):
         return job.ks
@@ -41,14 +50,16 @@ class TensorCoreSequencer(Sequencer):
 
         def tile(prefix):
             return {
-                "m0": Signal(range(cfg.max_m + R + 1), name=f"{prefix}_m0"),
+                # row tiles after this one in its column tile / column tiles after its own:
+                # counted down, so that the flags' look-ahead compares with a constant
+                "mr": Signal(range(max(2, cfg.m_stride)), name=f"{prefix}_mrem"),
                 "mt": Signal(range(cfg.m_stride + 1), name=f"{prefix}_mt"),
-                "n0": Signal(range(cfg.max_n + C + 1), name=f"{prefix}_n0"),
+                "nr": Signal(range(max(2, _ceil_div(cfg.max_n, C))), name=f"{prefix}_nrem"),
                 "ntile": Signal(ntile_w, name=f"{prefix}_ntile"),
                 "abase": Signal(range(cfg.a_depth + cfg.k_steps_max + 1), name=f"{prefix}_abase"),
                 "bbase": Signal(range(cfg.b_depth + cfg.k_steps_max + 1), name=f"{prefix}_bbase"),
-                # the tile is the last of its column tile (m0 + R >= M) / in the last column
-                # tile (n0 + C >= N): flags registered with the tile, so that the tile step's
+                # the tile is the last of its column tile (mr == 0) / in the last column
+                # tile (nr == 0): flags registered with the tile, so that the tile step's
                 # many multiplexers follow a flip-flop, not a comparison
                 "lm": Signal(name=f"{prefix}_last_m"),
                 "ln": Signal(name=f"{prefix}_last_n"),
@@ -72,16 +83,16 @@ class TensorCoreSequencer(Sequencer):
         def step(dst):
             """dst := the tile after cur (m inner, column tile outer)."""
             with m.If(last_m):
-                m.d.sync += [dst["m0"].eq(0), dst["mt"].eq(0), dst["abase"].eq(0),
-                             dst["n0"].eq(cur["n0"] + C), dst["ntile"].eq(cur["ntile"] + 1),
+                m.d.sync += [dst["mr"].eq(job.mtl), dst["mt"].eq(0), dst["abase"].eq(0),
+                             dst["nr"].eq(cur["nr"] - 1), dst["ntile"].eq(cur["ntile"] + 1),
                              dst["bbase"].eq(cur["bbase"] + job.ks),
-                             dst["lm"].eq(first_lm), dst["ln"].eq(cur["n0"] + 2 * C >= job.n)]
+                             dst["lm"].eq(first_lm), dst["ln"].eq(cur["nr"] == 1)]
             with m.Else():
-                m.d.sync += [dst["m0"].eq(cur["m0"] + R), dst["mt"].eq(cur["mt"] + 1),
+                m.d.sync += [dst["mr"].eq(cur["mr"] - 1), dst["mt"].eq(cur["mt"] + 1),
                              dst["abase"].eq(cur["abase"] + job.ks),
-                             dst["n0"].eq(cur["n0"]), dst["ntile"].eq(cur["ntile"]),
+                             dst["nr"].eq(cur["nr"]), dst["ntile"].eq(cur["ntile"]),
                              dst["bbase"].eq(cur["bbase"]),
-                             dst["lm"].eq(cur["m0"] + 2 * R >= job.m), dst["ln"].eq(cur["ln"])]
+                             dst["lm"].eq(cur["mr"] == 1), dst["ln"].eq(cur["ln"])]
 
         with m.If(~seq.run):  # held at the start until the compute phase
             m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks, k0)]
@@ -89,7 +100,8 @@ class TensorCoreSequencer(Sequencer):
             ln0 = at_least(C, start_job.n, cfg.max_n)
             m.d.sync += [cur_valid.eq(1), first_lm.eq(lm0), last_k.eq(start_job.ks == 1),
                          *(t[key].eq(v) for t in (grp, cur) for key, v in
-                           (("lm", lm0), ("ln", ln0)))]
+                           (("lm", lm0), ("ln", ln0), ("mr", start_job.mtl),
+                            ("nr", start_job.ntl)))]
 
         issue = Signal()
         m.d.comb += [
@@ -188,3 +200,12 @@ def _delayed(m, value, stages, name):
         m.d.sync += reg.eq(value)
         value = reg
     return value
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+def _div(value, d):
+    """``value // d`` for a constant ``d`` (a shift when ``d`` is a power of two)."""
+    return value >> (d.bit_length() - 1) if d & (d - 1) == 0 else value // d
