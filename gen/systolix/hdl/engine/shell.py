@@ -13,7 +13,7 @@ from ..arith import acc_shape, operand_shape
 from ..buffer import BufferMemory
 from ..requant import Requantizer, param_layout, requant_output_layout
 from .os_sequencer import OutputStationarySequencer
-from .sequencer import Loader, at_least, c_addr
+from .sequencer import Loader, above, at_least, c_addr
 from .tc_sequencer import TensorCoreSequencer
 from .ws_sequencer import WeightStationarySequencer
 
@@ -397,19 +397,9 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
 def _bad_command(cfg, cmd, weights):
     """A command the engine rejects: a zero dimension, one beyond the buffers, or keep-weights
     without weights of this K and N."""
-    return ((cmd.m == 0) | (cmd.k == 0) | (cmd.n == 0) | _above(cmd.m, cfg.max_m)
-            | _above(cmd.k, cfg.max_k) | _above(cmd.n, cfg.max_n)
+    return ((cmd.m == 0) | (cmd.k == 0) | (cmd.n == 0) | above(cmd.m, cfg.max_m)
+            | above(cmd.k, cfg.max_k) | above(cmd.n, cfg.max_n)
             | (cmd.keep & (~weights.valid | (cmd.k != weights.k) | (cmd.n != weights.n))))
-
-
-def _above(value, const):
-    """``value > const`` (unsigned) as a bitwise and/or chain: the comparison with a constant
-    maps to a shallow tree of LUTs, not to a carry chain (the command checks are on the
-    path from the command port to the stages' enables)."""
-    above = Value.cast(0)
-    for i, bit in enumerate(value):
-        above = bit & above if (const >> i) & 1 else bit | above
-    return above
 
 
 class _Weights:
@@ -427,16 +417,18 @@ class _Weights:
 
 class _DrainCounters:
     """The drain's position: row ``m`` of C (fragment row ``r`` of ``mt`` in a tensor-core
-    engine), column tile ``n0`` (``tile``), m outer. The comparisons that end a row or the job
-    are flags registered one step ahead (``more``: m < M, ``last_m``: m + 1 == M, ``last_n``:
-    n0 + C >= N), so that the counters' and ``last``'s inputs follow flip-flops, not
-    comparisons."""
+    engine), column tile ``tile``, m outer. The comparisons that end a row or the job are
+    flags registered one step ahead (``more``: m < M, ``last_m``: m + 1 == M, ``last_n``: the
+    row's last column tile), so that the counters' and ``last``'s inputs follow flip-flops, not
+    comparisons; the rows and columns that remain are counted down, so that the flags'
+    look-ahead compares with constants."""
 
     def __init__(self, cfg, frag):
         R, C = cfg.rows, cfg.cols
         self._R, self._C, self._frag, self._max_n = R, C, frag, cfg.max_n
         self.m = Signal(range(cfg.max_m + 1), name="d_m")
-        self.n0 = Signal(range(cfg.max_n + C + 1), name="d_n0")
+        self.m_rem = Signal(range(cfg.max_m + 1), name="d_m_rem")  # M - m
+        self.n_rem = Signal(range(cfg.max_n + 1), name="d_n_rem")  # N - n0
         self.tile = Signal(range(cfg.c_depth // cfg.m_stride + 1), name="d_tile")
         self.more = Signal(name="d_more")
         self.last_m = Signal(name="d_last_m")
@@ -452,8 +444,9 @@ class _DrainCounters:
     def start(self, m, jm, jn):
         """To the first word of a job of ``jm`` rows and ``jn`` columns."""
         ln = at_least(self._C, jn, self._max_n)
-        m.d.sync += [self.m.eq(0), self.n0.eq(0), self.tile.eq(0), self.more.eq(jm != 0),
-                     self.last_m.eq(jm == 1), self.last_n.eq(ln), self.first_ln.eq(ln)]
+        m.d.sync += [self.m.eq(0), self.m_rem.eq(jm), self.n_rem.eq(jn), self.tile.eq(0),
+                     self.more.eq(jm != 0), self.last_m.eq(jm == 1), self.last_n.eq(ln),
+                     self.first_ln.eq(ln)]
         if self._frag:
             m.d.sync += [self.r.eq(0), self.mt.eq(0)]
 
@@ -462,17 +455,19 @@ class _DrainCounters:
         last."""
         R, C = self._R, self._C
         with m.If(self.last_n):
-            m.d.sync += [self.n0.eq(0), self.tile.eq(0), self.m.eq(self.m + 1),
+            m.d.sync += [self.n_rem.eq(jn), self.tile.eq(0), self.m.eq(self.m + 1),
+                         self.m_rem.eq(self.m_rem - 1),
                          c_last.eq(self.last_m), self.more.eq(~self.last_m),
-                         self.last_m.eq(self.m + 2 == jm), self.last_n.eq(self.first_ln)]
+                         self.last_m.eq(self.m_rem == 2), self.last_n.eq(self.first_ln)]
             if self._frag:
                 with m.If(self.r == R - 1):
                     m.d.sync += [self.r.eq(0), self.mt.eq(self.mt + 1)]
                 with m.Else():
                     m.d.sync += self.r.eq(self.r + 1)
         with m.Else():
-            m.d.sync += [self.n0.eq(self.n0 + C), self.tile.eq(self.tile + 1), c_last.eq(0),
-                         self.last_n.eq(self.n0 + 2 * C >= jn)]
+            # the next tile is the row's last: n_rem - C <= C
+            m.d.sync += [self.n_rem.eq(self.n_rem - C), self.tile.eq(self.tile + 1),
+                         c_last.eq(0), self.last_n.eq(~above(self.n_rem, 2 * C))]
 
 
 class _Buffers:
@@ -554,16 +549,6 @@ def _banked(m, mem_port, proxy, bank, read):
         m.d.comb += proxy.data.eq(mem_port.data)
     else:
         m.d.comb += mem_port.data.eq(proxy.data)
-
-
-def _banked_registered(m, mem_port, proxy, bank, name):
-    """:func:`_banked` for a write port, through one register (the write lands a cycle
-    later)."""
-    addr = Signal(len(Cat(bank, proxy.addr)), name=f"{name}_addr_r")
-    en = Signal(name=f"{name}_en_r")
-    wdata = Signal(proxy.data.shape(), name=f"{name}_data_r", reset_less=True)
-    m.d.sync += [addr.eq(Cat(bank, proxy.addr)), en.eq(proxy.en), wdata.eq(proxy.data)]
-    m.d.comb += [mem_port.addr.eq(addr), mem_port.en.eq(en), mem_port.data.eq(wdata)]
 
 
 def _elaborate_double(engine):
@@ -664,11 +649,8 @@ def _elaborate_double(engine):
 
     # ---- buffer ports: loads write the load stage's banks, the sequencer reads the compute
     # stage's, writes and (read-modify-write) reads its C bank; the drain reads its own
-    # (the load's writes pass one register: the stream's hand-shake reaches the loaders only,
-    # not the block RAMs' write enables too; a bank is read from the cycle after its compute
-    # starts, when its last word has been written)
-    _banked_registered(m, a_wr_port, a_wr, ljob_a, "a_wr")
-    _banked_registered(m, b_wr_port, b_wr, ljob_b, "b_wr")
+    _banked(m, a_wr_port, a_wr, ljob_a, read=False)
+    _banked(m, b_wr_port, b_wr, ljob_b, read=False)
     # (the sequencer uses no read issued in the start cycle, while xa and xb are being set)
     _banked(m, a_rd_port, bufs.a_rd, xa, read=True)
     _banked(m, b_rd_port, bufs.b_rd, xb, read=True)
@@ -704,10 +686,18 @@ def _elaborate_double(engine):
             m.d.comb += d_mem.r_oe.eq(stage_ready)
             if not frag:
                 return d_rd.data
-            o_sel = Signal.like(c_sel, name="c_out_sel")  # the row select, one stage on
-            with m.If(stage_ready):
-                m.d.sync += o_sel.eq(c_sel)
-            return d_rd.data[o_sel] if R > 1 else d_rd.data[0]
+            if R == 1:
+                return d_rd.data[0]
+            # The row select, one stage on: a copy per column, as it reaches a multiplexer
+            # per bit of the whole fragment (their different reset values keep synthesis
+            # from merging them; a select is only read with a word in the stage).
+            lanes = []
+            for c in range(C):
+                o_sel = Signal.like(c_sel, name=f"c_out_sel{c}", init=c % R)
+                with m.If(stage_ready):
+                    m.d.sync += o_sel.eq(c_sel)
+                lanes.append(d_rd.data[o_sel][c])
+            return Cat(lanes)
     if not rq:
         drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, engine.c, c_out=c_out)
     else:
@@ -763,21 +753,37 @@ def _elaborate_double(engine):
     with m.If(rej & empty):
         m.d.sync += [rej.eq(0), done.eq(1), error.eq(1), cycles_zero.eq(1)]
 
-    # ---- load
+    # ---- load: a word taken from the a / b stream is registered, then counted and written
+    # (so that the streams' valid reaches a few flip-flops, not the loaders and the block
+    # RAMs); ``a_fin`` / ``b_fin``: the last word has been taken (from the loaders' flags one
+    # word ahead), so that ``ready`` and the load's end are as early as if it were counted
+    # when taken
+    a_got, b_got = Signal(name="a_load_got"), Signal(name="b_load_got")
+    a_word = Signal(a_word_layout(cfg), name="a_load_word", reset_less=True)
+    b_word = Signal(b_word_layout(cfg), name="b_load_word", reset_less=True)
+    a_done, b_done = Signal(name="a_load_fin"), Signal(name="b_load_fin")
+    m.d.sync += [a_got.eq(engine.a.valid & engine.a.ready), a_word.eq(engine.a.payload),
+                 b_got.eq(engine.b.valid & engine.b.ready), b_word.eq(engine.b.payload)]
+    with m.If(~l_busy):
+        m.d.sync += [a_done.eq(0), b_done.eq(cmd.keep)]
+    with m.If(engine.a.valid & engine.a.ready & a_load.last_next(a_got)):
+        m.d.sync += a_done.eq(1)
+    with m.If(engine.b.valid & engine.b.ready & b_load.last_next(b_got)):
+        m.d.sync += b_done.eq(1)
     with m.If(l_busy):
         m.d.comb += [
-            engine.a.ready.eq(~a_load.done & ~in_reset),
-            engine.b.ready.eq(~b_load.done & ~in_reset),
-            a_wr.addr.eq(a_load.addr), a_wr.data.eq(engine.a.payload),
-            a_wr.en.eq(engine.a.valid & engine.a.ready),
-            b_wr.addr.eq(b_load.addr), b_wr.data.eq(engine.b.payload),
-            b_wr.en.eq(engine.b.valid & engine.b.ready),
+            engine.a.ready.eq(~a_done & ~in_reset),
+            engine.b.ready.eq(~b_done & ~in_reset),
         ]
-    with m.If(a_wr.en):
+    m.d.comb += [
+        a_wr.addr.eq(a_load.addr), a_wr.data.eq(a_word), a_wr.en.eq(a_got),
+        b_wr.addr.eq(b_load.addr), b_wr.data.eq(b_word), b_wr.en.eq(b_got),
+    ]
+    with m.If(a_got):
         a_load.take(m, *a_limits)
-    with m.If(b_wr.en):
+    with m.If(b_got):
         b_load.take(m, *b_limits)
-    loaded = l_busy & a_load.done & b_load.done
+    loaded = l_busy & a_done & b_done
     if rq:
         # The parameter bank may still feed the drain of the job before the computing one.
         # ``q_free`` matters only while the load stage is busy, and a compute start (which
