@@ -441,11 +441,16 @@ class _DrainCounters:
         else:
             self.addr = c_addr(cfg, self.m, self.tile)
 
-    def start(self, m, jm, jn):
-        """To the first word of a job of ``jm`` rows and ``jn`` columns."""
-        ln = at_least(self._C, jn, self._max_n)
+    def first_flags(self, jm, jn):
+        """``Cat(more, last_m, last_n)`` at the first word of a job of ``jm`` x ``jn``."""
+        return Cat(jm != 0, jm == 1, Value.cast(at_least(self._C, jn, self._max_n)))
+
+    def start(self, m, jm, jn, flags=None):
+        """To the first word of a job of ``jm`` rows and ``jn`` columns (``flags``: its
+        :meth:`first_flags`, if registered already)."""
+        more, last_m, ln = self.first_flags(jm, jn) if flags is None else flags
         m.d.sync += [self.m.eq(0), self.m_rem.eq(jm), self.n_rem.eq(jn), self.tile.eq(0),
-                     self.more.eq(jm != 0), self.last_m.eq(jm == 1), self.last_n.eq(ln),
+                     self.more.eq(more), self.last_m.eq(last_m), self.last_n.eq(ln),
                      self.first_ln.eq(ln)]
         if self._frag:
             m.d.sync += [self.r.eq(0), self.mt.eq(0)]
@@ -634,6 +639,9 @@ def _elaborate_double(engine):
     c_done = Signal(2)
     c_m = [Signal(range(cfg.max_m + 1), name=f"c{i}_m") for i in range(2)]
     c_n = [Signal(range(cfg.max_n + 1), name=f"c{i}_n") for i in range(2)]
+    # the drain counters' first flags for the bank's job (registered with its dims, so that
+    # the drain's start is a choice between flip-flops)
+    c_flags = [Signal(3, name=f"c{i}_drain_flags") for i in range(2)]
     c_q = [Signal(name=f"c{i}_q") for i in range(2)]  # the job's parameter bank
     c_cyc = [Signal(CYCLES_WIDTH, name=f"c{i}_cycles") for i in range(2)]
 
@@ -819,6 +827,7 @@ def _elaborate_double(engine):
         for i in range(2):
             with m.If(c_next == i):
                 m.d.sync += [c_owned[i].eq(1), c_m[i].eq(ljob.m), c_n[i].eq(ljob.n),
+                             c_flags[i].eq(dc.first_flags(ljob.m, ljob.n)),
                              c_q[i].eq(ljob_b)]
     with m.If(x_run):
         m.d.comb += seq.run.eq(1)
@@ -843,7 +852,7 @@ def _elaborate_double(engine):
     with m.If(~d_busy & computed):
         jm, jn = Mux(d_bank, c_m[1], c_m[0]), Mux(d_bank, c_n[1], c_n[0])
         m.d.sync += [d_busy.eq(1), c_valid.eq(0), d_jm.eq(jm), d_jn.eq(jn)]
-        dc.start(m, jm, jn)
+        dc.start(m, jm, jn, flags=Mux(d_bank, c_flags[1], c_flags[0]))
         if rq:
             m.d.sync += d_q.eq(Mux(d_bank, c_q[1], c_q[0]))
     m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(d_busy & drain_ready)]
