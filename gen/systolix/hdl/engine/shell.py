@@ -849,12 +849,16 @@ def _elaborate_double(engine):
     # ---- drain: bank d_bank once computed (from the final write on: the rows still being
     # written are read later)
     computed = Mux(d_bank, c_done[1], c_done[0]) | (seq.final_write & x_flush & (xc == d_bank))
-    with m.If(~d_busy & computed):
+    # While the drain is free its registers follow bank d_bank's job (they are read only once
+    # it starts): the start is the enable of d_busy alone.
+    with m.If(~d_busy):
         jm, jn = Mux(d_bank, c_m[1], c_m[0]), Mux(d_bank, c_n[1], c_n[0])
-        m.d.sync += [d_busy.eq(1), c_valid.eq(0), d_jm.eq(jm), d_jn.eq(jn)]
+        m.d.sync += [c_valid.eq(0), d_jm.eq(jm), d_jn.eq(jn)]
         dc.start(m, jm, jn, flags=Mux(d_bank, c_flags[1], c_flags[0]))
         if rq:
             m.d.sync += d_q.eq(Mux(d_bank, c_q[1], c_q[0]))
+    with m.If(~d_busy & computed):
+        m.d.sync += d_busy.eq(1)
     m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(d_busy & drain_ready)]
     with m.If(d_busy & drain_ready):
         m.d.sync += c_valid.eq(dc.more)
