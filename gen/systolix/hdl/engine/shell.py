@@ -590,7 +590,10 @@ def _elaborate_double(engine):
     if ws and lat == 2:  # the read-modify-write's copy of C
         c_wr_port, c_rd_port = _buffer(m, "c_mem", c_word, 2 * max(2, cfg.c_depth),
                                        seq.c_read_latency)
-    d_mem = BufferMemory(c_word, 2 * max(2, cfg.c_depth)) if lat == 2 else None
+    # (a fragment's rows are stored bit-interleaved: the R bits that the drain's row select
+    # chooses between sit side by side, in one block RAM)
+    d_mem = (BufferMemory(Value.cast(Signal(c_word)).shape() if frag else c_word,
+                          2 * max(2, cfg.c_depth)) if lat == 2 else None)
     if c_mem is not None:
         m.submodules.c_mem = c_mem
         c_wr_port = c_mem.write_port()
@@ -665,13 +668,17 @@ def _elaborate_double(engine):
     if c_mem is not None or ws:
         _banked(m, c_wr_port, bufs.c_wr, xc, read=False)
     if d_mem is not None:
-        _banked(m, _write_view(d_mem), bufs.c_wr, xc, read=False)
+        d_wr_view, d_rd_view = _write_view(d_mem), _read_view(d_mem)
+        if frag:
+            d_wr_view.data, d_rd_view.data = Signal(c_word), Signal(c_word)
+            m.d.comb += [d_mem.w_data.eq(_interleave(d_wr_view.data, R)),
+                         d_rd_view.data.eq(_interleave(d_mem.r_data, len(d_mem.r_data) // R))]
+        _banked(m, d_wr_view, bufs.c_wr, xc, read=False)
     if ws:
         _banked(m, c_rd_port, bufs.c_rd, xc, read=True)
         m.d.comb += bufs.c_rd.addr.eq(seq.c_rd_addr)
     d_bank = Signal()
-    _banked(m, c_mem.read_port() if d_mem is None else _read_view(d_mem), d_rd, d_bank,
-            read=True)
+    _banked(m, c_mem.read_port() if d_mem is None else d_rd_view, d_rd, d_bank, read=True)
 
     seq.elaborate(m, xreg, bufs, start_job=ljob)
 
@@ -873,6 +880,14 @@ def _elaborate_double(engine):
             with m.If(d_bank == i):
                 m.d.sync += [c_owned[i].eq(0), c_done[i].eq(0)]
     return m
+
+
+def _interleave(value, lanes):
+    """``value``'s ``lanes`` equal parts bit-interleaved: bit i of part p goes to bit
+    ``i * lanes + p`` (with ``len(value) // lanes`` lanes, the inverse)."""
+    value = Value.cast(value)
+    width = len(value) // lanes
+    return Cat(value[p * width + i] for i in range(width) for p in range(lanes))
 
 
 def _tail(cfg):

@@ -20,6 +20,8 @@ class TensorCoreSequencer(Sequencer):
         cfg = self.config
         return {
             "ks": Signal(range(cfg.k_steps_max + 1), name="job_ks"),  # ceil(K / k)
+            # lane j is inside K in the last k-step: j <= (K - 1) mod k
+            "kmask": Signal(cfg.core.k, name="job_kmask"),
             # the row / column tiles after the first: ceil(M / m) - 1, ceil(N / C) - 1
             "mtl": Signal(range(max(2, cfg.m_stride)), name="job_mtl"),
             "ntl": Signal(range(max(2, _ceil_div(cfg.max_n, cfg.cols))), name="job_ntl"),
@@ -28,7 +30,10 @@ class TensorCoreSequencer(Sequencer):
     def job_values(self, cmd):
         cfg = self.config
         kk = cfg.core.k
+        k_rem = (cmd.k - 1).as_unsigned()
+        k_rem = k_rem[:kk.bit_length() - 1] if kk & (kk - 1) == 0 else k_rem % kk
         return {"ks": _div(cmd.k + (kk - 1), kk),
+                "kmask": Cat(k_rem >= j for j in range(kk)),
                 # (a rejected command's zero dimension wraps: its values are never used)
                 "mtl": _div((cmd.m - 1).as_unsigned(), cfg.core.m),
                 "ntl": _div((cmd.n - 1).as_unsigned(), cfg.cols)}
@@ -70,7 +75,6 @@ class TensorCoreSequencer(Sequencer):
         cur_valid = Signal(name="cur_valid")  # else a bubble: the group ran past the last tile
         slot = Signal(range(max(W, 2)), name="slot")  # (never 0 bits: invalid Verilog)
         ks = Signal(range(max(cfg.k_steps_max, 2)), name="kstep")
-        k0 = Signal(range(cfg.max_k + K + 1), name="k0")
         start_job = job if start_job is None else start_job
         last_m, last_n = cur["lm"], cur["ln"]
         last_tile = last_m & last_n
@@ -95,7 +99,7 @@ class TensorCoreSequencer(Sequencer):
                              dst["lm"].eq(cur["mr"] == 1), dst["ln"].eq(cur["ln"])]
 
         with m.If(~seq.run):  # held at the start until the compute phase
-            m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks, k0)]
+            m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks)]
             lm0 = at_least(R, start_job.m, cfg.max_m)
             ln0 = at_least(C, start_job.n, cfg.max_n)
             m.d.sync += [cur_valid.eq(1), first_lm.eq(lm0), last_k.eq(start_job.ks == 1),
@@ -113,13 +117,13 @@ class TensorCoreSequencer(Sequencer):
             with m.If(slot == W - 1):
                 m.d.sync += slot.eq(0)
                 with m.If(last_k):  # the group is done: the next group starts after cur
-                    m.d.sync += [ks.eq(0), k0.eq(0), cur_valid.eq(1),
+                    m.d.sync += [ks.eq(0), cur_valid.eq(1),
                                  last_k.eq(job.ks == 1)]
                     step(grp)
                     step(cur)
                     m.d.comb += seq.end.eq(~cur_valid | last_tile)
                 with m.Else():  # the group's next k-step: back to its first tile
-                    m.d.sync += [ks.eq(ks + 1), k0.eq(k0 + K), cur_valid.eq(1),
+                    m.d.sync += [ks.eq(ks + 1), cur_valid.eq(1),
                                  last_k.eq(ks + 2 == job.ks), *goto(cur, grp)]
             with m.Else():
                 m.d.sync += slot.eq(slot + 1)
@@ -138,7 +142,9 @@ class TensorCoreSequencer(Sequencer):
         # registered once more (``frag_reg``), so that neither the route from the block RAM nor
         # the one to the units' multipliers shares a cycle with the mask.
         frag_reg = self.buffer_read_latency - 2 if self.buffer_read_latency > 2 else 0
-        valid_i, first_i, kmask_i = issue, ks == 0, Cat(k0 + j < job.k for j in range(K))
+        # (lane j of k-step ks is inside K: all lanes but in the last k-step, the job's kmask)
+        valid_i, first_i = issue, ks == 0
+        kmask_i = Mux(last_k, job.kmask, (1 << K) - 1)
         for i in range(self.buffer_read_latency - 1):
             v, f, k_ = (Signal(name=f"valid_r{i}"), Signal(name=f"first_r{i}"),
                         Signal(K, name=f"kmask_r{i}"))
