@@ -2,7 +2,7 @@
 L = latency output tiles are interleaved so that each tile's D comes back as its C just in
 time."""
 
-from amaranth.hdl import Cat, Mux, Signal
+from amaranth.hdl import Cat, Const, Mux, Signal
 from amaranth.lib import data
 
 from ..skew import DelayLanes
@@ -33,7 +33,7 @@ class TensorCoreSequencer(Sequencer):
         k_rem = (cmd.k - 1).as_unsigned()
         k_rem = k_rem[:kk.bit_length() - 1] if kk & (kk - 1) == 0 else k_rem % kk
         return {"ks": _div(cmd.k + (kk - 1), kk),
-                "kmask": Cat(k_rem >= j for j in range(kk)),
+                "kmask": Cat(Const(1, 1), *(k_rem >= j for j in range(1, kk))),
                 # (a rejected command's zero dimension wraps: its values are never used)
                 "mtl": _div((cmd.m - 1).as_unsigned(), cfg.core.m),
                 "ntl": _div((cmd.n - 1).as_unsigned(), cfg.cols)}
