@@ -53,7 +53,7 @@ def simulate_stream(config, jobs, *, stall=0.0, seed=0):
 
     async def tb(ctx):
         cycle = 0
-        ci = ai = bi = qi = 0
+        ci = 0
         streams = [(dut.a, a_q), (dut.b, b_q)] + ([(dut.q, q_q)] if rq else [])
         idx = [0] * len(streams)
         while len(seen["done"]) < len(cmds):
