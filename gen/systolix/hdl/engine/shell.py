@@ -654,9 +654,12 @@ def _elaborate_double(engine):
     # reach the enables of all of cycles' bits)
     cycles_zero = Signal()
     rej = Signal()  # a rejected command waits for the earlier jobs
+    # a reject's done apart from a job's (never in the same cycle: a reject's waits for no
+    # job), so that neither flip-flop takes both the command checks and the c port's hand-shake
+    done_rej = Signal(name="done_reject")
     m.d.comb += [engine.cycles.eq(Mux(cycles_zero, 0, cycles)), engine.error.eq(error),
-                 engine.done.eq(done)]
-    m.d.sync += done.eq(0)
+                 engine.done.eq(done | done_rej)]
+    m.d.sync += [done.eq(0), done_rej.eq(0)]
 
     # ---- buffer ports: loads write the load stage's banks, the sequencer reads the compute
     # stage's, writes and (read-modify-write) reads its C bank; the drain reads its own
@@ -757,7 +760,7 @@ def _elaborate_double(engine):
     with m.If(engine.cmd.valid & engine.cmd.ready):
         with m.If(bad):
             with m.If(empty):
-                m.d.sync += [done.eq(1), error.eq(1), cycles_zero.eq(1)]
+                m.d.sync += [done_rej.eq(1), error.eq(1), cycles_zero.eq(1)]
             with m.Else():
                 m.d.sync += rej.eq(1)
         with m.Else():
@@ -766,7 +769,7 @@ def _elaborate_double(engine):
                 weights.take(m, cmd)
                 m.d.sync += lb.eq(~lb)
     with m.If(rej & empty):
-        m.d.sync += [rej.eq(0), done.eq(1), error.eq(1), cycles_zero.eq(1)]
+        m.d.sync += [rej.eq(0), done_rej.eq(1), error.eq(1), cycles_zero.eq(1)]
 
     # ---- load: a word taken from the a / b stream is registered, then counted and written
     # (so that the streams' valid reaches a few flip-flops, not the loaders and the block
