@@ -394,12 +394,15 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
     return drain_ready
 
 
-def _bad_command(cfg, cmd, weights):
+def _bad_command(cfg, cmd, weights, parts=False):
     """A command the engine rejects: a zero dimension, one beyond the buffers, or keep-weights
-    without weights of this K and N."""
-    return ((cmd.m == 0) | (cmd.k == 0) | (cmd.n == 0) | above(cmd.m, cfg.max_m)
-            | above(cmd.k, cfg.max_k) | above(cmd.n, cfg.max_n)
-            | (cmd.keep & (~weights.valid | (cmd.k != weights.k) | (cmd.n != weights.n))))
+    without weights of this K and N (``parts``: the two apart)."""
+    dims = ((cmd.m == 0) | (cmd.k == 0) | (cmd.n == 0) | above(cmd.m, cfg.max_m)
+            | above(cmd.k, cfg.max_k) | above(cmd.n, cfg.max_n))
+    # (the dimensions' bits above the weights' are checked with the range already)
+    keep = cmd.keep & (~weights.valid | (cmd.k[:len(weights.k)] != weights.k)
+                       | (cmd.n[:len(weights.n)] != weights.n))
+    return (dims, keep) if parts else dims | keep
 
 
 class _Weights:
@@ -654,12 +657,18 @@ def _elaborate_double(engine):
     # reach the enables of all of cycles' bits)
     cycles_zero = Signal()
     rej = Signal()  # a rejected command waits for the earlier jobs
-    # a reject's done apart from a job's (never in the same cycle: a reject's waits for no
-    # job), so that neither flip-flop takes both the command checks and the c port's hand-shake
-    done_rej = Signal(name="done_reject")
-    m.d.comb += [engine.cycles.eq(Mux(cycles_zero, 0, cycles)), engine.error.eq(error),
-                 engine.done.eq(done | done_rej)]
-    m.d.sync += [done.eq(0), done_rej.eq(0)]
+    # A reject's done apart from a job's (never in the same cycle: a reject's waits for no
+    # job), in three flip-flops (the dimension checks, the keep-weights checks, a waiting
+    # reject), so that none takes much of the command checks or the c port's hand-shake;
+    # error and cycles_zero follow them a cycle later, the outputs see them at once.
+    done_rej = [Signal(name=f"done_reject_{i}") for i in ("dims", "keep", "wait")]
+    rejected = Cat(done_rej).any()
+    m.d.comb += [engine.cycles.eq(Mux(cycles_zero | rejected, 0, cycles)),
+                 engine.error.eq(error | rejected),
+                 engine.done.eq(done | rejected)]
+    m.d.sync += [done.eq(0), *(d.eq(0) for d in done_rej)]
+    with m.If(rejected):
+        m.d.sync += [error.eq(1), cycles_zero.eq(1)]
 
     # ---- buffer ports: loads write the load stage's banks, the sequencer reads the compute
     # stage's, writes and (read-modify-write) reads its C bank; the drain reads its own
@@ -743,7 +752,8 @@ def _elaborate_double(engine):
     empty = ~l_busy & ~x_busy & (c_owned == 0)
     m.d.comb += [engine.cmd.ready.eq(~l_busy & ~rej & ~in_reset),
                  engine.busy.eq(l_busy | x_busy | (c_owned != 0) | rej)]
-    bad = _bad_command(cfg, cmd, weights)
+    bad_dims, bad_keep = _bad_command(cfg, cmd, weights, parts=True)
+    bad = bad_dims | bad_keep
     # While the load stage is free its registers follow the command port, whatever is offered:
     # they are read only once a command is accepted (l_busy), and so their enables do not
     # depend on the command checks.
@@ -760,7 +770,7 @@ def _elaborate_double(engine):
     with m.If(engine.cmd.valid & engine.cmd.ready):
         with m.If(bad):
             with m.If(empty):
-                m.d.sync += [done_rej.eq(1), error.eq(1), cycles_zero.eq(1)]
+                m.d.sync += [done_rej[0].eq(bad_dims), done_rej[1].eq(bad_keep)]
             with m.Else():
                 m.d.sync += rej.eq(1)
         with m.Else():
@@ -769,7 +779,7 @@ def _elaborate_double(engine):
                 weights.take(m, cmd)
                 m.d.sync += lb.eq(~lb)
     with m.If(rej & empty):
-        m.d.sync += [rej.eq(0), done_rej.eq(1), error.eq(1), cycles_zero.eq(1)]
+        m.d.sync += [rej.eq(0), done_rej[2].eq(1)]
 
     # ---- load: a word taken from the a / b stream is registered, then counted and written
     # (so that the streams' valid reaches a few flip-flops, not the loaders and the block
