@@ -753,6 +753,8 @@ def _elaborate_double(engine):
     m.d.comb += [engine.cmd.ready.eq(~l_busy & ~rej & ~in_reset),
                  engine.busy.eq(l_busy | x_busy | (c_owned != 0) | rej)]
     bad_dims, bad_keep = _bad_command(cfg, cmd, weights, parts=True)
+    w_take = Signal(name="weights_take")
+    m.d.sync += w_take.eq(0)
     bad = bad_dims | bad_keep
     # While the load stage is free its registers follow the command port, whatever is offered:
     # they are read only once a command is accepted (l_busy), and so their enables do not
@@ -774,10 +776,14 @@ def _elaborate_double(engine):
             with m.Else():
                 m.d.sync += rej.eq(1)
         with m.Else():
-            m.d.sync += [l_busy.eq(1), la.eq(~la)]
+            m.d.sync += [l_busy.eq(1), la.eq(~la), w_take.eq(~cmd.keep)]
             with m.If(~cmd.keep):
-                weights.take(m, cmd)
                 m.d.sync += lb.eq(~lb)
+    # The weights' dims are taken a cycle after the command, from the load stage's copy of it
+    # (so that one flip-flop, not all of theirs, follows the command checks): the next command
+    # is taken only after this job's load.
+    with m.If(w_take):
+        weights.take(m, ljob)
     with m.If(rej & empty):
         m.d.sync += [rej.eq(0), done_rej[2].eq(1)]
 
