@@ -2303,9 +2303,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$136  = cmd__payload[47] | \$135 ;
   assign \$137  = \$120  | \$136 ;
   assign \$138  = ~ weights_valid;
-  assign \$139  = cmd__payload[31:16] != weights_k;
+  assign \$139  = cmd__payload[22:16] != weights_k;
   assign \$140  = \$138  | \$139 ;
-  assign \$141  = cmd__payload[47:32] != weights_n;
+  assign \$141  = cmd__payload[38:32] != weights_n;
   assign \$142  = \$140  | \$141 ;
   assign \$143  = cmd__payload[48] & \$142 ;
   assign \$144  = \$137  | \$143 ;
@@ -2363,9 +2363,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$199  = cmd__payload[47] | \$198 ;
   assign \$200  = \$183  | \$199 ;
   assign \$201  = ~ weights_valid;
-  assign \$202  = cmd__payload[31:16] != weights_k;
+  assign \$202  = cmd__payload[22:16] != weights_k;
   assign \$203  = \$201  | \$202 ;
-  assign \$204  = cmd__payload[47:32] != weights_n;
+  assign \$204  = cmd__payload[38:32] != weights_n;
   assign \$205  = \$203  | \$204 ;
   assign \$206  = cmd__payload[48] & \$205 ;
   assign \$207  = \$200  | \$206 ;
