@@ -315,8 +315,7 @@ def require_fit(result: SynthResult):
 #: inside it) a hierarchy level of its own. Flattened, the array's PEs on one anti-diagonal
 #: hold identical ``valid``/``last`` registers (row r, column c: the beat delayed r + c
 #: cycles), which yosys merges into one flip-flop that then drives PEs across the whole die;
-#: kept apart, each PE keeps its own, next to it (the 8x8 output-stationary engine: +6 %
-#: Fmax for +3 % LUT4, +6 % FF).
+#: kept apart, each PE keeps its own, next to it (docs/synthesis.md, "Columns kept apart").
 KEEP_COLUMNS = "setattr -mod -set keep_hierarchy 1 *.col_* *.col_*.* %d"
 
 
