@@ -736,7 +736,15 @@ def _elaborate_double(engine):
         q_wr_port, q_rd_port = _buffer(m, "q_mem", q_shape, 2 * max(2, cfg.q_depth), lat)
         q_wr = _WriteProxy("q_wr", cfg.q_depth, q_shape)
         q_rd = _ReadProxy("q_rd", cfg.q_depth, q_shape)
-        _banked(m, q_wr_port, q_wr, ljob_b, read=False)
+        # The parameter words are written a cycle late, through registers, so that the loader
+        # and the q port's ready do not drive the wide buffer's write enables: the drain reads
+        # them only after the job's compute phase.
+        q_wr_d = _WriteProxy("q_wr_d", cfg.q_depth, q_shape)
+        q_wr_d.data = Signal(q_shape, name="q_wr_d_data", reset_less=True)
+        q_bank_d = Signal(name="q_wr_d_bank")
+        m.d.sync += [q_wr_d.addr.eq(q_wr.addr), q_wr_d.data.eq(q_wr.data),
+                     q_wr_d.en.eq(q_wr.en), q_bank_d.eq(ljob_b)]
+        _banked(m, q_wr_port, q_wr_d, q_bank_d, read=False)
         d_q = Signal()
         _banked(m, q_rd_port, q_rd, d_q, read=True)
         if lat == 2:
@@ -859,18 +867,25 @@ def _elaborate_double(engine):
         dc.start(m, jm, jn)
         if rq:
             m.d.sync += d_q.eq(Mux(d_bank, c_q[1], c_q[0]))
-    m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(d_busy & drain_ready)]
-    with m.If(d_busy & drain_ready):
-        m.d.sync += c_valid.eq(dc.more)
-        if frag:
-            m.d.sync += c_sel.eq(dc.r)
-        with m.If(dc.more):
+    if credits is None:
+        m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(d_busy & drain_ready)]
+        with m.If(d_busy & drain_ready):
+            m.d.sync += c_valid.eq(dc.more)
+            if frag:
+                m.d.sync += c_sel.eq(dc.r)
+            with m.If(dc.more):
+                dc.step(m, d_jm, d_jn, c_last)
+    else:
+        # ``more`` is set only with ``d_busy``, and cleared before it: the enables need not
+        # ask ``d_busy``, and the read registers may load with the credit alone (a word read
+        # but not issued is never valid)
+        m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(drain_ready),
+                     credits.issue.eq(drain_ready & dc.more)]
+        m.d.sync += c_valid.eq(credits.issue)  # the word moves on whether or not one follows
+        with m.If(credits.issue):
+            if frag:
+                m.d.sync += c_sel.eq(dc.r)
             dc.step(m, d_jm, d_jn, c_last)
-            if credits is not None:
-                m.d.comb += credits.issue.eq(1)
-    if credits is not None:  # the word moves on whether or not one follows
-        with m.Else():
-            m.d.sync += c_valid.eq(0)
     with m.If(c_out_last):
         m.d.sync += [done.eq(1), error.eq(0), c_valid.eq(0), d_busy.eq(0), d_bank.eq(~d_bank),
                      cycles.eq(Mux(d_bank, c_cyc[1], c_cyc[0])), cycles_zero.eq(0)]
