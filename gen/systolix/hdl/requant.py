@@ -244,10 +244,13 @@ class Requantizer(wiring.Component):
             assert pipe.at == stages, (pipe.at, stages)
             results.append(out)
 
+        # o.valid is the FIFO's r_rdy (level != 0) as a register of the next cycle's level
+        o_valid = Signal(name="o_valid")
+        m.d.sync += o_valid.eq(fifo.level + (fifo.w_en & fifo.w_rdy) - give != 0)
         m.d.comb += [
             fifo.w_en.eq(valid),
             fifo.w_data.eq(Cat(*results, last)),
-            self.o.valid.eq(fifo.r_rdy),
+            self.o.valid.eq(o_valid),
             self.o.payload.as_value().eq(fifo.r_data),
             fifo.r_en.eq(self.o.ready),
         ]

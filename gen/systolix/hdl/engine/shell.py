@@ -359,12 +359,14 @@ class _DrainCredits:
         """Count the words against requantizer ``rq``'s capacity; returns ``self``."""
         m, limit = self._m, rq.capacity
         self.ready = Signal(init=1, name="drain_credit")
+        self.one = Signal(name="drain_one_word")  # count == 1
         count = Signal(range(limit + 1), name="drain_words")  # read and not yet on the c port
-        give = self._out.valid & self._out.ready
+        self.give = give = self._out.valid & self._out.ready
         with m.If(self.issue & ~give):
-            m.d.sync += [count.eq(count + 1), self.ready.eq(count < limit - 1)]
+            m.d.sync += [count.eq(count + 1), self.ready.eq(count < limit - 1),
+                         self.one.eq(count == 0)]
         with m.Elif(give & ~self.issue):
-            m.d.sync += [count.eq(count - 1), self.ready.eq(1)]
+            m.d.sync += [count.eq(count - 1), self.ready.eq(1), self.one.eq(count == 2)]
         return self
 
 
@@ -759,7 +761,10 @@ def _elaborate_double(engine):
         drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, rqu.i, q_rd, c_out=c_out,
                                     q_out=q_out, credits=credits and credits.of(rqu))
         wiring.connect(m, rqu.o, wiring.flipped(engine.c))
-    c_out_last = engine.c.valid & engine.c.ready & engine.c.payload.last
+    if credits is None:
+        c_out_last = engine.c.valid & engine.c.ready & engine.c.payload.last
+    else:  # the job's words are all read, and the one left leaves: from flip-flops only
+        c_out_last = credits.give & credits.one & ~dc.more
 
     # ---- command
     cmd = engine.cmd.payload
