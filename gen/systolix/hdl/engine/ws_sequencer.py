@@ -168,10 +168,11 @@ class WeightStationarySequencer(Sequencer):
             row = data.ArrayLayout(acc_shape(num), C)
             old_r = Signal(row, name="c_old", reset_less=True)
             sum_r = Signal(row, name="c_sum", reset_less=True)
-            m.d.sync += old_r.eq(bufs.c_rd.data)
+            # a first k-tile's row starts from 0: the old row's register is cleared (a
+            # synchronous reset, no multiplexer in front of the adders)
+            m.d.sync += old_r.eq(Mux(taps[self.c_read_latency].first, 0, bufs.c_rd.data))
             for c in range(C):
-                m.d.sync += sum_r[c].eq(accumulate(Mux(sum_tag.first, 0, old_r[c]),
-                                                   array.psum[c], num))
+                m.d.sync += sum_r[c].eq(accumulate(old_r[c], array.psum[c], num))
             m.d.comb += bufs.c_wr.data.eq(sum_r)
         else:
             for c in range(C):
