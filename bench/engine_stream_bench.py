@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-#: (rows, jobs, M = K = N, dataflow, buffering); 256^3 double-buffered exceeds the 4 Mibit
-#: buffer limit, so the 16 x 16 rows use 128^3
+#: (rows, jobs, M = K = N, dataflow, buffering)
 ROWS = [(8, 8, 64, "os", "single"), (8, 8, 64, "os", "double"),
         (8, 8, 64, "ws", "single"), (8, 8, 64, "ws", "double"),
-        (16, 8, 128, "os", "double"), (16, 8, 128, "ws", "double")]
+        (16, 8, 256, "os", "single"), (16, 8, 256, "os", "double"),
+        (16, 8, 256, "ws", "single"), (16, 8, 256, "ws", "double")]
 
 
 def main(argv=None):

@@ -9,7 +9,7 @@ time and simulated cycles per second, and a 512^3 GEMM through a 64x64 engine.
   enough for a rate, not a start-up time), checked bit for bit against numpy and cycle for
   cycle against the model; simulated cycles / wall second.
 * Engine (``--engine``): a 64x64 output-stationary engine whose buffers hold 256 x 256 x 256
-  (3 Mibit; 512 x 512 x 512 would be 12 Mibit, over the 4 Mibit generated), built with
+  (3 Mibit; 512 x 512 x 512 would be 12 Mibit, over the 8 Mibit generated), built with
   Verilator; a 512^3 GEMM is run as the host tiles it, 2 x 2 x 2 jobs of 256^3 in one
   simulation, each job bit- and cycle-exact, and the partial products summed on the host
   (wrapping int32, as the accumulator) equal numpy's 512^3 product.

@@ -43,15 +43,15 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire [48:0] cmd__payload;
   wire \$1 ;
   wire \$10 ;
-  wire [7:0] \$100 ;
-  wire [7:0] \$101 ;
+  wire \$100 ;
+  wire \$101 ;
   wire \$102 ;
-  wire [7:0] \$103 ;
-  wire [7:0] \$104 ;
+  wire \$103 ;
+  wire \$104 ;
   wire \$105 ;
   wire \$106 ;
-  wire [32:0] \$107 ;
-  wire [32:0] \$108 ;
+  wire \$107 ;
+  wire \$108 ;
   wire \$109 ;
   wire \$11 ;
   wire \$110 ;
@@ -59,107 +59,238 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$112 ;
   wire \$113 ;
   wire \$114 ;
-  wire [7:0] \$115 ;
+  wire \$115 ;
   wire \$116 ;
-  wire [7:0] \$117 ;
+  wire \$117 ;
   wire \$118 ;
-  wire [7:0] \$119 ;
+  wire \$119 ;
   wire \$12 ;
-  wire [4:0] \$120 ;
-  wire [7:0] \$121 ;
+  wire \$120 ;
+  wire \$121 ;
   wire \$122 ;
   wire \$123 ;
   wire \$124 ;
-  reg \$125 ;
-  reg [6:0] \$126 ;
-  reg [6:0] \$127 ;
-  reg [6:0] \$128 ;
-  reg [6:0] \$129 ;
+  wire \$125 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire \$129 ;
   wire \$13 ;
-  reg [3:0] \$130 ;
-  reg [9:0] \$131 ;
-  reg [9:0] \$132 ;
-  reg \$133 ;
-  reg \$134 ;
-  reg \$135 ;
-  reg \$136 ;
-  reg [6:0] \$137 ;
-  reg [3:0] \$138 ;
-  reg [3:0] \$139 ;
+  wire \$130 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire \$139 ;
   wire \$14 ;
-  reg \$140 ;
-  reg [31:0] \$141 ;
-  reg [6:0] \$142 ;
-  reg [6:0] \$143 ;
-  reg [6:0] \$144 ;
-  reg [9:0] \$145 ;
-  reg [6:0] \$146 ;
-  reg [6:0] \$147 ;
-  reg \$148 ;
-  reg \$149 ;
+  wire \$140 ;
+  wire \$141 ;
+  wire \$142 ;
+  wire \$143 ;
+  wire \$144 ;
+  wire \$145 ;
+  wire \$146 ;
+  wire \$147 ;
+  wire \$148 ;
+  wire \$149 ;
   wire \$15 ;
-  reg \$150 ;
-  reg \$151 ;
-  reg [9:0] \$152 ;
-  reg [6:0] \$153 ;
-  reg [6:0] \$154 ;
-  reg \$155 ;
-  reg \$156 ;
-  reg \$157 ;
-  reg \$158 ;
-  reg \$159 ;
+  wire \$150 ;
+  wire \$151 ;
+  wire \$152 ;
+  wire \$153 ;
+  wire \$154 ;
+  wire \$155 ;
+  wire \$156 ;
+  wire \$157 ;
+  wire \$158 ;
+  wire \$159 ;
   wire \$16 ;
-  reg [6:0] \$160 ;
-  reg [6:0] \$161 ;
-  reg [2:0] \$162 ;
-  reg [6:0] \$163 ;
-  reg [6:0] \$164 ;
-  reg [3:0] \$165 ;
-  reg \$166 ;
-  reg \$167 ;
-  reg \$168 ;
-  reg \$169 ;
+  wire \$160 ;
+  wire \$161 ;
+  wire \$162 ;
+  wire \$163 ;
+  wire \$164 ;
+  wire \$165 ;
+  wire \$166 ;
+  wire \$167 ;
+  wire \$168 ;
+  wire \$169 ;
   wire \$17 ;
-  reg \$170 ;
-  reg \$171 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire \$172 ;
+  wire \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire \$177 ;
+  wire \$178 ;
+  wire \$179 ;
   wire \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire \$189 ;
   wire \$19 ;
+  wire \$190 ;
+  wire \$191 ;
+  wire \$192 ;
+  wire \$193 ;
+  wire \$194 ;
+  wire \$195 ;
+  wire [10:0] \$196 ;
+  wire [7:0] \$197 ;
+  wire \$198 ;
+  wire \$199 ;
   wire [7:0] \$2 ;
   wire \$20 ;
+  wire \$200 ;
+  wire \$201 ;
+  wire \$202 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire [7:0] \$206 ;
+  wire \$207 ;
+  wire [10:0] \$208 ;
+  wire [7:0] \$209 ;
   wire \$21 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire [7:0] \$218 ;
+  wire \$219 ;
   wire \$22 ;
+  wire \$220 ;
+  wire [32:0] \$221 ;
+  wire [32:0] \$222 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
   wire \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire [7:0] \$237 ;
+  wire [7:0] \$238 ;
+  wire \$239 ;
   wire \$24 ;
+  wire \$240 ;
+  wire [7:0] \$241 ;
+  wire [4:0] \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
   wire \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire \$252 ;
+  reg \$253 ;
+  reg [6:0] \$254 ;
+  reg [6:0] \$255 ;
+  reg [6:0] \$256 ;
+  reg [6:0] \$257 ;
+  reg [6:0] \$258 ;
+  reg [6:0] \$259 ;
   wire \$26 ;
+  reg [3:0] \$260 ;
+  reg [9:0] \$261 ;
+  reg [9:0] \$262 ;
+  reg \$263 ;
+  reg \$264 ;
+  reg \$265 ;
+  reg \$266 ;
+  reg [6:0] \$267 ;
+  reg [3:0] \$268 ;
+  reg [3:0] \$269 ;
   wire \$27 ;
-  wire \$28 ;
-  wire [6:0] \$29 ;
+  reg \$270 ;
+  reg [31:0] \$271 ;
+  reg [6:0] \$272 ;
+  reg [6:0] \$273 ;
+  reg [6:0] \$274 ;
+  reg [9:0] \$275 ;
+  reg [6:0] \$276 ;
+  reg [6:0] \$277 ;
+  reg \$278 ;
+  reg \$279 ;
+  wire [6:0] \$28 ;
+  reg \$280 ;
+  reg \$281 ;
+  reg [9:0] \$282 ;
+  reg [6:0] \$283 ;
+  reg [6:0] \$284 ;
+  reg \$285 ;
+  reg \$286 ;
+  reg \$287 ;
+  reg \$288 ;
+  reg \$289 ;
+  wire \$29 ;
+  reg [6:0] \$290 ;
+  reg [6:0] \$291 ;
+  reg [2:0] \$292 ;
+  reg [6:0] \$293 ;
+  reg [6:0] \$294 ;
+  reg [6:0] \$295 ;
+  reg [3:0] \$296 ;
+  reg \$297 ;
+  reg \$298 ;
+  reg \$299 ;
   wire \$3 ;
-  wire \$30 ;
-  wire [6:0] \$31 ;
-  wire \$32 ;
+  wire [6:0] \$30 ;
+  reg \$300 ;
+  reg \$301 ;
+  reg \$302 ;
+  wire \$31 ;
+  wire [6:0] \$32 ;
   wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire [7:0] \$37 ;
-  wire [4:0] \$38 ;
-  wire [10:0] \$39 ;
+  wire \$37 ;
+  wire [7:0] \$38 ;
+  wire [4:0] \$39 ;
   wire [10:0] \$4 ;
-  wire [7:0] \$40 ;
+  wire [10:0] \$40 ;
   wire \$41 ;
-  wire [7:0] \$42 ;
-  wire [10:0] \$43 ;
-  wire [7:0] \$44 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
-  wire [7:0] \$47 ;
+  wire \$46 ;
+  wire \$47 ;
   wire \$48 ;
-  wire \$49 ;
+  wire [7:0] \$49 ;
   wire [10:0] \$5 ;
-  wire \$50 ;
-  wire \$51 ;
+  wire [7:0] \$50 ;
+  wire [10:0] \$51 ;
   wire \$52 ;
   wire \$53 ;
   wire \$54 ;
@@ -169,8 +300,8 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$58 ;
   wire \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
+  wire [7:0] \$60 ;
+  wire [7:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
@@ -190,7 +321,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$77 ;
   wire \$78 ;
   wire \$79 ;
-  wire [7:0] \$8 ;
+  wire [6:0] \$8 ;
   wire \$80 ;
   wire \$81 ;
   wire \$82 ;
@@ -201,17 +332,17 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$87 ;
   wire \$88 ;
   wire \$89 ;
-  wire [7:0] \$9 ;
+  wire \$9 ;
   wire \$90 ;
   wire \$91 ;
-  wire [10:0] \$92 ;
-  wire [7:0] \$93 ;
-  wire [7:0] \$94 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
   wire \$95 ;
-  wire [7:0] \$96 ;
-  wire [7:0] \$97 ;
+  wire \$96 ;
+  wire \$97 ;
   wire \$98 ;
-  wire [10:0] \$99 ;
+  wire \$99 ;
   reg [8:0] \$signature__addr ;
   wire [8:0] \$signature__addr$29 ;
   wire [8:0] \$signature__addr$31 ;
@@ -287,11 +418,11 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [9:0] a_base = 10'h000;
   reg [9:0] a_load_addr = 10'h000;
   reg a_load_done = 1'h0;
-  reg [6:0] a_load_inner = 7'h00;
   reg a_load_inner_last = 1'h0;
   reg a_load_inner_last0 = 1'h0;
-  reg [6:0] a_load_outer = 7'h00;
+  reg [6:0] a_load_inner_rem = 7'h00;
   reg a_load_outer_last = 1'h0;
+  reg [6:0] a_load_outer_rem = 7'h00;
   wire signed [7:0] \b__payload[0] ;
   wire signed [7:0] \b__payload[1] ;
   wire signed [7:0] \b__payload[2] ;
@@ -303,11 +434,11 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [9:0] b_base = 10'h000;
   reg [9:0] b_load_addr = 10'h000;
   reg b_load_done = 1'h0;
-  reg [6:0] b_load_inner = 7'h00;
   reg b_load_inner_last = 1'h0;
   reg b_load_inner_last0 = 1'h0;
-  reg [6:0] b_load_outer = 7'h00;
+  reg [6:0] b_load_inner_rem = 7'h00;
   reg b_load_outer_last = 1'h0;
+  reg [6:0] b_load_outer_rem = 7'h00;
   wire beat;
   wire [255:0] \c__payload.data ;
   wire signed [31:0] \c__payload.data[0] ;
@@ -332,8 +463,9 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg d_last_m = 1'h0;
   reg d_last_n = 1'h0;
   reg [6:0] d_m = 7'h00;
+  reg [6:0] d_m_rem = 7'h00;
   reg d_more = 1'h0;
-  reg [6:0] d_n0 = 7'h00;
+  reg [6:0] d_n_rem = 7'h00;
   reg [3:0] d_tile = 4'h0;
   (* init = 1'h0 *)
   wire \done$20 ;
@@ -382,7 +514,8 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg last_m = 1'h0;
   reg last_n = 1'h0;
   reg [6:0] m0 = 7'h00;
-  reg [6:0] n0 = 7'h00;
+  reg [6:0] m_rem = 7'h00;
+  reg [6:0] n_rem = 7'h00;
   reg [3:0] ntile = 4'h0;
   wire [1:0] o;
   wire [16:0] \o$57 ;
@@ -419,6 +552,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire seq_final_write;
   reg seq_run;
   reg slot_end = 1'h0;
+  reg [6:0] slot_rem = 7'h00;
   reg [6:0] span = 7'h00;
   reg [6:0] weights_k = 7'h00;
   reg [6:0] weights_n = 7'h00;
@@ -2009,219 +2143,342 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$5  = b_base + s;
   assign \$6  = last_m & last_n;
   assign \$7  = last_m & last_n;
-  assign \$8  = job_m - m0;
-  assign \$9  = last_m ? \$8  : 8'h08;
-  assign \$10  = o__payload[258:256] < out_rows;
-  assign \$signature__en$53  = o__valid & \$10 ;
+  assign \$8  = last_m ? m_rem : 7'h08;
+  assign \$9  = o__payload[258:256] < out_rows;
+  assign \$signature__en$53  = o__valid & \$9 ;
   assign \i$56  = \o$57 [0] & \o$57 [1];
-  assign \$11  = ~ rst;
-  assign \$12  = ~ a_load_done;
-  assign \$13  = ~ rst;
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = ~ b_load_done;
-  assign \$16  = ~ rst;
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = a__valid & a__ready;
-  assign \$19  = b__valid & b__ready;
-  assign \$20  = ~ c__valid;
-  assign \$21  = \$20  | c__ready;
-  assign \$22  = engine_state == 3'h0;
-  assign \$23  = engine_state == 1'h1;
-  assign \$24  = engine_state == 2'h2;
-  assign \$25  = engine_state == 2'h3;
-  assign \$26  = engine_state == 3'h4;
-  assign \$27  = ~ seq_run;
-  assign \$28  = job_k > 4'h8;
-  assign \$29  = \$28  ? job_k : 7'h08;
-  assign \$30  = job_k > 4'h8;
-  assign \$31  = \$30  ? job_k : 7'h08;
-  assign \$32  = \$31  == 1'h1;
-  assign \$33  = job_m <= 4'h8;
+  assign \$10  = ~ rst;
+  assign \$11  = ~ a_load_done;
+  assign \$12  = ~ rst;
+  assign \$13  = \$11  & \$12 ;
+  assign \$14  = ~ b_load_done;
+  assign \$15  = ~ rst;
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = a__valid & a__ready;
+  assign \$18  = b__valid & b__ready;
+  assign \$19  = ~ c__valid;
+  assign \$20  = \$19  | c__ready;
+  assign \$21  = engine_state == 3'h0;
+  assign \$22  = engine_state == 1'h1;
+  assign \$23  = engine_state == 2'h2;
+  assign \$24  = engine_state == 2'h3;
+  assign \$25  = engine_state == 3'h4;
+  assign \$26  = ~ seq_run;
+  assign \$27  = job_k > 4'h8;
+  assign \$28  = \$27  ? job_k : 7'h08;
+  assign \$29  = job_k > 4'h8;
+  assign \$30  = \$29  ? job_k : 7'h08;
+  assign \$31  = job_k > 4'h8;
+  assign \$32  = \$31  ? job_k : 7'h08;
+  assign \$33  = \$32  == 1'h1;
   assign \$34  = job_m <= 4'h8;
-  assign \$35  = job_n <= 4'h8;
-  assign \$36  = span == 1'h1;
-  assign \$37  = n0 + 4'h8;
-  assign \$38  = ntile + 1'h1;
-  assign \$39  = b_base + job_k;
-  assign \$40  = n0 + 5'h10;
-  assign \$41  = \$40  >= job_n;
-  assign \$42  = m0 + 4'h8;
-  assign \$43  = a_base + job_k;
-  assign \$44  = m0 + 5'h10;
-  assign \$45  = \$44  >= job_m;
-  assign \$46  = s + 1'h1;
-  assign \$47  = s + 2'h2;
-  assign \$48  = \$47  == span;
-  assign \$49  = cmd__valid & cmd__ready;
-  assign \$50  = cmd__payload[15:0] == 16'h0000;
-  assign \$51  = cmd__payload[31:16] == 16'h0000;
-  assign \$52  = \$50  | \$51 ;
-  assign \$53  = cmd__payload[47:32] == 16'h0000;
-  assign \$54  = \$52  | \$53 ;
-  assign \$55  = cmd__payload[15:0] > 7'h40;
-  assign \$56  = \$54  | \$55 ;
-  assign \$57  = cmd__payload[31:16] > 7'h40;
-  assign \$58  = \$56  | \$57 ;
-  assign \$59  = cmd__payload[47:32] > 7'h40;
-  assign \$60  = \$58  | \$59 ;
-  assign \$61  = ~ weights_valid;
-  assign \$62  = cmd__payload[31:16] != weights_k;
-  assign \$63  = \$61  | \$62 ;
-  assign \$64  = cmd__payload[47:32] != weights_n;
-  assign \$65  = \$63  | \$64 ;
-  assign \$66  = cmd__payload[48] & \$65 ;
-  assign \$67  = \$60  | \$66 ;
-  assign \$68  = cmd__payload[15:0] == 16'h0000;
-  assign \$69  = cmd__payload[31:16] == 16'h0000;
-  assign \$70  = \$68  | \$69 ;
-  assign \$71  = cmd__payload[47:32] == 16'h0000;
-  assign \$72  = \$70  | \$71 ;
-  assign \$73  = cmd__payload[15:0] > 7'h40;
-  assign \$74  = \$72  | \$73 ;
-  assign \$75  = cmd__payload[31:16] > 7'h40;
-  assign \$76  = \$74  | \$75 ;
-  assign \$77  = cmd__payload[47:32] > 7'h40;
-  assign \$78  = \$76  | \$77 ;
-  assign \$79  = ~ weights_valid;
-  assign \$80  = cmd__payload[31:16] != weights_k;
-  assign \$81  = \$79  | \$80 ;
-  assign \$82  = cmd__payload[47:32] != weights_n;
-  assign \$83  = \$81  | \$82 ;
-  assign \$84  = cmd__payload[48] & \$83 ;
-  assign \$85  = \$78  | \$84 ;
-  assign \$86  = cmd__payload[31:16] == 1'h1;
-  assign \$87  = cmd__payload[31:16] == 1'h1;
-  assign \$88  = cmd__payload[15:0] <= 4'h8;
-  assign \$89  = cmd__payload[31:16] == 1'h1;
-  assign \$90  = cmd__payload[31:16] == 1'h1;
-  assign \$91  = cmd__payload[47:32] <= 4'h8;
-  assign \$92  = a_load_addr + 1'h1;
-  assign \$93  = a_load_outer + 4'h8;
-  assign \$94  = a_load_outer + 5'h10;
-  assign \$95  = \$94  >= job_m;
-  assign \$96  = a_load_inner + 1'h1;
-  assign \$97  = a_load_inner + 2'h2;
-  assign \$98  = \$97  == job_k;
-  assign \$99  = b_load_addr + 1'h1;
-  assign \$100  = b_load_outer + 4'h8;
-  assign \$101  = b_load_outer + 5'h10;
-  assign \$102  = \$101  >= job_n;
-  assign \$103  = b_load_inner + 1'h1;
-  assign \$104  = b_load_inner + 2'h2;
-  assign \$105  = \$104  == job_k;
-  assign \$106  = a_load_done & b_load_done;
-  assign \$107  = cycles + 1'h1;
-  assign \$108  = cycles + 1'h1;
-  assign \$109  = | job_m;
-  assign \$110  = job_m == 1'h1;
-  assign \$111  = job_n <= 4'h8;
-  assign \$112  = job_n <= 4'h8;
-  assign \$113  = ~ c__valid;
-  assign \$114  = \$113  | c__ready;
-  assign \$115  = d_m + 1'h1;
-  assign \$116  = ~ d_last_m;
-  assign \$117  = d_m + 2'h2;
-  assign \$118  = \$117  == job_m;
-  assign \$119  = d_n0 + 4'h8;
-  assign \$120  = d_tile + 1'h1;
-  assign \$121  = d_n0 + 5'h10;
-  assign \$122  = \$121  >= job_n;
-  assign \$123  = c__valid & c__ready;
-  assign \$124  = \$123  & c__payload[256];
+  assign \$35  = job_m <= 4'h8;
+  assign \$36  = job_n <= 4'h8;
+  assign \$37  = span == 1'h1;
+  assign \$38  = n_rem - 4'h8;
+  assign \$39  = ntile + 1'h1;
+  assign \$40  = b_base + job_k;
+  assign \$42  = n_rem[1] | \$41 ;
+  assign \$43  = n_rem[2] | \$42 ;
+  assign \$44  = n_rem[3] | \$43 ;
+  assign \$45  = n_rem[4] & \$44 ;
+  assign \$46  = n_rem[5] | \$45 ;
+  assign \$47  = n_rem[6] | \$46 ;
+  assign \$48  = ~ \$47 ;
+  assign \$49  = m0 + 4'h8;
+  assign \$50  = m_rem - 4'h8;
+  assign \$51  = a_base + job_k;
+  assign \$53  = m_rem[1] | \$52 ;
+  assign \$54  = m_rem[2] | \$53 ;
+  assign \$55  = m_rem[3] | \$54 ;
+  assign \$56  = m_rem[4] & \$55 ;
+  assign \$57  = m_rem[5] | \$56 ;
+  assign \$58  = m_rem[6] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = s + 1'h1;
+  assign \$61  = slot_rem - 1'h1;
+  assign \$62  = slot_rem == 2'h2;
+  assign \$63  = cmd__valid & cmd__ready;
+  assign \$64  = cmd__payload[15:0] == 16'h0000;
+  assign \$65  = cmd__payload[31:16] == 16'h0000;
+  assign \$66  = \$64  | \$65 ;
+  assign \$67  = cmd__payload[47:32] == 16'h0000;
+  assign \$68  = \$66  | \$67 ;
+  assign \$70  = cmd__payload[1] | \$69 ;
+  assign \$71  = cmd__payload[2] | \$70 ;
+  assign \$72  = cmd__payload[3] | \$71 ;
+  assign \$73  = cmd__payload[4] | \$72 ;
+  assign \$74  = cmd__payload[5] | \$73 ;
+  assign \$75  = cmd__payload[6] & \$74 ;
+  assign \$76  = cmd__payload[7] | \$75 ;
+  assign \$77  = cmd__payload[8] | \$76 ;
+  assign \$78  = cmd__payload[9] | \$77 ;
+  assign \$79  = cmd__payload[10] | \$78 ;
+  assign \$80  = cmd__payload[11] | \$79 ;
+  assign \$81  = cmd__payload[12] | \$80 ;
+  assign \$82  = cmd__payload[13] | \$81 ;
+  assign \$83  = cmd__payload[14] | \$82 ;
+  assign \$84  = cmd__payload[15] | \$83 ;
+  assign \$85  = \$68  | \$84 ;
+  assign \$87  = cmd__payload[17] | \$86 ;
+  assign \$88  = cmd__payload[18] | \$87 ;
+  assign \$89  = cmd__payload[19] | \$88 ;
+  assign \$90  = cmd__payload[20] | \$89 ;
+  assign \$91  = cmd__payload[21] | \$90 ;
+  assign \$92  = cmd__payload[22] & \$91 ;
+  assign \$93  = cmd__payload[23] | \$92 ;
+  assign \$94  = cmd__payload[24] | \$93 ;
+  assign \$95  = cmd__payload[25] | \$94 ;
+  assign \$96  = cmd__payload[26] | \$95 ;
+  assign \$97  = cmd__payload[27] | \$96 ;
+  assign \$98  = cmd__payload[28] | \$97 ;
+  assign \$99  = cmd__payload[29] | \$98 ;
+  assign \$100  = cmd__payload[30] | \$99 ;
+  assign \$101  = cmd__payload[31] | \$100 ;
+  assign \$102  = \$85  | \$101 ;
+  assign \$104  = cmd__payload[33] | \$103 ;
+  assign \$105  = cmd__payload[34] | \$104 ;
+  assign \$106  = cmd__payload[35] | \$105 ;
+  assign \$107  = cmd__payload[36] | \$106 ;
+  assign \$108  = cmd__payload[37] | \$107 ;
+  assign \$109  = cmd__payload[38] & \$108 ;
+  assign \$110  = cmd__payload[39] | \$109 ;
+  assign \$111  = cmd__payload[40] | \$110 ;
+  assign \$112  = cmd__payload[41] | \$111 ;
+  assign \$113  = cmd__payload[42] | \$112 ;
+  assign \$114  = cmd__payload[43] | \$113 ;
+  assign \$115  = cmd__payload[44] | \$114 ;
+  assign \$116  = cmd__payload[45] | \$115 ;
+  assign \$117  = cmd__payload[46] | \$116 ;
+  assign \$118  = cmd__payload[47] | \$117 ;
+  assign \$119  = \$102  | \$118 ;
+  assign \$120  = ~ weights_valid;
+  assign \$121  = cmd__payload[31:16] != weights_k;
+  assign \$122  = \$120  | \$121 ;
+  assign \$123  = cmd__payload[47:32] != weights_n;
+  assign \$124  = \$122  | \$123 ;
+  assign \$125  = cmd__payload[48] & \$124 ;
+  assign \$126  = \$119  | \$125 ;
+  assign \$127  = cmd__payload[15:0] == 16'h0000;
+  assign \$128  = cmd__payload[31:16] == 16'h0000;
+  assign \$129  = \$127  | \$128 ;
+  assign \$130  = cmd__payload[47:32] == 16'h0000;
+  assign \$131  = \$129  | \$130 ;
+  assign \$133  = cmd__payload[1] | \$132 ;
+  assign \$134  = cmd__payload[2] | \$133 ;
+  assign \$135  = cmd__payload[3] | \$134 ;
+  assign \$136  = cmd__payload[4] | \$135 ;
+  assign \$137  = cmd__payload[5] | \$136 ;
+  assign \$138  = cmd__payload[6] & \$137 ;
+  assign \$139  = cmd__payload[7] | \$138 ;
+  assign \$140  = cmd__payload[8] | \$139 ;
+  assign \$141  = cmd__payload[9] | \$140 ;
+  assign \$142  = cmd__payload[10] | \$141 ;
+  assign \$143  = cmd__payload[11] | \$142 ;
+  assign \$144  = cmd__payload[12] | \$143 ;
+  assign \$145  = cmd__payload[13] | \$144 ;
+  assign \$146  = cmd__payload[14] | \$145 ;
+  assign \$147  = cmd__payload[15] | \$146 ;
+  assign \$148  = \$131  | \$147 ;
+  assign \$150  = cmd__payload[17] | \$149 ;
+  assign \$151  = cmd__payload[18] | \$150 ;
+  assign \$152  = cmd__payload[19] | \$151 ;
+  assign \$153  = cmd__payload[20] | \$152 ;
+  assign \$154  = cmd__payload[21] | \$153 ;
+  assign \$155  = cmd__payload[22] & \$154 ;
+  assign \$156  = cmd__payload[23] | \$155 ;
+  assign \$157  = cmd__payload[24] | \$156 ;
+  assign \$158  = cmd__payload[25] | \$157 ;
+  assign \$159  = cmd__payload[26] | \$158 ;
+  assign \$160  = cmd__payload[27] | \$159 ;
+  assign \$161  = cmd__payload[28] | \$160 ;
+  assign \$162  = cmd__payload[29] | \$161 ;
+  assign \$163  = cmd__payload[30] | \$162 ;
+  assign \$164  = cmd__payload[31] | \$163 ;
+  assign \$165  = \$148  | \$164 ;
+  assign \$167  = cmd__payload[33] | \$166 ;
+  assign \$168  = cmd__payload[34] | \$167 ;
+  assign \$169  = cmd__payload[35] | \$168 ;
+  assign \$170  = cmd__payload[36] | \$169 ;
+  assign \$171  = cmd__payload[37] | \$170 ;
+  assign \$172  = cmd__payload[38] & \$171 ;
+  assign \$173  = cmd__payload[39] | \$172 ;
+  assign \$174  = cmd__payload[40] | \$173 ;
+  assign \$175  = cmd__payload[41] | \$174 ;
+  assign \$176  = cmd__payload[42] | \$175 ;
+  assign \$177  = cmd__payload[43] | \$176 ;
+  assign \$178  = cmd__payload[44] | \$177 ;
+  assign \$179  = cmd__payload[45] | \$178 ;
+  assign \$180  = cmd__payload[46] | \$179 ;
+  assign \$181  = cmd__payload[47] | \$180 ;
+  assign \$182  = \$165  | \$181 ;
+  assign \$183  = ~ weights_valid;
+  assign \$184  = cmd__payload[31:16] != weights_k;
+  assign \$185  = \$183  | \$184 ;
+  assign \$186  = cmd__payload[47:32] != weights_n;
+  assign \$187  = \$185  | \$186 ;
+  assign \$188  = cmd__payload[48] & \$187 ;
+  assign \$189  = \$182  | \$188 ;
+  assign \$190  = cmd__payload[31:16] == 1'h1;
+  assign \$191  = cmd__payload[31:16] == 1'h1;
+  assign \$192  = cmd__payload[15:0] <= 4'h8;
+  assign \$193  = cmd__payload[31:16] == 1'h1;
+  assign \$194  = cmd__payload[31:16] == 1'h1;
+  assign \$195  = cmd__payload[47:32] <= 4'h8;
+  assign \$196  = a_load_addr + 1'h1;
+  assign \$197  = a_load_outer_rem - 4'h8;
+  assign \$199  = a_load_outer_rem[1] | \$198 ;
+  assign \$200  = a_load_outer_rem[2] | \$199 ;
+  assign \$201  = a_load_outer_rem[3] | \$200 ;
+  assign \$202  = a_load_outer_rem[4] & \$201 ;
+  assign \$203  = a_load_outer_rem[5] | \$202 ;
+  assign \$204  = a_load_outer_rem[6] | \$203 ;
+  assign \$205  = ~ \$204 ;
+  assign \$206  = a_load_inner_rem - 1'h1;
+  assign \$207  = a_load_inner_rem == 2'h2;
+  assign \$208  = b_load_addr + 1'h1;
+  assign \$209  = b_load_outer_rem - 4'h8;
+  assign \$211  = b_load_outer_rem[1] | \$210 ;
+  assign \$212  = b_load_outer_rem[2] | \$211 ;
+  assign \$213  = b_load_outer_rem[3] | \$212 ;
+  assign \$214  = b_load_outer_rem[4] & \$213 ;
+  assign \$215  = b_load_outer_rem[5] | \$214 ;
+  assign \$216  = b_load_outer_rem[6] | \$215 ;
+  assign \$217  = ~ \$216 ;
+  assign \$218  = b_load_inner_rem - 1'h1;
+  assign \$219  = b_load_inner_rem == 2'h2;
+  assign \$220  = a_load_done & b_load_done;
+  assign \$221  = cycles + 1'h1;
+  assign \$222  = cycles + 1'h1;
+  assign \$223  = | job_m;
+  assign \$224  = job_m == 1'h1;
+  assign \$225  = job_n <= 4'h8;
+  assign \$226  = | job_m;
+  assign \$227  = job_m == 1'h1;
+  assign \$228  = job_n <= 4'h8;
+  assign \$229  = | job_m;
+  assign \$230  = job_m == 1'h1;
+  assign \$231  = job_n <= 4'h8;
+  assign \$232  = | job_m;
+  assign \$233  = job_m == 1'h1;
+  assign \$234  = job_n <= 4'h8;
+  assign \$235  = ~ c__valid;
+  assign \$236  = \$235  | c__ready;
+  assign \$237  = d_m + 1'h1;
+  assign \$238  = d_m_rem - 1'h1;
+  assign \$239  = ~ d_last_m;
+  assign \$240  = d_m_rem == 2'h2;
+  assign \$241  = d_n_rem - 4'h8;
+  assign \$242  = d_tile + 1'h1;
+  assign \$244  = d_n_rem[1] | \$243 ;
+  assign \$245  = d_n_rem[2] | \$244 ;
+  assign \$246  = d_n_rem[3] | \$245 ;
+  assign \$247  = d_n_rem[4] & \$246 ;
+  assign \$248  = d_n_rem[5] | \$247 ;
+  assign \$249  = d_n_rem[6] | \$248 ;
+  assign \$250  = ~ \$249 ;
+  assign \$251  = c__valid & c__ready;
+  assign \$252  = \$251  & c__payload[256];
   always @(posedge clk)
-    done <= \$125 ;
+    done <= \$253 ;
   always @(posedge clk)
-    span <= \$126 ;
+    span <= \$254 ;
   always @(posedge clk)
-    s <= \$127 ;
+    slot_rem <= \$255 ;
   always @(posedge clk)
-    m0 <= \$128 ;
+    s <= \$256 ;
   always @(posedge clk)
-    n0 <= \$129 ;
+    m0 <= \$257 ;
   always @(posedge clk)
-    ntile <= \$130 ;
+    m_rem <= \$258 ;
   always @(posedge clk)
-    a_base <= \$131 ;
+    n_rem <= \$259 ;
   always @(posedge clk)
-    b_base <= \$132 ;
+    ntile <= \$260 ;
   always @(posedge clk)
-    slot_end <= \$133 ;
+    a_base <= \$261 ;
   always @(posedge clk)
-    first_last_m <= \$134 ;
+    b_base <= \$262 ;
   always @(posedge clk)
-    last_m <= \$135 ;
+    slot_end <= \$263 ;
   always @(posedge clk)
-    last_n <= \$136 ;
+    first_last_m <= \$264 ;
   always @(posedge clk)
-    out_m0 <= \$137 ;
+    last_m <= \$265 ;
   always @(posedge clk)
-    out_ntile <= \$138 ;
+    last_n <= \$266 ;
   always @(posedge clk)
-    out_rows <= \$139 ;
+    out_m0 <= \$267 ;
   always @(posedge clk)
-    error <= \$140 ;
+    out_ntile <= \$268 ;
   always @(posedge clk)
-    cycles <= \$141 ;
+    out_rows <= \$269 ;
   always @(posedge clk)
-    job_m <= \$142 ;
+    error <= \$270 ;
   always @(posedge clk)
-    job_k <= \$143 ;
+    cycles <= \$271 ;
   always @(posedge clk)
-    job_n <= \$144 ;
+    job_m <= \$272 ;
   always @(posedge clk)
-    a_load_addr <= \$145 ;
+    job_k <= \$273 ;
   always @(posedge clk)
-    a_load_outer <= \$146 ;
+    job_n <= \$274 ;
   always @(posedge clk)
-    a_load_inner <= \$147 ;
+    a_load_addr <= \$275 ;
   always @(posedge clk)
-    a_load_done <= \$148 ;
+    a_load_outer_rem <= \$276 ;
   always @(posedge clk)
-    a_load_inner_last <= \$149 ;
+    a_load_inner_rem <= \$277 ;
   always @(posedge clk)
-    a_load_inner_last0 <= \$150 ;
+    a_load_done <= \$278 ;
   always @(posedge clk)
-    a_load_outer_last <= \$151 ;
+    a_load_inner_last <= \$279 ;
   always @(posedge clk)
-    b_load_addr <= \$152 ;
+    a_load_inner_last0 <= \$280 ;
   always @(posedge clk)
-    b_load_outer <= \$153 ;
+    a_load_outer_last <= \$281 ;
   always @(posedge clk)
-    b_load_inner <= \$154 ;
+    b_load_addr <= \$282 ;
   always @(posedge clk)
-    b_load_done <= \$155 ;
+    b_load_outer_rem <= \$283 ;
   always @(posedge clk)
-    b_load_inner_last <= \$156 ;
+    b_load_inner_rem <= \$284 ;
   always @(posedge clk)
-    b_load_inner_last0 <= \$157 ;
+    b_load_done <= \$285 ;
   always @(posedge clk)
-    b_load_outer_last <= \$158 ;
+    b_load_inner_last <= \$286 ;
   always @(posedge clk)
-    weights_valid <= \$159 ;
+    b_load_inner_last0 <= \$287 ;
   always @(posedge clk)
-    weights_k <= \$160 ;
+    b_load_outer_last <= \$288 ;
   always @(posedge clk)
-    weights_n <= \$161 ;
+    weights_valid <= \$289 ;
   always @(posedge clk)
-    engine_state <= \$162 ;
+    weights_k <= \$290 ;
   always @(posedge clk)
-    d_m <= \$163 ;
+    weights_n <= \$291 ;
   always @(posedge clk)
-    d_n0 <= \$164 ;
+    engine_state <= \$292 ;
   always @(posedge clk)
-    d_tile <= \$165 ;
+    d_m <= \$293 ;
   always @(posedge clk)
-    d_more <= \$166 ;
+    d_m_rem <= \$294 ;
   always @(posedge clk)
-    d_last_m <= \$167 ;
+    d_n_rem <= \$295 ;
   always @(posedge clk)
-    d_last_n <= \$168 ;
+    d_tile <= \$296 ;
   always @(posedge clk)
-    d_first_last_n <= \$169 ;
+    d_more <= \$297 ;
   always @(posedge clk)
-    c__valid <= \$170 ;
+    d_last_m <= \$298 ;
   always @(posedge clk)
-    c_last <= \$171 ;
+    d_last_n <= \$299 ;
+  always @(posedge clk)
+    d_first_last_n <= \$300 ;
+  always @(posedge clk)
+    c__valid <= \$301 ;
+  always @(posedge clk)
+    c_last <= \$302 ;
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i__payload(i__payload),
@@ -2261,7 +2518,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          \$signature__en  = \$21 ;
+          \$signature__en  = \$20 ;
       default:
           /* empty */;
     endcase
@@ -2298,7 +2555,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     cmd__ready = 1'h0;
     casez (engine_state)
       3'h0:
-          cmd__ready = \$11 ;
+          cmd__ready = \$10 ;
       default:
           /* empty */;
     endcase
@@ -2328,7 +2585,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          a__ready = \$14 ;
+          a__ready = \$13 ;
       default:
           /* empty */;
     endcase
@@ -2340,7 +2597,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          b__ready = \$17 ;
+          b__ready = \$16 ;
       default:
           /* empty */;
     endcase
@@ -2376,7 +2633,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$69  = \$18 ;
+          \$signature__en$69  = \$17 ;
       default:
           /* empty */;
     endcase
@@ -2412,7 +2669,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$73  = \$19 ;
+          \$signature__en$73  = \$18 ;
       default:
           /* empty */;
     endcase
@@ -2433,12 +2690,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$125  = 1'h0;
+    \$253  = 1'h0;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
-            if (\$85 ) begin
-              \$125  = 1'h1;
+          if (\$63 ) begin
+            if (\$189 ) begin
+              \$253  = 1'h1;
             end
           end
       3'h1:
@@ -2448,416 +2705,454 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$124 ) begin
-            \$125  = 1'h1;
+          if (\$252 ) begin
+            \$253  = 1'h1;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$125  = 1'h0;
+      \$253  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$126  = span;
-    if (\$27 ) begin
-      \$126  = \$29 ;
+    \$254  = span;
+    if (\$26 ) begin
+      \$254  = \$28 ;
     end
     if (rst) begin
-      \$126  = 7'h00;
+      \$254  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$127  = s;
-    if (\$27 ) begin
-      \$127  = 7'h00;
+    \$255  = slot_rem;
+    if (\$26 ) begin
+      \$255  = \$30 ;
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
       if (slot_end) begin
-        \$127  = 7'h00;
+        \$255  = span;
       end else begin
-        \$127  = \$46 [6:0];
+        \$255  = \$61 [6:0];
       end
     end
     if (rst) begin
-      \$127  = 7'h00;
+      \$255  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$128  = m0;
-    if (\$27 ) begin
-      \$128  = 7'h00;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        (* full_case = 32'd1 *)
-        if (last_m) begin
-          \$128  = 7'h00;
-        end else begin
-          \$128  = \$42 [6:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$128  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$129  = n0;
-    if (\$27 ) begin
-      \$129  = 7'h00;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        if (last_m) begin
-          \$129  = \$37 [6:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$129  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$130  = ntile;
-    if (\$27 ) begin
-      \$130  = 4'h0;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        if (last_m) begin
-          \$130  = \$38 [3:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$130  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$131  = a_base;
-    if (\$27 ) begin
-      \$131  = 10'h000;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        (* full_case = 32'd1 *)
-        if (last_m) begin
-          \$131  = 10'h000;
-        end else begin
-          \$131  = \$43 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$131  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$132  = b_base;
-    if (\$27 ) begin
-      \$132  = 10'h000;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        if (last_m) begin
-          \$132  = \$39 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$132  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$133  = slot_end;
-    if (\$27 ) begin
-      \$133  = \$32 ;
+    \$256  = s;
+    if (\$26 ) begin
+      \$256  = 7'h00;
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
       if (slot_end) begin
-        \$133  = \$36 ;
+        \$256  = 7'h00;
       end else begin
-        \$133  = \$48 ;
+        \$256  = \$60 [6:0];
       end
     end
     if (rst) begin
-      \$133  = 1'h0;
+      \$256  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$134  = first_last_m;
-    if (\$27 ) begin
-      \$134  = \$33 ;
-    end
-    if (rst) begin
-      \$134  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$135  = last_m;
-    if (\$27 ) begin
-      \$135  = \$34 ;
+    \$257  = m0;
+    if (\$26 ) begin
+      \$257  = 7'h00;
     end
     if (seq_run) begin
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (last_m) begin
-          \$135  = first_last_m;
+          \$257  = 7'h00;
         end else begin
-          \$135  = \$45 ;
+          \$257  = \$49 [6:0];
         end
       end
     end
     if (rst) begin
-      \$135  = 1'h0;
+      \$257  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$136  = last_n;
-    if (\$27 ) begin
-      \$136  = \$35 ;
+    \$258  = m_rem;
+    if (\$26 ) begin
+      \$258  = job_m;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (last_m) begin
+          \$258  = job_m;
+        end else begin
+          \$258  = \$50 [6:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$258  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$259  = n_rem;
+    if (\$26 ) begin
+      \$259  = job_n;
     end
     if (seq_run) begin
       if (slot_end) begin
         if (last_m) begin
-          \$136  = \$41 ;
+          \$259  = \$38 [6:0];
         end
       end
     end
     if (rst) begin
-      \$136  = 1'h0;
+      \$259  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$137  = out_m0;
-    if (\o$57 [0]) begin
-      \$137  = \o$57 [8:2];
+    \$260  = ntile;
+    if (\$26 ) begin
+      \$260  = 4'h0;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (last_m) begin
+          \$260  = \$39 [3:0];
+        end
+      end
     end
     if (rst) begin
-      \$137  = 7'h00;
+      \$260  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$138  = out_ntile;
-    if (\o$57 [0]) begin
-      \$138  = \o$57 [12:9];
+    \$261  = a_base;
+    if (\$26 ) begin
+      \$261  = 10'h000;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (last_m) begin
+          \$261  = 10'h000;
+        end else begin
+          \$261  = \$51 [9:0];
+        end
+      end
     end
     if (rst) begin
-      \$138  = 4'h0;
+      \$261  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$139  = out_rows;
-    if (\o$57 [0]) begin
-      \$139  = \o$57 [16:13];
+    \$262  = b_base;
+    if (\$26 ) begin
+      \$262  = 10'h000;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (last_m) begin
+          \$262  = \$40 [9:0];
+        end
+      end
     end
     if (rst) begin
-      \$139  = 4'h0;
+      \$262  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$140  = error;
+    \$263  = slot_end;
+    if (\$26 ) begin
+      \$263  = \$33 ;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$263  = \$37 ;
+      end else begin
+        \$263  = \$62 ;
+      end
+    end
+    if (rst) begin
+      \$263  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$264  = first_last_m;
+    if (\$26 ) begin
+      \$264  = \$34 ;
+    end
+    if (rst) begin
+      \$264  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$265  = last_m;
+    if (\$26 ) begin
+      \$265  = \$35 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (last_m) begin
+          \$265  = first_last_m;
+        end else begin
+          \$265  = \$59 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$265  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$266  = last_n;
+    if (\$26 ) begin
+      \$266  = \$36 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (last_m) begin
+          \$266  = \$48 ;
+        end
+      end
+    end
+    if (rst) begin
+      \$266  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$267  = out_m0;
+    if (\o$57 [0]) begin
+      \$267  = \o$57 [8:2];
+    end
+    if (rst) begin
+      \$267  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$268  = out_ntile;
+    if (\o$57 [0]) begin
+      \$268  = \o$57 [12:9];
+    end
+    if (rst) begin
+      \$268  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$269  = out_rows;
+    if (\o$57 [0]) begin
+      \$269  = \o$57 [16:13];
+    end
+    if (rst) begin
+      \$269  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$270  = error;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
-            \$140  = \$67 ;
+          if (\$63 ) begin
+            \$270  = \$126 ;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$140  = 1'h0;
+      \$270  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$141  = cycles;
+    \$271  = cycles;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
-            \$141  = 32'd0;
+          if (\$63 ) begin
+            \$271  = 32'd0;
           end
       3'h1:
           /* empty */;
       3'h2:
-          \$141  = \$107 [31:0];
+          \$271  = \$221 [31:0];
       3'h3:
-          \$141  = \$108 [31:0];
+          \$271  = \$222 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$141  = 32'd0;
+      \$271  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$142  = job_m;
+    \$272  = job_m;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$142  = cmd__payload[6:0];
+              \$272  = cmd__payload[6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$142  = 7'h00;
+      \$272  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$143  = job_k;
+    \$273  = job_k;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$143  = cmd__payload[22:16];
+              \$273  = cmd__payload[22:16];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$143  = 7'h00;
+      \$273  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$144  = job_n;
+    \$274  = job_n;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$144  = cmd__payload[38:32];
+              \$274  = cmd__payload[38:32];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$144  = 7'h00;
+      \$274  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$145  = a_load_addr;
+    \$275  = a_load_addr;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$145  = 10'h000;
+              \$275  = 10'h000;
             end
           end
       3'h1:
           if (\$signature__en$69 ) begin
-            \$145  = \$92 [9:0];
+            \$275  = \$196 [9:0];
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$145  = 10'h000;
+      \$275  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$146  = a_load_outer;
+    \$276  = a_load_outer_rem;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$146  = 7'h00;
+              \$276  = cmd__payload[6:0];
             end
           end
       3'h1:
           if (\$signature__en$69 ) begin
             if (a_load_inner_last) begin
-              \$146  = \$93 [6:0];
+              \$276  = \$197 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$146  = 7'h00;
+      \$276  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$147  = a_load_inner;
+    \$277  = a_load_inner_rem;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$147  = 7'h00;
+              \$277  = cmd__payload[22:16];
             end
           end
       3'h1:
           if (\$signature__en$69 ) begin
             (* full_case = 32'd1 *)
             if (a_load_inner_last) begin
-              \$147  = 7'h00;
+              \$277  = job_k;
             end else begin
-              \$147  = \$96 [6:0];
+              \$277  = \$206 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$147  = 7'h00;
+      \$277  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$148  = a_load_done;
+    \$278  = a_load_done;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$148  = 1'h0;
+              \$278  = 1'h0;
             end
           end
       3'h1:
           if (\$signature__en$69 ) begin
             if (a_load_inner_last) begin
               if (a_load_outer_last) begin
-                \$148  = 1'h1;
+                \$278  = 1'h1;
               end
             end
           end
@@ -2865,169 +3160,169 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$148  = 1'h0;
+      \$278  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$149  = a_load_inner_last;
+    \$279  = a_load_inner_last;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$149  = \$86 ;
+              \$279  = \$190 ;
             end
           end
       3'h1:
           if (\$signature__en$69 ) begin
             (* full_case = 32'd1 *)
             if (a_load_inner_last) begin
-              \$149  = a_load_inner_last0;
+              \$279  = a_load_inner_last0;
             end else begin
-              \$149  = \$98 ;
+              \$279  = \$207 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$149  = 1'h0;
+      \$279  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$150  = a_load_inner_last0;
+    \$280  = a_load_inner_last0;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$150  = \$87 ;
+              \$280  = \$191 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$150  = 1'h0;
+      \$280  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$151  = a_load_outer_last;
+    \$281  = a_load_outer_last;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$151  = \$88 ;
+              \$281  = \$192 ;
             end
           end
       3'h1:
           if (\$signature__en$69 ) begin
             if (a_load_inner_last) begin
-              \$151  = \$95 ;
+              \$281  = \$205 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$151  = 1'h0;
+      \$281  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$152  = b_load_addr;
+    \$282  = b_load_addr;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$152  = 10'h000;
+              \$282  = 10'h000;
             end
           end
       3'h1:
           if (\$signature__en$73 ) begin
-            \$152  = \$99 [9:0];
+            \$282  = \$208 [9:0];
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$152  = 10'h000;
+      \$282  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$153  = b_load_outer;
+    \$283  = b_load_outer_rem;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$153  = 7'h00;
+              \$283  = cmd__payload[38:32];
             end
           end
       3'h1:
           if (\$signature__en$73 ) begin
             if (b_load_inner_last) begin
-              \$153  = \$100 [6:0];
+              \$283  = \$209 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$153  = 7'h00;
+      \$283  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$154  = b_load_inner;
+    \$284  = b_load_inner_rem;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$154  = 7'h00;
+              \$284  = cmd__payload[22:16];
             end
           end
       3'h1:
           if (\$signature__en$73 ) begin
             (* full_case = 32'd1 *)
             if (b_load_inner_last) begin
-              \$154  = 7'h00;
+              \$284  = job_k;
             end else begin
-              \$154  = \$103 [6:0];
+              \$284  = \$218 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$154  = 7'h00;
+      \$284  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$155  = b_load_done;
+    \$285  = b_load_done;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$155  = 1'h0;
+              \$285  = 1'h0;
               if (cmd__payload[48]) begin
-                \$155  = 1'h1;
+                \$285  = 1'h1;
               end
             end
           end
@@ -3035,7 +3330,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           if (\$signature__en$73 ) begin
             if (b_load_inner_last) begin
               if (b_load_outer_last) begin
-                \$155  = 1'h1;
+                \$285  = 1'h1;
               end
             end
           end
@@ -3043,94 +3338,94 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$155  = 1'h0;
+      \$285  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$156  = b_load_inner_last;
+    \$286  = b_load_inner_last;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$156  = \$89 ;
+              \$286  = \$193 ;
             end
           end
       3'h1:
           if (\$signature__en$73 ) begin
             (* full_case = 32'd1 *)
             if (b_load_inner_last) begin
-              \$156  = b_load_inner_last0;
+              \$286  = b_load_inner_last0;
             end else begin
-              \$156  = \$105 ;
+              \$286  = \$219 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$156  = 1'h0;
+      \$286  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$157  = b_load_inner_last0;
+    \$287  = b_load_inner_last0;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$157  = \$90 ;
+              \$287  = \$194 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$157  = 1'h0;
+      \$287  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$158  = b_load_outer_last;
+    \$288  = b_load_outer_last;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$158  = \$91 ;
+              \$288  = \$195 ;
             end
           end
       3'h1:
           if (\$signature__en$73 ) begin
             if (b_load_inner_last) begin
-              \$158  = \$102 ;
+              \$288  = \$217 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$158  = 1'h0;
+      \$288  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$159  = weights_valid;
+    \$289  = weights_valid;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$159  = 1'h1;
+                \$289  = 1'h1;
               end
             end
           end
@@ -3138,22 +3433,22 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$159  = 1'h0;
+      \$289  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$160  = weights_k;
+    \$290  = weights_k;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$160  = cmd__payload[22:16];
+                \$290  = cmd__payload[22:16];
               end
             end
           end
@@ -3161,22 +3456,22 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$160  = 7'h00;
+      \$290  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$161  = weights_n;
+    \$291  = weights_n;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$161  = cmd__payload[38:32];
+                \$291  = cmd__payload[38:32];
               end
             end
           end
@@ -3184,47 +3479,47 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$161  = 7'h00;
+      \$291  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$162  = engine_state;
+    \$292  = engine_state;
     casez (engine_state)
       3'h0:
-          if (\$49 ) begin
+          if (\$63 ) begin
             (* full_case = 32'd1 *)
-            if (\$85 ) begin
+            if (\$189 ) begin
             end else begin
-              \$162  = 3'h1;
+              \$292  = 3'h1;
             end
           end
       3'h1:
-          if (\$106 ) begin
-            \$162  = 3'h2;
+          if (\$220 ) begin
+            \$292  = 3'h2;
           end
       3'h2:
           if (seq_end) begin
-            \$162  = 3'h3;
+            \$292  = 3'h3;
           end
       3'h3:
           if (seq_final_write) begin
-            \$162  = 3'h4;
+            \$292  = 3'h4;
           end
       3'h4:
-          if (\$124 ) begin
-            \$162  = 3'h0;
+          if (\$252 ) begin
+            \$292  = 3'h0;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$162  = 3'h0;
+      \$292  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$163  = d_m;
+    \$293  = d_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3234,13 +3529,13 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$163  = 7'h00;
+            \$293  = 7'h00;
           end
       3'h4:
-          if (\$114 ) begin
+          if (\$236 ) begin
             if (d_more) begin
               if (d_last_n) begin
-                \$163  = \$115 [6:0];
+                \$293  = \$237 [6:0];
               end
             end
           end
@@ -3248,12 +3543,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$163  = 7'h00;
+      \$293  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$164  = d_n0;
+    \$294  = d_m_rem;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3263,16 +3558,13 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$164  = 7'h00;
+            \$294  = job_m;
           end
       3'h4:
-          if (\$114 ) begin
+          if (\$236 ) begin
             if (d_more) begin
-              (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$164  = 7'h00;
-              end else begin
-                \$164  = \$119 [6:0];
+                \$294  = \$238 [6:0];
               end
             end
           end
@@ -3280,12 +3572,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$164  = 7'h00;
+      \$294  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$165  = d_tile;
+    \$295  = d_n_rem;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3295,16 +3587,16 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$165  = 4'h0;
+            \$295  = job_n;
           end
       3'h4:
-          if (\$114 ) begin
+          if (\$236 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$165  = 4'h0;
+                \$295  = job_n;
               end else begin
-                \$165  = \$120 [3:0];
+                \$295  = \$241 [6:0];
               end
             end
           end
@@ -3312,12 +3604,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$165  = 4'h0;
+      \$295  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$166  = d_more;
+    \$296  = d_tile;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3327,74 +3619,16 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$166  = \$109 ;
+            \$296  = 4'h0;
           end
       3'h4:
-          if (\$114 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$166  = \$116 ;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$166  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$167  = d_last_m;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$167  = \$110 ;
-          end
-      3'h4:
-          if (\$114 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$167  = \$118 ;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$167  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$168  = d_last_n;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$168  = \$111 ;
-          end
-      3'h4:
-          if (\$114 ) begin
+          if (\$236 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$168  = d_first_last_n;
+                \$296  = 4'h0;
               end else begin
-                \$168  = \$122 ;
+                \$296  = \$242 [3:0];
               end
             end
           end
@@ -3402,12 +3636,12 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$168  = 1'h0;
+      \$296  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$169  = d_first_last_n;
+    \$297  = d_more;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3417,18 +3651,26 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$169  = \$112 ;
+            \$297  = \$223 ;
+          end
+      3'h4:
+          if (\$236 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$297  = \$239 ;
+              end
+            end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$169  = 1'h0;
+      \$297  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$170  = c__valid;
+    \$298  = d_last_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3438,27 +3680,109 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$170  = 1'h0;
+            \$298  = \$227 ;
+          end
+      3'h4:
+          if (\$236 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$298  = \$240 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$298  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$299  = d_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$299  = \$231 ;
+          end
+      3'h4:
+          if (\$236 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$299  = d_first_last_n;
+              end else begin
+                \$299  = \$250 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$299  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$300  = d_first_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$300  = \$234 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$300  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$301  = c__valid;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$301  = 1'h0;
           end
       3'h4:
         begin
-          if (\$114 ) begin
-            \$170  = d_more;
+          if (\$236 ) begin
+            \$301  = d_more;
           end
-          if (\$124 ) begin
-            \$170  = 1'h0;
+          if (\$252 ) begin
+            \$301  = 1'h0;
           end
         end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$170  = 1'h0;
+      \$301  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$171  = c_last;
+    \$302  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3469,13 +3793,13 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$114 ) begin
+          if (\$236 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$171  = d_last_m;
+                \$302  = d_last_m;
               end else begin
-                \$171  = 1'h0;
+                \$302  = 1'h0;
               end
             end
           end
@@ -3483,7 +3807,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$171  = 1'h0;
+      \$302  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
@@ -3627,7 +3951,7 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data$72[7]  = \$signature__data$72 [63:56];
   assign c__payload[255:0] = \$signature__data$62 ;
   assign c__payload[256] = c_last;
-  assign \i$43 [16:13] = \$9 [3:0];
+  assign \i$43 [16:13] = \$8 [3:0];
   assign \i$43 [12:9] = ntile;
   assign \i$43 [8:2] = m0;
   assign \i$43 [1] = \$7 ;
@@ -3637,6 +3961,17 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign i__payload[63:0] = \$signature__data ;
   assign i[1] = last;
   assign i[0] = beat;
+  assign \$41  = n_rem[0];
+  assign \$52  = m_rem[0];
+  assign \$69  = cmd__payload[0];
+  assign \$86  = cmd__payload[16];
+  assign \$103  = cmd__payload[32];
+  assign \$132  = cmd__payload[0];
+  assign \$149  = cmd__payload[16];
+  assign \$166  = cmd__payload[32];
+  assign \$198  = a_load_outer_rem[0];
+  assign \$210  = b_load_outer_rem[0];
+  assign \$243  = d_n_rem[0];
 endmodule
 
 (* generator = "Amaranth" *)

@@ -69,113 +69,228 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$121 ;
   wire \$122 ;
   wire \$123 ;
-  wire [10:0] \$124 ;
-  wire [7:0] \$125 ;
-  wire [7:0] \$126 ;
+  wire \$124 ;
+  wire \$125 ;
+  wire \$126 ;
   wire \$127 ;
-  wire [7:0] \$128 ;
-  wire [7:0] \$129 ;
+  wire \$128 ;
+  wire \$129 ;
   wire \$13 ;
   wire \$130 ;
-  wire [10:0] \$131 ;
-  wire [7:0] \$132 ;
-  wire [7:0] \$133 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire \$133 ;
   wire \$134 ;
-  wire [7:0] \$135 ;
-  wire [7:0] \$136 ;
+  wire \$135 ;
+  wire \$136 ;
   wire \$137 ;
   wire \$138 ;
-  wire [32:0] \$139 ;
+  wire \$139 ;
   wire \$14 ;
-  wire [32:0] \$140 ;
+  wire \$140 ;
   wire \$141 ;
   wire \$142 ;
   wire \$143 ;
   wire \$144 ;
   wire \$145 ;
   wire \$146 ;
-  wire [7:0] \$147 ;
+  wire \$147 ;
   wire \$148 ;
-  wire [7:0] \$149 ;
+  wire \$149 ;
   wire \$15 ;
   wire \$150 ;
-  wire [7:0] \$151 ;
-  wire [4:0] \$152 ;
-  wire [7:0] \$153 ;
+  wire \$151 ;
+  wire \$152 ;
+  wire \$153 ;
   wire \$154 ;
   wire \$155 ;
   wire \$156 ;
-  reg \$157 ;
-  reg [6:0] \$158 ;
-  reg [6:0] \$159 ;
+  wire \$157 ;
+  wire \$158 ;
+  wire \$159 ;
   wire \$16 ;
-  reg \$160 ;
-  reg \$161 ;
-  reg [6:0] \$162 ;
-  reg [3:0] \$163 ;
-  reg [6:0] \$164 ;
-  reg [9:0] \$165 ;
-  reg [9:0] \$166 ;
-  reg [9:0] \$167 ;
-  reg \$168 ;
-  reg \$169 ;
+  wire \$160 ;
+  wire \$161 ;
+  wire \$162 ;
+  wire \$163 ;
+  wire \$164 ;
+  wire \$165 ;
+  wire \$166 ;
+  wire \$167 ;
+  wire \$168 ;
+  wire \$169 ;
   wire \$17 ;
-  reg \$170 ;
-  reg \$171 ;
-  reg [3:0] \$172 ;
-  reg [9:0] \$173 ;
-  reg \$174 ;
-  reg \$175 ;
-  reg [13:0] \$176 ;
-  reg \$177 ;
-  reg [31:0] \$178 ;
-  reg [6:0] \$179 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire \$172 ;
+  wire \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire \$177 ;
+  wire \$178 ;
+  wire \$179 ;
   wire \$18 ;
-  reg [6:0] \$180 ;
-  reg [6:0] \$181 ;
-  reg [9:0] \$182 ;
-  reg [6:0] \$183 ;
-  reg [6:0] \$184 ;
-  reg \$185 ;
-  reg \$186 ;
-  reg \$187 ;
-  reg \$188 ;
-  reg [9:0] \$189 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire \$189 ;
   wire [7:0] \$19 ;
-  reg [6:0] \$190 ;
-  reg [6:0] \$191 ;
-  reg \$192 ;
-  reg \$193 ;
-  reg \$194 ;
-  reg \$195 ;
-  reg \$196 ;
-  reg [6:0] \$197 ;
-  reg [6:0] \$198 ;
-  reg [2:0] \$199 ;
+  wire \$190 ;
+  wire \$191 ;
+  wire \$192 ;
+  wire \$193 ;
+  wire \$194 ;
+  wire \$195 ;
+  wire \$196 ;
+  wire \$197 ;
+  wire \$198 ;
+  wire \$199 ;
   wire \$2 ;
   wire \$20 ;
-  reg [6:0] \$200 ;
-  reg [6:0] \$201 ;
-  reg [3:0] \$202 ;
-  reg \$203 ;
-  reg \$204 ;
-  reg \$205 ;
-  reg \$206 ;
-  reg \$207 ;
-  reg \$208 ;
+  wire \$200 ;
+  wire \$201 ;
+  wire \$202 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire \$206 ;
+  wire \$207 ;
+  wire \$208 ;
+  wire \$209 ;
   wire \$21 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire [10:0] \$214 ;
+  wire [7:0] \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire \$218 ;
+  wire \$219 ;
   wire [31:0] \$22 ;
+  wire \$220 ;
+  wire \$221 ;
+  wire \$222 ;
+  wire \$223 ;
+  wire [7:0] \$224 ;
+  wire \$225 ;
+  wire [10:0] \$226 ;
+  wire [7:0] \$227 ;
+  wire \$228 ;
+  wire \$229 ;
   wire [32:0] \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  wire [7:0] \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire [32:0] \$239 ;
   wire [31:0] \$24 ;
+  wire [32:0] \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
   wire [32:0] \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire [7:0] \$255 ;
+  wire [7:0] \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire [7:0] \$259 ;
   wire [31:0] \$26 ;
+  wire [4:0] \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
+  wire \$264 ;
+  wire \$265 ;
+  wire \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire \$269 ;
   wire [32:0] \$27 ;
+  wire \$270 ;
+  reg \$271 ;
+  reg [6:0] \$272 ;
+  reg [6:0] \$273 ;
+  reg \$274 ;
+  reg \$275 ;
+  reg [6:0] \$276 ;
+  reg [3:0] \$277 ;
+  reg [6:0] \$278 ;
+  reg [9:0] \$279 ;
   wire [31:0] \$28 ;
+  reg [9:0] \$280 ;
+  reg [9:0] \$281 ;
+  reg \$282 ;
+  reg \$283 ;
+  reg \$284 ;
+  reg \$285 ;
+  reg [3:0] \$286 ;
+  reg [9:0] \$287 ;
+  reg \$288 ;
+  reg \$289 ;
   wire [32:0] \$29 ;
+  reg [13:0] \$290 ;
+  reg \$291 ;
+  reg [31:0] \$292 ;
+  reg [6:0] \$293 ;
+  reg [6:0] \$294 ;
+  reg [6:0] \$295 ;
+  reg [9:0] \$296 ;
+  reg [6:0] \$297 ;
+  reg [6:0] \$298 ;
+  reg \$299 ;
   wire \$3 ;
   wire [31:0] \$30 ;
+  reg \$300 ;
+  reg \$301 ;
+  reg \$302 ;
+  reg [9:0] \$303 ;
+  reg [6:0] \$304 ;
+  reg [6:0] \$305 ;
+  reg \$306 ;
+  reg \$307 ;
+  reg \$308 ;
+  reg \$309 ;
   wire [32:0] \$31 ;
+  reg \$310 ;
+  reg [6:0] \$311 ;
+  reg [6:0] \$312 ;
+  reg [2:0] \$313 ;
+  reg [6:0] \$314 ;
+  reg [6:0] \$315 ;
+  reg [6:0] \$316 ;
+  reg [3:0] \$317 ;
+  reg \$318 ;
+  reg \$319 ;
   wire [31:0] \$32 ;
+  reg \$320 ;
+  reg \$321 ;
+  reg \$322 ;
+  reg \$323 ;
   wire [32:0] \$33 ;
   wire [31:0] \$34 ;
   wire [32:0] \$35 ;
@@ -332,11 +447,11 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \a__payload[7] ;
   reg [9:0] a_load_addr = 10'h000;
   reg a_load_done = 1'h0;
-  reg [6:0] a_load_inner = 7'h00;
   reg a_load_inner_last = 1'h0;
   reg a_load_inner_last0 = 1'h0;
-  reg [6:0] a_load_outer = 7'h00;
+  reg [6:0] a_load_inner_rem = 7'h00;
   reg a_load_outer_last = 1'h0;
+  reg [6:0] a_load_outer_rem = 7'h00;
   wire a_valid;
   wire signed [7:0] \b__payload[0] ;
   wire signed [7:0] \b__payload[1] ;
@@ -348,11 +463,11 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \b__payload[7] ;
   reg [9:0] b_load_addr = 10'h000;
   reg b_load_done = 1'h0;
-  reg [6:0] b_load_inner = 7'h00;
   reg b_load_inner_last = 1'h0;
   reg b_load_inner_last0 = 1'h0;
-  reg [6:0] b_load_outer = 7'h00;
+  reg [6:0] b_load_inner_rem = 7'h00;
   reg b_load_outer_last = 1'h0;
+  reg [6:0] b_load_outer_rem = 7'h00;
   wire beat;
   wire [255:0] \c__payload.data ;
   wire signed [31:0] \c__payload.data[0] ;
@@ -381,8 +496,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg d_last_m = 1'h0;
   reg d_last_n = 1'h0;
   reg [6:0] d_m = 7'h00;
+  reg [6:0] d_m_rem = 7'h00;
   reg d_more = 1'h0;
-  reg [6:0] d_n0 = 7'h00;
+  reg [6:0] d_n_rem = 7'h00;
   reg [3:0] d_tile = 4'h0;
   (* init = 1'h0 *)
   wire \done$20 ;
@@ -2138,185 +2254,292 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$84  = \$82  | \$83 ;
   assign \$85  = cmd__payload[47:32] == 16'h0000;
   assign \$86  = \$84  | \$85 ;
-  assign \$87  = cmd__payload[15:0] > 7'h40;
-  assign \$88  = \$86  | \$87 ;
-  assign \$89  = cmd__payload[31:16] > 7'h40;
-  assign \$90  = \$88  | \$89 ;
-  assign \$91  = cmd__payload[47:32] > 7'h40;
-  assign \$92  = \$90  | \$91 ;
-  assign \$93  = ~ weights_valid;
-  assign \$94  = cmd__payload[31:16] != weights_k;
-  assign \$95  = \$93  | \$94 ;
-  assign \$96  = cmd__payload[47:32] != weights_n;
-  assign \$97  = \$95  | \$96 ;
-  assign \$98  = cmd__payload[48] & \$97 ;
-  assign \$99  = \$92  | \$98 ;
-  assign \$100  = cmd__payload[15:0] == 16'h0000;
-  assign \$101  = cmd__payload[31:16] == 16'h0000;
-  assign \$102  = \$100  | \$101 ;
-  assign \$103  = cmd__payload[47:32] == 16'h0000;
-  assign \$104  = \$102  | \$103 ;
-  assign \$105  = cmd__payload[15:0] > 7'h40;
-  assign \$106  = \$104  | \$105 ;
-  assign \$107  = cmd__payload[31:16] > 7'h40;
-  assign \$108  = \$106  | \$107 ;
-  assign \$109  = cmd__payload[47:32] > 7'h40;
-  assign \$110  = \$108  | \$109 ;
-  assign \$111  = ~ weights_valid;
-  assign \$112  = cmd__payload[31:16] != weights_k;
-  assign \$113  = \$111  | \$112 ;
-  assign \$114  = cmd__payload[47:32] != weights_n;
-  assign \$115  = \$113  | \$114 ;
-  assign \$116  = cmd__payload[48] & \$115 ;
-  assign \$117  = \$110  | \$116 ;
-  assign \$118  = cmd__payload[15:0] == 1'h1;
-  assign \$119  = cmd__payload[15:0] == 1'h1;
-  assign \$120  = cmd__payload[31:16] <= 4'h8;
-  assign \$121  = cmd__payload[31:16] == 1'h1;
-  assign \$122  = cmd__payload[31:16] == 1'h1;
-  assign \$123  = cmd__payload[47:32] <= 4'h8;
-  assign \$124  = a_load_addr + 1'h1;
-  assign \$125  = a_load_outer + 4'h8;
-  assign \$126  = a_load_outer + 5'h10;
-  assign \$127  = \$126  >= job_k;
-  assign \$128  = a_load_inner + 1'h1;
-  assign \$129  = a_load_inner + 2'h2;
-  assign \$130  = \$129  == job_m;
-  assign \$131  = b_load_addr + 1'h1;
-  assign \$132  = b_load_outer + 4'h8;
-  assign \$133  = b_load_outer + 5'h10;
-  assign \$134  = \$133  >= job_n;
-  assign \$135  = b_load_inner + 1'h1;
-  assign \$136  = b_load_inner + 2'h2;
-  assign \$137  = \$136  == job_k;
-  assign \$138  = a_load_done & b_load_done;
-  assign \$139  = cycles + 1'h1;
-  assign \$140  = cycles + 1'h1;
-  assign \$141  = | job_m;
-  assign \$142  = job_m == 1'h1;
-  assign \$143  = job_n <= 4'h8;
-  assign \$144  = job_n <= 4'h8;
-  assign \$145  = ~ c__valid;
-  assign \$146  = \$145  | c__ready;
-  assign \$147  = d_m + 1'h1;
-  assign \$148  = ~ d_last_m;
-  assign \$149  = d_m + 2'h2;
-  assign \$150  = \$149  == job_m;
-  assign \$151  = d_n0 + 4'h8;
-  assign \$152  = d_tile + 1'h1;
-  assign \$153  = d_n0 + 5'h10;
-  assign \$154  = \$153  >= job_n;
-  assign \$155  = c__valid & c__ready;
-  assign \$156  = \$155  & c__payload[256];
+  assign \$88  = cmd__payload[1] | \$87 ;
+  assign \$89  = cmd__payload[2] | \$88 ;
+  assign \$90  = cmd__payload[3] | \$89 ;
+  assign \$91  = cmd__payload[4] | \$90 ;
+  assign \$92  = cmd__payload[5] | \$91 ;
+  assign \$93  = cmd__payload[6] & \$92 ;
+  assign \$94  = cmd__payload[7] | \$93 ;
+  assign \$95  = cmd__payload[8] | \$94 ;
+  assign \$96  = cmd__payload[9] | \$95 ;
+  assign \$97  = cmd__payload[10] | \$96 ;
+  assign \$98  = cmd__payload[11] | \$97 ;
+  assign \$99  = cmd__payload[12] | \$98 ;
+  assign \$100  = cmd__payload[13] | \$99 ;
+  assign \$101  = cmd__payload[14] | \$100 ;
+  assign \$102  = cmd__payload[15] | \$101 ;
+  assign \$103  = \$86  | \$102 ;
+  assign \$105  = cmd__payload[17] | \$104 ;
+  assign \$106  = cmd__payload[18] | \$105 ;
+  assign \$107  = cmd__payload[19] | \$106 ;
+  assign \$108  = cmd__payload[20] | \$107 ;
+  assign \$109  = cmd__payload[21] | \$108 ;
+  assign \$110  = cmd__payload[22] & \$109 ;
+  assign \$111  = cmd__payload[23] | \$110 ;
+  assign \$112  = cmd__payload[24] | \$111 ;
+  assign \$113  = cmd__payload[25] | \$112 ;
+  assign \$114  = cmd__payload[26] | \$113 ;
+  assign \$115  = cmd__payload[27] | \$114 ;
+  assign \$116  = cmd__payload[28] | \$115 ;
+  assign \$117  = cmd__payload[29] | \$116 ;
+  assign \$118  = cmd__payload[30] | \$117 ;
+  assign \$119  = cmd__payload[31] | \$118 ;
+  assign \$120  = \$103  | \$119 ;
+  assign \$122  = cmd__payload[33] | \$121 ;
+  assign \$123  = cmd__payload[34] | \$122 ;
+  assign \$124  = cmd__payload[35] | \$123 ;
+  assign \$125  = cmd__payload[36] | \$124 ;
+  assign \$126  = cmd__payload[37] | \$125 ;
+  assign \$127  = cmd__payload[38] & \$126 ;
+  assign \$128  = cmd__payload[39] | \$127 ;
+  assign \$129  = cmd__payload[40] | \$128 ;
+  assign \$130  = cmd__payload[41] | \$129 ;
+  assign \$131  = cmd__payload[42] | \$130 ;
+  assign \$132  = cmd__payload[43] | \$131 ;
+  assign \$133  = cmd__payload[44] | \$132 ;
+  assign \$134  = cmd__payload[45] | \$133 ;
+  assign \$135  = cmd__payload[46] | \$134 ;
+  assign \$136  = cmd__payload[47] | \$135 ;
+  assign \$137  = \$120  | \$136 ;
+  assign \$138  = ~ weights_valid;
+  assign \$139  = cmd__payload[31:16] != weights_k;
+  assign \$140  = \$138  | \$139 ;
+  assign \$141  = cmd__payload[47:32] != weights_n;
+  assign \$142  = \$140  | \$141 ;
+  assign \$143  = cmd__payload[48] & \$142 ;
+  assign \$144  = \$137  | \$143 ;
+  assign \$145  = cmd__payload[15:0] == 16'h0000;
+  assign \$146  = cmd__payload[31:16] == 16'h0000;
+  assign \$147  = \$145  | \$146 ;
+  assign \$148  = cmd__payload[47:32] == 16'h0000;
+  assign \$149  = \$147  | \$148 ;
+  assign \$151  = cmd__payload[1] | \$150 ;
+  assign \$152  = cmd__payload[2] | \$151 ;
+  assign \$153  = cmd__payload[3] | \$152 ;
+  assign \$154  = cmd__payload[4] | \$153 ;
+  assign \$155  = cmd__payload[5] | \$154 ;
+  assign \$156  = cmd__payload[6] & \$155 ;
+  assign \$157  = cmd__payload[7] | \$156 ;
+  assign \$158  = cmd__payload[8] | \$157 ;
+  assign \$159  = cmd__payload[9] | \$158 ;
+  assign \$160  = cmd__payload[10] | \$159 ;
+  assign \$161  = cmd__payload[11] | \$160 ;
+  assign \$162  = cmd__payload[12] | \$161 ;
+  assign \$163  = cmd__payload[13] | \$162 ;
+  assign \$164  = cmd__payload[14] | \$163 ;
+  assign \$165  = cmd__payload[15] | \$164 ;
+  assign \$166  = \$149  | \$165 ;
+  assign \$168  = cmd__payload[17] | \$167 ;
+  assign \$169  = cmd__payload[18] | \$168 ;
+  assign \$170  = cmd__payload[19] | \$169 ;
+  assign \$171  = cmd__payload[20] | \$170 ;
+  assign \$172  = cmd__payload[21] | \$171 ;
+  assign \$173  = cmd__payload[22] & \$172 ;
+  assign \$174  = cmd__payload[23] | \$173 ;
+  assign \$175  = cmd__payload[24] | \$174 ;
+  assign \$176  = cmd__payload[25] | \$175 ;
+  assign \$177  = cmd__payload[26] | \$176 ;
+  assign \$178  = cmd__payload[27] | \$177 ;
+  assign \$179  = cmd__payload[28] | \$178 ;
+  assign \$180  = cmd__payload[29] | \$179 ;
+  assign \$181  = cmd__payload[30] | \$180 ;
+  assign \$182  = cmd__payload[31] | \$181 ;
+  assign \$183  = \$166  | \$182 ;
+  assign \$185  = cmd__payload[33] | \$184 ;
+  assign \$186  = cmd__payload[34] | \$185 ;
+  assign \$187  = cmd__payload[35] | \$186 ;
+  assign \$188  = cmd__payload[36] | \$187 ;
+  assign \$189  = cmd__payload[37] | \$188 ;
+  assign \$190  = cmd__payload[38] & \$189 ;
+  assign \$191  = cmd__payload[39] | \$190 ;
+  assign \$192  = cmd__payload[40] | \$191 ;
+  assign \$193  = cmd__payload[41] | \$192 ;
+  assign \$194  = cmd__payload[42] | \$193 ;
+  assign \$195  = cmd__payload[43] | \$194 ;
+  assign \$196  = cmd__payload[44] | \$195 ;
+  assign \$197  = cmd__payload[45] | \$196 ;
+  assign \$198  = cmd__payload[46] | \$197 ;
+  assign \$199  = cmd__payload[47] | \$198 ;
+  assign \$200  = \$183  | \$199 ;
+  assign \$201  = ~ weights_valid;
+  assign \$202  = cmd__payload[31:16] != weights_k;
+  assign \$203  = \$201  | \$202 ;
+  assign \$204  = cmd__payload[47:32] != weights_n;
+  assign \$205  = \$203  | \$204 ;
+  assign \$206  = cmd__payload[48] & \$205 ;
+  assign \$207  = \$200  | \$206 ;
+  assign \$208  = cmd__payload[15:0] == 1'h1;
+  assign \$209  = cmd__payload[15:0] == 1'h1;
+  assign \$210  = cmd__payload[31:16] <= 4'h8;
+  assign \$211  = cmd__payload[31:16] == 1'h1;
+  assign \$212  = cmd__payload[31:16] == 1'h1;
+  assign \$213  = cmd__payload[47:32] <= 4'h8;
+  assign \$214  = a_load_addr + 1'h1;
+  assign \$215  = a_load_outer_rem - 4'h8;
+  assign \$217  = a_load_outer_rem[1] | \$216 ;
+  assign \$218  = a_load_outer_rem[2] | \$217 ;
+  assign \$219  = a_load_outer_rem[3] | \$218 ;
+  assign \$220  = a_load_outer_rem[4] & \$219 ;
+  assign \$221  = a_load_outer_rem[5] | \$220 ;
+  assign \$222  = a_load_outer_rem[6] | \$221 ;
+  assign \$223  = ~ \$222 ;
+  assign \$224  = a_load_inner_rem - 1'h1;
+  assign \$225  = a_load_inner_rem == 2'h2;
+  assign \$226  = b_load_addr + 1'h1;
+  assign \$227  = b_load_outer_rem - 4'h8;
+  assign \$229  = b_load_outer_rem[1] | \$228 ;
+  assign \$230  = b_load_outer_rem[2] | \$229 ;
+  assign \$231  = b_load_outer_rem[3] | \$230 ;
+  assign \$232  = b_load_outer_rem[4] & \$231 ;
+  assign \$233  = b_load_outer_rem[5] | \$232 ;
+  assign \$234  = b_load_outer_rem[6] | \$233 ;
+  assign \$235  = ~ \$234 ;
+  assign \$236  = b_load_inner_rem - 1'h1;
+  assign \$237  = b_load_inner_rem == 2'h2;
+  assign \$238  = a_load_done & b_load_done;
+  assign \$239  = cycles + 1'h1;
+  assign \$240  = cycles + 1'h1;
+  assign \$241  = | job_m;
+  assign \$242  = job_m == 1'h1;
+  assign \$243  = job_n <= 4'h8;
+  assign \$244  = | job_m;
+  assign \$245  = job_m == 1'h1;
+  assign \$246  = job_n <= 4'h8;
+  assign \$247  = | job_m;
+  assign \$248  = job_m == 1'h1;
+  assign \$249  = job_n <= 4'h8;
+  assign \$250  = | job_m;
+  assign \$251  = job_m == 1'h1;
+  assign \$252  = job_n <= 4'h8;
+  assign \$253  = ~ c__valid;
+  assign \$254  = \$253  | c__ready;
+  assign \$255  = d_m + 1'h1;
+  assign \$256  = d_m_rem - 1'h1;
+  assign \$257  = ~ d_last_m;
+  assign \$258  = d_m_rem == 2'h2;
+  assign \$259  = d_n_rem - 4'h8;
+  assign \$260  = d_tile + 1'h1;
+  assign \$262  = d_n_rem[1] | \$261 ;
+  assign \$263  = d_n_rem[2] | \$262 ;
+  assign \$264  = d_n_rem[3] | \$263 ;
+  assign \$265  = d_n_rem[4] & \$264 ;
+  assign \$266  = d_n_rem[5] | \$265 ;
+  assign \$267  = d_n_rem[6] | \$266 ;
+  assign \$268  = ~ \$267 ;
+  assign \$269  = c__valid & c__ready;
+  assign \$270  = \$269  & c__payload[256];
   always @(posedge clk)
-    done <= \$157 ;
+    done <= \$271 ;
   always @(posedge clk)
-    span <= \$158 ;
+    span <= \$272 ;
   always @(posedge clk)
-    s <= \$159 ;
+    s <= \$273 ;
   always @(posedge clk)
-    prologue <= \$160 ;
+    prologue <= \$274 ;
   always @(posedge clk)
-    slot_end <= \$161 ;
+    slot_end <= \$275 ;
   always @(posedge clk)
-    nxt_n0 <= \$162 ;
+    nxt_n0 <= \$276 ;
   always @(posedge clk)
-    nxt_ntile <= \$163 ;
+    nxt_ntile <= \$277 ;
   always @(posedge clk)
-    nxt_k0 <= \$164 ;
+    nxt_k0 <= \$278 ;
   always @(posedge clk)
-    nxt_abase <= \$165 ;
+    nxt_abase <= \$279 ;
   always @(posedge clk)
-    nxt_bbase <= \$166 ;
+    nxt_bbase <= \$280 ;
   always @(posedge clk)
-    nxt_bk <= \$167 ;
+    nxt_bk <= \$281 ;
   always @(posedge clk)
-    nxt_exists <= \$168 ;
+    nxt_exists <= \$282 ;
   always @(posedge clk)
-    nxt_last_k <= \$169 ;
+    nxt_last_k <= \$283 ;
   always @(posedge clk)
-    first_last_k <= \$170 ;
+    first_last_k <= \$284 ;
   always @(posedge clk)
-    nxt_last_n <= \$171 ;
+    nxt_last_n <= \$285 ;
   always @(posedge clk)
-    cur_ntile <= \$172 ;
+    cur_ntile <= \$286 ;
   always @(posedge clk)
-    cur_abase <= \$173 ;
+    cur_abase <= \$287 ;
   always @(posedge clk)
-    cur_first <= \$174 ;
+    cur_first <= \$288 ;
   always @(posedge clk)
-    cur_last <= \$175 ;
+    cur_last <= \$289 ;
   always @(posedge clk)
-    wr_tag0 <= \$176 ;
+    wr_tag0 <= \$290 ;
   always @(posedge clk)
-    error <= \$177 ;
+    error <= \$291 ;
   always @(posedge clk)
-    cycles <= \$178 ;
+    cycles <= \$292 ;
   always @(posedge clk)
-    job_m <= \$179 ;
+    job_m <= \$293 ;
   always @(posedge clk)
-    job_k <= \$180 ;
+    job_k <= \$294 ;
   always @(posedge clk)
-    job_n <= \$181 ;
+    job_n <= \$295 ;
   always @(posedge clk)
-    a_load_addr <= \$182 ;
+    a_load_addr <= \$296 ;
   always @(posedge clk)
-    a_load_outer <= \$183 ;
+    a_load_outer_rem <= \$297 ;
   always @(posedge clk)
-    a_load_inner <= \$184 ;
+    a_load_inner_rem <= \$298 ;
   always @(posedge clk)
-    a_load_done <= \$185 ;
+    a_load_done <= \$299 ;
   always @(posedge clk)
-    a_load_inner_last <= \$186 ;
+    a_load_inner_last <= \$300 ;
   always @(posedge clk)
-    a_load_inner_last0 <= \$187 ;
+    a_load_inner_last0 <= \$301 ;
   always @(posedge clk)
-    a_load_outer_last <= \$188 ;
+    a_load_outer_last <= \$302 ;
   always @(posedge clk)
-    b_load_addr <= \$189 ;
+    b_load_addr <= \$303 ;
   always @(posedge clk)
-    b_load_outer <= \$190 ;
+    b_load_outer_rem <= \$304 ;
   always @(posedge clk)
-    b_load_inner <= \$191 ;
+    b_load_inner_rem <= \$305 ;
   always @(posedge clk)
-    b_load_done <= \$192 ;
+    b_load_done <= \$306 ;
   always @(posedge clk)
-    b_load_inner_last <= \$193 ;
+    b_load_inner_last <= \$307 ;
   always @(posedge clk)
-    b_load_inner_last0 <= \$194 ;
+    b_load_inner_last0 <= \$308 ;
   always @(posedge clk)
-    b_load_outer_last <= \$195 ;
+    b_load_outer_last <= \$309 ;
   always @(posedge clk)
-    weights_valid <= \$196 ;
+    weights_valid <= \$310 ;
   always @(posedge clk)
-    weights_k <= \$197 ;
+    weights_k <= \$311 ;
   always @(posedge clk)
-    weights_n <= \$198 ;
+    weights_n <= \$312 ;
   always @(posedge clk)
-    engine_state <= \$199 ;
+    engine_state <= \$313 ;
   always @(posedge clk)
-    d_m <= \$200 ;
+    d_m <= \$314 ;
   always @(posedge clk)
-    d_n0 <= \$201 ;
+    d_m_rem <= \$315 ;
   always @(posedge clk)
-    d_tile <= \$202 ;
+    d_n_rem <= \$316 ;
   always @(posedge clk)
-    d_more <= \$203 ;
+    d_tile <= \$317 ;
   always @(posedge clk)
-    d_last_m <= \$204 ;
+    d_more <= \$318 ;
   always @(posedge clk)
-    d_last_n <= \$205 ;
+    d_last_m <= \$319 ;
   always @(posedge clk)
-    d_first_last_n <= \$206 ;
+    d_last_n <= \$320 ;
   always @(posedge clk)
-    c__valid <= \$207 ;
+    d_first_last_n <= \$321 ;
   always @(posedge clk)
-    c_last <= \$208 ;
+    c__valid <= \$322 ;
+  always @(posedge clk)
+    c_last <= \$323 ;
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i(a),
     .\i$2 (w),
-    .\port$419$0 (o[2:0]),
+    .\port$535$0 (o[2:0]),
     .psum(psum),
     .rst(rst)
   );
@@ -2517,12 +2740,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$157  = 1'h0;
+    \$271  = 1'h0;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
-            if (\$117 ) begin
-              \$157  = 1'h1;
+            if (\$207 ) begin
+              \$271  = 1'h1;
             end
           end
       3'h1:
@@ -2532,491 +2755,491 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$156 ) begin
-            \$157  = 1'h1;
+          if (\$270 ) begin
+            \$271  = 1'h1;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$157  = 1'h0;
+      \$271  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$158  = span;
+    \$272  = span;
     if (\$54 ) begin
-      \$158  = \$56 ;
+      \$272  = \$56 ;
     end
     if (rst) begin
-      \$158  = 7'h00;
+      \$272  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$159  = s;
+    \$273  = s;
     if (\$54 ) begin
-      \$159  = 7'h00;
+      \$273  = 7'h00;
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
       if (slot_end) begin
-        \$159  = 7'h00;
+        \$273  = 7'h00;
       end else begin
-        \$159  = \$76 [6:0];
+        \$273  = \$76 [6:0];
       end
     end
     if (rst) begin
-      \$159  = 7'h00;
+      \$273  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$160  = prologue;
+    \$274  = prologue;
     if (\$54 ) begin
-      \$160  = 1'h1;
+      \$274  = 1'h1;
     end
     if (seq_run) begin
       if (slot_end) begin
-        \$160  = 1'h0;
+        \$274  = 1'h0;
       end
     end
     if (rst) begin
-      \$160  = 1'h0;
+      \$274  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$161  = slot_end;
+    \$275  = slot_end;
     if (\$54 ) begin
-      \$161  = 1'h0;
+      \$275  = 1'h0;
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
       if (slot_end) begin
-        \$161  = 1'h0;
+        \$275  = 1'h0;
       end else begin
-        \$161  = \$80 ;
+        \$275  = \$80 ;
       end
     end
     if (rst) begin
-      \$161  = 1'h0;
+      \$275  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$162  = nxt_n0;
+    \$276  = nxt_n0;
     if (\$54 ) begin
-      \$162  = 7'h00;
+      \$276  = 7'h00;
     end
     if (seq_run) begin
       if (slot_end) begin
         if (nxt_last_k) begin
-          \$162  = \$65 [6:0];
+          \$276  = \$65 [6:0];
         end
       end
     end
     if (rst) begin
-      \$162  = 7'h00;
+      \$276  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$163  = nxt_ntile;
+    \$277  = nxt_ntile;
     if (\$54 ) begin
-      \$163  = 4'h0;
+      \$277  = 4'h0;
     end
     if (seq_run) begin
       if (slot_end) begin
         if (nxt_last_k) begin
-          \$163  = \$66 [3:0];
+          \$277  = \$66 [3:0];
         end
       end
     end
     if (rst) begin
-      \$163  = 4'h0;
+      \$277  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$164  = nxt_k0;
+    \$278  = nxt_k0;
     if (\$54 ) begin
-      \$164  = 7'h00;
+      \$278  = 7'h00;
     end
     if (seq_run) begin
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (nxt_last_k) begin
-          \$164  = 7'h00;
+          \$278  = 7'h00;
         end else begin
-          \$164  = \$71 [6:0];
+          \$278  = \$71 [6:0];
         end
       end
     end
     if (rst) begin
-      \$164  = 7'h00;
+      \$278  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$165  = nxt_abase;
+    \$279  = nxt_abase;
     if (\$54 ) begin
-      \$165  = 10'h000;
+      \$279  = 10'h000;
     end
     if (seq_run) begin
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (nxt_last_k) begin
-          \$165  = 10'h000;
+          \$279  = 10'h000;
         end else begin
-          \$165  = \$72 [9:0];
+          \$279  = \$72 [9:0];
         end
       end
     end
     if (rst) begin
-      \$165  = 10'h000;
+      \$279  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$166  = nxt_bbase;
+    \$280  = nxt_bbase;
     if (\$54 ) begin
-      \$166  = 10'h000;
+      \$280  = 10'h000;
     end
     if (seq_run) begin
       if (slot_end) begin
         if (nxt_last_k) begin
-          \$166  = \$67 [9:0];
+          \$280  = \$67 [9:0];
         end
       end
     end
     if (rst) begin
-      \$166  = 10'h000;
+      \$280  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$167  = nxt_bk;
+    \$281  = nxt_bk;
     if (\$54 ) begin
-      \$167  = 10'h000;
+      \$281  = 10'h000;
     end
     if (seq_run) begin
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (nxt_last_k) begin
-          \$167  = \$68 [9:0];
+          \$281  = \$68 [9:0];
         end else begin
-          \$167  = \$73 [9:0];
+          \$281  = \$73 [9:0];
         end
       end
     end
     if (rst) begin
-      \$167  = 10'h000;
+      \$281  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$168  = nxt_exists;
+    \$282  = nxt_exists;
     if (\$54 ) begin
-      \$168  = 1'h1;
+      \$282  = 1'h1;
     end
     if (seq_run) begin
       if (slot_end) begin
-        \$168  = \$64 ;
+        \$282  = \$64 ;
       end
     end
     if (rst) begin
-      \$168  = 1'h0;
+      \$282  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$169  = nxt_last_k;
+    \$283  = nxt_last_k;
     if (\$54 ) begin
-      \$169  = \$57 ;
+      \$283  = \$57 ;
     end
     if (seq_run) begin
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (nxt_last_k) begin
-          \$169  = first_last_k;
+          \$283  = first_last_k;
         end else begin
-          \$169  = \$75 ;
+          \$283  = \$75 ;
         end
       end
     end
     if (rst) begin
-      \$169  = 1'h0;
+      \$283  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$170  = first_last_k;
+    \$284  = first_last_k;
     if (\$54 ) begin
-      \$170  = \$58 ;
+      \$284  = \$58 ;
     end
     if (rst) begin
-      \$170  = 1'h0;
+      \$284  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$171  = nxt_last_n;
+    \$285  = nxt_last_n;
     if (\$54 ) begin
-      \$171  = \$59 ;
+      \$285  = \$59 ;
     end
     if (seq_run) begin
       if (slot_end) begin
         if (nxt_last_k) begin
-          \$171  = \$70 ;
+          \$285  = \$70 ;
         end
       end
     end
     if (rst) begin
-      \$171  = 1'h0;
+      \$285  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$172  = cur_ntile;
+    \$286  = cur_ntile;
     if (seq_run) begin
       if (slot_end) begin
-        \$172  = nxt_ntile;
+        \$286  = nxt_ntile;
       end
     end
     if (rst) begin
-      \$172  = 4'h0;
+      \$286  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$173  = cur_abase;
+    \$287  = cur_abase;
     if (seq_run) begin
       if (slot_end) begin
-        \$173  = nxt_abase;
+        \$287  = nxt_abase;
       end
     end
     if (rst) begin
-      \$173  = 10'h000;
+      \$287  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$174  = cur_first;
+    \$288  = cur_first;
     if (seq_run) begin
       if (slot_end) begin
-        \$174  = \$60 ;
+        \$288  = \$60 ;
       end
     end
     if (rst) begin
-      \$174  = 1'h0;
+      \$288  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$175  = cur_last;
+    \$289  = cur_last;
     if (seq_run) begin
       if (slot_end) begin
-        \$175  = \$61 ;
+        \$289  = \$61 ;
       end
     end
     if (rst) begin
-      \$175  = 1'h0;
+      \$289  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$176  = \o$56 ;
+    \$290  = \o$56 ;
     if (rst) begin
-      \$176  = 14'h0000;
+      \$290  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$177  = error;
+    \$291  = error;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
-            \$177  = \$99 ;
+            \$291  = \$144 ;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$177  = 1'h0;
+      \$291  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$178  = cycles;
+    \$292  = cycles;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
-            \$178  = 32'd0;
+            \$292  = 32'd0;
           end
       3'h1:
           /* empty */;
       3'h2:
-          \$178  = \$139 [31:0];
+          \$292  = \$239 [31:0];
       3'h3:
-          \$178  = \$140 [31:0];
+          \$292  = \$240 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$178  = 32'd0;
+      \$292  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$179  = job_m;
+    \$293  = job_m;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$179  = cmd__payload[6:0];
+              \$293  = cmd__payload[6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$179  = 7'h00;
+      \$293  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$180  = job_k;
+    \$294  = job_k;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$180  = cmd__payload[22:16];
+              \$294  = cmd__payload[22:16];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$180  = 7'h00;
+      \$294  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$181  = job_n;
+    \$295  = job_n;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$181  = cmd__payload[38:32];
+              \$295  = cmd__payload[38:32];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$181  = 7'h00;
+      \$295  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$182  = a_load_addr;
+    \$296  = a_load_addr;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$182  = 10'h000;
+              \$296  = 10'h000;
             end
           end
       3'h1:
           if (\$signature__en$72 ) begin
-            \$182  = \$124 [9:0];
+            \$296  = \$214 [9:0];
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$182  = 10'h000;
+      \$296  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$183  = a_load_outer;
+    \$297  = a_load_outer_rem;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$183  = 7'h00;
+              \$297  = cmd__payload[22:16];
             end
           end
       3'h1:
           if (\$signature__en$72 ) begin
             if (a_load_inner_last) begin
-              \$183  = \$125 [6:0];
+              \$297  = \$215 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$183  = 7'h00;
+      \$297  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$184  = a_load_inner;
+    \$298  = a_load_inner_rem;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$184  = 7'h00;
+              \$298  = cmd__payload[6:0];
             end
           end
       3'h1:
           if (\$signature__en$72 ) begin
             (* full_case = 32'd1 *)
             if (a_load_inner_last) begin
-              \$184  = 7'h00;
+              \$298  = job_m;
             end else begin
-              \$184  = \$128 [6:0];
+              \$298  = \$224 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$184  = 7'h00;
+      \$298  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$185  = a_load_done;
+    \$299  = a_load_done;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$185  = 1'h0;
+              \$299  = 1'h0;
             end
           end
       3'h1:
           if (\$signature__en$72 ) begin
             if (a_load_inner_last) begin
               if (a_load_outer_last) begin
-                \$185  = 1'h1;
+                \$299  = 1'h1;
               end
             end
           end
@@ -3024,169 +3247,169 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$185  = 1'h0;
+      \$299  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$186  = a_load_inner_last;
+    \$300  = a_load_inner_last;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$186  = \$118 ;
+              \$300  = \$208 ;
             end
           end
       3'h1:
           if (\$signature__en$72 ) begin
             (* full_case = 32'd1 *)
             if (a_load_inner_last) begin
-              \$186  = a_load_inner_last0;
+              \$300  = a_load_inner_last0;
             end else begin
-              \$186  = \$130 ;
+              \$300  = \$225 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$186  = 1'h0;
+      \$300  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$187  = a_load_inner_last0;
+    \$301  = a_load_inner_last0;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$187  = \$119 ;
+              \$301  = \$209 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$187  = 1'h0;
+      \$301  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$188  = a_load_outer_last;
+    \$302  = a_load_outer_last;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$188  = \$120 ;
+              \$302  = \$210 ;
             end
           end
       3'h1:
           if (\$signature__en$72 ) begin
             if (a_load_inner_last) begin
-              \$188  = \$127 ;
+              \$302  = \$223 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$188  = 1'h0;
+      \$302  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$189  = b_load_addr;
+    \$303  = b_load_addr;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$189  = 10'h000;
+              \$303  = 10'h000;
             end
           end
       3'h1:
           if (\$signature__en$76 ) begin
-            \$189  = \$131 [9:0];
+            \$303  = \$226 [9:0];
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$189  = 10'h000;
+      \$303  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$190  = b_load_outer;
+    \$304  = b_load_outer_rem;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$190  = 7'h00;
+              \$304  = cmd__payload[38:32];
             end
           end
       3'h1:
           if (\$signature__en$76 ) begin
             if (b_load_inner_last) begin
-              \$190  = \$132 [6:0];
+              \$304  = \$227 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$190  = 7'h00;
+      \$304  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$191  = b_load_inner;
+    \$305  = b_load_inner_rem;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$191  = 7'h00;
+              \$305  = cmd__payload[22:16];
             end
           end
       3'h1:
           if (\$signature__en$76 ) begin
             (* full_case = 32'd1 *)
             if (b_load_inner_last) begin
-              \$191  = 7'h00;
+              \$305  = job_k;
             end else begin
-              \$191  = \$135 [6:0];
+              \$305  = \$236 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$191  = 7'h00;
+      \$305  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$192  = b_load_done;
+    \$306  = b_load_done;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$192  = 1'h0;
+              \$306  = 1'h0;
               if (cmd__payload[48]) begin
-                \$192  = 1'h1;
+                \$306  = 1'h1;
               end
             end
           end
@@ -3194,7 +3417,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           if (\$signature__en$76 ) begin
             if (b_load_inner_last) begin
               if (b_load_outer_last) begin
-                \$192  = 1'h1;
+                \$306  = 1'h1;
               end
             end
           end
@@ -3202,94 +3425,94 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$192  = 1'h0;
+      \$306  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$193  = b_load_inner_last;
+    \$307  = b_load_inner_last;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$193  = \$121 ;
+              \$307  = \$211 ;
             end
           end
       3'h1:
           if (\$signature__en$76 ) begin
             (* full_case = 32'd1 *)
             if (b_load_inner_last) begin
-              \$193  = b_load_inner_last0;
+              \$307  = b_load_inner_last0;
             end else begin
-              \$193  = \$137 ;
+              \$307  = \$237 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$193  = 1'h0;
+      \$307  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$194  = b_load_inner_last0;
+    \$308  = b_load_inner_last0;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$194  = \$122 ;
+              \$308  = \$212 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$194  = 1'h0;
+      \$308  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$195  = b_load_outer_last;
+    \$309  = b_load_outer_last;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$195  = \$123 ;
+              \$309  = \$213 ;
             end
           end
       3'h1:
           if (\$signature__en$76 ) begin
             if (b_load_inner_last) begin
-              \$195  = \$134 ;
+              \$309  = \$235 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$195  = 1'h0;
+      \$309  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$196  = weights_valid;
+    \$310  = weights_valid;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$196  = 1'h1;
+                \$310  = 1'h1;
               end
             end
           end
@@ -3297,22 +3520,22 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$196  = 1'h0;
+      \$310  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$197  = weights_k;
+    \$311  = weights_k;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$197  = cmd__payload[22:16];
+                \$311  = cmd__payload[22:16];
               end
             end
           end
@@ -3320,22 +3543,22 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$197  = 7'h00;
+      \$311  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$198  = weights_n;
+    \$312  = weights_n;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$198  = cmd__payload[38:32];
+                \$312  = cmd__payload[38:32];
               end
             end
           end
@@ -3343,47 +3566,47 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$198  = 7'h00;
+      \$312  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$199  = engine_state;
+    \$313  = engine_state;
     casez (engine_state)
       3'h0:
           if (\$81 ) begin
             (* full_case = 32'd1 *)
-            if (\$117 ) begin
+            if (\$207 ) begin
             end else begin
-              \$199  = 3'h1;
+              \$313  = 3'h1;
             end
           end
       3'h1:
-          if (\$138 ) begin
-            \$199  = 3'h2;
+          if (\$238 ) begin
+            \$313  = 3'h2;
           end
       3'h2:
           if (seq_end) begin
-            \$199  = 3'h3;
+            \$313  = 3'h3;
           end
       3'h3:
           if (seq_final_write) begin
-            \$199  = 3'h4;
+            \$313  = 3'h4;
           end
       3'h4:
-          if (\$156 ) begin
-            \$199  = 3'h0;
+          if (\$270 ) begin
+            \$313  = 3'h0;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$199  = 3'h0;
+      \$313  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$200  = d_m;
+    \$314  = d_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3393,13 +3616,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$200  = 7'h00;
+            \$314  = 7'h00;
           end
       3'h4:
-          if (\$146 ) begin
+          if (\$254 ) begin
             if (d_more) begin
               if (d_last_n) begin
-                \$200  = \$147 [6:0];
+                \$314  = \$255 [6:0];
               end
             end
           end
@@ -3407,12 +3630,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$200  = 7'h00;
+      \$314  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$201  = d_n0;
+    \$315  = d_m_rem;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3422,16 +3645,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$201  = 7'h00;
+            \$315  = job_m;
           end
       3'h4:
-          if (\$146 ) begin
+          if (\$254 ) begin
             if (d_more) begin
-              (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$201  = 7'h00;
-              end else begin
-                \$201  = \$151 [6:0];
+                \$315  = \$256 [6:0];
               end
             end
           end
@@ -3439,12 +3659,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$201  = 7'h00;
+      \$315  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$202  = d_tile;
+    \$316  = d_n_rem;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3454,16 +3674,16 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$202  = 4'h0;
+            \$316  = job_n;
           end
       3'h4:
-          if (\$146 ) begin
+          if (\$254 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$202  = 4'h0;
+                \$316  = job_n;
               end else begin
-                \$202  = \$152 [3:0];
+                \$316  = \$259 [6:0];
               end
             end
           end
@@ -3471,12 +3691,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$202  = 4'h0;
+      \$316  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$203  = d_more;
+    \$317  = d_tile;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3486,74 +3706,16 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$203  = \$141 ;
+            \$317  = 4'h0;
           end
       3'h4:
-          if (\$146 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$203  = \$148 ;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$203  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$204  = d_last_m;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$204  = \$142 ;
-          end
-      3'h4:
-          if (\$146 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$204  = \$150 ;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$204  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$205  = d_last_n;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$205  = \$143 ;
-          end
-      3'h4:
-          if (\$146 ) begin
+          if (\$254 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$205  = d_first_last_n;
+                \$317  = 4'h0;
               end else begin
-                \$205  = \$154 ;
+                \$317  = \$260 [3:0];
               end
             end
           end
@@ -3561,12 +3723,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$205  = 1'h0;
+      \$317  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$206  = d_first_last_n;
+    \$318  = d_more;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3576,18 +3738,26 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$206  = \$144 ;
+            \$318  = \$241 ;
+          end
+      3'h4:
+          if (\$254 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$318  = \$257 ;
+              end
+            end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$206  = 1'h0;
+      \$318  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$207  = c__valid;
+    \$319  = d_last_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3597,27 +3767,109 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$207  = 1'h0;
+            \$319  = \$245 ;
+          end
+      3'h4:
+          if (\$254 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$319  = \$258 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$319  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$320  = d_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$320  = \$249 ;
+          end
+      3'h4:
+          if (\$254 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$320  = d_first_last_n;
+              end else begin
+                \$320  = \$268 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$320  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$321  = d_first_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$321  = \$252 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$321  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$322  = c__valid;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$322  = 1'h0;
           end
       3'h4:
         begin
-          if (\$146 ) begin
-            \$207  = d_more;
+          if (\$254 ) begin
+            \$322  = d_more;
           end
-          if (\$156 ) begin
-            \$207  = 1'h0;
+          if (\$270 ) begin
+            \$322  = 1'h0;
           end
         end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$207  = 1'h0;
+      \$322  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$208  = c_last;
+    \$323  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3628,13 +3880,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$146 ) begin
+          if (\$254 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$208  = d_last_m;
+                \$323  = d_last_m;
               end else begin
-                \$208  = 1'h0;
+                \$323  = 1'h0;
               end
             end
           end
@@ -3642,7 +3894,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$208  = 1'h0;
+      \$323  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
@@ -3807,10 +4059,19 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign i[2] = \$16 ;
   assign i[1] = swap;
   assign i[0] = beat;
+  assign \$87  = cmd__payload[0];
+  assign \$104  = cmd__payload[16];
+  assign \$121  = cmd__payload[32];
+  assign \$150  = cmd__payload[0];
+  assign \$167  = cmd__payload[16];
+  assign \$184  = cmd__payload[32];
+  assign \$216  = a_load_outer_rem[0];
+  assign \$228  = b_load_outer_rem[0];
+  assign \$261  = d_n_rem[0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$419$0 , clk);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$535$0 , clk);
   input rst;
   wire rst;
   input [63:0] \i$2 ;
@@ -3819,8 +4080,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire [63:0] i;
   output [151:0] psum;
   wire [151:0] psum;
-  input [2:0] \port$419$0 ;
-  wire [2:0] \port$419$0 ;
+  input [2:0] \port$535$0 ;
+  wire [2:0] \port$535$0 ;
   input clk;
   wire clk;
   wire [63:0] \$1 ;
@@ -4081,7 +4342,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay  valid_delay (
     .clk(clk),
-    .i(\port$419$0 [0]),
+    .i(\port$535$0 [0]),
     .o(psum_valid),
     .rst(rst)
   );
@@ -4093,8 +4354,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   assign a = i;
   assign w = \i$2 ;
-  assign swap = \port$419$0 [1];
-  assign w_capture = \port$419$0 [2];
+  assign swap = \port$535$0 [1];
+  assign w_capture = \port$535$0 [2];
   assign o = \a$8 ;
   assign \o$11  = \swap$10 ;
   assign a_out = \a$12 ;
@@ -4102,8 +4363,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \a_out$17  = \a$16 ;
   assign \swap_out$19  = \swap$18 ;
   assign \o$33  = psum;
-  assign \i$34  = \port$419$0 [0];
-  assign a_valid = \port$419$0 [0];
+  assign \i$34  = \port$535$0 [0];
+  assign a_valid = \port$535$0 [0];
   assign \o$37  = psum_valid;
   assign \i[0]  = i[7:0];
   assign \i[1]  = i[15:8];
@@ -4265,7 +4526,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \o$33[5]  = psum[113:95];
   assign \o$33[6]  = psum[132:114];
   assign \o$33[7]  = psum[151:133];
-  assign \i$34[0]  = \port$419$0 [0];
+  assign \i$34[0]  = \port$535$0 [0];
   assign \o$37[0]  = psum_valid;
   assign \i$28 [151:133] = \psum_out$31 [37:19];
   assign \i$28 [132:114] = \psum_out$31 [18:0];
@@ -4291,22 +4552,22 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign capture[2] = \o$21 [2];
   assign capture[1] = \o$21 [1];
   assign capture[0] = \o$21 [0];
-  assign \i$6 [7] = \port$419$0 [2];
-  assign \i$6 [6] = \port$419$0 [2];
-  assign \i$6 [5] = \port$419$0 [2];
-  assign \i$6 [4] = \port$419$0 [2];
-  assign \i$6 [3] = \port$419$0 [2];
-  assign \i$6 [2] = \port$419$0 [2];
-  assign \i$6 [1] = \port$419$0 [2];
-  assign \i$6 [0] = \port$419$0 [2];
-  assign \i$4 [7] = \port$419$0 [1];
-  assign \i$4 [6] = \port$419$0 [1];
-  assign \i$4 [5] = \port$419$0 [1];
-  assign \i$4 [4] = \port$419$0 [1];
-  assign \i$4 [3] = \port$419$0 [1];
-  assign \i$4 [2] = \port$419$0 [1];
-  assign \i$4 [1] = \port$419$0 [1];
-  assign \i$4 [0] = \port$419$0 [1];
+  assign \i$6 [7] = \port$535$0 [2];
+  assign \i$6 [6] = \port$535$0 [2];
+  assign \i$6 [5] = \port$535$0 [2];
+  assign \i$6 [4] = \port$535$0 [2];
+  assign \i$6 [3] = \port$535$0 [2];
+  assign \i$6 [2] = \port$535$0 [2];
+  assign \i$6 [1] = \port$535$0 [2];
+  assign \i$6 [0] = \port$535$0 [2];
+  assign \i$4 [7] = \port$535$0 [1];
+  assign \i$4 [6] = \port$535$0 [1];
+  assign \i$4 [5] = \port$535$0 [1];
+  assign \i$4 [4] = \port$535$0 [1];
+  assign \i$4 [3] = \port$535$0 [1];
+  assign \i$4 [2] = \port$535$0 [1];
+  assign \i$4 [1] = \port$535$0 [1];
+  assign \i$4 [0] = \port$535$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)

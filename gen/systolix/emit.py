@@ -24,10 +24,12 @@ from .tools import tool_path
 __all__ = ["build", "ports", "port_map", "convert", "verilog_text", "lint_rules", "lint_config",
            "manifest", "write_design", "tool_versions", "LINT_WAIVERS"]
 
-#: Largest total buffer size of an engine that is generated: 4 Mibit. Amaranth 0.5 writes
-#: every memory bit as an initial value, one by one (about 4 s and 100 MB per Mibit), and no
-#: supported FPGA holds more (the ECP5-85F has 3.7 Mbit of block RAM).
-MAX_BUFFER_BITS = 1 << 22
+#: Largest total buffer size of an engine that is generated: 8 Mibit. Amaranth 0.5 writes
+#: every memory bit as an initial value, one by one (about 2 s and 100 MB per Mibit: a 6 Mibit
+#: engine takes 11 s and 0.6 GB), and twice the block RAM of the largest supported FPGA (the
+#: ECP5-85F's 3.7 Mbit) is room enough for the double-buffered engines that simulation explores;
+#: :func:`systolix.synth.fit.precheck` refuses buffers that cannot fit a device.
+MAX_BUFFER_BITS = 1 << 23
 
 
 def check_buffer_size(config, hint="lower --max-m/--max-k/--max-n"):
@@ -36,8 +38,8 @@ def check_buffer_size(config, hint="lower --max-m/--max-k/--max-n"):
     if isinstance(config, EngineConfig) and config.buffer_bits > MAX_BUFFER_BITS:
         raise SystolixError(
             f"{config.name}: the buffers hold {config.buffer_bits:,} bits, more than the "
-            f"{MAX_BUFFER_BITS:,} (4 Mibit) that are generated (every bit is written as an "
-            f"initial value, ~4 s per Mibit; no supported FPGA has more block RAM); {hint}")
+            f"{MAX_BUFFER_BITS:,} (8 Mibit) that are generated (every bit is written as an "
+            f"initial value, ~2 s and 100 MB per Mibit); {hint}")
 
 
 def build(config):

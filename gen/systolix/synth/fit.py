@@ -5,8 +5,10 @@ multiplier plan (:func:`systolix.config.multiplier_plan`) gives a DSP block, and
 per bit of every PE's accumulator, drain register and LUT-built multiplier. An engine's
 requantizer takes DSP blocks of its own (:func:`other_dsp_blocks`), so the array may use only
 the rest (:func:`array_dsp_budget`: what ``mult="auto"`` fills). :func:`precheck` refuses a
-design whose DSP blocks exceed the device, or whose LUT4 lower bound does, with one line naming
-the resource and the numbers; yosys' cell counts check everything else afterwards.
+design whose DSP blocks exceed the device, or whose LUT4 lower bound does, and an engine whose
+buffers exceed every bit of memory the device could give them (:func:`memory_bits_max`), with
+one line naming the resource and the numbers; yosys' cell counts check everything else
+afterwards.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .targets import Target
 __all__ = ["LUT_MULT_LUT4", "PE_LUT4_PER_ACC_BIT", "WS_PE_LUT4_PER_PSUM_BIT",
            "REQUANT_DSP_PER_LANE", "array_of",
            "dsp_pairs", "other_dsp_blocks", "array_dsp_budget", "plan_for", "estimate",
-           "precheck"]
+           "BRAM_BITS", "memory_bits_max", "precheck"]
 
 #: LUT4s of one int8 x int8 LUT multiplier as yosys maps it (``bench/results/mult.md``; CCU2C
 #: counted as 2): on ECP5 the :class:`~systolix.hdl.chainmult.CarryChainMultiplier`, 72 (36
@@ -46,6 +48,18 @@ WS_PE_LUT4_PER_PSUM_BIT = 0.9
 #: SB_MAC16s for them (measured: ``tests/synth/test_fit.py`` synthesizes one lane of each).
 REQUANT_DSP_PER_LANE = {("ecp5", "gemmlowp"): 4, ("ecp5", "float32"): 4,
                         ("ice40", "gemmlowp"): 6, ("ice40", "float32"): 3}
+
+
+#: Bits of one block RAM, parity bits included: ECP5's DP16KD 18 Kibit, iCE40's SB_RAM40_4K
+#: 4 Kibit.
+BRAM_BITS = {"ecp5": 18 * 1024, "ice40": 4 * 1024}
+
+
+def memory_bits_max(target: Target):
+    """An upper bound of the bits ``target`` can store: every block RAM bit, 16 per LUT4 (as if
+    every LUT were RAM) and one per flip-flop. Buffers beyond it cannot fit, however they are
+    mapped."""
+    return target.bram * BRAM_BITS[target.family] + 16 * target.lut4 + target.ff
 
 
 def array_of(config):
@@ -139,6 +153,11 @@ def precheck(config, target: Target):
     requantizer leaves); its LUT multipliers can still exceed the LUT4s, which is refused here
     as for ``mult="lut"``.
     """
+    if isinstance(config, EngineConfig) and config.buffer_bits > memory_bits_max(target):
+        bram = target.bram * BRAM_BITS[target.family]
+        return (f"does not fit: the buffers hold {config.buffer_bits:,} bits, {target.device} "
+                f"has {bram:,} in {target.bram} {target.bram_cell} (at most "
+                f"{memory_bits_max(target):,} with every LUT4 as RAM and every FF)")
     found = estimate(config, target)
     if found is None:
         return None

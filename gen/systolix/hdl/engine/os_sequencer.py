@@ -6,7 +6,7 @@ from amaranth.lib import data
 
 from ..os_array import OutputStationaryArray
 from ..skew import DelayLanes
-from .sequencer import Sequencer, at_least, c_addr
+from .sequencer import Sequencer, above, at_least, c_addr
 
 __all__ = ["OutputStationarySequencer"]
 
@@ -25,22 +25,26 @@ class OutputStationarySequencer(Sequencer):
         span = Signal(range(max(cfg.max_k, R) + 1))  # slots per tile: max(K, R)
         s = Signal.like(span)
         m0 = Signal(range(cfg.max_m + R + 1))
-        n0 = Signal(range(cfg.max_n + C + 1))
+        # what remains, counted down so that the flags' look-ahead compares with constants:
+        # slots of the tile (span - s), rows of the column tile (M - m0), columns (N - n0)
+        s_rem = Signal.like(span, name="slot_rem")
+        m_rem = Signal(range(cfg.max_m + 1), name="m_rem")
+        n_rem = Signal(range(cfg.max_n + 1), name="n_rem")
         ntile = Signal(range(cfg.c_depth // cfg.m_stride + 1))
         a_base = Signal(range(cfg.a_depth + cfg.max_k + 1))
         b_base = Signal(range(cfg.b_depth + cfg.max_k + 1))
         # Flags registered with the counters they describe (set one step ahead), so that the
         # tile step's multiplexers follow a flip-flop, not a comparison:
-        last_m = Signal(name="last_m")      # m0 + R >= M: the column tile's last row tile
-        last_n = Signal(name="last_n")      # n0 + C >= N: the last column tile
+        last_m = Signal(name="last_m")      # m_rem <= R: the column tile's last row tile
+        last_n = Signal(name="last_n")      # n_rem <= C: the last column tile
         first_lm = Signal(name="first_last_m")  # R >= M: last_m of a column tile's first tile
         s_end = Signal(name="slot_end")     # s == span - 1: the tile's last slot
 
         with m.If(~seq.run):  # held at the start until the compute phase
             # (a constant when K can never exceed R: no always-false comparison in the RTL)
             start_span = Mux(start_job.k > R, start_job.k, R) if cfg.max_k > R else R
-            m.d.sync += [span.eq(start_span),
-                         s.eq(0), m0.eq(0), n0.eq(0),
+            m.d.sync += [span.eq(start_span), s_rem.eq(start_span),
+                         s.eq(0), m0.eq(0), m_rem.eq(start_job.m), n_rem.eq(start_job.n),
                          ntile.eq(0), a_base.eq(0), b_base.eq(0),
                          s_end.eq(start_span == 1),
                          first_lm.eq(at_least(R, start_job.m, cfg.max_m)),
@@ -56,17 +60,19 @@ class OutputStationarySequencer(Sequencer):
         ]
         with m.If(seq.run):
             with m.If(s_end):
-                m.d.sync += [s.eq(0), s_end.eq(span == 1)]
+                m.d.sync += [s.eq(0), s_rem.eq(span), s_end.eq(span == 1)]
                 with m.If(last_m):
-                    m.d.sync += [m0.eq(0), a_base.eq(0), n0.eq(n0 + C), ntile.eq(ntile + 1),
-                                 b_base.eq(b_base + job.k),
-                                 last_m.eq(first_lm), last_n.eq(n0 + 2 * C >= job.n)]
+                    m.d.sync += [m0.eq(0), m_rem.eq(job.m), a_base.eq(0),
+                                 n_rem.eq(n_rem - C), ntile.eq(ntile + 1),
+                                 b_base.eq(b_base + job.k), last_m.eq(first_lm),
+                                 # the next column tile is the last: n_rem - C <= C
+                                 last_n.eq(~above(n_rem, 2 * C))]
                 with m.Else():
-                    m.d.sync += [m0.eq(m0 + R), a_base.eq(a_base + job.k),
-                                 last_m.eq(m0 + 2 * R >= job.m)]
+                    m.d.sync += [m0.eq(m0 + R), m_rem.eq(m_rem - R), a_base.eq(a_base + job.k),
+                                 last_m.eq(~above(m_rem, 2 * R))]
                 m.d.comb += seq.end.eq(last_m & last_n)
             with m.Else():
-                m.d.sync += [s.eq(s + 1), s_end.eq(s + 2 == span)]
+                m.d.sync += [s.eq(s + 1), s_rem.eq(s_rem - 1), s_end.eq(s_rem == 2)]
 
         # The buffers answer buffer_read_latency cycles later: the beat enters the array then.
         # The schedule spaces `last` beats >= R cycles apart, so the array's `ready` is always
@@ -95,7 +101,7 @@ class OutputStationarySequencer(Sequencer):
             tag_delay.i[0].m0.eq(m0),
             tag_delay.i[0].ntile.eq(ntile),
             # the tile's rows inside M: M - m0 <= R exactly in the last row tile
-            tag_delay.i[0].rows.eq(Mux(last_m, job.m - m0, R)),
+            tag_delay.i[0].rows.eq(Mux(last_m, m_rem, R)),
         ]
         # Per tile, registered with its coordinates: the rows inside M (rows past M are
         # padding, the count travels with the tag), so that the write enable is a small

@@ -1,9 +1,9 @@
 """What the engine's shell and a compute core's sequencer share: the hand-shake, the buffer
 loaders, and C buffer addressing."""
 
-from amaranth.hdl import Cat, Signal
+from amaranth.hdl import Cat, Const, Mux, Signal
 
-__all__ = ["Sequencer", "Loader", "c_addr", "at_least"]
+__all__ = ["Sequencer", "Loader", "c_addr", "at_least", "above"]
 
 
 class Loader:
@@ -13,12 +13,15 @@ class Loader:
     The loop-end comparisons are flags registered one word ahead (``inner_last``: this word
     ends the inner loop, ``outer_last``: ... and the outer one), so that a word taken from a
     stream reaches the counters through a flip-flop, not a comparison: :meth:`start` takes
-    the limits the job will have (e.g. the command's), :meth:`take` the job's."""
+    the limits the job will have (e.g. the command's), :meth:`take` the job's. The loops count
+    what remains of them down, so that the flags' look-ahead compares with constants."""
 
     def __init__(self, name, depth, outer_max, step, inner_max):
         self.addr = Signal(range(depth + 1), name=f"{name}_addr")
-        self.outer = Signal(range(outer_max + step + 1), name=f"{name}_outer")
-        self.inner = Signal(range(inner_max + 1), name=f"{name}_inner")
+        # outer_limit - outer: what remains of the outer loop, this step's included
+        self.outer_rem = Signal(range(outer_max + 1), name=f"{name}_outer_rem")
+        # inner_limit - inner: what remains of the inner loop, this word included
+        self.inner_rem = Signal(range(inner_max + 1), name=f"{name}_inner_rem")
         self.done = Signal(name=f"{name}_done")
         self.inner_last = Signal(name=f"{name}_inner_last")
         self.outer_last = Signal(name=f"{name}_outer_last")
@@ -27,7 +30,8 @@ class Loader:
 
     def start(self, m, outer_limit, inner_limit):
         """To the first word of a loop with these limits."""
-        m.d.sync += [self.addr.eq(0), self.outer.eq(0), self.inner.eq(0), self.done.eq(0),
+        m.d.sync += [self.addr.eq(0), self.outer_rem.eq(outer_limit),
+                     self.inner_rem.eq(inner_limit), self.done.eq(0),
                      self.inner_last.eq(inner_limit == 1),
                      self._inner_last0.eq(inner_limit == 1),
                      self.outer_last.eq(at_least(self._step, outer_limit, self._outer_max))]
@@ -36,16 +40,38 @@ class Loader:
         """Count the word taken now (the limits are the job's, as at :meth:`start`)."""
         m.d.sync += self.addr.eq(self.addr + 1)
         with m.If(self.inner_last):
-            m.d.sync += [self.inner.eq(0), self.outer.eq(self.outer + self._step),
+            m.d.sync += [self.inner_rem.eq(inner_limit),
+                         self.outer_rem.eq(self.outer_rem - self._step),
                          self.inner_last.eq(self._inner_last0),
-                         self.outer_last.eq(self.outer + 2 * self._step >= outer_limit)]
+                         # the next step is the last: outer_rem - step <= step
+                         self.outer_last.eq(~above(self.outer_rem, 2 * self._step))]
             with m.If(self.outer_last):
                 m.d.sync += self.done.eq(1)
         with m.Else():
             # (never reached with a constant inner limit of 1: no constant comparison)
             last = (0 if isinstance(inner_limit, int) and inner_limit == 1
-                    else self.inner + 2 == inner_limit)
-            m.d.sync += [self.inner.eq(self.inner + 1), self.inner_last.eq(last)]
+                    else self.inner_rem == 2)
+            m.d.sync += [self.inner_rem.eq(self.inner_rem - 1), self.inner_last.eq(last)]
+
+
+    def last_next(self, counting):
+        """The word to be counted after the one counted now (``counting``; else after none)
+        is the loop's last: what ``inner_last & outer_last`` will say then."""
+        inner_last = Mux(self.inner_last, self._inner_last0, self.inner_rem == 2)
+        outer_last = Mux(self.inner_last, ~above(self.outer_rem, 2 * self._step),
+                         self.outer_last)
+        return Mux(counting, inner_last & outer_last, self.inner_last & self.outer_last)
+
+
+def above(value, const):
+    """``value > const`` (unsigned ``value``, constant ``const``) as a bitwise and/or chain: a
+    shallow tree of LUTs, where a comparison would become a carry chain."""
+    result = Const(0)
+    if const >> len(value):  # beyond the value's range
+        return result
+    for i, bit in enumerate(value):
+        result = bit & result if (const >> i) & 1 else bit | result
+    return result
 
 
 def at_least(const, value, value_max):

@@ -13,7 +13,7 @@ from ..arith import acc_shape, operand_shape
 from ..buffer import BufferMemory
 from ..requant import Requantizer, param_layout, requant_output_layout
 from .os_sequencer import OutputStationarySequencer
-from .sequencer import Loader, at_least, c_addr
+from .sequencer import Loader, above, at_least, c_addr
 from .tc_sequencer import TensorCoreSequencer
 from .ws_sequencer import WeightStationarySequencer
 
@@ -442,12 +442,15 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
     return drain_ready
 
 
-def _bad_command(cfg, cmd, weights):
+def _bad_command(cfg, cmd, weights, parts=False):
     """A command the engine rejects: a zero dimension, one beyond the buffers, or keep-weights
-    without weights of this K and N."""
-    return ((cmd.m == 0) | (cmd.k == 0) | (cmd.n == 0) | (cmd.m > cfg.max_m)
-            | (cmd.k > cfg.max_k) | (cmd.n > cfg.max_n)
-            | (cmd.keep & (~weights.valid | (cmd.k != weights.k) | (cmd.n != weights.n))))
+    without weights of this K and N (``parts``: the two apart)."""
+    dims = ((cmd.m == 0) | (cmd.k == 0) | (cmd.n == 0) | above(cmd.m, cfg.max_m)
+            | above(cmd.k, cfg.max_k) | above(cmd.n, cfg.max_n))
+    # (the dimensions' bits above the weights' are checked with the range already)
+    keep = cmd.keep & (~weights.valid | (cmd.k[:len(weights.k)] != weights.k)
+                       | (cmd.n[:len(weights.n)] != weights.n))
+    return (dims, keep) if parts else dims | keep
 
 
 class _Weights:
@@ -465,16 +468,18 @@ class _Weights:
 
 class _DrainCounters:
     """The drain's position: row ``m`` of C (fragment row ``r`` of ``mt`` in a tensor-core
-    engine), column tile ``n0`` (``tile``), m outer. The comparisons that end a row or the job
-    are flags registered one step ahead (``more``: m < M, ``last_m``: m + 1 == M, ``last_n``:
-    n0 + C >= N), so that the counters' and ``last``'s inputs follow flip-flops, not
-    comparisons."""
+    engine), column tile ``tile``, m outer. The comparisons that end a row or the job are
+    flags registered one step ahead (``more``: m < M, ``last_m``: m + 1 == M, ``last_n``: the
+    row's last column tile), so that the counters' and ``last``'s inputs follow flip-flops, not
+    comparisons; the rows and columns that remain are counted down, so that the flags'
+    look-ahead compares with constants."""
 
     def __init__(self, cfg, frag):
         R, C = cfg.rows, cfg.cols
         self._R, self._C, self._frag, self._max_n = R, C, frag, cfg.max_n
         self.m = Signal(range(cfg.max_m + 1), name="d_m")
-        self.n0 = Signal(range(cfg.max_n + C + 1), name="d_n0")
+        self.m_rem = Signal(range(cfg.max_m + 1), name="d_m_rem")  # M - m
+        self.n_rem = Signal(range(cfg.max_n + 1), name="d_n_rem")  # N - n0
         self.tile = Signal(range(cfg.c_depth // cfg.m_stride + 1), name="d_tile")
         self.more = Signal(name="d_more")
         self.last_m = Signal(name="d_last_m")
@@ -487,11 +492,17 @@ class _DrainCounters:
         else:
             self.addr = c_addr(cfg, self.m, self.tile)
 
-    def start(self, m, jm, jn):
-        """To the first word of a job of ``jm`` rows and ``jn`` columns."""
-        ln = at_least(self._C, jn, self._max_n)
-        m.d.sync += [self.m.eq(0), self.n0.eq(0), self.tile.eq(0), self.more.eq(jm != 0),
-                     self.last_m.eq(jm == 1), self.last_n.eq(ln), self.first_ln.eq(ln)]
+    def first_flags(self, jm, jn):
+        """``Cat(more, last_m, last_n)`` at the first word of a job of ``jm`` x ``jn``."""
+        return Cat(jm != 0, jm == 1, Value.cast(at_least(self._C, jn, self._max_n)))
+
+    def start(self, m, jm, jn, flags=None):
+        """To the first word of a job of ``jm`` rows and ``jn`` columns (``flags``: its
+        :meth:`first_flags`, if registered already)."""
+        more, last_m, ln = self.first_flags(jm, jn) if flags is None else flags
+        m.d.sync += [self.m.eq(0), self.m_rem.eq(jm), self.n_rem.eq(jn), self.tile.eq(0),
+                     self.more.eq(more), self.last_m.eq(last_m), self.last_n.eq(ln),
+                     self.first_ln.eq(ln)]
         if self._frag:
             m.d.sync += [self.r.eq(0), self.mt.eq(0)]
 
@@ -500,17 +511,19 @@ class _DrainCounters:
         last."""
         R, C = self._R, self._C
         with m.If(self.last_n):
-            m.d.sync += [self.n0.eq(0), self.tile.eq(0), self.m.eq(self.m + 1),
+            m.d.sync += [self.n_rem.eq(jn), self.tile.eq(0), self.m.eq(self.m + 1),
+                         self.m_rem.eq(self.m_rem - 1),
                          c_last.eq(self.last_m), self.more.eq(~self.last_m),
-                         self.last_m.eq(self.m + 2 == jm), self.last_n.eq(self.first_ln)]
+                         self.last_m.eq(self.m_rem == 2), self.last_n.eq(self.first_ln)]
             if self._frag:
                 with m.If(self.r == R - 1):
                     m.d.sync += [self.r.eq(0), self.mt.eq(self.mt + 1)]
                 with m.Else():
                     m.d.sync += self.r.eq(self.r + 1)
         with m.Else():
-            m.d.sync += [self.n0.eq(self.n0 + C), self.tile.eq(self.tile + 1), c_last.eq(0),
-                         self.last_n.eq(self.n0 + 2 * C >= jn)]
+            # the next tile is the row's last: n_rem - C <= C
+            m.d.sync += [self.n_rem.eq(self.n_rem - C), self.tile.eq(self.tile + 1),
+                         c_last.eq(0), self.last_n.eq(~above(self.n_rem, 2 * C))]
 
 
 class _Buffers:
@@ -628,7 +641,10 @@ def _elaborate_double(engine):
     if ws and lat == 2:  # the read-modify-write's copy of C
         c_wr_port, c_rd_port = _buffer(m, "c_mem", c_word, 2 * max(2, cfg.c_depth),
                                        seq.c_read_latency)
-    d_mem = BufferMemory(c_word, 2 * max(2, cfg.c_depth)) if lat == 2 else None
+    # (a fragment's rows are stored bit-interleaved: the R bits that the drain's row select
+    # chooses between sit side by side, in one block RAM)
+    d_mem = (BufferMemory(Value.cast(Signal(c_word)).shape() if frag else c_word,
+                          2 * max(2, cfg.c_depth)) if lat == 2 else None)
     if c_mem is not None:
         m.submodules.c_mem = c_mem
         c_wr_port = c_mem.write_port()
@@ -667,7 +683,9 @@ def _elaborate_double(engine):
     x_run, x_flush = Signal(), Signal()
     x_tail = Signal(range(_tail(cfg) + 2))      # C writes still to come after final_write
     x_count = Signal(CYCLES_WIDTH)
-    x_busy = x_run | x_flush | (x_tail != 0)
+    # x_run | x_flush | (x_tail != 0) as one flip-flop (it gates the command checks, the
+    # start and the stage's registers)
+    x_busy = Signal(name="x_busy")
     names = ["m", "k", "n", *seq.job_registers()]
 
     # ---- per C bank: owned by a job (computing or not yet drained), computed, its dims
@@ -675,6 +693,9 @@ def _elaborate_double(engine):
     c_done = Signal(2)
     c_m = [Signal(range(cfg.max_m + 1), name=f"c{i}_m") for i in range(2)]
     c_n = [Signal(range(cfg.max_n + 1), name=f"c{i}_n") for i in range(2)]
+    # the drain counters' first flags for the bank's job (registered with its dims, so that
+    # the drain's start is a choice between flip-flops)
+    c_flags = [Signal(3, name=f"c{i}_drain_flags") for i in range(2)]
     c_q = [Signal(name=f"c{i}_q") for i in range(2)]  # the job's parameter bank
     c_cyc = [Signal(CYCLES_WIDTH, name=f"c{i}_cycles") for i in range(2)]
 
@@ -684,9 +705,18 @@ def _elaborate_double(engine):
     # reach the enables of all of cycles' bits)
     cycles_zero = Signal()
     rej = Signal()  # a rejected command waits for the earlier jobs
-    m.d.comb += [engine.cycles.eq(Mux(cycles_zero, 0, cycles)), engine.error.eq(error),
-                 engine.done.eq(done)]
-    m.d.sync += done.eq(0)
+    # A reject's done apart from a job's (never in the same cycle: a reject's waits for no
+    # job), in three flip-flops (the dimension checks, the keep-weights checks, a waiting
+    # reject), so that none takes much of the command checks or the c port's hand-shake;
+    # error and cycles_zero follow them a cycle later, the outputs see them at once.
+    done_rej = [Signal(name=f"done_reject_{i}") for i in ("dims", "keep", "wait")]
+    rejected = Cat(done_rej).any()
+    m.d.comb += [engine.cycles.eq(Mux(cycles_zero | rejected, 0, cycles)),
+                 engine.error.eq(error | rejected),
+                 engine.done.eq(done | rejected)]
+    m.d.sync += [done.eq(0), *(d.eq(0) for d in done_rej)]
+    with m.If(rejected):
+        m.d.sync += [error.eq(1), cycles_zero.eq(1)]
 
     # ---- buffer ports: loads write the load stage's banks, the sequencer reads the compute
     # stage's, writes and (read-modify-write) reads its C bank; the drain reads its own
@@ -698,13 +728,17 @@ def _elaborate_double(engine):
     if c_mem is not None or ws:
         _banked(m, c_wr_port, bufs.c_wr, xc, read=False)
     if d_mem is not None:
-        _banked(m, _write_view(d_mem), bufs.c_wr, xc, read=False)
+        d_wr_view, d_rd_view = _write_view(d_mem), _read_view(d_mem)
+        if frag:
+            d_wr_view.data, d_rd_view.data = Signal(c_word), Signal(c_word)
+            m.d.comb += [d_mem.w_data.eq(_interleave(d_wr_view.data, R)),
+                         d_rd_view.data.eq(_interleave(d_mem.r_data, len(d_mem.r_data) // R))]
+        _banked(m, d_wr_view, bufs.c_wr, xc, read=False)
     if ws:
         _banked(m, c_rd_port, bufs.c_rd, xc, read=True)
         m.d.comb += bufs.c_rd.addr.eq(seq.c_rd_addr)
     d_bank = Signal()
-    _banked(m, c_mem.read_port() if d_mem is None else _read_view(d_mem), d_rd, d_bank,
-            read=True)
+    _banked(m, c_mem.read_port() if d_mem is None else d_rd_view, d_rd, d_bank, read=True)
 
     seq.elaborate(m, xreg, bufs, start_job=ljob)
 
@@ -727,10 +761,18 @@ def _elaborate_double(engine):
             m.d.comb += d_mem.r_oe.eq(stage_ready)
             if not frag:
                 return d_rd.data
-            o_sel = Signal.like(c_sel, name="c_out_sel")  # the row select, one stage on
-            with m.If(stage_ready):
-                m.d.sync += o_sel.eq(c_sel)
-            return d_rd.data[o_sel] if R > 1 else d_rd.data[0]
+            if R == 1:
+                return d_rd.data[0]
+            # The row select, one stage on: a copy per column, as it reaches a multiplexer
+            # per bit of the whole fragment (their different reset values keep synthesis
+            # from merging them; a select is only read with a word in the stage).
+            lanes = []
+            for c in range(C):
+                o_sel = Signal.like(c_sel, name=f"c_out_sel{c}", init=c % R)
+                with m.If(stage_ready):
+                    m.d.sync += o_sel.eq(c_sel)
+                lanes.append(d_rd.data[o_sel][c])
+            return Cat(lanes)
     if not rq:
         drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, engine.c, c_out=c_out)
     else:
@@ -771,7 +813,8 @@ def _elaborate_double(engine):
     empty = ~l_busy & ~x_busy & (c_owned == 0)
     m.d.comb += [engine.cmd.ready.eq(~l_busy & ~rej & ~in_reset),
                  engine.busy.eq(l_busy | x_busy | (c_owned != 0) | rej)]
-    bad = _bad_command(cfg, cmd, weights)
+    bad_dims, bad_keep = _bad_command(cfg, cmd, weights, parts=True)
+    bad = bad_dims | bad_keep
     # While the load stage is free its registers follow the command port, whatever is offered:
     # they are read only once a command is accepted (l_busy), and so their enables do not
     # depend on the command checks.
@@ -788,7 +831,7 @@ def _elaborate_double(engine):
     with m.If(engine.cmd.valid & engine.cmd.ready):
         with m.If(bad):
             with m.If(empty):
-                m.d.sync += [done.eq(1), error.eq(1), cycles_zero.eq(1)]
+                m.d.sync += [done_rej[0].eq(bad_dims), done_rej[1].eq(bad_keep)]
             with m.Else():
                 m.d.sync += rej.eq(1)
         with m.Else():
@@ -797,23 +840,39 @@ def _elaborate_double(engine):
                 weights.take(m, cmd)
                 m.d.sync += lb.eq(~lb)
     with m.If(rej & empty):
-        m.d.sync += [rej.eq(0), done.eq(1), error.eq(1), cycles_zero.eq(1)]
+        m.d.sync += [rej.eq(0), done_rej[2].eq(1)]
 
-    # ---- load
+    # ---- load: a word taken from the a / b stream is registered, then counted and written
+    # (so that the streams' valid reaches a few flip-flops, not the loaders and the block
+    # RAMs); ``a_fin`` / ``b_fin``: the last word has been taken (from the loaders' flags one
+    # word ahead), so that ``ready`` and the load's end are as early as if it were counted
+    # when taken
+    a_got, b_got = Signal(name="a_load_got"), Signal(name="b_load_got")
+    a_word = Signal(a_word_layout(cfg), name="a_load_word", reset_less=True)
+    b_word = Signal(b_word_layout(cfg), name="b_load_word", reset_less=True)
+    a_done, b_done = Signal(name="a_load_fin"), Signal(name="b_load_fin")
+    m.d.sync += [a_got.eq(engine.a.valid & engine.a.ready), a_word.eq(engine.a.payload),
+                 b_got.eq(engine.b.valid & engine.b.ready), b_word.eq(engine.b.payload)]
+    with m.If(~l_busy):
+        m.d.sync += [a_done.eq(0), b_done.eq(cmd.keep)]
+    with m.If(engine.a.valid & engine.a.ready & a_load.last_next(a_got)):
+        m.d.sync += a_done.eq(1)
+    with m.If(engine.b.valid & engine.b.ready & b_load.last_next(b_got)):
+        m.d.sync += b_done.eq(1)
     with m.If(l_busy):
         m.d.comb += [
-            engine.a.ready.eq(~a_load.done & ~in_reset),
-            engine.b.ready.eq(~b_load.done & ~in_reset),
-            a_wr.addr.eq(a_load.addr), a_wr.data.eq(engine.a.payload),
-            a_wr.en.eq(engine.a.valid & engine.a.ready),
-            b_wr.addr.eq(b_load.addr), b_wr.data.eq(engine.b.payload),
-            b_wr.en.eq(engine.b.valid & engine.b.ready),
+            engine.a.ready.eq(~a_done & ~in_reset),
+            engine.b.ready.eq(~b_done & ~in_reset),
         ]
-    with m.If(a_wr.en):
+    m.d.comb += [
+        a_wr.addr.eq(a_load.addr), a_wr.data.eq(a_word), a_wr.en.eq(a_got),
+        b_wr.addr.eq(b_load.addr), b_wr.data.eq(b_word), b_wr.en.eq(b_got),
+    ]
+    with m.If(a_got):
         a_load.take(m, *a_limits)
-    with m.If(b_wr.en):
+    with m.If(b_got):
         b_load.take(m, *b_limits)
-    loaded = l_busy & a_load.done & b_load.done
+    loaded = l_busy & a_done & b_done
     if rq:
         # The parameter bank may still feed the drain of the job before the computing one.
         # ``q_free`` matters only while the load stage is busy, and a compute start (which
@@ -845,10 +904,11 @@ def _elaborate_double(engine):
     with m.Else():
         m.d.sync += x_count.eq(x_count + 1)
     with m.If(loaded & ~x_busy & c_free):
-        m.d.sync += [l_busy.eq(0), x_run.eq(1), c_next.eq(~c_next)]
+        m.d.sync += [l_busy.eq(0), x_run.eq(1), x_busy.eq(1), c_next.eq(~c_next)]
         for i in range(2):
             with m.If(c_next == i):
                 m.d.sync += [c_owned[i].eq(1), c_m[i].eq(ljob.m), c_n[i].eq(ljob.n),
+                             c_flags[i].eq(dc.first_flags(ljob.m, ljob.n)),
                              c_q[i].eq(ljob_b)]
     with m.If(x_run):
         m.d.comb += seq.run.eq(1)
@@ -857,21 +917,29 @@ def _elaborate_double(engine):
     with m.If(x_flush):
         with m.If(seq.final_write):
             m.d.sync += [x_flush.eq(0), x_tail.eq(_tail(cfg))]
+            if _tail(cfg) == 0:
+                m.d.sync += x_busy.eq(0)
             for i in range(2):
                 with m.If(xc == i):
                     m.d.sync += [c_done[i].eq(1), c_cyc[i].eq(x_count + 1)]
     with m.If(x_tail != 0):
         m.d.sync += x_tail.eq(x_tail - 1)
+        with m.If(x_tail == 1):
+            m.d.sync += x_busy.eq(0)
 
     # ---- drain: bank d_bank once computed (from the final write on: the rows still being
     # written are read later)
     computed = Mux(d_bank, c_done[1], c_done[0]) | (seq.final_write & x_flush & (xc == d_bank))
-    with m.If(~d_busy & computed):
+    # While the drain is free its registers follow bank d_bank's job (they are read only once
+    # it starts): the start is the enable of d_busy alone.
+    with m.If(~d_busy):
         jm, jn = Mux(d_bank, c_m[1], c_m[0]), Mux(d_bank, c_n[1], c_n[0])
-        m.d.sync += [d_busy.eq(1), c_valid.eq(0), d_jm.eq(jm), d_jn.eq(jn)]
-        dc.start(m, jm, jn)
+        m.d.sync += [c_valid.eq(0), d_jm.eq(jm), d_jn.eq(jn)]
+        dc.start(m, jm, jn, flags=Mux(d_bank, c_flags[1], c_flags[0]))
         if rq:
             m.d.sync += d_q.eq(Mux(d_bank, c_q[1], c_q[0]))
+    with m.If(~d_busy & computed):
+        m.d.sync += d_busy.eq(1)
     if credits is None:
         m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(d_busy & drain_ready)]
         with m.If(d_busy & drain_ready):
@@ -881,11 +949,10 @@ def _elaborate_double(engine):
             with m.If(dc.more):
                 dc.step(m, d_jm, d_jn, c_last)
     else:
-        # ``more`` is set only with ``d_busy``, and cleared before it: the enables need not
-        # ask ``d_busy``, and the read registers may load with the credit alone (a word read
-        # but not issued is never valid)
+        # the read registers load with the credit alone (a word read but not issued is never
+        # valid); a word is issued with the credit, while busy and more to come
         m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(drain_ready),
-                     credits.issue.eq(drain_ready & dc.more)]
+                     credits.issue.eq(drain_ready & d_busy & dc.more)]
         m.d.sync += c_valid.eq(credits.issue)  # the word moves on whether or not one follows
         with m.If(credits.issue):
             if frag:
@@ -898,6 +965,14 @@ def _elaborate_double(engine):
             with m.If(d_bank == i):
                 m.d.sync += [c_owned[i].eq(0), c_done[i].eq(0)]
     return m
+
+
+def _interleave(value, lanes):
+    """``value``'s ``lanes`` equal parts bit-interleaved: bit i of part p goes to bit
+    ``i * lanes + p`` (with ``len(value) // lanes`` lanes, the inverse)."""
+    value = Value.cast(value)
+    width = len(value) // lanes
+    return Cat(value[p * width + i] for i in range(width) for p in range(lanes))
 
 
 def _tail(cfg):

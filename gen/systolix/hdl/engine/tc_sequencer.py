@@ -2,7 +2,7 @@
 L = latency output tiles are interleaved so that each tile's D comes back as its C just in
 time."""
 
-from amaranth.hdl import Cat, Mux, Signal
+from amaranth.hdl import Cat, Const, Mux, Signal
 from amaranth.lib import data
 
 from ..skew import DelayLanes
@@ -17,12 +17,26 @@ class TensorCoreSequencer(Sequencer):
     k-step by k-step (``job.ks = ceil(K/k)``, computed when the command is accepted)."""
 
     def job_registers(self):
-        return {"ks": Signal(range(self.config.k_steps_max + 1), name="job_ks")}  # ceil(K / k)
+        cfg = self.config
+        return {
+            "ks": Signal(range(cfg.k_steps_max + 1), name="job_ks"),  # ceil(K / k)
+            # lane j is inside K in the last k-step: j <= (K - 1) mod k
+            "kmask": Signal(cfg.core.k, name="job_kmask"),
+            # the row / column tiles after the first: ceil(M / m) - 1, ceil(N / C) - 1
+            "mtl": Signal(range(max(2, cfg.m_stride)), name="job_mtl"),
+            "ntl": Signal(range(max(2, _ceil_div(cfg.max_n, cfg.cols))), name="job_ntl"),
+        }
 
     def job_values(self, cmd):
-        kk = self.config.core.k
-        return {"ks": (cmd.k + (kk - 1)) >> (kk.bit_length() - 1)
-                if kk & (kk - 1) == 0 else (cmd.k + (kk - 1)) // kk}
+        cfg = self.config
+        kk = cfg.core.k
+        k_rem = (cmd.k - 1).as_unsigned()
+        k_rem = k_rem[:kk.bit_length() - 1] if kk & (kk - 1) == 0 else k_rem % kk
+        return {"ks": _div(cmd.k + (kk - 1), kk),
+                "kmask": Cat(Const(1, 1), *(k_rem >= j for j in range(1, kk))),
+                # (a rejected command's zero dimension wraps: its values are never used)
+                "mtl": _div((cmd.m - 1).as_unsigned(), cfg.core.m),
+                "ntl": _div((cmd.n - 1).as_unsigned(), cfg.cols)}
 
     def k_steps(self, job):
         return job.ks
@@ -41,14 +55,16 @@ class TensorCoreSequencer(Sequencer):
 
         def tile(prefix):
             return {
-                "m0": Signal(range(cfg.max_m + R + 1), name=f"{prefix}_m0"),
+                # row tiles after this one in its column tile / column tiles after its own:
+                # counted down, so that the flags' look-ahead compares with a constant
+                "mr": Signal(range(max(2, cfg.m_stride)), name=f"{prefix}_mrem"),
                 "mt": Signal(range(cfg.m_stride + 1), name=f"{prefix}_mt"),
-                "n0": Signal(range(cfg.max_n + C + 1), name=f"{prefix}_n0"),
+                "nr": Signal(range(max(2, _ceil_div(cfg.max_n, C))), name=f"{prefix}_nrem"),
                 "ntile": Signal(ntile_w, name=f"{prefix}_ntile"),
                 "abase": Signal(range(cfg.a_depth + cfg.k_steps_max + 1), name=f"{prefix}_abase"),
                 "bbase": Signal(range(cfg.b_depth + cfg.k_steps_max + 1), name=f"{prefix}_bbase"),
-                # the tile is the last of its column tile (m0 + R >= M) / in the last column
-                # tile (n0 + C >= N): flags registered with the tile, so that the tile step's
+                # the tile is the last of its column tile (mr == 0) / in the last column
+                # tile (nr == 0): flags registered with the tile, so that the tile step's
                 # many multiplexers follow a flip-flop, not a comparison
                 "lm": Signal(name=f"{prefix}_last_m"),
                 "ln": Signal(name=f"{prefix}_last_n"),
@@ -59,7 +75,6 @@ class TensorCoreSequencer(Sequencer):
         cur_valid = Signal(name="cur_valid")  # else a bubble: the group ran past the last tile
         slot = Signal(range(max(W, 2)), name="slot")  # (never 0 bits: invalid Verilog)
         ks = Signal(range(max(cfg.k_steps_max, 2)), name="kstep")
-        k0 = Signal(range(cfg.max_k + K + 1), name="k0")
         start_job = job if start_job is None else start_job
         last_m, last_n = cur["lm"], cur["ln"]
         last_tile = last_m & last_n
@@ -72,24 +87,25 @@ class TensorCoreSequencer(Sequencer):
         def step(dst):
             """dst := the tile after cur (m inner, column tile outer)."""
             with m.If(last_m):
-                m.d.sync += [dst["m0"].eq(0), dst["mt"].eq(0), dst["abase"].eq(0),
-                             dst["n0"].eq(cur["n0"] + C), dst["ntile"].eq(cur["ntile"] + 1),
+                m.d.sync += [dst["mr"].eq(job.mtl), dst["mt"].eq(0), dst["abase"].eq(0),
+                             dst["nr"].eq(cur["nr"] - 1), dst["ntile"].eq(cur["ntile"] + 1),
                              dst["bbase"].eq(cur["bbase"] + job.ks),
-                             dst["lm"].eq(first_lm), dst["ln"].eq(cur["n0"] + 2 * C >= job.n)]
+                             dst["lm"].eq(first_lm), dst["ln"].eq(cur["nr"] == 1)]
             with m.Else():
-                m.d.sync += [dst["m0"].eq(cur["m0"] + R), dst["mt"].eq(cur["mt"] + 1),
+                m.d.sync += [dst["mr"].eq(cur["mr"] - 1), dst["mt"].eq(cur["mt"] + 1),
                              dst["abase"].eq(cur["abase"] + job.ks),
-                             dst["n0"].eq(cur["n0"]), dst["ntile"].eq(cur["ntile"]),
+                             dst["nr"].eq(cur["nr"]), dst["ntile"].eq(cur["ntile"]),
                              dst["bbase"].eq(cur["bbase"]),
-                             dst["lm"].eq(cur["m0"] + 2 * R >= job.m), dst["ln"].eq(cur["ln"])]
+                             dst["lm"].eq(cur["mr"] == 1), dst["ln"].eq(cur["ln"])]
 
         with m.If(~seq.run):  # held at the start until the compute phase
-            m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks, k0)]
+            m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks)]
             lm0 = at_least(R, start_job.m, cfg.max_m)
             ln0 = at_least(C, start_job.n, cfg.max_n)
             m.d.sync += [cur_valid.eq(1), first_lm.eq(lm0), last_k.eq(start_job.ks == 1),
                          *(t[key].eq(v) for t in (grp, cur) for key, v in
-                           (("lm", lm0), ("ln", ln0)))]
+                           (("lm", lm0), ("ln", ln0), ("mr", start_job.mtl),
+                            ("nr", start_job.ntl)))]
 
         issue = Signal()
         m.d.comb += [
@@ -101,13 +117,13 @@ class TensorCoreSequencer(Sequencer):
             with m.If(slot == W - 1):
                 m.d.sync += slot.eq(0)
                 with m.If(last_k):  # the group is done: the next group starts after cur
-                    m.d.sync += [ks.eq(0), k0.eq(0), cur_valid.eq(1),
+                    m.d.sync += [ks.eq(0), cur_valid.eq(1),
                                  last_k.eq(job.ks == 1)]
                     step(grp)
                     step(cur)
                     m.d.comb += seq.end.eq(~cur_valid | last_tile)
                 with m.Else():  # the group's next k-step: back to its first tile
-                    m.d.sync += [ks.eq(ks + 1), k0.eq(k0 + K), cur_valid.eq(1),
+                    m.d.sync += [ks.eq(ks + 1), cur_valid.eq(1),
                                  last_k.eq(ks + 2 == job.ks), *goto(cur, grp)]
             with m.Else():
                 m.d.sync += slot.eq(slot + 1)
@@ -126,7 +142,9 @@ class TensorCoreSequencer(Sequencer):
         # registered once more (``frag_reg``), so that neither the route from the block RAM nor
         # the one to the units' multipliers shares a cycle with the mask.
         frag_reg = self.buffer_read_latency - 2 if self.buffer_read_latency > 2 else 0
-        valid_i, first_i, kmask_i = issue, ks == 0, Cat(k0 + j < job.k for j in range(K))
+        # (lane j of k-step ks is inside K: all lanes but in the last k-step, the job's kmask)
+        valid_i, first_i = issue, ks == 0
+        kmask_i = Mux(last_k, job.kmask, (1 << K) - 1)
         for i in range(self.buffer_read_latency - 1):
             v, f, k_ = (Signal(name=f"valid_r{i}"), Signal(name=f"first_r{i}"),
                         Signal(K, name=f"kmask_r{i}"))
@@ -188,3 +206,12 @@ def _delayed(m, value, stages, name):
         m.d.sync += reg.eq(value)
         value = reg
     return value
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+def _div(value, d):
+    """``value // d`` for a constant ``d`` (a shift when ``d`` is a power of two)."""
+    return value >> (d.bit_length() - 1) if d & (d - 1) == 0 else value // d
