@@ -780,15 +780,7 @@ def _elaborate_double(engine):
         q_wr_port, q_rd_port = _buffer(m, "q_mem", q_shape, 2 * max(2, cfg.q_depth), lat)
         q_wr = _WriteProxy("q_wr", cfg.q_depth, q_shape)
         q_rd = _ReadProxy("q_rd", cfg.q_depth, q_shape)
-        # The parameter words are written a cycle late, through registers, so that the loader
-        # and the q port's ready do not drive the wide buffer's write enables: the drain reads
-        # them only after the job's compute phase.
-        q_wr_d = _WriteProxy("q_wr_d", cfg.q_depth, q_shape)
-        q_wr_d.data = Signal(q_shape, name="q_wr_d_data", reset_less=True)
-        q_bank_d = Signal(name="q_wr_d_bank")
-        m.d.sync += [q_wr_d.addr.eq(q_wr.addr), q_wr_d.data.eq(q_wr.data),
-                     q_wr_d.en.eq(q_wr.en), q_bank_d.eq(ljob_b)]
-        _banked(m, q_wr_port, q_wr_d, q_bank_d, read=False)
+        _banked(m, q_wr_port, q_wr, ljob_b, read=False)
         d_q = Signal()
         _banked(m, q_rd_port, q_rd, d_q, read=True)
         if lat == 2:
@@ -827,7 +819,6 @@ def _elaborate_double(engine):
         m.d.sync += b_load.done.eq(cmd.keep)  # B (and q) of a keep-weights job are there
         if rq:
             q_load.start(m, cmd.n, 1)
-            m.d.sync += q_load.done.eq(cmd.keep)
     with m.If(engine.cmd.valid & engine.cmd.ready):
         with m.If(bad):
             with m.If(empty):
@@ -884,15 +875,20 @@ def _elaborate_double(engine):
         m.d.sync += q_free.eq(~Cat(
             c_owned[i] & ~(c_out_last & (d_bank == i)) & (c_q[i] == ljob_b_next)
             for i in range(2)).any())
+        # as A and B: a parameter word taken is registered, then counted and written
+        q_got, q_done = Signal(name="q_load_got"), Signal(name="q_load_fin")
+        q_word = Signal(q_shape, name="q_load_word", reset_less=True)
+        m.d.sync += [q_got.eq(engine.q.valid & engine.q.ready), q_word.eq(engine.q.payload)]
+        with m.If(~l_busy):
+            m.d.sync += q_done.eq(cmd.keep)  # the parameters of a keep-weights job are there
+        with m.If(engine.q.valid & engine.q.ready & q_load.last_next(q_got)):
+            m.d.sync += q_done.eq(1)
         with m.If(l_busy):
-            m.d.comb += [
-                engine.q.ready.eq(~q_load.done & q_free & ~in_reset),
-                q_wr.addr.eq(q_load.addr), q_wr.data.eq(engine.q.payload),
-                q_wr.en.eq(engine.q.valid & engine.q.ready),
-            ]
-        with m.If(q_wr.en):
+            m.d.comb += engine.q.ready.eq(~q_done & q_free & ~in_reset)
+        m.d.comb += [q_wr.addr.eq(q_load.addr), q_wr.data.eq(q_word), q_wr.en.eq(q_got)]
+        with m.If(q_got):
             q_load.take(m, ljob.n, 1)
-        loaded &= q_load.done
+        loaded &= q_done
 
     # ---- compute
     c_free = ~Mux(c_next, c_owned[1], c_owned[0])
