@@ -2253,9 +2253,9 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$118  = cmd__payload[47] | \$117 ;
   assign \$119  = \$102  | \$118 ;
   assign \$120  = ~ weights_valid;
-  assign \$121  = cmd__payload[31:16] != weights_k;
+  assign \$121  = cmd__payload[22:16] != weights_k;
   assign \$122  = \$120  | \$121 ;
-  assign \$123  = cmd__payload[47:32] != weights_n;
+  assign \$123  = cmd__payload[38:32] != weights_n;
   assign \$124  = \$122  | \$123 ;
   assign \$125  = cmd__payload[48] & \$124 ;
   assign \$126  = \$119  | \$125 ;
@@ -2313,9 +2313,9 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$181  = cmd__payload[47] | \$180 ;
   assign \$182  = \$165  | \$181 ;
   assign \$183  = ~ weights_valid;
-  assign \$184  = cmd__payload[31:16] != weights_k;
+  assign \$184  = cmd__payload[22:16] != weights_k;
   assign \$185  = \$183  | \$184 ;
-  assign \$186  = cmd__payload[47:32] != weights_n;
+  assign \$186  = cmd__payload[38:32] != weights_n;
   assign \$187  = \$185  | \$186 ;
   assign \$188  = cmd__payload[48] & \$187 ;
   assign \$189  = \$182  | \$188 ;
