@@ -428,7 +428,7 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
             o_params = q_out(stage_ready)
         m.d.comb += [out.valid.eq(o_valid), out.payload.last.eq(o_last),
                      out.payload.acc.eq(o_row), out.payload.params.eq(o_params),
-                     q_rd.en.eq(drain_ready)]
+                     q_rd.en.eq(1 if credits is not None else drain_ready)]
     else:
         # unstalled the skid register stays empty: the stage's word is on the port
         m.d.comb += [out.valid.eq(o_valid | s_valid),
@@ -945,9 +945,10 @@ def _elaborate_double(engine):
             with m.If(dc.more):
                 dc.step(m, d_jm, d_jn, c_last)
     else:
-        # the read registers load with the credit alone (a word read but not issued is never
-        # valid); a word is issued with the credit, while busy and more to come
-        m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(drain_ready),
+        # the read registers load every cycle (a word read but not issued is never valid, and
+        # the address moves only with an issue); a word is issued with the credit, while busy
+        # and more to come
+        m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(1),
                      credits.issue.eq(drain_ready & d_busy & dc.more)]
         m.d.sync += c_valid.eq(credits.issue)  # the word moves on whether or not one follows
         with m.If(credits.issue):
