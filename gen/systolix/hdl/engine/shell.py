@@ -361,12 +361,16 @@ class _DrainCredits:
         self.ready = Signal(init=1, name="drain_credit")
         self.one = Signal(name="drain_one_word")  # count == 1
         count = Signal(range(limit + 1), name="drain_words")  # read and not yet on the c port
+        self.ready_next = Signal(name="drain_credit_next")  # ready in the next cycle
         self.give = give = self._out.valid & self._out.ready
+        m.d.comb += self.ready_next.eq(self.ready)
         with m.If(self.issue & ~give):
-            m.d.sync += [count.eq(count + 1), self.ready.eq(count < limit - 1),
-                         self.one.eq(count == 0)]
+            m.d.comb += self.ready_next.eq(count < limit - 1)
+            m.d.sync += [count.eq(count + 1), self.one.eq(count == 0)]
         with m.Elif(give & ~self.issue):
-            m.d.sync += [count.eq(count - 1), self.ready.eq(1), self.one.eq(count == 2)]
+            m.d.comb += self.ready_next.eq(1)
+            m.d.sync += [count.eq(count - 1), self.one.eq(count == 2)]
+        m.d.sync += self.ready.eq(self.ready_next)
         return self
 
 
@@ -948,8 +952,13 @@ def _elaborate_double(engine):
         # the read registers load every cycle (a word read but not issued is never valid, and
         # the address moves only with an issue); a word is issued with the credit, while busy
         # and more to come
-        m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(1),
-                     credits.issue.eq(drain_ready & d_busy & dc.more)]
+        # ``issue`` (credit & d_busy & more) is a flip-flop set from the three's next values
+        go = Signal(name="drain_go")
+        flags = Mux(d_bank, c_flags[1], c_flags[0])
+        more_next = Mux(d_busy, Mux(go & dc.last_n, ~dc.last_m, dc.more), flags[0])
+        busy_next = ~c_out_last & (d_busy | computed)
+        m.d.sync += go.eq(credits.ready_next & busy_next & more_next)
+        m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(1), credits.issue.eq(go)]
         m.d.sync += c_valid.eq(credits.issue)  # the word moves on whether or not one follows
         with m.If(credits.issue):
             if frag:
