@@ -265,51 +265,52 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg \$299 ;
   wire \$3 ;
   wire \$30 ;
-  reg \$300 ;
-  reg [9:0] \$301 ;
+  reg [7:0] \$300 ;
+  reg [8:0] \$301 ;
   reg [9:0] \$302 ;
-  reg [3:0] \$303 ;
-  reg [9:0] \$304 ;
-  reg \$305 ;
+  reg [9:0] \$303 ;
+  reg [3:0] \$304 ;
+  reg [9:0] \$305 ;
   reg \$306 ;
-  reg [13:0] \$307 ;
-  reg \$308 ;
-  reg [31:0] \$309 ;
+  reg \$307 ;
+  reg [13:0] \$308 ;
+  reg \$309 ;
   wire \$31 ;
-  reg [6:0] \$310 ;
+  reg [31:0] \$310 ;
   reg [6:0] \$311 ;
   reg [6:0] \$312 ;
-  reg [9:0] \$313 ;
-  reg [6:0] \$314 ;
+  reg [6:0] \$313 ;
+  reg [9:0] \$314 ;
   reg [6:0] \$315 ;
-  reg \$316 ;
+  reg [6:0] \$316 ;
   reg \$317 ;
   reg \$318 ;
   reg \$319 ;
   wire \$32 ;
-  reg [9:0] \$320 ;
-  reg [6:0] \$321 ;
+  reg \$320 ;
+  reg [9:0] \$321 ;
   reg [6:0] \$322 ;
-  reg \$323 ;
+  reg [6:0] \$323 ;
   reg \$324 ;
   reg \$325 ;
   reg \$326 ;
   reg \$327 ;
-  reg [6:0] \$328 ;
+  reg \$328 ;
   reg [6:0] \$329 ;
   wire \$33 ;
-  reg [2:0] \$330 ;
-  reg [6:0] \$331 ;
+  reg [6:0] \$330 ;
+  reg [2:0] \$331 ;
   reg [6:0] \$332 ;
   reg [6:0] \$333 ;
-  reg [3:0] \$334 ;
-  reg \$335 ;
+  reg [6:0] \$334 ;
+  reg [3:0] \$335 ;
   reg \$336 ;
   reg \$337 ;
   reg \$338 ;
   reg \$339 ;
   wire \$34 ;
   reg \$340 ;
+  reg \$341 ;
   wire \$35 ;
   wire \$36 ;
   wire \$37 ;
@@ -325,38 +326,38 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$46 ;
   wire \$47 ;
   wire \$48 ;
-  wire \$49 ;
+  wire [7:0] \$49 ;
   wire \$5 ;
-  wire \$50 ;
+  wire [7:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
   wire \$53 ;
   wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [4:0] \$57 ;
-  wire [10:0] \$58 ;
+  wire \$56 ;
+  wire [7:0] \$57 ;
+  wire [4:0] \$58 ;
   wire [10:0] \$59 ;
   wire \$6 ;
   wire [10:0] \$60 ;
-  wire [11:0] \$61 ;
-  wire \$62 ;
+  wire [10:0] \$61 ;
+  wire [11:0] \$62 ;
   wire [7:0] \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire [7:0] \$65 ;
-  wire [10:0] \$66 ;
-  wire [10:0] \$67 ;
+  wire \$66 ;
+  wire [7:0] \$67 ;
   wire [10:0] \$68 ;
-  wire [7:0] \$69 ;
+  wire [10:0] \$69 ;
   wire \$7 ;
-  wire \$70 ;
-  wire [7:0] \$71 ;
-  wire \$72 ;
+  wire [10:0] \$70 ;
+  wire [8:0] \$71 ;
+  wire [8:0] \$72 ;
   wire [7:0] \$73 ;
-  wire [7:0] \$74 ;
+  wire \$74 ;
   wire [7:0] \$75 ;
   wire [7:0] \$76 ;
-  wire \$77 ;
+  wire [7:0] \$77 ;
   wire [7:0] \$78 ;
   wire \$79 ;
   wire \$8 ;
@@ -367,8 +368,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire [7:0] \$84 ;
   wire \$85 ;
   wire [7:0] \$86 ;
-  wire [8:0] \$87 ;
-  wire \$88 ;
+  wire \$87 ;
+  wire [9:0] \$88 ;
   wire [10:0] \$89 ;
   wire \$9 ;
   wire [10:0] \$90 ;
@@ -546,6 +547,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [9:0] nxt_bk = 10'h000;
   reg nxt_exists = 1'h0;
   reg [6:0] nxt_k0 = 7'h00;
+  reg signed [7:0] nxt_k0_gap = 8'h00;
   reg nxt_last_k = 1'h0;
   reg nxt_last_n = 1'h0;
   reg [6:0] nxt_n0 = 7'h00;
@@ -597,7 +599,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \w[6] ;
   wire signed [7:0] \w[7] ;
   wire w_capture;
-  reg w_real = 1'h0;
+  reg signed [8:0] w_gap = 9'h000;
   reg [6:0] weights_k = 7'h00;
   reg [6:0] weights_n = 7'h00;
   reg weights_valid = 1'h0;
@@ -2193,7 +2195,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$4  = ~ prologue;
   assign \$5  = \$4  & cur_last;
   assign \$6  = push & slot_last_row;
-  assign \$7  = push & w_real;
+  assign \$7  = push & w_gap[8];
   assign w = o[3] ? \$signature__data$48  : 64'h0000000000000000;
   assign \$8  = beat & cur_last;
   assign \$9  = \$8  & slot_last_beat;
@@ -2237,46 +2239,46 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$46  = job_k <= 4'h8;
   assign \$47  = job_n <= 4'h8;
   assign \$48  = job_m == 1'h1;
-  assign \$49  = job_k > 3'h7;
-  assign \$50  = nxt_k0 == 7'h00;
-  assign \$51  = nxt_last_n & nxt_last_k;
+  assign \$49  = - job_k;
+  assign \$50  = 3'h7 - job_k;
+  assign \$51  = nxt_k0 == 7'h00;
   assign \$52  = nxt_last_n & nxt_last_k;
-  assign \$53  = ~ \$52 ;
-  assign \$54  = nxt_exists & \$53 ;
-  assign \$55  = job_m == 1'h1;
-  assign \$56  = nxt_n0 + 4'h8;
-  assign \$57  = nxt_ntile + 1'h1;
-  assign \$58  = nxt_bbase + job_k;
+  assign \$53  = nxt_last_n & nxt_last_k;
+  assign \$54  = ~ \$53 ;
+  assign \$55  = nxt_exists & \$54 ;
+  assign \$56  = job_m == 1'h1;
+  assign \$57  = nxt_n0 + 4'h8;
+  assign \$58  = nxt_ntile + 1'h1;
   assign \$59  = nxt_bbase + job_k;
   assign \$60  = nxt_bbase + job_k;
-  assign \$61  = \$60  + 3'h7;
-  assign \$62  = job_k > 3'h7;
-  assign \$63  = nxt_n0 + 5'h10;
-  assign \$64  = \$63  >= job_n;
-  assign \$65  = nxt_k0 + 4'h8;
-  assign \$66  = nxt_abase + job_m;
-  assign \$67  = nxt_bk + 4'h8;
-  assign \$68  = nxt_bk + 4'hf;
-  assign \$69  = nxt_k0 + 4'hf;
-  assign \$70  = \$69  < job_k;
-  assign \$71  = nxt_k0 + 5'h10;
-  assign \$72  = \$71  >= job_k;
-  assign \$73  = s + 1'h1;
-  assign \$74  = s + 1'h1;
-  assign \$75  = span - 1'h1;
-  assign \$76  = prologue ? 8'h08 : \$75 ;
-  assign \$77  = $signed({ 1'h0, \$74  }) == $signed(\$76 );
-  assign \$78  = s + 1'h1;
-  assign \$79  = \$78  < job_m;
+  assign \$61  = nxt_bbase + job_k;
+  assign \$62  = \$61  + 3'h7;
+  assign \$63  = - job_k;
+  assign \$64  = 3'h7 - job_k;
+  assign \$65  = nxt_n0 + 5'h10;
+  assign \$66  = \$65  >= job_n;
+  assign \$67  = nxt_k0 + 4'h8;
+  assign \$68  = nxt_abase + job_m;
+  assign \$69  = nxt_bk + 4'h8;
+  assign \$70  = nxt_bk + 4'hf;
+  assign \$71  = $signed(nxt_k0_gap) + $signed(5'h08);
+  assign \$72  = $signed(nxt_k0_gap) + $signed(5'h0f);
+  assign \$73  = nxt_k0 + 5'h10;
+  assign \$74  = \$73  >= job_k;
+  assign \$75  = s + 1'h1;
+  assign \$76  = s + 1'h1;
+  assign \$77  = span - 1'h1;
+  assign \$78  = prologue ? 8'h08 : \$77 ;
+  assign \$79  = $signed({ 1'h0, \$76  }) == $signed(\$78 );
   assign \$80  = s + 1'h1;
-  assign \$81  = \$80  < 4'h8;
+  assign \$81  = \$80  < job_m;
   assign \$82  = s + 1'h1;
-  assign \$83  = \$82  == 3'h7;
-  assign \$84  = s + 2'h2;
-  assign \$85  = \$84  == job_m;
-  assign \$86  = nxt_k0 + 3'h6;
-  assign \$87  = \$86  - s;
-  assign \$88  = $signed(\$87 ) < $signed({ 1'h0, job_k });
+  assign \$83  = \$82  < 4'h8;
+  assign \$84  = s + 1'h1;
+  assign \$85  = \$84  == 3'h7;
+  assign \$86  = s + 2'h2;
+  assign \$87  = \$86  == job_m;
+  assign \$88  = $signed(w_gap) - $signed(2'h1);
   assign \$89  = a_rd_addr + 1'h1;
   assign \$90  = b_rd_addr - 1'h1;
   assign \$91  = cmd__valid & cmd__ready;
@@ -2499,92 +2501,94 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @(posedge clk)
     slot_last_beat <= \$299 ;
   always @(posedge clk)
-    w_real <= \$300 ;
+    nxt_k0_gap <= \$300 ;
   always @(posedge clk)
-    a_rd_addr <= \$301 ;
+    w_gap <= \$301 ;
   always @(posedge clk)
-    b_rd_addr <= \$302 ;
+    a_rd_addr <= \$302 ;
   always @(posedge clk)
-    cur_ntile <= \$303 ;
+    b_rd_addr <= \$303 ;
   always @(posedge clk)
-    cur_abase <= \$304 ;
+    cur_ntile <= \$304 ;
   always @(posedge clk)
-    cur_first <= \$305 ;
+    cur_abase <= \$305 ;
   always @(posedge clk)
-    cur_last <= \$306 ;
+    cur_first <= \$306 ;
   always @(posedge clk)
-    wr_tag0 <= \$307 ;
+    cur_last <= \$307 ;
   always @(posedge clk)
-    error <= \$308 ;
+    wr_tag0 <= \$308 ;
   always @(posedge clk)
-    cycles <= \$309 ;
+    error <= \$309 ;
   always @(posedge clk)
-    job_m <= \$310 ;
+    cycles <= \$310 ;
   always @(posedge clk)
-    job_k <= \$311 ;
+    job_m <= \$311 ;
   always @(posedge clk)
-    job_n <= \$312 ;
+    job_k <= \$312 ;
   always @(posedge clk)
-    a_load_addr <= \$313 ;
+    job_n <= \$313 ;
   always @(posedge clk)
-    a_load_outer_rem <= \$314 ;
+    a_load_addr <= \$314 ;
   always @(posedge clk)
-    a_load_inner_rem <= \$315 ;
+    a_load_outer_rem <= \$315 ;
   always @(posedge clk)
-    a_load_done <= \$316 ;
+    a_load_inner_rem <= \$316 ;
   always @(posedge clk)
-    a_load_inner_last <= \$317 ;
+    a_load_done <= \$317 ;
   always @(posedge clk)
-    a_load_inner_last0 <= \$318 ;
+    a_load_inner_last <= \$318 ;
   always @(posedge clk)
-    a_load_outer_last <= \$319 ;
+    a_load_inner_last0 <= \$319 ;
   always @(posedge clk)
-    b_load_addr <= \$320 ;
+    a_load_outer_last <= \$320 ;
   always @(posedge clk)
-    b_load_outer_rem <= \$321 ;
+    b_load_addr <= \$321 ;
   always @(posedge clk)
-    b_load_inner_rem <= \$322 ;
+    b_load_outer_rem <= \$322 ;
   always @(posedge clk)
-    b_load_done <= \$323 ;
+    b_load_inner_rem <= \$323 ;
   always @(posedge clk)
-    b_load_inner_last <= \$324 ;
+    b_load_done <= \$324 ;
   always @(posedge clk)
-    b_load_inner_last0 <= \$325 ;
+    b_load_inner_last <= \$325 ;
   always @(posedge clk)
-    b_load_outer_last <= \$326 ;
+    b_load_inner_last0 <= \$326 ;
   always @(posedge clk)
-    weights_valid <= \$327 ;
+    b_load_outer_last <= \$327 ;
   always @(posedge clk)
-    weights_k <= \$328 ;
+    weights_valid <= \$328 ;
   always @(posedge clk)
-    weights_n <= \$329 ;
+    weights_k <= \$329 ;
   always @(posedge clk)
-    engine_state <= \$330 ;
+    weights_n <= \$330 ;
   always @(posedge clk)
-    d_m <= \$331 ;
+    engine_state <= \$331 ;
   always @(posedge clk)
-    d_m_rem <= \$332 ;
+    d_m <= \$332 ;
   always @(posedge clk)
-    d_n_rem <= \$333 ;
+    d_m_rem <= \$333 ;
   always @(posedge clk)
-    d_tile <= \$334 ;
+    d_n_rem <= \$334 ;
   always @(posedge clk)
-    d_more <= \$335 ;
+    d_tile <= \$335 ;
   always @(posedge clk)
-    d_last_m <= \$336 ;
+    d_more <= \$336 ;
   always @(posedge clk)
-    d_last_n <= \$337 ;
+    d_last_m <= \$337 ;
   always @(posedge clk)
-    d_first_last_n <= \$338 ;
+    d_last_n <= \$338 ;
   always @(posedge clk)
-    c__valid <= \$339 ;
+    d_first_last_n <= \$339 ;
   always @(posedge clk)
-    c_last <= \$340 ;
+    c__valid <= \$340 ;
+  always @(posedge clk)
+    c_last <= \$341 ;
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i(a),
     .\i$2 (w),
-    .\port$558$0 (o[2:0]),
+    .\port$560$0 (o[2:0]),
     .psum(psum),
     .rst(rst)
   );
@@ -2831,7 +2835,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       if (slot_end) begin
         \$283  = 7'h00;
       end else begin
-        \$283  = \$73 [6:0];
+        \$283  = \$75 [6:0];
       end
     end
     if (rst) begin
@@ -2864,7 +2868,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       if (slot_end) begin
         \$285  = 1'h0;
       end else begin
-        \$285  = \$77 ;
+        \$285  = \$79 ;
       end
     end
     if (rst) begin
@@ -2880,7 +2884,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (seq_run) begin
       if (slot_end) begin
         if (nxt_last_k) begin
-          \$286  = \$56 [6:0];
+          \$286  = \$57 [6:0];
         end
       end
     end
@@ -2897,7 +2901,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (seq_run) begin
       if (slot_end) begin
         if (nxt_last_k) begin
-          \$287  = \$57 [3:0];
+          \$287  = \$58 [3:0];
         end
       end
     end
@@ -2917,7 +2921,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
         if (nxt_last_k) begin
           \$288  = 7'h00;
         end else begin
-          \$288  = \$65 [6:0];
+          \$288  = \$67 [6:0];
         end
       end
     end
@@ -2937,7 +2941,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
         if (nxt_last_k) begin
           \$289  = 10'h000;
         end else begin
-          \$289  = \$66 [9:0];
+          \$289  = \$68 [9:0];
         end
       end
     end
@@ -2954,7 +2958,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (seq_run) begin
       if (slot_end) begin
         if (nxt_last_k) begin
-          \$290  = \$58 [9:0];
+          \$290  = \$59 [9:0];
         end
       end
     end
@@ -2972,9 +2976,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (nxt_last_k) begin
-          \$291  = \$59 [9:0];
+          \$291  = \$60 [9:0];
         end else begin
-          \$291  = \$67 [9:0];
+          \$291  = \$69 [9:0];
         end
       end
     end
@@ -2990,7 +2994,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     end
     if (seq_run) begin
       if (slot_end) begin
-        \$292  = \$54 ;
+        \$292  = \$55 ;
       end
     end
     if (rst) begin
@@ -3009,7 +3013,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
         if (nxt_last_k) begin
           \$293  = first_last_k;
         end else begin
-          \$293  = \$72 ;
+          \$293  = \$74 ;
         end
       end
     end
@@ -3036,7 +3040,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (seq_run) begin
       if (slot_end) begin
         if (nxt_last_k) begin
-          \$295  = \$64 ;
+          \$295  = \$66 ;
         end
       end
     end
@@ -3055,7 +3059,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       if (slot_end) begin
         \$296  = 1'h1;
       end else begin
-        \$296  = \$79 ;
+        \$296  = \$81 ;
       end
     end
     if (rst) begin
@@ -3073,7 +3077,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       if (slot_end) begin
         \$297  = 1'h1;
       end else begin
-        \$297  = \$81 ;
+        \$297  = \$83 ;
       end
     end
     if (rst) begin
@@ -3091,7 +3095,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       if (slot_end) begin
         \$298  = 1'h0;
       end else begin
-        \$298  = \$83 ;
+        \$298  = \$85 ;
       end
     end
     if (rst) begin
@@ -3107,9 +3111,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (seq_run) begin
       (* full_case = 32'd1 *)
       if (slot_end) begin
-        \$299  = \$55 ;
+        \$299  = \$56 ;
       end else begin
-        \$299  = \$85 ;
+        \$299  = \$87 ;
       end
     end
     if (rst) begin
@@ -3118,62 +3122,59 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$300  = w_real;
+    \$300  = nxt_k0_gap;
     if (\$42 ) begin
       \$300  = \$49 ;
     end
     if (seq_run) begin
-      (* full_case = 32'd1 *)
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (nxt_last_k) begin
-          \$300  = \$62 ;
+          \$300  = \$63 ;
         end else begin
-          \$300  = \$70 ;
+          \$300  = \$71 [7:0];
         end
-      end else begin
-        \$300  = \$88 ;
       end
     end
     if (rst) begin
-      \$300  = 1'h0;
+      \$300  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$301  = a_rd_addr;
+    \$301  = w_gap;
     if (\$42 ) begin
-      \$301  = 10'h000;
-    end
-    if (seq_run) begin
-      (* full_case = 32'd1 *)
-      if (slot_end) begin
-        \$301  = nxt_abase;
-      end else begin
-        \$301  = \$89 [9:0];
-      end
-    end
-    if (rst) begin
-      \$301  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$302  = b_rd_addr;
-    if (\$42 ) begin
-      \$302  = 10'h007;
+      \$301  = { \$50 [7], \$50  };
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (nxt_last_k) begin
-          \$302  = \$61 [9:0];
+          \$301  = { \$64 [7], \$64  };
         end else begin
-          \$302  = \$68 [9:0];
+          \$301  = \$72 ;
         end
       end else begin
-        \$302  = \$90 [9:0];
+        \$301  = \$88 [8:0];
+      end
+    end
+    if (rst) begin
+      \$301  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$302  = a_rd_addr;
+    if (\$42 ) begin
+      \$302  = 10'h000;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$302  = nxt_abase;
+      end else begin
+        \$302  = \$89 [9:0];
       end
     end
     if (rst) begin
@@ -3182,43 +3183,54 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$303  = cur_ntile;
+    \$303  = b_rd_addr;
+    if (\$42 ) begin
+      \$303  = 10'h007;
+    end
     if (seq_run) begin
+      (* full_case = 32'd1 *)
       if (slot_end) begin
-        \$303  = nxt_ntile;
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$303  = \$62 [9:0];
+        end else begin
+          \$303  = \$70 [9:0];
+        end
+      end else begin
+        \$303  = \$90 [9:0];
       end
     end
     if (rst) begin
-      \$303  = 4'h0;
+      \$303  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$304  = cur_abase;
+    \$304  = cur_ntile;
     if (seq_run) begin
       if (slot_end) begin
-        \$304  = nxt_abase;
+        \$304  = nxt_ntile;
       end
     end
     if (rst) begin
-      \$304  = 10'h000;
+      \$304  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$305  = cur_first;
+    \$305  = cur_abase;
     if (seq_run) begin
       if (slot_end) begin
-        \$305  = \$50 ;
+        \$305  = nxt_abase;
       end
     end
     if (rst) begin
-      \$305  = 1'h0;
+      \$305  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$306  = cur_last;
+    \$306  = cur_first;
     if (seq_run) begin
       if (slot_end) begin
         \$306  = \$51 ;
@@ -3230,76 +3242,69 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$307  = \o$55 ;
+    \$307  = cur_last;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$307  = \$52 ;
+      end
+    end
     if (rst) begin
-      \$307  = 14'h0000;
+      \$307  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$308  = error;
+    \$308  = \o$55 ;
+    if (rst) begin
+      \$308  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$309  = error;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
-            \$308  = \$154 ;
+            \$309  = \$154 ;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$308  = 1'h0;
+      \$309  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$309  = cycles;
+    \$310  = cycles;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
-            \$309  = 32'd0;
+            \$310  = 32'd0;
           end
       3'h1:
           /* empty */;
       3'h2:
-          \$309  = \$249 [31:0];
+          \$310  = \$249 [31:0];
       3'h3:
-          \$309  = \$250 [31:0];
+          \$310  = \$250 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$309  = 32'd0;
+      \$310  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$310  = job_m;
+    \$311  = job_m;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$310  = cmd__payload[6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$310  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$311  = job_k;
-    casez (engine_state)
-      3'h0:
-          if (\$91 ) begin
-            (* full_case = 32'd1 *)
-            if (\$217 ) begin
-            end else begin
-              \$311  = cmd__payload[22:16];
+              \$311  = cmd__payload[6:0];
             end
           end
       default:
@@ -3311,14 +3316,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$312  = job_n;
+    \$312  = job_k;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$312  = cmd__payload[38:32];
+              \$312  = cmd__payload[22:16];
             end
           end
       default:
@@ -3330,71 +3335,62 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$313  = a_load_addr;
+    \$313  = job_n;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$313  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            \$313  = \$224 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$313  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$314  = a_load_outer_rem;
-    casez (engine_state)
-      3'h0:
-          if (\$91 ) begin
-            (* full_case = 32'd1 *)
-            if (\$217 ) begin
-            end else begin
-              \$314  = cmd__payload[22:16];
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            if (a_load_inner_last) begin
-              \$314  = \$225 [6:0];
+              \$313  = cmd__payload[38:32];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$314  = 7'h00;
+      \$313  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$315  = a_load_inner_rem;
+    \$314  = a_load_addr;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$315  = cmd__payload[6:0];
+              \$314  = 10'h000;
             end
           end
       3'h1:
           if (\$signature__en$71 ) begin
+            \$314  = \$224 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$314  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$315  = a_load_outer_rem;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
             (* full_case = 32'd1 *)
-            if (a_load_inner_last) begin
-              \$315  = job_m;
+            if (\$217 ) begin
             end else begin
-              \$315  = \$234 [6:0];
+              \$315  = cmd__payload[22:16];
+            end
+          end
+      3'h1:
+          if (\$signature__en$71 ) begin
+            if (a_load_inner_last) begin
+              \$315  = \$225 [6:0];
             end
           end
       default:
@@ -3406,50 +3402,50 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$316  = a_load_done;
+    \$316  = a_load_inner_rem;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$316  = 1'h0;
+              \$316  = cmd__payload[6:0];
             end
           end
       3'h1:
           if (\$signature__en$71 ) begin
+            (* full_case = 32'd1 *)
             if (a_load_inner_last) begin
-              if (a_load_outer_last) begin
-                \$316  = 1'h1;
-              end
+              \$316  = job_m;
+            end else begin
+              \$316  = \$234 [6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$316  = 1'h0;
+      \$316  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$317  = a_load_inner_last;
+    \$317  = a_load_done;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$317  = \$218 ;
+              \$317  = 1'h0;
             end
           end
       3'h1:
           if (\$signature__en$71 ) begin
-            (* full_case = 32'd1 *)
             if (a_load_inner_last) begin
-              \$317  = a_load_inner_last0;
-            end else begin
-              \$317  = \$235 ;
+              if (a_load_outer_last) begin
+                \$317  = 1'h1;
+              end
             end
           end
       default:
@@ -3461,14 +3457,23 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$318  = a_load_inner_last0;
+    \$318  = a_load_inner_last;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$318  = \$219 ;
+              \$318  = \$218 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$71 ) begin
+            (* full_case = 32'd1 *)
+            if (a_load_inner_last) begin
+              \$318  = a_load_inner_last0;
+            end else begin
+              \$318  = \$235 ;
             end
           end
       default:
@@ -3480,20 +3485,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$319  = a_load_outer_last;
+    \$319  = a_load_inner_last0;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$319  = \$220 ;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            if (a_load_inner_last) begin
-              \$319  = \$233 ;
+              \$319  = \$219 ;
             end
           end
       default:
@@ -3505,71 +3504,68 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$320  = b_load_addr;
+    \$320  = a_load_outer_last;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$320  = 10'h000;
+              \$320  = \$220 ;
             end
           end
       3'h1:
-          if (\$signature__en$75 ) begin
-            \$320  = \$236 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$320  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$321  = b_load_outer_rem;
-    casez (engine_state)
-      3'h0:
-          if (\$91 ) begin
-            (* full_case = 32'd1 *)
-            if (\$217 ) begin
-            end else begin
-              \$321  = cmd__payload[38:32];
-            end
-          end
-      3'h1:
-          if (\$signature__en$75 ) begin
-            if (b_load_inner_last) begin
-              \$321  = \$237 [6:0];
+          if (\$signature__en$71 ) begin
+            if (a_load_inner_last) begin
+              \$320  = \$233 ;
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$321  = 7'h00;
+      \$320  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$322  = b_load_inner_rem;
+    \$321  = b_load_addr;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$322  = cmd__payload[22:16];
+              \$321  = 10'h000;
             end
           end
       3'h1:
           if (\$signature__en$75 ) begin
+            \$321  = \$236 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$321  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$322  = b_load_outer_rem;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
             (* full_case = 32'd1 *)
-            if (b_load_inner_last) begin
-              \$322  = job_k;
+            if (\$217 ) begin
             end else begin
-              \$322  = \$246 [6:0];
+              \$322  = cmd__payload[38:32];
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            if (b_load_inner_last) begin
+              \$322  = \$237 [6:0];
             end
           end
       default:
@@ -3581,16 +3577,44 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$323  = b_load_done;
+    \$323  = b_load_inner_rem;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$323  = 1'h0;
+              \$323  = cmd__payload[22:16];
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            (* full_case = 32'd1 *)
+            if (b_load_inner_last) begin
+              \$323  = job_k;
+            end else begin
+              \$323  = \$246 [6:0];
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$323  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$324  = b_load_done;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$324  = 1'h0;
               if (cmd__payload[48]) begin
-                \$323  = 1'h1;
+                \$324  = 1'h1;
               end
             end
           end
@@ -3598,36 +3622,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           if (\$signature__en$75 ) begin
             if (b_load_inner_last) begin
               if (b_load_outer_last) begin
-                \$323  = 1'h1;
+                \$324  = 1'h1;
               end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$323  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$324  = b_load_inner_last;
-    casez (engine_state)
-      3'h0:
-          if (\$91 ) begin
-            (* full_case = 32'd1 *)
-            if (\$217 ) begin
-            end else begin
-              \$324  = \$221 ;
-            end
-          end
-      3'h1:
-          if (\$signature__en$75 ) begin
-            (* full_case = 32'd1 *)
-            if (b_load_inner_last) begin
-              \$324  = b_load_inner_last0;
-            end else begin
-              \$324  = \$247 ;
             end
           end
       default:
@@ -3639,14 +3635,23 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$325  = b_load_inner_last0;
+    \$325  = b_load_inner_last;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$325  = \$222 ;
+              \$325  = \$221 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            (* full_case = 32'd1 *)
+            if (b_load_inner_last) begin
+              \$325  = b_load_inner_last0;
+            end else begin
+              \$325  = \$247 ;
             end
           end
       default:
@@ -3658,20 +3663,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$326  = b_load_outer_last;
+    \$326  = b_load_inner_last0;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$326  = \$223 ;
-            end
-          end
-      3'h1:
-          if (\$signature__en$75 ) begin
-            if (b_load_inner_last) begin
-              \$326  = \$245 ;
+              \$326  = \$222 ;
             end
           end
       default:
@@ -3683,18 +3682,20 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$327  = weights_valid;
+    \$327  = b_load_outer_last;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$327  = 1'h1;
-              end
+              \$327  = \$223 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            if (b_load_inner_last) begin
+              \$327  = \$245 ;
             end
           end
       default:
@@ -3706,7 +3707,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$328  = weights_k;
+    \$328  = weights_valid;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
@@ -3716,7 +3717,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$328  = cmd__payload[22:16];
+                \$328  = 1'h1;
               end
             end
           end
@@ -3724,12 +3725,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$328  = 7'h00;
+      \$328  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$329  = weights_n;
+    \$329  = weights_k;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
@@ -3739,7 +3740,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
               (* full_case = 32'd1 *)
               if (cmd__payload[48]) begin
               end else begin
-                \$329  = cmd__payload[38:32];
+                \$329  = cmd__payload[22:16];
               end
             end
           end
@@ -3752,58 +3753,17 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$330  = engine_state;
+    \$330  = weights_n;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$330  = 3'h1;
-            end
-          end
-      3'h1:
-          if (\$248 ) begin
-            \$330  = 3'h2;
-          end
-      3'h2:
-          if (seq_end) begin
-            \$330  = 3'h3;
-          end
-      3'h3:
-          if (seq_final_write) begin
-            \$330  = 3'h4;
-          end
-      3'h4:
-          if (\$280 ) begin
-            \$330  = 3'h0;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$330  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$331  = d_m;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$331  = 7'h00;
-          end
-      3'h4:
-          if (\$264 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$331  = \$265 [6:0];
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$330  = cmd__payload[38:32];
               end
             end
           end
@@ -3811,12 +3771,47 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$331  = 7'h00;
+      \$330  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$332  = d_m_rem;
+    \$331  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$331  = 3'h1;
+            end
+          end
+      3'h1:
+          if (\$248 ) begin
+            \$331  = 3'h2;
+          end
+      3'h2:
+          if (seq_end) begin
+            \$331  = 3'h3;
+          end
+      3'h3:
+          if (seq_final_write) begin
+            \$331  = 3'h4;
+          end
+      3'h4:
+          if (\$280 ) begin
+            \$331  = 3'h0;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$331  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$332  = d_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3826,13 +3821,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$332  = job_m;
+            \$332  = 7'h00;
           end
       3'h4:
           if (\$264 ) begin
             if (d_more) begin
               if (d_last_n) begin
-                \$332  = \$266 [6:0];
+                \$332  = \$265 [6:0];
               end
             end
           end
@@ -3845,7 +3840,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$333  = d_n_rem;
+    \$333  = d_m_rem;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3855,16 +3850,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$333  = job_n;
+            \$333  = job_m;
           end
       3'h4:
           if (\$264 ) begin
             if (d_more) begin
-              (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$333  = job_n;
-              end else begin
-                \$333  = \$269 [6:0];
+                \$333  = \$266 [6:0];
               end
             end
           end
@@ -3877,7 +3869,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$334  = d_tile;
+    \$334  = d_n_rem;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3887,16 +3879,16 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$334  = 4'h0;
+            \$334  = job_n;
           end
       3'h4:
           if (\$264 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$334  = 4'h0;
+                \$334  = job_n;
               end else begin
-                \$334  = \$270 [3:0];
+                \$334  = \$269 [6:0];
               end
             end
           end
@@ -3904,12 +3896,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$334  = 4'h0;
+      \$334  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$335  = d_more;
+    \$335  = d_tile;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3919,13 +3911,16 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$335  = \$251 ;
+            \$335  = 4'h0;
           end
       3'h4:
           if (\$264 ) begin
             if (d_more) begin
+              (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$335  = \$267 ;
+                \$335  = 4'h0;
+              end else begin
+                \$335  = \$270 [3:0];
               end
             end
           end
@@ -3933,12 +3928,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$335  = 1'h0;
+      \$335  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$336  = d_last_m;
+    \$336  = d_more;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3948,13 +3943,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$336  = \$255 ;
+            \$336  = \$251 ;
           end
       3'h4:
           if (\$264 ) begin
             if (d_more) begin
               if (d_last_n) begin
-                \$336  = \$268 ;
+                \$336  = \$267 ;
               end
             end
           end
@@ -3967,7 +3962,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$337  = d_last_n;
+    \$337  = d_last_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3977,16 +3972,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$337  = \$259 ;
+            \$337  = \$255 ;
           end
       3'h4:
           if (\$264 ) begin
             if (d_more) begin
-              (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$337  = d_first_last_n;
-              end else begin
-                \$337  = \$278 ;
+                \$337  = \$268 ;
               end
             end
           end
@@ -3999,7 +3991,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$338  = d_first_last_n;
+    \$338  = d_last_n;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -4009,7 +4001,18 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$338  = \$262 ;
+            \$338  = \$259 ;
+          end
+      3'h4:
+          if (\$264 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$338  = d_first_last_n;
+              end else begin
+                \$338  = \$278 ;
+              end
+            end
           end
       default:
           /* empty */;
@@ -4020,7 +4023,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$339  = c__valid;
+    \$339  = d_first_last_n;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -4030,17 +4033,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$339  = 1'h0;
+            \$339  = \$262 ;
           end
-      3'h4:
-        begin
-          if (\$264 ) begin
-            \$339  = d_more;
-          end
-          if (\$280 ) begin
-            \$339  = 1'h0;
-          end
-        end
       default:
           /* empty */;
     endcase
@@ -4050,7 +4044,37 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$340  = c_last;
+    \$340  = c__valid;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$340  = 1'h0;
+          end
+      3'h4:
+        begin
+          if (\$264 ) begin
+            \$340  = d_more;
+          end
+          if (\$280 ) begin
+            \$340  = 1'h0;
+          end
+        end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$340  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$341  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -4065,9 +4089,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$340  = d_last_m;
+                \$341  = d_last_m;
               end else begin
-                \$340  = 1'h0;
+                \$341  = 1'h0;
               end
             end
           end
@@ -4075,7 +4099,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$340  = 1'h0;
+      \$341  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
@@ -4251,7 +4275,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$558$0 , clk);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$560$0 , clk);
   input rst;
   wire rst;
   input [63:0] \i$2 ;
@@ -4260,8 +4284,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire [63:0] i;
   output [151:0] psum;
   wire [151:0] psum;
-  input [2:0] \port$558$0 ;
-  wire [2:0] \port$558$0 ;
+  input [2:0] \port$560$0 ;
+  wire [2:0] \port$560$0 ;
   input clk;
   wire clk;
   wire [63:0] \$1 ;
@@ -4522,7 +4546,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay  valid_delay (
     .clk(clk),
-    .i(\port$558$0 [0]),
+    .i(\port$560$0 [0]),
     .o(psum_valid),
     .rst(rst)
   );
@@ -4534,8 +4558,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   assign a = i;
   assign w = \i$2 ;
-  assign swap = \port$558$0 [1];
-  assign w_capture = \port$558$0 [2];
+  assign swap = \port$560$0 [1];
+  assign w_capture = \port$560$0 [2];
   assign o = \a$8 ;
   assign \o$11  = \swap$10 ;
   assign a_out = \a$12 ;
@@ -4543,8 +4567,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \a_out$17  = \a$16 ;
   assign \swap_out$19  = \swap$18 ;
   assign \o$33  = psum;
-  assign \i$34  = \port$558$0 [0];
-  assign a_valid = \port$558$0 [0];
+  assign \i$34  = \port$560$0 [0];
+  assign a_valid = \port$560$0 [0];
   assign \o$37  = psum_valid;
   assign \i[0]  = i[7:0];
   assign \i[1]  = i[15:8];
@@ -4706,7 +4730,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \o$33[5]  = psum[113:95];
   assign \o$33[6]  = psum[132:114];
   assign \o$33[7]  = psum[151:133];
-  assign \i$34[0]  = \port$558$0 [0];
+  assign \i$34[0]  = \port$560$0 [0];
   assign \o$37[0]  = psum_valid;
   assign \i$28 [151:133] = \psum_out$31 [37:19];
   assign \i$28 [132:114] = \psum_out$31 [18:0];
@@ -4732,22 +4756,22 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign capture[2] = \o$21 [2];
   assign capture[1] = \o$21 [1];
   assign capture[0] = \o$21 [0];
-  assign \i$6 [7] = \port$558$0 [2];
-  assign \i$6 [6] = \port$558$0 [2];
-  assign \i$6 [5] = \port$558$0 [2];
-  assign \i$6 [4] = \port$558$0 [2];
-  assign \i$6 [3] = \port$558$0 [2];
-  assign \i$6 [2] = \port$558$0 [2];
-  assign \i$6 [1] = \port$558$0 [2];
-  assign \i$6 [0] = \port$558$0 [2];
-  assign \i$4 [7] = \port$558$0 [1];
-  assign \i$4 [6] = \port$558$0 [1];
-  assign \i$4 [5] = \port$558$0 [1];
-  assign \i$4 [4] = \port$558$0 [1];
-  assign \i$4 [3] = \port$558$0 [1];
-  assign \i$4 [2] = \port$558$0 [1];
-  assign \i$4 [1] = \port$558$0 [1];
-  assign \i$4 [0] = \port$558$0 [1];
+  assign \i$6 [7] = \port$560$0 [2];
+  assign \i$6 [6] = \port$560$0 [2];
+  assign \i$6 [5] = \port$560$0 [2];
+  assign \i$6 [4] = \port$560$0 [2];
+  assign \i$6 [3] = \port$560$0 [2];
+  assign \i$6 [2] = \port$560$0 [2];
+  assign \i$6 [1] = \port$560$0 [2];
+  assign \i$6 [0] = \port$560$0 [2];
+  assign \i$4 [7] = \port$560$0 [1];
+  assign \i$4 [6] = \port$560$0 [1];
+  assign \i$4 [5] = \port$560$0 [1];
+  assign \i$4 [4] = \port$560$0 [1];
+  assign \i$4 [3] = \port$560$0 [1];
+  assign \i$4 [2] = \port$560$0 [1];
+  assign \i$4 [1] = \port$560$0 [1];
+  assign \i$4 [0] = \port$560$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)

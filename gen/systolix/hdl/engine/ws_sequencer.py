@@ -76,7 +76,12 @@ class WeightStationarySequencer(Sequencer):
         s_lt_r = Signal(name="slot_below_r")    # s < R
         s_cap = Signal(name="slot_last_row")    # s == R - 1
         s_last = Signal(name="slot_last_beat")  # s == M - 1
-        w_real = Signal(name="w_real")          # nxt_k0 + R - 1 - s < K: the pushed row is in K
+        # nxt_k0 + R - 1 - s - K: the pushed row lies in K (w_real) while this is negative,
+        # counted down by the slot, and nxt_k0 - K beside nxt_k0 (no comparison with K)
+        w_gap = Signal(range(-(cfg.max_k + cfg.max_m + 2 * R + 2), cfg.max_k + 2 * R + 2),
+                       name="w_gap")
+        k0_gap = Signal(range(-(cfg.max_k + 1), cfg.max_k + R + 1), name="nxt_k0_gap")
+        w_real = w_gap[-1]
         a_addr = Signal.like(cur_abase, name="a_rd_addr")  # cur_abase + s
         b_addr = Signal.like(nxt_bk, name="b_rd_addr")     # nxt_bk + R - 1 - s (while s < R)
         nxt_is_last = nxt_ln & nxt_lk
@@ -92,7 +97,8 @@ class WeightStationarySequencer(Sequencer):
                          nxt_lk.eq(lk0), first_lk.eq(lk0),
                          nxt_ln.eq(at_least(C, start_job.n, cfg.max_n)),
                          s_lt_m.eq(1), s_lt_r.eq(1), s_cap.eq(R == 1),
-                         s_last.eq(start_job.m == 1), w_real.eq(start_job.k > R - 1),
+                         s_last.eq(start_job.m == 1), k0_gap.eq(-start_job.k),
+                         w_gap.eq(R - 1 - start_job.k),
                          a_addr.eq(0), b_addr.eq(R - 1)]
         end_slot = Mux(prologue, R, span - 1)
         beat = Signal()
@@ -120,19 +126,19 @@ class WeightStationarySequencer(Sequencer):
                                  nxt_ntile.eq(nxt_ntile + 1), nxt_bbase.eq(nxt_bbase + job.k),
                                  nxt_bk.eq(nxt_bbase + job.k),
                                  b_addr.eq(nxt_bbase + job.k + (R - 1)),
-                                 w_real.eq(job.k > R - 1),
+                                 k0_gap.eq(-job.k), w_gap.eq(R - 1 - job.k),
                                  nxt_lk.eq(first_lk), nxt_ln.eq(nxt_n0 + 2 * C >= job.n)]
                 with m.Else():
                     m.d.sync += [nxt_k0.eq(nxt_k0 + R), nxt_abase.eq(nxt_abase + job.m),
                                  nxt_bk.eq(nxt_bk + R), b_addr.eq(nxt_bk + (2 * R - 1)),
-                                 w_real.eq(nxt_k0 + (2 * R - 1) < job.k),
+                                 k0_gap.eq(k0_gap + R), w_gap.eq(k0_gap + (2 * R - 1)),
                                  nxt_lk.eq(nxt_k0 + 2 * R >= job.k)]
                 m.d.comb += seq.end.eq(~prologue & cur_last)
             with m.Else():
                 m.d.sync += [s.eq(s + 1), s_end.eq(s + 1 == end_slot),
                              s_lt_m.eq(s + 1 < job.m), s_lt_r.eq(s + 1 < R),
                              s_cap.eq(s + 1 == R - 1), s_last.eq(s + 2 == job.m),
-                             w_real.eq(nxt_k0 + (R - 2) - s < job.k),
+                             w_gap.eq(w_gap - 1),
                              a_addr.eq(a_addr + 1), b_addr.eq(b_addr - 1)]
 
         # Buffers answer buffer_read_latency cycles later; the array sees beat, swap and
