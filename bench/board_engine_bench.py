@@ -10,11 +10,13 @@ nextpnr's Fmax, ``peak_gops`` = 2 x MACs x that clock, the design's LUT4 / FF / 
 the build (yosys + nextpnr + icepack; the machine may be shared, so times are pessimistic).
 Bitstreams go to ``bench/results/boards/`` (not committed).
 
-Usage: ``.venv/bin/python bench/board_engine_bench.py``
+Usage: ``.venv/bin/python bench/board_engine_bench.py [--only BOARD]`` (``--only``: build that
+board's rows and keep the other rows of the committed JSON)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -30,12 +32,21 @@ ENGINES = [
     ("icebreaker", 2.0, ["--rows", "5", "--cols", "4", "--mult", "auto", "--pipeline", "full",
                          "--acc-width", "19", "--max-m", "8", "--max-k", "8", "--max-n", "8",
                          "--freq", "25.125"]),
+    # 156 DSP and 100 LUT multipliers; the buffers hold 128^3 jobs, double-buffered
+    ("ulx3s-85f", 51.2, ["--rows", "16", "--cols", "16", "--mult", "auto", "--pipeline", "deep",
+                        "--buffering", "double", "--max-m", "128", "--max-k", "128",
+                        "--max-n", "128", "--freq", "100"]),
 ]
+
+
+def build_command(board, flags):
+    """The row's ``command``: the ``systolix build`` line that makes its bitstream."""
+    return "systolix " + " ".join(["build", "engine", *flags, "--board", board, "-o", "bits"])
 
 
 def build(board, flags):
     argv = ["build", "engine", *flags, "--board", board, "-o", "bits"]
-    command = "systolix " + " ".join(argv)
+    command = build_command(board, flags)
     real = [sys.executable, "-m", "systolix", *argv[:-1], str(OUT / "boards"), "--json"]
     start = time.monotonic()
     proc = subprocess.run(real, capture_output=True, text=True, cwd=ROOT)
@@ -67,9 +78,21 @@ def build(board, flags):
 
 
 def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", choices=sorted({b for b, _, _ in ENGINES}),
+                   help="build this board's rows only; keep the others from the committed JSON")
+    args = p.parse_args()
     os.nice(10)
+    old = {}
+    if args.only and (OUT / "board_engine.json").exists():
+        old = {r["command"]: r for r in json.loads((OUT / "board_engine.json").read_text())}
     rows = []
     for board, goal, flags in ENGINES:
+        command = build_command(board, flags)
+        if args.only and board != args.only:
+            if command in old:
+                rows.append(old[command])
+            continue
         print(f"== {board}: {' '.join(flags)}", file=sys.stderr)
         row = build(board, flags)
         row["goal_gops"] = goal

@@ -59,6 +59,18 @@ def test_yosys_stat_ecp5_splits_design_and_harness():
     assert "top.dut" not in total.cells and "$scopeinfo" not in total.cells
 
 
+def test_yosys_stat_counts_the_modules_kept_inside_the_design():
+    # an 8x8 engine whose array columns yosys kept as modules of their own (KEEP_COLUMNS)
+    text = (DATA / "yosys_stat_ecp5_engine_8x8_columns_kept.json").read_text()
+    total, dut = parse_yosys_stat(text, submodule="top.dut")
+    raw = json.loads(text)
+    columns = [n for n in raw["modules"] if n.rsplit(".", 1)[-1].startswith("col_")]
+    assert len(columns) == 8
+    assert dut.dsp == total.dsp == 64  # every MULT18X18D sits in a column
+    top = raw["modules"]["\\top"]["num_cells_by_type"]
+    assert total.lut4 - dut.lut4 == top["LUT4"] and total.ff - dut.ff == top["TRELLIS_FF"]
+
+
 def test_yosys_stat_ice40_counts_every_dff_kind():
     total, dut = parse_yosys_stat((DATA / "yosys_stat_ice40_2x2_harness.json").read_text(),
                                   submodule="top.dut")

@@ -86,7 +86,8 @@ def parse_yosys_stat(text, *, submodule=None):
     Returns
     -------
     (total, part) : (CellCounts, CellCounts or None)
-        ``total`` for the whole design (hierarchy included); ``part`` for ``submodule`` alone.
+        ``total`` for the whole design (hierarchy included); ``part`` for ``submodule`` with
+        the modules kept inside it (the array's columns).
     """
     data = json.loads(text)
     if "design" not in data or "num_cells_by_type" not in data["design"]:
@@ -100,8 +101,20 @@ def parse_yosys_stat(text, *, submodule=None):
         if submodule not in modules:
             raise ValueError(f"module {submodule!r} is not in the yosys report "
                              f"(modules: {', '.join(sorted(modules))})")
-        part = CellCounts.from_cells(modules[submodule]["num_cells_by_type"])
+        part = CellCounts.from_cells(_cells_within(modules, submodule))
     return CellCounts.from_cells(total_cells), part
+
+
+def _cells_within(modules, name):
+    """Cell counts of module ``name``, each instance of a module in ``modules`` replaced by
+    that module's counts."""
+    cells = {}
+    for kind, count in modules[name]["num_cells_by_type"].items():
+        child = kind.lstrip("\\")
+        inner = _cells_within(modules, child) if child in modules else {kind: 1}
+        for k, v in inner.items():
+            cells[k] = cells.get(k, 0) + v * count
+    return cells
 
 
 @dataclass(frozen=True)

@@ -711,16 +711,11 @@ def _elaborate_double(engine):
     rej = Signal()  # a rejected command waits for the earlier jobs
     # A reject's done apart from a job's (never in the same cycle: a reject's waits for no
     # job), in three flip-flops (the dimension checks, the keep-weights checks, a waiting
-    # reject), so that none takes much of the command checks or the c port's hand-shake;
-    # error and cycles_zero follow them a cycle later, the outputs see them at once.
+    # reject), so that none takes much of the command checks or the c port's hand-shake.
     done_rej = [Signal(name=f"done_reject_{i}") for i in ("dims", "keep", "wait")]
-    rejected = Cat(done_rej).any()
-    m.d.comb += [engine.cycles.eq(Mux(cycles_zero | rejected, 0, cycles)),
-                 engine.error.eq(error | rejected),
-                 engine.done.eq(done | rejected)]
+    m.d.comb += [engine.cycles.eq(Mux(cycles_zero, 0, cycles)), engine.error.eq(error),
+                 engine.done.eq(done | Cat(done_rej).any())]
     m.d.sync += [done.eq(0), *(d.eq(0) for d in done_rej)]
-    with m.If(rejected):
-        m.d.sync += [error.eq(1), cycles_zero.eq(1)]
 
     # ---- buffer ports: loads write the load stage's banks, the sequencer reads the compute
     # stage's, writes and (read-modify-write) reads its C bank; the drain reads its own
@@ -810,6 +805,8 @@ def _elaborate_double(engine):
     m.d.comb += [engine.cmd.ready.eq(~l_busy & ~rej & ~in_reset),
                  engine.busy.eq(l_busy | x_busy | (c_owned != 0) | rej)]
     bad_dims, bad_keep = _bad_command(cfg, cmd, weights, parts=True)
+    w_take = Signal(name="weights_take")
+    m.d.sync += w_take.eq(0)
     bad = bad_dims | bad_keep
     # While the load stage is free its registers follow the command port, whatever is offered:
     # they are read only once a command is accepted (l_busy), and so their enables do not
@@ -826,16 +823,21 @@ def _elaborate_double(engine):
     with m.If(engine.cmd.valid & engine.cmd.ready):
         with m.If(bad):
             with m.If(empty):
-                m.d.sync += [done_rej[0].eq(bad_dims), done_rej[1].eq(bad_keep)]
+                m.d.sync += [done_rej[0].eq(bad_dims), done_rej[1].eq(bad_keep),
+                             error.eq(1), cycles_zero.eq(1)]
             with m.Else():
                 m.d.sync += rej.eq(1)
         with m.Else():
-            m.d.sync += [l_busy.eq(1), la.eq(~la)]
+            m.d.sync += [l_busy.eq(1), la.eq(~la), w_take.eq(~cmd.keep)]
             with m.If(~cmd.keep):
-                weights.take(m, cmd)
                 m.d.sync += lb.eq(~lb)
+    # The weights' dims are taken a cycle after the command, from the load stage's copy of it
+    # (so that one flip-flop, not all of theirs, follows the command checks): the next command
+    # is taken only after this job's load.
+    with m.If(w_take):
+        weights.take(m, ljob)
     with m.If(rej & empty):
-        m.d.sync += [rej.eq(0), done_rej[2].eq(1)]
+        m.d.sync += [rej.eq(0), done_rej[2].eq(1), error.eq(1), cycles_zero.eq(1)]
 
     # ---- load: a word taken from the a / b stream is registered, then counted and written
     # (so that the streams' valid reaches a few flip-flops, not the loaders and the block
