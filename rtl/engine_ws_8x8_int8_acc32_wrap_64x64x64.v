@@ -42,7 +42,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   input [48:0] cmd__payload;
   wire [48:0] cmd__payload;
   wire \$1 ;
-  wire [7:0] \$10 ;
+  wire [31:0] \$10 ;
   wire \$100 ;
   wire \$101 ;
   wire \$102 ;
@@ -53,7 +53,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$107 ;
   wire \$108 ;
   wire \$109 ;
-  wire [10:0] \$11 ;
+  wire [32:0] \$11 ;
   wire \$110 ;
   wire \$111 ;
   wire \$112 ;
@@ -64,7 +64,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$117 ;
   wire \$118 ;
   wire \$119 ;
-  wire [10:0] \$12 ;
+  wire [31:0] \$12 ;
   wire \$120 ;
   wire \$121 ;
   wire \$122 ;
@@ -75,7 +75,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$127 ;
   wire \$128 ;
   wire \$129 ;
-  wire \$13 ;
+  wire [32:0] \$13 ;
   wire \$130 ;
   wire \$131 ;
   wire \$132 ;
@@ -86,7 +86,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$137 ;
   wire \$138 ;
   wire \$139 ;
-  wire \$14 ;
+  wire [31:0] \$14 ;
   wire \$140 ;
   wire \$141 ;
   wire \$142 ;
@@ -97,7 +97,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$147 ;
   wire \$148 ;
   wire \$149 ;
-  wire \$15 ;
+  wire [32:0] \$15 ;
   wire \$150 ;
   wire \$151 ;
   wire \$152 ;
@@ -108,7 +108,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$157 ;
   wire \$158 ;
   wire \$159 ;
-  wire \$16 ;
+  wire [31:0] \$16 ;
   wire \$160 ;
   wire \$161 ;
   wire \$162 ;
@@ -119,7 +119,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$167 ;
   wire \$168 ;
   wire \$169 ;
-  wire \$17 ;
+  wire [32:0] \$17 ;
   wire \$170 ;
   wire \$171 ;
   wire \$172 ;
@@ -130,7 +130,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$177 ;
   wire \$178 ;
   wire \$179 ;
-  wire \$18 ;
+  wire [31:0] \$18 ;
   wire \$180 ;
   wire \$181 ;
   wire \$182 ;
@@ -141,7 +141,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$187 ;
   wire \$188 ;
   wire \$189 ;
-  wire [7:0] \$19 ;
+  wire [32:0] \$19 ;
   wire \$190 ;
   wire \$191 ;
   wire \$192 ;
@@ -153,7 +153,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
-  wire \$20 ;
+  wire [31:0] \$20 ;
   wire \$200 ;
   wire \$201 ;
   wire \$202 ;
@@ -164,13 +164,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$207 ;
   wire \$208 ;
   wire \$209 ;
-  wire \$21 ;
+  wire [32:0] \$21 ;
   wire \$210 ;
   wire \$211 ;
   wire \$212 ;
   wire \$213 ;
-  wire [10:0] \$214 ;
-  wire [7:0] \$215 ;
+  wire \$214 ;
+  wire \$215 ;
   wire \$216 ;
   wire \$217 ;
   wire \$218 ;
@@ -180,10 +180,10 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$221 ;
   wire \$222 ;
   wire \$223 ;
-  wire [7:0] \$224 ;
-  wire \$225 ;
-  wire [10:0] \$226 ;
-  wire [7:0] \$227 ;
+  wire [10:0] \$224 ;
+  wire [7:0] \$225 ;
+  wire \$226 ;
+  wire \$227 ;
   wire \$228 ;
   wire \$229 ;
   wire [32:0] \$23 ;
@@ -191,170 +191,188 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$231 ;
   wire \$232 ;
   wire \$233 ;
-  wire \$234 ;
+  wire [7:0] \$234 ;
   wire \$235 ;
-  wire [7:0] \$236 ;
-  wire \$237 ;
+  wire [10:0] \$236 ;
+  wire [7:0] \$237 ;
   wire \$238 ;
-  wire [32:0] \$239 ;
+  wire \$239 ;
   wire [31:0] \$24 ;
-  wire [32:0] \$240 ;
+  wire \$240 ;
   wire \$241 ;
   wire \$242 ;
   wire \$243 ;
   wire \$244 ;
   wire \$245 ;
-  wire \$246 ;
+  wire [7:0] \$246 ;
   wire \$247 ;
   wire \$248 ;
-  wire \$249 ;
+  wire [32:0] \$249 ;
   wire [32:0] \$25 ;
-  wire \$250 ;
+  wire [32:0] \$250 ;
   wire \$251 ;
   wire \$252 ;
   wire \$253 ;
   wire \$254 ;
-  wire [7:0] \$255 ;
-  wire [7:0] \$256 ;
+  wire \$255 ;
+  wire \$256 ;
   wire \$257 ;
   wire \$258 ;
-  wire [7:0] \$259 ;
-  wire [31:0] \$26 ;
-  wire [4:0] \$260 ;
+  wire \$259 ;
+  wire \$26 ;
+  wire \$260 ;
   wire \$261 ;
   wire \$262 ;
   wire \$263 ;
   wire \$264 ;
-  wire \$265 ;
-  wire \$266 ;
+  wire [7:0] \$265 ;
+  wire [7:0] \$266 ;
   wire \$267 ;
   wire \$268 ;
-  wire \$269 ;
-  wire [32:0] \$27 ;
-  wire \$270 ;
-  reg \$271 ;
-  reg [6:0] \$272 ;
-  reg [6:0] \$273 ;
-  reg \$274 ;
-  reg \$275 ;
-  reg [6:0] \$276 ;
-  reg [3:0] \$277 ;
-  reg [6:0] \$278 ;
-  reg [9:0] \$279 ;
-  wire [31:0] \$28 ;
-  reg [9:0] \$280 ;
-  reg [9:0] \$281 ;
-  reg \$282 ;
-  reg \$283 ;
+  wire [7:0] \$269 ;
+  wire \$27 ;
+  wire [4:0] \$270 ;
+  wire \$271 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire \$279 ;
+  wire \$28 ;
+  wire \$280 ;
+  reg \$281 ;
+  reg [6:0] \$282 ;
+  reg [6:0] \$283 ;
   reg \$284 ;
   reg \$285 ;
-  reg [3:0] \$286 ;
-  reg [9:0] \$287 ;
-  reg \$288 ;
-  reg \$289 ;
-  wire [32:0] \$29 ;
-  reg [13:0] \$290 ;
-  reg \$291 ;
-  reg [31:0] \$292 ;
-  reg [6:0] \$293 ;
-  reg [6:0] \$294 ;
-  reg [6:0] \$295 ;
-  reg [9:0] \$296 ;
-  reg [6:0] \$297 ;
-  reg [6:0] \$298 ;
+  reg [6:0] \$286 ;
+  reg [3:0] \$287 ;
+  reg [6:0] \$288 ;
+  reg [9:0] \$289 ;
+  wire \$29 ;
+  reg [9:0] \$290 ;
+  reg [9:0] \$291 ;
+  reg \$292 ;
+  reg \$293 ;
+  reg \$294 ;
+  reg \$295 ;
+  reg \$296 ;
+  reg \$297 ;
+  reg \$298 ;
   reg \$299 ;
   wire \$3 ;
-  wire [31:0] \$30 ;
-  reg \$300 ;
-  reg \$301 ;
-  reg \$302 ;
+  wire \$30 ;
+  reg [7:0] \$300 ;
+  reg [8:0] \$301 ;
+  reg [9:0] \$302 ;
   reg [9:0] \$303 ;
-  reg [6:0] \$304 ;
-  reg [6:0] \$305 ;
+  reg [3:0] \$304 ;
+  reg [9:0] \$305 ;
   reg \$306 ;
   reg \$307 ;
-  reg \$308 ;
+  reg [13:0] \$308 ;
   reg \$309 ;
-  wire [32:0] \$31 ;
-  reg \$310 ;
+  wire \$31 ;
+  reg [31:0] \$310 ;
   reg [6:0] \$311 ;
   reg [6:0] \$312 ;
-  reg [2:0] \$313 ;
-  reg [6:0] \$314 ;
+  reg [6:0] \$313 ;
+  reg [9:0] \$314 ;
   reg [6:0] \$315 ;
   reg [6:0] \$316 ;
-  reg [3:0] \$317 ;
+  reg \$317 ;
   reg \$318 ;
   reg \$319 ;
-  wire [31:0] \$32 ;
+  wire \$32 ;
   reg \$320 ;
-  reg \$321 ;
-  reg \$322 ;
-  reg \$323 ;
-  wire [32:0] \$33 ;
-  wire [31:0] \$34 ;
-  wire [32:0] \$35 ;
-  wire [31:0] \$36 ;
-  wire [32:0] \$37 ;
+  reg [9:0] \$321 ;
+  reg [6:0] \$322 ;
+  reg [6:0] \$323 ;
+  reg \$324 ;
+  reg \$325 ;
+  reg \$326 ;
+  reg \$327 ;
+  reg \$328 ;
+  reg [6:0] \$329 ;
+  wire \$33 ;
+  reg [6:0] \$330 ;
+  reg [2:0] \$331 ;
+  reg [6:0] \$332 ;
+  reg [6:0] \$333 ;
+  reg [6:0] \$334 ;
+  reg [3:0] \$335 ;
+  reg \$336 ;
+  reg \$337 ;
+  reg \$338 ;
+  reg \$339 ;
+  wire \$34 ;
+  reg \$340 ;
+  reg \$341 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
   wire \$38 ;
   wire \$39 ;
-  wire [7:0] \$4 ;
+  wire \$4 ;
   wire \$40 ;
   wire \$41 ;
   wire \$42 ;
   wire \$43 ;
-  wire \$44 ;
+  wire [6:0] \$44 ;
   wire \$45 ;
   wire \$46 ;
   wire \$47 ;
   wire \$48 ;
-  wire \$49 ;
-  wire [7:0] \$5 ;
-  wire \$50 ;
+  wire [7:0] \$49 ;
+  wire \$5 ;
+  wire [7:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
   wire \$53 ;
   wire \$54 ;
   wire \$55 ;
-  wire [6:0] \$56 ;
-  wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
+  wire \$56 ;
+  wire [7:0] \$57 ;
+  wire [4:0] \$58 ;
+  wire [10:0] \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
-  wire \$64 ;
+  wire [10:0] \$60 ;
+  wire [10:0] \$61 ;
+  wire [11:0] \$62 ;
+  wire [7:0] \$63 ;
+  wire [7:0] \$64 ;
   wire [7:0] \$65 ;
-  wire [4:0] \$66 ;
-  wire [10:0] \$67 ;
+  wire \$66 ;
+  wire [7:0] \$67 ;
   wire [10:0] \$68 ;
-  wire [7:0] \$69 ;
+  wire [10:0] \$69 ;
   wire \$7 ;
-  wire \$70 ;
-  wire [7:0] \$71 ;
-  wire [10:0] \$72 ;
-  wire [10:0] \$73 ;
-  wire [7:0] \$74 ;
-  wire \$75 ;
+  wire [10:0] \$70 ;
+  wire [8:0] \$71 ;
+  wire [8:0] \$72 ;
+  wire [7:0] \$73 ;
+  wire \$74 ;
+  wire [7:0] \$75 ;
   wire [7:0] \$76 ;
   wire [7:0] \$77 ;
   wire [7:0] \$78 ;
-  wire [7:0] \$79 ;
+  wire \$79 ;
   wire \$8 ;
-  wire \$80 ;
+  wire [7:0] \$80 ;
   wire \$81 ;
-  wire \$82 ;
+  wire [7:0] \$82 ;
   wire \$83 ;
-  wire \$84 ;
+  wire [7:0] \$84 ;
   wire \$85 ;
-  wire \$86 ;
+  wire [7:0] \$86 ;
   wire \$87 ;
-  wire \$88 ;
-  wire \$89 ;
-  wire [7:0] \$9 ;
-  wire \$90 ;
+  wire [9:0] \$88 ;
+  wire [10:0] \$89 ;
+  wire \$9 ;
+  wire [10:0] \$90 ;
   wire \$91 ;
   wire \$92 ;
   wire \$93 ;
@@ -365,21 +383,30 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$98 ;
   wire \$99 ;
   reg [8:0] \$signature__addr ;
-  wire [8:0] \$signature__addr$37 ;
-  wire [8:0] \$signature__addr$39 ;
-  wire [8:0] \$signature__addr$57 ;
-  reg [8:0] \$signature__addr$69 ;
-  reg [8:0] \$signature__addr$73 ;
+  wire [8:0] \$signature__addr$33 ;
+  wire [8:0] \$signature__addr$35 ;
+  wire [8:0] \$signature__addr$56 ;
+  reg [8:0] \$signature__addr$68 ;
+  reg [8:0] \$signature__addr$72 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$51 ;
-  wire signed [7:0] \$signature__data$51[0] ;
-  wire signed [7:0] \$signature__data$51[1] ;
-  wire signed [7:0] \$signature__data$51[2] ;
-  wire signed [7:0] \$signature__data$51[3] ;
-  wire signed [7:0] \$signature__data$51[4] ;
-  wire signed [7:0] \$signature__data$51[5] ;
-  wire signed [7:0] \$signature__data$51[6] ;
-  wire signed [7:0] \$signature__data$51[7] ;
+  wire [63:0] \$signature__data$48 ;
+  wire signed [7:0] \$signature__data$48[0] ;
+  wire signed [7:0] \$signature__data$48[1] ;
+  wire signed [7:0] \$signature__data$48[2] ;
+  wire signed [7:0] \$signature__data$48[3] ;
+  wire signed [7:0] \$signature__data$48[4] ;
+  wire signed [7:0] \$signature__data$48[5] ;
+  wire signed [7:0] \$signature__data$48[6] ;
+  wire signed [7:0] \$signature__data$48[7] ;
+  wire [255:0] \$signature__data$60 ;
+  wire signed [31:0] \$signature__data$60[0] ;
+  wire signed [31:0] \$signature__data$60[1] ;
+  wire signed [31:0] \$signature__data$60[2] ;
+  wire signed [31:0] \$signature__data$60[3] ;
+  wire signed [31:0] \$signature__data$60[4] ;
+  wire signed [31:0] \$signature__data$60[5] ;
+  wire signed [31:0] \$signature__data$60[6] ;
+  wire signed [31:0] \$signature__data$60[7] ;
   wire [255:0] \$signature__data$61 ;
   wire signed [31:0] \$signature__data$61[0] ;
   wire signed [31:0] \$signature__data$61[1] ;
@@ -389,33 +416,24 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [31:0] \$signature__data$61[5] ;
   wire signed [31:0] \$signature__data$61[6] ;
   wire signed [31:0] \$signature__data$61[7] ;
-  wire [255:0] \$signature__data$62 ;
-  wire signed [31:0] \$signature__data$62[0] ;
-  wire signed [31:0] \$signature__data$62[1] ;
-  wire signed [31:0] \$signature__data$62[2] ;
-  wire signed [31:0] \$signature__data$62[3] ;
-  wire signed [31:0] \$signature__data$62[4] ;
-  wire signed [31:0] \$signature__data$62[5] ;
-  wire signed [31:0] \$signature__data$62[6] ;
-  wire signed [31:0] \$signature__data$62[7] ;
-  reg [63:0] \$signature__data$71 ;
-  wire signed [7:0] \$signature__data$71[0] ;
-  wire signed [7:0] \$signature__data$71[1] ;
-  wire signed [7:0] \$signature__data$71[2] ;
-  wire signed [7:0] \$signature__data$71[3] ;
-  wire signed [7:0] \$signature__data$71[4] ;
-  wire signed [7:0] \$signature__data$71[5] ;
-  wire signed [7:0] \$signature__data$71[6] ;
-  wire signed [7:0] \$signature__data$71[7] ;
-  reg [63:0] \$signature__data$75 ;
-  wire signed [7:0] \$signature__data$75[0] ;
-  wire signed [7:0] \$signature__data$75[1] ;
-  wire signed [7:0] \$signature__data$75[2] ;
-  wire signed [7:0] \$signature__data$75[3] ;
-  wire signed [7:0] \$signature__data$75[4] ;
-  wire signed [7:0] \$signature__data$75[5] ;
-  wire signed [7:0] \$signature__data$75[6] ;
-  wire signed [7:0] \$signature__data$75[7] ;
+  reg [63:0] \$signature__data$70 ;
+  wire signed [7:0] \$signature__data$70[0] ;
+  wire signed [7:0] \$signature__data$70[1] ;
+  wire signed [7:0] \$signature__data$70[2] ;
+  wire signed [7:0] \$signature__data$70[3] ;
+  wire signed [7:0] \$signature__data$70[4] ;
+  wire signed [7:0] \$signature__data$70[5] ;
+  wire signed [7:0] \$signature__data$70[6] ;
+  wire signed [7:0] \$signature__data$70[7] ;
+  reg [63:0] \$signature__data$74 ;
+  wire signed [7:0] \$signature__data$74[0] ;
+  wire signed [7:0] \$signature__data$74[1] ;
+  wire signed [7:0] \$signature__data$74[2] ;
+  wire signed [7:0] \$signature__data$74[3] ;
+  wire signed [7:0] \$signature__data$74[4] ;
+  wire signed [7:0] \$signature__data$74[5] ;
+  wire signed [7:0] \$signature__data$74[6] ;
+  wire signed [7:0] \$signature__data$74[7] ;
   wire signed [7:0] \$signature__data[0] ;
   wire signed [7:0] \$signature__data[1] ;
   wire signed [7:0] \$signature__data[2] ;
@@ -425,9 +443,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \$signature__data[6] ;
   wire signed [7:0] \$signature__data[7] ;
   reg \$signature__en ;
-  wire \$signature__en$59 ;
-  reg \$signature__en$72 ;
-  reg \$signature__en$76 ;
+  wire \$signature__en$58 ;
+  reg \$signature__en$71 ;
+  reg \$signature__en$75 ;
   wire [63:0] a;
   wire signed [7:0] \a[0] ;
   wire signed [7:0] \a[1] ;
@@ -452,6 +470,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [6:0] a_load_inner_rem = 7'h00;
   reg a_load_outer_last = 1'h0;
   reg [6:0] a_load_outer_rem = 7'h00;
+  reg [9:0] a_rd_addr = 10'h000;
   wire a_valid;
   wire signed [7:0] \b__payload[0] ;
   wire signed [7:0] \b__payload[1] ;
@@ -468,6 +487,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [6:0] b_load_inner_rem = 7'h00;
   reg b_load_outer_last = 1'h0;
   reg [6:0] b_load_outer_rem = 7'h00;
+  reg [9:0] b_rd_addr = 10'h000;
   wire beat;
   wire [255:0] \c__payload.data ;
   wire signed [31:0] \c__payload.data[0] ;
@@ -507,13 +527,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \error$19 ;
   reg first_last_k = 1'h0;
   wire [3:0] i;
-  wire [13:0] \i$53 ;
-  wire [13:0] \i$53[0] ;
-  wire \i$53[0].final ;
-  wire \i$53[0].first ;
-  wire [6:0] \i$53[0].m ;
-  wire [3:0] \i$53[0].ntile ;
-  wire \i$53[0].valid ;
+  wire [13:0] \i$50 ;
+  wire [13:0] \i$50[0] ;
+  wire \i$50[0].final ;
+  wire \i$50[0].first ;
+  wire [6:0] \i$50[0].m ;
+  wire [3:0] \i$50[0].ntile ;
+  wire \i$50[0].valid ;
   wire [3:0] \i[0] ;
   wire \i[0].beat ;
   wire \i[0].cap ;
@@ -527,18 +547,19 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [9:0] nxt_bk = 10'h000;
   reg nxt_exists = 1'h0;
   reg [6:0] nxt_k0 = 7'h00;
+  reg signed [7:0] nxt_k0_gap = 8'h00;
   reg nxt_last_k = 1'h0;
   reg nxt_last_n = 1'h0;
   reg [6:0] nxt_n0 = 7'h00;
   reg [3:0] nxt_ntile = 4'h0;
   wire [3:0] o;
-  wire [13:0] \o$56 ;
-  wire [13:0] \o$56[0] ;
-  wire \o$56[0].final ;
-  wire \o$56[0].first ;
-  wire [6:0] \o$56[0].m ;
-  wire [3:0] \o$56[0].ntile ;
-  wire \o$56[0].valid ;
+  wire [13:0] \o$55 ;
+  wire [13:0] \o$55[0] ;
+  wire \o$55[0].final ;
+  wire \o$55[0].first ;
+  wire [6:0] \o$55[0].m ;
+  wire [3:0] \o$55[0].ntile ;
+  wire \o$55[0].valid ;
   wire [3:0] \o[0] ;
   wire \o[0].beat ;
   wire \o[0].cap ;
@@ -560,10 +581,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg seq_end;
   wire seq_final_write;
   reg seq_run;
+  reg slot_below_m = 1'h0;
+  reg slot_below_r = 1'h0;
   reg slot_end = 1'h0;
+  reg slot_last_beat = 1'h0;
+  reg slot_last_row = 1'h0;
   reg [6:0] span = 7'h00;
   wire swap;
-  wire \swap$49 ;
+  wire \swap$46 ;
   wire [63:0] w;
   wire signed [7:0] \w[0] ;
   wire signed [7:0] \w[1] ;
@@ -574,8 +599,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire signed [7:0] \w[6] ;
   wire signed [7:0] \w[7] ;
   wire w_capture;
-  wire w_real;
-  wire [2:0] w_row;
+  reg signed [8:0] w_gap = 9'h000;
   reg [6:0] weights_k = 7'h00;
   reg [6:0] weights_n = 7'h00;
   reg weights_valid = 1'h0;
@@ -1101,12 +1125,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     a_mem[511] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$72 )
-      a_mem[\$signature__addr$69 ] <= \$signature__data$71 ;
+    if (\$signature__en$71 )
+      a_mem[\$signature__addr$68 ] <= \$signature__data$70 ;
   end
   reg [63:0] _0_;
   always @(posedge clk) begin
-    _0_ <= a_mem[\$11 [8:0]];
+    _0_ <= a_mem[a_rd_addr[8:0]];
   end
   initial _0_ = 64'h0000000000000000;
   assign a = _0_;
@@ -1626,15 +1650,15 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     b_mem[511] = 64'h0000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$76 )
-      b_mem[\$signature__addr$73 ] <= \$signature__data$75 ;
+    if (\$signature__en$75 )
+      b_mem[\$signature__addr$72 ] <= \$signature__data$74 ;
   end
   reg [63:0] _1_;
   always @(posedge clk) begin
-    _1_ <= b_mem[\$12 [8:0]];
+    _1_ <= b_mem[b_rd_addr[8:0]];
   end
   initial _1_ = 64'h0000000000000000;
-  assign \$signature__data$51  = _1_;
+  assign \$signature__data$48  = _1_;
   reg [255:0] c_mem [511:0];
   initial begin
     c_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
@@ -2152,7 +2176,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @(posedge clk) begin
     if (wr_tag0[0])
-      c_mem[{ wr_tag0[12:10], wr_tag0[8:3] }] <= \$signature__data$61 ;
+      c_mem[{ wr_tag0[12:10], wr_tag0[8:3] }] <= \$signature__data$60 ;
   end
   reg [255:0] _2_;
   always @(posedge clk) begin
@@ -2161,385 +2185,410 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     end
   end
   initial _2_ = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  assign \$signature__data$62  = _2_;
+  assign \$signature__data$61  = _2_;
   assign \$1  = ~ prologue;
   assign \$2  = seq_run & \$1 ;
-  assign \$3  = s < job_m;
-  assign beat = \$2  & \$3 ;
-  assign \$4  = span - 1'h1;
-  assign \$5  = prologue ? 8'h08 : \$4 ;
-  assign \$6  = s == \$5 ;
-  assign swap = seq_run & \$6 ;
-  assign \$7  = seq_run & nxt_exists;
-  assign \$8  = s < 4'h8;
-  assign push = \$7  & \$8 ;
-  assign \$9  = 3'h7 - s;
-  assign \$10  = nxt_k0 + \$9 [2:0];
-  assign w_real = \$10  < job_k;
-  assign \$11  = cur_abase + s;
-  assign \$12  = nxt_bk + \$9 [2:0];
-  assign \$13  = ~ prologue;
-  assign \$14  = \$13  & cur_last;
-  assign \$15  = s == 3'h7;
-  assign \$16  = push & \$15 ;
-  assign \$17  = push & w_real;
-  assign w = o[3] ? \$signature__data$51  : 64'h0000000000000000;
-  assign \$18  = beat & cur_last;
-  assign \$19  = job_m - 1'h1;
-  assign \$20  = s == \$19 ;
-  assign \$21  = \$18  & \$20 ;
+  assign beat = \$2  & slot_below_m;
+  assign swap = seq_run & slot_end;
+  assign \$3  = seq_run & nxt_exists;
+  assign push = \$3  & slot_below_r;
+  assign \$4  = ~ prologue;
+  assign \$5  = \$4  & cur_last;
+  assign \$6  = push & slot_last_row;
+  assign \$7  = push & w_gap[8];
+  assign w = o[3] ? \$signature__data$48  : 64'h0000000000000000;
+  assign \$8  = beat & cur_last;
+  assign \$9  = \$8  & slot_last_beat;
   assign seq_final_write = wr_tag0[0] & wr_tag0[1];
-  assign \$22  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [31:0];
-  assign \$23  = $signed(\$22 ) + $signed(psum[18:0]);
-  assign \$24  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [63:32];
-  assign \$25  = $signed(\$24 ) + $signed(psum[37:19]);
-  assign \$26  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [95:64];
-  assign \$27  = $signed(\$26 ) + $signed(psum[56:38]);
-  assign \$28  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [127:96];
-  assign \$29  = $signed(\$28 ) + $signed(psum[75:57]);
-  assign \$30  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [159:128];
-  assign \$31  = $signed(\$30 ) + $signed(psum[94:76]);
-  assign \$32  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [191:160];
-  assign \$33  = $signed(\$32 ) + $signed(psum[113:95]);
-  assign \$34  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [223:192];
-  assign \$35  = $signed(\$34 ) + $signed(psum[132:114]);
-  assign \$36  = wr_tag0[2] ? 32'd0 : \$signature__data$62 [255:224];
-  assign \$37  = $signed(\$36 ) + $signed(psum[151:133]);
-  assign \$38  = ~ rst;
-  assign \$39  = ~ a_load_done;
-  assign \$40  = ~ rst;
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = ~ b_load_done;
-  assign \$43  = ~ rst;
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = a__valid & a__ready;
-  assign \$46  = b__valid & b__ready;
-  assign \$47  = ~ c__valid;
-  assign \$48  = \$47  | c__ready;
-  assign \$49  = engine_state == 3'h0;
-  assign \$50  = engine_state == 1'h1;
-  assign \$51  = engine_state == 2'h2;
-  assign \$52  = engine_state == 2'h3;
-  assign \$53  = engine_state == 3'h4;
-  assign \$54  = ~ seq_run;
-  assign \$55  = job_m > 4'h8;
-  assign \$56  = \$55  ? job_m : 7'h09;
-  assign \$57  = job_k <= 4'h8;
-  assign \$58  = job_k <= 4'h8;
-  assign \$59  = job_n <= 4'h8;
-  assign \$60  = nxt_k0 == 7'h00;
-  assign \$61  = nxt_last_n & nxt_last_k;
-  assign \$62  = nxt_last_n & nxt_last_k;
-  assign \$63  = ~ \$62 ;
-  assign \$64  = nxt_exists & \$63 ;
-  assign \$65  = nxt_n0 + 4'h8;
-  assign \$66  = nxt_ntile + 1'h1;
-  assign \$67  = nxt_bbase + job_k;
-  assign \$68  = nxt_bbase + job_k;
-  assign \$69  = nxt_n0 + 5'h10;
-  assign \$70  = \$69  >= job_n;
-  assign \$71  = nxt_k0 + 4'h8;
-  assign \$72  = nxt_abase + job_m;
-  assign \$73  = nxt_bk + 4'h8;
-  assign \$74  = nxt_k0 + 5'h10;
-  assign \$75  = \$74  >= job_k;
+  assign \$10  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [31:0];
+  assign \$11  = $signed(\$10 ) + $signed(psum[18:0]);
+  assign \$12  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [63:32];
+  assign \$13  = $signed(\$12 ) + $signed(psum[37:19]);
+  assign \$14  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [95:64];
+  assign \$15  = $signed(\$14 ) + $signed(psum[56:38]);
+  assign \$16  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [127:96];
+  assign \$17  = $signed(\$16 ) + $signed(psum[75:57]);
+  assign \$18  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [159:128];
+  assign \$19  = $signed(\$18 ) + $signed(psum[94:76]);
+  assign \$20  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [191:160];
+  assign \$21  = $signed(\$20 ) + $signed(psum[113:95]);
+  assign \$22  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [223:192];
+  assign \$23  = $signed(\$22 ) + $signed(psum[132:114]);
+  assign \$24  = wr_tag0[2] ? 32'd0 : \$signature__data$61 [255:224];
+  assign \$25  = $signed(\$24 ) + $signed(psum[151:133]);
+  assign \$26  = ~ rst;
+  assign \$27  = ~ a_load_done;
+  assign \$28  = ~ rst;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = ~ b_load_done;
+  assign \$31  = ~ rst;
+  assign \$32  = \$30  & \$31 ;
+  assign \$33  = a__valid & a__ready;
+  assign \$34  = b__valid & b__ready;
+  assign \$35  = ~ c__valid;
+  assign \$36  = \$35  | c__ready;
+  assign \$37  = engine_state == 3'h0;
+  assign \$38  = engine_state == 1'h1;
+  assign \$39  = engine_state == 2'h2;
+  assign \$40  = engine_state == 2'h3;
+  assign \$41  = engine_state == 3'h4;
+  assign \$42  = ~ seq_run;
+  assign \$43  = job_m > 4'h8;
+  assign \$44  = \$43  ? job_m : 7'h09;
+  assign \$45  = job_k <= 4'h8;
+  assign \$46  = job_k <= 4'h8;
+  assign \$47  = job_n <= 4'h8;
+  assign \$48  = job_m == 1'h1;
+  assign \$49  = - job_k;
+  assign \$50  = 3'h7 - job_k;
+  assign \$51  = nxt_k0 == 7'h00;
+  assign \$52  = nxt_last_n & nxt_last_k;
+  assign \$53  = nxt_last_n & nxt_last_k;
+  assign \$54  = ~ \$53 ;
+  assign \$55  = nxt_exists & \$54 ;
+  assign \$56  = job_m == 1'h1;
+  assign \$57  = nxt_n0 + 4'h8;
+  assign \$58  = nxt_ntile + 1'h1;
+  assign \$59  = nxt_bbase + job_k;
+  assign \$60  = nxt_bbase + job_k;
+  assign \$61  = nxt_bbase + job_k;
+  assign \$62  = \$61  + 3'h7;
+  assign \$63  = - job_k;
+  assign \$64  = 3'h7 - job_k;
+  assign \$65  = nxt_n0 + 5'h10;
+  assign \$66  = \$65  >= job_n;
+  assign \$67  = nxt_k0 + 4'h8;
+  assign \$68  = nxt_abase + job_m;
+  assign \$69  = nxt_bk + 4'h8;
+  assign \$70  = nxt_bk + 4'hf;
+  assign \$71  = $signed(nxt_k0_gap) + $signed(5'h08);
+  assign \$72  = $signed(nxt_k0_gap) + $signed(5'h0f);
+  assign \$73  = nxt_k0 + 5'h10;
+  assign \$74  = \$73  >= job_k;
+  assign \$75  = s + 1'h1;
   assign \$76  = s + 1'h1;
-  assign \$77  = s + 1'h1;
-  assign \$78  = span - 1'h1;
-  assign \$79  = prologue ? 8'h08 : \$78 ;
-  assign \$80  = $signed({ 1'h0, \$77  }) == $signed(\$79 );
-  assign \$81  = cmd__valid & cmd__ready;
-  assign \$82  = cmd__payload[15:0] == 16'h0000;
-  assign \$83  = cmd__payload[31:16] == 16'h0000;
-  assign \$84  = \$82  | \$83 ;
-  assign \$85  = cmd__payload[47:32] == 16'h0000;
-  assign \$86  = \$84  | \$85 ;
-  assign \$88  = cmd__payload[1] | \$87 ;
-  assign \$89  = cmd__payload[2] | \$88 ;
-  assign \$90  = cmd__payload[3] | \$89 ;
-  assign \$91  = cmd__payload[4] | \$90 ;
-  assign \$92  = cmd__payload[5] | \$91 ;
-  assign \$93  = cmd__payload[6] & \$92 ;
-  assign \$94  = cmd__payload[7] | \$93 ;
-  assign \$95  = cmd__payload[8] | \$94 ;
-  assign \$96  = cmd__payload[9] | \$95 ;
-  assign \$97  = cmd__payload[10] | \$96 ;
-  assign \$98  = cmd__payload[11] | \$97 ;
-  assign \$99  = cmd__payload[12] | \$98 ;
-  assign \$100  = cmd__payload[13] | \$99 ;
-  assign \$101  = cmd__payload[14] | \$100 ;
-  assign \$102  = cmd__payload[15] | \$101 ;
-  assign \$103  = \$86  | \$102 ;
-  assign \$105  = cmd__payload[17] | \$104 ;
-  assign \$106  = cmd__payload[18] | \$105 ;
-  assign \$107  = cmd__payload[19] | \$106 ;
-  assign \$108  = cmd__payload[20] | \$107 ;
-  assign \$109  = cmd__payload[21] | \$108 ;
-  assign \$110  = cmd__payload[22] & \$109 ;
-  assign \$111  = cmd__payload[23] | \$110 ;
-  assign \$112  = cmd__payload[24] | \$111 ;
-  assign \$113  = cmd__payload[25] | \$112 ;
-  assign \$114  = cmd__payload[26] | \$113 ;
-  assign \$115  = cmd__payload[27] | \$114 ;
-  assign \$116  = cmd__payload[28] | \$115 ;
-  assign \$117  = cmd__payload[29] | \$116 ;
-  assign \$118  = cmd__payload[30] | \$117 ;
-  assign \$119  = cmd__payload[31] | \$118 ;
-  assign \$120  = \$103  | \$119 ;
-  assign \$122  = cmd__payload[33] | \$121 ;
-  assign \$123  = cmd__payload[34] | \$122 ;
-  assign \$124  = cmd__payload[35] | \$123 ;
-  assign \$125  = cmd__payload[36] | \$124 ;
-  assign \$126  = cmd__payload[37] | \$125 ;
-  assign \$127  = cmd__payload[38] & \$126 ;
-  assign \$128  = cmd__payload[39] | \$127 ;
-  assign \$129  = cmd__payload[40] | \$128 ;
-  assign \$130  = cmd__payload[41] | \$129 ;
-  assign \$131  = cmd__payload[42] | \$130 ;
-  assign \$132  = cmd__payload[43] | \$131 ;
-  assign \$133  = cmd__payload[44] | \$132 ;
-  assign \$134  = cmd__payload[45] | \$133 ;
-  assign \$135  = cmd__payload[46] | \$134 ;
-  assign \$136  = cmd__payload[47] | \$135 ;
-  assign \$137  = \$120  | \$136 ;
-  assign \$138  = ~ weights_valid;
-  assign \$139  = cmd__payload[22:16] != weights_k;
-  assign \$140  = \$138  | \$139 ;
-  assign \$141  = cmd__payload[38:32] != weights_n;
-  assign \$142  = \$140  | \$141 ;
-  assign \$143  = cmd__payload[48] & \$142 ;
-  assign \$144  = \$137  | \$143 ;
-  assign \$145  = cmd__payload[15:0] == 16'h0000;
-  assign \$146  = cmd__payload[31:16] == 16'h0000;
-  assign \$147  = \$145  | \$146 ;
-  assign \$148  = cmd__payload[47:32] == 16'h0000;
-  assign \$149  = \$147  | \$148 ;
-  assign \$151  = cmd__payload[1] | \$150 ;
-  assign \$152  = cmd__payload[2] | \$151 ;
-  assign \$153  = cmd__payload[3] | \$152 ;
-  assign \$154  = cmd__payload[4] | \$153 ;
-  assign \$155  = cmd__payload[5] | \$154 ;
-  assign \$156  = cmd__payload[6] & \$155 ;
-  assign \$157  = cmd__payload[7] | \$156 ;
-  assign \$158  = cmd__payload[8] | \$157 ;
-  assign \$159  = cmd__payload[9] | \$158 ;
-  assign \$160  = cmd__payload[10] | \$159 ;
-  assign \$161  = cmd__payload[11] | \$160 ;
-  assign \$162  = cmd__payload[12] | \$161 ;
-  assign \$163  = cmd__payload[13] | \$162 ;
-  assign \$164  = cmd__payload[14] | \$163 ;
-  assign \$165  = cmd__payload[15] | \$164 ;
-  assign \$166  = \$149  | \$165 ;
-  assign \$168  = cmd__payload[17] | \$167 ;
-  assign \$169  = cmd__payload[18] | \$168 ;
-  assign \$170  = cmd__payload[19] | \$169 ;
-  assign \$171  = cmd__payload[20] | \$170 ;
-  assign \$172  = cmd__payload[21] | \$171 ;
-  assign \$173  = cmd__payload[22] & \$172 ;
-  assign \$174  = cmd__payload[23] | \$173 ;
-  assign \$175  = cmd__payload[24] | \$174 ;
-  assign \$176  = cmd__payload[25] | \$175 ;
-  assign \$177  = cmd__payload[26] | \$176 ;
-  assign \$178  = cmd__payload[27] | \$177 ;
-  assign \$179  = cmd__payload[28] | \$178 ;
-  assign \$180  = cmd__payload[29] | \$179 ;
-  assign \$181  = cmd__payload[30] | \$180 ;
-  assign \$182  = cmd__payload[31] | \$181 ;
-  assign \$183  = \$166  | \$182 ;
-  assign \$185  = cmd__payload[33] | \$184 ;
-  assign \$186  = cmd__payload[34] | \$185 ;
-  assign \$187  = cmd__payload[35] | \$186 ;
-  assign \$188  = cmd__payload[36] | \$187 ;
-  assign \$189  = cmd__payload[37] | \$188 ;
-  assign \$190  = cmd__payload[38] & \$189 ;
-  assign \$191  = cmd__payload[39] | \$190 ;
-  assign \$192  = cmd__payload[40] | \$191 ;
-  assign \$193  = cmd__payload[41] | \$192 ;
-  assign \$194  = cmd__payload[42] | \$193 ;
-  assign \$195  = cmd__payload[43] | \$194 ;
-  assign \$196  = cmd__payload[44] | \$195 ;
-  assign \$197  = cmd__payload[45] | \$196 ;
-  assign \$198  = cmd__payload[46] | \$197 ;
-  assign \$199  = cmd__payload[47] | \$198 ;
-  assign \$200  = \$183  | \$199 ;
-  assign \$201  = ~ weights_valid;
-  assign \$202  = cmd__payload[22:16] != weights_k;
-  assign \$203  = \$201  | \$202 ;
-  assign \$204  = cmd__payload[38:32] != weights_n;
-  assign \$205  = \$203  | \$204 ;
-  assign \$206  = cmd__payload[48] & \$205 ;
-  assign \$207  = \$200  | \$206 ;
-  assign \$208  = cmd__payload[15:0] == 1'h1;
-  assign \$209  = cmd__payload[15:0] == 1'h1;
-  assign \$210  = cmd__payload[31:16] <= 4'h8;
-  assign \$211  = cmd__payload[31:16] == 1'h1;
-  assign \$212  = cmd__payload[31:16] == 1'h1;
-  assign \$213  = cmd__payload[47:32] <= 4'h8;
-  assign \$214  = a_load_addr + 1'h1;
-  assign \$215  = a_load_outer_rem - 4'h8;
-  assign \$217  = a_load_outer_rem[1] | \$216 ;
-  assign \$218  = a_load_outer_rem[2] | \$217 ;
-  assign \$219  = a_load_outer_rem[3] | \$218 ;
-  assign \$220  = a_load_outer_rem[4] & \$219 ;
-  assign \$221  = a_load_outer_rem[5] | \$220 ;
-  assign \$222  = a_load_outer_rem[6] | \$221 ;
-  assign \$223  = ~ \$222 ;
-  assign \$224  = a_load_inner_rem - 1'h1;
-  assign \$225  = a_load_inner_rem == 2'h2;
-  assign \$226  = b_load_addr + 1'h1;
-  assign \$227  = b_load_outer_rem - 4'h8;
-  assign \$229  = b_load_outer_rem[1] | \$228 ;
-  assign \$230  = b_load_outer_rem[2] | \$229 ;
-  assign \$231  = b_load_outer_rem[3] | \$230 ;
-  assign \$232  = b_load_outer_rem[4] & \$231 ;
-  assign \$233  = b_load_outer_rem[5] | \$232 ;
-  assign \$234  = b_load_outer_rem[6] | \$233 ;
-  assign \$235  = ~ \$234 ;
-  assign \$236  = b_load_inner_rem - 1'h1;
-  assign \$237  = b_load_inner_rem == 2'h2;
-  assign \$238  = a_load_done & b_load_done;
-  assign \$239  = cycles + 1'h1;
-  assign \$240  = cycles + 1'h1;
-  assign \$241  = | job_m;
-  assign \$242  = job_m == 1'h1;
-  assign \$243  = job_n <= 4'h8;
-  assign \$244  = | job_m;
-  assign \$245  = job_m == 1'h1;
-  assign \$246  = job_n <= 4'h8;
-  assign \$247  = | job_m;
-  assign \$248  = job_m == 1'h1;
-  assign \$249  = job_n <= 4'h8;
-  assign \$250  = | job_m;
-  assign \$251  = job_m == 1'h1;
-  assign \$252  = job_n <= 4'h8;
-  assign \$253  = ~ c__valid;
-  assign \$254  = \$253  | c__ready;
-  assign \$255  = d_m + 1'h1;
-  assign \$256  = d_m_rem - 1'h1;
-  assign \$257  = ~ d_last_m;
-  assign \$258  = d_m_rem == 2'h2;
-  assign \$259  = d_n_rem - 4'h8;
-  assign \$260  = d_tile + 1'h1;
-  assign \$262  = d_n_rem[1] | \$261 ;
-  assign \$263  = d_n_rem[2] | \$262 ;
-  assign \$264  = d_n_rem[3] | \$263 ;
-  assign \$265  = d_n_rem[4] & \$264 ;
-  assign \$266  = d_n_rem[5] | \$265 ;
-  assign \$267  = d_n_rem[6] | \$266 ;
-  assign \$268  = ~ \$267 ;
-  assign \$269  = c__valid & c__ready;
-  assign \$270  = \$269  & c__payload[256];
+  assign \$77  = span - 1'h1;
+  assign \$78  = prologue ? 8'h08 : \$77 ;
+  assign \$79  = $signed({ 1'h0, \$76  }) == $signed(\$78 );
+  assign \$80  = s + 1'h1;
+  assign \$81  = \$80  < job_m;
+  assign \$82  = s + 1'h1;
+  assign \$83  = \$82  < 4'h8;
+  assign \$84  = s + 1'h1;
+  assign \$85  = \$84  == 3'h7;
+  assign \$86  = s + 2'h2;
+  assign \$87  = \$86  == job_m;
+  assign \$88  = $signed(w_gap) - $signed(2'h1);
+  assign \$89  = a_rd_addr + 1'h1;
+  assign \$90  = b_rd_addr - 1'h1;
+  assign \$91  = cmd__valid & cmd__ready;
+  assign \$92  = cmd__payload[15:0] == 16'h0000;
+  assign \$93  = cmd__payload[31:16] == 16'h0000;
+  assign \$94  = \$92  | \$93 ;
+  assign \$95  = cmd__payload[47:32] == 16'h0000;
+  assign \$96  = \$94  | \$95 ;
+  assign \$98  = cmd__payload[1] | \$97 ;
+  assign \$99  = cmd__payload[2] | \$98 ;
+  assign \$100  = cmd__payload[3] | \$99 ;
+  assign \$101  = cmd__payload[4] | \$100 ;
+  assign \$102  = cmd__payload[5] | \$101 ;
+  assign \$103  = cmd__payload[6] & \$102 ;
+  assign \$104  = cmd__payload[7] | \$103 ;
+  assign \$105  = cmd__payload[8] | \$104 ;
+  assign \$106  = cmd__payload[9] | \$105 ;
+  assign \$107  = cmd__payload[10] | \$106 ;
+  assign \$108  = cmd__payload[11] | \$107 ;
+  assign \$109  = cmd__payload[12] | \$108 ;
+  assign \$110  = cmd__payload[13] | \$109 ;
+  assign \$111  = cmd__payload[14] | \$110 ;
+  assign \$112  = cmd__payload[15] | \$111 ;
+  assign \$113  = \$96  | \$112 ;
+  assign \$115  = cmd__payload[17] | \$114 ;
+  assign \$116  = cmd__payload[18] | \$115 ;
+  assign \$117  = cmd__payload[19] | \$116 ;
+  assign \$118  = cmd__payload[20] | \$117 ;
+  assign \$119  = cmd__payload[21] | \$118 ;
+  assign \$120  = cmd__payload[22] & \$119 ;
+  assign \$121  = cmd__payload[23] | \$120 ;
+  assign \$122  = cmd__payload[24] | \$121 ;
+  assign \$123  = cmd__payload[25] | \$122 ;
+  assign \$124  = cmd__payload[26] | \$123 ;
+  assign \$125  = cmd__payload[27] | \$124 ;
+  assign \$126  = cmd__payload[28] | \$125 ;
+  assign \$127  = cmd__payload[29] | \$126 ;
+  assign \$128  = cmd__payload[30] | \$127 ;
+  assign \$129  = cmd__payload[31] | \$128 ;
+  assign \$130  = \$113  | \$129 ;
+  assign \$132  = cmd__payload[33] | \$131 ;
+  assign \$133  = cmd__payload[34] | \$132 ;
+  assign \$134  = cmd__payload[35] | \$133 ;
+  assign \$135  = cmd__payload[36] | \$134 ;
+  assign \$136  = cmd__payload[37] | \$135 ;
+  assign \$137  = cmd__payload[38] & \$136 ;
+  assign \$138  = cmd__payload[39] | \$137 ;
+  assign \$139  = cmd__payload[40] | \$138 ;
+  assign \$140  = cmd__payload[41] | \$139 ;
+  assign \$141  = cmd__payload[42] | \$140 ;
+  assign \$142  = cmd__payload[43] | \$141 ;
+  assign \$143  = cmd__payload[44] | \$142 ;
+  assign \$144  = cmd__payload[45] | \$143 ;
+  assign \$145  = cmd__payload[46] | \$144 ;
+  assign \$146  = cmd__payload[47] | \$145 ;
+  assign \$147  = \$130  | \$146 ;
+  assign \$148  = ~ weights_valid;
+  assign \$149  = cmd__payload[22:16] != weights_k;
+  assign \$150  = \$148  | \$149 ;
+  assign \$151  = cmd__payload[38:32] != weights_n;
+  assign \$152  = \$150  | \$151 ;
+  assign \$153  = cmd__payload[48] & \$152 ;
+  assign \$154  = \$147  | \$153 ;
+  assign \$155  = cmd__payload[15:0] == 16'h0000;
+  assign \$156  = cmd__payload[31:16] == 16'h0000;
+  assign \$157  = \$155  | \$156 ;
+  assign \$158  = cmd__payload[47:32] == 16'h0000;
+  assign \$159  = \$157  | \$158 ;
+  assign \$161  = cmd__payload[1] | \$160 ;
+  assign \$162  = cmd__payload[2] | \$161 ;
+  assign \$163  = cmd__payload[3] | \$162 ;
+  assign \$164  = cmd__payload[4] | \$163 ;
+  assign \$165  = cmd__payload[5] | \$164 ;
+  assign \$166  = cmd__payload[6] & \$165 ;
+  assign \$167  = cmd__payload[7] | \$166 ;
+  assign \$168  = cmd__payload[8] | \$167 ;
+  assign \$169  = cmd__payload[9] | \$168 ;
+  assign \$170  = cmd__payload[10] | \$169 ;
+  assign \$171  = cmd__payload[11] | \$170 ;
+  assign \$172  = cmd__payload[12] | \$171 ;
+  assign \$173  = cmd__payload[13] | \$172 ;
+  assign \$174  = cmd__payload[14] | \$173 ;
+  assign \$175  = cmd__payload[15] | \$174 ;
+  assign \$176  = \$159  | \$175 ;
+  assign \$178  = cmd__payload[17] | \$177 ;
+  assign \$179  = cmd__payload[18] | \$178 ;
+  assign \$180  = cmd__payload[19] | \$179 ;
+  assign \$181  = cmd__payload[20] | \$180 ;
+  assign \$182  = cmd__payload[21] | \$181 ;
+  assign \$183  = cmd__payload[22] & \$182 ;
+  assign \$184  = cmd__payload[23] | \$183 ;
+  assign \$185  = cmd__payload[24] | \$184 ;
+  assign \$186  = cmd__payload[25] | \$185 ;
+  assign \$187  = cmd__payload[26] | \$186 ;
+  assign \$188  = cmd__payload[27] | \$187 ;
+  assign \$189  = cmd__payload[28] | \$188 ;
+  assign \$190  = cmd__payload[29] | \$189 ;
+  assign \$191  = cmd__payload[30] | \$190 ;
+  assign \$192  = cmd__payload[31] | \$191 ;
+  assign \$193  = \$176  | \$192 ;
+  assign \$195  = cmd__payload[33] | \$194 ;
+  assign \$196  = cmd__payload[34] | \$195 ;
+  assign \$197  = cmd__payload[35] | \$196 ;
+  assign \$198  = cmd__payload[36] | \$197 ;
+  assign \$199  = cmd__payload[37] | \$198 ;
+  assign \$200  = cmd__payload[38] & \$199 ;
+  assign \$201  = cmd__payload[39] | \$200 ;
+  assign \$202  = cmd__payload[40] | \$201 ;
+  assign \$203  = cmd__payload[41] | \$202 ;
+  assign \$204  = cmd__payload[42] | \$203 ;
+  assign \$205  = cmd__payload[43] | \$204 ;
+  assign \$206  = cmd__payload[44] | \$205 ;
+  assign \$207  = cmd__payload[45] | \$206 ;
+  assign \$208  = cmd__payload[46] | \$207 ;
+  assign \$209  = cmd__payload[47] | \$208 ;
+  assign \$210  = \$193  | \$209 ;
+  assign \$211  = ~ weights_valid;
+  assign \$212  = cmd__payload[22:16] != weights_k;
+  assign \$213  = \$211  | \$212 ;
+  assign \$214  = cmd__payload[38:32] != weights_n;
+  assign \$215  = \$213  | \$214 ;
+  assign \$216  = cmd__payload[48] & \$215 ;
+  assign \$217  = \$210  | \$216 ;
+  assign \$218  = cmd__payload[15:0] == 1'h1;
+  assign \$219  = cmd__payload[15:0] == 1'h1;
+  assign \$220  = cmd__payload[31:16] <= 4'h8;
+  assign \$221  = cmd__payload[31:16] == 1'h1;
+  assign \$222  = cmd__payload[31:16] == 1'h1;
+  assign \$223  = cmd__payload[47:32] <= 4'h8;
+  assign \$224  = a_load_addr + 1'h1;
+  assign \$225  = a_load_outer_rem - 4'h8;
+  assign \$227  = a_load_outer_rem[1] | \$226 ;
+  assign \$228  = a_load_outer_rem[2] | \$227 ;
+  assign \$229  = a_load_outer_rem[3] | \$228 ;
+  assign \$230  = a_load_outer_rem[4] & \$229 ;
+  assign \$231  = a_load_outer_rem[5] | \$230 ;
+  assign \$232  = a_load_outer_rem[6] | \$231 ;
+  assign \$233  = ~ \$232 ;
+  assign \$234  = a_load_inner_rem - 1'h1;
+  assign \$235  = a_load_inner_rem == 2'h2;
+  assign \$236  = b_load_addr + 1'h1;
+  assign \$237  = b_load_outer_rem - 4'h8;
+  assign \$239  = b_load_outer_rem[1] | \$238 ;
+  assign \$240  = b_load_outer_rem[2] | \$239 ;
+  assign \$241  = b_load_outer_rem[3] | \$240 ;
+  assign \$242  = b_load_outer_rem[4] & \$241 ;
+  assign \$243  = b_load_outer_rem[5] | \$242 ;
+  assign \$244  = b_load_outer_rem[6] | \$243 ;
+  assign \$245  = ~ \$244 ;
+  assign \$246  = b_load_inner_rem - 1'h1;
+  assign \$247  = b_load_inner_rem == 2'h2;
+  assign \$248  = a_load_done & b_load_done;
+  assign \$249  = cycles + 1'h1;
+  assign \$250  = cycles + 1'h1;
+  assign \$251  = | job_m;
+  assign \$252  = job_m == 1'h1;
+  assign \$253  = job_n <= 4'h8;
+  assign \$254  = | job_m;
+  assign \$255  = job_m == 1'h1;
+  assign \$256  = job_n <= 4'h8;
+  assign \$257  = | job_m;
+  assign \$258  = job_m == 1'h1;
+  assign \$259  = job_n <= 4'h8;
+  assign \$260  = | job_m;
+  assign \$261  = job_m == 1'h1;
+  assign \$262  = job_n <= 4'h8;
+  assign \$263  = ~ c__valid;
+  assign \$264  = \$263  | c__ready;
+  assign \$265  = d_m + 1'h1;
+  assign \$266  = d_m_rem - 1'h1;
+  assign \$267  = ~ d_last_m;
+  assign \$268  = d_m_rem == 2'h2;
+  assign \$269  = d_n_rem - 4'h8;
+  assign \$270  = d_tile + 1'h1;
+  assign \$272  = d_n_rem[1] | \$271 ;
+  assign \$273  = d_n_rem[2] | \$272 ;
+  assign \$274  = d_n_rem[3] | \$273 ;
+  assign \$275  = d_n_rem[4] & \$274 ;
+  assign \$276  = d_n_rem[5] | \$275 ;
+  assign \$277  = d_n_rem[6] | \$276 ;
+  assign \$278  = ~ \$277 ;
+  assign \$279  = c__valid & c__ready;
+  assign \$280  = \$279  & c__payload[256];
   always @(posedge clk)
-    done <= \$271 ;
+    done <= \$281 ;
   always @(posedge clk)
-    span <= \$272 ;
+    span <= \$282 ;
   always @(posedge clk)
-    s <= \$273 ;
+    s <= \$283 ;
   always @(posedge clk)
-    prologue <= \$274 ;
+    prologue <= \$284 ;
   always @(posedge clk)
-    slot_end <= \$275 ;
+    slot_end <= \$285 ;
   always @(posedge clk)
-    nxt_n0 <= \$276 ;
+    nxt_n0 <= \$286 ;
   always @(posedge clk)
-    nxt_ntile <= \$277 ;
+    nxt_ntile <= \$287 ;
   always @(posedge clk)
-    nxt_k0 <= \$278 ;
+    nxt_k0 <= \$288 ;
   always @(posedge clk)
-    nxt_abase <= \$279 ;
+    nxt_abase <= \$289 ;
   always @(posedge clk)
-    nxt_bbase <= \$280 ;
+    nxt_bbase <= \$290 ;
   always @(posedge clk)
-    nxt_bk <= \$281 ;
+    nxt_bk <= \$291 ;
   always @(posedge clk)
-    nxt_exists <= \$282 ;
+    nxt_exists <= \$292 ;
   always @(posedge clk)
-    nxt_last_k <= \$283 ;
+    nxt_last_k <= \$293 ;
   always @(posedge clk)
-    first_last_k <= \$284 ;
+    first_last_k <= \$294 ;
   always @(posedge clk)
-    nxt_last_n <= \$285 ;
+    nxt_last_n <= \$295 ;
   always @(posedge clk)
-    cur_ntile <= \$286 ;
+    slot_below_m <= \$296 ;
   always @(posedge clk)
-    cur_abase <= \$287 ;
+    slot_below_r <= \$297 ;
   always @(posedge clk)
-    cur_first <= \$288 ;
+    slot_last_row <= \$298 ;
   always @(posedge clk)
-    cur_last <= \$289 ;
+    slot_last_beat <= \$299 ;
   always @(posedge clk)
-    wr_tag0 <= \$290 ;
+    nxt_k0_gap <= \$300 ;
   always @(posedge clk)
-    error <= \$291 ;
+    w_gap <= \$301 ;
   always @(posedge clk)
-    cycles <= \$292 ;
+    a_rd_addr <= \$302 ;
   always @(posedge clk)
-    job_m <= \$293 ;
+    b_rd_addr <= \$303 ;
   always @(posedge clk)
-    job_k <= \$294 ;
+    cur_ntile <= \$304 ;
   always @(posedge clk)
-    job_n <= \$295 ;
+    cur_abase <= \$305 ;
   always @(posedge clk)
-    a_load_addr <= \$296 ;
+    cur_first <= \$306 ;
   always @(posedge clk)
-    a_load_outer_rem <= \$297 ;
+    cur_last <= \$307 ;
   always @(posedge clk)
-    a_load_inner_rem <= \$298 ;
+    wr_tag0 <= \$308 ;
   always @(posedge clk)
-    a_load_done <= \$299 ;
+    error <= \$309 ;
   always @(posedge clk)
-    a_load_inner_last <= \$300 ;
+    cycles <= \$310 ;
   always @(posedge clk)
-    a_load_inner_last0 <= \$301 ;
+    job_m <= \$311 ;
   always @(posedge clk)
-    a_load_outer_last <= \$302 ;
+    job_k <= \$312 ;
   always @(posedge clk)
-    b_load_addr <= \$303 ;
+    job_n <= \$313 ;
   always @(posedge clk)
-    b_load_outer_rem <= \$304 ;
+    a_load_addr <= \$314 ;
   always @(posedge clk)
-    b_load_inner_rem <= \$305 ;
+    a_load_outer_rem <= \$315 ;
   always @(posedge clk)
-    b_load_done <= \$306 ;
+    a_load_inner_rem <= \$316 ;
   always @(posedge clk)
-    b_load_inner_last <= \$307 ;
+    a_load_done <= \$317 ;
   always @(posedge clk)
-    b_load_inner_last0 <= \$308 ;
+    a_load_inner_last <= \$318 ;
   always @(posedge clk)
-    b_load_outer_last <= \$309 ;
+    a_load_inner_last0 <= \$319 ;
   always @(posedge clk)
-    weights_valid <= \$310 ;
+    a_load_outer_last <= \$320 ;
   always @(posedge clk)
-    weights_k <= \$311 ;
+    b_load_addr <= \$321 ;
   always @(posedge clk)
-    weights_n <= \$312 ;
+    b_load_outer_rem <= \$322 ;
   always @(posedge clk)
-    engine_state <= \$313 ;
+    b_load_inner_rem <= \$323 ;
   always @(posedge clk)
-    d_m <= \$314 ;
+    b_load_done <= \$324 ;
   always @(posedge clk)
-    d_m_rem <= \$315 ;
+    b_load_inner_last <= \$325 ;
   always @(posedge clk)
-    d_n_rem <= \$316 ;
+    b_load_inner_last0 <= \$326 ;
   always @(posedge clk)
-    d_tile <= \$317 ;
+    b_load_outer_last <= \$327 ;
   always @(posedge clk)
-    d_more <= \$318 ;
+    weights_valid <= \$328 ;
   always @(posedge clk)
-    d_last_m <= \$319 ;
+    weights_k <= \$329 ;
   always @(posedge clk)
-    d_last_n <= \$320 ;
+    weights_n <= \$330 ;
   always @(posedge clk)
-    d_first_last_n <= \$321 ;
+    engine_state <= \$331 ;
   always @(posedge clk)
-    c__valid <= \$322 ;
+    d_m <= \$332 ;
   always @(posedge clk)
-    c_last <= \$323 ;
+    d_m_rem <= \$333 ;
+  always @(posedge clk)
+    d_n_rem <= \$334 ;
+  always @(posedge clk)
+    d_tile <= \$335 ;
+  always @(posedge clk)
+    d_more <= \$336 ;
+  always @(posedge clk)
+    d_last_m <= \$337 ;
+  always @(posedge clk)
+    d_last_n <= \$338 ;
+  always @(posedge clk)
+    d_first_last_n <= \$339 ;
+  always @(posedge clk)
+    c__valid <= \$340 ;
+  always @(posedge clk)
+    c_last <= \$341 ;
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i(a),
     .\i$2 (w),
-    .\port$535$0 (o[2:0]),
+    .\port$560$0 (o[2:0]),
     .psum(psum),
     .rst(rst)
   );
@@ -2551,8 +2600,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.tag_delay  tag_delay (
     .clk(clk),
-    .i(\i$53 ),
-    .o(\o$56 ),
+    .i(\i$50 ),
+    .o(\o$55 ),
     .rst(rst)
   );
   always @* begin
@@ -2568,14 +2617,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          \$signature__en  = \$48 ;
+          \$signature__en  = \$36 ;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__addr  = { \o$56 [12:10], \o$56 [8:3] };
+    \$signature__addr  = { \o$55 [12:10], \o$55 [8:3] };
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -2596,7 +2645,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     seq_end = 1'h0;
     if (seq_run) begin
       if (slot_end) begin
-        seq_end = \$14 ;
+        seq_end = \$5 ;
       end
     end
   end
@@ -2605,7 +2654,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     cmd__ready = 1'h0;
     casez (engine_state)
       3'h0:
-          cmd__ready = \$38 ;
+          cmd__ready = \$26 ;
       default:
           /* empty */;
     endcase
@@ -2635,7 +2684,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          a__ready = \$41 ;
+          a__ready = \$29 ;
       default:
           /* empty */;
     endcase
@@ -2647,79 +2696,79 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h0:
           /* empty */;
       3'h1:
-          b__ready = \$44 ;
+          b__ready = \$32 ;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__addr$69  = 9'h000;
+    \$signature__addr$68  = 9'h000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__addr$69  = a_load_addr[8:0];
+          \$signature__addr$68  = a_load_addr[8:0];
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__data$71  = 64'h0000000000000000;
+    \$signature__data$70  = 64'h0000000000000000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__data$71  = a__payload;
+          \$signature__data$70  = a__payload;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__en$72  = 1'h0;
+    \$signature__en$71  = 1'h0;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$72  = \$45 ;
+          \$signature__en$71  = \$33 ;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__addr$73  = 9'h000;
+    \$signature__addr$72  = 9'h000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__addr$73  = b_load_addr[8:0];
+          \$signature__addr$72  = b_load_addr[8:0];
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__data$75  = 64'h0000000000000000;
+    \$signature__data$74  = 64'h0000000000000000;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__data$75  = b__payload;
+          \$signature__data$74  = b__payload;
       default:
           /* empty */;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$signature__en$76  = 1'h0;
+    \$signature__en$75  = 1'h0;
     casez (engine_state)
       3'h0:
           /* empty */;
       3'h1:
-          \$signature__en$76  = \$46 ;
+          \$signature__en$75  = \$34 ;
       default:
           /* empty */;
     endcase
@@ -2740,12 +2789,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$271  = 1'h0;
+    \$281  = 1'h0;
     casez (engine_state)
       3'h0:
-          if (\$81 ) begin
-            if (\$207 ) begin
-              \$271  = 1'h1;
+          if (\$91 ) begin
+            if (\$217 ) begin
+              \$281  = 1'h1;
             end
           end
       3'h1:
@@ -2755,228 +2804,54 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       3'h3:
           /* empty */;
       3'h4:
-          if (\$270 ) begin
-            \$271  = 1'h1;
+          if (\$280 ) begin
+            \$281  = 1'h1;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$271  = 1'h0;
+      \$281  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$272  = span;
-    if (\$54 ) begin
-      \$272  = \$56 ;
+    \$282  = span;
+    if (\$42 ) begin
+      \$282  = \$44 ;
     end
     if (rst) begin
-      \$272  = 7'h00;
+      \$282  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$273  = s;
-    if (\$54 ) begin
-      \$273  = 7'h00;
+    \$283  = s;
+    if (\$42 ) begin
+      \$283  = 7'h00;
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
       if (slot_end) begin
-        \$273  = 7'h00;
+        \$283  = 7'h00;
       end else begin
-        \$273  = \$76 [6:0];
+        \$283  = \$75 [6:0];
       end
     end
     if (rst) begin
-      \$273  = 7'h00;
+      \$283  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$274  = prologue;
-    if (\$54 ) begin
-      \$274  = 1'h1;
+    \$284  = prologue;
+    if (\$42 ) begin
+      \$284  = 1'h1;
     end
     if (seq_run) begin
       if (slot_end) begin
-        \$274  = 1'h0;
+        \$284  = 1'h0;
       end
-    end
-    if (rst) begin
-      \$274  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$275  = slot_end;
-    if (\$54 ) begin
-      \$275  = 1'h0;
-    end
-    if (seq_run) begin
-      (* full_case = 32'd1 *)
-      if (slot_end) begin
-        \$275  = 1'h0;
-      end else begin
-        \$275  = \$80 ;
-      end
-    end
-    if (rst) begin
-      \$275  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$276  = nxt_n0;
-    if (\$54 ) begin
-      \$276  = 7'h00;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        if (nxt_last_k) begin
-          \$276  = \$65 [6:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$276  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$277  = nxt_ntile;
-    if (\$54 ) begin
-      \$277  = 4'h0;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        if (nxt_last_k) begin
-          \$277  = \$66 [3:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$277  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$278  = nxt_k0;
-    if (\$54 ) begin
-      \$278  = 7'h00;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        (* full_case = 32'd1 *)
-        if (nxt_last_k) begin
-          \$278  = 7'h00;
-        end else begin
-          \$278  = \$71 [6:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$278  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$279  = nxt_abase;
-    if (\$54 ) begin
-      \$279  = 10'h000;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        (* full_case = 32'd1 *)
-        if (nxt_last_k) begin
-          \$279  = 10'h000;
-        end else begin
-          \$279  = \$72 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$279  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$280  = nxt_bbase;
-    if (\$54 ) begin
-      \$280  = 10'h000;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        if (nxt_last_k) begin
-          \$280  = \$67 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$280  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$281  = nxt_bk;
-    if (\$54 ) begin
-      \$281  = 10'h000;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        (* full_case = 32'd1 *)
-        if (nxt_last_k) begin
-          \$281  = \$68 [9:0];
-        end else begin
-          \$281  = \$73 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$281  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$282  = nxt_exists;
-    if (\$54 ) begin
-      \$282  = 1'h1;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        \$282  = \$64 ;
-      end
-    end
-    if (rst) begin
-      \$282  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$283  = nxt_last_k;
-    if (\$54 ) begin
-      \$283  = \$57 ;
-    end
-    if (seq_run) begin
-      if (slot_end) begin
-        (* full_case = 32'd1 *)
-        if (nxt_last_k) begin
-          \$283  = first_last_k;
-        end else begin
-          \$283  = \$75 ;
-        end
-      end
-    end
-    if (rst) begin
-      \$283  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$284  = first_last_k;
-    if (\$54 ) begin
-      \$284  = \$58 ;
     end
     if (rst) begin
       \$284  = 1'h0;
@@ -2984,15 +2859,16 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$285  = nxt_last_n;
-    if (\$54 ) begin
-      \$285  = \$59 ;
+    \$285  = slot_end;
+    if (\$42 ) begin
+      \$285  = 1'h0;
     end
     if (seq_run) begin
+      (* full_case = 32'd1 *)
       if (slot_end) begin
-        if (nxt_last_k) begin
-          \$285  = \$70 ;
-        end
+        \$285  = 1'h0;
+      end else begin
+        \$285  = \$79 ;
       end
     end
     if (rst) begin
@@ -3001,497 +2877,395 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$286  = cur_ntile;
+    \$286  = nxt_n0;
+    if (\$42 ) begin
+      \$286  = 7'h00;
+    end
     if (seq_run) begin
       if (slot_end) begin
-        \$286  = nxt_ntile;
+        if (nxt_last_k) begin
+          \$286  = \$57 [6:0];
+        end
       end
     end
     if (rst) begin
-      \$286  = 4'h0;
+      \$286  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$287  = cur_abase;
+    \$287  = nxt_ntile;
+    if (\$42 ) begin
+      \$287  = 4'h0;
+    end
     if (seq_run) begin
       if (slot_end) begin
-        \$287  = nxt_abase;
+        if (nxt_last_k) begin
+          \$287  = \$58 [3:0];
+        end
       end
     end
     if (rst) begin
-      \$287  = 10'h000;
+      \$287  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$288  = cur_first;
+    \$288  = nxt_k0;
+    if (\$42 ) begin
+      \$288  = 7'h00;
+    end
     if (seq_run) begin
       if (slot_end) begin
-        \$288  = \$60 ;
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$288  = 7'h00;
+        end else begin
+          \$288  = \$67 [6:0];
+        end
       end
     end
     if (rst) begin
-      \$288  = 1'h0;
+      \$288  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$289  = cur_last;
+    \$289  = nxt_abase;
+    if (\$42 ) begin
+      \$289  = 10'h000;
+    end
     if (seq_run) begin
       if (slot_end) begin
-        \$289  = \$61 ;
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$289  = 10'h000;
+        end else begin
+          \$289  = \$68 [9:0];
+        end
       end
     end
     if (rst) begin
-      \$289  = 1'h0;
+      \$289  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$290  = \o$56 ;
+    \$290  = nxt_bbase;
+    if (\$42 ) begin
+      \$290  = 10'h000;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (nxt_last_k) begin
+          \$290  = \$59 [9:0];
+        end
+      end
+    end
     if (rst) begin
-      \$290  = 14'h0000;
+      \$290  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$291  = error;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            \$291  = \$144 ;
-          end
-      default:
-          /* empty */;
-    endcase
+    \$291  = nxt_bk;
+    if (\$42 ) begin
+      \$291  = 10'h000;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$291  = \$60 [9:0];
+        end else begin
+          \$291  = \$69 [9:0];
+        end
+      end
+    end
     if (rst) begin
-      \$291  = 1'h0;
+      \$291  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$292  = cycles;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            \$292  = 32'd0;
-          end
-      3'h1:
-          /* empty */;
-      3'h2:
-          \$292  = \$239 [31:0];
-      3'h3:
-          \$292  = \$240 [31:0];
-      default:
-          /* empty */;
-    endcase
+    \$292  = nxt_exists;
+    if (\$42 ) begin
+      \$292  = 1'h1;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        \$292  = \$55 ;
+      end
+    end
     if (rst) begin
-      \$292  = 32'd0;
+      \$292  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$293  = job_m;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$293  = cmd__payload[6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$293  = nxt_last_k;
+    if (\$42 ) begin
+      \$293  = \$45 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$293  = first_last_k;
+        end else begin
+          \$293  = \$74 ;
+        end
+      end
+    end
     if (rst) begin
-      \$293  = 7'h00;
+      \$293  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$294  = job_k;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$294  = cmd__payload[22:16];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$294  = first_last_k;
+    if (\$42 ) begin
+      \$294  = \$46 ;
+    end
     if (rst) begin
-      \$294  = 7'h00;
+      \$294  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$295  = job_n;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$295  = cmd__payload[38:32];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$295  = nxt_last_n;
+    if (\$42 ) begin
+      \$295  = \$47 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (nxt_last_k) begin
+          \$295  = \$66 ;
+        end
+      end
+    end
     if (rst) begin
-      \$295  = 7'h00;
+      \$295  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$296  = a_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$296  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$72 ) begin
-            \$296  = \$214 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
+    \$296  = slot_below_m;
+    if (\$42 ) begin
+      \$296  = 1'h1;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$296  = 1'h1;
+      end else begin
+        \$296  = \$81 ;
+      end
+    end
     if (rst) begin
-      \$296  = 10'h000;
+      \$296  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$297  = a_load_outer_rem;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$297  = cmd__payload[22:16];
-            end
-          end
-      3'h1:
-          if (\$signature__en$72 ) begin
-            if (a_load_inner_last) begin
-              \$297  = \$215 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$297  = slot_below_r;
+    if (\$42 ) begin
+      \$297  = 1'h1;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$297  = 1'h1;
+      end else begin
+        \$297  = \$83 ;
+      end
+    end
     if (rst) begin
-      \$297  = 7'h00;
+      \$297  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$298  = a_load_inner_rem;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$298  = cmd__payload[6:0];
-            end
-          end
-      3'h1:
-          if (\$signature__en$72 ) begin
-            (* full_case = 32'd1 *)
-            if (a_load_inner_last) begin
-              \$298  = job_m;
-            end else begin
-              \$298  = \$224 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$298  = slot_last_row;
+    if (\$42 ) begin
+      \$298  = 1'h0;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$298  = 1'h0;
+      end else begin
+        \$298  = \$85 ;
+      end
+    end
     if (rst) begin
-      \$298  = 7'h00;
+      \$298  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$299  = a_load_done;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$299  = 1'h0;
-            end
-          end
-      3'h1:
-          if (\$signature__en$72 ) begin
-            if (a_load_inner_last) begin
-              if (a_load_outer_last) begin
-                \$299  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$299  = slot_last_beat;
+    if (\$42 ) begin
+      \$299  = \$48 ;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$299  = \$56 ;
+      end else begin
+        \$299  = \$87 ;
+      end
+    end
     if (rst) begin
       \$299  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$300  = a_load_inner_last;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$300  = \$208 ;
-            end
-          end
-      3'h1:
-          if (\$signature__en$72 ) begin
-            (* full_case = 32'd1 *)
-            if (a_load_inner_last) begin
-              \$300  = a_load_inner_last0;
-            end else begin
-              \$300  = \$225 ;
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$300  = nxt_k0_gap;
+    if (\$42 ) begin
+      \$300  = \$49 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$300  = \$63 ;
+        end else begin
+          \$300  = \$71 [7:0];
+        end
+      end
+    end
     if (rst) begin
-      \$300  = 1'h0;
+      \$300  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$301  = a_load_inner_last0;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$301  = \$209 ;
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$301  = w_gap;
+    if (\$42 ) begin
+      \$301  = { \$50 [7], \$50  };
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$301  = { \$64 [7], \$64  };
+        end else begin
+          \$301  = \$72 ;
+        end
+      end else begin
+        \$301  = \$88 [8:0];
+      end
+    end
     if (rst) begin
-      \$301  = 1'h0;
+      \$301  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$302  = a_load_outer_last;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$302  = \$210 ;
-            end
-          end
-      3'h1:
-          if (\$signature__en$72 ) begin
-            if (a_load_inner_last) begin
-              \$302  = \$223 ;
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$302  = a_rd_addr;
+    if (\$42 ) begin
+      \$302  = 10'h000;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$302  = nxt_abase;
+      end else begin
+        \$302  = \$89 [9:0];
+      end
+    end
     if (rst) begin
-      \$302  = 1'h0;
+      \$302  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$303  = b_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$303  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$76 ) begin
-            \$303  = \$226 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
+    \$303  = b_rd_addr;
+    if (\$42 ) begin
+      \$303  = 10'h007;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$303  = \$62 [9:0];
+        end else begin
+          \$303  = \$70 [9:0];
+        end
+      end else begin
+        \$303  = \$90 [9:0];
+      end
+    end
     if (rst) begin
       \$303  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$304  = b_load_outer_rem;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$304  = cmd__payload[38:32];
-            end
-          end
-      3'h1:
-          if (\$signature__en$76 ) begin
-            if (b_load_inner_last) begin
-              \$304  = \$227 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$304  = cur_ntile;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$304  = nxt_ntile;
+      end
+    end
     if (rst) begin
-      \$304  = 7'h00;
+      \$304  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$305  = b_load_inner_rem;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$305  = cmd__payload[22:16];
-            end
-          end
-      3'h1:
-          if (\$signature__en$76 ) begin
-            (* full_case = 32'd1 *)
-            if (b_load_inner_last) begin
-              \$305  = job_k;
-            end else begin
-              \$305  = \$236 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$305  = cur_abase;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$305  = nxt_abase;
+      end
+    end
     if (rst) begin
-      \$305  = 7'h00;
+      \$305  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$306  = b_load_done;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$306  = 1'h0;
-              if (cmd__payload[48]) begin
-                \$306  = 1'h1;
-              end
-            end
-          end
-      3'h1:
-          if (\$signature__en$76 ) begin
-            if (b_load_inner_last) begin
-              if (b_load_outer_last) begin
-                \$306  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$306  = cur_first;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$306  = \$51 ;
+      end
+    end
     if (rst) begin
       \$306  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$307  = b_load_inner_last;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$307  = \$211 ;
-            end
-          end
-      3'h1:
-          if (\$signature__en$76 ) begin
-            (* full_case = 32'd1 *)
-            if (b_load_inner_last) begin
-              \$307  = b_load_inner_last0;
-            end else begin
-              \$307  = \$237 ;
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$307  = cur_last;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$307  = \$52 ;
+      end
+    end
     if (rst) begin
       \$307  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$308  = b_load_inner_last0;
-    casez (engine_state)
-      3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$308  = \$212 ;
-            end
-          end
-      default:
-          /* empty */;
-    endcase
+    \$308  = \o$55 ;
     if (rst) begin
-      \$308  = 1'h0;
+      \$308  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$309  = b_load_outer_last;
+    \$309  = error;
     casez (engine_state)
       3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              \$309  = \$213 ;
-            end
-          end
-      3'h1:
-          if (\$signature__en$76 ) begin
-            if (b_load_inner_last) begin
-              \$309  = \$235 ;
-            end
+          if (\$91 ) begin
+            \$309  = \$154 ;
           end
       default:
           /* empty */;
@@ -3502,41 +3276,35 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$310  = weights_valid;
+    \$310  = cycles;
     casez (engine_state)
       3'h0:
-          if (\$81 ) begin
-            (* full_case = 32'd1 *)
-            if (\$207 ) begin
-            end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$310  = 1'h1;
-              end
-            end
+          if (\$91 ) begin
+            \$310  = 32'd0;
           end
+      3'h1:
+          /* empty */;
+      3'h2:
+          \$310  = \$249 [31:0];
+      3'h3:
+          \$310  = \$250 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$310  = 1'h0;
+      \$310  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$311  = weights_k;
+    \$311  = job_m;
     casez (engine_state)
       3'h0:
-          if (\$81 ) begin
+          if (\$91 ) begin
             (* full_case = 32'd1 *)
-            if (\$207 ) begin
+            if (\$217 ) begin
             end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$311  = cmd__payload[22:16];
-              end
+              \$311  = cmd__payload[6:0];
             end
           end
       default:
@@ -3548,18 +3316,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$312  = weights_n;
+    \$312  = job_k;
     casez (engine_state)
       3'h0:
-          if (\$81 ) begin
+          if (\$91 ) begin
             (* full_case = 32'd1 *)
-            if (\$207 ) begin
+            if (\$217 ) begin
             end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$312  = cmd__payload[38:32];
-              end
+              \$312  = cmd__payload[22:16];
             end
           end
       default:
@@ -3571,88 +3335,62 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$313  = engine_state;
+    \$313  = job_n;
     casez (engine_state)
       3'h0:
-          if (\$81 ) begin
+          if (\$91 ) begin
             (* full_case = 32'd1 *)
-            if (\$207 ) begin
+            if (\$217 ) begin
             end else begin
-              \$313  = 3'h1;
-            end
-          end
-      3'h1:
-          if (\$238 ) begin
-            \$313  = 3'h2;
-          end
-      3'h2:
-          if (seq_end) begin
-            \$313  = 3'h3;
-          end
-      3'h3:
-          if (seq_final_write) begin
-            \$313  = 3'h4;
-          end
-      3'h4:
-          if (\$270 ) begin
-            \$313  = 3'h0;
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$313  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$314  = d_m;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$314  = 7'h00;
-          end
-      3'h4:
-          if (\$254 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$314  = \$255 [6:0];
-              end
+              \$313  = cmd__payload[38:32];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$314  = 7'h00;
+      \$313  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$315  = d_m_rem;
+    \$314  = a_load_addr;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$315  = job_m;
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$314  = 10'h000;
+            end
           end
-      3'h4:
-          if (\$254 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$315  = \$256 [6:0];
-              end
+      3'h1:
+          if (\$signature__en$71 ) begin
+            \$314  = \$224 [9:0];
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$314  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$315  = a_load_outer_rem;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$315  = cmd__payload[22:16];
+            end
+          end
+      3'h1:
+          if (\$signature__en$71 ) begin
+            if (a_load_inner_last) begin
+              \$315  = \$225 [6:0];
             end
           end
       default:
@@ -3664,27 +3402,23 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$316  = d_n_rem;
+    \$316  = a_load_inner_rem;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$316  = job_n;
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$316  = cmd__payload[6:0];
+            end
           end
-      3'h4:
-          if (\$254 ) begin
-            if (d_more) begin
-              (* full_case = 32'd1 *)
-              if (d_last_n) begin
-                \$316  = job_n;
-              end else begin
-                \$316  = \$259 [6:0];
-              end
+      3'h1:
+          if (\$signature__en$71 ) begin
+            (* full_case = 32'd1 *)
+            if (a_load_inner_last) begin
+              \$316  = job_m;
+            end else begin
+              \$316  = \$234 [6:0];
             end
           end
       default:
@@ -3696,26 +3430,21 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$317  = d_tile;
+    \$317  = a_load_done;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$317  = 4'h0;
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$317  = 1'h0;
+            end
           end
-      3'h4:
-          if (\$254 ) begin
-            if (d_more) begin
-              (* full_case = 32'd1 *)
-              if (d_last_n) begin
-                \$317  = 4'h0;
-              end else begin
-                \$317  = \$260 [3:0];
+      3'h1:
+          if (\$signature__en$71 ) begin
+            if (a_load_inner_last) begin
+              if (a_load_outer_last) begin
+                \$317  = 1'h1;
               end
             end
           end
@@ -3723,29 +3452,28 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$317  = 4'h0;
+      \$317  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$318  = d_more;
+    \$318  = a_load_inner_last;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$318  = \$241 ;
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$318  = \$218 ;
+            end
           end
-      3'h4:
-          if (\$254 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$318  = \$257 ;
-              end
+      3'h1:
+          if (\$signature__en$71 ) begin
+            (* full_case = 32'd1 *)
+            if (a_load_inner_last) begin
+              \$318  = a_load_inner_last0;
+            end else begin
+              \$318  = \$235 ;
             end
           end
       default:
@@ -3757,24 +3485,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$319  = d_last_m;
+    \$319  = a_load_inner_last0;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$319  = \$245 ;
-          end
-      3'h4:
-          if (\$254 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$319  = \$258 ;
-              end
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$319  = \$219 ;
             end
           end
       default:
@@ -3786,27 +3504,20 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$320  = d_last_n;
+    \$320  = a_load_outer_last;
     casez (engine_state)
       3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$320  = \$249 ;
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$320  = \$220 ;
+            end
           end
-      3'h4:
-          if (\$254 ) begin
-            if (d_more) begin
-              (* full_case = 32'd1 *)
-              if (d_last_n) begin
-                \$320  = d_first_last_n;
-              end else begin
-                \$320  = \$268 ;
-              end
+      3'h1:
+          if (\$signature__en$71 ) begin
+            if (a_load_inner_last) begin
+              \$320  = \$233 ;
             end
           end
       default:
@@ -3818,75 +3529,100 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$321  = d_first_last_n;
+    \$321  = b_load_addr;
     casez (engine_state)
       3'h0:
-          /* empty */;
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$321  = 10'h000;
+            end
+          end
       3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$321  = \$252 ;
+          if (\$signature__en$75 ) begin
+            \$321  = \$236 [9:0];
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$321  = 1'h0;
+      \$321  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$322  = c__valid;
+    \$322  = b_load_outer_rem;
     casez (engine_state)
       3'h0:
-          /* empty */;
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$322  = cmd__payload[38:32];
+            end
+          end
       3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$322  = 1'h0;
+          if (\$signature__en$75 ) begin
+            if (b_load_inner_last) begin
+              \$322  = \$237 [6:0];
+            end
           end
-      3'h4:
-        begin
-          if (\$254 ) begin
-            \$322  = d_more;
-          end
-          if (\$270 ) begin
-            \$322  = 1'h0;
-          end
-        end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$322  = 1'h0;
+      \$322  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$323  = c_last;
+    \$323  = b_load_inner_rem;
     casez (engine_state)
       3'h0:
-          /* empty */;
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$323  = cmd__payload[22:16];
+            end
+          end
       3'h1:
+          if (\$signature__en$75 ) begin
+            (* full_case = 32'd1 *)
+            if (b_load_inner_last) begin
+              \$323  = job_k;
+            end else begin
+              \$323  = \$246 [6:0];
+            end
+          end
+      default:
           /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          /* empty */;
-      3'h4:
-          if (\$254 ) begin
-            if (d_more) begin
-              (* full_case = 32'd1 *)
-              if (d_last_n) begin
-                \$323  = d_last_m;
-              end else begin
-                \$323  = 1'h0;
+    endcase
+    if (rst) begin
+      \$323  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$324  = b_load_done;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$324  = 1'h0;
+              if (cmd__payload[48]) begin
+                \$324  = 1'h1;
+              end
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            if (b_load_inner_last) begin
+              if (b_load_outer_last) begin
+                \$324  = 1'h1;
               end
             end
           end
@@ -3894,22 +3630,490 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$323  = 1'h0;
+      \$324  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$325  = b_load_inner_last;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$325  = \$221 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            (* full_case = 32'd1 *)
+            if (b_load_inner_last) begin
+              \$325  = b_load_inner_last0;
+            end else begin
+              \$325  = \$247 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$325  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$326  = b_load_inner_last0;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$326  = \$222 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$326  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$327  = b_load_outer_last;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$327  = \$223 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            if (b_load_inner_last) begin
+              \$327  = \$245 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$327  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$328  = weights_valid;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$328  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$328  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$329  = weights_k;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$329  = cmd__payload[22:16];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$329  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$330  = weights_n;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$330  = cmd__payload[38:32];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$330  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$331  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$331  = 3'h1;
+            end
+          end
+      3'h1:
+          if (\$248 ) begin
+            \$331  = 3'h2;
+          end
+      3'h2:
+          if (seq_end) begin
+            \$331  = 3'h3;
+          end
+      3'h3:
+          if (seq_final_write) begin
+            \$331  = 3'h4;
+          end
+      3'h4:
+          if (\$280 ) begin
+            \$331  = 3'h0;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$331  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$332  = d_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$332  = 7'h00;
+          end
+      3'h4:
+          if (\$264 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$332  = \$265 [6:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$332  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$333  = d_m_rem;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$333  = job_m;
+          end
+      3'h4:
+          if (\$264 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$333  = \$266 [6:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$333  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$334  = d_n_rem;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$334  = job_n;
+          end
+      3'h4:
+          if (\$264 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$334  = job_n;
+              end else begin
+                \$334  = \$269 [6:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$334  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$335  = d_tile;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$335  = 4'h0;
+          end
+      3'h4:
+          if (\$264 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$335  = 4'h0;
+              end else begin
+                \$335  = \$270 [3:0];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$335  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$336  = d_more;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$336  = \$251 ;
+          end
+      3'h4:
+          if (\$264 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$336  = \$267 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$336  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$337  = d_last_m;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$337  = \$255 ;
+          end
+      3'h4:
+          if (\$264 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$337  = \$268 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$337  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$338  = d_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$338  = \$259 ;
+          end
+      3'h4:
+          if (\$264 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$338  = d_first_last_n;
+              end else begin
+                \$338  = \$278 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$338  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$339  = d_first_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$339  = \$262 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$339  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$340  = c__valid;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$340  = 1'h0;
+          end
+      3'h4:
+        begin
+          if (\$264 ) begin
+            \$340  = d_more;
+          end
+          if (\$280 ) begin
+            \$340  = 1'h0;
+          end
+        end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$340  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$341  = c_last;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          /* empty */;
+      3'h4:
+          if (\$264 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$341  = d_last_m;
+              end else begin
+                \$341  = 1'h0;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$341  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
   assign \error$19  = error;
   assign \done$20  = done;
-  assign seq_c_rd_addr = { 22'h000000, \o$56 [13:10], \o$56 [8:3] };
-  assign w_row = \$9 [2:0];
-  assign \$signature__addr$37  = \$11 [8:0];
-  assign \$signature__addr$39  = \$12 [8:0];
+  assign seq_c_rd_addr = { 22'h000000, \o$55 [13:10], \o$55 [8:3] };
+  assign \$signature__addr$33  = a_rd_addr[8:0];
+  assign \$signature__addr$35  = b_rd_addr[8:0];
   assign \$signature__data  = a;
   assign a_valid = o[0];
-  assign \swap$49  = o[1];
+  assign \swap$46  = o[1];
   assign w_capture = o[2];
-  assign \$signature__addr$57  = { wr_tag0[12:10], wr_tag0[8:3] };
-  assign \$signature__en$59  = wr_tag0[0];
+  assign \$signature__addr$56  = { wr_tag0[12:10], wr_tag0[8:3] };
+  assign \$signature__en$58  = wr_tag0[0];
   assign c_valid = c__valid;
   assign \cmd__payload.m  = cmd__payload[15:0];
   assign \cmd__payload.k  = cmd__payload[31:16];
@@ -3975,31 +4179,39 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \w[5]  = w[47:40];
   assign \w[6]  = w[55:48];
   assign \w[7]  = w[63:56];
-  assign \$signature__data$51[0]  = \$signature__data$51 [7:0];
-  assign \$signature__data$51[1]  = \$signature__data$51 [15:8];
-  assign \$signature__data$51[2]  = \$signature__data$51 [23:16];
-  assign \$signature__data$51[3]  = \$signature__data$51 [31:24];
-  assign \$signature__data$51[4]  = \$signature__data$51 [39:32];
-  assign \$signature__data$51[5]  = \$signature__data$51 [47:40];
-  assign \$signature__data$51[6]  = \$signature__data$51 [55:48];
-  assign \$signature__data$51[7]  = \$signature__data$51 [63:56];
-  assign \i$53[0]  = \i$53 ;
-  assign \i$53[0].valid  = \i$53 [0];
-  assign \i$53[0].final  = \i$53 [1];
-  assign \i$53[0].first  = \i$53 [2];
-  assign \i$53[0].m  = \i$53 [9:3];
-  assign \i$53[0].ntile  = \i$53 [13:10];
-  assign \o$56[0]  = \o$56 ;
-  assign \o$56[0].valid  = \o$56 [0];
-  assign \o$56[0].final  = \o$56 [1];
-  assign \o$56[0].first  = \o$56 [2];
-  assign \o$56[0].m  = \o$56 [9:3];
-  assign \o$56[0].ntile  = \o$56 [13:10];
+  assign \$signature__data$48[0]  = \$signature__data$48 [7:0];
+  assign \$signature__data$48[1]  = \$signature__data$48 [15:8];
+  assign \$signature__data$48[2]  = \$signature__data$48 [23:16];
+  assign \$signature__data$48[3]  = \$signature__data$48 [31:24];
+  assign \$signature__data$48[4]  = \$signature__data$48 [39:32];
+  assign \$signature__data$48[5]  = \$signature__data$48 [47:40];
+  assign \$signature__data$48[6]  = \$signature__data$48 [55:48];
+  assign \$signature__data$48[7]  = \$signature__data$48 [63:56];
+  assign \i$50[0]  = \i$50 ;
+  assign \i$50[0].valid  = \i$50 [0];
+  assign \i$50[0].final  = \i$50 [1];
+  assign \i$50[0].first  = \i$50 [2];
+  assign \i$50[0].m  = \i$50 [9:3];
+  assign \i$50[0].ntile  = \i$50 [13:10];
+  assign \o$55[0]  = \o$55 ;
+  assign \o$55[0].valid  = \o$55 [0];
+  assign \o$55[0].final  = \o$55 [1];
+  assign \o$55[0].first  = \o$55 [2];
+  assign \o$55[0].m  = \o$55 [9:3];
+  assign \o$55[0].ntile  = \o$55 [13:10];
   assign \wr_tag0.valid  = wr_tag0[0];
   assign \wr_tag0.final  = wr_tag0[1];
   assign \wr_tag0.first  = wr_tag0[2];
   assign \wr_tag0.m  = wr_tag0[9:3];
   assign \wr_tag0.ntile  = wr_tag0[13:10];
+  assign \$signature__data$60[0]  = \$signature__data$60 [31:0];
+  assign \$signature__data$60[1]  = \$signature__data$60 [63:32];
+  assign \$signature__data$60[2]  = \$signature__data$60 [95:64];
+  assign \$signature__data$60[3]  = \$signature__data$60 [127:96];
+  assign \$signature__data$60[4]  = \$signature__data$60 [159:128];
+  assign \$signature__data$60[5]  = \$signature__data$60 [191:160];
+  assign \$signature__data$60[6]  = \$signature__data$60 [223:192];
+  assign \$signature__data$60[7]  = \$signature__data$60 [255:224];
   assign \$signature__data$61[0]  = \$signature__data$61 [31:0];
   assign \$signature__data$61[1]  = \$signature__data$61 [63:32];
   assign \$signature__data$61[2]  = \$signature__data$61 [95:64];
@@ -4008,14 +4220,6 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$signature__data$61[5]  = \$signature__data$61 [191:160];
   assign \$signature__data$61[6]  = \$signature__data$61 [223:192];
   assign \$signature__data$61[7]  = \$signature__data$61 [255:224];
-  assign \$signature__data$62[0]  = \$signature__data$62 [31:0];
-  assign \$signature__data$62[1]  = \$signature__data$62 [63:32];
-  assign \$signature__data$62[2]  = \$signature__data$62 [95:64];
-  assign \$signature__data$62[3]  = \$signature__data$62 [127:96];
-  assign \$signature__data$62[4]  = \$signature__data$62 [159:128];
-  assign \$signature__data$62[5]  = \$signature__data$62 [191:160];
-  assign \$signature__data$62[6]  = \$signature__data$62 [223:192];
-  assign \$signature__data$62[7]  = \$signature__data$62 [255:224];
   assign \psum[0]  = psum[18:0];
   assign \psum[1]  = psum[37:19];
   assign \psum[2]  = psum[56:38];
@@ -4024,54 +4228,54 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \psum[5]  = psum[113:95];
   assign \psum[6]  = psum[132:114];
   assign \psum[7]  = psum[151:133];
-  assign \$signature__data$71[0]  = \$signature__data$71 [7:0];
-  assign \$signature__data$71[1]  = \$signature__data$71 [15:8];
-  assign \$signature__data$71[2]  = \$signature__data$71 [23:16];
-  assign \$signature__data$71[3]  = \$signature__data$71 [31:24];
-  assign \$signature__data$71[4]  = \$signature__data$71 [39:32];
-  assign \$signature__data$71[5]  = \$signature__data$71 [47:40];
-  assign \$signature__data$71[6]  = \$signature__data$71 [55:48];
-  assign \$signature__data$71[7]  = \$signature__data$71 [63:56];
-  assign \$signature__data$75[0]  = \$signature__data$75 [7:0];
-  assign \$signature__data$75[1]  = \$signature__data$75 [15:8];
-  assign \$signature__data$75[2]  = \$signature__data$75 [23:16];
-  assign \$signature__data$75[3]  = \$signature__data$75 [31:24];
-  assign \$signature__data$75[4]  = \$signature__data$75 [39:32];
-  assign \$signature__data$75[5]  = \$signature__data$75 [47:40];
-  assign \$signature__data$75[6]  = \$signature__data$75 [55:48];
-  assign \$signature__data$75[7]  = \$signature__data$75 [63:56];
-  assign c__payload[255:0] = \$signature__data$62 ;
+  assign \$signature__data$70[0]  = \$signature__data$70 [7:0];
+  assign \$signature__data$70[1]  = \$signature__data$70 [15:8];
+  assign \$signature__data$70[2]  = \$signature__data$70 [23:16];
+  assign \$signature__data$70[3]  = \$signature__data$70 [31:24];
+  assign \$signature__data$70[4]  = \$signature__data$70 [39:32];
+  assign \$signature__data$70[5]  = \$signature__data$70 [47:40];
+  assign \$signature__data$70[6]  = \$signature__data$70 [55:48];
+  assign \$signature__data$70[7]  = \$signature__data$70 [63:56];
+  assign \$signature__data$74[0]  = \$signature__data$74 [7:0];
+  assign \$signature__data$74[1]  = \$signature__data$74 [15:8];
+  assign \$signature__data$74[2]  = \$signature__data$74 [23:16];
+  assign \$signature__data$74[3]  = \$signature__data$74 [31:24];
+  assign \$signature__data$74[4]  = \$signature__data$74 [39:32];
+  assign \$signature__data$74[5]  = \$signature__data$74 [47:40];
+  assign \$signature__data$74[6]  = \$signature__data$74 [55:48];
+  assign \$signature__data$74[7]  = \$signature__data$74 [63:56];
+  assign c__payload[255:0] = \$signature__data$61 ;
   assign c__payload[256] = c_last;
-  assign \$signature__data$61 [255:224] = \$37 [31:0];
-  assign \$signature__data$61 [223:192] = \$35 [31:0];
-  assign \$signature__data$61 [191:160] = \$33 [31:0];
-  assign \$signature__data$61 [159:128] = \$31 [31:0];
-  assign \$signature__data$61 [127:96] = \$29 [31:0];
-  assign \$signature__data$61 [95:64] = \$27 [31:0];
-  assign \$signature__data$61 [63:32] = \$25 [31:0];
-  assign \$signature__data$61 [31:0] = \$23 [31:0];
-  assign \i$53 [13:10] = cur_ntile;
-  assign \i$53 [9:3] = s;
-  assign \i$53 [2] = cur_first;
-  assign \i$53 [1] = \$21 ;
-  assign \i$53 [0] = beat;
-  assign i[3] = \$17 ;
-  assign i[2] = \$16 ;
+  assign \$signature__data$60 [255:224] = \$25 [31:0];
+  assign \$signature__data$60 [223:192] = \$23 [31:0];
+  assign \$signature__data$60 [191:160] = \$21 [31:0];
+  assign \$signature__data$60 [159:128] = \$19 [31:0];
+  assign \$signature__data$60 [127:96] = \$17 [31:0];
+  assign \$signature__data$60 [95:64] = \$15 [31:0];
+  assign \$signature__data$60 [63:32] = \$13 [31:0];
+  assign \$signature__data$60 [31:0] = \$11 [31:0];
+  assign \i$50 [13:10] = cur_ntile;
+  assign \i$50 [9:3] = s;
+  assign \i$50 [2] = cur_first;
+  assign \i$50 [1] = \$9 ;
+  assign \i$50 [0] = beat;
+  assign i[3] = \$7 ;
+  assign i[2] = \$6 ;
   assign i[1] = swap;
   assign i[0] = beat;
-  assign \$87  = cmd__payload[0];
-  assign \$104  = cmd__payload[16];
-  assign \$121  = cmd__payload[32];
-  assign \$150  = cmd__payload[0];
-  assign \$167  = cmd__payload[16];
-  assign \$184  = cmd__payload[32];
-  assign \$216  = a_load_outer_rem[0];
-  assign \$228  = b_load_outer_rem[0];
-  assign \$261  = d_n_rem[0];
+  assign \$97  = cmd__payload[0];
+  assign \$114  = cmd__payload[16];
+  assign \$131  = cmd__payload[32];
+  assign \$160  = cmd__payload[0];
+  assign \$177  = cmd__payload[16];
+  assign \$194  = cmd__payload[32];
+  assign \$226  = a_load_outer_rem[0];
+  assign \$238  = b_load_outer_rem[0];
+  assign \$271  = d_n_rem[0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$535$0 , clk);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$560$0 , clk);
   input rst;
   wire rst;
   input [63:0] \i$2 ;
@@ -4080,8 +4284,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire [63:0] i;
   output [151:0] psum;
   wire [151:0] psum;
-  input [2:0] \port$535$0 ;
-  wire [2:0] \port$535$0 ;
+  input [2:0] \port$560$0 ;
+  wire [2:0] \port$560$0 ;
   input clk;
   wire clk;
   wire [63:0] \$1 ;
@@ -4342,7 +4546,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay  valid_delay (
     .clk(clk),
-    .i(\port$535$0 [0]),
+    .i(\port$560$0 [0]),
     .o(psum_valid),
     .rst(rst)
   );
@@ -4354,8 +4558,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   assign a = i;
   assign w = \i$2 ;
-  assign swap = \port$535$0 [1];
-  assign w_capture = \port$535$0 [2];
+  assign swap = \port$560$0 [1];
+  assign w_capture = \port$560$0 [2];
   assign o = \a$8 ;
   assign \o$11  = \swap$10 ;
   assign a_out = \a$12 ;
@@ -4363,8 +4567,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \a_out$17  = \a$16 ;
   assign \swap_out$19  = \swap$18 ;
   assign \o$33  = psum;
-  assign \i$34  = \port$535$0 [0];
-  assign a_valid = \port$535$0 [0];
+  assign \i$34  = \port$560$0 [0];
+  assign a_valid = \port$560$0 [0];
   assign \o$37  = psum_valid;
   assign \i[0]  = i[7:0];
   assign \i[1]  = i[15:8];
@@ -4526,7 +4730,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \o$33[5]  = psum[113:95];
   assign \o$33[6]  = psum[132:114];
   assign \o$33[7]  = psum[151:133];
-  assign \i$34[0]  = \port$535$0 [0];
+  assign \i$34[0]  = \port$560$0 [0];
   assign \o$37[0]  = psum_valid;
   assign \i$28 [151:133] = \psum_out$31 [37:19];
   assign \i$28 [132:114] = \psum_out$31 [18:0];
@@ -4552,22 +4756,22 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign capture[2] = \o$21 [2];
   assign capture[1] = \o$21 [1];
   assign capture[0] = \o$21 [0];
-  assign \i$6 [7] = \port$535$0 [2];
-  assign \i$6 [6] = \port$535$0 [2];
-  assign \i$6 [5] = \port$535$0 [2];
-  assign \i$6 [4] = \port$535$0 [2];
-  assign \i$6 [3] = \port$535$0 [2];
-  assign \i$6 [2] = \port$535$0 [2];
-  assign \i$6 [1] = \port$535$0 [2];
-  assign \i$6 [0] = \port$535$0 [2];
-  assign \i$4 [7] = \port$535$0 [1];
-  assign \i$4 [6] = \port$535$0 [1];
-  assign \i$4 [5] = \port$535$0 [1];
-  assign \i$4 [4] = \port$535$0 [1];
-  assign \i$4 [3] = \port$535$0 [1];
-  assign \i$4 [2] = \port$535$0 [1];
-  assign \i$4 [1] = \port$535$0 [1];
-  assign \i$4 [0] = \port$535$0 [1];
+  assign \i$6 [7] = \port$560$0 [2];
+  assign \i$6 [6] = \port$560$0 [2];
+  assign \i$6 [5] = \port$560$0 [2];
+  assign \i$6 [4] = \port$560$0 [2];
+  assign \i$6 [3] = \port$560$0 [2];
+  assign \i$6 [2] = \port$560$0 [2];
+  assign \i$6 [1] = \port$560$0 [2];
+  assign \i$6 [0] = \port$560$0 [2];
+  assign \i$4 [7] = \port$560$0 [1];
+  assign \i$4 [6] = \port$560$0 [1];
+  assign \i$4 [5] = \port$560$0 [1];
+  assign \i$4 [4] = \port$560$0 [1];
+  assign \i$4 [3] = \port$560$0 [1];
+  assign \i$4 [2] = \port$560$0 [1];
+  assign \i$4 [1] = \port$560$0 [1];
+  assign \i$4 [0] = \port$560$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)

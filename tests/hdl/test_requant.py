@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The requantizer in Amaranth's simulator on the edge cases of systolix.model.quant: every pair
 that sits on a rounding tie, and a random sample of the rest, with stalls on both streams."""
 
@@ -184,3 +185,42 @@ def test_float32_requantizing_engine(seed):
         assert c.tolist() == quant.requantize_float32(
             acc, q.bias, q.scale, q.zero_point, q.clamp_min, q.clamp_max, True).tolist(), \
             f"seed {seed}"
+
+
+@pytest.mark.parametrize("slack", [0, 2])
+def test_capacity_with_a_stalled_output(slack):
+    """With ``o`` stalled, ``i`` takes exactly ``capacity`` beats (latency + 1 + slack) and
+    delivers them all, in order, once ``o`` is ready."""
+    config = RequantConfig(1, True)
+    dut = Requantizer(config, slack=slack)
+    assert dut.capacity == config.latency + 1 + slack
+    offered = 3 * dut.capacity
+    taken, got = [], []
+
+    async def tb(ctx):
+        for cycle in range(offered + 3 * config.latency):
+            ctx.set(dut.o.ready, cycle >= offered)
+            offer = len(taken) < dut.capacity + 5
+            ctx.set(dut.i.valid, offer)
+            ctx.set(dut.i.payload.acc[0], len(taken))
+            ctx.set(dut.i.payload.params[0].multiplier, (1 << 31) - 1)
+            ctx.set(dut.i.payload.params[0].clamp_min, -128)
+            ctx.set(dut.i.payload.params[0].clamp_max, 127)
+            if offer and ctx.get(dut.i.ready):
+                taken.append((cycle, len(taken)))
+            if ctx.get(dut.o.valid) and ctx.get(dut.o.ready):
+                got.append(ctx.get(dut.o.payload.data[0]))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    before = [t for t in taken if t[0] < offered]
+    assert len(before) == dut.capacity
+    assert got == [min(v, 127) for _, v in taken]
+
+
+def test_slack_must_be_a_count():
+    with pytest.raises(TypeError, match="slack must be a non-negative integer, not -1"):
+        Requantizer(RequantConfig(1), slack=-1)

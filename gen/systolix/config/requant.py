@@ -98,14 +98,14 @@ class RequantConfig:
         """Cycles from an accepted input beat to its output beat (with no stall): the
         requantizer's pipeline stages plus its output FIFO's one.
 
-        gemmlowp: 13 stages (bias add; the 32 x 32-bit product as four DSP partial products,
-        two stages, and two adder stages; the doubling high part; the rounding shift; the
-        rounding bit; the rounded value; saturation to 12 bits; + zero point; the clamp's
-        comparisons; its choice). float32: 20 stages (bias add; absolute value; leading zeros;
-        normalising shift; rounding bit; 24-bit mantissa; the 24 x 24-bit product, four stages;
-        its top bits; the rounded product and the shift; the shift's range; the integer rounding
-        shift; its rounding bits; the rounded value; its sign; + zero point; the clamp's
-        comparisons; its choice).
+        gemmlowp: 13 stages (the input; bias add; the 32 x 32-bit product as four DSP partial
+        products, two stages, and two adder stages; the doubling high part; the rounding shift;
+        the rounding bit; the rounded value; saturation to 12 bits; + zero point with the
+        clamp's comparisons; its choice). float32: 20 stages (the input; bias add; absolute
+        value; leading zeros; normalising shift; rounding bit; 24-bit mantissa; the 24 x 24-bit
+        product, four stages; its top bits; the rounded product and the shift; the shift's
+        range; the integer rounding shift; its rounding bits; the rounded value; its sign;
+        + zero point with the clamp's comparisons; its choice).
         """
         return 14 if self.mode == "gemmlowp" else 21
 

@@ -44,17 +44,34 @@ def requant_output_layout(config: RequantConfig):
 
 class _Pipe:
     """Register stages of one lane: every stage is a plain register (the pipe never stalls);
-    ``at`` counts the stages so far, and :meth:`align` delays a value to the current stage."""
+    ``at`` counts the stages so far, and :meth:`align` delays a value to the current stage.
+    The first stage (:meth:`inputs`) registers the lane's input as it is, so that the source's
+    routing (e.g. a block RAM's output) ends in a register."""
 
     def __init__(self, m, platform, prefix):
         self.m, self.platform, self.prefix, self.at = m, platform, prefix, 0
         self._born = {}
+        self._inputs_born = 0  # the stage of a value the pipe did not make: a parameter field
 
     def reg(self, value, name):
         value = Value.cast(value)
         r = Signal(value.shape(), name=f"{self.prefix}{name}", reset_less=True)
         self.m.d.sync += r.eq(value)
         return r
+
+    def inputs(self, acc, params, load):
+        """Stage 1: the lane's accumulator and parameters (a view of the parameter layout),
+        registered; they load only with ``load``, so that nothing in the pipe changes while no
+        beat enters (every later stage is a function of these)."""
+        assert self.at == 0
+        self.at = 1
+        acc_r = Signal(Value.cast(acc).shape(), name=f"{self.prefix}acc_s1", reset_less=True)
+        params_r = Signal(params.shape(), name=f"{self.prefix}params_s1", reset_less=True)
+        with self.m.If(load):
+            self.m.d.sync += [acc_r.eq(acc), params_r.eq(params)]
+        self._born[id(acc_r)] = 1
+        self._inputs_born = 1  # the parameters' fields (slices of params_r)
+        return acc_r, params_r
 
     def stage(self, **values):
         """Register every value of this stage; returns them in order (one value: itself)."""
@@ -67,8 +84,9 @@ class _Pipe:
         return out[0] if len(out) == 1 else out
 
     def align(self, sig):
-        """``sig`` (from an earlier stage, or an input) delayed to the current stage."""
-        born = self._born.get(id(sig), 0)
+        """``sig`` (from an earlier stage, or a parameter field) delayed to the current
+        stage."""
+        born = self._born.get(id(sig), self._inputs_born)
         for s in range(born, self.at):
             sig = self.reg(sig, f"{sig.name.removeprefix(self.prefix)}_d{s + 1}"
                            if isinstance(sig, Signal) else f"in_d{s + 1}")
@@ -144,13 +162,18 @@ class Requantizer(wiring.Component):
     The datapath is a pipeline of plain registers that never stalls (so the multipliers can use
     the DSP blocks' own registers) followed by an output FIFO; ``i.ready`` grants an input beat
     only while the FIFO has room for every beat in flight (a credit counter), so backpressure on
-    ``o`` never drops or duplicates a beat, and ``i.ready`` depends on no combinational path from
-    ``o.ready``. Unstalled, ``i.ready`` stays high and every beat comes out :attr:`latency` cycles
-    after it went in.
+    ``o`` never drops or duplicates a beat; ``i.ready`` is a register (set from the credits the
+    next cycle will have). Unstalled, ``i.ready`` stays high and every beat comes out
+    :attr:`latency` cycles after it went in. The pipe's first registers load only with
+    ``i.valid``, so that nothing in it toggles between beats.
 
     Parameters
     ----------
     config : RequantConfig
+    slack : int
+        Room for this many beats more in the output FIFO (:attr:`capacity`). A producer that
+        keeps its own credits, counting from ``slack`` cycles before it offers a beat on ``i``
+        (e.g. through registers that never stall), then may ignore ``i.ready``.
 
     Attributes
     ----------
@@ -158,10 +181,13 @@ class Requantizer(wiring.Component):
     o : Out(stream.Signature(requant_output_layout(config)))
     """
 
-    def __init__(self, config: RequantConfig):
+    def __init__(self, config: RequantConfig, *, slack=0):
         if not isinstance(config, RequantConfig):
             raise TypeError(f"config must be a RequantConfig, not {config!r}")
+        if not isinstance(slack, int) or isinstance(slack, bool) or slack < 0:
+            raise TypeError(f"slack must be a non-negative integer, not {slack!r}")
         self._config = config
+        self._slack = slack
         super().__init__({
             "i": In(stream.Signature(requant_input_layout(config))),
             "o": Out(stream.Signature(requant_output_layout(config))),
@@ -176,19 +202,31 @@ class Requantizer(wiring.Component):
         """Cycles from an accepted input beat to its output beat (with no stall)."""
         return self._config.latency
 
+    @property
+    def capacity(self):
+        """Beats the requantizer holds (in its pipe and output FIFO): ``i.ready`` is high while
+        fewer have been accepted and not yet delivered. :attr:`latency` + 1 (room for every
+        beat in flight at full rate) + ``slack``."""
+        return self._config.latency + 1 + self._slack
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
         stages = cfg.latency - 1  # the FIFO adds one
-        depth = stages + 2        # room for every beat in flight at full rate
+        depth = self.capacity
         fifo = m.submodules.fifo = SyncFIFO(width=8 * cfg.lanes + 1, depth=depth)
 
-        # credits: beats accepted and not yet delivered
+        # credits: beats accepted and not yet delivered; i.ready := outstanding < depth, a
+        # register set from the next cycle's count (it moves by at most one a cycle)
         outstanding = Signal(range(depth + 1))
-        take = self.i.valid & self.i.ready
+        ready = Signal(init=1, name="ready")
+        take = self.i.valid & ready
         give = fifo.r_en & fifo.r_rdy
-        m.d.comb += self.i.ready.eq(outstanding < depth)
-        m.d.sync += outstanding.eq(outstanding + take - give)
+        m.d.comb += self.i.ready.eq(ready)
+        with m.If(take & ~give):
+            m.d.sync += [outstanding.eq(outstanding + 1), ready.eq(outstanding < depth - 1)]
+        with m.Elif(give & ~take):
+            m.d.sync += [outstanding.eq(outstanding - 1), ready.eq(1)]
 
         valid, last = take, self.i.payload.last
         for s in range(stages):
@@ -200,29 +238,39 @@ class Requantizer(wiring.Component):
         results = []
         for lane in range(cfg.lanes):
             pipe = _Pipe(m, platform, f"l{lane}_")
-            out = lane_rule(pipe, self.i.payload.acc[lane], self.i.payload.params[lane])
+            acc, params = pipe.inputs(self.i.payload.acc[lane], self.i.payload.params[lane],
+                                      self.i.valid)
+            out = lane_rule(pipe, acc, params)
             assert pipe.at == stages, (pipe.at, stages)
             results.append(out)
 
+        # o.valid is the FIFO's r_rdy (level != 0) as a register of the next cycle's level
+        o_valid = Signal(name="o_valid")
+        m.d.sync += o_valid.eq(fifo.level + (fifo.w_en & fifo.w_rdy) - give != 0)
         m.d.comb += [
             fifo.w_en.eq(valid),
             fifo.w_data.eq(Cat(*results, last)),
-            self.o.valid.eq(fifo.r_rdy),
+            self.o.valid.eq(o_valid),
             self.o.payload.as_value().eq(fifo.r_data),
             fifo.r_en.eq(self.o.ready),
         ]
         return m
 
     def _clamp(self, pipe, y, p):
-        """``clamp(y + zero_point, clamp_min, clamp_max)`` in three stages (four for a ``y``
+        """``clamp(y + zero_point, clamp_min, clamp_max)`` in two stages (three for a ``y``
         wider than 12 bits, first saturated to 12 bits, which changes no result: the clamp
-        bounds and the zero point lie in -128..255)."""
+        bounds and the zero point lie in -128..255). The sum and its comparisons are one
+        stage: ``y + zero_point < clamp_min`` is ``y < clamp_min - zero_point``, the bounds less
+        the zero point computed on the parameters' way."""
         if len(y) > 12:
             fits = y[11:].all() | ~y[11:].any()
             y = pipe.stage(ys=Mux(fits, y[:12].as_signed(), Mux(y[-1], -2048, 2047)))
-        y = pipe.stage(yz=y + pipe.align(p.zero_point))
-        lo, hi = pipe.align(p.clamp_min), pipe.align(p.clamp_max)
-        lt, gt, y = pipe.stage(lt=y < lo, gt=y > hi, y=y[:8])
+        wide = (lambda v: v) if p.zero_point.shape().signed else (
+            lambda v: Cat(v, Const(0, 1)).as_signed())
+        lo_z = _named(pipe, wide(p.clamp_min) - wide(p.zero_point), "lo_z", born=1)
+        hi_z = _named(pipe, wide(p.clamp_max) - wide(p.zero_point), "hi_z", born=1)
+        lt, gt, y = pipe.stage(lt=y < pipe.align(lo_z), gt=y > pipe.align(hi_z),
+                               y=(y + pipe.align(p.zero_point))[:8])
         lo, hi = pipe.align(p.clamp_min), pipe.align(p.clamp_max)
         return pipe.stage(out=Mux(lt, lo, Mux(gt, hi, y))[:8])
 
@@ -251,7 +299,7 @@ class Requantizer(wiring.Component):
                               e=bits[23:31], ms=Cat(bits[:23], Const(1, 1)))
         neg, a = pipe.stage(neg=x < 0, a=Mux(x < 0, -x, x)[:32])
         lz = pipe.stage(lz=_clz32(a))
-        zero_e = pipe.align(_named(pipe, e == 0, "zero_e", born=1))
+        zero_e = pipe.align(_named(pipe, e == 0, "zero_e", born=pipe._born[id(e)]))
         # int -> float32: normalise to 24 bits, round to nearest even
         n, zero = pipe.stage(n=(pipe.align(a) << lz)[:32], zero=zero_e | (lz == 32))
         # k = 150 - lead - e - P[47] with lead = 31 - lz + carry: the product's shift to an

@@ -231,18 +231,23 @@ class MatrixEngine(wiring.Component):
         else:
             c_row = bufs.c_rd.data
         drain_addr = dc.addr
+        credits = None
         if cfg.requant is None:
             drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, self.c)
         else:
-            # The requantizer is a stalling pipeline behind the buffers' read registers.
+            # The requantizer is a stalling pipeline behind the buffers' read registers (with a
+            # pipelined core, the drain reads on credits instead).
             q_mem = Memory(shape=data.ArrayLayout(param_layout(cfg.requant), C),
                            depth=max(2, cfg.q_depth), init=[])
             m.submodules.q_mem = q_mem
             q_wr, q_rd = q_mem.write_port(), q_mem.read_port()
             q_load = Loader("q_load", cfg.q_depth, cfg.max_n, C, 1)
-            m.submodules.requant = rq = Requantizer(cfg.requant)
+            credits = _drain_credits(m, cfg, self.c)
+            m.submodules.requant = rq = Requantizer(
+                cfg.requant, slack=_DrainCredits.slack if credits is not None else 0)
             m.d.comb += q_rd.addr.eq(dc.tile)
-            drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, rq.i, q_rd)
+            drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, rq.i, q_rd,
+                                        credits=credits and credits.of(rq))
             wiring.connect(m, rq.o, wiring.flipped(self.c))
         c_out_last = self.c.valid & self.c.ready & self.c.payload.last
 
@@ -324,13 +329,58 @@ class MatrixEngine(wiring.Component):
                         m.d.sync += c_sel.eq(dc.r)
                     with m.If(dc.more):
                         dc.step(m, job.m, job.n, c_last)
+                        if credits is not None:
+                            m.d.comb += credits.issue.eq(1)
+                if credits is not None:  # the word moves on whether or not one follows
+                    with m.Else():
+                        m.d.sync += c_valid.eq(0)
                 with m.If(c_out_last):
                     m.d.sync += [done.eq(1), c_valid.eq(0)]
                     m.next = "IDLE"
         return m
 
 
-def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_out=None):
+class _DrainCredits:
+    """Flow control of a pipelined engine's drain into the requantizer, by credits: the
+    drain's read register, the stage after it and the requantizer's pipe never stall, and a
+    word is read (``issue``) only while fewer than the requantizer's capacity are on their way
+    to or in it (``ready``, a register: it reaches the drain's enables from a flip-flop)."""
+
+    #: Register stages from the drain's read to the requantizer's input (the C buffer's read
+    #: register and the stage after it) less one (``ready`` is set a cycle ahead): the words
+    #: more than the requantizer alone holds at full rate.
+    slack = 2
+
+    def __init__(self, m, out):
+        self._m, self._out = m, out
+        self.issue = Signal(name="drain_issue")  # a word is read now
+
+    def of(self, rq):
+        """Count the words against requantizer ``rq``'s capacity; returns ``self``."""
+        m, limit = self._m, rq.capacity
+        self.ready = Signal(init=1, name="drain_credit")
+        self.one = Signal(name="drain_one_word")  # count == 1
+        count = Signal(range(limit + 1), name="drain_words")  # read and not yet on the c port
+        self.ready_next = Signal(name="drain_credit_next")  # ready in the next cycle
+        self.give = give = self._out.valid & self._out.ready
+        m.d.comb += self.ready_next.eq(self.ready)
+        with m.If(self.issue & ~give):
+            m.d.comb += self.ready_next.eq(count < limit - 1)
+            m.d.sync += [count.eq(count + 1), self.one.eq(count == 0)]
+        with m.Elif(give & ~self.issue):
+            m.d.comb += self.ready_next.eq(1)
+            m.d.sync += [count.eq(count - 1), self.one.eq(count == 2)]
+        m.d.sync += self.ready.eq(self.ready_next)
+        return self
+
+
+def _drain_credits(m, cfg, out):
+    """The drain's credits (:class:`_DrainCredits`) with a pipelined core, else ``None``."""
+    return _DrainCredits(m, out) if cfg.compute.buffer_read_latency >= 2 else None
+
+
+def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_out=None,
+                  credits=None):
     """Connect the drain's C word (in the C buffer's read register: ``c_valid``, ``c_row``,
     ``c_last``) to stream ``out``: the ``c`` port, or the requantizer's input, which also takes
     the parameter word read alongside from ``q_rd``. With a pipelined core
@@ -338,6 +388,8 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
     first, so that nothing but a register follows the block RAM: the block RAM's own output
     register when the buffer is a :class:`~systolix.hdl.buffer.BufferMemory` (``c_out`` /
     ``q_out``: called with the stage's enable, they return the word after that register).
+    With ``credits`` (:class:`_DrainCredits`) that stage never stalls: the drain's ready is
+    the credits', and the caller clears ``c_valid`` in a cycle that reads no word.
     Returns the drain's ready: the C buffer's read register may take the next word."""
     rq = q_rd is not None
     if cfg.compute.buffer_read_latency == 1:
@@ -350,8 +402,8 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
         return ~c_valid | out.ready
     o_valid, o_last = Signal(name="c_out_valid"), Signal(name="c_out_last")
     row_layout = data.ArrayLayout(acc_shape(cfg.numerics), cfg.cols)
-    # The c port's ready reaches a skid register only (the requantizer's input ready is
-    # registered already): the drain and the block RAMs' enables follow its flag.
+    # The c port's ready reaches a skid register only (the requantizer takes words on
+    # credits): the drain and the block RAMs' enables follow a flag.
     skid = not rq
     if skid:
         s_valid, s_last = Signal(name="c_skid_valid"), Signal(name="c_skid_last")
@@ -360,7 +412,7 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
     else:
         o_ready = out.ready
     stage_ready = Signal(name="c_out_stage_ready")
-    m.d.comb += stage_ready.eq(~o_valid | o_ready)
+    m.d.comb += stage_ready.eq(1 if credits is not None else ~o_valid | o_ready)
     with m.If(stage_ready):
         m.d.sync += [o_valid.eq(c_valid), o_last.eq(c_last)]
     if c_out is None:
@@ -369,7 +421,7 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
             m.d.sync += o_row.eq(c_row)
     else:
         o_row = c_out(stage_ready)
-    drain_ready = ~c_valid | stage_ready
+    drain_ready = credits.ready if credits is not None else ~c_valid | stage_ready
     if rq:
         if q_out is None:
             o_params = Signal(data.ArrayLayout(param_layout(cfg.requant), cfg.cols),
@@ -380,7 +432,7 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
             o_params = q_out(stage_ready)
         m.d.comb += [out.valid.eq(o_valid), out.payload.last.eq(o_last),
                      out.payload.acc.eq(o_row), out.payload.params.eq(o_params),
-                     q_rd.en.eq(drain_ready)]
+                     q_rd.en.eq(1 if credits is not None else drain_ready)]
     else:
         # unstalled the skid register stays empty: the stage's word is on the port
         m.d.comb += [out.valid.eq(o_valid | s_valid),
@@ -702,7 +754,7 @@ def _elaborate_double(engine):
     else:
         c_row = d_rd.data
     drain_addr = dc.addr
-    c_out = q_out = None
+    c_out = q_out = credits = None
     if d_mem is not None:
         def c_out(stage_ready):
             m.d.comb += d_mem.r_oe.eq(stage_ready)
@@ -735,12 +787,17 @@ def _elaborate_double(engine):
                 m.d.comb += q_rd_port.oe.eq(stage_ready)
                 return q_rd.data
         q_load = Loader("q_load", cfg.q_depth, cfg.max_n, C, 1)
-        m.submodules.requant = rqu = Requantizer(cfg.requant)
+        credits = _drain_credits(m, cfg, engine.c)
+        m.submodules.requant = rqu = Requantizer(
+            cfg.requant, slack=_DrainCredits.slack if credits is not None else 0)
         m.d.comb += q_rd.addr.eq(dc.tile)
         drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, rqu.i, q_rd, c_out=c_out,
-                                    q_out=q_out)
+                                    q_out=q_out, credits=credits and credits.of(rqu))
         wiring.connect(m, rqu.o, wiring.flipped(engine.c))
-    c_out_last = engine.c.valid & engine.c.ready & engine.c.payload.last
+    if credits is None:
+        c_out_last = engine.c.valid & engine.c.ready & engine.c.payload.last
+    else:  # the job's words are all read, and the one left leaves: from flip-flops only
+        c_out_last = credits.give & credits.one & ~dc.more
 
     # ---- command
     cmd = engine.cmd.payload
@@ -763,7 +820,6 @@ def _elaborate_double(engine):
         m.d.sync += b_load.done.eq(cmd.keep)  # B (and q) of a keep-weights job are there
         if rq:
             q_load.start(m, cmd.n, 1)
-            m.d.sync += q_load.done.eq(cmd.keep)
     with m.If(engine.cmd.valid & engine.cmd.ready):
         with m.If(bad):
             with m.If(empty):
@@ -825,15 +881,20 @@ def _elaborate_double(engine):
         m.d.sync += q_free.eq(~Cat(
             c_owned[i] & ~(c_out_last & (d_bank == i)) & (c_q[i] == ljob_b_next)
             for i in range(2)).any())
+        # as A and B: a parameter word taken is registered, then counted and written
+        q_got, q_done = Signal(name="q_load_got"), Signal(name="q_load_fin")
+        q_word = Signal(q_shape, name="q_load_word", reset_less=True)
+        m.d.sync += [q_got.eq(engine.q.valid & engine.q.ready), q_word.eq(engine.q.payload)]
+        with m.If(~l_busy):
+            m.d.sync += q_done.eq(cmd.keep)  # the parameters of a keep-weights job are there
+        with m.If(engine.q.valid & engine.q.ready & q_load.last_next(q_got)):
+            m.d.sync += q_done.eq(1)
         with m.If(l_busy):
-            m.d.comb += [
-                engine.q.ready.eq(~q_load.done & q_free & ~in_reset),
-                q_wr.addr.eq(q_load.addr), q_wr.data.eq(engine.q.payload),
-                q_wr.en.eq(engine.q.valid & engine.q.ready),
-            ]
-        with m.If(q_wr.en):
+            m.d.comb += engine.q.ready.eq(~q_done & q_free & ~in_reset)
+        m.d.comb += [q_wr.addr.eq(q_load.addr), q_wr.data.eq(q_word), q_wr.en.eq(q_got)]
+        with m.If(q_got):
             q_load.take(m, ljob.n, 1)
-        loaded &= q_load.done
+        loaded &= q_done
 
     # ---- compute
     c_free = ~Mux(c_next, c_owned[1], c_owned[0])
@@ -881,12 +942,29 @@ def _elaborate_double(engine):
             m.d.sync += d_q.eq(Mux(d_bank, c_q[1], c_q[0]))
     with m.If(~d_busy & computed):
         m.d.sync += d_busy.eq(1)
-    m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(d_busy & drain_ready)]
-    with m.If(d_busy & drain_ready):
-        m.d.sync += c_valid.eq(dc.more)
-        if frag:
-            m.d.sync += c_sel.eq(dc.r)
-        with m.If(dc.more):
+    if credits is None:
+        m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(d_busy & drain_ready)]
+        with m.If(d_busy & drain_ready):
+            m.d.sync += c_valid.eq(dc.more)
+            if frag:
+                m.d.sync += c_sel.eq(dc.r)
+            with m.If(dc.more):
+                dc.step(m, d_jm, d_jn, c_last)
+    else:
+        # the read registers load every cycle (a word read but not issued is never valid, and
+        # the address moves only with an issue); a word is issued with the credit, while busy
+        # and more to come
+        # ``issue`` (credit & d_busy & more) is a flip-flop set from the three's next values
+        go = Signal(name="drain_go")
+        flags = Mux(d_bank, c_flags[1], c_flags[0])
+        more_next = Mux(d_busy, Mux(go & dc.last_n, ~dc.last_m, dc.more), flags[0])
+        busy_next = ~c_out_last & (d_busy | computed)
+        m.d.sync += go.eq(credits.ready_next & busy_next & more_next)
+        m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(1), credits.issue.eq(go)]
+        m.d.sync += c_valid.eq(credits.issue)  # the word moves on whether or not one follows
+        with m.If(credits.issue):
+            if frag:
+                m.d.sync += c_sel.eq(dc.r)
             dc.step(m, d_jm, d_jn, c_last)
     with m.If(c_out_last):
         m.d.sync += [done.eq(1), error.eq(0), c_valid.eq(0), d_busy.eq(0), d_bank.eq(~d_bank),

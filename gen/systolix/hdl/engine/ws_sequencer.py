@@ -70,6 +70,20 @@ class WeightStationarySequencer(Sequencer):
         nxt_ln = Signal(name="nxt_last_n")      # nxt_n0 + C >= N: the last column tile
         first_lk = Signal(name="first_last_k")  # R >= K: nxt_lk of a column tile's first k-tile
         s_end = Signal(name="slot_end")         # s == end_slot
+        # ... and the slot's comparisons, so that the array's controls and the buffers' read
+        # addresses leave flip-flops
+        s_lt_m = Signal(name="slot_below_m")    # s < M
+        s_lt_r = Signal(name="slot_below_r")    # s < R
+        s_cap = Signal(name="slot_last_row")    # s == R - 1
+        s_last = Signal(name="slot_last_beat")  # s == M - 1
+        # nxt_k0 + R - 1 - s - K: the pushed row lies in K (w_real) while this is negative,
+        # counted down by the slot, and nxt_k0 - K beside nxt_k0 (no comparison with K)
+        w_gap = Signal(range(-(cfg.max_k + cfg.max_m + 2 * R + 2), cfg.max_k + 2 * R + 2),
+                       name="w_gap")
+        k0_gap = Signal(range(-(cfg.max_k + 1), cfg.max_k + R + 1), name="nxt_k0_gap")
+        w_real = w_gap[-1]
+        a_addr = Signal.like(cur_abase, name="a_rd_addr")  # cur_abase + s
+        b_addr = Signal.like(nxt_bk, name="b_rd_addr")     # nxt_bk + R - 1 - s (while s < R)
         nxt_is_last = nxt_ln & nxt_lk
 
         with m.If(~seq.run):  # held at the start until the compute phase
@@ -81,21 +95,21 @@ class WeightStationarySequencer(Sequencer):
                          nxt_n0.eq(0), nxt_ntile.eq(0), nxt_k0.eq(0), nxt_abase.eq(0),
                          nxt_bbase.eq(0), nxt_bk.eq(0), nxt_exists.eq(1),
                          nxt_lk.eq(lk0), first_lk.eq(lk0),
-                         nxt_ln.eq(at_least(C, start_job.n, cfg.max_n))]
+                         nxt_ln.eq(at_least(C, start_job.n, cfg.max_n)),
+                         s_lt_m.eq(1), s_lt_r.eq(1), s_cap.eq(R == 1),
+                         s_last.eq(start_job.m == 1), k0_gap.eq(-start_job.k),
+                         w_gap.eq(R - 1 - start_job.k),
+                         a_addr.eq(0), b_addr.eq(R - 1)]
         end_slot = Mux(prologue, R, span - 1)
         beat = Signal()
         swap = Signal()
         push = Signal()
-        w_row = Signal(range(max(R, 2)))  # weight row pushed in this slot: last row first
-        w_real = Signal()        # ... and it lies inside K (else it is pushed as 0)
         m.d.comb += [
-            beat.eq(seq.run & ~prologue & (s < job.m)),
-            swap.eq(seq.run & (s == end_slot)),
-            push.eq(seq.run & nxt_exists & (s < R)),
-            w_row.eq(R - 1 - s),
-            w_real.eq(nxt_k0 + w_row < job.k),
-            bufs.a_rd.addr.eq(cur_abase + s),
-            bufs.b_rd.addr.eq(nxt_bk + w_row),
+            beat.eq(seq.run & ~prologue & s_lt_m),
+            swap.eq(seq.run & s_end),
+            push.eq(seq.run & nxt_exists & s_lt_r),
+            bufs.a_rd.addr.eq(a_addr),
+            bufs.b_rd.addr.eq(b_addr),
         ]
         with m.If(seq.run):
             with m.If(s_end):
@@ -104,18 +118,28 @@ class WeightStationarySequencer(Sequencer):
                     s.eq(0), prologue.eq(0), s_end.eq(0),
                     cur_ntile.eq(nxt_ntile), cur_abase.eq(nxt_abase), cur_first.eq(nxt_k0 == 0),
                     cur_last.eq(nxt_is_last), nxt_exists.eq(nxt_exists & ~nxt_is_last),
+                    s_lt_m.eq(1), s_lt_r.eq(1), s_cap.eq(R == 1), s_last.eq(job.m == 1),
+                    a_addr.eq(nxt_abase),
                 ]
                 with m.If(nxt_lk):
                     m.d.sync += [nxt_k0.eq(0), nxt_abase.eq(0), nxt_n0.eq(nxt_n0 + C),
                                  nxt_ntile.eq(nxt_ntile + 1), nxt_bbase.eq(nxt_bbase + job.k),
                                  nxt_bk.eq(nxt_bbase + job.k),
+                                 b_addr.eq(nxt_bbase + job.k + (R - 1)),
+                                 k0_gap.eq(-job.k), w_gap.eq(R - 1 - job.k),
                                  nxt_lk.eq(first_lk), nxt_ln.eq(nxt_n0 + 2 * C >= job.n)]
                 with m.Else():
                     m.d.sync += [nxt_k0.eq(nxt_k0 + R), nxt_abase.eq(nxt_abase + job.m),
-                                 nxt_bk.eq(nxt_bk + R), nxt_lk.eq(nxt_k0 + 2 * R >= job.k)]
+                                 nxt_bk.eq(nxt_bk + R), b_addr.eq(nxt_bk + (2 * R - 1)),
+                                 k0_gap.eq(k0_gap + R), w_gap.eq(k0_gap + (2 * R - 1)),
+                                 nxt_lk.eq(nxt_k0 + 2 * R >= job.k)]
                 m.d.comb += seq.end.eq(~prologue & cur_last)
             with m.Else():
-                m.d.sync += [s.eq(s + 1), s_end.eq(s + 1 == end_slot)]
+                m.d.sync += [s.eq(s + 1), s_end.eq(s + 1 == end_slot),
+                             s_lt_m.eq(s + 1 < job.m), s_lt_r.eq(s + 1 < R),
+                             s_cap.eq(s + 1 == R - 1), s_last.eq(s + 2 == job.m),
+                             w_gap.eq(w_gap - 1),
+                             a_addr.eq(a_addr + 1), b_addr.eq(b_addr - 1)]
 
         # Buffers answer buffer_read_latency cycles later; the array sees beat, swap and
         # weights then.
@@ -123,7 +147,7 @@ class WeightStationarySequencer(Sequencer):
             data.StructLayout({"beat": 1, "swap": 1, "cap": 1, "w_real": 1}),
             [self.buffer_read_latency], reset_less=False)
         m.d.comb += [ctl_delay.i[0].beat.eq(beat), ctl_delay.i[0].swap.eq(swap),
-                     ctl_delay.i[0].cap.eq(push & (s == R - 1)),
+                     ctl_delay.i[0].cap.eq(push & s_cap),
                      ctl_delay.i[0].w_real.eq(push & w_real)]
         ctl_d = ctl_delay.o[0]
         beat_d, swap_d, cap_d, w_real_d = ctl_d.beat, ctl_d.swap, ctl_d.cap, ctl_d.w_real
@@ -146,7 +170,7 @@ class WeightStationarySequencer(Sequencer):
             reset_less=False)
         m.d.comb += [
             tag_delay.i[0].valid.eq(beat),
-            tag_delay.i[0].final.eq(beat & cur_last & (s == job.m - 1)),
+            tag_delay.i[0].final.eq(beat & cur_last & s_last),
             tag_delay.i[0].first.eq(cur_first),
             tag_delay.i[0].m.eq(s),
             tag_delay.i[0].ntile.eq(cur_ntile),
@@ -168,10 +192,11 @@ class WeightStationarySequencer(Sequencer):
             row = data.ArrayLayout(acc_shape(num), C)
             old_r = Signal(row, name="c_old", reset_less=True)
             sum_r = Signal(row, name="c_sum", reset_less=True)
-            m.d.sync += old_r.eq(bufs.c_rd.data)
+            # a first k-tile's row starts from 0: the old row's register is cleared (a
+            # synchronous reset, no multiplexer in front of the adders)
+            m.d.sync += old_r.eq(Mux(taps[self.c_read_latency].first, 0, bufs.c_rd.data))
             for c in range(C):
-                m.d.sync += sum_r[c].eq(accumulate(Mux(sum_tag.first, 0, old_r[c]),
-                                                   array.psum[c], num))
+                m.d.sync += sum_r[c].eq(accumulate(old_r[c], array.psum[c], num))
             m.d.comb += bufs.c_wr.data.eq(sum_r)
         else:
             for c in range(C):
