@@ -93,6 +93,9 @@ def test_qgemm_equals_the_float32_rule(act, seed):
     w = rng.integers(-63, 64, (k, n)).astype(np.int8)
     w[:, :2] = 0  # the tie channels: small sums, so that the ties show
     w[:2, :2] = rng.integers(1, 3, (2, 2)) * rng.choice([-1, 1], (2, 2))
+    w[0, 0] = rng.choice([-1, 1])  # odd: about half the 0.5 channel's sums are ties
+    w[:, 2] = 0
+    w[:2, 2] = (63, -63)  # the saturating channel: sums of both signs
     a_zp = act(rng.integers(lo // 2, hi // 2 + 1))
     # the last channel's sums are mostly positive, so that its bias add wraps
     w[:, n - 1] = 63 if (a.astype(np.int64) - int(a_zp)).sum() >= 0 else -63
@@ -135,6 +138,9 @@ def test_qlinearconv_equals_the_float32_rule(act, seed):
     w = rng.integers(-63, 64, (c_out, c_in, 3, 3)).astype(np.int8)
     w[:2] = 0  # the tie channels: small sums, so that the ties show
     w[:2, 0, 1, 1] = rng.integers(1, 3, 2) * rng.choice([-1, 1], 2)
+    w[0, 0, 1, 1] = rng.choice([-1, 1])  # odd: about half the 0.5 channel's sums are ties
+    w[2] = 0
+    w[2, :2, 1, 1] = (63, -63)  # the saturating channel: sums of both signs
     x_zp = act(rng.integers(lo // 2, hi // 2 + 1))
     w[c_out - 1] = 63 if (x.astype(np.int64) - int(x_zp)).sum() >= 0 else -63
     y_zp = act(rng.integers(lo + 40, hi - 40))
@@ -184,6 +190,7 @@ def test_qlinearmatmul_equals_the_float32_rule(act, seed):
     a[:, :2] = rng.integers(lo, hi + 1, (m, 2))
     w[:, :3] = 0  # the tie channels: small sums, so that the ties show
     w[:2, :2] = rng.integers(1, 3, (2, 2)) * rng.choice([-1, 1], (2, 2))
+    w[0, 0] = rng.choice([-1, 1])  # odd: about half the 0.5 channel's sums are ties
     w[:2, 2] = (63, -63)  # the saturating channel: sums of both signs
     a_zp = act(lo)
     y_zp = act(rng.integers(lo + 40, hi - 40))
