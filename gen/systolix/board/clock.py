@@ -32,6 +32,28 @@ _DIVF = range(128)
 _DIVQ = range(1, 7)
 
 
+def _check_setting(pll, dividers, ranges):
+    """Validate a PLL setting: each ``(name, allowed range)`` of ``dividers`` an integer in its
+    range, ``f_in_hz`` an integer, and the reference clock, phase detector input, VCO and
+    output each within its ``(lo, hi)`` of ``ranges`` (in that order)."""
+    for name, allowed in dividers:
+        value = getattr(pll, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an integer, not {value!r}")
+        if value not in allowed:
+            raise ValueError(f"{name} must be in {allowed.start}..{allowed.stop - 1}, not "
+                             f"{value}")
+    if not isinstance(pll.f_in_hz, int) or isinstance(pll.f_in_hz, bool):
+        raise TypeError(f"f_in_hz must be an integer, not {pll.f_in_hz!r}")
+    for what, value, (lo, hi) in zip(("reference clock", "phase detector input", "VCO",
+                                      "output"),
+                                     (pll.f_in_hz, pll.f_pfd_hz, pll.f_vco_hz, pll.f_out_hz),
+                                     ranges):
+        if not lo <= value <= hi:
+            raise ValueError(f"the PLL's {what} must be in {lo / 1e6:g}..{hi / 1e6:g} MHz, "
+                             f"not {value / 1e6:g} MHz")
+
+
 @dataclass(frozen=True)
 class ICE40PLL:
     """An iCE40 PLL setting in SIMPLE feedback mode:
@@ -52,22 +74,8 @@ class ICE40PLL:
     divq: int
 
     def __post_init__(self):
-        for name, value, allowed in (("divr", self.divr, _DIVR), ("divf", self.divf, _DIVF),
-                                     ("divq", self.divq, _DIVQ)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an integer, not {value!r}")
-            if value not in allowed:
-                raise ValueError(f"{name} must be in {allowed.start}..{allowed.stop - 1}, not "
-                                 f"{value}")
-        if not isinstance(self.f_in_hz, int) or isinstance(self.f_in_hz, bool):
-            raise TypeError(f"f_in_hz must be an integer, not {self.f_in_hz!r}")
-        for what, value, (lo, hi) in (("reference clock", self.f_in_hz, _F_IN),
-                                      ("phase detector input", self.f_pfd_hz, _F_IN),
-                                      ("VCO", self.f_vco_hz, _F_VCO),
-                                      ("output", self.f_out_hz, _F_OUT)):
-            if not lo <= value <= hi:
-                raise ValueError(f"the PLL's {what} must be in {lo / 1e6:g}..{hi / 1e6:g} MHz, "
-                                 f"not {value / 1e6:g} MHz")
+        _check_setting(self, (("divr", _DIVR), ("divf", _DIVF), ("divq", _DIVQ)),
+                       (_F_IN, _F_IN, _F_VCO, _F_OUT))
 
     @property
     def f_pfd_hz(self):
@@ -167,23 +175,9 @@ class ECP5PLL:
     clkop_div: int
 
     def __post_init__(self):
-        for name, value, allowed in (("clki_div", self.clki_div, _CLKI_DIV),
-                                     ("clkfb_div", self.clkfb_div, _CLKFB_DIV),
-                                     ("clkop_div", self.clkop_div, _CLKOP_DIV)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an integer, not {value!r}")
-            if value not in allowed:
-                raise ValueError(f"{name} must be in {allowed.start}..{allowed.stop - 1}, not "
-                                 f"{value}")
-        if not isinstance(self.f_in_hz, int) or isinstance(self.f_in_hz, bool):
-            raise TypeError(f"f_in_hz must be an integer, not {self.f_in_hz!r}")
-        for what, value, (lo, hi) in (("reference clock", self.f_in_hz, _ECP5_F_IN),
-                                      ("phase detector input", self.f_pfd_hz, _ECP5_F_PFD),
-                                      ("VCO", self.f_vco_hz, _ECP5_F_VCO),
-                                      ("output", self.f_out_hz, _ECP5_F_OUT)):
-            if not lo <= value <= hi:
-                raise ValueError(f"the PLL's {what} must be in {lo / 1e6:g}..{hi / 1e6:g} MHz, "
-                                 f"not {value / 1e6:g} MHz")
+        _check_setting(self, (("clki_div", _CLKI_DIV), ("clkfb_div", _CLKFB_DIV),
+                              ("clkop_div", _CLKOP_DIV)),
+                       (_ECP5_F_IN, _ECP5_F_PFD, _ECP5_F_VCO, _ECP5_F_OUT))
 
     @property
     def f_pfd_hz(self):
