@@ -39,13 +39,18 @@ ENGINES = [
 ]
 
 
+def _argv(board, flags):
+    """The row's ``systolix`` arguments (its ``command`` writes to ``bits``)."""
+    return ["build", "engine", *flags, "--board", board, "-o", "bits"]
+
+
 def build_command(board, flags):
     """The row's ``command``: the ``systolix build`` line that makes its bitstream."""
-    return "systolix " + " ".join(["build", "engine", *flags, "--board", board, "-o", "bits"])
+    return "systolix " + " ".join(_argv(board, flags))
 
 
 def build(board, flags):
-    argv = ["build", "engine", *flags, "--board", board, "-o", "bits"]
+    argv = _argv(board, flags)
     command = build_command(board, flags)
     real = [sys.executable, "-m", "systolix", *argv[:-1], str(OUT / "boards"), "--json"]
     start = time.monotonic()

@@ -153,11 +153,12 @@ def precheck(config, target: Target):
     requantizer leaves); its LUT multipliers can still exceed the LUT4s, which is refused here
     as for ``mult="lut"``.
     """
-    if isinstance(config, EngineConfig) and config.buffer_bits > memory_bits_max(target):
+    most = memory_bits_max(target)
+    if isinstance(config, EngineConfig) and config.buffer_bits > most:
         bram = target.bram * BRAM_BITS[target.family]
         return (f"does not fit: the buffers hold {config.buffer_bits:,} bits, {target.device} "
-                f"has {bram:,} in {target.bram} {target.bram_cell} (at most "
-                f"{memory_bits_max(target):,} with every LUT4 as RAM and every FF)")
+                f"has {bram:,} in {target.bram} {target.bram_cell} (at most {most:,} with every "
+                f"LUT4 as RAM and every FF)")
     found = estimate(config, target)
     if found is None:
         return None

@@ -35,8 +35,7 @@ from .targets import Target
 from .toolchain import ToolFailed, run_tool, toolchain_versions
 
 __all__ = ["SynthOptions", "SynthResult", "DoesNotFit", "synthesize", "default_cache_dir",
-           "SynthPlatform", "elaborate", "cache_key", "read_result", "publish_result",
-           "KEEP_COLUMNS"]
+           "SynthPlatform", "elaborate", "cache_key", "read_result", "publish_result"]
 
 HARNESS_MODES = ("auto", "on", "off")
 RESULT_FILE = "result.json"
