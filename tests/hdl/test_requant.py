@@ -102,6 +102,43 @@ def test_requantizer_on_edge_case_ties(out_signed, seed):
     assert got == tiling.requant_output_words(config, shape(want)), f"seed {seed}"
 
 
+@pytest.mark.parametrize("out_signed", [True, False], ids=["int8", "uint8"])
+def test_clamp_around_its_bounds(out_signed, seed):
+    """The zero point and clamp of every y in -2100..2100 (beyond 12 bits too, where the
+    hardware saturates before it compares), of far values and of y up to 70 either side of
+    each bound less the zero point, each with its own random zero point and bounds:
+    multiplier 2**30 and shift 0 make y = floor((acc + 1) / 2), so acc = 2y reaches every y
+    exactly."""
+    rng = np.random.default_rng(seed)
+    far = np.array([1 << 30, (1 << 30) - 1, 1 << 20, 4096, 4095, 2049, 2048])
+    sweep = np.concatenate([np.arange(-2100, 2101), far, -far])
+    near = np.tile(np.arange(-70, 71), 25)
+    n = len(sweep) + 2 * len(near)
+    lo_, hi_ = (-128, 127) if out_signed else (0, 255)
+    bounds = np.sort(rng.integers(lo_, hi_ + 1, (2, n)), axis=0)
+    fields = {"bias": np.zeros(n, np.int64), "multiplier": np.full(n, 1 << 30, np.int64),
+              "shift": np.zeros(n, np.int64), "zero_point": rng.integers(lo_, hi_ + 1, n),
+              "clamp_min": bounds[0], "clamp_max": bounds[1]}
+    base = (bounds - fields["zero_point"])[:, len(sweep):]
+    m = len(near)
+    y = np.concatenate([sweep, base[0, :m] + near, base[1, m:] + near])
+    z = y + fields["zero_point"]
+    # every relation of y + zero_point to each bound, many times over
+    for bound in (fields["clamp_min"], fields["clamp_max"]):
+        for rel in (z < bound, z == bound, z > bound):
+            assert rel.sum() >= 25
+    acc = np.clip(2 * y, quant.INT32_MIN, quant.INT32_MAX)
+    want = reference(acc, fields)
+    config = RequantConfig(LANES, out_signed)
+    beats = -(-n // LANES)
+    pad = beats * LANES - n
+    shape = lambda v: np.concatenate([v, np.zeros(pad, np.int64)]).reshape(beats, LANES)
+    params = SimpleNamespace(**{k: shape(v) for k, v in fields.items()})
+    words = tiling.requant_input_words(config, shape(acc), params)
+    got = run(config, words, rng, stall=0.1)
+    assert got == tiling.requant_output_words(config, shape(want)), f"seed {seed}"
+
+
 @pytest.mark.parametrize("out_signed", [
     True, pytest.param(False, marks=pytest.mark.slow)], ids=["int8", "uint8"])
 def test_float32_requantizer_on_edge_cases(out_signed, seed):

@@ -258,19 +258,30 @@ class Requantizer(wiring.Component):
 
     def _clamp(self, pipe, y, p):
         """``clamp(y + zero_point, clamp_min, clamp_max)`` in two stages (three for a ``y``
-        wider than 12 bits, first saturated to 12 bits, which changes no result: the clamp
-        bounds and the zero point lie in -128..255). The sum and its comparisons are one
-        stage: ``y + zero_point < clamp_min`` is ``y < clamp_min - zero_point``, the bounds less
-        the zero point computed on the parameters' way."""
-        if len(y) > 12:
-            fits = y[11:].all() | ~y[11:].any()
-            y = pipe.stage(ys=Mux(fits, y[:12].as_signed(), Mux(y[-1], -2048, 2047)))
+        wider than 12 bits). ``y + zero_point < clamp_min`` is ``y < clamp_min - zero_point``,
+        the bounds less the zero point computed on the parameters' way, so that the sum (of the
+        low 8 bits only: the clamp keeps no other) and the comparisons run side by side. A
+        wider ``y`` is compared in 6-bit halves (short carry chains) with its low 12 bits, and
+        the halves are combined the next stage with whether ``y`` fits 12 bits; a ``y`` that
+        does not lies beyond both bounds (they lie in -383..383)."""
         wide = (lambda v: v) if p.zero_point.shape().signed else (
             lambda v: Cat(v, Const(0, 1)).as_signed())
         lo_z = _named(pipe, wide(p.clamp_min) - wide(p.zero_point), "lo_z", born=1)
         hi_z = _named(pipe, wide(p.clamp_max) - wide(p.zero_point), "hi_z", born=1)
-        lt, gt, y = pipe.stage(lt=y < pipe.align(lo_z), gt=y > pipe.align(hi_z),
-                               y=(y + pipe.align(p.zero_point))[:8])
+        if len(y) > 12:
+            lo, hi = pipe.align(lo_z), pipe.align(hi_z)
+            yh, yl = y[6:12].as_signed(), y[:6]
+            lo_h, hi_h = lo[6:].as_signed(), hi[6:].as_signed()
+            (fits, neg, lo_hlt, lo_heq, lo_llt, hi_hgt, hi_heq, hi_lgt, y8) = pipe.stage(
+                fits=y[11:].all() | ~y[11:].any(), neg=y[-1],
+                lo_hlt=yh < lo_h, lo_heq=yh == lo_h, lo_llt=yl < lo[:6],
+                hi_hgt=yh > hi_h, hi_heq=yh == hi_h, hi_lgt=yl > hi[:6], y8=y[:8])
+            lt, gt, y = pipe.stage(lt=Mux(fits, lo_hlt | (lo_heq & lo_llt), neg),
+                                   gt=Mux(fits, hi_hgt | (hi_heq & hi_lgt), ~neg),
+                                   y=(y8 + pipe.align(p.zero_point))[:8])
+        else:
+            lt, gt, y = pipe.stage(lt=y < pipe.align(lo_z), gt=y > pipe.align(hi_z),
+                                   y=(y + pipe.align(p.zero_point))[:8])
         lo, hi = pipe.align(p.clamp_min), pipe.align(p.clamp_max)
         return pipe.stage(out=Mux(lt, lo, Mux(gt, hi, y))[:8])
 

@@ -69,6 +69,13 @@ class WeightStationarySequencer(Sequencer):
         nxt_lk = Signal(name="nxt_last_k")      # nxt_k0 + R >= K: the column tile's last k-tile
         nxt_ln = Signal(name="nxt_last_n")      # nxt_n0 + C >= N: the last column tile
         first_lk = Signal(name="first_last_k")  # R >= K: nxt_lk of a column tile's first k-tile
+        # The next column tile's B base and first read address, a column tile ahead (the tile
+        # step loads them, no adder chain behind b_rd_addr); nxt_k0 + 2R - K and nxt_n0 + 2C -
+        # N, whose signs are the next step's nxt_lk and nxt_ln (no comparison with K or N)
+        col_bbase = Signal.like(nxt_bbase, name="col_bbase")  # nxt_bbase + K
+        col_baddr = Signal.like(nxt_bk, name="col_b_rd_addr")  # nxt_bbase + K + R - 1
+        lk_gap = Signal(range(-(cfg.max_k + 1), cfg.max_k + 3 * R + 1), name="nxt_lk_gap")
+        ln_gap = Signal(range(-(cfg.max_n + 1), cfg.max_n + 3 * C + 1), name="nxt_ln_gap")
         s_end = Signal(name="slot_end")         # s == end_slot
         # ... and the slot's comparisons, so that the array's controls and the buffers' read
         # addresses leave flip-flops
@@ -96,6 +103,8 @@ class WeightStationarySequencer(Sequencer):
                          nxt_bbase.eq(0), nxt_bk.eq(0), nxt_exists.eq(1),
                          nxt_lk.eq(lk0), first_lk.eq(lk0),
                          nxt_ln.eq(at_least(C, start_job.n, cfg.max_n)),
+                         col_bbase.eq(start_job.k), col_baddr.eq(start_job.k + (R - 1)),
+                         lk_gap.eq(2 * R - start_job.k), ln_gap.eq(2 * C - start_job.n),
                          s_lt_m.eq(1), s_lt_r.eq(1), s_cap.eq(R == 1),
                          s_last.eq(start_job.m == 1), k0_gap.eq(-start_job.k),
                          w_gap.eq(R - 1 - start_job.k),
@@ -123,16 +132,18 @@ class WeightStationarySequencer(Sequencer):
                 ]
                 with m.If(nxt_lk):
                     m.d.sync += [nxt_k0.eq(0), nxt_abase.eq(0), nxt_n0.eq(nxt_n0 + C),
-                                 nxt_ntile.eq(nxt_ntile + 1), nxt_bbase.eq(nxt_bbase + job.k),
-                                 nxt_bk.eq(nxt_bbase + job.k),
-                                 b_addr.eq(nxt_bbase + job.k + (R - 1)),
+                                 nxt_ntile.eq(nxt_ntile + 1), nxt_bbase.eq(col_bbase),
+                                 nxt_bk.eq(col_bbase), b_addr.eq(col_baddr),
+                                 col_bbase.eq(col_bbase + job.k),
+                                 col_baddr.eq(col_baddr + job.k),
                                  k0_gap.eq(-job.k), w_gap.eq(R - 1 - job.k),
-                                 nxt_lk.eq(first_lk), nxt_ln.eq(nxt_n0 + 2 * C >= job.n)]
+                                 lk_gap.eq(2 * R - job.k), ln_gap.eq(ln_gap + C),
+                                 nxt_lk.eq(first_lk), nxt_ln.eq(~ln_gap[-1])]
                 with m.Else():
                     m.d.sync += [nxt_k0.eq(nxt_k0 + R), nxt_abase.eq(nxt_abase + job.m),
                                  nxt_bk.eq(nxt_bk + R), b_addr.eq(nxt_bk + (2 * R - 1)),
                                  k0_gap.eq(k0_gap + R), w_gap.eq(k0_gap + (2 * R - 1)),
-                                 nxt_lk.eq(nxt_k0 + 2 * R >= job.k)]
+                                 lk_gap.eq(lk_gap + R), nxt_lk.eq(~lk_gap[-1])]
                 m.d.comb += seq.end.eq(~prologue & cur_last)
             with m.Else():
                 m.d.sync += [s.eq(s + 1), s_end.eq(s + 1 == end_slot),
