@@ -820,7 +820,9 @@ def _elaborate_double(engine):
         m.d.sync += b_load.done.eq(cmd.keep)  # B (and q) of a keep-weights job are there
         if rq:
             q_load.start(m, cmd.n, 1)
-    with m.If(engine.cmd.valid & engine.cmd.ready):
+    # (a command or word taken, as the registers see it: without the reset, which resets them
+    # all anyway, so that the reset's wide fan-out does not lead their logic)
+    with m.If(engine.cmd.valid & ~l_busy & ~rej):
         with m.If(bad):
             with m.If(empty):
                 m.d.sync += [done_rej[0].eq(bad_dims), done_rej[1].eq(bad_keep),
@@ -848,13 +850,15 @@ def _elaborate_double(engine):
     a_word = Signal(a_word_layout(cfg), name="a_load_word", reset_less=True)
     b_word = Signal(b_word_layout(cfg), name="b_load_word", reset_less=True)
     a_done, b_done = Signal(name="a_load_fin"), Signal(name="b_load_fin")
-    m.d.sync += [a_got.eq(engine.a.valid & engine.a.ready), a_word.eq(engine.a.payload),
-                 b_got.eq(engine.b.valid & engine.b.ready), b_word.eq(engine.b.payload)]
+    a_take = engine.a.valid & l_busy & ~a_done  # engine.a.ready without the reset, as above
+    b_take = engine.b.valid & l_busy & ~b_done
+    m.d.sync += [a_got.eq(a_take), a_word.eq(engine.a.payload),
+                 b_got.eq(b_take), b_word.eq(engine.b.payload)]
     with m.If(~l_busy):
         m.d.sync += [a_done.eq(0), b_done.eq(cmd.keep)]
-    with m.If(engine.a.valid & engine.a.ready & a_load.last_next(a_got)):
+    with m.If(a_take & a_load.last_next(a_got)):
         m.d.sync += a_done.eq(1)
-    with m.If(engine.b.valid & engine.b.ready & b_load.last_next(b_got)):
+    with m.If(b_take & b_load.last_next(b_got)):
         m.d.sync += b_done.eq(1)
     with m.If(l_busy):
         m.d.comb += [
@@ -884,10 +888,11 @@ def _elaborate_double(engine):
         # as A and B: a parameter word taken is registered, then counted and written
         q_got, q_done = Signal(name="q_load_got"), Signal(name="q_load_fin")
         q_word = Signal(q_shape, name="q_load_word", reset_less=True)
-        m.d.sync += [q_got.eq(engine.q.valid & engine.q.ready), q_word.eq(engine.q.payload)]
+        q_take = engine.q.valid & l_busy & ~q_done & q_free
+        m.d.sync += [q_got.eq(q_take), q_word.eq(engine.q.payload)]
         with m.If(~l_busy):
             m.d.sync += q_done.eq(cmd.keep)  # the parameters of a keep-weights job are there
-        with m.If(engine.q.valid & engine.q.ready & q_load.last_next(q_got)):
+        with m.If(q_take & q_load.last_next(q_got)):
             m.d.sync += q_done.eq(1)
         with m.If(l_busy):
             m.d.comb += engine.q.ready.eq(~q_done & q_free & ~in_reset)
