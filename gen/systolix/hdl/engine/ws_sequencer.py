@@ -76,7 +76,13 @@ class WeightStationarySequencer(Sequencer):
         col_baddr = Signal.like(nxt_bk, name="col_b_rd_addr")  # nxt_bbase + K + R - 1
         lk_gap = Signal(range(-(cfg.max_k + 1), cfg.max_k + 3 * R + 1), name="nxt_lk_gap")
         ln_gap = Signal(range(-(cfg.max_n + 1), cfg.max_n + 3 * C + 1), name="nxt_ln_gap")
-        s_end = Signal(name="slot_end")         # s == end_slot
+        s_end = Signal(name="slot_end")         # s is the tile's last slot (R in the prologue,
+        #                                         else span - 1)
+        # the slot comparisons' right-hand sides, so that they compare s with registers (no
+        # adder before them): the last slot - 1, M - 1, M - 2
+        end_m1 = Signal(range(-1, max(cfg.max_m, R + 1) + 1), name="end_slot_m1")
+        m_m1 = Signal(range(-1, cfg.max_m + 1), name="job_m_m1")
+        m_m2 = Signal(range(-2, cfg.max_m + 1), name="job_m_m2")
         # ... and the slot's comparisons, so that the array's controls and the buffers' read
         # addresses leave flip-flops
         s_lt_m = Signal(name="slot_below_m")    # s < M
@@ -108,8 +114,9 @@ class WeightStationarySequencer(Sequencer):
                          s_lt_m.eq(1), s_lt_r.eq(1), s_cap.eq(R == 1),
                          s_last.eq(start_job.m == 1), k0_gap.eq(-start_job.k),
                          w_gap.eq(R - 1 - start_job.k),
-                         a_addr.eq(0), b_addr.eq(R - 1)]
-        end_slot = Mux(prologue, R, span - 1)
+                         a_addr.eq(0), b_addr.eq(R - 1),
+                         end_m1.eq(R - 1), m_m1.eq(start_job.m - 1),
+                         m_m2.eq(start_job.m - 2)]
         beat = Signal()
         swap = Signal()
         push = Signal()
@@ -128,7 +135,7 @@ class WeightStationarySequencer(Sequencer):
                     cur_ntile.eq(nxt_ntile), cur_abase.eq(nxt_abase), cur_first.eq(nxt_k0 == 0),
                     cur_last.eq(nxt_is_last), nxt_exists.eq(nxt_exists & ~nxt_is_last),
                     s_lt_m.eq(1), s_lt_r.eq(1), s_cap.eq(R == 1), s_last.eq(job.m == 1),
-                    a_addr.eq(nxt_abase),
+                    a_addr.eq(nxt_abase), end_m1.eq(span - 2),
                 ]
                 with m.If(nxt_lk):
                     m.d.sync += [nxt_k0.eq(0), nxt_abase.eq(0), nxt_n0.eq(nxt_n0 + C),
@@ -146,9 +153,9 @@ class WeightStationarySequencer(Sequencer):
                                  lk_gap.eq(lk_gap + R), nxt_lk.eq(~lk_gap[-1])]
                 m.d.comb += seq.end.eq(~prologue & cur_last)
             with m.Else():
-                m.d.sync += [s.eq(s + 1), s_end.eq(s + 1 == end_slot),
-                             s_lt_m.eq(s + 1 < job.m), s_lt_r.eq(s + 1 < R),
-                             s_cap.eq(s + 1 == R - 1), s_last.eq(s + 2 == job.m),
+                m.d.sync += [s.eq(s + 1), s_end.eq(s == end_m1),
+                             s_lt_m.eq(s < m_m1), s_lt_r.eq(s + 1 < R),
+                             s_cap.eq(s + 1 == R - 1), s_last.eq(s == m_m2),
                              w_gap.eq(w_gap - 1),
                              a_addr.eq(a_addr + 1), b_addr.eq(b_addr - 1)]
 
