@@ -104,30 +104,41 @@ def test_requantizer_on_edge_case_ties(out_signed, seed):
 
 @pytest.mark.parametrize("out_signed", [True, False], ids=["int8", "uint8"])
 def test_clamp_around_its_bounds(out_signed, seed):
-    """The zero point and clamp of every y in -2100..2100 (beyond 12 bits too, where the
-    hardware saturates before it compares), of far values and of y up to 70 either side of
-    each bound less the zero point, each with its own random zero point and bounds:
-    multiplier 2**30 and shift 0 make y = floor((acc + 1) / 2), so acc = 2y reaches every y
-    exactly."""
+    """The zero point and clamp of every y in -450..450 and on both ends of 12 bits (where
+    the hardware compares the low 12 bits and whether y fits them), of far values and of y up
+    to 70 either side of each bound less the zero point, each with its own random zero point
+    and bounds. Multiplier 2**30 makes the high part h = floor((acc + 1) / 2), so acc = 2h reaches
+    every h; h = y * 2**shift + r with a random shift of 0..2 and remainder r reaches y
+    through every rounding (y = 2048 and -2048 also as a rounded-up 2047 and -2049)."""
     rng = np.random.default_rng(seed)
     far = np.array([1 << 30, (1 << 30) - 1, 1 << 20, 4096, 4095, 2049, 2048])
-    sweep = np.concatenate([np.arange(-2100, 2101), far, -far])
-    near = np.tile(np.arange(-70, 71), 25)
-    n = len(sweep) + 2 * len(near)
+    sweep = np.concatenate([np.arange(-2100, -1990), np.arange(-450, 451),
+                            np.arange(1990, 2100), far, -far])
+    near = np.tile(np.arange(-70, 71), 8)
+    n = len(sweep) + 2 * len(near) + 2
     lo_, hi_ = (-128, 127) if out_signed else (0, 255)
     bounds = np.sort(rng.integers(lo_, hi_ + 1, (2, n)), axis=0)
-    fields = {"bias": np.zeros(n, np.int64), "multiplier": np.full(n, 1 << 30, np.int64),
-              "shift": np.zeros(n, np.int64), "zero_point": rng.integers(lo_, hi_ + 1, n),
-              "clamp_min": bounds[0], "clamp_max": bounds[1]}
-    base = (bounds - fields["zero_point"])[:, len(sweep):]
+    zp = rng.integers(lo_, hi_ + 1, n)
+    base = bounds - zp
     m = len(near)
-    y = np.concatenate([sweep, base[0, :m] + near, base[1, m:] + near])
+    t = np.concatenate([sweep, base[0, len(sweep):len(sweep) + m] + near,
+                        base[1, len(sweep) + m:n - 2] + near])
+    shift = rng.integers(0, 3, n)
+    h = np.clip(t * (1 << shift[:-2]) + rng.integers(0, 1 << shift[:-2]), -(1 << 30),
+                (1 << 30) - 1)
+    h = np.concatenate([h, [4095, -8193]])   # 2047 and -2049, rounded up
+    shift[-2:] = [1, 2]
+    y = quant.rdbpot(h, shift)
+    assert y[-2] == 2048 and y[-1] == -2048
+    fields = {"bias": np.zeros(n, np.int64), "multiplier": np.full(n, 1 << 30, np.int64),
+              "shift": shift, "zero_point": zp, "clamp_min": bounds[0],
+              "clamp_max": bounds[1]}
+    acc = 2 * h
     z = y + fields["zero_point"]
     # every relation of y + zero_point to each bound, many times over
     for bound in (fields["clamp_min"], fields["clamp_max"]):
         for rel in (z < bound, z == bound, z > bound):
-            assert rel.sum() >= 25
-    acc = np.clip(2 * y, quant.INT32_MIN, quant.INT32_MAX)
+            assert rel.sum() >= 8
     want = reference(acc, fields)
     config = RequantConfig(LANES, out_signed)
     beats = -(-n // LANES)

@@ -100,8 +100,9 @@ class RequantConfig:
 
         gemmlowp: 13 stages (the input; bias add; the 32 x 32-bit product as four DSP partial
         products, two stages, and two adder stages; the doubling high part; the rounding shift;
-        the rounding bit; the rounded value; the clamp's comparisons in 6-bit halves; their
-        combination, with + zero point; its choice). float32: 20 stages (the input; bias add; absolute
+        the rounding bit; the rounded value's low 12 bits, whether it fits them and its sign;
+        the clamp's comparisons in 3-bit pieces; their combination, with + zero point; its
+        choice). float32: 20 stages (the input; bias add; absolute
         value; leading zeros; normalising shift; rounding bit; 24-bit mantissa; the 24 x 24-bit
         product, four stages; its top bits; the rounded product and the shift; the shift's
         range; the integer rounding shift; its rounding bits; the rounded value; its sign;

@@ -256,34 +256,61 @@ class Requantizer(wiring.Component):
         ]
         return m
 
-    def _clamp(self, pipe, y, p):
-        """``clamp(y + zero_point, clamp_min, clamp_max)`` in two stages (three for a ``y``
-        wider than 12 bits). ``y + zero_point < clamp_min`` is ``y < clamp_min - zero_point``,
-        the bounds less the zero point computed on the parameters' way, so that the sum (of the
-        low 8 bits only: the clamp keeps no other) and the comparisons run side by side. A
-        wider ``y`` is compared in 6-bit halves (short carry chains) with its low 12 bits, and
-        the halves are combined the next stage with whether ``y`` fits 12 bits; a ``y`` that
-        does not lies beyond both bounds (they lie in -383..383)."""
+    def _bounds(self, pipe, p):
+        """The clamp bounds less the zero point (in -383..383), computed on the parameters'
+        way: ``y + zero_point < clamp_min`` is ``y < clamp_min - zero_point``."""
         wide = (lambda v: v) if p.zero_point.shape().signed else (
             lambda v: Cat(v, Const(0, 1)).as_signed())
-        lo_z = _named(pipe, wide(p.clamp_min) - wide(p.zero_point), "lo_z", born=1)
-        hi_z = _named(pipe, wide(p.clamp_max) - wide(p.zero_point), "hi_z", born=1)
-        if len(y) > 12:
-            lo, hi = pipe.align(lo_z), pipe.align(hi_z)
-            yh, yl = y[6:12].as_signed(), y[:6]
-            lo_h, hi_h = lo[6:].as_signed(), hi[6:].as_signed()
-            (fits, neg, lo_hlt, lo_heq, lo_llt, hi_hgt, hi_heq, hi_lgt, y8) = pipe.stage(
-                fits=y[11:].all() | ~y[11:].any(), neg=y[-1],
-                lo_hlt=yh < lo_h, lo_heq=yh == lo_h, lo_llt=yl < lo[:6],
-                hi_hgt=yh > hi_h, hi_heq=yh == hi_h, hi_lgt=yl > hi[:6], y8=y[:8])
-            lt, gt, y = pipe.stage(lt=Mux(fits, lo_hlt | (lo_heq & lo_llt), neg),
-                                   gt=Mux(fits, hi_hgt | (hi_heq & hi_lgt), ~neg),
-                                   y=(y8 + pipe.align(p.zero_point))[:8])
-        else:
-            lt, gt, y = pipe.stage(lt=y < pipe.align(lo_z), gt=y > pipe.align(hi_z),
-                                   y=(y + pipe.align(p.zero_point))[:8])
+        return (_named(pipe, wide(p.clamp_min) - wide(p.zero_point), "lo_z", born=1),
+                _named(pipe, wide(p.clamp_max) - wide(p.zero_point), "hi_z", born=1))
+
+    def _choose(self, pipe, lt, gt, y, p):
+        """The clamp's choice, one stage."""
         lo, hi = pipe.align(p.clamp_min), pipe.align(p.clamp_max)
         return pipe.stage(out=Mux(lt, lo, Mux(gt, hi, y))[:8])
+
+    def _clamp(self, pipe, y, p):
+        """``clamp(y + zero_point, clamp_min, clamp_max)`` of a ``y`` of at most 12 bits in two
+        stages: the sum (of the low 8 bits only: the clamp keeps no other) beside the
+        comparisons with the bounds less the zero point; the choice."""
+        lo_z, hi_z = self._bounds(pipe, p)
+        lt, gt, y = pipe.stage(lt=y < pipe.align(lo_z), gt=y > pipe.align(hi_z),
+                               y=(y[:8] + pipe.align(p.zero_point))[:8])
+        return self._choose(pipe, lt, gt, y, p)
+
+    def _clamp_wide(self, pipe, y12, fits, neg, p):
+        """The clamp of a wide ``y`` given as its low 12 bits ``y12``, whether it ``fits`` 12
+        bits (may say no for any ``y`` beyond -384..384: such a ``y`` lies beyond both bounds)
+        and its sign ``neg``, in three stages, each a LUT or two deep (no carry chain, so that
+        a long route into a stage still fits the clock): the comparisons of ``y12`` with each
+        bound less the zero point, in 3-bit pieces (less and equal); the pieces combined, and
+        the zero point added to ``y``'s low 8 bits; the choice."""
+        lo_z, hi_z = self._bounds(pipe, p)
+
+        def biased(v):  # a signed value of up to 12 bits as an unsigned 12-bit one of the
+            v = Cat(v, *[v[-1]] * (12 - len(v)))  # same order
+            return Cat(v[:11], ~v[11])
+
+        lo_u = _named(pipe, biased(lo_z), "lo_u", born=1)
+        hi_u = _named(pipe, biased(hi_z), "hi_u", born=1)
+        lo_u, hi_u, yu = pipe.align(lo_u), pipe.align(hi_u), biased(y12)
+        pieces = {}
+        for i in range(0, 12, 3):
+            yp, lp, hp = yu[i:i + 3], lo_u[i:i + 3], hi_u[i:i + 3]
+            pieces.update({f"lo_lt{i}": _less(yp, lp), f"lo_eq{i}": ~(yp ^ lp).any(),
+                           f"hi_gt{i}": _less(hp, yp), f"hi_eq{i}": ~(yp ^ hp).any()})
+        regs = pipe.stage(**pieces, fits=fits, neg=neg, y8=y12[:8])
+        r = dict(zip([*pieces, "fits", "neg", "y8"], regs))
+
+        def combine(kind, eq):  # the 12-bit comparison from its pieces, most significant first
+            out = Const(0, 1)
+            for i in range(0, 12, 3):
+                out = r[f"{kind}{i}"] | (r[f"{eq}{i}"] & out)
+            return out
+        lt, gt, y = pipe.stage(lt=Mux(r["fits"], combine("lo_lt", "lo_eq"), r["neg"]),
+                               gt=Mux(r["fits"], combine("hi_gt", "hi_eq"), ~r["neg"]),
+                               y=(r["y8"] + pipe.align(p.zero_point))[:8])
+        return self._choose(pipe, lt, gt, y, p)
 
     def _gemmlowp_lane(self, pipe, acc, p):
         total = acc + p.bias                       # 33 bits; overflow iff its top bits differ
@@ -300,9 +327,16 @@ class Requantizer(wiring.Component):
         # RoundingDivideByPOT: the kept part, and the shifted-out bits at the top of a word
         frac = (Cat(Const(0, 32), h[:32]) >> shift)[:32]
         keep, frac = pipe.stage(keep=h >> shift, frac=frac)
-        keep, up = pipe.stage(keep=keep, up=frac[31] & ((keep >= 0) | (frac[:31] != 0)))
-        y = pipe.stage(y=keep + up)
-        return self._clamp(pipe, y, p)
+        # beside the rounding bit: whether keep fits 12 bits, and is 2047; then y = keep + up
+        # as its low 12 bits, whether it fits them (no when keep + up is 2048, and when keep
+        # is -2049: y = -2048 lies beyond the bounds too) and its sign (keep's, where y
+        # does not fit)
+        keep, up, kfits, kmax = pipe.stage(
+            keep=keep, up=frac[31] & ((keep >= 0) | (frac[:31] != 0)),
+            kfits=keep[11:].all() | ~keep[11:].any(), kmax=(keep[:11].all() & ~keep[11]))
+        y12, fits, neg = pipe.stage(y12=(keep[:12] + up)[:12], fits=kfits & ~(kmax & up),
+                                    neg=keep[-1])
+        return self._clamp_wide(pipe, y12, fits, neg, p)
 
     def _float32_lane(self, pipe, acc, p):
         bits = p.scale_bits
@@ -338,6 +372,15 @@ class Requantizer(wiring.Component):
         neg, zero = pipe.align(neg), pipe.align(zero)
         y = pipe.stage(y=Mux(zero, 0, Mux(neg, -mag, mag)))
         return self._clamp(pipe, y, p)
+
+
+def _less(a, b):
+    """``a < b`` of two unsigned bit vectors of the same width, as and/or logic (a carry
+    chain, which a comparison would become, is slow to reach and to leave)."""
+    lt = Const(0, 1)
+    for i in range(len(a)):
+        lt = (~a[i] & b[i]) | (~(a[i] ^ b[i]) & lt)
+    return lt
 
 
 def _named(pipe, value, name, born=None):
