@@ -259,35 +259,35 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg \$293 ;
   reg \$294 ;
   reg \$295 ;
-  reg \$296 ;
-  reg \$297 ;
-  reg \$298 ;
-  reg \$299 ;
+  reg [9:0] \$296 ;
+  reg [9:0] \$297 ;
+  reg [7:0] \$298 ;
+  reg [7:0] \$299 ;
   wire \$3 ;
   wire \$30 ;
-  reg [7:0] \$300 ;
-  reg [8:0] \$301 ;
-  reg [9:0] \$302 ;
-  reg [9:0] \$303 ;
-  reg [3:0] \$304 ;
-  reg [9:0] \$305 ;
-  reg \$306 ;
-  reg \$307 ;
-  reg [13:0] \$308 ;
-  reg \$309 ;
+  reg \$300 ;
+  reg \$301 ;
+  reg \$302 ;
+  reg \$303 ;
+  reg [7:0] \$304 ;
+  reg [8:0] \$305 ;
+  reg [9:0] \$306 ;
+  reg [9:0] \$307 ;
+  reg [7:0] \$308 ;
+  reg [7:0] \$309 ;
   wire \$31 ;
-  reg [31:0] \$310 ;
-  reg [6:0] \$311 ;
-  reg [6:0] \$312 ;
-  reg [6:0] \$313 ;
-  reg [9:0] \$314 ;
-  reg [6:0] \$315 ;
-  reg [6:0] \$316 ;
-  reg \$317 ;
-  reg \$318 ;
-  reg \$319 ;
+  reg [7:0] \$310 ;
+  reg [3:0] \$311 ;
+  reg [9:0] \$312 ;
+  reg \$313 ;
+  reg \$314 ;
+  reg [13:0] \$315 ;
+  reg \$316 ;
+  reg [31:0] \$317 ;
+  reg [6:0] \$318 ;
+  reg [6:0] \$319 ;
   wire \$32 ;
-  reg \$320 ;
+  reg [6:0] \$320 ;
   reg [9:0] \$321 ;
   reg [6:0] \$322 ;
   reg [6:0] \$323 ;
@@ -295,22 +295,29 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg \$325 ;
   reg \$326 ;
   reg \$327 ;
-  reg \$328 ;
+  reg [9:0] \$328 ;
   reg [6:0] \$329 ;
   wire \$33 ;
   reg [6:0] \$330 ;
-  reg [2:0] \$331 ;
-  reg [6:0] \$332 ;
-  reg [6:0] \$333 ;
-  reg [6:0] \$334 ;
-  reg [3:0] \$335 ;
-  reg \$336 ;
-  reg \$337 ;
-  reg \$338 ;
-  reg \$339 ;
+  reg \$331 ;
+  reg \$332 ;
+  reg \$333 ;
+  reg \$334 ;
+  reg \$335 ;
+  reg [6:0] \$336 ;
+  reg [6:0] \$337 ;
+  reg [2:0] \$338 ;
+  reg [6:0] \$339 ;
   wire \$34 ;
-  reg \$340 ;
-  reg \$341 ;
+  reg [6:0] \$340 ;
+  reg [6:0] \$341 ;
+  reg [3:0] \$342 ;
+  reg \$343 ;
+  reg \$344 ;
+  reg \$345 ;
+  reg \$346 ;
+  reg \$347 ;
+  reg \$348 ;
   wire \$35 ;
   wire \$36 ;
   wire \$37 ;
@@ -325,49 +332,49 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \$45 ;
   wire \$46 ;
   wire \$47 ;
-  wire \$48 ;
+  wire [7:0] \$48 ;
   wire [7:0] \$49 ;
   wire \$5 ;
   wire [7:0] \$50 ;
   wire \$51 ;
-  wire \$52 ;
-  wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
+  wire [7:0] \$52 ;
+  wire [7:0] \$53 ;
+  wire [7:0] \$54 ;
+  wire [7:0] \$55 ;
   wire \$56 ;
-  wire [7:0] \$57 ;
-  wire [4:0] \$58 ;
-  wire [10:0] \$59 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
-  wire [10:0] \$60 ;
-  wire [10:0] \$61 ;
-  wire [11:0] \$62 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire [7:0] \$62 ;
   wire [7:0] \$63 ;
-  wire [7:0] \$64 ;
-  wire [7:0] \$65 ;
-  wire \$66 ;
+  wire [4:0] \$64 ;
+  wire [10:0] \$65 ;
+  wire [10:0] \$66 ;
   wire [7:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [10:0] \$69 ;
+  wire [7:0] \$68 ;
+  wire [7:0] \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [8:0] \$71 ;
-  wire [8:0] \$72 ;
-  wire [7:0] \$73 ;
-  wire \$74 ;
-  wire [7:0] \$75 ;
-  wire [7:0] \$76 ;
-  wire [7:0] \$77 ;
-  wire [7:0] \$78 ;
+  wire [8:0] \$70 ;
+  wire \$71 ;
+  wire [7:0] \$72 ;
+  wire [10:0] \$73 ;
+  wire [10:0] \$74 ;
+  wire [10:0] \$75 ;
+  wire [8:0] \$76 ;
+  wire [8:0] \$77 ;
+  wire [8:0] \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire [7:0] \$80 ;
   wire \$81 ;
-  wire [7:0] \$82 ;
-  wire \$83 ;
-  wire [7:0] \$84 ;
-  wire \$85 ;
-  wire [7:0] \$86 ;
+  wire \$82 ;
+  wire [7:0] \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire \$86 ;
   wire \$87 ;
   wire [9:0] \$88 ;
   wire [10:0] \$89 ;
@@ -506,6 +513,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \cmd__payload.keep ;
   wire [15:0] \cmd__payload.m ;
   wire [15:0] \cmd__payload.n ;
+  reg [9:0] col_b_rd_addr = 10'h000;
+  reg [9:0] col_bbase = 10'h000;
   reg [9:0] cur_abase = 10'h000;
   reg cur_first = 1'h0;
   reg cur_last = 1'h0;
@@ -522,6 +531,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg [3:0] d_tile = 4'h0;
   (* init = 1'h0 *)
   wire \done$20 ;
+  reg signed [7:0] end_slot_m1 = 8'h00;
   reg [2:0] engine_state = 3'h0;
   (* init = 1'h0 *)
   wire \error$19 ;
@@ -541,6 +551,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   wire \i[0].w_real ;
   reg [6:0] job_k = 7'h00;
   reg [6:0] job_m = 7'h00;
+  reg signed [7:0] job_m_m1 = 8'h00;
+  reg signed [7:0] job_m_m2 = 8'h00;
   reg [6:0] job_n = 7'h00;
   reg [9:0] nxt_abase = 10'h000;
   reg [9:0] nxt_bbase = 10'h000;
@@ -550,6 +562,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   reg signed [7:0] nxt_k0_gap = 8'h00;
   reg nxt_last_k = 1'h0;
   reg nxt_last_n = 1'h0;
+  reg signed [7:0] nxt_lk_gap = 8'h00;
+  reg signed [7:0] nxt_ln_gap = 8'h00;
   reg [6:0] nxt_n0 = 7'h00;
   reg [3:0] nxt_ntile = 4'h0;
   wire [3:0] o;
@@ -2238,46 +2252,46 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   assign \$45  = job_k <= 4'h8;
   assign \$46  = job_k <= 4'h8;
   assign \$47  = job_n <= 4'h8;
-  assign \$48  = job_m == 1'h1;
-  assign \$49  = - job_k;
-  assign \$50  = 3'h7 - job_k;
-  assign \$51  = nxt_k0 == 7'h00;
-  assign \$52  = nxt_last_n & nxt_last_k;
-  assign \$53  = nxt_last_n & nxt_last_k;
-  assign \$54  = ~ \$53 ;
-  assign \$55  = nxt_exists & \$54 ;
-  assign \$56  = job_m == 1'h1;
-  assign \$57  = nxt_n0 + 4'h8;
-  assign \$58  = nxt_ntile + 1'h1;
-  assign \$59  = nxt_bbase + job_k;
-  assign \$60  = nxt_bbase + job_k;
-  assign \$61  = nxt_bbase + job_k;
-  assign \$62  = \$61  + 3'h7;
-  assign \$63  = - job_k;
-  assign \$64  = 3'h7 - job_k;
-  assign \$65  = nxt_n0 + 5'h10;
-  assign \$66  = \$65  >= job_n;
-  assign \$67  = nxt_k0 + 4'h8;
-  assign \$68  = nxt_abase + job_m;
-  assign \$69  = nxt_bk + 4'h8;
-  assign \$70  = nxt_bk + 4'hf;
-  assign \$71  = $signed(nxt_k0_gap) + $signed(5'h08);
-  assign \$72  = $signed(nxt_k0_gap) + $signed(5'h0f);
-  assign \$73  = nxt_k0 + 5'h10;
-  assign \$74  = \$73  >= job_k;
-  assign \$75  = s + 1'h1;
-  assign \$76  = s + 1'h1;
-  assign \$77  = span - 1'h1;
-  assign \$78  = prologue ? 8'h08 : \$77 ;
-  assign \$79  = $signed({ 1'h0, \$76  }) == $signed(\$78 );
+  assign \$48  = job_k + 3'h7;
+  assign \$49  = 5'h10 - job_k;
+  assign \$50  = 5'h10 - job_n;
+  assign \$51  = job_m == 1'h1;
+  assign \$52  = - job_k;
+  assign \$53  = 3'h7 - job_k;
+  assign \$54  = job_m - 1'h1;
+  assign \$55  = job_m - 2'h2;
+  assign \$56  = nxt_k0 == 7'h00;
+  assign \$57  = nxt_last_n & nxt_last_k;
+  assign \$58  = nxt_last_n & nxt_last_k;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = nxt_exists & \$59 ;
+  assign \$61  = job_m == 1'h1;
+  assign \$62  = span - 2'h2;
+  assign \$63  = nxt_n0 + 4'h8;
+  assign \$64  = nxt_ntile + 1'h1;
+  assign \$65  = col_bbase + job_k;
+  assign \$66  = col_b_rd_addr + job_k;
+  assign \$67  = - job_k;
+  assign \$68  = 3'h7 - job_k;
+  assign \$69  = 5'h10 - job_k;
+  assign \$70  = $signed(nxt_ln_gap) + $signed(5'h08);
+  assign \$71  = ~ nxt_ln_gap[7];
+  assign \$72  = nxt_k0 + 4'h8;
+  assign \$73  = nxt_abase + job_m;
+  assign \$74  = nxt_bk + 4'h8;
+  assign \$75  = nxt_bk + 4'hf;
+  assign \$76  = $signed(nxt_k0_gap) + $signed(5'h08);
+  assign \$77  = $signed(nxt_k0_gap) + $signed(5'h0f);
+  assign \$78  = $signed(nxt_lk_gap) + $signed(5'h08);
+  assign \$79  = ~ nxt_lk_gap[7];
   assign \$80  = s + 1'h1;
-  assign \$81  = \$80  < job_m;
-  assign \$82  = s + 1'h1;
-  assign \$83  = \$82  < 4'h8;
-  assign \$84  = s + 1'h1;
-  assign \$85  = \$84  == 3'h7;
-  assign \$86  = s + 2'h2;
-  assign \$87  = \$86  == job_m;
+  assign \$81  = s == end_slot_m1;
+  assign \$82  = $signed({ 1'h0, s }) < $signed(job_m_m1);
+  assign \$83  = s + 1'h1;
+  assign \$84  = \$83  < 4'h8;
+  assign \$85  = s + 1'h1;
+  assign \$86  = \$85  == 3'h7;
+  assign \$87  = s == job_m_m2;
   assign \$88  = $signed(w_gap) - $signed(2'h1);
   assign \$89  = a_rd_addr + 1'h1;
   assign \$90  = b_rd_addr - 1'h1;
@@ -2493,102 +2507,116 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   always @(posedge clk)
     nxt_last_n <= \$295 ;
   always @(posedge clk)
-    slot_below_m <= \$296 ;
+    col_bbase <= \$296 ;
   always @(posedge clk)
-    slot_below_r <= \$297 ;
+    col_b_rd_addr <= \$297 ;
   always @(posedge clk)
-    slot_last_row <= \$298 ;
+    nxt_lk_gap <= \$298 ;
   always @(posedge clk)
-    slot_last_beat <= \$299 ;
+    nxt_ln_gap <= \$299 ;
   always @(posedge clk)
-    nxt_k0_gap <= \$300 ;
+    slot_below_m <= \$300 ;
   always @(posedge clk)
-    w_gap <= \$301 ;
+    slot_below_r <= \$301 ;
   always @(posedge clk)
-    a_rd_addr <= \$302 ;
+    slot_last_row <= \$302 ;
   always @(posedge clk)
-    b_rd_addr <= \$303 ;
+    slot_last_beat <= \$303 ;
   always @(posedge clk)
-    cur_ntile <= \$304 ;
+    nxt_k0_gap <= \$304 ;
   always @(posedge clk)
-    cur_abase <= \$305 ;
+    w_gap <= \$305 ;
   always @(posedge clk)
-    cur_first <= \$306 ;
+    a_rd_addr <= \$306 ;
   always @(posedge clk)
-    cur_last <= \$307 ;
+    b_rd_addr <= \$307 ;
   always @(posedge clk)
-    wr_tag0 <= \$308 ;
+    end_slot_m1 <= \$308 ;
   always @(posedge clk)
-    error <= \$309 ;
+    job_m_m1 <= \$309 ;
   always @(posedge clk)
-    cycles <= \$310 ;
+    job_m_m2 <= \$310 ;
   always @(posedge clk)
-    job_m <= \$311 ;
+    cur_ntile <= \$311 ;
   always @(posedge clk)
-    job_k <= \$312 ;
+    cur_abase <= \$312 ;
   always @(posedge clk)
-    job_n <= \$313 ;
+    cur_first <= \$313 ;
   always @(posedge clk)
-    a_load_addr <= \$314 ;
+    cur_last <= \$314 ;
   always @(posedge clk)
-    a_load_outer_rem <= \$315 ;
+    wr_tag0 <= \$315 ;
   always @(posedge clk)
-    a_load_inner_rem <= \$316 ;
+    error <= \$316 ;
   always @(posedge clk)
-    a_load_done <= \$317 ;
+    cycles <= \$317 ;
   always @(posedge clk)
-    a_load_inner_last <= \$318 ;
+    job_m <= \$318 ;
   always @(posedge clk)
-    a_load_inner_last0 <= \$319 ;
+    job_k <= \$319 ;
   always @(posedge clk)
-    a_load_outer_last <= \$320 ;
+    job_n <= \$320 ;
   always @(posedge clk)
-    b_load_addr <= \$321 ;
+    a_load_addr <= \$321 ;
   always @(posedge clk)
-    b_load_outer_rem <= \$322 ;
+    a_load_outer_rem <= \$322 ;
   always @(posedge clk)
-    b_load_inner_rem <= \$323 ;
+    a_load_inner_rem <= \$323 ;
   always @(posedge clk)
-    b_load_done <= \$324 ;
+    a_load_done <= \$324 ;
   always @(posedge clk)
-    b_load_inner_last <= \$325 ;
+    a_load_inner_last <= \$325 ;
   always @(posedge clk)
-    b_load_inner_last0 <= \$326 ;
+    a_load_inner_last0 <= \$326 ;
   always @(posedge clk)
-    b_load_outer_last <= \$327 ;
+    a_load_outer_last <= \$327 ;
   always @(posedge clk)
-    weights_valid <= \$328 ;
+    b_load_addr <= \$328 ;
   always @(posedge clk)
-    weights_k <= \$329 ;
+    b_load_outer_rem <= \$329 ;
   always @(posedge clk)
-    weights_n <= \$330 ;
+    b_load_inner_rem <= \$330 ;
   always @(posedge clk)
-    engine_state <= \$331 ;
+    b_load_done <= \$331 ;
   always @(posedge clk)
-    d_m <= \$332 ;
+    b_load_inner_last <= \$332 ;
   always @(posedge clk)
-    d_m_rem <= \$333 ;
+    b_load_inner_last0 <= \$333 ;
   always @(posedge clk)
-    d_n_rem <= \$334 ;
+    b_load_outer_last <= \$334 ;
   always @(posedge clk)
-    d_tile <= \$335 ;
+    weights_valid <= \$335 ;
   always @(posedge clk)
-    d_more <= \$336 ;
+    weights_k <= \$336 ;
   always @(posedge clk)
-    d_last_m <= \$337 ;
+    weights_n <= \$337 ;
   always @(posedge clk)
-    d_last_n <= \$338 ;
+    engine_state <= \$338 ;
   always @(posedge clk)
-    d_first_last_n <= \$339 ;
+    d_m <= \$339 ;
   always @(posedge clk)
-    c__valid <= \$340 ;
+    d_m_rem <= \$340 ;
   always @(posedge clk)
-    c_last <= \$341 ;
+    d_n_rem <= \$341 ;
+  always @(posedge clk)
+    d_tile <= \$342 ;
+  always @(posedge clk)
+    d_more <= \$343 ;
+  always @(posedge clk)
+    d_last_m <= \$344 ;
+  always @(posedge clk)
+    d_last_n <= \$345 ;
+  always @(posedge clk)
+    d_first_last_n <= \$346 ;
+  always @(posedge clk)
+    c__valid <= \$347 ;
+  always @(posedge clk)
+    c_last <= \$348 ;
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array  array (
     .clk(clk),
     .i(a),
     .\i$2 (w),
-    .\port$560$0 (o[2:0]),
+    .\port$574$0 (o[2:0]),
     .psum(psum),
     .rst(rst)
   );
@@ -2835,7 +2863,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       if (slot_end) begin
         \$283  = 7'h00;
       end else begin
-        \$283  = \$75 [6:0];
+        \$283  = \$80 [6:0];
       end
     end
     if (rst) begin
@@ -2868,7 +2896,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       if (slot_end) begin
         \$285  = 1'h0;
       end else begin
-        \$285  = \$79 ;
+        \$285  = \$81 ;
       end
     end
     if (rst) begin
@@ -2884,7 +2912,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (seq_run) begin
       if (slot_end) begin
         if (nxt_last_k) begin
-          \$286  = \$57 [6:0];
+          \$286  = \$63 [6:0];
         end
       end
     end
@@ -2901,7 +2929,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (seq_run) begin
       if (slot_end) begin
         if (nxt_last_k) begin
-          \$287  = \$58 [3:0];
+          \$287  = \$64 [3:0];
         end
       end
     end
@@ -2921,7 +2949,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
         if (nxt_last_k) begin
           \$288  = 7'h00;
         end else begin
-          \$288  = \$67 [6:0];
+          \$288  = \$72 [6:0];
         end
       end
     end
@@ -2941,7 +2969,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
         if (nxt_last_k) begin
           \$289  = 10'h000;
         end else begin
-          \$289  = \$68 [9:0];
+          \$289  = \$73 [9:0];
         end
       end
     end
@@ -2958,7 +2986,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (seq_run) begin
       if (slot_end) begin
         if (nxt_last_k) begin
-          \$290  = \$59 [9:0];
+          \$290  = col_bbase;
         end
       end
     end
@@ -2976,9 +3004,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (nxt_last_k) begin
-          \$291  = \$60 [9:0];
+          \$291  = col_bbase;
         end else begin
-          \$291  = \$69 [9:0];
+          \$291  = \$74 [9:0];
         end
       end
     end
@@ -2994,7 +3022,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     end
     if (seq_run) begin
       if (slot_end) begin
-        \$292  = \$55 ;
+        \$292  = \$60 ;
       end
     end
     if (rst) begin
@@ -3013,7 +3041,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
         if (nxt_last_k) begin
           \$293  = first_last_k;
         end else begin
-          \$293  = \$74 ;
+          \$293  = \$79 ;
         end
       end
     end
@@ -3040,7 +3068,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
     if (seq_run) begin
       if (slot_end) begin
         if (nxt_last_k) begin
-          \$295  = \$66 ;
+          \$295  = \$71 ;
         end
       end
     end
@@ -3050,486 +3078,417 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$296  = slot_below_m;
+    \$296  = col_bbase;
     if (\$42 ) begin
-      \$296  = 1'h1;
+      \$296  = { 3'h0, job_k };
     end
     if (seq_run) begin
-      (* full_case = 32'd1 *)
       if (slot_end) begin
-        \$296  = 1'h1;
-      end else begin
-        \$296  = \$81 ;
+        if (nxt_last_k) begin
+          \$296  = \$65 [9:0];
+        end
       end
     end
     if (rst) begin
-      \$296  = 1'h0;
+      \$296  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$297  = slot_below_r;
+    \$297  = col_b_rd_addr;
     if (\$42 ) begin
-      \$297  = 1'h1;
+      \$297  = { 2'h0, \$48  };
     end
     if (seq_run) begin
-      (* full_case = 32'd1 *)
       if (slot_end) begin
-        \$297  = 1'h1;
-      end else begin
-        \$297  = \$83 ;
+        if (nxt_last_k) begin
+          \$297  = \$66 [9:0];
+        end
       end
     end
     if (rst) begin
-      \$297  = 1'h0;
+      \$297  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$298  = slot_last_row;
+    \$298  = nxt_lk_gap;
     if (\$42 ) begin
-      \$298  = 1'h0;
-    end
-    if (seq_run) begin
-      (* full_case = 32'd1 *)
-      if (slot_end) begin
-        \$298  = 1'h0;
-      end else begin
-        \$298  = \$85 ;
-      end
-    end
-    if (rst) begin
-      \$298  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$299  = slot_last_beat;
-    if (\$42 ) begin
-      \$299  = \$48 ;
-    end
-    if (seq_run) begin
-      (* full_case = 32'd1 *)
-      if (slot_end) begin
-        \$299  = \$56 ;
-      end else begin
-        \$299  = \$87 ;
-      end
-    end
-    if (rst) begin
-      \$299  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$300  = nxt_k0_gap;
-    if (\$42 ) begin
-      \$300  = \$49 ;
+      \$298  = \$49 ;
     end
     if (seq_run) begin
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (nxt_last_k) begin
-          \$300  = \$63 ;
+          \$298  = \$69 ;
         end else begin
-          \$300  = \$71 [7:0];
+          \$298  = \$78 [7:0];
         end
       end
     end
     if (rst) begin
-      \$300  = 8'h00;
+      \$298  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$301  = w_gap;
+    \$299  = nxt_ln_gap;
     if (\$42 ) begin
-      \$301  = { \$50 [7], \$50  };
+      \$299  = \$50 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        if (nxt_last_k) begin
+          \$299  = \$70 [7:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$299  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$300  = slot_below_m;
+    if (\$42 ) begin
+      \$300  = 1'h1;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$300  = 1'h1;
+      end else begin
+        \$300  = \$82 ;
+      end
+    end
+    if (rst) begin
+      \$300  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$301  = slot_below_r;
+    if (\$42 ) begin
+      \$301  = 1'h1;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$301  = 1'h1;
+      end else begin
+        \$301  = \$84 ;
+      end
+    end
+    if (rst) begin
+      \$301  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$302  = slot_last_row;
+    if (\$42 ) begin
+      \$302  = 1'h0;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$302  = 1'h0;
+      end else begin
+        \$302  = \$86 ;
+      end
+    end
+    if (rst) begin
+      \$302  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$303  = slot_last_beat;
+    if (\$42 ) begin
+      \$303  = \$51 ;
+    end
+    if (seq_run) begin
+      (* full_case = 32'd1 *)
+      if (slot_end) begin
+        \$303  = \$61 ;
+      end else begin
+        \$303  = \$87 ;
+      end
+    end
+    if (rst) begin
+      \$303  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$304  = nxt_k0_gap;
+    if (\$42 ) begin
+      \$304  = \$52 ;
+    end
+    if (seq_run) begin
+      if (slot_end) begin
+        (* full_case = 32'd1 *)
+        if (nxt_last_k) begin
+          \$304  = \$67 ;
+        end else begin
+          \$304  = \$76 [7:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$304  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$305  = w_gap;
+    if (\$42 ) begin
+      \$305  = { \$53 [7], \$53  };
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (nxt_last_k) begin
-          \$301  = { \$64 [7], \$64  };
+          \$305  = { \$68 [7], \$68  };
         end else begin
-          \$301  = \$72 ;
+          \$305  = \$77 ;
         end
       end else begin
-        \$301  = \$88 [8:0];
+        \$305  = \$88 [8:0];
       end
     end
     if (rst) begin
-      \$301  = 9'h000;
+      \$305  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$302  = a_rd_addr;
+    \$306  = a_rd_addr;
     if (\$42 ) begin
-      \$302  = 10'h000;
+      \$306  = 10'h000;
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
       if (slot_end) begin
-        \$302  = nxt_abase;
+        \$306  = nxt_abase;
       end else begin
-        \$302  = \$89 [9:0];
+        \$306  = \$89 [9:0];
       end
     end
     if (rst) begin
-      \$302  = 10'h000;
+      \$306  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$303  = b_rd_addr;
+    \$307  = b_rd_addr;
     if (\$42 ) begin
-      \$303  = 10'h007;
+      \$307  = 10'h007;
     end
     if (seq_run) begin
       (* full_case = 32'd1 *)
       if (slot_end) begin
         (* full_case = 32'd1 *)
         if (nxt_last_k) begin
-          \$303  = \$62 [9:0];
+          \$307  = col_b_rd_addr;
         end else begin
-          \$303  = \$70 [9:0];
+          \$307  = \$75 [9:0];
         end
       end else begin
-        \$303  = \$90 [9:0];
+        \$307  = \$90 [9:0];
       end
     end
     if (rst) begin
-      \$303  = 10'h000;
+      \$307  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$304  = cur_ntile;
+    \$308  = end_slot_m1;
+    if (\$42 ) begin
+      \$308  = 8'h07;
+    end
     if (seq_run) begin
       if (slot_end) begin
-        \$304  = nxt_ntile;
+        \$308  = \$62 ;
       end
     end
     if (rst) begin
-      \$304  = 4'h0;
+      \$308  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$305  = cur_abase;
+    \$309  = job_m_m1;
+    if (\$42 ) begin
+      \$309  = \$54 ;
+    end
+    if (rst) begin
+      \$309  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$310  = job_m_m2;
+    if (\$42 ) begin
+      \$310  = \$55 ;
+    end
+    if (rst) begin
+      \$310  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$311  = cur_ntile;
     if (seq_run) begin
       if (slot_end) begin
-        \$305  = nxt_abase;
+        \$311  = nxt_ntile;
       end
     end
     if (rst) begin
-      \$305  = 10'h000;
+      \$311  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$306  = cur_first;
+    \$312  = cur_abase;
     if (seq_run) begin
       if (slot_end) begin
-        \$306  = \$51 ;
+        \$312  = nxt_abase;
       end
     end
     if (rst) begin
-      \$306  = 1'h0;
+      \$312  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$307  = cur_last;
+    \$313  = cur_first;
     if (seq_run) begin
       if (slot_end) begin
-        \$307  = \$52 ;
+        \$313  = \$56 ;
       end
     end
     if (rst) begin
-      \$307  = 1'h0;
+      \$313  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$308  = \o$55 ;
+    \$314  = cur_last;
+    if (seq_run) begin
+      if (slot_end) begin
+        \$314  = \$57 ;
+      end
+    end
     if (rst) begin
-      \$308  = 14'h0000;
+      \$314  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$309  = error;
+    \$315  = \o$55 ;
+    if (rst) begin
+      \$315  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$316  = error;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
-            \$309  = \$154 ;
+            \$316  = \$154 ;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$309  = 1'h0;
+      \$316  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$310  = cycles;
+    \$317  = cycles;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
-            \$310  = 32'd0;
+            \$317  = 32'd0;
           end
       3'h1:
           /* empty */;
       3'h2:
-          \$310  = \$249 [31:0];
+          \$317  = \$249 [31:0];
       3'h3:
-          \$310  = \$250 [31:0];
+          \$317  = \$250 [31:0];
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$310  = 32'd0;
+      \$317  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$311  = job_m;
+    \$318  = job_m;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$311  = cmd__payload[6:0];
+              \$318  = cmd__payload[6:0];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$311  = 7'h00;
+      \$318  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$312  = job_k;
+    \$319  = job_k;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$312  = cmd__payload[22:16];
+              \$319  = cmd__payload[22:16];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$312  = 7'h00;
+      \$319  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$313  = job_n;
+    \$320  = job_n;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$313  = cmd__payload[38:32];
+              \$320  = cmd__payload[38:32];
             end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$313  = 7'h00;
+      \$320  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$314  = a_load_addr;
-    casez (engine_state)
-      3'h0:
-          if (\$91 ) begin
-            (* full_case = 32'd1 *)
-            if (\$217 ) begin
-            end else begin
-              \$314  = 10'h000;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            \$314  = \$224 [9:0];
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$314  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$315  = a_load_outer_rem;
-    casez (engine_state)
-      3'h0:
-          if (\$91 ) begin
-            (* full_case = 32'd1 *)
-            if (\$217 ) begin
-            end else begin
-              \$315  = cmd__payload[22:16];
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            if (a_load_inner_last) begin
-              \$315  = \$225 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$315  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$316  = a_load_inner_rem;
-    casez (engine_state)
-      3'h0:
-          if (\$91 ) begin
-            (* full_case = 32'd1 *)
-            if (\$217 ) begin
-            end else begin
-              \$316  = cmd__payload[6:0];
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            (* full_case = 32'd1 *)
-            if (a_load_inner_last) begin
-              \$316  = job_m;
-            end else begin
-              \$316  = \$234 [6:0];
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$316  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$317  = a_load_done;
-    casez (engine_state)
-      3'h0:
-          if (\$91 ) begin
-            (* full_case = 32'd1 *)
-            if (\$217 ) begin
-            end else begin
-              \$317  = 1'h0;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            if (a_load_inner_last) begin
-              if (a_load_outer_last) begin
-                \$317  = 1'h1;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$317  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$318  = a_load_inner_last;
-    casez (engine_state)
-      3'h0:
-          if (\$91 ) begin
-            (* full_case = 32'd1 *)
-            if (\$217 ) begin
-            end else begin
-              \$318  = \$218 ;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            (* full_case = 32'd1 *)
-            if (a_load_inner_last) begin
-              \$318  = a_load_inner_last0;
-            end else begin
-              \$318  = \$235 ;
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$318  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$319  = a_load_inner_last0;
-    casez (engine_state)
-      3'h0:
-          if (\$91 ) begin
-            (* full_case = 32'd1 *)
-            if (\$217 ) begin
-            end else begin
-              \$319  = \$219 ;
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$319  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$320  = a_load_outer_last;
-    casez (engine_state)
-      3'h0:
-          if (\$91 ) begin
-            (* full_case = 32'd1 *)
-            if (\$217 ) begin
-            end else begin
-              \$320  = \$220 ;
-            end
-          end
-      3'h1:
-          if (\$signature__en$71 ) begin
-            if (a_load_inner_last) begin
-              \$320  = \$233 ;
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$320  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$321  = b_load_addr;
+    \$321  = a_load_addr;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
@@ -3540,8 +3499,8 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
             end
           end
       3'h1:
-          if (\$signature__en$75 ) begin
-            \$321  = \$236 [9:0];
+          if (\$signature__en$71 ) begin
+            \$321  = \$224 [9:0];
           end
       default:
           /* empty */;
@@ -3552,20 +3511,20 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$322  = b_load_outer_rem;
+    \$322  = a_load_outer_rem;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$322  = cmd__payload[38:32];
+              \$322  = cmd__payload[22:16];
             end
           end
       3'h1:
-          if (\$signature__en$75 ) begin
-            if (b_load_inner_last) begin
-              \$322  = \$237 [6:0];
+          if (\$signature__en$71 ) begin
+            if (a_load_inner_last) begin
+              \$322  = \$225 [6:0];
             end
           end
       default:
@@ -3577,23 +3536,23 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$323  = b_load_inner_rem;
+    \$323  = a_load_inner_rem;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$323  = cmd__payload[22:16];
+              \$323  = cmd__payload[6:0];
             end
           end
       3'h1:
-          if (\$signature__en$75 ) begin
+          if (\$signature__en$71 ) begin
             (* full_case = 32'd1 *)
-            if (b_load_inner_last) begin
-              \$323  = job_k;
+            if (a_load_inner_last) begin
+              \$323  = job_m;
             end else begin
-              \$323  = \$246 [6:0];
+              \$323  = \$234 [6:0];
             end
           end
       default:
@@ -3605,7 +3564,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$324  = b_load_done;
+    \$324  = a_load_done;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
@@ -3613,15 +3572,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
             if (\$217 ) begin
             end else begin
               \$324  = 1'h0;
-              if (cmd__payload[48]) begin
-                \$324  = 1'h1;
-              end
             end
           end
       3'h1:
-          if (\$signature__en$75 ) begin
-            if (b_load_inner_last) begin
-              if (b_load_outer_last) begin
+          if (\$signature__en$71 ) begin
+            if (a_load_inner_last) begin
+              if (a_load_outer_last) begin
                 \$324  = 1'h1;
               end
             end
@@ -3635,23 +3591,23 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$325  = b_load_inner_last;
+    \$325  = a_load_inner_last;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$325  = \$221 ;
+              \$325  = \$218 ;
             end
           end
       3'h1:
-          if (\$signature__en$75 ) begin
+          if (\$signature__en$71 ) begin
             (* full_case = 32'd1 *)
-            if (b_load_inner_last) begin
-              \$325  = b_load_inner_last0;
+            if (a_load_inner_last) begin
+              \$325  = a_load_inner_last0;
             end else begin
-              \$325  = \$247 ;
+              \$325  = \$235 ;
             end
           end
       default:
@@ -3663,14 +3619,14 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$326  = b_load_inner_last0;
+    \$326  = a_load_inner_last0;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$326  = \$222 ;
+              \$326  = \$219 ;
             end
           end
       default:
@@ -3682,20 +3638,20 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$327  = b_load_outer_last;
+    \$327  = a_load_outer_last;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$327  = \$223 ;
+              \$327  = \$220 ;
             end
           end
       3'h1:
-          if (\$signature__en$75 ) begin
-            if (b_load_inner_last) begin
-              \$327  = \$245 ;
+          if (\$signature__en$71 ) begin
+            if (a_load_inner_last) begin
+              \$327  = \$233 ;
             end
           end
       default:
@@ -3707,41 +3663,43 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$328  = weights_valid;
+    \$328  = b_load_addr;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$328  = 1'h1;
-              end
+              \$328  = 10'h000;
             end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            \$328  = \$236 [9:0];
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$328  = 1'h0;
+      \$328  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$329  = weights_k;
+    \$329  = b_load_outer_rem;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$329  = cmd__payload[22:16];
-              end
+              \$329  = cmd__payload[38:32];
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            if (b_load_inner_last) begin
+              \$329  = \$237 [6:0];
             end
           end
       default:
@@ -3753,18 +3711,23 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$330  = weights_n;
+    \$330  = b_load_inner_rem;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              (* full_case = 32'd1 *)
-              if (cmd__payload[48]) begin
-              end else begin
-                \$330  = cmd__payload[38:32];
-              end
+              \$330  = cmd__payload[22:16];
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            (* full_case = 32'd1 *)
+            if (b_load_inner_last) begin
+              \$330  = job_k;
+            end else begin
+              \$330  = \$246 [6:0];
             end
           end
       default:
@@ -3776,42 +3739,213 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$331  = engine_state;
+    \$331  = b_load_done;
     casez (engine_state)
       3'h0:
           if (\$91 ) begin
             (* full_case = 32'd1 *)
             if (\$217 ) begin
             end else begin
-              \$331  = 3'h1;
+              \$331  = 1'h0;
+              if (cmd__payload[48]) begin
+                \$331  = 1'h1;
+              end
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            if (b_load_inner_last) begin
+              if (b_load_outer_last) begin
+                \$331  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$331  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$332  = b_load_inner_last;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$332  = \$221 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            (* full_case = 32'd1 *)
+            if (b_load_inner_last) begin
+              \$332  = b_load_inner_last0;
+            end else begin
+              \$332  = \$247 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$332  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$333  = b_load_inner_last0;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$333  = \$222 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$333  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$334  = b_load_outer_last;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$334  = \$223 ;
+            end
+          end
+      3'h1:
+          if (\$signature__en$75 ) begin
+            if (b_load_inner_last) begin
+              \$334  = \$245 ;
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$334  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$335  = weights_valid;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$335  = 1'h1;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$335  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$336  = weights_k;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$336  = cmd__payload[22:16];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$336  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$337  = weights_n;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              (* full_case = 32'd1 *)
+              if (cmd__payload[48]) begin
+              end else begin
+                \$337  = cmd__payload[38:32];
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$337  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$338  = engine_state;
+    casez (engine_state)
+      3'h0:
+          if (\$91 ) begin
+            (* full_case = 32'd1 *)
+            if (\$217 ) begin
+            end else begin
+              \$338  = 3'h1;
             end
           end
       3'h1:
           if (\$248 ) begin
-            \$331  = 3'h2;
+            \$338  = 3'h2;
           end
       3'h2:
           if (seq_end) begin
-            \$331  = 3'h3;
+            \$338  = 3'h3;
           end
       3'h3:
           if (seq_final_write) begin
-            \$331  = 3'h4;
+            \$338  = 3'h4;
           end
       3'h4:
           if (\$280 ) begin
-            \$331  = 3'h0;
+            \$338  = 3'h0;
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$331  = 3'h0;
+      \$338  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$332  = d_m;
+    \$339  = d_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3821,13 +3955,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$332  = 7'h00;
+            \$339  = 7'h00;
           end
       3'h4:
           if (\$264 ) begin
             if (d_more) begin
               if (d_last_n) begin
-                \$332  = \$265 [6:0];
+                \$339  = \$265 [6:0];
               end
             end
           end
@@ -3835,12 +3969,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$332  = 7'h00;
+      \$339  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$333  = d_m_rem;
+    \$340  = d_m_rem;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3850,13 +3984,13 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$333  = job_m;
+            \$340  = job_m;
           end
       3'h4:
           if (\$264 ) begin
             if (d_more) begin
               if (d_last_n) begin
-                \$333  = \$266 [6:0];
+                \$340  = \$266 [6:0];
               end
             end
           end
@@ -3864,12 +3998,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$333  = 7'h00;
+      \$340  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$334  = d_n_rem;
+    \$341  = d_n_rem;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3879,48 +4013,16 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$334  = job_n;
-          end
-      3'h4:
-          if (\$264 ) begin
-            if (d_more) begin
-              (* full_case = 32'd1 *)
-              if (d_last_n) begin
-                \$334  = job_n;
-              end else begin
-                \$334  = \$269 [6:0];
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$334  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$335  = d_tile;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$335  = 4'h0;
+            \$341  = job_n;
           end
       3'h4:
           if (\$264 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$335  = 4'h0;
+                \$341  = job_n;
               end else begin
-                \$335  = \$270 [3:0];
+                \$341  = \$269 [6:0];
               end
             end
           end
@@ -3928,12 +4030,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$335  = 4'h0;
+      \$341  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$336  = d_more;
+    \$342  = d_tile;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -3943,74 +4045,16 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$336  = \$251 ;
-          end
-      3'h4:
-          if (\$264 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$336  = \$267 ;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$336  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$337  = d_last_m;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$337  = \$255 ;
-          end
-      3'h4:
-          if (\$264 ) begin
-            if (d_more) begin
-              if (d_last_n) begin
-                \$337  = \$268 ;
-              end
-            end
-          end
-      default:
-          /* empty */;
-    endcase
-    if (rst) begin
-      \$337  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$338  = d_last_n;
-    casez (engine_state)
-      3'h0:
-          /* empty */;
-      3'h1:
-          /* empty */;
-      3'h2:
-          /* empty */;
-      3'h3:
-          if (seq_final_write) begin
-            \$338  = \$259 ;
+            \$342  = 4'h0;
           end
       3'h4:
           if (\$264 ) begin
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$338  = d_first_last_n;
+                \$342  = 4'h0;
               end else begin
-                \$338  = \$278 ;
+                \$342  = \$270 [3:0];
               end
             end
           end
@@ -4018,12 +4062,12 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$338  = 1'h0;
+      \$342  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$339  = d_first_last_n;
+    \$343  = d_more;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -4033,18 +4077,26 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$339  = \$262 ;
+            \$343  = \$251 ;
+          end
+      3'h4:
+          if (\$264 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$343  = \$267 ;
+              end
+            end
           end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$339  = 1'h0;
+      \$343  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$340  = c__valid;
+    \$344  = d_last_m;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -4054,27 +4106,109 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
       3'h3:
           if (seq_final_write) begin
-            \$340  = 1'h0;
+            \$344  = \$255 ;
+          end
+      3'h4:
+          if (\$264 ) begin
+            if (d_more) begin
+              if (d_last_n) begin
+                \$344  = \$268 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$344  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$345  = d_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$345  = \$259 ;
+          end
+      3'h4:
+          if (\$264 ) begin
+            if (d_more) begin
+              (* full_case = 32'd1 *)
+              if (d_last_n) begin
+                \$345  = d_first_last_n;
+              end else begin
+                \$345  = \$278 ;
+              end
+            end
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$345  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$346  = d_first_last_n;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$346  = \$262 ;
+          end
+      default:
+          /* empty */;
+    endcase
+    if (rst) begin
+      \$346  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$347  = c__valid;
+    casez (engine_state)
+      3'h0:
+          /* empty */;
+      3'h1:
+          /* empty */;
+      3'h2:
+          /* empty */;
+      3'h3:
+          if (seq_final_write) begin
+            \$347  = 1'h0;
           end
       3'h4:
         begin
           if (\$264 ) begin
-            \$340  = d_more;
+            \$347  = d_more;
           end
           if (\$280 ) begin
-            \$340  = 1'h0;
+            \$347  = 1'h0;
           end
         end
       default:
           /* empty */;
     endcase
     if (rst) begin
-      \$340  = 1'h0;
+      \$347  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$341  = c_last;
+    \$348  = c_last;
     casez (engine_state)
       3'h0:
           /* empty */;
@@ -4089,9 +4223,9 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
             if (d_more) begin
               (* full_case = 32'd1 *)
               if (d_last_n) begin
-                \$341  = d_last_m;
+                \$348  = d_last_m;
               end else begin
-                \$341  = 1'h0;
+                \$348  = 1'h0;
               end
             end
           end
@@ -4099,7 +4233,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
           /* empty */;
     endcase
     if (rst) begin
-      \$341  = 1'h0;
+      \$348  = 1'h0;
     end
   end
   assign \cycles$18  = cycles;
@@ -4275,7 +4409,7 @@ module engine_ws_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$560$0 , clk);
+module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port$574$0 , clk);
   input rst;
   wire rst;
   input [63:0] \i$2 ;
@@ -4284,8 +4418,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   wire [63:0] i;
   output [151:0] psum;
   wire [151:0] psum;
-  input [2:0] \port$560$0 ;
-  wire [2:0] \port$560$0 ;
+  input [2:0] \port$574$0 ;
+  wire [2:0] \port$574$0 ;
   input clk;
   wire clk;
   wire [63:0] \$1 ;
@@ -4546,7 +4680,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   \engine_ws_8x8_int8_acc32_wrap_64x64x64.array.valid_delay  valid_delay (
     .clk(clk),
-    .i(\port$560$0 [0]),
+    .i(\port$574$0 [0]),
     .o(psum_valid),
     .rst(rst)
   );
@@ -4558,8 +4692,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   );
   assign a = i;
   assign w = \i$2 ;
-  assign swap = \port$560$0 [1];
-  assign w_capture = \port$560$0 [2];
+  assign swap = \port$574$0 [1];
+  assign w_capture = \port$574$0 [2];
   assign o = \a$8 ;
   assign \o$11  = \swap$10 ;
   assign a_out = \a$12 ;
@@ -4567,8 +4701,8 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \a_out$17  = \a$16 ;
   assign \swap_out$19  = \swap$18 ;
   assign \o$33  = psum;
-  assign \i$34  = \port$560$0 [0];
-  assign a_valid = \port$560$0 [0];
+  assign \i$34  = \port$574$0 [0];
+  assign a_valid = \port$574$0 [0];
   assign \o$37  = psum_valid;
   assign \i[0]  = i[7:0];
   assign \i[1]  = i[15:8];
@@ -4730,7 +4864,7 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign \o$33[5]  = psum[113:95];
   assign \o$33[6]  = psum[132:114];
   assign \o$33[7]  = psum[151:133];
-  assign \i$34[0]  = \port$560$0 [0];
+  assign \i$34[0]  = \port$574$0 [0];
   assign \o$37[0]  = psum_valid;
   assign \i$28 [151:133] = \psum_out$31 [37:19];
   assign \i$28 [132:114] = \psum_out$31 [18:0];
@@ -4756,22 +4890,22 @@ module \engine_ws_8x8_int8_acc32_wrap_64x64x64.array (rst, \i$2 , i, psum, \port
   assign capture[2] = \o$21 [2];
   assign capture[1] = \o$21 [1];
   assign capture[0] = \o$21 [0];
-  assign \i$6 [7] = \port$560$0 [2];
-  assign \i$6 [6] = \port$560$0 [2];
-  assign \i$6 [5] = \port$560$0 [2];
-  assign \i$6 [4] = \port$560$0 [2];
-  assign \i$6 [3] = \port$560$0 [2];
-  assign \i$6 [2] = \port$560$0 [2];
-  assign \i$6 [1] = \port$560$0 [2];
-  assign \i$6 [0] = \port$560$0 [2];
-  assign \i$4 [7] = \port$560$0 [1];
-  assign \i$4 [6] = \port$560$0 [1];
-  assign \i$4 [5] = \port$560$0 [1];
-  assign \i$4 [4] = \port$560$0 [1];
-  assign \i$4 [3] = \port$560$0 [1];
-  assign \i$4 [2] = \port$560$0 [1];
-  assign \i$4 [1] = \port$560$0 [1];
-  assign \i$4 [0] = \port$560$0 [1];
+  assign \i$6 [7] = \port$574$0 [2];
+  assign \i$6 [6] = \port$574$0 [2];
+  assign \i$6 [5] = \port$574$0 [2];
+  assign \i$6 [4] = \port$574$0 [2];
+  assign \i$6 [3] = \port$574$0 [2];
+  assign \i$6 [2] = \port$574$0 [2];
+  assign \i$6 [1] = \port$574$0 [2];
+  assign \i$6 [0] = \port$574$0 [2];
+  assign \i$4 [7] = \port$574$0 [1];
+  assign \i$4 [6] = \port$574$0 [1];
+  assign \i$4 [5] = \port$574$0 [1];
+  assign \i$4 [4] = \port$574$0 [1];
+  assign \i$4 [3] = \port$574$0 [1];
+  assign \i$4 [2] = \port$574$0 [1];
+  assign \i$4 [1] = \port$574$0 [1];
+  assign \i$4 [0] = \port$574$0 [1];
 endmodule
 
 (* generator = "Amaranth" *)
