@@ -244,9 +244,13 @@ class Requantizer(wiring.Component):
             assert pipe.at == stages, (pipe.at, stages)
             results.append(out)
 
-        # o.valid is the FIFO's r_rdy (level != 0) as a register of the next cycle's level
+        # o.valid is the FIFO's r_rdy (level != 0) as a register of the next cycle's level,
+        # which is not 0 when a beat goes in, when two or more are there, or one that stays
+        # (no adder or comparison: LUTs)
         o_valid = Signal(name="o_valid")
-        m.d.sync += o_valid.eq(fifo.level + (fifo.w_en & fifo.w_rdy) - give != 0)
+        level = fifo.level
+        m.d.sync += o_valid.eq((fifo.w_en & fifo.w_rdy) | level[1:].any()
+                               | (level[0] & ~self.o.ready))
         m.d.comb += [
             fifo.w_en.eq(valid),
             fifo.w_data.eq(Cat(*results, last)),
