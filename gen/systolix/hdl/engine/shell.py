@@ -380,7 +380,7 @@ def _drain_credits(m, cfg, out):
 
 
 def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_out=None,
-                  credits=None):
+                  credits=None, ahead=None):
     """Connect the drain's C word (in the C buffer's read register: ``c_valid``, ``c_row``,
     ``c_last``) to stream ``out``: the ``c`` port, or the requantizer's input, which also takes
     the parameter word read alongside from ``q_rd``. With a pipelined core
@@ -390,6 +390,8 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
     ``q_out``: called with the stage's enable, they return the word after that register).
     With ``credits`` (:class:`_DrainCredits`) that stage never stalls: the drain's ready is
     the credits', and the caller clears ``c_valid`` in a cycle that reads no word.
+    ``ahead`` (a dict, with the skid register only) receives ``stage_ready_next``: the stage's
+    ready of the next cycle, from this cycle's values.
     Returns the drain's ready: the C buffer's read register may take the next word."""
     rq = q_rd is not None
     if cfg.compute.buffer_read_latency == 1:
@@ -434,15 +436,32 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
                      out.payload.acc.eq(o_row), out.payload.params.eq(o_params),
                      q_rd.en.eq(1 if credits is not None else drain_ready)]
     else:
-        # unstalled the skid register stays empty: the stage's word is on the port
-        m.d.comb += [out.valid.eq(o_valid | s_valid),
-                     out.payload.last.eq(Mux(s_valid, s_last, o_last)),
-                     out.payload.data.eq(Mux(s_valid, Value.cast(s_row), Value.cast(o_row)))]
+        # unstalled the skid register stays empty: the stage's word goes on (to the port, or
+        # with the core's output register into that register, which then drives the port)
+        x_valid = o_valid | s_valid
+        x_last = Mux(s_valid, s_last, o_last)
+        x_row = Mux(s_valid, Value.cast(s_row), Value.cast(o_row))
+        if cfg.compute.output_register:
+            p_valid, p_last = Signal(name="c_port_valid"), Signal(name="c_port_last")
+            p_row = Signal(row_layout, name="c_port_row", reset_less=True)
+            x_ready = ~p_valid | out.ready
+            with m.If(x_ready):
+                m.d.sync += [p_valid.eq(x_valid), p_last.eq(x_last), p_row.eq(x_row)]
+            m.d.comb += [out.valid.eq(p_valid), out.payload.last.eq(p_last),
+                         out.payload.data.eq(p_row)]
+        else:
+            x_ready = out.ready
+            m.d.comb += [out.valid.eq(x_valid), out.payload.last.eq(x_last),
+                         out.payload.data.eq(x_row)]
         with m.If(s_valid):
-            with m.If(out.ready):
+            with m.If(x_ready):
                 m.d.sync += s_valid.eq(0)
-        with m.Elif(o_valid & ~out.ready):
+        with m.Elif(o_valid & ~x_ready):
             m.d.sync += [s_valid.eq(1), s_last.eq(o_last), s_row.eq(o_row)]
+        if ahead is not None:
+            o_valid_next = Mux(stage_ready, c_valid, o_valid)
+            s_valid_next = ~x_ready & (s_valid | o_valid)
+            ahead["stage_ready_next"] = ~o_valid_next | ~s_valid_next
     return drain_ready
 
 
@@ -772,8 +791,10 @@ def _elaborate_double(engine):
                     m.d.sync += o_sel.eq(c_sel)
                 lanes.append(d_rd.data[o_sel][c])
             return Cat(lanes)
+    ahead = {}
     if not rq:
-        drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, engine.c, c_out=c_out)
+        drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, engine.c, c_out=c_out,
+                                    ahead=ahead)
     else:
         q_shape = data.ArrayLayout(param_layout(cfg.requant), C)
         q_wr_port, q_rd_port = _buffer(m, "q_mem", q_shape, 2 * max(2, cfg.q_depth), lat)
@@ -942,7 +963,26 @@ def _elaborate_double(engine):
             m.d.sync += d_q.eq(Mux(d_bank, c_q[1], c_q[0]))
     with m.If(~d_busy & computed):
         m.d.sync += d_busy.eq(1)
-    if credits is None:
+    if credits is None and cfg.compute.output_register and "stage_ready_next" in ahead:
+        # A word is read (``go``: busy, ready and more to come) from a flip-flop set from the
+        # three's next values, so that the c port's hand-shake reaches the drain's counters
+        # through one flip-flop (the read register's enable follows ``drain_ready``: a word
+        # read while not busy is never valid).
+        go = Signal(name="drain_go")
+        flags = Mux(d_bank, c_flags[1], c_flags[0])
+        more_next = Mux(d_busy, Mux(go & dc.last_n, ~dc.last_m, dc.more), flags[0])
+        busy_next = ~c_out_last & (d_busy | computed)
+        c_valid_next = ~c_out_last & Mux(drain_ready, go, c_valid)
+        ready_next = ~c_valid_next | ahead["stage_ready_next"]
+        m.d.sync += go.eq(busy_next & more_next & ready_next)
+        m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(drain_ready)]
+        with m.If(drain_ready):
+            m.d.sync += c_valid.eq(go)
+        with m.If(go):
+            if frag:
+                m.d.sync += c_sel.eq(dc.r)
+            dc.step(m, d_jm, d_jn, c_last)
+    elif credits is None:
         m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(d_busy & drain_ready)]
         with m.If(d_busy & drain_ready):
             m.d.sync += c_valid.eq(dc.more)

@@ -46,9 +46,14 @@ class TensorCoreSequencer(Sequencer):
         core = cfg.core
         R, C, K, n_u = core.m, cfg.cols, core.k, core.n
         W = core.latency  # slots per k-step = tiles in flight
+        # With a buffer read latency of 3 the block RAM's word (latency 2) is masked, then
+        # registered once more, so that neither the route from the block RAM nor the one to the
+        # units' multipliers shares a cycle with the mask: that register is the units' own
+        # operand register (a copy per dot-product unit, placed by its multipliers).
+        frag_reg = self.buffer_read_latency - 2 if self.buffer_read_latency > 2 else 0
         units = []
         for u in range(cfg.cores):
-            units.append(MMAUnit(core))
+            units.append(MMAUnit(core, operand_register=frag_reg > 0))
             m.submodules[f"mma_{u}"] = units[-1]
 
         ntile_w = Signal(range(cfg.c_depth // cfg.m_stride + 1)).shape()
@@ -138,10 +143,6 @@ class TensorCoreSequencer(Sequencer):
         # exactly now (the read latency shifts every k-step alike, so they stay L apart).
         valid_d, first_d = Signal(), Signal()
         kmask_d = Signal(K)
-        # With a buffer read latency of 3 the block RAM's word (latency 2) is masked, then
-        # registered once more (``frag_reg``), so that neither the route from the block RAM nor
-        # the one to the units' multipliers shares a cycle with the mask.
-        frag_reg = self.buffer_read_latency - 2 if self.buffer_read_latency > 2 else 0
         # (lane j of k-step ks is inside K: all lanes but in the last k-step, the job's kmask)
         valid_i, first_i = issue, ks == 0
         kmask_i = Mux(last_k, job.kmask, (1 << K) - 1)
@@ -159,8 +160,9 @@ class TensorCoreSequencer(Sequencer):
             for r in range(R):
                 for j in range(K):
                     m.d.comb += a_masked[r][j].eq(Mux(kmask_mem[j], a_frag[r][j], 0))
-            a_frag, b_frag = (_delayed(m, a_masked, frag_reg, "a_frag"),
-                              _delayed(m, b_frag, frag_reg, "b_frag"))
+            # (the last register: the units' operand register)
+            a_frag, b_frag = (_delayed(m, a_masked, frag_reg - 1, "a_frag"),
+                              _delayed(m, b_frag, frag_reg - 1, "b_frag"))
         for u, unit in enumerate(units):
             m.d.comb += unit.i.valid.eq(valid_d)
             for r in range(R):
