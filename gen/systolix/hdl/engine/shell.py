@@ -731,10 +731,15 @@ def _elaborate_double(engine):
     # A reject's done apart from a job's (never in the same cycle: a reject's waits for no
     # job), in three flip-flops (the dimension checks, the keep-weights checks, a waiting
     # reject), so that none takes much of the command checks or the c port's hand-shake.
+    # ``error`` and the zero cycles are set from them a cycle later (and read through them in
+    # that cycle), so that the command checks reach no further flip-flop.
     done_rej = [Signal(name=f"done_reject_{i}") for i in ("dims", "keep", "wait")]
-    m.d.comb += [engine.cycles.eq(Mux(cycles_zero, 0, cycles)), engine.error.eq(error),
-                 engine.done.eq(done | Cat(done_rej).any())]
+    rejected = Cat(done_rej).any()
+    m.d.comb += [engine.cycles.eq(Mux(cycles_zero | rejected, 0, cycles)),
+                 engine.error.eq(error | rejected), engine.done.eq(done | rejected)]
     m.d.sync += [done.eq(0), *(d.eq(0) for d in done_rej)]
+    with m.If(rejected):
+        m.d.sync += [error.eq(1), cycles_zero.eq(1)]
 
     # ---- buffer ports: loads write the load stage's banks, the sequencer reads the compute
     # stage's, writes and (read-modify-write) reads its C bank; the drain reads its own
@@ -841,24 +846,27 @@ def _elaborate_double(engine):
         m.d.sync += b_load.done.eq(cmd.keep)  # B (and q) of a keep-weights job are there
         if rq:
             q_load.start(m, cmd.n, 1)
-    with m.If(engine.cmd.valid & engine.cmd.ready):
-        with m.If(bad):
-            with m.If(empty):
-                m.d.sync += [done_rej[0].eq(bad_dims), done_rej[1].eq(bad_keep),
-                             error.eq(1), cycles_zero.eq(1)]
-            with m.Else():
-                m.d.sync += rej.eq(1)
-        with m.Else():
+    # (a command taken, as the registers see it: without the reset, which resets them all
+    # anyway, so that the reset's wide fan-out does not lead their logic)
+    with m.If(engine.cmd.valid & ~l_busy & ~rej):
+        with m.If(~bad):
             m.d.sync += [l_busy.eq(1), la.eq(~la), w_take.eq(~cmd.keep)]
             with m.If(~cmd.keep):
                 m.d.sync += lb.eq(~lb)
+        with m.Elif(~empty):
+            m.d.sync += rej.eq(1)
+    # A reject taken with no job in the engine: its done pulses next (a reject implies an idle
+    # load stage, so ``empty`` says all of it). The flip-flops take each check's value, so that
+    # a check is one gate from them (not a reset or an enable term after it).
+    reject_now = engine.cmd.valid & ~rej & empty
+    m.d.sync += [done_rej[0].eq(reject_now & bad_dims), done_rej[1].eq(reject_now & bad_keep)]
     # The weights' dims are taken a cycle after the command, from the load stage's copy of it
     # (so that one flip-flop, not all of theirs, follows the command checks): the next command
     # is taken only after this job's load.
     with m.If(w_take):
         weights.take(m, ljob)
     with m.If(rej & empty):
-        m.d.sync += [rej.eq(0), done_rej[2].eq(1), error.eq(1), cycles_zero.eq(1)]
+        m.d.sync += [rej.eq(0), done_rej[2].eq(1)]
 
     # ---- load: a word taken from the a / b stream is registered, then counted and written
     # (so that the streams' valid reaches a few flip-flops, not the loaders and the block
