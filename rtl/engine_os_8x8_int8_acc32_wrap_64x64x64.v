@@ -5876,8 +5876,10 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_0 (b, valid, last, drain_in, c
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -5902,8 +5904,15 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_0 (b, valid, last, drain_in, c
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
   reg [2:0] hold = 3'h0;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
@@ -5973,6 +5982,8 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_0 (b, valid, last, drain_in, c
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
 endmodule
@@ -5997,8 +6008,10 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, c
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -6023,8 +6036,15 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, c
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
   reg [2:0] hold = 3'h0;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
@@ -6094,6 +6114,8 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1 (b, valid, last, drain_in, c
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
 endmodule
@@ -6118,8 +6140,10 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, c
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -6144,8 +6168,15 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, c
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
   reg [2:0] hold = 3'h0;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
@@ -6215,6 +6246,8 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2 (b, valid, last, drain_in, c
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
 endmodule
@@ -6239,8 +6272,10 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, c
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -6265,8 +6300,15 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, c
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
   reg [2:0] hold = 3'h0;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
@@ -6336,6 +6378,8 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3 (b, valid, last, drain_in, c
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
 endmodule
@@ -6360,8 +6404,10 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -6386,8 +6432,15 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
   reg [1:0] hold = 2'h0;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
@@ -6457,6 +6510,8 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4 (b, valid, last, drain_in, c
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
 endmodule
@@ -6481,8 +6536,10 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, c
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -6507,8 +6564,15 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, c
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
   reg [1:0] hold = 2'h0;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
@@ -6578,6 +6642,8 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5 (b, valid, last, drain_in, c
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
 endmodule
@@ -6602,8 +6668,10 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -6628,8 +6696,15 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
   reg hold = 1'h0;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
@@ -6698,6 +6773,8 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6 (b, valid, last, drain_in, c
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
   assign \$5  = hold;
@@ -6723,8 +6800,10 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7 (b, valid, last, drain_in, c
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -6746,7 +6825,13 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7 (b, valid, last, drain_in, c
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
   assign \$4  = valid & last;
@@ -6790,6 +6875,8 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7 (b, valid, last, drain_in, c
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
 endmodule

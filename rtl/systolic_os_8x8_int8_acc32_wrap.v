@@ -1835,8 +1835,10 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0 (b, valid, last, drain_in, clk, rst
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -1861,8 +1863,15 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0 (b, valid, last, drain_in, clk, rst
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
   reg [2:0] hold = 3'h0;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
@@ -1932,6 +1941,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0 (b, valid, last, drain_in, clk, rst
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
 endmodule
@@ -1956,8 +1967,10 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_1 (b, valid, last, drain_in, clk, rst
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -1982,8 +1995,15 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_1 (b, valid, last, drain_in, clk, rst
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
   reg [2:0] hold = 3'h0;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
@@ -2053,6 +2073,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_1 (b, valid, last, drain_in, clk, rst
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
 endmodule
@@ -2077,8 +2099,10 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_2 (b, valid, last, drain_in, clk, rst
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -2103,8 +2127,15 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_2 (b, valid, last, drain_in, clk, rst
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
   reg [2:0] hold = 3'h0;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
@@ -2174,6 +2205,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_2 (b, valid, last, drain_in, clk, rst
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
 endmodule
@@ -2198,8 +2231,10 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_3 (b, valid, last, drain_in, clk, rst
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -2224,8 +2259,15 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_3 (b, valid, last, drain_in, clk, rst
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
   reg [2:0] hold = 3'h0;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
@@ -2295,6 +2337,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_3 (b, valid, last, drain_in, clk, rst
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
 endmodule
@@ -2319,8 +2363,10 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_4 (b, valid, last, drain_in, clk, rst
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -2345,8 +2391,15 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_4 (b, valid, last, drain_in, clk, rst
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
   reg [1:0] hold = 2'h0;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
@@ -2416,6 +2469,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_4 (b, valid, last, drain_in, clk, rst
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
 endmodule
@@ -2440,8 +2495,10 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_5 (b, valid, last, drain_in, clk, rst
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -2466,8 +2523,15 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_5 (b, valid, last, drain_in, clk, rst
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
   reg [1:0] hold = 2'h0;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
@@ -2537,6 +2601,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_5 (b, valid, last, drain_in, clk, rst
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
 endmodule
@@ -2561,8 +2627,10 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_6 (b, valid, last, drain_in, clk, rst
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -2587,8 +2655,15 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_6 (b, valid, last, drain_in, clk, rst
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
   reg hold = 1'h0;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
@@ -2657,6 +2732,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_6 (b, valid, last, drain_in, clk, rst
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
   assign \$5  = hold;
@@ -2682,8 +2759,10 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_7 (b, valid, last, drain_in, clk, rst
   reg signed [7:0] a_out = 8'h00;
   output signed [7:0] b_out;
   reg signed [7:0] b_out = 8'h00;
+  (* systolix_nomerge = 32'd1 *)
   output valid_out;
   reg valid_out = 1'h0;
+  (* systolix_nomerge = 32'd1 *)
   output last_out;
   reg last_out = 1'h0;
   output signed [31:0] drain_out;
@@ -2705,7 +2784,13 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_7 (b, valid, last, drain_in, clk, rst
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire last_reg;
   wire signed [31:0] total;
+  (* init = 1'h0 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire valid_reg;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
   assign \$4  = valid & last;
@@ -2749,6 +2834,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_7 (b, valid, last, drain_in, clk, rst
   end
   assign total = \$2 [31:0];
   assign drain = drain_out;
+  assign valid_reg = valid_out;
+  assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
 endmodule
