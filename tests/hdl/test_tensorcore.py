@@ -121,8 +121,11 @@ def test_mma_unit_operand_register(pipeline, seed):
     rng = np.random.default_rng(seed)
     check_mma(config, *edge_beats(config, rng, 30), [1] * 12 + [1, 0, 0, 1, 0, 1, 1],
               operand_register=True)
-    with pytest.raises(TypeError, match="operand_register must be a bool, not 1"):
-        MMAUnit(config, operand_register=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(TypeError, match="operand_register must be a bool, not 1"):
+            MMAUnit(config, operand_register=1)
+        gc.collect()
 
 
 def test_valid_gaps_and_reset():

@@ -10,7 +10,7 @@ them side by side. Both accept a new beat every cycle and deliver its result a f
 pipeline registers.
 """
 
-from amaranth.hdl import Module, Signal, Value
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,6 +18,7 @@ from ..config import TensorCoreConfig
 from .arith import acc_shape, accumulate, operand_shape
 from .skew import DelayLanes
 from . import dsp
+from .pe import NOMERGE
 from .units import add_unit
 
 __all__ = ["DotProductUnit", "MMAUnit", "dot_input_layout", "dot_output_layout",
@@ -188,7 +189,8 @@ class MMAUnit(wiring.Component):
     With ``operand_register``, ``a`` and ``b`` are taken one cycle ahead of the beat (its
     ``valid`` and ``c``): they pass a register on entry, one copy per dot-product unit, so that
     each unit's multipliers are fed from flip-flops of their own, which placement can put next
-    to them (an operand shared by n or m units otherwise reaches multipliers far apart).
+    to them (an operand shared by n or m units otherwise reaches multipliers far apart). The
+    copies are marked :data:`~systolix.hdl.pe.NOMERGE`: the synthesis flows keep them apart.
 
     Parameters
     ----------
@@ -233,16 +235,11 @@ class MMAUnit(wiring.Component):
         cfg = self._config
         a, b, c = self.i.payload.a, self.i.payload.b, self.i.payload.c
 
-        def operand(value, copy, name):
+        def operand(value, name):
             if not self._operand_register:
                 return value
-            # Synthesis merges flip-flops bit by bit when their input, initial value and reset
-            # are the same: the copies of one operand differ in those (all-zeros or all-ones
-            # initial value, with or without a reset to it), which keeps four apart.
-            value = Value.cast(value)
-            ones = (1 << len(value)) - 1
-            reg = Signal(len(value), name=name, init=ones if copy % 2 else 0,
-                         reset_less=copy % 4 < 2)
+            # (marked so that synthesis keeps the copies of one operand apart: NOMERGE)
+            reg = Signal(value.shape(), name=name, reset_less=True, attrs=NOMERGE)
             m.d.sync += reg.eq(value)
             return reg
 
@@ -257,8 +254,8 @@ class MMAUnit(wiring.Component):
                 ]
                 for j in range(cfg.k):
                     m.d.comb += [
-                        dp.i.payload.a[j].eq(operand(a[r][j], col, f"a_{r}_{col}_{j}")),
-                        dp.i.payload.b[j].eq(operand(b[j][col], r, f"b_{r}_{col}_{j}")),
+                        dp.i.payload.a[j].eq(operand(a[r][j], f"a_{r}_{col}_{j}")),
+                        dp.i.payload.b[j].eq(operand(b[j][col], f"b_{r}_{col}_{j}")),
                     ]
                 if r == 0 and col == 0:
                     # every unit's valid pipeline is identical; one drives the output

@@ -103,8 +103,15 @@ class TensorCoreSequencer(Sequencer):
                              dst["bbase"].eq(cur["bbase"]),
                              dst["lm"].eq(cur["mr"] == 1), dst["ln"].eq(cur["ln"])]
 
+        # The read addresses cur.abase + ks and cur.bbase + ks, kept in registers (each step
+        # below updates them with the tile and k-step), so that the block RAMs' address pins
+        # follow flip-flops, not adders.
+        a_addr = Signal.like(cur["abase"], name="a_rd_addr")
+        b_addr = Signal.like(cur["bbase"], name="b_rd_addr")
+
         with m.If(~seq.run):  # held at the start until the compute phase
-            m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks)]
+            m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks,
+                                                a_addr, b_addr)]
             lm0 = at_least(R, start_job.m, cfg.max_m)
             ln0 = at_least(C, start_job.n, cfg.max_n)
             m.d.sync += [cur_valid.eq(1), first_lm.eq(lm0), last_k.eq(start_job.ks == 1),
@@ -115,8 +122,8 @@ class TensorCoreSequencer(Sequencer):
         issue = Signal()
         m.d.comb += [
             issue.eq(seq.run & cur_valid),
-            bufs.a_rd.addr.eq(cur["abase"] + ks),
-            bufs.b_rd.addr.eq(cur["bbase"] + ks),
+            bufs.a_rd.addr.eq(a_addr),
+            bufs.b_rd.addr.eq(b_addr),
         ]
         with m.If(seq.run):
             with m.If(slot == W - 1):
@@ -126,16 +133,24 @@ class TensorCoreSequencer(Sequencer):
                                  last_k.eq(job.ks == 1)]
                     step(grp)
                     step(cur)
+                    # (k-step 0 of the tile after cur)
+                    m.d.sync += [a_addr.eq(Mux(last_m, 0, cur["abase"] + job.ks)),
+                                 b_addr.eq(Mux(last_m, cur["bbase"] + job.ks, cur["bbase"]))]
                     m.d.comb += seq.end.eq(~cur_valid | last_tile)
                 with m.Else():  # the group's next k-step: back to its first tile
                     m.d.sync += [ks.eq(ks + 1), cur_valid.eq(1),
-                                 last_k.eq(ks + 2 == job.ks), *goto(cur, grp)]
+                                 last_k.eq(ks + 2 == job.ks), *goto(cur, grp),
+                                 a_addr.eq(grp["abase"] + ks + 1),
+                                 b_addr.eq(grp["bbase"] + ks + 1)]
             with m.Else():
                 m.d.sync += slot.eq(slot + 1)
                 with m.If(last_tile):
                     m.d.sync += cur_valid.eq(0)
                 with m.Else():
                     step(cur)
+                    # (the same k-step of the tile after cur)
+                    m.d.sync += [a_addr.eq(Mux(last_m, ks, a_addr + job.ks)),
+                                 b_addr.eq(Mux(last_m, b_addr + job.ks, b_addr))]
 
         # The buffers answer buffer_read_latency cycles later: the units take the fragments
         # then. Lanes of A past K are zeroed (padding may hold any value); the first k-step adds
