@@ -79,6 +79,9 @@ class TensorCoreSequencer(Sequencer):
         cur = tile("cur")   # the tile of this slot
         cur_valid = Signal(name="cur_valid")  # else a bubble: the group ran past the last tile
         slot = Signal(range(max(W, 2)), name="slot")  # (never 0 bits: invalid Verilog)
+        # slot == W - 1, registered one slot ahead (the branch below that every register of the
+        # tile step takes follows a flip-flop, not a comparison)
+        slot_last = Signal(name="slot_last")
         ks = Signal(range(max(cfg.k_steps_max, 2)), name="kstep")
         start_job = job if start_job is None else start_job
         last_m, last_n = cur["lm"], cur["ln"]
@@ -112,6 +115,7 @@ class TensorCoreSequencer(Sequencer):
         with m.If(~seq.run):  # held at the start until the compute phase
             m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks,
                                                 a_addr, b_addr)]
+            m.d.sync += slot_last.eq(W == 1)
             lm0 = at_least(R, start_job.m, cfg.max_m)
             ln0 = at_least(C, start_job.n, cfg.max_n)
             m.d.sync += [cur_valid.eq(1), first_lm.eq(lm0), last_k.eq(start_job.ks == 1),
@@ -126,8 +130,8 @@ class TensorCoreSequencer(Sequencer):
             bufs.b_rd.addr.eq(b_addr),
         ]
         with m.If(seq.run):
-            with m.If(slot == W - 1):
-                m.d.sync += slot.eq(0)
+            with m.If(slot_last):
+                m.d.sync += [slot.eq(0), slot_last.eq(W == 1)]
                 with m.If(last_k):  # the group is done: the next group starts after cur
                     m.d.sync += [ks.eq(0), cur_valid.eq(1),
                                  last_k.eq(job.ks == 1)]
@@ -143,7 +147,7 @@ class TensorCoreSequencer(Sequencer):
                                  a_addr.eq(grp["abase"] + ks + 1),
                                  b_addr.eq(grp["bbase"] + ks + 1)]
             with m.Else():
-                m.d.sync += slot.eq(slot + 1)
+                m.d.sync += [slot.eq(slot + 1), slot_last.eq(slot == W - 2)]
                 with m.If(last_tile):
                     m.d.sync += cur_valid.eq(0)
                 with m.Else():
