@@ -731,12 +731,14 @@ def _elaborate_double(engine):
     # A reject's done apart from a job's (never in the same cycle: a reject's waits for no
     # job), in three flip-flops (the dimension checks, the keep-weights checks, a waiting
     # reject), so that none takes much of the command checks or the c port's hand-shake.
-    # ``error`` and the zero cycles are set from them a cycle later (and read through them in
-    # that cycle), so that the command checks reach no further flip-flop.
+    # ``error`` and the zero cycles are set from them a cycle later, so that the command
+    # checks reach no further enable; in that cycle the status outputs read ``rej_status``, a
+    # copy of the three's OR in a flip-flop of its own (placed by the outputs).
     done_rej = [Signal(name=f"done_reject_{i}") for i in ("dims", "keep", "wait")]
     rejected = Cat(done_rej).any()
-    m.d.comb += [engine.cycles.eq(Mux(cycles_zero | rejected, 0, cycles)),
-                 engine.error.eq(error | rejected), engine.done.eq(done | rejected)]
+    rej_status = Signal(name="reject_status")
+    m.d.comb += [engine.cycles.eq(Mux(cycles_zero | rej_status, 0, cycles)),
+                 engine.error.eq(error | rej_status), engine.done.eq(done | rejected)]
     m.d.sync += [done.eq(0), *(d.eq(0) for d in done_rej)]
     with m.If(rejected):
         m.d.sync += [error.eq(1), cycles_zero.eq(1)]
@@ -859,7 +861,8 @@ def _elaborate_double(engine):
     # load stage, so ``empty`` says all of it). The flip-flops take each check's value, so that
     # a check is one gate from them (not a reset or an enable term after it).
     reject_now = engine.cmd.valid & ~rej & empty
-    m.d.sync += [done_rej[0].eq(reject_now & bad_dims), done_rej[1].eq(reject_now & bad_keep)]
+    m.d.sync += [done_rej[0].eq(reject_now & bad_dims), done_rej[1].eq(reject_now & bad_keep),
+                 rej_status.eq((reject_now & bad) | (rej & empty))]
     # The weights' dims are taken a cycle after the command, from the load stage's copy of it
     # (so that one flip-flop, not all of theirs, follows the command checks): the next command
     # is taken only after this job's load.
