@@ -136,6 +136,8 @@ class HostLink(wiring.Component):
         op = Signal(8)
         length = Signal(16)
         left = Signal(16)            # payload bytes still to come
+        left_one = Signal()          # left == 1 (registered with it)
+        left_zero = Signal()         # the request has no payload
         crc = Signal(16)
         rx_crc = Signal(16)
         param = Signal(48)           # first 6 payload bytes (fixed-length requests)
@@ -166,6 +168,11 @@ class HostLink(wiring.Component):
         rlen = Signal(16)
         ridx = Signal(16)
         tx_crc = Signal(16)
+        rlen_m1 = Signal(16)         # rlen - 1, registered while the reply's header goes out
+        # The reply's CRC takes each byte a cycle after it is sent (the next byte follows a
+        # whole UART frame later), so that the byte's selection and the CRC are not one path.
+        crc_byte = Signal(8)
+        crc_go = Signal()
         error = Signal()
         m.d.comb += self.error.eq(error)
 
@@ -213,6 +220,10 @@ class HostLink(wiring.Component):
             with m.Else():
                 m.d.sync += timer.eq(timer + 1)
 
+        m.d.sync += crc_go.eq(0)
+        with m.If(crc_go):
+            m.d.sync += tx_crc.eq(crc16_step(m, tx_crc, crc_byte))
+
         with m.FSM(name="link"):
             # ---- receive
             with m.State("HUNT"):
@@ -236,19 +247,22 @@ class HostLink(wiring.Component):
                 timeout()
                 with m.If(self.rx_valid):
                     full = Cat(length[:8], byte)
-                    m.d.sync += [length[8:].eq(byte), left.eq(full),
+                    m.d.sync += [length[8:].eq(byte), left.eq(full), left_one.eq(full == 1),
                                  crc.eq(crc_next),
                                  is_a.eq(op == P.Op.WRITE_A),
                                  streaming.eq(((op == P.Op.WRITE_A) | (op == P.Op.WRITE_B))
                                               & job_open & ~job_failed)]
-                    with m.If(full == 0):
-                        m.next = "CRC0"
-                    with m.Else():
-                        m.next = "PAYLOAD"
+                    m.d.sync += left_zero.eq(full == 0)
+                    m.next = "LEN_CHECK"
+            with m.State("LEN_CHECK"):  # (the next byte is a UART frame away)
+                with m.If(left_zero):
+                    m.next = "CRC0"
+                with m.Else():
+                    m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 timeout()
                 with m.If(self.rx_valid):
-                    m.d.sync += [crc.eq(crc_next), left.eq(left - 1)]
+                    m.d.sync += [crc.eq(crc_next), left.eq(left - 1), left_one.eq(left == 2)]
                     with m.If(pidx < 6):
                         m.d.sync += [param.word_select(pidx, 8).eq(byte), pidx.eq(pidx + 1)]
                     with m.If(streaming):
@@ -258,7 +272,7 @@ class HostLink(wiring.Component):
                             m.d.sync += [widx.eq(0), push.eq(1)]
                         with m.Else():
                             m.d.sync += widx.eq(widx + 1)
-                    with m.If(left == 1):
+                    with m.If(left_one):
                         m.next = "CRC0"
             with m.State("CRC0"):
                 timeout()
@@ -269,22 +283,32 @@ class HostLink(wiring.Component):
                 timeout()
                 with m.If(self.rx_valid):
                     m.d.sync += rx_crc[8:].eq(byte)
-                    m.next = "EXEC"
+                    m.next = "DECODE"
 
-            # ---- dispatch
+            # ---- dispatch: the request's checks are registered in DECODE, so that EXEC acts
+            # on flip-flops (the checks and the reply's registers are not one long path)
             fixed = {op_: n for op_, n in P.FIXED_LENGTH.items()}
-            with m.State("EXEC"):
-                known = Signal()
-                len_ok = Signal()
-                m.d.comb += known.eq(0)
+            count = param[:16]  # READ_C: the words asked for
+            bad_crc, known, len_ok = Signal(), Signal(), Signal()
+            is_op = {op_: Signal(name=f"is_{op_.name.lower()}") for op_ in P.Op}
+            bad_count = Signal()
+            nbytes = Signal(16)
+            with m.State("DECODE"):
+                m.d.sync += [bad_crc.eq(rx_crc != crc), known.eq(0), len_ok.eq(0),
+                             bad_count.eq((count == 0) | (count > c_left)
+                                          | (count > P.MAX_PAYLOAD // self.c_word_bytes)),
+                             nbytes.eq(_times_constant(count, self.c_word_bytes)[:16])]
                 for op_ in P.Op:
+                    m.d.sync += is_op[op_].eq(op == op_)
                     with m.If(op == op_):
-                        m.d.comb += known.eq(1)
+                        m.d.sync += known.eq(1)
                         if op_ in fixed:
-                            m.d.comb += len_ok.eq(length == fixed[op_])
+                            m.d.sync += len_ok.eq(length == fixed[op_])
                         else:
-                            m.d.comb += len_ok.eq(widx == 0)
-                with m.If(rx_crc != crc):
+                            m.d.sync += len_ok.eq(widx == 0)
+                m.next = "EXEC"
+            with m.State("EXEC"):
+                with m.If(bad_crc):
                     fail_stream()
                     reply(P.Status.ERR_CRC)
                 with m.Elif(~known):
@@ -292,22 +316,22 @@ class HostLink(wiring.Component):
                 with m.Elif(~len_ok):
                     fail_stream()
                     reply(P.Status.ERR_LENGTH)
-                with m.Elif(op == P.Op.INFO):
+                with m.Elif(is_op[P.Op.INFO]):
                     reply(P.Status.OK, len(self._info))
-                with m.Elif(op == P.Op.STATUS):
+                with m.Elif(is_op[P.Op.STATUS]):
                     flags = Cat(engine.busy, engine.c.valid & job_open & ~job_failed,
                                 job_open & ~job_failed, job_failed, engine.error)
                     m.d.sync += status_bytes.eq(Cat(flags, Const(0, 3), engine.cycles,
                                                     c_left))
                     reply(P.Status.OK, P.STATUS_PAYLOAD_BYTES)
-                with m.Elif((op == P.Op.JOB) | (op == P.Op.ABORT)):
+                with m.Elif(is_op[P.Op.JOB] | is_op[P.Op.ABORT]):
                     m.d.sync += [eng_rst.eq(1), job_open.eq(0), job_failed.eq(0),
                                  c_left.eq(0)]
-                    with m.If(op == P.Op.JOB):
+                    with m.If(is_op[P.Op.JOB]):
                         m.next = "JOB_RESET"
                     with m.Else():
                         reply(P.Status.OK)
-                with m.Elif((op == P.Op.WRITE_A) | (op == P.Op.WRITE_B)):
+                with m.Elif(is_op[P.Op.WRITE_A] | is_op[P.Op.WRITE_B]):
                     with m.If(~job_open | job_failed):
                         reply(P.Status.ERR_STATE)
                     with m.Elif(overrun):
@@ -316,18 +340,15 @@ class HostLink(wiring.Component):
                     with m.Else():
                         reply(P.Status.OK)
                 with m.Else():  # READ_C
-                    count = param[:16]
-                    nbytes = _times_constant(count, self.c_word_bytes)
                     with m.If(~job_open | job_failed):
                         reply(P.Status.ERR_STATE)
-                    with m.Elif((count == 0) | (count > c_left)
-                                | (count > P.MAX_PAYLOAD // self.c_word_bytes)):
+                    with m.Elif(bad_count):
                         reply(P.Status.ERR_RANGE)
                     with m.Elif(~engine.c.valid):
                         reply(P.Status.ERR_NOT_READY)
                     with m.Else():
                         m.d.sync += [c_left.eq(c_left - count), cidx.eq(0)]
-                        reply(P.Status.OK, nbytes[:16])
+                        reply(P.Status.OK, nbytes)
 
             with m.State("JOB_RESET"):   # the engine is in reset
                 m.next = "JOB_CMD"
@@ -344,9 +365,15 @@ class HostLink(wiring.Component):
                     m.next = "JOB_TILES"
             # C words = M x ceil(N / C), by repeated addition: no multiplier, so that every
             # DSP block of the device is left to the array
+            # (two states per tile: the comparison is registered before the state acts on it)
+            tiles_more = Signal()
             with m.State("JOB_TILES"):
-                with m.If(tile_acc < job_n):
+                m.d.sync += tiles_more.eq(tile_acc < job_n)
+                m.next = "JOB_TILE"
+            with m.State("JOB_TILE"):
+                with m.If(tiles_more):
                     m.d.sync += [tile_acc.eq(tile_acc + C), c_left.eq(c_left + job_m)]
+                    m.next = "JOB_TILES"
                 with m.Else():
                     m.d.sync += job_open.eq(1)
                     reply(P.Status.OK)
@@ -356,12 +383,12 @@ class HostLink(wiring.Component):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(value)]
                 with m.If(self.tx.ready):
                     if crc_it:
-                        m.d.sync += tx_crc.eq(crc16_step(m, tx_crc, value))
+                        m.d.sync += [crc_byte.eq(value), crc_go.eq(1)]
                     m.next = nxt
 
             with m.State("REPLY_SYNC"):
                 m.d.sync += error.eq(status != P.Status.OK)
-                m.d.sync += tx_crc.eq(0xFFFF)
+                m.d.sync += [tx_crc.eq(0xFFFF), rlen_m1.eq(rlen - 1)]
                 send(P.REPLY_SYNC, "REPLY_OP", crc_it=False)
             with m.State("REPLY_OP"):
                 send(op, "REPLY_STATUS")
@@ -372,7 +399,7 @@ class HostLink(wiring.Component):
             with m.State("REPLY_LEN1"):
                 with m.If(rlen == 0):
                     send(rlen[8:], "REPLY_CRC0")
-                with m.Elif(op == P.Op.READ_C):
+                with m.Elif(is_op[P.Op.READ_C]):
                     send(rlen[8:], "REPLY_CWORD")
                 with m.Else():
                     send(rlen[8:], "REPLY_PAYLOAD")
@@ -384,22 +411,23 @@ class HostLink(wiring.Component):
             with m.State("REPLY_PAYLOAD"):
                 m.d.comb += info_rd.addr.eq(ridx)
                 value = Signal(8)
-                with m.If(op == P.Op.INFO):
+                with m.If(is_op[P.Op.INFO]):
                     m.d.comb += value.eq(info_rd.data)
-                with m.Elif(op == P.Op.STATUS):
+                with m.Elif(is_op[P.Op.STATUS]):
                     m.d.comb += value.eq(status_bytes.word_select(ridx[:4], 8))
                 with m.Else():
                     m.d.comb += value.eq(cword.word_select(cidx, 8))
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(value)]
                 with m.If(self.tx.ready):
-                    m.d.sync += [tx_crc.eq(crc16_step(m, tx_crc, value)), ridx.eq(ridx + 1),
+                    m.d.sync += [crc_byte.eq(value), crc_go.eq(1), ridx.eq(ridx + 1),
                                  cidx.eq(cidx + 1)]
-                    with m.If(ridx == rlen - 1):
+                    with m.If(ridx == rlen_m1):
                         m.next = "REPLY_CRC0"
-                    with m.Elif((op == P.Op.READ_C) & (cidx == self.c_word_bytes - 1)):
+                    with m.Elif(is_op[P.Op.READ_C] & (cidx == self.c_word_bytes - 1)):
                         m.next = "REPLY_CWORD"
             with m.State("REPLY_CRC0"):
-                send(tx_crc[:8], "REPLY_CRC1", crc_it=False)
+                with m.If(~crc_go):  # the last byte is in tx_crc
+                    send(tx_crc[:8], "REPLY_CRC1", crc_it=False)
             with m.State("REPLY_CRC1"):
                 send(tx_crc[8:], "HUNT", crc_it=False)
 
