@@ -143,6 +143,7 @@ class HostLink(wiring.Component):
         param = Signal(48)           # first 6 payload bytes (fixed-length requests)
         pidx = Signal(range(8))
         timer = Signal(range(self._timeout + 1))
+        timer_end = Signal()         # timer == timeout - 1 (registered with it)
         byte = self.rx_data
         crc_next = crc16_step(m, crc, byte)
 
@@ -178,7 +179,8 @@ class HostLink(wiring.Component):
 
         info_mem = Memory(shape=8, depth=len(self._info), init=list(self._info))
         m.submodules.info_mem = info_mem
-        info_rd = info_mem.read_port(domain="comb")
+        # (registered reads of ridx: a payload byte is sent a UART frame after ridx moves)
+        info_rd = info_mem.read_port()
         status_bytes = Signal(8 * P.STATUS_PAYLOAD_BYTES)
         cword = Signal(8 * self.c_word_bytes)
         cidx = Signal(range(self.c_word_bytes + 1))
@@ -213,13 +215,18 @@ class HostLink(wiring.Component):
         def timeout():
             # inter-byte timeout of a request in progress (called in every receiving state)
             with m.If(self.rx_valid):
-                m.d.sync += timer.eq(0)
-            with m.Elif(timer == self._timeout - 1):
+                m.d.sync += [timer.eq(0), timer_end.eq(0)]
+            with m.Elif(timer_end):
                 fail_stream()
                 reply(P.Status.ERR_TIMEOUT)
             with m.Else():
-                m.d.sync += timer.eq(timer + 1)
+                m.d.sync += [timer.eq(timer + 1), timer_end.eq(timer == self._timeout - 2)]
 
+        m.d.comb += info_rd.addr.eq(ridx)
+        # The engine's command valid and C ready are flip-flops, high exactly in JOB_CMD and
+        # REPLY_CWORD: they reach the engine's control, not the link's state decoding.
+        cmd_valid, c_take = Signal(), Signal()
+        m.d.comb += [engine.cmd.valid.eq(cmd_valid), engine.c.ready.eq(c_take)]
         m.d.sync += crc_go.eq(0)
         with m.If(crc_go):
             m.d.sync += tx_crc.eq(crc16_step(m, tx_crc, crc_byte))
@@ -228,7 +235,7 @@ class HostLink(wiring.Component):
             # ---- receive
             with m.State("HUNT"):
                 m.d.comb += self.idle.eq(~engine.busy)
-                m.d.sync += [timer.eq(0), streaming.eq(0), overrun.eq(0), widx.eq(0),
+                m.d.sync += [timer.eq(0), timer_end.eq(0), streaming.eq(0), overrun.eq(0), widx.eq(0),
                              pidx.eq(0), param.eq(0)]
                 with m.If(self.rx_valid & (byte == P.REQUEST_SYNC)):
                     m.d.sync += [crc.eq(0xFFFF), op.eq(0xFF)]
@@ -351,10 +358,11 @@ class HostLink(wiring.Component):
                         reply(P.Status.OK, nbytes)
 
             with m.State("JOB_RESET"):   # the engine is in reset
+                m.d.sync += cmd_valid.eq(1)
                 m.next = "JOB_CMD"
             with m.State("JOB_CMD"):     # the engine is out of reset: offer the command
-                m.d.comb += engine.cmd.valid.eq(1)
                 with m.If(engine.cmd.ready):
+                    m.d.sync += cmd_valid.eq(0)
                     m.d.sync += [job_m.eq(param[0:16]), job_n.eq(param[32:48]), c_left.eq(0),
                                  tile_acc.eq(0)]
                     m.next = "JOB_CHECK"
@@ -401,30 +409,36 @@ class HostLink(wiring.Component):
                     send(rlen[8:], "REPLY_CRC0")
                 with m.Elif(is_op[P.Op.READ_C]):
                     send(rlen[8:], "REPLY_CWORD")
+                    with m.If(self.tx.ready):
+                        m.d.sync += c_take.eq(1)
                 with m.Else():
                     send(rlen[8:], "REPLY_PAYLOAD")
             with m.State("REPLY_CWORD"):  # take the next C word from the engine
-                m.d.comb += engine.c.ready.eq(1)
                 with m.If(engine.c.valid):
+                    m.d.sync += c_take.eq(0)
                     m.d.sync += [cword.eq(engine.c.payload.data.as_value()), cidx.eq(0)]
                     m.next = "REPLY_PAYLOAD"
             with m.State("REPLY_PAYLOAD"):
-                m.d.comb += info_rd.addr.eq(ridx)
                 value = Signal(8)
                 with m.If(is_op[P.Op.INFO]):
                     m.d.comb += value.eq(info_rd.data)
                 with m.Elif(is_op[P.Op.STATUS]):
-                    m.d.comb += value.eq(status_bytes.word_select(ridx[:4], 8))
+                    m.d.comb += value.eq(status_bytes[:8])
                 with m.Else():
-                    m.d.comb += value.eq(cword.word_select(cidx, 8))
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(value)]
-                with m.If(self.tx.ready):
-                    m.d.sync += [crc_byte.eq(value), crc_go.eq(1), ridx.eq(ridx + 1),
-                                 cidx.eq(cidx + 1)]
-                    with m.If(ridx == rlen_m1):
-                        m.next = "REPLY_CRC0"
-                    with m.Elif(is_op[P.Op.READ_C] & (cidx == self.c_word_bytes - 1)):
-                        m.next = "REPLY_CWORD"
+                    m.d.comb += value.eq(cword[:8])
+                # (not in the cycle after a byte: the INFO byte of the new ridx is read then)
+                with m.If(~crc_go):
+                    m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(value)]
+                    with m.If(self.tx.ready):
+                        m.d.sync += [crc_byte.eq(value), crc_go.eq(1), ridx.eq(ridx + 1),
+                                     cidx.eq(cidx + 1),
+                                     # the next byte of STATUS and of the C word to the front
+                                     status_bytes.eq(status_bytes >> 8), cword.eq(cword >> 8)]
+                        with m.If(ridx == rlen_m1):
+                            m.next = "REPLY_CRC0"
+                        with m.Elif(is_op[P.Op.READ_C] & (cidx == self.c_word_bytes - 1)):
+                            m.d.sync += c_take.eq(1)
+                            m.next = "REPLY_CWORD"
             with m.State("REPLY_CRC0"):
                 with m.If(~crc_go):  # the last byte is in tx_crc
                     send(tx_crc[:8], "REPLY_CRC1", crc_it=False)
