@@ -193,9 +193,20 @@ class HostLink(wiring.Component):
         m.d.comb += [
             engine.a.payload.eq(word[:a_bits]), engine.b.payload.eq(word[:b_bits]),
             engine.a.valid.eq(push & is_a), engine.b.valid.eq(push & ~is_a),
-            engine.cmd.payload.m.eq(param[0:16]), engine.cmd.payload.k.eq(param[16:32]),
-            engine.cmd.payload.n.eq(param[32:48]),
         ]
+        # The command's dimensions as the engine sees them: each dimension's bits up to its
+        # buffers' limit, and one flag (registered in DECODE) for any bit above, which makes
+        # the value exceed the limit exactly when the request's does; zero stays zero. So the
+        # engine's command checks see a few bits, not 16.
+        big = {}
+        for i, (dim, limit) in enumerate((("m", cfg.max_m), ("k", cfg.max_k), ("n", cfg.max_n))):
+            w = limit.bit_length()
+            field = param[16 * i:16 * i + 16]
+            if w < 16:
+                big[dim] = (Signal(name=f"cmd_{dim}_big"), field[w:].any())
+                m.d.comb += getattr(engine.cmd.payload, dim).eq(Cat(field[:w], big[dim][0]))
+            else:
+                m.d.comb += getattr(engine.cmd.payload, dim).eq(field)
         taken = (engine.a.ready & is_a) | (engine.b.ready & ~is_a)
         m.d.sync += push.eq(0)
         with m.If(push & ~taken):
@@ -302,6 +313,7 @@ class HostLink(wiring.Component):
             bad_count = Signal()
             nbytes = Signal(16)
             with m.State("DECODE"):
+                m.d.sync += [flag.eq(value) for flag, value in big.values()]
                 m.d.sync += [bad_crc.eq(rx_crc != crc), known.eq(0), len_ok.eq(0),
                              bad_count.eq((count == 0) | (count > c_left)
                                           | (count > P.MAX_PAYLOAD // self.c_word_bytes)),
