@@ -9,7 +9,6 @@ from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Const, DomainRenamer, M
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.vendor import SiliconBluePlatform
 
 from ...board import protocol as P
 from ...config import EngineConfig
@@ -251,7 +250,7 @@ class HostLink(wiring.Component):
         with m.If(crc_go):
             m.d.sync += tx_crc.eq(crc16_step(m, tx_crc, crc_byte))
 
-        with m.FSM(name="link") as fsm:
+        with m.FSM(name="link"):
             # ---- receive
             with m.State("HUNT"):
                 m.d.comb += self.idle.eq(~engine.busy)
@@ -466,13 +465,6 @@ class HostLink(wiring.Component):
             with m.State("REPLY_CRC1"):
                 send(tx_crc[8:], "HUNT", crc_it=False)
 
-        if isinstance(platform, SiliconBluePlatform):
-            # On iCE40 the state register is recoded one-hot (yosys: fsm_encoding), so that no
-            # state is decoded from a binary code on the request's paths. Yosys then ignores
-            # the register's initial value, which is safe where the domain starts in reset:
-            # the platform's own clock domain and the PLL clock (board.clock.PLLClock) hold
-            # it in reset after configuration.
-            fsm._data["signal"].attrs["fsm_encoding"] = "one-hot"
         return m
 
 
