@@ -307,7 +307,10 @@ async def board_scenario(dut):
         await raw(good, P.Status.OK, "after a glitch and a cut-off byte")
         for dims, what in (((cfg.max_m + 1, 1, 1), "M too large"),
                            ((1, cfg.max_k + 1, 1), "K too large"),
-                           ((1, 1, cfg.max_n + 1), "N too large"), ((0, 1, 1), "M = 0")):
+                           ((1, 1, cfg.max_n + 1), "N too large"), ((0, 1, 1), "M = 0"),
+                           # a high bit alone beyond the buffers (the low bits are in range)
+                           (((1 << 15) | 1, 1, 1), "M = 2^15 + 1"),
+                           ((1, (1 << 12) | 2, 1), "K = 2^12 + 2")):
             await expect_status(P.Op.JOB, P.job_payload(*dims), P.Status.ERR_DIMS, what)
         aw = info.a_word_bytes
         await expect_status(P.Op.ABORT, b"", P.Status.OK, "ABORT")

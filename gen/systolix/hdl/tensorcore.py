@@ -18,6 +18,7 @@ from ..config import TensorCoreConfig
 from .arith import acc_shape, accumulate, operand_shape
 from .skew import DelayLanes
 from . import dsp
+from .pe import NOMERGE
 from .units import add_unit
 
 __all__ = ["DotProductUnit", "MMAUnit", "dot_input_layout", "dot_output_layout",
@@ -185,9 +186,17 @@ class MMAUnit(wiring.Component):
     consumer must take every result. Reset clears the valid pipeline; beats offered while reset
     is high are dropped.
 
+    With ``operand_register``, ``a`` and ``b`` are taken one cycle ahead of the beat (its
+    ``valid`` and ``c``): they pass a register on entry, one copy per dot-product unit, so that
+    each unit's multipliers are fed from flip-flops of their own, which placement can put next
+    to them (an operand shared by n or m units otherwise reaches multipliers far apart). The
+    copies are marked :data:`~systolix.hdl.pe.NOMERGE`: the synthesis flows keep them apart.
+
     Parameters
     ----------
     config : TensorCoreConfig
+    operand_register : bool
+        Register ``a`` and ``b`` on entry, per dot-product unit (default ``False``).
 
     Attributes
     ----------
@@ -195,9 +204,12 @@ class MMAUnit(wiring.Component):
     o : Out(stream.Signature(mma_output_layout(config), always_ready=True))
     """
 
-    def __init__(self, config: TensorCoreConfig):
+    def __init__(self, config: TensorCoreConfig, *, operand_register=False):
         _check_config(config)
+        if not isinstance(operand_register, bool):
+            raise TypeError(f"operand_register must be a bool, not {operand_register!r}")
         self._config = config
+        self._operand_register = operand_register
         super().__init__({
             "i": In(stream.Signature(mma_input_layout(config), always_ready=True)),
             "o": Out(stream.Signature(mma_output_layout(config), always_ready=True)),
@@ -213,10 +225,24 @@ class MMAUnit(wiring.Component):
         ``config.pipeline + 1``, independent of m, n and k."""
         return self._config.latency
 
+    @property
+    def operand_register(self):
+        """``a`` and ``b`` are taken one cycle ahead of ``valid`` and ``c``."""
+        return self._operand_register
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
         a, b, c = self.i.payload.a, self.i.payload.b, self.i.payload.c
+
+        def operand(value, name):
+            if not self._operand_register:
+                return value
+            # (marked so that synthesis keeps the copies of one operand apart: NOMERGE)
+            reg = Signal(value.shape(), name=name, reset_less=True, attrs=NOMERGE)
+            m.d.sync += reg.eq(value)
+            return reg
+
         for r in range(cfg.m):
             for col in range(cfg.n):
                 dp = DotProductUnit(cfg)
@@ -228,8 +254,8 @@ class MMAUnit(wiring.Component):
                 ]
                 for j in range(cfg.k):
                     m.d.comb += [
-                        dp.i.payload.a[j].eq(a[r][j]),
-                        dp.i.payload.b[j].eq(b[j][col]),
+                        dp.i.payload.a[j].eq(operand(a[r][j], f"a_{r}_{col}_{j}")),
+                        dp.i.payload.b[j].eq(operand(b[j][col], f"b_{r}_{col}_{j}")),
                     ]
                 if r == 0 and col == 0:
                     # every unit's valid pipeline is identical; one drives the output

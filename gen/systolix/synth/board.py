@@ -27,7 +27,7 @@ from ..fileio import owned_tempdir, remove_abandoned
 from ..hdl.dsp import with_dsp
 from ..process import run_command
 from .fit import array_dsp_budget, precheck
-from .flow import DoesNotFit, SynthOptions, synthesize
+from .flow import KEEP_REPLICAS, DoesNotFit, SynthOptions, synthesize
 from .harness import DUT_NAME, IOHarness
 from .reports import (nextpnr_capacity_error, nextpnr_timing_failure, parse_nextpnr_report,
                       parse_yosys_stat)
@@ -152,6 +152,10 @@ def engine_clock(board, freq_mhz):
     return round(clock.frequency), clock
 
 
+#: Yosys command recoding the host link's state register (``HostLink``'s FSM ``link``) one-hot.
+ONE_HOT_LINK_STATE = 'setattr -set fsm_encoding "one-hot" w:link_state'
+
+
 def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=False,
                     baud=DEFAULT_BAUD, cache_dir=None, progress=None):
     """Build a bitstream of ``config`` for ``board`` (``systolix build``).
@@ -233,12 +237,17 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
     overrides = {
         # (the array's columns stay flattened here: kept apart inside a board design, they
         # make yosys 0.70's ABC9 reintegration fail an assertion, rtlil.cc:3091)
-        "script_after_read": f"setattr -mod -set keep_hierarchy 1 {part_path}",
+        "script_after_read": f"setattr -mod -set keep_hierarchy 1 {part_path}\n{KEEP_REPLICAS}",
         "script_after_synth": f"tee -q -o stat.json stat -json -top {name}",
         "nextpnr_opts": f"--report report.json --seed {options.seed}",
     }
     if target.family == "ice40":
         overrides["synth_opts"] = "-dsp"
+        # The host link's state register one-hot, so that no state is decoded from a binary
+        # code on the request's paths. Yosys then ignores the register's initial value, which
+        # is safe: the board's clock domain (its own or board.clock.PLLClock's) holds the
+        # design in reset after configuration.
+        overrides["script_after_read"] += f"\n{ONE_HOT_LINK_STATE}"
     platform.dsp_blocks = array_dsp_budget(config, target)  # what mult="auto" fills
     plan = platform.prepare(top, name=name, **overrides)
     remove_abandoned(out, ".build-")  # left by a build that was killed

@@ -317,6 +317,13 @@ def require_fit(result: SynthResult):
 #: kept apart, each PE keeps its own, next to it (docs/synthesis.md, "Columns kept apart").
 KEEP_COLUMNS = "setattr -mod -set keep_hierarchy 1 *.col_* *.col_*.* %d"
 
+#: Yosys command keeping every flip-flop that drives a wire marked
+#: :data:`systolix.hdl.pe.NOMERGE`: the control registers that all PEs of one anti-diagonal
+#: hold with the same value stay one per PE, beside it, rather than being merged into one
+#: flip-flop that drives the whole diagonal (which flattened designs, e.g. board builds, would
+#: otherwise get).
+KEEP_REPLICAS = "setattr -set keep 1 w:* a:systolix_nomerge %i %ci1 c:* %i"
+
 
 def _run(config, target, options, key, work, progress, elaborated, t_elab):
     freq = options.freq if options.freq is not None else target.default_freq
@@ -331,7 +338,7 @@ def _run(config, target, options, key, work, progress, elaborated, t_elab):
         # keep the design one hierarchy level apart from the harness, so that yosys reports
         # their costs separately and cannot optimize one into the other
         script.append(f"setattr -mod -set keep_hierarchy 1 {dut_module}")
-    script.append(KEEP_COLUMNS)
+    script += [KEEP_COLUMNS, KEEP_REPLICAS]
     script += [
         f"{target.synth_command} -top top",
         "tee -q -o stat.json stat -json -top top",

@@ -380,7 +380,7 @@ def _drain_credits(m, cfg, out):
 
 
 def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_out=None,
-                  credits=None):
+                  credits=None, ahead=None):
     """Connect the drain's C word (in the C buffer's read register: ``c_valid``, ``c_row``,
     ``c_last``) to stream ``out``: the ``c`` port, or the requantizer's input, which also takes
     the parameter word read alongside from ``q_rd``. With a pipelined core
@@ -390,6 +390,8 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
     ``q_out``: called with the stage's enable, they return the word after that register).
     With ``credits`` (:class:`_DrainCredits`) that stage never stalls: the drain's ready is
     the credits', and the caller clears ``c_valid`` in a cycle that reads no word.
+    ``ahead`` (a dict, with the skid register only) receives ``stage_ready_next``: the stage's
+    ready of the next cycle, from this cycle's values.
     Returns the drain's ready: the C buffer's read register may take the next word."""
     rq = q_rd is not None
     if cfg.compute.buffer_read_latency == 1:
@@ -434,15 +436,32 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
                      out.payload.acc.eq(o_row), out.payload.params.eq(o_params),
                      q_rd.en.eq(1 if credits is not None else drain_ready)]
     else:
-        # unstalled the skid register stays empty: the stage's word is on the port
-        m.d.comb += [out.valid.eq(o_valid | s_valid),
-                     out.payload.last.eq(Mux(s_valid, s_last, o_last)),
-                     out.payload.data.eq(Mux(s_valid, Value.cast(s_row), Value.cast(o_row)))]
+        # unstalled the skid register stays empty: the stage's word goes on (to the port, or
+        # with the core's output register into that register, which then drives the port)
+        x_valid = o_valid | s_valid
+        x_last = Mux(s_valid, s_last, o_last)
+        x_row = Mux(s_valid, Value.cast(s_row), Value.cast(o_row))
+        if cfg.compute.output_register:
+            p_valid, p_last = Signal(name="c_port_valid"), Signal(name="c_port_last")
+            p_row = Signal(row_layout, name="c_port_row", reset_less=True)
+            x_ready = ~p_valid | out.ready
+            with m.If(x_ready):
+                m.d.sync += [p_valid.eq(x_valid), p_last.eq(x_last), p_row.eq(x_row)]
+            m.d.comb += [out.valid.eq(p_valid), out.payload.last.eq(p_last),
+                         out.payload.data.eq(p_row)]
+        else:
+            x_ready = out.ready
+            m.d.comb += [out.valid.eq(x_valid), out.payload.last.eq(x_last),
+                         out.payload.data.eq(x_row)]
         with m.If(s_valid):
-            with m.If(out.ready):
+            with m.If(x_ready):
                 m.d.sync += s_valid.eq(0)
-        with m.Elif(o_valid & ~out.ready):
+        with m.Elif(o_valid & ~x_ready):
             m.d.sync += [s_valid.eq(1), s_last.eq(o_last), s_row.eq(o_row)]
+        if ahead is not None:
+            o_valid_next = Mux(stage_ready, c_valid, o_valid)
+            s_valid_next = ~x_ready & (s_valid | o_valid)
+            ahead["stage_ready_next"] = ~o_valid_next | ~s_valid_next
     return drain_ready
 
 
@@ -712,10 +731,17 @@ def _elaborate_double(engine):
     # A reject's done apart from a job's (never in the same cycle: a reject's waits for no
     # job), in three flip-flops (the dimension checks, the keep-weights checks, a waiting
     # reject), so that none takes much of the command checks or the c port's hand-shake.
+    # ``error`` and the zero cycles are set from them a cycle later, so that the command
+    # checks reach no further enable; in that cycle the status outputs read ``rej_status``, a
+    # copy of the three's OR in a flip-flop of its own (placed by the outputs).
     done_rej = [Signal(name=f"done_reject_{i}") for i in ("dims", "keep", "wait")]
-    m.d.comb += [engine.cycles.eq(Mux(cycles_zero, 0, cycles)), engine.error.eq(error),
-                 engine.done.eq(done | Cat(done_rej).any())]
+    rejected = Cat(done_rej).any()
+    rej_status = Signal(name="reject_status")
+    m.d.comb += [engine.cycles.eq(Mux(cycles_zero | rej_status, 0, cycles)),
+                 engine.error.eq(error | rej_status), engine.done.eq(done | rejected)]
     m.d.sync += [done.eq(0), *(d.eq(0) for d in done_rej)]
+    with m.If(rejected):
+        m.d.sync += [error.eq(1), cycles_zero.eq(1)]
 
     # ---- buffer ports: loads write the load stage's banks, the sequencer reads the compute
     # stage's, writes and (read-modify-write) reads its C bank; the drain reads its own
@@ -772,8 +798,10 @@ def _elaborate_double(engine):
                     m.d.sync += o_sel.eq(c_sel)
                 lanes.append(d_rd.data[o_sel][c])
             return Cat(lanes)
+    ahead = {}
     if not rq:
-        drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, engine.c, c_out=c_out)
+        drain_ready = _drain_output(m, cfg, c_valid, c_row, c_last, engine.c, c_out=c_out,
+                                    ahead=ahead)
     else:
         q_shape = data.ArrayLayout(param_layout(cfg.requant), C)
         q_wr_port, q_rd_port = _buffer(m, "q_mem", q_shape, 2 * max(2, cfg.q_depth), lat)
@@ -820,26 +848,28 @@ def _elaborate_double(engine):
         m.d.sync += b_load.done.eq(cmd.keep)  # B (and q) of a keep-weights job are there
         if rq:
             q_load.start(m, cmd.n, 1)
-    # (a command or word taken, as the registers see it: without the reset, which resets them
-    # all anyway, so that the reset's wide fan-out does not lead their logic)
+    # (a command taken, as the registers see it: without the reset, which resets them all
+    # anyway, so that the reset's wide fan-out does not lead their logic)
     with m.If(engine.cmd.valid & ~l_busy & ~rej):
-        with m.If(bad):
-            with m.If(empty):
-                m.d.sync += [done_rej[0].eq(bad_dims), done_rej[1].eq(bad_keep),
-                             error.eq(1), cycles_zero.eq(1)]
-            with m.Else():
-                m.d.sync += rej.eq(1)
-        with m.Else():
+        with m.If(~bad):
             m.d.sync += [l_busy.eq(1), la.eq(~la), w_take.eq(~cmd.keep)]
             with m.If(~cmd.keep):
                 m.d.sync += lb.eq(~lb)
+        with m.Elif(~empty):
+            m.d.sync += rej.eq(1)
+    # A reject taken with no job in the engine: its done pulses next (a reject implies an idle
+    # load stage, so ``empty`` says all of it). The flip-flops take each check's value, so that
+    # a check is one gate from them (not a reset or an enable term after it).
+    reject_now = engine.cmd.valid & ~rej & empty
+    m.d.sync += [done_rej[0].eq(reject_now & bad_dims), done_rej[1].eq(reject_now & bad_keep),
+                 rej_status.eq((reject_now & bad) | (rej & empty))]
     # The weights' dims are taken a cycle after the command, from the load stage's copy of it
     # (so that one flip-flop, not all of theirs, follows the command checks): the next command
     # is taken only after this job's load.
     with m.If(w_take):
         weights.take(m, ljob)
     with m.If(rej & empty):
-        m.d.sync += [rej.eq(0), done_rej[2].eq(1), error.eq(1), cycles_zero.eq(1)]
+        m.d.sync += [rej.eq(0), done_rej[2].eq(1)]
 
     # ---- load: a word taken from the a / b stream is registered, then counted and written
     # (so that the streams' valid reaches a few flip-flops, not the loaders and the block
@@ -947,7 +977,26 @@ def _elaborate_double(engine):
             m.d.sync += d_q.eq(Mux(d_bank, c_q[1], c_q[0]))
     with m.If(~d_busy & computed):
         m.d.sync += d_busy.eq(1)
-    if credits is None:
+    if credits is None and cfg.compute.output_register and "stage_ready_next" in ahead:
+        # A word is read (``go``: busy, ready and more to come) from a flip-flop set from the
+        # three's next values, so that the c port's hand-shake reaches the drain's counters
+        # through one flip-flop (the read register's enable follows ``drain_ready``: a word
+        # read while not busy is never valid).
+        go = Signal(name="drain_go")
+        flags = Mux(d_bank, c_flags[1], c_flags[0])
+        more_next = Mux(d_busy, Mux(go & dc.last_n, ~dc.last_m, dc.more), flags[0])
+        busy_next = ~c_out_last & (d_busy | computed)
+        c_valid_next = ~c_out_last & Mux(drain_ready, go, c_valid)
+        ready_next = ~c_valid_next | ahead["stage_ready_next"]
+        m.d.sync += go.eq(busy_next & more_next & ready_next)
+        m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(drain_ready)]
+        with m.If(drain_ready):
+            m.d.sync += c_valid.eq(go)
+        with m.If(go):
+            if frag:
+                m.d.sync += c_sel.eq(dc.r)
+            dc.step(m, d_jm, d_jn, c_last)
+    elif credits is None:
         m.d.comb += [d_rd.addr.eq(drain_addr), d_rd.en.eq(d_busy & drain_ready)]
         with m.If(d_busy & drain_ready):
             m.d.sync += c_valid.eq(dc.more)

@@ -46,9 +46,14 @@ class TensorCoreSequencer(Sequencer):
         core = cfg.core
         R, C, K, n_u = core.m, cfg.cols, core.k, core.n
         W = core.latency  # slots per k-step = tiles in flight
+        # With a buffer read latency of 3 the block RAM's word (latency 2) is masked, then
+        # registered once more, so that neither the route from the block RAM nor the one to the
+        # units' multipliers shares a cycle with the mask: that register is the units' own
+        # operand register (a copy per dot-product unit, placed by its multipliers).
+        frag_reg = self.buffer_read_latency - 2 if self.buffer_read_latency > 2 else 0
         units = []
         for u in range(cfg.cores):
-            units.append(MMAUnit(core))
+            units.append(MMAUnit(core, operand_register=frag_reg > 0))
             m.submodules[f"mma_{u}"] = units[-1]
 
         ntile_w = Signal(range(cfg.c_depth // cfg.m_stride + 1)).shape()
@@ -74,6 +79,9 @@ class TensorCoreSequencer(Sequencer):
         cur = tile("cur")   # the tile of this slot
         cur_valid = Signal(name="cur_valid")  # else a bubble: the group ran past the last tile
         slot = Signal(range(max(W, 2)), name="slot")  # (never 0 bits: invalid Verilog)
+        # slot == W - 1, registered one slot ahead (the branch below that every register of the
+        # tile step takes follows a flip-flop, not a comparison)
+        slot_last = Signal(name="slot_last")
         ks = Signal(range(max(cfg.k_steps_max, 2)), name="kstep")
         start_job = job if start_job is None else start_job
         last_m, last_n = cur["lm"], cur["ln"]
@@ -98,8 +106,16 @@ class TensorCoreSequencer(Sequencer):
                              dst["bbase"].eq(cur["bbase"]),
                              dst["lm"].eq(cur["mr"] == 1), dst["ln"].eq(cur["ln"])]
 
+        # The read addresses cur.abase + ks and cur.bbase + ks, kept in registers (each step
+        # below updates them with the tile and k-step), so that the block RAMs' address pins
+        # follow flip-flops, not adders.
+        a_addr = Signal.like(cur["abase"], name="a_rd_addr")
+        b_addr = Signal.like(cur["bbase"], name="b_rd_addr")
+
         with m.If(~seq.run):  # held at the start until the compute phase
-            m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks)]
+            m.d.sync += [sig.eq(0) for sig in (*grp.values(), *cur.values(), slot, ks,
+                                                a_addr, b_addr)]
+            m.d.sync += slot_last.eq(W == 1)
             lm0 = at_least(R, start_job.m, cfg.max_m)
             ln0 = at_least(C, start_job.n, cfg.max_n)
             m.d.sync += [cur_valid.eq(1), first_lm.eq(lm0), last_k.eq(start_job.ks == 1),
@@ -110,27 +126,35 @@ class TensorCoreSequencer(Sequencer):
         issue = Signal()
         m.d.comb += [
             issue.eq(seq.run & cur_valid),
-            bufs.a_rd.addr.eq(cur["abase"] + ks),
-            bufs.b_rd.addr.eq(cur["bbase"] + ks),
+            bufs.a_rd.addr.eq(a_addr),
+            bufs.b_rd.addr.eq(b_addr),
         ]
         with m.If(seq.run):
-            with m.If(slot == W - 1):
-                m.d.sync += slot.eq(0)
+            with m.If(slot_last):
+                m.d.sync += [slot.eq(0), slot_last.eq(W == 1)]
                 with m.If(last_k):  # the group is done: the next group starts after cur
                     m.d.sync += [ks.eq(0), cur_valid.eq(1),
                                  last_k.eq(job.ks == 1)]
                     step(grp)
                     step(cur)
+                    # (k-step 0 of the tile after cur)
+                    m.d.sync += [a_addr.eq(Mux(last_m, 0, cur["abase"] + job.ks)),
+                                 b_addr.eq(Mux(last_m, cur["bbase"] + job.ks, cur["bbase"]))]
                     m.d.comb += seq.end.eq(~cur_valid | last_tile)
                 with m.Else():  # the group's next k-step: back to its first tile
                     m.d.sync += [ks.eq(ks + 1), cur_valid.eq(1),
-                                 last_k.eq(ks + 2 == job.ks), *goto(cur, grp)]
+                                 last_k.eq(ks + 2 == job.ks), *goto(cur, grp),
+                                 a_addr.eq(grp["abase"] + ks + 1),
+                                 b_addr.eq(grp["bbase"] + ks + 1)]
             with m.Else():
-                m.d.sync += slot.eq(slot + 1)
+                m.d.sync += [slot.eq(slot + 1), slot_last.eq(slot == W - 2)]
                 with m.If(last_tile):
                     m.d.sync += cur_valid.eq(0)
                 with m.Else():
                     step(cur)
+                    # (the same k-step of the tile after cur)
+                    m.d.sync += [a_addr.eq(Mux(last_m, ks, a_addr + job.ks)),
+                                 b_addr.eq(Mux(last_m, b_addr + job.ks, b_addr))]
 
         # The buffers answer buffer_read_latency cycles later: the units take the fragments
         # then. Lanes of A past K are zeroed (padding may hold any value); the first k-step adds
@@ -138,10 +162,6 @@ class TensorCoreSequencer(Sequencer):
         # exactly now (the read latency shifts every k-step alike, so they stay L apart).
         valid_d, first_d = Signal(), Signal()
         kmask_d = Signal(K)
-        # With a buffer read latency of 3 the block RAM's word (latency 2) is masked, then
-        # registered once more (``frag_reg``), so that neither the route from the block RAM nor
-        # the one to the units' multipliers shares a cycle with the mask.
-        frag_reg = self.buffer_read_latency - 2 if self.buffer_read_latency > 2 else 0
         # (lane j of k-step ks is inside K: all lanes but in the last k-step, the job's kmask)
         valid_i, first_i = issue, ks == 0
         kmask_i = Mux(last_k, job.kmask, (1 << K) - 1)
@@ -159,8 +179,9 @@ class TensorCoreSequencer(Sequencer):
             for r in range(R):
                 for j in range(K):
                     m.d.comb += a_masked[r][j].eq(Mux(kmask_mem[j], a_frag[r][j], 0))
-            a_frag, b_frag = (_delayed(m, a_masked, frag_reg, "a_frag"),
-                              _delayed(m, b_frag, frag_reg, "b_frag"))
+            # (the last register: the units' operand register)
+            a_frag, b_frag = (_delayed(m, a_masked, frag_reg - 1, "a_frag"),
+                              _delayed(m, b_frag, frag_reg - 1, "b_frag"))
         for u, unit in enumerate(units):
             m.d.comb += unit.i.valid.eq(valid_d)
             for r in range(R):

@@ -4,7 +4,8 @@ Byte-level: bytes in from a UART receiver, bytes out to a UART transmitter. The 
 opcodes and status codes are defined once, in :mod:`systolix.board.protocol`.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Shape, Signal
+from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Module, Mux,
+                          ResetSignal, Shape, Signal)
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -125,22 +126,32 @@ class HostLink(wiring.Component):
         m = Module()
         cfg = self._config
         C = cfg.cols
-        # a register, so that the request decoding does not reach every engine flip-flop's
-        # enable through the reset (an iCE40 SB_DFFESR resets only when enabled)
-        eng_rst = Signal()
+        # The engine's reset is one flip-flop: high while this domain is reset (its initial
+        # value) and for one cycle after, and for a cycle when a request resets the engine. The
+        # engine runs in a domain of its own with that flip-flop as its only reset, so that
+        # neither the request decoding nor an OR with the board's reset sits in front of every
+        # engine flip-flop's reset (an iCE40 SB_DFFESR resets only when enabled; a big ECP5
+        # design spends the clock period routing the reset net alone).
+        eng_rst = Signal(init=1)
         m.d.sync += eng_rst.eq(0)
+        m.domains.engine = ClockDomain("engine", local=True)
+        m.d.comb += [ClockSignal("engine").eq(ClockSignal("sync")),
+                     ResetSignal("engine").eq(eng_rst)]
         engine = MatrixEngine(cfg)
-        m.submodules.engine = ResetInserter(eng_rst)(engine)
+        m.submodules.engine = DomainRenamer("engine")(engine)
 
         # ---- request parser state
         op = Signal(8)
         length = Signal(16)
         left = Signal(16)            # payload bytes still to come
+        left_one = Signal()          # left == 1 (registered with it)
+        left_zero = Signal()         # the request has no payload
         crc = Signal(16)
         rx_crc = Signal(16)
         param = Signal(48)           # first 6 payload bytes (fixed-length requests)
         pidx = Signal(range(8))
         timer = Signal(range(self._timeout + 1))
+        timer_end = Signal()         # timer == timeout - 1 (registered with it)
         byte = self.rx_data
         crc_next = crc16_step(m, crc, byte)
 
@@ -166,12 +177,18 @@ class HostLink(wiring.Component):
         rlen = Signal(16)
         ridx = Signal(16)
         tx_crc = Signal(16)
+        rlen_m1 = Signal(16)         # rlen - 1, registered while the reply's header goes out
+        # The reply's CRC takes each byte a cycle after it is sent (the next byte follows a
+        # whole UART frame later), so that the byte's selection and the CRC are not one path.
+        crc_byte = Signal(8)
+        crc_go = Signal()
         error = Signal()
         m.d.comb += self.error.eq(error)
 
         info_mem = Memory(shape=8, depth=len(self._info), init=list(self._info))
         m.submodules.info_mem = info_mem
-        info_rd = info_mem.read_port(domain="comb")
+        # (registered reads of ridx: a payload byte is sent a UART frame after ridx moves)
+        info_rd = info_mem.read_port()
         status_bytes = Signal(8 * P.STATUS_PAYLOAD_BYTES)
         cword = Signal(8 * self.c_word_bytes)
         cidx = Signal(range(self.c_word_bytes + 1))
@@ -183,9 +200,20 @@ class HostLink(wiring.Component):
         m.d.comb += [
             engine.a.payload.eq(word[:a_bits]), engine.b.payload.eq(word[:b_bits]),
             engine.a.valid.eq(push & is_a), engine.b.valid.eq(push & ~is_a),
-            engine.cmd.payload.m.eq(param[0:16]), engine.cmd.payload.k.eq(param[16:32]),
-            engine.cmd.payload.n.eq(param[32:48]),
         ]
+        # The command's dimensions as the engine sees them: each dimension's bits up to its
+        # buffers' limit, and one flag (registered in DECODE) for any bit above, which makes
+        # the value exceed the limit exactly when the request's does; zero stays zero. So the
+        # engine's command checks see a few bits, not 16.
+        big = {}
+        for i, (dim, limit) in enumerate((("m", cfg.max_m), ("k", cfg.max_k), ("n", cfg.max_n))):
+            w = limit.bit_length()
+            field = param[16 * i:16 * i + 16]
+            if w < 16:
+                big[dim] = (Signal(name=f"cmd_{dim}_big"), field[w:].any())
+                m.d.comb += getattr(engine.cmd.payload, dim).eq(Cat(field[:w], big[dim][0]))
+            else:
+                m.d.comb += getattr(engine.cmd.payload, dim).eq(field)
         taken = (engine.a.ready & is_a) | (engine.b.ready & ~is_a)
         m.d.sync += push.eq(0)
         with m.If(push & ~taken):
@@ -206,18 +234,27 @@ class HostLink(wiring.Component):
         def timeout():
             # inter-byte timeout of a request in progress (called in every receiving state)
             with m.If(self.rx_valid):
-                m.d.sync += timer.eq(0)
-            with m.Elif(timer == self._timeout - 1):
+                m.d.sync += [timer.eq(0), timer_end.eq(0)]
+            with m.Elif(timer_end):
                 fail_stream()
                 reply(P.Status.ERR_TIMEOUT)
             with m.Else():
-                m.d.sync += timer.eq(timer + 1)
+                m.d.sync += [timer.eq(timer + 1), timer_end.eq(timer == self._timeout - 2)]
+
+        m.d.comb += info_rd.addr.eq(ridx)
+        # The engine's command valid and C ready are flip-flops, high exactly in JOB_CMD and
+        # REPLY_CWORD: they reach the engine's control, not the link's state decoding.
+        cmd_valid, c_take = Signal(), Signal()
+        m.d.comb += [engine.cmd.valid.eq(cmd_valid), engine.c.ready.eq(c_take)]
+        m.d.sync += crc_go.eq(0)
+        with m.If(crc_go):
+            m.d.sync += tx_crc.eq(crc16_step(m, tx_crc, crc_byte))
 
         with m.FSM(name="link"):
             # ---- receive
             with m.State("HUNT"):
                 m.d.comb += self.idle.eq(~engine.busy)
-                m.d.sync += [timer.eq(0), streaming.eq(0), overrun.eq(0), widx.eq(0),
+                m.d.sync += [timer.eq(0), timer_end.eq(0), streaming.eq(0), overrun.eq(0), widx.eq(0),
                              pidx.eq(0), param.eq(0)]
                 with m.If(self.rx_valid & (byte == P.REQUEST_SYNC)):
                     m.d.sync += [crc.eq(0xFFFF), op.eq(0xFF)]
@@ -236,19 +273,22 @@ class HostLink(wiring.Component):
                 timeout()
                 with m.If(self.rx_valid):
                     full = Cat(length[:8], byte)
-                    m.d.sync += [length[8:].eq(byte), left.eq(full),
+                    m.d.sync += [length[8:].eq(byte), left.eq(full), left_one.eq(full == 1),
                                  crc.eq(crc_next),
                                  is_a.eq(op == P.Op.WRITE_A),
                                  streaming.eq(((op == P.Op.WRITE_A) | (op == P.Op.WRITE_B))
                                               & job_open & ~job_failed)]
-                    with m.If(full == 0):
-                        m.next = "CRC0"
-                    with m.Else():
-                        m.next = "PAYLOAD"
+                    m.d.sync += left_zero.eq(full == 0)
+                    m.next = "LEN_CHECK"
+            with m.State("LEN_CHECK"):  # (the next byte is a UART frame away)
+                with m.If(left_zero):
+                    m.next = "CRC0"
+                with m.Else():
+                    m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 timeout()
                 with m.If(self.rx_valid):
-                    m.d.sync += [crc.eq(crc_next), left.eq(left - 1)]
+                    m.d.sync += [crc.eq(crc_next), left.eq(left - 1), left_one.eq(left == 2)]
                     with m.If(pidx < 6):
                         m.d.sync += [param.word_select(pidx, 8).eq(byte), pidx.eq(pidx + 1)]
                     with m.If(streaming):
@@ -258,7 +298,7 @@ class HostLink(wiring.Component):
                             m.d.sync += [widx.eq(0), push.eq(1)]
                         with m.Else():
                             m.d.sync += widx.eq(widx + 1)
-                    with m.If(left == 1):
+                    with m.If(left_one):
                         m.next = "CRC0"
             with m.State("CRC0"):
                 timeout()
@@ -269,22 +309,33 @@ class HostLink(wiring.Component):
                 timeout()
                 with m.If(self.rx_valid):
                     m.d.sync += rx_crc[8:].eq(byte)
-                    m.next = "EXEC"
+                    m.next = "DECODE"
 
-            # ---- dispatch
+            # ---- dispatch: the request's checks are registered in DECODE, so that EXEC acts
+            # on flip-flops (the checks and the reply's registers are not one long path)
             fixed = {op_: n for op_, n in P.FIXED_LENGTH.items()}
-            with m.State("EXEC"):
-                known = Signal()
-                len_ok = Signal()
-                m.d.comb += known.eq(0)
+            count = param[:16]  # READ_C: the words asked for
+            bad_crc, known, len_ok = Signal(), Signal(), Signal()
+            is_op = {op_: Signal(name=f"is_{op_.name.lower()}") for op_ in P.Op}
+            bad_count = Signal()
+            nbytes = Signal(16)
+            with m.State("DECODE"):
+                m.d.sync += [flag.eq(value) for flag, value in big.values()]
+                m.d.sync += [bad_crc.eq(rx_crc != crc), known.eq(0), len_ok.eq(0),
+                             bad_count.eq((count == 0) | (count > c_left)
+                                          | (count > P.MAX_PAYLOAD // self.c_word_bytes)),
+                             nbytes.eq(_times_constant(count, self.c_word_bytes)[:16])]
                 for op_ in P.Op:
+                    m.d.sync += is_op[op_].eq(op == op_)
                     with m.If(op == op_):
-                        m.d.comb += known.eq(1)
+                        m.d.sync += known.eq(1)
                         if op_ in fixed:
-                            m.d.comb += len_ok.eq(length == fixed[op_])
+                            m.d.sync += len_ok.eq(length == fixed[op_])
                         else:
-                            m.d.comb += len_ok.eq(widx == 0)
-                with m.If(rx_crc != crc):
+                            m.d.sync += len_ok.eq(widx == 0)
+                m.next = "EXEC"
+            with m.State("EXEC"):
+                with m.If(bad_crc):
                     fail_stream()
                     reply(P.Status.ERR_CRC)
                 with m.Elif(~known):
@@ -292,22 +343,22 @@ class HostLink(wiring.Component):
                 with m.Elif(~len_ok):
                     fail_stream()
                     reply(P.Status.ERR_LENGTH)
-                with m.Elif(op == P.Op.INFO):
+                with m.Elif(is_op[P.Op.INFO]):
                     reply(P.Status.OK, len(self._info))
-                with m.Elif(op == P.Op.STATUS):
+                with m.Elif(is_op[P.Op.STATUS]):
                     flags = Cat(engine.busy, engine.c.valid & job_open & ~job_failed,
                                 job_open & ~job_failed, job_failed, engine.error)
                     m.d.sync += status_bytes.eq(Cat(flags, Const(0, 3), engine.cycles,
                                                     c_left))
                     reply(P.Status.OK, P.STATUS_PAYLOAD_BYTES)
-                with m.Elif((op == P.Op.JOB) | (op == P.Op.ABORT)):
+                with m.Elif(is_op[P.Op.JOB] | is_op[P.Op.ABORT]):
                     m.d.sync += [eng_rst.eq(1), job_open.eq(0), job_failed.eq(0),
                                  c_left.eq(0)]
-                    with m.If(op == P.Op.JOB):
+                    with m.If(is_op[P.Op.JOB]):
                         m.next = "JOB_RESET"
                     with m.Else():
                         reply(P.Status.OK)
-                with m.Elif((op == P.Op.WRITE_A) | (op == P.Op.WRITE_B)):
+                with m.Elif(is_op[P.Op.WRITE_A] | is_op[P.Op.WRITE_B]):
                     with m.If(~job_open | job_failed):
                         reply(P.Status.ERR_STATE)
                     with m.Elif(overrun):
@@ -316,24 +367,22 @@ class HostLink(wiring.Component):
                     with m.Else():
                         reply(P.Status.OK)
                 with m.Else():  # READ_C
-                    count = param[:16]
-                    nbytes = _times_constant(count, self.c_word_bytes)
                     with m.If(~job_open | job_failed):
                         reply(P.Status.ERR_STATE)
-                    with m.Elif((count == 0) | (count > c_left)
-                                | (count > P.MAX_PAYLOAD // self.c_word_bytes)):
+                    with m.Elif(bad_count):
                         reply(P.Status.ERR_RANGE)
                     with m.Elif(~engine.c.valid):
                         reply(P.Status.ERR_NOT_READY)
                     with m.Else():
                         m.d.sync += [c_left.eq(c_left - count), cidx.eq(0)]
-                        reply(P.Status.OK, nbytes[:16])
+                        reply(P.Status.OK, nbytes)
 
             with m.State("JOB_RESET"):   # the engine is in reset
+                m.d.sync += cmd_valid.eq(1)
                 m.next = "JOB_CMD"
             with m.State("JOB_CMD"):     # the engine is out of reset: offer the command
-                m.d.comb += engine.cmd.valid.eq(1)
                 with m.If(engine.cmd.ready):
+                    m.d.sync += cmd_valid.eq(0)
                     m.d.sync += [job_m.eq(param[0:16]), job_n.eq(param[32:48]), c_left.eq(0),
                                  tile_acc.eq(0)]
                     m.next = "JOB_CHECK"
@@ -344,9 +393,15 @@ class HostLink(wiring.Component):
                     m.next = "JOB_TILES"
             # C words = M x ceil(N / C), by repeated addition: no multiplier, so that every
             # DSP block of the device is left to the array
+            # (two states per tile: the comparison is registered before the state acts on it)
+            tiles_more = Signal()
             with m.State("JOB_TILES"):
-                with m.If(tile_acc < job_n):
+                m.d.sync += tiles_more.eq(tile_acc < job_n)
+                m.next = "JOB_TILE"
+            with m.State("JOB_TILE"):
+                with m.If(tiles_more):
                     m.d.sync += [tile_acc.eq(tile_acc + C), c_left.eq(c_left + job_m)]
+                    m.next = "JOB_TILES"
                 with m.Else():
                     m.d.sync += job_open.eq(1)
                     reply(P.Status.OK)
@@ -356,12 +411,12 @@ class HostLink(wiring.Component):
                 m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(value)]
                 with m.If(self.tx.ready):
                     if crc_it:
-                        m.d.sync += tx_crc.eq(crc16_step(m, tx_crc, value))
+                        m.d.sync += [crc_byte.eq(value), crc_go.eq(1)]
                     m.next = nxt
 
             with m.State("REPLY_SYNC"):
                 m.d.sync += error.eq(status != P.Status.OK)
-                m.d.sync += tx_crc.eq(0xFFFF)
+                m.d.sync += [tx_crc.eq(0xFFFF), rlen_m1.eq(rlen - 1)]
                 send(P.REPLY_SYNC, "REPLY_OP", crc_it=False)
             with m.State("REPLY_OP"):
                 send(op, "REPLY_STATUS")
@@ -372,34 +427,41 @@ class HostLink(wiring.Component):
             with m.State("REPLY_LEN1"):
                 with m.If(rlen == 0):
                     send(rlen[8:], "REPLY_CRC0")
-                with m.Elif(op == P.Op.READ_C):
+                with m.Elif(is_op[P.Op.READ_C]):
                     send(rlen[8:], "REPLY_CWORD")
+                    with m.If(self.tx.ready):
+                        m.d.sync += c_take.eq(1)
                 with m.Else():
                     send(rlen[8:], "REPLY_PAYLOAD")
             with m.State("REPLY_CWORD"):  # take the next C word from the engine
-                m.d.comb += engine.c.ready.eq(1)
                 with m.If(engine.c.valid):
+                    m.d.sync += c_take.eq(0)
                     m.d.sync += [cword.eq(engine.c.payload.data.as_value()), cidx.eq(0)]
                     m.next = "REPLY_PAYLOAD"
             with m.State("REPLY_PAYLOAD"):
-                m.d.comb += info_rd.addr.eq(ridx)
                 value = Signal(8)
-                with m.If(op == P.Op.INFO):
+                with m.If(is_op[P.Op.INFO]):
                     m.d.comb += value.eq(info_rd.data)
-                with m.Elif(op == P.Op.STATUS):
-                    m.d.comb += value.eq(status_bytes.word_select(ridx[:4], 8))
+                with m.Elif(is_op[P.Op.STATUS]):
+                    m.d.comb += value.eq(status_bytes[:8])
                 with m.Else():
-                    m.d.comb += value.eq(cword.word_select(cidx, 8))
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(value)]
-                with m.If(self.tx.ready):
-                    m.d.sync += [tx_crc.eq(crc16_step(m, tx_crc, value)), ridx.eq(ridx + 1),
-                                 cidx.eq(cidx + 1)]
-                    with m.If(ridx == rlen - 1):
-                        m.next = "REPLY_CRC0"
-                    with m.Elif((op == P.Op.READ_C) & (cidx == self.c_word_bytes - 1)):
-                        m.next = "REPLY_CWORD"
+                    m.d.comb += value.eq(cword[:8])
+                # (not in the cycle after a byte: the INFO byte of the new ridx is read then)
+                with m.If(~crc_go):
+                    m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(value)]
+                    with m.If(self.tx.ready):
+                        m.d.sync += [crc_byte.eq(value), crc_go.eq(1), ridx.eq(ridx + 1),
+                                     cidx.eq(cidx + 1),
+                                     # the next byte of STATUS and of the C word to the front
+                                     status_bytes.eq(status_bytes >> 8), cword.eq(cword >> 8)]
+                        with m.If(ridx == rlen_m1):
+                            m.next = "REPLY_CRC0"
+                        with m.Elif(is_op[P.Op.READ_C] & (cidx == self.c_word_bytes - 1)):
+                            m.d.sync += c_take.eq(1)
+                            m.next = "REPLY_CWORD"
             with m.State("REPLY_CRC0"):
-                send(tx_crc[:8], "REPLY_CRC1", crc_it=False)
+                with m.If(~crc_go):  # the last byte is in tx_crc
+                    send(tx_crc[:8], "REPLY_CRC1", crc_it=False)
             with m.State("REPLY_CRC1"):
                 send(tx_crc[8:], "HUNT", crc_it=False)
 
