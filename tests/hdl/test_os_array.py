@@ -12,7 +12,7 @@ from systolix.config import Numerics, SystolicConfig
 from systolix.model.cycles import os_stream_cycles
 from systolix.hdl.pe import OutputStationaryPE
 from systolix.hdl.skew import DelayLanes, deskew_delays, skew_delays
-from systolix.hdl.os_array import OutputStationaryArray
+from systolix.hdl.os_array import OutputStationaryArray, drain_tree_levels
 from helpers import run_amaranth as run
 
 pytestmark = pytest.mark.amaranth
@@ -74,8 +74,10 @@ def test_pe_accumulates_per_spec(numerics):
             for i in range(len(a)):
                 if rng.random() < 0.3:  # idle cycle: must not disturb the accumulator
                     ctx.set(dut.valid, 0)
+                    ctx.set(dut.last, 0)
                     ctx.set(dut.a, int(numerics.in_max))
                     await ctx.tick()
+                    assert ctx.get(dut.drain_out) == 0
                 ctx.set(dut.valid, 1)
                 ctx.set(dut.a, int(a[i]))
                 ctx.set(dut.b, int(b[i]))
@@ -84,6 +86,8 @@ def test_pe_accumulates_per_spec(numerics):
                 assert ctx.get(dut.a_out) == int(a[i])  # one-cycle forwarding
                 if i == len(a) - 1:  # result_latency = 1
                     results.append(ctx.get(dut.drain_out))
+                else:  # no result: the drain output is 0
+                    assert ctx.get(dut.drain_out) == 0
         ctx.set(dut.valid, 0)
 
     run(dut, tb)
@@ -93,39 +97,29 @@ def test_pe_accumulates_per_spec(numerics):
         assert got == want, f"seed={seed}"
 
 
-def test_pe_drain_passes_through_with_one_cycle_delay():
-    dut = OutputStationaryPE(Numerics())
-
-    async def tb(ctx):
-        for v in (5, -7, 123456):
-            ctx.set(dut.drain_in, v)
-            await ctx.tick()
-            assert ctx.get(dut.drain_out) == v
-
-    run(dut, tb)
-
-
-@pytest.mark.parametrize("hold", [1, 3])
-def test_pe_holds_result_then_shifts(hold):
-    dut = OutputStationaryPE(Numerics(), hold_cycles=hold)
+@pytest.mark.parametrize("stages", [0, 2])
+def test_pe_shows_a_result_for_one_cycle_then_0(stages):
+    """drain_out is the finished sum for exactly one cycle (a column ORs its PEs' outputs),
+    also for two tiles back to back, and 0 in every other cycle."""
+    dut = OutputStationaryPE(Numerics(), pipeline_stages=stages)
     trace = []
 
     async def tb(ctx):
-        ctx.set(dut.drain_in, -1)
-        ctx.set(dut.a, 3)
-        ctx.set(dut.b, 4)
-        ctx.set(dut.valid, 1)
-        ctx.set(dut.last, 1)
-        await ctx.tick()
-        ctx.set(dut.valid, 0)
-        for t in range(hold + 2):
-            trace.append(ctx.get(dut.drain_out))
-            ctx.set(dut.drain_in, 100 + t)
+        for a, b, last in [(3, 4, 1), (5, 6, 0), (1, 1, 1)]:
+            ctx.set(dut.a, a)
+            ctx.set(dut.b, b)
+            ctx.set(dut.valid, 1)
+            ctx.set(dut.last, last)
             await ctx.tick()
+            trace.append(ctx.get(dut.drain_out))
+        ctx.set(dut.valid, 0)
+        ctx.set(dut.last, 0)
+        for _ in range(stages + 3):
+            await ctx.tick()
+            trace.append(ctx.get(dut.drain_out))
 
     run(dut, tb)
-    # the result (12) stays for hold + 1 cycles, then values from above flow through
-    assert trace == [12] * (hold + 1) + [100 + hold]
+    assert trace == [0] * stages + [12, 0, 31] + [0] * 3
 
 
 def simulate_array(config, tiles, stall_prob=0.0, seed=0):
@@ -164,8 +158,8 @@ def simulate_array(config, tiles, stall_prob=0.0, seed=0):
     results = []
     for t in range(len(tiles)):
         chunk = out_rows[t * R:(t + 1) * R]
-        assert [r for r, _ in chunk] == list(range(R - 1, -1, -1))
-        results.append(np.array([d for _, d in reversed(chunk)]))
+        assert [r for r, _ in chunk] == list(range(R))  # top row first
+        results.append(np.array([d for _, d in chunk]))
     return results, marks["end"] - marks["first"] + 1
 
 
@@ -183,6 +177,25 @@ def test_array_matches_golden_and_cycle_model(rows, cols, ks, pipeline):
     results, cycles = simulate_array(config, tiles)
     for (a, b), got in zip(tiles, results):
         np.testing.assert_array_equal(got, golden.gemm(a, b, n), err_msg=f"seed={seed}")
+    assert cycles == os_stream_cycles(config, ks)[0]
+
+
+def test_drain_tree_levels():
+    assert [drain_tree_levels(r) for r in (1, 2, 4, 5, 16, 17, 64)] == [0, 1, 1, 2, 2, 3, 3]
+
+
+@pytest.mark.parametrize("rows,ks", [(5, [5, 9, 1, 6]), (17, [17, 3])])
+def test_tall_array_drains_through_a_deeper_tree(rows, ks):
+    """Columns whose drain tree has 2 and 3 levels (one gate with a single input): the same
+    results and cycles; tiles back to back (K >= R) and spaced by the ready rule (K < R)."""
+    config = SystolicConfig(rows, 2, pipeline="full", mult="lut")
+    seed = 17
+    rng = np.random.default_rng(seed)
+    tiles = [(rng.integers(-128, 128, (rows, k)), rng.integers(-128, 128, (k, 2))) for k in ks]
+    results, cycles = simulate_array(config, tiles)
+    for (a, b), got in zip(tiles, results):
+        np.testing.assert_array_equal(got, golden.gemm(a, b, config.numerics),
+                                      err_msg=f"seed={seed}")
     assert cycles == os_stream_cycles(config, ks)[0]
 
 
@@ -216,14 +229,15 @@ def test_pipelined_pe_delays_result_by_its_stages(stages):
             await ctx.tick()
             assert ctx.get(dut.a_out) == a  # forwarding stays one cycle
         ctx.set(dut.valid, 0)
+        ctx.set(dut.last, 0)
         for _ in range(stages + 2):
             seen.append(ctx.get(dut.drain_out))
             await ctx.tick()
 
     run(dut, tb)
-    # drain_out shows the sum result_latency cycles after the last beat, then drain_in (0)
+    # drain_out shows the sum result_latency cycles after the last beat, 0 before and after
     assert seen[stages] == 12 + 16384 - 635
-    assert seen[:stages] == [0] * stages
+    assert seen[:stages] + seen[stages + 1:] == [0] * (stages + 1)
 
 
 @pytest.mark.parametrize("pipeline", ["none", "deep"])
@@ -268,6 +282,7 @@ def test_pipelined_pe_restarts_from_zero_after_any_reset(stages, multiplier):
             ctx.set(pe.last, int(k == 2))
             await ctx.tick()
         ctx.set(pe.valid, 0)
+        ctx.set(pe.last, 0)
         for _ in range(stages + 2):
             seen.append(ctx.get(pe.drain_out))
             await ctx.tick()

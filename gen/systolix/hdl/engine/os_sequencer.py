@@ -123,7 +123,7 @@ class OutputStationarySequencer(Sequencer):
             bufs.c_wr.data.eq(array.o.payload.data),
             bufs.c_wr.en.eq(array.o.valid & (array.o.payload.row < out_rows)),
         ]
-        # The final tile's row 0 (its last row out) leaves the array R cycles after its tag:
+        # The final tile's row R - 1 (its last row out) leaves the array R cycles after its tag:
         # final_write from the tag through R registers, not from the array's output (far from
         # the shell's control).
         m.submodules.final_delay = final_delay = DelayLanes(1, [R], reset_less=False)
