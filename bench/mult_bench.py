@@ -9,13 +9,15 @@ Three parts, all on the pinned YoWASP tools (at most ``--jobs`` tool processes, 
   :class:`~systolix.hdl.chainmult.CarryChainMultiplier` (what a LUT PE gets there); and, for
   comparison, yosys' own LUT mapping of ``a * b`` with DSPs off, with and without its ``booth``
   pass;
-* ``pes``: one output-stationary PE (accumulator, drain register, multiplier) per multiplier
-  kind, accumulator width and family, and one weight-stationary PE (multiplier and the adder of
-  its partial sum, row 7 of 8: a 19-bit sum), synthesized alone by yosys: where a PE's LUTs go;
+* ``pes``: one output-stationary PE (accumulator, drain register, multiplier; with DSP
+  multipliers the hold counter of a drain chain, with LUT multipliers the drain register of a
+  drain tree) per multiplier kind, accumulator width and family, and one weight-stationary PE
+  (multiplier and the adder of its partial sum, row 7 of 8: a 19-bit sum), synthesized alone
+  by yosys: where a PE's LUTs go;
 * ``rows``: small arrays through the whole ``systolix synth`` flow (yosys, nextpnr, in the I/O
   harness), each with the ``command`` that reproduces it, ``peak_gops``, LUT4/MAC and FF/MAC
-  (the design alone: PEs, skew, de-skew, the output-stationary columns' drain trees and
-  control, not the harness);
+  (the design alone: PEs, skew, de-skew, the drain trees of output-stationary arrays with LUT
+  multipliers, and control; not the harness);
 * ``finished``: LUT4/MAC and FF/MAC of arrays *with everything that finishes their sums*
   (yosys only, as the flow counts the design): an output-stationary array as it is (its
   accumulators are in the PEs), a weight-stationary array plus the engine's column accumulators
@@ -67,7 +69,6 @@ SYNTH = {"ecp5": "synth_ecp5", "ice40": "synth_ice40 -dsp"}
 
 #: (target, rows, cols, pipeline, mult, acc_width, dataflow)
 ARRAYS = [
-    ("ecp5-85f", 4, 4, "full", "lut", 20, "ws"),
     ("ecp5-85f", 4, 4, "full", "dsp", 32, "os"),
     ("ecp5-85f", 4, 4, "full", "lut", 32, "os"),
     ("ecp5-85f", 4, 4, "full", "dsp", 20, "os"),
@@ -175,8 +176,9 @@ def pe_row(args):
     if dataflow == "ws":  # acc: the partial sum's width (row 7 of an 8-row array)
         pe = WeightStationaryPE(Numerics(), row=7, pipeline_stages=stages, multiplier=mult)
     else:
-        pe = OutputStationaryPE(Numerics(acc_width=acc), pipeline_stages=stages,
-                                multiplier=mult)
+        tree = mult == "lut"  # as SystolicConfig.drain_tree
+        pe = OutputStationaryPE(Numerics(acc_width=acc), hold_cycles=0 if tree else 7,
+                                drain_tree=tree, pipeline_stages=stages, multiplier=mult)
     cost = _yosys_cost(pe, family, SynthPlatform(family))
     return {"family": family, "dataflow": dataflow, "mult": mult, "acc_width": acc,
             "pipeline_stages": stages, **cost}
@@ -242,14 +244,18 @@ def markdown(data):
              "Produced by `nice .venv/bin/python bench/mult_bench.py` on a shared 2-core "
              "machine (tool times are pessimistic). LUT4 counts an ECP5 CCU2C carry cell as 2.",
              "", "## One int8 x int8 LUT multiplier alone (yosys only)", "",
-             "| family | algorithm | latency | LUT4 | FF | carry cells |", "|---|---|---|---|---|---|"]
+             "| family | algorithm | latency | LUT4 | FF | carry cells |",
+             "|---|---|---|---|---|---|"]
     for r in data["multipliers"]:
         lines.append(f"| {r['family']} | {r['algorithm']} | {r['latency']} | {r['lut4']} | "
                      f"{r['ff']} | {r['carry']} |")
     lines += ["", "## One PE alone (yosys only)", "",
-              "Output-stationary (`os`): accumulator, drain register (the finished sum for one "
-              "cycle, else 0: cleared by the flip-flops' synchronous reset) and multiplier; "
-              "its share of the column's drain tree is in the arrays below. Weight-stationary (`ws`): multiplier, the adder of its partial "
+              "Output-stationary (`os`): accumulator, drain register and multiplier; with `dsp` "
+              "the drain register of a shift chain (its load-or-shift multiplexer) and the hold "
+              "counter (7 cycles), with `lut` that of a drain tree (the finished sum for one "
+              "cycle, else 0: cleared by the flip-flops' synchronous reset; the column's tree is "
+              "in the arrays below), as an array with those multipliers drains. "
+              "Weight-stationary (`ws`): multiplier, the adder of its partial "
               "sum (row 7 of 8, 19 bits: the acc bits column) and the weight registers; the "
               "sum over K tiles is accumulated outside the array (one adder per column, in the "
               "engine). The operand forwarding registers included.", "",
@@ -260,8 +266,8 @@ def markdown(data):
                      f"{r['pipeline_stages']} | {r['lut4']} | {r['ff']} | {r['dsp']} |")
     lines += ["", "## Arrays, placed and routed", "",
               "LUT4/MAC and FF/MAC: the design alone (PEs, skew, de-skew, control; "
-              "output-stationary: the columns' drain trees) divided by its MACs; the I/O harness "
-              "is not counted. Weight-stationary arrays pass exact "
+              "output-stationary with `lut`: the columns' drain trees) divided by its MACs; the "
+              "I/O harness is not counted. Weight-stationary arrays pass exact "
               "column sums out; the sum over K tiles is accumulated outside them (the engine: "
               "one adder per column)." + (" Rows marked * are all-DSP arrays carried over "
               "from an earlier run (`--keep-dsp-rows`; their RTL is unchanged)."
@@ -288,7 +294,8 @@ def markdown(data):
                   "(`ColumnAccumulators` in this script: the arithmetic and registers of the "
                   "engine's read-modify-write of C, not its C buffer or control).", "",
                   "| target | dataflow | array | acc bits | includes | LUT4 (array + acc.) | "
-                  "FF (array + acc.) | LUT4/MAC | FF/MAC |", "|---|---|---|---|---|---|---|---|---|"]
+                  "FF (array + acc.) | LUT4/MAC | FF/MAC |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in data["finished"]:
             lines.append(f"| {r['target']} | {r['dataflow']} | {r['rows']}x{r['cols']} "
                          f"`{r['pipeline']}` `{r['mult']}` | {r['acc_width']} | {r['includes']} | "

@@ -27,34 +27,18 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
-  wire \$17 ;
+  wire [4:0] \$17 ;
   wire \$18 ;
-  wire \$19 ;
+  wire [3:0] \$19 ;
   wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
+  wire [63:0] \$20 ;
+  wire [7:0] \$21 ;
+  wire [7:0] \$22 ;
+  reg [3:0] \$23 ;
+  reg \$24 ;
+  reg [2:0] \$25 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire [4:0] \$33 ;
-  wire \$34 ;
-  wire [3:0] \$35 ;
-  wire [63:0] \$36 ;
-  wire [7:0] \$37 ;
-  wire [7:0] \$38 ;
-  reg [3:0] \$39 ;
   wire \$4 ;
-  reg \$40 ;
-  reg [2:0] \$41 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
@@ -269,7 +253,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire signed [31:0] \o__payload.data[6] ;
   wire signed [31:0] \o__payload.data[7] ;
   wire [2:0] \o__payload.row ;
-  reg [2:0] row = 3'h7;
+  reg [2:0] row = 3'h0;
   reg [3:0] since_last = 4'h8;
   wire [7:0] valid;
   wire [7:0] \valid$18 ;
@@ -283,42 +267,26 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign i__ready = \$1  & \$4 ;
   assign \$5  = i__valid & i__ready;
   assign \$6  = i__valid & i__ready;
-  assign \$7  = \$6  & i__payload[128];
+  assign \$7  = i__valid & i__ready;
   assign \$8  = i__valid & i__ready;
   assign \$9  = i__valid & i__ready;
-  assign \$10  = \$9  & i__payload[128];
+  assign \$10  = i__valid & i__ready;
   assign \$11  = i__valid & i__ready;
   assign \$12  = i__valid & i__ready;
-  assign \$13  = \$12  & i__payload[128];
+  assign \$13  = i__valid & i__ready;
+  assign \i$37  = \$13  & i__payload[128];
   assign \$14  = i__valid & i__ready;
-  assign \$15  = i__valid & i__ready;
-  assign \$16  = \$15  & i__payload[128];
-  assign \$17  = i__valid & i__ready;
-  assign \$18  = i__valid & i__ready;
-  assign \$19  = \$18  & i__payload[128];
-  assign \$20  = i__valid & i__ready;
-  assign \$21  = i__valid & i__ready;
-  assign \$22  = \$21  & i__payload[128];
-  assign \$23  = i__valid & i__ready;
-  assign \$24  = i__valid & i__ready;
-  assign \$25  = \$24  & i__payload[128];
-  assign \$26  = i__valid & i__ready;
-  assign \$27  = i__valid & i__ready;
-  assign \$28  = \$27  & i__payload[128];
-  assign \$29  = i__valid & i__ready;
-  assign \i$37  = \$29  & i__payload[128];
-  assign \$30  = i__valid & i__ready;
-  assign \$31  = \$30  & i__payload[128];
-  assign \$32  = since_last != 4'h8;
-  assign \$33  = since_last + 1'h1;
-  assign \$34  = row != 3'h7;
-  assign \$35  = row + 1'h1;
+  assign \$15  = \$14  & i__payload[128];
+  assign \$16  = since_last != 4'h8;
+  assign \$17  = since_last + 1'h1;
+  assign \$18  = | row;
+  assign \$19  = row - 1'h1;
   always @(posedge clk)
-    since_last <= \$39 ;
+    since_last <= \$23 ;
   always @(posedge clk)
-    o__valid <= \$40 ;
+    o__valid <= \$24 ;
   always @(posedge clk)
-    row <= \$41 ;
+    row <= \$25 ;
   \systolic_os_8x8_int8_acc32_wrap.a_skew  a_skew (
     .clk(clk),
     .i(i__payload[63:0]),
@@ -375,52 +343,52 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   );
   \systolic_os_8x8_int8_acc32_wrap.group_1  group_2 (
     .a(\a$22 ),
-    .a_out(\$36 ),
+    .a_out(\$20 ),
     .b(\b$31 ),
     .clk(clk),
     .drain_out(\drain_out$35 ),
     .last(\last$26 ),
-    .last_out(\$38 ),
+    .last_out(\$22 ),
     .rst(rst),
     .valid(\valid$24 ),
-    .valid_out(\$37 )
+    .valid_out(\$21 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$39  = since_last;
-    if (\$31 ) begin
-      \$39  = 4'h1;
-    end else if (\$32 ) begin
-      \$39  = \$33 [3:0];
+    \$23  = since_last;
+    if (\$15 ) begin
+      \$23  = 4'h1;
+    end else if (\$16 ) begin
+      \$23  = \$17 [3:0];
     end
     if (rst) begin
-      \$39  = 4'h8;
+      \$23  = 4'h8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$40  = o__valid;
+    \$24  = o__valid;
     (* full_case = 32'd1 *)
     if (\o$39 ) begin
-      \$40  = 1'h1;
-    end else if (\$34 ) begin
+      \$24  = 1'h1;
+    end else if (\$18 ) begin
     end else begin
-      \$40  = 1'h0;
+      \$24  = 1'h0;
     end
     if (rst) begin
-      \$40  = 1'h0;
+      \$24  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$41  = row;
+    \$25  = row;
     if (\o$39 ) begin
-      \$41  = 3'h0;
-    end else if (\$34 ) begin
-      \$41  = \$35 [2:0];
+      \$25  = 3'h7;
+    end else if (\$18 ) begin
+      \$25  = \$19 [2:0];
     end
     if (rst) begin
-      \$41  = 3'h7;
+      \$25  = 3'h0;
     end
   end
   assign i = i__payload[63:0];
@@ -649,21 +617,21 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign valid[2] = \o$14 [4];
   assign valid[1] = \o$14 [2];
   assign valid[0] = \o$14 [0];
-  assign \i$10 [15] = \$28 ;
-  assign \i$10 [14] = \$26 ;
-  assign \i$10 [13] = \$25 ;
-  assign \i$10 [12] = \$23 ;
-  assign \i$10 [11] = \$22 ;
-  assign \i$10 [10] = \$20 ;
-  assign \i$10 [9] = \$19 ;
-  assign \i$10 [8] = \$17 ;
-  assign \i$10 [7] = \$16 ;
-  assign \i$10 [6] = \$14 ;
-  assign \i$10 [5] = \$13 ;
-  assign \i$10 [4] = \$11 ;
-  assign \i$10 [3] = \$10 ;
-  assign \i$10 [2] = \$8 ;
-  assign \i$10 [1] = \$7 ;
+  assign \i$10 [15] = i__payload[128];
+  assign \i$10 [14] = \$12 ;
+  assign \i$10 [13] = i__payload[128];
+  assign \i$10 [12] = \$11 ;
+  assign \i$10 [11] = i__payload[128];
+  assign \i$10 [10] = \$10 ;
+  assign \i$10 [9] = i__payload[128];
+  assign \i$10 [8] = \$9 ;
+  assign \i$10 [7] = i__payload[128];
+  assign \i$10 [6] = \$8 ;
+  assign \i$10 [5] = i__payload[128];
+  assign \i$10 [4] = \$7 ;
+  assign \i$10 [3] = i__payload[128];
+  assign \i$10 [2] = \$6 ;
+  assign \i$10 [1] = i__payload[128];
   assign \i$10 [0] = \$5 ;
 endmodule
 
@@ -832,25 +800,18 @@ module \systolic_os_8x8_int8_acc32_wrap.column_0 (valid, last, b, clk, rst, a_ou
   output [7:0] last_out;
   wire [7:0] last_out;
   output signed [31:0] drain_out;
-  reg signed [31:0] drain_out = 32'd0;
+  wire signed [31:0] drain_out;
   input [63:0] a;
   wire [63:0] a;
-  wire [31:0] \$1 ;
-  wire [31:0] \$2 ;
-  wire [31:0] \$3 ;
-  wire [31:0] \$4 ;
-  wire [31:0] \$5 ;
-  wire [31:0] \$6 ;
-  wire [31:0] \$7 ;
-  wire [7:0] \$8 ;
+  wire [7:0] \$1 ;
   wire signed [7:0] \a$10 ;
-  wire signed [7:0] \a$17 ;
-  wire signed [7:0] \a$25 ;
-  wire signed [7:0] \a$33 ;
-  wire signed [7:0] \a$41 ;
-  wire signed [7:0] \a$49 ;
-  wire signed [7:0] \a$57 ;
-  wire signed [7:0] \a$65 ;
+  wire signed [7:0] \a$18 ;
+  wire signed [7:0] \a$28 ;
+  wire signed [7:0] \a$38 ;
+  wire signed [7:0] \a$48 ;
+  wire signed [7:0] \a$58 ;
+  wire signed [7:0] \a$68 ;
+  wire signed [7:0] \a$78 ;
   wire signed [7:0] \a[0] ;
   wire signed [7:0] \a[1] ;
   wire signed [7:0] \a[2] ;
@@ -860,13 +821,13 @@ module \systolic_os_8x8_int8_acc32_wrap.column_0 (valid, last, b, clk, rst, a_ou
   wire signed [7:0] \a[6] ;
   wire signed [7:0] \a[7] ;
   wire signed [7:0] \a_out$13 ;
-  wire signed [7:0] \a_out$20 ;
-  wire signed [7:0] \a_out$28 ;
-  wire signed [7:0] \a_out$36 ;
-  wire signed [7:0] \a_out$44 ;
-  wire signed [7:0] \a_out$52 ;
-  wire signed [7:0] \a_out$60 ;
-  wire signed [7:0] \a_out$68 ;
+  wire signed [7:0] \a_out$21 ;
+  wire signed [7:0] \a_out$31 ;
+  wire signed [7:0] \a_out$41 ;
+  wire signed [7:0] \a_out$51 ;
+  wire signed [7:0] \a_out$61 ;
+  wire signed [7:0] \a_out$71 ;
+  wire signed [7:0] \a_out$81 ;
   wire signed [7:0] \a_out[0] ;
   wire signed [7:0] \a_out[1] ;
   wire signed [7:0] \a_out[2] ;
@@ -876,84 +837,76 @@ module \systolic_os_8x8_int8_acc32_wrap.column_0 (valid, last, b, clk, rst, a_ou
   wire signed [7:0] \a_out[6] ;
   wire signed [7:0] \a_out[7] ;
   wire signed [7:0] \b$16 ;
-  wire signed [7:0] \b$23 ;
-  wire signed [7:0] \b$31 ;
-  wire signed [7:0] \b$39 ;
-  wire signed [7:0] \b$47 ;
-  wire signed [7:0] \b$55 ;
-  wire signed [7:0] \b$63 ;
-  wire signed [7:0] \b$71 ;
+  wire signed [7:0] \b$24 ;
+  wire signed [7:0] \b$34 ;
+  wire signed [7:0] \b$44 ;
+  wire signed [7:0] \b$54 ;
+  wire signed [7:0] \b$64 ;
+  wire signed [7:0] \b$74 ;
+  wire signed [7:0] \b$84 ;
   wire signed [7:0] b_out;
-  wire signed [7:0] \b_out$32 ;
-  wire signed [7:0] \b_out$40 ;
-  wire signed [7:0] \b_out$48 ;
-  wire signed [7:0] \b_out$56 ;
-  wire signed [7:0] \b_out$64 ;
-  wire signed [7:0] \b_out$72 ;
-  reg signed [31:0] drain_or_0_0 = 32'd0;
-  reg signed [31:0] drain_or_0_1 = 32'd0;
-  (* init = 32'd0 *)
-  wire signed [31:0] drain_or_1_0;
-  wire signed [31:0] \drain_out$75 ;
-  wire signed [31:0] \drain_out$76 ;
+  wire signed [7:0] \b_out$35 ;
+  wire signed [7:0] \b_out$45 ;
+  wire signed [7:0] \b_out$55 ;
+  wire signed [7:0] \b_out$65 ;
+  wire signed [7:0] \b_out$75 ;
+  wire signed [7:0] \b_out$85 ;
+  wire signed [31:0] drain_in;
+  wire signed [31:0] \drain_in$26 ;
+  wire signed [31:0] \drain_in$36 ;
+  wire signed [31:0] \drain_in$46 ;
+  wire signed [31:0] \drain_in$56 ;
+  wire signed [31:0] \drain_in$66 ;
+  wire signed [31:0] \drain_in$76 ;
+  wire signed [31:0] \drain_in$86 ;
+  wire signed [31:0] \drain_out$27 ;
+  wire signed [31:0] \drain_out$37 ;
+  wire signed [31:0] \drain_out$47 ;
+  wire signed [31:0] \drain_out$57 ;
+  wire signed [31:0] \drain_out$67 ;
   wire signed [31:0] \drain_out$77 ;
-  wire signed [31:0] \drain_out$78 ;
-  wire signed [31:0] \drain_out$80 ;
-  wire signed [31:0] \drain_out$81 ;
-  wire signed [31:0] \drain_out$82 ;
-  wire signed [31:0] \drain_out$83 ;
+  wire signed [31:0] \drain_out$87 ;
+  wire signed [31:0] \drain_out$88 ;
   wire \last$12 ;
-  wire \last$19 ;
-  wire \last$27 ;
-  wire \last$35 ;
-  wire \last$43 ;
-  wire \last$51 ;
-  wire \last$59 ;
-  wire \last$67 ;
+  wire \last$20 ;
+  wire \last$30 ;
+  wire \last$40 ;
+  wire \last$50 ;
+  wire \last$60 ;
+  wire \last$70 ;
+  wire \last$80 ;
   wire \last_out$15 ;
-  wire \last_out$22 ;
-  wire \last_out$30 ;
-  wire \last_out$38 ;
-  wire \last_out$46 ;
-  wire \last_out$54 ;
-  wire \last_out$62 ;
-  wire \last_out$70 ;
+  wire \last_out$23 ;
+  wire \last_out$33 ;
+  wire \last_out$43 ;
+  wire \last_out$53 ;
+  wire \last_out$63 ;
+  wire \last_out$73 ;
+  wire \last_out$83 ;
   wire \valid$11 ;
-  wire \valid$18 ;
-  wire \valid$26 ;
-  wire \valid$34 ;
-  wire \valid$42 ;
-  wire \valid$50 ;
-  wire \valid$58 ;
-  wire \valid$66 ;
+  wire \valid$19 ;
+  wire \valid$29 ;
+  wire \valid$39 ;
+  wire \valid$49 ;
+  wire \valid$59 ;
+  wire \valid$69 ;
+  wire \valid$79 ;
   wire \valid_out$14 ;
-  wire \valid_out$21 ;
-  wire \valid_out$29 ;
-  wire \valid_out$37 ;
-  wire \valid_out$45 ;
-  wire \valid_out$53 ;
-  wire \valid_out$61 ;
-  wire \valid_out$69 ;
-  assign \$2  = \$1  | \drain_out$77 ;
-  assign \$3  = \$2  | \drain_out$78 ;
-  assign \$4  = \drain_out$80  | \drain_out$81 ;
-  assign \$5  = \$4  | \drain_out$82 ;
-  assign \$6  = \$5  | \drain_out$83 ;
-  assign \$7  = drain_or_0_0 | drain_or_0_1;
-  always @(posedge clk)
-    drain_or_0_0 <= \$3 ;
-  always @(posedge clk)
-    drain_or_0_1 <= \$6 ;
-  always @(posedge clk)
-    drain_out <= \$7 ;
-  assign \$1  = \drain_out$75  | \drain_out$76 ;
+  wire \valid_out$22 ;
+  wire \valid_out$32 ;
+  wire \valid_out$42 ;
+  wire \valid_out$52 ;
+  wire \valid_out$62 ;
+  wire \valid_out$72 ;
+  wire \valid_out$82 ;
   \systolic_os_8x8_int8_acc32_wrap.pe_0  pe_0 (
     .a(a[7:0]),
     .a_out(\a_out$13 ),
     .b(b),
-    .b_out(\b$23 ),
+    .b_out(\b$24 ),
     .clk(clk),
-    .drain_out(\drain_out$75 ),
+    .drain_in(32'd0),
+    .drain_out(\drain_in$26 ),
     .last(last[0]),
     .last_out(\last_out$15 ),
     .rst(rst),
@@ -962,128 +915,143 @@ module \systolic_os_8x8_int8_acc32_wrap.column_0 (valid, last, b, clk, rst, a_ou
   );
   \systolic_os_8x8_int8_acc32_wrap.pe_1  pe_1 (
     .a(a[15:8]),
-    .a_out(\a_out$20 ),
-    .b(\b$23 ),
-    .b_out(\b$31 ),
+    .a_out(\a_out$21 ),
+    .b(\b$24 ),
+    .b_out(\b$34 ),
     .clk(clk),
-    .drain_out(\drain_out$76 ),
+    .drain_in(\drain_in$26 ),
+    .drain_out(\drain_in$36 ),
     .last(last[1]),
-    .last_out(\last_out$22 ),
+    .last_out(\last_out$23 ),
     .rst(rst),
     .valid(valid[1]),
-    .valid_out(\valid_out$21 )
+    .valid_out(\valid_out$22 )
   );
   \systolic_os_8x8_int8_acc32_wrap.pe_2  pe_2 (
     .a(a[23:16]),
-    .a_out(\a_out$28 ),
-    .b(\b$31 ),
-    .b_out(\b$39 ),
+    .a_out(\a_out$31 ),
+    .b(\b$34 ),
+    .b_out(\b$44 ),
     .clk(clk),
-    .drain_out(\drain_out$77 ),
+    .drain_in(\drain_in$36 ),
+    .drain_out(\drain_in$46 ),
     .last(last[2]),
-    .last_out(\last_out$30 ),
+    .last_out(\last_out$33 ),
     .rst(rst),
     .valid(valid[2]),
-    .valid_out(\valid_out$29 )
+    .valid_out(\valid_out$32 )
   );
   \systolic_os_8x8_int8_acc32_wrap.pe_3  pe_3 (
     .a(a[31:24]),
-    .a_out(\a_out$36 ),
-    .b(\b$39 ),
-    .b_out(\b$47 ),
+    .a_out(\a_out$41 ),
+    .b(\b$44 ),
+    .b_out(\b$54 ),
     .clk(clk),
-    .drain_out(\drain_out$78 ),
+    .drain_in(\drain_in$46 ),
+    .drain_out(\drain_in$56 ),
     .last(last[3]),
-    .last_out(\last_out$38 ),
+    .last_out(\last_out$43 ),
     .rst(rst),
     .valid(valid[3]),
-    .valid_out(\valid_out$37 )
+    .valid_out(\valid_out$42 )
   );
   \systolic_os_8x8_int8_acc32_wrap.pe_4  pe_4 (
     .a(a[39:32]),
-    .a_out(\a_out$44 ),
-    .b(\b$47 ),
-    .b_out(\b$55 ),
+    .a_out(\a_out$51 ),
+    .b(\b$54 ),
+    .b_out(\b$64 ),
     .clk(clk),
-    .drain_out(\drain_out$80 ),
+    .drain_in(\drain_in$56 ),
+    .drain_out(\drain_in$66 ),
     .last(last[4]),
-    .last_out(\last_out$46 ),
+    .last_out(\last_out$53 ),
     .rst(rst),
     .valid(valid[4]),
-    .valid_out(\valid_out$45 )
+    .valid_out(\valid_out$52 )
   );
   \systolic_os_8x8_int8_acc32_wrap.pe_5  pe_5 (
     .a(a[47:40]),
-    .a_out(\a_out$52 ),
-    .b(\b$55 ),
-    .b_out(\b$63 ),
+    .a_out(\a_out$61 ),
+    .b(\b$64 ),
+    .b_out(\b$74 ),
     .clk(clk),
-    .drain_out(\drain_out$81 ),
+    .drain_in(\drain_in$66 ),
+    .drain_out(\drain_in$76 ),
     .last(last[5]),
-    .last_out(\last_out$54 ),
+    .last_out(\last_out$63 ),
     .rst(rst),
     .valid(valid[5]),
-    .valid_out(\valid_out$53 )
+    .valid_out(\valid_out$62 )
   );
   \systolic_os_8x8_int8_acc32_wrap.pe_6  pe_6 (
     .a(a[55:48]),
-    .a_out(\a_out$60 ),
-    .b(\b$63 ),
-    .b_out(\b$71 ),
+    .a_out(\a_out$71 ),
+    .b(\b$74 ),
+    .b_out(\b$84 ),
     .clk(clk),
-    .drain_out(\drain_out$82 ),
+    .drain_in(\drain_in$76 ),
+    .drain_out(\drain_in$86 ),
     .last(last[6]),
-    .last_out(\last_out$62 ),
+    .last_out(\last_out$73 ),
     .rst(rst),
     .valid(valid[6]),
-    .valid_out(\valid_out$61 )
+    .valid_out(\valid_out$72 )
   );
   \systolic_os_8x8_int8_acc32_wrap.pe_7  pe_7 (
     .a(a[63:56]),
-    .a_out(\a_out$68 ),
-    .b(\b$71 ),
-    .b_out(\$8 ),
+    .a_out(\a_out$81 ),
+    .b(\b$84 ),
+    .b_out(\$1 ),
     .clk(clk),
-    .drain_out(\drain_out$83 ),
+    .drain_in(\drain_in$86 ),
+    .drain_out(drain_out),
     .last(last[7]),
-    .last_out(\last_out$70 ),
+    .last_out(\last_out$83 ),
     .rst(rst),
     .valid(valid[7]),
-    .valid_out(\valid_out$69 )
+    .valid_out(\valid_out$82 )
   );
   assign \a$10  = a[7:0];
   assign \valid$11  = valid[0];
   assign \last$12  = last[0];
   assign \b$16  = b;
-  assign \a$17  = a[15:8];
-  assign \valid$18  = valid[1];
-  assign \last$19  = last[1];
-  assign b_out = \b$23 ;
-  assign \a$25  = a[23:16];
-  assign \valid$26  = valid[2];
-  assign \last$27  = last[2];
-  assign \b_out$32  = \b$31 ;
-  assign \a$33  = a[31:24];
-  assign \valid$34  = valid[3];
-  assign \last$35  = last[3];
-  assign \b_out$40  = \b$39 ;
-  assign \a$41  = a[39:32];
-  assign \valid$42  = valid[4];
-  assign \last$43  = last[4];
-  assign \b_out$48  = \b$47 ;
-  assign \a$49  = a[47:40];
-  assign \valid$50  = valid[5];
-  assign \last$51  = last[5];
-  assign \b_out$56  = \b$55 ;
-  assign \a$57  = a[55:48];
-  assign \valid$58  = valid[6];
-  assign \last$59  = last[6];
-  assign \b_out$64  = \b$63 ;
-  assign \a$65  = a[63:56];
-  assign \valid$66  = valid[7];
-  assign \last$67  = last[7];
-  assign \b_out$72  = \b$71 ;
-  assign drain_or_1_0 = drain_out;
+  assign drain_in = 32'd0;
+  assign \a$18  = a[15:8];
+  assign \valid$19  = valid[1];
+  assign \last$20  = last[1];
+  assign b_out = \b$24 ;
+  assign \drain_out$27  = \drain_in$26 ;
+  assign \a$28  = a[23:16];
+  assign \valid$29  = valid[2];
+  assign \last$30  = last[2];
+  assign \b_out$35  = \b$34 ;
+  assign \drain_out$37  = \drain_in$36 ;
+  assign \a$38  = a[31:24];
+  assign \valid$39  = valid[3];
+  assign \last$40  = last[3];
+  assign \b_out$45  = \b$44 ;
+  assign \drain_out$47  = \drain_in$46 ;
+  assign \a$48  = a[39:32];
+  assign \valid$49  = valid[4];
+  assign \last$50  = last[4];
+  assign \b_out$55  = \b$54 ;
+  assign \drain_out$57  = \drain_in$56 ;
+  assign \a$58  = a[47:40];
+  assign \valid$59  = valid[5];
+  assign \last$60  = last[5];
+  assign \b_out$65  = \b$64 ;
+  assign \drain_out$67  = \drain_in$66 ;
+  assign \a$68  = a[55:48];
+  assign \valid$69  = valid[6];
+  assign \last$70  = last[6];
+  assign \b_out$75  = \b$74 ;
+  assign \drain_out$77  = \drain_in$76 ;
+  assign \a$78  = a[63:56];
+  assign \valid$79  = valid[7];
+  assign \last$80  = last[7];
+  assign \b_out$85  = \b$84 ;
+  assign \drain_out$87  = \drain_in$86 ;
+  assign \drain_out$88  = drain_out;
   assign \a[0]  = a[7:0];
   assign \a[1]  = a[15:8];
   assign \a[2]  = a[23:16];
@@ -1100,29 +1068,29 @@ module \systolic_os_8x8_int8_acc32_wrap.column_0 (valid, last, b, clk, rst, a_ou
   assign \a_out[5]  = a_out[47:40];
   assign \a_out[6]  = a_out[55:48];
   assign \a_out[7]  = a_out[63:56];
-  assign last_out[7] = \last_out$70 ;
-  assign last_out[6] = \last_out$62 ;
-  assign last_out[5] = \last_out$54 ;
-  assign last_out[4] = \last_out$46 ;
-  assign last_out[3] = \last_out$38 ;
-  assign last_out[2] = \last_out$30 ;
-  assign last_out[1] = \last_out$22 ;
+  assign last_out[7] = \last_out$83 ;
+  assign last_out[6] = \last_out$73 ;
+  assign last_out[5] = \last_out$63 ;
+  assign last_out[4] = \last_out$53 ;
+  assign last_out[3] = \last_out$43 ;
+  assign last_out[2] = \last_out$33 ;
+  assign last_out[1] = \last_out$23 ;
   assign last_out[0] = \last_out$15 ;
-  assign valid_out[7] = \valid_out$69 ;
-  assign valid_out[6] = \valid_out$61 ;
-  assign valid_out[5] = \valid_out$53 ;
-  assign valid_out[4] = \valid_out$45 ;
-  assign valid_out[3] = \valid_out$37 ;
-  assign valid_out[2] = \valid_out$29 ;
-  assign valid_out[1] = \valid_out$21 ;
+  assign valid_out[7] = \valid_out$82 ;
+  assign valid_out[6] = \valid_out$72 ;
+  assign valid_out[5] = \valid_out$62 ;
+  assign valid_out[4] = \valid_out$52 ;
+  assign valid_out[3] = \valid_out$42 ;
+  assign valid_out[2] = \valid_out$32 ;
+  assign valid_out[1] = \valid_out$22 ;
   assign valid_out[0] = \valid_out$14 ;
-  assign a_out[63:56] = \a_out$68 ;
-  assign a_out[55:48] = \a_out$60 ;
-  assign a_out[47:40] = \a_out$52 ;
-  assign a_out[39:32] = \a_out$44 ;
-  assign a_out[31:24] = \a_out$36 ;
-  assign a_out[23:16] = \a_out$28 ;
-  assign a_out[15:8] = \a_out$20 ;
+  assign a_out[63:56] = \a_out$81 ;
+  assign a_out[55:48] = \a_out$71 ;
+  assign a_out[47:40] = \a_out$61 ;
+  assign a_out[39:32] = \a_out$51 ;
+  assign a_out[31:24] = \a_out$41 ;
+  assign a_out[23:16] = \a_out$31 ;
+  assign a_out[15:8] = \a_out$21 ;
   assign a_out[7:0] = \a_out$13 ;
 endmodule
 
@@ -1144,14 +1112,13 @@ module \systolic_os_8x8_int8_acc32_wrap.deskew (rst, i, o, clk);
   wire signed [31:0] \i[5] ;
   wire signed [31:0] \i[6] ;
   wire signed [31:0] \i[7] ;
-  reg [383:0] lane0 = 384'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  reg [351:0] lane1 = 352'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  reg [319:0] lane2 = 320'h00000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  reg [287:0] lane3 = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
-  reg [255:0] lane4 = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg [223:0] lane5 = 224'h00000000000000000000000000000000000000000000000000000000;
-  reg [191:0] lane6 = 192'h000000000000000000000000000000000000000000000000;
-  reg [159:0] lane7 = 160'h0000000000000000000000000000000000000000;
+  reg [223:0] lane0 = 224'h00000000000000000000000000000000000000000000000000000000;
+  reg [191:0] lane1 = 192'h000000000000000000000000000000000000000000000000;
+  reg [159:0] lane2 = 160'h0000000000000000000000000000000000000000;
+  reg [127:0] lane3 = 128'h00000000000000000000000000000000;
+  reg [95:0] lane4 = 96'h000000000000000000000000;
+  reg [63:0] lane5 = 64'h0000000000000000;
+  reg [31:0] lane6 = 32'd0;
   wire signed [31:0] \o[0] ;
   wire signed [31:0] \o[1] ;
   wire signed [31:0] \o[2] ;
@@ -1161,21 +1128,19 @@ module \systolic_os_8x8_int8_acc32_wrap.deskew (rst, i, o, clk);
   wire signed [31:0] \o[6] ;
   wire signed [31:0] \o[7] ;
   always @(posedge clk)
-    lane0 <= { lane0[351:0], i[31:0] };
+    lane0 <= { lane0[191:0], i[31:0] };
   always @(posedge clk)
-    lane1 <= { lane1[319:0], i[63:32] };
+    lane1 <= { lane1[159:0], i[63:32] };
   always @(posedge clk)
-    lane2 <= { lane2[287:0], i[95:64] };
+    lane2 <= { lane2[127:0], i[95:64] };
   always @(posedge clk)
-    lane3 <= { lane3[255:0], i[127:96] };
+    lane3 <= { lane3[95:0], i[127:96] };
   always @(posedge clk)
-    lane4 <= { lane4[223:0], i[159:128] };
+    lane4 <= { lane4[63:0], i[159:128] };
   always @(posedge clk)
-    lane5 <= { lane5[191:0], i[191:160] };
+    lane5 <= { lane5[31:0], i[191:160] };
   always @(posedge clk)
-    lane6 <= { lane6[159:0], i[223:192] };
-  always @(posedge clk)
-    lane7 <= { lane7[127:0], i[255:224] };
+    lane6 <= i[223:192];
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -1192,14 +1157,14 @@ module \systolic_os_8x8_int8_acc32_wrap.deskew (rst, i, o, clk);
   assign \o[5]  = o[191:160];
   assign \o[6]  = o[223:192];
   assign \o[7]  = o[255:224];
-  assign o[255:224] = lane7[159:128];
-  assign o[223:192] = lane6[191:160];
-  assign o[191:160] = lane5[223:192];
-  assign o[159:128] = lane4[255:224];
-  assign o[127:96] = lane3[287:256];
-  assign o[95:64] = lane2[319:288];
-  assign o[63:32] = lane1[351:320];
-  assign o[31:0] = lane0[383:352];
+  assign o[255:224] = i[255:224];
+  assign o[223:192] = lane6;
+  assign o[191:160] = lane5[63:32];
+  assign o[159:128] = lane4[95:64];
+  assign o[127:96] = lane3[127:96];
+  assign o[95:64] = lane2[159:128];
+  assign o[63:32] = lane1[191:160];
+  assign o[31:0] = lane0[223:192];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1851,7 +1816,7 @@ module \systolic_os_8x8_int8_acc32_wrap.group_1 (valid, last, b, clk, rst, a_out
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_0 (b, valid, last, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \systolic_os_8x8_int8_acc32_wrap.pe_0 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$4 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$4  <= 1'h0;
   input signed [7:0] b;
@@ -1860,6 +1825,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0 (b, valid, last, clk, rst, a_out, b
   wire valid;
   input last;
   wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
   input clk;
   wire clk;
   input rst;
@@ -1879,13 +1846,16 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0 (b, valid, last, clk, rst, a_out, b
   input signed [7:0] a;
   wire signed [7:0] a;
   wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
   wire [32:0] \$2 ;
   wire [31:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [2:0] \$9 ;
   (* init = 8'h00 *)
   wire signed [7:0] a_reg;
   reg signed [31:0] acc = 32'd0;
@@ -1893,6 +1863,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0 (b, valid, last, clk, rst, a_out, b
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
+  reg [2:0] hold = 3'h0;
   (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire last_reg;
@@ -1900,45 +1872,71 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0 (b, valid, last, clk, rst, a_out, b
   (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire valid_reg;
+  assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = ~ last;
-  assign \$5  = last ? \$2 [31:0] : 32'd0;
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
   always @(posedge clk)
-    acc <= \$6 ;
+    acc <= \$7 ;
   always @(posedge clk)
-    drain_out <= \$5 ;
+    drain_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$7 ;
+    hold <= \$9 ;
   always @(posedge clk)
-    last_out <= \$8 ;
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
   always @(posedge clk)
     a_out <= a;
   always @(posedge clk)
     b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$6  = acc;
+    \$7  = acc;
     if (valid) begin
-      \$6  = \$3 ;
+      \$7  = \$3 ;
     end
     if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
+      \$7  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
-    \$8  = last;
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 3'h7;
+    end else if (\$5 ) begin
+      \$9  = \$6 [2:0];
+    end
     if (rst) begin
-      \$8  = 1'h0;
+      \$9  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$4 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
     end
   end
   assign total = \$2 [31:0];
@@ -1950,7 +1948,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_0 (b, valid, last, clk, rst, a_out, b
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_1 (b, valid, last, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \systolic_os_8x8_int8_acc32_wrap.pe_1 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$5 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$5  <= 1'h0;
   input signed [7:0] b;
@@ -1959,6 +1957,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_1 (b, valid, last, clk, rst, a_out, b
   wire valid;
   input last;
   wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
   input clk;
   wire clk;
   input rst;
@@ -1978,13 +1978,16 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_1 (b, valid, last, clk, rst, a_out, b
   input signed [7:0] a;
   wire signed [7:0] a;
   wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
   wire [32:0] \$2 ;
   wire [31:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [2:0] \$9 ;
   (* init = 8'h00 *)
   wire signed [7:0] a_reg;
   reg signed [31:0] acc = 32'd0;
@@ -1992,6 +1995,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_1 (b, valid, last, clk, rst, a_out, b
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
+  reg [2:0] hold = 3'h0;
   (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire last_reg;
@@ -1999,45 +2004,71 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_1 (b, valid, last, clk, rst, a_out, b
   (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire valid_reg;
+  assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = ~ last;
-  assign \$5  = last ? \$2 [31:0] : 32'd0;
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
   always @(posedge clk)
-    acc <= \$6 ;
+    acc <= \$7 ;
   always @(posedge clk)
-    drain_out <= \$5 ;
+    drain_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$7 ;
+    hold <= \$9 ;
   always @(posedge clk)
-    last_out <= \$8 ;
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
   always @(posedge clk)
     a_out <= a;
   always @(posedge clk)
     b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$6  = acc;
+    \$7  = acc;
     if (valid) begin
-      \$6  = \$3 ;
+      \$7  = \$3 ;
     end
     if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
+      \$7  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$8  = last;
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 3'h6;
+    end else if (\$5 ) begin
+      \$9  = \$6 [2:0];
+    end
     if (rst) begin
-      \$8  = 1'h0;
+      \$9  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
     end
   end
   assign total = \$2 [31:0];
@@ -2049,7 +2080,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_1 (b, valid, last, clk, rst, a_out, b
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_2 (b, valid, last, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \systolic_os_8x8_int8_acc32_wrap.pe_2 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$6 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$6  <= 1'h0;
   input signed [7:0] b;
@@ -2058,6 +2089,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_2 (b, valid, last, clk, rst, a_out, b
   wire valid;
   input last;
   wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
   input clk;
   wire clk;
   input rst;
@@ -2077,13 +2110,16 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_2 (b, valid, last, clk, rst, a_out, b
   input signed [7:0] a;
   wire signed [7:0] a;
   wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
   wire [32:0] \$2 ;
   wire [31:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [2:0] \$9 ;
   (* init = 8'h00 *)
   wire signed [7:0] a_reg;
   reg signed [31:0] acc = 32'd0;
@@ -2091,6 +2127,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_2 (b, valid, last, clk, rst, a_out, b
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
+  reg [2:0] hold = 3'h0;
   (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire last_reg;
@@ -2098,45 +2136,71 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_2 (b, valid, last, clk, rst, a_out, b
   (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire valid_reg;
+  assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = ~ last;
-  assign \$5  = last ? \$2 [31:0] : 32'd0;
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
   always @(posedge clk)
-    acc <= \$6 ;
+    acc <= \$7 ;
   always @(posedge clk)
-    drain_out <= \$5 ;
+    drain_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$7 ;
+    hold <= \$9 ;
   always @(posedge clk)
-    last_out <= \$8 ;
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
   always @(posedge clk)
     a_out <= a;
   always @(posedge clk)
     b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$6  = acc;
+    \$7  = acc;
     if (valid) begin
-      \$6  = \$3 ;
+      \$7  = \$3 ;
     end
     if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
+      \$7  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$8  = last;
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 3'h5;
+    end else if (\$5 ) begin
+      \$9  = \$6 [2:0];
+    end
     if (rst) begin
-      \$8  = 1'h0;
+      \$9  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
     end
   end
   assign total = \$2 [31:0];
@@ -2148,7 +2212,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_2 (b, valid, last, clk, rst, a_out, b
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_3 (b, valid, last, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \systolic_os_8x8_int8_acc32_wrap.pe_3 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$7 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$7  <= 1'h0;
   input signed [7:0] b;
@@ -2157,6 +2221,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_3 (b, valid, last, clk, rst, a_out, b
   wire valid;
   input last;
   wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
   input clk;
   wire clk;
   input rst;
@@ -2176,13 +2242,16 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_3 (b, valid, last, clk, rst, a_out, b
   input signed [7:0] a;
   wire signed [7:0] a;
   wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
   wire [32:0] \$2 ;
   wire [31:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [2:0] \$9 ;
   (* init = 8'h00 *)
   wire signed [7:0] a_reg;
   reg signed [31:0] acc = 32'd0;
@@ -2190,6 +2259,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_3 (b, valid, last, clk, rst, a_out, b
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
+  reg [2:0] hold = 3'h0;
   (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire last_reg;
@@ -2197,45 +2268,71 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_3 (b, valid, last, clk, rst, a_out, b
   (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire valid_reg;
+  assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = ~ last;
-  assign \$5  = last ? \$2 [31:0] : 32'd0;
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
   always @(posedge clk)
-    acc <= \$6 ;
+    acc <= \$7 ;
   always @(posedge clk)
-    drain_out <= \$5 ;
+    drain_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$7 ;
+    hold <= \$9 ;
   always @(posedge clk)
-    last_out <= \$8 ;
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
   always @(posedge clk)
     a_out <= a;
   always @(posedge clk)
     b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
-    \$6  = acc;
+    \$7  = acc;
     if (valid) begin
-      \$6  = \$3 ;
+      \$7  = \$3 ;
     end
     if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
+      \$7  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
-    \$8  = last;
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 3'h4;
+    end else if (\$5 ) begin
+      \$9  = \$6 [2:0];
+    end
     if (rst) begin
-      \$8  = 1'h0;
+      \$9  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$7 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
     end
   end
   assign total = \$2 [31:0];
@@ -2247,7 +2344,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_3 (b, valid, last, clk, rst, a_out, b
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_4 (b, valid, last, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \systolic_os_8x8_int8_acc32_wrap.pe_4 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$8 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$8  <= 1'h0;
   input signed [7:0] b;
@@ -2256,6 +2353,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_4 (b, valid, last, clk, rst, a_out, b
   wire valid;
   input last;
   wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
   input clk;
   wire clk;
   input rst;
@@ -2275,13 +2374,16 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_4 (b, valid, last, clk, rst, a_out, b
   input signed [7:0] a;
   wire signed [7:0] a;
   wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
   wire [32:0] \$2 ;
   wire [31:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
+  wire \$5 ;
+  wire [2:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [1:0] \$9 ;
   (* init = 8'h00 *)
   wire signed [7:0] a_reg;
   reg signed [31:0] acc = 32'd0;
@@ -2289,6 +2391,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_4 (b, valid, last, clk, rst, a_out, b
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
+  reg [1:0] hold = 2'h0;
   (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire last_reg;
@@ -2296,45 +2400,71 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_4 (b, valid, last, clk, rst, a_out, b
   (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire valid_reg;
+  assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = ~ last;
-  assign \$5  = last ? \$2 [31:0] : 32'd0;
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
   always @(posedge clk)
-    acc <= \$6 ;
+    acc <= \$7 ;
   always @(posedge clk)
-    drain_out <= \$5 ;
+    drain_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$7 ;
+    hold <= \$9 ;
   always @(posedge clk)
-    last_out <= \$8 ;
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
   always @(posedge clk)
     a_out <= a;
   always @(posedge clk)
     b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
-    \$6  = acc;
+    \$7  = acc;
     if (valid) begin
-      \$6  = \$3 ;
+      \$7  = \$3 ;
     end
     if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
+      \$7  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
-    \$8  = last;
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 2'h3;
+    end else if (\$5 ) begin
+      \$9  = \$6 [1:0];
+    end
     if (rst) begin
-      \$8  = 1'h0;
+      \$9  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$8 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
     end
   end
   assign total = \$2 [31:0];
@@ -2346,7 +2476,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_4 (b, valid, last, clk, rst, a_out, b
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_5 (b, valid, last, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \systolic_os_8x8_int8_acc32_wrap.pe_5 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$9 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$9  <= 1'h0;
   input signed [7:0] b;
@@ -2355,6 +2485,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_5 (b, valid, last, clk, rst, a_out, b
   wire valid;
   input last;
   wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
   input clk;
   wire clk;
   input rst;
@@ -2374,13 +2506,16 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_5 (b, valid, last, clk, rst, a_out, b
   input signed [7:0] a;
   wire signed [7:0] a;
   wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
   wire [32:0] \$2 ;
   wire [31:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
+  wire \$5 ;
+  wire [2:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg [1:0] \$9 ;
   (* init = 8'h00 *)
   wire signed [7:0] a_reg;
   reg signed [31:0] acc = 32'd0;
@@ -2388,6 +2523,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_5 (b, valid, last, clk, rst, a_out, b
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
+  reg [1:0] hold = 2'h0;
   (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire last_reg;
@@ -2395,45 +2532,71 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_5 (b, valid, last, clk, rst, a_out, b
   (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire valid_reg;
+  assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = ~ last;
-  assign \$5  = last ? \$2 [31:0] : 32'd0;
+  assign \$4  = valid & last;
+  assign \$5  = | hold;
+  assign \$6  = hold - 1'h1;
   always @(posedge clk)
-    acc <= \$6 ;
+    acc <= \$7 ;
   always @(posedge clk)
-    drain_out <= \$5 ;
+    drain_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$7 ;
+    hold <= \$9 ;
   always @(posedge clk)
-    last_out <= \$8 ;
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
   always @(posedge clk)
     a_out <= a;
   always @(posedge clk)
     b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
-    \$6  = acc;
+    \$7  = acc;
     if (valid) begin
-      \$6  = \$3 ;
+      \$7  = \$3 ;
     end
     if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
+      \$7  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
-    \$8  = last;
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 2'h2;
+    end else if (\$5 ) begin
+      \$9  = \$6 [1:0];
+    end
     if (rst) begin
-      \$8  = 1'h0;
+      \$9  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$9 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
     end
   end
   assign total = \$2 [31:0];
@@ -2445,7 +2608,7 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_5 (b, valid, last, clk, rst, a_out, b
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_6 (b, valid, last, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \systolic_os_8x8_int8_acc32_wrap.pe_6 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$10 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$10  <= 1'h0;
   input signed [7:0] b;
@@ -2454,6 +2617,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_6 (b, valid, last, clk, rst, a_out, b
   wire valid;
   input last;
   wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
   input clk;
   wire clk;
   input rst;
@@ -2473,13 +2638,16 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_6 (b, valid, last, clk, rst, a_out, b
   input signed [7:0] a;
   wire signed [7:0] a;
   wire [15:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
   wire [32:0] \$2 ;
   wire [31:0] \$3 ;
   wire \$4 ;
-  wire [31:0] \$5 ;
-  reg [31:0] \$6 ;
-  reg \$7 ;
-  reg \$8 ;
+  wire \$5 ;
+  wire [1:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  reg \$9 ;
   (* init = 8'h00 *)
   wire signed [7:0] a_reg;
   reg signed [31:0] acc = 32'd0;
@@ -2487,6 +2655,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_6 (b, valid, last, clk, rst, a_out, b
   wire signed [7:0] b_reg;
   (* init = 32'd0 *)
   wire signed [31:0] drain;
+  (* systolix_nomerge = 32'd1 *)
+  reg hold = 1'h0;
   (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire last_reg;
@@ -2494,45 +2664,70 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_6 (b, valid, last, clk, rst, a_out, b
   (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire valid_reg;
+  assign \$1  = $signed(a) * $signed(b);
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = ~ last;
-  assign \$5  = last ? \$2 [31:0] : 32'd0;
+  assign \$4  = valid & last;
+  assign \$6  = hold - 1'h1;
   always @(posedge clk)
-    acc <= \$6 ;
+    acc <= \$7 ;
   always @(posedge clk)
-    drain_out <= \$5 ;
+    drain_out <= \$8 ;
   always @(posedge clk)
-    valid_out <= \$7 ;
+    hold <= \$9 ;
   always @(posedge clk)
-    last_out <= \$8 ;
+    valid_out <= \$10 ;
+  always @(posedge clk)
+    last_out <= \$11 ;
   always @(posedge clk)
     a_out <= a;
   always @(posedge clk)
     b_out <= b;
-  assign \$1  = $signed(a) * $signed(b);
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
-    \$6  = acc;
+    \$7  = acc;
     if (valid) begin
-      \$6  = \$3 ;
+      \$7  = \$3 ;
     end
     if (rst) begin
-      \$6  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
-    \$7  = valid;
-    if (rst) begin
-      \$7  = 1'h0;
+      \$7  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
-    \$8  = last;
+    \$8  = drain_out;
+    (* full_case = 32'd1 *)
+    if (\$4 ) begin
+      \$8  = \$2 [31:0];
+    end else if (\$5 ) begin
+    end else begin
+      \$8  = drain_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
+    \$9  = hold;
+    if (\$4 ) begin
+      \$9  = 1'h1;
+    end else if (\$5 ) begin
+      \$9  = \$6 [0];
+    end
     if (rst) begin
-      \$8  = 1'h0;
+      \$9  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
+    \$10  = valid;
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$10 ) begin end
+    \$11  = last;
+    if (rst) begin
+      \$11  = 1'h0;
     end
   end
   assign total = \$2 [31:0];
@@ -2541,10 +2736,11 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_6 (b, valid, last, clk, rst, a_out, b
   assign last_reg = last_out;
   assign a_reg = a_out;
   assign b_reg = b_out;
+  assign \$5  = hold;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_os_8x8_int8_acc32_wrap.pe_7 (b, valid, last, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
+module \systolic_os_8x8_int8_acc32_wrap.pe_7 (b, valid, last, drain_in, clk, rst, a_out, b_out, valid_out, last_out, drain_out, a);
   reg \$auto$verilog_backend.cc:2505:dump_module$11 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$11  <= 1'h0;
   input signed [7:0] b;
@@ -2553,6 +2749,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_7 (b, valid, last, clk, rst, a_out, b
   wire valid;
   input last;
   wire last;
+  input signed [31:0] drain_in;
+  wire signed [31:0] drain_in;
   input clk;
   wire clk;
   input rst;
@@ -2595,8 +2793,8 @@ module \systolic_os_8x8_int8_acc32_wrap.pe_7 (b, valid, last, clk, rst, a_out, b
   wire valid_reg;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = last ? 32'd0 : \$2 [31:0];
-  assign \$4  = ~ last;
-  assign \$5  = last ? \$2 [31:0] : 32'd0;
+  assign \$4  = valid & last;
+  assign \$5  = \$4  ? \$2 [31:0] : drain_in;
   always @(posedge clk)
     acc <= \$6 ;
   always @(posedge clk)

@@ -56,11 +56,12 @@ def test_delay_lanes_rejects_bad_delays(bad):
     Numerics(), Numerics(saturate=True, acc_width=16), Numerics(acc_width=16),
     Numerics(signed=False, in_width=4, acc_width=9, saturate=True),
 ])
-def test_pe_accumulates_per_spec(numerics):
+@pytest.mark.parametrize("drain_tree", [False, True])
+def test_pe_accumulates_per_spec(numerics, drain_tree):
     """Random beats with random gaps and tile ends: drain_out must equal the golden sum."""
     seed = 1234
     rng = np.random.default_rng(seed)
-    dut = OutputStationaryPE(numerics)
+    dut = OutputStationaryPE(numerics, drain_tree=drain_tree)
     beats = []
     for _ in range(5):
         k = int(rng.integers(1, 40))
@@ -97,11 +98,46 @@ def test_pe_accumulates_per_spec(numerics):
         assert got == want, f"seed={seed}"
 
 
+def test_pe_drain_passes_through_with_one_cycle_delay():
+    dut = OutputStationaryPE(Numerics())
+
+    async def tb(ctx):
+        for v in (5, -7, 123456):
+            ctx.set(dut.drain_in, v)
+            await ctx.tick()
+            assert ctx.get(dut.drain_out) == v
+
+    run(dut, tb)
+
+
+@pytest.mark.parametrize("hold", [1, 3])
+def test_pe_holds_result_then_shifts(hold):
+    dut = OutputStationaryPE(Numerics(), hold_cycles=hold)
+    trace = []
+
+    async def tb(ctx):
+        ctx.set(dut.drain_in, -1)
+        ctx.set(dut.a, 3)
+        ctx.set(dut.b, 4)
+        ctx.set(dut.valid, 1)
+        ctx.set(dut.last, 1)
+        await ctx.tick()
+        ctx.set(dut.valid, 0)
+        for t in range(hold + 2):
+            trace.append(ctx.get(dut.drain_out))
+            ctx.set(dut.drain_in, 100 + t)
+            await ctx.tick()
+
+    run(dut, tb)
+    # the result (12) stays for hold + 1 cycles, then values from above flow through
+    assert trace == [12] * (hold + 1) + [100 + hold]
+
+
 @pytest.mark.parametrize("stages", [0, 2])
 def test_pe_shows_a_result_for_one_cycle_then_0(stages):
     """drain_out is the finished sum for exactly one cycle (a column ORs its PEs' outputs),
     also for two tiles back to back, and 0 in every other cycle."""
-    dut = OutputStationaryPE(Numerics(), pipeline_stages=stages)
+    dut = OutputStationaryPE(Numerics(), pipeline_stages=stages, drain_tree=True)
     trace = []
 
     async def tb(ctx):
@@ -158,8 +194,9 @@ def simulate_array(config, tiles, stall_prob=0.0, seed=0):
     results = []
     for t in range(len(tiles)):
         chunk = out_rows[t * R:(t + 1) * R]
-        assert [r for r, _ in chunk] == list(range(R))  # top row first
-        results.append(np.array([d for _, d in chunk]))
+        order = list(range(R)) if config.drain_tree else list(range(R - 1, -1, -1))
+        assert [r for r, _ in chunk] == order  # top row first from a drain tree
+        results.append(np.array([d for _, d in sorted(chunk)]))
     return results, marks["end"] - marks["first"] + 1
 
 
@@ -178,6 +215,13 @@ def test_array_matches_golden_and_cycle_model(rows, cols, ks, pipeline):
     for (a, b), got in zip(tiles, results):
         np.testing.assert_array_equal(got, golden.gemm(a, b, n), err_msg=f"seed={seed}")
     assert cycles == os_stream_cycles(config, ks)[0]
+
+
+def test_pe_rejects_a_hold_with_a_drain_tree():
+    with pytest.raises(ValueError, match="hold_cycles must be 0 with drain_tree, not 2"):
+        OutputStationaryPE(Numerics(), hold_cycles=2, drain_tree=True)
+    with pytest.raises(TypeError, match="drain_tree must be a bool, not 1"):
+        OutputStationaryPE(Numerics(), drain_tree=1)
 
 
 def test_drain_tree_levels():
@@ -213,10 +257,11 @@ def test_array_survives_input_stalls(pipeline):
     assert results[0][0, 0] == config.numerics.acc_max  # 8 * 16384 saturates 18 bits
 
 
+@pytest.mark.parametrize("drain_tree", [False, True])
 @pytest.mark.parametrize("stages", [1, 2, 3])
-def test_pipelined_pe_delays_result_by_its_stages(stages):
+def test_pipelined_pe_delays_result_by_its_stages(stages, drain_tree):
     """A pipelined PE gives the same sum, exactly `stages` cycles later than the plain one."""
-    dut = OutputStationaryPE(Numerics(), pipeline_stages=stages)
+    dut = OutputStationaryPE(Numerics(), pipeline_stages=stages, drain_tree=drain_tree)
     assert dut.result_latency == 1 + stages
     seen = []
 
@@ -253,13 +298,15 @@ def test_lut_multiplier_array_matches_golden_and_cycle_model(pipeline):
     assert cycles == os_stream_cycles(config, ks)[0]
 
 
-@pytest.mark.parametrize("stages,multiplier", [(1, "dsp"), (2, "lut"), (3, "dsp")])
-def test_pipelined_pe_restarts_from_zero_after_any_reset(stages, multiplier):
+@pytest.mark.parametrize("stages,multiplier,drain_tree", [
+    (1, "dsp", False), (2, "lut", False), (3, "dsp", False), (2, "lut", True), (1, "dsp", True)])
+def test_pipelined_pe_restarts_from_zero_after_any_reset(stages, multiplier, drain_tree):
     """The pipelined PE clears its accumulator in the cycle after a reset, also after one that
     a ResetInserter adds (as the board link's JOB and ABORT do), although the accumulator
     register itself has no reset."""
     from amaranth.hdl import Module, ResetInserter, Signal
-    pe = OutputStationaryPE(Numerics(), pipeline_stages=stages, multiplier=multiplier)
+    pe = OutputStationaryPE(Numerics(), pipeline_stages=stages, multiplier=multiplier,
+                            drain_tree=drain_tree)
     abort = Signal()
     top = Module()
     top.submodules.pe = ResetInserter(abort)(pe)
