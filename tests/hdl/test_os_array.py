@@ -228,14 +228,15 @@ def test_drain_tree_levels():
     assert [drain_tree_levels(r) for r in (1, 2, 4, 5, 16, 17, 64)] == [0, 1, 1, 2, 2, 3, 3]
 
 
-@pytest.mark.parametrize("rows,ks", [(5, [5, 9, 1, 6]), (17, [17, 3])])
-def test_tall_array_drains_through_a_deeper_tree(rows, ks):
+@pytest.mark.parametrize("rows,cols,ks", [(5, 2, [5, 9, 1, 6]), (17, 1, [17, 2])])
+def test_tall_array_drains_through_a_deeper_tree(rows, cols, ks):
     """Columns whose drain tree has 2 and 3 levels (one gate with a single input): the same
     results and cycles; tiles back to back (K >= R) and spaced by the ready rule (K < R)."""
-    config = SystolicConfig(rows, 2, pipeline="full", mult="lut")
+    config = SystolicConfig(rows, cols, pipeline="full", mult="lut")
     seed = 17
     rng = np.random.default_rng(seed)
-    tiles = [(rng.integers(-128, 128, (rows, k)), rng.integers(-128, 128, (k, 2))) for k in ks]
+    tiles = [(rng.integers(-128, 128, (rows, k)), rng.integers(-128, 128, (k, cols)))
+             for k in ks]
     results, cycles = simulate_array(config, tiles)
     for (a, b), got in zip(tiles, results):
         np.testing.assert_array_equal(got, golden.gemm(a, b, config.numerics),
