@@ -3975,17 +3975,17 @@ module engine_os_8x8_int8_acc32_wrap_64x64x64(cmd__valid, a__payload, a__valid, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payload, o__valid, i__valid, clk);
+module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__valid, o__payload, i__valid, clk);
   reg \$auto$verilog_backend.cc:2505:dump_module$2 ;
   initial \$auto$verilog_backend.cc:2505:dump_module$2  <= 1'h0;
   input rst;
   wire rst;
   input [128:0] i__payload;
   wire [128:0] i__payload;
-  output [258:0] o__payload;
-  wire [258:0] o__payload;
   output o__valid;
   reg o__valid = 1'h0;
+  output [258:0] o__payload;
+  wire [258:0] o__payload;
   input i__valid;
   wire i__valid;
   input clk;
@@ -3998,42 +3998,45 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
-  wire [4:0] \$17 ;
+  wire \$17 ;
   wire \$18 ;
-  wire [3:0] \$19 ;
+  wire \$19 ;
   wire \$2 ;
-  wire [63:0] \$20 ;
-  wire [7:0] \$21 ;
-  wire [7:0] \$22 ;
-  reg [3:0] \$23 ;
-  reg \$24 ;
-  reg [2:0] \$25 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire [63:0] \$22 ;
+  wire [7:0] \$23 ;
+  wire [7:0] \$24 ;
+  reg \$25 ;
+  reg [3:0] \$26 ;
+  reg \$27 ;
+  reg [2:0] \$28 ;
   wire \$3 ;
-  wire \$4 ;
+  wire [4:0] \$4 ;
   wire \$5 ;
-  wire \$6 ;
+  wire [3:0] \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
   wire [63:0] a;
-  wire [63:0] \a$13 ;
-  wire signed [7:0] \a$13[0] ;
-  wire signed [7:0] \a$13[1] ;
-  wire signed [7:0] \a$13[2] ;
-  wire signed [7:0] \a$13[3] ;
-  wire signed [7:0] \a$13[4] ;
-  wire signed [7:0] \a$13[5] ;
-  wire signed [7:0] \a$13[6] ;
-  wire signed [7:0] \a$13[7] ;
-  wire [63:0] \a$19 ;
-  wire signed [7:0] \a$19[0] ;
-  wire signed [7:0] \a$19[1] ;
-  wire signed [7:0] \a$19[2] ;
-  wire signed [7:0] \a$19[3] ;
-  wire signed [7:0] \a$19[4] ;
-  wire signed [7:0] \a$19[5] ;
-  wire signed [7:0] \a$19[6] ;
-  wire signed [7:0] \a$19[7] ;
+  wire [63:0] \a$18 ;
+  wire signed [7:0] \a$18[0] ;
+  wire signed [7:0] \a$18[1] ;
+  wire signed [7:0] \a$18[2] ;
+  wire signed [7:0] \a$18[3] ;
+  wire signed [7:0] \a$18[4] ;
+  wire signed [7:0] \a$18[5] ;
+  wire signed [7:0] \a$18[6] ;
+  wire signed [7:0] \a$18[7] ;
+  wire [63:0] \a$24 ;
+  wire signed [7:0] \a$24[0] ;
+  wire signed [7:0] \a$24[1] ;
+  wire signed [7:0] \a$24[2] ;
+  wire signed [7:0] \a$24[3] ;
+  wire signed [7:0] \a$24[4] ;
+  wire signed [7:0] \a$24[5] ;
+  wire signed [7:0] \a$24[6] ;
+  wire signed [7:0] \a$24[7] ;
   wire signed [7:0] \a[0] ;
   wire signed [7:0] \a[1] ;
   wire signed [7:0] \a[2] ;
@@ -4043,15 +4046,15 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   wire signed [7:0] \a[6] ;
   wire signed [7:0] \a[7] ;
   wire [63:0] a_out;
-  wire [63:0] \a_out$20 ;
-  wire signed [7:0] \a_out$20[0] ;
-  wire signed [7:0] \a_out$20[1] ;
-  wire signed [7:0] \a_out$20[2] ;
-  wire signed [7:0] \a_out$20[3] ;
-  wire signed [7:0] \a_out$20[4] ;
-  wire signed [7:0] \a_out$20[5] ;
-  wire signed [7:0] \a_out$20[6] ;
-  wire signed [7:0] \a_out$20[7] ;
+  wire [63:0] \a_out$25 ;
+  wire signed [7:0] \a_out$25[0] ;
+  wire signed [7:0] \a_out$25[1] ;
+  wire signed [7:0] \a_out$25[2] ;
+  wire signed [7:0] \a_out$25[3] ;
+  wire signed [7:0] \a_out$25[4] ;
+  wire signed [7:0] \a_out$25[5] ;
+  wire signed [7:0] \a_out$25[6] ;
+  wire signed [7:0] \a_out$25[7] ;
   wire signed [7:0] \a_out[0] ;
   wire signed [7:0] \a_out[1] ;
   wire signed [7:0] \a_out[2] ;
@@ -4060,74 +4063,75 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   wire signed [7:0] \a_out[5] ;
   wire signed [7:0] \a_out[6] ;
   wire signed [7:0] \a_out[7] ;
+  reg after_reset = 1'h1;
   wire [23:0] b;
-  wire [23:0] \b$27 ;
-  wire signed [7:0] \b$27[0] ;
-  wire signed [7:0] \b$27[1] ;
-  wire signed [7:0] \b$27[2] ;
-  wire [15:0] \b$28 ;
-  wire signed [7:0] \b$28[0] ;
-  wire signed [7:0] \b$28[1] ;
+  wire [23:0] \b$32 ;
+  wire signed [7:0] \b$32[0] ;
+  wire signed [7:0] \b$32[1] ;
+  wire signed [7:0] \b$32[2] ;
+  wire [15:0] \b$33 ;
+  wire signed [7:0] \b$33[0] ;
+  wire signed [7:0] \b$33[1] ;
   wire signed [7:0] \b[0] ;
   wire signed [7:0] \b[1] ;
   wire signed [7:0] \b[2] ;
   wire [95:0] drain_out;
-  wire [95:0] \drain_out$31 ;
-  wire signed [31:0] \drain_out$31[0] ;
-  wire signed [31:0] \drain_out$31[1] ;
-  wire signed [31:0] \drain_out$31[2] ;
-  wire [63:0] \drain_out$32 ;
-  wire signed [31:0] \drain_out$32[0] ;
-  wire signed [31:0] \drain_out$32[1] ;
+  wire [95:0] \drain_out$36 ;
+  wire signed [31:0] \drain_out$36[0] ;
+  wire signed [31:0] \drain_out$36[1] ;
+  wire signed [31:0] \drain_out$36[2] ;
+  wire [63:0] \drain_out$37 ;
+  wire signed [31:0] \drain_out$37[0] ;
+  wire signed [31:0] \drain_out$37[1] ;
   wire signed [31:0] \drain_out[0] ;
   wire signed [31:0] \drain_out[1] ;
   wire signed [31:0] \drain_out[2] ;
   wire [63:0] i;
-  wire [255:0] \i$29 ;
-  wire signed [31:0] \i$29[0] ;
-  wire signed [31:0] \i$29[1] ;
-  wire signed [31:0] \i$29[2] ;
-  wire signed [31:0] \i$29[3] ;
-  wire signed [31:0] \i$29[4] ;
-  wire signed [31:0] \i$29[5] ;
-  wire signed [31:0] \i$29[6] ;
-  wire signed [31:0] \i$29[7] ;
-  wire \i$35 ;
-  wire \i$35[0] ;
-  wire [63:0] \i$5 ;
-  wire signed [7:0] \i$5[0] ;
-  wire signed [7:0] \i$5[1] ;
-  wire signed [7:0] \i$5[2] ;
-  wire signed [7:0] \i$5[3] ;
-  wire signed [7:0] \i$5[4] ;
-  wire signed [7:0] \i$5[5] ;
-  wire signed [7:0] \i$5[6] ;
-  wire signed [7:0] \i$5[7] ;
-  wire [15:0] \i$6 ;
-  wire [1:0] \i$6[0] ;
-  wire \i$6[0].last ;
-  wire \i$6[0].valid ;
-  wire [1:0] \i$6[1] ;
-  wire \i$6[1].last ;
-  wire \i$6[1].valid ;
-  wire [1:0] \i$6[2] ;
-  wire \i$6[2].last ;
-  wire \i$6[2].valid ;
-  wire [1:0] \i$6[3] ;
-  wire \i$6[3].last ;
-  wire \i$6[3].valid ;
-  wire [1:0] \i$6[4] ;
-  wire \i$6[4].last ;
-  wire \i$6[4].valid ;
-  wire [1:0] \i$6[5] ;
-  wire \i$6[5].last ;
-  wire \i$6[5].valid ;
-  wire [1:0] \i$6[6] ;
-  wire \i$6[6].last ;
-  wire \i$6[6].valid ;
-  wire [1:0] \i$6[7] ;
-  wire \i$6[7].last ;
-  wire \i$6[7].valid ;
+  wire [63:0] \i$11 ;
+  wire signed [7:0] \i$11[0] ;
+  wire signed [7:0] \i$11[1] ;
+  wire signed [7:0] \i$11[2] ;
+  wire signed [7:0] \i$11[3] ;
+  wire signed [7:0] \i$11[4] ;
+  wire signed [7:0] \i$11[5] ;
+  wire signed [7:0] \i$11[6] ;
+  wire signed [7:0] \i$11[7] ;
+  wire [15:0] \i$12 ;
+  wire [1:0] \i$12[0] ;
+  wire \i$12[0].last ;
+  wire \i$12[0].valid ;
+  wire [1:0] \i$12[1] ;
+  wire \i$12[1].last ;
+  wire \i$12[1].valid ;
+  wire [1:0] \i$12[2] ;
+  wire \i$12[2].last ;
+  wire \i$12[2].valid ;
+  wire [1:0] \i$12[3] ;
+  wire \i$12[3].last ;
+  wire \i$12[3].valid ;
+  wire [1:0] \i$12[4] ;
+  wire \i$12[4].last ;
+  wire \i$12[4].valid ;
+  wire [1:0] \i$12[5] ;
+  wire \i$12[5].last ;
+  wire \i$12[5].valid ;
+  wire [1:0] \i$12[6] ;
+  wire \i$12[6].last ;
+  wire \i$12[6].valid ;
+  wire [1:0] \i$12[7] ;
+  wire \i$12[7].last ;
+  wire \i$12[7].valid ;
+  wire [255:0] \i$34 ;
+  wire signed [31:0] \i$34[0] ;
+  wire signed [31:0] \i$34[1] ;
+  wire signed [31:0] \i$34[2] ;
+  wire signed [31:0] \i$34[3] ;
+  wire signed [31:0] \i$34[4] ;
+  wire signed [31:0] \i$34[5] ;
+  wire signed [31:0] \i$34[6] ;
+  wire signed [31:0] \i$34[7] ;
+  wire \i$40 ;
+  wire \i$40[0] ;
   wire signed [7:0] \i[0] ;
   wire signed [7:0] \i[1] ;
   wire signed [7:0] \i[2] ;
@@ -4157,64 +4161,64 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   wire \i__payload.last ;
   wire i__ready;
   wire [7:0] last;
-  wire [7:0] \last$17 ;
-  wire [7:0] \last$23 ;
+  wire [7:0] \last$22 ;
+  wire [7:0] \last$28 ;
   wire [7:0] last_out;
-  wire [7:0] \last_out$24 ;
-  wire [63:0] o;
-  wire [15:0] \o$11 ;
-  wire [1:0] \o$11[0] ;
-  wire \o$11[0].last ;
-  wire \o$11[0].valid ;
-  wire [1:0] \o$11[1] ;
-  wire \o$11[1].last ;
-  wire \o$11[1].valid ;
-  wire [1:0] \o$11[2] ;
-  wire \o$11[2].last ;
-  wire \o$11[2].valid ;
-  wire [1:0] \o$11[3] ;
-  wire \o$11[3].last ;
-  wire \o$11[3].valid ;
-  wire [1:0] \o$11[4] ;
-  wire \o$11[4].last ;
-  wire \o$11[4].valid ;
-  wire [1:0] \o$11[5] ;
-  wire \o$11[5].last ;
-  wire \o$11[5].valid ;
-  wire [1:0] \o$11[6] ;
-  wire \o$11[6].last ;
-  wire \o$11[6].valid ;
-  wire [1:0] \o$11[7] ;
-  wire \o$11[7].last ;
-  wire \o$11[7].valid ;
-  wire [63:0] \o$26 ;
-  wire signed [7:0] \o$26[0] ;
-  wire signed [7:0] \o$26[1] ;
-  wire signed [7:0] \o$26[2] ;
-  wire signed [7:0] \o$26[3] ;
-  wire signed [7:0] \o$26[4] ;
-  wire signed [7:0] \o$26[5] ;
-  wire signed [7:0] \o$26[6] ;
-  wire signed [7:0] \o$26[7] ;
-  wire [255:0] \o$34 ;
-  wire signed [31:0] \o$34[0] ;
-  wire signed [31:0] \o$34[1] ;
-  wire signed [31:0] \o$34[2] ;
-  wire signed [31:0] \o$34[3] ;
-  wire signed [31:0] \o$34[4] ;
-  wire signed [31:0] \o$34[5] ;
-  wire signed [31:0] \o$34[6] ;
-  wire signed [31:0] \o$34[7] ;
-  wire \o$38 ;
-  wire \o$38[0] ;
-  wire signed [7:0] \o[0] ;
-  wire signed [7:0] \o[1] ;
-  wire signed [7:0] \o[2] ;
-  wire signed [7:0] \o[3] ;
-  wire signed [7:0] \o[4] ;
-  wire signed [7:0] \o[5] ;
-  wire signed [7:0] \o[6] ;
-  wire signed [7:0] \o[7] ;
+  wire [7:0] \last_out$29 ;
+  wire o;
+  wire [63:0] \o$14 ;
+  wire signed [7:0] \o$14[0] ;
+  wire signed [7:0] \o$14[1] ;
+  wire signed [7:0] \o$14[2] ;
+  wire signed [7:0] \o$14[3] ;
+  wire signed [7:0] \o$14[4] ;
+  wire signed [7:0] \o$14[5] ;
+  wire signed [7:0] \o$14[6] ;
+  wire signed [7:0] \o$14[7] ;
+  wire [15:0] \o$16 ;
+  wire [1:0] \o$16[0] ;
+  wire \o$16[0].last ;
+  wire \o$16[0].valid ;
+  wire [1:0] \o$16[1] ;
+  wire \o$16[1].last ;
+  wire \o$16[1].valid ;
+  wire [1:0] \o$16[2] ;
+  wire \o$16[2].last ;
+  wire \o$16[2].valid ;
+  wire [1:0] \o$16[3] ;
+  wire \o$16[3].last ;
+  wire \o$16[3].valid ;
+  wire [1:0] \o$16[4] ;
+  wire \o$16[4].last ;
+  wire \o$16[4].valid ;
+  wire [1:0] \o$16[5] ;
+  wire \o$16[5].last ;
+  wire \o$16[5].valid ;
+  wire [1:0] \o$16[6] ;
+  wire \o$16[6].last ;
+  wire \o$16[6].valid ;
+  wire [1:0] \o$16[7] ;
+  wire \o$16[7].last ;
+  wire \o$16[7].valid ;
+  wire [63:0] \o$31 ;
+  wire signed [7:0] \o$31[0] ;
+  wire signed [7:0] \o$31[1] ;
+  wire signed [7:0] \o$31[2] ;
+  wire signed [7:0] \o$31[3] ;
+  wire signed [7:0] \o$31[4] ;
+  wire signed [7:0] \o$31[5] ;
+  wire signed [7:0] \o$31[6] ;
+  wire signed [7:0] \o$31[7] ;
+  wire [255:0] \o$39 ;
+  wire signed [31:0] \o$39[0] ;
+  wire signed [31:0] \o$39[1] ;
+  wire signed [31:0] \o$39[2] ;
+  wire signed [31:0] \o$39[3] ;
+  wire signed [31:0] \o$39[4] ;
+  wire signed [31:0] \o$39[5] ;
+  wire signed [31:0] \o$39[6] ;
+  wire signed [31:0] \o$39[7] ;
+  wire \o[0] ;
   wire [255:0] \o__payload.data ;
   wire signed [31:0] \o__payload.data[0] ;
   wire signed [31:0] \o__payload.data[1] ;
@@ -4228,37 +4232,41 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   reg [2:0] row = 3'h0;
   reg [3:0] since_last = 4'h8;
   wire [7:0] valid;
-  wire [7:0] \valid$15 ;
-  wire [7:0] \valid$21 ;
+  wire [7:0] \valid$20 ;
+  wire [7:0] \valid$26 ;
   wire [7:0] valid_out;
-  wire [7:0] \valid_out$22 ;
-  assign \$1  = ~ rst;
-  assign \$2  = ~ i__payload[128];
-  assign \$3  = since_last == 4'h8;
-  assign \$4  = \$2  | \$3 ;
-  assign i__ready = \$1  & \$4 ;
-  assign \$5  = i__valid & i__ready;
-  assign \$6  = i__valid & i__ready;
-  assign \$7  = i__valid & i__ready;
-  assign \$8  = i__valid & i__ready;
-  assign \$9  = i__valid & i__ready;
-  assign \$10  = i__valid & i__ready;
-  assign \$11  = i__valid & i__ready;
-  assign \$12  = i__valid & i__ready;
+  wire [7:0] \valid_out$27 ;
+  assign \$1  = i__valid & i__ready;
+  assign \$2  = \$1  & i__payload[128];
+  assign \$3  = since_last != 4'h8;
+  assign \$4  = since_last + 1'h1;
+  assign \$5  = | row;
+  assign \$6  = row - 1'h1;
+  assign \$7  = ~ rst;
+  assign \$8  = ~ after_reset;
+  assign \$9  = \$7  & \$8 ;
+  assign \$10  = ~ i__payload[128];
+  assign \$11  = since_last == 4'h8;
+  assign \$12  = \$10  | \$11 ;
+  assign i__ready = \$9  & \$12 ;
   assign \$13  = i__valid & i__ready;
-  assign \i$35  = \$13  & i__payload[128];
   assign \$14  = i__valid & i__ready;
-  assign \$15  = \$14  & i__payload[128];
-  assign \$16  = since_last != 4'h8;
-  assign \$17  = since_last + 1'h1;
-  assign \$18  = | row;
-  assign \$19  = row - 1'h1;
+  assign \$15  = i__valid & i__ready;
+  assign \$16  = i__valid & i__ready;
+  assign \$17  = i__valid & i__ready;
+  assign \$18  = i__valid & i__ready;
+  assign \$19  = i__valid & i__ready;
+  assign \$20  = i__valid & i__ready;
+  assign \$21  = i__valid & i__ready;
+  assign \i$40  = \$21  & i__payload[128];
   always @(posedge clk)
-    since_last <= \$23 ;
+    after_reset <= \$25 ;
   always @(posedge clk)
-    o__valid <= \$24 ;
+    since_last <= \$26 ;
   always @(posedge clk)
-    row <= \$25 ;
+    o__valid <= \$27 ;
+  always @(posedge clk)
+    row <= \$28 ;
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array.a_skew  a_skew (
     .clk(clk),
     .i(i__payload[63:0]),
@@ -4268,110 +4276,117 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array.b_skew  b_skew (
     .clk(clk),
     .i(i__payload[127:64]),
-    .o(\o$26 ),
+    .o(\o$31 ),
     .rst(rst)
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array.deskew  deskew (
     .clk(clk),
-    .i(\i$29 ),
-    .o(\o$34 ),
+    .i(\i$34 ),
+    .o(\o$39 ),
     .rst(rst)
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array.done_delay  done_delay (
     .clk(clk),
-    .i(\i$35 ),
-    .o(\o$38 ),
+    .i(\i$40 ),
+    .o(o),
     .rst(rst)
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.array.flag_skew  flag_skew (
     .clk(clk),
-    .i(\i$6 ),
-    .o(\o$11 ),
+    .i(\i$12 ),
+    .o(\o$16 ),
     .rst(rst)
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.group_0  group_0 (
     .a(a),
-    .a_out(\a$13 ),
+    .a_out(\a$18 ),
     .b(b),
     .clk(clk),
     .drain_out(drain_out),
     .last(last),
-    .last_out(\last$17 ),
+    .last_out(\last$22 ),
     .rst(rst),
     .valid(valid),
-    .valid_out(\valid$15 )
+    .valid_out(\valid$20 )
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.group_0  group_1 (
-    .a(\a$13 ),
-    .a_out(\a$19 ),
-    .b(\b$27 ),
+    .a(\a$18 ),
+    .a_out(\a$24 ),
+    .b(\b$32 ),
     .clk(clk),
-    .drain_out(\drain_out$31 ),
-    .last(\last$17 ),
-    .last_out(\last$23 ),
+    .drain_out(\drain_out$36 ),
+    .last(\last$22 ),
+    .last_out(\last$28 ),
     .rst(rst),
-    .valid(\valid$15 ),
-    .valid_out(\valid$21 )
+    .valid(\valid$20 ),
+    .valid_out(\valid$26 )
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.group_1  group_2 (
-    .a(\a$19 ),
-    .a_out(\$20 ),
-    .b(\b$28 ),
+    .a(\a$24 ),
+    .a_out(\$22 ),
+    .b(\b$33 ),
     .clk(clk),
-    .drain_out(\drain_out$32 ),
-    .last(\last$23 ),
-    .last_out(\$22 ),
+    .drain_out(\drain_out$37 ),
+    .last(\last$28 ),
+    .last_out(\$24 ),
     .rst(rst),
-    .valid(\valid$21 ),
-    .valid_out(\$21 )
+    .valid(\valid$26 ),
+    .valid_out(\$23 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$23  = since_last;
-    if (\$15 ) begin
-      \$23  = 4'h1;
-    end else if (\$16 ) begin
-      \$23  = \$17 [3:0];
-    end
+    \$25  = 1'h0;
     if (rst) begin
-      \$23  = 4'h8;
+      \$25  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$24  = o__valid;
+    \$26  = since_last;
+    if (\$2 ) begin
+      \$26  = 4'h1;
+    end else if (\$3 ) begin
+      \$26  = \$4 [3:0];
+    end
+    if (rst) begin
+      \$26  = 4'h8;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
+    \$27  = o__valid;
     (* full_case = 32'd1 *)
-    if (\o$38 ) begin
-      \$24  = 1'h1;
-    end else if (\$18 ) begin
+    if (o) begin
+      \$27  = 1'h1;
+    end else if (\$5 ) begin
     end else begin
-      \$24  = 1'h0;
+      \$27  = 1'h0;
     end
     if (rst) begin
-      \$24  = 1'h0;
+      \$27  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$2 ) begin end
-    \$25  = row;
-    if (\o$38 ) begin
-      \$25  = 3'h7;
-    end else if (\$18 ) begin
-      \$25  = \$19 [2:0];
+    \$28  = row;
+    if (o) begin
+      \$28  = 3'h7;
+    end else if (\$5 ) begin
+      \$28  = \$6 [2:0];
     end
     if (rst) begin
-      \$25  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   assign i = i__payload[63:0];
-  assign \i$5  = i__payload[127:64];
-  assign o = a;
-  assign a_out = \a$13 ;
-  assign valid_out = \valid$15 ;
-  assign last_out = \last$17 ;
-  assign \a_out$20  = \a$19 ;
-  assign \valid_out$22  = \valid$21 ;
-  assign \last_out$24  = \last$23 ;
+  assign \i$11  = i__payload[127:64];
+  assign \o$14  = a;
+  assign a_out = \a$18 ;
+  assign valid_out = \valid$20 ;
+  assign last_out = \last$22 ;
+  assign \a_out$25  = \a$24 ;
+  assign \valid_out$27  = \valid$26 ;
+  assign \last_out$29  = \last$28 ;
   assign \i__payload.a  = i__payload[63:0];
   assign \i__payload.a[0]  = i__payload[7:0];
   assign \i__payload.a[1]  = i__payload[15:8];
@@ -4391,6 +4406,7 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   assign \i__payload.b[6]  = i__payload[119:112];
   assign \i__payload.b[7]  = i__payload[127:120];
   assign \i__payload.last  = i__payload[128];
+  assign \o[0]  = o;
   assign \i[0]  = i__payload[7:0];
   assign \i[1]  = i__payload[15:8];
   assign \i[2]  = i__payload[23:16];
@@ -4399,38 +4415,38 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   assign \i[5]  = i__payload[47:40];
   assign \i[6]  = i__payload[55:48];
   assign \i[7]  = i__payload[63:56];
-  assign \i$5[0]  = i__payload[71:64];
-  assign \i$5[1]  = i__payload[79:72];
-  assign \i$5[2]  = i__payload[87:80];
-  assign \i$5[3]  = i__payload[95:88];
-  assign \i$5[4]  = i__payload[103:96];
-  assign \i$5[5]  = i__payload[111:104];
-  assign \i$5[6]  = i__payload[119:112];
-  assign \i$5[7]  = i__payload[127:120];
-  assign \i$6[0]  = \i$6 [1:0];
-  assign \i$6[0].valid  = \i$6 [0];
-  assign \i$6[0].last  = \i$6 [1];
-  assign \i$6[1]  = \i$6 [3:2];
-  assign \i$6[1].valid  = \i$6 [2];
-  assign \i$6[1].last  = \i$6 [3];
-  assign \i$6[2]  = \i$6 [5:4];
-  assign \i$6[2].valid  = \i$6 [4];
-  assign \i$6[2].last  = \i$6 [5];
-  assign \i$6[3]  = \i$6 [7:6];
-  assign \i$6[3].valid  = \i$6 [6];
-  assign \i$6[3].last  = \i$6 [7];
-  assign \i$6[4]  = \i$6 [9:8];
-  assign \i$6[4].valid  = \i$6 [8];
-  assign \i$6[4].last  = \i$6 [9];
-  assign \i$6[5]  = \i$6 [11:10];
-  assign \i$6[5].valid  = \i$6 [10];
-  assign \i$6[5].last  = \i$6 [11];
-  assign \i$6[6]  = \i$6 [13:12];
-  assign \i$6[6].valid  = \i$6 [12];
-  assign \i$6[6].last  = \i$6 [13];
-  assign \i$6[7]  = \i$6 [15:14];
-  assign \i$6[7].valid  = \i$6 [14];
-  assign \i$6[7].last  = \i$6 [15];
+  assign \i$11[0]  = i__payload[71:64];
+  assign \i$11[1]  = i__payload[79:72];
+  assign \i$11[2]  = i__payload[87:80];
+  assign \i$11[3]  = i__payload[95:88];
+  assign \i$11[4]  = i__payload[103:96];
+  assign \i$11[5]  = i__payload[111:104];
+  assign \i$11[6]  = i__payload[119:112];
+  assign \i$11[7]  = i__payload[127:120];
+  assign \i$12[0]  = \i$12 [1:0];
+  assign \i$12[0].valid  = \i$12 [0];
+  assign \i$12[0].last  = \i$12 [1];
+  assign \i$12[1]  = \i$12 [3:2];
+  assign \i$12[1].valid  = \i$12 [2];
+  assign \i$12[1].last  = \i$12 [3];
+  assign \i$12[2]  = \i$12 [5:4];
+  assign \i$12[2].valid  = \i$12 [4];
+  assign \i$12[2].last  = \i$12 [5];
+  assign \i$12[3]  = \i$12 [7:6];
+  assign \i$12[3].valid  = \i$12 [6];
+  assign \i$12[3].last  = \i$12 [7];
+  assign \i$12[4]  = \i$12 [9:8];
+  assign \i$12[4].valid  = \i$12 [8];
+  assign \i$12[4].last  = \i$12 [9];
+  assign \i$12[5]  = \i$12 [11:10];
+  assign \i$12[5].valid  = \i$12 [10];
+  assign \i$12[5].last  = \i$12 [11];
+  assign \i$12[6]  = \i$12 [13:12];
+  assign \i$12[6].valid  = \i$12 [12];
+  assign \i$12[6].last  = \i$12 [13];
+  assign \i$12[7]  = \i$12 [15:14];
+  assign \i$12[7].valid  = \i$12 [14];
+  assign \i$12[7].last  = \i$12 [15];
   assign \a[0]  = a[7:0];
   assign \a[1]  = a[15:8];
   assign \a[2]  = a[23:16];
@@ -4439,102 +4455,102 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   assign \a[5]  = a[47:40];
   assign \a[6]  = a[55:48];
   assign \a[7]  = a[63:56];
-  assign \o[0]  = a[7:0];
-  assign \o[1]  = a[15:8];
-  assign \o[2]  = a[23:16];
-  assign \o[3]  = a[31:24];
-  assign \o[4]  = a[39:32];
-  assign \o[5]  = a[47:40];
-  assign \o[6]  = a[55:48];
-  assign \o[7]  = a[63:56];
-  assign \o$11[0]  = \o$11 [1:0];
-  assign \o$11[0].valid  = \o$11 [0];
-  assign \o$11[0].last  = \o$11 [1];
-  assign \o$11[1]  = \o$11 [3:2];
-  assign \o$11[1].valid  = \o$11 [2];
-  assign \o$11[1].last  = \o$11 [3];
-  assign \o$11[2]  = \o$11 [5:4];
-  assign \o$11[2].valid  = \o$11 [4];
-  assign \o$11[2].last  = \o$11 [5];
-  assign \o$11[3]  = \o$11 [7:6];
-  assign \o$11[3].valid  = \o$11 [6];
-  assign \o$11[3].last  = \o$11 [7];
-  assign \o$11[4]  = \o$11 [9:8];
-  assign \o$11[4].valid  = \o$11 [8];
-  assign \o$11[4].last  = \o$11 [9];
-  assign \o$11[5]  = \o$11 [11:10];
-  assign \o$11[5].valid  = \o$11 [10];
-  assign \o$11[5].last  = \o$11 [11];
-  assign \o$11[6]  = \o$11 [13:12];
-  assign \o$11[6].valid  = \o$11 [12];
-  assign \o$11[6].last  = \o$11 [13];
-  assign \o$11[7]  = \o$11 [15:14];
-  assign \o$11[7].valid  = \o$11 [14];
-  assign \o$11[7].last  = \o$11 [15];
-  assign \a$13[0]  = \a$13 [7:0];
-  assign \a$13[1]  = \a$13 [15:8];
-  assign \a$13[2]  = \a$13 [23:16];
-  assign \a$13[3]  = \a$13 [31:24];
-  assign \a$13[4]  = \a$13 [39:32];
-  assign \a$13[5]  = \a$13 [47:40];
-  assign \a$13[6]  = \a$13 [55:48];
-  assign \a$13[7]  = \a$13 [63:56];
-  assign \a_out[0]  = \a$13 [7:0];
-  assign \a_out[1]  = \a$13 [15:8];
-  assign \a_out[2]  = \a$13 [23:16];
-  assign \a_out[3]  = \a$13 [31:24];
-  assign \a_out[4]  = \a$13 [39:32];
-  assign \a_out[5]  = \a$13 [47:40];
-  assign \a_out[6]  = \a$13 [55:48];
-  assign \a_out[7]  = \a$13 [63:56];
-  assign \a$19[0]  = \a$19 [7:0];
-  assign \a$19[1]  = \a$19 [15:8];
-  assign \a$19[2]  = \a$19 [23:16];
-  assign \a$19[3]  = \a$19 [31:24];
-  assign \a$19[4]  = \a$19 [39:32];
-  assign \a$19[5]  = \a$19 [47:40];
-  assign \a$19[6]  = \a$19 [55:48];
-  assign \a$19[7]  = \a$19 [63:56];
-  assign \a_out$20[0]  = \a$19 [7:0];
-  assign \a_out$20[1]  = \a$19 [15:8];
-  assign \a_out$20[2]  = \a$19 [23:16];
-  assign \a_out$20[3]  = \a$19 [31:24];
-  assign \a_out$20[4]  = \a$19 [39:32];
-  assign \a_out$20[5]  = \a$19 [47:40];
-  assign \a_out$20[6]  = \a$19 [55:48];
-  assign \a_out$20[7]  = \a$19 [63:56];
+  assign \o$14[0]  = a[7:0];
+  assign \o$14[1]  = a[15:8];
+  assign \o$14[2]  = a[23:16];
+  assign \o$14[3]  = a[31:24];
+  assign \o$14[4]  = a[39:32];
+  assign \o$14[5]  = a[47:40];
+  assign \o$14[6]  = a[55:48];
+  assign \o$14[7]  = a[63:56];
+  assign \o$16[0]  = \o$16 [1:0];
+  assign \o$16[0].valid  = \o$16 [0];
+  assign \o$16[0].last  = \o$16 [1];
+  assign \o$16[1]  = \o$16 [3:2];
+  assign \o$16[1].valid  = \o$16 [2];
+  assign \o$16[1].last  = \o$16 [3];
+  assign \o$16[2]  = \o$16 [5:4];
+  assign \o$16[2].valid  = \o$16 [4];
+  assign \o$16[2].last  = \o$16 [5];
+  assign \o$16[3]  = \o$16 [7:6];
+  assign \o$16[3].valid  = \o$16 [6];
+  assign \o$16[3].last  = \o$16 [7];
+  assign \o$16[4]  = \o$16 [9:8];
+  assign \o$16[4].valid  = \o$16 [8];
+  assign \o$16[4].last  = \o$16 [9];
+  assign \o$16[5]  = \o$16 [11:10];
+  assign \o$16[5].valid  = \o$16 [10];
+  assign \o$16[5].last  = \o$16 [11];
+  assign \o$16[6]  = \o$16 [13:12];
+  assign \o$16[6].valid  = \o$16 [12];
+  assign \o$16[6].last  = \o$16 [13];
+  assign \o$16[7]  = \o$16 [15:14];
+  assign \o$16[7].valid  = \o$16 [14];
+  assign \o$16[7].last  = \o$16 [15];
+  assign \a$18[0]  = \a$18 [7:0];
+  assign \a$18[1]  = \a$18 [15:8];
+  assign \a$18[2]  = \a$18 [23:16];
+  assign \a$18[3]  = \a$18 [31:24];
+  assign \a$18[4]  = \a$18 [39:32];
+  assign \a$18[5]  = \a$18 [47:40];
+  assign \a$18[6]  = \a$18 [55:48];
+  assign \a$18[7]  = \a$18 [63:56];
+  assign \a_out[0]  = \a$18 [7:0];
+  assign \a_out[1]  = \a$18 [15:8];
+  assign \a_out[2]  = \a$18 [23:16];
+  assign \a_out[3]  = \a$18 [31:24];
+  assign \a_out[4]  = \a$18 [39:32];
+  assign \a_out[5]  = \a$18 [47:40];
+  assign \a_out[6]  = \a$18 [55:48];
+  assign \a_out[7]  = \a$18 [63:56];
+  assign \a$24[0]  = \a$24 [7:0];
+  assign \a$24[1]  = \a$24 [15:8];
+  assign \a$24[2]  = \a$24 [23:16];
+  assign \a$24[3]  = \a$24 [31:24];
+  assign \a$24[4]  = \a$24 [39:32];
+  assign \a$24[5]  = \a$24 [47:40];
+  assign \a$24[6]  = \a$24 [55:48];
+  assign \a$24[7]  = \a$24 [63:56];
+  assign \a_out$25[0]  = \a$24 [7:0];
+  assign \a_out$25[1]  = \a$24 [15:8];
+  assign \a_out$25[2]  = \a$24 [23:16];
+  assign \a_out$25[3]  = \a$24 [31:24];
+  assign \a_out$25[4]  = \a$24 [39:32];
+  assign \a_out$25[5]  = \a$24 [47:40];
+  assign \a_out$25[6]  = \a$24 [55:48];
+  assign \a_out$25[7]  = \a$24 [63:56];
   assign \b[0]  = b[7:0];
   assign \b[1]  = b[15:8];
   assign \b[2]  = b[23:16];
-  assign \o$26[0]  = \o$26 [7:0];
-  assign \o$26[1]  = \o$26 [15:8];
-  assign \o$26[2]  = \o$26 [23:16];
-  assign \o$26[3]  = \o$26 [31:24];
-  assign \o$26[4]  = \o$26 [39:32];
-  assign \o$26[5]  = \o$26 [47:40];
-  assign \o$26[6]  = \o$26 [55:48];
-  assign \o$26[7]  = \o$26 [63:56];
-  assign \b$27[0]  = \b$27 [7:0];
-  assign \b$27[1]  = \b$27 [15:8];
-  assign \b$27[2]  = \b$27 [23:16];
-  assign \b$28[0]  = \b$28 [7:0];
-  assign \b$28[1]  = \b$28 [15:8];
-  assign \i$29[0]  = \i$29 [31:0];
-  assign \i$29[1]  = \i$29 [63:32];
-  assign \i$29[2]  = \i$29 [95:64];
-  assign \i$29[3]  = \i$29 [127:96];
-  assign \i$29[4]  = \i$29 [159:128];
-  assign \i$29[5]  = \i$29 [191:160];
-  assign \i$29[6]  = \i$29 [223:192];
-  assign \i$29[7]  = \i$29 [255:224];
+  assign \o$31[0]  = \o$31 [7:0];
+  assign \o$31[1]  = \o$31 [15:8];
+  assign \o$31[2]  = \o$31 [23:16];
+  assign \o$31[3]  = \o$31 [31:24];
+  assign \o$31[4]  = \o$31 [39:32];
+  assign \o$31[5]  = \o$31 [47:40];
+  assign \o$31[6]  = \o$31 [55:48];
+  assign \o$31[7]  = \o$31 [63:56];
+  assign \b$32[0]  = \b$32 [7:0];
+  assign \b$32[1]  = \b$32 [15:8];
+  assign \b$32[2]  = \b$32 [23:16];
+  assign \b$33[0]  = \b$33 [7:0];
+  assign \b$33[1]  = \b$33 [15:8];
+  assign \i$34[0]  = \i$34 [31:0];
+  assign \i$34[1]  = \i$34 [63:32];
+  assign \i$34[2]  = \i$34 [95:64];
+  assign \i$34[3]  = \i$34 [127:96];
+  assign \i$34[4]  = \i$34 [159:128];
+  assign \i$34[5]  = \i$34 [191:160];
+  assign \i$34[6]  = \i$34 [223:192];
+  assign \i$34[7]  = \i$34 [255:224];
   assign \drain_out[0]  = drain_out[31:0];
   assign \drain_out[1]  = drain_out[63:32];
   assign \drain_out[2]  = drain_out[95:64];
-  assign \drain_out$31[0]  = \drain_out$31 [31:0];
-  assign \drain_out$31[1]  = \drain_out$31 [63:32];
-  assign \drain_out$31[2]  = \drain_out$31 [95:64];
-  assign \drain_out$32[0]  = \drain_out$32 [31:0];
-  assign \drain_out$32[1]  = \drain_out$32 [63:32];
+  assign \drain_out$36[0]  = \drain_out$36 [31:0];
+  assign \drain_out$36[1]  = \drain_out$36 [63:32];
+  assign \drain_out$36[2]  = \drain_out$36 [95:64];
+  assign \drain_out$37[0]  = \drain_out$37 [31:0];
+  assign \drain_out$37[1]  = \drain_out$37 [63:32];
   assign \o__payload.data  = o__payload[255:0];
   assign \o__payload.data[0]  = o__payload[31:0];
   assign \o__payload.data[1]  = o__payload[63:32];
@@ -4545,66 +4561,65 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.array (rst, i__payload, o__payloa
   assign \o__payload.data[6]  = o__payload[223:192];
   assign \o__payload.data[7]  = o__payload[255:224];
   assign \o__payload.row  = o__payload[258:256];
-  assign \o$34[0]  = \o$34 [31:0];
-  assign \o$34[1]  = \o$34 [63:32];
-  assign \o$34[2]  = \o$34 [95:64];
-  assign \o$34[3]  = \o$34 [127:96];
-  assign \o$34[4]  = \o$34 [159:128];
-  assign \o$34[5]  = \o$34 [191:160];
-  assign \o$34[6]  = \o$34 [223:192];
-  assign \o$34[7]  = \o$34 [255:224];
-  assign \i$35[0]  = \i$35 ;
-  assign \o$38[0]  = \o$38 ;
+  assign \o$39[0]  = \o$39 [31:0];
+  assign \o$39[1]  = \o$39 [63:32];
+  assign \o$39[2]  = \o$39 [95:64];
+  assign \o$39[3]  = \o$39 [127:96];
+  assign \o$39[4]  = \o$39 [159:128];
+  assign \o$39[5]  = \o$39 [191:160];
+  assign \o$39[6]  = \o$39 [223:192];
+  assign \o$39[7]  = \o$39 [255:224];
+  assign \i$40[0]  = \i$40 ;
   assign o__payload[258:256] = row;
-  assign o__payload[255:0] = \o$34 ;
-  assign \i$29 [255:224] = \drain_out$32 [63:32];
-  assign \i$29 [223:192] = \drain_out$32 [31:0];
-  assign \i$29 [191:160] = \drain_out$31 [95:64];
-  assign \i$29 [159:128] = \drain_out$31 [63:32];
-  assign \i$29 [127:96] = \drain_out$31 [31:0];
-  assign \i$29 [95:64] = drain_out[95:64];
-  assign \i$29 [63:32] = drain_out[63:32];
-  assign \i$29 [31:0] = drain_out[31:0];
-  assign \b$28 [15:8] = \o$26 [63:56];
-  assign \b$28 [7:0] = \o$26 [55:48];
-  assign \b$27 [23:16] = \o$26 [47:40];
-  assign \b$27 [15:8] = \o$26 [39:32];
-  assign \b$27 [7:0] = \o$26 [31:24];
-  assign b[23:16] = \o$26 [23:16];
-  assign b[15:8] = \o$26 [15:8];
-  assign b[7:0] = \o$26 [7:0];
-  assign last[7] = \o$11 [15];
-  assign last[6] = \o$11 [13];
-  assign last[5] = \o$11 [11];
-  assign last[4] = \o$11 [9];
-  assign last[3] = \o$11 [7];
-  assign last[2] = \o$11 [5];
-  assign last[1] = \o$11 [3];
-  assign last[0] = \o$11 [1];
-  assign valid[7] = \o$11 [14];
-  assign valid[6] = \o$11 [12];
-  assign valid[5] = \o$11 [10];
-  assign valid[4] = \o$11 [8];
-  assign valid[3] = \o$11 [6];
-  assign valid[2] = \o$11 [4];
-  assign valid[1] = \o$11 [2];
-  assign valid[0] = \o$11 [0];
-  assign \i$6 [15] = i__payload[128];
-  assign \i$6 [14] = \$12 ;
-  assign \i$6 [13] = i__payload[128];
-  assign \i$6 [12] = \$11 ;
-  assign \i$6 [11] = i__payload[128];
-  assign \i$6 [10] = \$10 ;
-  assign \i$6 [9] = i__payload[128];
-  assign \i$6 [8] = \$9 ;
-  assign \i$6 [7] = i__payload[128];
-  assign \i$6 [6] = \$8 ;
-  assign \i$6 [5] = i__payload[128];
-  assign \i$6 [4] = \$7 ;
-  assign \i$6 [3] = i__payload[128];
-  assign \i$6 [2] = \$6 ;
-  assign \i$6 [1] = i__payload[128];
-  assign \i$6 [0] = \$5 ;
+  assign o__payload[255:0] = \o$39 ;
+  assign \i$34 [255:224] = \drain_out$37 [63:32];
+  assign \i$34 [223:192] = \drain_out$37 [31:0];
+  assign \i$34 [191:160] = \drain_out$36 [95:64];
+  assign \i$34 [159:128] = \drain_out$36 [63:32];
+  assign \i$34 [127:96] = \drain_out$36 [31:0];
+  assign \i$34 [95:64] = drain_out[95:64];
+  assign \i$34 [63:32] = drain_out[63:32];
+  assign \i$34 [31:0] = drain_out[31:0];
+  assign \b$33 [15:8] = \o$31 [63:56];
+  assign \b$33 [7:0] = \o$31 [55:48];
+  assign \b$32 [23:16] = \o$31 [47:40];
+  assign \b$32 [15:8] = \o$31 [39:32];
+  assign \b$32 [7:0] = \o$31 [31:24];
+  assign b[23:16] = \o$31 [23:16];
+  assign b[15:8] = \o$31 [15:8];
+  assign b[7:0] = \o$31 [7:0];
+  assign last[7] = \o$16 [15];
+  assign last[6] = \o$16 [13];
+  assign last[5] = \o$16 [11];
+  assign last[4] = \o$16 [9];
+  assign last[3] = \o$16 [7];
+  assign last[2] = \o$16 [5];
+  assign last[1] = \o$16 [3];
+  assign last[0] = \o$16 [1];
+  assign valid[7] = \o$16 [14];
+  assign valid[6] = \o$16 [12];
+  assign valid[5] = \o$16 [10];
+  assign valid[4] = \o$16 [8];
+  assign valid[3] = \o$16 [6];
+  assign valid[2] = \o$16 [4];
+  assign valid[1] = \o$16 [2];
+  assign valid[0] = \o$16 [0];
+  assign \i$12 [15] = i__payload[128];
+  assign \i$12 [14] = \$20 ;
+  assign \i$12 [13] = i__payload[128];
+  assign \i$12 [12] = \$19 ;
+  assign \i$12 [11] = i__payload[128];
+  assign \i$12 [10] = \$18 ;
+  assign \i$12 [9] = i__payload[128];
+  assign \i$12 [8] = \$17 ;
+  assign \i$12 [7] = i__payload[128];
+  assign \i$12 [6] = \$16 ;
+  assign \i$12 [5] = i__payload[128];
+  assign \i$12 [4] = \$15 ;
+  assign \i$12 [3] = i__payload[128];
+  assign \i$12 [2] = \$14 ;
+  assign \i$12 [1] = i__payload[128];
+  assign \i$12 [0] = \$13 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -5113,14 +5128,14 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0 (valid, last, b, clk, rs
   input [63:0] a;
   wire [63:0] a;
   wire [7:0] \$1 ;
-  wire signed [7:0] \a$10 ;
-  wire signed [7:0] \a$18 ;
-  wire signed [7:0] \a$28 ;
-  wire signed [7:0] \a$38 ;
-  wire signed [7:0] \a$48 ;
-  wire signed [7:0] \a$58 ;
-  wire signed [7:0] \a$68 ;
-  wire signed [7:0] \a$78 ;
+  wire signed [7:0] \a$13 ;
+  wire signed [7:0] \a$21 ;
+  wire signed [7:0] \a$31 ;
+  wire signed [7:0] \a$41 ;
+  wire signed [7:0] \a$51 ;
+  wire signed [7:0] \a$61 ;
+  wire signed [7:0] \a$71 ;
+  wire signed [7:0] \a$81 ;
   wire signed [7:0] \a[0] ;
   wire signed [7:0] \a[1] ;
   wire signed [7:0] \a[2] ;
@@ -5129,14 +5144,14 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0 (valid, last, b, clk, rs
   wire signed [7:0] \a[5] ;
   wire signed [7:0] \a[6] ;
   wire signed [7:0] \a[7] ;
-  wire signed [7:0] \a_out$13 ;
-  wire signed [7:0] \a_out$21 ;
-  wire signed [7:0] \a_out$31 ;
-  wire signed [7:0] \a_out$41 ;
-  wire signed [7:0] \a_out$51 ;
-  wire signed [7:0] \a_out$61 ;
-  wire signed [7:0] \a_out$71 ;
-  wire signed [7:0] \a_out$81 ;
+  wire signed [7:0] \a_out$16 ;
+  wire signed [7:0] \a_out$24 ;
+  wire signed [7:0] \a_out$34 ;
+  wire signed [7:0] \a_out$44 ;
+  wire signed [7:0] \a_out$54 ;
+  wire signed [7:0] \a_out$64 ;
+  wire signed [7:0] \a_out$74 ;
+  wire signed [7:0] \a_out$84 ;
   wire signed [7:0] \a_out[0] ;
   wire signed [7:0] \a_out[1] ;
   wire signed [7:0] \a_out[2] ;
@@ -5145,222 +5160,232 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0 (valid, last, b, clk, rs
   wire signed [7:0] \a_out[5] ;
   wire signed [7:0] \a_out[6] ;
   wire signed [7:0] \a_out[7] ;
-  wire signed [7:0] \b$16 ;
-  wire signed [7:0] \b$24 ;
-  wire signed [7:0] \b$34 ;
-  wire signed [7:0] \b$44 ;
-  wire signed [7:0] \b$54 ;
-  wire signed [7:0] \b$64 ;
-  wire signed [7:0] \b$74 ;
-  wire signed [7:0] \b$84 ;
+  wire signed [7:0] \b$19 ;
+  wire signed [7:0] \b$27 ;
+  wire signed [7:0] \b$37 ;
+  wire signed [7:0] \b$47 ;
+  wire signed [7:0] \b$57 ;
+  wire signed [7:0] \b$67 ;
+  wire signed [7:0] \b$77 ;
+  wire signed [7:0] \b$87 ;
   wire signed [7:0] b_out;
-  wire signed [7:0] \b_out$35 ;
-  wire signed [7:0] \b_out$45 ;
-  wire signed [7:0] \b_out$55 ;
-  wire signed [7:0] \b_out$65 ;
-  wire signed [7:0] \b_out$75 ;
-  wire signed [7:0] \b_out$85 ;
+  wire signed [7:0] \b_out$38 ;
+  wire signed [7:0] \b_out$48 ;
+  wire signed [7:0] \b_out$58 ;
+  wire signed [7:0] \b_out$68 ;
+  wire signed [7:0] \b_out$78 ;
+  wire signed [7:0] \b_out$88 ;
   wire signed [31:0] drain_in;
-  wire signed [31:0] \drain_in$26 ;
-  wire signed [31:0] \drain_in$36 ;
-  wire signed [31:0] \drain_in$46 ;
-  wire signed [31:0] \drain_in$56 ;
-  wire signed [31:0] \drain_in$66 ;
-  wire signed [31:0] \drain_in$76 ;
-  wire signed [31:0] \drain_in$86 ;
-  wire signed [31:0] \drain_out$27 ;
-  wire signed [31:0] \drain_out$37 ;
-  wire signed [31:0] \drain_out$47 ;
-  wire signed [31:0] \drain_out$57 ;
-  wire signed [31:0] \drain_out$67 ;
-  wire signed [31:0] \drain_out$77 ;
-  wire signed [31:0] \drain_out$87 ;
-  wire signed [31:0] \drain_out$88 ;
-  wire \last$12 ;
-  wire \last$20 ;
-  wire \last$30 ;
-  wire \last$40 ;
-  wire \last$50 ;
-  wire \last$60 ;
-  wire \last$70 ;
-  wire \last$80 ;
-  wire \last_out$15 ;
-  wire \last_out$23 ;
-  wire \last_out$33 ;
-  wire \last_out$43 ;
-  wire \last_out$53 ;
-  wire \last_out$63 ;
-  wire \last_out$73 ;
-  wire \last_out$83 ;
-  wire \valid$11 ;
-  wire \valid$19 ;
-  wire \valid$29 ;
-  wire \valid$39 ;
-  wire \valid$49 ;
-  wire \valid$59 ;
-  wire \valid$69 ;
-  wire \valid$79 ;
-  wire \valid_out$14 ;
-  wire \valid_out$22 ;
-  wire \valid_out$32 ;
-  wire \valid_out$42 ;
-  wire \valid_out$52 ;
-  wire \valid_out$62 ;
-  wire \valid_out$72 ;
-  wire \valid_out$82 ;
+  wire signed [31:0] \drain_in$29 ;
+  wire signed [31:0] \drain_in$39 ;
+  wire signed [31:0] \drain_in$49 ;
+  wire signed [31:0] \drain_in$59 ;
+  wire signed [31:0] \drain_in$69 ;
+  wire signed [31:0] \drain_in$79 ;
+  wire signed [31:0] \drain_in$89 ;
+  wire signed [31:0] \drain_out$30 ;
+  wire signed [31:0] \drain_out$40 ;
+  wire signed [31:0] \drain_out$50 ;
+  wire signed [31:0] \drain_out$60 ;
+  wire signed [31:0] \drain_out$70 ;
+  wire signed [31:0] \drain_out$80 ;
+  wire signed [31:0] \drain_out$90 ;
+  wire signed [31:0] \drain_out$91 ;
+  wire \last$15 ;
+  wire \last$23 ;
+  wire \last$33 ;
+  wire \last$43 ;
+  wire \last$53 ;
+  wire \last$63 ;
+  wire \last$73 ;
+  wire \last$83 ;
+  wire \last_out$18 ;
+  wire \last_out$26 ;
+  wire \last_out$36 ;
+  wire \last_out$46 ;
+  wire \last_out$56 ;
+  wire \last_out$66 ;
+  wire \last_out$76 ;
+  wire \last_out$86 ;
+  wire pe_clk;
+  (* systolix_nomerge = 32'd1 *)
+  reg pe_rst = 1'h1;
+  (* init = 1'h1 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire \pe_rst$12 ;
+  wire \valid$14 ;
+  wire \valid$22 ;
+  wire \valid$32 ;
+  wire \valid$42 ;
+  wire \valid$52 ;
+  wire \valid$62 ;
+  wire \valid$72 ;
+  wire \valid$82 ;
+  wire \valid_out$17 ;
+  wire \valid_out$25 ;
+  wire \valid_out$35 ;
+  wire \valid_out$45 ;
+  wire \valid_out$55 ;
+  wire \valid_out$65 ;
+  wire \valid_out$75 ;
+  wire \valid_out$85 ;
+  always @(posedge clk)
+    pe_rst <= rst;
   \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_0  pe_0 (
     .a(a[7:0]),
-    .a_out(\a_out$13 ),
+    .a_out(\a_out$16 ),
     .b(b),
-    .b_out(\b$24 ),
+    .b_out(\b$27 ),
     .clk(clk),
     .drain_in(32'd0),
-    .drain_out(\drain_in$26 ),
+    .drain_out(\drain_in$29 ),
     .last(last[0]),
-    .last_out(\last_out$15 ),
-    .rst(rst),
+    .last_out(\last_out$18 ),
+    .rst(pe_rst),
     .valid(valid[0]),
-    .valid_out(\valid_out$14 )
+    .valid_out(\valid_out$17 )
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_1  pe_1 (
     .a(a[15:8]),
-    .a_out(\a_out$21 ),
-    .b(\b$24 ),
-    .b_out(\b$34 ),
+    .a_out(\a_out$24 ),
+    .b(\b$27 ),
+    .b_out(\b$37 ),
     .clk(clk),
-    .drain_in(\drain_in$26 ),
-    .drain_out(\drain_in$36 ),
+    .drain_in(\drain_in$29 ),
+    .drain_out(\drain_in$39 ),
     .last(last[1]),
-    .last_out(\last_out$23 ),
-    .rst(rst),
+    .last_out(\last_out$26 ),
+    .rst(pe_rst),
     .valid(valid[1]),
-    .valid_out(\valid_out$22 )
+    .valid_out(\valid_out$25 )
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_2  pe_2 (
     .a(a[23:16]),
-    .a_out(\a_out$31 ),
-    .b(\b$34 ),
-    .b_out(\b$44 ),
+    .a_out(\a_out$34 ),
+    .b(\b$37 ),
+    .b_out(\b$47 ),
     .clk(clk),
-    .drain_in(\drain_in$36 ),
-    .drain_out(\drain_in$46 ),
+    .drain_in(\drain_in$39 ),
+    .drain_out(\drain_in$49 ),
     .last(last[2]),
-    .last_out(\last_out$33 ),
-    .rst(rst),
+    .last_out(\last_out$36 ),
+    .rst(pe_rst),
     .valid(valid[2]),
-    .valid_out(\valid_out$32 )
+    .valid_out(\valid_out$35 )
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_3  pe_3 (
     .a(a[31:24]),
-    .a_out(\a_out$41 ),
-    .b(\b$44 ),
-    .b_out(\b$54 ),
+    .a_out(\a_out$44 ),
+    .b(\b$47 ),
+    .b_out(\b$57 ),
     .clk(clk),
-    .drain_in(\drain_in$46 ),
-    .drain_out(\drain_in$56 ),
+    .drain_in(\drain_in$49 ),
+    .drain_out(\drain_in$59 ),
     .last(last[3]),
-    .last_out(\last_out$43 ),
-    .rst(rst),
+    .last_out(\last_out$46 ),
+    .rst(pe_rst),
     .valid(valid[3]),
-    .valid_out(\valid_out$42 )
+    .valid_out(\valid_out$45 )
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_4  pe_4 (
     .a(a[39:32]),
-    .a_out(\a_out$51 ),
-    .b(\b$54 ),
-    .b_out(\b$64 ),
+    .a_out(\a_out$54 ),
+    .b(\b$57 ),
+    .b_out(\b$67 ),
     .clk(clk),
-    .drain_in(\drain_in$56 ),
-    .drain_out(\drain_in$66 ),
+    .drain_in(\drain_in$59 ),
+    .drain_out(\drain_in$69 ),
     .last(last[4]),
-    .last_out(\last_out$53 ),
-    .rst(rst),
+    .last_out(\last_out$56 ),
+    .rst(pe_rst),
     .valid(valid[4]),
-    .valid_out(\valid_out$52 )
+    .valid_out(\valid_out$55 )
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_5  pe_5 (
     .a(a[47:40]),
-    .a_out(\a_out$61 ),
-    .b(\b$64 ),
-    .b_out(\b$74 ),
+    .a_out(\a_out$64 ),
+    .b(\b$67 ),
+    .b_out(\b$77 ),
     .clk(clk),
-    .drain_in(\drain_in$66 ),
-    .drain_out(\drain_in$76 ),
+    .drain_in(\drain_in$69 ),
+    .drain_out(\drain_in$79 ),
     .last(last[5]),
-    .last_out(\last_out$63 ),
-    .rst(rst),
+    .last_out(\last_out$66 ),
+    .rst(pe_rst),
     .valid(valid[5]),
-    .valid_out(\valid_out$62 )
+    .valid_out(\valid_out$65 )
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_6  pe_6 (
     .a(a[55:48]),
-    .a_out(\a_out$71 ),
-    .b(\b$74 ),
-    .b_out(\b$84 ),
+    .a_out(\a_out$74 ),
+    .b(\b$77 ),
+    .b_out(\b$87 ),
     .clk(clk),
-    .drain_in(\drain_in$76 ),
-    .drain_out(\drain_in$86 ),
+    .drain_in(\drain_in$79 ),
+    .drain_out(\drain_in$89 ),
     .last(last[6]),
-    .last_out(\last_out$73 ),
-    .rst(rst),
+    .last_out(\last_out$76 ),
+    .rst(pe_rst),
     .valid(valid[6]),
-    .valid_out(\valid_out$72 )
+    .valid_out(\valid_out$75 )
   );
   \engine_os_8x8_int8_acc32_wrap_64x64x64.pe_7  pe_7 (
     .a(a[63:56]),
-    .a_out(\a_out$81 ),
-    .b(\b$84 ),
+    .a_out(\a_out$84 ),
+    .b(\b$87 ),
     .b_out(\$1 ),
     .clk(clk),
-    .drain_in(\drain_in$86 ),
+    .drain_in(\drain_in$89 ),
     .drain_out(drain_out),
     .last(last[7]),
-    .last_out(\last_out$83 ),
-    .rst(rst),
+    .last_out(\last_out$86 ),
+    .rst(pe_rst),
     .valid(valid[7]),
-    .valid_out(\valid_out$82 )
+    .valid_out(\valid_out$85 )
   );
-  assign \a$10  = a[7:0];
-  assign \valid$11  = valid[0];
-  assign \last$12  = last[0];
-  assign \b$16  = b;
+  assign pe_clk = clk;
+  assign \pe_rst$12  = pe_rst;
+  assign \a$13  = a[7:0];
+  assign \valid$14  = valid[0];
+  assign \last$15  = last[0];
+  assign \b$19  = b;
   assign drain_in = 32'd0;
-  assign \a$18  = a[15:8];
-  assign \valid$19  = valid[1];
-  assign \last$20  = last[1];
-  assign b_out = \b$24 ;
-  assign \drain_out$27  = \drain_in$26 ;
-  assign \a$28  = a[23:16];
-  assign \valid$29  = valid[2];
-  assign \last$30  = last[2];
-  assign \b_out$35  = \b$34 ;
-  assign \drain_out$37  = \drain_in$36 ;
-  assign \a$38  = a[31:24];
-  assign \valid$39  = valid[3];
-  assign \last$40  = last[3];
-  assign \b_out$45  = \b$44 ;
-  assign \drain_out$47  = \drain_in$46 ;
-  assign \a$48  = a[39:32];
-  assign \valid$49  = valid[4];
-  assign \last$50  = last[4];
-  assign \b_out$55  = \b$54 ;
-  assign \drain_out$57  = \drain_in$56 ;
-  assign \a$58  = a[47:40];
-  assign \valid$59  = valid[5];
-  assign \last$60  = last[5];
-  assign \b_out$65  = \b$64 ;
-  assign \drain_out$67  = \drain_in$66 ;
-  assign \a$68  = a[55:48];
-  assign \valid$69  = valid[6];
-  assign \last$70  = last[6];
-  assign \b_out$75  = \b$74 ;
-  assign \drain_out$77  = \drain_in$76 ;
-  assign \a$78  = a[63:56];
-  assign \valid$79  = valid[7];
-  assign \last$80  = last[7];
-  assign \b_out$85  = \b$84 ;
-  assign \drain_out$87  = \drain_in$86 ;
-  assign \drain_out$88  = drain_out;
+  assign \a$21  = a[15:8];
+  assign \valid$22  = valid[1];
+  assign \last$23  = last[1];
+  assign b_out = \b$27 ;
+  assign \drain_out$30  = \drain_in$29 ;
+  assign \a$31  = a[23:16];
+  assign \valid$32  = valid[2];
+  assign \last$33  = last[2];
+  assign \b_out$38  = \b$37 ;
+  assign \drain_out$40  = \drain_in$39 ;
+  assign \a$41  = a[31:24];
+  assign \valid$42  = valid[3];
+  assign \last$43  = last[3];
+  assign \b_out$48  = \b$47 ;
+  assign \drain_out$50  = \drain_in$49 ;
+  assign \a$51  = a[39:32];
+  assign \valid$52  = valid[4];
+  assign \last$53  = last[4];
+  assign \b_out$58  = \b$57 ;
+  assign \drain_out$60  = \drain_in$59 ;
+  assign \a$61  = a[47:40];
+  assign \valid$62  = valid[5];
+  assign \last$63  = last[5];
+  assign \b_out$68  = \b$67 ;
+  assign \drain_out$70  = \drain_in$69 ;
+  assign \a$71  = a[55:48];
+  assign \valid$72  = valid[6];
+  assign \last$73  = last[6];
+  assign \b_out$78  = \b$77 ;
+  assign \drain_out$80  = \drain_in$79 ;
+  assign \a$81  = a[63:56];
+  assign \valid$82  = valid[7];
+  assign \last$83  = last[7];
+  assign \b_out$88  = \b$87 ;
+  assign \drain_out$90  = \drain_in$89 ;
+  assign \drain_out$91  = drain_out;
   assign \a[0]  = a[7:0];
   assign \a[1]  = a[15:8];
   assign \a[2]  = a[23:16];
@@ -5377,30 +5402,30 @@ module \engine_os_8x8_int8_acc32_wrap_64x64x64.column_0 (valid, last, b, clk, rs
   assign \a_out[5]  = a_out[47:40];
   assign \a_out[6]  = a_out[55:48];
   assign \a_out[7]  = a_out[63:56];
-  assign last_out[7] = \last_out$83 ;
-  assign last_out[6] = \last_out$73 ;
-  assign last_out[5] = \last_out$63 ;
-  assign last_out[4] = \last_out$53 ;
-  assign last_out[3] = \last_out$43 ;
-  assign last_out[2] = \last_out$33 ;
-  assign last_out[1] = \last_out$23 ;
-  assign last_out[0] = \last_out$15 ;
-  assign valid_out[7] = \valid_out$82 ;
-  assign valid_out[6] = \valid_out$72 ;
-  assign valid_out[5] = \valid_out$62 ;
-  assign valid_out[4] = \valid_out$52 ;
-  assign valid_out[3] = \valid_out$42 ;
-  assign valid_out[2] = \valid_out$32 ;
-  assign valid_out[1] = \valid_out$22 ;
-  assign valid_out[0] = \valid_out$14 ;
-  assign a_out[63:56] = \a_out$81 ;
-  assign a_out[55:48] = \a_out$71 ;
-  assign a_out[47:40] = \a_out$61 ;
-  assign a_out[39:32] = \a_out$51 ;
-  assign a_out[31:24] = \a_out$41 ;
-  assign a_out[23:16] = \a_out$31 ;
-  assign a_out[15:8] = \a_out$21 ;
-  assign a_out[7:0] = \a_out$13 ;
+  assign last_out[7] = \last_out$86 ;
+  assign last_out[6] = \last_out$76 ;
+  assign last_out[5] = \last_out$66 ;
+  assign last_out[4] = \last_out$56 ;
+  assign last_out[3] = \last_out$46 ;
+  assign last_out[2] = \last_out$36 ;
+  assign last_out[1] = \last_out$26 ;
+  assign last_out[0] = \last_out$18 ;
+  assign valid_out[7] = \valid_out$85 ;
+  assign valid_out[6] = \valid_out$75 ;
+  assign valid_out[5] = \valid_out$65 ;
+  assign valid_out[4] = \valid_out$55 ;
+  assign valid_out[3] = \valid_out$45 ;
+  assign valid_out[2] = \valid_out$35 ;
+  assign valid_out[1] = \valid_out$25 ;
+  assign valid_out[0] = \valid_out$17 ;
+  assign a_out[63:56] = \a_out$84 ;
+  assign a_out[55:48] = \a_out$74 ;
+  assign a_out[47:40] = \a_out$64 ;
+  assign a_out[39:32] = \a_out$54 ;
+  assign a_out[31:24] = \a_out$44 ;
+  assign a_out[23:16] = \a_out$34 ;
+  assign a_out[15:8] = \a_out$24 ;
+  assign a_out[7:0] = \a_out$16 ;
 endmodule
 
 (* generator = "Amaranth" *)

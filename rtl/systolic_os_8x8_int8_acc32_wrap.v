@@ -27,42 +27,45 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
-  wire [4:0] \$17 ;
+  wire \$17 ;
   wire \$18 ;
-  wire [3:0] \$19 ;
+  wire \$19 ;
   wire \$2 ;
-  wire [63:0] \$20 ;
-  wire [7:0] \$21 ;
-  wire [7:0] \$22 ;
-  reg [3:0] \$23 ;
-  reg \$24 ;
-  reg [2:0] \$25 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire [63:0] \$22 ;
+  wire [7:0] \$23 ;
+  wire [7:0] \$24 ;
+  reg \$25 ;
+  reg [3:0] \$26 ;
+  reg \$27 ;
+  reg [2:0] \$28 ;
   wire \$3 ;
-  wire \$4 ;
+  wire [4:0] \$4 ;
   wire \$5 ;
-  wire \$6 ;
+  wire [3:0] \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
   wire [63:0] a;
-  wire [63:0] \a$16 ;
-  wire signed [7:0] \a$16[0] ;
-  wire signed [7:0] \a$16[1] ;
-  wire signed [7:0] \a$16[2] ;
-  wire signed [7:0] \a$16[3] ;
-  wire signed [7:0] \a$16[4] ;
-  wire signed [7:0] \a$16[5] ;
-  wire signed [7:0] \a$16[6] ;
-  wire signed [7:0] \a$16[7] ;
-  wire [63:0] \a$22 ;
-  wire signed [7:0] \a$22[0] ;
-  wire signed [7:0] \a$22[1] ;
-  wire signed [7:0] \a$22[2] ;
-  wire signed [7:0] \a$22[3] ;
-  wire signed [7:0] \a$22[4] ;
-  wire signed [7:0] \a$22[5] ;
-  wire signed [7:0] \a$22[6] ;
-  wire signed [7:0] \a$22[7] ;
+  wire [63:0] \a$19 ;
+  wire signed [7:0] \a$19[0] ;
+  wire signed [7:0] \a$19[1] ;
+  wire signed [7:0] \a$19[2] ;
+  wire signed [7:0] \a$19[3] ;
+  wire signed [7:0] \a$19[4] ;
+  wire signed [7:0] \a$19[5] ;
+  wire signed [7:0] \a$19[6] ;
+  wire signed [7:0] \a$19[7] ;
+  wire [63:0] \a$25 ;
+  wire signed [7:0] \a$25[0] ;
+  wire signed [7:0] \a$25[1] ;
+  wire signed [7:0] \a$25[2] ;
+  wire signed [7:0] \a$25[3] ;
+  wire signed [7:0] \a$25[4] ;
+  wire signed [7:0] \a$25[5] ;
+  wire signed [7:0] \a$25[6] ;
+  wire signed [7:0] \a$25[7] ;
   wire signed [7:0] \a[0] ;
   wire signed [7:0] \a[1] ;
   wire signed [7:0] \a[2] ;
@@ -72,15 +75,15 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire signed [7:0] \a[6] ;
   wire signed [7:0] \a[7] ;
   wire [63:0] a_out;
-  wire [63:0] \a_out$23 ;
-  wire signed [7:0] \a_out$23[0] ;
-  wire signed [7:0] \a_out$23[1] ;
-  wire signed [7:0] \a_out$23[2] ;
-  wire signed [7:0] \a_out$23[3] ;
-  wire signed [7:0] \a_out$23[4] ;
-  wire signed [7:0] \a_out$23[5] ;
-  wire signed [7:0] \a_out$23[6] ;
-  wire signed [7:0] \a_out$23[7] ;
+  wire [63:0] \a_out$26 ;
+  wire signed [7:0] \a_out$26[0] ;
+  wire signed [7:0] \a_out$26[1] ;
+  wire signed [7:0] \a_out$26[2] ;
+  wire signed [7:0] \a_out$26[3] ;
+  wire signed [7:0] \a_out$26[4] ;
+  wire signed [7:0] \a_out$26[5] ;
+  wire signed [7:0] \a_out$26[6] ;
+  wire signed [7:0] \a_out$26[7] ;
   wire signed [7:0] \a_out[0] ;
   wire signed [7:0] \a_out[1] ;
   wire signed [7:0] \a_out[2] ;
@@ -89,74 +92,75 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire signed [7:0] \a_out[5] ;
   wire signed [7:0] \a_out[6] ;
   wire signed [7:0] \a_out[7] ;
+  reg after_reset = 1'h1;
   wire [23:0] b;
-  wire [23:0] \b$30 ;
-  wire signed [7:0] \b$30[0] ;
-  wire signed [7:0] \b$30[1] ;
-  wire signed [7:0] \b$30[2] ;
-  wire [15:0] \b$31 ;
-  wire signed [7:0] \b$31[0] ;
-  wire signed [7:0] \b$31[1] ;
+  wire [23:0] \b$33 ;
+  wire signed [7:0] \b$33[0] ;
+  wire signed [7:0] \b$33[1] ;
+  wire signed [7:0] \b$33[2] ;
+  wire [15:0] \b$34 ;
+  wire signed [7:0] \b$34[0] ;
+  wire signed [7:0] \b$34[1] ;
   wire signed [7:0] \b[0] ;
   wire signed [7:0] \b[1] ;
   wire signed [7:0] \b[2] ;
   wire [95:0] drain_out;
-  wire [95:0] \drain_out$34 ;
-  wire signed [31:0] \drain_out$34[0] ;
-  wire signed [31:0] \drain_out$34[1] ;
-  wire signed [31:0] \drain_out$34[2] ;
-  wire [63:0] \drain_out$35 ;
-  wire signed [31:0] \drain_out$35[0] ;
-  wire signed [31:0] \drain_out$35[1] ;
+  wire [95:0] \drain_out$37 ;
+  wire signed [31:0] \drain_out$37[0] ;
+  wire signed [31:0] \drain_out$37[1] ;
+  wire signed [31:0] \drain_out$37[2] ;
+  wire [63:0] \drain_out$38 ;
+  wire signed [31:0] \drain_out$38[0] ;
+  wire signed [31:0] \drain_out$38[1] ;
   wire signed [31:0] \drain_out[0] ;
   wire signed [31:0] \drain_out[1] ;
   wire signed [31:0] \drain_out[2] ;
   wire [63:0] i;
-  wire [15:0] \i$10 ;
-  wire [1:0] \i$10[0] ;
-  wire \i$10[0].last ;
-  wire \i$10[0].valid ;
-  wire [1:0] \i$10[1] ;
-  wire \i$10[1].last ;
-  wire \i$10[1].valid ;
-  wire [1:0] \i$10[2] ;
-  wire \i$10[2].last ;
-  wire \i$10[2].valid ;
-  wire [1:0] \i$10[3] ;
-  wire \i$10[3].last ;
-  wire \i$10[3].valid ;
-  wire [1:0] \i$10[4] ;
-  wire \i$10[4].last ;
-  wire \i$10[4].valid ;
-  wire [1:0] \i$10[5] ;
-  wire \i$10[5].last ;
-  wire \i$10[5].valid ;
-  wire [1:0] \i$10[6] ;
-  wire \i$10[6].last ;
-  wire \i$10[6].valid ;
-  wire [1:0] \i$10[7] ;
-  wire \i$10[7].last ;
-  wire \i$10[7].valid ;
-  wire [255:0] \i$32 ;
-  wire signed [31:0] \i$32[0] ;
-  wire signed [31:0] \i$32[1] ;
-  wire signed [31:0] \i$32[2] ;
-  wire signed [31:0] \i$32[3] ;
-  wire signed [31:0] \i$32[4] ;
-  wire signed [31:0] \i$32[5] ;
-  wire signed [31:0] \i$32[6] ;
-  wire signed [31:0] \i$32[7] ;
-  wire \i$37 ;
-  wire \i$37[0] ;
-  wire [63:0] \i$9 ;
-  wire signed [7:0] \i$9[0] ;
-  wire signed [7:0] \i$9[1] ;
-  wire signed [7:0] \i$9[2] ;
-  wire signed [7:0] \i$9[3] ;
-  wire signed [7:0] \i$9[4] ;
-  wire signed [7:0] \i$9[5] ;
-  wire signed [7:0] \i$9[6] ;
-  wire signed [7:0] \i$9[7] ;
+  wire [63:0] \i$12 ;
+  wire signed [7:0] \i$12[0] ;
+  wire signed [7:0] \i$12[1] ;
+  wire signed [7:0] \i$12[2] ;
+  wire signed [7:0] \i$12[3] ;
+  wire signed [7:0] \i$12[4] ;
+  wire signed [7:0] \i$12[5] ;
+  wire signed [7:0] \i$12[6] ;
+  wire signed [7:0] \i$12[7] ;
+  wire [15:0] \i$13 ;
+  wire [1:0] \i$13[0] ;
+  wire \i$13[0].last ;
+  wire \i$13[0].valid ;
+  wire [1:0] \i$13[1] ;
+  wire \i$13[1].last ;
+  wire \i$13[1].valid ;
+  wire [1:0] \i$13[2] ;
+  wire \i$13[2].last ;
+  wire \i$13[2].valid ;
+  wire [1:0] \i$13[3] ;
+  wire \i$13[3].last ;
+  wire \i$13[3].valid ;
+  wire [1:0] \i$13[4] ;
+  wire \i$13[4].last ;
+  wire \i$13[4].valid ;
+  wire [1:0] \i$13[5] ;
+  wire \i$13[5].last ;
+  wire \i$13[5].valid ;
+  wire [1:0] \i$13[6] ;
+  wire \i$13[6].last ;
+  wire \i$13[6].valid ;
+  wire [1:0] \i$13[7] ;
+  wire \i$13[7].last ;
+  wire \i$13[7].valid ;
+  wire [255:0] \i$35 ;
+  wire signed [31:0] \i$35[0] ;
+  wire signed [31:0] \i$35[1] ;
+  wire signed [31:0] \i$35[2] ;
+  wire signed [31:0] \i$35[3] ;
+  wire signed [31:0] \i$35[4] ;
+  wire signed [31:0] \i$35[5] ;
+  wire signed [31:0] \i$35[6] ;
+  wire signed [31:0] \i$35[7] ;
+  wire \i$40 ;
+  wire \i$40[0] ;
   wire signed [7:0] \i[0] ;
   wire signed [7:0] \i[1] ;
   wire signed [7:0] \i[2] ;
@@ -185,64 +189,64 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire signed [7:0] \i__payload.b[7] ;
   wire \i__payload.last ;
   wire [7:0] last;
-  wire [7:0] \last$20 ;
-  wire [7:0] \last$26 ;
+  wire [7:0] \last$23 ;
+  wire [7:0] \last$29 ;
   wire [7:0] last_out;
-  wire [7:0] \last_out$27 ;
-  wire [63:0] o;
-  wire [15:0] \o$14 ;
-  wire [1:0] \o$14[0] ;
-  wire \o$14[0].last ;
-  wire \o$14[0].valid ;
-  wire [1:0] \o$14[1] ;
-  wire \o$14[1].last ;
-  wire \o$14[1].valid ;
-  wire [1:0] \o$14[2] ;
-  wire \o$14[2].last ;
-  wire \o$14[2].valid ;
-  wire [1:0] \o$14[3] ;
-  wire \o$14[3].last ;
-  wire \o$14[3].valid ;
-  wire [1:0] \o$14[4] ;
-  wire \o$14[4].last ;
-  wire \o$14[4].valid ;
-  wire [1:0] \o$14[5] ;
-  wire \o$14[5].last ;
-  wire \o$14[5].valid ;
-  wire [1:0] \o$14[6] ;
-  wire \o$14[6].last ;
-  wire \o$14[6].valid ;
-  wire [1:0] \o$14[7] ;
-  wire \o$14[7].last ;
-  wire \o$14[7].valid ;
-  wire [63:0] \o$29 ;
-  wire signed [7:0] \o$29[0] ;
-  wire signed [7:0] \o$29[1] ;
-  wire signed [7:0] \o$29[2] ;
-  wire signed [7:0] \o$29[3] ;
-  wire signed [7:0] \o$29[4] ;
-  wire signed [7:0] \o$29[5] ;
-  wire signed [7:0] \o$29[6] ;
-  wire signed [7:0] \o$29[7] ;
-  wire [255:0] \o$36 ;
-  wire signed [31:0] \o$36[0] ;
-  wire signed [31:0] \o$36[1] ;
-  wire signed [31:0] \o$36[2] ;
-  wire signed [31:0] \o$36[3] ;
-  wire signed [31:0] \o$36[4] ;
-  wire signed [31:0] \o$36[5] ;
-  wire signed [31:0] \o$36[6] ;
-  wire signed [31:0] \o$36[7] ;
-  wire \o$39 ;
-  wire \o$39[0] ;
-  wire signed [7:0] \o[0] ;
-  wire signed [7:0] \o[1] ;
-  wire signed [7:0] \o[2] ;
-  wire signed [7:0] \o[3] ;
-  wire signed [7:0] \o[4] ;
-  wire signed [7:0] \o[5] ;
-  wire signed [7:0] \o[6] ;
-  wire signed [7:0] \o[7] ;
+  wire [7:0] \last_out$30 ;
+  wire o;
+  wire [63:0] \o$15 ;
+  wire signed [7:0] \o$15[0] ;
+  wire signed [7:0] \o$15[1] ;
+  wire signed [7:0] \o$15[2] ;
+  wire signed [7:0] \o$15[3] ;
+  wire signed [7:0] \o$15[4] ;
+  wire signed [7:0] \o$15[5] ;
+  wire signed [7:0] \o$15[6] ;
+  wire signed [7:0] \o$15[7] ;
+  wire [15:0] \o$17 ;
+  wire [1:0] \o$17[0] ;
+  wire \o$17[0].last ;
+  wire \o$17[0].valid ;
+  wire [1:0] \o$17[1] ;
+  wire \o$17[1].last ;
+  wire \o$17[1].valid ;
+  wire [1:0] \o$17[2] ;
+  wire \o$17[2].last ;
+  wire \o$17[2].valid ;
+  wire [1:0] \o$17[3] ;
+  wire \o$17[3].last ;
+  wire \o$17[3].valid ;
+  wire [1:0] \o$17[4] ;
+  wire \o$17[4].last ;
+  wire \o$17[4].valid ;
+  wire [1:0] \o$17[5] ;
+  wire \o$17[5].last ;
+  wire \o$17[5].valid ;
+  wire [1:0] \o$17[6] ;
+  wire \o$17[6].last ;
+  wire \o$17[6].valid ;
+  wire [1:0] \o$17[7] ;
+  wire \o$17[7].last ;
+  wire \o$17[7].valid ;
+  wire [63:0] \o$32 ;
+  wire signed [7:0] \o$32[0] ;
+  wire signed [7:0] \o$32[1] ;
+  wire signed [7:0] \o$32[2] ;
+  wire signed [7:0] \o$32[3] ;
+  wire signed [7:0] \o$32[4] ;
+  wire signed [7:0] \o$32[5] ;
+  wire signed [7:0] \o$32[6] ;
+  wire signed [7:0] \o$32[7] ;
+  wire [255:0] \o$39 ;
+  wire signed [31:0] \o$39[0] ;
+  wire signed [31:0] \o$39[1] ;
+  wire signed [31:0] \o$39[2] ;
+  wire signed [31:0] \o$39[3] ;
+  wire signed [31:0] \o$39[4] ;
+  wire signed [31:0] \o$39[5] ;
+  wire signed [31:0] \o$39[6] ;
+  wire signed [31:0] \o$39[7] ;
+  wire \o[0] ;
   wire [255:0] \o__payload.data ;
   wire signed [31:0] \o__payload.data[0] ;
   wire signed [31:0] \o__payload.data[1] ;
@@ -256,37 +260,41 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   reg [2:0] row = 3'h0;
   reg [3:0] since_last = 4'h8;
   wire [7:0] valid;
-  wire [7:0] \valid$18 ;
-  wire [7:0] \valid$24 ;
+  wire [7:0] \valid$21 ;
+  wire [7:0] \valid$27 ;
   wire [7:0] valid_out;
-  wire [7:0] \valid_out$25 ;
-  assign \$1  = ~ rst;
-  assign \$2  = ~ i__payload[128];
-  assign \$3  = since_last == 4'h8;
-  assign \$4  = \$2  | \$3 ;
-  assign i__ready = \$1  & \$4 ;
-  assign \$5  = i__valid & i__ready;
-  assign \$6  = i__valid & i__ready;
-  assign \$7  = i__valid & i__ready;
-  assign \$8  = i__valid & i__ready;
-  assign \$9  = i__valid & i__ready;
-  assign \$10  = i__valid & i__ready;
-  assign \$11  = i__valid & i__ready;
-  assign \$12  = i__valid & i__ready;
+  wire [7:0] \valid_out$28 ;
+  assign \$1  = i__valid & i__ready;
+  assign \$2  = \$1  & i__payload[128];
+  assign \$3  = since_last != 4'h8;
+  assign \$4  = since_last + 1'h1;
+  assign \$5  = | row;
+  assign \$6  = row - 1'h1;
+  assign \$7  = ~ rst;
+  assign \$8  = ~ after_reset;
+  assign \$9  = \$7  & \$8 ;
+  assign \$10  = ~ i__payload[128];
+  assign \$11  = since_last == 4'h8;
+  assign \$12  = \$10  | \$11 ;
+  assign i__ready = \$9  & \$12 ;
   assign \$13  = i__valid & i__ready;
-  assign \i$37  = \$13  & i__payload[128];
   assign \$14  = i__valid & i__ready;
-  assign \$15  = \$14  & i__payload[128];
-  assign \$16  = since_last != 4'h8;
-  assign \$17  = since_last + 1'h1;
-  assign \$18  = | row;
-  assign \$19  = row - 1'h1;
+  assign \$15  = i__valid & i__ready;
+  assign \$16  = i__valid & i__ready;
+  assign \$17  = i__valid & i__ready;
+  assign \$18  = i__valid & i__ready;
+  assign \$19  = i__valid & i__ready;
+  assign \$20  = i__valid & i__ready;
+  assign \$21  = i__valid & i__ready;
+  assign \i$40  = \$21  & i__payload[128];
   always @(posedge clk)
-    since_last <= \$23 ;
+    after_reset <= \$25 ;
   always @(posedge clk)
-    o__valid <= \$24 ;
+    since_last <= \$26 ;
   always @(posedge clk)
-    row <= \$25 ;
+    o__valid <= \$27 ;
+  always @(posedge clk)
+    row <= \$28 ;
   \systolic_os_8x8_int8_acc32_wrap.a_skew  a_skew (
     .clk(clk),
     .i(i__payload[63:0]),
@@ -296,110 +304,117 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   \systolic_os_8x8_int8_acc32_wrap.b_skew  b_skew (
     .clk(clk),
     .i(i__payload[127:64]),
-    .o(\o$29 ),
+    .o(\o$32 ),
     .rst(rst)
   );
   \systolic_os_8x8_int8_acc32_wrap.deskew  deskew (
     .clk(clk),
-    .i(\i$32 ),
-    .o(\o$36 ),
+    .i(\i$35 ),
+    .o(\o$39 ),
     .rst(rst)
   );
   \systolic_os_8x8_int8_acc32_wrap.done_delay  done_delay (
     .clk(clk),
-    .i(\i$37 ),
-    .o(\o$39 ),
+    .i(\i$40 ),
+    .o(o),
     .rst(rst)
   );
   \systolic_os_8x8_int8_acc32_wrap.flag_skew  flag_skew (
     .clk(clk),
-    .i(\i$10 ),
-    .o(\o$14 ),
+    .i(\i$13 ),
+    .o(\o$17 ),
     .rst(rst)
   );
   \systolic_os_8x8_int8_acc32_wrap.group_0  group_0 (
     .a(a),
-    .a_out(\a$16 ),
+    .a_out(\a$19 ),
     .b(b),
     .clk(clk),
     .drain_out(drain_out),
     .last(last),
-    .last_out(\last$20 ),
+    .last_out(\last$23 ),
     .rst(rst),
     .valid(valid),
-    .valid_out(\valid$18 )
+    .valid_out(\valid$21 )
   );
   \systolic_os_8x8_int8_acc32_wrap.group_0  group_1 (
-    .a(\a$16 ),
-    .a_out(\a$22 ),
-    .b(\b$30 ),
+    .a(\a$19 ),
+    .a_out(\a$25 ),
+    .b(\b$33 ),
     .clk(clk),
-    .drain_out(\drain_out$34 ),
-    .last(\last$20 ),
-    .last_out(\last$26 ),
+    .drain_out(\drain_out$37 ),
+    .last(\last$23 ),
+    .last_out(\last$29 ),
     .rst(rst),
-    .valid(\valid$18 ),
-    .valid_out(\valid$24 )
+    .valid(\valid$21 ),
+    .valid_out(\valid$27 )
   );
   \systolic_os_8x8_int8_acc32_wrap.group_1  group_2 (
-    .a(\a$22 ),
-    .a_out(\$20 ),
-    .b(\b$31 ),
+    .a(\a$25 ),
+    .a_out(\$22 ),
+    .b(\b$34 ),
     .clk(clk),
-    .drain_out(\drain_out$35 ),
-    .last(\last$26 ),
-    .last_out(\$22 ),
+    .drain_out(\drain_out$38 ),
+    .last(\last$29 ),
+    .last_out(\$24 ),
     .rst(rst),
-    .valid(\valid$24 ),
-    .valid_out(\$21 )
+    .valid(\valid$27 ),
+    .valid_out(\$23 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$23  = since_last;
-    if (\$15 ) begin
-      \$23  = 4'h1;
-    end else if (\$16 ) begin
-      \$23  = \$17 [3:0];
-    end
+    \$25  = 1'h0;
     if (rst) begin
-      \$23  = 4'h8;
+      \$25  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$24  = o__valid;
+    \$26  = since_last;
+    if (\$2 ) begin
+      \$26  = 4'h1;
+    end else if (\$3 ) begin
+      \$26  = \$4 [3:0];
+    end
+    if (rst) begin
+      \$26  = 4'h8;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
+    \$27  = o__valid;
     (* full_case = 32'd1 *)
-    if (\o$39 ) begin
-      \$24  = 1'h1;
-    end else if (\$18 ) begin
+    if (o) begin
+      \$27  = 1'h1;
+    end else if (\$5 ) begin
     end else begin
-      \$24  = 1'h0;
+      \$27  = 1'h0;
     end
     if (rst) begin
-      \$24  = 1'h0;
+      \$27  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$25  = row;
-    if (\o$39 ) begin
-      \$25  = 3'h7;
-    end else if (\$18 ) begin
-      \$25  = \$19 [2:0];
+    \$28  = row;
+    if (o) begin
+      \$28  = 3'h7;
+    end else if (\$5 ) begin
+      \$28  = \$6 [2:0];
     end
     if (rst) begin
-      \$25  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   assign i = i__payload[63:0];
-  assign \i$9  = i__payload[127:64];
-  assign o = a;
-  assign a_out = \a$16 ;
-  assign valid_out = \valid$18 ;
-  assign last_out = \last$20 ;
-  assign \a_out$23  = \a$22 ;
-  assign \valid_out$25  = \valid$24 ;
-  assign \last_out$27  = \last$26 ;
+  assign \i$12  = i__payload[127:64];
+  assign \o$15  = a;
+  assign a_out = \a$19 ;
+  assign valid_out = \valid$21 ;
+  assign last_out = \last$23 ;
+  assign \a_out$26  = \a$25 ;
+  assign \valid_out$28  = \valid$27 ;
+  assign \last_out$30  = \last$29 ;
   assign \i__payload.a  = i__payload[63:0];
   assign \i__payload.a[0]  = i__payload[7:0];
   assign \i__payload.a[1]  = i__payload[15:8];
@@ -429,6 +444,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign \o__payload.data[6]  = o__payload[223:192];
   assign \o__payload.data[7]  = o__payload[255:224];
   assign \o__payload.row  = o__payload[258:256];
+  assign \o[0]  = o;
   assign \i[0]  = i__payload[7:0];
   assign \i[1]  = i__payload[15:8];
   assign \i[2]  = i__payload[23:16];
@@ -437,38 +453,38 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign \i[5]  = i__payload[47:40];
   assign \i[6]  = i__payload[55:48];
   assign \i[7]  = i__payload[63:56];
-  assign \i$9[0]  = i__payload[71:64];
-  assign \i$9[1]  = i__payload[79:72];
-  assign \i$9[2]  = i__payload[87:80];
-  assign \i$9[3]  = i__payload[95:88];
-  assign \i$9[4]  = i__payload[103:96];
-  assign \i$9[5]  = i__payload[111:104];
-  assign \i$9[6]  = i__payload[119:112];
-  assign \i$9[7]  = i__payload[127:120];
-  assign \i$10[0]  = \i$10 [1:0];
-  assign \i$10[0].valid  = \i$10 [0];
-  assign \i$10[0].last  = \i$10 [1];
-  assign \i$10[1]  = \i$10 [3:2];
-  assign \i$10[1].valid  = \i$10 [2];
-  assign \i$10[1].last  = \i$10 [3];
-  assign \i$10[2]  = \i$10 [5:4];
-  assign \i$10[2].valid  = \i$10 [4];
-  assign \i$10[2].last  = \i$10 [5];
-  assign \i$10[3]  = \i$10 [7:6];
-  assign \i$10[3].valid  = \i$10 [6];
-  assign \i$10[3].last  = \i$10 [7];
-  assign \i$10[4]  = \i$10 [9:8];
-  assign \i$10[4].valid  = \i$10 [8];
-  assign \i$10[4].last  = \i$10 [9];
-  assign \i$10[5]  = \i$10 [11:10];
-  assign \i$10[5].valid  = \i$10 [10];
-  assign \i$10[5].last  = \i$10 [11];
-  assign \i$10[6]  = \i$10 [13:12];
-  assign \i$10[6].valid  = \i$10 [12];
-  assign \i$10[6].last  = \i$10 [13];
-  assign \i$10[7]  = \i$10 [15:14];
-  assign \i$10[7].valid  = \i$10 [14];
-  assign \i$10[7].last  = \i$10 [15];
+  assign \i$12[0]  = i__payload[71:64];
+  assign \i$12[1]  = i__payload[79:72];
+  assign \i$12[2]  = i__payload[87:80];
+  assign \i$12[3]  = i__payload[95:88];
+  assign \i$12[4]  = i__payload[103:96];
+  assign \i$12[5]  = i__payload[111:104];
+  assign \i$12[6]  = i__payload[119:112];
+  assign \i$12[7]  = i__payload[127:120];
+  assign \i$13[0]  = \i$13 [1:0];
+  assign \i$13[0].valid  = \i$13 [0];
+  assign \i$13[0].last  = \i$13 [1];
+  assign \i$13[1]  = \i$13 [3:2];
+  assign \i$13[1].valid  = \i$13 [2];
+  assign \i$13[1].last  = \i$13 [3];
+  assign \i$13[2]  = \i$13 [5:4];
+  assign \i$13[2].valid  = \i$13 [4];
+  assign \i$13[2].last  = \i$13 [5];
+  assign \i$13[3]  = \i$13 [7:6];
+  assign \i$13[3].valid  = \i$13 [6];
+  assign \i$13[3].last  = \i$13 [7];
+  assign \i$13[4]  = \i$13 [9:8];
+  assign \i$13[4].valid  = \i$13 [8];
+  assign \i$13[4].last  = \i$13 [9];
+  assign \i$13[5]  = \i$13 [11:10];
+  assign \i$13[5].valid  = \i$13 [10];
+  assign \i$13[5].last  = \i$13 [11];
+  assign \i$13[6]  = \i$13 [13:12];
+  assign \i$13[6].valid  = \i$13 [12];
+  assign \i$13[6].last  = \i$13 [13];
+  assign \i$13[7]  = \i$13 [15:14];
+  assign \i$13[7].valid  = \i$13 [14];
+  assign \i$13[7].last  = \i$13 [15];
   assign \a[0]  = a[7:0];
   assign \a[1]  = a[15:8];
   assign \a[2]  = a[23:16];
@@ -477,162 +493,161 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign \a[5]  = a[47:40];
   assign \a[6]  = a[55:48];
   assign \a[7]  = a[63:56];
-  assign \o[0]  = a[7:0];
-  assign \o[1]  = a[15:8];
-  assign \o[2]  = a[23:16];
-  assign \o[3]  = a[31:24];
-  assign \o[4]  = a[39:32];
-  assign \o[5]  = a[47:40];
-  assign \o[6]  = a[55:48];
-  assign \o[7]  = a[63:56];
-  assign \o$14[0]  = \o$14 [1:0];
-  assign \o$14[0].valid  = \o$14 [0];
-  assign \o$14[0].last  = \o$14 [1];
-  assign \o$14[1]  = \o$14 [3:2];
-  assign \o$14[1].valid  = \o$14 [2];
-  assign \o$14[1].last  = \o$14 [3];
-  assign \o$14[2]  = \o$14 [5:4];
-  assign \o$14[2].valid  = \o$14 [4];
-  assign \o$14[2].last  = \o$14 [5];
-  assign \o$14[3]  = \o$14 [7:6];
-  assign \o$14[3].valid  = \o$14 [6];
-  assign \o$14[3].last  = \o$14 [7];
-  assign \o$14[4]  = \o$14 [9:8];
-  assign \o$14[4].valid  = \o$14 [8];
-  assign \o$14[4].last  = \o$14 [9];
-  assign \o$14[5]  = \o$14 [11:10];
-  assign \o$14[5].valid  = \o$14 [10];
-  assign \o$14[5].last  = \o$14 [11];
-  assign \o$14[6]  = \o$14 [13:12];
-  assign \o$14[6].valid  = \o$14 [12];
-  assign \o$14[6].last  = \o$14 [13];
-  assign \o$14[7]  = \o$14 [15:14];
-  assign \o$14[7].valid  = \o$14 [14];
-  assign \o$14[7].last  = \o$14 [15];
-  assign \a$16[0]  = \a$16 [7:0];
-  assign \a$16[1]  = \a$16 [15:8];
-  assign \a$16[2]  = \a$16 [23:16];
-  assign \a$16[3]  = \a$16 [31:24];
-  assign \a$16[4]  = \a$16 [39:32];
-  assign \a$16[5]  = \a$16 [47:40];
-  assign \a$16[6]  = \a$16 [55:48];
-  assign \a$16[7]  = \a$16 [63:56];
-  assign \a_out[0]  = \a$16 [7:0];
-  assign \a_out[1]  = \a$16 [15:8];
-  assign \a_out[2]  = \a$16 [23:16];
-  assign \a_out[3]  = \a$16 [31:24];
-  assign \a_out[4]  = \a$16 [39:32];
-  assign \a_out[5]  = \a$16 [47:40];
-  assign \a_out[6]  = \a$16 [55:48];
-  assign \a_out[7]  = \a$16 [63:56];
-  assign \a$22[0]  = \a$22 [7:0];
-  assign \a$22[1]  = \a$22 [15:8];
-  assign \a$22[2]  = \a$22 [23:16];
-  assign \a$22[3]  = \a$22 [31:24];
-  assign \a$22[4]  = \a$22 [39:32];
-  assign \a$22[5]  = \a$22 [47:40];
-  assign \a$22[6]  = \a$22 [55:48];
-  assign \a$22[7]  = \a$22 [63:56];
-  assign \a_out$23[0]  = \a$22 [7:0];
-  assign \a_out$23[1]  = \a$22 [15:8];
-  assign \a_out$23[2]  = \a$22 [23:16];
-  assign \a_out$23[3]  = \a$22 [31:24];
-  assign \a_out$23[4]  = \a$22 [39:32];
-  assign \a_out$23[5]  = \a$22 [47:40];
-  assign \a_out$23[6]  = \a$22 [55:48];
-  assign \a_out$23[7]  = \a$22 [63:56];
+  assign \o$15[0]  = a[7:0];
+  assign \o$15[1]  = a[15:8];
+  assign \o$15[2]  = a[23:16];
+  assign \o$15[3]  = a[31:24];
+  assign \o$15[4]  = a[39:32];
+  assign \o$15[5]  = a[47:40];
+  assign \o$15[6]  = a[55:48];
+  assign \o$15[7]  = a[63:56];
+  assign \o$17[0]  = \o$17 [1:0];
+  assign \o$17[0].valid  = \o$17 [0];
+  assign \o$17[0].last  = \o$17 [1];
+  assign \o$17[1]  = \o$17 [3:2];
+  assign \o$17[1].valid  = \o$17 [2];
+  assign \o$17[1].last  = \o$17 [3];
+  assign \o$17[2]  = \o$17 [5:4];
+  assign \o$17[2].valid  = \o$17 [4];
+  assign \o$17[2].last  = \o$17 [5];
+  assign \o$17[3]  = \o$17 [7:6];
+  assign \o$17[3].valid  = \o$17 [6];
+  assign \o$17[3].last  = \o$17 [7];
+  assign \o$17[4]  = \o$17 [9:8];
+  assign \o$17[4].valid  = \o$17 [8];
+  assign \o$17[4].last  = \o$17 [9];
+  assign \o$17[5]  = \o$17 [11:10];
+  assign \o$17[5].valid  = \o$17 [10];
+  assign \o$17[5].last  = \o$17 [11];
+  assign \o$17[6]  = \o$17 [13:12];
+  assign \o$17[6].valid  = \o$17 [12];
+  assign \o$17[6].last  = \o$17 [13];
+  assign \o$17[7]  = \o$17 [15:14];
+  assign \o$17[7].valid  = \o$17 [14];
+  assign \o$17[7].last  = \o$17 [15];
+  assign \a$19[0]  = \a$19 [7:0];
+  assign \a$19[1]  = \a$19 [15:8];
+  assign \a$19[2]  = \a$19 [23:16];
+  assign \a$19[3]  = \a$19 [31:24];
+  assign \a$19[4]  = \a$19 [39:32];
+  assign \a$19[5]  = \a$19 [47:40];
+  assign \a$19[6]  = \a$19 [55:48];
+  assign \a$19[7]  = \a$19 [63:56];
+  assign \a_out[0]  = \a$19 [7:0];
+  assign \a_out[1]  = \a$19 [15:8];
+  assign \a_out[2]  = \a$19 [23:16];
+  assign \a_out[3]  = \a$19 [31:24];
+  assign \a_out[4]  = \a$19 [39:32];
+  assign \a_out[5]  = \a$19 [47:40];
+  assign \a_out[6]  = \a$19 [55:48];
+  assign \a_out[7]  = \a$19 [63:56];
+  assign \a$25[0]  = \a$25 [7:0];
+  assign \a$25[1]  = \a$25 [15:8];
+  assign \a$25[2]  = \a$25 [23:16];
+  assign \a$25[3]  = \a$25 [31:24];
+  assign \a$25[4]  = \a$25 [39:32];
+  assign \a$25[5]  = \a$25 [47:40];
+  assign \a$25[6]  = \a$25 [55:48];
+  assign \a$25[7]  = \a$25 [63:56];
+  assign \a_out$26[0]  = \a$25 [7:0];
+  assign \a_out$26[1]  = \a$25 [15:8];
+  assign \a_out$26[2]  = \a$25 [23:16];
+  assign \a_out$26[3]  = \a$25 [31:24];
+  assign \a_out$26[4]  = \a$25 [39:32];
+  assign \a_out$26[5]  = \a$25 [47:40];
+  assign \a_out$26[6]  = \a$25 [55:48];
+  assign \a_out$26[7]  = \a$25 [63:56];
   assign \b[0]  = b[7:0];
   assign \b[1]  = b[15:8];
   assign \b[2]  = b[23:16];
-  assign \o$29[0]  = \o$29 [7:0];
-  assign \o$29[1]  = \o$29 [15:8];
-  assign \o$29[2]  = \o$29 [23:16];
-  assign \o$29[3]  = \o$29 [31:24];
-  assign \o$29[4]  = \o$29 [39:32];
-  assign \o$29[5]  = \o$29 [47:40];
-  assign \o$29[6]  = \o$29 [55:48];
-  assign \o$29[7]  = \o$29 [63:56];
-  assign \b$30[0]  = \b$30 [7:0];
-  assign \b$30[1]  = \b$30 [15:8];
-  assign \b$30[2]  = \b$30 [23:16];
-  assign \b$31[0]  = \b$31 [7:0];
-  assign \b$31[1]  = \b$31 [15:8];
-  assign \i$32[0]  = \i$32 [31:0];
-  assign \i$32[1]  = \i$32 [63:32];
-  assign \i$32[2]  = \i$32 [95:64];
-  assign \i$32[3]  = \i$32 [127:96];
-  assign \i$32[4]  = \i$32 [159:128];
-  assign \i$32[5]  = \i$32 [191:160];
-  assign \i$32[6]  = \i$32 [223:192];
-  assign \i$32[7]  = \i$32 [255:224];
+  assign \o$32[0]  = \o$32 [7:0];
+  assign \o$32[1]  = \o$32 [15:8];
+  assign \o$32[2]  = \o$32 [23:16];
+  assign \o$32[3]  = \o$32 [31:24];
+  assign \o$32[4]  = \o$32 [39:32];
+  assign \o$32[5]  = \o$32 [47:40];
+  assign \o$32[6]  = \o$32 [55:48];
+  assign \o$32[7]  = \o$32 [63:56];
+  assign \b$33[0]  = \b$33 [7:0];
+  assign \b$33[1]  = \b$33 [15:8];
+  assign \b$33[2]  = \b$33 [23:16];
+  assign \b$34[0]  = \b$34 [7:0];
+  assign \b$34[1]  = \b$34 [15:8];
+  assign \i$35[0]  = \i$35 [31:0];
+  assign \i$35[1]  = \i$35 [63:32];
+  assign \i$35[2]  = \i$35 [95:64];
+  assign \i$35[3]  = \i$35 [127:96];
+  assign \i$35[4]  = \i$35 [159:128];
+  assign \i$35[5]  = \i$35 [191:160];
+  assign \i$35[6]  = \i$35 [223:192];
+  assign \i$35[7]  = \i$35 [255:224];
   assign \drain_out[0]  = drain_out[31:0];
   assign \drain_out[1]  = drain_out[63:32];
   assign \drain_out[2]  = drain_out[95:64];
-  assign \drain_out$34[0]  = \drain_out$34 [31:0];
-  assign \drain_out$34[1]  = \drain_out$34 [63:32];
-  assign \drain_out$34[2]  = \drain_out$34 [95:64];
-  assign \drain_out$35[0]  = \drain_out$35 [31:0];
-  assign \drain_out$35[1]  = \drain_out$35 [63:32];
-  assign \o$36[0]  = \o$36 [31:0];
-  assign \o$36[1]  = \o$36 [63:32];
-  assign \o$36[2]  = \o$36 [95:64];
-  assign \o$36[3]  = \o$36 [127:96];
-  assign \o$36[4]  = \o$36 [159:128];
-  assign \o$36[5]  = \o$36 [191:160];
-  assign \o$36[6]  = \o$36 [223:192];
-  assign \o$36[7]  = \o$36 [255:224];
-  assign \i$37[0]  = \i$37 ;
-  assign \o$39[0]  = \o$39 ;
+  assign \drain_out$37[0]  = \drain_out$37 [31:0];
+  assign \drain_out$37[1]  = \drain_out$37 [63:32];
+  assign \drain_out$37[2]  = \drain_out$37 [95:64];
+  assign \drain_out$38[0]  = \drain_out$38 [31:0];
+  assign \drain_out$38[1]  = \drain_out$38 [63:32];
+  assign \o$39[0]  = \o$39 [31:0];
+  assign \o$39[1]  = \o$39 [63:32];
+  assign \o$39[2]  = \o$39 [95:64];
+  assign \o$39[3]  = \o$39 [127:96];
+  assign \o$39[4]  = \o$39 [159:128];
+  assign \o$39[5]  = \o$39 [191:160];
+  assign \o$39[6]  = \o$39 [223:192];
+  assign \o$39[7]  = \o$39 [255:224];
+  assign \i$40[0]  = \i$40 ;
   assign o__payload[258:256] = row;
-  assign o__payload[255:0] = \o$36 ;
-  assign \i$32 [255:224] = \drain_out$35 [63:32];
-  assign \i$32 [223:192] = \drain_out$35 [31:0];
-  assign \i$32 [191:160] = \drain_out$34 [95:64];
-  assign \i$32 [159:128] = \drain_out$34 [63:32];
-  assign \i$32 [127:96] = \drain_out$34 [31:0];
-  assign \i$32 [95:64] = drain_out[95:64];
-  assign \i$32 [63:32] = drain_out[63:32];
-  assign \i$32 [31:0] = drain_out[31:0];
-  assign \b$31 [15:8] = \o$29 [63:56];
-  assign \b$31 [7:0] = \o$29 [55:48];
-  assign \b$30 [23:16] = \o$29 [47:40];
-  assign \b$30 [15:8] = \o$29 [39:32];
-  assign \b$30 [7:0] = \o$29 [31:24];
-  assign b[23:16] = \o$29 [23:16];
-  assign b[15:8] = \o$29 [15:8];
-  assign b[7:0] = \o$29 [7:0];
-  assign last[7] = \o$14 [15];
-  assign last[6] = \o$14 [13];
-  assign last[5] = \o$14 [11];
-  assign last[4] = \o$14 [9];
-  assign last[3] = \o$14 [7];
-  assign last[2] = \o$14 [5];
-  assign last[1] = \o$14 [3];
-  assign last[0] = \o$14 [1];
-  assign valid[7] = \o$14 [14];
-  assign valid[6] = \o$14 [12];
-  assign valid[5] = \o$14 [10];
-  assign valid[4] = \o$14 [8];
-  assign valid[3] = \o$14 [6];
-  assign valid[2] = \o$14 [4];
-  assign valid[1] = \o$14 [2];
-  assign valid[0] = \o$14 [0];
-  assign \i$10 [15] = i__payload[128];
-  assign \i$10 [14] = \$12 ;
-  assign \i$10 [13] = i__payload[128];
-  assign \i$10 [12] = \$11 ;
-  assign \i$10 [11] = i__payload[128];
-  assign \i$10 [10] = \$10 ;
-  assign \i$10 [9] = i__payload[128];
-  assign \i$10 [8] = \$9 ;
-  assign \i$10 [7] = i__payload[128];
-  assign \i$10 [6] = \$8 ;
-  assign \i$10 [5] = i__payload[128];
-  assign \i$10 [4] = \$7 ;
-  assign \i$10 [3] = i__payload[128];
-  assign \i$10 [2] = \$6 ;
-  assign \i$10 [1] = i__payload[128];
-  assign \i$10 [0] = \$5 ;
+  assign o__payload[255:0] = \o$39 ;
+  assign \i$35 [255:224] = \drain_out$38 [63:32];
+  assign \i$35 [223:192] = \drain_out$38 [31:0];
+  assign \i$35 [191:160] = \drain_out$37 [95:64];
+  assign \i$35 [159:128] = \drain_out$37 [63:32];
+  assign \i$35 [127:96] = \drain_out$37 [31:0];
+  assign \i$35 [95:64] = drain_out[95:64];
+  assign \i$35 [63:32] = drain_out[63:32];
+  assign \i$35 [31:0] = drain_out[31:0];
+  assign \b$34 [15:8] = \o$32 [63:56];
+  assign \b$34 [7:0] = \o$32 [55:48];
+  assign \b$33 [23:16] = \o$32 [47:40];
+  assign \b$33 [15:8] = \o$32 [39:32];
+  assign \b$33 [7:0] = \o$32 [31:24];
+  assign b[23:16] = \o$32 [23:16];
+  assign b[15:8] = \o$32 [15:8];
+  assign b[7:0] = \o$32 [7:0];
+  assign last[7] = \o$17 [15];
+  assign last[6] = \o$17 [13];
+  assign last[5] = \o$17 [11];
+  assign last[4] = \o$17 [9];
+  assign last[3] = \o$17 [7];
+  assign last[2] = \o$17 [5];
+  assign last[1] = \o$17 [3];
+  assign last[0] = \o$17 [1];
+  assign valid[7] = \o$17 [14];
+  assign valid[6] = \o$17 [12];
+  assign valid[5] = \o$17 [10];
+  assign valid[4] = \o$17 [8];
+  assign valid[3] = \o$17 [6];
+  assign valid[2] = \o$17 [4];
+  assign valid[1] = \o$17 [2];
+  assign valid[0] = \o$17 [0];
+  assign \i$13 [15] = i__payload[128];
+  assign \i$13 [14] = \$20 ;
+  assign \i$13 [13] = i__payload[128];
+  assign \i$13 [12] = \$19 ;
+  assign \i$13 [11] = i__payload[128];
+  assign \i$13 [10] = \$18 ;
+  assign \i$13 [9] = i__payload[128];
+  assign \i$13 [8] = \$17 ;
+  assign \i$13 [7] = i__payload[128];
+  assign \i$13 [6] = \$16 ;
+  assign \i$13 [5] = i__payload[128];
+  assign \i$13 [4] = \$15 ;
+  assign \i$13 [3] = i__payload[128];
+  assign \i$13 [2] = \$14 ;
+  assign \i$13 [1] = i__payload[128];
+  assign \i$13 [0] = \$13 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -804,14 +819,14 @@ module \systolic_os_8x8_int8_acc32_wrap.column_0 (valid, last, b, clk, rst, a_ou
   input [63:0] a;
   wire [63:0] a;
   wire [7:0] \$1 ;
-  wire signed [7:0] \a$10 ;
-  wire signed [7:0] \a$18 ;
-  wire signed [7:0] \a$28 ;
-  wire signed [7:0] \a$38 ;
-  wire signed [7:0] \a$48 ;
-  wire signed [7:0] \a$58 ;
-  wire signed [7:0] \a$68 ;
-  wire signed [7:0] \a$78 ;
+  wire signed [7:0] \a$13 ;
+  wire signed [7:0] \a$21 ;
+  wire signed [7:0] \a$31 ;
+  wire signed [7:0] \a$41 ;
+  wire signed [7:0] \a$51 ;
+  wire signed [7:0] \a$61 ;
+  wire signed [7:0] \a$71 ;
+  wire signed [7:0] \a$81 ;
   wire signed [7:0] \a[0] ;
   wire signed [7:0] \a[1] ;
   wire signed [7:0] \a[2] ;
@@ -820,14 +835,14 @@ module \systolic_os_8x8_int8_acc32_wrap.column_0 (valid, last, b, clk, rst, a_ou
   wire signed [7:0] \a[5] ;
   wire signed [7:0] \a[6] ;
   wire signed [7:0] \a[7] ;
-  wire signed [7:0] \a_out$13 ;
-  wire signed [7:0] \a_out$21 ;
-  wire signed [7:0] \a_out$31 ;
-  wire signed [7:0] \a_out$41 ;
-  wire signed [7:0] \a_out$51 ;
-  wire signed [7:0] \a_out$61 ;
-  wire signed [7:0] \a_out$71 ;
-  wire signed [7:0] \a_out$81 ;
+  wire signed [7:0] \a_out$16 ;
+  wire signed [7:0] \a_out$24 ;
+  wire signed [7:0] \a_out$34 ;
+  wire signed [7:0] \a_out$44 ;
+  wire signed [7:0] \a_out$54 ;
+  wire signed [7:0] \a_out$64 ;
+  wire signed [7:0] \a_out$74 ;
+  wire signed [7:0] \a_out$84 ;
   wire signed [7:0] \a_out[0] ;
   wire signed [7:0] \a_out[1] ;
   wire signed [7:0] \a_out[2] ;
@@ -836,222 +851,232 @@ module \systolic_os_8x8_int8_acc32_wrap.column_0 (valid, last, b, clk, rst, a_ou
   wire signed [7:0] \a_out[5] ;
   wire signed [7:0] \a_out[6] ;
   wire signed [7:0] \a_out[7] ;
-  wire signed [7:0] \b$16 ;
-  wire signed [7:0] \b$24 ;
-  wire signed [7:0] \b$34 ;
-  wire signed [7:0] \b$44 ;
-  wire signed [7:0] \b$54 ;
-  wire signed [7:0] \b$64 ;
-  wire signed [7:0] \b$74 ;
-  wire signed [7:0] \b$84 ;
+  wire signed [7:0] \b$19 ;
+  wire signed [7:0] \b$27 ;
+  wire signed [7:0] \b$37 ;
+  wire signed [7:0] \b$47 ;
+  wire signed [7:0] \b$57 ;
+  wire signed [7:0] \b$67 ;
+  wire signed [7:0] \b$77 ;
+  wire signed [7:0] \b$87 ;
   wire signed [7:0] b_out;
-  wire signed [7:0] \b_out$35 ;
-  wire signed [7:0] \b_out$45 ;
-  wire signed [7:0] \b_out$55 ;
-  wire signed [7:0] \b_out$65 ;
-  wire signed [7:0] \b_out$75 ;
-  wire signed [7:0] \b_out$85 ;
+  wire signed [7:0] \b_out$38 ;
+  wire signed [7:0] \b_out$48 ;
+  wire signed [7:0] \b_out$58 ;
+  wire signed [7:0] \b_out$68 ;
+  wire signed [7:0] \b_out$78 ;
+  wire signed [7:0] \b_out$88 ;
   wire signed [31:0] drain_in;
-  wire signed [31:0] \drain_in$26 ;
-  wire signed [31:0] \drain_in$36 ;
-  wire signed [31:0] \drain_in$46 ;
-  wire signed [31:0] \drain_in$56 ;
-  wire signed [31:0] \drain_in$66 ;
-  wire signed [31:0] \drain_in$76 ;
-  wire signed [31:0] \drain_in$86 ;
-  wire signed [31:0] \drain_out$27 ;
-  wire signed [31:0] \drain_out$37 ;
-  wire signed [31:0] \drain_out$47 ;
-  wire signed [31:0] \drain_out$57 ;
-  wire signed [31:0] \drain_out$67 ;
-  wire signed [31:0] \drain_out$77 ;
-  wire signed [31:0] \drain_out$87 ;
-  wire signed [31:0] \drain_out$88 ;
-  wire \last$12 ;
-  wire \last$20 ;
-  wire \last$30 ;
-  wire \last$40 ;
-  wire \last$50 ;
-  wire \last$60 ;
-  wire \last$70 ;
-  wire \last$80 ;
-  wire \last_out$15 ;
-  wire \last_out$23 ;
-  wire \last_out$33 ;
-  wire \last_out$43 ;
-  wire \last_out$53 ;
-  wire \last_out$63 ;
-  wire \last_out$73 ;
-  wire \last_out$83 ;
-  wire \valid$11 ;
-  wire \valid$19 ;
-  wire \valid$29 ;
-  wire \valid$39 ;
-  wire \valid$49 ;
-  wire \valid$59 ;
-  wire \valid$69 ;
-  wire \valid$79 ;
-  wire \valid_out$14 ;
-  wire \valid_out$22 ;
-  wire \valid_out$32 ;
-  wire \valid_out$42 ;
-  wire \valid_out$52 ;
-  wire \valid_out$62 ;
-  wire \valid_out$72 ;
-  wire \valid_out$82 ;
+  wire signed [31:0] \drain_in$29 ;
+  wire signed [31:0] \drain_in$39 ;
+  wire signed [31:0] \drain_in$49 ;
+  wire signed [31:0] \drain_in$59 ;
+  wire signed [31:0] \drain_in$69 ;
+  wire signed [31:0] \drain_in$79 ;
+  wire signed [31:0] \drain_in$89 ;
+  wire signed [31:0] \drain_out$30 ;
+  wire signed [31:0] \drain_out$40 ;
+  wire signed [31:0] \drain_out$50 ;
+  wire signed [31:0] \drain_out$60 ;
+  wire signed [31:0] \drain_out$70 ;
+  wire signed [31:0] \drain_out$80 ;
+  wire signed [31:0] \drain_out$90 ;
+  wire signed [31:0] \drain_out$91 ;
+  wire \last$15 ;
+  wire \last$23 ;
+  wire \last$33 ;
+  wire \last$43 ;
+  wire \last$53 ;
+  wire \last$63 ;
+  wire \last$73 ;
+  wire \last$83 ;
+  wire \last_out$18 ;
+  wire \last_out$26 ;
+  wire \last_out$36 ;
+  wire \last_out$46 ;
+  wire \last_out$56 ;
+  wire \last_out$66 ;
+  wire \last_out$76 ;
+  wire \last_out$86 ;
+  wire pe_clk;
+  (* systolix_nomerge = 32'd1 *)
+  reg pe_rst = 1'h1;
+  (* init = 1'h1 *)
+  (* systolix_nomerge = 32'd1 *)
+  wire \pe_rst$12 ;
+  wire \valid$14 ;
+  wire \valid$22 ;
+  wire \valid$32 ;
+  wire \valid$42 ;
+  wire \valid$52 ;
+  wire \valid$62 ;
+  wire \valid$72 ;
+  wire \valid$82 ;
+  wire \valid_out$17 ;
+  wire \valid_out$25 ;
+  wire \valid_out$35 ;
+  wire \valid_out$45 ;
+  wire \valid_out$55 ;
+  wire \valid_out$65 ;
+  wire \valid_out$75 ;
+  wire \valid_out$85 ;
+  always @(posedge clk)
+    pe_rst <= rst;
   \systolic_os_8x8_int8_acc32_wrap.pe_0  pe_0 (
     .a(a[7:0]),
-    .a_out(\a_out$13 ),
+    .a_out(\a_out$16 ),
     .b(b),
-    .b_out(\b$24 ),
+    .b_out(\b$27 ),
     .clk(clk),
     .drain_in(32'd0),
-    .drain_out(\drain_in$26 ),
+    .drain_out(\drain_in$29 ),
     .last(last[0]),
-    .last_out(\last_out$15 ),
-    .rst(rst),
+    .last_out(\last_out$18 ),
+    .rst(pe_rst),
     .valid(valid[0]),
-    .valid_out(\valid_out$14 )
+    .valid_out(\valid_out$17 )
   );
   \systolic_os_8x8_int8_acc32_wrap.pe_1  pe_1 (
     .a(a[15:8]),
-    .a_out(\a_out$21 ),
-    .b(\b$24 ),
-    .b_out(\b$34 ),
+    .a_out(\a_out$24 ),
+    .b(\b$27 ),
+    .b_out(\b$37 ),
     .clk(clk),
-    .drain_in(\drain_in$26 ),
-    .drain_out(\drain_in$36 ),
+    .drain_in(\drain_in$29 ),
+    .drain_out(\drain_in$39 ),
     .last(last[1]),
-    .last_out(\last_out$23 ),
-    .rst(rst),
+    .last_out(\last_out$26 ),
+    .rst(pe_rst),
     .valid(valid[1]),
-    .valid_out(\valid_out$22 )
+    .valid_out(\valid_out$25 )
   );
   \systolic_os_8x8_int8_acc32_wrap.pe_2  pe_2 (
     .a(a[23:16]),
-    .a_out(\a_out$31 ),
-    .b(\b$34 ),
-    .b_out(\b$44 ),
+    .a_out(\a_out$34 ),
+    .b(\b$37 ),
+    .b_out(\b$47 ),
     .clk(clk),
-    .drain_in(\drain_in$36 ),
-    .drain_out(\drain_in$46 ),
+    .drain_in(\drain_in$39 ),
+    .drain_out(\drain_in$49 ),
     .last(last[2]),
-    .last_out(\last_out$33 ),
-    .rst(rst),
+    .last_out(\last_out$36 ),
+    .rst(pe_rst),
     .valid(valid[2]),
-    .valid_out(\valid_out$32 )
+    .valid_out(\valid_out$35 )
   );
   \systolic_os_8x8_int8_acc32_wrap.pe_3  pe_3 (
     .a(a[31:24]),
-    .a_out(\a_out$41 ),
-    .b(\b$44 ),
-    .b_out(\b$54 ),
+    .a_out(\a_out$44 ),
+    .b(\b$47 ),
+    .b_out(\b$57 ),
     .clk(clk),
-    .drain_in(\drain_in$46 ),
-    .drain_out(\drain_in$56 ),
+    .drain_in(\drain_in$49 ),
+    .drain_out(\drain_in$59 ),
     .last(last[3]),
-    .last_out(\last_out$43 ),
-    .rst(rst),
+    .last_out(\last_out$46 ),
+    .rst(pe_rst),
     .valid(valid[3]),
-    .valid_out(\valid_out$42 )
+    .valid_out(\valid_out$45 )
   );
   \systolic_os_8x8_int8_acc32_wrap.pe_4  pe_4 (
     .a(a[39:32]),
-    .a_out(\a_out$51 ),
-    .b(\b$54 ),
-    .b_out(\b$64 ),
+    .a_out(\a_out$54 ),
+    .b(\b$57 ),
+    .b_out(\b$67 ),
     .clk(clk),
-    .drain_in(\drain_in$56 ),
-    .drain_out(\drain_in$66 ),
+    .drain_in(\drain_in$59 ),
+    .drain_out(\drain_in$69 ),
     .last(last[4]),
-    .last_out(\last_out$53 ),
-    .rst(rst),
+    .last_out(\last_out$56 ),
+    .rst(pe_rst),
     .valid(valid[4]),
-    .valid_out(\valid_out$52 )
+    .valid_out(\valid_out$55 )
   );
   \systolic_os_8x8_int8_acc32_wrap.pe_5  pe_5 (
     .a(a[47:40]),
-    .a_out(\a_out$61 ),
-    .b(\b$64 ),
-    .b_out(\b$74 ),
+    .a_out(\a_out$64 ),
+    .b(\b$67 ),
+    .b_out(\b$77 ),
     .clk(clk),
-    .drain_in(\drain_in$66 ),
-    .drain_out(\drain_in$76 ),
+    .drain_in(\drain_in$69 ),
+    .drain_out(\drain_in$79 ),
     .last(last[5]),
-    .last_out(\last_out$63 ),
-    .rst(rst),
+    .last_out(\last_out$66 ),
+    .rst(pe_rst),
     .valid(valid[5]),
-    .valid_out(\valid_out$62 )
+    .valid_out(\valid_out$65 )
   );
   \systolic_os_8x8_int8_acc32_wrap.pe_6  pe_6 (
     .a(a[55:48]),
-    .a_out(\a_out$71 ),
-    .b(\b$74 ),
-    .b_out(\b$84 ),
+    .a_out(\a_out$74 ),
+    .b(\b$77 ),
+    .b_out(\b$87 ),
     .clk(clk),
-    .drain_in(\drain_in$76 ),
-    .drain_out(\drain_in$86 ),
+    .drain_in(\drain_in$79 ),
+    .drain_out(\drain_in$89 ),
     .last(last[6]),
-    .last_out(\last_out$73 ),
-    .rst(rst),
+    .last_out(\last_out$76 ),
+    .rst(pe_rst),
     .valid(valid[6]),
-    .valid_out(\valid_out$72 )
+    .valid_out(\valid_out$75 )
   );
   \systolic_os_8x8_int8_acc32_wrap.pe_7  pe_7 (
     .a(a[63:56]),
-    .a_out(\a_out$81 ),
-    .b(\b$84 ),
+    .a_out(\a_out$84 ),
+    .b(\b$87 ),
     .b_out(\$1 ),
     .clk(clk),
-    .drain_in(\drain_in$86 ),
+    .drain_in(\drain_in$89 ),
     .drain_out(drain_out),
     .last(last[7]),
-    .last_out(\last_out$83 ),
-    .rst(rst),
+    .last_out(\last_out$86 ),
+    .rst(pe_rst),
     .valid(valid[7]),
-    .valid_out(\valid_out$82 )
+    .valid_out(\valid_out$85 )
   );
-  assign \a$10  = a[7:0];
-  assign \valid$11  = valid[0];
-  assign \last$12  = last[0];
-  assign \b$16  = b;
+  assign pe_clk = clk;
+  assign \pe_rst$12  = pe_rst;
+  assign \a$13  = a[7:0];
+  assign \valid$14  = valid[0];
+  assign \last$15  = last[0];
+  assign \b$19  = b;
   assign drain_in = 32'd0;
-  assign \a$18  = a[15:8];
-  assign \valid$19  = valid[1];
-  assign \last$20  = last[1];
-  assign b_out = \b$24 ;
-  assign \drain_out$27  = \drain_in$26 ;
-  assign \a$28  = a[23:16];
-  assign \valid$29  = valid[2];
-  assign \last$30  = last[2];
-  assign \b_out$35  = \b$34 ;
-  assign \drain_out$37  = \drain_in$36 ;
-  assign \a$38  = a[31:24];
-  assign \valid$39  = valid[3];
-  assign \last$40  = last[3];
-  assign \b_out$45  = \b$44 ;
-  assign \drain_out$47  = \drain_in$46 ;
-  assign \a$48  = a[39:32];
-  assign \valid$49  = valid[4];
-  assign \last$50  = last[4];
-  assign \b_out$55  = \b$54 ;
-  assign \drain_out$57  = \drain_in$56 ;
-  assign \a$58  = a[47:40];
-  assign \valid$59  = valid[5];
-  assign \last$60  = last[5];
-  assign \b_out$65  = \b$64 ;
-  assign \drain_out$67  = \drain_in$66 ;
-  assign \a$68  = a[55:48];
-  assign \valid$69  = valid[6];
-  assign \last$70  = last[6];
-  assign \b_out$75  = \b$74 ;
-  assign \drain_out$77  = \drain_in$76 ;
-  assign \a$78  = a[63:56];
-  assign \valid$79  = valid[7];
-  assign \last$80  = last[7];
-  assign \b_out$85  = \b$84 ;
-  assign \drain_out$87  = \drain_in$86 ;
-  assign \drain_out$88  = drain_out;
+  assign \a$21  = a[15:8];
+  assign \valid$22  = valid[1];
+  assign \last$23  = last[1];
+  assign b_out = \b$27 ;
+  assign \drain_out$30  = \drain_in$29 ;
+  assign \a$31  = a[23:16];
+  assign \valid$32  = valid[2];
+  assign \last$33  = last[2];
+  assign \b_out$38  = \b$37 ;
+  assign \drain_out$40  = \drain_in$39 ;
+  assign \a$41  = a[31:24];
+  assign \valid$42  = valid[3];
+  assign \last$43  = last[3];
+  assign \b_out$48  = \b$47 ;
+  assign \drain_out$50  = \drain_in$49 ;
+  assign \a$51  = a[39:32];
+  assign \valid$52  = valid[4];
+  assign \last$53  = last[4];
+  assign \b_out$58  = \b$57 ;
+  assign \drain_out$60  = \drain_in$59 ;
+  assign \a$61  = a[47:40];
+  assign \valid$62  = valid[5];
+  assign \last$63  = last[5];
+  assign \b_out$68  = \b$67 ;
+  assign \drain_out$70  = \drain_in$69 ;
+  assign \a$71  = a[55:48];
+  assign \valid$72  = valid[6];
+  assign \last$73  = last[6];
+  assign \b_out$78  = \b$77 ;
+  assign \drain_out$80  = \drain_in$79 ;
+  assign \a$81  = a[63:56];
+  assign \valid$82  = valid[7];
+  assign \last$83  = last[7];
+  assign \b_out$88  = \b$87 ;
+  assign \drain_out$90  = \drain_in$89 ;
+  assign \drain_out$91  = drain_out;
   assign \a[0]  = a[7:0];
   assign \a[1]  = a[15:8];
   assign \a[2]  = a[23:16];
@@ -1068,30 +1093,30 @@ module \systolic_os_8x8_int8_acc32_wrap.column_0 (valid, last, b, clk, rst, a_ou
   assign \a_out[5]  = a_out[47:40];
   assign \a_out[6]  = a_out[55:48];
   assign \a_out[7]  = a_out[63:56];
-  assign last_out[7] = \last_out$83 ;
-  assign last_out[6] = \last_out$73 ;
-  assign last_out[5] = \last_out$63 ;
-  assign last_out[4] = \last_out$53 ;
-  assign last_out[3] = \last_out$43 ;
-  assign last_out[2] = \last_out$33 ;
-  assign last_out[1] = \last_out$23 ;
-  assign last_out[0] = \last_out$15 ;
-  assign valid_out[7] = \valid_out$82 ;
-  assign valid_out[6] = \valid_out$72 ;
-  assign valid_out[5] = \valid_out$62 ;
-  assign valid_out[4] = \valid_out$52 ;
-  assign valid_out[3] = \valid_out$42 ;
-  assign valid_out[2] = \valid_out$32 ;
-  assign valid_out[1] = \valid_out$22 ;
-  assign valid_out[0] = \valid_out$14 ;
-  assign a_out[63:56] = \a_out$81 ;
-  assign a_out[55:48] = \a_out$71 ;
-  assign a_out[47:40] = \a_out$61 ;
-  assign a_out[39:32] = \a_out$51 ;
-  assign a_out[31:24] = \a_out$41 ;
-  assign a_out[23:16] = \a_out$31 ;
-  assign a_out[15:8] = \a_out$21 ;
-  assign a_out[7:0] = \a_out$13 ;
+  assign last_out[7] = \last_out$86 ;
+  assign last_out[6] = \last_out$76 ;
+  assign last_out[5] = \last_out$66 ;
+  assign last_out[4] = \last_out$56 ;
+  assign last_out[3] = \last_out$46 ;
+  assign last_out[2] = \last_out$36 ;
+  assign last_out[1] = \last_out$26 ;
+  assign last_out[0] = \last_out$18 ;
+  assign valid_out[7] = \valid_out$85 ;
+  assign valid_out[6] = \valid_out$75 ;
+  assign valid_out[5] = \valid_out$65 ;
+  assign valid_out[4] = \valid_out$55 ;
+  assign valid_out[3] = \valid_out$45 ;
+  assign valid_out[2] = \valid_out$35 ;
+  assign valid_out[1] = \valid_out$25 ;
+  assign valid_out[0] = \valid_out$17 ;
+  assign a_out[63:56] = \a_out$84 ;
+  assign a_out[55:48] = \a_out$74 ;
+  assign a_out[47:40] = \a_out$64 ;
+  assign a_out[39:32] = \a_out$54 ;
+  assign a_out[31:24] = \a_out$44 ;
+  assign a_out[23:16] = \a_out$34 ;
+  assign a_out[15:8] = \a_out$24 ;
+  assign a_out[7:0] = \a_out$16 ;
 endmodule
 
 (* generator = "Amaranth" *)

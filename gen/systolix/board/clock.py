@@ -350,6 +350,9 @@ class PLLClock(Elaboratable):
         with m.Else():
             m.d.por += timer.eq(timer + 1)
 
+        # (the reset leaves a flip-flop, not an inverter: it reaches every flip-flop)
+        rst = Signal(init=1)
+        m.d.por += rst.eq(~ready)
         m.domains.sync = ClockDomain("sync")
-        m.d.comb += [ClockSignal("sync").eq(clk), ResetSignal("sync").eq(~ready)]
+        m.d.comb += [ClockSignal("sync").eq(clk), ResetSignal("sync").eq(rst)]
         return m

@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """R x C output-stationary systolic array with built-in input skew and output de-skew."""
 
-from amaranth.hdl import Module, ResetSignal, Signal, unsigned
+from amaranth.hdl import ClockDomain, ClockSignal, Module, ResetSignal, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -9,7 +9,7 @@ from ..config import Dataflow, SystolicConfig, multiplier_plan
 from ..model.cycles import result_latency
 from .arith import acc_shape, operand_shape
 from . import dsp
-from .pe import OutputStationaryPE
+from .pe import NOMERGE, OutputStationaryPE
 from .skew import DelayLanes, deskew_delays, skew_delays
 from .units import add_unit
 
@@ -118,8 +118,12 @@ class OutputStationaryArray(wiring.Component):
 
         # --- input handshake: space `last` beats >= R cycles apart so drains never collide
         since_last = Signal(range(R + 1), init=R)
-        # (never ready in reset: a beat offered then would look accepted but be lost)
-        m.d.comb += self.i.ready.eq(~ResetSignal() & (~self.i.payload.last | (since_last == R)))
+        # Never ready in reset, nor in the cycle after it, in which the PEs are still reset
+        # (see _Column): a beat offered then would look accepted but be lost.
+        after_reset = Signal(init=1)
+        m.d.sync += after_reset.eq(0)
+        m.d.comb += self.i.ready.eq(~ResetSignal() & ~after_reset
+                                    & (~self.i.payload.last | (since_last == R)))
         accept = self.i.valid & self.i.ready
         with m.If(accept & self.i.payload.last):
             m.d.sync += since_last.eq(1 if R > 1 else R)
@@ -244,10 +248,18 @@ class _Column(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pes = self.pes
+        # The column's PEs are reset by a flip-flop of the column's own, one cycle behind the
+        # array's reset: the reset net of a big array then reaches C flip-flops, each of which
+        # resets the R PEs beside it, instead of every PE flip-flop across the die. (The array
+        # is not ready in that cycle; each column keeps its flip-flop: NOMERGE.)
+        pe_rst = Signal(init=1, reset_less=True, name="pe_rst", attrs=NOMERGE)
+        m.d.sync += pe_rst.eq(ResetSignal())
+        m.domains.pe = ClockDomain("pe", local=True)
+        m.d.comb += [ClockSignal("pe").eq(ClockSignal()), ResetSignal("pe").eq(pe_rst)]
         for r, pe in enumerate(pes):
             # (a shared multiplier outside the column is wired to the PE: keep it plain)
             add_unit(m, f"pe_{r}", pe, ("pe", self._config, r, self._shared[r], self._plan[r]),
-                     None if self._shared[r] else platform)
+                     None if self._shared[r] else platform, domain="pe")
             m.d.comb += [
                 pe.a.eq(self.a[r]), pe.valid.eq(self.valid[r]), pe.last.eq(self.last[r]),
                 self.a_out[r].eq(pe.a_out), self.valid_out[r].eq(pe.valid_out),

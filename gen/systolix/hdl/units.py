@@ -10,10 +10,12 @@ simulate an ``Instance``) and the FPGA flow elaborate the plain hierarchy. Both 
 same logic.
 """
 
+from amaranth.hdl import DomainRenamer
+
 __all__ = ["add_unit"]
 
 
-def add_unit(m, name, unit, key, platform):
+def add_unit(m, name, unit, key, platform, domain="sync"):
     """Add ``unit`` to module ``m`` as submodule ``name``.
 
     Parameters
@@ -28,6 +30,9 @@ def add_unit(m, name, unit, key, platform):
         short label, names the module (``<top>.<label>_<n>``).
     platform : object or None
         The platform ``m`` is elaborated for.
+    domain : str
+        The clock domain the unit's ``sync`` logic runs in.
     """
     hook = getattr(platform, "instantiate_unit", None)
-    m.submodules[name] = unit if hook is None else hook(unit, key)
+    sub = unit if hook is None else hook(unit, key)
+    m.submodules[name] = sub if domain == "sync" else DomainRenamer(domain)(sub)

@@ -4,7 +4,8 @@ Byte-level: bytes in from a UART receiver, bytes out to a UART transmitter. The 
 opcodes and status codes are defined once, in :mod:`systolix.board.protocol`.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Shape, Signal
+from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Module, Mux,
+                          ResetSignal, Shape, Signal)
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -125,12 +126,19 @@ class HostLink(wiring.Component):
         m = Module()
         cfg = self._config
         C = cfg.cols
-        # a register, so that the request decoding does not reach every engine flip-flop's
-        # enable through the reset (an iCE40 SB_DFFESR resets only when enabled)
-        eng_rst = Signal()
+        # The engine's reset is one flip-flop: high while this domain is reset (its initial
+        # value) and for one cycle after, and for a cycle when a request resets the engine. The
+        # engine runs in a domain of its own with that flip-flop as its only reset, so that
+        # neither the request decoding nor an OR with the board's reset sits in front of every
+        # engine flip-flop's reset (an iCE40 SB_DFFESR resets only when enabled; a big ECP5
+        # design spends the clock period routing the reset net alone).
+        eng_rst = Signal(init=1)
         m.d.sync += eng_rst.eq(0)
+        m.domains.engine = ClockDomain("engine", local=True)
+        m.d.comb += [ClockSignal("engine").eq(ClockSignal("sync")),
+                     ResetSignal("engine").eq(eng_rst)]
         engine = MatrixEngine(cfg)
-        m.submodules.engine = ResetInserter(eng_rst)(engine)
+        m.submodules.engine = DomainRenamer("engine")(engine)
 
         # ---- request parser state
         op = Signal(8)
