@@ -36,10 +36,9 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire [63:0] \$22 ;
   wire [7:0] \$23 ;
   wire [7:0] \$24 ;
-  reg \$25 ;
-  reg [3:0] \$26 ;
-  reg \$27 ;
-  reg [2:0] \$28 ;
+  reg [3:0] \$25 ;
+  reg \$26 ;
+  reg [2:0] \$27 ;
   wire \$3 ;
   wire [4:0] \$4 ;
   wire \$5 ;
@@ -92,7 +91,7 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   wire signed [7:0] \a_out[5] ;
   wire signed [7:0] \a_out[6] ;
   wire signed [7:0] \a_out[7] ;
-  reg after_reset = 1'h1;
+  reg after_reset = 1'h0;
   wire [23:0] b;
   wire [23:0] \b$33 ;
   wire signed [7:0] \b$33[0] ;
@@ -288,13 +287,13 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   assign \$21  = i__valid & i__ready;
   assign \i$40  = \$21  & i__payload[128];
   always @(posedge clk)
-    after_reset <= \$25 ;
+    after_reset <= rst;
   always @(posedge clk)
-    since_last <= \$26 ;
+    since_last <= \$25 ;
   always @(posedge clk)
-    o__valid <= \$27 ;
+    o__valid <= \$26 ;
   always @(posedge clk)
-    row <= \$28 ;
+    row <= \$27 ;
   \systolic_os_8x8_int8_acc32_wrap.a_skew  a_skew (
     .clk(clk),
     .i(i__payload[63:0]),
@@ -363,47 +362,40 @@ module systolic_os_8x8_int8_acc32_wrap(i__valid, clk, rst, i__ready, o__payload,
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$25  = 1'h0;
-    if (rst) begin
-      \$25  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$26  = since_last;
+    \$25  = since_last;
     if (\$2 ) begin
-      \$26  = 4'h1;
+      \$25  = 4'h1;
     end else if (\$3 ) begin
-      \$26  = \$4 [3:0];
+      \$25  = \$4 [3:0];
     end
     if (rst) begin
-      \$26  = 4'h8;
+      \$25  = 4'h8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$27  = o__valid;
+    \$26  = o__valid;
     (* full_case = 32'd1 *)
     if (o) begin
-      \$27  = 1'h1;
+      \$26  = 1'h1;
     end else if (\$5 ) begin
     end else begin
-      \$27  = 1'h0;
+      \$26  = 1'h0;
     end
     if (rst) begin
-      \$27  = 1'h0;
+      \$26  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
-    \$28  = row;
+    \$27  = row;
     if (o) begin
-      \$28  = 3'h7;
+      \$27  = 3'h7;
     end else if (\$5 ) begin
-      \$28  = \$6 [2:0];
+      \$27  = \$6 [2:0];
     end
     if (rst) begin
-      \$28  = 3'h0;
+      \$27  = 3'h0;
     end
   end
   assign i = i__payload[63:0];
@@ -900,8 +892,8 @@ module \systolic_os_8x8_int8_acc32_wrap.column_0 (valid, last, b, clk, rst, a_ou
   wire \last_out$86 ;
   wire pe_clk;
   (* systolix_nomerge = 32'd1 *)
-  reg pe_rst = 1'h1;
-  (* init = 1'h1 *)
+  reg pe_rst = 1'h0;
+  (* init = 1'h0 *)
   (* systolix_nomerge = 32'd1 *)
   wire \pe_rst$12 ;
   wire \valid$14 ;

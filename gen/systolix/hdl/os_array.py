@@ -120,8 +120,8 @@ class OutputStationaryArray(wiring.Component):
         since_last = Signal(range(R + 1), init=R)
         # Never ready in reset, nor in the cycle after it, in which the PEs are still reset
         # (see _Column): a beat offered then would look accepted but be lost.
-        after_reset = Signal(init=1)
-        m.d.sync += after_reset.eq(0)
+        after_reset = Signal(reset_less=True)
+        m.d.sync += after_reset.eq(ResetSignal())
         m.d.comb += self.i.ready.eq(~ResetSignal() & ~after_reset
                                     & (~self.i.payload.last | (since_last == R)))
         accept = self.i.valid & self.i.ready
@@ -252,7 +252,7 @@ class _Column(wiring.Component):
         # array's reset: the reset net of a big array then reaches C flip-flops, each of which
         # resets the R PEs beside it, instead of every PE flip-flop across the die. (The array
         # is not ready in that cycle; each column keeps its flip-flop: NOMERGE.)
-        pe_rst = Signal(init=1, reset_less=True, name="pe_rst", attrs=NOMERGE)
+        pe_rst = Signal(reset_less=True, name="pe_rst", attrs=NOMERGE)
         m.d.sync += pe_rst.eq(ResetSignal())
         m.domains.pe = ClockDomain("pe", local=True)
         m.d.comb += [ClockSignal("pe").eq(ClockSignal()), ResetSignal("pe").eq(pe_rst)]
