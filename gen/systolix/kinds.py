@@ -112,7 +112,8 @@ _SYSTOLIC_FIELD_MEANING = {
     "last": "this beat is k = K - 1: the tile is complete after it",
     "data": "data[c] = C[tile_row0 + row, tile_col0 + c], element c at bits "
             "[c*acc_width, (c+1)*acc_width), two's complement",
-    "row": "row of the tile this beat carries; counts down from rows - 1 to 0",
+    "row": ("row of the tile this beat carries; counts down from rows - 1 to 0 (up from 0 to "
+            "rows - 1 with --mult lut, whose columns drain through OR trees)"),
 }
 
 

@@ -97,6 +97,15 @@ def test_mult_option():
     assert SystolicConfig.from_dict(ws.to_dict()) == ws
 
 
+def test_only_lut_multiplier_arrays_drain_through_trees():
+    """The drain follows from the config (same for generic and mapped RTL): OR trees where LUTs
+    run out (all-LUT output-stationary arrays), the shift chain everywhere else."""
+    assert SystolicConfig(4, 4, mult="lut").drain_tree
+    assert not SystolicConfig(4, 4).drain_tree
+    assert not SystolicConfig(4, 4, mult="auto").drain_tree
+    assert not SystolicConfig(4, 4, Dataflow.WEIGHT_STATIONARY, mult="lut").drain_tree
+
+
 def test_multiplier_plan_fills_dsp_blocks_first():
     from systolix.config import multiplier_plan
     D, L = "dsp", "lut"

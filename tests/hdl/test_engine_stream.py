@@ -143,6 +143,9 @@ def _configs():
     yield EngineConfig(SystolicConfig(4, 2, Dataflow.WEIGHT_STATIONARY, pipeline="deep"), 5, 7, 7)
     # a pipelined tensor core: the drain's row select after the C buffer's output register
     yield EngineConfig(core=TensorCoreConfig(2, 2, 2, 2), max_m=5, max_k=7, max_n=7, cores=2)
+    # LUT multipliers: the columns drain through OR trees, rows leaving top row first
+    yield EngineConfig(SystolicConfig(3, 2, Dataflow.OUTPUT_STATIONARY, pipeline="full",
+                                      mult="lut"), 5, 7, 7)
 
 
 SLOW = pytest.mark.slow
@@ -155,7 +158,8 @@ BUFFERINGS = [pytest.param("single", marks=SLOW), "double"]
                                    pytest.param(3, id="os-deep"),
                                    pytest.param(4, id="ws-full", marks=SLOW),
                                    pytest.param(5, id="ws-deep-r4"),
-                                   pytest.param(6, id="tc-p2")])
+                                   pytest.param(6, id="tc-p2"),
+                                   pytest.param(7, id="os-lut")])
 def test_stream_exact_results_and_cycles(index, buffering, seed):
     """Jobs back to back, keep-weights among them: bit-exact, and with no stalls every
     ``done`` in the cycle :func:`stream_cycles` says."""

@@ -12,7 +12,7 @@ from systolix.config import Numerics, SystolicConfig
 from systolix.model.cycles import os_stream_cycles
 from systolix.hdl.pe import OutputStationaryPE
 from systolix.hdl.skew import DelayLanes, deskew_delays, skew_delays
-from systolix.hdl.os_array import OutputStationaryArray
+from systolix.hdl.os_array import OutputStationaryArray, drain_tree_levels
 from helpers import run_amaranth as run
 
 pytestmark = pytest.mark.amaranth
@@ -56,11 +56,12 @@ def test_delay_lanes_rejects_bad_delays(bad):
     Numerics(), Numerics(saturate=True, acc_width=16), Numerics(acc_width=16),
     Numerics(signed=False, in_width=4, acc_width=9, saturate=True),
 ])
-def test_pe_accumulates_per_spec(numerics):
+@pytest.mark.parametrize("drain_tree", [False, True])
+def test_pe_accumulates_per_spec(numerics, drain_tree):
     """Random beats with random gaps and tile ends: drain_out must equal the golden sum."""
     seed = 1234
     rng = np.random.default_rng(seed)
-    dut = OutputStationaryPE(numerics)
+    dut = OutputStationaryPE(numerics, drain_tree=drain_tree)
     beats = []
     for _ in range(5):
         k = int(rng.integers(1, 40))
@@ -74,8 +75,10 @@ def test_pe_accumulates_per_spec(numerics):
             for i in range(len(a)):
                 if rng.random() < 0.3:  # idle cycle: must not disturb the accumulator
                     ctx.set(dut.valid, 0)
+                    ctx.set(dut.last, 0)
                     ctx.set(dut.a, int(numerics.in_max))
                     await ctx.tick()
+                    assert ctx.get(dut.drain_out) == 0
                 ctx.set(dut.valid, 1)
                 ctx.set(dut.a, int(a[i]))
                 ctx.set(dut.b, int(b[i]))
@@ -84,6 +87,8 @@ def test_pe_accumulates_per_spec(numerics):
                 assert ctx.get(dut.a_out) == int(a[i])  # one-cycle forwarding
                 if i == len(a) - 1:  # result_latency = 1
                     results.append(ctx.get(dut.drain_out))
+                else:  # no result: the drain output is 0
+                    assert ctx.get(dut.drain_out) == 0
         ctx.set(dut.valid, 0)
 
     run(dut, tb)
@@ -128,6 +133,31 @@ def test_pe_holds_result_then_shifts(hold):
     assert trace == [12] * (hold + 1) + [100 + hold]
 
 
+@pytest.mark.parametrize("stages", [0, 2])
+def test_pe_shows_a_result_for_one_cycle_then_0(stages):
+    """drain_out is the finished sum for exactly one cycle (a column ORs its PEs' outputs),
+    also for two tiles back to back, and 0 in every other cycle."""
+    dut = OutputStationaryPE(Numerics(), pipeline_stages=stages, drain_tree=True)
+    trace = []
+
+    async def tb(ctx):
+        for a, b, last in [(3, 4, 1), (5, 6, 0), (1, 1, 1)]:
+            ctx.set(dut.a, a)
+            ctx.set(dut.b, b)
+            ctx.set(dut.valid, 1)
+            ctx.set(dut.last, last)
+            await ctx.tick()
+            trace.append(ctx.get(dut.drain_out))
+        ctx.set(dut.valid, 0)
+        ctx.set(dut.last, 0)
+        for _ in range(stages + 3):
+            await ctx.tick()
+            trace.append(ctx.get(dut.drain_out))
+
+    run(dut, tb)
+    assert trace == [0] * stages + [12, 0, 31] + [0] * 3
+
+
 def simulate_array(config, tiles, stall_prob=0.0, seed=0):
     """Drive (a_tile, b_tile) pairs through the array; returns the C tiles and total cycles."""
     rng = np.random.default_rng(seed)
@@ -164,8 +194,9 @@ def simulate_array(config, tiles, stall_prob=0.0, seed=0):
     results = []
     for t in range(len(tiles)):
         chunk = out_rows[t * R:(t + 1) * R]
-        assert [r for r, _ in chunk] == list(range(R - 1, -1, -1))
-        results.append(np.array([d for _, d in reversed(chunk)]))
+        order = list(range(R)) if config.drain_tree else list(range(R - 1, -1, -1))
+        assert [r for r, _ in chunk] == order  # top row first from a drain tree
+        results.append(np.array([d for _, d in sorted(chunk)]))
     return results, marks["end"] - marks["first"] + 1
 
 
@@ -186,6 +217,33 @@ def test_array_matches_golden_and_cycle_model(rows, cols, ks, pipeline):
     assert cycles == os_stream_cycles(config, ks)[0]
 
 
+def test_pe_rejects_a_hold_with_a_drain_tree():
+    with pytest.raises(ValueError, match="hold_cycles must be 0 with drain_tree, not 2"):
+        OutputStationaryPE(Numerics(), hold_cycles=2, drain_tree=True)
+    with pytest.raises(TypeError, match="drain_tree must be a bool, not 1"):
+        OutputStationaryPE(Numerics(), drain_tree=1)
+
+
+def test_drain_tree_levels():
+    assert [drain_tree_levels(r) for r in (1, 2, 4, 5, 16, 17, 64)] == [0, 1, 1, 2, 2, 3, 3]
+
+
+@pytest.mark.parametrize("rows,cols,ks", [(5, 2, [5, 9, 1, 6]), (17, 1, [17, 2])])
+def test_tall_array_drains_through_a_deeper_tree(rows, cols, ks):
+    """Columns whose drain tree has 2 and 3 levels (one gate with a single input): the same
+    results and cycles; tiles back to back (K >= R) and spaced by the ready rule (K < R)."""
+    config = SystolicConfig(rows, cols, pipeline="full", mult="lut")
+    seed = 17
+    rng = np.random.default_rng(seed)
+    tiles = [(rng.integers(-128, 128, (rows, k)), rng.integers(-128, 128, (k, cols)))
+             for k in ks]
+    results, cycles = simulate_array(config, tiles)
+    for (a, b), got in zip(tiles, results):
+        np.testing.assert_array_equal(got, golden.gemm(a, b, config.numerics),
+                                      err_msg=f"seed={seed}")
+    assert cycles == os_stream_cycles(config, ks)[0]
+
+
 @pytest.mark.parametrize("pipeline", ["none", "full"])
 def test_array_survives_input_stalls(pipeline):
     config = SystolicConfig(3, 3, numerics=Numerics(acc_width=18, saturate=True),
@@ -200,10 +258,11 @@ def test_array_survives_input_stalls(pipeline):
     assert results[0][0, 0] == config.numerics.acc_max  # 8 * 16384 saturates 18 bits
 
 
+@pytest.mark.parametrize("drain_tree", [False, True])
 @pytest.mark.parametrize("stages", [1, 2, 3])
-def test_pipelined_pe_delays_result_by_its_stages(stages):
+def test_pipelined_pe_delays_result_by_its_stages(stages, drain_tree):
     """A pipelined PE gives the same sum, exactly `stages` cycles later than the plain one."""
-    dut = OutputStationaryPE(Numerics(), pipeline_stages=stages)
+    dut = OutputStationaryPE(Numerics(), pipeline_stages=stages, drain_tree=drain_tree)
     assert dut.result_latency == 1 + stages
     seen = []
 
@@ -216,14 +275,15 @@ def test_pipelined_pe_delays_result_by_its_stages(stages):
             await ctx.tick()
             assert ctx.get(dut.a_out) == a  # forwarding stays one cycle
         ctx.set(dut.valid, 0)
+        ctx.set(dut.last, 0)
         for _ in range(stages + 2):
             seen.append(ctx.get(dut.drain_out))
             await ctx.tick()
 
     run(dut, tb)
-    # drain_out shows the sum result_latency cycles after the last beat, then drain_in (0)
+    # drain_out shows the sum result_latency cycles after the last beat, 0 before and after
     assert seen[stages] == 12 + 16384 - 635
-    assert seen[:stages] == [0] * stages
+    assert seen[:stages] + seen[stages + 1:] == [0] * (stages + 1)
 
 
 @pytest.mark.parametrize("pipeline", ["none", "deep"])
@@ -239,13 +299,15 @@ def test_lut_multiplier_array_matches_golden_and_cycle_model(pipeline):
     assert cycles == os_stream_cycles(config, ks)[0]
 
 
-@pytest.mark.parametrize("stages,multiplier", [(1, "dsp"), (2, "lut"), (3, "dsp")])
-def test_pipelined_pe_restarts_from_zero_after_any_reset(stages, multiplier):
+@pytest.mark.parametrize("stages,multiplier,drain_tree", [
+    (1, "dsp", False), (2, "lut", False), (3, "dsp", False), (2, "lut", True), (1, "dsp", True)])
+def test_pipelined_pe_restarts_from_zero_after_any_reset(stages, multiplier, drain_tree):
     """The pipelined PE clears its accumulator in the cycle after a reset, also after one that
     a ResetInserter adds (as the board link's JOB and ABORT do), although the accumulator
     register itself has no reset."""
     from amaranth.hdl import Module, ResetInserter, Signal
-    pe = OutputStationaryPE(Numerics(), pipeline_stages=stages, multiplier=multiplier)
+    pe = OutputStationaryPE(Numerics(), pipeline_stages=stages, multiplier=multiplier,
+                            drain_tree=drain_tree)
     abort = Signal()
     top = Module()
     top.submodules.pe = ResetInserter(abort)(pe)
@@ -268,6 +330,7 @@ def test_pipelined_pe_restarts_from_zero_after_any_reset(stages, multiplier):
             ctx.set(pe.last, int(k == 2))
             await ctx.tick()
         ctx.set(pe.valid, 0)
+        ctx.set(pe.last, 0)
         for _ in range(stages + 2):
             seen.append(ctx.get(pe.drain_out))
             await ctx.tick()

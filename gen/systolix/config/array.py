@@ -162,6 +162,19 @@ class SystolicConfig:
         return self.rows * self.cols
 
     @property
+    def drain_tree(self):
+        """How an output-stationary array drains its results (``False`` for weight-stationary).
+        ``True`` with LUT multipliers only (``mult="lut"``), where LUTs are what runs out: each
+        PE shows its sum for one cycle, and each column ORs them, rows leaving **top row first**
+        (no LUT per accumulator bit in the PE; about acc bits x (R - 1) / R more flip-flops per
+        PE in the de-skew lanes). ``False`` otherwise (``"dsp"``, ``"auto"``), where flip-flops
+        are the scarcer resource (an iCE40 logic cell has one of each): the PEs' drain registers
+        form a shift chain, rows leaving **bottom row first** (one LUT per accumulator bit in the
+        PE for its load-or-shift choice). The timing is the same
+        (:class:`~systolix.hdl.os_array.OutputStationaryArray`)."""
+        return self.dataflow is Dataflow.OUTPUT_STATIONARY and self.mult == "lut"
+
+    @property
     def accumulation_chunk(self):
         """Products summed exactly before each accumulator addition (see :class:`Numerics`):
         1 for output-stationary (every product meets the accumulator), ``rows`` for

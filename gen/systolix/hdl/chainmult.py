@@ -16,9 +16,9 @@ balanced tree of ordinary adders (which yosys maps to CCU2C chains), each only a
 sum's range and the product's width need. For int8 x int8: four 10-bit chains, then 10-, 10-
 and 12-bit adders: 36 CCU2C, no other LUT.
 
-Same ports, latencies and pipeline registers as :class:`~systolix.hdl.lutmult.LUTMultiplier`
-(latency 2: registers after the pair chains and on the product), so the two are
-interchangeable cycle for cycle; ``tests/hdl/test_chainmult.py`` runs this one on yosys'
+Same ports and latencies as :class:`~systolix.hdl.lutmult.LUTMultiplier` (latency 2:
+registers after the first level of adders behind the pair chains, and on the product), so the
+two are interchangeable cycle for cycle; ``tests/hdl/test_chainmult.py`` runs this one on yosys'
 CCU2C simulation model in Icarus for every int8 operand pair.
 """
 
@@ -97,33 +97,38 @@ def _signed_width(lo, hi):
     return width
 
 
-def _sum_tree(m, terms, width):
+def _sum_level(m, terms, width, level):
+    """One level of :func:`_sum_tree`: the terms added in pairs (an odd last one passes)."""
+    out = []
+    for i in range(0, len(terms) - 1, 2):
+        (xv, xs, xlo, xhi), (yv, ys, ylo, yhi) = sorted(terms[i:i + 2], key=lambda t: t[1])
+        gap = ys - xs
+        lo, hi = xlo + (ylo << gap), xhi + (yhi << gap)
+        keep = min(_signed_width(lo, hi), width - xs)
+        total = Signal(signed(keep), name=f"sum_{level}_{i // 2}")
+        if gap:
+            if len(xv) <= gap:  # x lies below y's shift: sign-extend it past the gap
+                ext = Signal(signed(gap + 1), name=f"ext_{level}_{i // 2}")
+                m.d.comb += ext.eq(xv)
+                xv = ext
+            # (x >> gap is arithmetic: it keeps x's sign above its own width)
+            m.d.comb += total.eq(Cat(xv[:gap], (xv >> gap) + yv).as_signed())
+        else:
+            m.d.comb += total.eq(xv + yv)
+        out.append((total, xs, lo, hi))
+    if len(terms) % 2:
+        out.append(terms[-1])
+    return out
+
+
+def _sum_tree(m, terms, width, *, first_level=0):
     """``sum(value << shift)`` of ``(value, shift, lo, hi)`` terms (``lo..hi``: the value's
     range), modulo ``2 ** width``: a balanced tree of two-input adders, each exactly as wide as
     its sum's range or the bits below ``width`` need; bits below the larger shift of two
     terms come from the other one alone, without an adder."""
-    level = 0
+    level = first_level
     while len(terms) > 1:
-        out = []
-        for i in range(0, len(terms) - 1, 2):
-            (xv, xs, xlo, xhi), (yv, ys, ylo, yhi) = sorted(terms[i:i + 2], key=lambda t: t[1])
-            gap = ys - xs
-            lo, hi = xlo + (ylo << gap), xhi + (yhi << gap)
-            keep = min(_signed_width(lo, hi), width - xs)
-            total = Signal(signed(keep), name=f"sum_{level}_{i // 2}")
-            if gap:
-                if len(xv) <= gap:  # x lies below y's shift: sign-extend it past the gap
-                    ext = Signal(signed(gap + 1), name=f"ext_{level}_{i // 2}")
-                    m.d.comb += ext.eq(xv)
-                    xv = ext
-                # (x >> gap is arithmetic: it keeps x's sign above its own width)
-                m.d.comb += total.eq(Cat(xv[:gap], (xv >> gap) + yv).as_signed())
-            else:
-                m.d.comb += total.eq(xv + yv)
-            out.append((total, xs, lo, hi))
-        if len(terms) % 2:
-            out.append(terms[-1])
-        terms = out
+        terms = _sum_level(m, terms, width, level)
         level += 1
     return terms[0]
 
@@ -187,10 +192,16 @@ class CarryChainMultiplier(FabricMultiplier):
             digits = (-1, 0) if negative[i] else (0, 1)
             terms.append((row, i, min(d * x for d in digits for x in (a_lo, a_hi)),
                           max(d * x for d in digits for x in (a_lo, a_hi))))
+        level = 0
         if self._latency == 2:
+            # the register after the first level of adders, where the terms are fewer bits in
+            # all than the pair sums (int8: 24 flip-flops, not 40), not right after the chains
+            if len(terms) > 2:
+                terms = _sum_level(m, terms, p_width, 0)
+                level = 1
             regs = _register(m, [(v, s) for v, s, _, _ in terms], "pp_sum")
             terms = [(v, s, lo, hi) for (v, s), (_, _, lo, hi) in zip(regs, terms)]
-        value, shift, _, _ = _sum_tree(m, terms, p_width)
+        value, shift, _, _ = _sum_tree(m, terms, p_width, first_level=level)
         product = Signal(self.p.shape(), name="product_value")
         m.d.comb += product.eq(value << shift if shift else value)
         if self._latency >= 1:

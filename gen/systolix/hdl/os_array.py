@@ -13,7 +13,7 @@ from .pe import NOMERGE, OutputStationaryPE
 from .skew import DelayLanes, deskew_delays, skew_delays
 from .units import add_unit
 
-__all__ = ["OutputStationaryArray", "input_layout", "output_layout"]
+__all__ = ["OutputStationaryArray", "input_layout", "output_layout", "drain_tree_levels"]
 
 
 def _row_shape(rows):
@@ -49,9 +49,20 @@ class OutputStationaryArray(wiring.Component):
     ``rows`` cycles per tile), so tiles with K >= R stream with no stall at all.
 
     **Output** (stream ``o``, always ready: the drain never stops). Each finished tile comes out
-    as R consecutive beats, one row of C per beat, **bottom row first**: ``row`` counts down from
-    R - 1 to 0. The first row is valid :attr:`result_latency` cycles after the cycle in which the
-    tile's ``last`` beat was accepted.
+    as R consecutive beats, one row of C per beat: **bottom row first** (``row`` counts down
+    from R - 1 to 0), or **top row first** (``row`` counts up from 0 to R - 1) when the array
+    drains through OR trees (``config.drain_tree``: ``mult="lut"``). The first row is
+    valid :attr:`result_latency` cycles after the cycle in which the tile's ``last`` beat was
+    accepted.
+
+    **Drain.** By default the PEs' drain registers of a column form a shift chain: row r holds
+    its result for R - 1 - r cycles, then the column shifts them out (one LUT per accumulator
+    bit per PE, for the load-or-shift choice). With ``config.drain_tree`` a PE shows its
+    finished sum on ``drain_out`` for one cycle and 0 otherwise, and the ``last`` wavefront
+    reaches row r one cycle after row r - 1, so each column ORs its PEs' outputs (a tree of
+    fan-in 4 with a register after each level, :func:`drain_tree_levels`) into one stream of
+    rows, top row first, with no multiplexer per PE. The rows then wait in the de-skew lanes
+    for the R - 1 cycles that keep the chain's output timing, so the latencies are the same.
 
     Parameters
     ----------
@@ -131,7 +142,10 @@ class OutputStationaryArray(wiring.Component):
         for r in range(R):
             m.d.comb += [
                 flag_skew.i[r].valid.eq(accept),
-                flag_skew.i[r].last.eq(self.i.payload.last),
+                # (a drain-tree PE takes `last` alone as a tile's end: only an accepted beat's
+                # counts; a chain PE takes `valid & last`)
+                flag_skew.i[r].last.eq((accept & self.i.payload.last)
+                                       if self._config.drain_tree else self.i.payload.last),
             ]
 
         # --- the mesh: operands and flags move right, b moves down, results drain down
@@ -154,8 +168,12 @@ class OutputStationaryArray(wiring.Component):
 
         _wire_pairs(m, pair, groups, R, C)
 
-        # --- output: column c leaves the bottom row c cycles late; re-align the columns
-        m.submodules.deskew = deskew = DelayLanes(acc_shape(num), deskew_delays(C))
+        # --- output: column c leaves the bottom row c cycles late; re-align the columns and
+        # delay all by what the drain trees do not (row r is out of its tree r + levels + 1
+        # cycles after row 0's `last`, and leaves the array R + r cycles after it)
+        wait = R - 1 - drain_tree_levels(R) if self._config.drain_tree else 0
+        m.submodules.deskew = deskew = DelayLanes(acc_shape(num),
+                                                  [d + wait for d in deskew_delays(C)])
         for c in range(C):
             m.d.comb += deskew.i[c].eq(groups[c // width].drain_out[c % width])
         m.d.comb += self.o.payload.data.eq(deskew.o)
@@ -165,13 +183,22 @@ class OutputStationaryArray(wiring.Component):
         m.submodules.done_delay = done_delay = DelayLanes(
             1, [self.result_latency - 1], reset_less=False)
         m.d.comb += done_delay.i[0].eq(accept & self.i.payload.last)
-        row = Signal(_row_shape(R))
-        with m.If(done_delay.o[0]):
-            m.d.sync += [self.o.valid.eq(1), row.eq(R - 1)]
-        with m.Elif(row != 0):
-            m.d.sync += row.eq(row - 1)
-        with m.Else():
-            m.d.sync += self.o.valid.eq(0)
+        if self._config.drain_tree:  # top row first
+            row = Signal(_row_shape(R), init=R - 1)
+            with m.If(done_delay.o[0]):
+                m.d.sync += [self.o.valid.eq(1), row.eq(0)]
+            with m.Elif(row != R - 1):
+                m.d.sync += row.eq(row + 1)
+            with m.Else():
+                m.d.sync += self.o.valid.eq(0)
+        else:  # bottom row first
+            row = Signal(_row_shape(R))
+            with m.If(done_delay.o[0]):
+                m.d.sync += [self.o.valid.eq(1), row.eq(R - 1)]
+            with m.Elif(row != 0):
+                m.d.sync += row.eq(row - 1)
+            with m.Else():
+                m.d.sync += self.o.valid.eq(0)
         m.d.comb += self.o.payload.row.eq(row)
         return m
 
@@ -180,8 +207,10 @@ class _Column(wiring.Component):
     """Column c of an :class:`OutputStationaryArray`: its R PEs, top to bottom.
 
     ``a``/``valid``/``last`` enter each row from the left and leave one cycle later on
-    ``a_out``/``valid_out``/``last_out``; ``b`` enters the top PE and moves down; the drain
-    chain leaves the bottom PE on ``drain_out``. ``shared`` and ``plan`` give each row's PE
+    ``a_out``/``valid_out``/``last_out``; ``b`` enters the top PE and moves down; the PEs'
+    results leave on ``drain_out``: from the bottom PE of the drain chain, or through the
+    column's drain tree (``config.drain_tree``), row r ``drain_tree_levels(R)`` cycles after
+    it is on its PE's ``drain_out``. ``shared`` and ``plan`` give each row's PE
     its ``shared_multiplier`` and ``multiplier``. Columns with equal ones are alike (with the
     default plan, every column), so emission writes one module per distinct column and per
     distinct (row, shared, multiplier) PE.
@@ -206,7 +235,10 @@ class _Column(wiring.Component):
         instance of another's module never makes them)."""
         if self._pes is None:
             cfg = self._config
-            self._pes = [OutputStationaryPE(cfg.numerics, hold_cycles=cfg.rows - 1 - r,
+            tree = cfg.drain_tree
+            self._pes = [OutputStationaryPE(cfg.numerics,
+                                            hold_cycles=0 if tree else cfg.rows - 1 - r,
+                                            drain_tree=tree,
                                             pipeline_stages=cfg.pipeline_stages,
                                             shared_multiplier=self._shared[r],
                                             multiplier=self._plan[r])
@@ -233,12 +265,49 @@ class _Column(wiring.Component):
                 self.a_out[r].eq(pe.a_out), self.valid_out[r].eq(pe.valid_out),
                 self.last_out[r].eq(pe.last_out),
             ]
-            if r == 0:
-                m.d.comb += [pe.b.eq(self.b), pe.drain_in.eq(0)]
-            else:
-                m.d.comb += [pe.b.eq(pes[r - 1].b_out), pe.drain_in.eq(pes[r - 1].drain_out)]
-        m.d.comb += self.drain_out.eq(pes[-1].drain_out)
+            m.d.comb += pe.b.eq(self.b if r == 0 else pes[r - 1].b_out)
+            if not pe.drain_tree:
+                m.d.comb += pe.drain_in.eq(0 if r == 0 else pes[r - 1].drain_out)
+        if self._config.drain_tree:
+            m.d.comb += self.drain_out.eq(_drain_tree(m, [pe.drain_out for pe in pes]))
+        else:
+            m.d.comb += self.drain_out.eq(pes[-1].drain_out)
         return m
+
+
+#: Inputs of one OR gate of a column's drain tree (one LUT4).
+DRAIN_TREE_FAN_IN = 4
+
+
+def drain_tree_levels(rows):
+    """Register levels of the drain tree of a column of ``rows`` PEs: one per level of
+    OR gates of fan-in :data:`DRAIN_TREE_FAN_IN` (0 for a single row)."""
+    levels = 0
+    while rows > 1:
+        rows = -(-rows // DRAIN_TREE_FAN_IN)
+        levels += 1
+    return levels
+
+
+def _drain_tree(m, values):
+    """OR of ``values`` (at most one of them non-zero in any cycle) through
+    :func:`drain_tree_levels` levels of OR gates, each followed by a register; adjacent rows
+    share a gate, so the wires of the first level stay within a few PEs."""
+    level = 0
+    while len(values) > 1:
+        out = []
+        for i in range(0, len(values), DRAIN_TREE_FAN_IN):
+            reg = Signal.like(values[0], name=f"drain_or_{level}_{i // DRAIN_TREE_FAN_IN}",
+                              reset_less=True)  # pure data, 0 once the PEs' drains are
+            group = values[i:i + DRAIN_TREE_FAN_IN]
+            total = group[0]
+            for v in group[1:]:
+                total = total | v
+            m.d.sync += reg.eq(total)
+            out.append(reg)
+        values = out
+        level += 1
+    return values[0]
 
 
 def _group_sizes(cols):

@@ -26,19 +26,29 @@ class OutputStationaryPE(wiring.Component):
     that is both ``valid`` and ``last`` the finished sum is copied into the drain register and the
     accumulator restarts from 0, so the next tile may follow with no gap.
 
-    The drain registers of one column form a shift chain (``drain_in`` from the PE above,
-    ``drain_out`` to the PE below) that carries finished results out of the bottom of the array.
-    The ``last`` wavefront reaches row ``r`` one cycle after row ``r - 1``, so results appear
-    staggered down the column; each PE therefore *holds* its result for ``hold_cycles`` cycles
-    (``rows - 1 - r`` in an R-row array) and otherwise shifts. All results of a column are then
-    in place in the same cycle, and the column shifts them out, bottom row first, one per cycle.
-    Nothing collides as long as consecutive ``last`` beats are at least ``rows`` cycles apart.
+    How a column drains its results (:attr:`~systolix.config.SystolicConfig.drain_tree`):
+
+    * shift chain (default): the drain registers of one column form a shift chain
+      (``drain_in`` from the PE above, ``drain_out`` to the PE below) that carries finished
+      results out of the bottom of the array. The ``last`` wavefront reaches row ``r`` one
+      cycle after row ``r - 1``, so results appear staggered down the column; each PE therefore
+      *holds* its result for ``hold_cycles`` cycles (``rows - 1 - r`` in an R-row array) and
+      otherwise shifts. All results of a column are then in place in the same cycle, and the
+      column shifts them out, bottom row first, one per cycle. Nothing collides as long as
+      consecutive ``last`` beats are at least ``rows`` cycles apart. The drain register's
+      load-or-shift choice costs one LUT per bit.
+    * OR tree (``drain_tree``): the drain register shows the finished sum for exactly one cycle
+      and is 0 in every other: it is loaded with the sum when a tile finishes and cleared
+      otherwise, which the flip-flops' synchronous reset does (no LUT per bit). The results of
+      a column are never on their ``drain_out`` in the same cycle, and the column ORs them into
+      one output, top row first (:class:`~systolix.hdl.os_array.OutputStationaryArray`).
 
     Parameters
     ----------
     numerics : Numerics
     hold_cycles : int
-        Cycles to hold a finished result before shifting, ``>= 0``.
+        Shift chain: cycles to hold a finished result before shifting, ``>= 0``; 0 with
+        ``drain_tree``.
     pipeline_stages : int
         Register stages between the operands and the accumulator: 0 (none), 1 (the product is
         registered), 2 (the multiplier's operands and its product are registered) or 3 (as 2,
@@ -60,13 +70,17 @@ class OutputStationaryPE(wiring.Component):
     a, b : In(operand)
         Operands of this cycle's beat.
     valid, last : In(1)
-        The beat carries data; it is the final beat (k = K - 1) of its tile.
+        The beat carries data; it is the final beat (k = K - 1) of its tile. With
+        ``drain_tree``, ``last`` must be 0 whenever ``valid`` is (the array's input skew sees to
+        it), so that it alone marks a tile's end.
     a_out, b_out, valid_out, last_out : Out
         The same values, one cycle later, for the neighbours.
     drain_in : In(signed(acc_width))
-        Drain chain from the PE above (0 for the top row).
+        Shift chain: from the PE above (0 for the top row); absent with ``drain_tree``.
     drain_out : Out(signed(acc_width))
-        Drain chain to the PE below; driven by a register.
+        Shift chain: to the PE below. ``drain_tree``: the finished sum,
+        :attr:`result_latency` cycles after its ``last`` beat, for one cycle; 0 in every other
+        cycle. Driven by a register.
     mul_a, mul_b : Out(operand)
         Operands for the shared multiplier (only with ``shared_multiplier``).
     mul_p : In(product)
@@ -74,25 +88,32 @@ class OutputStationaryPE(wiring.Component):
     """
 
     def __init__(self, numerics: Numerics, *, hold_cycles=0, pipeline_stages=0,
-                 shared_multiplier=False, multiplier="dsp"):
+                 shared_multiplier=False, multiplier="dsp", drain_tree=False):
         if not isinstance(numerics, Numerics):
             raise TypeError(f"numerics must be a Numerics, not {numerics!r}")
         if not isinstance(hold_cycles, int) or isinstance(hold_cycles, bool) or hold_cycles < 0:
             raise ValueError(f"hold_cycles must be a non-negative integer, not {hold_cycles!r}")
+        if not isinstance(drain_tree, bool):
+            raise TypeError(f"drain_tree must be a bool, not {drain_tree!r}")
+        if drain_tree and hold_cycles:
+            raise ValueError(f"hold_cycles must be 0 with drain_tree, not {hold_cycles!r}")
         if pipeline_stages not in (0, 1, 2, 3) or isinstance(pipeline_stages, bool):
             raise ValueError(f"pipeline_stages must be 0, 1, 2 or 3, not {pipeline_stages!r}")
         dsp.check_multiplier_choice(multiplier, shared_multiplier, pipeline_stages)
         self._multiplier = multiplier
         self._numerics = numerics
         self._hold_cycles = hold_cycles
+        self._drain_tree = drain_tree
         self._pipeline_stages = pipeline_stages
         self._shared = shared_multiplier
         op, acc = operand_shape(numerics), acc_shape(numerics)
         members = {
             "a": In(op), "b": In(op), "valid": In(1), "last": In(1),
             "a_out": Out(op), "b_out": Out(op), "valid_out": Out(1), "last_out": Out(1),
-            "drain_in": In(acc), "drain_out": Out(acc),
+            "drain_out": Out(acc),
         }
+        if not drain_tree:
+            members["drain_in"] = In(acc)
         if shared_multiplier:
             p = (Signal(op) * Signal(op)).shape()
             members.update({"mul_a": Out(op), "mul_b": Out(op), "mul_p": In(p)})
@@ -105,6 +126,10 @@ class OutputStationaryPE(wiring.Component):
     @property
     def hold_cycles(self):
         return self._hold_cycles
+
+    @property
+    def drain_tree(self):
+        return self._drain_tree
 
     @property
     def pipeline_stages(self):
@@ -140,7 +165,8 @@ class OutputStationaryPE(wiring.Component):
         # (a pipelined PE clears its accumulator itself after a reset: see below)
         acc = Signal(acc_shape(self._numerics), reset_less=self._pipeline_stages > 0)
         total = Signal(acc_shape(self._numerics))
-        drain = Signal(acc_shape(self._numerics), reset_less=True)  # pure data: no reset needed
+        # pure data: no reset needed (a drain tree's is 0 one cycle after any reset, see below)
+        drain = Signal(acc_shape(self._numerics), reset_less=True)
 
         stages = self._pipeline_stages
         a, b, valid, last = self.a, self.b, self.valid, self.last
@@ -179,63 +205,96 @@ class OutputStationaryPE(wiring.Component):
             reg = Signal((self.a * self.b).shape(), name=f"product_{i}", reset_less=True)
             m.d.sync += reg.eq(product)
             product = reg
-        for i in range(product_regs):
-            p_valid = Signal(name=f"p_valid_{i}", attrs=NOMERGE)
-            p_last = Signal(name=f"p_last_{i}", attrs=NOMERGE)
-            m.d.sync += [p_valid.eq(valid), p_last.eq(last)]
-            pre_finish = valid & last  # what `finish` will be in the next cycle
-            valid, last = p_valid, p_last
-        finish = valid & last
+        if self._drain_tree:
+            for i in range(product_regs):
+                p_valid = Signal(name=f"p_valid_{i}", attrs=NOMERGE)
+                m.d.sync += p_valid.eq(valid)
+                valid = p_valid
+                if i < product_regs - 1:  # (the final stage's `last` is never needed, see below)
+                    p_last = Signal(name=f"p_last_{i}", attrs=NOMERGE)
+                    m.d.sync += p_last.eq(last)
+                    last = p_last
 
-        m.d.comb += total.eq(accumulate(acc, product, self._numerics))
-        if stages:
-            # Pipelined PE: the accumulator restarts from 0 through a synchronous reset, which
-            # the flip-flops implement (no LUT per bit): after a tile's last beat, and in the
-            # first cycle after any reset of this domain (also one a ResetInserter adds), in
-            # which `valid`, a register reset with it, is still low.
-            after_reset = Signal(init=1, name="after_reset", attrs=NOMERGE)
-            clear = Signal(name="acc_clear")
-            m.d.sync += after_reset.eq(0)
-            m.d.comb += clear.eq(after_reset | (valid & last))
-            with m.If(clear):
-                m.d.sync += acc.eq(0)
-            with m.Elif(valid):
-                m.d.sync += acc.eq(total)
+            m.d.comb += total.eq(accumulate(acc, product, self._numerics))
+            if stages:
+                # Pipelined PE: the accumulator restarts from 0 through a synchronous reset, which
+                # the flip-flops implement (no LUT per bit): after a tile's last beat, and in the
+                # first cycle after any reset of this domain (also one a ResetInserter adds). Both
+                # come from a register loaded a cycle ahead with `last` (which implies `valid`),
+                # whose reset value is 1. The drain register is cleared in every other cycle, by a
+                # register of the opposite sense (also 1 after a reset), so neither reset net starts
+                # at logic.
+                clear = Signal(init=1, name="acc_clear", attrs=NOMERGE)
+                drain_idle = Signal(init=1, name="drain_idle", attrs=NOMERGE)
+                m.d.sync += [clear.eq(last), drain_idle.eq(~last)]
+                with m.If(clear):
+                    m.d.sync += acc.eq(0)
+                with m.Elif(valid):
+                    m.d.sync += acc.eq(total)
+            else:
+                drain_idle = ~last
+                with m.If(valid):
+                    m.d.sync += acc.eq(Mux(last, 0, total))
+            # the finished sum for one cycle, else 0: a synchronous reset of the drain flip-flops
+            m.d.sync += drain.eq(Mux(drain_idle, 0, total))
         else:
-            with m.If(valid):
-                m.d.sync += acc.eq(Mux(last, 0, total))
+            for i in range(product_regs):
+                p_valid = Signal(name=f"p_valid_{i}", attrs=NOMERGE)
+                p_last = Signal(name=f"p_last_{i}", attrs=NOMERGE)
+                m.d.sync += [p_valid.eq(valid), p_last.eq(last)]
+                pre_finish = valid & last  # what `finish` will be in the next cycle
+                valid, last = p_valid, p_last
+            finish = valid & last
 
-        if self._hold_cycles and stages:
-            # Pipelined PE: the drain register's enable and select are registers themselves,
-            # computed a cycle ahead, so the enable net (fanning out to every drain bit, which
-            # sit wherever the placer put the accumulator) starts at a flip-flop, not at logic.
-            hold = Signal(range(self._hold_cycles + 1), attrs=NOMERGE)
-            hold_next = Signal(range(self._hold_cycles + 1))
-            drain_en = Signal(name="drain_en", attrs=NOMERGE)
-            drain_load = Signal(name="drain_load", attrs=NOMERGE)
-            with m.If(finish):
-                m.d.comb += hold_next.eq(self._hold_cycles)
-            with m.Elif(hold != 0):
-                m.d.comb += hold_next.eq(hold - 1)
-            with m.Else():
-                m.d.comb += hold_next.eq(0)
-            m.d.sync += [
-                hold.eq(hold_next),
-                drain_load.eq(pre_finish),
-                drain_en.eq(pre_finish | ~hold_next.any()),
-            ]
-            with m.If(drain_en):
-                m.d.sync += drain.eq(Mux(drain_load, total, self.drain_in))
-        elif self._hold_cycles:
-            hold = Signal(range(self._hold_cycles + 1), attrs=NOMERGE)
-            with m.If(finish):
-                m.d.sync += [drain.eq(total), hold.eq(self._hold_cycles)]
-            with m.Elif(hold != 0):
-                m.d.sync += hold.eq(hold - 1)
-            with m.Else():
-                m.d.sync += drain.eq(self.drain_in)
-        else:
-            m.d.sync += drain.eq(Mux(finish, total, self.drain_in))
+            m.d.comb += total.eq(accumulate(acc, product, self._numerics))
+            if stages:
+                # Pipelined PE: the accumulator restarts from 0 through a synchronous reset, which
+                # the flip-flops implement (no LUT per bit): after a tile's last beat, and in the
+                # first cycle after any reset of this domain (also one a ResetInserter adds), in
+                # which `valid`, a register reset with it, is still low.
+                after_reset = Signal(init=1, name="after_reset", attrs=NOMERGE)
+                clear = Signal(name="acc_clear")
+                m.d.sync += after_reset.eq(0)
+                m.d.comb += clear.eq(after_reset | (valid & last))
+                with m.If(clear):
+                    m.d.sync += acc.eq(0)
+                with m.Elif(valid):
+                    m.d.sync += acc.eq(total)
+            else:
+                with m.If(valid):
+                    m.d.sync += acc.eq(Mux(last, 0, total))
+
+            if self._hold_cycles and stages:
+                # Pipelined PE: the drain register's enable and select are registers themselves,
+                # computed a cycle ahead, so the enable net (fanning out to every drain bit, which
+                # sit wherever the placer put the accumulator) starts at a flip-flop, not at logic.
+                hold = Signal(range(self._hold_cycles + 1), attrs=NOMERGE)
+                hold_next = Signal(range(self._hold_cycles + 1))
+                drain_en = Signal(name="drain_en", attrs=NOMERGE)
+                drain_load = Signal(name="drain_load", attrs=NOMERGE)
+                with m.If(finish):
+                    m.d.comb += hold_next.eq(self._hold_cycles)
+                with m.Elif(hold != 0):
+                    m.d.comb += hold_next.eq(hold - 1)
+                with m.Else():
+                    m.d.comb += hold_next.eq(0)
+                m.d.sync += [
+                    hold.eq(hold_next),
+                    drain_load.eq(pre_finish),
+                    drain_en.eq(pre_finish | ~hold_next.any()),
+                ]
+                with m.If(drain_en):
+                    m.d.sync += drain.eq(Mux(drain_load, total, self.drain_in))
+            elif self._hold_cycles:
+                hold = Signal(range(self._hold_cycles + 1), attrs=NOMERGE)
+                with m.If(finish):
+                    m.d.sync += [drain.eq(total), hold.eq(self._hold_cycles)]
+                with m.Elif(hold != 0):
+                    m.d.sync += hold.eq(hold - 1)
+                with m.Else():
+                    m.d.sync += drain.eq(self.drain_in)
+            else:
+                m.d.sync += drain.eq(Mux(finish, total, self.drain_in))
         m.d.comb += self.drain_out.eq(drain)
 
         valid_reg = Signal(name="valid_reg", attrs=NOMERGE)

@@ -99,18 +99,20 @@ def unpack_output_rows(config: SystolicConfig, payloads):
 
 
 def assemble(config: SystolicConfig, m, n, tiles, rows, data):
-    """Place output rows (``rows`` per tile, bottom row first) into the M x N result."""
+    """Place output rows (``rows`` per tile, bottom row first, or top row first when the
+    array drains through OR trees: ``config.drain_tree``) into the M x N result."""
     R, C = config.rows, config.cols
     if len(rows) != R * len(tiles):
         raise ValueError(f"expected {R * len(tiles)} output rows, got {len(rows)}")
-    expected_rows = np.tile(np.arange(R - 1, -1, -1), len(tiles))
+    order = np.arange(R) if config.drain_tree else np.arange(R - 1, -1, -1)
+    expected_rows = np.tile(order, len(tiles))
     if not np.array_equal(rows, expected_rows):
         bad = int(np.flatnonzero(rows != expected_rows)[0])
         raise ValueError(f"output beat {bad} carries row {rows[bad]}, "
                          f"expected row {expected_rows[bad]}")
     out = np.zeros((m, n), dtype=config.numerics.output_dtype)
     for t, tile in enumerate(tiles):
-        block = data[t * R:(t + 1) * R][::-1]  # rows R-1..0 -> 0..R-1
+        block = data[t * R:(t + 1) * R][np.argsort(order)]  # rows 0..R-1
         h, w = min(R, m - tile.row0), min(C, n - tile.col0)
         out[tile.row0:tile.row0 + h, tile.col0:tile.col0 + w] = block[:h, :w]
     return out

@@ -31,10 +31,10 @@ __all__ = ["LUT_MULT_LUT4", "PE_LUT4_PER_ACC_BIT", "WS_PE_LUT4_PER_PSUM_BIT",
 LUT_MULT_LUT4 = {"ecp5": 72, "ice40": 105}
 
 #: A lower bound of the LUT4s an output-stationary PE spends per accumulator bit besides its
-#: multiplier (the accumulator's adder, 1 per bit, and the drain register's load-or-shift
-#: choice, 1 per bit; measured 2.0-2.2), so that the estimate never refuses a design that would
-#: fit.
-PE_LUT4_PER_ACC_BIT = 1.8
+#: multiplier (the accumulator's adder, 1 per bit; its drain register costs none, its share of
+#: the column's drain tree 1/3 to 1/R per bit; measured 1.25-1.4), so that the estimate never
+#: refuses a design that would fit.
+PE_LUT4_PER_ACC_BIT = 0.9
 
 #: The same for a weight-stationary PE below the top row, per bit of the partial sum it passes
 #: down: its adder, 1 per bit (the top row adds nothing; the sum over K tiles is accumulated

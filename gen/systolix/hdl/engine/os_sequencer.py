@@ -123,9 +123,9 @@ class OutputStationarySequencer(Sequencer):
             bufs.c_wr.data.eq(array.o.payload.data),
             bufs.c_wr.en.eq(array.o.valid & (array.o.payload.row < out_rows)),
         ]
-        # The final tile's row 0 (its last row out) leaves the array R cycles after its tag:
-        # final_write from the tag through R registers, not from the array's output (far from
-        # the shell's control).
+        # The final tile's last row out (row 0, or R - 1 with a drain tree) leaves the array
+        # R cycles after its tag: final_write from the tag through R registers, not from the
+        # array's output (far from the shell's control).
         m.submodules.final_delay = final_delay = DelayLanes(1, [R], reset_less=False)
         m.d.comb += [final_delay.i[0].eq(tag_delay.o[0].valid & tag_delay.o[0].final),
                      seq.final_write.eq(final_delay.o[0])]
