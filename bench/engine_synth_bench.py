@@ -174,7 +174,7 @@ def markdown(rows):
 
         def stat(key, spec=","):
             return both(lambda p: _fmt(p.get(key), spec) if p.get("fits") else
-                        "does not fit" if key == "fmax_mhz" else "-")
+                        _failure(p) if key == "fmax_mhz" else "-")
 
         def stream(name, key, spec):
             return both(lambda p: _fmt(p["streams"][name].get(key), spec)
@@ -188,6 +188,12 @@ def markdown(rows):
                      f"{stream(s64, 'sustained_gops', '.2f')} | "
                      f"{stream(s256, 'sustained_gops', '.2f')} |")
     return "\n".join(lines) + "\n"
+
+
+def _failure(row):
+    """What a row without a result says: it does not fit, or a tool failed (see its JSON)."""
+    error = row.get("error", "")
+    return "does not fit" if "does not fit" in error or not error else "tool failed"
 
 
 def write(rows):
