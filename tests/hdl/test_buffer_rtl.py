@@ -150,19 +150,27 @@ CASES = [
 ]
 
 
+def _gate_equals_gold(shape, depth, family, cell, blocks, model, cycles, tmp_path, seed):
+    """Emit the buffer generic (gold) and on ``family``'s ``blocks`` ``cell`` primitives
+    (gate), run both side by side on Icarus and return the testbench's counts."""
+    gold = _emit(shape, depth, "gold", None)
+    gate = _emit(shape, depth, "gate", SynthPlatform(family))
+    assert cell not in gold
+    assert gate.count(f"  {cell} ") == blocks
+    width = Shape.cast(shape).width
+    bench = _testbench(max(1, (depth - 1).bit_length()), width, depth, cycles, seed % 2**31)
+    got = icarus_result(tmp_path, {"tb.v": bench, "gold.v": gold, "gate.v": gate,
+                                   f"{cell.lower()}.v": model})
+    assert got["errors"] == 0, f"{got} (seed {seed})"
+    return got, gate
+
+
 @pytest.mark.parametrize("shape,depth,blocks", CASES)
 def test_dp16kd_buffer_equals_generic_rtl(shape, depth, blocks, tmp_path, seed):
-    gold = _emit(shape, depth, "gold", None)
-    gate = _emit(shape, depth, "gate", SynthPlatform("ecp5"))
-    assert "DP16KD" not in gold
-    assert gate.count("  DP16KD ") == blocks
+    got, gate = _gate_equals_gold(shape, depth, "ecp5", "DP16KD", blocks, _dp16kd_model(), 3000,
+                                  tmp_path, seed)
     assert gate.count('.REGMODE_B("OUTREG")') == blocks
-    width = Shape.cast(shape).width
-    bench = _testbench(max(1, (depth - 1).bit_length()), width, depth, 3000, seed % 2**31)
-    got = icarus_result(tmp_path, {"tb.v": bench, "gold.v": gold, "gate.v": gate,
-                                   "dp16kd.v": _dp16kd_model()})
     assert got["reads"] > 500, got  # the reads really returned written words
-    assert got["errors"] == 0, f"{got} (seed {seed})"
 
 
 #: (word shape, depth, SB_RAM40_4K blocks): a word that is no multiple of 16 bits (the 6-row
@@ -175,16 +183,9 @@ ICE40_CASES = [
 
 @pytest.mark.parametrize("shape,depth,blocks", ICE40_CASES)
 def test_sb_ram40_buffer_equals_generic_rtl(shape, depth, blocks, tmp_path, seed):
-    gold = _emit(shape, depth, "gold", None)
-    gate = _emit(shape, depth, "gate", SynthPlatform("ice40"))
-    assert "SB_RAM40_4K" not in gold
-    assert gate.count("  SB_RAM40_4K ") == blocks
-    width = Shape.cast(shape).width
-    bench = _testbench(max(1, (depth - 1).bit_length()), width, depth, 2000, seed % 2**31)
-    got = icarus_result(tmp_path, {"tb.v": bench, "gold.v": gold, "gate.v": gate,
-                                   "sb_ram40.v": _sb_ram40_model()})
+    got, _ = _gate_equals_gold(shape, depth, "ice40", "SB_RAM40_4K", blocks, _sb_ram40_model(),
+                               2000, tmp_path, seed)
     assert got["reads"] > 300, got  # the reads really returned written words
-    assert got["errors"] == 0, f"{got} (seed {seed})"
 
 
 def test_deeper_than_one_block_falls_back_to_generic_rtl():
