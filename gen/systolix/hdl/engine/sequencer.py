@@ -17,6 +17,7 @@ class Loader:
     what remains of them down, so that the flags' look-ahead compares with constants."""
 
     def __init__(self, name, depth, outer_max, step, inner_max):
+        self._shape = (depth, outer_max, step, inner_max)
         self.addr = Signal(range(depth + 1), name=f"{name}_addr")
         # outer_limit - outer: what remains of the outer loop, this step's included
         self.outer_rem = Signal(range(outer_max + 1), name=f"{name}_outer_rem")
@@ -54,13 +55,11 @@ class Loader:
             m.d.sync += [self.inner_rem.eq(self.inner_rem - 1), self.inner_last.eq(last)]
 
 
-    def last_next(self, counting):
-        """The word to be counted after the one counted now (``counting``; else after none)
-        is the loop's last: what ``inner_last & outer_last`` will say then."""
-        inner_last = Mux(self.inner_last, self._inner_last0, self.inner_rem == 2)
-        outer_last = Mux(self.inner_last, ~above(self.outer_rem, 2 * self._step),
-                         self.outer_last)
-        return Mux(counting, inner_last & outer_last, self.inner_last & self.outer_last)
+    def twin(self, name):
+        """A loader of the same loops, to be counted at another time (e.g. when a word is
+        taken from its stream, while this one counts it a cycle later): its flags then say
+        whether the word taken now is the loop's last."""
+        return Loader(name, *self._shape)
 
 
 def above(value, const):

@@ -873,9 +873,11 @@ def _elaborate_double(engine):
 
     # ---- load: a word taken from the a / b stream is registered, then counted and written
     # (so that the streams' valid reaches a few flip-flops, not the loaders and the block
-    # RAMs); ``a_fin`` / ``b_fin``: the last word has been taken (from the loaders' flags one
-    # word ahead), so that ``ready`` and the load's end are as early as if it were counted
-    # when taken
+    # RAMs); ``a_fin`` / ``b_fin``: the last word has been taken, so that ``ready`` and the
+    # load's end are as early as if it were counted when taken. A twin of each loader counts
+    # the words as they are taken: its flags (registered a word ahead) say whether the word
+    # taken now is the last, so that the end is one gate after the stream's hand-shake.
+    a_tw, b_tw = a_load.twin("a_take"), b_load.twin("b_take")
     a_got, b_got = Signal(name="a_load_got"), Signal(name="b_load_got")
     a_word = Signal(a_word_layout(cfg), name="a_load_word", reset_less=True)
     b_word = Signal(b_word_layout(cfg), name="b_load_word", reset_less=True)
@@ -886,10 +888,16 @@ def _elaborate_double(engine):
                  b_got.eq(b_take), b_word.eq(engine.b.payload)]
     with m.If(~l_busy):
         m.d.sync += [a_done.eq(0), b_done.eq(cmd.keep)]
-    with m.If(a_take & a_load.last_next(a_got)):
-        m.d.sync += a_done.eq(1)
-    with m.If(b_take & b_load.last_next(b_got)):
-        m.d.sync += b_done.eq(1)
+        a_tw.start(m, *a_limits0)
+        b_tw.start(m, *b_limits0)
+    with m.If(a_take):
+        a_tw.take(m, *a_limits)
+        with m.If(a_tw.inner_last & a_tw.outer_last):
+            m.d.sync += a_done.eq(1)
+    with m.If(b_take):
+        b_tw.take(m, *b_limits)
+        with m.If(b_tw.inner_last & b_tw.outer_last):
+            m.d.sync += b_done.eq(1)
     with m.If(l_busy):
         m.d.comb += [
             engine.a.ready.eq(~a_done & ~in_reset),
@@ -920,10 +928,14 @@ def _elaborate_double(engine):
         q_word = Signal(q_shape, name="q_load_word", reset_less=True)
         q_take = engine.q.valid & l_busy & ~q_done & q_free
         m.d.sync += [q_got.eq(q_take), q_word.eq(engine.q.payload)]
+        q_tw = q_load.twin("q_take")
         with m.If(~l_busy):
             m.d.sync += q_done.eq(cmd.keep)  # the parameters of a keep-weights job are there
-        with m.If(q_take & q_load.last_next(q_got)):
-            m.d.sync += q_done.eq(1)
+            q_tw.start(m, cmd.n, 1)
+        with m.If(q_take):
+            q_tw.take(m, ljob.n, 1)
+            with m.If(q_tw.inner_last & q_tw.outer_last):
+                m.d.sync += q_done.eq(1)
         with m.If(l_busy):
             m.d.comb += engine.q.ready.eq(~q_done & q_free & ~in_reset)
         m.d.comb += [q_wr.addr.eq(q_load.addr), q_wr.data.eq(q_word), q_wr.en.eq(q_got)]

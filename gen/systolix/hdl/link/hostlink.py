@@ -167,10 +167,14 @@ class HostLink(wiring.Component):
         # ---- job state
         job_open = Signal()
         job_failed = Signal()
-        job_m = Signal(16)
-        job_n = Signal(16)
-        tile_acc = Signal(17)
-        c_left = Signal(32)
+        # (sized for a command the engine accepts: a JOB's M and N are checked by the engine
+        # before they are used, so its C words are at most max_m x ceil(max_n / C); narrow
+        # counters keep READ_C's checks and arithmetic short)
+        tiles_max = -(-cfg.max_n // C)
+        job_m = Signal(range(cfg.max_m + 1))
+        job_n = Signal(range(cfg.max_n + 1))
+        tile_acc = Signal(range(tiles_max * C + 1))
+        c_left = Signal(range(cfg.max_m * tiles_max + 1))
 
         # ---- reply state
         status = Signal(8)
@@ -178,6 +182,9 @@ class HostLink(wiring.Component):
         ridx = Signal(16)
         tx_crc = Signal(16)
         rlen_m1 = Signal(16)         # rlen - 1, registered while the reply's header goes out
+        rlen_zero = Signal()         # rlen == 0, registered with it
+        ridx_last = Signal()         # ridx == rlen_m1 (registered; see REPLY_PAYLOAD)
+        cidx_last = Signal()         # cidx == c_word_bytes - 1 (registered with cidx)
         # The reply's CRC takes each byte a cycle after it is sent (the next byte follows a
         # whole UART frame later), so that the byte's selection and the CRC are not one path.
         crc_byte = Signal(8)
@@ -224,7 +231,7 @@ class HostLink(wiring.Component):
         ]
 
         def reply(st, n=0):
-            m.d.sync += [status.eq(st), rlen.eq(n), ridx.eq(0)]
+            m.d.sync += [status.eq(st), rlen.eq(n)]
             m.next = "REPLY_SYNC"
 
         def fail_stream():
@@ -247,6 +254,9 @@ class HostLink(wiring.Component):
         cmd_valid, c_take = Signal(), Signal()
         m.d.comb += [engine.cmd.valid.eq(cmd_valid), engine.c.ready.eq(c_take)]
         m.d.sync += crc_go.eq(0)
+        # ridx moves only when a reply byte is sent, and no byte is sent in the cycle after
+        # one (``crc_go``): so a flag registered every cycle is current whenever it is read
+        m.d.sync += ridx_last.eq(ridx == rlen_m1)
         with m.If(crc_go):
             m.d.sync += tx_crc.eq(crc16_step(m, tx_crc, crc_byte))
 
@@ -319,20 +329,21 @@ class HostLink(wiring.Component):
             is_op = {op_: Signal(name=f"is_{op_.name.lower()}") for op_ in P.Op}
             bad_count = Signal()
             nbytes = Signal(16)
+            # The opcode's and the length's comparisons are registered in every cycle: the
+            # opcode and the length are set UART frames before DECODE, and read up to the
+            # reply's end, before the next request's sync byte
+            m.d.sync += [is_op[op_].eq(op == op_) for op_ in P.Op]
+            len_is = {n: Signal(name=f"len_is_{n}") for n in sorted(set(fixed.values()))}
+            m.d.sync += [flag.eq(length == n) for n, flag in len_is.items()]
             with m.State("DECODE"):
                 m.d.sync += [flag.eq(value) for flag, value in big.values()]
-                m.d.sync += [bad_crc.eq(rx_crc != crc), known.eq(0), len_ok.eq(0),
+                m.d.sync += [bad_crc.eq(rx_crc != crc), known.eq(Cat(is_op.values()).any()),
+                             len_ok.eq(Cat(is_op[op_] & (len_is[fixed[op_]] if op_ in fixed
+                                                         else widx == 0)
+                                           for op_ in P.Op).any()),
                              bad_count.eq((count == 0) | (count > c_left)
                                           | (count > P.MAX_PAYLOAD // self.c_word_bytes)),
                              nbytes.eq(_times_constant(count, self.c_word_bytes)[:16])]
-                for op_ in P.Op:
-                    m.d.sync += is_op[op_].eq(op == op_)
-                    with m.If(op == op_):
-                        m.d.sync += known.eq(1)
-                        if op_ in fixed:
-                            m.d.sync += len_ok.eq(length == fixed[op_])
-                        else:
-                            m.d.sync += len_ok.eq(widx == 0)
                 m.next = "EXEC"
             with m.State("EXEC"):
                 with m.If(bad_crc):
@@ -349,7 +360,7 @@ class HostLink(wiring.Component):
                     flags = Cat(engine.busy, engine.c.valid & job_open & ~job_failed,
                                 job_open & ~job_failed, job_failed, engine.error)
                     m.d.sync += status_bytes.eq(Cat(flags, Const(0, 3), engine.cycles,
-                                                    c_left))
+                                                    c_left, Const(0, 32 - len(c_left))))
                     reply(P.Status.OK, P.STATUS_PAYLOAD_BYTES)
                 with m.Elif(is_op[P.Op.JOB] | is_op[P.Op.ABORT]):
                     m.d.sync += [eng_rst.eq(1), job_open.eq(0), job_failed.eq(0),
@@ -374,7 +385,8 @@ class HostLink(wiring.Component):
                     with m.Elif(~engine.c.valid):
                         reply(P.Status.ERR_NOT_READY)
                     with m.Else():
-                        m.d.sync += [c_left.eq(c_left - count), cidx.eq(0)]
+                        m.d.sync += [c_left.eq(c_left - count), cidx.eq(0),
+                                     cidx_last.eq(self.c_word_bytes == 1)]
                         reply(P.Status.OK, nbytes)
 
             with m.State("JOB_RESET"):   # the engine is in reset
@@ -416,7 +428,8 @@ class HostLink(wiring.Component):
 
             with m.State("REPLY_SYNC"):
                 m.d.sync += error.eq(status != P.Status.OK)
-                m.d.sync += [tx_crc.eq(0xFFFF), rlen_m1.eq(rlen - 1)]
+                m.d.sync += [tx_crc.eq(0xFFFF), rlen_m1.eq(rlen - 1), rlen_zero.eq(rlen == 0),
+                             ridx.eq(0)]
                 send(P.REPLY_SYNC, "REPLY_OP", crc_it=False)
             with m.State("REPLY_OP"):
                 send(op, "REPLY_STATUS")
@@ -425,7 +438,7 @@ class HostLink(wiring.Component):
             with m.State("REPLY_LEN0"):
                 send(rlen[:8], "REPLY_LEN1")
             with m.State("REPLY_LEN1"):
-                with m.If(rlen == 0):
+                with m.If(rlen_zero):
                     send(rlen[8:], "REPLY_CRC0")
                 with m.Elif(is_op[P.Op.READ_C]):
                     send(rlen[8:], "REPLY_CWORD")
@@ -436,10 +449,13 @@ class HostLink(wiring.Component):
             with m.State("REPLY_CWORD"):  # take the next C word from the engine
                 with m.If(engine.c.valid):
                     m.d.sync += c_take.eq(0)
-                    m.d.sync += [cword.eq(engine.c.payload.data.as_value()), cidx.eq(0)]
+                    m.d.sync += [cword.eq(engine.c.payload.data.as_value()), cidx.eq(0),
+                                 cidx_last.eq(self.c_word_bytes == 1)]
                     m.next = "REPLY_PAYLOAD"
             with m.State("REPLY_PAYLOAD"):
                 value = Signal(8)
+                cidx_next_last = ((cidx == self.c_word_bytes - 2) if self.c_word_bytes > 1
+                                  else 0)
                 with m.If(is_op[P.Op.INFO]):
                     m.d.comb += value.eq(info_rd.data)
                 with m.Elif(is_op[P.Op.STATUS]):
@@ -451,12 +467,12 @@ class HostLink(wiring.Component):
                     m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(value)]
                     with m.If(self.tx.ready):
                         m.d.sync += [crc_byte.eq(value), crc_go.eq(1), ridx.eq(ridx + 1),
-                                     cidx.eq(cidx + 1),
+                                     cidx.eq(cidx + 1), cidx_last.eq(cidx_next_last),
                                      # the next byte of STATUS and of the C word to the front
                                      status_bytes.eq(status_bytes >> 8), cword.eq(cword >> 8)]
-                        with m.If(ridx == rlen_m1):
+                        with m.If(ridx_last):
                             m.next = "REPLY_CRC0"
-                        with m.Elif(is_op[P.Op.READ_C] & (cidx == self.c_word_bytes - 1)):
+                        with m.Elif(is_op[P.Op.READ_C] & cidx_last):
                             m.d.sync += c_take.eq(1)
                             m.next = "REPLY_CWORD"
             with m.State("REPLY_CRC0"):

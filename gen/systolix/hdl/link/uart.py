@@ -179,12 +179,15 @@ class UartTx(wiring.Component):
         timer = Signal(range(d))
         bits = Signal(10, init=0x3FF)   # start, data LSB first, stop; shifted out LSB first
         left = Signal(range(11))
-        m.d.comb += [self.i.ready.eq(left == 0), self.tx.eq(bits[0])]
-        with m.If(left == 0):
+        idle = Signal(init=1)           # left == 0, registered with it: ``ready`` is a flip-flop
+        m.d.comb += [self.i.ready.eq(idle), self.tx.eq(bits[0])]
+        with m.If(idle):
             with m.If(self.i.valid):
-                m.d.sync += [bits.eq(Cat(0, self.i.payload, 1)), left.eq(10), timer.eq(d - 1)]
+                m.d.sync += [bits.eq(Cat(0, self.i.payload, 1)), left.eq(10), timer.eq(d - 1),
+                             idle.eq(0)]
         with m.Elif(timer != 0):
             m.d.sync += timer.eq(timer - 1)
         with m.Else():
-            m.d.sync += [bits.eq(Cat(bits[1:], 1)), left.eq(left - 1), timer.eq(d - 1)]
+            m.d.sync += [bits.eq(Cat(bits[1:], 1)), left.eq(left - 1), timer.eq(d - 1),
+                         idle.eq(left == 1)]
         return m
