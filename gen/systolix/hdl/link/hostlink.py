@@ -253,6 +253,10 @@ class HostLink(wiring.Component):
         # REPLY_CWORD: they reach the engine's control, not the link's state decoding.
         cmd_valid, c_take = Signal(), Signal()
         m.d.comb += [engine.cmd.valid.eq(cmd_valid), engine.c.ready.eq(c_take)]
+        # (c_take is high only in REPLY_CWORD: it falls with the hand-shake, which is then one
+        # gate from its flip-flop, not the state's decoding)
+        with m.If(c_take & engine.c.valid):
+            m.d.sync += c_take.eq(0)
         m.d.sync += crc_go.eq(0)
         # ridx moves only when a reply byte is sent, and no byte is sent in the cycle after
         # one (``crc_go``): so a flag registered every cycle is current whenever it is read
@@ -260,6 +264,65 @@ class HostLink(wiring.Component):
         with m.If(crc_go):
             m.d.sync += tx_crc.eq(crc16_step(m, tx_crc, crc_byte))
 
+        # ---- dispatch. The opcode's, the length's and READ_C's count's checks are
+        # registered in every cycle (op, length, the payload, the job's state and c_left
+        # are set UART frames before DECODE and hold until the reply is sent); DECODE
+        # registers the CRC's check and the reply the request gets if its CRC is right
+        # (``x_*``), so that EXEC acts on flip-flops: on the CRC's check and, for READ_C,
+        # on the engine's C valid.
+        fixed = {op_: n for op_, n in P.FIXED_LENGTH.items()}
+        count = param[:16]  # READ_C: the words asked for
+        bad_crc, known, len_ok = Signal(), Signal(), Signal()
+        is_op = {op_: Signal(name=f"is_{op_.name.lower()}") for op_ in P.Op}
+        bad_count = Signal()
+        nbytes = Signal(16)
+        m.d.sync += [is_op[op_].eq(op == op_) for op_ in P.Op]
+        len_is = {n: Signal(name=f"len_is_{n}") for n in sorted(set(fixed.values()))}
+        m.d.sync += [flag.eq(length == n) for n, flag in len_is.items()]
+        m.d.sync += [known.eq(Cat(is_op.values()).any()),
+                     len_ok.eq(Cat(is_op[op_] & (len_is[fixed[op_]] if op_ in fixed
+                                                 else widx == 0)
+                                   for op_ in P.Op).any()),
+                     bad_count.eq((count == 0) | (count > c_left)
+                                  | (count > P.MAX_PAYLOAD // self.c_word_bytes)),
+                     nbytes.eq(_times_constant(count, self.c_word_bytes)[:16])]
+        x_status = Signal(8)
+        x_rlen = Signal(16)
+        x_len_fail = Signal()    # a length error: a WRITE frame's stream fails
+        x_reset = Signal()       # JOB or ABORT: the engine is reset, the job closed
+        x_job = Signal()
+        x_overrun = Signal()     # a WRITE whose words overran: the job fails
+        x_read = Signal()        # a READ_C that is right: OK if a C word is ready
+        # (the reply a request gets if its CRC is right, also registered in every cycle:
+        # its inputs are three flip-flops from op, length and the payload at most)
+        m.d.sync += [x_len_fail.eq(0), x_reset.eq(0), x_job.eq(0), x_overrun.eq(0),
+                     x_read.eq(0), x_rlen.eq(0)]
+        job_ok = job_open & ~job_failed
+        with m.If(~known):
+            m.d.sync += x_status.eq(P.Status.ERR_OPCODE)
+        with m.Elif(~len_ok):
+            m.d.sync += [x_status.eq(P.Status.ERR_LENGTH), x_len_fail.eq(1)]
+        with m.Elif(is_op[P.Op.INFO]):
+            m.d.sync += [x_status.eq(P.Status.OK), x_rlen.eq(len(self._info))]
+        with m.Elif(is_op[P.Op.STATUS]):
+            m.d.sync += [x_status.eq(P.Status.OK), x_rlen.eq(P.STATUS_PAYLOAD_BYTES)]
+        with m.Elif(is_op[P.Op.JOB] | is_op[P.Op.ABORT]):
+            m.d.sync += [x_status.eq(P.Status.OK), x_reset.eq(1),
+                         x_job.eq(is_op[P.Op.JOB])]
+        with m.Elif(is_op[P.Op.WRITE_A] | is_op[P.Op.WRITE_B]):
+            with m.If(~job_ok):
+                m.d.sync += x_status.eq(P.Status.ERR_STATE)
+            with m.Elif(overrun):
+                m.d.sync += [x_status.eq(P.Status.ERR_OVERRUN), x_overrun.eq(1)]
+            with m.Else():
+                m.d.sync += x_status.eq(P.Status.OK)
+        with m.Else():  # READ_C
+            with m.If(~job_ok):
+                m.d.sync += x_status.eq(P.Status.ERR_STATE)
+            with m.Elif(bad_count):
+                m.d.sync += x_status.eq(P.Status.ERR_RANGE)
+            with m.Else():
+                m.d.sync += [x_status.eq(P.Status.OK), x_rlen.eq(nbytes), x_read.eq(1)]
         with m.FSM(name="link"):
             # ---- receive
             with m.State("HUNT"):
@@ -321,73 +384,38 @@ class HostLink(wiring.Component):
                     m.d.sync += rx_crc[8:].eq(byte)
                     m.next = "DECODE"
 
-            # ---- dispatch: the request's checks are registered in DECODE, so that EXEC acts
-            # on flip-flops (the checks and the reply's registers are not one long path)
-            fixed = {op_: n for op_, n in P.FIXED_LENGTH.items()}
-            count = param[:16]  # READ_C: the words asked for
-            bad_crc, known, len_ok = Signal(), Signal(), Signal()
-            is_op = {op_: Signal(name=f"is_{op_.name.lower()}") for op_ in P.Op}
-            bad_count = Signal()
-            nbytes = Signal(16)
-            # The opcode's and the length's comparisons are registered in every cycle: the
-            # opcode and the length are set UART frames before DECODE, and read up to the
-            # reply's end, before the next request's sync byte
-            m.d.sync += [is_op[op_].eq(op == op_) for op_ in P.Op]
-            len_is = {n: Signal(name=f"len_is_{n}") for n in sorted(set(fixed.values()))}
-            m.d.sync += [flag.eq(length == n) for n, flag in len_is.items()]
             with m.State("DECODE"):
                 m.d.sync += [flag.eq(value) for flag, value in big.values()]
-                m.d.sync += [bad_crc.eq(rx_crc != crc), known.eq(Cat(is_op.values()).any()),
-                             len_ok.eq(Cat(is_op[op_] & (len_is[fixed[op_]] if op_ in fixed
-                                                         else widx == 0)
-                                           for op_ in P.Op).any()),
-                             bad_count.eq((count == 0) | (count > c_left)
-                                          | (count > P.MAX_PAYLOAD // self.c_word_bytes)),
-                             nbytes.eq(_times_constant(count, self.c_word_bytes)[:16])]
+                m.d.sync += bad_crc.eq(rx_crc != crc)
                 m.next = "EXEC"
             with m.State("EXEC"):
-                with m.If(bad_crc):
-                    fail_stream()
-                    reply(P.Status.ERR_CRC)
-                with m.Elif(~known):
-                    reply(P.Status.ERR_OPCODE)
-                with m.Elif(~len_ok):
-                    fail_stream()
-                    reply(P.Status.ERR_LENGTH)
-                with m.Elif(is_op[P.Op.INFO]):
-                    reply(P.Status.OK, len(self._info))
-                with m.Elif(is_op[P.Op.STATUS]):
+                with m.If(is_op[P.Op.STATUS]):  # (read only by a STATUS reply)
                     flags = Cat(engine.busy, engine.c.valid & job_open & ~job_failed,
                                 job_open & ~job_failed, job_failed, engine.error)
                     m.d.sync += status_bytes.eq(Cat(flags, Const(0, 3), engine.cycles,
                                                     c_left, Const(0, 32 - len(c_left))))
-                    reply(P.Status.OK, P.STATUS_PAYLOAD_BYTES)
-                with m.Elif(is_op[P.Op.JOB] | is_op[P.Op.ABORT]):
+                with m.If(bad_crc):
+                    fail_stream()
+                    reply(P.Status.ERR_CRC)
+                with m.Elif(x_read & ~engine.c.valid):
+                    reply(P.Status.ERR_NOT_READY)
+                with m.Elif(x_job):
                     m.d.sync += [eng_rst.eq(1), job_open.eq(0), job_failed.eq(0),
                                  c_left.eq(0)]
-                    with m.If(is_op[P.Op.JOB]):
-                        m.next = "JOB_RESET"
-                    with m.Else():
-                        reply(P.Status.OK)
-                with m.Elif(is_op[P.Op.WRITE_A] | is_op[P.Op.WRITE_B]):
-                    with m.If(~job_open | job_failed):
-                        reply(P.Status.ERR_STATE)
-                    with m.Elif(overrun):
+                    m.next = "JOB_RESET"
+                with m.Else():
+                    with m.If(x_len_fail):
+                        fail_stream()
+                    with m.If(x_reset):
+                        m.d.sync += [eng_rst.eq(1), job_open.eq(0), job_failed.eq(0),
+                                     c_left.eq(0)]
+                    with m.If(x_overrun):
                         m.d.sync += job_failed.eq(1)
-                        reply(P.Status.ERR_OVERRUN)
-                    with m.Else():
-                        reply(P.Status.OK)
-                with m.Else():  # READ_C
-                    with m.If(~job_open | job_failed):
-                        reply(P.Status.ERR_STATE)
-                    with m.Elif(bad_count):
-                        reply(P.Status.ERR_RANGE)
-                    with m.Elif(~engine.c.valid):
-                        reply(P.Status.ERR_NOT_READY)
-                    with m.Else():
+                    with m.If(x_read):
                         m.d.sync += [c_left.eq(c_left - count), cidx.eq(0),
                                      cidx_last.eq(self.c_word_bytes == 1)]
-                        reply(P.Status.OK, nbytes)
+                    m.d.sync += [status.eq(x_status), rlen.eq(x_rlen)]
+                    m.next = "REPLY_SYNC"
 
             with m.State("JOB_RESET"):   # the engine is in reset
                 m.d.sync += cmd_valid.eq(1)
@@ -448,7 +476,6 @@ class HostLink(wiring.Component):
                     send(rlen[8:], "REPLY_PAYLOAD")
             with m.State("REPLY_CWORD"):  # take the next C word from the engine
                 with m.If(engine.c.valid):
-                    m.d.sync += c_take.eq(0)
                     m.d.sync += [cword.eq(engine.c.payload.data.as_value()), cidx.eq(0),
                                  cidx_last.eq(self.c_word_bytes == 1)]
                     m.next = "REPLY_PAYLOAD"
