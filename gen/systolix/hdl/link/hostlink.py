@@ -154,6 +154,8 @@ class HostLink(wiring.Component):
         timer_end = Signal()         # timer == timeout - 1 (registered with it)
         byte = self.rx_data
         crc_next = crc16_step(m, crc, byte)
+        byte_sync = Signal()         # the last byte received is the sync byte
+        m.d.sync += byte_sync.eq(byte == P.REQUEST_SYNC)
 
         # ---- WRITE_A / WRITE_B word assembly
         wbytes_max = max(self.a_word_bytes, self.b_word_bytes)
@@ -329,9 +331,18 @@ class HostLink(wiring.Component):
                 m.d.comb += self.idle.eq(~engine.busy)
                 m.d.sync += [timer.eq(0), timer_end.eq(0), streaming.eq(0), overrun.eq(0), widx.eq(0),
                              pidx.eq(0), param.eq(0)]
-                with m.If(self.rx_valid & (byte == P.REQUEST_SYNC)):
-                    m.d.sync += [crc.eq(0xFFFF), op.eq(0xFF)]
+                with m.If(self.rx_valid):
+                    m.next = "SYNC"
+            # Whether the byte is the sync byte is decided a cycle after it arrived, from a
+            # flip-flop (the next byte is a UART frame away); the timer takes its first step
+            # here, so a request's timeout is counted from the sync byte, as in every state.
+            with m.State("SYNC"):
+                m.d.comb += self.idle.eq(~engine.busy & ~byte_sync)
+                with m.If(byte_sync):
+                    m.d.sync += [crc.eq(0xFFFF), op.eq(0xFF), timer.eq(1)]
                     m.next = "OP"
+                with m.Else():
+                    m.next = "HUNT"
             with m.State("OP"):
                 timeout()
                 with m.If(self.rx_valid):
