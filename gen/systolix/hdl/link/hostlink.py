@@ -153,7 +153,13 @@ class HostLink(wiring.Component):
         timer = Signal(range(self._timeout + 1))
         timer_end = Signal()         # timer == timeout - 1 (registered with it)
         byte = self.rx_data
-        crc_next = crc16_step(m, crc, byte)
+        # The request's CRC takes each byte a cycle after it arrived (``rx_crc_go``; the byte
+        # stays in ``rx_data``, the next is a UART frame away), so that the byte's arrival and
+        # the CRC's XORs are not one path.
+        rx_crc_go = Signal()
+        m.d.sync += rx_crc_go.eq(0)
+        with m.If(rx_crc_go):
+            m.d.sync += crc.eq(crc16_step(m, crc, byte))
         byte_sync = Signal()         # the last byte received is the sync byte
         m.d.sync += byte_sync.eq(byte == P.REQUEST_SYNC)
 
@@ -346,19 +352,19 @@ class HostLink(wiring.Component):
             with m.State("OP"):
                 timeout()
                 with m.If(self.rx_valid):
-                    m.d.sync += [op.eq(byte), crc.eq(crc_next)]
+                    m.d.sync += [op.eq(byte), rx_crc_go.eq(1)]
                     m.next = "LEN0"
             with m.State("LEN0"):
                 timeout()
                 with m.If(self.rx_valid):
-                    m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
+                    m.d.sync += [length[:8].eq(byte), rx_crc_go.eq(1)]
                     m.next = "LEN1"
             with m.State("LEN1"):
                 timeout()
                 with m.If(self.rx_valid):
                     full = Cat(length[:8], byte)
                     m.d.sync += [length[8:].eq(byte), left.eq(full), left_one.eq(full == 1),
-                                 crc.eq(crc_next),
+                                 rx_crc_go.eq(1),
                                  is_a.eq(op == P.Op.WRITE_A),
                                  streaming.eq(((op == P.Op.WRITE_A) | (op == P.Op.WRITE_B))
                                               & job_open & ~job_failed)]
@@ -372,7 +378,7 @@ class HostLink(wiring.Component):
             with m.State("PAYLOAD"):
                 timeout()
                 with m.If(self.rx_valid):
-                    m.d.sync += [crc.eq(crc_next), left.eq(left - 1), left_one.eq(left == 2)]
+                    m.d.sync += [rx_crc_go.eq(1), left.eq(left - 1), left_one.eq(left == 2)]
                     with m.If(pidx < 6):
                         m.d.sync += [param.word_select(pidx, 8).eq(byte), pidx.eq(pidx + 1)]
                     with m.If(streaming):
@@ -408,25 +414,25 @@ class HostLink(wiring.Component):
                 with m.If(bad_crc):
                     fail_stream()
                     reply(P.Status.ERR_CRC)
-                with m.Elif(x_read & ~engine.c.valid):
-                    reply(P.Status.ERR_NOT_READY)
-                with m.Elif(x_job):
-                    m.d.sync += [eng_rst.eq(1), job_open.eq(0), job_failed.eq(0),
-                                 c_left.eq(0)]
-                    m.next = "JOB_RESET"
                 with m.Else():
                     with m.If(x_len_fail):
                         fail_stream()
-                    with m.If(x_reset):
+                    with m.If(x_reset):  # (JOB and ABORT)
                         m.d.sync += [eng_rst.eq(1), job_open.eq(0), job_failed.eq(0),
                                      c_left.eq(0)]
                     with m.If(x_overrun):
                         m.d.sync += job_failed.eq(1)
-                    with m.If(x_read):
+                    # (the C word's valid reaches only a READ_C's registers)
+                    not_ready = x_read & ~engine.c.valid
+                    with m.If(x_read & engine.c.valid):
                         m.d.sync += [c_left.eq(c_left - count), cidx.eq(0),
                                      cidx_last.eq(self.c_word_bytes == 1)]
-                    m.d.sync += [status.eq(x_status), rlen.eq(x_rlen)]
-                    m.next = "REPLY_SYNC"
+                    m.d.sync += [status.eq(Mux(not_ready, P.Status.ERR_NOT_READY, x_status)),
+                                 rlen.eq(Mux(not_ready, 0, x_rlen))]
+                    with m.If(x_job):
+                        m.next = "JOB_RESET"
+                    with m.Else():
+                        m.next = "REPLY_SYNC"
 
             with m.State("JOB_RESET"):   # the engine is in reset
                 m.d.sync += cmd_valid.eq(1)
