@@ -280,12 +280,12 @@ class HostLink(wiring.Component):
         # on the engine's C valid.
         fixed = {op_: n for op_, n in P.FIXED_LENGTH.items()}
         count = param[:16]  # READ_C: the words asked for
-        bad_crc, known, len_ok = Signal(), Signal(), Signal()
-        is_op = {op_: Signal(name=f"is_{op_.name.lower()}") for op_ in P.Op}
-        bad_count = Signal()
-        nbytes = Signal(16)
+        bad_crc = Signal()
+        known, len_ok, bad_count = (Signal(reset_less=True) for _ in range(3))
+        is_op = {op_: Signal(name=f"is_{op_.name.lower()}", reset_less=True) for op_ in P.Op}
+        nbytes = Signal(16, reset_less=True)
         m.d.sync += [is_op[op_].eq(op == op_) for op_ in P.Op]
-        len_is = {n: Signal(name=f"len_is_{n}") for n in sorted(set(fixed.values()))}
+        len_is = {n: Signal(name=f"len_is_{n}", reset_less=True) for n in sorted(set(fixed.values()))}
         m.d.sync += [flag.eq(length == n) for n, flag in len_is.items()]
         m.d.sync += [known.eq(Cat(is_op.values()).any()),
                      len_ok.eq(Cat(is_op[op_] & (len_is[fixed[op_]] if op_ in fixed
@@ -294,43 +294,37 @@ class HostLink(wiring.Component):
                      bad_count.eq((count == 0) | (count > c_left)
                                   | (count > P.MAX_PAYLOAD // self.c_word_bytes)),
                      nbytes.eq(_times_constant(count, self.c_word_bytes)[:16])]
-        x_status = Signal(8)
-        x_rlen = Signal(16)
-        x_len_fail = Signal()    # a length error: a WRITE frame's stream fails
-        x_reset = Signal()       # JOB or ABORT: the engine is reset, the job closed
-        x_job = Signal()
-        x_overrun = Signal()     # a WRITE whose words overran: the job fails
-        x_read = Signal()        # a READ_C that is right: OK if a C word is ready
-        # (the reply a request gets if its CRC is right, also registered in every cycle:
-        # its inputs are three flip-flops from op, length and the payload at most)
-        m.d.sync += [x_len_fail.eq(0), x_reset.eq(0), x_job.eq(0), x_overrun.eq(0),
-                     x_read.eq(0), x_rlen.eq(0)]
-        job_ok = job_open & ~job_failed
-        with m.If(~known):
-            m.d.sync += x_status.eq(P.Status.ERR_OPCODE)
-        with m.Elif(~len_ok):
-            m.d.sync += [x_status.eq(P.Status.ERR_LENGTH), x_len_fail.eq(1)]
-        with m.Elif(is_op[P.Op.INFO]):
-            m.d.sync += [x_status.eq(P.Status.OK), x_rlen.eq(len(self._info))]
-        with m.Elif(is_op[P.Op.STATUS]):
-            m.d.sync += [x_status.eq(P.Status.OK), x_rlen.eq(P.STATUS_PAYLOAD_BYTES)]
-        with m.Elif(is_op[P.Op.JOB] | is_op[P.Op.ABORT]):
-            m.d.sync += [x_status.eq(P.Status.OK), x_reset.eq(1),
-                         x_job.eq(is_op[P.Op.JOB])]
-        with m.Elif(is_op[P.Op.WRITE_A] | is_op[P.Op.WRITE_B]):
-            with m.If(~job_ok):
-                m.d.sync += x_status.eq(P.Status.ERR_STATE)
-            with m.Elif(overrun):
-                m.d.sync += [x_status.eq(P.Status.ERR_OVERRUN), x_overrun.eq(1)]
-            with m.Else():
-                m.d.sync += x_status.eq(P.Status.OK)
-        with m.Else():  # READ_C
-            with m.If(~job_ok):
-                m.d.sync += x_status.eq(P.Status.ERR_STATE)
-            with m.Elif(bad_count):
-                m.d.sync += x_status.eq(P.Status.ERR_RANGE)
-            with m.Else():
-                m.d.sync += [x_status.eq(P.Status.OK), x_rlen.eq(nbytes), x_read.eq(1)]
+        x_status = Signal(8, reset_less=True)
+        x_rlen = Signal(16, reset_less=True)
+        x_len_fail = Signal(reset_less=True)  # a length error: a WRITE frame's stream fails
+        x_reset = Signal(reset_less=True)     # JOB or ABORT: the engine reset, the job closed
+        x_job = Signal(reset_less=True)
+        x_overrun = Signal(reset_less=True)   # a WRITE whose words overran: the job fails
+        x_read = Signal(reset_less=True)      # a right READ_C: OK if a C word is ready
+        # (the reply a request gets if its CRC is right, also registered in every cycle, in
+        # two stages: four flip-flops from op, length and the payload at most)
+        hdr_ok, job_ok = Signal(reset_less=True), Signal(reset_less=True)
+        m.d.sync += [hdr_ok.eq(known & len_ok), job_ok.eq(job_open & ~job_failed)]
+        is_write = is_op[P.Op.WRITE_A] | is_op[P.Op.WRITE_B]
+        read_ok = is_op[P.Op.READ_C] & job_ok & ~bad_count
+        m.d.sync += [
+            x_len_fail.eq(known & ~len_ok),
+            x_reset.eq(hdr_ok & (is_op[P.Op.JOB] | is_op[P.Op.ABORT])),
+            x_job.eq(hdr_ok & is_op[P.Op.JOB]),
+            x_overrun.eq(hdr_ok & is_write & job_ok & overrun),
+            x_read.eq(hdr_ok & read_ok),
+            x_rlen.eq(Mux(~hdr_ok, 0,
+                          Mux(is_op[P.Op.INFO], len(self._info),
+                              Mux(is_op[P.Op.STATUS], P.STATUS_PAYLOAD_BYTES,
+                                  Mux(read_ok, nbytes, 0))))),
+            x_status.eq(Mux(~known, P.Status.ERR_OPCODE,
+                            Mux(~len_ok, P.Status.ERR_LENGTH,
+                                Mux((is_write | is_op[P.Op.READ_C]) & ~job_ok,
+                                    P.Status.ERR_STATE,
+                                    Mux(is_write & overrun, P.Status.ERR_OVERRUN,
+                                        Mux(is_op[P.Op.READ_C] & bad_count,
+                                            P.Status.ERR_RANGE, P.Status.OK)))))),
+        ]
         with m.FSM(name="link"):
             # ---- receive
             with m.State("HUNT"):
