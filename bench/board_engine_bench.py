@@ -35,7 +35,7 @@ ENGINES = [
     ("icebreaker", 2.0, ["--rows", "6", "--cols", "4", "--dataflow", "ws", "--mult", "auto",
                          "--pipeline", "full", "--acc-width", "19", "--max-m", "8",
                          "--max-k", "8", "--max-n", "8", "--buffering", "double",
-                         "--freq", "35.25"]),
+                         "--freq", "42"]),
     # 156 DSP and 100 LUT multipliers; the buffers hold 128 x 256 x 128 jobs, double-buffered:
     # a 256^3 product is 4 such jobs (M and N halved, the whole K), so the sustained figure's
     # stream of 32 of them is 8 back-to-back 256^3 products

@@ -285,7 +285,8 @@ class HostLink(wiring.Component):
         is_op = {op_: Signal(name=f"is_{op_.name.lower()}", reset_less=True) for op_ in P.Op}
         nbytes = Signal(16, reset_less=True)
         m.d.sync += [is_op[op_].eq(op == op_) for op_ in P.Op]
-        len_is = {n: Signal(name=f"len_is_{n}", reset_less=True) for n in sorted(set(fixed.values()))}
+        len_is = {n: Signal(name=f"len_is_{n}", reset_less=True)
+                  for n in sorted(set(fixed.values()))}
         m.d.sync += [flag.eq(length == n) for n, flag in len_is.items()]
         m.d.sync += [known.eq(Cat(is_op.values()).any()),
                      len_ok.eq(Cat(is_op[op_] & (len_is[fixed[op_]] if op_ in fixed
