@@ -176,6 +176,36 @@ def test_uart_tx_frames_bytes():
     assert all(levels[52:])
 
 
+def test_uart_tx_is_ready_again_one_frame_after_a_byte_and_sends_the_next_at_once():
+    d = 5
+    tx = UartTx(d)
+    sim = Simulator(tx)
+    sim.add_clock(1e-6)
+    levels, readies = [], []
+
+    async def bench(ctx):
+        for value in (0xA5, 0x3C):
+            ctx.set(tx.i.valid, 1)
+            ctx.set(tx.i.payload, value)
+            while not ctx.get(tx.i.ready):
+                readies.append(0)
+                levels.append(ctx.get(tx.tx))
+                await ctx.tick()
+            readies.append(1)
+            levels.append(ctx.get(tx.tx))
+            await ctx.tick()
+        ctx.set(tx.i.valid, 0)
+        for _ in range(12 * d):
+            levels.append(ctx.get(tx.tx))
+            await ctx.tick()
+    sim.add_testbench(bench)
+    sim.run()
+    # the first byte is taken at once, the second exactly one frame (10 bits) later
+    assert readies == [1] + [0] * (10 * d) + [1]
+    frame = lambda v: [0] + [(v >> i) & 1 for i in range(8)] + [1]  # noqa: E731
+    assert levels[1 + d // 2:1 + 20 * d:d] == frame(0xA5) + frame(0x3C)
+
+
 class _StubPlatform:
     """Just enough of an amaranth-boards platform for BoardPlatformTop to elaborate."""
 
