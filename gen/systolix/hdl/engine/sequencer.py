@@ -1,7 +1,7 @@
 """What the engine's shell and a compute core's sequencer share: the hand-shake, the buffer
 loaders, and C buffer addressing."""
 
-from amaranth.hdl import Cat, Const, Mux, Signal
+from amaranth.hdl import Cat, Const, Signal
 
 __all__ = ["Sequencer", "Loader", "c_addr", "at_least", "above"]
 
