@@ -453,11 +453,13 @@ def _drain_output(m, cfg, c_valid, c_row, c_last, out, q_rd=None, c_out=None, q_
             x_ready = out.ready
             m.d.comb += [out.valid.eq(x_valid), out.payload.last.eq(x_last),
                          out.payload.data.eq(x_row)]
+        # (an empty skid register takes the stage's word in every cycle, so that its enable
+        # is its own valid flag alone, not the port's ready: only ``s_valid`` follows that)
         with m.If(s_valid):
             with m.If(x_ready):
                 m.d.sync += s_valid.eq(0)
-        with m.Elif(o_valid & ~x_ready):
-            m.d.sync += [s_valid.eq(1), s_last.eq(o_last), s_row.eq(o_row)]
+        with m.Else():
+            m.d.sync += [s_valid.eq(o_valid & ~x_ready), s_last.eq(o_last), s_row.eq(o_row)]
         if ahead is not None:
             o_valid_next = Mux(stage_ready, c_valid, o_valid)
             s_valid_next = ~x_ready & (s_valid | o_valid)

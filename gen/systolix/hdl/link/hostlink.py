@@ -487,9 +487,11 @@ class HostLink(wiring.Component):
                 with m.Else():
                     send(rlen[8:], "REPLY_PAYLOAD")
             with m.State("REPLY_CWORD"):  # take the next C word from the engine
+                # (the word register follows the port in every cycle of this state, so that
+                # its enable is the state alone, not the engine's valid)
+                m.d.sync += [cword.eq(engine.c.payload.data.as_value()), cidx.eq(0),
+                             cidx_last.eq(self.c_word_bytes == 1)]
                 with m.If(engine.c.valid):
-                    m.d.sync += [cword.eq(engine.c.payload.data.as_value()), cidx.eq(0),
-                                 cidx_last.eq(self.c_word_bytes == 1)]
                     m.next = "REPLY_PAYLOAD"
             with m.State("REPLY_PAYLOAD"):
                 value = Signal(8)
