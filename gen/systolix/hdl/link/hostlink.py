@@ -206,6 +206,8 @@ class HostLink(wiring.Component):
         info_rd = info_mem.read_port()
         status_bytes = Signal(8 * P.STATUS_PAYLOAD_BYTES)
         cword = Signal(8 * self.c_word_bytes)
+        c_in = Signal(len(engine.c.payload.data.as_value()), reset_less=True)
+        m.d.sync += c_in.eq(engine.c.payload.data.as_value())
         cidx = Signal(range(self.c_word_bytes + 1))
 
         # engine streams
@@ -487,12 +489,14 @@ class HostLink(wiring.Component):
                 with m.Else():
                     send(rlen[8:], "REPLY_PAYLOAD")
             with m.State("REPLY_CWORD"):  # take the next C word from the engine
-                # (the word register follows the port in every cycle of this state, so that
-                # its enable is the state alone, not the engine's valid)
-                m.d.sync += [cword.eq(engine.c.payload.data.as_value()), cidx.eq(0),
-                             cidx_last.eq(self.c_word_bytes == 1)]
                 with m.If(engine.c.valid):
-                    m.next = "REPLY_PAYLOAD"
+                    m.next = "REPLY_CLOAD"
+            # The word taken reaches ``cword`` through ``c_in``, a register without an enable
+            # that follows the port in every cycle: the word crosses from the engine's output
+            # to the link in two register stages (the next byte is a UART frame away).
+            with m.State("REPLY_CLOAD"):
+                m.d.sync += [cword.eq(c_in), cidx.eq(0), cidx_last.eq(self.c_word_bytes == 1)]
+                m.next = "REPLY_PAYLOAD"
             with m.State("REPLY_PAYLOAD"):
                 value = Signal(8)
                 cidx_next_last = ((cidx == self.c_word_bytes - 2) if self.c_word_bytes > 1
