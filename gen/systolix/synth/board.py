@@ -243,11 +243,11 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
     }
     if target.family == "ice40":
         overrides["synth_opts"] = "-dsp"
-        # The host link's state register one-hot, so that no state is decoded from a binary
-        # code on the request's paths. Yosys then ignores the register's initial value, which
-        # is safe: the board's clock domain (its own or board.clock.PLLClock's) holds the
-        # design in reset after configuration.
-        overrides["script_after_read"] += f"\n{ONE_HOT_LINK_STATE}"
+    # The host link's state register one-hot, so that no state is decoded from a binary
+    # code on the request's paths. Yosys then ignores the register's initial value, which
+    # is safe: the board's clock domain (its own or board.clock.PLLClock's) holds the
+    # design in reset after configuration.
+    overrides["script_after_read"] += f"\n{ONE_HOT_LINK_STATE}"
     platform.dsp_blocks = array_dsp_budget(config, target)  # what mult="auto" fills
     plan = platform.prepare(top, name=name, **overrides)
     remove_abandoned(out, ".build-")  # left by a build that was killed

@@ -209,6 +209,16 @@ class HostLink(wiring.Component):
         c_in = Signal(len(engine.c.payload.data.as_value()), reset_less=True)
         m.d.sync += c_in.eq(engine.c.payload.data.as_value())
         cidx = Signal(range(self.c_word_bytes + 1))
+        # cword's (and status_bytes') load and shift are flip-flops set a cycle ahead, so that
+        # the enables of its 8 x c_word_bytes flip-flops are not decoded from the state: a C
+        # word is loaded in REPLY_CLOAD, a cycle after the engine's hand-shake, and shifted in
+        # the cycle after a byte is sent (the next byte is a UART frame away)
+        cw_load, cw_shift = Signal(), Signal()
+        m.d.sync += [cw_load.eq(0), cw_shift.eq(0)]
+        with m.If(cw_load):
+            m.d.sync += cword.eq(c_in)
+        with m.Elif(cw_shift):
+            m.d.sync += [cword.eq(cword >> 8), status_bytes.eq(status_bytes >> 8)]
 
         # engine streams
         a_bits, b_bits = P.a_word_bits(cfg), P.b_word_bits(cfg)
@@ -490,12 +500,13 @@ class HostLink(wiring.Component):
                     send(rlen[8:], "REPLY_PAYLOAD")
             with m.State("REPLY_CWORD"):  # take the next C word from the engine
                 with m.If(engine.c.valid):
+                    m.d.sync += cw_load.eq(1)
                     m.next = "REPLY_CLOAD"
             # The word taken reaches ``cword`` through ``c_in``, a register without an enable
             # that follows the port in every cycle: the word crosses from the engine's output
             # to the link in two register stages (the next byte is a UART frame away).
-            with m.State("REPLY_CLOAD"):
-                m.d.sync += [cword.eq(c_in), cidx.eq(0), cidx_last.eq(self.c_word_bytes == 1)]
+            with m.State("REPLY_CLOAD"):  # (cword <- c_in, by cw_load)
+                m.d.sync += [cidx.eq(0), cidx_last.eq(self.c_word_bytes == 1)]
                 m.next = "REPLY_PAYLOAD"
             with m.State("REPLY_PAYLOAD"):
                 value = Signal(8)
@@ -514,7 +525,7 @@ class HostLink(wiring.Component):
                         m.d.sync += [crc_byte.eq(value), crc_go.eq(1), ridx.eq(ridx + 1),
                                      cidx.eq(cidx + 1), cidx_last.eq(cidx_next_last),
                                      # the next byte of STATUS and of the C word to the front
-                                     status_bytes.eq(status_bytes >> 8), cword.eq(cword >> 8)]
+                                     cw_shift.eq(1)]
                         with m.If(ridx_last):
                             m.next = "REPLY_CRC0"
                         with m.Elif(is_op[P.Op.READ_C] & cidx_last):
