@@ -190,6 +190,11 @@ def markdown(rows):
                      f"{stream(mlp, 'cycles_per_item', '.1f')} | "
                      f"{stream(s64, 'sustained_gops', '.2f')} | "
                      f"{stream(s256, 'sustained_gops', '.2f')} |")
+    failed = [r for r in rows if not r.get("fits")]
+    if failed:
+        lines += ["", "Rows without a result:", ""]
+        lines += [f"- {r['label']}: {r.get('error', '?').removeprefix('systolix: error: ')}"
+                  for r in failed]
     if any(r.get("columns_kept") is False for r in rows):
         lines += ["", "\\* synthesized with the array's columns flattened: with them kept apart, "
                   "yosys 0.70's ABC9 fails an internal assertion (docs/synthesis.md)."]
