@@ -338,20 +338,26 @@ def abc9_assertion(log):
         return False
 
 
+def keep_commands(dut_module, *, keep_columns=True):
+    """The yosys commands, after ``hierarchy``, that keep apart what the flow keeps apart: the
+    design from the harness (``dut_module``, if any), the array's columns (``keep_columns``:
+    :data:`KEEP_COLUMNS`) and the PEs' control registers (:data:`KEEP_REPLICAS`)."""
+    commands = []
+    if dut_module:
+        # keep the design one hierarchy level apart from the harness, so that yosys reports
+        # their costs separately and cannot optimize one into the other
+        commands.append(f"setattr -mod -set keep_hierarchy 1 {dut_module}")
+    if keep_columns:
+        commands.append(KEEP_COLUMNS)
+    return commands + [KEEP_REPLICAS]
+
+
 def _yosys(work, target, dut_module, *, keep_columns):
     """Synthesize ``work/design.il`` into ``work/netlist.json`` and ``work/stat.json``."""
     script = [
         "read_rtlil design.il",
         "hierarchy -top top",
-    ]
-    if dut_module:
-        # keep the design one hierarchy level apart from the harness, so that yosys reports
-        # their costs separately and cannot optimize one into the other
-        script.append(f"setattr -mod -set keep_hierarchy 1 {dut_module}")
-    if keep_columns:
-        script.append(KEEP_COLUMNS)
-    script += [
-        KEEP_REPLICAS,
+        *keep_commands(dut_module, keep_columns=keep_columns),
         f"{target.synth_command} -top top",
         "tee -q -o stat.json stat -json -top top",
         "write_json netlist.json",
