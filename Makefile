@@ -33,14 +33,18 @@ $(STAMP): requirements.lock pyproject.toml
 demo: setup
 	$(VENV)/bin/systolix demo
 
+# (-n auto: pytest-xdist runs the tests on every core; each worker builds into its own
+# sim_out/tests/<worker> and all share the session's random seed)
+XDIST  := -n auto --dist worksteal
+
 test: setup
-	$(PYTEST) -m "not slow"
+	$(PYTEST) $(XDIST) -m "not slow"
 
 test-slow: setup
-	$(PYTEST) -m slow
+	$(PYTEST) $(XDIST) -m slow
 
 test-all: setup
-	$(PYTEST)
+	$(PYTEST) $(XDIST)
 
 lint: setup
 	$(PYTEST) tests/emit/test_lint.py

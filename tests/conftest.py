@@ -7,6 +7,7 @@ import pytest
 
 #: One base seed per session, printed in the header; SYSTOLIX_SEED=<n> replays a run.
 BASE_SEED = int(os.environ.get("SYSTOLIX_SEED", random.SystemRandom().randrange(2**31)))
+os.environ["SYSTOLIX_SEED"] = str(BASE_SEED)  # pytest-xdist's workers inherit the same seed
 
 
 def pytest_report_header(config):

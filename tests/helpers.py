@@ -1,6 +1,7 @@
 """Helpers shared by the RTL tests: random operands and runs checked against both models
 (:func:`systolix.sim.verify.check`)."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ from systolix.sim.job import SimJob
 from systolix.sim.verify import check
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK_DIR = ROOT / "sim_out" / "tests"
+# One build directory per pytest-xdist worker: two workers never compile into the same one.
+WORK_DIR = ROOT / "sim_out" / "tests" / os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 def rand_operands(rng, numerics, m, k, n):
