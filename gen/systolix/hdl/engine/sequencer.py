@@ -29,12 +29,14 @@ class Loader:
         self._inner_last0 = Signal(name=f"{name}_inner_last0")  # inner_limit == 1
         self._step, self._outer_max = step, outer_max
 
-    def start(self, m, outer_limit, inner_limit):
-        """To the first word of a loop with these limits."""
+    def start(self, m, outer_limit, inner_limit, inner_one=None):
+        """To the first word of a loop with these limits (``inner_one``: an expression equal
+        to ``inner_limit == 1``, e.g. a shallower one from the command's fields)."""
+        inner_one = inner_limit == 1 if inner_one is None else inner_one
         m.d.sync += [self.addr.eq(0), self.outer_rem.eq(outer_limit),
                      self.inner_rem.eq(inner_limit), self.done.eq(0),
-                     self.inner_last.eq(inner_limit == 1),
-                     self._inner_last0.eq(inner_limit == 1),
+                     self.inner_last.eq(inner_one),
+                     self._inner_last0.eq(inner_one),
                      self.outer_last.eq(at_least(self._step, outer_limit, self._outer_max))]
 
     def take(self, m, outer_limit, inner_limit):
@@ -128,6 +130,17 @@ class Sequencer:
     def k_steps(self, job):
         """The job's B words per column tile (K for a systolic array)."""
         return job.k
+
+    def k_steps_one(self, job):
+        """``k_steps(job) == 1`` from the job's K alone: a comparison with a constant, not one
+        after :meth:`k_steps`' arithmetic (the loaders start from the command port)."""
+        return job.k == 1
+
+    def load_inner_ones(self, job):
+        """``a_one, b_one``: the loaders' inner limits (:meth:`load_limits`) ``== 1``, as
+        shallow expressions of ``job``'s fields (see :meth:`k_steps_one`)."""
+        one = self.k_steps_one(job)
+        return one, one
 
     def loaders(self):
         """``a_loader, b_loader``: the load phase's word counters. The default: A row tile by

@@ -696,7 +696,11 @@ def _elaborate_double(engine):
     ljob_a, ljob_b = Signal(), Signal()
     a_load, b_load = seq.loaders()
     a_limits, b_limits = seq.load_limits(ljob)
-    a_limits0, b_limits0 = seq.load_limits(_command_view(seq, engine.cmd.payload))
+    cmd_view = _command_view(seq, engine.cmd.payload)
+    a_limits0, b_limits0 = seq.load_limits(cmd_view)
+    # (with each inner limit's "== 1" from the command's fields, for the loaders' start)
+    a_one0, b_one0 = seq.load_inner_ones(cmd_view)
+    a_limits0, b_limits0 = (*a_limits0, a_one0), (*b_limits0, b_one0)
     rq = cfg.requant is not None
 
     # ---- compute stage: the running job (the sequencer reads ``xreg``; in the start cycle

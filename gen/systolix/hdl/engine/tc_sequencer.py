@@ -7,7 +7,7 @@ from amaranth.lib import data
 
 from ..skew import DelayLanes
 from ..tensorcore import MMAUnit
-from .sequencer import Sequencer, at_least, c_addr
+from .sequencer import Sequencer, above, at_least, c_addr
 
 __all__ = ["TensorCoreSequencer"]
 
@@ -40,6 +40,10 @@ class TensorCoreSequencer(Sequencer):
 
     def k_steps(self, job):
         return job.ks
+
+    def k_steps_one(self, job):
+        # ceil(K / k) == 1 exactly when 1 <= K <= k
+        return (job.k != 0) & ~above(job.k, self.config.core.k)
 
     def elaborate(self, m, job, bufs, start_job=None):
         cfg, seq = self.config, self

@@ -37,6 +37,9 @@ class WeightStationarySequencer(Sequencer):
     def load_limits(self, job):
         return (job.k, job.m), (job.n, self.k_steps(job))
 
+    def load_inner_ones(self, job):
+        return job.m == 1, self.k_steps_one(job)
+
     def elaborate(self, m, job, bufs, start_job=None):
         cfg, seq = self.config, self
         start_job = job if start_job is None else start_job
