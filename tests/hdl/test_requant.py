@@ -150,6 +150,54 @@ def test_clamp_around_its_bounds(out_signed, seed):
     assert got == tiling.requant_output_words(config, shape(want)), f"seed {seed}"
 
 
+def test_rounding_shift_at_every_shift(seed):
+    """RoundingDivideByPOT at every shift 0..31: h = k * 2**shift + r for kept parts k around
+    0 and the 12-bit edges (2047 may round up to 2048, -2049 to -2048) and k = +-(2**m + 3),
+    whose low 12 bits lie inside the int8 bounds (so a kept part wrongly found to fit 12 bits
+    shows), with remainders r on both sides of the tie and at both ends, and random ones.
+    Multiplier 2**30 makes h = floor((acc + 1) / 2), so acc = 2h (2h - 1 for h = 2**30)
+    reaches every h in -2**30..2**30."""
+    rng = np.random.default_rng(seed)
+    hs, shifts = [], []
+    for s in range(32):
+        ks = [0, 1, -1, 2, -2, 63, -64, 127, -128, 2047, 2048, -2048, -2049, 2049, -2050,
+              4096 + 5, -4096 - 5, 4096 + 2047, -4096 - 2049]
+        ks += [v for m in range(12, 30) for v in ((1 << m) + 3, -(1 << m) - 3)]
+        ks += rng.integers(-(1 << 30) >> s, 1 << max(30 - s, 0), 8).tolist()
+        tie = (1 << s) >> 1
+        rs = {0, (1 << s) - 1, tie - 1, tie, tie + 1, *rng.integers(0, 1 << s, 3).tolist()}
+        rs = [r for r in rs if 0 <= r < 1 << s]
+        for k in ks:
+            for r in rs:
+                if -(1 << 30) <= k * (1 << s) + r <= 1 << 30:
+                    hs.append(k * (1 << s) + r)
+                    shifts.append(s)
+    h, shift = np.array(hs, np.int64), np.array(shifts, np.int64)
+    n = len(h)
+    fields = {"bias": np.zeros(n, np.int64), "multiplier": np.full(n, 1 << 30, np.int64),
+              "shift": shift, "zero_point": np.zeros(n, np.int64),
+              "clamp_min": np.full(n, -128, np.int64), "clamp_max": np.full(n, 127, np.int64)}
+    acc = np.where(h == 1 << 30, 2 * h - 1, 2 * h)
+    want = reference(acc, fields)
+    assert (quant.srdhm(acc, fields["multiplier"]) == h).all()
+    y = quant.rdbpot(h, shift)
+    # every shift sees rounding up and down on both signs (from 2 on: a negative h with
+    # shift 1 never rounds up), with outputs inside the bounds
+    for s in range(2, 32):
+        at = (shift == s) & (np.abs(y) < 128)
+        below = h - (y << s)                    # the part rounded away: up if negative
+        for neg in (h < 0, h >= 0):
+            assert (at & neg & (below < 0)).any() and (at & neg & (below > 0)).any(), s
+    config = RequantConfig(LANES, True)
+    beats = -(-n // LANES)
+    pad = beats * LANES - n
+    shape = lambda v: np.concatenate([v, np.zeros(pad, np.int64)]).reshape(beats, LANES)
+    params = SimpleNamespace(**{k: shape(v) for k, v in fields.items()})
+    words = tiling.requant_input_words(config, shape(acc), params)
+    got = run(config, words, rng, stall=0.1)
+    assert got == tiling.requant_output_words(config, shape(want)), f"seed {seed}"
+
+
 @pytest.mark.parametrize("out_signed", [
     True, pytest.param(False, marks=pytest.mark.slow)], ids=["int8", "uint8"])
 def test_float32_requantizer_on_edge_cases(out_signed, seed):

@@ -99,8 +99,10 @@ class RequantConfig:
         requantizer's pipeline stages plus its output FIFO's one.
 
         gemmlowp: 13 stages (the input; bias add; the 32 x 32-bit product as four DSP partial
-        products, two stages, and two adder stages; the doubling high part; the rounding shift;
-        the rounding bit; the rounded value's low 12 bits, whether it fits them and its sign;
+        products, two stages, and two adder stages; the doubling high part (beside it the mask
+        of the bits the shift drops); the shift by its multiple of 4, with the rounding and
+        sticky bits; the rest of the shift and the rounding up; the rounded value's low 12
+        bits, whether it fits them and its sign;
         the clamp's comparisons in 3-bit pieces; their combination, with + zero point; its
         choice). float32: 20 stages (the input; bias add; absolute
         value; leading zeros; normalising shift; rounding bit; 24-bit mantissa; the 24 x 24-bit

@@ -326,20 +326,34 @@ class Requantizer(wiring.Component):
         both_min = pipe.align(both_min)
         # SRDHM: floor((p + 2**30) / 2**31) == (floor(p / 2**30) + 1) >> 1
         high = ((prod[30:64].as_signed() + 1) >> 1)[:32].as_signed()
-        h = pipe.stage(srdhm=Mux(both_min, INT32_MAX, high))
+        # beside h, from the shift (a parameter, static per beat): below[j] = j < shift, the
+        # mask of the bits RoundingDivideByPOT shifts out, so that the next stage reduces h
+        # under a mask rather than shifting the bits out (a 32-bit variable shift in one stage
+        # was too deep for the clock)
         shift = pipe.align(p.shift)
-        # RoundingDivideByPOT: the kept part, and the shifted-out bits at the top of a word
-        frac = (Cat(Const(0, 32), h[:32]) >> shift)[:32]
-        keep, frac = pipe.stage(keep=h >> shift, frac=frac)
-        # beside the rounding bit: whether keep fits 12 bits, and is 2047; then y = keep + up
-        # as its low 12 bits, whether it fits them (no when keep + up is 2048, and when keep
-        # is -2049: y = -2048 lies beyond the bounds too) and its sign (keep's, where y
-        # does not fit)
-        keep, up, kfits, kmax = pipe.stage(
-            keep=keep, up=frac[31] & ((keep >= 0) | (frac[:31] != 0)),
-            kfits=keep[11:].all() | ~keep[11:].any(), kmax=(keep[:11].all() & ~keep[11]))
-        y12, fits, neg = pipe.stage(y12=(keep[:12] + up)[:12], fits=kfits & ~(kmax & up),
-                                    neg=keep[-1])
+        h, below = pipe.stage(srdhm=Mux(both_min, INT32_MAX, high),
+                              below=Cat(*[shift > j for j in range(31)]))
+        shift = pipe.align(shift)
+        # RoundingDivideByPOT in two stages: h shifted by the shift's multiple of 4 (the bits
+        # the rest of the shift keeps), beside the rounding bit h[shift - 1] (0 for shift 0),
+        # the sticky bit (any set below it) and whether keep = h >> shift fits 12 bits (h's
+        # bits from 11 + shift up all equal its sign)
+        sign = h[31]
+        t, rbit, sticky, kfits, sign = pipe.stage(
+            t=(h >> Cat(Const(0, 2), shift[2:]))[:15],
+            rbit=Cat(Const(0, 1), h[:31]).bit_select(shift, 1),
+            sticky=(h[:30] & below[1:31]).any(),
+            kfits=~((h[11:31] ^ sign.replicate(20)) & ~below[:20]).any(),
+            sign=sign)
+        # the rest of the shift: keep's low 12 bits; beside them the rounding up (ties away
+        # from zero), whether keep fits 12 bits, and is 2047; then y = keep + up as its low 12
+        # bits, whether it fits them (no when keep + up is 2048, and when keep is -2049:
+        # y = -2048 lies beyond the bounds too) and its sign (keep's, where y does not fit)
+        keep = (t >> pipe.align(shift)[:2])[:12]
+        keep, up, kfits, kmax, neg = pipe.stage(
+            keep=keep, up=rbit & (~sign | sticky), kfits=kfits,
+            kmax=(keep[:11].all() & ~keep[11]), neg=sign)
+        y12, fits, neg = pipe.stage(y12=(keep + up)[:12], fits=kfits & ~(kmax & up), neg=neg)
         return self._clamp_wide(pipe, y12, fits, neg, p)
 
     def _float32_lane(self, pipe, acc, p):
