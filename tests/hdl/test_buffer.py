@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (test_rejects_bad_depth: a refused BufferMemory is constructed before its check raises)
 """The generic :class:`~systolix.hdl.buffer.BufferMemory`: a word written is read two cycles
 after its address, the read register follows ``r_en`` and the output register ``r_oe``."""
 
