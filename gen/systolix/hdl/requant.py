@@ -220,8 +220,11 @@ class Requantizer(wiring.Component):
         # register set from the next cycle's count (it moves by at most one a cycle)
         outstanding = Signal(range(depth + 1))
         ready = Signal(init=1, name="ready")
+        # o_valid equals the FIFO's r_rdy (below) but is a flip-flop: a delivered beat is
+        # known without the level's zero test
+        o_valid = Signal(name="o_valid")
         take = self.i.valid & ready
-        give = fifo.r_en & fifo.r_rdy
+        give = fifo.r_en & o_valid
         m.d.comb += self.i.ready.eq(ready)
         with m.If(take & ~give):
             m.d.sync += [outstanding.eq(outstanding + 1), ready.eq(outstanding < depth - 1)]
@@ -247,7 +250,6 @@ class Requantizer(wiring.Component):
         # o.valid is the FIFO's r_rdy (level != 0) as a register of the next cycle's level,
         # which is not 0 when a beat goes in, when two or more are there, or one that stays
         # (no adder or comparison: LUTs)
-        o_valid = Signal(name="o_valid")
         level = fifo.level
         m.d.sync += o_valid.eq((fifo.w_en & fifo.w_rdy) | level[1:].any()
                                | (level[0] & ~self.o.ready))
