@@ -67,9 +67,8 @@ def build(board, flags):
     start = time.monotonic()
     proc = subprocess.run(real, capture_output=True, text=True, cwd=ROOT)
     wall = time.monotonic() - start
-    if proc.returncode:  # (the one-line error, not the progress lines before it)
-        lines = proc.stderr.strip().splitlines() or ["no error message"]
-        error = next((x for x in lines if x.startswith("systolix: error:")), lines[-1])
+    if proc.returncode:  # (the one-line error, the last line after the progress lines)
+        error = (proc.stderr.strip().splitlines() or ["?"])[-1]
         return {"command": command, "board": board, "error": error,
                 "build_wall_s": round(wall, 1)}
     r = json.loads(proc.stdout)
