@@ -67,8 +67,10 @@ def build(board, flags):
     start = time.monotonic()
     proc = subprocess.run(real, capture_output=True, text=True, cwd=ROOT)
     wall = time.monotonic() - start
-    if proc.returncode:
-        return {"command": command, "error": proc.stderr.strip(), "build_wall_s": round(wall, 1)}
+    if proc.returncode:  # (the one-line error, the last line after the progress lines)
+        error = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return {"command": command, "board": board, "error": error,
+                "build_wall_s": round(wall, 1)}
     r = json.loads(proc.stdout)
     d = r["board_design"]
     placed = r["placed"]
@@ -126,7 +128,8 @@ def main():
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| | `{r['command']}` | | | | | | | {r['build_wall_s']} s | "
+            lines.append(f"| {r.get('board', '')} | `{r['command']}` | | | | | | | "
+                         f"{r['build_wall_s']} s | "
                          f"failed: {r['error']} |")
             continue
         lc = r["logic_cells"]

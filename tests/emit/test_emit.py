@@ -144,20 +144,19 @@ def _not_elaborated(config):
     raise AssertionError("elaborated, should have been refused first")
 
 
-def test_engine_buffers_beyond_the_limit_are_refused_before_elaboration():
+def test_engine_buffers_beyond_the_limit_are_refused_before_elaboration(monkeypatch):
     from systolix import emit
     from systolix.config import EngineConfig
     from systolix.errors import SystolixError
     fits = EngineConfig(SystolicConfig(16, 16), 256, 256, 256)
     assert fits.buffer_bits <= emit.MAX_BUFFER_BITS
     emit.check_buffer_size(fits)
+    monkeypatch.setattr(emit, "_kind", _not_elaborated)
     for dims in [(1024, 1024, 1024), (65535, 65535, 65535)]:
         big = EngineConfig(SystolicConfig(8, 8), *dims)
         assert big.buffer_bits > emit.MAX_BUFFER_BITS
-        with pytest.MonkeyPatch.context() as mp, \
-                pytest.raises(SystolixError, match=f"{big.buffer_bits:,} bits, more than the "
-                                                   f"8,388,608"):
-            mp.setattr(emit, "_kind", _not_elaborated)
+        with pytest.raises(SystolixError, match=f"{big.buffer_bits:,} bits, more than the "
+                                                f"8,388,608"):
             emit.build(big)
 
 

@@ -388,7 +388,7 @@ _SLOW_TARGETS = {"ecp5-45f", "ecp5-25f"}
 @pytest.mark.toolchain
 @pytest.mark.parametrize("target", [
     pytest.param(t, marks=pytest.mark.slow) if t in _SLOW_TARGETS else t for t in TARGETS])
-def test_tiny_array_synthesizes_and_routes(target, synth_cache):
+def test_tiny_array_synthesizes_and_routes(target, synth_cache, monkeypatch):
     """2x2 int8 array in the harness on every target: real cell counts, Fmax, harness cost;
     then the same request again comes from the cache, identical and without running a tool."""
     t = TARGETS[target]
@@ -403,9 +403,8 @@ def test_tiny_array_synthesizes_and_routes(target, synth_cache):
     assert 20 < r["fmax_mhz"] < 500
     assert r["peak_gops"] == pytest.approx(2 * 4 * r["fmax_mhz"] / 1000)
     assert r["gops_per_dsp"] == pytest.approx(r["peak_gops"] / 4)
-    with pytest.MonkeyPatch.context() as mp:  # a cache hit runs no tool
-        mp.setattr(flow, "run_tool", _no_tool)
-        again = synthesize(cfg, t, opts, cache_dir=synth_cache)
+    monkeypatch.setattr(flow, "run_tool", _no_tool)  # a cache hit runs no tool
+    again = synthesize(cfg, t, opts, cache_dir=synth_cache)
     assert again.cached
     assert again.data == {k: v for k, v in r.items() if k not in ("cached", "report_dir")}
 

@@ -27,7 +27,7 @@ from ..fileio import owned_tempdir, remove_abandoned
 from ..hdl.dsp import with_dsp
 from ..process import run_command
 from .fit import array_dsp_budget, precheck
-from .flow import KEEP_REPLICAS, DoesNotFit, SynthOptions, synthesize
+from .flow import DoesNotFit, SynthOptions, keep_commands, synthesize
 from .harness import DUT_NAME, IOHarness
 from .reports import (nextpnr_capacity_error, nextpnr_timing_failure, parse_nextpnr_report,
                       parse_yosys_stat)
@@ -237,7 +237,7 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
     overrides = {
         # (the array's columns stay flattened here: kept apart inside a board design, they
         # make yosys 0.70's ABC9 reintegration fail an assertion, rtlil.cc:3091)
-        "script_after_read": f"setattr -mod -set keep_hierarchy 1 {part_path}\n{KEEP_REPLICAS}",
+        "script_after_read": "\n".join(keep_commands(part_path, keep_columns=False)),
         "script_after_synth": f"tee -q -o stat.json stat -json -top {name}",
         "nextpnr_opts": f"--report report.json --seed {options.seed}",
     }
