@@ -717,3 +717,38 @@ def test_largest_fitting_takes_only_arrays():
     from systolix.synth.board import largest_fitting
     with pytest.raises(TypeError, match="base must be a SystolicConfig"):
         largest_fitting(None, TensorCoreConfig(), None, None)
+
+
+def _timeout_reply_cycles(timeout, gap):
+    """Cycles from a request's third byte (sent ``gap`` cycles after its second) to the first
+    reply byte, when nothing follows it."""
+    link = HostLink(ENGINE, P.info_payload(ENGINE, 12_000_000, 3_000_000, timeout), timeout)
+    out = {}
+
+    async def bench(ctx):
+        await ctx.tick().repeat(3)
+        for byte, wait in ((P.REQUEST_SYNC, 5), (int(P.Op.INFO), gap), (0, 0)):
+            ctx.set(link.rx_data, byte)
+            ctx.set(link.rx_valid, 1)
+            await ctx.tick()
+            ctx.set(link.rx_valid, 0)
+            if wait > 1:
+                await ctx.tick().repeat(wait - 1)
+        for n in range(timeout + 50):
+            if ctx.get(link.tx.valid):
+                out["n"] = n
+                return
+            await ctx.tick()
+    sim = Simulator(link)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return out.get("n")
+
+
+@pytest.mark.parametrize("timeout", [16, 17, 19, 20, 31, 32, 35, 255, 256, 259, 4099])
+def test_link_abandons_a_request_exactly_timeout_cycles_after_its_last_byte(timeout):
+    """The timeout's comparison is split per 4 timer bits: exact across every carry boundary."""
+    assert _timeout_reply_cycles(timeout, gap=timeout - 1) == timeout
+    # a gap of the whole timeout abandons the request before its third byte
+    assert _timeout_reply_cycles(timeout, gap=timeout + 1) < timeout

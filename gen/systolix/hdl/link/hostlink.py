@@ -152,6 +152,21 @@ class HostLink(wiring.Component):
         pidx = Signal(range(8))
         timer = Signal(range(self._timeout + 1))
         timer_end = Signal()         # timer == timeout - 1 (registered with it)
+        # timer == timeout - 2 as one flag per 4 bits of the timer, set with the timer: on a
+        # step, each from its 4 bits of timer == timeout - 3. timer_end is then an AND of
+        # flip-flops, not a chain of LUTs from the timer (the iCE40 UP5K's critical path).
+        near_at = self._timeout - 2
+        nibbles = [(lo, min(lo + 4, len(timer))) for lo in range(0, len(timer), 4)]
+
+        def near_flags(value):
+            return sum(1 << i for i, (lo, hi) in enumerate(nibbles)
+                       if ((value ^ near_at) >> lo) % (1 << (hi - lo)) == 0)
+        timer_near = Signal(len(nibbles), init=near_flags(0))
+        step_near = Cat(timer[lo:hi] == ((near_at - 1) >> lo) % (1 << (hi - lo))
+                        for lo, hi in nibbles)
+
+        def set_timer(value):
+            return [timer.eq(value), timer_end.eq(0), timer_near.eq(near_flags(value))]
         byte = self.rx_data
         # The request's CRC takes each byte a cycle after it arrived (``rx_crc_go``; the byte
         # stays in ``rx_data``, the next is a UART frame away), so that the byte's arrival and
@@ -261,12 +276,13 @@ class HostLink(wiring.Component):
         def timeout():
             # inter-byte timeout of a request in progress (called in every receiving state)
             with m.If(self.rx_valid):
-                m.d.sync += [timer.eq(0), timer_end.eq(0)]
+                m.d.sync += set_timer(0)
             with m.Elif(timer_end):
                 fail_stream()
                 reply(P.Status.ERR_TIMEOUT)
             with m.Else():
-                m.d.sync += [timer.eq(timer + 1), timer_end.eq(timer == self._timeout - 2)]
+                m.d.sync += [timer.eq(timer + 1), timer_end.eq(timer_near.all()),
+                             timer_near.eq(step_near)]
 
         m.d.comb += info_rd.addr.eq(ridx)
         # The engine's command valid and C ready are flip-flops, high exactly in JOB_CMD and
@@ -342,7 +358,7 @@ class HostLink(wiring.Component):
             # ---- receive
             with m.State("HUNT"):
                 m.d.comb += self.idle.eq(~engine.busy)
-                m.d.sync += [timer.eq(0), timer_end.eq(0), streaming.eq(0), overrun.eq(0), widx.eq(0),
+                m.d.sync += [*set_timer(0), streaming.eq(0), overrun.eq(0), widx.eq(0),
                              pidx.eq(0), param.eq(0)]
                 with m.If(self.rx_valid):
                     m.next = "SYNC"
@@ -352,7 +368,7 @@ class HostLink(wiring.Component):
             with m.State("SYNC"):
                 m.d.comb += self.idle.eq(~engine.busy & ~byte_sync)
                 with m.If(byte_sync):
-                    m.d.sync += [crc.eq(0xFFFF), op.eq(0xFF), timer.eq(1)]
+                    m.d.sync += [crc.eq(0xFFFF), op.eq(0xFF), *set_timer(1)]
                     m.next = "OP"
                 with m.Else():
                     m.next = "HUNT"
