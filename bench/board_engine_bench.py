@@ -67,8 +67,11 @@ def build(board, flags):
     start = time.monotonic()
     proc = subprocess.run(real, capture_output=True, text=True, cwd=ROOT)
     wall = time.monotonic() - start
-    if proc.returncode:
-        return {"command": command, "error": proc.stderr.strip(), "build_wall_s": round(wall, 1)}
+    if proc.returncode:  # (the one-line error, not the progress lines before it)
+        lines = proc.stderr.strip().splitlines() or ["no error message"]
+        error = next((x for x in lines if x.startswith("systolix: error:")), lines[-1])
+        return {"command": command, "board": board, "error": error,
+                "build_wall_s": round(wall, 1)}
     r = json.loads(proc.stdout)
     d = r["board_design"]
     placed = r["placed"]
@@ -126,7 +129,8 @@ def main():
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| | `{r['command']}` | | | | | | | {r['build_wall_s']} s | "
+            lines.append(f"| {r.get('board', '')} | `{r['command']}` | | | | | | | "
+                         f"{r['build_wall_s']} s | "
                          f"failed: {r['error']} |")
             continue
         lc = r["logic_cells"]
