@@ -509,6 +509,9 @@ def test_sweep_writes_table_json_and_plots(synth_cache, tmp_path):
                      SystolicConfig(4, 4).name]
     fits = [r["fits"] for r in data["results"]]
     assert fits == [True, True, False]  # 16 MACs need 16 SB_MAC16, the UP5K has 8
+    for r, n in zip(data["results"], (1, 2, 4)):  # each point's own synth command
+        assert r["command"].startswith(f"systolix synth systolic --rows {n} --cols {n} ")
+        assert r["command"].endswith(" --target ice40-up5k --harness on")
     md = (out / "sweep.md").read_text()
     assert "does not fit: needs 16 DSP" in md and md.count("| `systolic_os_") == 3
     for png in ("area_vs_macs.png", "fmax_vs_size.png", "gops_vs_area.png"):

@@ -264,6 +264,36 @@ def _parse_sizes(value):
     return sizes
 
 
+#: Sweep flags that say how to run the sweep, not what a point is.
+_SWEEP_ONLY = {"command", "kind", "handler", "sizes", "variants", "jobs", "scheduler", "output",
+               "json", "cache_dir", "no_cache", "rows", "cols"}
+
+
+def point_commands(args, configs, variants):
+    """The ``systolix synth`` line that reproduces each point of a sweep alone: the sweep's
+    design and flow flags that differ from ``synth``'s defaults (the harness, which defaults to
+    ``on`` in a sweep, always), then the point's size and, with ``variants``, its pipeline."""
+    p = Parser(prog="systolix synth")
+    _synth_flags(p)
+    defaults = vars(p.parse_args([args.kind]))
+    flags = []
+    for dest, value in vars(args).items():
+        if dest in _SWEEP_ONLY or dest not in defaults or (variants and dest == "pipeline"):
+            continue
+        if value == defaults[dest] and dest not in ("target", "harness"):
+            continue
+        flag = "--" + dest.replace("_", "-")
+        flags += [flag] if value is True else [flag, str(value)]
+    commands = []
+    for config in configs:
+        array = config.array if isinstance(config, EngineConfig) else config
+        point = ["--rows", str(array.rows), "--cols", str(array.cols)]
+        if variants:
+            point += ["--pipeline", array.pipeline]
+        commands.append(" ".join(["systolix", "synth", args.kind, *point, *flags]))
+    return commands
+
+
 def _cmd_sweep(args):
     for name in ("rows", "cols"):
         if getattr(args, name, None) is not None:
@@ -289,7 +319,8 @@ def _cmd_sweep(args):
     jobs = default_jobs() if args.jobs is None else args.jobs
     summary = run_sweep(configs, target, _options(args, args.harness), args.output, jobs=jobs,
                         cache_dir=args.cache_dir, use_cache=not args.no_cache,
-                        scheduler=args.scheduler)
+                        scheduler=args.scheduler,
+                        commands=point_commands(args, configs, bool(variants)))
     if args.json:
         print(json.dumps(summary))
     else:

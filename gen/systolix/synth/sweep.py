@@ -164,7 +164,7 @@ def markdown_table(results, target: Target):
 
 def run_sweep(configs, target: Target, options: SynthOptions, out_dir, *, jobs=2,
               cache_dir=None, use_cache=True, progress=True, scheduler=None,
-              point=synth_point, plots=True, connect_timeout=None):
+              point=synth_point, plots=True, connect_timeout=None, commands=None):
     """Synthesize every config for ``target`` and write the reports.
 
     Parameters
@@ -185,6 +185,9 @@ def run_sweep(configs, target: Target, options: SynthOptions, out_dir, *, jobs=2
         function, so workers can import it).
     plots : bool
         Also write the PNG plots.
+    commands : list of str or None
+        One per config: the command line that reproduces the point alone, recorded as its
+        result's ``command``.
 
     Returns
     -------
@@ -224,6 +227,8 @@ def run_sweep(configs, target: Target, options: SynthOptions, out_dir, *, jobs=2
         if bar:
             bar.step(_point_text(result))
 
+    if commands is not None:
+        results = [{**r, "command": c} for r, c in zip(results, commands, strict=True)]
     summary = {"target": target.to_dict(), "options": {"freq": options.freq,
                "harness": options.harness, "seed": options.seed}, "results": results}
     files = []
