@@ -140,14 +140,7 @@ def test_clamp_around_its_bounds(out_signed, seed):
         for rel in (z < bound, z == bound, z > bound):
             assert rel.sum() >= 8
     want = reference(acc, fields)
-    config = RequantConfig(LANES, out_signed)
-    beats = -(-n // LANES)
-    pad = beats * LANES - n
-    shape = lambda v: np.concatenate([v, np.zeros(pad, np.int64)]).reshape(beats, LANES)
-    params = SimpleNamespace(**{k: shape(v) for k, v in fields.items()})
-    words = tiling.requant_input_words(config, shape(acc), params)
-    got = run(config, words, rng, stall=0.1)
-    assert got == tiling.requant_output_words(config, shape(want)), f"seed {seed}"
+    _check_lanes(RequantConfig(LANES, out_signed), acc, fields, want, rng, seed)
 
 
 def test_rounding_shift_at_every_shift(seed):
@@ -188,14 +181,7 @@ def test_rounding_shift_at_every_shift(seed):
         below = h - (y << s)                    # the part rounded away: up if negative
         for neg in (h < 0, h >= 0):
             assert (at & neg & (below < 0)).any() and (at & neg & (below > 0)).any(), s
-    config = RequantConfig(LANES, True)
-    beats = -(-n // LANES)
-    pad = beats * LANES - n
-    shape = lambda v: np.concatenate([v, np.zeros(pad, np.int64)]).reshape(beats, LANES)
-    params = SimpleNamespace(**{k: shape(v) for k, v in fields.items()})
-    words = tiling.requant_input_words(config, shape(acc), params)
-    got = run(config, words, rng, stall=0.1)
-    assert got == tiling.requant_output_words(config, shape(want)), f"seed {seed}"
+    _check_lanes(RequantConfig(LANES, True), acc, fields, want, rng, seed)
 
 
 @pytest.mark.parametrize("out_signed", [
@@ -320,3 +306,16 @@ def test_capacity_with_a_stalled_output(slack):
 def test_slack_must_be_a_count():
     with pytest.raises(TypeError, match="slack must be a non-negative integer, not -1"):
         Requantizer(RequantConfig(1), slack=-1)
+
+
+def _check_lanes(config, acc, fields, want, rng, seed):
+    """Run the flat values ``acc`` (parameters ``fields``) through the requantizer, padded to
+    whole beats, with stalls; its output words must be ``want``'s."""
+    n = len(acc)
+    beats = -(-n // LANES)
+    pad = beats * LANES - n
+    shape = lambda v: np.concatenate([v, np.zeros(pad, np.int64)]).reshape(beats, LANES)
+    params = SimpleNamespace(**{k: shape(v) for k, v in fields.items()})
+    words = tiling.requant_input_words(config, shape(acc), params)
+    got = run(config, words, rng, stall=0.1)
+    assert got == tiling.requant_output_words(config, shape(want)), f"seed {seed}"
