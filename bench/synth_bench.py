@@ -10,8 +10,10 @@ Runs (all through the cached ``systolix`` flow, at most 2 tool processes, niced)
   (16 MACs on 8 SB_MAC16 in MODE_8x8) with the ``full`` and ``deep`` pipelines;
 * with ``--auto``, the arrays that fill each device with ``--mult auto`` (DSP multipliers
   first, LUT-built ones for the other PEs), shapes that are not powers of two included:
-  ECP5-85F 12x16 and 16x16 with the ``deep`` pipeline at a 100 MHz clock target, UP5K 4x5,
-  5x4, 4x6, 6x4 and 5x5 with the ``full`` pipeline at 42 MHz (the iCEBreaker engine's clock);
+  ECP5-85F 12x16 and 14x16 with the ``deep`` pipeline at a 100 MHz clock target (the bare
+  16x16 array in the harness did not finish routing in 90 min; its engine is the ULX3S build),
+  UP5K 4x5, 5x4, 4x6, 6x4 and 5x5 with the ``full`` pipeline at 42 MHz (the iCEBreaker
+  engine's clock);
 * with ``--boards``: bitstreams for ULX3S-85F (8x8, deep pipeline) and iCEBreaker (``--fit``,
   deep pipeline).
 
@@ -62,7 +64,7 @@ AUTO = {
     "ice40-up5k": ([SystolicConfig(r, c, pipeline="full", mult="auto")
                     for r, c in ((4, 5), (5, 4), (4, 6), (6, 4), (5, 5))], 42.0),
     "ecp5-85f": ([SystolicConfig(r, c, pipeline="deep", mult="auto")
-                  for r, c in ((12, 16), (16, 16))], 100.0),
+                  for r, c in ((12, 16), (14, 16))], 100.0),
 }
 
 
