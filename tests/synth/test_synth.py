@@ -31,11 +31,13 @@ from systolix.config import SystolicConfig
 from systolix.errors import SystolixError
 from systolix import kinds
 from systolix.synth import flow
-from systolix.synth.flow import SynthOptions, cache_key, elaborate, require_fit, synthesize
+from systolix.synth.flow import (SynthOptions, cache_key, elaborate, placement_message, require_fit,
+                                  synthesize)
 from systolix.cli.synth import format_result
 from systolix.synth.harness import IOHarness, port_bits
-from systolix.synth.reports import (CellCounts, nextpnr_capacity_error, nextpnr_timing_failure,
-                                    parse_nextpnr_report, parse_yosys_stat)
+from systolix.synth.reports import (CellCounts, nextpnr_capacity_error, nextpnr_placement_failure,
+                                    nextpnr_timing_failure, parse_nextpnr_report,
+                                    parse_yosys_stat)
 from systolix.synth.sweep import markdown_table, pareto_front
 from systolix.synth.targets import TARGETS, get_target
 
@@ -116,6 +118,28 @@ def test_nextpnr_capacity_error_from_a_real_log():
     log = (DATA / "nextpnr_ice40_lc_overflow.tim").read_text()
     assert nextpnr_capacity_error(log) == ("ICESTORM_LC", 5847, 5280)
     assert nextpnr_capacity_error(log.replace("5847/", "5000/")) is None
+
+
+def test_nextpnr_placement_failure_from_a_real_log():
+    # the 5x5 --mult auto array on the UP5K: 4,951 of 5,280 logic cells by count, no legal
+    # placement (nextpnr 0.11 at seed 1); not a capacity error, the counts fit
+    log = (DATA / "nextpnr_ice40_no_legal_placement.log").read_text()
+    assert nextpnr_capacity_error(log) is None
+    found = nextpnr_placement_failure(log)
+    assert found == ("ICESTORM_LC", 4951, 5280)
+    assert placement_message(found, "iCE40UP5K-SG48", 1) == (
+        "does not fit: nextpnr found no legal placement for every cell on iCE40UP5K-SG48 "
+        "(4,951 of 5,280 ICESTORM_LC, 94 %; placer seed 1)")
+    # the heap placer's wording names no cell: the logic cells' row is the figure
+    heap = ("Info: \t        TRELLIS_COMB:   29323/  83640    35%\n"
+            "ERROR: Unable to find legal placement for all cells, design is probably at "
+            "utilisation limit.\n")
+    assert nextpnr_placement_failure(heap) == ("TRELLIS_COMB", 29323, 83640)
+    assert nextpnr_placement_failure(heap.split("\n", 1)[1]) == (None, None, None)
+    assert placement_message((None, None, None), "LFE5U-85F-6BG381C", 2) == (
+        "does not fit: nextpnr found no legal placement for every cell on LFE5U-85F-6BG381C "
+        "(placer seed 2)")
+    assert nextpnr_placement_failure(log.replace("Unable", "Able")) is None
 
 
 def test_nextpnr_timing_failure_is_the_routed_figure():

@@ -27,10 +27,10 @@ from ..fileio import owned_tempdir, remove_abandoned
 from ..hdl.dsp import with_dsp
 from ..process import run_command
 from .fit import array_dsp_budget, precheck
-from .flow import DoesNotFit, SynthOptions, keep_commands, synthesize
+from .flow import DoesNotFit, SynthOptions, keep_commands, placement_message, synthesize
 from .harness import DUT_NAME, IOHarness
-from .reports import (nextpnr_capacity_error, nextpnr_timing_failure, parse_nextpnr_report,
-                      parse_yosys_stat)
+from .reports import (nextpnr_capacity_error, nextpnr_placement_failure, nextpnr_timing_failure,
+                      parse_nextpnr_report, parse_yosys_stat)
 from .targets import TARGETS
 from .toolchain import tool_path, toolchain_versions
 
@@ -272,6 +272,10 @@ def build_bitstream(config, board: str, options: SynthOptions, out_dir, *, fit=F
                           if found[1] is not None else "")
                 raise SystolixError(f"does not fit on {board.name}: nextpnr ran out of "
                                     f"{found[0]}{counts}; see {failed}")
+            stuck = nextpnr_placement_failure(logs_text)
+            if stuck:
+                message = placement_message(stuck, board.name, options.seed)
+                raise SystolixError(f"{message}; see {failed}")
             missed = nextpnr_timing_failure(logs_text)
             if missed:
                 raise SystolixError(f"misses timing on {board.name}: Fmax {missed[0]:.1f} MHz, "

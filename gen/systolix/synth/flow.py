@@ -29,8 +29,8 @@ from ..fileio import atomic_open, owned_tempdir, publish_dir, remove_abandoned
 from ..hdl.dsp import dsp_mapping
 from .fit import array_dsp_budget, precheck
 from .harness import DUT_NAME, IOHarness, port_bits
-from .reports import (RESOURCE_OF_CELL, nextpnr_capacity_error, parse_nextpnr_report,
-                      parse_yosys_stat)
+from .reports import (RESOURCE_OF_CELL, nextpnr_capacity_error, nextpnr_placement_failure,
+                      parse_nextpnr_report, parse_yosys_stat)
 from .targets import Target
 from .toolchain import ToolFailed, run_tool, toolchain_versions
 
@@ -406,9 +406,15 @@ def _run(config, target, options, key, work, progress, elaborated, t_elab):
         run_tool(target.nextpnr_tool, args, cwd=work, log_name="nextpnr.out")
     except ToolFailed:
         log = (work / "nextpnr.log")
-        found = nextpnr_capacity_error(log.read_text(errors="replace")) if log.is_file() else None
+        text = log.read_text(errors="replace") if log.is_file() else ""
+        found = nextpnr_capacity_error(text)
         if found:
             return _not_fit(config, target, key, _capacity_message(found, total, target),
+                            {"total": total.to_dict()})
+        stuck = nextpnr_placement_failure(text)
+        if stuck:
+            return _not_fit(config, target, key, placement_message(stuck, target.device,
+                                                                   options.seed),
                             {"total": total.to_dict()})
         raise
     t_pnr = time.monotonic() - t2
@@ -488,6 +494,16 @@ def _capacity_message(found, total, target):
         return f"does not fit: nextpnr ran out of {cell} on {target.device}"
     return (f"does not fit: needs {need} {what}, {target.device} has {have} "
             f"(nextpnr could not place every {cell})")
+
+
+def placement_message(found, device, seed):
+    """One line for nextpnr's placer finding no legal placement (``found`` as returned by
+    :func:`~systolix.synth.reports.nextpnr_placement_failure`)."""
+    cell, used, available = found
+    share = (f"{used:,} of {available:,} {cell}, {100 * used / available:.0f} %; "
+             if cell is not None else "")
+    return (f"does not fit: nextpnr found no legal placement for every cell on {device} "
+            f"({share}placer seed {seed})")
 
 
 def _not_fit(config, target, key, message, stats):

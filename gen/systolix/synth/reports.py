@@ -1,8 +1,8 @@
 """Parsers for the tools' machine-readable reports: ``yosys stat -json`` and ``nextpnr --report``.
 
-Nothing here reads a human-oriented log, except :func:`nextpnr_capacity_error`, which only
-turns nextpnr's own "does not fit" message into a one-line error when the pre-check from the
-yosys statistics could not see the problem.
+Nothing here reads a human-oriented log, except :func:`nextpnr_capacity_error` and
+:func:`nextpnr_placement_failure`, which only turn nextpnr's own "does not fit" messages into a
+one-line error when the pre-check from the yosys statistics could not see the problem.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 __all__ = ["CellCounts", "parse_yosys_stat", "NextpnrReport", "parse_nextpnr_report",
-           "nextpnr_capacity_error", "nextpnr_timing_failure"]
+           "nextpnr_capacity_error", "nextpnr_placement_failure", "nextpnr_timing_failure"]
 
 # Cells that are 1 LUT4-equivalent each, or 2 (an ECP5 CCU2C carry cell is two LUT4 halves).
 _LUT_WEIGHTS = {"LUT4": 1, "CCU2C": 2, "SB_LUT4": 1, "DPR16X4C": 2}
@@ -223,3 +223,25 @@ def nextpnr_capacity_error(log_text):
         if int(used) > int(available):                            # region" after it
             return cell, int(used), int(available)
     return None
+
+
+#: the placer's two ways of giving up: the analytic placer names the cell it could not place
+_NO_LEGAL_PLACEMENT = re.compile(r"Unable to find legal placement for (?:all cells|cell "
+                                 r"'[^']*' of type '([A-Za-z0-9_]+)')")
+_LOGIC_CELLS = ("ICESTORM_LC", "TRELLIS_COMB")
+
+
+def nextpnr_placement_failure(log_text):
+    """nextpnr's placer giving up on a design that fits by count but not in place ("Unable to
+    find legal placement for ...", near the device's utilisation limit): ``(cell_type, used,
+    available)`` of the cell type it could not place (the logic cells if it does not say) from
+    its utilisation table, all three ``None`` if the log has no such row; ``None`` if the log
+    shows no such failure."""
+    match = _NO_LEGAL_PLACEMENT.search(log_text)
+    if not match:
+        return None
+    wanted = (match.group(1),) if match.group(1) else _LOGIC_CELLS
+    for cell, used, available in _UTILISATION.findall(log_text):
+        if cell in wanted:
+            return cell, int(used), int(available)
+    return None, None, None
